@@ -1,0 +1,788 @@
+/*
+ * tests/unit/test_store.c — engine/store.h: creating and opening stores,
+ * the daemon lock, labels, kinds, the catalog (list, find, relabel, pin,
+ * comment, delete) and page reclamation.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The uid/gid tests drop to when they run as root (nobody/nogroup). */
+#define TU_NOBODY 65534
+
+/* Page ids of every page of snapshot id (malloc'd, n pages). */
+static int64_t *page_ids(snap_store *st, int64_t id, uint32_t *n)
+{
+	snap_image *im = NULL;
+	snap_err e;
+	snap_err_clear(&e);
+	if (snap_image_open(st, id, &im, &e) != 0)
+		fail_msg("snap_image_open: %s", e.msg);
+	*n = snap_image_page_count(im);
+	int64_t *ids = calloc(*n + 1, sizeof(*ids));
+	for (uint32_t p = 1; p <= *n; p++)
+		ids[p - 1] = snap_image_page_id(im, p);
+	snap_image_close(im);
+	return ids;
+}
+
+/* Distinct ids in a that are not in b. */
+static int64_t ids_only_in(const int64_t *a, uint32_t na, const int64_t *b,
+			   uint32_t nb)
+{
+	int64_t count = 0;
+	for (uint32_t i = 0; i < na; i++) {
+		int dup = 0;
+		for (uint32_t j = 0; j < i && !dup; j++)
+			dup = a[j] == a[i];
+		for (uint32_t j = 0; j < nb && !dup; j++)
+			dup = b[j] == a[i];
+		if (!dup)
+			count++;
+	}
+	return count;
+}
+
+static snap_store_stats stats(snap_store *st)
+{
+	snap_store_stats ss;
+	snap_err e;
+	snap_err_clear(&e);
+	memset(&ss, 0xff, sizeof(ss));
+	int rc = snap_store_stats_get(st, &ss, &e);
+	if (rc != 0)
+		fail_msg("stats: %d %s", rc, e.msg);
+	return ss;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_store_is_created_beside_the_db_with_mode_0700(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 10);
+	umask(022);   /* a mkdir(0755) would show through */
+	snap_store *st = tu_store(env);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s.snapfs", env->db);
+	struct stat sb;
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	assert_string_equal(snap_store_dir(st), dir);
+	assert_string_equal(snap_store_db_path(st), env->db);
+	char file[PATH_MAX + 16];
+	snprintf(file, sizeof(file), "%s/store.db", dir);
+	assert_string_equal(snap_store_file(st), file);
+	assert_true(tu_exists(file));
+}
+
+static void test_store_paths_are_absolute_from_a_relative_db(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 1);
+	char cwd[PATH_MAX];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(env->dir), 0);
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_store_open("live.db", NULL, SNAP_OPEN_CREATE, &env->st, &e);
+	assert_int_equal(chdir(cwd), 0);
+	assert_int_equal(rc, 0);
+	char real[PATH_MAX];
+	assert_non_null(realpath(env->db, real));
+	assert_string_equal(snap_store_db_path(env->st), real);
+	char dir[PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s.snapfs", real);
+	assert_string_equal(snap_store_dir(env->st), dir);
+}
+
+static void test_store_opened_by_dir_alone_reads_the_recorded_db(void **state)
+{
+	tu_env *env = *state;
+	char parent[PATH_MAX], dir[PATH_MAX];
+	tu_db_create(env->db, "delete", 4096, 5);
+	assert_int_equal(mkdir(tu_path(env, parent, "elsewhere"), 0700), 0);
+	tu_path(env, dir, "elsewhere/store");
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	assert_int_equal(snap_store_open(env->db, dir, SNAP_OPEN_CREATE, &st, &e), 0);
+	tu_snap(st, "one");
+	snap_store_close(st);
+
+	st = NULL;
+	int rc = snap_store_open(NULL, dir, 0, &st, &e);
+	assert_int_equal(rc, 0);
+	assert_non_null(st);
+	env->st = st;
+	assert_string_equal(snap_store_db_path(st), env->db);
+	assert_int_equal(tu_count(st), 1);
+	/* Nothing was created beside the database. */
+	char def[PATH_MAX];
+	snprintf(def, sizeof(def), "%s.snapfs", env->db);
+	assert_false(tu_exists(def));
+}
+
+static void test_store_recorded_for_another_db_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], other[PATH_MAX];
+	tu_db_create(env->db, "delete", 4096, 5);
+	tu_db_create(tu_path(env, other, "other.db"), "delete", 4096, 5);
+	tu_path(env, dir, "store");
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	assert_int_equal(snap_store_open(env->db, dir, SNAP_OPEN_CREATE, &st, &e), 0);
+	snap_store_close(st);
+
+	st = NULL;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(other, dir, 0, &st, &e), -EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, dir));
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(other, dir, SNAP_OPEN_CREATE, &st, &e),
+			 -EINVAL);
+	assert_null(st);
+	assert_true(e.msg[0] != '\0');
+	/* The store still belongs to the first database. */
+	assert_int_equal(snap_store_open(NULL, dir, 0, &st, &e), 0);
+	env->st = st;
+	assert_string_equal(snap_store_db_path(st), env->db);
+}
+
+static void test_store_missing_without_create_is_enoent(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 1);
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	char def[PATH_MAX];
+	snprintf(def, sizeof(def), "%s.snapfs", env->db);
+	assert_int_equal(snap_store_open(env->db, NULL, 0, &st, &e), -ENOENT);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, def));
+	assert_false(tu_exists(def));
+
+	char dir[PATH_MAX];
+	tu_path(env, dir, "nostore");
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(NULL, dir, 0, &st, &e), -ENOENT);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, dir));
+	assert_false(tu_exists(dir));
+}
+
+static void test_store_open_without_db_or_dir_is_einval(void **state)
+{
+	(void)state;
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	assert_int_equal(snap_store_open(NULL, NULL, 0, &st, &e), -EINVAL);
+	assert_null(st);
+	assert_true(e.msg[0] != '\0');
+}
+
+/*
+ * Run fn as an unprivileged user when we are root (permissions do not bite
+ * root): fork, drop to nobody, run, report through the exit status.  fn
+ * returns 0 for pass or writes why to stderr and returns non-zero.  No
+ * cmocka assertion may run in the child.
+ */
+static void run_unprivileged(int (*fn)(void *), void *arg)
+{
+	if (geteuid() != 0) {
+		assert_int_equal(fn(arg), 0);
+		return;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) != 0 || setgid(TU_NOBODY) != 0 ||
+		    setuid(TU_NOBODY) != 0) {
+			perror("dropping privileges");
+			_exit(90);
+		}
+		_exit(fn(arg));
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void chown_tree_to_nobody(const char *path)
+{
+	if (geteuid() != 0)
+		return;
+	char cmd[PATH_MAX + 64];
+	snprintf(cmd, sizeof(cmd), "chown -R %d:%d '%s'", TU_NOBODY, TU_NOBODY,
+		 path);
+	assert_int_equal(system(cmd), 0);
+}
+
+static int ro_create_check(void *arg)
+{
+	const char *db = arg;
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	int rc = snap_store_open(db, NULL, SNAP_OPEN_CREATE, &st, &e);
+	if (rc != -EACCES && rc != -EROFS) {
+		fprintf(stderr, "# create in read-only dir: rc=%d %s\n", rc, e.msg);
+		if (st)
+			snap_store_close(st);
+		return 1;
+	}
+	if (strstr(e.msg, db) == NULL) {
+		fprintf(stderr, "# message does not name the store: %s\n", e.msg);
+		return 2;
+	}
+	return 0;
+}
+
+static void test_store_cannot_be_created_in_a_read_only_dir(void **state)
+{
+	tu_env *env = *state;
+	char ro[PATH_MAX], db[PATH_MAX];
+	assert_int_equal(mkdir(tu_path(env, ro, "ro"), 0700), 0);
+	tu_db_create(tu_path(env, db, "ro/app.db"), "delete", 4096, 3);
+	chmod(env->dir, 0711);
+	chown_tree_to_nobody(ro);
+	assert_int_equal(chmod(ro, 0500), 0);
+	run_unprivileged(ro_create_check, db);
+	char sdir[PATH_MAX + 8];
+	snprintf(sdir, sizeof(sdir), "%s.snapfs", db);
+	assert_false(tu_exists(sdir));
+}
+
+static int ro_store_check(void *arg)
+{
+	const char *db = arg;
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *st = NULL;
+	char dir[PATH_MAX + 8];
+	snprintf(dir, sizeof(dir), "%s.snapfs", db);
+	int rc = snap_store_open(db, NULL, 0, &st, &e);
+	if (rc < 0) {
+		/* Refusing is fine, with a reason naming the store. */
+		if (strstr(e.msg, dir) == NULL || rc == -ENOENT) {
+			fprintf(stderr, "# rc=%d, msg: %s\n", rc, e.msg);
+			return 1;
+		}
+		return 0;
+	}
+	/* Opened read-only: a snapshot must fail, not pretend. */
+	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = "x" };
+	rc = snap_snapshot_take(st, &o, NULL, &e);
+	snap_store_close(st);
+	if (rc >= 0 || e.msg[0] == '\0') {
+		fprintf(stderr, "# snapshot into read-only store: %d\n", rc);
+		return 2;
+	}
+	return 0;
+}
+
+static void test_store_in_a_read_only_dir_refuses_changes(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 3);
+	snap_store *st = tu_store(env);
+	tu_snap(st, "before");
+	snap_store_close(st);
+	env->st = NULL;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s.snapfs", env->db);
+	chmod(env->dir, 0711);
+	chmod(env->db, 0644);
+	chown_tree_to_nobody(dir);
+	assert_int_equal(chmod(dir, 0500), 0);
+	run_unprivileged(ro_store_check, env->db);
+	/* Nothing was added. */
+	assert_int_equal(chmod(dir, 0700), 0);
+	env->st = NULL;
+	st = tu_store(env);
+	assert_int_equal(tu_count(st), 1);
+}
+
+static void test_store_second_daemon_open_is_ebusy(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 3);
+	snap_err e;
+	snap_err_clear(&e);
+	snap_store *d1 = NULL, *d2 = NULL, *plain = NULL;
+	assert_int_equal(snap_store_open(env->db, NULL,
+					 SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON, &d1, &e), 0);
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_DAEMON, &d2, &e),
+			 -EBUSY);
+	assert_null(d2);
+	assert_true(e.msg[0] != '\0');
+	/* snapctl beside a running daemon. */
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(env->db, NULL, 0, &plain, &e), 0);
+	tu_snap(plain, "beside-daemon");
+	assert_int_equal(tu_count(d1), 1);
+	snap_store_close(plain);
+	/* The lock goes with the daemon. */
+	snap_store_close(d1);
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_DAEMON, &d2, &e), 0);
+	env->st = d2;
+}
+
+static void test_label_sanitize_follows_the_rules(void **state)
+{
+	(void)state;
+	char out[SNAP_LABEL_MAX + 1];
+	snap_label_sanitize("before migration!", "manual", out);
+	assert_string_equal(out, "before-migration-");
+	snap_label_sanitize("backup.db", "manual", out);
+	assert_string_equal(out, "backup");
+	snap_label_sanitize("Keep_Me-1.2", "manual", out);
+	assert_string_equal(out, "Keep_Me-1.2");
+	snap_label_sanitize("a/b\\c:d", "manual", out);
+	assert_string_equal(out, "a-b-c-d");
+	/* Whether leading dots survive is the engine's choice (it strips
+	 * them); what matters is that no path separator does. */
+	snap_label_sanitize("../../etc/passwd", "manual", out);
+	assert_null(strchr(out, '/'));
+	assert_int_equal(strlen(out) >= 11, 1);
+	assert_string_equal(out + strlen(out) - 11, "-etc-passwd");
+	snap_label_sanitize("", "manual", out);
+	assert_string_equal(out, "manual");
+}
+
+static void test_label_of_only_a_db_suffix_becomes_the_fallback(void **state)
+{
+	(void)state;
+	/* store.h: a trailing ".db" is dropped; empty becomes `fallback`. */
+	char out[SNAP_LABEL_MAX + 1];
+	snap_label_sanitize(".db", "import", out);
+	assert_string_equal(out, "import");
+}
+
+static void test_label_sanitize_caps_length_and_bytes(void **state)
+{
+	(void)state;
+	char in[300], out[SNAP_LABEL_MAX + 1 + 16];
+	memset(out, 0x5a, sizeof(out));
+	memset(in, 'x', sizeof(in) - 1);
+	in[sizeof(in) - 1] = '\0';
+	snap_label_sanitize(in, "manual", out);
+	assert_int_equal(strlen(out), SNAP_LABEL_MAX);
+	for (size_t i = SNAP_LABEL_MAX + 1; i < sizeof(out); i++)
+		assert_int_equal((unsigned char)out[i], 0x5a);
+
+	snap_label_sanitize("caf\xc3\xa9 \x01\x7f\xff!", "manual", out);
+	assert_memory_equal(out, "caf", 3);
+	assert_true(strlen(out) > 3);
+	for (const char *p = out; *p; p++)
+		assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				       "abcdefghijklmnopqrstuvwxyz0123456789._-", *p));
+}
+
+static void test_kind_names_round_trip(void **state)
+{
+	(void)state;
+	static const char *want[SNAP_KIND_COUNT] = {
+		"manual", "auto", "pre-restore", "import", "conflict", "recovery",
+	};
+	for (int k = 0; k < SNAP_KIND_COUNT; k++) {
+		assert_string_equal(snap_kind_name((snap_kind)k), want[k]);
+		snap_kind back = SNAP_KIND_COUNT;
+		assert_int_equal(snap_kind_parse(want[k], &back), 0);
+		assert_int_equal(back, k);
+	}
+	snap_kind back = SNAP_KIND_MANUAL;
+	assert_int_equal(snap_kind_parse("bogus", &back), -EINVAL);
+	assert_int_equal(snap_kind_parse("", &back), -EINVAL);
+	assert_int_equal(snap_kind_parse("Manual ", &back), -EINVAL);
+}
+
+static void test_time_and_hex_formatting(void **state)
+{
+	(void)state;
+	char iso[40];
+	snap_time_iso(0, iso);
+	assert_string_equal(iso, "1970-01-01T00:00:00.000Z");
+	snap_time_iso(1795312140123456789LL, iso);
+	assert_string_equal(iso, "2026-11-22T01:49:00.123Z");
+
+	uint8_t sha[32];
+	for (int i = 0; i < 32; i++)
+		sha[i] = (uint8_t)(i * 8 + 7);
+	char hex[65];
+	snap_hex(sha, hex);
+	assert_string_equal(hex, "070f171f272f373f474f575f676f777f"
+				 "878f979fa7afb7bfc7cfd7dfe7eff7ff");
+
+	struct timespec a, b;
+	clock_gettime(CLOCK_REALTIME, &a);
+	int64_t now = snap_time_now_ns();
+	clock_gettime(CLOCK_REALTIME, &b);
+	assert_true(now >= (int64_t)a.tv_sec * 1000000000LL + a.tv_nsec);
+	assert_true(now <= (int64_t)b.tv_sec * 1000000000LL + b.tv_nsec);
+}
+
+static void test_list_is_oldest_first(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	snap_info b = tu_snap(st, "b");
+	snap_info c = tu_snap(st, "c");
+	snap_info *list = NULL;
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_list(st, &list, &n, &e), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(list[0].id, a.id);
+	assert_int_equal(list[1].id, b.id);
+	assert_int_equal(list[2].id, c.id);
+	assert_string_equal(list[0].label, "a");
+	assert_string_equal(list[2].name, c.name);
+	for (size_t i = 1; i < n; i++)
+		assert_true(list[i].created_ns >= list[i - 1].created_ns);
+	free(list);
+}
+
+static void test_list_of_an_empty_store_is_empty(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 1);
+	snap_store *st = tu_store(env);
+	snap_info *list = NULL;
+	size_t n = 99;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_list(st, &list, &n, &e), 0);
+	assert_int_equal(n, 0);
+	free(list);
+	snap_store_stats ss = stats(st);
+	assert_int_equal(ss.snapshots, 0);
+	assert_int_equal(ss.pages, 0);
+	assert_int_equal(ss.logical_bytes, 0);
+}
+
+static void test_find_accepts_name_with_or_without_db_and_latest(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_err e;
+	snap_err_clear(&e);
+	snap_info out;
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), -ENOENT);
+
+	snap_info a = tu_snap(st, "first");
+	snap_info b = tu_snap(st, "second");
+	assert_int_equal(snap_store_find(st, a.name, &out, &e), 0);
+	assert_int_equal(out.id, a.id);
+	assert_string_equal(out.name, a.name);
+
+	char stem[SNAP_NAME_MAX];
+	snprintf(stem, sizeof(stem), "%s", a.name);
+	size_t l = strlen(stem);
+	assert_true(l > 3 && strcmp(stem + l - 3, ".db") == 0);
+	stem[l - 3] = '\0';
+	assert_int_equal(snap_store_find(st, stem, &out, &e), 0);
+	assert_int_equal(out.id, a.id);
+
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), 0);
+	assert_int_equal(out.id, b.id);
+	assert_int_equal(snap_store_find(st, "latest.db", &out, &e), 0);
+	assert_int_equal(out.id, b.id);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_find(st, "no-such-snapshot.db", &out, &e),
+			 -ENOENT);
+	assert_non_null(strstr(e.msg, "no-such-snapshot"));
+
+	snap_info g;
+	assert_int_equal(snap_store_get(st, b.id, &g, &e), 0);
+	assert_string_equal(g.name, b.name);
+	assert_memory_equal(g.sha256, b.sha256, 32);
+	assert_int_equal(snap_store_get(st, b.id + 1000, &g, &e), -ENOENT);
+}
+
+static void test_relabel_keeps_time_prefix_and_stays_unique(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_err e;
+	snap_err_clear(&e);
+	/* Two snapshots with the same time prefix (a snapshot takes ms;
+	 * retry a few times in case a second boundary fell between them). */
+	snap_info x, y;
+	int same = 0;
+	for (int i = 0; i < 5 && !same; i++) {
+		x = tu_snap(st, "one");
+		y = tu_snap(st, "two");
+		same = strncmp(x.name, y.name, strcspn(x.name, "_") + 1) == 0;
+	}
+	assert_true(same);
+	size_t plen = strcspn(y.name, "_") + 1;
+
+	snap_info r;
+	assert_int_equal(snap_store_relabel(st, y.id, "new label!", &r, &e), 0);
+	assert_int_equal(r.id, y.id);
+	assert_int_equal(r.created_ns, y.created_ns);
+	assert_string_equal(r.label, "new-label-");
+	assert_memory_equal(r.name, y.name, plen);
+	assert_string_equal(r.name + plen, "new-label-.db");
+	assert_int_equal(snap_store_find(st, y.name, &r, &e), -ENOENT);
+
+	/* Taking the other snapshot's label must not take its name. */
+	snap_info r2;
+	assert_int_equal(snap_store_relabel(st, y.id, "one.db", &r2, &e), 0);
+	assert_string_equal(r2.label, "one");
+	assert_string_not_equal(r2.name, x.name);
+	assert_memory_equal(r2.name, x.name, plen);
+	snap_info fx, fy;
+	assert_int_equal(snap_store_find(st, x.name, &fx, &e), 0);
+	assert_int_equal(fx.id, x.id);
+	assert_int_equal(snap_store_find(st, r2.name, &fy, &e), 0);
+	assert_int_equal(fy.id, y.id);
+
+	assert_int_equal(snap_store_relabel(st, y.id + 1000, "z", &r, &e), -ENOENT);
+}
+
+static void test_pin_and_unpin_are_stored(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 5);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	assert_int_equal(a.pinned, 0);
+	snap_err e;
+	snap_err_clear(&e);
+	snap_info g;
+	assert_int_equal(snap_store_set_pinned(st, a.id, 1, &e), 0);
+	assert_int_equal(snap_store_get(st, a.id, &g, &e), 0);
+	assert_int_equal(g.pinned, 1);
+	assert_int_equal(snap_store_set_pinned(st, a.id, 0, &e), 0);
+	assert_int_equal(snap_store_get(st, a.id, &g, &e), 0);
+	assert_int_equal(g.pinned, 0);
+	assert_int_equal(snap_store_set_pinned(st, a.id + 1000, 1, &e), -ENOENT);
+}
+
+static void test_comment_is_stored_verbatim(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 5);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	assert_string_equal(a.comment, "");
+	snap_err e;
+	snap_err_clear(&e);
+	const char *c = "it's \"before\" the migration\nsecond line; DROP TABLE x";
+	assert_int_equal(snap_store_set_comment(st, a.id, c, &e), 0);
+	snap_info g;
+	assert_int_equal(snap_store_get(st, a.id, &g, &e), 0);
+	assert_string_equal(g.comment, c);
+	assert_int_equal(snap_store_set_comment(st, a.id, "", &e), 0);
+	assert_int_equal(snap_store_get(st, a.id, &g, &e), 0);
+	assert_string_equal(g.comment, "");
+	assert_int_equal(snap_store_set_comment(st, a.id + 1000, "x", &e), -ENOENT);
+}
+
+static void test_count_and_stats_follow_the_catalog(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 300);
+	snap_store *st = tu_store(env);
+	assert_int_equal(tu_count(st), 0);
+	snap_info a = tu_snap(st, "a");
+	snap_info b = tu_snap(st, "b");
+	assert_int_equal(tu_count(st), 2);
+	snap_store_stats ss = stats(st);
+	assert_int_equal(ss.snapshots, 2);
+	assert_int_equal(ss.logical_bytes, a.image_size + b.image_size);
+	assert_true(ss.pages >= a.page_count);
+	assert_true(ss.stored_bytes > 0);
+	assert_true(ss.file_bytes > 0);
+}
+
+static void test_tables_json_counts_rows_per_table(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 37);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "CREATE TABLE \"odd \"\"name\"(x); INSERT INTO \"odd \"\"name\" "
+		    "VALUES (1),(2)");
+	sqlite3_close(db);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	char *json = NULL;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_tables_json(st, a.id, &json, &e), 0);
+	const char *why = NULL;
+	tu_jv *v = tu_json_parse(json, &why);
+	if (v == NULL)
+		fail_msg("tables json %s: %s", json, why);
+	const tu_jv *t = tu_json_get(v, "t");
+	assert_non_null(t);
+	assert_int_equal(t->type, TU_JNUM);
+	assert_string_equal(t->num, "37");
+	const tu_jv *o = tu_json_get(v, "odd \"name");
+	assert_non_null(o);
+	assert_string_equal(o->num, "2");
+	tu_json_free(v);
+	free(json);
+}
+
+static void test_delete_of_newer_reclaims_its_pages(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 2000);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	int64_t pa = tu_pages(st);
+	size_t la;
+	uint8_t *imga = tu_image_bytes(st, a.id, &la);
+
+	sqlite3 *db = tu_open(env->db);
+	tu_db_insert(db, 2001, 4000);
+	sqlite3_close(db);
+	snap_info b = tu_snap(st, "b");
+	assert_true(tu_pages(st) > pa + 10);
+
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_delete(st, b.id, &e), 0);
+	assert_int_equal(tu_pages(st), pa);
+	assert_int_equal(tu_count(st), 1);
+	snap_info g;
+	assert_int_equal(snap_store_find(st, b.name, &g, &e), -ENOENT);
+	assert_int_equal(snap_store_get(st, b.id, &g, &e), -ENOENT);
+	assert_int_equal(snap_store_delete(st, b.id, &e), -ENOENT);
+
+	/* The survivor reads byte-identical and verifies. */
+	size_t la2;
+	uint8_t *imga2 = tu_image_bytes(st, a.id, &la2);
+	assert_int_equal(la2, la);
+	assert_memory_equal(imga2, imga, la);
+	uint8_t sha[32];
+	tu_sha256(imga2, la2, sha);
+	assert_memory_equal(sha, a.sha256, 32);
+	assert_int_equal(snap_verify_snapshot(st, a.id, 1, NULL, NULL, &e), 0);
+	free(imga);
+	free(imga2);
+}
+
+static void test_delete_of_older_keeps_shared_pages(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 2000);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = v || '!' WHERE id BETWEEN 10 AND 20");
+	tu_db_insert(db, 2001, 2500);
+	sqlite3_close(db);
+	snap_info b = tu_snap(st, "b");
+	int64_t pb = tu_pages(st);
+	size_t lb;
+	uint8_t *imgb = tu_image_bytes(st, b.id, &lb);
+	uint32_t na, nb;
+	int64_t *ia = page_ids(st, a.id, &na);
+	int64_t *ib = page_ids(st, b.id, &nb);
+	int64_t only_a = ids_only_in(ia, na, ib, nb);
+	assert_true(only_a >= 1);
+	assert_true(only_a < na);   /* most pages are shared */
+
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_delete(st, a.id, &e), 0);
+	assert_int_equal(tu_pages(st), pb - only_a);
+
+	size_t lb2;
+	uint8_t *imgb2 = tu_image_bytes(st, b.id, &lb2);
+	assert_int_equal(lb2, lb);
+	assert_memory_equal(imgb2, imgb, lb);
+	assert_int_equal(snap_verify_snapshot(st, b.id, 1, NULL, NULL, &e), 0);
+
+	/* Deleting the last snapshot leaves no pages behind. */
+	assert_int_equal(snap_store_delete(st, b.id, &e), 0);
+	assert_int_equal(tu_pages(st), 0);
+	snap_store_stats ss = stats(st);
+	assert_int_equal(ss.snapshots, 0);
+	assert_int_equal(ss.logical_bytes, 0);
+	free(ia);
+	free(ib);
+	free(imgb);
+	free(imgb2);
+}
+
+static void test_delete_of_a_page_shared_twice_in_one_image(void **state)
+{
+	/* An image whose pages repeat (same content twice): refcounts must
+	 * count page-map entries, so deleting it leaves nothing behind. */
+	tu_env *env = *state;
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "PRAGMA page_size=1024");
+	tu_exec(db, "CREATE TABLE a(x BLOB); CREATE TABLE b(x BLOB)");
+	tu_exec(db, "INSERT INTO a VALUES (zeroblob(20000))");
+	tu_exec(db, "INSERT INTO b VALUES (zeroblob(20000))");
+	sqlite3_close(db);
+	snap_store *st = tu_store(env);
+	snap_info s1 = tu_snap(st, "zeros");
+	assert_true(tu_pages(st) < s1.page_count);   /* overflow pages dedup */
+	snap_info s2 = tu_snap(st, "zeros2");
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_delete(st, s1.id, &e), 0);
+	assert_int_equal(snap_verify_snapshot(st, s2.id, 0, NULL, NULL, &e), 0);
+	assert_int_equal(snap_store_delete(st, s2.id, &e), 0);
+	assert_int_equal(tu_pages(st), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		tu_test(test_store_is_created_beside_the_db_with_mode_0700),
+		tu_test(test_store_paths_are_absolute_from_a_relative_db),
+		tu_test(test_store_opened_by_dir_alone_reads_the_recorded_db),
+		tu_test(test_store_recorded_for_another_db_is_refused),
+		tu_test(test_store_missing_without_create_is_enoent),
+		tu_test(test_store_open_without_db_or_dir_is_einval),
+		tu_test(test_store_cannot_be_created_in_a_read_only_dir),
+		tu_test(test_store_in_a_read_only_dir_refuses_changes),
+		tu_test(test_store_second_daemon_open_is_ebusy),
+		tu_test(test_label_sanitize_follows_the_rules),
+		tu_test(test_label_of_only_a_db_suffix_becomes_the_fallback),
+		tu_test(test_label_sanitize_caps_length_and_bytes),
+		tu_test(test_kind_names_round_trip),
+		tu_test(test_time_and_hex_formatting),
+		tu_test(test_list_is_oldest_first),
+		tu_test(test_list_of_an_empty_store_is_empty),
+		tu_test(test_find_accepts_name_with_or_without_db_and_latest),
+		tu_test(test_relabel_keeps_time_prefix_and_stays_unique),
+		tu_test(test_pin_and_unpin_are_stored),
+		tu_test(test_comment_is_stored_verbatim),
+		tu_test(test_count_and_stats_follow_the_catalog),
+		tu_test(test_tables_json_counts_rows_per_table),
+		tu_test(test_delete_of_newer_reclaims_its_pages),
+		tu_test(test_delete_of_older_keeps_shared_pages),
+		tu_test(test_delete_of_a_page_shared_twice_in_one_image),
+	};
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
