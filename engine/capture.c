@@ -1,0 +1,716 @@
+/*
+ * engine/capture.c — the write-capturing VFS; see capture.h for the design.
+ *
+ * One VFS, "snapfs-capture", is registered once per process.  The file name
+ * given to sqlite3_open_v2 carries the address of the snap_capture that
+ * receives the pages ("snapfs-capture:<hex>"); only this file constructs
+ * such names.  Any other file SQLite might want (journal, temp) is refused:
+ * the destination runs with journal_mode=OFF and temp_store=MEMORY, so a
+ * request for one would be a bug we want to see, not hide.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "store_int.h"
+
+typedef struct capture_file {
+	sqlite3_file base;
+	snap_capture *c;
+} capture_file;
+
+static void cap_fail(snap_capture *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record the first failure inside the VFS; SQLite only sees an rc. */
+static void cap_fail(snap_capture *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->err_code)
+		return;
+	c->err_code = code;
+	va_start(ap, fmt);
+	vsnprintf(c->err_msg, sizeof(c->err_msg), fmt, ap);
+	va_end(ap);
+}
+
+/* An sqlite rc for a failure code, so the backup reports disk-full as such. */
+static int cap_rc(int code)
+{
+	return code == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
+}
+
+/* Find or store one page image; gives its id. */
+static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
+			  const uint8_t sha[32], int64_t *id)
+{
+	size_t z;
+	int rc;
+
+	*id = snap_pageidx_get(&c->idx, sha);
+	if (*id)
+		return 0;
+	if (c->zcap < ZSTD_compressBound(len)) {
+		free(c->zbuf);
+		c->zcap = ZSTD_compressBound(len);
+		c->zbuf = malloc(c->zcap);
+		if (!c->zbuf) {
+			c->zcap = 0;
+			return -ENOMEM;
+		}
+	}
+	z = snap_codec_pack(&c->codec, page, len, c->zbuf, c->zcap);
+	sqlite3_bind_blob(c->ins_page, 1, sha, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(c->ins_page, 2, (int64_t)len);
+	sqlite3_bind_int64(c->ins_page, 3, (int64_t)z);
+	rc = sqlite3_step(c->ins_page);
+	sqlite3_reset(c->ins_page);
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	*id = sqlite3_last_insert_rowid(c->store);
+	sqlite3_bind_int64(c->ins_data, 1, *id);
+	sqlite3_bind_blob(c->ins_data, 2, c->zbuf, (int)z, SQLITE_STATIC);
+	rc = sqlite3_step(c->ins_data);
+	sqlite3_reset(c->ins_data);
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	if (c->n_new == c->cap_new) {
+		size_t cap = c->cap_new ? c->cap_new * 2 : 1024;
+		int64_t *v = realloc(c->new_ids, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->new_ids = v;
+		c->cap_new = cap;
+	}
+	c->new_ids[c->n_new++] = *id;
+	c->new_bytes += z;
+	return snap_pageidx_put(&c->idx, sha, *id);
+sqlfail:
+	rc = snap_err_sqlite_errno(rc);
+	cap_fail(c, rc, "cannot write a page into the store: %s",
+		 sqlite3_errmsg(c->store));
+	return rc;
+}
+
+/* Make room in the map for pgno. */
+static int cap_map_reserve(snap_capture *c, uint32_t pgno)
+{
+	uint32_t cap;
+	int64_t *m;
+
+	if (pgno <= c->map_cap)
+		return 0;
+	cap = c->map_cap ? c->map_cap : 1024;
+	while (cap < pgno)
+		cap *= 2;
+	m = realloc(c->map, (size_t)cap * sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	memset(m + c->map_cap, 0, (size_t)(cap - c->map_cap) * sizeof(*m));
+	c->map = m;
+	c->map_cap = cap;
+	return 0;
+}
+
+/* Page number of the lock-byte page (the page holding offset 1 GiB),
+ * which a backup never writes and which reads as zeros. */
+static uint32_t lock_byte_pgno(uint32_t page_size)
+{
+	return (uint32_t)(0x40000000u / page_size) + 1;
+}
+
+/* Stream page pgno into the image hash when it is the next one expected;
+ * any other order makes the final hash come from the stored pages. */
+static void cap_hash_next(snap_capture *c, uint32_t pgno, const uint8_t *page)
+{
+	static const uint8_t zero[SNAP_PAGE_MAX];
+
+	if (!c->in_order)
+		return;
+	if (pgno == c->hashed + 2 &&
+	    c->hashed + 1 == lock_byte_pgno(c->page_size)) {
+		EVP_DigestUpdate(c->image_sha, zero, c->page_size);
+		c->hashed++;
+	}
+	if (pgno != c->hashed + 1) {
+		c->in_order = 0;
+		return;
+	}
+	EVP_DigestUpdate(c->image_sha, page, c->page_size);
+	c->hashed = pgno;
+}
+
+/*
+ * The backup's own commit may write page 1 again, with the destination's
+ * counters moved (change counter 24-27, schema cookie 40-43, version-valid
+ * 92-95; PITFALLS 7).  Those belong to the destination connection, not to
+ * the image: keep the first page 1, the source's own header.
+ */
+int snap_page1_same(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	static const struct { size_t off, len; } skip[] = {
+		{18, 2}, {24, 4}, {40, 4}, {92, 4},
+	};
+	size_t at = 0, k;
+
+	for (k = 0; k < sizeof(skip) / sizeof(skip[0]); k++) {
+		if (memcmp(a + at, b + at, skip[k].off - at))
+			return 0;
+		at = skip[k].off + skip[k].len;
+	}
+	return memcmp(a + at, b + at, n - at) == 0;
+}
+
+/* Compare mode: does page pgno equal what the image says? */
+static int cap_compare(snap_capture *c, const uint8_t *page, uint32_t pgno)
+{
+	uint8_t sha[32];
+	int same;
+
+	if (pgno > c->npages)
+		c->npages = pgno;
+	if (pgno == 1) {      /* served back if SQLite re-reads it */
+		memcpy(c->page1, page, c->page_size);
+		c->have_page1 = 1;
+	}
+	if (pgno > c->expect_pages)
+		same = 0;
+	else if (pgno == 1)
+		same = snap_page1_same(c->expect_page1, page, c->page_size);
+	else {
+		snap_sha256(page, c->page_size, sha);
+		same = memcmp(sha, c->expect[pgno - 1], 32) == 0;
+	}
+	if (!same && !c->mismatches++)
+		c->first_mismatch = pgno;
+	return 0;
+}
+
+/* Keep page 1 (normalized) and what its header says. */
+static void cap_set_page1(snap_capture *c, const uint8_t *page)
+{
+	memcpy(c->page1, page, c->page_size);
+	c->change_counter = be32toh(*(uint32_t *)(c->page1 + 24));
+	c->header_pages = be32toh(*(uint32_t *)(c->page1 + 28));
+	/* Rollback-journal mode, so the image opens standalone. */
+	c->page1[18] = 1;
+	c->page1[19] = 1;
+	c->have_page1 = 1;
+}
+
+/* One page arrives from the backup. */
+static int cap_page(snap_capture *c, const void *buf, int amt,
+		    sqlite3_int64 off)
+{
+	const uint8_t *page = buf;
+	uint8_t sha[32];
+	uint32_t pgno;
+	int64_t id;
+	int rc;
+
+	if (c->page_size == 0) {
+		cap_fail(c, -EIO, "capture: page size unknown");
+		return -EIO;
+	}
+	if ((uint32_t)amt != c->page_size || off % c->page_size) {
+		cap_fail(c, -EIO, "capture: unaligned write of %d bytes at %lld",
+			 amt, (long long)off);
+		return -EIO;
+	}
+	pgno = (uint32_t)(off / c->page_size) + 1;
+	if (c->expect)
+		return cap_compare(c, page, pgno);
+	rc = cap_map_reserve(c, pgno);
+	if (rc)
+		return rc;
+	if (pgno == 1) {
+		if (c->have_page1 &&
+		    snap_page1_same(c->page1, page, (size_t)amt))
+			return 0;
+		cap_set_page1(c, page);
+		page = c->page1;
+	}
+	snap_sha256(page, (size_t)amt, sha);
+	rc = cap_store_page(c, page, (size_t)amt, sha, &id);
+	if (rc)
+		return rc;
+	if (c->map[pgno - 1])
+		c->in_order = 0;      /* rewritten: hash again at the end */
+	c->map[pgno - 1] = id;
+	if (pgno > c->npages)
+		c->npages = pgno;
+	cap_hash_next(c, pgno, page);
+	if (c->progress && (pgno & 1023) == 0)
+		c->progress(c->progress_ctx, pgno, c->header_pages);
+	return 0;
+}
+
+static int cap_close(sqlite3_file *f)
+{
+	(void)f;
+	return SQLITE_OK;
+}
+
+/* Reads see page 1 once SQLite wrote it (it checks the header); the rest
+ * of the file reads as not there yet, which is what SQLite expects of a new
+ * destination.  A read of any other written page is a bug we report. */
+static int cap_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
+{
+	snap_capture *c = ((capture_file *)f)->c;
+	int have = 0;
+
+	if (c->sqlite_page1 && off < c->page_size) {
+		have = (int)(c->page_size - off) < amt ?
+		       (int)(c->page_size - off) : amt;
+		memcpy(buf, c->page1 + off, (size_t)have);
+	}
+	if (have == amt)
+		return SQLITE_OK;
+	if (have == 0 && (uint64_t)off < c->file_end) {
+		cap_fail(c, -EIO, "capture: SQLite read back page at offset "
+			 "%lld, which a capture cannot serve", (long long)off);
+		return SQLITE_IOERR_READ;
+	}
+	memset((char *)buf + have, 0, (size_t)(amt - have));
+	return SQLITE_IOERR_SHORT_READ;
+}
+
+static int cap_write(sqlite3_file *f, const void *buf, int amt,
+		     sqlite3_int64 off)
+{
+	snap_capture *c = ((capture_file *)f)->c;
+	int rc;
+
+	if (c->err_code)
+		return cap_rc(c->err_code);
+	rc = cap_page(c, buf, amt, off);
+	if (!rc && off == 0)
+		c->sqlite_page1 = 1;
+	if (!rc && (uint64_t)(off + amt) > c->file_end)
+		c->file_end = (uint64_t)(off + amt);
+	if (rc) {
+		cap_fail(c, rc, "capture: %s", strerror(-rc));
+		return cap_rc(rc);
+	}
+	return SQLITE_OK;
+}
+
+static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	snap_capture *c = ((capture_file *)f)->c;
+
+	if ((uint64_t)size < c->file_end)
+		c->file_end = (uint64_t)size;
+	if (c->page_size && size % c->page_size == 0 &&
+	    (uint64_t)size / c->page_size < c->npages) {
+		c->npages = (uint32_t)(size / c->page_size);
+		c->in_order = 0;
+	}
+	return SQLITE_OK;
+}
+
+static int cap_sync(sqlite3_file *f, int flags)
+{
+	(void)f;
+	(void)flags;
+	return SQLITE_OK;
+}
+
+static int cap_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	snap_capture *c = ((capture_file *)f)->c;
+
+	*size = (sqlite3_int64)c->file_end;
+	return SQLITE_OK;
+}
+
+static int cap_lock(sqlite3_file *f, int l)
+{
+	(void)f;
+	(void)l;
+	return SQLITE_OK;
+}
+
+static int cap_check_reserved(sqlite3_file *f, int *out)
+{
+	(void)f;
+	*out = 0;
+	return SQLITE_OK;
+}
+
+static int cap_fcntl(sqlite3_file *f, int op, void *arg)
+{
+	(void)f;
+	(void)op;
+	(void)arg;
+	return SQLITE_NOTFOUND;
+}
+
+static int cap_sector(sqlite3_file *f)
+{
+	(void)f;
+	return 4096;
+}
+
+static int cap_devchar(sqlite3_file *f)
+{
+	(void)f;
+	return SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL |
+	       SQLITE_IOCAP_POWERSAFE_OVERWRITE;
+}
+
+static const sqlite3_io_methods cap_methods = {
+	.iVersion = 1,
+	.xClose = cap_close,
+	.xRead = cap_read,
+	.xWrite = cap_write,
+	.xTruncate = cap_truncate,
+	.xSync = cap_sync,
+	.xFileSize = cap_size,
+	.xLock = cap_lock,
+	.xUnlock = cap_lock,
+	.xCheckReservedLock = cap_check_reserved,
+	.xFileControl = cap_fcntl,
+	.xSectorSize = cap_sector,
+	.xDeviceCharacteristics = cap_devchar,
+};
+
+#define CAP_PREFIX "snapfs-capture:"
+
+static int capvfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+		       int flags, int *outflags)
+{
+	capture_file *cf = (capture_file *)f;
+	void *p = NULL;
+
+	(void)vfs;
+	memset(cf, 0, sizeof(*cf));
+	if (!(flags & SQLITE_OPEN_MAIN_DB) || !name ||
+	    strncmp(name, CAP_PREFIX, strlen(CAP_PREFIX)) != 0 ||
+	    sscanf(name + strlen(CAP_PREFIX), "%p", &p) != 1 || !p)
+		return SQLITE_CANTOPEN;
+	cf->c = p;
+	cf->base.pMethods = &cap_methods;
+	if (outflags)
+		*outflags = flags;
+	return SQLITE_OK;
+}
+
+static int capvfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
+{
+	(void)vfs;
+	(void)name;
+	(void)sync;
+	return SQLITE_OK;
+}
+
+static int capvfs_access(sqlite3_vfs *vfs, const char *name, int flags,
+			 int *out)
+{
+	(void)vfs;
+	(void)name;
+	(void)flags;
+	*out = 0;     /* no journal, no WAL: never any side file */
+	return SQLITE_OK;
+}
+
+static int capvfs_fullpath(sqlite3_vfs *vfs, const char *name, int n,
+			   char *out)
+{
+	(void)vfs;
+	snprintf(out, (size_t)n, "%s", name);
+	return SQLITE_OK;
+}
+
+/* Randomness, sleep and time come from the default VFS. */
+static int capvfs_random(sqlite3_vfs *vfs, int n, char *out)
+{
+	sqlite3_vfs *d = vfs->pAppData;
+	return d->xRandomness(d, n, out);
+}
+
+static int capvfs_sleep(sqlite3_vfs *vfs, int us)
+{
+	sqlite3_vfs *d = vfs->pAppData;
+	return d->xSleep(d, us);
+}
+
+static int capvfs_time(sqlite3_vfs *vfs, double *t)
+{
+	sqlite3_vfs *d = vfs->pAppData;
+	return d->xCurrentTime(d, t);
+}
+
+static int capvfs_lasterr(sqlite3_vfs *vfs, int n, char *out)
+{
+	(void)vfs;
+	(void)n;
+	(void)out;
+	return 0;
+}
+
+static sqlite3_vfs capvfs = {
+	.iVersion = 1,
+	.szOsFile = sizeof(capture_file),
+	.mxPathname = 512,
+	.zName = "snapfs-capture",
+	.xOpen = capvfs_open,
+	.xDelete = capvfs_delete,
+	.xAccess = capvfs_access,
+	.xFullPathname = capvfs_fullpath,
+	.xRandomness = capvfs_random,
+	.xSleep = capvfs_sleep,
+	.xCurrentTime = capvfs_time,
+	.xGetLastError = capvfs_lasterr,
+};
+
+static pthread_once_t capvfs_once = PTHREAD_ONCE_INIT;
+static int capvfs_rc;
+
+static void capvfs_register(void)
+{
+	capvfs.pAppData = sqlite3_vfs_find(NULL);
+	capvfs_rc = sqlite3_vfs_register(&capvfs, 0);
+}
+
+/* Load every stored page's hash into the in-memory index. */
+static int cap_load_index(snap_capture *c, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = 0;
+	int rc;
+
+	rc = sqlite3_prepare_v2(c->store, "SELECT count(*) FROM pages", -1,
+				&st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	rc = snap_pageidx_init(&c->idx, (size_t)n + 4096);
+	if (rc)
+		return snap_err_set(err, rc, "out of memory for the page index");
+	rc = sqlite3_prepare_v2(c->store, "SELECT hash, id FROM pages", -1,
+				&st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(st, 0) == 32)
+			snap_pageidx_put(&c->idx, sqlite3_column_blob(st, 0),
+					 sqlite3_column_int64(st, 1));
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return snap_err_sqlite(err, c->store, rc, "cannot load the "
+				       "page index");
+	return 0;
+}
+
+int snap_capture_init_compare(snap_capture *c, const uint8_t (*expect)[32],
+			      const uint8_t *page1, uint32_t npages,
+			      snap_err *err)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_once(&capvfs_once, capvfs_register);
+	if (capvfs_rc != SQLITE_OK)
+		return snap_err_sqlite(err, NULL, capvfs_rc, "cannot register "
+				       "the capture VFS");
+	c->expect = expect;
+	c->expect_page1 = page1;
+	c->expect_pages = npages;
+	return 0;
+}
+
+int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
+{
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->store = store;
+	c->in_order = 1;
+	pthread_once(&capvfs_once, capvfs_register);
+	if (capvfs_rc != SQLITE_OK)
+		return snap_err_sqlite(err, NULL, capvfs_rc, "cannot register "
+				       "the capture VFS");
+	rc = snap_codec_init(&c->codec);
+	if (rc)
+		return snap_err_set(err, rc, "out of memory for zstd");
+	c->image_sha = EVP_MD_CTX_new();
+	if (!c->image_sha || !EVP_DigestInit_ex(c->image_sha, EVP_sha256(),
+						NULL))
+		return snap_err_set(err, -ENOMEM, "cannot start SHA-256");
+	rc = sqlite3_prepare_v2(store, "INSERT INTO pages(hash, size, zlen, "
+				"refs) VALUES(?,?,?,0)", -1, &c->ins_page,
+				NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(store, "INSERT INTO page_data(id, "
+					"zdata) VALUES(?,?)", -1, &c->ins_data,
+					NULL);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, store, rc, "store");
+	return cap_load_index(c, err);
+}
+
+void snap_capture_free(snap_capture *c)
+{
+	sqlite3_finalize(c->ins_page);
+	sqlite3_finalize(c->ins_data);
+	snap_pageidx_free(&c->idx);
+	snap_codec_free(&c->codec);
+	EVP_MD_CTX_free(c->image_sha);
+	free(c->zbuf);
+	free(c->map);
+	free(c->new_ids);
+	memset(c, 0, sizeof(*c));
+}
+
+int snap_capture_begin(snap_capture *c, sqlite3 *src, snap_err *err)
+{
+	sqlite3_file *f = NULL;
+	uint8_t sha[32], *p1;
+	uint32_t ps;
+	int64_t id;
+	int rc;
+
+	rc = sqlite3_file_control(src, "main", SQLITE_FCNTL_FILE_POINTER, &f);
+	if (rc != SQLITE_OK || !f || !f->pMethods)
+		return 0;
+	p1 = malloc(SNAP_PAGE_MAX);
+	if (!p1)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	/* Read through SQLite's own descriptor (PITFALLS 2).  A short read
+	 * or an empty header means no prediction, not an error. */
+	if (f->pMethods->xRead(f, p1, 100, 0) != SQLITE_OK ||
+	    memcmp(p1, "SQLite format 3", 16) != 0)
+		goto none;
+	ps = ((uint32_t)p1[16] << 8) | p1[17];
+	if (ps == 1)
+		ps = 65536;
+	if (ps < 512 || (ps & (ps - 1)) ||
+	    f->pMethods->xRead(f, p1, (int)ps, 0) != SQLITE_OK)
+		goto none;
+	c->page_size = ps;
+	cap_set_page1(c, p1);
+	free(p1);
+	snap_sha256(c->page1, c->page_size, sha);
+	rc = cap_map_reserve(c, 1);
+	if (!rc)
+		rc = cap_store_page(c, c->page1, c->page_size, sha, &id);
+	if (rc)
+		return snap_err_set(err, rc, "capture: %s", c->err_msg[0] ?
+				    c->err_msg : strerror(-rc));
+	c->map[0] = id;
+	c->npages = 1;
+	cap_hash_next(c, 1, c->page1);
+	return 0;
+none:
+	free(p1);
+	return 0;
+}
+
+int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err)
+{
+	char name[64];
+	int rc;
+
+	snprintf(name, sizeof(name), CAP_PREFIX "%p", (void *)c);
+	rc = sqlite3_open_v2(name, dst, SQLITE_OPEN_READWRITE |
+			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     "snapfs-capture");
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, *dst, rc, "cannot open a capture");
+		sqlite3_close(*dst);
+		*dst = NULL;
+		return rc;
+	}
+	/* One write per page, ascending, no journal (PITFALLS 8); a small
+	 * cache so pages flow to the store instead of piling up in memory. */
+	rc = snap_store_exec(*dst, "PRAGMA journal_mode=OFF;"
+			     "PRAGMA locking_mode=EXCLUSIVE;"
+			     "PRAGMA synchronous=OFF;"
+			     "PRAGMA temp_store=MEMORY;"
+			     "PRAGMA cache_size=-2048;", err);
+	if (rc) {
+		sqlite3_close(*dst);
+		*dst = NULL;
+	}
+	return rc;
+}
+
+/* Recompute the image hash from the stored pages (the slow path). */
+static int cap_rehash(snap_capture *c, uint8_t sha[32], snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t *page = malloc(c->page_size);
+	uint32_t i;
+	unsigned int n = 32;
+	int rc;
+
+	if (!page)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	EVP_DigestInit_ex(c->image_sha, EVP_sha256(), NULL);
+	rc = sqlite3_prepare_v2(c->store, "SELECT zdata FROM page_data WHERE "
+				"id=?", -1, &st, NULL);
+	for (i = 0; rc == SQLITE_OK && i < c->npages; i++) {
+		sqlite3_bind_int64(st, 1, c->map[i]);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW)
+			break;
+		if (snap_codec_unpack(&c->codec, sqlite3_column_blob(st, 0),
+				      (size_t)sqlite3_column_bytes(st, 0),
+				      page, c->page_size)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		EVP_DigestUpdate(c->image_sha, page, c->page_size);
+		rc = sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	free(page);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, c->store, rc, "cannot re-read the "
+				       "captured image");
+	EVP_DigestFinal_ex(c->image_sha, sha, &n);
+	return 0;
+}
+
+int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err)
+{
+	uint32_t i;
+	int64_t zero_id = 0;
+	unsigned int n = 32;
+	int rc;
+
+	if (c->err_code)
+		return snap_err_set(err, c->err_code, "%s", c->err_msg);
+	if (!c->have_page1 || c->npages == 0)
+		return snap_err_set(err, -EINVAL, "the backup produced no "
+				    "pages: the source is empty or not a "
+				    "database");
+	/* Pages the backup never writes (the lock-byte page) are zeros. */
+	for (i = 0; i < c->npages; i++) {
+		if (c->map[i])
+			continue;
+		if (!zero_id) {
+			uint8_t *z = calloc(1, c->page_size);
+			uint8_t zsha[32];
+
+			if (!z)
+				return snap_err_set(err, -ENOMEM, "out of memory");
+			snap_sha256(z, c->page_size, zsha);
+			rc = cap_store_page(c, z, c->page_size, zsha, &zero_id);
+			free(z);
+			if (rc)
+				return snap_err_set(err, rc, "%s", c->err_msg);
+		}
+		c->map[i] = zero_id;
+	}
+	if (c->in_order && c->hashed == c->npages) {
+		EVP_DigestFinal_ex(c->image_sha, sha, &n);
+		return 0;
+	}
+	return cap_rehash(c, sha, err);
+}

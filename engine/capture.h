@@ -1,0 +1,103 @@
+/*
+ * engine/capture.h — the write-capturing VFS (internal).
+ *
+ * A capture is the destination of one sqlite3_backup.  SQLite believes it
+ * writes a database file; every page that arrives is normalized (page 1:
+ * header bytes 18-19 = 1), hashed, looked up in the store's page index, and
+ * when new compressed and inserted into the store through the capture's own
+ * store connection, which the caller holds inside a write transaction.
+ * Nothing is written twice and no image is held in memory.
+ *
+ * PITFALLS 8: with the destination in journal_mode=OFF,
+ * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
+ * page-aligned write per page in ascending order -- except page 1, which
+ * the destination btree keeps until its commit and so arrives last (seen on
+ * 3.40.1).  See snap_capture_begin() for how the image hash still streams;
+ * a repeated or out-of-order write makes it fall back to re-reading the
+ * pages it stored.
+ */
+#ifndef ENGINE_CAPTURE_H
+#define ENGINE_CAPTURE_H
+
+#include <openssl/evp.h>
+#include <sqlite3.h>
+
+#include "codec.h"
+#include "err.h"
+#include "snapshot.h"
+
+typedef struct snap_capture {
+	sqlite3 *store;            /* store connection, in a write txn */
+	sqlite3_stmt *ins_page;    /* INSERT INTO pages */
+	sqlite3_stmt *ins_data;    /* INSERT INTO page_data */
+	snap_pageidx idx;          /* sha256 -> page id, whole store */
+	snap_codec codec;
+	uint8_t *zbuf;             /* compression output buffer */
+	size_t zcap;
+
+	uint32_t page_size;        /* from the first write, 0 before */
+	int64_t *map;              /* page ids by pgno-1; 0 = not written */
+	uint32_t map_cap;
+	uint32_t npages;           /* highest pgno written (or truncated to) */
+	uint8_t page1[SNAP_PAGE_MAX]; /* normalized page 1, served to xRead */
+	int have_page1;
+	int sqlite_page1;          /* SQLite itself wrote page 1 */
+	uint64_t file_end;         /* file size as SQLite made it */
+	uint32_t header_pages;     /* page count in the page-1 header */
+	uint32_t change_counter;   /* header bytes 24-27 as captured */
+
+	EVP_MD_CTX *image_sha;     /* streamed SHA-256 of the image */
+	uint32_t hashed;           /* pages fed to image_sha so far */
+	int in_order;              /* 0 once streaming is no longer valid */
+
+	int64_t *new_ids;          /* pages this capture inserted */
+	size_t n_new, cap_new;
+	uint64_t new_bytes;        /* stored bytes those pages take */
+
+	snap_progress_fn progress; /* may be NULL */
+	void *progress_ctx;
+
+	/* Compare mode (verifying a restore): when expect is set, pages are
+	 * compared with these hashes instead of being stored. */
+	const uint8_t (*expect)[32]; /* expected hash by pgno-1 */
+	const uint8_t *expect_page1; /* expected page 1 bytes */
+	uint32_t expect_pages;
+	uint32_t mismatches;        /* pages that differ */
+	uint32_t first_mismatch;    /* pgno of the first, 0 if none */
+
+	int err_code;              /* first failure inside the VFS, -errno */
+	char err_msg[SNAP_ERR_MSG];
+} snap_capture;
+
+/* Prepare a compare-mode capture (no store): see the expect fields. */
+int snap_capture_init_compare(snap_capture *c, const uint8_t (*expect)[32],
+			      const uint8_t *page1, uint32_t npages,
+			      snap_err *err);
+/* Compare two page-1 images ignoring the bytes SQLite maintains itself
+ * (18-19 journal mode, 24-27, 40-43, 92-95 counters). */
+int snap_page1_same(const uint8_t *a, const uint8_t *b, size_t n);
+/* Prepare a capture over `store` (which must be inside BEGIN IMMEDIATE). */
+int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err);
+void snap_capture_free(snap_capture *c);
+/*
+ * Before the backup, inside the source's read transaction: learn the page
+ * size and predict page 1 by reading it through the source connection's own
+ * file handle (never our own open(): PITFALLS 2).  The backup's destination
+ * btree holds page 1 until its commit, so page 1 arrives last; with the
+ * prediction hashed first, the image hash still streams, and page 1's final
+ * write is accepted when it differs only in SQLite's counters.  When the
+ * prediction cannot be made or turns out wrong, the hash is recomputed from
+ * the stored pages at the end.  Sets c->page_size from the header, or
+ * leaves it for the caller (PRAGMA page_size) when there is no prediction.
+ */
+int snap_capture_begin(snap_capture *c, sqlite3 *src, snap_err *err);
+/* Open a destination connection whose main file is this capture. */
+int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err);
+/*
+ * After the backup finished: fill unwritten pages (the lock-byte page)
+ * with the zero page, finish the image hash.  Gives the page count, the
+ * image's SHA-256, and the map (owned by c).
+ */
+int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
+
+#endif /* ENGINE_CAPTURE_H */

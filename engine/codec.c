@@ -1,0 +1,281 @@
+/*
+ * engine/codec.c — SHA-256 (libcrypto), zstd page packing, page maps, and
+ * two small open-addressing hash tables used while capturing.
+ *
+ * The tables exist because a snapshot of a 1 GB database looks up 262,144
+ * page hashes: an in-memory probe costs nanoseconds where an index lookup in
+ * the store costs microseconds.  They are loaded from the store inside the
+ * capture's write transaction, so no other writer can invalidate them.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "codec.h"
+
+void snap_sha256(const void *data, size_t len, uint8_t out[32])
+{
+	unsigned int n = 32;
+
+	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+int snap_codec_init(snap_codec *c)
+{
+	c->cctx = ZSTD_createCCtx();
+	c->dctx = ZSTD_createDCtx();
+	if (!c->cctx || !c->dctx) {
+		snap_codec_free(c);
+		return -ENOMEM;
+	}
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel,
+			       SNAP_ZSTD_LEVEL);
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0);
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
+	return 0;
+}
+
+void snap_codec_free(snap_codec *c)
+{
+	ZSTD_freeCCtx(c->cctx);
+	ZSTD_freeDCtx(c->dctx);
+	c->cctx = NULL;
+	c->dctx = NULL;
+}
+
+size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
+		       void *dst, size_t cap)
+{
+	size_t z = ZSTD_compress2(c->cctx, dst, cap, src, len);
+
+	if (ZSTD_isError(z) || z >= len) {
+		memcpy(dst, src, len);
+		return len;
+	}
+	return z;
+}
+
+int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
+		      size_t len)
+{
+	size_t n;
+
+	if (zlen == len) {
+		memcpy(dst, z, len);
+		return 0;
+	}
+	n = ZSTD_decompressDCtx(c->dctx, dst, len, z, zlen);
+	if (ZSTD_isError(n) || n != len)
+		return -EIO;
+	return 0;
+}
+
+/* Capacity for `expect` entries at a load factor of at most 1/2. */
+static size_t pow2_cap(size_t expect)
+{
+	size_t cap = 1024;
+
+	while (cap < expect * 2)
+		cap <<= 1;
+	return cap;
+}
+
+static uint64_t sha_slot(const uint8_t sha[32])
+{
+	uint64_t h;
+
+	memcpy(&h, sha, sizeof(h));
+	return h;
+}
+
+int snap_pageidx_init(snap_pageidx *ix, size_t expect)
+{
+	ix->cap = pow2_cap(expect);
+	ix->used = 0;
+	ix->keys = calloc(ix->cap, sizeof(*ix->keys));
+	ix->ids = calloc(ix->cap, sizeof(*ix->ids));
+	if (!ix->keys || !ix->ids) {
+		snap_pageidx_free(ix);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void snap_pageidx_free(snap_pageidx *ix)
+{
+	free(ix->keys);
+	free(ix->ids);
+	ix->keys = NULL;
+	ix->ids = NULL;
+	ix->cap = ix->used = 0;
+}
+
+int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32])
+{
+	size_t mask = ix->cap - 1;
+	size_t i = sha_slot(sha) & mask;
+
+	while (ix->ids[i]) {
+		if (memcmp(ix->keys[i], sha, 32) == 0)
+			return ix->ids[i];
+		i = (i + 1) & mask;
+	}
+	return 0;
+}
+
+/* Double the table; entries are re-inserted. */
+static int pageidx_grow(snap_pageidx *ix)
+{
+	snap_pageidx n;
+	size_t i;
+	int rc = snap_pageidx_init(&n, ix->cap);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < ix->cap; i++)
+		if (ix->ids[i])
+			snap_pageidx_put(&n, ix->keys[i], ix->ids[i]);
+	snap_pageidx_free(ix);
+	*ix = n;
+	return 0;
+}
+
+int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id)
+{
+	size_t mask, i;
+
+	if ((ix->used + 1) * 2 > ix->cap) {
+		int rc = pageidx_grow(ix);
+		if (rc)
+			return rc;
+	}
+	mask = ix->cap - 1;
+	i = sha_slot(sha) & mask;
+	while (ix->ids[i]) {
+		if (memcmp(ix->keys[i], sha, 32) == 0) {
+			ix->ids[i] = id;
+			return 0;
+		}
+		i = (i + 1) & mask;
+	}
+	memcpy(ix->keys[i], sha, 32);
+	ix->ids[i] = id;
+	ix->used++;
+	return 0;
+}
+
+int snap_idcount_init(snap_idcount *m, size_t expect)
+{
+	m->cap = pow2_cap(expect);
+	m->used = 0;
+	m->ids = calloc(m->cap, sizeof(*m->ids));
+	m->counts = calloc(m->cap, sizeof(*m->counts));
+	if (!m->ids || !m->counts) {
+		snap_idcount_free(m);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void snap_idcount_free(snap_idcount *m)
+{
+	free(m->ids);
+	free(m->counts);
+	m->ids = NULL;
+	m->counts = NULL;
+	m->cap = m->used = 0;
+}
+
+static size_t id_slot(int64_t id, size_t mask)
+{
+	uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+
+	return (size_t)(x >> 17) & mask;
+}
+
+int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
+{
+	size_t mask, i;
+
+	if ((m->used + 1) * 2 > m->cap) {
+		snap_idcount n;
+		size_t k;
+		int rc = snap_idcount_init(&n, m->cap);
+
+		if (rc)
+			return rc;
+		for (k = 0; k < m->cap; k++)
+			if (m->ids[k])
+				snap_idcount_add(&n, m->ids[k], m->counts[k]);
+		snap_idcount_free(m);
+		*m = n;
+	}
+	mask = m->cap - 1;
+	i = id_slot(id, mask);
+	while (m->ids[i] && m->ids[i] != id)
+		i = (i + 1) & mask;
+	if (!m->ids[i]) {
+		m->ids[i] = id;
+		m->used++;
+	}
+	m->counts[i] += delta;
+	return 0;
+}
+
+int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
+		    size_t *outlen)
+{
+	size_t raw = (size_t)n * 8, cap = ZSTD_compressBound(raw), z;
+	uint64_t *le = malloc(raw ? raw : 1);
+	void *dst = malloc(cap);
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	uint32_t i;
+
+	if (!le || !dst || !cc) {
+		free(le);
+		free(dst);
+		ZSTD_freeCCtx(cc);
+		return -ENOMEM;
+	}
+	/* Page ids grow together with page numbers more often than not;
+	 * store deltas so long runs of new pages compress to little. */
+	for (i = 0; i < n; i++)
+		le[i] = htole64((uint64_t)ids[i] - (i ? (uint64_t)ids[i - 1] : 0));
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
+	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+	z = ZSTD_compress2(cc, dst, cap, le, raw);
+	ZSTD_freeCCtx(cc);
+	free(le);
+	if (ZSTD_isError(z)) {
+		free(dst);
+		return -EIO;
+	}
+	*out = dst;
+	*outlen = z;
+	return 0;
+}
+
+int snap_map_decode(const void *blob, size_t len, uint32_t n, int64_t **out)
+{
+	size_t raw = (size_t)n * 8, got;
+	uint64_t *le = malloc(raw ? raw : 1);
+	uint32_t i;
+	uint64_t acc = 0;
+
+	if (!le)
+		return -ENOMEM;
+	got = ZSTD_decompress(le, raw, blob, len);
+	if (ZSTD_isError(got) || got != raw) {
+		free(le);
+		return -EIO;
+	}
+	for (i = 0; i < n; i++) {
+		acc += le64toh(le[i]);
+		le[i] = acc;
+	}
+	*out = (int64_t *)le;
+	return 0;
+}

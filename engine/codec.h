@@ -1,0 +1,71 @@
+/*
+ * engine/codec.h — page hashing and compression, and the in-memory page
+ * index used while a snapshot is captured.
+ *
+ * Internal to the engine (not part of snapfs.h).  A page is identified by
+ * the SHA-256 of its bytes; stored compressed with zstd when that is
+ * smaller, raw otherwise (stored length == page size means raw).
+ */
+#ifndef ENGINE_CODEC_H
+#define ENGINE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#define SNAP_ZSTD_LEVEL (-1)
+#define SNAP_PAGE_MAX 65536
+
+void snap_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* Per-thread codec state: reuse contexts, never allocate per page. */
+typedef struct snap_codec {
+	ZSTD_CCtx *cctx;
+	ZSTD_DCtx *dctx;
+} snap_codec;
+
+int snap_codec_init(snap_codec *c);
+void snap_codec_free(snap_codec *c);
+/* Compress src (len bytes) into dst (cap >= ZSTD_compressBound(len)).
+ * Returns the stored length: < len compressed, == len raw copy. */
+size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
+		       void *dst, size_t cap);
+/* Decode a stored page of zlen bytes into dst of exactly len bytes.
+ * 0 or -EIO when the data does not decode to len bytes. */
+int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
+		      size_t len);
+
+/* Open-addressing map sha256 -> page id (ids > 0). */
+typedef struct snap_pageidx {
+	uint8_t (*keys)[32];
+	int64_t *ids;
+	size_t cap;     /* power of two */
+	size_t used;
+} snap_pageidx;
+
+int snap_pageidx_init(snap_pageidx *ix, size_t expect);
+void snap_pageidx_free(snap_pageidx *ix);
+/* 0 when absent. */
+int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32]);
+int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id);
+
+/* Open-addressing map page id -> int64 counter (reference deltas). */
+typedef struct snap_idcount {
+	int64_t *ids;
+	int64_t *counts;
+	size_t cap;
+	size_t used;
+} snap_idcount;
+
+int snap_idcount_init(snap_idcount *m, size_t expect);
+void snap_idcount_free(snap_idcount *m);
+int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta);
+
+/* Page maps: an array of int64 page ids (index pgno-1), stored as a zstd
+ * frame with a content checksum of the little-endian array. */
+int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
+		    size_t *outlen);
+int snap_map_decode(const void *blob, size_t len, uint32_t n,
+		    int64_t **out);
+
+#endif /* ENGINE_CODEC_H */

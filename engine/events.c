@@ -1,0 +1,111 @@
+/*
+ * engine/events.c — the event history.
+ *
+ * Events are written on the catalog connection.  When that connection is
+ * inside a transaction (an operation in progress), the event joins it;
+ * otherwise it commits alone.  Failures are recorded after the failed
+ * operation rolled back, so they survive it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "store_int.h"
+
+int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
+		      int ok, const char *detail)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "INSERT INTO events(time_ns, kind, "
+				    "snapshot, ok, detail) VALUES(?,?,?,?,?)",
+				    -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, snap_time_now_ns());
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, snapshot ? snapshot : "", -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, ok ? 1 : 0);
+		sqlite3_bind_text(st, 5, detail ? detail : "", -1,
+				  SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
+}
+
+int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
+		   int ok, const char *fmt, ...)
+{
+	char detail[SNAP_ERR_MSG];
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	snap_store_lock(s);
+	rc = snap_event_add_db(s->db, kind, snapshot, ok, detail);
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
+		    snap_event **out, size_t *n, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	snap_event *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snap_store_lock(s);
+	/* The newest `limit` events, returned oldest first. */
+	rc = sqlite3_prepare_v2(s->db, "SELECT * FROM (SELECT id, time_ns, "
+				"kind, snapshot, ok, detail FROM events WHERE "
+				"id>? ORDER BY id DESC LIMIT ?) ORDER BY id",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, after_id);
+		sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+	}
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snap_event *e;
+		if (cnt == cap) {
+			snap_event *nv;
+			cap = cap ? cap * 2 : 32;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		e = &v[cnt++];
+		e->id = sqlite3_column_int64(st, 0);
+		e->time_ns = sqlite3_column_int64(st, 1);
+		snprintf(e->kind, sizeof(e->kind), "%s",
+			 (const char *)sqlite3_column_text(st, 2));
+		snprintf(e->snapshot, sizeof(e->snapshot), "%s",
+			 (const char *)sqlite3_column_text(st, 3));
+		e->ok = sqlite3_column_int(st, 4);
+		snprintf(e->detail, sizeof(e->detail), "%s",
+			 (const char *)sqlite3_column_text(st, 5));
+		rc = SQLITE_OK;
+	}
+	rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc,
+		"store %s: cannot read the event history", s->dir);
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}

@@ -1,0 +1,32 @@
+/*
+ * engine/events.h — the event history: every snapshot, import, restore,
+ * verification, deletion, relabel, pin and failure, with time, kind,
+ * snapshot, outcome and detail.  Stored in the store's events table; an
+ * event is written in its own transaction (or inside the caller's when the
+ * store connection already has one open) so a failure is recorded even when
+ * the operation's own transaction rolled back.
+ */
+#ifndef ENGINE_EVENTS_H
+#define ENGINE_EVENTS_H
+
+#include "store.h"
+
+typedef struct snap_event {
+	int64_t id;
+	int64_t time_ns;
+	char kind[32];                 /* "snapshot", "restore", "verify", ... */
+	char snapshot[SNAP_NAME_MAX];  /* "" when none */
+	int ok;                        /* 1 success, 0 failure */
+	char detail[SNAP_ERR_MSG];
+} snap_event;
+
+/* Record an event; never fails the caller's operation (returns rc). */
+int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
+		   int ok, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Events with id > after_id, oldest first, at most `limit` (0 = all). */
+int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
+		    snap_event **out, size_t *n, snap_err *err);
+
+#endif /* ENGINE_EVENTS_H */

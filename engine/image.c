@@ -1,0 +1,514 @@
+/*
+ * engine/image.c — reading a snapshot's image from the store, and the
+ * read-only VFS that lets SQLite open a snapshot in place.
+ *
+ * A snap_image decodes the page map once and keeps one prepared statement
+ * on its own read-only store connection; a read fetches each page by id and
+ * decompresses it straight into the caller's buffer (whole pages) or into a
+ * one-page scratch buffer (partial pages).  The last decoded page is kept,
+ * so SQLite's small reads of one page (header, then the rest) cost one
+ * decompression.
+ *
+ * Each read runs in its own short read transaction of the store (WAL: never
+ * blocks writers).  Pages of a snapshot never change; a snapshot deleted
+ * while an image is open makes later reads fail with -EIO, which is why the
+ * daemon keeps deleted-but-open snapshots alive until the last close.
+ *
+ * The VFS ("snapfs-ro-<store address>", one per store) opens names of the
+ * form "snapfs-snapshot-<id>" as an iVersion-1 file over a snap_image.  It
+ * is always used with immutable=1: SQLite then never looks for a journal or
+ * WAL and takes no locks (PITFALLS 13-14).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "image.h"
+#include "store_int.h"
+
+struct snap_image {
+	snap_store *s;
+	sqlite3 *db;            /* own read-only store connection */
+	sqlite3_stmt *get;      /* SELECT zdata FROM page_data WHERE id=? */
+	sqlite3_stmt *hash;     /* SELECT hash FROM pages WHERE id=? */
+	snap_codec codec;
+	snap_info info;
+	int64_t *map;           /* page ids by pgno-1 */
+	uint8_t *scratch;       /* one page */
+	uint32_t scratch_pgno;  /* page held in scratch, 0 = none */
+};
+
+int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
+		    snap_err *err)
+{
+	snap_image *im = calloc(1, sizeof(*im));
+	uint32_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (!im)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	im->s = s;
+	rc = snap_store_connect(s, 1, &im->db, err);
+	if (!rc)
+		rc = snap_store_get_db(im->db, snap_id, &im->info, err);
+	if (!rc)
+		rc = snap_store_load_map(im->db, snap_id, &n, &im->map, err);
+	if (!rc && n != im->info.page_count)
+		rc = snap_err_set(err, -EBADMSG, "snapshot %s: page map has %u "
+				  "entries, catalog says %u", im->info.name, n,
+				  im->info.page_count);
+	if (!rc && (sqlite3_prepare_v2(im->db, "SELECT zdata FROM page_data "
+				       "WHERE id=?", -1, &im->get, NULL) ||
+		    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE "
+				       "id=?", -1, &im->hash, NULL)))
+		rc = snap_err_sqlite(err, im->db, sqlite3_errcode(im->db),
+				     "store %s", s->dir);
+	if (!rc && snap_codec_init(&im->codec))
+		rc = snap_err_set(err, -ENOMEM, "out of memory for zstd");
+	if (!rc) {
+		im->scratch = malloc(im->info.page_size ? im->info.page_size
+				     : 1);
+		if (!im->scratch)
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	if (rc) {
+		snap_image_close(im);
+		return rc;
+	}
+	*out = im;
+	return 0;
+}
+
+void snap_image_close(snap_image *im)
+{
+	if (!im)
+		return;
+	sqlite3_finalize(im->get);
+	sqlite3_finalize(im->hash);
+	sqlite3_close(im->db);
+	snap_codec_free(&im->codec);
+	free(im->map);
+	free(im->scratch);
+	free(im);
+}
+
+uint64_t snap_image_size(const snap_image *im) { return im->info.image_size; }
+uint32_t snap_image_page_size(const snap_image *im)
+{
+	return im->info.page_size;
+}
+uint32_t snap_image_page_count(const snap_image *im)
+{
+	return im->info.page_count;
+}
+
+int64_t snap_image_page_id(const snap_image *im, uint32_t pgno)
+{
+	if (pgno < 1 || pgno > im->info.page_count)
+		return 0;
+	return im->map[pgno - 1];
+}
+
+/* Decode page pgno into buf. */
+static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
+{
+	int64_t id = im->map[pgno - 1];
+	int rc;
+
+	sqlite3_bind_int64(im->get, 1, id);
+	rc = sqlite3_step(im->get);
+	if (rc == SQLITE_ROW) {
+		rc = snap_codec_unpack(&im->codec,
+				       sqlite3_column_blob(im->get, 0),
+				       (size_t)sqlite3_column_bytes(im->get, 0),
+				       buf, im->info.page_size);
+		if (rc)
+			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
+					  "(stored page %" PRId64 ") cannot be "
+					  "decoded", im->info.name, pgno, id);
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -EIO, "snapshot %s: page %u (stored page "
+				  "%" PRId64 ") is missing from the store",
+				  im->info.name, pgno, id);
+	} else {
+		rc = snap_err_sqlite(err, im->db, rc, "snapshot %s: cannot "
+				     "read page %u", im->info.name, pgno);
+	}
+	sqlite3_reset(im->get);
+	return rc;
+}
+
+int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
+			 uint8_t sha_out[32], snap_err *err)
+{
+	int rc;
+
+	if (pgno < 1 || pgno > im->info.page_count)
+		return snap_err_set(err, -EINVAL, "snapshot %s has no page %u",
+				    im->info.name, pgno);
+	rc = image_page(im, pgno, buf, err);
+	if (rc || !sha_out)
+		return rc;
+	sqlite3_bind_int64(im->hash, 1, im->map[pgno - 1]);
+	if (sqlite3_step(im->hash) == SQLITE_ROW &&
+	    sqlite3_column_bytes(im->hash, 0) == 32)
+		memcpy(sha_out, sqlite3_column_blob(im->hash, 0), 32);
+	else
+		rc = snap_err_set(err, -EIO, "snapshot %s: page %u has no "
+				  "stored hash", im->info.name, pgno);
+	sqlite3_reset(im->hash);
+	return rc;
+}
+
+ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
+			snap_err *err)
+{
+	uint32_t ps = im->info.page_size;
+	uint64_t size = im->info.image_size;
+	size_t done = 0;
+	int rc = 0;
+
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	/* One read transaction for the whole call. */
+	sqlite3_exec(im->db, "BEGIN", NULL, NULL, NULL);
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint32_t pgno = (uint32_t)(pos / ps) + 1;
+		size_t in = (size_t)(pos % ps), n = ps - in;
+
+		if (n > len - done)
+			n = len - done;
+		if (in == 0 && n == ps) {
+			rc = image_page(im, pgno, (char *)buf + done, err);
+		} else {
+			if (im->scratch_pgno != pgno) {
+				im->scratch_pgno = 0;
+				rc = image_page(im, pgno, im->scratch, err);
+				if (!rc)
+					im->scratch_pgno = pgno;
+			}
+			if (!rc)
+				memcpy((char *)buf + done, im->scratch + in, n);
+		}
+		if (rc)
+			break;
+		done += n;
+	}
+	sqlite3_exec(im->db, "COMMIT", NULL, NULL, NULL);
+	return rc ? rc : (ssize_t)done;
+}
+
+int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
+		      snap_err *err)
+{
+	snap_image *im = NULL;
+	char tmp[PATH_MAX];
+	size_t chunk = 1 << 20;
+	uint64_t off = 0;
+	char *buf = NULL;
+	int fd = -1, rc;
+
+	rc = snap_image_open(s, snap_id, &im, err);
+	if (rc)
+		return rc;
+	snprintf(tmp, sizeof(tmp), "%s.snapfs-tmp-%ld", path, (long)getpid());
+	buf = malloc(chunk);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (!buf || fd < 0) {
+		rc = snap_err_set(err, fd < 0 ? -errno : -ENOMEM, "cannot "
+				  "create %s: %s", tmp, fd < 0 ?
+				  strerror(errno) : "out of memory");
+		goto out;
+	}
+	while (off < im->info.image_size) {
+		ssize_t n = snap_image_read(im, buf, chunk, off, err);
+		char *p = buf;
+
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : snap_err_set(err, -EIO, "short "
+							   "read");
+			goto out;
+		}
+		off += (uint64_t)n;
+		while (n > 0) {
+			ssize_t w = write(fd, p, (size_t)n);
+			if (w < 0) {
+				rc = snap_err_set(err, -errno, "cannot write %s: "
+						  "%s", tmp, strerror(errno));
+				goto out;
+			}
+			p += w;
+			n -= w;
+		}
+	}
+	if (fsync(fd) < 0) {
+		rc = snap_err_set(err, -errno, "cannot sync %s: %s", tmp,
+				  strerror(errno));
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
+				  tmp, path, strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	free(buf);
+	snap_image_close(im);
+	return rc;
+}
+
+/* --- the read-only VFS ------------------------------------------------ */
+
+typedef struct ro_file {
+	sqlite3_file base;
+	snap_image *im;
+} ro_file;
+
+#define RO_PREFIX "snapfs-snapshot-"
+
+static int ro_close(sqlite3_file *f)
+{
+	snap_image_close(((ro_file *)f)->im);
+	((ro_file *)f)->im = NULL;
+	return SQLITE_OK;
+}
+
+static int ro_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
+{
+	ssize_t n = snap_image_read(((ro_file *)f)->im, buf, (size_t)amt,
+				    (uint64_t)off, NULL);
+
+	if (n < 0)
+		return SQLITE_IOERR_READ;
+	if (n < amt) {
+		/* SQLite requires the rest zeroed (PITFALLS 13). */
+		memset((char *)buf + n, 0, (size_t)(amt - n));
+		return SQLITE_IOERR_SHORT_READ;
+	}
+	return SQLITE_OK;
+}
+
+static int ro_write(sqlite3_file *f, const void *b, int a, sqlite3_int64 o)
+{
+	(void)f; (void)b; (void)a; (void)o;
+	return SQLITE_READONLY;
+}
+
+static int ro_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+	(void)f; (void)size;
+	return SQLITE_READONLY;
+}
+
+static int ro_sync(sqlite3_file *f, int flags)
+{
+	(void)f; (void)flags;
+	return SQLITE_OK;
+}
+
+static int ro_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+	*size = (sqlite3_int64)((ro_file *)f)->im->info.image_size;
+	return SQLITE_OK;
+}
+
+static int ro_lock(sqlite3_file *f, int l)
+{
+	(void)f; (void)l;
+	return SQLITE_OK;
+}
+
+static int ro_check_reserved(sqlite3_file *f, int *out)
+{
+	(void)f;
+	*out = 0;
+	return SQLITE_OK;
+}
+
+static int ro_fcntl(sqlite3_file *f, int op, void *arg)
+{
+	(void)f; (void)op; (void)arg;
+	return SQLITE_NOTFOUND;
+}
+
+static int ro_sector(sqlite3_file *f)
+{
+	(void)f;
+	return 4096;
+}
+
+static int ro_devchar(sqlite3_file *f)
+{
+	(void)f;
+	return SQLITE_IOCAP_IMMUTABLE;
+}
+
+static const sqlite3_io_methods ro_methods = {
+	.iVersion = 1,
+	.xClose = ro_close,
+	.xRead = ro_read,
+	.xWrite = ro_write,
+	.xTruncate = ro_truncate,
+	.xSync = ro_sync,
+	.xFileSize = ro_size,
+	.xLock = ro_lock,
+	.xUnlock = ro_lock,
+	.xCheckReservedLock = ro_check_reserved,
+	.xFileControl = ro_fcntl,
+	.xSectorSize = ro_sector,
+	.xDeviceCharacteristics = ro_devchar,
+};
+
+static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
+		      int flags, int *outflags)
+{
+	ro_file *rf = (ro_file *)f;
+	long long id;
+	int rc;
+
+	memset(rf, 0, sizeof(*rf));
+	if (!(flags & SQLITE_OPEN_MAIN_DB) || !name ||
+	    strncmp(name, RO_PREFIX, strlen(RO_PREFIX)) != 0 ||
+	    sscanf(name + strlen(RO_PREFIX), "%lld", &id) != 1)
+		return SQLITE_CANTOPEN;
+	rc = snap_image_open(vfs->pAppData, id, &rf->im, NULL);
+	if (rc)
+		return SQLITE_CANTOPEN;
+	rf->base.pMethods = &ro_methods;
+	if (outflags)
+		*outflags = SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB;
+	return SQLITE_OK;
+}
+
+static int rovfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
+{
+	(void)vfs; (void)name; (void)sync;
+	return SQLITE_READONLY;
+}
+
+static int rovfs_access(sqlite3_vfs *vfs, const char *name, int flags,
+			int *out)
+{
+	(void)vfs; (void)name; (void)flags;
+	*out = 0;
+	return SQLITE_OK;
+}
+
+static int rovfs_fullpath(sqlite3_vfs *vfs, const char *name, int n,
+			  char *out)
+{
+	(void)vfs;
+	snprintf(out, (size_t)n, "%s", name);
+	return SQLITE_OK;
+}
+
+static int rovfs_random(sqlite3_vfs *vfs, int n, char *out)
+{
+	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
+	(void)vfs;
+	return d->xRandomness(d, n, out);
+}
+
+static int rovfs_sleep(sqlite3_vfs *vfs, int us)
+{
+	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
+	(void)vfs;
+	return d->xSleep(d, us);
+}
+
+static int rovfs_time(sqlite3_vfs *vfs, double *t)
+{
+	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
+	(void)vfs;
+	return d->xCurrentTime(d, t);
+}
+
+static int rovfs_lasterr(sqlite3_vfs *vfs, int n, char *out)
+{
+	(void)vfs; (void)n; (void)out;
+	return 0;
+}
+
+/* Register this store's VFS once. */
+static int rovfs_get(snap_store *s, snap_err *err)
+{
+	sqlite3_vfs *v;
+	int rc = 0;
+
+	snap_store_lock(s);
+	if (s->ro_vfs)
+		goto out;
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(s->vfs_name, sizeof(s->vfs_name), "snapfs-ro-%p", (void *)s);
+	v->iVersion = 1;
+	v->szOsFile = sizeof(ro_file);
+	v->mxPathname = 512;
+	v->zName = s->vfs_name;
+	v->pAppData = s;
+	v->xOpen = rovfs_open;
+	v->xDelete = rovfs_delete;
+	v->xAccess = rovfs_access;
+	v->xFullPathname = rovfs_fullpath;
+	v->xRandomness = rovfs_random;
+	v->xSleep = rovfs_sleep;
+	v->xCurrentTime = rovfs_time;
+	v->xGetLastError = rovfs_lasterr;
+	rc = sqlite3_vfs_register(v, 0);
+	if (rc != SQLITE_OK) {
+		free(v);
+		rc = snap_err_sqlite(err, NULL, rc, "cannot register the "
+				     "store VFS");
+		goto out;
+	}
+	s->ro_vfs = v;
+out:
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
+			   snap_err *err)
+{
+	char uri[128];
+	snap_info si;
+	int rc;
+
+	*db = NULL;
+	rc = snap_store_get(s, snap_id, &si, err);
+	if (!rc)
+		rc = rovfs_get(s, err);
+	if (rc)
+		return rc;
+	snprintf(uri, sizeof(uri), "file:" RO_PREFIX "%lld?immutable=1",
+		 (long long)snap_id);
+	rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+			     SQLITE_OPEN_NOMUTEX, s->vfs_name);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, *db, rc, "cannot open snapshot %s",
+				     si.name);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_extended_result_codes(*db, 1);
+	sqlite3_exec(*db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+	return 0;
+}

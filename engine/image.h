@@ -1,0 +1,61 @@
+/*
+ * engine/image.h — reading a snapshot's image out of the store.
+ *
+ * snap_image gives any byte range of a snapshot's image without
+ * materializing it: the page map is decoded once at open, each page is
+ * fetched by id and decompressed into the caller's buffer.  The bytes are
+ * exactly the image that was captured (sha256 equal to the catalog's).
+ *
+ * A snap_image owns its own read-only SQLite connection to the store, so
+ * several images can be read by several threads at once; one snap_image
+ * must not be used by two threads at the same time.
+ *
+ * snap_image_sqlite_open() opens a snapshot as a read-only SQLite database
+ * through a VFS over the store (no temporary copy), for verification, diff
+ * and as the source of a restore.
+ */
+#ifndef ENGINE_IMAGE_H
+#define ENGINE_IMAGE_H
+
+#include <sys/types.h>
+#include "store.h"
+
+typedef struct snap_image snap_image;
+
+int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
+		    snap_err *err);
+void snap_image_close(snap_image *im);
+uint64_t snap_image_size(const snap_image *im);
+uint32_t snap_image_page_size(const snap_image *im);
+uint32_t snap_image_page_count(const snap_image *im);
+
+/*
+ * Read up to len bytes at off.  Returns the number of bytes read (short only
+ * at the end of the image, 0 at or past it) or a negative errno (-EIO with
+ * a message naming the snapshot and page when a page is missing or cannot
+ * be decoded).
+ */
+ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
+			snap_err *err);
+
+/*
+ * Read page `pgno` (1-based) raw into buf (page_size bytes) and, when
+ * sha_out is not NULL, give the stored hash of that page.
+ */
+int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
+			 uint8_t sha_out[32], snap_err *err);
+/* Page id of page pgno in the store (for verification reports). */
+int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
+
+/* Write the image to `path` (temporary file, fsync, rename). */
+int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
+		      snap_err *err);
+
+/*
+ * Open snapshot snap_id as a read-only SQLite connection (immutable) over
+ * the store.  Close with sqlite3_close().
+ */
+int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
+			   snap_err *err);
+
+#endif /* ENGINE_IMAGE_H */

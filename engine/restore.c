@@ -1,0 +1,563 @@
+/*
+ * engine/restore.c — verified restore; the steps are in restore.h.
+ *
+ * The copy is one sqlite3_backup_step(-1) from the snapshot (opened through
+ * the store VFS) into a connection on the live database: SQLite takes the
+ * locks, writes a rollback journal or WAL frames, and commits atomically, so
+ * other connections see the old or the new state and a crash leaves a hot
+ * journal SQLite rolls back.  A busy handler waits for readers in rollback
+ * mode (PITFALLS 11).  The destination keeps its journal mode: SQLite sets
+ * the WAL version bytes again after a backup into a WAL database.  A WAL
+ * database whose page size differs from the image's cannot be a backup
+ * destination (PITFALLS 10): it is switched to rollback mode, restored, and
+ * switched back, which needs exclusive access; without it the restore is
+ * refused before anything changed.
+ *
+ * Verification of the result reads the live database back through SQLite
+ * (a backup into a compare-mode capture) and compares every page with the
+ * image's stored hashes, page 1 without the counters SQLite maintains.  The
+ * image itself passed integrity_check in step 1, so equal pages mean an
+ * intact database; a separate integrity_check of the live file would only
+ * repeat it.  When another process committed between the restore and the
+ * read-back (PRAGMA data_version moved), page equality cannot be expected:
+ * the live database then gets an integrity_check instead, and the result
+ * says so.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "events.h"
+#include "image.h"
+#include "restore.h"
+#include "snapshot.h"
+#include "store_int.h"
+#include "verify.h"
+
+#define LIVE_BUSY_MS 30000
+
+/* What the live file is before a restore. */
+enum live_state { LIVE_DB, LIVE_MISSING, LIVE_NOT_DB };
+
+static int open_live(const char *path, sqlite3 **db, snap_err *err)
+{
+	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, *db, rc, "cannot open %s", path);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(*db, LIVE_BUSY_MS);
+	sqlite3_extended_result_codes(*db, 1);
+	return 0;
+}
+
+/* One integer from a query. */
+static int query_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Classify the live file, and learn its journal mode and page size. */
+static int live_probe(const char *path, enum live_state *state, int *wal,
+		      int64_t *page_size, snap_err *err)
+{
+	struct stat st;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *jm = NULL;
+	int rc;
+
+	*wal = 0;
+	*page_size = 0;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return snap_err_set(err, -errno, "cannot stat %s: %s",
+					    path, strerror(errno));
+		*state = LIVE_MISSING;
+		return 0;
+	}
+	*state = LIVE_NOT_DB;
+	if (st.st_size == 0)
+		return 0;
+	rc = open_live(path, &db, err);
+	if (rc)
+		return rc;
+	rc = query_int(db, "SELECT count(*) FROM sqlite_schema", page_size);
+	if ((rc & 0xff) == SQLITE_NOTADB) {
+		sqlite3_close(db);
+		return 0;
+	}
+	if (rc == SQLITE_OK)
+		rc = query_int(db, "PRAGMA page_size", page_size);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm,
+					NULL);
+	if (rc == SQLITE_OK && sqlite3_step(jm) == SQLITE_ROW)
+		*wal = strcmp((const char *)sqlite3_column_text(jm, 0),
+			      "wal") == 0;
+	sqlite3_finalize(jm);
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT) {
+		rc = snap_err_sqlite(err, db, rc, "cannot read %s", path);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_close(db);
+	*state = LIVE_DB;
+	return 0;
+}
+
+/* Run one backup from src into dst, retrying while readers hold locks. */
+static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
+		      snap_err *err)
+{
+	int tries, rc = SQLITE_BUSY;
+
+	for (tries = 0; tries < 600; tries++) {
+		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
+							 "main");
+		if (!bk)
+			return snap_err_sqlite(err, dst, sqlite3_errcode(dst),
+					       "cannot start copying into %s",
+					       what);
+		rc = sqlite3_backup_step(bk, -1);
+		sqlite3_backup_finish(bk);
+		if (rc == SQLITE_DONE)
+			return 0;
+		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+			break;
+		sqlite3_sleep(50);   /* the busy handler already waited */
+	}
+	if ((rc & 0xff) == SQLITE_READONLY)
+		return snap_err_set(err, -EROFS, "cannot write %s: SQLite "
+				    "refused the copy (read-only file, or WAL "
+				    "mode with another page size)", what);
+	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
+}
+
+/* Copy snapshot id into an existing live database, keeping its mode. */
+static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
+			  int wal, int64_t live_ps, snap_err *err)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	int switched = 0, rc;
+
+	rc = snap_image_sqlite_open(s, id, &src, err);
+	if (!rc)
+		rc = open_live(s->db_path, &dst, err);
+	if (!rc && wal && live_ps != si->page_size) {
+		/* PITFALLS 10: leave WAL for the copy, return after. */
+		rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL,
+				  NULL);
+		if (rc == SQLITE_OK) {
+			int64_t dummy;
+			sqlite3_stmt *st = NULL;
+			sqlite3_prepare_v2(dst, "PRAGMA journal_mode", -1, &st,
+					   NULL);
+			rc = sqlite3_step(st) == SQLITE_ROW &&
+			     strcmp((const char *)sqlite3_column_text(st, 0),
+				    "delete") == 0 ? SQLITE_OK : SQLITE_BUSY;
+			sqlite3_finalize(st);
+			(void)dummy;
+		}
+		if (rc != SQLITE_OK)
+			rc = snap_err_set(err, -EBUSY, "%s is in WAL mode with "
+					  "%lld-byte pages and snapshot %s has "
+					  "%u-byte pages; SQLite can only "
+					  "change that with no other "
+					  "connection open: close the "
+					  "applications using it and retry",
+					  s->db_path, (long long)live_ps,
+					  si->name, si->page_size);
+		else
+			switched = 1;
+	}
+	if (!rc)
+		rc = backup_all(dst, src, s->db_path, err);
+	if (switched && sqlite3_exec(dst, "PRAGMA journal_mode=WAL", NULL,
+				     NULL, NULL) != SQLITE_OK && !rc)
+		rc = snap_err_sqlite(err, dst, sqlite3_errcode(dst), "restored "
+				     "%s but could not switch it back to WAL "
+				     "mode", s->db_path);
+	sqlite3_close(src);
+	sqlite3_close(dst);
+	return rc;
+}
+
+/* Move a side file (-journal, -wal) out of the way, keeping its bytes. */
+static int set_aside(const char *path, const char *suffix, const char *stamp,
+		     snap_err *err)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	snprintf(from, sizeof(from), "%s%s", path, suffix);
+	snprintf(to, sizeof(to), "%s.snapfs-replaced-%s%s", path, stamp,
+		 suffix);
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return snap_err_set(err, -errno, "cannot move %s aside: %s",
+				    from, strerror(errno));
+	return 0;
+}
+
+/* fsync a directory so a rename in it is durable. */
+static void sync_dir(const char *path)
+{
+	char *dup = strdup(path);
+	int fd;
+
+	if (!dup)
+		return;
+	fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dup);
+}
+
+/*
+ * The live file is missing or not a database: write the image into a new
+ * file beside it and rename that into place.  A non-database file is kept
+ * as "<db>.snapfs-replaced-<time>" so nothing is lost; stale -journal and
+ * -wal files are moved aside too, since SQLite would otherwise apply them
+ * to the new file.
+ */
+static int copy_to_new_file(snap_store *s, int64_t id, enum live_state state,
+			    char *kept, size_t keptcap, snap_err *err)
+{
+	char tmp[PATH_MAX], stamp[32];
+	sqlite3 *src = NULL, *dst = NULL;
+	time_t now = time(NULL);
+	struct tm tm;
+	int rc;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	kept[0] = '\0';
+	snprintf(tmp, sizeof(tmp), "%s.snapfs-restore-%ld", s->db_path,
+		 (long)getpid());
+	unlink(tmp);
+	rc = snap_image_sqlite_open(s, id, &src, err);
+	if (!rc) {
+		rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE |
+				     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+		if (rc != SQLITE_OK)
+			rc = snap_err_sqlite(err, dst, rc, "cannot create %s",
+					     tmp);
+	}
+	if (!rc)
+		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
+	if (!rc)
+		rc = backup_all(dst, src, tmp, err);
+	sqlite3_close(dst);
+	sqlite3_close(src);
+	if (!rc)
+		rc = set_aside(s->db_path, "-journal", stamp, err);
+	if (!rc)
+		rc = set_aside(s->db_path, "-wal", stamp, err);
+	if (!rc && state == LIVE_NOT_DB) {
+		snprintf(kept, keptcap, "%s.snapfs-replaced-%s", s->db_path,
+			 stamp);
+		if (link(s->db_path, kept) < 0)
+			rc = snap_err_set(err, -errno, "cannot keep the old "
+					  "file %s as %s: %s", s->db_path,
+					  kept, strerror(errno));
+	}
+	if (!rc) {
+		char shm[PATH_MAX];
+		snprintf(shm, sizeof(shm), "%s-shm", s->db_path);
+		unlink(shm);
+		if (rename(tmp, s->db_path) < 0)
+			rc = snap_err_set(err, -errno, "cannot move the restored "
+					  "file into place at %s: %s",
+					  s->db_path, strerror(errno));
+		else
+			sync_dir(s->db_path);
+	}
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+/* Load the expected hash of every page of snapshot id, and its page 1. */
+static int load_expected(snap_store *s, int64_t id, const snap_info *si,
+			 uint8_t (**hashes)[32], uint8_t **page1,
+			 snap_err *err)
+{
+	snap_image *im = NULL;
+	sqlite3_stmt *st = NULL;
+	sqlite3 *db = NULL;
+	int64_t *map = NULL;
+	uint32_t n = 0, i;
+	int rc;
+
+	*hashes = NULL;
+	*page1 = NULL;
+	rc = snap_image_open(s, id, &im, err);
+	if (!rc) {
+		*page1 = malloc(si->page_size);
+		rc = *page1 ? snap_image_read_page(im, 1, *page1, NULL, err)
+			    : snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	snap_image_close(im);
+	if (!rc)
+		rc = snap_store_connect(s, 1, &db, err);
+	if (!rc)
+		rc = snap_store_load_map(db, id, &n, &map, err);
+	if (!rc) {
+		*hashes = malloc((size_t)n * 32 + 1);
+		if (!*hashes)
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	if (!rc)
+		rc = sqlite3_prepare_v2(db, "SELECT hash FROM pages WHERE id=?",
+					-1, &st, NULL) == SQLITE_OK ? 0 :
+		     snap_err_sqlite(err, db, sqlite3_errcode(db), "store");
+	if (!rc)
+		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	for (i = 0; !rc && i < n; i++) {
+		sqlite3_bind_int64(st, 1, map[i]);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_bytes(st, 0) == 32)
+			memcpy((*hashes)[i], sqlite3_column_blob(st, 0), 32);
+		else
+			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
+					  "vanished from the store", si->name,
+					  i + 1);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	free(map);
+	if (rc) {
+		free(*hashes);
+		free(*page1);
+		*hashes = NULL;
+		*page1 = NULL;
+	}
+	return rc;
+}
+
+/* Integrity check of the live database as a fallback verification. */
+static int live_integrity(const char *path, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = open_live(path, &db, err), bad = 0;
+
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(5)", -1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
+			bad = 1;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	if (rc != SQLITE_DONE || bad)
+		return snap_err_set(err, -EIO, "%s fails integrity_check after "
+				    "the restore", path);
+	return 0;
+}
+
+/* Step 4: the live database equals the image (see the top comment). */
+static int verify_live(snap_store *s, int64_t id, const snap_info *si,
+		       int *proven, snap_err *err)
+{
+	uint8_t (*hashes)[32] = NULL;
+	uint8_t *page1 = NULL;
+	snap_capture c;
+	sqlite3 *live = NULL, *cap = NULL;
+	int64_t v0 = 0, v1 = 0;
+	int rc;
+
+	*proven = 0;
+	rc = load_expected(s, id, si, &hashes, &page1, err);
+	if (!rc)
+		rc = open_live(s->db_path, &live, err);
+	if (!rc && query_int(live, "PRAGMA data_version", &v0) != SQLITE_OK)
+		rc = snap_err_sqlite(err, live, sqlite3_errcode(live), "cannot "
+				     "read %s", s->db_path);
+	if (!rc)
+		rc = snap_capture_init_compare(&c, (const uint8_t (*)[32])hashes,
+					       page1, si->page_count, err);
+	if (!rc)
+		c.page_size = si->page_size;
+	if (!rc) {
+		rc = snap_capture_open_db(&c, &cap, err);
+		if (!rc)
+			rc = backup_all(cap, live, "a verification copy", err);
+		sqlite3_close(cap);
+		if (!rc && c.err_code)
+			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
+	}
+	if (!rc && query_int(live, "PRAGMA data_version", &v1) != SQLITE_OK)
+		rc = snap_err_sqlite(err, live, sqlite3_errcode(live), "cannot "
+				     "read %s", s->db_path);
+	sqlite3_close(live);
+	if (!rc && v0 != v1) {
+		/* Another process wrote after the restore: fall back. */
+		rc = live_integrity(s->db_path, err);
+	} else if (!rc) {
+		if (c.page_size != si->page_size || c.npages != si->page_count)
+			rc = snap_err_set(err, -EIO, "after the restore %s has "
+					  "%u pages of %u bytes, the snapshot "
+					  "%u of %u", s->db_path, c.npages,
+					  c.page_size, si->page_count,
+					  si->page_size);
+		else if (c.mismatches)
+			rc = snap_err_set(err, -EIO, "after the restore %u "
+					  "page%s of %s differ from snapshot "
+					  "%s (first: page %u)", c.mismatches,
+					  c.mismatches > 1 ? "s" : "",
+					  s->db_path, si->name,
+					  c.first_mismatch);
+		else
+			*proven = 1;
+	}
+	free(hashes);
+	free(page1);
+	return rc;
+}
+
+/* Copy and verify; the part of a restore that a rollback repeats. */
+static int apply(snap_store *s, int64_t id, const snap_info *si,
+		 enum live_state state, int wal, int64_t live_ps, char *kept,
+		 size_t keptcap, int *proven, snap_err *err)
+{
+	int rc;
+
+	if (state == LIVE_DB)
+		rc = copy_into_live(s, id, si, wal, live_ps, err);
+	else
+		rc = copy_to_new_file(s, id, state, kept, keptcap, err);
+	if (!rc)
+		rc = verify_live(s, id, si, proven, err);
+	return rc;
+}
+
+int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
+		 snap_err *err)
+{
+	snap_restore_result tmp;
+	snap_create_opts safety = { SNAP_KIND_PRE_RESTORE, NULL, NULL, 0 };
+	enum live_state state;
+	snap_info si;
+	char label[SNAP_LABEL_MAX + 1], kept[PATH_MAX] = "";
+	int64_t live_ps = 0;
+	int lockfd = -1, wal = 0, rc;
+
+	if (!res)
+		res = &tmp;
+	memset(res, 0, sizeof(*res));
+	rc = snap_store_get(s, id, &si, err);
+	if (rc)
+		return rc;
+	rc = snap_store_restore_lock(s, &lockfd, err);
+	if (rc)
+		goto record;
+	/* 1. The source must be intact. */
+	rc = snap_verify_snapshot(s, id, 1, NULL, NULL, err);
+	if (rc) {
+		snap_err_prefix(err, "restore refused, %s is unchanged",
+				s->db_path);
+		goto record;
+	}
+	rc = live_probe(s->db_path, &state, &wal, &live_ps, err);
+	if (rc)
+		goto record;
+	/* 2. A safety snapshot of what is there now. */
+	if (state == LIVE_DB) {
+		snprintf(label, sizeof(label), "before-%s", si.label);
+		safety.label = label;
+		rc = snap_snapshot_take(s, &safety, &res->safety, err);
+		if (rc) {
+			snap_err_prefix(err, "restore refused: cannot take the "
+					"safety snapshot of %s", s->db_path);
+			goto record;
+		}
+		res->have_safety = 1;
+	}
+	/* 3 and 4. */
+	rc = apply(s, id, &si, state, wal, live_ps, kept, sizeof(kept),
+		   &res->verified_pages, err);
+	if (rc && res->have_safety) {
+		/* 5. Back to the safety snapshot. */
+		snap_err again;
+		int proven = 0, rrc;
+
+		snap_err_clear(&again);
+		rrc = live_probe(s->db_path, &state, &wal, &live_ps, &again);
+		if (!rrc)
+			rrc = apply(s, res->safety.id, &res->safety, state, wal,
+				    live_ps, kept, sizeof(kept), &proven,
+				    &again);
+		res->rolled_back = rrc == 0;
+		if (rrc)
+			snap_err_prefix(err, "restore failed AND the rollback "
+					"failed (%s); the state before the "
+					"restore is snapshot %s", again.msg,
+					res->safety.name);
+		else
+			snap_err_prefix(err, "restore failed and was rolled "
+					"back to %s", res->safety.name);
+		if (rc != -EBUSY && rc != -ENOSPC)
+			rc = -EIO;
+	}
+record:
+	snap_store_restore_unlock(lockfd);
+	if (rc)
+		snap_event_add(s, "restore", si.name, 0, "%s", err ? err->msg :
+			       "restore failed");
+	else
+		snap_event_add(s, "restore", si.name, 1, "restored into %s%s%s"
+			       "%s%s", s->db_path, res->have_safety ?
+			       "; safety snapshot " : "", res->have_safety ?
+			       res->safety.name : "", *kept ?
+			       "; the old file is kept as " : "", kept);
+	return rc;
+}
+
+int snap_restore_file(snap_store *s, const char *path, const char *label,
+		      snap_restore_result *res, snap_err *err)
+{
+	snap_create_opts o = { SNAP_KIND_IMPORT, label, NULL, 0 };
+	char *dup = NULL;
+	snap_info si;
+	int rc;
+
+	if (!label) {
+		dup = strdup(path);
+		if (!dup)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		o.label = basename(dup);
+	}
+	rc = snap_snapshot_import(s, path, &o, &si, err);
+	free(dup);
+	if (rc) {
+		snap_err_prefix(err, "restore refused, %s is unchanged",
+				s->db_path);
+		return rc;
+	}
+	return snap_restore(s, si.id, res, err);
+}

@@ -1,0 +1,44 @@
+/*
+ * engine/restore.h — verified restore of a snapshot into the live database.
+ *
+ *  1. Verify the source (quick + integrity_check through the store VFS).
+ *  2. Take a safety snapshot (kind pre-restore) of the live database.
+ *  3. Copy the image into the live database with one sqlite3_backup step
+ *     on a connection to the real path: other connections see the old or
+ *     the new state; a crash leaves a hot journal SQLite rolls back.  The
+ *     live database keeps its journal mode.  A missing or non-database live
+ *     file is replaced by a new file renamed into place.
+ *  4. Verify the live database equals the image page for page (except the
+ *     page-1 counters SQLite maintains).
+ *  5. Any failure after step 2 rolls back to the safety snapshot.
+ * One restore at a time per store (-EBUSY), across processes.
+ */
+#ifndef ENGINE_RESTORE_H
+#define ENGINE_RESTORE_H
+
+#include "store.h"
+
+typedef struct snap_restore_result {
+	int have_safety;          /* 1 when a safety snapshot was taken */
+	snap_info safety;         /* the pre-restore snapshot */
+	int rolled_back;          /* 1 when a failure was rolled back */
+	int verified_pages;       /* 1 when live == image was proven */
+} snap_restore_result;
+
+/*
+ * Restore snapshot `id` into the live database.  Errors: -EBUSY (another
+ * restore), -EBADMSG (source failed verification: nothing changed),
+ * -EIO (failure during or after the copy: rolled back), others.
+ */
+int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
+		 snap_err *err);
+
+/*
+ * Restore from a database file: it is verified and imported as a snapshot
+ * of kind import (label from the file name unless given), then restored.
+ * -EINVAL when the file is not a usable database; nothing changed then.
+ */
+int snap_restore_file(snap_store *s, const char *path, const char *label,
+		      snap_restore_result *res, snap_err *err);
+
+#endif /* ENGINE_RESTORE_H */

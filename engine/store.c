@@ -1,0 +1,995 @@
+/*
+ * engine/store.c — the store directory, its schema and its catalog.
+ *
+ * Layout of store.db (schema version SNAP_STORE_SCHEMA_VERSION, kept in
+ * PRAGMA user_version; application_id 'SNAP'):
+ *
+ *   meta(key, value)            db_path, created
+ *   pages(id, hash, size, zlen, refs)
+ *                               one row per distinct page image; refs =
+ *                               number of page-map entries naming it
+ *   page_data(id, zdata)        the stored bytes (zstd, or raw if zlen==size)
+ *   snapshots(...)              the catalog; pagemap (last column, so listing
+ *                               never reads it) is a zstd frame of page ids
+ *   events(...)                 the history
+ *
+ * Page rows and their bytes live in separate tables so that reference-count
+ * updates rewrite a few dozen bytes, never a page image.
+ *
+ * Invariants: sum over snapshots of map entries naming page P == P.refs; a
+ * page row exists iff refs > 0; every change is one transaction.
+ *
+ * The catalog connection s->db is shared by threads under s->mu (a recursive
+ * mutex, so engine calls may nest).  WAL mode lets snapctl read and write
+ * beside a running daemon; busy_timeout makes them wait for each other.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "events.h"
+#include "store_int.h"
+
+#define STORE_BUSY_MS 30000
+
+static const char *const kind_names[SNAP_KIND_COUNT] = {
+	"manual", "auto", "pre-restore", "import", "conflict", "recovery",
+};
+
+const char *snap_kind_name(snap_kind k)
+{
+	return (unsigned)k < SNAP_KIND_COUNT ? kind_names[k] : "unknown";
+}
+
+int snap_kind_parse(const char *s, snap_kind *out)
+{
+	int k;
+
+	for (k = 0; k < SNAP_KIND_COUNT; k++)
+		if (strcmp(s, kind_names[k]) == 0) {
+			*out = (snap_kind)k;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+int64_t snap_time_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void snap_time_iso(int64_t ns, char out[40])
+{
+	time_t t = (time_t)(ns / 1000000000);
+	struct tm tm;
+	char b[32];
+
+	gmtime_r(&t, &tm);
+	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 40, "%s.%03dZ", b, (int)((ns / 1000000) % 1000));
+}
+
+void snap_hex(const uint8_t sha[32], char out[65])
+{
+	static const char d[] = "0123456789abcdef";
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = d[sha[i] >> 4];
+		out[2 * i + 1] = d[sha[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+void snap_label_sanitize(const char *in, const char *fallback,
+			 char out[SNAP_LABEL_MAX + 1])
+{
+	size_t n = 0, len = in ? strlen(in) : 0;
+	const char *p;
+
+	/* "before-migration.db" labels "before-migration". */
+	if (len > 3 && strcmp(in + len - 3, ".db") == 0)
+		len -= 3;
+	for (p = in; p && p < in + len && n < SNAP_LABEL_MAX; p++) {
+		char c = *p;
+		int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			 (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+			 c == '-';
+		out[n++] = ok ? c : '-';
+	}
+	/* No leading dots: a label never makes a hidden name. */
+	while (n && out[0] == '.') {
+		memmove(out, out + 1, --n);
+	}
+	out[n] = '\0';
+	if (n == 0)
+		snprintf(out, SNAP_LABEL_MAX + 1, "%s", fallback);
+}
+
+void snap_store_lock(snap_store *s)
+{
+	pthread_mutex_lock(&s->mu);
+}
+
+void snap_store_unlock(snap_store *s)
+{
+	pthread_mutex_unlock(&s->mu);
+}
+
+int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, db, rc, "store: %.60s", sql);
+	return 0;
+}
+
+static const char schema_sql[] =
+	"PRAGMA application_id = 1397637456;"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+	"CREATE TABLE pages(id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+	"  size INTEGER NOT NULL, zlen INTEGER NOT NULL, refs INTEGER NOT NULL);"
+	"CREATE TABLE page_data(id INTEGER PRIMARY KEY, zdata BLOB NOT NULL);"
+	"CREATE TABLE snapshots(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE, label TEXT NOT NULL, kind TEXT NOT NULL,"
+	"  created_ns INTEGER NOT NULL, comment TEXT NOT NULL DEFAULT '',"
+	"  pinned INTEGER NOT NULL DEFAULT 0, page_size INTEGER NOT NULL,"
+	"  page_count INTEGER NOT NULL, image_size INTEGER NOT NULL,"
+	"  sha256 BLOB NOT NULL, change_counter INTEGER NOT NULL DEFAULT 0,"
+	"  tables TEXT NOT NULL DEFAULT '{}', pagemap BLOB NOT NULL);"
+	"CREATE INDEX snapshots_created ON snapshots(created_ns);"
+	"CREATE TABLE events(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  time_ns INTEGER NOT NULL, kind TEXT NOT NULL,"
+	"  snapshot TEXT NOT NULL DEFAULT '', ok INTEGER NOT NULL,"
+	"  detail TEXT NOT NULL DEFAULT '');"
+	"PRAGMA user_version = 1;";
+
+int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
+		       snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(s->file, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "cannot open store %s",
+				     s->file);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	sqlite3_extended_result_codes(db, 1);
+	rc = snap_store_exec(db, "PRAGMA synchronous=FULL;"
+			     "PRAGMA cache_size=-8192;"
+			     "PRAGMA temp_store=MEMORY;", err);
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/* Make `path` absolute without requiring it to exist (its directory must). */
+static char *abs_path(const char *path)
+{
+	char *dup, *dir, *base, real[PATH_MAX], *out;
+	size_t n;
+
+	if (realpath(path, real))
+		return strdup(real);
+	dup = strdup(path);
+	if (!dup)
+		return NULL;
+	dir = dirname(dup);
+	if (!realpath(dir, real)) {
+		free(dup);
+		return NULL;
+	}
+	free(dup);
+	dup = strdup(path);
+	if (!dup)
+		return NULL;
+	base = basename(dup);
+	n = strlen(real) + strlen(base) + 2;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s/%s", strcmp(real, "/") ? real : "", base);
+	free(dup);
+	return out;
+}
+
+/* Read a meta value into out (empty if absent). */
+static int meta_get(sqlite3 *db, const char *key, char *out, size_t cap)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?",
+				    -1, &st, NULL);
+
+	out[0] = '\0';
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		snprintf(out, cap, "%s", v ? v : "");
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Create the schema in an empty store, or check the version of an old one. */
+static int store_init_schema(snap_store *s, const char *db_path,
+			     snap_err *err)
+{
+	sqlite3 *db = s->db;
+	sqlite3_stmt *st = NULL;
+	int rc, version = 0;
+
+	rc = snap_store_exec(db, "BEGIN IMMEDIATE", err);
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version == 0) {
+		rc = snap_store_exec(db, schema_sql, err);
+		if (!rc) {
+			rc = sqlite3_prepare_v2(db,
+				"INSERT INTO meta VALUES('db_path',?),"
+				"('created',?),('schema_version',1)", -1,
+				&st, NULL);
+			if (rc == SQLITE_OK) {
+				sqlite3_bind_text(st, 1, db_path, -1,
+						  SQLITE_STATIC);
+				sqlite3_bind_int64(st, 2, snap_time_now_ns());
+				rc = sqlite3_step(st);
+				rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(
+					err, db, rc, "store %s: cannot record "
+					"the database path", s->dir);
+				sqlite3_finalize(st);
+			} else {
+				rc = snap_err_sqlite(err, db, rc, "store %s",
+						     s->dir);
+			}
+		}
+	} else if (version > SNAP_STORE_SCHEMA_VERSION) {
+		rc = snap_err_set(err, -EPROTO, "store %s has schema version "
+				  "%d; this snapfs understands up to %d: "
+				  "upgrade snapfs", s->dir, version,
+				  SNAP_STORE_SCHEMA_VERSION);
+	}
+	if (rc) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	return snap_store_exec(db, "COMMIT", err);
+}
+
+/* Take the daemon lock: one daemon per store. */
+static int store_daemon_lock(snap_store *s, snap_err *err)
+{
+	char path[PATH_MAX], pid[32];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/daemon.lock", s->dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "cannot open %s: %s", path,
+				    strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		int e = errno;
+
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (e == EWOULDBLOCK || n >= 0)
+			return snap_err_set(err, -EBUSY, "store %s is already "
+					    "served by another snapfs daemon "
+					    "(pid %s)", s->dir,
+					    *pid ? pid : "?");
+		return snap_err_set(err, -e, "cannot lock %s: %s", path,
+				    strerror(e));
+	}
+	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) == 0 && write(fd, pid, strlen(pid)) < 0) {
+		/* The pid is only a hint for the message above. */
+	}
+	s->daemon_fd = fd;
+	return 0;
+}
+
+int snap_store_open(const char *db_path, const char *store_dir,
+		    unsigned flags, snap_store **out, snap_err *err)
+{
+	snap_store *s;
+	pthread_mutexattr_t ma;
+	struct stat stt;
+	char recorded[PATH_MAX];
+	int rc = 0, oflags;
+
+	*out = NULL;
+	if (!db_path && !store_dir)
+		return snap_err_set(err, -EINVAL, "name a database (--db) or "
+				    "a store (--store)");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	s->daemon_fd = -1;
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&s->mu, &ma);
+	pthread_mutexattr_destroy(&ma);
+
+	if (db_path) {
+		s->db_path = abs_path(db_path);
+		if (!s->db_path) {
+			rc = snap_err_set(err, -errno ? -errno : -ENOENT,
+					  "database %s: its directory does "
+					  "not exist", db_path);
+			goto fail;
+		}
+	}
+	if (store_dir) {
+		if (stat(store_dir, &stt) < 0 && (flags & SNAP_OPEN_CREATE) &&
+		    mkdir(store_dir, 0700) < 0 && errno != EEXIST) {
+			rc = snap_err_set(err, -errno, "cannot create store "
+					  "directory %s: %s", store_dir,
+					  strerror(errno));
+			goto fail;
+		}
+		s->dir = abs_path(store_dir);
+	} else {
+		size_t n = strlen(s->db_path) + 8;
+		s->dir = malloc(n);
+		if (s->dir)
+			snprintf(s->dir, n, "%s.snapfs", s->db_path);
+		if (s->dir && stat(s->dir, &stt) < 0 &&
+		    (flags & SNAP_OPEN_CREATE) && mkdir(s->dir, 0700) < 0 &&
+		    errno != EEXIST) {
+			rc = snap_err_set(err, -errno, "cannot create store "
+					  "directory %s: %s", s->dir,
+					  strerror(errno));
+			goto fail;
+		}
+	}
+	if (!s->dir || stat(s->dir, &stt) < 0) {
+		rc = snap_err_set(err, -ENOENT, "no store at %s (take a first "
+				  "snapshot to create it)",
+				  s->dir ? s->dir : store_dir);
+		goto fail;
+	}
+	if (!S_ISDIR(stt.st_mode)) {
+		rc = snap_err_set(err, -ENOTDIR, "store %s is not a directory",
+				  s->dir);
+		goto fail;
+	}
+	s->file = malloc(strlen(s->dir) + 10);
+	if (!s->file) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	sprintf(s->file, "%s/store.db", s->dir);
+	if (stat(s->file, &stt) < 0 && !(flags & SNAP_OPEN_CREATE)) {
+		rc = snap_err_set(err, -ENOENT, "no store at %s (take a first "
+				  "snapshot to create it)", s->dir);
+		goto fail;
+	}
+	if (access(s->dir, W_OK) < 0 || (stat(s->file, &stt) == 0 &&
+					 access(s->file, W_OK) < 0)) {
+		rc = snap_err_set(err, -EROFS, "store %s is not writable: %s",
+				  s->dir, strerror(errno));
+		goto fail;
+	}
+	oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
+	if (flags & SNAP_OPEN_CREATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(s->file, &s->db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot open store %s",
+				     s->file);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	sqlite3_extended_result_codes(s->db, 1);
+	rc = snap_store_exec(s->db, "PRAGMA journal_mode=WAL;"
+			     "PRAGMA synchronous=FULL;"
+			     "PRAGMA temp_store=MEMORY;", err);
+	if (rc) {
+		snap_err_prefix(err, "store %s", s->dir);
+		if (rc == -EROFS || rc == -EIO)
+			rc = -EROFS;
+		goto fail;
+	}
+	rc = store_init_schema(s, s->db_path ? s->db_path : "", err);
+	if (rc)
+		goto fail;
+	rc = meta_get(s->db, "db_path", recorded, sizeof(recorded));
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, s->db, rc, "store %s is not a snapfs "
+				     "store", s->dir);
+		goto fail;
+	}
+	if (!s->db_path) {
+		s->db_path = strdup(recorded);
+	} else if (*recorded && strcmp(recorded, s->db_path) != 0) {
+		rc = snap_err_set(err, -EINVAL, "store %s belongs to %s, not "
+				  "%s", s->dir, recorded, s->db_path);
+		goto fail;
+	}
+	if (!s->db_path || !*s->db_path) {
+		rc = snap_err_set(err, -EINVAL, "store %s records no database "
+				  "path; give --db", s->dir);
+		goto fail;
+	}
+	if (flags & SNAP_OPEN_DAEMON) {
+		rc = store_daemon_lock(s, err);
+		if (rc)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	snap_store_close(s);
+	return rc;
+}
+
+void snap_store_close(snap_store *s)
+{
+	if (!s)
+		return;
+	if (s->ro_vfs) {
+		sqlite3_vfs_unregister(s->ro_vfs);
+		free(s->ro_vfs);
+	}
+	sqlite3_close(s->db);
+	if (s->daemon_fd >= 0)
+		close(s->daemon_fd);
+	pthread_mutex_destroy(&s->mu);
+	free(s->db_path);
+	free(s->dir);
+	free(s->file);
+	free(s);
+}
+
+const char *snap_store_db_path(const snap_store *s) { return s->db_path; }
+const char *snap_store_dir(const snap_store *s) { return s->dir; }
+const char *snap_store_file(const snap_store *s) { return s->file; }
+
+void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
+{
+	const void *sha;
+	const char *t;
+
+	memset(si, 0, sizeof(*si));
+	si->id = sqlite3_column_int64(st, 0);
+	snprintf(si->name, sizeof(si->name), "%s",
+		 (const char *)sqlite3_column_text(st, 1));
+	snprintf(si->label, sizeof(si->label), "%s",
+		 (const char *)sqlite3_column_text(st, 2));
+	t = (const char *)sqlite3_column_text(st, 3);
+	if (!t || snap_kind_parse(t, &si->kind))
+		si->kind = SNAP_KIND_MANUAL;
+	si->created_ns = sqlite3_column_int64(st, 4);
+	t = (const char *)sqlite3_column_text(st, 5);
+	snprintf(si->comment, sizeof(si->comment), "%s", t ? t : "");
+	si->pinned = sqlite3_column_int(st, 6);
+	si->page_size = (uint32_t)sqlite3_column_int64(st, 7);
+	si->page_count = (uint32_t)sqlite3_column_int64(st, 8);
+	si->image_size = (uint64_t)sqlite3_column_int64(st, 9);
+	sha = sqlite3_column_blob(st, 10);
+	if (sha && sqlite3_column_bytes(st, 10) == 32)
+		memcpy(si->sha256, sha, 32);
+	si->change_counter = (uint32_t)sqlite3_column_int64(st, 11);
+}
+
+int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	snap_info *v = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
+				" FROM snapshots ORDER BY created_ns, id",
+				-1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			snap_info *nv;
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		snap_store_row_info(st, &v[cnt++]);
+		rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
+				     "snapshots", s->dir);
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT " SNAP_INFO_COLS
+				    " FROM snapshots WHERE id=?", -1, &st,
+				    NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		snap_store_row_info(st, out);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -ENOENT, "no snapshot with id %lld",
+				  (long long)id);
+	} else {
+		rc = snap_err_sqlite(err, db, rc, "cannot read snapshot %lld",
+				     (long long)id);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err)
+{
+	int rc;
+
+	snap_store_lock(s);
+	rc = snap_store_get_db(s->db, id, out, err);
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_store_find(snap_store *s, const char *name, snap_info *out,
+		    snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char full[SNAP_NAME_MAX + 4];
+	size_t len = strlen(name);
+	int rc;
+
+	if (len >= SNAP_NAME_MAX)
+		return snap_err_set(err, -ENOENT, "no snapshot named %s", name);
+	if (len > 3 && strcmp(name + len - 3, ".db") == 0)
+		snprintf(full, sizeof(full), "%s", name);
+	else
+		snprintf(full, sizeof(full), "%s.db", name);
+	snap_store_lock(s);
+	if (strcmp(full, "latest.db") == 0)
+		rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
+					" FROM snapshots ORDER BY created_ns "
+					"DESC, id DESC LIMIT 1", -1, &st, NULL);
+	else
+		rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
+					" FROM snapshots WHERE name=?", -1,
+					&st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, full, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		snap_store_row_info(st, out);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -ENOENT, "no snapshot named %s in %s",
+				  name, s->dir);
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot look up snapshot "
+				     "%s", name);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_store_tables_json(snap_store *s, int64_t id, char **json,
+			   snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*json = NULL;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT tables FROM snapshots WHERE "
+				"id=?", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		*json = strdup(t ? t : "{}");
+		rc = *json ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -ENOENT, "no snapshot with id %lld",
+				  (long long)id);
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot");
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM snapshots", -1,
+				&st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*count = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot count snapshots");
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
+			snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT page_count, pagemap, name "
+				    "FROM snapshots WHERE id=?", -1, &st,
+				    NULL);
+
+	*ids = NULL;
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		*n = (uint32_t)sqlite3_column_int64(st, 0);
+		rc = snap_map_decode(sqlite3_column_blob(st, 1),
+				     (size_t)sqlite3_column_bytes(st, 1), *n,
+				     ids);
+		if (rc)
+			rc = snap_err_set(err, rc == -ENOMEM ? rc : -EBADMSG,
+					  "snapshot %s: page map is damaged",
+					  sqlite3_column_text(st, 2));
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -ENOENT, "no snapshot with id %lld",
+				  (long long)id);
+	} else {
+		rc = snap_err_sqlite(err, db, rc, "cannot read page map");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Drop `count` references to each page in m; delete unreferenced pages. */
+static int pages_unref(sqlite3 *db, const snap_idcount *m, snap_err *err)
+{
+	sqlite3_stmt *up = NULL, *dp = NULL, *dd = NULL;
+	size_t i;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "UPDATE pages SET refs=refs-?1 WHERE "
+				"id=?2 RETURNING refs", -1, &up, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "DELETE FROM pages WHERE id=?", -1,
+					&dp, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "DELETE FROM page_data WHERE id=?",
+					-1, &dd, NULL);
+	for (i = 0; rc == SQLITE_OK && i < m->cap; i++) {
+		int64_t refs;
+
+		if (!m->ids[i])
+			continue;
+		sqlite3_bind_int64(up, 1, m->counts[i]);
+		sqlite3_bind_int64(up, 2, m->ids[i]);
+		rc = sqlite3_step(up);
+		refs = rc == SQLITE_ROW ? sqlite3_column_int64(up, 0) : 1;
+		if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+			rc = sqlite3_reset(up);
+		if (rc == SQLITE_OK && refs <= 0) {
+			sqlite3_bind_int64(dp, 1, m->ids[i]);
+			sqlite3_bind_int64(dd, 1, m->ids[i]);
+			rc = sqlite3_step(dp);
+			if (rc == SQLITE_DONE)
+				rc = sqlite3_step(dd);
+			if (rc == SQLITE_DONE) {
+				sqlite3_reset(dp);
+				rc = sqlite3_reset(dd);
+			}
+		}
+	}
+	if (rc != SQLITE_OK)
+		rc = snap_err_sqlite(err, db, rc, "cannot release pages");
+	sqlite3_finalize(up);
+	sqlite3_finalize(dp);
+	sqlite3_finalize(dd);
+	return rc;
+}
+
+int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
+{
+	snap_info si;
+	snap_idcount m = {0};
+	int64_t *ids = NULL;
+	uint32_t n = 0, i;
+	char sql[64];
+	int rc;
+
+	snap_store_lock(s);
+	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
+	if (rc)
+		goto out;
+	rc = snap_store_get_db(s->db, id, &si, err);
+	if (!rc)
+		rc = snap_store_load_map(s->db, id, &n, &ids, err);
+	if (!rc)
+		rc = snap_idcount_init(&m, n / 4 + 16);
+	for (i = 0; !rc && i < n; i++)
+		rc = snap_idcount_add(&m, ids[i], 1);
+	if (!rc)
+		rc = pages_unref(s->db, &m, err);
+	if (!rc) {
+		snprintf(sql, sizeof(sql), "DELETE FROM snapshots WHERE id=%lld",
+			 (long long)id);
+		rc = snap_store_exec(s->db, sql, err);
+	}
+	if (!rc)
+		rc = snap_store_exec(s->db, "COMMIT", err);
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		snap_event_add_db(s->db, "delete", rc == -ENOENT ? "" : si.name,
+				  0, err ? err->msg : "delete failed");
+	} else {
+		snap_event_add_db(s->db, "delete", si.name, 1,
+				  "deleted; unreferenced pages reclaimed");
+	}
+out:
+	snap_store_unlock(s);
+	snap_idcount_free(&m);
+	free(ids);
+	return rc;
+}
+
+int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
+			   int64_t exclude_id, char out[SNAP_NAME_MAX],
+			   snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	time_t t = (time_t)(created_ns / 1000000000);
+	struct tm tm;
+	char stamp[32];
+	int rc, k;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H%M%SZ", &tm);
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM snapshots WHERE name=? AND "
+				"id<>?", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, db, rc, "cannot name snapshot");
+	for (k = 1; k < 100000; k++) {
+		if (k == 1)
+			snprintf(out, SNAP_NAME_MAX, "%s_%s.db", stamp, label);
+		else
+			snprintf(out, SNAP_NAME_MAX, "%s_%s-%d.db", stamp,
+				 label, k);
+		sqlite3_bind_text(st, 1, out, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, exclude_id);
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			rc = snap_err_sqlite(err, db, rc, "cannot name "
+					     "snapshot");
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int snap_store_relabel(snap_store *s, int64_t id, const char *label,
+		       snap_info *out, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	snap_info si;
+	char clean[SNAP_LABEL_MAX + 1], name[SNAP_NAME_MAX], old[SNAP_NAME_MAX];
+	int rc;
+
+	snap_store_lock(s);
+	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
+	if (rc)
+		goto out;
+	rc = snap_store_get_db(s->db, id, &si, err);
+	if (!rc) {
+		snprintf(old, sizeof(old), "%s", si.name);
+		snap_label_sanitize(label, snap_kind_name(si.kind), clean);
+		rc = snap_store_unique_name(s->db, si.created_ns, clean, id,
+					    name, err);
+	}
+	if (!rc) {
+		rc = sqlite3_prepare_v2(s->db, "UPDATE snapshots SET name=?, "
+					"label=? WHERE id=?", -1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, clean, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, id);
+			rc = sqlite3_step(st);
+		}
+		rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc,
+			"cannot relabel snapshot %s", si.name);
+		sqlite3_finalize(st);
+	}
+	if (!rc)
+		rc = snap_store_exec(s->db, "COMMIT", err);
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	{
+		char detail[SNAP_NAME_MAX * 2 + 16];
+		snprintf(detail, sizeof(detail), "renamed from %s", old);
+		snap_event_add_db(s->db, "relabel", name, 1, detail);
+	}
+	if (out)
+		rc = snap_store_get_db(s->db, id, out, err);
+out:
+	snap_store_unlock(s);
+	return rc;
+}
+
+/* UPDATE one column of one snapshot; records an event. */
+static int set_column(snap_store *s, int64_t id, const char *sql,
+		      const char *text, int64_t num, const char *what,
+		      snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	snap_info si;
+	int rc;
+
+	snap_store_lock(s);
+	rc = snap_store_get_db(s->db, id, &si, err);
+	if (!rc) {
+		rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			if (text)
+				sqlite3_bind_text(st, 1, text, -1,
+						  SQLITE_STATIC);
+			else
+				sqlite3_bind_int64(st, 1, num);
+			sqlite3_bind_int64(st, 2, id);
+			rc = sqlite3_step(st);
+		}
+		rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc,
+			"cannot update snapshot %s", si.name);
+		sqlite3_finalize(st);
+		if (!rc)
+			snap_event_add_db(s->db, what, si.name, 1, what);
+	}
+	snap_store_unlock(s);
+	return rc;
+}
+
+int snap_store_set_pinned(snap_store *s, int64_t id, int pinned,
+			  snap_err *err)
+{
+	return set_column(s, id, "UPDATE snapshots SET pinned=? WHERE id=?",
+			  NULL, pinned ? 1 : 0, pinned ? "pin" : "unpin", err);
+}
+
+int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,
+			   snap_err *err)
+{
+	if (strlen(comment) > SNAP_COMMENT_MAX)
+		return snap_err_set(err, -EINVAL, "comment longer than %d "
+				    "bytes", SNAP_COMMENT_MAX);
+	return set_column(s, id, "UPDATE snapshots SET comment=? WHERE id=?",
+			  comment, 0, "comment", err);
+}
+
+int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct stat fst;
+	char wal[PATH_MAX];
+	int rc;
+
+	memset(stt, 0, sizeof(*stt));
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db,
+		"SELECT (SELECT count(*) FROM snapshots),"
+		" (SELECT count(*) FROM pages),"
+		" (SELECT total(zlen) FROM pages),"
+		" (SELECT total(length(pagemap)) FROM snapshots),"
+		" (SELECT total(image_size) FROM snapshots)", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		stt->snapshots = sqlite3_column_int64(st, 0);
+		stt->pages = sqlite3_column_int64(st, 1);
+		stt->stored_bytes = (uint64_t)sqlite3_column_double(st, 2) +
+				    (uint64_t)sqlite3_column_double(st, 3);
+		stt->logical_bytes = (uint64_t)sqlite3_column_double(st, 4);
+		rc = 0;
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot read store "
+				     "statistics");
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	if (stat(s->file, &fst) == 0)
+		stt->file_bytes += (uint64_t)fst.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", s->file);
+	if (stat(wal, &fst) == 0)
+		stt->file_bytes += (uint64_t)fst.st_size;
+	return rc;
+}
+
+int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
+{
+	char path[PATH_MAX];
+	int f;
+
+	snprintf(path, sizeof(path), "%s/restore.lock", s->dir);
+	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (f < 0)
+		return snap_err_set(err, -errno, "cannot open %s: %s", path,
+				    strerror(errno));
+	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
+		close(f);
+		return snap_err_set(err, -EBUSY, "another restore of %s is in "
+				    "progress; try again when it finished",
+				    s->db_path);
+	}
+	*fd = f;
+	return 0;
+}
+
+void snap_store_restore_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}

@@ -1,0 +1,137 @@
+/*
+ * engine/store.h — the snapshot store: one directory per live database.
+ *
+ * The directory (default "<db>.snapfs/", mode 0700) holds:
+ *   store.db     one SQLite database (WAL mode) with the tables
+ *                meta, pages, page_data, snapshots, events;
+ *   daemon.lock  flock()ed exclusively by the one daemon serving the store;
+ *   restore.lock flock()ed exclusively for the duration of one restore.
+ *
+ * Pages are content-addressed: each distinct page image is stored once,
+ * keyed by its SHA-256, zstd-compressed (or raw when that is not smaller),
+ * with a reference count equal to the number of page-map entries (across all
+ * snapshots) that name it.  Deleting a snapshot therefore costs O(its pages),
+ * independent of how many snapshots the store keeps.
+ *
+ * Every change to the store is one SQLite transaction: after a crash the
+ * store is as it was before or after, never holding a partial snapshot.
+ *
+ * Thread-safety: a snap_store may be shared by threads.  Catalog calls
+ * serialize on an internal mutex; long operations (taking a snapshot,
+ * reading an image, verifying) use their own SQLite connections.
+ */
+#ifndef ENGINE_STORE_H
+#define ENGINE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "err.h"
+
+typedef struct snap_store snap_store;
+
+/* What a snapshot is; the string forms are the contract's words. */
+typedef enum snap_kind {
+	SNAP_KIND_MANUAL = 0,
+	SNAP_KIND_AUTO,
+	SNAP_KIND_PRE_RESTORE,
+	SNAP_KIND_IMPORT,
+	SNAP_KIND_CONFLICT,
+	SNAP_KIND_RECOVERY,
+	SNAP_KIND_COUNT
+} snap_kind;
+
+/* "manual", "auto", "pre-restore", "import", "conflict", "recovery". */
+const char *snap_kind_name(snap_kind k);
+/* Parse a kind name; 0 or -EINVAL. */
+int snap_kind_parse(const char *s, snap_kind *out);
+
+#define SNAP_NAME_MAX 128
+#define SNAP_LABEL_MAX 64
+#define SNAP_COMMENT_MAX 1024
+
+/* One catalog row (everything but the page map and table counts). */
+typedef struct snap_info {
+	int64_t id;                        /* store-internal, never reused */
+	char name[SNAP_NAME_MAX];          /* "2026-11-22T014900Z_label.db" */
+	char label[SNAP_LABEL_MAX + 1];    /* sanitized label */
+	snap_kind kind;
+	int64_t created_ns;                /* UTC, nanoseconds since the epoch */
+	char comment[SNAP_COMMENT_MAX + 1];
+	int pinned;                        /* 1 = never pruned automatically */
+	uint32_t page_size;
+	uint32_t page_count;
+	uint64_t image_size;               /* page_size * page_count */
+	uint8_t sha256[32];                /* of the whole image */
+	uint32_t change_counter;           /* live header bytes 24-27 when taken */
+} snap_info;
+
+/* Flags for snap_store_open(). */
+enum {
+	SNAP_OPEN_CREATE = 1 << 0,   /* create the store if it does not exist */
+	SNAP_OPEN_DAEMON = 1 << 1,   /* take the exclusive serve lock (-EBUSY) */
+};
+
+#define SNAP_STORE_SCHEMA_VERSION 1
+
+/*
+ * Open (and with SNAP_OPEN_CREATE, create) the store for `db_path`.
+ * store_dir NULL means "<db_path>.snapfs".  db_path NULL means: use the
+ * database path recorded in the store (store_dir must then be given).
+ * When both are given and the store records another database, -EINVAL.
+ */
+int snap_store_open(const char *db_path, const char *store_dir,
+		    unsigned flags, snap_store **out, snap_err *err);
+void snap_store_close(snap_store *s);
+
+const char *snap_store_db_path(const snap_store *s);   /* absolute */
+const char *snap_store_dir(const snap_store *s);       /* absolute */
+/* Path of store.db inside the store (for readers' own connections). */
+const char *snap_store_file(const snap_store *s);
+
+/* Catalog. snap_store_list returns oldest first; free(*out) after. */
+int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err);
+/* Find by name; the ".db" suffix is optional; "latest" names the newest. */
+int snap_store_find(snap_store *s, const char *name, snap_info *out,
+		    snap_err *err);
+int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err);
+/* Row counts per table at snapshot time as a JSON object text; free(). */
+int snap_store_tables_json(snap_store *s, int64_t id, char **json,
+			   snap_err *err);
+/* Number of snapshots, and an opaque counter that moves on every change. */
+int snap_store_count(snap_store *s, int64_t *count, snap_err *err);
+
+/* Delete a snapshot and reclaim the pages no other snapshot uses. */
+int snap_store_delete(snap_store *s, int64_t id, snap_err *err);
+/* Relabel: the name keeps its time prefix, takes the new label. */
+int snap_store_relabel(snap_store *s, int64_t id, const char *label,
+		       snap_info *out, snap_err *err);
+int snap_store_set_pinned(snap_store *s, int64_t id, int pinned,
+			  snap_err *err);
+int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,
+			   snap_err *err);
+
+/* Sizes for status: stored bytes (compressed pages + maps) and logical
+ * bytes (sum of image sizes); pages = distinct stored pages. */
+typedef struct snap_store_stats {
+	int64_t snapshots;
+	int64_t pages;
+	uint64_t stored_bytes;
+	uint64_t logical_bytes;
+	uint64_t file_bytes;      /* size of store.db (+ -wal) on disk */
+} snap_store_stats;
+int snap_store_stats_get(snap_store *s, snap_store_stats *st, snap_err *err);
+
+/* Sanitize a label in place rules: [A-Za-z0-9._-], others become '-',
+ * a trailing ".db" dropped, at most SNAP_LABEL_MAX bytes, never empty
+ * (empty becomes `fallback`). */
+void snap_label_sanitize(const char *in, const char *fallback,
+			 char out[SNAP_LABEL_MAX + 1]);
+
+/* Format created_ns as "2026-11-22T01:49:00.123Z" (ISO 8601, UTC). */
+void snap_time_iso(int64_t ns, char out[40]);
+/* Current UTC time in nanoseconds. */
+int64_t snap_time_now_ns(void);
+/* Lowercase hex of a SHA-256. */
+void snap_hex(const uint8_t sha[32], char out[65]);
+
+#endif /* ENGINE_STORE_H */

@@ -1,0 +1,59 @@
+/*
+ * engine/store_int.h — what engine modules share about a store; not part of
+ * the public API.
+ *
+ * Lock order: s->mu (the catalog connection) may be taken while holding
+ * nothing else.  Long operations open their own connection with
+ * snap_store_connect() and never hold s->mu across SQLite work on it.
+ */
+#ifndef ENGINE_STORE_INT_H
+#define ENGINE_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct snap_store {
+	char *db_path;           /* absolute path of the live database */
+	char *dir;               /* absolute path of the store directory */
+	char *file;              /* dir + "/store.db" */
+	sqlite3 *db;             /* catalog connection; protected by mu */
+	pthread_mutex_t mu;      /* recursive; guards db and its statements */
+	int daemon_fd;           /* flock()ed daemon.lock, or -1 */
+	char vfs_name[64];       /* read-only store VFS (image.c), "" if none */
+	sqlite3_vfs *ro_vfs;     /* registered lazily; protected by mu */
+};
+
+/* Columns snap_store_row_info() expects, in order. */
+#define SNAP_INFO_COLS \
+	"id,name,label,kind,created_ns,comment,pinned,page_size,page_count," \
+	"image_size,sha256,change_counter"
+
+/* A new connection to store.db with the store's pragmas. */
+int snap_store_connect(snap_store *s, int readonly, sqlite3 **db,
+		       snap_err *err);
+/* Run SQL without results. */
+int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err);
+/* Fill si from a row selected with SNAP_INFO_COLS first. */
+void snap_store_row_info(sqlite3_stmt *st, snap_info *si);
+/* A name "<time>_<label>[-N].db" not used by another snapshot. */
+int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
+			   int64_t exclude_id, char out[SNAP_NAME_MAX],
+			   snap_err *err);
+/* Load and decode snapshot id's page map (free() it). */
+int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
+			snap_err *err);
+/* Like snap_store_get/find on a caller's connection. */
+int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err);
+/* Record an event on a given connection (no locking). */
+int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
+		      int ok, const char *detail);
+/* Take / release the exclusive restore lock: 0 or -EBUSY. */
+int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err);
+void snap_store_restore_unlock(int fd);
+
+void snap_store_lock(snap_store *s);
+void snap_store_unlock(snap_store *s);
+
+#endif /* ENGINE_STORE_INT_H */

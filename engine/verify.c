@@ -1,0 +1,257 @@
+/*
+ * engine/verify.c — quick and full verification of stored snapshots.
+ *
+ * Quick verification walks the page map once: each page is fetched with its
+ * stored hash (one statement joins pages and page_data), decoded, hashed and
+ * compared; the decoded bytes also feed the SHA-256 of the whole image,
+ * compared with the catalog at the end.  A missing page, a page that does
+ * not decode, a page whose hash differs, and a wrong image hash are each
+ * reported with the snapshot and the page number.  Full verification then
+ * runs PRAGMA integrity_check through the store VFS.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "codec.h"
+#include "events.h"
+#include "image.h"
+#include "store_int.h"
+#include "verify.h"
+
+typedef struct vstate {
+	const snap_info *si;
+	snap_verify_problem_fn fn;
+	void *ctx;
+	unsigned problems;
+	char first[SNAP_ERR_MSG / 2];
+} vstate;
+
+static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Report one problem; remember the first for the summary. */
+static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!v->problems++)
+		snprintf(v->first, sizeof(v->first), "%s", msg);
+	if (v->fn)
+		v->fn(v->ctx, v->si, pgno, msg);
+}
+
+/* The quick pass over one snapshot's pages. */
+static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
+			snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	snap_codec codec;
+	EVP_MD_CTX *md = NULL;
+	int64_t *map = NULL;
+	uint8_t *page = NULL, sha[32], whole[32];
+	uint32_t n = 0, i;
+	unsigned int mdlen = 32;
+	int rc;
+
+	rc = snap_store_load_map(db, si->id, &n, &map, err);
+	if (rc == -EBADMSG) {
+		problem(v, 0, "%s", err->msg);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (n != si->page_count) {
+		problem(v, 0, "page map has %u entries, catalog says %u", n,
+			si->page_count);
+		free(map);
+		return 0;
+	}
+	if (snap_codec_init(&codec)) {
+		free(map);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	page = malloc(si->page_size);
+	md = EVP_MD_CTX_new();
+	if (!page || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = sqlite3_prepare_v2(db, "SELECT p.hash, d.zdata, p.size FROM pages "
+				"p LEFT JOIN page_data d ON d.id=p.id WHERE "
+				"p.id=?", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "store");
+		goto out;
+	}
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	for (i = 0; i < n; i++) {
+		const void *z;
+		int ok = 0;
+
+		sqlite3_bind_int64(st, 1, map[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			z = sqlite3_column_blob(st, 1);
+			if (!z)
+				problem(v, i + 1, "page %u (stored page %" PRId64
+					") has no data in the store", i + 1,
+					map[i]);
+			else if (sqlite3_column_int64(st, 2) != si->page_size)
+				problem(v, i + 1, "page %u (stored page %" PRId64
+					") has the wrong size", i + 1, map[i]);
+			else if (snap_codec_unpack(&codec, z, (size_t)
+					sqlite3_column_bytes(st, 1), page,
+					si->page_size))
+				problem(v, i + 1, "page %u (stored page %" PRId64
+					") cannot be decoded", i + 1, map[i]);
+			else
+				ok = 1;
+			if (ok) {
+				snap_sha256(page, si->page_size, sha);
+				if (sqlite3_column_bytes(st, 0) != 32 ||
+				    memcmp(sha, sqlite3_column_blob(st, 0), 32)) {
+					problem(v, i + 1, "page %u (stored page "
+						"%" PRId64 ") does not match its "
+						"hash", i + 1, map[i]);
+				}
+			}
+		} else if (rc == SQLITE_DONE) {
+			problem(v, i + 1, "page %u (stored page %" PRId64 ") is "
+				"missing from the store", i + 1, map[i]);
+		} else {
+			rc = snap_err_sqlite(err, db, rc, "snapshot %s: cannot "
+					     "read page %u", si->name, i + 1);
+			sqlite3_reset(st);
+			goto out_txn;
+		}
+		sqlite3_reset(st);
+		if (!ok)
+			memset(page, 0, si->page_size);
+		EVP_DigestUpdate(md, page, si->page_size);
+	}
+	rc = 0;
+	EVP_DigestFinal_ex(md, whole, &mdlen);
+	if (memcmp(whole, si->sha256, 32) != 0 && v->problems == 0)
+		problem(v, 0, "the image's SHA-256 differs from the catalog");
+out_txn:
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(st);
+	EVP_MD_CTX_free(md);
+	snap_codec_free(&codec);
+	free(page);
+	free(map);
+	return rc;
+}
+
+/* PRAGMA integrity_check of the snapshot through the store VFS. */
+static int verify_integrity(snap_store *s, const snap_info *si, vstate *v,
+			    snap_err *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = snap_image_sqlite_open(s, si->id, &db, err);
+
+	if (rc)
+		return rc;
+	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(100)", -1, &st,
+				NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		if (t && strcmp(t, "ok") != 0)
+			problem(v, 0, "integrity_check: %s", t);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		problem(v, 0, "integrity_check failed: %s",
+			sqlite3_errmsg(db));
+	sqlite3_close(db);
+	return 0;
+}
+
+/* Verify one snapshot on a given store connection. */
+static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
+		      int full, snap_verify_problem_fn fn, void *ctx,
+		      snap_err *err)
+{
+	vstate v = { si, fn, ctx, 0, "" };
+	int rc = verify_pages(db, si, &v, err);
+
+	if (!rc && full && v.problems == 0)
+		rc = verify_integrity(s, si, &v, err);
+	if (rc) {
+		snap_event_add(s, "verify", si->name, 0, "verification could "
+			       "not run: %s", err ? err->msg : "error");
+		return rc;
+	}
+	if (v.problems) {
+		snap_event_add(s, "verify", si->name, 0, "%s verification: %u "
+			       "problem%s; first: %s", full ? "full" : "quick",
+			       v.problems, v.problems > 1 ? "s" : "", v.first);
+		return snap_err_set(err, -EBADMSG, "snapshot %s is damaged: %u "
+				    "problem%s; first: %s", si->name,
+				    v.problems, v.problems > 1 ? "s" : "",
+				    v.first);
+	}
+	snap_event_add(s, "verify", si->name, 1, "%s verification passed",
+		       full ? "full" : "quick");
+	return 0;
+}
+
+int snap_verify_snapshot(snap_store *s, int64_t id, int full,
+			 snap_verify_problem_fn fn, void *ctx, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	snap_info si;
+	int rc = snap_store_connect(s, 1, &db, err);
+
+	if (!rc)
+		rc = snap_store_get_db(db, id, &si, err);
+	if (!rc)
+		rc = verify_one(s, db, &si, full, fn, ctx, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+int snap_verify_store(snap_store *s, int full, snap_verify_problem_fn fn,
+		      void *ctx, unsigned *nbad, snap_err *err)
+{
+	snap_info *v = NULL;
+	sqlite3 *db = NULL;
+	size_t n = 0, i;
+	unsigned bad = 0;
+	int rc = snap_store_list(s, &v, &n, err);
+
+	if (!rc)
+		rc = snap_store_connect(s, 1, &db, err);
+	for (i = 0; !rc && i < n; i++) {
+		snap_err one;
+
+		snap_err_clear(&one);
+		rc = verify_one(s, db, &v[i], full, fn, ctx, &one);
+		if (rc == -EBADMSG) {
+			bad++;
+			rc = 0;
+		} else if (rc) {
+			snap_err_set(err, rc, "%s", one.msg);
+		}
+	}
+	sqlite3_close(db);
+	free(v);
+	if (nbad)
+		*nbad = bad;
+	if (!rc && bad)
+		rc = snap_err_set(err, -EBADMSG, "%u of %zu snapshots are "
+				  "damaged", bad, n);
+	return rc;
+}
