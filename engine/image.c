@@ -42,7 +42,37 @@ struct snap_image {
 	int64_t *map;           /* page ids by pgno-1 */
 	uint8_t *scratch;       /* one page */
 	uint32_t scratch_pgno;  /* page held in scratch, 0 = none */
+	sqlite3_stmt *begin;    /* BEGIN, prepared once */
+	sqlite3_stmt *commit;   /* COMMIT, prepared once */
+	int in_txn;             /* a read transaction is open */
+	unsigned hold;          /* >0: keep it open across calls, renewed
+				   every `hold` reads (the store VFS) */
+	unsigned txn_reads;     /* reads in the current transaction */
 };
+
+/* Open the read transaction a read runs in, unless one is open. */
+static void image_txn_begin(snap_image *im)
+{
+	if (im->in_txn)
+		return;
+	sqlite3_step(im->begin);
+	sqlite3_reset(im->begin);
+	im->in_txn = 1;
+	im->txn_reads = 0;
+}
+
+/* End it, unless held; a held one ends every `hold` reads so the store's
+ * WAL can still be checkpointed behind a long reader. */
+static void image_txn_end(snap_image *im, int force)
+{
+	if (!im->in_txn)
+		return;
+	if (!force && im->hold && ++im->txn_reads < im->hold)
+		return;
+	sqlite3_step(im->commit);
+	sqlite3_reset(im->commit);
+	im->in_txn = 0;
+}
 
 int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
 		    snap_err *err)
@@ -67,7 +97,10 @@ int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
 	if (!rc && (sqlite3_prepare_v2(im->db, "SELECT zdata FROM page_data "
 				       "WHERE id=?", -1, &im->get, NULL) ||
 		    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE "
-				       "id=?", -1, &im->hash, NULL)))
+				       "id=?", -1, &im->hash, NULL) ||
+		    sqlite3_prepare_v2(im->db, "BEGIN", -1, &im->begin, NULL) ||
+		    sqlite3_prepare_v2(im->db, "COMMIT", -1, &im->commit,
+				       NULL)))
 		rc = snap_err_sqlite(err, im->db, sqlite3_errcode(im->db),
 				     "store %s", s->dir);
 	if (!rc && snap_codec_init(&im->codec))
@@ -90,6 +123,9 @@ void snap_image_close(snap_image *im)
 {
 	if (!im)
 		return;
+	image_txn_end(im, 1);
+	sqlite3_finalize(im->begin);
+	sqlite3_finalize(im->commit);
 	sqlite3_finalize(im->get);
 	sqlite3_finalize(im->hash);
 	sqlite3_close(im->db);
@@ -180,7 +216,7 @@ ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
 	if (len > size - off)
 		len = (size_t)(size - off);
 	/* One read transaction for the whole call. */
-	sqlite3_exec(im->db, "BEGIN", NULL, NULL, NULL);
+	image_txn_begin(im);
 	while (done < len) {
 		uint64_t pos = off + done;
 		uint32_t pgno = (uint32_t)(pos / ps) + 1;
@@ -204,7 +240,7 @@ ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
 			break;
 		done += n;
 	}
-	sqlite3_exec(im->db, "COMMIT", NULL, NULL, NULL);
+	image_txn_end(im, 0);
 	return rc ? rc : (ssize_t)done;
 }
 
@@ -388,6 +424,7 @@ static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	rc = snap_image_open(vfs->pAppData, id, &rf->im, NULL);
 	if (rc)
 		return SQLITE_CANTOPEN;
+	rf->im->hold = 4096;
 	rf->base.pMethods = &ro_methods;
 	if (outflags)
 		*outflags = SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB;
@@ -509,6 +546,9 @@ int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 		return rc;
 	}
 	sqlite3_extended_result_codes(*db, 1);
-	sqlite3_exec(*db, "PRAGMA temp_store=MEMORY", NULL, NULL, NULL);
+	/* Every page read here costs a decompression: cache more than the
+	 * default 2 MB, within the memory budget of snapctl (64 MB). */
+	sqlite3_exec(*db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
+		     NULL, NULL, NULL);
 	return 0;
 }

@@ -1,0 +1,21 @@
+#!/bin/bash
+# Install what snapfs needs to build, test and run, from Debian 12's
+# packages.  Run as root.  Every dependency is named here and in README.md.
+set -eu
+
+pkgs=(
+	build-essential meson ninja-build pkg-config   # the build
+	libsqlite3-dev libzstd-dev libssl-dev          # the engine
+	libfuse3-dev fuse3                             # the mount
+	libcmocka-dev                                  # unit tests
+	sqlite3 python3 rsync libglib2.0-bin time      # tests drive these
+	util-linux procps                              # mountpoint, pgrep
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: run as root (sudo $0)" >&2
+	exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${pkgs[@]}"
