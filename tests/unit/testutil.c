@@ -647,6 +647,30 @@ void tu_swap_page_data(snap_store *st, int64_t victim, int64_t donor)
 	sqlite3_close(db);
 }
 
+void tu_truncate_page_data(snap_store *st, int64_t page_id)
+{
+	sqlite3 *db = tu_open(snap_store_file(st));
+	char table[64], key[64], data[64];
+	tu_page_data_cols(db, table, key, data);
+	size_t len;
+	uint8_t *b = tu_page_blob(db, table, key, data, page_id, &len);
+	tu_page_blob_set(db, table, key, data, page_id, b, len / 2);
+	free(b);
+	sqlite3_close(db);
+}
+
+void tu_store_exec(snap_store *st, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *sql = sqlite3_vmprintf(fmt, ap);
+	va_end(ap);
+	sqlite3 *db = tu_open(snap_store_file(st));
+	tu_exec(db, "%s", sql);
+	sqlite3_free(sql);
+	sqlite3_close(db);
+}
+
 void tu_problem_cb(void *ctx, const snap_info *si, uint32_t pgno,
 		   const char *problem)
 {

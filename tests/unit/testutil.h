@@ -130,6 +130,14 @@ void tu_corrupt_page(snap_store *st, int64_t page_id);
  * `donor`: the page still decodes, but to the wrong content.
  */
 void tu_swap_page_data(snap_store *st, int64_t victim, int64_t donor);
+/*
+ * Cut the stored data of page `page_id` to half its length: it can no
+ * longer be decoded.
+ */
+void tu_truncate_page_data(snap_store *st, int64_t page_id);
+/* Run SQL on the store's store.db through a connection of our own. */
+void tu_store_exec(snap_store *st, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Collect problems reported by verification. */
 typedef struct tu_problems {
 	int n;              /* problems reported */

@@ -1,0 +1,593 @@
+/*
+ * tests/unit/test_restore.c — engine/restore.h: verified restore into the
+ * live database in rollback and WAL mode, with readers open, across page
+ * sizes, into a missing or non-database live file, the refusals (corrupt
+ * snapshot, restore already running, bad files) and snap_restore_file.
+ *
+ * Readiness is never a sleep: the rollback-mode reader test releases its
+ * read transaction when a probe connection proves the restore is waiting
+ * (a new reader gets SQLITE_BUSY only while a writer holds PENDING).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Page-1 header fields SQLite maintains itself (PITFALLS 7). */
+static int is_counter_byte(size_t off)
+{
+	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||
+	       (off >= 92 && off < 96);
+}
+
+/* v1: rows 1..300.  Snapshot A of it.  v2: rows changed, added, deleted. */
+typedef struct fixture {
+	snap_info a;
+	char v1[65], v2[65];
+} fixture;
+
+static void change_to_v2(sqlite3 *db)
+{
+	tu_exec(db, "DELETE FROM t WHERE id BETWEEN 50 AND 149");
+	tu_exec(db, "UPDATE t SET v = 'v2-' || id WHERE id > 250");
+	tu_db_insert(db, 301, 700);
+}
+
+static void make_fixture(tu_env *env, const char *mode, int page_size,
+			 fixture *f)
+{
+	tu_db_create(env->db, mode, page_size, 300);
+	tu_db_digest(env->db, f->v1);
+	f->a = tu_snap(tu_store(env), "v1");
+	sqlite3 *db = tu_open(env->db);
+	change_to_v2(db);
+	sqlite3_close(db);
+	tu_db_digest(env->db, f->v2);
+	assert_string_not_equal(f->v1, f->v2);
+}
+
+static void image_digest(snap_store *st, int64_t id, char hex[65])
+{
+	sqlite3 *db = NULL;
+	snap_err e;
+	snap_err_clear(&e);
+	if (snap_image_sqlite_open(st, id, &db, &e) != 0)
+		fail_msg("snap_image_sqlite_open: %s", e.msg);
+	tu_db_digest_conn(db, hex);
+	sqlite3_close(db);
+}
+
+static int restore(snap_store *st, int64_t id, snap_restore_result *res,
+		   snap_err *e)
+{
+	memset(res, 0x55, sizeof(*res));
+	snap_err_clear(e);
+	return snap_restore(st, id, res, e);
+}
+
+/* The live file equals snapshot id page for page, but page-1 counters. */
+static void expect_live_pages_equal(tu_env *env, int64_t id)
+{
+	size_t il, ll;
+	uint8_t *img = tu_image_bytes(env->st, id, &il);
+	uint8_t *live = tu_read_file(env->db, &ll);
+	assert_int_equal(ll, il);
+	for (size_t i = 0; i < il; i++)
+		if (img[i] != live[i] && !is_counter_byte(i) &&
+		    !(i == 18 || i == 19))
+			fail_msg("live byte %zu differs from the image", i);
+	free(img);
+	free(live);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_restore_brings_back_an_older_snapshot(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	char now[65], safety[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_true(tu_db_integrity_ok(env->db));
+	assert_int_equal(res.have_safety, 1);
+	assert_int_equal(res.safety.kind, SNAP_KIND_PRE_RESTORE);
+	assert_int_equal(res.rolled_back, 0);
+	assert_int_equal(res.verified_pages, 1);
+	image_digest(env->st, res.safety.id, safety);
+	assert_string_equal(safety, f.v2);
+	assert_int_equal(tu_count(env->st), 2);
+	char *jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "delete");
+	free(jm);
+	expect_live_pages_equal(env, f.a.id);
+	/* Restoring the safety snapshot undoes the restore. */
+	rc = restore(env->st, res.safety.id, &res, &e);
+	assert_int_equal(rc, 0);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+}
+
+static void test_restore_in_wal_mode_keeps_wal_and_readers_see_it(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "wal", 4096, 300);
+	char v1[65], v2[65], now[65];
+	tu_db_digest(env->db, v1);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "v1");
+	/* v2 lives in the WAL of a writer that stays open. */
+	sqlite3 *w = tu_open(env->db);
+	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
+	change_to_v2(w);
+	tu_db_digest_conn(w, v2);
+	int64_t n2 = tu_query_int(w, "SELECT count(*) FROM t");
+	/* A reader inside a read transaction. */
+	sqlite3 *r = tu_open(env->db);
+	tu_exec(r, "BEGIN");
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), n2);
+
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(st, a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	/* The reader keeps its snapshot until its transaction ends ... */
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), n2);
+	tu_exec(r, "COMMIT");
+	/* ... then sees the restored content. */
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 300);
+	tu_db_digest_conn(r, now);
+	assert_string_equal(now, v1);
+	tu_db_digest_conn(w, now);
+	assert_string_equal(now, v1);
+	/* The safety snapshot holds the commits that were only in the WAL. */
+	assert_int_equal(res.have_safety, 1);
+	char safety[65];
+	image_digest(st, res.safety.id, safety);
+	assert_string_equal(safety, v2);
+	char *jm = tu_query_text(r, "PRAGMA journal_mode");
+	assert_string_equal(jm, "wal");
+	free(jm);
+	sqlite3_close(r);
+	sqlite3_close(w);
+	/* Only now, with no connection of ours open, read the file. */
+	size_t len;
+	uint8_t *b = tu_read_file(env->db, &len);
+	assert_int_equal(b[18], 2);
+	assert_int_equal(b[19], 2);
+	free(b);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
+typedef struct reader_ctx {
+	const char *path;
+	sqlite3 *r;               /* holds a read transaction */
+	atomic_int restore_done;  /* set when snap_restore returned */
+	int saw_waiting;          /* the restore was seen waiting for r */
+} reader_ctx;
+
+/*
+ * Hold r's read transaction until the restore is waiting for it: a probe
+ * connection without a busy handler gets SQLITE_BUSY on a new read only
+ * while another connection holds PENDING, i.e. is waiting for readers.
+ */
+static void *release_when_restore_waits(void *arg)
+{
+	reader_ctx *c = arg;
+	sqlite3 *probe = NULL;
+	sqlite3_open_v2(c->path, &probe, SQLITE_OPEN_READONLY, NULL);
+	sqlite3_busy_timeout(probe, 0);
+	while (!atomic_load(&c->restore_done)) {
+		sqlite3_stmt *st = NULL;
+		int rc = sqlite3_prepare_v2(probe, "SELECT count(*) FROM t", -1,
+					    &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if ((rc & 0xff) == SQLITE_BUSY) {
+			c->saw_waiting = 1;
+			break;
+		}
+		sched_yield();
+	}
+	sqlite3_close(probe);
+	sqlite3_exec(c->r, "COMMIT", NULL, NULL, NULL);
+	return NULL;
+}
+
+static void test_restore_in_rollback_mode_waits_for_a_reader(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	reader_ctx c = { .path = env->db };
+	atomic_init(&c.restore_done, 0);
+	c.r = tu_open(env->db);
+	tu_exec(c.r, "BEGIN");
+	int64_t n2 = tu_query_int(c.r, "SELECT count(*) FROM t");
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, release_when_restore_waits,
+					&c), 0);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	atomic_store(&c.restore_done, 1);
+	pthread_join(th, NULL);
+	if (rc != 0)
+		fail_msg("restore with a reader: %d %s", rc, e.msg);
+	assert_true(c.saw_waiting);
+	assert_int_not_equal(tu_query_int(c.r, "SELECT count(*) FROM t"), n2);
+	char now[65];
+	tu_db_digest_conn(c.r, now);
+	assert_string_equal(now, f.v1);
+	sqlite3_close(c.r);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
+static void test_restore_reloads_an_idle_connection_schema(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 100);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "v1");
+	sqlite3 *r = tu_open(env->db);
+	tu_exec(r, "CREATE TABLE extra(x); INSERT INTO extra VALUES (1)");
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM extra"), 1);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(st, a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	/* The open connection sees the restored schema: no table extra. */
+	sqlite3_stmt *s = NULL;
+	rc = sqlite3_prepare_v2(r, "SELECT count(*) FROM extra", -1, &s, NULL);
+	if (rc == SQLITE_OK)   /* prepared on the cached schema; step checks */
+		rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	assert_int_equal(rc, SQLITE_ERROR);
+	assert_non_null(strstr(sqlite3_errmsg(r), "no such table"));
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 100);
+	sqlite3_close(r);
+}
+
+static void test_restore_of_other_page_size_into_rollback_db(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 1024, &f);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "PRAGMA page_size=4096");
+	tu_exec(db, "VACUUM");
+	sqlite3_close(db);
+	assert_int_equal(tu_db_page_size(env->db), 4096);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	assert_int_equal(tu_db_page_size(env->db), 1024);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_true(tu_db_integrity_ok(env->db));
+	char *jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "delete");
+	free(jm);
+}
+
+/* A WAL-mode live database at 4096-byte pages holding v2; A has 1024. */
+static void wal_other_page_size(tu_env *env, fixture *f)
+{
+	make_fixture(env, "wal", 1024, f);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "PRAGMA journal_mode=DELETE");
+	tu_exec(db, "PRAGMA page_size=4096");
+	tu_exec(db, "VACUUM");
+	tu_exec(db, "PRAGMA journal_mode=WAL");
+	sqlite3_close(db);
+	assert_int_equal(tu_db_page_size(env->db), 4096);
+	char *jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "wal");
+	free(jm);
+}
+
+static void test_restore_of_other_page_size_into_idle_wal_db(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	wal_other_page_size(env, &f);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore into idle WAL db: %d %s", rc, e.msg);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_int_equal(tu_db_page_size(env->db), 1024);
+	char *jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "wal");
+	free(jm);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
+static void test_restore_of_other_page_size_into_busy_wal_db(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	wal_other_page_size(env, &f);
+	/* Another connection has the database open (idle, after a read). */
+	sqlite3 *other = tu_open(env->db);
+	assert_true(tu_query_int(other, "SELECT count(*) FROM t") > 0);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	char now[65];
+	tu_db_digest_conn(other, now);
+	char *jm = tu_query_text(other, "PRAGMA journal_mode");
+	int64_t ps = tu_query_int(other, "PRAGMA page_size");
+	if (rc == 0) {
+		/* It worked: the content is v1 and the mode is still WAL. */
+		assert_string_equal(now, f.v1);
+		assert_string_equal(jm, "wal");
+	} else {
+		/* Or a clear refusal, the live database unchanged. */
+		print_message("# refused: %d %s\n", rc, e.msg);
+		assert_true(e.msg[0] != '\0');
+		assert_string_equal(now, f.v2);
+		assert_string_equal(jm, "wal");
+		assert_int_equal(ps, 4096);
+		assert_int_equal(res.rolled_back == 1 || res.have_safety == 0, 1);
+	}
+	free(jm);
+	sqlite3_close(other);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
+static void test_restore_into_a_missing_live_file_creates_it(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	assert_int_equal(unlink(env->db), 0);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore into missing file: %d %s", rc, e.msg);
+	assert_true(tu_exists(env->db));
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_true(tu_db_integrity_ok(env->db));
+	assert_int_equal(res.have_safety, 0);
+}
+
+static void test_restore_over_a_non_database_keeps_its_bytes(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char junk[10000];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (char)(i * 7 + 3);
+	tu_write_file(env->db, junk, sizeof(junk));
+	uint8_t jsha[32];
+	tu_sha256(junk, sizeof(junk), jsha);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore over garbage: %d %s", rc, e.msg);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	/* Nothing silently lost: the old bytes are somewhere under the
+	 * test directory (beside the database or in the store). */
+	char *kept = tu_find_file_with_sha(env->dir, jsha);
+	if (kept == NULL)
+		fail_msg("the replaced non-database file was not kept");
+	assert_string_not_equal(kept, env->db);
+	free(kept);
+}
+
+static void test_restore_refuses_corrupt_snapshot(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	uint32_t pg = tu_unique_page(env->st, -1, f.a.id);
+	tu_corrupt_page(env->st, tu_page_id(env->st, f.a.id, pg));
+	uint8_t before[32], after[32];
+	tu_sha256_file(env->db, before);
+	int64_t n = tu_count(env->st);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(env->st, f.a.id, &res, &e);
+	assert_int_equal(rc, -EBADMSG);
+	assert_non_null(strstr(e.msg, f.a.name));
+	assert_int_equal(res.have_safety, 0);
+	tu_sha256_file(env->db, after);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(tu_count(env->st), n);
+}
+
+static void test_restore_is_ebusy_while_another_restore_runs(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char lock[PATH_MAX + 16];
+	snprintf(lock, sizeof(lock), "%s/restore.lock", snap_store_dir(env->st));
+	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	uint8_t before[32], after[32];
+	tu_sha256_file(env->db, before);
+	snap_restore_result res;
+	snap_err e;
+	assert_int_equal(restore(env->st, f.a.id, &res, &e), -EBUSY);
+	assert_true(e.msg[0] != '\0');
+	tu_sha256_file(env->db, after);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(res.have_safety, 0);
+	/* Once the other restore is over, it works. */
+	flock(fd, LOCK_UN);
+	close(fd);
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore after the lock was released: %d %s", rc, e.msg);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+}
+
+static void test_restore_of_unknown_snapshot_is_enoent(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	uint8_t before[32], after[32];
+	tu_sha256_file(env->db, before);
+	snap_restore_result res;
+	snap_err e;
+	assert_int_equal(restore(env->st, f.a.id + 77, &res, &e), -ENOENT);
+	tu_sha256_file(env->db, after);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(tu_count(env->st), 1);
+}
+
+static void test_restore_file_applies_a_good_file(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char other[PATH_MAX], want[65], now[65];
+	tu_db_create(tu_path(env, other, "other.db"), "delete", 512, 123);
+	sqlite3 *db = tu_open(other);
+	tu_exec(db, "CREATE TABLE only_in_other(x); INSERT INTO only_in_other "
+		    "VALUES ('here')");
+	sqlite3_close(db);
+	tu_db_digest(other, want);
+	snap_restore_result res;
+	snap_err e;
+	snap_err_clear(&e);
+	memset(&res, 0, sizeof(res));
+	int rc = snap_restore_file(env->st, other, NULL, &res, &e);
+	if (rc != 0)
+		fail_msg("restore_file: %d %s", rc, e.msg);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, want);
+	assert_true(tu_db_integrity_ok(env->db));
+	assert_int_equal(res.have_safety, 1);
+	char safety[65];
+	image_digest(env->st, res.safety.id, safety);
+	assert_string_equal(safety, f.v2);
+	/* The file became a snapshot of kind import, labelled after it. */
+	snap_info *list = NULL;
+	size_t n = 0;
+	assert_int_equal(snap_store_list(env->st, &list, &n, &e), 0);
+	int found = 0;
+	for (size_t i = 0; i < n; i++)
+		if (list[i].kind == SNAP_KIND_IMPORT &&
+		    strcmp(list[i].label, "other") == 0)
+			found++;
+	assert_int_equal(found, 1);
+	free(list);
+
+	/* With a label given. */
+	rc = snap_restore_file(env->st, other, "given label", &res, &e);
+	assert_int_equal(rc, 0);
+	assert_int_equal(snap_store_list(env->st, &list, &n, &e), 0);
+	found = 0;
+	for (size_t i = 0; i < n; i++)
+		if (list[i].kind == SNAP_KIND_IMPORT &&
+		    strcmp(list[i].label, "given-label") == 0)
+			found++;
+	assert_int_equal(found, 1);
+	free(list);
+}
+
+/* restore_file(path) fails with rc; the live db and the store unchanged. */
+static void expect_restore_file_refused(tu_env *env, const char *path, int rc)
+{
+	uint8_t before[32], after[32];
+	tu_sha256_file(env->db, before);
+	int64_t n = tu_count(env->st);
+	snap_restore_result res;
+	snap_err e;
+	snap_err_clear(&e);
+	memset(&res, 0, sizeof(res));
+	int r = snap_restore_file(env->st, path, NULL, &res, &e);
+	if (r != rc)
+		fail_msg("restore_file(%s) = %d (%s), want %d", path, r, e.msg, rc);
+	assert_true(e.msg[0] != '\0');
+	assert_int_equal(res.have_safety, 0);
+	tu_sha256_file(env->db, after);
+	assert_memory_equal(before, after, 32);
+	assert_int_equal(tu_count(env->st), n);
+}
+
+static void test_restore_file_refuses_bad_files(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char p[PATH_MAX], good[PATH_MAX];
+	tu_db_create(tu_path(env, good, "good.db"), "delete", 1024, 400);
+	size_t len;
+	uint8_t *b = tu_read_file(good, &len);
+
+	char text[3000];
+	memset(text, 'T', sizeof(text));
+	tu_write_file(tu_path(env, p, "text.db"), text, sizeof(text));
+	expect_restore_file_refused(env, p, -EINVAL);
+	tu_write_file(tu_path(env, p, "empty.db"), "", 0);
+	expect_restore_file_refused(env, p, -EINVAL);
+	tu_write_file(tu_path(env, p, "half.db"), b, len / 2);
+	expect_restore_file_refused(env, p, -EINVAL);
+	tu_write_file(tu_path(env, p, "header.db"), b, 100);
+	expect_restore_file_refused(env, p, -EINVAL);
+	memset(b + len - 1024, 0x5a, 1024);
+	tu_write_file(tu_path(env, p, "corrupt.db"), b, len);
+	expect_restore_file_refused(env, p, -EINVAL);
+	expect_restore_file_refused(env, tu_path(env, p, "missing.db"), -ENOENT);
+	free(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		tu_test(test_restore_brings_back_an_older_snapshot),
+		tu_test(test_restore_in_wal_mode_keeps_wal_and_readers_see_it),
+		tu_test(test_restore_in_rollback_mode_waits_for_a_reader),
+		tu_test(test_restore_reloads_an_idle_connection_schema),
+		tu_test(test_restore_of_other_page_size_into_rollback_db),
+		tu_test(test_restore_of_other_page_size_into_idle_wal_db),
+		tu_test(test_restore_of_other_page_size_into_busy_wal_db),
+		tu_test(test_restore_into_a_missing_live_file_creates_it),
+		tu_test(test_restore_over_a_non_database_keeps_its_bytes),
+		tu_test(test_restore_refuses_corrupt_snapshot),
+		tu_test(test_restore_is_ebusy_while_another_restore_runs),
+		tu_test(test_restore_of_unknown_snapshot_is_enoent),
+		tu_test(test_restore_file_applies_a_good_file),
+		tu_test(test_restore_file_refuses_bad_files),
+	};
+	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
+}
