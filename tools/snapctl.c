@@ -1,0 +1,1120 @@
+/*
+ * tools/snapctl.c — the snapfs command-line tool.
+ *
+ * snapctl works on a snapshot store directly, with or without a mount: it
+ * lists, shows, takes, imports, restores, verifies, deletes, pins and exports
+ * snapshots and prints the event history.  It links only the engine and holds
+ * no storage logic of its own; every operation is one engine call, and this
+ * file is argument parsing, output formatting and exit codes.
+ *
+ *   snapctl [--db FILE] [--store DIR] [--json] COMMAND [ARGS]
+ *
+ * Options may come before or after the command ("snapctl list --db x.db" and
+ * "snapctl --db x.db list" are the same): getopt_long permutes argv, so every
+ * option of every command is in one table and each command declares which of
+ * the command-specific ones it accepts.  What remains after the options is
+ * the command name and its positional arguments.
+ *
+ * Which store: --db FILE alone means FILE.snapfs/; --store DIR alone means a
+ * store that already exists and records its database; both together must
+ * agree (the engine checks).  Only "create" and "import" create a store; any
+ * other command on a missing store fails with a sentence that says how to
+ * start one, rather than leaving an empty store behind.
+ *
+ * Output contract (scripts and tests rely on it):
+ *   - results go to stdout; with --json, stdout is exactly one JSON value
+ *     followed by a newline (objects from snap_json_info/snap_json_event,
+ *     whose field names are the engine's contract);
+ *   - every error is one line on stderr, "snapctl: <what failed, on which
+ *     snapshot or file, and why>", normally the engine's own message;
+ *   - exit status 0 success, 1 a problem found or the operation failed or
+ *     was refused, 2 usage error.
+ * Progress lines are drawn on stderr only when stderr is a terminal, and are
+ * erased before anything else is printed, so pipes and logs never see them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapfs.h"
+
+/* Exit statuses (documented in --help and snapctl(1)). */
+enum {
+	CTL_EXIT_OK = 0,      /* success */
+	CTL_EXIT_FAIL = 1,    /* a problem found, or the operation failed */
+	CTL_EXIT_USAGE = 2,   /* unknown command/option, missing argument */
+};
+
+/* Command-specific options, as bits in ctl_cmd.opts and ctl_args.given. */
+enum {
+	CTL_OPT_LABEL = 1 << 0,
+	CTL_OPT_COMMENT = 1 << 1,
+	CTL_OPT_FULL = 1 << 2,
+	CTL_OPT_LIMIT = 1 << 3,
+};
+
+/* getopt_long codes for options without a short form. */
+enum {
+	CTL_LO_DB = 256,
+	CTL_LO_STORE,
+	CTL_LO_JSON,
+	CTL_LO_VERSION,
+	CTL_LO_LABEL,
+	CTL_LO_COMMENT,
+	CTL_LO_FULL,
+	CTL_LO_LIMIT,
+};
+
+/* Everything the command line said, after parsing. */
+typedef struct ctl_args {
+	const char *db;         /* --db FILE, or NULL */
+	const char *store_dir;  /* --store DIR, or NULL */
+	int json;               /* --json */
+	int help;               /* -h / --help */
+	int version;            /* --version */
+	const char *label;      /* --label L (create, import) */
+	const char *comment;    /* --comment C (create, import) */
+	int full;               /* --full (verify) */
+	size_t limit;           /* --limit N (log); 0 = all */
+	unsigned given;         /* CTL_OPT_* bits that appeared */
+	char **pos;             /* positional arguments after the command */
+	int npos;               /* how many */
+} ctl_args;
+
+/* One command: the table below replaces an if-chain in main(). */
+typedef struct ctl_cmd {
+	const char *name;
+	int (*run)(snap_store *s, ctl_args *a);  /* NULL: needs no store */
+	const char *args;       /* usage of its arguments and options */
+	const char *summary;    /* one line for --help */
+	int min_args;           /* positional arguments required */
+	int max_args;           /* and allowed */
+	unsigned opts;          /* CTL_OPT_* it accepts */
+	unsigned open_flags;    /* SNAP_OPEN_CREATE for create and import */
+} ctl_cmd;
+
+/* ---- messages and progress -------------------------------------------- */
+
+/* 1 when stderr is a terminal and a progress line may be drawn there. */
+static int ctl_progress_tty;
+/* 1 while a progress line is on the screen and must be erased. */
+static int ctl_progress_shown;
+
+/* Erase the progress line, if any, before other output. */
+static void ctl_progress_clear(void)
+{
+	if (ctl_progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		ctl_progress_shown = 0;
+	}
+}
+
+/* Draw (replace) the progress line; silent unless stderr is a terminal. */
+static void ctl_progress(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static void ctl_progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!ctl_progress_tty)
+		return;
+	fputs("\r\033[K", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+	ctl_progress_shown = 1;
+}
+
+/* Print "snapctl: <message>" on stderr; returns CTL_EXIT_FAIL. */
+static int ctl_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int ctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	ctl_progress_clear();
+	fflush(stdout);
+	fputs("snapctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CTL_EXIT_FAIL;
+}
+
+/* A usage error: the message, a pointer to --help; returns CTL_EXIT_USAGE. */
+static int ctl_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static int ctl_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("snapctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'snapctl --help' for more information.\n", stderr);
+	return CTL_EXIT_USAGE;
+}
+
+/*
+ * Report a failed engine call.  The engine's message already names what
+ * failed, on which snapshot or path, and why; `what` is only a fallback for
+ * an engine call that left the message empty.  Returns CTL_EXIT_FAIL.
+ */
+static int ctl_fail(const snap_err *e, int rc, const char *what)
+{
+	if (e->msg[0])
+		return ctl_error("%s", e->msg);
+	return ctl_error("%s: %s", what, strerror(rc < 0 ? -rc : EIO));
+}
+
+/* Print a finished JSON document on stdout; 0 or CTL_EXIT_FAIL. */
+static int ctl_json_print(snap_json *j)
+{
+	if (j->oom)
+		return ctl_error("out of memory while writing JSON");
+	puts(j->buf ? j->buf : "null");
+	return CTL_EXIT_OK;
+}
+
+/*
+ * Reopen the object the last snap_json_info() closed, so that more fields
+ * can follow its contract fields ("show" adds "tables").  json.h offers no
+ * fields-only variant, and the writer's state is plain data: drop the
+ * closing brace and say a value came before.
+ */
+static void ctl_json_reopen(snap_json *j)
+{
+	if (!j->oom && j->len > 0 && j->buf[j->len - 1] == '}') {
+		j->buf[--j->len] = '\0';
+		j->need_comma = 1;
+	}
+}
+
+/* "8192 B", "4.0 KiB", "1.5 GiB". */
+static void ctl_size_human(uint64_t n, char out[32])
+{
+	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)n;
+	int u = -1;
+
+	if (n < 1024) {
+		snprintf(out, 32, "%" PRIu64 " B", n);
+		return;
+	}
+	while (v >= 1024.0 && u < 4) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(out, 32, "%.1f %s", v, unit[u]);
+}
+
+/* ISO-8601 UTC to the second ("2026-11-22T01:49:00Z") for tables. */
+static void ctl_time_short(int64_t ns, char out[40])
+{
+	char *dot;
+
+	snap_time_iso(ns, out);
+	dot = strchr(out, '.');
+	if (dot) {
+		dot[0] = 'Z';
+		dot[1] = '\0';
+	}
+}
+
+/* ---- store access ------------------------------------------------------ */
+
+/* 1 when path exists (any type). */
+static int ctl_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/*
+ * Open the store the options name, with the command's open flags.  Refuses,
+ * before the engine creates anything, the cases that would leave an empty or
+ * wrong store behind: any command but create/import on a missing store, a
+ * store to create without a database path, a first snapshot of a database
+ * that does not exist.  Returns 0 or an exit status.
+ */
+static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out)
+{
+	snap_err err;
+	char *dir = NULL, *file = NULL;
+	int rc = 0, have;
+
+	snap_err_clear(&err);
+	if (a->store_dir)
+		dir = strdup(a->store_dir);
+	else if (asprintf(&dir, "%s.snapfs", a->db) < 0)
+		dir = NULL;
+	if (!dir || asprintf(&file, "%s/store.db", dir) < 0) {
+		free(dir);
+		return ctl_error("out of memory");
+	}
+	have = ctl_exists(file);
+	if (!have && !(c->open_flags & SNAP_OPEN_CREATE))
+		rc = ctl_error("no store at %s; take a first snapshot with "
+			       "'snapctl --db %s create'", dir,
+			       a->db ? a->db : "FILE");
+	else if (!have && !a->db)
+		rc = ctl_error("no store at %s; give --db FILE to create one "
+			       "for a database", dir);
+	else if (!have && !strcmp(c->name, "create") && !ctl_exists(a->db))
+		rc = ctl_error("no database at %s: nothing to snapshot",
+			       a->db);
+	if (rc == 0) {
+		int erc = snap_store_open(a->db, a->store_dir, c->open_flags,
+					  out, &err);
+		if (erc < 0)
+			rc = ctl_fail(&err, erc, "opening the store");
+	}
+	free(file);
+	free(dir);
+	return rc;
+}
+
+/* Find snapshot NAME (".db" optional, "latest"); 0 or CTL_EXIT_FAIL. */
+static int ctl_find(snap_store *s, const char *name, snap_info *si)
+{
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_store_find(s, name, si, &err);
+	if (rc < 0) {
+		if (rc == -ENOENT && !err.msg[0])
+			return ctl_error("no snapshot named '%s' in %s", name,
+					 snap_store_dir(s));
+		return ctl_fail(&err, rc, name);
+	}
+	return CTL_EXIT_OK;
+}
+
+/* ---- list, show -------------------------------------------------------- */
+
+/* "list": the catalog, oldest first, as a table or a JSON array. */
+static int cmd_list(snap_store *s, ctl_args *a)
+{
+	snap_info *v = NULL;
+	size_t n = 0, i;
+	snap_err err;
+	int rc, w = 4;
+
+	snap_err_clear(&err);
+	rc = snap_store_list(s, &v, &n, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, "listing snapshots");
+	if (a->json) {
+		snap_json j;
+
+		snap_json_init(&j);
+		snap_json_arr_begin(&j);
+		for (i = 0; i < n; i++)
+			snap_json_info(&j, &v[i]);
+		snap_json_arr_end(&j);
+		rc = ctl_json_print(&j);
+		snap_json_free(&j);
+		free(v);
+		return rc;
+	}
+	for (i = 0; i < n; i++)
+		if ((int)strlen(v[i].name) > w)
+			w = (int)strlen(v[i].name);
+	printf("%-*s  %-11s  %-20s  %10s  %-6s  %s\n", w, "NAME", "KIND",
+	       "CREATED", "SIZE", "PINNED", "LABEL/COMMENT");
+	for (i = 0; i < n; i++) {
+		char t[40], sz[32];
+
+		ctl_time_short(v[i].created_ns, t);
+		ctl_size_human(v[i].image_size, sz);
+		printf("%-*s  %-11s  %-20s  %10s  %-6s  %s%s%s\n", w,
+		       v[i].name, snap_kind_name(v[i].kind), t, sz,
+		       v[i].pinned ? "yes" : "no", v[i].label,
+		       v[i].comment[0] ? ": " : "", v[i].comment);
+	}
+	free(v);
+	return CTL_EXIT_OK;
+}
+
+/*
+ * Print the per-table row counts (the engine's JSON object text) as aligned
+ * "table  rows" lines.  SQLite's own json_each() reads the text, on an
+ * in-memory connection, rather than a parser of our own; text it cannot read
+ * is printed as it is rather than hidden.
+ */
+static void ctl_print_tables(const char *json)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc, n = 0;
+
+	rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT key, value FROM "
+					"json_each(?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		printf("  %-30s %s\n", (const char *)sqlite3_column_text(st, 0),
+		       (const char *)sqlite3_column_text(st, 1));
+		n++;
+		rc = SQLITE_OK;
+	}
+	if (rc == SQLITE_DONE && n == 0)
+		puts("  (none)");
+	else if (rc != SQLITE_DONE && n == 0)
+		printf("  %s\n", json);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* "show NAME": every catalog field and the row count of each table. */
+static int cmd_show(snap_store *s, ctl_args *a)
+{
+	snap_info si;
+	snap_err err;
+	char *tables = NULL, t[40], hex[65], sz[32];
+	int rc;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	snap_err_clear(&err);
+	rc = snap_store_tables_json(s, si.id, &tables, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, si.name);
+	if (a->json) {
+		snap_json j;
+
+		snap_json_init(&j);
+		snap_json_info(&j, &si);
+		ctl_json_reopen(&j);
+		snap_json_key(&j, "change_counter");
+		snap_json_int(&j, si.change_counter);
+		snap_json_key(&j, "tables");
+		snap_json_raw(&j, tables && tables[0] ? tables : "{}");
+		snap_json_obj_end(&j);
+		rc = ctl_json_print(&j);
+		snap_json_free(&j);
+		free(tables);
+		return rc;
+	}
+	snap_time_iso(si.created_ns, t);
+	snap_hex(si.sha256, hex);
+	ctl_size_human(si.image_size, sz);
+	printf("name:           %s\n", si.name);
+	printf("label:          %s\n", si.label);
+	printf("kind:           %s\n", snap_kind_name(si.kind));
+	printf("created:        %s\n", t);
+	printf("size:           %" PRIu64 " bytes (%s; %" PRIu32
+	       " pages of %" PRIu32 ")\n", si.image_size, sz, si.page_count,
+	       si.page_size);
+	printf("sha256:         %s\n", hex);
+	printf("pinned:         %s\n", si.pinned ? "yes" : "no");
+	printf("comment:        %s\n", si.comment);
+	printf("change counter: %" PRIu32 "\n", si.change_counter);
+	printf("tables:\n");
+	ctl_print_tables(tables ? tables : "{}");
+	free(tables);
+	return CTL_EXIT_OK;
+}
+
+/* ---- create, import ----------------------------------------------------- */
+
+/* Progress of a snapshot being taken, redrawn when the percentage moves. */
+static void ctl_take_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	int *last = ctx;
+	int pct = total ? (int)(done * 100 / total) : 100;
+
+	if (pct == *last)
+		return;
+	*last = pct;
+	ctl_progress("taking snapshot: %3d%% (%" PRIu64 "/%" PRIu64
+		     " pages)", pct, done, total);
+}
+
+/* Print a new snapshot: its name, or its JSON object with --json. */
+static int ctl_print_new(const ctl_args *a, const snap_info *si)
+{
+	snap_json j;
+	int rc;
+
+	if (!a->json) {
+		puts(si->name);
+		return CTL_EXIT_OK;
+	}
+	snap_json_init(&j);
+	snap_json_info(&j, si);
+	rc = ctl_json_print(&j);
+	snap_json_free(&j);
+	return rc;
+}
+
+/* "create": take a manual snapshot of the live database now. */
+static int cmd_create(snap_store *s, ctl_args *a)
+{
+	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = a->label,
+			       .comment = a->comment };
+	snap_info si;
+	snap_err err;
+	int rc, last = -1;
+
+	snap_err_clear(&err);
+	rc = snap_snapshot_take_progress(s, &o, ctl_take_progress, &last,
+					 &si, &err);
+	ctl_progress_clear();
+	if (rc < 0)
+		return ctl_fail(&err, rc, "taking a snapshot");
+	return ctl_print_new(a, &si);
+}
+
+/*
+ * "import FILE": store a database file as a snapshot of kind import, after
+ * the engine has checked it is a complete, intact database.  The label
+ * defaults to the file's name, as a restore from a file does.
+ */
+static int cmd_import(snap_store *s, ctl_args *a)
+{
+	const char *path = a->pos[0], *base = strrchr(path, '/');
+	snap_create_opts o = { .kind = SNAP_KIND_IMPORT,
+			       .comment = a->comment };
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	o.label = a->label ? a->label : (base ? base + 1 : path);
+	snap_err_clear(&err);
+	rc = snap_snapshot_import(s, path, &o, &si, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, path);
+	return ctl_print_new(a, &si);
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+/*
+ * "restore NAME": a verified restore into the live database (the engine
+ * verifies the source, takes a safety snapshot, copies, checks and rolls
+ * back on failure).  A failure names what happened to the live database.
+ */
+static int cmd_restore(snap_store *s, ctl_args *a)
+{
+	snap_restore_result res;
+	snap_info si;
+	snap_err err;
+	const char *safety;
+	int rc;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	memset(&res, 0, sizeof(res));
+	snap_err_clear(&err);
+	ctl_progress("restoring %s into %s ...", si.name, snap_store_db_path(s));
+	rc = snap_restore(s, si.id, &res, &err);
+	ctl_progress_clear();
+	if (rc < 0) {
+		ctl_fail(&err, rc, si.name);
+		if (res.rolled_back && res.have_safety)
+			ctl_error("the live database %s was rolled back to "
+				  "safety snapshot %s", snap_store_db_path(s),
+				  res.safety.name);
+		return CTL_EXIT_FAIL;
+	}
+	safety = res.have_safety ? res.safety.name : "none";
+	if (a->json) {
+		snap_json j;
+
+		snap_json_init(&j);
+		snap_json_obj_begin(&j);
+		snap_json_key(&j, "restored"); snap_json_str(&j, si.name);
+		snap_json_key(&j, "database");
+		snap_json_str(&j, snap_store_db_path(s));
+		snap_json_key(&j, "safety");
+		if (res.have_safety)
+			snap_json_str(&j, res.safety.name);
+		else
+			snap_json_null(&j);
+		snap_json_key(&j, "verified_pages");
+		snap_json_bool(&j, res.verified_pages);
+		snap_json_obj_end(&j);
+		rc = ctl_json_print(&j);
+		snap_json_free(&j);
+		return rc;
+	}
+	printf("restored %s into %s (safety snapshot: %s)\n", si.name,
+	       snap_store_db_path(s), safety);
+	return CTL_EXIT_OK;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+/* State of one "verify" run, handed to the engine's problem callback. */
+typedef struct ctl_verify {
+	const ctl_args *a;
+	snap_json problems;   /* --json: the "problems" array being built */
+	unsigned found;       /* problems reported for the current snapshot */
+} ctl_verify;
+
+/* Record one problem: a line on stdout, or an element of the JSON array. */
+static void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
+			       const char *problem)
+{
+	ctl_verify *v = ctx;
+
+	v->found++;
+	if (v->a->json) {
+		snap_json_obj_begin(&v->problems);
+		snap_json_key(&v->problems, "snapshot");
+		snap_json_str(&v->problems, si->name);
+		snap_json_key(&v->problems, "page");
+		snap_json_int(&v->problems, pgno);
+		snap_json_key(&v->problems, "problem");
+		snap_json_str(&v->problems, problem);
+		snap_json_obj_end(&v->problems);
+		return;
+	}
+	ctl_progress_clear();
+	if (pgno)
+		printf("%s: page %" PRIu32 ": %s\n", si->name, pgno, problem);
+	else
+		printf("%s: %s\n", si->name, problem);
+	fflush(stdout);
+}
+
+/*
+ * "verify [--full] [NAME]": one snapshot, or each snapshot of the store in
+ * turn (one engine call per snapshot, so progress and the count checked are
+ * exact).  A snapshot whose verification could not even run counts as bad,
+ * with the engine's message as its problem; one deleted meanwhile is
+ * skipped.  Exit 1 when anything is bad.
+ */
+static int cmd_verify(snap_store *s, ctl_args *a)
+{
+	ctl_verify v = { .a = a };
+	snap_info one, *list = NULL;
+	snap_err err;
+	size_t n = 0, i;
+	unsigned checked = 0, bad = 0;
+	int rc;
+
+	snap_err_clear(&err);
+	if (a->npos == 1) {
+		rc = ctl_find(s, a->pos[0], &one);
+		if (rc)
+			return rc;
+		n = 1;
+	} else {
+		rc = snap_store_list(s, &list, &n, &err);
+		if (rc < 0)
+			return ctl_fail(&err, rc, "listing snapshots");
+	}
+	snap_json_init(&v.problems);
+	snap_json_arr_begin(&v.problems);
+	for (i = 0; i < n; i++) {
+		const snap_info *si = list ? &list[i] : &one;
+
+		ctl_progress("verifying %zu/%zu %s", i + 1, n, si->name);
+		v.found = 0;
+		snap_err_clear(&err);
+		rc = snap_verify_snapshot(s, si->id, a->full,
+					  ctl_verify_problem, &v, &err);
+		if (rc == -ENOENT && list)
+			continue;
+		checked++;
+		if (rc == 0)
+			continue;
+		bad++;
+		if (v.found == 0)
+			ctl_verify_problem(&v, si, 0, err.msg[0] ? err.msg :
+					   strerror(-rc));
+	}
+	ctl_progress_clear();
+	snap_json_arr_end(&v.problems);
+	free(list);
+	if (a->json) {
+		snap_json j;
+
+		snap_json_init(&j);
+		snap_json_obj_begin(&j);
+		snap_json_key(&j, "ok"); snap_json_bool(&j, bad == 0);
+		snap_json_key(&j, "full"); snap_json_bool(&j, a->full);
+		snap_json_key(&j, "checked"); snap_json_int(&j, checked);
+		snap_json_key(&j, "bad"); snap_json_int(&j, bad);
+		snap_json_key(&j, "problems");
+		snap_json_raw(&j, v.problems.oom ? "[]" : v.problems.buf);
+		snap_json_obj_end(&j);
+		rc = v.problems.oom ? ctl_error("out of memory") :
+			ctl_json_print(&j);
+		snap_json_free(&j);
+	} else {
+		printf("%u snapshot%s verified, %u bad\n", checked,
+		       checked == 1 ? "" : "s", bad);
+		rc = CTL_EXIT_OK;
+	}
+	snap_json_free(&v.problems);
+	if (rc == CTL_EXIT_OK && bad)
+		rc = ctl_error("verification found problems in %u of %u "
+			       "snapshot%s", bad, checked,
+			       checked == 1 ? "" : "s");
+	return rc;
+}
+
+/* ---- delete, pin, unpin, export ---------------------------------------- */
+
+/* Print what a one-snapshot action did: a sentence or a small object. */
+static int ctl_print_done(const ctl_args *a, const char *action,
+			  const char *name, const char *extra)
+{
+	snap_json j;
+	int rc;
+
+	if (!a->json) {
+		printf("%s %s%s\n", action, name, extra ? extra : "");
+		return CTL_EXIT_OK;
+	}
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "action"); snap_json_str(&j, action);
+	snap_json_key(&j, "snapshot"); snap_json_str(&j, name);
+	snap_json_obj_end(&j);
+	rc = ctl_json_print(&j);
+	snap_json_free(&j);
+	return rc;
+}
+
+/* "delete NAME": the snapshot, and the pages no other snapshot uses. */
+static int cmd_delete(snap_store *s, ctl_args *a)
+{
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	snap_err_clear(&err);
+	rc = snap_store_delete(s, si.id, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, si.name);
+	return ctl_print_done(a, "deleted", si.name, NULL);
+}
+
+/* "pin NAME" / "unpin NAME": protect from automatic pruning, or not. */
+static int ctl_set_pin(snap_store *s, ctl_args *a, int pinned)
+{
+	snap_info si;
+	snap_err err;
+	int rc, was;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	was = si.pinned;
+	snap_err_clear(&err);
+	rc = snap_store_set_pinned(s, si.id, pinned, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, si.name);
+	return ctl_print_done(a, pinned ? "pinned" : "unpinned", si.name,
+			      !was == !pinned ? " (it already was)" : NULL);
+}
+
+/* "pin NAME". */
+static int cmd_pin(snap_store *s, ctl_args *a)
+{
+	return ctl_set_pin(s, a, 1);
+}
+
+/* "unpin NAME". */
+static int cmd_unpin(snap_store *s, ctl_args *a)
+{
+	return ctl_set_pin(s, a, 0);
+}
+
+/* 1 when paths a and b name the same existing file. */
+static int ctl_same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * "export NAME FILE": write the snapshot's image to FILE (the engine writes
+ * a temporary file and renames it).  Refuses FILE being the live database or
+ * the store: a rename behind SQLite's back is not a restore (use "restore").
+ */
+static int cmd_export(snap_store *s, ctl_args *a)
+{
+	const char *path = a->pos[1];
+	snap_info si;
+	snap_err err;
+	char sz[32], extra[64 + PATH_MAX];
+	int rc;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	if (ctl_same_file(path, snap_store_db_path(s)))
+		return ctl_error("export of %s: %s is the live database; use "
+				 "'snapctl restore %s' to restore it", si.name,
+				 path, si.name);
+	if (ctl_same_file(path, snap_store_file(s)))
+		return ctl_error("export of %s: %s is the store itself",
+				 si.name, path);
+	snap_err_clear(&err);
+	rc = snap_image_export(s, si.id, path, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, path);
+	ctl_size_human(si.image_size, sz);
+	snprintf(extra, sizeof(extra), " to %s (%s)", path, sz);
+	return ctl_print_done(a, "exported", si.name, extra);
+}
+
+/* ---- log ---------------------------------------------------------------- */
+
+/*
+ * "log [--limit N]": the event history, oldest first; --limit keeps the N
+ * most recent.  snap_event_list's limit counts from the oldest, so the whole
+ * history is read and the tail printed.
+ */
+static int cmd_log(snap_store *s, ctl_args *a)
+{
+	snap_event *ev = NULL;
+	size_t n = 0, i, first = 0;
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_event_list(s, 0, 0, &ev, &n, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, "reading the event history");
+	if (a->limit && n > a->limit)
+		first = n - a->limit;
+	if (a->json) {
+		snap_json j;
+
+		snap_json_init(&j);
+		snap_json_arr_begin(&j);
+		for (i = first; i < n; i++)
+			snap_json_event(&j, &ev[i]);
+		snap_json_arr_end(&j);
+		rc = ctl_json_print(&j);
+		snap_json_free(&j);
+		free(ev);
+		return rc;
+	}
+	for (i = first; i < n; i++) {
+		char t[40];
+
+		ctl_time_short(ev[i].time_ns, t);
+		printf("%s %-10s %s %s %s\n", t, ev[i].kind,
+		       ev[i].snapshot[0] ? ev[i].snapshot : "-",
+		       ev[i].ok ? "ok" : "FAILED", ev[i].detail);
+	}
+	free(ev);
+	return CTL_EXIT_OK;
+}
+
+/* ---- the command table, usage ------------------------------------------ */
+
+static const ctl_cmd ctl_cmds[] = {
+	{ "list", cmd_list, "", "list snapshots, oldest first",
+	  0, 0, 0, 0 },
+	{ "show", cmd_show, "NAME", "every field of a snapshot, row counts per "
+	  "table", 1, 1, 0, 0 },
+	{ "create", cmd_create, "[--label L] [--comment C]",
+	  "take a manual snapshot; prints its name",
+	  0, 0, CTL_OPT_LABEL | CTL_OPT_COMMENT, SNAP_OPEN_CREATE },
+	{ "import", cmd_import, "FILE [--label L] [--comment C]",
+	  "store a database file as a snapshot; prints its name",
+	  1, 1, CTL_OPT_LABEL | CTL_OPT_COMMENT, SNAP_OPEN_CREATE },
+	{ "restore", cmd_restore, "NAME", "verified restore into the live "
+	  "database", 1, 1, 0, 0 },
+	{ "verify", cmd_verify, "[--full] [NAME]", "check pages and hashes (--full: "
+	  "integrity_check too)",
+	  0, 1, CTL_OPT_FULL, 0 },
+	{ "delete", cmd_delete, "NAME", "delete a snapshot and reclaim its "
+	  "unshared pages", 1, 1, 0, 0 },
+	{ "pin", cmd_pin, "NAME", "never prune a snapshot automatically",
+	  1, 1, 0, 0 },
+	{ "unpin", cmd_unpin, "NAME", "let retention prune it again",
+	  1, 1, 0, 0 },
+	{ "export", cmd_export, "NAME FILE", "write a snapshot's image to "
+	  "a file", 2, 2, 0, 0 },
+	{ "log", cmd_log, "[--limit N]", "the event history (--limit: only the "
+	  "last N)", 0, 0, CTL_OPT_LIMIT, 0 },
+	{ "help", NULL, "[COMMAND]", "show this help, or one command's",
+	  0, 1, 0, 0 },
+	{ NULL, NULL, NULL, NULL, 0, 0, 0, 0 },
+};
+
+/* The command called name, or NULL. */
+static const ctl_cmd *ctl_cmd_find(const char *name)
+{
+	const ctl_cmd *c;
+
+	for (c = ctl_cmds; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+/* Usage of one command. */
+static void ctl_usage_cmd(FILE *f, const ctl_cmd *c)
+{
+	fprintf(f, "usage: snapctl [--db FILE] [--store DIR] [--json] %s%s%s\n"
+		"%s\n", c->name, c->args[0] ? " " : "", c->args, c->summary);
+}
+
+/* The full usage text: options, commands from the table, exit status. */
+static void ctl_usage(FILE *f)
+{
+	const ctl_cmd *c;
+
+	fputs("usage: snapctl [--db FILE] [--store DIR] [--json] COMMAND "
+	      "[ARGS]\n\n"
+	      "Manage the snapshots of a SQLite database kept by snapfs.\n\n"
+	      "Options (before or after the command):\n"
+	      "  --db FILE     the live database; its store is FILE.snapfs/\n"
+	      "  --store DIR   the store directory; alone, an existing store,\n"
+	      "                which records its database's path\n"
+	      "  --json        machine-readable output on stdout\n"
+	      "  -h, --help    show this help and exit\n"
+	      "  --version     show the version and exit\n\n"
+	      "Commands:\n", f);
+	for (c = ctl_cmds; c->name; c++) {
+		char head[64];
+
+		snprintf(head, sizeof(head), "%s %s", c->name, c->args);
+		if (strlen(head) > 24)
+			fprintf(f, "  %s\n  %-24s %s\n", head, "", c->summary);
+		else
+			fprintf(f, "  %-24s %s\n", head, c->summary);
+	}
+	fputs("\nNAME is a snapshot's name, with or without \".db\"; \"latest\" "
+	      "names the newest.\n"
+	      "Only create and import create a missing store.\n\n"
+	      "Exit status:\n"
+	      "  0  success\n"
+	      "  1  a problem was found, or the operation failed or was refused\n"
+	      "     (verification failed, restore refused, no such snapshot,\n"
+	      "     I/O error)\n"
+	      "  2  usage error (unknown command or option, missing argument)\n"
+	      "\nSee snapctl(1).\n", f);
+}
+
+/* "help [COMMAND]": usage on stdout. */
+static int ctl_help(const ctl_args *a)
+{
+	const ctl_cmd *c = a->npos ? ctl_cmd_find(a->pos[0]) : NULL;
+
+	if (a->npos && !c)
+		return ctl_usage_error("unknown command '%s'", a->pos[0]);
+	if (c)
+		ctl_usage_cmd(stdout, c);
+	else
+		ctl_usage(stdout);
+	return CTL_EXIT_OK;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+/* Every option of every command; getopt_long permutes, so order is free. */
+static const struct option ctl_long_opts[] = {
+	{ "db", required_argument, NULL, CTL_LO_DB },
+	{ "store", required_argument, NULL, CTL_LO_STORE },
+	{ "json", no_argument, NULL, CTL_LO_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, CTL_LO_VERSION },
+	{ "label", required_argument, NULL, CTL_LO_LABEL },
+	{ "comment", required_argument, NULL, CTL_LO_COMMENT },
+	{ "full", no_argument, NULL, CTL_LO_FULL },
+	{ "limit", required_argument, NULL, CTL_LO_LIMIT },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The name of a CTL_OPT_* bit, for messages. */
+static const char *ctl_opt_name(unsigned bit)
+{
+	switch (bit) {
+	case CTL_OPT_LABEL: return "--label";
+	case CTL_OPT_COMMENT: return "--comment";
+	case CTL_OPT_FULL: return "--full";
+	default: return "--limit";
+	}
+}
+
+/*
+ * Parse argv into a (options anywhere; the first operand is the command,
+ * the rest its arguments).  getopt's own messages are off so that every
+ * message starts with "snapctl:".  Returns 0 or CTL_EXIT_USAGE.
+ */
+static int ctl_parse(int argc, char **argv, ctl_args *a)
+{
+	int opt;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", ctl_long_opts,
+				  NULL)) != -1) {
+		switch (opt) {
+		case CTL_LO_DB: a->db = optarg; break;
+		case CTL_LO_STORE: a->store_dir = optarg; break;
+		case CTL_LO_JSON: a->json = 1; break;
+		case 'h': a->help = 1; break;
+		case CTL_LO_VERSION: a->version = 1; break;
+		case CTL_LO_LABEL:
+			a->label = optarg;
+			a->given |= CTL_OPT_LABEL;
+			break;
+		case CTL_LO_COMMENT:
+			a->comment = optarg;
+			a->given |= CTL_OPT_COMMENT;
+			break;
+		case CTL_LO_FULL:
+			a->full = 1;
+			a->given |= CTL_OPT_FULL;
+			break;
+		case CTL_LO_LIMIT: {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || end == optarg || *end || v == 0 ||
+			    optarg[0] == '-')
+				return ctl_usage_error("--limit needs a "
+						       "positive number, not "
+						       "'%s'", optarg);
+			a->limit = (size_t)v;
+			a->given |= CTL_OPT_LIMIT;
+			break;
+		}
+		case ':':
+			return ctl_usage_error("option '%s' needs an argument",
+					       argv[optind - 1]);
+		default:
+			/* optopt: a short option's letter, a long option's
+			 * code when it was given "=value" it does not take,
+			 * 0 for an unknown long option. */
+			if (optopt > 0 && optopt < 256)
+				return ctl_usage_error("unknown option '-%c'",
+						       optopt);
+			if (optopt >= 256)
+				return ctl_usage_error("option '%.*s' takes "
+						       "no argument",
+						       (int)strcspn(argv[optind - 1], "="),
+						       argv[optind - 1]);
+			return ctl_usage_error("unknown option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	a->pos = argv + optind;
+	a->npos = argc - optind;
+	return CTL_EXIT_OK;
+}
+
+/*
+ * Check the command's arguments and options against its table entry, and
+ * that a store was named.  Returns 0 or CTL_EXIT_USAGE.
+ */
+static int ctl_check(const ctl_cmd *c, const ctl_args *a)
+{
+	unsigned extra = a->given & ~c->opts, bit;
+
+	for (bit = 1; extra; bit <<= 1)
+		if (extra & bit)
+			return ctl_usage_error("option %s does not apply to "
+					       "'%s'", ctl_opt_name(bit),
+					       c->name);
+	if (a->npos < c->min_args)
+		return ctl_usage_error("missing argument for '%s' (usage: "
+				       "snapctl %s %s)", c->name, c->name,
+				       c->args);
+	if (a->npos > c->max_args)
+		return ctl_usage_error("unexpected argument '%s' for '%s' "
+				       "(usage: snapctl %s%s%s)",
+				       a->pos[c->max_args], c->name, c->name,
+				       c->args[0] ? " " : "", c->args);
+	if (c->run && !a->db && !a->store_dir)
+		return ctl_usage_error("no database given; use --db FILE (or "
+				       "--store DIR for an existing store)");
+	return CTL_EXIT_OK;
+}
+
+/* Flush stdout and report a write error (full disk, closed pipe). */
+static int ctl_close_stdout(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		int e = errno;
+
+		ctl_error("writing the output: %s", strerror(e ? e : EIO));
+		return rc ? rc : CTL_EXIT_FAIL;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	ctl_args a;
+	const ctl_cmd *c;
+	snap_store *s = NULL;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	ctl_progress_tty = isatty(STDERR_FILENO);
+	rc = ctl_parse(argc, argv, &a);
+	if (rc)
+		return rc;
+	if (a.version) {
+		printf("snapctl %s\nSQLite %s\n", SNAPFS_VERSION,
+		       sqlite3_libversion());
+		return ctl_close_stdout(CTL_EXIT_OK);
+	}
+	if (a.help && a.npos) {
+		c = ctl_cmd_find(a.pos[0]);
+		if (c) {
+			ctl_usage_cmd(stdout, c);
+			return ctl_close_stdout(CTL_EXIT_OK);
+		}
+	}
+	if (a.help) {
+		ctl_usage(stdout);
+		return ctl_close_stdout(CTL_EXIT_OK);
+	}
+	if (a.npos == 0) {
+		ctl_usage(stderr);
+		return CTL_EXIT_USAGE;
+	}
+	c = ctl_cmd_find(a.pos[0]);
+	if (!c)
+		return ctl_usage_error("unknown command '%s'", a.pos[0]);
+	a.pos++;
+	a.npos--;
+	rc = ctl_check(c, &a);
+	if (rc)
+		return rc;
+	if (!c->run)
+		return ctl_close_stdout(ctl_help(&a));
+	rc = ctl_open(&a, c, &s);
+	if (rc == 0) {
+		rc = c->run(s, &a);
+		snap_store_close(s);
+	}
+	return ctl_close_stdout(rc);
+}
