@@ -379,6 +379,45 @@ static void test_restore_into_a_missing_live_file_creates_it(void **state)
 	assert_int_equal(res.have_safety, 0);
 }
 
+static void test_restore_into_a_missing_file_ignores_a_stale_wal(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "wal", 4096, 300);
+	char v1[65], now[65];
+	tu_db_digest(env->db, v1);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "v1");
+	/* Keep a -wal full of committed frames, then lose the database. */
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", env->db);
+	sqlite3 *w = tu_open(env->db);
+	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
+	change_to_v2(w);
+	size_t wl;
+	uint8_t *wb = tu_read_file(wal, &wl);
+	assert_true(wl > 32);
+	sqlite3_close(w);
+	assert_int_equal(unlink(env->db), 0);
+	tu_write_file(wal, wb, wl);
+	uint8_t wsha[32];
+	tu_sha256(wb, wl, wsha);
+	free(wb);
+
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore(st, a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, v1);
+	assert_true(tu_db_integrity_ok(env->db));
+	/* The stale -wal was moved aside, not applied and not lost. */
+	char *kept = tu_find_file_with_sha(env->dir, wsha);
+	assert_non_null(kept);
+	assert_string_not_equal(kept, wal);
+	free(kept);
+}
+
 static void test_restore_over_a_non_database_keeps_its_bytes(void **state)
 {
 	tu_env *env = *state;
@@ -582,6 +621,7 @@ int main(void)
 		tu_test(test_restore_of_other_page_size_into_idle_wal_db),
 		tu_test(test_restore_of_other_page_size_into_busy_wal_db),
 		tu_test(test_restore_into_a_missing_live_file_creates_it),
+		tu_test(test_restore_into_a_missing_file_ignores_a_stale_wal),
 		tu_test(test_restore_over_a_non_database_keeps_its_bytes),
 		tu_test(test_restore_refuses_corrupt_snapshot),
 		tu_test(test_restore_is_ebusy_while_another_restore_runs),

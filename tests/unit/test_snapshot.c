@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,6 +528,73 @@ static void test_check_file_accepts_good_files_and_leaves_them(void **state)
 	assert_false(tu_exists(j));
 }
 
+typedef struct taker {
+	snap_store *st;        /* shared store, or NULL: open our own */
+	const char *db;
+	int n;                 /* snapshots to take */
+	int rc;
+	char why[SNAP_ERR_MSG];
+	snap_info got[4];
+} taker;
+
+static void *take_thread(void *arg)
+{
+	taker *t = arg;
+	snap_store *st = t->st;
+	snap_err e;
+	snap_err_clear(&e);
+	if (st == NULL && (t->rc = snap_store_open(t->db, NULL, 0, &st, &e)) != 0) {
+		snprintf(t->why, sizeof(t->why), "open: %s", e.msg);
+		return NULL;
+	}
+	for (int i = 0; i < t->n && t->rc == 0; i++) {
+		snap_create_opts o = { .kind = SNAP_KIND_AUTO, .label = "par" };
+		t->rc = snap_snapshot_take(st, &o, &t->got[i], &e);
+		if (t->rc)
+			snprintf(t->why, sizeof(t->why), "take: %s", e.msg);
+	}
+	if (t->st == NULL)
+		snap_store_close(st);
+	return NULL;
+}
+
+/* Threads sharing one store (and others with their own handle) take
+ * snapshots at once: all succeed, names are unique, the store verifies. */
+static void test_snapshots_taken_concurrently_all_succeed(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "wal", 1024, 800);
+	snap_store *st = tu_store(env);
+	enum { NT = 6, PER = 3 };
+	taker t[NT];
+	pthread_t th[NT];
+	for (int i = 0; i < NT; i++) {
+		t[i] = (taker){ .st = i % 2 ? NULL : st, .db = env->db, .n = PER };
+		assert_int_equal(pthread_create(&th[i], NULL, take_thread, &t[i]), 0);
+	}
+	/* A writer keeps changing the database meanwhile. */
+	sqlite3 *w = tu_open(env->db);
+	for (int k = 0; k < 20; k++)
+		tu_exec(w, "UPDATE t SET pad = 'w%d-' || id WHERE id %% 20 = %d",
+			k, k);
+	sqlite3_close(w);
+	for (int i = 0; i < NT; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < NT; i++)
+		if (t[i].rc != 0)
+			fail_msg("thread %d: %d %s", i, t[i].rc, t[i].why);
+	assert_int_equal(tu_count(st), NT * PER);
+	for (int i = 0; i < NT * PER; i++)
+		for (int j = i + 1; j < NT * PER; j++)
+			assert_string_not_equal(t[i / PER].got[i % PER].name,
+						t[j / PER].got[j % PER].name);
+	unsigned nbad = 99;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_verify_store(st, 1, NULL, NULL, &nbad, &e), 0);
+	assert_int_equal(nbad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -539,6 +607,7 @@ int main(void)
 		tu_test(test_snapshot_of_unchanged_db_adds_at_most_one_page),
 		tu_test(test_snapshot_after_few_row_changes_adds_few_pages),
 		tu_test(test_snapshot_progress_reaches_the_page_count),
+		tu_test(test_snapshots_taken_concurrently_all_succeed),
 		tu_test(test_snapshot_records_label_comment_kind_and_pin),
 		tu_test(test_snapshot_of_missing_db_is_enoent),
 		tu_test(test_snapshot_of_a_non_database_is_einval),

@@ -561,6 +561,11 @@ static void test_relabel_keeps_time_prefix_and_stays_unique(void **state)
 	assert_int_equal(snap_store_find(st, r2.name, &fy, &e), 0);
 	assert_int_equal(fy.id, y.id);
 
+	/* Relabelling to its own label keeps its name. */
+	snap_info r3;
+	assert_int_equal(snap_store_relabel(st, x.id, "one", &r3, &e), 0);
+	assert_string_equal(r3.name, x.name);
+
 	assert_int_equal(snap_store_relabel(st, y.id + 1000, "z", &r, &e), -ENOENT);
 }
 

@@ -837,8 +837,12 @@ static tu_jv *tu_jv_new(tu_jtype t)
 
 static void tu_jv_push(tu_jv *v, char *key, tu_jv *item)
 {
-	v->items = realloc(v->items, (v->n + 1) * sizeof(*v->items));
-	v->keys = realloc(v->keys, (v->n + 1) * sizeof(*v->keys));
+	/* Grow at powers of two: n is the capacity's lower bound. */
+	if ((v->n & (v->n - 1)) == 0) {
+		size_t cap = v->n ? v->n * 2 : 1;
+		v->items = realloc(v->items, cap * sizeof(*v->items));
+		v->keys = realloc(v->keys, cap * sizeof(*v->keys));
+	}
 	v->items[v->n] = item;
 	v->keys[v->n] = key;
 	v->n++;

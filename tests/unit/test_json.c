@@ -1,0 +1,355 @@
+/*
+ * tests/unit/test_json.c — engine/json.h: the writer produces valid JSON
+ * (checked by an independent strict parser in testutil.c), escapes every
+ * string so it decodes back to the original bytes, puts commas right at
+ * every nesting level, and snap_json_info/snap_json_event carry the
+ * contract's field names.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Parse j's text; fail with the text and the reason when invalid. */
+static tu_jv *parse(const snap_json *j)
+{
+	assert_false(j->oom);
+	assert_non_null(j->buf);
+	assert_int_equal(strlen(j->buf), j->len);
+	const char *why = NULL;
+	tu_jv *v = tu_json_parse(j->buf, &why);
+	if (v == NULL)
+		fail_msg("invalid JSON (%s): %s", why ? why : "?", j->buf);
+	return v;
+}
+
+/* j's text without whitespace outside strings. */
+static char *compact(const char *s)
+{
+	char *out = malloc(strlen(s) + 1), *o = out;
+	int in = 0;
+	for (; *s; s++) {
+		if (in) {
+			*o++ = *s;
+			if (*s == '\\' && s[1])
+				*o++ = *++s;
+			else if (*s == '"')
+				in = 0;
+		} else if (*s == '"') {
+			in = 1;
+			*o++ = *s;
+		} else if (*s != ' ' && *s != '\n' && *s != '\t' && *s != '\r') {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static void expect_compact(const snap_json *j, const char *want)
+{
+	char *c = compact(j->buf);
+	assert_string_equal(c, want);
+	free(c);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_json_empty_object_and_array(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_obj_end(&j);
+	expect_compact(&j, "{}");
+	snap_json_free(&j);
+	snap_json_init(&j);
+	snap_json_arr_begin(&j);
+	snap_json_arr_end(&j);
+	expect_compact(&j, "[]");
+	snap_json_free(&j);
+}
+
+static void test_json_nesting_puts_commas_between_members(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "a"); snap_json_int(&j, 1);
+	snap_json_key(&j, "b"); snap_json_str(&j, "x");
+	snap_json_key(&j, "c"); snap_json_bool(&j, 1);
+	snap_json_key(&j, "d"); snap_json_null(&j);
+	snap_json_key(&j, "e");
+	snap_json_arr_begin(&j);
+	snap_json_int(&j, 1);
+	snap_json_int(&j, 2);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "f"); snap_json_bool(&j, 0);
+	snap_json_obj_end(&j);
+	snap_json_arr_begin(&j);
+	snap_json_arr_end(&j);
+	snap_json_obj_begin(&j);
+	snap_json_obj_end(&j);
+	snap_json_arr_end(&j);
+	snap_json_key(&j, "g");
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "h");
+	snap_json_arr_begin(&j);
+	snap_json_str(&j, "i");
+	snap_json_arr_end(&j);
+	snap_json_obj_end(&j);
+	snap_json_key(&j, "z"); snap_json_int(&j, -5);
+	snap_json_obj_end(&j);
+	tu_jv *v = parse(&j);
+	tu_json_free(v);
+	expect_compact(&j, "{\"a\":1,\"b\":\"x\",\"c\":true,\"d\":null,"
+			   "\"e\":[1,2,{\"f\":false},[],{}],"
+			   "\"g\":{\"h\":[\"i\"]},\"z\":-5}");
+	snap_json_free(&j);
+}
+
+static void test_json_integers_are_exact(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_arr_begin(&j);
+	snap_json_int(&j, 0);
+	snap_json_int(&j, -1);
+	snap_json_int(&j, INT64_MAX);
+	snap_json_int(&j, INT64_MIN);
+	snap_json_arr_end(&j);
+	tu_jv *v = parse(&j);
+	tu_json_free(v);
+	expect_compact(&j, "[0,-1,9223372036854775807,-9223372036854775808]");
+	snap_json_free(&j);
+}
+
+/* Write s as a value and as a key; both must decode back to s. */
+static void round_trip(const char *s)
+{
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, s);
+	snap_json_str(&j, s);
+	snap_json_obj_end(&j);
+	/* The parser rejects raw control bytes inside strings. */
+	tu_jv *v = parse(&j);
+	assert_int_equal(v->type, TU_JOBJ);
+	assert_int_equal(v->n, 1);
+	assert_string_equal(v->keys[0], s);
+	assert_int_equal(v->items[0]->type, TU_JSTR);
+	assert_int_equal(v->items[0]->slen, strlen(s));
+	assert_string_equal(v->items[0]->str, s);
+	tu_json_free(v);
+	snap_json_free(&j);
+}
+
+static void test_json_escapes_quotes_and_backslashes(void **state)
+{
+	(void)state;
+	round_trip("say \"hi\"");
+	round_trip("C:\\path\\to\\file");
+	round_trip("\\\"");
+	round_trip("\"");
+	round_trip("\\");
+	round_trip("");
+	round_trip("a/b</script>");
+}
+
+static void test_json_escapes_control_characters(void **state)
+{
+	(void)state;
+	round_trip("line1\nline2\r\n\ttab");
+	round_trip("\b\f");
+	char all[32];
+	for (int i = 1; i < 32; i++)
+		all[i - 1] = (char)i;
+	all[31] = '\0';
+	round_trip(all);
+	round_trip("del\x7f");
+}
+
+static void test_json_passes_utf8_through(void **state)
+{
+	(void)state;
+	round_trip("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+}
+
+static void test_json_raw_is_inserted_as_a_value(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "tables");
+	snap_json_raw(&j, "{\"t\":3}");
+	snap_json_key(&j, "after"); snap_json_int(&j, 1);
+	snap_json_obj_end(&j);
+	tu_jv *v = parse(&j);
+	const tu_jv *t = tu_json_get(tu_json_get(v, "tables"), "t");
+	assert_non_null(t);
+	assert_string_equal(t->num, "3");
+	assert_non_null(tu_json_get(v, "after"));
+	tu_json_free(v);
+	snap_json_free(&j);
+}
+
+static void test_json_grows_for_large_output(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_arr_begin(&j);
+	for (int i = 0; i < 20000; i++)
+		snap_json_str(&j, "0123456789abcdef\"\\");
+	snap_json_arr_end(&j);
+	tu_jv *v = parse(&j);
+	assert_int_equal(v->type, TU_JARR);
+	assert_int_equal(v->n, 20000);
+	assert_string_equal(v->items[19999]->str, "0123456789abcdef\"\\");
+	tu_json_free(v);
+	snap_json_free(&j);
+	assert_null(j.buf);
+}
+
+static snap_info sample_info(void)
+{
+	snap_info si;
+	memset(&si, 0, sizeof(si));
+	si.id = 7;
+	snprintf(si.name, sizeof(si.name), "2026-11-22T014900Z_before \"x\".db");
+	snprintf(si.label, sizeof(si.label), "before-x");
+	si.kind = SNAP_KIND_PRE_RESTORE;
+	si.created_ns = 1795312140123456789LL;
+	snprintf(si.comment, sizeof(si.comment), "line1\nsaid \"no\"\\");
+	si.pinned = 1;
+	si.page_size = 4096;
+	si.page_count = 3;
+	si.image_size = 12288;
+	for (int i = 0; i < 32; i++)
+		si.sha256[i] = (uint8_t)(0xa0 + i);
+	return si;
+}
+
+static void test_json_info_has_the_contract_fields(void **state)
+{
+	(void)state;
+	snap_info si = sample_info();
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_info(&j, &si);
+	tu_jv *v = parse(&j);
+	assert_int_equal(v->type, TU_JOBJ);
+	static const char *fields[] = {
+		"name", "label", "kind", "created", "size", "sha256", "pinned",
+		"comment",
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (tu_json_get(v, fields[i]) == NULL)
+			fail_msg("field %s missing: %s", fields[i], j.buf);
+	assert_string_equal(tu_json_get(v, "name")->str, si.name);
+	assert_string_equal(tu_json_get(v, "label")->str, "before-x");
+	assert_string_equal(tu_json_get(v, "kind")->str, "pre-restore");
+	assert_string_equal(tu_json_get(v, "comment")->str, si.comment);
+	assert_string_equal(tu_json_get(v, "size")->num, "12288");
+	char hex[65];
+	snap_hex(si.sha256, hex);
+	assert_string_equal(tu_json_get(v, "sha256")->str, hex);
+	const tu_jv *pin = tu_json_get(v, "pinned");
+	assert_true((pin->type == TU_JBOOL && pin->b == 1) ||
+		    (pin->type == TU_JNUM && strcmp(pin->num, "1") == 0));
+	const tu_jv *created = tu_json_get(v, "created");
+	if (created->type == TU_JSTR) {
+		char iso[40];
+		snap_time_iso(si.created_ns, iso);
+		assert_string_equal(created->str, iso);
+	} else {
+		assert_int_equal(created->type, TU_JNUM);
+	}
+	tu_json_free(v);
+	snap_json_free(&j);
+}
+
+static void test_json_info_records_in_an_array_are_separated(void **state)
+{
+	(void)state;
+	snap_info a = sample_info(), b = sample_info();
+	b.pinned = 0;
+	snprintf(b.name, sizeof(b.name), "second.db");
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "snapshots");
+	snap_json_arr_begin(&j);
+	snap_json_info(&j, &a);
+	snap_json_info(&j, &b);
+	snap_json_arr_end(&j);
+	snap_json_key(&j, "count");
+	snap_json_int(&j, 2);
+	snap_json_obj_end(&j);
+	tu_jv *v = parse(&j);
+	const tu_jv *arr = tu_json_get(v, "snapshots");
+	assert_non_null(arr);
+	assert_int_equal(arr->n, 2);
+	assert_string_equal(tu_json_get(arr->items[1], "name")->str, "second.db");
+	const tu_jv *pin = tu_json_get(arr->items[1], "pinned");
+	assert_true((pin->type == TU_JBOOL && pin->b == 0) ||
+		    (pin->type == TU_JNUM && strcmp(pin->num, "0") == 0));
+	assert_string_equal(tu_json_get(v, "count")->num, "2");
+	tu_json_free(v);
+	snap_json_free(&j);
+}
+
+static void test_json_event_carries_kind_snapshot_ok_detail(void **state)
+{
+	(void)state;
+	snap_event ev;
+	memset(&ev, 0, sizeof(ev));
+	ev.id = 42;
+	ev.time_ns = 1795312140000000000LL;
+	snprintf(ev.kind, sizeof(ev.kind), "restore");
+	snprintf(ev.snapshot, sizeof(ev.snapshot), "a\"b.db");
+	ev.ok = 0;
+	snprintf(ev.detail, sizeof(ev.detail), "failed:\n\"why\"\t\\");
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_arr_begin(&j);
+	snap_json_event(&j, &ev);
+	snap_json_event(&j, &ev);
+	snap_json_arr_end(&j);
+	tu_jv *arr = parse(&j);
+	assert_int_equal(arr->n, 2);
+	const tu_jv *v = arr->items[0];
+	assert_string_equal(tu_json_get(v, "kind")->str, "restore");
+	assert_string_equal(tu_json_get(v, "snapshot")->str, "a\"b.db");
+	assert_string_equal(tu_json_get(v, "detail")->str, ev.detail);
+	const tu_jv *ok = tu_json_get(v, "ok");
+	assert_non_null(ok);
+	assert_true((ok->type == TU_JBOOL && ok->b == 0) ||
+		    (ok->type == TU_JNUM && strcmp(ok->num, "0") == 0));
+	tu_json_free(arr);
+	snap_json_free(&j);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		tu_test(test_json_empty_object_and_array),
+		tu_test(test_json_nesting_puts_commas_between_members),
+		tu_test(test_json_integers_are_exact),
+		tu_test(test_json_escapes_quotes_and_backslashes),
+		tu_test(test_json_escapes_control_characters),
+		tu_test(test_json_passes_utf8_through),
+		tu_test(test_json_raw_is_inserted_as_a_value),
+		tu_test(test_json_grows_for_large_output),
+		tu_test(test_json_info_has_the_contract_fields),
+		tu_test(test_json_info_records_in_an_array_are_separated),
+		tu_test(test_json_event_carries_kind_snapshot_ok_detail),
+	};
+	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
+}
