@@ -1,0 +1,348 @@
+/*
+ * fs/fs.h — the snapfs daemon: what its modules share.
+ *
+ * The daemon maps FUSE low-level operations onto the engine (engine/snapfs.h)
+ * and holds no storage logic.  Its modules:
+ *
+ *   main.c     options, start-up checks, daemonizing, the session loop;
+ *   log.c      one logging function (stderr with -f, syslog otherwise);
+ *   ops.c      the one fuse_lowlevel_ops table and every snap_ll_<op>;
+ *   inode.c    inode numbers, the table of dynamic nodes (staging files in
+ *              the root, snapshot requests being created in snapshots/);
+ *   live.c     the live database as the daemon sees it: a change
+ *              generation and consistent images for read-only opens;
+ *   staging.c  the private staging directory, staged replaces (uploads),
+ *              edit sessions and restores through the mount;
+ *   status.c   the text of .snapfs/status.json and .snapfs/log;
+ *   notify.c   the notifier thread that invalidates kernel caches.
+ *
+ * Inode numbers (stable across remounts where they name stable things):
+ *   1..7                       the fixed files and directories below;
+ *   SNAP_INO_SNAP_BASE + id    a snapshot (store ids are never reused, and a
+ *                              snapshot's bytes never change, so the kernel
+ *                              may cache it for as long as it likes);
+ *   SNAP_INO_NODE_BASE + seq   a dynamic node (seq never reused in a run).
+ *
+ * Lock order (a thread may take a lock only after those above it):
+ *   fs->apply_lock   serializes every restore the mount performs and the
+ *                    start and apply of an edit session; held across engine
+ *                    calls on purpose (it orders restores, it guards no
+ *                    data that a getattr or readdir needs);
+ *   live->build_lock serializes image builds (held across a backup);
+ *   live->lock       the watch connection and the generation;
+ *   fs->lock         the node table, the root's names, the session's
+ *                    counters.  A leaf: nothing is called under it that
+ *                    takes a lock, sleeps, or talks to SQLite or the kernel.
+ *   handle->lock     one open file's state and I/O; taken without fs->lock
+ *                    held, and fs->lock may be taken under it.
+ * No lock is held while a notification is sent (the notifier thread holds
+ * none at all).
+ */
+#ifndef FS_FS_H
+#define FS_FS_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "snapfs.h"
+
+/* ---- inode numbers ---------------------------------------------------- */
+
+enum {
+	SNAP_INO_ROOT = FUSE_ROOT_ID, /* the mount root */
+	SNAP_INO_CURRENT = 2,         /* current.db */
+	SNAP_INO_SNAPDIR = 3,         /* snapshots/ */
+	SNAP_INO_META = 4,            /* .snapfs/ */
+	SNAP_INO_STATUS = 5,          /* .snapfs/status.json */
+	SNAP_INO_LOG = 6,             /* .snapfs/log */
+	SNAP_INO_LATEST = 7,          /* snapshots/latest.db */
+};
+
+#define SNAP_INO_SNAP_BASE ((fuse_ino_t)1 << 32)
+#define SNAP_INO_NODE_BASE ((fuse_ino_t)1 << 56)
+
+#define SNAP_NAME_CURRENT "current.db"
+#define SNAP_NAME_SNAPDIR "snapshots"
+#define SNAP_NAME_META ".snapfs"
+#define SNAP_NAME_STATUS "status.json"
+#define SNAP_NAME_LOG "log"
+#define SNAP_NAME_LATEST "latest.db"
+
+/* Kernel cache lifetimes, seconds. */
+#define SNAP_TTL_DIR 1.0          /* the fixed directories */
+#define SNAP_TTL_SNAP_ENTRY 1.0   /* a snapshot's name (snapctl may delete) */
+#define SNAP_TTL_SNAP_ATTR 3600.0 /* a snapshot's attributes (immutable) */
+#define SNAP_TTL_NEGATIVE 3600.0  /* -journal/-wal/-shm next to a snapshot */
+
+static inline int snap_ino_is_snapshot(fuse_ino_t ino)
+{
+	return ino >= SNAP_INO_SNAP_BASE && ino < SNAP_INO_NODE_BASE;
+}
+
+static inline int64_t snap_ino_snapshot_id(fuse_ino_t ino)
+{
+	return (int64_t)(ino - SNAP_INO_SNAP_BASE);
+}
+
+static inline fuse_ino_t snap_ino_of_snapshot(int64_t id)
+{
+	return SNAP_INO_SNAP_BASE + (fuse_ino_t)id;
+}
+
+/* 1 when name ends in -journal, -wal or -shm (SQLite's side files). */
+int snap_name_is_sidefile(const char *name);
+
+/* ---- logging (log.c) ---------------------------------------------------- */
+
+/* Log once: stderr ("snapfs: ...") when foreground, syslog otherwise.
+ * LOG_DEBUG lines appear only with -d. */
+void snap_log(int prio, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void snap_log_setup(int foreground, int debug);
+
+/* ---- the notifier (notify.c) -------------------------------------------- */
+
+struct snap_notify;
+
+/* Start the thread; 0 or -errno. */
+int snap_notify_start(struct fuse_session *se, struct snap_notify **out);
+/* Stop and join it, dropping what is still queued. */
+void snap_notify_stop(struct snap_notify *n);
+/* Queue "forget the kernel's dentry parent/name" (never blocks on FUSE). */
+void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
+		       const char *name);
+/* Queue "forget the kernel's attributes and cached data of ino". */
+void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
+
+/* ---- the live database (live.c) ----------------------------------------- */
+
+struct snap_live;
+
+/*
+ * One consistent image of the live database, in an unlinked private file.
+ * Shared by every read-only handle opened while the database was unchanged.
+ */
+struct snap_live_image {
+	int fd;          /* read-only, on an unlinked file; immutable */
+	uint64_t size;   /* bytes */
+	uint64_t gen;    /* the live generation the image was taken at */
+	unsigned refs;   /* protected by live->lock */
+};
+
+int snap_live_open(const char *db_path, const char *tmpdir,
+		   struct snap_live **out, snap_err *err);
+void snap_live_close(struct snap_live *l);
+/* Check the live database; returns its generation (moves on any commit,
+ * any replacement of the file).  Cheap: one small read transaction. */
+uint64_t snap_live_gen(struct snap_live *l);
+/* A consistent image of the live database as it is now (reused while the
+ * generation is unchanged).  Release with snap_live_image_put. */
+int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
+			snap_err *err);
+void snap_live_image_put(struct snap_live *l, struct snap_live_image *im);
+/* stat() of the live file (never open()ed). */
+int snap_live_stat(struct snap_live *l, struct stat *st);
+/* "wal", "delete", ... of the live database, for status; "" if unknown. */
+void snap_live_journal_mode(struct snap_live *l, char *out, size_t len);
+
+/* ---- dynamic nodes (inode.c) --------------------------------------------- */
+
+enum snap_node_kind {
+	SNAP_NODE_STAGING,  /* a file in the root: upload, temp file, side file */
+	SNAP_NODE_PENDING,  /* a name being created in snapshots/ */
+};
+
+struct snap_node {
+	fuse_ino_t ino;
+	enum snap_node_kind kind;
+	fuse_ino_t parent;            /* SNAP_INO_ROOT or SNAP_INO_SNAPDIR */
+	char name[NAME_MAX + 1];      /* its name while linked */
+	int linked;                   /* 1 while the name is in its directory */
+	uint64_t nlookup;             /* the kernel's references */
+	unsigned nopen;               /* open handles */
+	char path[PATH_MAX];          /* backing file in the staging directory,
+				       * deleted when the node is freed */
+	mode_t mode;                  /* S_IFREG | permission bits */
+	uid_t uid;
+	gid_t gid;
+	/* PENDING only, protected by fs->lock: */
+	int64_t snap_id;              /* the snapshot it became, 0 = not yet */
+	snap_kind snap_kind;          /* kind of that snapshot */
+	struct snap_node *next;       /* table chain */
+};
+
+/* ---- open files --------------------------------------------------------- */
+
+enum snap_handle_kind {
+	SNAP_H_IMAGE,     /* current.db read-only: a consistent image */
+	SNAP_H_SESSION,   /* current.db read-write: the edit session */
+	SNAP_H_UPLOAD,    /* current.db truncated/created: staged replace */
+	SNAP_H_SNAPSHOT,  /* a snapshot, read-only */
+	SNAP_H_PENDING,   /* a name being created in snapshots/ */
+	SNAP_H_STAGING,   /* a staging file in the root */
+	SNAP_H_TEXT,      /* .snapfs/status.json, .snapfs/log */
+	SNAP_H_DIR,       /* a directory listing */
+};
+
+struct snap_session;
+
+/* One directory entry captured at opendir. */
+struct snap_dirent {
+	char name[SNAP_NAME_MAX > NAME_MAX + 1 ? SNAP_NAME_MAX : NAME_MAX + 1];
+	struct stat st;       /* st_ino and the attributes */
+	double attr_ttl;
+	double entry_ttl;
+	struct snap_node *node; /* a dynamic node (holds a reference), or NULL */
+};
+
+struct snap_handle {
+	enum snap_handle_kind kind;
+	pthread_mutex_t lock;          /* this handle's state and I/O */
+	int fd;                        /* backing descriptor or -1 */
+	/* SNAP_H_IMAGE */
+	struct snap_live_image *img;
+	/* SNAP_H_SESSION */
+	struct snap_session *sess;
+	int closing;                   /* flushed, no write since (fs->lock) */
+	/* SNAP_H_UPLOAD and SNAP_H_PENDING */
+	char path[PATH_MAX];           /* upload file */
+	int dirty;                     /* bytes arrived since the last apply */
+	int attempted;                 /* an apply was tried */
+	int last_rc;                   /* its result */
+	/* SNAP_H_SNAPSHOT */
+	snap_image *simg;
+	int64_t snap_id;
+	/* SNAP_H_PENDING, SNAP_H_STAGING */
+	struct snap_node *node;        /* holds an open reference */
+	/* SNAP_H_TEXT */
+	char *text;
+	size_t text_len;
+	/* SNAP_H_DIR */
+	struct snap_dirent *ents;
+	size_t nents;
+};
+
+/* ---- the filesystem ----------------------------------------------------- */
+
+struct snap_fs {
+	snap_store *store;
+	const char *db_path;            /* absolute, from the store */
+	char mountpoint[PATH_MAX];
+	char staging_dir[PATH_MAX];     /* <store>/staging, mode 0700 */
+	struct fuse_session *se;
+	struct snap_notify *notify;
+	struct snap_live *live;
+	int debug;
+	int foreground;
+
+	pthread_mutex_t apply_lock;     /* see the lock order above */
+	pthread_mutex_t lock;           /* leaf: the fields below */
+	struct snap_node *nodes;        /* dynamic nodes */
+	uint64_t node_seq;              /* last node number handed out */
+	uint64_t file_seq;              /* last staging file number */
+	struct snap_session *session;   /* the edit session, or NULL */
+	pid_t unlink_pid;               /* who unlinked current.db, 0 = none */
+	int64_t unlink_until_ns;        /* and until when the name is free */
+	/* counters for status.json (fs->lock) */
+	uint64_t restores_ok;
+	uint64_t restores_failed;
+	uint64_t conflicts;
+	int64_t started_ns;
+};
+
+extern struct snap_fs snap_fs;
+
+/* ---- inode table (inode.c) ----------------------------------------------- */
+
+/* Create and link a node (fs->lock taken inside).  Returns NULL with
+ * errno set when the backing file cannot be created. */
+struct snap_node *snap_node_create(enum snap_node_kind kind,
+				   fuse_ino_t parent, const char *name,
+				   mode_t mode, uid_t uid, gid_t gid);
+/* The linked node called name in parent, with one more lookup reference
+ * when ref is 1; NULL when none.  fs->lock taken inside. */
+struct snap_node *snap_node_find(fuse_ino_t parent, const char *name,
+				 int ref);
+/* The same with an open reference instead (release: snap_node_close),
+ * for callers that use the node after the lock is dropped. */
+struct snap_node *snap_node_find_open(fuse_ino_t parent, const char *name);
+/* The node with this inode number (no reference taken); fs->lock must be
+ * held by the caller, since the node may otherwise be freed. */
+struct snap_node *snap_node_get_locked(fuse_ino_t ino);
+/* Reference changes; a node unlinked, unreferenced and closed is freed. */
+void snap_node_lookup_locked(struct snap_node *n, uint64_t count);
+void snap_node_forget(fuse_ino_t ino, uint64_t nlookup);
+void snap_node_open_locked(struct snap_node *n);
+void snap_node_close(struct snap_node *n);
+/* Take a node out of its directory (its file goes when it is freed). */
+void snap_node_unlink_locked(struct snap_node *n);
+/* Free what the *_locked calls above left unreferenced; call after
+ * dropping fs->lock (it deletes files). */
+void snap_node_reap(void);
+/* Rename a linked node within its directory, replacing (unlinking) a node
+ * already called newname. */
+void snap_node_rename_locked(struct snap_node *n, const char *newname);
+/* Visit every linked node of a directory under fs->lock. */
+void snap_node_foreach_locked(fuse_ino_t parent,
+			      void (*fn)(struct snap_node *, void *),
+			      void *ctx);
+/* Free every node and delete every backing file (shutdown). */
+void snap_node_free_all(void);
+/* Attributes of a staging node (fstat of its backing file). */
+int snap_node_stat(struct snap_node *n, struct stat *st);
+
+/* ---- staging, uploads, sessions, restores (staging.c) --------------------- */
+
+/* Create <store>/staging empty (removing what a crashed run left). */
+int snap_staging_init(const char *store_dir, char *out, size_t len);
+/* Remove the staging directory and everything in it. */
+void snap_staging_cleanup(const char *dir);
+/* A fresh private file path in the staging directory ("upload-7"). */
+void snap_staging_path(const char *what, char *out, size_t len);
+
+/* Restore snapshot id onto the live database (rename snapshots/X).  0 or a
+ * negative errno; the reason is logged. */
+int snap_apply_snapshot(int64_t id, const char *shown_name);
+/* Restore a staging file onto the live database (rename, upload flush). */
+int snap_apply_file(const char *path, const char *shown_name,
+		    const char *label);
+
+/* Upload handles: open creates the file; flush applies it. */
+int snap_upload_begin(struct snap_handle *h);
+int snap_upload_flush(struct snap_handle *h);
+
+/* Session handles. */
+int snap_session_join(struct snap_handle *h);
+/* Make sure the session copy exists (first read/write); 0 or -errno. */
+int snap_session_ready(struct snap_handle *h);
+void snap_session_wrote(struct snap_handle *h);
+int snap_session_flush(struct snap_handle *h);
+void snap_session_leave(struct snap_handle *h);
+/* ftruncate(0) on a session handle turns it into an upload. */
+int snap_session_to_upload(struct snap_handle *h);
+/* Size of the session copy, or -1 when it is not made yet. */
+int64_t snap_session_size(struct snap_handle *h);
+/* For status.json: is a session open, how many writers, dirty. */
+void snap_session_describe(int *open, unsigned *writers, int *dirty);
+/* Discard the session at shutdown. */
+void snap_session_shutdown(void);
+
+/* Pending snapshot requests in snapshots/: take or import at flush. */
+int snap_pending_flush(struct snap_handle *h);
+
+/* ---- status files (status.c) -------------------------------------------- */
+
+/* The text of .snapfs/status.json or .snapfs/log; free() it. */
+int snap_status_text(fuse_ino_t ino, char **text, size_t *len);
+
+/* ---- the operations table (ops.c) --------------------------------------- */
+
+extern const struct fuse_lowlevel_ops snap_ll_ops;
+
+#endif /* FS_FS_H */

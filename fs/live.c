@@ -1,0 +1,395 @@
+/*
+ * fs/live.c — the live database as the daemon sees it.
+ *
+ * Two things the mount needs from the live database that the engine's
+ * public API does not give: "has it changed?" and "a consistent image of it
+ * right now, without adding a snapshot to the catalog".
+ *
+ * Change: a long-lived read-only SQLite connection (the watch connection)
+ * answers PRAGMA data_version, which moves whenever another connection — an
+ * application on the real path, or the engine restoring — commits.  The
+ * file's identity (st_dev, st_ino) is checked on every call too: a restore
+ * that replaced a broken file by rename, or an application that recreated
+ * the file, makes the daemon reopen the connection.  Every observed change
+ * moves a 64-bit generation; the mount compares generations (to reuse an
+ * image, to detect that an edit session went stale).
+ *
+ * Images: a read-only open of current.db reads a copy made by
+ * sqlite3_backup with one step (one read transaction on the source, so the
+ * copy is one committed state in rollback and WAL mode while applications
+ * write — PITFALLS 1, 6) into a private file in the staging directory,
+ * which is unlinked at once and read through its descriptor.  Page 1 is
+ * normalized to rollback-journal mode (bytes 18-19 = 1), as snapshots are,
+ * so `sqlite3 -readonly` works on a copy and never looks for -wal/-shm.  The
+ * newest image is kept and handed to every open while the generation is
+ * unchanged, so a file manager's peek costs one tiny read transaction.
+ *
+ * The live file is never open()ed here: all access goes through SQLite,
+ * whose per-process inode table keeps POSIX locks intact across our
+ * connections and the engine's (PITFALLS 2).
+ *
+ * Thread-safety: build_lock serializes image builds and is held across the
+ * backup; lock protects conn, the generation and cur.  Order: build_lock,
+ * then lock (fs.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+#define LIVE_BUSY_MS 10000      /* wait this long for an application's lock */
+#define LIVE_BACKUP_TRIES 500   /* backup_step retries on BUSY (x 20 ms) */
+
+struct snap_live {
+	char path[PATH_MAX];           /* the live database (absolute) */
+	char tmpdir[PATH_MAX];         /* where images are built */
+	pthread_mutex_t build_lock;    /* serializes builds */
+	pthread_mutex_t lock;          /* protects the fields below */
+	sqlite3 *conn;                 /* watch connection, or NULL */
+	dev_t dev;                     /* identity of conn's file */
+	ino_t ino;
+	int64_t dv;                    /* last data_version seen on conn */
+	uint64_t gen;                  /* moves on every observed change */
+	struct snap_live_image *cur;   /* newest image (one reference) */
+	unsigned seq;                  /* image file numbers */
+};
+
+/* PRAGMA data_version on conn; 0 or a negative errno. */
+static int live_data_version(sqlite3 *conn, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(conn, "PRAGMA data_version", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*out = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : snap_err_sqlite_errno(rc);
+}
+
+/* Open a read-only connection on the live path with a busy timeout. */
+static int live_connect(const char *path, sqlite3 **out, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "opening %s", path);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, LIVE_BUSY_MS);
+	*out = db;
+	return 0;
+}
+
+static void live_disconnect_locked(struct snap_live *l)
+{
+	if (l->conn) {
+		sqlite3_close(l->conn);
+		l->conn = NULL;
+	}
+}
+
+/*
+ * Look at the live database and move the generation if it changed.
+ * Any doubt (missing file, failed query) counts as a change: the cost is a
+ * rebuilt image or a refused edit session, never a stale answer.
+ */
+static uint64_t live_refresh_locked(struct snap_live *l)
+{
+	struct stat st;
+	int64_t dv;
+
+	if (stat(l->path, &st) != 0) {
+		if (l->conn) {
+			live_disconnect_locked(l);
+			l->gen++;
+		}
+		return l->gen;
+	}
+	if (l->conn && (st.st_dev != l->dev || st.st_ino != l->ino)) {
+		live_disconnect_locked(l);
+		l->gen++;
+	}
+	if (!l->conn) {
+		if (live_connect(l->path, &l->conn, NULL) != 0)
+			return ++l->gen;
+		l->dev = st.st_dev;
+		l->ino = st.st_ino;
+		if (live_data_version(l->conn, &l->dv) != 0) {
+			live_disconnect_locked(l);
+			return ++l->gen;
+		}
+		return ++l->gen;
+	}
+	if (live_data_version(l->conn, &dv) != 0) {
+		live_disconnect_locked(l);
+		return ++l->gen;
+	}
+	if (dv != l->dv) {
+		l->dv = dv;
+		l->gen++;
+	}
+	return l->gen;
+}
+
+int snap_live_open(const char *db_path, const char *tmpdir,
+		   struct snap_live **out, snap_err *err)
+{
+	struct snap_live *l = calloc(1, sizeof(*l));
+	sqlite3 *db = NULL;
+	int64_t dv;
+	int rc;
+
+	if (!l)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	snprintf(l->path, sizeof(l->path), "%s", db_path);
+	snprintf(l->tmpdir, sizeof(l->tmpdir), "%s", tmpdir ? tmpdir : "");
+	pthread_mutex_init(&l->build_lock, NULL);
+	pthread_mutex_init(&l->lock, NULL);
+
+	/* Prove it is a database now, with SQLite's own words on failure. */
+	rc = live_connect(db_path, &db, err);
+	if (rc == 0) {
+		rc = live_data_version(db, &dv);
+		if (rc == 0) {
+			sqlite3_stmt *st = NULL;
+			int src = sqlite3_prepare_v2(db,
+				"SELECT count(*) FROM sqlite_schema", -1, &st,
+				NULL);
+			if (src == SQLITE_OK)
+				src = sqlite3_step(st);
+			if (src != SQLITE_ROW)
+				rc = snap_err_sqlite(err, db, src,
+						     "reading %s", db_path);
+			sqlite3_finalize(st);
+		} else {
+			snap_err_sqlite(err, db, SQLITE_NOTADB, "reading %s",
+					db_path);
+		}
+		sqlite3_close(db);
+	}
+	if (rc != 0) {
+		snap_live_close(l);
+		return rc;
+	}
+	pthread_mutex_lock(&l->lock);
+	live_refresh_locked(l);
+	pthread_mutex_unlock(&l->lock);
+	*out = l;
+	return 0;
+}
+
+static void live_image_free(struct snap_live_image *im)
+{
+	if (im->fd >= 0)
+		close(im->fd);
+	free(im);
+}
+
+void snap_live_close(struct snap_live *l)
+{
+	if (!l)
+		return;
+	live_disconnect_locked(l);
+	if (l->cur && --l->cur->refs == 0)
+		live_image_free(l->cur);
+	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->build_lock);
+	free(l);
+}
+
+uint64_t snap_live_gen(struct snap_live *l)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&l->lock);
+	gen = live_refresh_locked(l);
+	pthread_mutex_unlock(&l->lock);
+	return gen;
+}
+
+int snap_live_stat(struct snap_live *l, struct stat *st)
+{
+	return stat(l->path, st) == 0 ? 0 : -errno;
+}
+
+void snap_live_journal_mode(struct snap_live *l, char *out, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+
+	snprintf(out, len, "%s", "");
+	pthread_mutex_lock(&l->lock);
+	live_refresh_locked(l);
+	if (l->conn && sqlite3_prepare_v2(l->conn, "PRAGMA journal_mode", -1,
+					  &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		snprintf(out, len, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* Copy the live database into path with one backup step. */
+static int live_backup(const char *live, const char *path, snap_err *err)
+{
+	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *b;
+	int rc, tries = 0;
+
+	rc = live_connect(live, &src, err);
+	if (rc != 0)
+		return rc;
+	rc = sqlite3_open_v2(path, &dst,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF;"
+				  "PRAGMA synchronous=OFF;"
+				  "PRAGMA locking_mode=EXCLUSIVE;",
+				  NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, dst, rc, "creating image %s", path);
+		goto out;
+	}
+	b = sqlite3_backup_init(dst, "main", src, "main");
+	if (!b) {
+		rc = snap_err_sqlite(err, dst, sqlite3_errcode(dst),
+				     "copying %s", live);
+		goto out;
+	}
+	for (;;) {
+		rc = sqlite3_backup_step(b, -1);
+		if (rc == SQLITE_DONE)
+			break;
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+		    ++tries < LIVE_BACKUP_TRIES) {
+			sqlite3_sleep(20);
+			continue;
+		}
+		break;
+	}
+	sqlite3_backup_finish(b);
+	if (rc != SQLITE_DONE) {
+		rc = snap_err_sqlite(err, NULL, rc, "copying %s", live);
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_close(dst);
+	sqlite3_close(src);
+	return rc;
+}
+
+/* Make a new image at generation gen; 0 or a negative errno. */
+static int live_build(struct snap_live *l, uint64_t gen,
+		      struct snap_live_image **out, snap_err *err)
+{
+	char path[PATH_MAX];
+	struct snap_live_image *im;
+	unsigned char mode[2];
+	struct stat st;
+	unsigned seq;
+	int fd, rc;
+
+	pthread_mutex_lock(&l->lock);
+	seq = ++l->seq;
+	pthread_mutex_unlock(&l->lock);
+	if (snprintf(path, sizeof(path), "%s/image-%u.db", l->tmpdir, seq) >=
+	    (int)sizeof(path))
+		return snap_err_set(err, -ENAMETOOLONG, "staging path too long");
+	unlink(path);
+	rc = live_backup(l->path, path, err);
+	if (rc != 0) {
+		unlink(path);
+		return rc;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	unlink(path);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "opening image %s: %s", path,
+				    strerror(errno));
+	/* Normalize a WAL-flagged copy to rollback-journal mode. */
+	if (pread(fd, mode, 2, 18) == 2 && (mode[0] == 2 || mode[1] == 2)) {
+		mode[0] = mode[1] = 1;
+		if (pwrite(fd, mode, 2, 18) != 2) {
+			rc = snap_err_set(err, -errno, "writing image: %s",
+					  strerror(errno));
+			close(fd);
+			return rc;
+		}
+	}
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		close(fd);
+		return snap_err_set(err, rc, "image: %s", strerror(-rc));
+	}
+	im = calloc(1, sizeof(*im));
+	if (!im) {
+		close(fd);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	im->fd = fd;
+	im->size = (uint64_t)st.st_size;
+	im->gen = gen;
+	*out = im;
+	return 0;
+}
+
+int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
+			snap_err *err)
+{
+	struct snap_live_image *im = NULL, *old = NULL;
+	uint64_t gen;
+	int rc;
+
+	pthread_mutex_lock(&l->build_lock);
+	pthread_mutex_lock(&l->lock);
+	gen = live_refresh_locked(l);
+	if (l->cur && l->cur->gen == gen) {
+		l->cur->refs++;
+		*out = l->cur;
+		pthread_mutex_unlock(&l->lock);
+		pthread_mutex_unlock(&l->build_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&l->lock);
+
+	rc = live_build(l, gen, &im, err);
+	if (rc == 0) {
+		pthread_mutex_lock(&l->lock);
+		old = l->cur;
+		im->refs = 2;            /* cur's and the caller's */
+		l->cur = im;
+		if (old && --old->refs == 0)
+			live_image_free(old);
+		pthread_mutex_unlock(&l->lock);
+		*out = im;
+	}
+	pthread_mutex_unlock(&l->build_lock);
+	return rc;
+}
+
+void snap_live_image_put(struct snap_live *l, struct snap_live_image *im)
+{
+	int free_it;
+
+	if (!im)
+		return;
+	pthread_mutex_lock(&l->lock);
+	free_it = --im->refs == 0;
+	pthread_mutex_unlock(&l->lock);
+	if (free_it)
+		live_image_free(im);
+}

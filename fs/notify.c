@@ -1,0 +1,175 @@
+/*
+ * fs/notify.c — the notifier thread: tells the kernel to forget what it has
+ * cached when the truth changed underneath it.
+ *
+ * Why a thread: fuse_lowlevel_notify_inval_entry() takes the kernel's lock
+ * on the parent directory.  Called from the handler of an operation that
+ * holds that lock (a RENAME, a CREATE), or under a daemon lock such an
+ * operation waits for, it deadlocks (fuse_lowlevel.h; PITFALLS 18).  So
+ * handlers only queue requests here, after they replied, and this thread —
+ * holding no filesystem lock — sends them in order.  A request that arrives
+ * before the kernel finished the operation simply waits for the directory
+ * lock, which is what we want: the invalidation lands after the rename.
+ *
+ * What gets invalidated (PITFALLS 16, and the O_TRUNC note):
+ *   - after a restore: current.db's attributes and cached data, the dentry
+ *     "current.db" (the kernel moved the rename source's dentry onto it)
+ *     and the source's name;
+ *   - after a staged replace: current.db's attributes (O_TRUNC zeroed the
+ *     kernel's size);
+ *   - after a snapshot request became a snapshot: the request's name (the
+ *     snapshot is listed under its real, time-stamped name).
+ *
+ * Errors: -ENOENT means the kernel had nothing cached, which is fine; other
+ * failures (the mount going away) are logged at debug level and dropped.
+ *
+ * Thread-safety: the queue is protected by n->lock; the thread takes it
+ * only to pop, never while talking to the kernel.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "fs.h"
+
+enum notify_type { NOTIFY_ENTRY, NOTIFY_INODE };
+
+struct notify_item {
+	enum notify_type type;
+	fuse_ino_t ino;               /* the inode, or the parent for ENTRY */
+	char name[NAME_MAX + 1];      /* ENTRY only */
+	struct notify_item *next;
+};
+
+struct snap_notify {
+	struct fuse_session *se;
+	pthread_t thread;
+	pthread_mutex_t lock;         /* protects the fields below */
+	pthread_cond_t cond;          /* signalled on push and on stop */
+	struct notify_item *head;     /* oldest first */
+	struct notify_item *tail;
+	int stop;                     /* 1: finish now */
+};
+
+/* Send one request to the kernel; no lock is held here. */
+static void notify_send(struct snap_notify *n, const struct notify_item *it)
+{
+	int rc;
+
+	if (it->type == NOTIFY_ENTRY)
+		rc = fuse_lowlevel_notify_inval_entry(n->se, it->ino, it->name,
+						      strlen(it->name));
+	else
+		rc = fuse_lowlevel_notify_inval_inode(n->se, it->ino, 0, 0);
+	if (rc != 0 && rc != -ENOENT)
+		snap_log(LOG_DEBUG, "invalidating %s%s%s (inode %llu): %s",
+			 it->type == NOTIFY_ENTRY ? "name \"" : "inode",
+			 it->type == NOTIFY_ENTRY ? it->name : "",
+			 it->type == NOTIFY_ENTRY ? "\"" : "",
+			 (unsigned long long)it->ino, strerror(-rc));
+}
+
+static void *notify_main(void *arg)
+{
+	struct snap_notify *n = arg;
+	struct notify_item *it;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->stop) {
+		if (!n->head) {
+			pthread_cond_wait(&n->cond, &n->lock);
+			continue;
+		}
+		it = n->head;
+		n->head = it->next;
+		if (!n->head)
+			n->tail = NULL;
+		pthread_mutex_unlock(&n->lock);
+		notify_send(n, it);
+		free(it);
+		pthread_mutex_lock(&n->lock);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+int snap_notify_start(struct fuse_session *se, struct snap_notify **out)
+{
+	struct snap_notify *n = calloc(1, sizeof(*n));
+	int rc;
+
+	if (!n)
+		return -ENOMEM;
+	n->se = se;
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	rc = pthread_create(&n->thread, NULL, notify_main, n);
+	if (rc != 0) {
+		pthread_cond_destroy(&n->cond);
+		pthread_mutex_destroy(&n->lock);
+		free(n);
+		return -rc;
+	}
+	*out = n;
+	return 0;
+}
+
+void snap_notify_stop(struct snap_notify *n)
+{
+	struct notify_item *it;
+
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stop = 1;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->thread, NULL);
+	while ((it = n->head)) {
+		n->head = it->next;
+		free(it);
+	}
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+/* Queue one item; on allocation failure the invalidation is lost, which
+ * only makes the kernel wait for a timeout (never a wrong answer for
+ * current.db, whose timeouts are 0). */
+static void notify_push(struct snap_notify *n, enum notify_type type,
+			fuse_ino_t ino, const char *name)
+{
+	struct notify_item *it;
+
+	if (!n)
+		return;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return;
+	it->type = type;
+	it->ino = ino;
+	if (name)
+		snprintf(it->name, sizeof(it->name), "%s", name);
+	pthread_mutex_lock(&n->lock);
+	if (n->tail)
+		n->tail->next = it;
+	else
+		n->head = it;
+	n->tail = it;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
+		       const char *name)
+{
+	notify_push(n, NOTIFY_ENTRY, parent, name);
+}
+
+void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino)
+{
+	notify_push(n, NOTIFY_INODE, ino, NULL);
+}

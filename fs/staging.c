@@ -1,0 +1,618 @@
+/*
+ * fs/staging.c — bytes on their way into the live database or the store.
+ *
+ * Nothing written through the mount ever lands in the live database
+ * directly (PITFALLS 1-5).  It lands in a private file in the staging
+ * directory (<store>/staging, mode 0700, emptied at start and at exit) and
+ * reaches the live database only as a verified restore by the engine:
+ *
+ *   upload      current.db opened with O_TRUNC, or created after an unlink
+ *               (cp, cp --remove-destination, cat >, mv across filesystems):
+ *               one file per handle, applied at FLUSH so the verdict reaches
+ *               close() and the copying program (PITFALLS table: errors from
+ *               RELEASE are lost).  A flush with nothing new since the last
+ *               one returns the last verdict again (touch, shells that dup2
+ *               and close the original descriptor).
+ *
+ *   session     current.db opened for writing without O_TRUNC (a SQLite
+ *               client, rsync --inplace, dd conv=notrunc): one copy of the
+ *               current image shared by every such handle, made at the first
+ *               read or write (GIO opens the target only to fstat it).  It is
+ *               applied when the last writer closes — at its FLUSH, counting
+ *               handles that already flushed as closed, because RELEASE is
+ *               asynchronous and its errors are lost.  If the live database
+ *               moved since the copy was taken, the edit is not applied: it
+ *               is kept as a snapshot of kind "conflict" and close() fails.
+ *               A client that left a hot journal or a WAL beside the copy
+ *               has not finished its transaction: refused.
+ *
+ *   pending     a name created in snapshots/: at its first FLUSH, nothing
+ *               written means "take a manual snapshot labelled NAME" (touch,
+ *               : >, a file manager's New File); bytes written mean "import
+ *               them" (cp x.db snapshots/), replacing a manual snapshot the
+ *               same handle took at an earlier flush.
+ *
+ * Restores through the mount are serialized by fs->apply_lock, so an edit
+ * session's conflict check and its restore are one step as far as the
+ * mount is concerned (an application on the real path can still commit in
+ * between: the engine's pre-restore snapshot keeps that commit).
+ *
+ * Thread-safety: handle state is protected by h->lock, held by the caller
+ * (ops.c) around every call here; session counters by fs->lock.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct snap_session {
+	char path[PATH_MAX];   /* the session copy (fixed at creation) */
+	int ready;             /* the copy exists (fs->lock) */
+	uint64_t base_gen;     /* live generation the copy was taken at */
+	unsigned writers;      /* joined handles (fs->lock) */
+	unsigned active;       /* joined handles not yet flushed (fs->lock) */
+	int dirty;             /* written since the last apply (fs->lock) */
+};
+
+/* ---- the staging directory -------------------------------------------- */
+
+/* Remove every entry of dir (files only; the directory is ours). */
+static void staging_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+}
+
+int snap_staging_init(const char *store_dir, char *out, size_t len)
+{
+	if (snprintf(out, len, "%s/staging", store_dir) >= (int)len)
+		return -ENAMETOOLONG;
+	if (mkdir(out, 0700) != 0) {
+		if (errno != EEXIST)
+			return -errno;
+		staging_empty(out);     /* what a killed daemon left */
+		chmod(out, 0700);
+	}
+	return 0;
+}
+
+void snap_staging_cleanup(const char *dir)
+{
+	if (!dir[0])
+		return;
+	staging_empty(dir);
+	rmdir(dir);
+}
+
+void snap_staging_path(const char *what, char *out, size_t len)
+{
+	uint64_t seq;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	seq = ++snap_fs.file_seq;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (snprintf(out, len, "%s/%s-%llu", snap_fs.staging_dir, what,
+		     (unsigned long long)seq) >= (int)len)
+		out[0] = 0;
+}
+
+/* ---- restores --------------------------------------------------------- */
+
+static void apply_count(int rc)
+{
+	pthread_mutex_lock(&snap_fs.lock);
+	if (rc == 0)
+		snap_fs.restores_ok++;
+	else
+		snap_fs.restores_failed++;
+	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+static void apply_report(int rc, const char *from, const snap_err *err,
+			 const snap_restore_result *res)
+{
+	apply_count(rc);
+	if (rc == 0)
+		snap_log(LOG_INFO, "restored current.db from %s%s%s%s", from,
+			 res->have_safety ? " (the previous state is snapshot "
+					  : "",
+			 res->have_safety ? res->safety.name : "",
+			 res->have_safety ? ")" : "");
+	else
+		snap_log(LOG_ERR, "restore of current.db from %s refused (%s): "
+			 "%s%s", from, strerror(-rc),
+			 err->msg[0] ? err->msg : "no detail",
+			 res->rolled_back ? "; the live database was rolled "
+					    "back to its previous state" :
+					    "; the live database is unchanged");
+}
+
+int snap_apply_snapshot(int64_t id, const char *shown_name)
+{
+	snap_restore_result res;
+	snap_err err;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	snap_err_clear(&err);
+	pthread_mutex_lock(&snap_fs.apply_lock);
+	rc = snap_restore(snap_fs.store, id, &res, &err);
+	pthread_mutex_unlock(&snap_fs.apply_lock);
+	apply_report(rc, shown_name, &err, &res);
+	return rc;
+}
+
+/* The same, for a file; the caller holds apply_lock. */
+static int apply_file_locked(const char *path, const char *shown_name,
+			     const char *label)
+{
+	snap_restore_result res;
+	snap_err err;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	snap_err_clear(&err);
+	rc = snap_restore_file(snap_fs.store, path, label, &res, &err);
+	apply_report(rc, shown_name, &err, &res);
+	return rc;
+}
+
+int snap_apply_file(const char *path, const char *shown_name,
+		    const char *label)
+{
+	int rc;
+
+	pthread_mutex_lock(&snap_fs.apply_lock);
+	rc = apply_file_locked(path, shown_name, label);
+	pthread_mutex_unlock(&snap_fs.apply_lock);
+	return rc;
+}
+
+/* ---- uploads (staged replace) ------------------------------------------ */
+
+int snap_upload_begin(struct snap_handle *h)
+{
+	snap_staging_path("upload", h->path, sizeof(h->path));
+	if (!h->path[0])
+		return -ENAMETOOLONG;
+	h->fd = open(h->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (h->fd < 0) {
+		int rc = -errno;
+		snap_log(LOG_ERR, "creating staging file %s: %s", h->path,
+			 strerror(-rc));
+		return rc;
+	}
+	h->kind = SNAP_H_UPLOAD;
+	h->dirty = 0;
+	h->attempted = 0;
+	h->last_rc = 0;
+	return 0;
+}
+
+int snap_upload_flush(struct snap_handle *h)
+{
+	struct stat st;
+	int rc;
+
+	if (!h->dirty && h->attempted)
+		return h->last_rc;
+	if (fstat(h->fd, &st) != 0)
+		rc = -errno;
+	else if (st.st_size == 0) {
+		/* Not the engine's business: nothing arrived (yet). */
+		snap_log(LOG_INFO, "current.db: nothing was written to it, and "
+			 "an empty file is not a database; the live database "
+			 "is unchanged");
+		rc = -EINVAL;
+	} else
+		rc = snap_apply_file(h->path, "a file written to current.db",
+				     "upload");
+	h->dirty = 0;
+	h->attempted = 1;
+	h->last_rc = rc;
+	return rc;
+}
+
+/* ---- edit sessions ------------------------------------------------------ */
+
+int snap_session_join(struct snap_handle *h)
+{
+	struct snap_session *s;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	s = snap_fs.session;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s) {
+			pthread_mutex_unlock(&snap_fs.lock);
+			return -ENOMEM;
+		}
+		if (snprintf(s->path, sizeof(s->path), "%s/session-%llu.db",
+			     snap_fs.staging_dir,
+			     (unsigned long long)++snap_fs.file_seq) >=
+		    (int)sizeof(s->path)) {
+			free(s);
+			pthread_mutex_unlock(&snap_fs.lock);
+			return -ENAMETOOLONG;
+		}
+		snap_fs.session = s;
+	}
+	s->writers++;
+	s->active++;
+	pthread_mutex_unlock(&snap_fs.lock);
+	h->kind = SNAP_H_SESSION;
+	h->sess = s;
+	h->closing = 0;
+	h->fd = -1;
+	return 0;
+}
+
+/* Copy the image's bytes into a new file at path. */
+static int session_copy(const struct snap_live_image *im, const char *path)
+{
+	char buf[1 << 16];
+	off_t off = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	while ((uint64_t)off < im->size) {
+		ssize_t n = pread(im->fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		if (pwrite(fd, buf, (size_t)n, off) != n) {
+			rc = -errno;
+			break;
+		}
+		off += n;
+	}
+	close(fd);
+	if (rc != 0)
+		unlink(path);
+	return rc;
+}
+
+int snap_session_ready(struct snap_handle *h)
+{
+	struct snap_session *s = h->sess;
+	struct snap_live_image *im = NULL;
+	snap_err err;
+	int ready, rc = 0;
+
+	if (h->fd >= 0)
+		return 0;
+	snap_err_clear(&err);
+	pthread_mutex_lock(&snap_fs.apply_lock);
+	pthread_mutex_lock(&snap_fs.lock);
+	ready = s->ready;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (!ready) {
+		rc = snap_live_image_get(snap_fs.live, &im, &err);
+		if (rc == 0) {
+			rc = session_copy(im, s->path);
+			if (rc == 0) {
+				pthread_mutex_lock(&snap_fs.lock);
+				s->ready = 1;
+				s->base_gen = im->gen;
+				pthread_mutex_unlock(&snap_fs.lock);
+			} else
+				snap_err_set(&err, rc, "copying the image to "
+					     "%s: %s", s->path, strerror(-rc));
+			snap_live_image_put(snap_fs.live, im);
+		}
+		if (rc != 0)
+			snap_log(LOG_ERR, "current.db: cannot start an edit "
+				 "session: %s", err.msg);
+	}
+	pthread_mutex_unlock(&snap_fs.apply_lock);
+	if (rc != 0)
+		return rc;
+	h->fd = open(s->path, O_RDWR | O_CLOEXEC);
+	return h->fd < 0 ? -errno : 0;
+}
+
+void snap_session_wrote(struct snap_handle *h)
+{
+	struct snap_session *s = h->sess;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	s->dirty = 1;
+	if (h->closing) {
+		h->closing = 0;
+		s->active++;
+	}
+	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+/* 1 when the staging file called name in the root holds an unfinished
+ * transaction: a hot rollback journal or a non-empty WAL. */
+static int session_side_busy(const char *name)
+{
+	static const unsigned char magic[8] = {
+		0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
+	unsigned char hdr[8];
+	struct snap_node *n;
+	char path[PATH_MAX];
+	struct stat st;
+	int fd, busy = 0;
+
+	n = snap_node_find_open(SNAP_INO_ROOT, name);
+	if (!n)
+		return 0;
+	snprintf(path, sizeof(path), "%s", n->path);
+	snap_node_close(n);
+	if (stat(path, &st) != 0 || st.st_size == 0)
+		return 0;
+	if (strstr(name, "-wal"))
+		return 1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	busy = pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, magic, 8) == 0;
+	close(fd);
+	return busy;
+}
+
+/* Apply the session copy to the live database, or keep it as a conflict
+ * snapshot; 0 or a negative errno (the reason logged). */
+static int session_apply(struct snap_session *s)
+{
+	snap_create_opts o;
+	snap_info info;
+	snap_err err;
+	uint64_t gen;
+	int rc, dirty;
+
+	pthread_mutex_lock(&snap_fs.apply_lock);
+	pthread_mutex_lock(&snap_fs.lock);
+	dirty = s->dirty && s->ready;
+	s->dirty = 0;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (!dirty) {
+		pthread_mutex_unlock(&snap_fs.apply_lock);
+		return 0;
+	}
+	if (session_side_busy(SNAP_NAME_CURRENT "-journal") ||
+	    session_side_busy(SNAP_NAME_CURRENT "-wal")) {
+		snap_log(LOG_ERR, "edit of current.db not applied: the client "
+			 "left an unfinished transaction (a hot journal or a "
+			 "WAL beside it); the live database is unchanged");
+		pthread_mutex_unlock(&snap_fs.apply_lock);
+		apply_count(-EIO);
+		return -EIO;
+	}
+	gen = snap_live_gen(snap_fs.live);
+	if (gen == s->base_gen) {
+		rc = apply_file_locked(s->path, "an edit session", "edit");
+		if (rc == 0) {
+			gen = snap_live_gen(snap_fs.live);
+			pthread_mutex_lock(&snap_fs.lock);
+			s->base_gen = gen;
+			pthread_mutex_unlock(&snap_fs.lock);
+		}
+		pthread_mutex_unlock(&snap_fs.apply_lock);
+		return rc;
+	}
+
+	/* The live database moved on: keep the edit, apply nothing. */
+	memset(&o, 0, sizeof(o));
+	o.kind = SNAP_KIND_CONFLICT;
+	o.label = "conflict";
+	o.comment = "an edit of current.db through the mount, not applied "
+		    "because the live database changed while it was open";
+	snap_err_clear(&err);
+	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
+	pthread_mutex_unlock(&snap_fs.apply_lock);
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_fs.conflicts++;
+	snap_fs.restores_failed++;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (rc == 0) {
+		snap_log(LOG_ERR, "edit of current.db not applied: the live "
+			 "database changed since the edit began; the edited "
+			 "copy is kept as snapshot %s", info.name);
+		snap_event_add(snap_fs.store, "restore", info.name, 0,
+			       "edit session through the mount not applied: "
+			       "the live database changed since it began; "
+			       "kept as conflict snapshot");
+		return -EIO;
+	}
+	snap_log(LOG_ERR, "edit of current.db not applied: the live database "
+		 "changed since the edit began, and the edited copy could not "
+		 "be kept: %s", err.msg);
+	return rc;
+}
+
+int snap_session_flush(struct snap_handle *h)
+{
+	struct snap_session *s = h->sess;
+	int last, dirty;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	if (!h->closing) {
+		h->closing = 1;
+		s->active--;
+	}
+	last = s->active == 0;
+	dirty = s->dirty;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (!last || !dirty)
+		return 0;
+	return session_apply(s);
+}
+
+/* Leave the session; the last one out applies what is still unapplied
+ * (only when apply is 1) and removes the copy. */
+static void session_leave(struct snap_handle *h, int apply)
+{
+	struct snap_session *s = h->sess;
+	int last;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	s->writers--;
+	if (!h->closing)
+		s->active--;
+	last = s->writers == 0;
+	if (last && snap_fs.session == s)
+		snap_fs.session = NULL;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	h->sess = NULL;
+	if (!last)
+		return;
+	if (apply && s->dirty) {
+		snap_log(LOG_WARNING, "current.db: the last writer went away "
+			 "without a close that could report; applying its "
+			 "edit now");
+		session_apply(s);
+	}
+	unlink(s->path);
+	free(s);
+}
+
+void snap_session_leave(struct snap_handle *h)
+{
+	session_leave(h, 1);
+}
+
+int snap_session_to_upload(struct snap_handle *h)
+{
+	session_leave(h, 0);
+	return snap_upload_begin(h);
+}
+
+int64_t snap_session_size(struct snap_handle *h)
+{
+	struct stat st;
+
+	if (h->fd < 0 || fstat(h->fd, &st) != 0)
+		return -1;
+	return st.st_size;
+}
+
+void snap_session_describe(int *open, unsigned *writers, int *dirty)
+{
+	pthread_mutex_lock(&snap_fs.lock);
+	*open = snap_fs.session != NULL;
+	*writers = snap_fs.session ? snap_fs.session->writers : 0;
+	*dirty = snap_fs.session ? snap_fs.session->dirty : 0;
+	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+void snap_session_shutdown(void)
+{
+	struct snap_session *s;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	s = snap_fs.session;
+	snap_fs.session = NULL;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (!s)
+		return;
+	if (s->dirty)
+		snap_log(LOG_WARNING, "unmounting with an unapplied edit of "
+			 "current.db still open; it is discarded");
+	unlink(s->path);
+	/* Handles still pointing at s are gone with the session loop. */
+	free(s);
+}
+
+/* ---- snapshot requests (pending nodes) ---------------------------------- */
+
+/* Delete snapshot id quietly (a manual snapshot an import replaces). */
+static void pending_drop(int64_t id)
+{
+	snap_err err;
+
+	snap_err_clear(&err);
+	if (id > 0 && snap_store_delete(snap_fs.store, id, &err) != 0)
+		snap_log(LOG_WARNING, "removing snapshot %lld: %s",
+			 (long long)id, err.msg);
+}
+
+int snap_pending_flush(struct snap_handle *h)
+{
+	struct snap_node *n = h->node;
+	snap_create_opts o;
+	snap_info info;
+	snap_err err;
+	char label[NAME_MAX + 1];
+	struct stat st;
+	int64_t had;
+	snap_kind had_kind;
+	int rc;
+
+	if (!h->dirty && h->attempted)
+		return h->last_rc;
+	if (fstat(h->fd, &st) != 0)
+		return -errno;
+	pthread_mutex_lock(&snap_fs.lock);
+	had = n->snap_id;
+	had_kind = n->snap_kind;
+	snprintf(label, sizeof(label), "%s", n->name);
+	pthread_mutex_unlock(&snap_fs.lock);
+
+	memset(&o, 0, sizeof(o));
+	o.label = label;
+	snap_err_clear(&err);
+	if (st.st_size == 0) {
+		if (had) {
+			rc = 0;             /* already a snapshot */
+			goto out;
+		}
+		o.kind = SNAP_KIND_MANUAL;
+		rc = snap_snapshot_take(snap_fs.store, &o, &info, &err);
+		if (rc == 0)
+			snap_log(LOG_INFO, "snapshot %s taken", info.name);
+		else
+			snap_log(LOG_ERR, "taking snapshot \"%s\": %s", label,
+				 err.msg);
+	} else {
+		o.kind = SNAP_KIND_IMPORT;
+		rc = snap_snapshot_import(snap_fs.store, n->path, &o, &info,
+					  &err);
+		if (rc == 0)
+			snap_log(LOG_INFO, "imported snapshot %s", info.name);
+		else
+			snap_log(LOG_ERR, "importing \"%s\" as a snapshot "
+				 "refused: %s", label, err.msg);
+		if (had && had_kind == SNAP_KIND_MANUAL)
+			pending_drop(had);   /* the import replaces it */
+		if (had && had_kind == SNAP_KIND_MANUAL)
+			had = 0;
+	}
+	pthread_mutex_lock(&snap_fs.lock);
+	if (rc == 0) {
+		n->snap_id = info.id;
+		n->snap_kind = info.kind;
+	} else if (!had)
+		n->snap_id = 0;
+	if (n->linked)
+		snap_node_unlink_locked(n);
+	pthread_mutex_unlock(&snap_fs.lock);
+out:
+	h->dirty = 0;
+	h->attempted = 1;
+	h->last_rc = rc;
+	return rc;
+}
