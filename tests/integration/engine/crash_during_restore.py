@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""
+crash_during_restore.py MODE — `snapctl restore NAME` killed with SIGKILL at
+random points leaves the live database exactly as it was or exactly as
+restored, never torn (MODE: delete = rollback journal, wal).
+
+Two snapshots, A and B, of a ~DB_MB MB database that differ in half their
+rows.  Each attempt restores the state the live database is not in, and is
+killed at a random point drawn uniformly from [0, 1.2 D], D being the
+duration of the last restore that ran to the end (the random delays choose
+kill points; they do not wait for anything); attempts go on until KILLS
+restores were killed.
+
+After every attempt, opening the live database as an application would
+(which rolls back a hot journal):
+  * its content (schema and every row) equals the state before the attempt
+    or the restored state; equal to the restored one when restore exited 0;
+  * integrity_check is ok and the journal mode is still MODE;
+  * at most one snapshot was added, a pre-restore one, and it verifies
+    clean; one was added whenever the live database changed; every fifth
+    attempt the whole store verifies clean (--full at the end).
+Then one more restore runs to the end, proving nothing was left locked.
+"""
+
+import os
+import signal
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import snaptest as st  # noqa: E402
+
+DB_MB = int(os.environ.get("SNAPFS_CRASH_DB_MB", "12"))
+KILLS = int(os.environ.get("SNAPFS_CRASH_KILLS", "20"))
+BLOB = 1000
+ROWS = DB_MB * 1000
+
+
+def body(ctx, mode):
+    db = ctx.path("live.db")
+    st.make_blob_db(db, mode, ROWS, BLOB, ctx.rng)
+    ctx.require(st.journal_mode(db) == mode, f"live database is in {mode} mode")
+    hash_a = st.content_hash(db)
+    snap_a = ctx.create(db=db, label="state-a")
+    st.mutate_blob_db(db, 0.5, 1, ctx.rng)
+    hash_b = st.content_hash(db)
+    snap_b = ctx.create(db=db, label="state-b")
+    ctx.require(hash_a != hash_b, "states A and B differ")
+    states = {hash_a: ("A", snap_a), hash_b: ("B", snap_b)}
+    print(f"# live database: {os.path.getsize(db)} bytes; A = {snap_a}, "
+          f"B = {snap_b}")
+
+    # An uninterrupted restore B -> A measures the duration.
+    t0 = st.time.monotonic()
+    ctx.ok_run("restore", snap_a, db=db, timeout=300,
+               what=f"uninterrupted restore of {snap_a} exits 0")
+    duration = st.time.monotonic() - t0
+    ctx.require(st.content_hash(db) == hash_a,
+                "after an uninterrupted restore the live database is A")
+    print(f"# an uninterrupted restore took {duration:.3f}s; kill points "
+          f"are drawn from [0, {1.2 * duration:.3f}s]")
+    current = hash_a
+
+    # Attempts go on until KILLS restores were killed (at most 3 * KILLS
+    # attempts); the kill window follows the last uninterrupted restore.
+    killed = completed = attempts = 0
+    phases = {}
+    while killed < KILLS and attempts < 3 * KILLS:
+        i = attempts
+        attempts += 1
+        target = hash_b if current == hash_a else hash_a
+        tname, tsnap = states[target]
+        cname = states[current][0]
+        delay = ctx.rng.uniform(0, 1.2 * duration)
+        before = [x["name"] for x in ctx.list(db=db)]
+        p = ctx.spawn(ctx.snapctl_args(["restore", tsnap], db),
+                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
+                      text=True)
+        t0 = st.time.monotonic()
+        try:
+            out, err = p.communicate(timeout=delay)
+            was_killed = False
+            completed += 1
+            duration = st.time.monotonic() - t0
+        except st.subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            out, err = p.communicate(timeout=60)
+            was_killed = True
+            killed += 1
+        what = (f"attempt {i} ({cname} -> {tname}, "
+                + (f"killed after {delay:.3f}s)" if was_killed else
+                   f"finished, rc {p.returncode})"))
+        if not was_killed:
+            ctx.check(p.returncode == 0, f"{what}: exit 0",
+                      f"stdout {out!r}\nstderr {err!r}")
+        # A hot journal left by a kill in the middle of the copy (rollback
+        # mode); opening the database below rolls it back.
+        hot = (os.path.exists(db + "-journal") and
+               os.path.getsize(db + "-journal") > 0)
+        try:
+            now = st.content_hash(db)
+        except st.sqlite3.DatabaseError as e:
+            now = f"unreadable: {e}"
+        if was_killed or p.returncode != 0:
+            ok = ctx.check(now in (current, target),
+                           f"{what}: live content is the old or the "
+                           "restored state", f"content hash {now}")
+        else:
+            ok = ctx.check(now == target, f"{what}: live content is the "
+                           "restored state")
+        ic = st.integrity(db)
+        ctx.check(ic == "ok", f"{what}: live integrity_check ok", ic)
+        jm = st.journal_mode(db)
+        ctx.check(jm == mode, f"{what}: live journal mode still {mode}", jm)
+        after = ctx.list(db=db)
+        new = [x for x in after if x["name"] not in before]
+        ctx.check(len(new) <= 1 and all(x["kind"] == "pre-restore"
+                                        for x in new),
+                  f"{what}: at most one new snapshot, a pre-restore one",
+                  str(new))
+        if ok and now == target:
+            ctx.check(len(new) == 1, f"{what}: the live database changed, "
+                      "so a safety snapshot was taken first", str(new))
+        if ok:
+            phase = ("restored" if now == target and now != current else
+                     "mid-copy, hot journal rolled back" if hot else
+                     "after safety snapshot, old state" if new else
+                     "before safety snapshot")
+            phases[phase] = phases.get(phase, 0) + 1
+            print(f"#   live database is now {states[now][0]} ({phase})")
+            current = now
+        else:
+            raise st.TestFailed("the live database is torn")
+        for x in new:
+            r = ctx.run("verify", x["name"], db=db, timeout=300)
+            ctx.check(r.returncode == 0, f"{what}: the safety snapshot "
+                      f"{x['name']} verifies clean", st.describe(r))
+        if i % 5 == 4:
+            r = ctx.run("verify", db=db, timeout=300)
+            ctx.check(r.returncode == 0, f"{what}: the whole store "
+                      "verifies clean", st.describe(r))
+    print(f"# {attempts} attempts: {killed} restores killed, {completed} "
+          "finished first; "
+          f"outcomes: {phases}")
+    ctx.check(killed >= KILLS, f"{KILLS} restores were killed (the test "
+              "means something)", f"killed {killed} in {attempts} attempts")
+
+    names = [s["name"] for s in ctx.list(db=db)]
+    ctx.check(snap_a in names and snap_b in names, "A and B are still listed",
+              str(names))
+    target = hash_b if current == hash_a else hash_a
+    ctx.ok_run("restore", states[target][1], db=db, timeout=300,
+               what="a final uninterrupted restore exits 0")
+    ctx.check(st.content_hash(db) == target,
+              "after the final restore the live database is the target")
+    ctx.check(st.journal_mode(db) == mode, f"journal mode still {mode}")
+    r = ctx.run("verify", "--full", db=db, timeout=600)
+    ctx.check(r.returncode == 0, "snapctl verify --full: the store is clean",
+              st.describe(r))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in ("delete", "wal"):
+        print("usage: crash_during_restore.py delete|wal", file=sys.stderr)
+        sys.exit(2)
+    mode = sys.argv[1]
+    st.main(f"crash-during-restore-{mode}", lambda ctx: body(ctx, mode))
