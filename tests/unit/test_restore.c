@@ -418,6 +418,52 @@ static void test_restore_into_a_missing_file_ignores_a_stale_wal(void **state)
 	free(kept);
 }
 
+/* Leave a stale -wal with committed frames where the live database was,
+ * and no database; returns the -wal's SHA-256. */
+static void leave_stale_wal(tu_env *env, int from, uint8_t sha[32])
+{
+	char wal[PATH_MAX + 8];
+	snprintf(wal, sizeof(wal), "%s-wal", env->db);
+	sqlite3 *w = tu_open(env->db);
+	tu_exec(w, "PRAGMA journal_mode=WAL");
+	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
+	tu_db_insert(w, from, from + 300);
+	size_t wl;
+	uint8_t *wb = tu_read_file(wal, &wl);
+	assert_true(wl > 32);
+	sqlite3_close(w);
+	assert_int_equal(unlink(env->db), 0);
+	tu_write_file(wal, wb, wl);
+	tu_sha256(wb, wl, sha);
+	free(wb);
+}
+
+static void test_restore_twice_over_stale_wals_keeps_both(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "wal", 4096, 300);
+	char v1[65], now[65];
+	tu_db_digest(env->db, v1);
+	snap_info a = tu_snap(tu_store(env), "v1");
+	uint8_t sha[2][32];
+	for (int i = 0; i < 2; i++) {
+		leave_stale_wal(env, 1000 + 1000 * i, sha[i]);
+		snap_restore_result res;
+		snap_err e;
+		int rc = restore(env->st, a.id, &res, &e);
+		if (rc != 0)
+			fail_msg("restore %d: %d %s", i + 1, rc, e.msg);
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, v1);
+	}
+	for (int i = 0; i < 2; i++) {
+		char *kept = tu_find_file_with_sha(env->dir, sha[i]);
+		if (kept == NULL)
+			fail_msg("stale -wal %d was not kept", i + 1);
+		free(kept);
+	}
+}
+
 static void test_restore_over_a_non_database_keeps_its_bytes(void **state)
 {
 	tu_env *env = *state;
@@ -444,6 +490,36 @@ static void test_restore_over_a_non_database_keeps_its_bytes(void **state)
 		fail_msg("the replaced non-database file was not kept");
 	assert_string_not_equal(kept, env->db);
 	free(kept);
+}
+
+static void test_restore_over_a_non_database_twice_keeps_both(void **state)
+{
+	/* Two restores over junk in quick succession (same second): each
+	 * must succeed and each old file must be kept. */
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	uint8_t sha[2][32];
+	for (int i = 0; i < 2; i++) {
+		char junk[6000];
+		memset(junk, 'j' + i, sizeof(junk));
+		tu_write_file(env->db, junk, sizeof(junk));
+		tu_sha256(junk, sizeof(junk), sha[i]);
+		snap_restore_result res;
+		snap_err e;
+		int rc = restore(env->st, f.a.id, &res, &e);
+		if (rc != 0)
+			fail_msg("restore %d over junk: %d %s", i + 1, rc, e.msg);
+		char now[65];
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, f.v1);
+	}
+	for (int i = 0; i < 2; i++) {
+		char *kept = tu_find_file_with_sha(env->dir, sha[i]);
+		if (kept == NULL)
+			fail_msg("junk file %d was not kept", i + 1);
+		free(kept);
+	}
 }
 
 static void test_restore_refuses_corrupt_snapshot(void **state)
@@ -622,7 +698,9 @@ int main(void)
 		tu_test(test_restore_of_other_page_size_into_busy_wal_db),
 		tu_test(test_restore_into_a_missing_live_file_creates_it),
 		tu_test(test_restore_into_a_missing_file_ignores_a_stale_wal),
+		tu_test(test_restore_twice_over_stale_wals_keeps_both),
 		tu_test(test_restore_over_a_non_database_keeps_its_bytes),
+		tu_test(test_restore_over_a_non_database_twice_keeps_both),
 		tu_test(test_restore_refuses_corrupt_snapshot),
 		tu_test(test_restore_is_ebusy_while_another_restore_runs),
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),

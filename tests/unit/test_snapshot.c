@@ -402,6 +402,31 @@ static void test_import_of_a_wal_file_is_normalized(void **state)
 	assert_string_equal(got, want);
 }
 
+static void test_import_of_a_wal_file_includes_commits_in_its_wal(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 10);
+	snap_store *st = tu_store(env);
+	char other[PATH_MAX];
+	tu_db_create(tu_path(env, other, "app.db"), "wal", 4096, 100);
+	sqlite3 *w = tu_open(other);
+	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
+	tu_db_insert(w, 101, 400);
+	char want[65], got[65];
+	tu_db_digest_conn(w, want);
+	snap_create_opts o = { .kind = SNAP_KIND_IMPORT, .label = "app" };
+	snap_info si;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_snapshot_import(st, other, &o, &si, &e);
+	sqlite3_close(w);
+	if (rc != 0)
+		fail_msg("import: %d %s", rc, e.msg);
+	image_digest(st, si.id, got);
+	assert_string_equal(got, want);
+	assert_int_equal(image_rows(st, si.id), 400);
+}
+
 /* Import and check_file both refuse path with rc; the store is unchanged. */
 static void expect_refused(tu_env *env, const char *path, int rc)
 {
@@ -613,6 +638,7 @@ int main(void)
 		tu_test(test_snapshot_of_a_non_database_is_einval),
 		tu_test(test_import_of_a_good_file_becomes_a_snapshot),
 		tu_test(test_import_of_a_wal_file_is_normalized),
+		tu_test(test_import_of_a_wal_file_includes_commits_in_its_wal),
 		tu_test(test_import_refuses_a_non_database),
 		tu_test(test_import_refuses_an_empty_file),
 		tu_test(test_import_refuses_a_truncated_database),
