@@ -142,11 +142,14 @@ static void test_restore_in_wal_mode_keeps_wal_and_readers_see_it(void **state)
 	tu_exec(r, "BEGIN");
 	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), n2);
 
+	assert_true(tu_reader_lock_held(env->db));
 	snap_restore_result res;
 	snap_err e;
 	int rc = restore(st, a.id, &res, &e);
 	if (rc != 0)
 		fail_msg("restore: %d %s", rc, e.msg);
+	/* PITFALLS 2: the restore never closed the file under our locks. */
+	assert_true(tu_reader_lock_held(env->db));
 	/* The reader keeps its snapshot until its transaction ends ... */
 	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), n2);
 	tu_exec(r, "COMMIT");

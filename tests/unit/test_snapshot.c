@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -271,6 +273,34 @@ static void test_snapshot_progress_reaches_the_page_count(void **state)
 	assert_false(p.backwards);
 	assert_int_equal(p.last_total, si.page_count);
 	assert_int_equal(p.last_done, si.page_count);
+}
+
+/* PITFALLS 2: close() drops every POSIX lock this process holds on a file,
+ * including those of our own SQLite connections.  Snapshotting the live
+ * database must go through SQLite only. */
+static void test_snapshot_keeps_this_process_reader_locks(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 200);
+	snap_store *st = tu_store(env);
+	sqlite3 *r = tu_open(env->db);
+	tu_exec(r, "BEGIN");
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 200);
+	assert_true(tu_reader_lock_held(env->db));   /* the probe works */
+	tu_snap(st, "one");
+	assert_true(tu_reader_lock_held(env->db));
+	snap_create_opts o = { .kind = SNAP_KIND_AUTO };
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_snapshot_take_progress(st, &o, progress_cb,
+		&(progress){ 0 }, NULL, &e), 0);
+	assert_true(tu_reader_lock_held(env->db));
+	snap_store_stats ss;
+	assert_int_equal(snap_store_stats_get(st, &ss, &e), 0);
+	assert_true(tu_reader_lock_held(env->db));
+	tu_exec(r, "COMMIT");
+	assert_false(tu_reader_lock_held(env->db));
+	sqlite3_close(r);
 }
 
 static void test_snapshot_records_label_comment_kind_and_pin(void **state)
@@ -633,6 +663,7 @@ int main(void)
 		tu_test(test_snapshot_after_few_row_changes_adds_few_pages),
 		tu_test(test_snapshot_progress_reaches_the_page_count),
 		tu_test(test_snapshots_taken_concurrently_all_succeed),
+		tu_test(test_snapshot_keeps_this_process_reader_locks),
 		tu_test(test_snapshot_records_label_comment_kind_and_pin),
 		tu_test(test_snapshot_of_missing_db_is_enoent),
 		tu_test(test_snapshot_of_a_non_database_is_einval),

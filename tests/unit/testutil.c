@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/evp.h>
 
@@ -338,6 +339,35 @@ void tu_db_backup_copy(const char *src, const char *dst)
 		fail_msg("backup_step: %s", sqlite3_errstr(rc));
 	sqlite3_close(s);
 	sqlite3_close(d);
+}
+
+/*
+ * 1 when some process other than a fresh child holds a read lock on the
+ * SHARED range of a rollback-mode database (what a SQLite reader in a
+ * transaction holds).  Asked from a forked child with F_GETLK, because
+ * POSIX locks never conflict within one process; the child's own open and
+ * close of the file cannot drop the parent's locks.
+ */
+int tu_reader_lock_held(const char *path)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct flock fl = {
+			.l_type = F_WRLCK, .l_whence = SEEK_SET,
+			.l_start = 0x40000002, .l_len = 510,
+		};
+		if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(2);
+		_exit(fl.l_type != F_UNLCK ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_not_equal(WEXITSTATUS(status), 2);
+	return WEXITSTATUS(status) == 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -90,6 +90,13 @@ int tu_db_integrity_ok(const char *path);
 /* PRAGMA journal_mode / page_size of a file. */
 char *tu_db_journal_mode(const char *path);
 int64_t tu_db_page_size(const char *path);
+/*
+ * 1 when another process's view shows a read lock on the database's SHARED
+ * byte range, as a SQLite reader in a transaction (any journal mode) holds
+ * it; asked from a forked child, since POSIX locks never conflict within
+ * one process.  Proves this process's locks survived an engine call.
+ */
+int tu_reader_lock_held(const char *path);
 /* Plain copy with the backup API into a normal file (rollback mode). */
 void tu_db_backup_copy(const char *src, const char *dst);
 
