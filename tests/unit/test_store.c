@@ -115,7 +115,11 @@ static void test_store_opened_by_dir_alone_reads_the_recorded_db(void **state)
 	snap_err e;
 	snap_err_clear(&e);
 	snap_store *st = NULL;
+	umask(022);
 	assert_int_equal(snap_store_open(env->db, dir, SNAP_OPEN_CREATE, &st, &e), 0);
+	struct stat sb;
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0700);
 	tu_snap(st, "one");
 	snap_store_close(st);
 
@@ -159,6 +163,37 @@ static void test_store_recorded_for_another_db_is_refused(void **state)
 	assert_int_equal(snap_store_open(NULL, dir, 0, &st, &e), 0);
 	env->st = st;
 	assert_string_equal(snap_store_db_path(st), env->db);
+}
+
+static void test_store_refuses_a_foreign_store_db_untouched(void **state)
+{
+	/* A directory whose store.db is some other application's database
+	 * is not a snapfs store: refuse, and do not write into it. */
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 5);
+	char dir[PATH_MAX], file[PATH_MAX];
+	assert_int_equal(mkdir(tu_path(env, dir, "notastore"), 0700), 0);
+	sqlite3 *db = tu_open(tu_path(env, file, "notastore/store.db"));
+	tu_exec(db, "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
+		    "INSERT INTO users(name) VALUES ('alice'), ('bob')");
+	sqlite3_close(db);
+	uint8_t before[32], after[32];
+	tu_sha256_file(file, before);
+	static const unsigned flags[] = { 0, SNAP_OPEN_CREATE };
+	for (size_t i = 0; i < 2; i++) {
+		snap_err e;
+		snap_err_clear(&e);
+		snap_store *st = NULL;
+		int rc = snap_store_open(env->db, dir, flags[i], &st, &e);
+		if (st)
+			snap_store_close(st);
+		if (rc >= 0)
+			fail_msg("opened a foreign store.db as a store (flags %u)",
+				 flags[i]);
+		assert_non_null(strstr(e.msg, dir));
+		tu_sha256_file(file, after);
+		assert_memory_equal(before, after, 32);
+	}
 }
 
 static void test_store_missing_without_create_is_enoent(void **state)
@@ -632,6 +667,9 @@ static void test_tables_json_counts_rows_per_table(void **state)
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "CREATE TABLE \"odd \"\"name\"(x); INSERT INTO \"odd \"\"name\" "
 		    "VALUES (1),(2)");
+	/* Only names starting "sqlite_" are SQLite's own. */
+	tu_exec(db, "CREATE TABLE sqlitefoo(x); INSERT INTO sqlitefoo "
+		    "VALUES (1),(2),(3)");
 	sqlite3_close(db);
 	snap_store *st = tu_store(env);
 	snap_info a = tu_snap(st, "a");
@@ -650,6 +688,10 @@ static void test_tables_json_counts_rows_per_table(void **state)
 	const tu_jv *o = tu_json_get(v, "odd \"name");
 	assert_non_null(o);
 	assert_string_equal(o->num, "2");
+	const tu_jv *sf = tu_json_get(v, "sqlitefoo");
+	if (sf == NULL)
+		fail_msg("table sqlitefoo missing from %s", json);
+	assert_string_equal(sf->num, "3");
 	tu_json_free(v);
 	free(json);
 }
@@ -767,6 +809,7 @@ int main(void)
 		tu_test(test_store_paths_are_absolute_from_a_relative_db),
 		tu_test(test_store_opened_by_dir_alone_reads_the_recorded_db),
 		tu_test(test_store_recorded_for_another_db_is_refused),
+		tu_test(test_store_refuses_a_foreign_store_db_untouched),
 		tu_test(test_store_missing_without_create_is_enoent),
 		tu_test(test_store_open_without_db_or_dir_is_einval),
 		tu_test(test_store_cannot_be_created_in_a_read_only_dir),
