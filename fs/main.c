@@ -377,7 +377,9 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		fuse_loop_cfg_set_clone_fd(cfg, fopts.clone_fd);
-		fuse_loop_cfg_set_idle_threads(cfg, fopts.max_idle_threads);
+		if (fopts.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(cfg,
+						       fopts.max_idle_threads);
 		fuse_loop_cfg_set_max_threads(cfg, fopts.max_threads);
 		rc = fuse_session_loop_mt(snap_fs.se, cfg);
 	}

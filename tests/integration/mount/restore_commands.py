@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""
+Restores onto current.db with every command people use (DESIGN.md §1,
+"Mount root"; PITFALLS table of what each tool sends):
+
+  mv of a snapshot, cp of a snapshot; cp, cp --remove-destination, cat >,
+  rsync, rsync --inplace, gio copy of a database from outside; mv from
+  another filesystem.
+
+Each must leave the live database equal to the source and passing
+integrity_check, add a pre-restore snapshot, keep the source snapshot
+listed, leave no staging file behind, and make the kernel tell the truth at
+once: current.db names the live inode again (PITFALLS 16), its size is the
+live size, and reading it gives the restored content.
+
+Argument: the live database's journal mode (delete or wal).
+"""
+
+import os
+import sqlite3
+import sys
+
+import mounttest as mt
+
+MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
+
+
+def set_mode(path, mode):
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=%s" % mode)
+    db.close()
+
+
+def body(ctx):
+    live = ctx.path("app.db")
+    mt.make_db(live, "original", rows=30)
+    set_mode(live, MODE)
+    m = ctx.mount(live)
+    mnt = m.mnt
+    sd = os.path.join(mnt, "snapshots")
+    cur = os.path.join(mnt, "current.db")
+    src_dir = ctx.path("outside")
+    os.makedirs(src_dir)
+
+    def source(tag, rows):
+        p = os.path.join(src_dir, tag + ".db")
+        mt.make_db(p, tag, rows=rows)
+        return p
+
+    def snapshot_of(tag, rows):
+        """Put tag's content into the live db, snapshot it, return path."""
+        p = source(tag, rows)
+        r = ctx.run(["cp", p, cur])
+        ctx.require("setup: cp %s onto current.db" % tag, r.returncode == 0,
+                    r.stderr)
+        r = ctx.run(["touch", os.path.join(sd, tag)])
+        ctx.require("setup: touch snapshots/%s" % tag, r.returncode == 0,
+                    r.stderr)
+        names = [n for n in mt.snapshots(mnt) if n.endswith("_%s.db" % tag)]
+        ctx.require("setup: snapshot %s listed" % tag, len(names) == 1,
+                    names)
+        # Move the live database away from it again.
+        r = ctx.run(["cp", source(tag + "-after", rows + 3), cur])
+        ctx.require("setup: live moved on", r.returncode == 0, r.stderr)
+        return os.path.join(sd, names[0])
+
+    def verify(what, r, expect, src_snapshot=None):
+        pre_before = verify.pre
+        ok = ctx.check("%s exits 0" % what, r.returncode == 0,
+                       r.stdout + r.stderr)
+        ctx.check("%s: live database equals the source" % what,
+                  mt.dump(live) == expect)
+        ctx.check("%s: live passes integrity_check" % what,
+                  mt.integrity(live) == "ok")
+        ks = mt.kinds(mnt)
+        pre = sum(1 for k in ks.values() if k == "pre-restore")
+        ctx.check("%s: a pre-restore snapshot was taken" % what,
+                  pre == pre_before + 1, "%d -> %d" % (pre_before, pre))
+        verify.pre = pre
+        if src_snapshot:
+            ctx.check("%s: the source snapshot is still listed" % what,
+                      os.path.basename(src_snapshot) in ks)
+        st = os.stat(cur)
+        ctx.check("%s: current.db names the live inode again" % what,
+                  st.st_ino == 2 and st.st_size == os.stat(live).st_size,
+                  "ino %d size %d, live size %d"
+                  % (st.st_ino, st.st_size, os.stat(live).st_size))
+        out = ctx.path("readback.db")
+        r2 = ctx.run(["cp", cur, out])
+        ctx.check("%s: reading current.db gives the restored content"
+                  % what, r2.returncode == 0 and mt.dump(out) == expect,
+                  r2.stderr)
+        os.unlink(out)
+        root = sorted(os.listdir(mnt))
+        ctx.check("%s: no staging file is left in the root" % what,
+                  root == [".snapfs", "current.db", "snapshots"], root)
+        return ok
+
+    verify.pre = 0
+
+    # mv of a snapshot.
+    snap = snapshot_of("snap-mv", 11)
+    verify.pre = sum(1 for k in mt.kinds(mnt).values() if k == "pre-restore")
+    expect = mt.dump(snap)
+    r = ctx.run(["mv", snap, cur])
+    verify("mv snapshots/X current.db", r, expect, snap)
+
+    # cp of a snapshot.
+    snap = snapshot_of("snap-cp", 12)
+    verify.pre = sum(1 for k in mt.kinds(mnt).values() if k == "pre-restore")
+    expect = mt.dump(snap)
+    r = ctx.run(["cp", snap, cur])
+    verify("cp snapshots/X current.db", r, expect, snap)
+
+    # Databases from outside.
+    cases = [
+        ("cp", lambda s: ["cp", s, cur]),
+        ("cp --remove-destination",
+         lambda s: ["cp", "--remove-destination", s, cur]),
+        ("cat >", lambda s: ["bash", "-c", 'cat "$1" > "$2"', "-", s, cur]),
+        ("rsync", lambda s: ["rsync", "-I", s, cur]),
+        ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, cur]),
+        ("gio copy", lambda s: ["gio", "copy", s, cur]),
+        ("mv from another filesystem", lambda s: ["mv", s, cur]),
+    ]
+    for i, (what, argv) in enumerate(cases):
+        src = source("outside-%d" % i, 13 + i)
+        expect = mt.dump(src)
+        verify.pre = sum(1 for k in mt.kinds(mnt).values()
+                         if k == "pre-restore")
+        r = ctx.run(argv(src))
+        verify(what, r, expect)
+    ctx.check("mv removed its source", not os.path.exists(
+        os.path.join(src_dir, "outside-%d.db" % (len(cases) - 1))))
+
+    # A restore through the mount while an application holds the live
+    # database open on the real path: it sees the new content.
+    app = sqlite3.connect(live)
+    app.execute("SELECT count(*) FROM items").fetchone()
+    src = source("with-reader", 21)
+    r = ctx.run(["cp", src, cur])
+    ctx.check("cp onto current.db with an application connected",
+              r.returncode == 0, r.stderr)
+    n = app.execute("SELECT count(*) FROM items").fetchone()[0]
+    ctx.check("the application's next read sees the restored content",
+              n == 21, n)
+    app.close()
+    m.stop()
+
+
+if __name__ == "__main__":
+    mt.main("restore_commands_" + MODE, body)
