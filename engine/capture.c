@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "capture.h"
+#include "pagepipe.h"
 #include "store_int.h"
 
 typedef struct capture_file {
@@ -46,12 +47,52 @@ static int cap_rc(int code)
 	return code == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
 }
 
-/* Find or store one page image; gives its id. */
+/* Insert a new page (hash, stored bytes) into the store and the index. */
+static int cap_insert(snap_capture *c, const uint8_t sha[32], const void *z,
+		      size_t zlen, size_t len, int64_t *id)
+{
+	int rc;
+
+	sqlite3_bind_blob(c->ins_page, 1, sha, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(c->ins_page, 2, (int64_t)len);
+	sqlite3_bind_int64(c->ins_page, 3, (int64_t)zlen);
+	rc = sqlite3_step(c->ins_page);
+	sqlite3_reset(c->ins_page);
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	*id = sqlite3_last_insert_rowid(c->store);
+	sqlite3_bind_int64(c->ins_data, 1, *id);
+	sqlite3_bind_blob(c->ins_data, 2, z, (int)zlen, SQLITE_STATIC);
+	rc = sqlite3_step(c->ins_data);
+	sqlite3_reset(c->ins_data);
+	if (rc != SQLITE_DONE)
+		goto sqlfail;
+	if (c->n_new == c->cap_new) {
+		size_t cap = c->cap_new ? c->cap_new * 2 : 1024;
+		int64_t *v = realloc(c->new_ids, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		c->new_ids = v;
+		c->cap_new = cap;
+	}
+	c->new_ids[c->n_new++] = *id;
+	c->new_bytes += zlen;
+	pthread_rwlock_wrlock(&c->idx_lock);
+	rc = snap_pageidx_put(&c->idx, sha, *id);
+	pthread_rwlock_unlock(&c->idx_lock);
+	return rc;
+sqlfail:
+	rc = snap_err_sqlite_errno(rc);
+	cap_fail(c, rc, "cannot write a page into the store: %s",
+		 sqlite3_errmsg(c->store));
+	return rc;
+}
+
+/* Find or store one page image, on this thread; gives its id. */
 static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
 			  const uint8_t sha[32], int64_t *id)
 {
 	size_t z;
-	int rc;
 
 	*id = snap_pageidx_get(&c->idx, sha);
 	if (*id)
@@ -66,36 +107,7 @@ static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
 		}
 	}
 	z = snap_codec_pack(&c->codec, page, len, c->zbuf, c->zcap);
-	sqlite3_bind_blob(c->ins_page, 1, sha, 32, SQLITE_STATIC);
-	sqlite3_bind_int64(c->ins_page, 2, (int64_t)len);
-	sqlite3_bind_int64(c->ins_page, 3, (int64_t)z);
-	rc = sqlite3_step(c->ins_page);
-	sqlite3_reset(c->ins_page);
-	if (rc != SQLITE_DONE)
-		goto sqlfail;
-	*id = sqlite3_last_insert_rowid(c->store);
-	sqlite3_bind_int64(c->ins_data, 1, *id);
-	sqlite3_bind_blob(c->ins_data, 2, c->zbuf, (int)z, SQLITE_STATIC);
-	rc = sqlite3_step(c->ins_data);
-	sqlite3_reset(c->ins_data);
-	if (rc != SQLITE_DONE)
-		goto sqlfail;
-	if (c->n_new == c->cap_new) {
-		size_t cap = c->cap_new ? c->cap_new * 2 : 1024;
-		int64_t *v = realloc(c->new_ids, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		c->new_ids = v;
-		c->cap_new = cap;
-	}
-	c->new_ids[c->n_new++] = *id;
-	c->new_bytes += z;
-	return snap_pageidx_put(&c->idx, sha, *id);
-sqlfail:
-	rc = snap_err_sqlite_errno(rc);
-	cap_fail(c, rc, "cannot write a page into the store: %s",
-		 sqlite3_errmsg(c->store));
-	return rc;
+	return cap_insert(c, sha, c->zbuf, z, len, id);
 }
 
 /* Make room in the map for pgno. */
@@ -204,14 +216,53 @@ static void cap_set_page1(snap_capture *c, const uint8_t *page)
 	c->have_page1 = 1;
 }
 
+/* Worker threads: is this page already stored? */
+static int64_t cap_lookup(void *ctx, const uint8_t sha[32])
+{
+	snap_capture *c = ctx;
+	int64_t id;
+
+	pthread_rwlock_rdlock(&c->idx_lock);
+	id = snap_pageidx_get(&c->idx, sha);
+	pthread_rwlock_unlock(&c->idx_lock);
+	return id;
+}
+
+/* The backup's thread, in arrival order: store, map, hash. */
+static int cap_commit(void *ctx, const snap_pipe_page *p)
+{
+	snap_capture *c = ctx;
+	int64_t id = p->known_id;
+	int rc;
+
+	/* A page first seen in a slot still in flight is in the index now. */
+	if (!id)
+		id = snap_pageidx_get(&c->idx, p->sha);
+	if (!id) {
+		rc = cap_insert(c, p->sha, p->z, p->zlen, c->page_size, &id);
+		if (rc)
+			return rc;
+	}
+	rc = cap_map_reserve(c, p->pgno);
+	if (rc)
+		return rc;
+	if (c->map[p->pgno - 1])
+		c->in_order = 0;      /* rewritten: hash again at the end */
+	c->map[p->pgno - 1] = id;
+	if (p->pgno > c->npages)
+		c->npages = p->pgno;
+	cap_hash_next(c, p->pgno, p->page);
+	if (c->progress && (p->pgno & 1023) == 0)
+		c->progress(c->progress_ctx, p->pgno, c->header_pages);
+	return 0;
+}
+
 /* One page arrives from the backup. */
 static int cap_page(snap_capture *c, const void *buf, int amt,
 		    sqlite3_int64 off)
 {
 	const uint8_t *page = buf;
-	uint8_t sha[32];
 	uint32_t pgno;
-	int64_t id;
 	int rc;
 
 	if (c->page_size == 0) {
@@ -226,9 +277,6 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 	pgno = (uint32_t)(off / c->page_size) + 1;
 	if (c->expect)
 		return cap_compare(c, page, pgno);
-	rc = cap_map_reserve(c, pgno);
-	if (rc)
-		return rc;
 	if (pgno == 1) {
 		if (c->have_page1 &&
 		    snap_page1_same(c->page1, page, (size_t)amt))
@@ -236,19 +284,13 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 		cap_set_page1(c, page);
 		page = c->page1;
 	}
-	snap_sha256(page, (size_t)amt, sha);
-	rc = cap_store_page(c, page, (size_t)amt, sha, &id);
-	if (rc)
-		return rc;
-	if (c->map[pgno - 1])
-		c->in_order = 0;      /* rewritten: hash again at the end */
-	c->map[pgno - 1] = id;
-	if (pgno > c->npages)
-		c->npages = pgno;
-	cap_hash_next(c, pgno, page);
-	if (c->progress && (pgno & 1023) == 0)
-		c->progress(c->progress_ctx, pgno, c->header_pages);
-	return 0;
+	if (!c->pipe) {
+		rc = snap_pagepipe_start(&c->pipe, c->page_size, cap_lookup,
+					 cap_commit, c);
+		if (rc)
+			return rc;
+	}
+	return snap_pagepipe_push(c->pipe, pgno, page);
 }
 
 static int cap_close(sqlite3_file *f)
@@ -531,6 +573,8 @@ int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
 	memset(c, 0, sizeof(*c));
 	c->store = store;
 	c->in_order = 1;
+	pthread_rwlock_init(&c->idx_lock, NULL);
+	c->have_idx_lock = 1;
 	pthread_once(&capvfs_once, capvfs_register);
 	if (capvfs_rc != SQLITE_OK)
 		return snap_err_sqlite(err, NULL, capvfs_rc, "cannot register "
@@ -543,7 +587,7 @@ int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
 						NULL))
 		return snap_err_set(err, -ENOMEM, "cannot start SHA-256");
 	rc = sqlite3_prepare_v2(store, "INSERT INTO pages(hash, size, zlen, "
-				"refs) VALUES(?,?,?,0)", -1, &c->ins_page,
+				"runs) VALUES(?,?,?,1)", -1, &c->ins_page,
 				NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(store, "INSERT INTO page_data(id, "
@@ -556,6 +600,9 @@ int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
 
 void snap_capture_free(snap_capture *c)
 {
+	snap_pagepipe_stop(c->pipe);
+	if (c->have_idx_lock)
+		pthread_rwlock_destroy(&c->idx_lock);
 	sqlite3_finalize(c->ins_page);
 	sqlite3_finalize(c->ins_data);
 	snap_pageidx_free(&c->idx);
@@ -684,6 +731,13 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err)
 	unsigned int n = 32;
 	int rc;
 
+	if (c->pipe) {
+		rc = snap_pagepipe_drain(c->pipe);
+		snap_pagepipe_stop(c->pipe);
+		c->pipe = NULL;
+		if (rc && !c->err_code)
+			cap_fail(c, rc, "capture: %s", strerror(-rc));
+	}
 	if (c->err_code)
 		return snap_err_set(err, c->err_code, "%s", c->err_msg);
 	if (!c->have_page1 || c->npages == 0)

@@ -20,6 +20,7 @@
 #define ENGINE_CAPTURE_H
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "codec.h"
@@ -30,7 +31,12 @@ typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */
 	sqlite3_stmt *ins_page;    /* INSERT INTO pages */
 	sqlite3_stmt *ins_data;    /* INSERT INTO page_data */
-	snap_pageidx idx;          /* sha256 -> page id, whole store */
+	snap_pageidx idx;          /* sha256 -> page id, whole store;
+				      written by the backup's thread only,
+				      under idx_lock; read by pipe workers */
+	pthread_rwlock_t idx_lock;
+	int have_idx_lock;
+	struct snap_pagepipe *pipe; /* hashing/compression workers */
 	snap_codec codec;
 	uint8_t *zbuf;             /* compression output buffer */
 	size_t zcap;
@@ -50,7 +56,8 @@ typedef struct snap_capture {
 	uint32_t hashed;           /* pages fed to image_sha so far */
 	int in_order;              /* 0 once streaming is no longer valid */
 
-	int64_t *new_ids;          /* pages this capture inserted */
+	int64_t *new_ids;          /* pages this capture inserted, with
+				      runs = 1: a new page starts a run */
 	size_t n_new, cap_new;
 	uint64_t new_bytes;        /* stored bytes those pages take */
 

@@ -49,7 +49,7 @@ void snap_pageidx_free(snap_pageidx *ix);
 int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32]);
 int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id);
 
-/* Open-addressing map page id -> int64 counter (reference deltas). */
+/* Open-addressing map page id -> int64 counter (sets of ids, run deltas). */
 typedef struct snap_idcount {
 	int64_t *ids;
 	int64_t *counts;
@@ -60,6 +60,8 @@ typedef struct snap_idcount {
 int snap_idcount_init(snap_idcount *m, size_t expect);
 void snap_idcount_free(snap_idcount *m);
 int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta);
+/* 1 when id is in the table. */
+int snap_idcount_has(const snap_idcount *m, int64_t id);
 
 /* Page maps: an array of int64 page ids (index pgno-1), stored as a zstd
  * frame with a content checksum of the little-endian array. */

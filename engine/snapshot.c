@@ -20,9 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
+#include "codec.h"
 #include "events.h"
 #include "json.h"
 #include "store_int.h"
@@ -86,62 +88,53 @@ static int count_tables(sqlite3 *src, char **json, snap_err *err)
 	return 0;
 }
 
-/* Add the capture's references to the pages it maps; drop pages it stored
- * and ended up not using (a page rewritten during the backup). */
-static int publish_refs(snap_capture *c, snap_err *err)
+/* Run-count changes for a new newest snapshot (store.c explains runs):
+ * a run starts for each page it has that the previous newest lacks.  The
+ * pages this capture stored were inserted with that run already counted;
+ * those it did not use in the end (a page rewritten during the backup) get
+ * theirs taken back, which removes them. */
+static int publish_runs(snap_capture *c, snap_err *err)
 {
-	sqlite3_stmt *up = NULL, *dp = NULL, *dd = NULL;
-	snap_idcount m;
+	snap_idcount head = {0}, mine = {0}, fresh = {0}, delta = {0};
+	sqlite3_stmt *st = NULL;
+	int64_t head_id = 0;
 	size_t i;
 	uint32_t k;
 	int rc;
 
-	rc = snap_idcount_init(&m, c->npages / 2 + 16);
-	if (rc)
-		return snap_err_set(err, rc, "out of memory");
-	for (k = 0; !rc && k < c->npages; k++)
-		rc = snap_idcount_add(&m, c->map[k], 1);
+	if (sqlite3_prepare_v2(c->store, "SELECT max(id) FROM snapshots", -1,
+			       &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		head_id = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	rc = snap_store_map_set(c->store, head_id, &head, err);
+	if (!rc && (snap_idcount_init(&mine, c->npages / 2 + 16) ||
+		    snap_idcount_init(&fresh, c->n_new + 16) ||
+		    snap_idcount_init(&delta, 1024)))
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
 	for (i = 0; !rc && i < c->n_new; i++)
-		rc = snap_idcount_add(&m, c->new_ids[i], 0);
-	if (rc) {
-		snap_idcount_free(&m);
-		return snap_err_set(err, rc, "out of memory");
-	}
-	rc = sqlite3_prepare_v2(c->store, "UPDATE pages SET refs=refs+? WHERE "
-				"id=?", -1, &up, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(c->store, "DELETE FROM pages WHERE id=?",
-					-1, &dp, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(c->store, "DELETE FROM page_data WHERE "
-					"id=?", -1, &dd, NULL);
-	for (i = 0; rc == SQLITE_OK && i < m.cap; i++) {
-		if (!m.ids[i])
+		rc = snap_idcount_add(&fresh, c->new_ids[i], 1);
+	for (k = 0; !rc && k < c->npages; k++) {
+		int64_t id = c->map[k];
+
+		if (snap_idcount_has(&mine, id))
 			continue;
-		if (m.counts[i] == 0) {
-			sqlite3_bind_int64(dp, 1, m.ids[i]);
-			sqlite3_bind_int64(dd, 1, m.ids[i]);
-			rc = sqlite3_step(dp);
-			if (rc == SQLITE_DONE)
-				rc = sqlite3_step(dd);
-			sqlite3_reset(dp);
-			sqlite3_reset(dd);
-		} else {
-			sqlite3_bind_int64(up, 1, m.counts[i]);
-			sqlite3_bind_int64(up, 2, m.ids[i]);
-			rc = sqlite3_step(up);
-			sqlite3_reset(up);
-		}
-		if (rc == SQLITE_DONE)
-			rc = SQLITE_OK;
+		rc = snap_idcount_add(&mine, id, 1);
+		if (!rc && !snap_idcount_has(&fresh, id) &&
+		    !snap_idcount_has(&head, id))
+			rc = snap_idcount_add(&delta, id, 1);
 	}
-	if (rc != SQLITE_OK)
-		rc = snap_err_sqlite(err, c->store, rc, "cannot update page "
-				     "references");
-	sqlite3_finalize(up);
-	sqlite3_finalize(dp);
-	sqlite3_finalize(dd);
-	snap_idcount_free(&m);
+	for (i = 0; !rc && i < c->n_new; i++)
+		if (!snap_idcount_has(&mine, c->new_ids[i]))
+			rc = snap_idcount_add(&delta, c->new_ids[i], -1);
+	if (rc == -ENOMEM)
+		snap_err_set(err, rc, "out of memory");
+	if (!rc)
+		rc = snap_store_runs_apply(c->store, &delta, err);
+	snap_idcount_free(&head);
+	snap_idcount_free(&mine);
+	snap_idcount_free(&fresh);
+	snap_idcount_free(&delta);
 	return rc;
 }
 
@@ -196,6 +189,26 @@ static int publish_row(snap_capture *c, const snap_create_opts *o,
 	return rc;
 }
 
+/* SNAPFS_TIMING=1 prints how long each phase of a capture took (stderr);
+ * the benchmarks use it to say where time goes. */
+static void phase(const char *name)
+{
+	static int on = -1;
+	static struct timespec last;
+	struct timespec now;
+
+	if (on < 0)
+		on = getenv("SNAPFS_TIMING") != NULL;
+	if (!on)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (name)
+		fprintf(stderr, "snapfs timing: %-14s %8.3f s\n", name,
+			(double)(now.tv_sec - last.tv_sec) +
+			(double)(now.tv_nsec - last.tv_nsec) / 1e9);
+	last = now;
+}
+
 /* Backup src (inside its read transaction) into a capture on the store. */
 static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 			const snap_create_opts *o, snap_progress_fn fn,
@@ -209,7 +222,9 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	int64_t id = 0;
 	int rc, brc;
 
+	phase(NULL);
 	rc = count_tables(src, &tables, err);
+	phase("count rows");
 	if (rc)
 		return rc;
 	rc = snap_store_connect(s, 0, &store, err);
@@ -234,6 +249,7 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	}
 	if (!rc)
 		rc = snap_capture_open_db(&c, &dst, err);
+	phase("page index");
 	if (rc)
 		goto out_capture;
 	bk = sqlite3_backup_init(dst, "main", src, "main");
@@ -244,6 +260,7 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	}
 	brc = sqlite3_backup_step(bk, -1);
 	sqlite3_backup_finish(bk);
+	phase("backup");
 	if (brc != SQLITE_DONE) {
 		if (c.err_code)
 			rc = snap_err_set(err, c.err_code, "snapshot of %s: %s",
@@ -264,8 +281,10 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	sqlite3_close(dst);
 	dst = NULL;
 	rc = snap_capture_finish(&c, sha, err);
+	phase("finish");
 	if (!rc)
-		rc = publish_refs(&c, err);
+		rc = publish_runs(&c, err);
+	phase("references");
 	if (!rc)
 		rc = publish_row(&c, o, tables, sha, &id, err);
 	if (!rc) {
@@ -279,6 +298,7 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 					     what, s->dir);
 		}
 	}
+	phase("commit");
 	if (!rc && fn)
 		fn(ctx, c.npages, c.npages);
 out_capture:

@@ -5,9 +5,9 @@
  * PRAGMA user_version; application_id 'SNAP'):
  *
  *   meta(key, value)            db_path, created
- *   pages(id, hash, size, zlen, refs)
- *                               one row per distinct page image; refs =
- *                               number of page-map entries naming it
+ *   pages(id, hash, size, zlen, runs)
+ *                               one row per distinct page image; runs =
+ *                               its reference count (see below)
  *   page_data(id, zdata)        the stored bytes (zstd, or raw if zlen==size)
  *   snapshots(...)              the catalog; pagemap (last column, so listing
  *                               never reads it) is a zstd frame of page ids
@@ -16,8 +16,22 @@
  * Page rows and their bytes live in separate tables so that reference-count
  * updates rewrite a few dozen bytes, never a page image.
  *
- * Invariants: sum over snapshots of map entries naming page P == P.refs; a
- * page row exists iff refs > 0; every change is one transaction.
+ * Reference counting by runs.  Order the snapshots by id (creation order).
+ * A page's `runs` is the number of maximal runs of consecutive snapshots
+ * whose maps contain it.  A page is referenced iff runs > 0, and runs only
+ * change where maps differ from their neighbours:
+ *   - a new snapshot N (always the newest) adds a run for each page it has
+ *     and the previous newest lacks;
+ *   - deleting S (neighbours P before, Q after) removes a run for each page
+ *     in S and in neither P nor Q (its run was {S}), and for each page in P
+ *     and Q but not S (two runs become one).
+ * So creating or deleting a snapshot costs SQL work proportional to what
+ * changed, and in-memory work proportional to one database's pages, never
+ * to the number of snapshots kept (plain per-entry counts would rewrite
+ * every page row for every snapshot).
+ *
+ * Invariants: every page row has runs equal to the definition above; a page
+ * row exists iff runs > 0; every change is one transaction.
  *
  * The catalog connection s->db is shared by threads under s->mu (a recursive
  * mutex, so engine calls may nest).  WAL mode lets snapctl read and write
@@ -141,7 +155,7 @@ static const char schema_sql[] =
 	"PRAGMA application_id = 1397637456;"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
 	"CREATE TABLE pages(id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
-	"  size INTEGER NOT NULL, zlen INTEGER NOT NULL, refs INTEGER NOT NULL);"
+	"  size INTEGER NOT NULL, zlen INTEGER NOT NULL, runs INTEGER NOT NULL);"
 	"CREATE TABLE page_data(id INTEGER PRIMARY KEY, zdata BLOB NOT NULL);"
 	"CREATE TABLE snapshots(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  name TEXT NOT NULL UNIQUE, label TEXT NOT NULL, kind TEXT NOT NULL,"
@@ -704,35 +718,59 @@ int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 	return rc;
 }
 
-/* Drop `count` references to each page in m; delete unreferenced pages. */
-static int pages_unref(sqlite3 *db, const snap_idcount *m, snap_err *err)
+/* The unique page ids of snapshot id's map, as a set (counts unused). */
+int snap_store_map_set(sqlite3 *db, int64_t id, snap_idcount *set,
+		       snap_err *err)
+{
+	int64_t *ids = NULL;
+	uint32_t n = 0, i;
+	int rc;
+
+	memset(set, 0, sizeof(*set));
+	if (id <= 0)
+		return snap_idcount_init(set, 16) ?
+		       snap_err_set(err, -ENOMEM, "out of memory") : 0;
+	rc = snap_store_load_map(db, id, &n, &ids, err);
+	if (!rc && snap_idcount_init(set, n / 2 + 16))
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0; !rc && i < n; i++)
+		if (snap_idcount_add(set, ids[i], 1))
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+	free(ids);
+	return rc;
+}
+
+int snap_store_runs_apply(sqlite3 *db, const snap_idcount *delta,
+			  snap_err *err)
 {
 	sqlite3_stmt *up = NULL, *dp = NULL, *dd = NULL;
 	size_t i;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db, "UPDATE pages SET refs=refs-?1 WHERE "
-				"id=?2 RETURNING refs", -1, &up, NULL);
+	rc = sqlite3_prepare_v2(db, "UPDATE pages SET runs=runs+?1 WHERE "
+				"id=?2 RETURNING runs", -1, &up, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "DELETE FROM pages WHERE id=?", -1,
 					&dp, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "DELETE FROM page_data WHERE id=?",
 					-1, &dd, NULL);
-	for (i = 0; rc == SQLITE_OK && i < m->cap; i++) {
-		int64_t refs;
+	for (i = 0; rc == SQLITE_OK && i < delta->cap; i++) {
+		int64_t runs = 1;
 
-		if (!m->ids[i])
+		if (!delta->ids[i])
 			continue;
-		sqlite3_bind_int64(up, 1, m->counts[i]);
-		sqlite3_bind_int64(up, 2, m->ids[i]);
+		if (!delta->counts[i])
+			continue;
+		sqlite3_bind_int64(up, 1, delta->counts[i]);
+		sqlite3_bind_int64(up, 2, delta->ids[i]);
 		rc = sqlite3_step(up);
-		refs = rc == SQLITE_ROW ? sqlite3_column_int64(up, 0) : 1;
+		runs = rc == SQLITE_ROW ? sqlite3_column_int64(up, 0) : 1;
 		if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 			rc = sqlite3_reset(up);
-		if (rc == SQLITE_OK && refs <= 0) {
-			sqlite3_bind_int64(dp, 1, m->ids[i]);
-			sqlite3_bind_int64(dd, 1, m->ids[i]);
+		if (rc == SQLITE_OK && runs <= 0) {
+			sqlite3_bind_int64(dp, 1, delta->ids[i]);
+			sqlite3_bind_int64(dd, 1, delta->ids[i]);
 			rc = sqlite3_step(dp);
 			if (rc == SQLITE_DONE)
 				rc = sqlite3_step(dd);
@@ -743,19 +781,67 @@ static int pages_unref(sqlite3 *db, const snap_idcount *m, snap_err *err)
 		}
 	}
 	if (rc != SQLITE_OK)
-		rc = snap_err_sqlite(err, db, rc, "cannot release pages");
+		rc = snap_err_sqlite(err, db, rc, "cannot update page "
+				     "references");
 	sqlite3_finalize(up);
 	sqlite3_finalize(dp);
 	sqlite3_finalize(dd);
 	return rc;
 }
 
+/* The id of the snapshot before (dir < 0) or after (dir > 0) id, or 0. */
+static int64_t neighbour(sqlite3 *db, int64_t id, int dir)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t out = 0;
+
+	if (sqlite3_prepare_v2(db, dir < 0 ?
+			       "SELECT max(id) FROM snapshots WHERE id<?" :
+			       "SELECT min(id) FROM snapshots WHERE id>?",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			out = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* Run-count changes for deleting snapshot id (see the top of this file). */
+static int delete_runs(sqlite3 *db, int64_t id, snap_idcount *delta,
+		       snap_err *err)
+{
+	snap_idcount ps = {0}, ss = {0}, qs = {0};
+	size_t i;
+	int rc;
+
+	rc = snap_store_map_set(db, neighbour(db, id, -1), &ps, err);
+	if (!rc)
+		rc = snap_store_map_set(db, id, &ss, err);
+	if (!rc)
+		rc = snap_store_map_set(db, neighbour(db, id, 1), &qs, err);
+	if (!rc && snap_idcount_init(delta, 1024))
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0; !rc && i < ss.cap; i++)
+		if (ss.ids[i] && !snap_idcount_has(&ps, ss.ids[i]) &&
+		    !snap_idcount_has(&qs, ss.ids[i]))
+			rc = snap_idcount_add(delta, ss.ids[i], -1);
+	for (i = 0; !rc && i < ps.cap; i++)
+		if (ps.ids[i] && snap_idcount_has(&qs, ps.ids[i]) &&
+		    !snap_idcount_has(&ss, ps.ids[i]))
+			rc = snap_idcount_add(delta, ps.ids[i], -1);
+	if (rc == -ENOMEM)
+		snap_err_set(err, rc, "out of memory");
+	snap_idcount_free(&ps);
+	snap_idcount_free(&ss);
+	snap_idcount_free(&qs);
+	return rc;
+}
+
 int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 {
 	snap_info si;
-	snap_idcount m = {0};
-	int64_t *ids = NULL;
-	uint32_t n = 0, i;
+	snap_idcount delta = {0};
 	char sql[64];
 	int rc;
 
@@ -765,13 +851,9 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 		goto out;
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc)
-		rc = snap_store_load_map(s->db, id, &n, &ids, err);
+		rc = delete_runs(s->db, id, &delta, err);
 	if (!rc)
-		rc = snap_idcount_init(&m, n / 4 + 16);
-	for (i = 0; !rc && i < n; i++)
-		rc = snap_idcount_add(&m, ids[i], 1);
-	if (!rc)
-		rc = pages_unref(s->db, &m, err);
+		rc = snap_store_runs_apply(s->db, &delta, err);
 	if (!rc) {
 		snprintf(sql, sizeof(sql), "DELETE FROM snapshots WHERE id=%lld",
 			 (long long)id);
@@ -789,8 +871,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	}
 out:
 	snap_store_unlock(s);
-	snap_idcount_free(&m);
-	free(ids);
+	snap_idcount_free(&delta);
 	return rc;
 }
 

@@ -49,6 +49,14 @@ int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err);
 /* Record an event on a given connection (no locking). */
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 		      int ok, const char *detail);
+/* The set of unique page ids in snapshot id's map (empty for id <= 0). */
+struct snap_idcount;
+int snap_store_map_set(sqlite3 *db, int64_t id, struct snap_idcount *set,
+		       snap_err *err);
+/* Add delta->counts[i] to the runs of page delta->ids[i]; delete pages
+ * whose runs reach 0. */
+int snap_store_runs_apply(sqlite3 *db, const struct snap_idcount *delta,
+			  snap_err *err);
 /* Take / release the exclusive restore lock: 0 or -EBUSY. */
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err);
 void snap_store_restore_unlock(int fd);

@@ -1,0 +1,246 @@
+/*
+ * engine/pagepipe.c — the ring of page slots behind pagepipe.h.
+ *
+ * Slots move FREE -> FILLED (producer) -> WORKING (a worker claimed it) ->
+ * DONE (hashed, looked up, compressed if new) -> FREE (committed by the
+ * producer).  `head` counts pushed slots, `claim` claimed ones, `tail`
+ * committed ones; head - tail <= PIPE_SLOTS.  Slots are claimed and
+ * committed in push order, so commits see pages in the order SQLite wrote
+ * them.  One mutex guards the counters and states; the slot contents belong
+ * to whoever moved the slot into its current state.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "pagepipe.h"
+
+#define PIPE_SLOTS 256
+/* Wake a sleeping worker only when this many pages wait: one wake-up per
+ * page costs more than hashing the page. */
+#define PIPE_BATCH 32
+#define PIPE_MAX_WORKERS 4
+
+enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
+
+typedef struct slot {
+	int state;               /* guarded by mu */
+	uint32_t pgno;
+	uint8_t sha[32];
+	int64_t known_id;
+	size_t zlen;
+	uint8_t *page;           /* page_size bytes */
+	uint8_t *z;              /* zbound bytes */
+} slot;
+
+struct snap_pagepipe {
+	pthread_mutex_t mu;
+	pthread_cond_t work;     /* a slot was filled, or stopping */
+	pthread_cond_t done;     /* a slot is done */
+	uint64_t head, claim, tail;   /* guarded by mu */
+	int stopping;                 /* guarded by mu */
+	unsigned idle;                /* workers waiting on `work`; mu */
+	int producer_waiting;         /* producer waits on `done`; mu */
+	int error;                    /* first commit error (producer only) */
+	uint32_t page_size;
+	size_t zbound;
+	slot slots[PIPE_SLOTS];
+	uint8_t *mem;
+	unsigned nworkers;
+	pthread_t workers[PIPE_MAX_WORKERS];
+	snap_pipe_lookup_fn lookup;
+	snap_pipe_commit_fn commit;
+	void *ctx;
+};
+
+/* Worker: claim the oldest filled slot, process it, repeat. */
+static void *pipe_worker(void *arg)
+{
+	snap_pagepipe *p = arg;
+	snap_codec codec;
+	int have_codec = snap_codec_init(&codec) == 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		slot *s;
+
+		while (!p->stopping && p->claim == p->head) {
+			p->idle++;
+			pthread_cond_wait(&p->work, &p->mu);
+			p->idle--;
+		}
+		if (p->claim == p->head)
+			break;   /* stopping and nothing left */
+		s = &p->slots[p->claim++ % PIPE_SLOTS];
+		s->state = SLOT_WORKING;
+		pthread_mutex_unlock(&p->mu);
+
+		snap_sha256(s->page, p->page_size, s->sha);
+		s->known_id = p->lookup(p->ctx, s->sha);
+		if (!s->known_id) {
+			if (have_codec) {
+				s->zlen = snap_codec_pack(&codec, s->page,
+							  p->page_size, s->z,
+							  p->zbound);
+			} else {
+				memcpy(s->z, s->page, p->page_size);
+				s->zlen = p->page_size;
+			}
+		}
+
+		pthread_mutex_lock(&p->mu);
+		s->state = SLOT_DONE;
+		if (p->producer_waiting)
+			pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (have_codec)
+		snap_codec_free(&codec);
+	return NULL;
+}
+
+int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
+			snap_pipe_lookup_fn lookup, snap_pipe_commit_fn commit,
+			void *ctx)
+{
+	snap_pagepipe *p = calloc(1, sizeof(*p));
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t per;
+	unsigned i;
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	p->page_size = page_size;
+	p->zbound = ZSTD_compressBound(page_size);
+	per = page_size + p->zbound;
+	p->mem = malloc(per * PIPE_SLOTS);
+	if (!p->mem) {
+		free(p);
+		return -ENOMEM;
+	}
+	for (i = 0; i < PIPE_SLOTS; i++) {
+		p->slots[i].page = p->mem + per * i;
+		p->slots[i].z = p->slots[i].page + page_size;
+	}
+	p->lookup = lookup;
+	p->commit = commit;
+	p->ctx = ctx;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->nworkers = ncpu < 1 ? 1 : ncpu > PIPE_MAX_WORKERS ?
+		      PIPE_MAX_WORKERS : (unsigned)ncpu;
+	for (i = 0; i < p->nworkers; i++) {
+		if (pthread_create(&p->workers[i], NULL, pipe_worker, p)) {
+			p->nworkers = i;
+			break;
+		}
+	}
+	if (p->nworkers == 0) {
+		snap_pagepipe_stop(p);
+		return -EAGAIN;
+	}
+	*out = p;
+	return 0;
+}
+
+/* Commit every done slot at the tail, in order.  Called with mu held;
+ * drops it around each commit callback. */
+static void pipe_commit_ready(snap_pagepipe *p)
+{
+	while (p->tail < p->head) {
+		slot *s = &p->slots[p->tail % PIPE_SLOTS];
+		snap_pipe_page pg;
+
+		if (s->state != SLOT_DONE)
+			return;
+		pthread_mutex_unlock(&p->mu);
+		if (!p->error) {
+			pg.pgno = s->pgno;
+			pg.page = s->page;
+			pg.sha = s->sha;
+			pg.known_id = s->known_id;
+			pg.z = s->z;
+			pg.zlen = s->zlen;
+			p->error = p->commit(p->ctx, &pg);
+		}
+		pthread_mutex_lock(&p->mu);
+		s->state = SLOT_FREE;
+		p->tail++;
+	}
+}
+
+/* Wait (mu held) until the slot at the tail is done; first make sure the
+ * workers are awake for whatever is queued. */
+static void pipe_wait_done(snap_pagepipe *p)
+{
+	if (p->claim < p->head)
+		pthread_cond_broadcast(&p->work);
+	p->producer_waiting = 1;
+	while (p->slots[p->tail % PIPE_SLOTS].state != SLOT_DONE)
+		pthread_cond_wait(&p->done, &p->mu);
+	p->producer_waiting = 0;
+}
+
+int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, const void *page)
+{
+	slot *s;
+
+	pthread_mutex_lock(&p->mu);
+	pipe_commit_ready(p);
+	while (p->head - p->tail == PIPE_SLOTS) {
+		pipe_wait_done(p);
+		pipe_commit_ready(p);
+	}
+	s = &p->slots[p->head % PIPE_SLOTS];
+	pthread_mutex_unlock(&p->mu);
+
+	s->pgno = pgno;
+	s->known_id = 0;
+	s->zlen = 0;
+	memcpy(s->page, page, p->page_size);
+
+	pthread_mutex_lock(&p->mu);
+	s->state = SLOT_FILLED;
+	p->head++;
+	if (p->idle && p->head - p->claim >= PIPE_BATCH)
+		pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	return p->error;
+}
+
+int snap_pagepipe_drain(snap_pagepipe *p)
+{
+	pthread_mutex_lock(&p->mu);
+	pipe_commit_ready(p);
+	while (p->tail < p->head) {
+		pipe_wait_done(p);
+		pipe_commit_ready(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return p->error;
+}
+
+void snap_pagepipe_stop(snap_pagepipe *p)
+{
+	unsigned i;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	/* Undrained pages are dropped: mark them committed. */
+	pthread_cond_broadcast(&p->work);
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < p->nworkers; i++)
+		pthread_join(p->workers[i], NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	free(p->mem);
+	free(p);
+}
