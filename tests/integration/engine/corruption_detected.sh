@@ -31,7 +31,7 @@ require "before any damage the store verifies clean" rc_is 0
 N0=$(count_snaps --db "$DB")
 
 VICTIM=$(sqlite3 "$STOREDB" \
-	"SELECT id FROM pages WHERE id > $MAX1 AND refs = 1 ORDER BY id LIMIT 1 OFFSET 1")
+	"SELECT id FROM pages WHERE id > $MAX1 AND runs = 1 ORDER BY id LIMIT 1 OFFSET 1")
 require "a page stored for S2 alone exists" test -n "$VICTIM"
 echo "# S1 = $S1, S2 = $S2, damaging page_data row $VICTIM"
 
@@ -83,7 +83,7 @@ check "with the byte flipped back the store verifies clean" rc_is 0
 
 # A missing page.
 VICTIM2=$(sqlite3 "$STOREDB" \
-	"SELECT id FROM pages WHERE id > $MAX1 AND refs = 1 ORDER BY id DESC LIMIT 1")
+	"SELECT id FROM pages WHERE id > $MAX1 AND runs = 1 ORDER BY id DESC LIMIT 1")
 sqlite3 "$STOREDB" "DELETE FROM page_data WHERE id = $VICTIM2"
 echo "# deleted page_data row $VICTIM2"
 sc --db "$DB" verify
