@@ -802,6 +802,82 @@ static void test_delete_of_a_page_shared_twice_in_one_image(void **state)
 	assert_int_equal(tu_pages(st), 0);
 }
 
+/* Distinct page ids over the snapshots still in the store. */
+static int64_t distinct_pages_in_use(snap_store *st)
+{
+	snap_info *list = NULL;
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_list(st, &list, &n, &e), 0);
+	int64_t *all = NULL;
+	size_t na = 0;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t c;
+		int64_t *ids = page_ids(st, list[i].id, &c);
+		all = realloc(all, (na + c) * sizeof(*all));
+		memcpy(all + na, ids, c * sizeof(*ids));
+		na += c;
+		free(ids);
+	}
+	int64_t distinct = ids_only_in(all, (uint32_t)na, NULL, 0);
+	free(all);
+	free(list);
+	return distinct;
+}
+
+static void test_store_pages_match_snapshots_through_churn(void **state)
+{
+	/* After every snapshot and deletion, the stored pages are exactly
+	 * the distinct pages the remaining snapshots use, and they verify. */
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 1024, 300);
+	snap_store *st = tu_store(env);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "CREATE TABLE blobs(x BLOB)");
+	int64_t ids[24];
+	size_t nids = 0;
+	uint64_t x = 12345;
+	snap_err e;
+	snap_err_clear(&e);
+	for (int round = 0; round < 24; round++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		switch ((x >> 33) % 4) {
+		case 0:
+			tu_exec(db, "UPDATE t SET pad = 'r%d-' || id WHERE id %% 9 = %d",
+				round, (int)((x >> 40) % 9));
+			break;
+		case 1:
+			tu_exec(db, "INSERT INTO blobs VALUES (zeroblob(%d))",
+				3000 + (int)((x >> 40) % 5000));
+			break;
+		case 2:
+			tu_exec(db, "DELETE FROM t WHERE id %% 13 = %d",
+				(int)((x >> 40) % 13));
+			break;
+		default:
+			break;   /* unchanged: a snapshot of the same pages */
+		}
+		ids[nids++] = tu_snap(st, "churn").id;
+		if ((x >> 20) % 3 == 0 && nids > 1) {
+			size_t k = (size_t)((x >> 45) % nids);
+			assert_int_equal(snap_store_delete(st, ids[k], &e), 0);
+			ids[k] = ids[--nids];
+		}
+		int64_t want = distinct_pages_in_use(st);
+		if (tu_pages(st) != want)
+			fail_msg("round %d: store has %lld pages, snapshots use %lld",
+				 round, (long long)tu_pages(st), (long long)want);
+	}
+	sqlite3_close(db);
+	unsigned nbad = 99;
+	assert_int_equal(snap_verify_store(st, 0, NULL, NULL, &nbad, &e), 0);
+	assert_int_equal(nbad, 0);
+	while (nids > 0)
+		assert_int_equal(snap_store_delete(st, ids[--nids], &e), 0);
+	assert_int_equal(tu_pages(st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -831,6 +907,7 @@ int main(void)
 		tu_test(test_delete_of_newer_reclaims_its_pages),
 		tu_test(test_delete_of_older_keeps_shared_pages),
 		tu_test(test_delete_of_a_page_shared_twice_in_one_image),
+		tu_test(test_store_pages_match_snapshots_through_churn),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
