@@ -262,7 +262,7 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (!buf || fd < 0) {
 		rc = snap_err_set(err, fd < 0 ? -errno : -ENOMEM, "cannot "
-				  "create %s: %s", tmp, fd < 0 ?
+				  "write %s: %s", path, fd < 0 ?
 				  strerror(errno) : "out of memory");
 		goto out;
 	}

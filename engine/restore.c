@@ -202,6 +202,26 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 	return rc;
 }
 
+/* "<db>.snapfs-replaced-<stamp>[-N]<suffix>" that does not exist yet, so
+ * two restores in the same second keep both files. */
+static void aside_name(const char *path, const char *stamp, const char *suffix,
+		       char *out, size_t cap)
+{
+	struct stat st;
+	int k;
+
+	for (k = 1; k < 1000; k++) {
+		if (k == 1)
+			snprintf(out, cap, "%s.snapfs-replaced-%s%s", path, stamp,
+				 suffix);
+		else
+			snprintf(out, cap, "%s.snapfs-replaced-%s-%d%s", path,
+				 stamp, k, suffix);
+		if (lstat(out, &st) < 0 && errno == ENOENT)
+			return;
+	}
+}
+
 /* Move a side file (-journal, -wal) out of the way, keeping its bytes. */
 static int set_aside(const char *path, const char *suffix, const char *stamp,
 		     snap_err *err)
@@ -209,8 +229,9 @@ static int set_aside(const char *path, const char *suffix, const char *stamp,
 	char from[PATH_MAX], to[PATH_MAX];
 
 	snprintf(from, sizeof(from), "%s%s", path, suffix);
-	snprintf(to, sizeof(to), "%s.snapfs-replaced-%s%s", path, stamp,
-		 suffix);
+	if (access(from, F_OK) < 0)
+		return 0;
+	aside_name(path, stamp, suffix, to, sizeof(to));
 	if (rename(from, to) < 0 && errno != ENOENT)
 		return snap_err_set(err, -errno, "cannot move %s aside: %s",
 				    from, strerror(errno));
@@ -275,8 +296,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, enum live_state state,
 	if (!rc)
 		rc = set_aside(s->db_path, "-wal", stamp, err);
 	if (!rc && state == LIVE_NOT_DB) {
-		snprintf(kept, keptcap, "%s.snapfs-replaced-%s", s->db_path,
-			 stamp);
+		aside_name(s->db_path, stamp, "", kept, keptcap);
 		if (link(s->db_path, kept) < 0)
 			rc = snap_err_set(err, -errno, "cannot keep the old "
 					  "file %s as %s: %s", s->db_path,
@@ -463,13 +483,15 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	snap_create_opts safety = { SNAP_KIND_PRE_RESTORE, NULL, NULL, 0 };
 	enum live_state state;
 	snap_info si;
-	char label[SNAP_LABEL_MAX + 1], kept[PATH_MAX] = "";
+	char label[SNAP_LABEL_MAX + 1];
+	char *kept;
 	int64_t live_ps = 0;
 	int lockfd = -1, wal = 0, rc;
 
 	if (!res)
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
+	kept = res->kept;
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
 		return rc;
@@ -484,8 +506,11 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		goto record;
 	}
 	rc = live_probe(s->db_path, &state, &wal, &live_ps, err);
-	if (rc)
+	if (rc) {
+		snap_err_prefix(err, "restore refused, %s is unchanged",
+				s->db_path);
 		goto record;
+	}
 	/* 2. A safety snapshot of what is there now. */
 	if (state == LIVE_DB) {
 		snprintf(label, sizeof(label), "before-%s", si.label);
@@ -499,7 +524,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		res->have_safety = 1;
 	}
 	/* 3 and 4. */
-	rc = apply(s, id, &si, state, wal, live_ps, kept, sizeof(kept),
+	rc = apply(s, id, &si, state, wal, live_ps, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
 	if (rc && res->have_safety) {
 		/* 5. Back to the safety snapshot. */
@@ -510,7 +535,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		rrc = live_probe(s->db_path, &state, &wal, &live_ps, &again);
 		if (!rrc)
 			rrc = apply(s, res->safety.id, &res->safety, state, wal,
-				    live_ps, kept, sizeof(kept), &proven,
+				    live_ps, kept, sizeof(res->kept), &proven,
 				    &again);
 		res->rolled_back = rrc == 0;
 		if (rrc)

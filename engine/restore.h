@@ -23,6 +23,8 @@ typedef struct snap_restore_result {
 	snap_info safety;         /* the pre-restore snapshot */
 	int rolled_back;          /* 1 when a failure was rolled back */
 	int verified_pages;       /* 1 when live == image was proven */
+	char kept[4096];          /* where a live file that was not a
+				     database was kept, "" if none */
 } snap_restore_result;
 
 /*

@@ -57,7 +57,8 @@ static int count_tables(sqlite3 *src, char **json, snap_err *err)
 	snap_json_init(&j);
 	snap_json_obj_begin(&j);
 	rc = sqlite3_prepare_v2(src, "SELECT name FROM sqlite_schema WHERE "
-				"type='table' AND name NOT LIKE 'sqlite_%' AND "
+				"type='table' AND name NOT LIKE 'sqlite\\_%' "
+				"ESCAPE '\\' AND "
 				"sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
 				-1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -576,7 +577,7 @@ int snap_snapshot_import(snap_store *s, const char *path,
 		snap_event_add(s, "import", "", 0, "%s", err ? err->msg :
 			       "import failed");
 	else
-		snap_event_add(s, "import", out->name, 1, "imported %s as a %s "
-			       "snapshot", path, snap_kind_name(out->kind));
+		snap_event_add(s, "import", out->name, 1, "imported %s (kind "
+			       "%s)", path, snap_kind_name(out->kind));
 	return rc;
 }

@@ -54,6 +54,7 @@
 #include "store_int.h"
 
 #define STORE_BUSY_MS 30000
+#define SNAP_STORE_APPID 1397637456   /* 'SNAP', PRAGMA application_id */
 
 static const char *const kind_names[SNAP_KIND_COUNT] = {
 	"manual", "auto", "pre-restore", "import", "conflict", "recovery",
@@ -114,7 +115,7 @@ void snap_label_sanitize(const char *in, const char *fallback,
 	const char *p;
 
 	/* "before-migration.db" labels "before-migration". */
-	if (len > 3 && strcmp(in + len - 3, ".db") == 0)
+	if (len >= 3 && strcmp(in + len - 3, ".db") == 0)
 		len -= 3;
 	for (p = in; p && p < in + len && n < SNAP_LABEL_MAX; p++) {
 		char c = *p;
@@ -257,15 +258,30 @@ static int store_init_schema(snap_store *s, const char *db_path,
 {
 	sqlite3 *db = s->db;
 	sqlite3_stmt *st = NULL;
+	int64_t appid = 0, objects = 0;
 	int rc, version = 0;
 
 	rc = snap_store_exec(db, "BEGIN IMMEDIATE", err);
 	if (rc)
 		return rc;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	if (sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM "
+			       "pragma_user_version), (SELECT application_id "
+			       "FROM pragma_application_id), (SELECT count(*) "
+			       "FROM sqlite_schema)", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		version = sqlite3_column_int(st, 0);
+		appid = sqlite3_column_int64(st, 1);
+		objects = sqlite3_column_int64(st, 2);
+	}
 	sqlite3_finalize(st);
+	if (objects > 0 && appid != SNAP_STORE_APPID) {
+		/* Somebody else's database: never write into it. */
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		return snap_err_set(err, -EINVAL, "%s is not a snapfs store "
+				    "(its store.db is another database); "
+				    "choose another --store directory",
+				    s->dir);
+	}
 	if (version == 0) {
 		rc = snap_store_exec(db, schema_sql, err);
 		if (!rc) {
@@ -366,8 +382,9 @@ int snap_store_open(const char *db_path, const char *store_dir,
 		}
 	}
 	if (store_dir) {
+		/* A store is only created for a known database. */
 		if (stat(store_dir, &stt) < 0 && (flags & SNAP_OPEN_CREATE) &&
-		    mkdir(store_dir, 0700) < 0 && errno != EEXIST) {
+		    db_path && mkdir(store_dir, 0700) < 0 && errno != EEXIST) {
 			rc = snap_err_set(err, -errno, "cannot create store "
 					  "directory %s: %s", store_dir,
 					  strerror(errno));
@@ -427,18 +444,21 @@ int snap_store_open(const char *db_path, const char *store_dir,
 	}
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 	sqlite3_extended_result_codes(s->db, 1);
-	rc = snap_store_exec(s->db, "PRAGMA journal_mode=WAL;"
-			     "PRAGMA synchronous=FULL;"
+	rc = snap_store_exec(s->db, "PRAGMA synchronous=FULL;"
 			     "PRAGMA temp_store=MEMORY;", err);
+	/* The schema check comes first: a foreign store.db is refused
+	 * before anything (even the journal mode) is written into it. */
+	if (!rc)
+		rc = store_init_schema(s, s->db_path ? s->db_path : "", err);
+	if (!rc)
+		rc = snap_store_exec(s->db, "PRAGMA journal_mode=WAL", err);
 	if (rc) {
-		snap_err_prefix(err, "store %s", s->dir);
-		if (rc == -EROFS || rc == -EIO)
+		if (rc == -EROFS || rc == -EIO) {
+			snap_err_prefix(err, "store %s is not writable", s->dir);
 			rc = -EROFS;
+		}
 		goto fail;
 	}
-	rc = store_init_schema(s, s->db_path ? s->db_path : "", err);
-	if (rc)
-		goto fail;
 	rc = meta_get(s->db, "db_path", recorded, sizeof(recorded));
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, s->db, rc, "store %s is not a snapfs "
