@@ -2,10 +2,14 @@
 """
 crash_during_restore.py MODE — `snapctl restore NAME` killed with SIGKILL at
 random points leaves the live database exactly as it was or exactly as
-restored, never torn (MODE: delete = rollback journal, wal).
+restored, never torn, and in its journal mode (MODE: delete = rollback
+journal, wal, wal-pagesize).
 
 Two snapshots, A and B, of a ~DB_MB MB database that differ in half their
-rows.  Each attempt restores the state the live database is not in, and is
+rows.  In wal-pagesize, the live database is WAL with 8 KiB pages (A) and B
+is an imported file with 4 KiB pages, so every restore takes the engine's
+path for a WAL database whose page size differs from the image's (leave
+WAL, copy, return to WAL: PITFALLS 10).  Each attempt restores the state the live database is not in, and is
 killed at a random point drawn uniformly from [0, 1.2 D], D being the
 duration of the last restore that ran to the end (the random delays choose
 kill points; they do not wait for anything); attempts go on until KILLS
@@ -15,7 +19,8 @@ After every attempt, opening the live database as an application would
 (which rolls back a hot journal):
   * its content (schema and every row) equals the state before the attempt
     or the restored state; equal to the restored one when restore exited 0;
-  * integrity_check is ok and the journal mode is still MODE;
+  * integrity_check is ok, the journal mode is still the live database's
+    and the page size is the state's;
   * at most one snapshot was added, a pre-restore one, and it verifies
     clean; one was added whenever the live database changed; every fifth
     attempt the whole store verifies clean (--full at the end).
@@ -37,28 +42,51 @@ ROWS = DB_MB * 1000
 
 def body(ctx, mode):
     db = ctx.path("live.db")
-    st.make_blob_db(db, mode, ROWS, BLOB, ctx.rng)
-    ctx.require(st.journal_mode(db) == mode, f"live database is in {mode} mode")
-    hash_a = st.content_hash(db)
-    snap_a = ctx.create(db=db, label="state-a")
-    st.mutate_blob_db(db, 0.5, 1, ctx.rng)
-    hash_b = st.content_hash(db)
-    snap_b = ctx.create(db=db, label="state-b")
+    live_mode = "wal" if mode == "wal-pagesize" else mode
+    if mode == "wal-pagesize":
+        # A: the live database, WAL, 8 KiB pages; B: another file with
+        # 4 KiB pages, imported.  Every restore changes the page size.
+        st.make_blob_db(db, "wal", ROWS, BLOB, ctx.rng, page_size=8192)
+        hash_a = st.content_hash(db)
+        snap_a = ctx.create(db=db, label="state-a")
+        other = ctx.path("b.db")
+        st.make_blob_db(other, "delete", ROWS, BLOB, ctx.rng, page_size=4096)
+        hash_b = st.content_hash(other)
+        r = ctx.ok_run("import", other, "--label", "state-b", db=db,
+                       what="import of the 4 KiB-page state B exits 0")
+        snap_b = r.stdout.strip().splitlines()[-1]
+        sizes = {hash_a: 8192, hash_b: 4096}
+        first = snap_b
+    else:
+        st.make_blob_db(db, mode, ROWS, BLOB, ctx.rng)
+        hash_a = st.content_hash(db)
+        snap_a = ctx.create(db=db, label="state-a")
+        st.mutate_blob_db(db, 0.5, 1, ctx.rng)
+        hash_b = st.content_hash(db)
+        snap_b = ctx.create(db=db, label="state-b")
+        sizes = {hash_a: 4096, hash_b: 4096}
+        first = snap_a
+    ctx.require(st.journal_mode(db) == live_mode,
+                f"live database is in {live_mode} mode")
     ctx.require(hash_a != hash_b, "states A and B differ")
     states = {hash_a: ("A", snap_a), hash_b: ("B", snap_b)}
     print(f"# live database: {os.path.getsize(db)} bytes; A = {snap_a}, "
           f"B = {snap_b}")
 
-    # An uninterrupted restore B -> A measures the duration.
+    # An uninterrupted restore measures the duration.
     t0 = st.time.monotonic()
-    ctx.ok_run("restore", snap_a, db=db, timeout=300,
-               what=f"uninterrupted restore of {snap_a} exits 0")
+    ctx.ok_run("restore", first, db=db, timeout=300,
+               what=f"uninterrupted restore of {first} exits 0")
     duration = st.time.monotonic() - t0
-    ctx.require(st.content_hash(db) == hash_a,
-                "after an uninterrupted restore the live database is A")
+    current = hash_a if first == snap_a else hash_b
+    ctx.require(st.content_hash(db) == current,
+                "after an uninterrupted restore the live database is "
+                f"{states[current][0]}")
+    ctx.require(st.journal_mode(db) == live_mode,
+                f"after an uninterrupted restore it is still in {live_mode} "
+                "mode")
     print(f"# an uninterrupted restore took {duration:.3f}s; kill points "
           f"are drawn from [0, {1.2 * duration:.3f}s]")
-    current = hash_a
 
     # Attempts go on until KILLS restores were killed (at most 3 * KILLS
     # attempts); the kill window follows the last uninterrupted restore.
@@ -110,7 +138,12 @@ def body(ctx, mode):
         ic = st.integrity(db)
         ctx.check(ic == "ok", f"{what}: live integrity_check ok", ic)
         jm = st.journal_mode(db)
-        ctx.check(jm == mode, f"{what}: live journal mode still {mode}", jm)
+        ctx.require(jm == live_mode, f"{what}: live journal mode still "
+                    f"{live_mode}", f"now {jm}")
+        if now in sizes:
+            ps = st.page_size(db)
+            ctx.check(ps == sizes[now], f"{what}: page size {ps} is the "
+                      f"state's ({sizes[now]})")
         after = ctx.list(db=db)
         new = [x for x in after if x["name"] not in before]
         ctx.check(len(new) <= 1 and all(x["kind"] == "pre-restore"
@@ -152,15 +185,18 @@ def body(ctx, mode):
                what="a final uninterrupted restore exits 0")
     ctx.check(st.content_hash(db) == target,
               "after the final restore the live database is the target")
-    ctx.check(st.journal_mode(db) == mode, f"journal mode still {mode}")
+    ctx.check(st.journal_mode(db) == live_mode,
+              f"journal mode still {live_mode}")
     r = ctx.run("verify", "--full", db=db, timeout=600)
     ctx.check(r.returncode == 0, "snapctl verify --full: the store is clean",
               st.describe(r))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in ("delete", "wal"):
-        print("usage: crash_during_restore.py delete|wal", file=sys.stderr)
+    if len(sys.argv) != 2 or sys.argv[1] not in ("delete", "wal",
+                                                  "wal-pagesize"):
+        print("usage: crash_during_restore.py delete|wal|wal-pagesize",
+              file=sys.stderr)
         sys.exit(2)
     mode = sys.argv[1]
     st.main(f"crash-during-restore-{mode}", lambda ctx: body(ctx, mode))

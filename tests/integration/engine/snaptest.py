@@ -210,6 +210,14 @@ def set_journal_mode(path, mode):
         raise TestFailed(f"could not set journal_mode={mode} on {path}: {got}")
 
 
+def page_size(path):
+    con = connect(path)
+    try:
+        return con.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        con.close()
+
+
 def journal_mode(path):
     con = connect(path)
     try:
@@ -272,9 +280,11 @@ def sqlite3_cli(path, sql, timeout=120):
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def make_blob_db(path, mode, rows, blob_size, rng):
+def make_blob_db(path, mode, rows, blob_size, rng, page_size=None):
     """A database of `rows` random (incompressible) blobs in table t."""
     con = connect(path)
+    if page_size:
+        con.execute(f"PRAGMA page_size={page_size}")
     con.execute(f"PRAGMA journal_mode={mode}")
     con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, gen INTEGER, "
                 "data BLOB)")

@@ -8,6 +8,11 @@
 # byte-exact (sha256 as listed) and passes integrity_check.  Once the
 # database is small again a new snapshot fits (the failed attempt left no
 # space behind).
+#
+# Then the other side: the live database sits on a 6 MB tmpfs and a 12 MB
+# snapshot is restored into it.  The restore must fail with exit 1 and a
+# message about space, and the live database must be exactly as before
+# (content, integrity_check, no journal left).
 . "$(dirname "$0")/lib.sh"
 
 DB=$T/live.db
@@ -50,3 +55,25 @@ check "two snapshots are listed" \
 	same "$(count_snaps --db "$DB" --store "$STORE")" 2
 sc --db "$DB" --store "$STORE" verify
 check "the store verifies clean at the end" rc_is 0
+
+# The live database's own filesystem fills up during a restore: the restore
+# fails with a message about space and the live database is as it was.
+mount_tmpfs "$T/livefs" size=6m
+LDB=$T/livefs/live.db
+make_db "$LDB" 2000
+add_random "$LDB" 1
+add_random "$T/big.db" 12
+LSTORE=$T/live-store
+sc --db "$LDB" --store "$LSTORE" import "$T/big.db" --label big
+require "a 12 MB database imports into a store on a roomy disk" rc_is 0
+BIG=$OUT
+LDUMP=$(sqlite3 "$LDB" .dump | sha256sum)
+sc --db "$LDB" --store "$LSTORE" restore "$BIG"
+check "restore of 12 MB into a database on a 6 MB filesystem: exit 1" rc_is 1
+check "the message mentions space" err_has 'space|full'
+check "the live database's content is unchanged" \
+	same "$(sqlite3 "$LDB" .dump | sha256sum)" "$LDUMP"
+check "the live database passes integrity_check" same "$(integrity "$LDB")" ok
+check "no journal is left beside it" test ! -e "$LDB-journal"
+sc --db "$LDB" --store "$LSTORE" verify
+check "that store verifies clean" rc_is 0
