@@ -33,7 +33,9 @@ int snap_codec_init(snap_codec *c)
 	}
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel,
 			       SNAP_ZSTD_LEVEL);
-	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0);
+	/* 4 bytes a page buy a check of every decompression: a damaged
+	 * compressed page fails to decode instead of reading as other bytes. */
+	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 1);
 	ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_contentSizeFlag, 1);
 	return 0;
 }

@@ -28,6 +28,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "codec.h"
 #include "image.h"
 #include "store_int.h"
@@ -252,6 +254,8 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 	size_t chunk = 1 << 20;
 	uint64_t off = 0;
 	char *buf = NULL;
+	EVP_MD_CTX *md = NULL;
+	uint8_t sha[32];
 	int fd = -1, rc;
 
 	rc = snap_image_open(s, snap_id, &im, err);
@@ -266,10 +270,17 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 				  strerror(errno) : "out of memory");
 		goto out;
 	}
+	md = EVP_MD_CTX_new();
+	if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	while (off < im->info.image_size) {
 		ssize_t n = snap_image_read(im, buf, chunk, off, err);
 		char *p = buf;
 
+		if (n > 0)
+			EVP_DigestUpdate(md, buf, (size_t)n);
 		if (n <= 0) {
 			rc = n < 0 ? (int)n : snap_err_set(err, -EIO, "short "
 							   "read");
@@ -287,6 +298,15 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 			n -= w;
 		}
 	}
+	/* Never hand out an image that differs from what was captured. */
+	EVP_DigestFinal_ex(md, sha, NULL);
+	if (memcmp(sha, im->info.sha256, 32) != 0) {
+		rc = snap_err_set(err, -EBADMSG, "snapshot %s is damaged: its "
+				  "image does not match its SHA-256; nothing "
+				  "was exported (run snapctl verify)",
+				  im->info.name);
+		goto out;
+	}
 	if (fsync(fd) < 0) {
 		rc = snap_err_set(err, -errno, "cannot sync %s: %s", tmp,
 				  strerror(errno));
@@ -302,6 +322,7 @@ out:
 		close(fd);
 	if (rc)
 		unlink(tmp);
+	EVP_MD_CTX_free(md);
 	free(buf);
 	snap_image_close(im);
 	return rc;

@@ -10,8 +10,10 @@
  * the WAL version bytes again after a backup into a WAL database.  A WAL
  * database whose page size differs from the image's cannot be a backup
  * destination (PITFALLS 10): it is switched to rollback mode, restored, and
- * switched back, which needs exclusive access; without it the restore is
- * refused before anything changed.
+ * switched back, which SQLite allows only with no other connection open;
+ * otherwise the restore is refused before anything changed.  A restore
+ * killed in between leaves the database intact but in rollback mode; a
+ * marker in the store makes the next snapfs command switch it back.
  *
  * Verification of the result reads the live database back through SQLite
  * (a backup into a compare-mode capture) and compares every page with the
@@ -131,7 +133,9 @@ static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
 {
 	int tries, rc = SQLITE_BUSY;
 
-	for (tries = 0; tries < 600; tries++) {
+	/* Each try waits up to LIVE_BUSY_MS in the busy handler; a second
+	 * try covers a lock SQLite reports without calling it. */
+	for (tries = 0; tries < 2; tries++) {
 		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
 							 "main");
 		if (!bk)
@@ -150,55 +154,141 @@ static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
 		return snap_err_set(err, -EROFS, "cannot write %s: SQLite "
 				    "refused the copy (read-only file, or WAL "
 				    "mode with another page size)", what);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return snap_err_set(err, -EBUSY, "%s stayed locked by another "
+				    "connection for %d s", what,
+				    2 * LIVE_BUSY_MS / 1000);
 	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
 }
 
+/* fsync a directory so a rename in it is durable. */
+static void sync_dir(const char *path)
+{
+	char *dup = strdup(path);
+	int fd;
+
+	if (!dup)
+		return;
+	fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dup);
+}
+
 /* Copy snapshot id into an existing live database, keeping its mode. */
-static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
-			  int wal, int64_t live_ps, snap_err *err)
+static int copy_into_live(snap_store *s, int64_t id, snap_err *err)
 {
 	sqlite3 *src = NULL, *dst = NULL;
-	int switched = 0, rc;
+	int rc;
 
 	rc = snap_image_sqlite_open(s, id, &src, err);
 	if (!rc)
 		rc = open_live(s->db_path, &dst, err);
-	if (!rc && wal && live_ps != si->page_size) {
-		/* PITFALLS 10: leave WAL for the copy, return after. */
-		rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL,
-				  NULL);
-		if (rc == SQLITE_OK) {
-			int64_t dummy;
-			sqlite3_stmt *st = NULL;
-			sqlite3_prepare_v2(dst, "PRAGMA journal_mode", -1, &st,
-					   NULL);
-			rc = sqlite3_step(st) == SQLITE_ROW &&
-			     strcmp((const char *)sqlite3_column_text(st, 0),
-				    "delete") == 0 ? SQLITE_OK : SQLITE_BUSY;
-			sqlite3_finalize(st);
-			(void)dummy;
-		}
-		if (rc != SQLITE_OK)
-			rc = snap_err_set(err, -EBUSY, "%s is in WAL mode with "
-					  "%lld-byte pages and snapshot %s has "
-					  "%u-byte pages; SQLite can only "
-					  "change that with no other "
-					  "connection open: close the "
-					  "applications using it and retry",
-					  s->db_path, (long long)live_ps,
-					  si->name, si->page_size);
-		else
-			switched = 1;
-	}
 	if (!rc)
 		rc = backup_all(dst, src, s->db_path, err);
-	if (switched && sqlite3_exec(dst, "PRAGMA journal_mode=WAL", NULL,
-				     NULL, NULL) != SQLITE_OK && !rc)
-		rc = snap_err_sqlite(err, dst, sqlite3_errcode(dst), "restored "
-				     "%s but could not switch it back to WAL "
-				     "mode", s->db_path);
 	sqlite3_close(src);
 	sqlite3_close(dst);
+	return rc;
+}
+
+/* The marker that says a restore took the live database out of WAL mode
+ * (PITFALLS 10) and has not put it back yet. */
+static void wal_marker(snap_store *s, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/live-was-wal", s->dir);
+}
+
+/* Set the live database's journal mode; 0 when it took effect. */
+static int set_journal_mode(const char *path, const char *mode)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char sql[64];
+	int ok = 0;
+
+	if (open_live(path, &db, NULL))
+		return -EIO;
+	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ok = strcmp((const char *)sqlite3_column_text(st, 0), mode) == 0;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return ok ? 0 : -EBUSY;
+}
+
+/*
+ * A WAL database cannot take an image of another page size (PITFALLS 10):
+ * switch it to rollback mode for the copy.  SQLite allows that only when no
+ * other connection has the database open, so this runs before anything is
+ * written and refuses otherwise.  The switch is recorded in the store
+ * first, so that a restore killed before switching back is finished by the
+ * next snapfs command (snap_restore_recover).
+ */
+static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
+		     snap_err *err)
+{
+	char marker[PATH_MAX];
+	int fd;
+
+	wal_marker(s, marker, sizeof(marker));
+	fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fsync(fd) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return snap_err_set(err, -e, "restore refused, %s is unchanged: "
+				    "cannot write %s: %s", s->db_path, marker,
+				    strerror(e));
+	}
+	close(fd);
+	sync_dir(marker);
+	if (set_journal_mode(s->db_path, "delete") == 0)
+		return 0;
+	unlink(marker);
+	return snap_err_set(err, -EBUSY, "restore refused, %s is unchanged: it "
+			    "is in WAL mode with %lld-byte pages and snapshot "
+			    "%s has %u-byte pages; SQLite can only restore "
+			    "across page sizes in WAL mode when no other "
+			    "connection has the database open: close the "
+			    "applications using it and retry", s->db_path,
+			    (long long)live_ps, si->name, si->page_size);
+}
+
+/* Put the live database back into WAL mode and clear the marker. */
+static int return_to_wal(snap_store *s, snap_err *err)
+{
+	char marker[PATH_MAX];
+
+	wal_marker(s, marker, sizeof(marker));
+	if (set_journal_mode(s->db_path, "wal"))
+		return snap_err_set(err, -EBUSY, "%s could not be switched back "
+				    "to WAL mode; the next snapfs command will "
+				    "try again", s->db_path);
+	unlink(marker);
+	return 0;
+}
+
+int snap_restore_recover(snap_store *s)
+{
+	char marker[PATH_MAX];
+	int fd = -1, rc;
+
+	wal_marker(s, marker, sizeof(marker));
+	if (access(marker, F_OK) < 0)
+		return 0;
+	/* A restore in progress owns the marker. */
+	if (snap_store_restore_lock(s, &fd, NULL))
+		return 0;
+	rc = return_to_wal(s, NULL);
+	snap_store_restore_unlock(fd);
+	snap_event_add(s, "recover", "", rc == 0, rc == 0 ?
+		       "%s: switched back to WAL mode after an interrupted "
+		       "restore" : "%s: still not back in WAL mode after an "
+		       "interrupted restore (another connection has it open)",
+		       s->db_path);
 	return rc;
 }
 
@@ -236,22 +326,6 @@ static int set_aside(const char *path, const char *suffix, const char *stamp,
 		return snap_err_set(err, -errno, "cannot move %s aside: %s",
 				    from, strerror(errno));
 	return 0;
-}
-
-/* fsync a directory so a rename in it is durable. */
-static void sync_dir(const char *path)
-{
-	char *dup = strdup(path);
-	int fd;
-
-	if (!dup)
-		return;
-	fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(dup);
 }
 
 /*
@@ -462,13 +536,13 @@ static int verify_live(snap_store *s, int64_t id, const snap_info *si,
 
 /* Copy and verify; the part of a restore that a rollback repeats. */
 static int apply(snap_store *s, int64_t id, const snap_info *si,
-		 enum live_state state, int wal, int64_t live_ps, char *kept,
-		 size_t keptcap, int *proven, snap_err *err)
+		 enum live_state state, char *kept, size_t keptcap, int *proven,
+		 snap_err *err)
 {
 	int rc;
 
 	if (state == LIVE_DB)
-		rc = copy_into_live(s, id, si, wal, live_ps, err);
+		rc = copy_into_live(s, id, err);
 	else
 		rc = copy_to_new_file(s, id, state, kept, keptcap, err);
 	if (!rc)
@@ -486,7 +560,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	char label[SNAP_LABEL_MAX + 1];
 	char *kept;
 	int64_t live_ps = 0;
-	int lockfd = -1, wal = 0, rc;
+	int lockfd = -1, wal = 0, left_wal = 0, rc;
 
 	if (!res)
 		res = &tmp;
@@ -511,6 +585,12 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 				s->db_path);
 		goto record;
 	}
+	if (state == LIVE_DB && wal && live_ps != si.page_size) {
+		rc = leave_wal(s, &si, live_ps, err);
+		if (rc)
+			goto record;
+		left_wal = 1;
+	}
 	/* 2. A safety snapshot of what is there now. */
 	if (state == LIVE_DB) {
 		snprintf(label, sizeof(label), "before-%s", si.label);
@@ -524,7 +604,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		res->have_safety = 1;
 	}
 	/* 3 and 4. */
-	rc = apply(s, id, &si, state, wal, live_ps, kept, sizeof(res->kept),
+	rc = apply(s, id, &si, state, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
 	if (rc && res->have_safety) {
 		/* 5. Back to the safety snapshot. */
@@ -534,9 +614,8 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		snap_err_clear(&again);
 		rrc = live_probe(s->db_path, &state, &wal, &live_ps, &again);
 		if (!rrc)
-			rrc = apply(s, res->safety.id, &res->safety, state, wal,
-				    live_ps, kept, sizeof(res->kept), &proven,
-				    &again);
+			rrc = apply(s, res->safety.id, &res->safety, state,
+				    kept, sizeof(res->kept), &proven, &again);
 		res->rolled_back = rrc == 0;
 		if (rrc)
 			snap_err_prefix(err, "restore failed AND the rollback "
@@ -548,6 +627,13 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 					"back to %s", res->safety.name);
 		if (rc != -EBUSY && rc != -ENOSPC)
 			rc = -EIO;
+	}
+	if (left_wal) {
+		snap_err mode;
+
+		snap_err_clear(&mode);
+		if (return_to_wal(s, &mode) && !rc)
+			snap_event_add(s, "restore", si.name, 0, "%s", mode.msg);
 	}
 record:
 	snap_store_restore_unlock(lockfd);

@@ -43,4 +43,11 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 int snap_restore_file(snap_store *s, const char *path, const char *label,
 		      snap_restore_result *res, snap_err *err);
 
+/*
+ * Finish what an interrupted restore left: a live database it took out of
+ * WAL mode (different page sizes) is switched back.  Called by
+ * snap_store_open(); cheap when there is nothing to do.  0 or -EBUSY.
+ */
+int snap_restore_recover(snap_store *s);
+
 #endif /* ENGINE_RESTORE_H */

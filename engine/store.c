@@ -51,6 +51,7 @@
 
 #include "codec.h"
 #include "events.h"
+#include "restore.h"
 #include "store_int.h"
 
 #define STORE_BUSY_MS 30000
@@ -482,6 +483,7 @@ int snap_store_open(const char *db_path, const char *store_dir,
 		if (rc)
 			goto fail;
 	}
+	snap_restore_recover(s);
 	*out = s;
 	return 0;
 fail:

@@ -519,16 +519,32 @@ static int cmd_restore(snap_store *s, ctl_args *a)
 	const char *safety;
 	int rc;
 
-	rc = ctl_find(s, a->pos[0], &si);
-	if (rc)
-		return rc;
+	struct stat st;
+	const char *what;
+
+	/* NAME is a snapshot, or else a database file to restore from (it is
+	 * verified and imported first). */
+	snap_err_clear(&err);
+	if (snap_store_find(s, a->pos[0], &si, &err) == 0) {
+		what = si.name;
+	} else if (stat(a->pos[0], &st) == 0 && !S_ISDIR(st.st_mode)) {
+		what = a->pos[0];
+	} else {
+		rc = ctl_find(s, a->pos[0], &si);
+		if (rc)
+			return rc;
+		what = si.name;
+	}
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
-	ctl_progress("restoring %s into %s ...", si.name, snap_store_db_path(s));
-	rc = snap_restore(s, si.id, &res, &err);
+	ctl_progress("restoring %s into %s ...", what, snap_store_db_path(s));
+	if (what == a->pos[0])
+		rc = snap_restore_file(s, what, NULL, &res, &err);
+	else
+		rc = snap_restore(s, si.id, &res, &err);
 	ctl_progress_clear();
 	if (rc < 0) {
-		ctl_fail(&err, rc, si.name);
+		ctl_fail(&err, rc, what);
 		if (res.rolled_back && res.have_safety)
 			ctl_error("the live database %s was rolled back to "
 				  "safety snapshot %s", snap_store_db_path(s),
@@ -541,7 +557,7 @@ static int cmd_restore(snap_store *s, ctl_args *a)
 
 		snap_json_init(&j);
 		snap_json_obj_begin(&j);
-		snap_json_key(&j, "restored"); snap_json_str(&j, si.name);
+		snap_json_key(&j, "restored"); snap_json_str(&j, what);
 		snap_json_key(&j, "database");
 		snap_json_str(&j, snap_store_db_path(s));
 		snap_json_key(&j, "safety");
@@ -556,7 +572,10 @@ static int cmd_restore(snap_store *s, ctl_args *a)
 		snap_json_free(&j);
 		return rc;
 	}
-	printf("restored %s into %s (safety snapshot: %s)\n", si.name,
+	if (res.kept[0])
+		printf("the file that was at %s is kept as %s\n",
+		       snap_store_db_path(s), res.kept);
+	printf("restored %s into %s (safety snapshot: %s)\n", what,
 	       snap_store_db_path(s), safety);
 	return CTL_EXIT_OK;
 }
@@ -844,7 +863,7 @@ static const ctl_cmd ctl_cmds[] = {
 	{ "import", cmd_import, "FILE [--label L] [--comment C]",
 	  "store a database file as a snapshot; prints its name",
 	  1, 1, CTL_OPT_LABEL | CTL_OPT_COMMENT, SNAP_OPEN_CREATE },
-	{ "restore", cmd_restore, "NAME", "verified restore into the live "
+	{ "restore", cmd_restore, "NAME|FILE", "verified restore into the live "
 	  "database", 1, 1, 0, 0 },
 	{ "verify", cmd_verify, "[--full] [NAME]", "check pages and hashes (--full: "
 	  "integrity_check too)",
