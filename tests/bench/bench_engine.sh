@@ -1,0 +1,225 @@
+#!/bin/bash
+# tests/bench/bench_engine.sh — the engine's performance targets (issue 2),
+# each printed as a ratio against the tool a user would pick instead, measured
+# in this run on the same data.  A benchmark, not a test: it never fails on a
+# time; it exits non-zero only when a command it runs fails.
+#
+#   tests/bench/bench_engine.sh            # 1 GB database (BENCH_SIZE=1G)
+#   tests/bench/bench_engine.sh --quick    # 64 MB database (BENCH_SIZE=64M)
+#
+# Environment:
+#   BENCH_SIZE     size of the big database (default 1G; --quick sets 64M)
+#   BENCH_DELETE_N snapshots in the big store of the delete test (default 1000)
+#   BUILD          meson build directory (default <repo>/build)
+#   SNAPCTL        snapctl binary (default $BUILD/tools/snapctl)
+#   BENCH_KEEP=1   keep the work directory (printed at the end)
+#
+# Generated databases are cached in tests/bench/data/ (gitignored) as
+# base-<size>.db and reused; everything else lives in a work directory under
+# tests/bench/data/ that is removed at exit.  Every measurement runs with a
+# warm page cache: the baseline command runs once before it is timed.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+SNAPCTL=${SNAPCTL:-$BUILD/tools/snapctl}
+DATA=$HERE/data
+BENCH_SIZE=${BENCH_SIZE:-1G}
+BENCH_DELETE_N=${BENCH_DELETE_N:-1000}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) BENCH_SIZE=64M ;;
+	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "bench_engine.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+PROG=bench_engine.sh
+WORK= # set below; lib.sh's helpers use it
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+[ -x "$SNAPCTL" ] || die "no snapctl at $SNAPCTL: build first (meson setup build && ninja -C build)"
+for t in sqlite3 openssl python3 awk du; do
+	command -v $t >/dev/null || die "$t is needed"
+done
+[ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install -y time)"
+
+mkdir -p "$DATA"
+WORK=$(mktemp -d "$DATA/run.XXXXXX")
+cleanup() {
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# One engine for the whole run: copy the binaries now, so a rebuild of the
+# shared build directory during a long run cannot mix two engine versions.
+mkdir -p "$WORK/bin"
+SNAPCTL_BUILT=$(date -u -r "$SNAPCTL" +%Y-%m-%dT%H:%MZ)
+cp "$SNAPCTL" "$WORK/bin/snapctl"; SNAPCTL=$WORK/bin/snapctl
+cp "$(helper bench_read_image)" "$WORK/bin/"; READ_IMAGE=$WORK/bin/bench_read_image
+cp "$(helper bench_store_tool)" "$WORK/bin/"; STORE_TOOL=$WORK/bin/bench_store_tool
+
+snap_name() { # DB LABEL -> the newest snapshot with that label
+	"$SNAPCTL" --db "$1" list --json | python3 -c '
+import json, sys
+label = sys.argv[1]
+names = [s["name"] for s in json.load(sys.stdin) if s["label"] == label]
+print(names[-1])' "$2"
+}
+
+echo "snapfs engine benchmarks: BENCH_SIZE=$BENCH_SIZE, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "engine: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- engine 2>/dev/null || echo ' + uncommitted engine changes'), snapctl built $SNAPCTL_BUILT"
+echo "snapctl: $SNAPCTL; sqlite3 $(sqlite3 --version | cut -d' ' -f1); $(openssl version | cut -d' ' -f1-2)"
+echo
+
+# ---- the big database: snapshot, incremental, read, verify, restore -------
+
+BASE=$(base_db "$BENCH_SIZE")
+LIVE=$WORK/live.db
+cp "$BASE" "$LIVE"
+DBSIZE=$(stat -c %s "$LIVE")
+MB=$(awk -v s="$DBSIZE" 'BEGIN { printf "%.0f", s / 1048576 }')
+echo "database: $MB MiB ($((DBSIZE / 4096)) pages of 4 KiB), $LIVE"
+warm "$LIVE"
+
+# 1. First snapshot vs .backup
+sqlite3 "$LIVE" ".backup '$WORK/b0.db'"; rm -f "$WORK/b0.db"
+measure sqlite3 "$LIVE" ".backup '$WORK/b0.db'"; T_BACKUP0=$T
+rm -f "$WORK/b0.db"
+measure "$SNAPCTL" --db "$LIVE" create --label first; T_FIRST=$T; RSS_CREATE=$RSS
+line "first snapshot ${BENCH_SIZE}B" "snapctl ${T_FIRST}s" ".backup ${T_BACKUP0}s" \
+	"$(ratio "$T_FIRST" "$T_BACKUP0")" "<=" 1.5 x
+FIRST=$(snap_name "$LIVE" first)
+
+# 2. Next snapshot after ~1% of the pages changed vs .backup
+python3 "$HERE/gen_db.py" "$LIVE" --mutate 1 --seed 2 | sed 's/^/  /'
+warm "$LIVE"
+sqlite3 "$LIVE" ".backup '$WORK/b1.db'"; rm -f "$WORK/b1.db"
+measure sqlite3 "$LIVE" ".backup '$WORK/b1.db'"; T_BACKUP1=$T
+rm -f "$WORK/b1.db"
+measure "$SNAPCTL" --db "$LIVE" create --label next; T_NEXT=$T; RSS_NEXT=$RSS
+line "next snapshot, 1% changed ${BENCH_SIZE}B" "snapctl ${T_NEXT}s" ".backup ${T_BACKUP1}s" \
+	"$(ratio "$T_NEXT" "$T_BACKUP1")" "<=" 0.4 x
+
+# The plain file holding exactly the first snapshot's image (the baseline of
+# the read and verify measurements).
+PLAIN=$WORK/plain.db
+measure "$SNAPCTL" --db "$LIVE" export "$FIRST" "$PLAIN"; T_EXPORT=$T
+echo "  (export of $FIRST to a file: ${T_EXPORT}s)"
+
+# 3. Reading a whole image through snap_image_read vs cp of the plain file.
+# Two baselines: cp to a new file on the same filesystem (what a user runs to
+# get the bytes out) and cp to /dev/null (reading only, as the helper does).
+warm "$PLAIN"
+cp "$PLAIN" "$WORK/copy.db"; rm -f "$WORK/copy.db"
+measure cp "$PLAIN" "$WORK/copy.db"; T_CPF=$T
+rm -f "$WORK/copy.db"
+cp "$PLAIN" /dev/null
+measure cp "$PLAIN" /dev/null; T_CP=$T
+"$READ_IMAGE" --db "$LIVE" "$FIRST" 1024 >/dev/null   # warm the store
+measure "$READ_IMAGE" --db "$LIVE" "$FIRST" 1024 128
+T_READ1M=$(sed -n 's/.*chunk=1024KiB.*seconds=\([0-9.]*\).*/\1/p' "$WORK/.out")
+T_READ128=$(sed -n 's/.*chunk=128KiB.*seconds=\([0-9.]*\).*/\1/p' "$WORK/.out")
+MBPS1M=$(sed -n 's/.*chunk=1024KiB.*MBps=\([0-9.]*\).*/\1/p' "$WORK/.out")
+MBPS128=$(sed -n 's/.*chunk=128KiB.*MBps=\([0-9.]*\).*/\1/p' "$WORK/.out")
+mbps() { awk -v s="$DBSIZE" -v t="$1" 'BEGIN { printf "%.0f", s / 1e6 / t }'; }
+line "read image, 1 MiB chunks" "snap_image_read ${MBPS1M} MB/s" "" "$MBPS1M" ">=" 500 " MB/s"
+line "read image, 128 KiB chunks" "snap_image_read ${MBPS128} MB/s" "" "$MBPS128" ">=" 500 " MB/s"
+line "read image ${BENCH_SIZE}B 1 MiB vs cp to file" "snap_image_read ${T_READ1M}s" \
+	"cp to a file ${T_CPF}s ($(mbps "$T_CPF") MB/s)" "$(ratio "$T_READ1M" "$T_CPF")" "<=" 2 x
+line "read image ${BENCH_SIZE}B 128 KiB vs cp to file" "snap_image_read ${T_READ128}s" \
+	"cp to a file ${T_CPF}s" "$(ratio "$T_READ128" "$T_CPF")" "<=" 2 x
+line "read image ${BENCH_SIZE}B 1 MiB vs cp /dev/null" "snap_image_read ${T_READ1M}s" \
+	"cp to /dev/null ${T_CP}s ($(mbps "$T_CP") MB/s)" "$(ratio "$T_READ1M" "$T_CP")" "<=" 2 x
+
+# 4. Quick verify vs openssl dgst -sha256
+openssl dgst -sha256 "$PLAIN" >/dev/null
+measure openssl dgst -sha256 "$PLAIN"; T_SHA=$T
+measure "$SNAPCTL" --db "$LIVE" verify "$FIRST"; T_VERIFY=$T; RSS_VERIFY=$RSS
+line "quick verify ${BENCH_SIZE}B" "snapctl ${T_VERIFY}s" "openssl dgst -sha256 ${T_SHA}s" \
+	"$(ratio "$T_VERIFY" "$T_SHA")" "<=" 2.5 x
+
+# 5. Restore onto an existing live database vs .restore
+# Both start from the same state (the live database 1% after the first
+# snapshot) and restore the same image.
+LIVE2=$WORK/live2.db
+cp "$LIVE" "$LIVE2"
+sqlite3 "$LIVE2" ".restore '$PLAIN'"          # warm-up run
+cp "$LIVE" "$LIVE2"; warm "$LIVE2" "$PLAIN"
+measure sqlite3 "$LIVE2" ".restore '$PLAIN'"; T_DOTRESTORE=$T
+rm -f "$LIVE2"
+warm "$LIVE"
+measure "$SNAPCTL" --db "$LIVE" restore "$FIRST"; T_RESTORE=$T; RSS_RESTORE=$RSS
+line "restore ${BENCH_SIZE}B (verification included)" "snapctl ${T_RESTORE}s" ".restore ${T_DOTRESTORE}s" \
+	"$(ratio "$T_RESTORE" "$T_DOTRESTORE")" "<=" 2 x
+
+# 6. Peak RSS
+line "peak RSS, first snapshot ${BENCH_SIZE}B" "snapctl create $(kib2mb "$RSS_CREATE") MB" "" "$(kib2mb "$RSS_CREATE")" "<=" 64 " MB"
+line "peak RSS, next snapshot ${BENCH_SIZE}B" "snapctl create $(kib2mb "$RSS_NEXT") MB" "" "$(kib2mb "$RSS_NEXT")" "<=" 64 " MB"
+line "peak RSS, quick verify ${BENCH_SIZE}B" "snapctl verify $(kib2mb "$RSS_VERIFY") MB" "" "$(kib2mb "$RSS_VERIFY")" "<=" 64 " MB"
+line "peak RSS, restore ${BENCH_SIZE}B" "snapctl restore $(kib2mb "$RSS_RESTORE") MB" "" "$(kib2mb "$RSS_RESTORE")" "<=" 64 " MB"
+rm -rf "$LIVE" "$LIVE.snapfs" "$PLAIN"
+
+# ---- store size: 50 snapshots of the 64 MB database, ~1% changed between --
+
+echo
+S64=$WORK/s64.db
+cp "$(base_db 64M)" "$S64"
+S64SIZE=$(stat -c %s "$S64")
+"$SNAPCTL" --db "$S64" create --label s1 >/dev/null
+python3 "$HERE/gen_db.py" "$S64" --mutate 1 --seed 3 | sed 's/^/  /'
+"$SNAPCTL" --db "$S64" create --label s2 >/dev/null
+for i in $(seq 3 50); do
+	python3 "$HERE/gen_db.py" "$S64" --mutate 1 --seed 3 --no-count -q
+	"$SNAPCTL" --db "$S64" create --label "s$i" >/dev/null
+done
+NSNAP=$("$SNAPCTL" --db "$S64" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+STORE_BYTES=$(du -sb "$S64.snapfs" | cut -f1)
+S64SIZE=$(stat -c %s "$S64")
+line "store size, $NSNAP snapshots of 64 MB" \
+	"du -b store $(awk -v b="$STORE_BYTES" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" \
+	"database $(awk -v b="$S64SIZE" 'BEGIN { printf "%.1f", b / 1048576 }') MiB" \
+	"$(ratio "$STORE_BYTES" "$S64SIZE")" "<=" 1.0 x
+rm -rf "$S64" "$S64.snapfs"
+
+# ---- delete one snapshot: store of $BENCH_DELETE_N vs store of 10 ----------
+
+echo
+SMALL=$(base_db 2M)
+declare -A T_DEL_CTL T_DEL_ENG  # median of 3 deletes each
+for n in 10 "$BENCH_DELETE_N"; do
+	d=$WORK/del$n.db
+	cp "$SMALL" "$d"
+	measure "$STORE_TOOL" fill --db "$d" "$n"
+	echo "  store of $n snapshots of a $(( $(stat -c %s "$d") / 1024 )) KiB database built in ${T}s"
+	mapfile -t names < <("$SNAPCTL" --db "$d" list --json | python3 -c '
+import json, sys
+names = [s["name"] for s in json.load(sys.stdin)]
+mid = len(names) // 2
+for n in names[mid - 3:mid + 3]:
+    print(n)')
+	ts=()
+	for k in 0 1 2; do
+		measure "$SNAPCTL" --db "$d" delete "${names[$k]}"
+		ts+=("$T")
+	done
+	T_DEL_CTL[$n]=$(printf '%s\n' "${ts[@]}" | median)
+	"$STORE_TOOL" delete --db "$d" "${names[@]:3:3}" >"$WORK/.del"
+	T_DEL_ENG[$n]=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$WORK/.del" | median)
+	rm -rf "$d" "$d.snapfs"
+done
+N=$BENCH_DELETE_N
+line "delete 1 of $N vs 1 of 10 (snapctl)" "${T_DEL_CTL[$N]}s" "${T_DEL_CTL[10]}s" \
+	"$(ratio "${T_DEL_CTL[$N]}" "${T_DEL_CTL[10]}")" "<=" 1.0 x
+line "delete 1 of $N vs 1 of 10 (engine call)" "${T_DEL_ENG[$N]}s" "${T_DEL_ENG[10]}s" \
+	"$(ratio "${T_DEL_ENG[$N]}" "${T_DEL_ENG[10]}")" "<=" 1.0 x
+
+summary "BENCH_SIZE=$BENCH_SIZE"
