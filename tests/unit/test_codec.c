@@ -1,0 +1,252 @@
+/*
+ * tests/unit/test_codec.c — page packing, page maps, the in-memory tables
+ * (engine/codec.c) and the hashing/compression pipeline (engine/pagepipe.c).
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "pagepipe.h"
+
+/* A page that compresses (text-like) or not (pseudo-random). */
+static void fill_page(uint8_t *p, size_t n, unsigned seed, int compressible)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = compressible ? (uint8_t)("snapfs page "[i % 12] + seed % 3)
+				    : (uint8_t)(x >> 24);
+	}
+}
+
+static void test_pack_round_trips_compressible_and_random_pages(void **state)
+{
+	(void)state;
+	snap_codec c;
+	uint8_t page[4096], back[4096], z[ZSTD_COMPRESSBOUND(4096)];
+
+	assert_int_equal(snap_codec_init(&c), 0);
+	for (int kind = 0; kind < 2; kind++) {
+		fill_page(page, sizeof(page), 7, kind == 0);
+		size_t zl = snap_codec_pack(&c, page, sizeof(page), z, sizeof(z));
+		if (kind == 0)
+			assert_true(zl < sizeof(page));
+		else
+			assert_int_equal(zl, sizeof(page));   /* stored raw */
+		memset(back, 0, sizeof(back));
+		assert_int_equal(snap_codec_unpack(&c, z, zl, back,
+						   sizeof(back)), 0);
+		assert_memory_equal(page, back, sizeof(page));
+	}
+	snap_codec_free(&c);
+}
+
+static void test_a_damaged_compressed_page_fails_to_decode(void **state)
+{
+	(void)state;
+	snap_codec c;
+	uint8_t page[4096], back[4096], z[ZSTD_COMPRESSBOUND(4096)];
+	int failures = 0;
+
+	assert_int_equal(snap_codec_init(&c), 0);
+	fill_page(page, sizeof(page), 3, 1);
+	size_t zl = snap_codec_pack(&c, page, sizeof(page), z, sizeof(z));
+	assert_true(zl < sizeof(page));
+	/* Flip each byte after the frame header in turn: the frame checksum
+	 * must reject every one that would otherwise decode to other bytes. */
+	for (size_t i = 6; i < zl; i++) {
+		z[i] ^= 0x40;
+		int rc = snap_codec_unpack(&c, z, zl, back, sizeof(back));
+		if (rc == 0 && memcmp(back, page, sizeof(page)) != 0)
+			fail_msg("flip at %zu decoded to different bytes", i);
+		failures += rc != 0;
+		z[i] ^= 0x40;
+	}
+	assert_true(failures > 0);
+	snap_codec_free(&c);
+}
+
+static void test_page_map_round_trips_and_rejects_damage(void **state)
+{
+	(void)state;
+	enum { N = 5000 };
+	int64_t ids[N], *back = NULL;
+	void *blob = NULL;
+	size_t len = 0;
+
+	for (int i = 0; i < N; i++)
+		ids[i] = i % 7 == 0 ? 1 : 1000 + i * 3 - (i % 5);
+	assert_int_equal(snap_map_encode(ids, N, &blob, &len), 0);
+	assert_int_equal(snap_map_decode(blob, len, N, &back), 0);
+	assert_memory_equal(ids, back, sizeof(ids));
+	free(back);
+	back = NULL;
+	/* The wrong length or a damaged blob is an error, never a map. */
+	assert_int_not_equal(snap_map_decode(blob, len, N + 1, &back), 0);
+	((uint8_t *)blob)[len / 2] ^= 0xff;
+	assert_int_not_equal(snap_map_decode(blob, len, N, &back), 0);
+	free(blob);
+}
+
+static void test_page_index_finds_every_hash_through_growth(void **state)
+{
+	(void)state;
+	snap_pageidx ix;
+	uint8_t sha[32];
+
+	assert_int_equal(snap_pageidx_init(&ix, 4), 0);
+	for (int i = 1; i <= 20000; i++) {
+		snap_sha256(&i, sizeof(i), sha);
+		assert_int_equal(snap_pageidx_put(&ix, sha, i), 0);
+	}
+	for (int i = 1; i <= 20000; i++) {
+		snap_sha256(&i, sizeof(i), sha);
+		assert_int_equal(snap_pageidx_get(&ix, sha), i);
+	}
+	int missing = 0;
+	snap_sha256(&missing, sizeof(missing), sha);
+	assert_int_equal(snap_pageidx_get(&ix, sha), 0);
+	snap_pageidx_free(&ix);
+}
+
+static void test_id_counts_add_and_answer_membership(void **state)
+{
+	(void)state;
+	snap_idcount m;
+
+	assert_int_equal(snap_idcount_init(&m, 2), 0);
+	for (int64_t id = 1; id <= 10000; id++)
+		assert_int_equal(snap_idcount_add(&m, id * 7, id % 3 - 1), 0);
+	assert_int_equal(snap_idcount_add(&m, 7, 5), 0);
+	for (int64_t id = 1; id <= 10000; id++)
+		assert_true(snap_idcount_has(&m, id * 7));
+	assert_false(snap_idcount_has(&m, 6));
+	int64_t c7 = 0;
+	for (size_t i = 0; i < m.cap; i++)
+		if (m.ids[i] == 7)
+			c7 = m.counts[i];
+	assert_int_equal(c7, 1 % 3 - 1 + 5);
+	snap_idcount_free(&m);
+}
+
+/* --- the pipeline ---------------------------------------------------- */
+
+typedef struct pipe_ctx {
+	uint32_t next;        /* pgno expected at the next commit */
+	int known;            /* commits whose page lookup said known */
+	int packed;           /* commits that carried stored bytes */
+	int fail_at;          /* pgno whose commit fails, 0 = none */
+	snap_codec codec;
+} pipe_ctx;
+
+/* Odd-numbered pages are "already stored". */
+static int64_t pipe_lookup(void *ctx, const uint8_t sha[32])
+{
+	(void)ctx;
+	return sha[31] & 1 ? 42 : 0;
+}
+
+static int pipe_commit(void *ctx, const snap_pipe_page *p)
+{
+	pipe_ctx *c = ctx;
+	uint8_t sha[32], back[4096];
+
+	if (p->pgno != c->next)
+		fail_msg("commit of page %u, expected %u", p->pgno, c->next);
+	c->next++;
+	snap_sha256(p->page, 4096, sha);
+	assert_memory_equal(sha, p->sha, 32);
+	if (p->known_id) {
+		assert_int_equal(p->known_id, 42);
+		c->known++;
+	} else {
+		assert_int_equal(snap_codec_unpack(&c->codec, p->z, p->zlen,
+						   back, sizeof(back)), 0);
+		assert_memory_equal(back, p->page, sizeof(back));
+		c->packed++;
+	}
+	return (int)p->pgno == c->fail_at ? -ENOSPC : 0;
+}
+
+static void test_pipeline_commits_every_page_in_order(void **state)
+{
+	(void)state;
+	pipe_ctx c = { .next = 1 };
+	snap_pagepipe *p = NULL;
+	uint8_t page[4096];
+
+	assert_int_equal(snap_codec_init(&c.codec), 0);
+	assert_int_equal(snap_pagepipe_start(&p, 4096, pipe_lookup,
+					     pipe_commit, &c), 0);
+	for (uint32_t i = 1; i <= 3000; i++) {
+		fill_page(page, sizeof(page), i, i % 4 != 0);
+		assert_int_equal(snap_pagepipe_push(p, i, page), 0);
+	}
+	assert_int_equal(snap_pagepipe_drain(p), 0);
+	snap_pagepipe_stop(p);
+	assert_int_equal(c.next, 3001);
+	assert_int_equal(c.known + c.packed, 3000);
+	assert_true(c.known > 0 && c.packed > 0);
+	snap_codec_free(&c.codec);
+}
+
+static void test_pipeline_reports_the_first_commit_error(void **state)
+{
+	(void)state;
+	pipe_ctx c = { .next = 1, .fail_at = 100 };
+	snap_pagepipe *p = NULL;
+	uint8_t page[4096];
+
+	assert_int_equal(snap_codec_init(&c.codec), 0);
+	assert_int_equal(snap_pagepipe_start(&p, 4096, pipe_lookup,
+					     pipe_commit, &c), 0);
+	for (uint32_t i = 1; i <= 1000; i++) {
+		fill_page(page, sizeof(page), i, 1);
+		int rc = snap_pagepipe_push(p, i, page);
+		/* Pushes after the failure report it. */
+		if (rc != 0)
+			assert_int_equal(rc, -ENOSPC);
+	}
+	assert_int_equal(snap_pagepipe_drain(p), -ENOSPC);
+	snap_pagepipe_stop(p);
+	/* Nothing after the failed page was committed. */
+	assert_int_equal(c.next, 101);
+	snap_codec_free(&c.codec);
+}
+
+static void test_pipeline_stops_with_pages_still_queued(void **state)
+{
+	(void)state;
+	pipe_ctx c = { .next = 1 };
+	snap_pagepipe *p = NULL;
+	uint8_t page[4096];
+
+	assert_int_equal(snap_codec_init(&c.codec), 0);
+	assert_int_equal(snap_pagepipe_start(&p, 4096, pipe_lookup,
+					     pipe_commit, &c), 0);
+	for (uint32_t i = 1; i <= 50; i++) {
+		fill_page(page, sizeof(page), i, 1);
+		assert_int_equal(snap_pagepipe_push(p, i, page), 0);
+	}
+	snap_pagepipe_stop(p);   /* no drain: must not hang or leak */
+	snap_codec_free(&c.codec);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pack_round_trips_compressible_and_random_pages),
+		cmocka_unit_test(test_a_damaged_compressed_page_fails_to_decode),
+		cmocka_unit_test(test_page_map_round_trips_and_rejects_damage),
+		cmocka_unit_test(test_page_index_finds_every_hash_through_growth),
+		cmocka_unit_test(test_id_counts_add_and_answer_membership),
+		cmocka_unit_test(test_pipeline_commits_every_page_in_order),
+		cmocka_unit_test(test_pipeline_reports_the_first_commit_error),
+		cmocka_unit_test(test_pipeline_stops_with_pages_still_queued),
+	};
+	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}
