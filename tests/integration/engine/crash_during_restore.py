@@ -90,7 +90,7 @@ def body(ctx, mode):
 
     # Attempts go on until KILLS restores were killed (at most 3 * KILLS
     # attempts); the kill window follows the last uninterrupted restore.
-    killed = completed = attempts = 0
+    killed = completed = attempts = left_out_of_mode = 0
     phases = {}
     while killed < KILLS and attempts < 3 * KILLS:
         i = attempts
@@ -141,6 +141,9 @@ def body(ctx, mode):
         # mode for the copy (PITFALLS 10); killed before it switched back,
         # the database is intact in rollback mode and the next snapfs
         # command (here: the listing) switches it back.
+        interim = st.journal_mode(db)
+        if interim != live_mode:
+            left_out_of_mode += 1
         after = ctx.list(db=db)
         jm = st.journal_mode(db)
         ctx.require(jm == live_mode, f"{what}: live journal mode still "
@@ -179,6 +182,16 @@ def body(ctx, mode):
     print(f"# {attempts} attempts: {killed} restores killed, {completed} "
           "finished first; "
           f"outcomes: {phases}")
+    if left_out_of_mode:
+        print(f"# {left_out_of_mode} kills left the live database out of "
+              f"{live_mode} mode until the next snapctl command")
+        r = ctx.run("log", "--json", db=db)
+        recovered = (r.returncode == 0 and
+                     sum(1 for e in st.json.loads(r.stdout)
+                         if e.get("kind") == "recover" and e.get("ok")))
+        ctx.check(recovered >= left_out_of_mode,
+                  "each switch back is recorded as a 'recover' event",
+                  f"{recovered} recover events, {left_out_of_mode} needed")
     ctx.check(killed >= KILLS, f"{KILLS} restores were killed (the test "
               "means something)", f"killed {killed} in {attempts} attempts")
 
