@@ -5,7 +5,7 @@
  * public API does not give: "has it changed?" and "a consistent image of it
  * right now, without adding a snapshot to the catalog".
  *
- * Change: a long-lived read-only SQLite connection (the watch connection)
+ * Change: a long-lived SQLite connection (the watch connection)
  * answers PRAGMA data_version, which moves whenever another connection — an
  * application on the real path, or the engine restoring — commits.  The
  * file's identity (st_dev, st_ino) is checked on every call too: a restore
@@ -24,7 +24,9 @@
  * newest image is kept and handed to every open while the generation is
  * unchanged, so a file manager's peek costs one tiny read transaction.
  *
- * The live file is never open()ed here: all access goes through SQLite,
+ * The connections are read-write only so that SQLite itself can roll back
+ * a hot journal (it is never written through); the live file is never
+ * open()ed here: all access goes through SQLite,
  * whose per-process inode table keeps POSIX locks intact across our
  * connections and the engine's (PITFALLS 2).
  *
@@ -77,13 +79,24 @@ static int live_data_version(sqlite3 *conn, int64_t *out)
 	return rc == SQLITE_OK ? 0 : snap_err_sqlite_errno(rc);
 }
 
-/* Open a read-only connection on the live path with a busy timeout. */
+/*
+ * Open a connection on the live path with a busy timeout.  Read-write (never
+ * create) when the file allows it, because only a read-write connection can
+ * roll back a hot journal an application or a killed restore left behind
+ * (a read-only one gets SQLITE_READONLY_ROLLBACK); the daemon never writes
+ * through it.  Read-only otherwise.
+ */
 static int live_connect(const char *path, sqlite3 **out, snap_err *err)
 {
 	sqlite3 *db = NULL;
 	int rc;
 
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_close(db);
+		db = NULL;
+		rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, db, rc, "opening %s", path);
 		sqlite3_close(db);

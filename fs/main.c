@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -166,9 +167,12 @@ static int check_db(const char *db)
 
 static int check_mountpoint(const char *mnt)
 {
+	struct statvfs sv;
 	struct stat st;
 
-	if (stat(mnt, &st) != 0) {
+	/* statfs is never answered from the kernel's cache, so it finds a
+	 * dead FUSE mount even while stat still would not. */
+	if (stat(mnt, &st) != 0 || statvfs(mnt, &sv) != 0) {
 		if (errno == ENOTCONN)
 			fprintf(stderr, "snapfs: %s: a FUSE mount whose daemon "
 				"is gone is still there; unmount it first with "
@@ -295,6 +299,18 @@ int main(int argc, char *argv[])
 	snap_fs.debug = fopts.debug;
 	snap_fs.foreground = fopts.foreground;
 
+	/* The mount shows which database it serves. */
+	if (asprintf(&fsname, "fsname=snapfs:%s", db) < 0 ||
+	    fuse_opt_add_opt_escaped(&fsname_opt, fsname) != 0 ||
+	    fuse_opt_add_arg(&args, "-o") != 0 ||
+	    fuse_opt_add_arg(&args, fsname_opt) != 0) {
+		fprintf(stderr, "snapfs: out of memory\n");
+		goto out;
+	}
+	snap_fs.se = fuse_session_new(&args, &snap_ll_ops, sizeof(snap_ll_ops),
+				      NULL);
+	if (!snap_fs.se)
+		goto out;                   /* libfuse said why (options) */
 	/* Nothing SQLite may exist yet: fork now. */
 	if (!fopts.foreground)
 		ready_fd = daemon_fork();
@@ -338,18 +354,6 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
-	/* The mount shows which database it serves. */
-	if (asprintf(&fsname, "fsname=snapfs:%s", db) < 0 ||
-	    fuse_opt_add_opt_escaped(&fsname_opt, fsname) != 0 ||
-	    fuse_opt_add_arg(&args, "-o") != 0 ||
-	    fuse_opt_add_arg(&args, fsname_opt) != 0) {
-		fprintf(stderr, "snapfs: out of memory\n");
-		goto out;
-	}
-	snap_fs.se = fuse_session_new(&args, &snap_ll_ops, sizeof(snap_ll_ops),
-				      NULL);
-	if (!snap_fs.se)
-		goto out;                   /* libfuse said why */
 	if (fuse_set_signal_handlers(snap_fs.se) != 0)
 		goto out;
 	signals = 1;

@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""
+The command line (issue 3, "What to build" 1 and 6):
+
+  * -h prints our usage then libfuse's options; -V prints snapfs's,
+    SQLite's and libfuse's versions; both exit 0 and mount nothing;
+  * a missing database, a file that is not a database, a missing or
+    non-directory mount point, a dead mount on the mount point, an unknown
+    option, a store already served by another daemon: a clear message, a
+    non-zero exit, nothing mounted (and no store created for a non-database);
+  * mount(8) words (_netdev, noauto, nofail, user, users, auto, defaults,
+    rw, x-*) are accepted; -o store=DIR puts the store there;
+  * without -f, snapfs returns only once the mount is up (the exit is the
+    readiness signal) and goes away on fusermount3 -u, removing its staging
+    directory;
+  * SIGTERM and SIGINT unmount cleanly and remove the staging directory.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import mounttest as mt
+
+
+def wait_gone(pid, timeout=60):
+    """Bounded wait for a process that is not our child to exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def body(ctx):
+    live = ctx.path("app.db")
+    mt.make_db(live, "live")
+    mnt = ctx.path("mnt")
+    os.makedirs(mnt)
+
+    r = ctx.run([ctx.snapfs, "-h"])
+    ctx.check("-h exits 0 with our usage, then libfuse's options",
+              r.returncode == 0 and "DBFILE MOUNTPOINT" in r.stdout and
+              "store=DIR" in r.stdout and "allow_other" in r.stdout,
+              r.stdout + r.stderr)
+    r = ctx.run([ctx.snapfs, "-V"])
+    out = r.stdout + r.stderr
+    ctx.check("-V prints snapfs, SQLite and libfuse versions",
+              r.returncode == 0 and "snapfs version" in out and
+              "SQLite version" in out and "libfuse version" in out, out)
+
+    def refused(what, argv, needle, mp=mnt):
+        r = ctx.run(argv, timeout=60)
+        ctx.check("%s: non-zero exit with a clear message" % what,
+                  r.returncode != 0 and needle in r.stderr,
+                  "exit %d: %s" % (r.returncode, r.stderr))
+        ctx.check("%s: nothing mounted" % what, not mt.is_mounted(mp))
+        return r
+
+    refused("missing database", [ctx.snapfs, ctx.path("nope.db"), mnt],
+            "No such file")
+    text = ctx.path("notes.db")
+    with open(text, "w") as f:
+        f.write("hello, not a database\n" * 50)
+    refused("not a database", [ctx.snapfs, text, mnt],
+            "not a usable SQLite database")
+    ctx.check("no store was created for a non-database",
+              not os.path.exists(text + ".snapfs"))
+    refused("missing mount point", [ctx.snapfs, live, ctx.path("nomnt")],
+            "mount point")
+    refused("mount point is a file", [ctx.snapfs, live, text],
+            "not a directory", mp=text)
+    refused("unknown option", [ctx.snapfs, "-f", "-o", "bogus_option", live,
+                               mnt], "bogus_option")
+    refused("no mount point", [ctx.snapfs, live], "mount point")
+
+    # mount(8) words accepted; store elsewhere.
+    store = ctx.path("elsewhere", "store")
+    os.makedirs(os.path.dirname(store))
+    m = mt.Mount(ctx, live, mnt, store=store,
+                 options=["_netdev,noauto,nofail,user,users,auto,defaults,rw",
+                          "x-systemd.automount,x-gvfs-show"]).start()
+    ctx.check("mount(8) words are accepted", mt.is_mounted(mnt))
+    ctx.check("-o store=DIR holds the store",
+              os.path.exists(os.path.join(store, "store.db")) and
+              not os.path.exists(live + ".snapfs"))
+    ctx.check("the mount is fuse.snapfs", mt.fuse_type(mnt) == "fuse.snapfs",
+              mt.fuse_type(mnt))
+
+    # A second daemon on the same store is refused.
+    mnt2 = ctx.path("mnt2")
+    os.makedirs(mnt2)
+    refused("store already served", [ctx.snapfs, "-f", "-o",
+                                     "store=" + store, live, mnt2],
+            "already served", mp=mnt2)
+    m.stop()
+
+    # Daemonized: the exit of `snapfs db mnt` means "mounted".
+    r = ctx.run([ctx.snapfs, live, mnt], timeout=120)
+    ctx.check("snapfs without -f exits 0", r.returncode == 0, r.stderr)
+    up = mt.is_mounted(mnt)
+    ctx.check("and the mount is up when it returns", up)
+    if up:
+        ctx.daemons.append(mt.Mount(ctx, live, mnt))   # cleanup on failure
+        with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
+            pid = json.load(f)["pid"]
+        ctx.check("it serves at once", os.listdir(os.path.join(mnt,
+                  "snapshots")) == [])
+        staging = os.path.join(live + ".snapfs", "staging")
+        ctx.check("its staging directory exists", os.path.isdir(staging))
+        r = ctx.run(["fusermount3", "-u", mnt])
+        ctx.check("fusermount3 -u unmounts it", r.returncode == 0, r.stderr)
+        ctx.check("the daemon goes away", wait_gone(pid))
+        ctx.check("and removes its staging directory",
+                  not os.path.exists(staging))
+
+    # A dead mount on the mount point is named as such.
+    m = ctx.mount(live)
+    m.proc.kill()
+    m.proc.wait()
+    m.proc = None
+    refused("a dead mount on the mount point", [ctx.snapfs, "-f", live, mnt],
+            "fusermount3 -uz", mp=ctx.path("never"))
+    subprocess.run(["fusermount3", "-uz", mnt])
+    ctx.check("fusermount3 -uz clears it", not mt.is_mounted(mnt))
+
+    # SIGTERM and SIGINT unmount cleanly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        m = ctx.mount(live)
+        staging = os.path.join(live + ".snapfs", "staging")
+        with open(os.path.join(mnt, "upload.tmp"), "w") as f:
+            f.write("a staging file")
+        m.proc.send_signal(sig)
+        rc = m.proc.wait(timeout=60)
+        if m.reader:
+            m.reader.join(timeout=10)
+        m.proc = None
+        ctx.check("%s: the daemon exits 0" % sig.name, rc == 0, m.text())
+        ctx.check("%s: the mount is gone" % sig.name,
+                  not mt.is_mounted(mnt))
+        ctx.check("%s: staging files are removed" % sig.name,
+                  not os.path.exists(staging))
+        m.check_sanitizers()
+
+
+if __name__ == "__main__":
+    mt.main("options", body)
