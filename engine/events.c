@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "events.h"
+#include "health.h"
 #include "store_int.h"
 
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
@@ -37,20 +38,58 @@ int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
 }
 
+/* Failures of these operations reach the failure hook (on_failure=). */
+static int hooked_kind(const char *kind)
+{
+	static const char *const kinds[] = {
+		"snapshot", "check", "verify", "restore", "scrub", "import",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return 1;
+	return 0;
+}
+
 int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)
 {
-	char detail[SNAP_ERR_MSG];
+	void (*hook)(void *, const struct snap_event *);
+	void *hook_ctx;
+	snap_event ev;
 	va_list ap;
 	int rc;
 
+	memset(&ev, 0, sizeof(ev));
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
+	vsnprintf(ev.detail, sizeof(ev.detail), fmt, ap);
 	va_end(ap);
 	snap_store_lock(s);
-	rc = snap_event_add_db(s->db, kind, snapshot, ok, detail);
+	rc = snap_event_add_db(s->db, kind, snapshot, ok, ev.detail);
+	ev.id = sqlite3_last_insert_rowid(s->db);
+	hook = s->failure_hook;
+	hook_ctx = s->failure_ctx;
 	snap_store_unlock(s);
+	/* The hook runs outside the store lock: it may call the engine. */
+	if (!ok && hook && hooked_kind(kind)) {
+		ev.time_ns = snap_time_now_ns();
+		snprintf(ev.kind, sizeof(ev.kind), "%s", kind);
+		snprintf(ev.snapshot, sizeof(ev.snapshot), "%s",
+			 snapshot ? snapshot : "");
+		hook(hook_ctx, &ev);
+	}
 	return rc;
+}
+
+void snap_store_set_failure_hook(snap_store *s,
+				 void (*fn)(void *, const struct snap_event *),
+				 void *ctx)
+{
+	snap_store_lock(s);
+	s->failure_hook = fn;
+	s->failure_ctx = ctx;
+	snap_store_unlock(s);
 }
 
 int snap_event_list(snap_store *s, int64_t after_id, size_t limit,

@@ -25,7 +25,8 @@ int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
-/* Events with id > after_id, oldest first, at most `limit` (0 = all). */
+/* Events with id > after_id, oldest first; with `limit` (0 = all) only
+ * the newest `limit` of them. */
 int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 		    snap_event **out, size_t *n, snap_err *err);
 

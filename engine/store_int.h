@@ -14,6 +14,8 @@
 
 #include "store.h"
 
+struct snap_event;
+
 struct snap_store {
 	char *db_path;           /* absolute path of the live database */
 	char *dir;               /* absolute path of the store directory */
@@ -23,6 +25,8 @@ struct snap_store {
 	int daemon_fd;           /* flock()ed daemon.lock, or -1 */
 	char vfs_name[64];       /* read-only store VFS (image.c), "" if none */
 	sqlite3_vfs *ro_vfs;     /* registered lazily; protected by mu */
+	void (*failure_hook)(void *ctx, const struct snap_event *ev);
+	void *failure_ctx;       /* hook and its context; protected by mu */
 };
 
 /* Columns snap_store_row_info() expects, in order. */
