@@ -27,7 +27,7 @@ lib_cleanup() {
 	local rc=$? m
 	set +e
 	# Children of this shell (none should be left) are ours: stop them.
-	for m in $(jobs -p); do kill -KILL "$m" 2>/dev/null; wait "$m" 2>/dev/null; done
+	for m in $(jobs -p); do kill -TERM "$m" 2>/dev/null; wait "$m" 2>/dev/null; done
 	for m in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
 		if mountpoint -q "$m"; then
 			umount "$m" || umount -l "$m" || echo "# could not unmount $m"
@@ -53,10 +53,17 @@ trap 'echo "# interrupted"; exit 1' INT TERM HUP
 
 echo "# ${0##*/}: directory $T"
 
+# Bound on one snapctl run, below meson's per-test timeout so the trap
+# still runs (and unmounts) when snapctl hangs.
+SC_TIMEOUT=${SC_TIMEOUT:-40}
+
 # sc ARGS... — run snapctl (bounded by a timeout) and record RC, OUT, ERR.
+# It runs in the background and is waited for, so a signal to this shell
+# runs the trap at once instead of after the child.
 sc() {
 	set +e
-	timeout 300 "$SNAPCTL" "$@" >"$T/.out" 2>"$T/.err" </dev/null
+	timeout "$SC_TIMEOUT" "$SNAPCTL" "$@" >"$T/.out" 2>"$T/.err" </dev/null &
+	wait $!
 	RC=$?
 	set -e
 	OUT=$(cat "$T/.out")
@@ -104,7 +111,7 @@ same() { [ "$1" = "$2" ]; }
 # count_snaps [snapctl options] — number of listed snapshots (or -1).
 count_snaps() {
 	local n
-	n=$(timeout 120 "$SNAPCTL" "$@" list --json </dev/null 2>/dev/null |
+	n=$(timeout "$SC_TIMEOUT" "$SNAPCTL" "$@" list --json </dev/null 2>/dev/null |
 		python3 -c 'import json,sys; print(len(json.load(sys.stdin)))' \
 		2>/dev/null) || n=-1
 	printf '%s\n' "$n"
@@ -114,7 +121,7 @@ count_snaps() {
 snap_field() {
 	local name=$1 field=$2
 	shift 2
-	timeout 120 "$SNAPCTL" "$@" list --json </dev/null 2>/dev/null |
+	timeout "$SC_TIMEOUT" "$SNAPCTL" "$@" list --json </dev/null 2>/dev/null |
 		python3 -c '
 import json, sys
 for s in json.load(sys.stdin):
