@@ -6,7 +6,11 @@
  *
  *   main.c     options, start-up checks, daemonizing, the session loop;
  *   log.c      one logging function (stderr with -f, syslog otherwise);
- *   ops.c      the one fuse_lowlevel_ops table and every snap_ll_<op>;
+ *   ops.c      the one fuse_lowlevel_ops table; lookup, attributes,
+ *              xattrs, statfs, init;
+ *   file.c     open files: open, create, read, write, flush, release;
+ *   dir.c      names: listings, unlink, rename, and what is refused;
+ *   attr.c     attributes and entries of every kind of file, name rules;
  *   inode.c    inode numbers, the table of dynamic nodes (staging files in
  *              the root, snapshot requests being created in snapshots/);
  *   live.c     the live database as the daemon sees it: a change
@@ -119,6 +123,8 @@ void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 		       const char *name);
 /* Queue "forget the kernel's attributes and cached data of ino". */
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
+/* Both, for current.db after a restore or an upload (PITFALLS 16). */
+void snap_notify_current(struct snap_notify *n);
 
 /* ---- the live database (live.c) ----------------------------------------- */
 
@@ -341,7 +347,77 @@ int snap_pending_flush(struct snap_handle *h);
 /* The text of .snapfs/status.json or .snapfs/log; free() it. */
 int snap_status_text(fuse_ino_t ino, char **text, size_t *len);
 
-/* ---- the operations table (ops.c) --------------------------------------- */
+/* ---- attributes and names (attr.c) ----------------------------------------- */
+
+void snap_attr_dir(fuse_ino_t ino, struct stat *st);
+/* current.db: the live file's stat(); -ENOENT without a live file. */
+int snap_attr_current(struct stat *st);
+/* current.db as handle h sees it (h may be NULL). */
+int snap_attr_current_fh(struct snap_handle *h, struct stat *st);
+/* A snapshot under inode ino; live may be NULL (mode 0444 then). */
+void snap_attr_snapshot(const snap_info *si, fuse_ino_t ino,
+			const struct stat *live, struct stat *st);
+void snap_attr_symlink(const char *target, struct stat *st);
+/* Any inode; *ttl gets how long the kernel may keep the attributes. */
+int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl);
+/* The catalog row of snapshot id. */
+int snap_attr_info(int64_t id, snap_info *si);
+/* The snapshot a snapshot request (pending node) became, or 0. */
+int64_t snap_attr_pending_id(fuse_ino_t ino);
+/* The snapshot listed exactly as name; 0 or -ENOENT. */
+int snap_attr_by_name(const char *name, snap_info *si);
+/* 1 when current.db is hidden from process pid (it just unlinked it). */
+int snap_attr_current_hidden(pid_t pid);
+void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
+		     double attr_ttl, double entry_ttl);
+
+/* ---- handles (file.c) ------------------------------------------------------ */
+
+struct snap_handle *snap_handle_new(enum snap_handle_kind kind);
+void snap_handle_free(struct snap_handle *h);
+
+static inline struct snap_handle *snap_handle_of(struct fuse_file_info *fi)
+{
+	return fi ? (struct snap_handle *)(uintptr_t)fi->fh : NULL;
+}
+
+/* ---- the handlers (file.c, dir.c; the table in ops.c) ----------------------- */
+
+void snap_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void snap_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    mode_t mode, struct fuse_file_info *fi);
+void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		   size_t size, off_t off, struct fuse_file_info *fi);
+void snap_ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi);
+void snap_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		   struct fuse_file_info *fi);
+void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi);
+void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi);
+void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi);
+void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			struct fuse_file_info *fi);
+void snap_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+		      struct fuse_file_info *fi);
+void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void snap_ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		    fuse_ino_t newparent, const char *newname,
+		    unsigned int flags);
+void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode);
+void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   mode_t mode, dev_t rdev);
+void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void snap_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		     const char *name);
+void snap_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		  const char *newname);
 
 extern const struct fuse_lowlevel_ops snap_ll_ops;
 

@@ -173,3 +173,9 @@ void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino)
 {
 	notify_push(n, NOTIFY_INODE, ino, NULL);
 }
+
+void snap_notify_current(struct snap_notify *n)
+{
+	snap_notify_inode(n, SNAP_INO_CURRENT);
+	snap_notify_entry(n, SNAP_INO_ROOT, SNAP_NAME_CURRENT);
+}

@@ -1,0 +1,553 @@
+/*
+ * fs/dir.c — names: listing directories, and every operation that adds,
+ * removes or renames a name.
+ *
+ * Listings are captured at opendir and served by offset, with attributes
+ * (READDIRPLUS, so `ls -l` of ten thousand snapshots is one pass over the
+ * catalog, never a snapshot's pages).
+ *
+ *   unlink current.db            never deletes the live database: the name
+ *                                is free for the unlinking process's next
+ *                                create (cp --remove-destination, mv across
+ *                                filesystems), a staged replace;
+ *   unlink snapshots/X           deletes the snapshot (the engine reclaims
+ *                                pages no other snapshot uses);
+ *   rename snapshots/X, or a staging file, onto current.db
+ *                                a verified restore; X stays listed;
+ *   rename within snapshots/     relabels (the time prefix stays) and never
+ *                                replaces another snapshot;
+ *   rename root -> snapshots/    EXDEV: mv then copies, which imports;
+ *   mkdir, symlink, link, mknod  EPERM.
+ *
+ * After a rename onto current.db the kernel has moved the source's dentry
+ * onto the name current.db (PITFALLS 16): both names are invalidated after
+ * the reply, from the notifier thread.
+ *
+ * Thread-safety: nodes are held by an open reference while used outside
+ * snap_fs.lock; restores are serialized in staging.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+/* How long the name current.db stays free for the process that unlinked
+ * it (cp --remove-destination and mv across filesystems create it again
+ * at once). */
+#define CURRENT_UNLINK_NS (10LL * 1000000000LL)
+
+struct dir_build {
+	struct snap_dirent *ents;
+	size_t n, cap;
+	int oom;
+};
+
+static struct snap_dirent *dir_add(struct dir_build *b, const char *name)
+{
+	struct snap_dirent *d;
+
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 16;
+		d = realloc(b->ents, cap * sizeof(*d));
+		if (!d) {
+			b->oom = 1;
+			return NULL;
+		}
+		b->ents = d;
+		b->cap = cap;
+	}
+	d = &b->ents[b->n++];
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	return d;
+}
+
+/* Collect linked nodes with an open reference each (fs->lock held). */
+static void dir_collect_node(struct snap_node *n, void *ctx)
+{
+	struct dir_build *b = ctx;
+	struct snap_dirent *d = dir_add(b, n->name);
+
+	if (d) {
+		d->node = n;
+		snap_node_open_locked(n);
+	}
+}
+
+static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
+{
+	struct snap_dirent *d;
+	struct stat live;
+	snap_info *list = NULL;
+	size_t n = 0, i, first_node;
+	int have_live, rc;
+	double ttl;
+
+	if ((d = dir_add(b, "."))) {
+		snap_attr_dir(ino, &d->st);
+	}
+	if ((d = dir_add(b, ".."))) {
+		snap_attr_dir(SNAP_INO_ROOT, &d->st);
+	}
+	if (ino == SNAP_INO_META) {
+		if ((d = dir_add(b, SNAP_NAME_STATUS)) &&
+		    snap_attr_of(SNAP_INO_STATUS, &d->st, &ttl) != 0)
+			b->n--;
+		if ((d = dir_add(b, SNAP_NAME_LOG)) &&
+		    snap_attr_of(SNAP_INO_LOG, &d->st, &ttl) != 0)
+			b->n--;
+		return b->oom ? -ENOMEM : 0;
+	}
+	if (ino == SNAP_INO_ROOT) {
+		if (!snap_attr_current_hidden(pid) && (d = dir_add(b, SNAP_NAME_CURRENT))
+		    && snap_attr_current(&d->st) != 0)
+			b->n--;
+		if ((d = dir_add(b, SNAP_NAME_SNAPDIR))) {
+			snap_attr_dir(SNAP_INO_SNAPDIR, &d->st);
+			d->attr_ttl = SNAP_TTL_DIR;
+			d->entry_ttl = 3600;
+		}
+		if ((d = dir_add(b, SNAP_NAME_META))) {
+			snap_attr_dir(SNAP_INO_META, &d->st);
+			d->attr_ttl = SNAP_TTL_DIR;
+			d->entry_ttl = 3600;
+		}
+	} else {
+		snap_err err;
+		snap_err_clear(&err);
+		rc = snap_store_list(snap_fs.store, &list, &n, &err);
+		if (rc != 0) {
+			snap_log(LOG_ERR, "listing snapshots: %s", err.msg);
+			return rc;
+		}
+		have_live = snap_live_stat(snap_fs.live, &live) == 0;
+		for (i = 0; i < n; i++) {
+			d = dir_add(b, list[i].name);
+			if (!d)
+				break;
+			snap_attr_snapshot(&list[i], snap_ino_of_snapshot(list[i].id),
+				      have_live ? &live : NULL, &d->st);
+			d->attr_ttl = SNAP_TTL_SNAP_ATTR;
+			d->entry_ttl = SNAP_TTL_SNAP_ENTRY;
+		}
+		if (n > 0 && (d = dir_add(b, SNAP_NAME_LATEST)))
+			snap_attr_symlink(list[n - 1].name, &d->st);
+		free(list);
+	}
+	first_node = b->n;
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_node_foreach_locked(ino, dir_collect_node, b);
+	pthread_mutex_unlock(&snap_fs.lock);
+	for (i = first_node; i < b->n; i++)
+		if (snap_attr_of(b->ents[i].node->ino, &b->ents[i].st, &ttl) != 0)
+			b->ents[i].st.st_ino = 0;   /* vanished: skipped */
+	return b->oom ? -ENOMEM : 0;
+}
+
+void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
+{
+	struct dir_build b = { 0 };
+	struct snap_handle *h;
+	int rc;
+
+	if (ino != SNAP_INO_ROOT && ino != SNAP_INO_SNAPDIR &&
+	    ino != SNAP_INO_META) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	h = snap_handle_new(SNAP_H_DIR);
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = dir_fill(ino, fuse_req_ctx(req)->pid, &b);
+	h->ents = b.ents;
+	h->nents = b.n;
+	if (rc != 0) {
+		snap_handle_free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0)
+		snap_handle_free(h);
+}
+
+static void dir_read(fuse_req_t req, size_t size, off_t off,
+		     struct fuse_file_info *fi, int plus)
+{
+	struct snap_handle *h = snap_handle_of(fi);
+	char *buf = malloc(size);
+	size_t used = 0, i;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (i = (size_t)off; i < h->nents; i++) {
+		struct snap_dirent *d = &h->ents[i];
+		size_t len;
+		int dot = strcmp(d->name, ".") == 0 ||
+			  strcmp(d->name, "..") == 0;
+
+		if (d->st.st_ino == 0)
+			continue;
+		if (plus) {
+			struct fuse_entry_param e;
+			snap_attr_entry(&e, &d->st, d->attr_ttl, d->entry_ttl);
+			if (d->node && !dot) {
+				pthread_mutex_lock(&snap_fs.lock);
+				snap_node_lookup_locked(d->node, 1);
+				pthread_mutex_unlock(&snap_fs.lock);
+			}
+			len = fuse_add_direntry_plus(req, buf + used,
+						     size - used, d->name, &e,
+						     (off_t)i + 1);
+			if (len > size - used) {
+				if (d->node && !dot)
+					snap_node_forget(d->node->ino, 1);
+				break;
+			}
+		} else {
+			len = fuse_add_direntry(req, buf + used, size - used,
+						d->name, &d->st, (off_t)i + 1);
+			if (len > size - used)
+				break;
+		}
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			    off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_read(req, size, off, fi, 0);
+}
+
+void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+				off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_read(req, size, off, fi, 1);
+}
+
+void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			       struct fuse_file_info *fi)
+{
+	(void)ino;
+	snap_handle_free(snap_handle_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+void snap_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
+			   const char *name)
+{
+	struct snap_node *n;
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0) {
+		/* Never delete the live database: free the name for the
+		 * create that follows (cp --remove-destination, mv). */
+		pthread_mutex_lock(&snap_fs.lock);
+		snap_fs.unlink_pid = fuse_req_ctx(req)->pid;
+		snap_fs.unlink_until_ns = snap_time_now_ns() +
+					  CURRENT_UNLINK_NS;
+		pthread_mutex_unlock(&snap_fs.lock);
+		snap_log(LOG_DEBUG, "unlink of current.db: the live database "
+			 "stays; the name is free for process %d",
+			 (int)fuse_req_ctx(req)->pid);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (parent == SNAP_INO_META || parent > SNAP_INO_SNAPDIR ||
+	    strcmp(name, SNAP_NAME_LATEST) == 0 ||
+	    (parent == SNAP_INO_ROOT && (strcmp(name, SNAP_NAME_SNAPDIR) == 0
+					 || strcmp(name, SNAP_NAME_META) == 0))) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	n = snap_node_find_open(parent, name);
+	if (n) {
+		pthread_mutex_lock(&snap_fs.lock);
+		if (n->linked && strcmp(n->name, name) == 0)
+			snap_node_unlink_locked(n);
+		pthread_mutex_unlock(&snap_fs.lock);
+		snap_node_close(n);
+		fuse_reply_err(req, 0);
+		return;
+	}
+	if (parent == SNAP_INO_ROOT) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	rc = snap_attr_by_name(name, &si);
+	if (rc == 0) {
+		snap_err_clear(&err);
+		rc = snap_store_delete(snap_fs.store, si.id, &err);
+		if (rc == 0)
+			snap_log(LOG_INFO, "snapshot %s deleted", si.name);
+		else
+			snap_log(LOG_ERR, "deleting snapshot %s: %s", si.name,
+				 err.msg);
+	}
+	fuse_reply_err(req, -rc);
+}
+
+/* The label a rename within snapshots/ asks for: the new name without
+ * the snapshot's own time prefix and without ".db". */
+static void rename_label(const snap_info *si, const char *newname,
+			 char out[SNAP_LABEL_MAX + 1])
+{
+	const char *us = strchr(si->name, '_');
+	size_t plen = us ? (size_t)(us - si->name) + 1 : 0;
+
+	if (plen && strncmp(newname, si->name, plen) == 0 && newname[plen])
+		newname += plen;
+	snap_label_sanitize(newname, "snapshot", out);
+}
+
+static int rename_in_snapshots(const char *name, const char *newname,
+			       unsigned flags, char *result, size_t rlen)
+{
+	char label[SNAP_LABEL_MAX + 1];
+	snap_info si, other, out;
+	struct snap_node *n;
+	snap_err err;
+	int64_t id = 0;
+	int rc;
+
+	(void)flags;
+	if (strcmp(name, SNAP_NAME_LATEST) == 0 ||
+	    strcmp(newname, SNAP_NAME_LATEST) == 0)
+		return -EPERM;
+	if (strcmp(name, newname) == 0)
+		return 0;
+	n = snap_node_find_open(SNAP_INO_SNAPDIR, name);
+	if (n) {
+		/* A request not taken yet: rename the request. */
+		pthread_mutex_lock(&snap_fs.lock);
+		if (n->linked && n->snap_id == 0)
+			snap_node_rename_locked(n, newname);
+		else
+			id = n->snap_id;
+		pthread_mutex_unlock(&snap_fs.lock);
+		snap_node_close(n);
+		if (!id)
+			return 0;
+		rc = snap_attr_info(id, &si);
+	} else {
+		rc = snap_attr_by_name(name, &si);
+	}
+	if (rc != 0)
+		return rc;
+	/* Never replace (delete) another snapshot implicitly. */
+	if (snap_attr_by_name(newname, &other) == 0 && other.id != si.id)
+		return -EEXIST;
+	rename_label(&si, newname, label);
+	snap_err_clear(&err);
+	rc = snap_store_relabel(snap_fs.store, si.id, label, &out, &err);
+	if (rc != 0) {
+		snap_log(LOG_ERR, "relabelling snapshot %s: %s", si.name,
+			 err.msg);
+		return rc;
+	}
+	snap_log(LOG_INFO, "snapshot %s is now %s", si.name, out.name);
+	snprintf(result, rlen, "%s", out.name);
+	return 0;
+}
+
+/* Restore onto current.db from snapshots/name or a staging file. */
+static int rename_onto_current(fuse_ino_t parent, const char *name)
+{
+	char path[PATH_MAX], shown[NAME_MAX + 32];
+	struct snap_node *n;
+	snap_info si;
+	int64_t id = 0;
+	int rc;
+
+	if (parent == SNAP_INO_SNAPDIR) {
+		if (strcmp(name, SNAP_NAME_LATEST) == 0) {
+			rc = snap_store_find(snap_fs.store, "latest", &si,
+					     NULL);
+		} else if ((n = snap_node_find_open(parent, name))) {
+			pthread_mutex_lock(&snap_fs.lock);
+			id = n->snap_id;
+			pthread_mutex_unlock(&snap_fs.lock);
+			snap_node_close(n);
+			rc = id ? snap_attr_info(id, &si) : -EBUSY;
+		} else {
+			rc = snap_attr_by_name(name, &si);
+		}
+		if (rc != 0)
+			return rc;
+		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
+		return snap_apply_snapshot(si.id, shown);
+	}
+	if (strcmp(name, SNAP_NAME_CURRENT) == 0)
+		return 0;
+	n = snap_node_find_open(SNAP_INO_ROOT, name);
+	if (!n)
+		return strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
+		       strcmp(name, SNAP_NAME_META) == 0 ? -EISDIR : -ENOENT;
+	pthread_mutex_lock(&snap_fs.lock);
+	snprintf(path, sizeof(path), "%s", n->path);
+	pthread_mutex_unlock(&snap_fs.lock);
+	snprintf(shown, sizeof(shown), "the file %s", name);
+	rc = snap_apply_file(path, shown, "upload");
+	if (rc == 0) {
+		/* Like a rename: the source name is gone. */
+		pthread_mutex_lock(&snap_fs.lock);
+		if (n->linked && strcmp(n->name, name) == 0)
+			snap_node_unlink_locked(n);
+		pthread_mutex_unlock(&snap_fs.lock);
+	}
+	snap_node_close(n);
+	return rc;
+}
+
+void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
+			   const char *name, fuse_ino_t newparent,
+			   const char *newname, unsigned int flags)
+{
+	char result[SNAP_NAME_MAX] = "";
+	struct snap_node *n;
+	int rc;
+
+	if (flags & RENAME_EXCHANGE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (parent == SNAP_INO_META || newparent == SNAP_INO_META ||
+	    parent > SNAP_INO_SNAPDIR || newparent > SNAP_INO_SNAPDIR) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (newparent == SNAP_INO_ROOT &&
+	    strcmp(newname, SNAP_NAME_CURRENT) == 0) {
+		if (flags & RENAME_NOREPLACE) {
+			fuse_reply_err(req, EEXIST);
+			return;
+		}
+		rc = rename_onto_current(parent, name);
+		fuse_reply_err(req, -rc);
+		/* The kernel moved the source's dentry onto current.db
+		 * (PITFALLS 16); a failed rename may have left the kernel's
+		 * size of current.db stale too.  Forget both. */
+		snap_notify_current(snap_fs.notify);
+		snap_notify_entry(snap_fs.notify, parent, name);
+		return;
+	}
+	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (parent == SNAP_INO_SNAPDIR && newparent == SNAP_INO_SNAPDIR) {
+		rc = rename_in_snapshots(name, newname, flags, result,
+					 sizeof(result));
+		fuse_reply_err(req, -rc);
+		if (rc == 0 && result[0] && strcmp(result, newname) != 0)
+			snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR,
+					  newname);
+		return;
+	}
+	if (parent == SNAP_INO_ROOT && newparent == SNAP_INO_SNAPDIR) {
+		/* mv falls back to copy + unlink: a create that imports. */
+		fuse_reply_err(req, EXDEV);
+		return;
+	}
+	if (parent == SNAP_INO_SNAPDIR) {
+		/* A snapshot leaves snapshots/ only by restore. */
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	/* Root to root: staging files among themselves. */
+	if (strcmp(newname, SNAP_NAME_SNAPDIR) == 0 ||
+	    strcmp(newname, SNAP_NAME_META) == 0) {
+		fuse_reply_err(req, EISDIR);
+		return;
+	}
+	if ((flags & RENAME_NOREPLACE) &&
+	    snap_node_find(SNAP_INO_ROOT, newname, 0) != NULL) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	n = snap_node_find_open(SNAP_INO_ROOT, name);
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pthread_mutex_lock(&snap_fs.lock);
+	if (n->linked) {
+		snap_node_rename_locked(n, newname);
+		rc = 0;
+	} else
+		rc = -ENOENT;
+	pthread_mutex_unlock(&snap_fs.lock);
+	snap_node_close(n);
+	fuse_reply_err(req, -rc);
+}
+
+void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent,
+			  const char *name, mode_t mode)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	fuse_reply_err(req, EPERM);
+}
+
+void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
+			  const char *name, mode_t mode, dev_t rdev)
+{
+	(void)parent;
+	(void)name;
+	(void)mode;
+	(void)rdev;
+	fuse_reply_err(req, EPERM);
+}
+
+void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent,
+			  const char *name)
+{
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+void snap_ll_symlink(fuse_req_t req, const char *link,
+			    fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	(void)parent;
+	(void)name;
+	fuse_reply_err(req, EPERM);
+}
+
+void snap_ll_link(fuse_req_t req, fuse_ino_t ino,
+			 fuse_ino_t newparent, const char *newname)
+{
+	(void)ino;
+	(void)newparent;
+	(void)newname;
+	fuse_reply_err(req, EPERM);
+}

@@ -1,0 +1,575 @@
+/*
+ * fs/file.c — open files: what an open means, and the bytes that flow
+ * through it.
+ *
+ *   current.db, O_RDONLY        a consistent image (live.c), shared while
+ *                               the database is unchanged, read by splice
+ *                               from its descriptor without a lock;
+ *   current.db, O_TRUNC         an upload (staging.c), applied at FLUSH;
+ *   current.db, read-write      the edit session (staging.c);
+ *   a snapshot                  read-only (EROFS otherwise), pages read by
+ *                               the engine's snap_image, keep_cache on;
+ *   a staging file              its backing file, page cache as usual (a
+ *                               client's -shm is mmapped: no direct_io,
+ *                               PITFALLS 19);
+ *   a snapshot request          its backing file, taken or imported at
+ *                               FLUSH (staging.c);
+ *   .snapfs/ files              text made at open, direct_io.
+ *
+ * Every handle on current.db is direct_io, so the kernel's page cache never
+ * mixes an image, a session copy and an upload (DESIGN.md §4).  Errors of a
+ * restore are returned from FLUSH, where close() and therefore cp, mv,
+ * rsync, gio and cat see them; RELEASE only cleans up (PITFALLS table).
+ * Invalidations are queued after the reply (notify.c).
+ *
+ * Thread-safety: a handle's state and its descriptor are guarded by its
+ * lock, except an image's descriptor, which never changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+
+struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
+{
+	struct snap_handle *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->kind = kind;
+	h->fd = -1;
+	pthread_mutex_init(&h->lock, NULL);
+	return h;
+}
+
+void snap_handle_free(struct snap_handle *h)
+{
+	size_t i;
+
+	if (!h)
+		return;
+	if (h->fd >= 0)
+		close(h->fd);
+	for (i = 0; i < h->nents; i++)
+		if (h->ents[i].node)
+			snap_node_close(h->ents[i].node);
+	free(h->ents);
+	free(h->text);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+/* Open current.db: image, upload or session by the flags. */
+static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
+{
+	struct snap_handle *h = snap_handle_new(SNAP_H_IMAGE);
+	snap_err err;
+	int acc = fi->flags & O_ACCMODE, rc;
+
+	if (!h)
+		return -ENOMEM;
+	if (acc == O_RDONLY) {
+		snap_err_clear(&err);
+		rc = snap_live_image_get(snap_fs.live, &h->img, &err);
+		if (rc != 0)
+			snap_log(LOG_ERR, "current.db: no consistent image of "
+				 "the live database: %s", err.msg);
+	} else if (fi->flags & O_TRUNC) {
+		rc = snap_upload_begin(h);
+	} else {
+		rc = snap_session_join(h);
+	}
+	if (rc != 0) {
+		snap_handle_free(h);
+		return rc;
+	}
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	*out = h;
+	return 0;
+}
+
+static int open_snapshot(int64_t id, struct fuse_file_info *fi,
+			 struct snap_handle **out)
+{
+	struct snap_handle *h;
+	snap_err err;
+	int rc;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+		return -EROFS;
+	h = snap_handle_new(SNAP_H_SNAPSHOT);
+	if (!h)
+		return -ENOMEM;
+	snap_err_clear(&err);
+	rc = snap_image_open(snap_fs.store, id, &h->simg, &err);
+	if (rc != 0) {
+		if (rc != -ENOENT)
+			snap_log(LOG_ERR, "opening snapshot %lld: %s",
+				 (long long)id, err.msg);
+		snap_handle_free(h);
+		return rc;
+	}
+	h->snap_id = id;
+	fi->keep_cache = 1;        /* a snapshot's bytes never change */
+	*out = h;
+	return 0;
+}
+
+/* Open a staging or pending node's backing file. */
+static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct snap_handle **out)
+{
+	struct snap_handle *h;
+	struct snap_node *n;
+	char path[PATH_MAX];
+	int64_t id;
+	int flags;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	n = snap_node_get_locked(ino);
+	if (n)
+		snap_node_open_locked(n);
+	id = n && n->kind == SNAP_NODE_PENDING ? n->snap_id : 0;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (!n)
+		return -ENOENT;
+	if (id > 0) {
+		/* The request became a snapshot: open that. */
+		snap_node_close(n);
+		return open_snapshot(id, fi, out);
+	}
+	h = snap_handle_new(n->kind == SNAP_NODE_PENDING ? SNAP_H_PENDING :
+		       SNAP_H_STAGING);
+	if (!h) {
+		snap_node_close(n);
+		return -ENOMEM;
+	}
+	h->node = n;
+	snprintf(path, sizeof(path), "%s", n->path);
+	/* O_APPEND is the kernel's business: it gives us the offsets. */
+	flags = (fi->flags & O_ACCMODE) | O_CLOEXEC;
+	h->fd = open(path, flags == (O_WRONLY | O_CLOEXEC) ?
+		     O_RDWR | O_CLOEXEC : flags);
+	if (h->fd < 0) {
+		int rc = -errno;
+		snap_handle_free(h);
+		snap_node_close(n);
+		return rc;
+	}
+	if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0 &&
+	    h->kind == SNAP_H_PENDING)
+		h->dirty = 1;
+	if (h->kind == SNAP_H_PENDING)
+		fi->direct_io = 1;
+	*out = h;
+	return 0;
+}
+
+void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	struct snap_handle *h = NULL;
+	int rc;
+
+	switch (ino) {
+	case SNAP_INO_ROOT:
+	case SNAP_INO_SNAPDIR:
+	case SNAP_INO_META:
+		rc = -EISDIR;
+		break;
+	case SNAP_INO_CURRENT:
+		rc = open_current(fi, &h);
+		break;
+	case SNAP_INO_STATUS:
+	case SNAP_INO_LOG:
+		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+			rc = -EACCES;
+			break;
+		}
+		h = snap_handle_new(SNAP_H_TEXT);
+		rc = h ? snap_status_text(ino, &h->text, &h->text_len)
+		       : -ENOMEM;
+		fi->direct_io = 1;
+		break;
+	case SNAP_INO_LATEST:
+		rc = -ELOOP;
+		break;
+	default:
+		if (snap_ino_is_snapshot(ino))
+			rc = open_snapshot(snap_ino_snapshot_id(ino), fi, &h);
+		else
+			rc = open_node(ino, fi, &h);
+	}
+	if (rc != 0) {
+		if (h)
+			snap_handle_free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_open(req, fi) != 0) {
+		/* Interrupted: the kernel will never release it. */
+		if (h->kind == SNAP_H_IMAGE)
+			snap_live_image_put(snap_fs.live, h->img);
+		else if (h->kind == SNAP_H_SESSION)
+			snap_session_leave(h);
+		else if (h->kind == SNAP_H_SNAPSHOT)
+			snap_image_close(h->simg);
+		else if (h->kind == SNAP_H_UPLOAD)
+			unlink(h->path);
+		if (h->node)
+			snap_node_close(h->node);
+		snap_handle_free(h);
+	}
+}
+
+/* Reply to a create with node n open in handle h. */
+static void reply_create(fuse_req_t req, struct fuse_file_info *fi,
+			 struct snap_handle *h, const struct stat *st,
+			 int is_node)
+{
+	struct fuse_entry_param e;
+
+	snap_attr_entry(&e, st, 0, 0);
+	fi->fh = (uint64_t)(uintptr_t)h;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		if (h->kind == SNAP_H_UPLOAD)
+			unlink(h->path);
+		if (h->node)
+			snap_node_close(h->node);
+		if (is_node)
+			snap_node_forget(st->st_ino, 1);
+		snap_handle_free(h);
+	}
+}
+
+/* Create current.db after an unlink: a staged replace. */
+static void create_current(fuse_req_t req, struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_new(SNAP_H_UPLOAD);
+	struct stat st;
+	int rc;
+
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_fs.unlink_pid = 0;
+	pthread_mutex_unlock(&snap_fs.lock);
+	rc = snap_upload_begin(h);
+	if (rc != 0) {
+		snap_handle_free(h);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (snap_attr_current(&st) != 0) {
+		memset(&st, 0, sizeof(st));
+		st.st_ino = SNAP_INO_CURRENT;
+		st.st_mode = S_IFREG | 0600;
+		st.st_nlink = 1;
+	}
+	st.st_size = 0;
+	st.st_blocks = 0;
+	fi->direct_io = 1;
+	reply_create(req, fi, h, &st, 0);
+}
+
+/* Create a node (staging file in the root, request in snapshots/). */
+static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+			mode_t mode, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	enum snap_node_kind kind = parent == SNAP_INO_ROOT ?
+		SNAP_NODE_STAGING : SNAP_NODE_PENDING;
+	struct snap_handle *h = NULL;
+	struct snap_node *n;
+	struct stat st;
+	double ttl;
+	int rc;
+
+	n = snap_node_find(parent, name, 0);
+	if (n) {
+		if (fi->flags & O_EXCL) {
+			fuse_reply_err(req, EEXIST);
+			return;
+		}
+		n = snap_node_find(parent, name, 1);
+		if (!n) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+	} else {
+		n = snap_node_create(kind, parent, name,
+				     kind == SNAP_NODE_PENDING ? 0644 : mode,
+				     ctx->uid, ctx->gid);
+		if (!n) {
+			rc = errno;
+			snap_log(LOG_ERR, "creating staging file for \"%s\": %s",
+				 name, strerror(rc));
+			fuse_reply_err(req, rc);
+			return;
+		}
+	}
+	rc = open_node(n->ino, fi, &h);
+	if (rc == 0)
+		rc = snap_attr_of(n->ino, &st, &ttl);
+	if (rc != 0) {
+		if (h) {
+			snap_node_close(h->node);
+			snap_handle_free(h);
+		}
+		snap_node_forget(n->ino, 1);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	reply_create(req, fi, h, &st, 1);
+}
+
+void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
+			   const char *name, mode_t mode,
+			   struct fuse_file_info *fi)
+{
+	if (parent == SNAP_INO_ROOT) {
+		if (strcmp(name, SNAP_NAME_CURRENT) == 0) {
+			create_current(req, fi);
+			return;
+		}
+		if (strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
+		    strcmp(name, SNAP_NAME_META) == 0) {
+			fuse_reply_err(req, EEXIST);
+			return;
+		}
+		create_node(req, parent, name, mode, fi);
+		return;
+	}
+	if (parent == SNAP_INO_SNAPDIR) {
+		snap_info si;
+		if (strcmp(name, SNAP_NAME_LATEST) == 0 ||
+		    snap_attr_by_name(name, &si) == 0) {
+			fuse_reply_err(req, EEXIST);
+			return;
+		}
+		/* SQLite's side files and GIO's temporary copies are never
+		 * snapshot requests (PITFALLS 20). */
+		if (snap_name_is_sidefile(name) ||
+		    strncmp(name, ".goutputstream-", 15) == 0) {
+			fuse_reply_err(req, EROFS);
+			return;
+		}
+		create_node(req, parent, name, mode, fi);
+		return;
+	}
+	fuse_reply_err(req, parent == SNAP_INO_META ? EACCES : ENOTDIR);
+}
+
+/* Reply with size bytes of fd at off, by splice where the kernel can. */
+static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_of(fi);
+	snap_err err;
+	char *buf;
+	ssize_t n;
+	int rc;
+
+	(void)ino;
+	switch (h->kind) {
+	case SNAP_H_IMAGE:
+		reply_fd(req, h->img->fd, size, off); /* immutable: no lock */
+		return;
+	case SNAP_H_SNAPSHOT:
+		buf = malloc(size ? size : 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		snap_err_clear(&err);
+		pthread_mutex_lock(&h->lock);
+		n = snap_image_read(h->simg, buf, size, (uint64_t)off, &err);
+		pthread_mutex_unlock(&h->lock);
+		if (n < 0) {
+			snap_log(LOG_ERR, "reading snapshot %lld: %s",
+				 (long long)h->snap_id, err.msg);
+			fuse_reply_err(req, (int)-n);
+		} else {
+			fuse_reply_buf(req, buf, (size_t)n);
+		}
+		free(buf);
+		return;
+	case SNAP_H_TEXT:
+		if ((size_t)off >= h->text_len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + off,
+				       h->text_len - (size_t)off < size ?
+				       h->text_len - (size_t)off : size);
+		return;
+	case SNAP_H_SESSION:
+		pthread_mutex_lock(&h->lock);
+		rc = h->kind == SNAP_H_SESSION ? snap_session_ready(h) : 0;
+		if (rc != 0) {
+			pthread_mutex_unlock(&h->lock);
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		reply_fd(req, h->fd, size, off);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	case SNAP_H_UPLOAD:
+	case SNAP_H_PENDING:
+	case SNAP_H_STAGING:
+		pthread_mutex_lock(&h->lock);
+		reply_fd(req, h->fd, size, off);
+		pthread_mutex_unlock(&h->lock);
+		return;
+	default:
+		fuse_reply_err(req, EISDIR);
+	}
+}
+
+void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			  size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_of(fi);
+	ssize_t n;
+	int rc = 0;
+
+	(void)ino;
+	pthread_mutex_lock(&h->lock);
+	switch (h->kind) {
+	case SNAP_H_SESSION:
+		rc = snap_session_ready(h);
+		break;
+	case SNAP_H_UPLOAD:
+	case SNAP_H_PENDING:
+	case SNAP_H_STAGING:
+		break;
+	default:
+		rc = -EBADF;
+	}
+	if (rc == 0) {
+		n = pwrite(h->fd, buf, size, off);
+		if (n < 0)
+			rc = -errno;
+		else if (h->kind == SNAP_H_SESSION)
+			snap_session_wrote(h);
+		else
+			h->dirty = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_of(fi);
+	char name[NAME_MAX + 1] = "";
+	int rc = 0, touched_current = 0;
+
+	(void)ino;
+	pthread_mutex_lock(&h->lock);
+	switch (h->kind) {
+	case SNAP_H_UPLOAD:
+		rc = snap_upload_flush(h);
+		touched_current = 1;
+		break;
+	case SNAP_H_SESSION:
+		rc = snap_session_flush(h);
+		touched_current = 1;
+		break;
+	case SNAP_H_PENDING:
+		pthread_mutex_lock(&snap_fs.lock);
+		if (h->node->linked)
+			snprintf(name, sizeof(name), "%s", h->node->name);
+		pthread_mutex_unlock(&snap_fs.lock);
+		rc = snap_pending_flush(h);
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	fuse_reply_err(req, -rc);
+	if (touched_current)
+		snap_notify_current(snap_fs.notify);
+	if (name[0]) {
+		/* The request's name is gone: the snapshot is listed under
+		 * its own time-stamped name. */
+		snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR, name);
+	}
+}
+
+void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
+			    struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_of(fi);
+	struct snap_node *node = h->node;
+	int rc;
+
+	(void)ino;
+	pthread_mutex_lock(&h->lock);
+	switch (h->kind) {
+	case SNAP_H_IMAGE:
+		snap_live_image_put(snap_fs.live, h->img);
+		h->img = NULL;
+		break;
+	case SNAP_H_SESSION:
+		snap_session_leave(h);
+		break;
+	case SNAP_H_UPLOAD:
+		if (h->dirty) {
+			rc = snap_upload_flush(h);
+			snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
+				 "written after the last close were applied at "
+				 "release (%s)", rc ? strerror(-rc) : "ok");
+		}
+		unlink(h->path);
+		break;
+	case SNAP_H_SNAPSHOT:
+		snap_image_close(h->simg);
+		h->simg = NULL;
+		break;
+	case SNAP_H_PENDING:
+		if (h->dirty || !h->attempted)
+			snap_pending_flush(h);
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&h->lock);
+	snap_handle_free(h);
+	if (node)
+		snap_node_close(node);
+	fuse_reply_err(req, 0);
+}
+
+void snap_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+			  struct fuse_file_info *fi)
+{
+	/* Staged bytes are temporary by nature: durability comes with the
+	 * restore, which the engine makes durable. */
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
