@@ -1,0 +1,1082 @@
+/*
+ * engine/retention.c — retention rules (restic's forget, sanoid), the
+ * max_size cap and the free-space guard; see retention.h for the contract.
+ *
+ * Planning is pure.  snap_retention_plan() sorts a copy of the snapshots
+ * newest first (created_ns, then id, descending: equal timestamps are
+ * ordered by id so the plan never depends on the caller's order), marks the
+ * non-candidates (manual, import, conflict, recovery, pinned, and any kind
+ * this code does not know) as kept, and walks the candidates once.  Each
+ * bucket rule keeps a candidate when it still has count left and the
+ * candidate's bucket differs from the bucket of the rule's previous keep;
+ * since the walk goes newest first, that keeps the newest snapshot of each
+ * of the N newest buckets that hold candidates, and empty periods cost
+ * nothing (restic's semantics).  Buckets are UTC calendar periods computed
+ * from created_ns with floor division, so times before 1970 work too; the
+ * ISO week is the week of the Thursday of the snapshot's Monday-to-Sunday
+ * week, which gives ISO 8601's week-numbering year at the boundaries
+ * (2021-01-03 is 2020-W53, 2024-12-30 is 2025-W01).
+ *
+ * max_size needs to know what deleting would reclaim, and deletion changes
+ * reference counts (see store.c), so a dry run cannot simply delete.  The
+ * model here loads, in one read transaction of its own connection, every
+ * page's stored length and every snapshot's page map, counts for each page
+ * the map entries naming it, and then "deletes" victims in memory: a page
+ * whose count reaches zero frees its stored length, each snapshot frees its
+ * map.  That is exactly the store's stored_bytes accounting (a page row
+ * exists iff some snapshot uses it), so a dry run and a real run choose the
+ * same victims.  The model costs one pass over the maps; it is built only
+ * when the store is over its cap, or when the guard is short of space.
+ *
+ * The free-space guard measures, in this order: the filesystem's free space
+ * (statvfs on the store directory), the free pages inside store.db (space a
+ * deleted snapshot left behind: deleting never shrinks the file, but the
+ * next snapshot reuses those pages), and the worst case a snapshot may
+ * write (see retention.h: its WAL frames plus the growth of store.db).
+ * Deletions go through snap_store_delete(), each its own transaction, so a
+ * crash or an error between two of them leaves a valid store; the guard
+ * deletes nothing unless deleting every candidate could make room.
+ *
+ * Thread-safety: everything here goes through the store's locked catalog
+ * calls or a private connection; no lock is held across a model build.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+
+#include "events.h"
+#include "retention.h"
+#include "store_int.h"
+
+#define NS_PER_SEC 1000000000LL
+#define MIB (1024ull * 1024ull)
+#define RET_SLACK MIB               /* catalog row, map, index pages */
+#define RET_CHECKPOINT_MS 1000      /* wait this long for WAL readers */
+
+/* ------------------------------------------------------------------ */
+/* parsing and formatting                                              */
+
+/* Duration units, largest first (the formatter's order). */
+static const struct {
+	char unit;
+	int64_t ns;
+} dur_units[] = {
+	{ 'w', 7 * 86400 * NS_PER_SEC },
+	{ 'd', 86400 * NS_PER_SEC },
+	{ 'h', 3600 * NS_PER_SEC },
+	{ 'm', 60 * NS_PER_SEC },
+	{ 's', NS_PER_SEC },
+};
+#define NDUR (sizeof(dur_units) / sizeof(dur_units[0]))
+
+/*
+ * Read a run of decimal digits at *p into *v (at most UINT64_MAX); 0 and
+ * *p past them, or -EINVAL when there are none or the value overflows.
+ */
+static int parse_digits(const char **p, uint64_t *v)
+{
+	const char *s = *p;
+	uint64_t x = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		x = x * 10 + d;
+	}
+	*p = s;
+	*v = x;
+	return 0;
+}
+
+int snap_duration_parse(const char *s, int64_t *ns)
+{
+	uint64_t total = 0, v;
+	size_t u;
+
+	if (s == NULL || *s == '\0')
+		return -EINVAL;
+	while (*s) {
+		if (parse_digits(&s, &v))
+			return -EINVAL;
+		for (u = 0; u < NDUR && dur_units[u].unit != *s; u++)
+			;
+		if (u == NDUR)
+			return -EINVAL;     /* no unit, or an unknown one */
+		s++;
+		if (v > (uint64_t)INT64_MAX / (uint64_t)dur_units[u].ns)
+			return -EINVAL;
+		v *= (uint64_t)dur_units[u].ns;
+		if (v > (uint64_t)INT64_MAX - total)
+			return -EINVAL;
+		total += v;
+	}
+	*ns = (int64_t)total;
+	return 0;
+}
+
+void snap_duration_format(int64_t ns, char *out, size_t cap)
+{
+	size_t len = 0, u;
+	uint64_t rest;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	if (ns <= 0) {
+		snprintf(out, cap, "0s");
+		return;
+	}
+	rest = (uint64_t)ns;
+	for (u = 0; u < NDUR && len < cap; u++) {
+		uint64_t q = rest / (uint64_t)dur_units[u].ns;
+		if (q == 0)
+			continue;
+		rest -= q * (uint64_t)dur_units[u].ns;
+		len += (size_t)snprintf(out + len, cap - len, "%" PRIu64 "%c",
+					q, dur_units[u].unit);
+	}
+	if (rest % 1000000 && len < cap)
+		snprintf(out + len, cap - len, "%" PRIu64 "ns", rest);
+	else if (rest && len < cap)
+		snprintf(out + len, cap - len, "%" PRIu64 "ms", rest / 1000000);
+}
+
+int snap_size_parse(const char *s, uint64_t *bytes)
+{
+	static const char units[] = "KMGTP";
+	uint64_t v, mul = 1;
+	const char *u;
+
+	if (s == NULL || parse_digits(&s, &v))
+		return -EINVAL;
+	if (*s && (u = strchr(units, toupper((unsigned char)*s))) != NULL) {
+		ptrdiff_t k;
+		for (k = 0; k <= u - units; k++)
+			mul *= 1024;
+		s++;
+		if (*s == 'i' || *s == 'I')
+			s++;
+		if (*s == 'B' || *s == 'b')
+			s++;
+		else if (s[-1] == 'i' || s[-1] == 'I')
+			return -EINVAL;        /* "10Mi" */
+	} else if (*s == 'B' || *s == 'b') {
+		s++;
+	}
+	if (*s != '\0' || (mul > 1 && v > UINT64_MAX / mul))
+		return -EINVAL;
+	*bytes = v * mul;
+	return 0;
+}
+
+/* Bytes as the largest binary unit that divides them ("10M", "1536K"). */
+static void size_format(uint64_t b, char *out, size_t cap)
+{
+	static const char units[] = "KMGTP";
+	int u = -1;
+
+	while (b && u < 4 && b % 1024 == 0) {
+		b /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(out, cap, "%" PRIu64, b);
+	else
+		snprintf(out, cap, "%" PRIu64 "%c", b, units[u]);
+}
+
+/* The count rules, in reason order; field offsets into the policy. */
+enum { R_LAST, R_HOURLY, R_DAILY, R_WEEKLY, R_MONTHLY, R_YEARLY, R_COUNT };
+static const char *const rule_names[R_COUNT] = {
+	"last", "hourly", "daily", "weekly", "monthly", "yearly",
+};
+
+/* The policy's count for rule r. */
+static int *rule_count(snap_keep_policy *p, int r)
+{
+	switch (r) {
+	case R_LAST:    return &p->last;
+	case R_HOURLY:  return &p->hourly;
+	case R_DAILY:   return &p->daily;
+	case R_WEEKLY:  return &p->weekly;
+	case R_MONTHLY: return &p->monthly;
+	default:        return &p->yearly;
+	}
+}
+
+static int rule_get(const snap_keep_policy *p, int r)
+{
+	return *rule_count((snap_keep_policy *)p, r);
+}
+
+/*
+ * One "name:value" part of a keep spec (part, len bytes) into q; seen
+ * flags rules already given.  -EINVAL with a message quoting the part.
+ */
+static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
+			   unsigned *seen, snap_err *err)
+{
+	char buf[128], *val;
+	uint64_t v;
+	const char *d;
+	int r;
+
+	if (len == 0)
+		return snap_err_set(err, -EINVAL, "keep: an empty rule (two "
+				    "commas, or one at an end); write rules "
+				    "as last:N,daily:N,within:7d");
+	if (len >= sizeof(buf))
+		return snap_err_set(err, -EINVAL, "keep: rule \"%.40s...\" is "
+				    "too long", part);
+	memcpy(buf, part, len);
+	buf[len] = '\0';
+	val = strchr(buf, ':');
+	if (val == NULL)
+		return snap_err_set(err, -EINVAL, "keep: \"%s\" is not "
+				    "RULE:VALUE (e.g. daily:7 or within:2d)",
+				    buf);
+	*val++ = '\0';
+	for (r = 0; r < R_COUNT && strcmp(buf, rule_names[r]) != 0; r++)
+		;
+	if (r == R_COUNT && strcmp(buf, "within") != 0)
+		return snap_err_set(err, -EINVAL, "keep: unknown rule \"%s\" "
+				    "(rules: last, hourly, daily, weekly, "
+				    "monthly, yearly, within)", buf);
+	if (*seen & (1u << r))
+		return snap_err_set(err, -EINVAL, "keep: rule \"%s\" is given "
+				    "twice", buf);
+	*seen |= 1u << r;
+	if (r == R_COUNT) {
+		if (snap_duration_parse(val, &q->within_ns))
+			return snap_err_set(err, -EINVAL, "keep: \"within:%s\":"
+					    " \"%s\" is not a duration (e.g. "
+					    "within:36h, within:1w, within:"
+					    "1h30m; units w d h m s)", val,
+					    val);
+		return 0;
+	}
+	d = val;
+	if (parse_digits(&d, &v) || *d != '\0' || v > INT_MAX)
+		return snap_err_set(err, -EINVAL, "keep: \"%s:%s\": \"%s\" is "
+				    "not a count (a whole number from 0 to "
+				    "%d, e.g. %s:7)", buf, val, val, INT_MAX,
+				    buf);
+	*rule_count(q, r) = (int)v;
+	return 0;
+}
+
+int snap_keep_parse(const char *spec, snap_keep_policy *p, snap_err *err)
+{
+	snap_keep_policy q = *p;
+	unsigned seen = 0;
+	const char *s, *comma;
+	int rc = 0;
+
+	if (spec == NULL || *spec == '\0')
+		return snap_err_set(err, -EINVAL, "keep: empty rule list; "
+				    "write rules as last:N,daily:N,within:7d");
+	for (s = spec; !rc; s = comma + 1) {
+		comma = strchr(s, ',');
+		if (comma == NULL)
+			comma = s + strlen(s);
+		rc = keep_parse_part(s, (size_t)(comma - s), &q, &seen, err);
+		if (*comma == '\0')
+			break;
+	}
+	if (rc == 0)
+		*p = q;
+	return rc;
+}
+
+int snap_keep_empty(const snap_keep_policy *p)
+{
+	int r;
+
+	for (r = 0; r < R_COUNT; r++)
+		if (rule_get(p, r) > 0)
+			return 0;
+	return p->within_ns <= 0;
+}
+
+void snap_keep_format(const snap_keep_policy *p, char *out, size_t cap)
+{
+	size_t len = 0;
+	char tmp[48];
+	int r;
+
+	if (cap == 0)
+		return;
+	out[0] = '\0';
+	for (r = 0; r < R_COUNT && len < cap; r++)
+		if (rule_get(p, r) > 0)
+			len += (size_t)snprintf(out + len, cap - len, "%s%s:%d",
+						len ? "," : "", rule_names[r],
+						rule_get(p, r));
+	if (p->within_ns > 0 && len < cap) {
+		snap_duration_format(p->within_ns, tmp, sizeof(tmp));
+		len += (size_t)snprintf(out + len, cap - len, "%swithin:%s",
+					len ? "," : "", tmp);
+	}
+	if (p->max_size && len < cap) {
+		size_format(p->max_size, tmp, sizeof(tmp));
+		len += (size_t)snprintf(out + len, cap - len, "%smax_size=%s",
+					len ? " " : "", tmp);
+	}
+	if (len == 0)
+		snprintf(out, cap, "none");
+}
+
+/* ------------------------------------------------------------------ */
+/* planning                                                            */
+
+/* 1 when rules may prune the snapshot: auto or pre-restore, not pinned. */
+static int is_candidate(const snap_info *si)
+{
+	return !si->pinned && (si->kind == SNAP_KIND_AUTO ||
+			       si->kind == SNAP_KIND_PRE_RESTORE);
+}
+
+/* Newest first: created_ns descending, then id descending. */
+static int newest_first(const void *a, const void *b)
+{
+	const snap_info *x = &((const snap_keep_decision *)a)->info;
+	const snap_info *y = &((const snap_keep_decision *)b)->info;
+
+	if (x->created_ns != y->created_ns)
+		return x->created_ns > y->created_ns ? -1 : 1;
+	if (x->id != y->id)
+		return x->id > y->id ? -1 : 1;
+	return 0;
+}
+
+/* UTC broken-down time of ns (floor to the second, so negative works). */
+static void utc_tm(int64_t ns, struct tm *tm)
+{
+	int64_t sec = ns / NS_PER_SEC;
+	time_t t;
+
+	if (ns % NS_PER_SEC < 0)
+		sec--;
+	t = (time_t)sec;
+	memset(tm, 0, sizeof(*tm));
+	gmtime_r(&t, tm);
+}
+
+/*
+ * The bucket of ns for bucket rule r (R_HOURLY .. R_YEARLY) as a number
+ * that grows with time, and its label ("2026-11-20-14", "2026-W47").
+ */
+static int64_t bucket_key(int r, int64_t ns, char *label, size_t cap)
+{
+	struct tm tm;
+	int64_t y, mo, d, h;
+
+	if (r == R_WEEKLY) {
+		/* The Thursday of this Monday-to-Sunday week decides. */
+		int64_t sec = ns / NS_PER_SEC - (ns % NS_PER_SEC < 0);
+		int64_t days = sec / 86400 - (sec % 86400 < 0);
+		int64_t mon0 = ((days + 3) % 7 + 7) % 7;  /* 1970-01-01: Thu */
+		int64_t week;
+
+		utc_tm((days - mon0 + 3) * 86400 * NS_PER_SEC, &tm);
+		y = tm.tm_year + 1900;
+		week = tm.tm_yday / 7 + 1;
+		snprintf(label, cap, "%04" PRId64 "-W%02" PRId64, y, week);
+		return y * 100 + week;
+	}
+	utc_tm(ns, &tm);
+	y = tm.tm_year + 1900;
+	mo = tm.tm_mon + 1;
+	d = tm.tm_mday;
+	h = tm.tm_hour;
+	switch (r) {
+	case R_HOURLY:
+		snprintf(label, cap, "%04" PRId64 "-%02" PRId64 "-%02" PRId64
+			 "-%02" PRId64, y, mo, d, h);
+		return ((y * 100 + mo) * 100 + d) * 100 + h;
+	case R_DAILY:
+		snprintf(label, cap, "%04" PRId64 "-%02" PRId64 "-%02" PRId64,
+			 y, mo, d);
+		return (y * 100 + mo) * 100 + d;
+	case R_MONTHLY:
+		snprintf(label, cap, "%04" PRId64 "-%02" PRId64, y, mo);
+		return y * 100 + mo;
+	default:
+		snprintf(label, cap, "%04" PRId64, y);
+		return y;
+	}
+}
+
+/* Append ", text" (or text when the reason is empty), truncating. */
+static void reason_add(snap_keep_decision *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void reason_add(snap_keep_decision *d, const char *fmt, ...)
+{
+	size_t len = strlen(d->reason);
+	va_list ap;
+
+	if (len && len + 2 < sizeof(d->reason)) {
+		memcpy(d->reason + len, ", ", 3);
+		len += 2;
+	}
+	if (len + 1 >= sizeof(d->reason))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(d->reason + len, sizeof(d->reason) - len, fmt, ap);
+	va_end(ap);
+}
+
+void snap_retention_plan(const snap_info *v, size_t n,
+			 const snap_keep_policy *p, snap_keep_decision *out)
+{
+	int left[R_COUNT], have_last[R_COUNT] = { 0 };
+	int64_t last_key[R_COUNT] = { 0 }, newest = 0;
+	int empty = snap_keep_empty(p), have_newest = 0, r;
+	char label[32], within[48];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].info = v[i];
+	}
+	if (n > 1)
+		qsort(out, n, sizeof(*out), newest_first);
+	for (r = 0; r < R_COUNT; r++)
+		left[r] = rule_get(p, r) > 0 ? rule_get(p, r) : 0;
+	snap_duration_format(p->within_ns, within, sizeof(within));
+
+	for (i = 0; i < n; i++) {
+		snap_keep_decision *d = &out[i];
+		const snap_info *si = &d->info;
+
+		d->keep = 1;
+		if (!is_candidate(si)) {
+			if (si->pinned)
+				reason_add(d, "pinned");
+			else
+				reason_add(d, "%s: never pruned automatically",
+					   snap_kind_name(si->kind));
+			continue;
+		}
+		if (empty) {
+			reason_add(d, "no retention policy");
+			continue;
+		}
+		if (!have_newest) {
+			newest = si->created_ns;   /* the newest candidate */
+			have_newest = 1;
+		}
+		d->keep = 0;
+		if (left[R_LAST] > 0) {
+			left[R_LAST]--;
+			d->keep = 1;
+			reason_add(d, "last %d/%d", p->last - left[R_LAST],
+				   p->last);
+		}
+		for (r = R_HOURLY; r < R_COUNT; r++) {
+			int64_t key;
+			if (left[r] <= 0)
+				continue;
+			key = bucket_key(r, si->created_ns, label,
+					 sizeof(label));
+			if (have_last[r] && key == last_key[r])
+				continue;
+			have_last[r] = 1;
+			last_key[r] = key;
+			left[r]--;
+			d->keep = 1;
+			reason_add(d, "%s %s", rule_names[r], label);
+		}
+		/* created <= newest here, so the unsigned difference is the
+		 * true age even where a signed one would overflow. */
+		if (p->within_ns > 0 && (uint64_t)newest -
+		    (uint64_t)si->created_ns < (uint64_t)p->within_ns) {
+			d->keep = 1;
+			reason_add(d, "within %s", within);
+		}
+		if (!d->keep)
+			reason_add(d, "no rule keeps it");
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* the page model: what deleting snapshots would reclaim               */
+
+/* One stored page: its stored length and how often maps name it. */
+typedef struct ret_page {
+	int64_t id;          /* pages.id, 0 = empty slot */
+	int64_t zlen;        /* stored bytes */
+	uint64_t refs;       /* map entries naming it, over all snapshots */
+} ret_page;
+
+/* One snapshot in the model. */
+typedef struct ret_snap {
+	int64_t id;
+	int64_t maplen;      /* length(pagemap) */
+	int gone;            /* removed from the model */
+} ret_snap;
+
+/* The store as seen by one read transaction on a private connection. */
+typedef struct ret_model {
+	sqlite3 *db;         /* private, read-only, inside BEGIN */
+	ret_page *pages;     /* open addressing, linear probing */
+	size_t cap;          /* power of two */
+	ret_snap *snaps;     /* every snapshot, any order */
+	size_t nsnaps;
+	uint64_t stored;     /* what stats' stored_bytes would say now */
+} ret_model;
+
+/* The slot of page id (empty slot where it would go). */
+static ret_page *model_slot(ret_model *m, int64_t id)
+{
+	size_t mask = m->cap - 1;
+	size_t i = (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 17) &
+		   mask;
+
+	while (m->pages[i].id && m->pages[i].id != id)
+		i = (i + 1) & mask;
+	return &m->pages[i];
+}
+
+static void model_close(ret_model *m)
+{
+	if (m->db) {
+		sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(m->db);
+	}
+	free(m->pages);
+	free(m->snaps);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Walk snapshot id's map, adding delta (+1 or -1) to the refs of the page
+ * each entry names; with delta -1 add to *freed the stored bytes of pages
+ * that no map names any more.  A page named twice by one map is counted
+ * twice going in and twice going out, so refs reach 0 exactly when no
+ * remaining snapshot uses the page.
+ */
+static int model_walk(ret_model *m, int64_t id, int delta, uint64_t *freed,
+		      snap_err *err)
+{
+	int64_t *ids = NULL;
+	uint32_t n = 0, i;
+	int rc = snap_store_load_map(m->db, id, &n, &ids, err);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < n; i++) {
+		ret_page *pg;
+		if (ids[i] <= 0)
+			continue;
+		pg = model_slot(m, ids[i]);
+		if (!pg->id)
+			continue;      /* not a stored page: nothing to free */
+		if (delta > 0) {
+			pg->refs++;
+		} else if (pg->refs > 0 && --pg->refs == 0) {
+			*freed += (uint64_t)pg->zlen;
+		}
+	}
+	free(ids);
+	return 0;
+}
+
+/* Load every page's stored length into the (empty) hash. */
+static int model_load_pages(snap_store *s, ret_model *m, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t npages = 0;
+	int rc;
+
+	rc = sqlite3_prepare_v2(m->db, "SELECT count(*) FROM pages", -1, &st,
+				NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		npages = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_ROW)
+		return snap_err_sqlite(err, m->db, rc, "store %s: cannot count "
+				       "its pages", s->dir);
+	/* At most half full: probing always ends at an empty slot. */
+	m->cap = 16;
+	while (m->cap < (size_t)npages * 2)
+		m->cap *= 2;
+	m->pages = calloc(m->cap, sizeof(*m->pages));
+	if (!m->pages)
+		return snap_err_set(err, -ENOMEM, "out of memory for a model "
+				    "of %lld pages", (long long)npages);
+	rc = sqlite3_prepare_v2(m->db, "SELECT id, zlen FROM pages", -1, &st,
+				NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret_page *pg = model_slot(m, sqlite3_column_int64(st, 0));
+		pg->id = sqlite3_column_int64(st, 0);
+		pg->zlen = sqlite3_column_int64(st, 1);
+		m->stored += (uint64_t)pg->zlen;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return snap_err_sqlite(err, m->db, rc, "store %s: cannot read "
+				       "its pages", s->dir);
+	return 0;
+}
+
+/* Load the catalog (ids, map lengths) and count every map's pages. */
+static int model_load_snaps(snap_store *s, ret_model *m, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0, i;
+	int rc;
+
+	rc = sqlite3_prepare_v2(m->db, "SELECT id, length(pagemap) FROM "
+				"snapshots", -1, &st, NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		ret_snap *sn;
+		if (m->nsnaps == cap) {
+			ret_snap *nv;
+			cap = cap ? cap * 2 : 64;
+			nv = realloc(m->snaps, cap * sizeof(*nv));
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			m->snaps = nv;
+		}
+		sn = &m->snaps[m->nsnaps++];
+		sn->id = sqlite3_column_int64(st, 0);
+		sn->maplen = sqlite3_column_int64(st, 1);
+		sn->gone = 0;
+		m->stored += (uint64_t)sn->maplen;
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return snap_err_sqlite(err, m->db, rc, "store %s: cannot read "
+				       "its catalog", s->dir);
+	for (i = 0; i < m->nsnaps; i++) {
+		rc = model_walk(m, m->snaps[i].id, 1, NULL, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Build the model of the store's current state (see the top). */
+static int model_open(snap_store *s, ret_model *m, snap_err *err)
+{
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	rc = snap_store_connect(s, 1, &m->db, err);
+	if (!rc)
+		rc = snap_store_exec(m->db, "BEGIN", err);
+	if (!rc)
+		rc = model_load_pages(s, m, err);
+	if (!rc)
+		rc = model_load_snaps(s, m, err);
+	if (rc) {
+		snap_err_prefix(err, "store %s: sizing what pruning would "
+				"reclaim", s->dir);
+		model_close(m);
+	}
+	return rc;
+}
+
+/* Remove snapshot id from the model; *freed gets what that reclaims (0
+ * when the snapshot is not in the store any more). */
+static int model_remove(ret_model *m, int64_t id, uint64_t *freed,
+			snap_err *err)
+{
+	size_t i;
+	int rc;
+
+	*freed = 0;
+	for (i = 0; i < m->nsnaps && m->snaps[i].id != id; i++)
+		;
+	if (i == m->nsnaps || m->snaps[i].gone)
+		return 0;
+	rc = model_walk(m, id, -1, freed, err);
+	if (rc)
+		return rc;
+	m->snaps[i].gone = 1;
+	*freed += (uint64_t)m->snaps[i].maplen;
+	m->stored -= *freed < m->stored ? *freed : m->stored;
+	return 0;
+}
+
+/*
+ * max_size on a plan (d, n newest first): take what the rules prune out of
+ * the model, then the oldest kept candidates (never d[0], the newest
+ * snapshot) until the stored bytes fit, marking them "over max_size".
+ */
+static int apply_max_size(snap_store *s, uint64_t max,
+			  snap_keep_decision *d, size_t n, snap_err *err)
+{
+	ret_model m;
+	uint64_t freed;
+	size_t i;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	rc = model_open(s, &m, err);
+	for (i = 0; !rc && i < n; i++)
+		if (!d[i].keep)
+			rc = model_remove(&m, d[i].info.id, &freed, err);
+	for (i = n - 1; !rc && i > 0 && m.stored > max; i--) {
+		if (!d[i].keep || !is_candidate(&d[i].info))
+			continue;
+		rc = model_remove(&m, d[i].info.id, &freed, err);
+		d[i].keep = 0;
+		d[i].reason[0] = '\0';
+		reason_add(&d[i], "over max_size");
+	}
+	model_close(&m);
+	return rc;
+}
+
+/* A plan for the store's current snapshots: rules, then max_size. */
+static int plan_store(snap_store *s, const snap_keep_policy *p,
+		      snap_keep_decision **out, size_t *n, snap_err *err)
+{
+	snap_info *v = NULL;
+	snap_keep_decision *d;
+	uint64_t stored;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = snap_store_list(s, &v, n, err);
+	if (rc)
+		return rc;
+	d = calloc(*n ? *n : 1, sizeof(*d));
+	if (!d) {
+		free(v);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	snap_retention_plan(v, *n, p, d);
+	free(v);
+	if (p->max_size) {
+		snap_store_stats st;
+		rc = snap_store_stats_get(s, &st, err);
+		stored = st.stored_bytes;
+		/* Build the model only when the store may be over its cap. */
+		if (!rc && stored > p->max_size)
+			rc = apply_max_size(s, p->max_size, d, *n, err);
+	}
+	if (rc) {
+		free(d);
+		*n = 0;
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* pruning                                                             */
+
+int snap_retention_prune(snap_store *s, const snap_keep_policy *p,
+			 int dry_run, snap_keep_decision **out, size_t *n,
+			 size_t *pruned, snap_err *err)
+{
+	snap_keep_decision *d = NULL;
+	snap_err local;
+	char pol[256];
+	size_t cnt = 0, i, want = 0, done = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	*pruned = 0;
+	if (err == NULL)
+		err = &local;          /* the event detail needs a message */
+	snap_err_clear(err);
+	snap_keep_format(p, pol, sizeof(pol));
+	rc = plan_store(s, p, &d, &cnt, err);
+	if (rc) {
+		snap_err_prefix(err, "prune (keep %s)", pol);
+		if (!dry_run)
+			snap_event_add(s, "prune", "", 0, "%s", err->msg);
+		return rc;
+	}
+	for (i = 0; i < cnt; i++)
+		want += !d[i].keep;
+	/* Oldest first, so an interrupted prune has taken the oldest. */
+	for (i = cnt; !dry_run && !rc && i-- > 0;) {
+		snap_err e;
+		if (d[i].keep)
+			continue;
+		snap_err_clear(&e);
+		rc = snap_store_delete(s, d[i].info.id, &e);
+		if (rc == -ENOENT) {
+			rc = 0;        /* deleted meanwhile: what we wanted */
+		} else if (rc) {
+			snap_err_set(err, rc, "prune (keep %s): deleted %zu of "
+				     "%zu, then %s: %s", pol, done, want,
+				     d[i].info.name, e.msg);
+		} else {
+			done++;
+		}
+	}
+	if (dry_run) {
+		done = want;
+	} else if (rc) {
+		snap_event_add(s, "prune", "", 0, "%s", err->msg);
+		free(d);
+		return rc;
+	} else if (done) {
+		snap_event_add(s, "prune", "", 1, "pruned %zu of %zu snapshots "
+			       "(keep %s); %zu kept", done, cnt, pol,
+			       cnt - want);
+	}
+	*out = d;
+	*n = cnt;
+	*pruned = done;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the free-space guard                                                */
+
+/* What the store's filesystem has and what a snapshot may take. */
+typedef struct ret_space {
+	uint64_t fs_free;    /* f_bavail * f_frsize of the store directory */
+	uint64_t reusable;   /* free pages inside store.db, in bytes */
+	uint64_t wal;        /* size of store.db-wal */
+	uint64_t unit;       /* worst-case bytes a snapshot writes */
+	uint64_t need;       /* filesystem bytes a worst-case snapshot takes */
+} ret_space;
+
+/* Size of a file, 0 when it does not exist. */
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Measure (see retention.h for the formula). */
+static int space_get(snap_store *s, ret_space *sp, snap_err *err)
+{
+	char path[PATH_MAX];
+	struct statvfs vfs;
+	sqlite3_stmt *st = NULL;
+	uint64_t live, unit;
+	int64_t freelist = 0, page_size = 0;
+	int rc;
+
+	memset(sp, 0, sizeof(*sp));
+	if (statvfs(s->dir, &vfs) < 0)
+		return snap_err_set(err, -errno, "store %s: cannot measure its "
+				    "free space: %s", s->dir, strerror(errno));
+	sp->fs_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT freelist_count, page_size "
+				"FROM pragma_freelist_count, "
+				"pragma_page_size", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		freelist = sqlite3_column_int64(st, 0);
+		page_size = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
+				     "its free pages", s->dir);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	if (rc)
+		return rc;
+	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
+	snprintf(path, sizeof(path), "%s-wal", s->file);
+	sp->wal = file_size(path);
+	snprintf(path, sizeof(path), "%s-wal", s->db_path);
+	live = file_size(s->db_path) + file_size(path);
+	unit = live + live / 16 + RET_SLACK;
+	sp->unit = unit;
+	sp->need = unit + (unit > sp->reusable ? unit - sp->reusable : 0);
+	return 0;
+}
+
+/*
+ * Checkpoint the store's WAL and truncate it to zero bytes, so its space
+ * counts as free; best effort (readers may hold it: then nothing changes).
+ */
+static void wal_truncate(snap_store *s)
+{
+	sqlite3 *db = NULL;
+
+	if (snap_store_connect(s, 0, &db, NULL) == 0) {
+		sqlite3_busy_timeout(db, RET_CHECKPOINT_MS);
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+					  NULL, NULL);
+	}
+	sqlite3_close(db);
+}
+
+/* Measure; when short and the WAL holds space, truncate it and measure
+ * again.  *fits tells the outcome. */
+static int space_check(snap_store *s, ret_space *sp, int *fits,
+		       snap_err *err)
+{
+	int rc = space_get(s, sp, err);
+
+	if (!rc && sp->fs_free < sp->need && sp->wal > 0) {
+		wal_truncate(s);
+		rc = space_get(s, sp, err);
+	}
+	*fits = !rc && sp->fs_free >= sp->need;
+	return rc;
+}
+
+/*
+ * The order the guard deletes in: first what the policy prunes (oldest
+ * first), then the remaining candidates, oldest first, never d[0].
+ * Fills ids (n entries) and returns how many.
+ */
+static size_t guard_victims(const snap_keep_decision *d, size_t n,
+			    int64_t *ids)
+{
+	size_t k = 0, i;
+
+	for (i = n; i-- > 0;)
+		if (!d[i].keep)
+			ids[k++] = d[i].info.id;
+	for (i = n; i-- > 1;)
+		if (d[i].keep && is_candidate(&d[i].info))
+			ids[k++] = d[i].info.id;
+	return k;
+}
+
+/* Name of snapshot id in the plan ("" when absent). */
+static const char *plan_name(const snap_keep_decision *d, size_t n,
+			     int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (d[i].info.id == id)
+			return d[i].info.name;
+	return "";
+}
+
+/* Could deleting all k victims make room?  An optimistic estimate from
+ * the page model (freed stored bytes plus 1/16 for their rows). */
+static int guard_feasible(snap_store *s, const ret_space *sp,
+			  const int64_t *ids, size_t k, snap_err *err)
+{
+	ret_model m;
+	uint64_t freed, total = 0, reusable, need;
+	size_t i;
+	int rc;
+
+	if (k == 0)
+		return 0;
+	rc = model_open(s, &m, err);
+	for (i = 0; !rc && i < k; i++) {
+		rc = model_remove(&m, ids[i], &freed, err);
+		total += freed;
+	}
+	model_close(&m);
+	if (rc)
+		return rc;
+	reusable = sp->reusable + total + total / 16;
+	need = sp->unit + (sp->unit > reusable ? sp->unit - reusable : 0);
+	return sp->fs_free >= need;
+}
+
+/* The guard's refusal: -ENOSPC with the contract's sentence, recorded. */
+static int guard_refuse(snap_store *s, const ret_space *sp, size_t deleted,
+			snap_err *err)
+{
+	unsigned long long free_mb = sp->fs_free / MIB;
+	unsigned long long need_mb = (sp->need + MIB - 1) / MIB;
+
+	snap_err_set(err, -ENOSPC, "store %s: %llu MB free, a snapshot of %s "
+		     "may need %llu MB; free space, lower retention or move "
+		     "the store (-o store=)", s->dir, free_mb, s->db_path,
+		     need_mb);
+	snap_event_add(s, "snapshot", "", 0, "%s (%zu automatic snapshots "
+		       "pruned to make room)", err->msg, deleted);
+	return -ENOSPC;
+}
+
+int snap_retention_make_room(snap_store *s, const snap_keep_policy *p,
+			     snap_err *err)
+{
+	snap_keep_decision *d = NULL;
+	int64_t *ids = NULL;
+	ret_space sp;
+	char names[512] = "";
+	size_t n = 0, k, i, deleted = 0, len = 0;
+	snap_err local;
+	int fits = 0, rc;
+
+	if (err == NULL)
+		err = &local;          /* the event detail needs a message */
+	snap_err_clear(err);
+	rc = space_check(s, &sp, &fits, err);
+	if (rc || fits)
+		return rc;
+	rc = plan_store(s, p, &d, &n, err);
+	if (!rc && (ids = calloc(2 * n + 1, sizeof(*ids))) == NULL)
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	if (rc)
+		goto out;
+	k = guard_victims(d, n, ids);
+	rc = guard_feasible(s, &sp, ids, k, err);
+	if (rc < 0)
+		goto out;
+	if (rc == 0) {
+		rc = guard_refuse(s, &sp, 0, err);
+		goto out;
+	}
+	rc = 0;
+	for (i = 0; i < k && !fits; i++) {
+		snap_err e;
+		snap_err_clear(&e);
+		rc = snap_store_delete(s, ids[i], &e);
+		if (rc == -ENOENT) {
+			rc = 0;
+		} else if (rc) {
+			snap_err_set(err, rc, "store %s: making room for a "
+				     "snapshot of %s: deleting %s: %s", s->dir,
+				     s->db_path, plan_name(d, n, ids[i]),
+				     e.msg);
+			break;
+		} else {
+			deleted++;
+			if (len < sizeof(names))
+				len += (size_t)snprintf(names + len,
+					sizeof(names) - len, "%s%s",
+					len ? ", " : "",
+					plan_name(d, n, ids[i]));
+		}
+		if (!rc)
+			rc = space_check(s, &sp, &fits, err);
+	}
+	if (deleted)
+		snap_event_add(s, "prune", "", rc == 0, "made room for a "
+			       "snapshot of %s: pruned %zu automatic "
+			       "snapshots (%s)%s%s", s->db_path, deleted, names,
+			       rc ? ": " : "", rc ? err->msg : "");
+	if (!rc && !fits)
+		rc = guard_refuse(s, &sp, deleted, err);
+out:
+	free(ids);
+	free(d);
+	return rc;
+}
