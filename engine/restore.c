@@ -15,16 +15,19 @@
  * killed in between leaves the database intact but in rollback mode; a
  * marker in the store makes the next snapfs command switch it back.
  *
- * Verification of the result reads the live database back through SQLite
- * (a backup into a compare-mode capture) and compares every page with the
- * image's stored hashes, page 1 without the counters SQLite maintains.  The
- * image itself passed integrity_check in step 1, so equal pages mean an
- * intact database; a separate integrity_check of the live file would only
- * repeat it.  When another process committed between the restore and the
- * read-back (PRAGMA data_version moved), page equality cannot be expected:
- * the live database then gets an integrity_check instead, and the result
- * says so.
+ * Verification of the result reads the live database back through SQLite,
+ * on the connection that made the copy (a backup into a compare-mode
+ * capture), and compares every page with the image's stored hashes, page 1
+ * without the counters SQLite maintains.  The image itself passed
+ * integrity_check in step 1, so equal pages mean an intact database; a
+ * separate integrity_check of the live file would only repeat it.  When
+ * another process committed between the copy and the read-back (the
+ * pager's data version moved), page equality cannot be expected and those
+ * commits must not be rolled back: the database gets an integrity_check
+ * instead, and the result says so (verified_pages = 0).  A new file (live
+ * file missing or not a database) is verified before it is renamed in.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -45,6 +48,10 @@
 #include "verify.h"
 
 #define LIVE_BUSY_MS 30000
+
+static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
+		       sqlite3 *db, const char *what, int *proven,
+		       snap_err *err);
 
 /* What the live file is before a restore. */
 enum live_state { LIVE_DB, LIVE_MISSING, LIVE_NOT_DB };
@@ -177,8 +184,10 @@ static void sync_dir(const char *path)
 	free(dup);
 }
 
-/* Copy snapshot id into an existing live database, keeping its mode. */
-static int copy_into_live(snap_store *s, int64_t id, snap_err *err)
+/* Copy snapshot id into an existing live database, keeping its mode, and
+ * verify the result on the same connection (verify_conn). */
+static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
+			  int *proven, snap_err *err)
 {
 	sqlite3 *src = NULL, *dst = NULL;
 	int rc;
@@ -189,6 +198,8 @@ static int copy_into_live(snap_store *s, int64_t id, snap_err *err)
 	if (!rc)
 		rc = backup_all(dst, src, s->db_path, err);
 	sqlite3_close(src);
+	if (!rc)
+		rc = verify_conn(s, id, si, dst, s->db_path, proven, err);
 	sqlite3_close(dst);
 	return rc;
 }
@@ -329,14 +340,46 @@ static int set_aside(const char *path, const char *suffix, const char *stamp,
 }
 
 /*
+ * Remove "<db>.snapfs-restore-*" files (and their -journal) left by
+ * restores that were killed: the caller holds the restore lock, so no
+ * running restore owns one.
+ */
+static void remove_stale_restores(const char *db_path)
+{
+	char *dup = strdup(db_path), *dir, *base, path[PATH_MAX];
+	size_t blen;
+	struct dirent *de;
+	DIR *d;
+
+	if (!dup)
+		return;
+	dir = dirname(dup);
+	base = strrchr(db_path, '/');
+	base = base ? base + 1 : (char *)db_path;
+	blen = strlen(base);
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, base, blen) != 0 ||
+		    strncmp(de->d_name + blen, ".snapfs-restore-", 16) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	free(dup);
+}
+
+/*
  * The live file is missing or not a database: write the image into a new
  * file beside it and rename that into place.  A non-database file is kept
  * as "<db>.snapfs-replaced-<time>" so nothing is lost; stale -journal and
  * -wal files are moved aside too, since SQLite would otherwise apply them
  * to the new file.
  */
-static int copy_to_new_file(snap_store *s, int64_t id, enum live_state state,
-			    char *kept, size_t keptcap, snap_err *err)
+static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
+			    enum live_state state, char *kept, size_t keptcap,
+			    int *proven, snap_err *err)
 {
 	char tmp[PATH_MAX], stamp[32];
 	sqlite3 *src = NULL, *dst = NULL;
@@ -347,6 +390,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, enum live_state state,
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	kept[0] = '\0';
+	remove_stale_restores(s->db_path);
 	snprintf(tmp, sizeof(tmp), "%s.snapfs-restore-%ld", s->db_path,
 		 (long)getpid());
 	unlink(tmp);
@@ -363,8 +407,11 @@ static int copy_to_new_file(snap_store *s, int64_t id, enum live_state state,
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
 		rc = backup_all(dst, src, tmp, err);
-	sqlite3_close(dst);
 	sqlite3_close(src);
+	/* Verified before it takes the live name: nobody else has it open. */
+	if (!rc)
+		rc = verify_conn(s, id, si, dst, tmp, proven, err);
+	sqlite3_close(dst);
 	if (!rc)
 		rc = set_aside(s->db_path, "-journal", stamp, err);
 	if (!rc)
@@ -451,81 +498,86 @@ static int load_expected(snap_store *s, int64_t id, const snap_info *si,
 	return rc;
 }
 
-/* Integrity check of the live database as a fallback verification. */
-static int live_integrity(const char *path, snap_err *err)
+/* The pager's data version of db's main file: it moves with this
+ * connection's own commits and when a transaction of this connection finds
+ * that another connection committed.  Read without starting a transaction. */
+static unsigned data_version(sqlite3 *db)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = open_live(path, &db, err), bad = 0;
+	unsigned v = 0;
 
-	if (rc)
-		return rc;
-	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(5)", -1, &st, NULL);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v);
+	return v;
+}
+
+/* Integrity check on a connection, as the fallback verification. */
+static int conn_integrity(sqlite3 *db, const char *what, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(5)", -1, &st,
+				    NULL), bad = 0;
+
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
 			bad = 1;
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
-	sqlite3_close(db);
 	if (rc != SQLITE_DONE || bad)
 		return snap_err_set(err, -EIO, "%s fails integrity_check after "
-				    "the restore", path);
+				    "the restore", what);
 	return 0;
 }
 
-/* Step 4: the live database equals the image (see the top comment). */
-static int verify_live(snap_store *s, int64_t id, const snap_info *si,
-		       int *proven, snap_err *err)
+/*
+ * Step 4 on the connection that just committed the copy: read the database
+ * back through SQLite and compare every page with the image (see the top
+ * comment).  The read-back proves something only if no other connection
+ * committed since our commit; the pager's data version, taken before and
+ * after, says so.  If one did, its writes are legitimate and must not be
+ * rolled back: the database gets an integrity_check instead.
+ */
+static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
+		       sqlite3 *db, const char *what, int *proven,
+		       snap_err *err)
 {
 	uint8_t (*hashes)[32] = NULL;
 	uint8_t *page1 = NULL;
 	snap_capture c;
-	sqlite3 *live = NULL, *cap = NULL;
-	int64_t v0 = 0, v1 = 0;
+	sqlite3 *cap = NULL;
+	unsigned v0 = data_version(db), v1;
 	int rc;
 
 	*proven = 0;
+	memset(&c, 0, sizeof(c));
 	rc = load_expected(s, id, si, &hashes, &page1, err);
-	if (!rc)
-		rc = open_live(s->db_path, &live, err);
-	if (!rc && query_int(live, "PRAGMA data_version", &v0) != SQLITE_OK)
-		rc = snap_err_sqlite(err, live, sqlite3_errcode(live), "cannot "
-				     "read %s", s->db_path);
 	if (!rc)
 		rc = snap_capture_init_compare(&c, (const uint8_t (*)[32])hashes,
 					       page1, si->page_count, err);
-	if (!rc)
-		c.page_size = si->page_size;
 	if (!rc) {
+		c.page_size = si->page_size;
 		rc = snap_capture_open_db(&c, &cap, err);
 		if (!rc)
-			rc = backup_all(cap, live, "a verification copy", err);
+			rc = backup_all(cap, db, "a verification copy", err);
 		sqlite3_close(cap);
 		if (!rc && c.err_code)
 			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
 	}
-	if (!rc && query_int(live, "PRAGMA data_version", &v1) != SQLITE_OK)
-		rc = snap_err_sqlite(err, live, sqlite3_errcode(live), "cannot "
-				     "read %s", s->db_path);
-	sqlite3_close(live);
+	v1 = data_version(db);
 	if (!rc && v0 != v1) {
-		/* Another process wrote after the restore: fall back. */
-		rc = live_integrity(s->db_path, err);
+		rc = conn_integrity(db, what, err);
 	} else if (!rc) {
 		if (c.page_size != si->page_size || c.npages != si->page_count)
 			rc = snap_err_set(err, -EIO, "after the restore %s has "
 					  "%u pages of %u bytes, the snapshot "
-					  "%u of %u", s->db_path, c.npages,
+					  "%u of %u", what, c.npages,
 					  c.page_size, si->page_count,
 					  si->page_size);
 		else if (c.mismatches)
 			rc = snap_err_set(err, -EIO, "after the restore %u "
 					  "page%s of %s differ from snapshot "
 					  "%s (first: page %u)", c.mismatches,
-					  c.mismatches > 1 ? "s" : "",
-					  s->db_path, si->name,
-					  c.first_mismatch);
+					  c.mismatches > 1 ? "s" : "", what,
+					  si->name, c.first_mismatch);
 		else
 			*proven = 1;
 	}
@@ -542,11 +594,10 @@ static int apply(snap_store *s, int64_t id, const snap_info *si,
 	int rc;
 
 	if (state == LIVE_DB)
-		rc = copy_into_live(s, id, err);
+		rc = copy_into_live(s, id, si, proven, err);
 	else
-		rc = copy_to_new_file(s, id, state, kept, keptcap, err);
-	if (!rc)
-		rc = verify_live(s, id, si, proven, err);
+		rc = copy_to_new_file(s, id, si, state, kept, keptcap, proven,
+				      err);
 	return rc;
 }
 

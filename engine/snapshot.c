@@ -210,10 +210,19 @@ static void phase(const char *name)
 	last = now;
 }
 
-/* Backup src (inside its read transaction) into a capture on the store. */
-static int capture_from(snap_store *s, sqlite3 *src, const char *what,
-			const snap_create_opts *o, snap_progress_fn fn,
-			void *ctx, snap_info *out, snap_err *err)
+static int begin_read(sqlite3 *db, const char *path, snap_err *err);
+
+/*
+ * Backup src into a capture on the store.  The store's write transaction
+ * (which may wait for another writer of the store) is taken first; only
+ * then does the source's read transaction start (unless `in_txn`: the
+ * caller holds one), and it ends as soon as the backup is done, so a live
+ * database's writers are never held up by the store.
+ */
+static int capture_from(snap_store *s, sqlite3 *src, int in_txn,
+			const char *what, const snap_create_opts *o,
+			snap_progress_fn fn, void *ctx, snap_info *out,
+			snap_err *err)
 {
 	snap_capture c;
 	sqlite3 *store = NULL, *dst = NULL;
@@ -221,22 +230,36 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	char *tables = NULL;
 	uint8_t sha[32];
 	int64_t id = 0;
-	int rc, brc;
+	int rc, brc, reading = 0;
 
 	phase(NULL);
-	rc = count_tables(src, &tables, err);
-	phase("count rows");
-	if (rc)
-		return rc;
 	rc = snap_store_connect(s, 0, &store, err);
 	if (rc)
-		goto out_tables;
+		return rc;
 	rc = snap_store_exec(store, "BEGIN IMMEDIATE", err);
 	if (rc)
 		goto out_store;
 	rc = snap_capture_init(&c, store, err);
 	c.progress = fn;
 	c.progress_ctx = ctx;
+	phase("page index");
+	if (!rc && !in_txn) {
+		rc = begin_read(src, what, err);
+		reading = rc == 0;
+	}
+	if (!rc) {
+		rc = count_tables(src, &tables, err);
+		/* A recovery or safety snapshot keeps what is there, even a
+		 * database too damaged to count its rows (health.c,
+		 * restore.c). */
+		if (rc == -EBADMSG && (o->kind == SNAP_KIND_RECOVERY ||
+				       o->kind == SNAP_KIND_PRE_RESTORE)) {
+			tables = strdup("{}");
+			rc = tables ? 0 : snap_err_set(err, -ENOMEM,
+						       "out of memory");
+		}
+		phase("count rows");
+	}
 	if (!rc)
 		rc = snap_capture_begin(&c, src, err);
 	if (!rc && !c.page_size) {
@@ -250,7 +273,6 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	}
 	if (!rc)
 		rc = snap_capture_open_db(&c, &dst, err);
-	phase("page index");
 	if (rc)
 		goto out_capture;
 	bk = sqlite3_backup_init(dst, "main", src, "main");
@@ -261,6 +283,10 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	}
 	brc = sqlite3_backup_step(bk, -1);
 	sqlite3_backup_finish(bk);
+	if (reading) {
+		sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
+		reading = 0;
+	}
 	phase("backup");
 	if (brc != SQLITE_DONE) {
 		if (c.err_code)
@@ -303,13 +329,14 @@ static int capture_from(snap_store *s, sqlite3 *src, const char *what,
 	if (!rc && fn)
 		fn(ctx, c.npages, c.npages);
 out_capture:
+	if (reading)
+		sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
 	if (rc)
 		sqlite3_exec(store, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_close(dst);
 	snap_capture_free(&c);
 out_store:
 	sqlite3_close(store);
-out_tables:
 	free(tables);
 	if (!rc && out)
 		rc = snap_store_get(s, id, out, err);
@@ -386,11 +413,7 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 		sqlite3_wal_checkpoint_v2(src, "main", SQLITE_CHECKPOINT_PASSIVE,
 					  NULL, NULL);
 	if (!rc)
-		rc = begin_read(src, path, err);
-	if (!rc) {
-		rc = capture_from(s, src, path, o, fn, ctx, out, err);
-		sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
-	}
+		rc = capture_from(s, src, 0, path, o, fn, ctx, out, err);
 	sqlite3_close(src);
 done:
 	if (rc)
@@ -569,7 +592,8 @@ int snap_snapshot_import(snap_store *s, const char *path,
 	if (!rc) {
 		rc = integrity(db, path, err);
 		if (!rc)
-			rc = capture_from(s, db, path, o, NULL, NULL, out, err);
+			rc = capture_from(s, db, 1, path, o, NULL, NULL, out,
+					  err);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
