@@ -31,7 +31,7 @@ BENCH_DELETE_N=${BENCH_DELETE_N:-1000}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) BENCH_SIZE=64M ;;
-	-h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench_engine.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift

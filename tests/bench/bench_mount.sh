@@ -34,7 +34,7 @@ BENCH_SNAPS=${BENCH_SNAPS:-10000}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) BENCH_SIZE=64M ;;
-	-h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "$PROG: unknown argument $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
