@@ -542,6 +542,16 @@ out:
 	return rc;
 }
 
+/* The store VFS's name, registering it first: for ATTACHing a snapshot as
+ * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>" (diff.c). */
+int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err)
+{
+	int rc = rovfs_get(s, err);
+
+	*name = rc ? NULL : s->vfs_name;
+	return rc;
+}
+
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err)
 {

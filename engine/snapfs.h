@@ -14,6 +14,7 @@
 #include "restore.h"
 #include "events.h"
 #include "json.h"
+#include "diff.h"
 #include "retention.h"
 
 #define SNAPFS_VERSION "0.1.0"

@@ -65,6 +65,10 @@ int snap_store_runs_apply(sqlite3 *db, const struct snap_idcount *delta,
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err);
 void snap_store_restore_unlock(int fd);
 
+/* Register the store's read-only VFS (image.c) if needed and give its
+ * name, for URIs "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
+int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
+
 void snap_store_lock(snap_store *s);
 void snap_store_unlock(snap_store *s);
 
