@@ -134,6 +134,17 @@ void snap_label_sanitize(const char *in, const char *fallback,
 		snprintf(out, SNAP_LABEL_MAX + 1, "%s", fallback);
 }
 
+/* -EROFS with the reason when the store was opened read-only. */
+static int store_writable(snap_store *s, snap_err *err)
+{
+	if (!s->readonly)
+		return 0;
+	return snap_err_set(err, -EROFS, "store %s is read-only (the "
+			    "filesystem or the directory is not writable): "
+			    "it can be listed, verified and exported, not "
+			    "changed", s->dir);
+}
+
 void snap_store_lock(snap_store *s)
 {
 	pthread_mutex_lock(&s->mu);
@@ -181,7 +192,14 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
 	int rc;
 
 	*out = NULL;
-	rc = sqlite3_open_v2(s->file, &db, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (!readonly && (rc = store_writable(s, err)))
+		return rc;
+	if (s->readonly)
+		rc = sqlite3_open_v2(s->uri, &db, SQLITE_OPEN_READONLY |
+				     SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	else
+		rc = sqlite3_open_v2(s->file, &db, flags | SQLITE_OPEN_NOMUTEX,
+				     NULL);
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, db, rc, "cannot open store %s",
 				     s->file);
@@ -251,6 +269,55 @@ static int meta_get(sqlite3 *db, const char *key, char *out, size_t cap)
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* "file:<path>?<query>" with the characters URIs reserve escaped. */
+static char *file_uri(const char *path, const char *query)
+{
+	size_t n = strlen(path) * 3 + strlen(query) + 8, k = 0;
+	char *u = malloc(n);
+	const char *p;
+
+	if (!u)
+		return NULL;
+	k += (size_t)sprintf(u, "file:");
+	for (p = path; *p; p++) {
+		if (*p == '?' || *p == '#' || *p == '%')
+			k += (size_t)sprintf(u + k, "%%%02X", (unsigned char)*p);
+		else
+			u[k++] = *p;
+	}
+	sprintf(u + k, "?%s", query);
+	return u;
+}
+
+/* A read-only store: only check that it is ours and not too new. */
+static int store_check_schema(snap_store *s, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t appid = 0;
+	int version = 0, rc;
+
+	rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT user_version FROM "
+				"pragma_user_version), (SELECT application_id "
+				"FROM pragma_application_id)", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		version = sqlite3_column_int(st, 0);
+		appid = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return snap_err_sqlite(err, s->db, rc, "cannot read store %s",
+				       s->dir);
+	if (appid != SNAP_STORE_APPID)
+		return snap_err_set(err, -EINVAL, "%s is not a snapfs store",
+				    s->dir);
+	if (version > SNAP_STORE_SCHEMA_VERSION)
+		return snap_err_set(err, -EPROTO, "store %s has schema version "
+				    "%d; this snapfs understands up to %d: "
+				    "upgrade snapfs", s->dir, version,
+				    SNAP_STORE_SCHEMA_VERSION);
+	return 0;
 }
 
 /* Create the schema in an empty store, or check the version of an old one. */
@@ -430,14 +497,34 @@ int snap_store_open(const char *db_path, const char *store_dir,
 	}
 	if (access(s->dir, W_OK) < 0 || (stat(s->file, &stt) == 0 &&
 					 access(s->file, W_OK) < 0)) {
-		rc = snap_err_set(err, -EROFS, "store %s is not writable: %s",
-				  s->dir, strerror(errno));
-		goto fail;
+		int e = errno;
+
+		/* A store on read-only media can still be read: opened
+		 * immutable, so SQLite writes nothing, not even a -shm.  A
+		 * -wal left there by a daemon that did not close cleanly is
+		 * not read; what it holds was committed after the rest. */
+		if ((flags & (SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON)) ||
+		    stat(s->file, &stt) < 0) {
+			rc = snap_err_set(err, -EROFS, "store %s is not "
+					  "writable: %s", s->dir, strerror(e));
+			goto fail;
+		}
+		s->readonly = 1;
+		s->uri = file_uri(s->file, "immutable=1");
+		if (!s->uri) {
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
 	}
 	oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
 	if (flags & SNAP_OPEN_CREATE)
 		oflags |= SQLITE_OPEN_CREATE;
-	rc = sqlite3_open_v2(s->file, &s->db, oflags, NULL);
+	if (s->readonly)
+		rc = sqlite3_open_v2(s->uri, &s->db, SQLITE_OPEN_READONLY |
+				     SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX,
+				     NULL);
+	else
+		rc = sqlite3_open_v2(s->file, &s->db, oflags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, s->db, rc, "cannot open store %s",
 				     s->file);
@@ -449,9 +536,11 @@ int snap_store_open(const char *db_path, const char *store_dir,
 			     "PRAGMA temp_store=MEMORY;", err);
 	/* The schema check comes first: a foreign store.db is refused
 	 * before anything (even the journal mode) is written into it. */
-	if (!rc)
+	if (!rc && s->readonly)
+		rc = store_check_schema(s, err);
+	else if (!rc)
 		rc = store_init_schema(s, s->db_path ? s->db_path : "", err);
-	if (!rc)
+	if (!rc && !s->readonly)
 		rc = snap_store_exec(s->db, "PRAGMA journal_mode=WAL", err);
 	if (rc) {
 		if (rc == -EROFS || rc == -EIO) {
@@ -483,7 +572,8 @@ int snap_store_open(const char *db_path, const char *store_dir,
 		if (rc)
 			goto fail;
 	}
-	snap_restore_recover(s);
+	if (!s->readonly)
+		snap_restore_recover(s);
 	*out = s;
 	return 0;
 fail:
@@ -506,6 +596,7 @@ void snap_store_close(snap_store *s)
 	free(s->db_path);
 	free(s->dir);
 	free(s->file);
+	free(s->uri);
 	free(s);
 }
 
@@ -867,6 +958,8 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	char sql[64];
 	int rc;
 
+	if ((rc = store_writable(s, err)))
+		return rc;
 	snap_store_lock(s);
 	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
 	if (rc)
@@ -944,6 +1037,8 @@ int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 	char clean[SNAP_LABEL_MAX + 1], name[SNAP_NAME_MAX], old[SNAP_NAME_MAX];
 	int rc;
 
+	if ((rc = store_writable(s, err)))
+		return rc;
 	snap_store_lock(s);
 	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
 	if (rc)
@@ -995,6 +1090,8 @@ static int set_column(snap_store *s, int64_t id, const char *sql,
 	snap_info si;
 	int rc;
 
+	if ((rc = store_writable(s, err)))
+		return rc;
 	snap_store_lock(s);
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc) {

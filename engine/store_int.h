@@ -23,6 +23,8 @@ struct snap_store {
 	sqlite3 *db;             /* catalog connection; protected by mu */
 	pthread_mutex_t mu;      /* recursive; guards db and its statements */
 	int daemon_fd;           /* flock()ed daemon.lock, or -1 */
+	int readonly;            /* on read-only media: opened immutable */
+	char *uri;               /* "file:...store.db?immutable=1" then */
 	char vfs_name[64];       /* read-only store VFS (image.c), "" if none */
 	sqlite3_vfs *ro_vfs;     /* registered lazily; protected by mu */
 	void (*failure_hook)(void *ctx, const struct snap_event *ev);
