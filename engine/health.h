@@ -28,7 +28,10 @@ typedef struct snap_check_result {
 } snap_check_result;
 
 /* 0 when the live database is healthy or was recovered; -EBADMSG when it
- * is corrupt and stays so; other errors as usual. */
+ * is corrupt and stays so; other errors as usual (-ENOENT: no database;
+ * -EBUSY: locked too long), the check then could not run.  Every outcome is
+ * recorded as "check" events (health.c lists them).  r and err may be
+ * NULL. */
 int snap_health_check(snap_store *s, int auto_recover, snap_check_result *r,
 		      snap_err *err);
 
@@ -39,7 +42,9 @@ typedef struct snap_scrub_result {
 } snap_scrub_result;
 
 /* Verify up to `max` snapshots after the cursor (quick verification;
- * full when `full`). */
+ * full when `full`).  0, or -EBADMSG when the slice found a damaged
+ * snapshot (err names them), or another error that stopped the slice (the
+ * cursor stays before the snapshot it could not verify).  r may be NULL. */
 int snap_health_scrub(snap_store *s, unsigned max, int full,
 		      snap_scrub_result *r, snap_err *err);
 
@@ -63,6 +68,9 @@ typedef struct snap_status {
 	int64_t interval_ns;                 /* schedule, 0 = none */
 } snap_status;
 
+/* Fill st from the store as of now_ns (for the age).  next_snapshot_ns
+ * and interval_ns are left 0: the daemon, which owns the schedule, sets
+ * them (snap_sched_next) before formatting. */
 int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 		    snap_err *err);
 /* JSON object (fields in health.c's header comment; the contract for

@@ -14,6 +14,7 @@
 #include "restore.h"
 #include "events.h"
 #include "json.h"
+#include "health.h"
 #include "diff.h"
 #include "retention.h"
 
