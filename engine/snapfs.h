@@ -15,6 +15,7 @@
 #include "events.h"
 #include "json.h"
 #include "health.h"
+#include "schedule.h"
 #include "diff.h"
 #include "retention.h"
 
