@@ -194,17 +194,18 @@ rm -rf "$S64" "$S64.snapfs"
 
 echo
 SMALL=$(base_db 2M)
-declare -A T_DEL_CTL T_DEL_ENG  # median of 3 deletes each
+declare -A T_DEL_CTL T_DEL_ENG T_DEL_MIN
 for n in 10 "$BENCH_DELETE_N"; do
 	d=$WORK/del$n.db
 	cp "$SMALL" "$d"
-	measure "$STORE_TOOL" fill --db "$d" "$n"
-	echo "  store of $n snapshots of a $(( $(stat -c %s "$d") / 1024 )) KiB database built in ${T}s"
+	# n + 3: the three timed snapctl deletes leave n for the engine rounds.
+	measure "$STORE_TOOL" fill --db "$d" "$((n + 3))"
+	echo "  store of $((n + 3)) snapshots of a $(( $(stat -c %s "$d") / 1024 )) KiB database built in ${T}s"
 	mapfile -t names < <("$SNAPCTL" --db "$d" list --json | python3 -c '
 import json, sys
 names = [s["name"] for s in json.load(sys.stdin)]
 mid = len(names) // 2
-for n in names[mid - 3:mid + 3]:
+for n in names[mid - 1:mid + 2]:
     print(n)')
 	ts=()
 	for k in 0 1 2; do
@@ -212,14 +213,20 @@ for n in names[mid - 3:mid + 3]:
 		ts+=("$T")
 	done
 	T_DEL_CTL[$n]=$(printf '%s\n' "${ts[@]}" | median)
-	"$STORE_TOOL" delete --db "$d" "${names[@]:3:3}" >"$WORK/.del"
-	T_DEL_ENG[$n]=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' "$WORK/.del" | median)
+	# The engine call alone: 9 rounds of delete-the-middle-one (timed) and
+	# take-a-new-one (not timed), so the store keeps its size; the median and
+	# the best (a delete is one fsync'd commit: the disk's noise dominates).
+	"$STORE_TOOL" churn --db "$d" 9 >"$WORK/.del"
+	T_DEL_ENG[$n]=$(sed -n 's/^median seconds=\([0-9.]*\).*/\1/p' "$WORK/.del")
+	T_DEL_MIN[$n]=$(sed -n 's/^min seconds=\([0-9.]*\).*/\1/p' "$WORK/.del")
 	rm -rf "$d" "$d.snapfs"
 done
 N=$BENCH_DELETE_N
 line "delete 1 of $N vs 1 of 10 (snapctl)" "${T_DEL_CTL[$N]}s" "${T_DEL_CTL[10]}s" \
 	"$(ratio "${T_DEL_CTL[$N]}" "${T_DEL_CTL[10]}")" "<=" 1.0 x
-line "delete 1 of $N vs 1 of 10 (engine call)" "${T_DEL_ENG[$N]}s" "${T_DEL_ENG[10]}s" \
+line "delete 1 of $N vs 1 of 10 (engine, median)" "${T_DEL_ENG[$N]}s" "${T_DEL_ENG[10]}s" \
 	"$(ratio "${T_DEL_ENG[$N]}" "${T_DEL_ENG[10]}")" "<=" 1.0 x
+line "delete 1 of $N vs 1 of 10 (engine, best of 9)" "${T_DEL_MIN[$N]}s" "${T_DEL_MIN[10]}s" \
+	"$(ratio "${T_DEL_MIN[$N]}" "${T_DEL_MIN[10]}")" "<=" 1.0 x
 
 summary "BENCH_SIZE=$BENCH_SIZE"

@@ -13,6 +13,12 @@
  *       and print "delete NAME seconds=S" for each: the engine's cost alone,
  *       without process start or store open.
  *
+ *   bench_store_tool churn --db FILE [--store DIR] K
+ *       K times: delete the snapshot in the middle of the list (timed, as
+ *       above), then change a row and take a snapshot (not timed), so the
+ *       store keeps its size; prints one "delete" line per round,
+ *       "median seconds=S" and "min seconds=S".
+ *
  * A benchmark helper, not a test.
  */
 #include <errno.h>
@@ -38,8 +44,87 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: bench_store_tool fill --db FILE [--store DIR] N\n"
-		"       bench_store_tool delete --db FILE [--store DIR] NAME...\n");
+		"       bench_store_tool delete --db FILE [--store DIR] NAME...\n"
+		"       bench_store_tool churn --db FILE [--store DIR] K\n");
 	return 2;
+}
+
+static double now(void);
+
+/* Change one row of the live database (the i-th of a spread sequence). */
+static int touch_row(const char *db, long i)
+{
+	sqlite3 *live = NULL;
+	char sql[160];
+	int rc;
+
+	snprintf(sql, sizeof(sql), "UPDATE users SET created = created + 1 "
+		 "WHERE id = 1 + (%ld * 7919) %% (SELECT max(id) FROM users)",
+		 i);
+	rc = sqlite3_open_v2(db, &live, SQLITE_OPEN_READWRITE, NULL);
+	if (!rc)
+		rc = sqlite3_busy_timeout(live, 5000);
+	if (!rc)
+		rc = sqlite3_exec(live, sql, NULL, NULL, NULL);
+	if (rc)
+		fprintf(stderr, "bench_store_tool: %s: %s\n", db,
+			sqlite3_errmsg(live));
+	sqlite3_close(live);
+	return rc ? -1 : 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int churn(snap_store *s, const char *db, long k)
+{
+	snap_create_opts o = { .kind = SNAP_KIND_AUTO, .label = "churn" };
+	double *t = calloc((size_t)(k > 0 ? k : 1), sizeof(double));
+	snap_err err;
+	long i;
+
+	snap_err_clear(&err);
+	if (!t)
+		return 1;
+	for (i = 0; i < k; i++) {
+		snap_info *list = NULL, si;
+		size_t n = 0;
+		double t0;
+
+		if (snap_store_list(s, &list, &n, &err) || n == 0) {
+			fprintf(stderr, "bench_store_tool: %s\n",
+				n ? err.msg : "empty store");
+			free(list);
+			free(t);
+			return 1;
+		}
+		si = list[n / 2];
+		free(list);
+		t0 = now();
+		if (snap_store_delete(s, si.id, &err)) {
+			fprintf(stderr, "bench_store_tool: %s\n", err.msg);
+			free(t);
+			return 1;
+		}
+		t[i] = now() - t0;
+		printf("delete %s seconds=%.6f\n", si.name, t[i]);
+		if (touch_row(db, 100000 + i) ||
+		    snap_snapshot_take(s, &o, NULL, &err)) {
+			fprintf(stderr, "bench_store_tool: %s\n", err.msg);
+			free(t);
+			return 1;
+		}
+	}
+	qsort(t, (size_t)k, sizeof(double), cmp_double);
+	if (k > 0)
+		printf("median seconds=%.6f\nmin seconds=%.6f\n",
+		       t[(k - 1) / 2], t[0]);
+	free(t);
+	return 0;
 }
 
 static int fill(snap_store *s, const char *db, long n)
@@ -145,7 +230,8 @@ int main(int argc, char **argv)
 	}
 	if (!db || npos < 1)
 		return usage();
-	if (strcmp(cmd, "fill") && strcmp(cmd, "delete"))
+	if (strcmp(cmd, "fill") && strcmp(cmd, "delete") &&
+	    strcmp(cmd, "churn"))
 		return usage();
 	if (snap_store_open(db, dir, !strcmp(cmd, "fill") ? SNAP_OPEN_CREATE
 			    : 0, &s, &err)) {
@@ -154,6 +240,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "fill"))
 		rc = fill(s, db, strtol(pos[0], NULL, 10));
+	else if (!strcmp(cmd, "churn"))
+		rc = churn(s, db, strtol(pos[0], NULL, 10));
 	else
 		rc = del(s, pos, npos);
 	snap_store_close(s);
