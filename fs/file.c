@@ -44,6 +44,12 @@ struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
 	h->kind = kind;
 	h->fd = -1;
 	pthread_mutex_init(&h->lock, NULL);
+	pthread_mutex_lock(&snap_fs.lock);
+	h->next = snap_fs.handles;
+	if (h->next)
+		h->next->prev = h;
+	snap_fs.handles = h;
+	pthread_mutex_unlock(&snap_fs.lock);
 	return h;
 }
 
@@ -53,6 +59,14 @@ void snap_handle_free(struct snap_handle *h)
 
 	if (!h)
 		return;
+	pthread_mutex_lock(&snap_fs.lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		snap_fs.handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&snap_fs.lock);
 	if (h->fd >= 0)
 		close(h->fd);
 	for (i = 0; i < h->nents; i++)
@@ -213,20 +227,8 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)h;
-	if (fuse_reply_open(req, fi) != 0) {
-		/* Interrupted: the kernel will never release it. */
-		if (h->kind == SNAP_H_IMAGE)
-			snap_live_image_put(snap_fs.live, h->img);
-		else if (h->kind == SNAP_H_SESSION)
-			snap_session_leave(h);
-		else if (h->kind == SNAP_H_SNAPSHOT)
-			snap_image_close(h->simg);
-		else if (h->kind == SNAP_H_UPLOAD)
-			unlink(h->path);
-		if (h->node)
-			snap_node_close(h->node);
-		snap_handle_free(h);
-	}
+	if (fuse_reply_open(req, fi) != 0)
+		snap_handle_release(h, 0);  /* interrupted: never released */
 }
 
 /* Reply to a create with node n open in handle h. */
@@ -239,13 +241,9 @@ static void reply_create(fuse_req_t req, struct fuse_file_info *fi,
 	snap_attr_entry(&e, st, 0, 0);
 	fi->fh = (uint64_t)(uintptr_t)h;
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		if (h->kind == SNAP_H_UPLOAD)
-			unlink(h->path);
-		if (h->node)
-			snap_node_close(h->node);
+		snap_handle_release(h, 0);  /* interrupted: never released */
 		if (is_node)
 			snap_node_forget(st->st_ino, 1);
-		snap_handle_free(h);
 	}
 }
 
@@ -519,14 +517,18 @@ void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 	}
 }
 
-void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
-			    struct fuse_file_info *fi)
+/*
+ * Give back what a handle holds — its image, its place in the session, its
+ * snapshot reader, its upload file, its node — and free it.  With apply,
+ * bytes that arrived after the last FLUSH are still applied (their verdict
+ * can only be logged); without, they are dropped (an interrupted open, the
+ * shutdown).
+ */
+void snap_handle_release(struct snap_handle *h, int apply)
 {
-	struct snap_handle *h = snap_handle_of(fi);
 	struct snap_node *node = h->node;
 	int rc;
 
-	(void)ino;
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
 	case SNAP_H_IMAGE:
@@ -534,10 +536,13 @@ void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 		h->img = NULL;
 		break;
 	case SNAP_H_SESSION:
-		snap_session_leave(h);
+		if (apply)
+			snap_session_leave(h);
+		else
+			snap_session_discard(h);
 		break;
 	case SNAP_H_UPLOAD:
-		if (h->dirty) {
+		if (apply && h->dirty) {
 			rc = snap_upload_flush(h);
 			snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
 				 "written after the last close were applied at "
@@ -550,7 +555,7 @@ void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 		h->simg = NULL;
 		break;
 	case SNAP_H_PENDING:
-		if (h->dirty || !h->attempted)
+		if (apply && (h->dirty || !h->attempted))
 			snap_pending_flush(h);
 		break;
 	default:
@@ -560,6 +565,27 @@ void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 	snap_handle_free(h);
 	if (node)
 		snap_node_close(node);
+}
+
+void snap_handle_free_all(void)
+{
+	struct snap_handle *h;
+
+	for (;;) {
+		pthread_mutex_lock(&snap_fs.lock);
+		h = snap_fs.handles;
+		pthread_mutex_unlock(&snap_fs.lock);
+		if (!h)
+			break;
+		snap_handle_release(h, 0);
+	}
+}
+
+void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	snap_handle_release(snap_handle_of(fi), 1);
 	fuse_reply_err(req, 0);
 }
 

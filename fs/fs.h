@@ -28,17 +28,19 @@
  *   SNAP_INO_NODE_BASE + seq   a dynamic node (seq never reused in a run).
  *
  * Lock order (a thread may take a lock only after those above it):
+ *   handle->lock     one open file's state and I/O; held across the apply
+ *                    of that file's bytes (flush, release), so it comes
+ *                    first;
  *   fs->apply_lock   serializes every restore the mount performs and the
  *                    start and apply of an edit session; held across engine
  *                    calls on purpose (it orders restores, it guards no
  *                    data that a getattr or readdir needs);
  *   live->build_lock serializes image builds (held across a backup);
  *   live->lock       the watch connection and the generation;
- *   fs->lock         the node table, the root's names, the session's
- *                    counters.  A leaf: nothing is called under it that
- *                    takes a lock, sleeps, or talks to SQLite or the kernel.
- *   handle->lock     one open file's state and I/O; taken without fs->lock
- *                    held, and fs->lock may be taken under it.
+ *   fs->lock         the node table, the handle list, the root's names, the
+ *                    session's counters.  A leaf: nothing is called under
+ *                    it that takes a lock, sleeps, or talks to SQLite or the
+ *                    kernel.
  * No lock is held while a notification is sent (the notifier thread holds
  * none at all).
  */
@@ -232,6 +234,9 @@ struct snap_handle {
 	/* SNAP_H_DIR */
 	struct snap_dirent *ents;
 	size_t nents;
+	/* every open handle, for the shutdown (fs->lock) */
+	struct snap_handle *prev;
+	struct snap_handle *next;
 };
 
 /* ---- the filesystem ----------------------------------------------------- */
@@ -253,6 +258,7 @@ struct snap_fs {
 	uint64_t node_seq;              /* last node number handed out */
 	uint64_t file_seq;              /* last staging file number */
 	struct snap_session *session;   /* the edit session, or NULL */
+	struct snap_handle *handles;    /* every open handle */
 	pid_t unlink_pid;               /* who unlinked current.db, 0 = none */
 	int64_t unlink_until_ns;        /* and until when the name is free */
 	/* counters for status.json (fs->lock) */
@@ -330,6 +336,8 @@ int snap_session_ready(struct snap_handle *h);
 void snap_session_wrote(struct snap_handle *h);
 int snap_session_flush(struct snap_handle *h);
 void snap_session_leave(struct snap_handle *h);
+/* Leave without applying anything (shutdown, interrupted open). */
+void snap_session_discard(struct snap_handle *h);
 /* ftruncate(0) on a session handle turns it into an upload. */
 int snap_session_to_upload(struct snap_handle *h);
 /* Size of the session copy, or -1 when it is not made yet. */
@@ -375,6 +383,10 @@ void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
 
 struct snap_handle *snap_handle_new(enum snap_handle_kind kind);
 void snap_handle_free(struct snap_handle *h);
+/* Give back what h holds and free it (apply: see file.c). */
+void snap_handle_release(struct snap_handle *h, int apply);
+/* At shutdown: release every handle the kernel never released. */
+void snap_handle_free_all(void);
 
 static inline struct snap_handle *snap_handle_of(struct fuse_file_info *fi)
 {

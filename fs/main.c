@@ -262,13 +262,14 @@ int main(int argc, char *argv[])
 	memset(&fopts, 0, sizeof(fopts));
 	snap_err_clear(&err);
 	if (fuse_opt_parse(&args, &o, snap_opt_spec, opt_proc) != 0)
-		return 1;
+		goto out;
 	if (o.help) {
 		usage(stdout, argv[0]);
 		printf("FUSE options:\n");
 		fuse_cmdline_help();
 		fuse_lowlevel_help();
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (o.version) {
 		printf("snapfs version %s\n", SNAPFS_VERSION);
@@ -276,10 +277,11 @@ int main(int argc, char *argv[])
 		printf("libfuse version %s\n", fuse_pkgversion());
 		fflush(stdout);
 		fuse_lowlevel_version();
-		return 0;
+		ret = 0;
+		goto out;
 	}
 	if (fuse_parse_cmdline(&args, &fopts) != 0)
-		return 1;
+		goto out;
 	if (o.nonopts < 2 || !fopts.mountpoint) {
 		usage(stderr, argv[0]);
 		fprintf(stderr, "snapfs: a database and a mount point are "
@@ -402,6 +404,7 @@ out:
 	if (snap_fs.se)
 		fuse_session_destroy(snap_fs.se);
 	fuse_loop_cfg_destroy(cfg);
+	snap_handle_free_all();
 	snap_session_shutdown();
 	snap_node_free_all();
 	if (snap_fs.live)

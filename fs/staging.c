@@ -464,7 +464,7 @@ int snap_session_flush(struct snap_handle *h)
 static void session_leave(struct snap_handle *h, int apply)
 {
 	struct snap_session *s = h->sess;
-	int last;
+	int last, dirty;
 
 	pthread_mutex_lock(&snap_fs.lock);
 	s->writers--;
@@ -473,6 +473,7 @@ static void session_leave(struct snap_handle *h, int apply)
 	last = s->writers == 0;
 	if (last && snap_fs.session == s)
 		snap_fs.session = NULL;
+	dirty = s->dirty;
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (h->fd >= 0)
 		close(h->fd);
@@ -480,7 +481,10 @@ static void session_leave(struct snap_handle *h, int apply)
 	h->sess = NULL;
 	if (!last)
 		return;
-	if (apply && s->dirty) {
+	if (!apply && dirty)
+		snap_log(LOG_WARNING, "current.db: an edit that was never "
+			 "closed is discarded");
+	if (apply && dirty) {
 		snap_log(LOG_WARNING, "current.db: the last writer went away "
 			 "without a close that could report; applying its "
 			 "edit now");
@@ -493,6 +497,11 @@ static void session_leave(struct snap_handle *h, int apply)
 void snap_session_leave(struct snap_handle *h)
 {
 	session_leave(h, 1);
+}
+
+void snap_session_discard(struct snap_handle *h)
+{
+	session_leave(h, 0);
 }
 
 int snap_session_to_upload(struct snap_handle *h)

@@ -53,7 +53,7 @@ print(done, flush=True)
 
 def transfers(path, immutable=False):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
-    db = sqlite3.connect(uri, uri=True)
+    db = sqlite3.connect(uri, uri=True, timeout=120)
     try:
         return db.execute("SELECT n FROM counter").fetchone()[0]
     finally:

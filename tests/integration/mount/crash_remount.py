@@ -47,7 +47,7 @@ def make_blobs(path, tag, rng, mb):
 
 
 def tag_of(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=120)
     try:
         return db.execute("SELECT DISTINCT tag FROM blobs").fetchall()
     finally:

@@ -45,7 +45,7 @@ print(n, flush=True)
 
 def rows(path, tag, immutable=False):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
-    db = sqlite3.connect(uri, uri=True)
+    db = sqlite3.connect(uri, uri=True, timeout=120)
     try:
         return set(r[0] for r in db.execute(
             "SELECT body FROM items WHERE tag = ?", (tag,)))

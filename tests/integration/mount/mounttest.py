@@ -379,7 +379,7 @@ def make_db(path, tag, rows=20):
 
 def dump(path):
     """The logical content of a database (schema and rows)."""
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=120)
     try:
         return list(db.iterdump())
     finally:
@@ -388,7 +388,7 @@ def dump(path):
 
 def integrity(path, immutable=False):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
-    db = sqlite3.connect(uri, uri=True)
+    db = sqlite3.connect(uri, uri=True, timeout=120)
     try:
         return db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
@@ -397,7 +397,7 @@ def integrity(path, immutable=False):
 
 def total(path, immutable=False):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
-    db = sqlite3.connect(uri, uri=True)
+    db = sqlite3.connect(uri, uri=True, timeout=120)
     try:
         return db.execute("SELECT sum(balance) FROM accounts").fetchone()[0]
     finally:

@@ -29,7 +29,7 @@ import mounttest as mt
 
 
 def count_rows(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=120)
     try:
         return db.execute("SELECT count(*) FROM items").fetchone()[0]
     finally:
