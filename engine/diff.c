@@ -977,7 +977,8 @@ int snap_restore_table(snap_store *s, int64_t id, const char *table,
 	rc = snap_store_restore_lock(s, &lockfd, err);
 	if (rc)
 		goto record;
-	rc = snap_verify_snapshot(s, id, 1, NULL, NULL, err);
+	rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL, NULL,
+				  err);
 	if (!rc)
 		rc = diff_open_live(s, 1, &db, err);
 	if (!rc)

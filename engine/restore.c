@@ -624,7 +624,8 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	if (rc)
 		goto record;
 	/* 1. The source must be intact. */
-	rc = snap_verify_snapshot(s, id, 1, NULL, NULL, err);
+	rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL, NULL,
+				  err);
 	if (rc) {
 		snap_err_prefix(err, "restore refused, %s is unchanged",
 				s->db_path);

@@ -1,7 +1,11 @@
 /*
  * engine/restore.h — verified restore of a snapshot into the live database.
  *
- *  1. Verify the source (quick + integrity_check through the store VFS).
+ *  1. Verify the source: every page and hash, the image's SHA-256 (so
+ *     the image is exactly what was captured) and PRAGMA quick_check
+ *     through the store VFS (SNAP_VERIFY_STRUCTURE; integrity_check,
+ *     which also checks indexes against tables, costs ~10x more and is
+ *     what `snapctl verify --full` and imports run).
  *  2. Take a safety snapshot (kind pre-restore) of the live database.
  *  3. Copy the image into the live database with one sqlite3_backup step
  *     on a connection to the real path: other connections see the old or

@@ -154,17 +154,19 @@ out:
 }
 
 /* PRAGMA integrity_check of the snapshot through the store VFS. */
-static int verify_integrity(snap_store *s, const snap_info *si, vstate *v,
-			    snap_err *err)
+static int verify_integrity(snap_store *s, const snap_info *si, int full,
+			    vstate *v, snap_err *err)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
+	const char *pragma = full == SNAP_VERIFY_STRUCTURE ?
+			     "PRAGMA quick_check(100)" :
+			     "PRAGMA integrity_check(100)";
 	int rc = snap_image_sqlite_open(s, si->id, &db, err);
 
 	if (rc)
 		return rc;
-	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(100)", -1, &st,
-				NULL);
+	rc = sqlite3_prepare_v2(db, pragma, -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
 		if (t && strcmp(t, "ok") != 0)
@@ -179,6 +181,12 @@ static int verify_integrity(snap_store *s, const snap_info *si, vstate *v,
 	return 0;
 }
 
+static const char *level_name(int full)
+{
+	return full == SNAP_VERIFY_FULL ? "full" :
+	       full == SNAP_VERIFY_STRUCTURE ? "structural" : "quick";
+}
+
 /* Verify one snapshot on a given store connection. */
 static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      int full, snap_verify_problem_fn fn, void *ctx,
@@ -188,7 +196,7 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 	int rc = verify_pages(db, si, &v, err);
 
 	if (!rc && full && v.problems == 0)
-		rc = verify_integrity(s, si, &v, err);
+		rc = verify_integrity(s, si, full, &v, err);
 	if (rc) {
 		snap_event_add(s, "verify", si->name, 0, "verification could "
 			       "not run: %s", err ? err->msg : "error");
@@ -196,7 +204,7 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 	}
 	if (v.problems) {
 		snap_event_add(s, "verify", si->name, 0, "%s verification: %u "
-			       "problem%s; first: %s", full ? "full" : "quick",
+			       "problem%s; first: %s", level_name(full),
 			       v.problems, v.problems > 1 ? "s" : "", v.first);
 		return snap_err_set(err, -EBADMSG, "snapshot %s is damaged: %u "
 				    "problem%s; first: %s", si->name,
@@ -204,7 +212,7 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 				    v.first);
 	}
 	snap_event_add(s, "verify", si->name, 1, "%s verification passed",
-		       full ? "full" : "quick");
+		       level_name(full));
 	return 0;
 }
 

@@ -12,6 +12,16 @@
 
 #include "store.h"
 
+/* What `full` may be. */
+enum {
+	SNAP_VERIFY_QUICK = 0,       /* pages, hashes, the image's SHA-256 */
+	SNAP_VERIFY_FULL = 1,        /* quick + PRAGMA integrity_check */
+	SNAP_VERIFY_STRUCTURE = 2,   /* quick + PRAGMA quick_check: every page
+					and record, not indexes against their
+					tables; what a restore runs (a full
+					integrity_check of 1 GB takes ~20 s) */
+};
+
 /* One problem found: snapshot, page number (0 = not page-specific), text. */
 typedef void (*snap_verify_problem_fn)(void *ctx, const snap_info *si,
 				       uint32_t pgno, const char *problem);
