@@ -394,15 +394,28 @@ int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 	return rc;
 }
 
+/*
+ * Drop a reference.  When only the cache still holds the newest image and
+ * the database moved on, the cache lets go too: an image costs as much disk
+ * as the database, so at most one image of the current state is kept.
+ */
 void snap_live_image_put(struct snap_live *l, struct snap_live_image *im)
 {
+	struct snap_live_image *stale = NULL;
 	int free_it;
 
 	if (!im)
 		return;
 	pthread_mutex_lock(&l->lock);
 	free_it = --im->refs == 0;
+	if (im == l->cur && im->refs == 1 &&
+	    live_refresh_locked(l) != im->gen) {
+		l->cur = NULL;
+		stale = im;
+	}
 	pthread_mutex_unlock(&l->lock);
 	if (free_it)
 		live_image_free(im);
+	else
+		snap_live_image_put(l, stale);
 }
