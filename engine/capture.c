@@ -216,30 +216,33 @@ static void cap_set_page1(snap_capture *c, const uint8_t *page)
 	c->have_page1 = 1;
 }
 
-/* Worker threads: is this page already stored? */
-static int64_t cap_lookup(void *ctx, const uint8_t sha[32])
+/* Worker threads: hash the page; if the store lacks it, compress it. */
+static void cap_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 {
 	snap_capture *c = ctx;
-	int64_t id;
 
+	snap_sha256(s->in, s->inlen, s->sha);
 	pthread_rwlock_rdlock(&c->idx_lock);
-	id = snap_pageidx_get(&c->idx, sha);
+	s->id = snap_pageidx_get(&c->idx, s->sha);
 	pthread_rwlock_unlock(&c->idx_lock);
-	return id;
+	if (!s->id)
+		s->outlen = snap_codec_pack(codec, s->in, s->inlen, s->out,
+					    snap_pagepipe_bufsize(c->page_size));
 }
 
 /* The backup's thread, in arrival order: store, map, hash. */
-static int cap_commit(void *ctx, const snap_pipe_page *p)
+static int cap_commit(void *ctx, const snap_pipe_slot *p)
 {
 	snap_capture *c = ctx;
-	int64_t id = p->known_id;
+	int64_t id = p->id;
 	int rc;
 
 	/* A page first seen in a slot still in flight is in the index now. */
 	if (!id)
 		id = snap_pageidx_get(&c->idx, p->sha);
 	if (!id) {
-		rc = cap_insert(c, p->sha, p->z, p->zlen, c->page_size, &id);
+		rc = cap_insert(c, p->sha, p->out, p->outlen, c->page_size,
+				&id);
 		if (rc)
 			return rc;
 	}
@@ -251,7 +254,7 @@ static int cap_commit(void *ctx, const snap_pipe_page *p)
 	c->map[p->pgno - 1] = id;
 	if (p->pgno > c->npages)
 		c->npages = p->pgno;
-	cap_hash_next(c, p->pgno, p->page);
+	cap_hash_next(c, p->pgno, p->in);
 	if (c->progress && (p->pgno & 1023) == 0)
 		c->progress(c->progress_ctx, p->pgno, c->header_pages);
 	return 0;
@@ -285,12 +288,12 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 		page = c->page1;
 	}
 	if (!c->pipe) {
-		rc = snap_pagepipe_start(&c->pipe, c->page_size, cap_lookup,
+		rc = snap_pagepipe_start(&c->pipe, c->page_size, cap_work,
 					 cap_commit, c);
 		if (rc)
 			return rc;
 	}
-	return snap_pagepipe_push(c->pipe, pgno, page);
+	return snap_pagepipe_push(c->pipe, pgno, 0, page, c->page_size, NULL);
 }
 
 static int cap_close(sqlite3_file *f)

@@ -2,11 +2,10 @@
  * engine/pagepipe.c — the ring of page slots behind pagepipe.h.
  *
  * Slots move FREE -> FILLED (producer) -> WORKING (a worker claimed it) ->
- * DONE (hashed, looked up, compressed if new) -> FREE (committed by the
- * producer).  `head` counts pushed slots, `claim` claimed ones, `tail`
- * committed ones; head - tail <= PIPE_SLOTS.  Slots are claimed and
- * committed in push order, so commits see pages in the order SQLite wrote
- * them.  One mutex guards the counters and states; the slot contents belong
+ * DONE (the work function ran) -> FREE (committed by the producer).
+ * `head` counts pushed slots, `claim` claimed ones, `tail` committed ones;
+ * head - tail <= PIPE_SLOTS.  Slots are claimed and committed in push
+ * order, so commits see pages in the order they were pushed.  One mutex guards the counters and states; the slot contents belong
  * to whoever moved the slot into its current state.
  */
 #include <errno.h>
@@ -28,30 +27,25 @@ enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
 
 typedef struct slot {
 	int state;               /* guarded by mu */
-	uint32_t pgno;
-	uint8_t sha[32];
-	int64_t known_id;
-	size_t zlen;
-	uint8_t *page;           /* page_size bytes */
-	uint8_t *z;              /* zbound bytes */
+	snap_pipe_slot s;        /* contents: see the top comment */
 } slot;
 
 struct snap_pagepipe {
 	pthread_mutex_t mu;
-	pthread_cond_t work;     /* a slot was filled, or stopping */
+	pthread_cond_t wake;     /* a slot was filled, or stopping */
 	pthread_cond_t done;     /* a slot is done */
 	uint64_t head, claim, tail;   /* guarded by mu */
 	int stopping;                 /* guarded by mu */
-	unsigned idle;                /* workers waiting on `work`; mu */
+	unsigned idle;                /* workers waiting on `wake`; mu */
 	int producer_waiting;         /* producer waits on `done`; mu */
 	int error;                    /* first commit error (producer only) */
 	uint32_t page_size;
-	size_t zbound;
+	size_t bufsize;
 	slot slots[PIPE_SLOTS];
 	uint8_t *mem;
 	unsigned nworkers;
 	pthread_t workers[PIPE_MAX_WORKERS];
-	snap_pipe_lookup_fn lookup;
+	snap_pipe_work_fn work;
 	snap_pipe_commit_fn commit;
 	void *ctx;
 };
@@ -69,7 +63,7 @@ static void *pipe_worker(void *arg)
 
 		while (!p->stopping && p->claim == p->head) {
 			p->idle++;
-			pthread_cond_wait(&p->work, &p->mu);
+			pthread_cond_wait(&p->wake, &p->mu);
 			p->idle--;
 		}
 		if (p->claim == p->head)
@@ -78,17 +72,10 @@ static void *pipe_worker(void *arg)
 		s->state = SLOT_WORKING;
 		pthread_mutex_unlock(&p->mu);
 
-		snap_sha256(s->page, p->page_size, s->sha);
-		s->known_id = p->lookup(p->ctx, s->sha);
-		if (!s->known_id) {
-			if (have_codec) {
-				s->zlen = snap_codec_pack(&codec, s->page,
-							  p->page_size, s->z,
-							  p->zbound);
-			} else {
-				memcpy(s->z, s->page, p->page_size);
-				s->zlen = p->page_size;
-			}
+		if (have_codec) {
+			p->work(p->ctx, &s->s, &codec);
+		} else {
+			s->s.status = -ENOMEM;
 		}
 
 		pthread_mutex_lock(&p->mu);
@@ -102,8 +89,15 @@ static void *pipe_worker(void *arg)
 	return NULL;
 }
 
+size_t snap_pagepipe_bufsize(uint32_t page_size)
+{
+	size_t z = ZSTD_compressBound(page_size);
+
+	return z > page_size ? z : page_size;
+}
+
 int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
-			snap_pipe_lookup_fn lookup, snap_pipe_commit_fn commit,
+			snap_pipe_work_fn work, snap_pipe_commit_fn commit,
 			void *ctx)
 {
 	snap_pagepipe *p = calloc(1, sizeof(*p));
@@ -115,22 +109,22 @@ int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 	if (!p)
 		return -ENOMEM;
 	p->page_size = page_size;
-	p->zbound = ZSTD_compressBound(page_size);
-	per = page_size + p->zbound;
+	p->bufsize = snap_pagepipe_bufsize(page_size);
+	per = 2 * p->bufsize;
 	p->mem = malloc(per * PIPE_SLOTS);
 	if (!p->mem) {
 		free(p);
 		return -ENOMEM;
 	}
 	for (i = 0; i < PIPE_SLOTS; i++) {
-		p->slots[i].page = p->mem + per * i;
-		p->slots[i].z = p->slots[i].page + page_size;
+		p->slots[i].s.in = p->mem + per * i;
+		p->slots[i].s.out = p->slots[i].s.in + p->bufsize;
 	}
-	p->lookup = lookup;
+	p->work = work;
 	p->commit = commit;
 	p->ctx = ctx;
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->wake, NULL);
 	pthread_cond_init(&p->done, NULL);
 	p->nworkers = ncpu < 1 ? 1 : ncpu > PIPE_MAX_WORKERS ?
 		      PIPE_MAX_WORKERS : (unsigned)ncpu;
@@ -154,20 +148,12 @@ static void pipe_commit_ready(snap_pagepipe *p)
 {
 	while (p->tail < p->head) {
 		slot *s = &p->slots[p->tail % PIPE_SLOTS];
-		snap_pipe_page pg;
 
 		if (s->state != SLOT_DONE)
 			return;
 		pthread_mutex_unlock(&p->mu);
-		if (!p->error) {
-			pg.pgno = s->pgno;
-			pg.page = s->page;
-			pg.sha = s->sha;
-			pg.known_id = s->known_id;
-			pg.z = s->z;
-			pg.zlen = s->zlen;
-			p->error = p->commit(p->ctx, &pg);
-		}
+		if (!p->error)
+			p->error = p->commit(p->ctx, &s->s);
 		pthread_mutex_lock(&p->mu);
 		s->state = SLOT_FREE;
 		p->tail++;
@@ -179,14 +165,15 @@ static void pipe_commit_ready(snap_pagepipe *p)
 static void pipe_wait_done(snap_pagepipe *p)
 {
 	if (p->claim < p->head)
-		pthread_cond_broadcast(&p->work);
+		pthread_cond_broadcast(&p->wake);
 	p->producer_waiting = 1;
 	while (p->slots[p->tail % PIPE_SLOTS].state != SLOT_DONE)
 		pthread_cond_wait(&p->done, &p->mu);
 	p->producer_waiting = 0;
 }
 
-int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, const void *page)
+int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, int64_t id,
+		       const void *in, size_t inlen, const uint8_t *want)
 {
 	slot *s;
 
@@ -199,16 +186,23 @@ int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, const void *page)
 	s = &p->slots[p->head % PIPE_SLOTS];
 	pthread_mutex_unlock(&p->mu);
 
-	s->pgno = pgno;
-	s->known_id = 0;
-	s->zlen = 0;
-	memcpy(s->page, page, p->page_size);
+	if (inlen > p->bufsize)
+		inlen = p->bufsize;
+	s->s.pgno = pgno;
+	s->s.id = id;
+	s->s.inlen = inlen;
+	s->s.outlen = 0;
+	s->s.status = 0;
+	if (inlen)
+		memcpy(s->s.in, in, inlen);
+	if (want)
+		memcpy(s->s.want, want, 32);
 
 	pthread_mutex_lock(&p->mu);
 	s->state = SLOT_FILLED;
 	p->head++;
 	if (p->idle && p->head - p->claim >= PIPE_BATCH)
-		pthread_cond_signal(&p->work);
+		pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	return p->error;
 }
@@ -234,12 +228,12 @@ void snap_pagepipe_stop(snap_pagepipe *p)
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
 	/* Undrained pages are dropped: mark them committed. */
-	pthread_cond_broadcast(&p->work);
+	pthread_cond_broadcast(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nworkers; i++)
 		pthread_join(p->workers[i], NULL);
 	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->wake);
 	pthread_cond_destroy(&p->done);
 	free(p->mem);
 	free(p);

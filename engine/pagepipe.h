@@ -1,20 +1,21 @@
 /*
- * engine/pagepipe.h — hashing and compressing pages on worker threads while
- * the caller's thread keeps SQLite busy (internal).
+ * engine/pagepipe.h — per-page CPU work (hashing, compressing,
+ * decompressing) on worker threads while the caller's thread keeps SQLite
+ * busy (internal).
  *
- * A capture receives pages from sqlite3_backup on the backup's own thread.
- * Per page it must hash (SHA-256), decide whether the store already has the
- * page, compress it if not, store it, and feed the image hash in order.
- * Hashing and compression are most of the CPU time and need no shared
- * state, so they run on workers; everything that touches SQLite or ordered
- * state runs on the caller's thread, in the order the pages were pushed.
+ * A capture receives pages from sqlite3_backup on the backup's own thread;
+ * a verification or a large read fetches stored pages from the store on
+ * the caller's thread.  Per page the CPU work (SHA-256, zstd) needs no
+ * shared state, so it runs on workers; everything that touches SQLite or
+ * ordered state (the store, the map, the image hash) runs on the caller's
+ * thread, in the order the pages were pushed:
  *
- *   push(page) ──> ring slot ──> worker: sha256, lookup, compress if new
- *                                  │
- *   caller's thread <── commit(page, sha, known id, compressed bytes), FIFO
+ *   push(pgno, id, bytes, want) ──> slot ──> worker: work(slot)
+ *                                              │
+ *   caller's thread <── commit(slot), in push order
  *
  * Thread-safety: push/drain/stop from one thread (the producer), which is
- * also the thread commit callbacks run on.  lookup runs on workers,
+ * also the thread commit callbacks run on.  work runs on the workers,
  * concurrently with commit; the callbacks synchronize their own state.
  */
 #ifndef ENGINE_PAGEPIPE_H
@@ -23,28 +24,40 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
+
 typedef struct snap_pagepipe snap_pagepipe;
 
-/* One processed page, handed to the commit callback. */
-typedef struct snap_pipe_page {
-	uint32_t pgno;
-	const uint8_t *page;    /* page_size bytes */
-	const uint8_t *sha;     /* SHA-256 of page */
-	int64_t known_id;       /* the store's id when lookup found it, else 0 */
-	const uint8_t *z;       /* stored form when known_id == 0 */
-	size_t zlen;            /* == page_size: raw */
-} snap_pipe_page;
+/* One page in flight.  `in` and `out` hold up to snap_pagepipe_bufsize()
+ * bytes each. */
+typedef struct snap_pipe_slot {
+	uint32_t pgno;          /* producer's */
+	int64_t id;             /* producer's, or the worker's answer */
+	uint8_t want[32];       /* producer's expected hash (if any) */
+	uint8_t sha[32];        /* worker's hash */
+	uint8_t *in;            /* producer's bytes */
+	size_t inlen;
+	uint8_t *out;           /* worker's bytes */
+	size_t outlen;
+	int status;             /* worker's verdict: 0 or a negative errno */
+} snap_pipe_slot;
 
-/* Worker side: the store's page id for sha, or 0. */
-typedef int64_t (*snap_pipe_lookup_fn)(void *ctx, const uint8_t sha[32]);
+/* Worker side: fill sha/id/out/outlen/status from the producer's fields,
+ * with this worker's own zstd contexts. */
+typedef void (*snap_pipe_work_fn)(void *ctx, snap_pipe_slot *s,
+				  snap_codec *codec);
 /* Producer side, in push order: 0 or a negative errno (stops the pipe). */
-typedef int (*snap_pipe_commit_fn)(void *ctx, const snap_pipe_page *p);
+typedef int (*snap_pipe_commit_fn)(void *ctx, const snap_pipe_slot *s);
 
 int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
-			snap_pipe_lookup_fn lookup, snap_pipe_commit_fn commit,
+			snap_pipe_work_fn work, snap_pipe_commit_fn commit,
 			void *ctx);
-/* Queue one page (copied).  Returns the first commit error, if any. */
-int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, const void *page);
+/* Size of each slot's in and out buffers (a page, or a compressed page). */
+size_t snap_pagepipe_bufsize(uint32_t page_size);
+/* Queue one page: in (inlen bytes, copied) and want (32 bytes, may be
+ * NULL).  Returns the first commit error, if any. */
+int snap_pagepipe_push(snap_pagepipe *p, uint32_t pgno, int64_t id,
+		       const void *in, size_t inlen, const uint8_t *want);
 /* Commit everything queued.  Returns the first commit error, if any. */
 int snap_pagepipe_drain(snap_pagepipe *p);
 /* Stop the workers and free (drain first to keep the pages). */

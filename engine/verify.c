@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 
 #include "codec.h"
+#include "pagepipe.h"
 #include "events.h"
 #include "image.h"
 #include "store_int.h"
@@ -49,15 +50,63 @@ static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
 		v->fn(v->ctx, v->si, pgno, msg);
 }
 
-/* The quick pass over one snapshot's pages. */
+/* The quick pass's state, shared with the page pipeline's callbacks. */
+typedef struct vpass {
+	vstate *v;
+	const snap_info *si;
+	EVP_MD_CTX *md;          /* SHA-256 of the whole image, in order */
+	const uint8_t *zero;     /* a zero page, hashed for unreadable ones */
+} vpass;
+
+/* Worker: decode a stored page and hash it.  inlen 0 marks a page the
+ * producer already found missing (and reported). */
+static void vpass_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
+{
+	vpass *vp = ctx;
+	uint32_t ps = vp->si->page_size;
+
+	if (s->inlen == 0) {
+		s->status = -ENOENT;
+		return;
+	}
+	s->status = snap_codec_unpack(codec, s->in, s->inlen, s->out, ps);
+	if (!s->status) {
+		s->outlen = ps;
+		snap_sha256(s->out, ps, s->sha);
+	}
+}
+
+/* In page order: report what is wrong, feed the image hash. */
+static int vpass_commit(void *ctx, const snap_pipe_slot *s)
+{
+	vpass *vp = ctx;
+	const uint8_t *page = vp->zero;
+
+	if (s->status == 0 && memcmp(s->sha, s->want, 32) == 0)
+		page = s->out;
+	else if (s->status == 0)
+		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") does "
+			"not match its hash", s->pgno, s->id);
+	else if (s->status != -ENOENT)
+		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") "
+			"cannot be decoded", s->pgno, s->id);
+	EVP_DigestUpdate(vp->md, page, vp->si->page_size);
+	return 0;
+}
+
+/*
+ * The quick pass over one snapshot's pages: this thread reads each stored
+ * page and its hash from the store, workers decode and hash (pagepipe.h),
+ * and the image hash is fed in page order.
+ */
 static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 			snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	snap_codec codec;
-	EVP_MD_CTX *md = NULL;
+	snap_pagepipe *pipe = NULL;
+	vpass vp = { v, si, NULL, NULL };
 	int64_t *map = NULL;
-	uint8_t *page = NULL, sha[32], whole[32];
+	uint8_t whole[32];
 	uint32_t n = 0, i;
 	unsigned int mdlen = 32;
 	int rc;
@@ -75,13 +124,11 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 		free(map);
 		return 0;
 	}
-	if (snap_codec_init(&codec)) {
-		free(map);
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	}
-	page = malloc(si->page_size);
-	md = EVP_MD_CTX_new();
-	if (!page || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+	vp.zero = calloc(1, si->page_size);
+	vp.md = EVP_MD_CTX_new();
+	if (!vp.zero || !vp.md || !EVP_DigestInit_ex(vp.md, EVP_sha256(), NULL) ||
+	    snap_pagepipe_start(&pipe, si->page_size, vpass_work, vpass_commit,
+				&vp)) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -94,35 +141,26 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 	}
 	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	for (i = 0; i < n; i++) {
-		const void *z;
-		int ok = 0;
+		const void *z = NULL, *want = NULL;
+		size_t zlen = 0;
 
 		sqlite3_bind_int64(st, 1, map[i]);
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
 			z = sqlite3_column_blob(st, 1);
-			if (!z)
+			zlen = (size_t)sqlite3_column_bytes(st, 1);
+			if (sqlite3_column_bytes(st, 0) == 32)
+				want = sqlite3_column_blob(st, 0);
+			if (!z) {
 				problem(v, i + 1, "page %u (stored page %" PRId64
 					") has no data in the store", i + 1,
 					map[i]);
-			else if (sqlite3_column_int64(st, 2) != si->page_size)
+				zlen = 0;
+			} else if (sqlite3_column_int64(st, 2) !=
+				   si->page_size) {
 				problem(v, i + 1, "page %u (stored page %" PRId64
 					") has the wrong size", i + 1, map[i]);
-			else if (snap_codec_unpack(&codec, z, (size_t)
-					sqlite3_column_bytes(st, 1), page,
-					si->page_size))
-				problem(v, i + 1, "page %u (stored page %" PRId64
-					") cannot be decoded", i + 1, map[i]);
-			else
-				ok = 1;
-			if (ok) {
-				snap_sha256(page, si->page_size, sha);
-				if (sqlite3_column_bytes(st, 0) != 32 ||
-				    memcmp(sha, sqlite3_column_blob(st, 0), 32)) {
-					problem(v, i + 1, "page %u (stored page "
-						"%" PRId64 ") does not match its "
-						"hash", i + 1, map[i]);
-				}
+				zlen = 0;
 			}
 		} else if (rc == SQLITE_DONE) {
 			problem(v, i + 1, "page %u (stored page %" PRId64 ") is "
@@ -133,22 +171,23 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 			sqlite3_reset(st);
 			goto out_txn;
 		}
+		/* A page without a 32-byte hash cannot match: zeros. */
+		snap_pagepipe_push(pipe, i + 1, map[i], z, zlen,
+				   want ? want : vp.zero);
 		sqlite3_reset(st);
-		if (!ok)
-			memset(page, 0, si->page_size);
-		EVP_DigestUpdate(md, page, si->page_size);
 	}
 	rc = 0;
-	EVP_DigestFinal_ex(md, whole, &mdlen);
+	snap_pagepipe_drain(pipe);
+	EVP_DigestFinal_ex(vp.md, whole, &mdlen);
 	if (memcmp(whole, si->sha256, 32) != 0 && v->problems == 0)
 		problem(v, 0, "the image's SHA-256 differs from the catalog");
 out_txn:
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
+	snap_pagepipe_stop(pipe);
 	sqlite3_finalize(st);
-	EVP_MD_CTX_free(md);
-	snap_codec_free(&codec);
-	free(page);
+	EVP_MD_CTX_free(vp.md);
+	free((void *)vp.zero);
 	free(map);
 	return rc;
 }
