@@ -5,11 +5,12 @@
  * the size is right) and never cached by the kernel: their handles are
  * direct_io and their attribute timeout is 0.
  *
- * status.json: where the database and the store are, how many snapshots,
- * sizes and the dedup ratio (logical bytes over stored bytes), the newest
- * snapshot, the next scheduled one (null: this daemon schedules none), the
- * last verification recorded in the event history, the edit session, and
- * the restores this mount performed.
+ * status.json: the engine's status object — the same fields as `snapctl
+ * status --json` (where the database and the store are, counts by kind,
+ * sizes and the dedup ratio, the newest snapshot, the last restore, check
+ * and verification, the schedule) — plus "mount": the mount point, the
+ * daemon's pid, the live file, the edit session, and the restores this
+ * mount performed.
  *
  * log: the event history, oldest first, one line per event:
  *   <UTC time>  <kind>  <snapshot or ->  ok|FAILED  <detail>
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <syslog.h>
 
 #include "fs.h"
 
@@ -94,136 +97,107 @@ static void status_time(snap_json *j, const char *key, int64_t ns)
 	snap_json_str(j, when);
 }
 
-static int status_json(char **text, size_t *len)
+/* The mount's own part: where, who, the live file, the edit session and
+ * the restores this mount performed. */
+static void status_mount(snap_json *j)
 {
-	snap_store_stats st;
-	snap_event *ev = NULL;
-	size_t n = 0, i;
-	snap_info last;
 	struct stat lst;
-	snap_json j;
-	snap_err err;
-	char ratio[64], mode[32];
-	int open, dirty, rc;
+	char mode[32];
+	int open, dirty;
 	unsigned writers;
+	uint64_t ok, failed, conflicts;
 
-	snap_err_clear(&err);
-	memset(&st, 0, sizeof(st));
-	rc = snap_store_stats_get(snap_fs.store, &st, &err);
-	if (rc != 0)
-		return rc;
-	snap_json_init(&j);
-	snap_json_obj_begin(&j);
-	snap_json_key(&j, "version");
-	snap_json_str(&j, SNAPFS_VERSION);
-	snap_json_key(&j, "database");
-	snap_json_str(&j, snap_store_db_path(snap_fs.store));
-	snap_json_key(&j, "store");
-	snap_json_str(&j, snap_store_dir(snap_fs.store));
-	snap_json_key(&j, "mountpoint");
-	snap_json_str(&j, snap_fs.mountpoint);
-	snap_json_key(&j, "pid");
-	snap_json_int(&j, (int64_t)getpid());
-	status_time(&j, "started", snap_fs.started_ns);
+	snap_json_obj_begin(j);
+	snap_json_key(j, "mountpoint");
+	snap_json_str(j, snap_fs.mountpoint);
+	snap_json_key(j, "pid");
+	snap_json_int(j, (int64_t)getpid());
+	snap_json_key(j, "version");
+	snap_json_str(j, SNAPFS_VERSION);
+	status_time(j, "started", snap_fs.started_ns);
 
-	snap_json_key(&j, "live");
+	snap_json_key(j, "live");
 	if (snap_live_stat(snap_fs.live, &lst) == 0) {
-		snap_json_obj_begin(&j);
-		snap_json_key(&j, "size");
-		snap_json_int(&j, (int64_t)lst.st_size);
-		status_time(&j, "mtime", (int64_t)lst.st_mtim.tv_sec *
+		snap_json_obj_begin(j);
+		snap_json_key(j, "size");
+		snap_json_int(j, (int64_t)lst.st_size);
+		status_time(j, "mtime", (int64_t)lst.st_mtim.tv_sec *
 			    1000000000 + lst.st_mtim.tv_nsec);
 		snap_live_journal_mode(snap_fs.live, mode, sizeof(mode));
-		snap_json_key(&j, "journal_mode");
-		snap_json_str(&j, mode);
-		snap_json_obj_end(&j);
+		snap_json_key(j, "journal_mode");
+		snap_json_str(j, mode);
+		snap_json_obj_end(j);
 	} else {
-		snap_json_null(&j);
-	}
-
-	snap_json_key(&j, "snapshots");
-	snap_json_int(&j, st.snapshots);
-	snap_json_key(&j, "pages");
-	snap_json_int(&j, st.pages);
-	snap_json_key(&j, "stored_bytes");
-	snap_json_int(&j, (int64_t)st.stored_bytes);
-	snap_json_key(&j, "logical_bytes");
-	snap_json_int(&j, (int64_t)st.logical_bytes);
-	snap_json_key(&j, "store_file_bytes");
-	snap_json_int(&j, (int64_t)st.file_bytes);
-	snap_json_key(&j, "dedup_ratio");
-	if (st.stored_bytes > 0) {
-		snprintf(ratio, sizeof(ratio), "%.2f",
-			 (double)st.logical_bytes / (double)st.stored_bytes);
-		snap_json_raw(&j, ratio);
-	} else {
-		snap_json_null(&j);
-	}
-
-	snap_json_key(&j, "last_snapshot");
-	if (snap_store_find(snap_fs.store, "latest", &last, NULL) == 0)
-		snap_json_info(&j, &last);
-	else
-		snap_json_null(&j);
-	snap_json_key(&j, "next_scheduled_snapshot");
-	snap_json_null(&j);
-
-	snap_json_key(&j, "last_verification");
-	if (snap_event_list(snap_fs.store, 0, 0, &ev, &n, NULL) == 0) {
-		for (i = n; i > 0; i--)
-			if (strcmp(ev[i - 1].kind, "verify") == 0)
-				break;
-		if (i > 0)
-			snap_json_event(&j, &ev[i - 1]);
-		else
-			snap_json_null(&j);
-		free(ev);
-	} else {
-		snap_json_null(&j);
+		snap_json_null(j);
 	}
 
 	snap_session_describe(&open, &writers, &dirty);
-	snap_json_key(&j, "edit_session");
-	snap_json_obj_begin(&j);
-	snap_json_key(&j, "open");
-	snap_json_bool(&j, open);
-	snap_json_key(&j, "writers");
-	snap_json_int(&j, writers);
-	snap_json_key(&j, "unapplied");
-	snap_json_bool(&j, dirty);
-	snap_json_obj_end(&j);
+	snap_json_key(j, "edit_session");
+	snap_json_obj_begin(j);
+	snap_json_key(j, "open");
+	snap_json_bool(j, open);
+	snap_json_key(j, "writers");
+	snap_json_int(j, writers);
+	snap_json_key(j, "unapplied");
+	snap_json_bool(j, dirty);
+	snap_json_obj_end(j);
 
 	pthread_mutex_lock(&snap_fs.lock);
-	uint64_t ok = snap_fs.restores_ok, failed = snap_fs.restores_failed;
-	uint64_t conflicts = snap_fs.conflicts;
+	ok = snap_fs.restores_ok;
+	failed = snap_fs.restores_failed;
+	conflicts = snap_fs.conflicts;
 	pthread_mutex_unlock(&snap_fs.lock);
-	snap_json_key(&j, "restores_through_mount");
-	snap_json_obj_begin(&j);
-	snap_json_key(&j, "ok");
-	snap_json_int(&j, (int64_t)ok);
-	snap_json_key(&j, "failed");
-	snap_json_int(&j, (int64_t)failed);
-	snap_json_key(&j, "conflicts");
-	snap_json_int(&j, (int64_t)conflicts);
-	snap_json_obj_end(&j);
-	snap_json_obj_end(&j);
+	snap_json_key(j, "restores");
+	snap_json_obj_begin(j);
+	snap_json_key(j, "ok");
+	snap_json_int(j, (int64_t)ok);
+	snap_json_key(j, "failed");
+	snap_json_int(j, (int64_t)failed);
+	snap_json_key(j, "conflicts");
+	snap_json_int(j, (int64_t)conflicts);
+	snap_json_obj_end(j);
+	snap_json_obj_end(j);
+}
 
-	if (j.oom) {
+/*
+ * The engine's status object (the fields `snapctl status --json` shows, a
+ * contract for scripts: health.c), with one more member, "mount".
+ */
+static int status_json(char **text, size_t *len)
+{
+	snap_status st;
+	snap_json j, m;
+	snap_err err;
+	char *buf;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_status_get(snap_fs.store, snap_time_now_ns(), &st, &err);
+	if (rc != 0) {
+		snap_log(LOG_ERR, "status: %s", err.msg);
+		return rc;
+	}
+	snap_json_init(&j);
+	snap_status_json(&j, &st);
+	snap_json_init(&m);
+	status_mount(&m);
+	if (j.oom || m.oom || j.len < 2 || j.buf[j.len - 1] != '}') {
 		snap_json_free(&j);
+		snap_json_free(&m);
 		return -ENOMEM;
 	}
-	/* Hand the buffer over, with a final newline for cat. */
-	char *buf = malloc(j.len + 2);
+	/* {...} + ,"mount":{...} + }\n */
+	buf = malloc(j.len + m.len + 16);
 	if (!buf) {
 		snap_json_free(&j);
+		snap_json_free(&m);
 		return -ENOMEM;
 	}
-	memcpy(buf, j.buf, j.len);
-	buf[j.len] = '\n';
-	buf[j.len + 1] = 0;
-	*len = j.len + 1;
+	*len = (size_t)sprintf(buf, "%.*s,\"mount\":%s}\n", (int)(j.len - 1),
+			       j.buf, m.buf);
 	*text = buf;
 	snap_json_free(&j);
+	snap_json_free(&m);
 	return 0;
 }
 

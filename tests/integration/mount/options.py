@@ -108,7 +108,7 @@ def body(ctx):
     if up:
         ctx.daemons.append(mt.Mount(ctx, live, mnt))   # cleanup on failure
         with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
-            pid = json.load(f)["pid"]
+            pid = json.load(f)["mount"]["pid"]
         ctx.check("it serves at once", os.listdir(os.path.join(mnt,
                   "snapshots")) == [])
         staging = os.path.join(live + ".snapfs", "staging")
