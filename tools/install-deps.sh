@@ -9,7 +9,8 @@ pkgs=(
 	libfuse3-dev fuse3                             # the mount
 	libcmocka-dev                                  # unit tests
 	sqlite3 python3 rsync libglib2.0-bin time      # tests drive these
-	util-linux procps                              # mountpoint, pgrep
+	util-linux procps                              # mount, unshare, pgrep
+	systemd man-db                                 # systemd-analyze verify of the unit
 )
 
 if [ "$(id -u)" -ne 0 ]; then
