@@ -35,7 +35,8 @@
  *                    start and apply of an edit session; held across engine
  *                    calls on purpose (it orders restores, it guards no
  *                    data that a getattr or readdir needs);
- *   live->build_lock serializes image builds (held across a backup);
+ *   live->build_lock serializes image builds (held across a backup, and
+ *                    across a restore between quiesce and resume);
  *   live->lock       the watch connection and the generation;
  *   fs->lock         the node table, the handle list, the root's names, the
  *                    session's counters.  A leaf: nothing is called under
@@ -154,6 +155,10 @@ uint64_t snap_live_gen(struct snap_live *l);
 int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 			snap_err *err);
 void snap_live_image_put(struct snap_live *l, struct snap_live_image *im);
+/* Around a restore: no daemon connection on the live database (the
+ * engine's WAL page-size switch needs that); image builds wait. */
+void snap_live_quiesce(struct snap_live *l);
+void snap_live_resume(struct snap_live *l);
 /* stat() of the live file (never open()ed). */
 int snap_live_stat(struct snap_live *l, struct stat *st);
 /* "wal", "delete", ... of the live database, for status; "" if unknown. */

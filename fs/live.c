@@ -30,8 +30,13 @@
  * whose per-process inode table keeps POSIX locks intact across our
  * connections and the engine's (PITFALLS 2).
  *
+ * During a restore through the mount the watch connection is closed and
+ * image builds wait (snap_live_quiesce): the engine can switch a WAL
+ * database's page size only when no other connection is open.
+ *
  * Thread-safety: build_lock serializes image builds and is held across the
- * backup; lock protects conn, the generation and cur.  Order: build_lock,
+ * backup (and across a restore, between quiesce and resume); lock protects
+ * conn, the generation and cur.  Order: build_lock,
  * then lock (fs.h).
  */
 #include <errno.h>
@@ -59,6 +64,7 @@ struct snap_live {
 	uint64_t gen;                  /* moves on every observed change */
 	struct snap_live_image *cur;   /* newest image (one reference) */
 	unsigned seq;                  /* image file numbers */
+	int quiet;                     /* 1 during a restore: no connection */
 };
 
 /* PRAGMA data_version on conn; 0 or a negative errno. */
@@ -125,6 +131,8 @@ static uint64_t live_refresh_locked(struct snap_live *l)
 	struct stat st;
 	int64_t dv;
 
+	if (l->quiet)
+		return l->gen;          /* a restore is changing it anyway */
 	if (stat(l->path, &st) != 0) {
 		if (l->conn) {
 			live_disconnect_locked(l);
@@ -222,6 +230,31 @@ void snap_live_close(struct snap_live *l)
 	pthread_mutex_destroy(&l->lock);
 	pthread_mutex_destroy(&l->build_lock);
 	free(l);
+}
+
+/*
+ * A restore is about to run: the engine can restore across page sizes in
+ * WAL mode only when no other connection has the database open, and the
+ * watch connection would be one.  Close it, and keep image builds (which
+ * open connections too) out until snap_live_resume.  The generation moves
+ * on resume: the restore changed the database.
+ */
+void snap_live_quiesce(struct snap_live *l)
+{
+	pthread_mutex_lock(&l->build_lock);
+	pthread_mutex_lock(&l->lock);
+	live_disconnect_locked(l);
+	l->quiet = 1;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void snap_live_resume(struct snap_live *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->quiet = 0;
+	l->gen++;
+	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_unlock(&l->build_lock);
 }
 
 uint64_t snap_live_gen(struct snap_live *l)

@@ -149,7 +149,9 @@ int snap_apply_snapshot(int64_t id, const char *shown_name)
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
 	pthread_mutex_lock(&snap_fs.apply_lock);
+	snap_live_quiesce(snap_fs.live);
 	rc = snap_restore(snap_fs.store, id, &res, &err);
+	snap_live_resume(snap_fs.live);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	apply_report(rc, shown_name, &err, &res);
 	return rc;
@@ -165,7 +167,9 @@ static int apply_file_locked(const char *path, const char *shown_name,
 
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
+	snap_live_quiesce(snap_fs.live);
 	rc = snap_restore_file(snap_fs.store, path, label, &res, &err);
+	snap_live_resume(snap_fs.live);
 	apply_report(rc, shown_name, &err, &res);
 	return rc;
 }

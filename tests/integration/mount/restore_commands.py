@@ -145,6 +145,28 @@ def body(ctx):
     ctx.check("the application's next read sees the restored content",
               n == 21, n)
     app.close()
+    # A database with another page size (in WAL mode the engine must
+    # switch the live database's mode, which needs every other connection
+    # closed, the daemon's own included).
+    src = os.path.join(src_dir, "pagesize.db")
+    db = sqlite3.connect(src)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, tag TEXT, "
+               "body TEXT)")
+    db.executemany("INSERT INTO items(tag, body) VALUES('ps', ?)",
+                   [("row %d" % i,) for i in range(50)])
+    db.commit()
+    db.close()
+    expect = mt.dump(src)
+    verify.pre = sum(1 for k in mt.kinds(mnt).values() if k == "pre-restore")
+    r = ctx.run(["cp", src, cur])
+    verify("cp of a database with 1024-byte pages", r, expect)
+    db = sqlite3.connect(live)
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    db.close()
+    ctx.check("the live database kept its journal mode (%s)" % mode,
+              mode == MODE)
+
     m.stop()
 
 
