@@ -6,7 +6,8 @@
  * /etc/fstab (type fuse.snapfs, through mount.fuse3): -f, -d, -s, -h, -V,
  * -o store=DIR, and libfuse's own (allow_other, default_permissions, ...).
  * Words only mount(8) cares about (_netdev, noauto, nofail, user, users,
- * auto, defaults, rw, x-*) are accepted and dropped.
+ * auto, defaults, rw, x-*) are accepted and dropped.  allow_other implies
+ * default_permissions: the daemon checks no permission itself.
  *
  * Start-up refuses clearly, with a non-zero exit and nothing mounted, when
  * the database is missing or not a database, the mount point is unusable,
@@ -51,9 +52,11 @@ struct snap_opts {
 	int nonopts;        /* how many non-option arguments were seen */
 	int help;
 	int version;
+	int allow_other;    /* -o allow_other (kept for libfuse too) */
+	int default_permissions;
 };
 
-enum { KEY_HELP, KEY_VERSION, KEY_MOUNT_ONLY };
+enum { KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER, KEY_DEFAULT_PERMISSIONS };
 
 static const struct fuse_opt snap_opt_spec[] = {
 	{ "store=%s", offsetof(struct snap_opts, store), 0 },
@@ -61,6 +64,8 @@ static const struct fuse_opt snap_opt_spec[] = {
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
 	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
 	/* mount(8) words: accepted, meaningless to the daemon. */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
@@ -112,6 +117,12 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_VERSION:
 		o->version = 1;
 		return 0;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
+	case KEY_DEFAULT_PERMISSIONS:
+		o->default_permissions = 1;
+		return 1;
 	case FUSE_OPT_KEY_NONOPT:
 		if (o->nonopts == 0) {
 			o->nonopts++;
@@ -301,6 +312,14 @@ int main(int argc, char *argv[])
 	snap_fs.debug = fopts.debug;
 	snap_fs.foreground = fopts.foreground;
 
+	/* Other users see the files' modes enforced by the kernel: the
+	 * daemon checks no permission itself, and a snapshot of a 0600
+	 * database must stay unreadable to them. */
+	if (o.allow_other && !o.default_permissions &&
+	    fuse_opt_add_arg(&args, "-odefault_permissions") != 0) {
+		fprintf(stderr, "snapfs: out of memory\n");
+		goto out;
+	}
 	/* The mount shows which database it serves. */
 	if (asprintf(&fsname, "fsname=snapfs:%s", db) < 0 ||
 	    fuse_opt_add_opt_escaped(&fsname_opt, fsname) != 0 ||

@@ -92,6 +92,39 @@ def body(ctx):
     ctx.check("the mount is fuse.snapfs", mt.fuse_type(mnt) == "fuse.snapfs",
               mt.fuse_type(mnt))
 
+    # allow_other implies default_permissions: another user cannot read a
+    # snapshot of a 0600 database.
+    m.stop()
+    os.chmod(ctx.dir, 0o755)
+    os.chmod(live, 0o600)
+    m = mt.Mount(ctx, live, mnt, store=store,
+                 options=["allow_other"]).start()
+    with open("/proc/self/mountinfo") as f:
+        line = [l for l in f if " %s " % mnt in l][0]
+    ctx.check("allow_other mounts with default_permissions",
+              "default_permissions" in line and "allow_other" in line, line)
+    r = ctx.run(["touch", os.path.join(mnt, "snapshots", "private")])
+    snap = [n for n in mt.snapshots(mnt) if n.endswith("_private.db")]
+    ctx.require("a snapshot of the 0600 database", r.returncode == 0 and
+                len(snap) == 1, r.stderr)
+    sp = os.path.join(mnt, "snapshots", snap[0])
+    ctx.check("its mode is 0400", (os.stat(sp).st_mode & 0o777) == 0o400,
+              oct(os.stat(sp).st_mode))
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    r = ctx.run(nobody + ["ls", os.path.join(mnt, "snapshots")])
+    ctx.check("another user can list snapshots/", r.returncode == 0,
+              r.stderr)
+    r = ctx.run(nobody + ["cat", sp])
+    ctx.check("but cannot read the snapshot", r.returncode != 0 and
+              "Permission denied" in r.stderr, r.stderr)
+    r = ctx.run(nobody + ["cat", os.path.join(mnt, "current.db")])
+    ctx.check("nor current.db", r.returncode != 0 and
+              "Permission denied" in r.stderr, r.stderr)
+    r = ctx.run(nobody + ["touch", os.path.join(mnt, "snapshots", "x")])
+    ctx.check("nor take a snapshot", r.returncode != 0 and
+              len(mt.snapshots(mnt)) == 1, r.stderr)
+    os.chmod(ctx.dir, 0o700)
+
     # A second daemon on the same store is refused.
     mnt2 = ctx.path("mnt2")
     os.makedirs(mnt2)
