@@ -79,6 +79,7 @@ static void dir_collect_node(struct snap_node *n, void *ctx)
 	}
 }
 
+/* Capture the listing of directory ino as process pid sees it. */
 static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 {
 	struct snap_dirent *d;
@@ -149,6 +150,7 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 	return b->oom ? -ENOMEM : 0;
 }
 
+/* OPENDIR: the listing is captured here, once. */
 void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
@@ -179,6 +181,8 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		snap_handle_free(h);
 }
 
+/* READDIR(PLUS) from the captured listing; offsets are indexes + 1.
+ * Entries given with attributes count as lookups of dynamic nodes. */
 static void dir_read(fuse_req_t req, size_t size, off_t off,
 		     struct fuse_file_info *fi, int plus)
 {
@@ -257,6 +261,7 @@ void snap_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	fuse_reply_err(req, 0);
 }
 
+/* UNLINK: see the table at the top. */
 void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 			   const char *name)
 {
@@ -425,6 +430,7 @@ static int rename_onto_current(fuse_ino_t parent, const char *name)
 	return rc;
 }
 
+/* RENAME: a restore, a relabel, a staging file renamed, or a refusal. */
 void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
 			   const char *newname, unsigned int flags)

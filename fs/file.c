@@ -35,6 +35,7 @@
 
 #include "fs.h"
 
+/* A new handle of kind, on the list the shutdown walks. */
 struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
 {
 	struct snap_handle *h = calloc(1, sizeof(*h));
@@ -53,6 +54,7 @@ struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
 	return h;
 }
 
+/* Free the handle itself (what it holds: snap_handle_release). */
 void snap_handle_free(struct snap_handle *h)
 {
 	size_t i;
@@ -185,6 +187,7 @@ static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
 	return 0;
 }
 
+/* OPEN: what the open means depends on the inode and the flags (above). */
 void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 			 struct fuse_file_info *fi)
 {
@@ -330,6 +333,8 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_create(req, fi, h, &st, 1);
 }
 
+/* CREATE: current.db after an unlink is an upload; another name in the
+ * root a staging file; a name in snapshots/ a snapshot request. */
 void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, mode_t mode,
 			   struct fuse_file_info *fi)
@@ -378,6 +383,7 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* READ from whatever the handle reads. */
 void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
@@ -442,6 +448,8 @@ void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	}
 }
 
+/* WRITE into an upload, the session copy, a staging file or a request;
+ * nothing else is writable. */
 void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -478,6 +486,8 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* FLUSH (every close()): where uploads, edits and snapshot requests are
+ * applied, so that their verdict is what close() returns. */
 void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
