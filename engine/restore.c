@@ -645,7 +645,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	}
 	/* 2. A safety snapshot of what is there now. */
 	if (state == LIVE_DB) {
-		snprintf(label, sizeof(label), "before-%s", si.label);
+		snprintf(label, sizeof(label), "before-restore-%s", si.label);
 		safety.label = label;
 		rc = snap_snapshot_take(s, &safety, &res->safety, err);
 		if (rc) {
@@ -701,9 +701,34 @@ record:
 	return rc;
 }
 
+/* An older snapshot with exactly si's image (same SHA-256 and shape), 0 if
+ * none. */
+static int64_t same_image(snap_store *s, const snap_info *si)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+
+	snap_store_lock(s);
+	if (sqlite3_prepare_v2(s->db, "SELECT id FROM snapshots WHERE "
+			       "sha256=? AND page_size=? AND page_count=? AND "
+			       "id<>? ORDER BY id DESC LIMIT 1", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, si->sha256, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, si->page_size);
+		sqlite3_bind_int64(st, 3, si->page_count);
+		sqlite3_bind_int64(st, 4, si->id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			id = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return id;
+}
+
 int snap_restore_file(snap_store *s, const char *path, const char *label,
 		      snap_restore_result *res, snap_err *err)
 {
+	int64_t same;
 	snap_create_opts o = { SNAP_KIND_IMPORT, label, NULL, 0 };
 	char *dup = NULL;
 	snap_info si;
@@ -721,6 +746,16 @@ int snap_restore_file(snap_store *s, const char *path, const char *label,
 		snap_err_prefix(err, "restore refused, %s is unchanged",
 				s->db_path);
 		return rc;
+	}
+	/* A copy of a snapshot (cp snapshots/X current.db) need not stay in
+	 * the catalog twice: restore the snapshot it equals.  A caller that
+	 * named the import keeps it. */
+	same = label ? 0 : same_image(s, &si);
+	if (same) {
+		snap_err ignore;
+
+		if (snap_store_delete(s, si.id, &ignore) == 0)
+			return snap_restore(s, same, res, err);
 	}
 	return snap_restore(s, si.id, res, err);
 }

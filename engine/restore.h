@@ -42,6 +42,8 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 /*
  * Restore from a database file: it is verified and imported as a snapshot
  * of kind import (label from the file name unless given), then restored.
+ * Without a label, a file whose image equals an existing snapshot's (a copy
+ * of one) restores that snapshot instead and adds nothing to the catalog.
  * -EINVAL when the file is not a usable database; nothing changed then.
  */
 int snap_restore_file(snap_store *s, const char *path, const char *label,

@@ -642,6 +642,35 @@ static void test_restore_file_applies_a_good_file(void **state)
 	free(list);
 }
 
+static void test_restore_file_of_a_snapshot_copy_adds_no_import(void **state)
+{
+	/* cp snapshots/X current.db: the file equals snapshot X, so X is
+	 * restored and the catalog gains only the safety snapshot. */
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "wal", 4096, &f);
+	char copy[PATH_MAX];
+	snap_err e;
+	tu_path(env, copy, "copy-of-v1.db");
+	assert_int_equal(snap_image_export(env->st, f.a.id, copy, &e), 0);
+	int64_t before = tu_count(env->st);
+	snap_restore_result res;
+	int rc = snap_restore_file(env->st, copy, NULL, &res, &e);
+	if (rc != 0)
+		fail_msg("restore of a snapshot's copy: %d %s", rc, e.msg);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_int_equal(res.have_safety, 1);
+	assert_int_equal(tu_count(env->st), before + 1);
+	snap_info *list = NULL;
+	size_t n = 0;
+	assert_int_equal(snap_store_list(env->st, &list, &n, &e), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_not_equal(list[i].kind, SNAP_KIND_IMPORT);
+	free(list);
+}
+
 /* restore_file(path) fails with rc; the live db and the store unchanged. */
 static void expect_restore_file_refused(tu_env *env, const char *path, int rc)
 {
@@ -708,6 +737,7 @@ int main(void)
 		tu_test(test_restore_is_ebusy_while_another_restore_runs),
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),
 		tu_test(test_restore_file_applies_a_good_file),
+		tu_test(test_restore_file_of_a_snapshot_copy_adds_no_import),
 		tu_test(test_restore_file_refuses_bad_files),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
