@@ -30,7 +30,7 @@ db=$demo/app.db
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 show() { say "$*"; "$@"; }
 
-sqlite3 "$db" <<'SQL'
+sqlite3 "$db" >/dev/null <<'SQL'
 PRAGMA journal_mode=WAL;
 CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT, email TEXT);
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i<1000)
