@@ -1,0 +1,91 @@
+#!/bin/bash
+# tests/integration/engine/snapctl_completion.sh — the bash completion
+# (tools/snapctl.bash-completion) in a real bash: sourced with nothing from
+# the bash-completion package, its function called with COMP_WORDS and
+# COMP_CWORD set as bash sets them.
+#
+#   snapctl re<TAB>                 -> restore
+#   snapctl --db DB restore <TAB>   -> the store's snapshot names (and latest)
+#   snapctl --db=DB show <TAB>      -> the names ("=" is its own word)
+#   snapctl --db DB diff NAME <TAB> -> the names and live
+#   snapctl prune --<TAB>           -> prune's options, not check's
+# and the hidden "__names" command it uses lists exactly the snapshots and
+# is not in --help.
+. "$(dirname "$0")/lib.sh"
+
+COMPLETION=$(cd "$(dirname "$0")/../../../tools" && pwd)/snapctl.bash-completion
+if [ ! -f "$COMPLETION" ]; then
+	echo "SKIP: no completion file at $COMPLETION"
+	exit 77
+fi
+
+DB=$T/app.db
+make_db "$DB" 50
+sc --db "$DB" create --label one
+require "create a first snapshot" rc_is 0
+S1=$OUT
+sc --db "$DB" create --label two
+require "create a second snapshot" rc_is 0
+S2=$OUT
+
+# complete WORD... — COMPREPLY (one a line) for the command line WORD...,
+# the cursor on the last word (give "" for an empty one), in a fresh bash.
+complete_words() {
+	bash --norc --noprofile -c '
+		. "$1"; shift
+		COMP_WORDS=("$@")
+		COMP_CWORD=$(($# - 1))
+		COMP_LINE="$*"
+		COMP_POINT=${#COMP_LINE}
+		_snapctl
+		printf "%s\n" "${COMPREPLY[@]}"' bash "$COMPLETION" "$@" 2>"$T/.cerr"
+}
+has_line() { printf '%s\n' "$1" | grep -qxF -- "$2"; }
+
+check "the completion file is valid bash" bash -n "$COMPLETION"
+R=$(bash --norc --noprofile -c '. "$1"; complete -p snapctl' bash "$COMPLETION")
+check "it registers _snapctl for snapctl" same "$R" "complete -F _snapctl snapctl"
+
+R=$(complete_words "$SNAPCTL" re)
+check "snapctl re<TAB> completes to restore" same "$R" "restore"
+R=$(complete_words "$SNAPCTL" "")
+check "snapctl <TAB> lists the commands" \
+	eval 'has_line "$R" prune && has_line "$R" status && has_line "$R" diff && ! has_line "$R" __names'
+
+R=$(complete_words "$SNAPCTL" --db "$DB" restore "")
+check "snapctl --db DB restore <TAB> lists both snapshot names and latest" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2" && has_line "$R" latest'
+R=$(complete_words "$SNAPCTL" restore --db "$DB" "${S2:0:12}")
+check "options after the command count too; a prefix narrows" \
+	eval 'has_line "$R" "$S2" && ! has_line "$R" latest'
+R=$(complete_words "$SNAPCTL" --db = "$DB" show "")
+check "--db=DB (split at =) is used for the names" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2"'
+R=$(complete_words "$SNAPCTL" --store "$DB.snapfs" delete "")
+check "--store DIR is used for the names" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2"'
+R=$(complete_words "$SNAPCTL" --db "$DB" diff "$S1" "")
+check "diff's second argument: names, live and current" \
+	eval 'has_line "$R" "$S2" && has_line "$R" live && has_line "$R" current'
+R=$(complete_words "$SNAPCTL" --db "$T/none.db" restore "")
+check "no store: no names, no error on the terminal" \
+	eval '! has_line "$R" "$S1" && [ ! -s "$T/.cerr" ]'
+
+R=$(complete_words "$SNAPCTL" prune --)
+check "prune --<TAB> offers --keep, --max-size, --dry-run and not --recover" \
+	eval 'has_line "$R" --keep && has_line "$R" --max-size && has_line "$R" --dry-run && ! has_line "$R" --recover'
+R=$(complete_words "$SNAPCTL" status --)
+check "status --<TAB> offers --prometheus, --warn-age and --crit-age" \
+	eval 'has_line "$R" --prometheus && has_line "$R" --warn-age && has_line "$R" --crit-age'
+R=$(complete_words "$SNAPCTL" restore --)
+check "restore --<TAB> offers --dry-run and --table" \
+	eval 'has_line "$R" --dry-run && has_line "$R" --table'
+R=$(complete_words "$SNAPCTL" prune --keep "")
+check "--keep <TAB> offers the rules" \
+	eval 'has_line "$R" last: && has_line "$R" within:'
+
+sc --db "$DB" __names
+check "__names lists exactly the snapshots, oldest first" \
+	same "$OUT" "$(printf '%s\n%s' "$S1" "$S2")"
+sc --help
+check "__names is not in --help" eval '! out_has __names'
