@@ -346,6 +346,18 @@ static int cap_write(sqlite3_file *f, const void *buf, int amt,
 	return SQLITE_OK;
 }
 
+int snap_capture_feed(snap_capture *c, const void *page, int64_t off)
+{
+	int rc;
+
+	if (c->err_code)
+		return c->err_code;
+	rc = cap_page(c, page, (int)c->page_size, off);
+	if (rc)
+		cap_fail(c, rc, "capture: %s", strerror(-rc));
+	return rc;
+}
+
 static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	snap_capture *c = ((capture_file *)f)->c;
@@ -620,14 +632,21 @@ void snap_capture_free(snap_capture *c)
 int snap_capture_begin(snap_capture *c, sqlite3 *src, snap_err *err)
 {
 	sqlite3_file *f = NULL;
-	uint8_t sha[32], *p1;
-	uint32_t ps;
-	int64_t id;
 	int rc;
 
 	rc = sqlite3_file_control(src, "main", SQLITE_FCNTL_FILE_POINTER, &f);
 	if (rc != SQLITE_OK || !f || !f->pMethods)
 		return 0;
+	return snap_capture_begin_file(c, f, err);
+}
+
+int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
+{
+	uint8_t sha[32], *p1;
+	uint32_t ps;
+	int64_t id;
+	int rc;
+
 	p1 = malloc(SNAP_PAGE_MAX);
 	if (!p1)
 		return snap_err_set(err, -ENOMEM, "out of memory");

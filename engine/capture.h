@@ -98,6 +98,11 @@ void snap_capture_free(snap_capture *c);
  * leaves it for the caller (PRAGMA page_size) when there is no prediction.
  */
 int snap_capture_begin(snap_capture *c, sqlite3 *src, snap_err *err);
+/* The same from a file handle SQLite holds (and has locked). */
+int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err);
+/* Feed one page (page_size bytes at offset off) without SQLite: for an
+ * image read raw from a file handle under an exclusive lock. */
+int snap_capture_feed(snap_capture *c, const void *page, int64_t off);
 /* Open a destination connection whose main file is this capture. */
 int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err);
 /*

@@ -56,6 +56,23 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 /* What the live file is before a restore. */
 enum live_state { LIVE_DB, LIVE_MISSING, LIVE_NOT_DB };
 
+/*
+ * Busy handler for connections to the live database.  SQLite's own backs
+ * off to 100 ms between tries; an application that commits in a tight loop
+ * takes the lock again within microseconds of releasing it, so a restore
+ * waiting that way starves (rollback mode).  Poll often instead, up to
+ * LIVE_BUSY_MS in all.
+ */
+static int live_busy(void *ctx, int n)
+{
+	(void)ctx;
+	/* 1000 tries of 0.1 ms, then 1 ms each: about LIVE_BUSY_MS. */
+	if (n > LIVE_BUSY_MS)
+		return 0;
+	usleep(n < 1000 ? 100 : 1000);
+	return 1;
+}
+
 static int open_live(const char *path, sqlite3 **db, snap_err *err)
 {
 	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
@@ -67,7 +84,7 @@ static int open_live(const char *path, sqlite3 **db, snap_err *err)
 		*db = NULL;
 		return rc;
 	}
-	sqlite3_busy_timeout(*db, LIVE_BUSY_MS);
+	sqlite3_busy_handler(*db, live_busy, NULL);
 	sqlite3_extended_result_codes(*db, 1);
 	return 0;
 }
@@ -134,29 +151,9 @@ static int live_probe(const char *path, enum live_state *state, int *wal,
 	return 0;
 }
 
-/* Run one backup from src into dst, retrying while readers hold locks. */
-static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
-		      snap_err *err)
+/* The error for a backup that ended with rc. */
+static int backup_error(int rc, const char *what, snap_err *err)
 {
-	int tries, rc = SQLITE_BUSY;
-
-	/* Each try waits up to LIVE_BUSY_MS in the busy handler; a second
-	 * try covers a lock SQLite reports without calling it. */
-	for (tries = 0; tries < 2; tries++) {
-		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
-							 "main");
-		if (!bk)
-			return snap_err_sqlite(err, dst, sqlite3_errcode(dst),
-					       "cannot start copying into %s",
-					       what);
-		rc = sqlite3_backup_step(bk, -1);
-		sqlite3_backup_finish(bk);
-		if (rc == SQLITE_DONE)
-			return 0;
-		if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
-			break;
-		sqlite3_sleep(50);   /* the busy handler already waited */
-	}
 	if ((rc & 0xff) == SQLITE_READONLY)
 		return snap_err_set(err, -EROFS, "cannot write %s: SQLite "
 				    "refused the copy (read-only file, or WAL "
@@ -166,6 +163,115 @@ static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
 				    "connection for %d s", what,
 				    2 * LIVE_BUSY_MS / 1000);
 	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
+}
+
+static int busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/*
+ * Start a backup of src into dst and take dst's write lock (a step of 0
+ * pages opens the destination's write transaction and keeps it until the
+ * backup finishes: WAL, the write lock; rollback mode, an exclusive lock).
+ * Each try waits up to LIVE_BUSY_MS in the busy handler; a second try
+ * covers a lock SQLite reports without calling it.
+ */
+static int backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
+			sqlite3_backup **out, snap_err *err)
+{
+	int tries, rc = SQLITE_BUSY;
+
+	*out = NULL;
+	for (tries = 0; tries < 2; tries++) {
+		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
+							 "main");
+		if (!bk)
+			return snap_err_sqlite(err, dst, sqlite3_errcode(dst),
+					       "cannot start copying into %s",
+					       what);
+		rc = sqlite3_backup_step(bk, 0);
+		if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+			*out = bk;
+			return 0;
+		}
+		sqlite3_backup_finish(bk);
+		if (!busy(rc))
+			break;
+		sqlite3_sleep(50);   /* the busy handler already waited */
+	}
+	return backup_error(rc, what, err);
+}
+
+/* Copy the rest and commit; finishes bk either way. */
+static int backup_rest(sqlite3_backup *bk, const char *what, snap_err *err)
+{
+	int tries, rc = SQLITE_BUSY;
+
+	for (tries = 0; tries < 2; tries++) {
+		rc = sqlite3_backup_step(bk, -1);
+		if (rc == SQLITE_DONE || !busy(rc))
+			break;
+	}
+	sqlite3_backup_finish(bk);
+	return rc == SQLITE_DONE ? 0 : backup_error(rc, what, err);
+}
+
+/* Run one whole backup from src into dst. */
+static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
+		      snap_err *err)
+{
+	sqlite3_backup *bk = NULL;
+	int rc = backup_begin(dst, src, what, &bk, err);
+
+	return rc ? rc : backup_rest(bk, what, err);
+}
+
+/* The live database's token, through db's own file handle (which holds a
+ * lock: PITFALLS 2 forbids a descriptor of our own). */
+static int token_from(sqlite3 *db, int wal, snap_live_token *tok)
+{
+	sqlite3_file *f = NULL;
+	uint8_t h[100];
+
+	memset(tok, 0, sizeof(*tok));
+	tok->wal = wal;
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
+	    SQLITE_OK || !f || !f->pMethods ||
+	    f->pMethods->xRead(f, h, sizeof(h), 0) != SQLITE_OK)
+		return -EIO;
+	tok->change_counter = ((uint32_t)h[24] << 24) | ((uint32_t)h[25] << 16) |
+			      ((uint32_t)h[26] << 8) | h[27];
+	return 0;
+}
+
+int snap_live_token_get(const char *db_path, snap_live_token *tok,
+			snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int64_t ignore;
+	char mode[16] = "";
+	sqlite3_stmt *st = NULL;
+	int rc = open_live(db_path, &db, err);
+
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(mode, sizeof(mode), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	/* Read the header inside a read transaction: a stable value. */
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	rc = query_int(db, "SELECT count(*) FROM sqlite_schema", &ignore);
+	if (rc == SQLITE_OK)
+		rc = token_from(db, strcmp(mode, "wal") == 0, tok);
+	else
+		rc = snap_err_sqlite(err, db, rc, "cannot read %s", db_path);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	if (rc == -EIO)
+		snap_err_set(err, rc, "cannot read the header of %s", db_path);
+	return rc;
 }
 
 /* fsync a directory so a rename in it is durable. */
@@ -184,19 +290,83 @@ static void sync_dir(const char *path)
 	free(dup);
 }
 
-/* Copy snapshot id into an existing live database, keeping its mode, and
- * verify the result on the same connection (verify_conn). */
+/* What a copy into the live database takes care of around the copy. */
+typedef struct copy_plan {
+	const snap_create_opts *safety;   /* take one (NULL: a rollback) */
+	snap_restore_result *res;         /* where the safety goes */
+	const snap_restore_opts *opts;    /* precondition, may be NULL */
+	int wal;                          /* the live database's mode */
+	int copied;                       /* set once the copy started */
+} copy_plan;
+
+/* Take the safety snapshot into plan->res: through the locked connection
+ * `locked` (rollback mode), or through a connection of its own (WAL). */
+static int take_safety(snap_store *s, copy_plan *plan, sqlite3 *locked,
+		       snap_err *err)
+{
+	int rc = locked ?
+		 snap_snapshot_take_locked(s, locked, plan->safety,
+					   &plan->res->safety, err) :
+		 snap_snapshot_take(s, plan->safety, &plan->res->safety, err);
+
+	if (rc) {
+		snap_err_prefix(err, "restore refused: cannot take the safety "
+				"snapshot of %s", s->db_path);
+		return rc;
+	}
+	plan->res->have_safety = 1;
+	return 0;
+}
+
+/* A safety snapshot the restore did not use goes again. */
+static void drop_safety(snap_store *s, copy_plan *plan)
+{
+	snap_err ignore;
+
+	if (!plan->res->have_safety)
+		return;
+	snap_store_delete(s, plan->res->safety.id, &ignore);
+	plan->res->have_safety = 0;
+}
+
+/*
+ * Copy snapshot id into an existing live database, keeping its mode, and
+ * verify the result on the same connection (verify_conn).  The copy's
+ * write lock is taken first (a backup step of 0 pages) and held until it
+ * commits, and the safety snapshot is read under it, so no commit falls
+ * between the two: in WAL mode through a connection of its own (readers
+ * are not blocked), in rollback mode, where the lock is exclusive, raw
+ * through the locked connection's file handle.  The precondition runs
+ * under the same lock.
+ */
 static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
-			  int *proven, snap_err *err)
+			  copy_plan *plan, int *proven, snap_err *err)
 {
 	sqlite3 *src = NULL, *dst = NULL;
+	sqlite3_backup *bk = NULL;
+	snap_live_token tok;
 	int rc;
 
 	rc = snap_image_sqlite_open(s, id, &src, err);
 	if (!rc)
 		rc = open_live(s->db_path, &dst, err);
 	if (!rc)
-		rc = backup_all(dst, src, s->db_path, err);
+		rc = backup_begin(dst, src, s->db_path, &bk, err);
+	if (!rc && plan->safety)
+		rc = take_safety(s, plan, plan->wal ? NULL : dst, err);
+	if (!rc && token_from(dst, plan->wal, &tok))
+		rc = snap_err_set(err, -EIO, "cannot read the header of %s",
+				  s->db_path);
+	if (!rc && plan->opts && plan->opts->precond)
+		rc = plan->opts->precond(plan->opts->ctx, &tok, err);
+	if (rc) {
+		if (bk)
+			sqlite3_backup_finish(bk);
+		drop_safety(s, plan);
+	} else {
+		plan->copied = 1;
+		rc = backup_rest(bk, s->db_path, err);
+	}
 	sqlite3_close(src);
 	if (!rc)
 		rc = verify_conn(s, id, si, dst, s->db_path, proven, err);
@@ -588,24 +758,21 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 
 /* Copy and verify; the part of a restore that a rollback repeats. */
 static int apply(snap_store *s, int64_t id, const snap_info *si,
-		 enum live_state state, char *kept, size_t keptcap, int *proven,
-		 snap_err *err)
+		 enum live_state state, copy_plan *plan, char *kept,
+		 size_t keptcap, int *proven, snap_err *err)
 {
-	int rc;
-
 	if (state == LIVE_DB)
-		rc = copy_into_live(s, id, si, proven, err);
-	else
-		rc = copy_to_new_file(s, id, si, state, kept, keptcap, proven,
-				      err);
-	return rc;
+		return copy_into_live(s, id, si, plan, proven, err);
+	plan->copied = 1;
+	return copy_to_new_file(s, id, si, state, kept, keptcap, proven, err);
 }
 
-int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
-		 snap_err *err)
+int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
+		    snap_restore_result *res, snap_err *err)
 {
 	snap_restore_result tmp;
 	snap_create_opts safety = { SNAP_KIND_PRE_RESTORE, NULL, NULL, 0 };
+	copy_plan plan;
 	enum live_state state;
 	snap_info si;
 	char label[SNAP_LABEL_MAX + 1];
@@ -642,32 +809,39 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		if (rc)
 			goto record;
 		left_wal = 1;
+		wal = 0;
 	}
-	/* 2. A safety snapshot of what is there now. */
-	if (state == LIVE_DB) {
-		snprintf(label, sizeof(label), "before-restore-%s", si.label);
-		safety.label = label;
-		rc = snap_snapshot_take(s, &safety, &res->safety, err);
-		if (rc) {
-			snap_err_prefix(err, "restore refused: cannot take the "
-					"safety snapshot of %s", s->db_path);
-			goto record;
-		}
-		res->have_safety = 1;
+	/* 2, 3 and 4: safety snapshot, copy, verification. */
+	snprintf(label, sizeof(label), "before-restore-%s", si.label);
+	safety.label = label;
+	memset(&plan, 0, sizeof(plan));
+	plan.safety = state == LIVE_DB ? &safety : NULL;
+	plan.res = res;
+	plan.opts = o;
+	plan.wal = wal;
+	if (state != LIVE_DB && o && o->precond) {
+		snap_live_token none = { 0, 0 };
+		rc = o->precond(o->ctx, &none, err);
+		if (rc)
+			goto mode;
 	}
-	/* 3 and 4. */
-	rc = apply(s, id, &si, state, kept, sizeof(res->kept),
+	rc = apply(s, id, &si, state, &plan, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
-	if (rc && res->have_safety) {
+	if (rc && plan.copied && res->have_safety) {
 		/* 5. Back to the safety snapshot. */
+		copy_plan back;
 		snap_err again;
 		int proven = 0, rrc;
 
 		snap_err_clear(&again);
 		rrc = live_probe(s->db_path, &state, &wal, &live_ps, &again);
+		memset(&back, 0, sizeof(back));
+		back.res = res;
+		back.wal = wal;
 		if (!rrc)
 			rrc = apply(s, res->safety.id, &res->safety, state,
-				    kept, sizeof(res->kept), &proven, &again);
+				    &back, kept, sizeof(res->kept), &proven,
+				    &again);
 		res->rolled_back = rrc == 0;
 		if (rrc)
 			snap_err_prefix(err, "restore failed AND the rollback "
@@ -680,6 +854,7 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		if (rc != -EBUSY && rc != -ENOSPC)
 			rc = -EIO;
 	}
+mode:
 	if (left_wal) {
 		snap_err mode;
 
@@ -699,6 +874,12 @@ record:
 			       res->safety.name : "", *kept ?
 			       "; the old file is kept as " : "", kept);
 	return rc;
+}
+
+int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
+		 snap_err *err)
+{
+	return snap_restore_ex(s, id, NULL, res, err);
 }
 
 /* An older snapshot with exactly si's image (same SHA-256 and shape), 0 if
@@ -725,22 +906,23 @@ static int64_t same_image(snap_store *s, const snap_info *si)
 	return id;
 }
 
-int snap_restore_file(snap_store *s, const char *path, const char *label,
-		      snap_restore_result *res, snap_err *err)
+int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
+			 const snap_restore_opts *o, snap_restore_result *res,
+			 snap_err *err)
 {
-	int64_t same;
-	snap_create_opts o = { SNAP_KIND_IMPORT, label, NULL, 0 };
+	snap_create_opts io = { SNAP_KIND_IMPORT, label, NULL, 0 };
 	char *dup = NULL;
 	snap_info si;
+	int64_t same;
 	int rc;
 
 	if (!label) {
 		dup = strdup(path);
 		if (!dup)
 			return snap_err_set(err, -ENOMEM, "out of memory");
-		o.label = basename(dup);
+		io.label = basename(dup);
 	}
-	rc = snap_snapshot_import(s, path, &o, &si, err);
+	rc = snap_snapshot_import(s, path, &io, &si, err);
 	free(dup);
 	if (rc) {
 		snap_err_prefix(err, "restore refused, %s is unchanged",
@@ -755,7 +937,13 @@ int snap_restore_file(snap_store *s, const char *path, const char *label,
 		snap_err ignore;
 
 		if (snap_store_delete(s, si.id, &ignore) == 0)
-			return snap_restore(s, same, res, err);
+			return snap_restore_ex(s, same, o, res, err);
 	}
-	return snap_restore(s, si.id, res, err);
+	return snap_restore_ex(s, si.id, o, res, err);
+}
+
+int snap_restore_file(snap_store *s, const char *path, const char *label,
+		      snap_restore_result *res, snap_err *err)
+{
+	return snap_restore_file_ex(s, path, label, NULL, res, err);
 }

@@ -35,9 +35,44 @@ typedef struct snap_restore_result {
  * Restore snapshot `id` into the live database.  Errors: -EBUSY (another
  * restore), -EBADMSG (source failed verification: nothing changed),
  * -EIO (failure during or after the copy: rolled back), others.
+ *
+ * No commit is lost: the copy's write lock is taken before the safety
+ * snapshot is read and held until the copy commits, so every commit before
+ * the restore is in the safety snapshot (WAL: read through a connection of
+ * its own, readers are not blocked; rollback mode, where the lock is
+ * exclusive: read raw through the locked connection's file handle).
  */
 int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		 snap_err *err);
+
+/* What a precondition sees of the live database, read under its lock. */
+typedef struct snap_live_token {
+	int wal;                  /* the live database is in WAL mode */
+	uint32_t change_counter;  /* header bytes 24-27 (rollback mode: moves
+				     with every commit; WAL mode: does not) */
+} snap_live_token;
+
+/*
+ * Called with the live database's write lock held, right before the copy:
+ * return 0 to go on, or a negative errno (normally -ESTALE) to refuse with
+ * nothing changed.  In rollback mode the database is locked exclusively:
+ * the callback must not read it through another connection (use tok); in
+ * WAL mode it may (readers are not blocked).
+ */
+typedef int (*snap_restore_precond)(void *ctx, const snap_live_token *tok,
+				    snap_err *err);
+
+typedef struct snap_restore_opts {
+	snap_restore_precond precond;   /* may be NULL */
+	void *ctx;
+} snap_restore_opts;
+
+int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
+		    snap_restore_result *res, snap_err *err);
+
+/* The token of the live database now (through a SQLite connection). */
+int snap_live_token_get(const char *db_path, snap_live_token *tok,
+			snap_err *err);
 
 /*
  * Restore from a database file: it is verified and imported as a snapshot
@@ -48,6 +83,9 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
  */
 int snap_restore_file(snap_store *s, const char *path, const char *label,
 		      snap_restore_result *res, snap_err *err);
+int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
+			 const snap_restore_opts *o, snap_restore_result *res,
+			 snap_err *err);
 
 /*
  * Finish what an interrupted restore left: a live database it took out of

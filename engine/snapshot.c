@@ -14,6 +14,7 @@
  * our own (PITFALLS 2: that would drop the locks SQLite holds for other
  * connections in this process).
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -211,6 +212,10 @@ static void phase(const char *name)
 }
 
 static int begin_read(sqlite3 *db, const char *path, snap_err *err);
+static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
+		       int in_txn, const char *what, const snap_create_opts *o,
+		       snap_progress_fn fn, void *ctx, snap_info *out,
+		       snap_err *err);
 
 /*
  * Backup src into a capture on the store.  The store's write transaction
@@ -223,6 +228,64 @@ static int capture_from(snap_store *s, sqlite3 *src, int in_txn,
 			const char *what, const snap_create_opts *o,
 			snap_progress_fn fn, void *ctx, snap_info *out,
 			snap_err *err)
+{
+	return capture_any(s, src, NULL, in_txn, what, o, fn, ctx, out, err);
+}
+
+/*
+ * Read every page of a file SQLite holds exclusively locked (rollback
+ * mode: the file is the database) into the capture.  The database's size
+ * is what SQLite itself would use: the header's page count when it is
+ * valid (its version-valid-for equals its change counter), else the file's
+ * whole pages.  The lock-byte page is skipped, as a backup skips it.
+ */
+static int capture_raw_pages(snap_capture *c, sqlite3_file *f,
+			     const char *what, snap_err *err)
+{
+	sqlite3_int64 size = 0;
+	uint32_t n, pgno, counter, valid, lockpg;
+	uint8_t *page;
+	int rc = 0;
+
+	if (f->pMethods->xFileSize(f, &size) != SQLITE_OK || !c->page_size)
+		return snap_err_set(err, -EIO, "cannot read the size of %s",
+				    what);
+	counter = be32toh(*(const uint32_t *)(c->page1 + 24));
+	valid = be32toh(*(const uint32_t *)(c->page1 + 92));
+	n = be32toh(*(const uint32_t *)(c->page1 + 28));
+	if (!n || counter != valid)
+		n = (uint32_t)(size / c->page_size);
+	lockpg = (uint32_t)(0x40000000u / c->page_size) + 1;
+	page = malloc(c->page_size);
+	if (!page)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	for (pgno = 1; !rc && pgno <= n; pgno++) {
+		sqlite3_int64 off = (sqlite3_int64)(pgno - 1) * c->page_size;
+		int r;
+
+		if (pgno == lockpg)
+			continue;
+		r = f->pMethods->xRead(f, page, (int)c->page_size, off);
+		if (r != SQLITE_OK && r != SQLITE_IOERR_SHORT_READ)
+			rc = snap_err_set(err, -EIO, "cannot read %s at offset "
+					  "%lld", what, (long long)off);
+		else if (snap_capture_feed(c, page, off))
+			rc = snap_err_set(err, c->err_code, "snapshot of %s: %s",
+					  what, c->err_msg);
+	}
+	free(page);
+	return rc;
+}
+
+/*
+ * Backup src into a capture on the store, or, with raw, read the pages of
+ * that locked file directly (no table counts then: SQL cannot run on a
+ * connection whose lock a backup holds).
+ */
+static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
+		       int in_txn, const char *what, const snap_create_opts *o,
+		       snap_progress_fn fn, void *ctx, snap_info *out,
+		       snap_err *err)
 {
 	snap_capture c;
 	sqlite3 *store = NULL, *dst = NULL;
@@ -243,6 +306,22 @@ static int capture_from(snap_store *s, sqlite3 *src, int in_txn,
 	c.progress = fn;
 	c.progress_ctx = ctx;
 	phase("page index");
+	if (!rc && raw) {
+		tables = strdup("{}");
+		if (!tables)
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+		if (!rc)
+			rc = snap_capture_begin_file(&c, raw, err);
+		if (!rc && !c.page_size)
+			rc = snap_err_set(err, -EINVAL, "%s is not a SQLite "
+					  "database", what);
+		if (!rc)
+			rc = capture_raw_pages(&c, raw, what, err);
+		phase("raw pages");
+		if (rc)
+			goto out_capture;
+		goto captured;
+	}
 	if (!rc && !in_txn) {
 		rc = begin_read(src, what, err);
 		reading = rc == 0;
@@ -307,6 +386,7 @@ static int capture_from(snap_store *s, sqlite3 *src, int in_txn,
 	}
 	sqlite3_close(dst);
 	dst = NULL;
+captured:
 	rc = snap_capture_finish(&c, sha, err);
 	phase("finish");
 	if (!rc)
@@ -423,6 +503,29 @@ done:
 		snap_event_add(s, "snapshot", out->name, 1, "%s snapshot, %u "
 			       "pages of %u bytes", snap_kind_name(out->kind),
 			       out->page_count, out->page_size);
+	return rc;
+}
+
+int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
+			      const snap_create_opts *o, snap_info *out,
+			      snap_err *err)
+{
+	sqlite3_file *f = NULL;
+	int rc;
+
+	if (sqlite3_file_control(live, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
+	    SQLITE_OK || !f || !f->pMethods)
+		return snap_err_set(err, -EIO, "cannot reach the file of %s",
+				    s->db_path);
+	rc = capture_any(s, NULL, f, 1, s->db_path, o, NULL, NULL, out, err);
+	if (rc)
+		snap_event_add(s, "snapshot", "", 0, "%s", err ? err->msg :
+			       "snapshot failed");
+	else
+		snap_event_add(s, "snapshot", out->name, 1, "%s snapshot, %u "
+			       "pages of %u bytes (under the restore's lock)",
+			       snap_kind_name(out->kind), out->page_count,
+			       out->page_size);
 	return rc;
 }
 

@@ -71,6 +71,17 @@ void snap_store_restore_unlock(int fd);
  * name, for URIs "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
 int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
 
+/*
+ * A snapshot of the live database through `live`, a connection whose
+ * exclusive lock (rollback mode) a restore holds: its pages are read raw
+ * through SQLite's own file handle, so the image is exactly the committed
+ * state nobody can change meanwhile.  Table counts are left empty.
+ */
+struct snap_create_opts;
+int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
+			      const struct snap_create_opts *o, snap_info *out,
+			      snap_err *err);
+
 void snap_store_lock(snap_store *s);
 void snap_store_unlock(snap_store *s);
 
