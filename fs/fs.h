@@ -436,6 +436,29 @@ void snap_ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 void snap_ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		  const char *newname);
 
+/* ---- the timer thread (timer.c) ------------------------------------------ */
+
+struct snap_timer_opts {
+	int64_t every_ns;           /* -o every=, 0 = no automatic snapshots */
+	snap_keep_policy keep;      /* -o keep=, max_size= */
+	int64_t check_ns;           /* -o check=, 0 = none */
+	int auto_recover;           /* -o auto_recover */
+	int64_t verify_ns;          /* -o verify=, 0 = none */
+	unsigned verify_slice;      /* snapshots verified per verify run */
+	char *on_failure;           /* -o on_failure=CMD, or NULL */
+};
+
+/* Before mounting: open the schedule and set the failure hook (0 or a
+ * negative errno, err says why).  After the notifier started: start the
+ * thread.  At shutdown, before the store closes: stop it (and close the
+ * schedule; safe when never opened or started). */
+int snap_timer_open(const struct snap_timer_opts *o, snap_err *err);
+int snap_timer_start(void);
+void snap_timer_stop(void);
+/* For status.json: the next automatic snapshot and the interval (0, 0
+ * without a schedule). */
+void snap_timer_schedule(int64_t *next_ns, int64_t *interval_ns);
+
 extern const struct fuse_lowlevel_ops snap_ll_ops;
 
 #endif /* FS_FS_H */

@@ -54,12 +54,27 @@ struct snap_opts {
 	int version;
 	int allow_other;    /* -o allow_other (kept for libfuse too) */
 	int default_permissions;
+	/* schedules and health (timer.c) */
+	char *every;        /* -o every=DURATION */
+	char *keep;         /* -o keep=RULES */
+	char *max_size;     /* -o max_size=SIZE */
+	char *check;        /* -o check=DURATION */
+	int auto_recover;   /* -o auto_recover */
+	char *verify;       /* -o verify=DURATION */
+	char *on_failure;   /* -o on_failure=CMD */
 };
 
 enum { KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER, KEY_DEFAULT_PERMISSIONS };
 
 static const struct fuse_opt snap_opt_spec[] = {
 	{ "store=%s", offsetof(struct snap_opts, store), 0 },
+	{ "every=%s", offsetof(struct snap_opts, every), 0 },
+	{ "keep=%s", offsetof(struct snap_opts, keep), 0 },
+	{ "max_size=%s", offsetof(struct snap_opts, max_size), 0 },
+	{ "check=%s", offsetof(struct snap_opts, check), 0 },
+	{ "auto_recover", offsetof(struct snap_opts, auto_recover), 1 },
+	{ "verify=%s", offsetof(struct snap_opts, verify), 0 },
+	{ "on_failure=%s", offsetof(struct snap_opts, on_failure), 0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -93,6 +108,21 @@ static void usage(FILE *to, const char *prog)
 "\n"
 "snapfs options:\n"
 "    -o store=DIR           snapshot store directory (default DBFILE.snapfs)\n"
+"    -o every=DURATION      automatic snapshot (kind auto) every DURATION\n"
+"                           (30s, 15m, 1h, 1h30m) when the database changed\n"
+"    -o keep=RULES          retention after each automatic snapshot:\n"
+"                           last:N,hourly:N,daily:N,weekly:N,monthly:N,\n"
+"                           yearly:N,within:DURATION; rules may also be\n"
+"                           joined by '+' or '/' (keep=last:5+daily:7)\n"
+"    -o max_size=SIZE       prune automatic snapshots beyond SIZE (10M, 2G)\n"
+"    -o check=DURATION      PRAGMA quick_check of the live database\n"
+"    -o auto_recover        on corruption, restore the newest valid snapshot\n"
+"    -o verify=DURATION     verify a slice of stored snapshots each period\n"
+"    -o on_failure=CMD      run /bin/sh -c CMD when a snapshot, check, verify\n"
+"                           or restore fails (environment: SNAPFS_EVENT,\n"
+"                           SNAPFS_SNAPSHOT, SNAPFS_DETAIL, SNAPFS_DB,\n"
+"                           SNAPFS_STORE, SNAPFS_TIME); write a comma in\n"
+"                           CMD as \\,\n"
 "    -h, --help             this text, then libfuse's options\n"
 "    -V, --version          versions of snapfs, SQLite and libfuse\n"
 "    -f                     stay in the foreground, log to stderr\n"
@@ -258,10 +288,176 @@ static void daemon_ready(int fd, char status)
 	close(fd);
 }
 
+/* 1 when tok (up to a comma) is a keep rule "last:N", "daily:N", ... */
+static int keep_rule_word(const char *tok)
+{
+	static const char *const rules[] = { "last:", "hourly:", "daily:",
+		"weekly:", "monthly:", "yearly:", "within:" };
+	size_t i;
+
+	for (i = 0; i < sizeof(rules) / sizeof(rules[0]); i++)
+		if (strncmp(tok, rules[i], strlen(rules[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * libfuse splits -o values on commas, so "-o keep=last:5,daily:7" would
+ * reach us as keep=last:5 and an unknown option daily:7.  Rewrite each -o
+ * string first: the keep rules following keep= are joined with '+'.
+ * Returns the malloc()ed option string (or NULL: out of memory).
+ */
+static char *join_keep_rules(const char *in)
+{
+	size_t n = strlen(in), i = 0, o = 0;
+	char *out = malloc(n + 1);
+	int in_keep = 0;
+
+	if (!out)
+		return NULL;
+	while (i <= n) {
+		/* at the start of a token */
+		int rule = keep_rule_word(in + i);
+		if (in_keep && rule && o > 0)
+			out[o - 1] = '+';   /* the comma before it */
+		else
+			in_keep = strncmp(in + i, "keep=", 5) == 0;
+		while (i < n && in[i] != ',') {
+			if (in[i] == '\\' && i + 1 < n)
+				out[o++] = in[i++];
+			out[o++] = in[i++];
+		}
+		out[o++] = i < n ? ',' : '\0';
+		i++;
+	}
+	return out;
+}
+
+/* A copy of argv with the keep rules of every -o joined (see above). */
+static char **prescan_args(int argc, char *argv[])
+{
+	char **nv = calloc((size_t)argc + 1, sizeof(*nv));
+	int i;
+
+	if (!nv)
+		return NULL;
+	for (i = 0; i < argc; i++) {
+		int opt = i > 0 && strcmp(argv[i - 1], "-o") == 0;
+		int glued = strncmp(argv[i], "-o", 2) == 0 && argv[i][2];
+
+		if (opt || glued) {
+			char *j = join_keep_rules(argv[i] + (glued ? 2 : 0));
+			if (!j)
+				goto oom;
+			if (glued) {
+				char *g;
+				if (asprintf(&g, "-o%s", j) < 0) {
+					free(j);
+					goto oom;
+				}
+				free(j);
+				j = g;
+			}
+			nv[i] = j;
+		} else {
+			nv[i] = strdup(argv[i]);
+			if (!nv[i])
+				goto oom;
+		}
+	}
+	return nv;
+oom:
+	while (i-- > 0)
+		free(nv[i]);
+	free(nv);
+	return NULL;
+}
+
+static void free_args(char **nv)
+{
+	size_t i;
+
+	for (i = 0; nv && nv[i]; i++)
+		free(nv[i]);
+	free(nv);
+}
+
+/* Parse the schedule and health options into t; 0, or 1 after printing
+ * what is wrong. */
+static int parse_timer_opts(const struct snap_opts *o,
+			    struct snap_timer_opts *t)
+{
+	snap_err err;
+
+	memset(t, 0, sizeof(*t));
+	snap_err_clear(&err);
+	t->verify_slice = 10;
+	if (o->every && (snap_duration_parse(o->every, &t->every_ns) != 0 ||
+			 t->every_ns <= 0)) {
+		fprintf(stderr, "snapfs: every=%s: not a positive duration "
+			"(examples: 30s, 15m, 1h, 1h30m)\n", o->every);
+		return 1;
+	}
+	if (o->keep) {
+		char *k = strdup(o->keep), *p;
+		int rc;
+		if (!k) {
+			fprintf(stderr, "snapfs: out of memory\n");
+			return 1;
+		}
+		for (p = k; *p; p++)
+			if (*p == '+' || *p == '/')
+				*p = ',';
+		rc = snap_keep_parse(k, &t->keep, &err);
+		free(k);
+		if (rc != 0) {
+			fprintf(stderr, "snapfs: keep=%s: %s\n", o->keep,
+				err.msg);
+			return 1;
+		}
+	}
+	if (o->max_size && (snap_size_parse(o->max_size, &t->keep.max_size)
+			    != 0 || t->keep.max_size == 0)) {
+		fprintf(stderr, "snapfs: max_size=%s: not a size (examples: "
+			"512K, 10M, 2G)\n", o->max_size);
+		return 1;
+	}
+	if ((o->keep || o->max_size) && !o->every) {
+		fprintf(stderr, "snapfs: keep= and max_size= apply after "
+			"automatic snapshots: they need every=DURATION\n");
+		return 1;
+	}
+	if (o->check && (snap_duration_parse(o->check, &t->check_ns) != 0 ||
+			 t->check_ns <= 0)) {
+		fprintf(stderr, "snapfs: check=%s: not a positive duration "
+			"(examples: 30s, 15m, 1h)\n", o->check);
+		return 1;
+	}
+	if (o->auto_recover && !o->check) {
+		fprintf(stderr, "snapfs: auto_recover needs check=DURATION\n");
+		return 1;
+	}
+	t->auto_recover = o->auto_recover;
+	if (o->verify && (snap_duration_parse(o->verify, &t->verify_ns) != 0
+			  || t->verify_ns <= 0)) {
+		fprintf(stderr, "snapfs: verify=%s: not a positive duration "
+			"(examples: 10m, 1h, 1d)\n", o->verify);
+		return 1;
+	}
+	if (o->on_failure && !o->on_failure[0]) {
+		fprintf(stderr, "snapfs: on_failure= needs a command\n");
+		return 1;
+	}
+	t->on_failure = o->on_failure;
+	return 0;
+}
+
 int main(int argc, char *argv[])
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	char **nargv = prescan_args(argc, argv);
+	struct fuse_args args = FUSE_ARGS_INIT(argc, nargv);
 	struct fuse_cmdline_opts fopts;
+	struct snap_timer_opts topts;
 	struct fuse_loop_config *cfg = NULL;
 	struct snap_opts o;
 	snap_err err;
@@ -272,6 +468,10 @@ int main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	memset(&fopts, 0, sizeof(fopts));
 	snap_err_clear(&err);
+	if (!nargv) {
+		fprintf(stderr, "snapfs: out of memory\n");
+		return 1;
+	}
 	if (fuse_opt_parse(&args, &o, snap_opt_spec, opt_proc) != 0)
 		goto out;
 	if (o.help) {
@@ -299,6 +499,8 @@ int main(int argc, char *argv[])
 			"needed\n");
 		goto out;
 	}
+	if (parse_timer_opts(&o, &topts))
+		goto out;
 	if (check_db(o.db) || check_mountpoint(fopts.mountpoint))
 		goto out;
 	db = realpath(o.db, NULL);
@@ -375,6 +577,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	rc = snap_timer_open(&topts, &err);
+	if (rc != 0) {
+		fprintf(stderr, "snapfs: cannot start the schedule for %s: "
+			"%s\n", db, err.msg);
+		goto out;
+	}
+
 	if (fuse_set_signal_handlers(snap_fs.se) != 0)
 		goto out;
 	signals = 1;
@@ -384,6 +593,12 @@ int main(int argc, char *argv[])
 	rc = snap_notify_start(snap_fs.se, &snap_fs.notify);
 	if (rc != 0) {
 		fprintf(stderr, "snapfs: starting the notifier: %s\n",
+			strerror(-rc));
+		goto out;
+	}
+	rc = snap_timer_start();
+	if (rc != 0) {
+		fprintf(stderr, "snapfs: starting the timer thread: %s\n",
 			strerror(-rc));
 		goto out;
 	}
@@ -414,6 +629,8 @@ int main(int argc, char *argv[])
 
 out:
 	daemon_ready(ready_fd, 1);
+	/* The timer uses the store, the live database and the notifier. */
+	snap_timer_stop();
 	snap_notify_stop(snap_fs.notify);
 	snap_fs.notify = NULL;
 	if (mounted)
@@ -436,6 +653,13 @@ out:
 	free(fsname_opt);
 	free(fsname);
 	free(o.store);
+	free(o.every);
+	free(o.keep);
+	free(o.max_size);
+	free(o.check);
+	free(o.verify);
+	free(o.on_failure);
+	free_args(nargv);
 	free(o.db);
 	free(o.mountpoint);
 	free(store);

@@ -177,6 +177,7 @@ static int status_json(char **text, size_t *len)
 		snap_log(LOG_ERR, "status: %s", err.msg);
 		return rc;
 	}
+	snap_timer_schedule(&st.next_snapshot_ns, &st.interval_ns);
 	snap_json_init(&j);
 	snap_status_json(&j, &st);
 	snap_json_init(&m);
