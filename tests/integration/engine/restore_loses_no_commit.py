@@ -47,7 +47,10 @@ import sqlite3, sys
 db, log = sys.argv[1], sys.argv[2]
 c = sqlite3.connect(db, timeout=60, isolation_level=None)
 out = open(log, "a", buffering=1)
-i = int(sys.argv[3])
+# A writer killed between a COMMIT and its log line committed an id the
+# log lacks: start past both.
+i = max(int(sys.argv[3]),
+        c.execute("SELECT coalesce(max(id), 0) FROM app").fetchone()[0])
 print("ready", flush=True)
 while True:
     i += 1
