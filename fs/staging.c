@@ -32,10 +32,14 @@
  *               them" (cp x.db snapshots/), replacing a manual snapshot the
  *               same handle took at an earlier flush.
  *
- * Restores through the mount are serialized by fs->apply_lock, so an edit
- * session's conflict check and its restore are one step as far as the
- * mount is concerned (an application on the real path can still commit in
- * between: the engine's pre-restore snapshot keeps that commit).
+ * Restores through the mount are serialized by fs->apply_lock.  An edit
+ * session's conflict check runs again inside the restore, under the live
+ * database's write lock (snap_restore_file_ex with session_precond): a
+ * commit by an application on the real path after the session copy was
+ * taken — even one racing with the apply — makes a conflict snapshot, never
+ * a lost commit.  Rollback mode compares the header's change counter with
+ * the one read before the copy was taken; WAL mode the data_version of a connection opened
+ * before the copy was taken.
  *
  * Thread-safety: handle state is protected by h->lock, held by the caller
  * (ops.c) around every call here; session counters by fs->lock.
@@ -58,7 +62,105 @@ struct snap_session {
 	unsigned writers;      /* joined handles (fs->lock) */
 	unsigned active;       /* joined handles not yet flushed (fs->lock) */
 	int dirty;             /* written since the last apply (fs->lock) */
+	/* The conflict check under the live write lock (session_precond):
+	 * what the live database was when the copy was taken. */
+	int wal;               /* it was in WAL mode */
+	uint32_t base_counter; /* rollback mode: header change counter */
+	sqlite3 *watch;        /* WAL mode: a connection open since then */
+	int64_t watch_dv;      /* and its PRAGMA data_version then */
 };
+
+/* PRAGMA data_version on db; 0 or -EIO. */
+static int session_data_version(sqlite3 *db, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -EIO;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void session_watch_close(struct snap_session *s)
+{
+	if (s->watch)
+		sqlite3_close_v2(s->watch);
+	s->watch = NULL;
+}
+
+/* Remember the live database's state before the copy is taken (a commit
+ * in between makes a false conflict, never a lost one). */
+static void session_watch_open(struct snap_session *s)
+{
+	snap_live_token tok;
+	snap_err err;
+
+	snap_err_clear(&err);
+	session_watch_close(s);
+	s->wal = 0;
+	if (snap_live_token_get(snap_fs.db_path, &tok, &err) != 0)
+		return;
+	s->wal = tok.wal;
+	s->base_counter = tok.change_counter;
+	if (!tok.wal)
+		return;
+	if (sqlite3_open_v2(snap_fs.db_path, &s->watch,
+			    SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    session_data_version(s->watch, &s->watch_dv) != 0)
+		session_watch_close(s);
+}
+
+/* Page size in a database file's header, 0 if unreadable. */
+static unsigned file_page_size(const char *path)
+{
+	unsigned char h[2];
+	unsigned ps = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, h, 2, 16) == 2)
+		ps = h[0] << 8 | h[1];
+	close(fd);
+	return ps == 1 ? 65536 : ps;
+}
+
+/*
+ * Run by the engine with the live database's write lock held, right before
+ * the copy: did anything commit since the session copy was taken?  Rollback
+ * mode: the header's change counter (read under the lock, through tok).
+ * WAL mode: the data_version of the connection kept open since the start.
+ */
+static int session_precond(void *ctx, const snap_live_token *tok,
+			   snap_err *err)
+{
+	struct snap_session *s = ctx;
+	int64_t dv;
+
+	if (tok->wal != s->wal) {
+		snap_err_set(err, -ESTALE, "the live database changed journal "
+			     "mode since the edit began");
+		return -ESTALE;
+	}
+	if (!tok->wal) {
+		if (tok->change_counter == s->base_counter)
+			return 0;
+		snap_err_set(err, -ESTALE, "the live database changed since "
+			     "the edit began (change counter %u, was %u)",
+			     tok->change_counter, s->base_counter);
+		return -ESTALE;
+	}
+	if (s->watch && session_data_version(s->watch, &dv) == 0 &&
+	    dv == s->watch_dv)
+		return 0;
+	snap_err_set(err, -ESTALE, "the live database changed since the edit "
+		     "began");
+	return -ESTALE;
+}
 
 /* ---- the staging directory -------------------------------------------- */
 
@@ -159,7 +261,7 @@ int snap_apply_snapshot(int64_t id, const char *shown_name)
 
 /* The same, for a file; the caller holds apply_lock. */
 static int apply_file_locked(const char *path, const char *shown_name,
-			     const char *label)
+			     const char *label, const snap_restore_opts *o)
 {
 	snap_restore_result res;
 	snap_err err;
@@ -168,9 +270,10 @@ static int apply_file_locked(const char *path, const char *shown_name,
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
 	snap_live_quiesce(snap_fs.live);
-	rc = snap_restore_file(snap_fs.store, path, label, &res, &err);
+	rc = snap_restore_file_ex(snap_fs.store, path, label, o, &res, &err);
 	snap_live_resume(snap_fs.live);
-	apply_report(rc, shown_name, &err, &res);
+	if (rc != -ESTALE)      /* a refused session: the caller reports */
+		apply_report(rc, shown_name, &err, &res);
 	return rc;
 }
 
@@ -180,7 +283,7 @@ int snap_apply_file(const char *path, const char *shown_name,
 	int rc;
 
 	pthread_mutex_lock(&snap_fs.apply_lock);
-	rc = apply_file_locked(path, shown_name, label);
+	rc = apply_file_locked(path, shown_name, label, NULL);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	return rc;
 }
@@ -248,7 +351,8 @@ int snap_session_join(struct snap_handle *h)
 			     snap_fs.staging_dir,
 			     (unsigned long long)++snap_fs.file_seq) >=
 		    (int)sizeof(s->path)) {
-			free(s);
+			session_watch_close(s);
+	free(s);
 			pthread_mutex_unlock(&snap_fs.lock);
 			return -ENAMETOOLONG;
 		}
@@ -309,6 +413,9 @@ int snap_session_ready(struct snap_handle *h)
 	ready = s->ready;
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (!ready) {
+		/* Before the image: a commit in between makes a false
+		 * conflict, never a lost one. */
+		session_watch_open(s);
 		rc = snap_live_image_get(snap_fs.live, &im, &err);
 		if (rc == 0) {
 			rc = session_copy(im, s->path);
@@ -405,15 +512,29 @@ static int session_apply(struct snap_session *s)
 	}
 	gen = snap_live_gen(snap_fs.live);
 	if (gen == s->base_gen) {
-		rc = apply_file_locked(s->path, "an edit session", "edit");
+		snap_restore_opts ro = { session_precond, s };
+		const snap_restore_opts *rop = &ro;
+
+		/* WAL across page sizes is refused while any connection is
+		 * open (PITFALLS 10): then only the check above applies. */
+		if (s->wal && file_page_size(s->path) !=
+		    file_page_size(snap_fs.db_path)) {
+			session_watch_close(s);
+			rop = NULL;
+		}
+		rc = apply_file_locked(s->path, "an edit session", "edit",
+				       rop);
 		if (rc == 0) {
 			gen = snap_live_gen(snap_fs.live);
+			session_watch_open(s);
 			pthread_mutex_lock(&snap_fs.lock);
 			s->base_gen = gen;
 			pthread_mutex_unlock(&snap_fs.lock);
 		}
-		pthread_mutex_unlock(&snap_fs.apply_lock);
-		return rc;
+		if (rc != -ESTALE) {
+			pthread_mutex_unlock(&snap_fs.apply_lock);
+			return rc;
+		}
 	}
 
 	/* The live database moved on: keep the edit, apply nothing. */
@@ -495,6 +616,7 @@ static void session_leave(struct snap_handle *h, int apply)
 		session_apply(s);
 	}
 	unlink(s->path);
+	session_watch_close(s);
 	free(s);
 }
 
@@ -547,6 +669,7 @@ void snap_session_shutdown(void)
 			 "current.db still open; it is discarded");
 	unlink(s->path);
 	/* Handles still pointing at s are gone with the session loop. */
+	session_watch_close(s);
 	free(s);
 }
 
