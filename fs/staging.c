@@ -38,8 +38,8 @@
  * commit by an application on the real path after the session copy was
  * taken — even one racing with the apply — makes a conflict snapshot, never
  * a lost commit.  Rollback mode compares the header's change counter with
- * the one read before the copy was taken; WAL mode the data_version of a connection opened
- * before the copy was taken.
+ * the one read before the copy was taken; WAL mode, the data_version of a
+ * connection opened before the copy was taken.
  *
  * Thread-safety: handle state is protected by h->lock, held by the caller
  * (ops.c) around every call here; session counters by fs->lock.
