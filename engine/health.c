@@ -199,6 +199,33 @@ static void health_name_add(char *list, size_t cap, const char *name)
 	snprintf(list + len, cap - len, "%s%s", len ? ", " : "", name);
 }
 
+/*
+ * A database that stays corrupt is found again by every periodic check:
+ * keep one recovery snapshot per corrupt state.  When the new one's image
+ * equals the newest older recovery snapshot's, the new one goes and r names
+ * the one that already holds that state.
+ */
+static void health_dedup_recovery(snap_store *s, snap_check_result *r)
+{
+	snap_info *v = NULL, *prev = NULL;
+	size_t n = 0, i;
+	snap_err e;
+
+	if (snap_store_list(s, &v, &n, &e))
+		return;
+	for (i = n; i-- > 0;)
+		if (v[i].kind == SNAP_KIND_RECOVERY && v[i].id != r->recovery.id) {
+			prev = &v[i];
+			break;
+		}
+	if (prev && memcmp(prev->sha256, r->recovery.sha256, 32) == 0 &&
+	    prev->page_size == r->recovery.page_size &&
+	    prev->page_count == r->recovery.page_count &&
+	    snap_store_delete(s, r->recovery.id, &e) == 0)
+		r->recovery = *prev;
+	free(v);
+}
+
 /* Step 1: keep the corrupt state as a recovery snapshot; on failure `why`
  * says why it could not be kept. */
 static void health_keep_corrupt(snap_store *s, snap_check_result *r,
@@ -211,10 +238,12 @@ static void health_keep_corrupt(snap_store *s, snap_check_result *r,
 	snprintf(comment, sizeof(comment), "the corrupt state, kept by the "
 		 "health check (quick_check: %s)", r->problem);
 	snap_err_clear(&e);
-	if (snap_snapshot_take(s, &o, &r->recovery, &e) == 0)
-		r->have_recovery = 1;
-	else
+	if (snap_snapshot_take(s, &o, &r->recovery, &e) != 0) {
 		snprintf(why, cap, "%s", e.msg);
+		return;
+	}
+	r->have_recovery = 1;
+	health_dedup_recovery(s, r);
 }
 
 /*
@@ -342,7 +371,7 @@ int snap_health_check(snap_store *s, int auto_recover, snap_check_result *r,
 		return health_recover(s, r, err);
 	return snap_err_set(err, -EBADMSG, "%s is corrupt (quick_check: %s); "
 			    "%s%s; restore an intact snapshot (snapctl "
-			    "restore) or check again with auto_recover",
+			    "restore, or snapctl check --recover)",
 			    s->db_path, r->problem, r->have_recovery ?
 			    "its state is kept as snapshot " : "its state "
 			    "could not be kept: ", r->have_recovery ?

@@ -213,6 +213,32 @@ static void test_check_of_a_healthy_wal_database(void **state)
 	sqlite3_close(w);
 }
 
+static void test_repeated_checks_keep_one_recovery_snapshot_per_state(
+	void **state)
+{
+	/* check=1m on a database that stays corrupt: one recovery snapshot,
+	 * not one a minute; a new corrupt state gets its own. */
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 1024, 600);
+	snap_store *st = tu_store(env);
+	tu_snap(st, "good");
+	corrupt_live_index(env->db);
+	snap_check_result r1, r2;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_health_check(st, 0, &r1, &e), -EBADMSG);
+	assert_int_equal(snap_health_check(st, 0, &r2, &e), -EBADMSG);
+	assert_int_equal(r2.have_recovery, 1);
+	assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 1);
+	assert_int_equal(r2.recovery.id, r1.recovery.id);
+	assert_string_equal(r2.recovery.name, r1.recovery.name);
+	/* Another corrupt state: kept too. */
+	corrupt_live_header(env->db);
+	snap_check_result r3;
+	if (snap_health_check(st, 0, &r3, &e) == -EBADMSG && r3.have_recovery)
+		assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 2);
+}
+
 static void test_check_finds_corruption_and_keeps_a_recovery_snapshot(
 	void **state)
 {
@@ -906,6 +932,7 @@ int main(void)
 		tu_test(test_check_of_a_healthy_database_records_ok),
 		tu_test(test_check_of_a_healthy_wal_database),
 		tu_test(test_check_finds_corruption_and_keeps_a_recovery_snapshot),
+		tu_test(test_repeated_checks_keep_one_recovery_snapshot_per_state),
 		tu_test(test_auto_recover_restores_the_newest_intact_snapshot),
 		tu_test(test_auto_recover_in_wal_mode),
 		tu_test(test_auto_recover_without_an_intact_snapshot_fails),
