@@ -206,12 +206,66 @@ def refused_part(ctx):
                                           "verify=", "on_failure=")))
 
 
+def retention_part(ctx):
+    """every=1s,keep=last:2: after each automatic snapshot at most two stay;
+    a manual snapshot (touch) is never pruned."""
+    live = ctx.path("keep.db")
+    mt.make_db(live, "keep")
+    mnt = ctx.path("mnt-keep")
+    m = ctx.mount(live, mnt, options=["every=1s,keep=last:2"])
+    poll(lambda: by_kind(ctx, live, "auto"))
+    open(os.path.join(mnt, "snapshots", "hand-made"), "w").close()
+    seen = []
+    for i in range(4):
+        names = {s["name"] for s in by_kind(ctx, live, "auto")}
+        db = sqlite3.connect(live)
+        db.execute("INSERT INTO items(tag, body) VALUES('keep', ?)",
+                   (f"change {i}",))
+        db.commit()
+        db.close()
+        new = poll(lambda: [s["name"] for s in by_kind(ctx, live, "auto")
+                            if s["name"] not in names])
+        seen += new or []
+    autos = [s["name"] for s in by_kind(ctx, live, "auto")]
+    ctx.check("each change became an automatic snapshot", len(seen) >= 4,
+              seen)
+    ctx.check("keep=last:2 leaves the two newest automatic snapshots",
+              len(autos) <= 2 and all(n in autos for n in seen[-2:]),
+              (autos, seen))
+    ctx.check("the older ones were pruned",
+              not any(n in autos for n in seen[:-2]), (autos, seen))
+    ctx.check("the manual snapshot is never pruned automatically",
+              any(s["label"] == "hand-made" for s in listing(ctx, live)))
+    m.stop()
+
+
+def scrub_part(ctx):
+    """verify=1s: stored snapshots are verified in the background; the last
+    full pass shows in status.json."""
+    live = ctx.path("scrub.db")
+    mt.make_db(live, "scrub")
+    for label in ("one", "two"):
+        r = ctx.run([ctx.snapctl, "--db", live, "create", "--label", label])
+        ctx.require(f"snapctl create {label}", r.returncode == 0, r.stderr)
+    mnt = ctx.path("mnt-scrub")
+    m = ctx.mount(live, mnt, options=["verify=1s"])
+    st = poll(lambda: status(mnt).get("last_full_scrub") and status(mnt))
+    ctx.check("a full scrub pass shows in status.json", bool(st),
+              status(mnt))
+    ctx.check("and the last verification passed",
+              bool(st) and (st.get("last_verify") or {}).get("ok") is True,
+              st)
+    m.stop()
+
+
 def body(ctx):
     if not ctx.snapctl:
         raise mt.TestFailed("$SNAPCTL is not set")
     refused_part(ctx)
     schedule_part(ctx)
     check_part(ctx)
+    retention_part(ctx)
+    scrub_part(ctx)
 
 
 if __name__ == "__main__":
