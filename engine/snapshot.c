@@ -457,15 +457,12 @@ static int begin_read(sqlite3 *db, const char *path, snap_err *err)
 	return snap_err_sqlite(err, db, rc, "cannot read %s", path);
 }
 
-static const char *const default_opts_label = NULL;
-
 int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 				snap_progress_fn fn, void *ctx,
 				snap_info *out, snap_err *err)
 {
 	const char *path = s->db_path;
-	snap_create_opts dflt = { SNAP_KIND_MANUAL, default_opts_label, NULL,
-				  0 };
+	snap_create_opts dflt = { SNAP_KIND_MANUAL, NULL, NULL, 0 };
 	snap_info tmp;
 	struct stat st;
 	sqlite3 *src = NULL;
