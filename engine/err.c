@@ -116,3 +116,18 @@ void snap_err_prefix(snap_err *e, const char *fmt, ...)
 	memcpy(old, e->msg, sizeof(old));
 	snprintf(e->msg, sizeof(e->msg), "%s: %s", head, old);
 }
+
+void snap_err_suffix(snap_err *e, const char *fmt, ...)
+{
+	size_t n;
+	va_list ap;
+
+	if (!e)
+		return;
+	n = strnlen(e->msg, sizeof(e->msg));
+	if (n >= sizeof(e->msg) - 1)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
+	va_end(ap);
+}

@@ -56,4 +56,8 @@ int snap_err_sqlite(snap_err *e, sqlite3 *db, int rc, const char *fmt, ...)
 void snap_err_prefix(snap_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Append more detail to the existing message (" (needs 12 MB)"). */
+void snap_err_suffix(snap_err *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif /* ENGINE_ERR_H */

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -756,6 +757,56 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 	return rc;
 }
 
+/*
+ * 1 when the live database holds exactly snapshot si's image (page by page,
+ * page 1 without SQLite's counters), read through a connection of its own.
+ * A failed copy that SQLite rolled back leaves the database equal to the
+ * safety snapshot: then there is nothing to roll back, and saying "the
+ * rollback failed" (it would, on a full disk) would be wrong.
+ */
+static int live_equals(snap_store *s, const snap_info *si)
+{
+	sqlite3 *db = NULL;
+	snap_err ignore;
+	int64_t n;
+	int proven = 0;
+
+	snap_err_clear(&ignore);
+	/* A first read settles the new connection's data version, which
+	 * verify_conn compares before and after. */
+	if (open_live(s->db_path, &db, &ignore) == 0 &&
+	    query_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
+	    SQLITE_OK &&
+	    verify_conn(s, si->id, si, db, s->db_path, &proven, &ignore) != 0)
+		proven = 0;
+	sqlite3_close(db);
+	return proven;
+}
+
+/* Say how much space a restore of si needs beside the live database and
+ * how much there is (an ENOSPC alone does not tell the user what to free). */
+static void space_needed(const char *db_path, const snap_info *si,
+			 snap_err *err)
+{
+	char *dup = strdup(db_path);
+	struct statvfs vf;
+	unsigned long long mb = 1024 * 1024, need, avail;
+
+	if (!dup)
+		return;
+	if (statvfs(dirname(dup), &vf) == 0) {
+		/* The image, plus a journal (rollback mode) or WAL of at
+		 * most as many pages again. */
+		need = (2 * si->image_size + mb - 1) / mb;
+		avail = (unsigned long long)vf.f_bavail * vf.f_frsize / mb;
+		snap_err_suffix(err, " (the restore of %s needs up to %llu MB "
+				"free beside %s: the image and its journal; "
+				"%llu MB are free)", si->name, need, db_path,
+				avail);
+	}
+	free(dup);
+}
+
 /* Copy and verify; the part of a restore that a rollback repeats. */
 static int apply(snap_store *s, int64_t id, const snap_info *si,
 		 enum live_state state, copy_plan *plan, char *kept,
@@ -827,7 +878,16 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	}
 	rc = apply(s, id, &si, state, &plan, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
-	if (rc && plan.copied && res->have_safety) {
+	if (rc == -ENOSPC)
+		space_needed(s->db_path, &si, err);
+	if (rc && plan.copied && res->have_safety && state == LIVE_DB &&
+	    live_equals(s, &res->safety)) {
+		/* The copy never committed (SQLite rolled its transaction
+		 * back): nothing to undo, and no rollback to fail. */
+		snap_err_prefix(err, "restore failed, %s is unchanged",
+				s->db_path);
+		drop_safety(s, &plan);
+	} else if (rc && plan.copied && res->have_safety) {
 		/* 5. Back to the safety snapshot. */
 		copy_plan back;
 		snap_err again;
@@ -922,7 +982,7 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 			return snap_err_set(err, -ENOMEM, "out of memory");
 		io.label = basename(dup);
 	}
-	rc = snap_snapshot_import(s, path, &io, &si, err);
+	rc = snap_snapshot_import_for(s, path, &io, "restore", &si, err);
 	free(dup);
 	if (rc) {
 		snap_err_prefix(err, "restore refused, %s is unchanged",

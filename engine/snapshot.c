@@ -671,6 +671,13 @@ int snap_snapshot_import(snap_store *s, const char *path,
 			 const snap_create_opts *o, snap_info *out,
 			 snap_err *err)
 {
+	return snap_snapshot_import_for(s, path, o, "import", out, err);
+}
+
+int snap_snapshot_import_for(snap_store *s, const char *path,
+			     const snap_create_opts *o, const char *event,
+			     snap_info *out, snap_err *err)
+{
 	snap_create_opts dflt = { SNAP_KIND_IMPORT, NULL, NULL, 0 };
 	snap_info tmp;
 	uint8_t h[100];
@@ -698,7 +705,7 @@ int snap_snapshot_import(snap_store *s, const char *path,
 	}
 	sqlite3_close(db);
 	if (rc)
-		snap_event_add(s, "import", "", 0, "%s", err ? err->msg :
+		snap_event_add(s, event, "", 0, "%s", err ? err->msg :
 			       "import failed");
 	else
 		snap_event_add(s, "import", out->name, 1, "imported %s (kind "

@@ -82,6 +82,16 @@ int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
 			      const struct snap_create_opts *o, snap_info *out,
 			      snap_err *err);
 
+/*
+ * snap_snapshot_import, recording a failure as an event of kind `event`:
+ * a file refused on its way to a restore is a failed "restore" (what
+ * on_failure hooks and monitors are told), not a failed "import".
+ */
+int snap_snapshot_import_for(snap_store *s, const char *path,
+			     const struct snap_create_opts *o,
+			     const char *event, snap_info *out,
+			     snap_err *err);
+
 void snap_store_lock(snap_store *s);
 void snap_store_unlock(snap_store *s);
 

@@ -214,6 +214,24 @@ static void test_err_prefix_of_a_full_message_stays_terminated(void **state)
 	assert_int_equal(e.code, -EIO);
 }
 
+static void test_err_suffix_adds_detail_after_the_message(void **state)
+{
+	(void)state;
+	snap_err e;
+	char big[SNAP_ERR_MSG];
+
+	snap_err_set(&e, -ENOSPC, "disk full");
+	snap_err_suffix(&e, " (needs %d MB)", 12);
+	assert_string_equal(e.msg, "disk full (needs 12 MB)");
+	assert_int_equal(e.code, -ENOSPC);
+	snap_err_suffix(NULL, "x");
+	memset(big, 'm', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	snap_err_set(&e, -EIO, "%s", big);
+	snap_err_suffix(&e, " more");
+	assert_int_equal(strlen(e.msg), SNAP_ERR_MSG - 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +252,7 @@ int main(void)
 		tu_test(test_err_sqlite_maps_extended_code_of_connection),
 		tu_test(test_err_prefix_adds_context_before_the_message),
 		tu_test(test_err_prefix_of_a_full_message_stays_terminated),
+		tu_test(test_err_suffix_adds_detail_after_the_message),
 	};
 	return cmocka_run_group_tests_name("err", tests, NULL, NULL);
 }

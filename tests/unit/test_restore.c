@@ -672,20 +672,42 @@ static void test_restore_file_of_a_snapshot_copy_adds_no_import(void **state)
 }
 
 /* restore_file(path) fails with rc; the live db and the store unchanged. */
+/* What the failure hook was told last. */
+static char hooked_kind[32];
+
+static void record_failure(void *ctx, const struct snap_event *ev)
+{
+	(void)ctx;
+	snprintf(hooked_kind, sizeof(hooked_kind), "%s", ev->kind);
+}
+
 static void expect_restore_file_refused(tu_env *env, const char *path, int rc)
 {
 	uint8_t before[32], after[32];
 	tu_sha256_file(env->db, before);
 	int64_t n = tu_count(env->st);
 	snap_restore_result res;
+	snap_event *ev = NULL;
+	size_t nev = 0;
 	snap_err e;
 	snap_err_clear(&e);
 	memset(&res, 0, sizeof(res));
+	hooked_kind[0] = '\0';
+	snap_store_set_failure_hook(env->st, record_failure, NULL);
 	int r = snap_restore_file(env->st, path, NULL, &res, &e);
+	snap_store_set_failure_hook(env->st, NULL, NULL);
 	if (r != rc)
 		fail_msg("restore_file(%s) = %d (%s), want %d", path, r, e.msg, rc);
 	assert_true(e.msg[0] != '\0');
 	assert_int_equal(res.have_safety, 0);
+	/* A refused file is a failed restore, for the history and for
+	 * on_failure (not a failed "import"). */
+	assert_int_equal(snap_event_list(env->st, 0, 1, &ev, &nev, NULL), 0);
+	assert_int_equal(nev, 1);
+	assert_string_equal(ev[0].kind, "restore");
+	assert_int_equal(ev[0].ok, 0);
+	free(ev);
+	assert_string_equal(hooked_kind, "restore");
 	tu_sha256_file(env->db, after);
 	assert_memory_equal(before, after, 32);
 	assert_int_equal(tu_count(env->st), n);

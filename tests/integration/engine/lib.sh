@@ -104,6 +104,7 @@ require() {
 # Predicates for check.
 rc_is() { [ "$RC" -eq "$1" ]; }
 err_has() { printf '%s' "$ERR" | grep -qiE -- "$1"; }
+err_lacks() { ! err_has "$1"; }
 out_has() { printf '%s' "$OUT" | grep -qiE -- "$1"; }
 any_has() { printf '%s\n%s' "$OUT" "$ERR" | grep -qiE -- "$1"; }
 same() { [ "$1" = "$2" ]; }

@@ -71,6 +71,10 @@ LDUMP=$(sqlite3 "$LDB" .dump | sha256sum)
 sc --db "$LDB" --store "$LSTORE" restore "$BIG"
 check "restore of 12 MB into a database on a 6 MB filesystem: exit 1" rc_is 1
 check "the message mentions space" err_has 'space|full'
+check "the message says the database is unchanged" err_has 'unchanged'
+check "the message does not claim a failed rollback" err_lacks rollback
+check "the message says how much space the restore needs" \
+	err_has 'needs up to [0-9]+ MB free'
 check "the live database's content is unchanged" \
 	same "$(sqlite3 "$LDB" .dump | sha256sum)" "$LDUMP"
 check "the live database passes integrity_check" same "$(integrity "$LDB")" ok
