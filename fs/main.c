@@ -11,7 +11,10 @@
  *
  * Start-up refuses clearly, with a non-zero exit and nothing mounted, when
  * the database is missing or not a database, the mount point is unusable,
- * or another daemon serves the store (the engine's daemon lock: -EBUSY).
+ * another daemon serves the store (the engine's daemon lock: -EBUSY), or
+ * the engine refuses the store (a symlink, another user's, a link planted
+ * in it, a lost catalog: engine/storedir.c).  A store on a full filesystem
+ * is served read-only, with a warning.
  *
  * Daemonizing: without -f the process forks *before* opening anything —
  * SQLite connections and POSIX locks must not cross a fork — and the parent

@@ -3,7 +3,8 @@
  *
  * Nothing written through the mount ever lands in the live database
  * directly (PITFALLS 1-5).  It lands in a private file in the staging
- * directory (<store>/staging, mode 0700, emptied at start and at exit) and
+ * directory (<store>/staging, mode 0700, emptied at start and at exit,
+ * named by a path anchored to its open fd: see snap_staging_init) and
  * reaches the live database only as a verified restore by the engine:
  *
  *   upload      current.db opened with O_TRUNC, or created after an unlink
