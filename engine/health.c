@@ -6,8 +6,9 @@
  * database (SQLite only, never open()/close() of ours: PITFALLS 2).
  * quick_check is O(N) like integrity_check but skips the index-to-table
  * cross checks, which is what a periodic check can afford (PITFALLS 15).
- * SQLITE_CORRUPT or SQLITE_NOTADB while checking counts as corruption too;
- * any other failure (busy, I/O, permissions) means the check could not run,
+ * SQLITE_CORRUPT or SQLITE_NOTADB while checking counts as corruption too,
+ * and so does an empty (0-byte) file, which SQLite reads as a healthy empty
+ * database although the live one lost everything; any other failure (busy, I/O, permissions) means the check could not run,
  * which is recorded and returned, but is not called corruption.
  *
  * On corruption, in this order, each step recorded as an event:
@@ -133,8 +134,8 @@ static void health_note_problems(const char *text, char *first, size_t cap,
 
 /*
  * PRAGMA quick_check on the live database.  0 when it says ok; 1 when it
- * found corruption (the first problem in `first`, their number in *n); a
- * negative errno when the check could not run.
+ * found corruption, or the file is empty (the first problem in `first`,
+ * their number in *n); a negative errno when the check could not run.
  */
 static int health_quick_check(const char *path, char *first, size_t cap,
 			      unsigned *n, snap_err *err)
@@ -149,6 +150,14 @@ static int health_quick_check(const char *path, char *first, size_t cap,
 	if (stat(path, &sb) < 0)
 		return snap_err_set(err, -errno, "cannot check %s: %s", path,
 				    strerror(errno));
+	/* SQLite reads a 0-byte file as an empty database and quick_check
+	 * says "ok"; a live database that became empty lost everything. */
+	if (sb.st_size == 0) {
+		snprintf(first, cap, "the file is empty (0 bytes): no tables, "
+			 "no rows");
+		*n = 1;
+		return 1;
+	}
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
 			     SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

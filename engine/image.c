@@ -261,9 +261,14 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 	rc = snap_image_open(s, snap_id, &im, err);
 	if (rc)
 		return rc;
-	snprintf(tmp, sizeof(tmp), "%s.snapfs-tmp-%ld", path, (long)getpid());
+	/* A new file of our own (mkostemp: O_EXCL, so no link is followed,
+	 * mode 0600: never wider than a private database), renamed over
+	 * path at the end (a link at path is replaced, not followed). */
+	snprintf(tmp, sizeof(tmp), "%s.snapfs-tmp-XXXXXX", path);
 	buf = malloc(chunk);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		tmp[0] = '\0';
 	if (!buf || fd < 0) {
 		rc = snap_err_set(err, fd < 0 ? -errno : -ENOMEM, "cannot "
 				  "write %s: %s", path, fd < 0 ?
@@ -320,7 +325,7 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc)
+	if (rc && tmp[0])
 		unlink(tmp);
 	EVP_MD_CTX_free(md);
 	free(buf);

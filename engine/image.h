@@ -47,7 +47,8 @@ int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 /* Page id of page pgno in the store (for verification reports). */
 int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
 
-/* Write the image to `path` (temporary file, fsync, rename). */
+/* Write the image to `path` (a new temporary file of mode 0600, fsync,
+ * rename: a symlink at path is replaced, never followed). */
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err);
 

@@ -13,7 +13,8 @@
  * switched back, which SQLite allows only with no other connection open;
  * otherwise the restore is refused before anything changed.  A restore
  * killed in between leaves the database intact but in rollback mode; a
- * marker in the store makes the next snapfs command switch it back.
+ * marker in the store makes the next snapfs command that opens the store
+ * for writing switch it back.
  *
  * Verification of the result reads the live database back through SQLite,
  * on the connection that made the copy (a backup into a compare-mode
@@ -376,10 +377,13 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 }
 
 /* The marker that says a restore took the live database out of WAL mode
- * (PITFALLS 10) and has not put it back yet. */
+ * (PITFALLS 10) and has not put it back yet: a store file (reached through
+ * the store's directory fd), named by wal_marker() in messages. */
+#define WAL_MARKER "live-was-wal"
+
 static void wal_marker(snap_store *s, char *out, size_t cap)
 {
-	snprintf(out, cap, "%s/live-was-wal", s->dir);
+	snprintf(out, cap, "%s/" WAL_MARKER, s->dir);
 }
 
 /* Set the live database's journal mode; 0 when it took effect. */
@@ -413,23 +417,29 @@ static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
 		     snap_err *err)
 {
 	char marker[PATH_MAX];
-	int fd;
+	int fd, e;
 
 	wal_marker(s, marker, sizeof(marker));
-	fd = open(marker, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || fsync(fd) < 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
+	fd = snap_store_file_open(s, WAL_MARKER, O_WRONLY | O_CREAT | O_TRUNC,
+				  err);
+	if (fd < 0) {
+		snap_err_prefix(err, "restore refused, %s is unchanged",
+				s->db_path);
+		return fd;
+	}
+	if (fsync(fd) < 0) {
+		e = errno;
+		close(fd);
+		snap_store_file_remove(s, WAL_MARKER);
 		return snap_err_set(err, -e, "restore refused, %s is unchanged: "
 				    "cannot write %s: %s", s->db_path, marker,
 				    strerror(e));
 	}
 	close(fd);
-	sync_dir(marker);
+	snap_store_dir_sync(s);
 	if (set_journal_mode(s->db_path, "delete") == 0)
 		return 0;
-	unlink(marker);
+	snap_store_file_remove(s, WAL_MARKER);
 	return snap_err_set(err, -EBUSY, "restore refused, %s is unchanged: it "
 			    "is in WAL mode with %lld-byte pages and snapshot "
 			    "%s has %u-byte pages; SQLite can only restore "
@@ -442,24 +452,19 @@ static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
 /* Put the live database back into WAL mode and clear the marker. */
 static int return_to_wal(snap_store *s, snap_err *err)
 {
-	char marker[PATH_MAX];
-
-	wal_marker(s, marker, sizeof(marker));
 	if (set_journal_mode(s->db_path, "wal"))
 		return snap_err_set(err, -EBUSY, "%s could not be switched back "
 				    "to WAL mode; the next snapfs command will "
 				    "try again", s->db_path);
-	unlink(marker);
+	snap_store_file_remove(s, WAL_MARKER);
 	return 0;
 }
 
 int snap_restore_recover(snap_store *s)
 {
-	char marker[PATH_MAX];
 	int fd = -1, rc;
 
-	wal_marker(s, marker, sizeof(marker));
-	if (access(marker, F_OK) < 0)
+	if (!snap_store_file_exists(s, WAL_MARKER))
 		return 0;
 	/* A restore in progress owns the marker. */
 	if (snap_store_restore_lock(s, &fd, NULL))

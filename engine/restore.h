@@ -90,7 +90,8 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 /*
  * Finish what an interrupted restore left: a live database it took out of
  * WAL mode (different page sizes) is switched back.  Called by
- * snap_store_open(); cheap when there is nothing to do.  0 or -EBUSY.
+ * snap_store_open() on a writable store (never with SNAP_OPEN_READONLY);
+ * cheap when there is nothing to do.  0 or -EBUSY.
  */
 int snap_restore_recover(snap_store *s);
 

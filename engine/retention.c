@@ -42,6 +42,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -874,13 +875,14 @@ static int space_get(snap_store *s, ret_space *sp, snap_err *err)
 {
 	char path[PATH_MAX];
 	struct statvfs vfs;
+	struct stat wst;
 	sqlite3_stmt *st = NULL;
 	uint64_t live, unit;
 	int64_t freelist = 0, page_size = 0;
 	int rc;
 
 	memset(sp, 0, sizeof(*sp));
-	if (statvfs(s->dir, &vfs) < 0)
+	if (fstatvfs(s->dirfd, &vfs) < 0)
 		return snap_err_set(err, -errno, "store %s: cannot measure its "
 				    "free space: %s", s->dir, strerror(errno));
 	sp->fs_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
@@ -901,14 +903,25 @@ static int space_get(snap_store *s, ret_space *sp, snap_err *err)
 	if (rc)
 		return rc;
 	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
-	snprintf(path, sizeof(path), "%s-wal", s->file);
-	sp->wal = file_size(path);
+	if (fstatat(s->dirfd, "store.db-wal", &wst, AT_SYMLINK_NOFOLLOW) == 0)
+		sp->wal = (uint64_t)wst.st_size;
 	snprintf(path, sizeof(path), "%s-wal", s->db_path);
 	live = file_size(s->db_path) + file_size(path);
 	unit = live + live / 16 + RET_SLACK;
 	sp->unit = unit;
 	sp->need = unit + (unit > sp->reusable ? unit - sp->reusable : 0);
 	return 0;
+}
+
+int snap_retention_space(snap_store *s, uint64_t *room, uint64_t *need,
+			 snap_err *err)
+{
+	ret_space sp;
+	int rc = space_get(s, &sp, err);
+
+	*room = rc ? 0 : sp.fs_free;
+	*need = rc ? 0 : sp.need;
+	return rc;
 }
 
 /*

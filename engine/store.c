@@ -46,12 +46,15 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "anchor.h"
 #include "codec.h"
 #include "events.h"
 #include "restore.h"
+#include "retention.h"
 #include "store_int.h"
 
 #define STORE_BUSY_MS 30000
@@ -65,6 +68,12 @@
 	"PRAGMA wal_autocheckpoint=16;" \
 	"PRAGMA journal_size_limit=1048576;"
 #define SNAP_STORE_APPID 1397637456   /* 'SNAP', PRAGMA application_id */
+/* A store read-only for want of room tries to write again once this much
+ * is free. */
+#define STORE_ROOM_MIN (1 << 20)
+/* Free pages of store.db handed back to the filesystem after a deletion
+ * once they are at least this many and a quarter of the file. */
+#define STORE_VACUUM_MIN_PAGES 16
 
 static const char *const kind_names[SNAP_KIND_COUNT] = {
 	"manual", "auto", "pre-restore", "import", "conflict", "recovery",
@@ -143,17 +152,6 @@ void snap_label_sanitize(const char *in, const char *fallback,
 		snprintf(out, SNAP_LABEL_MAX + 1, "%s", fallback);
 }
 
-/* -EROFS with the reason when the store was opened read-only. */
-static int store_writable(snap_store *s, snap_err *err)
-{
-	if (!s->readonly)
-		return 0;
-	return snap_err_set(err, -EROFS, "store %s is read-only (the "
-			    "filesystem or the directory is not writable): "
-			    "it can be listed, verified and exported, not "
-			    "changed", s->dir);
-}
-
 void snap_store_lock(snap_store *s)
 {
 	pthread_mutex_lock(&s->mu);
@@ -193,39 +191,6 @@ static const char schema_sql[] =
 	"  detail TEXT NOT NULL DEFAULT '');"
 	"PRAGMA user_version = 1;";
 
-int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
-		       snap_err *err)
-{
-	sqlite3 *db = NULL;
-	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	int rc;
-
-	*out = NULL;
-	if (!readonly && (rc = store_writable(s, err)))
-		return rc;
-	if (s->readonly)
-		rc = sqlite3_open_v2(s->uri, &db, SQLITE_OPEN_READONLY |
-				     SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
-	else
-		rc = sqlite3_open_v2(s->file, &db, flags | SQLITE_OPEN_NOMUTEX,
-				     NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "cannot open store %s",
-				     s->file);
-		sqlite3_close(db);
-		return rc;
-	}
-	sqlite3_busy_timeout(db, STORE_BUSY_MS);
-	sqlite3_extended_result_codes(db, 1);
-	rc = snap_store_exec(db, STORE_PRAGMAS "PRAGMA cache_size=-8192;", err);
-	if (rc) {
-		sqlite3_close(db);
-		return rc;
-	}
-	*out = db;
-	return 0;
-}
-
 /* Make `path` absolute without requiring it to exist (its directory must). */
 static char *abs_path(const char *path)
 {
@@ -252,6 +217,56 @@ static char *abs_path(const char *path)
 	if (out)
 		snprintf(out, n, "%s/%s", strcmp(real, "/") ? real : "", base);
 	free(dup);
+	return out;
+}
+
+/*
+ * The store directory named by the user, made absolute: its parent
+ * resolved, its own name kept, so that a symlink there is seen (and
+ * refused) rather than resolved away.
+ */
+static char *store_dir_path(const char *dir)
+{
+	char *dup = strdup(dir), *slash, *base, *out = NULL;
+	char real[PATH_MAX];
+	const char *parent;
+	size_t n;
+
+	if (!dup)
+		return NULL;
+	n = strlen(dup);
+	while (n > 1 && dup[n - 1] == '/')
+		dup[--n] = '\0';
+	slash = strrchr(dup, '/');
+	if (!slash) {
+		parent = ".";
+		base = dup;
+	} else if (slash == dup) {
+		parent = "/";
+		base = dup + 1;
+	} else {
+		*slash = '\0';
+		parent = dup;
+		base = slash + 1;
+	}
+	if (!*base || !strcmp(base, ".") || !strcmp(base, "..")) {
+		free(dup);
+		return abs_path(dir);
+	}
+	if (realpath(parent, real) &&
+	    asprintf(&out, "%s/%s", strcmp(real, "/") ? real : "", base) < 0)
+		out = NULL;
+	free(dup);
+	return out;
+}
+
+char *snap_store_default_dir(const char *db_path)
+{
+	char *abs = db_path ? abs_path(db_path) : NULL, *out = NULL;
+
+	if (abs && asprintf(&out, "%s.snapfs", abs) < 0)
+		out = NULL;
+	free(abs);
 	return out;
 }
 
@@ -299,13 +314,13 @@ static char *file_uri(const char *path, const char *query)
 }
 
 /* A read-only store: only check that it is ours and not too new. */
-static int store_check_schema(snap_store *s, snap_err *err)
+static int store_check_schema(snap_store *s, sqlite3 *db, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t appid = 0;
 	int version = 0, rc;
 
-	rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT user_version FROM "
+	rc = sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM "
 				"pragma_user_version), (SELECT application_id "
 				"FROM pragma_application_id)", -1, &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -314,7 +329,7 @@ static int store_check_schema(snap_store *s, snap_err *err)
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW)
-		return snap_err_sqlite(err, s->db, rc, "cannot read store %s",
+		return snap_err_sqlite(err, db, rc, "cannot read store %s",
 				       s->dir);
 	if (appid != SNAP_STORE_APPID)
 		return snap_err_set(err, -EINVAL, "%s is not a snapfs store",
@@ -328,10 +343,9 @@ static int store_check_schema(snap_store *s, snap_err *err)
 }
 
 /* Create the schema in an empty store, or check the version of an old one. */
-static int store_init_schema(snap_store *s, const char *db_path,
+static int store_init_schema(snap_store *s, sqlite3 *db, const char *db_path,
 			     snap_err *err)
 {
-	sqlite3 *db = s->db;
 	sqlite3_stmt *st = NULL;
 	int64_t appid = 0, objects = 0;
 	int rc, version = 0;
@@ -339,8 +353,11 @@ static int store_init_schema(snap_store *s, const char *db_path,
 	/* 64 KiB store pages: a compressed 4 KiB page (about 2.5 KB) would
 	 * otherwise fill a 4 KiB store page alone, making the store 1.5x the
 	 * database and every snapshot write it twice over (WAL, checkpoint)
-	 * in small writes.  Only takes effect on a new, empty file. */
-	rc = snap_store_exec(db, "PRAGMA page_size=65536", err);
+	 * in small writes.  Incremental auto-vacuum, so that the file can
+	 * shrink after deletions (store_reclaim).  Both only take effect on a
+	 * new, empty file: a store made before keeps auto_vacuum=NONE. */
+	rc = snap_store_exec(db, "PRAGMA page_size=65536;"
+			     "PRAGMA auto_vacuum=INCREMENTAL", err);
 	if (rc)
 		return rc;
 	rc = snap_store_exec(db, "BEGIN IMMEDIATE", err);
@@ -398,17 +415,256 @@ static int store_init_schema(snap_store *s, const char *db_path,
 	return snap_store_exec(db, "COMMIT", err);
 }
 
+/* Bytes free for us on the store's filesystem (UINT64_MAX: unknown). */
+static uint64_t store_room(snap_store *s)
+{
+	struct statvfs v;
+
+	if (fstatvfs(s->dirfd, &v) < 0)
+		return UINT64_MAX;
+	return (uint64_t)v.f_bavail * (uint64_t)v.f_frsize;
+}
+
+/*
+ * A read-write connection to store.db that is ready for the catalog: the
+ * pragmas, the schema (created in an empty file, checked otherwise) and WAL
+ * mode.  On failure *full says whether the store's filesystem ran out of
+ * room (then the store can still be opened read-only).
+ */
+static int store_open_rw(snap_store *s, int mutex, sqlite3 **out, int *full,
+			 snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	*out = NULL;
+	*full = 0;
+	rc = sqlite3_open_v2(s->sqlfile, &db, SQLITE_OPEN_READWRITE | mutex |
+			     SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "cannot open store %s",
+				     s->file);
+	} else {
+		sqlite3_busy_timeout(db, STORE_BUSY_MS);
+		sqlite3_extended_result_codes(db, 1);
+		rc = snap_store_exec(db, STORE_PRAGMAS, err);
+		/* The schema check comes first: a foreign store.db is refused
+		 * before anything (even the journal mode) is written into
+		 * it. */
+		if (!rc)
+			rc = store_init_schema(s, db, s->db_path ? s->db_path :
+					       "", err);
+		if (!rc)
+			rc = snap_store_exec(db, "PRAGMA journal_mode=WAL",
+					     err);
+	}
+	if (rc) {
+		*full = rc == -ENOSPC || sqlite3_system_errno(db) == ENOSPC ||
+			(rc == -EIO && store_room(s) < STORE_ROOM_MIN);
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/* Size of the store's -wal (0 when there is none). */
+static int64_t store_wal_size(snap_store *s)
+{
+	struct stat st;
+
+	if (fstatat(s->dirfd, "store.db-wal", &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	return (int64_t)st.st_size;
+}
+
+/*
+ * A read-only connection that writes nothing into the store.  A WAL
+ * database needs its -shm: when SQLite cannot make one (a full or
+ * read-only filesystem) and there is no -wal with content either, the
+ * main file alone is the whole store and it is opened immutable (no -shm,
+ * no locks) — `may_switch` lets this call make that choice for the store;
+ * later connections follow it.
+ */
+static int store_open_ro(snap_store *s, int mutex, int may_switch,
+			 sqlite3 **out, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	char why[256];
+	int rc;
+
+	*out = NULL;
+	if (!s->immutable) {
+		rc = sqlite3_open_v2(s->sqlfile, &db, SQLITE_OPEN_READONLY |
+				     mutex | SQLITE_OPEN_NOFOLLOW, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_busy_timeout(db, STORE_BUSY_MS);
+			sqlite3_extended_result_codes(db, 1);
+			rc = sqlite3_exec(db, "SELECT count(*) FROM "
+					  "sqlite_schema", NULL, NULL, NULL);
+		}
+		if (rc == SQLITE_OK) {
+			*out = db;
+			return 0;
+		}
+		snprintf(why, sizeof(why), "%s", db ? sqlite3_errmsg(db) :
+			 sqlite3_errstr(rc));
+		sqlite3_close(db);
+		db = NULL;
+		if (!may_switch)
+			return snap_err_set(err, snap_err_sqlite_errno(rc),
+					    "cannot read store %s: %s", s->dir,
+					    why);
+		if (store_wal_size(s) > 0)
+			return snap_err_set(err, -EIO, "cannot read store %s: "
+					    "its write-ahead log (store.db-wal) "
+					    "holds changes SQLite cannot read "
+					    "without writing beside it (%s); "
+					    "make room on its filesystem, or "
+					    "make it writable", s->dir, why);
+		if (!s->uri && !(s->uri = file_uri(s->sqlfile, "immutable=1")))
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		s->immutable = 1;
+	}
+	rc = sqlite3_open_v2(s->uri, &db, SQLITE_OPEN_READONLY | mutex |
+			     SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_busy_timeout(db, STORE_BUSY_MS);
+		sqlite3_extended_result_codes(db, 1);
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema",
+				  NULL, NULL, NULL);
+	}
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "cannot read store %s",
+				     s->dir);
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+/*
+ * A store read-only for want of room: writable again once there is room.
+ * The new catalog connection is made without s->mu (it may wait for
+ * another writer) and swapped in under it.  Returns the store's state.
+ */
+static int store_retry_rw(snap_store *s)
+{
+	sqlite3 *db = NULL;
+	snap_err e;
+	int full, ro;
+
+	if (store_room(s) < STORE_ROOM_MIN ||
+	    store_open_rw(s, SQLITE_OPEN_FULLMUTEX, &db, &full, &e) != 0)
+		return SNAP_STORE_RO_FULL;
+	snap_store_lock(s);
+	if (s->readonly == SNAP_STORE_RO_FULL) {
+		sqlite3 *old = s->db;
+
+		s->db = db;
+		db = old;
+		s->readonly = SNAP_STORE_RW;
+		s->immutable = 0;
+	}
+	ro = s->readonly;
+	snap_store_unlock(s);
+	sqlite3_close(db);
+	return ro;
+}
+
+int snap_store_writable(snap_store *s, snap_err *err)
+{
+	unsigned long long free_mb, need_mb;
+	uint64_t room = 0, need = 0;
+	snap_err e;
+	int ro;
+
+	snap_store_lock(s);
+	ro = s->readonly;
+	snap_store_unlock(s);
+	if (ro == SNAP_STORE_RO_FULL)
+		ro = store_retry_rw(s);
+	switch (ro) {
+	case SNAP_STORE_RW:
+		return 0;
+	case SNAP_STORE_RO_FULL:
+		snap_err_clear(&e);
+		if (snap_retention_space(s, &room, &need, &e) < 0)
+			room = store_room(s);
+		free_mb = room / (1 << 20);
+		need_mb = (need + (1 << 20) - 1) / (1 << 20);
+		return snap_err_set(err, -ENOSPC, "store %s: its filesystem is "
+				    "full (%llu MB free): its snapshots can be "
+				    "listed, read, verified and exported, but "
+				    "nothing can be added or changed; a "
+				    "snapshot of %s may need %llu MB: free "
+				    "space, or move the store (-o store=)",
+				    s->dir, free_mb, s->db_path, need_mb);
+	case SNAP_STORE_RO_ASKED:
+		return snap_err_set(err, -EROFS, "store %s was opened only for "
+				    "reading", s->dir);
+	default:
+		return snap_err_set(err, -EROFS, "store %s is read-only (the "
+				    "filesystem or the directory is not "
+				    "writable): it can be listed, verified and "
+				    "exported, not changed", s->dir);
+	}
+}
+
+int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
+		       snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	int rc, ro;
+
+	*out = NULL;
+	if (!readonly && (rc = snap_store_writable(s, err)))
+		return rc;
+	snap_store_lock(s);
+	ro = s->readonly;
+	snap_store_unlock(s);
+	if (ro) {
+		rc = store_open_ro(s, SQLITE_OPEN_NOMUTEX, 0, &db, err);
+		if (!rc)
+			rc = snap_store_exec(db, "PRAGMA temp_store=MEMORY;"
+					     "PRAGMA cache_size=-8192;", err);
+		if (rc) {
+			sqlite3_close(db);
+			return rc;
+		}
+		*out = db;
+		return 0;
+	}
+	rc = sqlite3_open_v2(s->sqlfile, &db, flags | SQLITE_OPEN_NOMUTEX |
+			     SQLITE_OPEN_NOFOLLOW, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "cannot open store %s",
+				     s->file);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
+	sqlite3_extended_result_codes(db, 1);
+	rc = snap_store_exec(db, STORE_PRAGMAS "PRAGMA cache_size=-8192;", err);
+	if (rc) {
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
 /* Take the daemon lock: one daemon per store. */
 static int store_daemon_lock(snap_store *s, snap_err *err)
 {
-	char path[PATH_MAX], pid[32];
+	char pid[32];
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/daemon.lock", s->dir);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = snap_store_file_open(s, "daemon.lock", O_RDWR | O_CREAT, err);
 	if (fd < 0)
-		return snap_err_set(err, -errno, "cannot open %s: %s", path,
-				    strerror(errno));
+		return fd;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
 		int e = errno;
@@ -421,8 +677,8 @@ static int store_daemon_lock(snap_store *s, snap_err *err)
 					    "served by another snapfs daemon "
 					    "(pid %s)", s->dir,
 					    *pid ? pid : "?");
-		return snap_err_set(err, -e, "cannot lock %s: %s", path,
-				    strerror(e));
+		return snap_err_set(err, -e, "cannot lock %s/daemon.lock: %s",
+				    s->dir, strerror(e));
 	}
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) == 0 && write(fd, pid, strlen(pid)) < 0) {
@@ -432,14 +688,96 @@ static int store_daemon_lock(snap_store *s, snap_err *err)
 	return 0;
 }
 
+/*
+ * Before a store is created for it (SNAP_OPEN_LIVE_DB): the database must
+ * exist and be a SQLite database, or the store would be left behind by a
+ * snapshot that cannot be taken.
+ */
+static int store_probe_db(const char *path, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	if (access(path, F_OK) < 0)
+		return snap_err_set(err, -errno, "no database at %s: %s; "
+				    "nothing to snapshot", path,
+				    strerror(errno));
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema",
+				  NULL, NULL, NULL);
+	sqlite3_close(db);
+	if ((rc & 0xff) == SQLITE_NOTADB)
+		return snap_err_set(err, -EINVAL, "%s is not a SQLite "
+				    "database: nothing to snapshot, and no "
+				    "store was created for it", path);
+	/* Other trouble (a lock, a permission) is the snapshot's to report. */
+	return 0;
+}
+
+/*
+ * The catalog file: check the one that is there, or create it 0600 for a
+ * new store (*fresh).  A store directory that lost its store.db while other
+ * store files remain is refused: an empty catalog would silently stand for
+ * every snapshot the old one listed.
+ */
+static int store_catalog_file(snap_store *s, unsigned flags, int create,
+			      int *fresh, snap_err *err)
+{
+	char remains[32];
+	int fd, rc;
+
+	*fresh = 0;
+	if (snap_store_file_exists(s, "store.db"))
+		return snap_storedir_private(s, err);
+	if (snap_storedir_remains(s, remains, sizeof(remains)))
+		return snap_err_set(err, -EUCLEAN, "the catalog store.db is "
+				    "gone from %s (%s is still there): it "
+				    "listed every snapshot and held their "
+				    "pages; snapfs will not start an empty "
+				    "store in its place.  Put store.db back "
+				    "(from a backup), or move %s away to start "
+				    "a new store", s->dir, remains, s->dir);
+	if (!create)
+		return snap_err_set(err, -ENOENT, "no store at %s (take a first "
+				    "snapshot to create it)", s->dir);
+	if (!s->db_path)
+		return snap_err_set(err, -ENOENT, "no store at %s; name its "
+				    "database (--db) to create one", s->dir);
+	if ((flags & SNAP_OPEN_LIVE_DB) &&
+	    (rc = store_probe_db(s->db_path, err)))
+		return rc;
+	if ((rc = snap_storedir_private(s, err)))
+		return rc;
+	/* Created here, 0600, so that SQLite (which gives -wal and -shm the
+	 * main file's mode) never makes it wider. */
+	fd = snap_store_file_open(s, "store.db", O_RDWR | O_CREAT | O_EXCL,
+				  err);
+	if (fd < 0) {
+		if (fd == -EROFS || fd == -EACCES)
+			snap_err_prefix(err, "store %s is not writable", s->dir);
+		return fd == -EACCES ? -EROFS : fd;
+	}
+	close(fd);
+	/* restore.lock from the start: a store.db removed alone later is
+	 * then noticed (snap_storedir_remains), not replaced. */
+	fd = snap_store_file_open(s, "restore.lock", O_RDWR | O_CREAT, err);
+	if (fd >= 0)
+		close(fd);
+	snap_store_dir_sync(s);
+	*fresh = 1;
+	return fd < 0 ? fd : 0;
+}
+
 int snap_store_open(const char *db_path, const char *store_dir,
 		    unsigned flags, snap_store **out, snap_err *err)
 {
 	snap_store *s;
 	pthread_mutexattr_t ma;
-	struct stat stt;
 	char recorded[PATH_MAX];
-	int rc = 0, oflags;
+	int rc = 0, made = 0, fresh = 0, full = 0, e;
+	int create = (flags & SNAP_OPEN_CREATE) &&
+		     !(flags & SNAP_OPEN_READONLY);
 
 	*out = NULL;
 	if (!db_path && !store_dir)
@@ -449,11 +787,15 @@ int snap_store_open(const char *db_path, const char *store_dir,
 	if (!s)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	s->daemon_fd = -1;
+	s->dirfd = -1;
 	pthread_mutexattr_init(&ma);
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&s->mu, &ma);
 	pthread_mutexattr_destroy(&ma);
 
+	rc = snap_anchor_register(err);
+	if (rc)
+		goto fail;
 	if (db_path) {
 		s->db_path = abs_path(db_path);
 		if (!s->db_path) {
@@ -463,104 +805,56 @@ int snap_store_open(const char *db_path, const char *store_dir,
 			goto fail;
 		}
 	}
-	if (store_dir) {
-		/* A store is only created for a known database. */
-		if (stat(store_dir, &stt) < 0 && (flags & SNAP_OPEN_CREATE) &&
-		    db_path && mkdir(store_dir, 0700) < 0 && errno != EEXIST) {
-			rc = snap_err_set(err, -errno, "cannot create store "
-					  "directory %s: %s", store_dir,
-					  strerror(errno));
-			goto fail;
-		}
-		s->dir = abs_path(store_dir);
-	} else {
-		size_t n = strlen(s->db_path) + 8;
-		s->dir = malloc(n);
-		if (s->dir)
-			snprintf(s->dir, n, "%s.snapfs", s->db_path);
-		if (s->dir && stat(s->dir, &stt) < 0 &&
-		    (flags & SNAP_OPEN_CREATE) && mkdir(s->dir, 0700) < 0 &&
-		    errno != EEXIST) {
-			rc = snap_err_set(err, -errno, "cannot create store "
-					  "directory %s: %s", s->dir,
-					  strerror(errno));
-			goto fail;
-		}
-	}
-	if (!s->dir || stat(s->dir, &stt) < 0) {
-		rc = snap_err_set(err, -ENOENT, "no store at %s (take a first "
-				  "snapshot to create it)",
-				  s->dir ? s->dir : store_dir);
+	s->dir = store_dir ? store_dir_path(store_dir) :
+		 snap_store_default_dir(s->db_path);
+	if (!s->dir || asprintf(&s->file, "%s/store.db", s->dir) < 0) {
+		s->file = NULL;
+		rc = s->dir ? snap_err_set(err, -ENOMEM, "out of memory") :
+		     snap_err_set(err, -ENOENT, "no store at %s: its parent "
+				  "directory does not exist", store_dir);
 		goto fail;
 	}
-	if (!S_ISDIR(stt.st_mode)) {
-		rc = snap_err_set(err, -ENOTDIR, "store %s is not a directory",
-				  s->dir);
+	rc = snap_storedir_open(s, create && s->db_path, &made, err);
+	if (!rc)
+		rc = store_catalog_file(s, flags, create, &fresh, err);
+	if (!rc)
+		rc = snap_storedir_files_check(s, err);
+	if (rc)
 		goto fail;
-	}
-	s->file = malloc(strlen(s->dir) + 10);
-	if (!s->file) {
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
-	sprintf(s->file, "%s/store.db", s->dir);
-	if (stat(s->file, &stt) < 0 && !(flags & SNAP_OPEN_CREATE)) {
-		rc = snap_err_set(err, -ENOENT, "no store at %s (take a first "
-				  "snapshot to create it)", s->dir);
-		goto fail;
-	}
-	if (access(s->dir, W_OK) < 0 || (stat(s->file, &stt) == 0 &&
-					 access(s->file, W_OK) < 0)) {
-		int e = errno;
 
-		/* A store on read-only media can still be read: opened
-		 * immutable, so SQLite writes nothing, not even a -shm.  A
-		 * -wal left there by a daemon that did not close cleanly is
-		 * not read; what it holds was committed after the rest. */
-		if ((flags & (SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON)) ||
-		    stat(s->file, &stt) < 0) {
+	/* Writable, or why not. */
+	if (flags & SNAP_OPEN_READONLY) {
+		s->readonly = SNAP_STORE_RO_ASKED;
+	} else if (faccessat(s->dirfd, ".", W_OK, 0) < 0 ||
+		   faccessat(s->dirfd, "store.db", W_OK, 0) < 0) {
+		/* A store on read-only media can still be read. */
+		e = errno;
+		if (flags & (SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON)) {
 			rc = snap_err_set(err, -EROFS, "store %s is not "
 					  "writable: %s", s->dir, strerror(e));
 			goto fail;
 		}
-		s->readonly = 1;
-		s->uri = file_uri(s->file, "immutable=1");
-		if (!s->uri) {
-			rc = snap_err_set(err, -ENOMEM, "out of memory");
-			goto fail;
-		}
+		s->readonly = SNAP_STORE_RO_MEDIA;
 	}
-	oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX;
-	if (flags & SNAP_OPEN_CREATE)
-		oflags |= SQLITE_OPEN_CREATE;
-	if (s->readonly)
-		rc = sqlite3_open_v2(s->uri, &s->db, SQLITE_OPEN_READONLY |
-				     SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX,
-				     NULL);
-	else
-		rc = sqlite3_open_v2(s->file, &s->db, oflags, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot open store %s",
-				     s->file);
-		goto fail;
-	}
-	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
-	sqlite3_extended_result_codes(s->db, 1);
-	rc = snap_store_exec(s->db, STORE_PRAGMAS, err);
-	/* The schema check comes first: a foreign store.db is refused
-	 * before anything (even the journal mode) is written into it. */
-	if (!rc && s->readonly)
-		rc = store_check_schema(s, err);
-	else if (!rc)
-		rc = store_init_schema(s, s->db_path ? s->db_path : "", err);
-	if (!rc && !s->readonly)
-		rc = snap_store_exec(s->db, "PRAGMA journal_mode=WAL", err);
-	if (rc) {
-		if (rc == -EROFS || rc == -EIO) {
+	if (!s->readonly) {
+		rc = store_open_rw(s, SQLITE_OPEN_FULLMUTEX, &s->db, &full, err);
+		if (rc && full && !fresh) {
+			/* What is stored can still be served. */
+			snap_err_clear(err);
+			s->readonly = SNAP_STORE_RO_FULL;
+			rc = 0;
+		} else if (rc == -EROFS) {
 			snap_err_prefix(err, "store %s is not writable", s->dir);
-			rc = -EROFS;
 		}
-		goto fail;
+		if (rc)
+			goto fail;
+	}
+	if (s->readonly) {
+		rc = store_open_ro(s, SQLITE_OPEN_FULLMUTEX, 1, &s->db, err);
+		if (!rc)
+			rc = store_check_schema(s, s->db, err);
+		if (rc)
+			goto fail;
 	}
 	rc = meta_get(s->db, "db_path", recorded, sizeof(recorded));
 	if (rc != SQLITE_OK) {
@@ -590,6 +884,10 @@ int snap_store_open(const char *db_path, const char *store_dir,
 	*out = s;
 	return 0;
 fail:
+	sqlite3_close(s->db);
+	s->db = NULL;
+	if ((fresh || made) && s->dirfd >= 0)
+		snap_storedir_undo_create(s, made);
 	snap_store_close(s);
 	return rc;
 }
@@ -605,10 +903,13 @@ void snap_store_close(snap_store *s)
 	sqlite3_close(s->db);
 	if (s->daemon_fd >= 0)
 		close(s->daemon_fd);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
 	pthread_mutex_destroy(&s->mu);
 	free(s->db_path);
 	free(s->dir);
 	free(s->file);
+	free(s->sqlfile);
 	free(s->uri);
 	free(s);
 }
@@ -964,6 +1265,40 @@ static int delete_runs(sqlite3 *db, int64_t id, snap_idcount *delta,
 	return rc;
 }
 
+/*
+ * Give free pages of store.db back to the filesystem once a deletion left
+ * many (at least STORE_VACUUM_MIN_PAGES and a quarter of the file): PRAGMA
+ * incremental_vacuum moves pages from the end of the file into the free
+ * ones, and the checkpoint that copies the result out of the WAL truncates
+ * the file.  Only stores made with auto_vacuum=INCREMENTAL can do this
+ * (store_init_schema); older ones keep their size and reuse their free
+ * pages for later snapshots.  Best effort: a failure (a reader holding the
+ * WAL, a full disk) leaves the pages free inside the file, as before.
+ */
+static void store_reclaim(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t mode = 0, freelist = 0, pages = 0;
+
+	if (sqlite3_prepare_v2(db, "SELECT auto_vacuum, freelist_count, "
+			       "page_count FROM pragma_auto_vacuum, "
+			       "pragma_freelist_count, pragma_page_count",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		mode = sqlite3_column_int64(st, 0);
+		freelist = sqlite3_column_int64(st, 1);
+		pages = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (mode != 2 || freelist < STORE_VACUUM_MIN_PAGES ||
+	    freelist * 4 < pages)
+		return;
+	if (sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL,
+			 NULL) == SQLITE_OK)
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+					  NULL, NULL);
+}
+
 int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 {
 	snap_info si;
@@ -971,7 +1306,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	char sql[64];
 	int rc;
 
-	if ((rc = store_writable(s, err)))
+	if ((rc = snap_store_writable(s, err)))
 		return rc;
 	snap_store_lock(s);
 	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
@@ -996,6 +1331,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	} else {
 		snap_event_add_db(s->db, "delete", si.name, 1,
 				  "deleted; unreferenced pages reclaimed");
+		store_reclaim(s->db);
 	}
 out:
 	snap_store_unlock(s);
@@ -1050,7 +1386,7 @@ int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 	char clean[SNAP_LABEL_MAX + 1], name[SNAP_NAME_MAX], old[SNAP_NAME_MAX];
 	int rc;
 
-	if ((rc = store_writable(s, err)))
+	if ((rc = snap_store_writable(s, err)))
 		return rc;
 	snap_store_lock(s);
 	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
@@ -1103,7 +1439,7 @@ static int set_column(snap_store *s, int64_t id, const char *sql,
 	snap_info si;
 	int rc;
 
-	if ((rc = store_writable(s, err)))
+	if ((rc = snap_store_writable(s, err)))
 		return rc;
 	snap_store_lock(s);
 	rc = snap_store_get_db(s->db, id, &si, err);
@@ -1149,7 +1485,6 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	struct stat fst;
-	char wal[PATH_MAX];
 	int rc;
 
 	memset(stt, 0, sizeof(*stt));
@@ -1173,24 +1508,18 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
-	if (stat(s->file, &fst) == 0)
+	if (fstatat(s->dirfd, "store.db", &fst, AT_SYMLINK_NOFOLLOW) == 0)
 		stt->file_bytes += (uint64_t)fst.st_size;
-	snprintf(wal, sizeof(wal), "%s-wal", s->file);
-	if (stat(wal, &fst) == 0)
-		stt->file_bytes += (uint64_t)fst.st_size;
+	stt->file_bytes += (uint64_t)store_wal_size(s);
 	return rc;
 }
 
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
 {
-	char path[PATH_MAX];
-	int f;
+	int f = snap_store_file_open(s, "restore.lock", O_RDWR | O_CREAT, err);
 
-	snprintf(path, sizeof(path), "%s/restore.lock", s->dir);
-	f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (f < 0)
-		return snap_err_set(err, -errno, "cannot open %s: %s", path,
-				    strerror(errno));
+		return f;
 	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
 		close(f);
 		return snap_err_set(err, -EBUSY, "another restore of %s is in "

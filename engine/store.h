@@ -5,7 +5,14 @@
  *   store.db     one SQLite database (WAL mode) with the tables
  *                meta, pages, page_data, snapshots, events;
  *   daemon.lock  flock()ed exclusively by the one daemon serving the store;
- *   restore.lock flock()ed exclusively for the duration of one restore.
+ *   restore.lock flock()ed exclusively for the duration of one restore;
+ *   staging/     the daemon's private files (fs/staging.c), while it runs.
+ *
+ * The daemon runs as root over directories other users may write, so the
+ * store is handled by rules (engine/storedir.c): its directory is opened
+ * once without following a link and must belong to the user who opens it;
+ * it is made private (0700) or refused; every file in it is reached
+ * relative to that directory's fd, never through a link, and is 0600.
  *
  * Pages are content-addressed: each distinct page image is stored once,
  * keyed by its SHA-256, zstd-compressed (or raw when that is not smaller),
@@ -69,23 +76,67 @@ typedef struct snap_info {
 enum {
 	SNAP_OPEN_CREATE = 1 << 0,   /* create the store if it does not exist */
 	SNAP_OPEN_DAEMON = 1 << 1,   /* take the exclusive serve lock (-EBUSY) */
+	SNAP_OPEN_READONLY = 1 << 2, /* only read: no write, no recovery;
+					works on a full or read-only
+					filesystem */
+	SNAP_OPEN_LIVE_DB = 1 << 3,  /* with CREATE: create a store only for
+					an existing SQLite database */
 };
 
 #define SNAP_STORE_SCHEMA_VERSION 1
 
 /*
  * Open (and with SNAP_OPEN_CREATE, create) the store for `db_path`.
- * store_dir NULL means "<db_path>.snapfs".  db_path NULL means: use the
- * database path recorded in the store (store_dir must then be given).
- * When both are given and the store records another database, -EINVAL.
+ * store_dir NULL means snap_store_default_dir(db_path).  db_path NULL
+ * means: use the database path recorded in the store (store_dir must then
+ * be given).  When both are given and the store records another database,
+ * -EINVAL.  Refusals, each with a message: no store (-ENOENT); a store
+ * directory whose catalog store.db is gone while other store files remain
+ * (-EUCLEAN: never replaced by an empty store); a store directory or file
+ * that is a symlink (-ELOOP), belongs to another user or cannot be made
+ * private (-EPERM).
+ *
+ * Without SNAP_OPEN_READONLY a store on a read-only filesystem, or on a
+ * full one, opens read-only (list, read, verify, export); changes then
+ * fail with -EROFS, or -ENOSPC saying how much room a snapshot needs (see
+ * snap_store_writable).  With SNAP_OPEN_CREATE or SNAP_OPEN_DAEMON a
+ * read-only filesystem is refused (-EROFS).  A store this call created is
+ * removed again when it fails.
  */
 int snap_store_open(const char *db_path, const char *store_dir,
 		    unsigned flags, snap_store **out, snap_err *err);
 void snap_store_close(snap_store *s);
 
+/* "<db_path made absolute>.snapfs", the default store directory, resolved
+ * as snap_store_open resolves it (symlinks to the database followed);
+ * malloc()ed, NULL when the database's directory does not exist. */
+char *snap_store_default_dir(const char *db_path);
+
+/*
+ * 0 when the store takes changes; otherwise -EROFS, or -ENOSPC when its
+ * filesystem was full at open, with the reason and what a snapshot needs.
+ * A store read-only for want of space becomes writable here once there is
+ * room again.
+ */
+int snap_store_writable(snap_store *s, snap_err *err);
+
+/*
+ * The store's private subdirectory `name` (the daemon's "staging"):
+ * created 0700 if missing, opened without following a link, checked (a
+ * directory of ours, made 0700) and emptied of what a killed process left.
+ * Returns its fd (kept open while it is used) and, in path, the path to use
+ * for files in it: anchored to the fd ("/proc/self/fd/N"), so renaming the
+ * store away cannot redirect them.  A negative errno with the reason.
+ */
+int snap_storedir_sub_open(snap_store *s, const char *name, char *path,
+			   size_t cap, snap_err *err);
+/* Empty and remove it, and close fd (-1: nothing to do). */
+void snap_storedir_sub_remove(snap_store *s, const char *name, int fd);
+
 const char *snap_store_db_path(const snap_store *s);   /* absolute */
 const char *snap_store_dir(const snap_store *s);       /* absolute */
-/* Path of store.db inside the store (for readers' own connections). */
+/* Path of store.db inside the store, by name (for messages and tests; the
+ * engine's own connections use a path anchored to the store's fd). */
 const char *snap_store_file(const snap_store *s);
 
 /* Catalog. snap_store_list returns oldest first; free(*out) after. */

@@ -16,15 +16,34 @@
 
 struct snap_event;
 
+/* Why a store is read-only (snap_store.readonly). */
+enum {
+	SNAP_STORE_RW = 0,       /* writable */
+	SNAP_STORE_RO_ASKED,     /* opened with SNAP_OPEN_READONLY */
+	SNAP_STORE_RO_MEDIA,     /* its filesystem or directory is read-only */
+	SNAP_STORE_RO_FULL,      /* its filesystem was full at open: becomes
+				    writable again once there is room */
+};
+
 struct snap_store {
 	char *db_path;           /* absolute path of the live database */
-	char *dir;               /* absolute path of the store directory */
-	char *file;              /* dir + "/store.db" */
+	char *dir;               /* absolute path of the store directory (for
+				    messages: files are reached by dirfd) */
+	char *file;              /* dir + "/store.db", for messages */
+	int dirfd;               /* the store directory, opened once without
+				    following a link and checked; every store
+				    file is reached relative to it */
+	char *sqlfile;           /* what SQLite opens: store.db anchored to
+				    dirfd ("/proc/self/fd/N/store.db"), or
+				    `file` without /proc */
 	sqlite3 *db;             /* catalog connection; protected by mu */
 	pthread_mutex_t mu;      /* recursive; guards db and its statements */
 	int daemon_fd;           /* flock()ed daemon.lock, or -1 */
-	int readonly;            /* on read-only media: opened immutable */
-	char *uri;               /* "file:...store.db?immutable=1" then */
+	int readonly;            /* SNAP_STORE_*; protected by mu (RO_FULL
+				    may turn RW) */
+	int immutable;           /* read-only and opened immutable=1 (no -shm
+				    could be made); protected by mu */
+	char *uri;               /* "file:<sqlfile>?immutable=1" then */
 	char vfs_name[64];       /* read-only store VFS (image.c), "" if none */
 	sqlite3_vfs *ro_vfs;     /* registered lazily; protected by mu */
 	void (*failure_hook)(void *ctx, const struct snap_event *ev);
@@ -35,6 +54,36 @@ struct snap_store {
 #define SNAP_INFO_COLS \
 	"id,name,label,kind,created_ns,comment,pinned,page_size,page_count," \
 	"image_size,sha256,change_counter"
+
+/* ---- the store directory (storedir.c) ---- */
+
+/*
+ * Open s->dir (creating it 0700 when `create`; *made then says so) without
+ * following a link, check that it is a directory of the effective user,
+ * keep it in s->dirfd and set s->sqlfile.
+ */
+int snap_storedir_open(snap_store *s, int create, int *made, snap_err *err);
+/* Make the directory private (0700) or refuse it (see storedir.c). */
+int snap_storedir_private(snap_store *s, snap_err *err);
+/* 1 when a store file other than store.db is there (its name in found). */
+int snap_storedir_remains(snap_store *s, char *found, size_t cap);
+/* Check store.db and SQLite's side files that exist: no links, regular,
+ * ours, 0600 (tightened). */
+int snap_storedir_files_check(snap_store *s, snap_err *err);
+/* Remove the files of a store this open created (and the directory when
+ * `made`). */
+void snap_storedir_undo_create(snap_store *s, int made);
+/* Open the store file `name` relative to s->dirfd with open(2) flags
+ * (O_CREAT creates it 0600), never following a link; checked like
+ * snap_storedir_files_check.  An fd or a negative errno. */
+int snap_store_file_open(snap_store *s, const char *name, int flags,
+			 snap_err *err);
+/* 1 when the store holds `name` (a link counts; it is not followed). */
+int snap_store_file_exists(snap_store *s, const char *name);
+/* Remove the store file `name`; 0 (also when absent) or -errno. */
+int snap_store_file_remove(snap_store *s, const char *name);
+/* fsync the store directory (after creating or removing a file). */
+void snap_store_dir_sync(snap_store *s);
 
 /* A new connection to store.db with the store's pragmas. */
 int snap_store_connect(snap_store *s, int readonly, sqlite3 **db,

@@ -250,7 +250,9 @@ struct snap_fs {
 	snap_store *store;
 	const char *db_path;            /* absolute, from the store */
 	char mountpoint[PATH_MAX];
-	char staging_dir[PATH_MAX];     /* <store>/staging, mode 0700 */
+	char staging_dir[PATH_MAX];     /* <store>/staging, mode 0700, as a
+					   path anchored to its open fd
+					   ("/proc/self/fd/N") */
 	struct fuse_session *se;
 	struct snap_notify *notify;
 	struct snap_live *live;
@@ -316,10 +318,14 @@ int snap_node_stat(struct snap_node *n, struct stat *st);
 
 /* ---- staging, uploads, sessions, restores (staging.c) --------------------- */
 
-/* Create <store>/staging empty (removing what a crashed run left). */
-int snap_staging_init(const char *store_dir, char *out, size_t len);
-/* Remove the staging directory and everything in it. */
-void snap_staging_cleanup(const char *dir);
+/* Create <store>/staging empty (removing what a crashed run left), keep it
+ * open and put the path to use for files in it in out.  0 or a negative
+ * errno with the reason in err (a symlink there is refused). */
+int snap_staging_init(snap_store *store, char *out, size_t len,
+		      snap_err *err);
+/* Remove the staging directory and everything in it (before the store is
+ * closed; nothing to do when init did not succeed). */
+void snap_staging_cleanup(snap_store *store);
 /* A fresh private file path in the staging directory ("upload-7"). */
 void snap_staging_path(const char *what, char *out, size_t len);
 

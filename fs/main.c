@@ -11,7 +11,10 @@
  *
  * Start-up refuses clearly, with a non-zero exit and nothing mounted, when
  * the database is missing or not a database, the mount point is unusable,
- * or another daemon serves the store (the engine's daemon lock: -EBUSY).
+ * another daemon serves the store (the engine's daemon lock: -EBUSY), or
+ * the engine refuses the store (a symlink, another user's, a link planted
+ * in it, a lost catalog: engine/storedir.c).  A store on a full filesystem
+ * is served read-only, with a warning.
  *
  * Daemonizing: without -f the process forks *before* opening anything —
  * SQLite connections and POSIX locks must not cross a fork — and the parent
@@ -460,7 +463,7 @@ int main(int argc, char *argv[])
 	struct snap_timer_opts topts;
 	struct fuse_loop_config *cfg = NULL;
 	struct snap_opts o;
-	snap_err err;
+	snap_err err, full;
 	char *db = NULL, *store = NULL, *fsname_opt = NULL, *fsname = NULL;
 	int ready_fd = -1, rc, ret = 1, mounted = 0;
 	int signals = 0;
@@ -468,6 +471,7 @@ int main(int argc, char *argv[])
 	memset(&o, 0, sizeof(o));
 	memset(&fopts, 0, sizeof(fopts));
 	snap_err_clear(&err);
+	snap_err_clear(&full);
 	if (!nargv) {
 		fprintf(stderr, "snapfs: out of memory\n");
 		return 1;
@@ -561,13 +565,16 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	snap_fs.db_path = snap_store_db_path(snap_fs.store);
-	rc = snap_staging_init(snap_store_dir(snap_fs.store),
-			       snap_fs.staging_dir,
-			       sizeof(snap_fs.staging_dir));
+	/* A store on a full filesystem is served read-only: say so. */
+	snap_err_clear(&full);
+	if (snap_store_writable(snap_fs.store, &full) == 0)
+		snap_err_clear(&full);
+	rc = snap_staging_init(snap_fs.store, snap_fs.staging_dir,
+			       sizeof(snap_fs.staging_dir), &err);
 	if (rc != 0) {
-		fprintf(stderr, "snapfs: cannot create the staging directory "
-			"in %s: %s\n", snap_store_dir(snap_fs.store),
-			strerror(-rc));
+		fprintf(stderr, "snapfs: cannot set up the staging directory "
+			"of the store %s: %s\n", snap_store_dir(snap_fs.store),
+			err.msg);
 		goto out;
 	}
 	snap_live_close(snap_fs.live);
@@ -603,6 +610,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	snap_log_setup(fopts.foreground, fopts.debug);
+	if (full.msg[0]) {
+		if (!fopts.foreground)   /* the terminal, not only syslog */
+			fprintf(stderr, "snapfs: warning: serving the "
+				"snapshots read-only: %s\n", full.msg);
+		snap_log(LOG_WARNING, "warning: serving the snapshots "
+			 "read-only: %s", full.msg);
+	}
 	snap_log(LOG_INFO, "serving %s at %s (store %s)", db,
 		 snap_fs.mountpoint, snap_store_dir(snap_fs.store));
 	daemon_ready(ready_fd, 0);
@@ -645,9 +659,10 @@ out:
 	snap_node_free_all();
 	if (snap_fs.live)
 		snap_live_close(snap_fs.live);
-	snap_staging_cleanup(snap_fs.staging_dir);
-	if (snap_fs.store)
+	if (snap_fs.store) {
+		snap_staging_cleanup(snap_fs.store);
 		snap_store_close(snap_fs.store);
+	}
 	fuse_opt_free_args(&args);
 	free(fopts.mountpoint);
 	free(fsname_opt);

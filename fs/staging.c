@@ -3,7 +3,8 @@
  *
  * Nothing written through the mount ever lands in the live database
  * directly (PITFALLS 1-5).  It lands in a private file in the staging
- * directory (<store>/staging, mode 0700, emptied at start and at exit) and
+ * directory (<store>/staging, mode 0700, emptied at start and at exit,
+ * named by a path anchored to its open fd: see snap_staging_init) and
  * reaches the live database only as a verified restore by the engine:
  *
  *   upload      current.db opened with O_TRUNC, or created after an unlink
@@ -164,39 +165,33 @@ static int session_precond(void *ctx, const snap_live_token *tok,
 
 /* ---- the staging directory -------------------------------------------- */
 
-/* Remove every entry of dir (files only; the directory is ours). */
-static void staging_empty(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
+/*
+ * The staging directory is the store's (engine/storedir.c): created 0700,
+ * opened without following a link, checked and emptied there, and kept
+ * open here for the daemon's lifetime.  Every path in it is anchored to
+ * that fd ("/proc/self/fd/N/upload-7"), so nobody who can rename the store
+ * away can redirect a staging file; SQLite keeps the anchor too (the
+ * engine's anchored VFS).
+ */
+static int staging_fd = -1;     /* written at start-up and shutdown only */
 
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-}
-
-int snap_staging_init(const char *store_dir, char *out, size_t len)
+int snap_staging_init(snap_store *store, char *out, size_t len,
+		      snap_err *err)
 {
-	if (snprintf(out, len, "%s/staging", store_dir) >= (int)len)
-		return -ENAMETOOLONG;
-	if (mkdir(out, 0700) != 0) {
-		if (errno != EEXIST)
-			return -errno;
-		staging_empty(out);     /* what a killed daemon left */
-		chmod(out, 0700);
-	}
+	int fd = snap_storedir_sub_open(store, "staging", out, len, err);
+
+	if (fd < 0)
+		return fd;
+	staging_fd = fd;
 	return 0;
 }
 
-void snap_staging_cleanup(const char *dir)
+void snap_staging_cleanup(snap_store *store)
 {
-	if (!dir[0])
+	if (staging_fd < 0)
 		return;
-	staging_empty(dir);
-	rmdir(dir);
+	snap_storedir_sub_remove(store, "staging", staging_fd);
+	staging_fd = -1;
 }
 
 void snap_staging_path(const char *what, char *out, size_t len)

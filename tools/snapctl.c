@@ -421,41 +421,48 @@ static int ctl_exists(const char *path)
  * before the engine creates anything, the cases that would leave an empty or
  * wrong store behind: any command but create/import on a missing store, a
  * store to create without a database path, a first snapshot of a database
- * that does not exist.  *missing says whether store.db was absent (for
- * "status" as a monitor).  Returns 0 or an exit status.
+ * that does not exist (and the engine, with SNAP_OPEN_LIVE_DB, of one that
+ * is not a database).  The default store is found from the database's real
+ * path, as the engine finds it, so "--db LINK" names the store of the
+ * database LINK points to for every command.  *missing says whether store.db
+ * was absent (for "status" as a monitor).  Returns 0 or an exit status.
  */
 static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 		    int *missing)
 {
 	snap_err err;
 	char *dir = NULL, *file = NULL;
-	int rc = 0, have;
+	int rc = 0, have, erc;
 
 	snap_err_clear(&err);
 	if (a->store_dir)
 		dir = strdup(a->store_dir);
-	else if (asprintf(&dir, "%s.snapfs", a->db) < 0)
-		dir = NULL;
+	else if (!(dir = snap_store_default_dir(a->db)) && errno != ENOMEM)
+		return ctl_error("database %s: its directory does not exist",
+				 a->db);
 	if (!dir || asprintf(&file, "%s/store.db", dir) < 0) {
 		free(dir);
 		return ctl_error("out of memory");
 	}
 	have = ctl_exists(file);
 	*missing = !have;
-	if (!have && !(c->open_flags & SNAP_OPEN_CREATE))
-		rc = ctl_error("no store at %s; take a first snapshot with "
-			       "'snapctl --db %s create'", dir,
-			       a->db ? a->db : "FILE");
-	else if (!have && !a->db)
+	if (!have && !a->db && (c->open_flags & SNAP_OPEN_CREATE))
 		rc = ctl_error("no store at %s; give --db FILE to create one "
 			       "for a database", dir);
 	else if (!have && !strcmp(c->name, "create") && !ctl_exists(a->db))
 		rc = ctl_error("no database at %s: nothing to snapshot",
 			       a->db);
 	if (rc == 0) {
-		int erc = snap_store_open(a->db, a->store_dir, c->open_flags,
-					  out, &err);
-		if (erc < 0)
+		erc = snap_store_open(a->db, a->store_dir, c->open_flags, out,
+				      &err);
+		/* The engine's word for a store that is not there at all
+		 * is generic; say how to start one.  A catalog that is gone
+		 * from an existing store (-EUCLEAN) is the engine's to say. */
+		if (erc == -ENOENT && !have)
+			rc = ctl_error("no store at %s; take a first snapshot "
+				       "with 'snapctl --db %s create'", dir,
+				       a->db ? a->db : "FILE");
+		else if (erc < 0)
 			rc = ctl_fail(&err, erc, "opening the store");
 	}
 	free(file);
@@ -1088,16 +1095,17 @@ static int cmd_names(snap_store *s, ctl_args *a)
 
 static const ctl_cmd ctl_cmds[] = {
 	{ "list", cmd_list, "", "list snapshots, oldest first", NULL,
-	  0, 0, 0, 0 },
+	  0, 0, 0, SNAP_OPEN_READONLY },
 	{ "show", cmd_show, "NAME", "every field of a snapshot, row counts per "
-	  "table", NULL, 1, 1, 0, 0 },
+	  "table", NULL, 1, 1, 0, SNAP_OPEN_READONLY },
 	{ "create", cmd_create, "[--label L] [--comment C]",
 	  "take a manual snapshot; prints its name",
 	  "  --label L     the label in the snapshot's name (default: manual)\n"
 	  "  --comment C   a comment kept with the snapshot\n"
 	  "Creates the store when it does not exist yet.  A progress bar is\n"
 	  "drawn on a terminal for a large database.\n",
-	  0, 0, CTL_OPT_LABEL | CTL_OPT_COMMENT, SNAP_OPEN_CREATE },
+	  0, 0, CTL_OPT_LABEL | CTL_OPT_COMMENT,
+	  SNAP_OPEN_CREATE | SNAP_OPEN_LIVE_DB },
 	{ "import", cmd_import, "FILE [--label L] [--comment C]",
 	  "store a database file as a snapshot; prints its name",
 	  "FILE must be a complete, intact SQLite database; the label\n"
@@ -1133,7 +1141,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "  --sql         FILE gets SQL text like sqlite3's .dump, which\n"
 	  "                'sqlite3 NEW.db < FILE' re-imports; FILE '-' is\n"
 	  "                standard output; NAME may be 'live'\n",
-	  2, 2, CTL_OPT_SQL, 0 },
+	  2, 2, CTL_OPT_SQL, SNAP_OPEN_READONLY },
 	{ "diff", cmd_diff, "A B", "rows added, removed, changed per table, "
 	  "A to B",
 	  "A and B are snapshot names, or 'live' (or 'current') for the live\n"
@@ -1142,7 +1150,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "is one removed and one added).  Created and dropped tables and a\n"
 	  "changed schema are reported.  Exit 0 whether or not there are\n"
 	  "differences (unlike diff(1)).\n",
-	  2, 2, 0, 0 },
+	  2, 2, 0, SNAP_OPEN_READONLY },
 	{ "prune", cmd_prune, "[--keep SPEC] [--max-size SIZE] [--dry-run]",
 	  "delete automatic snapshots no retention rule keeps",
 	  "  --keep SPEC     last:N,hourly:N,daily:N,weekly:N,monthly:N,\n"
@@ -1177,12 +1185,13 @@ static const ctl_cmd ctl_cmds[] = {
 	  "snapshot NAME is AGE old' and the exit status is Nagios's:\n"
 	  "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (status unreadable).\n"
 	  "Without a threshold: exit 0, or 1 when the status cannot be read.\n",
-	  0, 0, CTL_OPT_PROMETHEUS | CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE, 0 },
+	  0, 0, CTL_OPT_PROMETHEUS | CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE,
+	  SNAP_OPEN_READONLY },
 	{ "log", cmd_log, "[--limit N]", "the event history (--limit: only the "
-	  "last N)", NULL, 0, 0, CTL_OPT_LIMIT, 0 },
+	  "last N)", NULL, 0, 0, CTL_OPT_LIMIT, SNAP_OPEN_READONLY },
 	{ "help", NULL, "[COMMAND]", "show this help, or one command's", NULL,
 	  0, 1, 0, 0 },
-	{ "__names", cmd_names, "", NULL, NULL, 0, 0, 0, 0 },
+	{ "__names", cmd_names, "", NULL, NULL, 0, 0, 0, SNAP_OPEN_READONLY },
 	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0 },
 };
 

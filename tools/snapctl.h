@@ -96,7 +96,9 @@ typedef struct ctl_cmd {
 	int min_args;           /* positional arguments required */
 	int max_args;           /* and allowed */
 	unsigned opts;          /* CTL_OPT_* it accepts */
-	unsigned open_flags;    /* SNAP_OPEN_CREATE for create and import */
+	unsigned open_flags;    /* SNAP_OPEN_* for snap_store_open: CREATE
+				   for create and import, READONLY for
+				   the commands that only read */
 } ctl_cmd;
 
 /* ---- output (snapctl.c) ------------------------------------------------ */

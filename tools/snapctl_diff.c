@@ -393,7 +393,6 @@ static int diff_export_file(snap_store *s, const diff_state *st,
 	snap_err err;
 	char *tmp = NULL;
 	FILE *f = NULL;
-	mode_t mask;
 	int fd, rc = 0, e;
 
 	if (asprintf(&tmp, "%s.snapctl-XXXXXX", path) < 0)
@@ -405,10 +404,9 @@ static int diff_export_file(snap_store *s, const diff_state *st,
 		free(tmp);
 		return rc;
 	}
-	/* The permissions a plain "> FILE" would give, not mkstemp's 0600. */
-	mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, 0666 & ~mask) < 0 || !(f = fdopen(fd, "w"))) {
+	/* mkstemp's 0600, as the image export: the dump holds the
+	 * database's data and must not be wider than a private database. */
+	if (!(f = fdopen(fd, "w"))) {
 		rc = ctl_error("export of %s to %s: %s", st->name, tmp,
 			       strerror(errno));
 		if (!f)

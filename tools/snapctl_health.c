@@ -357,13 +357,14 @@ int cmd_status(snap_store *s, ctl_args *a)
 
 int ctl_status_no_store(const ctl_args *a, int missing)
 {
-	char dir[4096 + 16], line[8192 + 256];
+	char dir[4096 + 16], line[8192 + 256], *def = NULL;
 	int state = missing ? CTL_NAGIOS_CRITICAL : CTL_NAGIOS_UNKNOWN;
 
-	if (a->store_dir)
-		snprintf(dir, sizeof(dir), "%s", a->store_dir);
-	else
-		snprintf(dir, sizeof(dir), "%s.snapfs", a->db ? a->db : "?");
+	if (!a->store_dir && a->db)
+		def = snap_store_default_dir(a->db);
+	snprintf(dir, sizeof(dir), "%s", a->store_dir ? a->store_dir :
+		 def ? def : "?");
+	free(def);
 	if (missing)
 		snprintf(line, sizeof(line), "CRITICAL - no snapshot of %s: "
 			 "no store at %s", a->db ? a->db : "the database",

@@ -434,6 +434,34 @@ static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 	assert_non_null(strstr(ev.detail, "kept as"));
 }
 
+static void test_check_of_an_emptied_database_is_not_healthy(void **state)
+{
+	/* SQLite reads a 0-byte file as an empty database and quick_check
+	 * says ok; a live database truncated to nothing lost everything.
+	 * With auto_recover the newest snapshot comes back. */
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 200);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	assert_int_equal(truncate(env->db, 0), 0);
+	int64_t after = last_event_id(st);
+	snap_check_result r;
+	snap_err e;
+	snap_err_clear(&e);
+	assert_int_equal(snap_health_check(st, 0, &r, &e), -EBADMSG);
+	assert_int_equal(r.corrupt, 1);
+	assert_non_null(strstr(r.problem, "empty"));
+	snap_event ev = newest_event(st, after, "check");
+	assert_int_equal(ev.ok, 0);
+	assert_non_null(strstr(ev.detail, "empty"));
+	snap_err_clear(&e);
+	int rc = snap_health_check(st, 1, &r, &e);
+	if (rc != 0)
+		fail_msg("check with auto_recover: %d %s", rc, e.msg);
+	assert_int_equal(r.restored_from.id, a.id);
+	assert_int_equal(tu_db_rows(env->db), 200);
+}
+
 static void test_check_of_a_missing_database_is_enoent(void **state)
 {
 	tu_env *env = *state;
@@ -937,6 +965,7 @@ int main(void)
 		tu_test(test_auto_recover_in_wal_mode),
 		tu_test(test_auto_recover_without_an_intact_snapshot_fails),
 		tu_test(test_check_of_a_file_that_is_no_longer_a_database),
+		tu_test(test_check_of_an_emptied_database_is_not_healthy),
 		tu_test(test_check_of_a_missing_database_is_enoent),
 		tu_test(test_scrub_walks_the_store_in_slices_and_wraps),
 		tu_test(test_scrub_ending_exactly_at_the_newest_completes_the_pass),

@@ -140,10 +140,13 @@ def body(ctx, mode):
         # A restore across page sizes takes a WAL database out of WAL
         # mode for the copy (PITFALLS 10); killed before it switched back,
         # the database is intact in rollback mode and the next snapfs
-        # command (here: the listing) switches it back.
+        # command that opens the store for writing (here: verify; the
+        # commands that only read never touch the live database) switches
+        # it back.
         interim = st.journal_mode(db)
         if interim != live_mode:
             left_out_of_mode += 1
+        ctx.run("verify", "latest", db=db, timeout=300)
         after = ctx.list(db=db)
         jm = st.journal_mode(db)
         ctx.require(jm == live_mode, f"{what}: live journal mode still "

@@ -9,6 +9,12 @@
 # database is small again a new snapshot fits (the failed attempt left no
 # space behind).
 #
+# Then the store's filesystem filled up by something else: every command
+# that only reads (list, show, export, verify, verify --full, status, log,
+# diff) still works, with the store opened read-only; create fails with a
+# sentence about space (not SQLite's "PRAGMA ...: disk I/O error"); once
+# there is room again create works.
+#
 # Then the other side: the live database sits on a 6 MB tmpfs and a 12 MB
 # snapshot is restored into it.  The restore must fail with exit 1 and a
 # message about space, and the live database must be exactly as before
@@ -55,6 +61,36 @@ check "two snapshots are listed" \
 	same "$(count_snaps --db "$DB" --store "$STORE")" 2
 sc --db "$DB" --store "$STORE" verify
 check "the store verifies clean at the end" rc_is 0
+
+# The store's filesystem is full: reading still works.
+dd if=/dev/zero of="$T/full/fill" bs=64k 2>/dev/null || true
+dd if=/dev/zero of="$T/full/fill2" bs=1k 2>/dev/null || true
+echo "# store filesystem filled: $(df -k --output=avail "$T/full" | tail -n 1)" \
+	"KiB free"
+for cmd in list "show $SMALL" verify "verify --full" status log \
+	"diff $SMALL live"; do
+	# shellcheck disable=SC2086
+	sc --db "$DB" --store "$STORE" $cmd
+	check "$cmd on a full store: exit 0" rc_is 0
+	check "$cmd on a full store: no I/O error" \
+		eval '! err_has "disk I/O error|PRAGMA"'
+done
+rm -f "$T/small-full.db"
+sc --db "$DB" --store "$STORE" export "$SMALL" "$T/small-full.db"
+check "export from a full store: exit 0" rc_is 0
+check "that export's sha256 is the listed one" \
+	same "$(sha "$T/small-full.db" 2>/dev/null)" "$SMALL_SHA"
+sc --db "$DB" --store "$STORE" create --label on-full
+check "create into a full store: exit 1" rc_is 1
+check "the message says the store's filesystem is full and what is needed" \
+	err_has 'full.*may need [0-9]+ MB'
+check "and is not SQLite's garbled PRAGMA error" \
+	eval '! err_has "PRAGMA|disk I/O error"'
+rm -f "$T/full/fill" "$T/full/fill2"
+sc --db "$DB" --store "$STORE" create --label room-again
+check "once there is room again, create works" rc_is 0
+check "three snapshots are listed" \
+	same "$(count_snaps --db "$DB" --store "$STORE")" 3
 
 # The live database's own filesystem fills up during a restore: the restore
 # fails with a message about space and the live database is as it was.

@@ -1,0 +1,224 @@
+/*
+ * engine/anchor.c — paths that name a file inside a directory we hold open,
+ * and the VFS shim that lets SQLite open them without turning them back into
+ * names.
+ *
+ * The daemon runs as root over directories other users may write.  Checking
+ * a directory (owner, mode, not a symlink) and then opening files in it by
+ * name leaves a window: whoever can write the directory's parent can rename
+ * it away and put their own directory, or a symlink, at its name, and every
+ * later open by name lands there.  The store and the staging directory are
+ * therefore opened once (O_DIRECTORY|O_NOFOLLOW) and checked through the fd,
+ * and their files are named "/proc/self/fd/<dirfd>/<name>": the kernel
+ * resolves /proc/self/fd/N as a magic link to the open directory itself, so
+ * no rename of the directory or its parents can redirect the open.
+ *
+ * SQLite's unix VFS would undo that: its xFullPathname canonicalizes a path,
+ * following every symlink with readlink(), so "/proc/self/fd/7/store.db"
+ * became "/srv/app/app.db.snapfs/store.db" again, and the -wal, -shm and
+ * -journal names SQLite derives from it would be opened by name.  The
+ * "snapfs-anchored" VFS delegates everything to the default VFS (normally
+ * "unix") except xFullPathname, which returns an anchored path unchanged.
+ * It is registered as the default VFS, once per process: other paths go
+ * through untouched, and every connection on an anchored path — the store's
+ * own, and the daemon's on staging files (uploads, session copies, images of
+ * current.db) — keeps its anchor, side files included.
+ *
+ * The shim hands SQLite the default VFS's own file objects (xOpen is called
+ * on that VFS, so its locking, its inode table and its O_NOFOLLOW on side
+ * files are untouched).  An anchored path whose last component is a symlink
+ * makes xFullPathname return SQLITE_OK_SYMLINK, as the unix VFS does, so
+ * SQLITE_OPEN_NOFOLLOW refuses it.
+ *
+ * Without /proc (a chroot, a container without it) an anchor cannot be
+ * made: snap_anchor_dir() says so and callers fall back to names, after
+ * the checks they did through the fd.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "anchor.h"
+
+#define ANCHOR_PREFIX "/proc/self/fd/"
+
+static sqlite3_vfs anchor_vfs;          /* the shim; pAppData = the base */
+static pthread_once_t anchor_once = PTHREAD_ONCE_INIT;
+static int anchor_rc = SQLITE_ERROR;    /* what registration returned */
+
+/* The VFS everything is delegated to. */
+static sqlite3_vfs *base(sqlite3_vfs *v)
+{
+	return v->pAppData;
+}
+
+int snap_anchor_is(const char *path)
+{
+	return path && strncmp(path, ANCHOR_PREFIX,
+			       sizeof(ANCHOR_PREFIX) - 1) == 0;
+}
+
+/*
+ * An anchored path stays as it is (it is absolute and holds no "." or ".."
+ * that we did not put there); its last component being a symlink is
+ * reported as the unix VFS reports one, so SQLITE_OPEN_NOFOLLOW refuses it.
+ */
+static int anchor_full_pathname(sqlite3_vfs *v, const char *name, int n,
+				char *out)
+{
+	struct stat st;
+	size_t len;
+
+	if (!snap_anchor_is(name))
+		return base(v)->xFullPathname(base(v), name, n, out);
+	len = strlen(name);
+	if (len + 1 > (size_t)n)
+		return SQLITE_CANTOPEN;
+	memcpy(out, name, len + 1);
+	if (lstat(name, &st) == 0 && S_ISLNK(st.st_mode))
+		return SQLITE_OK_SYMLINK;
+	return SQLITE_OK;
+}
+
+/* Everything else is the base VFS's, called on the base VFS. */
+static int anchor_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
+		       int flags, int *out)
+{
+	return base(v)->xOpen(base(v), name, f, flags, out);
+}
+
+static int anchor_delete(sqlite3_vfs *v, const char *name, int sync)
+{
+	return base(v)->xDelete(base(v), name, sync);
+}
+
+static int anchor_access(sqlite3_vfs *v, const char *name, int flags,
+			 int *out)
+{
+	return base(v)->xAccess(base(v), name, flags, out);
+}
+
+static void *anchor_dlopen(sqlite3_vfs *v, const char *name)
+{
+	return base(v)->xDlOpen(base(v), name);
+}
+
+static void anchor_dlerror(sqlite3_vfs *v, int n, char *out)
+{
+	base(v)->xDlError(base(v), n, out);
+}
+
+static void (*anchor_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
+{
+	return base(v)->xDlSym(base(v), h, sym);
+}
+
+static void anchor_dlclose(sqlite3_vfs *v, void *h)
+{
+	base(v)->xDlClose(base(v), h);
+}
+
+static int anchor_randomness(sqlite3_vfs *v, int n, char *out)
+{
+	return base(v)->xRandomness(base(v), n, out);
+}
+
+static int anchor_sleep(sqlite3_vfs *v, int us)
+{
+	return base(v)->xSleep(base(v), us);
+}
+
+static int anchor_time(sqlite3_vfs *v, double *out)
+{
+	return base(v)->xCurrentTime(base(v), out);
+}
+
+static int anchor_last_error(sqlite3_vfs *v, int n, char *out)
+{
+	return base(v)->xGetLastError ?
+	       base(v)->xGetLastError(base(v), n, out) : 0;
+}
+
+static int anchor_time64(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+	return base(v)->xCurrentTimeInt64(base(v), out);
+}
+
+static int anchor_set_syscall(sqlite3_vfs *v, const char *name,
+			      sqlite3_syscall_ptr p)
+{
+	return base(v)->xSetSystemCall(base(v), name, p);
+}
+
+static sqlite3_syscall_ptr anchor_get_syscall(sqlite3_vfs *v,
+					      const char *name)
+{
+	return base(v)->xGetSystemCall(base(v), name);
+}
+
+static const char *anchor_next_syscall(sqlite3_vfs *v, const char *name)
+{
+	return base(v)->xNextSystemCall(base(v), name);
+}
+
+/* Build the shim over the current default VFS and make it the default. */
+static void anchor_register(void)
+{
+	sqlite3_vfs *b = sqlite3_vfs_find(NULL);
+
+	if (!b)
+		return;
+	anchor_vfs.iVersion = b->iVersion < 3 ? b->iVersion : 3;
+	anchor_vfs.szOsFile = b->szOsFile;
+	anchor_vfs.mxPathname = b->mxPathname;
+	anchor_vfs.zName = SNAP_ANCHOR_VFS;
+	anchor_vfs.pAppData = b;
+	anchor_vfs.xOpen = anchor_open;
+	anchor_vfs.xDelete = anchor_delete;
+	anchor_vfs.xAccess = anchor_access;
+	anchor_vfs.xFullPathname = anchor_full_pathname;
+	anchor_vfs.xDlOpen = b->xDlOpen ? anchor_dlopen : NULL;
+	anchor_vfs.xDlError = b->xDlError ? anchor_dlerror : NULL;
+	anchor_vfs.xDlSym = b->xDlSym ? anchor_dlsym : NULL;
+	anchor_vfs.xDlClose = b->xDlClose ? anchor_dlclose : NULL;
+	anchor_vfs.xRandomness = anchor_randomness;
+	anchor_vfs.xSleep = anchor_sleep;
+	anchor_vfs.xCurrentTime = anchor_time;
+	anchor_vfs.xGetLastError = anchor_last_error;
+	if (anchor_vfs.iVersion >= 2)
+		anchor_vfs.xCurrentTimeInt64 = anchor_time64;
+	if (anchor_vfs.iVersion >= 3) {
+		anchor_vfs.xSetSystemCall = anchor_set_syscall;
+		anchor_vfs.xGetSystemCall = anchor_get_syscall;
+		anchor_vfs.xNextSystemCall = anchor_next_syscall;
+	}
+	anchor_rc = sqlite3_vfs_register(&anchor_vfs, 1);
+}
+
+int snap_anchor_register(snap_err *err)
+{
+	pthread_once(&anchor_once, anchor_register);
+	if (anchor_rc != SQLITE_OK)
+		return snap_err_sqlite(err, NULL, anchor_rc, "cannot register "
+				       "the %s VFS", SNAP_ANCHOR_VFS);
+	return 0;
+}
+
+int snap_anchor_dir(int dirfd, char *out, size_t cap)
+{
+	struct stat a, b;
+	int n;
+
+	n = snprintf(out, cap, ANCHOR_PREFIX "%d", dirfd);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENAMETOOLONG;
+	/* The magic link must lead to the directory itself. */
+	if (fstat(dirfd, &a) < 0 || stat(out, &b) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		out[0] = '\0';
+		return -ENOENT;
+	}
+	return 0;
+}

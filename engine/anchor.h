@@ -1,0 +1,34 @@
+/*
+ * engine/anchor.h — paths anchored to an open directory, and the VFS shim
+ * that keeps SQLite from resolving them back into names (see anchor.c).
+ *
+ * Thread-safety: registration runs once per process (pthread_once); the
+ * other calls have no state.
+ */
+#ifndef ENGINE_ANCHOR_H
+#define ENGINE_ANCHOR_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define SNAP_ANCHOR_VFS "snapfs-anchored"
+
+/*
+ * Register the anchored VFS as SQLite's default (once; later calls only
+ * report the outcome).  0 or a negative errno.  Must run before the first
+ * connection on an anchored path.
+ */
+int snap_anchor_register(snap_err *err);
+
+/*
+ * "/proc/self/fd/<dirfd>" into out, after checking that it leads to the
+ * directory dirfd holds.  0; -ENOENT (out empty) when /proc cannot anchor
+ * it; -ENAMETOOLONG.
+ */
+int snap_anchor_dir(int dirfd, char *out, size_t cap);
+
+/* 1 when path is anchored ("/proc/self/fd/..."). */
+int snap_anchor_is(const char *path);
+
+#endif /* ENGINE_ANCHOR_H */

@@ -1,0 +1,157 @@
+#!/bin/bash
+# store_safety.sh — the store through snapctl, against a user who can write
+# beside it, and its own edge cases (issue 7, items 2, 3 and 9):
+#
+#   * --store on an existing 0755 directory (what mkdir makes): the store
+#     becomes 0700 and store.db 0600, and another user cannot export from
+#     it; exports are 0600, image and SQL, and a symlink at FILE is
+#     replaced, never followed;
+#   * a symlinked store directory is refused and its target stays empty;
+#   * --db LINK (a symlink to the database) finds the store for list, show,
+#     verify and restore as it does for create;
+#   * a refused create of a non-database leaves no store directory;
+#   * a store whose store.db is gone is refused ("the catalog store.db is
+#     gone"), never silently replaced by an empty one;
+#   * check calls an emptied (0-byte) live database corrupt, not healthy;
+#   * store.db shrinks after most snapshots are deleted.
+. "$(dirname "$0")/lib.sh"
+
+umask 022
+chmod 711 "$T"          # other users may pass through, as in /srv
+DB=$T/app.db
+make_db "$DB" 500
+chmod 600 "$DB"
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
+# 1. A private database stays private through its store.
+mkdir "$T/st"
+chmod 755 "$T/st"
+sc --db "$DB" --store "$T/st" create --label one
+require "create into an existing 0755 directory exits 0" rc_is 0
+check "the store directory is made 0700" \
+	same "$(stat -c %a "$T/st")" 700
+check "store.db is 0600" same "$(stat -c %a "$T/st/store.db")" 600
+mkdir "$T/pub"
+chmod 1777 "$T/pub"
+if "${NOBODY[@]}" true 2>/dev/null; then
+	set +e
+	"${NOBODY[@]}" "$SNAPCTL" --store "$T/st" export latest \
+		"$T/pub/stolen.db" >"$T/.out" 2>"$T/.err" </dev/null
+	RC=$?
+	set -e
+	ERR=$(cat "$T/.err")
+	LAST="(as nobody) snapctl --store $T/st export latest $T/pub/stolen.db"
+	check "another user cannot export a snapshot of the 0600 database" \
+		test "$RC" -ne 0 -a ! -s "$T/pub/stolen.db"
+	check "and is told whose store it is" err_has 'belongs to|denied'
+else
+	echo "# setpriv cannot drop to nobody here; that check is skipped"
+fi
+
+echo "victim" >"$T/victim"
+ln -s "$T/victim" "$T/out.db"
+sc --db "$DB" --store "$T/st" export latest "$T/out.db"
+check "export over a symlink exits 0" rc_is 0
+check "the link was replaced by the export, not followed" \
+	test -f "$T/out.db" -a ! -L "$T/out.db"
+check "the link's target is untouched" same "$(cat "$T/victim")" victim
+check "the export is 0600" same "$(stat -c %a "$T/out.db")" 600
+ln -s "$T/victim" "$T/out.sql"
+sc --db "$DB" --store "$T/st" export latest "$T/out.sql" --sql
+check "export --sql over a symlink exits 0" rc_is 0
+check "the SQL export replaced the link" \
+	test -f "$T/out.sql" -a ! -L "$T/out.sql"
+check "the SQL export is 0600 (it holds the data)" \
+	same "$(stat -c %a "$T/out.sql")" 600
+check "the link's target is still untouched" same "$(cat "$T/victim")" victim
+
+# 2. A store directory that is a symlink is refused.
+mkdir "$T/elsewhere"
+make_db "$T/b.db" 10
+ln -s "$T/elsewhere" "$T/b.db.snapfs"
+sc --db "$T/b.db" create
+check "create with a symlinked store directory: exit 1" rc_is 1
+check "the message says it is a symbolic link" err_has 'symbolic link'
+check "nothing was written through the link" \
+	same "$(ls -A "$T/elsewhere" | wc -l)" 0
+
+# 3. --db LINK finds the store of the database it points to.
+sc --db "$DB" create --label default-store
+require "a snapshot into the default store" rc_is 0
+ln -s "$DB" "$T/link.db"
+for cmd in list "show latest" verify status log; do
+	# shellcheck disable=SC2086
+	sc --db "$T/link.db" $cmd
+	check "--db LINK $cmd: exit 0" rc_is 0
+done
+sc --db "$T/link.db" list
+check "--db LINK lists the database's snapshot" out_has '_default-store\.db'
+sqlite3 "$DB" "DELETE FROM t"
+sc --db "$T/link.db" restore latest
+check "--db LINK restore: exit 0" rc_is 0
+check "the database the link points to was restored" \
+	same "$(sqlite3 "$DB" 'SELECT count(*) FROM t')" 500
+check "the link is still a link" test -L "$T/link.db"
+
+# 4. A refused create leaves nothing behind.
+printf 'just some notes\n%.0s' $(seq 1 100) >"$T/notes.db"
+sc --db "$T/notes.db" create
+check "create of a non-database: exit 1" rc_is 1
+check "the message says it is not a database" err_has 'not a SQLite database'
+check "no store directory is left behind" test ! -e "$T/notes.db.snapfs"
+
+# 5. A lost catalog is refused, not replaced by an empty store.
+make_db "$T/c.db" 100
+sc --db "$T/c.db" create --label kept
+require "a first snapshot of c.db" rc_is 0
+sc --db "$T/c.db" restore latest
+require "a restore of c.db (it leaves restore.lock in the store)" rc_is 0
+rm "$T/c.db.snapfs/store.db"
+for cmd in list create; do
+	sc --db "$T/c.db" $cmd
+	check "$cmd on a store whose store.db is gone: exit 1" rc_is 1
+	check "$cmd: the message says the catalog is gone" \
+		err_has 'catalog store\.db is gone'
+done
+check "no empty store.db was created in its place" \
+	test ! -e "$T/c.db.snapfs/store.db"
+
+# 6. An emptied live database is not healthy.
+make_db "$T/d.db" 100
+sc --db "$T/d.db" create
+require "a snapshot of d.db" rc_is 0
+: >"$T/d.db"
+sc --db "$T/d.db" check
+check "check of a 0-byte live database: exit 1" rc_is 1
+check "it says the file is empty" any_has 'empty'
+sc --db "$T/d.db" check --recover
+check "check --recover brings the rows back" \
+	same "$(sqlite3 "$T/d.db" 'SELECT count(*) FROM t')" 100
+
+# 7. The store gives space back after deletions.
+# snap_field_by_label DB LABEL — the name of DB's snapshot labelled LABEL.
+snap_field_by_label() {
+	timeout "$SC_TIMEOUT" "$SNAPCTL" --db "$1" list --json </dev/null |
+		python3 -c '
+import json, sys
+print([s["name"] for s in json.load(sys.stdin) if s["label"] == sys.argv[1]][0])
+' "$2"
+}
+E=$T/e.db
+make_db "$E" 10
+for i in 1 2 3 4 5 6; do
+	sqlite3 -bail "$E" "DROP TABLE IF EXISTS r;"
+	add_random "$E" 1
+	sc --db "$E" create --label "r$i"
+	require "snapshot r$i" rc_is 0
+done
+BEFORE=$(stat -c %s "$E.snapfs/store.db")
+for i in 1 2 3 4 5; do
+	sc --db "$E" delete "$(snap_field_by_label "$E" "r$i")"
+	check "delete r$i: exit 0" rc_is 0
+done
+AFTER=$(stat -c %s "$E.snapfs/store.db")
+echo "# store.db: $BEFORE bytes with 6 snapshots, $AFTER after deleting 5"
+check "store.db shrank to less than a third" test $((AFTER * 3)) -lt "$BEFORE"
+sc --db "$E" verify --full
+check "the remaining snapshot verifies" rc_is 0
