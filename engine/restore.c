@@ -75,7 +75,7 @@ static int live_busy(void *ctx, int n)
 	return 1;
 }
 
-static int open_live(const char *path, sqlite3 **db, snap_err *err)
+int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err)
 {
 	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
 				 SQLITE_OPEN_NOMUTEX, NULL);
@@ -126,7 +126,7 @@ static int live_probe(const char *path, enum live_state *state, int *wal,
 	*state = LIVE_NOT_DB;
 	if (st.st_size == 0)
 		return 0;
-	rc = open_live(path, &db, err);
+	rc = snap_restore_open_live(path, &db, err);
 	if (rc)
 		return rc;
 	rc = query_int(db, "SELECT count(*) FROM sqlite_schema", page_size);
@@ -254,7 +254,7 @@ int snap_live_token_get(const char *db_path, snap_live_token *tok,
 	int64_t ignore;
 	char mode[16] = "";
 	sqlite3_stmt *st = NULL;
-	int rc = open_live(db_path, &db, err);
+	int rc = snap_restore_open_live(db_path, &db, err);
 
 	if (rc)
 		return rc;
@@ -299,6 +299,7 @@ typedef struct copy_plan {
 	const snap_restore_opts *opts;    /* precondition, may be NULL */
 	int wal;                          /* the live database's mode */
 	int copied;                       /* set once the copy started */
+	int refused;                      /* the precondition said no */
 } copy_plan;
 
 /* Take the safety snapshot into plan->res: through the locked connection
@@ -351,7 +352,7 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 
 	rc = snap_image_sqlite_open(s, id, &src, err);
 	if (!rc)
-		rc = open_live(s->db_path, &dst, err);
+		rc = snap_restore_open_live(s->db_path, &dst, err);
 	if (!rc)
 		rc = backup_begin(dst, src, s->db_path, &bk, err);
 	if (!rc && plan->safety)
@@ -359,8 +360,10 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc && token_from(dst, plan->wal, &tok))
 		rc = snap_err_set(err, -EIO, "cannot read the header of %s",
 				  s->db_path);
-	if (!rc && plan->opts && plan->opts->precond)
+	if (!rc && plan->opts && plan->opts->precond) {
 		rc = plan->opts->precond(plan->opts->ctx, &tok, err);
+		plan->refused = rc != 0;
+	}
 	if (rc) {
 		if (bk)
 			sqlite3_backup_finish(bk);
@@ -394,7 +397,7 @@ static int set_journal_mode(const char *path, const char *mode)
 	char sql[64];
 	int ok = 0;
 
-	if (open_live(path, &db, NULL))
+	if (snap_restore_open_live(path, &db, NULL))
 		return -EIO;
 	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
@@ -779,7 +782,7 @@ static int live_equals(snap_store *s, const snap_info *si)
 	snap_err_clear(&ignore);
 	/* A first read settles the new connection's data version, which
 	 * verify_conn compares before and after. */
-	if (open_live(s->db_path, &db, &ignore) == 0 &&
+	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
 	    query_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
 	    SQLITE_OK &&
 	    verify_conn(s, si->id, si, db, s->db_path, &proven, &ignore) != 0)
@@ -839,6 +842,7 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	if (!res)
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
+	memset(&plan, 0, sizeof(plan));
 	kept = res->kept;
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
@@ -870,7 +874,6 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	/* 2, 3 and 4: safety snapshot, copy, verification. */
 	snprintf(label, sizeof(label), "before-restore-%s", si.label);
 	safety.label = label;
-	memset(&plan, 0, sizeof(plan));
 	plan.safety = state == LIVE_DB ? &safety : NULL;
 	plan.res = res;
 	plan.opts = o;
@@ -878,6 +881,7 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	if (state != LIVE_DB && o && o->precond) {
 		snap_live_token none = { 0, 0 };
 		rc = o->precond(o->ctx, &none, err);
+		plan.refused = rc != 0;
 		if (rc)
 			goto mode;
 	}
@@ -929,10 +933,10 @@ mode:
 	}
 record:
 	snap_store_restore_unlock(lockfd);
-	if (rc)
+	if (rc && !plan.refused)
 		snap_event_add(s, "restore", si.name, 0, "%s", err ? err->msg :
 			       "restore failed");
-	else
+	else if (!rc)
 		snap_event_add(s, "restore", si.name, 1, "restored into %s%s%s"
 			       "%s%s", s->db_path, res->have_safety ?
 			       "; safety snapshot " : "", res->have_safety ?
@@ -1004,7 +1008,15 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 		if (snap_store_delete(s, si.id, &ignore) == 0)
 			return snap_restore_ex(s, same, o, res, err);
 	}
-	return snap_restore_ex(s, si.id, o, res, err);
+	rc = snap_restore_ex(s, si.id, o, res, err);
+	if (rc == -ESTALE && o && o->precond) {
+		snap_err ignore;
+
+		/* Refused before anything changed: the import was only
+		 * the way in, and nothing went in. */
+		snap_store_delete(s, si.id, &ignore);
+	}
+	return rc;
 }
 
 int snap_restore_file(snap_store *s, const char *path, const char *label,

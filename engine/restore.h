@@ -55,7 +55,9 @@ typedef struct snap_live_token {
 /*
  * Called with the live database's write lock held, right before the copy:
  * return 0 to go on, or a negative errno (normally -ESTALE) to refuse with
- * nothing changed.  In rollback mode the database is locked exclusively:
+ * nothing changed.  Such a refusal is the caller's to report: no event is
+ * recorded for it, and snap_restore_file_ex deletes the import it made
+ * when the refusal is -ESTALE.  In rollback mode the database is locked exclusively:
  * the callback must not read it through another connection (use tok); in
  * WAL mode it may (readers are not blocked).
  */
@@ -86,6 +88,14 @@ int snap_restore_file(snap_store *s, const char *path, const char *label,
 int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 			 const snap_restore_opts *o, snap_restore_result *res,
 			 snap_err *err);
+
+/*
+ * A read-write connection (never creating) to the live database at path,
+ * with the busy handler every writer of the engine uses there: it polls
+ * often, so an application committing in a tight loop cannot starve it
+ * (SQLite's own handler backs off to 100 ms), for about 30 s in all.
+ */
+int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err);
 
 /*
  * Finish what an interrupted restore left: a live database it took out of

@@ -642,6 +642,51 @@ static void test_restore_file_applies_a_good_file(void **state)
 	free(list);
 }
 
+/* A precondition that refuses, and what it saw. */
+static int refusing_calls;
+static int refuse(void *ctx, const snap_live_token *tok, snap_err *err)
+{
+	(void)ctx;
+	(void)tok;
+	refusing_calls++;
+	return snap_err_set(err, -ESTALE, "refused by the test");
+}
+
+/* A precondition's refusal changes nothing: no import or safety snapshot
+ * stays in the catalog, no event is recorded (the caller reports it). */
+static void test_restore_file_refused_by_precondition_leaves_nothing(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char other[PATH_MAX], now[65];
+	tu_db_create(tu_path(env, other, "other.db"), "delete", 4096, 10);
+	snap_restore_opts o = { refuse, NULL };
+	snap_restore_result res;
+	snap_event *ev = NULL;
+	size_t nev = 0, nev0 = 0;
+	snap_err e;
+	int64_t n0 = tu_count(env->st);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_event_list(env->st, 0, 0, &ev, &nev0, &e), 0);
+	free(ev);
+	refusing_calls = 0;
+	assert_int_equal(snap_restore_file_ex(env->st, other, NULL, &o, &res,
+					      &e), -ESTALE);
+	assert_int_equal(refusing_calls, 1);
+	assert_non_null(strstr(e.msg, "refused by the test"));
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+	assert_int_equal(tu_count(env->st), n0);
+	assert_int_equal(snap_event_list(env->st, 0, 0, &ev, &nev, &e), 0);
+	for (size_t i = nev0; i < nev; i++)
+		if (strcmp(ev[i].kind, "restore") == 0)
+			fail_msg("a restore event was recorded: %s",
+				 ev[i].detail);
+	free(ev);
+}
+
 static void test_restore_file_of_a_snapshot_copy_adds_no_import(void **state)
 {
 	/* cp snapshots/X current.db: the file equals snapshot X, so X is
@@ -760,6 +805,7 @@ int main(void)
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),
 		tu_test(test_restore_file_applies_a_good_file),
 		tu_test(test_restore_file_of_a_snapshot_copy_adds_no_import),
+		tu_test(test_restore_file_refused_by_precondition_leaves_nothing),
 		tu_test(test_restore_file_refuses_bad_files),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
