@@ -129,8 +129,7 @@ static int diff_state_check(snap_store *s, int64_t id, snap_err *err)
 	return 0;
 }
 
-/* "file:<path, percent-encoded>?<query>" (sqlite3_free it), NULL on OOM. */
-static char *diff_file_uri(const char *path, const char *query)
+char *snap_diff_file_uri(const char *path, const char *query)
 {
 	sqlite3_str *u = sqlite3_str_new(NULL);
 	const unsigned char *p;
@@ -235,7 +234,7 @@ static int diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
 
 		snprintf(q, sizeof(q), "mode=ro&vfs=%s",
 			 sqlite3_vfs_find(NULL)->zName);
-		uri = diff_file_uri(s->db_path, q);
+		uri = snap_diff_file_uri(s->db_path, q);
 	} else {
 		rc = snap_image_vfs_name(s, &vfs, err);
 		if (rc)
@@ -449,19 +448,23 @@ static char *diff_col_list(const diff_cols *c, const diff_cols *also,
 	return sqlite3_str_finish(q);
 }
 
-/* Whether any (type, name, tbl_name, sql) differs between b and a. */
-static int diff_schema_changed(sqlite3 *db, int *changed, snap_err *err)
+int snap_diff_schema_changed(sqlite3 *db, const char *x, const char *y,
+			     int *changed, snap_err *err)
 {
-#define DIFF_SCHEMA_ROWS(s) "SELECT type, name, tbl_name, sql FROM " s \
-	".sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
-	static const char sql[] =
-		"SELECT EXISTS (" DIFF_SCHEMA_ROWS("b") " EXCEPT "
-		DIFF_SCHEMA_ROWS("a") ") OR EXISTS (" DIFF_SCHEMA_ROWS("a")
-		" EXCEPT " DIFF_SCHEMA_ROWS("b") ")";
+#define DIFF_SCHEMA_ROWS "SELECT type, name, tbl_name, sql FROM \"%w\"." \
+	"sqlite_schema WHERE name NOT LIKE 'sqlite\\_%%' ESCAPE '\\'"
+	char *sql = sqlite3_mprintf("SELECT EXISTS (" DIFF_SCHEMA_ROWS
+				    " EXCEPT " DIFF_SCHEMA_ROWS ") OR EXISTS ("
+				    DIFF_SCHEMA_ROWS " EXCEPT "
+				    DIFF_SCHEMA_ROWS ")", y, x, x, y);
 #undef DIFF_SCHEMA_ROWS
 	int64_t v = 0;
-	int rc = diff_query_int(db, sql, NULL, &v, err);
+	int rc;
 
+	if (!sql)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	rc = diff_query_int(db, sql, NULL, &v, err);
+	sqlite3_free(sql);
 	*changed = v != 0;
 	return rc;
 }
@@ -755,6 +758,19 @@ static int diff_walk(sqlite3 *db, snap_diff *out, snap_err *err)
 	return rc;
 }
 
+int snap_diff_attached(sqlite3 *db, snap_diff *out, snap_err *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = snap_diff_schema_changed(db, "a", "b", &out->schema_changed, err);
+	if (!rc)
+		rc = diff_walk(db, out, err);
+	if (rc)
+		snap_diff_free(out);
+	return rc;
+}
+
 int snap_diff_states(snap_store *s, int64_t a, int64_t b, snap_diff *out,
 		     snap_err *err)
 {
@@ -770,9 +786,7 @@ int snap_diff_states(snap_store *s, int64_t a, int64_t b, snap_diff *out,
 		return rc;
 	rc = diff_open_pair(s, a, b, &db, err);
 	if (!rc)
-		rc = diff_schema_changed(db, &out->schema_changed, err);
-	if (!rc)
-		rc = diff_walk(db, out, err);
+		rc = snap_diff_attached(db, out, err);
 	if (db) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		sqlite3_close(db);

@@ -61,6 +61,24 @@ int snap_diff_states(snap_store *s, int64_t a, int64_t b, snap_diff *out,
 		     snap_err *err);
 void snap_diff_free(snap_diff *d);
 
+/*
+ * The same comparison on a caller's connection that has the two states
+ * attached as schemas "a" and "b" (inside a read transaction when either
+ * can change): how the merge (merge.h) compares files that are not
+ * snapshots.  Fills out as snap_diff_states does.
+ */
+int snap_diff_attached(sqlite3 *db, snap_diff *out, snap_err *err);
+
+/* 1 in *changed when any (type, name, tbl_name, sql) row of sqlite_schema
+ * (SQLite's own sqlite_% objects aside) is in only one of schemas x and y
+ * of db. */
+int snap_diff_schema_changed(sqlite3 *db, const char *x, const char *y,
+			     int *changed, snap_err *err);
+
+/* "file:<path, percent-encoded>?<query>" for ATTACH or sqlite3_open_v2
+ * with SQLITE_OPEN_URI (sqlite3_free it); NULL when out of memory. */
+char *snap_diff_file_uri(const char *path, const char *query);
+
 /* What snap_restore_table did. */
 typedef struct snap_table_restore {
 	int have_safety;          /* 1 when the safety snapshot was taken */
