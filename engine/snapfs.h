@@ -17,6 +17,7 @@
 #include "health.h"
 #include "schedule.h"
 #include "diff.h"
+#include "merge.h"
 #include "retention.h"
 
 #define SNAPFS_VERSION "0.1.0"
