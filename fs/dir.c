@@ -13,7 +13,9 @@
  *   unlink snapshots/X           deletes the snapshot (the engine reclaims
  *                                pages no other snapshot uses);
  *   rename snapshots/X, or a staging file, onto current.db
- *                                a verified restore; X stays listed;
+ *                                a verified restore; X stays listed; a
+ *                                staging file X-wal beside X is read as
+ *                                X's WAL (cp src.db src.db-wal MNT/);
  *   rename within snapshots/     relabels (the time prefix stays) and never
  *                                replaces another snapshot;
  *   rename root -> snapshots/    EXDEV: mv then copies, which imports;
@@ -384,8 +386,9 @@ static int rename_in_snapshots(const char *name, const char *newname,
 /* Restore onto current.db from snapshots/name or a staging file. */
 static int rename_onto_current(fuse_ino_t parent, const char *name)
 {
-	char path[PATH_MAX], shown[NAME_MAX + 32];
-	struct snap_node *n;
+	char path[PATH_MAX], wal[PATH_MAX], walname[NAME_MAX + 1];
+	char shown[2 * NAME_MAX + 48];
+	struct snap_node *n, *w = NULL;
 	snap_info si;
 	int64_t id = 0;
 	int rc;
@@ -414,11 +417,21 @@ static int rename_onto_current(fuse_ino_t parent, const char *name)
 	if (!n)
 		return strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
 		       strcmp(name, SNAP_NAME_META) == 0 ? -EISDIR : -ENOENT;
+	/* Its WAL, if one was copied in beside it (cp src.db src.db-wal):
+	 * held open so its file stays while the engine reads it. */
+	if (snprintf(walname, sizeof(walname), "%s-wal", name) <
+	    (int)sizeof(walname))
+		w = snap_node_find_open(SNAP_INO_ROOT, walname);
 	pthread_mutex_lock(&snap_fs.lock);
 	snprintf(path, sizeof(path), "%s", n->path);
+	if (w)
+		snprintf(wal, sizeof(wal), "%s", w->path);
 	pthread_mutex_unlock(&snap_fs.lock);
-	snprintf(shown, sizeof(shown), "the file %s", name);
-	rc = snap_apply_file(path, shown, "upload");
+	snprintf(shown, sizeof(shown), "the file %s%s%s", name,
+		 w ? " with its " : "", w ? walname : "");
+	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
+	if (w)
+		snap_node_close(w);
 	if (rc == 0) {
 		/* Like a rename: the source name is gone. */
 		pthread_mutex_lock(&snap_fs.lock);

@@ -332,8 +332,10 @@ void snap_staging_path(const char *what, char *out, size_t len);
 /* Restore snapshot id onto the live database (rename snapshots/X).  0 or a
  * negative errno; the reason is logged. */
 int snap_apply_snapshot(int64_t id, const char *shown_name);
-/* Restore a staging file onto the live database (rename, upload flush). */
-int snap_apply_file(const char *path, const char *shown_name,
+/* Restore a staging file onto the live database (rename, upload flush).
+ * wal: the staging file that was "<name>-wal" beside it in the root, whose
+ * committed transactions belong to it (NULL: none). */
+int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 		    const char *label);
 
 /* Upload handles: open creates the file; flush applies it. */

@@ -33,6 +33,13 @@
  *               them" (cp x.db snapshots/), replacing a manual snapshot the
  *               same handle took at an earlier flush.
  *
+ *   wal         a staging file X renamed onto current.db while a staging
+ *               file X-wal exists (cp src.db src.db-wal MNT/; mv MNT/src.db
+ *               MNT/current.db): the backing files have private names, so
+ *               X-wal is hard-linked as "<X's backing file>-wal" for the
+ *               time of the restore and SQLite reads X with its committed
+ *               transactions, exactly as snapctl restore reads src.db.
+ *
  * Restores through the mount are serialized by fs->apply_lock.  An edit
  * session's conflict check runs again inside the restore, under the live
  * database's write lock (snap_restore_file_ex with session_precond): a
@@ -272,13 +279,56 @@ static int apply_file_locked(const char *path, const char *shown_name,
 	return rc;
 }
 
-int snap_apply_file(const char *path, const char *shown_name,
+/* "<path><suffix>" into out; 0 or -ENAMETOOLONG. */
+static int side_path(const char *path, const char *suffix, char *out,
+		     size_t len)
+{
+	return snprintf(out, len, "%s%s", path, suffix) >= (int)len ?
+	       -ENAMETOOLONG : 0;
+}
+
+/* Remove what SQLite finds beside a staging file: "-wal", "-shm". */
+static void side_remove(const char *path)
+{
+	static const char *const suffix[] = { "-wal", "-shm" };
+	char p[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < 2; i++)
+		if (side_path(path, suffix[i], p, sizeof(p)) == 0)
+			unlink(p);
+}
+
+int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 		    const char *label)
 {
-	int rc;
+	char link_path[PATH_MAX];
+	int rc = 0;
 
 	pthread_mutex_lock(&snap_fs.apply_lock);
-	rc = apply_file_locked(path, shown_name, label, NULL);
+	if (wal) {
+		/* The staged -wal under the name SQLite looks for: the
+		 * engine reads the file as SQLite would beside its WAL
+		 * (committed transactions included), as snapctl restore
+		 * does with the original files.  A hard link: both live in
+		 * the staging directory, and nothing writes the WAL. */
+		side_remove(path);
+		rc = side_path(path, "-wal", link_path, sizeof(link_path));
+		if (rc == 0 && link(wal, link_path) != 0)
+			rc = -errno;
+		if (rc != 0) {
+			snap_log(LOG_ERR, "restore of current.db from %s "
+				 "refused: cannot place its WAL beside it in "
+				 "the staging directory: %s; the live "
+				 "database is unchanged", shown_name,
+				 strerror(-rc));
+			apply_count(rc);
+		}
+	}
+	if (rc == 0)
+		rc = apply_file_locked(path, shown_name, label, NULL);
+	if (wal)
+		side_remove(path);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	return rc;
 }
@@ -320,8 +370,8 @@ int snap_upload_flush(struct snap_handle *h)
 			 "is unchanged");
 		rc = -EINVAL;
 	} else
-		rc = snap_apply_file(h->path, "a file written to current.db",
-				     "upload");
+		rc = snap_apply_file(h->path, NULL, "a file written to "
+				     "current.db", "upload");
 	h->dirty = 0;
 	h->attempted = 1;
 	h->last_rc = rc;
