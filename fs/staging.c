@@ -21,11 +21,24 @@
  *               read or write (GIO opens the target only to fstat it).  It is
  *               applied when the last writer closes — at its FLUSH, counting
  *               handles that already flushed as closed, because RELEASE is
- *               asynchronous and its errors are lost.  If the live database
- *               moved since the copy was taken, the edit is not applied: it
- *               is kept as a snapshot of kind "conflict" and close() fails.
- *               A client that left a hot journal or a WAL beside the copy
- *               has not finished its transaction: refused.
+ *               asynchronous and its errors are lost.  While the live
+ *               database is unchanged since the copy was taken, the copy is
+ *               restored.  Once it moved, the edit is merged instead: the
+ *               engine (merge.h) applies the rows the edit changed as a
+ *               changeset, comparing the copy with its base — the image
+ *               the copy was made from, kept by a dup of its descriptor
+ *               (the file is unlinked) and copied out only for a merge.
+ *               A row changed on both sides, or a change a changeset cannot
+ *               carry (schema, a table without a key), refuses the merge:
+ *               the edit is kept as a snapshot of kind "conflict", the
+ *               reason logged and recorded (which runs on_failure), and
+ *               close() fails with EIO.  After an apply the base no longer
+ *               describes the copy (the copy is not duplicated to keep
+ *               one): a later apply of the same session while the live
+ *               database moved again is kept as a conflict — a client that
+ *               writes again after a close, which is rare.  A client that
+ *               left a hot journal or a WAL beside the copy has not
+ *               finished its transaction: refused.
  *
  *   pending     a name created in snapshots/: at its first FLUSH, nothing
  *               written means "take a manual snapshot labelled NAME" (touch,
@@ -41,13 +54,14 @@
  *               transactions, exactly as snapctl restore reads src.db.
  *
  * Restores through the mount are serialized by fs->apply_lock.  An edit
- * session's conflict check runs again inside the restore, under the live
- * database's write lock (snap_restore_file_ex with session_precond): a
- * commit by an application on the real path after the session copy was
- * taken — even one racing with the apply — makes a conflict snapshot, never
- * a lost commit.  Rollback mode compares the header's change counter with
- * the one read before the copy was taken; WAL mode, the data_version of a
- * connection opened before the copy was taken.
+ * session's "unchanged" check runs again inside the restore, under the
+ * live database's write lock (snap_restore_file_ex with session_precond):
+ * a commit by an application on the real path after the session copy was
+ * taken — even one racing with the apply — sends the edit to the merge,
+ * never loses the commit.  Rollback mode compares the header's change
+ * counter with the one read before the copy was taken; WAL mode, the
+ * data_version of a connection opened before the copy was taken.  The
+ * merge holds the live write lock itself from its checks to its commit.
  *
  * Thread-safety: handle state is protected by h->lock, held by the caller
  * (ops.c) around every call here; session counters by fs->lock.
@@ -76,6 +90,13 @@ struct snap_session {
 	uint32_t base_counter; /* rollback mode: header change counter */
 	sqlite3 *watch;        /* WAL mode: a connection open since then */
 	int64_t watch_dv;      /* and its PRAGMA data_version then */
+	/* The merge: what the copy was when the edit began (apply_lock). */
+	int base_fd;           /* the image the copy was made from (a dup of
+				  its descriptor; the file is unlinked), or
+				  -1 once an apply made it meaningless */
+	int merged;            /* an apply merged the edit: the copy is no
+				  longer what the live database holds, so
+				  it must never be restored over it */
 };
 
 /* PRAGMA data_version on db; 0 or -EIO. */
@@ -98,6 +119,16 @@ static void session_watch_close(struct snap_session *s)
 	if (s->watch)
 		sqlite3_close_v2(s->watch);
 	s->watch = NULL;
+}
+
+/* Forget the merge's base: an apply made the edit part of the live
+ * database, so "what the edit changed" starts again from the copy (which
+ * is not kept: see the top of this file). */
+static void session_base_drop(struct snap_session *s)
+{
+	if (s->base_fd >= 0)
+		close(s->base_fd);
+	s->base_fd = -1;
 }
 
 /* Remember the live database's state before the copy is taken (a commit
@@ -380,6 +411,15 @@ int snap_upload_flush(struct snap_handle *h)
 
 /* ---- edit sessions ------------------------------------------------------ */
 
+/* The end of a session: its files and what it holds. */
+static void session_free(struct snap_session *s)
+{
+	unlink(s->path);
+	session_watch_close(s);
+	session_base_drop(s);
+	free(s);
+}
+
 int snap_session_join(struct snap_handle *h)
 {
 	struct snap_session *s;
@@ -392,12 +432,12 @@ int snap_session_join(struct snap_handle *h)
 			pthread_mutex_unlock(&snap_fs.lock);
 			return -ENOMEM;
 		}
+		s->base_fd = -1;
 		if (snprintf(s->path, sizeof(s->path), "%s/session-%llu.db",
 			     snap_fs.staging_dir,
 			     (unsigned long long)++snap_fs.file_seq) >=
 		    (int)sizeof(s->path)) {
-			session_watch_close(s);
-	free(s);
+			free(s);
 			pthread_mutex_unlock(&snap_fs.lock);
 			return -ENAMETOOLONG;
 		}
@@ -413,8 +453,9 @@ int snap_session_join(struct snap_handle *h)
 	return 0;
 }
 
-/* Copy the image's bytes into a new file at path. */
-static int session_copy(const struct snap_live_image *im, const char *path)
+/* Copy the first size bytes of the file open as src into a new file at
+ * path (an image into a session copy, a session's base for the merge). */
+static int session_copy(int src, uint64_t size, const char *path)
 {
 	char buf[1 << 16];
 	off_t off = 0;
@@ -423,8 +464,8 @@ static int session_copy(const struct snap_live_image *im, const char *path)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	while ((uint64_t)off < im->size) {
-		ssize_t n = pread(im->fd, buf, sizeof(buf), off);
+	while ((uint64_t)off < size) {
+		ssize_t n = pread(src, buf, sizeof(buf), off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -463,8 +504,18 @@ int snap_session_ready(struct snap_handle *h)
 		session_watch_open(s);
 		rc = snap_live_image_get(snap_fs.live, &im, &err);
 		if (rc == 0) {
-			rc = session_copy(im, s->path);
+			rc = session_copy(im->fd, im->size, s->path);
 			if (rc == 0) {
+				/* Keep the image itself as the merge's base
+				 * (its own reference to the unlinked file). */
+				s->base_fd = fcntl(im->fd, F_DUPFD_CLOEXEC, 0);
+				if (s->base_fd < 0)
+					snap_log(LOG_WARNING, "current.db: "
+						 "keeping the edit's base: %s; "
+						 "if the live database changes "
+						 "meanwhile, the edit will be "
+						 "kept as a conflict snapshot",
+						 strerror(errno));
 				pthread_mutex_lock(&snap_fs.lock);
 				s->ready = 1;
 				s->base_gen = im->gen;
@@ -527,12 +578,102 @@ static int session_side_busy(const char *name)
 	return busy;
 }
 
-/* Apply the session copy to the live database, or keep it as a conflict
- * snapshot; 0 or a negative errno (the reason logged). */
-static int session_apply(struct snap_session *s)
+/*
+ * Merge the session's edit into the live database as a changeset (the
+ * live database changed since the copy was taken): the engine compares a
+ * copy of the base with the session copy.  The caller holds apply_lock.
+ * 0 or a negative errno, err saying why.
+ */
+static int session_merge(struct snap_session *s, snap_err *err)
 {
+	snap_merge_opts o = { "an edit of current.db through the mount" };
+	snap_merge_result res;
+	char base[PATH_MAX];
+	struct stat st;
+	int rc;
+
+	if (s->base_fd < 0)
+		return snap_err_set(err, -ESTALE, "the live database changed "
+				    "since the edit began, and what the edit "
+				    "began from is no longer known (it was "
+				    "applied once already), so its own changes "
+				    "cannot be told apart");
+	rc = side_path(s->path, "-base", base, sizeof(base));
+	if (rc == 0)
+		rc = fstat(s->base_fd, &st) == 0 ?
+		     session_copy(s->base_fd, (uint64_t)st.st_size, base) :
+		     -errno;
+	if (rc != 0)
+		return snap_err_set(err, rc, "copying what the edit began from "
+				    "into the staging directory: %s",
+				    strerror(-rc));
+	rc = snap_merge_apply(snap_fs.store, base, s->path, &o, &res, err);
+	unlink(base);
+	if (rc == 0)
+		snap_log(LOG_INFO, "edit of current.db merged into the live "
+			 "database as a changeset (%lld row%s inserted, %lld "
+			 "updated, %lld deleted)%s%s%s",
+			 (long long)res.inserted, res.inserted == 1 ? "" : "s",
+			 (long long)res.updated, (long long)res.deleted,
+			 res.have_safety ? "; the previous state is snapshot "
+					 : "",
+			 res.have_safety ? res.safety.name : "",
+			 res.have_safety ? "" : "; nothing to change");
+	return rc;
+}
+
+/*
+ * An edit that cannot be applied is kept as a snapshot of kind conflict,
+ * the reason (why) logged and recorded, which runs on_failure.  The caller
+ * holds apply_lock.  Returns -EIO (the edit is kept), or why it could not
+ * be kept.
+ */
+static int session_conflict(struct snap_session *s, const snap_err *why)
+{
+	char comment[SNAP_COMMENT_MAX + 1];
 	snap_create_opts o;
 	snap_info info;
+	snap_err err;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.kind = SNAP_KIND_CONFLICT;
+	o.label = "conflict";
+	snprintf(comment, sizeof(comment), "an edit of current.db through "
+		 "the mount, not applied: %s", why->msg);
+	o.comment = comment;
+	snap_err_clear(&err);
+	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_fs.conflicts++;
+	snap_fs.restores_failed++;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (rc == 0) {
+		snap_log(LOG_ERR, "edit of current.db not applied: %s; the "
+			 "edited copy is kept as snapshot %s", why->msg,
+			 info.name);
+		snap_event_add(snap_fs.store, "restore", info.name, 0,
+			       "edit of current.db through the mount not "
+			       "applied: %s; kept as conflict snapshot %s",
+			       why->msg, info.name);
+		return -EIO;
+	}
+	snap_log(LOG_ERR, "edit of current.db not applied: %s; and the edited "
+		 "copy could not be kept: %s", why->msg, err.msg);
+	snap_event_add(snap_fs.store, "restore", "", 0, "edit of current.db "
+		       "through the mount not applied: %s; the edited copy "
+		       "could not be kept: %s", why->msg, err.msg);
+	return rc;
+}
+
+/*
+ * Apply the session copy to the live database: as a restore when the live
+ * database did not change since the copy was taken, otherwise as a merge;
+ * what neither can apply is kept as a conflict snapshot.  0 or a negative
+ * errno (the reason logged).
+ */
+static int session_apply(struct snap_session *s)
+{
 	snap_err err;
 	uint64_t gen;
 	int rc, dirty;
@@ -556,7 +697,7 @@ static int session_apply(struct snap_session *s)
 		return -EIO;
 	}
 	gen = snap_live_gen(snap_fs.live);
-	if (gen == s->base_gen) {
+	if (!s->merged && gen == s->base_gen) {
 		snap_restore_opts ro = { session_precond, s };
 		const snap_restore_opts *rop = &ro;
 
@@ -572,6 +713,7 @@ static int session_apply(struct snap_session *s)
 		if (rc == 0) {
 			gen = snap_live_gen(snap_fs.live);
 			session_watch_open(s);
+			session_base_drop(s);
 			pthread_mutex_lock(&snap_fs.lock);
 			s->base_gen = gen;
 			pthread_mutex_unlock(&snap_fs.lock);
@@ -580,34 +722,21 @@ static int session_apply(struct snap_session *s)
 			pthread_mutex_unlock(&snap_fs.apply_lock);
 			return rc;
 		}
+		/* An application committed after the check above. */
 	}
 
-	/* The live database moved on: keep the edit, apply nothing. */
-	memset(&o, 0, sizeof(o));
-	o.kind = SNAP_KIND_CONFLICT;
-	o.label = "conflict";
-	o.comment = "an edit of current.db through the mount, not applied "
-		    "because the live database changed while it was open";
+	/* The live database moved on: merge the edit's rows into it. */
 	snap_err_clear(&err);
-	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
-	pthread_mutex_unlock(&snap_fs.apply_lock);
-	pthread_mutex_lock(&snap_fs.lock);
-	snap_fs.conflicts++;
-	snap_fs.restores_failed++;
-	pthread_mutex_unlock(&snap_fs.lock);
+	rc = session_merge(s, &err);
 	if (rc == 0) {
-		snap_log(LOG_ERR, "edit of current.db not applied: the live "
-			 "database changed since the edit began; the edited "
-			 "copy is kept as snapshot %s", info.name);
-		snap_event_add(snap_fs.store, "restore", info.name, 0,
-			       "edit session through the mount not applied: "
-			       "the live database changed since it began; "
-			       "kept as conflict snapshot");
-		return -EIO;
+		s->merged = 1;
+		session_base_drop(s);
+		pthread_mutex_unlock(&snap_fs.apply_lock);
+		apply_count(0);
+		return 0;
 	}
-	snap_log(LOG_ERR, "edit of current.db not applied: the live database "
-		 "changed since the edit began, and the edited copy could not "
-		 "be kept: %s", err.msg);
+	rc = session_conflict(s, &err);
+	pthread_mutex_unlock(&snap_fs.apply_lock);
 	return rc;
 }
 
@@ -660,9 +789,7 @@ static void session_leave(struct snap_handle *h, int apply)
 			 "edit now");
 		session_apply(s);
 	}
-	unlink(s->path);
-	session_watch_close(s);
-	free(s);
+	session_free(s);
 }
 
 void snap_session_leave(struct snap_handle *h)
@@ -712,10 +839,8 @@ void snap_session_shutdown(void)
 	if (s->dirty)
 		snap_log(LOG_WARNING, "unmounting with an unapplied edit of "
 			 "current.db still open; it is discarded");
-	unlink(s->path);
 	/* Handles still pointing at s are gone with the session loop. */
-	session_watch_close(s);
-	free(s);
+	session_free(s);
 }
 
 /* ---- snapshot requests (pending nodes) ---------------------------------- */
