@@ -10,13 +10,21 @@ Edit sessions: SQLite clients writing to current.db through the mount
     staging file it can mmap) and its edit reaches the live database;
   * two connections through the mount share one session and both edits
     arrive;
-  * when the live database changed since the session began, the edit is not
-    applied: close() fails (EIO), the edited copy is kept as a snapshot of
-    kind conflict, and the application's commit stays in the live database;
-  * with an application writing on the real path all the time, repeated
-    `sqlite3 MNT/current.db "insert ..."` lose nothing: every application
-    row is in the live database, every mount edit is in the live database
-    or in a conflict snapshot.
+  * when the live database changed since the session began, the edit is
+    merged as a changeset: an edit through the mount while an application
+    changed other rows on the real path closes without error and both
+    sides' rows are in the live database (safety snapshot, an event saying
+    "changeset"); an edit that changed no row applies nothing;
+  * a row changed on both sides (the same row updated, or the same key
+    inserted) refuses the whole edit: close() fails (EIO), the edited copy
+    is kept as a snapshot of kind conflict, the daemon names the table and
+    the row, on_failure runs, and the application's commit stays;
+  * with an application writing other rows on the real path all the time,
+    repeated `sqlite3 MNT/current.db "insert ..."` all reach the live
+    database, and no application commit is lost;
+  * with an application inserting into the same table all the time (same
+    keys on both sides), nothing is lost: every mount edit is in the live
+    database or in a conflict snapshot.
 """
 
 import errno
@@ -24,18 +32,22 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import mounttest as mt
 
+# An application on the real path: commits rows tagged app into `table`
+# until the stop file exists, then prints how many.
 APP = r"""
 import os, sqlite3, sys
-path, stop = sys.argv[1], sys.argv[2]
+path, stop, table = sys.argv[1], sys.argv[2], sys.argv[3]
 db = sqlite3.connect(path, timeout=60, isolation_level=None)
 n = 0
 while not os.path.exists(stop):
     n += 1
     db.execute("BEGIN IMMEDIATE")
-    db.execute("INSERT INTO items(tag, body) VALUES('app', ?)", ("app-%d" % n,))
+    db.execute("INSERT INTO %s(tag, body) VALUES('app', ?)" % table,
+               ("app-%d" % n,))
     db.execute("COMMIT")
     if n == 1:
         print("ready", flush=True)
@@ -43,20 +55,79 @@ print(n, flush=True)
 """
 
 
-def rows(path, tag, immutable=False):
+def rows(path, tag, immutable=False, table="items"):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
     db = sqlite3.connect(uri, uri=True, timeout=120)
     try:
         return set(r[0] for r in db.execute(
-            "SELECT body FROM items WHERE tag = ?", (tag,)))
+            "SELECT body FROM %s WHERE tag = ?" % table, (tag,)))
     finally:
         db.close()
+
+
+def app_sql(path, sql):
+    """One commit by an application on the real path."""
+    db = sqlite3.connect(path, timeout=60)
+    db.executescript(sql)
+    db.commit()
+    db.close()
+
+
+def mount_edit(cur, sql):
+    """One commit through the mount by a SQLite client in this process."""
+    c = sqlite3.connect(cur, timeout=30)
+    c.executescript(sql)
+    c.commit()
+    c.close()
+
+
+def close_errno(fd):
+    """os.close(fd): None, or the errno it failed with."""
+    try:
+        os.close(fd)
+    except OSError as e:
+        return e.errno
+    return None
+
+
+def poll(fn, timeout=60):
+    """fn() until truthy or the deadline; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.1)
+
+
+def run_writer(ctx, live, table, edits, cur, tag):
+    """An application committing into `table` on the real path while
+    `edits` sqlite3 clients insert rows tagged `tag` through the mount;
+    returns (exit codes of the clients, the application's commit count)."""
+    stop = ctx.path("stop-" + tag)
+    w = ctx.spawn([sys.executable, "-c", APP, live, stop, table],
+                  stdout=subprocess.PIPE, text=True)
+    ctx.require("application writer started (%s)" % table,
+                w.stdout.readline().strip() == "ready")
+    results = []
+    for i in range(edits):
+        r = ctx.run(["sqlite3", "-cmd", ".timeout 30000", cur,
+                     "INSERT INTO items(tag, body) VALUES('%s', '%s-%d')"
+                     % (tag, tag, i)])
+        results.append(r.returncode)
+    open(stop, "w").close()
+    out, _ = w.communicate(timeout=120)
+    return results, int(out.split()[-1])
 
 
 def body(ctx):
     live = ctx.path("app.db")
     mt.make_db(live, "base", rows=50)
-    m = ctx.mount(live)
+    app_sql(live, "CREATE TABLE events(id INTEGER PRIMARY KEY, tag TEXT, "
+                  "body TEXT)")
+    hook_out = ctx.path("hook.out")
+    hook = "echo \"$SNAPFS_EVENT|$SNAPFS_DETAIL\" >> " + hook_out
+    m = ctx.mount(live, options=["on_failure=" + hook.replace(",", "\\,")])
     mnt = m.mnt
     cur = os.path.join(mnt, "current.db")
     sd = os.path.join(mnt, "snapshots")
@@ -124,65 +195,122 @@ def body(ctx):
     ctx.check("both edits reached the live database",
               {"c1", "c2"} <= rows(live, "mount"))
 
-    # Conflict: the live database moves while a session is open.
+    def conflicts():
+        return [n for n, k in mt.kinds(mnt).items() if k == "conflict"]
+
+    def hooked():
+        return open(hook_out).read() if os.path.exists(hook_out) else ""
+
+    # The live database moves while a session is open, on other rows: the
+    # edit is merged.  A descriptor of our own keeps the session open
+    # across the client's close, so the application's commit surely falls
+    # between the session copy and the apply, and the verdict is what our
+    # close() returns.  No process is started meanwhile: a child closing
+    # its copy of the descriptor at exec sends a FLUSH on it too.
+    fd = os.open(cur, os.O_RDWR)
+    mount_edit(cur, "INSERT INTO items(tag, body) VALUES('mount', 'merged');"
+                    "UPDATE items SET body = 'edited' WHERE id = 2")
+    ctx.check("the edit waits for the last writer's close",
+              "merged" not in rows(live, "mount"))
+    app_sql(live, "INSERT INTO events(tag, body) VALUES('app', 'during');"
+                  "UPDATE items SET body = 'app-updated' WHERE id = 3")
+    n_safety = list(mt.kinds(mnt).values()).count("pre-restore")
+    err = close_errno(fd)
+    ctx.check("close() after the live database changed succeeds: the edit "
+              "is merged", err is None, err)
+    ctx.check("the edit's rows are in the live database",
+              "merged" in rows(live, "mount") and
+              "edited" in rows(live, "base"))
+    ctx.check("and the application's rows too",
+              "during" in rows(live, "app", table="events") and
+              "app-updated" in rows(live, "base"))
+    ctx.check("no conflict snapshot", not conflicts(), mt.kinds(mnt))
+    ctx.check("a safety snapshot was taken before the merge",
+              list(mt.kinds(mnt).values()).count("pre-restore") ==
+              n_safety + 1, mt.kinds(mnt))
+    ctx.check("the daemon says it merged a changeset",
+              m.has_log("as a changeset"), m.text())
+    with open(os.path.join(mnt, ".snapfs", "log")) as f:
+        history = f.read()
+    ctx.check("the event history says so", "changeset" in history,
+              history[-2000:])
+    ctx.check("the live database passes integrity_check",
+              mt.integrity(live) == "ok")
+
+    # A stale edit that changed no row (a raw write of the same bytes).
     fd = os.open(cur, os.O_RDWR)
     page = os.pread(fd, 4096, 0)
-    app = sqlite3.connect(live)
-    app.execute("INSERT INTO items(tag, body) VALUES('app', 'during')")
-    app.commit()
-    app.close()
+    app_sql(live, "INSERT INTO items(tag, body) VALUES('app', 'during')")
     os.pwrite(fd, page, 0)
-    err = None
-    try:
-        os.close(fd)
-    except OSError as e:
-        err = e.errno
-    ctx.check("close() of a stale edit fails with EIO", err == errno.EIO,
-              err)
+    err = close_errno(fd)
+    ctx.check("close() of a stale edit that changed no row succeeds",
+              err is None, err)
     ctx.check("the application's commit is still in the live database",
               "during" in rows(live, "app"))
-    conflicts = [n for n, k in mt.kinds(mnt).items() if k == "conflict"]
-    ctx.check("the edit is kept as a conflict snapshot",
-              len(conflicts) == 1, mt.kinds(mnt))
-    if conflicts:
-        cp = os.path.join(sd, conflicts[0])
-        ctx.check("the conflict snapshot holds the session's copy",
-                  "during" not in rows(cp, "app") and
-                  "c2" in rows(cp, "mount"))
-    ctx.check("the daemon said why", m.has_log("changed since"), m.text())
+    ctx.check("no conflict snapshot for it", not conflicts(), mt.kinds(mnt))
 
-    # Conflict through a real SQLite client.
+    # The same row changed on both sides: a conflict.
+    fd = os.open(cur, os.O_RDWR)
+    mount_edit(cur, "UPDATE items SET body = 'mount-side' WHERE id = 5")
+    app_sql(live, "UPDATE items SET body = 'app-side' WHERE id = 5")
+    err = close_errno(fd)
+    ctx.check("close() of an edit that conflicts fails with EIO",
+              err == errno.EIO, err)
+    ctx.check("the application's row stays in the live database",
+              "app-side" in rows(live, "base") and
+              "mount-side" not in rows(live, "base"))
+    found = conflicts()
+    ctx.check("the edit is kept as a conflict snapshot", len(found) == 1,
+              mt.kinds(mnt))
+    if found:
+        cp = os.path.join(sd, found[0])
+        ctx.check("the conflict snapshot holds the edit",
+                  "mount-side" in rows(cp, "base") and
+                  "app-side" not in rows(cp, "base"))
+        ctx.check("its comment says why",
+                  "items" in mt.xattr(cp, "comment"),
+                  mt.xattr(cp, "comment"))
+    ctx.check("the daemon names the table and the row",
+              m.has_log("conflict in table items, row id=5"), m.text())
+    ctx.check("on_failure ran for it",
+              poll(lambda: "conflict in table items" in hooked()),
+              hooked())
+
+    # The same key inserted on both sides, through a real SQLite client.
     c = sqlite3.connect(cur, timeout=30)
     c.execute("INSERT INTO items(tag, body) VALUES('mount', 'stale')")
     c.commit()
-    app = sqlite3.connect(live)
-    app.execute("INSERT INTO items(tag, body) VALUES('app', 'meanwhile')")
-    app.commit()
-    app.close()
+    app_sql(live, "INSERT INTO items(tag, body) VALUES('app', 'meanwhile')")
     c.close()
-    ctx.check("a stale SQLite client's edit is not applied",
-              "stale" not in rows(live, "mount") and
+    ctx.check("an insert whose key the application took meanwhile is not "
+              "applied", "stale" not in rows(live, "mount") and
               "meanwhile" in rows(live, "app"))
-    found = [n for n, k in mt.kinds(mnt).items() if k == "conflict" and
-             "stale" in rows(os.path.join(sd, n), "mount")]
+    found = [n for n in conflicts() if "stale" in
+             rows(os.path.join(sd, n), "mount")]
     ctx.check("it is kept as a conflict snapshot", len(found) == 1)
     root_clean("conflicts")
 
-    # An application writing all the time, and edits through the mount.
-    stop = ctx.path("stop")
-    w = ctx.spawn([sys.executable, "-c", APP, live, stop],
-                  stdout=subprocess.PIPE, text=True)
-    ctx.require("application writer started",
-                w.stdout.readline().strip() == "ready")
-    results = []
-    for i in range(10):
-        r = ctx.run(["sqlite3", "-cmd", ".timeout 30000", cur,
-                     "INSERT INTO items(tag, body) VALUES('edit', 'e-%d')"
-                     % i])
-        results.append(r.returncode)
-    open(stop, "w").close()
-    out, _ = w.communicate(timeout=120)
-    napp = int(out.split()[-1])
+    # An application writing other rows all the time, and edits through
+    # the mount: every one of both is in the live database.
+    n_conflicts = len(conflicts())
+    results, napp = run_writer(ctx, live, "events", 5, cur, "side")
+    ctx.check("the sqlite3 clients ran", all(rc == 0 for rc in results),
+              results)
+    missing = {"app-%d" % i for i in range(1, napp + 1)} - \
+        rows(live, "app", table="events")
+    ctx.check("every one of the application's %d commits is in the live "
+              "database" % napp, not missing, sorted(missing)[:20])
+    lost = {"side-%d" % i for i in range(5)} - rows(live, "side")
+    ctx.check("every edit through the mount is in the live database",
+              not lost, sorted(lost))
+    ctx.check("no conflict snapshot", len(conflicts()) == n_conflicts,
+              mt.kinds(mnt))
+    ctx.check("the live database passes integrity_check",
+              mt.integrity(live) == "ok")
+
+    # An application inserting into the same table all the time: the
+    # same keys on both sides, so edits may conflict, but nothing is lost.
+    results, napp = run_writer(ctx, live, "items", 10, cur, "edit")
     ctx.check("the sqlite3 clients ran", all(rc == 0 for rc in results),
               results)
     got = rows(live, "app")
@@ -190,11 +318,10 @@ def body(ctx):
     ctx.check("every one of the application's %d commits is in the live "
               "database" % napp, not missing, sorted(missing)[:20])
     kept = set()
-    for n, k in mt.kinds(mnt).items():
-        if k == "conflict":
-            kept |= rows(os.path.join(sd, n), "edit")
+    for n in conflicts():
+        kept |= rows(os.path.join(sd, n), "edit")
     edits = rows(live, "edit")
-    lost = {"e-%d" % i for i in range(10)} - edits - kept
+    lost = {"edit-%d" % i for i in range(10)} - edits - kept
     ctx.check("every edit through the mount is in the live database (%d) "
               "or a conflict snapshot (%d)" % (len(edits), len(kept - edits)),
               not lost, sorted(lost))
