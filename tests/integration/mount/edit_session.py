@@ -32,7 +32,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import mounttest as mt
 
@@ -88,16 +87,6 @@ def close_errno(fd):
     except OSError as e:
         return e.errno
     return None
-
-
-def poll(fn, timeout=60):
-    """fn() until truthy or the deadline; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(0.1)
 
 
 def run_writer(ctx, live, table, edits, cur, tag):
@@ -273,7 +262,7 @@ def body(ctx):
     ctx.check("the daemon names the table and the row",
               m.has_log("conflict in table items, row id=5"), m.text())
     ctx.check("on_failure ran for it",
-              poll(lambda: "conflict in table items" in hooked()),
+              mt.poll(lambda: "conflict in table items" in hooked()),
               hooked())
 
     # The same key inserted on both sides, through a real SQLite client.

@@ -386,6 +386,29 @@ def dump(path):
         db.close()
 
 
+def count_rows(path, immutable=False, table="items"):
+    """Rows of `table` in the database at path, read-only."""
+    uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
+    db = sqlite3.connect(uri, uri=True, timeout=120)
+    try:
+        return db.execute("SELECT count(*) FROM \"%s\"" % table
+                          ).fetchone()[0]
+    finally:
+        db.close()
+
+
+def poll(fn, timeout=60):
+    """fn() until it is truthy or the deadline passed; its last value.
+    For what the daemon does after replying (on_failure, timers): the
+    deadline only bounds a hang, nothing asserts how long it took."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(0.1)
+
+
 def integrity(path, immutable=False):
     uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
     db = sqlite3.connect(uri, uri=True, timeout=120)

@@ -23,7 +23,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import time
 
 import mounttest as mt
 
@@ -32,12 +31,7 @@ POLL = 20   # seconds a bounded poll may take
 
 def poll(fn, timeout=POLL):
     """fn() until truthy or timeout; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= deadline:
-            return v
-        time.sleep(0.1)
+    return mt.poll(fn, timeout)
 
 
 def status(mnt):

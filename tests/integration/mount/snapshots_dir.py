@@ -28,14 +28,6 @@ import time
 import mounttest as mt
 
 
-def count_rows(path):
-    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=120)
-    try:
-        return db.execute("SELECT count(*) FROM items").fetchone()[0]
-    finally:
-        db.close()
-
-
 def body(ctx):
     live = ctx.path("app.db")
     mt.make_db(live, "live", rows=10)
@@ -113,7 +105,7 @@ def body(ctx):
     ctx.check("latest.db follows the newest",
               os.readlink(os.path.join(sd, "latest.db")) == newest)
     ctx.check("the new snapshots hold the later state (11 rows)",
-              count_rows(os.path.join(sd, newest)) == 11)
+              mt.count_rows(os.path.join(sd, newest)) == 11)
 
     # Everything that would change a snapshot fails.
     r = ctx.run(["bash", "-c", 'echo x >> "$1"', "-", fp])
@@ -187,7 +179,7 @@ def body(ctx):
               mt.snapshots(mnt), mt.snapshots(mnt))
     shortp = os.path.join(sd, prefix + "_short.db")
     ctx.check("a relabelled snapshot still reads the same",
-              count_rows(shortp) == 10)
+              mt.count_rows(shortp) == 10)
     r = ctx.run(["mv", "-f", shortp, os.path.join(sd, newest)])
     ctx.check("mv onto another snapshot fails and deletes nothing",
               r.returncode != 0 and prefix + "_short.db" in

@@ -42,15 +42,6 @@ def make_wal_source(path):
     return db
 
 
-def count(path, immutable=False):
-    uri = "file:%s?mode=ro%s" % (path, "&immutable=1" if immutable else "")
-    db = sqlite3.connect(uri, uri=True, timeout=60)
-    try:
-        return db.execute("SELECT count(*) FROM items").fetchone()[0]
-    finally:
-        db.close()
-
-
 def body(ctx):
     live = ctx.path("app.db")
     mt.make_db(live, "base", rows=20)
@@ -59,8 +50,9 @@ def body(ctx):
     src = os.path.join(src_dir, "src.db")
     writer = make_wal_source(src)
     ctx.require("the source's main file alone holds 300 rows",
-                count(src, immutable=True) == 300)
-    ctx.require("the source with its WAL holds 700 rows", count(src) == 700)
+                mt.count_rows(src, immutable=True) == 300)
+    ctx.require("the source with its WAL holds 700 rows",
+                mt.count_rows(src) == 700)
     ctx.require("the WAL is still beside it",
                 os.path.getsize(src + "-wal") > 0)
 
@@ -73,8 +65,8 @@ def body(ctx):
               r.stderr)
     r = ctx.run([ctx.snapctl, "--db", other, "restore", src])
     ctx.check("snapctl restore src.db", r.returncode == 0, r.stderr)
-    ctx.check("snapctl restores 700 rows", count(other) == 700,
-              count(other))
+    ctx.check("snapctl restores 700 rows", mt.count_rows(other) == 700,
+              mt.count_rows(other))
 
     m = ctx.mount(live)
     mnt = m.mnt
@@ -85,13 +77,13 @@ def body(ctx):
     r = ctx.run(["mv", os.path.join(mnt, "src.db"), cur])
     ctx.check("mv MNT/src.db MNT/current.db", r.returncode == 0, r.stderr)
     ctx.check("the live database holds the 700 committed rows",
-              count(live) == 700, count(live))
+              mt.count_rows(live) == 700, mt.count_rows(live))
     ctx.check("the same content as snapctl's restore",
               mt.dump(live) == mt.dump(other))
     ctx.check("the live database passes integrity_check",
               mt.integrity(live) == "ok")
     ctx.check("a read of current.db shows them too",
-              count(cur, immutable=True) == 700)
+              mt.count_rows(cur, immutable=True) == 700)
     root = sorted(os.listdir(mnt))
     ctx.check("src.db is gone from the root, its -wal stays",
               root == [".snapfs", "current.db", "snapshots", "src.db-wal"],
