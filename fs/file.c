@@ -68,6 +68,9 @@ void snap_handle_free(struct snap_handle *h)
 		snap_fs.handles = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
+	/* A getattr of its process may still be reading its size. */
+	while (h->pins > 0)
+		pthread_cond_wait(&snap_fs.unpinned, &snap_fs.lock);
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (h->fd >= 0)
 		close(h->fd);
@@ -202,6 +205,8 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 		break;
 	case SNAP_INO_CURRENT:
 		rc = open_current(fi, &h);
+		if (rc == 0)
+			snap_attr_current_opened(h, fuse_req_ctx(req)->pid);
 		break;
 	case SNAP_INO_STATUS:
 	case SNAP_INO_LOG:
@@ -279,6 +284,7 @@ static void create_current(fuse_req_t req, struct fuse_file_info *fi)
 	st.st_size = 0;
 	st.st_blocks = 0;
 	fi->direct_io = 1;
+	snap_attr_current_opened(h, fuse_req_ctx(req)->pid);
 	reply_create(req, fi, h, &st, 0);
 }
 

@@ -161,6 +161,10 @@ void snap_live_quiesce(struct snap_live *l);
 void snap_live_resume(struct snap_live *l);
 /* stat() of the live file (never open()ed). */
 int snap_live_stat(struct snap_live *l, struct stat *st);
+/* The size in bytes of the image a read-only open would get now (for a
+ * WAL database it counts committed pages still in the WAL); 0, or -EAGAIN
+ * when the database cannot be asked. */
+int snap_live_size(struct snap_live *l, uint64_t *size);
 /* "wal", "delete", ... of the live database, for status; "" if unknown. */
 void snap_live_journal_mode(struct snap_live *l, char *out, size_t len);
 
@@ -239,6 +243,11 @@ struct snap_handle {
 	/* SNAP_H_DIR */
 	struct snap_dirent *ents;
 	size_t nents;
+	/* current.db handles, for the attributes their process sees (all
+	 * under fs->lock; see attr.c): */
+	pid_t tgid;                    /* the opening process, 0 = none yet */
+	uint64_t seq;                  /* open order (newest wins) */
+	unsigned pins;                 /* attribute readers using it now */
 	/* every open handle, for the shutdown (fs->lock) */
 	struct snap_handle *prev;
 	struct snap_handle *next;
@@ -266,6 +275,8 @@ struct snap_fs {
 	uint64_t file_seq;              /* last staging file number */
 	struct snap_session *session;   /* the edit session, or NULL */
 	struct snap_handle *handles;    /* every open handle */
+	uint64_t handle_seq;            /* last current.db open number */
+	pthread_cond_t unpinned;        /* a handle's pins dropped to 0 */
 	pid_t unlink_pid;               /* who unlinked current.db, 0 = none */
 	int64_t unlink_until_ns;        /* and until when the name is free */
 	/* counters for status.json (fs->lock) */
@@ -371,10 +382,20 @@ int snap_status_text(fuse_ino_t ino, char **text, size_t *len);
 /* ---- attributes and names (attr.c) ----------------------------------------- */
 
 void snap_attr_dir(fuse_ino_t ino, struct stat *st);
-/* current.db: the live file's stat(); -ENOENT without a live file. */
+/* current.db as an open would see it now: the live file's stat() with the
+ * size of the image a read-only open would get; -ENOENT without a live
+ * file. */
 int snap_attr_current(struct stat *st);
-/* current.db as handle h sees it (h may be NULL). */
+/* current.db as handle h sees it (h may be NULL: as above). */
 int snap_attr_current_fh(struct snap_handle *h, struct stat *st);
+/* current.db as the caller of a request sees it: through handle h when
+ * given, else through the newest current.db handle its process (pid is
+ * the requesting thread) has open, else as snap_attr_current. */
+int snap_attr_current_req(pid_t pid, struct snap_handle *h,
+			  struct stat *st);
+/* Record that h, a current.db handle, was opened by thread pid's process
+ * (before the open is replied to). */
+void snap_attr_current_opened(struct snap_handle *h, pid_t pid);
 /* A snapshot under inode ino; live may be NULL (mode 0444 then). */
 void snap_attr_snapshot(const snap_info *si, fuse_ino_t ino,
 			const struct stat *live, struct stat *st);

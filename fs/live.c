@@ -24,6 +24,17 @@
  * newest image is kept and handed to every open while the generation is
  * unchanged, so a file manager's peek costs one tiny read transaction.
  *
+ * Size: stat() of current.db must say how many bytes an open would read
+ * (DESIGN.md §1), and for a WAL database that is not the main file's size:
+ * committed frames still in the WAL can add pages.  An image made by
+ * sqlite3_backup has exactly page_count * page_size bytes of its source as
+ * one read transaction sees it (the backup copies page_count pages, and a
+ * file longer than its header's page count copies only the counted
+ * pages), so snap_live_size() reads page_count, page_size and data_version
+ * in one read transaction on the watch connection (microseconds); the image
+ * of the same generation, once built, is the authority.  No image is built
+ * to answer a stat.
+ *
  * The connections are read-write only so that SQLite itself can roll back
  * a hot journal (it is never written through); the live file is never
  * open()ed here: all access goes through SQLite,
@@ -54,6 +65,7 @@
 
 struct snap_live {
 	char path[PATH_MAX];           /* the live database (absolute) */
+	char wal_path[PATH_MAX + 4];   /* and its -wal file */
 	char tmpdir[PATH_MAX];         /* where images are built */
 	pthread_mutex_t build_lock;    /* serializes builds */
 	pthread_mutex_t lock;          /* protects the fields below */
@@ -63,17 +75,20 @@ struct snap_live {
 	int64_t dv;                    /* last data_version seen on conn */
 	uint64_t gen;                  /* moves on every observed change */
 	struct snap_live_image *cur;   /* newest image (one reference) */
+	uint64_t size;                 /* image size at generation size_gen */
+	uint64_t size_gen;             /* 0: size unknown */
 	unsigned seq;                  /* image file numbers */
 	int quiet;                     /* 1 during a restore: no connection */
 };
 
-/* PRAGMA data_version on conn; 0 or a negative errno. */
-static int live_data_version(sqlite3 *conn, int64_t *out)
+/* The first column of the one row of sql on conn (a PRAGMA); a SQLite
+ * result code. */
+static int live_pragma_int(sqlite3 *conn, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(conn, "PRAGMA data_version", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
@@ -82,7 +97,38 @@ static int live_data_version(sqlite3 *conn, int64_t *out)
 		}
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_OK ? 0 : snap_err_sqlite_errno(rc);
+	return rc;
+}
+
+/*
+ * PRAGMA data_version on conn; with size, also the size an image taken now
+ * would have (page_count * page_size), read in the same read transaction
+ * as the data version (PRAGMA page_count starts it, COMMIT ends it), so
+ * the size belongs to exactly that version.  0 or a negative errno.
+ */
+static int live_data_version(sqlite3 *conn, int64_t *out, uint64_t *size)
+{
+	int64_t pages = 0, page_size = 0;
+	int rc;
+
+	if (!size)
+		return snap_err_sqlite_errno(live_pragma_int(conn,
+				"PRAGMA data_version", out));
+	rc = sqlite3_exec(conn, "BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = live_pragma_int(conn, "PRAGMA page_count", &pages);
+	if (rc == SQLITE_OK)
+		rc = live_pragma_int(conn, "PRAGMA page_size", &page_size);
+	if (rc == SQLITE_OK)
+		rc = live_pragma_int(conn, "PRAGMA data_version", out);
+	if (!sqlite3_get_autocommit(conn))
+		sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite_errno(rc);
+	if (pages < 0 || page_size <= 0)
+		return -EIO;
+	*size = (uint64_t)pages * (uint64_t)page_size;
+	return 0;
 }
 
 /*
@@ -121,16 +167,43 @@ static void live_disconnect_locked(struct snap_live *l)
 	}
 }
 
-/*
- * Look at the live database and move the generation if it changed.
- * Any doubt (missing file, failed query) counts as a change: the cost is a
- * rebuilt image or a refused edit session, never a stale answer.
- */
-static uint64_t live_refresh_locked(struct snap_live *l)
+/* How live_refresh_locked asks. */
+enum {
+	LIVE_SIZE = 1,      /* also learn the size of an image (l->size) */
+	LIVE_NOWAIT = 2,    /* do not wait for a writer's lock */
+};
+
+/* live_data_version on l->conn, without waiting for locks with nowait. */
+static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
+			     uint64_t *size)
 {
+	int rc;
+
+	if (nowait)
+		sqlite3_busy_timeout(l->conn, 0);
+	rc = live_data_version(l->conn, dv, size);
+	if (nowait)
+		sqlite3_busy_timeout(l->conn, LIVE_BUSY_MS);
+	return rc;
+}
+
+/*
+ * Look at the live database and move the generation if it changed; with
+ * LIVE_SIZE, also remember the size of an image of it (l->size, valid for
+ * generation l->size_gen).  Any doubt (missing file, failed query) counts
+ * as a change: the cost is a rebuilt image or a refused edit session, never
+ * a stale answer.  With LIVE_NOWAIT, a lock held by a writer (rollback
+ * mode) is not waited for: *busy is set and the generation stays.
+ */
+static uint64_t live_refresh_locked(struct snap_live *l, int how, int *busy)
+{
+	uint64_t size = 0, *psize = (how & LIVE_SIZE) ? &size : NULL;
+	int nowait = (how & LIVE_NOWAIT) != 0, rc;
 	struct stat st;
 	int64_t dv;
 
+	if (busy)
+		*busy = 0;
 	if (l->quiet)
 		return l->gen;          /* a restore is changing it anyway */
 	if (stat(l->path, &st) != 0) {
@@ -149,19 +222,29 @@ static uint64_t live_refresh_locked(struct snap_live *l)
 			return ++l->gen;
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;
-		if (live_data_version(l->conn, &l->dv) != 0) {
+		rc = live_query_locked(l, nowait, &l->dv, psize);
+		if (rc != 0) {
+			if (rc == -EBUSY && nowait && busy)
+				*busy = 1;
 			live_disconnect_locked(l);
 			return ++l->gen;
 		}
-		return ++l->gen;
-	}
-	if (live_data_version(l->conn, &dv) != 0) {
+		l->gen++;
+	} else if ((rc = live_query_locked(l, nowait, &dv, psize)) != 0) {
+		if (rc == -EBUSY && nowait) {
+			if (busy)
+				*busy = 1;
+			return l->gen;
+		}
 		live_disconnect_locked(l);
 		return ++l->gen;
-	}
-	if (dv != l->dv) {
+	} else if (dv != l->dv) {
 		l->dv = dv;
 		l->gen++;
+	}
+	if (psize) {
+		l->size = size;
+		l->size_gen = l->gen;
 	}
 	return l->gen;
 }
@@ -177,6 +260,7 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 	if (!l)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	snprintf(l->path, sizeof(l->path), "%s", db_path);
+	snprintf(l->wal_path, sizeof(l->wal_path), "%s-wal", l->path);
 	snprintf(l->tmpdir, sizeof(l->tmpdir), "%s", tmpdir ? tmpdir : "");
 	pthread_mutex_init(&l->build_lock, NULL);
 	pthread_mutex_init(&l->lock, NULL);
@@ -184,7 +268,7 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 	/* Prove it is a database now, with SQLite's own words on failure. */
 	rc = live_connect(db_path, &db, err);
 	if (rc == 0) {
-		rc = live_data_version(db, &dv);
+		rc = live_data_version(db, &dv, NULL);
 		if (rc == 0) {
 			sqlite3_stmt *st = NULL;
 			int src = sqlite3_prepare_v2(db,
@@ -207,7 +291,7 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 		return rc;
 	}
 	pthread_mutex_lock(&l->lock);
-	live_refresh_locked(l);
+	live_refresh_locked(l, 0, NULL);
 	pthread_mutex_unlock(&l->lock);
 	*out = l;
 	return 0;
@@ -262,7 +346,7 @@ uint64_t snap_live_gen(struct snap_live *l)
 	uint64_t gen;
 
 	pthread_mutex_lock(&l->lock);
-	gen = live_refresh_locked(l);
+	gen = live_refresh_locked(l, 0, NULL);
 	pthread_mutex_unlock(&l->lock);
 	return gen;
 }
@@ -272,13 +356,54 @@ int snap_live_stat(struct snap_live *l, struct stat *st)
 	return stat(l->path, st) == 0 ? 0 : -errno;
 }
 
+/*
+ * The size of the image an open would read now: the image of the current
+ * generation if one is built, else page_count * page_size of the state the
+ * watch connection sees (one small read transaction).
+ *
+ * A stat must not queue behind a busy application.  A WAL database's
+ * readers never wait for its writers, and its main file is not its size
+ * (pages sit in the WAL), so it is asked, waiting if need be.  In rollback
+ * mode the file is the committed state except while a writer commits, so
+ * it is asked without waiting for the writer's lock (nor for this
+ * module's lock, which a build may hold while it waits): -EAGAIN then,
+ * and the caller takes the file's own size.  -EAGAIN too when the
+ * database cannot be asked at all (missing, being restored).
+ */
+int snap_live_size(struct snap_live *l, uint64_t *size)
+{
+	struct stat st;
+	uint64_t gen;
+	int wal, busy, rc = 0;
+
+	wal = stat(l->wal_path, &st) == 0;
+	if (!wal) {
+		if (pthread_mutex_trylock(&l->lock) != 0)
+			return -EAGAIN;
+	} else {
+		pthread_mutex_lock(&l->lock);
+	}
+	gen = live_refresh_locked(l, LIVE_SIZE | (wal ? 0 : LIVE_NOWAIT),
+				  &busy);
+	if (busy)
+		rc = -EAGAIN;
+	else if (l->cur && l->cur->gen == gen)
+		*size = l->cur->size;
+	else if (l->size_gen == gen)
+		*size = l->size;
+	else
+		rc = -EAGAIN;
+	pthread_mutex_unlock(&l->lock);
+	return rc;
+}
+
 void snap_live_journal_mode(struct snap_live *l, char *out, size_t len)
 {
 	sqlite3_stmt *st = NULL;
 
 	snprintf(out, len, "%s", "");
 	pthread_mutex_lock(&l->lock);
-	live_refresh_locked(l);
+	live_refresh_locked(l, 0, NULL);
 	if (l->conn && sqlite3_prepare_v2(l->conn, "PRAGMA journal_mode", -1,
 					  &st, NULL) == SQLITE_OK &&
 	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
@@ -402,7 +527,7 @@ int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 
 	pthread_mutex_lock(&l->build_lock);
 	pthread_mutex_lock(&l->lock);
-	gen = live_refresh_locked(l);
+	gen = live_refresh_locked(l, 0, NULL);
 	if (l->cur && l->cur->gen == gen) {
 		l->cur->refs++;
 		*out = l->cur;
@@ -442,7 +567,7 @@ void snap_live_image_put(struct snap_live *l, struct snap_live_image *im)
 	pthread_mutex_lock(&l->lock);
 	free_it = --im->refs == 0;
 	if (im == l->cur && im->refs == 1 &&
-	    live_refresh_locked(l) != im->gen) {
+	    live_refresh_locked(l, 0, NULL) != im->gen) {
 		l->cur = NULL;
 		stale = im;
 	}

@@ -45,6 +45,7 @@
 struct snap_fs snap_fs = {
 	.apply_lock = PTHREAD_MUTEX_INITIALIZER,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.unpinned = PTHREAD_COND_INITIALIZER,
 };
 
 /* Parsed by fuse_opt_parse; what libfuse parses lives in its own struct. */

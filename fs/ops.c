@@ -7,7 +7,9 @@
  * The tree (DESIGN.md §1):
  *
  *   /                  root: current.db, snapshots/, .snapfs/, staging files
- *   /current.db        the live database: stat = the live file; read-only
+ *   /current.db        the live database: stat = the live file's times,
+ *                      owner, mode, and the size of what the asking process
+ *                      reads (attr.c); read-only
  *                      opens read a consistent image; O_TRUNC/create = staged
  *                      replace; read-write = edit session; rename onto it =
  *                      verified restore; unlink never deletes it
@@ -98,7 +100,8 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 				fuse_reply_err(req, ENOENT);
 				return;
 			}
-			rc = snap_attr_current(&st);
+			rc = snap_attr_current_req(fuse_req_ctx(req)->pid,
+						   NULL, &st);
 			if (rc != 0) {
 				fuse_reply_err(req, -rc);
 				return;
@@ -201,7 +204,8 @@ static void snap_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	if (ino == SNAP_INO_CURRENT)
-		rc = snap_attr_current_fh(snap_handle_of(fi), &st);
+		rc = snap_attr_current_req(fuse_req_ctx(req)->pid,
+					   snap_handle_of(fi), &st);
 	else
 		rc = snap_attr_of(ino, &st, &ttl);
 	if (rc != 0)
