@@ -25,8 +25,12 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 WRITERS = 3
 COPIES = 25
 
+# Each writer pauses briefly after every commit: back-to-back BEGIN
+# IMMEDIATE loops starve the other writers (and the daemon's readers) in
+# rollback mode until a busy timeout ends them with "database is locked".
+# The pause is pacing, not a wait for anything.
 WRITER = r"""
-import os, random, sqlite3, sys
+import os, random, sqlite3, sys, time
 path, seed, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rng = random.Random(seed)
 db = sqlite3.connect(path, timeout=60, isolation_level=None)
@@ -47,6 +51,7 @@ while True:
         print("ready", flush=True)
     if os.path.exists(stop):
         break
+    time.sleep(rng.uniform(0.001, 0.004))
 print(done, flush=True)
 """
 
