@@ -10,11 +10,13 @@
  * default_permissions: the daemon checks no permission itself.
  *
  * Start-up refuses clearly, with a non-zero exit and nothing mounted, when
- * the database is missing or not a database, the mount point is unusable,
- * another daemon serves the store (the engine's daemon lock: -EBUSY), or
- * the engine refuses the store (a symlink, another user's, a link planted
- * in it, a lost catalog: engine/storedir.c).  A store on a full filesystem
- * is served read-only, with a warning.
+ * the database is missing or not a database, the mount point is unusable
+ * (missing, not a directory, a dead mount, or one that would hide the
+ * database or the store, or lies inside the store), another daemon serves
+ * the store (the engine's daemon lock: -EBUSY), or the engine refuses the
+ * store (a symlink, another user's, a link planted in it, a lost catalog:
+ * engine/storedir.c).  A store on a full filesystem is served read-only,
+ * with a warning.
  *
  * Daemonizing: without -f the process forks *before* opening anything —
  * SQLite connections and POSIX locks must not cross a fork — and the parent
@@ -233,6 +235,100 @@ static int check_mountpoint(const char *mnt)
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * The real path of path, which need not exist yet (a store that the start
+ * will create): its longest existing prefix resolved, the rest appended.
+ * malloc()ed; NULL when out of memory.
+ */
+static char *resolve_path(const char *path)
+{
+	char *r = realpath(path, NULL), *dir, *slash, *out;
+
+	if (r || errno != ENOENT)
+		return r ? r : strdup(path);
+	dir = strdup(path);
+	if (!dir)
+		return NULL;
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir || !slash[1]) {
+		free(dir);
+		return strdup(path);
+	}
+	*slash = '\0';
+	r = resolve_path(dir);
+	if (!r || asprintf(&out, "%s/%s", strcmp(r, "/") ? r : "",
+			   slash + 1) < 0)
+		out = NULL;
+	free(r);
+	free(dir);
+	return out;
+}
+
+/* 1 when path is dir or lies below it (both real, absolute paths). */
+static int path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (strcmp(dir, "/") == 0)
+		return 1;
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' ||
+					      path[n] == '/');
+}
+
+/*
+ * A mount on the database's directory (or above it) hides the database,
+ * and one on the store's directory hides the store, from the daemon itself:
+ * its first access to either goes through its own mount and waits for
+ * itself (D state until umount -f), and applications lose the real path.
+ * A mount point inside the store would be served from under the mount's
+ * own files.  All are refused before anything is created; 0 or 1 (printed
+ * why).  db is a real path; store is NULL for the default beside it.
+ */
+static int check_mount_overlap(const char *mnt, const char *db,
+			       const char *store)
+{
+	char *m = realpath(mnt, NULL), *dbdir, *st = NULL, *def = NULL;
+	char *slash;
+	int bad = 1;
+
+	if (!m) {
+		fprintf(stderr, "snapfs: mount point %s: %s\n", mnt,
+			strerror(errno));
+		return 1;
+	}
+	dbdir = strdup(db);
+	if (dbdir && (slash = strrchr(dbdir, '/')))
+		slash[slash == dbdir ? 1 : 0] = '\0';   /* "/x.db": "/" */
+	if (!store)
+		def = snap_store_default_dir(db);
+	if (store || def)
+		st = resolve_path(store ? store : def);
+	if (!dbdir || !st) {
+		fprintf(stderr, "snapfs: out of memory\n");
+	} else if (path_under(dbdir, m)) {
+		fprintf(stderr, "snapfs: mount point %s contains the database "
+			"%s: the mount would hide it from snapfs itself and "
+			"from its applications; mount on an empty directory of "
+			"its own (for example %s%smnt)\n", mnt, db, dbdir,
+			strcmp(dbdir, "/") ? "/" : "");
+	} else if (path_under(st, m)) {
+		fprintf(stderr, "snapfs: mount point %s contains the snapshot "
+			"store %s: the mount would hide it from snapfs itself; "
+			"mount elsewhere, or put the store elsewhere with "
+			"-o store=DIR\n", mnt, st);
+	} else if (path_under(m, st)) {
+		fprintf(stderr, "snapfs: mount point %s is inside the snapshot "
+			"store %s; mount on a directory outside it\n", mnt, st);
+	} else {
+		bad = 0;
+	}
+	free(m);
+	free(dbdir);
+	free(def);
+	free(st);
+	return bad;
 }
 
 /*
@@ -514,6 +610,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "snapfs: %s: %s\n", o.db, strerror(errno));
 		goto out;
 	}
+	if (check_mount_overlap(fopts.mountpoint, db, store))
+		goto out;
 	snprintf(snap_fs.mountpoint, sizeof(snap_fs.mountpoint), "%s",
 		 fopts.mountpoint);
 	snap_fs.debug = fopts.debug;

@@ -6,8 +6,12 @@ The command line (issue 3, "What to build" 1 and 6):
     SQLite's and libfuse's versions; both exit 0 and mount nothing;
   * a missing database, a file that is not a database, a missing or
     non-directory mount point, a dead mount on the mount point, an unknown
-    option, a store already served by another daemon: a clear message, a
-    non-zero exit, nothing mounted (and no store created for a non-database);
+    option, a store already served by another daemon, a mount point that
+    would hide the database or the store (the database's directory or one
+    above it, through a symlink too; the store or a directory holding it;
+    a directory inside the store): a clear message, a non-zero exit,
+    nothing mounted (and no store created for a non-database or a refused
+    mount point);
   * mount(8) words (_netdev, noauto, nofail, user, users, auto, defaults,
     rw, x-*) are accepted; -o store=DIR puts the store there;
   * without -f, snapfs returns only once the mount is up (the exit is the
@@ -35,6 +39,23 @@ def wait_gone(pid, timeout=60):
             return True
         time.sleep(0.05)
     return False
+
+
+def refused_bounded(ctx, what, argv, needle, mp):
+    """A refusal that must come at once: a daemon that mounted instead
+    (with -f it stays) is killed after a bound and its mount removed, so
+    a regression fails here instead of hanging the machine's tests."""
+    try:
+        r = ctx.run(argv, timeout=30)
+        ok = r.returncode != 0 and needle in r.stderr
+        detail = "exit %d: %s" % (r.returncode, r.stderr)
+    except subprocess.TimeoutExpired:
+        ok, detail = False, "still running after 30 s: it mounted"
+    ctx.check("%s: refused with a clear message" % what, ok, detail)
+    mounted = mt.is_mounted(mp)
+    if mounted:
+        subprocess.run(["fusermount3", "-uz", os.path.realpath(mp)])
+    ctx.check("%s: nothing mounted" % what, not mounted)
 
 
 def body(ctx):
@@ -78,6 +99,31 @@ def body(ctx):
     refused("unknown option", [ctx.snapfs, "-f", "-o", "bogus_option", live,
                                mnt], "bogus_option")
     refused("no mount point", [ctx.snapfs, live], "mount point")
+
+    # A mount that would hide the database or its store from the daemon
+    # itself (issue 7 item 4: the first access hung in D state).
+    nested = ctx.path("a", "b", "nested.db")
+    os.makedirs(os.path.dirname(nested))
+    mt.make_db(nested, "nested")
+    os.symlink(os.path.dirname(nested), ctx.path("to-b"))
+    hiding = [
+        ("mount point is the database's directory", nested,
+         os.path.dirname(nested), [], "contains the database"),
+        ("mount point is above the database", nested, ctx.path("a"), [],
+         "contains the database"),
+        ("mount point is a symlink to the database's directory", nested,
+         ctx.path("to-b"), [], "contains the database"),
+        ("mount point contains -o store=DIR", live, ctx.path("outer"),
+         ["-o", "store=" + ctx.path("outer", "store")],
+         "contains the snapshot store"),
+    ]
+    os.makedirs(ctx.path("outer"))
+    for what, db, mp, opts, needle in hiding:
+        refused_bounded(ctx, what, [ctx.snapfs, "-f"] + opts + [db, mp],
+                        needle, mp)
+    ctx.check("no store was created for a refused mount",
+              not os.path.exists(nested + ".snapfs") and
+              not os.path.exists(ctx.path("outer", "store")))
 
     # mount(8) words accepted; store elsewhere.
     store = ctx.path("elsewhere", "store")
@@ -132,6 +178,17 @@ def body(ctx):
                                      "store=" + store, live, mnt2],
             "already served", mp=mnt2)
     m.stop()
+
+    # The store's own directory, and a directory inside it, are refused.
+    inner = os.path.join(store, "inner")
+    os.makedirs(inner)
+    refused_bounded(ctx, "mount point is the store", [ctx.snapfs, "-f", "-o",
+                    "store=" + store, live, store],
+                    "contains the snapshot store", store)
+    refused_bounded(ctx, "mount point is inside the store",
+                    [ctx.snapfs, "-f", "-o", "store=" + store, live, inner],
+                    "inside the snapshot store", inner)
+    os.rmdir(inner)
 
     # Daemonized: the exit of `snapfs db mnt` means "mounted".
     r = ctx.run([ctx.snapfs, live, mnt], timeout=120)
