@@ -319,11 +319,46 @@ static pid_t attr_tgid(pid_t tid)
 void snap_attr_current_opened(struct snap_handle *h, pid_t pid)
 {
 	pid_t tgid = pid > 0 ? attr_tgid(pid) : 0;
+	int writes = h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION;
 
 	pthread_mutex_lock(&snap_fs.lock);
 	h->tgid = tgid;
+	h->writes = writes;
 	h->seq = ++snap_fs.handle_seq;
 	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+/* A tool that copied a file onto current.db sets the source's mode (and
+ * times) right after its close, which RELEASE may overtake: its process
+ * still counts as the writer for this long. */
+#define ATTR_WRITER_GRACE_NS (5LL * 1000000000LL)
+
+void snap_attr_current_closed_locked(struct snap_handle *h)
+{
+	if (h->tgid && h->writes) {
+		snap_fs.writer_tgid = h->tgid;
+		snap_fs.writer_until_ns = snap_time_now_ns() +
+					  ATTR_WRITER_GRACE_NS;
+	}
+}
+
+int snap_attr_current_writer(pid_t pid)
+{
+	struct snap_handle *h;
+	pid_t tgid;
+	int w = 0;
+
+	if (pid <= 0)
+		return 0;
+	tgid = attr_tgid(pid);
+	pthread_mutex_lock(&snap_fs.lock);
+	for (h = snap_fs.handles; h && !w; h = h->next)
+		w = h->tgid == tgid && h->writes;
+	if (!w && snap_fs.writer_tgid == tgid &&
+	    snap_time_now_ns() < snap_fs.writer_until_ns)
+		w = 1;
+	pthread_mutex_unlock(&snap_fs.lock);
+	return w;
 }
 
 /* The newest current.db handle thread pid's process has open, pinned (the

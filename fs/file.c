@@ -68,6 +68,7 @@ void snap_handle_free(struct snap_handle *h)
 		snap_fs.handles = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
+	snap_attr_current_closed_locked(h);
 	/* A getattr of its process may still be reading its size. */
 	while (h->pins > 0)
 		pthread_cond_wait(&snap_fs.unpinned, &snap_fs.lock);

@@ -246,6 +246,7 @@ struct snap_handle {
 	/* current.db handles, for the attributes their process sees (all
 	 * under fs->lock; see attr.c): */
 	pid_t tgid;                    /* the opening process, 0 = none yet */
+	int writes;                    /* an upload or an edit session */
 	uint64_t seq;                  /* open order (newest wins) */
 	unsigned pins;                 /* attribute readers using it now */
 	/* every open handle, for the shutdown (fs->lock) */
@@ -279,6 +280,8 @@ struct snap_fs {
 	pthread_cond_t unpinned;        /* a handle's pins dropped to 0 */
 	pid_t unlink_pid;               /* who unlinked current.db, 0 = none */
 	int64_t unlink_until_ns;        /* and until when the name is free */
+	pid_t writer_tgid;              /* last process that wrote current.db */
+	int64_t writer_until_ns;        /* and until when it counts as writing */
 	/* counters for status.json (fs->lock) */
 	uint64_t restores_ok;
 	uint64_t restores_failed;
@@ -394,8 +397,13 @@ int snap_attr_current_fh(struct snap_handle *h, struct stat *st);
 int snap_attr_current_req(pid_t pid, struct snap_handle *h,
 			  struct stat *st);
 /* Record that h, a current.db handle, was opened by thread pid's process
- * (before the open is replied to). */
+ * (before the open is replied to); and that it is going away (fs->lock
+ * held). */
 void snap_attr_current_opened(struct snap_handle *h, pid_t pid);
+void snap_attr_current_closed_locked(struct snap_handle *h);
+/* 1 when thread pid's process writes current.db: it has an upload or an
+ * edit session open, or closed one a moment ago. */
+int snap_attr_current_writer(pid_t pid);
 /* A snapshot under inode ino; live may be NULL (mode 0444 then). */
 void snap_attr_snapshot(const snap_info *si, fuse_ino_t ino,
 			const struct stat *live, struct stat *st);

@@ -12,7 +12,8 @@
  *                      reads (attr.c); read-only
  *                      opens read a consistent image; O_TRUNC/create = staged
  *                      replace; read-write = edit session; rename onto it =
- *                      verified restore; unlink never deletes it
+ *                      verified restore; unlink never deletes it; chmod and
+ *                      chown EPERM (setattr_current_owner)
  *   /snapshots/        one entry per snapshot (catalog only) + latest.db;
  *                      create = take or import, unlink = delete, rename =
  *                      relabel, everything else EROFS/EPERM
@@ -254,6 +255,50 @@ static int setattr_current_size(struct snap_handle *h, off_t size)
 	return rc;
 }
 
+/*
+ * chmod and chown of current.db.  The live file's mode and owner decide who
+ * may read and write the database; they belong to its administrator, and
+ * the mount never changes them as a side effect.  A restore keeps them, and
+ * the tools that copy a file onto current.db then set the *source's* mode
+ * on it: cp -p and mv from another filesystem while their upload is open,
+ * rsync --inplace -p right after its close, gio copy by path after its
+ * rename (which no handle announces).  Applying those would hand the live
+ * database the mode of whatever was restored — a snapshot's 0400 would
+ * make it read-only for its application.  So:
+ *   - from the process writing current.db (an upload or edit session open,
+ *     or closed a moment ago): the copy's mode, accepted and ignored;
+ *   - no change to what the live file has: nothing to do;
+ *   - anything else: EPERM, with the real path to change in the log.
+ */
+static int setattr_current_owner(pid_t pid, const struct stat *attr,
+				 int to_set)
+{
+	struct stat live;
+	int change = 0, rc;
+
+	to_set &= FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
+	if (!to_set || snap_attr_current_writer(pid))
+		return 0;
+	rc = snap_live_stat(snap_fs.live, &live);
+	if (rc != 0)
+		return rc;
+	if ((to_set & FUSE_SET_ATTR_MODE) &&
+	    (attr->st_mode & 07777) != (live.st_mode & 07777))
+		change = 1;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != live.st_uid)
+		change = 1;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != live.st_gid)
+		change = 1;
+	if (!change)
+		return 0;
+	snap_log(LOG_INFO, "%s of current.db refused: the live database's "
+		 "mode and owner belong to its administrator (change them on "
+		 "%s itself); restores through the mount keep them",
+		 (to_set & FUSE_SET_ATTR_MODE) ? "chmod" : "chown",
+		 snap_fs.db_path);
+	return -EPERM;
+}
+
 static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 			struct snap_handle *h)
 {
@@ -323,13 +368,15 @@ static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 	int rc = 0;
 
 	if (ino == SNAP_INO_CURRENT) {
-		if (to_set & FUSE_SET_ATTR_SIZE)
+		pid_t pid = fuse_req_ctx(req)->pid;
+
+		rc = setattr_current_owner(pid, attr, to_set);
+		if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
 			rc = setattr_current_size(h, attr->st_size);
-		/* Modes, owners and times of the live file belong to its
-		 * administrator: accepted and ignored, so cp -p, mv, rsync
-		 * and GIO finish their work. */
+		/* Times of the live file are its applications': accepted
+		 * and ignored, so cp -p, mv, rsync and GIO finish. */
 		if (rc == 0)
-			rc = snap_attr_current_fh(h, &st);
+			rc = snap_attr_current_req(pid, h, &st);
 	} else if (snap_ino_is_snapshot(ino) || ino == SNAP_INO_LATEST) {
 		rc = -EROFS;
 	} else if (ino < SNAP_INO_NODE_BASE) {

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""
+current.db's mode and owner through the mount (issue 7 item 9, chmod).
+
+The live database's mode and owner belong to its administrator; the mount
+never changes them, and never pretends it did:
+
+  * chmod or chown of current.db to something else fails with EPERM (it
+    used to return 0 and do nothing), and the daemon logs why and which
+    real path to change; a chmod to the mode it already has succeeds;
+  * restores that set the source's mode on the target afterwards (cp -p,
+    rsync -a --inplace, mv from another filesystem, gio copy of a
+    snapshot, whose mode has no write bits) succeed and leave the live
+    mode alone;
+  * snapshots' modes follow the live mode: after `chmod 600` of the real
+    file, a snapshot another user could read shows 0400 through the mount
+    and that user is refused.
+"""
+
+import os
+import sqlite3
+import time
+
+import mounttest as mt
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def mode(path):
+    return os.stat(path).st_mode & 0o7777
+
+
+def wait_for(cond, timeout=30):
+    """Poll cond until it holds or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def body(ctx):
+    live = ctx.path("app.db")
+    mt.make_db(live, "live")
+    os.chmod(live, 0o644)
+    os.chmod(ctx.dir, 0o755)           # another user may look in
+    m = ctx.mount(live, options=["allow_other"])
+    mnt = m.mnt
+    cur = os.path.join(mnt, "current.db")
+    sd = os.path.join(mnt, "snapshots")
+
+    ctx.check("current.db shows the live mode", mode(cur) == 0o644,
+              oct(mode(cur)))
+    r = ctx.run(["chmod", "600", cur])
+    ctx.check("chmod 600 current.db fails with EPERM", r.returncode != 0 and
+              "Operation not permitted" in r.stderr, r.stderr)
+    ctx.check("and the live file keeps its mode", mode(live) == 0o644,
+              oct(mode(live)))
+    ctx.check("the daemon says why and names the real file",
+              wait_for(lambda: m.has_log("chmod of current.db refused") and
+                       m.has_log(live)), m.text())
+    r = ctx.run(["chmod", "644", cur])
+    ctx.check("chmod to the mode it has succeeds", r.returncode == 0,
+              r.stderr)
+    r = ctx.run(["chown", "65534", cur])
+    ctx.check("chown current.db fails with EPERM", r.returncode != 0 and
+              "Operation not permitted" in r.stderr and
+              os.stat(live).st_uid == 0, r.stderr)
+
+    # Restores that copy the source's mode onto current.db afterwards.
+    r = ctx.run(["touch", os.path.join(sd, "readable")])
+    snap = [n for n in mt.snapshots(mnt) if n.endswith("_readable.db")]
+    ctx.require("a snapshot", r.returncode == 0 and len(snap) == 1,
+                r.stderr)
+    sp = os.path.join(sd, snap[0])
+    ctx.check("its mode is the live mode without write bits (0444)",
+              mode(sp) == 0o444, oct(mode(sp)))
+    src_dir = ctx.path("outside")
+    os.makedirs(src_dir)
+    cases = [
+        ("cp -p", lambda s: ["cp", "-p", s, cur]),
+        ("rsync -a --inplace", lambda s: ["rsync", "-a", "-I", "--inplace",
+                                          s, cur]),
+        ("mv from another filesystem", lambda s: ["mv", s, cur]),
+        ("gio copy of a snapshot", None),
+    ]
+    for i, (what, argv) in enumerate(cases):
+        if argv:
+            src = os.path.join(src_dir, "src-%d.db" % i)
+            mt.make_db(src, "src-%d" % i, rows=10 + i)
+            os.chmod(src, 0o600)
+            expect = mt.dump(src)
+            r = ctx.run(argv(src))
+        else:
+            expect = mt.dump(sp)
+            r = ctx.run(["gio", "copy", sp, cur])
+        ctx.check("%s onto current.db succeeds and restores" % what,
+                  r.returncode == 0 and mt.dump(live) == expect,
+                  r.stdout + r.stderr)
+        ctx.check("%s leaves the live mode alone" % what,
+                  mode(live) == 0o644, oct(mode(live)))
+
+    # The administrator makes the database private on the real path.
+    r = ctx.run(NOBODY + ["sh", "-c", 'cat "$1" > /dev/null', "-", sp])
+    ctx.check("another user can read the snapshot of a 0644 database",
+              r.returncode == 0, r.stderr)
+    os.chmod(live, 0o600)
+    ctx.check("after chmod 600 of the real file, the snapshot shows 0400 "
+              "through the mount", wait_for(lambda: mode(sp) == 0o400),
+              oct(mode(sp)))
+    r = ctx.run(NOBODY + ["sh", "-c", 'cat "$1" > /dev/null', "-", sp])
+    ctx.check("and the other user can no longer read it",
+              r.returncode != 0 and "Permission denied" in r.stderr,
+              r.stderr)
+    ctx.check("current.db shows 0600", mode(cur) == 0o600, oct(mode(cur)))
+    os.chmod(ctx.dir, 0o700)
+    m.stop()
+
+
+if __name__ == "__main__":
+    mt.main("current_mode", body)
