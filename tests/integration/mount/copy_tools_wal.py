@@ -35,39 +35,9 @@ import sys
 import threading
 
 import mounttest as mt
+from copy_under_load import WRITER
 
 ROUNDS = 5
-
-# One transaction at a time with a short pause after each commit, so the
-# daemon's image builds (and any other connection) get their turn; the
-# pause is pacing, not a wait for anything.
-WRITER = r"""
-import os, random, sqlite3, sys, time
-path, seed, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-rng = random.Random(seed)
-db = sqlite3.connect(path, timeout=60, isolation_level=None)
-db.execute("PRAGMA wal_autocheckpoint=0")
-n = db.execute("SELECT count(*) FROM accounts").fetchone()[0]
-done = 0
-while not os.path.exists(stop):
-    a, b = rng.randrange(n), rng.randrange(n)
-    amount = rng.randrange(1, 50)
-    db.execute("BEGIN IMMEDIATE")
-    db.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?",
-               (amount, a))
-    db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?",
-               (amount, b))
-    db.execute("INSERT INTO notes(body) VALUES(?)", ("w" * 1500,))
-    db.execute("COMMIT")
-    done += 1
-    if done == 1:
-        print("ready", flush=True)
-    time.sleep(0.003)
-print("stopped", done, flush=True)
-sys.stdin.read()        # keep the connection (and the WAL) until told
-db.close()
-"""
-
 
 def copy_rsync(ctx, cur, out):
     r = ctx.run(["rsync", cur, out])
@@ -142,7 +112,8 @@ def load_phase(ctx):
     m = ctx.mount(live)
     cur = os.path.join(m.mnt, "current.db")
     stop = ctx.path("stop")
-    w = ctx.spawn([sys.executable, "-c", WRITER, live, str(ctx.seed), stop],
+    w = ctx.spawn([sys.executable, "-c", WRITER, live, str(ctx.seed), stop,
+                   "grow"],
                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ctx.require("the WAL writer started",
                 w.stdout.readline().strip() == "ready")

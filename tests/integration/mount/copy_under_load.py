@@ -25,15 +25,24 @@ MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 WRITERS = 3
 COPIES = 25
 
-# Each writer pauses briefly after every commit: back-to-back BEGIN
-# IMMEDIATE loops starve the other writers (and the daemon's readers) in
-# rollback mode until a busy timeout ends them with "database is locked".
-# The pause is pacing, not a wait for anything.
+# A writer process: each transaction moves money between two accounts
+# (the total never changes) and counts itself in table counter, or with
+# "grow" (copy_tools_wal.py) adds a row to notes instead, with
+# wal_autocheckpoint=0, so a WAL database's image outgrows its main file;
+# a growing writer then keeps its connection, and so its WAL, until its
+# stdin closes.  It prints "ready" after its first commit and "stopped N"
+# at the end.  Each writer pauses briefly after every commit: back-to-back
+# BEGIN IMMEDIATE loops starve the other writers (and the daemon's
+# readers) in rollback mode until a busy timeout ends them with "database
+# is locked".  The pause is pacing, not a wait for anything.
 WRITER = r"""
 import os, random, sqlite3, sys, time
 path, seed, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+grow = sys.argv[4:] == ["grow"]
 rng = random.Random(seed)
 db = sqlite3.connect(path, timeout=60, isolation_level=None)
+if grow:
+    db.execute("PRAGMA wal_autocheckpoint=0")
 n = db.execute("SELECT count(*) FROM accounts").fetchone()[0]
 done = 0
 while True:
@@ -44,7 +53,10 @@ while True:
                (amount, a))
     db.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?",
                (amount, b))
-    db.execute("UPDATE counter SET n = n + 1")
+    if grow:
+        db.execute("INSERT INTO notes(body) VALUES(?)", ("w" * 1500,))
+    else:
+        db.execute("UPDATE counter SET n = n + 1")
     db.execute("COMMIT")
     done += 1
     if done == 1:
@@ -52,7 +64,10 @@ while True:
     if os.path.exists(stop):
         break
     time.sleep(rng.uniform(0.001, 0.004))
-print(done, flush=True)
+print("stopped", done, flush=True)
+if grow:
+    sys.stdin.read()
+    db.close()
 """
 
 
