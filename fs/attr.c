@@ -378,7 +378,8 @@ static struct snap_handle *attr_pin(pid_t pid)
 	tgid = attr_tgid(pid);
 	pthread_mutex_lock(&snap_fs.lock);
 	for (h = snap_fs.handles; h; h = h->next)
-		if (h->tgid == tgid && (!best || h->seq > best->seq))
+		if (h->tgid == tgid && !h->gone &&
+		    (!best || h->seq > best->seq))
 			best = h;
 	if (best)
 		best->pins++;

@@ -178,7 +178,7 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)h;
+	snap_handle_set(fi, h);
 	if (fuse_reply_open(req, fi) != 0)
 		snap_handle_free(h);
 }
@@ -188,12 +188,14 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 static void dir_read(fuse_req_t req, size_t size, off_t off,
 		     struct fuse_file_info *fi, int plus)
 {
-	struct snap_handle *h = snap_handle_of(fi);
+	struct snap_handle *h = snap_handle_get(fi);
 	char *buf = malloc(size);
 	size_t used = 0, i;
 
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
+	if (!buf || !h) {
+		fuse_reply_err(req, buf ? EBADF : ENOMEM);
+		free(buf);
+		snap_handle_put(h);
 		return;
 	}
 	for (i = (size_t)off; i < h->nents; i++) {
@@ -230,6 +232,7 @@ static void dir_read(fuse_req_t req, size_t size, off_t off,
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+	snap_handle_put(h);
 }
 
 void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
@@ -250,7 +253,7 @@ void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 			       struct fuse_file_info *fi)
 {
 	(void)ino;
-	snap_handle_free(snap_handle_of(fi));
+	snap_handle_free(snap_handle_take(fi));
 	fuse_reply_err(req, 0);
 }
 

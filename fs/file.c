@@ -46,10 +46,62 @@ struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
 	h->fd = -1;
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_mutex_lock(&snap_fs.lock);
+	h->id = ++snap_fs.handle_ids;
 	h->next = snap_fs.handles;
 	if (h->next)
 		h->next->prev = h;
 	snap_fs.handles = h;
+	pthread_mutex_unlock(&snap_fs.lock);
+	return h;
+}
+
+void snap_handle_set(struct fuse_file_info *fi, struct snap_handle *h)
+{
+	fi->fh = h->id;
+}
+
+/* The open handle fi names, pinned; NULL when there is none (released). */
+struct snap_handle *snap_handle_get(struct fuse_file_info *fi)
+{
+	struct snap_handle *h;
+
+	if (!fi)
+		return NULL;
+	pthread_mutex_lock(&snap_fs.lock);
+	for (h = snap_fs.handles; h; h = h->next)
+		if (h->id == fi->fh && !h->gone)
+			break;
+	if (h)
+		h->pins++;
+	pthread_mutex_unlock(&snap_fs.lock);
+	return h;
+}
+
+void snap_handle_put(struct snap_handle *h)
+{
+	if (!h)
+		return;
+	pthread_mutex_lock(&snap_fs.lock);
+	if (--h->pins == 0)
+		pthread_cond_broadcast(&snap_fs.unpinned);
+	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+/* RELEASE: the handle fi names, once no handler uses it any more; no
+ * handler can pin it after this.  NULL when there is none. */
+struct snap_handle *snap_handle_take(struct fuse_file_info *fi)
+{
+	struct snap_handle *h;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	for (h = snap_fs.handles; h; h = h->next)
+		if (h->id == fi->fh && !h->gone)
+			break;
+	if (h) {
+		h->gone = 1;
+		while (h->pins > 0)
+			pthread_cond_wait(&snap_fs.unpinned, &snap_fs.lock);
+	}
 	pthread_mutex_unlock(&snap_fs.lock);
 	return h;
 }
@@ -235,7 +287,7 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)h;
+	snap_handle_set(fi, h);
 	if (fuse_reply_open(req, fi) != 0)
 		snap_handle_release(h, 0);  /* interrupted: never released */
 }
@@ -248,7 +300,7 @@ static void reply_create(fuse_req_t req, struct fuse_file_info *fi,
 	struct fuse_entry_param e;
 
 	snap_attr_entry(&e, st, 0, 0);
-	fi->fh = (uint64_t)(uintptr_t)h;
+	snap_handle_set(fi, h);
 	if (fuse_reply_create(req, &e, fi) != 0) {
 		snap_handle_release(h, 0);  /* interrupted: never released */
 		if (is_node)
@@ -391,16 +443,14 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 }
 
 /* READ from whatever the handle reads. */
-void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
-			 off_t off, struct fuse_file_info *fi)
+static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
+			off_t off)
 {
-	struct snap_handle *h = snap_handle_of(fi);
 	snap_err err;
 	char *buf;
 	ssize_t n;
 	int rc;
 
-	(void)ino;
 	switch (h->kind) {
 	case SNAP_H_IMAGE:
 		reply_fd(req, h->img->fd, size, off); /* immutable: no lock */
@@ -455,16 +505,28 @@ void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	}
 }
 
+void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_get(fi);
+
+	(void)ino;
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	read_handle(req, h, size, off);
+	snap_handle_put(h);
+}
+
 /* WRITE into an upload, the session copy, a staging file or a request;
  * nothing else is writable. */
-void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-			  size_t size, off_t off, struct fuse_file_info *fi)
+static void write_handle(fuse_req_t req, struct snap_handle *h,
+			 const char *buf, size_t size, off_t off)
 {
-	struct snap_handle *h = snap_handle_of(fi);
 	ssize_t n;
 	int rc = 0;
 
-	(void)ino;
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
 	case SNAP_H_SESSION:
@@ -493,16 +555,27 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, (size_t)n);
 }
 
+void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+			  size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_get(fi);
+
+	(void)ino;
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	write_handle(req, h, buf, size, off);
+	snap_handle_put(h);
+}
+
 /* FLUSH (every close()): where uploads, edits and snapshot requests are
  * applied, so that their verdict is what close() returns. */
-void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
-			  struct fuse_file_info *fi)
+static void flush_handle(fuse_req_t req, struct snap_handle *h)
 {
-	struct snap_handle *h = snap_handle_of(fi);
 	char name[NAME_MAX + 1] = "";
 	int rc = 0, touched_current = 0;
 
-	(void)ino;
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
 	case SNAP_H_UPLOAD:
@@ -532,6 +605,20 @@ void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 		 * its own time-stamped name. */
 		snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR, name);
 	}
+}
+
+void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	struct snap_handle *h = snap_handle_get(fi);
+
+	(void)ino;
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	flush_handle(req, h);
+	snap_handle_put(h);
 }
 
 /*
@@ -601,8 +688,11 @@ void snap_handle_free_all(void)
 void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
+	struct snap_handle *h = snap_handle_take(fi);
+
 	(void)ino;
-	snap_handle_release(snap_handle_of(fi), 1);
+	if (h)
+		snap_handle_release(h, 1);
 	fuse_reply_err(req, 0);
 }
 

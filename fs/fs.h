@@ -248,7 +248,10 @@ struct snap_handle {
 	pid_t tgid;                    /* the opening process, 0 = none yet */
 	int writes;                    /* an upload or an edit session */
 	uint64_t seq;                  /* open order (newest wins) */
-	unsigned pins;                 /* attribute readers using it now */
+	unsigned pins;                 /* handlers using it now (see
+				        * snap_handle_get) */
+	uint64_t id;                   /* fi->fh; never reused in a run */
+	int gone;                      /* released: no new pins */
 	/* every open handle, for the shutdown (fs->lock) */
 	struct snap_handle *prev;
 	struct snap_handle *next;
@@ -277,6 +280,7 @@ struct snap_fs {
 	struct snap_session *session;   /* the edit session, or NULL */
 	struct snap_handle *handles;    /* every open handle */
 	uint64_t handle_seq;            /* last current.db open number */
+	uint64_t handle_ids;            /* last handle id handed out */
 	pthread_cond_t unpinned;        /* a handle's pins dropped to 0 */
 	pid_t unlink_pid;               /* who unlinked current.db, 0 = none */
 	int64_t unlink_until_ns;        /* and until when the name is free */
@@ -430,10 +434,18 @@ void snap_handle_release(struct snap_handle *h, int apply);
 /* At shutdown: release every handle the kernel never released. */
 void snap_handle_free_all(void);
 
-static inline struct snap_handle *snap_handle_of(struct fuse_file_info *fi)
-{
-	return fi ? (struct snap_handle *)(uintptr_t)fi->fh : NULL;
-}
+/*
+ * The kernel names an open file by fi->fh, and it can send RELEASE while
+ * another thread still serves a READ of the same file (an interrupted
+ * read).  So fi->fh is a number, not a pointer: snap_handle_get() finds the
+ * handle and pins it (NULL once it is released), snap_handle_put() unpins,
+ * and snap_handle_take() (RELEASE) marks it gone and waits for the pins,
+ * so a handle is never torn down under a handler that uses it.
+ */
+void snap_handle_set(struct fuse_file_info *fi, struct snap_handle *h);
+struct snap_handle *snap_handle_get(struct fuse_file_info *fi);
+void snap_handle_put(struct snap_handle *h);
+struct snap_handle *snap_handle_take(struct fuse_file_info *fi);
 
 /* ---- the handlers (file.c, dir.c; the table in ops.c) ----------------------- */
 

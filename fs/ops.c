@@ -200,15 +200,18 @@ static void snap_ll_forget_multi(fuse_req_t req, size_t count,
 static void snap_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
+	struct snap_handle *h;
 	struct stat st;
 	double ttl = 0;
 	int rc;
 
-	if (ino == SNAP_INO_CURRENT)
-		rc = snap_attr_current_req(fuse_req_ctx(req)->pid,
-					   snap_handle_of(fi), &st);
-	else
+	if (ino == SNAP_INO_CURRENT) {
+		h = snap_handle_get(fi);
+		rc = snap_attr_current_req(fuse_req_ctx(req)->pid, h, &st);
+		snap_handle_put(h);
+	} else {
 		rc = snap_attr_of(ino, &st, &ttl);
+	}
 	if (rc != 0)
 		fuse_reply_err(req, -rc);
 	else
@@ -362,12 +365,14 @@ static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 			    struct stat *attr, int to_set,
 			    struct fuse_file_info *fi)
 {
-	struct snap_handle *h = snap_handle_of(fi);
+	struct snap_handle *h = snap_handle_get(fi);
 	struct stat st;
 	double ttl = 0;
 	int rc = 0;
 
-	if (ino == SNAP_INO_CURRENT) {
+	if (fi && !h) {
+		rc = -EBADF;
+	} else if (ino == SNAP_INO_CURRENT) {
 		pid_t pid = fuse_req_ctx(req)->pid;
 
 		rc = setattr_current_owner(pid, attr, to_set);
@@ -390,6 +395,7 @@ static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, ttl);
+	snap_handle_put(h);
 }
 
 static void snap_ll_readlink(fuse_req_t req, fuse_ino_t ino)
