@@ -28,6 +28,9 @@
  *               changeset, comparing the copy with its base — the image
  *               the copy was made from, kept by a dup of its descriptor
  *               (the file is unlinked) and copied out only for a merge.
+ *               Rows both sides inserted with the same automatic key (an
+ *               application appending to the table the edit inserts into)
+ *               are merged, the edit's under new keys, each logged.
  *               A row changed on both sides, or a change a changeset cannot
  *               carry (schema, a table without a key), refuses the merge:
  *               the edit is kept as a snapshot of kind "conflict", the
@@ -590,6 +593,7 @@ static int session_merge(struct snap_session *s, snap_err *err)
 	snap_merge_result res;
 	char base[PATH_MAX];
 	struct stat st;
+	size_t i;
 	int rc;
 
 	if (s->base_fd < 0)
@@ -619,6 +623,15 @@ static int session_merge(struct snap_session *s, snap_err *err)
 					 : "",
 			 res.have_safety ? res.safety.name : "",
 			 res.have_safety ? "" : "; nothing to change");
+	for (i = 0; rc == 0 && i < res.nrekeyed; i++)
+		snap_log(LOG_INFO, "edit of current.db: its row %s=%lld of "
+			 "table %s is now %s=%lld (an application inserted a "
+			 "row with the same automatic key meanwhile)",
+			 res.rekeyed[i].column,
+			 (long long)res.rekeyed[i].old_key,
+			 res.rekeyed[i].table, res.rekeyed[i].column,
+			 (long long)res.rekeyed[i].new_key);
+	snap_merge_result_free(&res);
 	return rc;
 }
 
