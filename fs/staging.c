@@ -80,6 +80,9 @@
 
 #include "fs.h"
 
+/* What the session copy is called in messages. */
+#define SESSION_SHOWN "the edited copy of current.db"
+
 struct snap_session {
 	char path[PATH_MAX];   /* the session copy (fixed at creation) */
 	int ready;             /* the copy exists (fs->lock) */
@@ -249,6 +252,59 @@ void snap_staging_path(const char *what, char *out, size_t len)
 
 /* ---- restores --------------------------------------------------------- */
 
+/*
+ * The errno a restore (or import) through the mount returns to the program
+ * that asked — mv, cp, cat, a file manager — which prints only its text.
+ * The engine's errno passes when its text says what happened: EINVAL (not
+ * a usable database), EBUSY (another restore runs), ENOSPC, EDQUOT,
+ * ENOMEM, EACCES, EPERM, EROFS.  Every other one is EIO, as DESIGN.md §3
+ * promises for a refused or failed restore: "Bad message" (EBADMSG, a
+ * source that failed verification), "Stale file handle", "Interrupted
+ * system call" (which invites a retry), "File exists", "No such file or
+ * directory" (the source is there) and the like would mislead.  The
+ * engine's errno and reason are logged before this mapping.
+ */
+static int apply_errno(int rc)
+{
+	switch (rc) {
+	case 0:
+	case -EINVAL:
+	case -EBUSY:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ENOMEM:
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+	case -EIO:
+		return rc;
+	default:
+		return -EIO;
+	}
+}
+
+/* Replace the private path of a staging file in msg (cap bytes) by what
+ * the user knows it as: "/proc/self/fd/9/upload-2" means nothing to them. */
+static void msg_name(char *msg, size_t cap, const char *path,
+		     const char *shown)
+{
+	char out[SNAP_ERR_MSG];
+	size_t plen = strlen(path), o = 0;
+	const char *p = msg, *hit;
+
+	if (!plen || !strstr(msg, path))
+		return;
+	out[0] = '\0';
+	while ((hit = strstr(p, path)) && o < sizeof(out)) {
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
+				      (int)(hit - p), p, shown);
+		p = hit + plen;
+	}
+	if (o < sizeof(out))
+		snprintf(out + o, sizeof(out) - o, "%s", p);
+	snprintf(msg, cap, "%s", out);
+}
+
 static void apply_count(int rc)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -270,8 +326,9 @@ static void apply_report(int rc, const char *from, const snap_err *err,
 			 res->have_safety ? res->safety.name : "",
 			 res->have_safety ? ")" : "");
 	else
-		snap_log(LOG_ERR, "restore of current.db from %s refused (%s): "
-			 "%s%s", from, strerror(-rc),
+		snap_log(LOG_ERR, "restore of current.db from %s refused (%s%s"
+			 "): %s%s", from, strerror(-rc), apply_errno(rc) != rc ?
+			 ", reported as an I/O error" : "",
 			 err->msg[0] ? err->msg : "no detail",
 			 res->rolled_back ? "; the live database was rolled "
 					    "back to its previous state" :
@@ -292,7 +349,7 @@ int snap_apply_snapshot(int64_t id, const char *shown_name)
 	snap_live_resume(snap_fs.live);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	apply_report(rc, shown_name, &err, &res);
-	return rc;
+	return apply_errno(rc);
 }
 
 /* The same, for a file; the caller holds apply_lock. */
@@ -308,6 +365,7 @@ static int apply_file_locked(const char *path, const char *shown_name,
 	snap_live_quiesce(snap_fs.live);
 	rc = snap_restore_file_ex(snap_fs.store, path, label, o, &res, &err);
 	snap_live_resume(snap_fs.live);
+	msg_name(err.msg, sizeof(err.msg), path, shown_name);
 	if (rc != -ESTALE)      /* a refused session: the caller reports */
 		apply_report(rc, shown_name, &err, &res);
 	return rc;
@@ -364,7 +422,7 @@ int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 	if (wal)
 		side_remove(path);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
-	return rc;
+	return apply_errno(rc);
 }
 
 /* ---- uploads (staged replace) ------------------------------------------ */
@@ -398,18 +456,39 @@ int snap_upload_flush(struct snap_handle *h)
 	if (fstat(h->fd, &st) != 0)
 		rc = -errno;
 	else if (st.st_size == 0) {
-		/* Not the engine's business: nothing arrived (yet). */
-		snap_log(LOG_INFO, "current.db: nothing was written to it, and "
-			 "an empty file is not a database; the live database "
-			 "is unchanged");
+		/* Nothing arrived yet.  Not news: a shell's `cat x > current.db`
+		 * and dd's of= close a first descriptor before any byte comes
+		 * (dup2, then close).  This close fails all the same, since an
+		 * empty file is not a database (cp of an empty file, `: >`);
+		 * whether anything ever came is logged at RELEASE. */
+		snap_log(LOG_DEBUG, "current.db: a close with nothing written "
+			 "yet: nothing to restore (EINVAL)");
 		rc = -EINVAL;
 	} else
-		rc = snap_apply_file(h->path, NULL, "a file written to "
+		rc = snap_apply_file(h->path, NULL, "the file written to "
 				     "current.db", "upload");
 	h->dirty = 0;
 	h->attempted = 1;
 	h->last_rc = rc;
 	return rc;
+}
+
+void snap_upload_end(struct snap_handle *h, int apply)
+{
+	struct stat st;
+	int rc;
+
+	if (apply && h->dirty) {
+		rc = snap_upload_flush(h);
+		snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
+			 "written after the last close were applied at "
+			 "release (%s)", rc ? strerror(-rc) : "ok");
+	} else if (apply && fstat(h->fd, &st) == 0 && st.st_size == 0) {
+		snap_log(LOG_NOTICE, "current.db: nothing was written to it, "
+			 "and an empty file is not a database; the live "
+			 "database is unchanged");
+	}
+	unlink(h->path);
 }
 
 /* ---- edit sessions ------------------------------------------------------ */
@@ -613,6 +692,9 @@ static int session_merge(struct snap_session *s, snap_err *err)
 				    strerror(-rc));
 	rc = snap_merge_apply(snap_fs.store, base, s->path, &o, &res, err);
 	unlink(base);
+	msg_name(err->msg, sizeof(err->msg), base, "the copy the edit began "
+		 "from");
+	msg_name(err->msg, sizeof(err->msg), s->path, SESSION_SHOWN);
 	if (rc == 0)
 		snap_log(LOG_INFO, "edit of current.db merged into the live "
 			 "database as a changeset (%lld row%s inserted, %lld "
@@ -657,6 +739,7 @@ static int session_conflict(struct snap_session *s, const snap_err *why)
 	o.comment = comment;
 	snap_err_clear(&err);
 	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
+	msg_name(err.msg, sizeof(err.msg), s->path, SESSION_SHOWN);
 	pthread_mutex_lock(&snap_fs.lock);
 	snap_fs.conflicts++;
 	snap_fs.restores_failed++;
@@ -721,8 +804,7 @@ static int session_apply(struct snap_session *s)
 			session_watch_close(s);
 			rop = NULL;
 		}
-		rc = apply_file_locked(s->path, "an edit session", "edit",
-				       rop);
+		rc = apply_file_locked(s->path, SESSION_SHOWN, "edit", rop);
 		if (rc == 0) {
 			gen = snap_live_gen(snap_fs.live);
 			session_watch_open(s);
@@ -733,7 +815,7 @@ static int session_apply(struct snap_session *s)
 		}
 		if (rc != -ESTALE) {
 			pthread_mutex_unlock(&snap_fs.apply_lock);
-			return rc;
+			return apply_errno(rc);
 		}
 		/* An application committed after the check above. */
 	}
@@ -750,7 +832,7 @@ static int session_apply(struct snap_session *s)
 	}
 	rc = session_conflict(s, &err);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
-	return rc;
+	return apply_errno(rc);
 }
 
 int snap_session_flush(struct snap_handle *h)
@@ -910,11 +992,14 @@ int snap_pending_flush(struct snap_handle *h)
 		o.kind = SNAP_KIND_IMPORT;
 		rc = snap_snapshot_import(snap_fs.store, n->path, &o, &info,
 					  &err);
+		msg_name(err.msg, sizeof(err.msg), n->path, "the file");
 		if (rc == 0)
 			snap_log(LOG_INFO, "imported snapshot %s", info.name);
 		else
 			snap_log(LOG_ERR, "importing \"%s\" as a snapshot "
-				 "refused: %s", label, err.msg);
+				 "refused (%s%s): %s", label, strerror(-rc),
+				 apply_errno(rc) != rc ? ", reported as an "
+				 "I/O error" : "", err.msg);
 		if (had && had_kind == SNAP_KIND_MANUAL)
 			pending_drop(had);   /* the import replaces it */
 		if (had && had_kind == SNAP_KIND_MANUAL)
@@ -932,6 +1017,6 @@ int snap_pending_flush(struct snap_handle *h)
 out:
 	h->dirty = 0;
 	h->attempted = 1;
-	h->last_rc = rc;
-	return rc;
+	h->last_rc = apply_errno(rc);
+	return h->last_rc;
 }
