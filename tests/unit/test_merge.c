@@ -180,6 +180,27 @@ static void expect_refusal(tu_env *env, snap_store *st, const mworld *w,
 	assert_int_equal(tu_count(st), n);   /* no safety snapshot left */
 }
 
+/* The count of restore events whose detail holds every one of needles. */
+static int events_with(snap_store *st, const char *const *needles)
+{
+	snap_event *ev = NULL;
+	size_t nev = 0, i, k;
+	snap_err e;
+	int found = 0;
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_event_list(st, 0, 0, &ev, &nev, &e), 0);
+	for (i = 0; i < nev; i++) {
+		int all = strcmp(ev[i].kind, "restore") == 0 && ev[i].ok;
+
+		for (k = 0; all && needles[k]; k++)
+			all = strstr(ev[i].detail, needles[k]) != NULL;
+		found += all;
+	}
+	free(ev);
+	return found;
+}
+
 /* ---- applying ---------------------------------------------------------- */
 
 /* Both sides changed different rows: all of it is in the live database. */
@@ -189,11 +210,10 @@ static void disjoint_rows_apply(void **state, const char *mode)
 	mworld w;
 	snap_store *st = world(env, mode, &w);
 	snap_merge_result res;
-	snap_event *ev = NULL;
+	const char *needles[] = { "changeset", NULL, NULL };
 	snap_err e;
-	size_t nev = 0;
 	int64_t before = tu_count(st);
-	int rc, found = 0;
+	int rc;
 
 	sql_on(w.edited, "INSERT INTO t(id, v) VALUES(1001, 'edit');"
 			 "UPDATE t SET v = 'edited' WHERE id = 5;"
@@ -235,15 +255,8 @@ static void disjoint_rows_apply(void **state, const char *mode)
 	assert_int_equal(res.safety.kind, SNAP_KIND_PRE_RESTORE);
 	assert_int_equal(tu_count(st), before + 1);
 	/* One event says what happened. */
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, 0, 0, &ev, &nev, &e), 0);
-	for (size_t i = 0; i < nev; i++)
-		if (strcmp(ev[i].kind, "restore") == 0 && ev[i].ok &&
-		    strstr(ev[i].detail, "changeset") &&
-		    strstr(ev[i].detail, res.safety.name))
-			found++;
-	free(ev);
-	assert_int_equal(found, 1);
+	needles[1] = res.safety.name;
+	assert_int_equal(events_with(st, needles), 1);
 }
 
 static void test_merge_applies_disjoint_rows_rollback(void **state)
@@ -515,27 +528,6 @@ static void test_merge_refuses_new_keys_in_a_referenced_table(void **state)
 	sql_on(w.edited, "INSERT INTO t(v) VALUES('edit')");
 	sql_on(env->db, "INSERT INTO t(v) VALUES('app')");
 	expect_refusal(env, st, &w, -ESTALE, 1, "foreign key refers");
-}
-
-/* The count of restore events whose detail holds every one of needles. */
-static int events_with(snap_store *st, const char *const *needles)
-{
-	snap_event *ev = NULL;
-	size_t nev = 0, i, k;
-	snap_err e;
-	int found = 0;
-
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, 0, 0, &ev, &nev, &e), 0);
-	for (i = 0; i < nev; i++) {
-		int all = strcmp(ev[i].kind, "restore") == 0 && ev[i].ok;
-
-		for (k = 0; all && needles[k]; k++)
-			all = strstr(ev[i].detail, needles[k]) != NULL;
-		found += all;
-	}
-	free(ev);
-	return found;
 }
 
 /*
