@@ -473,6 +473,8 @@ int snap_upload_flush(struct snap_handle *h)
 	return rc;
 }
 
+/* The end of an upload handle (RELEASE): the only place that knows no
+ * byte will ever come, so the one that says so. */
 void snap_upload_end(struct snap_handle *h, int apply)
 {
 	struct stat st;
