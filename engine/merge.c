@@ -851,6 +851,43 @@ static int merge_rekey_collect(sqlite3 *db, const merge_plan *p,
 	return 0;
 }
 
+/* The conflict of pass 2: row `it` of table tab holds x, an old key of
+ * table r.  -ESTALE. */
+static int merge_rekey_refused(sqlite3 *db, sqlite3_changeset_iter *it,
+			       const char *tab, const merge_rk_tab *r,
+			       int64_t x, snap_merge_result *res,
+			       snap_err *err)
+{
+	char who[256];
+
+	merge_key_text(db, it, tab, who, sizeof(who));
+	res->conflict = 1;
+	snprintf(res->table, sizeof(res->table), "%s", r->name);
+	snprintf(res->key, sizeof(res->key), "%s=%" PRId64, r->cols[r->pkcol],
+		 x);
+	return snap_err_set(err, -ESTALE, "conflict in table %s, row %s: "
+			    "inserted by the edit, and a row with the same key "
+			    "was inserted in the live database meanwhile; the "
+			    "edit's row cannot take a new key, because row %s "
+			    "of table %s, changed by the edit, holds the value "
+			    "%" PRId64 " in a column (it may refer to it)",
+			    r->name, res->key, who, tab, x);
+}
+
+/* Column i's value of the iterator's row, new (k 0) or old (k 1), when
+ * the row has one; NULL otherwise. */
+static sqlite3_value *merge_value(sqlite3_changeset_iter *it, int op, int i,
+				  int k)
+{
+	sqlite3_value *v = NULL;
+
+	if (k == 0 && op != SQLITE_DELETE)
+		sqlite3changeset_new(it, i, &v);
+	else if (k == 1 && op != SQLITE_INSERT)
+		sqlite3changeset_old(it, i, &v);
+	return v;
+}
+
 /*
  * Pass 2 of the plan: no value of any row the edit changed may be one of
  * the old keys, except the re-keyed row's own key.  0, or -ESTALE with
@@ -868,48 +905,24 @@ static int merge_rekey_refs(sqlite3 *db, const merge_plan *p,
 		const char *tab;
 		int ncol, op, indirect, i, k;
 		const merge_rk_tab *own;
+		size_t j;
+		int64_t x;
 
 		sqlite3changeset_op(it, &tab, &ncol, &op, &indirect);
 		own = op == SQLITE_INSERT ? merge_rekey_find(rk, tab) : NULL;
 		for (i = 0; !rc && i < ncol; i++)
 			for (k = 0; !rc && k < 2; k++) {
-				sqlite3_value *v = NULL;
-				int64_t x;
-				size_t j;
+				sqlite3_value *v = merge_value(it, op, i, k);
 
-				if (k == 0 && op != SQLITE_DELETE)
-					sqlite3changeset_new(it, i, &v);
-				else if (k == 1 && op != SQLITE_INSERT)
-					sqlite3changeset_old(it, i, &v);
 				if (!merge_int_of(v, &x))
 					continue;
-				for (j = 0; !rc && j < rk->n; j++) {
-					const merge_rk_tab *r = &rk->tabs[j];
-					char who[256];
-
-					if (!merge_rekey_has(r, x) ||
-					    (r == own && i == r->pkcol))
-						continue;
-					merge_key_text(db, it, tab, who,
-						       sizeof(who));
-					res->conflict = 1;
-					snprintf(res->table, sizeof(res->table),
-						 "%s", r->name);
-					snprintf(res->key, sizeof(res->key),
-						 "%s=%" PRId64,
-						 r->cols[r->pkcol], x);
-					rc = snap_err_set(err, -ESTALE,
-						"conflict in table %s, row %s: "
-						"inserted by the edit, and a row "
-						"with the same key was inserted "
-						"in the live database meanwhile; "
-						"the edit's row cannot take a "
-						"new key, because row %s of "
-						"table %s, changed by the edit, "
-						"holds the value %" PRId64 " in "
-						"a column (it may refer to it)",
-						r->name, res->key, who, tab, x);
-				}
+				for (j = 0; !rc && j < rk->n; j++)
+					if (merge_rekey_has(&rk->tabs[j], x) &&
+					    !(&rk->tabs[j] == own &&
+					      i == own->pkcol))
+						rc = merge_rekey_refused(db, it,
+							tab, &rk->tabs[j], x,
+							res, err);
 			}
 	}
 	if (it)

@@ -456,9 +456,9 @@ int snap_upload_flush(struct snap_handle *h)
 	if (fstat(h->fd, &st) != 0)
 		rc = -errno;
 	else if (st.st_size == 0) {
-		/* Nothing arrived yet.  Not news: a shell's `cat x > current.db`
-		 * and dd's of= close a first descriptor before any byte comes
-		 * (dup2, then close).  This close fails all the same, since an
+		/* Nothing arrived yet.  Not news: the shell's `cat x >
+		 * current.db` and dd's of= close a first descriptor before
+		 * any byte comes (dup2, then close).  This close fails all the same, since an
 		 * empty file is not a database (cp of an empty file, `: >`);
 		 * whether anything ever came is logged at RELEASE. */
 		snap_log(LOG_DEBUG, "current.db: a close with nothing written "
