@@ -10,13 +10,36 @@
  * since `base` are left alone; a row changed on both sides is a conflict
  * and nothing is applied.
  *
+ * Rows inserted on both sides with the same automatic key are not the
+ * same row: an application appending to a table while a person inserts
+ * into it through the mount gets the keys SQLite assigns, max + 1, on both
+ * sides.  The edit's rows then take new keys, past everything the live
+ * database holds, in their own order, when all of this holds (otherwise it
+ * is a conflict, as below):
+ *   - the table's key is the rowid alias: one column declared INTEGER
+ *     PRIMARY KEY, with or without AUTOINCREMENT (not WITHOUT ROWID, not a
+ *     virtual table's shadow table);
+ *   - the edit's key is past base's end: greater than base's largest key
+ *     in that table and its sqlite_sequence value, which is where SQLite
+ *     assigns keys.  A key at or below it fills a gap, so somebody chose
+ *     it.  A key chosen past the end cannot be told from an assigned one
+ *     and is treated as assigned;
+ *   - nothing can refer to the old key: no declared foreign key refers to
+ *     the table, and no other value of any row the edit changed (any
+ *     column, as an integer, a real or a decimal text) equals it.  A
+ *     reference inside a longer text or a blob is not seen.
+ * Every row the edit inserted past base's end in such a table takes a new
+ * key (not only the colliding ones, so their order is kept); they are
+ * listed in res->rekeyed and in the event.  sqlite_sequence follows.
+ *
  * A merge refuses, with nothing changed, when:
  *   - a row changed on both sides: updated or deleted in the edit and
  *     changed or deleted in the live database since base, or inserted in
- *     both with the same key, or the edit's row breaks a constraint of the
- *     live database (a UNIQUE index, a CHECK) or leaves a foreign key
- *     dangling that was not dangling before (-ESTALE, res->conflict = 1,
- *     res->table and res->key name the first such row);
+ *     both with the same key (other than as above), or the edit's row
+ *     breaks a constraint of the live database (a UNIQUE index, a CHECK)
+ *     or leaves a foreign key dangling that was not dangling before
+ *     (-ESTALE, res->conflict = 1, res->table and res->key name the first
+ *     such row);
  *   - the live database's schema is no longer base's (-ESTALE);
  *   - the edit holds a change a changeset cannot carry: a schema change
  *     (CREATE, ALTER, DROP of a table, index, view or trigger), or changed
@@ -55,6 +78,14 @@ typedef struct snap_merge_opts {
 				     "an edit" */
 } snap_merge_opts;
 
+/* One row of the edit inserted under a new key. */
+typedef struct snap_merge_rekey {
+	char table[256];
+	char column[128];         /* its INTEGER PRIMARY KEY */
+	int64_t old_key;          /* the key it had in the edit */
+	int64_t new_key;          /* the key it has in the live database */
+} snap_merge_rekey;
+
 typedef struct snap_merge_result {
 	int64_t inserted;         /* rows the edit inserted, updated and */
 	int64_t updated;          /* deleted (counted from the changeset, */
@@ -65,6 +96,10 @@ typedef struct snap_merge_result {
 	char key[256];            /* its key, "id=51" */
 	int have_safety;          /* 1 when the safety snapshot was kept */
 	snap_info safety;         /* the pre-restore snapshot */
+	snap_merge_rekey *rekeyed; /* rows that took new keys, by table and
+				     old key (malloc'd; only when applied;
+				     snap_merge_result_free) */
+	size_t nrekeyed;
 } snap_merge_result;
 
 /*
@@ -76,5 +111,9 @@ typedef struct snap_merge_result {
 int snap_merge_apply(snap_store *s, const char *base, const char *edited,
 		     const snap_merge_opts *o, snap_merge_result *res,
 		     snap_err *err);
+
+/* Free what a result holds (res->rekeyed); safe on a zeroed result.  The
+ * next snap_merge_apply overwrites res without freeing it. */
+void snap_merge_result_free(snap_merge_result *res);
 
 #endif /* ENGINE_MERGE_H */

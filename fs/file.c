@@ -631,7 +631,6 @@ void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 void snap_handle_release(struct snap_handle *h, int apply)
 {
 	struct snap_node *node = h->node;
-	int rc;
 
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
@@ -646,13 +645,7 @@ void snap_handle_release(struct snap_handle *h, int apply)
 			snap_session_discard(h);
 		break;
 	case SNAP_H_UPLOAD:
-		if (apply && h->dirty) {
-			rc = snap_upload_flush(h);
-			snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
-				 "written after the last close were applied at "
-				 "release (%s)", rc ? strerror(-rc) : "ok");
-		}
-		unlink(h->path);
+		snap_upload_end(h, apply);
 		break;
 	case SNAP_H_SNAPSHOT:
 		snap_image_close(h->simg);

@@ -356,9 +356,13 @@ int snap_apply_snapshot(int64_t id, const char *shown_name);
 int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 		    const char *label);
 
-/* Upload handles: open creates the file; flush applies it. */
+/* Upload handles: open creates the file; flush applies it; end (at
+ * RELEASE, apply 1; 0 for a handle the kernel never had) applies bytes
+ * written after the last flush, logs an upload that never got a byte,
+ * and removes the file. */
 int snap_upload_begin(struct snap_handle *h);
 int snap_upload_flush(struct snap_handle *h);
+void snap_upload_end(struct snap_handle *h, int apply);
 
 /* Session handles. */
 int snap_session_join(struct snap_handle *h);

@@ -28,6 +28,9 @@
  *               changeset, comparing the copy with its base — the image
  *               the copy was made from, kept by a dup of its descriptor
  *               (the file is unlinked) and copied out only for a merge.
+ *               Rows both sides inserted with the same automatic key (an
+ *               application appending to the table the edit inserts into)
+ *               are merged, the edit's under new keys, each logged.
  *               A row changed on both sides, or a change a changeset cannot
  *               carry (schema, a table without a key), refuses the merge:
  *               the edit is kept as a snapshot of kind "conflict", the
@@ -76,6 +79,9 @@
 #include <unistd.h>
 
 #include "fs.h"
+
+/* What the session copy is called in messages. */
+#define SESSION_SHOWN "the edited copy of current.db"
 
 struct snap_session {
 	char path[PATH_MAX];   /* the session copy (fixed at creation) */
@@ -246,6 +252,59 @@ void snap_staging_path(const char *what, char *out, size_t len)
 
 /* ---- restores --------------------------------------------------------- */
 
+/*
+ * The errno a restore (or import) through the mount returns to the program
+ * that asked — mv, cp, cat, a file manager — which prints only its text.
+ * The engine's errno passes when its text says what happened: EINVAL (not
+ * a usable database), EBUSY (another restore runs), ENOSPC, EDQUOT,
+ * ENOMEM, EACCES, EPERM, EROFS.  Every other one is EIO, as DESIGN.md §3
+ * promises for a refused or failed restore: "Bad message" (EBADMSG, a
+ * source that failed verification), "Stale file handle", "Interrupted
+ * system call" (which invites a retry), "File exists", "No such file or
+ * directory" (the source is there) and the like would mislead.  The
+ * engine's errno and reason are logged before this mapping.
+ */
+static int apply_errno(int rc)
+{
+	switch (rc) {
+	case 0:
+	case -EINVAL:
+	case -EBUSY:
+	case -ENOSPC:
+	case -EDQUOT:
+	case -ENOMEM:
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+	case -EIO:
+		return rc;
+	default:
+		return -EIO;
+	}
+}
+
+/* Replace the private path of a staging file in msg (cap bytes) by what
+ * the user knows it as: "/proc/self/fd/9/upload-2" means nothing to them. */
+static void msg_name(char *msg, size_t cap, const char *path,
+		     const char *shown)
+{
+	char out[SNAP_ERR_MSG];
+	size_t plen = strlen(path), o = 0;
+	const char *p = msg, *hit;
+
+	if (!plen || !strstr(msg, path))
+		return;
+	out[0] = '\0';
+	while ((hit = strstr(p, path)) && o < sizeof(out)) {
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
+				      (int)(hit - p), p, shown);
+		p = hit + plen;
+	}
+	if (o < sizeof(out))
+		snprintf(out + o, sizeof(out) - o, "%s", p);
+	snprintf(msg, cap, "%s", out);
+}
+
 static void apply_count(int rc)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -267,8 +326,9 @@ static void apply_report(int rc, const char *from, const snap_err *err,
 			 res->have_safety ? res->safety.name : "",
 			 res->have_safety ? ")" : "");
 	else
-		snap_log(LOG_ERR, "restore of current.db from %s refused (%s): "
-			 "%s%s", from, strerror(-rc),
+		snap_log(LOG_ERR, "restore of current.db from %s refused (%s%s"
+			 "): %s%s", from, strerror(-rc), apply_errno(rc) != rc ?
+			 ", reported as an I/O error" : "",
 			 err->msg[0] ? err->msg : "no detail",
 			 res->rolled_back ? "; the live database was rolled "
 					    "back to its previous state" :
@@ -289,7 +349,7 @@ int snap_apply_snapshot(int64_t id, const char *shown_name)
 	snap_live_resume(snap_fs.live);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	apply_report(rc, shown_name, &err, &res);
-	return rc;
+	return apply_errno(rc);
 }
 
 /* The same, for a file; the caller holds apply_lock. */
@@ -305,6 +365,7 @@ static int apply_file_locked(const char *path, const char *shown_name,
 	snap_live_quiesce(snap_fs.live);
 	rc = snap_restore_file_ex(snap_fs.store, path, label, o, &res, &err);
 	snap_live_resume(snap_fs.live);
+	msg_name(err.msg, sizeof(err.msg), path, shown_name);
 	if (rc != -ESTALE)      /* a refused session: the caller reports */
 		apply_report(rc, shown_name, &err, &res);
 	return rc;
@@ -361,7 +422,7 @@ int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 	if (wal)
 		side_remove(path);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
-	return rc;
+	return apply_errno(rc);
 }
 
 /* ---- uploads (staged replace) ------------------------------------------ */
@@ -395,18 +456,41 @@ int snap_upload_flush(struct snap_handle *h)
 	if (fstat(h->fd, &st) != 0)
 		rc = -errno;
 	else if (st.st_size == 0) {
-		/* Not the engine's business: nothing arrived (yet). */
-		snap_log(LOG_INFO, "current.db: nothing was written to it, and "
-			 "an empty file is not a database; the live database "
-			 "is unchanged");
+		/* Nothing arrived yet.  Not news: the shell's `cat x >
+		 * current.db` and dd's of= close a first descriptor before
+		 * any byte comes (dup2, then close).  This close fails all the same, since an
+		 * empty file is not a database (cp of an empty file, `: >`);
+		 * whether anything ever came is logged at RELEASE. */
+		snap_log(LOG_DEBUG, "current.db: a close with nothing written "
+			 "yet: nothing to restore (EINVAL)");
 		rc = -EINVAL;
 	} else
-		rc = snap_apply_file(h->path, NULL, "a file written to "
+		rc = snap_apply_file(h->path, NULL, "the file written to "
 				     "current.db", "upload");
 	h->dirty = 0;
 	h->attempted = 1;
 	h->last_rc = rc;
 	return rc;
+}
+
+/* The end of an upload handle (RELEASE): the only place that knows no
+ * byte will ever come, so the one that says so. */
+void snap_upload_end(struct snap_handle *h, int apply)
+{
+	struct stat st;
+	int rc;
+
+	if (apply && h->dirty) {
+		rc = snap_upload_flush(h);
+		snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
+			 "written after the last close were applied at "
+			 "release (%s)", rc ? strerror(-rc) : "ok");
+	} else if (apply && fstat(h->fd, &st) == 0 && st.st_size == 0) {
+		snap_log(LOG_NOTICE, "current.db: nothing was written to it, "
+			 "and an empty file is not a database; the live "
+			 "database is unchanged");
+	}
+	unlink(h->path);
 }
 
 /* ---- edit sessions ------------------------------------------------------ */
@@ -590,6 +674,7 @@ static int session_merge(struct snap_session *s, snap_err *err)
 	snap_merge_result res;
 	char base[PATH_MAX];
 	struct stat st;
+	size_t i;
 	int rc;
 
 	if (s->base_fd < 0)
@@ -609,6 +694,9 @@ static int session_merge(struct snap_session *s, snap_err *err)
 				    strerror(-rc));
 	rc = snap_merge_apply(snap_fs.store, base, s->path, &o, &res, err);
 	unlink(base);
+	msg_name(err->msg, sizeof(err->msg), base, "the copy the edit began "
+		 "from");
+	msg_name(err->msg, sizeof(err->msg), s->path, SESSION_SHOWN);
 	if (rc == 0)
 		snap_log(LOG_INFO, "edit of current.db merged into the live "
 			 "database as a changeset (%lld row%s inserted, %lld "
@@ -619,6 +707,15 @@ static int session_merge(struct snap_session *s, snap_err *err)
 					 : "",
 			 res.have_safety ? res.safety.name : "",
 			 res.have_safety ? "" : "; nothing to change");
+	for (i = 0; rc == 0 && i < res.nrekeyed; i++)
+		snap_log(LOG_INFO, "edit of current.db: its row %s=%lld of "
+			 "table %s is now %s=%lld (an application inserted a "
+			 "row with the same automatic key meanwhile)",
+			 res.rekeyed[i].column,
+			 (long long)res.rekeyed[i].old_key,
+			 res.rekeyed[i].table, res.rekeyed[i].column,
+			 (long long)res.rekeyed[i].new_key);
+	snap_merge_result_free(&res);
 	return rc;
 }
 
@@ -644,6 +741,7 @@ static int session_conflict(struct snap_session *s, const snap_err *why)
 	o.comment = comment;
 	snap_err_clear(&err);
 	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
+	msg_name(err.msg, sizeof(err.msg), s->path, SESSION_SHOWN);
 	pthread_mutex_lock(&snap_fs.lock);
 	snap_fs.conflicts++;
 	snap_fs.restores_failed++;
@@ -708,8 +806,7 @@ static int session_apply(struct snap_session *s)
 			session_watch_close(s);
 			rop = NULL;
 		}
-		rc = apply_file_locked(s->path, "an edit session", "edit",
-				       rop);
+		rc = apply_file_locked(s->path, SESSION_SHOWN, "edit", rop);
 		if (rc == 0) {
 			gen = snap_live_gen(snap_fs.live);
 			session_watch_open(s);
@@ -720,7 +817,7 @@ static int session_apply(struct snap_session *s)
 		}
 		if (rc != -ESTALE) {
 			pthread_mutex_unlock(&snap_fs.apply_lock);
-			return rc;
+			return apply_errno(rc);
 		}
 		/* An application committed after the check above. */
 	}
@@ -737,7 +834,7 @@ static int session_apply(struct snap_session *s)
 	}
 	rc = session_conflict(s, &err);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
-	return rc;
+	return apply_errno(rc);
 }
 
 int snap_session_flush(struct snap_handle *h)
@@ -897,11 +994,14 @@ int snap_pending_flush(struct snap_handle *h)
 		o.kind = SNAP_KIND_IMPORT;
 		rc = snap_snapshot_import(snap_fs.store, n->path, &o, &info,
 					  &err);
+		msg_name(err.msg, sizeof(err.msg), n->path, "the file");
 		if (rc == 0)
 			snap_log(LOG_INFO, "imported snapshot %s", info.name);
 		else
 			snap_log(LOG_ERR, "importing \"%s\" as a snapshot "
-				 "refused: %s", label, err.msg);
+				 "refused (%s%s): %s", label, strerror(-rc),
+				 apply_errno(rc) != rc ? ", reported as an "
+				 "I/O error" : "", err.msg);
 		if (had && had_kind == SNAP_KIND_MANUAL)
 			pending_drop(had);   /* the import replaces it */
 		if (had && had_kind == SNAP_KIND_MANUAL)
@@ -919,6 +1019,6 @@ int snap_pending_flush(struct snap_handle *h)
 out:
 	h->dirty = 0;
 	h->attempted = 1;
-	h->last_rc = rc;
-	return rc;
+	h->last_rc = apply_errno(rc);
+	return h->last_rc;
 }

@@ -180,6 +180,27 @@ static void expect_refusal(tu_env *env, snap_store *st, const mworld *w,
 	assert_int_equal(tu_count(st), n);   /* no safety snapshot left */
 }
 
+/* The count of restore events whose detail holds every one of needles. */
+static int events_with(snap_store *st, const char *const *needles)
+{
+	snap_event *ev = NULL;
+	size_t nev = 0, i, k;
+	snap_err e;
+	int found = 0;
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_event_list(st, 0, 0, &ev, &nev, &e), 0);
+	for (i = 0; i < nev; i++) {
+		int all = strcmp(ev[i].kind, "restore") == 0 && ev[i].ok;
+
+		for (k = 0; all && needles[k]; k++)
+			all = strstr(ev[i].detail, needles[k]) != NULL;
+		found += all;
+	}
+	free(ev);
+	return found;
+}
+
 /* ---- applying ---------------------------------------------------------- */
 
 /* Both sides changed different rows: all of it is in the live database. */
@@ -189,11 +210,10 @@ static void disjoint_rows_apply(void **state, const char *mode)
 	mworld w;
 	snap_store *st = world(env, mode, &w);
 	snap_merge_result res;
-	snap_event *ev = NULL;
+	const char *needles[] = { "changeset", NULL, NULL };
 	snap_err e;
-	size_t nev = 0;
 	int64_t before = tu_count(st);
-	int rc, found = 0;
+	int rc;
 
 	sql_on(w.edited, "INSERT INTO t(id, v) VALUES(1001, 'edit');"
 			 "UPDATE t SET v = 'edited' WHERE id = 5;"
@@ -235,15 +255,8 @@ static void disjoint_rows_apply(void **state, const char *mode)
 	assert_int_equal(res.safety.kind, SNAP_KIND_PRE_RESTORE);
 	assert_int_equal(tu_count(st), before + 1);
 	/* One event says what happened. */
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, 0, 0, &ev, &nev, &e), 0);
-	for (size_t i = 0; i < nev; i++)
-		if (strcmp(ev[i].kind, "restore") == 0 && ev[i].ok &&
-		    strstr(ev[i].detail, "changeset") &&
-		    strstr(ev[i].detail, res.safety.name))
-			found++;
-	free(ev);
-	assert_int_equal(found, 1);
+	needles[1] = res.safety.name;
+	assert_int_equal(events_with(st, needles), 1);
 }
 
 static void test_merge_applies_disjoint_rows_rollback(void **state)
@@ -449,18 +462,178 @@ static void test_merge_refuses_a_row_deleted_on_the_other_side(void **state)
 	expect_refusal(env, st, &w, -ESTALE, 1, "id=6");
 }
 
-/* Both inserted with the same key (an INTEGER PRIMARY KEY both sides
- * picked as max + 1). */
-static void test_merge_refuses_inserts_with_clashing_keys(void **state)
+/* An explicit key that fills a gap below base's end, inserted on both
+ * sides: somebody chose it, so it is the same row. */
+static void test_merge_refuses_a_chosen_key_inserted_on_both_sides(void **state)
 {
 	tu_env *env = *state;
 	mworld w;
 	snap_store *st = world(env, "delete", &w);
 
+	sql_on(env->db, "DELETE FROM t WHERE id = 20");
+	tu_db_backup_copy(env->db, w.base);
+	tu_db_backup_copy(env->db, w.edited);
+	sql_on(w.edited, "INSERT INTO t(id, v) VALUES(20, 'edit')");
+	sql_on(env->db, "INSERT INTO t(id, v) VALUES(20, 'app')");
+	expect_refusal(env, st, &w, -ESTALE, 1, "not past the end");
+	expect_text(env->db, "SELECT v FROM t WHERE id = 20", "app");
+}
+
+/* The same key inserted on both sides of a WITHOUT ROWID table: its keys
+ * are never assigned by SQLite. */
+static void test_merge_refuses_a_text_key_inserted_on_both_sides(void **state)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, "delete", &w);
+
+	sql_on(w.edited, "INSERT INTO kv VALUES('c', 'edit')");
+	sql_on(env->db, "INSERT INTO kv VALUES('c', 'app')");
+	expect_refusal(env, st, &w, -ESTALE, 1, "not an automatic");
+	expect_text(env->db, "SELECT v FROM kv WHERE k = 'c'", "app");
+}
+
+/* An automatic key inserted on both sides, but another row of the edit
+ * holds it (a reference without a declared foreign key). */
+static void test_merge_refuses_new_keys_for_a_referenced_row(void **state)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, "delete", &w);
+	const char *ddl = "CREATE TABLE ref(id INTEGER PRIMARY KEY, t_id "
+			  "INTEGER)";
+
+	sql_on(env->db, ddl);
+	sql_on(w.base, ddl);
+	sql_on(w.edited, ddl);
+	sql_on(w.edited, "INSERT INTO t(v) VALUES('edit');"
+			 "INSERT INTO ref(t_id) VALUES(last_insert_rowid())");
+	sql_on(env->db, "INSERT INTO t(v) VALUES('app')");
+	expect_refusal(env, st, &w, -ESTALE, 1, "holds the value 51");
+	expect_text(env->db, "SELECT v FROM t WHERE id = 51", "app");
+}
+
+/* A declared foreign key refers to the table: no new keys there. */
+static void test_merge_refuses_new_keys_in_a_referenced_table(void **state)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, "delete", &w);
+	const char *ddl = "CREATE TABLE child(id INTEGER PRIMARY KEY, "
+			  "t_id INTEGER REFERENCES t(id))";
+
+	sql_on(env->db, ddl);
+	sql_on(w.base, ddl);
+	sql_on(w.edited, ddl);
 	sql_on(w.edited, "INSERT INTO t(v) VALUES('edit')");
 	sql_on(env->db, "INSERT INTO t(v) VALUES('app')");
-	expect_refusal(env, st, &w, -ESTALE, 1, "id=51");
-	expect_text(env->db, "SELECT v FROM t WHERE id = 51", "app");
+	expect_refusal(env, st, &w, -ESTALE, 1, "foreign key refers");
+}
+
+/*
+ * An application appending to t while the edit inserts into t: both got
+ * keys 51, 52 (and the edit 53).  The edit's rows take new keys after the
+ * application's, in their own order; a row the edit inserted elsewhere
+ * keeps its key.
+ */
+static void same_table_inserts_merge(void **state, const char *mode)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, mode, &w);
+	static const char *const needles[] = {
+		"3 of the inserted rows took new keys", "t id 51 -> 53",
+		"t id 52 -> 54", "t id 53 -> 55", NULL };
+	snap_merge_result res;
+	snap_err e;
+	size_t i;
+	int rc;
+
+	sql_on(w.edited, "INSERT INTO t(v) VALUES('e1');"
+			 "INSERT INTO t(v) VALUES('e2');"
+			 "INSERT INTO t(v) VALUES('e3');"
+			 "INSERT INTO other(what) VALUES('edit')");
+	sql_on(env->db, "INSERT INTO t(v) VALUES('a1');"
+			"INSERT INTO t(v) VALUES('a2')");
+	rc = merge(st, &w, &res, &e);
+	if (rc != 0)
+		fail_msg("merge: %d %s", rc, e.msg);
+	assert_int_equal(res.conflict, 0);
+	assert_int_equal(res.inserted, 4);
+	/* Every row, each once. */
+	assert_int_equal(int_on(env->db, "SELECT count(*) FROM t"), 55);
+	expect_text(env->db, "SELECT group_concat(v, ',') FROM (SELECT v "
+		    "FROM t WHERE id > 50 ORDER BY id)", "a1,a2,e1,e2,e3");
+	expect_text(env->db, "SELECT group_concat(id, ',') FROM (SELECT id "
+		    "FROM t WHERE id > 50 ORDER BY id)", "51,52,53,54,55");
+	expect_text(env->db, "SELECT what FROM other WHERE id = 1", "edit");
+	assert_true(tu_db_integrity_ok(env->db));
+	{
+		char *jm = tu_db_journal_mode(env->db);
+		assert_string_equal(jm, mode);
+		free(jm);
+	}
+	/* Said in the result and in the event. */
+	assert_int_equal(res.nrekeyed, 3);
+	for (i = 0; i < 3; i++) {
+		assert_string_equal(res.rekeyed[i].table, "t");
+		assert_string_equal(res.rekeyed[i].column, "id");
+		assert_int_equal(res.rekeyed[i].old_key, 51 + (int64_t)i);
+		assert_int_equal(res.rekeyed[i].new_key, 53 + (int64_t)i);
+	}
+	assert_int_equal(events_with(st, needles), 1);
+	snap_merge_result_free(&res);
+	/* The application goes on where the merge left off. */
+	sql_on(env->db, "INSERT INTO t(v) VALUES('a3')");
+	assert_int_equal(int_on(env->db, "SELECT id FROM t WHERE v = 'a3'"),
+			 56);
+}
+
+static void test_merge_gives_same_table_inserts_new_keys_rollback(void **state)
+{
+	same_table_inserts_merge(state, "delete");
+}
+
+static void test_merge_gives_same_table_inserts_new_keys_wal(void **state)
+{
+	same_table_inserts_merge(state, "wal");
+}
+
+/* AUTOINCREMENT: new keys past the live sqlite_sequence value (never a
+ * key the application used and deleted), and the sequence follows. */
+static void test_merge_gives_new_keys_past_autoincrement(void **state)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, "delete", &w);
+	snap_merge_result res;
+	snap_err e;
+	int rc;
+
+	const char *ddl = "CREATE TABLE seqd(id INTEGER PRIMARY KEY "
+			  "AUTOINCREMENT, v);"
+			  "INSERT INTO seqd(v) VALUES('x');";
+	sql_on(env->db, ddl);
+	sql_on(w.base, ddl);
+	sql_on(w.edited, ddl);
+	sql_on(w.edited, "INSERT INTO seqd(v) VALUES('e2');"
+			 "INSERT INTO seqd(v) VALUES('e3')");
+	sql_on(env->db, "INSERT INTO seqd(v) VALUES('a2');"
+			"INSERT INTO seqd(v) VALUES('a3');"
+			"INSERT INTO seqd(v) VALUES('a4');"
+			"DELETE FROM seqd WHERE id = 4");
+	rc = merge(st, &w, &res, &e);
+	if (rc != 0)
+		fail_msg("merge: %d %s", rc, e.msg);
+	expect_text(env->db, "SELECT group_concat(id || v, ',') FROM (SELECT "
+		    "id, v FROM seqd ORDER BY id)", "1x,2a2,3a3,5e2,6e3");
+	assert_int_equal(int_on(env->db, "SELECT seq FROM sqlite_sequence "
+				"WHERE name = 'seqd'"), 6);
+	assert_int_equal(res.nrekeyed, 2);
+	snap_merge_result_free(&res);
+	sql_on(env->db, "INSERT INTO seqd(v) VALUES('app')");
+	assert_int_equal(int_on(env->db, "SELECT max(id) FROM seqd"), 7);
+	assert_true(tu_db_integrity_ok(env->db));
 }
 
 /* A UNIQUE index the two sides' new rows break together. */
@@ -589,7 +762,13 @@ int main(void)
 		tu_test(test_merge_refuses_a_row_changed_on_both_sides_wal),
 		tu_test(test_merge_refuses_other_columns_of_the_same_row),
 		tu_test(test_merge_refuses_a_row_deleted_on_the_other_side),
-		tu_test(test_merge_refuses_inserts_with_clashing_keys),
+		tu_test(test_merge_gives_same_table_inserts_new_keys_rollback),
+		tu_test(test_merge_gives_same_table_inserts_new_keys_wal),
+		tu_test(test_merge_gives_new_keys_past_autoincrement),
+		tu_test(test_merge_refuses_a_chosen_key_inserted_on_both_sides),
+		tu_test(test_merge_refuses_a_text_key_inserted_on_both_sides),
+		tu_test(test_merge_refuses_new_keys_for_a_referenced_row),
+		tu_test(test_merge_refuses_new_keys_in_a_referenced_table),
 		tu_test(test_merge_refuses_a_broken_unique_constraint),
 		tu_test(test_merge_refuses_a_dangling_foreign_key),
 		tu_test(test_merge_refuses_a_schema_change_in_the_edit),

@@ -16,16 +16,26 @@ Edit sessions: SQLite clients writing to current.db through the mount
     sides' rows are in the live database (safety snapshot, an event saying
     "changeset"); an edit that changed no row applies nothing;
   * a row changed on both sides (the same row updated, or the same key
-    inserted) refuses the whole edit: close() fails (EIO), the edited copy
-    is kept as a snapshot of kind conflict, the daemon names the table and
-    the row, on_failure runs, and the application's commit stays;
+    chosen by both and inserted) refuses the whole edit: close() fails
+    (EIO), the edited copy is kept as a snapshot of kind conflict, the
+    daemon names the table and the row, on_failure runs, and the
+    application's commit stays;
+  * the same automatic key inserted on both sides (an application
+    appending to the table the edit inserts into) is not a conflict: the
+    edit's row takes a new key, close() succeeds, the daemon logs the old
+    and the new key and the event history says so;
   * with an application writing other rows on the real path all the time,
     repeated `sqlite3 MNT/current.db "insert ..."` all reach the live
     database, and no application commit is lost;
   * with an application inserting into the same table all the time (same
-    keys on both sides), nothing is lost: every mount edit is in the live
-    database or in a conflict snapshot.
+    automatic keys on both sides), repeated `sqlite3 MNT/current.db
+    "insert ..."` all exit 0 and no close fails (no failed restore in
+    status.json, no "not applied" in the daemon's log), every row of both
+    is in the live database under its own key, and no conflict snapshot is
+    made.
 """
+
+import json
 
 import errno
 import os
@@ -190,6 +200,10 @@ def body(ctx):
     def hooked():
         return open(hook_out).read() if os.path.exists(hook_out) else ""
 
+    def restores_failed():
+        with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
+            return json.load(f)["mount"]["restores"]["failed"]
+
     # The live database moves while a session is open, on other rows: the
     # edit is merged.  A descriptor of our own keeps the session open
     # across the client's close, so the application's commit surely falls
@@ -265,19 +279,56 @@ def body(ctx):
               mt.poll(lambda: "conflict in table items" in hooked()),
               hooked())
 
-    # The same key inserted on both sides, through a real SQLite client.
-    c = sqlite3.connect(cur, timeout=30)
-    c.execute("INSERT INTO items(tag, body) VALUES('mount', 'stale')")
-    c.commit()
-    app_sql(live, "INSERT INTO items(tag, body) VALUES('app', 'meanwhile')")
-    c.close()
-    ctx.check("an insert whose key the application took meanwhile is not "
-              "applied", "stale" not in rows(live, "mount") and
-              "meanwhile" in rows(live, "app"))
-    found = [n for n in conflicts() if "stale" in
+    # The same key chosen on both sides (id 1 is free since the
+    # multi-statement transaction above deleted it): a conflict.
+    fd = os.open(cur, os.O_RDWR)
+    mount_edit(cur, "INSERT INTO items(id, tag, body) VALUES(1, 'mount', "
+                    "'chosen')")
+    app_sql(live, "INSERT INTO items(id, tag, body) VALUES(1, 'app', "
+                  "'chosen-app')")
+    err = close_errno(fd)
+    ctx.check("an insert of a key the application chose too fails at "
+              "close() with EIO", err == errno.EIO, err)
+    ctx.check("and is not applied", "chosen" not in rows(live, "mount") and
+              "chosen-app" in rows(live, "app"))
+    found = [n for n in conflicts() if "chosen" in
              rows(os.path.join(sd, n), "mount")]
     ctx.check("it is kept as a conflict snapshot", len(found) == 1)
+    ctx.check("the daemon says the key was chosen, not assigned",
+              m.has_log("not past the end"), m.text())
     root_clean("conflicts")
+
+    # The same automatic key inserted on both sides, through a real SQLite
+    # client: the edit's row takes a new key.
+    n_conflicts = len(conflicts())
+    fd = os.open(cur, os.O_RDWR)
+    c = sqlite3.connect(cur, timeout=30)
+    c.execute("INSERT INTO items(tag, body) VALUES('mount', 'mine')")
+    c.commit()
+    mine = c.execute("SELECT id FROM items WHERE body = 'mine'"
+                     ).fetchone()[0]
+    c.close()
+    app_sql(live, "INSERT INTO items(tag, body) VALUES('app', 'theirs')")
+    err = close_errno(fd)
+    ctx.check("an insert whose automatic key the application took "
+              "meanwhile closes without error", err is None, err)
+    db = sqlite3.connect("file:%s?mode=ro" % live, uri=True, timeout=60)
+    got = dict(db.execute("SELECT body, id FROM items WHERE body IN "
+                          "('mine', 'theirs')").fetchall())
+    db.close()
+    ctx.check("both rows are in the live database, the application's "
+              "under the key it got, the edit's under a new one",
+              got.get("theirs") == mine and got.get("mine", 0) > mine, got)
+    ctx.check("no conflict snapshot for it",
+              len(conflicts()) == n_conflicts, mt.kinds(mnt))
+    ctx.check("the daemon logs the old and the new key",
+              m.has_log("its row id=%d of table items is now id=%d"
+                        % (mine, got.get("mine", 0))), m.text())
+    with open(os.path.join(mnt, ".snapfs", "log")) as f:
+        history = f.read()
+    ctx.check("the event history says so",
+              "items id %d -> %d" % (mine, got.get("mine", 0)) in history,
+              history[-2000:])
 
     # An application writing other rows all the time, and edits through
     # the mount: every one of both is in the live database.
@@ -298,22 +349,36 @@ def body(ctx):
               mt.integrity(live) == "ok")
 
     # An application inserting into the same table all the time: the
-    # same keys on both sides, so edits may conflict, but nothing is lost.
+    # same automatic keys on both sides, and every edit still merges.
+    n_conflicts = len(conflicts())
+    failed = restores_failed()
+    n_log = len(m.log)
     results, napp = run_writer(ctx, live, "items", 10, cur, "edit")
-    ctx.check("the sqlite3 clients ran", all(rc == 0 for rc in results),
+    ctx.check("every sqlite3 client exits 0", all(rc == 0 for rc in results),
               results)
+    ctx.check("no close() failed (no failed restore in status.json)",
+              restores_failed() == failed, restores_failed())
+    refused = [l for l in m.log[n_log:] if "not applied" in l or
+               "refused" in l]
+    ctx.check("the daemon refused nothing", not refused, "\n".join(refused))
+    ctx.check("no conflict snapshot", len(conflicts()) == n_conflicts,
+              mt.kinds(mnt))
     got = rows(live, "app")
     missing = {"app-%d" % i for i in range(1, napp + 1)} - got
     ctx.check("every one of the application's %d commits is in the live "
               "database" % napp, not missing, sorted(missing)[:20])
-    kept = set()
-    for n in conflicts():
-        kept |= rows(os.path.join(sd, n), "edit")
-    edits = rows(live, "edit")
-    lost = {"edit-%d" % i for i in range(10)} - edits - kept
-    ctx.check("every edit through the mount is in the live database (%d) "
-              "or a conflict snapshot (%d)" % (len(edits), len(kept - edits)),
+    lost = {"edit-%d" % i for i in range(10)} - rows(live, "edit")
+    ctx.check("every edit through the mount is in the live database",
               not lost, sorted(lost))
+    db = sqlite3.connect("file:%s?mode=ro" % live, uri=True, timeout=60)
+    dup = db.execute("SELECT count(*) - count(DISTINCT body) FROM items "
+                     "WHERE tag IN ('app', 'edit')").fetchone()[0]
+    db.close()
+    ctx.check("each of them once", dup == 0, dup)
+    ctx.check("some edits met the application's keys and took new ones "
+              "(the daemon logged it)",
+              any("is now id=" in l for l in m.log[n_log:]),
+              "\n".join(m.log[n_log:]))
     ctx.check("the live database passes integrity_check",
               mt.integrity(live) == "ok")
     root_clean("concurrent edits")
