@@ -967,7 +967,7 @@ out:
 int snap_restore_table(snap_store *s, int64_t id, const char *table,
 		       snap_table_restore *res, snap_err *err)
 {
-	snap_create_opts o = { SNAP_KIND_PRE_RESTORE, NULL, NULL, 0 };
+	snap_create_opts o = { .kind = SNAP_KIND_PRE_RESTORE };
 	snap_table_restore tmp;
 	snap_err local;
 	char label[SNAP_LABEL_MAX + 1], fkmsg[64] = "";

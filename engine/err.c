@@ -131,3 +131,24 @@ void snap_err_suffix(snap_err *e, const char *fmt, ...)
 	vsnprintf(e->msg + n, sizeof(e->msg) - n, fmt, ap);
 	va_end(ap);
 }
+
+void snap_err_rename(snap_err *e, const char *path, const char *shown)
+{
+	char out[SNAP_ERR_MSG];
+	size_t plen, o = 0;
+	const char *p, *hit;
+
+	if (!e || !path || !shown || !(plen = strlen(path)) ||
+	    !strstr(e->msg, path))
+		return;
+	p = e->msg;
+	out[0] = '\0';
+	while ((hit = strstr(p, path)) && o < sizeof(out)) {
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
+				      (int)(hit - p), p, shown);
+		p = hit + plen;
+	}
+	if (o < sizeof(out))
+		snprintf(out + o, sizeof(out) - o, "%s", p);
+	snprintf(e->msg, sizeof(e->msg), "%s", out);
+}

@@ -56,6 +56,10 @@ int snap_err_sqlite(snap_err *e, sqlite3 *db, int rc, const char *fmt, ...)
 void snap_err_prefix(snap_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Replace every occurrence of path in the message by shown: a private
+ * staging path ("/proc/self/fd/9/upload-2") means nothing to a user. */
+void snap_err_rename(snap_err *e, const char *path, const char *shown);
+
 /* Append more detail to the existing message (" (needs 12 MB)"). */
 void snap_err_suffix(snap_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

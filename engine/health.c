@@ -241,7 +241,7 @@ static void health_keep_corrupt(snap_store *s, snap_check_result *r,
 				char *why, size_t cap)
 {
 	char comment[SNAP_COMMENT_MAX + 1];
-	snap_create_opts o = { SNAP_KIND_RECOVERY, "corrupt", comment, 0 };
+	snap_create_opts o = { .kind = SNAP_KIND_RECOVERY, .label = "corrupt", .comment = comment };
 	snap_err e;
 
 	snprintf(comment, sizeof(comment), "the corrupt state, kept by the "

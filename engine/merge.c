@@ -1349,8 +1349,8 @@ static int merge_into_live(snap_store *s, const char *base,
 			   const merge_plan *p, snap_merge_result *res,
 			   snap_err *err)
 {
-	snap_create_opts safety = { SNAP_KIND_PRE_RESTORE, "before-merge",
-				    NULL, 0 };
+	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE,
+				    .label = "before-merge" };
 	sqlite3 *db = NULL;
 	merge_rekey rk;
 	void *cs = p->cs;

@@ -830,7 +830,7 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err)
 {
 	snap_restore_result tmp;
-	snap_create_opts safety = { SNAP_KIND_PRE_RESTORE, NULL, NULL, 0 };
+	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE };
 	copy_plan plan;
 	enum live_state state;
 	snap_info si;
@@ -979,7 +979,8 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 			 const snap_restore_opts *o, snap_restore_result *res,
 			 snap_err *err)
 {
-	snap_create_opts io = { SNAP_KIND_IMPORT, label, NULL, 0 };
+	snap_create_opts io = { .kind = SNAP_KIND_IMPORT, .label = label,
+				.source_name = o ? o->source_name : NULL };
 	char *dup = NULL;
 	snap_info si;
 	int64_t same;

@@ -67,6 +67,9 @@ typedef int (*snap_restore_precond)(void *ctx, const snap_live_token *tok,
 typedef struct snap_restore_opts {
 	snap_restore_precond precond;   /* may be NULL */
 	void *ctx;
+	const char *source_name;        /* restore from a file: what messages
+					   and events call it (NULL: its
+					   path) */
 } snap_restore_opts;
 
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,

@@ -273,7 +273,7 @@ static int sched_newest(snap_store *s, snap_info *si, int *have,
 /* Take the automatic snapshot of a due tick (the database changed). */
 static int sched_take(snap_sched *sc, snap_tick_result *r, snap_err *err)
 {
-	snap_create_opts o = { SNAP_KIND_AUTO, "auto", NULL, 0 };
+	snap_create_opts o = { .kind = SNAP_KIND_AUTO, .label = "auto" };
 	snap_keep_decision *dec = NULL;
 	snap_info prev;
 	sched_obs pending, after;

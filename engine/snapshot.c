@@ -462,7 +462,7 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 				snap_info *out, snap_err *err)
 {
 	const char *path = s->db_path;
-	snap_create_opts dflt = { SNAP_KIND_MANUAL, NULL, NULL, 0 };
+	snap_create_opts dflt = { .kind = SNAP_KIND_MANUAL };
 	snap_info tmp;
 	struct stat st;
 	sqlite3 *src = NULL;
@@ -678,7 +678,7 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 			     const snap_create_opts *o, const char *event,
 			     snap_info *out, snap_err *err)
 {
-	snap_create_opts dflt = { SNAP_KIND_IMPORT, NULL, NULL, 0 };
+	snap_create_opts dflt = { .kind = SNAP_KIND_IMPORT };
 	snap_info tmp;
 	uint8_t h[100];
 	off_t size = 0;
@@ -704,11 +704,14 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
+	if (rc && o->source_name)
+		snap_err_rename(err, path, o->source_name);
 	if (rc)
 		snap_event_add(s, event, "", 0, "%s", err ? err->msg :
 			       "import failed");
 	else
 		snap_event_add(s, "import", out->name, 1, "imported %s (kind "
-			       "%s)", path, snap_kind_name(out->kind));
+			       "%s)", o->source_name ? o->source_name : path,
+			       snap_kind_name(out->kind));
 	return rc;
 }

@@ -21,6 +21,8 @@ typedef struct snap_create_opts {
 	const char *label;       /* NULL: the kind's name */
 	const char *comment;     /* NULL: none */
 	int pinned;
+	const char *source_name; /* import: what messages and the event call
+				    the file (NULL: its path) */
 } snap_create_opts;
 
 /* Progress callback: done and total in pages; may be NULL. */

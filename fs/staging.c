@@ -283,28 +283,6 @@ static int apply_errno(int rc)
 	}
 }
 
-/* Replace the private path of a staging file in msg (cap bytes) by what
- * the user knows it as: "/proc/self/fd/9/upload-2" means nothing to them. */
-static void msg_name(char *msg, size_t cap, const char *path,
-		     const char *shown)
-{
-	char out[SNAP_ERR_MSG];
-	size_t plen = strlen(path), o = 0;
-	const char *p = msg, *hit;
-
-	if (!plen || !strstr(msg, path))
-		return;
-	out[0] = '\0';
-	while ((hit = strstr(p, path)) && o < sizeof(out)) {
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "%.*s%s",
-				      (int)(hit - p), p, shown);
-		p = hit + plen;
-	}
-	if (o < sizeof(out))
-		snprintf(out + o, sizeof(out) - o, "%s", p);
-	snprintf(msg, cap, "%s", out);
-}
-
 static void apply_count(int rc)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -356,16 +334,24 @@ int snap_apply_snapshot(int64_t id, const char *shown_name)
 static int apply_file_locked(const char *path, const char *shown_name,
 			     const char *label, const snap_restore_opts *o)
 {
+	snap_restore_opts named;
 	snap_restore_result res;
 	snap_err err;
 	int rc;
 
+	/* The engine's messages and events name the file as the user knows
+	 * it, not by its private staging path. */
+	memset(&named, 0, sizeof(named));
+	if (o)
+		named = *o;
+	named.source_name = shown_name;
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
 	snap_live_quiesce(snap_fs.live);
-	rc = snap_restore_file_ex(snap_fs.store, path, label, o, &res, &err);
+	rc = snap_restore_file_ex(snap_fs.store, path, label, &named, &res,
+				  &err);
 	snap_live_resume(snap_fs.live);
-	msg_name(err.msg, sizeof(err.msg), path, shown_name);
+	snap_err_rename(&err, path, shown_name);
 	if (rc != -ESTALE)      /* a refused session: the caller reports */
 		apply_report(rc, shown_name, &err, &res);
 	return rc;
@@ -694,9 +680,9 @@ static int session_merge(struct snap_session *s, snap_err *err)
 				    strerror(-rc));
 	rc = snap_merge_apply(snap_fs.store, base, s->path, &o, &res, err);
 	unlink(base);
-	msg_name(err->msg, sizeof(err->msg), base, "the copy the edit began "
+	snap_err_rename(err, base, "the copy the edit began "
 		 "from");
-	msg_name(err->msg, sizeof(err->msg), s->path, SESSION_SHOWN);
+	snap_err_rename(err, s->path, SESSION_SHOWN);
 	if (rc == 0)
 		snap_log(LOG_INFO, "edit of current.db merged into the live "
 			 "database as a changeset (%lld row%s inserted, %lld "
@@ -739,9 +725,9 @@ static int session_conflict(struct snap_session *s, const snap_err *why)
 	snprintf(comment, sizeof(comment), "an edit of current.db through "
 		 "the mount, not applied: %s", why->msg);
 	o.comment = comment;
+	o.source_name = SESSION_SHOWN;
 	snap_err_clear(&err);
 	rc = snap_snapshot_import(snap_fs.store, s->path, &o, &info, &err);
-	msg_name(err.msg, sizeof(err.msg), s->path, SESSION_SHOWN);
 	pthread_mutex_lock(&snap_fs.lock);
 	snap_fs.conflicts++;
 	snap_fs.restores_failed++;
@@ -796,7 +782,8 @@ static int session_apply(struct snap_session *s)
 	}
 	gen = snap_live_gen(snap_fs.live);
 	if (!s->merged && gen == s->base_gen) {
-		snap_restore_opts ro = { session_precond, s };
+		snap_restore_opts ro = { .precond = session_precond,
+					 .ctx = s };
 		const snap_restore_opts *rop = &ro;
 
 		/* WAL across page sizes is refused while any connection is
@@ -992,9 +979,9 @@ int snap_pending_flush(struct snap_handle *h)
 				 err.msg);
 	} else {
 		o.kind = SNAP_KIND_IMPORT;
+		o.source_name = "the file";
 		rc = snap_snapshot_import(snap_fs.store, n->path, &o, &info,
 					  &err);
-		msg_name(err.msg, sizeof(err.msg), n->path, "the file");
 		if (rc == 0)
 			snap_log(LOG_INFO, "imported snapshot %s", info.name);
 		else

@@ -661,7 +661,7 @@ static void test_restore_file_refused_by_precondition_leaves_nothing(void **stat
 	make_fixture(env, "delete", 4096, &f);
 	char other[PATH_MAX], now[65];
 	tu_db_create(tu_path(env, other, "other.db"), "delete", 4096, 10);
-	snap_restore_opts o = { refuse, NULL };
+	snap_restore_opts o = { .precond = refuse };
 	snap_restore_result res;
 	snap_event *ev = NULL;
 	size_t nev = 0, nev0 = 0;
@@ -785,6 +785,36 @@ static void test_restore_file_refuses_bad_files(void **state)
 	free(b);
 }
 
+static void test_restore_file_names_its_source_as_asked(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char p[PATH_MAX];
+	char text[3000];
+	snap_restore_opts o = { .source_name = "the file written to current.db" };
+	snap_restore_result res;
+	snap_event *ev = NULL;
+	size_t nev = 0;
+	snap_err e;
+
+	memset(text, 'T', sizeof(text));
+	tu_write_file(tu_path(env, p, "private-upload-7"), text, sizeof(text));
+	snap_err_clear(&e);
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(snap_restore_file_ex(env->st, p, "upload", &o, &res,
+					      &e), -EINVAL);
+	/* Neither the message nor the recorded event shows the private
+	 * path; both name the file as the caller knows it. */
+	assert_null(strstr(e.msg, "private-upload-7"));
+	assert_non_null(strstr(e.msg, o.source_name));
+	assert_int_equal(snap_event_list(env->st, 0, 1, &ev, &nev, NULL), 0);
+	assert_int_equal(nev, 1);
+	assert_null(strstr(ev[0].detail, "private-upload-7"));
+	assert_non_null(strstr(ev[0].detail, o.source_name));
+	free(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -807,6 +837,7 @@ int main(void)
 		tu_test(test_restore_file_of_a_snapshot_copy_adds_no_import),
 		tu_test(test_restore_file_refused_by_precondition_leaves_nothing),
 		tu_test(test_restore_file_refuses_bad_files),
+		tu_test(test_restore_file_names_its_source_as_asked),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
