@@ -180,6 +180,10 @@ def body(ctx):
                   "the edited copy of current.db"):
         ctx.check("the daemon's log names %s" % shown,
                   any(shown in l for l in m.log[n_log:]), m.text())
+    with open(os.path.join(mnt, ".snapfs", "log")) as f:
+        history = [l for l in f if "/proc/self/fd/" in l]
+    ctx.check("the event history (.snapfs/log) never names a private "
+              "staging path", not history, "".join(history))
     ctx.check("the live database passes integrity_check",
               mt.integrity(live) == "ok")
     root = sorted(os.listdir(mnt))
