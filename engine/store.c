@@ -134,6 +134,11 @@ void snap_label_sanitize(const char *in, const char *fallback,
 			 c == '-';
 		out[n++] = ok ? c : '-';
 	}
+	/* Nor a trailing ".db" the mapping or the cut made ("x\xff.db.db"
+	 * gives "x-.db"): the name adds ".db", and a label sanitized again
+	 * must stay as it is. */
+	while (n >= 3 && memcmp(out + n - 3, ".db", 3) == 0)
+		n -= 3;
 	/* No leading dots: a label never makes a hidden name. */
 	while (n && out[0] == '.') {
 		memmove(out, out + 1, --n);

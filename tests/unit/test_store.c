@@ -417,6 +417,30 @@ static void test_label_of_only_a_db_suffix_becomes_the_fallback(void **state)
 	assert_string_equal(out, "import");
 }
 
+static void test_label_sanitize_is_idempotent(void **state)
+{
+	(void)state;
+	/* Found by tests/fuzz/fuzz_label.c: a ".db" that only the mapping
+	 * or the cut at SNAP_LABEL_MAX bytes leaves at the end. */
+	static const char *const in[] = {
+		"\xb6.db.db", "a.db.db", "x\xff.db",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		".dbzz",
+	};
+	static const char *const want[] = {
+		"-", "a", "x-",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	};
+	char out[SNAP_LABEL_MAX + 1], again[SNAP_LABEL_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		snap_label_sanitize(in[i], "manual", out);
+		assert_string_equal(out, want[i]);
+		snap_label_sanitize(out, "manual", again);
+		assert_string_equal(again, out);
+	}
+}
+
 static void test_label_sanitize_caps_length_and_bytes(void **state)
 {
 	(void)state;
@@ -901,6 +925,7 @@ int main(void)
 		tu_test(test_label_sanitize_follows_the_rules),
 		tu_test(test_label_of_only_a_db_suffix_becomes_the_fallback),
 		tu_test(test_label_sanitize_caps_length_and_bytes),
+		tu_test(test_label_sanitize_is_idempotent),
 		tu_test(test_kind_names_round_trip),
 		tu_test(test_time_and_hex_formatting),
 		tu_test(test_list_is_oldest_first),
