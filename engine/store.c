@@ -649,6 +649,23 @@ void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 	si->change_counter = (uint32_t)sqlite3_column_int64(st, 11);
 }
 
+int snap_store_info_check(const snap_info *si, snap_err *err)
+{
+	uint32_t ps = si->page_size;
+
+	/* What a capture can have written: a page size SQLite allows, at
+	 * least one page, and the image size their product. */
+	if (ps >= 512 && ps <= SNAP_PAGE_MAX && !(ps & (ps - 1)) &&
+	    si->page_count > 0 &&
+	    si->image_size == (uint64_t)ps * si->page_count)
+		return 0;
+	return snap_err_set(err, -EBADMSG, "snapshot %s: its catalog row is "
+			    "damaged (page size %u, %u pages, image size %llu "
+			    "bytes): it cannot be read; delete it (snapctl "
+			    "delete %s)", si->name, ps, si->page_count,
+			    (unsigned long long)si->image_size, si->name);
+}
+
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
