@@ -1167,6 +1167,18 @@ int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,
 			  comment, 0, "comment", err);
 }
 
+/* A byte total (SQLite's total() is a double) as a count: a damaged row
+ * can make it negative or larger than any uint64_t, where a plain cast is
+ * undefined; those read as 0 and UINT64_MAX. */
+static uint64_t bytes_of(double d)
+{
+	if (!(d > 0))
+		return 0;
+	if (d >= 18446744073709551616.0)
+		return UINT64_MAX;
+	return (uint64_t)d;
+}
+
 int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -1185,9 +1197,9 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		stt->snapshots = sqlite3_column_int64(st, 0);
 		stt->pages = sqlite3_column_int64(st, 1);
-		stt->stored_bytes = (uint64_t)sqlite3_column_double(st, 2) +
-				    (uint64_t)sqlite3_column_double(st, 3);
-		stt->logical_bytes = (uint64_t)sqlite3_column_double(st, 4);
+		stt->stored_bytes = bytes_of(sqlite3_column_double(st, 2) +
+					     sqlite3_column_double(st, 3));
+		stt->logical_bytes = bytes_of(sqlite3_column_double(st, 4));
 		rc = 0;
 	} else {
 		rc = snap_err_sqlite(err, s->db, rc, "cannot read store "
