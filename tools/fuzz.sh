@@ -99,11 +99,17 @@ run_target() {
 	# -timeout: one input; -rss_limit_mb also caps single allocations
 	# (-malloc_limit_mb defaults to it): a size taken from a damaged
 	# store must never become a multi-gigabyte malloc.  Database files
-	# may be 64 KiB, the other inputs are short.
-	local maxlen=4096
-	[ "$t" = import ] && maxlen=65536
+	# may be 64 KiB, the other inputs are short; a catalog input is a
+	# list of edits, and that target runs few inputs a second: no slow
+	# growth of the length there (-len_control=0).
+	local maxlen=4096 extra=()
+	case $t in
+	import) maxlen=65536 ;;
+	catalog) extra=(-len_control=0) ;;
+	esac
 	"$exe" "$corpus" -max_total_time="$secs" -timeout=25 \
 		-rss_limit_mb=2048 -max_len="$maxlen" -print_final_stats=1 \
+		"${extra[@]}" \
 		-artifact_prefix="$out/" >"$log" 2>&1 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)

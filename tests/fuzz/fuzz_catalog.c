@@ -465,6 +465,7 @@ static void restore(snap_store *s, const snap_info *si, int intact)
 		 (long long)rows0, (long long)rows1, err.msg);
 }
 
+/* What differs between two snapshots, either of them damaged. */
 static void diff(snap_store *s, int64_t a, int64_t b)
 {
 	snap_diff d;
