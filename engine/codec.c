@@ -280,10 +280,16 @@ int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 int snap_map_decode(const void *blob, size_t len, uint32_t n, int64_t **out)
 {
 	size_t raw = (size_t)n * 8, got;
-	uint64_t *le = malloc(raw ? raw : 1);
+	uint64_t *le;
 	uint32_t i;
 	uint64_t acc = 0;
 
+	/* The frame records its size (snap_map_encode always writes it): a
+	 * count that disagrees, from a damaged catalog row, is refused before
+	 * anything is allocated for it (2^32 pages would be 32 GB). */
+	if (ZSTD_getFrameContentSize(blob, len) != raw)
+		return -EIO;
+	le = malloc(raw ? raw : 1);
 	if (!le)
 		return -ENOMEM;
 	got = ZSTD_decompress(le, raw, blob, len);

@@ -64,7 +64,9 @@ int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta);
 int snap_idcount_has(const snap_idcount *m, int64_t id);
 
 /* Page maps: an array of int64 page ids (index pgno-1), stored as a zstd
- * frame with a content checksum of the little-endian array. */
+ * frame with its content size and a checksum of the little-endian array.
+ * Decoding n ids from a frame that does not hold exactly n is -EIO, found
+ * before anything is allocated. */
 int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 		    size_t *outlen);
 int snap_map_decode(const void *blob, size_t len, uint32_t n,

@@ -91,6 +91,8 @@ int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
 	if (!rc)
 		rc = snap_store_get_db(im->db, snap_id, &im->info, err);
 	if (!rc)
+		rc = snap_store_info_check(&im->info, err);
+	if (!rc)
 		rc = snap_store_load_map(im->db, snap_id, &n, &im->map, err);
 	if (!rc && n != im->info.page_count)
 		rc = snap_err_set(err, -EBADMSG, "snapshot %s: page map has %u "

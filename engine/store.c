@@ -143,6 +143,11 @@ void snap_label_sanitize(const char *in, const char *fallback,
 			 c == '-';
 		out[n++] = ok ? c : '-';
 	}
+	/* Nor a trailing ".db" the mapping or the cut made ("x\xff.db.db"
+	 * gives "x-.db"): the name adds ".db", and a label sanitized again
+	 * must stay as it is. */
+	while (n >= 3 && memcmp(out + n - 3, ".db", 3) == 0)
+		n -= 3;
 	/* No leading dots: a label never makes a hidden name. */
 	while (n && out[0] == '.') {
 		memmove(out, out + 1, --n);
@@ -945,6 +950,23 @@ void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 	si->change_counter = (uint32_t)sqlite3_column_int64(st, 11);
 }
 
+int snap_store_info_check(const snap_info *si, snap_err *err)
+{
+	uint32_t ps = si->page_size;
+
+	/* What a capture can have written: a page size SQLite allows, at
+	 * least one page, and the image size their product. */
+	if (ps >= 512 && ps <= SNAP_PAGE_MAX && !(ps & (ps - 1)) &&
+	    si->page_count > 0 &&
+	    si->image_size == (uint64_t)ps * si->page_count)
+		return 0;
+	return snap_err_set(err, -EBADMSG, "snapshot %s: its catalog row is "
+			    "damaged (page size %u, %u pages, image size %llu "
+			    "bytes): it cannot be read; delete it (snapctl "
+			    "delete %s)", si->name, ps, si->page_count,
+			    (unsigned long long)si->image_size, si->name);
+}
+
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -1481,6 +1503,18 @@ int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,
 			  comment, 0, "comment", err);
 }
 
+/* A byte total (SQLite's total() is a double) as a count: a damaged row
+ * can make it negative or larger than any uint64_t, where a plain cast is
+ * undefined; those read as 0 and UINT64_MAX. */
+static uint64_t bytes_of(double d)
+{
+	if (!(d > 0))
+		return 0;
+	if (d >= 18446744073709551616.0)
+		return UINT64_MAX;
+	return (uint64_t)d;
+}
+
 int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -1498,9 +1532,9 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		stt->snapshots = sqlite3_column_int64(st, 0);
 		stt->pages = sqlite3_column_int64(st, 1);
-		stt->stored_bytes = (uint64_t)sqlite3_column_double(st, 2) +
-				    (uint64_t)sqlite3_column_double(st, 3);
-		stt->logical_bytes = (uint64_t)sqlite3_column_double(st, 4);
+		stt->stored_bytes = bytes_of(sqlite3_column_double(st, 2) +
+					     sqlite3_column_double(st, 3));
+		stt->logical_bytes = bytes_of(sqlite3_column_double(st, 4));
 		rc = 0;
 	} else {
 		rc = snap_err_sqlite(err, s->db, rc, "cannot read store "

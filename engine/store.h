@@ -173,8 +173,9 @@ typedef struct snap_store_stats {
 int snap_store_stats_get(snap_store *s, snap_store_stats *st, snap_err *err);
 
 /* Sanitize a label in place rules: [A-Za-z0-9._-], others become '-',
- * a trailing ".db" dropped, at most SNAP_LABEL_MAX bytes, never empty
- * (empty becomes `fallback`). */
+ * a trailing ".db" dropped, at most SNAP_LABEL_MAX bytes, no leading dot,
+ * never ending in ".db", never empty (empty becomes `fallback`).
+ * Idempotent: a sanitized label sanitizes to itself. */
 void snap_label_sanitize(const char *in, const char *fallback,
 			 char out[SNAP_LABEL_MAX + 1]);
 

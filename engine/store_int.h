@@ -92,6 +92,10 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **db,
 int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err);
 /* Fill si from a row selected with SNAP_INFO_COLS first. */
 void snap_store_row_info(sqlite3_stmt *st, snap_info *si);
+/* 0 when si's shape (page size, page count, image size) is one a capture
+ * writes; -EBADMSG naming the snapshot otherwise.  Readers check before
+ * they divide by the page size or allocate for it. */
+int snap_store_info_check(const snap_info *si, snap_err *err);
 /* A name "<time>_<label>[-N].db" not used by another snapshot. */
 int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
 			   int64_t exclude_id, char out[SNAP_NAME_MAX],

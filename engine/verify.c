@@ -109,8 +109,13 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 	uint8_t whole[32];
 	uint32_t n = 0, i;
 	unsigned int mdlen = 32;
+	snap_err bad;
 	int rc;
 
+	if (snap_store_info_check(si, &bad)) {
+		problem(v, 0, "%s", bad.msg);
+		return 0;
+	}
 	rc = snap_store_load_map(db, si->id, &n, &map, err);
 	if (rc == -EBADMSG) {
 		problem(v, 0, "%s", err->msg);

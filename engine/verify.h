@@ -1,7 +1,8 @@
 /*
  * engine/verify.h — verifying stored snapshots.
  *
- * Quick: every page of the map present, each page's SHA-256 right, the
+ * Quick: the catalog row's shape (page size, page count, image size)
+ * possible, every page of the map present, each page's SHA-256 right, the
  * image's SHA-256 right.  Full: quick, then PRAGMA integrity_check through
  * the read-only VFS.  Every problem is reported through a callback naming
  * the snapshot and, where it applies, the page; the result is recorded in

@@ -8,6 +8,7 @@ pkgs=(
 	libsqlite3-dev libzstd-dev libssl-dev          # the engine
 	libfuse3-dev fuse3                             # the mount
 	libcmocka-dev                                  # unit tests
+	clang libclang-rt-14-dev                       # fuzzing: libFuzzer, ASan, UBSan
 	sqlite3 python3 rsync libglib2.0-bin time      # tests drive these
 	util-linux procps                              # mount, unshare, pgrep
 	systemd man-db                                 # systemd-analyze verify of the unit

@@ -3,8 +3,9 @@
 # run it: install dependencies, build with warnings as errors, run the unit
 # tests, the integration tests (real databases, real mounts), the unit tests
 # again under AddressSanitizer and UndefinedBehaviorSanitizer, and check that
-# the engine and snapctl build and pass without FUSE.  Ends with one line
-# "N passed, N failed".
+# the engine and snapctl build and pass without FUSE, and run each fuzz
+# target briefly (tools/fuzz.sh 10).  Ends with one line "N passed, N
+# failed".
 #
 #   sudo tools/test.sh            everything
 #   SNAPFS_SKIP_DEPS=1 tools/test.sh   without apt-get (dependencies present)
@@ -64,6 +65,15 @@ run() {
 run "$top/build-test" "unit integration mount"
 run "$top/build-asan" "unit" -Db_sanitize=address,undefined -Db_lundef=false
 run "$top/build-nofuse" "unit" -Dfuse=disabled
+
+# The fuzz targets, 10 seconds each from their seeds (clang, ASan, UBSan):
+# one entry in the totals.  README's "Fuzzing" records a long run.
+echo "=== fuzz: tools/fuzz.sh 10"
+if tools/fuzz.sh 10; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1)); status=1
+fi
 
 # A test must never leave a mount behind.
 left=$(awk '$3 ~ /^fuse/ {print $2}' /proc/mounts | grep -v '^/dev' || true)

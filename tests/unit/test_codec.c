@@ -7,6 +7,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "pagepipe.h"
@@ -89,6 +92,49 @@ static void test_page_map_round_trips_and_rejects_damage(void **state)
 	assert_int_not_equal(snap_map_decode(blob, len, N + 1, &back), 0);
 	((uint8_t *)blob)[len / 2] ^= 0xff;
 	assert_int_not_equal(snap_map_decode(blob, len, N, &back), 0);
+	free(blob);
+}
+
+/*
+ * A page count is catalog data: one the frame does not hold is refused
+ * before anything is allocated for it (found by tests/fuzz/fuzz_codec.c:
+ * a count of 0x2b000000 allocated 5.7 GB first).  The child runs with its
+ * address space limited to what it uses plus 256 MB, where allocating for
+ * 2^32-1 ids (32 GB) fails: the answer would be -ENOMEM, or under
+ * AddressSanitizer a fatal report, instead of -EIO for a damaged map.
+ */
+static void test_page_map_count_is_checked_before_allocating(void **state)
+{
+	(void)state;
+	int64_t ids[3] = { 7, 8, 9 };
+	void *blob = NULL;
+	size_t len = 0;
+	int status = 0;
+	pid_t pid;
+
+	assert_int_equal(snap_map_encode(ids, 3, &blob, &len), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsigned long vm = 0;
+		FILE *f = fopen("/proc/self/statm", "r");
+		struct rlimit rl;
+		int64_t *back = NULL;
+		int rc;
+
+		if (!f || fscanf(f, "%lu", &vm) != 1)
+			_exit(2);
+		fclose(f);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)vm *
+			(rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+		if (setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(2);
+		rc = snap_map_decode(blob, len, UINT32_MAX, &back);
+		_exit(rc == -EIO && back == NULL ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	free(blob);
 }
 
@@ -257,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_pack_round_trips_compressible_and_random_pages),
 		cmocka_unit_test(test_a_damaged_compressed_page_fails_to_decode),
 		cmocka_unit_test(test_page_map_round_trips_and_rejects_damage),
+		cmocka_unit_test(test_page_map_count_is_checked_before_allocating),
 		cmocka_unit_test(test_page_index_finds_every_hash_through_growth),
 		cmocka_unit_test(test_id_counts_add_and_answer_membership),
 		cmocka_unit_test(test_pipeline_commits_every_page_in_order),

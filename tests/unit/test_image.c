@@ -342,6 +342,55 @@ static void *reader_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * A catalog row is data on a disk: a page size of 0 or one SQLite never
+ * uses, no pages, or an image size past the page map is refused when the
+ * image is opened and reported by verification, never read (found by
+ * tests/fuzz/fuzz_catalog.c: page_size 0 divided by zero in
+ * snap_image_read).
+ */
+static void test_image_of_a_damaged_catalog_row_is_refused(void **state)
+{
+	tu_env *env = *state;
+	snap_info si = make_snapshot(env, 1024, 50);
+	static const char *const edits[] = {
+		"page_size=0",
+		"page_size=1000, image_size=1000*page_count",
+		"page_size=131072, image_size=131072*page_count",
+		"image_size=image_size+1024",
+		"image_size=image_size-1",
+		"page_count=0, image_size=0",
+	};
+
+	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
+		sqlite3 *db = tu_open(snap_store_file(env->st));
+		snap_image *im = NULL;
+		snap_err e;
+		int rc;
+
+		tu_exec(db, "UPDATE snapshots SET %s WHERE id=%lld", edits[i],
+			(long long)si.id);
+		snap_err_clear(&e);
+		rc = snap_image_open(env->st, si.id, &im, &e);
+		assert_int_equal(rc, -EBADMSG);
+		assert_null(im);
+		assert_non_null(strstr(e.msg, "catalog row is damaged"));
+		snap_err_clear(&e);
+		rc = snap_verify_snapshot(env->st, si.id, SNAP_VERIFY_QUICK,
+					  NULL, NULL, &e);
+		assert_int_equal(rc, -EBADMSG);
+		assert_non_null(strstr(e.msg, "catalog row is damaged"));
+		tu_exec(db, "UPDATE snapshots SET page_size=%u, page_count=%u, "
+			"image_size=%llu WHERE id=%lld", si.page_size,
+			si.page_count, (unsigned long long)si.image_size,
+			(long long)si.id);
+		sqlite3_close(db);
+		assert_int_equal(snap_verify_snapshot(env->st, si.id,
+						      SNAP_VERIFY_FULL, NULL,
+						      NULL, &e), 0);
+	}
+}
+
 static void test_images_are_read_by_several_threads_at_once(void **state)
 {
 	tu_env *env = *state;
@@ -379,6 +428,7 @@ int main(void)
 		tu_test(test_image_of_512_byte_pages),
 		tu_test(test_image_of_65536_byte_pages),
 		tu_test(test_images_are_read_by_several_threads_at_once),
+		tu_test(test_image_of_a_damaged_catalog_row_is_refused),
 	};
 	return cmocka_run_group_tests_name("image", tests, NULL, NULL);
 }

@@ -429,6 +429,59 @@ static void test_label_of_only_a_db_suffix_becomes_the_fallback(void **state)
 	assert_string_equal(out, "import");
 }
 
+/*
+ * Sizes in a damaged catalog (a negative image_size or zlen, or one past
+ * any uint64_t) sum to totals a plain cast from double cannot take: the
+ * statistics read them as 0 and UINT64_MAX (found by
+ * tests/fuzz/fuzz_catalog.c: -2.8e14 cast to uint64_t).
+ */
+static void test_stats_of_damaged_sizes_are_clamped(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 1024, 20);
+	snap_store *st = tu_store(env);
+	snap_info si = tu_snap(st, "a");
+	sqlite3 *db = tu_open(snap_store_file(st));
+
+	tu_exec(db, "UPDATE snapshots SET image_size=-281436000000000 "
+		"WHERE id=%lld", (long long)si.id);
+	tu_exec(db, "UPDATE pages SET zlen=-1000000000000");
+	snap_store_stats ss = stats(st);
+	assert_int_equal(ss.logical_bytes, 0);
+	assert_int_equal(ss.stored_bytes, 0);
+	tu_exec(db, "UPDATE snapshots SET image_size=9e30 WHERE id=%lld",
+		(long long)si.id);
+	tu_exec(db, "UPDATE pages SET zlen=9e30");
+	ss = stats(st);
+	assert_true(ss.logical_bytes == UINT64_MAX);
+	assert_true(ss.stored_bytes == UINT64_MAX);
+	sqlite3_close(db);
+}
+
+static void test_label_sanitize_is_idempotent(void **state)
+{
+	(void)state;
+	/* Found by tests/fuzz/fuzz_label.c: a ".db" that only the mapping
+	 * or the cut at SNAP_LABEL_MAX bytes leaves at the end. */
+	static const char *const in[] = {
+		"\xb6.db.db", "a.db.db", "x\xff.db",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		".dbzz",
+	};
+	static const char *const want[] = {
+		"-", "a", "x-",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	};
+	char out[SNAP_LABEL_MAX + 1], again[SNAP_LABEL_MAX + 1];
+
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		snap_label_sanitize(in[i], "manual", out);
+		assert_string_equal(out, want[i]);
+		snap_label_sanitize(out, "manual", again);
+		assert_string_equal(again, out);
+	}
+}
+
 static void test_label_sanitize_caps_length_and_bytes(void **state)
 {
 	(void)state;
@@ -913,6 +966,8 @@ int main(void)
 		tu_test(test_label_sanitize_follows_the_rules),
 		tu_test(test_label_of_only_a_db_suffix_becomes_the_fallback),
 		tu_test(test_label_sanitize_caps_length_and_bytes),
+		tu_test(test_label_sanitize_is_idempotent),
+		tu_test(test_stats_of_damaged_sizes_are_clamped),
 		tu_test(test_kind_names_round_trip),
 		tu_test(test_time_and_hex_formatting),
 		tu_test(test_list_is_oldest_first),
