@@ -1284,6 +1284,14 @@ static int delete_runs(sqlite3 *db, int64_t id, snap_idcount *delta,
 	snap_idcount_free(&ps);
 	snap_idcount_free(&ss);
 	snap_idcount_free(&qs);
+	if (rc == -EBADMSG) {
+		/* A damaged map (this one or a neighbour's): what changes
+		 * cannot be computed.  Leaving every count as it is can
+		 * only keep pages too long, never drop one still used. */
+		snap_idcount_free(delta);
+		memset(delta, 0, sizeof(*delta));
+		return 1;
+	}
 	return rc;
 }
 
@@ -1326,7 +1334,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	snap_info si;
 	snap_idcount delta = {0};
 	char sql[64];
-	int rc;
+	int rc, reclaimed = 1;
 
 	if ((rc = snap_store_writable(s, err)))
 		return rc;
@@ -1337,7 +1345,9 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc)
 		rc = delete_runs(s->db, id, &delta, err);
-	if (!rc)
+	if (rc == 1)
+		rc = reclaimed = 0;
+	else if (!rc)
 		rc = snap_store_runs_apply(s->db, &delta, err);
 	if (!rc) {
 		snprintf(sql, sizeof(sql), "DELETE FROM snapshots WHERE id=%lld",
@@ -1351,8 +1361,10 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 		snap_event_add_db(s->db, "delete", rc == -ENOENT ? "" : si.name,
 				  0, err ? err->msg : "delete failed");
 	} else {
-		snap_event_add_db(s->db, "delete", si.name, 1,
-				  "deleted; unreferenced pages reclaimed");
+		snap_event_add_db(s->db, "delete", si.name, 1, reclaimed ?
+				  "deleted; unreferenced pages reclaimed" :
+				  "deleted; a page map was damaged, so the "
+				  "pages this snapshot used stay in the store");
 		store_reclaim(s->db);
 	}
 out:
