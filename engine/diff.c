@@ -75,6 +75,7 @@
 #include "image.h"
 #include "snapshot.h"
 #include "store_int.h"
+#include "sys.h"
 #include "verify.h"
 
 /* How long a connection to the live database waits for a lock. */
@@ -123,7 +124,7 @@ static int diff_state_check(snap_store *s, int64_t id, snap_err *err)
 	if (id != SNAP_DIFF_LIVE)
 		return snap_store_get(s, id, &si, err);
 	/* stat() only: the file is never opened outside SQLite. */
-	if (stat(s->db_path, &st) < 0)
+	if (snap_sys_stat(s->db_path, &st) < 0)
 		return snap_err_set(err, -errno, "the live database %s cannot "
 				    "be read: %s", s->db_path, strerror(errno));
 	return 0;

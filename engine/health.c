@@ -103,6 +103,7 @@
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
+#include "sys.h"
 #include "verify.h"
 
 #define HEALTH_BUSY_MS 30000      /* wait this long for an application */
@@ -147,7 +148,7 @@ static int health_quick_check(const char *path, char *first, size_t cap,
 
 	first[0] = '\0';
 	*n = 0;
-	if (stat(path, &sb) < 0)
+	if (snap_sys_stat(path, &sb) < 0)
 		return snap_err_set(err, -errno, "cannot check %s: %s", path,
 				    strerror(errno));
 	/* SQLite reads a 0-byte file as an empty database and quick_check

@@ -33,6 +33,7 @@
 #include "codec.h"
 #include "image.h"
 #include "store_int.h"
+#include "sys.h"
 
 struct snap_image {
 	snap_store *s;
@@ -268,7 +269,7 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 	 * path at the end (a link at path is replaced, not followed). */
 	snprintf(tmp, sizeof(tmp), "%s.snapfs-tmp-XXXXXX", path);
 	buf = malloc(chunk);
-	fd = mkostemp(tmp, O_CLOEXEC);
+	fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		tmp[0] = '\0';
 	if (!buf || fd < 0) {
@@ -284,7 +285,7 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 	}
 	while (off < im->info.image_size) {
 		ssize_t n = snap_image_read(im, buf, chunk, off, err);
-		char *p = buf;
+		const char *p = buf;
 
 		if (n > 0)
 			EVP_DigestUpdate(md, buf, (size_t)n);
@@ -294,15 +295,10 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 			goto out;
 		}
 		off += (uint64_t)n;
-		while (n > 0) {
-			ssize_t w = write(fd, p, (size_t)n);
-			if (w < 0) {
-				rc = snap_err_set(err, -errno, "cannot write %s: "
-						  "%s", tmp, strerror(errno));
-				goto out;
-			}
-			p += w;
-			n -= w;
+		if (snap_sys_write_all(fd, p, (size_t)n) < 0) {
+			rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
+					  strerror(errno));
+			goto out;
 		}
 	}
 	/* Never hand out an image that differs from what was captured. */
@@ -314,21 +310,21 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 				  im->info.name);
 		goto out;
 	}
-	if (fsync(fd) < 0) {
+	if (snap_sys_fsync(fd) < 0) {
 		rc = snap_err_set(err, -errno, "cannot sync %s: %s", tmp,
 				  strerror(errno));
 		goto out;
 	}
-	close(fd);
+	snap_sys_close(fd);
 	fd = -1;
-	if (rename(tmp, path) < 0)
+	if (snap_sys_rename(tmp, path) < 0)
 		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
 				  tmp, path, strerror(errno));
 out:
 	if (fd >= 0)
-		close(fd);
+		snap_sys_close(fd);
 	if (rc && tmp[0])
-		unlink(tmp);
+		snap_sys_unlink(tmp);
 	EVP_MD_CTX_free(md);
 	free(buf);
 	snap_image_close(im);

@@ -47,6 +47,7 @@
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
+#include "sys.h"
 #include "verify.h"
 
 #define LIVE_BUSY_MS 30000
@@ -116,7 +117,7 @@ static int live_probe(const char *path, enum live_state *state, int *wal,
 
 	*wal = 0;
 	*page_size = 0;
-	if (stat(path, &st) < 0) {
+	if (snap_sys_stat(path, &st) < 0) {
 		if (errno != ENOENT)
 			return snap_err_set(err, -errno, "cannot stat %s: %s",
 					    path, strerror(errno));
@@ -276,22 +277,6 @@ int snap_live_token_get(const char *db_path, snap_live_token *tok,
 	return rc;
 }
 
-/* fsync a directory so a rename in it is durable. */
-static void sync_dir(const char *path)
-{
-	char *dup = strdup(path);
-	int fd;
-
-	if (!dup)
-		return;
-	fd = open(dirname(dup), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(dup);
-}
-
 /* What a copy into the live database takes care of around the copy. */
 typedef struct copy_plan {
 	const snap_create_opts *safety;   /* take one (NULL: a rollback) */
@@ -430,15 +415,15 @@ static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
 				s->db_path);
 		return fd;
 	}
-	if (fsync(fd) < 0) {
+	if (snap_sys_fsync(fd) < 0) {
 		e = errno;
-		close(fd);
+		snap_sys_close(fd);
 		snap_store_file_remove(s, WAL_MARKER);
 		return snap_err_set(err, -e, "restore refused, %s is unchanged: "
 				    "cannot write %s: %s", s->db_path, marker,
 				    strerror(e));
 	}
-	close(fd);
+	snap_sys_close(fd);
 	snap_store_dir_sync(s);
 	if (set_journal_mode(s->db_path, "delete") == 0)
 		return 0;
@@ -497,7 +482,7 @@ static void aside_name(const char *path, const char *stamp, const char *suffix,
 		else
 			snprintf(out, cap, "%s.snapfs-replaced-%s-%d%s", path,
 				 stamp, k, suffix);
-		if (lstat(out, &st) < 0 && errno == ENOENT)
+		if (snap_sys_lstat(out, &st) < 0 && errno == ENOENT)
 			return;
 	}
 }
@@ -509,10 +494,10 @@ static int set_aside(const char *path, const char *suffix, const char *stamp,
 	char from[PATH_MAX], to[PATH_MAX];
 
 	snprintf(from, sizeof(from), "%s%s", path, suffix);
-	if (access(from, F_OK) < 0)
+	if (snap_sys_access(from, F_OK) < 0)
 		return 0;
 	aside_name(path, stamp, suffix, to, sizeof(to));
-	if (rename(from, to) < 0 && errno != ENOENT)
+	if (snap_sys_rename(from, to) < 0 && errno != ENOENT)
 		return snap_err_set(err, -errno, "cannot move %s aside: %s",
 				    from, strerror(errno));
 	return 0;
@@ -536,13 +521,13 @@ static void remove_stale_restores(const char *db_path)
 	base = strrchr(db_path, '/');
 	base = base ? base + 1 : (char *)db_path;
 	blen = strlen(base);
-	d = opendir(dir);
+	d = snap_sys_opendir(dir);
 	while (d && (de = readdir(d))) {
 		if (strncmp(de->d_name, base, blen) != 0 ||
 		    strncmp(de->d_name + blen, ".snapfs-restore-", 16) != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		unlink(path);
+		snap_sys_unlink(path);
 	}
 	if (d)
 		closedir(d);
@@ -572,7 +557,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 	remove_stale_restores(s->db_path);
 	snprintf(tmp, sizeof(tmp), "%s.snapfs-restore-%ld", s->db_path,
 		 (long)getpid());
-	unlink(tmp);
+	snap_sys_unlink(tmp);
 	rc = snap_image_sqlite_open(s, id, &src, err);
 	if (!rc) {
 		rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE |
@@ -597,7 +582,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 		rc = set_aside(s->db_path, "-wal", stamp, err);
 	if (!rc && state == LIVE_NOT_DB) {
 		aside_name(s->db_path, stamp, "", kept, keptcap);
-		if (link(s->db_path, kept) < 0)
+		if (snap_sys_link(s->db_path, kept) < 0)
 			rc = snap_err_set(err, -errno, "cannot keep the old "
 					  "file %s as %s: %s", s->db_path,
 					  kept, strerror(errno));
@@ -605,16 +590,16 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc) {
 		char shm[PATH_MAX];
 		snprintf(shm, sizeof(shm), "%s-shm", s->db_path);
-		unlink(shm);
-		if (rename(tmp, s->db_path) < 0)
+		snap_sys_unlink(shm);
+		if (snap_sys_rename(tmp, s->db_path) < 0)
 			rc = snap_err_set(err, -errno, "cannot move the restored "
 					  "file into place at %s: %s",
 					  s->db_path, strerror(errno));
 		else
-			sync_dir(s->db_path);
+			snap_sys_sync_dir(s->db_path);
 	}
 	if (rc)
-		unlink(tmp);
+		snap_sys_unlink(tmp);
 	return rc;
 }
 

@@ -57,6 +57,7 @@
 #include "events.h"
 #include "retention.h"
 #include "store_int.h"
+#include "sys.h"
 
 #define NS_PER_SEC 1000000000LL
 #define MIB (1024ull * 1024ull)
@@ -867,7 +868,7 @@ static uint64_t file_size(const char *path)
 {
 	struct stat st;
 
-	return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+	return snap_sys_stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
 /* Measure (see retention.h for the formula). */

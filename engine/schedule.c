@@ -62,6 +62,7 @@
 #include "schedule.h"
 #include "snapshot.h"
 #include "store_int.h"
+#include "sys.h"
 
 #define SCHED_BUSY_MS 2000   /* wait this long for data_version, then
 			       * call it changed */
@@ -145,7 +146,7 @@ static void sched_observe(snap_sched *sc, sched_obs *o)
 	struct stat st;
 
 	memset(o, 0, sizeof(*o));
-	if (stat(snap_store_db_path(sc->s), &st) == 0) {
+	if (snap_sys_stat(snap_store_db_path(sc->s), &st) == 0) {
 		o->db_exists = 1;
 		o->dev = st.st_dev;
 		o->ino = st.st_ino;
@@ -155,7 +156,7 @@ static void sched_observe(snap_sched *sc, sched_obs *o)
 		    sc->conn_ino != st.st_ino)
 			sched_connect(sc, &st, NULL);
 	}
-	if (stat(sc->wal_path, &st) == 0) {
+	if (snap_sys_stat(sc->wal_path, &st) == 0) {
 		o->wal_exists = 1;
 		o->wal_ino = st.st_ino;
 		o->wal_size = st.st_size;
@@ -199,7 +200,7 @@ int snap_sched_open(snap_store *s, const snap_sched_opts *o,
 	if (o->every_ns < 0)
 		return snap_err_set(err, -EINVAL, "the snapshot interval must "
 				    "not be negative");
-	if (stat(path, &st) < 0)
+	if (snap_sys_stat(path, &st) < 0)
 		return snap_err_set(err, -errno, "cannot schedule snapshots of "
 				    "%s: %s", path, strerror(errno));
 	sc = calloc(1, sizeof(*sc));

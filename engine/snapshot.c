@@ -29,6 +29,7 @@
 #include "events.h"
 #include "json.h"
 #include "store_int.h"
+#include "sys.h"
 
 #define SOURCE_BUSY_MS 30000
 
@@ -472,7 +473,7 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 		o = &dflt;
 	if (!out)
 		out = &tmp;
-	if (stat(path, &st) < 0) {
+	if (snap_sys_stat(path, &st) < 0) {
 		rc = snap_err_set(err, -ENOENT, "cannot snapshot %s: %s", path,
 				  strerror(errno));
 		goto done;
@@ -538,19 +539,19 @@ static int read_head(const char *path, uint8_t *buf, size_t n, off_t *size,
 {
 	struct stat st;
 	ssize_t got;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
 
 	if (fd < 0)
 		return snap_err_set(err, errno == ENOENT ? -ENOENT : -errno,
 				    "cannot open %s: %s", path,
 				    strerror(errno));
-	if (fstat(fd, &st) < 0) {
-		close(fd);
+	if (snap_sys_fstat(fd, &st) < 0) {
+		snap_sys_close(fd);
 		return snap_err_set(err, -errno, "cannot stat %s", path);
 	}
 	*size = st.st_size;
-	got = pread(fd, buf, n, 0);
-	close(fd);
+	got = snap_sys_pread(fd, buf, n, 0);
+	snap_sys_close(fd);
 	if (got < 0)
 		return snap_err_set(err, -EIO, "cannot read %s", path);
 	if ((size_t)got < n)
@@ -603,7 +604,7 @@ static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
 	struct stat st;
 
 	snprintf(wal, sizeof(wal), "%s-wal", path);
-	if (h[18] == 2 && stat(wal, &st) < 0) {
+	if (h[18] == 2 && snap_sys_stat(wal, &st) < 0) {
 		char *q = sqlite3_mprintf("%q", path);
 		snprintf(uri, sizeof(uri), "file:%s?immutable=1", q);
 		sqlite3_free(q);
