@@ -12,68 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "store_int.h"
-
-/* Recompute runs from the maps; fail on any page whose count differs, any
- * referenced page missing, or any unreferenced page kept. */
-static void assert_runs_match_maps(snap_store *st)
-{
-	snap_idcount want, prev = {0};
-	snap_info *v = NULL;
-	size_t n = 0, i, k, rows = 0, referenced = 0;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *q = NULL;
-	snap_err e;
-
-	assert_int_equal(snap_store_connect(st, 1, &db, &e), 0);
-	assert_int_equal(snap_store_list(st, &v, &n, &e), 0);
-	/* By id: the order runs are defined in. */
-	for (i = 1; i < n; i++)
-		for (k = i; k > 0 && v[k - 1].id > v[k].id; k--) {
-			snap_info t = v[k];
-			v[k] = v[k - 1];
-			v[k - 1] = t;
-		}
-	assert_int_equal(snap_idcount_init(&want, 1024), 0);
-	assert_int_equal(snap_idcount_init(&prev, 16), 0);
-	for (i = 0; i < n; i++) {
-		snap_idcount cur;
-
-		assert_int_equal(snap_store_map_set(db, v[i].id, &cur, &e), 0);
-		for (k = 0; k < cur.cap; k++)
-			if (cur.ids[k] && !snap_idcount_has(&prev, cur.ids[k]))
-				snap_idcount_add(&want, cur.ids[k], 1);
-		snap_idcount_free(&prev);
-		prev = cur;
-	}
-	snap_idcount_free(&prev);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, runs FROM pages",
-					    -1, &q, NULL), SQLITE_OK);
-	while (sqlite3_step(q) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(q, 0);
-		int64_t runs = sqlite3_column_int64(q, 1), expect = 0;
-
-		rows++;
-		for (k = 0; k < want.cap; k++)
-			if (want.ids[k] == id)
-				expect = want.counts[k];
-		if (runs != expect)
-			fail_msg("page %lld has runs %lld, the maps say %lld",
-				 (long long)id, (long long)runs,
-				 (long long)expect);
-	}
-	for (k = 0; k < want.cap; k++)
-		referenced += want.ids[k] != 0;
-	if (rows != referenced)
-		fail_msg("%zu page rows, %zu pages referenced by snapshots", rows,
-			 referenced);
-	sqlite3_finalize(q);
-	sqlite3_close(db);
-	snap_idcount_free(&want);
-	free(v);
-}
-
 /* One random step: change rows (sometimes back to an earlier value) and
  * snapshot, snapshot unchanged, or delete a random snapshot. */
 static void random_step(snap_store *st, sqlite3 *live)
@@ -112,7 +50,7 @@ static void test_runs_match_the_maps_through_random_histories(void **state)
 		srand(seed);
 		for (int step = 0; step < 40; step++) {
 			random_step(st, live);
-			assert_runs_match_maps(st);
+			tu_assert_runs(st);
 		}
 	}
 	unsigned nbad = 0;
@@ -135,12 +73,12 @@ static void test_content_back_after_a_gap_survives_deleting_the_gap(void **state
 	snap_info b = tu_snap(st, "b");
 	tu_exec(live, "UPDATE t SET v = substr(v, 2)");
 	snap_info a2 = tu_snap(st, "a2");
-	assert_runs_match_maps(st);
+	tu_assert_runs(st);
 	snap_err e;
 	assert_int_equal(snap_store_delete(st, b.id, &e), 0);
-	assert_runs_match_maps(st);
+	tu_assert_runs(st);
 	assert_int_equal(snap_store_delete(st, a.id, &e), 0);
-	assert_runs_match_maps(st);
+	tu_assert_runs(st);
 	assert_int_equal(snap_verify_snapshot(st, a2.id, 1, NULL, NULL, &e), 0);
 	sqlite3_close(live);
 }
@@ -162,7 +100,7 @@ static void test_deleting_every_snapshot_leaves_no_pages(void **state)
 	int order[4] = { 2, 1, 3, 0 };
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(snap_store_delete(st, s[order[i]].id, &e), 0);
-		assert_runs_match_maps(st);
+		tu_assert_runs(st);
 	}
 	assert_int_equal(tu_pages(st), 0);
 	sqlite3_close(live);

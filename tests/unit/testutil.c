@@ -7,7 +7,8 @@
  * tu_swap_page_data(), which edit store.db directly to simulate bit rot;
  * they find the page-data table and its columns by introspection so that
  * a schema rename breaks them loudly (fail_msg naming what was missing)
- * instead of silently corrupting nothing.
+ * instead of silently corrupting nothing; and tu_assert_runs(), which
+ * recomputes the reference counts with the engine's own id sets.
  */
 #include "testutil.h"
 
@@ -22,6 +23,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+
+#include "codec.h"
+#include "store_int.h"
 
 /* ------------------------------------------------------------------ */
 /* fixture                                                             */
@@ -687,6 +691,73 @@ void tu_truncate_page_data(snap_store *st, int64_t page_id)
 	tu_page_blob_set(db, table, key, data, page_id, b, len / 2);
 	free(b);
 	sqlite3_close(db);
+}
+
+int tu_runs_check(snap_store *st, char *why, size_t cap)
+{
+	snap_idcount want, prev = {0};
+	snap_info *v = NULL;
+	size_t n = 0, i, k, rows = 0, referenced = 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	snap_err e;
+
+	why[0] = '\0';
+	assert_int_equal(snap_store_connect(st, 1, &db, &e), 0);
+	assert_int_equal(snap_store_list(st, &v, &n, &e), 0);
+	/* By id: the order runs are defined in. */
+	for (i = 1; i < n; i++)
+		for (k = i; k > 0 && v[k - 1].id > v[k].id; k--) {
+			snap_info t = v[k];
+			v[k] = v[k - 1];
+			v[k - 1] = t;
+		}
+	assert_int_equal(snap_idcount_init(&want, 1024), 0);
+	assert_int_equal(snap_idcount_init(&prev, 16), 0);
+	for (i = 0; i < n; i++) {
+		snap_idcount cur;
+
+		assert_int_equal(snap_store_map_set(db, v[i].id, &cur, &e), 0);
+		for (k = 0; k < cur.cap; k++)
+			if (cur.ids[k] && !snap_idcount_has(&prev, cur.ids[k]))
+				snap_idcount_add(&want, cur.ids[k], 1);
+		snap_idcount_free(&prev);
+		prev = cur;
+	}
+	snap_idcount_free(&prev);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, runs FROM pages",
+					    -1, &q, NULL), SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		int64_t runs = sqlite3_column_int64(q, 1), expect = 0;
+
+		rows++;
+		for (k = 0; k < want.cap; k++)
+			if (want.ids[k] == id)
+				expect = want.counts[k];
+		if (runs != expect && !why[0])
+			snprintf(why, cap, "page %lld has runs %lld, the maps "
+				 "say %lld", (long long)id, (long long)runs,
+				 (long long)expect);
+	}
+	for (k = 0; k < want.cap; k++)
+		referenced += want.ids[k] != 0;
+	if (rows != referenced && !why[0])
+		snprintf(why, cap, "%zu page rows, %zu pages referenced by "
+			 "snapshots", rows, referenced);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	snap_idcount_free(&want);
+	free(v);
+	return why[0] != 0;
+}
+
+void tu_assert_runs(snap_store *st)
+{
+	char why[256];
+
+	if (tu_runs_check(st, why, sizeof(why)))
+		fail_msg("%s", why);
 }
 
 void tu_store_exec(snap_store *st, const char *fmt, ...)

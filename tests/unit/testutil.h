@@ -142,6 +142,14 @@ void tu_swap_page_data(snap_store *st, int64_t victim, int64_t donor);
  * longer be decoded.
  */
 void tu_truncate_page_data(snap_store *st, int64_t page_id);
+/*
+ * Recompute every page's reference count (runs, engine/store.c) from the
+ * snapshots' maps: 1 (and why) on the first page whose count differs, a
+ * referenced page missing, or an unreferenced page kept; else 0.
+ */
+int tu_runs_check(snap_store *st, char *why, size_t cap);
+/* The same, failing the test. */
+void tu_assert_runs(snap_store *st);
 /* Run SQL on the store's store.db through a connection of our own. */
 void tu_store_exec(snap_store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
