@@ -105,11 +105,18 @@ static int publish_runs(snap_capture *c, snap_err *err)
 	uint32_t k;
 	int rc;
 
-	if (sqlite3_prepare_v2(c->store, "SELECT max(id) FROM snapshots", -1,
-			       &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	/* Which snapshot is the newest decides every run: a failed query
+	 * must not read as "there is none". */
+	rc = sqlite3_prepare_v2(c->store, "SELECT max(id) FROM snapshots", -1,
+				&st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		head_id = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, c->store, rc, "cannot find the "
+				       "newest snapshot");
 	rc = snap_store_map_set(c->store, head_id, &head, err);
 	if (!rc && (snap_idcount_init(&mine, c->npages / 2 + 16) ||
 		    snap_idcount_init(&fresh, c->n_new + 16) ||
