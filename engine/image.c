@@ -336,6 +336,7 @@ out:
 typedef struct ro_file {
 	sqlite3_file base;
 	snap_image *im;
+	snap_err read_err;      /* the first read that failed, code 0 if none */
 } ro_file;
 
 #define RO_PREFIX "snapfs-snapshot-"
@@ -347,13 +348,21 @@ static int ro_close(sqlite3_file *f)
 	return SQLITE_OK;
 }
 
+/* A failed read is kept (snap_image_sqlite_error): SQLite only passes an
+ * rc on, and integrity_check turns some into "failed to get page N". */
 static int ro_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 {
-	ssize_t n = snap_image_read(((ro_file *)f)->im, buf, (size_t)amt,
-				    (uint64_t)off, NULL);
+	ro_file *rf = (ro_file *)f;
+	snap_err e;
+	ssize_t n;
 
+	snap_err_clear(&e);
+	n = snap_image_read(rf->im, buf, (size_t)amt, (uint64_t)off, &e);
+	if (n < 0 && !rf->read_err.code)
+		snap_err_set(&rf->read_err, (int)n, "%s", e.msg[0] ? e.msg :
+			     strerror((int)-n));
 	if (n < 0)
-		return SQLITE_IOERR_READ;
+		return n == -ENOMEM ? SQLITE_IOERR_NOMEM : SQLITE_IOERR_READ;
 	if (n < amt) {
 		/* SQLite requires the rest zeroed (PITFALLS 13). */
 		memset((char *)buf + n, 0, (size_t)(amt - n));
@@ -543,6 +552,20 @@ static int rovfs_get(snap_store *s, snap_err *err)
 out:
 	snap_store_unlock(s);
 	return rc;
+}
+
+int snap_image_sqlite_error(sqlite3 *db, snap_err *err)
+{
+	sqlite3_file *f = NULL;
+	ro_file *rf;
+
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
+	    SQLITE_OK || !f || f->pMethods != &ro_methods)
+		return 0;
+	rf = (ro_file *)f;
+	if (!rf->read_err.code)
+		return 0;
+	return snap_err_set(err, rf->read_err.code, "%s", rf->read_err.msg);
 }
 
 /* The store VFS's name, registering it first: for ATTACHing a snapshot as

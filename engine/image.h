@@ -59,4 +59,13 @@ int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err);
 
+/*
+ * The first read of db's snapshot that failed (a page missing from the
+ * store, an I/O error, out of memory): its errno and message in err, or 0
+ * when every read succeeded.  SQLite passes only a result code on, and
+ * integrity_check reports an unreadable page as a problem of the database
+ * ("failed to get page N"); this tells what happened underneath.
+ */
+int snap_image_sqlite_error(sqlite3 *db, snap_err *err);
+
 #endif /* ENGINE_IMAGE_H */

@@ -44,6 +44,7 @@
 #include "capture.h"
 #include "events.h"
 #include "image.h"
+#include "integrity.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
@@ -676,20 +677,14 @@ static unsigned data_version(sqlite3 *db)
 /* Integrity check on a connection, as the fallback verification. */
 static int conn_integrity(sqlite3 *db, const char *what, snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(5)", -1, &st,
-				    NULL), bad = 0;
+	unsigned bad = 0;
+	int rc = snap_integrity_run(db, "PRAGMA integrity_check(5)", what,
+				    NULL, NULL, &bad, err);
 
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
-			bad = 1;
-		rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE || bad)
-		return snap_err_set(err, -EIO, "%s fails integrity_check after "
-				    "the restore", what);
-	return 0;
+	if (!rc && bad)
+		rc = snap_err_set(err, -EIO, "%s fails integrity_check after "
+				  "the restore", what);
+	return rc;
 }
 
 /*

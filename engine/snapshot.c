@@ -27,6 +27,7 @@
 #include "capture.h"
 #include "codec.h"
 #include "events.h"
+#include "integrity.h"
 #include "json.h"
 #include "store_int.h"
 #include "sys.h"
@@ -623,39 +624,29 @@ static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
 	return open_source(path, 1, db, err);
 }
 
+/* Keep the first problem integrity_check reports. */
+static void first_problem(void *ctx, const char *problem)
+{
+	char *first = ctx;
+
+	if (!*first)
+		snprintf(first, 512, "%s", problem);
+}
+
 /* PRAGMA integrity_check on an open connection: 0 or -EINVAL naming the
- * first problems. */
+ * first problems (another errno when the check could not run). */
 static int integrity(sqlite3 *db, const char *path, snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	char first[512] = "";
-	int rc, bad = 0;
+	unsigned bad = 0;
+	int rc = snap_integrity_run(db, "PRAGMA integrity_check(20)", path,
+				    first_problem, first, &bad, err);
 
-	rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(20)", -1, &st,
-				NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		if (t && strcmp(t, "ok") != 0) {
-			if (!bad++)
-				snprintf(first, sizeof(first), "%s", t);
-		}
-		rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) ==
-		    SQLITE_CORRUPT)
-			return snap_err_set(err, -EINVAL, "%s is not an intact "
-					    "SQLite database: %s", path,
-					    sqlite3_errmsg(db));
-		return snap_err_sqlite(err, db, rc, "integrity check of %s",
-				       path);
-	}
-	if (bad)
-		return snap_err_set(err, -EINVAL, "%s fails integrity_check "
-				    "(%d problem%s; first: %s)", path, bad,
-				    bad > 1 ? "s" : "", first);
-	return 0;
+	if (!rc && bad)
+		rc = snap_err_set(err, -EINVAL, "%s fails integrity_check "
+				  "(%u problem%s; first: %s)", path, bad,
+				  bad > 1 ? "s" : "", first);
+	return rc;
 }
 
 int snap_snapshot_check_file(const char *path, snap_err *err)
