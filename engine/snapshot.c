@@ -608,12 +608,20 @@ static int check_header(const char *path, const uint8_t *h, off_t size,
 static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
 			 snap_err *err)
 {
-	char wal[4096], uri[4200];
+	char wal[4096], uri[4200], *q;
 	struct stat st;
 
 	snprintf(wal, sizeof(wal), "%s-wal", path);
+	/* Only a -wal known to be absent may be ignored: one that cannot be
+	 * looked up may hold the file's newest transactions. */
 	if (h[18] == 2 && snap_sys_stat(wal, &st) < 0) {
-		char *q = sqlite3_mprintf("%q", path);
+		if (errno != ENOENT)
+			return snap_err_set(err, -errno, "cannot tell whether "
+					    "%s has a WAL file: %s: %s", path,
+					    wal, strerror(errno));
+		q = sqlite3_mprintf("%q", path);
+		if (!q)
+			return snap_err_set(err, -ENOMEM, "out of memory");
 		snprintf(uri, sizeof(uri), "file:%s?immutable=1", q);
 		sqlite3_free(q);
 		/* Percent-encode nothing fancy: paths with '?' or '#' use the
