@@ -651,15 +651,18 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
 	if (!p1)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	/* Read through SQLite's own descriptor (PITFALLS 2).  A short read
-	 * or an empty header means no prediction, not an error. */
-	if (f->pMethods->xRead(f, p1, 100, 0) != SQLITE_OK ||
-	    memcmp(p1, "SQLite format 3", 16) != 0)
+	 * or an empty header means no prediction, not an error; a read that
+	 * fails is one (it is not "no database"). */
+	rc = f->pMethods->xRead(f, p1, 100, 0);
+	if (rc != SQLITE_OK || memcmp(p1, "SQLite format 3", 16) != 0)
 		goto none;
 	ps = ((uint32_t)p1[16] << 8) | p1[17];
 	if (ps == 1)
 		ps = 65536;
-	if (ps < 512 || (ps & (ps - 1)) ||
-	    f->pMethods->xRead(f, p1, (int)ps, 0) != SQLITE_OK)
+	if (ps < 512 || (ps & (ps - 1)))
+		goto none;
+	rc = f->pMethods->xRead(f, p1, (int)ps, 0);
+	if (rc != SQLITE_OK)
 		goto none;
 	c->page_size = ps;
 	cap_set_page1(c, p1);
@@ -677,6 +680,9 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
 	return 0;
 none:
 	free(p1);
+	if (rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ)
+		return snap_err_sqlite(err, NULL, rc, "cannot read the "
+				       "database header");
 	return 0;
 }
 
