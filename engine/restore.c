@@ -387,9 +387,12 @@ static int set_journal_mode(const char *path, const char *mode)
 		return -EIO;
 	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
 		ok = strcmp((const char *)sqlite3_column_text(st, 0), mode) == 0;
-	sqlite3_finalize(st);
+	/* The row names the new mode before the change is committed: the
+	 * commit (of the header's version bytes) can still fail. */
+	if (sqlite3_finalize(st) != SQLITE_OK)
+		ok = 0;
 	sqlite3_close(db);
 	return ok ? 0 : -EBUSY;
 }
