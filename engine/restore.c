@@ -428,7 +428,14 @@ static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
 				    strerror(e));
 	}
 	snap_sys_close(fd);
-	snap_store_dir_sync(s);
+	/* The marker must survive a crash before the mode changes. */
+	e = snap_store_dir_sync(s);
+	if (e) {
+		snap_store_file_remove(s, WAL_MARKER);
+		return snap_err_set(err, e, "restore refused, %s is unchanged: "
+				    "cannot sync the store directory %s: %s",
+				    s->db_path, s->dir, strerror(-e));
+	}
 	if (set_journal_mode(s->db_path, "delete") == 0)
 		return 0;
 	snap_store_file_remove(s, WAL_MARKER);
@@ -599,8 +606,12 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 			rc = snap_err_set(err, -errno, "cannot move the restored "
 					  "file into place at %s: %s",
 					  s->db_path, strerror(errno));
-		else
-			snap_sys_sync_dir(s->db_path);
+		else if (snap_sys_sync_dir(s->db_path) < 0)
+			rc = snap_err_set(err, -errno, "%s is restored, but its "
+					  "directory could not be synced (%s): "
+					  "a crash may undo the restore; run "
+					  "it again", s->db_path,
+					  strerror(errno));
 	}
 	if (rc)
 		snap_sys_unlink(tmp);

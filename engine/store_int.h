@@ -82,8 +82,9 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 int snap_store_file_exists(snap_store *s, const char *name);
 /* Remove the store file `name`; 0 (also when absent) or -errno. */
 int snap_store_file_remove(snap_store *s, const char *name);
-/* fsync the store directory (after creating or removing a file). */
-void snap_store_dir_sync(snap_store *s);
+/* fsync the store directory (after creating or removing a file): 0 or
+ * -errno. */
+int snap_store_dir_sync(snap_store *s);
 
 /* A new connection to store.db with the store's pragmas. */
 int snap_store_connect(snap_store *s, int readonly, sqlite3 **db,

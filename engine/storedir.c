@@ -47,6 +47,7 @@
 
 #include "anchor.h"
 #include "store_int.h"
+#include "sys.h"
 
 /* Every name the store keeps in its directory; store.db first. */
 static const char *const storedir_names[] = {
@@ -308,9 +309,9 @@ int snap_store_file_remove(snap_store *s, const char *name)
 	       -errno;
 }
 
-void snap_store_dir_sync(snap_store *s)
+int snap_store_dir_sync(snap_store *s)
 {
-	fsync(s->dirfd);
+	return snap_sys_fsync(s->dirfd) < 0 ? -errno : 0;
 }
 
 void snap_storedir_undo_create(snap_store *s, int made)
