@@ -566,7 +566,7 @@ static void check_after(op *o, const outcome *r, const char *what)
 			 what, strerror(-r->rc), r->rc, r->err.msg);
 	if (r->rc == 0 && r->fired && r->engine && r->e != EINTR &&
 	    strstr(r->where, "fsync"))
-		fail_msg("%s: succeeded after the engine's %s failed", what,
+		fail_msg("%s: succeeded after the %s failed", what,
 			 r->where);
 
 	s = open_store();
