@@ -36,13 +36,17 @@
  * The fixture's expectations come from one run without faults, which also
  * counts the calls of each kind.
  *
- * Cost.  The full matrix (every errno at every N) takes minutes; by
- * default a reduced one runs: every N of every kind once, the errno
- * rotating with N (EIO, ENOSPC, EINTR, EIO, ...), so every fault point is
- * failed once.  SNAPFS_FAULT_FULL=1 runs the full matrix.  Each operation
- * prints how many fault points it ran (a TAP comment).  The fixtures live
- * on /dev/shm when it exists: the sweep runs thousands of operations, and
- * fsync there costs nothing (the faults do not depend on it).
+ * Cost.  An operation makes tens of system calls of each kind but
+ * thousands of allocations (SQLite's), and a run with its checks costs
+ * tens of milliseconds, so the full matrix (every errno at every N, every
+ * allocation) takes hours.  By default a reduced one runs, about a minute:
+ * every N of every kind but alloc once, the errno rotating with N (EIO,
+ * ENOSPC, EINTR, EIO, ...), so every system-call fault point fails once,
+ * and ALLOC_SAMPLES allocations per operation, evenly spaced.
+ * SNAPFS_FAULT_FULL=1 runs the full matrix.  Each operation prints how
+ * many fault runs it made and how many calls of each kind it makes (a TAP
+ * comment).  The fixtures live on /dev/shm when it exists: fsync there
+ * costs nothing (the faults do not depend on it).
  *
  * To repeat one failure: SNAPFS_FAULT_TEST=<test name pattern>
  * SNAPFS_FAULT_KIND=<read|write|fsync|open|rename|alloc> SNAPFS_FAULT_N=<N>
@@ -737,6 +741,9 @@ static void reference(op *o)
 	o->count_new = tu_count(s);
 	snap_store_close(s);
 	live_digest(o->live_new);
+	if (o->run == run_restore && strcmp(o->live_new, o->fx->digest_a))
+		fail_msg("%s: the reference run did not restore snapshot a",
+			 o->name);
 	if (o->changes_live == !strcmp(o->live_new, o->fx->digest_live))
 		fail_msg("%s: the reference run %s the live database", o->name,
 			 o->changes_live ? "did not change" : "changed");
