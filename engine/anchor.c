@@ -41,6 +41,7 @@
 #include <sys/stat.h>
 
 #include "anchor.h"
+#include "sys.h"
 
 #define ANCHOR_PREFIX "/proc/self/fd/"
 
@@ -77,7 +78,7 @@ static int anchor_full_pathname(sqlite3_vfs *v, const char *name, int n,
 	if (len + 1 > (size_t)n)
 		return SQLITE_CANTOPEN;
 	memcpy(out, name, len + 1);
-	if (lstat(name, &st) == 0 && S_ISLNK(st.st_mode))
+	if (snap_sys_lstat(name, &st) == 0 && S_ISLNK(st.st_mode))
 		return SQLITE_OK_SYMLINK;
 	return SQLITE_OK;
 }
@@ -215,7 +216,7 @@ int snap_anchor_dir(int dirfd, char *out, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return -ENAMETOOLONG;
 	/* The magic link must lead to the directory itself. */
-	if (fstat(dirfd, &a) < 0 || stat(out, &b) < 0 ||
+	if (snap_sys_fstat(dirfd, &a) < 0 || snap_sys_stat(out, &b) < 0 ||
 	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
 		out[0] = '\0';
 		return -ENOENT;

@@ -904,7 +904,8 @@ static int space_get(snap_store *s, ret_space *sp, snap_err *err)
 	if (rc)
 		return rc;
 	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
-	if (fstatat(s->dirfd, "store.db-wal", &wst, AT_SYMLINK_NOFOLLOW) == 0)
+	if (snap_sys_fstatat(s->dirfd, "store.db-wal", &wst,
+			     AT_SYMLINK_NOFOLLOW) == 0)
 		sp->wal = (uint64_t)wst.st_size;
 	snprintf(path, sizeof(path), "%s-wal", s->db_path);
 	live = file_size(s->db_path) + file_size(path);

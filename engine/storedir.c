@@ -103,17 +103,18 @@ int snap_storedir_open(snap_store *s, int create, int *made, snap_err *err)
 	int fd, e;
 
 	*made = 0;
-	fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = snap_sys_open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			   O_CLOEXEC, 0);
 	if (fd < 0 && errno == ENOENT && create) {
-		if (mkdir(s->dir, 0700) == 0)
+		if (snap_sys_mkdir(s->dir, 0700) == 0)
 			*made = 1;
 		else if (errno != EEXIST)
 			return snap_err_set(err, errno == EROFS ? -EROFS :
 					    -errno, "cannot create store "
 					    "directory %s: %s", s->dir,
 					    strerror(errno));
-		fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			  O_CLOEXEC);
+		fd = snap_sys_open(s->dir, O_RDONLY | O_DIRECTORY |
+				   O_NOFOLLOW | O_CLOEXEC, 0);
 	}
 	if (fd < 0) {
 		e = errno;
@@ -121,7 +122,7 @@ int snap_storedir_open(snap_store *s, int create, int *made, snap_err *err)
 			return snap_err_set(err, -ENOENT, "no store at %s (take "
 					    "a first snapshot to create it)",
 					    s->dir);
-		if (lstat(s->dir, &st) == 0 && S_ISLNK(st.st_mode))
+		if (snap_sys_lstat(s->dir, &st) == 0 && S_ISLNK(st.st_mode))
 			return storedir_symlink(s->dir, err);
 		if (e == ENOTDIR)
 			return snap_err_set(err, -ENOTDIR, "store %s is not a "
@@ -130,7 +131,7 @@ int snap_storedir_open(snap_store *s, int create, int *made, snap_err *err)
 				    "%s", s->dir, strerror(e));
 	}
 	s->dirfd = fd;
-	if (fstat(fd, &st) < 0)
+	if (snap_sys_fstat(fd, &st) < 0)
 		return snap_err_set(err, -errno, "cannot stat store directory "
 				    "%s: %s", s->dir, strerror(errno));
 	if (st.st_uid != geteuid())
@@ -153,9 +154,9 @@ static int storedir_only_store_files(int dirfd)
 	struct dirent *de;
 	int fd = dup(dirfd), ok = 1, i;
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
+	if (fd < 0 || !(d = snap_sys_fdopendir(fd))) {
 		if (fd >= 0)
-			close(fd);
+			snap_sys_close(fd);
 		return 0;
 	}
 	rewinddir(d);
@@ -175,7 +176,7 @@ int snap_storedir_private(snap_store *s, snap_err *err)
 {
 	struct stat st;
 
-	if (fstat(s->dirfd, &st) < 0)
+	if (snap_sys_fstat(s->dirfd, &st) < 0)
 		return snap_err_set(err, -errno, "cannot stat store directory "
 				    "%s: %s", s->dir, strerror(errno));
 	if (!(st.st_mode & 077))
@@ -196,7 +197,7 @@ int snap_storedir_private(snap_store *s, snap_err *err)
 				    s->dir, (unsigned)(st.st_mode & 07777),
 				    s->dir);
 	/* A read-only filesystem cannot be tightened, nor planted in. */
-	if (fchmod(s->dirfd, 0700) < 0 && errno != EROFS)
+	if (snap_sys_fchmod(s->dirfd, 0700) < 0 && errno != EROFS)
 		return snap_err_set(err, -errno, "store directory %s has mode "
 				    "%04o and cannot be made private (0700): "
 				    "%s", s->dir,
@@ -211,8 +212,8 @@ int snap_storedir_remains(snap_store *s, char *found, size_t cap)
 	int i;
 
 	for (i = 1; storedir_names[i]; i++)
-		if (fstatat(s->dirfd, storedir_names[i], &st,
-			    AT_SYMLINK_NOFOLLOW) == 0) {
+		if (snap_sys_fstatat(s->dirfd, storedir_names[i], &st,
+				     AT_SYMLINK_NOFOLLOW) == 0) {
 			snprintf(found, cap, "%s", storedir_names[i]);
 			return 1;
 		}
@@ -234,7 +235,7 @@ static int storedir_file_checked(snap_store *s, int fd, const char *name,
 	struct stat st;
 
 	storedir_path(s, name, path, sizeof(path));
-	if (fstat(fd, &st) < 0)
+	if (snap_sys_fstat(fd, &st) < 0)
 		return snap_err_set(err, -errno, "cannot stat %s: %s", path,
 				    strerror(errno));
 	if (!S_ISREG(st.st_mode))
@@ -243,7 +244,8 @@ static int storedir_file_checked(snap_store *s, int fd, const char *name,
 				    "remove it", path);
 	if (st.st_uid != geteuid())
 		return storedir_not_ours(path, st.st_uid, err);
-	if ((st.st_mode & 077) && fchmod(fd, 0600) < 0 && errno != EROFS)
+	if ((st.st_mode & 077) && snap_sys_fchmod(fd, 0600) < 0 &&
+	    errno != EROFS)
 		return snap_err_set(err, -errno, "%s has mode %04o and cannot "
 				    "be made private (0600): %s", path,
 				    (unsigned)(st.st_mode & 07777),
@@ -257,8 +259,8 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 	char path[PATH_MAX];
 	int fd, rc, e;
 
-	fd = openat(s->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
-		    O_NONBLOCK, 0600);
+	fd = snap_sys_openat(s->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC |
+			     O_NOCTTY | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		e = errno;
 		storedir_path(s, name, path, sizeof(path));
@@ -269,7 +271,7 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 	}
 	rc = storedir_file_checked(s, fd, name, err);
 	if (rc) {
-		close(fd);
+		snap_sys_close(fd);
 		return rc;
 	}
 	/* Blocking from here on (O_NONBLOCK only kept a FIFO from hanging
@@ -285,13 +287,13 @@ int snap_storedir_files_check(snap_store *s, snap_err *err)
 
 	/* The first four names: store.db and SQLite's side files. */
 	for (i = 0; i < 4; i++) {
-		if (fstatat(s->dirfd, storedir_names[i], &st,
-			    AT_SYMLINK_NOFOLLOW) < 0)
+		if (snap_sys_fstatat(s->dirfd, storedir_names[i], &st,
+				     AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		fd = snap_store_file_open(s, storedir_names[i], O_RDONLY, err);
 		if (fd < 0)
 			return fd;
-		close(fd);
+		snap_sys_close(fd);
 	}
 	return 0;
 }
@@ -300,12 +302,13 @@ int snap_store_file_exists(snap_store *s, const char *name)
 {
 	struct stat st;
 
-	return fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+	return snap_sys_fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 int snap_store_file_remove(snap_store *s, const char *name)
 {
-	return unlinkat(s->dirfd, name, 0) == 0 || errno == ENOENT ? 0 :
+	return snap_sys_unlinkat(s->dirfd, name, 0) == 0 || errno == ENOENT ?
+	       0 :
 	       -errno;
 }
 
@@ -320,9 +323,9 @@ void snap_storedir_undo_create(snap_store *s, int made)
 
 	for (i = 0; storedir_names[i]; i++)
 		if (strcmp(storedir_names[i], "staging"))
-			unlinkat(s->dirfd, storedir_names[i], 0);
+			snap_sys_unlinkat(s->dirfd, storedir_names[i], 0);
 	if (made)
-		rmdir(s->dir);
+		snap_sys_rmdir(s->dir);
 }
 
 /* Remove every entry of the directory fd holds (never following links;
@@ -333,15 +336,15 @@ static void storedir_empty(int dirfd)
 	struct dirent *de;
 	int fd = dup(dirfd);
 
-	if (fd < 0 || !(d = fdopendir(fd))) {
+	if (fd < 0 || !(d = snap_sys_fdopendir(fd))) {
 		if (fd >= 0)
-			close(fd);
+			snap_sys_close(fd);
 		return;
 	}
 	rewinddir(d);
 	while ((de = readdir(d)))
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd, de->d_name, 0);
+			snap_sys_unlinkat(dirfd, de->d_name, 0);
 	closedir(d);
 }
 
@@ -353,40 +356,41 @@ int snap_storedir_sub_open(snap_store *s, const char *name, char *path,
 	int fd, e;
 
 	storedir_path(s, name, shown, sizeof(shown));
-	if (mkdirat(s->dirfd, name, 0700) < 0 && errno != EEXIST)
+	if (snap_sys_mkdirat(s->dirfd, name, 0700) < 0 && errno != EEXIST)
 		return snap_err_set(err, -errno, "cannot create %s: %s", shown,
 				    strerror(errno));
-	fd = openat(s->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		    O_CLOEXEC);
+	fd = snap_sys_openat(s->dirfd, name, O_RDONLY | O_DIRECTORY |
+			     O_NOFOLLOW | O_CLOEXEC, 0);
 	if (fd < 0) {
 		e = errno;
-		if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		if (snap_sys_fstatat(s->dirfd, name, &st,
+				     AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISLNK(st.st_mode))
 			return storedir_symlink(shown, err);
 		return snap_err_set(err, -e, "cannot open %s: %s", shown,
 				    e == ENOTDIR ? "it is not a directory; "
 				    "remove it" : strerror(e));
 	}
-	if (fstat(fd, &st) < 0) {
+	if (snap_sys_fstat(fd, &st) < 0) {
 		e = errno;
-		close(fd);
+		snap_sys_close(fd);
 		return snap_err_set(err, -e, "cannot stat %s: %s", shown,
 				    strerror(e));
 	}
 	if (st.st_uid != geteuid()) {
-		close(fd);
+		snap_sys_close(fd);
 		return storedir_not_ours(shown, st.st_uid, err);
 	}
-	if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0) {
+	if ((st.st_mode & 07777) != 0700 && snap_sys_fchmod(fd, 0700) < 0) {
 		e = errno;
-		close(fd);
+		snap_sys_close(fd);
 		return snap_err_set(err, -e, "cannot make %s private (0700): "
 				    "%s", shown, strerror(e));
 	}
 	storedir_empty(fd);     /* what a killed daemon left */
 	if (snap_anchor_dir(fd, path, cap) != 0 &&
 	    snprintf(path, cap, "%s", shown) >= (int)cap) {
-		close(fd);
+		snap_sys_close(fd);
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
 				    shown);
 	}
@@ -398,6 +402,6 @@ void snap_storedir_sub_remove(snap_store *s, const char *name, int fd)
 	if (fd < 0)
 		return;
 	storedir_empty(fd);
-	close(fd);
-	unlinkat(s->dirfd, name, AT_REMOVEDIR);
+	snap_sys_close(fd);
+	snap_sys_unlinkat(s->dirfd, name, AT_REMOVEDIR);
 }

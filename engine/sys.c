@@ -35,10 +35,11 @@ static int libc_openat(int dirfd, const char *path, int flags, mode_t mode)
 	.read = read, .pread = pread, .write = write, .pwrite = pwrite, \
 	.fsync = fsync, .ftruncate = ftruncate, .flock = flock, \
 	.fstat = fstat, .stat = stat, .lstat = lstat, .fstatat = fstatat, \
-	.access = access, .mkdir = mkdir, .rename = rename, \
+	.access = access, .mkdir = mkdir, .mkdirat = mkdirat, \
+	.rmdir = rmdir, .fchmod = fchmod, .rename = rename, \
 	.renameat = renameat, .link = link, .unlink = unlink, \
-	.unlinkat = unlinkat, .opendir = opendir, .mkostemp = mkostemp, \
-	.point = NULL, \
+	.unlinkat = unlinkat, .opendir = opendir, .fdopendir = fdopendir, \
+	.mkostemp = mkostemp, .point = NULL, \
 }
 
 const snap_sys_table snap_sys_libc = SYS_LIBC;
@@ -174,6 +175,30 @@ int snap_sys_mkdir(const char *path, mode_t mode)
 	return r;
 }
 
+int snap_sys_mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	int r;
+
+	SYS_RETRY(r = snap_sys.mkdirat(dirfd, path, mode));
+	return r;
+}
+
+int snap_sys_rmdir(const char *path)
+{
+	int r;
+
+	SYS_RETRY(r = snap_sys.rmdir(path));
+	return r;
+}
+
+int snap_sys_fchmod(int fd, mode_t mode)
+{
+	int r;
+
+	SYS_RETRY(r = snap_sys.fchmod(fd, mode));
+	return r;
+}
+
 int snap_sys_rename(const char *from, const char *to)
 {
 	int r;
@@ -221,6 +246,16 @@ DIR *snap_sys_opendir(const char *path)
 
 	do {
 		d = snap_sys.opendir(path);
+	} while (!d && errno == EINTR);
+	return d;
+}
+
+DIR *snap_sys_fdopendir(int fd)
+{
+	DIR *d;
+
+	do {
+		d = snap_sys.fdopendir(fd);
 	} while (!d && errno == EINTR);
 	return d;
 }

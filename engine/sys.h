@@ -65,6 +65,9 @@ typedef struct snap_sys_table {
 		       int flags);
 	int (*access)(const char *path, int mode);
 	int (*mkdir)(const char *path, mode_t mode);
+	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
+	int (*rmdir)(const char *path);
+	int (*fchmod)(int fd, mode_t mode);
 	int (*rename)(const char *from, const char *to);
 	int (*renameat)(int fromfd, const char *from, int tofd,
 			const char *to);
@@ -72,6 +75,7 @@ typedef struct snap_sys_table {
 	int (*unlink)(const char *path);
 	int (*unlinkat)(int dirfd, const char *path, int flags);
 	DIR *(*opendir)(const char *path);
+	DIR *(*fdopendir)(int fd);
 	int (*mkostemp)(char *tmpl, int flags);
 	/* A fault point without a system call: 0, or a positive errno the
 	 * caller reports as failure.  NULL (the default): never fails. */
@@ -101,6 +105,9 @@ int snap_sys_fstatat(int dirfd, const char *path, struct stat *st,
 		     int flags);
 int snap_sys_access(const char *path, int mode);
 int snap_sys_mkdir(const char *path, mode_t mode);
+int snap_sys_mkdirat(int dirfd, const char *path, mode_t mode);
+int snap_sys_rmdir(const char *path);
+int snap_sys_fchmod(int fd, mode_t mode);
 int snap_sys_rename(const char *from, const char *to);
 int snap_sys_renameat(int fromfd, const char *from, int tofd,
 		      const char *to);
@@ -108,6 +115,7 @@ int snap_sys_link(const char *from, const char *to);
 int snap_sys_unlink(const char *path);
 int snap_sys_unlinkat(int dirfd, const char *path, int flags);
 DIR *snap_sys_opendir(const char *path);
+DIR *snap_sys_fdopendir(int fd);
 /* A new file named after tmpl ("...XXXXXX", completed in place), 0600,
  * opened O_EXCL: a retry after EINTR starts from the same template. */
 int snap_sys_mkostemp(char *tmpl, int flags);

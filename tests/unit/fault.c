@@ -219,6 +219,24 @@ static int en_mkdir(const char *p, mode_t m)
 	return snap_sys_libc.mkdir(p, m);
 }
 
+static int en_mkdirat(int d, const char *p, mode_t m)
+{
+	ENGINE_FAULT(SNAP_SYS_OPEN, "mkdirat", -1);
+	return snap_sys_libc.mkdirat(d, p, m);
+}
+
+static int en_rmdir(const char *p)
+{
+	ENGINE_FAULT(SNAP_SYS_RENAME, "rmdir", -1);
+	return snap_sys_libc.rmdir(p);
+}
+
+static int en_fchmod(int fd, mode_t m)
+{
+	ENGINE_FAULT(SNAP_SYS_WRITE, "fchmod", -1);
+	return snap_sys_libc.fchmod(fd, m);
+}
+
 static int en_rename(const char *a, const char *b)
 {
 	ENGINE_FAULT(SNAP_SYS_RENAME, "rename", -1);
@@ -253,6 +271,18 @@ static DIR *en_opendir(const char *p)
 {
 	ENGINE_FAULT(SNAP_SYS_OPEN, "opendir", NULL);
 	return snap_sys_libc.opendir(p);
+}
+
+static DIR *en_fdopendir(int fd)
+{
+	ENGINE_FAULT(SNAP_SYS_OPEN, "fdopendir", NULL);
+	return snap_sys_libc.fdopendir(fd);
+}
+
+static int en_mkostemp(char *t, int f)
+{
+	ENGINE_FAULT(SNAP_SYS_OPEN, "mkostemp", -1);
+	return snap_sys_libc.mkostemp(t, f);
 }
 
 static int en_point(snap_sys_kind kind, const char *what)
@@ -708,11 +738,16 @@ void fault_install(void)
 	snap_sys.fstatat = en_fstatat;
 	snap_sys.access = en_access;
 	snap_sys.mkdir = en_mkdir;
+	snap_sys.mkdirat = en_mkdirat;
+	snap_sys.rmdir = en_rmdir;
+	snap_sys.fchmod = en_fchmod;
 	snap_sys.rename = en_rename;
 	snap_sys.renameat = en_renameat;
 	snap_sys.link = en_link;
 	snap_sys.unlink = en_unlink;
 	snap_sys.unlinkat = en_unlinkat;
 	snap_sys.opendir = en_opendir;
+	snap_sys.fdopendir = en_fdopendir;
+	snap_sys.mkostemp = en_mkostemp;
 	snap_sys.point = en_point;
 }
