@@ -736,8 +736,8 @@ static const struct known_bug {
 	{ "test_delete", SNAP_SYS_ALLOC, "afterwards",
 	  "engine/store.c neighbour() reads a failed query as \"no "
 	  "neighbouring snapshot\", so a delete takes back runs the "
-	  "neighbour still holds and reclaims its pages (the fix waits for "
-	  "store.c's rewrite)" },
+	  "neighbour still holds and reclaims its pages (the neighbour is "
+	  "then damaged)" },
 	{ "test_prune", SNAP_SYS_ALLOC, "afterwards",
 	  "engine/store.c neighbour(), as for test_delete" },
 };
