@@ -8,12 +8,13 @@
  * every call from the Nth on fail), wherever the call is made:
  *
  *   engine's own calls   the engine/sys.h table (snap_sys), whose entries
- *                        are replaced: open/openat/opendir/stat/lstat/
- *                        fstat/fstatat/access/mkdir/flock count as open,
- *                        read/pread as read, write/pwrite/ftruncate as
- *                        write, fsync as fsync, rename/renameat/link/
- *                        unlink/unlinkat as rename; snap_sys.point as its
- *                        own kind.  The engine retries EINTR itself.
+ *                        are replaced: open/openat/opendir/fdopendir/
+ *                        mkostemp/stat/lstat/fstat/fstatat/access/mkdir/
+ *                        mkdirat/flock count as open, read/pread as read,
+ *                        write/pwrite/ftruncate/fchmod as write, fsync as
+ *                        fsync, rename/renameat/link/unlink/unlinkat/rmdir
+ *                        as rename; snap_sys.point as its own kind.  The
+ *                        engine retries EINTR itself.
  *   SQLite's calls       the unix VFS's system-call table (xSetSystemCall):
  *                        open as open, read/pread64 as read, write/
  *                        pwrite64/ftruncate as write, unlink (a rollback
