@@ -196,7 +196,10 @@ static int cap_compare(snap_capture *c, const uint8_t *page, uint32_t pgno)
 	else if (pgno == 1)
 		same = snap_page1_same(c->expect_page1, page, c->page_size);
 	else {
-		snap_sha256(page, c->page_size, sha);
+		int rc = snap_sha256(page, c->page_size, sha);
+
+		if (rc)
+			return rc;
 		same = memcmp(sha, c->expect[pgno - 1], 32) == 0;
 	}
 	if (!same && !c->mismatches++)
@@ -221,7 +224,9 @@ static void cap_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 {
 	snap_capture *c = ctx;
 
-	snap_sha256(s->in, s->inlen, s->sha);
+	s->status = snap_sha256(s->in, s->inlen, s->sha);
+	if (s->status)
+		return;
 	pthread_rwlock_rdlock(&c->idx_lock);
 	s->id = snap_pageidx_get(&c->idx, s->sha);
 	pthread_rwlock_unlock(&c->idx_lock);
@@ -237,6 +242,8 @@ static int cap_commit(void *ctx, const snap_pipe_slot *p)
 	int64_t id = p->id;
 	int rc;
 
+	if (p->status)
+		return p->status;
 	/* A page first seen in a slot still in flight is in the index now. */
 	if (!id)
 		id = snap_pageidx_get(&c->idx, p->sha);
@@ -667,8 +674,9 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
 	c->page_size = ps;
 	cap_set_page1(c, p1);
 	free(p1);
-	snap_sha256(c->page1, c->page_size, sha);
-	rc = cap_map_reserve(c, 1);
+	rc = snap_sha256(c->page1, c->page_size, sha);
+	if (!rc)
+		rc = cap_map_reserve(c, 1);
 	if (!rc)
 		rc = cap_store_page(c, c->page1, c->page_size, sha, &id);
 	if (rc)
@@ -782,8 +790,10 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err)
 
 			if (!z)
 				return snap_err_set(err, -ENOMEM, "out of memory");
-			snap_sha256(z, c->page_size, zsha);
-			rc = cap_store_page(c, z, c->page_size, zsha, &zero_id);
+			rc = snap_sha256(z, c->page_size, zsha);
+			if (!rc)
+				rc = cap_store_page(c, z, c->page_size, zsha,
+						    &zero_id);
 			free(z);
 			if (rc)
 				return snap_err_set(err, rc, "%s", c->err_msg);

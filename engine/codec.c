@@ -16,11 +16,12 @@
 
 #include "codec.h"
 
-void snap_sha256(const void *data, size_t len, uint8_t out[32])
+int snap_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	unsigned int n = 32;
 
-	EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+	return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) && n == 32 ?
+	       0 : -ENOMEM;
 }
 
 int snap_codec_init(snap_codec *c)

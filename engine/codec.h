@@ -16,7 +16,9 @@
 #define SNAP_ZSTD_LEVEL (-1)
 #define SNAP_PAGE_MAX 65536
 
-void snap_sha256(const void *data, size_t len, uint8_t out[32]);
+/* SHA-256 of data; 0, or -ENOMEM when OpenSSL could not allocate its
+ * context (out is then unusable: never store or compare it). */
+int snap_sha256(const void *data, size_t len, uint8_t out[32]);
 
 /* Per-thread codec state: reuse contexts, never allocate per page. */
 typedef struct snap_codec {

@@ -56,6 +56,7 @@
 #include "restore.h"
 #include "retention.h"
 #include "store_int.h"
+#include "sys.h"
 
 #define STORE_BUSY_MS 30000
 /* Every store connection: durable commits (a safety snapshot must be on
@@ -478,7 +479,7 @@ static int64_t store_wal_size(snap_store *s)
 {
 	struct stat st;
 
-	if (fstatat(s->dirfd, "store.db-wal", &st, AT_SYMLINK_NOFOLLOW) < 0)
+	if (snap_sys_fstatat(s->dirfd, "store.db-wal", &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
 	return (int64_t)st.st_size;
 }
@@ -670,14 +671,14 @@ static int store_daemon_lock(snap_store *s, snap_err *err)
 	fd = snap_store_file_open(s, "daemon.lock", O_RDWR | O_CREAT, err);
 	if (fd < 0)
 		return fd;
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
-		int e = errno;
+	if (snap_sys_flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;       /* flock's, not the pread's below */
+		ssize_t n = snap_sys_pread(fd, pid, sizeof(pid) - 1, 0);
 
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		close(fd);
-		if (e == EWOULDBLOCK || n >= 0)
+		snap_sys_close(fd);
+		if (e == EWOULDBLOCK)
 			return snap_err_set(err, -EBUSY, "store %s is already "
 					    "served by another snapfs daemon "
 					    "(pid %s)", s->dir,
@@ -686,7 +687,8 @@ static int store_daemon_lock(snap_store *s, snap_err *err)
 				    s->dir, strerror(e));
 	}
 	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) == 0 && write(fd, pid, strlen(pid)) < 0) {
+	if (snap_sys_ftruncate(fd, 0) == 0 &&
+	    snap_sys_write(fd, pid, strlen(pid)) < 0) {
 		/* The pid is only a hint for the message above. */
 	}
 	s->daemon_fd = fd;
@@ -703,7 +705,7 @@ static int store_probe_db(const char *path, snap_err *err)
 	sqlite3 *db = NULL;
 	int rc;
 
-	if (access(path, F_OK) < 0)
+	if (snap_sys_access(path, F_OK) < 0)
 		return snap_err_set(err, -errno, "no database at %s: %s; "
 				    "nothing to snapshot", path,
 				    strerror(errno));
@@ -763,12 +765,12 @@ static int store_catalog_file(snap_store *s, unsigned flags, int create,
 			snap_err_prefix(err, "store %s is not writable", s->dir);
 		return fd == -EACCES ? -EROFS : fd;
 	}
-	close(fd);
+	snap_sys_close(fd);
 	/* restore.lock from the start: a store.db removed alone later is
 	 * then noticed (snap_storedir_remains), not replaced. */
 	fd = snap_store_file_open(s, "restore.lock", O_RDWR | O_CREAT, err);
 	if (fd >= 0)
-		close(fd);
+		snap_sys_close(fd);
 	snap_store_dir_sync(s);
 	*fresh = 1;
 	return fd < 0 ? fd : 0;
@@ -907,9 +909,9 @@ void snap_store_close(snap_store *s)
 	}
 	sqlite3_close(s->db);
 	if (s->daemon_fd >= 0)
-		close(s->daemon_fd);
+		snap_sys_close(s->daemon_fd);
 	if (s->dirfd >= 0)
-		close(s->dirfd);
+		snap_sys_close(s->dirfd);
 	pthread_mutex_destroy(&s->mu);
 	free(s->db_path);
 	free(s->dir);
@@ -1239,21 +1241,33 @@ int snap_store_runs_apply(sqlite3 *db, const snap_idcount *delta,
 }
 
 /* The id of the snapshot before (dir < 0) or after (dir > 0) id, or 0. */
-static int64_t neighbour(sqlite3 *db, int64_t id, int dir)
+static int neighbour(sqlite3 *db, int64_t id, int dir, int64_t *out,
+		     snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t out = 0;
+	int rc = sqlite3_prepare_v2(db, dir < 0 ?
+				    "SELECT max(id) FROM snapshots WHERE id<?" :
+				    "SELECT min(id) FROM snapshots WHERE id>?",
+				    -1, &st, NULL);
 
-	if (sqlite3_prepare_v2(db, dir < 0 ?
-			       "SELECT max(id) FROM snapshots WHERE id<?" :
-			       "SELECT min(id) FROM snapshots WHERE id>?",
-			       -1, &st, NULL) == SQLITE_OK) {
+	/* A failed query is an error, never "no neighbour": the runs a
+	 * delete takes back depend on it (found by tests/unit/test_faults.c:
+	 * a delete out of memory reclaimed pages its neighbour used). */
+	*out = 0;
+	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			out = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = snap_err_sqlite(err, db, rc, "cannot find the snapshot "
+				     "%s snapshot %lld", dir < 0 ? "before" :
+				     "after", (long long)id);
 	}
 	sqlite3_finalize(st);
-	return out;
+	return rc;
 }
 
 /* Run-count changes for deleting snapshot id (see the top of this file). */
@@ -1261,14 +1275,19 @@ static int delete_runs(sqlite3 *db, int64_t id, snap_idcount *delta,
 		       snap_err *err)
 {
 	snap_idcount ps = {0}, ss = {0}, qs = {0};
+	int64_t before = 0, after = 0;
 	size_t i;
 	int rc;
 
-	rc = snap_store_map_set(db, neighbour(db, id, -1), &ps, err);
+	rc = neighbour(db, id, -1, &before, err);
+	if (!rc)
+		rc = neighbour(db, id, 1, &after, err);
+	if (!rc)
+		rc = snap_store_map_set(db, before, &ps, err);
 	if (!rc)
 		rc = snap_store_map_set(db, id, &ss, err);
 	if (!rc)
-		rc = snap_store_map_set(db, neighbour(db, id, 1), &qs, err);
+		rc = snap_store_map_set(db, after, &qs, err);
 	if (!rc && snap_idcount_init(delta, 1024))
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 	for (i = 0; !rc && i < ss.cap; i++)
@@ -1554,7 +1573,7 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
-	if (fstatat(s->dirfd, "store.db", &fst, AT_SYMLINK_NOFOLLOW) == 0)
+	if (snap_sys_fstatat(s->dirfd, "store.db", &fst, AT_SYMLINK_NOFOLLOW) == 0)
 		stt->file_bytes += (uint64_t)fst.st_size;
 	stt->file_bytes += (uint64_t)store_wal_size(s);
 	return rc;
@@ -1566,8 +1585,14 @@ int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
 
 	if (f < 0)
 		return f;
-	if (flock(f, LOCK_EX | LOCK_NB) < 0) {
-		close(f);
+	if (snap_sys_flock(f, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		snap_sys_close(f);
+		if (e != EWOULDBLOCK)
+			return snap_err_set(err, -e, "cannot lock %s/"
+					    "restore.lock: %s", s->dir,
+					    strerror(e));
 		return snap_err_set(err, -EBUSY, "another restore of %s is in "
 				    "progress; try again when it finished",
 				    s->db_path);
@@ -1579,5 +1604,5 @@ int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
 void snap_store_restore_unlock(int fd)
 {
 	if (fd >= 0)
-		close(fd);
+		snap_sys_close(fd);
 }

@@ -8,8 +8,8 @@
  * replaces entries to make the Nth call fail with a real errno (EIO,
  * ENOSPC, EINTR) and proves that every path above it ends in a clean
  * error (tests/unit/fault.c).  Production pays one indirect call.
- * (engine/store.c's own calls — the daemon and restore locks, its path
- * checks — still call libc directly.)
+ * (realpath() and fstatvfs(), which only resolve names and read free
+ * space, call libc directly.)
  *
  * Call sites use the snap_sys_<call>() functions below, never the table
  * directly: they retry a call that failed with EINTR (a signal arrived

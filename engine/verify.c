@@ -57,6 +57,7 @@ typedef struct vpass {
 	const snap_info *si;
 	EVP_MD_CTX *md;          /* SHA-256 of the whole image, in order */
 	const uint8_t *zero;     /* a zero page, hashed for unreadable ones */
+	int oom;                 /* a page could not be hashed (memory) */
 } vpass;
 
 /* Worker: decode a stored page and hash it.  inlen 0 marks a page the
@@ -73,7 +74,7 @@ static void vpass_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 	s->status = snap_codec_unpack(codec, s->in, s->inlen, s->out, ps);
 	if (!s->status) {
 		s->outlen = ps;
-		snap_sha256(s->out, ps, s->sha);
+		s->status = snap_sha256(s->out, ps, s->sha);
 	}
 }
 
@@ -88,6 +89,8 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 	else if (s->status == 0)
 		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") does "
 			"not match its hash", s->pgno, s->id);
+	else if (s->status == -ENOMEM)
+		vp->oom = 1;         /* a check that could not run */
 	else if (s->status != -ENOENT)
 		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") "
 			"cannot be decoded", s->pgno, s->id);
@@ -105,7 +108,7 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 {
 	sqlite3_stmt *st = NULL;
 	snap_pagepipe *pipe = NULL;
-	vpass vp = { v, si, NULL, NULL };
+	vpass vp = { v, si, NULL, NULL, 0 };
 	int64_t *map = NULL;
 	uint8_t whole[32];
 	uint32_t n = 0, i;
@@ -184,6 +187,11 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 	}
 	rc = 0;
 	snap_pagepipe_drain(pipe);
+	if (vp.oom) {
+		rc = snap_err_set(err, -ENOMEM, "snapshot %s: out of memory "
+				  "while hashing its pages", si->name);
+		goto out_txn;
+	}
 	EVP_DigestFinal_ex(vp.md, whole, &mdlen);
 	if (memcmp(whole, si->sha256, 32) != 0 && v->problems == 0)
 		problem(v, 0, "the image's SHA-256 differs from the catalog");

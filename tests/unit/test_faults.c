@@ -119,8 +119,7 @@ typedef struct op {
 	unsigned long calls[SNAP_SYS_KIND_COUNT];
 	/* tallies */
 	unsigned long points, failed, succeeded;
-	unsigned long bad, known;      /* runs that went wrong, known bugs */
-	const char *known_bug;
+	unsigned long bad;             /* runs that went wrong */
 } op;
 
 static char root[PATH_MAX];     /* private directory of this run */
@@ -722,37 +721,9 @@ static const char *errno_name(int e)
 	       "EINTR" : e == ENOMEM ? "ENOMEM" : "?";
 }
 
-/*
- * Known bugs whose fix is waiting outside this test's reach: a run that
- * shows the symptom is counted and reported, not failed.  Remove an entry
- * with its fix.
- */
-static const struct known_bug {
-	const char *test;       /* the test (operation) */
-	snap_sys_kind kind;     /* the fault kind that shows it */
-	const char *symptom;    /* a word of the check's message */
-	const char *bug;
-} known_bugs[] = {
-	{ "test_delete", SNAP_SYS_ALLOC, "afterwards",
-	  "engine/store.c neighbour() reads a failed query as \"no "
-	  "neighbouring snapshot\", so a delete takes back runs the "
-	  "neighbour still holds and reclaims its pages (the neighbour is "
-	  "then damaged)" },
-	{ "test_prune", SNAP_SYS_ALLOC, "afterwards",
-	  "engine/store.c neighbour(), as for test_delete" },
-};
-
-/* A run went wrong: fail, or count it (a known bug, or keep going). */
-static void bad(op *o, snap_sys_kind kind, const char *what, const char *msg)
+/* A run went wrong: fail, or count it (keep going). */
+static void bad(op *o, const char *what, const char *msg)
 {
-	for (size_t i = 0; i < sizeof(known_bugs) / sizeof(known_bugs[0]); i++)
-		if (strcmp(known_bugs[i].test, o->name) == 0 &&
-		    known_bugs[i].kind == kind &&
-		    strstr(msg, known_bugs[i].symptom)) {
-			o->known++;
-			o->known_bug = known_bugs[i].bug;
-			return;
-		}
 	if (!keep_going)
 		fail_msg("%s: %s", what, msg);
 	printf("# FAIL %s: %s\n", what, msg);
@@ -834,7 +805,7 @@ static void sweep(op *o)
 					fail_msg("%s: failed without a fault: "
 						 "%d %s", what, r.rc, r.err.msg);
 				if (check_after(o, &r, msg, sizeof(msg)))
-					bad(o, kind, what, msg);
+					bad(o, what, msg);
 				fired += r.fired > 0;
 				o->points += r.fired > 0;
 				if (r.fired && r.rc)
@@ -852,9 +823,6 @@ static void sweep(op *o)
 	       o->calls[SNAP_SYS_WRITE], o->calls[SNAP_SYS_FSYNC],
 	       o->calls[SNAP_SYS_OPEN], o->calls[SNAP_SYS_RENAME],
 	       o->calls[SNAP_SYS_ALLOC], o->failed, o->succeeded);
-	if (o->known)
-		printf("# %s: %lu runs hit a known bug: %s\n", o->name,
-		       o->known, o->known_bug);
 	fflush(stdout);
 	if (o->bad)
 		fail_msg("%s: %lu runs went wrong (above)", o->name, o->bad);
