@@ -74,12 +74,15 @@ whose staging directory must come up empty, then `snapctl list`), and:
                PTA, edit PE; everything else P), or the snapshots are not
                the template's plus/minus what the operation may add or
                remove (create, import, touch: at most one new snapshot of
-               its kind; restores and edits: at most one pre-restore, edits
-               at most one conflict; delete, rm: only A may go; prune: only
-               what `prune --dry-run` names; schedule: only automatic ones
+               its kind; restores and edits: at most one pre-restore; cp
+               and edits: at most one import (the daemon stores the file
+               written to current.db before restoring it), edits at most
+               one conflict; delete, rm: only A may go; prune: only what
+               `prune --dry-run` names; schedule: only automatic ones
                added, only pre-restore ones removed); or a new snapshot's
                content is not a state it may hold (manual, auto,
-               pre-restore: P; import: O; conflict: PE), or holds app ids
+               pre-restore: P; import: O, or PE for edits; conflict: PE),
+               or holds app ids
                that are not a prefix of the writer's commits; or a restored
                live database holds anything beyond the image plus the
                writer's commits after the restore's write lock.  An
