@@ -548,6 +548,7 @@ class Sweep:
         res = {"corrupt": [], "lost": set(), "other": [], "finished": False,
                "duration": None, "outcome": "?"}
         self.sctx.failed = []
+        self.sctx.daemons = []      # every earlier one is stopped and reaped
         if mt.is_mounted(self.mnt):
             raise Problem("%s is still mounted" % self.mnt)
         copy_tree(self.tmpl[mode]["dir"], self.point)
@@ -644,13 +645,14 @@ class Sweep:
             res["other"] += self.sctx.failed
             return res
         snaps = json.loads(r.stdout)
-        self.judge(op, mode, spec, snaps, wres, res, delay is None)
+        self.judge(op, mode, spec, snaps, wres, res)
         res["other"] += self.sctx.failed
-        self.sctx.daemons = []
         return res
 
     # -- the verdict ---------------------------------------------------------
-    def judge(self, op, mode, spec, snaps, wres, res, measuring):
+    def judge(self, op, mode, spec, snaps, wres, res):
+        """Fill res (corrupt, lost, outcome) from what the point left: the
+        live database, the store and the writer's report (see the top)."""
         t = self.tmpl[mode]
         states = self.states[mode]
         names = {s["name"]: s["kind"] for s in snaps}
