@@ -160,6 +160,21 @@ def body(ctx):
               r.returncode == 0 and
               rows(live, "mount") == {"one", "two", "three"}, r.stderr)
 
+    # Two transactions in one session, the first growing the file: the
+    # second must see the grown copy's size through the same descriptor
+    # (the crash sweep once saw "database disk image is malformed" here,
+    # when fstat of a session reported the image's size).
+    r = ctx.run(["sqlite3", cur,
+                 "INSERT INTO items(tag, body) SELECT 'grow', "
+                 "printf('%.3000c', 'g') FROM items;"
+                 "DELETE FROM items WHERE tag = 'grow';"
+                 "INSERT INTO items(tag, body) VALUES('mount','four');"])
+    ctx.check("two transactions in one session, the first growing the "
+              "file", r.returncode == 0 and "malformed" not in r.stderr and
+              rows(live, "grow") == set() and
+              "four" in rows(live, "mount"), r.stderr)
+    app_sql(live, "DELETE FROM items WHERE body = 'four'")
+
     # Reading through a read-write open changes nothing.
     n_snaps = len(mt.snapshots(mnt))
     sha = mt.sha256(live)
