@@ -837,7 +837,9 @@ static int merge_rekey_collect(sqlite3 *db, const merge_plan *p,
 		merge_rk_tab *r = &rk->tabs[i];
 		int64_t end = merge_key_end(db, "main", r);
 
-		qsort(r->keys, r->nkeys, sizeof(*r->keys), merge_cmp_i64);
+		if (r->nkeys > 1)
+			qsort(r->keys, r->nkeys, sizeof(*r->keys),
+			      merge_cmp_i64);
 		if (end < r->base_end)
 			end = r->base_end;
 		if (end > INT64_MAX - 1 - (int64_t)r->nkeys)

@@ -1,10 +1,11 @@
 #!/bin/bash
 # The whole test suite, as the README's second quick-start command and CI
 # run it: install dependencies, build with warnings as errors, run the unit
-# tests, the integration tests (real databases, real mounts), the unit tests
-# again under AddressSanitizer and UndefinedBehaviorSanitizer, and check that
-# the engine and snapctl build and pass without FUSE, and run each fuzz
-# target briefly (tools/fuzz.sh 10).  Ends with one line "N passed, N
+# tests, the integration tests (real databases, real mounts) and the mount
+# tests, all of them again with the engine, snapctl and the daemon built
+# with AddressSanitizer and UndefinedBehaviorSanitizer, check that the
+# engine and snapctl build and pass without FUSE, and run each fuzz target
+# briefly (tools/fuzz.sh 10).  Ends with one line "N passed, N
 # failed".
 #
 #   sudo tools/test.sh            everything
@@ -44,27 +45,55 @@ PY
 	passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 }
 
-# Configure (fresh), build and test one build directory.
-run() {
+# Configure (fresh) and build one directory; 0 or 1.  Output goes to
+# DIR.build.log, printed when it fails.
+build() {
 	local dir=$1; shift
-	local suites=$1; shift
 	echo "=== $dir: meson setup $*"
 	rm -rf "$dir"
-	if ! meson setup "$dir" -Dwerror=true "$@" >"$dir.setup.log" 2>&1; then
-		cat "$dir.setup.log"; failed=$((failed + 1)); status=1; return
+	if ! meson setup "$dir" -Dwerror=true "$@" >"$dir.build.log" 2>&1 ||
+	   ! ninja -C "$dir" >>"$dir.build.log" 2>&1; then
+		cat "$dir.build.log"
+		return 1
 	fi
-	if ! ninja -C "$dir"; then
-		failed=$((failed + 1)); status=1; return
-	fi
-	local args=()
-	for s in $suites; do args+=(--suite "$s"); done
-	meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" || status=1
-	tally "$dir"
 }
 
-run "$top/build-test" "unit integration mount"
-run "$top/build-asan" "unit" -Db_sanitize=address,undefined -Db_lundef=false
-run "$top/build-nofuse" "unit" -Dfuse=disabled
+# Run suites of a built directory, its output into DIR.test.log.
+suites() {
+	local dir=$1; shift
+	local args=()
+	for s in "$@"; do args+=(--suite "$s"); done
+	meson test -C "$dir" --print-errorlogs --num-processes 2 "${args[@]}" \
+		>"$dir.test.log" 2>&1
+}
+
+# The three builds: normal, sanitized (the daemon and snapctl too), and
+# without FUSE.
+dirs=("$top/build-test" "$top/build-asan" "$top/build-nofuse")
+built=()
+build "${dirs[0]}" && built+=(0) || { failed=$((failed + 1)); status=1; }
+build "${dirs[1]}" -Db_sanitize=address,undefined -Db_lundef=false &&
+	built+=(1) || { failed=$((failed + 1)); status=1; }
+build "${dirs[2]}" -Dfuse=disabled && built+=(2) ||
+	{ failed=$((failed + 1)); status=1; }
+
+# The normal and the sanitized build run every suite side by side (each
+# test mounts in a private directory; the two runs share nothing but the
+# two cores, and most of a test's time is spent waiting on processes), then
+# the build without FUSE its unit tests.
+pids=()
+for i in "${built[@]}"; do
+	case $i in
+	0|1) suites "${dirs[$i]}" unit integration mount & pids+=($!) ;;
+	esac
+done
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for i in "${built[@]}"; do
+	[ "$i" = 2 ] && { suites "${dirs[2]}" unit || status=1; }
+	echo "=== ${dirs[$i]}: meson test"
+	cat "${dirs[$i]}.test.log"
+	tally "${dirs[$i]}"
+done
 
 # The fuzz targets, 10 seconds each from their seeds (clang, ASan, UBSan):
 # one entry in the totals.  README's "Fuzzing" records a long run.

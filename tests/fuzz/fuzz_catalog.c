@@ -68,7 +68,7 @@ static void setup(void)
 	if (snap_store_open(db, dir, SNAP_OPEN_CREATE, &s, &err))
 		goto fail;
 	for (i = 0; i < NSNAP; i++) {
-		snap_create_opts o = { SNAP_KIND_AUTO, NULL, NULL, 0 };
+		snap_create_opts o = { .kind = SNAP_KIND_AUTO };
 		char sql[128];
 
 		o.kind = i == 1 ? SNAP_KIND_MANUAL : SNAP_KIND_AUTO;

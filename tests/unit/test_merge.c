@@ -129,7 +129,8 @@ static char *content(const char *path)
 			rows[n++] = sqlite3_str_finish(row);
 		}
 		sqlite3_finalize(st);
-		qsort(rows, n, sizeof(*rows), cmp_str);
+		if (n)
+			qsort(rows, n, sizeof(*rows), cmp_str);
 		for (i = 0; i < n; i++) {
 			sqlite3_str_appendf(out, "  %s\n", rows[i]);
 			sqlite3_free(rows[i]);
