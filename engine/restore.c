@@ -88,9 +88,14 @@ int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err)
 		*db = NULL;
 		return rc;
 	}
-	sqlite3_busy_handler(*db, live_busy, NULL);
+	snap_restore_busy_set(*db);
 	sqlite3_extended_result_codes(*db, 1);
 	return 0;
+}
+
+void snap_restore_busy_set(sqlite3 *db)
+{
+	sqlite3_busy_handler(db, live_busy, NULL);
 }
 
 /* One integer from a query. */

@@ -100,6 +100,9 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
  */
 int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err);
 
+/* Give db (a connection on the live database) that same busy policy. */
+void snap_restore_busy_set(sqlite3 *db);
+
 /*
  * Finish what an interrupted restore left: a live database it took out of
  * WAL mode (different page sizes) is switched back.  Called by

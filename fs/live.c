@@ -60,7 +60,6 @@
 
 #include "fs.h"
 
-#define LIVE_BUSY_MS 10000      /* wait this long for an application's lock */
 #define LIVE_BACKUP_TRIES 500   /* backup_step retries on BUSY (x 20 ms) */
 
 struct snap_live {
@@ -154,7 +153,10 @@ static int live_connect(const char *path, sqlite3 **out, snap_err *err)
 		sqlite3_close(db);
 		return rc;
 	}
-	sqlite3_busy_timeout(db, LIVE_BUSY_MS);
+	/* The engine's busy policy: SQLite's own backs off to 100 ms, and an
+	 * application committing in a tight loop starved image builds for
+	 * seconds. */
+	snap_restore_busy_set(db);
 	*out = db;
 	return 0;
 }
@@ -183,7 +185,7 @@ static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
 		sqlite3_busy_timeout(l->conn, 0);
 	rc = live_data_version(l->conn, dv, size);
 	if (nowait)
-		sqlite3_busy_timeout(l->conn, LIVE_BUSY_MS);
+		snap_restore_busy_set(l->conn);
 	return rc;
 }
 
