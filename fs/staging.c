@@ -41,7 +41,10 @@
  *               database moved again is kept as a conflict — a client that
  *               writes again after a close, which is rare.  A client that
  *               left a hot journal or a WAL beside the copy has not
- *               finished its transaction: refused.
+ *               finished its transaction: refused.  An open after every
+ *               handle of a session has flushed begins a new session,
+ *               even while RELEASEs of the old one are still on their way.
+ *               The old session is freed by its last RELEASE.
  *
  *   pending     a name created in snapshots/: at its first FLUSH, nothing
  *               written means "take a manual snapshot labelled NAME" (touch,
@@ -103,7 +106,24 @@ struct snap_session {
 	int merged;            /* an apply merged the edit: the copy is no
 				  longer what the live database holds, so
 				  it must never be restored over it */
+	struct snap_session *next; /* on the list of finished sessions
+				  waiting for their RELEASEs (fs->lock) */
 };
+
+/* Sessions replaced while RELEASEs were outstanding (fs->lock). */
+static struct snap_session *finished;
+
+/* Take s off the finished list, if it is there.  Caller holds fs->lock. */
+static void finished_remove(struct snap_session *s)
+{
+	struct snap_session **p;
+
+	for (p = &finished; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			return;
+		}
+}
 
 /* PRAGMA data_version on db; 0 or -EIO. */
 static int session_data_version(sqlite3 *db, int64_t *out)
@@ -496,6 +516,15 @@ int snap_session_join(struct snap_handle *h)
 
 	pthread_mutex_lock(&snap_fs.lock);
 	s = snap_fs.session;
+	if (s && s->active == 0) {
+		/* Every handle of it has flushed (its edit applied or
+		 * refused) and only RELEASEs are outstanding: an open now
+		 * begins a new edit, from the live database as it is. */
+		s->next = finished;
+		finished = s;
+		snap_fs.session = NULL;
+		s = NULL;
+	}
 	if (!s) {
 		s = calloc(1, sizeof(*s));
 		if (!s) {
@@ -856,6 +885,8 @@ static void session_leave(struct snap_handle *h, int apply)
 	last = s->writers == 0;
 	if (last && snap_fs.session == s)
 		snap_fs.session = NULL;
+	else if (last)
+		finished_remove(s);
 	dirty = s->dirty;
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (h->fd >= 0)
@@ -917,6 +948,12 @@ void snap_session_shutdown(void)
 	pthread_mutex_lock(&snap_fs.lock);
 	s = snap_fs.session;
 	snap_fs.session = NULL;
+	while (finished) {
+		struct snap_session *f = finished;
+
+		finished = f->next;
+		session_free(f);
+	}
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (!s)
 		return;
