@@ -3,7 +3,7 @@
 # database, show snapctl taking and restoring a snapshot, then mount it so
 # you can try snapfs with ls, cp, mv and sqlite3.
 #
-#   sudo tools/quickstart.sh [DEMO_DIR]      (default /tmp/snapfs-demo)
+#   tools/quickstart.sh [DEMO_DIR]      (as root; default /tmp/snapfs-demo)
 #
 # It leaves the mount running; the last lines say how to unmount.
 set -eu
