@@ -626,7 +626,7 @@ int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 	snprintf(st->store_dir, sizeof(st->store_dir), "%s", s->dir);
 	rc = health_count_kinds(s, st, err);
 	if (!rc) {
-		rc = snap_store_find(s, "latest", &st->newest, err);
+		rc = snap_store_newest(s, &st->newest, err);
 		if (rc == 0) {
 			st->have_newest = 1;
 			st->newest_age_ns = now_ns - st->newest.created_ns;

@@ -1047,13 +1047,52 @@ int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err)
 	return rc;
 }
 
+/* The kinds "latest" chooses from, as SQL (snap_kind_is_latest). */
+#define STORE_LATEST_KINDS "kind IN ('manual','auto','import')"
+
+int snap_kind_is_latest(snap_kind k)
+{
+	/* Keep in step with STORE_LATEST_KINDS. */
+	return k == SNAP_KIND_MANUAL || k == SNAP_KIND_AUTO ||
+	       k == SNAP_KIND_IMPORT;
+}
+
+/*
+ * One catalog row by a query whose only parameter (if any) is text: the
+ * row for snap_store_find and snap_store_newest.  -ENOENT, naming `what`,
+ * when there is none.
+ */
+static int store_find_sql(snap_store *s, const char *sql, const char *arg,
+			  const char *what, snap_info *out, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		if (arg)
+			sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	if (rc == SQLITE_ROW) {
+		snap_store_row_info(st, out);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = snap_err_set(err, -ENOENT, "no %s in %s", what, s->dir);
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "cannot look up %s", what);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
 int snap_store_find(snap_store *s, const char *name, snap_info *out,
 		    snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	char full[SNAP_NAME_MAX + 4];
+	char full[SNAP_NAME_MAX + 4], what[SNAP_NAME_MAX + 40];
 	size_t len = strlen(name);
-	int rc;
 
 	if (len >= SNAP_NAME_MAX)
 		return snap_err_set(err, -ENOENT, "no snapshot named %s", name);
@@ -1061,32 +1100,25 @@ int snap_store_find(snap_store *s, const char *name, snap_info *out,
 		snprintf(full, sizeof(full), "%s", name);
 	else
 		snprintf(full, sizeof(full), "%s.db", name);
-	snap_store_lock(s);
+	/* latest.db is never a snapshot's own name (snap_store_name_check),
+	 * so this reading of it hides nothing. */
 	if (strcmp(full, "latest.db") == 0)
-		rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
-					" FROM snapshots ORDER BY created_ns "
-					"DESC, id DESC LIMIT 1", -1, &st, NULL);
-	else
-		rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
-					" FROM snapshots WHERE name=?", -1,
-					&st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, full, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	if (rc == SQLITE_ROW) {
-		snap_store_row_info(st, out);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = snap_err_set(err, -ENOENT, "no snapshot named %s in %s",
-				  name, s->dir);
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot look up snapshot "
-				     "%s", name);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+		return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM "
+				      "snapshots WHERE " STORE_LATEST_KINDS
+				      " ORDER BY created_ns DESC, id DESC "
+				      "LIMIT 1", NULL, "manual, automatic or "
+				      "imported snapshot (\"latest\")", out,
+				      err);
+	snprintf(what, sizeof(what), "snapshot named %s", name);
+	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM snapshots "
+			      "WHERE name=?", full, what, out, err);
+}
+
+int snap_store_newest(snap_store *s, snap_info *out, snap_err *err)
+{
+	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM snapshots "
+			      "ORDER BY created_ns DESC, id DESC LIMIT 1", NULL,
+			      "snapshot", out, err);
 }
 
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
@@ -1392,53 +1424,173 @@ out:
 	return rc;
 }
 
+/* The time part of a snapshot's name: "2026-11-22T014900Z". */
+static void store_stamp(int64_t created_ns, char out[32])
+{
+	time_t t = (time_t)(created_ns / 1000000000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H%M%SZ", &tm);
+}
+
+/* 1 when another snapshot than id is called name; negative on error. */
+static int store_name_taken(sqlite3 *db, const char *name, int64_t id,
+			    snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM snapshots WHERE name=? "
+				    "AND id<>?", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, id);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return snap_err_sqlite(err, db, rc, "cannot look up snapshot %s",
+			       name);
+}
+
 int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
 			   int64_t exclude_id, char out[SNAP_NAME_MAX],
 			   snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	time_t t = (time_t)(created_ns / 1000000000);
-	struct tm tm;
 	char stamp[32];
-	int rc, k;
+	int rc = 0, k;
 
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H%M%SZ", &tm);
-	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM snapshots WHERE name=? AND "
-				"id<>?", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return snap_err_sqlite(err, db, rc, "cannot name snapshot");
+	store_stamp(created_ns, stamp);
 	for (k = 1; k < 100000; k++) {
 		if (k == 1)
 			snprintf(out, SNAP_NAME_MAX, "%s_%s.db", stamp, label);
 		else
 			snprintf(out, SNAP_NAME_MAX, "%s_%s-%d.db", stamp,
 				 label, k);
-		sqlite3_bind_text(st, 1, out, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 2, exclude_id);
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE)
+		rc = store_name_taken(db, out, exclude_id, err);
+		if (rc <= 0)
 			break;
-		if (rc != SQLITE_ROW) {
-			rc = snap_err_sqlite(err, db, rc, "cannot name "
-					     "snapshot");
-			sqlite3_finalize(st);
-			return rc;
-		}
 	}
-	sqlite3_finalize(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* The number of bytes of the valid UTF-8 sequence at p (1-4), or 0. */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+	uint32_t c;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		n = 2;
+		c = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		n = 3;
+		c = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		n = 4;
+		c = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3f);
+	}
+	/* Overlong forms, UTF-16 surrogates, past U+10FFFF. */
+	if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) ||
+	    (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		return 0;
+	return n;
+}
+
+int snap_store_name_check(const char *name, snap_err *err)
+{
+	static const char *const reserved[] = {
+		"latest.db",    /* the newest snapshot (snap_store_find) */
+		"live.db",      /* snapctl diff's words for the live database */
+		"current.db",
+	};
+	const unsigned char *p;
+	size_t len = strlen(name), i, n;
+
+	if (len >= SNAP_NAME_MAX)
+		return snap_err_set(err, -ENAMETOOLONG, "\"%.40s...\" cannot "
+				    "be a snapshot's name: it is %zu bytes "
+				    "long, at most %d are allowed", name, len,
+				    SNAP_NAME_MAX - 1);
+	if (len <= 3 || strcmp(name + len - 3, ".db") != 0)
+		return snap_err_set(err, -EINVAL, "\"%s\" cannot be a "
+				    "snapshot's name: a snapshot's name ends in "
+				    ".db (try \"%s.db\")", name, name);
+	if (len >= 6 && memcmp(name + len - 6, ".db.db", 6) == 0)
+		return snap_err_set(err, -EINVAL, "\"%s\" cannot be a "
+				    "snapshot's name: \"%.*s\" would then name "
+				    "another snapshot (the .db of a name is "
+				    "optional)", name, (int)len - 3, name);
+	if (name[0] == '.')
+		return snap_err_set(err, -EINVAL, "\"%s\" cannot be a "
+				    "snapshot's name: a name beginning with a "
+				    "dot is hidden from listings", name);
+	for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+		if (strcmp(name, reserved[i]) == 0)
+			return snap_err_set(err, -EINVAL, "\"%s\" cannot be "
+					    "a snapshot's name: \"%.*s\" "
+					    "means %s", name, (int)len - 3,
+					    name, i == 0 ? "the newest "
+					    "snapshot" : "the live database");
+	for (p = (const unsigned char *)name; *p; p += n) {
+		n = *p < 0x20 || *p == 0x7f || *p == '/' ? 0 : utf8_len(p);
+		if (n == 0)
+			return snap_err_set(err, -EINVAL, "\"%s\" cannot be a "
+					    "snapshot's name: byte %zu (0x%02x) "
+					    "is a control character, a slash "
+					    "or not UTF-8", name,
+					    (size_t)(p - (const unsigned char *)
+						     name), *p);
+	}
 	return 0;
 }
 
-int snap_store_relabel(snap_store *s, int64_t id, const char *label,
-		       snap_info *out, snap_err *err)
+/* The label an exact name gives: the name without ".db" and without the
+ * snapshot's own time prefix, sanitized. */
+static void store_label_of_name(const snap_info *si, const char *name,
+				char out[SNAP_LABEL_MAX + 1])
+{
+	char stem[SNAP_NAME_MAX], stamp[32];
+	size_t plen;
+
+	snprintf(stem, sizeof(stem), "%s", name);
+	stem[strlen(stem) - 3] = '\0';             /* name ends in ".db" */
+	store_stamp(si->created_ns, stamp);
+	plen = strlen(stamp);
+	if (strncmp(stem, stamp, plen) == 0 && stem[plen] == '_' &&
+	    stem[plen + 1])
+		memmove(stem, stem + plen + 1, strlen(stem + plen + 1) + 1);
+	snap_label_sanitize(stem, snap_kind_name(si->kind), out);
+}
+
+/*
+ * Give snapshot id a new name and label, in one transaction, and record
+ * the event: relabel (exact NULL: "<its time>_<label>.db", made unique)
+ * or rename (exact: that name, -EEXIST when another snapshot has it).
+ */
+static int store_name_set(snap_store *s, int64_t id, const char *label,
+			  const char *exact, snap_info *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	snap_info si;
 	char clean[SNAP_LABEL_MAX + 1], name[SNAP_NAME_MAX], old[SNAP_NAME_MAX];
+	char detail[SNAP_NAME_MAX * 2 + 16];
 	int rc;
 
+	if (exact && (rc = snap_store_name_check(exact, err)))
+		return rc;
 	if ((rc = snap_store_writable(s, err)))
 		return rc;
 	snap_store_lock(s);
@@ -1448,9 +1600,22 @@ int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc) {
 		snprintf(old, sizeof(old), "%s", si.name);
-		snap_label_sanitize(label, snap_kind_name(si.kind), clean);
-		rc = snap_store_unique_name(s->db, si.created_ns, clean, id,
-					    name, err);
+		if (!exact) {
+			snap_label_sanitize(label, snap_kind_name(si.kind),
+					    clean);
+			rc = snap_store_unique_name(s->db, si.created_ns,
+						    clean, id, name, err);
+		} else {
+			snprintf(name, sizeof(name), "%s", exact);
+			store_label_of_name(&si, exact, clean);
+			rc = store_name_taken(s->db, exact, id, err);
+			if (rc > 0)
+				rc = snap_err_set(err, -EEXIST, "cannot rename "
+						  "snapshot %s to %s: another "
+						  "snapshot has that name "
+						  "(delete or rename it first)",
+						  si.name, exact);
+		}
 	}
 	if (!rc) {
 		rc = sqlite3_prepare_v2(s->db, "UPDATE snapshots SET name=?, "
@@ -1462,7 +1627,8 @@ int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 			rc = sqlite3_step(st);
 		}
 		rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc,
-			"cannot relabel snapshot %s", si.name);
+			"cannot %s snapshot %s", exact ? "rename" : "relabel",
+			si.name);
 		sqlite3_finalize(st);
 	}
 	if (!rc)
@@ -1471,16 +1637,26 @@ int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}
-	{
-		char detail[SNAP_NAME_MAX * 2 + 16];
-		snprintf(detail, sizeof(detail), "renamed from %s", old);
-		snap_event_add_db(s->db, "relabel", name, 1, detail);
-	}
+	snprintf(detail, sizeof(detail), "renamed from %s", old);
+	snap_event_add_db(s->db, exact ? "rename" : "relabel", name, 1,
+			  detail);
 	if (out)
 		rc = snap_store_get_db(s->db, id, out, err);
 out:
 	snap_store_unlock(s);
 	return rc;
+}
+
+int snap_store_relabel(snap_store *s, int64_t id, const char *label,
+		       snap_info *out, snap_err *err)
+{
+	return store_name_set(s, id, label, NULL, out, err);
+}
+
+int snap_store_rename(snap_store *s, int64_t id, const char *name,
+		      snap_info *out, snap_err *err)
+{
+	return store_name_set(s, id, NULL, name, out, err);
 }
 
 /* UPDATE one column of one snapshot; records an event. */

@@ -51,6 +51,11 @@ typedef enum snap_kind {
 const char *snap_kind_name(snap_kind k);
 /* Parse a kind name; 0 or -EINVAL. */
 int snap_kind_parse(const char *s, snap_kind *out);
+/* 1 for the kinds "latest" chooses from: manual, auto and import.  The
+ * others are kept for safety (pre-restore, conflict, recovery) and are
+ * not the state a user means by "the latest snapshot": after a restore,
+ * the pre-restore snapshot holds the state just thrown away. */
+int snap_kind_is_latest(snap_kind k);
 
 #define SNAP_NAME_MAX 128
 #define SNAP_LABEL_MAX 64
@@ -141,9 +146,14 @@ const char *snap_store_file(const snap_store *s);
 
 /* Catalog. snap_store_list returns oldest first; free(*out) after. */
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err);
-/* Find by name; the ".db" suffix is optional; "latest" names the newest. */
+/* Find by name; the ".db" suffix is optional; "latest" names the newest
+ * snapshot of a kind snap_kind_is_latest() accepts (what latest.db links
+ * to).  -ENOENT when there is none. */
 int snap_store_find(snap_store *s, const char *name, snap_info *out,
 		    snap_err *err);
+/* The newest snapshot of any kind (for status: how old the newest copy of
+ * the database is); -ENOENT when the store holds none. */
+int snap_store_newest(snap_store *s, snap_info *out, snap_err *err);
 int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err);
 /* Row counts per table at snapshot time as a JSON object text; free(). */
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
@@ -156,6 +166,27 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err);
 /* Relabel: the name keeps its time prefix, takes the new label. */
 int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 		       snap_info *out, snap_err *err);
+/*
+ * Rename: the snapshot is called exactly `name` from now on; its creation
+ * time (created_ns), kind and image stay, its label becomes the name
+ * without ".db" and without the snapshot's own time prefix, sanitized.
+ * Refused, with the reason in err and nothing changed: -EEXIST when
+ * another snapshot has the name; what snap_store_name_check refuses.
+ * Records a "rename" event.
+ */
+int snap_store_rename(snap_store *s, int64_t id, const char *name,
+		      snap_info *out, snap_err *err);
+/*
+ * 0 when `name` can be a snapshot's exact name: it ends in ".db" (which
+ * snap_store_find lets users leave out) but not in ".db.db" (then the name
+ * without ".db" would find another snapshot), does not begin with a dot
+ * (hidden), is not latest.db (the newest snapshot), live.db or current.db
+ * (snapctl's words for the live database), and is UTF-8 without control
+ * characters or slashes, shorter than SNAP_NAME_MAX.  Otherwise -EINVAL
+ * (-ENAMETOOLONG when too long) with a message that begins: "NAME" cannot
+ * be a snapshot's name.  The names snapshots get when taken pass.
+ */
+int snap_store_name_check(const char *name, snap_err *err);
 int snap_store_set_pinned(snap_store *s, int64_t id, int pinned,
 			  snap_err *err);
 int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,

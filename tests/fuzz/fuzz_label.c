@@ -14,8 +14,11 @@
  * snapshot must give the name "<time>_<label>.db" (the label the sanitizer
  * gave), which is shorter than SNAP_NAME_MAX, never taken by the mount for
  * an SQLite side file (fs/inode.c: names ending in -journal, -wal, -shm)
- * and found again by snap_store_find(), with or without ".db".  Looking up
- * the raw input as a name must answer 0 or -ENOENT with a message.
+ * and found again by snap_store_find(), with or without ".db", and passes
+ * snap_store_name_check().  Looking up the raw input as a name must answer
+ * 0 or -ENOENT with a message.  As an exact name (snap_store_rename), the
+ * raw input is taken as it is and found again with or without ".db", or
+ * refused with a message (-EINVAL, -ENAMETOOLONG) and nothing changed.
  */
 #include <errno.h>
 #include <limits.h>
@@ -131,6 +134,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = snap_store_find(store, bare, &found, &err);
 	FZ_CHECK(rc == 0 && found.id == snap_id, "\"%s\" not found: %s", bare,
 		 err.msg);
+	rc = snap_store_name_check(si.name, &err);
+	FZ_CHECK(rc == 0, "taken name \"%s\" fails the name check: %s",
+		 si.name, err.msg);
+
+	/* The raw input as an exact name (mv, snapctl rename): taken
+	 * exactly and found again with or without ".db", or refused with a
+	 * message and nothing changed. */
+	snap_err_clear(&err);
+	rc = snap_store_rename(store, snap_id, in, &found, &err);
+	FZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ENAMETOOLONG,
+		 "rename to \"%s\": %d %s", in, rc, err.msg);
+	FZ_CHECK_RC(rc, err);
+	if (rc == 0) {
+		n = strlen(in);
+		FZ_CHECK(strcmp(found.name, in) == 0 && !strchr(in, '/') &&
+			 !is_sidefile(in) && in[0] != '.',
+			 "renamed to \"%s\" for \"%s\"", found.name, in);
+		snprintf(bare, sizeof(bare), "%.*s", (int)(n - 3), in);
+		rc = snap_store_find(store, bare, &found, &err);
+		FZ_CHECK(rc == 0 && found.id == snap_id, "\"%s\" not found "
+			 "after a rename to \"%s\": %s", bare, in, err.msg);
+	} else {
+		rc = snap_store_get(store, snap_id, &found, &err);
+		FZ_CHECK(rc == 0 && strcmp(found.name, si.name) == 0,
+			 "a refused rename changed \"%s\"", si.name);
+	}
 
 	/* Each relabel records an event; keep the store small. */
 	fz_trim_events(store);

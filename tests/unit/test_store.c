@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_store.c — engine/store.h: creating and opening stores,
- * the daemon lock, labels, kinds, the catalog (list, find, relabel, pin,
- * comment, delete) and page reclamation.
+ * the daemon lock, labels, kinds, the catalog (list, find, latest, relabel,
+ * rename, pin, comment, delete) and page reclamation.
  */
 #include "testutil.h"
 
@@ -712,6 +712,167 @@ static void test_relabel_keeps_time_prefix_and_stays_unique(void **state)
 	assert_int_equal(snap_store_relabel(st, y.id + 1000, "z", &r, &e), -ENOENT);
 }
 
+static void test_latest_is_the_newest_manual_auto_or_import(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_info out;
+	snap_err e;
+	snap_err_clear(&e);
+
+	assert_true(snap_kind_is_latest(SNAP_KIND_MANUAL));
+	assert_true(snap_kind_is_latest(SNAP_KIND_AUTO));
+	assert_true(snap_kind_is_latest(SNAP_KIND_IMPORT));
+	assert_false(snap_kind_is_latest(SNAP_KIND_PRE_RESTORE));
+	assert_false(snap_kind_is_latest(SNAP_KIND_CONFLICT));
+	assert_false(snap_kind_is_latest(SNAP_KIND_RECOVERY));
+
+	/* Safety snapshots alone: no latest, but a newest. */
+	snap_info p = tu_snap_kind(st, SNAP_KIND_PRE_RESTORE, "p");
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), -ENOENT);
+	assert_int_equal(snap_store_newest(st, &out, &e), 0);
+	assert_int_equal(out.id, p.id);
+
+	snap_info m = tu_snap_kind(st, SNAP_KIND_MANUAL, "m");
+	tu_snap_kind(st, SNAP_KIND_PRE_RESTORE, "p2");
+	tu_snap_kind(st, SNAP_KIND_CONFLICT, "c");
+	snap_info r = tu_snap_kind(st, SNAP_KIND_RECOVERY, "r");
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), 0);
+	assert_int_equal(out.id, m.id);
+	assert_int_equal(snap_store_find(st, "latest.db", &out, &e), 0);
+	assert_int_equal(out.id, m.id);
+	assert_int_equal(snap_store_newest(st, &out, &e), 0);
+	assert_int_equal(out.id, r.id);
+
+	snap_info a = tu_snap_kind(st, SNAP_KIND_AUTO, "a");
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), 0);
+	assert_int_equal(out.id, a.id);
+	snap_info i = tu_snap_kind(st, SNAP_KIND_IMPORT, "i");
+	tu_snap_kind(st, SNAP_KIND_PRE_RESTORE, "p3");
+	assert_int_equal(snap_store_find(st, "latest", &out, &e), 0);
+	assert_int_equal(out.id, i.id);
+}
+
+/* The event of the given kind recorded last, or fail. */
+static snap_event last_event(snap_store *st, const char *kind)
+{
+	snap_event *ev = NULL, found;
+	size_t n = 0, i;
+	snap_err e;
+	snap_err_clear(&e);
+	memset(&found, 0, sizeof(found));
+	assert_int_equal(snap_event_list(st, 0, 0, &ev, &n, &e), 0);
+	for (i = n; i > 0 && strcmp(ev[i - 1].kind, kind) != 0; i--)
+		;
+	if (i == 0)
+		fail_msg("no %s event", kind);
+	found = ev[i - 1];
+	free(ev);
+	return found;
+}
+
+static void test_rename_gives_exactly_the_name(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_info x = tu_snap(st, "x");
+	snap_info y = tu_snap(st, "y");
+	snap_info r, f;
+	snap_err e;
+	snap_err_clear(&e);
+
+	assert_int_equal(snap_store_rename(st, x.id, "pre-upgrade-KEEP.db", &r,
+					   &e), 0);
+	assert_string_equal(r.name, "pre-upgrade-KEEP.db");
+	assert_string_equal(r.label, "pre-upgrade-KEEP");
+	assert_int_equal(r.id, x.id);
+	assert_int_equal(r.created_ns, x.created_ns);
+	assert_int_equal(r.kind, x.kind);
+	assert_memory_equal(r.sha256, x.sha256, 32);
+	assert_int_equal(snap_store_find(st, x.name, &f, &e), -ENOENT);
+	assert_int_equal(snap_store_find(st, "pre-upgrade-KEEP", &f, &e), 0);
+	assert_int_equal(f.id, x.id);
+	snap_event ev = last_event(st, "rename");
+	assert_string_equal(ev.snapshot, "pre-upgrade-KEEP.db");
+	assert_non_null(strstr(ev.detail, x.name));
+
+	/* Any printable UTF-8 name ending in .db; a name with the
+	 * snapshot's own time prefix labels it with what follows. */
+	assert_int_equal(snap_store_rename(st, x.id, "Vor dem Update \xc3\xa4.db",
+					   &r, &e), 0);
+	assert_string_equal(r.name, "Vor dem Update \xc3\xa4.db");
+	char own[SNAP_NAME_MAX];
+	snprintf(own, sizeof(own), "%.*sagain.db",
+		 (int)strcspn(x.name, "_") + 1, x.name);
+	assert_int_equal(snap_store_rename(st, x.id, own, &r, &e), 0);
+	assert_string_equal(r.name, own);
+	assert_string_equal(r.label, "again");
+
+	/* Never another snapshot's name: EEXIST, nothing changed. */
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_rename(st, x.id, y.name, &r, &e), -EEXIST);
+	assert_non_null(strstr(e.msg, y.name));
+	assert_int_equal(snap_store_get(st, x.id, &f, &e), 0);
+	assert_string_equal(f.name, own);
+	assert_int_equal(snap_store_get(st, y.id, &f, &e), 0);
+	assert_string_equal(f.name, y.name);
+
+	/* Names the lookup or the listing would confuse. */
+	static const char *const bad[] = {
+		"no-extension", ".db", "latest.db", "live.db", "current.db",
+		".hidden.db", "twice.db.db", "tab\there.db", "del\x7f.db",
+		"bad-utf8-\xff.db", "overlong-\xc0\xaf.db", "a/b.db",
+		"surrogate-\xed\xa0\x80.db",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snap_err_clear(&e);
+		assert_int_equal(snap_store_rename(st, x.id, bad[i], &r, &e),
+				 -EINVAL);
+		assert_non_null(strstr(e.msg, "cannot be a snapshot's name"));
+	}
+	char longname[SNAP_NAME_MAX + 8];
+	memset(longname, 'n', sizeof(longname));
+	strcpy(longname + SNAP_NAME_MAX - 3, ".db");
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_rename(st, x.id, longname, &r, &e),
+			 -ENAMETOOLONG);
+	strcpy(longname + SNAP_NAME_MAX - 4, ".db");
+	assert_int_equal(snap_store_rename(st, x.id, longname, &r, &e), 0);
+	assert_int_equal(snap_store_rename(st, y.id + 1000, "z.db", &r, &e),
+			 -ENOENT);
+
+	/* A relabel names it by its time again. */
+	assert_int_equal(snap_store_relabel(st, x.id, "back", &r, &e), 0);
+	assert_memory_equal(r.name, x.name, strcspn(x.name, "_") + 1);
+	assert_string_equal(r.name + strcspn(x.name, "_") + 1, "back.db");
+}
+
+/* Every name a snapshot gets when taken can be typed back as its name. */
+static void test_names_snapshots_get_pass_the_name_check(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 5);
+	snap_store *st = tu_store(env);
+	char label[SNAP_LABEL_MAX + 8];
+	snap_err e;
+	memset(label, 'L', sizeof(label));
+	label[sizeof(label) - 1] = '\0';
+	const char *labels[] = { "x", ".hidden", "a.db.db", "\xff\x01", label,
+				 "latest", "live", NULL };
+	for (size_t i = 0; labels[i]; i++) {
+		snap_info si = tu_snap(st, labels[i]);
+		snap_err_clear(&e);
+		if (snap_store_name_check(si.name, &e) != 0)
+			fail_msg("%s: %s", si.name, e.msg);
+		/* The same label twice in a second gets a suffix. */
+		si = tu_snap(st, labels[i]);
+		if (snap_store_name_check(si.name, &e) != 0)
+			fail_msg("%s: %s", si.name, e.msg);
+	}
+}
+
 static void test_pin_and_unpin_are_stored(void **state)
 {
 	tu_env *env = *state;
@@ -1011,6 +1172,9 @@ int main(void)
 		tu_test(test_list_of_an_empty_store_is_empty),
 		tu_test(test_find_accepts_name_with_or_without_db_and_latest),
 		tu_test(test_relabel_keeps_time_prefix_and_stays_unique),
+		tu_test(test_latest_is_the_newest_manual_auto_or_import),
+		tu_test(test_rename_gives_exactly_the_name),
+		tu_test(test_names_snapshots_get_pass_the_name_check),
 		tu_test(test_pin_and_unpin_are_stored),
 		tu_test(test_comment_is_stored_verbatim),
 		tu_test(test_count_and_stats_follow_the_catalog),

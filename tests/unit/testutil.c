@@ -464,7 +464,12 @@ char *tu_find_file_with_sha(const char *root, const uint8_t sha[32])
 
 snap_info tu_snap(snap_store *st, const char *label)
 {
-	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = label };
+	return tu_snap_kind(st, SNAP_KIND_MANUAL, label);
+}
+
+snap_info tu_snap_kind(snap_store *st, snap_kind kind, const char *label)
+{
+	snap_create_opts o = { .kind = kind, .label = label };
 	snap_info si;
 	snap_err e;
 	snap_err_clear(&e);

@@ -114,6 +114,8 @@ char *tu_find_file_with_sha(const char *root, const uint8_t sha[32]);
 
 /* Take a snapshot (kind manual) with a label; fail the test on error. */
 snap_info tu_snap(snap_store *st, const char *label);
+/* The same, of another kind. */
+snap_info tu_snap_kind(snap_store *st, snap_kind kind, const char *label);
 /* The whole image of a snapshot via snap_image_read (malloc'd). */
 uint8_t *tu_image_bytes(snap_store *st, int64_t id, size_t *len);
 /* Number of snapshots. */
