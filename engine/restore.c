@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "capture.h"
 #include "events.h"
 #include "image.h"
@@ -950,27 +952,91 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	return snap_restore_ex(s, id, NULL, res, err);
 }
 
-/* An older snapshot with exactly si's image (same SHA-256 and shape), 0 if
- * none. */
-static int64_t same_image(snap_store *s, const snap_info *si)
+/*
+ * The newest snapshot but exclude_id whose image is image_size bytes and,
+ * when sha is given, has that SHA-256 (then it is the same image, page size
+ * included: the header is in the hashed bytes); 0 if none or on error.
+ */
+static int64_t snapshot_with(snap_store *s, const uint8_t *sha,
+			     uint64_t image_size, int64_t exclude_id)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
 
 	snap_store_lock(s);
 	if (sqlite3_prepare_v2(s->db, "SELECT id FROM snapshots WHERE "
-			       "sha256=? AND page_size=? AND page_count=? AND "
-			       "id<>? ORDER BY id DESC LIMIT 1", -1, &st,
+			       "image_size=?1 AND (?2 IS NULL OR sha256=?2) AND "
+			       "id<>?3 ORDER BY id DESC LIMIT 1", -1, &st,
 			       NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(st, 1, si->sha256, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, si->page_size);
-		sqlite3_bind_int64(st, 3, si->page_count);
-		sqlite3_bind_int64(st, 4, si->id);
+		sqlite3_bind_int64(st, 1, (int64_t)image_size);
+		if (sha)
+			sqlite3_bind_blob(st, 2, sha, 32, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, exclude_id);
 		if (sqlite3_step(st) == SQLITE_ROW)
 			id = sqlite3_column_int64(st, 0);
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
+	return id;
+}
+
+/* The SHA-256 of the file open as fd, read to its end: 0 or -errno. */
+static int file_sha256(int fd, uint8_t sha[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	char *buf = malloc(1 << 16);
+	ssize_t n = -1;
+	int rc = -ENOMEM;
+
+	if (md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		while ((n = snap_sys_read(fd, buf, 1 << 16)) > 0)
+			EVP_DigestUpdate(md, buf, (size_t)n);
+		rc = n < 0 ? -errno : 0;
+		if (!rc && !EVP_DigestFinal_ex(md, sha, NULL))
+			rc = -ENOMEM;
+	}
+	EVP_MD_CTX_free(md);
+	free(buf);
+	return rc;
+}
+
+/* 1 when "<path><suffix>" exists or cannot be looked up. */
+static int file_beside(const char *path, const char *suffix)
+{
+	char side[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(side, sizeof(side), "%s%s", path, suffix) >=
+	    (int)sizeof(side))
+		return 1;
+	return snap_sys_stat(side, &st) == 0 || errno != ENOENT;
+}
+
+/*
+ * The newest snapshot whose image is byte for byte the file at path (a
+ * copy of it: cp snapshots/X current.db, GIO's paste with Replace), or 0.
+ * Only a file SQLite reads as it is counts: a -wal beside it adds
+ * transactions, a -journal may be rolled back.  The file is hashed only
+ * when a snapshot has its size; nothing here is an error (0: import it).
+ */
+static int64_t same_file(snap_store *s, const char *path)
+{
+	uint8_t sha[32];
+	struct stat fs;
+	int64_t id = 0;
+	int fd;
+
+	if (file_beside(path, "-wal") || file_beside(path, "-journal"))
+		return 0;
+	fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	if (snap_sys_fstat(fd, &fs) == 0 && S_ISREG(fs.st_mode) &&
+	    fs.st_size > 0 &&
+	    snapshot_with(s, NULL, (uint64_t)fs.st_size, 0) &&
+	    file_sha256(fd, sha) == 0)
+		id = snapshot_with(s, sha, (uint64_t)fs.st_size, 0);
+	snap_sys_close(fd);
 	return id;
 }
 
@@ -985,6 +1051,12 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 	int64_t same;
 	int rc;
 
+	/* A copy of a snapshot's bytes restores that snapshot: nothing is
+	 * imported, whatever the caller would have labelled the import (the
+	 * mount's "upload"), and only the safety snapshot is added. */
+	same = same_file(s, path);
+	if (same)
+		return snap_restore_ex(s, same, o, res, err);
 	if (!label) {
 		dup = strdup(path);
 		if (!dup)
@@ -998,10 +1070,11 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 				s->db_path);
 		return rc;
 	}
-	/* A copy of a snapshot (cp snapshots/X current.db) need not stay in
-	 * the catalog twice: restore the snapshot it equals.  A caller that
-	 * named the import keeps it. */
-	same = label ? 0 : same_image(s, &si);
+	/* An import equal to a snapshot that same_file did not take for a
+	 * copy (a -wal or -journal beside it added nothing) need not stay
+	 * in the catalog twice: restore the snapshot it equals.  A caller
+	 * that named the import keeps it. */
+	same = label ? 0 : snapshot_with(s, si.sha256, si.image_size, si.id);
 	if (same) {
 		snap_err ignore;
 

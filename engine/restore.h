@@ -82,8 +82,11 @@ int snap_live_token_get(const char *db_path, snap_live_token *tok,
 /*
  * Restore from a database file: it is verified and imported as a snapshot
  * of kind import (label from the file name unless given), then restored.
- * Without a label, a file whose image equals an existing snapshot's (a copy
- * of one) restores that snapshot instead and adds nothing to the catalog.
+ * A file whose bytes are exactly a snapshot's image (a copy of one: cp
+ * snapshots/X current.db), with no -wal or -journal beside it, restores
+ * that snapshot instead, label or not: nothing is imported, and the
+ * catalog gains only the safety snapshot.  Without a label, an import
+ * whose image equals an existing snapshot's is dropped again the same way.
  * -EINVAL when the file is not a usable database; nothing changed then.
  */
 int snap_restore_file(snap_store *s, const char *path, const char *label,

@@ -629,7 +629,11 @@ static void test_restore_file_applies_a_good_file(void **state)
 	assert_int_equal(found, 1);
 	free(list);
 
-	/* With a label given. */
+	/* With a label given (to bytes no snapshot has: a copy of one
+	 * restores that one, label or not). */
+	db = tu_open(other);
+	tu_exec(db, "INSERT INTO only_in_other VALUES ('again')");
+	sqlite3_close(db);
 	rc = snap_restore_file(env->st, other, "given label", &res, &e);
 	assert_int_equal(rc, 0);
 	assert_int_equal(snap_store_list(env->st, &list, &n, &e), 0);
@@ -714,6 +718,57 @@ static void test_restore_file_of_a_snapshot_copy_adds_no_import(void **state)
 	for (size_t i = 0; i < n; i++)
 		assert_int_not_equal(list[i].kind, SNAP_KIND_IMPORT);
 	free(list);
+}
+
+/* The mount names its uploads ("upload"): a labelled restore of a copy of
+ * a snapshot restores that snapshot all the same, and neither imports the
+ * file nor records an import or a deletion; a -wal beside the copy, which
+ * SQLite would read with it, makes it a file like any other. */
+static void test_restore_file_of_a_labelled_snapshot_copy_imports_nothing(
+	void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	char copy[PATH_MAX], wal[PATH_MAX], now[65];
+	snap_restore_result res;
+	snap_event *ev = NULL;
+	size_t nev0 = 0, nev = 0;
+	snap_err e;
+
+	snap_err_clear(&e);
+	tu_path(env, copy, "upload-7");
+	assert_int_equal(snap_image_export(env->st, f.a.id, copy, &e), 0);
+	assert_int_equal(snap_event_list(env->st, 0, 0, &ev, &nev0, &e), 0);
+	free(ev);
+	int64_t before = tu_count(env->st);
+	int rc = snap_restore_file(env->st, copy, "upload", &res, &e);
+	if (rc != 0)
+		fail_msg("restore of a snapshot's copy: %d %s", rc, e.msg);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	assert_int_equal(res.have_safety, 1);
+	assert_int_equal(res.safety.kind, SNAP_KIND_PRE_RESTORE);
+	assert_int_equal(tu_count(env->st), before + 1);
+	assert_int_equal(snap_event_list(env->st, 0, 0, &ev, &nev, &e), 0);
+	for (size_t i = nev0; i < nev; i++) {
+		if (strcmp(ev[i].kind, "import") == 0 ||
+		    strcmp(ev[i].kind, "delete") == 0)
+			fail_msg("event %s %s: %s", ev[i].kind, ev[i].snapshot,
+				 ev[i].detail);
+		if (strcmp(ev[i].kind, "restore") == 0)
+			assert_string_equal(ev[i].snapshot, f.a.name);
+	}
+	free(ev);
+
+	/* With a -wal beside it, the copy is imported as a file is. */
+	snprintf(wal, sizeof(wal), "%s-wal", copy);
+	tu_write_file(wal, "", 0);
+	before = tu_count(env->st);
+	rc = snap_restore_file(env->st, copy, "upload", &res, &e);
+	if (rc != 0)
+		fail_msg("restore of a copy with a -wal: %d %s", rc, e.msg);
+	assert_int_equal(tu_count(env->st), before + 2);
 }
 
 /* restore_file(path) fails with rc; the live db and the store unchanged. */
@@ -835,6 +890,7 @@ int main(void)
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),
 		tu_test(test_restore_file_applies_a_good_file),
 		tu_test(test_restore_file_of_a_snapshot_copy_adds_no_import),
+		tu_test(test_restore_file_of_a_labelled_snapshot_copy_imports_nothing),
 		tu_test(test_restore_file_refused_by_precondition_leaves_nothing),
 		tu_test(test_restore_file_refuses_bad_files),
 		tu_test(test_restore_file_names_its_source_as_asked),
