@@ -13,7 +13,8 @@
  *                               client's -shm is mmapped: no direct_io,
  *                               PITFALLS 19);
  *   a snapshot request          its backing file, taken or imported at
- *                               FLUSH (staging.c);
+ *                               the FLUSH of its last writer, never of a
+ *                               reader (staging.c);
  *   .snapfs/ files              text made at open, direct_io.
  *
  * Every handle on current.db is direct_io, so the kernel's page cache never
@@ -234,11 +235,15 @@ static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
 		snap_node_close(n);
 		return rc;
 	}
+	if (h->kind == SNAP_H_PENDING) {
+		/* A reader (a file manager sniffing the type) never
+		 * decides what the request becomes. */
+		snap_pending_open(h, (fi->flags & O_ACCMODE) != O_RDONLY);
+		fi->direct_io = 1;
+	}
 	if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0 &&
 	    h->kind == SNAP_H_PENDING)
-		h->dirty = 1;
-	if (h->kind == SNAP_H_PENDING)
-		fi->direct_io = 1;
+		snap_pending_wrote(h);
 	*out = h;
 	return 0;
 }
@@ -381,10 +386,8 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc == 0)
 		rc = snap_attr_of(n->ino, &st, &ttl);
 	if (rc != 0) {
-		if (h) {
-			snap_node_close(h->node);
-			snap_handle_free(h);
-		}
+		if (h)
+			snap_handle_release(h, 0);
 		snap_node_forget(n->ino, 1);
 		fuse_reply_err(req, -rc);
 		return;
@@ -545,6 +548,8 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 			rc = -errno;
 		else if (h->kind == SNAP_H_SESSION)
 			snap_session_wrote(h);
+		else if (h->kind == SNAP_H_PENDING)
+			snap_pending_wrote(h);
 		else
 			h->dirty = 1;
 	}
@@ -592,6 +597,10 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 			snprintf(name, sizeof(name), "%s", h->node->name);
 		pthread_mutex_unlock(&snap_fs.lock);
 		rc = snap_pending_flush(h);
+		pthread_mutex_lock(&snap_fs.lock);
+		if (h->node->linked)
+			name[0] = '\0';    /* no outcome yet: still listed */
+		pthread_mutex_unlock(&snap_fs.lock);
 		break;
 	default:
 		break;
@@ -652,8 +661,7 @@ void snap_handle_release(struct snap_handle *h, int apply)
 		h->simg = NULL;
 		break;
 	case SNAP_H_PENDING:
-		if (apply && (h->dirty || !h->attempted))
-			snap_pending_flush(h);
+		snap_pending_release(h, apply);
 		break;
 	default:
 		break;

@@ -31,6 +31,10 @@
  *   handle->lock     one open file's state and I/O; held across the apply
  *                    of that file's bytes (flush, release), so it comes
  *                    first;
+ *   node->outcome_lock  a snapshot request's outcome (staging.c): held
+ *                    across the engine's snapshot or import, so that a
+ *                    request becomes one snapshot whichever of its
+ *                    handles closes;
  *   fs->apply_lock   serializes every restore the mount performs and the
  *                    start and apply of an edit session; held across engine
  *                    calls on purpose (it orders restores, it guards no
@@ -188,9 +192,18 @@ struct snap_node {
 	mode_t mode;                  /* S_IFREG | permission bits */
 	uid_t uid;
 	gid_t gid;
-	/* PENDING only, protected by fs->lock: */
+	/* PENDING only, protected by fs->lock (staging.c says how a
+	 * request's outcome is reached, once): */
 	int64_t snap_id;              /* the snapshot it became, 0 = not yet */
-	snap_kind snap_kind;          /* kind of that snapshot */
+	unsigned writers;             /* write handles not flushed since their
+				       * last write */
+	int dirty;                    /* written since the outcome */
+	int decided;                  /* an outcome was reached (snap_id, or
+				       * 0 when it was refused) */
+	int last_rc;                  /* its verdict, for flushes that bring
+				       * nothing new */
+	pthread_mutex_t outcome_lock; /* held while the outcome is reached
+				       * (see the lock order above) */
 	struct snap_node *next;       /* table chain */
 };
 
@@ -226,12 +239,17 @@ struct snap_handle {
 	struct snap_live_image *img;
 	/* SNAP_H_SESSION */
 	struct snap_session *sess;
-	int closing;                   /* flushed, no write since (fs->lock) */
-	/* SNAP_H_UPLOAD and SNAP_H_PENDING */
+	int closing;                   /* flushed, no write since (fs->lock;
+				        * also SNAP_H_PENDING writers) */
+	/* SNAP_H_UPLOAD */
 	char path[PATH_MAX];           /* upload file */
 	int dirty;                     /* bytes arrived since the last apply */
 	int attempted;                 /* an apply was tried */
 	int last_rc;                   /* its result */
+	/* SNAP_H_PENDING */
+	int writer;                    /* opened for writing: may decide the
+				        * request's outcome (a reader never
+				        * does) */
 	/* SNAP_H_SNAPSHOT */
 	snap_image *simg;
 	int64_t snap_id;
@@ -382,8 +400,15 @@ void snap_session_describe(int *open, unsigned *writers, int *dirty);
 /* Discard the session at shutdown. */
 void snap_session_shutdown(void);
 
-/* Pending snapshot requests in snapshots/: take or import at flush. */
+/* Snapshot requests in snapshots/ (pending nodes): a handle opened on
+ * one (writable: it may write, and counts among the request's writers),
+ * its bytes arriving (a write or a truncation through it), its FLUSH, at
+ * which the last writer takes or imports, and its RELEASE (apply 0: a
+ * handle the kernel never had, or the shutdown). */
+void snap_pending_open(struct snap_handle *h, int writable);
+void snap_pending_wrote(struct snap_handle *h);
 int snap_pending_flush(struct snap_handle *h);
+void snap_pending_release(struct snap_handle *h, int apply);
 
 /* ---- status files (status.c) -------------------------------------------- */
 

@@ -24,7 +24,8 @@
  * is a list.
  *
  * Thread-safety: every field of every node is protected by snap_fs.lock,
- * except ino, kind, parent and path, which never change after creation.
+ * except ino, kind, parent and path, which never change after creation,
+ * and outcome_lock itself (staging.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +69,14 @@ static void node_maybe_free_locked(struct snap_node *n)
 	node_graveyard = n;
 }
 
+/* Delete a node's backing file and free it (nothing references it). */
+static void node_free(struct snap_node *n)
+{
+	unlink(n->path);
+	pthread_mutex_destroy(&n->outcome_lock);
+	free(n);
+}
+
 void snap_node_reap(void)
 {
 	struct snap_node *n, *next;
@@ -78,8 +87,7 @@ void snap_node_reap(void)
 	pthread_mutex_unlock(&snap_fs.lock);
 	for (; n; n = next) {
 		next = n->next;
-		unlink(n->path);
-		free(n);
+		node_free(n);
 	}
 }
 
@@ -126,6 +134,7 @@ struct snap_node *snap_node_create(enum snap_node_kind kind,
 		return NULL;
 	}
 	close(fd);
+	pthread_mutex_init(&n->outcome_lock, NULL);
 
 	pthread_mutex_lock(&snap_fs.lock);
 	n->linked = 1;
@@ -250,8 +259,7 @@ void snap_node_free_all(void)
 	pthread_mutex_unlock(&snap_fs.lock);
 	for (; n; n = next) {
 		next = n->next;
-		unlink(n->path);
-		free(n);
+		node_free(n);
 	}
 	snap_node_reap();
 }

@@ -335,10 +335,18 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 			pthread_mutex_lock(&h->lock);
 			rc = ftruncate(h->fd, attr->st_size) ? -errno : 0;
 			if (rc == 0 && h->kind == SNAP_H_PENDING)
-				h->dirty = 1;
+				snap_pending_wrote(h);
 			pthread_mutex_unlock(&h->lock);
 		} else {
 			rc = truncate(path, attr->st_size) ? -errno : 0;
+			if (rc == 0 && pending) {
+				/* New bytes for the request's next close. */
+				pthread_mutex_lock(&snap_fs.lock);
+				n = snap_node_get_locked(ino);
+				if (n)
+					n->dirty = 1;
+				pthread_mutex_unlock(&snap_fs.lock);
+			}
 		}
 		if (rc != 0)
 			return rc;
