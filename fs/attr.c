@@ -11,7 +11,9 @@
  *                                database never yields a snapshot others
  *                                can read), mtime = creation time, size =
  *                                image size, from the catalog only;
- *   latest.db                    a symlink to the newest snapshot's name;
+ *   latest.db                    a symlink to the newest manual, auto or
+ *                                import snapshot's name (never a safety
+ *                                snapshot);
  *   a dynamic node               its backing file; a snapshot request that
  *                                became a snapshot shows that snapshot.
  *

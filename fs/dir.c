@@ -16,8 +16,10 @@
  *                                a verified restore; X stays listed; a
  *                                staging file X-wal beside X is read as
  *                                X's WAL (cp src.db src.db-wal MNT/);
- *   rename within snapshots/     relabels (the time prefix stays) and never
- *                                replaces another snapshot;
+ *   rename within snapshots/     the snapshot takes exactly the name typed
+ *                                (time of creation in mtime and xattrs), or
+ *                                the rename is refused with a logged reason:
+ *                                never another name, never a replacement;
  *   rename root -> snapshots/    EXDEV: mv then copies, which imports;
  *   mkdir, symlink, link, mknod  EPERM.
  *
@@ -138,8 +140,13 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 			d->attr_ttl = SNAP_TTL_SNAP_ATTR;
 			d->entry_ttl = SNAP_TTL_SNAP_ENTRY;
 		}
-		if (n > 0 && (d = dir_add(b, SNAP_NAME_LATEST)))
-			snap_attr_symlink(list[n - 1].name, &d->st);
+		/* latest.db: the newest manual, auto or import snapshot
+		 * (the list is in the order snap_store_find uses). */
+		for (i = n; i > 0 && !snap_kind_is_latest(list[i - 1].kind);
+		     i--)
+			;
+		if (i > 0 && (d = dir_add(b, SNAP_NAME_LATEST)))
+			snap_attr_symlink(list[i - 1].name, &d->st);
 		free(list);
 	}
 	first_node = b->n;
@@ -323,35 +330,37 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -rc);
 }
 
-/* The label a rename within snapshots/ asks for: the new name without
- * the snapshot's own time prefix and without ".db". */
-static void rename_label(const snap_info *si, const char *newname,
-			 char out[SNAP_LABEL_MAX + 1])
+/*
+ * Rename within snapshots/: the snapshot takes exactly newname (the engine
+ * checks it can be a snapshot's name), or the rename is refused, the
+ * reason logged: EEXIST for a name another snapshot or a request has (a
+ * rename never replaces), EPERM for latest.db, EINVAL for a name that
+ * cannot be a snapshot's.  A request not taken yet is renamed as such.
+ */
+static int rename_in_snapshots(const char *name, const char *newname)
 {
-	const char *us = strchr(si->name, '_');
-	size_t plen = us ? (size_t)(us - si->name) + 1 : 0;
-
-	if (plen && strncmp(newname, si->name, plen) == 0 && newname[plen])
-		newname += plen;
-	snap_label_sanitize(newname, "snapshot", out);
-}
-
-static int rename_in_snapshots(const char *name, const char *newname,
-			       unsigned flags, char *result, size_t rlen)
-{
-	char label[SNAP_LABEL_MAX + 1];
-	snap_info si, other, out;
-	struct snap_node *n;
+	struct snap_node *n, *other;
+	snap_info si, out;
 	snap_err err;
 	int64_t id = 0;
 	int rc;
 
-	(void)flags;
 	if (strcmp(name, SNAP_NAME_LATEST) == 0 ||
-	    strcmp(newname, SNAP_NAME_LATEST) == 0)
+	    strcmp(newname, SNAP_NAME_LATEST) == 0) {
+		snap_log(LOG_INFO, "rename of %s to %s refused: latest.db is "
+			 "the link to the newest snapshot, not a snapshot's "
+			 "name", name, newname);
 		return -EPERM;
+	}
 	if (strcmp(name, newname) == 0)
 		return 0;
+	other = snap_node_find_open(SNAP_INO_SNAPDIR, newname);
+	if (other) {
+		snap_node_close(other);
+		snap_log(LOG_INFO, "rename of %s to %s refused: a snapshot "
+			 "is being taken under that name", name, newname);
+		return -EEXIST;
+	}
 	n = snap_node_find_open(SNAP_INO_SNAPDIR, name);
 	if (n) {
 		/* A request not taken yet: rename the request. */
@@ -370,19 +379,15 @@ static int rename_in_snapshots(const char *name, const char *newname,
 	}
 	if (rc != 0)
 		return rc;
-	/* Never replace (delete) another snapshot implicitly. */
-	if (snap_attr_by_name(newname, &other) == 0 && other.id != si.id)
-		return -EEXIST;
-	rename_label(&si, newname, label);
 	snap_err_clear(&err);
-	rc = snap_store_relabel(snap_fs.store, si.id, label, &out, &err);
+	rc = snap_store_rename(snap_fs.store, si.id, newname, &out, &err);
 	if (rc != 0) {
-		snap_log(LOG_ERR, "relabelling snapshot %s: %s", si.name,
-			 err.msg);
+		snap_log(rc == -EINVAL || rc == -EEXIST || rc == -ENAMETOOLONG ?
+			 LOG_INFO : LOG_ERR, "rename of snapshot %s to %s "
+			 "refused: %s", si.name, newname, err.msg);
 		return rc;
 	}
 	snap_log(LOG_INFO, "snapshot %s is now %s", si.name, out.name);
-	snprintf(result, rlen, "%s", out.name);
 	return 0;
 }
 
@@ -446,12 +451,12 @@ static int rename_onto_current(fuse_ino_t parent, const char *name)
 	return rc;
 }
 
-/* RENAME: a restore, a relabel, a staging file renamed, or a refusal. */
+/* RENAME: a restore, a snapshot renamed, a staging file renamed, or a
+ * refusal. */
 void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
 			   const char *newname, unsigned int flags)
 {
-	char result[SNAP_NAME_MAX] = "";
 	struct snap_node *n;
 	int rc;
 
@@ -484,12 +489,9 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	if (parent == SNAP_INO_SNAPDIR && newparent == SNAP_INO_SNAPDIR) {
-		rc = rename_in_snapshots(name, newname, flags, result,
-					 sizeof(result));
-		fuse_reply_err(req, -rc);
-		if (rc == 0 && result[0] && strcmp(result, newname) != 0)
-			snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR,
-					  newname);
+		/* The kernel moves the dentry itself: the name it gets is
+		 * the snapshot's name, so there is nothing to forget. */
+		fuse_reply_err(req, -rename_in_snapshots(name, newname));
 		return;
 	}
 	if (parent == SNAP_INO_ROOT && newparent == SNAP_INO_SNAPDIR) {

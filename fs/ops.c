@@ -16,7 +16,7 @@
  *                      chown EPERM (setattr_current_owner)
  *   /snapshots/        one entry per snapshot (catalog only) + latest.db;
  *                      create = take or import, unlink = delete, rename =
- *                      relabel, everything else EROFS/EPERM
+ *                      exactly the name typed, everything else EROFS/EPERM
  *   /.snapfs/          status.json and log, read-only
  *
  * Every handler replies exactly once.  Handlers that change what the kernel

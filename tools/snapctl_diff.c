@@ -4,8 +4,10 @@
  * "export NAME FILE --sql".
  *
  * A state is a snapshot name (".db" optional, "latest") or "live" /
- * "current" for the live database (SNAP_DIFF_LIVE).  Snapshot names always
- * begin with a time, so neither word can name a snapshot.
+ * "current" for the live database (SNAP_DIFF_LIVE).  No snapshot is called
+ * live.db or current.db (taken names begin with a time, and a rename to
+ * either is refused: snap_store_name_check), so neither word can name a
+ * snapshot.
  *
  * diff prints one line per table that differs, by name:
  *   orders      3 added, 1 removed, 2 changed

@@ -12,8 +12,8 @@ snapshots/ as the contract says (DESIGN.md §1, "snapshots/"):
     in snapshots/ fail; SQLite's -journal/-wal/-shm names never exist;
   * `cp db snapshots/` imports (kind import); `cp text snapshots/` fails and
     leaves nothing;
-  * rm deletes; mv within snapshots/ relabels, and never replaces another
-    snapshot;
+  * rm deletes; mv within snapshots/ gives exactly the name typed, or is
+    refused, and never replaces another snapshot;
   * .snapfs/status.json parses and counts the snapshots; .snapfs/log lists
     the events;
   * a remount shows the same snapshots, names and contents.
@@ -163,26 +163,32 @@ def body(ctx):
     ctx.check("rm latest.db fails", r.returncode != 0 and
               os.path.islink(os.path.join(sd, "latest.db")))
 
-    # mv within snapshots/ relabels (keeping the time prefix).
+    # mv within snapshots/ gives exactly the name typed (the label follows
+    # it, without the snapshot's own time prefix).
     prefix = first.split("_")[0]
     r = ctx.run(["mv", fp, os.path.join(sd, prefix + "_renamed.db")])
     ctx.check("mv T_before-migration.db T_renamed.db succeeds",
               r.returncode == 0, r.stderr)
     names = mt.snapshots(mnt)
     ren = os.path.join(sd, prefix + "_renamed.db")
-    ctx.check("it is relabelled in place", prefix + "_renamed.db" in names
+    ctx.check("it is renamed in place", prefix + "_renamed.db" in names
               and first not in names and mt.xattr(ren, "label") == "renamed",
               names)
     r = ctx.run(["mv", ren, os.path.join(sd, "short")])
-    ctx.check("mv to a bare label keeps the time prefix",
-              r.returncode == 0 and prefix + "_short.db" in
-              mt.snapshots(mnt), mt.snapshots(mnt))
-    shortp = os.path.join(sd, prefix + "_short.db")
-    ctx.check("a relabelled snapshot still reads the same",
+    ctx.check("mv to a name without .db is refused and changes nothing",
+              r.returncode != 0 and mt.snapshots(mnt) == names,
+              mt.snapshots(mnt))
+    r = ctx.run(["mv", ren, os.path.join(sd, "short.db")])
+    ctx.check("mv to short.db gives exactly short.db",
+              r.returncode == 0 and "short.db" in mt.snapshots(mnt) and
+              mt.xattr(os.path.join(sd, "short.db"), "label") == "short",
+              mt.snapshots(mnt))
+    shortp = os.path.join(sd, "short.db")
+    ctx.check("a renamed snapshot still reads the same",
               mt.count_rows(shortp) == 10)
     r = ctx.run(["mv", "-f", shortp, os.path.join(sd, newest)])
     ctx.check("mv onto another snapshot fails and deletes nothing",
-              r.returncode != 0 and prefix + "_short.db" in
+              r.returncode != 0 and "short.db" in
               mt.snapshots(mnt) and newest in mt.snapshots(mnt))
 
     # status.json and log.
