@@ -951,6 +951,30 @@ static int cmd_delete(snap_store *s, ctl_args *a)
 	return ctl_print_done(a, "deleted", si.name, NULL);
 }
 
+/* "rename NAME NEW": the snapshot is called exactly NEW (".db" added when
+ * left out, as everywhere in snapctl) from now on. */
+static int cmd_rename(snap_store *s, ctl_args *a)
+{
+	char name[SNAP_NAME_MAX + 4], extra[SNAP_NAME_MAX + 16];
+	const char *to = a->pos[1];
+	size_t len = strlen(to);
+	snap_info si, out;
+	snap_err err;
+	int rc;
+
+	rc = ctl_find(s, a->pos[0], &si);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "%s%s", to,
+		 len > 3 && !strcmp(to + len - 3, ".db") ? "" : ".db");
+	snap_err_clear(&err);
+	rc = snap_store_rename(s, si.id, name, &out, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, si.name);
+	snprintf(extra, sizeof(extra), " (was %s)", si.name);
+	return ctl_print_done(a, "renamed", out.name, extra);
+}
+
 /* "pin NAME" / "unpin NAME": protect from automatic pruning, or not. */
 static int ctl_set_pin(snap_store *s, ctl_args *a, int pinned)
 {
@@ -1130,6 +1154,14 @@ static const ctl_cmd ctl_cmds[] = {
 	  0, 1, CTL_OPT_FULL, 0 },
 	{ "delete", cmd_delete, "NAME", "delete a snapshot and reclaim its "
 	  "unshared pages", NULL, 1, 1, 0, 0 },
+	{ "rename", cmd_rename, "NAME NEW", "give a snapshot exactly the name "
+	  "NEW",
+	  "NEW ends in .db (added when left out).  Refused, exit 1, when\n"
+	  "another snapshot has that name, or when it cannot be a snapshot's:\n"
+	  "latest.db, live.db, current.db, a hidden name, a name ending in\n"
+	  ".db.db, control characters or bytes that are not UTF-8.  The\n"
+	  "creation time, kind and bytes stay; the label follows the name.\n",
+	  2, 2, 0, 0 },
 	{ "pin", cmd_pin, "NAME", "never prune a snapshot automatically",
 	  NULL, 1, 1, 0, 0 },
 	{ "unpin", cmd_unpin, "NAME", "let retention prune it again",
@@ -1248,7 +1280,7 @@ static void ctl_usage(FILE *f)
 			fprintf(f, "  %-24s %s\n", head, c->summary);
 	}
 	fputs("\nNAME is a snapshot's name, with or without \".db\"; \"latest\" "
-	      "names the newest.\n"
+	      "names the newest\nmanual, automatic or imported snapshot.\n"
 	      "Only create and import create a missing store.  "
 	      "'snapctl help COMMAND'\nshows a command's options.\n\n"
 	      "Exit status:\n"

@@ -4,7 +4,7 @@
 # the bash-completion package, its function called with COMP_WORDS and
 # COMP_CWORD set as bash sets them.
 #
-#   snapctl re<TAB>                 -> restore
+#   snapctl res<TAB>, ren<TAB>      -> restore, rename
 #   snapctl --db DB restore <TAB>   -> the store's snapshot names (and latest)
 #   snapctl --db=DB show <TAB>      -> the names ("=" is its own word)
 #   snapctl --db DB diff NAME <TAB> -> the names and live
@@ -46,8 +46,10 @@ check "the completion file is valid bash" bash -n "$COMPLETION"
 R=$(bash --norc --noprofile -c '. "$1"; complete -p snapctl' bash "$COMPLETION")
 check "it registers _snapctl for snapctl" same "$R" "complete -F _snapctl snapctl"
 
-R=$(complete_words "$SNAPCTL" re)
-check "snapctl re<TAB> completes to restore" same "$R" "restore"
+R=$(complete_words "$SNAPCTL" res)
+check "snapctl res<TAB> completes to restore" same "$R" "restore"
+R=$(complete_words "$SNAPCTL" ren)
+check "snapctl ren<TAB> completes to rename" same "$R" "rename"
 R=$(complete_words "$SNAPCTL" "")
 check "snapctl <TAB> lists the commands" \
 	eval 'has_line "$R" prune && has_line "$R" status && has_line "$R" diff && ! has_line "$R" __names'
@@ -63,6 +65,9 @@ check "--db=DB (split at =) is used for the names" \
 	eval 'has_line "$R" "$S1" && has_line "$R" "$S2"'
 R=$(complete_words "$SNAPCTL" --store "$DB.snapfs" delete "")
 check "--store DIR is used for the names" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2"'
+R=$(complete_words "$SNAPCTL" --db "$DB" rename "")
+check "rename's first argument: the snapshot names" \
 	eval 'has_line "$R" "$S1" && has_line "$R" "$S2"'
 R=$(complete_words "$SNAPCTL" --db "$DB" diff "$S1" "")
 check "diff's second argument: names, live and current" \
