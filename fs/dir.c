@@ -363,16 +363,27 @@ static int rename_in_snapshots(const char *name, const char *newname)
 	}
 	n = snap_node_find_open(SNAP_INO_SNAPDIR, name);
 	if (n) {
-		/* A request not taken yet: rename the request. */
+		/* A request not taken yet: rename the request, unless a
+		 * snapshot has the name (two entries would share it). */
+		int taken = snap_attr_by_name(newname, &si) == 0;
+
+		rc = 0;
 		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && n->snap_id == 0)
+		if (n->linked && n->snap_id == 0 && !taken)
 			snap_node_rename_locked(n, newname);
+		else if (n->snap_id == 0)
+			rc = n->linked ? -EEXIST : -ENOENT;
 		else
 			id = n->snap_id;
 		pthread_mutex_unlock(&snap_fs.lock);
 		snap_node_close(n);
-		if (!id)
-			return 0;
+		if (!id) {
+			if (rc == -EEXIST)
+				snap_log(LOG_INFO, "rename of %s to %s "
+					 "refused: snapshot %s exists",
+					 name, newname, newname);
+			return rc;
+		}
 		rc = snap_attr_info(id, &si);
 	} else {
 		rc = snap_attr_by_name(name, &si);

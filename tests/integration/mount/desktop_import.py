@@ -297,6 +297,23 @@ def body(ctx):
               res.stderr and "by-snapctl.db" in mt.snapshots(mnt),
               res.stdout + res.stderr)
 
+    # A file still being pasted is not renamed onto a snapshot's name.
+    p = os.path.join(sd, "in-progress.db")
+    w = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.rename(p, os.path.join(sd, "by-snapctl.db"))
+        got = 0
+    except OSError as e:
+        got = e.errno
+    os.write(w, data)
+    os.close(w)
+    ctx.check("renaming a paste in progress onto a snapshot's name is EEXIST",
+              got == errno.EEXIST, errno.errorcode.get(got, got))
+    names = mt.snapshots(mnt)
+    ctx.check("both are there afterwards: the snapshot and the paste",
+              "by-snapctl.db" in names and
+              sum(n.endswith("_in-progress.db") for n in names) == 1, names)
+
     m.stop()
 
 
