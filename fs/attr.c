@@ -2,8 +2,10 @@
  * fs/attr.c — what the mount says about its files: attributes, entries,
  * and the names every handler resolves the same way.
  *
- *   root, snapshots/, .snapfs/   directories owned like the live database,
+ *   root, .snapfs/               directories owned like the live database,
  *                                times = when the daemon started;
+ *   snapshots/                   the same, but its mtime and ctime are when
+ *                                the catalog last changed (watch.c);
  *   current.db                   the live file's times, owner and mode,
  *                                never cached (PITFALLS 5); its size is
  *                                what the asking reader reads (below);
@@ -70,20 +72,23 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = ns % 1000000000LL;
 }
 
-/* The fixed directories: owned like the live database, times = start. */
+/* The fixed directories: owned like the live database, times = start
+ * (snapshots/: the catalog's last change). */
 void snap_attr_dir(fuse_ino_t ino, struct stat *st)
 {
 	struct stat live;
+	int have_live = snap_live_stat(snap_fs.live, &live) == 0;
+	int64_t t = ino == SNAP_INO_SNAPDIR ? snap_watch_dir_ns() : 0;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | (ino == SNAP_INO_META ? 0555 : 0755);
 	st->st_nlink = 2;
-	if (snap_live_stat(snap_fs.live, &live) == 0) {
+	if (have_live) {
 		st->st_uid = live.st_uid;
 		st->st_gid = live.st_gid;
 	}
-	ts_from_ns(&st->st_mtim, snap_fs.started_ns);
+	ts_from_ns(&st->st_mtim, t > 0 ? t : snap_fs.started_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_blksize = 4096;
 }

@@ -23,7 +23,10 @@
  *
  * After a rename onto current.db the kernel has moved the source's dentry
  * onto the name current.db (PITFALLS 16): both names are invalidated after
- * the reply, from the notifier thread.
+ * the reply, from the notifier thread.  After every change of the catalog
+ * (a delete, a relabel, a restore's safety snapshot) the catalog watcher
+ * is told, after the reply, so snapshots/' time and the kernel's entries
+ * follow (watch.c).
  *
  * Thread-safety: nodes are held by an open reference while used outside
  * snap_fs.lock; restores are serialized in staging.c.
@@ -321,6 +324,8 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 				 err.msg);
 	}
 	fuse_reply_err(req, -rc);
+	if (rc == 0)
+		snap_watch_changed();
 }
 
 /* The label a rename within snapshots/ asks for: the new name without
@@ -477,6 +482,7 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		 * size of current.db stale too.  Forget both. */
 		snap_notify_current(snap_fs.notify);
 		snap_notify_entry(snap_fs.notify, parent, name);
+		snap_watch_changed();   /* the safety snapshot */
 		return;
 	}
 	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0) {
@@ -490,6 +496,8 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		if (rc == 0 && result[0] && strcmp(result, newname) != 0)
 			snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR,
 					  newname);
+		if (rc == 0)
+			snap_watch_changed();
 		return;
 	}
 	if (parent == SNAP_INO_ROOT && newparent == SNAP_INO_SNAPDIR) {

@@ -574,7 +574,7 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void flush_handle(fuse_req_t req, struct snap_handle *h)
 {
 	char name[NAME_MAX + 1] = "";
-	int rc = 0, touched_current = 0;
+	int rc = 0, touched_current = 0, request = 0;
 
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
@@ -592,6 +592,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 			snprintf(name, sizeof(name), "%s", h->node->name);
 		pthread_mutex_unlock(&snap_fs.lock);
 		rc = snap_pending_flush(h);
+		request = 1;
 		break;
 	default:
 		break;
@@ -600,6 +601,8 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 	fuse_reply_err(req, -rc);
 	if (touched_current)
 		snap_notify_current(snap_fs.notify);
+	if (touched_current || request)
+		snap_watch_changed();   /* a snapshot, import or safety one */
 	if (name[0]) {
 		/* The request's name is gone: the snapshot is listed under
 		 * its own time-stamped name. */

@@ -18,7 +18,9 @@
  *   staging.c  the private staging directory, staged replaces (uploads),
  *              edit sessions and restores through the mount;
  *   status.c   the text of .snapfs/status.json and .snapfs/log;
- *   notify.c   the notifier thread that invalidates kernel caches.
+ *   notify.c   the notifier thread that invalidates kernel caches;
+ *   watch.c    the catalog watcher: snapshots/' time and the kernel's
+ *              view follow every change of the catalog, by any process.
  *
  * Inode numbers (stable across remounts where they name stable things):
  *   1..7                       the fixed files and directories below;
@@ -128,6 +130,26 @@ void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
 /* Both, for current.db after a restore or an upload (PITFALLS 16). */
 void snap_notify_current(struct snap_notify *n);
+/* Queue "the name parent/name, which named child, is deleted": the kernel
+ * drops the dentry and the inode's link (an inotify watch on the file
+ * hears IN_DELETE_SELF). */
+void snap_notify_delete(struct snap_notify *n, fuse_ino_t parent,
+			fuse_ino_t child, const char *name);
+
+/* ---- the catalog watcher (watch.c) -------------------------------------- */
+
+/* After the notifier started: read the listing and the catalog's change
+ * time (started_ns for a store that never changed), watch the store
+ * directory, start the thread; 0 or a negative errno.  Stop before the
+ * notifier and the store (safe when never started). */
+int snap_watch_start(snap_store *store, struct snap_notify *notify,
+		     int64_t started_ns);
+void snap_watch_stop(void);
+/* The daemon changed the catalog itself (call after replying): compare
+ * the listing now, even though no other process committed. */
+void snap_watch_changed(void);
+/* snapshots/' mtime and ctime: when its listing last changed (ns). */
+int64_t snap_watch_dir_ns(void);
 
 /* ---- the live database (live.c) ----------------------------------------- */
 

@@ -18,7 +18,11 @@
  *   - after a staged replace: current.db's attributes (O_TRUNC zeroed the
  *     kernel's size);
  *   - after a snapshot request became a snapshot: the request's name (the
- *     snapshot is listed under its real, time-stamped name).
+ *     snapshot is listed under its real, time-stamped name);
+ *   - after the catalog changed, by whatever process (watch.c): snapshots/'
+ *     attributes, latest.db, new and renamed names, and deleted names by
+ *     notify_delete (the kernel drops the name and the inode's link, so
+ *     an inotify watch on the file hears IN_DELETE_SELF).
  *
  * Errors: -ENOENT means the kernel had nothing cached, which is fine; other
  * failures (the mount going away) are logged at debug level and dropped.
@@ -34,12 +38,14 @@
 
 #include "fs.h"
 
-enum notify_type { NOTIFY_ENTRY, NOTIFY_INODE };
+enum notify_type { NOTIFY_ENTRY, NOTIFY_INODE, NOTIFY_DELETE };
 
 struct notify_item {
 	enum notify_type type;
-	fuse_ino_t ino;               /* the inode, or the parent for ENTRY */
-	char name[NAME_MAX + 1];      /* ENTRY only */
+	fuse_ino_t ino;               /* the inode, or the parent for ENTRY
+					 and DELETE */
+	fuse_ino_t child;             /* DELETE: the inode the name named */
+	char name[NAME_MAX + 1];      /* ENTRY and DELETE */
 	struct notify_item *next;
 };
 
@@ -61,13 +67,16 @@ static void notify_send(struct snap_notify *n, const struct notify_item *it)
 	if (it->type == NOTIFY_ENTRY)
 		rc = fuse_lowlevel_notify_inval_entry(n->se, it->ino, it->name,
 						      strlen(it->name));
+	else if (it->type == NOTIFY_DELETE)
+		rc = fuse_lowlevel_notify_delete(n->se, it->ino, it->child,
+						 it->name, strlen(it->name));
 	else
 		rc = fuse_lowlevel_notify_inval_inode(n->se, it->ino, 0, 0);
 	if (rc != 0 && rc != -ENOENT)
 		snap_log(LOG_DEBUG, "invalidating %s%s%s (inode %llu): %s",
-			 it->type == NOTIFY_ENTRY ? "name \"" : "inode",
-			 it->type == NOTIFY_ENTRY ? it->name : "",
-			 it->type == NOTIFY_ENTRY ? "\"" : "",
+			 it->type != NOTIFY_INODE ? "name \"" : "inode",
+			 it->type != NOTIFY_INODE ? it->name : "",
+			 it->type != NOTIFY_INODE ? "\"" : "",
 			 (unsigned long long)it->ino, strerror(-rc));
 }
 
@@ -140,7 +149,7 @@ void snap_notify_stop(struct snap_notify *n)
  * only makes the kernel wait for a timeout (never a wrong answer for
  * current.db, whose timeouts are 0). */
 static void notify_push(struct snap_notify *n, enum notify_type type,
-			fuse_ino_t ino, const char *name)
+			fuse_ino_t ino, fuse_ino_t child, const char *name)
 {
 	struct notify_item *it;
 
@@ -151,6 +160,7 @@ static void notify_push(struct snap_notify *n, enum notify_type type,
 		return;
 	it->type = type;
 	it->ino = ino;
+	it->child = child;
 	if (name)
 		snprintf(it->name, sizeof(it->name), "%s", name);
 	pthread_mutex_lock(&n->lock);
@@ -166,12 +176,18 @@ static void notify_push(struct snap_notify *n, enum notify_type type,
 void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 		       const char *name)
 {
-	notify_push(n, NOTIFY_ENTRY, parent, name);
+	notify_push(n, NOTIFY_ENTRY, parent, 0, name);
+}
+
+void snap_notify_delete(struct snap_notify *n, fuse_ino_t parent,
+			fuse_ino_t child, const char *name)
+{
+	notify_push(n, NOTIFY_DELETE, parent, child, name);
 }
 
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino)
 {
-	notify_push(n, NOTIFY_INODE, ino, NULL);
+	notify_push(n, NOTIFY_INODE, ino, 0, NULL);
 }
 
 void snap_notify_current(struct snap_notify *n)
