@@ -2,8 +2,10 @@
  * fs/attr.c — what the mount says about its files: attributes, entries,
  * and the names every handler resolves the same way.
  *
- *   root, .snapfs/               directories owned like the live database,
- *                                times = when the daemon started;
+ *   root, .snapfs/, restore/     directories owned like the live database,
+ *                                times = when the daemon started; restore/
+ *                                writable by whoever may write the live
+ *                                database (restoredir.c);
  *   snapshots/                   the same, but its mtime and ctime are when
  *                                the catalog last changed (watch.c);
  *   current.db                   the live file's times, owner and mode,
@@ -72,6 +74,46 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = ns % 1000000000LL;
 }
 
+/* The fixed directories of the root, in listing order (fs.h). */
+static const struct {
+	const char *name;
+	fuse_ino_t ino;
+} attr_rootdirs[] = {
+	{ SNAP_NAME_SNAPDIR, SNAP_INO_SNAPDIR },
+	{ SNAP_NAME_META, SNAP_INO_META },
+	{ SNAP_NAME_RESTORE, SNAP_INO_RESTORE },
+};
+
+#define ATTR_NROOTDIRS (sizeof(attr_rootdirs) / sizeof(attr_rootdirs[0]))
+
+fuse_ino_t snap_rootdir_ino(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ATTR_NROOTDIRS; i++)
+		if (strcmp(name, attr_rootdirs[i].name) == 0)
+			return attr_rootdirs[i].ino;
+	return 0;
+}
+
+const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
+{
+	if (i >= ATTR_NROOTDIRS)
+		return NULL;
+	*ino = attr_rootdirs[i].ino;
+	return attr_rootdirs[i].name;
+}
+
+int snap_ino_is_dir(fuse_ino_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < ATTR_NROOTDIRS; i++)
+		if (attr_rootdirs[i].ino == ino)
+			return 1;
+	return ino == SNAP_INO_ROOT;
+}
+
 /* The fixed directories: owned like the live database, times = start
  * (snapshots/: the catalog's last change). */
 void snap_attr_dir(fuse_ino_t ino, struct stat *st)
@@ -83,6 +125,9 @@ void snap_attr_dir(fuse_ino_t ino, struct stat *st)
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | (ino == SNAP_INO_META ? 0555 : 0755);
+	if (ino == SNAP_INO_RESTORE)
+		st->st_mode = S_IFDIR | snap_restoredir_dirmode(have_live ?
+								&live : NULL);
 	st->st_nlink = 2;
 	if (have_live) {
 		st->st_uid = live.st_uid;
@@ -235,6 +280,7 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 	case SNAP_INO_ROOT:
 	case SNAP_INO_SNAPDIR:
 	case SNAP_INO_META:
+	case SNAP_INO_RESTORE:
 		snap_attr_dir(ino, st);
 		*ttl = SNAP_TTL_DIR;
 		return 0;

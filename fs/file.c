@@ -14,6 +14,10 @@
  *                               PITFALLS 19);
  *   a snapshot request          its backing file, taken or imported at
  *                               FLUSH (staging.c);
+ *   a file in restore/          its backing file; written under a plain
+ *                               name, an upload restored at FLUSH
+ *                               (restoredir.c), under a dot-name a staging
+ *                               file;
  *   .snapfs/ files              text made at open, direct_io.
  *
  * Every handle on current.db is direct_io, so the kernel's page cache never
@@ -234,8 +238,10 @@ static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
 		snap_node_close(n);
 		return rc;
 	}
+	if (n->parent == SNAP_INO_RESTORE)
+		snap_restoredir_opened(h, fi->flags);
 	if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0 &&
-	    h->kind == SNAP_H_PENDING)
+	    (h->kind == SNAP_H_PENDING || h->kind == SNAP_H_RESTORE))
 		h->dirty = 1;
 	if (h->kind == SNAP_H_PENDING)
 		fi->direct_io = 1;
@@ -254,6 +260,7 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	case SNAP_INO_ROOT:
 	case SNAP_INO_SNAPDIR:
 	case SNAP_INO_META:
+	case SNAP_INO_RESTORE:
 		rc = -EISDIR;
 		break;
 	case SNAP_INO_CURRENT:
@@ -346,8 +353,8 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	enum snap_node_kind kind = parent == SNAP_INO_ROOT ?
-		SNAP_NODE_STAGING : SNAP_NODE_PENDING;
+	enum snap_node_kind kind = parent == SNAP_INO_SNAPDIR ?
+		SNAP_NODE_PENDING : SNAP_NODE_STAGING;
 	struct snap_handle *h = NULL;
 	struct snap_node *n;
 	struct stat st;
@@ -367,7 +374,9 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 	} else {
 		n = snap_node_create(kind, parent, name,
-				     kind == SNAP_NODE_PENDING ? 0644 : mode,
+				     kind == SNAP_NODE_PENDING ? 0644 :
+				     parent == SNAP_INO_RESTORE ?
+				     snap_restoredir_mode(mode) : mode,
 				     ctx->uid, ctx->gid);
 		if (!n) {
 			rc = errno;
@@ -403,11 +412,15 @@ void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
 			create_current(req, fi);
 			return;
 		}
-		if (strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
-		    strcmp(name, SNAP_NAME_META) == 0) {
+		if (snap_rootdir_ino(name)) {
 			fuse_reply_err(req, EEXIST);
 			return;
 		}
+		create_node(req, parent, name, mode, fi);
+		return;
+	}
+	if (parent == SNAP_INO_RESTORE) {
+		/* A file to restore, or a tool's temporary file. */
 		create_node(req, parent, name, mode, fi);
 		return;
 	}
@@ -494,6 +507,7 @@ static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 		pthread_mutex_unlock(&h->lock);
 		return;
 	case SNAP_H_UPLOAD:
+	case SNAP_H_RESTORE:
 	case SNAP_H_PENDING:
 	case SNAP_H_STAGING:
 		pthread_mutex_lock(&h->lock);
@@ -533,6 +547,7 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 		rc = snap_session_ready(h);
 		break;
 	case SNAP_H_UPLOAD:
+	case SNAP_H_RESTORE:
 	case SNAP_H_PENDING:
 	case SNAP_H_STAGING:
 		break;
@@ -573,7 +588,8 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
  * applied, so that their verdict is what close() returns. */
 static void flush_handle(fuse_req_t req, struct snap_handle *h)
 {
-	char name[NAME_MAX + 1] = "";
+	char name[NAME_MAX + 1] = "", gone_name[NAME_MAX + 1] = "";
+	fuse_ino_t gone = 0;
 	int rc = 0, touched_current = 0, request = 0;
 
 	pthread_mutex_lock(&h->lock);
@@ -594,6 +610,11 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		rc = snap_pending_flush(h);
 		request = 1;
 		break;
+	case SNAP_H_RESTORE:
+		rc = snap_restoredir_flush(h, &gone, gone_name,
+					   sizeof(gone_name));
+		touched_current = 1;
+		break;
 	default:
 		break;
 	}
@@ -601,6 +622,9 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 	fuse_reply_err(req, -rc);
 	if (touched_current)
 		snap_notify_current(snap_fs.notify);
+	if (gone)      /* restored or refused: it left restore/ */
+		snap_notify_delete(snap_fs.notify, SNAP_INO_RESTORE, gone,
+				   gone_name);
 	if (touched_current || request)
 		snap_watch_changed();   /* a snapshot, import or safety one */
 	if (name[0]) {
@@ -649,6 +673,9 @@ void snap_handle_release(struct snap_handle *h, int apply)
 		break;
 	case SNAP_H_UPLOAD:
 		snap_upload_end(h, apply);
+		break;
+	case SNAP_H_RESTORE:
+		snap_restoredir_release(h, apply);
 		break;
 	case SNAP_H_SNAPSHOT:
 		snap_image_close(h->simg);

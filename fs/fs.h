@@ -20,10 +20,12 @@
  *   status.c   the text of .snapfs/status.json and .snapfs/log;
  *   notify.c   the notifier thread that invalidates kernel caches;
  *   watch.c    the catalog watcher: snapshots/' time and the kernel's
- *              view follow every change of the catalog, by any process.
+ *              view follow every change of the catalog, by any process;
+ *   restoredir.c  restore/, the drop folder: a file copied or moved into
+ *              it is restored onto the live database.
  *
  * Inode numbers (stable across remounts where they name stable things):
- *   1..7                       the fixed files and directories below;
+ *   1..8                       the fixed files and directories below;
  *   SNAP_INO_SNAP_BASE + id    a snapshot (store ids are never reused, and a
  *                              snapshot's bytes never change, so the kernel
  *                              may cache it for as long as it likes);
@@ -71,6 +73,7 @@ enum {
 	SNAP_INO_STATUS = 5,          /* .snapfs/status.json */
 	SNAP_INO_LOG = 6,             /* .snapfs/log */
 	SNAP_INO_LATEST = 7,          /* snapshots/latest.db */
+	SNAP_INO_RESTORE = 8,         /* restore/ */
 };
 
 #define SNAP_INO_SNAP_BASE ((fuse_ino_t)1 << 32)
@@ -82,6 +85,7 @@ enum {
 #define SNAP_NAME_STATUS "status.json"
 #define SNAP_NAME_LOG "log"
 #define SNAP_NAME_LATEST "latest.db"
+#define SNAP_NAME_RESTORE "restore"
 
 /* Kernel cache lifetimes, seconds. */
 #define SNAP_TTL_DIR 1.0          /* the fixed directories */
@@ -106,6 +110,18 @@ static inline fuse_ino_t snap_ino_of_snapshot(int64_t id)
 
 /* 1 when name ends in -journal, -wal or -shm (SQLite's side files). */
 int snap_name_is_sidefile(const char *name);
+
+/*
+ * The fixed directories of the root (attr.c), in listing order: one table,
+ * so a new one is a row there and every handler (lookup, listing, open,
+ * create, unlink, rename) treats it as a directory.
+ * snap_rootdir_ino: the inode of the root directory called name, 0 when
+ * there is none; snap_rootdir_at: the i-th one's name and inode, NULL past
+ * the end; snap_ino_is_dir: 1 for the root and the fixed directories.
+ */
+fuse_ino_t snap_rootdir_ino(const char *name);
+const char *snap_rootdir_at(size_t i, fuse_ino_t *ino);
+int snap_ino_is_dir(fuse_ino_t ino);
 
 /* ---- logging (log.c) ---------------------------------------------------- */
 
@@ -226,6 +242,8 @@ enum snap_handle_kind {
 	SNAP_H_PENDING,   /* a name being created in snapshots/ */
 	SNAP_H_STAGING,   /* a staging file in the root */
 	SNAP_H_TEXT,      /* .snapfs/status.json, .snapfs/log */
+	SNAP_H_RESTORE,   /* a file written in restore/: an upload with a
+			     name (restoredir.c) */
 	SNAP_H_DIR,       /* a directory listing */
 };
 
@@ -249,15 +267,18 @@ struct snap_handle {
 	/* SNAP_H_SESSION */
 	struct snap_session *sess;
 	int closing;                   /* flushed, no write since (fs->lock) */
-	/* SNAP_H_UPLOAD and SNAP_H_PENDING */
+	/* SNAP_H_UPLOAD, SNAP_H_RESTORE and SNAP_H_PENDING */
 	char path[PATH_MAX];           /* upload file */
+	char target[NAME_MAX + 16];    /* what the upload is written to, for
+					  messages: "" = current.db, or
+					  "restore/NAME" */
 	int dirty;                     /* bytes arrived since the last apply */
 	int attempted;                 /* an apply was tried */
 	int last_rc;                   /* its result */
 	/* SNAP_H_SNAPSHOT */
 	snap_image *simg;
 	int64_t snap_id;
-	/* SNAP_H_PENDING, SNAP_H_STAGING */
+	/* SNAP_H_PENDING, SNAP_H_STAGING, SNAP_H_RESTORE */
 	struct snap_node *node;        /* holds an open reference */
 	/* SNAP_H_TEXT */
 	char *text;
@@ -347,6 +368,10 @@ void snap_node_reap(void);
 /* Rename a linked node within its directory, replacing (unlinking) a node
  * already called newname. */
 void snap_node_rename_locked(struct snap_node *n, const char *newname);
+/* The same for the node called name in parent, taking fs->lock: 0, or
+ * -ENOENT when there is none. */
+int snap_node_rename(fuse_ino_t parent, const char *name,
+		     const char *newname);
 /* Visit every linked node of a directory under fs->lock. */
 void snap_node_foreach_locked(fuse_ino_t parent,
 			      void (*fn)(struct snap_node *, void *),
@@ -372,6 +397,13 @@ void snap_staging_path(const char *what, char *out, size_t len);
 /* Restore snapshot id onto the live database (rename snapshots/X).  0 or a
  * negative errno; the reason is logged. */
 int snap_apply_snapshot(int64_t id, const char *shown_name);
+/* Restore onto current.db from parent/name (dir.c): a snapshot (latest.db,
+ * a request that became one) in snapshots/, or a staging file in the root
+ * or restore/, which then leaves its directory.  shown: how messages name
+ * a staging file ("the file <shown>"), NULL for its name.  0 or a negative
+ * errno (the reason logged). */
+int snap_dir_restore_from(fuse_ino_t parent, const char *name,
+			  const char *shown);
 /* Restore a staging file onto the live database (rename, upload flush).
  * wal: the staging file that was "<name>-wal" beside it in the root, whose
  * committed transactions belong to it (NULL: none). */
@@ -406,6 +438,36 @@ void snap_session_shutdown(void);
 
 /* Pending snapshot requests in snapshots/: take or import at flush. */
 int snap_pending_flush(struct snap_handle *h);
+
+/* ---- restore/, the drop folder (restoredir.c) ---------------------------- */
+
+/* The mode of a file created in restore/: what was asked, never wider
+ * than the live database's. */
+mode_t snap_restoredir_mode(mode_t asked);
+/* restore/'s own mode: the owner's, and group's or others' when they may
+ * write the live database. */
+mode_t snap_restoredir_dirmode(const struct stat *live);
+/* An open of a node in restore/ (h is a staging handle on it): a write
+ * handle on a plain name becomes SNAP_H_RESTORE. */
+void snap_restoredir_opened(struct snap_handle *h, int flags);
+/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict (as an upload's);
+ * when bytes were restored (or refused) the name leaves restore/, and
+ * *gone gets the node to announce after the reply (0: none). */
+int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
+			  char *gone_name, size_t len);
+/* RELEASE of a SNAP_H_RESTORE handle: late bytes are applied (apply 1),
+ * the name leaves restore/. */
+void snap_restoredir_release(struct snap_handle *h, int apply);
+/* RENAME from or into restore/ (parent or newparent is SNAP_INO_RESTORE):
+ * into a plain name restores the source, as a rename onto current.db
+ * does; dot-names are staging files.  Replies and queues invalidations. */
+void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
+			    const char *name, fuse_ino_t newparent,
+			    const char *newname, unsigned int flags);
+/* 1 when name in restore/ is a staging name (rsync's .x.db.XXXXXX, GIO's
+ * .goutputstream-XXXXXX): a dot-name, restored only when renamed to a
+ * plain name. */
+int snap_restoredir_is_staging(const char *name);
 
 /* ---- status files (status.c) -------------------------------------------- */
 

@@ -229,6 +229,24 @@ void snap_node_rename_locked(struct snap_node *n, const char *newname)
 	snprintf(n->name, sizeof(n->name), "%s", newname);
 }
 
+int snap_node_rename(fuse_ino_t parent, const char *name,
+		     const char *newname)
+{
+	struct snap_node *n = snap_node_find_open(parent, name);
+	int rc = -ENOENT;
+
+	if (!n)
+		return rc;
+	pthread_mutex_lock(&snap_fs.lock);
+	if (n->linked) {
+		snap_node_rename_locked(n, newname);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&snap_fs.lock);
+	snap_node_close(n);
+	return rc;
+}
+
 void snap_node_foreach_locked(fuse_ino_t parent,
 			      void (*fn)(struct snap_node *, void *),
 			      void *ctx)

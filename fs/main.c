@@ -110,6 +110,8 @@ static void usage(FILE *to, const char *prog)
 "                           copying or moving a database onto it restores)\n"
 "  MOUNTPOINT/snapshots/    one read-only file per snapshot; touch NAME takes\n"
 "                           one, rm deletes, mv renames\n"
+"  MOUNTPOINT/restore/      a snapshot or database copied or moved here is\n"
+"                           restored onto current.db\n"
 "  MOUNTPOINT/.snapfs/      status.json and the event log\n"
 "\n"
 "snapfs options:\n"

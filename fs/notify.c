@@ -22,7 +22,9 @@
  *   - after the catalog changed, by whatever process (watch.c): snapshots/'
  *     attributes, latest.db, new and renamed names, and deleted names by
  *     notify_delete (the kernel drops the name and the inode's link, so
- *     an inotify watch on the file hears IN_DELETE_SELF).
+ *     an inotify watch on the file hears IN_DELETE_SELF);
+ *   - after a file in restore/ was restored (restoredir.c): its name, by
+ *     notify_delete too.
  *
  * Errors: -ENOENT means the kernel had nothing cached, which is fine; other
  * failures (the mount going away) are logged at debug level and dropped.

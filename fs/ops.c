@@ -18,6 +18,8 @@
  *                      create = take or import, unlink = delete, rename =
  *                      relabel, everything else EROFS/EPERM
  *   /.snapfs/          status.json and log, read-only
+ *   /restore/          the drop folder: a file copied or moved into it is
+ *                      restored onto current.db and leaves (restoredir.c)
  *
  * Every handler replies exactly once.  Handlers that change what the kernel
  * has cached reply first and then queue invalidations with the notifier
@@ -111,10 +113,8 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			reply_entry(req, &e, 0);
 			return;
 		}
-		if (strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
-		    strcmp(name, SNAP_NAME_META) == 0) {
-			snap_attr_dir(name[0] == '.' ? SNAP_INO_META :
-				 SNAP_INO_SNAPDIR, &st);
+		if (snap_rootdir_ino(name)) {
+			snap_attr_dir(snap_rootdir_ino(name), &st);
 			snap_attr_entry(&e, &st, SNAP_TTL_DIR, 3600);
 			reply_entry(req, &e, 0);
 			return;
@@ -138,6 +138,12 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		}
 		snap_attr_entry(&e, &st, 0, 0);
 		reply_entry(req, &e, 0);
+		return;
+	}
+	if (parent == SNAP_INO_RESTORE) {
+		/* Only files still being written (or staged) are there. */
+		if (!lookup_node(req, parent, name))
+			fuse_reply_err(req, ENOENT);
 		return;
 	}
 	if (parent != SNAP_INO_SNAPDIR) {
@@ -308,6 +314,10 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 	struct snap_node *n;
 	char path[PATH_MAX];
 	int pending, committed, rc = 0;
+	/* A file in restore/ is never wider than the live database (asked
+	 * before fs->lock: it stats the live file). */
+	mode_t rmode = (to_set & FUSE_SET_ATTR_MODE) ?
+		       snap_restoredir_mode(attr->st_mode) : 0;
 
 	pthread_mutex_lock(&snap_fs.lock);
 	n = snap_node_get_locked(ino);
@@ -319,7 +329,8 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 	committed = pending && n->snap_id > 0;
 	if (!pending) {
 		if (to_set & FUSE_SET_ATTR_MODE)
-			n->mode = S_IFREG | (attr->st_mode & 07777);
+			n->mode = S_IFREG | (n->parent == SNAP_INO_RESTORE ?
+					     rmode : (attr->st_mode & 07777));
 		if (to_set & FUSE_SET_ATTR_UID)
 			n->uid = attr->st_uid;
 		if (to_set & FUSE_SET_ATTR_GID)
@@ -334,7 +345,8 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 		if (h && h->fd >= 0) {
 			pthread_mutex_lock(&h->lock);
 			rc = ftruncate(h->fd, attr->st_size) ? -errno : 0;
-			if (rc == 0 && h->kind == SNAP_H_PENDING)
+			if (rc == 0 && (h->kind == SNAP_H_PENDING ||
+					h->kind == SNAP_H_RESTORE))
 				h->dirty = 1;
 			pthread_mutex_unlock(&h->lock);
 		} else {
