@@ -146,6 +146,11 @@ void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
 /* Both, for current.db after a restore or an upload (PITFALLS 16). */
 void snap_notify_current(struct snap_notify *n);
+/* Around the handler of an operation the kernel sends with directory dir
+ * locked (lookup, readdir, create, unlink, rename, ...; ops.c): no name in
+ * dir is invalidated meanwhile (see notify.c).  Never blocks. */
+void snap_notify_dir_begin(struct snap_notify *n, fuse_ino_t dir);
+void snap_notify_dir_end(struct snap_notify *n, fuse_ino_t dir);
 /* Queue "the name parent/name, which named child, is deleted": the kernel
  * drops the dentry and the inode's link (an inotify watch on the file
  * hears IN_DELETE_SELF). */

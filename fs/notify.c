@@ -8,8 +8,19 @@
  * operation waits for, it deadlocks (fuse_lowlevel.h; PITFALLS 18).  So
  * handlers only queue requests here, after they replied, and this thread —
  * holding no filesystem lock — sends them in order.  A request that arrives
- * before the kernel finished the operation simply waits for the directory
- * lock, which is what we want: the invalidation lands after the rename.
+ * before the kernel finished the operation would wait for the directory
+ * lock in the kernel, uninterruptibly: if the daemon is killed then (kill
+ * -9 in the middle of a restore by rename, which holds the directory
+ * locks for seconds), its notifier never returns, the process never ends,
+ * /dev/fuse is never closed, and the rename waits for ever — a hung mount
+ * (seen, with the catalog watcher reporting a restore's safety snapshot
+ * while the rename ran).  So the handlers of operations the kernel sends
+ * with a directory locked (lookup, readdir, create, unlink, rename, ...)
+ * mark that directory busy while they run (snap_notify_dir_begin/end,
+ * ops.c), and the thread sends no invalidation of a name in a busy
+ * directory: it waits here, in user space, where a kill ends it, until the
+ * operation replied and the kernel can finish it without the daemon.  The
+ * invalidation still lands after the operation.
  *
  * What gets invalidated (PITFALLS 16, and the O_TRUNC note):
  *   - after a restore: current.db's attributes and cached data, the dentry
@@ -29,8 +40,9 @@
  * Errors: -ENOENT means the kernel had nothing cached, which is fine; other
  * failures (the mount going away) are logged at debug level and dropped.
  *
- * Thread-safety: the queue is protected by n->lock; the thread takes it
- * only to pop, never while talking to the kernel.
+ * Thread-safety: the queue and the busy counts are protected by n->lock;
+ * the thread takes it only to pop and to wait for a directory, never while
+ * talking to the kernel.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -51,15 +63,28 @@ struct notify_item {
 	struct notify_item *next;
 };
 
+/* Directories whose operations are counted: the fixed ones (fs.h). */
+#define NOTIFY_DIRS 16
+
 struct snap_notify {
 	struct fuse_session *se;
 	pthread_t thread;
 	pthread_mutex_t lock;         /* protects the fields below */
 	pthread_cond_t cond;          /* signalled on push and on stop */
+	pthread_cond_t idle;          /* a directory's count fell to 0; stop */
 	struct notify_item *head;     /* oldest first */
 	struct notify_item *tail;
+	unsigned busy[NOTIFY_DIRS];   /* operations in flight per directory */
 	int stop;                     /* 1: finish now */
 };
+
+/* 1 when sending it takes the lock of a directory that is busy. */
+static int notify_blocked(const struct snap_notify *n,
+			  const struct notify_item *it)
+{
+	return it->type != NOTIFY_INODE && it->ino < NOTIFY_DIRS &&
+	       n->busy[it->ino] > 0;
+}
 
 /* Send one request to the kernel; no lock is held here. */
 static void notify_send(struct snap_notify *n, const struct notify_item *it)
@@ -97,6 +122,12 @@ static void *notify_main(void *arg)
 		n->head = it->next;
 		if (!n->head)
 			n->tail = NULL;
+		while (notify_blocked(n, it) && !n->stop)
+			pthread_cond_wait(&n->idle, &n->lock);
+		if (n->stop) {          /* stopping: dropped, like the rest */
+			free(it);
+			break;
+		}
 		pthread_mutex_unlock(&n->lock);
 		notify_send(n, it);
 		free(it);
@@ -116,8 +147,10 @@ int snap_notify_start(struct fuse_session *se, struct snap_notify **out)
 	n->se = se;
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->cond, NULL);
+	pthread_cond_init(&n->idle, NULL);
 	rc = pthread_create(&n->thread, NULL, notify_main, n);
 	if (rc != 0) {
+		pthread_cond_destroy(&n->idle);
 		pthread_cond_destroy(&n->cond);
 		pthread_mutex_destroy(&n->lock);
 		free(n);
@@ -136,15 +169,36 @@ void snap_notify_stop(struct snap_notify *n)
 	pthread_mutex_lock(&n->lock);
 	n->stop = 1;
 	pthread_cond_signal(&n->cond);
+	pthread_cond_broadcast(&n->idle);
 	pthread_mutex_unlock(&n->lock);
 	pthread_join(n->thread, NULL);
 	while ((it = n->head)) {
 		n->head = it->next;
 		free(it);
 	}
+	pthread_cond_destroy(&n->idle);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
+}
+
+void snap_notify_dir_begin(struct snap_notify *n, fuse_ino_t dir)
+{
+	if (!n || dir >= NOTIFY_DIRS)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->busy[dir]++;
+	pthread_mutex_unlock(&n->lock);
+}
+
+void snap_notify_dir_end(struct snap_notify *n, fuse_ino_t dir)
+{
+	if (!n || dir >= NOTIFY_DIRS)
+		return;
+	pthread_mutex_lock(&n->lock);
+	if (n->busy[dir] > 0 && --n->busy[dir] == 0)
+		pthread_cond_broadcast(&n->idle);
+	pthread_mutex_unlock(&n->lock);
 }
 
 /* Queue one item; on allocation failure the invalidation is lost, which

@@ -23,7 +23,11 @@
  *
  * Every handler replies exactly once.  Handlers that change what the kernel
  * has cached reply first and then queue invalidations with the notifier
- * (notify.c), never calling the kernel themselves (PITFALLS 16-18).
+ * (notify.c), never calling the kernel themselves (PITFALLS 16-18).  The
+ * operations the kernel sends while it holds a directory's lock run inside
+ * snap_notify_dir_begin/end for that directory (the dirop_* wrappers at
+ * the table), so the notifier never waits in the kernel for a lock held on
+ * behalf of this daemon (notify.c says why).
  *
  * Attribute lifetimes: current.db 0 (never stale, PITFALLS 5); a snapshot's
  * attributes an hour (immutable), its name a second (snapctl may delete it
@@ -564,9 +568,65 @@ static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 
+/*
+ * Operations the kernel sends with a directory locked: the directory is
+ * busy for the notifier until the handler replied (notify.c).
+ */
+#define DIROP_BUSY(dir) snap_notify_dir_begin(snap_fs.notify, (dir))
+#define DIROP_DONE(dir) snap_notify_dir_end(snap_fs.notify, (dir))
+
+static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	DIROP_BUSY(parent);
+	snap_ll_lookup(req, parent, name);
+	DIROP_DONE(parent);
+}
+
+static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(ino);
+	snap_ll_readdir(req, ino, size, off, fi);
+	DIROP_DONE(ino);
+}
+
+static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(ino);
+	snap_ll_readdirplus(req, ino, size, off, fi);
+	DIROP_DONE(ino);
+}
+
+static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(parent);
+	snap_ll_create(req, parent, name, mode, fi);
+	DIROP_DONE(parent);
+}
+
+static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	DIROP_BUSY(parent);
+	snap_ll_unlink(req, parent, name);
+	DIROP_DONE(parent);
+}
+
+static void dirop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	DIROP_BUSY(parent);
+	DIROP_BUSY(newparent);
+	snap_ll_rename(req, parent, name, newparent, newname, flags);
+	DIROP_DONE(newparent);
+	DIROP_DONE(parent);
+}
+
 const struct fuse_lowlevel_ops snap_ll_ops = {
 	.init = snap_ll_init,
-	.lookup = snap_ll_lookup,
+	.lookup = dirop_lookup,
 	.forget = snap_ll_forget,
 	.forget_multi = snap_ll_forget_multi,
 	.getattr = snap_ll_getattr,
@@ -574,10 +634,10 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.readlink = snap_ll_readlink,
 	.mknod = snap_ll_mknod,
 	.mkdir = snap_ll_mkdir,
-	.unlink = snap_ll_unlink,
+	.unlink = dirop_unlink,
 	.rmdir = snap_ll_rmdir,
 	.symlink = snap_ll_symlink,
-	.rename = snap_ll_rename,
+	.rename = dirop_rename,
 	.link = snap_ll_link,
 	.open = snap_ll_open,
 	.read = snap_ll_read,
@@ -586,8 +646,8 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.release = snap_ll_release,
 	.fsync = snap_ll_fsync,
 	.opendir = snap_ll_opendir,
-	.readdir = snap_ll_readdir,
-	.readdirplus = snap_ll_readdirplus,
+	.readdir = dirop_readdir,
+	.readdirplus = dirop_readdirplus,
 	.releasedir = snap_ll_releasedir,
 	.fsyncdir = snap_ll_fsyncdir,
 	.statfs = snap_ll_statfs,
@@ -595,5 +655,5 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.getxattr = snap_ll_getxattr,
 	.listxattr = snap_ll_listxattr,
 	.removexattr = snap_ll_removexattr,
-	.create = snap_ll_create,
+	.create = dirop_create,
 };
