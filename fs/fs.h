@@ -12,7 +12,8 @@
  *   dir.c      names: listings, unlink, rename, and what is refused;
  *   attr.c     attributes and entries of every kind of file, name rules;
  *   inode.c    inode numbers, the table of dynamic nodes (staging files in
- *              the root, snapshot requests being created in snapshots/);
+ *              the root and restore/, snapshot requests being created in
+ *              snapshots/);
  *   live.c     the live database as the daemon sees it: a change
  *              generation and consistent images for read-only opens;
  *   staging.c  the private staging directory, staged replaces (uploads),
@@ -214,14 +215,16 @@ void snap_live_journal_mode(struct snap_live *l, char *out, size_t len);
 /* ---- dynamic nodes (inode.c) --------------------------------------------- */
 
 enum snap_node_kind {
-	SNAP_NODE_STAGING,  /* a file in the root: upload, temp file, side file */
+	SNAP_NODE_STAGING,  /* a file in the root or restore/: upload, temp
+			       file, side file */
 	SNAP_NODE_PENDING,  /* a name being created in snapshots/ */
 };
 
 struct snap_node {
 	fuse_ino_t ino;
 	enum snap_node_kind kind;
-	fuse_ino_t parent;            /* SNAP_INO_ROOT or SNAP_INO_SNAPDIR */
+	fuse_ino_t parent;            /* SNAP_INO_ROOT, SNAP_INO_SNAPDIR or
+					 SNAP_INO_RESTORE */
 	char name[NAME_MAX + 1];      /* its name while linked */
 	int linked;                   /* 1 while the name is in its directory */
 	uint64_t nlookup;             /* the kernel's references */

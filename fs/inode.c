@@ -8,7 +8,8 @@
  *
  *   staging nodes  files created in the root — rsync's .current.db.XXXXXX,
  *                  GIO's .goutputstream-XXXXXX, the -journal/-wal/-shm of a
- *                  client editing current.db, anything else — each backed by
+ *                  client editing current.db, anything else — and the files
+ *                  being written in restore/ (restoredir.c), each backed by
  *                  a private file in the staging directory;
  *   pending nodes  a name just created in snapshots/ ("touch
  *                  snapshots/before-migration"), backed by a private file
