@@ -924,6 +924,7 @@ void snap_store_close(snap_store *s)
 const char *snap_store_db_path(const snap_store *s) { return s->db_path; }
 const char *snap_store_dir(const snap_store *s) { return s->dir; }
 const char *snap_store_file(const snap_store *s) { return s->file; }
+int snap_store_dir_fd(const snap_store *s) { return s->dirfd; }
 
 void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 {
@@ -1150,23 +1151,63 @@ int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 	return rc;
 }
 
-int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
+/* The one integer sql (a single-row query) gives on the catalog
+ * connection; on failure err says it could not `what`. */
+static int store_query_int(snap_store *s, const char *sql, int64_t *out,
+			   const char *what, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM snapshots", -1,
-				&st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*count = sqlite3_column_int64(st, 0);
+		*out = sqlite3_column_int64(st, 0);
 		rc = 0;
 	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot count snapshots");
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot %s",
+				     s->dir, what);
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
 	return rc;
+}
+
+int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
+{
+	return store_query_int(s, "SELECT count(*) FROM snapshots", count,
+			       "count snapshots", err);
+}
+
+/*
+ * PRAGMA data_version of the catalog connection: it moves when a commit by
+ * any other connection (another process, or another connection of this
+ * one, such as a snapshot's capture) reached store.db since the last time
+ * it was asked; commits through the catalog connection itself do not move
+ * it.  Cheap: no table is read.
+ */
+int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err)
+{
+	return store_query_int(s, "PRAGMA data_version", out,
+			       "read its data version", err);
+}
+
+/*
+ * When the list of snapshots last changed, as the store records it: the
+ * newest of the snapshots' creation times and the times of successful
+ * deletions, relabels, renames and prunes (the events that change the list without
+ * creating a snapshot).  The same answer from every process and across
+ * remounts, so a directory time built on it is stable.
+ */
+int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err)
+{
+	*out = 0;
+	return store_query_int(s, "SELECT max(coalesce((SELECT "
+			       "max(created_ns) FROM snapshots), 0), "
+			       "coalesce((SELECT max(time_ns) FROM events "
+			       "WHERE ok=1 AND kind IN ('delete', 'relabel', "
+			       "'rename', 'prune')), 0))", out,
+			       "read when its catalog changed", err);
 }
 
 int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,

@@ -143,6 +143,10 @@ const char *snap_store_dir(const snap_store *s);       /* absolute */
 /* Path of store.db inside the store, by name (for messages and tests; the
  * engine's own connections use a path anchored to the store's fd). */
 const char *snap_store_file(const snap_store *s);
+/* The store directory's descriptor, opened without following a link
+ * (storedir.c); valid while the store is open, never to be closed by the
+ * caller (the daemon watches the directory through it). */
+int snap_store_dir_fd(const snap_store *s);
 
 /* Catalog. snap_store_list returns oldest first; free(*out) after. */
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err);
@@ -160,6 +164,19 @@ int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			   snap_err *err);
 /* Number of snapshots, and an opaque counter that moves on every change. */
 int snap_store_count(snap_store *s, int64_t *count, snap_err *err);
+
+/*
+ * For a watcher of the catalog (the daemon's snapshots/ directory):
+ * snap_store_data_version gives PRAGMA data_version of the catalog
+ * connection, which moves when another connection or process committed to
+ * the store (not for commits through the catalog connection itself: the
+ * caller knows about those); snap_store_changed_ns gives when the list of
+ * snapshots last changed as the store records it (the newest creation, or
+ * successful delete, relabel or prune), 0 for a store that never held a
+ * snapshot.
+ */
+int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err);
+int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err);
 
 /* Delete a snapshot and reclaim the pages no other snapshot uses. */
 int snap_store_delete(snap_store *s, int64_t id, snap_err *err);

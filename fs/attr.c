@@ -2,8 +2,12 @@
  * fs/attr.c — what the mount says about its files: attributes, entries,
  * and the names every handler resolves the same way.
  *
- *   root, snapshots/, .snapfs/   directories owned like the live database,
- *                                times = when the daemon started;
+ *   root, .snapfs/, restore/     directories owned like the live database,
+ *                                times = when the daemon started; restore/
+ *                                writable by whoever may write the live
+ *                                database (restoredir.c);
+ *   snapshots/                   the same, but its mtime and ctime are when
+ *                                the catalog last changed (watch.c);
  *   current.db                   the live file's times, owner and mode,
  *                                never cached (PITFALLS 5); its size is
  *                                what the asking reader reads (below);
@@ -72,20 +76,66 @@ static void ts_from_ns(struct timespec *ts, int64_t ns)
 	ts->tv_nsec = ns % 1000000000LL;
 }
 
-/* The fixed directories: owned like the live database, times = start. */
+/* The fixed directories of the root, in listing order (fs.h). */
+static const struct {
+	const char *name;
+	fuse_ino_t ino;
+} attr_rootdirs[] = {
+	{ SNAP_NAME_SNAPDIR, SNAP_INO_SNAPDIR },
+	{ SNAP_NAME_META, SNAP_INO_META },
+	{ SNAP_NAME_RESTORE, SNAP_INO_RESTORE },
+};
+
+#define ATTR_NROOTDIRS (sizeof(attr_rootdirs) / sizeof(attr_rootdirs[0]))
+
+fuse_ino_t snap_rootdir_ino(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ATTR_NROOTDIRS; i++)
+		if (strcmp(name, attr_rootdirs[i].name) == 0)
+			return attr_rootdirs[i].ino;
+	return 0;
+}
+
+const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
+{
+	if (i >= ATTR_NROOTDIRS)
+		return NULL;
+	*ino = attr_rootdirs[i].ino;
+	return attr_rootdirs[i].name;
+}
+
+int snap_ino_is_dir(fuse_ino_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < ATTR_NROOTDIRS; i++)
+		if (attr_rootdirs[i].ino == ino)
+			return 1;
+	return ino == SNAP_INO_ROOT;
+}
+
+/* The fixed directories: owned like the live database, times = start
+ * (snapshots/: the catalog's last change). */
 void snap_attr_dir(fuse_ino_t ino, struct stat *st)
 {
 	struct stat live;
+	int have_live = snap_live_stat(snap_fs.live, &live) == 0;
+	int64_t t = ino == SNAP_INO_SNAPDIR ? snap_watch_dir_ns() : 0;
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | (ino == SNAP_INO_META ? 0555 : 0755);
+	if (ino == SNAP_INO_RESTORE)
+		st->st_mode = S_IFDIR | snap_restoredir_dirmode(have_live ?
+								&live : NULL);
 	st->st_nlink = 2;
-	if (snap_live_stat(snap_fs.live, &live) == 0) {
+	if (have_live) {
 		st->st_uid = live.st_uid;
 		st->st_gid = live.st_gid;
 	}
-	ts_from_ns(&st->st_mtim, snap_fs.started_ns);
+	ts_from_ns(&st->st_mtim, t > 0 ? t : snap_fs.started_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_blksize = 4096;
 }
@@ -232,6 +282,7 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 	case SNAP_INO_ROOT:
 	case SNAP_INO_SNAPDIR:
 	case SNAP_INO_META:
+	case SNAP_INO_RESTORE:
 		snap_attr_dir(ino, st);
 		*ttl = SNAP_TTL_DIR;
 		return 0;

@@ -21,11 +21,17 @@
  *                                the rename is refused with a logged reason:
  *                                never another name, never a replacement;
  *   rename root -> snapshots/    EXDEV: mv then copies, which imports;
+ *   restore/                     the drop folder (restoredir.c): lists only
+ *                                files being written there; a rename into
+ *                                it restores;
  *   mkdir, symlink, link, mknod  EPERM.
  *
  * After a rename onto current.db the kernel has moved the source's dentry
  * onto the name current.db (PITFALLS 16): both names are invalidated after
- * the reply, from the notifier thread.
+ * the reply, from the notifier thread.  After every change of the catalog
+ * (a delete, a relabel, a restore's safety snapshot) the catalog watcher
+ * is told, after the reply, so snapshots/' time and the kernel's entries
+ * follow (watch.c).
  *
  * Thread-safety: nodes are held by an open reference while used outside
  * snap_fs.lock; restores are serialized in staging.c.
@@ -109,20 +115,20 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 		return b->oom ? -ENOMEM : 0;
 	}
 	if (ino == SNAP_INO_ROOT) {
+		const char *dname;
+		fuse_ino_t dino;
+
 		if (!snap_attr_current_hidden(pid) && (d = dir_add(b, SNAP_NAME_CURRENT))
 		    && snap_attr_current(&d->st) != 0)
 			b->n--;
-		if ((d = dir_add(b, SNAP_NAME_SNAPDIR))) {
-			snap_attr_dir(SNAP_INO_SNAPDIR, &d->st);
-			d->attr_ttl = SNAP_TTL_DIR;
-			d->entry_ttl = 3600;
+		for (i = 0; (dname = snap_rootdir_at(i, &dino)); i++) {
+			if ((d = dir_add(b, dname))) {
+				snap_attr_dir(dino, &d->st);
+				d->attr_ttl = SNAP_TTL_DIR;
+				d->entry_ttl = 3600;
+			}
 		}
-		if ((d = dir_add(b, SNAP_NAME_META))) {
-			snap_attr_dir(SNAP_INO_META, &d->st);
-			d->attr_ttl = SNAP_TTL_DIR;
-			d->entry_ttl = 3600;
-		}
-	} else {
+	} else if (ino == SNAP_INO_SNAPDIR) {
 		snap_err err;
 		snap_err_clear(&err);
 		rc = snap_store_list(snap_fs.store, &list, &n, &err);
@@ -167,8 +173,7 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct snap_handle *h;
 	int rc;
 
-	if (ino != SNAP_INO_ROOT && ino != SNAP_INO_SNAPDIR &&
-	    ino != SNAP_INO_META) {
+	if (!snap_ino_is_dir(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -296,10 +301,10 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (parent == SNAP_INO_META || parent > SNAP_INO_SNAPDIR ||
+	if (parent == SNAP_INO_META ||
+	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE) ||
 	    strcmp(name, SNAP_NAME_LATEST) == 0 ||
-	    (parent == SNAP_INO_ROOT && (strcmp(name, SNAP_NAME_SNAPDIR) == 0
-					 || strcmp(name, SNAP_NAME_META) == 0))) {
+	    (parent == SNAP_INO_ROOT && snap_rootdir_ino(name))) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -313,7 +318,7 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (parent == SNAP_INO_ROOT) {
+	if (parent != SNAP_INO_SNAPDIR) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -328,6 +333,8 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 				 err.msg);
 	}
 	fuse_reply_err(req, -rc);
+	if (rc == 0)
+		snap_watch_changed();
 }
 
 /*
@@ -402,8 +409,10 @@ static int rename_in_snapshots(const char *name, const char *newname)
 	return 0;
 }
 
-/* Restore onto current.db from snapshots/name or a staging file. */
-static int rename_onto_current(fuse_ino_t parent, const char *name)
+/* Restore onto current.db from snapshots/name or a staging file in the
+ * root or restore/ (fs.h). */
+int snap_dir_restore_from(fuse_ino_t parent, const char *name,
+			  const char *shown_as)
 {
 	char path[PATH_MAX], wal[PATH_MAX], walname[NAME_MAX + 1];
 	char shown[2 * NAME_MAX + 48];
@@ -430,24 +439,25 @@ static int rename_onto_current(fuse_ino_t parent, const char *name)
 		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
 		return snap_apply_snapshot(si.id, shown);
 	}
-	if (strcmp(name, SNAP_NAME_CURRENT) == 0)
+	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0)
 		return 0;
-	n = snap_node_find_open(SNAP_INO_ROOT, name);
+	n = snap_node_find_open(parent, name);
 	if (!n)
-		return strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
-		       strcmp(name, SNAP_NAME_META) == 0 ? -EISDIR : -ENOENT;
+		return parent == SNAP_INO_ROOT && snap_rootdir_ino(name) ?
+		       -EISDIR : -ENOENT;
 	/* Its WAL, if one was copied in beside it (cp src.db src.db-wal):
 	 * held open so its file stays while the engine reads it. */
 	if (snprintf(walname, sizeof(walname), "%s-wal", name) <
 	    (int)sizeof(walname))
-		w = snap_node_find_open(SNAP_INO_ROOT, walname);
+		w = snap_node_find_open(parent, walname);
 	pthread_mutex_lock(&snap_fs.lock);
 	snprintf(path, sizeof(path), "%s", n->path);
 	if (w)
 		snprintf(wal, sizeof(wal), "%s", w->path);
 	pthread_mutex_unlock(&snap_fs.lock);
-	snprintf(shown, sizeof(shown), "the file %s%s%s", name,
-		 w ? " with its " : "", w ? walname : "");
+	snprintf(shown, sizeof(shown), "the file %s%s%s",
+		 shown_as ? shown_as : name, w ? " with its " : "",
+		 w ? walname : "");
 	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
 	if (w)
 		snap_node_close(w);
@@ -468,7 +478,6 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
 			   const char *newname, unsigned int flags)
 {
-	struct snap_node *n;
 	int rc;
 
 	if (flags & RENAME_EXCHANGE) {
@@ -476,7 +485,8 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	if (parent == SNAP_INO_META || newparent == SNAP_INO_META ||
-	    parent > SNAP_INO_SNAPDIR || newparent > SNAP_INO_SNAPDIR) {
+	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE) ||
+	    (newparent > SNAP_INO_SNAPDIR && newparent != SNAP_INO_RESTORE)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -486,13 +496,19 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			fuse_reply_err(req, EEXIST);
 			return;
 		}
-		rc = rename_onto_current(parent, name);
+		rc = snap_dir_restore_from(parent, name, NULL);
 		fuse_reply_err(req, -rc);
 		/* The kernel moved the source's dentry onto current.db
 		 * (PITFALLS 16); a failed rename may have left the kernel's
 		 * size of current.db stale too.  Forget both. */
 		snap_notify_current(snap_fs.notify);
 		snap_notify_entry(snap_fs.notify, parent, name);
+		snap_watch_changed();   /* the safety snapshot */
+		return;
+	}
+	if (parent == SNAP_INO_RESTORE || newparent == SNAP_INO_RESTORE) {
+		snap_restoredir_rename(req, parent, name, newparent, newname,
+				       flags);
 		return;
 	}
 	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0) {
@@ -502,7 +518,10 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 	if (parent == SNAP_INO_SNAPDIR && newparent == SNAP_INO_SNAPDIR) {
 		/* The kernel moves the dentry itself: the name it gets is
 		 * the snapshot's name, so there is nothing to forget. */
-		fuse_reply_err(req, -rename_in_snapshots(name, newname));
+		rc = rename_in_snapshots(name, newname);
+		fuse_reply_err(req, -rc);
+		if (rc == 0)
+			snap_watch_changed();
 		return;
 	}
 	if (parent == SNAP_INO_ROOT && newparent == SNAP_INO_SNAPDIR) {
@@ -516,8 +535,7 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	/* Root to root: staging files among themselves. */
-	if (strcmp(newname, SNAP_NAME_SNAPDIR) == 0 ||
-	    strcmp(newname, SNAP_NAME_META) == 0) {
+	if (snap_rootdir_ino(newname)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -526,19 +544,7 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, EEXIST);
 		return;
 	}
-	n = snap_node_find_open(SNAP_INO_ROOT, name);
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	pthread_mutex_lock(&snap_fs.lock);
-	if (n->linked) {
-		snap_node_rename_locked(n, newname);
-		rc = 0;
-	} else
-		rc = -ENOENT;
-	pthread_mutex_unlock(&snap_fs.lock);
-	snap_node_close(n);
+	rc = snap_node_rename(SNAP_INO_ROOT, name, newname);
 	fuse_reply_err(req, -rc);
 }
 

@@ -15,6 +15,10 @@
  *   a snapshot request          its backing file, taken or imported at
  *                               the FLUSH of its last writer, never of a
  *                               reader (staging.c);
+ *   a file in restore/          its backing file; written under a plain
+ *                               name, an upload restored at FLUSH
+ *                               (restoredir.c), under a dot-name a staging
+ *                               file;
  *   .snapfs/ files              text made at open, direct_io.
  *
  * Every handle on current.db is direct_io, so the kernel's page cache never
@@ -241,9 +245,14 @@ static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
 		snap_pending_open(h, (fi->flags & O_ACCMODE) != O_RDONLY);
 		fi->direct_io = 1;
 	}
-	if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0 &&
-	    h->kind == SNAP_H_PENDING)
-		snap_pending_wrote(h);
+	if (n->parent == SNAP_INO_RESTORE)
+		snap_restoredir_opened(h, fi->flags);
+	if ((fi->flags & O_TRUNC) && ftruncate(h->fd, 0) == 0) {
+		if (h->kind == SNAP_H_PENDING)
+			snap_pending_wrote(h);
+		else if (h->kind == SNAP_H_RESTORE)
+			h->dirty = 1;
+	}
 	*out = h;
 	return 0;
 }
@@ -259,6 +268,7 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	case SNAP_INO_ROOT:
 	case SNAP_INO_SNAPDIR:
 	case SNAP_INO_META:
+	case SNAP_INO_RESTORE:
 		rc = -EISDIR;
 		break;
 	case SNAP_INO_CURRENT:
@@ -351,8 +361,8 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			mode_t mode, struct fuse_file_info *fi)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	enum snap_node_kind kind = parent == SNAP_INO_ROOT ?
-		SNAP_NODE_STAGING : SNAP_NODE_PENDING;
+	enum snap_node_kind kind = parent == SNAP_INO_SNAPDIR ?
+		SNAP_NODE_PENDING : SNAP_NODE_STAGING;
 	struct snap_handle *h = NULL;
 	struct snap_node *n;
 	struct stat st;
@@ -372,7 +382,9 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		}
 	} else {
 		n = snap_node_create(kind, parent, name,
-				     kind == SNAP_NODE_PENDING ? 0644 : mode,
+				     kind == SNAP_NODE_PENDING ? 0644 :
+				     parent == SNAP_INO_RESTORE ?
+				     snap_restoredir_mode(mode) : mode,
 				     ctx->uid, ctx->gid);
 		if (!n) {
 			rc = errno;
@@ -406,11 +418,15 @@ void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
 			create_current(req, fi);
 			return;
 		}
-		if (strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
-		    strcmp(name, SNAP_NAME_META) == 0) {
+		if (snap_rootdir_ino(name)) {
 			fuse_reply_err(req, EEXIST);
 			return;
 		}
+		create_node(req, parent, name, mode, fi);
+		return;
+	}
+	if (parent == SNAP_INO_RESTORE) {
+		/* A file to restore, or a tool's temporary file. */
 		create_node(req, parent, name, mode, fi);
 		return;
 	}
@@ -497,6 +513,7 @@ static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 		pthread_mutex_unlock(&h->lock);
 		return;
 	case SNAP_H_UPLOAD:
+	case SNAP_H_RESTORE:
 	case SNAP_H_PENDING:
 	case SNAP_H_STAGING:
 		pthread_mutex_lock(&h->lock);
@@ -536,6 +553,7 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 		rc = snap_session_ready(h);
 		break;
 	case SNAP_H_UPLOAD:
+	case SNAP_H_RESTORE:
 	case SNAP_H_PENDING:
 	case SNAP_H_STAGING:
 		break;
@@ -578,8 +596,9 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
  * applied, so that their verdict is what close() returns. */
 static void flush_handle(fuse_req_t req, struct snap_handle *h)
 {
-	char name[NAME_MAX + 1] = "";
-	int rc = 0, touched_current = 0;
+	char name[NAME_MAX + 1] = "", gone_name[NAME_MAX + 1] = "";
+	fuse_ino_t gone = 0;
+	int rc = 0, touched_current = 0, request = 0;
 
 	pthread_mutex_lock(&h->lock);
 	switch (h->kind) {
@@ -601,6 +620,12 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		if (h->node->linked)
 			name[0] = '\0';    /* no outcome yet: still listed */
 		pthread_mutex_unlock(&snap_fs.lock);
+		request = 1;
+		break;
+	case SNAP_H_RESTORE:
+		rc = snap_restoredir_flush(h, &gone, gone_name,
+					   sizeof(gone_name));
+		touched_current = 1;
 		break;
 	default:
 		break;
@@ -609,6 +634,11 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 	fuse_reply_err(req, -rc);
 	if (touched_current)
 		snap_notify_current(snap_fs.notify);
+	if (gone)      /* restored or refused: it left restore/ */
+		snap_notify_delete(snap_fs.notify, SNAP_INO_RESTORE, gone,
+				   gone_name);
+	if (touched_current || request)
+		snap_watch_changed();   /* a snapshot, import or safety one */
 	if (name[0]) {
 		/* The request's name is gone: the snapshot is listed under
 		 * its own time-stamped name. */
@@ -655,6 +685,9 @@ void snap_handle_release(struct snap_handle *h, int apply)
 		break;
 	case SNAP_H_UPLOAD:
 		snap_upload_end(h, apply);
+		break;
+	case SNAP_H_RESTORE:
+		snap_restoredir_release(h, apply);
 		break;
 	case SNAP_H_SNAPSHOT:
 		snap_image_close(h->simg);

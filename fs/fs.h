@@ -12,16 +12,21 @@
  *   dir.c      names: listings, unlink, rename, and what is refused;
  *   attr.c     attributes and entries of every kind of file, name rules;
  *   inode.c    inode numbers, the table of dynamic nodes (staging files in
- *              the root, snapshot requests being created in snapshots/);
+ *              the root and restore/, snapshot requests being created in
+ *              snapshots/);
  *   live.c     the live database as the daemon sees it: a change
  *              generation and consistent images for read-only opens;
  *   staging.c  the private staging directory, staged replaces (uploads),
  *              edit sessions and restores through the mount;
  *   status.c   the text of .snapfs/status.json and .snapfs/log;
- *   notify.c   the notifier thread that invalidates kernel caches.
+ *   notify.c   the notifier thread that invalidates kernel caches;
+ *   watch.c    the catalog watcher: snapshots/' time and the kernel's
+ *              view follow every change of the catalog, by any process;
+ *   restoredir.c  restore/, the drop folder: a file copied or moved into
+ *              it is restored onto the live database.
  *
  * Inode numbers (stable across remounts where they name stable things):
- *   1..7                       the fixed files and directories below;
+ *   1..8                       the fixed files and directories below;
  *   SNAP_INO_SNAP_BASE + id    a snapshot (store ids are never reused, and a
  *                              snapshot's bytes never change, so the kernel
  *                              may cache it for as long as it likes);
@@ -73,6 +78,7 @@ enum {
 	SNAP_INO_STATUS = 5,          /* .snapfs/status.json */
 	SNAP_INO_LOG = 6,             /* .snapfs/log */
 	SNAP_INO_LATEST = 7,          /* snapshots/latest.db */
+	SNAP_INO_RESTORE = 8,         /* restore/ */
 };
 
 #define SNAP_INO_SNAP_BASE ((fuse_ino_t)1 << 32)
@@ -84,6 +90,7 @@ enum {
 #define SNAP_NAME_STATUS "status.json"
 #define SNAP_NAME_LOG "log"
 #define SNAP_NAME_LATEST "latest.db"
+#define SNAP_NAME_RESTORE "restore"
 
 /* Kernel cache lifetimes, seconds. */
 #define SNAP_TTL_DIR 1.0          /* the fixed directories */
@@ -109,6 +116,18 @@ static inline fuse_ino_t snap_ino_of_snapshot(int64_t id)
 /* 1 when name ends in -journal, -wal or -shm (SQLite's side files). */
 int snap_name_is_sidefile(const char *name);
 
+/*
+ * The fixed directories of the root (attr.c), in listing order: one table,
+ * so a new one is a row there and every handler (lookup, listing, open,
+ * create, unlink, rename) treats it as a directory.
+ * snap_rootdir_ino: the inode of the root directory called name, 0 when
+ * there is none; snap_rootdir_at: the i-th one's name and inode, NULL past
+ * the end; snap_ino_is_dir: 1 for the root and the fixed directories.
+ */
+fuse_ino_t snap_rootdir_ino(const char *name);
+const char *snap_rootdir_at(size_t i, fuse_ino_t *ino);
+int snap_ino_is_dir(fuse_ino_t ino);
+
 /* ---- logging (log.c) ---------------------------------------------------- */
 
 /* Log once: stderr ("snapfs: ...") when foreground, syslog otherwise.
@@ -132,6 +151,31 @@ void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
 /* Both, for current.db after a restore or an upload (PITFALLS 16). */
 void snap_notify_current(struct snap_notify *n);
+/* Around the handler of an operation the kernel sends with directory dir
+ * locked (lookup, readdir, create, unlink, rename, ...; ops.c): no name in
+ * dir is invalidated meanwhile (see notify.c).  Never blocks. */
+void snap_notify_dir_begin(struct snap_notify *n, fuse_ino_t dir);
+void snap_notify_dir_end(struct snap_notify *n, fuse_ino_t dir);
+/* Queue "the name parent/name, which named child, is deleted": the kernel
+ * drops the dentry and the inode's link (an inotify watch on the file
+ * hears IN_DELETE_SELF). */
+void snap_notify_delete(struct snap_notify *n, fuse_ino_t parent,
+			fuse_ino_t child, const char *name);
+
+/* ---- the catalog watcher (watch.c) -------------------------------------- */
+
+/* After the notifier started: read the listing and the catalog's change
+ * time (started_ns for a store that never changed), watch the store
+ * directory, start the thread; 0 or a negative errno.  Stop before the
+ * notifier and the store (safe when never started). */
+int snap_watch_start(snap_store *store, struct snap_notify *notify,
+		     int64_t started_ns);
+void snap_watch_stop(void);
+/* The daemon changed the catalog itself (call after replying): compare
+ * the listing now, even though no other process committed. */
+void snap_watch_changed(void);
+/* snapshots/' mtime and ctime: when its listing last changed (ns). */
+int64_t snap_watch_dir_ns(void);
 
 /* ---- the live database (live.c) ----------------------------------------- */
 
@@ -175,14 +219,16 @@ void snap_live_journal_mode(struct snap_live *l, char *out, size_t len);
 /* ---- dynamic nodes (inode.c) --------------------------------------------- */
 
 enum snap_node_kind {
-	SNAP_NODE_STAGING,  /* a file in the root: upload, temp file, side file */
+	SNAP_NODE_STAGING,  /* a file in the root or restore/: upload, temp
+			       file, side file */
 	SNAP_NODE_PENDING,  /* a name being created in snapshots/ */
 };
 
 struct snap_node {
 	fuse_ino_t ino;
 	enum snap_node_kind kind;
-	fuse_ino_t parent;            /* SNAP_INO_ROOT or SNAP_INO_SNAPDIR */
+	fuse_ino_t parent;            /* SNAP_INO_ROOT, SNAP_INO_SNAPDIR or
+					 SNAP_INO_RESTORE */
 	char name[NAME_MAX + 1];      /* its name while linked */
 	int linked;                   /* 1 while the name is in its directory */
 	uint64_t nlookup;             /* the kernel's references */
@@ -217,6 +263,8 @@ enum snap_handle_kind {
 	SNAP_H_PENDING,   /* a name being created in snapshots/ */
 	SNAP_H_STAGING,   /* a staging file in the root */
 	SNAP_H_TEXT,      /* .snapfs/status.json, .snapfs/log */
+	SNAP_H_RESTORE,   /* a file written in restore/: an upload with a
+			     name (restoredir.c) */
 	SNAP_H_DIR,       /* a directory listing */
 };
 
@@ -241,8 +289,11 @@ struct snap_handle {
 	struct snap_session *sess;
 	int closing;                   /* flushed, no write since (fs->lock;
 				        * also SNAP_H_PENDING writers) */
-	/* SNAP_H_UPLOAD */
+	/* SNAP_H_UPLOAD, SNAP_H_RESTORE and SNAP_H_PENDING */
 	char path[PATH_MAX];           /* upload file */
+	char target[NAME_MAX + 16];    /* what the upload is written to, for
+					  messages: "" = current.db, or
+					  "restore/NAME" */
 	int dirty;                     /* bytes arrived since the last apply */
 	int attempted;                 /* an apply was tried */
 	int last_rc;                   /* its result */
@@ -253,7 +304,7 @@ struct snap_handle {
 	/* SNAP_H_SNAPSHOT */
 	snap_image *simg;
 	int64_t snap_id;
-	/* SNAP_H_PENDING, SNAP_H_STAGING */
+	/* SNAP_H_PENDING, SNAP_H_STAGING, SNAP_H_RESTORE */
 	struct snap_node *node;        /* holds an open reference */
 	/* SNAP_H_TEXT */
 	char *text;
@@ -343,6 +394,10 @@ void snap_node_reap(void);
 /* Rename a linked node within its directory, replacing (unlinking) a node
  * already called newname. */
 void snap_node_rename_locked(struct snap_node *n, const char *newname);
+/* The same for the node called name in parent, taking fs->lock: 0, or
+ * -ENOENT when there is none. */
+int snap_node_rename(fuse_ino_t parent, const char *name,
+		     const char *newname);
 /* Visit every linked node of a directory under fs->lock. */
 void snap_node_foreach_locked(fuse_ino_t parent,
 			      void (*fn)(struct snap_node *, void *),
@@ -368,6 +423,13 @@ void snap_staging_path(const char *what, char *out, size_t len);
 /* Restore snapshot id onto the live database (rename snapshots/X).  0 or a
  * negative errno; the reason is logged. */
 int snap_apply_snapshot(int64_t id, const char *shown_name);
+/* Restore onto current.db from parent/name (dir.c): a snapshot (latest.db,
+ * a request that became one) in snapshots/, or a staging file in the root
+ * or restore/, which then leaves its directory.  shown: how messages name
+ * a staging file ("the file <shown>"), NULL for its name.  0 or a negative
+ * errno (the reason logged). */
+int snap_dir_restore_from(fuse_ino_t parent, const char *name,
+			  const char *shown);
 /* Restore a staging file onto the live database (rename, upload flush).
  * wal: the staging file that was "<name>-wal" beside it in the root, whose
  * committed transactions belong to it (NULL: none). */
@@ -409,6 +471,36 @@ void snap_pending_open(struct snap_handle *h, int writable);
 void snap_pending_wrote(struct snap_handle *h);
 int snap_pending_flush(struct snap_handle *h);
 void snap_pending_release(struct snap_handle *h, int apply);
+
+/* ---- restore/, the drop folder (restoredir.c) ---------------------------- */
+
+/* The mode of a file created in restore/: what was asked, never wider
+ * than the live database's. */
+mode_t snap_restoredir_mode(mode_t asked);
+/* restore/'s own mode: the owner's, and group's or others' when they may
+ * write the live database. */
+mode_t snap_restoredir_dirmode(const struct stat *live);
+/* An open of a node in restore/ (h is a staging handle on it): a write
+ * handle on a plain name becomes SNAP_H_RESTORE. */
+void snap_restoredir_opened(struct snap_handle *h, int flags);
+/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict (as an upload's);
+ * when bytes were restored (or refused) the name leaves restore/, and
+ * *gone gets the node to announce after the reply (0: none). */
+int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
+			  char *gone_name, size_t len);
+/* RELEASE of a SNAP_H_RESTORE handle: late bytes are applied (apply 1),
+ * the name leaves restore/. */
+void snap_restoredir_release(struct snap_handle *h, int apply);
+/* RENAME from or into restore/ (parent or newparent is SNAP_INO_RESTORE):
+ * into a plain name restores the source, as a rename onto current.db
+ * does; dot-names are staging files.  Replies and queues invalidations. */
+void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
+			    const char *name, fuse_ino_t newparent,
+			    const char *newname, unsigned int flags);
+/* 1 when name in restore/ is a staging name (rsync's .x.db.XXXXXX, GIO's
+ * .goutputstream-XXXXXX): a dot-name, restored only when renamed to a
+ * plain name. */
+int snap_restoredir_is_staging(const char *name);
 
 /* ---- status files (status.c) -------------------------------------------- */
 

@@ -8,7 +8,8 @@
  *
  *   staging nodes  files created in the root — rsync's .current.db.XXXXXX,
  *                  GIO's .goutputstream-XXXXXX, the -journal/-wal/-shm of a
- *                  client editing current.db, anything else — each backed by
+ *                  client editing current.db, anything else — and the files
+ *                  being written in restore/ (restoredir.c), each backed by
  *                  a private file in the staging directory;
  *   pending nodes  a name just created in snapshots/ ("touch
  *                  snapshots/before-migration"), backed by a private file
@@ -236,6 +237,24 @@ void snap_node_rename_locked(struct snap_node *n, const char *newname)
 			snap_node_unlink_locked(o);
 	}
 	snprintf(n->name, sizeof(n->name), "%s", newname);
+}
+
+int snap_node_rename(fuse_ino_t parent, const char *name,
+		     const char *newname)
+{
+	struct snap_node *n = snap_node_find_open(parent, name);
+	int rc = -ENOENT;
+
+	if (!n)
+		return rc;
+	pthread_mutex_lock(&snap_fs.lock);
+	if (n->linked) {
+		snap_node_rename_locked(n, newname);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&snap_fs.lock);
+	snap_node_close(n);
+	return rc;
 }
 
 void snap_node_foreach_locked(fuse_ino_t parent,

@@ -27,8 +27,8 @@
  * Shutdown (SIGTERM, SIGINT, SIGHUP, fusermount3 -u): the loop returns once
  * in-flight requests finished — libfuse cancels workers only while they
  * wait for a request, so a snapshot or restore in progress completes —
- * then the notifier stops, the mount goes, and the staging directory is
- * removed.  After SIGKILL, the next start empties the staging directory.
+ * then the timer, the catalog watcher and the notifier stop, the mount
+ * goes, and the staging directory is removed.  After SIGKILL, the next start empties the staging directory.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -110,6 +110,8 @@ static void usage(FILE *to, const char *prog)
 "                           copying or moving a database onto it restores)\n"
 "  MOUNTPOINT/snapshots/    one read-only file per snapshot; touch NAME takes\n"
 "                           one, rm deletes, mv renames\n"
+"  MOUNTPOINT/restore/      a snapshot or database copied or moved here is\n"
+"                           restored onto current.db\n"
 "  MOUNTPOINT/.snapfs/      status.json and the event log\n"
 "\n"
 "snapfs options:\n"
@@ -702,6 +704,13 @@ int main(int argc, char *argv[])
 			strerror(-rc));
 		goto out;
 	}
+	rc = snap_watch_start(snap_fs.store, snap_fs.notify,
+			      snap_fs.started_ns);
+	if (rc != 0) {
+		fprintf(stderr, "snapfs: starting the catalog watcher: %s\n",
+			strerror(-rc));
+		goto out;
+	}
 	rc = snap_timer_start();
 	if (rc != 0) {
 		fprintf(stderr, "snapfs: starting the timer thread: %s\n",
@@ -742,8 +751,10 @@ int main(int argc, char *argv[])
 
 out:
 	daemon_ready(ready_fd, 1);
-	/* The timer uses the store, the live database and the notifier. */
+	/* The timer uses the store, the live database, the watcher and the
+	 * notifier; the watcher the store and the notifier. */
 	snap_timer_stop();
+	snap_watch_stop();
 	snap_notify_stop(snap_fs.notify);
 	snap_fs.notify = NULL;
 	if (mounted)

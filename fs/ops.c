@@ -18,10 +18,16 @@
  *                      create = take or import, unlink = delete, rename =
  *                      exactly the name typed, everything else EROFS/EPERM
  *   /.snapfs/          status.json and log, read-only
+ *   /restore/          the drop folder: a file copied or moved into it is
+ *                      restored onto current.db and leaves (restoredir.c)
  *
  * Every handler replies exactly once.  Handlers that change what the kernel
  * has cached reply first and then queue invalidations with the notifier
- * (notify.c), never calling the kernel themselves (PITFALLS 16-18).
+ * (notify.c), never calling the kernel themselves (PITFALLS 16-18).  The
+ * operations the kernel sends while it holds a directory's lock run inside
+ * snap_notify_dir_begin/end for that directory (the dirop_* wrappers at
+ * the table), so the notifier never waits in the kernel for a lock held on
+ * behalf of this daemon (notify.c says why).
  *
  * Attribute lifetimes: current.db 0 (never stale, PITFALLS 5); a snapshot's
  * attributes an hour (immutable), its name a second (snapctl may delete it
@@ -111,10 +117,8 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			reply_entry(req, &e, 0);
 			return;
 		}
-		if (strcmp(name, SNAP_NAME_SNAPDIR) == 0 ||
-		    strcmp(name, SNAP_NAME_META) == 0) {
-			snap_attr_dir(name[0] == '.' ? SNAP_INO_META :
-				 SNAP_INO_SNAPDIR, &st);
+		if (snap_rootdir_ino(name)) {
+			snap_attr_dir(snap_rootdir_ino(name), &st);
 			snap_attr_entry(&e, &st, SNAP_TTL_DIR, 3600);
 			reply_entry(req, &e, 0);
 			return;
@@ -138,6 +142,12 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		}
 		snap_attr_entry(&e, &st, 0, 0);
 		reply_entry(req, &e, 0);
+		return;
+	}
+	if (parent == SNAP_INO_RESTORE) {
+		/* Only files still being written (or staged) are there. */
+		if (!lookup_node(req, parent, name))
+			fuse_reply_err(req, ENOENT);
 		return;
 	}
 	if (parent != SNAP_INO_SNAPDIR) {
@@ -308,6 +318,10 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 	struct snap_node *n;
 	char path[PATH_MAX];
 	int pending, committed, rc = 0;
+	/* A file in restore/ is never wider than the live database (asked
+	 * before fs->lock: it stats the live file). */
+	mode_t rmode = (to_set & FUSE_SET_ATTR_MODE) ?
+		       snap_restoredir_mode(attr->st_mode) : 0;
 
 	pthread_mutex_lock(&snap_fs.lock);
 	n = snap_node_get_locked(ino);
@@ -319,7 +333,8 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 	committed = pending && n->snap_id > 0;
 	if (!pending) {
 		if (to_set & FUSE_SET_ATTR_MODE)
-			n->mode = S_IFREG | (attr->st_mode & 07777);
+			n->mode = S_IFREG | (n->parent == SNAP_INO_RESTORE ?
+					     rmode : (attr->st_mode & 07777));
 		if (to_set & FUSE_SET_ATTR_UID)
 			n->uid = attr->st_uid;
 		if (to_set & FUSE_SET_ATTR_GID)
@@ -336,6 +351,8 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 			rc = ftruncate(h->fd, attr->st_size) ? -errno : 0;
 			if (rc == 0 && h->kind == SNAP_H_PENDING)
 				snap_pending_wrote(h);
+			else if (rc == 0 && h->kind == SNAP_H_RESTORE)
+				h->dirty = 1;
 			pthread_mutex_unlock(&h->lock);
 		} else {
 			rc = truncate(path, attr->st_size) ? -errno : 0;
@@ -560,9 +577,65 @@ static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 
+/*
+ * Operations the kernel sends with a directory locked: the directory is
+ * busy for the notifier until the handler replied (notify.c).
+ */
+#define DIROP_BUSY(dir) snap_notify_dir_begin(snap_fs.notify, (dir))
+#define DIROP_DONE(dir) snap_notify_dir_end(snap_fs.notify, (dir))
+
+static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	DIROP_BUSY(parent);
+	snap_ll_lookup(req, parent, name);
+	DIROP_DONE(parent);
+}
+
+static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+			  off_t off, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(ino);
+	snap_ll_readdir(req, ino, size, off, fi);
+	DIROP_DONE(ino);
+}
+
+static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			      off_t off, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(ino);
+	snap_ll_readdirplus(req, ino, size, off, fi);
+	DIROP_DONE(ino);
+}
+
+static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 mode_t mode, struct fuse_file_info *fi)
+{
+	DIROP_BUSY(parent);
+	snap_ll_create(req, parent, name, mode, fi);
+	DIROP_DONE(parent);
+}
+
+static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	DIROP_BUSY(parent);
+	snap_ll_unlink(req, parent, name);
+	DIROP_DONE(parent);
+}
+
+static void dirop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+			 fuse_ino_t newparent, const char *newname,
+			 unsigned int flags)
+{
+	DIROP_BUSY(parent);
+	DIROP_BUSY(newparent);
+	snap_ll_rename(req, parent, name, newparent, newname, flags);
+	DIROP_DONE(newparent);
+	DIROP_DONE(parent);
+}
+
 const struct fuse_lowlevel_ops snap_ll_ops = {
 	.init = snap_ll_init,
-	.lookup = snap_ll_lookup,
+	.lookup = dirop_lookup,
 	.forget = snap_ll_forget,
 	.forget_multi = snap_ll_forget_multi,
 	.getattr = snap_ll_getattr,
@@ -570,10 +643,10 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.readlink = snap_ll_readlink,
 	.mknod = snap_ll_mknod,
 	.mkdir = snap_ll_mkdir,
-	.unlink = snap_ll_unlink,
+	.unlink = dirop_unlink,
 	.rmdir = snap_ll_rmdir,
 	.symlink = snap_ll_symlink,
-	.rename = snap_ll_rename,
+	.rename = dirop_rename,
 	.link = snap_ll_link,
 	.open = snap_ll_open,
 	.read = snap_ll_read,
@@ -582,8 +655,8 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.release = snap_ll_release,
 	.fsync = snap_ll_fsync,
 	.opendir = snap_ll_opendir,
-	.readdir = snap_ll_readdir,
-	.readdirplus = snap_ll_readdirplus,
+	.readdir = dirop_readdir,
+	.readdirplus = dirop_readdirplus,
 	.releasedir = snap_ll_releasedir,
 	.fsyncdir = snap_ll_fsyncdir,
 	.statfs = snap_ll_statfs,
@@ -591,5 +664,5 @@ const struct fuse_lowlevel_ops snap_ll_ops = {
 	.getxattr = snap_ll_getxattr,
 	.listxattr = snap_ll_listxattr,
 	.removexattr = snap_ll_removexattr,
-	.create = snap_ll_create,
+	.create = dirop_create,
 };

@@ -440,6 +440,13 @@ int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 
 /* ---- uploads (staged replace) ------------------------------------------ */
 
+/* What an upload is written to, for messages: current.db, or the name a
+ * file in restore/ has (restoredir.c). */
+static const char *upload_target(const struct snap_handle *h)
+{
+	return h->target[0] ? h->target : SNAP_NAME_CURRENT;
+}
+
 int snap_upload_begin(struct snap_handle *h)
 {
 	snap_staging_path("upload", h->path, sizeof(h->path));
@@ -461,6 +468,7 @@ int snap_upload_begin(struct snap_handle *h)
 
 int snap_upload_flush(struct snap_handle *h)
 {
+	char shown[sizeof(h->target) + 32];
 	struct stat st;
 	int rc;
 
@@ -474,12 +482,14 @@ int snap_upload_flush(struct snap_handle *h)
 		 * any byte comes (dup2, then close).  This close fails all the same, since an
 		 * empty file is not a database (cp of an empty file, `: >`);
 		 * whether anything ever came is logged at RELEASE. */
-		snap_log(LOG_DEBUG, "current.db: a close with nothing written "
-			 "yet: nothing to restore (EINVAL)");
+		snap_log(LOG_DEBUG, "%s: a close with nothing written yet: "
+			 "nothing to restore (EINVAL)", upload_target(h));
 		rc = -EINVAL;
-	} else
-		rc = snap_apply_file(h->path, NULL, "the file written to "
-				     "current.db", "upload");
+	} else {
+		snprintf(shown, sizeof(shown), "the file written to %s",
+			 upload_target(h));
+		rc = snap_apply_file(h->path, NULL, shown, "upload");
+	}
 	h->dirty = 0;
 	h->attempted = 1;
 	h->last_rc = rc;
@@ -495,15 +505,16 @@ void snap_upload_end(struct snap_handle *h, int apply)
 
 	if (apply && h->dirty) {
 		rc = snap_upload_flush(h);
-		snap_log(rc ? LOG_ERR : LOG_WARNING, "current.db: bytes "
-			 "written after the last close were applied at "
-			 "release (%s)", rc ? strerror(-rc) : "ok");
+		snap_log(rc ? LOG_ERR : LOG_WARNING, "%s: bytes written after "
+			 "the last close were applied at release (%s)",
+			 upload_target(h), rc ? strerror(-rc) : "ok");
 	} else if (apply && fstat(h->fd, &st) == 0 && st.st_size == 0) {
-		snap_log(LOG_NOTICE, "current.db: nothing was written to it, "
-			 "and an empty file is not a database; the live "
-			 "database is unchanged");
+		snap_log(LOG_NOTICE, "%s: nothing was written to it, and an "
+			 "empty file is not a database; the live database is "
+			 "unchanged", upload_target(h));
 	}
-	unlink(h->path);
+	if (!h->node)          /* a node's file goes with the node */
+		unlink(h->path);
 }
 
 /* ---- edit sessions ------------------------------------------------------ */

@@ -13,9 +13,9 @@
  * check and verify are due every period after the previous run, measured
  * on the monotonic clock (a wall-clock jump neither skips nor repeats them).
  *
- * After an automatic snapshot (or pruning, or a recovery) the kernel is
- * told to forget snapshots/ and latest.db (and current.db after a recovery)
- * through the notifier.
+ * After an automatic snapshot (or pruning, or a recovery) the catalog
+ * watcher is told (watch.c: snapshots/' time, its names and latest.db
+ * follow), and the kernel to forget current.db after a recovery.
  *
  * on_failure: the engine calls the hook for every failed snapshot, check,
  * verify or restore event, from whichever thread recorded it.  The command
@@ -137,8 +137,7 @@ out:
 
 static void invalidate_snapshots(void)
 {
-	snap_notify_inode(snap_fs.notify, SNAP_INO_SNAPDIR);
-	snap_notify_inode(snap_fs.notify, SNAP_INO_LATEST);
+	snap_watch_changed();
 }
 
 static void run_tick(void)

@@ -929,6 +929,79 @@ static void test_count_and_stats_follow_the_catalog(void **state)
 	assert_true(ss.file_bytes > 0);
 }
 
+/* Time of the newest event of kind (successful), 0 when none. */
+static int64_t newest_event_ns(snap_store *st, const char *kind)
+{
+	snap_event *ev = NULL;
+	int64_t t = 0;
+	size_t n = 0, i;
+	snap_err e;
+
+	snap_err_clear(&e);
+	if (snap_event_list(st, 0, 0, &ev, &n, &e) != 0)
+		fail_msg("snap_event_list: %s", e.msg);
+	for (i = 0; i < n; i++)
+		if (ev[i].ok && strcmp(ev[i].kind, kind) == 0)
+			t = ev[i].time_ns;
+	free(ev);
+	return t;
+}
+
+/* What a store getter of one integer answers; an error fails the test. */
+static int64_t store_int(snap_store *st,
+			 int (*get)(snap_store *, int64_t *, snap_err *))
+{
+	int64_t v = -1;
+	snap_err e;
+
+	snap_err_clear(&e);
+	assert_int_equal(get(st, &v, &e), 0);
+	return v;
+}
+
+#define data_version(st) store_int(st, snap_store_data_version)
+#define changed_ns(st) store_int(st, snap_store_changed_ns)
+
+/* A watcher of the catalog learns of other connections' commits from the
+ * data version, and the catalog's change time follows creations,
+ * deletions and relabels, not other events. */
+static void test_catalog_change_time_and_data_version(void **state)
+{
+	tu_env *env = *state;
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_err e;
+	snap_err_clear(&e);
+
+	assert_int_equal(changed_ns(st), 0);
+	int64_t v0 = data_version(st);
+	snap_info a = tu_snap(st, "a");
+	snap_info b = tu_snap(st, "b");
+	assert_int_equal(changed_ns(st), b.created_ns);
+
+	/* Another connection's commit moves the data version; an event
+	 * that changes no name leaves the change time alone. */
+	int64_t v1 = data_version(st);
+	tu_store_exec(st, "INSERT INTO events(time_ns, kind, snapshot, ok, "
+		      "detail) VALUES(%lld, 'verify', '%s', 1, 'x')",
+		      (long long)b.created_ns + 1000000000LL, b.name);
+	int64_t v2 = data_version(st);
+	assert_true(v1 != v2);
+	assert_int_equal(data_version(st), v2);
+	assert_true(v0 != v2);
+	assert_int_equal(changed_ns(st), b.created_ns);
+
+	snap_info r;
+	assert_int_equal(snap_store_relabel(st, a.id, "renamed", &r, &e), 0);
+	assert_int_equal(changed_ns(st), newest_event_ns(st, "relabel"));
+	assert_int_equal(snap_store_delete(st, b.id, &e), 0);
+	assert_int_equal(changed_ns(st), newest_event_ns(st, "delete"));
+	/* A failed deletion is no change. */
+	int64_t before = changed_ns(st);
+	assert_int_equal(snap_store_delete(st, b.id, &e), -ENOENT);
+	assert_int_equal(changed_ns(st), before);
+}
+
 static void test_tables_json_counts_rows_per_table(void **state)
 {
 	tu_env *env = *state;
@@ -1178,6 +1251,7 @@ int main(void)
 		tu_test(test_pin_and_unpin_are_stored),
 		tu_test(test_comment_is_stored_verbatim),
 		tu_test(test_count_and_stats_follow_the_catalog),
+		tu_test(test_catalog_change_time_and_data_version),
 		tu_test(test_tables_json_counts_rows_per_table),
 		tu_test(test_delete_of_newer_reclaims_its_pages),
 		tu_test(test_delete_of_older_keeps_shared_pages),

@@ -442,10 +442,38 @@ def read_bytes(path):
 
 # ---- the mount -----------------------------------------------------------
 
+# What the mount root always holds (DESIGN.md §1, "Mount root"), sorted;
+# anything else there is a staging file.
+ROOT_FIXED = [".snapfs", "current.db", "restore", "snapshots"]
+
+
+def root_staging(mnt):
+    """Names in the mount root beyond the fixed ones, sorted."""
+    return sorted(n for n in os.listdir(mnt) if n not in ROOT_FIXED)
+
+
 def snapshots(mnt):
     """Names in snapshots/ (without latest.db), sorted."""
     return sorted(n for n in os.listdir(os.path.join(mnt, "snapshots"))
                   if n != "latest.db")
+
+
+def snapshot_of(ctx, mnt, src, tag, after):
+    """Restore the database src onto current.db, take a snapshot labelled
+    tag of it, then restore the database after (the live database moves
+    on); the snapshot's name."""
+    cur = os.path.join(mnt, "current.db")
+    r = ctx.run(["cp", src, cur])
+    ctx.require("setup: cp %s onto current.db" % tag, r.returncode == 0,
+                r.stderr)
+    r = ctx.run(["touch", os.path.join(mnt, "snapshots", tag)])
+    ctx.require("setup: touch snapshots/%s" % tag, r.returncode == 0,
+                r.stderr)
+    names = [n for n in snapshots(mnt) if n.endswith("_%s.db" % tag)]
+    ctx.require("setup: snapshot %s listed" % tag, len(names) == 1, names)
+    r = ctx.run(["cp", after, cur])
+    ctx.require("setup: live moved on", r.returncode == 0, r.stderr)
+    return names[0]
 
 
 def xattr(path, key):

@@ -138,8 +138,7 @@ def body(ctx):
     m.stop()
     m = ctx.mount(live)
     ctx.check("staging files are gone after a remount",
-              sorted(os.listdir(mnt)) == [".snapfs", "current.db",
-                                          "snapshots"], os.listdir(mnt))
+              sorted(os.listdir(mnt)) == mt.ROOT_FIXED, os.listdir(mnt))
     m.stop()
 
 
