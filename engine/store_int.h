@@ -50,10 +50,15 @@ struct snap_store {
 	void *failure_ctx;       /* hook and its context; protected by mu */
 };
 
-/* Columns snap_store_row_info() expects, in order. */
+/* Columns snap_store_row_info() expects, in order, and the tables they
+ * come from: a snapshot's row and its place in the trash, if any (a table
+ * of its own, so that listing never reads past the pagemap, the last
+ * column of snapshots; see store.c). */
 #define SNAP_INFO_COLS \
 	"id,name,label,kind,created_ns,comment,pinned,page_size,page_count," \
-	"image_size,sha256,change_counter"
+	"image_size,sha256,change_counter,trash.dir,trash.uid,trash.tname," \
+	"trash.trashed_ns"
+#define SNAP_INFO_FROM "snapshots LEFT JOIN trash USING(id)"
 
 /* ---- the store directory (storedir.c) ---- */
 
