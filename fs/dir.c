@@ -19,7 +19,10 @@
  *   rename within snapshots/     relabels (the time prefix stays) and never
  *                                replaces another snapshot;
  *   rename root -> snapshots/    EXDEV: mv then copies, which imports;
- *   mkdir, symlink, link, mknod  EPERM.
+ *   anything in or out of .Trash-UID/
+ *                                the freedesktop trash (trash.c): the
+ *                                Delete key, Restore, emptying;
+ *   mkdir, symlink, link, mknod  EPERM (but .Trash-UID, trash.c).
  *
  * After a rename onto current.db the kernel has moved the source's dentry
  * onto the name current.db (PITFALLS 16): both names are invalidated after
@@ -69,6 +72,12 @@ static struct snap_dirent *dir_add(struct dir_build *b, const char *name)
 	return d;
 }
 
+/* dir_add for trash.c's listings. */
+static struct snap_dirent *dir_add_trash(void *ctx, const char *name)
+{
+	return dir_add(ctx, name);
+}
+
 /* Collect linked nodes with an open reference each (fs->lock held). */
 static void dir_collect_node(struct snap_node *n, void *ctx)
 {
@@ -92,7 +101,10 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 	double ttl;
 
 	if ((d = dir_add(b, "."))) {
-		snap_attr_dir(ino, &d->st);
+		if (snap_ino_is_trash(ino))
+			snap_trashdir_attr(ino, &d->st, &ttl);
+		else
+			snap_attr_dir(ino, &d->st);
 	}
 	if ((d = dir_add(b, ".."))) {
 		snap_attr_dir(SNAP_INO_ROOT, &d->st);
@@ -120,6 +132,11 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 			d->attr_ttl = SNAP_TTL_DIR;
 			d->entry_ttl = 3600;
 		}
+		snap_trashdir_list(ino, dir_add_trash, b);
+	} else if (snap_ino_is_trash(ino)) {
+		rc = snap_trashdir_list(ino, dir_add_trash, b);
+		if (rc != 0)
+			return rc;
 	} else {
 		snap_err err;
 		snap_err_clear(&err);
@@ -130,6 +147,8 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 		}
 		have_live = snap_live_stat(snap_fs.live, &live) == 0;
 		for (i = 0; i < n; i++) {
+			if (list[i].trash != SNAP_TRASH_NONE)
+				continue;     /* in .Trash-UID/ (trash.c) */
 			d = dir_add(b, list[i].name);
 			if (!d)
 				break;
@@ -138,6 +157,8 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 			d->attr_ttl = SNAP_TTL_SNAP_ATTR;
 			d->entry_ttl = SNAP_TTL_SNAP_ENTRY;
 		}
+		while (n > 0 && list[n - 1].trash != SNAP_TRASH_NONE)
+			n--;
 		if (n > 0 && (d = dir_add(b, SNAP_NAME_LATEST)))
 			snap_attr_symlink(list[n - 1].name, &d->st);
 		free(list);
@@ -161,7 +182,7 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	if (ino != SNAP_INO_ROOT && ino != SNAP_INO_SNAPDIR &&
-	    ino != SNAP_INO_META) {
+	    ino != SNAP_INO_META && !snap_trashdir_is_dir(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -287,6 +308,25 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 			 "stays; the name is free for process %d",
 			 (int)fuse_req_ctx(req)->pid);
 		fuse_reply_err(req, 0);
+		return;
+	}
+	if (snap_ino_is_trash(parent)) {
+		/* A node (GLib's .trashinfo) or the trash's own: trash.c. */
+		struct snap_trash_inval inv = { 0 };
+
+		n = snap_node_find_open(parent, name);
+		if (n) {
+			pthread_mutex_lock(&snap_fs.lock);
+			if (n->linked && strcmp(n->name, name) == 0)
+				snap_node_unlink_locked(n);
+			pthread_mutex_unlock(&snap_fs.lock);
+			snap_node_close(n);
+			rc = 0;
+		} else {
+			rc = snap_trashdir_unlink(parent, name, &inv);
+		}
+		fuse_reply_err(req, -rc);
+		snap_trashdir_notify(&inv);
 		return;
 	}
 	if (parent == SNAP_INO_META || parent > SNAP_INO_SNAPDIR ||
@@ -446,6 +486,27 @@ static int rename_onto_current(fuse_ino_t parent, const char *name)
 	return rc;
 }
 
+/*
+ * A rename with the trash on either side (trash.c).  A restore to another
+ * name than the snapshot's own is a restore, then a rename within
+ * snapshots/ (trash.c checked before that the name is free).
+ */
+static int rename_trash(fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned flags, struct snap_trash_inval *inv,
+			char *result, size_t rlen)
+{
+	snap_info si;
+	int rc = snap_trashdir_rename(parent, name, newparent, newname, flags,
+				      &si, inv);
+
+	if (rc == 0 && newparent == SNAP_INO_SNAPDIR &&
+	    strcmp(si.name, newname) != 0)
+		rc = rename_in_snapshots(si.name, newname, flags, result,
+					 rlen);
+	return rc;
+}
+
 /* RENAME: a restore, a relabel, a staging file renamed, or a refusal. */
 void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
@@ -457,6 +518,18 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (snap_ino_is_trash(parent) || snap_ino_is_trash(newparent)) {
+		struct snap_trash_inval inv;
+
+		rc = rename_trash(parent, name, newparent, newname, flags,
+				  &inv, result, sizeof(result));
+		fuse_reply_err(req, -rc);
+		snap_trashdir_notify(&inv);
+		if (rc == 0 && result[0] && strcmp(result, newname) != 0)
+			snap_notify_entry(snap_fs.notify, SNAP_INO_SNAPDIR,
+					  newname);
 		return;
 	}
 	if (parent == SNAP_INO_META || newparent == SNAP_INO_META ||
@@ -504,7 +577,8 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 	}
 	/* Root to root: staging files among themselves. */
 	if (strcmp(newname, SNAP_NAME_SNAPDIR) == 0 ||
-	    strcmp(newname, SNAP_NAME_META) == 0) {
+	    strcmp(newname, SNAP_NAME_META) == 0 ||
+	    snap_trashdir_name(newname, NULL)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -529,13 +603,23 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -rc);
 }
 
+/* MKDIR: only the trash's (trash.c): GLib makes .Trash-UID, info/ and
+ * files/ when it first trashes something. */
 void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent,
 			  const char *name, mode_t mode)
 {
-	(void)parent;
-	(void)name;
+	struct fuse_entry_param e;
+	struct stat st;
+	int rc;
+
 	(void)mode;
-	fuse_reply_err(req, EPERM);
+	rc = snap_trashdir_mkdir(parent, name, fuse_req_ctx(req)->uid, &st);
+	if (rc != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	snap_attr_entry(&e, &st, SNAP_TTL_DIR, 0);
+	fuse_reply_entry(req, &e);
 }
 
 void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
@@ -548,12 +632,11 @@ void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* RMDIR: only an empty .Trash-UID (trash.c). */
 void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent,
 			  const char *name)
 {
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -snap_trashdir_rmdir(parent, name));
 }
 
 void snap_ll_symlink(fuse_req_t req, const char *link,
