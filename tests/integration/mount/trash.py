@@ -20,8 +20,11 @@ emptied, with the programs a desktop uses.
     snapshot still in the trash cannot be removed alone.
 
 gvfs (trash:///) runs on a D-Bus session bus of the test's own, with HOME
-and XDG_DATA_HOME inside the test directory; without gvfs those steps are
-done with the file operations gvfsd-trash makes, and the test says so.
+and XDG_DATA_HOME inside the test directory, in a mount namespace of its
+own where the machine's other FUSE mounts are unmounted: gvfsd-trash looks
+for a trash on every mount, and another test's daemon must not be able to
+stall it.  Without gvfs those steps are done with the file operations
+gvfsd-trash makes, and the test says so.
 """
 
 import ctypes
@@ -75,7 +78,7 @@ class Desktop:
     marker in its environment, so what the bus activated is found and
     ended when the session stops."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, keep):
         self.ctx = ctx
         home = ctx.path("home")
         os.makedirs(home, exist_ok=True)
@@ -84,8 +87,12 @@ class Desktop:
                         XDG_DATA_HOME=os.path.join(home, ".local", "share"),
                         SNAPFS_TEST_DESKTOP=self.marker)
         self.env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        self.proc = ctx.spawn(["dbus-daemon", "--session", "--nofork",
-                               "--print-address=1"],
+        # The other mounts are listed inside the new namespace, so that
+        # one made meanwhile (another test's remount) is not missed.
+        self.proc = ctx.spawn(["unshare", "--mount", "--propagation",
+                               "private", "--", sys.executable, "-c",
+                               NAMESPACE_SCRIPT, os.path.realpath(keep),
+                               os.path.dirname(os.path.abspath(__file__))],
                               stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, env=self.env)
         # Readiness: the bus prints its address once it listens.
@@ -115,19 +122,39 @@ class Desktop:
         return pids
 
     def stop(self):
-        """End the bus; gvfs leaves with it (or is ended), and is reaped."""
+        """End the bus; gvfs leaves with it (or is ended), and is reaped
+        (a zombie's environment cannot be read: the pids are taken
+        first)."""
+        pids = [p for p in self.started() if p != self.proc.pid]
         if self.proc.poll() is None:
             self.proc.terminate()
         self.proc.wait(timeout=60)
-        mt.poll(lambda: not alive(self.started()), 10)
-        for pid in self.started():
+        mt.poll(lambda: not alive(pids), 10)
+        for pid in alive(pids):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        mt.poll(lambda: not alive(self.started()), 10)
-        for pid in self.started():
-            reap(pid)
+        mt.poll(lambda: not alive(pids), 10)
+        reap_orphans(self.ctx)
+
+
+# Run by the Desktop's bus in its own mount namespace: lazily unmount
+# every FUSE mount but argv[1] (this namespace's copies only), then become
+# the session bus.
+NAMESPACE_SCRIPT = """
+import os, subprocess, sys
+sys.path.insert(0, sys.argv[2])
+import mounttest as mt
+with open("/proc/self/mountinfo") as f:
+    for line in f:
+        left, _, right = line.partition(" - ")
+        point = mt._unescape_mountinfo(left.split()[4])
+        if right.split()[0].startswith("fuse") and point != sys.argv[1]:
+            subprocess.run(["umount", "-l", point])
+os.execvp("dbus-daemon", ["dbus-daemon", "--session", "--nofork",
+                          "--print-address=1"])
+"""
 
 
 def alive(pids):
@@ -143,17 +170,29 @@ def alive(pids):
     return out
 
 
-def reap(pid):
-    """Collect a zombie the bus left to us (we are its subreaper)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+def reap_orphans(ctx):
+    """Collect the zombies the bus left to us (we are their subreaper):
+    our exited children that no Popen of ours waits for."""
+    ours = {p.pid for p in ctx.children}
+    ours |= {m.proc.pid for m in ctx.daemons if m.proc is not None}
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) in ours:
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == os.getpid():
+            try:
+                os.waitpid(int(p), os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def gvfs_available():
     return (os.path.exists(GVFSD_TRASH) and shutil.which("dbus-daemon")
-            is not None)
+            is not None and shutil.which("unshare") is not None)
 
 
 def trash(ctx, path):
@@ -293,7 +332,7 @@ def body(ctx):
     check_trashed(ctx, m, db, man, facts[man][0])
 
     if gvfs_available():
-        desk = Desktop(ctx)
+        desk = Desktop(ctx, mnt)
         try:
             r = desk.gio("trash", "--list")
             line = [l for l in r.stdout.splitlines()
@@ -331,7 +370,7 @@ def body(ctx):
     ctx.check("rm .Trash-0/files/X deletes it", r.returncode == 0 and
               a1 not in listing(ctx, db), describe(r))
     if gvfs_available():
-        desk = Desktop(ctx)
+        desk = Desktop(ctx, mnt)
         try:
             r = desk.gio("trash", "--empty")
             ctx.check("gio trash --empty succeeds", r.returncode == 0,
