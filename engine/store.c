@@ -1063,17 +1063,30 @@ int snap_store_info_check(const snap_info *si, snap_err *err)
 
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 {
+	return snap_store_list_sql(s, "ORDER BY created_ns, id", NULL, out, n,
+				   "snapshots", err);
+}
+
+int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
+			snap_info **out, size_t *n, const char *what,
+			snap_err *err)
+{
 	sqlite3_stmt *st = NULL;
 	snap_info *v = NULL;
 	size_t cnt = 0, cap = 0;
+	char *sql;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
+	sql = sqlite3_mprintf("SELECT " SNAP_INFO_COLS " FROM " SNAP_INFO_FROM
+			      " %s", tail);
+	if (!sql)
+		return snap_err_set(err, -ENOMEM, "out of memory");
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
-				" FROM " SNAP_INFO_FROM " ORDER BY created_ns, id",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && arg)
+		rc = sqlite3_bind_int64(st, 1, *arg);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == cap) {
 			snap_info *nv;
@@ -1092,9 +1105,10 @@ int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 		rc = 0;
 	else
 		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
-				     "snapshots", s->dir);
+				     "%s", s->dir, what);
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
+	sqlite3_free(sql);
 	if (rc) {
 		free(v);
 		return rc;
@@ -1185,26 +1199,34 @@ int snap_store_find(snap_store *s, const char *name, snap_info *out,
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			   snap_err *err)
 {
+	return snap_store_text(s, "SELECT tables FROM snapshots WHERE id=?",
+			       id, "{}", "no snapshot with id", json, err);
+}
+
+int snap_store_text(snap_store *s, const char *sql, int64_t id,
+		    const char *dflt, const char *missing, char **out,
+		    snap_err *err)
+{
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*json = NULL;
+	*out = NULL;
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT tables FROM snapshots WHERE "
-				"id=?", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		rc = sqlite3_step(st);
 	}
 	if (rc == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
-		*json = strdup(t ? t : "{}");
-		rc = *json ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
+		*out = strdup(t ? t : dflt);
+		rc = *out ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
 	} else if (rc == SQLITE_DONE) {
-		rc = snap_err_set(err, -ENOENT, "no snapshot with id %lld",
+		rc = snap_err_set(err, -ENOENT, "%s %lld", missing,
 				  (long long)id);
 	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot");
+		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot "
+				     "%lld", (long long)id);
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);

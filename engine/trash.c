@@ -324,77 +324,14 @@ int snap_trash_find(snap_store *s, uint32_t uid, snap_trash_dir dir,
 int snap_trash_list(snap_store *s, int64_t uid, snap_info **out, size_t *n,
 		    snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	snap_info *v = NULL;
-	size_t cnt = 0, cap = 0;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS " FROM "
-				SNAP_INFO_FROM " WHERE trash.id IS NOT NULL "
-				"AND (?1 < 0 OR trash.uid = ?1) ORDER BY "
-				"trash.uid, trash.dir, trash.tname", -1, &st,
-				NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_int64(st, 1, uid);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			snap_info *nv;
-
-			cap = cap ? cap * 2 : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
-		}
-		snap_store_row_info(st, &v[cnt++]);
-		rc = SQLITE_OK;
-	}
-	if (rc == SQLITE_DONE)
-		rc = 0;
-	else
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
-				     "the trash", s->dir);
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	if (rc) {
-		free(v);
-		return rc;
-	}
-	*out = v;
-	*n = cnt;
-	return 0;
+	return snap_store_list_sql(s, "WHERE trash.id IS NOT NULL AND (?1 < 0 "
+				   "OR trash.uid = ?1) ORDER BY trash.uid, "
+				   "trash.dir, trash.tname", &uid, out, n,
+				   "the trash", err);
 }
 
 int snap_trash_info(snap_store *s, int64_t id, char **text, snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	*text = NULL;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT info FROM trash WHERE id=?",
-				-1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		rc = sqlite3_step(st);
-	}
-	if (rc == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-
-		*text = strdup(t ? t : "");
-		rc = *text ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
-	} else if (rc == SQLITE_DONE) {
-		rc = snap_err_set(err, -ENOENT, "snapshot %lld is not in the "
-				  "trash", (long long)id);
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot read the trash");
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+	return snap_store_text(s, "SELECT info FROM trash WHERE id=?", id, "",
+			       "not in the trash: snapshot", text, err);
 }

@@ -310,26 +310,18 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, 0);
 		return;
 	}
-	if (snap_ino_is_trash(parent)) {
-		/* A node (GLib's .trashinfo) or the trash's own: trash.c. */
+	if (snap_ino_is_trash(parent) && !snap_node_find(parent, name, 0)) {
+		/* The trash's own (trash.c); GLib's .trashinfo files being
+		 * written are nodes, unlinked below. */
 		struct snap_trash_inval inv = { 0 };
 
-		n = snap_node_find_open(parent, name);
-		if (n) {
-			pthread_mutex_lock(&snap_fs.lock);
-			if (n->linked && strcmp(n->name, name) == 0)
-				snap_node_unlink_locked(n);
-			pthread_mutex_unlock(&snap_fs.lock);
-			snap_node_close(n);
-			rc = 0;
-		} else {
-			rc = snap_trashdir_unlink(parent, name, &inv);
-		}
+		rc = snap_trashdir_unlink(parent, name, &inv);
 		fuse_reply_err(req, -rc);
 		snap_trashdir_notify(&inv);
 		return;
 	}
-	if (parent == SNAP_INO_META || parent > SNAP_INO_SNAPDIR ||
+	if (parent == SNAP_INO_META ||
+	    (parent > SNAP_INO_SNAPDIR && !snap_ino_is_trash(parent)) ||
 	    strcmp(name, SNAP_NAME_LATEST) == 0 ||
 	    (parent == SNAP_INO_ROOT && (strcmp(name, SNAP_NAME_SNAPDIR) == 0
 					 || strcmp(name, SNAP_NAME_META) == 0))) {

@@ -59,6 +59,18 @@ static snap_info listed(snap_store *st, int64_t id)
 	return out;
 }
 
+/* A store with three snapshots a, b, c of a small database. */
+static snap_store *three(tu_env *env, snap_info *a, snap_info *b,
+			 snap_info *c)
+{
+	tu_db_create(env->db, "delete", 4096, 10);
+	snap_store *st = tu_store(env);
+	*a = tu_snap(st, "a");
+	*b = tu_snap(st, "b");
+	*c = tu_snap(st, "c");
+	return st;
+}
+
 static void test_trash_put_then_restore_gives_it_back_unchanged(void **s)
 {
 	tu_env *env = *s;
@@ -139,11 +151,7 @@ static void test_trash_names_are_unique_per_trash_directory(void **s)
 	snap_err e;
 
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
-	a = tu_snap(st, "a");
-	b = tu_snap(st, "b");
-	c = tu_snap(st, "c");
+	snap_store *st = three(env, &a, &b, &c);
 	assert_int_equal(snap_trash_put(st, a.id, 0, "x.db", NULL, 0, &out,
 					&e), 0);
 	snap_err_clear(&e);
@@ -207,11 +215,7 @@ static void test_trash_info_is_made_when_none_usable_was_given(void **s)
 	snap_err e;
 
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
-	a = tu_snap(st, "a");
-	b = tu_snap(st, "b");
-	c = tu_snap(st, "c");
+	snap_store *st = three(env, &a, &b, &c);
 
 	/* None given (mv into files/ by hand). */
 	assert_int_equal(snap_trash_put(st, a.id, 0, a.name, NULL, 0, &out,
