@@ -284,7 +284,9 @@ static int health_recover(snap_store *s, snap_check_result *r, snap_err *err)
 	for (i = n; i-- > 0 && !r->restored;) {
 		int tried = 0;
 
-		if (v[i].kind == SNAP_KIND_RECOVERY)
+		/* Not a corrupt state, and not what someone threw away. */
+		if (v[i].kind == SNAP_KIND_RECOVERY ||
+		    v[i].trash != SNAP_TRASH_NONE)
 			continue;
 		memset(&res, 0, sizeof(res));
 		snap_err_clear(&one);

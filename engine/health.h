@@ -5,7 +5,8 @@
  * check: PRAGMA quick_check on the live database.  On corruption the
  * corrupt state is kept as a snapshot of kind recovery (for analysis), the
  * failure is recorded, and with auto_recover the newest snapshot that
- * passes full verification is restored (damaged ones are skipped and named).
+ * passes full verification is restored (damaged ones are skipped and named;
+ * snapshots in the trash are never chosen).
  *
  * scrub: verification of stored snapshots a slice at a time (like kopia's
  * verify percentage): each call verifies the next snapshots after a cursor

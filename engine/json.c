@@ -170,6 +170,24 @@ void snap_json_info(snap_json *j, const snap_info *si)
 	snap_json_key(j, "sha256"); snap_json_str(j, hex);
 	snap_json_key(j, "pinned"); snap_json_bool(j, si->pinned);
 	snap_json_key(j, "comment"); snap_json_str(j, si->comment);
+	/* null, or where it waits: {"path": ".Trash-UID/files/NAME" (under
+	 * the mount point), "uid", "since"}. */
+	snap_json_key(j, "trash");
+	if (si->trash == SNAP_TRASH_NONE) {
+		snap_json_null(j);
+	} else {
+		char path[SNAP_TRASH_NAME_MAX + 48];
+
+		snprintf(path, sizeof(path), ".Trash-%u/%s/%s", si->trash_uid,
+			 si->trash == SNAP_TRASH_EXPUNGED ? "expunged" :
+			 "files", si->trash_name);
+		snap_time_iso(si->trashed_ns, t);
+		snap_json_obj_begin(j);
+		snap_json_key(j, "path"); snap_json_str(j, path);
+		snap_json_key(j, "uid"); snap_json_int(j, si->trash_uid);
+		snap_json_key(j, "since"); snap_json_str(j, t);
+		snap_json_obj_end(j);
+	}
 	snap_json_obj_end(j);
 }
 

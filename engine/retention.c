@@ -343,11 +343,13 @@ void snap_keep_format(const snap_keep_policy *p, char *out, size_t cap)
 /* ------------------------------------------------------------------ */
 /* planning                                                            */
 
-/* 1 when rules may prune the snapshot: auto or pre-restore, not pinned. */
+/* 1 when rules may prune the snapshot: auto or pre-restore, not pinned,
+ * not in the trash (engine/trash.h: only emptying the trash removes it). */
 static int is_candidate(const snap_info *si)
 {
-	return !si->pinned && (si->kind == SNAP_KIND_AUTO ||
-			       si->kind == SNAP_KIND_PRE_RESTORE);
+	return !si->pinned && si->trash == SNAP_TRASH_NONE &&
+	       (si->kind == SNAP_KIND_AUTO ||
+		si->kind == SNAP_KIND_PRE_RESTORE);
 }
 
 /* Newest first: created_ns descending, then id descending. */
@@ -465,7 +467,10 @@ void snap_retention_plan(const snap_info *v, size_t n,
 
 		d->keep = 1;
 		if (!is_candidate(si)) {
-			if (si->pinned)
+			if (si->trash != SNAP_TRASH_NONE)
+				reason_add(d, "in the trash: kept until the "
+					   "trash is emptied");
+			else if (si->pinned)
 				reason_add(d, "pinned");
 			else
 				reason_add(d, "%s: never pruned automatically",
@@ -757,6 +762,7 @@ static int plan_store(snap_store *s, const snap_keep_policy *p,
 	snap_info *v = NULL;
 	snap_keep_decision *d;
 	uint64_t stored;
+	size_t i, kept = 0;
 	int rc;
 
 	*out = NULL;
@@ -764,6 +770,12 @@ static int plan_store(snap_store *s, const snap_keep_policy *p,
 	rc = snap_store_list(s, &v, n, err);
 	if (rc)
 		return rc;
+	/* Snapshots in the trash are out of retention's reach: neither
+	 * pruned nor counted as kept (engine/trash.h). */
+	for (i = 0; i < *n; i++)
+		if (v[i].trash == SNAP_TRASH_NONE)
+			v[kept++] = v[i];
+	*n = kept;
 	d = calloc(*n ? *n : 1, sizeof(*d));
 	if (!d) {
 		free(v);

@@ -17,7 +17,10 @@
  *               store's stored bytes fit (the newest snapshot always stays)
  * Only snapshots of kind auto and pre-restore that are not pinned are
  * candidates: manual, import, conflict, recovery and pinned snapshots are
- * never pruned automatically (only an explicit delete removes them).  The
+ * never pruned automatically (only an explicit delete removes them).
+ * Snapshots in the trash (engine/trash.h) are not candidates either, and a
+ * store's plan leaves them out altogether: they count as neither kept nor
+ * pruned, and only emptying the trash removes them.  The
  * rules are evaluated over the candidates only, newest first; snapshots
  * with the same created_ns are ordered by id (the higher id counts as the
  * newer), so every plan is deterministic.  An empty policy keeps everything.
@@ -66,7 +69,8 @@ void snap_keep_format(const snap_keep_policy *p, char *out, size_t cap);
  * "daily 2026-11-20", "weekly 2026-W47", "monthly 2026-11", "yearly 2026",
  * "within 7d" (several joined by ", " in that order, as "last 1/3, daily
  * 2026-11-20"), "manual: never pruned automatically" (likewise import,
- * conflict, recovery), "pinned", "no retention policy", or for a pruned one
+ * conflict, recovery), "pinned", "in the trash: kept until the trash is
+ * emptied", "no retention policy", or for a pruned one
  * "no rule keeps it", "over max_size". */
 typedef struct snap_keep_decision {
 	snap_info info;

@@ -19,6 +19,7 @@
 #include "diff.h"
 #include "merge.h"
 #include "retention.h"
+#include "trash.h"
 
 #define SNAPFS_VERSION "0.1.0"
 

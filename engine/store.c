@@ -11,6 +11,10 @@
  *   page_data(id, zdata)        the stored bytes (zstd, or raw if zlen==size)
  *   snapshots(...)              the catalog; pagemap (last column, so listing
  *                               never reads it) is a zstd frame of page ids
+ *   trash(id, uid, dir, tname, trashed_ns, info)
+ *                               since version 2: the snapshots in a
+ *                               freedesktop trash (engine/trash.c), one row
+ *                               each, deleted with the snapshot
  *   events(...)                 the history
  *
  * Page rows and their bytes live in separate tables so that reference-count
@@ -32,6 +36,14 @@
  *
  * Invariants: every page row has runs equal to the definition above; a page
  * row exists iff runs > 0; every change is one transaction.
+ *
+ * Schema versions.  A store is migrated in the transaction that opens it
+ * for writing (store_migrate): version 1 gains the table trash.  That
+ * state is a table of its own rather than columns of snapshots because
+ * ALTER TABLE ADD COLUMN puts a column after pagemap, and reading it would
+ * walk every map's overflow pages on each listing.  A version-1 store
+ * opened read-only is left as it is: its connections get an empty TEMP
+ * table trash instead (store_ro_compat), so the same queries read it.
  *
  * The catalog connection s->db is shared by threads under s->mu (a recursive
  * mutex, so engine calls may nest).  WAL mode lets snapctl read and write
@@ -177,6 +189,16 @@ int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err)
 	return 0;
 }
 
+/* Version 2's table: where trashed snapshots are (engine/trash.h).  dir is
+ * a snap_trash_dir; tname is unique within one directory of one trash. */
+#define STORE_TRASH_TABLE(temp) \
+	"CREATE " temp "TABLE IF NOT EXISTS trash(" \
+	"  id INTEGER PRIMARY KEY," \
+	"  uid INTEGER NOT NULL, dir INTEGER NOT NULL, tname TEXT NOT NULL," \
+	"  trashed_ns INTEGER NOT NULL, info TEXT NOT NULL DEFAULT ''," \
+	"  UNIQUE(uid, dir, tname));"
+#define STORE_TRASH_SQL STORE_TRASH_TABLE("")
+
 static const char schema_sql[] =
 	"PRAGMA application_id = 1397637456;"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -195,7 +217,8 @@ static const char schema_sql[] =
 	"  time_ns INTEGER NOT NULL, kind TEXT NOT NULL,"
 	"  snapshot TEXT NOT NULL DEFAULT '', ok INTEGER NOT NULL,"
 	"  detail TEXT NOT NULL DEFAULT '');"
-	"PRAGMA user_version = 1;";
+	STORE_TRASH_SQL
+	"PRAGMA user_version = 2;";
 
 /* Make `path` absolute without requiring it to exist (its directory must). */
 static char *abs_path(const char *path)
@@ -348,6 +371,52 @@ static int store_check_schema(snap_store *s, sqlite3 *db, snap_err *err)
 	return 0;
 }
 
+/*
+ * Bring a store of schema version `from` up to SNAP_STORE_SCHEMA_VERSION,
+ * inside the caller's transaction (a crash leaves the old version whole).
+ * 1 -> 2: the table trash; nothing is trashed yet.
+ */
+static int store_migrate(snap_store *s, sqlite3 *db, int from, snap_err *err)
+{
+	int rc = 0;
+
+	if (from < 2)
+		rc = snap_store_exec(db, STORE_TRASH_SQL
+				     "UPDATE meta SET value=2 WHERE "
+				     "key='schema_version';"
+				     "PRAGMA user_version = 2;", err);
+	if (rc)
+		snap_err_prefix(err, "store %s: upgrading its catalog from "
+				"schema version %d to %d", s->dir, from,
+				SNAP_STORE_SCHEMA_VERSION);
+	return rc;
+}
+
+/*
+ * A read-only connection to a store older than version 2 (nothing may be
+ * written into it): an empty TEMP table trash, which the catalog's queries
+ * then read (a TEMP table lives in the connection's own memory).
+ */
+static int store_ro_compat(sqlite3 *db, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int version = SNAP_STORE_SCHEMA_VERSION, rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT user_version FROM "
+				"pragma_user_version", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		version = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, db, rc, "cannot read the store's "
+				       "schema version");
+	if (version >= 2)
+		return 0;
+	return snap_store_exec(db, STORE_TRASH_TABLE("TEMP "), err);
+}
+
 /* Create the schema in an empty store, or check the version of an old one. */
 static int store_init_schema(snap_store *s, sqlite3 *db, const char *db_path,
 			     snap_err *err)
@@ -392,7 +461,7 @@ static int store_init_schema(snap_store *s, sqlite3 *db, const char *db_path,
 		if (!rc) {
 			rc = sqlite3_prepare_v2(db,
 				"INSERT INTO meta VALUES('db_path',?),"
-				"('created',?),('schema_version',1)", -1,
+				"('created',?),('schema_version',2)", -1,
 				&st, NULL);
 			if (rc == SQLITE_OK) {
 				sqlite3_bind_text(st, 1, db_path, -1,
@@ -413,6 +482,8 @@ static int store_init_schema(snap_store *s, sqlite3 *db, const char *db_path,
 				  "%d; this snapfs understands up to %d: "
 				  "upgrade snapfs", s->dir, version,
 				  SNAP_STORE_SCHEMA_VERSION);
+	} else if (version < SNAP_STORE_SCHEMA_VERSION) {
+		rc = store_migrate(s, db, version, err);
 	}
 	if (rc) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
@@ -510,8 +581,12 @@ static int store_open_ro(snap_store *s, int mutex, int may_switch,
 					  "sqlite_schema", NULL, NULL, NULL);
 		}
 		if (rc == SQLITE_OK) {
-			*out = db;
-			return 0;
+			rc = store_ro_compat(db, err);
+			if (rc)
+				sqlite3_close(db);
+			else
+				*out = db;
+			return rc;
 		}
 		snprintf(why, sizeof(why), "%s", db ? sqlite3_errmsg(db) :
 			 sqlite3_errstr(rc));
@@ -543,6 +618,11 @@ static int store_open_ro(snap_store *s, int mutex, int may_switch,
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, db, rc, "cannot read store %s",
 				     s->dir);
+		sqlite3_close(db);
+		return rc;
+	}
+	rc = store_ro_compat(db, err);
+	if (rc) {
 		sqlite3_close(db);
 		return rc;
 	}
@@ -951,6 +1031,18 @@ void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 	if (sha && sqlite3_column_bytes(st, 10) == 32)
 		memcpy(si->sha256, sha, 32);
 	si->change_counter = (uint32_t)sqlite3_column_int64(st, 11);
+	/* Columns of the trash table: NULL when the snapshot is not in the
+	 * trash (a value this code does not know reads as in files/, where
+	 * it can be restored or deleted). */
+	if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+		si->trash = sqlite3_column_int(st, 12) == SNAP_TRASH_EXPUNGED ?
+			    SNAP_TRASH_EXPUNGED : SNAP_TRASH_FILES;
+		si->trash_uid = (uint32_t)sqlite3_column_int64(st, 13);
+		t = (const char *)sqlite3_column_text(st, 14);
+		snprintf(si->trash_name, sizeof(si->trash_name), "%s",
+			 t ? t : "");
+		si->trashed_ns = sqlite3_column_int64(st, 15);
+	}
 }
 
 int snap_store_info_check(const snap_info *si, snap_err *err)
@@ -972,17 +1064,30 @@ int snap_store_info_check(const snap_info *si, snap_err *err)
 
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 {
+	return snap_store_list_sql(s, "ORDER BY created_ns, id", NULL, out, n,
+				   "snapshots", err);
+}
+
+int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
+			snap_info **out, size_t *n, const char *what,
+			snap_err *err)
+{
 	sqlite3_stmt *st = NULL;
 	snap_info *v = NULL;
 	size_t cnt = 0, cap = 0;
+	char *sql;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
+	sql = sqlite3_mprintf("SELECT " SNAP_INFO_COLS " FROM " SNAP_INFO_FROM
+			      " %s", tail);
+	if (!sql)
+		return snap_err_set(err, -ENOMEM, "out of memory");
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT " SNAP_INFO_COLS
-				" FROM snapshots ORDER BY created_ns, id",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc == SQLITE_OK && arg)
+		rc = sqlite3_bind_int64(st, 1, *arg);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (cnt == cap) {
 			snap_info *nv;
@@ -1001,9 +1106,10 @@ int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 		rc = 0;
 	else
 		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
-				     "snapshots", s->dir);
+				     "%s", s->dir, what);
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
+	sqlite3_free(sql);
 	if (rc) {
 		free(v);
 		return rc;
@@ -1017,8 +1123,8 @@ int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, "SELECT " SNAP_INFO_COLS
-				    " FROM snapshots WHERE id=?", -1, &st,
-				    NULL);
+				    " FROM " SNAP_INFO_FROM " WHERE id=?", -1,
+				    &st, NULL);
 
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
@@ -1105,46 +1211,55 @@ int snap_store_find(snap_store *s, const char *name, snap_info *out,
 	 * so this reading of it hides nothing. */
 	if (strcmp(full, "latest.db") == 0)
 		return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM "
-				      "snapshots WHERE " STORE_LATEST_KINDS
-				      " ORDER BY created_ns DESC, id DESC "
-				      "LIMIT 1", NULL, "manual, automatic or "
+				      SNAP_INFO_FROM " WHERE trash.id IS NULL"
+				      " AND " STORE_LATEST_KINDS " ORDER BY "
+				      "created_ns DESC, id DESC LIMIT 1", NULL, "manual, automatic or "
 				      "imported snapshot (\"latest\")", out,
 				      err);
 	snprintf(what, sizeof(what), "snapshot named %s", name);
-	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM snapshots "
-			      "WHERE name=?", full, what, out, err);
+	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM "
+			      SNAP_INFO_FROM " WHERE name=?", full, what, out,
+			      err);
 }
 
 int snap_store_newest(snap_store *s, snap_info *out, snap_err *err)
 {
-	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM snapshots "
-			      "ORDER BY created_ns DESC, id DESC LIMIT 1", NULL,
+	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM "
+			      SNAP_INFO_FROM " ORDER BY created_ns DESC, id DESC LIMIT 1", NULL,
 			      "snapshot", out, err);
 }
 
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			   snap_err *err)
 {
+	return snap_store_text(s, "SELECT tables FROM snapshots WHERE id=?",
+			       id, "{}", "no snapshot with id", json, err);
+}
+
+int snap_store_text(snap_store *s, const char *sql, int64_t id,
+		    const char *dflt, const char *missing, char **out,
+		    snap_err *err)
+{
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*json = NULL;
+	*out = NULL;
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT tables FROM snapshots WHERE "
-				"id=?", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		rc = sqlite3_step(st);
 	}
 	if (rc == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
-		*json = strdup(t ? t : "{}");
-		rc = *json ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
+		*out = strdup(t ? t : dflt);
+		rc = *out ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
 	} else if (rc == SQLITE_DONE) {
-		rc = snap_err_set(err, -ENOENT, "no snapshot with id %lld",
+		rc = snap_err_set(err, -ENOENT, "%s %lld", missing,
 				  (long long)id);
 	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot");
+		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot "
+				     "%lld", (long long)id);
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
@@ -1195,7 +1310,7 @@ int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err)
 /*
  * When the list of snapshots last changed, as the store records it: the
  * newest of the snapshots' creation times and the times of successful
- * deletions, relabels, renames and prunes (the events that change the list without
+ * deletions, relabels, renames, prunes, trashings and untrashings (the events that change the list without
  * creating a snapshot).  The same answer from every process and across
  * remounts, so a directory time built on it is stable.
  */
@@ -1205,8 +1320,8 @@ int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err)
 	return store_query_int(s, "SELECT max(coalesce((SELECT "
 			       "max(created_ns) FROM snapshots), 0), "
 			       "coalesce((SELECT max(time_ns) FROM events "
-			       "WHERE ok=1 AND kind IN ('delete', 'relabel', "
-			       "'rename', 'prune')), 0))", out,
+			       "WHERE ok=1 AND kind IN ('delete', 'relabel', 'trash', "
+			       "'untrash', 'rename', 'prune')), 0))", out,
 			       "read when its catalog changed", err);
 }
 
@@ -1425,7 +1540,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 {
 	snap_info si;
 	snap_idcount delta = {0};
-	char sql[64];
+	char sql[96];
 	int rc, reclaimed = 1;
 
 	if ((rc = snap_store_writable(s, err)))
@@ -1442,7 +1557,10 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	else if (!rc)
 		rc = snap_store_runs_apply(s->db, &delta, err);
 	if (!rc) {
-		snprintf(sql, sizeof(sql), "DELETE FROM snapshots WHERE id=%lld",
+		/* A snapshot in the trash leaves it with its row (emptying the
+		 * trash is this delete). */
+		snprintf(sql, sizeof(sql), "DELETE FROM trash WHERE id=%lld;"
+			 "DELETE FROM snapshots WHERE id=%lld", (long long)id,
 			 (long long)id);
 		rc = snap_store_exec(s->db, sql, err);
 	}

@@ -60,6 +60,16 @@ int snap_kind_is_latest(snap_kind k);
 #define SNAP_NAME_MAX 128
 #define SNAP_LABEL_MAX 64
 #define SNAP_COMMENT_MAX 1024
+#define SNAP_TRASH_NAME_MAX 255    /* a name in .Trash-UID/files/ */
+
+/* Where a snapshot is, seen through the freedesktop trash (engine/trash.h):
+ * whatever its kind, a trashed snapshot is out of snapshots/ and out of
+ * retention's reach until the trash is emptied. */
+typedef enum snap_trash_dir {
+	SNAP_TRASH_NONE = 0,       /* not trashed: listed in snapshots/ */
+	SNAP_TRASH_FILES = 1,      /* .Trash-UID/files/NAME: restorable */
+	SNAP_TRASH_EXPUNGED = 2,   /* .Trash-UID/expunged/NAME: being emptied */
+} snap_trash_dir;
 
 /* One catalog row (everything but the page map and table counts). */
 typedef struct snap_info {
@@ -75,6 +85,11 @@ typedef struct snap_info {
 	uint64_t image_size;               /* page_size * page_count */
 	uint8_t sha256[32];                /* of the whole image */
 	uint32_t change_counter;           /* live header bytes 24-27 when taken */
+	snap_trash_dir trash;              /* SNAP_TRASH_NONE unless trashed */
+	uint32_t trash_uid;                /* whose trash: .Trash-<trash_uid> */
+	char trash_name[SNAP_TRASH_NAME_MAX + 1]; /* its name in files/ or
+					      expunged/ ("" when not trashed) */
+	int64_t trashed_ns;                /* when it went to the trash */
 } snap_info;
 
 /* Flags for snap_store_open(). */
@@ -88,7 +103,9 @@ enum {
 					an existing SQLite database */
 };
 
-#define SNAP_STORE_SCHEMA_VERSION 1
+/* 1: the first; 2: the table trash (engine/trash.h).  An older store is
+ * migrated when it is opened for writing; read-only, it is read as it is. */
+#define SNAP_STORE_SCHEMA_VERSION 2
 
 /*
  * Open (and with SNAP_OPEN_CREATE, create) the store for `db_path`.
@@ -148,11 +165,13 @@ const char *snap_store_file(const snap_store *s);
  * caller (the daemon watches the directory through it). */
 int snap_store_dir_fd(const snap_store *s);
 
-/* Catalog. snap_store_list returns oldest first; free(*out) after. */
+/* Catalog. snap_store_list returns oldest first, trashed snapshots
+ * included (snap_info.trash says where they are); free(*out) after. */
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err);
-/* Find by name; the ".db" suffix is optional; "latest" names the newest
- * snapshot of a kind snap_kind_is_latest() accepts (what latest.db links
- * to).  -ENOENT when there is none. */
+/* Find by name, trashed snapshots included; the ".db" suffix is optional;
+ * "latest" names the newest snapshot not in the trash of a kind
+ * snap_kind_is_latest() accepts (what latest.db links to).  -ENOENT when
+ * there is none. */
 int snap_store_find(snap_store *s, const char *name, snap_info *out,
 		    snap_err *err);
 /* The newest snapshot of any kind (for status: how old the newest copy of
@@ -172,13 +191,14 @@ int snap_store_count(snap_store *s, int64_t *count, snap_err *err);
  * the store (not for commits through the catalog connection itself: the
  * caller knows about those); snap_store_changed_ns gives when the list of
  * snapshots last changed as the store records it (the newest creation, or
- * successful delete, relabel or prune), 0 for a store that never held a
+ * successful delete, relabel, rename, prune, trash or untrash), 0 for a store that never held a
  * snapshot.
  */
 int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err);
 int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err);
 
-/* Delete a snapshot and reclaim the pages no other snapshot uses. */
+/* Delete a snapshot (trashed or not) and reclaim the pages no other
+ * snapshot uses. */
 int snap_store_delete(snap_store *s, int64_t id, snap_err *err);
 /* Relabel: the name keeps its time prefix, takes the new label. */
 int snap_store_relabel(snap_store *s, int64_t id, const char *label,

@@ -50,10 +50,15 @@ struct snap_store {
 	void *failure_ctx;       /* hook and its context; protected by mu */
 };
 
-/* Columns snap_store_row_info() expects, in order. */
+/* Columns snap_store_row_info() expects, in order, and the tables they
+ * come from: a snapshot's row and its place in the trash, if any (a table
+ * of its own, so that listing never reads past the pagemap, the last
+ * column of snapshots; see store.c). */
 #define SNAP_INFO_COLS \
 	"id,name,label,kind,created_ns,comment,pinned,page_size,page_count," \
-	"image_size,sha256,change_counter"
+	"image_size,sha256,change_counter,trash.dir,trash.uid,trash.tname," \
+	"trash.trashed_ns"
+#define SNAP_INFO_FROM "snapshots LEFT JOIN trash USING(id)"
 
 /* ---- the store directory (storedir.c) ---- */
 
@@ -91,6 +96,17 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **db,
 		       snap_err *err);
 /* Run SQL without results. */
 int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err);
+/* The catalog rows SNAP_INFO_FROM gives with SQL `tail` ("WHERE ...
+ * ORDER BY ..."), its parameter ?1 bound to *arg when arg is not NULL;
+ * `what` names them in an error.  free(*out) after. */
+int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
+			snap_info **out, size_t *n, const char *what,
+			snap_err *err);
+/* The text column `sql` (one ?, bound to id) selects, malloc()ed in *out
+ * (dflt when NULL); -ENOENT "<missing> <id>" when there is no row. */
+int snap_store_text(snap_store *s, const char *sql, int64_t id,
+		    const char *dflt, const char *missing, char **out,
+		    snap_err *err);
 /* Fill si from a row selected with SNAP_INFO_COLS first. */
 void snap_store_row_info(sqlite3_stmt *st, snap_info *si);
 /* 0 when si's shape (page size, page count, image size) is one a capture

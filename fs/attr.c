@@ -298,6 +298,8 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 		snap_attr_symlink(si.name, st);
 		return 0;
 	}
+	if (snap_ino_is_trash(ino))
+		return snap_trashdir_attr(ino, st, ttl);
 	if (snap_ino_is_snapshot(ino)) {
 		rc = snap_attr_info(snap_ino_snapshot_id(ino), &si);
 		if (rc != 0)
@@ -487,7 +489,8 @@ int snap_attr_current_hidden(pid_t pid)
 	return hidden;
 }
 
-/* The snapshot called exactly name (not "latest", not without .db). */
+/* The snapshot called exactly name in snapshots/ (not "latest", not
+ * without .db, not one in the trash: trash.c finds those). */
 int snap_attr_by_name(const char *name, snap_info *si)
 {
 	int rc;
@@ -497,7 +500,8 @@ int snap_attr_by_name(const char *name, snap_info *si)
 	rc = snap_store_find(snap_fs.store, name, si, NULL);
 	if (rc != 0)
 		return rc;
-	return strcmp(si->name, name) == 0 ? 0 : -ENOENT;
+	return strcmp(si->name, name) == 0 && si->trash == SNAP_TRASH_NONE ?
+	       0 : -ENOENT;
 }
 
 void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,

@@ -24,7 +24,10 @@
  *   restore/                     the drop folder (restoredir.c): lists only
  *                                files being written there; a rename into
  *                                it restores;
- *   mkdir, symlink, link, mknod  EPERM.
+ *   anything in or out of .Trash-UID/
+ *                                the freedesktop trash (trash.c): the
+ *                                Delete key, Restore, emptying;
+ *   mkdir, symlink, link, mknod  EPERM (but .Trash-UID, trash.c).
  *
  * After a rename onto current.db the kernel has moved the source's dentry
  * onto the name current.db (PITFALLS 16): both names are invalidated after
@@ -77,6 +80,12 @@ static struct snap_dirent *dir_add(struct dir_build *b, const char *name)
 	return d;
 }
 
+/* dir_add for trash.c's listings. */
+static struct snap_dirent *dir_add_trash(void *ctx, const char *name)
+{
+	return dir_add(ctx, name);
+}
+
 /* Collect linked nodes with an open reference each (fs->lock held). */
 static void dir_collect_node(struct snap_node *n, void *ctx)
 {
@@ -100,7 +109,10 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 	double ttl;
 
 	if ((d = dir_add(b, "."))) {
-		snap_attr_dir(ino, &d->st);
+		if (snap_ino_is_trash(ino))
+			snap_trashdir_attr(ino, &d->st, &ttl);
+		else
+			snap_attr_dir(ino, &d->st);
 	}
 	if ((d = dir_add(b, ".."))) {
 		snap_attr_dir(SNAP_INO_ROOT, &d->st);
@@ -128,6 +140,11 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 				d->entry_ttl = 3600;
 			}
 		}
+		snap_trashdir_list(ino, dir_add_trash, b);
+	} else if (snap_ino_is_trash(ino)) {
+		rc = snap_trashdir_list(ino, dir_add_trash, b);
+		if (rc != 0)
+			return rc;
 	} else if (ino == SNAP_INO_SNAPDIR) {
 		snap_err err;
 		snap_err_clear(&err);
@@ -138,6 +155,8 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 		}
 		have_live = snap_live_stat(snap_fs.live, &live) == 0;
 		for (i = 0; i < n; i++) {
+			if (list[i].trash != SNAP_TRASH_NONE)
+				continue;     /* in .Trash-UID/ (trash.c) */
 			d = dir_add(b, list[i].name);
 			if (!d)
 				break;
@@ -146,9 +165,11 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 			d->attr_ttl = SNAP_TTL_SNAP_ATTR;
 			d->entry_ttl = SNAP_TTL_SNAP_ENTRY;
 		}
-		/* latest.db: the newest manual, auto or import snapshot
-		 * (the list is in the order snap_store_find uses). */
-		for (i = n; i > 0 && !snap_kind_is_latest(list[i - 1].kind);
+		/* latest.db: the newest manual, auto or import snapshot not
+		 * in the trash (the list is in the order snap_store_find
+		 * uses). */
+		for (i = n; i > 0 && (list[i - 1].trash != SNAP_TRASH_NONE ||
+				      !snap_kind_is_latest(list[i - 1].kind));
 		     i--)
 			;
 		if (i > 0 && (d = dir_add(b, SNAP_NAME_LATEST)))
@@ -173,7 +194,7 @@ void snap_ll_opendir(fuse_req_t req, fuse_ino_t ino,
 	struct snap_handle *h;
 	int rc;
 
-	if (!snap_ino_is_dir(ino)) {
+	if (!snap_ino_is_dir(ino) && !snap_trashdir_is_dir(ino)) {
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
@@ -301,8 +322,21 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, 0);
 		return;
 	}
+	if (snap_ino_is_trash(parent) && !snap_node_find(parent, name, 0)) {
+		/* The trash's own (trash.c); GLib's .trashinfo files being
+		 * written are nodes, unlinked below. */
+		struct snap_trash_inval inv = { 0 };
+
+		rc = snap_trashdir_unlink(parent, name, &inv);
+		fuse_reply_err(req, -rc);
+		snap_trashdir_notify(&inv);
+		if (rc == 0)
+			snap_watch_changed();
+		return;
+	}
 	if (parent == SNAP_INO_META ||
-	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE) ||
+	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE &&
+	     !snap_ino_is_trash(parent)) ||
 	    strcmp(name, SNAP_NAME_LATEST) == 0 ||
 	    (parent == SNAP_INO_ROOT && snap_rootdir_ino(name))) {
 		fuse_reply_err(req, EPERM);
@@ -472,8 +506,27 @@ int snap_dir_restore_from(fuse_ino_t parent, const char *name,
 	return rc;
 }
 
-/* RENAME: a restore, a snapshot renamed, a staging file renamed, or a
- * refusal. */
+/*
+ * A rename with the trash on either side (trash.c).  A restore to another
+ * name than the snapshot's own is a restore, then a rename within
+ * snapshots/ (trash.c checked before that the name is free).
+ */
+static int rename_trash(fuse_ino_t parent, const char *name,
+			fuse_ino_t newparent, const char *newname,
+			unsigned flags, struct snap_trash_inval *inv)
+{
+	snap_info si;
+	int rc = snap_trashdir_rename(parent, name, newparent, newname, flags,
+				      &si, inv);
+
+	if (rc == 0 && newparent == SNAP_INO_SNAPDIR &&
+	    strcmp(si.name, newname) != 0)
+		rc = rename_in_snapshots(si.name, newname);
+	return rc;
+}
+
+/* RENAME: a restore, a snapshot renamed, a staging file renamed, the
+ * trash, or a refusal. */
 void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
 			   const char *newname, unsigned int flags)
@@ -482,6 +535,17 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (snap_ino_is_trash(parent) || snap_ino_is_trash(newparent)) {
+		struct snap_trash_inval inv;
+
+		rc = rename_trash(parent, name, newparent, newname, flags,
+				  &inv);
+		fuse_reply_err(req, -rc);
+		snap_trashdir_notify(&inv);
+		if (rc == 0)
+			snap_watch_changed();
 		return;
 	}
 	if (parent == SNAP_INO_META || newparent == SNAP_INO_META ||
@@ -535,7 +599,7 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	/* Root to root: staging files among themselves. */
-	if (snap_rootdir_ino(newname)) {
+	if (snap_rootdir_ino(newname) || snap_trashdir_name(newname, NULL)) {
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
@@ -548,13 +612,23 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -rc);
 }
 
+/* MKDIR: only the trash's (trash.c): GLib makes .Trash-UID, info/ and
+ * files/ when it first trashes something. */
 void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent,
 			  const char *name, mode_t mode)
 {
-	(void)parent;
-	(void)name;
+	struct fuse_entry_param e;
+	struct stat st;
+	int rc;
+
 	(void)mode;
-	fuse_reply_err(req, EPERM);
+	rc = snap_trashdir_mkdir(parent, name, fuse_req_ctx(req)->uid, &st);
+	if (rc != 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	snap_attr_entry(&e, &st, SNAP_TTL_DIR, 0);
+	fuse_reply_entry(req, &e);
 }
 
 void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
@@ -567,12 +641,11 @@ void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, EPERM);
 }
 
+/* RMDIR: only an empty .Trash-UID (trash.c). */
 void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent,
 			  const char *name)
 {
-	(void)parent;
-	(void)name;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, -snap_trashdir_rmdir(parent, name));
 }
 
 void snap_ll_symlink(fuse_req_t req, const char *link,

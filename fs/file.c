@@ -19,7 +19,11 @@
  *                               name, an upload restored at FLUSH
  *                               (restoredir.c), under a dot-name a staging
  *                               file;
- *   .snapfs/ files              text made at open, direct_io.
+ *   .snapfs/ files              text made at open, direct_io;
+ *   .Trash-UID/info/X.trashinfo the text kept with a trashed snapshot
+ *                               (trash.c), read-only, direct_io; GLib's
+ *                               files being written there are staging
+ *                               nodes.
  *
  * Every handle on current.db is direct_io, so the kernel's page cache never
  * mixes an image, a session copy and an upload (DESIGN.md §4).  Errors of a
@@ -291,7 +295,12 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 		rc = -ELOOP;
 		break;
 	default:
-		if (snap_ino_is_snapshot(ino))
+		if (snap_ino_is_trash(ino)) {
+			h = snap_handle_new(SNAP_H_TEXT);
+			rc = h ? snap_trashdir_open(ino, fi->flags, &h->text,
+						    &h->text_len) : -ENOMEM;
+			fi->direct_io = 1;
+		} else if (snap_ino_is_snapshot(ino))
 			rc = open_snapshot(snap_ino_snapshot_id(ino), fi, &h);
 		else
 			rc = open_node(ino, fi, &h);
@@ -422,12 +431,26 @@ void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
 			fuse_reply_err(req, EEXIST);
 			return;
 		}
+		if (snap_trashdir_name(name, NULL)) {
+			fuse_reply_err(req, EPERM);   /* a trash is a dir */
+			return;
+		}
 		create_node(req, parent, name, mode, fi);
 		return;
 	}
 	if (parent == SNAP_INO_RESTORE) {
 		/* A file to restore, or a tool's temporary file. */
 		create_node(req, parent, name, mode, fi);
+		return;
+	}
+	if (snap_ino_is_trash(parent)) {
+		/* GLib's .trashinfo (trash.c); private like the store. */
+		int rc = snap_trashdir_may_create(parent, name);
+
+		if (rc != 0)
+			fuse_reply_err(req, -rc);
+		else
+			create_node(req, parent, name, 0600, fi);
 		return;
 	}
 	if (parent == SNAP_INO_SNAPDIR) {

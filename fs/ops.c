@@ -20,6 +20,8 @@
  *   /.snapfs/          status.json and log, read-only
  *   /restore/          the drop folder: a file copied or moved into it is
  *                      restored onto current.db and leaves (restoredir.c)
+ *   /.Trash-UID/       the freedesktop trash (trash.c): files/, info/,
+ *                      expunged/
  *
  * Every handler replies exactly once.  Handlers that change what the kernel
  * has cached reply first and then queue invalidations with the notifier
@@ -123,8 +125,22 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			reply_entry(req, &e, 0);
 			return;
 		}
-		if (!lookup_node(req, parent, name))
-			fuse_reply_err(req, ENOENT);
+		if (!snap_trashdir_name(name, NULL) &&
+		    lookup_node(req, parent, name))
+			return;
+	}
+	if (parent == SNAP_INO_ROOT || snap_ino_is_trash(parent)) {
+		/* The trash (trash.c); GLib's .trashinfo files being
+		 * written are nodes in info/. */
+		if (parent != SNAP_INO_ROOT && lookup_node(req, parent, name))
+			return;
+		rc = snap_trashdir_lookup(parent, name, &st, &ttl);
+		if (rc != 0) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+		snap_attr_entry(&e, &st, ttl, 0);
+		reply_entry(req, &e, 0);
 		return;
 	}
 	if (parent == SNAP_INO_META) {
@@ -409,6 +425,8 @@ static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 			rc = snap_attr_current_req(pid, h, &st);
 	} else if (snap_ino_is_snapshot(ino) || ino == SNAP_INO_LATEST) {
 		rc = -EROFS;
+	} else if (snap_ino_is_trash(ino)) {
+		rc = snap_trashdir_setattr(ino, attr, to_set, &st, &ttl);
 	} else if (ino < SNAP_INO_NODE_BASE) {
 		rc = -EPERM;
 	} else {

@@ -10,6 +10,7 @@ pkgs=(
 	libcmocka-dev                                  # unit tests
 	clang libclang-rt-14-dev                       # fuzzing: libFuzzer, ASan, UBSan
 	sqlite3 python3 rsync libglib2.0-bin time      # tests drive these
+	gvfs dbus-daemon                               # the trash as desktops use it
 	util-linux procps                              # mount, unshare, pgrep
 	systemd man-db                                 # systemd-analyze verify of the unit
 )

@@ -488,13 +488,27 @@ int ctl_find(snap_store *s, const char *name, snap_info *si)
 
 /* ---- list, show -------------------------------------------------------- */
 
-/* "list": the catalog, oldest first, as a table or a JSON array. */
+/* Where a snapshot is in the mount's trash: ".Trash-UID/files/NAME"
+ * (under the mount point), "-" when it is in snapshots/. */
+static void ctl_trash_where(const snap_info *si, char *out, size_t cap)
+{
+	if (si->trash == SNAP_TRASH_NONE)
+		snprintf(out, cap, "-");
+	else
+		snprintf(out, cap, ".Trash-%u/%s/%s", si->trash_uid,
+			 si->trash == SNAP_TRASH_EXPUNGED ? "expunged" :
+			 "files", si->trash_name);
+}
+
+/* "list": the catalog, oldest first, as a table or a JSON array;
+ * snapshots in the trash are listed with where they wait. */
 static int cmd_list(snap_store *s, ctl_args *a)
 {
+	char where[SNAP_TRASH_NAME_MAX + 48];
 	snap_info *v = NULL;
 	size_t n = 0, i;
 	snap_err err;
-	int rc, w = 4;
+	int rc, w = 4, tw = 5;
 
 	snap_err_clear(&err);
 	rc = snap_store_list(s, &v, &n, &err);
@@ -513,19 +527,25 @@ static int cmd_list(snap_store *s, ctl_args *a)
 		free(v);
 		return rc;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if ((int)strlen(v[i].name) > w)
 			w = (int)strlen(v[i].name);
-	printf("%-*s  %-11s  %-20s  %10s  %-6s  %s\n", w, "NAME", "KIND",
-	       "CREATED", "SIZE", "PINNED", "LABEL/COMMENT");
+		ctl_trash_where(&v[i], where, sizeof(where));
+		if ((int)strlen(where) > tw)
+			tw = (int)strlen(where);
+	}
+	printf("%-*s  %-11s  %-20s  %10s  %-6s  %-*s  %s\n", w, "NAME",
+	       "KIND", "CREATED", "SIZE", "PINNED", tw, "TRASH",
+	       "LABEL/COMMENT");
 	for (i = 0; i < n; i++) {
 		char t[40], sz[32];
 
 		ctl_time_short(v[i].created_ns, t);
 		ctl_size_human(v[i].image_size, sz);
-		printf("%-*s  %-11s  %-20s  %10s  %-6s  %s%s%s\n", w,
+		ctl_trash_where(&v[i], where, sizeof(where));
+		printf("%-*s  %-11s  %-20s  %10s  %-6s  %-*s  %s%s%s\n", w,
 		       v[i].name, snap_kind_name(v[i].kind), t, sz,
-		       v[i].pinned ? "yes" : "no", v[i].label,
+		       v[i].pinned ? "yes" : "no", tw, where, v[i].label,
 		       v[i].comment[0] ? ": " : "", v[i].comment);
 	}
 	free(v);
@@ -607,6 +627,13 @@ static int cmd_show(snap_store *s, ctl_args *a)
 	       si.page_size);
 	printf("sha256:         %s\n", hex);
 	printf("pinned:         %s\n", si.pinned ? "yes" : "no");
+	if (si.trash != SNAP_TRASH_NONE) {
+		char where[SNAP_TRASH_NAME_MAX + 48], since[40];
+
+		ctl_trash_where(&si, where, sizeof(where));
+		snap_time_iso(si.trashed_ns, since);
+		printf("in the trash:   %s (since %s)\n", where, since);
+	}
 	printf("comment:        %s\n", si.comment);
 	printf("change counter: %" PRIu32 "\n", si.change_counter);
 	printf("tables:\n");

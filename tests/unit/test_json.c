@@ -275,6 +275,39 @@ static void test_json_info_has_the_contract_fields(void **state)
 	snap_json_free(&j);
 }
 
+/* "trash": null for a snapshot in snapshots/, where it waits otherwise. */
+static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
+{
+	(void)state;
+	snap_info si = sample_info();
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_info(&j, &si);
+	tu_jv *v = parse(&j);
+	assert_non_null(tu_json_get(v, "trash"));
+	assert_int_equal(tu_json_get(v, "trash")->type, TU_JNULL);
+	tu_json_free(v);
+	snap_json_free(&j);
+
+	si.trash = SNAP_TRASH_FILES;
+	si.trash_uid = 1000;
+	snprintf(si.trash_name, sizeof(si.trash_name), "x.2.db");
+	si.trashed_ns = si.created_ns + 1000000000LL;
+	snap_json_init(&j);
+	snap_json_info(&j, &si);
+	v = parse(&j);
+	const tu_jv *t = tu_json_get(v, "trash");
+	assert_int_equal(t->type, TU_JOBJ);
+	assert_string_equal(tu_json_get(t, "path")->str,
+			    ".Trash-1000/files/x.2.db");
+	assert_string_equal(tu_json_get(t, "uid")->num, "1000");
+	char iso[40];
+	snap_time_iso(si.trashed_ns, iso);
+	assert_string_equal(tu_json_get(t, "since")->str, iso);
+	tu_json_free(v);
+	snap_json_free(&j);
+}
+
 static void test_json_info_records_in_an_array_are_separated(void **state)
 {
 	(void)state;
@@ -348,6 +381,7 @@ int main(void)
 		tu_test(test_json_raw_is_inserted_as_a_value),
 		tu_test(test_json_grows_for_large_output),
 		tu_test(test_json_info_has_the_contract_fields),
+		tu_test(test_json_info_says_where_a_trashed_snapshot_waits),
 		tu_test(test_json_info_records_in_an_array_are_separated),
 		tu_test(test_json_event_carries_kind_snapshot_ok_detail),
 	};

@@ -877,6 +877,97 @@ static void test_max_size_combines_with_the_rules(void **s)
 	free(d);
 }
 
+/* 1 when snapshot id has a decision in the plan. */
+static int planned(const snap_keep_decision *d, size_t n, int64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (d[i].info.id == id)
+			return 1;
+	return 0;
+}
+
+/* Snapshots in the trash are out of retention's reach: no rule and no cap
+ * prunes them, and they are no kept snapshots either (they take no place
+ * in a rule's count; a store's plan leaves them out). */
+static void test_prune_skips_snapshots_in_the_trash(void **s)
+{
+	tu_env *env = *s;
+	snap_info a[5], out;
+	snap_keep_decision *d = NULL;
+	size_t n = 0, pruned = 9;
+	char detail[SNAP_ERR_MSG];
+	snap_err e;
+	snap_err_clear(&e);
+	tu_db_create(env->db, "delete", 4096, 10);
+	snap_store *st = tu_store(env);
+	for (int i = 0; i < 5; i++) {
+		fresh_content(env->db, 40);
+		a[i] = take(st, SNAP_KIND_AUTO, 0, "a");
+	}
+	assert_int_equal(snap_trash_put(st, a[0].id, 0, a[0].name, NULL, 0,
+					&out, &e), 0);
+	assert_int_equal(snap_trash_put(st, a[4].id, 0, a[4].name, NULL, 0,
+					&out, &e), 0);
+
+	/* last:2 keeps a3 and a2 (the newest not in the trash). */
+	snap_keep_policy p = { .last = 2 };
+	assert_int_equal(snap_retention_prune(st, &p, 1, &d, &n, &pruned, &e),
+			 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(pruned, 1);
+	assert_false(planned(d, n, a[0].id));
+	assert_false(planned(d, n, a[4].id));
+	assert_string_equal(decision(d, n, a[3].id)->reason, "last 1/2");
+	assert_string_equal(decision(d, n, a[2].id)->reason, "last 2/2");
+	assert_string_equal(decision(d, n, a[1].id)->reason, NO);
+	free(d);
+	int64_t ev0 = last_event_id(st);
+	assert_int_equal(snap_retention_prune(st, &p, 0, &d, &n, &pruned, &e),
+			 0);
+	free(d);
+	assert_int_equal(pruned, 1);
+	assert_false(present(st, a[1].id));
+	assert_int_equal(count_events(st, ev0, "prune", 1, detail,
+				      sizeof(detail)), 1);
+	assert_non_null(strstr(detail, "pruned 1 of 3"));
+	assert_non_null(strstr(detail, "2 kept"));
+
+	/* An impossible cap takes every candidate but the newest (a3), and
+	 * never what waits in the trash. */
+	p.last = 0;
+	p.max_size = 1;
+	assert_int_equal(snap_retention_prune(st, &p, 0, &d, &n, &pruned, &e),
+			 0);
+	free(d);
+	assert_int_equal(pruned, 1);
+	assert_false(present(st, a[2].id));
+	assert_true(present(st, a[3].id));
+	assert_int_equal(snap_store_get(st, a[0].id, &out, &e), 0);
+	assert_int_equal(out.trash, SNAP_TRASH_FILES);
+	assert_int_equal(snap_store_get(st, a[4].id, &out, &e), 0);
+	assert_int_equal(out.trash, SNAP_TRASH_FILES);
+	verify_clean(st);
+
+	/* The pure plan, given one: kept, said why, and not counted. */
+	snap_info v[3];
+	snap_keep_decision pd[3];
+	snap_keep_policy one = { .last = 1 };
+	memset(v, 0, sizeof(v));
+	for (int i = 0; i < 3; i++) {
+		v[i].id = i + 1;
+		v[i].kind = SNAP_KIND_AUTO;
+		v[i].created_ns = (int64_t)(i + 1) * NS;
+	}
+	v[2].trash = SNAP_TRASH_FILES;
+	snap_retention_plan(v, 3, &one, pd);
+	assert_int_equal(pd[0].info.id, 3);
+	assert_int_equal(pd[0].keep, 1);
+	assert_string_equal(pd[0].reason,
+			    "in the trash: kept until the trash is emptied");
+	assert_string_equal(pd[1].reason, "last 1/1");
+	assert_int_equal(pd[2].keep, 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* the free-space guard on a small tmpfs                               */
 
@@ -1099,6 +1190,7 @@ int main(void)
 		tu_test(test_prune_with_an_empty_policy_keeps_everything),
 		tu_test(test_max_size_takes_the_oldest_automatic_first),
 		tu_test(test_max_size_combines_with_the_rules),
+		tu_test(test_prune_skips_snapshots_in_the_trash),
 		tu_test(test_make_room_is_a_no_op_when_there_is_room),
 		space_test(test_make_room_prunes_the_oldest_automatic_snapshots),
 		space_test(test_make_room_refuses_when_pruning_cannot_help),

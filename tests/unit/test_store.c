@@ -1220,6 +1220,80 @@ static void test_store_pages_match_snapshots_through_churn(void **state)
 	assert_int_equal(tu_pages(st), 0);
 }
 
+/* A store written before the trash existed (schema version 1, no table
+ * trash): read as it is when opened read-only, upgraded in place when
+ * opened for writing, its snapshots untouched. */
+static void test_store_of_schema_version_1_is_upgraded(void **state)
+{
+	tu_env *env = *state;
+	char file[PATH_MAX];
+	snap_store *ro = NULL;
+	snap_info *list = NULL, out;
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	tu_db_create(env->db, "delete", 4096, 20);
+	snap_store *st = tu_store(env);
+	snap_info a = tu_snap(st, "old");
+	snprintf(file, sizeof(file), "%s", snap_store_file(st));
+	snap_store_close(st);
+	env->st = NULL;
+
+	sqlite3 *db = tu_open(file);
+	tu_exec(db, "DROP TABLE trash; UPDATE meta SET value=1 WHERE "
+		"key='schema_version'; PRAGMA user_version=1");
+	sqlite3_close(db);
+
+	/* Read-only: listed and found as before, nothing written. */
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_READONLY,
+					 &ro, &e), 0);
+	assert_int_equal(snap_store_list(ro, &list, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(list[0].id, a.id);
+	assert_int_equal(list[0].trash, SNAP_TRASH_NONE);
+	free(list);
+	assert_int_equal(snap_store_find(ro, "latest", &out, &e), 0);
+	assert_int_equal(out.id, a.id);
+	snap_store_close(ro);
+	db = tu_open(file);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_schema "
+				      "WHERE name='trash'"), 0);
+	sqlite3_close(db);
+
+	/* For writing: upgraded, the snapshot as it was, the trash usable. */
+	st = tu_store(env);
+	db = tu_open(file);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_schema "
+				      "WHERE name='trash'"), 1);
+	assert_int_equal(tu_query_int(db, "SELECT value FROM meta WHERE "
+				      "key='schema_version'"), 2);
+	sqlite3_close(db);
+	assert_int_equal(snap_store_get(st, a.id, &out, &e), 0);
+	assert_string_equal(out.name, a.name);
+	assert_memory_equal(out.sha256, a.sha256, 32);
+	assert_int_equal(out.trash, SNAP_TRASH_NONE);
+	assert_int_equal(snap_trash_put(st, a.id, 0, a.name, NULL, 0, &out,
+					&e), 0);
+	assert_int_equal(out.trash, SNAP_TRASH_FILES);
+	unsigned nbad = 9;
+	assert_int_equal(snap_verify_store(st, 1, NULL, NULL, &nbad, &e), 0);
+	assert_int_equal(nbad, 0);
+	snap_store_close(st);
+	env->st = NULL;
+
+	/* A store newer than this code is refused, read-only or not. */
+	db = tu_open(file);
+	tu_exec(db, "PRAGMA user_version=%d", SNAP_STORE_SCHEMA_VERSION + 1);
+	sqlite3_close(db);
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(env->db, NULL, 0, &st, &e), -EPROTO);
+	assert_non_null(strstr(e.msg, "upgrade snapfs"));
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_READONLY,
+					 &ro, &e), -EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1233,6 +1307,7 @@ int main(void)
 		tu_test(test_store_cannot_be_created_in_a_read_only_dir),
 		tu_test(test_store_in_a_read_only_dir_refuses_changes),
 		tu_test(test_store_second_daemon_open_is_ebusy),
+		tu_test(test_store_of_schema_version_1_is_upgraded),
 		tu_test(test_label_sanitize_follows_the_rules),
 		tu_test(test_label_of_only_a_db_suffix_becomes_the_fallback),
 		tu_test(test_label_sanitize_caps_length_and_bytes),
