@@ -3,8 +3,10 @@
  * through it.
  *
  *   current.db, O_RDONLY        a consistent image (live.c), shared while
- *                               the database is unchanged, read by splice
- *                               from its descriptor without a lock;
+ *                               the database is unchanged: its first
+ *                               pages from memory (a peek), the rest by
+ *                               splice from the copy the first read
+ *                               beyond them makes, without a lock;
  *   current.db, O_TRUNC         an upload (staging.c), applied at FLUSH;
  *   current.db, read-write      the edit session (staging.c);
  *   a snapshot                  read-only (EROFS otherwise), pages read by
@@ -156,7 +158,7 @@ static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
 		return -ENOMEM;
 	if (acc == O_RDONLY) {
 		snap_err_clear(&err);
-		rc = snap_live_image_get(snap_fs.live, &h->img, &err);
+		rc = snap_live_image_open(snap_fs.live, &h->img, &err);
 		if (rc != 0)
 			snap_log(LOG_ERR, "current.db: no consistent image of "
 				 "the live database: %s", err.msg);
@@ -488,14 +490,25 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 			off_t off)
 {
+	const void *head;
 	snap_err err;
+	size_t len;
 	char *buf;
 	ssize_t n;
-	int rc;
+	int rc, fd;
 
 	switch (h->kind) {
 	case SNAP_H_IMAGE:
-		reply_fd(req, h->img->fd, size, off); /* immutable: no lock */
+		/* The head or the built copy: immutable, no lock. */
+		snap_err_clear(&err);
+		rc = snap_live_image_read(snap_fs.live, h->img, (uint64_t)off,
+					  size, &fd, &head, &len, &err);
+		if (rc != 0)
+			fuse_reply_err(req, -rc);
+		else if (fd >= 0)
+			reply_fd(req, fd, len, off);
+		else
+			fuse_reply_buf(req, head, len);
 		return;
 	case SNAP_H_SNAPSHOT:
 		buf = malloc(size ? size : 1);

@@ -16,6 +16,8 @@
  *              snapshots/);
  *   live.c     the live database as the daemon sees it: a change
  *              generation and consistent images for read-only opens;
+ *   peek.c     an image's first pages and the read transaction that can
+ *              still copy the rest (a file manager's peek copies nothing);
  *   staging.c  the private staging directory, staged replaces (uploads),
  *              edit sessions and restores through the mount;
  *   trash.c    the freedesktop trash at the root (.Trash-UID/);
@@ -51,9 +53,11 @@
  *                    start and apply of an edit session; held across engine
  *                    calls on purpose (it orders restores, it guards no
  *                    data that a getattr or readdir needs);
- *   live->build_lock serializes image builds (held across a backup, and
- *                    across a restore between quiesce and resume);
- *   live->lock       the watch connection and the generation;
+ *   live->quiesce_lock  taken shared by peeks and image builds, and
+ *                    exclusively across a restore, from quiesce to resume;
+ *   live->build_lock serializes image builds (held across a backup);
+ *   live->lock       the watch connection, the generation, the images'
+ *                    state;
  *   fs->lock         the node table, the handle list, the root's names, the
  *                    session's counters.  A leaf: nothing is called under
  *                    it that takes a lock, sleeps, or talks to SQLite or the
@@ -196,15 +200,29 @@ int64_t snap_watch_dir_ns(void);
 
 struct snap_live;
 
+struct snap_peek;
+
 /*
- * One consistent image of the live database, in an unlinked private file.
- * Shared by every read-only handle opened while the database was unchanged.
+ * One consistent image of the live database: its first bytes in memory
+ * (a peek), the whole in an unlinked private file, or both.  Shared by
+ * every read-only handle opened while the database was unchanged.  head,
+ * head_len, size, page_size and gen never change; the rest is protected
+ * by live->lock (fd, once set, never changes either).
  */
 struct snap_live_image {
-	int fd;          /* read-only, on an unlinked file; immutable */
+	int fd;          /* the whole, on an unlinked file, or -1: not
+			    copied (yet) */
 	uint64_t size;   /* bytes */
 	uint64_t gen;    /* the live generation the image was taken at */
-	unsigned refs;   /* protected by live->lock */
+	unsigned refs;
+	unsigned char *head;  /* the first head_len bytes, or NULL */
+	size_t head_len;      /* whole pages; = size: the head is all */
+	uint32_t page_size;
+	struct snap_peek *peek; /* the read transaction the rest will be
+				   copied from, or NULL */
+	int64_t hold_until_ns;  /* built by then (monotonic clock) */
+	int build_rc;           /* the copy of the rest failed: why */
+	struct snap_live_image *held_next; /* live's list of held images */
 };
 
 int snap_live_open(const char *db_path, const char *tmpdir,
@@ -213,11 +231,39 @@ void snap_live_close(struct snap_live *l);
 /* Check the live database; returns its generation (moves on any commit,
  * any replacement of the file).  Cheap: one small read transaction. */
 uint64_t snap_live_gen(struct snap_live *l);
-/* A consistent image of the live database as it is now (reused while the
- * generation is unchanged).  Release with snap_live_image_put. */
+/* A consistent image of the live database as it is now, copied whole
+ * (fd >= 0; reused while the generation is unchanged).  Release with
+ * snap_live_image_put. */
 int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 			snap_err *err);
+/* The image a read-only open of current.db reads: the current one, or a
+ * new peek (its size and first pages; the rest is copied from the same
+ * read transaction by the first read beyond them).  No copy, no staging
+ * file until then.  Release with snap_live_image_put. */
+int snap_live_image_open(struct snap_live *l, struct snap_live_image **out,
+			 snap_err *err);
+/* Where the bytes of a read of size at off are: *len bytes (0 at the
+ * end) at *buf, or, when *fd >= 0, at off in *fd.  0, or the negative
+ * errno of a failed copy of the rest. */
+int snap_live_image_read(struct snap_live *l, struct snap_live_image *im,
+			 uint64_t off, size_t size, int *fd,
+			 const void **buf, size_t *len, snap_err *err);
 void snap_live_image_put(struct snap_live *l, struct snap_live_image *im);
+/* How many opens were served by a peek, and how many images were copied
+ * into staging (status.json). */
+void snap_live_counts(struct snap_live *l, uint64_t *peeks,
+		      uint64_t *builds);
+/* A connection on the live database through vfs (NULL: the default),
+ * read-write when allowed (to roll back a hot journal), with the
+ * engine's busy policy. */
+int snap_live_connect(const char *path, const char *vfs, sqlite3 **out,
+		      snap_err *err);
+/* The first column of the one row of sql (a PRAGMA) on conn; a SQLite
+ * result code. */
+int snap_live_pragma_int(sqlite3 *conn, const char *sql, int64_t *out);
+/* Write the header of page 1 (its first 100 bytes) as every image has
+ * it: rollback journal mode, the counters of a fresh copy, pages. */
+void snap_live_page1_normalize(unsigned char *hdr, uint64_t pages);
 /* Around a restore: no daemon connection on the live database (the
  * engine's WAL page-size switch needs that); image builds wait. */
 void snap_live_quiesce(struct snap_live *l);
@@ -230,6 +276,31 @@ int snap_live_stat(struct snap_live *l, struct stat *st);
 int snap_live_size(struct snap_live *l, uint64_t *size);
 /* "wal", "delete", ... of the live database, for status; "" if unknown. */
 void snap_live_journal_mode(struct snap_live *l, char *out, size_t len);
+
+/* ---- peeks (peek.c) ------------------------------------------------------ */
+
+/* What a peek saw, all in one read transaction. */
+struct snap_peek_head {
+	unsigned char *bytes;  /* the first len bytes (malloc), page 1
+				  normalized */
+	size_t len;            /* whole pages, at most max_head bytes */
+	uint64_t size;         /* page_count * page_size */
+	uint32_t page_size;
+	int wal;               /* the database is in WAL mode */
+};
+
+/* Begin a read transaction on the live database at path and read its
+ * size and first pages.  When they are the whole database the
+ * transaction ends and *held is NULL; otherwise *held keeps it for
+ * snap_peek_db.  0 or a negative errno; -EPROTO when SQLite did not show
+ * the pages (the caller copies the whole image instead). */
+int snap_peek_begin(const char *path, size_t max_head,
+		    struct snap_peek **held, struct snap_peek_head *h,
+		    snap_err *err);
+/* The connection, inside the peek's read transaction. */
+sqlite3 *snap_peek_db(struct snap_peek *p);
+/* End the transaction, close, free (NULL is fine). */
+void snap_peek_end(struct snap_peek *p);
 
 /* ---- dynamic nodes (inode.c) --------------------------------------------- */
 

@@ -10,7 +10,8 @@
  * sizes and the dedup ratio, the newest snapshot, the last restore, check
  * and verification, the schedule) — plus "mount": the mount point, the
  * daemon's pid, the live file, the edit session, and the restores this
- * mount performed.
+ * mount performed, and how read-only opens of current.db were served
+ * (peeks, whole images copied).
  *
  * log: the event history, oldest first, one line per event:
  *   <UTC time>  <kind>  <snapshot or ->  ok|FAILED  <detail>
@@ -105,7 +106,7 @@ static void status_mount(snap_json *j)
 	char mode[32];
 	int open, dirty;
 	unsigned writers;
-	uint64_t ok, failed, conflicts;
+	uint64_t ok, failed, conflicts, peeks, built;
 
 	snap_json_obj_begin(j);
 	snap_json_key(j, "mountpoint");
@@ -155,6 +156,17 @@ static void status_mount(snap_json *j)
 	snap_json_int(j, (int64_t)failed);
 	snap_json_key(j, "conflicts");
 	snap_json_int(j, (int64_t)conflicts);
+	snap_json_obj_end(j);
+
+	/* Read-only opens of current.db: how many were served by a peek,
+	 * how many whole images were copied into staging (live.c). */
+	snap_live_counts(snap_fs.live, &peeks, &built);
+	snap_json_key(j, "current_reads");
+	snap_json_obj_begin(j);
+	snap_json_key(j, "peeks");
+	snap_json_int(j, (int64_t)peeks);
+	snap_json_key(j, "images_built");
+	snap_json_int(j, (int64_t)built);
 	snap_json_obj_end(j);
 	snap_json_obj_end(j);
 }
