@@ -357,7 +357,7 @@ int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 			return 0;         /* the root still lists */
 		pthread_mutex_lock(&snap_fs.lock);
 		uids = calloc(trash_made.n + n + 1, sizeof(*uids));
-		if (uids) {
+		if (uids && trash_made.n) {   /* (memcpy of NULL is UB) */
 			memcpy(uids, trash_made.uids,
 			       trash_made.n * sizeof(*uids));
 			nu = trash_made.n;
