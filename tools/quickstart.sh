@@ -61,7 +61,7 @@ snapfs is mounted at $demo/mnt.  Try:
   sqlite3 $db 'delete from users'                    # the app breaks something
   cp $demo/mnt/snapshots/latest.db $demo/mnt/current.db   # verified restore
   cp $demo/mnt/snapshots/latest.db $demo/mnt/restore/      # the same, by the drop folder (a file manager's paste)
-  gio trash $demo/mnt/snapshots/*my-first-snapshot.db     # the Delete key: to $demo/mnt/.Trash-0/files
+  gio trash $demo/mnt/snapshots/*_my-first-snapshot.db    # the Delete key: to $demo/mnt/.Trash-0/files
   sqlite3 $db 'select count(*) from users'
   cat $demo/mnt/.snapfs/status.json
   $snapctl --db $db log
