@@ -161,8 +161,8 @@ static void cap_hash_next(snap_capture *c, uint32_t pgno, const uint8_t *page)
 /*
  * The backup's own commit may write page 1 again, with the destination's
  * counters moved (change counter 24-27, schema cookie 40-43, version-valid
- * 92-95; PITFALLS 7).  Those belong to the destination connection, not to
- * the image: keep the first page 1, the source's own header.
+ * 92-95; engine/PITFALLS.md 7).  Those belong to the destination connection,
+ * not to the image: keep the first page 1, the source's own header.
  */
 int snap_page1_same(const uint8_t *a, const uint8_t *b, size_t n)
 {
@@ -657,9 +657,9 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
 	p1 = malloc(SNAP_PAGE_MAX);
 	if (!p1)
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	/* Read through SQLite's own descriptor (PITFALLS 2).  A short read
-	 * or an empty header means no prediction, not an error; a read that
-	 * fails is one (it is not "no database"). */
+	/* Read through SQLite's own descriptor (engine/PITFALLS.md 2).  A
+	 * short read or an empty header means no prediction, not an error; a
+	 * read that fails is one (it is not "no database"). */
 	rc = f->pMethods->xRead(f, p1, 100, 0);
 	if (rc != SQLITE_OK || memcmp(p1, "SQLite format 3", 16) != 0)
 		goto none;
@@ -709,8 +709,9 @@ int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err)
 		*dst = NULL;
 		return rc;
 	}
-	/* One write per page, ascending, no journal (PITFALLS 8); a small
-	 * cache so pages flow to the store instead of piling up in memory. */
+	/* One write per page, ascending, no journal (engine/PITFALLS.md 8); a
+	 * small cache so pages flow to the store instead of piling up in
+	 * memory. */
 	rc = snap_store_exec(*dst, "PRAGMA journal_mode=OFF;"
 			     "PRAGMA locking_mode=EXCLUSIVE;"
 			     "PRAGMA synchronous=OFF;"

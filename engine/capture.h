@@ -8,7 +8,7 @@
  * store connection, which the caller holds inside a write transaction.
  * Nothing is written twice and no image is held in memory.
  *
- * PITFALLS 8: with the destination in journal_mode=OFF,
+ * engine/PITFALLS.md 8: with the destination in journal_mode=OFF,
  * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
  * page-aligned write per page in ascending order -- except page 1, which
  * the destination btree keeps until its commit and so arrives last (seen on
@@ -89,10 +89,10 @@ void snap_capture_free(snap_capture *c);
 /*
  * Before the backup, inside the source's read transaction: learn the page
  * size and predict page 1 by reading it through the source connection's own
- * file handle (never our own open(): PITFALLS 2).  The backup's destination
- * btree holds page 1 until its commit, so page 1 arrives last; with the
- * prediction hashed first, the image hash still streams, and page 1's final
- * write is accepted when it differs only in SQLite's counters.  When the
+ * file handle (never our own open(): engine/PITFALLS.md 2).  The backup's
+ * destination btree holds page 1 until its commit, so page 1 arrives last;
+ * with the prediction hashed first, the image hash still streams, and page 1's
+ * final write is accepted when it differs only in SQLite's counters.  When the
  * prediction cannot be made or turns out wrong, the hash is recomputed from
  * the stored pages at the end.  Sets c->page_size from the header, or
  * leaves it for the caller (PRAGMA page_size) when there is no prediction.

@@ -9,16 +9,16 @@
  * main database's VFS).  The main database is not a snapshot because SQLite
  * opens temporary files (the sorter of a large GROUP BY) through the main
  * database's VFS, and the store VFS opens nothing but snapshots.  The live
- * file is only ever opened through SQLite (PITFALLS 2).  Everything is read
- * inside one read transaction, so a live database written meanwhile is
+ * file is only ever opened through SQLite (engine/PITFALLS.md 2).  Everything
+ * is read inside one read transaction, so a live database written meanwhile is
  * seen as of one commit.
  *
  * Per table, two ways to count:
  *   by key    the session extension.  One session per table, attached to
- *             that table (PITFALLS 22: sqlite3session_diff records nothing
- *             for a table that was not attached), sqlite3session_diff from
- *             "a", and the changeset's INSERT/DELETE/UPDATE operations are
- *             rows added/removed/changed.  The session compares values
+ *             that table (engine/PITFALLS.md 22: sqlite3session_diff records
+ *             nothing for a table that was not attached), sqlite3session_diff
+ *             from "a", and the changeset's INSERT/DELETE/UPDATE operations
+ *             are rows added/removed/changed.  The session compares values
  *             with SQL's IS, so 1 and 1.0 are the same value here.  One
  *             session per table keeps only one table's changes in memory.
  *   by row    everything the session cannot do: no declared PRIMARY KEY

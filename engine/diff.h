@@ -7,12 +7,12 @@
  * database is seen consistently while others write.  Per table: rows
  * added, removed and changed.  Tables with a PRIMARY KEY (rowid or WITHOUT
  * ROWID) are compared by key with the session extension
- * (sqlite3session_diff, PITFALLS 22: every table attached explicitly): a
- * row whose key is in both states but whose other columns differ is one
- * "changed" row.  Tables the session cannot compare — no declared PRIMARY
- * KEY, a NULL in a key column (the session skips such rows), or columns
- * that differ between the states — are compared as multisets of whole
- * rows (value and type, so 1, 1.0 and '1' differ; duplicates counted):
+ * (sqlite3session_diff, engine/PITFALLS.md 22: every table attached
+ * explicitly): a row whose key is in both states but whose other columns
+ * differ is one "changed" row.  Tables the session cannot compare — no
+ * declared PRIMARY KEY, a NULL in a key column (the session skips such rows),
+ * or columns that differ between the states — are compared as multisets of
+ * whole rows (value and type, so 1, 1.0 and '1' differ; duplicates counted):
  * a changed row is then one removed and one added (by_key 0).  Tables only
  * in one state are reported as created or dropped with all their rows.
  * Virtual tables are not compared row by row: their shadow tables are

@@ -3,12 +3,13 @@
  * the store, and the status report.
  *
  * Check.  PRAGMA quick_check runs on a connection of our own to the live
- * database (SQLite only, never open()/close() of ours: PITFALLS 2).
+ * database (SQLite only, never open()/close() of ours: engine/PITFALLS.md 2).
  * quick_check is O(N) like integrity_check but skips the index-to-table
- * cross checks, which is what a periodic check can afford (PITFALLS 15).
- * SQLITE_CORRUPT or SQLITE_NOTADB while checking counts as corruption too,
- * and so does an empty (0-byte) file, which SQLite reads as a healthy empty
- * database although the live one lost everything; any other failure (busy, I/O, permissions) means the check could not run,
+ * cross checks, which is what a periodic check can afford
+ * (engine/PITFALLS.md 15).  SQLITE_CORRUPT or SQLITE_NOTADB while checking
+ * counts as corruption too, and so does an empty (0-byte) file, which SQLite
+ * reads as a healthy empty database although the live one lost everything;
+ * any other failure (busy, I/O, permissions) means the check could not run,
  * which is recorded and returned, but is not called corruption.
  *
  * On corruption, in this order, each step recorded as an event:

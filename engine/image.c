@@ -17,7 +17,7 @@
  * The VFS ("snapfs-ro-<store address>", one per store) opens names of the
  * form "snapfs-snapshot-<id>" as an iVersion-1 file over a snap_image.  It
  * is always used with immutable=1: SQLite then never looks for a journal or
- * WAL and takes no locks (PITFALLS 13-14).
+ * WAL and takes no locks (engine/PITFALLS.md 13-14).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -364,7 +364,7 @@ static int ro_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 	if (n < 0)
 		return n == -ENOMEM ? SQLITE_IOERR_NOMEM : SQLITE_IOERR_READ;
 	if (n < amt) {
-		/* SQLite requires the rest zeroed (PITFALLS 13). */
+		/* SQLite requires the rest zeroed (engine/PITFALLS.md 13). */
 		memset((char *)buf + n, 0, (size_t)(amt - n));
 		return SQLITE_IOERR_SHORT_READ;
 	}

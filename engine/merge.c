@@ -11,9 +11,9 @@
  *            key (the session extension can carry it) or by whole rows (no
  *            PRIMARY KEY, a NULL key: it cannot), and whether the schema
  *            changed.  Then one session on "b" with every table attached
- *            (PITFALLS 22) and sqlite3session_diff from "a" for each table
- *            that differs by key gives the changeset.  The live database is
- *            not touched.
+ *            (engine/PITFALLS.md 22) and sqlite3session_diff from "a" for each
+ *            table that differs by key gives the changeset.  The live database
+ *            is not touched.
  *
  *   live     a read-write connection to the live database (the restore's,
  *            with its busy handler) with `base` attached as "a", foreign

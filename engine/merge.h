@@ -44,7 +44,8 @@
  *   - the edit holds a change a changeset cannot carry: a schema change
  *     (CREATE, ALTER, DROP of a table, index, view or trigger), or changed
  *     rows in a table without a PRIMARY KEY (or with NULL in a key column),
- *     which the session extension ignores (PITFALLS 22) (-EOPNOTSUPP);
+ *     which the session extension ignores (engine/PITFALLS.md 22)
+ *     (-EOPNOTSUPP);
  *   - `edited` is not an intact database (-EINVAL), another restore runs
  *     or the live database stayed locked (-EBUSY).
  * Tables and rows the edit did not change never matter, whatever they are.

@@ -6,14 +6,14 @@
  * locks, writes a rollback journal or WAL frames, and commits atomically, so
  * other connections see the old or the new state and a crash leaves a hot
  * journal SQLite rolls back.  A busy handler waits for readers in rollback
- * mode (PITFALLS 11).  The destination keeps its journal mode: SQLite sets
- * the WAL version bytes again after a backup into a WAL database.  A WAL
- * database whose page size differs from the image's cannot be a backup
- * destination (PITFALLS 10): it is switched to rollback mode, restored, and
- * switched back, which SQLite allows only with no other connection open;
- * otherwise the restore is refused before anything changed.  A restore
- * killed in between leaves the database intact but in rollback mode; a
- * marker in the store makes the next snapfs command that opens the store
+ * mode (engine/PITFALLS.md 11).  The destination keeps its journal mode:
+ * SQLite sets the WAL version bytes again after a backup into a WAL database.
+ * A WAL database whose page size differs from the image's cannot be a backup
+ * destination (engine/PITFALLS.md 10): it is switched to rollback mode,
+ * restored, and switched back, which SQLite allows only with no other
+ * connection open; otherwise the restore is refused before anything changed.
+ * A restore killed in between leaves the database intact but in rollback mode;
+ * a marker in the store makes the next snapfs command that opens the store
  * for writing switch it back.
  *
  * Verification of the result reads the live database back through SQLite,
@@ -239,7 +239,7 @@ static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
 }
 
 /* The live database's token, through db's own file handle (which holds a
- * lock: PITFALLS 2 forbids a descriptor of our own). */
+ * lock: engine/PITFALLS.md 2 forbids a descriptor of our own). */
 static int token_from(sqlite3 *db, int wal, snap_live_token *tok)
 {
 	sqlite3_file *f = NULL;
@@ -373,8 +373,8 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 }
 
 /* The marker that says a restore took the live database out of WAL mode
- * (PITFALLS 10) and has not put it back yet: a store file (reached through
- * the store's directory fd), named by wal_marker() in messages. */
+ * (engine/PITFALLS.md 10) and has not put it back yet: a store file (reached
+ * through the store's directory fd), named by wal_marker() in messages. */
 #define WAL_MARKER "live-was-wal"
 
 static void wal_marker(snap_store *s, char *out, size_t cap)
@@ -405,9 +405,9 @@ static int set_journal_mode(const char *path, const char *mode)
 }
 
 /*
- * A WAL database cannot take an image of another page size (PITFALLS 10):
- * switch it to rollback mode for the copy.  SQLite allows that only when no
- * other connection has the database open, so this runs before anything is
+ * A WAL database cannot take an image of another page size (engine/PITFALLS.md
+ * 10): switch it to rollback mode for the copy.  SQLite allows that only when
+ * no other connection has the database open, so this runs before anything is
  * written and refuses otherwise.  The switch is recorded in the store
  * first, so that a restore killed before switching back is finished by the
  * next snapfs command (snap_restore_recover).

@@ -12,10 +12,11 @@
  * The database changed when the current observation differs from the mark,
  * the observation recorded for the newest automatic snapshot.  No page is
  * read, and the file is never open()ed here: everything goes through SQLite
- * (PITFALLS 2).  When the database file is replaced, the watch connection
- * is reopened on the new file, found by its inode.  When data_version
- * cannot be read (the file is locked, or no longer a database) the answer
- * is "changed": the snapshot then waits for the lock or fails and says why.
+ * (engine/PITFALLS.md 2).  When the database file is replaced, the watch
+ * connection is reopened on the new file, found by its inode.  When
+ * data_version cannot be read (the file is locked, or no longer a database)
+ * the answer is "changed": the snapshot then waits for the lock or fails and
+ * says why.
  *
  * The mark.  The observation is taken before the snapshot's read
  * transaction, so a commit racing with the snapshot leaves the mark behind
@@ -49,8 +50,9 @@
  * "prune" event.
  *
  * Caveat: the watch connection counts as an open connection, so in WAL mode
- * a restore across page sizes (PITFALLS 10) is refused while a scheduler
- * is open in the same process, as it is while an application holds one.
+ * a restore across page sizes (engine/PITFALLS.md 10) is refused while a
+ * scheduler is open in the same process, as it is while an application holds
+ * one.
  */
 #include <errno.h>
 #include <stdio.h>

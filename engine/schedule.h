@@ -16,8 +16,8 @@
  * false alarm of the file attributes, keeps nothing (tick result took=0).
  *
  * The watch connection counts as an open connection: in WAL mode a restore
- * across page sizes (PITFALLS 10) is refused while it is open, as it is
- * while any application holds one.
+ * across page sizes (engine/PITFALLS.md 10) is refused while it is open, as it
+ * is while any application holds one.
  *
  * Thread-safety: one snap_sched per daemon, driven by one thread.
  */

@@ -11,8 +11,8 @@
  * the store as it was.
  *
  * The source is opened through SQLite only, never with open()/close() of
- * our own (PITFALLS 2: that would drop the locks SQLite holds for other
- * connections in this process).
+ * our own (engine/PITFALLS.md 2: that would drop the locks SQLite holds for
+ * other connections in this process).
  */
 #include <endian.h>
 #include <errno.h>
@@ -603,8 +603,9 @@ static int check_header(const char *path, const uint8_t *h, off_t size,
 }
 
 /* Open an external database file read-only for checking or importing.
- * A WAL-flagged file without a -wal beside it opens immutable (PITFALLS
- * 14); with one, normally, so its committed transactions are included. */
+ * A WAL-flagged file without a -wal beside it opens immutable
+ * (engine/PITFALLS.md 14); with one, normally, so its committed transactions
+ * are included. */
 static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
 			 snap_err *err)
 {

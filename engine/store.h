@@ -3,7 +3,7 @@
  *
  * The directory (default "<db>.snapfs/", mode 0700) holds:
  *   store.db     one SQLite database (WAL mode) with the tables
- *                meta, pages, page_data, snapshots, events;
+ *                meta, pages, page_data, snapshots, events, trash;
  *   daemon.lock  flock()ed exclusively by the one daemon serving the store;
  *   restore.lock flock()ed exclusively for the duration of one restore;
  *   staging/     the daemon's private files (fs/staging.c), while it runs.
@@ -16,9 +16,10 @@
  *
  * Pages are content-addressed: each distinct page image is stored once,
  * keyed by its SHA-256, zstd-compressed (or raw when that is not smaller),
- * with a reference count equal to the number of page-map entries (across all
- * snapshots) that name it.  Deleting a snapshot therefore costs O(its pages),
- * independent of how many snapshots the store keeps.
+ * with a reference count: the number of runs of consecutive snapshots whose
+ * page maps name it (store.c; engine/DESIGN.md §2).  Taking or deleting a
+ * snapshot therefore costs what differs from its neighbours, independent of
+ * how many snapshots the store keeps.
  *
  * Every change to the store is one SQLite transaction: after a crash the
  * store is as it was before or after, never holding a partial snapshot.

@@ -9,8 +9,8 @@
  *   snapshots/                   the same, but its mtime and ctime are when
  *                                the catalog last changed (watch.c);
  *   current.db                   the live file's times, owner and mode,
- *                                never cached (PITFALLS 5); its size is
- *                                what the asking reader reads (below);
+ *                                never cached (engine/PITFALLS.md 5); its size
+ *                                is what the asking reader reads (below);
  *   a snapshot                   the live mode without write bits (a 0600
  *                                database never yields a snapshot others
  *                                can read), mtime = creation time, size =

@@ -30,11 +30,11 @@
  *   mkdir, symlink, link, mknod  EPERM (but .Trash-UID, trash.c).
  *
  * After a rename onto current.db the kernel has moved the source's dentry
- * onto the name current.db (PITFALLS 16): both names are invalidated after
- * the reply, from the notifier thread.  After every change of the catalog
- * (a delete, a relabel, a restore's safety snapshot) the catalog watcher
- * is told, after the reply, so snapshots/' time and the kernel's entries
- * follow (watch.c).
+ * onto the name current.db (engine/PITFALLS.md 16): both names are invalidated
+ * after the reply, from the notifier thread.  After every change of the
+ * catalog (a delete, a relabel, a restore's safety snapshot) the catalog
+ * watcher is told, after the reply, so snapshots/' time and the kernel's
+ * entries follow (watch.c).
  *
  * Thread-safety: nodes are held by an open reference while used outside
  * snap_fs.lock; restores are serialized in staging.c.
@@ -563,8 +563,8 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		rc = snap_dir_restore_from(parent, name, NULL);
 		fuse_reply_err(req, -rc);
 		/* The kernel moved the source's dentry onto current.db
-		 * (PITFALLS 16); a failed rename may have left the kernel's
-		 * size of current.db stale too.  Forget both. */
+		 * (engine/PITFALLS.md 16); a failed rename may have left the
+		 * kernel's size of current.db stale too.  Forget both. */
 		snap_notify_current(snap_fs.notify);
 		snap_notify_entry(snap_fs.notify, parent, name);
 		snap_watch_changed();   /* the safety snapshot */

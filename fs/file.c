@@ -13,7 +13,7 @@
  *                               the engine's snap_image, keep_cache on;
  *   a staging file              its backing file, page cache as usual (a
  *                               client's -shm is mmapped: no direct_io,
- *                               PITFALLS 19);
+ *                               engine/PITFALLS.md 19);
  *   a snapshot request          its backing file, taken or imported at
  *                               the FLUSH of its last writer, never of a
  *                               reader (staging.c);
@@ -28,9 +28,9 @@
  *                               nodes.
  *
  * Every handle on current.db is direct_io, so the kernel's page cache never
- * mixes an image, a session copy and an upload (DESIGN.md §4).  Errors of a
+ * mixes an image, a session copy and an upload (fs/DESIGN.md §6).  Errors of a
  * restore are returned from FLUSH, where close() and therefore cp, mv,
- * rsync, gio and cat see them; RELEASE only cleans up (PITFALLS table).
+ * rsync, gio and cat see them; RELEASE only cleans up (engine/PITFALLS.md 24).
  * Invalidations are queued after the reply (notify.c).
  *
  * Thread-safety: a handle's state and its descriptor are guarded by its
@@ -463,7 +463,7 @@ void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
 			return;
 		}
 		/* SQLite's side files and GIO's temporary copies are never
-		 * snapshot requests (PITFALLS 20). */
+		 * snapshot requests (engine/PITFALLS.md 20). */
 		if (snap_name_is_sidefile(name) ||
 		    strncmp(name, ".goutputstream-", 15) == 0) {
 			fuse_reply_err(req, EROFS);

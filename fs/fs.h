@@ -168,7 +168,8 @@ void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 		       const char *name);
 /* Queue "forget the kernel's attributes and cached data of ino". */
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino);
-/* Both, for current.db after a restore or an upload (PITFALLS 16). */
+/* Both, for current.db after a restore or an upload
+ * (engine/PITFALLS.md 16). */
 void snap_notify_current(struct snap_notify *n);
 /* Around the handler of an operation the kernel sends with directory dir
  * locked (lookup, readdir, create, unlink, rename, ...; ops.c): no name in

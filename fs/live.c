@@ -17,11 +17,11 @@
  * Images: a read-only open of current.db reads a copy made by
  * sqlite3_backup with one step (one read transaction on the source, so the
  * copy is one committed state in rollback and WAL mode while applications
- * write — PITFALLS 1, 6) into a private file in the staging directory,
- * which is unlinked at once and read through its descriptor.  Page 1 is
- * normalized to rollback-journal mode (bytes 18-19 = 1), as snapshots are,
- * so `sqlite3 -readonly` works on a copy and never looks for -wal/-shm.  The
- * newest image is kept and handed to every open while the generation is
+ * write — engine/PITFALLS.md 1, 6) into a private file in the staging
+ * directory, which is unlinked at once and read through its descriptor.  Page
+ * 1 is normalized to rollback-journal mode (bytes 18-19 = 1), as snapshots
+ * are, so `sqlite3 -readonly` works on a copy and never looks for -wal/-shm.
+ * The newest image is kept and handed to every open while the generation is
  * unchanged.
  *
  * Peeks: a read-only open does not build that copy.  It takes a peek
@@ -56,7 +56,7 @@
  * renewed by reads.
  *
  * Size: stat() of current.db must say how many bytes an open would read
- * (DESIGN.md §1), and for a WAL database that is not the main file's size:
+ * (fs/DESIGN.md §1), and for a WAL database that is not the main file's size:
  * committed frames still in the WAL can add pages.  An image made by
  * sqlite3_backup has exactly page_count * page_size bytes of its source as
  * one read transaction sees it (the backup copies page_count pages, and a
@@ -70,7 +70,7 @@
  * a hot journal (it is never written through); the live file is never
  * open()ed here: all access goes through SQLite,
  * whose per-process inode table keeps POSIX locks intact across our
- * connections and the engine's (PITFALLS 2).
+ * connections and the engine's (engine/PITFALLS.md 2).
  *
  * During a restore through the mount the watch connection is closed, held
  * peeks are built and their transactions ended, and peeks and builds wait

@@ -5,8 +5,8 @@
  * Why a thread: fuse_lowlevel_notify_inval_entry() takes the kernel's lock
  * on the parent directory.  Called from the handler of an operation that
  * holds that lock (a RENAME, a CREATE), or under a daemon lock such an
- * operation waits for, it deadlocks (fuse_lowlevel.h; PITFALLS 18).  So
- * handlers only queue requests here, after they replied, and this thread —
+ * operation waits for, it deadlocks (fuse_lowlevel.h; engine/PITFALLS.md 18).
+ * So handlers only queue requests here, after they replied, and this thread —
  * holding no filesystem lock — sends them in order.  A request that arrives
  * before the kernel finished the operation would wait for the directory
  * lock in the kernel, uninterruptibly: if the daemon is killed then (kill
@@ -22,7 +22,7 @@
  * operation replied and the kernel can finish it without the daemon.  The
  * invalidation still lands after the operation.
  *
- * What gets invalidated (PITFALLS 16, and the O_TRUNC note):
+ * What gets invalidated (engine/PITFALLS.md 16, and its O_TRUNC note):
  *   - after a restore: current.db's attributes and cached data, the dentry
  *     "current.db" (the kernel moved the rename source's dentry onto it)
  *     and the source's name;

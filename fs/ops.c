@@ -4,7 +4,7 @@
  * readlink, the read-only xattrs, statfs, init.  Open files are in file.c,
  * names and listings in dir.c, attributes in attr.c.
  *
- * The tree (DESIGN.md §1):
+ * The tree (fs/DESIGN.md §1):
  *
  *   /                  root: current.db, snapshots/, .snapfs/, staging files
  *   /current.db        the live database: stat = the live file's times,
@@ -25,20 +25,20 @@
  *
  * Every handler replies exactly once.  Handlers that change what the kernel
  * has cached reply first and then queue invalidations with the notifier
- * (notify.c), never calling the kernel themselves (PITFALLS 16-18).  The
- * operations the kernel sends while it holds a directory's lock run inside
+ * (notify.c), never calling the kernel themselves (engine/PITFALLS.md 16-18).
+ * The operations the kernel sends while it holds a directory's lock run inside
  * snap_notify_dir_begin/end for that directory (the dirop_* wrappers at
  * the table), so the notifier never waits in the kernel for a lock held on
  * behalf of this daemon (notify.c says why).
  *
- * Attribute lifetimes: current.db 0 (never stale, PITFALLS 5); a snapshot's
- * attributes an hour (immutable), its name a second (snapctl may delete it
- * beside the mount); -journal/-wal/-shm next to a snapshot are cached
- * negative entries for an hour, because SQLite looks for them at every read
- * transaction (PITFALLS 20).  Handles on current.db are direct_io, so the
- * page cache never mixes an image, a session copy and an upload; snapshot
- * handles keep their cache; staging files use the page cache normally so a
- * client's -shm can be mmapped (PITFALLS 19).
+ * Attribute lifetimes: current.db 0 (never stale, engine/PITFALLS.md 5); a
+ * snapshot's attributes an hour (immutable), its name a second (snapctl may
+ * delete it beside the mount); -journal/-wal/-shm next to a snapshot are
+ * cached negative entries for an hour, because SQLite looks for them at every
+ * read transaction (engine/PITFALLS.md 20).  Handles on current.db are
+ * direct_io, so the page cache never mixes an image, a session copy and an
+ * upload; snapshot handles keep their cache; staging files use the page cache
+ * normally so a client's -shm can be mmapped (engine/PITFALLS.md 19).
  *
  * Thread-safety: handlers run on the session loop's worker threads.  Shared
  * state lives in snap_fs (fs.h gives the lock order); each open file's
@@ -174,7 +174,8 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	/* snapshots/ */
 	if (snap_name_is_sidefile(name)) {
 		/* SQLite's question "is there a hot journal / a WAL?": no,
-		 * never, and the kernel may remember that (PITFALLS 20). */
+		 * never, and the kernel may remember that
+		 * (engine/PITFALLS.md 20). */
 		memset(&e, 0, sizeof(e));
 		e.ino = 0;
 		e.entry_timeout = SNAP_TTL_NEGATIVE;
@@ -591,7 +592,7 @@ static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 	/* Writes must reach the daemon in order and at once. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	/* Locks stay kernel-local: nothing here is shared with the real
-	 * path (PITFALLS 4). */
+	 * path (engine/PITFALLS.md 4). */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 }
 

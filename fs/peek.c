@@ -7,12 +7,12 @@
  * cost a 294 MB database 0.5 s and 294 MB of staging disk.  A peek instead
  * opens a connection of its own on the live database, begins a read
  * transaction, learns the size (page_count * page_size) and records the
- * first pages, all in that one transaction: one committed state (PITFALLS
- * 1, 6), a few milliseconds whatever the size.  When the database is no
- * larger than the head the transaction ends at once and the head is the
- * whole image.  Otherwise the transaction stays open (live.c bounds for
- * how long), so that the rest of the image, when a read goes beyond the
- * head, is copied by sqlite3_backup from the same connection inside the
+ * first pages, all in that one transaction: one committed state
+ * (engine/PITFALLS.md 1, 6), a few milliseconds whatever the size.  When the
+ * database is no larger than the head the transaction ends at once and the
+ * head is the whole image.  Otherwise the transaction stays open (live.c
+ * bounds for how long), so that the rest of the image, when a read goes beyond
+ * the head, is copied by sqlite3_backup from the same connection inside the
  * same transaction: the same state as the head, whatever applications
  * committed meanwhile.
  *
@@ -27,7 +27,7 @@
  * first bytes: a read of the database file at a page-aligned offset is
  * that page; a read of a page's data in the WAL is the page its frame
  * header names (read from SQLite's own WAL descriptor, never our own
- * open(): PITFALLS 2).  A sqlite3_backup_step() of the first K pages
+ * open(): engine/PITFALLS.md 2).  A sqlite3_backup_step() of the first K pages
  * into a throw-away in-memory database then makes the source's pager
  * fetch exactly those pages, within the transaction.  The pager reads a
  * page only on a cache miss, and it empties its cache whenever it sees

@@ -2,18 +2,18 @@
  * fs/staging.c — bytes on their way into the live database or the store.
  *
  * Nothing written through the mount ever lands in the live database
- * directly (PITFALLS 1-5).  It lands in a private file in the staging
- * directory (<store>/staging, mode 0700, emptied at start and at exit,
+ * directly (engine/PITFALLS.md 1-5).  It lands in a private file in the
+ * staging directory (<store>/staging, mode 0700, emptied at start and at exit,
  * named by a path anchored to its open fd: see snap_staging_init) and
  * reaches the live database only as a verified restore by the engine:
  *
  *   upload      current.db opened with O_TRUNC, or created after an unlink
  *               (cp, cp --remove-destination, cat >, mv across filesystems):
  *               one file per handle, applied at FLUSH so the verdict reaches
- *               close() and the copying program (PITFALLS table: errors from
- *               RELEASE are lost).  A flush with nothing new since the last
- *               one returns the last verdict again (touch, shells that dup2
- *               and close the original descriptor).
+ *               close() and the copying program (engine/PITFALLS.md 24: errors
+ *               from RELEASE are lost).  A flush with nothing new since the
+ *               last one returns the last verdict again (touch, shells that
+ *               dup2 and close the original descriptor).
  *
  *   session     current.db opened for writing without O_TRUNC (a SQLite
  *               client, rsync --inplace, dd conv=notrunc): one copy of the
@@ -284,8 +284,8 @@ void snap_staging_path(const char *what, char *out, size_t len)
  * that asked — mv, cp, cat, a file manager — which prints only its text.
  * The engine's errno passes when its text says what happened: EINVAL (not
  * a usable database), EBUSY (another restore runs), ENOSPC, EDQUOT,
- * ENOMEM, EACCES, EPERM, EROFS.  Every other one is EIO, as DESIGN.md §3
- * promises for a refused or failed restore: "Bad message" (EBADMSG, a
+ * ENOMEM, EACCES, EPERM, EROFS.  Every other one is EIO, as engine/DESIGN.md
+ * §4 promises for a refused or failed restore: "Bad message" (EBADMSG, a
  * source that failed verification), "Stale file handle", "Interrupted
  * system call" (which invites a retry), "File exists", "No such file or
  * directory" (the source is there) and the like would mislead.  The
@@ -834,7 +834,8 @@ static int session_apply(struct snap_session *s)
 		const snap_restore_opts *rop = &ro;
 
 		/* WAL across page sizes is refused while any connection is
-		 * open (PITFALLS 10): then only the check above applies. */
+		 * open (engine/PITFALLS.md 10): then only the check above
+		 * applies. */
 		if (s->wal && file_page_size(s->path) !=
 		    file_page_size(snap_fs.db_path)) {
 			session_watch_close(s);

@@ -39,7 +39,7 @@
  * says so once.
  *
  * Invalidations go to the notifier thread (notify.c): never sent from
- * here, never from a handler before its reply (PITFALLS 18).
+ * here, never from a handler before its reply (engine/PITFALLS.md 18).
  *
  * Thread-safety: the thread alone owns the listing it compares with and
  * the inotify descriptor; the directory time is an atomic any handler

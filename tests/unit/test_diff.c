@@ -365,7 +365,8 @@ static void dry_run_against_live(tu_env *env, const char *mode)
 	expect_table(&d, "t", 20, 10, 3, 1, 0);
 	expect_table(&d, "extra", 0, 0, 0, 0, 2);
 	snap_diff_free(&d);
-	/* PITFALLS 2: the diff never closed the file under w's locks. */
+	/* engine/PITFALLS.md 2: the diff never closed the file under w's
+	 * locks. */
 	tu_exec(w, "BEGIN");
 	assert_int_equal(tu_query_int(w, "SELECT count(*) FROM t"), 210);
 	assert_true(tu_reader_lock_held(env->db));

@@ -14,7 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Page-1 header fields a backup may legitimately change (PITFALLS 7). */
+/* Page-1 header fields a backup may legitimately change
+ * (engine/PITFALLS.md 7). */
 static int is_counter_byte(size_t off)
 {
 	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||

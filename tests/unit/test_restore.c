@@ -22,7 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Page-1 header fields SQLite maintains itself (PITFALLS 7). */
+/* Page-1 header fields SQLite maintains itself (engine/PITFALLS.md 7). */
 static int is_counter_byte(size_t off)
 {
 	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||
@@ -148,7 +148,8 @@ static void test_restore_in_wal_mode_keeps_wal_and_readers_see_it(void **state)
 	int rc = restore(st, a.id, &res, &e);
 	if (rc != 0)
 		fail_msg("restore: %d %s", rc, e.msg);
-	/* PITFALLS 2: the restore never closed the file under our locks. */
+	/* engine/PITFALLS.md 2: the restore never closed the file under our
+	 * locks. */
 	assert_true(tu_reader_lock_held(env->db));
 	/* The reader keeps its snapshot until its transaction ends ... */
 	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), n2);

@@ -275,8 +275,8 @@ static void test_snapshot_progress_reaches_the_page_count(void **state)
 	assert_int_equal(p.last_done, si.page_count);
 }
 
-/* PITFALLS 2: close() drops every POSIX lock this process holds on a file,
- * including those of our own SQLite connections.  Snapshotting the live
+/* engine/PITFALLS.md 2: close() drops every POSIX lock this process holds on a
+ * file, including those of our own SQLite connections.  Snapshotting the live
  * database must go through SQLite only. */
 static void test_snapshot_keeps_this_process_reader_locks(void **state)
 {

@@ -9,11 +9,11 @@ Two snapshots, A and B, of a ~DB_MB MB database that differ in half their
 rows.  In wal-pagesize, the live database is WAL with 8 KiB pages (A) and B
 is an imported file with 4 KiB pages, so every restore takes the engine's
 path for a WAL database whose page size differs from the image's (leave
-WAL, copy, return to WAL: PITFALLS 10).  Each attempt restores the state the live database is not in, and is
-killed at a random point drawn uniformly from [0, 1.2 D], D being the
-duration of the last restore that ran to the end (the random delays choose
-kill points; they do not wait for anything); attempts go on until KILLS
-restores were killed.
+WAL, copy, return to WAL: engine/PITFALLS.md 10).  Each attempt restores the
+state the live database is not in, and is killed at a random point drawn
+uniformly from [0, 1.2 D], D being the duration of the last restore that ran to
+the end (the random delays choose kill points; they do not wait for anything);
+attempts go on until KILLS restores were killed.
 
 After every attempt, opening the live database as an application would
 (which rolls back a hot journal):
@@ -138,8 +138,8 @@ def body(ctx, mode):
         ic = st.integrity(db)
         ctx.check(ic == "ok", f"{what}: live integrity_check ok", ic)
         # A restore across page sizes takes a WAL database out of WAL
-        # mode for the copy (PITFALLS 10); killed before it switched back,
-        # the database is intact in rollback mode and the next snapfs
+        # mode for the copy (engine/PITFALLS.md 10); killed before it switched
+        # back, the database is intact in rollback mode and the next snapfs
         # command that opens the store for writing (here: verify; the
         # commands that only read never touch the live database) switches
         # it back.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-snapshots/ follows the catalog, whoever changes it (DESIGN.md §1,
+snapshots/ follows the catalog, whoever changes it (fs/DESIGN.md §1,
 "snapshots/": "Every catalog change, by whatever process, updates the
 directory's mtime and invalidates the kernel's entries"; issue 8 item 2):
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 Every program that copies current.db by its size gets a whole database,
-while an application writes in WAL mode (issue 7 item 1; DESIGN.md §1
+while an application writes in WAL mode (issue 7 item 1; fs/DESIGN.md §1
 "current.db stat": a reader never sees a size that disagrees with the
 bytes it reads).
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 `cp current.db out.db` never yields a torn copy while applications write
-(DESIGN.md §1 "current.db open read-only"; PITFALLS 1, 6):
+(fs/DESIGN.md §1 "current.db open read-only"; engine/PITFALLS.md 1, 6):
 
 Writer processes move money between accounts on the real path, each
 transfer one transaction, so the total never changes in any committed

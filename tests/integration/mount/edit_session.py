@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 Edit sessions: SQLite clients writing to current.db through the mount
-(DESIGN.md §1, "open read-write without truncation").
+(fs/DESIGN.md §2, "Edit sessions").
 
   * `sqlite3 MNT/current.db "insert ..."` reaches the live database, as a
     verified restore, leaving no -journal/-wal/-shm behind; a read-only

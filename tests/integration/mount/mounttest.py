@@ -4,7 +4,7 @@ tests/integration/mount/mounttest.py — shared helpers for the mount tests
 
 Every test mounts snapfs for real ($SNAPFS, run as root) on a private
 directory, drives it with the programs people use (cp, mv, rsync, gio,
-touch, sqlite3), checks what DESIGN.md §1 promises, and exits 0 (pass),
+touch, sqlite3), checks what fs/DESIGN.md §1 promises, and exits 0 (pass),
 77 (skip) or 1 (fail).  Each check prints "ok N - ..." or "not ok N - ...".
 
 Rules these helpers keep:
@@ -442,7 +442,7 @@ def read_bytes(path):
 
 # ---- the mount -----------------------------------------------------------
 
-# What the mount root always holds (DESIGN.md §1, "Mount root"), sorted;
+# What the mount root always holds (fs/DESIGN.md §1, "Mount root"), sorted;
 # anything else there is a staging file.
 ROOT_FIXED = [".snapfs", "current.db", "restore", "snapshots"]
 

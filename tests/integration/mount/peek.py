@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-A peek at current.db copies nothing (issue 8 item 8; DESIGN.md §1
+A peek at current.db copies nothing (issue 8 item 8; fs/DESIGN.md §1
 "current.db open read-only").
 
 To show a file's type a file manager opens it read-only and reads its

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
-Restores onto current.db with every command people use (DESIGN.md §1,
-"Mount root"; PITFALLS table of what each tool sends):
+Restores onto current.db with every command people use (fs/DESIGN.md §1,
+"Mount root"; engine/PITFALLS.md, "What tools do"):
 
   mv of a snapshot, cp of a snapshot; cp, cp --remove-destination, cat >,
   rsync, rsync --inplace, gio copy of a database from outside; mv from
@@ -10,8 +10,8 @@ Restores onto current.db with every command people use (DESIGN.md §1,
 Each must leave the live database equal to the source and passing
 integrity_check, add a pre-restore snapshot, keep the source snapshot
 listed, leave no staging file behind, and make the kernel tell the truth at
-once: current.db names the live inode again (PITFALLS 16), its size is the
-live size, and reading it gives the restored content.
+once: current.db names the live inode again (engine/PITFALLS.md 16), its size
+is the live size, and reading it gives the restored content.
 
 Argument: the live database's journal mode (delete or wal).
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-restore/, the drop folder (DESIGN.md §1, "Mount root", row restore/;
+restore/, the drop folder (fs/DESIGN.md §4, "restore/";
 issue 8 item 4): copying or moving a snapshot or any database file into
 restore/ restores it onto the live database, as a copy or rename onto
 current.db would, and the file does not stay there.

@@ -10,7 +10,7 @@ What a restore through the mount tells the user (issue 7 item 8):
     logs "nothing was written" exactly once (when the handle ends); an
     empty upload still fails at close() with EINVAL;
   * a snapshot whose stored page is damaged, moved onto current.db: mv
-    fails with "Input/output error" (EIO, DESIGN.md §3), not "Bad
+    fails with "Input/output error" (EIO, engine/DESIGN.md §4), not "Bad
     message", the live database is unchanged, and the daemon logs the
     reason;
   * a damaged database file restored by cp (upload), by mv of a file in the

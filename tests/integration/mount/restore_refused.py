@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-Refused restores reach the user and change nothing (DESIGN.md §1; issue 3
+Refused restores reach the user and change nothing (fs/DESIGN.md §1; issue 3
 "Errors reach the user"):
 
   cp, cp --remove-destination, cat >, rsync, rsync --inplace, gio copy and

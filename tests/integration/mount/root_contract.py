@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """
-The mount root as the contract says (DESIGN.md §1, "Mount root"), beyond
+The mount root as the contract says (fs/DESIGN.md §1, "Mount root"), beyond
 the restore commands:
 
   * stat current.db is the live file's size, mtime, owner and mode, and is
-    never stale: a commit on the real path shows at once (PITFALLS 5);
+    never stale: a commit on the real path shows at once
+    (engine/PITFALLS.md 5);
   * a read-only open of current.db reads one committed state fixed at open,
     whatever applications commit meanwhile;
   * `rm current.db` never deletes the live database, and current.db is

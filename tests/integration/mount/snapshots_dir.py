@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-snapshots/ as the contract says (DESIGN.md §1, "snapshots/"):
+snapshots/ as the contract says (fs/DESIGN.md §1, "snapshots/"):
 
   * touch, `: >`, `gio save` each take one manual snapshot, listed at once
     under "<UTC time>_<label>.db" with mtime = creation time; latest.db

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-The freedesktop trash at the mount's root (DESIGN.md §1, ".Trash-UID/";
+The freedesktop trash at the mount's root (fs/DESIGN.md §5, ".Trash-UID/";
 issue 8, item 7): a file manager's Delete key on snapshots/X, undone or
 emptied, with the programs a desktop uses.
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 A WAL-mode database copied into the mount with its -wal, then renamed onto
-current.db (DESIGN.md §1, "rename of another file in the root"):
+current.db (fs/DESIGN.md §1, "rename of another file in the root"):
 
     cp src.db src.db-wal MNT/ && mv MNT/src.db MNT/current.db
 
