@@ -25,7 +25,7 @@
 
 #include "codec.h"
 #include "err.h"
-#include "snapshot.h"
+#include "store.h"
 
 typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */

@@ -13,30 +13,7 @@
 #include <string.h>
 
 #include "events.h"
-#include "health.h"
 #include "store_int.h"
-
-int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
-		      int ok, const char *detail)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, "INSERT INTO events(time_ns, kind, "
-				    "snapshot, ok, detail) VALUES(?,?,?,?,?)",
-				    -1, &st, NULL);
-
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, snap_time_now_ns());
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, snapshot ? snapshot : "", -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, ok ? 1 : 0);
-		sqlite3_bind_text(st, 5, detail ? detail : "", -1,
-				  SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
-}
 
 /* Failures of these operations reach the failure hook (on_failure=). */
 static int hooked_kind(const char *kind)

@@ -81,14 +81,4 @@ void snap_status_json(struct snap_json *j, const snap_status *st);
 /* Appends to a malloc()ed string; returns it (NULL on ENOMEM). */
 char *snap_status_prometheus(const snap_status *st);
 
-/*
- * A hook run for failures (snapshot, check, verify, restore events with
- * ok == 0): the daemon's on_failure=CMD.  fn gets the event.  One hook per
- * store; NULL removes it.
- */
-struct snap_event;
-typedef void (*snap_failure_hook)(void *ctx, const struct snap_event *ev);
-void snap_store_set_failure_hook(snap_store *s, snap_failure_hook fn,
-				 void *ctx);
-
 #endif /* ENGINE_HEALTH_H */

@@ -68,4 +68,9 @@ int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
  */
 int snap_image_sqlite_error(sqlite3 *db, snap_err *err);
 
+/* Internal (diff.c): register the store's read-only VFS if needed and
+ * give its name, for URIs
+ * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
+int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
+
 #endif /* ENGINE_IMAGE_H */

@@ -48,7 +48,7 @@
 #include "image.h"
 #include "integrity.h"
 #include "restore.h"
-#include "snapshot.h"
+#include "snapshot_int.h"
 #include "store_int.h"
 #include "sys.h"
 #include "verify.h"
@@ -468,9 +468,12 @@ static int return_to_wal(snap_store *s, snap_err *err)
 
 int snap_restore_recover(snap_store *s)
 {
-	int fd = -1, rc;
+	int fd = -1, rc, ro;
 
-	if (!snap_store_file_exists(s, WAL_MARKER))
+	snap_store_lock(s);
+	ro = s->readonly;
+	snap_store_unlock(s);
+	if (ro != SNAP_STORE_RW || !snap_store_file_exists(s, WAL_MARKER))
 		return 0;
 	/* A restore in progress owns the marker. */
 	if (snap_store_restore_lock(s, &fd, NULL))

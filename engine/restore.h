@@ -108,9 +108,12 @@ void snap_restore_busy_set(sqlite3 *db);
 
 /*
  * Finish what an interrupted restore left: a live database it took out of
- * WAL mode (different page sizes) is switched back.  Called by
- * snap_store_open() on a writable store (never with SNAP_OPEN_READONLY);
- * cheap when there is nothing to do.  0 or -EBUSY.
+ * WAL mode (different page sizes) is switched back.  Whoever opens a store
+ * for work calls it right after snap_store_open() (snapctl, the daemon);
+ * the store itself does not, being below restore (layers: snapfs.h).
+ * Does nothing on a store opened read-only (SNAP_OPEN_READONLY, or a
+ * read-only or full filesystem); cheap when there is nothing to do.
+ * 0 or -EBUSY.
  */
 int snap_restore_recover(snap_store *s);
 

@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 #include "events.h"
@@ -61,7 +60,6 @@
 
 #define NS_PER_SEC 1000000000LL
 #define MIB (1024ull * 1024ull)
-#define RET_SLACK MIB               /* catalog row, map, index pages */
 #define RET_CHECKPOINT_MS 1000      /* wait this long for WAL readers */
 
 /* ------------------------------------------------------------------ */
@@ -866,78 +864,6 @@ int snap_retention_prune(snap_store *s, const snap_keep_policy *p,
 /* ------------------------------------------------------------------ */
 /* the free-space guard                                                */
 
-/* What the store's filesystem has and what a snapshot may take. */
-typedef struct ret_space {
-	uint64_t fs_free;    /* f_bavail * f_frsize of the store directory */
-	uint64_t reusable;   /* free pages inside store.db, in bytes */
-	uint64_t wal;        /* size of store.db-wal */
-	uint64_t unit;       /* worst-case bytes a snapshot writes */
-	uint64_t need;       /* filesystem bytes a worst-case snapshot takes */
-} ret_space;
-
-/* Size of a file, 0 when it does not exist. */
-static uint64_t file_size(const char *path)
-{
-	struct stat st;
-
-	return snap_sys_stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-}
-
-/* Measure (see retention.h for the formula). */
-static int space_get(snap_store *s, ret_space *sp, snap_err *err)
-{
-	char path[PATH_MAX];
-	struct statvfs vfs;
-	struct stat wst;
-	sqlite3_stmt *st = NULL;
-	uint64_t live, unit;
-	int64_t freelist = 0, page_size = 0;
-	int rc;
-
-	memset(sp, 0, sizeof(*sp));
-	if (fstatvfs(s->dirfd, &vfs) < 0)
-		return snap_err_set(err, -errno, "store %s: cannot measure its "
-				    "free space: %s", s->dir, strerror(errno));
-	sp->fs_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT freelist_count, page_size "
-				"FROM pragma_freelist_count, "
-				"pragma_page_size", -1, &st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		freelist = sqlite3_column_int64(st, 0);
-		page_size = sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "its free pages", s->dir);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	if (rc)
-		return rc;
-	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
-	if (snap_sys_fstatat(s->dirfd, "store.db-wal", &wst,
-			     AT_SYMLINK_NOFOLLOW) == 0)
-		sp->wal = (uint64_t)wst.st_size;
-	snprintf(path, sizeof(path), "%s-wal", s->db_path);
-	live = file_size(s->db_path) + file_size(path);
-	unit = live + live / 16 + RET_SLACK;
-	sp->unit = unit;
-	sp->need = unit + (unit > sp->reusable ? unit - sp->reusable : 0);
-	return 0;
-}
-
-int snap_retention_space(snap_store *s, uint64_t *room, uint64_t *need,
-			 snap_err *err)
-{
-	ret_space sp;
-	int rc = space_get(s, &sp, err);
-
-	*room = rc ? 0 : sp.fs_free;
-	*need = rc ? 0 : sp.need;
-	return rc;
-}
-
 /*
  * Checkpoint the store's WAL and truncate it to zero bytes, so its space
  * counts as free; best effort (readers may hold it: then nothing changes).
@@ -956,14 +882,14 @@ static void wal_truncate(snap_store *s)
 
 /* Measure; when short and the WAL holds space, truncate it and measure
  * again.  *fits tells the outcome. */
-static int space_check(snap_store *s, ret_space *sp, int *fits,
+static int space_check(snap_store *s, snap_space *sp, int *fits,
 		       snap_err *err)
 {
-	int rc = space_get(s, sp, err);
+	int rc = snap_store_space(s, sp, err);
 
 	if (!rc && sp->fs_free < sp->need && sp->wal > 0) {
 		wal_truncate(s);
-		rc = space_get(s, sp, err);
+		rc = snap_store_space(s, sp, err);
 	}
 	*fits = !rc && sp->fs_free >= sp->need;
 	return rc;
@@ -1002,7 +928,7 @@ static const char *plan_name(const snap_keep_decision *d, size_t n,
 
 /* Could deleting all k victims make room?  An optimistic estimate from
  * the page model (freed stored bytes plus 1/16 for their rows). */
-static int guard_feasible(snap_store *s, const ret_space *sp,
+static int guard_feasible(snap_store *s, const snap_space *sp,
 			  const int64_t *ids, size_t k, snap_err *err)
 {
 	ret_model m;
@@ -1026,7 +952,7 @@ static int guard_feasible(snap_store *s, const ret_space *sp,
 }
 
 /* The guard's refusal: -ENOSPC with the contract's sentence, recorded. */
-static int guard_refuse(snap_store *s, const ret_space *sp, size_t deleted,
+static int guard_refuse(snap_store *s, const snap_space *sp, size_t deleted,
 			snap_err *err)
 {
 	unsigned long long free_mb = sp->fs_free / MIB;
@@ -1046,7 +972,7 @@ int snap_retention_make_room(snap_store *s, const snap_keep_policy *p,
 {
 	snap_keep_decision *d = NULL;
 	int64_t *ids = NULL;
-	ret_space sp;
+	snap_space sp;
 	char names[512] = "";
 	size_t n = 0, k, i, deleted = 0, len = 0;
 	snap_err local;

@@ -104,14 +104,6 @@ int snap_retention_prune(snap_store *s, const snap_keep_policy *p,
 			 size_t *pruned, snap_err *err);
 
 /*
- * What the guard below measures: the bytes free for the store on its
- * filesystem, and what a snapshot of the live database may need there (its
- * formula).  0 or a negative errno.
- */
-int snap_retention_space(snap_store *s, uint64_t *room, uint64_t *need,
-			 snap_err *err);
-
-/*
  * Before a snapshot: is there room on the store's filesystem for the pages
  * it may add?  The worst case is every page new and incompressible: the
  * snapshot's transaction writes about the live database's size (plus its

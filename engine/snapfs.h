@@ -2,6 +2,35 @@
  * engine/snapfs.h — the snapfs engine: a deduplicated, verified snapshot
  * store for a live SQLite database.  No FUSE here; the daemon (fs/), snapctl
  * (tools/) and the tests all link this library.
+ *
+ * The engine reads bottom-up.  A file uses (includes, calls) files of its
+ * own layer or of a lower one, never of a higher one, and no two modules
+ * use each other; tests/unit/check_layers.py ('layers' in suite unit) reads
+ * the table below and fails the build's tests when a file breaks it.  A
+ * module is a .c and its headers (store_int.h belongs to store,
+ * snapshot_int.h to snapshot); a header declares only functions of its own
+ * layer or a lower one.  storedir.c is the store's directory half, split
+ * from store.c by size: the two call each other through store_int.h.
+ *
+ *   L0  err sys codec pagepipe integrity anchor
+ *   L1  store storedir
+ *   L2  events capture image json
+ *   L3  snapshot verify
+ *   L4  restore diff merge retention trash
+ *   L5  health schedule
+ *   L6  snapfs
+ *
+ * L0 is the toolbox: errors, system calls, compression and the page index,
+ * hashing workers, integrity checks, the anchor file.  L1 is the store: its
+ * directory, the catalog, the events table's raw insert (snap_event_add_db,
+ * so a catalog change and its event share one transaction).  L2 reads and
+ * writes what the store holds: the event history and the failure hook,
+ * capture of pages, images, JSON of catalog records.  L3 takes and checks
+ * snapshots.  L4 changes the live database or the catalog's membership
+ * (restore and its crash recovery, diff, merge, retention, trash).  L5
+ * runs on its own: health checks and the schedule.  The store does not
+ * finish an interrupted restore when it opens: whoever opens a store for
+ * work (snapctl, the daemon) calls snap_restore_recover() next.
  */
 #ifndef ENGINE_SNAPFS_H
 #define ENGINE_SNAPFS_H

@@ -29,6 +29,7 @@
 #include "events.h"
 #include "integrity.h"
 #include "json.h"
+#include "snapshot_int.h"
 #include "store_int.h"
 #include "sys.h"
 

@@ -25,9 +25,6 @@ typedef struct snap_create_opts {
 				    the file (NULL: its path) */
 } snap_create_opts;
 
-/* Progress callback: done and total in pages; may be NULL. */
-typedef void (*snap_progress_fn)(void *ctx, uint64_t done, uint64_t total);
-
 /*
  * Take a snapshot of the store's live database.  On success *out (may be
  * NULL) describes the new snapshot.  Errors: -ENOENT (no database), -EINVAL

@@ -64,9 +64,6 @@
 
 #include "anchor.h"
 #include "codec.h"
-#include "events.h"
-#include "restore.h"
-#include "retention.h"
 #include "store_int.h"
 #include "sys.h"
 
@@ -84,6 +81,8 @@
 /* A store read-only for want of room tries to write again once this much
  * is free. */
 #define STORE_ROOM_MIN (1 << 20)
+/* What a snapshot adds beside its pages: catalog row, map, index pages. */
+#define STORE_SPACE_SLACK (1ull << 20)
 /* Free pages of store.db handed back to the filesystem after a deletion
  * once they are at least this many and a quarter of the file. */
 #define STORE_VACUUM_MIN_PAGES 16
@@ -659,10 +658,63 @@ static int store_retry_rw(snap_store *s)
 	return ro;
 }
 
+/* Size of a file, 0 when it does not exist. */
+static uint64_t file_size(const char *path)
+{
+	struct stat st;
+
+	return snap_sys_stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+/* Measure (see snap_retention_make_room in retention.h for the formula). */
+int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
+{
+	char path[PATH_MAX];
+	struct statvfs vfs;
+	struct stat wst;
+	sqlite3_stmt *st = NULL;
+	uint64_t live, unit;
+	int64_t freelist = 0, page_size = 0;
+	int rc;
+
+	memset(sp, 0, sizeof(*sp));
+	if (fstatvfs(s->dirfd, &vfs) < 0)
+		return snap_err_set(err, -errno, "store %s: cannot measure its "
+				    "free space: %s", s->dir, strerror(errno));
+	sp->fs_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT freelist_count, page_size "
+				"FROM pragma_freelist_count, "
+				"pragma_page_size", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		freelist = sqlite3_column_int64(st, 0);
+		page_size = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
+				     "its free pages", s->dir);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	if (rc)
+		return rc;
+	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
+	if (snap_sys_fstatat(s->dirfd, "store.db-wal", &wst,
+			     AT_SYMLINK_NOFOLLOW) == 0)
+		sp->wal = (uint64_t)wst.st_size;
+	snprintf(path, sizeof(path), "%s-wal", s->db_path);
+	live = file_size(s->db_path) + file_size(path);
+	unit = live + live / 16 + STORE_SPACE_SLACK;
+	sp->unit = unit;
+	sp->need = unit + (unit > sp->reusable ? unit - sp->reusable : 0);
+	return 0;
+}
+
 int snap_store_writable(snap_store *s, snap_err *err)
 {
 	unsigned long long free_mb, need_mb;
 	uint64_t room = 0, need = 0;
+	snap_space sp;
 	snap_err e;
 	int ro;
 
@@ -676,8 +728,12 @@ int snap_store_writable(snap_store *s, snap_err *err)
 		return 0;
 	case SNAP_STORE_RO_FULL:
 		snap_err_clear(&e);
-		if (snap_retention_space(s, &room, &need, &e) < 0)
+		if (snap_store_space(s, &sp, &e) < 0) {
 			room = store_room(s);
+		} else {
+			room = sp.fs_free;
+			need = sp.need;
+		}
 		free_mb = room / (1 << 20);
 		need_mb = (need + (1 << 20) - 1) / (1 << 20);
 		return snap_err_set(err, -ENOSPC, "store %s: its filesystem is "
@@ -966,8 +1022,6 @@ int snap_store_open(const char *db_path, const char *store_dir,
 		if (rc)
 			goto fail;
 	}
-	if (!s->readonly)
-		snap_restore_recover(s);
 	*out = s;
 	return 0;
 fail:
@@ -1117,6 +1171,33 @@ int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
 	*out = v;
 	*n = cnt;
 	return 0;
+}
+
+/*
+ * The events table's raw insert, here so that a catalog change (delete,
+ * relabel, pin) and its event share the caller's transaction; the event
+ * history above the store (events.c) writes through it too.
+ */
+int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
+		      int ok, const char *detail)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "INSERT INTO events(time_ns, kind, "
+				    "snapshot, ok, detail) VALUES(?,?,?,?,?)",
+				    -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, snap_time_now_ns());
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, snapshot ? snapshot : "", -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, ok ? 1 : 0);
+		sqlite3_bind_text(st, 5, detail ? detail : "", -1,
+				  SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
 }
 
 int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)

@@ -37,6 +37,10 @@
 
 typedef struct snap_store snap_store;
 
+/* Progress callback of a long operation (snapshot, verify, restore):
+ * done and total in pages; may be NULL. */
+typedef void (*snap_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
 /* What a snapshot is; the string forms are the contract's words. */
 typedef enum snap_kind {
 	SNAP_KIND_MANUAL = 0,
@@ -97,7 +101,8 @@ typedef struct snap_info {
 enum {
 	SNAP_OPEN_CREATE = 1 << 0,   /* create the store if it does not exist */
 	SNAP_OPEN_DAEMON = 1 << 1,   /* take the exclusive serve lock (-EBUSY) */
-	SNAP_OPEN_READONLY = 1 << 2, /* only read: no write, no recovery;
+	SNAP_OPEN_READONLY = 1 << 2, /* only read: no write, no recovery
+					(snap_restore_recover) either;
 					works on a full or read-only
 					filesystem */
 	SNAP_OPEN_LIVE_DB = 1 << 3,  /* with CREATE: create a store only for

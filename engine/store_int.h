@@ -122,7 +122,21 @@ int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 			snap_err *err);
 /* Like snap_store_get/find on a caller's connection. */
 int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err);
-/* Record an event on a given connection (no locking). */
+/* What the store's filesystem has and what a snapshot may take. */
+typedef struct snap_space {
+	uint64_t fs_free;    /* f_bavail * f_frsize of the store directory */
+	uint64_t reusable;   /* free pages inside store.db, in bytes */
+	uint64_t wal;        /* size of store.db-wal */
+	uint64_t unit;       /* worst-case bytes a snapshot writes */
+	uint64_t need;       /* filesystem bytes a worst-case snapshot takes */
+} snap_space;
+
+/*
+ * Measure *sp: what the guard of snap_retention_make_room() (formula in
+ * retention.h) and snap_store_writable() tell the user.  0 or -errno.
+ */
+int snap_store_space(snap_store *s, snap_space *sp, snap_err *err);
+/* Record an event on a given connection (no locking; store.c). */
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 		      int ok, const char *detail);
 /* The set of unique page ids in snapshot id's map (empty for id <= 0). */
@@ -136,31 +150,6 @@ int snap_store_runs_apply(sqlite3 *db, const struct snap_idcount *delta,
 /* Take / release the exclusive restore lock: 0 or -EBUSY. */
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err);
 void snap_store_restore_unlock(int fd);
-
-/* Register the store's read-only VFS (image.c) if needed and give its
- * name, for URIs "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
-int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
-
-/*
- * A snapshot of the live database through `live`, a connection whose
- * exclusive lock (rollback mode) a restore holds: its pages are read raw
- * through SQLite's own file handle, so the image is exactly the committed
- * state nobody can change meanwhile.  Table counts are left empty.
- */
-struct snap_create_opts;
-int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
-			      const struct snap_create_opts *o, snap_info *out,
-			      snap_err *err);
-
-/*
- * snap_snapshot_import, recording a failure as an event of kind `event`:
- * a file refused on its way to a restore is a failed "restore" (what
- * on_failure hooks and monitors are told), not a failed "import".
- */
-int snap_snapshot_import_for(snap_store *s, const char *path,
-			     const struct snap_create_opts *o,
-			     const char *event, snap_info *out,
-			     snap_err *err);
 
 void snap_store_lock(snap_store *s);
 void snap_store_unlock(snap_store *s);

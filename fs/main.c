@@ -665,6 +665,8 @@ int main(int argc, char *argv[])
 			"%s: %s\n", db, err.msg);
 		goto out;
 	}
+	/* Finish a restore a crash interrupted before serving anything. */
+	snap_restore_recover(snap_fs.store);
 	snap_fs.db_path = snap_store_db_path(snap_fs.store);
 	/* A store on a full filesystem is served read-only: say so. */
 	snap_err_clear(&full);

@@ -464,6 +464,8 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 				       a->db ? a->db : "FILE");
 		else if (erc < 0)
 			rc = ctl_fail(&err, erc, "opening the store");
+		else
+			snap_restore_recover(*out); /* an interrupted restore */
 	}
 	free(file);
 	free(dir);

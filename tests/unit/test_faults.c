@@ -364,6 +364,7 @@ static snap_store *open_store(void)
 	snap_err_clear(&e);
 	if (snap_store_open(live_path, NULL, 0, &s, &e))
 		fail_msg("the store does not open: %s", e.msg);
+	snap_restore_recover(s); /* as snapctl and the daemon do */
 	return s;
 }
 
@@ -563,6 +564,8 @@ static snap_store *try_store(char *msg, size_t cap)
 	snap_err_clear(&e);
 	if (snap_store_open(live_path, NULL, 0, &s, &e))
 		snprintf(msg, cap, "the store does not open: %s", e.msg);
+	else
+		snap_restore_recover(s); /* as snapctl and the daemon do */
 	return s;
 }
 

@@ -871,6 +871,63 @@ static void test_restore_file_names_its_source_as_asked(void **state)
 	free(ev);
 }
 
+/*
+ * A restore across page sizes killed while the live database was out of
+ * WAL mode leaves the marker "live-was-wal" in the store.  Opening the
+ * store does not touch the live database (the store sits below restore);
+ * snap_restore_recover(), which snapctl and the daemon call right after
+ * opening, switches it back to WAL and records a "recover" event; on a
+ * store opened read-only it does nothing.
+ */
+static void test_recover_after_open_finishes_an_interrupted_restore(
+	void **state)
+{
+	tu_env *env = *state;
+	char marker[PATH_MAX];
+	snap_store *st, *ro;
+	snap_event *ev = NULL;
+	size_t n = 0;
+	snap_err e;
+	char *jm;
+
+	tu_db_create(env->db, "wal", 4096, 50);
+	snap_store_close(tu_store(env));
+	env->st = NULL;
+	/* What leave_wal() leaves behind when the restore is killed. */
+	char *dir = snap_store_default_dir(env->db);
+	assert_non_null(dir);
+	snprintf(marker, sizeof(marker), "%s/live-was-wal", dir);
+	free(dir);
+	tu_write_file(marker, "", 0);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "PRAGMA journal_mode=DELETE");
+	sqlite3_close(db);
+
+	assert_int_equal(snap_store_open(env->db, NULL, 0, &st, &e), 0);
+	env->st = st;
+	jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "delete");
+	free(jm);
+	assert_true(tu_exists(marker));
+
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_READONLY,
+					 &ro, &e), 0);
+	assert_int_equal(snap_restore_recover(ro), 0);
+	snap_store_close(ro);
+	assert_true(tu_exists(marker));
+
+	assert_int_equal(snap_restore_recover(st), 0);
+	jm = tu_db_journal_mode(env->db);
+	assert_string_equal(jm, "wal");
+	free(jm);
+	assert_false(tu_exists(marker));
+	assert_int_equal(snap_event_list(st, 0, 1, &ev, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ev[0].kind, "recover");
+	assert_int_equal(ev[0].ok, 1);
+	free(ev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +952,7 @@ int main(void)
 		tu_test(test_restore_file_refused_by_precondition_leaves_nothing),
 		tu_test(test_restore_file_refuses_bad_files),
 		tu_test(test_restore_file_names_its_source_as_asked),
+		tu_test(test_recover_after_open_finishes_an_interrupted_restore),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }

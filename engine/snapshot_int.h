@@ -1,0 +1,32 @@
+/*
+ * engine/snapshot_int.h — what restore.c takes of snapshot.c beyond the
+ * public snapshot.h (internal; not installed, not for fs/ or tools/).
+ */
+#ifndef ENGINE_SNAPSHOT_INT_H
+#define ENGINE_SNAPSHOT_INT_H
+
+#include <sqlite3.h>
+
+#include "snapshot.h"
+
+/*
+ * A snapshot of the live database through `live`, a connection whose
+ * exclusive lock (rollback mode) a restore holds: its pages are read raw
+ * through SQLite's own file handle, so the image is exactly the committed
+ * state nobody can change meanwhile.  Table counts are left empty.
+ */
+int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
+			      const snap_create_opts *o, snap_info *out,
+			      snap_err *err);
+
+/*
+ * snap_snapshot_import, recording a failure as an event of kind `event`:
+ * a file refused on its way to a restore is a failed "restore" (what
+ * on_failure hooks and monitors are told), not a failed "import".
+ */
+int snap_snapshot_import_for(snap_store *s, const char *path,
+			     const snap_create_opts *o,
+			     const char *event, snap_info *out,
+			     snap_err *err);
+
+#endif /* ENGINE_SNAPSHOT_INT_H */
