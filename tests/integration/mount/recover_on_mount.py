@@ -2,7 +2,7 @@
 """
 A restore across page sizes into a WAL database takes the live database out
 of WAL mode for the copy and leaves the marker live-was-wal in the store
-until it switches back (PITFALLS 10).  When such a restore is killed, the
+until it switches back (engine/PITFALLS.md 10).  When such a restore is killed, the
 next program that opens the store for work finishes it: snapctl (the engine
 crash test 'crash during restore (wal, page size change)') and, here, the
 daemon when it mounts.  The store itself does not (it sits below restore,
