@@ -173,14 +173,15 @@ static void status_mount(snap_json *j)
 
 /*
  * The engine's status object (the fields `snapctl status --json` shows, a
- * contract for scripts: health.c), with one more member, "mount".
+ * contract for scripts: health.c), with one more member, "mount": the
+ * engine's members are merged into the file's object (json.h), followed
+ * by a newline.
  */
 static int status_json(char **text, size_t *len)
 {
 	snap_status st;
-	snap_json j, m;
+	snap_json j, eng;
 	snap_err err;
-	char *buf;
 	int rc;
 
 	snap_err_clear(&err);
@@ -190,28 +191,24 @@ static int status_json(char **text, size_t *len)
 		return rc;
 	}
 	snap_timer_schedule(&st.next_snapshot_ns, &st.interval_ns);
+	snap_json_init(&eng);
+	snap_status_json(&eng, &st);
 	snap_json_init(&j);
-	snap_status_json(&j, &st);
-	snap_json_init(&m);
-	status_mount(&m);
-	if (j.oom || m.oom || j.len < 2 || j.buf[j.len - 1] != '}') {
-		snap_json_free(&j);
-		snap_json_free(&m);
-		return -ENOMEM;
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &eng);
+	snap_json_key(&j, "mount");
+	status_mount(&j);
+	snap_json_obj_end(&j);
+	snap_json_free(&eng);
+	rc = 0;
+	if (!snap_json_done(&j) || asprintf(text, "%s\n", j.buf) < 0) {
+		*text = NULL;
+		rc = -ENOMEM;
+	} else {
+		*len = j.len + 1;
 	}
-	/* {...} + ,"mount":{...} + }\n */
-	buf = malloc(j.len + m.len + 16);
-	if (!buf) {
-		snap_json_free(&j);
-		snap_json_free(&m);
-		return -ENOMEM;
-	}
-	*len = (size_t)sprintf(buf, "%.*s,\"mount\":%s}\n", (int)(j.len - 1),
-			       j.buf, m.buf);
-	*text = buf;
 	snap_json_free(&j);
-	snap_json_free(&m);
-	return 0;
+	return rc;
 }
 
 int snap_status_text(fuse_ino_t ino, char **text, size_t *len)

@@ -338,24 +338,10 @@ int ctl_fail(const snap_err *e, int rc, const char *what)
 
 int ctl_json_print(snap_json *j)
 {
-	if (j->oom)
+	if (!snap_json_done(j))
 		return ctl_error("out of memory while writing JSON");
-	puts(j->buf ? j->buf : "null");
+	puts(j->buf);
 	return CTL_EXIT_OK;
-}
-
-/*
- * Reopen the object the last snap_json_*() closed, so that more fields
- * can follow its contract fields ("show" adds "tables").  json.h offers no
- * fields-only variant, and the writer's state is plain data: drop the
- * closing brace and say a value came before.
- */
-void ctl_json_reopen(snap_json *j)
-{
-	if (!j->oom && j->len > 0 && j->buf[j->len - 1] == '}') {
-		j->buf[--j->len] = '\0';
-		j->need_comma = 1;
-	}
 }
 
 void ctl_size_human(uint64_t n, char out[32])
@@ -554,36 +540,52 @@ static int cmd_list(snap_store *s, ctl_args *a)
 	return CTL_EXIT_OK;
 }
 
-/*
- * Print the per-table row counts (the engine's JSON object text) as aligned
- * "table  rows" lines.  SQLite's own json_each() reads the text, on an
- * in-memory connection, rather than a parser of our own; text it cannot read
- * is printed as it is rather than hidden.
- */
-static void ctl_print_tables(const char *json)
+int ctl_json_query(const char *json, size_t len, const char *sql,
+		   int (*row)(sqlite3_stmt *st, void *arg), void *arg)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int rc, n = 0;
+	int rc;
 
 	rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "SELECT key, value FROM "
-					"json_each(?1)", -1, &st, NULL);
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_bind_text(st, 1, json, -1, SQLITE_STATIC);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		printf("  %-30s %s\n", (const char *)sqlite3_column_text(st, 0),
-		       (const char *)sqlite3_column_text(st, 1));
-		n++;
-		rc = SQLITE_OK;
-	}
-	if (rc == SQLITE_DONE && n == 0)
-		puts("  (none)");
-	else if (rc != SQLITE_DONE && n == 0)
-		printf("  %s\n", json);
+		rc = sqlite3_bind_text(st, 1, json, (int)len, SQLITE_STATIC);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rc = row(st, arg) ? SQLITE_ABORT : SQLITE_OK;
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* One "table  rows" line of ctl_print_tables. */
+static int ctl_print_table(sqlite3_stmt *st, void *arg)
+{
+	int *n = arg;
+
+	printf("  %-30s %s\n", (const char *)sqlite3_column_text(st, 0),
+	       (const char *)sqlite3_column_text(st, 1));
+	(*n)++;
+	return 0;
+}
+
+/*
+ * Print the per-table row counts (the engine's JSON object text) as aligned
+ * "table  rows" lines.  SQLite's own json_each() reads the text, rather
+ * than a parser of our own; text it cannot read is printed as it is rather
+ * than hidden.
+ */
+static void ctl_print_tables(const char *json)
+{
+	int rc, n = 0;
+
+	rc = ctl_json_query(json, strlen(json), "SELECT key, value FROM "
+			    "json_each(?1)", ctl_print_table, &n);
+	if (rc == SQLITE_OK && n == 0)
+		puts("  (none)");
+	else if (rc != SQLITE_OK && n == 0)
+		printf("  %s\n", json);
 }
 
 /* "show NAME": every catalog field and the row count of each table. */
@@ -602,11 +604,13 @@ static int cmd_show(snap_store *s, ctl_args *a)
 	if (rc < 0)
 		return ctl_fail(&err, rc, si.name);
 	if (a->json) {
-		snap_json j;
+		snap_json j, info;
 
+		snap_json_init(&info);
+		snap_json_info(&info, &si);
 		snap_json_init(&j);
-		snap_json_info(&j, &si);
-		ctl_json_reopen(&j);
+		snap_json_obj_begin(&j);
+		snap_json_fields(&j, &info);
 		snap_json_key(&j, "change_counter");
 		snap_json_int(&j, si.change_counter);
 		snap_json_key(&j, "tables");
@@ -614,6 +618,7 @@ static int cmd_show(snap_store *s, ctl_args *a)
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
 		snap_json_free(&j);
+		snap_json_free(&info);
 		free(tables);
 		return rc;
 	}

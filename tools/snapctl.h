@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <sqlite3.h>
+
 #include "snapfs.h"
 
 /* Exit statuses (documented in --help and snapctl(1)). */
@@ -114,8 +116,12 @@ int ctl_usage_error(const char *fmt, ...)
 int ctl_fail(const snap_err *e, int rc, const char *what);
 /* Print a finished JSON document on stdout; 0 or CTL_EXIT_FAIL. */
 int ctl_json_print(snap_json *j);
-/* Reopen the object just closed so more fields can follow. */
-void ctl_json_reopen(snap_json *j);
+/* Run sql (one statement, ?1 bound to the JSON text json of len bytes)
+ * on an in-memory SQLite connection and call row() for each row; nonzero
+ * from row() stops.  SQLite's json functions read JSON for snapctl: there
+ * is no parser of our own.  SQLITE_OK or the SQLite error code. */
+int ctl_json_query(const char *json, size_t len, const char *sql,
+		   int (*row)(sqlite3_stmt *st, void *arg), void *arg);
 /* "8192 B", "4.0 KiB", "1.5 GiB". */
 void ctl_size_human(uint64_t n, char out[32]);
 /* ISO-8601 UTC to the second ("2026-11-22T01:49:00Z"). */

@@ -66,7 +66,8 @@ static int health_check_json(snap_store *s, const ctl_args *a, int rc,
 
 	snap_json_init(&j);
 	snap_json_obj_begin(&j);
-	snap_json_key(&j, "db"); snap_json_str(&j, snap_store_db_path(s));
+	snap_json_key(&j, "database");
+	snap_json_str(&j, snap_store_db_path(s));
 	snap_json_key(&j, "ok"); snap_json_bool(&j, rc == 0);
 	snap_json_key(&j, "healthy"); snap_json_bool(&j, !r->corrupt);
 	snap_json_key(&j, "corrupt"); snap_json_bool(&j, r->corrupt);
@@ -323,17 +324,19 @@ int cmd_status(snap_store *s, ctl_args *a)
 	if (monitor)
 		state = health_freshness(a, st, line, sizeof(line));
 	if (a->json) {
-		snap_json j;
+		snap_json j, eng;
 
+		snap_json_init(&eng);
+		snap_status_json(&eng, st);
 		snap_json_init(&j);
-		snap_status_json(&j, st);
-		if (monitor) {
-			ctl_json_reopen(&j);
+		snap_json_obj_begin(&j);
+		snap_json_fields(&j, &eng);
+		if (monitor)
 			health_json_freshness(&j, a, state, line);
-			snap_json_obj_end(&j);
-		}
+		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
 		snap_json_free(&j);
+		snap_json_free(&eng);
 	} else if (a->prometheus) {
 		char *text = snap_status_prometheus(st);
 
