@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 /* A resolved state: its id and how to call it. */
 typedef struct diff_state {

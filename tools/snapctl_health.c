@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 #define NS ((int64_t)1000000000)
 

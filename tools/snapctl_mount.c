@@ -27,7 +27,7 @@
 
 #include <sqlite3.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 #define MNT_STATUS_MAX (1 << 20)   /* a status file is a few KiB */
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 /* The decisions as a JSON array of {name, kind, created, keep, reason}. */
 static int prune_json(const snap_keep_decision *d, size_t n)

@@ -1,22 +1,31 @@
 /*
- * tools/snapctl.h — what the files of snapctl share: the parsed command
- * line, the command table's row, exit statuses, and the output helpers
- * (messages, JSON, progress, sizes and times).
+ * tools/ctl.h — the bottom of snapctl: what every command file uses.  The
+ * parsed command line (ctl_args), exit statuses, messages on stderr,
+ * printing a JSON document and reading JSON through SQLite, finding a
+ * snapshot by name; with ctl_progress.h (the progress line) and
+ * ctl_format.h (sizes and times for people).
  *
- * snapctl is split by concern: snapctl.c parses, dispatches and holds the
- * catalog commands (list, show, create, import, restore, verify, delete,
- * pin, export, log); snapctl_diff.c the content commands (diff, restore
- * --dry-run and --table, export --sql); snapctl_health.c check and status;
- * snapctl_prune.c prune; snapctl_mount.c finding a mount's store (-C).
- * Names are internal to the program (ctl_*, cmd_*); only the engine is
- * linked.
+ * snapctl is split by concern, and the files call downwards only:
+ *   snapctl.c          main: the command table, usage, dispatch, opening
+ *                      the store
+ *   snapctl_opts.c     the option table and the parsing of argv
+ *   snapctl_catalog.c  list, show, create, import, delete, rename, pin,
+ *                      unpin, export, log, __names
+ *   snapctl_restore.c  restore and verify
+ *   snapctl_diff.c     diff, restore --dry-run and --table, export --sql
+ *   snapctl_health.c   check and status
+ *   snapctl_prune.c    prune
+ *   snapctl_mount.c    finding a mount's store (-C)
+ *   ctl.c, ctl_progress.c, ctl_format.c  the helpers below, which call no
+ *                      command
+ * The commands are declared in ctl_cmds.h for main.  Names are internal
+ * to the program (ctl_*, cmd_*); only the engine is linked.
  *
  * Threads: snapctl is single-threaded except for the progress ticker
- * (ctl_busy_begin), which only draws on stderr; every drawing of the
- * progress line takes ctl_out_lock, which nothing else is held under.
+ * (ctl_progress.h).
  */
-#ifndef TOOLS_SNAPCTL_H
-#define TOOLS_SNAPCTL_H
+#ifndef TOOLS_CTL_H
+#define TOOLS_CTL_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +34,8 @@
 #include <sqlite3.h>
 
 #include "snapfs.h"
+#include "ctl_format.h"
+#include "ctl_progress.h"
 
 /* Exit statuses (documented in --help and snapctl(1)). */
 enum {
@@ -87,24 +98,6 @@ typedef struct ctl_args {
 	int64_t mount_interval_ns;  /* schedule interval, 0 = unknown */
 } ctl_args;
 
-/* One command: the table in snapctl.c replaces an if-chain in main(). */
-typedef struct ctl_cmd {
-	const char *name;
-	int (*run)(snap_store *s, ctl_args *a);  /* NULL: needs no store */
-	const char *args;       /* usage of its arguments and options */
-	const char *summary;    /* one line for --help; NULL: hidden */
-	const char *details;    /* "snapctl help CMD": options, output, exit
-				   status; NULL: the summary says it all */
-	int min_args;           /* positional arguments required */
-	int max_args;           /* and allowed */
-	unsigned opts;          /* CTL_OPT_* it accepts */
-	unsigned open_flags;    /* SNAP_OPEN_* for snap_store_open: CREATE
-				   for create and import, READONLY for
-				   the commands that only read */
-} ctl_cmd;
-
-/* ---- output (snapctl.c) ------------------------------------------------ */
-
 /* "snapctl: <message>" on stderr; return CTL_EXIT_FAIL. */
 int ctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "snapctl: warning: <message>" on stderr. */
@@ -122,50 +115,9 @@ int ctl_json_print(snap_json *j);
  * is no parser of our own.  SQLITE_OK or the SQLite error code. */
 int ctl_json_query(const char *json, size_t len, const char *sql,
 		   int (*row)(sqlite3_stmt *st, void *arg), void *arg);
-/* "8192 B", "4.0 KiB", "1.5 GiB". */
-void ctl_size_human(uint64_t n, char out[32]);
-/* ISO-8601 UTC to the second ("2026-11-22T01:49:00Z"). */
-void ctl_time_short(int64_t ns, char out[40]);
-/* An age or duration for people: "3d4h", "5m12s", "40s", "250ms". */
-void ctl_age_human(int64_t ns, char out[48]);
 /* Find snapshot NAME (".db" optional, "latest"); 0 or CTL_EXIT_FAIL. */
 int ctl_find(snap_store *s, const char *name, snap_info *si);
 /* 1 when paths a and b name the same existing file. */
 int ctl_same_file(const char *a, const char *b);
 
-/* Progress on stderr, drawn only when stderr is a terminal and only once
- * an operation has run long enough to be worth watching (so small
- * databases never flicker); erased before anything else is printed. */
-void ctl_progress_clear(void);
-/* A bar: "<what> [#####.....]  45% <detail>". */
-void ctl_bar(const char *what, uint64_t done, uint64_t total,
-	     const char *detail);
-/* Start an operation the bar measures (resets the "worth it" clock). */
-void ctl_bar_begin(void);
-/* For an engine call that reports no progress: a line "<what> ... 12s"
- * redrawn by a ticker thread until ctl_busy_end(), which erases it. */
-void ctl_busy_begin(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-void ctl_busy_end(void);
-
-/* ---- commands in the other files --------------------------------------- */
-
-/* snapctl_diff.c */
-int cmd_diff(snap_store *s, ctl_args *a);
-int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si);
-int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si);
-int ctl_export_sql(snap_store *s, ctl_args *a);
-/* snapctl_health.c */
-int cmd_check(snap_store *s, ctl_args *a);
-int cmd_status(snap_store *s, ctl_args *a);
-/* "status" with thresholds when the store could not be opened: print the
- * Nagios line (CRITICAL when there is no store, so no snapshot; UNKNOWN
- * otherwise) and return the plugin status. */
-int ctl_status_no_store(const ctl_args *a, int missing);
-/* snapctl_prune.c */
-int cmd_prune(snap_store *s, ctl_args *a);
-/* snapctl_mount.c: fill a->db and a->store_dir (and the schedule fields)
- * from MOUNTPOINT/.snapfs/status.json; 0 or CTL_EXIT_FAIL. */
-int ctl_mount_resolve(ctl_args *a);
-
-#endif /* TOOLS_SNAPCTL_H */
+#endif /* TOOLS_CTL_H */
