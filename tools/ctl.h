@@ -52,24 +52,6 @@ enum {
 	CTL_NAGIOS_UNKNOWN = 3,   /* the status could not be read */
 };
 
-/* Command-specific options, as bits in ctl_cmd.opts and ctl_args.given. */
-enum {
-	CTL_OPT_LABEL = 1 << 0,
-	CTL_OPT_COMMENT = 1 << 1,
-	CTL_OPT_FULL = 1 << 2,
-	CTL_OPT_LIMIT = 1 << 3,
-	CTL_OPT_KEEP = 1 << 4,
-	CTL_OPT_MAX_SIZE = 1 << 5,
-	CTL_OPT_DRY_RUN = 1 << 6,
-	CTL_OPT_RECOVER = 1 << 7,
-	CTL_OPT_PROMETHEUS = 1 << 8,
-	CTL_OPT_WARN_AGE = 1 << 9,
-	CTL_OPT_CRIT_AGE = 1 << 10,
-	CTL_OPT_TABLE = 1 << 11,
-	CTL_OPT_SQL = 1 << 12,
-	CTL_OPT_LAST = CTL_OPT_SQL,
-};
-
 /* Everything the command line said, after parsing. */
 typedef struct ctl_args {
 	const char *db;         /* --db FILE (or from -C), or NULL */
@@ -86,11 +68,14 @@ typedef struct ctl_args {
 	int dry_run;            /* --dry-run (prune, restore) */
 	int recover;            /* --recover (check) */
 	int prometheus;         /* --prometheus (status) */
+	int warn_age;           /* --warn-age given */
 	int64_t warn_age_ns;    /* --warn-age D (status) */
+	int crit_age;           /* --crit-age given */
 	int64_t crit_age_ns;    /* --crit-age D (status) */
 	const char *table;      /* --table T (restore) */
 	int sql;                /* --sql (export) */
-	unsigned given;         /* CTL_OPT_* bits that appeared */
+	unsigned given;         /* options given: bit i for row i of the
+				   option table (snapctl_opts.c) */
 	char **pos;             /* positional arguments after the command */
 	int npos;               /* how many */
 	/* From the mount's .snapfs/status.json (-C), when it says: */

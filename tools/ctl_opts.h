@@ -18,7 +18,6 @@ typedef struct ctl_cmd {
 				   status; NULL: the summary says it all */
 	int min_args;           /* positional arguments required */
 	int max_args;           /* and allowed */
-	unsigned opts;          /* CTL_OPT_* it accepts */
 	unsigned open_flags;    /* SNAP_OPEN_* for snap_store_open: CREATE
 				   for create and import, READONLY for
 				   the commands that only read */
@@ -27,6 +26,8 @@ typedef struct ctl_cmd {
 /* Parse argv into a (options anywhere; the first operand is the command,
  * the rest its arguments); 0 or CTL_EXIT_USAGE. */
 int ctl_parse(int argc, char **argv, ctl_args *a);
+/* The global options for --help, one a line, from the option table. */
+void ctl_usage_options(FILE *f);
 /* Check the command's arguments and options against its table row, and
  * that a store was named; 0 or CTL_EXIT_USAGE. */
 int ctl_check(const ctl_cmd *c, const ctl_args *a);

@@ -131,22 +131,21 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 
 static const ctl_cmd ctl_cmds[] = {
 	{ "list", cmd_list, "", "list snapshots, oldest first", NULL,
-	  0, 0, 0, SNAP_OPEN_READONLY },
+	  0, 0, SNAP_OPEN_READONLY },
 	{ "show", cmd_show, "NAME", "every field of a snapshot, row counts per "
-	  "table", NULL, 1, 1, 0, SNAP_OPEN_READONLY },
+	  "table", NULL, 1, 1, SNAP_OPEN_READONLY },
 	{ "create", cmd_create, "[--label L] [--comment C]",
 	  "take a manual snapshot; prints its name",
 	  "  --label L     the label in the snapshot's name (default: manual)\n"
 	  "  --comment C   a comment kept with the snapshot\n"
 	  "Creates the store when it does not exist yet.  A progress bar is\n"
 	  "drawn on a terminal for a large database.\n",
-	  0, 0, CTL_OPT_LABEL | CTL_OPT_COMMENT,
-	  SNAP_OPEN_CREATE | SNAP_OPEN_LIVE_DB },
+	  0, 0, SNAP_OPEN_CREATE | SNAP_OPEN_LIVE_DB },
 	{ "import", cmd_import, "FILE [--label L] [--comment C]",
 	  "store a database file as a snapshot; prints its name",
 	  "FILE must be a complete, intact SQLite database; the label\n"
 	  "defaults to its file name.  The live database is not touched.\n",
-	  1, 1, CTL_OPT_LABEL | CTL_OPT_COMMENT, SNAP_OPEN_CREATE },
+	  1, 1, SNAP_OPEN_CREATE },
 	{ "restore", cmd_restore, "NAME|FILE [--dry-run] [--table T]",
 	  "verified restore into the live database",
 	  "  (none)        verify NAME, take a safety snapshot (pre-restore),\n"
@@ -159,13 +158,13 @@ static const ctl_cmd ctl_cmds[] = {
 	  "                Warns about new foreign-key violations\n"
 	  "Exit 1 when the restore is refused or fails (the engine's reason\n"
 	  "on stderr); the live database is then unchanged.\n",
-	  1, 1, CTL_OPT_DRY_RUN | CTL_OPT_TABLE, 0 },
+	  1, 1, 0 },
 	{ "verify", cmd_verify, "[--full] [NAME]", "check pages and hashes "
 	  "(--full: integrity_check too)",
 	  "Verifies NAME, or every snapshot.  Exit 1 when anything is bad.\n",
-	  0, 1, CTL_OPT_FULL, 0 },
+	  0, 1, 0 },
 	{ "delete", cmd_delete, "NAME", "delete a snapshot and reclaim its "
-	  "unshared pages", NULL, 1, 1, 0, 0 },
+	  "unshared pages", NULL, 1, 1, 0 },
 	{ "rename", cmd_rename, "NAME NEW", "give a snapshot exactly the name "
 	  "NEW",
 	  "NEW ends in .db (added when left out).  Refused, exit 1, when\n"
@@ -173,11 +172,11 @@ static const ctl_cmd ctl_cmds[] = {
 	  "latest.db, live.db, current.db, a hidden name, a name ending in\n"
 	  ".db.db, control characters or bytes that are not UTF-8.  The\n"
 	  "creation time, kind and bytes stay; the label follows the name.\n",
-	  2, 2, 0, 0 },
+	  2, 2, 0 },
 	{ "pin", cmd_pin, "NAME", "never prune a snapshot automatically",
-	  NULL, 1, 1, 0, 0 },
+	  NULL, 1, 1, 0 },
 	{ "unpin", cmd_unpin, "NAME", "let retention prune it again",
-	  NULL, 1, 1, 0, 0 },
+	  NULL, 1, 1, 0 },
 	{ "export", cmd_export, "NAME FILE [--sql]", "write a snapshot's "
 	  "image, or a SQL dump, to a file",
 	  "  (none)        FILE gets the snapshot's image, a standalone\n"
@@ -185,7 +184,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "  --sql         FILE gets SQL text like sqlite3's .dump, which\n"
 	  "                'sqlite3 NEW.db < FILE' re-imports; FILE '-' is\n"
 	  "                standard output; NAME may be 'live'\n",
-	  2, 2, CTL_OPT_SQL, SNAP_OPEN_READONLY },
+	  2, 2, SNAP_OPEN_READONLY },
 	{ "diff", cmd_diff, "A B", "rows added, removed, changed per table, "
 	  "A to B",
 	  "A and B are snapshot names, or 'live' (or 'current') for the live\n"
@@ -194,7 +193,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "is one removed and one added).  Created and dropped tables and a\n"
 	  "changed schema are reported.  Exit 0 whether or not there are\n"
 	  "differences (unlike diff(1)).\n",
-	  2, 2, 0, SNAP_OPEN_READONLY },
+	  2, 2, SNAP_OPEN_READONLY },
 	{ "prune", cmd_prune, "[--keep SPEC] [--max-size SIZE] [--dry-run]",
 	  "delete automatic snapshots no retention rule keeps",
 	  "  --keep SPEC     last:N,hourly:N,daily:N,weekly:N,monthly:N,\n"
@@ -207,7 +206,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "that keeps it or why it goes.  Only kinds auto and pre-restore are\n"
 	  "ever pruned; manual, import, conflict, recovery and pinned\n"
 	  "snapshots are kept.  A policy is required (exit 2 without one).\n",
-	  0, 0, CTL_OPT_KEEP | CTL_OPT_MAX_SIZE | CTL_OPT_DRY_RUN, 0 },
+	  0, 0, 0 },
 	{ "check", cmd_check, "[--recover]", "check the live database for "
 	  "corruption; --recover",
 	  "On corruption the corrupt state is kept as a snapshot of kind\n"
@@ -215,7 +214,7 @@ static const ctl_cmd ctl_cmds[] = {
 	  "full verification, skipping damaged ones.\n"
 	  "Exit 0 healthy or recovered; 1 corrupt (not recovered), or the\n"
 	  "check could not run.\n",
-	  0, 0, CTL_OPT_RECOVER, 0 },
+	  0, 0, 0 },
 	{ "status", cmd_status, "[--json|--prometheus] [--warn-age D] "
 	  "[--crit-age D]", "summary for people and monitors; a freshness "
 	  "check",
@@ -229,14 +228,13 @@ static const ctl_cmd ctl_cmds[] = {
 	  "snapshot NAME is AGE old' and the exit status is Nagios's:\n"
 	  "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (status unreadable).\n"
 	  "Without a threshold: exit 0, or 1 when the status cannot be read.\n",
-	  0, 0, CTL_OPT_PROMETHEUS | CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE,
-	  SNAP_OPEN_READONLY },
+	  0, 0, SNAP_OPEN_READONLY },
 	{ "log", cmd_log, "[--limit N]", "the event history (--limit: only the "
-	  "last N)", NULL, 0, 0, CTL_OPT_LIMIT, SNAP_OPEN_READONLY },
+	  "last N)", NULL, 0, 0, SNAP_OPEN_READONLY },
 	{ "help", NULL, "[COMMAND]", "show this help, or one command's", NULL,
-	  0, 1, 0, 0 },
-	{ "__names", cmd_names, "", NULL, NULL, 0, 0, 0, SNAP_OPEN_READONLY },
-	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0 },
+	  0, 1, 0 },
+	{ "__names", cmd_names, "", NULL, NULL, 0, 0, SNAP_OPEN_READONLY },
+	{ NULL, NULL, NULL, NULL, NULL, 0, 0, 0 },
 };
 
 /* The command called name, or NULL. */
@@ -270,16 +268,9 @@ static void ctl_usage(FILE *f)
 	fputs("usage: snapctl [--db FILE] [--store DIR] [-C MOUNTPOINT] "
 	      "[--json] COMMAND [ARGS]\n\n"
 	      "Manage the snapshots of a SQLite database kept by snapfs.\n\n"
-	      "Options (before or after the command):\n"
-	      "  --db FILE        the live database; its store is FILE.snapfs/\n"
-	      "  --store DIR      the store directory; alone, an existing "
-	      "store,\n"
-	      "                   which records its database's path\n"
-	      "  -C MOUNTPOINT    the database and store of a snapfs mount\n"
-	      "  --json           machine-readable output on stdout\n"
-	      "  -h, --help       show this help (or a command's) and exit\n"
-	      "  --version        show the version and exit\n\n"
-	      "Commands:\n", f);
+	      "Options (before or after the command):\n", f);
+	ctl_usage_options(f);
+	fputs("\nCommands:\n", f);
 	for (c = ctl_cmds; c->name; c++) {
 		char head[96];
 
@@ -385,7 +376,7 @@ int main(int argc, char **argv)
 		rc = c->run(s, &a);
 		snap_store_close(s);
 	} else if (c->run == cmd_status &&
-		   (a.given & (CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE))) {
+		   (a.warn_age || a.crit_age)) {
 		rc = ctl_status_no_store(&a, missing);
 	}
 	ctl_busy_end();

@@ -165,10 +165,10 @@ static int health_freshness(const ctl_args *a, const snap_status *st,
 			 st->db_path, st->store_dir);
 		return CTL_NAGIOS_CRITICAL;
 	}
-	if ((a->given & CTL_OPT_CRIT_AGE) &&
+	if (a->crit_age &&
 	    st->newest_age_ns >= a->crit_age_ns)
 		state = CTL_NAGIOS_CRITICAL;
-	else if ((a->given & CTL_OPT_WARN_AGE) &&
+	else if (a->warn_age &&
 		 st->newest_age_ns >= a->warn_age_ns)
 		state = CTL_NAGIOS_WARNING;
 	ctl_age_human(st->newest_age_ns, age);
@@ -183,9 +183,9 @@ static void health_perfdata(const ctl_args *a, const snap_status *st,
 {
 	char warn[32] = "", crit[32] = "";
 
-	if (a->given & CTL_OPT_WARN_AGE)
+	if (a->warn_age)
 		snprintf(warn, sizeof(warn), "%" PRId64, a->warn_age_ns / NS);
-	if (a->given & CTL_OPT_CRIT_AGE)
+	if (a->crit_age)
 		snprintf(crit, sizeof(crit), "%" PRId64, a->crit_age_ns / NS);
 	if (st->have_newest)
 		snprintf(out, cap, " | age=%" PRId64 "s;%s;%s;0 snapshots=%"
@@ -205,12 +205,12 @@ static void health_json_freshness(snap_json *j, const ctl_args *a,
 	snap_json_key(j, "exit_status"); snap_json_int(j, state);
 	snap_json_key(j, "message"); snap_json_str(j, line);
 	snap_json_key(j, "warn_age_seconds");
-	if (a->given & CTL_OPT_WARN_AGE)
+	if (a->warn_age)
 		snap_json_int(j, a->warn_age_ns / NS);
 	else
 		snap_json_null(j);
 	snap_json_key(j, "crit_age_seconds");
-	if (a->given & CTL_OPT_CRIT_AGE)
+	if (a->crit_age)
 		snap_json_int(j, a->crit_age_ns / NS);
 	else
 		snap_json_null(j);
@@ -294,7 +294,7 @@ static void health_print_status(const snap_status *st)
 
 int cmd_status(snap_store *s, ctl_args *a)
 {
-	int monitor = (a->given & (CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE)) != 0;
+	int monitor = a->warn_age || a->crit_age;
 	snap_status *st;
 	snap_err err;
 	char line[8192 + 256], perf[160];

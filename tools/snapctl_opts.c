@@ -1,83 +1,86 @@
 /*
- * tools/snapctl_opts.c — snapctl's options: parsing argv with
- * getopt_long, and checking what was given against the command.
+ * tools/snapctl_opts.c — snapctl's options: one table, one row per option
+ * (its name, its argument, its help, the commands that accept it, how its
+ * value is stored), from which getopt_long's table, the short options,
+ * the "does not apply" check and the options part of --help are made.
  *
  * Options may come before or after the command ("snapctl list --db x.db"
  * and "snapctl --db x.db list" are the same): getopt_long permutes argv.
  * Option values are parsed here (durations, sizes, the keep policy), so a
  * bad value is a usage error before anything is opened.  getopt's own
- * messages are off so that every message starts with "snapctl:".
+ * messages are off so that every message starts with "snapctl:".  The
+ * bash completion (snapctl.bash-completion) lists the same options per
+ * command; keep it in step with the table.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl_opts.h"
 
-/* getopt_long codes for options without a short form. */
-enum {
-	CTL_LO_DB = 256,
-	CTL_LO_STORE,
-	CTL_LO_JSON,
-	CTL_LO_VERSION,
-	CTL_LO_LABEL,
-	CTL_LO_COMMENT,
-	CTL_LO_FULL,
-	CTL_LO_LIMIT,
-	CTL_LO_KEEP,
-	CTL_LO_MAX_SIZE,
-	CTL_LO_DRY_RUN,
-	CTL_LO_RECOVER,
-	CTL_LO_PROMETHEUS,
-	CTL_LO_WARN_AGE,
-	CTL_LO_CRIT_AGE,
-	CTL_LO_TABLE,
-	CTL_LO_SQL,
-};
+/* How an option's value is stored in ctl_args. */
+typedef enum ctl_set {
+	CTL_SET_FLAG,    /* an int field becomes 1 */
+	CTL_SET_STR,     /* a const char * field points at the argument */
+	CTL_SET_PARSE,   /* parse(): the value needs parsing or checking */
+} ctl_set;
 
-/* Every option of every command; getopt_long permutes, so order is free. */
-static const struct option ctl_long_opts[] = {
-	{ "db", required_argument, NULL, CTL_LO_DB },
-	{ "store", required_argument, NULL, CTL_LO_STORE },
-	{ "json", no_argument, NULL, CTL_LO_JSON },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, CTL_LO_VERSION },
-	{ "label", required_argument, NULL, CTL_LO_LABEL },
-	{ "comment", required_argument, NULL, CTL_LO_COMMENT },
-	{ "full", no_argument, NULL, CTL_LO_FULL },
-	{ "limit", required_argument, NULL, CTL_LO_LIMIT },
-	{ "keep", required_argument, NULL, CTL_LO_KEEP },
-	{ "max-size", required_argument, NULL, CTL_LO_MAX_SIZE },
-	{ "dry-run", no_argument, NULL, CTL_LO_DRY_RUN },
-	{ "recover", no_argument, NULL, CTL_LO_RECOVER },
-	{ "prometheus", no_argument, NULL, CTL_LO_PROMETHEUS },
-	{ "warn-age", required_argument, NULL, CTL_LO_WARN_AGE },
-	{ "crit-age", required_argument, NULL, CTL_LO_CRIT_AGE },
-	{ "table", required_argument, NULL, CTL_LO_TABLE },
-	{ "sql", no_argument, NULL, CTL_LO_SQL },
-	{ NULL, 0, NULL, 0 },
-};
+/* One option. */
+typedef struct ctl_opt {
+	const char *name;     /* the long name without "--", or NULL */
+	char letter;          /* the short form ('h' for -h), or 0 */
+	const char *arg;      /* its argument in usage ("FILE"); NULL: none */
+	const char *help;     /* for --help (global options; a command's
+				 details explain its own options) */
+	const char *cmds;     /* " create import ": the commands that accept
+				 it; NULL: every command (a global option) */
+	ctl_set set;
+	size_t field;         /* offsetof(ctl_args, ...) for FLAG and STR */
+	int (*parse)(const char *arg, ctl_args *a);  /* for PARSE */
+} ctl_opt;
 
-/* The name of a CTL_OPT_* bit, for messages. */
-static const char *ctl_opt_name(unsigned bit)
+#define CTL_FLAG(f) CTL_SET_FLAG, offsetof(ctl_args, f), NULL
+#define CTL_STR(f) CTL_SET_STR, offsetof(ctl_args, f), NULL
+#define CTL_PARSE(fn) CTL_SET_PARSE, 0, fn
+
+/* "--limit N": a positive count. */
+static int ctl_parse_limit(const char *arg, ctl_args *a)
 {
-	switch (bit) {
-	case CTL_OPT_LABEL: return "--label";
-	case CTL_OPT_COMMENT: return "--comment";
-	case CTL_OPT_FULL: return "--full";
-	case CTL_OPT_LIMIT: return "--limit";
-	case CTL_OPT_KEEP: return "--keep";
-	case CTL_OPT_MAX_SIZE: return "--max-size";
-	case CTL_OPT_DRY_RUN: return "--dry-run";
-	case CTL_OPT_RECOVER: return "--recover";
-	case CTL_OPT_PROMETHEUS: return "--prometheus";
-	case CTL_OPT_WARN_AGE: return "--warn-age";
-	case CTL_OPT_CRIT_AGE: return "--crit-age";
-	case CTL_OPT_TABLE: return "--table";
-	default: return "--sql";
-	}
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (errno || end == arg || *end || v == 0 || arg[0] == '-')
+		return ctl_usage_error("--limit needs a positive number, not "
+				       "'%s'", arg);
+	a->limit = (size_t)v;
+	return CTL_EXIT_OK;
+}
+
+/* "--keep SPEC": a retention policy. */
+static int ctl_parse_keep(const char *arg, ctl_args *a)
+{
+	snap_err err;
+
+	snap_err_clear(&err);
+	if (snap_keep_parse(arg, &a->policy, &err) < 0)
+		return ctl_usage_error("%s", err.msg[0] ? err.msg :
+				       "--keep: not a keep policy");
+	return CTL_EXIT_OK;
+}
+
+/* "--max-size SIZE". */
+static int ctl_parse_max_size(const char *arg, ctl_args *a)
+{
+	if (snap_size_parse(arg, &a->policy.max_size) < 0)
+		return ctl_usage_error("--max-size needs a size such as 500M, "
+				       "2G or 1T (binary units), not '%s'",
+				       arg);
+	return CTL_EXIT_OK;
 }
 
 /* --warn-age/--crit-age D into *ns; 0 or CTL_EXIT_USAGE. */
@@ -90,101 +93,173 @@ static int ctl_parse_age(const char *opt, const char *arg, int64_t *ns)
 	return CTL_EXIT_OK;
 }
 
-/* One option (getopt's code and argument) into a; 0 or CTL_EXIT_USAGE. */
-static int ctl_parse_opt(int opt, const char *arg, ctl_args *a)
+/* "--warn-age D". */
+static int ctl_parse_warn_age(const char *arg, ctl_args *a)
 {
-	snap_err err;
+	a->warn_age = 1;
+	return ctl_parse_age("--warn-age", arg, &a->warn_age_ns);
+}
 
-	switch (opt) {
-	case CTL_LO_DB: a->db = arg; break;
-	case CTL_LO_STORE: a->store_dir = arg; break;
-	case 'C': a->mount = arg; break;
-	case CTL_LO_JSON: a->json = 1; break;
-	case 'h': a->help = 1; break;
-	case CTL_LO_VERSION: a->version = 1; break;
-	case CTL_LO_LABEL:
-		a->label = arg;
-		a->given |= CTL_OPT_LABEL;
-		break;
-	case CTL_LO_COMMENT:
-		a->comment = arg;
-		a->given |= CTL_OPT_COMMENT;
-		break;
-	case CTL_LO_FULL:
-		a->full = 1;
-		a->given |= CTL_OPT_FULL;
-		break;
-	case CTL_LO_LIMIT: {
-		char *end;
-		unsigned long long v;
+/* "--crit-age D". */
+static int ctl_parse_crit_age(const char *arg, ctl_args *a)
+{
+	a->crit_age = 1;
+	return ctl_parse_age("--crit-age", arg, &a->crit_age_ns);
+}
 
-		errno = 0;
-		v = strtoull(arg, &end, 10);
-		if (errno || end == arg || *end || v == 0 || arg[0] == '-')
-			return ctl_usage_error("--limit needs a positive "
-					       "number, not '%s'", arg);
-		a->limit = (size_t)v;
-		a->given |= CTL_OPT_LIMIT;
-		break;
-	}
-	case CTL_LO_KEEP:
-		snap_err_clear(&err);
-		if (snap_keep_parse(arg, &a->policy, &err) < 0)
-			return ctl_usage_error("%s", err.msg[0] ? err.msg :
-					       "--keep: not a keep policy");
-		a->given |= CTL_OPT_KEEP;
-		break;
-	case CTL_LO_MAX_SIZE:
-		if (snap_size_parse(arg, &a->policy.max_size) < 0)
-			return ctl_usage_error("--max-size needs a size such "
-					       "as 500M, 2G or 1T (binary "
-					       "units), not '%s'", arg);
-		a->given |= CTL_OPT_MAX_SIZE;
-		break;
-	case CTL_LO_DRY_RUN:
-		a->dry_run = 1;
-		a->given |= CTL_OPT_DRY_RUN;
-		break;
-	case CTL_LO_RECOVER:
-		a->recover = 1;
-		a->given |= CTL_OPT_RECOVER;
-		break;
-	case CTL_LO_PROMETHEUS:
-		a->prometheus = 1;
-		a->given |= CTL_OPT_PROMETHEUS;
-		break;
-	case CTL_LO_WARN_AGE:
-		a->given |= CTL_OPT_WARN_AGE;
-		return ctl_parse_age("--warn-age", arg, &a->warn_age_ns);
-	case CTL_LO_CRIT_AGE:
-		a->given |= CTL_OPT_CRIT_AGE;
-		return ctl_parse_age("--crit-age", arg, &a->crit_age_ns);
-	case CTL_LO_TABLE:
-		if (!arg[0])
-			return ctl_usage_error("--table needs a table name");
-		a->table = arg;
-		a->given |= CTL_OPT_TABLE;
-		break;
-	case CTL_LO_SQL:
-		a->sql = 1;
-		a->given |= CTL_OPT_SQL;
-		break;
-	}
+/* "--table T": a name, not empty. */
+static int ctl_parse_table(const char *arg, ctl_args *a)
+{
+	if (!arg[0])
+		return ctl_usage_error("--table needs a table name");
+	a->table = arg;
 	return CTL_EXIT_OK;
+}
+
+/* Every option of every command; getopt_long permutes, so order is free,
+ * and --help lists the global ones in this order. */
+static const ctl_opt ctl_opts[] = {
+	{ "db", 0, "FILE", "the live database; its store is FILE.snapfs/",
+	  NULL, CTL_STR(db) },
+	{ "store", 0, "DIR", "the store directory; alone, an existing store,\n"
+	  "                   which records its database's path",
+	  NULL, CTL_STR(store_dir) },
+	{ NULL, 'C', "MOUNTPOINT", "the database and store of a snapfs mount",
+	  NULL, CTL_STR(mount) },
+	{ "json", 0, NULL, "machine-readable output on stdout",
+	  NULL, CTL_FLAG(json) },
+	{ "help", 'h', NULL, "show this help (or a command's) and exit",
+	  NULL, CTL_FLAG(help) },
+	{ "version", 0, NULL, "show the version and exit",
+	  NULL, CTL_FLAG(version) },
+	{ "label", 0, "L", "the label in the snapshot's name",
+	  " create import ", CTL_STR(label) },
+	{ "comment", 0, "C", "a comment kept with the snapshot",
+	  " create import ", CTL_STR(comment) },
+	{ "full", 0, NULL, "SQLite's integrity_check too",
+	  " verify ", CTL_FLAG(full) },
+	{ "limit", 0, "N", "only the last N events",
+	  " log ", CTL_PARSE(ctl_parse_limit) },
+	{ "keep", 0, "SPEC", "the retention rules",
+	  " prune ", CTL_PARSE(ctl_parse_keep) },
+	{ "max-size", 0, "SIZE", "the most the store's data may take",
+	  " prune ", CTL_PARSE(ctl_parse_max_size) },
+	{ "dry-run", 0, NULL, "say what would be done, do nothing",
+	  " prune restore ", CTL_FLAG(dry_run) },
+	{ "recover", 0, NULL, "restore the newest sound snapshot",
+	  " check ", CTL_FLAG(recover) },
+	{ "prometheus", 0, NULL, "the status as Prometheus text",
+	  " status ", CTL_FLAG(prometheus) },
+	{ "warn-age", 0, "D", "WARNING when the newest snapshot is D old",
+	  " status ", CTL_PARSE(ctl_parse_warn_age) },
+	{ "crit-age", 0, "D", "CRITICAL when it is D old, or there is none",
+	  " status ", CTL_PARSE(ctl_parse_crit_age) },
+	{ "table", 0, "T", "restore only table T",
+	  " restore ", CTL_PARSE(ctl_parse_table) },
+	{ "sql", 0, NULL, "a SQL dump instead of an image",
+	  " export ", CTL_FLAG(sql) },
+};
+
+#define CTL_NOPTS (sizeof(ctl_opts) / sizeof(ctl_opts[0]))
+/* getopt_long's code for row i of a long-only option (past any char). */
+#define CTL_OPT_CODE 256
+
+/* "--name" or "-C", for messages. */
+static void ctl_opt_spelling(const ctl_opt *o, char *out, size_t cap)
+{
+	if (o->name)
+		snprintf(out, cap, "--%s", o->name);
+	else
+		snprintf(out, cap, "-%c", o->letter);
+}
+
+/* Store option row i's value in a, and note it was given; 0 or
+ * CTL_EXIT_USAGE. */
+static int ctl_opt_store(size_t i, const char *arg, ctl_args *a)
+{
+	const ctl_opt *o = &ctl_opts[i];
+
+	a->given |= 1u << i;
+	switch (o->set) {
+	case CTL_SET_FLAG:
+		*(int *)(void *)((char *)a + o->field) = 1;
+		return CTL_EXIT_OK;
+	case CTL_SET_STR:
+		*(const char **)(void *)((char *)a + o->field) = arg;
+		return CTL_EXIT_OK;
+	default:
+		return o->parse(arg, a);
+	}
+}
+
+/* The row getopt's code opt stands for, or -1. */
+static int ctl_opt_row(int opt)
+{
+	size_t i;
+
+	if (opt >= CTL_OPT_CODE && (size_t)(opt - CTL_OPT_CODE) < CTL_NOPTS)
+		return opt - CTL_OPT_CODE;
+	for (i = 0; i < CTL_NOPTS; i++)
+		if (ctl_opts[i].letter && ctl_opts[i].letter == opt)
+			return (int)i;
+	return -1;
+}
+
+void ctl_usage_options(FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < CTL_NOPTS; i++) {
+		const ctl_opt *o = &ctl_opts[i];
+		char head[64];
+
+		if (o->cmds)
+			continue;
+		if (o->name && o->letter)
+			snprintf(head, sizeof(head), "-%c, --%s", o->letter,
+				 o->name);
+		else
+			ctl_opt_spelling(o, head, sizeof(head));
+		if (o->arg)
+			snprintf(head + strlen(head), sizeof(head) -
+				 strlen(head), " %s", o->arg);
+		fprintf(f, "  %-16s %s\n", head, o->help);
+	}
 }
 
 /*
  * Parse argv into a (options anywhere; the first operand is the command,
- * the rest its arguments).  getopt's own messages are off so that every
- * message starts with "snapctl:".  Returns 0 or CTL_EXIT_USAGE.
+ * the rest its arguments).  getopt_long's table and the short options are
+ * made from ctl_opts.  Returns 0 or CTL_EXIT_USAGE.
  */
 int ctl_parse(int argc, char **argv, ctl_args *a)
 {
-	int opt, rc;
+	struct option lo[CTL_NOPTS + 1];
+	char shorts[2 * CTL_NOPTS + 2] = ":";
+	size_t i, n = 0, ns = 1;
+	int opt, rc, row;
 
+	for (i = 0; i < CTL_NOPTS; i++) {
+		const ctl_opt *o = &ctl_opts[i];
+
+		if (o->letter) {
+			shorts[ns++] = o->letter;
+			if (o->arg)
+				shorts[ns++] = ':';
+		}
+		if (o->name) {
+			lo[n].name = o->name;
+			lo[n].has_arg = o->arg ? required_argument :
+						 no_argument;
+			lo[n].flag = NULL;
+			lo[n].val = CTL_OPT_CODE + (int)i;
+			n++;
+		}
+	}
+	shorts[ns] = '\0';
+	memset(&lo[n], 0, sizeof(lo[n]));
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":hC:", ctl_long_opts,
-				  NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
 		switch (opt) {
 		case ':':
 			if (optopt > 0 && optopt < 256)
@@ -207,7 +282,9 @@ int ctl_parse(int argc, char **argv, ctl_args *a)
 			return ctl_usage_error("unknown option '%s'",
 					       argv[optind - 1]);
 		default:
-			rc = ctl_parse_opt(opt, optarg, a);
+			row = ctl_opt_row(opt);
+			rc = row < 0 ? ctl_usage_error("unknown option") :
+			     ctl_opt_store((size_t)row, optarg, a);
 			if (rc)
 				return rc;
 		}
@@ -215,6 +292,17 @@ int ctl_parse(int argc, char **argv, ctl_args *a)
 	a->pos = argv + optind;
 	a->npos = argc - optind;
 	return CTL_EXIT_OK;
+}
+
+/* 1 when the option row o applies to the command called name. */
+static int ctl_opt_applies(const ctl_opt *o, const char *name)
+{
+	char word[64];
+
+	if (!o->cmds)
+		return 1;
+	snprintf(word, sizeof(word), " %s ", name);
+	return strstr(o->cmds, word) != NULL;
 }
 
 /*
@@ -235,7 +323,7 @@ static int ctl_check_combination(const ctl_cmd *c, const ctl_args *a)
 		return ctl_usage_error("status: --json and --prometheus "
 				       "exclude each other");
 	if (!strcmp(c->name, "status") &&
-	    (a->given & CTL_OPT_WARN_AGE) && (a->given & CTL_OPT_CRIT_AGE) &&
+	    a->warn_age && a->crit_age &&
 	    a->warn_age_ns > a->crit_age_ns)
 		return ctl_usage_error("status: --warn-age must not be longer "
 				       "than --crit-age");
@@ -252,13 +340,18 @@ static int ctl_check_combination(const ctl_cmd *c, const ctl_args *a)
  */
 int ctl_check(const ctl_cmd *c, const ctl_args *a)
 {
-	unsigned extra = a->given & ~c->opts, bit;
+	size_t i;
 
-	for (bit = 1; extra; bit <<= 1)
-		if (extra & bit)
-			return ctl_usage_error("option %s does not apply to "
-					       "'%s'", ctl_opt_name(bit),
-					       c->name);
+	for (i = 0; i < CTL_NOPTS; i++) {
+		char spelled[32];
+
+		if (!(a->given & (1u << i)) ||
+		    ctl_opt_applies(&ctl_opts[i], c->name))
+			continue;
+		ctl_opt_spelling(&ctl_opts[i], spelled, sizeof(spelled));
+		return ctl_usage_error("option %s does not apply to '%s'",
+				       spelled, c->name);
+	}
 	if (a->npos < c->min_args)
 		return ctl_usage_error("missing argument for '%s' (usage: "
 				       "snapctl %s %s)", c->name, c->name,
