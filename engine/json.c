@@ -162,6 +162,14 @@ void snap_json_null(snap_json *j)
 	puts_(j, "null");
 }
 
+void snap_json_str_or_null(snap_json *j, const char *v)
+{
+	if (v)
+		snap_json_str(j, v);
+	else
+		snap_json_null(j);
+}
+
 void snap_json_raw(snap_json *j, const char *json_text)
 {
 	sep(j);

@@ -41,6 +41,8 @@ void snap_json_str(snap_json *j, const char *v);
 void snap_json_int(snap_json *j, int64_t v);
 void snap_json_bool(snap_json *j, int v);
 void snap_json_null(snap_json *j);
+/* v as a string, or null when v is NULL. */
+void snap_json_str_or_null(snap_json *j, const char *v);
 /* A value already in JSON (a number with a fraction, a document from
  * SQLite's json functions), inserted as it is. */
 void snap_json_raw(snap_json *j, const char *json_text);

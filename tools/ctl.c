@@ -68,12 +68,21 @@ int ctl_fail(const snap_err *e, int rc, const char *what)
 	return ctl_error("%s: %s", what, strerror(rc < 0 ? -rc : EIO));
 }
 
+void ctl_json_object(snap_json *j)
+{
+	snap_json_init(j);
+	snap_json_obj_begin(j);
+}
+
 int ctl_json_print(snap_json *j)
 {
-	if (!snap_json_done(j))
-		return ctl_error("out of memory while writing JSON");
-	puts(j->buf);
-	return CTL_EXIT_OK;
+	int done = snap_json_done(j);
+
+	if (done)
+		puts(j->buf);
+	snap_json_free(j);
+	return done ? CTL_EXIT_OK : ctl_error("out of memory while writing "
+					      "JSON");
 }
 
 int ctl_json_query(const char *json, size_t len, const char *sql,

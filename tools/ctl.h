@@ -92,8 +92,11 @@ int ctl_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 /* A failed engine call: its message (or `what` and strerror). */
 int ctl_fail(const snap_err *e, int rc, const char *what);
-/* Print a finished JSON document on stdout; 0 or CTL_EXIT_FAIL. */
+/* Print a finished JSON document on stdout and free the writer; 0, or
+ * CTL_EXIT_FAIL when it is not whole (out of memory). */
 int ctl_json_print(snap_json *j);
+/* Start a JSON document that is one object: init j and open it. */
+void ctl_json_object(snap_json *j);
 /* Run sql (one statement, ?1 bound to the JSON text json of len bytes)
  * on an in-memory SQLite connection and call row() for each row; nonzero
  * from row() stops.  SQLite's json functions read JSON for snapctl: there

@@ -54,7 +54,6 @@ int cmd_list(snap_store *s, ctl_args *a)
 			snap_json_info(&j, &v[i]);
 		snap_json_arr_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		free(v);
 		return rc;
 	}
@@ -132,8 +131,7 @@ int cmd_show(snap_store *s, ctl_args *a)
 
 		snap_json_init(&info);
 		snap_json_info(&info, &si);
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_fields(&j, &info);
 		snap_json_key(&j, "change_counter");
 		snap_json_int(&j, si.change_counter);
@@ -141,7 +139,6 @@ int cmd_show(snap_store *s, ctl_args *a)
 		snap_json_raw(&j, tables && tables[0] ? tables : "{}");
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_json_free(&info);
 		free(tables);
 		return rc;
@@ -204,7 +201,6 @@ static int ctl_print_new(const ctl_args *a, const snap_info *si)
 	snap_json_init(&j);
 	snap_json_info(&j, si);
 	rc = ctl_json_print(&j);
-	snap_json_free(&j);
 	return rc;
 }
 
@@ -264,13 +260,11 @@ static int ctl_print_done(const ctl_args *a, const char *action,
 		printf("%s %s%s\n", action, name, extra ? extra : "");
 		return CTL_EXIT_OK;
 	}
-	snap_json_init(&j);
-	snap_json_obj_begin(&j);
+	ctl_json_object(&j);
 	snap_json_key(&j, "action"); snap_json_str(&j, action);
 	snap_json_key(&j, "snapshot"); snap_json_str(&j, name);
 	snap_json_obj_end(&j);
 	rc = ctl_json_print(&j);
-	snap_json_free(&j);
 	return rc;
 }
 
@@ -413,7 +407,6 @@ int cmd_log(snap_store *s, ctl_args *a)
 			snap_json_event(&j, &ev[i]);
 		snap_json_arr_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		free(ev);
 		return rc;
 	}

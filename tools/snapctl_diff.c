@@ -170,8 +170,7 @@ int cmd_diff(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "from"); snap_json_str(&j, from.name);
 		snap_json_key(&j, "to"); snap_json_str(&j, to.name);
 		snap_json_key(&j, "database");
@@ -181,7 +180,6 @@ int cmd_diff(snap_store *s, ctl_args *a)
 		diff_json_tables(&j, &d, NULL);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_diff_free(&d);
 		return rc;
 	}
@@ -279,27 +277,19 @@ int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "dry_run"); snap_json_bool(&j, 1);
 		snap_json_key(&j, "snapshot"); snap_json_str(&j, si->name);
 		snap_json_key(&j, "database"); snap_json_str(&j, db);
 		snap_json_key(&j, "table");
-		if (a->table)
-			snap_json_str(&j, a->table);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, a->table);
 		snap_json_key(&j, "refused");
-		if (refusal)
-			snap_json_str(&j, refusal);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, refusal);
 		snap_json_key(&j, "schema_changed");
 		snap_json_bool(&j, !a->table && d.schema_changed);
 		diff_json_tables(&j, &d, refusal ? "" : a->table);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_diff_free(&d);
 		return rc;
 	}
@@ -342,16 +332,13 @@ int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "restored"); snap_json_str(&j, si->name);
 		snap_json_key(&j, "table"); snap_json_str(&j, a->table);
 		snap_json_key(&j, "database"); snap_json_str(&j, db);
 		snap_json_key(&j, "safety");
-		if (res.have_safety)
-			snap_json_str(&j, res.safety.name);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, res.have_safety ? res.safety.name :
+				      NULL);
 		snap_json_key(&j, "rows_before");
 		snap_json_int(&j, res.rows_before);
 		snap_json_key(&j, "rows_after");
@@ -360,7 +347,6 @@ int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 		snap_json_int(&j, res.fk_violations);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 	} else {
 		printf("restored table %s from %s into %s: %" PRId64 " row%s "
 		       "(%" PRId64 " before)\n", a->table, si->name, db,
@@ -477,8 +463,7 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "action"); snap_json_str(&j, "exported");
 		snap_json_key(&j, "snapshot"); snap_json_str(&j, st.name);
 		snap_json_key(&j, "file"); snap_json_str(&j, path);
@@ -486,7 +471,6 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 		snap_json_key(&j, "bytes"); snap_json_int(&j, (int64_t)size);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		return rc;
 	}
 	ctl_size_human((uint64_t)size, sz);

@@ -64,36 +64,27 @@ static int health_check_json(snap_store *s, const ctl_args *a, int rc,
 	snap_json j;
 	int out;
 
-	snap_json_init(&j);
-	snap_json_obj_begin(&j);
+	ctl_json_object(&j);
 	snap_json_key(&j, "database");
 	snap_json_str(&j, snap_store_db_path(s));
 	snap_json_key(&j, "ok"); snap_json_bool(&j, rc == 0);
 	snap_json_key(&j, "healthy"); snap_json_bool(&j, !r->corrupt);
 	snap_json_key(&j, "corrupt"); snap_json_bool(&j, r->corrupt);
 	snap_json_key(&j, "problem");
-	if (r->corrupt)
-		snap_json_str(&j, r->problem);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->corrupt ? r->problem : NULL);
 	snap_json_key(&j, "recovery_snapshot");
-	if (r->have_recovery)
-		snap_json_str(&j, r->recovery.name);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->have_recovery ? r->recovery.name :
+			      NULL);
 	snap_json_key(&j, "recover"); snap_json_bool(&j, a->recover);
 	snap_json_key(&j, "recovered"); snap_json_bool(&j, r->restored);
 	snap_json_key(&j, "restored_from");
-	if (r->restored)
-		snap_json_str(&j, r->restored_from.name);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->restored ? r->restored_from.name :
+			      NULL);
 	snap_json_key(&j, "skipped_damaged");
 	snap_json_int(&j, r->skipped_bad);
 	snap_json_key(&j, "detail"); snap_json_str(&j, detail);
 	snap_json_obj_end(&j);
 	out = ctl_json_print(&j);
-	snap_json_free(&j);
 	return out;
 }
 
@@ -328,14 +319,12 @@ int cmd_status(snap_store *s, ctl_args *a)
 
 		snap_json_init(&eng);
 		snap_status_json(&eng, st);
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_fields(&j, &eng);
 		if (monitor)
 			health_json_freshness(&j, a, state, line);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_json_free(&eng);
 	} else if (a->prometheus) {
 		char *text = snap_status_prometheus(st);
@@ -378,13 +367,11 @@ int ctl_status_no_store(const ctl_args *a, int missing)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		health_json_freshness(&j, a, state, line);
 		snap_json_obj_end(&j);
 		if (ctl_json_print(&j))
 			state = CTL_NAGIOS_UNKNOWN;
-		snap_json_free(&j);
 	} else if (!a->prometheus) {
 		printf("%s%s\n", line, missing ? " | snapshots=0" : "");
 	}

@@ -48,7 +48,6 @@ static int prune_json(const snap_keep_decision *d, size_t n)
 	}
 	snap_json_arr_end(&j);
 	rc = ctl_json_print(&j);
-	snap_json_free(&j);
 	return rc;
 }
 

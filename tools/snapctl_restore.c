@@ -80,21 +80,17 @@ int cmd_restore(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "restored"); snap_json_str(&j, what);
 		snap_json_key(&j, "database");
 		snap_json_str(&j, snap_store_db_path(s));
 		snap_json_key(&j, "safety");
-		if (res.have_safety)
-			snap_json_str(&j, res.safety.name);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, res.have_safety ? res.safety.name :
+				      NULL);
 		snap_json_key(&j, "verified_pages");
 		snap_json_bool(&j, res.verified_pages);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		return rc;
 	}
 	if (res.kept[0])
@@ -202,8 +198,7 @@ int cmd_verify(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "ok"); snap_json_bool(&j, bad == 0);
 		snap_json_key(&j, "full"); snap_json_bool(&j, a->full);
 		snap_json_key(&j, "checked"); snap_json_int(&j, checked);
@@ -213,7 +208,6 @@ int cmd_verify(snap_store *s, ctl_args *a)
 		snap_json_obj_end(&j);
 		rc = v.problems.oom ? ctl_error("out of memory") :
 			ctl_json_print(&j);
-		snap_json_free(&j);
 	} else {
 		printf("%u snapshot%s verified, %u bad\n", checked,
 		       checked == 1 ? "" : "s", bad);
