@@ -15,11 +15,13 @@
 
 #include "json.h"
 
+/* An empty writer. */
 void snap_json_init(snap_json *j)
 {
 	memset(j, 0, sizeof(*j));
 }
 
+/* Free the text; the writer is empty again. */
 void snap_json_free(snap_json *j)
 {
 	free(j->buf);
@@ -50,6 +52,7 @@ static void put(snap_json *j, const char *s, size_t n)
 	j->buf[j->len] = '\0';
 }
 
+/* Append a NUL-terminated string. */
 static void puts_(snap_json *j, const char *s)
 {
 	put(j, s, strlen(s));
@@ -81,21 +84,25 @@ static void close_(snap_json *j, const char *bracket)
 	j->depth--;
 }
 
+/* "{": a new object as the next value. */
 void snap_json_obj_begin(snap_json *j)
 {
 	open_(j, "{");
 }
 
+/* "}": close the innermost object. */
 void snap_json_obj_end(snap_json *j)
 {
 	close_(j, "}");
 }
 
+/* "[": a new array as the next value. */
 void snap_json_arr_begin(snap_json *j)
 {
 	open_(j, "[");
 }
 
+/* "]": close the innermost array. */
 void snap_json_arr_end(snap_json *j)
 {
 	close_(j, "]");
@@ -127,6 +134,7 @@ static void quoted(snap_json *j, const char *s)
 	put(j, "\"", 1);
 }
 
+/* A member's name; its value comes next. */
 void snap_json_key(snap_json *j, const char *k)
 {
 	sep(j);
@@ -135,12 +143,14 @@ void snap_json_key(snap_json *j, const char *k)
 	j->need_comma = 0;
 }
 
+/* A string value (NULL as ""). */
 void snap_json_str(snap_json *j, const char *v)
 {
 	sep(j);
 	quoted(j, v ? v : "");
 }
 
+/* An integer value, exact. */
 void snap_json_int(snap_json *j, int64_t v)
 {
 	char b[32];
@@ -150,18 +160,21 @@ void snap_json_int(snap_json *j, int64_t v)
 	puts_(j, b);
 }
 
+/* true or false. */
 void snap_json_bool(snap_json *j, int v)
 {
 	sep(j);
 	puts_(j, v ? "true" : "false");
 }
 
+/* null. */
 void snap_json_null(snap_json *j)
 {
 	sep(j);
 	puts_(j, "null");
 }
 
+/* A string, or null for NULL. */
 void snap_json_str_or_null(snap_json *j, const char *v)
 {
 	if (v)
@@ -170,12 +183,14 @@ void snap_json_str_or_null(snap_json *j, const char *v)
 		snap_json_null(j);
 }
 
+/* A value already in JSON, as it is. */
 void snap_json_raw(snap_json *j, const char *json_text)
 {
 	sep(j);
 	puts_(j, json_text);
 }
 
+/* Merge: obj's members into the object open in j (json.h). */
 void snap_json_fields(snap_json *j, const snap_json *obj)
 {
 	if (j->oom)
@@ -192,6 +207,7 @@ void snap_json_fields(snap_json *j, const snap_json *obj)
 	}
 }
 
+/* 1 when j holds one whole value (json.h). */
 int snap_json_done(const snap_json *j)
 {
 	return !j->oom && j->len > 0 && j->depth == 0;

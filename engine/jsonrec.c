@@ -9,6 +9,7 @@
 
 #include "jsonrec.h"
 
+/* A snapshot's record: the contract fields of snapctl(1) JSON OUTPUT. */
 void snap_json_info(snap_json *j, const snap_info *si)
 {
 	char t[40], hex[65];
@@ -49,6 +50,7 @@ void snap_json_info(snap_json *j, const snap_info *si)
 	snap_json_obj_end(j);
 }
 
+/* An event of the history as one object. */
 void snap_json_event(snap_json *j, const snap_event *ev)
 {
 	char t[40];

@@ -222,6 +222,7 @@ static int status_json(char **text, size_t *len)
 	return rc;
 }
 
+/* The text of status.json or log, generated now (fs.h). */
 int snap_status_text(fuse_ino_t ino, char **text, size_t *len)
 {
 	*text = NULL;

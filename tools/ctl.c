@@ -25,6 +25,7 @@ static void ctl_message(const char *prefix, const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+/* "snapctl: <message>" on stderr; CTL_EXIT_FAIL. */
 int ctl_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -35,6 +36,7 @@ int ctl_error(const char *fmt, ...)
 	return CTL_EXIT_FAIL;
 }
 
+/* "snapctl: warning: <message>" on stderr. */
 void ctl_warn(const char *fmt, ...)
 {
 	va_list ap;
@@ -44,6 +46,7 @@ void ctl_warn(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* A usage error and the pointer to --help; CTL_EXIT_USAGE. */
 int ctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;
@@ -68,12 +71,14 @@ int ctl_fail(const snap_err *e, int rc, const char *what)
 	return ctl_error("%s: %s", what, strerror(rc < 0 ? -rc : EIO));
 }
 
+/* Init j and open its one object. */
 void ctl_json_object(snap_json *j)
 {
 	snap_json_init(j);
 	snap_json_obj_begin(j);
 }
 
+/* Print a whole document and free the writer (ctl.h). */
 int ctl_json_print(snap_json *j)
 {
 	int done = snap_json_done(j);
@@ -85,6 +90,7 @@ int ctl_json_print(snap_json *j)
 					      "JSON");
 }
 
+/* Run sql over the JSON text on an in-memory SQLite connection (ctl.h). */
 int ctl_json_query(const char *json, size_t len, const char *sql,
 		   int (*row)(sqlite3_stmt *st, void *arg), void *arg)
 {
@@ -104,6 +110,7 @@ int ctl_json_query(const char *json, size_t len, const char *sql,
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* Find a snapshot by name; a missing one is a sentence naming the store. */
 int ctl_find(snap_store *s, const char *name, snap_info *si)
 {
 	snap_err err;
@@ -120,6 +127,7 @@ int ctl_find(snap_store *s, const char *name, snap_info *si)
 	return CTL_EXIT_OK;
 }
 
+/* 1 when both paths exist and are the same file (device and inode). */
 int ctl_same_file(const char *a, const char *b)
 {
 	struct stat sa, sb;

@@ -10,6 +10,7 @@
 #include "snapfs.h"
 #include "ctl_format.h"
 
+/* Bytes in binary units: "8192 B", "4.0 KiB". */
 void ctl_size_human(uint64_t n, char out[32])
 {
 	static const char *const unit[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
@@ -27,6 +28,7 @@ void ctl_size_human(uint64_t n, char out[32])
 	snprintf(out, 32, "%.1f %s", v, unit[u]);
 }
 
+/* ISO-8601 UTC to the second: the engine's time with the fraction cut. */
 void ctl_time_short(int64_t ns, char out[40])
 {
 	char *dot;

@@ -84,6 +84,7 @@ static void ctl_progress_clear_locked(void)
 	}
 }
 
+/* Erase the progress line, if one is shown. */
 void ctl_progress_clear(void)
 {
 	pthread_mutex_lock(&ctl_out_lock);
@@ -91,6 +92,7 @@ void ctl_progress_clear(void)
 	pthread_mutex_unlock(&ctl_out_lock);
 }
 
+/* Start the "worth drawing" clock of a measured operation. */
 void ctl_bar_begin(void)
 {
 	ctl_progress_start = ctl_mono_ns();
@@ -115,6 +117,7 @@ static void ctl_bar_format(char *line, size_t cap, const char *what,
 		 detail && detail[0] ? " " : "", detail ? detail : "");
 }
 
+/* Draw the bar, once the operation has run long enough. */
 void ctl_bar(const char *what, uint64_t done, uint64_t total,
 	     const char *detail)
 {
@@ -167,6 +170,7 @@ static void *ctl_busy_main(void *arg)
 	return NULL;
 }
 
+/* Start the ticker thread that redraws "<what> ... 12s". */
 void ctl_busy_begin(const char *fmt, ...)
 {
 	pthread_condattr_t ca;
@@ -193,6 +197,7 @@ void ctl_busy_begin(const char *fmt, ...)
 	pthread_condattr_destroy(&ca);
 }
 
+/* Stop the ticker thread and erase its line. */
 void ctl_busy_end(void)
 {
 	if (!ctl_busy.running)
@@ -218,6 +223,7 @@ void ctl_busy_bar(const char *what, uint64_t done, uint64_t total,
 	pthread_mutex_unlock(&ctl_out_lock);
 }
 
+/* printf on stdout with the progress line erased first (ctl_progress.h). */
 void ctl_progress_printf(const char *fmt, ...)
 {
 	va_list ap;
@@ -233,6 +239,7 @@ void ctl_progress_printf(const char *fmt, ...)
 }
 
 
+/* Progress is drawn only when stderr is a terminal. */
 void ctl_progress_init(void)
 {
 	ctl_progress_tty = isatty(STDERR_FILENO);

@@ -324,6 +324,7 @@ static int ctl_close_stdout(int rc)
 	return rc;
 }
 
+/* Parse, check, resolve -C, open the store, run the command, flush stdout. */
 int main(int argc, char **argv)
 {
 	ctl_args a;

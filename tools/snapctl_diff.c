@@ -154,6 +154,7 @@ static void diff_json_tables(snap_json *j, const snap_diff *d,
 	snap_json_arr_end(j);
 }
 
+/* "diff A B": rows added, removed, changed per table. */
 int cmd_diff(snap_store *s, ctl_args *a)
 {
 	diff_state from, to;
@@ -259,6 +260,7 @@ static const char *diff_table_refusal(snap_store *s, const snap_diff *d,
 	return NULL;
 }
 
+/* "restore --dry-run": what a restore would change, changing nothing. */
 int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 {
 	diff_state live = { SNAP_DIFF_LIVE, "live" }, snap;
@@ -315,6 +317,7 @@ int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 	return CTL_EXIT_OK;
 }
 
+/* "restore --table T": one table back from a snapshot. */
 int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 {
 	const char *db = snap_store_db_path(s);
@@ -431,6 +434,7 @@ static int diff_export_file(snap_store *s, const diff_state *st,
 	return rc;
 }
 
+/* "export --sql": a snapshot (or live) as SQL text, to a file or stdout. */
 int ctl_export_sql(snap_store *s, ctl_args *a)
 {
 	const char *path = a->pos[1];

@@ -88,6 +88,7 @@ static int health_check_json(snap_store *s, const ctl_args *a, int rc,
 	return out;
 }
 
+/* "check [--recover]": the live database's health, for people or JSON. */
 int cmd_check(snap_store *s, ctl_args *a)
 {
 	const char *db = snap_store_db_path(s), *skipped;
@@ -283,6 +284,8 @@ static void health_print_status(const snap_status *st)
 	}
 }
 
+/* "status": the summary, as text, JSON or Prometheus; with thresholds a
+ * Nagios check. */
 int cmd_status(snap_store *s, ctl_args *a)
 {
 	int monitor = a->warn_age || a->crit_age;
@@ -347,6 +350,7 @@ int cmd_status(snap_store *s, ctl_args *a)
 	return monitor ? state : CTL_EXIT_OK;
 }
 
+/* "status" with thresholds and no store to read (ctl_cmds.h). */
 int ctl_status_no_store(const ctl_args *a, int missing)
 {
 	char dir[4096 + 16], line[8192 + 256], *def = NULL;

@@ -115,6 +115,7 @@ static int mnt_read(const char *path, char **out, size_t *len)
 	return 0;
 }
 
+/* -C MOUNTPOINT: fill a->db, a->store_dir and the schedule from status.json. */
 int ctl_mount_resolve(ctl_args *a)
 {
 	const char *m = a->mount;

@@ -205,6 +205,7 @@ static int ctl_opt_row(int opt)
 	return -1;
 }
 
+/* The global options for --help, from the table, in its order. */
 void ctl_usage_options(FILE *f)
 {
 	size_t i;

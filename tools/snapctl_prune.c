@@ -51,6 +51,7 @@ static int prune_json(const snap_keep_decision *d, size_t n)
 	return rc;
 }
 
+/* "prune": apply the retention policy (or, --dry-run, only print it). */
 int cmd_prune(snap_store *s, ctl_args *a)
 {
 	snap_keep_decision *d = NULL;
