@@ -242,14 +242,20 @@ static snap_info sample_info(void)
 	return si;
 }
 
+/* si's record written into j and parsed back. */
+static tu_jv *info_json(snap_json *j, const snap_info *si)
+{
+	snap_json_init(j);
+	snap_json_info(j, si);
+	return parse(j);
+}
+
 static void test_json_info_has_the_contract_fields(void **state)
 {
 	(void)state;
 	snap_info si = sample_info();
 	snap_json j;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	tu_jv *v = parse(&j);
+	tu_jv *v = info_json(&j, &si);
 	assert_int_equal(v->type, TU_JOBJ);
 	static const char *fields[] = {
 		"name", "label", "kind", "created", "size", "sha256", "pinned",
@@ -287,9 +293,7 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	(void)state;
 	snap_info si = sample_info();
 	snap_json j;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	tu_jv *v = parse(&j);
+	tu_jv *v = info_json(&j, &si);
 	assert_non_null(tu_json_get(v, "trash"));
 	assert_int_equal(tu_json_get(v, "trash")->type, TU_JNULL);
 	tu_json_free(v);
@@ -299,9 +303,7 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	si.trash_uid = 1000;
 	snprintf(si.trash_name, sizeof(si.trash_name), "x.2.db");
 	si.trashed_ns = si.created_ns + 1000000000LL;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	v = parse(&j);
+	v = info_json(&j, &si);
 	const tu_jv *t = tu_json_get(v, "trash");
 	assert_int_equal(t->type, TU_JOBJ);
 	assert_string_equal(tu_json_get(t, "path")->str,
@@ -310,6 +312,10 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	char iso[40];
 	snap_time_iso(si.trashed_ns, iso);
 	assert_string_equal(tu_json_get(t, "since")->str, iso);
+	/* The time for programs: an integer beside the ISO string. */
+	char since_ns[32];
+	snprintf(since_ns, sizeof(since_ns), "%lld", (long long)si.trashed_ns);
+	assert_string_equal(tu_json_get(t, "since_ns")->num, since_ns);
 	tu_json_free(v);
 	snap_json_free(&j);
 }
@@ -367,6 +373,8 @@ static void test_json_event_carries_kind_snapshot_ok_detail(void **state)
 	assert_string_equal(tu_json_get(v, "kind")->str, "restore");
 	assert_string_equal(tu_json_get(v, "snapshot")->str, "a\"b.db");
 	assert_string_equal(tu_json_get(v, "detail")->str, ev.detail);
+	assert_string_equal(tu_json_get(v, "time_ns")->num,
+			    "1795312140000000000");
 	const tu_jv *ok = tu_json_get(v, "ok");
 	assert_non_null(ok);
 	assert_true((ok->type == TU_JBOOL && ok->b == 0) ||
