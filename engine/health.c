@@ -704,18 +704,24 @@ static void health_json_last(snap_json *j, const char *key, int64_t ns,
 	snap_json_obj_end(j);
 }
 
-/* An ISO time or null (0). */
+/* "key": an ISO time, and "key_ns": the same time in ns since the epoch
+ * for programs; both null for 0. */
 static void health_json_time(snap_json *j, const char *key, int64_t ns)
 {
-	char t[40];
+	char t[40], key_ns[64];
 
+	snprintf(key_ns, sizeof(key_ns), "%s_ns", key);
 	snap_json_key(j, key);
 	if (!ns) {
+		snap_json_null(j);
+		snap_json_key(j, key_ns);
 		snap_json_null(j);
 		return;
 	}
 	snap_time_iso(ns, t);
 	snap_json_str(j, t);
+	snap_json_key(j, key_ns);
+	snap_json_int(j, ns);
 }
 
 void snap_status_json(struct snap_json *j, const snap_status *st)
@@ -724,7 +730,7 @@ void snap_status_json(struct snap_json *j, const snap_status *st)
 	int k;
 
 	snap_json_obj_begin(j);
-	snap_json_key(j, "db"); snap_json_str(j, st->db_path);
+	snap_json_key(j, "database"); snap_json_str(j, st->db_path);
 	snap_json_key(j, "store"); snap_json_str(j, st->store_dir);
 	snap_json_key(j, "snapshots"); snap_json_int(j, st->count);
 	snap_json_key(j, "by_kind");
