@@ -19,17 +19,20 @@
 
 #include "capture_vfs.h"
 #include "store_int.h"
+#include "vfs.h"
 
 typedef struct capture_file {
 	sqlite3_file base;
 	snap_capture *c;
 } capture_file;
 
+/* An sqlite rc for a failure code, so the backup reports disk-full as such. */
 static int cap_rc(int code)
 {
 	return code == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
 }
 
+/* Nothing to close: the capture belongs to the caller. */
 static int cap_close(sqlite3_file *f)
 {
 	(void)f;
@@ -61,6 +64,7 @@ static int cap_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 	return SQLITE_IOERR_SHORT_READ;
 }
 
+/* A page from the backup: into the capture, tracking the file's size. */
 static int cap_write(sqlite3_file *f, const void *buf, int amt,
 		     sqlite3_int64 off)
 {
@@ -77,6 +81,8 @@ static int cap_write(sqlite3_file *f, const void *buf, int amt,
 }
 
 
+/* SQLite shrinks the destination to the source's size: fewer pages, and
+ * the streamed image hash no longer holds. */
 static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	snap_capture *c = ((capture_file *)f)->c;
@@ -91,13 +97,7 @@ static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
 	return SQLITE_OK;
 }
 
-static int cap_sync(sqlite3_file *f, int flags)
-{
-	(void)f;
-	(void)flags;
-	return SQLITE_OK;
-}
-
+/* The file's size as SQLite wrote it. */
 static int cap_size(sqlite3_file *f, sqlite3_int64 *size)
 {
 	snap_capture *c = ((capture_file *)f)->c;
@@ -106,34 +106,8 @@ static int cap_size(sqlite3_file *f, sqlite3_int64 *size)
 	return SQLITE_OK;
 }
 
-static int cap_lock(sqlite3_file *f, int l)
-{
-	(void)f;
-	(void)l;
-	return SQLITE_OK;
-}
-
-static int cap_check_reserved(sqlite3_file *f, int *out)
-{
-	(void)f;
-	*out = 0;
-	return SQLITE_OK;
-}
-
-static int cap_fcntl(sqlite3_file *f, int op, void *arg)
-{
-	(void)f;
-	(void)op;
-	(void)arg;
-	return SQLITE_NOTFOUND;
-}
-
-static int cap_sector(sqlite3_file *f)
-{
-	(void)f;
-	return 4096;
-}
-
+/* Appends are safe, writes sequential, no torn sectors: a capture has no
+ * disk under it. */
 static int cap_devchar(sqlite3_file *f)
 {
 	(void)f;
@@ -147,18 +121,20 @@ static const sqlite3_io_methods cap_methods = {
 	.xRead = cap_read,
 	.xWrite = cap_write,
 	.xTruncate = cap_truncate,
-	.xSync = cap_sync,
+	.xSync = snap_vfs_sync,
 	.xFileSize = cap_size,
-	.xLock = cap_lock,
-	.xUnlock = cap_lock,
-	.xCheckReservedLock = cap_check_reserved,
-	.xFileControl = cap_fcntl,
-	.xSectorSize = cap_sector,
+	.xLock = snap_vfs_lock,
+	.xUnlock = snap_vfs_lock,
+	.xCheckReservedLock = snap_vfs_check_reserved,
+	.xFileControl = snap_vfs_fcntl,
+	.xSectorSize = snap_vfs_sector,
 	.xDeviceCharacteristics = cap_devchar,
 };
 
 #define CAP_PREFIX "snapfs-capture:"
 
+/* Open "snapfs-capture:<address>" as that capture; anything else (a
+ * journal, a temp file) is refused. */
 static int capvfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 		       int flags, int *outflags)
 {
@@ -178,6 +154,7 @@ static int capvfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	return SQLITE_OK;
 }
 
+/* No side file exists, so deleting one succeeds. */
 static int capvfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
 {
 	(void)vfs;
@@ -186,51 +163,7 @@ static int capvfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
 	return SQLITE_OK;
 }
 
-static int capvfs_access(sqlite3_vfs *vfs, const char *name, int flags,
-			 int *out)
-{
-	(void)vfs;
-	(void)name;
-	(void)flags;
-	*out = 0;     /* no journal, no WAL: never any side file */
-	return SQLITE_OK;
-}
-
-static int capvfs_fullpath(sqlite3_vfs *vfs, const char *name, int n,
-			   char *out)
-{
-	(void)vfs;
-	snprintf(out, (size_t)n, "%s", name);
-	return SQLITE_OK;
-}
-
-/* Randomness, sleep and time come from the default VFS. */
-static int capvfs_random(sqlite3_vfs *vfs, int n, char *out)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xRandomness(d, n, out);
-}
-
-static int capvfs_sleep(sqlite3_vfs *vfs, int us)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xSleep(d, us);
-}
-
-static int capvfs_time(sqlite3_vfs *vfs, double *t)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xCurrentTime(d, t);
-}
-
-static int capvfs_lasterr(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	(void)n;
-	(void)out;
-	return 0;
-}
-
+/* The VFS: what it shares with image.c's is vfs.c's. */
 static sqlite3_vfs capvfs = {
 	.iVersion = 1,
 	.szOsFile = sizeof(capture_file),
@@ -238,20 +171,20 @@ static sqlite3_vfs capvfs = {
 	.zName = "snapfs-capture",
 	.xOpen = capvfs_open,
 	.xDelete = capvfs_delete,
-	.xAccess = capvfs_access,
-	.xFullPathname = capvfs_fullpath,
-	.xRandomness = capvfs_random,
-	.xSleep = capvfs_sleep,
-	.xCurrentTime = capvfs_time,
-	.xGetLastError = capvfs_lasterr,
+	.xAccess = snap_vfs_access,
+	.xFullPathname = snap_vfs_fullpath,
+	.xRandomness = snap_vfs_random,
+	.xSleep = snap_vfs_sleep,
+	.xCurrentTime = snap_vfs_time,
+	.xGetLastError = snap_vfs_lasterr,
 };
 
 static pthread_once_t capvfs_once = PTHREAD_ONCE_INIT;
 static int capvfs_rc;
 
+/* Register the VFS (once: pthread_once), keeping the result. */
 static void capvfs_register(void)
 {
-	capvfs.pAppData = sqlite3_vfs_find(NULL);
 	capvfs_rc = sqlite3_vfs_register(&capvfs, 0);
 }
 
