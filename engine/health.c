@@ -348,82 +348,74 @@ int snap_health_check(snap_store *s, int auto_recover, snap_check_result *r,
 
 /* ---- scrub -------------------------------------------------------------- */
 
-/* An integer meta value of the store; `dflt` when absent. */
-static int health_meta_get(snap_store *s, const char *key, int64_t dflt,
-			   int64_t *out, snap_err *err)
+/*
+ * Run one statement on the store's connection under the store's lock,
+ * with ?1 bound to the text `key` (to `num` when key is NULL) and ?2, if
+ * there is one, to `num`; the first row's first column goes to *out (left
+ * alone without a row, or when out is NULL).  0, or a negative errno with
+ * "store DIR: cannot WHAT".
+ */
+static int health_query(snap_store *s, const char *sql, const char *key,
+			int64_t num, int64_t *out, const char *what,
+			snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*out = dflt;
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (key)
+			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(st, 1, num);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, num);
 		rc = sqlite3_step(st);
 	}
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW && out)
 		*out = sqlite3_column_int64(st, 0);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "%s", s->dir, key);
-	}
+	else
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot %s",
+				     s->dir, what);
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
 	return rc;
 }
 
+/* An integer meta value of the store; `dflt` when absent. */
+static int health_meta_get(snap_store *s, const char *key, int64_t dflt,
+			   int64_t *out, snap_err *err)
+{
+	char what[64];
+
+	*out = dflt;
+	snprintf(what, sizeof(what), "read %s", key);
+	return health_query(s, "SELECT value FROM meta WHERE key=?1", key, 0,
+			    out, what, err);
+}
+
+/* Set an integer meta value of the store. */
 static int health_meta_set(snap_store *s, const char *key, int64_t value,
 			   snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	char what[64];
 
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "INSERT INTO meta(key, value) "
-				"VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE "
-				"SET value=?2", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, value);
-		rc = sqlite3_step(st);
-	}
-	rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc, "store "
-		"%s: cannot record %s", s->dir, key);
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+	snprintf(what, sizeof(what), "record %s", key);
+	return health_query(s, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+			    "ON CONFLICT(key) DO UPDATE SET value=?2", key,
+			    value, NULL, what, err);
 }
 
 /* The id of the first snapshot with id > after; 0 when none. */
 static int health_next_id(snap_store *s, int64_t after, int64_t *id,
 			  snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
 	*id = 0;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT min(id) FROM snapshots WHERE "
-				"id>?", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, after);
-		rc = sqlite3_step(st);
-	}
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
-				     "snapshots to scrub", s->dir);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+	return health_query(s, "SELECT min(id) FROM snapshots WHERE id>?1",
+			    NULL, after, id, "list snapshots to scrub", err);
 }
 
 int snap_health_scrub(snap_store *s, unsigned max, int full,

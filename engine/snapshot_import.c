@@ -142,17 +142,27 @@ static int integrity(sqlite3 *db, const char *path, snap_err *err)
 	return rc;
 }
 
-int snap_snapshot_check_file(const char *path, snap_err *err)
+/* Open an external database file after the header-level checks: 0 with
+ * *db open, or a negative errno naming what is wrong with *db NULL. */
+static int open_checked(const char *path, sqlite3 **db, snap_err *err)
 {
 	uint8_t h[100];
 	off_t size = 0;
-	sqlite3 *db = NULL;
 	int rc = read_head(path, h, sizeof(h), &size, err);
 
+	*db = NULL;
 	if (!rc)
 		rc = check_header(path, h, size, err);
 	if (!rc)
-		rc = open_external(path, h, &db, err);
+		rc = open_external(path, h, db, err);
+	return rc;
+}
+
+int snap_snapshot_check_file(const char *path, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int rc = open_checked(path, &db, err);
+
 	if (!rc)
 		rc = integrity(db, path, err);
 	sqlite3_close(db);
@@ -172,8 +182,6 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 {
 	snap_create_opts dflt = { .kind = SNAP_KIND_IMPORT };
 	snap_info tmp;
-	uint8_t h[100];
-	off_t size = 0;
 	sqlite3 *db = NULL;
 	int rc;
 
@@ -181,11 +189,7 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 		o = &dflt;
 	if (!out)
 		out = &tmp;
-	rc = read_head(path, h, sizeof(h), &size, err);
-	if (!rc)
-		rc = check_header(path, h, size, err);
-	if (!rc)
-		rc = open_external(path, h, &db, err);
+	rc = open_checked(path, &db, err);
 	if (!rc)
 		rc = snap_snapshot_begin_read(db, path, err);
 	if (!rc) {

@@ -186,18 +186,28 @@ static void status_fmt_seconds(int64_t ns, char out[32])
 		 (ms < 0 ? -ms : ms) / 1000, (ms < 0 ? -ms : ms) % 1000);
 }
 
+/* The key, then: null and 0 when ns is 0 (never), else 1 with the ISO
+ * time in t for the caller to write. */
+static int status_json_when(snap_json *j, const char *key, int64_t ns,
+			    char t[40])
+{
+	snap_json_key(j, key);
+	if (!ns) {
+		snap_json_null(j);
+		return 0;
+	}
+	snap_time_iso(ns, t);
+	return 1;
+}
+
 /* {"time":..., "time_ns":..., "ok":..., "detail":...} or null. */
 static void status_json_last(snap_json *j, const char *key, int64_t ns,
 			     int ok, const char *detail)
 {
 	char t[40];
 
-	snap_json_key(j, key);
-	if (!ns) {
-		snap_json_null(j);
+	if (!status_json_when(j, key, ns, t))
 		return;
-	}
-	snap_time_iso(ns, t);
 	snap_json_obj_begin(j);
 	snap_json_key(j, "time"); snap_json_str(j, t);
 	snap_json_key(j, "time_ns"); snap_json_int(j, ns);
@@ -211,13 +221,8 @@ static void status_json_time(snap_json *j, const char *key, int64_t ns)
 {
 	char t[40];
 
-	snap_json_key(j, key);
-	if (!ns) {
-		snap_json_null(j);
-		return;
-	}
-	snap_time_iso(ns, t);
-	snap_json_str(j, t);
+	if (status_json_when(j, key, ns, t))
+		snap_json_str(j, t);
 }
 
 void snap_status_json(struct snap_json *j, const snap_status *st)
@@ -287,6 +292,7 @@ typedef struct status_text {
 static void status_text_add(status_text *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Append printf-style text, growing the buffer (t->oom on failure). */
 static void status_text_add(status_text *t, const char *fmt, ...)
 {
 	va_list ap;
