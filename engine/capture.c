@@ -39,7 +39,6 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* An sqlite rc for a failure code, so the backup reports disk-full as such. */
 /* Insert a new page (hash, stored bytes) into the store and the index. */
 static int cap_insert(snap_capture *c, const uint8_t sha[32], const void *z,
 		      size_t zlen, size_t len, int64_t *id)

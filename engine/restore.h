@@ -69,6 +69,7 @@ typedef struct snap_restore_opts {
 					   path) */
 } snap_restore_opts;
 
+/* snap_restore with a precondition and a source name (o may be NULL). */
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err);
 
