@@ -184,7 +184,7 @@ static void status_mount(snap_json *j)
 
 /*
  * The engine's status object (the fields `snapctl status --json` shows, a
- * contract for scripts: health.c), with one more member, "mount": the
+ * contract for scripts: engine/status.c), with one more member, "mount": the
  * engine's members are merged into the file's object (json.h), followed
  * by a newline.
  */
