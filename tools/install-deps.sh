@@ -13,6 +13,8 @@ pkgs=(
 	gvfs dbus-daemon                               # the trash as desktops use it
 	util-linux procps                              # mount, unshare, pgrep
 	systemd man-db                                 # systemd-analyze verify of the unit
+	swift swift-proxy swift-object swift-container # tools/s3-test-server: a real
+	swift-account python3-swift                    #   S3 endpoint for replica tests
 )
 
 if [ "$(id -u)" -ne 0 ]; then
