@@ -12,7 +12,7 @@
  * layer or a lower one.  storedir.c is the store's directory half, split
  * from store.c by size: the two call each other through store_int.h.
  *
- *   L0  err sys codec pagepipe integrity anchor
+ *   L0  err sys codec pagepipe integrity anchor seal
  *   L1  store storedir
  *   L2  events capture image json
  *   L3  snapshot verify
@@ -21,7 +21,8 @@
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, compression and the page index,
- * hashing workers, integrity checks, the anchor file.  L1 is the store: its
+ * hashing workers, integrity checks, the anchor file, the replica's
+ * cryptography (seal: libsodium).  L1 is the store: its
  * directory, the catalog, the events table's raw insert (snap_event_add_db,
  * so a catalog change and its event share one transaction).  L2 reads and
  * writes what the store holds: the event history and the failure hook,

@@ -6,6 +6,7 @@ set -eu
 pkgs=(
 	build-essential meson ninja-build pkg-config   # the build
 	libsqlite3-dev libzstd-dev libssl-dev          # the engine
+	libsodium-dev                                  # replica encryption
 	libfuse3-dev fuse3                             # the mount
 	libcmocka-dev                                  # unit tests
 	clang libclang-rt-14-dev                       # fuzzing: libFuzzer, ASan, UBSan
