@@ -42,6 +42,11 @@ void snap_kdf_new(snap_kdf *kdf)
 	kdf->memlimit = KDF_MEM;
 }
 
+void snap_random(void *buf, size_t n)
+{
+	randombytes_buf(buf, n);
+}
+
 void snap_key_new(uint8_t master[SNAP_KEY_BYTES])
 {
 	crypto_aead_xchacha20poly1305_ietf_keygen(master);

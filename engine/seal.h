@@ -57,6 +57,9 @@ int snap_seal_init(snap_err *err);
 /* Default Argon2id parameters with a fresh random salt. */
 void snap_kdf_new(snap_kdf *kdf);
 
+/* n bytes from the system's random source. */
+void snap_random(void *buf, size_t n);
+
 /* A fresh random master key. */
 void snap_key_new(uint8_t master[SNAP_KEY_BYTES]);
 

@@ -12,12 +12,12 @@
  * layer or a lower one.  storedir.c is the store's directory half, split
  * from store.c by size: the two call each other through store_int.h.
  *
- *   L0  err sys codec pagepipe integrity anchor seal
+ *   L0  err sys codec pagepipe integrity anchor seal objstore
  *   L1  store storedir
  *   L2  events capture image json
  *   L3  snapshot verify
  *   L4  restore diff merge retention trash
- *   L5  health schedule
+ *   L5  health schedule replica replica_read replica_push
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, compression and the page index,
