@@ -10,7 +10,7 @@
  * leaves the old object or the new one, and at worst a dot file that no
  * listing returns.
  */
-#include "objstore.h"
+#include "objstore_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,24 +24,6 @@
 #include "sys.h"
 
 #define OBJ_MAX (1u << 30)   /* no object of a replica is near this */
-
-typedef struct backend {
-	int (*put)(snap_objstore *o, const char *name, const void *data,
-		   size_t len, snap_err *err);
-	int (*get)(snap_objstore *o, const char *name, uint8_t **data,
-		   size_t *len, snap_err *err);
-	int (*list)(snap_objstore *o, const char *dir,
-		    snap_objstore_list_fn fn, void *ctx, snap_err *err);
-	int (*del)(snap_objstore *o, const char *name, snap_err *err);
-	void (*close)(snap_objstore *o);
-} backend;
-
-struct snap_objstore {
-	const backend *be;
-	char *url;
-	int dirfd;          /* file: the target directory */
-	char *path;         /* file: its absolute path, for messages */
-};
 
 int snap_objstore_name_check(const char *name)
 {
@@ -282,7 +264,7 @@ static void file_close(snap_objstore *o)
 	free(o->path);
 }
 
-static const backend file_backend = {
+static const snap_objstore_backend file_backend = {
 	file_put, file_get, file_list, file_del, file_close,
 };
 
@@ -335,10 +317,13 @@ int snap_objstore_open(const char *url, unsigned flags, snap_objstore **out,
 	if (!strncmp(url, "file://", 7)) {
 		o->be = &file_backend;
 		rc = file_open(o, url + 7, flags, err);
+	} else if (!strncmp(url, "s3://", 5)) {
+		rc = snap_objstore_s3_open(o, url + 5, flags, err);
 	} else {
 		rc = snap_err_set(err, -EINVAL,
 				  "%s: not a replica URL snapfs speaks "
-				  "(file:///ABSOLUTE/PATH)", url);
+				  "(s3://BUCKET/PREFIX or file:///ABSOLUTE/PATH)",
+				  url);
 	}
 	if (rc < 0) {
 		if (o->be)

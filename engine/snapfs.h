@@ -12,7 +12,7 @@
  * layer or a lower one.  storedir.c is the store's directory half, split
  * from store.c by size: the two call each other through store_int.h.
  *
- *   L0  err sys codec pagepipe integrity anchor seal objstore
+ *   L0  err sys codec pagepipe integrity anchor seal objstore objstore_s3
  *   L1  store storedir
  *   L2  events capture image json
  *   L3  snapshot verify

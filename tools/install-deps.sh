@@ -6,7 +6,7 @@ set -eu
 pkgs=(
 	build-essential meson ninja-build pkg-config   # the build
 	libsqlite3-dev libzstd-dev libssl-dev          # the engine
-	libsodium-dev                                  # replica encryption
+	libsodium-dev libcurl4-openssl-dev libxml2-dev # replicas: encryption, S3
 	libfuse3-dev fuse3                             # the mount
 	libcmocka-dev                                  # unit tests
 	clang libclang-rt-14-dev                       # fuzzing: libFuzzer, ASan, UBSan

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 
-ROW = re.compile(r"^ \*\s+L(\d+)\s+([a-z_][a-z_ ]*?)\s*$")
+ROW = re.compile(r"^ \*\s+L(\d+)\s+([a-z_][a-z0-9_ ]*?)\s*$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # A top-level function definition / declaration of a snap_ name.
 DEFINE = re.compile(r"^[a-z][\w \*]*?\b(snap_\w+)\s*\([^;{]*\)\s*\{", re.M)

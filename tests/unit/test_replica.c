@@ -7,6 +7,11 @@
  * flipped byte or a deleted pack is found and names the snapshot; a run
  * cut short (no catalog row, no cache) is finished without re-uploading
  * pages; a symlink planted in the replica is refused.
+ *
+ * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
+ * on S3' starts a real server and sets it), every test but the symlink
+ * one runs against that instead of a directory: the tests change objects
+ * only through objstore.h, so they mean the same on both.
  */
 #include "testutil.h"
 
@@ -19,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "objstore.h"
 #include "replica.h"
 
 #define PASS "correct horse battery staple"
@@ -42,12 +48,71 @@ static snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
 	return st;
 }
 
-/* The replica URL of a directory of the test. */
+/* The replica URL of a test: a directory of the test, or a fresh prefix
+ * under SNAPFS_TEST_REPLICA_BASE. */
 static void url_of(const tu_env *env, const char *name, char *url,
 		   char *path)
 {
+	const char *base = getenv("SNAPFS_TEST_REPLICA_BASE");
 	tu_path(env, path, name);
-	snprintf(url, PATH_MAX + 8, "file://%s", path);
+	if (base && *base)
+		snprintf(url, PATH_MAX + 8, "%s/%s/%s", base,
+			 strrchr(env->dir, '/') + 1, name);
+	else
+		snprintf(url, PATH_MAX + 8, "file://%s", path);
+}
+
+/* The object names under dir of the replica at url, sorted. */
+static char **g_names;
+static size_t g_nnames;
+static int collect(void *ctx, const char *name, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	g_names = realloc(g_names, (g_nnames + 1) * sizeof *g_names);
+	g_names[g_nnames++] = strdup(name);
+	return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static snap_objstore *objs_list(const char *url, const char *dir)
+{
+	snap_objstore *o;
+	snap_err err;
+	if (snap_objstore_open(url, 0, &o, &err) < 0)
+		fail_msg("objstore %s: %s", url, err.msg);
+	for (size_t i = 0; i < g_nnames; i++)
+		free(g_names[i]);
+	free(g_names);
+	g_names = NULL;
+	g_nnames = 0;
+	if (snap_objstore_list(o, dir, collect, NULL, &err) < 0)
+		fail_msg("list %s: %s", dir, err.msg);
+	qsort(g_names, g_nnames, sizeof *g_names, str_cmp);
+	return o;
+}
+
+/* Flip one byte of object name (xor), or delete it. */
+static void obj_flip(const char *url, const char *name, int del)
+{
+	snap_objstore *o;
+	snap_err err;
+	uint8_t *d;
+	size_t n;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	if (del) {
+		assert_int_equal(snap_objstore_delete(o, name, &err), 0);
+	} else {
+		assert_int_equal(snap_objstore_get(o, name, &d, &n, &err), 0);
+		d[n / 2] ^= 0x01;
+		assert_int_equal(snap_objstore_put(o, name, d, n, &err), 0);
+		free(d);
+	}
+	snap_objstore_close(o);
 }
 
 /* Open a replica with the test passphrase; fail the test on error. */
@@ -94,29 +159,25 @@ static void assert_export_equals(const tu_env *env, snap_replica *r,
 	unlink(out);
 }
 
-/* 1 when some regular file under root contains needle. */
-static const char *g_needle;
-static int g_found;
-static int grep_cb(const char *p, const struct stat *sb, int flag,
-		   struct FTW *ftw)
+/* 1 when some object of the replica at url contains needle. */
+static int objects_contain(const char *url, const char *needle)
 {
-	(void)ftw;
-	if (flag != FTW_F || !S_ISREG(sb->st_mode))
-		return 0;
-	size_t n;
-	uint8_t *b = tu_read_file(p, &n);
-	if (memmem(b, n, g_needle, strlen(g_needle)))
-		g_found = 1;
-	free(b);
-	return 0;
-}
-
-static int tree_contains(const char *root, const char *needle)
-{
-	g_needle = needle;
-	g_found = 0;
-	nftw(root, grep_cb, 16, FTW_PHYS);
-	return g_found;
+	static const char *dirs[] = {"packs", "index", "maps", "snapshots"};
+	int found = 0;
+	for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+		snap_objstore *o = objs_list(url, dirs[k]);
+		for (size_t i = 0; i < g_nnames; i++) {
+			uint8_t *d;
+			size_t n;
+			snap_err err;
+			assert_int_equal(snap_objstore_get(o, g_names[i], &d,
+							   &n, &err), 0);
+			found |= memmem(d, n, needle, strlen(needle)) != NULL;
+			free(d);
+		}
+		snap_objstore_close(o);
+	}
+	return found;
 }
 
 static void test_round_trip_from_url_and_passphrase_alone(void **state)
@@ -154,8 +215,9 @@ static void test_round_trip_from_url_and_passphrase_alone(void **state)
 					     &nbad, &err), 0);
 	assert_int_equal(nbad, 0);
 	snap_replica_close(r);
-	/* Sealed: the provider sees no row text. */
-	assert_false(tree_contains(path, MARKER));
+	/* Sealed: the provider sees no row text, no snapshot name. */
+	assert_false(objects_contain(url, MARKER));
+	assert_false(objects_contain(url, a.name));
 }
 
 static void test_second_run_uploads_nothing_and_a_change_costs_a_page(
@@ -209,7 +271,17 @@ static void test_passphrase_rules(void **state)
 					   &r, &err), -EPERM);
 	assert_null(r);
 	assert_non_null(strstr(err.msg, "SNAPFS_PASSPHRASE"));
-	assert_false(tu_exists(path));
+	snap_objstore *probe;
+	int prc = snap_objstore_open(url, 0, &probe, &err);
+	if (prc == 0) {          /* s3: the bucket is there, no config */
+		uint8_t *cfg;
+		size_t cfglen;
+		assert_int_equal(snap_objstore_get(probe, "config", &cfg,
+						   &cfglen, &err), -ENOENT);
+		snap_objstore_close(probe);
+	} else {                 /* file: not even the directory */
+		assert_int_equal(prc, -ENOENT);
+	}
 	r = ropen(url, SNAP_REPLICA_CREATE);
 	push(r, st);
 	snap_replica_close(r);
@@ -251,29 +323,16 @@ static void test_plain_replica(void **state)
 	 * keeps short literals: the marker is there, compressed or not). */
 	assert_int_equal(snap_replica_open(url, NULL, 0, 0, &r, &err), 0);
 	snap_replica_close(r);
-	char cfg[PATH_MAX];
-	snprintf(cfg, sizeof cfg, "%s/config", path);
+	snap_objstore *o;
 	size_t n;
-	uint8_t *c = tu_read_file(cfg, &n);
+	uint8_t *c;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	assert_int_equal(snap_objstore_get(o, "config", &c, &n, &err), 0);
+	snap_objstore_close(o);
 	assert_non_null(memmem(c, n, "\"encryption\":\"none\"", 19));
 	free(c);
-}
-
-/* The first regular file in dir (a path under the replica). */
-static void first_file(const char *dir, char *out)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	struct dirent *de;
-	out[0] = '\0';
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(out, PATH_MAX, "%s/%s", dir, de->d_name);
-		break;
-	}
-	closedir(d);
-	assert_true(out[0] != '\0');
+	/* Not sealed: the snapshot's name is readable by the provider. */
+	assert_true(objects_contain(url, b.name));
 }
 
 /* Record verify's problems. */
@@ -291,8 +350,7 @@ static void test_damage_is_found_and_named(void **state)
 {
 	tu_env *env = *state;
 	snap_info a, b;
-	char url[PATH_MAX + 8], path[PATH_MAX], dir[PATH_MAX + 8],
-		pack[PATH_MAX], out[PATH_MAX];
+	char url[PATH_MAX + 8], path[PATH_MAX], pack[64], out[PATH_MAX];
 	snap_err err;
 	unsigned nbad;
 	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
@@ -300,13 +358,11 @@ static void test_damage_is_found_and_named(void **state)
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	push(r, st);
 	snap_replica_close(r);
-	snprintf(dir, sizeof dir, "%s/packs", path);
-	first_file(dir, pack);
-	/* One flipped byte in the middle of a pack. */
-	size_t n;
-	uint8_t *p = tu_read_file(pack, &n);
-	p[n / 2] ^= 0x01;
-	tu_write_file(pack, p, n);
+	/* One flipped byte in the middle of the first pack (a's pages). */
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_true(g_nnames >= 2);
+	snprintf(pack, sizeof pack, "%s", g_names[0]);
+	obj_flip(url, pack, 0);
 	r = ropen(url, 0);
 	g_nprob = 0;
 	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
@@ -319,14 +375,12 @@ static void test_damage_is_found_and_named(void **state)
 	assert_false(tu_exists(out));       /* no half-written image left */
 	snap_replica_close(r);
 	/* The pack deleted instead. */
-	p[n / 2] ^= 0x01;
-	tu_write_file(pack, p, n);
-	free(p);
+	obj_flip(url, pack, 0);
 	r = ropen(url, 0);
 	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
 					     &nbad, &err), 0);
 	assert_int_equal(nbad, 0);
-	unlink(pack);
+	obj_flip(url, pack, 1);
 	g_nprob = 0;
 	assert_int_equal(snap_replica_verify(r, b.name, 0, NULL, prob_cb, NULL,
 					     &nbad, &err), 0);
@@ -339,7 +393,7 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 {
 	tu_env *env = *state;
 	snap_info a, b;
-	char url[PATH_MAX + 8], path[PATH_MAX], dir[PATH_MAX + 16];
+	char url[PATH_MAX + 8], path[PATH_MAX];
 	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
@@ -347,8 +401,9 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_replica_close(r);
 	/* As if killed before any catalog row landed, and the local cache
 	 * lost too: the packs and indexes are there, nothing names them. */
-	snprintf(dir, sizeof dir, "%s/snapshots", path);
-	tu_rmrf(dir);
+	snap_objstore_close(objs_list(url, "snapshots"));
+	for (size_t i = 0; i < g_nnames; i++)
+		obj_flip(url, g_names[i], 1);
 	tu_store_exec(st, "DELETE FROM replica_pages; DELETE FROM "
 		      "replica_packs; DELETE FROM replica_snaps");
 	r = ropen(url, 0);
@@ -434,7 +489,10 @@ int main(void)
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_page_size_change_and_shrink),
-		tu_test(test_symlink_in_replica_is_refused),
+		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
 	};
-	return cmocka_run_group_tests_name("replica", tests, NULL, NULL);
+	size_t n = sizeof tests / sizeof *tests;
+	if (getenv("SNAPFS_TEST_REPLICA_BASE"))
+		n--;
+	return _cmocka_run_group_tests("replica", tests, n, NULL, NULL);
 }
