@@ -12,28 +12,31 @@
  * layer or a lower one.  storedir.c is the store's directory half, split
  * from store.c by size: the two call each other through store_int.h.
  *
- *   L0  err sys codec pagepipe integrity anchor livedb vfs json
+ *   L0  err sys codec pagepipe integrity anchor livedb vfs json seal
+ *       objstore objstore_s3
  *   L1  store storedir
  *   L2  events capture capture_vfs image jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_file recover diff merge retention trash
- *   L5  health status schedule
+ *   L5  health status schedule replica replica_read replica_push
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, compression and the page index,
  * hashing workers, integrity checks, the anchor file, connections to the
  * live database (livedb), what the engine's VFSes share (vfs), the JSON
- * writer.  L1 is the store: its directory, the catalog, the events table's
- * raw insert (snap_event_add_db, so a catalog change and its event share
- * one transaction).  L2 reads and writes what the store holds: the event
- * history and the failure hook, capture of pages and its VFS, images, the
- * JSON objects of catalog records (jsonrec).  L3 takes, imports and checks
+ * writer, the replica's cryptography (seal: libsodium) and object stores
+ * (objstore: file://, objstore_s3: S3).  L1 is the store: its directory,
+ * the catalog, the events table's raw insert (snap_event_add_db, so a
+ * catalog change and its event share one transaction).  L2 reads and
+ * writes what the store holds: the event history and the failure hook,
+ * capture of pages and its VFS, images, the JSON objects of catalog
+ * records (jsonrec).  L3 takes, imports and checks
  * snapshots.  L4 changes the live database or the catalog's membership
  * (restore, restore from a file, crash recovery, diff, merge, retention,
  * trash).  L5 runs on its own: health checks, the status report and the
- * schedule.  The store does not finish an interrupted restore when it
- * opens: whoever opens a store for work (snapctl, the daemon) calls
- * snap_restore_recover() next.
+ * schedule, and the replica (its format, reading, pushing).  The store
+ * does not finish an interrupted restore when it opens: whoever opens a
+ * store for work (snapctl, the daemon) calls snap_restore_recover() next.
  */
 #ifndef ENGINE_SNAPFS_H
 #define ENGINE_SNAPFS_H
