@@ -163,37 +163,31 @@ static int64_t json_int(snap_replica *r, const char *doc, size_t len,
 	return v;
 }
 
-/* Write a new config: a fresh id and, encrypted, a fresh master key
- * wrapped under the passphrase. */
-static int config_create(snap_replica *r, const char *pass, size_t passlen,
-			 snap_err *err)
+/* Write config for r (its id, created time, encryption): encrypted, the
+ * master key wrapped under pass with a fresh salt.  Replaces the object
+ * atomically; nothing else of the replica changes. */
+static int config_write(snap_replica *r, const char *pass, size_t passlen,
+			snap_err *err)
 {
-	uint8_t idb[16], master[SNAP_KEY_BYTES],
-		wrapped[SNAP_WRAPPED_BYTES];
+	uint8_t wrapped[SNAP_WRAPPED_BYTES];
 	char hex[2 * SNAP_WRAPPED_BYTES + 1];
 	snap_kdf kdf;
-	snap_random(idb, sizeof idb);
-	snap_replica_hex(idb, sizeof idb, r->id);
 	snap_json j;
 	snap_json_init(&j);
 	snap_json_obj_begin(&j);
 	snap_json_key(&j, "format"); snap_json_str(&j, FORMAT_NAME);
 	snap_json_key(&j, "version"); snap_json_int(&j, FORMAT_VERSION);
 	snap_json_key(&j, "id"); snap_json_str(&j, r->id);
-	snap_json_key(&j, "created"); snap_json_int(&j,
-		snap_time_now_ns() / 1000000000);
+	snap_json_key(&j, "created"); snap_json_int(&j, r->created);
 	snap_json_key(&j, "pack_target"); snap_json_int(&j, PACK_TARGET);
 	if (r->enc) {
 		snap_kdf_new(&kdf);
-		snap_key_new(master);
-		int rc = snap_key_wrap(&kdf, pass, passlen, master, wrapped,
+		int rc = snap_key_wrap(&kdf, pass, passlen, r->master, wrapped,
 				       err);
 		if (rc < 0) {
 			snap_json_free(&j);
 			return rc;
 		}
-		snap_keys_derive(master, &r->keys);
-		snap_keys_wipe(master, sizeof master);
 		snap_json_key(&j, "encryption");
 		snap_json_str(&j, "xchacha20poly1305");
 		snap_json_key(&j, "page_id"); snap_json_str(&j, "blake2b-256-keyed");
@@ -219,6 +213,31 @@ static int config_create(snap_replica *r, const char *pass, size_t passlen,
 	int rc = snap_objstore_put(r->os, "config", j.buf, j.len, err);
 	snap_json_free(&j);
 	return rc;
+}
+
+/* A new replica: a fresh id and, encrypted, a fresh master key. */
+static int config_create(snap_replica *r, const char *pass, size_t passlen,
+			 snap_err *err)
+{
+	uint8_t idb[16];
+	snap_random(idb, sizeof idb);
+	snap_replica_hex(idb, sizeof idb, r->id);
+	r->created = snap_time_now_ns() / 1000000000;
+	if (r->enc) {
+		snap_key_new(r->master);
+		snap_keys_derive(r->master, &r->keys);
+	}
+	return config_write(r, pass, passlen, err);
+}
+
+int snap_replica_passphrase(snap_replica *r, const char *pass,
+			    size_t passlen, snap_err *err)
+{
+	if (!r->enc)
+		return snap_err_set(err, -EINVAL, "%s: the replica is not "
+				    "encrypted: it has no passphrase",
+				    snap_objstore_url(r->os));
+	return config_write(r, pass, passlen, err);
 }
 
 /* Read config: check the format, open the key with the passphrase. */
@@ -247,6 +266,7 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	}
 	memcpy(r->id, id, 33);
 	free(id);
+	r->created = json_int(r, doc, len, "$.created", 0);
 	char *enc = json_text(r, doc, len, "$.encryption");
 	if (enc && !strcmp(enc, "none")) {
 		free(enc);
@@ -265,7 +285,7 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 				    "passphrase (SNAPFS_PASSPHRASE or "
 				    "--passphrase-file FILE)", url);
 	snap_kdf kdf;
-	uint8_t wrapped[SNAP_WRAPPED_BYTES], master[SNAP_KEY_BYTES];
+	uint8_t wrapped[SNAP_WRAPPED_BYTES];
 	char *salt = json_text(r, doc, len, "$.kdf.salt");
 	char *key = json_text(r, doc, len, "$.key");
 	char *alg = json_text(r, doc, len, "$.kdf.alg");
@@ -280,13 +300,13 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 				    "key parameters", url);
 	kdf.opslimit = (uint64_t)json_int(r, doc, len, "$.kdf.opslimit", 0);
 	kdf.memlimit = (uint64_t)json_int(r, doc, len, "$.kdf.memlimit", 0);
-	int rc = snap_key_unwrap(&kdf, pass, passlen, wrapped, master, err);
+	int rc = snap_key_unwrap(&kdf, pass, passlen, wrapped, r->master,
+				 err);
 	if (rc < 0) {
-		snap_err_prefix(err, "%s: ", url);
+		snap_err_prefix(err, "%s", url);
 		return rc;
 	}
-	snap_keys_derive(master, &r->keys);
-	snap_keys_wipe(master, sizeof master);
+	snap_keys_derive(r->master, &r->keys);
 	return 0;
 }
 
@@ -330,7 +350,7 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 open:
 	rc = snap_objstore_open(url, flags & SNAP_REPLICA_CREATE ?
 				SNAP_OBJSTORE_CREATE : 0, &r->os, err);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT && !strncmp(url, "file://", 7))  /* S3 said which */
 		rc = snap_err_set(err, -ENOENT, "%s: no replica there", url);
 	if (rc < 0)
 		goto fail;
@@ -373,6 +393,7 @@ void snap_replica_close(snap_replica *r)
 	if (r->codec_ok)
 		snap_codec_free(&r->codec);
 	snap_keys_wipe(&r->keys, sizeof r->keys);
+	snap_keys_wipe(r->master, sizeof r->master);
 	sqlite3_close(r->mem);
 	snap_objstore_close(r->os);
 	free(r);
@@ -568,6 +589,38 @@ int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
 	if (rc == 0)
 		free(rows);
 	return rc;
+}
+
+int snap_replica_tables(snap_replica *r, const char *name, char **json,
+			snap_err *err)
+{
+	rrow row;
+	uint8_t *doc;
+	size_t len;
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc < 0)
+		return rc;
+	rc = snap_replica_obj_get(r, row.obj, &doc, &len, err);
+	if (rc == -ENOENT)
+		rc = snap_err_set(err, -ENOENT, "%s: no snapshot %s in the "
+				  "replica", snap_objstore_url(r->os), name);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = NULL;
+	*json = NULL;
+	if (sqlite3_prepare_v2(r->mem, "SELECT json(json_extract(?1, "
+			       "'$.tables'))", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, (const char *)doc, (int)len,
+				  SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*json = strdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	free(doc);
+	if (!*json)
+		*json = strdup("{}");
+	return *json ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
 }
 
 int snap_replica_find(snap_replica *r, const char *name, snap_info *out,

@@ -37,6 +37,12 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 		      unsigned flags, snap_replica **out, snap_err *err);
 void snap_replica_close(snap_replica *r);
 
+/* Wrap the master key under a new passphrase (a new salt) and replace
+ * config: no other object is rewritten, the old passphrase stops
+ * working.  -EINVAL for a replica without encryption. */
+int snap_replica_passphrase(snap_replica *r, const char *pass,
+			    size_t passlen, snap_err *err);
+
 /* 1 when the replica's objects are sealed. */
 int snap_replica_encrypted(const snap_replica *r);
 
@@ -48,6 +54,11 @@ int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
 /* The catalog row of one snapshot by name. -ENOENT when absent. */
 int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
 		      snap_err *err);
+
+/* The per-table row counts of snapshot name as a JSON object text
+ * (free()). */
+int snap_replica_tables(snap_replica *r, const char *name, char **json,
+			snap_err *err);
 
 typedef struct snap_replicate_stats {
 	uint64_t snapshots;      /* uploaded by this run */

@@ -30,6 +30,10 @@ struct snap_replica {
 	int enc;
 	snap_keys keys;
 	char id[33];           /* the replica's id (hex), from its config */
+	int64_t created;       /* config's "created" (epoch seconds) */
+	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
+					    passphrase change); wiped at
+					    close */
 	sqlite3 *mem;          /* for json_extract */
 	/* reader state */
 	uint64_t *firsts;      /* sorted first seqs of indexed packs */

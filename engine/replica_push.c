@@ -479,7 +479,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		rc = push_one(r, s, si, &p, progress, pctx, &done, total, st,
 			      err);
 		if (rc < 0) {
-			snap_err_prefix(err, "replicate to %s: ",
+			snap_err_prefix(err, "replicate to %s",
 					snap_objstore_url(r->os));
 			goto out;
 		}

@@ -241,7 +241,7 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 		rc = page_read(r, (uint64_t)seqs[i], row->si.page_size, page,
 			       err);
 		if (rc < 0) {
-			snap_err_prefix(err, "%s, page %u: ", row->si.name,
+			snap_err_prefix(err, "%s, page %u", row->si.name,
 					i + 1);
 			goto out;
 		}

@@ -16,6 +16,8 @@
  *   snapctl_health.c   check and status
  *   snapctl_prune.c    prune
  *   snapctl_mount.c    finding a mount's store (-C)
+ *   snapctl_replica.c  replicate, and the commands on a replica
+ *                      (--replica URL)
  *   ctl.c, ctl_progress.c, ctl_format.c  the helpers below, which call no
  *                      command
  * The commands are declared in ctl_cmds.h for main.  Names are internal
@@ -74,6 +76,11 @@ typedef struct ctl_args {
 	int64_t crit_age_ns;    /* --crit-age D (status) */
 	const char *table;      /* --table T (restore) */
 	int sql;                /* --sql (export) */
+	const char *replica;    /* --replica URL: work on a replica */
+	const char *endpoint;   /* --endpoint URL (S3) */
+	const char *pass_file;  /* --passphrase-file FILE */
+	const char *new_pass_file;  /* --new-passphrase-file FILE */
+	int no_encryption;      /* --no-encryption (replicate) */
 	unsigned given;         /* options given: bit i for row i of the
 				   option table (snapctl_opts.c) */
 	char **pos;             /* positional arguments after the command */

@@ -43,5 +43,23 @@ int cmd_prune(snap_store *s, ctl_args *a);
 /* snapctl_mount.c: fill a->db and a->store_dir (and the schedule fields)
  * from MOUNTPOINT/.snapfs/status.json; 0 or CTL_EXIT_FAIL. */
 int ctl_mount_resolve(ctl_args *a);
+int cmd_replicate(snap_store *s, ctl_args *a);
+int cmd_passphrase(snap_store *s, ctl_args *a);
+int ctl_replica_run(const char *cmd, ctl_args *a);
+
+/* What "list" and "show" print, for a store's snapshots or a replica's
+ * (ctl_show_print frees tables). */
+int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a);
+int ctl_show_print(const snap_info *si, char *tables, const ctl_args *a);
+
+/* One "verify" run: the engine's problems collected, then reported. */
+typedef struct ctl_verify {
+	const ctl_args *a;
+	snap_json problems;   /* --json: the "problems" array being built */
+	unsigned found;       /* problems reported for the current snapshot */
+} ctl_verify;
+void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
+			const char *problem);
+int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad);
 
 #endif /* TOOLS_CTL_CMDS_H */

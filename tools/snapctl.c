@@ -6,7 +6,8 @@
  * lists, shows, takes, imports, restores, verifies, deletes, pins and exports
  * snapshots, prints the event history, compares states (diff), restores one
  * table, writes SQL dumps, prunes by retention rules, checks the live
- * database's health and reports status for people and monitors.  It links
+ * database's health and reports status for people and monitors, and
+ * replicates to, and works from, an offsite replica.  It links
  * only the engine and holds no storage logic of its own; every operation is
  * one engine call, and the tool is argument parsing, output formatting and
  * exit codes.  This file has main(), the command table and the opening
@@ -231,6 +232,26 @@ static const ctl_cmd ctl_cmds[] = {
 	  0, 0, SNAP_OPEN_READONLY },
 	{ "log", cmd_log, "[--limit N]", "the event history (--limit: only the "
 	  "last N)", NULL, 0, 0, SNAP_OPEN_READONLY },
+	{ "replicate", cmd_replicate, "URL [--no-encryption]",
+	  "upload the snapshots a replica lacks (s3:// or file://)",
+	  "URL is s3://BUCKET/PREFIX (endpoint from --endpoint or\n"
+	  "AWS_ENDPOINT_URL, region from AWS_REGION, credentials from\n"
+	  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) or file:///PATH.\n"
+	  "The first run creates the replica, encrypted with the passphrase\n"
+	  "from --passphrase-file FILE or SNAPFS_PASSPHRASE; without one it\n"
+	  "is refused unless --no-encryption is given.  Only pages the\n"
+	  "replica lacks are sent; a snapshot shows there once all of its\n"
+	  "pages are.  Run again after a failure or a kill: it resumes.\n"
+	  "--json: {\"replica\", \"snapshots\", \"pages\", \"bytes\",\n"
+	  "\"present\"}.  Exit 1 when anything failed; nothing local is\n"
+	  "changed either way.\n",
+	  1, 1, 0 },
+	{ "passphrase", cmd_passphrase, "change",
+	  "with --replica URL: a new passphrase for the replica",
+	  "The new one from --new-passphrase-file FILE or\n"
+	  "SNAPFS_NEW_PASSPHRASE, the old from --passphrase-file or\n"
+	  "SNAPFS_PASSPHRASE.  Only the wrapped key is rewritten.\n",
+	  1, 1, SNAP_OPEN_READONLY },
 	{ "help", NULL, "[COMMAND]", "show this help, or one command's", NULL,
 	  0, 1, 0 },
 	{ "__names", cmd_names, "", NULL, NULL, 0, 0, SNAP_OPEN_READONLY },
@@ -367,6 +388,15 @@ int main(int argc, char **argv)
 		return rc;
 	if (!c->run)
 		return ctl_close_stdout(ctl_help(&a));
+	if (a.replica) {
+		/* A replica needs no store: URL and passphrase alone. */
+		if (a.mount)
+			return ctl_usage_error("--replica and -C exclude each "
+					       "other");
+		rc = ctl_replica_run(c->name, &a);
+		ctl_busy_end();
+		return ctl_close_stdout(rc);
+	}
 	if (a.mount) {
 		rc = ctl_mount_resolve(&a);
 		if (rc)

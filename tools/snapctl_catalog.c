@@ -35,16 +35,27 @@ static void ctl_trash_where(const snap_info *si, char *out, size_t cap)
  * snapshots in the trash are listed with where they wait. */
 int cmd_list(snap_store *s, ctl_args *a)
 {
-	char where[SNAP_TRASH_NAME_MAX + 48];
 	snap_info *v = NULL;
-	size_t n = 0, i;
+	size_t n = 0;
 	snap_err err;
-	int rc, w = 4, tw = 5;
+	int rc;
 
 	snap_err_clear(&err);
 	rc = snap_store_list(s, &v, &n, &err);
 	if (rc < 0)
 		return ctl_fail(&err, rc, "listing snapshots");
+	rc = ctl_list_print(v, n, a);
+	free(v);
+	return rc;
+}
+
+/* Print snapshots as "list" does. */
+int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a)
+{
+	char where[SNAP_TRASH_NAME_MAX + 48];
+	size_t i;
+	int w = 4, tw = 5;
+
 	if (a->json) {
 		snap_json j;
 
@@ -53,9 +64,7 @@ int cmd_list(snap_store *s, ctl_args *a)
 		for (i = 0; i < n; i++)
 			snap_json_info(&j, &v[i]);
 		snap_json_arr_end(&j);
-		rc = ctl_json_print(&j);
-		free(v);
-		return rc;
+		return ctl_json_print(&j);
 	}
 	for (i = 0; i < n; i++) {
 		if ((int)strlen(v[i].name) > w)
@@ -78,7 +87,6 @@ int cmd_list(snap_store *s, ctl_args *a)
 		       v[i].pinned ? "yes" : "no", tw, where, v[i].label,
 		       v[i].comment[0] ? ": " : "", v[i].comment);
 	}
-	free(v);
 	return CTL_EXIT_OK;
 }
 
@@ -116,7 +124,7 @@ int cmd_show(snap_store *s, ctl_args *a)
 {
 	snap_info si;
 	snap_err err;
-	char *tables = NULL, t[40], hex[65], sz[32];
+	char *tables = NULL;
 	int rc;
 
 	rc = ctl_find(s, a->pos[0], &si);
@@ -126,6 +134,16 @@ int cmd_show(snap_store *s, ctl_args *a)
 	rc = snap_store_tables_json(s, si.id, &tables, &err);
 	if (rc < 0)
 		return ctl_fail(&err, rc, si.name);
+	return ctl_show_print(&si, tables, a);
+}
+
+/* Print one snapshot as "show" does, and free tables. */
+int ctl_show_print(const snap_info *sip, char *tables, const ctl_args *a)
+{
+	snap_info si = *sip;
+	char t[40], hex[65], sz[32];
+	int rc;
+
 	if (a->json) {
 		snap_json j, info;
 

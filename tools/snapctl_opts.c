@@ -158,9 +158,24 @@ static const ctl_opt ctl_opts[] = {
 	  " restore ", CTL_PARSE(ctl_parse_table) },
 	{ "sql", 0, NULL, "a SQL dump instead of an image",
 	  " export ", CTL_FLAG(sql) },
+	{ "replica", 0, "URL", "work on the replica at URL (s3://BUCKET/PREFIX\n"
+	  "                   or file:///PATH) instead of a store",
+	  " list show verify export restore passphrase ", CTL_STR(replica) },
+	{ "endpoint", 0, "URL", "the S3 service (default: AWS_ENDPOINT_URL)",
+	  " replicate list show verify export restore passphrase ",
+	  CTL_STR(endpoint) },
+	{ "passphrase-file", 0, "FILE", "the replica's passphrase (default: "
+	  "SNAPFS_PASSPHRASE)",
+	  " replicate list show verify export restore passphrase ",
+	  CTL_STR(pass_file) },
+	{ "new-passphrase-file", 0, "FILE", "the new passphrase (default: "
+	  "SNAPFS_NEW_PASSPHRASE)", " passphrase ", CTL_STR(new_pass_file) },
+	{ "no-encryption", 0, NULL, "a new replica without encryption",
+	  " replicate ", CTL_FLAG(no_encryption) },
 };
 
 #define CTL_NOPTS (sizeof(ctl_opts) / sizeof(ctl_opts[0]))
+_Static_assert(CTL_NOPTS <= 32, "ctl_args.given has a bit per option");
 /* getopt_long's code for row i of a long-only option (past any char). */
 #define CTL_OPT_CODE 256
 
@@ -366,6 +381,8 @@ int ctl_check(const ctl_cmd *c, const ctl_args *a)
 		return ctl_usage_error("-C MOUNTPOINT names the database and "
 				       "the store itself; give it without "
 				       "--db and --store");
+	if (a->replica)
+		return ctl_check_combination(c, a);
 	if (c->run && !a->db && !a->store_dir && !a->mount)
 		return ctl_usage_error("no database given; use --db FILE (or "
 				       "--store DIR for an existing store, or "

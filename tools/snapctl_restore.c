@@ -103,15 +103,8 @@ int cmd_restore(snap_store *s, ctl_args *a)
 
 /* ---- verify ------------------------------------------------------------- */
 
-/* State of one "verify" run, handed to the engine's problem callback. */
-typedef struct ctl_verify {
-	const ctl_args *a;
-	snap_json problems;   /* --json: the "problems" array being built */
-	unsigned found;       /* problems reported for the current snapshot */
-} ctl_verify;
-
 /* Record one problem: a line on stdout, or an element of the JSON array. */
-static void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
+void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
 			       const char *problem)
 {
 	ctl_verify *v = ctx;
@@ -193,8 +186,18 @@ int cmd_verify(snap_store *s, ctl_args *a)
 					   strerror(-rc));
 	}
 	ctl_busy_end();
-	snap_json_arr_end(&v.problems);
 	free(list);
+	return ctl_verify_report(&v, checked, bad);
+}
+
+/* The end of a verify run: the summary (or the JSON document), exit 1 when
+ * anything was bad; frees v->problems. */
+int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad)
+{
+	const ctl_args *a = v->a;
+	int rc;
+
+	snap_json_arr_end(&v->problems);
 	if (a->json) {
 		snap_json j;
 
@@ -204,16 +207,16 @@ int cmd_verify(snap_store *s, ctl_args *a)
 		snap_json_key(&j, "checked"); snap_json_int(&j, checked);
 		snap_json_key(&j, "bad"); snap_json_int(&j, bad);
 		snap_json_key(&j, "problems");
-		snap_json_raw(&j, v.problems.oom ? "[]" : v.problems.buf);
+		snap_json_raw(&j, v->problems.oom ? "[]" : v->problems.buf);
 		snap_json_obj_end(&j);
-		rc = v.problems.oom ? ctl_error("out of memory") :
+		rc = v->problems.oom ? ctl_error("out of memory") :
 			ctl_json_print(&j);
 	} else {
 		printf("%u snapshot%s verified, %u bad\n", checked,
 		       checked == 1 ? "" : "s", bad);
 		rc = CTL_EXIT_OK;
 	}
-	snap_json_free(&v.problems);
+	snap_json_free(&v->problems);
 	if (rc == CTL_EXIT_OK && bad)
 		rc = ctl_error("verification found problems in %u of %u "
 			       "snapshot%s", bad, checked,

@@ -303,6 +303,46 @@ static void test_passphrase_rules(void **state)
 					   &r, &err), -EINVAL);
 }
 
+static void test_passphrase_change_rewrites_only_config(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	/* Every object but config, before. */
+	snap_objstore_close(objs_list(url, "packs"));
+	size_t npacks = g_nnames;
+	uint8_t *before, *after;
+	size_t nb, na;
+	snap_objstore *o;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	assert_int_equal(snap_objstore_get(o, g_names[0], &before, &nb, &err),
+			 0);
+	assert_int_equal(snap_replica_passphrase(r, "new pass", 8, &err), 0);
+	snap_replica_close(r);
+	assert_int_equal(snap_objstore_get(o, g_names[0], &after, &na, &err),
+			 0);
+	assert_int_equal(na, nb);
+	assert_memory_equal(after, before, nb);   /* not rewritten */
+	free(before);
+	free(after);
+	snap_objstore_close(o);
+	/* The old passphrase no longer opens it; the new one does, and the
+	 * data reads back. */
+	r = NULL;
+	assert_int_equal(snap_replica_open(url, PASS, strlen(PASS), 0, &r,
+					   &err), -EACCES);
+	assert_int_equal(snap_replica_open(url, "new pass", 8, 0, &r, &err), 0);
+	assert_export_equals(env, r, st, &b);
+	snap_replica_close(r);
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_int_equal(g_nnames, npacks);
+}
+
 static void test_plain_replica(void **state)
 {
 	tu_env *env = *state;
@@ -485,6 +525,7 @@ int main(void)
 		tu_test(test_round_trip_from_url_and_passphrase_alone),
 		tu_test(test_second_run_uploads_nothing_and_a_change_costs_a_page),
 		tu_test(test_passphrase_rules),
+		tu_test(test_passphrase_change_rewrites_only_config),
 		tu_test(test_plain_replica),
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_cut_short_run_is_finished_without_resending),

@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+"""snapctl and replicas, as a user drives them: replicate, then on a
+"fresh machine" (another directory, no store, only the URL and the
+passphrase) list, show, verify, export and restore give images
+byte-identical to the local snapshots (sha256sum of the exported files);
+a second run uploads nothing; a wrong or missing passphrase is exit 1 and
+writes nothing; a flipped byte or a deleted pack makes verify exit 1 and
+name the snapshots; a restore makes a new file, or restores the live
+database after a safety snapshot; a passphrase change rewrites only the
+key.  With the argument "s3" the replica lives in a real S3 server
+(tools/s3-test-server, started and stopped here), and also: no
+credentials, wrong credentials, a missing bucket and a server stopped in
+the middle of an upload are each a clear error, exit 1, and after the
+server is back the next run completes."""
+
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("SRC", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+SNAPCTL = os.environ.get("SNAPCTL", os.path.join(SRC, "build", "tools", "snapctl"))
+S3TS = os.path.join(SRC, "tools", "s3-test-server")
+PASS = "a long passphrase nobody guesses"
+
+n = 0
+failed = 0
+
+
+def check(what, ok, detail=""):
+    """TAP line; count failures."""
+    global n, failed
+    n += 1
+    print("%s %d - %s" % ("ok" if ok else "not ok", n, what))
+    if not ok:
+        failed += 1
+        if detail:
+            print("# " + detail.replace("\n", "\n# "))
+
+
+def ctl(args, env, **kw):
+    """Run snapctl; CompletedProcess with text output."""
+    return subprocess.run([SNAPCTL] + args, env=env, capture_output=True,
+                          text=True, **kw)
+
+
+def sha(path):
+    """SHA-256 of a file, as sha256sum prints it."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def make_db(path, rows):
+    """A database with rows rows of text."""
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t(v) VALUES (?)",
+                    [("row %d %s" % (i, "x" * 200),) for i in range(rows)])
+    con.commit()
+    con.close()
+
+
+def objects(env, url):
+    """Every object of a file:// replica as {relative path: bytes}."""
+    root = url[len("file://"):]
+    out = {}
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = fh.read()
+    return out
+
+
+def run(work, env, url, s3dir):
+    """The whole story against url."""
+    db = os.path.join(work, "app.db")
+    make_db(db, 3000)
+    names = []
+    for label in ("one", "two", "three"):
+        r = ctl(["--db", db, "create", "--label", label], env)
+        names.append(r.stdout.strip())
+        con = sqlite3.connect(db)
+        con.execute("UPDATE t SET v = 'changed %s' WHERE id %% 97 = 0" % label)
+        con.commit()
+        con.close()
+    local = {}
+    for name in names:
+        out = os.path.join(work, "local-" + name)
+        ctl(["--db", db, "export", name, out], env)
+        local[name] = sha(out)
+
+    noenc = dict(env)
+    noenc.pop("SNAPFS_PASSPHRASE", None)
+    r = ctl(["--db", db, "replicate", url], noenc)
+    check("replicate without a passphrase is refused (exit 1)",
+          r.returncode == 1 and "SNAPFS_PASSPHRASE" in r.stderr, r.stderr)
+
+    r = ctl(["--db", db, "replicate", url, "--json"], env)
+    check("first replicate exits 0", r.returncode == 0, r.stderr)
+    import json
+    first = json.loads(r.stdout) if r.returncode == 0 else {}
+    check("--json summary counts 3 snapshots and some pages",
+          first.get("snapshots") == 3 and first.get("pages", 0) > 0, r.stdout)
+    r = ctl(["--db", db, "replicate", url, "--json"], env)
+    again = json.loads(r.stdout) if r.returncode == 0 else {}
+    check("a second run uploads nothing",
+          again.get("snapshots") == 0 and again.get("bytes") == 0 and
+          again.get("present") == 3, r.stdout + r.stderr)
+
+    # The fresh machine: another directory, no store, URL + passphrase.
+    fresh = os.path.join(work, "fresh")
+    os.mkdir(fresh)
+    r = ctl(["--replica", url, "list", "--json"], env, cwd=fresh)
+    listed = [s["name"] for s in json.loads(r.stdout)] if r.returncode == 0 else []
+    check("list from the URL alone names the three snapshots",
+          listed == names, r.stdout + r.stderr)
+    ok = True
+    for name in names:
+        out = os.path.join(fresh, name)
+        r = ctl(["--replica", url, "export", name, out], env, cwd=fresh)
+        ok = ok and r.returncode == 0 and sha(out) == local[name]
+    check("export from the replica is byte-identical (sha256) for each", ok)
+    r = ctl(["--replica", url, "show", "latest"], env)
+    check("show latest names the newest", r.returncode == 0 and names[-1] in r.stdout,
+          r.stdout + r.stderr)
+    r = ctl(["--replica", url, "verify", "--full"], env)
+    check("verify --full: exit 0, 3 verified", r.returncode == 0 and
+          "3 snapshots verified, 0 bad" in r.stdout, r.stdout + r.stderr)
+
+    newdb = os.path.join(fresh, "restored.db")
+    r = ctl(["--replica", url, "restore", names[0], "--db", newdb], env)
+    check("restore into a new file", r.returncode == 0 and
+          sha(newdb) == local[names[0]], r.stdout + r.stderr)
+    r = ctl(["--replica", url, "restore", names[0], "--db", db], env)
+    rows = sqlite3.connect(db).execute(
+        "SELECT count(*) FROM t WHERE v LIKE 'changed%'").fetchone()[0]
+    r2 = ctl(["--db", db, "list", "--json"], env)
+    kinds = [s["kind"] for s in json.loads(r2.stdout)]
+    check("restore into the live database, after a safety snapshot",
+          r.returncode == 0 and rows == 0 and "pre-restore" in kinds,
+          r.stdout + r.stderr)
+
+    bad = dict(env, SNAPFS_PASSPHRASE="wrong")
+    before = objects(env, url) if url.startswith("file://") else None
+    r = ctl(["--replica", url, "list"], bad)
+    check("a wrong passphrase: exit 1, 'wrong passphrase'",
+          r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
+    r = ctl(["--db", db, "replicate", url], bad)
+    check("replicate with a wrong passphrase: exit 1",
+          r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
+    if before is not None:
+        check("and nothing was written", objects(env, url) == before)
+
+    newp = dict(env, SNAPFS_NEW_PASSPHRASE="another one")
+    r = ctl(["--replica", url, "passphrase", "change"], newp)
+    r1 = ctl(["--replica", url, "list"], env)
+    r2 = ctl(["--replica", url, "list"], dict(env, SNAPFS_PASSPHRASE="another one"))
+    check("passphrase change: the old one fails, the new one lists",
+          r.returncode == 0 and r1.returncode == 1 and r2.returncode == 0,
+          r.stderr + r1.stderr + r2.stderr)
+    env["SNAPFS_PASSPHRASE"] = "another one"
+
+    if url.startswith("file://"):
+        root = url[len("file://"):]
+        packs = sorted(os.listdir(os.path.join(root, "packs")))
+        p = os.path.join(root, "packs", packs[0])
+        data = bytearray(open(p, "rb").read())
+        data[len(data) // 2] ^= 1
+        open(p, "wb").write(bytes(data))
+        r = ctl(["--replica", url, "verify"], env)
+        check("a flipped byte in a pack: verify exit 1, names the snapshots",
+              r.returncode == 1 and all(x in r.stdout for x in names),
+              r.stdout + r.stderr)
+        data[len(data) // 2] ^= 1
+        open(p, "wb").write(bytes(data))
+        os.unlink(os.path.join(root, "packs", packs[-1]))
+        r = ctl(["--replica", url, "verify"], env)
+        check("a deleted pack: verify exit 1", r.returncode == 1 and
+              "bad" in r.stdout, r.stdout + r.stderr)
+        out = os.path.join(fresh, "x.db")
+        r = ctl(["--replica", url, "export", names[-1], out], env)
+        check("export of a snapshot that needs it: exit 1, no file left",
+              r.returncode == 1 and not os.path.exists(out), r.stderr)
+        return
+
+    # S3 only: credentials, bucket, a server that goes away.
+    nocred = dict(env)
+    nocred.pop("AWS_ACCESS_KEY_ID")
+    r = ctl(["--replica", url, "list"], nocred)
+    check("no credentials: exit 1, says which variables",
+          r.returncode == 1 and "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr)
+    r = ctl(["--replica", url, "list"], dict(env, AWS_SECRET_ACCESS_KEY="nope"))
+    check("wrong credentials: exit 1, access denied",
+          r.returncode == 1 and "access denied" in r.stderr, r.stderr)
+    r = ctl(["--replica", "s3://no-such-bucket/x", "list"], env)
+    check("a missing bucket: exit 1, 'no bucket'",
+          r.returncode == 1 and "no bucket" in r.stderr, r.stderr)
+    r = ctl(["--replica", url + "-elsewhere", "list"], env)
+    check("a prefix with no replica: exit 1, 'no replica'",
+          r.returncode == 1 and "no replica" in r.stderr, r.stderr)
+    # The server stopped in the middle of an upload.
+    make_db(os.path.join(work, "big.db"), 60000)
+    big = os.path.join(work, "big.db")
+    ctl(["--db", big, "create"], env)
+    p = subprocess.Popen([SNAPCTL, "--db", big, "replicate", url + "-big"],
+                         env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    # Stop the server once the first pack is in the bucket.
+    subprocess.run([S3TS, "stop", s3dir], check=True)
+    out, err = p.communicate(timeout=120)
+    check("server stopped during replicate: exit 1, clear error",
+          p.returncode == 1 and "snapctl:" in err, err)
+    r = subprocess.run([S3TS, "start", s3dir], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        k, v = line[len("export "):].split("=", 1)
+        env[k] = v
+    r = ctl(["--db", big, "replicate", url + "-big"], env)
+    r2 = ctl(["--replica", url + "-big", "verify", "--full"], env)
+    check("after the restart, replicate completes and verifies",
+          r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stdout)
+
+
+def main():
+    """file:// by default; 's3' for the real server."""
+    work = tempfile.mkdtemp(prefix="snapfs-replica-")
+    env = dict(os.environ, SNAPFS_PASSPHRASE=PASS)
+    s3dir = None
+    try:
+        if len(sys.argv) > 1 and sys.argv[1] == "s3":
+            s3dir = os.path.join(work, "s3")
+            r = subprocess.run([S3TS, "start", s3dir], capture_output=True,
+                               text=True)
+            if r.returncode != 0:
+                check("the S3 test server starts", False, r.stderr)
+                return
+            for line in r.stdout.splitlines():
+                k, v = line[len("export "):].split("=", 1)
+                env[k] = v
+            url = "s3://%s/cli-%d" % (env["SNAPFS_TEST_BUCKET"], os.getpid())
+        else:
+            url = "file://" + os.path.join(work, "replica")
+        run(work, env, url, s3dir)
+    finally:
+        if s3dir:
+            subprocess.run([S3TS, "stop", s3dir])
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    print("# %s: %d checks, %d failed" % (os.path.basename(__file__), n, failed))
+    sys.exit(1 if failed or n == 0 else 0)

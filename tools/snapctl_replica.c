@@ -1,0 +1,340 @@
+/*
+ * tools/snapctl_replica.c — replicas: "replicate URL" from a store, and
+ * the commands that work from a replica's URL and passphrase alone
+ * (--replica URL list|show|verify|export|restore|passphrase change), on a
+ * machine that never saw the store.
+ *
+ * The passphrase comes from --passphrase-file FILE (its first line) or
+ * SNAPFS_PASSPHRASE, never from the command line; the new one of
+ * "passphrase change" from --new-passphrase-file or SNAPFS_NEW_PASSPHRASE.
+ * S3 credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY only;
+ * --endpoint sets AWS_ENDPOINT_URL for this run.  Nothing here prints a
+ * secret.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl_cmds.h"
+#include "replica.h"
+
+#define PASS_MAX 1024
+
+/* A passphrase from file (its first line) or the environment variable
+ * env; *pass is NULL when neither is given.  0 or CTL_EXIT_FAIL. */
+static int ctl_pass(const char *file, const char *env, char *buf,
+		    const char **pass)
+{
+	*pass = NULL;
+	if (file) {
+		FILE *f = fopen(file, "re");
+		if (!f)
+			return ctl_error("passphrase file %s: %s", file,
+					 strerror(errno));
+		if (!fgets(buf, PASS_MAX, f))
+			buf[0] = '\0';
+		fclose(f);
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (!buf[0])
+			return ctl_error("passphrase file %s: empty", file);
+		*pass = buf;
+		return CTL_EXIT_OK;
+	}
+	const char *e = getenv(env);
+	if (e && *e) {
+		snprintf(buf, PASS_MAX, "%s", e);
+		*pass = buf;
+	}
+	return CTL_EXIT_OK;
+}
+
+/* Open the replica at url with the passphrase the options give. */
+static int ctl_replica_open(const ctl_args *a, const char *url,
+			    unsigned flags, snap_replica **r)
+{
+	char buf[PASS_MAX];
+	const char *pass;
+	snap_err err;
+	int rc;
+
+	if (a->endpoint && setenv("AWS_ENDPOINT_URL", a->endpoint, 1) < 0)
+		return ctl_error("out of memory");
+	rc = ctl_pass(a->pass_file, "SNAPFS_PASSPHRASE", buf, &pass);
+	if (rc)
+		return rc;
+	snap_err_clear(&err);
+	rc = snap_replica_open(url, pass, pass ? strlen(pass) : 0, flags, r,
+			       &err);
+	memset(buf, 0, sizeof(buf));
+	return rc < 0 ? ctl_fail(&err, rc, url) : CTL_EXIT_OK;
+}
+
+/* The progress of a long replica operation: a bar on a terminal. */
+static void ctl_replica_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	ctl_bar((const char *)ctx, done, total, "");
+}
+
+/* "replicate URL": upload what the replica lacks. */
+int cmd_replicate(snap_store *s, ctl_args *a)
+{
+	snap_replica *r = NULL;
+	snap_replicate_stats st;
+	snap_err err;
+	unsigned flags = SNAP_REPLICA_CREATE;
+	int rc;
+
+	if (a->no_encryption)
+		flags |= SNAP_REPLICA_NO_ENCRYPTION;
+	rc = ctl_replica_open(a, a->pos[0], flags, &r);
+	if (rc)
+		return rc;
+	snap_err_clear(&err);
+	ctl_bar_begin();
+	rc = snap_replica_push(r, s, ctl_replica_progress, "replicating", &st,
+			       &err);
+	ctl_progress_clear();
+	snap_replica_close(r);
+	if (rc < 0)
+		return ctl_fail(&err, rc, "replicate");
+	if (a->json) {
+		snap_json j;
+
+		ctl_json_object(&j);
+		snap_json_key(&j, "replica"); snap_json_str(&j, a->pos[0]);
+		snap_json_key(&j, "snapshots");
+		snap_json_int(&j, (int64_t)st.snapshots);
+		snap_json_key(&j, "pages"); snap_json_int(&j, (int64_t)st.pages);
+		snap_json_key(&j, "bytes"); snap_json_int(&j, (int64_t)st.bytes);
+		snap_json_key(&j, "present");
+		snap_json_int(&j, (int64_t)st.present);
+		snap_json_obj_end(&j);
+		return ctl_json_print(&j);
+	}
+	printf("%" PRIu64 " snapshot%s replicated (%" PRIu64 " new page%s, %"
+	       PRIu64 " bytes), %" PRIu64 " already there\n", st.snapshots,
+	       st.snapshots == 1 ? "" : "s", st.pages, st.pages == 1 ? "" :
+	       "s", st.bytes, st.present);
+	return CTL_EXIT_OK;
+}
+
+/* "passphrase change" without --replica. */
+int cmd_passphrase(snap_store *s, ctl_args *a)
+{
+	(void)s;
+	(void)a;
+	return ctl_usage_error("passphrase works on a replica: snapctl "
+			       "--replica URL passphrase change");
+}
+
+/* The snapshot name a replica command was given, ".db" added; "latest"
+ * is the newest manual, automatic or imported snapshot, as in a store. */
+static void ctl_replica_name(snap_replica *r, const char *in, char *out,
+			     size_t cap)
+{
+	size_t n = strlen(in), i;
+	snap_info *v = NULL;
+	snap_err err;
+
+	snprintf(out, cap, "%s%s", in, n > 3 && !strcmp(in + n - 3, ".db") ?
+		 "" : ".db");
+	if (strcmp(in, "latest") && strcmp(in, "latest.db"))
+		return;
+	if (snap_replica_list(r, &v, &n, &err) < 0)
+		return;          /* the command reports the listing's error */
+	for (i = n; i-- > 0;) {
+		if (snap_kind_is_latest(v[i].kind)) {
+			snprintf(out, cap, "%s", v[i].name);
+			break;
+		}
+	}
+	free(v);
+}
+
+/* Record a problem verify found in a replica. */
+static void ctl_replica_problem(void *ctx, const char *snapshot,
+				const char *problem)
+{
+	snap_info si;
+
+	memset(&si, 0, sizeof(si));
+	snprintf(si.name, sizeof(si.name), "%s", snapshot);
+	ctl_verify_problem(ctx, &si, 0, problem);
+}
+
+/* "--replica URL restore NAME --db PATH": a new file at PATH, or a
+ * verified restore into the live database at PATH. */
+static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
+			       const char *name)
+{
+	char tmp[PATH_MAX];
+	snap_err err;
+	struct stat st;
+	int rc, exists;
+
+	if (!a->db)
+		return ctl_usage_error("restore from a replica needs --db PATH "
+				       "(the database to restore into; a new "
+				       "file when it does not exist)");
+	exists = lstat(a->db, &st) == 0;
+	if (snprintf(tmp, sizeof(tmp), "%s.snapfs-replica-%ld", a->db,
+		     (long)getpid()) >= (int)sizeof(tmp))
+		return ctl_error("%s: path too long", a->db);
+	snap_err_clear(&err);
+	ctl_bar_begin();
+	rc = snap_replica_export(r, name, tmp, ctl_replica_progress,
+				 "fetching", &err);
+	ctl_progress_clear();
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
+	if (!exists) {
+		/* Disaster recovery: the verified image becomes the file. */
+		if (link(tmp, a->db) < 0) {
+			rc = ctl_error("%s: %s", a->db, strerror(errno));
+			unlink(tmp);
+			return rc;
+		}
+		unlink(tmp);
+		printf("restored %s from %s into the new file %s\n", name,
+		       a->replica, a->db);
+		return CTL_EXIT_OK;
+	}
+	snap_store *s = NULL;
+	snap_restore_result res;
+	rc = snap_store_open(a->db, a->store_dir, SNAP_OPEN_CREATE |
+			     SNAP_OPEN_LIVE_DB, &s, &err);
+	if (rc == 0) {
+		snap_restore_recover(s);
+		rc = snap_restore_file(s, tmp, "replica", &res, &err);
+	}
+	unlink(tmp);
+	if (rc < 0) {
+		rc = ctl_fail(&err, rc, name);
+		snap_store_close(s);
+		return rc;
+	}
+	printf("restored %s from %s into %s", name, a->replica, a->db);
+	if (res.have_safety)
+		printf(" (safety snapshot: %s)", res.safety.name);
+	printf("\n");
+	snap_store_close(s);
+	return CTL_EXIT_OK;
+}
+
+/* "--replica URL passphrase change". */
+static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
+{
+	char buf[PASS_MAX];
+	const char *pass;
+	snap_err err;
+	int rc;
+
+	if (a->npos != 1 || strcmp(a->pos[0], "change"))
+		return ctl_usage_error("usage: snapctl --replica URL passphrase "
+				       "change");
+	rc = ctl_pass(a->new_pass_file, "SNAPFS_NEW_PASSPHRASE", buf, &pass);
+	if (rc)
+		return rc;
+	if (!pass)
+		return ctl_error("no new passphrase: set SNAPFS_NEW_PASSPHRASE "
+				 "or give --new-passphrase-file FILE");
+	snap_err_clear(&err);
+	rc = snap_replica_passphrase(r, pass, strlen(pass), &err);
+	memset(buf, 0, sizeof(buf));
+	if (rc < 0)
+		return ctl_fail(&err, rc, "passphrase change");
+	printf("passphrase of %s changed (no data rewritten)\n", a->replica);
+	return CTL_EXIT_OK;
+}
+
+int ctl_replica_run(const char *cmd, ctl_args *a)
+{
+	snap_replica *r = NULL;
+	char name[SNAP_NAME_MAX + 4];
+	snap_err err;
+	int rc;
+
+	rc = ctl_replica_open(a, a->replica, 0, &r);
+	if (rc)
+		return rc;
+	snap_err_clear(&err);
+	if (a->npos > 0)
+		ctl_replica_name(r, a->pos[0], name, sizeof(name));
+	if (!strcmp(cmd, "list")) {
+		snap_info *v = NULL;
+		size_t n = 0;
+
+		rc = snap_replica_list(r, &v, &n, &err);
+		rc = rc < 0 ? ctl_fail(&err, rc, "listing the replica") :
+			ctl_list_print(v, n, a);
+		free(v);
+	} else if (!strcmp(cmd, "show")) {
+		snap_info si;
+		char *tables = NULL;
+
+		rc = snap_replica_find(r, name, &si, &err);
+		if (rc == 0)
+			rc = snap_replica_tables(r, name, &tables, &err);
+		rc = rc < 0 ? ctl_fail(&err, rc, name) :
+			ctl_show_print(&si, tables, a);
+	} else if (!strcmp(cmd, "verify")) {
+		ctl_verify v = { .a = a };
+		snap_info *all = NULL;
+		size_t n = 1;
+		unsigned bad = 0;
+		char tmpdir[PATH_MAX];
+		const char *t = getenv("TMPDIR");
+
+		snprintf(tmpdir, sizeof(tmpdir), "%s", t && *t ? t : "/tmp");
+		snap_json_init(&v.problems);
+		snap_json_arr_begin(&v.problems);
+		if (a->npos == 0) {
+			rc = snap_replica_list(r, &all, &n, &err);
+			free(all);
+		}
+		if (rc == 0) {
+			ctl_busy_begin("verifying the replica");
+			rc = snap_replica_verify(r, a->npos ? name : NULL,
+						 a->full, tmpdir,
+						 ctl_replica_problem, &v, &bad,
+						 &err);
+			ctl_busy_end();
+		}
+		if (rc < 0) {
+			snap_json_free(&v.problems);
+			rc = ctl_fail(&err, rc, "verify");
+		} else {
+			rc = ctl_verify_report(&v, (unsigned)n, bad);
+		}
+	} else if (!strcmp(cmd, "export")) {
+		if (a->sql) {
+			rc = ctl_usage_error("export --sql works on a store; "
+					     "export the image and dump it");
+		} else {
+			ctl_bar_begin();
+			rc = snap_replica_export(r, name, a->pos[1],
+						 ctl_replica_progress,
+						 "exporting", &err);
+			ctl_progress_clear();
+			rc = rc < 0 ? ctl_fail(&err, rc, name) : CTL_EXIT_OK;
+		}
+	} else if (!strcmp(cmd, "restore")) {
+		rc = a->dry_run || a->table ?
+			ctl_usage_error("restore from a replica takes no "
+					"--dry-run or --table") :
+			ctl_replica_restore(r, a, name);
+	} else if (!strcmp(cmd, "passphrase")) {
+		rc = ctl_replica_passphrase(r, a);
+	} else {
+		rc = ctl_usage_error("'%s' does not work on a replica "
+				     "(--replica)", cmd);
+	}
+	snap_replica_close(r);
+	return rc;
+}
