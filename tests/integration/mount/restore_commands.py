@@ -20,7 +20,8 @@ import os
 import sqlite3
 import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 
@@ -160,4 +161,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("restore_commands_" + MODE, body)
+    mt.main("restore_commands_" + MODE, body, mount=True)
