@@ -62,7 +62,12 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer",
 
 
 class TestFailed(Exception):
-    """A check failed hard; the message says which."""
+    """A check failed hard; the message says which.  counted: the failed
+    check was already counted (ctx.require)."""
+
+    def __init__(self, msg, counted=False):
+        super().__init__(msg)
+        self.counted = counted
 
 
 # ---- mounts ----------------------------------------------------------------
@@ -198,12 +203,7 @@ class Mount:
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
         if self.reader:
             self.reader.join(timeout=10)
         status = self.proc.returncode
@@ -237,6 +237,16 @@ class Mount:
     def has_log(self, needle):
         """True when a line of the daemon's stderr contains needle."""
         return any(needle in l for l in self.log)
+
+
+def terminate(proc):
+    """SIGTERM, 30 s to exit, then SIGKILL; reaped either way."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def unmount(mnt):
@@ -316,7 +326,7 @@ class Ctx:
     def require(self, desc, cond, detail=None):
         """A check the rest of the test depends on: stop when it fails."""
         if not self.check(desc, cond, detail):
-            raise TestFailed(desc)
+            raise TestFailed(desc, counted=True)
 
     # -- processes -----------------------------------------------------
     def run(self, argv, timeout=300, input=None, env=None, cwd=None):
@@ -361,6 +371,23 @@ class Ctx:
         p = subprocess.Popen(argv, **kw)
         self.children.append(p)
         return p
+
+    def sc_kill_after(self, args, db, delay):
+        """Run snapctl --db db args and SIGKILL it if it is still running
+        after delay seconds (a crash at a random point).  Returns
+        (process, stdout, stderr, killed, seconds): seconds is how long a
+        run that finished took (the next kill point is drawn from it),
+        None for a killed one."""
+        p = self.spawn(self.snapctl_args(args, db), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        try:
+            out, err = p.communicate(timeout=delay)
+            return p, out, err, False, time.monotonic() - t0
+        except subprocess.TimeoutExpired:
+            p.send_signal(signal.SIGKILL)
+            out, err = p.communicate(timeout=60)
+            return p, out, err, True, None
 
     def mount(self, db, mnt=None, store=None, options=()):
         """Mount db (on ctx.path("mnt") unless mnt); the started Mount."""
@@ -409,12 +436,7 @@ class Ctx:
         for m in self.daemons:
             unmount(m.mnt)
             if m.proc is not None and m.proc.poll() is None:
-                m.proc.send_signal(signal.SIGTERM)
-                try:
-                    m.proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    m.proc.kill()
-                    m.proc.wait()
+                terminate(m.proc)
             if is_mounted(m.mnt):
                 subprocess.run(["fusermount3", "-uz", m.mnt])
             m.check_sanitizers()
@@ -451,7 +473,7 @@ def main(name, body, mount=False):
         body(ctx)
     except TestFailed as e:
         print("# stopped: %s" % e)
-        ctx.nfail += 1
+        ctx.nfail += 0 if e.counted else 1
     except Exception:
         traceback.print_exc(file=sys.stdout)
         print("# stopped: unexpected exception")
@@ -758,6 +780,23 @@ def snapshot_of(ctx, mnt, src, tag, after):
     r = ctx.run(["cp", after, cur])
     ctx.require("setup: live moved on", r.returncode == 0, r.stderr)
     return names[0]
+
+
+def copy_commands(dst):
+    """The ways a user puts a database file onto dst (current.db), as
+    [(what, argv_of(src))]: cp, cp --remove-destination, a shell redirect,
+    rsync (whole file and --inplace), gio copy, mv from another
+    filesystem."""
+    return [
+        ("cp", lambda s: ["cp", s, dst]),
+        ("cp --remove-destination",
+         lambda s: ["cp", "--remove-destination", s, dst]),
+        ("cat >", lambda s: ["bash", "-c", 'cat "$1" > "$2"', "-", s, dst]),
+        ("rsync", lambda s: ["rsync", "-I", s, dst]),
+        ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, dst]),
+        ("gio copy", lambda s: ["gio", "copy", s, dst]),
+        ("mv from another filesystem", lambda s: ["mv", s, dst]),
+    ]
 
 
 def xattr(path, key):

@@ -107,12 +107,9 @@ def wait_for_commit(ctx, rfd, writers):
                 f"pid {w.pid} rc {w.returncode}" for w in dead))
 
 
-def body(ctx, mode):
-    db = ctx.path("live.db")
-    make_db(db, mode)
-    ctx.require(f"live database is in {mode} mode", st.journal_mode(db) == mode)
-
-    stopfile = ctx.path("stop")
+def start_writers(ctx, db, stopfile):
+    """WRITERS writer processes on db until stopfile exists; returns
+    (writers, rfd), rfd the read end of the pipe they report commits on."""
     rfd, wfd = os.pipe()
     os.set_blocking(rfd, False)
     writers = []
@@ -123,6 +120,34 @@ def body(ctx, mode):
                       stderr=st.subprocess.PIPE, text=True)
         writers.append(w)
     os.close(wfd)
+    return writers, rfd
+
+
+def stop_writers(ctx, stopfile, writers, rfd, what):
+    """Create stopfile and reap every writer: check that each one `what`
+    (exited 0); closes rfd; the writers' commit counts."""
+    with open(stopfile, "w"):
+        pass
+    commits = []
+    for w in writers:
+        try:
+            out, err = w.communicate(timeout=120)
+        except st.subprocess.TimeoutExpired:
+            raise st.TestFailed(f"writer {w.pid} did not stop")
+        ctx.check(f"writer {w.pid} {what}", w.returncode == 0,
+                  f"rc {w.returncode}\n{err[-2000:]}")
+        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
+    os.close(rfd)
+    return commits
+
+
+def body(ctx, mode):
+    db = ctx.path("live.db")
+    make_db(db, mode)
+    ctx.require(f"live database is in {mode} mode", st.journal_mode(db) == mode)
+
+    stopfile = ctx.path("stop")
+    writers, rfd = start_writers(ctx, db, stopfile)
 
     names = []
     for i in range(CREATES):
@@ -132,18 +157,8 @@ def body(ctx, mode):
     # running when it was taken.
     wait_for_commit(ctx, rfd, writers)
 
-    with open(stopfile, "w"):
-        pass
-    commits = []
-    for w in writers:
-        try:
-            out, err = w.communicate(timeout=120)
-        except st.subprocess.TimeoutExpired:
-            raise st.TestFailed(f"writer {w.pid} did not stop")
-        ctx.check(f"writer {w.pid} exits 0 (no busy "
-                  "error beside snapctl)", w.returncode == 0, f"rc {w.returncode}\n{err}")
-        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
-    os.close(rfd)
+    commits = stop_writers(ctx, stopfile, writers, rfd,
+                           "exits 0 (no busy error beside snapctl)")
     print(f"# writers committed {commits} transactions during "
           f"{len(names)} snapshots")
     # (SQLite's busy handler is not fair: in rollback mode one writer may be

@@ -24,7 +24,6 @@ create leaked nothing).
 """
 
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -62,18 +61,10 @@ def body(ctx):
         st.mutate_blob_db(db, 0.2, i + 1, ctx.rng)
         before = [s["name"] for s in ctx.list(db=db)]
         delay = ctx.rng.uniform(0, 1.2 * duration)
-        t0 = st.time.monotonic()
-        p = ctx.spawn(ctx.snapctl_args(["create", "--label", f"k{i}"], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["create", "--label", f"k{i}"], db, delay)
+        if not was_killed:
+            duration = took
         after = [s["name"] for s in ctx.list(db=db)]
         new = [n for n in after if n not in before]
         ctx.check(f"attempt {i}: every earlier snapshot is still listed",

@@ -28,7 +28,6 @@ Then one more restore runs to the end, proving nothing was left locked.
 """
 
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -100,20 +99,13 @@ def body(ctx, mode):
         cname = states[current][0]
         delay = ctx.rng.uniform(0, 1.2 * duration)
         before = [x["name"] for x in ctx.list(db=db)]
-        p = ctx.spawn(ctx.snapctl_args(["restore", tsnap], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        t0 = st.time.monotonic()
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            completed += 1
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["restore", tsnap], db, delay)
+        if was_killed:
             killed += 1
+        else:
+            completed += 1
+            duration = took
         what = (f"attempt {i} ({cname} -> {tname}, "
                 + (f"killed after {delay:.3f}s)" if was_killed else
                    f"finished, rc {p.returncode})"))

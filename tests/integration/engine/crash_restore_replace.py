@@ -19,7 +19,6 @@ killed attempts (<db>.snapfs-restore-*) is left beside the live database.
 import glob
 import hashlib
 import os
-import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -62,19 +61,12 @@ def body(ctx):
                 f.write(text)
         was = "text" if text else "missing"
         delay = ctx.rng.uniform(0, 1.2 * duration)
-        p = ctx.spawn(ctx.snapctl_args(["restore", snap], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        t0 = st.time.monotonic()
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["restore", snap], db, delay)
+        if was_killed:
             killed += 1
+        else:
+            duration = took
         what = (f"attempt {i} (live {was}, " +
                 (f"killed after {delay:.3f}s)" if was_killed else
                  f"finished, rc {p.returncode})"))

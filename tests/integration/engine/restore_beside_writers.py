@@ -41,16 +41,7 @@ def body(ctx, mode):
     con.close()
 
     stopfile = ctx.path("stop")
-    rfd, wfd = os.pipe()
-    os.set_blocking(rfd, False)
-    writers = []
-    for i in range(bank.WRITERS):
-        writers.append(ctx.spawn(
-            [sys.executable, bank.__file__, "--writer", db, stopfile,
-             str(wfd), str(i), str(ctx.seed + i)],
-            pass_fds=[wfd], stdout=st.subprocess.PIPE,
-            stderr=st.subprocess.PIPE, text=True))
-    os.close(wfd)
+    writers, rfd = bank.start_writers(ctx, db, stopfile)
 
     for k in range(restores):
         bank.wait_for_commit(ctx, rfd, writers)
@@ -59,18 +50,8 @@ def body(ctx, mode):
                   "three writers exits 0", r.returncode == 0, st.describe(r))
     bank.wait_for_commit(ctx, rfd, writers)
 
-    with open(stopfile, "w"):
-        pass
-    commits = []
-    for w in writers:
-        try:
-            out, err = w.communicate(timeout=120)
-        except st.subprocess.TimeoutExpired:
-            raise st.TestFailed(f"writer {w.pid} did not stop")
-        ctx.check(f"writer {w.pid} went on without an "
-                  "error", w.returncode == 0, f"rc {w.returncode}\n{err[-2000:]}")
-        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
-    os.close(rfd)
+    commits = bank.stop_writers(ctx, stopfile, writers, rfd,
+                                "went on without an error")
     print(f"# writers committed {commits}; S's counter was {n0}")
 
     ctx.check("live integrity_check ok", st.integrity(db, writable=True) == "ok")

@@ -103,16 +103,7 @@ def body(ctx):
     verify("cp snapshots/X current.db", r, expect, snap)
 
     # Databases from outside.
-    cases = [
-        ("cp", lambda s: ["cp", s, cur]),
-        ("cp --remove-destination",
-         lambda s: ["cp", "--remove-destination", s, cur]),
-        ("cat >", lambda s: ["bash", "-c", 'cat "$1" > "$2"', "-", s, cur]),
-        ("rsync", lambda s: ["rsync", "-I", s, cur]),
-        ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, cur]),
-        ("gio copy", lambda s: ["gio", "copy", s, cur]),
-        ("mv from another filesystem", lambda s: ["mv", s, cur]),
-    ]
+    cases = mt.copy_commands(cur)
     for i, (what, argv) in enumerate(cases):
         src = source("outside-%d" % i, 13 + i)
         expect = mt.dump(src)
