@@ -15,35 +15,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/*
- * The newest event after `after` with this kind (and snapshot name when
- * snapshot is not NULL); fails the test when there is none.
- */
+/* tu_newest_event, whose ok must be `ok`. */
 static snap_event expect_event(snap_store *st, int64_t after, const char *kind,
 			       const char *snapshot, int ok)
 {
-	snap_event *ev;
-	size_t n = tu_events(st, 0, &ev);
-	snap_event found;
-	int hit = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ev[i].id <= after || strcmp(ev[i].kind, kind) != 0)
-			continue;
-		if (snapshot && strcmp(ev[i].snapshot, snapshot) != 0)
-			continue;
-		found = ev[i];
-		hit = 1;
-	}
-	if (!hit) {
-		for (size_t i = 0; i < n; i++)
-			print_message("# event %lld %s '%s' ok=%d %s\n",
-				      (long long)ev[i].id, ev[i].kind,
-				      ev[i].snapshot, ev[i].ok, ev[i].detail);
-		free(ev);
-		fail_msg("no '%s' event for '%s' after %lld", kind,
-			 snapshot ? snapshot : "*", (long long)after);
-	}
-	free(ev);
+	snap_event found = tu_newest_event(st, after, kind, snapshot);
 	assert_int_equal(found.ok, ok);
 	return found;
 }

@@ -63,29 +63,6 @@ static void corrupt_live_header(const char *path)
 	close(fd);
 }
 
-/* The newest event of a kind after `after`; fails when none. */
-static snap_event newest_event(snap_store *st, int64_t after, const char *kind)
-{
-	snap_event *ev, found;
-	size_t n = tu_events(st, 0, &ev);
-	int hit = 0;
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].id > after && strcmp(ev[i].kind, kind) == 0) {
-			found = ev[i];
-			hit = 1;
-		}
-	if (!hit) {
-		for (size_t i = 0; i < n; i++)
-			print_message("# event %lld %s '%s' ok=%d %s\n",
-				      (long long)ev[i].id, ev[i].kind,
-				      ev[i].snapshot, ev[i].ok, ev[i].detail);
-		free(ev);
-		fail_msg("no '%s' event after %lld", kind, (long long)after);
-	}
-	free(ev);
-	return found;
-}
-
 /* What the failure hook saw. */
 typedef struct hook_log {
 	int n;                 /* calls */
@@ -207,7 +184,7 @@ static void test_check_finds_corruption_and_keeps_a_recovery_snapshot(
 	assert_int_equal(tu_count(st), 2);
 	/* Recorded: a failed check naming the recovery snapshot and the
 	 * problem; the hook saw it. */
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_string_equal(ev.snapshot, r.recovery.name);
 	assert_non_null(strstr(ev.detail, r.problem));
@@ -266,10 +243,10 @@ static void test_auto_recover_restores_the_newest_intact_snapshot(
 	 * the restore of a, and the check that ends in recovery naming both. */
 	assert_int_equal(tu_count_events(st, after, "check", 0, r.problem), 1);
 	assert_int_equal(tu_count_events(st, after, "verify", 0, NULL), 1);
-	snap_event ev = newest_event(st, after, "restore");
+	snap_event ev = tu_newest_event(st, after, "restore", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_string_equal(ev.snapshot, a.name);
-	ev = newest_event(st, after, "check");
+	ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_string_equal(ev.snapshot, a.name);
 	assert_non_null(strstr(ev.detail, "recovered"));
@@ -325,7 +302,7 @@ static void test_auto_recover_without_an_intact_snapshot_fails(void **state)
 	assert_non_null(strstr(e.msg, "no intact snapshot"));
 	tu_sha256_file(env->db, after_sha);
 	assert_memory_equal(before, after_sha, 32);
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, a.name));
 	assert_int_equal(tu_count_events(st, after, "restore", -1, NULL), 0);
@@ -347,7 +324,7 @@ static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 	assert_int_equal(r.corrupt, 1);
 	assert_int_equal(r.have_recovery, 0);
 	assert_non_null(strstr(e.msg, "could not be kept"));
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, "could not be kept"));
 	/* With it: a is restored and the broken file is kept beside. */
@@ -358,7 +335,7 @@ static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 	assert_int_equal(r.restored_from.id, a.id);
 	assert_true(tu_db_integrity_ok(env->db));
 	assert_int_equal(tu_db_rows(env->db), 300);
-	ev = newest_event(st, after, "check");
+	ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_non_null(strstr(ev.detail, "kept as"));
 }
@@ -379,7 +356,7 @@ static void test_check_of_an_emptied_database_is_not_healthy(void **state)
 	assert_int_equal(snap_health_check(st, 0, &r, &e), -EBADMSG);
 	assert_int_equal(r.corrupt, 1);
 	assert_non_null(strstr(r.problem, "empty"));
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, "empty"));
 	snap_err_clear(&e);
@@ -458,9 +435,9 @@ static void test_scrub_walks_the_store_in_slices_and_wraps(void **state)
 	assert_int_equal(r.full_pass_done, 1);
 	assert_true(meta_int(st, "scrub_full_pass_ns") > 0);
 	assert_int_equal(meta_int(st, "scrub_cursor"), s[0].id);
-	snap_event ev = newest_event(st, after, "verify");
+	snap_event ev = tu_newest_event(st, after, "verify", NULL);
 	assert_string_equal(ev.snapshot, s[0].name);
-	ev = newest_event(st, after, "scrub");
+	ev = tu_newest_event(st, after, "scrub", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_non_null(strstr(ev.detail, "full pass"));
 	/* A big slice covers everything once and stops where it began. */
@@ -520,7 +497,7 @@ static void test_scrub_finds_a_damaged_snapshot(void **state)
 	assert_int_equal(r.verified, 3);
 	assert_int_equal(r.bad, 1);
 	assert_int_equal(r.full_pass_done, 1);
-	snap_event ev = newest_event(st, after, "scrub");
+	snap_event ev = tu_newest_event(st, after, "scrub", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, a.name));
 	assert_null(strstr(ev.detail, c.name));
@@ -604,15 +581,15 @@ static void test_status_counts_ages_sizes_and_history(void **state)
 	snap_restore_result rr;
 	assert_int_equal(snap_restore(st, newest.id, &rr, &e), 0);
 	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
-	snap_event c = newest_event(st, 0, "check");
+	snap_event c = tu_newest_event(st, 0, "check", NULL);
 	assert_int_equal(s.last_check_ns, c.time_ns);
 	assert_int_equal(s.last_check_ok, 1);
 	assert_string_equal(s.last_check, c.detail);
-	snap_event v = newest_event(st, 0, "verify");
+	snap_event v = tu_newest_event(st, 0, "verify", NULL);
 	/* The restore verified too: the newest verify event is its own. */
 	assert_int_equal(s.last_verify_ns, v.time_ns);
 	assert_int_equal(s.last_verify_ok, 1);
-	snap_event r = newest_event(st, 0, "restore");
+	snap_event r = tu_newest_event(st, 0, "restore", NULL);
 	assert_int_equal(s.last_restore_ns, r.time_ns);
 	assert_int_equal(s.last_restore_ok, 1);
 	assert_non_null(strstr(s.last_restore, "restored"));

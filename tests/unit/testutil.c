@@ -550,6 +550,34 @@ int64_t tu_last_event_id(snap_store *st)
 	return id;
 }
 
+snap_event tu_newest_event(snap_store *st, int64_t after, const char *kind,
+			   const char *snapshot)
+{
+	snap_event *ev;
+	size_t n = tu_events(st, 0, &ev);
+	snap_event found;
+	int hit = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].id <= after || strcmp(ev[i].kind, kind) != 0)
+			continue;
+		if (snapshot && strcmp(ev[i].snapshot, snapshot) != 0)
+			continue;
+		found = ev[i];
+		hit = 1;
+	}
+	if (!hit) {
+		for (size_t i = 0; i < n; i++)
+			print_message("# event %lld %s '%s' ok=%d %s\n",
+				      (long long)ev[i].id, ev[i].kind,
+				      ev[i].snapshot, ev[i].ok, ev[i].detail);
+		free(ev);
+		fail_msg("no '%s' event for '%s' after %lld", kind,
+			 snapshot ? snapshot : "*", (long long)after);
+	}
+	free(ev);
+	return found;
+}
+
 int tu_count_events(snap_store *st, int64_t after, const char *kind, int ok,
 		    const char *text)
 {

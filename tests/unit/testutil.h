@@ -171,6 +171,10 @@ void tu_assert_runs(snap_store *st);
 size_t tu_events(snap_store *st, int64_t after, snap_event **ev);
 /* Id of the newest event, 0 when there is none. */
 int64_t tu_last_event_id(snap_store *st);
+/* The newest event with id > after of kind (and this snapshot name when
+ * snapshot is not NULL); fails the test, listing the log, when none. */
+snap_event tu_newest_event(snap_store *st, int64_t after, const char *kind,
+			   const char *snapshot);
 /* Number of events with id > after of kind, with ok (ok < 0: either),
  * whose detail contains text (NULL: any). */
 int tu_count_events(snap_store *st, int64_t after, const char *kind, int ok,
