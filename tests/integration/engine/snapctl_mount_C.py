@@ -51,7 +51,7 @@ def body(ctx):
     r = ctx.sc("-C", mnt, "status", "--json")
     doc = json.loads(r.stdout) if r.returncode == 0 else {}
     ctx.check("-C MOUNTPOINT status names the mounted database and store",
-              doc.get("db") == os.path.realpath(db) and
+              doc.get("database") == os.path.realpath(db) and
               doc.get("store") == os.path.realpath(db) + ".snapfs",
               describe(r))
     r = ctx.sc("-C", mnt, "status", "--warn-age", "1h")

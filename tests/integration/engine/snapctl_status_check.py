@@ -36,10 +36,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest  # noqa: E402
 from snaptest import describe  # noqa: E402
 
-STATUS_FIELDS = {"db", "store", "snapshots", "by_kind", "newest",
+STATUS_FIELDS = {"database", "store", "snapshots", "by_kind", "newest",
                  "store_bytes", "logical_bytes", "file_bytes", "dedup_ratio",
                  "last_restore", "last_check", "last_verify",
-                 "last_full_scrub", "next_snapshot", "interval_seconds"}
+                 "last_full_scrub", "next_snapshot", "interval_seconds",
+                 "last_full_scrub_ns", "next_snapshot_ns"}
 KINDS = {"manual", "auto", "pre-restore", "import", "conflict", "recovery"}
 
 
@@ -113,9 +114,10 @@ def body(ctx):
         ctx.check("status --json parses", False, f"{e}: {r.stdout[:500]}")
     ctx.check("status --json has every field", STATUS_FIELDS <= set(doc),
               f"missing {STATUS_FIELDS - set(doc)}")
-    ctx.check("db and store are the absolute paths",
-              doc.get("db") == os.path.realpath(db) and
+    ctx.check("database and store are the absolute paths",
+              doc.get("database") == os.path.realpath(db) and
               doc.get("store") == os.path.realpath(db) + ".snapfs", r.stdout[:300])
+    status_database = doc.get("database")
     ctx.check("one snapshot, counted by kind (every kind present)",
               doc.get("snapshots") == 1 and
               set(doc.get("by_kind", {})) == KINDS and
@@ -191,6 +193,12 @@ def body(ctx):
     ctx.check("check --json: healthy",
               ok and doc.get("healthy") is True and
               doc.get("corrupt") is False, describe(r))
+    # One name for one thing: the database is "database" in every output.
+    ctx.check('check --json and status --json both name the database '
+              '"database"',
+              "db" not in doc and "db" not in json.loads(
+                  ctx.sc("status", "--json", db=db).stdout) and
+              doc.get("database") == status_database, r.stdout[:300])
 
     # ---- check: corrupt ----
     root = corrupt_table_root(db)
