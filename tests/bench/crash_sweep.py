@@ -122,10 +122,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "engine"))
-sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "mount"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import snaptest as st  # noqa: E402
-import mounttest as mt  # noqa: E402
 
 SKIP = 77
 TABLES = ("users", "orders", "events")
@@ -229,7 +227,7 @@ def ids_desc(ids, n=8):
 
 
 class SweepCtx:
-    """What mounttest.Mount needs of its context: the daemon's path, the
+    """What snaptest.Mount needs of its context: the daemon's path, the
     list of started daemons (for cleanup) and check(), which here records a
     failed check as a problem of the current point instead of printing."""
 
@@ -526,17 +524,17 @@ class Sweep:
                           % (w.returncode, short(err)))
 
     def mount(self, options):
-        return mt.Mount(self.sctx, self.live, self.mnt, None,
+        return st.Mount(self.sctx, self.live, self.mnt, None,
                         options).start()
 
     def kill_daemon(self, m):
-        """SIGKILL, then fusermount3 -u and -uz (mounttest.unmount)."""
+        """SIGKILL, then fusermount3 -u and -uz (snaptest.unmount)."""
         if m.proc is not None and m.proc.poll() is None:
             os.kill(m.proc.pid, signal.SIGKILL)
             m.proc.wait()
-        mt.unmount(self.mnt)
+        st.unmount(self.mnt)
         m.kill()      # reaps what is left and scans the stderr
-        if mt.is_mounted(self.mnt):
+        if st.is_mounted(self.mnt):
             raise Problem("the dead mount is still there after -uz")
 
     def run_point(self, op, mode, delay):
@@ -549,7 +547,7 @@ class Sweep:
                "duration": None, "outcome": "?"}
         self.sctx.failed = []
         self.sctx.daemons = []      # every earlier one is stopped and reaped
-        if mt.is_mounted(self.mnt):
+        if st.is_mounted(self.mnt):
             raise Problem("%s is still mounted" % self.mnt)
         copy_tree(self.tmpl[mode]["dir"], self.point)
         is_mount = op.startswith("mount-")
@@ -627,7 +625,7 @@ class Sweep:
         if is_mount and delay is not None:
             try:
                 m2 = self.mount([])
-            except mt.TestFailed as e:
+            except st.TestFailed as e:
                 res["corrupt"].append("the remount after the kill failed: "
                                       + short(e, 600))
                 m2 = None
@@ -664,7 +662,7 @@ class Sweep:
 
         # The live database.
         try:
-            ic = st.integrity(self.live)
+            ic = st.integrity(self.live, writable=True)
         except sqlite3.Error as e:
             ic = "cannot open: %s" % e
         if ic != "ok":
@@ -696,7 +694,8 @@ class Sweep:
                 " --full" if self.args.full_verify_all else "",
                 short(r.stdout + r.stderr, 600)))
         try:
-            sic = st.integrity(os.path.join(self.store, "store.db"))
+            sic = st.integrity(os.path.join(self.store, "store.db"),
+                               writable=True)
         except sqlite3.Error as e:
             sic = "cannot open: %s" % e
         if sic != "ok":
@@ -960,8 +959,8 @@ class Sweep:
             if m.proc is not None and m.proc.poll() is None:
                 m.proc.kill()
                 m.proc.wait()
-        mt.unmount(self.mnt)
-        if mt.is_mounted(self.mnt):
+        st.unmount(self.mnt)
+        if st.is_mounted(self.mnt):
             subprocess.run(["fusermount3", "-uz", self.mnt])
         if self.args.keep:
             print("# kept %s" % self.work)

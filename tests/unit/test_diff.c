@@ -169,25 +169,6 @@ static int run(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* Number of events of kind with ok, whose detail contains `needle`. */
-static int count_events(snap_store *st, const char *kind, int ok,
-			const char *needle)
-{
-	snap_event *ev = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	if (snap_event_list(st, 0, 0, &ev, &n, &e) != 0)
-		fail_msg("snap_event_list: %s", e.msg);
-	int c = 0;
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(ev[i].kind, kind) == 0 && ev[i].ok == ok &&
-		    strstr(ev[i].detail, needle))
-			c++;
-	free(ev);
-	return c;
-}
-
 /* ---- diff ------------------------------------------------------------ */
 
 /* A: t with 100 rows, u untouched.  B: 7 inserted, 5 deleted, 4 updated. */
@@ -344,8 +325,7 @@ static void test_diff_created_dropped_and_altered_tables(void **state)
  * journal modes, while another connection writes; zero after a restore. */
 static void dry_run_against_live(tu_env *env, const char *mode)
 {
-	tu_db_create(env->db, mode, 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, mode, 4096, 200);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *w = tu_open(env->db);
 	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
@@ -400,8 +380,7 @@ static void test_diff_live_is_restore_dry_run_wal(void **state)
 static void test_diff_of_unknown_states_is_enoent(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	snap_info a = tu_snap(st, "a");
 	snap_diff d;
 	snap_err e;
@@ -483,8 +462,8 @@ static void test_restore_table_restores_exactly_one_table(void **state)
 	expect_table(&d, "log", 60, 0, 0, 0, 0);
 	snap_diff_free(&d);
 	assert_true(tu_db_integrity_ok(env->db));
-	assert_int_equal(count_events(st, "restore", 1, "table t restored"),
-			 1);
+	assert_int_equal(tu_count_events(st, 0, "restore", 1,
+					 "table t restored"), 1);
 	free(t_a);
 	free(u_now);
 	free(t_now);
@@ -539,7 +518,7 @@ static void test_restore_table_refuses_missing_or_different_tables(void **state)
 	assert_string_equal(now, before);
 	assert_int_equal(tu_count(st), nsnap);
 	/* Refusals are recorded. */
-	assert_true(count_events(st, "restore", 0, "gone") >= 1);
+	assert_true(tu_count_events(st, 0, "restore", 0, "gone") >= 1);
 	free(now);
 	free(before);
 }
@@ -624,8 +603,8 @@ static void test_restore_table_counts_foreign_key_violations(void **state)
 	tu_exec(db, "INSERT INTO p(name) VALUES('f')");
 	assert_int_equal(tu_query_int(db, "SELECT max(id) FROM p"), 6);
 	sqlite3_close(db);
-	assert_int_equal(count_events(st, "restore", 1,
-				      "new foreign-key violations: 2"), 1);
+	assert_int_equal(tu_count_events(st, 0, "restore", 1,
+					 "new foreign-key violations: 2"), 1);
 }
 
 /* A corrupt snapshot, a running restore: refused, nothing changed. */
@@ -845,8 +824,7 @@ static void test_export_sql_keeps_statistics_and_live_state(void **state)
 static void test_export_sql_reports_write_errors(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 2000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
 	snap_info a = tu_snap(st, "a");
 	FILE *f = fopen("/dev/full", "w");
 	if (!f)

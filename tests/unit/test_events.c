@@ -15,58 +15,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* All events (oldest first); free(*ev). */
-static size_t events(snap_store *st, snap_event **ev)
-{
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	*ev = NULL;
-	int rc = snap_event_list(st, 0, 0, ev, &n, &e);
-	if (rc != 0)
-		fail_msg("snap_event_list: %d %s", rc, e.msg);
-	return n;
-}
-
-/* Id of the newest event, 0 when none. */
-static int64_t last_event_id(snap_store *st)
-{
-	snap_event *ev;
-	size_t n = events(st, &ev);
-	int64_t id = n ? ev[n - 1].id : 0;
-	free(ev);
-	return id;
-}
-
-/*
- * The newest event after `after` with this kind (and snapshot name when
- * snapshot is not NULL); fails the test when there is none.
- */
+/* tu_newest_event, whose ok must be `ok`. */
 static snap_event expect_event(snap_store *st, int64_t after, const char *kind,
 			       const char *snapshot, int ok)
 {
-	snap_event *ev;
-	size_t n = events(st, &ev);
-	snap_event found;
-	int hit = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (ev[i].id <= after || strcmp(ev[i].kind, kind) != 0)
-			continue;
-		if (snapshot && strcmp(ev[i].snapshot, snapshot) != 0)
-			continue;
-		found = ev[i];
-		hit = 1;
-	}
-	if (!hit) {
-		for (size_t i = 0; i < n; i++)
-			print_message("# event %lld %s '%s' ok=%d %s\n",
-				      (long long)ev[i].id, ev[i].kind,
-				      ev[i].snapshot, ev[i].ok, ev[i].detail);
-		free(ev);
-		fail_msg("no '%s' event for '%s' after %lld", kind,
-			 snapshot ? snapshot : "*", (long long)after);
-	}
-	free(ev);
+	snap_event found = tu_newest_event(st, after, kind, snapshot);
 	assert_int_equal(found.ok, ok);
 	return found;
 }
@@ -82,9 +35,8 @@ static snap_info setup_store(tu_env *env)
 static void test_event_add_and_list_round_trip(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
-	int64_t after = last_event_id(st);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
+	int64_t after = tu_last_event_id(st);
 	int64_t t0 = snap_time_now_ns();
 	assert_int_equal(snap_event_add(st, "test-a", "x.db", 1, "one %d", 1), 0);
 	assert_int_equal(snap_event_add(st, "test-b", "", 0, "two %s", "2"), 0);
@@ -118,12 +70,11 @@ static void test_event_add_and_list_round_trip(void **state)
 static void test_event_list_honours_after_id_and_limit(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	for (int i = 0; i < 5; i++)
 		snap_event_add(st, "test", "", 1, "n=%d", i);
 	snap_event *all;
-	size_t n = events(st, &all);
+	size_t n = tu_events(st, 0, &all);
 	assert_true(n >= 5);
 	int64_t mid = all[n - 3].id;   /* two events come after it */
 	snap_event *ev = NULL;
@@ -150,12 +101,11 @@ static void test_event_list_honours_after_id_and_limit(void **state)
 static void test_event_detail_is_bounded(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	char big[3 * SNAP_ERR_MSG];
 	memset(big, 'd', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_event_add(st, "test-big", "", 1, "%s", big);
 	snap_event ev = expect_event(st, after, "test-big", "", 1);
 	assert_true(strlen(ev.detail) < SNAP_ERR_MSG);
@@ -165,9 +115,8 @@ static void test_event_detail_is_bounded(void **state)
 static void test_snapshot_is_recorded(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
-	int64_t after = last_event_id(st);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
+	int64_t after = tu_last_event_id(st);
 	snap_info si = tu_snap(st, "recorded");
 	expect_event(st, after, "snapshot", si.name, 1);
 }
@@ -177,7 +126,7 @@ static void test_failed_snapshot_is_recorded_as_failure(void **state)
 	tu_env *env = *state;
 	setup_store(env);
 	assert_int_equal(unlink(env->db), 0);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = "gone" };
 	snap_err e;
 	snap_err_clear(&e);
@@ -193,14 +142,14 @@ static void test_import_and_failed_import_are_recorded(void **state)
 	char good[PATH_MAX], bad[PATH_MAX];
 	tu_db_create(tu_path(env, good, "good.db"), "delete", 4096, 5);
 	tu_write_file(tu_path(env, bad, "bad.db"), "not a database at all", 21);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_create_opts o = { .kind = SNAP_KIND_IMPORT, .label = "in" };
 	snap_info si;
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_snapshot_import(env->st, good, &o, &si, &e), 0);
 	expect_event(env->st, after, "import", si.name, 1);
-	after = last_event_id(env->st);
+	after = tu_last_event_id(env->st);
 	assert_int_equal(snap_snapshot_import(env->st, bad, &o, &si, &e), -EINVAL);
 	snap_event ev = expect_event(env->st, after, "import", NULL, 0);
 	assert_non_null(strstr(ev.detail, "bad.db"));
@@ -213,7 +162,7 @@ static void test_restore_is_recorded(void **state)
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "DELETE FROM t WHERE id < 50");
 	sqlite3_close(db);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_restore_result res;
 	snap_err e;
 	snap_err_clear(&e);
@@ -233,7 +182,7 @@ static void test_refused_restores_are_recorded_as_failures(void **state)
 	int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_restore_result res;
 	snap_err e;
 	snap_err_clear(&e);
@@ -244,7 +193,7 @@ static void test_refused_restores_are_recorded_as_failures(void **state)
 	/* Corrupt source. */
 	uint32_t pg = tu_unique_page(env->st, -1, a.id);
 	tu_corrupt_page(env->st, tu_page_id(env->st, a.id, pg));
-	after = last_event_id(env->st);
+	after = tu_last_event_id(env->st);
 	assert_int_equal(snap_restore(env->st, a.id, &res, &e), -EBADMSG);
 	snap_event ev = expect_event(env->st, after, "restore", a.name, 0);
 	assert_true(ev.detail[0] != '\0');
@@ -254,14 +203,14 @@ static void test_verify_is_recorded_with_its_outcome(void **state)
 {
 	tu_env *env = *state;
 	snap_info a = setup_store(env);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_verify_snapshot(env->st, a.id, 0, NULL, NULL, &e), 0);
 	expect_event(env->st, after, "verify", a.name, 1);
 	uint32_t pg = tu_unique_page(env->st, -1, a.id);
 	tu_corrupt_page(env->st, tu_page_id(env->st, a.id, pg));
-	after = last_event_id(env->st);
+	after = tu_last_event_id(env->st);
 	assert_int_equal(snap_verify_snapshot(env->st, a.id, 0, NULL, NULL, &e),
 			 -EBADMSG);
 	snap_event ev = expect_event(env->st, after, "verify", a.name, 0);
@@ -272,7 +221,7 @@ static void test_delete_is_recorded(void **state)
 {
 	tu_env *env = *state;
 	snap_info a = setup_store(env);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_store_delete(env->st, a.id, &e), 0);
@@ -284,7 +233,7 @@ static void expect_any_event_naming(snap_store *st, int64_t after,
 				    const char *a, const char *b)
 {
 	snap_event *ev;
-	size_t n = events(st, &ev);
+	size_t n = tu_events(st, 0, &ev);
 	int hit = 0;
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].id > after && ev[i].ok == 1 &&
@@ -300,13 +249,13 @@ static void test_relabel_and_pin_are_recorded(void **state)
 {
 	tu_env *env = *state;
 	snap_info a = setup_store(env);
-	int64_t after = last_event_id(env->st);
+	int64_t after = tu_last_event_id(env->st);
 	snap_info r;
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_store_relabel(env->st, a.id, "renamed", &r, &e), 0);
 	expect_any_event_naming(env->st, after, r.name, a.name);
-	after = last_event_id(env->st);
+	after = tu_last_event_id(env->st);
 	assert_int_equal(snap_store_set_pinned(env->st, a.id, 1, &e), 0);
 	expect_any_event_naming(env->st, after, r.name, NULL);
 }

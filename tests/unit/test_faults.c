@@ -247,19 +247,6 @@ static int snap_exists(snap_store *s, int64_t id)
 }
 
 /* ------------------------------------------------------------------ */
-/* fixtures                                                            */
-
-static snap_info take(snap_store *s, snap_kind kind, const char *label)
-{
-	snap_create_opts o = { .kind = kind, .label = label };
-	snap_info si;
-	snap_err e;
-
-	if (snap_snapshot_take(s, &o, &si, &e))
-		fail_msg("snapshot %s: %s", label, e.msg);
-	return si;
-}
-
 /*
  * import.db: a WAL database whose last transactions are still in its
  * -wal (copied while a connection held them), state F.
@@ -313,7 +300,7 @@ static void build(fixture *fx)
 	tu_exec(db, "INSERT INTO u VALUES('a', 1), ('b', 2), ('c', 3)");
 	if (snap_store_open(live_path, NULL, SNAP_OPEN_CREATE, &s, &e))
 		fail_msg("store: %s", e.msg);
-	fx->s[0] = take(s, SNAP_KIND_MANUAL, "a").id;
+	fx->s[0] = tu_snap_kind(s, SNAP_KIND_MANUAL, "a").id;
 	if (fx->page_size != fx->first_page_size) {
 		tu_exec(db, "PRAGMA page_size=%d", fx->page_size);
 		tu_exec(db, "VACUUM");
@@ -321,12 +308,12 @@ static void build(fixture *fx)
 	tu_exec(db, "PRAGMA journal_mode=%s", fx->mode);
 	tu_exec(db, "UPDATE t SET v = 'b' || v WHERE id <= 10");
 	tu_exec(db, "DELETE FROM t WHERE id > 50");
-	fx->s[1] = take(s, SNAP_KIND_AUTO, NULL).id;
+	fx->s[1] = tu_snap_kind(s, SNAP_KIND_AUTO, NULL).id;
 	tu_db_insert(db, 61, 80);
 	tu_exec(db, "UPDATE u SET n = n + 10");
-	fx->s[2] = take(s, SNAP_KIND_AUTO, NULL).id;
+	fx->s[2] = tu_snap_kind(s, SNAP_KIND_AUTO, NULL).id;
 	tu_exec(db, "UPDATE t SET pad = 'd' || pad WHERE id BETWEEN 20 AND 30");
-	fx->s[3] = take(s, SNAP_KIND_AUTO, NULL).id;
+	fx->s[3] = tu_snap_kind(s, SNAP_KIND_AUTO, NULL).id;
 	tu_exec(db, "UPDATE t SET v = 'e' || v WHERE id BETWEEN 40 AND 45");
 	tu_exec(db, "INSERT INTO u VALUES('e', 5)");
 	snap_digest(s, fx->s[0], fx->digest_a);

@@ -63,67 +63,6 @@ static void corrupt_live_header(const char *path)
 	close(fd);
 }
 
-/* All events (oldest first); free(*ev). */
-static size_t events(snap_store *st, snap_event **ev)
-{
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	int rc = snap_event_list(st, 0, 0, ev, &n, &e);
-	if (rc != 0)
-		fail_msg("snap_event_list: %d %s", rc, e.msg);
-	return n;
-}
-
-static int64_t last_event_id(snap_store *st)
-{
-	snap_event *ev;
-	size_t n = events(st, &ev);
-	int64_t id = n ? ev[n - 1].id : 0;
-	free(ev);
-	return id;
-}
-
-/* Number of events after `after` of kind (and ok when ok >= 0) whose
- * detail contains `text` (NULL: any). */
-static int count_events(snap_store *st, int64_t after, const char *kind,
-			int ok, const char *text)
-{
-	snap_event *ev;
-	size_t n = events(st, &ev);
-	int c = 0;
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].id > after && strcmp(ev[i].kind, kind) == 0 &&
-		    (ok < 0 || ev[i].ok == ok) &&
-		    (!text || strstr(ev[i].detail, text)))
-			c++;
-	free(ev);
-	return c;
-}
-
-/* The newest event of a kind after `after`; fails when none. */
-static snap_event newest_event(snap_store *st, int64_t after, const char *kind)
-{
-	snap_event *ev, found;
-	size_t n = events(st, &ev);
-	int hit = 0;
-	for (size_t i = 0; i < n; i++)
-		if (ev[i].id > after && strcmp(ev[i].kind, kind) == 0) {
-			found = ev[i];
-			hit = 1;
-		}
-	if (!hit) {
-		for (size_t i = 0; i < n; i++)
-			print_message("# event %lld %s '%s' ok=%d %s\n",
-				      (long long)ev[i].id, ev[i].kind,
-				      ev[i].snapshot, ev[i].ok, ev[i].detail);
-		free(ev);
-		fail_msg("no '%s' event after %lld", kind, (long long)after);
-	}
-	free(ev);
-	return found;
-}
-
 /* What the failure hook saw. */
 typedef struct hook_log {
 	int n;                 /* calls */
@@ -149,40 +88,13 @@ static int hook_saw(const hook_log *h, const char *kind)
 	return 0;
 }
 
-static int64_t kind_count(snap_store *st, snap_kind k)
-{
-	snap_info *v = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_list(st, &v, &n, &e), 0);
-	int64_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += v[i].kind == k;
-	free(v);
-	return c;
-}
-
-static snap_info take(snap_store *st, snap_kind kind, const char *label)
-{
-	snap_create_opts o = { .kind = kind, .label = label };
-	snap_info si;
-	snap_err e;
-	snap_err_clear(&e);
-	int rc = snap_snapshot_take(st, &o, &si, &e);
-	if (rc != 0)
-		fail_msg("take %s: %d %s", label, rc, e.msg);
-	return si;
-}
-
 /* ---- check ------------------------------------------------------------ */
 
 static void test_check_of_a_healthy_database_records_ok(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 300);
-	snap_store *st = tu_store(env);
-	int64_t after = last_event_id(st);
+	snap_store *st = tu_live_store(env, "delete", 1024, 300);
+	int64_t after = tu_last_event_id(st);
 	snap_check_result r;
 	snap_err e;
 	snap_err_clear(&e);
@@ -192,8 +104,8 @@ static void test_check_of_a_healthy_database_records_ok(void **state)
 	assert_int_equal(r.restored, 0);
 	assert_int_equal(tu_count(st), 0);
 	/* One event per check, ok. */
-	assert_int_equal(count_events(st, after, "check", 1, NULL), 1);
-	assert_int_equal(count_events(st, after, "check", 0, NULL), 0);
+	assert_int_equal(tu_count_events(st, after, "check", 1, NULL), 1);
+	assert_int_equal(tu_count_events(st, after, "check", 0, NULL), 0);
 	/* NULL result and error are allowed. */
 	assert_int_equal(snap_health_check(st, 0, NULL, NULL), 0);
 }
@@ -219,8 +131,7 @@ static void test_repeated_checks_keep_one_recovery_snapshot_per_state(
 	/* check=1m on a database that stays corrupt: one recovery snapshot,
 	 * not one a minute; a new corrupt state gets its own. */
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	tu_snap(st, "good");
 	corrupt_live_index(env->db);
 	snap_check_result r1, r2;
@@ -229,29 +140,28 @@ static void test_repeated_checks_keep_one_recovery_snapshot_per_state(
 	assert_int_equal(snap_health_check(st, 0, &r1, &e), -EBADMSG);
 	assert_int_equal(snap_health_check(st, 0, &r2, &e), -EBADMSG);
 	assert_int_equal(r2.have_recovery, 1);
-	assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 1);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_RECOVERY), 1);
 	assert_int_equal(r2.recovery.id, r1.recovery.id);
 	assert_string_equal(r2.recovery.name, r1.recovery.name);
 	/* Another corrupt state: kept too. */
 	corrupt_live_header(env->db);
 	snap_check_result r3;
 	if (snap_health_check(st, 0, &r3, &e) == -EBADMSG && r3.have_recovery)
-		assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 2);
+		assert_int_equal(tu_count_kind(st, SNAP_KIND_RECOVERY), 2);
 }
 
 static void test_check_finds_corruption_and_keeps_a_recovery_snapshot(
 	void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	tu_snap(st, "good");
 	corrupt_live_index(env->db);
 	uint8_t before[32], after_sha[32];
 	tu_sha256_file(env->db, before);
 	hook_log h = { .all_failed = 1 };
 	snap_store_set_failure_hook(st, hook_cb, &h);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 
 	snap_check_result r;
 	snap_err e;
@@ -265,7 +175,7 @@ static void test_check_finds_corruption_and_keeps_a_recovery_snapshot(
 	/* The corrupt state is kept, as kind recovery. */
 	assert_int_equal(r.have_recovery, 1);
 	assert_int_equal(r.recovery.kind, SNAP_KIND_RECOVERY);
-	assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 1);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_RECOVERY), 1);
 	assert_non_null(strstr(e.msg, r.recovery.name));
 	assert_int_equal(r.restored, 0);
 	/* Without auto_recover nothing touches the live file. */
@@ -274,7 +184,7 @@ static void test_check_finds_corruption_and_keeps_a_recovery_snapshot(
 	assert_int_equal(tu_count(st), 2);
 	/* Recorded: a failed check naming the recovery snapshot and the
 	 * problem; the hook saw it. */
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_string_equal(ev.snapshot, r.recovery.name);
 	assert_non_null(strstr(ev.detail, r.problem));
@@ -293,8 +203,7 @@ static void test_auto_recover_restores_the_newest_intact_snapshot(
 	void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	/* a: 600 rows (intact); b: 700 rows, damaged in the store. */
 	snap_info a = tu_snap(st, "a");
 	char digest_a[65];
@@ -308,7 +217,7 @@ static void test_auto_recover_restores_the_newest_intact_snapshot(
 								    b.id)));
 	corrupt_live_index(env->db);
 	assert_false(tu_db_integrity_ok(env->db));
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 
 	snap_check_result r;
 	snap_err e;
@@ -329,15 +238,15 @@ static void test_auto_recover_restores_the_newest_intact_snapshot(
 	assert_string_equal(digest, digest_a);
 	assert_int_equal(tu_db_rows(env->db), 600);
 	/* The corrupt state stays in the store for analysis. */
-	assert_int_equal(kind_count(st, SNAP_KIND_RECOVERY), 1);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_RECOVERY), 1);
 	/* Everything recorded: the failed check, b's failed verification,
 	 * the restore of a, and the check that ends in recovery naming both. */
-	assert_int_equal(count_events(st, after, "check", 0, r.problem), 1);
-	assert_int_equal(count_events(st, after, "verify", 0, NULL), 1);
-	snap_event ev = newest_event(st, after, "restore");
+	assert_int_equal(tu_count_events(st, after, "check", 0, r.problem), 1);
+	assert_int_equal(tu_count_events(st, after, "verify", 0, NULL), 1);
+	snap_event ev = tu_newest_event(st, after, "restore", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_string_equal(ev.snapshot, a.name);
-	ev = newest_event(st, after, "check");
+	ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_string_equal(ev.snapshot, a.name);
 	assert_non_null(strstr(ev.detail, "recovered"));
@@ -351,8 +260,7 @@ static void test_auto_recover_restores_the_newest_intact_snapshot(
 static void test_auto_recover_in_wal_mode(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "wal", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "wal", 1024, 600);
 	snap_info a = tu_snap(st, "a");
 	char digest_a[65];
 	tu_db_digest(env->db, digest_a);
@@ -377,14 +285,13 @@ static void test_auto_recover_in_wal_mode(void **state)
 static void test_auto_recover_without_an_intact_snapshot_fails(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	snap_info a = tu_snap(st, "a");
 	tu_corrupt_page(st, tu_page_id(st, a.id, 3));
 	corrupt_live_index(env->db);
 	uint8_t before[32], after_sha[32];
 	tu_sha256_file(env->db, before);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_check_result r;
 	snap_err e;
 	snap_err_clear(&e);
@@ -395,20 +302,19 @@ static void test_auto_recover_without_an_intact_snapshot_fails(void **state)
 	assert_non_null(strstr(e.msg, "no intact snapshot"));
 	tu_sha256_file(env->db, after_sha);
 	assert_memory_equal(before, after_sha, 32);
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, a.name));
-	assert_int_equal(count_events(st, after, "restore", -1, NULL), 0);
+	assert_int_equal(tu_count_events(st, after, "restore", -1, NULL), 0);
 }
 
 static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 300);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 300);
 	snap_info a = tu_snap(st, "a");
 	corrupt_live_header(env->db);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_check_result r;
 	snap_err e;
 	snap_err_clear(&e);
@@ -418,7 +324,7 @@ static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 	assert_int_equal(r.corrupt, 1);
 	assert_int_equal(r.have_recovery, 0);
 	assert_non_null(strstr(e.msg, "could not be kept"));
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, "could not be kept"));
 	/* With it: a is restored and the broken file is kept beside. */
@@ -429,7 +335,7 @@ static void test_check_of_a_file_that_is_no_longer_a_database(void **state)
 	assert_int_equal(r.restored_from.id, a.id);
 	assert_true(tu_db_integrity_ok(env->db));
 	assert_int_equal(tu_db_rows(env->db), 300);
-	ev = newest_event(st, after, "check");
+	ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_non_null(strstr(ev.detail, "kept as"));
 }
@@ -440,18 +346,17 @@ static void test_check_of_an_emptied_database_is_not_healthy(void **state)
 	 * says ok; a live database truncated to nothing lost everything.
 	 * With auto_recover the newest snapshot comes back. */
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
 	snap_info a = tu_snap(st, "a");
 	assert_int_equal(truncate(env->db, 0), 0);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_check_result r;
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_health_check(st, 0, &r, &e), -EBADMSG);
 	assert_int_equal(r.corrupt, 1);
 	assert_non_null(strstr(r.problem, "empty"));
-	snap_event ev = newest_event(st, after, "check");
+	snap_event ev = tu_newest_event(st, after, "check", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, "empty"));
 	snap_err_clear(&e);
@@ -465,17 +370,16 @@ static void test_check_of_an_emptied_database_is_not_healthy(void **state)
 static void test_check_of_a_missing_database_is_enoent(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	assert_int_equal(unlink(env->db), 0);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_check_result r;
 	snap_err e;
 	snap_err_clear(&e);
 	assert_int_equal(snap_health_check(st, 1, &r, &e), -ENOENT);
 	assert_int_equal(r.corrupt, 0);
 	assert_non_null(strstr(e.msg, env->db));
-	assert_int_equal(count_events(st, after, "check", 0, NULL), 1);
+	assert_int_equal(tu_count_events(st, after, "check", 0, NULL), 1);
 	assert_false(tu_exists(env->db));
 }
 
@@ -506,35 +410,34 @@ static snap_scrub_result scrub(snap_store *st, unsigned max, int full,
 static void test_scrub_walks_the_store_in_slices_and_wraps(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_info s[5];
 	for (int i = 0; i < 5; i++)
 		s[i] = tu_snap(st, "s");
 	assert_int_equal(meta_int(st, "scrub_full_pass_ns"), -1);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 
 	snap_scrub_result r = scrub(st, 2, 0, 0);
 	assert_int_equal(r.verified, 2);
 	assert_int_equal(r.full_pass_done, 0);
 	assert_int_equal(meta_int(st, "scrub_cursor"), s[1].id);
-	assert_int_equal(count_events(st, after, "verify", 1, NULL), 2);
+	assert_int_equal(tu_count_events(st, after, "verify", 1, NULL), 2);
 	r = scrub(st, 2, 0, 0);
 	assert_int_equal(r.verified, 2);
 	assert_int_equal(r.full_pass_done, 0);
 	assert_int_equal(meta_int(st, "scrub_cursor"), s[3].id);
 	assert_int_equal(meta_int(st, "scrub_full_pass_ns"), -1);
 	/* s[4], the pass ends, then on from the oldest: s[0]. */
-	after = last_event_id(st);
+	after = tu_last_event_id(st);
 	r = scrub(st, 2, 0, 0);
 	assert_int_equal(r.verified, 2);
 	assert_int_equal(r.bad, 0);
 	assert_int_equal(r.full_pass_done, 1);
 	assert_true(meta_int(st, "scrub_full_pass_ns") > 0);
 	assert_int_equal(meta_int(st, "scrub_cursor"), s[0].id);
-	snap_event ev = newest_event(st, after, "verify");
+	snap_event ev = tu_newest_event(st, after, "verify", NULL);
 	assert_string_equal(ev.snapshot, s[0].name);
-	ev = newest_event(st, after, "scrub");
+	ev = tu_newest_event(st, after, "scrub", NULL);
 	assert_int_equal(ev.ok, 1);
 	assert_non_null(strstr(ev.detail, "full pass"));
 	/* A big slice covers everything once and stops where it began. */
@@ -552,8 +455,7 @@ static void test_scrub_ending_exactly_at_the_newest_completes_the_pass(
 	void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	for (int i = 0; i < 3; i++)
 		tu_snap(st, "s");
 	snap_scrub_result r = scrub(st, 3, 0, 0);
@@ -569,8 +471,7 @@ static void test_scrub_ending_exactly_at_the_newest_completes_the_pass(
 static void test_scrub_of_an_empty_store_completes_a_pass(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	snap_scrub_result r = scrub(st, 10, 0, 0);
 	assert_int_equal(r.verified, 0);
 	assert_int_equal(r.full_pass_done, 1);
@@ -580,8 +481,7 @@ static void test_scrub_of_an_empty_store_completes_a_pass(void **state)
 static void test_scrub_finds_a_damaged_snapshot(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	tu_db_insert(db, 601, 700);
@@ -592,16 +492,16 @@ static void test_scrub_finds_a_damaged_snapshot(void **state)
 								    a.id)));
 	hook_log h = { .all_failed = 1 };
 	snap_store_set_failure_hook(st, hook_cb, &h);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	snap_scrub_result r = scrub(st, 10, 0, -EBADMSG);
 	assert_int_equal(r.verified, 3);
 	assert_int_equal(r.bad, 1);
 	assert_int_equal(r.full_pass_done, 1);
-	snap_event ev = newest_event(st, after, "scrub");
+	snap_event ev = tu_newest_event(st, after, "scrub", NULL);
 	assert_int_equal(ev.ok, 0);
 	assert_non_null(strstr(ev.detail, a.name));
 	assert_null(strstr(ev.detail, c.name));
-	assert_int_equal(count_events(st, after, "verify", 0, NULL), 1);
+	assert_int_equal(tu_count_events(st, after, "verify", 0, NULL), 1);
 	assert_true(hook_saw(&h, "verify"));
 	assert_true(hook_saw(&h, "scrub"));
 	assert_true(h.all_failed);
@@ -621,8 +521,7 @@ static void test_scrub_finds_a_damaged_snapshot(void **state)
 static void test_status_of_an_empty_store(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	snap_status s;
 	snap_err e;
 	snap_err_clear(&e);
@@ -643,12 +542,11 @@ static void test_status_of_an_empty_store(void **state)
 static void test_status_counts_ages_sizes_and_history(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 500);
-	snap_store *st = tu_store(env);
-	take(st, SNAP_KIND_MANUAL, "m1");
-	take(st, SNAP_KIND_MANUAL, "m2");
-	take(st, SNAP_KIND_AUTO, "auto");
-	snap_info newest = take(st, SNAP_KIND_RECOVERY, "r");
+	snap_store *st = tu_live_store(env, "delete", 4096, 500);
+	tu_snap_kind(st, SNAP_KIND_MANUAL, "m1");
+	tu_snap_kind(st, SNAP_KIND_MANUAL, "m2");
+	tu_snap_kind(st, SNAP_KIND_AUTO, "auto");
+	snap_info newest = tu_snap_kind(st, SNAP_KIND_RECOVERY, "r");
 	snap_status s;
 	snap_err e;
 	snap_err_clear(&e);
@@ -683,15 +581,15 @@ static void test_status_counts_ages_sizes_and_history(void **state)
 	snap_restore_result rr;
 	assert_int_equal(snap_restore(st, newest.id, &rr, &e), 0);
 	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
-	snap_event c = newest_event(st, 0, "check");
+	snap_event c = tu_newest_event(st, 0, "check", NULL);
 	assert_int_equal(s.last_check_ns, c.time_ns);
 	assert_int_equal(s.last_check_ok, 1);
 	assert_string_equal(s.last_check, c.detail);
-	snap_event v = newest_event(st, 0, "verify");
+	snap_event v = tu_newest_event(st, 0, "verify", NULL);
 	/* The restore verified too: the newest verify event is its own. */
 	assert_int_equal(s.last_verify_ns, v.time_ns);
 	assert_int_equal(s.last_verify_ok, 1);
-	snap_event r = newest_event(st, 0, "restore");
+	snap_event r = tu_newest_event(st, 0, "restore", NULL);
 	assert_int_equal(s.last_restore_ns, r.time_ns);
 	assert_int_equal(s.last_restore_ok, 1);
 	assert_non_null(strstr(s.last_restore, "restored"));
@@ -735,8 +633,7 @@ static tu_jv *status_json(snap_status *s)
 static void test_status_json_has_the_documented_fields(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
 	snap_status s;
 	snap_err e;
 	snap_err_clear(&e);
@@ -762,7 +659,7 @@ static void test_status_json_has_the_documented_fields(void **state)
 
 	/* Two snapshots, a check, a scrub pass and a schedule. */
 	snap_info a = tu_snap(st, "a");
-	snap_info b = take(st, SNAP_KIND_AUTO, "auto");
+	snap_info b = tu_snap_kind(st, SNAP_KIND_AUTO, "auto");
 	assert_int_equal(snap_health_check(st, 0, NULL, &e), 0);
 	snap_scrub_result sr;
 	assert_int_equal(snap_health_scrub(st, 10, 0, &sr, &e), 0);
@@ -834,9 +731,8 @@ static const char *prom_value(const char *text, const char *prefix)
 static void test_status_prometheus_has_the_metrics(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 200);
-	snap_store *st = tu_store(env);
-	snap_info a = take(st, SNAP_KIND_AUTO, "auto");
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
+	snap_info a = tu_snap_kind(st, SNAP_KIND_AUTO, "auto");
 	snap_err e;
 	snap_err_clear(&e);
 	snap_status s;
@@ -929,8 +825,7 @@ static void test_status_prometheus_escapes_the_db_label(void **state)
 static void test_failure_hook_fires_for_failures_only(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	hook_log h = { .all_failed = 1 };
 	snap_store_set_failure_hook(st, hook_cb, &h);
 	snap_err e;

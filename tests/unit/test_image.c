@@ -14,14 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Page-1 header fields a backup may legitimately change
- * (engine/PITFALLS.md 7). */
-static int is_counter_byte(size_t off)
-{
-	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||
-	       (off >= 92 && off < 96);
-}
-
 static snap_info make_snapshot(tu_env *env, int page_size, int rows)
 {
 	tu_db_create(env->db, "delete", page_size, rows);
@@ -69,7 +61,7 @@ static void test_image_equals_a_backup_copy_but_page1_counters(void **state)
 	assert_int_equal(il, si.image_size);
 	size_t diffs = 0, first = 0;
 	for (size_t i = 0; i < il; i++)
-		if (img[i] != r[i] && !is_counter_byte(i) && diffs++ == 0)
+		if (img[i] != r[i] && !tu_header_counter_byte(i) && diffs++ == 0)
 			first = i;
 	if (diffs != 0)
 		fail_msg("%zu bytes differ from a backup copy, first at %zu",

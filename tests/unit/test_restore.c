@@ -22,13 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Page-1 header fields SQLite maintains itself (engine/PITFALLS.md 7). */
-static int is_counter_byte(size_t off)
-{
-	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||
-	       (off >= 92 && off < 96);
-}
-
 /* v1: rows 1..300.  Snapshot A of it.  v2: rows changed, added, deleted. */
 typedef struct fixture {
 	snap_info a;
@@ -55,17 +48,6 @@ static void make_fixture(tu_env *env, const char *mode, int page_size,
 	assert_string_not_equal(f->v1, f->v2);
 }
 
-static void image_digest(snap_store *st, int64_t id, char hex[65])
-{
-	sqlite3 *db = NULL;
-	snap_err e;
-	snap_err_clear(&e);
-	if (snap_image_sqlite_open(st, id, &db, &e) != 0)
-		fail_msg("snap_image_sqlite_open: %s", e.msg);
-	tu_db_digest_conn(db, hex);
-	sqlite3_close(db);
-}
-
 static int restore(snap_store *st, int64_t id, snap_restore_result *res,
 		   snap_err *e)
 {
@@ -82,7 +64,7 @@ static void expect_live_pages_equal(tu_env *env, int64_t id)
 	uint8_t *live = tu_read_file(env->db, &ll);
 	assert_int_equal(ll, il);
 	for (size_t i = 0; i < il; i++)
-		if (img[i] != live[i] && !is_counter_byte(i) &&
+		if (img[i] != live[i] && !tu_header_counter_byte(i) &&
 		    !(i == 18 || i == 19))
 			fail_msg("live byte %zu differs from the image", i);
 	free(img);
@@ -109,7 +91,7 @@ static void test_restore_brings_back_an_older_snapshot(void **state)
 	assert_int_equal(res.safety.kind, SNAP_KIND_PRE_RESTORE);
 	assert_int_equal(res.rolled_back, 0);
 	assert_int_equal(res.verified_pages, 1);
-	image_digest(env->st, res.safety.id, safety);
+	tu_image_digest(env->st, res.safety.id, safety);
 	assert_string_equal(safety, f.v2);
 	assert_int_equal(tu_count(env->st), 2);
 	char *jm = tu_db_journal_mode(env->db);
@@ -163,7 +145,7 @@ static void test_restore_in_wal_mode_keeps_wal_and_readers_see_it(void **state)
 	/* The safety snapshot holds the commits that were only in the WAL. */
 	assert_int_equal(res.have_safety, 1);
 	char safety[65];
-	image_digest(st, res.safety.id, safety);
+	tu_image_digest(st, res.safety.id, safety);
 	assert_string_equal(safety, v2);
 	char *jm = tu_query_text(r, "PRAGMA journal_mode");
 	assert_string_equal(jm, "wal");
@@ -247,8 +229,7 @@ static void test_restore_in_rollback_mode_waits_for_a_reader(void **state)
 static void test_restore_reloads_an_idle_connection_schema(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_info a = tu_snap(st, "v1");
 	sqlite3 *r = tu_open(env->db);
 	tu_exec(r, "CREATE TABLE extra(x); INSERT INTO extra VALUES (1)");
@@ -616,7 +597,7 @@ static void test_restore_file_applies_a_good_file(void **state)
 	assert_true(tu_db_integrity_ok(env->db));
 	assert_int_equal(res.have_safety, 1);
 	char safety[65];
-	image_digest(env->st, res.safety.id, safety);
+	tu_image_digest(env->st, res.safety.id, safety);
 	assert_string_equal(safety, f.v2);
 	/* The file became a snapshot of kind import, labelled after it. */
 	snap_info *list = NULL;

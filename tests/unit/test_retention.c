@@ -575,46 +575,7 @@ static snap_info take(snap_store *st, snap_kind kind, int pinned,
 {
 	snap_create_opts o = { .kind = kind, .label = label,
 			       .pinned = pinned };
-	snap_info si;
-	snap_err e;
-	snap_err_clear(&e);
-	int rc = snap_snapshot_take(st, &o, &si, &e);
-	if (rc != 0)
-		fail_msg("snapshot %s: %d %s", label, rc, e.msg);
-	return si;
-}
-
-static int64_t last_event_id(snap_store *st)
-{
-	snap_event *ev = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, 0, 1, &ev, &n, &e), 0);
-	int64_t id = n ? ev[n - 1].id : 0;
-	free(ev);
-	return id;
-}
-
-/* Events after `after` of a kind (and ok), counted; the last one's detail
- * into detail (may be NULL). */
-static int count_events(snap_store *st, int64_t after, const char *kind,
-			int ok, char *detail, size_t cap)
-{
-	snap_event *ev = NULL;
-	size_t n = 0;
-	int hits = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, after, 0, &ev, &n, &e), 0);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(ev[i].kind, kind) == 0 && ev[i].ok == ok) {
-			hits++;
-			if (detail)
-				snprintf(detail, cap, "%s", ev[i].detail);
-		}
-	free(ev);
-	return hits;
+	return tu_snap_opts(st, &o);
 }
 
 /* 1 when snapshot id is in the store. */
@@ -669,8 +630,7 @@ static void test_prune_dry_run_changes_nothing_then_run_does_it(void **s)
 	size_t nd = 0, nr = 0, pruned = 9;
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 50);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 50);
 	for (int i = 0; i < 6; i++) {
 		fresh_content(env->db, 20 + i);
 		if (i == 2)
@@ -679,7 +639,7 @@ static void test_prune_dry_run_changes_nothing_then_run_does_it(void **s)
 			pin = take(st, SNAP_KIND_AUTO, 1, "pinned");
 		a[i] = take(st, SNAP_KIND_AUTO, 0, "auto");
 	}
-	int64_t count0 = tu_count(st), ev0 = last_event_id(st);
+	int64_t count0 = tu_count(st), ev0 = tu_last_event_id(st);
 	uint64_t bytes0 = stored_bytes(st);
 
 	assert_int_equal(snap_retention_prune(st, &p, 1, &dry, &nd, &pruned,
@@ -688,7 +648,7 @@ static void test_prune_dry_run_changes_nothing_then_run_does_it(void **s)
 	assert_int_equal(pruned, 4);
 	assert_int_equal(tu_count(st), count0);
 	assert_int_equal(stored_bytes(st), bytes0);
-	assert_int_equal(last_event_id(st), ev0);   /* not even an event */
+	assert_int_equal(tu_last_event_id(st), ev0);   /* not even an event */
 	assert_string_equal(decision(dry, nd, a[5].id)->reason, "last 1/2");
 	assert_string_equal(decision(dry, nd, a[4].id)->reason, "last 2/2");
 	for (int i = 0; i < 4; i++) {
@@ -711,10 +671,10 @@ static void test_prune_dry_run_changes_nothing_then_run_does_it(void **s)
 		assert_int_equal(present(st, real[i].info.id), real[i].keep);
 	}
 	assert_int_equal(tu_count(st), count0 - 4);
-	assert_int_equal(count_events(st, ev0, "delete", 1, NULL, 0), 4);
+	assert_int_equal(tu_count_events(st, ev0, "delete", 1, NULL), 4);
 	char detail[SNAP_ERR_MSG];
-	assert_int_equal(count_events(st, ev0, "prune", 1, detail,
-				      sizeof(detail)), 1);
+	assert_int_equal(tu_count_events_detail(st, ev0, "prune", 1, NULL,
+						 detail, sizeof(detail)), 1);
 	assert_non_null(strstr(detail, "pruned 4 of 8"));
 	assert_non_null(strstr(detail, "last:2"));
 	assert_true(stored_bytes(st) < bytes0);
@@ -722,11 +682,11 @@ static void test_prune_dry_run_changes_nothing_then_run_does_it(void **s)
 
 	/* Pruning again prunes nothing and records nothing. */
 	free(real);
-	ev0 = last_event_id(st);
+	ev0 = tu_last_event_id(st);
 	assert_int_equal(snap_retention_prune(st, &p, 0, &real, &nr, &pruned,
 					      &e), 0);
 	assert_int_equal(pruned, 0);
-	assert_int_equal(last_event_id(st), ev0);
+	assert_int_equal(tu_last_event_id(st), ev0);
 	free(real);
 	free(dry);
 }
@@ -740,8 +700,7 @@ static void test_prune_with_an_empty_policy_keeps_everything(void **s)
 	snap_err e;
 	snap_err_clear(&e);
 	memset(&p, 0, sizeof(p));
-	tu_db_create(env->db, "delete", 4096, 50);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 50);
 	for (int i = 0; i < 3; i++)
 		take(st, SNAP_KIND_AUTO, 0, "auto");
 	assert_int_equal(snap_retention_prune(st, &p, 0, &d, &n, &pruned, &e),
@@ -774,8 +733,7 @@ static void test_max_size_takes_the_oldest_automatic_first(void **s)
 	size_t n = 0, pruned = 0;
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	fresh_content(env->db, 200);
 	a1 = take(st, SNAP_KIND_AUTO, 0, "a1");
 	fresh_content(env->db, 200);
@@ -860,8 +818,7 @@ static void test_max_size_combines_with_the_rules(void **s)
 	size_t n = 0, pruned = 0;
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	for (int i = 0; i < 4; i++) {
 		fresh_content(env->db, 100);
 		a[i] = take(st, SNAP_KIND_AUTO, 0, "a");
@@ -898,8 +855,7 @@ static void test_prune_skips_snapshots_in_the_trash(void **s)
 	char detail[SNAP_ERR_MSG];
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	for (int i = 0; i < 5; i++) {
 		fresh_content(env->db, 40);
 		a[i] = take(st, SNAP_KIND_AUTO, 0, "a");
@@ -921,14 +877,14 @@ static void test_prune_skips_snapshots_in_the_trash(void **s)
 	assert_string_equal(decision(d, n, a[2].id)->reason, "last 2/2");
 	assert_string_equal(decision(d, n, a[1].id)->reason, NO);
 	free(d);
-	int64_t ev0 = last_event_id(st);
+	int64_t ev0 = tu_last_event_id(st);
 	assert_int_equal(snap_retention_prune(st, &p, 0, &d, &n, &pruned, &e),
 			 0);
 	free(d);
 	assert_int_equal(pruned, 1);
 	assert_false(present(st, a[1].id));
-	assert_int_equal(count_events(st, ev0, "prune", 1, detail,
-				      sizeof(detail)), 1);
+	assert_int_equal(tu_count_events_detail(st, ev0, "prune", 1, NULL,
+						 detail, sizeof(detail)), 1);
 	assert_non_null(strstr(detail, "pruned 1 of 3"));
 	assert_non_null(strstr(detail, "2 kept"));
 
@@ -1039,16 +995,15 @@ static void test_make_room_is_a_no_op_when_there_is_room(void **s)
 	snap_keep_policy p = { .last = 1 };
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 50);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 50);
 	for (int i = 0; i < 3; i++)
 		take(st, SNAP_KIND_AUTO, 0, "a");
-	int64_t ev0 = last_event_id(st);
+	int64_t ev0 = tu_last_event_id(st);
 	/* /tmp has room for a tiny database: even a policy that would
 	 * prune is not applied by the guard. */
 	assert_int_equal(snap_retention_make_room(st, &p, &e), 0);
 	assert_int_equal(tu_count(st), 3);
-	assert_int_equal(last_event_id(st), ev0);
+	assert_int_equal(tu_last_event_id(st), ev0);
 }
 
 /*
@@ -1075,7 +1030,7 @@ static void test_make_room_prunes_the_oldest_automatic_snapshots(void **s)
 	snap_store *st = open_store_at(env, store);
 	assert_int_equal(snap_retention_make_room(st, &p, &e), 0);
 	m = take(st, SNAP_KIND_MANUAL, 0, "keep-me");
-	int64_t ev0 = last_event_id(st);
+	int64_t ev0 = tu_last_event_id(st);
 	for (int i = 0; i < 12; i++) {
 		int64_t before = tu_count(st);
 		fresh_content(env->db, 1024);
@@ -1101,8 +1056,8 @@ static void test_make_room_prunes_the_oldest_automatic_snapshots(void **s)
 		      "%llu bytes free\n", kept,
 		      (unsigned long long)fs_free(small));
 	assert_true(kept >= 1 && kept < 12);
-	assert_true(count_events(st, ev0, "prune", 1, NULL, 0) > 0);
-	assert_int_equal(count_events(st, ev0, "snapshot", 0, NULL, 0), 0);
+	assert_true(tu_count_events(st, ev0, "prune", 1, NULL) > 0);
+	assert_int_equal(tu_count_events(st, ev0, "snapshot", 0, NULL), 0);
 	verify_clean(st);
 }
 
@@ -1136,7 +1091,7 @@ static void test_make_room_refuses_when_pruning_cannot_help(void **s)
 	assert_int_equal(snap_store_list(st, &before, &nb, &e), 0);
 
 	fresh_content(env->db, 4096);   /* 4 MiB: could need 10 MiB */
-	int64_t ev0 = last_event_id(st);
+	int64_t ev0 = tu_last_event_id(st);
 	assert_int_equal(snap_retention_make_room(st, &p, &e), -ENOSPC);
 	print_message("# %s\n", e.msg);
 	assert_int_equal(e.code, -ENOSPC);
@@ -1145,10 +1100,10 @@ static void test_make_room_refuses_when_pruning_cannot_help(void **s)
 	assert_non_null(strstr(e.msg, " MB free, a snapshot of "));
 	assert_non_null(strstr(e.msg, " may need "));
 	assert_non_null(strstr(e.msg, "move the store (-o store=)"));
-	assert_int_equal(count_events(st, ev0, "snapshot", 0, detail,
-				      sizeof(detail)), 1);
+	assert_int_equal(tu_count_events_detail(st, ev0, "snapshot", 0, NULL,
+						 detail, sizeof(detail)), 1);
 	assert_non_null(strstr(detail, "MB free"));
-	assert_int_equal(count_events(st, ev0, "delete", 1, NULL, 0), 0);
+	assert_int_equal(tu_count_events(st, ev0, "delete", 1, NULL), 0);
 
 	/* Nothing partial: the same snapshots, all intact. */
 	assert_int_equal(snap_store_list(st, &after, &na, &e), 0);

@@ -56,54 +56,11 @@ static snap_tick_result tick_due(snap_sched *sc)
 	return r;
 }
 
-/* All snapshots of a kind. */
-static int64_t kind_count(snap_store *st, snap_kind k)
-{
-	snap_info *v = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_list(st, &v, &n, &e), 0);
-	int64_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += v[i].kind == k;
-	free(v);
-	return c;
-}
-
 static void commit_rows(const char *path, int from, int to)
 {
 	sqlite3 *db = tu_open(path);
 	tu_db_insert(db, from, to);
 	sqlite3_close(db);
-}
-
-/* Events after `after` of kind with ok. */
-static int count_events(snap_store *st, int64_t after, const char *kind,
-			int ok)
-{
-	snap_event *ev = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, after, 0, &ev, &n, &e), 0);
-	int c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += strcmp(ev[i].kind, kind) == 0 && ev[i].ok == ok;
-	free(ev);
-	return c;
-}
-
-static int64_t last_event_id(snap_store *st)
-{
-	snap_event *ev = NULL;
-	size_t n = 0;
-	snap_err e;
-	snap_err_clear(&e);
-	assert_int_equal(snap_event_list(st, 0, 1, &ev, &n, &e), 0);
-	int64_t id = n ? ev[0].id : 0;
-	free(ev);
-	return id;
 }
 
 static void hook_count(void *ctx, const snap_event *ev)
@@ -117,8 +74,7 @@ static void hook_count(void *ctx, const snap_event *ev)
 static void test_first_tick_of_an_empty_store_takes_a_snapshot(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_sched *sc = sched_open(st, EVERY, NULL);
 	assert_int_equal(snap_sched_changed(sc), 1);
 	snap_tick_result r = tick_due(sc);
@@ -134,8 +90,7 @@ static void test_first_tick_of_an_empty_store_takes_a_snapshot(void **state)
 static void test_no_change_takes_no_snapshot(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	tu_snap(st, "manual");
 	snap_sched *sc = sched_open(st, EVERY, NULL);
 	/* First tick: unknown, so a snapshot is taken, found equal to the
@@ -149,7 +104,7 @@ static void test_no_change_takes_no_snapshot(void **state)
 		assert_int_equal(r.took, 0);
 	}
 	assert_int_equal(tu_count(st), 1);
-	assert_int_equal(kind_count(st, SNAP_KIND_AUTO), 0);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_AUTO), 0);
 	snap_sched_close(sc);
 }
 
@@ -157,8 +112,7 @@ static void test_a_commit_makes_one_snapshot_on_the_next_due_tick(
 	void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_sched *sc = sched_open(st, EVERY, NULL);
 	assert_int_equal(tick_due(sc).took, 1);
 	assert_int_equal(snap_sched_changed(sc), 0);
@@ -189,15 +143,14 @@ static void test_a_commit_makes_one_snapshot_on_the_next_due_tick(
 	assert_int_equal(tu_count(st), 2);
 	commit_rows(env->db, 121, 121);
 	assert_int_equal(tick_due(sc).took, 1);
-	assert_int_equal(kind_count(st, SNAP_KIND_AUTO), 3);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_AUTO), 3);
 	snap_sched_close(sc);
 }
 
 static void test_due_time_advances_by_whole_intervals(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	int64_t before = snap_time_now_ns();
 	snap_sched *sc = sched_open(st, EVERY, NULL);
 	int64_t n0 = snap_sched_next(sc);
@@ -221,8 +174,7 @@ static void test_due_time_advances_by_whole_intervals(void **state)
 static void test_no_interval_schedules_nothing(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	snap_sched *sc = sched_open(st, 0, NULL);
 	assert_int_equal(snap_sched_next(sc), 0);
 	snap_tick_result r;
@@ -245,8 +197,7 @@ static void test_no_interval_schedules_nothing(void **state)
 static void test_retention_runs_after_an_automatic_snapshot(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_info m = tu_snap(st, "manual");
 	snap_keep_policy keep;
 	memset(&keep, 0, sizeof(keep));
@@ -258,10 +209,10 @@ static void test_retention_runs_after_an_automatic_snapshot(void **state)
 		snap_tick_result r = tick_due(sc);
 		assert_int_equal(r.took, 1);
 		pruned += r.pruned;
-		assert_true(kind_count(st, SNAP_KIND_AUTO) <= 2);
+		assert_true(tu_count_kind(st, SNAP_KIND_AUTO) <= 2);
 	}
 	assert_int_equal(pruned, 2);
-	assert_int_equal(kind_count(st, SNAP_KIND_AUTO), 2);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_AUTO), 2);
 	/* The manual snapshot is never pruned automatically. */
 	snap_info still;
 	snap_err e;
@@ -275,8 +226,7 @@ static void test_retention_runs_after_an_automatic_snapshot(void **state)
 static void test_commits_in_wal_mode_are_detected(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "wal", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "wal", 4096, 100);
 	/* An application keeps its connection: commits stay in the -wal. */
 	sqlite3 *app = tu_open(env->db);
 	snap_sched *sc = sched_open(st, EVERY, NULL);
@@ -296,7 +246,7 @@ static void test_commits_in_wal_mode_are_detected(void **state)
 	commit_rows(env->db, 111, 111);
 	assert_int_equal(tick_due(sc).took, 1);
 	assert_int_equal(tick_due(sc).took, 0);
-	assert_int_equal(kind_count(st, SNAP_KIND_AUTO), 3);
+	assert_int_equal(tu_count_kind(st, SNAP_KIND_AUTO), 3);
 	sqlite3_close(app);
 	snap_sched_close(sc);
 }
@@ -304,8 +254,7 @@ static void test_commits_in_wal_mode_are_detected(void **state)
 static void test_a_file_replaced_by_rename_is_detected(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	snap_sched *sc = sched_open(st, EVERY, NULL);
 	assert_int_equal(tick_due(sc).took, 1);
 	assert_int_equal(snap_sched_changed(sc), 0);
@@ -333,8 +282,7 @@ static void test_a_file_replaced_by_rename_is_detected(void **state)
 static void test_a_failed_snapshot_is_recorded_and_retried(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 100);
 	int hooked = 0;
 	snap_store_set_failure_hook(st, hook_count, &hooked);
 	snap_sched *sc = sched_open(st, EVERY, NULL);
@@ -347,7 +295,7 @@ static void test_a_failed_snapshot_is_recorded_and_retried(void **state)
 	tu_write_file(tu_path(env, junk, "junk"), "this is not a database",
 		      22);
 	assert_int_equal(rename(junk, env->db), 0);
-	int64_t after = last_event_id(st);
+	int64_t after = tu_last_event_id(st);
 	int64_t due = snap_sched_next(sc);
 	snap_tick_result r;
 	snap_err e;
@@ -356,7 +304,7 @@ static void test_a_failed_snapshot_is_recorded_and_retried(void **state)
 	assert_int_equal(r.took, 0);
 	assert_true(e.msg[0] != '\0');
 	assert_true(snap_sched_next(sc) > due);   /* advanced anyway */
-	assert_int_equal(count_events(st, after, "snapshot", 0), 1);
+	assert_int_equal(tu_count_events(st, after, "snapshot", 0, NULL), 1);
 	assert_int_equal(hooked, 1);
 	assert_int_equal(tu_count(st), 1);
 
@@ -375,8 +323,7 @@ static void test_a_failed_snapshot_is_recorded_and_retried(void **state)
 static void test_open_refuses_a_missing_database(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	assert_int_equal(unlink(env->db), 0);
 	snap_sched_opts o;
 	memset(&o, 0, sizeof(o));

@@ -28,19 +28,6 @@ static void image_header(snap_store *st, int64_t id, uint8_t hdr[100])
 	snap_image_close(im);
 }
 
-/* Content digest of a snapshot, read through the store VFS. */
-static void image_digest(snap_store *st, int64_t id, char hex[65])
-{
-	sqlite3 *db = NULL;
-	snap_err e;
-	snap_err_clear(&e);
-	int rc = snap_image_sqlite_open(st, id, &db, &e);
-	if (rc != 0)
-		fail_msg("snap_image_sqlite_open: %d %s", rc, e.msg);
-	tu_db_digest_conn(db, hex);
-	sqlite3_close(db);
-}
-
 static int64_t image_rows(snap_store *st, int64_t id)
 {
 	sqlite3 *db = NULL;
@@ -72,8 +59,7 @@ static uint32_t be32(const uint8_t *p)
 static void test_snapshot_of_rollback_db_is_a_standalone_image(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 500);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 500);
 	sqlite3 *db = tu_open(env->db);
 	int64_t pc = tu_query_int(db, "PRAGMA page_count");
 	sqlite3_close(db);
@@ -105,7 +91,7 @@ static void test_snapshot_of_rollback_db_is_a_standalone_image(void **state)
 	assert_int_equal(h[18], 1);
 	assert_int_equal(h[19], 1);
 	assert_int_equal(be32(h + 28), pc);
-	image_digest(st, si.id, img);
+	tu_image_digest(st, si.id, img);
 	assert_string_equal(img, live);
 	assert_int_equal(tu_count(st), 1);
 }
@@ -113,8 +99,7 @@ static void test_snapshot_of_rollback_db_is_a_standalone_image(void **state)
 static void test_snapshot_of_wal_db_contains_uncheckpointed_commits(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "wal", 4096, 100);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "wal", 4096, 100);
 	/* A writer that stays open: its commits live only in the -wal. */
 	sqlite3 *w = tu_open(env->db);
 	tu_exec(w, "PRAGMA wal_autocheckpoint=0");
@@ -136,7 +121,7 @@ static void test_snapshot_of_wal_db_contains_uncheckpointed_commits(void **state
 	assert_int_equal(h[18], 1);
 	assert_int_equal(h[19], 1);
 	assert_int_equal(image_rows(st, si.id), 1500);
-	image_digest(st, si.id, img);
+	tu_image_digest(st, si.id, img);
 	assert_string_equal(img, live);
 	sqlite3_close(w);
 }
@@ -144,8 +129,7 @@ static void test_snapshot_of_wal_db_contains_uncheckpointed_commits(void **state
 static void test_snapshot_in_wal_mode_skips_an_open_transaction(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "wal", 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "wal", 4096, 200);
 	sqlite3 *w = tu_open(env->db);
 	tu_exec(w, "BEGIN IMMEDIATE");
 	tu_db_insert(w, 201, 900);
@@ -160,8 +144,7 @@ static void test_snapshot_in_wal_mode_skips_an_open_transaction(void **state)
 static void test_snapshot_in_rollback_mode_skips_an_open_transaction(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
 	sqlite3 *w = tu_open(env->db);
 	tu_exec(w, "BEGIN IMMEDIATE");   /* RESERVED: readers may still read */
 	tu_db_insert(w, 201, 210);
@@ -174,8 +157,7 @@ static void test_snapshot_in_rollback_mode_skips_an_open_transaction(void **stat
 static void test_snapshot_names_are_unique_within_a_second(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	snap_info s[3];
 	for (int i = 0; i < 3; i++)
 		s[i] = tu_snap(st, "same");
@@ -198,8 +180,7 @@ static void test_snapshot_names_are_unique_within_a_second(void **state)
 static void test_snapshot_name_is_utc_time_and_label(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	snap_info si = tu_snap(st, "before migration");
 	time_t t = (time_t)(si.created_ns / 1000000000LL);
 	struct tm tm;
@@ -213,8 +194,7 @@ static void test_snapshot_name_is_utc_time_and_label(void **state)
 static void test_snapshot_of_unchanged_db_adds_at_most_one_page(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 2000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
 	snap_info a = tu_snap(st, "a");
 	int64_t p1 = tu_pages(st);
 	assert_true(a.page_count >= 20);
@@ -228,8 +208,7 @@ static void test_snapshot_of_unchanged_db_adds_at_most_one_page(void **state)
 static void test_snapshot_after_few_row_changes_adds_few_pages(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 2000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
 	tu_snap(st, "a");
 	int64_t p1 = tu_pages(st);
 	sqlite3 *db = tu_open(env->db);
@@ -260,8 +239,7 @@ static void progress_cb(void *ctx, uint64_t done, uint64_t total)
 static void test_snapshot_progress_reaches_the_page_count(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 1000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 1000);
 	progress p = { 0 };
 	snap_create_opts o = { .kind = SNAP_KIND_AUTO };
 	snap_info si;
@@ -281,8 +259,7 @@ static void test_snapshot_progress_reaches_the_page_count(void **state)
 static void test_snapshot_keeps_this_process_reader_locks(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 200);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
 	sqlite3 *r = tu_open(env->db);
 	tu_exec(r, "BEGIN");
 	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 200);
@@ -306,8 +283,7 @@ static void test_snapshot_keeps_this_process_reader_locks(void **state)
 static void test_snapshot_records_label_comment_kind_and_pin(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	snap_create_opts o = {
 		.kind = SNAP_KIND_AUTO, .label = "Nightly Run.db",
 		.comment = "made by \"cron\"", .pinned = 1,
@@ -332,8 +308,7 @@ static void test_snapshot_records_label_comment_kind_and_pin(void **state)
 static void test_snapshot_of_missing_db_is_enoent(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	assert_int_equal(unlink(env->db), 0);
 	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = "x" };
 	snap_err e;
@@ -349,8 +324,7 @@ static void test_snapshot_of_missing_db_is_enoent(void **state)
 static void test_snapshot_of_a_non_database_is_einval(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	char junk[8192];
 	for (size_t i = 0; i < sizeof(junk); i++)
 		junk[i] = (char)("not a database "[i % 15]);
@@ -373,8 +347,7 @@ static void test_snapshot_of_a_non_database_is_einval(void **state)
 static void test_import_of_a_good_file_becomes_a_snapshot(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	char other[PATH_MAX];
 	tu_db_create(tu_path(env, other, "other.db"), "delete", 1024, 300);
 	char want[65], got[65];
@@ -392,7 +365,7 @@ static void test_import_of_a_good_file_becomes_a_snapshot(void **state)
 	assert_string_equal(si.label, "imported");
 	assert_int_equal(si.page_size, 1024);
 	assert_int_equal(tu_count(st), 1);
-	image_digest(st, si.id, got);
+	tu_image_digest(st, si.id, got);
 	assert_string_equal(got, want);
 	tu_sha256_file(other, fsha2);
 	assert_memory_equal(fsha, fsha2, 32);
@@ -409,8 +382,7 @@ static void test_import_of_a_good_file_becomes_a_snapshot(void **state)
 static void test_import_of_a_wal_file_is_normalized(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	char other[PATH_MAX];
 	tu_db_create(tu_path(env, other, "walfile.db"), "wal", 4096, 300);
 	size_t fl;
@@ -428,15 +400,14 @@ static void test_import_of_a_wal_file_is_normalized(void **state)
 	image_header(st, si.id, h);
 	assert_int_equal(h[18], 1);
 	assert_int_equal(h[19], 1);
-	image_digest(st, si.id, got);
+	tu_image_digest(st, si.id, got);
 	assert_string_equal(got, want);
 }
 
 static void test_import_of_a_wal_file_includes_commits_in_its_wal(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	char other[PATH_MAX];
 	tu_db_create(tu_path(env, other, "app.db"), "wal", 4096, 100);
 	sqlite3 *w = tu_open(other);
@@ -452,7 +423,7 @@ static void test_import_of_a_wal_file_includes_commits_in_its_wal(void **state)
 	sqlite3_close(w);
 	if (rc != 0)
 		fail_msg("import: %d %s", rc, e.msg);
-	image_digest(st, si.id, got);
+	tu_image_digest(st, si.id, got);
 	assert_string_equal(got, want);
 	assert_int_equal(image_rows(st, si.id), 400);
 }
@@ -618,8 +589,7 @@ static void *take_thread(void *arg)
 static void test_snapshots_taken_concurrently_all_succeed(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "wal", 1024, 800);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "wal", 1024, 800);
 	enum { NT = 6, PER = 3 };
 	taker t[NT];
 	pthread_t th[NT];

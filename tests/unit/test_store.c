@@ -352,8 +352,7 @@ static int ro_store_check(void *arg)
 static void test_store_in_a_read_only_dir_refuses_changes(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 3);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 3);
 	tu_snap(st, "before");
 	snap_store_close(st);
 	env->st = NULL;
@@ -438,8 +437,7 @@ static void test_label_of_only_a_db_suffix_becomes_the_fallback(void **state)
 static void test_stats_of_damaged_sizes_are_clamped(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 20);
 	snap_info si = tu_snap(st, "a");
 	sqlite3 *db = tu_open(snap_store_file(st));
 
@@ -467,8 +465,7 @@ static void test_stats_of_damaged_sizes_are_clamped(void **state)
 static void test_delete_of_a_snapshot_with_a_damaged_map(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 20);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *live = tu_open(env->db);
 	tu_db_insert(live, 1000, 1100);
@@ -584,8 +581,7 @@ static void test_time_and_hex_formatting(void **state)
 static void test_list_is_oldest_first(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_info a = tu_snap(st, "a");
 	snap_info b = tu_snap(st, "b");
 	snap_info c = tu_snap(st, "c");
@@ -608,8 +604,7 @@ static void test_list_is_oldest_first(void **state)
 static void test_list_of_an_empty_store_is_empty(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	snap_info *list = NULL;
 	size_t n = 99;
 	snap_err e;
@@ -626,8 +621,7 @@ static void test_list_of_an_empty_store_is_empty(void **state)
 static void test_find_accepts_name_with_or_without_db_and_latest(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_err e;
 	snap_err_clear(&e);
 	snap_info out;
@@ -667,8 +661,7 @@ static void test_find_accepts_name_with_or_without_db_and_latest(void **state)
 static void test_relabel_keeps_time_prefix_and_stays_unique(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_err e;
 	snap_err_clear(&e);
 	/* Two snapshots with the same time prefix (a snapshot takes ms;
@@ -715,8 +708,7 @@ static void test_relabel_keeps_time_prefix_and_stays_unique(void **state)
 static void test_latest_is_the_newest_manual_auto_or_import(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_info out;
 	snap_err e;
 	snap_err_clear(&e);
@@ -775,8 +767,7 @@ static snap_event last_event(snap_store *st, const char *kind)
 static void test_rename_gives_exactly_the_name(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_info x = tu_snap(st, "x");
 	snap_info y = tu_snap(st, "y");
 	snap_info r, f;
@@ -853,8 +844,7 @@ static void test_rename_gives_exactly_the_name(void **state)
 static void test_names_snapshots_get_pass_the_name_check(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 5);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 5);
 	char label[SNAP_LABEL_MAX + 8];
 	snap_err e;
 	memset(label, 'L', sizeof(label));
@@ -876,8 +866,7 @@ static void test_names_snapshots_get_pass_the_name_check(void **state)
 static void test_pin_and_unpin_are_stored(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 5);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 5);
 	snap_info a = tu_snap(st, "a");
 	assert_int_equal(a.pinned, 0);
 	snap_err e;
@@ -895,8 +884,7 @@ static void test_pin_and_unpin_are_stored(void **state)
 static void test_comment_is_stored_verbatim(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 5);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 5);
 	snap_info a = tu_snap(st, "a");
 	assert_string_equal(a.comment, "");
 	snap_err e;
@@ -915,8 +903,7 @@ static void test_comment_is_stored_verbatim(void **state)
 static void test_count_and_stats_follow_the_catalog(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 300);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 300);
 	assert_int_equal(tu_count(st), 0);
 	snap_info a = tu_snap(st, "a");
 	snap_info b = tu_snap(st, "b");
@@ -968,8 +955,7 @@ static int64_t store_int(snap_store *st,
 static void test_catalog_change_time_and_data_version(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_err e;
 	snap_err_clear(&e);
 
@@ -1041,8 +1027,7 @@ static void test_tables_json_counts_rows_per_table(void **state)
 static void test_delete_of_newer_reclaims_its_pages(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 2000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
 	snap_info a = tu_snap(st, "a");
 	int64_t pa = tu_pages(st);
 	size_t la;
@@ -1080,8 +1065,7 @@ static void test_delete_of_newer_reclaims_its_pages(void **state)
 static void test_delete_of_older_keeps_shared_pages(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 2000);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE t SET v = v || '!' WHERE id BETWEEN 10 AND 20");
@@ -1173,8 +1157,7 @@ static void test_store_pages_match_snapshots_through_churn(void **state)
 	/* After every snapshot and deletion, the stored pages are exactly
 	 * the distinct pages the remaining snapshots use, and they verify. */
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 1024, 300);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 300);
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "CREATE TABLE blobs(x BLOB)");
 	int64_t ids[24];
@@ -1232,8 +1215,7 @@ static void test_store_of_schema_version_1_is_upgraded(void **state)
 	size_t n = 0;
 	snap_err e;
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 20);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 20);
 	snap_info a = tu_snap(st, "old");
 	snprintf(file, sizeof(file), "%s", snap_store_file(st));
 	snap_store_close(st);

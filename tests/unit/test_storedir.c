@@ -397,8 +397,7 @@ static void test_deleting_most_snapshots_shrinks_the_store(void **state)
 	tu_env *env = *state;
 	snap_err e;
 
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "CREATE TABLE r(id INTEGER PRIMARY KEY, b BLOB)");
 	int64_t ids[8];

@@ -63,8 +63,7 @@ static snap_info listed(snap_store *st, int64_t id)
 static snap_store *three(tu_env *env, snap_info *a, snap_info *b,
 			 snap_info *c)
 {
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	*a = tu_snap(st, "a");
 	*b = tu_snap(st, "b");
 	*c = tu_snap(st, "c");
@@ -79,8 +78,7 @@ static void test_trash_put_then_restore_gives_it_back_unchanged(void **s)
 	snap_err e;
 
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 30);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 30);
 	a = tu_snap(st, "first");
 	b = tu_snap(st, "second");
 	uint8_t *bytes0;
@@ -264,8 +262,7 @@ static void test_emptying_the_trash_deletes_and_reclaims(void **s)
 	snap_err e;
 
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 30);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 30);
 	a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	tu_db_insert(db, 100, 400);
@@ -304,8 +301,7 @@ static void test_trash_of_a_read_only_store_is_refused(void **s)
 	snap_err e;
 
 	snap_err_clear(&e);
-	tu_db_create(env->db, "delete", 4096, 10);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
 	a = tu_snap(st, "a");
 	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_READONLY,
 					 &ro, &e), 0);

@@ -17,8 +17,7 @@
 /* Two snapshots a (older) and b (changed rows, so it has pages of its own). */
 static void two_snapshots(tu_env *env, snap_info *a, snap_info *b)
 {
-	tu_db_create(env->db, "delete", 1024, 600);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 1024, 600);
 	*a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE t SET pad = 'changed-' || id WHERE id > 550");
@@ -93,8 +92,7 @@ static void test_fresh_store_verifies_clean(void **state)
 static void test_empty_store_verifies_clean(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	unsigned nbad = 99;
 	snap_err e;
 	snap_err_clear(&e);
@@ -105,8 +103,7 @@ static void test_empty_store_verifies_clean(void **state)
 static void test_verify_of_unknown_snapshot_is_enoent(void **state)
 {
 	tu_env *env = *state;
-	tu_db_create(env->db, "delete", 4096, 1);
-	snap_store *st = tu_store(env);
+	snap_store *st = tu_live_store(env, "delete", 4096, 1);
 	snap_info a = tu_snap(st, "a");
 	snap_err e;
 	snap_err_clear(&e);

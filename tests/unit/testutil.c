@@ -108,6 +108,13 @@ snap_store *tu_store(tu_env *env)
 	return env->st;
 }
 
+snap_store *tu_live_store(tu_env *env, const char *journal_mode,
+			  int page_size, int nrows)
+{
+	tu_db_create(env->db, journal_mode, page_size, nrows);
+	return tu_store(env);
+}
+
 /* ------------------------------------------------------------------ */
 /* watchdog                                                            */
 
@@ -470,15 +477,129 @@ snap_info tu_snap(snap_store *st, const char *label)
 snap_info tu_snap_kind(snap_store *st, snap_kind kind, const char *label)
 {
 	snap_create_opts o = { .kind = kind, .label = label };
+	return tu_snap_opts(st, &o);
+}
+
+snap_info tu_snap_opts(snap_store *st, const snap_create_opts *o)
+{
 	snap_info si;
 	snap_err e;
 	snap_err_clear(&e);
 	memset(&si, 0, sizeof(si));
-	int rc = snap_snapshot_take(st, &o, &si, &e);
+	int rc = snap_snapshot_take(st, o, &si, &e);
 	if (rc != 0)
-		fail_msg("snap_snapshot_take(%s): %d %s", label ? label : "-",
-			 rc, e.msg);
+		fail_msg("snap_snapshot_take(%s): %d %s",
+			 o->label ? o->label : "-", rc, e.msg);
 	return si;
+}
+
+int64_t tu_count_kind(snap_store *st, snap_kind kind)
+{
+	snap_info *v = NULL;
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_store_list(st, &v, &n, &e);
+	if (rc != 0)
+		fail_msg("snap_store_list: %d %s", rc, e.msg);
+	int64_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += v[i].kind == kind;
+	free(v);
+	return c;
+}
+
+void tu_image_digest(snap_store *st, int64_t id, char hex[65])
+{
+	sqlite3 *db = NULL;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_image_sqlite_open(st, id, &db, &e);
+	if (rc != 0)
+		fail_msg("snap_image_sqlite_open: %d %s", rc, e.msg);
+	tu_db_digest_conn(db, hex);
+	sqlite3_close(db);
+}
+
+int tu_header_counter_byte(size_t off)
+{
+	return (off >= 24 && off < 28) || (off >= 40 && off < 44) ||
+	       (off >= 92 && off < 96);
+}
+
+/* ---- the event log ---- */
+
+size_t tu_events(snap_store *st, int64_t after, snap_event **ev)
+{
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	*ev = NULL;
+	int rc = snap_event_list(st, after, 0, ev, &n, &e);
+	if (rc != 0)
+		fail_msg("snap_event_list: %d %s", rc, e.msg);
+	return n;
+}
+
+int64_t tu_last_event_id(snap_store *st)
+{
+	snap_event *ev;
+	size_t n = tu_events(st, 0, &ev);
+	int64_t id = n ? ev[n - 1].id : 0;
+	free(ev);
+	return id;
+}
+
+snap_event tu_newest_event(snap_store *st, int64_t after, const char *kind,
+			   const char *snapshot)
+{
+	snap_event *ev;
+	size_t n = tu_events(st, 0, &ev);
+	snap_event found;
+	int hit = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ev[i].id <= after || strcmp(ev[i].kind, kind) != 0)
+			continue;
+		if (snapshot && strcmp(ev[i].snapshot, snapshot) != 0)
+			continue;
+		found = ev[i];
+		hit = 1;
+	}
+	if (!hit) {
+		for (size_t i = 0; i < n; i++)
+			print_message("# event %lld %s '%s' ok=%d %s\n",
+				      (long long)ev[i].id, ev[i].kind,
+				      ev[i].snapshot, ev[i].ok, ev[i].detail);
+		free(ev);
+		fail_msg("no '%s' event for '%s' after %lld", kind,
+			 snapshot ? snapshot : "*", (long long)after);
+	}
+	free(ev);
+	return found;
+}
+
+int tu_count_events(snap_store *st, int64_t after, const char *kind, int ok,
+		    const char *text)
+{
+	return tu_count_events_detail(st, after, kind, ok, text, NULL, 0);
+}
+
+int tu_count_events_detail(snap_store *st, int64_t after, const char *kind,
+			   int ok, const char *text, char *detail, size_t cap)
+{
+	snap_event *ev;
+	size_t n = tu_events(st, after, &ev);
+	int c = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(ev[i].kind, kind) == 0 &&
+		    (ok < 0 || ev[i].ok == ok) &&
+		    (!text || strstr(ev[i].detail, text))) {
+			c++;
+			if (detail)
+				snprintf(detail, cap, "%s", ev[i].detail);
+		}
+	free(ev);
+	return c;
 }
 
 uint8_t *tu_image_bytes(snap_store *st, int64_t id, size_t *len)

@@ -49,6 +49,11 @@ char *tu_path(const tu_env *env, char *out, const char *name);
 /* Open the store of env->db (default dir) with SNAP_OPEN_CREATE. */
 snap_store *tu_store(tu_env *env);
 
+/* Create the live database env->db (tu_db_create) and open its store
+ * (tu_store): the start of most tests. */
+snap_store *tu_live_store(tu_env *env, const char *journal_mode,
+			  int page_size, int nrows);
+
 /* Remove a directory tree (best effort, never fails the test). */
 void tu_rmrf(const char *path);
 
@@ -116,6 +121,15 @@ char *tu_find_file_with_sha(const char *root, const uint8_t sha[32]);
 snap_info tu_snap(snap_store *st, const char *label);
 /* The same, of another kind. */
 snap_info tu_snap_kind(snap_store *st, snap_kind kind, const char *label);
+/* The same, with every option (kind, label, pinned, ...). */
+snap_info tu_snap_opts(snap_store *st, const snap_create_opts *o);
+/* Number of snapshots of a kind. */
+int64_t tu_count_kind(snap_store *st, snap_kind kind);
+/* Content digest (tu_db_digest) of a snapshot, read through the store VFS. */
+void tu_image_digest(snap_store *st, int64_t id, char hex[65]);
+/* 1 for a byte of the page-1 header fields SQLite maintains itself
+ * (change counter, schema cookie, version-valid-for: engine/PITFALLS.md 7). */
+int tu_header_counter_byte(size_t off);
 /* The whole image of a snapshot via snap_image_read (malloc'd). */
 uint8_t *tu_image_bytes(snap_store *st, int64_t id, size_t *len);
 /* Number of snapshots. */
@@ -152,6 +166,23 @@ void tu_truncate_page_data(snap_store *st, int64_t page_id);
 int tu_runs_check(snap_store *st, char *why, size_t cap);
 /* The same, failing the test. */
 void tu_assert_runs(snap_store *st);
+/* ---- the event log ---- */
+/* Events with id > after, oldest first, into *ev (free it); their number. */
+size_t tu_events(snap_store *st, int64_t after, snap_event **ev);
+/* Id of the newest event, 0 when there is none. */
+int64_t tu_last_event_id(snap_store *st);
+/* The newest event with id > after of kind (and this snapshot name when
+ * snapshot is not NULL); fails the test, listing the log, when none. */
+snap_event tu_newest_event(snap_store *st, int64_t after, const char *kind,
+			   const char *snapshot);
+/* Number of events with id > after of kind, with ok (ok < 0: either),
+ * whose detail contains text (NULL: any). */
+int tu_count_events(snap_store *st, int64_t after, const char *kind, int ok,
+		    const char *text);
+/* The same, and the detail of the last of them into detail (cap bytes). */
+int tu_count_events_detail(snap_store *st, int64_t after, const char *kind,
+			   int ok, const char *text, char *detail, size_t cap);
+
 /* Run SQL on the store's store.db through a connection of our own. */
 void tu_store_exec(snap_store *st, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

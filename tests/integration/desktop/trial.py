@@ -37,8 +37,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "mount"))
-import mounttest as mt  # noqa: E402
+                                ".."))
+import snaptest as mt  # noqa: E402
 
 NEEDED = ("Xvfb", "thunar", "xdotool", "import", "dbus-launch", "gio")
 
@@ -342,4 +342,4 @@ def trial(ctx, d, m, mnt, sd, live, ctl):
 
 
 if __name__ == "__main__":
-    mt.main("desktop-trial", body)
+    mt.main("desktop-trial", body, mount=True)

@@ -12,7 +12,7 @@
 #   * list with a store directory that does not exist: exit 1, and the
 #     directory is not created.
 #   * usage errors exit 2.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 DB=$T/live.db
 make_db "$DB" 4000

@@ -14,7 +14,7 @@ concurrent_commands.py — several snapctl processes on one store at once.
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 PARALLEL = 5
@@ -41,18 +41,18 @@ def body(ctx):
                                            db) for i in range(PARALLEL)])
     names = []
     for i, (rc, out, err) in enumerate(res):
-        ctx.check(rc == 0 and out.strip(), f"parallel create {i} exits 0 "
-                  "and prints a name", f"rc {rc}\nstdout {out!r}\n"
+        ctx.check(f"parallel create {i} exits 0 "
+                  "and prints a name", rc == 0 and out.strip(), f"rc {rc}\nstdout {out!r}\n"
                   f"stderr {err!r}")
         if out.strip():
             names.append(out.strip().splitlines()[-1])
-    ctx.check(len(set(names)) == len(names), "the names are distinct",
+    ctx.check("the names are distinct", len(set(names)) == len(names),
               str(names))
     listed = [s["name"] for s in ctx.list(db=db)]
     for n in names:
-        ctx.check(n in listed, f"{n} is listed")
-        r = ctx.run("verify", n, db=db)
-        ctx.check(r.returncode == 0, f"{n} verifies clean", st.describe(r))
+        ctx.check(f"{n} is listed", n in listed)
+        r = ctx.sc("verify", n, db=db)
+        ctx.check(f"{n} verifies clean", r.returncode == 0, st.describe(r))
 
     res = start_all(ctx, [ctx.snapctl_args(["restore", first], db)
                           for _ in range(3)])
@@ -60,19 +60,19 @@ def body(ctx):
     for i, (rc, out, err) in enumerate(res):
         if rc == 0:
             ok += 1
-        ctx.check(rc == 0 or (rc == 1 and "restore" in err.lower() and
+        ctx.check(f"parallel restore {i}: exit 0, or exit 1 saying another "
+                  "restore is in progress",
+                  rc == 0 or (rc == 1 and "restore" in err.lower() and
                               ("progress" in err.lower() or
-                               "busy" in err.lower())),
-                  f"parallel restore {i}: exit 0, or exit 1 saying another "
-                  "restore is in progress", f"rc {rc}\nstdout {out!r}\n"
+                               "busy" in err.lower())), f"rc {rc}\nstdout {out!r}\n"
                   f"stderr {err!r}")
-    ctx.check(ok >= 1, "at least one parallel restore succeeded", str(res))
-    ctx.check(st.content_hash(db) == first_hash,
-              "the live database holds the restored snapshot's content")
-    ctx.check(st.integrity(db) == "ok", "live integrity_check ok")
-    ctx.check(st.journal_mode(db) == "wal", "live database is still WAL")
-    r = ctx.run("verify", db=db, timeout=300)
-    ctx.check(r.returncode == 0, "the store verifies clean", st.describe(r))
+    ctx.check("at least one parallel restore succeeded", ok >= 1, str(res))
+    ctx.check("the live database holds the restored snapshot's content",
+              st.content_hash(db) == first_hash)
+    ctx.check("live integrity_check ok", st.integrity(db, writable=True) == "ok")
+    ctx.check("live database is still WAL", st.journal_mode(db) == "wal")
+    r = ctx.sc("verify", db=db, timeout=300)
+    ctx.check("the store verifies clean", r.returncode == 0, st.describe(r))
 
 
 if __name__ == "__main__":

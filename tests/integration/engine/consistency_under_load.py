@@ -23,7 +23,7 @@ import os
 import select
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 ACCOUNTS = 500
@@ -107,12 +107,9 @@ def wait_for_commit(ctx, rfd, writers):
                 f"pid {w.pid} rc {w.returncode}" for w in dead))
 
 
-def body(ctx, mode):
-    db = ctx.path("live.db")
-    make_db(db, mode)
-    ctx.require(st.journal_mode(db) == mode, f"live database is in {mode} mode")
-
-    stopfile = ctx.path("stop")
+def start_writers(ctx, db, stopfile):
+    """WRITERS writer processes on db until stopfile exists; returns
+    (writers, rfd), rfd the read end of the pipe they report commits on."""
     rfd, wfd = os.pipe()
     os.set_blocking(rfd, False)
     writers = []
@@ -123,6 +120,34 @@ def body(ctx, mode):
                       stderr=st.subprocess.PIPE, text=True)
         writers.append(w)
     os.close(wfd)
+    return writers, rfd
+
+
+def stop_writers(ctx, stopfile, writers, rfd, what):
+    """Create stopfile and reap every writer: check that each one `what`
+    (exited 0); closes rfd; the writers' commit counts."""
+    with open(stopfile, "w"):
+        pass
+    commits = []
+    for w in writers:
+        try:
+            out, err = w.communicate(timeout=120)
+        except st.subprocess.TimeoutExpired:
+            raise st.TestFailed(f"writer {w.pid} did not stop")
+        ctx.check(f"writer {w.pid} {what}", w.returncode == 0,
+                  f"rc {w.returncode}\n{err[-2000:]}")
+        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
+    os.close(rfd)
+    return commits
+
+
+def body(ctx, mode):
+    db = ctx.path("live.db")
+    make_db(db, mode)
+    ctx.require(f"live database is in {mode} mode", st.journal_mode(db) == mode)
+
+    stopfile = ctx.path("stop")
+    writers, rfd = start_writers(ctx, db, stopfile)
 
     names = []
     for i in range(CREATES):
@@ -132,35 +157,25 @@ def body(ctx, mode):
     # running when it was taken.
     wait_for_commit(ctx, rfd, writers)
 
-    with open(stopfile, "w"):
-        pass
-    commits = []
-    for w in writers:
-        try:
-            out, err = w.communicate(timeout=120)
-        except st.subprocess.TimeoutExpired:
-            raise st.TestFailed(f"writer {w.pid} did not stop")
-        ctx.check(w.returncode == 0, f"writer {w.pid} exits 0 (no busy "
-                  "error beside snapctl)", f"rc {w.returncode}\n{err}")
-        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
-    os.close(rfd)
+    commits = stop_writers(ctx, stopfile, writers, rfd,
+                           "exits 0 (no busy error beside snapctl)")
     print(f"# writers committed {commits} transactions during "
           f"{len(names)} snapshots")
     # (SQLite's busy handler is not fair: in rollback mode one writer may be
     # starved; what matters is that commits happened between snapshots,
     # which the commit counter in each snapshot proves below.)
-    ctx.check(sum(commits) >= 2 * len(names), "the writers made progress",
+    ctx.check("the writers made progress", sum(commits) >= 2 * len(names),
               str(commits))
-    ctx.check(len(set(names)) == len(names), "snapshot names are unique",
+    ctx.check("snapshot names are unique", len(set(names)) == len(names),
               str(names))
 
     con = st.connect(db)
     (total,) = con.execute("SELECT sum(balance) FROM accounts").fetchone()
     (final_n,) = con.execute("SELECT n FROM progress").fetchone()
     con.close()
-    ctx.check(total == TOTAL, f"live total is still {TOTAL}", str(total))
-    ctx.check(final_n == sum(commits),
-              "live commit counter == commits the writers reported",
+    ctx.check(f"live total is still {TOTAL}", total == TOTAL, str(total))
+    ctx.check("live commit counter == commits the writers reported",
+              final_n == sum(commits),
               f"{final_n} vs {sum(commits)}")
 
     listed = {s["name"]: s for s in ctx.list(db=db)}
@@ -168,28 +183,28 @@ def body(ctx, mode):
     exp = ctx.path("export.db")
     for i, name in enumerate(names):
         snap = listed.get(name)
-        if not ctx.check(snap is not None, f"{name} is listed"):
+        if not ctx.check(f"{name} is listed", snap is not None):
             continue
-        ctx.check(snap.get("kind") == "manual" and
-                  snap.get("label") == f"load-{i}",
-                  f"{name}: kind manual, label load-{i}", str(snap))
+        ctx.check(f"{name}: kind manual, label load-{i}",
+                  snap.get("kind") == "manual" and
+                  snap.get("label") == f"load-{i}", str(snap))
         if st.check_export(ctx, snap, exp,
                            {"SELECT sum(balance) FROM accounts": TOTAL,
                             "SELECT count(*) FROM accounts": ACCOUNTS},
                            db=db):
             r = st.sqlite3_cli(exp, "SELECT n FROM progress")
             n = int(r.stdout.strip())
-            ctx.check(last_n < n <= final_n,
-                      f"{name}: commit counter {n} is after the previous "
+            ctx.check(f"{name}: commit counter {n} is after the previous "
                       f"snapshot's ({last_n}) and not after the end",
+                      last_n < n <= final_n,
                       f"final {final_n}")
             last_n = n
         for f in (exp, exp + "-journal"):
             if os.path.exists(f):
                 os.unlink(f)
 
-    r = ctx.run("verify", db=db, timeout=300)
-    ctx.check(r.returncode == 0, "snapctl verify: the store is clean",
+    r = ctx.sc("verify", db=db, timeout=300)
+    ctx.check("snapctl verify: the store is clean", r.returncode == 0,
               st.describe(r))
 
 

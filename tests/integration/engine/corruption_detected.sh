@@ -13,7 +13,7 @@
 #   * `snapctl export S2` does not produce a file that silently differs;
 # Undoing the flip makes verify clean again (verify reads the store each
 # time); deleting a page_data row (a missing page) is found the same way.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 DB=$T/live.db
 make_db "$DB" 3000

@@ -24,10 +24,9 @@ create leaked nothing).
 """
 
 import os
-import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 DB_MB = int(os.environ.get("SNAPFS_CRASH_DB_MB", "24"))
@@ -48,8 +47,8 @@ def body(ctx):
           f"are drawn from [0, {1.2 * duration:.3f}s]")
 
     listed = ctx.list(db=db)
-    ctx.require([s["name"] for s in listed] == [first],
-                "the store lists exactly the first snapshot",
+    ctx.require("the store lists exactly the first snapshot",
+                [s["name"] for s in listed] == [first],
                 str([s["name"] for s in listed]))
 
     # Attempts go on until KILLS of them were killed before their snapshot
@@ -62,58 +61,50 @@ def body(ctx):
         st.mutate_blob_db(db, 0.2, i + 1, ctx.rng)
         before = [s["name"] for s in ctx.list(db=db)]
         delay = ctx.rng.uniform(0, 1.2 * duration)
-        t0 = st.time.monotonic()
-        p = ctx.spawn(ctx.snapctl_args(["create", "--label", f"k{i}"], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["create", "--label", f"k{i}"], db, delay)
+        if not was_killed:
+            duration = took
         after = [s["name"] for s in ctx.list(db=db)]
         new = [n for n in after if n not in before]
-        ctx.check(all(n in after for n in before),
-                  f"attempt {i}: every earlier snapshot is still listed",
+        ctx.check(f"attempt {i}: every earlier snapshot is still listed",
+                  all(n in after for n in before),
                   f"before {before}\nafter {after}")
         if was_killed:
             killed += 1
             late += len(new)
-            ctx.check(len(new) <= 1,
-                      f"attempt {i}: killed after {delay:.3f}s, "
-                      f"{len(new)} new snapshot(s) (0 or 1)", str(new))
+            ctx.check(f"attempt {i}: killed after {delay:.3f}s, "
+                      f"{len(new)} new snapshot(s) (0 or 1)",
+                      len(new) <= 1, str(new))
         else:
             completed += 1
             name = out.strip().splitlines()[-1].strip() if out.strip() else ""
-            ctx.check(p.returncode == 0 and new == [name],
-                      f"attempt {i}: finished before the kill point: exit 0 "
+            ctx.check(f"attempt {i}: finished before the kill point: exit 0 "
                       "and exactly its snapshot is new",
+                      p.returncode == 0 and new == [name],
                       f"rc {p.returncode} stdout {out!r} stderr {err!r}\n"
                       f"new {new}")
         for n in new:
-            r = ctx.run("verify", n, db=db)
-            ctx.check(r.returncode == 0, f"attempt {i}: {n} verifies clean",
+            r = ctx.sc("verify", n, db=db)
+            ctx.check(f"attempt {i}: {n} verifies clean", r.returncode == 0,
                       st.describe(r))
         if i % 5 == 4:
-            r = ctx.run("verify", db=db, timeout=300)
-            ctx.check(r.returncode == 0,
-                      f"after attempt {i}: the whole store verifies clean",
+            r = ctx.sc("verify", db=db, timeout=300)
+            ctx.check(f"after attempt {i}: the whole store verifies clean",
+                      r.returncode == 0,
                       st.describe(r))
     print(f"# {attempts} attempts: {killed} killed ({late} of them after "
           f"the snapshot was published), {completed} finished first")
-    ctx.check(killed - late >= KILLS,
-              f"{KILLS} creates were killed before publishing (the test "
-              "means something)", f"killed {killed}, late {late}")
+    ctx.check(f"{KILLS} creates were killed before publishing (the test "
+              "means something)",
+              killed - late >= KILLS, f"killed {killed}, late {late}")
 
     # The next snapshot after all of that works.
     st.mutate_blob_db(db, 0.2, KILLS + 1, ctx.rng)
     ctx.create(db=db, label="after")
 
-    r = ctx.run("verify", "--full", db=db, timeout=600)
-    ctx.check(r.returncode == 0, "snapctl verify --full: the store is clean",
+    r = ctx.sc("verify", "--full", db=db, timeout=600)
+    ctx.check("snapctl verify --full: the store is clean", r.returncode == 0,
               st.describe(r))
     snaps = ctx.list(db=db)
     exp = ctx.path("export.db")
@@ -125,20 +116,20 @@ def body(ctx):
     # Deleting every snapshot must reclaim every page: nothing a killed
     # create wrote survives unreferenced.
     for s in snaps:
-        r = ctx.run("delete", s["name"], db=db)
-        ctx.check(r.returncode == 0, f"delete {s['name']} exits 0",
+        r = ctx.sc("delete", s["name"], db=db)
+        ctx.check(f"delete {s['name']} exits 0", r.returncode == 0,
                   st.describe(r))
-    ctx.check(ctx.list(db=db) == [], "no snapshot is left")
+    ctx.check("no snapshot is left", ctx.list(db=db) == [])
     store_db = db + ".snapfs/store.db"
     con = st.connect(store_db)
     pages = con.execute("SELECT count(*) FROM pages").fetchone()[0]
     data = con.execute("SELECT count(*) FROM page_data").fetchone()[0]
     ok = con.execute("PRAGMA integrity_check").fetchone()[0]
     con.close()
-    ctx.check(ok == "ok", "store.db passes integrity_check", ok)
-    ctx.check(pages == 0 and data == 0,
-              "with no snapshot left the store holds no pages (no leak "
-              "from killed creates)", f"pages {pages}, page_data {data}")
+    ctx.check("store.db passes integrity_check", ok == "ok", ok)
+    ctx.check("with no snapshot left the store holds no pages (no leak "
+              "from killed creates)",
+              pages == 0 and data == 0, f"pages {pages}, page_data {data}")
 
 
 if __name__ == "__main__":

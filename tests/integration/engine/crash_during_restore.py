@@ -28,10 +28,9 @@ Then one more restore runs to the end, proving nothing was left locked.
 """
 
 import os
-import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 DB_MB = int(os.environ.get("SNAPFS_CRASH_DB_MB", "12"))
@@ -52,7 +51,7 @@ def body(ctx, mode):
         other = ctx.path("b.db")
         st.make_blob_db(other, "delete", ROWS, BLOB, ctx.rng, page_size=4096)
         hash_b = st.content_hash(other)
-        r = ctx.ok_run("import", other, "--label", "state-b", db=db,
+        r = ctx.sc_ok("import", other, "--label", "state-b", db=db,
                        what="import of the 4 KiB-page state B exits 0")
         snap_b = r.stdout.strip().splitlines()[-1]
         sizes = {hash_a: 8192, hash_b: 4096}
@@ -66,25 +65,25 @@ def body(ctx, mode):
         snap_b = ctx.create(db=db, label="state-b")
         sizes = {hash_a: 4096, hash_b: 4096}
         first = snap_a
-    ctx.require(st.journal_mode(db) == live_mode,
-                f"live database is in {live_mode} mode")
-    ctx.require(hash_a != hash_b, "states A and B differ")
+    ctx.require(f"live database is in {live_mode} mode",
+                st.journal_mode(db) == live_mode)
+    ctx.require("states A and B differ", hash_a != hash_b)
     states = {hash_a: ("A", snap_a), hash_b: ("B", snap_b)}
     print(f"# live database: {os.path.getsize(db)} bytes; A = {snap_a}, "
           f"B = {snap_b}")
 
     # An uninterrupted restore measures the duration.
     t0 = st.time.monotonic()
-    ctx.ok_run("restore", first, db=db, timeout=300,
+    ctx.sc_ok("restore", first, db=db, timeout=300,
                what=f"uninterrupted restore of {first} exits 0")
     duration = st.time.monotonic() - t0
     current = hash_a if first == snap_a else hash_b
-    ctx.require(st.content_hash(db) == current,
-                "after an uninterrupted restore the live database is "
-                f"{states[current][0]}")
-    ctx.require(st.journal_mode(db) == live_mode,
-                f"after an uninterrupted restore it is still in {live_mode} "
-                "mode")
+    ctx.require("after an uninterrupted restore the live database is "
+                f"{states[current][0]}",
+                st.content_hash(db) == current)
+    ctx.require(f"after an uninterrupted restore it is still in {live_mode} "
+                "mode",
+                st.journal_mode(db) == live_mode)
     print(f"# an uninterrupted restore took {duration:.3f}s; kill points "
           f"are drawn from [0, {1.2 * duration:.3f}s]")
 
@@ -100,25 +99,18 @@ def body(ctx, mode):
         cname = states[current][0]
         delay = ctx.rng.uniform(0, 1.2 * duration)
         before = [x["name"] for x in ctx.list(db=db)]
-        p = ctx.spawn(ctx.snapctl_args(["restore", tsnap], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        t0 = st.time.monotonic()
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            completed += 1
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["restore", tsnap], db, delay)
+        if was_killed:
             killed += 1
+        else:
+            completed += 1
+            duration = took
         what = (f"attempt {i} ({cname} -> {tname}, "
                 + (f"killed after {delay:.3f}s)" if was_killed else
                    f"finished, rc {p.returncode})"))
         if not was_killed:
-            ctx.check(p.returncode == 0, f"{what}: exit 0",
+            ctx.check(f"{what}: exit 0", p.returncode == 0,
                       f"stdout {out!r}\nstderr {err!r}")
         # A hot journal left by a kill in the middle of the copy (rollback
         # mode); opening the database below rolls it back.
@@ -129,14 +121,14 @@ def body(ctx, mode):
         except st.sqlite3.DatabaseError as e:
             now = f"unreadable: {e}"
         if was_killed or p.returncode != 0:
-            ok = ctx.check(now in (current, target),
-                           f"{what}: live content is the old or the "
-                           "restored state", f"content hash {now}")
+            ok = ctx.check(f"{what}: live content is the old or the "
+                           "restored state",
+                           now in (current, target), f"content hash {now}")
         else:
-            ok = ctx.check(now == target, f"{what}: live content is the "
-                           "restored state")
-        ic = st.integrity(db)
-        ctx.check(ic == "ok", f"{what}: live integrity_check ok", ic)
+            ok = ctx.check(f"{what}: live content is the "
+                           "restored state", now == target)
+        ic = st.integrity(db, writable=True)
+        ctx.check(f"{what}: live integrity_check ok", ic == "ok", ic)
         # A restore across page sizes takes a WAL database out of WAL
         # mode for the copy (engine/PITFALLS.md 10); killed before it switched
         # back, the database is intact in rollback mode and the next snapfs
@@ -146,24 +138,24 @@ def body(ctx, mode):
         interim = st.journal_mode(db)
         if interim != live_mode:
             left_out_of_mode += 1
-        ctx.run("verify", "latest", db=db, timeout=300)
+        ctx.sc("verify", "latest", db=db, timeout=300)
         after = ctx.list(db=db)
         jm = st.journal_mode(db)
-        ctx.require(jm == live_mode, f"{what}: live journal mode still "
-                    f"{live_mode} after the next snapctl command",
+        ctx.require(f"{what}: live journal mode still "
+                    f"{live_mode} after the next snapctl command", jm == live_mode,
                     f"now {jm}")
         if now in sizes:
             ps = st.page_size(db)
-            ctx.check(ps == sizes[now], f"{what}: page size {ps} is the "
-                      f"state's ({sizes[now]})")
+            ctx.check(f"{what}: page size {ps} is the "
+                      f"state's ({sizes[now]})", ps == sizes[now])
         new = [x for x in after if x["name"] not in before]
-        ctx.check(len(new) <= 1 and all(x["kind"] == "pre-restore"
+        ctx.check(f"{what}: at most one new snapshot, a pre-restore one",
+                  len(new) <= 1 and all(x["kind"] == "pre-restore"
                                         for x in new),
-                  f"{what}: at most one new snapshot, a pre-restore one",
                   str(new))
         if ok and now == target:
-            ctx.check(len(new) == 1, f"{what}: the live database changed, "
-                      "so a safety snapshot was taken first", str(new))
+            ctx.check(f"{what}: the live database changed, "
+                      "so a safety snapshot was taken first", len(new) == 1, str(new))
         if ok:
             phase = ("restored" if now == target and now != current else
                      "mid-copy, hot journal rolled back" if hot else
@@ -175,41 +167,41 @@ def body(ctx, mode):
         else:
             raise st.TestFailed("the live database is torn")
         for x in new:
-            r = ctx.run("verify", x["name"], db=db, timeout=300)
-            ctx.check(r.returncode == 0, f"{what}: the safety snapshot "
-                      f"{x['name']} verifies clean", st.describe(r))
+            r = ctx.sc("verify", x["name"], db=db, timeout=300)
+            ctx.check(f"{what}: the safety snapshot "
+                      f"{x['name']} verifies clean", r.returncode == 0, st.describe(r))
         if i % 5 == 4:
-            r = ctx.run("verify", db=db, timeout=300)
-            ctx.check(r.returncode == 0, f"{what}: the whole store "
-                      "verifies clean", st.describe(r))
+            r = ctx.sc("verify", db=db, timeout=300)
+            ctx.check(f"{what}: the whole store "
+                      "verifies clean", r.returncode == 0, st.describe(r))
     print(f"# {attempts} attempts: {killed} restores killed, {completed} "
           "finished first; "
           f"outcomes: {phases}")
     if left_out_of_mode:
         print(f"# {left_out_of_mode} kills left the live database out of "
               f"{live_mode} mode until the next snapctl command")
-        r = ctx.run("log", "--json", db=db)
+        r = ctx.sc("log", "--json", db=db)
         recovered = (r.returncode == 0 and
                      sum(1 for e in st.json.loads(r.stdout)
                          if e.get("kind") == "recover" and e.get("ok")))
-        ctx.check(recovered >= left_out_of_mode,
-                  "each switch back is recorded as a 'recover' event",
+        ctx.check("each switch back is recorded as a 'recover' event",
+                  recovered >= left_out_of_mode,
                   f"{recovered} recover events, {left_out_of_mode} needed")
-    ctx.check(killed >= KILLS, f"{KILLS} restores were killed (the test "
-              "means something)", f"killed {killed} in {attempts} attempts")
+    ctx.check(f"{KILLS} restores were killed (the test "
+              "means something)", killed >= KILLS, f"killed {killed} in {attempts} attempts")
 
     names = [s["name"] for s in ctx.list(db=db)]
-    ctx.check(snap_a in names and snap_b in names, "A and B are still listed",
+    ctx.check("A and B are still listed", snap_a in names and snap_b in names,
               str(names))
     target = hash_b if current == hash_a else hash_a
-    ctx.ok_run("restore", states[target][1], db=db, timeout=300,
+    ctx.sc_ok("restore", states[target][1], db=db, timeout=300,
                what="a final uninterrupted restore exits 0")
-    ctx.check(st.content_hash(db) == target,
-              "after the final restore the live database is the target")
-    ctx.check(st.journal_mode(db) == live_mode,
-              f"journal mode still {live_mode}")
-    r = ctx.run("verify", "--full", db=db, timeout=600)
-    ctx.check(r.returncode == 0, "snapctl verify --full: the store is clean",
+    ctx.check("after the final restore the live database is the target",
+              st.content_hash(db) == target)
+    ctx.check(f"journal mode still {live_mode}",
+              st.journal_mode(db) == live_mode)
+    r = ctx.sc("verify", "--full", db=db, timeout=600)
+    ctx.check("snapctl verify --full: the store is clean", r.returncode == 0,
               st.describe(r))
 
 

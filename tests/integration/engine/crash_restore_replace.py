@@ -19,10 +19,9 @@ killed attempts (<db>.snapfs-restore-*) is left beside the live database.
 import glob
 import hashlib
 import os
-import signal
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 KILLS = int(os.environ.get("SNAPFS_REPLACE_KILLS", "10"))
@@ -43,11 +42,11 @@ def body(ctx):
 
     remove_live(db)
     t0 = st.time.monotonic()
-    ctx.ok_run("restore", snap, db=db, timeout=300,
+    ctx.sc_ok("restore", snap, db=db, timeout=300,
                what="restore into a missing live database exits 0")
     duration = st.time.monotonic() - t0
-    ctx.require(st.content_hash(db) == snap_hash,
-                "the restored database has the snapshot's content")
+    ctx.require("the restored database has the snapshot's content",
+                st.content_hash(db) == snap_hash)
 
     killed = attempts = 0
     seen = {}
@@ -62,24 +61,17 @@ def body(ctx):
                 f.write(text)
         was = "text" if text else "missing"
         delay = ctx.rng.uniform(0, 1.2 * duration)
-        p = ctx.spawn(ctx.snapctl_args(["restore", snap], db),
-                      stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
-                      text=True)
-        t0 = st.time.monotonic()
-        try:
-            out, err = p.communicate(timeout=delay)
-            was_killed = False
-            duration = st.time.monotonic() - t0
-        except st.subprocess.TimeoutExpired:
-            p.send_signal(signal.SIGKILL)
-            out, err = p.communicate(timeout=60)
-            was_killed = True
+        p, out, err, was_killed, took = ctx.sc_kill_after(
+            ["restore", snap], db, delay)
+        if was_killed:
             killed += 1
+        else:
+            duration = took
         what = (f"attempt {i} (live {was}, " +
                 (f"killed after {delay:.3f}s)" if was_killed else
                  f"finished, rc {p.returncode})"))
         if not was_killed:
-            ctx.check(p.returncode == 0, f"{what}: exit 0",
+            ctx.check(f"{what}: exit 0", p.returncode == 0,
                       f"stdout {out!r}\nstderr {err!r}")
         if not os.path.exists(db):
             state = "missing"
@@ -92,7 +84,7 @@ def body(ctx):
             elif head == st.SQLITE_MAGIC:
                 try:
                     ok = (st.content_hash(db) == snap_hash and
-                          st.integrity(db) == "ok")
+                          st.integrity(db, writable=True) == "ok")
                 except st.sqlite3.DatabaseError:
                     ok = False
                 state = "restored" if ok else "damaged database"
@@ -100,32 +92,32 @@ def body(ctx):
                 state = "something else"
         seen[f"{was} -> {state}"] = seen.get(f"{was} -> {state}", 0) + 1
         allowed = {was, "restored"} if was_killed else {"restored"}
-        ctx.check(state in allowed, f"{what}: live path is {state}",
+        ctx.check(f"{what}: live path is {state}", state in allowed,
                   f"allowed: {sorted(allowed)}")
         if text is not None and state == "restored":
             want = hashlib.sha256(text).hexdigest()
             kept = [f for f in os.listdir(ctx.dir)
                     if os.path.isfile(ctx.path(f)) and
-                    st.file_sha256(ctx.path(f)) == want]
-            ctx.check(kept != [], f"{what}: the replaced text is kept "
-                      "beside the database", str(os.listdir(ctx.dir)))
+                    st.sha256(ctx.path(f)) == want]
+            ctx.check(f"{what}: the replaced text is kept "
+                      "beside the database", kept != [], str(os.listdir(ctx.dir)))
             for f in kept:
                 os.unlink(ctx.path(f))
     print(f"# {attempts} attempts, {killed} killed; outcomes {seen}")
-    ctx.check(killed >= KILLS, f"{KILLS} restores were killed",
+    ctx.check(f"{KILLS} restores were killed", killed >= KILLS,
               f"{killed} in {attempts} attempts")
 
     remove_live(db)
-    ctx.ok_run("restore", snap, db=db, timeout=300,
+    ctx.sc_ok("restore", snap, db=db, timeout=300,
                what="a final uninterrupted restore exits 0")
-    ctx.check(st.content_hash(db) == snap_hash and st.integrity(db) == "ok",
-              "the live database is the snapshot, intact")
+    ctx.check("the live database is the snapshot, intact",
+              st.content_hash(db) == snap_hash and st.integrity(db, writable=True) == "ok")
     left = sorted(os.path.basename(f)
                   for f in glob.glob(db + ".snapfs-restore-*"))
-    ctx.check(left == [], "no temporary file of a killed restore is left "
-              "beside the live database", "\n".join(left))
-    r = ctx.run("verify", db=db)
-    ctx.check(r.returncode == 0, "the store verifies clean", st.describe(r))
+    ctx.check("no temporary file of a killed restore is left "
+              "beside the live database", left == [], "\n".join(left))
+    r = ctx.sc("verify", db=db)
+    ctx.check("the store verifies clean", r.returncode == 0, st.describe(r))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 
 ROWS = 3000
@@ -129,8 +129,8 @@ def make_states(ctx, db, mode):
     con.close()
     hash_b = rows_hash(db)
     snap_b = ctx.create(db=db, label="state-b")
-    ctx.require(hash_a != hash_b, "states A and B differ")
-    ctx.require(st.journal_mode(db) == mode, f"live database is in {mode} mode")
+    ctx.require("states A and B differ", hash_a != hash_b)
+    ctx.require(f"live database is in {mode} mode", st.journal_mode(db) == mode)
     return hash_a, snap_a, hash_b, snap_b
 
 
@@ -152,38 +152,38 @@ def pending_holder(db):
 def body_wal(ctx, db):
     hash_a, snap_a, hash_b, snap_b = make_states(ctx, db, "wal")
     rd = Reader(ctx, db)
-    ctx.check(rd.ask("hash") == hash_b, "reader sees B before the restore")
+    ctx.check("reader sees B before the restore", rd.ask("hash") == hash_b)
 
     # 1. idle open connection
-    r = ctx.run("restore", snap_a, db=db, timeout=120)
-    ctx.check(r.returncode == 0, f"restore {snap_a} beside an idle WAL "
-              "connection exits 0", st.describe(r))
-    ctx.check(rd.ask("hash") == hash_a,
-              "the reader's next transaction sees the restored state A")
-    ctx.check(rd.ask("check") == "ok", "integrity_check through the reader")
+    r = ctx.sc("restore", snap_a, db=db, timeout=120)
+    ctx.check(f"restore {snap_a} beside an idle WAL "
+              "connection exits 0", r.returncode == 0, st.describe(r))
+    ctx.check("the reader's next transaction sees the restored state A",
+              rd.ask("hash") == hash_a)
+    ctx.check("integrity_check through the reader", rd.ask("check") == "ok")
 
     # 2. reader inside a read transaction
-    ctx.check(rd.ask("begin") == hash_a, "reader opens a read transaction "
-              "on A")
-    r = ctx.run("restore", snap_b, db=db, timeout=120)
-    ctx.check(r.returncode == 0, f"restore {snap_b} while a WAL reader holds "
-              "a read transaction exits 0", st.describe(r))
-    ctx.check(rd.ask("hash-in") == hash_a, "the open read transaction still "
-              "sees A (snapshot isolation)")
-    ctx.check(rd.ask("end") == "ended", "the reader ends its transaction")
-    ctx.check(rd.ask("hash") == hash_b,
-              "the reader's next transaction sees the restored state B")
-    ctx.check(rd.ask("check") == "ok", "integrity_check through the reader")
+    ctx.check("reader opens a read transaction "
+              "on A", rd.ask("begin") == hash_a)
+    r = ctx.sc("restore", snap_b, db=db, timeout=120)
+    ctx.check(f"restore {snap_b} while a WAL reader holds "
+              "a read transaction exits 0", r.returncode == 0, st.describe(r))
+    ctx.check("the open read transaction still "
+              "sees A (snapshot isolation)", rd.ask("hash-in") == hash_a)
+    ctx.check("the reader ends its transaction", rd.ask("end") == "ended")
+    ctx.check("the reader's next transaction sees the restored state B",
+              rd.ask("hash") == hash_b)
+    ctx.check("integrity_check through the reader", rd.ask("check") == "ok")
     rd.quit()
-    ctx.check(st.journal_mode(db) == "wal", "live database is still WAL")
-    ctx.check(rows_hash(db) == hash_b, "a fresh connection sees B")
+    ctx.check("live database is still WAL", st.journal_mode(db) == "wal")
+    ctx.check("a fresh connection sees B", rows_hash(db) == hash_b)
 
 
 def body_delete(ctx, db):
     hash_a, snap_a, hash_b, snap_b = make_states(ctx, db, "delete")
     rd = Reader(ctx, db)
-    ctx.check(rd.ask("begin") == hash_b,
-              "reader holds a read transaction (SHARED lock) on B")
+    ctx.check("reader holds a read transaction (SHARED lock) on B",
+              rd.ask("begin") == hash_b)
     p = ctx.spawn(ctx.snapctl_args(["restore", snap_a], db),
                   stdout=st.subprocess.PIPE, stderr=st.subprocess.PIPE,
                   text=True)
@@ -200,31 +200,31 @@ def body_delete(ctx, db):
             break              # exited without ever waiting for the reader
         except st.subprocess.TimeoutExpired:
             pass
-    if not ctx.check(holder == p.pid, "restore reaches the copy and waits "
-                     "for the reader (holds PENDING on the live file)",
+    if not ctx.check("restore reaches the copy and waits "
+                     "for the reader (holds PENDING on the live file)", holder == p.pid,
                      f"holder {holder}, restore pid {p.pid}, "
                      f"restore rc {p.poll()}"):
         out, err = p.communicate(timeout=120)
         print(f"#   restore stdout {out!r}\n#   restore stderr {err!r}")
-        ctx.check(rd.ask("hash-in") == hash_b,
-                  "the reader's open transaction still sees B")
+        ctx.check("the reader's open transaction still sees B",
+                  rd.ask("hash-in") == hash_b)
         rd.ask("end")
-        ctx.check(rd.ask("hash") == hash_a, "reader then sees A")
+        ctx.check("reader then sees A", rd.ask("hash") == hash_a)
         rd.quit()
         return
-    ctx.check(rd.ask("hash-in") == hash_b,
-              "the reader's open transaction still sees B")
-    ctx.check(rd.ask("end") == "ended", "the reader ends its transaction")
+    ctx.check("the reader's open transaction still sees B",
+              rd.ask("hash-in") == hash_b)
+    ctx.check("the reader ends its transaction", rd.ask("end") == "ended")
     out, err = p.communicate(timeout=120)
-    ctx.check(p.returncode == 0, "the restore then succeeds (busy handler)",
+    ctx.check("the restore then succeeds (busy handler)", p.returncode == 0,
               f"rc {p.returncode}\nstdout {out!r}\nstderr {err!r}")
-    ctx.check(rd.ask("hash") == hash_a,
-              "the reader's next transaction sees the restored state A")
-    ctx.check(rd.ask("check") == "ok", "integrity_check through the reader")
+    ctx.check("the reader's next transaction sees the restored state A",
+              rd.ask("hash") == hash_a)
+    ctx.check("integrity_check through the reader", rd.ask("check") == "ok")
     rd.quit()
-    ctx.check(st.journal_mode(db) == "delete",
-              "live database is still in rollback mode")
-    ctx.check(not os.path.exists(db + "-journal"), "no journal left behind")
+    ctx.check("live database is still in rollback mode",
+              st.journal_mode(db) == "delete")
+    ctx.check("no journal left behind", not os.path.exists(db + "-journal"))
 
 
 def body(ctx, mode):
@@ -233,8 +233,8 @@ def body(ctx, mode):
         body_wal(ctx, db)
     else:
         body_delete(ctx, db)
-    r = ctx.run("verify", db=db)
-    ctx.check(r.returncode == 0, "store verifies clean", st.describe(r))
+    r = ctx.sc("verify", db=db)
+    ctx.check("store verifies clean", r.returncode == 0, st.describe(r))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ busy handler is not fair; the timeouts only bound a hang.)
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as st  # noqa: E402
 import consistency_under_load as bank  # noqa: E402
 
@@ -34,59 +34,40 @@ def body(ctx, mode):
                                   RESTORES[mode]))
     db = ctx.path("live.db")
     bank.make_db(db, mode)
-    ctx.require(st.journal_mode(db) == mode, f"live database is in {mode} mode")
+    ctx.require(f"live database is in {mode} mode", st.journal_mode(db) == mode)
     snap = ctx.create(db=db, label="bank")
     con = st.connect(db)
     (n0,) = con.execute("SELECT n FROM progress").fetchone()
     con.close()
 
     stopfile = ctx.path("stop")
-    rfd, wfd = os.pipe()
-    os.set_blocking(rfd, False)
-    writers = []
-    for i in range(bank.WRITERS):
-        writers.append(ctx.spawn(
-            [sys.executable, bank.__file__, "--writer", db, stopfile,
-             str(wfd), str(i), str(ctx.seed + i)],
-            pass_fds=[wfd], stdout=st.subprocess.PIPE,
-            stderr=st.subprocess.PIPE, text=True))
-    os.close(wfd)
+    writers, rfd = bank.start_writers(ctx, db, stopfile)
 
     for k in range(restores):
         bank.wait_for_commit(ctx, rfd, writers)
-        r = ctx.run("restore", snap, db=db, timeout=300)
-        ctx.check(r.returncode == 0, f"restore {k + 1} of {snap} beside "
-                  "three writers exits 0", st.describe(r))
+        r = ctx.sc("restore", snap, db=db, timeout=300)
+        ctx.check(f"restore {k + 1} of {snap} beside "
+                  "three writers exits 0", r.returncode == 0, st.describe(r))
     bank.wait_for_commit(ctx, rfd, writers)
 
-    with open(stopfile, "w"):
-        pass
-    commits = []
-    for w in writers:
-        try:
-            out, err = w.communicate(timeout=120)
-        except st.subprocess.TimeoutExpired:
-            raise st.TestFailed(f"writer {w.pid} did not stop")
-        ctx.check(w.returncode == 0, f"writer {w.pid} went on without an "
-                  "error", f"rc {w.returncode}\n{err[-2000:]}")
-        commits.append(int(out.strip() or 0) if w.returncode == 0 else 0)
-    os.close(rfd)
+    commits = bank.stop_writers(ctx, stopfile, writers, rfd,
+                                "went on without an error")
     print(f"# writers committed {commits}; S's counter was {n0}")
 
-    ctx.check(st.integrity(db) == "ok", "live integrity_check ok")
-    ctx.check(st.journal_mode(db) == mode, f"live journal mode still {mode}")
+    ctx.check("live integrity_check ok", st.integrity(db, writable=True) == "ok")
+    ctx.check(f"live journal mode still {mode}", st.journal_mode(db) == mode)
     con = st.connect(db)
     (total,) = con.execute("SELECT sum(balance) FROM accounts").fetchone()
     (n,) = con.execute("SELECT n FROM progress").fetchone()
     con.close()
-    ctx.check(total == bank.TOTAL, f"the total is still {bank.TOTAL}",
+    ctx.check(f"the total is still {bank.TOTAL}", total == bank.TOTAL,
               str(total))
-    ctx.check(n0 <= n <= n0 + sum(commits) - 2 * restores,
-              "the restores took effect (commits before them were undone)",
+    ctx.check("the restores took effect (commits before them were undone)",
+              n0 <= n <= n0 + sum(commits) - 2 * restores,
               f"counter {n}, S had {n0}, commits {sum(commits)}")
 
     safety = [s for s in ctx.list(db=db) if s["kind"] == "pre-restore"]
-    ctx.check(len(safety) == restores, f"{restores} safety snapshots listed",
+    ctx.check(f"{restores} safety snapshots listed", len(safety) == restores,
               str([s["name"] for s in safety]))
     exp = ctx.path("export.db")
     for s in safety:
@@ -95,8 +76,8 @@ def body(ctx, mode):
                         db=db)
         if os.path.exists(exp):
             os.unlink(exp)
-    r = ctx.run("verify", db=db, timeout=300)
-    ctx.check(r.returncode == 0, "the store verifies clean", st.describe(r))
+    r = ctx.sc("verify", db=db, timeout=300)
+    ctx.check("the store verifies clean", r.returncode == 0, st.describe(r))
 
 
 if __name__ == "__main__":

@@ -12,34 +12,14 @@ in the live database.  MODE: delete (rollback journal) or wal.
 import json
 import os
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
 
-SNAPCTL = os.environ["SNAPCTL"]
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as st  # noqa: E402
+
 MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 ROUNDS = int(os.environ.get("SNAPFS_ROUNDS", "4"))
-T = tempfile.mkdtemp(prefix=f"snapfs-no-lost-commit-{MODE}-")
-DB = os.path.join(T, "live.db")
-failed = 0
-n = 0
-
-
-def check(what, ok, detail=""):
-    global failed, n
-    n += 1
-    print(("ok" if ok else "not ok") + f" {n} - {what}")
-    if not ok:
-        failed += 1
-        if detail:
-            print("#   " + str(detail).replace("\n", "\n#   "))
-    return ok
-
-
-def snapctl(*args):
-    return subprocess.run([SNAPCTL, "--db", DB, *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 WRITER = r"""
@@ -69,7 +49,12 @@ def ids(path, table="app"):
         c.close()
 
 
-def main():
+def body(ctx):
+    DB = ctx.path("live.db")
+
+    def snapctl(*args):
+        return ctx.sc(*args, db=DB, timeout=600)
+
     c = sqlite3.connect(DB)
     c.execute(f"PRAGMA journal_mode={MODE}")
     c.execute("CREATE TABLE app(id INTEGER PRIMARY KEY)")
@@ -79,16 +64,16 @@ def main():
     c.commit()
     c.close()
     r = snapctl("create", "--label", "base")
-    if not check("snapctl create exits 0", r.returncode == 0, r.stderr):
+    if not ctx.check("snapctl create exits 0", r.returncode == 0, r.stderr):
         return
     base = r.stdout.strip()
-    log = os.path.join(T, "committed.log")
+    log = ctx.path("committed.log")
     start = 0
     for rnd in range(ROUNDS):
-        w = subprocess.Popen([sys.executable, "-c", WRITER, DB, log,
-                              str(start)], stdout=subprocess.PIPE, text=True)
-        check(f"round {rnd}: writer started", w.stdout.readline().strip()
-              == "ready")
+        w = ctx.spawn([sys.executable, "-c", WRITER, DB, log, str(start)],
+                      stdout=st.subprocess.PIPE, text=True)
+        ctx.check(f"round {rnd}: writer started", w.stdout.readline().strip()
+                  == "ready")
         # Let it commit a few rows first (handshake on the log, no sleep;
         # bounded, and over if the writer died).
         deadline = time.monotonic() + 120
@@ -96,8 +81,8 @@ def main():
         while got < 20 and w.poll() is None and time.monotonic() < deadline:
             with open(log) as f:
                 got = sum(1 for line in f if int(line) > start)
-        if not check(f"round {rnd}: the writer committed", got >= 20,
-                     f"{got} rows, writer exit {w.poll()}"):
+        if not ctx.check(f"round {rnd}: the writer committed", got >= 20,
+                         f"{got} rows, writer exit {w.poll()}"):
             w.kill()
             w.wait()
             break
@@ -105,8 +90,8 @@ def main():
         done_log = open(log).read().split()
         w.kill()
         w.wait()
-        ok = check(f"round {rnd}: restore beside the writer exits 0",
-                   r.returncode == 0, r.stderr)
+        ok = ctx.check(f"round {rnd}: restore beside the writer exits 0",
+                       r.returncode == 0, r.stderr)
         # This round's ids: earlier rounds' are in earlier safety snapshots.
         committed = {int(x) for x in open(log).read().split()
                      if int(x) > start}
@@ -115,26 +100,22 @@ def main():
         if not ok:
             continue
         safety = json.loads(r.stdout).get("safety")
-        if not check(f"round {rnd}: a safety snapshot was taken",
-                     bool(safety), r.stdout):
+        if not ctx.check(f"round {rnd}: a safety snapshot was taken",
+                         bool(safety), r.stdout):
             continue
-        exp = os.path.join(T, f"safety-{rnd}.db")
+        exp = ctx.path(f"safety-{rnd}.db")
         e = snapctl("export", safety, exp)
-        check(f"round {rnd}: the safety snapshot exports", e.returncode == 0,
-              e.stderr)
+        ctx.check(f"round {rnd}: the safety snapshot exports", e.returncode == 0,
+                  e.stderr)
         kept = ids(exp) | ids(DB)
         lost = sorted(before_end - kept)
-        check(f"round {rnd}: every id committed before the restore ended "
-              f"({len(before_end)}) is in the safety snapshot or live",
-              not lost, f"lost: {lost[:20]} ({len(lost)} in all)")
+        ctx.check(f"round {rnd}: every id committed before the restore ended "
+                  f"({len(before_end)}) is in the safety snapshot or live",
+                  not lost, f"lost: {lost[:20]} ({len(lost)} in all)")
         later = sorted((committed - before_end) - ids(DB))
-        check(f"round {rnd}: ids committed after it are in live", not later,
-              f"missing: {later[:20]}")
-    print(f"# restore_loses_no_commit {MODE}: {n} checks, {failed} failed")
+        ctx.check(f"round {rnd}: ids committed after it are in live", not later,
+                  f"missing: {later[:20]}")
 
 
-try:
-    main()
-finally:
-    subprocess.run(["rm", "-rf", T])
-sys.exit(1 if failed else 0)
+if __name__ == "__main__":
+    st.main(f"restore_loses_no_commit_{MODE}", body)

@@ -8,7 +8,7 @@
 # and broken ones that must be
 # refused with exit 1 and a sentence rather than guessed at.
 # (snapctl_mount_C.py does the same against a real mount.)
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 # A database and store whose paths need escaping in JSON: a quote, a
 # backslash, a slash and a non-ASCII letter.

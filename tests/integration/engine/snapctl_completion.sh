@@ -11,7 +11,7 @@
 #   snapctl prune --<TAB>           -> prune's options, not check's
 # and the hidden "__names" command it uses lists exactly the snapshots and
 # is not in --help.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 COMPLETION=$(cd "$(dirname "$0")/../../../tools" && pwd)/snapctl.bash-completion
 if [ ! -f "$COMPLETION" ]; then

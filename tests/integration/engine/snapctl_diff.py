@@ -24,7 +24,7 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest  # noqa: E402
 from snaptest import connect, describe  # noqa: E402
 
@@ -125,8 +125,8 @@ def table_map(doc):
 
 def check_diff_json(ctx, doc, expect, what):
     got = table_map(doc)
-    ctx.check(sorted(got) == sorted(expect),
-              f"{what}: exactly the tables that differ are listed",
+    ctx.check(f"{what}: exactly the tables that differ are listed",
+              sorted(got) == sorted(expect),
               f"got {sorted(got)}, want {sorted(expect)}")
     for t, (a, r, c, k, cr, dr) in expect.items():
         g = got.get(t)
@@ -136,11 +136,11 @@ def check_diff_json(ctx, doc, expect, what):
               g["dropped"]) == (a, r, c, cr, dr)
         if k is not None:
             ok = ok and g["by_key"] == k
-        ctx.check(ok, f"{what}: {t}: {a} added, {r} removed, {c} changed"
+        ctx.check(f"{what}: {t}: {a} added, {r} removed, {c} changed"
                   f"{'' if k is None else ', by key' if k else ', by row'}"
-                  f"{', created' if cr else ''}{', dropped' if dr else ''}",
+                  f"{', created' if cr else ''}{', dropped' if dr else ''}", ok,
                   json.dumps(g))
-    ctx.check(doc["schema_changed"] is True, f"{what}: schema_changed")
+    ctx.check(f"{what}: schema_changed", doc["schema_changed"] is True)
 
 
 def rows(path, table):
@@ -179,38 +179,38 @@ def body(ctx):
     after = ctx.create(db=db, label="after")
 
     # ---- diff, JSON, every direction ----
-    r = ctx.run("diff", before, "live", "--json", db=db)
-    ctx.require(r.returncode == 0, "diff BEFORE live --json exits 0",
+    r = ctx.sc("diff", before, "live", "--json", db=db)
+    ctx.require("diff BEFORE live --json exits 0", r.returncode == 0,
                 describe(r))
     doc = json.loads(r.stdout)
-    ctx.check(doc["from"] == before and doc["to"] == "live",
-              "diff JSON names from and to", r.stdout[:300])
+    ctx.check("diff JSON names from and to",
+              doc["from"] == before and doc["to"] == "live", r.stdout[:300])
     check_diff_json(ctx, doc, EXPECT, "diff before live")
 
-    r = ctx.run("diff", before, after, "--json", db=db)
-    ctx.check(r.returncode == 0, "diff BEFORE AFTER exits 0", describe(r))
+    r = ctx.sc("diff", before, after, "--json", db=db)
+    ctx.check("diff BEFORE AFTER exits 0", r.returncode == 0, describe(r))
     check_diff_json(ctx, json.loads(r.stdout), EXPECT, "diff before after")
 
-    r = ctx.run("diff", "current", before, "--json", db=db)
-    ctx.check(r.returncode == 0, "diff current BEFORE exits 0", describe(r))
+    r = ctx.sc("diff", "current", before, "--json", db=db)
+    ctx.check("diff current BEFORE exits 0", r.returncode == 0, describe(r))
     check_diff_json(ctx, json.loads(r.stdout), reverse(EXPECT),
                     "diff current before")
 
     for a, b in ((before, before), ("live", "current"), (after, "live")):
-        r = ctx.run("diff", a, b, "--json", db=db)
+        r = ctx.sc("diff", a, b, "--json", db=db)
         ok = r.returncode == 0
         if ok:
             d = json.loads(r.stdout)
             ok = d["tables"] == [] and d["schema_changed"] is False
-        ctx.check(ok, f"diff {a} {b}: no differences, exit 0", describe(r))
-    r = ctx.run("diff", after, "live", db=db)
-    ctx.check(r.returncode == 0 and "no differences" in r.stdout,
-              "diff without differences says so (text), exit 0",
+        ctx.check(f"diff {a} {b}: no differences, exit 0", ok, describe(r))
+    r = ctx.sc("diff", after, "live", db=db)
+    ctx.check("diff without differences says so (text), exit 0",
+              r.returncode == 0 and "no differences" in r.stdout,
               describe(r))
 
     # ---- diff, text ----
-    r = ctx.run("diff", before, "live", db=db)
-    ctx.check(r.returncode == 0, "diff (text) exits 0 with differences",
+    r = ctx.sc("diff", before, "live", db=db)
+    ctx.check("diff (text) exits 0 with differences", r.returncode == 0,
               describe(r))
     out = r.stdout
     for pat in (r"^\s*accounts\s+4 added, 3 removed, 5 changed$",
@@ -219,132 +219,132 @@ def body(ctx):
                 r"^\s*newtab\s+created: 2 rows added$",
                 r"^\s*gone\s+dropped: 3 rows removed$",
                 r"^schema changed"):
-        ctx.check(re.search(pat, out, re.M) is not None,
-                  f"diff text has a line /{pat}/", out)
-    ctx.check("untouched" not in out, "an unchanged table is not listed",
+        ctx.check(f"diff text has a line /{pat}/",
+                  re.search(pat, out, re.M) is not None, out)
+    ctx.check("an unchanged table is not listed", "untouched" not in out,
               out)
 
-    r = ctx.run("diff", before, "no-such-snapshot", db=db)
-    ctx.check(r.returncode == 1 and r.stderr.startswith("snapctl: ") and
-              "no-such-snapshot" in r.stderr,
-              "diff with an unknown snapshot: exit 1, names it", describe(r))
-    r = ctx.run("diff", before, db=db)
-    ctx.check(r.returncode == 2, "diff with one argument: usage, exit 2",
+    r = ctx.sc("diff", before, "no-such-snapshot", db=db)
+    ctx.check("diff with an unknown snapshot: exit 1, names it",
+              r.returncode == 1 and r.stderr.startswith("snapctl: ") and
+              "no-such-snapshot" in r.stderr, describe(r))
+    r = ctx.sc("diff", before, db=db)
+    ctx.check("diff with one argument: usage, exit 2", r.returncode == 2,
               describe(r))
 
     # ---- restore --dry-run ----
     n_before = len(ctx.list(db=db))
     h_before = content(db)
-    r = ctx.run("restore", before, "--dry-run", "--json", db=db)
-    ctx.check(r.returncode == 0, "restore --dry-run --json exits 0",
+    r = ctx.sc("restore", before, "--dry-run", "--json", db=db)
+    ctx.check("restore --dry-run --json exits 0", r.returncode == 0,
               describe(r))
     d = json.loads(r.stdout)
-    ctx.check(d["dry_run"] is True and d["snapshot"] == before and
-              d["refused"] is None, "dry-run JSON names the snapshot",
+    ctx.check("dry-run JSON names the snapshot", d["dry_run"] is True and d["snapshot"] == before and
+              d["refused"] is None,
               r.stdout[:300])
     check_diff_json(ctx, d, reverse(EXPECT), "restore --dry-run")
-    r = ctx.run("restore", before, "--dry-run", db=db)
-    ctx.check(r.returncode == 0 and "would change" in r.stdout and
+    r = ctx.sc("restore", before, "--dry-run", db=db)
+    ctx.check("restore --dry-run (text) says what would change",
+              r.returncode == 0 and "would change" in r.stdout and
               re.search(r"^\s*log\s+2 added, 3 removed \(by whole-row "
                         r"comparison\)$", r.stdout, re.M) and
-              "nothing was changed" in r.stdout,
-              "restore --dry-run (text) says what would change", describe(r))
-    r = ctx.run("restore", before, "--dry-run", "--table", "log", "--json",
+              "nothing was changed" in r.stdout, describe(r))
+    r = ctx.sc("restore", before, "--dry-run", "--table", "log", "--json",
                 db=db)
     ok = r.returncode == 0
     if ok:
         d = json.loads(r.stdout)
         ok = [t["table"] for t in d["tables"]] == ["log"] and \
             (d["tables"][0]["added"], d["tables"][0]["removed"]) == (2, 3)
-    ctx.check(ok, "restore --dry-run --table log: only log, 2 added, "
-              "3 removed", describe(r))
-    r = ctx.run("restore", before, "--dry-run", "--table", "newtab", db=db)
-    ctx.check(r.returncode == 0 and "would be refused" in r.stdout,
-              "restore --dry-run --table of a table not in the snapshot "
-              "says it would be refused", describe(r))
-    ctx.check(content(db) == h_before,
-              "the dry runs changed nothing in the live database")
-    ctx.check(len(ctx.list(db=db)) == n_before,
-              "the dry runs took no snapshot")
+    ctx.check("restore --dry-run --table log: only log, 2 added, "
+              "3 removed", ok, describe(r))
+    r = ctx.sc("restore", before, "--dry-run", "--table", "newtab", db=db)
+    ctx.check("restore --dry-run --table of a table not in the snapshot "
+              "says it would be refused",
+              r.returncode == 0 and "would be refused" in r.stdout, describe(r))
+    ctx.check("the dry runs changed nothing in the live database",
+              content(db) == h_before)
+    ctx.check("the dry runs took no snapshot",
+              len(ctx.list(db=db)) == n_before)
 
     # ---- restore --table on the table without a key ----
     live_tags = rows(db, "tags")
     live_accounts = rows(db, "accounts")
     live_newtab = rows(db, "newtab")
-    r = ctx.run("restore", before, "--table", "log", "--json", db=db)
-    ctx.require(r.returncode == 0, "restore --table log exits 0",
+    r = ctx.sc("restore", before, "--table", "log", "--json", db=db)
+    ctx.require("restore --table log exits 0", r.returncode == 0,
                 describe(r))
     d = json.loads(r.stdout)
-    ctx.check(d["table"] == "log" and d["rows_before"] == 33 and
-              d["rows_after"] == 32 and d["fk_violations"] == 0,
-              "restore --table log: 33 rows before, 32 after, no FK "
-              "violations", r.stdout)
+    ctx.check("restore --table log: 33 rows before, 32 after, no FK "
+              "violations",
+              d["table"] == "log" and d["rows_before"] == 33 and
+              d["rows_after"] == 32 and d["fk_violations"] == 0, r.stdout)
     snaps = {s["name"]: s for s in ctx.list(db=db)}
-    ctx.check(d["safety"] in snaps and
+    ctx.check("the safety snapshot exists, of kind pre-restore",
+              d["safety"] in snaps and
               snaps[d["safety"]]["kind"] == "pre-restore",
-              "the safety snapshot exists, of kind pre-restore",
               json.dumps(d))
-    ctx.check(rows(db, "log") == before_log,
-              "log holds exactly the snapshot's rows again")
-    ctx.check(rows(db, "tags") == live_tags and
+    ctx.check("log holds exactly the snapshot's rows again",
+              rows(db, "log") == before_log)
+    ctx.check("the other tables keep their live content",
+              rows(db, "tags") == live_tags and
               rows(db, "accounts") == live_accounts and
-              rows(db, "newtab") == live_newtab,
-              "the other tables keep their live content")
-    r = ctx.run("diff", before, "live", "--json", db=db)
+              rows(db, "newtab") == live_newtab)
+    r = ctx.sc("diff", before, "live", "--json", db=db)
     exp = dict(EXPECT)
     del exp["log"]
-    if ctx.check(r.returncode == 0, "diff after the table restore exits 0",
+    if ctx.check("diff after the table restore exits 0", r.returncode == 0,
                  describe(r)):
         check_diff_json(ctx, json.loads(r.stdout), exp,
                         "diff after restore --table log")
-    r = ctx.run("diff", d["safety"], "live", "--json", db=db)
+    r = ctx.sc("diff", d["safety"], "live", "--json", db=db)
     ok = r.returncode == 0 and \
         [t["table"] for t in json.loads(r.stdout)["tables"]] == ["log"]
-    ctx.check(ok, "the safety snapshot differs from live in log only",
+    ctx.check("the safety snapshot differs from live in log only", ok,
               describe(r))
 
     # ---- restore --table on a rowid table (text output) ----
-    r = ctx.run("restore", before, "--table", "accounts", db=db)
-    ctx.check(r.returncode == 0 and
+    r = ctx.sc("restore", before, "--table", "accounts", db=db)
+    ctx.check("restore --table accounts prints the rows and the safety "
+              "snapshot",
+              r.returncode == 0 and
               re.search(r"restored table accounts .*: 100 rows \(101 "
                         r"before\)", r.stdout) and
               re.search(r"^safety snapshot: \S+_before-table-accounts\.db$",
-                        r.stdout, re.M),
-              "restore --table accounts prints the rows and the safety "
-              "snapshot", describe(r))
-    ctx.check(rows(db, "accounts") == before_accounts,
-              "accounts holds the snapshot's rows again")
+                        r.stdout, re.M), describe(r))
+    ctx.check("accounts holds the snapshot's rows again",
+              rows(db, "accounts") == before_accounts)
 
     # ---- a new foreign-key violation is warned about ----
-    r = ctx.run("restore", before, "--table", "parent", db=db)
-    ctx.check(r.returncode == 0 and "warning" in r.stderr and
-              "foreign-key" in r.stderr,
-              "restoring parent away from a child's row warns about the "
-              "foreign-key violation", describe(r))
-    ctx.check(rows(db, "parent") == before_parent and
-              len(rows(db, "child")) == 4,
-              "parent restored, child untouched (no cascade)")
+    r = ctx.sc("restore", before, "--table", "parent", db=db)
+    ctx.check("restoring parent away from a child's row warns about the "
+              "foreign-key violation",
+              r.returncode == 0 and "warning" in r.stderr and
+              "foreign-key" in r.stderr, describe(r))
+    ctx.check("parent restored, child untouched (no cascade)",
+              rows(db, "parent") == before_parent and
+              len(rows(db, "child")) == 4)
 
     # ---- refusals ----
     n = len(ctx.list(db=db))
     h = content(db)
-    r = ctx.run("restore", before, "--table", "newtab", db=db)
-    ctx.check(r.returncode == 1 and r.stderr.startswith("snapctl: ") and
-              "newtab" in r.stderr,
-              "restore --table of a table not in the snapshot: exit 1, "
-              "the engine's reason", describe(r))
-    ctx.check(content(db) == h and len(ctx.list(db=db)) == n,
-              "the refused table restore changed nothing and took no "
-              "snapshot")
+    r = ctx.sc("restore", before, "--table", "newtab", db=db)
+    ctx.check("restore --table of a table not in the snapshot: exit 1, "
+              "the engine's reason",
+              r.returncode == 1 and r.stderr.startswith("snapctl: ") and
+              "newtab" in r.stderr, describe(r))
+    ctx.check("the refused table restore changed nothing and took no "
+              "snapshot",
+              content(db) == h and len(ctx.list(db=db)) == n)
     other = ctx.path("other.db")
     make_history(other)
     for opt in (["--dry-run"], ["--table", "log"]):
-        r = ctx.run("restore", other, *opt, db=db)
-        ctx.check(r.returncode == 2 and "import" in r.stderr,
-                  f"restore FILE {' '.join(opt)}: usage error, exit 2",
+        r = ctx.sc("restore", other, *opt, db=db)
+        ctx.check(f"restore FILE {' '.join(opt)}: usage error, exit 2",
+                  r.returncode == 2 and "import" in r.stderr,
                   describe(r))
-    ctx.check(content(db) == h,
-              "the refused requests changed nothing")
+    ctx.check("the refused requests changed nothing",
+              content(db) == h)
 
 
 if __name__ == "__main__":

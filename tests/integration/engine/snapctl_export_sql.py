@@ -25,7 +25,7 @@ import os
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest  # noqa: E402
 from snaptest import connect, describe  # noqa: E402
 
@@ -122,25 +122,25 @@ def load(ctx, sql_text, path, what):
     """sqlite3 NEW.db < SQL; True when the shell took it without a word."""
     r = subprocess.run(["sqlite3", "-bail", path], input=sql_text,
                        capture_output=True, text=True, timeout=120)
-    return ctx.check(r.returncode == 0 and r.stderr == "",
-                     f"{what}: sqlite3 re-imports the dump cleanly",
+    return ctx.check(f"{what}: sqlite3 re-imports the dump cleanly",
+                     r.returncode == 0 and r.stderr == "",
                      describe(r))
 
 
 def compare(ctx, want, path, what):
     got = dump(path)
-    ctx.check(got[0] == want[0], f"{what}: the same schema",
+    ctx.check(f"{what}: the same schema", got[0] == want[0],
               f"got {got[0]}\nwant {want[0]}")
-    ctx.check(sorted(got[1]) == sorted(want[1]), f"{what}: the same tables",
+    ctx.check(f"{what}: the same tables", sorted(got[1]) == sorted(want[1]),
               f"got {sorted(got[1])}\nwant {sorted(want[1])}")
     for t in sorted(want[1]):
-        ctx.check(got[1].get(t) == want[1][t],
-                  f"{what}: table {t}: the same {len(want[1][t])} rows, "
+        ctx.check(f"{what}: table {t}: the same {len(want[1][t])} rows, "
                   "in order, with their types",
+                  got[1].get(t) == want[1][t],
                   f"got {got[1].get(t)}\nwant {want[1][t]}")
-    ctx.check(got[2] == want[2], f"{what}: the view gives the same rows")
-    ctx.check(snaptest.integrity(path) == "ok",
-              f"{what}: integrity_check ok")
+    ctx.check(f"{what}: the view gives the same rows", got[2] == want[2])
+    ctx.check(f"{what}: integrity_check ok",
+              snaptest.integrity(path, writable=True) == "ok")
 
 
 def body(ctx):
@@ -173,46 +173,46 @@ def body(ctx):
     p1.stdout.close()
     err = p1.stderr.read().decode()
     p1.wait(timeout=120)
-    ctx.check(p1.returncode == 0 and err == "",
-              "export NAME - --sql exits 0, nothing on stderr",
+    ctx.check("export NAME - --sql exits 0, nothing on stderr",
+              p1.returncode == 0 and err == "",
               f"exit {p1.returncode}\nstderr {err}")
-    ctx.check(r.returncode == 0 and r.stderr == "",
-              "piped into sqlite3: accepted cleanly", describe(r))
+    ctx.check("piped into sqlite3: accepted cleanly",
+              r.returncode == 0 and r.stderr == "", describe(r))
     compare(ctx, want, new1, "export - | sqlite3")
 
     # export NAME FILE --sql, then sqlite3 new.db < FILE
     f = ctx.path("dump.sql")
-    r = ctx.run("export", snap, f, "--sql", db=db)
-    ctx.check(r.returncode == 0 and os.path.isfile(f) and
-              f in r.stdout, "export NAME FILE --sql writes FILE and says "
-              "so", describe(r))
+    r = ctx.sc("export", snap, f, "--sql", db=db)
+    ctx.check("export NAME FILE --sql writes FILE and says "
+              "so", r.returncode == 0 and os.path.isfile(f) and
+              f in r.stdout, describe(r))
     left = [n for n in os.listdir(ctx.dir) if ".snapctl-" in n]
-    ctx.check(left == [], "no temporary file left beside FILE", left)
+    ctx.check("no temporary file left beside FILE", left == [], left)
     with open(f) as fh:
         text = fh.read()
-    ctx.check(text.rstrip().endswith("COMMIT;"),
-              "the file is the whole dump (ends with COMMIT;)", text[-200:])
+    ctx.check("the file is the whole dump (ends with COMMIT;)",
+              text.rstrip().endswith("COMMIT;"), text[-200:])
     new2 = ctx.path("from-file.db")
     if load(ctx, text, new2, "export FILE"):
         compare(ctx, want, new2, "export FILE; sqlite3 < FILE")
 
     # export live - --sql
-    r = ctx.run("export", "live", "-", "--sql", db=db)
-    ctx.check(r.returncode == 0, "export live - --sql exits 0", describe(r))
+    r = ctx.sc("export", "live", "-", "--sql", db=db)
+    ctx.check("export live - --sql exits 0", r.returncode == 0, describe(r))
     new3 = ctx.path("live.db")
     if r.returncode == 0 and load(ctx, r.stdout, new3, "export live"):
         compare(ctx, live, new3, "export live")
 
     # Refusals.
-    r = ctx.run("export", snap, "-", db=db)
-    ctx.check(r.returncode == 2 and "--sql" in r.stderr,
-              "export NAME - without --sql: usage error (exit 2)",
+    r = ctx.sc("export", snap, "-", db=db)
+    ctx.check("export NAME - without --sql: usage error (exit 2)",
+              r.returncode == 2 and "--sql" in r.stderr,
               describe(r))
-    r = ctx.run("export", snap, db, "--sql", db=db)
-    ctx.check(r.returncode == 1 and "live database" in r.stderr,
-              "export --sql onto the live database is refused (exit 1)",
+    r = ctx.sc("export", snap, db, "--sql", db=db)
+    ctx.check("export --sql onto the live database is refused (exit 1)",
+              r.returncode == 1 and "live database" in r.stderr,
               describe(r))
-    ctx.check(dump(db) == live, "the live database is unchanged")
+    ctx.check("the live database is unchanged", dump(db) == live)
 
 
 if __name__ == "__main__":

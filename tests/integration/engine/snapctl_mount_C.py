@@ -3,7 +3,7 @@
 tests/integration/engine/snapctl_mount_C.py — `snapctl -C MOUNTPOINT` finds
 the database and the store of a real snapfs mount.
 
-snapfs is mounted on a private directory with the mount tests' helper
+snapfs is mounted on a private directory with tests/integration/snaptest.py
 (readiness from the daemon's "serving" line, never a sleep; unmounted with
 fusermount3 -u then -uz whatever happens; the daemon's stderr scanned for
 sanitizer reports).  Skips (77) without root, /dev/fuse, fusermount3 or a
@@ -26,49 +26,40 @@ if not os.environ.get("SNAPFS") and os.environ.get("SNAPCTL"):
     guess = os.path.join(os.path.dirname(os.environ["SNAPCTL"]), "..", "fs",
                          "snapfs")
     os.environ["SNAPFS"] = os.path.normpath(guess)
-sys.path.insert(0, os.path.join(HERE, "..", "mount"))
-import mounttest  # noqa: E402
-
-
-def run(ctx, *args):
-    return ctx.run([ctx.snapctl] + list(args), timeout=120)
-
-
-def describe(r):
-    return "argv: %s\nexit: %s\nstdout: %s\nstderr: %s" % (
-        " ".join(r.args), r.returncode, r.stdout.strip()[:2000],
-        r.stderr.strip()[:2000])
+sys.path.insert(0, os.path.join(HERE, ".."))
+import snaptest  # noqa: E402
+from snaptest import describe  # noqa: E402
 
 
 def body(ctx):
     if not ctx.snapctl or not os.access(ctx.snapctl, os.X_OK):
         print("SKIP: $SNAPCTL is not set to an executable snapctl")
-        sys.exit(mounttest.SKIP)
+        sys.exit(snaptest.SKIP)
     db = ctx.path("app.db")
-    mounttest.make_db(db, "mounted")
+    snaptest.make_db(db, "mounted")
     mnt = ctx.path("mnt")
-    r = run(ctx, "--db", db, "create", "--label", "before-mount")
+    r = ctx.sc("--db", db, "create", "--label", "before-mount")
     ctx.require("first snapshot with --db", r.returncode == 0, describe(r))
     m = ctx.mount(db, mnt)
 
-    r1 = run(ctx, "-C", mnt, "list", "--json")
-    r2 = run(ctx, "--db", db, "list", "--json")
+    r1 = ctx.sc("-C", mnt, "list", "--json")
+    r2 = ctx.sc("--db", db, "list", "--json")
     ctx.check("-C MOUNTPOINT list --json exits 0 and equals --db's",
               r1.returncode == 0 and r2.returncode == 0 and
               json.loads(r1.stdout) == json.loads(r2.stdout),
               describe(r1) + "\n" + describe(r2))
-    r = run(ctx, "-C", mnt, "status", "--json")
+    r = ctx.sc("-C", mnt, "status", "--json")
     doc = json.loads(r.stdout) if r.returncode == 0 else {}
     ctx.check("-C MOUNTPOINT status names the mounted database and store",
               doc.get("database") == os.path.realpath(db) and
               doc.get("store") == os.path.realpath(db) + ".snapfs",
               describe(r))
-    r = run(ctx, "-C", mnt, "status", "--warn-age", "1h")
+    r = ctx.sc("-C", mnt, "status", "--warn-age", "1h")
     ctx.check("-C MOUNTPOINT status --warn-age 1h: OK, exit 0",
               r.returncode == 0 and r.stdout.startswith("OK - "),
               describe(r))
 
-    r = run(ctx, "-C", mnt, "create", "--label", "via-mount")
+    r = ctx.sc("-C", mnt, "create", "--label", "via-mount")
     name = r.stdout.strip()
     ctx.check("-C MOUNTPOINT create exits 0", r.returncode == 0 and name,
               describe(r))
@@ -78,23 +69,23 @@ def body(ctx):
 
     plain = ctx.path("plain")
     os.makedirs(plain)
-    r = run(ctx, "-C", plain, "list")
+    r = ctx.sc("-C", plain, "list")
     ctx.check("-C on a directory that is not a mount: exit 1, says so",
               r.returncode == 1 and "not a snapfs mount" in r.stderr and
               r.stderr.startswith("snapctl: "), describe(r))
-    r = run(ctx, "-C", ctx.path("missing"), "list")
+    r = ctx.sc("-C", ctx.path("missing"), "list")
     ctx.check("-C on a missing directory: exit 1", r.returncode == 1,
               describe(r))
-    r = run(ctx, "-C", mnt, "--db", db, "list")
+    r = ctx.sc("-C", mnt, "--db", db, "list")
     ctx.check("-C with --db: usage error, exit 2", r.returncode == 2,
               describe(r))
 
     m.stop()
-    r = run(ctx, "-C", mnt, "list")
+    r = ctx.sc("-C", mnt, "list")
     ctx.check("-C after the unmount: exit 1, not a snapfs mount",
               r.returncode == 1 and "not a snapfs mount" in r.stderr,
               describe(r))
 
 
 if __name__ == "__main__":
-    mounttest.main("snapctl_mount_C", body)
+    snaptest.main("snapctl_mount_C", body, mount=True)

@@ -32,7 +32,7 @@ import os
 import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest  # noqa: E402
 from snaptest import describe  # noqa: E402
 
@@ -69,16 +69,16 @@ def corrupt_table_root(path):
 
 
 def freshness(ctx, db, args, want_rc, want_state, newest=None):
-    r = ctx.run("status", *args, db=db)
+    r = ctx.sc("status", *args, db=db)
     first = r.stdout.splitlines()[0] if r.stdout else ""
     if newest:
         pat = rf"^{want_state} - newest snapshot {re.escape(newest)} is " \
               r"\S+ old( \|.*)?$"
     else:
         pat = rf"^{want_state} - no snapshot"
-    ctx.check(r.returncode == want_rc and re.match(pat, first),
-              f"status {' '.join(args)}: exit {want_rc}, first line "
-              f"\"{want_state} - ...\"", describe(r))
+    ctx.check(f"status {' '.join(args)}: exit {want_rc}, first line "
+              f"\"{want_state} - ...\"",
+              r.returncode == want_rc and re.match(pat, first), describe(r))
 
 
 def body(ctx):
@@ -87,68 +87,68 @@ def body(ctx):
 
     # ---- no store yet ----
     freshness(ctx, db, ["--crit-age", "1h"], 2, "CRITICAL")
-    r = ctx.run("status", db=db)
-    ctx.check(r.returncode == 1 and r.stderr.startswith("snapctl: "),
-              "status without thresholds on a missing store: exit 1",
+    r = ctx.sc("status", db=db)
+    ctx.check("status without thresholds on a missing store: exit 1",
+              r.returncode == 1 and r.stderr.startswith("snapctl: "),
               describe(r))
 
     # ---- a store without snapshots ----
     s0 = ctx.create(db=db, label="first")
-    ctx.ok_run("delete", s0, db=db, what="delete the only snapshot")
+    ctx.sc_ok("delete", s0, db=db, what="delete the only snapshot")
     freshness(ctx, db, ["--warn-age", "1h"], 2, "CRITICAL")
-    r = ctx.run("status", "--json", db=db)
+    r = ctx.sc("status", "--json", db=db)
     ok = r.returncode == 0
     doc = json.loads(r.stdout) if ok else {}
-    ctx.check(ok and doc.get("snapshots") == 0 and doc.get("newest") is None,
-              "status --json of an empty store: 0 snapshots, newest null",
+    ctx.check("status --json of an empty store: 0 snapshots, newest null",
+              ok and doc.get("snapshots") == 0 and doc.get("newest") is None,
               describe(r))
 
     # ---- one fresh snapshot ----
     snap = ctx.create(db=db, label="fresh")
-    r = ctx.run("status", "--json", db=db)
-    ctx.require(r.returncode == 0, "status --json exits 0", describe(r))
+    r = ctx.sc("status", "--json", db=db)
+    ctx.require("status --json exits 0", r.returncode == 0, describe(r))
     try:
         doc = json.loads(r.stdout)
     except ValueError as e:
         doc = {}
-        ctx.check(False, "status --json parses", f"{e}: {r.stdout[:500]}")
-    ctx.check(STATUS_FIELDS <= set(doc), "status --json has every field",
+        ctx.check("status --json parses", False, f"{e}: {r.stdout[:500]}")
+    ctx.check("status --json has every field", STATUS_FIELDS <= set(doc),
               f"missing {STATUS_FIELDS - set(doc)}")
-    ctx.check(doc.get("database") == os.path.realpath(db) and
-              doc.get("store") == os.path.realpath(db) + ".snapfs",
-              "database and store are the absolute paths", r.stdout[:300])
+    ctx.check("database and store are the absolute paths",
+              doc.get("database") == os.path.realpath(db) and
+              doc.get("store") == os.path.realpath(db) + ".snapfs", r.stdout[:300])
     status_database = doc.get("database")
-    ctx.check(doc.get("snapshots") == 1 and
+    ctx.check("one snapshot, counted by kind (every kind present)",
+              doc.get("snapshots") == 1 and
               set(doc.get("by_kind", {})) == KINDS and
               doc["by_kind"]["manual"] == 1,
-              "one snapshot, counted by kind (every kind present)",
               json.dumps(doc.get("by_kind")))
     newest = doc.get("newest") or {}
-    ctx.check(newest.get("name") == snap and newest.get("kind") == "manual"
+    ctx.check("newest names the snapshot, with its age",
+              newest.get("name") == snap and newest.get("kind") == "manual"
               and isinstance(newest.get("age_seconds"), int) and
-              newest["age_seconds"] >= 0,
-              "newest names the snapshot, with its age", json.dumps(newest))
-    ctx.check(isinstance(doc.get("dedup_ratio"), (int, float)) and
+              newest["age_seconds"] >= 0, json.dumps(newest))
+    ctx.check("sizes and the dedup ratio are numbers",
+              isinstance(doc.get("dedup_ratio"), (int, float)) and
               doc.get("logical_bytes", 0) > 0 and
-              doc.get("store_bytes", 0) > 0,
-              "sizes and the dedup ratio are numbers", r.stdout[:500])
-    ctx.check(doc.get("next_snapshot") is None and
-              doc.get("interval_seconds") is None,
-              "no schedule without a daemon")
+              doc.get("store_bytes", 0) > 0, r.stdout[:500])
+    ctx.check("no schedule without a daemon",
+              doc.get("next_snapshot") is None and
+              doc.get("interval_seconds") is None)
 
-    r = ctx.run("status", "--prometheus", db=db)
-    ctx.check(r.returncode == 0 and
+    r = ctx.sc("status", "--prometheus", db=db)
+    ctx.check("status --prometheus has the snapfs_* gauges",
+              r.returncode == 0 and
               re.search(r'^snapfs_snapshots\{.*kind="manual".*\} 1$',
                         r.stdout, re.M) and
-              "snapfs_newest_snapshot_age_seconds" in r.stdout,
-              "status --prometheus has the snapfs_* gauges", describe(r))
-    r = ctx.run("status", db=db)
-    ctx.check(r.returncode == 0 and snap in r.stdout and
+              "snapfs_newest_snapshot_age_seconds" in r.stdout, describe(r))
+    r = ctx.sc("status", db=db)
+    ctx.check("status (text) names the newest and counts by kind",
+              r.returncode == 0 and snap in r.stdout and
               re.search(r"^snapshots:\s+1 \(manual 1\)$", r.stdout, re.M),
-              "status (text) names the newest and counts by kind",
               describe(r))
-    r = ctx.run("status", "--json", "--prometheus", db=db)
-    ctx.check(r.returncode == 2, "--json with --prometheus: usage error",
+    r = ctx.sc("status", "--json", "--prometheus", db=db)
+    ctx.check("--json with --prometheus: usage error", r.returncode == 2,
               describe(r))
 
     # ---- freshness ----
@@ -161,90 +161,90 @@ def body(ctx):
               snap)
     freshness(ctx, db, ["--warn-age", "0s", "--crit-age", "0s"], 2,
               "CRITICAL", snap)
-    r = ctx.run("status", "--json", "--crit-age", "0s", db=db)
+    r = ctx.sc("status", "--json", "--crit-age", "0s", db=db)
     ok = r.returncode == 2
     doc = json.loads(r.stdout) if r.stdout else {}
-    ctx.check(ok and doc.get("freshness", {}).get("state") == "CRITICAL" and
+    ctx.check("status --json --crit-age 0s: exit 2, freshness CRITICAL",
+              ok and doc.get("freshness", {}).get("state") == "CRITICAL" and
               doc.get("snapshots") == 1,
-              "status --json --crit-age 0s: exit 2, freshness CRITICAL",
               describe(r))
-    r = ctx.run("status", "--prometheus", "--warn-age", "0s", db=db)
-    ctx.check(r.returncode == 1 and "snapfs_snapshots" in r.stdout,
-              "status --prometheus --warn-age 0s: exit 1, metrics intact",
+    r = ctx.sc("status", "--prometheus", "--warn-age", "0s", db=db)
+    ctx.check("status --prometheus --warn-age 0s: exit 1, metrics intact",
+              r.returncode == 1 and "snapfs_snapshots" in r.stdout,
               describe(r))
-    r = ctx.run("status", "--warn-age", "2h", "--crit-age", "1h", db=db)
-    ctx.check(r.returncode == 2 and r.stdout == "" and
-              "--warn-age" in r.stderr,
-              "--warn-age longer than --crit-age: usage error, nothing on "
-              "stdout", describe(r))
-    r = ctx.run("status", "--warn-age", "soon", db=db)
-    ctx.check(r.returncode == 2 and r.stdout == "" and
-              "duration" in r.stderr, "a bad duration: usage error",
+    r = ctx.sc("status", "--warn-age", "2h", "--crit-age", "1h", db=db)
+    ctx.check("--warn-age longer than --crit-age: usage error, nothing on "
+              "stdout",
+              r.returncode == 2 and r.stdout == "" and
+              "--warn-age" in r.stderr, describe(r))
+    r = ctx.sc("status", "--warn-age", "soon", db=db)
+    ctx.check("a bad duration: usage error", r.returncode == 2 and r.stdout == "" and
+              "duration" in r.stderr,
               describe(r))
 
     # ---- check: healthy ----
     want = snaptest.content_hash(db)
-    r = ctx.run("check", db=db)
-    ctx.check(r.returncode == 0 and r.stdout.startswith("healthy"),
-              "check on a healthy database: exit 0, healthy", describe(r))
-    r = ctx.run("check", "--json", db=db)
+    r = ctx.sc("check", db=db)
+    ctx.check("check on a healthy database: exit 0, healthy",
+              r.returncode == 0 and r.stdout.startswith("healthy"), describe(r))
+    r = ctx.sc("check", "--json", db=db)
     ok = r.returncode == 0
     doc = json.loads(r.stdout) if ok else {}
-    ctx.check(ok and doc.get("healthy") is True and
-              doc.get("corrupt") is False,
-              "check --json: healthy", describe(r))
+    ctx.check("check --json: healthy",
+              ok and doc.get("healthy") is True and
+              doc.get("corrupt") is False, describe(r))
     # One name for one thing: the database is "database" in every output.
-    ctx.check("db" not in doc and "db" not in json.loads(
-                  ctx.run("status", "--json", db=db).stdout) and
-              doc.get("database") == status_database,
-              'check --json and status --json both name the database '
-              '"database"', r.stdout[:300])
+    ctx.check('check --json and status --json both name the database '
+              '"database"',
+              "db" not in doc and "db" not in json.loads(
+                  ctx.sc("status", "--json", db=db).stdout) and
+              doc.get("database") == status_database, r.stdout[:300])
 
     # ---- check: corrupt ----
     root = corrupt_table_root(db)
     print(f"# overwrote the header of page {root} (table t's root)")
     with open(db, "rb") as f:
         damaged = f.read()
-    r = ctx.run("check", db=db)
-    ctx.check(r.returncode == 1 and r.stdout.startswith("corrupt") and
+    r = ctx.sc("check", db=db)
+    ctx.check("check on a corrupt database: exit 1, corrupt, one error line",
+              r.returncode == 1 and r.stdout.startswith("corrupt") and
               r.stderr.startswith("snapctl: ") and
               len(r.stderr.splitlines()) == 1,
-              "check on a corrupt database: exit 1, corrupt, one error line",
               describe(r))
     rec = [s for s in ctx.list(db=db) if s["kind"] == "recovery"]
-    ctx.check(len(rec) == 1 and rec[0]["name"] in r.stdout,
-              "the corrupt state is kept as a recovery snapshot, named",
+    ctx.check("the corrupt state is kept as a recovery snapshot, named",
+              len(rec) == 1 and rec[0]["name"] in r.stdout,
               json.dumps(rec))
     with open(db, "rb") as f:
-        ctx.check(f.read() == damaged,
-                  "check without --recover leaves the live file as it was")
-    r = ctx.run("check", "--json", db=db)
+        ctx.check("check without --recover leaves the live file as it was",
+                  f.read() == damaged)
+    r = ctx.sc("check", "--json", db=db)
     doc = json.loads(r.stdout) if r.stdout else {}
-    ctx.check(r.returncode == 1 and doc.get("corrupt") is True and
-              doc.get("recovery_snapshot") and doc.get("problem"),
-              "check --json: exit 1, corrupt, the problem and the recovery "
-              "snapshot", describe(r))
+    ctx.check("check --json: exit 1, corrupt, the problem and the recovery "
+              "snapshot",
+              r.returncode == 1 and doc.get("corrupt") is True and
+              doc.get("recovery_snapshot") and doc.get("problem"), describe(r))
 
     # ---- check --recover ----
-    r = ctx.run("check", "--recover", "--json", db=db)
+    r = ctx.sc("check", "--recover", "--json", db=db)
     doc = json.loads(r.stdout) if r.stdout else {}
-    ctx.check(r.returncode == 0 and doc.get("recovered") is True and
+    ctx.check("check --recover: exit 0, restored the manual snapshot",
+              r.returncode == 0 and doc.get("recovered") is True and
               doc.get("restored_from") == snap,
-              "check --recover: exit 0, restored the manual snapshot",
               describe(r))
-    ctx.check(snaptest.content_hash(db) == want and
-              snaptest.integrity(db) == "ok",
-              "the live database has the snapshot's content again")
-    r = ctx.run("check", db=db)
-    ctx.check(r.returncode == 0 and r.stdout.startswith("healthy"),
-              "a check after the recovery: healthy, exit 0", describe(r))
-    r = ctx.run("status", "--json", db=db)
+    ctx.check("the live database has the snapshot's content again",
+              snaptest.content_hash(db) == want and
+              snaptest.integrity(db, writable=True) == "ok")
+    r = ctx.sc("check", db=db)
+    ctx.check("a check after the recovery: healthy, exit 0",
+              r.returncode == 0 and r.stdout.startswith("healthy"), describe(r))
+    r = ctx.sc("status", "--json", db=db)
     doc = json.loads(r.stdout) if r.returncode == 0 else {}
-    ctx.check((doc.get("last_check") or {}).get("ok") is True and
+    ctx.check("status shows the check, the restore and the recovery "
+              "snapshots",
+              (doc.get("last_check") or {}).get("ok") is True and
               (doc.get("last_restore") or {}).get("ok") is True and
-              doc.get("by_kind", {}).get("recovery", 0) >= 1,
-              "status shows the check, the restore and the recovery "
-              "snapshots", describe(r))
+              doc.get("by_kind", {}).get("recovery", 0) >= 1, describe(r))
 
 
 if __name__ == "__main__":

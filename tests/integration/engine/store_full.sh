@@ -19,7 +19,7 @@
 # snapshot is restored into it.  The restore must fail with exit 1 and a
 # message about space, and the live database must be exactly as before
 # (content, integrity_check, no journal left).
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 DB=$T/live.db
 make_db "$DB" 2000

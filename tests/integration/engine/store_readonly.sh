@@ -9,7 +9,7 @@
 #   * a store made on a tmpfs that is then remounted read-only: create exits
 #     1 with such a message, the live database is unchanged; after a
 #     remount read-write the store still verifies and lists one snapshot.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 DB=$T/live.db
 make_db "$DB" 2000

@@ -14,7 +14,7 @@
 #     gone"), never silently replaced by an empty one;
 #   * check calls an emptied (0-byte) live database corrupt, not healthy;
 #   * store.db shrinks after most snapshots are deleted.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 umask 022
 chmod 711 "$T"          # other users may pass through, as in /srv

@@ -27,8 +27,10 @@ import os
 import select
 import sqlite3
 import struct
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 POLL = 20            # seconds a bounded poll may take
 IN_DELETE_SELF = 0x400
@@ -205,4 +207,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("catalog_views", body)
+    mt.main("catalog_views", body, mount=True)

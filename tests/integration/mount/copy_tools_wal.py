@@ -34,7 +34,8 @@ import subprocess
 import sys
 import threading
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 from copy_under_load import WRITER
 
 ROUNDS = 5
@@ -209,4 +210,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("copy_tools_wal", body)
+    mt.main("copy_tools_wal", body, mount=True)

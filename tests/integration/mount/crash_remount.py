@@ -27,7 +27,8 @@ import subprocess
 import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 DB_MB = int(os.environ.get("SNAPFS_CRASH_DB_MB", "16"))
 KILLS = int(os.environ.get("SNAPFS_CRASH_KILLS", "4"))
@@ -174,4 +175,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("crash_remount", body)
+    mt.main("crash_remount", body, mount=True)

@@ -19,9 +19,11 @@ never changes them, and never pretends it did:
 
 import os
 import sqlite3
+import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -119,4 +121,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("current_mode", body)
+    mt.main("current_mode", body, mount=True)

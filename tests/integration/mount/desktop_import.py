@@ -28,8 +28,10 @@ check depends on timing.
 import errno
 import json
 import os
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def body(ctx):
@@ -318,4 +320,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("desktop_import", body)
+    mt.main("desktop_import", body, mount=True)

@@ -43,7 +43,8 @@ import sqlite3
 import subprocess
 import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 # An application on the real path: commits rows tagged app into `table`
 # until the stop file exists, then prints how many.
@@ -424,4 +425,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("edit_session", body)
+    mt.main("edit_session", body, mount=True)

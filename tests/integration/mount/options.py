@@ -24,9 +24,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def wait_gone(pid, timeout=60):
@@ -239,4 +241,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("options", body)
+    mt.main("options", body, mount=True)

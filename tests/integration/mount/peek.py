@@ -38,7 +38,8 @@ import sqlite3
 import subprocess
 import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 
@@ -326,4 +327,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("peek_" + MODE, body)
+    mt.main("peek_" + MODE, body, mount=True)

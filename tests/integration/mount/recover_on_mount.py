@@ -17,8 +17,10 @@ the daemon recorded a successful "recover" event; the content is unchanged.
 import json
 import os
 import sqlite3
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def journal_mode(path):
@@ -63,4 +65,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("recover_on_mount", body)
+    mt.main("recover_on_mount", body, mount=True)

@@ -20,7 +20,8 @@ import os
 import sqlite3
 import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 
@@ -102,16 +103,7 @@ def body(ctx):
     verify("cp snapshots/X current.db", r, expect, snap)
 
     # Databases from outside.
-    cases = [
-        ("cp", lambda s: ["cp", s, cur]),
-        ("cp --remove-destination",
-         lambda s: ["cp", "--remove-destination", s, cur]),
-        ("cat >", lambda s: ["bash", "-c", 'cat "$1" > "$2"', "-", s, cur]),
-        ("rsync", lambda s: ["rsync", "-I", s, cur]),
-        ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, cur]),
-        ("gio copy", lambda s: ["gio", "copy", s, cur]),
-        ("mv from another filesystem", lambda s: ["mv", s, cur]),
-    ]
+    cases = mt.copy_commands(cur)
     for i, (what, argv) in enumerate(cases):
         src = source("outside-%d" % i, 13 + i)
         expect = mt.dump(src)
@@ -160,4 +152,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("restore_commands_" + MODE, body)
+    mt.main("restore_commands_" + MODE, body, mount=True)

@@ -27,8 +27,10 @@ Safety: restore/ and the files in it are never wider than the database
 """
 
 import os
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def body(ctx):
@@ -192,4 +194,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("restore_dir", body)
+    mt.main("restore_dir", body, mount=True)

@@ -26,8 +26,10 @@ line has been read once that line is.
 import errno
 import os
 import sqlite3
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 NOTHING = "nothing was written"
 
@@ -192,4 +194,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("restore_messages", body)
+    mt.main("restore_messages", body, mount=True)

@@ -17,7 +17,8 @@ import os
 import sqlite3
 import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "delete"
 
@@ -55,16 +56,7 @@ def body(ctx):
                 f.write("SQLite format 3? no, just text\n" * 300)
         return p
 
-    commands = [
-        ("cp", lambda s: ["cp", s, cur]),
-        ("cp --remove-destination",
-         lambda s: ["cp", "--remove-destination", s, cur]),
-        ("cat >", lambda s: ["bash", "-c", 'cat "$1" > "$2"', "-", s, cur]),
-        ("rsync", lambda s: ["rsync", "-I", s, cur]),
-        ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, cur]),
-        ("gio copy", lambda s: ["gio", "copy", s, cur]),
-        ("mv from another filesystem", lambda s: ["mv", s, cur]),
-    ]
+    commands = mt.copy_commands(cur)
     live_sha = mt.sha256(live)
     snaps = mt.snapshots(mnt)
     i = 0
@@ -97,4 +89,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("restore_refused_" + MODE, body)
+    mt.main("restore_refused_" + MODE, body, mount=True)

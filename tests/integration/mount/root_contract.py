@@ -21,9 +21,11 @@ the restore commands:
 
 import os
 import sqlite3
+import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def body(ctx):
@@ -144,4 +146,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("root_contract", body)
+    mt.main("root_contract", body, mount=True)

@@ -23,8 +23,10 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 POLL = 20   # seconds a bounded poll may take
 
@@ -263,4 +265,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("schedule", body)
+    mt.main("schedule", body, mount=True)

@@ -23,9 +23,11 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def body(ctx):
@@ -221,4 +223,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("snapshots_dir", body)
+    mt.main("snapshots_dir", body, mount=True)

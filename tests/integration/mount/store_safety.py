@@ -20,8 +20,10 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def listing(ctx, store):
@@ -165,4 +167,4 @@ def full_store(ctx, live, mnt, store, fs):
 
 
 if __name__ == "__main__":
-    mt.main("store_safety", body)
+    mt.main("store_safety", body, mount=True)

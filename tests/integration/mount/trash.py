@@ -38,7 +38,8 @@ import subprocess
 import sys
 import time
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 POLL = 30          # seconds a bounded poll may take
 GVFSD_TRASH = "/usr/libexec/gvfsd-trash"
@@ -92,7 +93,7 @@ class Desktop:
         self.proc = ctx.spawn(["unshare", "--mount", "--propagation",
                                "private", "--", sys.executable, "-c",
                                NAMESPACE_SCRIPT, os.path.realpath(keep),
-                               os.path.dirname(os.path.abspath(__file__))],
+                               os.path.dirname(os.path.abspath(mt.__file__))],
                               stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, env=self.env)
         # Readiness: the bus prints its address once it listens.
@@ -145,7 +146,7 @@ class Desktop:
 NAMESPACE_SCRIPT = """
 import os, subprocess, sys
 sys.path.insert(0, sys.argv[2])
-import mounttest as mt
+import snaptest as mt
 with open("/proc/self/mountinfo") as f:
     for line in f:
         left, _, right = line.partition(" - ")
@@ -407,4 +408,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("trash", body)
+    mt.main("trash", body, mount=True)

@@ -18,8 +18,10 @@ filesystem), and can be removed.
 import os
 import shutil
 import sqlite3
+import sys
 
-import mounttest as mt
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest as mt  # noqa: E402  (the shared harness)
 
 
 def make_wal_source(path):
@@ -104,4 +106,4 @@ def body(ctx):
 
 
 if __name__ == "__main__":
-    mt.main("wal_source", body)
+    mt.main("wal_source", body, mount=True)

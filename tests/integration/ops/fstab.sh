@@ -16,7 +16,7 @@ if [ -z "${SNAPFS_OPS_NS:-}" ]; then
 	SNAPFS_OPS_NS=1 exec unshare --mount --propagation private \
 		bash "$0" "$@"
 fi
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 mkdir -p "$T/bin"
 ln -s "$SNAPFS" "$T/bin/snapfs"
 mount --bind "$T/bin" /usr/local/bin
@@ -42,4 +42,3 @@ check "snapctl sees it in the store" \
 	sh -c "'$SNAPCTL' --store '$STORE' list | grep -q from-fstab"
 check "umount MOUNTPOINT exits 0" umount "$MNT"
 check "nothing is mounted there any more" sh -c "! mountpoint -q '$MNT'"
-finish

@@ -1,7 +1,7 @@
 #!/bin/bash
 # systemd_unit.sh — the example unit tools/snapfs.service passes
 # `systemd-analyze verify` with the binary the build produced.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../lib.sh"
 
 command -v systemd-analyze >/dev/null || { echo "# no systemd-analyze"; exit 77; }
 UNIT=$T/snapfs.service
@@ -17,4 +17,3 @@ check "systemd-analyze verify exits 0" test "$rc" -eq 0
 # verify reports some problems only as messages; none may concern the unit.
 check "and says nothing about snapfs.service" \
 	sh -c "! printf '%s' \"\$1\" | grep -q 'snapfs.service'" _ "$out"
-finish

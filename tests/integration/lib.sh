@@ -1,10 +1,12 @@
-# tests/integration/engine/lib.sh — sourced by the bash tests in this
-# directory (bash, set -eu).
+# tests/integration/lib.sh — the one helper library of the bash integration
+# tests (engine/*.sh and ops/*.sh source it; bash, set -eu).  The Python
+# tests have its twin, snaptest.py, with the same check convention:
+# check DESCRIPTION CONDITION.
 #
 # Gives each test a private directory $T, a check counter, a snapctl runner
-# that records exit status and output, tmpfs mounts that are always
-# unmounted, and a trap that cleans up and turns the counts into the exit
-# status: 0 pass, 77 skip, 1 fail.  Each check prints "ok N - ..." or
+# that records exit status and output, mounts (tmpfs or snapfs) that are
+# always unmounted, and a trap that cleans up and turns the counts into the
+# exit status: 0 pass, 77 skip, 1 fail.  Each check prints "ok N - ..." or
 # "not ok N - ..." with the last snapctl run's status and output.
 
 set -eu
@@ -23,16 +25,32 @@ OUT=
 ERR=
 LAST=
 
+# lib_unmount DIR — unmount DIR if it is a mount point: a FUSE mount with
+# fusermount3 -u, then -uz, then umount -l; anything else (tmpfs) with
+# umount, then umount -l.
+lib_unmount() {
+	local m=$1
+	mountpoint -q "$m" 2>/dev/null || return 0
+	case $(findmnt -n -o FSTYPE --mountpoint "$m" 2>/dev/null) in
+	fuse*)
+		fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m" \
+			2>/dev/null || umount -l "$m" ;;
+	*)
+		umount "$m" || umount -l "$m" ;;
+	esac || echo "# could not unmount $m"
+}
+
 lib_cleanup() {
 	local rc=$? m
 	set +e
 	# Children of this shell (none should be left) are ours: stop them.
 	for m in $(jobs -p); do kill -TERM "$m" 2>/dev/null; wait "$m" 2>/dev/null; done
 	for m in "${MOUNTS[@]+"${MOUNTS[@]}"}"; do
-		if mountpoint -q "$m"; then
-			umount "$m" || umount -l "$m" || echo "# could not unmount $m"
-		fi
+		lib_unmount "$m"
 	done
+	# A snapfs daemon started on this test's directory (ops tests mount
+	# through mount(8), so it is no child of this shell) must not outlive it.
+	pkill -f "snapfs.*$T" 2>/dev/null
 	if [ -n "${SNAPFS_TEST_KEEP:-}" ]; then
 		echo "# kept $T"
 	else
@@ -131,12 +149,13 @@ for s in json.load(sys.stdin):
 ' "$name" "$field"
 }
 
-# make_db PATH ROWS — a rollback-mode database with table t of ROWS rows.
+# make_db PATH [ROWS] — a rollback-mode database with table t of ROWS
+# (default 200) rows.
 make_db() {
 	sqlite3 -bail "$1" "
 		CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
 		WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
-		                        WHERE x < $2)
+		                        WHERE x < ${2:-200})
 		INSERT INTO t SELECT x, printf('row-%d-%s', x, hex(randomblob(40)))
 		FROM c;"
 }
