@@ -18,6 +18,7 @@ One calling convention, the same as the shell library's `check`:
   ctx.run(argv, ...)                                any program
   ctx.sc(*snapctl_args, db=, store=, json_out=)     snapctl
   ctx.sc_ok(*snapctl_args, what=..., ...)           snapctl, must exit 0
+  ctx.s3_start(env)                                 a real S3 server
   main(name, body)              engine test: needs $SNAPCTL
   main(name, body, mount=True)  mount test: needs $SNAPFS, root, /dev/fuse
 
@@ -54,6 +55,8 @@ import time
 import traceback
 
 SKIP = 77
+S3_TEST_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "..", "..", "tools", "s3-test-server")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 READY_TIMEOUT = 60      # seconds a mount may take to come up
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer",
@@ -295,6 +298,7 @@ class Ctx:
                                     % ("mount-" if mount else "", name))
         self.daemons = []
         self.children = []
+        self.s3dirs = []
         self.nchecks = 0
         self.nfail = 0
         seed = os.environ.get("SNAPFS_TEST_SEED")
@@ -420,9 +424,26 @@ class Ctx:
         return name
 
     # -- teardown --------------------------------------------------------
+    def s3_start(self, env):
+        """Start a real S3 server (tools/s3-test-server) under the test's
+        directory, stopped by cleanup whatever happens; its AWS_* and
+        SNAPFS_TEST_BUCKET variables are set in env.  Returns its dir."""
+        d = self.path("s3-%d" % len(self.s3dirs))
+        self.s3dirs.append(d)
+        r = self.run([S3_TEST_SERVER, "start", d])
+        self.require("the S3 test server starts", r.returncode == 0,
+                     describe(r))
+        for line in r.stdout.splitlines():
+            k, v = line[len("export "):].split("=", 1)
+            env[k] = v
+        return d
+
     def cleanup(self):
         """Kill and reap every child, unmount every mount (fusermount3 -u,
-        -uz, then SIGTERM/SIGKILL to the daemon), remove the directory."""
+        -uz, then SIGTERM/SIGKILL to the daemon), stop S3 test servers,
+        remove the directory."""
+        for d in self.s3dirs:
+            subprocess.run([S3_TEST_SERVER, "stop", d])
         for p in self.children:
             if p.poll() is None:
                 try:

@@ -14,37 +14,17 @@ the middle of an upload are each a clear error, exit 1, and after the
 server is back the next run completes."""
 
 import hashlib
+import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 
-SRC = os.environ.get("SRC", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-SNAPCTL = os.environ.get("SNAPCTL", os.path.join(SRC, "build", "tools", "snapctl"))
-S3TS = os.path.join(SRC, "tools", "s3-test-server")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest  # noqa: E402
+
+S3TS = snaptest.S3_TEST_SERVER
 PASS = "a long passphrase nobody guesses"
-
-n = 0
-failed = 0
-
-
-def check(what, ok, detail=""):
-    """TAP line; count failures."""
-    global n, failed
-    n += 1
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, what))
-    if not ok:
-        failed += 1
-        if detail:
-            print("# " + detail.replace("\n", "\n# "))
-
-
-def ctl(args, env, **kw):
-    """Run snapctl; CompletedProcess with text output."""
-    return subprocess.run([SNAPCTL] + args, env=env, capture_output=True,
-                          text=True, **kw)
 
 
 def sha(path):
@@ -75,8 +55,13 @@ def objects(env, url):
     return out
 
 
-def run(work, env, url, s3dir):
+def run(ctx, work, env, url, s3dir):
     """The whole story against url."""
+    check = ctx.check
+
+    def ctl(args, env, cwd=None):
+        return ctx.run([ctx.snapctl] + args, env=env, cwd=cwd)
+
     db = os.path.join(work, "app.db")
     make_db(db, 3000)
     names = []
@@ -101,7 +86,6 @@ def run(work, env, url, s3dir):
 
     r = ctl(["--db", db, "replicate", url, "--json"], env)
     check("first replicate exits 0", r.returncode == 0, r.stderr)
-    import json
     first = json.loads(r.stdout) if r.returncode == 0 else {}
     check("--json summary counts 3 snapshots and some pages",
           first.get("snapshots") == 3 and first.get("pages", 0) > 0, r.stdout)
@@ -224,33 +208,17 @@ def run(work, env, url, s3dir):
           r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stdout)
 
 
-def main():
+def body(ctx):
     """file:// by default; 's3' for the real server."""
-    work = tempfile.mkdtemp(prefix="snapfs-replica-")
     env = dict(os.environ, SNAPFS_PASSPHRASE=PASS)
     s3dir = None
-    try:
-        if len(sys.argv) > 1 and sys.argv[1] == "s3":
-            s3dir = os.path.join(work, "s3")
-            r = subprocess.run([S3TS, "start", s3dir], capture_output=True,
-                               text=True)
-            if r.returncode != 0:
-                check("the S3 test server starts", False, r.stderr)
-                return
-            for line in r.stdout.splitlines():
-                k, v = line[len("export "):].split("=", 1)
-                env[k] = v
-            url = "s3://%s/cli-%d" % (env["SNAPFS_TEST_BUCKET"], os.getpid())
-        else:
-            url = "file://" + os.path.join(work, "replica")
-        run(work, env, url, s3dir)
-    finally:
-        if s3dir:
-            subprocess.run([S3TS, "stop", s3dir])
-        shutil.rmtree(work, ignore_errors=True)
+    if len(sys.argv) > 1 and sys.argv[1] == "s3":
+        s3dir = ctx.s3_start(env)
+        url = "s3://%s/cli-%d" % (env["SNAPFS_TEST_BUCKET"], os.getpid())
+    else:
+        url = "file://" + ctx.path("replica")
+    run(ctx, ctx.dir, env, url, s3dir)
 
 
 if __name__ == "__main__":
-    main()
-    print("# %s: %d checks, %d failed" % (os.path.basename(__file__), n, failed))
-    sys.exit(1 if failed or n == 0 else 0)
+    snaptest.main("replica_cli", body)

@@ -8,15 +8,15 @@ import datetime
 import importlib.machinery
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 
-SRC = os.environ.get("SRC", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-TOOL = os.path.join(SRC, "tools", "s3-test-server")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest  # noqa: E402
+
+TOOL = snaptest.S3_TEST_SERVER
 
 
 def load_tool():
@@ -26,19 +26,6 @@ def load_tool():
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
     return mod
-
-
-failed = 0
-n = 0
-
-
-def check(what, ok):
-    """TAP-style line; count failures."""
-    global failed, n
-    n += 1
-    print("%s %d - %s" % ("ok" if ok else "not ok", n, what))
-    if not ok:
-        failed += 1
 
 
 def request(tool, env, method, path, body=b"", secret=None):
@@ -79,62 +66,46 @@ def server_pids(d):
     return out
 
 
-def main():
-    """Start, use, refuse, stop; always stop."""
+def body(ctx):
+    """Start, use, refuse, stop."""
+    check = ctx.check
     tool = load_tool()
-    d = tempfile.mkdtemp(prefix="snapfs-s3ts-")
-    stranger = None
-    try:
-        r = subprocess.run([TOOL, "start", d], capture_output=True, text=True)
-        check("start exits 0", r.returncode == 0)
-        if r.returncode != 0:
-            print(r.stderr)
-            return
-        env = {}
-        for line in r.stdout.splitlines():
-            k, v = line[len("export "):].split("=", 1)
-            env[k] = v
-        check("start prints the five export lines",
-              sorted(env) == ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL",
-                              "AWS_REGION", "AWS_SECRET_ACCESS_KEY",
-                              "SNAPFS_TEST_BUCKET"])
-        check("four server processes run", len(server_pids(d)) == 4)
-        b = "/" + env["SNAPFS_TEST_BUCKET"]
-        body = os.urandom(100000)
-        st, _ = request(tool, env, "PUT", b + "/dir/obj", body)
-        check("signed PUT of an object: 200", st == 200)
-        st, got = request(tool, env, "GET", b + "/dir/obj")
-        check("GET returns the same bytes", st == 200 and got == body)
-        st, got = request(tool, env, "GET", b)
-        check("the bucket listing names the object",
-              st == 200 and b"<Key>dir/obj</Key>" in got)
-        st, _ = request(tool, env, "GET", b + "/dir/obj", secret="wrong")
-        check("a wrong secret is refused (403)", st == 403)
-        r2 = subprocess.run([TOOL, "start", d], capture_output=True, text=True)
-        check("a second start on the same DIR is refused",
-              r2.returncode == 1 and "already running" in r2.stderr)
-        r3 = subprocess.run([TOOL, "status", d], capture_output=True)
-        check("status: running (exit 0)", r3.returncode == 0)
-    finally:
-        subprocess.run([TOOL, "stop", d])
+    env = {}
+    d = ctx.s3_start(env)
+    check("start prints the five export lines",
+          sorted(env) == ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL",
+                          "AWS_REGION", "AWS_SECRET_ACCESS_KEY",
+                          "SNAPFS_TEST_BUCKET"])
+    check("four server processes run", len(server_pids(d)) == 4)
+    b = "/" + env["SNAPFS_TEST_BUCKET"]
+    data = os.urandom(100000)
+    st, _ = request(tool, env, "PUT", b + "/dir/obj", data)
+    check("signed PUT of an object: 200", st == 200)
+    st, got = request(tool, env, "GET", b + "/dir/obj")
+    check("GET returns the same bytes", st == 200 and got == data)
+    st, got = request(tool, env, "GET", b)
+    check("the bucket listing names the object",
+          st == 200 and b"<Key>dir/obj</Key>" in got)
+    st, _ = request(tool, env, "GET", b + "/dir/obj", secret="wrong")
+    check("a wrong secret is refused (403)", st == 403)
+    r = ctx.run([TOOL, "start", d])
+    check("a second start on the same DIR is refused",
+          r.returncode == 1 and "already running" in r.stderr)
+    r = ctx.run([TOOL, "status", d])
+    check("status: running (exit 0)", r.returncode == 0)
+    ctx.run([TOOL, "stop", d])
     check("stop leaves no server process", server_pids(d) == [])
-    r = subprocess.run([TOOL, "status", d], capture_output=True)
+    r = ctx.run([TOOL, "status", d])
     check("status after stop: exit 1", r.returncode == 1)
     # A stale pid file naming a stranger: stop must not signal it.
     stranger = subprocess.Popen(["sleep", "600"])
-    try:
-        with open(os.path.join(d, "run", "proxy.pid"), "w") as f:
-            f.write("%d\n" % stranger.pid)
-        subprocess.run([TOOL, "stop", d])
-        check("stop spares a stranger named by a stale pid file",
-              stranger.poll() is None)
-    finally:
-        stranger.kill()
-        stranger.wait()
-        shutil.rmtree(d, ignore_errors=True)
+    ctx.children.append(stranger)
+    with open(os.path.join(d, "run", "proxy.pid"), "w") as f:
+        f.write("%d\n" % stranger.pid)
+    ctx.run([TOOL, "stop", d])
+    check("stop spares a stranger named by a stale pid file",
+          stranger.poll() is None)
 
 
 if __name__ == "__main__":
-    main()
-    print("# %s: %d checks, %d failed" % (os.path.basename(__file__), n, failed))
-    sys.exit(1 if failed or n == 0 else 0)
+    snaptest.main("s3_test_server", body)
