@@ -8,20 +8,26 @@
  * use each other; tests/unit/check_layers.py ('layers' in suite unit) reads
  * the table below and fails the build's tests when a file breaks it.  A
  * module is a .c and its headers (store_int.h belongs to store,
- * snapshot_int.h to snapshot); a header declares only functions of its own
- * layer or a lower one.  storedir.c is the store's directory half, split
- * from store.c by size: the two call each other through store_int.h.
+ * snapshot_int.h to snapshot, diff_int.h to diff, merge_int.h to merge); a
+ * header declares only functions of its own layer or a lower one.  Files
+ * split from one concept by size share its _int.h and call each other
+ * through it: store.c with storedir.c, storeschema.c, storespace.c,
+ * storecat.c, storemap.c and storename.c; diff.c with diffstate.c,
+ * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c and
+ * mergemove.c.
  *
- *   L0  err sys codec pagepipe integrity anchor
- *   L1  store storedir
+ *   L0  err sys util units codec pagepipe integrity anchor
+ *   L1  store storedir storeschema storespace storecat storemap storename
  *   L2  events capture image json
  *   L3  snapshot verify
- *   L4  restore diff merge retention trash
+ *   L4  restore diff diffstate tablerestore export keep retention trash
+ *   L4  merge mergelive mergekeys mergemove
  *   L5  health schedule
  *   L6  snapfs
  *
- * L0 is the toolbox: errors, system calls, compression and the page index,
- * hashing workers, integrity checks, the anchor file.  L1 is the store: its
+ * L0 is the toolbox: errors, system calls, time and hex, durations and
+ * sizes, compression and the page index, hashing workers, integrity
+ * checks, the anchor file.  L1 is the store: its
  * directory, the catalog, the events table's raw insert (snap_event_add_db,
  * so a catalog change and its event share one transaction).  L2 reads and
  * writes what the store holds: the event history and the failure hook,

@@ -3,7 +3,7 @@
  * what a trashed snapshot is and fs/trash.c for the names a file manager
  * uses.
  *
- * State: one row of the table `trash` (store.c's schema version 2) per
+ * State: one row of the table `trash` (storeschema.c's schema version 2) per
  * trashed snapshot, its primary key the snapshot's id:
  *   uid         whose trash (.Trash-UID) holds it;
  *   dir         SNAP_TRASH_FILES or SNAP_TRASH_EXPUNGED;
