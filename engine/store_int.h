@@ -163,6 +163,18 @@ typedef struct snap_space {
  * retention.h) and snap_store_writable() tell the user.  0 or -errno.
  */
 int snap_store_space(snap_store *s, snap_space *sp, snap_err *err);
+/*
+ * Begin a catalog change: 0 when the store is writable, s->mu is held and
+ * s->db is in a BEGIN IMMEDIATE transaction; a negative errno (-EROFS,
+ * -ENOSPC, -EBUSY ...) with s->mu not held otherwise.
+ */
+int snap_store_txn_begin(snap_store *s, snap_err *err);
+/*
+ * End the transaction begun on db: COMMIT when rc is 0, ROLLBACK when rc is
+ * not or when COMMIT fails.  Returns rc, or COMMIT's error.  s->mu stays
+ * held: the caller records its event, then unlocks.
+ */
+int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err);
 /* Record an event on a given connection (no locking; storecat.c). */
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 		      int ok, const char *detail);

@@ -159,6 +159,36 @@ int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
 }
 
 /*
+ * The transaction of every catalog change (delete, relabel, rename, the
+ * trash): the store must be writable, s->mu is taken, then BEGIN IMMEDIATE
+ * takes SQLite's write lock up front (waiting busy_timeout for another
+ * writer) so that nothing read inside can be changed by a commit elsewhere
+ * before ours.
+ */
+int snap_store_txn_begin(snap_store *s, snap_err *err)
+{
+	int rc = snap_store_writable(s, err);
+
+	if (rc)
+		return rc;
+	snap_store_lock(s);
+	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
+	if (rc)
+		snap_store_unlock(s);
+	return rc;
+}
+
+/* COMMIT when rc is 0; ROLLBACK when it is not or when COMMIT fails. */
+int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err)
+{
+	if (!rc)
+		rc = snap_store_exec(db, "COMMIT", err);
+	if (rc)
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/*
  * The events table's raw insert, here so that a catalog change (delete,
  * relabel, pin) and its event share the caller's transaction; the event
  * history above the store (events.c) writes through it too.

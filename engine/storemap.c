@@ -259,12 +259,8 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	char sql[96];
 	int rc, reclaimed = 1;
 
-	if ((rc = snap_store_writable(s, err)))
+	if ((rc = snap_store_txn_begin(s, err)))
 		return rc;
-	snap_store_lock(s);
-	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	if (rc)
-		goto out;
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc)
 		rc = delete_runs(s->db, id, &delta, err);
@@ -280,10 +276,8 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 			 (long long)id);
 		rc = snap_store_exec(s->db, sql, err);
 	}
-	if (!rc)
-		rc = snap_store_exec(s->db, "COMMIT", err);
+	rc = snap_store_txn_end(s->db, rc, err);
 	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		snap_event_add_db(s->db, "delete", rc == -ENOENT ? "" : si.name,
 				  0, err ? err->msg : "delete failed");
 	} else {
@@ -293,7 +287,6 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 				  "pages this snapshot used stay in the store");
 		store_reclaim(s->db);
 	}
-out:
 	snap_store_unlock(s);
 	snap_idcount_free(&delta);
 	return rc;

@@ -219,12 +219,8 @@ static int store_name_set(snap_store *s, int64_t id, const char *label,
 
 	if (exact && (rc = snap_store_name_check(exact, err)))
 		return rc;
-	if ((rc = snap_store_writable(s, err)))
+	if ((rc = snap_store_txn_begin(s, err)))
 		return rc;
-	snap_store_lock(s);
-	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	if (rc)
-		goto out;
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc) {
 		snprintf(old, sizeof(old), "%s", si.name);
@@ -259,12 +255,8 @@ static int store_name_set(snap_store *s, int64_t id, const char *label,
 			si.name);
 		sqlite3_finalize(st);
 	}
-	if (!rc)
-		rc = snap_store_exec(s->db, "COMMIT", err);
-	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if ((rc = snap_store_txn_end(s->db, rc, err)))
 		goto out;
-	}
 	snprintf(detail, sizeof(detail), "renamed from %s", old);
 	snap_event_add_db(s->db, exact ? "rename" : "relabel", name, 1,
 			  detail);

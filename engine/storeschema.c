@@ -213,13 +213,10 @@ int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
 	sqlite3_finalize(st);
 	if (objects > 0 && appid != SNAP_STORE_APPID) {
 		/* Somebody else's database: never write into it. */
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return snap_err_set(err, -EINVAL, "%s is not a snapfs store "
-				    "(its store.db is another database); "
-				    "choose another --store directory",
-				    s->dir);
-	}
-	if (version == 0) {
+		rc = snap_err_set(err, -EINVAL, "%s is not a snapfs store "
+				  "(its store.db is another database); "
+				  "choose another --store directory", s->dir);
+	} else if (version == 0) {
 		rc = snap_store_exec(db, schema_sql, err);
 		if (!rc) {
 			rc = sqlite3_prepare_v2(db,
@@ -248,9 +245,5 @@ int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
 	} else if (version < SNAP_STORE_SCHEMA_VERSION) {
 		rc = store_migrate(s, db, version, err);
 	}
-	if (rc) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		return rc;
-	}
-	return snap_store_exec(db, "COMMIT", err);
+	return snap_store_txn_end(db, rc, err);
 }

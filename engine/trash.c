@@ -179,12 +179,8 @@ static int trash_change(snap_store *s, int op, int64_t id, uint32_t uid,
 
 	if (op != TRASH_RESTORE && (rc = trash_name_check(name, err)))
 		return rc;
-	if ((rc = snap_store_writable(s, err)))
+	if ((rc = snap_store_txn_begin(s, err)))
 		return rc;
-	snap_store_lock(s);
-	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	if (rc)
-		goto out;
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc && op == TRASH_PUT && si.trash != SNAP_TRASH_NONE)
 		rc = snap_err_set(err, -ENOENT, "snapshot %s is in the trash "
@@ -245,12 +241,8 @@ static int trash_change(snap_store *s, int op, int64_t id, uint32_t uid,
 	if (!rc && changed != 1)
 		rc = snap_err_set(err, -EIO, "snapshot %s: the trash changed "
 				  "%d rows instead of one", si.name, changed);
-	if (!rc)
-		rc = snap_store_exec(s->db, "COMMIT", err);
-	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if ((rc = snap_store_txn_end(s->db, rc, err)))
 		goto out;
-	}
 	if (op == TRASH_PUT)
 		snprintf(detail, sizeof(detail), "moved to the trash as "
 			 ".Trash-%u/files/%s: it stays in the store, out of "
