@@ -82,16 +82,9 @@ static int diff_tables(sqlite3 *db, const char *schema, diff_tab **out,
 	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 	sqlite3_free(sql);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			diff_tab *nv;
-
-			cap = cap ? 2 * cap : 16;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (snap_array_grow(&v, &cap, *n, sizeof(*v), 16)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		v[*n].name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
 		v[*n].virt = sqlite3_column_int(st, 1);

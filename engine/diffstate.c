@@ -211,7 +211,8 @@ int snap_diff_cols_load(sqlite3 *db, const char *schema, const char *table,
 			  diff_cols *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, cap = 0;
+	size_t cap = 0;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	rc = sqlite3_prepare_v2(db, "SELECT name, ifnull(type,''), pk, hidden "
@@ -224,16 +225,9 @@ int snap_diff_cols_load(sqlite3 *db, const char *schema, const char *table,
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		diff_col *c;
 
-		if (out->n == cap) {
-			diff_col *nc;
-
-			cap = cap ? 2 * cap : 8;
-			nc = realloc(out->c, (size_t)cap * sizeof(*nc));
-			if (!nc) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			out->c = nc;
+		if (snap_array_grow(&out->c, &cap, (size_t)out->n, sizeof(*out->c), 8)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		c = &out->c[out->n++];
 		c->name = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));

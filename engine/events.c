@@ -91,15 +91,9 @@ int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 	}
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		snap_event *e;
-		if (cnt == cap) {
-			snap_event *nv;
-			cap = cap ? cap * 2 : 32;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (snap_array_grow(&v, &cap, cnt, sizeof(*v), 32)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		e = &v[cnt++];
 		e->id = sqlite3_column_int64(st, 0);

@@ -86,7 +86,8 @@ int snap_merge_cols(sqlite3 *db, const char *table, char ***out, int *n)
 {
 	sqlite3_stmt *st = NULL;
 	char **v = NULL;
-	int cap = 0, rc;
+	size_t cap = 0;
+	int rc;
 
 	*out = NULL;
 	*n = 0;
@@ -95,16 +96,9 @@ int snap_merge_cols(sqlite3 *db, const char *table, char ***out, int *n)
 	if (rc == SQLITE_OK)
 		sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			char **nv;
-
-			cap = cap ? 2 * cap : 8;
-			nv = realloc(v, (size_t)cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (snap_array_grow(&v, &cap, (size_t)*n, sizeof(*v), 8)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		v[*n] = sqlite3_mprintf("%s", sqlite3_column_text(st, 0));
 		rc = v[(*n)++] ? SQLITE_OK : SQLITE_NOMEM;
@@ -307,16 +301,10 @@ static int merge_seqs(sqlite3 *db, merge_plan *p, snap_err *err)
 		return 0;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (p->nseqs == cap) {
-			merge_seq *nv;
-
-			cap = cap ? 2 * cap : 4;
-			nv = realloc(p->seqs, cap * sizeof(*nv));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			p->seqs = nv;
+		if (snap_array_grow(&p->seqs, &cap, p->nseqs,
+				    sizeof(*p->seqs), 4)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		p->seqs[p->nseqs].name = sqlite3_mprintf("%s",
 			sqlite3_column_text(st, 0));

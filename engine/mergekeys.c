@@ -330,16 +330,10 @@ int snap_merge_rekey_collect(sqlite3 *db, const merge_plan *p,
 		if (op != SQLITE_INSERT || !(r = merge_rekey_find(rk, tab)) ||
 		    !snap_merge_rekey_key(r, it, &key))
 			continue;
-		if (r->nkeys == r->cap) {
-			size_t cap = r->cap ? 2 * r->cap : 16;
-			int64_t *nv = realloc(r->keys, cap * sizeof(*nv));
-
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			r->keys = nv;
-			r->cap = cap;
+		if (snap_array_grow(&r->keys, &r->cap, r->nkeys,
+				    sizeof(*r->keys), 16)) {
+			rc = -ENOMEM;
+			break;
 		}
 		r->keys[r->nkeys++] = key;
 	}

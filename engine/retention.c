@@ -182,15 +182,9 @@ static int model_load_snaps(snap_store *s, ret_model *m, snap_err *err)
 				"snapshots", -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		ret_snap *sn;
-		if (m->nsnaps == cap) {
-			ret_snap *nv;
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(m->snaps, cap * sizeof(*nv));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			m->snaps = nv;
+		if (snap_array_grow(&m->snaps, &cap, m->nsnaps, sizeof(*m->snaps), 64)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		sn = &m->snaps[m->nsnaps++];
 		sn->id = sqlite3_column_int64(st, 0);

@@ -128,15 +128,9 @@ int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
 	if (rc == SQLITE_OK && arg)
 		rc = sqlite3_bind_int64(st, 1, *arg);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (cnt == cap) {
-			snap_info *nv;
-			cap = cap ? cap * 2 : 64;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (snap_array_grow(&v, &cap, cnt, sizeof(*v), 64)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		snap_store_row_info(st, &v[cnt++]);
 		rc = SQLITE_OK;

@@ -24,8 +24,9 @@
  * Reference counting by runs (the column pages.runs): storemap.c.
  *
  * Schema versions.  A store is migrated in the transaction that opens it
- * for writing (snap_store_schema_init, store_migrate): version 1 gains the table trash.  That
- * state is a table of its own rather than columns of snapshots because
+ * for writing (snap_store_schema_init, store_migrate): version 1 gains
+ * the table trash.  That state is a table of its own rather than columns
+ * of snapshots because
  * ALTER TABLE ADD COLUMN puts a column after pagemap, and reading it would
  * walk every map's overflow pages on each listing.  A version-1 store
  * opened read-only is left as it is: its connections get an empty TEMP

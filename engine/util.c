@@ -1,8 +1,13 @@
 /*
  * engine/util.c — small helpers every floor uses: the time now and as ISO
- * 8601 text, and a SHA-256 as hex.  No state, no SQLite.
+ * 8601 text, a SHA-256 as hex, and growing an array.  No state, no
+ * SQLite.
  */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "util.h"
@@ -36,4 +41,24 @@ void snap_hex(const uint8_t sha[32], char out[65])
 		out[2 * i + 1] = d[sha[i] & 15];
 	}
 	out[64] = '\0';
+}
+
+int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
+		    size_t first)
+{
+	void *v, *nv;
+	size_t c;
+
+	if (n < *cap)
+		return 0;
+	c = *cap ? 2 * *cap : first;
+	if (c < *cap || c > SIZE_MAX / size)
+		return -ENOMEM;
+	memcpy(&v, array, sizeof(v));
+	nv = realloc(v, c * size);
+	if (!nv)
+		return -ENOMEM;
+	memcpy(array, &nv, sizeof(nv));
+	*cap = c;
+	return 0;
 }
