@@ -197,9 +197,7 @@ static int diff_by_key(sqlite3 *db, const char *table, snap_table_diff *td,
 	int ncs = 0, rc;
 
 	*schema_err = 0;
-	rc = sqlite3session_create(db, "b", &ses);
-	if (rc == SQLITE_OK)
-		rc = sqlite3session_attach(ses, table);
+	rc = snap_diff_session(db, "b", table, &ses);
 	if (rc == SQLITE_OK)
 		rc = sqlite3session_diff(ses, "a", table, &zerr);
 	if ((rc & 0xff) == SQLITE_SCHEMA) {
@@ -370,6 +368,22 @@ static int diff_open_pair(snap_store *s, int64_t a, int64_t b, sqlite3 **db,
 	return rc;
 }
 
+/*
+ * A table of one state only, into td: side 1, only in "a" (dropped: its
+ * rows count as removed), or 2, only in "b" (created: added).  A virtual
+ * table counts no rows.
+ */
+static int diff_only_in(sqlite3 *db, const diff_tab *t, int side,
+			snap_table_diff *td, snap_err *err)
+{
+	snprintf(td->table, sizeof(td->table), "%s", t->name);
+	td->only_in = side;
+	if (t->virt)
+		return 0;
+	return diff_count(db, side == 1 ? "a" : "b", t->name,
+			  side == 1 ? &td->removed : &td->added, err);
+}
+
 /* Walk both table lists (sorted alike) and compare table by table. */
 static int diff_walk(sqlite3 *db, snap_diff *out, snap_err *err)
 {
@@ -388,21 +402,11 @@ static int diff_walk(sqlite3 *db, snap_diff *out, snap_err *err)
 
 		memset(&td, 0, sizeof(td));
 		if (c < 0) {                       /* dropped */
-			snprintf(td.table, sizeof(td.table), "%s", ta[i].name);
-			td.only_in = 1;
 			virt = ta[i].virt;
-			if (!virt)
-				rc = diff_count(db, "a", ta[i].name,
-						&td.removed, err);
-			i++;
+			rc = diff_only_in(db, &ta[i++], 1, &td, err);
 		} else if (c > 0) {                /* created */
-			snprintf(td.table, sizeof(td.table), "%s", tb[j].name);
-			td.only_in = 2;
 			virt = tb[j].virt;
-			if (!virt)
-				rc = diff_count(db, "b", tb[j].name,
-						&td.added, err);
-			j++;
+			rc = diff_only_in(db, &tb[j++], 2, &td, err);
 		} else {
 			snprintf(td.table, sizeof(td.table), "%s", tb[j].name);
 			virt = ta[i].virt || tb[j].virt;

@@ -5,6 +5,8 @@
 #ifndef ENGINE_DIFF_INT_H
 #define ENGINE_DIFF_INT_H
 
+#define SQLITE_ENABLE_SESSION 1
+#define SQLITE_ENABLE_PREUPDATE_HOOK 1
 #include <sqlite3.h>
 
 #include "diff.h"
@@ -79,5 +81,12 @@ int snap_diff_cols_same(const diff_cols *x, const diff_cols *y, int types);
  * on OOM; *n gets the count. */
 char *snap_diff_col_list(const diff_cols *c, const diff_cols *also,
 			   int alias, int *n);
+/*
+ * A session recording changes to `table` of schema `schema` of db (every
+ * table when table is NULL): SQLite's code.  sqlite3session_delete(*ses)
+ * after, also on failure.
+ */
+int snap_diff_session(sqlite3 *db, const char *schema, const char *table,
+		      sqlite3_session **ses);
 
 #endif /* ENGINE_DIFF_INT_H */

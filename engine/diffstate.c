@@ -309,3 +309,13 @@ char *snap_diff_col_list(const diff_cols *c, const diff_cols *also,
 	}
 	return sqlite3_str_finish(q);
 }
+
+int snap_diff_session(sqlite3 *db, const char *schema, const char *table,
+		      sqlite3_session **ses)
+{
+	int rc = sqlite3session_create(db, schema, ses);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3session_attach(*ses, table);
+	return rc;
+}

@@ -61,7 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diff.h"
+#include "diff_int.h"
 #include "events.h"
 #include "merge_int.h"
 #include "restore.h"
@@ -239,9 +239,7 @@ static int merge_changeset(sqlite3 *db, const snap_diff *d, merge_plan *p,
 	size_t i;
 	int rc;
 
-	rc = sqlite3session_create(db, "b", &ses);
-	if (rc == SQLITE_OK)
-		rc = sqlite3session_attach(ses, NULL);
+	rc = snap_diff_session(db, "b", NULL, &ses);
 	for (i = 0; rc == SQLITE_OK && i < d->n; i++) {
 		table = d->tables[i].table;
 		rc = sqlite3session_diff(ses, "a", table, &zerr);

@@ -440,4 +440,3 @@ int snap_merge_rekey_refs(sqlite3 *db, const merge_plan *p,
 	return rc;
 }
 
-/* Run sql on the scratch connection; SQLite's code. */

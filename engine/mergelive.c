@@ -112,7 +112,12 @@ static int merge_probe(sqlite3_stmt *st, sqlite3_changeset_iter *it,
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-
+/*
+ * Step 2: every row the changeset touches is as base had it in the live
+ * database (an inserted key: absent, or an automatic key both sides
+ * inserted, noted in rk for a new key).  The first row that is not makes a
+ * conflict naming it.
+ */
 static int merge_check_rows(sqlite3 *db, const merge_plan *p,
 			    merge_rekey *rk, snap_merge_result *res,
 			    snap_err *err)

@@ -15,13 +15,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "diff.h"
+#include "diff_int.h"
 #include "events.h"
 #include "merge_int.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
 
+/* Run sql on the scratch connection; SQLite's code. */
 static int merge_scratch_exec(sqlite3 *db, char *sql)
 {
 	int rc = sql ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
@@ -39,9 +40,7 @@ static int merge_scratch_record(sqlite3 *db, const char *name, char *sql,
 	void *cs = NULL;
 	int ncs = 0, rc;
 
-	rc = sqlite3session_create(db, "main", &ses);
-	if (rc == SQLITE_OK)
-		rc = sqlite3session_attach(ses, name);
+	rc = snap_diff_session(db, "main", name, &ses);
 	if (rc == SQLITE_OK)
 		rc = merge_scratch_exec(db, sql);
 	else
@@ -205,10 +204,3 @@ int snap_merge_rekey_result(const merge_rekey *rk, snap_merge_result *res,
 	}
 	return 0;
 }
-
-/*
- * Step 2: every row the changeset touches is as base had it in the live
- * database (an inserted key: absent, or an automatic key both sides
- * inserted, noted in rk for a new key).  The first row that is not makes a
- * conflict naming it.
- */
