@@ -249,22 +249,13 @@ int snap_sched_changed(snap_sched *sc)
 static int sched_newest(snap_store *s, snap_info *si, int *have,
 			snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
 	int rc;
 
 	*have = 0;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT max(id) FROM snapshots", -1,
-				&st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot find "
-				     "the newest snapshot", s->dir);
-	}
-	sqlite3_finalize(st);
+	snap_store_lock(s);     /* recursive: the row stays the newest */
+	rc = snap_store_query_ints(s, "SELECT max(id) FROM snapshots", &id, 1,
+				   "find the newest snapshot", err);
 	if (!rc && id > 0) {
 		rc = snap_store_get_db(s->db, id, si, err);
 		*have = rc == 0;

@@ -175,6 +175,11 @@ int snap_store_txn_begin(snap_store *s, snap_err *err);
  * held: the caller records its event, then unlocks.
  */
 int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err);
+/* The first row of n integer columns sql gives on the catalog connection
+ * (under s->mu) into out[0..n-1]; on failure err says the store could not
+ * `what`. */
+int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
+			  int n, const char *what, snap_err *err);
 /* Record an event on a given connection (no locking; storecat.c). */
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 		      int ok, const char *detail);

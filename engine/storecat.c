@@ -356,18 +356,17 @@ int snap_store_text(snap_store *s, const char *sql, int64_t id,
 	return rc;
 }
 
-/* The one integer sql (a single-row query) gives on the catalog
- * connection; on failure err says it could not `what`. */
-static int store_query_int(snap_store *s, const char *sql, int64_t *out,
-			   const char *what, snap_err *err)
+int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
+			  int n, const char *what, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc;
+	int rc, i;
 
 	snap_store_lock(s);
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
+		for (i = 0; i < n; i++)
+			out[i] = sqlite3_column_int64(st, i);
 		rc = 0;
 	} else {
 		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot %s",
@@ -380,8 +379,8 @@ static int store_query_int(snap_store *s, const char *sql, int64_t *out,
 
 int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
 {
-	return store_query_int(s, "SELECT count(*) FROM snapshots", count,
-			       "count snapshots", err);
+	return snap_store_query_ints(s, "SELECT count(*) FROM snapshots",
+				     count, 1, "count snapshots", err);
 }
 
 /*
@@ -393,26 +392,27 @@ int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
  */
 int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err)
 {
-	return store_query_int(s, "PRAGMA data_version", out,
-			       "read its data version", err);
+	return snap_store_query_ints(s, "PRAGMA data_version", out, 1,
+				     "read its data version", err);
 }
 
 /*
  * When the list of snapshots last changed, as the store records it: the
  * newest of the snapshots' creation times and the times of successful
- * deletions, relabels, renames, prunes, trashings and untrashings (the events that change the list without
- * creating a snapshot).  The same answer from every process and across
+ * deletions, relabels, renames, prunes, trashings and untrashings (the
+ * events that change the list without creating a snapshot).  The same answer from every process and across
  * remounts, so a directory time built on it is stable.
  */
 int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err)
 {
 	*out = 0;
-	return store_query_int(s, "SELECT max(coalesce((SELECT "
-			       "max(created_ns) FROM snapshots), 0), "
-			       "coalesce((SELECT max(time_ns) FROM events "
-			       "WHERE ok=1 AND kind IN ('delete', 'relabel', 'trash', "
-			       "'untrash', 'rename', 'prune')), 0))", out,
-			       "read when its catalog changed", err);
+	return snap_store_query_ints(s, "SELECT max(coalesce((SELECT "
+				     "max(created_ns) FROM snapshots), 0), "
+				     "coalesce((SELECT max(time_ns) FROM "
+				     "events WHERE ok=1 AND kind IN ('delete', "
+				     "'relabel', 'trash', 'untrash', 'rename', "
+				     "'prune')), 0))", out, 1,
+				     "read when its catalog changed", err);
 }
 
 /* UPDATE one column of one snapshot; records an event. */

@@ -69,9 +69,8 @@ int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
 	char path[PATH_MAX];
 	struct statvfs vfs;
 	struct stat wst;
-	sqlite3_stmt *st = NULL;
 	uint64_t live, unit;
-	int64_t freelist = 0, page_size = 0;
+	int64_t pages[2] = { 0, 0 };
 	int rc;
 
 	memset(sp, 0, sizeof(*sp));
@@ -79,23 +78,13 @@ int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
 		return snap_err_set(err, -errno, "store %s: cannot measure its "
 				    "free space: %s", s->dir, strerror(errno));
 	sp->fs_free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT freelist_count, page_size "
-				"FROM pragma_freelist_count, "
-				"pragma_page_size", -1, &st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		freelist = sqlite3_column_int64(st, 0);
-		page_size = sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "its free pages", s->dir);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
+	rc = snap_store_query_ints(s, "SELECT freelist_count, page_size "
+				   "FROM pragma_freelist_count, "
+				   "pragma_page_size", pages, 2,
+				   "read its free pages", err);
 	if (rc)
 		return rc;
-	sp->reusable = (uint64_t)freelist * (uint64_t)page_size;
+	sp->reusable = (uint64_t)pages[0] * (uint64_t)pages[1];
 	if (snap_sys_fstatat(s->dirfd, "store.db-wal", &wst,
 			     AT_SYMLINK_NOFOLLOW) == 0)
 		sp->wal = (uint64_t)wst.st_size;
