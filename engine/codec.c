@@ -16,6 +16,7 @@
 
 #include "codec.h"
 
+/* SHA-256 of data into out; 0 or -ENOMEM. */
 int snap_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	unsigned int n = 32;
@@ -24,6 +25,7 @@ int snap_sha256(const void *data, size_t len, uint8_t out[32])
 	       0 : -ENOMEM;
 }
 
+/* Make the zstd contexts; 0 or -ENOMEM. */
 int snap_codec_init(snap_codec *c)
 {
 	c->cctx = ZSTD_createCCtx();
@@ -41,6 +43,7 @@ int snap_codec_init(snap_codec *c)
 	return 0;
 }
 
+/* Free the zstd contexts. */
 void snap_codec_free(snap_codec *c)
 {
 	ZSTD_freeCCtx(c->cctx);
@@ -49,6 +52,7 @@ void snap_codec_free(snap_codec *c)
 	c->dctx = NULL;
 }
 
+/* Compress a page into dst; its stored length (== len: stored raw). */
 size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
 		       void *dst, size_t cap)
 {
@@ -61,6 +65,7 @@ size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
 	return z;
 }
 
+/* Decode a stored page into exactly len bytes; -EIO when it does not. */
 int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
 		      size_t len)
 {
@@ -122,6 +127,7 @@ static size_t pageidx_slot(const snap_pageidx *ix, const uint8_t sha[32])
 	return i;
 }
 
+/* An empty page index sized for `expect` entries; 0 or -ENOMEM. */
 int snap_pageidx_init(snap_pageidx *ix, size_t expect)
 {
 	void *keys, *ids;
@@ -138,6 +144,7 @@ int snap_pageidx_init(snap_pageidx *ix, size_t expect)
 	return rc;
 }
 
+/* Free the index's arrays and zero it. */
 void snap_pageidx_free(snap_pageidx *ix)
 {
 	free(ix->keys);
@@ -147,6 +154,7 @@ void snap_pageidx_free(snap_pageidx *ix)
 	ix->cap = ix->used = 0;
 }
 
+/* The page id stored for sha, 0 when absent. */
 int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32])
 {
 	return ix->ids[pageidx_slot(ix, sha)];
@@ -169,6 +177,7 @@ static int pageidx_grow(snap_pageidx *ix)
 	return 0;
 }
 
+/* Map sha to id (replacing an earlier id), growing when needed. */
 int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id)
 {
 	size_t i;
@@ -185,6 +194,7 @@ int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id)
 	return 0;
 }
 
+/* An empty id counter sized for `expect` ids; 0 or -ENOMEM. */
 int snap_idcount_init(snap_idcount *m, size_t expect)
 {
 	void *ids, *counts;
@@ -201,6 +211,7 @@ int snap_idcount_init(snap_idcount *m, size_t expect)
 	return rc;
 }
 
+/* Free the counter's arrays and zero it. */
 void snap_idcount_free(snap_idcount *m)
 {
 	free(m->ids);
@@ -222,6 +233,7 @@ static size_t idcount_slot(const snap_idcount *m, int64_t id)
 	return i;
 }
 
+/* 1 when id is in the table. */
 int snap_idcount_has(const snap_idcount *m, int64_t id)
 {
 	size_t i;
@@ -249,6 +261,7 @@ static int idcount_grow(snap_idcount *m)
 	return 0;
 }
 
+/* Add delta to id's count (adding id at 0 first), growing when needed. */
 int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
 {
 	size_t i;
@@ -265,6 +278,7 @@ int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
 	return 0;
 }
 
+/* Page ids as a zstd frame of little-endian deltas (malloc()ed). */
 int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 		    size_t *outlen)
 {
@@ -298,6 +312,7 @@ int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 	return 0;
 }
 
+/* The n page ids of a frame snap_map_encode wrote; -EIO when not n. */
 int snap_map_decode(const void *blob, size_t len, uint32_t n, int64_t **out)
 {
 	size_t raw = (size_t)n * 8, got;

@@ -101,6 +101,7 @@ static int diff_tables(sqlite3 *db, const char *schema, diff_tab **out,
 	return 0;
 }
 
+/* Free n tables of a list and the list. */
 static void diff_tables_free(diff_tab *v, size_t n)
 {
 	size_t i;
@@ -111,6 +112,7 @@ static void diff_tables_free(diff_tab *v, size_t n)
 }
 
 
+/* 1 in *changed when sqlite_schema differs between schemas x and y. */
 int snap_diff_schema_changed(sqlite3 *db, const char *x, const char *y,
 			     int *changed, snap_err *err)
 {
@@ -425,6 +427,7 @@ static int diff_walk(sqlite3 *db, snap_diff *out, snap_err *err)
 	return rc;
 }
 
+/* Compare the states attached as "a" and "b" on db, table by table. */
 int snap_diff_attached(sqlite3 *db, snap_diff *out, snap_err *err)
 {
 	int rc;
@@ -438,6 +441,7 @@ int snap_diff_attached(sqlite3 *db, snap_diff *out, snap_err *err)
 	return rc;
 }
 
+/* Compare state a with state b (snapshots or SNAP_DIFF_LIVE). */
 int snap_diff_states(snap_store *s, int64_t a, int64_t b, snap_diff *out,
 		     snap_err *err)
 {
@@ -467,6 +471,7 @@ int snap_diff_states(snap_store *s, int64_t a, int64_t b, snap_diff *out,
 	return rc;
 }
 
+/* Free what a diff holds. */
 void snap_diff_free(snap_diff *d)
 {
 	if (!d)

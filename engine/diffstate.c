@@ -55,6 +55,7 @@ int snap_diff_state_check(snap_store *s, int64_t id, snap_err *err)
 	return 0;
 }
 
+/* "file:<path, percent-encoded>?<query>" (sqlite3_free it). */
 char *snap_diff_file_uri(const char *path, const char *query)
 {
 	sqlite3_str *u = sqlite3_str_new(NULL);
@@ -245,6 +246,7 @@ int snap_diff_cols_load(sqlite3 *db, const char *schema, const char *table,
 	return 0;
 }
 
+/* Free the columns c holds (not c itself). */
 void snap_diff_cols_free(diff_cols *c)
 {
 	int i;
@@ -310,6 +312,7 @@ char *snap_diff_col_list(const diff_cols *c, const diff_cols *also,
 	return sqlite3_str_finish(q);
 }
 
+/* A session on schema of db with `table` attached (NULL: every table). */
 int snap_diff_session(sqlite3 *db, const char *schema, const char *table,
 		      sqlite3_session **ses)
 {

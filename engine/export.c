@@ -180,6 +180,7 @@ static int ex_others(sqlite3 *db, FILE *f, snap_err *err)
 	return 0;
 }
 
+/* State id as SQL text on f, as sqlite3's .dump writes it. */
 int snap_export_sql(snap_store *s, int64_t id, FILE *f, snap_err *err)
 {
 	char what[SNAP_NAME_MAX + 4096], when[40];

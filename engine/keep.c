@@ -54,6 +54,7 @@ static int *rule_count(snap_keep_policy *p, int r)
 	}
 }
 
+/* The policy's count for rule r, read-only. */
 static int rule_get(const snap_keep_policy *p, int r)
 {
 	return *rule_count((snap_keep_policy *)p, r);
@@ -115,6 +116,7 @@ static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
 	return 0;
 }
 
+/* A keep spec ("last:3,daily:7") into p; -EINVAL naming the bad part. */
 int snap_keep_parse(const char *spec, snap_keep_policy *p, snap_err *err)
 {
 	snap_keep_policy q = *p;
@@ -138,6 +140,7 @@ int snap_keep_parse(const char *spec, snap_keep_policy *p, snap_err *err)
 	return rc;
 }
 
+/* 1 when no keep rule is set (max_size is not one). */
 int snap_keep_empty(const snap_keep_policy *p)
 {
 	int r;
@@ -148,6 +151,7 @@ int snap_keep_empty(const snap_keep_policy *p)
 	return p->within_ns <= 0;
 }
 
+/* p as the text snap_keep_parse reads back. */
 void snap_keep_format(const snap_keep_policy *p, char *out, size_t cap)
 {
 	size_t len = 0;
@@ -276,6 +280,7 @@ void snap_keep_reason_add(snap_keep_decision *d, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Which of v the rules keep, and why, newest first; touches nothing. */
 void snap_retention_plan(const snap_info *v, size_t n,
 			 const snap_keep_policy *p, snap_keep_decision *out)
 {

@@ -115,6 +115,7 @@ int snap_merge_cols(sqlite3 *db, const char *table, char ***out, int *n)
 	return 0;
 }
 
+/* Free n column names and their array. */
 void snap_merge_cols_free(char **cols, int n)
 {
 	while (n > 0)
@@ -378,6 +379,7 @@ static void merge_rekeyed_text(const snap_merge_result *res, char *out,
 	}
 }
 
+/* Apply the edit from base to edited onto the live database (see merge.h). */
 int snap_merge_apply(snap_store *s, const char *base, const char *edited,
 		     const snap_merge_opts *o, snap_merge_result *res,
 		     snap_err *err)
@@ -430,6 +432,7 @@ int snap_merge_apply(snap_store *s, const char *base, const char *edited,
 	return 0;
 }
 
+/* Free what a result holds; safe on a zeroed one. */
 void snap_merge_result_free(snap_merge_result *res)
 {
 	if (!res)

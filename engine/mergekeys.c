@@ -57,6 +57,7 @@
 #include "snapshot.h"
 #include "store_int.h"
 
+/* Free the tables rk holds (not rk itself). */
 void snap_merge_rekey_free(merge_rekey *rk)
 {
 	size_t i;
@@ -187,6 +188,7 @@ static int merge_rekey_table(sqlite3 *db, const char *name, int ncol,
 	return 0;
 }
 
+/* Free what one re-keyed table holds. */
 static void merge_rk_tab_free(merge_rk_tab *r)
 {
 	sqlite3_free(r->name);
@@ -262,6 +264,7 @@ int snap_merge_rekey_note(sqlite3 *db, merge_rekey *rk, const char *tab,
 	return 0;
 }
 
+/* qsort order of int64_t values, ascending. */
 static int merge_cmp_i64(const void *x, const void *y)
 {
 	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;

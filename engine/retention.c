@@ -87,6 +87,7 @@ static ret_page *model_slot(ret_model *m, int64_t id)
 	return &m->pages[i];
 }
 
+/* End the model's read transaction, close its connection, free it. */
 static void model_close(ret_model *m)
 {
 	if (m->db) {
@@ -493,6 +494,7 @@ static int guard_refuse(snap_store *s, const snap_space *sp, size_t deleted,
 	return -ENOSPC;
 }
 
+/* Prune what the policy allows until a snapshot fits (see retention.h). */
 int snap_retention_make_room(snap_store *s, const snap_keep_policy *p,
 			     snap_err *err)
 {

@@ -47,16 +47,19 @@
 	"PRAGMA wal_autocheckpoint=16;" \
 	"PRAGMA journal_size_limit=1048576;"
 
+/* Take the catalog connection's (recursive) mutex s->mu. */
 void snap_store_lock(snap_store *s)
 {
 	pthread_mutex_lock(&s->mu);
 }
 
+/* Release s->mu. */
 void snap_store_unlock(snap_store *s)
 {
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Run SQL that returns no rows; 0, or an error naming the statement. */
 int snap_store_exec(sqlite3 *db, const char *sql, snap_err *err)
 {
 	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
@@ -135,6 +138,8 @@ static char *store_dir_path(const char *dir)
 	return out;
 }
 
+/* The default store directory of db_path: "<absolute db path>.snapfs"
+ * (malloc()ed). */
 char *snap_store_default_dir(const char *db_path)
 {
 	char *abs = db_path ? abs_path(db_path) : NULL, *out = NULL;
@@ -304,6 +309,8 @@ static int store_open_ro(snap_store *s, int mutex, int may_switch,
 	return 0;
 }
 
+/* A new connection to store.db with the store's pragmas, read-only when
+ * asked or when the store is. */
 int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
 		       snap_err *err)
 {
@@ -462,6 +469,8 @@ static int store_catalog_file(snap_store *s, unsigned flags, int create,
 	return fd < 0 ? fd : 0;
 }
 
+/* Open (or create) the store of db_path; see store.h for the flags and
+ * checks. */
 int snap_store_open(const char *db_path, const char *store_dir,
 		    unsigned flags, snap_store **out, snap_err *err)
 {
@@ -583,6 +592,7 @@ fail:
 	return rc;
 }
 
+/* Close the catalog connection, the locks and the directory fd, and free s. */
 void snap_store_close(snap_store *s)
 {
 	if (!s)
@@ -610,6 +620,7 @@ const char *snap_store_dir(const snap_store *s) { return s->dir; }
 const char *snap_store_file(const snap_store *s) { return s->file; }
 int snap_store_dir_fd(const snap_store *s) { return s->dirfd; }
 
+/* Take restore.lock exclusively without waiting: 0 and *fd, or -EBUSY. */
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
 {
 	int f = snap_store_file_open(s, "restore.lock", O_RDWR | O_CREAT, err);
@@ -632,6 +643,7 @@ int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err)
 	return 0;
 }
 
+/* Release the restore lock (fd < 0: nothing held). */
 void snap_store_restore_unlock(int fd)
 {
 	if (fd >= 0)

@@ -28,11 +28,13 @@ static const char *const kind_names[SNAP_KIND_COUNT] = {
 	"manual", "auto", "pre-restore", "import", "conflict", "recovery",
 };
 
+/* The name of kind k ("unknown" out of range). */
 const char *snap_kind_name(snap_kind k)
 {
 	return (unsigned)k < SNAP_KIND_COUNT ? kind_names[k] : "unknown";
 }
 
+/* The kind called s: 0, or -EINVAL. */
 int snap_kind_parse(const char *s, snap_kind *out)
 {
 	int k;
@@ -45,6 +47,7 @@ int snap_kind_parse(const char *s, snap_kind *out)
 	return -EINVAL;
 }
 
+/* Fill si from a row whose first columns are SNAP_INFO_COLS. */
 void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 {
 	const void *sha;
@@ -84,6 +87,7 @@ void snap_store_row_info(sqlite3_stmt *st, snap_info *si)
 	}
 }
 
+/* 0 when si's shape is one a capture writes; -EBADMSG otherwise. */
 int snap_store_info_check(const snap_info *si, snap_err *err)
 {
 	uint32_t ps = si->page_size;
@@ -101,12 +105,14 @@ int snap_store_info_check(const snap_info *si, snap_err *err)
 			    (unsigned long long)si->image_size, si->name);
 }
 
+/* Every snapshot, oldest first (trashed ones included). */
 int snap_store_list(snap_store *s, snap_info **out, size_t *n, snap_err *err)
 {
 	return snap_store_list_sql(s, "ORDER BY created_ns, id", NULL, out, n,
 				   "snapshots", err);
 }
 
+/* The catalog rows of SNAP_INFO_FROM that SQL `tail` selects, in *out. */
 int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
 			snap_info **out, size_t *n, const char *what,
 			snap_err *err)
@@ -209,6 +215,7 @@ int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
 }
 
+/* Snapshot id's row on a caller's connection; -ENOENT when there is none. */
 int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -234,6 +241,7 @@ int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 	return rc;
 }
 
+/* Snapshot id's row on the catalog connection; -ENOENT when there is none. */
 int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err)
 {
 	int rc;
@@ -247,6 +255,7 @@ int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err)
 /* The kinds "latest" chooses from, as SQL (snap_kind_is_latest). */
 #define STORE_LATEST_KINDS "kind IN ('manual','auto','import')"
 
+/* 1 for the kinds "latest" chooses from (manual, auto, import). */
 int snap_kind_is_latest(snap_kind k)
 {
 	/* Keep in step with STORE_LATEST_KINDS. */
@@ -285,6 +294,7 @@ static int store_find_sql(snap_store *s, const char *sql, const char *arg,
 	return rc;
 }
 
+/* The snapshot called name (".db" optional; "latest" allowed). */
 int snap_store_find(snap_store *s, const char *name, snap_info *out,
 		    snap_err *err)
 {
@@ -312,6 +322,7 @@ int snap_store_find(snap_store *s, const char *name, snap_info *out,
 			      err);
 }
 
+/* The newest snapshot of any kind; -ENOENT when there is none. */
 int snap_store_newest(snap_store *s, snap_info *out, snap_err *err)
 {
 	return store_find_sql(s, "SELECT " SNAP_INFO_COLS " FROM "
@@ -319,6 +330,7 @@ int snap_store_newest(snap_store *s, snap_info *out, snap_err *err)
 			      "snapshot", out, err);
 }
 
+/* Snapshot id's row counts per table, as the JSON object text stored. */
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			   snap_err *err)
 {
@@ -326,6 +338,7 @@ int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			       id, "{}", "no snapshot with id", json, err);
 }
 
+/* The text column `sql` selects for id (dflt when NULL), malloc()ed. */
 int snap_store_text(snap_store *s, const char *sql, int64_t id,
 		    const char *dflt, const char *missing, char **out,
 		    snap_err *err)
@@ -356,6 +369,7 @@ int snap_store_text(snap_store *s, const char *sql, int64_t id,
 	return rc;
 }
 
+/* The first row of n integer columns of sql, under s->mu. */
 int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
 			  int n, const char *what, snap_err *err)
 {
@@ -377,6 +391,7 @@ int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
 	return rc;
 }
 
+/* How many snapshots the catalog holds. */
 int snap_store_count(snap_store *s, int64_t *count, snap_err *err)
 {
 	return snap_store_query_ints(s, "SELECT count(*) FROM snapshots",
@@ -400,8 +415,9 @@ int snap_store_data_version(snap_store *s, int64_t *out, snap_err *err)
  * When the list of snapshots last changed, as the store records it: the
  * newest of the snapshots' creation times and the times of successful
  * deletions, relabels, renames, prunes, trashings and untrashings (the
- * events that change the list without creating a snapshot).  The same answer from every process and across
- * remounts, so a directory time built on it is stable.
+ * events that change the list without creating a snapshot).  The same
+ * answer from every process and across remounts, so a directory time built
+ * on it is stable.
  */
 int snap_store_changed_ns(snap_store *s, int64_t *out, snap_err *err)
 {
@@ -449,6 +465,7 @@ static int set_column(snap_store *s, int64_t id, const char *sql,
 	return rc;
 }
 
+/* Pin or unpin snapshot id (pinned ones are never pruned). */
 int snap_store_set_pinned(snap_store *s, int64_t id, int pinned,
 			  snap_err *err)
 {
@@ -456,6 +473,7 @@ int snap_store_set_pinned(snap_store *s, int64_t id, int pinned,
 			  NULL, pinned ? 1 : 0, pinned ? "pin" : "unpin", err);
 }
 
+/* Set snapshot id's comment (at most SNAP_COMMENT_MAX bytes). */
 int snap_store_set_comment(snap_store *s, int64_t id, const char *comment,
 			   snap_err *err)
 {
@@ -478,6 +496,7 @@ static uint64_t bytes_of(double d)
 	return (uint64_t)d;
 }
 
+/* Snapshots, pages, stored and logical bytes, and the file's size. */
 int snap_store_stats_get(snap_store *s, snap_store_stats *stt, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;

@@ -41,6 +41,7 @@
  * once they are at least this many and a quarter of the file. */
 #define STORE_VACUUM_MIN_PAGES 16
 
+/* Snapshot id's page map, decoded (free() it). */
 int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 			snap_err *err)
 {
@@ -95,6 +96,7 @@ int snap_store_map_set(sqlite3 *db, int64_t id, snap_idcount *set,
 	return rc;
 }
 
+/* Add delta to the pages' runs; delete the pages whose runs reach 0. */
 int snap_store_runs_apply(sqlite3 *db, const snap_idcount *delta,
 			  snap_err *err)
 {
@@ -252,6 +254,7 @@ static void store_reclaim(sqlite3 *db)
 					  NULL, NULL);
 }
 
+/* Delete snapshot id in one transaction and reclaim the pages only it used. */
 int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 {
 	snap_info si;

@@ -22,6 +22,8 @@
 #include "store_int.h"
 #include "sys.h"
 
+/* The label `in` made safe for a name (rules in store.h); fallback when
+ * empty. */
 void snap_label_sanitize(const char *in, const char *fallback,
 			 char out[SNAP_LABEL_MAX + 1])
 {
@@ -84,6 +86,7 @@ static int store_name_taken(sqlite3 *db, const char *name, int64_t id,
 			       name);
 }
 
+/* A name "<time>_<label>[-N].db" that no other snapshot has. */
 int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
 			   int64_t exclude_id, char out[SNAP_NAME_MAX],
 			   snap_err *err)
@@ -137,6 +140,7 @@ static size_t utf8_len(const unsigned char *p)
 	return n;
 }
 
+/* 0 when name can be a snapshot's exact name; -EINVAL saying why not. */
 int snap_store_name_check(const char *name, snap_err *err)
 {
 	static const char *const reserved[] = {
@@ -267,12 +271,14 @@ out:
 	return rc;
 }
 
+/* New label; the name keeps its time prefix and stays unique. */
 int snap_store_relabel(snap_store *s, int64_t id, const char *label,
 		       snap_info *out, snap_err *err)
 {
 	return store_name_set(s, id, label, NULL, out, err);
 }
 
+/* The exact name `name`; -EEXIST when another snapshot has it. */
 int snap_store_rename(snap_store *s, int64_t id, const char *name,
 		      snap_info *out, snap_err *err)
 {

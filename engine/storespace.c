@@ -96,6 +96,7 @@ int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
 	return 0;
 }
 
+/* 0 when the store takes changes now; otherwise why not (-EROFS, -ENOSPC). */
 int snap_store_writable(snap_store *s, snap_err *err)
 {
 	unsigned long long free_mb, need_mb;

@@ -19,11 +19,13 @@
 
 #include "sys.h"
 
+/* open(2) with a fixed signature (open is variadic). */
 static int libc_open(const char *path, int flags, mode_t mode)
 {
 	return open(path, flags, mode);
 }
 
+/* openat(2) with a fixed signature (openat is variadic). */
 static int libc_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	return openat(dirfd, path, flags, mode);
@@ -106,6 +108,7 @@ SYS_CALL(int, unlinkat, (int dirfd, const char *path, int flags),
 SYS_CALL_AS(DIR *, !r, opendir, (const char *path), (path))
 SYS_CALL_AS(DIR *, !r, fdopendir, (int fd), (fd))
 
+/* mkostemp, retried on EINTR from the same template. */
 int snap_sys_mkostemp(char *tmpl, int flags)
 {
 	size_t n = strlen(tmpl);
@@ -124,6 +127,7 @@ int snap_sys_mkostemp(char *tmpl, int flags)
 	return r;
 }
 
+/* Write all n bytes, continuing after short writes; 0 or -1 with errno. */
 int snap_sys_write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
@@ -143,6 +147,7 @@ int snap_sys_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* fsync the directory that holds path; 0 or -1 with errno. */
 int snap_sys_sync_dir(const char *path)
 {
 	char dir[PATH_MAX];
@@ -165,6 +170,7 @@ int snap_sys_sync_dir(const char *path)
 	return rc;
 }
 
+/* A fault point: what the test hook says (a negative errno), or 0. */
 int snap_sys_point(snap_sys_kind kind, const char *what)
 {
 	int e;

@@ -191,6 +191,8 @@ out:
 	return rc;
 }
 
+/* Replace table's rows in the live database with snapshot id's (see
+ * diff.h). */
 int snap_restore_table(snap_store *s, int64_t id, const char *table,
 		       snap_table_restore *res, snap_err *err)
 {

@@ -74,6 +74,7 @@ static int trash_uri_keeps(unsigned char c)
 	       c == '~' || c == '/';
 }
 
+/* The .trashinfo text of si trashed at when_ns. */
 int snap_trash_info_make(const snap_info *si, int64_t when_ns, char *out,
 			 size_t cap)
 {
@@ -266,6 +267,7 @@ out:
 	return rc;
 }
 
+/* Put snapshot id into uid's trash as files/name. */
 int snap_trash_put(snap_store *s, int64_t id, uint32_t uid, const char *name,
 		   const char *info, size_t len, snap_info *out,
 		   snap_err *err)
@@ -274,6 +276,7 @@ int snap_trash_put(snap_store *s, int64_t id, uint32_t uid, const char *name,
 			    info, len, out, err);
 }
 
+/* Move trashed snapshot id to directory dir of its trash as name. */
 int snap_trash_move(snap_store *s, int64_t id, snap_trash_dir dir,
 		    const char *name, snap_info *out, snap_err *err)
 {
@@ -284,6 +287,7 @@ int snap_trash_move(snap_store *s, int64_t id, snap_trash_dir dir,
 			    err);
 }
 
+/* Take snapshot id out of the trash. */
 int snap_trash_restore(snap_store *s, int64_t id, snap_info *out,
 		       snap_err *err)
 {
@@ -291,6 +295,7 @@ int snap_trash_restore(snap_store *s, int64_t id, snap_info *out,
 			    NULL, 0, out, err);
 }
 
+/* The snapshot called name in directory dir of uid's trash; -ENOENT. */
 int snap_trash_find(snap_store *s, uint32_t uid, snap_trash_dir dir,
 		    const char *name, snap_info *out, snap_err *err)
 {
@@ -313,6 +318,7 @@ int snap_trash_find(snap_store *s, uint32_t uid, snap_trash_dir dir,
 	return rc;
 }
 
+/* The snapshots in uid's trash (uid < 0: every trash), in *out. */
 int snap_trash_list(snap_store *s, int64_t uid, snap_info **out, size_t *n,
 		    snap_err *err)
 {
@@ -322,6 +328,7 @@ int snap_trash_list(snap_store *s, int64_t uid, snap_info **out, size_t *n,
 				   "the trash", err);
 }
 
+/* The .trashinfo text kept with trashed snapshot id (malloc()ed). */
 int snap_trash_info(snap_store *s, int64_t id, char **text, snap_err *err)
 {
 	return snap_store_text(s, "SELECT info FROM trash WHERE id=?", id, "",

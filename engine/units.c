@@ -28,6 +28,7 @@ static const struct {
 };
 #define NDUR (sizeof(dur_units) / sizeof(dur_units[0]))
 
+/* Decimal digits at *p into *v, *p past them; -EINVAL on none or overflow. */
 int snap_digits_parse(const char **p, uint64_t *v)
 {
 	const char *s = *p;
@@ -46,6 +47,7 @@ int snap_digits_parse(const char **p, uint64_t *v)
 	return 0;
 }
 
+/* "1h30m" and the like into nanoseconds; -EINVAL (see units.h). */
 int snap_duration_parse(const char *s, int64_t *ns)
 {
 	uint64_t total = 0, v;
@@ -72,6 +74,7 @@ int snap_duration_parse(const char *s, int64_t *ns)
 	return 0;
 }
 
+/* ns as the shortest text snap_duration_parse reads back. */
 void snap_duration_format(int64_t ns, char *out, size_t cap)
 {
 	size_t len = 0, u;
@@ -99,6 +102,7 @@ void snap_duration_format(int64_t ns, char *out, size_t cap)
 		snprintf(out + len, cap - len, "%" PRIu64 "ms", rest / 1000000);
 }
 
+/* "10M", "2GiB", plain bytes into bytes; -EINVAL (see units.h). */
 int snap_size_parse(const char *s, uint64_t *bytes)
 {
 	static const char units[] = "KMGTP";
@@ -127,6 +131,7 @@ int snap_size_parse(const char *s, uint64_t *bytes)
 	return 0;
 }
 
+/* Bytes as the largest binary unit that divides them. */
 void snap_size_format(uint64_t b, char *out, size_t cap)
 {
 	static const char units[] = "KMGTP";

@@ -12,6 +12,7 @@
 
 #include "util.h"
 
+/* The current UTC time in nanoseconds. */
 int64_t snap_time_now_ns(void)
 {
 	struct timespec ts;
@@ -20,6 +21,7 @@ int64_t snap_time_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* ns as "2026-11-22T01:49:00.123Z" (ISO 8601, UTC). */
 void snap_time_iso(int64_t ns, char out[40])
 {
 	time_t t = (time_t)(ns / 1000000000);
@@ -31,6 +33,7 @@ void snap_time_iso(int64_t ns, char out[40])
 	snprintf(out, 40, "%s.%03dZ", b, (int)((ns / 1000000) % 1000));
 }
 
+/* Lowercase hex of a SHA-256. */
 void snap_hex(const uint8_t sha[32], char out[65])
 {
 	static const char d[] = "0123456789abcdef";
@@ -43,6 +46,7 @@ void snap_hex(const uint8_t sha[32], char out[65])
 	out[64] = '\0';
 }
 
+/* Room for one more element in a growable array (see util.h). */
 int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
 		    size_t first)
 {
