@@ -42,7 +42,7 @@ int snap_diff_state_check(snap_store *s, int64_t id, snap_err *err);
 
 /* One integer from a query with an optional text parameter ?1. */
 int snap_diff_query_int(sqlite3 *db, const char *sql, const char *p1,
-			  int64_t *out, snap_err *err);
+			int64_t *out, snap_err *err);
 
 /* Run SQL built with sqlite3_mprintf, then free it. */
 int snap_diff_exec(sqlite3 *db, char *sql, snap_err *err);
@@ -53,22 +53,22 @@ int snap_diff_open_live(snap_store *s, int rw, sqlite3 **db, snap_err *err);
 
 /* Open state id as "main" of a new read-only connection (the export). */
 int snap_diff_open_state(snap_store *s, int64_t id, sqlite3 **db,
-			   snap_err *err);
+			 snap_err *err);
 
 /* ATTACH state id to db under schema name `as`, read-only; a snapshot
  * gets the page cache snap_image_sqlite_open gives (each page read costs
  * a decompression). */
 int snap_diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
-		       snap_err *err);
+		     snap_err *err);
 
 /* Start the read transaction that pins schema x and, if not NULL, y
  * (and so the live file's state) for the rest of the work. */
 int snap_diff_begin_read(sqlite3 *db, const char *x, const char *y,
-			   snap_err *err);
+			 snap_err *err);
 
 /* Columns of schema.table from PRAGMA table_xinfo, in order. */
 int snap_diff_cols_load(sqlite3 *db, const char *schema, const char *table,
-			  diff_cols *out, snap_err *err);
+			diff_cols *out, snap_err *err);
 /* Free the columns c holds (not c itself). */
 void snap_diff_cols_free(diff_cols *c);
 
@@ -80,7 +80,7 @@ int snap_diff_cols_same(const diff_cols *x, const diff_cols *y, int types);
  * `also` when it is not NULL; with `alias`, each named k1, k2, ...  NULL
  * on OOM; *n gets the count. */
 char *snap_diff_col_list(const diff_cols *c, const diff_cols *also,
-			   int alias, int *n);
+			 int alias, int *n);
 /*
  * A session recording changes to `table` of schema `schema` of db (every
  * table when table is NULL): SQLite's code.  sqlite3session_delete(*ses)

@@ -74,7 +74,7 @@ char *snap_diff_file_uri(const char *path, const char *query)
 
 /* One integer from a query with an optional text parameter ?1. */
 int snap_diff_query_int(sqlite3 *db, const char *sql, const char *p1,
-			  int64_t *out, snap_err *err)
+			int64_t *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -136,7 +136,7 @@ int snap_diff_open_live(snap_store *s, int rw, sqlite3 **db, snap_err *err)
 
 /* Open state id as "main" of a new read-only connection (the export). */
 int snap_diff_open_state(snap_store *s, int64_t id, sqlite3 **db,
-			   snap_err *err)
+			 snap_err *err)
 {
 	if (id == SNAP_DIFF_LIVE)
 		return snap_diff_open_live(s, 0, db, err);
@@ -147,7 +147,7 @@ int snap_diff_open_state(snap_store *s, int64_t id, sqlite3 **db,
  * gets the page cache snap_image_sqlite_open gives (each page read costs
  * a decompression). */
 int snap_diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
-		       snap_err *err)
+		     snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	const char *vfs = NULL;
@@ -185,7 +185,7 @@ int snap_diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
 		rc = snap_err_sqlite(err, db, rc, "cannot attach %s", what);
 	else if (id != SNAP_DIFF_LIVE)
 		rc = snap_diff_exec(db, sqlite3_mprintf("PRAGMA \"%w\".cache_size="
-						   "-16384", as), err);
+							"-16384", as), err);
 out:
 	sqlite3_finalize(st);
 	sqlite3_free(sql);
@@ -196,7 +196,7 @@ out:
 /* Start the read transaction that pins schema x and, if not NULL, y
  * (and so the live file's state) for the rest of the work. */
 int snap_diff_begin_read(sqlite3 *db, const char *x, const char *y,
-			   snap_err *err)
+			 snap_err *err)
 {
 	char *sql = sqlite3_mprintf("BEGIN; SELECT count(*) FROM \"%w\"."
 				    "sqlite_schema; SELECT count(*) FROM "
@@ -209,7 +209,7 @@ int snap_diff_begin_read(sqlite3 *db, const char *x, const char *y,
 
 /* Columns of schema.table from PRAGMA table_xinfo, in order. */
 int snap_diff_cols_load(sqlite3 *db, const char *schema, const char *table,
-			  diff_cols *out, snap_err *err)
+			diff_cols *out, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t cap = 0;
@@ -293,7 +293,7 @@ static int diff_cols_find(const diff_cols *c, const char *name)
  * `also` when it is not NULL; with `alias`, each named k1, k2, ...  NULL
  * on OOM; *n gets the count. */
 char *snap_diff_col_list(const diff_cols *c, const diff_cols *also,
-			   int alias, int *n)
+			 int alias, int *n)
 {
 	sqlite3_str *q = sqlite3_str_new(NULL);
 	int i;

@@ -308,12 +308,12 @@ void snap_retention_plan(const snap_info *v, size_t n,
 		if (!snap_keep_candidate(si)) {
 			if (si->trash != SNAP_TRASH_NONE)
 				snap_keep_reason_add(d, "in the trash: kept until the "
-					   "trash is emptied");
+						     "trash is emptied");
 			else if (si->pinned)
 				snap_keep_reason_add(d, "pinned");
 			else
 				snap_keep_reason_add(d, "%s: never pruned automatically",
-					   snap_kind_name(si->kind));
+						     snap_kind_name(si->kind));
 			continue;
 		}
 		if (empty) {
@@ -329,7 +329,7 @@ void snap_retention_plan(const snap_info *v, size_t n,
 			left[R_LAST]--;
 			d->keep = 1;
 			snap_keep_reason_add(d, "last %d/%d", p->last - left[R_LAST],
-				   p->last);
+					     p->last);
 		}
 		for (r = R_HOURLY; r < R_COUNT; r++) {
 			int64_t key;

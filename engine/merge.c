@@ -126,7 +126,7 @@ void snap_merge_cols_free(char **cols, int n)
 /* "id=51, k='x'": the key of the iterator's row (new values for an
  * INSERT, old ones otherwise), named from main.table when it can be. */
 void snap_merge_key_text(sqlite3 *db, sqlite3_changeset_iter *it,
-			   const char *table, char *out, size_t cap)
+			 const char *table, char *out, size_t cap)
 {
 	unsigned char *pk = NULL;
 	char **cols = NULL;

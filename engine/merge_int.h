@@ -72,14 +72,14 @@ void snap_merge_cols_free(char **cols, int n);
 /* "id=51, k='x'": the key of the iterator's row (new values for an
  * INSERT, old ones otherwise), named from main.table when it can be. */
 void snap_merge_key_text(sqlite3 *db, sqlite3_changeset_iter *it,
-			   const char *table, char *out, size_t cap);
+			 const char *table, char *out, size_t cap);
 /* Free the tables rk holds (not rk itself). */
 void snap_merge_rekey_free(merge_rekey *rk);
 
 /* The key of the iterator's INSERT in table r when it is one of the
  * edit's keys past base's end; 0 when it is not. */
 int snap_merge_rekey_key(const merge_rk_tab *r, sqlite3_changeset_iter *it,
-			   int64_t *key);
+			 int64_t *key);
 
 /*
  * Step 2, for an INSERT of the edit whose key the live database has too:
@@ -87,13 +87,13 @@ int snap_merge_rekey_key(const merge_rk_tab *r, sqlite3_changeset_iter *it,
  * (why says why), or a negative errno.
  */
 int snap_merge_rekey_note(sqlite3 *db, merge_rekey *rk, const char *tab,
-			    sqlite3_changeset_iter *it, int ncol,
-			    const unsigned char *pk, char *why, size_t cap);
+			  sqlite3_changeset_iter *it, int ncol,
+			  const unsigned char *pk, char *why, size_t cap);
 
 /* Pass 1 of the plan: every INSERT of a noted table past base's end,
  * sorted, and where its new keys start. */
 int snap_merge_rekey_collect(sqlite3 *db, const merge_plan *p,
-			       merge_rekey *rk, snap_err *err);
+			     merge_rekey *rk, snap_err *err);
 
 /*
  * Pass 2 of the plan: no value of any row the edit changed may be one of
@@ -101,21 +101,21 @@ int snap_merge_rekey_collect(sqlite3 *db, const merge_plan *p,
  * res naming the re-keyed row (a conflict).
  */
 int snap_merge_rekey_refs(sqlite3 *db, const merge_plan *p,
-			    const merge_rekey *rk, snap_merge_result *res,
-			    snap_err *err);
+			  const merge_rekey *rk, snap_merge_result *res,
+			  snap_err *err);
 
 /* p's changeset with the rows of rk moved to their new keys, in *out
  * (sqlite3_free). */
 int snap_merge_rekey_changeset(const merge_plan *p, const merge_rekey *rk,
-				 int *nout, void **out, snap_err *err);
+			       int *nout, void **out, snap_err *err);
 
 /* The re-keyed rows into res (malloc'd list). */
 int snap_merge_rekey_result(const merge_rekey *rk, snap_merge_result *res,
-			      snap_err *err);
+			    snap_err *err);
 
 /* Steps 1 to 7 in one transaction on the live database. */
 int snap_merge_into_live(snap_store *s, const char *base,
-			   const merge_plan *p, snap_merge_result *res,
-			   snap_err *err);
+			 const merge_plan *p, snap_merge_result *res,
+			 snap_err *err);
 
 #endif /* ENGINE_MERGE_INT_H */

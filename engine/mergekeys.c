@@ -211,7 +211,7 @@ static merge_rk_tab *merge_rekey_find(const merge_rekey *rk, const char *name)
 /* The key of the iterator's INSERT in table r when it is one of the
  * edit's keys past base's end; 0 when it is not. */
 int snap_merge_rekey_key(const merge_rk_tab *r, sqlite3_changeset_iter *it,
-			   int64_t *key)
+			 int64_t *key)
 {
 	sqlite3_value *v = NULL;
 
@@ -228,8 +228,8 @@ int snap_merge_rekey_key(const merge_rk_tab *r, sqlite3_changeset_iter *it,
  * (why says why), or a negative errno.
  */
 int snap_merge_rekey_note(sqlite3 *db, merge_rekey *rk, const char *tab,
-			    sqlite3_changeset_iter *it, int ncol,
-			    const unsigned char *pk, char *why, size_t cap)
+			  sqlite3_changeset_iter *it, int ncol,
+			  const unsigned char *pk, char *why, size_t cap)
 {
 	merge_rk_tab *r = merge_rekey_find(rk, tab), nt;
 	const char *because = NULL;
@@ -316,7 +316,7 @@ static int merge_int_of(sqlite3_value *v, int64_t *out)
 /* Pass 1 of the plan: every INSERT of a noted table past base's end,
  * sorted, and where its new keys start. */
 int snap_merge_rekey_collect(sqlite3 *db, const merge_plan *p,
-			       merge_rekey *rk, snap_err *err)
+			     merge_rekey *rk, snap_err *err)
 {
 	sqlite3_changeset_iter *it = NULL;
 	size_t i;
@@ -407,8 +407,8 @@ static sqlite3_value *merge_value(sqlite3_changeset_iter *it, int op, int i,
  * res naming the re-keyed row (a conflict).
  */
 int snap_merge_rekey_refs(sqlite3 *db, const merge_plan *p,
-			    const merge_rekey *rk, snap_merge_result *res,
-			    snap_err *err)
+			  const merge_rekey *rk, snap_merge_result *res,
+			  snap_err *err)
 {
 	sqlite3_changeset_iter *it = NULL;
 	int rc = sqlite3changeset_start(&it, p->ncs, p->cs) == SQLITE_OK ? 0 :

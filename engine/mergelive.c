@@ -145,8 +145,8 @@ static int merge_check_rows(sqlite3 *db, const merge_plan *p,
 			hit = merge_probe(t.has_key, it, ncol, pk, 1);
 			if (hit == 1)
 				rk_rc = snap_merge_rekey_note(db, rk, tab, it, ncol,
-							 pk, because,
-							 sizeof(because));
+							      pk, because,
+							      sizeof(because));
 			if (rk_rc < 0) {
 				rc = snap_err_set(err, rk_rc, "checking the "
 						  "keys of table %s", tab);
@@ -172,7 +172,7 @@ static int merge_check_rows(sqlite3 *db, const merge_plan *p,
 			res->conflict = 1;
 			snprintf(res->table, sizeof(res->table), "%s", tab);
 			snap_merge_key_text(db, it, tab, res->key,
-				       sizeof(res->key));
+					    sizeof(res->key));
 			rc = snap_err_set(err, -ESTALE, "conflict in table %s, "
 					  "row %s: %s%s%s", tab, res->key, why,
 					  because[0] ? "; it cannot take a new "
@@ -343,8 +343,8 @@ static int merge_open_live(snap_store *s, const char *base, sqlite3 **db,
 
 /* Steps 1 to 7 in one transaction on the live database. */
 int snap_merge_into_live(snap_store *s, const char *base,
-			   const merge_plan *p, snap_merge_result *res,
-			   snap_err *err)
+			 const merge_plan *p, snap_merge_result *res,
+			 snap_err *err)
 {
 	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE,
 				    .label = "before-merge" };

@@ -147,7 +147,7 @@ static int merge_rekey_moves(sqlite3 *db, const merge_plan *p,
 /* p's changeset with the rows of rk moved to their new keys, in *out
  * (sqlite3_free). */
 int snap_merge_rekey_changeset(const merge_plan *p, const merge_rekey *rk,
-				 int *nout, void **out, snap_err *err)
+			       int *nout, void **out, snap_err *err)
 {
 	sqlite3_changegroup *g = NULL;
 	const char *at = NULL;
@@ -178,7 +178,7 @@ int snap_merge_rekey_changeset(const merge_plan *p, const merge_rekey *rk,
 
 /* The re-keyed rows into res (malloc'd list). */
 int snap_merge_rekey_result(const merge_rekey *rk, snap_merge_result *res,
-			      snap_err *err)
+			    snap_err *err)
 {
 	size_t i, k, n = 0;
 

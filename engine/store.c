@@ -188,7 +188,7 @@ uint64_t snap_store_room(snap_store *s)
  * room (then the store can still be opened read-only).
  */
 int snap_store_open_rw(snap_store *s, int mutex, sqlite3 **out, int *full,
-			 snap_err *err)
+		       snap_err *err)
 {
 	sqlite3 *db = NULL;
 	int rc;
@@ -209,7 +209,7 @@ int snap_store_open_rw(snap_store *s, int mutex, sqlite3 **out, int *full,
 		 * it. */
 		if (!rc)
 			rc = snap_store_schema_init(s, db, s->db_path ? s->db_path :
-					       "", err);
+						    "", err);
 		if (!rc)
 			rc = snap_store_exec(db, "PRAGMA journal_mode=WAL",
 					     err);

@@ -183,7 +183,7 @@ int snap_store_ro_compat(sqlite3 *db, snap_err *err)
 
 /* Create the schema in an empty store, or check the version of an old one. */
 int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
-			     snap_err *err)
+			   snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int64_t appid = 0, objects = 0;

@@ -167,13 +167,13 @@ static int rt_copy(sqlite3 *db, snap_store *s, const snap_info *si,
 	}
 	fk0 = rt_fk_count(db, table);
 	rc = snap_diff_exec(db, sqlite3_mprintf("DELETE FROM main.\"%w\"", table),
-		       err);
+			    err);
 	if (rc)
 		goto out;
 	res->rows_before = sqlite3_changes64(db);
-	rc = snap_diff_exec(db, sqlite3_mprintf("INSERT INTO main.\"%w\"(%s) "
-					   "SELECT %s FROM snap.\"%w\"", table,
-					   cols, cols, table), err);
+	rc = snap_diff_exec(db, sqlite3_mprintf(
+		"INSERT INTO main.\"%w\"(%s) SELECT %s FROM snap.\"%w\"",
+		table, cols, cols, table), err);
 	if (rc)
 		goto out;
 	res->rows_after = sqlite3_changes64(db);
@@ -226,7 +226,7 @@ int snap_restore_table(snap_store *s, int64_t id, const char *table,
 		rc = snap_diff_open_live(s, 1, &db, err);
 	if (!rc)
 		rc = snap_diff_exec(db, sqlite3_mprintf("PRAGMA foreign_keys=OFF"),
-			       err);
+				    err);
 	if (!rc)
 		rc = snap_diff_attach(s, db, id, "snap", err);
 	if (!rc)
