@@ -46,18 +46,25 @@ static int64_t meta_rows(snap_store *st, const char *key)
 	return n;
 }
 
-static void test_txn_commits_a_change_that_succeeds(void **state)
+/* A store whose catalog transaction has begun and inserted meta row
+ * 'txn_test' (s->mu held). */
+static snap_store *store_in_txn(tu_env *env, snap_err *e)
 {
-	tu_env *env = *state;
-	snap_err e;
-
 	tu_db_create(env->db, "wal", 4096, 4);
 	snap_store *st = tu_store(env);
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_txn_begin(st, &e), 0);
+	snap_err_clear(e);
+	assert_int_equal(snap_store_txn_begin(st, e), 0);
 	assert_false(mutex_free(st));
 	assert_int_equal(snap_store_exec(st->db, "INSERT INTO meta VALUES("
-					 "'txn_test', 1)", &e), 0);
+					 "'txn_test', 1)", e), 0);
+	return st;
+}
+
+static void test_txn_commits_a_change_that_succeeds(void **state)
+{
+	snap_err e;
+	snap_store *st = store_in_txn(*state, &e);
+
 	assert_int_equal(snap_store_txn_end(st->db, 0, &e), 0);
 	assert_false(mutex_free(st));   /* the caller records its event */
 	snap_store_unlock(st);
@@ -68,15 +75,9 @@ static void test_txn_commits_a_change_that_succeeds(void **state)
 
 static void test_txn_rolls_back_a_change_that_failed(void **state)
 {
-	tu_env *env = *state;
 	snap_err e;
+	snap_store *st = store_in_txn(*state, &e);
 
-	tu_db_create(env->db, "wal", 4096, 4);
-	snap_store *st = tu_store(env);
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_txn_begin(st, &e), 0);
-	assert_int_equal(snap_store_exec(st->db, "INSERT INTO meta VALUES("
-					 "'txn_test', 1)", &e), 0);
 	assert_int_equal(snap_store_txn_end(st->db, -EIO, &e), -EIO);
 	snap_store_unlock(st);
 	assert_int_equal(meta_rows(st, "txn_test"), 0);
