@@ -1,12 +1,18 @@
 /*
- * engine/capture.c — the write-capturing VFS; see capture.h for the design.
+ * engine/capture.c — capture of pages into the store; see capture.h for
+ * the design.
  *
- * One VFS, "snapfs-capture", is registered once per process.  The file name
- * given to sqlite3_open_v2 carries the address of the snap_capture that
- * receives the pages ("snapfs-capture:<hex>"); only this file constructs
- * such names.  Any other file SQLite might want (journal, temp) is refused:
- * the destination runs with journal_mode=OFF and temp_store=MEMORY, so a
- * request for one would be a bug we want to see, not hide.
+ * Pages arrive through snap_capture_write (from the capture VFS,
+ * capture_vfs.c, the destination of a backup) or snap_capture_feed (read
+ * raw under a restore's lock).  Page 1 is normalized and kept; every page
+ * goes through the page pipe (pagepipe.c): hashing and compression on
+ * worker threads (cap_work), then, in page order on the caller's thread,
+ * lookup in the store's page index and insertion of new pages (cap_commit).
+ * The image hash streams while pages come in order and is recomputed from
+ * the stored pages otherwise (cap_rehash).  In compare mode (verifying a
+ * restore) pages are compared with expected hashes instead of stored.
+ * The first failure is kept in the capture (snap_capture_fail): SQLite
+ * only sees an rc.
  */
 #include <endian.h>
 #include <errno.h>
@@ -20,16 +26,8 @@
 #include "pagepipe.h"
 #include "store_int.h"
 
-typedef struct capture_file {
-	sqlite3_file base;
-	snap_capture *c;
-} capture_file;
 
-static void cap_fail(snap_capture *c, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Record the first failure inside the VFS; SQLite only sees an rc. */
-static void cap_fail(snap_capture *c, int code, const char *fmt, ...)
+void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -39,12 +37,6 @@ static void cap_fail(snap_capture *c, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->err_msg, sizeof(c->err_msg), fmt, ap);
 	va_end(ap);
-}
-
-/* An sqlite rc for a failure code, so the backup reports disk-full as such. */
-static int cap_rc(int code)
-{
-	return code == -ENOSPC ? SQLITE_FULL : SQLITE_IOERR_WRITE;
 }
 
 /* Insert a new page (hash, stored bytes) into the store and the index. */
@@ -83,7 +75,7 @@ static int cap_insert(snap_capture *c, const uint8_t sha[32], const void *z,
 	return rc;
 sqlfail:
 	rc = snap_err_sqlite_errno(rc);
-	cap_fail(c, rc, "cannot write a page into the store: %s",
+	snap_capture_fail(c, rc, "cannot write a page into the store: %s",
 		 sqlite3_errmsg(c->store));
 	return rc;
 }
@@ -276,12 +268,12 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 	int rc;
 
 	if (c->page_size == 0) {
-		cap_fail(c, -EIO, "capture: page size unknown");
+		snap_capture_fail(c, -EIO, "capture: page size unknown");
 		return -EIO;
 	}
 	if ((uint32_t)amt != c->page_size || off % c->page_size) {
-		cap_fail(c, -EIO, "capture: unaligned write of %d bytes at %lld",
-			 amt, (long long)off);
+		snap_capture_fail(c, -EIO, "capture: unaligned write of %d "
+				  "bytes at %lld", amt, (long long)off);
 		return -EIO;
 	}
 	pgno = (uint32_t)(off / c->page_size) + 1;
@@ -303,244 +295,22 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 	return snap_pagepipe_push(c->pipe, pgno, 0, page, c->page_size, NULL);
 }
 
-static int cap_close(sqlite3_file *f)
-{
-	(void)f;
-	return SQLITE_OK;
-}
-
-/* Reads see page 1 once SQLite wrote it (it checks the header); the rest
- * of the file reads as not there yet, which is what SQLite expects of a new
- * destination.  A read of any other written page is a bug we report. */
-static int cap_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
-{
-	snap_capture *c = ((capture_file *)f)->c;
-	int have = 0;
-
-	if (c->sqlite_page1 && off < c->page_size) {
-		have = (int)(c->page_size - off) < amt ?
-		       (int)(c->page_size - off) : amt;
-		memcpy(buf, c->page1 + off, (size_t)have);
-	}
-	if (have == amt)
-		return SQLITE_OK;
-	if (have == 0 && (uint64_t)off < c->file_end) {
-		cap_fail(c, -EIO, "capture: SQLite read back page at offset "
-			 "%lld, which a capture cannot serve", (long long)off);
-		return SQLITE_IOERR_READ;
-	}
-	memset((char *)buf + have, 0, (size_t)(amt - have));
-	return SQLITE_IOERR_SHORT_READ;
-}
-
-static int cap_write(sqlite3_file *f, const void *buf, int amt,
-		     sqlite3_int64 off)
-{
-	snap_capture *c = ((capture_file *)f)->c;
-	int rc;
-
-	if (c->err_code)
-		return cap_rc(c->err_code);
-	rc = cap_page(c, buf, amt, off);
-	if (!rc && off == 0)
-		c->sqlite_page1 = 1;
-	if (!rc && (uint64_t)(off + amt) > c->file_end)
-		c->file_end = (uint64_t)(off + amt);
-	if (rc) {
-		cap_fail(c, rc, "capture: %s", strerror(-rc));
-		return cap_rc(rc);
-	}
-	return SQLITE_OK;
-}
-
-int snap_capture_feed(snap_capture *c, const void *page, int64_t off)
+int snap_capture_write(snap_capture *c, const void *page, int amt,
+		       int64_t off)
 {
 	int rc;
 
 	if (c->err_code)
 		return c->err_code;
-	rc = cap_page(c, page, (int)c->page_size, off);
+	rc = cap_page(c, page, amt, off);
 	if (rc)
-		cap_fail(c, rc, "capture: %s", strerror(-rc));
+		snap_capture_fail(c, rc, "capture: %s", strerror(-rc));
 	return rc;
 }
 
-static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
+int snap_capture_feed(snap_capture *c, const void *page, int64_t off)
 {
-	snap_capture *c = ((capture_file *)f)->c;
-
-	if ((uint64_t)size < c->file_end)
-		c->file_end = (uint64_t)size;
-	if (c->page_size && size % c->page_size == 0 &&
-	    (uint64_t)size / c->page_size < c->npages) {
-		c->npages = (uint32_t)(size / c->page_size);
-		c->in_order = 0;
-	}
-	return SQLITE_OK;
-}
-
-static int cap_sync(sqlite3_file *f, int flags)
-{
-	(void)f;
-	(void)flags;
-	return SQLITE_OK;
-}
-
-static int cap_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-	snap_capture *c = ((capture_file *)f)->c;
-
-	*size = (sqlite3_int64)c->file_end;
-	return SQLITE_OK;
-}
-
-static int cap_lock(sqlite3_file *f, int l)
-{
-	(void)f;
-	(void)l;
-	return SQLITE_OK;
-}
-
-static int cap_check_reserved(sqlite3_file *f, int *out)
-{
-	(void)f;
-	*out = 0;
-	return SQLITE_OK;
-}
-
-static int cap_fcntl(sqlite3_file *f, int op, void *arg)
-{
-	(void)f;
-	(void)op;
-	(void)arg;
-	return SQLITE_NOTFOUND;
-}
-
-static int cap_sector(sqlite3_file *f)
-{
-	(void)f;
-	return 4096;
-}
-
-static int cap_devchar(sqlite3_file *f)
-{
-	(void)f;
-	return SQLITE_IOCAP_SAFE_APPEND | SQLITE_IOCAP_SEQUENTIAL |
-	       SQLITE_IOCAP_POWERSAFE_OVERWRITE;
-}
-
-static const sqlite3_io_methods cap_methods = {
-	.iVersion = 1,
-	.xClose = cap_close,
-	.xRead = cap_read,
-	.xWrite = cap_write,
-	.xTruncate = cap_truncate,
-	.xSync = cap_sync,
-	.xFileSize = cap_size,
-	.xLock = cap_lock,
-	.xUnlock = cap_lock,
-	.xCheckReservedLock = cap_check_reserved,
-	.xFileControl = cap_fcntl,
-	.xSectorSize = cap_sector,
-	.xDeviceCharacteristics = cap_devchar,
-};
-
-#define CAP_PREFIX "snapfs-capture:"
-
-static int capvfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
-		       int flags, int *outflags)
-{
-	capture_file *cf = (capture_file *)f;
-	void *p = NULL;
-
-	(void)vfs;
-	memset(cf, 0, sizeof(*cf));
-	if (!(flags & SQLITE_OPEN_MAIN_DB) || !name ||
-	    strncmp(name, CAP_PREFIX, strlen(CAP_PREFIX)) != 0 ||
-	    sscanf(name + strlen(CAP_PREFIX), "%p", &p) != 1 || !p)
-		return SQLITE_CANTOPEN;
-	cf->c = p;
-	cf->base.pMethods = &cap_methods;
-	if (outflags)
-		*outflags = flags;
-	return SQLITE_OK;
-}
-
-static int capvfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
-{
-	(void)vfs;
-	(void)name;
-	(void)sync;
-	return SQLITE_OK;
-}
-
-static int capvfs_access(sqlite3_vfs *vfs, const char *name, int flags,
-			 int *out)
-{
-	(void)vfs;
-	(void)name;
-	(void)flags;
-	*out = 0;     /* no journal, no WAL: never any side file */
-	return SQLITE_OK;
-}
-
-static int capvfs_fullpath(sqlite3_vfs *vfs, const char *name, int n,
-			   char *out)
-{
-	(void)vfs;
-	snprintf(out, (size_t)n, "%s", name);
-	return SQLITE_OK;
-}
-
-/* Randomness, sleep and time come from the default VFS. */
-static int capvfs_random(sqlite3_vfs *vfs, int n, char *out)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xRandomness(d, n, out);
-}
-
-static int capvfs_sleep(sqlite3_vfs *vfs, int us)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xSleep(d, us);
-}
-
-static int capvfs_time(sqlite3_vfs *vfs, double *t)
-{
-	sqlite3_vfs *d = vfs->pAppData;
-	return d->xCurrentTime(d, t);
-}
-
-static int capvfs_lasterr(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	(void)n;
-	(void)out;
-	return 0;
-}
-
-static sqlite3_vfs capvfs = {
-	.iVersion = 1,
-	.szOsFile = sizeof(capture_file),
-	.mxPathname = 512,
-	.zName = "snapfs-capture",
-	.xOpen = capvfs_open,
-	.xDelete = capvfs_delete,
-	.xAccess = capvfs_access,
-	.xFullPathname = capvfs_fullpath,
-	.xRandomness = capvfs_random,
-	.xSleep = capvfs_sleep,
-	.xCurrentTime = capvfs_time,
-	.xGetLastError = capvfs_lasterr,
-};
-
-static pthread_once_t capvfs_once = PTHREAD_ONCE_INIT;
-static int capvfs_rc;
-
-static void capvfs_register(void)
-{
-	capvfs.pAppData = sqlite3_vfs_find(NULL);
-	capvfs_rc = sqlite3_vfs_register(&capvfs, 0);
+	return snap_capture_write(c, page, (int)c->page_size, off);
 }
 
 /* Load every stored page's hash into the in-memory index. */
@@ -577,11 +347,8 @@ int snap_capture_init_compare(snap_capture *c, const uint8_t (*expect)[32],
 			      const uint8_t *page1, uint32_t npages,
 			      snap_err *err)
 {
+	(void)err;      /* nothing here fails (the VFS registers at open) */
 	memset(c, 0, sizeof(*c));
-	pthread_once(&capvfs_once, capvfs_register);
-	if (capvfs_rc != SQLITE_OK)
-		return snap_err_sqlite(err, NULL, capvfs_rc, "cannot register "
-				       "the capture VFS");
 	c->expect = expect;
 	c->expect_page1 = page1;
 	c->expect_pages = npages;
@@ -597,10 +364,6 @@ int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
 	c->in_order = 1;
 	pthread_rwlock_init(&c->idx_lock, NULL);
 	c->have_idx_lock = 1;
-	pthread_once(&capvfs_once, capvfs_register);
-	if (capvfs_rc != SQLITE_OK)
-		return snap_err_sqlite(err, NULL, capvfs_rc, "cannot register "
-				       "the capture VFS");
 	rc = snap_codec_init(&c->codec);
 	if (rc)
 		return snap_err_set(err, rc, "out of memory for zstd");
@@ -694,35 +457,6 @@ none:
 	return 0;
 }
 
-int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err)
-{
-	char name[64];
-	int rc;
-
-	snprintf(name, sizeof(name), CAP_PREFIX "%p", (void *)c);
-	rc = sqlite3_open_v2(name, dst, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			     "snapfs-capture");
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *dst, rc, "cannot open a capture");
-		sqlite3_close(*dst);
-		*dst = NULL;
-		return rc;
-	}
-	/* One write per page, ascending, no journal (engine/PITFALLS.md 8); a
-	 * small cache so pages flow to the store instead of piling up in
-	 * memory. */
-	rc = snap_store_exec(*dst, "PRAGMA journal_mode=OFF;"
-			     "PRAGMA locking_mode=EXCLUSIVE;"
-			     "PRAGMA synchronous=OFF;"
-			     "PRAGMA temp_store=MEMORY;"
-			     "PRAGMA cache_size=-2048;", err);
-	if (rc) {
-		sqlite3_close(*dst);
-		*dst = NULL;
-	}
-	return rc;
-}
 
 /* Recompute the image hash from the stored pages (the slow path). */
 static int cap_rehash(snap_capture *c, uint8_t sha[32], snap_err *err)
@@ -773,7 +507,7 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err)
 		snap_pagepipe_stop(c->pipe);
 		c->pipe = NULL;
 		if (rc && !c->err_code)
-			cap_fail(c, rc, "capture: %s", strerror(-rc));
+			snap_capture_fail(c, rc, "capture: %s", strerror(-rc));
 	}
 	if (c->err_code)
 		return snap_err_set(err, c->err_code, "%s", c->err_msg);

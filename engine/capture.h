@@ -1,5 +1,6 @@
 /*
- * engine/capture.h — the write-capturing VFS (internal).
+ * engine/capture.h — capture of a backup's pages into the store (internal;
+ * the VFS that receives them is capture_vfs.h).
  *
  * A capture is the destination of one sqlite3_backup.  SQLite believes it
  * writes a database file; every page that arrives is normalized (page 1:
@@ -103,8 +104,14 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err);
 /* Feed one page (page_size bytes at offset off) without SQLite: for an
  * image read raw from a file handle under an exclusive lock. */
 int snap_capture_feed(snap_capture *c, const void *page, int64_t off);
-/* Open a destination connection whose main file is this capture. */
-int snap_capture_open_db(snap_capture *c, sqlite3 **dst, snap_err *err);
+/* One write of amt bytes at off, as the capture VFS receives it (one
+ * whole page): 0 or a negative errno; the first failure stays in c. */
+int snap_capture_write(snap_capture *c, const void *page, int amt,
+		       int64_t off);
+/* Record the first failure (later ones are dropped): for the VFS, whose
+ * caller SQLite sees only an rc. */
+void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /*
  * After the backup finished: fill unwritten pages (the lock-byte page)
  * with the zero page, finish the image hash.  Gives the page count, the

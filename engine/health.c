@@ -1,6 +1,6 @@
 /*
- * engine/health.c — the health check of the live database, the scrub of
- * the store, and the status report.
+ * engine/health.c — the health check of the live database and the scrub
+ * of the store (the status report is status.c).
  *
  * Check.  PRAGMA quick_check runs on a connection of our own to the live
  * database (SQLite only, never open()/close() of ours: engine/PITFALLS.md 2).
@@ -48,51 +48,8 @@
  * (ok=0 when it found damage, naming the damaged snapshots).  A snapshot
  * whose verification could not run (I/O) ends the slice with the cursor
  * before it, so the next slice retries it.
- *
- * Status.  snap_status_get reads the catalog, the store statistics, the
- * newest event of each kind and the scrub time.  "Last verify" is the
- * newest event of kind "verify" or "scrub".
- *
- * The JSON object (snap_status_json) — a contract for scripts:
- *   db               absolute path of the live database
- *   store            absolute path of the store directory
- *   snapshots        number of snapshots
- *   by_kind          {"manual":N,"auto":N,"pre-restore":N,"import":N,
- *                     "conflict":N,"recovery":N} (every kind, 0 included)
- *   newest           {"name":S,"kind":S,"created":ISO,"created_ns":N,
- *                     "age_seconds":N} or null when there is no snapshot
- *   store_bytes      bytes of stored data (compressed pages and page maps)
- *   logical_bytes    sum of the snapshots' image sizes
- *   file_bytes       size of store.db and its -wal on disk
- *   dedup_ratio      logical_bytes / store_bytes (a number, 0 when empty)
- *   last_restore,
- *   last_check,
- *   last_verify      {"time":ISO,"time_ns":N,"ok":BOOL,"detail":S} or null
- *                    when never
- *   last_full_scrub  ISO time of the last completed scrub pass, or null
- *   next_snapshot    ISO time of the next scheduled snapshot, or null
- *   interval_seconds the schedule's interval, or null without a schedule
- * ISO times are UTC, "2026-11-22T01:49:00.123Z"; age_seconds is whole
- * seconds, never negative.
- *
- * The Prometheus text (snap_status_prometheus), every sample labelled
- * db="<path>", all gauges:
- *   snapfs_snapshots{kind="..."}                 one sample per kind
- *   snapfs_newest_snapshot_timestamp_seconds     } absent without
- *   snapfs_newest_snapshot_age_seconds           } snapshots
- *   snapfs_store_bytes, snapfs_logical_bytes, snapfs_store_file_bytes
- *   snapfs_dedup_ratio
- *   snapfs_last_check_ok, snapfs_last_verify_ok, snapfs_last_restore_ok
- *                    1 or 0, and ..._timestamp_seconds; absent when never
- *   snapfs_last_full_scrub_timestamp_seconds     absent when never
- *   snapfs_next_snapshot_timestamp_seconds       absent without schedule
- * Absent samples are the Prometheus convention for "unknown": alert with
- * absent() where that matters.  Numbers are formatted without printf's
- * %f, so a locale's decimal comma never reaches JSON or Prometheus.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +57,6 @@
 
 #include "events.h"
 #include "health.h"
-#include "json.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
@@ -109,7 +65,6 @@
 
 #define HEALTH_BUSY_MS 30000      /* wait this long for an application */
 #define HEALTH_NAMES 400          /* bytes of snapshot names in a detail */
-#define NS 1000000000LL
 
 /* ---- check ------------------------------------------------------------ */
 
@@ -393,82 +348,74 @@ int snap_health_check(snap_store *s, int auto_recover, snap_check_result *r,
 
 /* ---- scrub -------------------------------------------------------------- */
 
-/* An integer meta value of the store; `dflt` when absent. */
-static int health_meta_get(snap_store *s, const char *key, int64_t dflt,
-			   int64_t *out, snap_err *err)
+/*
+ * Run one statement on the store's connection under the store's lock,
+ * with ?1 bound to the text `key` (to `num` when key is NULL) and ?2, if
+ * there is one, to `num`; the first row's first column goes to *out (left
+ * alone without a row, or when out is NULL).  0, or a negative errno with
+ * "store DIR: cannot WHAT".
+ */
+static int health_query(snap_store *s, const char *sql, const char *key,
+			int64_t num, int64_t *out, const char *what,
+			snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	*out = dflt;
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?",
-				-1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		if (key)
+			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int64(st, 1, num);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, num);
 		rc = sqlite3_step(st);
 	}
-	if (rc == SQLITE_ROW) {
+	if (rc == SQLITE_ROW && out)
 		*out = sqlite3_column_int64(st, 0);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "%s", s->dir, key);
-	}
+	else
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot %s",
+				     s->dir, what);
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
 	return rc;
 }
 
+/* An integer meta value of the store; `dflt` when absent. */
+static int health_meta_get(snap_store *s, const char *key, int64_t dflt,
+			   int64_t *out, snap_err *err)
+{
+	char what[64];
+
+	*out = dflt;
+	snprintf(what, sizeof(what), "read %s", key);
+	return health_query(s, "SELECT value FROM meta WHERE key=?1", key, 0,
+			    out, what, err);
+}
+
+/* Set an integer meta value of the store. */
 static int health_meta_set(snap_store *s, const char *key, int64_t value,
 			   snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	char what[64];
 
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "INSERT INTO meta(key, value) "
-				"VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE "
-				"SET value=?2", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, value);
-		rc = sqlite3_step(st);
-	}
-	rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc, "store "
-		"%s: cannot record %s", s->dir, key);
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+	snprintf(what, sizeof(what), "record %s", key);
+	return health_query(s, "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+			    "ON CONFLICT(key) DO UPDATE SET value=?2", key,
+			    value, NULL, what, err);
 }
 
 /* The id of the first snapshot with id > after; 0 when none. */
 static int health_next_id(snap_store *s, int64_t after, int64_t *id,
 			  snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
 	*id = 0;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT min(id) FROM snapshots WHERE "
-				"id>?", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, after);
-		rc = sqlite3_step(st);
-	}
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot list "
-				     "snapshots to scrub", s->dir);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
+	return health_query(s, "SELECT min(id) FROM snapshots WHERE id>?1",
+			    NULL, after, id, "list snapshots to scrub", err);
 }
 
 int snap_health_scrub(snap_store *s, unsigned max, int full,
@@ -552,389 +499,7 @@ int snap_health_scrub(snap_store *s, unsigned max, int full,
 	return rc;
 }
 
-/* ---- status ------------------------------------------------------------ */
-
-/* The newest event of a kind (or of either of two kinds). */
-static int health_last_event(snap_store *s, const char *kind,
-			     const char *kind2, int64_t *time_ns, int *ok,
-			     char *detail, size_t cap, snap_err *err)
+int snap_health_scrub_last(snap_store *s, int64_t *ns, snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	*time_ns = 0;
-	*ok = 0;
-	detail[0] = '\0';
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail FROM events "
-				"WHERE kind IN (?1, ?2) ORDER BY id DESC "
-				"LIMIT 1", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, kind2 ? kind2 : kind, -1,
-				  SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	if (rc == SQLITE_ROW) {
-		const char *d = (const char *)sqlite3_column_text(st, 2);
-
-		*time_ns = sqlite3_column_int64(st, 0);
-		*ok = sqlite3_column_int(st, 1) != 0;
-		snprintf(detail, cap, "%s", d ? d : "");
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "the event history", s->dir);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
-}
-
-/* Snapshots per kind. */
-static int health_count_kinds(snap_store *s, snap_status *st, snap_err *err)
-{
-	sqlite3_stmt *q = NULL;
-	int rc;
-
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT kind, count(*) FROM snapshots "
-				"GROUP BY kind", -1, &q, NULL);
-	while (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-		const char *k = (const char *)sqlite3_column_text(q, 0);
-		int64_t c = sqlite3_column_int64(q, 1);
-		snap_kind kind;
-
-		st->count += c;
-		if (k && snap_kind_parse(k, &kind) == 0)
-			st->count_by_kind[kind] += c;
-		rc = SQLITE_OK;
-	}
-	rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, s->db, rc, "store "
-		"%s: cannot count snapshots", s->dir);
-	sqlite3_finalize(q);
-	snap_store_unlock(s);
-	return rc;
-}
-
-int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
-		    snap_err *err)
-{
-	int rc;
-
-	memset(st, 0, sizeof(*st));
-	snprintf(st->db_path, sizeof(st->db_path), "%s", s->db_path);
-	snprintf(st->store_dir, sizeof(st->store_dir), "%s", s->dir);
-	rc = health_count_kinds(s, st, err);
-	if (!rc) {
-		rc = snap_store_newest(s, &st->newest, err);
-		if (rc == 0) {
-			st->have_newest = 1;
-			st->newest_age_ns = now_ns - st->newest.created_ns;
-			if (st->newest_age_ns < 0)
-				st->newest_age_ns = 0;   /* clock stepped back */
-		} else if (rc == -ENOENT) {
-			snap_err_clear(err);
-			rc = 0;
-		}
-	}
-	if (!rc)
-		rc = snap_store_stats_get(s, &st->stats, err);
-	if (!rc && st->stats.stored_bytes)
-		st->dedup_ratio = (double)st->stats.logical_bytes /
-				  (double)st->stats.stored_bytes;
-	if (!rc)
-		rc = health_last_event(s, "restore", NULL, &st->last_restore_ns,
-				       &st->last_restore_ok, st->last_restore,
-				       sizeof(st->last_restore), err);
-	if (!rc)
-		rc = health_last_event(s, "check", NULL, &st->last_check_ns,
-				       &st->last_check_ok, st->last_check,
-				       sizeof(st->last_check), err);
-	if (!rc)
-		rc = health_last_event(s, "verify", "scrub",
-				       &st->last_verify_ns, &st->last_verify_ok,
-				       st->last_verify, sizeof(st->last_verify),
-				       err);
-	if (!rc)
-		rc = health_meta_get(s, "scrub_full_pass_ns", 0,
-				     &st->last_full_scrub_ns, err);
-	return rc;
-}
-
-/* "12.345" for a non-negative ratio, three decimals, locale-free. */
-static void health_fmt_ratio(double v, char out[32])
-{
-	int64_t milli;
-
-	if (!(v > 0))
-		v = 0;
-	milli = (int64_t)(v * 1000.0 + 0.5);
-	snprintf(out, 32, "%" PRId64 ".%03" PRId64, milli / 1000, milli % 1000);
-}
-
-/* "1700000000.123" seconds from nanoseconds, locale-free. */
-static void health_fmt_seconds(int64_t ns, char out[32])
-{
-	int64_t ms = ns / 1000000;
-
-	snprintf(out, 32, "%s%" PRId64 ".%03" PRId64, ms < 0 ? "-" : "",
-		 (ms < 0 ? -ms : ms) / 1000, (ms < 0 ? -ms : ms) % 1000);
-}
-
-/* {"time":..., "time_ns":..., "ok":..., "detail":...} or null. */
-static void health_json_last(snap_json *j, const char *key, int64_t ns,
-			     int ok, const char *detail)
-{
-	char t[40];
-
-	snap_json_key(j, key);
-	if (!ns) {
-		snap_json_null(j);
-		return;
-	}
-	snap_time_iso(ns, t);
-	snap_json_obj_begin(j);
-	snap_json_key(j, "time"); snap_json_str(j, t);
-	snap_json_key(j, "time_ns"); snap_json_int(j, ns);
-	snap_json_key(j, "ok"); snap_json_bool(j, ok);
-	snap_json_key(j, "detail"); snap_json_str(j, detail);
-	snap_json_obj_end(j);
-}
-
-/* An ISO time or null (0). */
-static void health_json_time(snap_json *j, const char *key, int64_t ns)
-{
-	char t[40];
-
-	snap_json_key(j, key);
-	if (!ns) {
-		snap_json_null(j);
-		return;
-	}
-	snap_time_iso(ns, t);
-	snap_json_str(j, t);
-}
-
-void snap_status_json(struct snap_json *j, const snap_status *st)
-{
-	char num[32], t[40];
-	int k;
-
-	snap_json_obj_begin(j);
-	snap_json_key(j, "db"); snap_json_str(j, st->db_path);
-	snap_json_key(j, "store"); snap_json_str(j, st->store_dir);
-	snap_json_key(j, "snapshots"); snap_json_int(j, st->count);
-	snap_json_key(j, "by_kind");
-	snap_json_obj_begin(j);
-	for (k = 0; k < SNAP_KIND_COUNT; k++) {
-		snap_json_key(j, snap_kind_name((snap_kind)k));
-		snap_json_int(j, st->count_by_kind[k]);
-	}
-	snap_json_obj_end(j);
-	snap_json_key(j, "newest");
-	if (st->have_newest) {
-		snap_time_iso(st->newest.created_ns, t);
-		snap_json_obj_begin(j);
-		snap_json_key(j, "name"); snap_json_str(j, st->newest.name);
-		snap_json_key(j, "kind");
-		snap_json_str(j, snap_kind_name(st->newest.kind));
-		snap_json_key(j, "created"); snap_json_str(j, t);
-		snap_json_key(j, "created_ns");
-		snap_json_int(j, st->newest.created_ns);
-		snap_json_key(j, "age_seconds");
-		snap_json_int(j, st->newest_age_ns / NS);
-		snap_json_obj_end(j);
-	} else {
-		snap_json_null(j);
-	}
-	snap_json_key(j, "store_bytes");
-	snap_json_int(j, (int64_t)st->stats.stored_bytes);
-	snap_json_key(j, "logical_bytes");
-	snap_json_int(j, (int64_t)st->stats.logical_bytes);
-	snap_json_key(j, "file_bytes");
-	snap_json_int(j, (int64_t)st->stats.file_bytes);
-	health_fmt_ratio(st->dedup_ratio, num);
-	snap_json_key(j, "dedup_ratio"); snap_json_raw(j, num);
-	health_json_last(j, "last_restore", st->last_restore_ns,
-			 st->last_restore_ok, st->last_restore);
-	health_json_last(j, "last_check", st->last_check_ns,
-			 st->last_check_ok, st->last_check);
-	health_json_last(j, "last_verify", st->last_verify_ns,
-			 st->last_verify_ok, st->last_verify);
-	health_json_time(j, "last_full_scrub", st->last_full_scrub_ns);
-	health_json_time(j, "next_snapshot", st->next_snapshot_ns);
-	snap_json_key(j, "interval_seconds");
-	if (st->interval_ns > 0)
-		snap_json_int(j, st->interval_ns / NS);
-	else
-		snap_json_null(j);
-	snap_json_obj_end(j);
-}
-
-/* A growing text buffer for the Prometheus exposition. */
-typedef struct health_text {
-	char *buf;      /* NUL-terminated, owned */
-	size_t len;
-	size_t cap;
-	int oom;        /* an allocation failed: the text is lost */
-} health_text;
-
-static void health_text_add(health_text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void health_text_add(health_text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->oom)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(t->buf ? t->buf + t->len : NULL,
-			      t->buf ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = 1;
-			return;
-		}
-		if (t->buf && t->len + (size_t)n < t->cap) {
-			t->len += (size_t)n;
-			return;
-		}
-		{
-			size_t cap = t->cap ? t->cap : 1024;
-			char *b;
-
-			while (cap <= t->len + (size_t)n)
-				cap *= 2;
-			b = realloc(t->buf, cap);
-			if (!b) {
-				t->oom = 1;
-				return;
-			}
-			t->buf = b;
-			t->cap = cap;
-		}
-	}
-}
-
-/* A label value escaped for the exposition format (\\, \", \n). */
-static char *health_label_escape(const char *in)
-{
-	size_t n = 0;
-	const char *p;
-	char *out, *o;
-
-	for (p = in; *p; p++)
-		n += (*p == '\\' || *p == '"' || *p == '\n') ? 2 : 1;
-	out = malloc(n + 1);
-	if (!out)
-		return NULL;
-	for (o = out, p = in; *p; p++) {
-		if (*p == '\\' || *p == '"') {
-			*o++ = '\\';
-			*o++ = *p;
-		} else if (*p == '\n') {
-			*o++ = '\\';
-			*o++ = 'n';
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
-/* # HELP and # TYPE lines of a gauge. */
-static void health_prom_head(health_text *t, const char *name,
-			     const char *help)
-{
-	health_text_add(t, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
-}
-
-/* One sample with the db label; value as text. */
-static void health_prom(health_text *t, const char *db, const char *name,
-			const char *help, const char *value)
-{
-	health_prom_head(t, name, help);
-	if (value)
-		health_text_add(t, "%s{db=\"%s\"} %s\n", name, db, value);
-}
-
-/* The ok and timestamp gauges of one "last_*" event. */
-static void health_prom_last(health_text *t, const char *db, const char *what,
-			     int64_t ns, int ok)
-{
-	char name[96], help[160], v[32];
-
-	snprintf(name, sizeof(name), "snapfs_last_%s_ok", what);
-	snprintf(help, sizeof(help), "1 when the last %s succeeded, 0 when "
-		 "it failed; absent when there was none.", what);
-	health_prom(t, db, name, help, ns ? (ok ? "1" : "0") : NULL);
-	snprintf(name, sizeof(name), "snapfs_last_%s_timestamp_seconds", what);
-	snprintf(help, sizeof(help), "When the last %s ran (Unix time).",
-		 what);
-	health_fmt_seconds(ns, v);
-	health_prom(t, db, name, help, ns ? v : NULL);
-}
-
-char *snap_status_prometheus(const snap_status *st)
-{
-	health_text t = { NULL, 0, 0, 0 };
-	char v[32];
-	char *db = health_label_escape(st->db_path);
-	int k;
-
-	if (!db)
-		return NULL;
-	health_prom_head(&t, "snapfs_snapshots", "Snapshots in the store, "
-			 "by kind.");
-	for (k = 0; k < SNAP_KIND_COUNT; k++)
-		health_text_add(&t, "snapfs_snapshots{db=\"%s\",kind=\"%s\"} "
-				"%" PRId64 "\n", db,
-				snap_kind_name((snap_kind)k),
-				st->count_by_kind[k]);
-	health_fmt_seconds(st->newest.created_ns, v);
-	health_prom(&t, db, "snapfs_newest_snapshot_timestamp_seconds",
-		    "When the newest snapshot was taken (Unix time).",
-		    st->have_newest ? v : NULL);
-	health_fmt_seconds(st->newest_age_ns, v);
-	health_prom(&t, db, "snapfs_newest_snapshot_age_seconds",
-		    "Age of the newest snapshot.", st->have_newest ? v : NULL);
-	snprintf(v, sizeof(v), "%" PRIu64, st->stats.stored_bytes);
-	health_prom(&t, db, "snapfs_store_bytes", "Bytes of stored data "
-		    "(compressed pages and page maps).", v);
-	snprintf(v, sizeof(v), "%" PRIu64, st->stats.logical_bytes);
-	health_prom(&t, db, "snapfs_logical_bytes", "Sum of the snapshots' "
-		    "image sizes.", v);
-	snprintf(v, sizeof(v), "%" PRIu64, st->stats.file_bytes);
-	health_prom(&t, db, "snapfs_store_file_bytes", "Size of the store's "
-		    "files on disk.", v);
-	health_fmt_ratio(st->dedup_ratio, v);
-	health_prom(&t, db, "snapfs_dedup_ratio", "Logical bytes over stored "
-		    "bytes (0 when the store is empty).", v);
-	health_prom_last(&t, db, "check", st->last_check_ns,
-			 st->last_check_ok);
-	health_prom_last(&t, db, "verify", st->last_verify_ns,
-			 st->last_verify_ok);
-	health_prom_last(&t, db, "restore", st->last_restore_ns,
-			 st->last_restore_ok);
-	health_fmt_seconds(st->last_full_scrub_ns, v);
-	health_prom(&t, db, "snapfs_last_full_scrub_timestamp_seconds",
-		    "When the last complete scrub pass over the store ended "
-		    "(Unix time).", st->last_full_scrub_ns ? v : NULL);
-	health_fmt_seconds(st->next_snapshot_ns, v);
-	health_prom(&t, db, "snapfs_next_snapshot_timestamp_seconds",
-		    "When the next scheduled snapshot is due (Unix time).",
-		    st->next_snapshot_ns ? v : NULL);
-	free(db);
-	if (t.oom) {
-		free(t.buf);
-		return NULL;
-	}
-	return t.buf;
+	return health_meta_get(s, "scrub_full_pass_ns", 0, ns, err);
 }

@@ -34,6 +34,7 @@
 #include "image.h"
 #include "store_int.h"
 #include "sys.h"
+#include "vfs.h"
 
 struct snap_image {
 	snap_store *s;
@@ -341,6 +342,7 @@ typedef struct ro_file {
 
 #define RO_PREFIX "snapfs-snapshot-"
 
+/* Close the image under the file. */
 static int ro_close(sqlite3_file *f)
 {
 	snap_image_close(((ro_file *)f)->im);
@@ -371,55 +373,28 @@ static int ro_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
 	return SQLITE_OK;
 }
 
+/* A snapshot never changes: writes, truncation and deletes are refused. */
 static int ro_write(sqlite3_file *f, const void *b, int a, sqlite3_int64 o)
 {
 	(void)f; (void)b; (void)a; (void)o;
 	return SQLITE_READONLY;
 }
 
+/* (See ro_write.) */
 static int ro_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	(void)f; (void)size;
 	return SQLITE_READONLY;
 }
 
-static int ro_sync(sqlite3_file *f, int flags)
-{
-	(void)f; (void)flags;
-	return SQLITE_OK;
-}
-
+/* The image's size. */
 static int ro_size(sqlite3_file *f, sqlite3_int64 *size)
 {
 	*size = (sqlite3_int64)((ro_file *)f)->im->info.image_size;
 	return SQLITE_OK;
 }
 
-static int ro_lock(sqlite3_file *f, int l)
-{
-	(void)f; (void)l;
-	return SQLITE_OK;
-}
-
-static int ro_check_reserved(sqlite3_file *f, int *out)
-{
-	(void)f;
-	*out = 0;
-	return SQLITE_OK;
-}
-
-static int ro_fcntl(sqlite3_file *f, int op, void *arg)
-{
-	(void)f; (void)op; (void)arg;
-	return SQLITE_NOTFOUND;
-}
-
-static int ro_sector(sqlite3_file *f)
-{
-	(void)f;
-	return 4096;
-}
-
+/* Immutable: SQLite takes no locks and looks for no journal. */
 static int ro_devchar(sqlite3_file *f)
 {
 	(void)f;
@@ -432,16 +407,18 @@ static const sqlite3_io_methods ro_methods = {
 	.xRead = ro_read,
 	.xWrite = ro_write,
 	.xTruncate = ro_truncate,
-	.xSync = ro_sync,
+	.xSync = snap_vfs_sync,
 	.xFileSize = ro_size,
-	.xLock = ro_lock,
-	.xUnlock = ro_lock,
-	.xCheckReservedLock = ro_check_reserved,
-	.xFileControl = ro_fcntl,
-	.xSectorSize = ro_sector,
+	.xLock = snap_vfs_lock,
+	.xUnlock = snap_vfs_lock,
+	.xCheckReservedLock = snap_vfs_check_reserved,
+	.xFileControl = snap_vfs_fcntl,
+	.xSectorSize = snap_vfs_sector,
 	.xDeviceCharacteristics = ro_devchar,
 };
 
+/* Open "snapfs-snapshot-<id>" as an image of this store (pAppData);
+ * anything else is refused. */
 static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 		      int flags, int *outflags)
 {
@@ -464,53 +441,11 @@ static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	return SQLITE_OK;
 }
 
+/* (See ro_write.) */
 static int rovfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
 {
 	(void)vfs; (void)name; (void)sync;
 	return SQLITE_READONLY;
-}
-
-static int rovfs_access(sqlite3_vfs *vfs, const char *name, int flags,
-			int *out)
-{
-	(void)vfs; (void)name; (void)flags;
-	*out = 0;
-	return SQLITE_OK;
-}
-
-static int rovfs_fullpath(sqlite3_vfs *vfs, const char *name, int n,
-			  char *out)
-{
-	(void)vfs;
-	snprintf(out, (size_t)n, "%s", name);
-	return SQLITE_OK;
-}
-
-static int rovfs_random(sqlite3_vfs *vfs, int n, char *out)
-{
-	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
-	(void)vfs;
-	return d->xRandomness(d, n, out);
-}
-
-static int rovfs_sleep(sqlite3_vfs *vfs, int us)
-{
-	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
-	(void)vfs;
-	return d->xSleep(d, us);
-}
-
-static int rovfs_time(sqlite3_vfs *vfs, double *t)
-{
-	sqlite3_vfs *d = sqlite3_vfs_find(NULL);
-	(void)vfs;
-	return d->xCurrentTime(d, t);
-}
-
-static int rovfs_lasterr(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs; (void)n; (void)out;
-	return 0;
 }
 
 /* Register this store's VFS once. */
@@ -535,12 +470,12 @@ static int rovfs_get(snap_store *s, snap_err *err)
 	v->pAppData = s;
 	v->xOpen = rovfs_open;
 	v->xDelete = rovfs_delete;
-	v->xAccess = rovfs_access;
-	v->xFullPathname = rovfs_fullpath;
-	v->xRandomness = rovfs_random;
-	v->xSleep = rovfs_sleep;
-	v->xCurrentTime = rovfs_time;
-	v->xGetLastError = rovfs_lasterr;
+	v->xAccess = snap_vfs_access;
+	v->xFullPathname = snap_vfs_fullpath;
+	v->xRandomness = snap_vfs_random;
+	v->xSleep = snap_vfs_sleep;
+	v->xCurrentTime = snap_vfs_time;
+	v->xGetLastError = snap_vfs_lasterr;
 	rc = sqlite3_vfs_register(v, 0);
 	if (rc != SQLITE_OK) {
 		free(v);

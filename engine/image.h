@@ -22,9 +22,13 @@
 
 typedef struct snap_image snap_image;
 
+/* Open snapshot snap_id's image for reading (its page map decoded, its
+ * own read-only store connection): 0, -ENOENT or another negative errno. */
 int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
 		    snap_err *err);
+/* Close an image (NULL is fine). */
 void snap_image_close(snap_image *im);
+/* The image's size in bytes, page size and number of pages. */
 uint64_t snap_image_size(const snap_image *im);
 uint32_t snap_image_page_size(const snap_image *im);
 uint32_t snap_image_page_count(const snap_image *im);

@@ -1,8 +1,12 @@
 /*
- * engine/json.c — a minimal JSON writer.  Enough for arrays and objects of
- * strings, integers and booleans, with correct escaping; nothing parses.
- * Field names of snap_json_info/snap_json_event are part of the contract
- * scripts rely on (snapctl --json, .snapfs/status.json).
+ * engine/json.c — the JSON writer (json.h): arrays and objects of strings,
+ * integers, booleans and null, nested to any depth, with correct escaping,
+ * and the merge of one object's members into another.  Nothing parses:
+ * whoever reads JSON uses SQLite's json_extract/json_each.
+ *
+ * The writer's state is the text, the depth and one flag per level folded
+ * into need_comma: after a begin no value came yet at the new level, after
+ * an end or a value one did.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,11 +15,13 @@
 
 #include "json.h"
 
+/* An empty writer. */
 void snap_json_init(snap_json *j)
 {
 	memset(j, 0, sizeof(*j));
 }
 
+/* Free the text; the writer is empty again. */
 void snap_json_free(snap_json *j)
 {
 	free(j->buf);
@@ -46,6 +52,7 @@ static void put(snap_json *j, const char *s, size_t n)
 	j->buf[j->len] = '\0';
 }
 
+/* Append a NUL-terminated string. */
 static void puts_(snap_json *j, const char *s)
 {
 	put(j, s, strlen(s));
@@ -59,30 +66,46 @@ static void sep(snap_json *j)
 	j->need_comma = 1;
 }
 
+/* Open an object or an array ("{" or "["): one level deeper. */
+static void open_(snap_json *j, const char *bracket)
+{
+	sep(j);
+	put(j, bracket, 1);
+	j->need_comma = 0;
+	j->depth++;
+}
+
+/* Close the innermost object or array: a value was written at the level
+ * it belongs to. */
+static void close_(snap_json *j, const char *bracket)
+{
+	put(j, bracket, 1);
+	j->need_comma = 1;
+	j->depth--;
+}
+
+/* "{": a new object as the next value. */
 void snap_json_obj_begin(snap_json *j)
 {
-	sep(j);
-	put(j, "{", 1);
-	j->need_comma = 0;
+	open_(j, "{");
 }
 
+/* "}": close the innermost object. */
 void snap_json_obj_end(snap_json *j)
 {
-	put(j, "}", 1);
-	j->need_comma = 1;
+	close_(j, "}");
 }
 
+/* "[": a new array as the next value. */
 void snap_json_arr_begin(snap_json *j)
 {
-	sep(j);
-	put(j, "[", 1);
-	j->need_comma = 0;
+	open_(j, "[");
 }
 
+/* "]": close the innermost array. */
 void snap_json_arr_end(snap_json *j)
 {
-	put(j, "]", 1);
-	j->need_comma = 1;
+	close_(j, "]");
 }
 
 /* Write s as a quoted, escaped JSON string. */
@@ -111,6 +134,7 @@ static void quoted(snap_json *j, const char *s)
 	put(j, "\"", 1);
 }
 
+/* A member's name; its value comes next. */
 void snap_json_key(snap_json *j, const char *k)
 {
 	sep(j);
@@ -119,12 +143,14 @@ void snap_json_key(snap_json *j, const char *k)
 	j->need_comma = 0;
 }
 
+/* A string value (NULL as ""). */
 void snap_json_str(snap_json *j, const char *v)
 {
 	sep(j);
 	quoted(j, v ? v : "");
 }
 
+/* An integer value, exact. */
 void snap_json_int(snap_json *j, int64_t v)
 {
 	char b[32];
@@ -134,74 +160,55 @@ void snap_json_int(snap_json *j, int64_t v)
 	puts_(j, b);
 }
 
+/* true or false. */
 void snap_json_bool(snap_json *j, int v)
 {
 	sep(j);
 	puts_(j, v ? "true" : "false");
 }
 
+/* null. */
 void snap_json_null(snap_json *j)
 {
 	sep(j);
 	puts_(j, "null");
 }
 
+/* A string, or null for NULL. */
+void snap_json_str_or_null(snap_json *j, const char *v)
+{
+	if (v)
+		snap_json_str(j, v);
+	else
+		snap_json_null(j);
+}
+
+/* A value already in JSON, as it is. */
 void snap_json_raw(snap_json *j, const char *json_text)
 {
 	sep(j);
 	puts_(j, json_text);
 }
 
-void snap_json_info(snap_json *j, const snap_info *si)
+/* Merge: obj's members into the object open in j (json.h). */
+void snap_json_fields(snap_json *j, const snap_json *obj)
 {
-	char t[40], hex[65];
-
-	snap_time_iso(si->created_ns, t);
-	snap_hex(si->sha256, hex);
-	snap_json_obj_begin(j);
-	snap_json_key(j, "name"); snap_json_str(j, si->name);
-	snap_json_key(j, "label"); snap_json_str(j, si->label);
-	snap_json_key(j, "kind"); snap_json_str(j, snap_kind_name(si->kind));
-	snap_json_key(j, "created"); snap_json_str(j, t);
-	snap_json_key(j, "created_ns"); snap_json_int(j, si->created_ns);
-	snap_json_key(j, "size"); snap_json_int(j, (int64_t)si->image_size);
-	snap_json_key(j, "page_size"); snap_json_int(j, si->page_size);
-	snap_json_key(j, "page_count"); snap_json_int(j, si->page_count);
-	snap_json_key(j, "sha256"); snap_json_str(j, hex);
-	snap_json_key(j, "pinned"); snap_json_bool(j, si->pinned);
-	snap_json_key(j, "comment"); snap_json_str(j, si->comment);
-	/* null, or where it waits: {"path": ".Trash-UID/files/NAME" (under
-	 * the mount point), "uid", "since"}. */
-	snap_json_key(j, "trash");
-	if (si->trash == SNAP_TRASH_NONE) {
-		snap_json_null(j);
-	} else {
-		char path[SNAP_TRASH_NAME_MAX + 48];
-
-		snprintf(path, sizeof(path), ".Trash-%u/%s/%s", si->trash_uid,
-			 si->trash == SNAP_TRASH_EXPUNGED ? "expunged" :
-			 "files", si->trash_name);
-		snap_time_iso(si->trashed_ns, t);
-		snap_json_obj_begin(j);
-		snap_json_key(j, "path"); snap_json_str(j, path);
-		snap_json_key(j, "uid"); snap_json_int(j, si->trash_uid);
-		snap_json_key(j, "since"); snap_json_str(j, t);
-		snap_json_obj_end(j);
+	if (j->oom)
+		return;
+	if (obj->oom || !snap_json_done(obj) || obj->buf[0] != '{' ||
+	    j->depth < 1) {
+		j->oom = 1;
+		return;
 	}
-	snap_json_obj_end(j);
+	/* Members of a finished object are the text between its braces. */
+	if (obj->len > 2) {
+		sep(j);
+		put(j, obj->buf + 1, obj->len - 2);
+	}
 }
 
-void snap_json_event(snap_json *j, const snap_event *ev)
+/* 1 when j holds one whole value (json.h). */
+int snap_json_done(const snap_json *j)
 {
-	char t[40];
-
-	snap_time_iso(ev->time_ns, t);
-	snap_json_obj_begin(j);
-	snap_json_key(j, "id"); snap_json_int(j, ev->id);
-	snap_json_key(j, "time"); snap_json_str(j, t);
-	snap_json_key(j, "kind"); snap_json_str(j, ev->kind);
-	snap_json_key(j, "snapshot"); snap_json_str(j, ev->snapshot);
-	snap_json_key(j, "ok"); snap_json_bool(j, ev->ok);
-	snap_json_key(j, "detail"); snap_json_str(j, ev->detail);
-	snap_json_obj_end(j);
+	return !j->oom && j->len > 0 && j->depth == 0;
 }

@@ -49,6 +49,9 @@ typedef void (*snap_pipe_work_fn)(void *ctx, snap_pipe_slot *s,
 /* Producer side, in push order: 0 or a negative errno (stops the pipe). */
 typedef int (*snap_pipe_commit_fn)(void *ctx, const snap_pipe_slot *s);
 
+/* Start the pipe's workers for pages of page_size bytes: each page goes
+ * through work on a worker, then through commit on the producer's thread
+ * in push order.  0 or a negative errno. */
 int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 			snap_pipe_work_fn work, snap_pipe_commit_fn commit,
 			void *ctx);

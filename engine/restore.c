@@ -14,7 +14,7 @@
  * connection open; otherwise the restore is refused before anything changed.
  * A restore killed in between leaves the database intact but in rollback mode;
  * a marker in the store makes the next snapfs command that opens the store
- * for writing switch it back.
+ * for writing switch it back (recover.c).
  *
  * Verification of the result reads the live database back through SQLite,
  * on the connection that made the copy (a backup into a compare-mode
@@ -27,6 +27,10 @@
  * commits must not be rolled back: the database gets an integrity_check
  * instead, and the result says so (verified_pages = 0).  A new file (live
  * file missing or not a database) is verified before it is renamed in.
+ *
+ * Restore from a file (what the file is, before anything is copied) is in
+ * restore_file.c, crash recovery in recover.c, the connections to the live
+ * database and the backup steps in livedb.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,249 +45,23 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
-#include "capture.h"
+#include "capture_vfs.h"
 #include "events.h"
 #include "image.h"
 #include "integrity.h"
+#include "livedb.h"
+#include "recover.h"
 #include "restore.h"
 #include "snapshot_int.h"
 #include "store_int.h"
 #include "sys.h"
 #include "verify.h"
 
-#define LIVE_BUSY_MS 30000
 
 static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		       sqlite3 *db, const char *what, int *proven,
 		       snap_err *err);
 
-/* What the live file is before a restore. */
-enum live_state { LIVE_DB, LIVE_MISSING, LIVE_NOT_DB };
-
-/*
- * Busy handler for connections to the live database.  SQLite's own backs
- * off to 100 ms between tries; an application that commits in a tight loop
- * takes the lock again within microseconds of releasing it, so a restore
- * waiting that way starves (rollback mode).  Poll often instead, up to
- * LIVE_BUSY_MS in all.
- */
-static int live_busy(void *ctx, int n)
-{
-	(void)ctx;
-	/* 1000 tries of 0.1 ms, then 1 ms each: about LIVE_BUSY_MS. */
-	if (n > LIVE_BUSY_MS)
-		return 0;
-	usleep(n < 1000 ? 100 : 1000);
-	return 1;
-}
-
-int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err)
-{
-	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
-				 SQLITE_OPEN_NOMUTEX, NULL);
-
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *db, rc, "cannot open %s", path);
-		sqlite3_close(*db);
-		*db = NULL;
-		return rc;
-	}
-	snap_restore_busy_set(*db);
-	sqlite3_extended_result_codes(*db, 1);
-	return 0;
-}
-
-void snap_restore_busy_set(sqlite3 *db)
-{
-	sqlite3_busy_handler(db, live_busy, NULL);
-}
-
-/* One integer from a query. */
-static int query_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* Classify the live file, and learn its journal mode and page size. */
-static int live_probe(const char *path, enum live_state *state, int *wal,
-		      int64_t *page_size, snap_err *err)
-{
-	struct stat st;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *jm = NULL;
-	int rc;
-
-	*wal = 0;
-	*page_size = 0;
-	if (snap_sys_stat(path, &st) < 0) {
-		if (errno != ENOENT)
-			return snap_err_set(err, -errno, "cannot stat %s: %s",
-					    path, strerror(errno));
-		*state = LIVE_MISSING;
-		return 0;
-	}
-	*state = LIVE_NOT_DB;
-	if (st.st_size == 0)
-		return 0;
-	rc = snap_restore_open_live(path, &db, err);
-	if (rc)
-		return rc;
-	rc = query_int(db, "SELECT count(*) FROM sqlite_schema", page_size);
-	if ((rc & 0xff) == SQLITE_NOTADB) {
-		sqlite3_close(db);
-		return 0;
-	}
-	if (rc == SQLITE_OK)
-		rc = query_int(db, "PRAGMA page_size", page_size);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm,
-					NULL);
-	if (rc == SQLITE_OK && sqlite3_step(jm) == SQLITE_ROW)
-		*wal = strcmp((const char *)sqlite3_column_text(jm, 0),
-			      "wal") == 0;
-	sqlite3_finalize(jm);
-	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT) {
-		rc = snap_err_sqlite(err, db, rc, "cannot read %s", path);
-		sqlite3_close(db);
-		return rc;
-	}
-	sqlite3_close(db);
-	*state = LIVE_DB;
-	return 0;
-}
-
-/* The error for a backup that ended with rc. */
-static int backup_error(int rc, const char *what, snap_err *err)
-{
-	if ((rc & 0xff) == SQLITE_READONLY)
-		return snap_err_set(err, -EROFS, "cannot write %s: SQLite "
-				    "refused the copy (read-only file, or WAL "
-				    "mode with another page size)", what);
-	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		return snap_err_set(err, -EBUSY, "%s stayed locked by another "
-				    "connection for %d s", what,
-				    2 * LIVE_BUSY_MS / 1000);
-	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
-}
-
-static int busy(int rc)
-{
-	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
-}
-
-/*
- * Start a backup of src into dst and take dst's write lock (a step of 0
- * pages opens the destination's write transaction and keeps it until the
- * backup finishes: WAL, the write lock; rollback mode, an exclusive lock).
- * Each try waits up to LIVE_BUSY_MS in the busy handler; a second try
- * covers a lock SQLite reports without calling it.
- */
-static int backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
-			sqlite3_backup **out, snap_err *err)
-{
-	int tries, rc = SQLITE_BUSY;
-
-	*out = NULL;
-	for (tries = 0; tries < 2; tries++) {
-		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
-							 "main");
-		if (!bk)
-			return snap_err_sqlite(err, dst, sqlite3_errcode(dst),
-					       "cannot start copying into %s",
-					       what);
-		rc = sqlite3_backup_step(bk, 0);
-		if (rc == SQLITE_OK || rc == SQLITE_DONE) {
-			*out = bk;
-			return 0;
-		}
-		sqlite3_backup_finish(bk);
-		if (!busy(rc))
-			break;
-		sqlite3_sleep(50);   /* the busy handler already waited */
-	}
-	return backup_error(rc, what, err);
-}
-
-/* Copy the rest and commit; finishes bk either way. */
-static int backup_rest(sqlite3_backup *bk, const char *what, snap_err *err)
-{
-	int tries, rc = SQLITE_BUSY;
-
-	for (tries = 0; tries < 2; tries++) {
-		rc = sqlite3_backup_step(bk, -1);
-		if (rc == SQLITE_DONE || !busy(rc))
-			break;
-	}
-	sqlite3_backup_finish(bk);
-	return rc == SQLITE_DONE ? 0 : backup_error(rc, what, err);
-}
-
-/* Run one whole backup from src into dst. */
-static int backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
-		      snap_err *err)
-{
-	sqlite3_backup *bk = NULL;
-	int rc = backup_begin(dst, src, what, &bk, err);
-
-	return rc ? rc : backup_rest(bk, what, err);
-}
-
-/* The live database's token, through db's own file handle (which holds a
- * lock: engine/PITFALLS.md 2 forbids a descriptor of our own). */
-static int token_from(sqlite3 *db, int wal, snap_live_token *tok)
-{
-	sqlite3_file *f = NULL;
-	uint8_t h[100];
-
-	memset(tok, 0, sizeof(*tok));
-	tok->wal = wal;
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
-	    SQLITE_OK || !f || !f->pMethods ||
-	    f->pMethods->xRead(f, h, sizeof(h), 0) != SQLITE_OK)
-		return -EIO;
-	tok->change_counter = ((uint32_t)h[24] << 24) | ((uint32_t)h[25] << 16) |
-			      ((uint32_t)h[26] << 8) | h[27];
-	return 0;
-}
-
-int snap_live_token_get(const char *db_path, snap_live_token *tok,
-			snap_err *err)
-{
-	sqlite3 *db = NULL;
-	int64_t ignore;
-	char mode[16] = "";
-	sqlite3_stmt *st = NULL;
-	int rc = snap_restore_open_live(db_path, &db, err);
-
-	if (rc)
-		return rc;
-	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(mode, sizeof(mode), "%s", sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	/* Read the header inside a read transaction: a stable value. */
-	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	rc = query_int(db, "SELECT count(*) FROM sqlite_schema", &ignore);
-	if (rc == SQLITE_OK)
-		rc = token_from(db, strcmp(mode, "wal") == 0, tok);
-	else
-		rc = snap_err_sqlite(err, db, rc, "cannot read %s", db_path);
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	sqlite3_close(db);
-	if (rc == -EIO)
-		snap_err_set(err, rc, "cannot read the header of %s", db_path);
-	return rc;
-}
 
 /* What a copy into the live database takes care of around the copy. */
 typedef struct copy_plan {
@@ -347,10 +125,10 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc)
 		rc = snap_restore_open_live(s->db_path, &dst, err);
 	if (!rc)
-		rc = backup_begin(dst, src, s->db_path, &bk, err);
+		rc = snap_livedb_backup_begin(dst, src, s->db_path, &bk, err);
 	if (!rc && plan->safety)
 		rc = take_safety(s, plan, plan->wal ? NULL : dst, err);
-	if (!rc && token_from(dst, plan->wal, &tok))
+	if (!rc && snap_livedb_token(dst, plan->wal, &tok))
 		rc = snap_err_set(err, -EIO, "cannot read the header of %s",
 				  s->db_path);
 	if (!rc && plan->opts && plan->opts->precond) {
@@ -363,7 +141,7 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 		drop_safety(s, plan);
 	} else {
 		plan->copied = 1;
-		rc = backup_rest(bk, s->db_path, err);
+		rc = snap_livedb_backup_rest(bk, s->db_path, err);
 	}
 	sqlite3_close(src);
 	if (!rc)
@@ -372,121 +150,6 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 	return rc;
 }
 
-/* The marker that says a restore took the live database out of WAL mode
- * (engine/PITFALLS.md 10) and has not put it back yet: a store file (reached
- * through the store's directory fd), named by wal_marker() in messages. */
-#define WAL_MARKER "live-was-wal"
-
-static void wal_marker(snap_store *s, char *out, size_t cap)
-{
-	snprintf(out, cap, "%s/" WAL_MARKER, s->dir);
-}
-
-/* Set the live database's journal mode; 0 when it took effect. */
-static int set_journal_mode(const char *path, const char *mode)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	char sql[64];
-	int ok = 0;
-
-	if (snap_restore_open_live(path, &db, NULL))
-		return -EIO;
-	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-		ok = strcmp((const char *)sqlite3_column_text(st, 0), mode) == 0;
-	/* The row names the new mode before the change is committed: the
-	 * commit (of the header's version bytes) can still fail. */
-	if (sqlite3_finalize(st) != SQLITE_OK)
-		ok = 0;
-	sqlite3_close(db);
-	return ok ? 0 : -EBUSY;
-}
-
-/*
- * A WAL database cannot take an image of another page size (engine/PITFALLS.md
- * 10): switch it to rollback mode for the copy.  SQLite allows that only when
- * no other connection has the database open, so this runs before anything is
- * written and refuses otherwise.  The switch is recorded in the store
- * first, so that a restore killed before switching back is finished by the
- * next snapfs command (snap_restore_recover).
- */
-static int leave_wal(snap_store *s, const snap_info *si, int64_t live_ps,
-		     snap_err *err)
-{
-	char marker[PATH_MAX];
-	int fd, e;
-
-	wal_marker(s, marker, sizeof(marker));
-	fd = snap_store_file_open(s, WAL_MARKER, O_WRONLY | O_CREAT | O_TRUNC,
-				  err);
-	if (fd < 0) {
-		snap_err_prefix(err, "restore refused, %s is unchanged",
-				s->db_path);
-		return fd;
-	}
-	if (snap_sys_fsync(fd) < 0) {
-		e = errno;
-		snap_sys_close(fd);
-		snap_store_file_remove(s, WAL_MARKER);
-		return snap_err_set(err, -e, "restore refused, %s is unchanged: "
-				    "cannot write %s: %s", s->db_path, marker,
-				    strerror(e));
-	}
-	snap_sys_close(fd);
-	/* The marker must survive a crash before the mode changes. */
-	e = snap_store_dir_sync(s);
-	if (e) {
-		snap_store_file_remove(s, WAL_MARKER);
-		return snap_err_set(err, e, "restore refused, %s is unchanged: "
-				    "cannot sync the store directory %s: %s",
-				    s->db_path, s->dir, strerror(-e));
-	}
-	if (set_journal_mode(s->db_path, "delete") == 0)
-		return 0;
-	snap_store_file_remove(s, WAL_MARKER);
-	return snap_err_set(err, -EBUSY, "restore refused, %s is unchanged: it "
-			    "is in WAL mode with %lld-byte pages and snapshot "
-			    "%s has %u-byte pages; SQLite can only restore "
-			    "across page sizes in WAL mode when no other "
-			    "connection has the database open: close the "
-			    "applications using it and retry", s->db_path,
-			    (long long)live_ps, si->name, si->page_size);
-}
-
-/* Put the live database back into WAL mode and clear the marker. */
-static int return_to_wal(snap_store *s, snap_err *err)
-{
-	if (set_journal_mode(s->db_path, "wal"))
-		return snap_err_set(err, -EBUSY, "%s could not be switched back "
-				    "to WAL mode; the next snapfs command will "
-				    "try again", s->db_path);
-	snap_store_file_remove(s, WAL_MARKER);
-	return 0;
-}
-
-int snap_restore_recover(snap_store *s)
-{
-	int fd = -1, rc, ro;
-
-	snap_store_lock(s);
-	ro = s->readonly;
-	snap_store_unlock(s);
-	if (ro != SNAP_STORE_RW || !snap_store_file_exists(s, WAL_MARKER))
-		return 0;
-	/* A restore in progress owns the marker. */
-	if (snap_store_restore_lock(s, &fd, NULL))
-		return 0;
-	rc = return_to_wal(s, NULL);
-	snap_store_restore_unlock(fd);
-	snap_event_add(s, "recover", "", rc == 0, rc == 0 ?
-		       "%s: switched back to WAL mode after an interrupted "
-		       "restore" : "%s: still not back in WAL mode after an "
-		       "interrupted restore (another connection has it open)",
-		       s->db_path);
-	return rc;
-}
 
 /* "<db>.snapfs-replaced-<stamp>[-N]<suffix>" that does not exist yet, so
  * two restores in the same second keep both files. */
@@ -563,7 +226,8 @@ static void remove_stale_restores(const char *db_path)
  * to the new file.
  */
 static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
-			    enum live_state state, char *kept, size_t keptcap,
+			    enum snap_live_state state, char *kept,
+			    size_t keptcap,
 			    int *proven, snap_err *err)
 {
 	char tmp[PATH_MAX], stamp[32];
@@ -591,7 +255,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc)
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
-		rc = backup_all(dst, src, tmp, err);
+		rc = snap_livedb_backup_all(dst, src, tmp, err);
 	sqlite3_close(src);
 	/* Verified before it takes the live name: nobody else has it open. */
 	if (!rc)
@@ -601,7 +265,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 		rc = set_aside(s->db_path, "-journal", stamp, err);
 	if (!rc)
 		rc = set_aside(s->db_path, "-wal", stamp, err);
-	if (!rc && state == LIVE_NOT_DB) {
+	if (!rc && state == SNAP_LIVE_NOT_DB) {
 		aside_name(s->db_path, stamp, "", kept, keptcap);
 		if (snap_sys_link(s->db_path, kept) < 0)
 			rc = snap_err_set(err, -errno, "cannot keep the old "
@@ -740,7 +404,8 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		c.page_size = si->page_size;
 		rc = snap_capture_open_db(&c, &cap, err);
 		if (!rc)
-			rc = backup_all(cap, db, "a verification copy", err);
+			rc = snap_livedb_backup_all(cap, db,
+						    "a verification copy", err);
 		sqlite3_close(cap);
 		if (!rc && c.err_code)
 			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
@@ -787,7 +452,7 @@ static int live_equals(snap_store *s, const snap_info *si)
 	/* A first read settles the new connection's data version, which
 	 * verify_conn compares before and after. */
 	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
-	    query_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
+	    snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
 	    SQLITE_OK &&
 	    verify_conn(s, si->id, si, db, s->db_path, &proven, &ignore) != 0)
 		proven = 0;
@@ -821,10 +486,10 @@ static void space_needed(const char *db_path, const snap_info *si,
 
 /* Copy and verify; the part of a restore that a rollback repeats. */
 static int apply(snap_store *s, int64_t id, const snap_info *si,
-		 enum live_state state, copy_plan *plan, char *kept,
+		 enum snap_live_state state, copy_plan *plan, char *kept,
 		 size_t keptcap, int *proven, snap_err *err)
 {
-	if (state == LIVE_DB)
+	if (state == SNAP_LIVE_DB)
 		return copy_into_live(s, id, si, plan, proven, err);
 	plan->copied = 1;
 	return copy_to_new_file(s, id, si, state, kept, keptcap, proven, err);
@@ -836,7 +501,7 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	snap_restore_result tmp;
 	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE };
 	copy_plan plan;
-	enum live_state state;
+	enum snap_live_state state;
 	snap_info si;
 	char label[SNAP_LABEL_MAX + 1];
 	char *kept;
@@ -862,14 +527,14 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 				s->db_path);
 		goto record;
 	}
-	rc = live_probe(s->db_path, &state, &wal, &live_ps, err);
+	rc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, err);
 	if (rc) {
 		snap_err_prefix(err, "restore refused, %s is unchanged",
 				s->db_path);
 		goto record;
 	}
-	if (state == LIVE_DB && wal && live_ps != si.page_size) {
-		rc = leave_wal(s, &si, live_ps, err);
+	if (state == SNAP_LIVE_DB && wal && live_ps != si.page_size) {
+		rc = snap_recover_leave_wal(s, &si, live_ps, err);
 		if (rc)
 			goto record;
 		left_wal = 1;
@@ -878,11 +543,11 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	/* 2, 3 and 4: safety snapshot, copy, verification. */
 	snprintf(label, sizeof(label), "before-restore-%s", si.label);
 	safety.label = label;
-	plan.safety = state == LIVE_DB ? &safety : NULL;
+	plan.safety = state == SNAP_LIVE_DB ? &safety : NULL;
 	plan.res = res;
 	plan.opts = o;
 	plan.wal = wal;
-	if (state != LIVE_DB && o && o->precond) {
+	if (state != SNAP_LIVE_DB && o && o->precond) {
 		snap_live_token none = { 0, 0 };
 		rc = o->precond(o->ctx, &none, err);
 		plan.refused = rc != 0;
@@ -893,7 +558,7 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		   &res->verified_pages, err);
 	if (rc == -ENOSPC)
 		space_needed(s->db_path, &si, err);
-	if (rc && plan.copied && res->have_safety && state == LIVE_DB &&
+	if (rc && plan.copied && res->have_safety && state == SNAP_LIVE_DB &&
 	    live_equals(s, &res->safety)) {
 		/* The copy never committed (SQLite rolled its transaction
 		 * back): nothing to undo, and no rollback to fail. */
@@ -907,7 +572,8 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		int proven = 0, rrc;
 
 		snap_err_clear(&again);
-		rrc = live_probe(s->db_path, &state, &wal, &live_ps, &again);
+		rrc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps,
+					&again);
 		memset(&back, 0, sizeof(back));
 		back.res = res;
 		back.wal = wal;
@@ -932,7 +598,7 @@ mode:
 		snap_err mode;
 
 		snap_err_clear(&mode);
-		if (return_to_wal(s, &mode) && !rc)
+		if (snap_recover_return_to_wal(s, &mode) && !rc)
 			snap_event_add(s, "restore", si.name, 0, "%s", mode.msg);
 	}
 record:
@@ -955,148 +621,3 @@ int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 	return snap_restore_ex(s, id, NULL, res, err);
 }
 
-/*
- * The newest snapshot but exclude_id whose image is image_size bytes and,
- * when sha is given, has that SHA-256 (then it is the same image, page size
- * included: the header is in the hashed bytes); 0 if none or on error.
- */
-static int64_t snapshot_with(snap_store *s, const uint8_t *sha,
-			     uint64_t image_size, int64_t exclude_id)
-{
-	sqlite3_stmt *st = NULL;
-	int64_t id = 0;
-
-	snap_store_lock(s);
-	if (sqlite3_prepare_v2(s->db, "SELECT id FROM snapshots WHERE "
-			       "image_size=?1 AND (?2 IS NULL OR sha256=?2) AND "
-			       "id<>?3 ORDER BY id DESC LIMIT 1", -1, &st,
-			       NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, (int64_t)image_size);
-		if (sha)
-			sqlite3_bind_blob(st, 2, sha, 32, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, exclude_id);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			id = sqlite3_column_int64(st, 0);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return id;
-}
-
-/* The SHA-256 of the file open as fd, read to its end: 0 or -errno. */
-static int file_sha256(int fd, uint8_t sha[32])
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	char *buf = malloc(1 << 16);
-	ssize_t n = -1;
-	int rc = -ENOMEM;
-
-	if (md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-		while ((n = snap_sys_read(fd, buf, 1 << 16)) > 0)
-			EVP_DigestUpdate(md, buf, (size_t)n);
-		rc = n < 0 ? -errno : 0;
-		if (!rc && !EVP_DigestFinal_ex(md, sha, NULL))
-			rc = -ENOMEM;
-	}
-	EVP_MD_CTX_free(md);
-	free(buf);
-	return rc;
-}
-
-/* 1 when "<path><suffix>" exists or cannot be looked up. */
-static int file_beside(const char *path, const char *suffix)
-{
-	char side[PATH_MAX];
-	struct stat st;
-
-	if (snprintf(side, sizeof(side), "%s%s", path, suffix) >=
-	    (int)sizeof(side))
-		return 1;
-	return snap_sys_stat(side, &st) == 0 || errno != ENOENT;
-}
-
-/*
- * The newest snapshot whose image is byte for byte the file at path (a
- * copy of it: cp snapshots/X current.db, GIO's paste with Replace), or 0.
- * Only a file SQLite reads as it is counts: a -wal beside it adds
- * transactions, a -journal may be rolled back.  The file is hashed only
- * when a snapshot has its size; nothing here is an error (0: import it).
- */
-static int64_t same_file(snap_store *s, const char *path)
-{
-	uint8_t sha[32];
-	struct stat fs;
-	int64_t id = 0;
-	int fd;
-
-	if (file_beside(path, "-wal") || file_beside(path, "-journal"))
-		return 0;
-	fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	if (snap_sys_fstat(fd, &fs) == 0 && S_ISREG(fs.st_mode) &&
-	    fs.st_size > 0 &&
-	    snapshot_with(s, NULL, (uint64_t)fs.st_size, 0) &&
-	    file_sha256(fd, sha) == 0)
-		id = snapshot_with(s, sha, (uint64_t)fs.st_size, 0);
-	snap_sys_close(fd);
-	return id;
-}
-
-int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
-			 const snap_restore_opts *o, snap_restore_result *res,
-			 snap_err *err)
-{
-	snap_create_opts io = { .kind = SNAP_KIND_IMPORT, .label = label,
-				.source_name = o ? o->source_name : NULL };
-	char *dup = NULL;
-	snap_info si;
-	int64_t same;
-	int rc;
-
-	/* A copy of a snapshot's bytes restores that snapshot: nothing is
-	 * imported, whatever the caller would have labelled the import (the
-	 * mount's "upload"), and only the safety snapshot is added. */
-	same = same_file(s, path);
-	if (same)
-		return snap_restore_ex(s, same, o, res, err);
-	if (!label) {
-		dup = strdup(path);
-		if (!dup)
-			return snap_err_set(err, -ENOMEM, "out of memory");
-		io.label = basename(dup);
-	}
-	rc = snap_snapshot_import_for(s, path, &io, "restore", &si, err);
-	free(dup);
-	if (rc) {
-		snap_err_prefix(err, "restore refused, %s is unchanged",
-				s->db_path);
-		return rc;
-	}
-	/* An import equal to a snapshot that same_file did not take for a
-	 * copy (a -wal or -journal beside it added nothing) need not stay
-	 * in the catalog twice: restore the snapshot it equals.  A caller
-	 * that named the import keeps it. */
-	same = label ? 0 : snapshot_with(s, si.sha256, si.image_size, si.id);
-	if (same) {
-		snap_err ignore;
-
-		if (snap_store_delete(s, si.id, &ignore) == 0)
-			return snap_restore_ex(s, same, o, res, err);
-	}
-	rc = snap_restore_ex(s, si.id, o, res, err);
-	if (rc == -ESTALE && o && o->precond) {
-		snap_err ignore;
-
-		/* Refused before anything changed: the import was only
-		 * the way in, and nothing went in. */
-		snap_store_delete(s, si.id, &ignore);
-	}
-	return rc;
-}
-
-int snap_restore_file(snap_store *s, const char *path, const char *label,
-		      snap_restore_result *res, snap_err *err)
-{
-	return snap_restore_file_ex(s, path, label, NULL, res, err);
-}

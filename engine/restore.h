@@ -16,10 +16,14 @@
  *     page-1 counters SQLite maintains).
  *  5. Any failure after step 2 rolls back to the safety snapshot.
  * One restore at a time per store (-EBUSY), across processes.
+ *
+ * Restore from a file is restore_file.h; crash recovery of an interrupted
+ * restore, recover.h; connections to the live database, livedb.h.
  */
 #ifndef ENGINE_RESTORE_H
 #define ENGINE_RESTORE_H
 
+#include "livedb.h"
 #include "store.h"
 
 typedef struct snap_restore_result {
@@ -45,13 +49,6 @@ typedef struct snap_restore_result {
 int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
 		 snap_err *err);
 
-/* What a precondition sees of the live database, read under its lock. */
-typedef struct snap_live_token {
-	int wal;                  /* the live database is in WAL mode */
-	uint32_t change_counter;  /* header bytes 24-27 (rollback mode: moves
-				     with every commit; WAL mode: does not) */
-} snap_live_token;
-
 /*
  * Called with the live database's write lock held, right before the copy:
  * return 0 to go on, or a negative errno (normally -ESTALE) to refuse with
@@ -72,49 +69,8 @@ typedef struct snap_restore_opts {
 					   path) */
 } snap_restore_opts;
 
+/* snap_restore with a precondition and a source name (o may be NULL). */
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err);
-
-/* The token of the live database now (through a SQLite connection). */
-int snap_live_token_get(const char *db_path, snap_live_token *tok,
-			snap_err *err);
-
-/*
- * Restore from a database file: it is verified and imported as a snapshot
- * of kind import (label from the file name unless given), then restored.
- * A file whose bytes are exactly a snapshot's image (a copy of one: cp
- * snapshots/X current.db), with no -wal or -journal beside it, restores
- * that snapshot instead, label or not: nothing is imported, and the
- * catalog gains only the safety snapshot.  Without a label, an import
- * whose image equals an existing snapshot's is dropped again the same way.
- * -EINVAL when the file is not a usable database; nothing changed then.
- */
-int snap_restore_file(snap_store *s, const char *path, const char *label,
-		      snap_restore_result *res, snap_err *err);
-int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
-			 const snap_restore_opts *o, snap_restore_result *res,
-			 snap_err *err);
-
-/*
- * A read-write connection (never creating) to the live database at path,
- * with the busy handler every writer of the engine uses there: it polls
- * often, so an application committing in a tight loop cannot starve it
- * (SQLite's own handler backs off to 100 ms), for about 30 s in all.
- */
-int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err);
-
-/* Give db (a connection on the live database) that same busy policy. */
-void snap_restore_busy_set(sqlite3 *db);
-
-/*
- * Finish what an interrupted restore left: a live database it took out of
- * WAL mode (different page sizes) is switched back.  Whoever opens a store
- * for work calls it right after snap_store_open() (snapctl, the daemon);
- * the store itself does not, being below restore (layers: snapfs.h).
- * Does nothing on a store opened read-only (SNAP_OPEN_READONLY, or a
- * read-only or full filesystem); cheap when there is nothing to do.
- * 0 or -EBUSY.
- */
-int snap_restore_recover(snap_store *s);
 
 #endif /* ENGINE_RESTORE_H */

@@ -16,27 +16,32 @@
  * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c and
  * mergemove.c.
  *
- *   L0  err sys util units codec pagepipe integrity anchor
+ *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
+ *   L0  seal objstore objstore_s3
  *   L1  store storedir storeschema storespace storecat storemap storename
- *   L2  events capture image json
- *   L3  snapshot verify
- *   L4  restore diff diffstate tablerestore export keep retention trash
- *   L4  merge mergelive mergekeys mergemove
- *   L5  health schedule
+ *   L2  events capture capture_vfs image jsonrec
+ *   L3  snapshot snapshot_import verify
+ *   L4  restore restore_file recover diff diffstate tablerestore export
+ *   L4  merge mergelive mergekeys mergemove keep retention trash
+ *   L5  health status schedule replica replica_read replica_push
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, time and hex, durations and
- * sizes, compression and the page index, hashing workers, integrity
- * checks, the anchor file.  L1 is the store: its
- * directory, the catalog, the events table's raw insert (snap_event_add_db,
- * so a catalog change and its event share one transaction).  L2 reads and
- * writes what the store holds: the event history and the failure hook,
- * capture of pages, images, JSON of catalog records.  L3 takes and checks
- * snapshots.  L4 changes the live database or the catalog's membership
- * (restore and its crash recovery, diff, merge, retention, trash).  L5
- * runs on its own: health checks and the schedule.  The store does not
- * finish an interrupted restore when it opens: whoever opens a store for
- * work (snapctl, the daemon) calls snap_restore_recover() next.
+ * sizes (units), compression and the page index, hashing workers, integrity
+ * checks, the anchor file, connections to the live database (livedb), what
+ * the engine's VFSes share (vfs), the JSON writer, the replica's
+ * cryptography (seal: libsodium) and object stores (objstore: file://,
+ * objstore_s3: S3).  L1 is the store: its directory, the catalog, the events
+ * table's raw insert (snap_event_add_db, so a catalog change and its event
+ * share one transaction).  L2 reads and writes what the store holds: the
+ * event history and the failure hook, capture of pages and its VFS, images,
+ * the JSON objects of catalog records (jsonrec).  L3 takes, imports and
+ * checks snapshots.  L4 changes the live database or the catalog's
+ * membership (restore, restore from a file, crash recovery, diff, merge,
+ * retention, trash).  L5 runs on its own: health checks, the status report
+ * and the schedule, and the replica (its format, reading, pushing).  The
+ * store does not finish an interrupted restore when it opens: whoever opens
+ * a store for work (snapctl, the daemon) calls snap_restore_recover() next.
  */
 #ifndef ENGINE_SNAPFS_H
 #define ENGINE_SNAPFS_H
@@ -47,9 +52,13 @@
 #include "image.h"
 #include "verify.h"
 #include "restore.h"
+#include "restore_file.h"
+#include "recover.h"
 #include "events.h"
 #include "json.h"
+#include "jsonrec.h"
 #include "health.h"
+#include "status.h"
 #include "schedule.h"
 #include "diff.h"
 #include "merge.h"

@@ -1,6 +1,6 @@
 /*
- * engine/snapshot.c — taking snapshots of the live database and importing
- * database files.
+ * engine/snapshot.c — taking snapshots of the live database, and the
+ * capture pipeline that imports (snapshot_import.c) share.
  *
  * Both run the same pipeline: a source connection opens a read transaction,
  * the row count of every table is read inside it, and one
@@ -16,7 +16,6 @@
  */
 #include <endian.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture.h"
+#include "capture_vfs.h"
 #include "codec.h"
 #include "events.h"
-#include "integrity.h"
 #include "json.h"
 #include "snapshot_int.h"
 #include "store_int.h"
@@ -221,7 +219,6 @@ static void phase(const char *name)
 	last = now;
 }
 
-static int begin_read(sqlite3 *db, const char *path, snap_err *err);
 static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
 		       int in_txn, const char *what, const snap_create_opts *o,
 		       snap_progress_fn fn, void *ctx, snap_info *out,
@@ -234,10 +231,10 @@ static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
  * caller holds one), and it ends as soon as the backup is done, so a live
  * database's writers are never held up by the store.
  */
-static int capture_from(snap_store *s, sqlite3 *src, int in_txn,
-			const char *what, const snap_create_opts *o,
-			snap_progress_fn fn, void *ctx, snap_info *out,
-			snap_err *err)
+int snap_snapshot_capture(snap_store *s, sqlite3 *src, int in_txn,
+			  const char *what, const snap_create_opts *o,
+			  snap_progress_fn fn, void *ctx, snap_info *out,
+			  snap_err *err)
 {
 	return capture_any(s, src, NULL, in_txn, what, o, fn, ctx, out, err);
 }
@@ -333,7 +330,7 @@ static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
 		goto captured;
 	}
 	if (!rc && !in_txn) {
-		rc = begin_read(src, what, err);
+		rc = snap_snapshot_begin_read(src, what, err);
 		reading = rc == 0;
 	}
 	if (!rc) {
@@ -434,8 +431,8 @@ out_store:
 }
 
 /* Open a connection to a database file for reading as a backup source. */
-static int open_source(const char *path, int readonly, sqlite3 **db,
-		       snap_err *err)
+int snap_snapshot_open_source(const char *path, int readonly, sqlite3 **db,
+			      snap_err *err)
 {
 	int rc = sqlite3_open_v2(path, db, (readonly ? SQLITE_OPEN_READONLY :
 				 SQLITE_OPEN_READWRITE) | SQLITE_OPEN_URI |
@@ -453,7 +450,7 @@ static int open_source(const char *path, int readonly, sqlite3 **db,
 }
 
 /* BEGIN a read transaction that really holds a snapshot of the source. */
-static int begin_read(sqlite3 *db, const char *path, snap_err *err)
+int snap_snapshot_begin_read(sqlite3 *db, const char *path, snap_err *err)
 {
 	int rc = sqlite3_exec(db, "BEGIN; SELECT count(*) FROM sqlite_schema",
 			      NULL, NULL, NULL);
@@ -492,7 +489,7 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 				  "is empty, not a database", path);
 		goto done;
 	}
-	rc = open_source(path, 0, &src, err);
+	rc = snap_snapshot_open_source(path, 0, &src, err);
 	/* In WAL mode, move committed frames into the file first (passive:
 	 * never waits), so page 1 read from the file is usually current and
 	 * the image hash streams (capture.h). */
@@ -500,7 +497,8 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 		sqlite3_wal_checkpoint_v2(src, "main", SQLITE_CHECKPOINT_PASSIVE,
 					  NULL, NULL);
 	if (!rc)
-		rc = capture_from(s, src, 0, path, o, fn, ctx, out, err);
+		rc = snap_snapshot_capture(s, src, 0, path, o, fn, ctx, out,
+					   err);
 	sqlite3_close(src);
 done:
 	if (rc)
@@ -540,187 +538,4 @@ int snap_snapshot_take(snap_store *s, const snap_create_opts *o,
 		       snap_info *out, snap_err *err)
 {
 	return snap_snapshot_take_progress(s, o, NULL, NULL, out, err);
-}
-
-/* Read the first n bytes of a file that is not the live database. */
-static int read_head(const char *path, uint8_t *buf, size_t n, off_t *size,
-		     snap_err *err)
-{
-	struct stat st;
-	ssize_t got;
-	int fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
-
-	if (fd < 0)
-		return snap_err_set(err, errno == ENOENT ? -ENOENT : -errno,
-				    "cannot open %s: %s", path,
-				    strerror(errno));
-	if (snap_sys_fstat(fd, &st) < 0) {
-		snap_sys_close(fd);
-		return snap_err_set(err, -errno, "cannot stat %s", path);
-	}
-	*size = st.st_size;
-	got = snap_sys_pread(fd, buf, n, 0);
-	snap_sys_close(fd);
-	if (got < 0)
-		return snap_err_set(err, -EIO, "cannot read %s", path);
-	if ((size_t)got < n)
-		memset(buf + got, 0, n - (size_t)got);
-	return 0;
-}
-
-/* The header-level checks: magic, page size, size against page count. */
-static int check_header(const char *path, const uint8_t *h, off_t size,
-			snap_err *err)
-{
-	uint32_t ps, count, counter, valid;
-
-	if (size == 0)
-		return snap_err_set(err, -EINVAL, "%s is empty, not a SQLite "
-				    "database", path);
-	if (size < 100 || memcmp(h, "SQLite format 3", 16) != 0)
-		return snap_err_set(err, -EINVAL, "%s is not a SQLite database "
-				    "(no SQLite header)", path);
-	ps = ((uint32_t)h[16] << 8) | h[17];
-	if (ps == 1)
-		ps = 65536;
-	if (ps < 512 || (ps & (ps - 1)))
-		return snap_err_set(err, -EINVAL, "%s: invalid page size %u in "
-				    "the header", path, ps);
-	if (size % ps)
-		return snap_err_set(err, -EINVAL, "%s is truncated or padded: "
-				    "%lld bytes is not a whole number of %u-byte "
-				    "pages", path, (long long)size, ps);
-	count = ((uint32_t)h[28] << 24) | ((uint32_t)h[29] << 16) |
-		((uint32_t)h[30] << 8) | h[31];
-	counter = ((uint32_t)h[24] << 24) | ((uint32_t)h[25] << 16) |
-		  ((uint32_t)h[26] << 8) | h[27];
-	valid = ((uint32_t)h[92] << 24) | ((uint32_t)h[93] << 16) |
-		((uint32_t)h[94] << 8) | h[95];
-	if (count && counter == valid && (off_t)count * ps > size)
-		return snap_err_set(err, -EINVAL, "%s is truncated: the header "
-				    "says %u pages, the file has %lld", path,
-				    count, (long long)(size / ps));
-	return 0;
-}
-
-/* Open an external database file read-only for checking or importing.
- * A WAL-flagged file without a -wal beside it opens immutable
- * (engine/PITFALLS.md 14); with one, normally, so its committed transactions
- * are included. */
-static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
-			 snap_err *err)
-{
-	char wal[4096], uri[4200], *q;
-	struct stat st;
-
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	/* Only a -wal known to be absent may be ignored: one that cannot be
-	 * looked up may hold the file's newest transactions. */
-	if (h[18] == 2 && snap_sys_stat(wal, &st) < 0) {
-		if (errno != ENOENT)
-			return snap_err_set(err, -errno, "cannot tell whether "
-					    "%s has a WAL file: %s: %s", path,
-					    wal, strerror(errno));
-		q = sqlite3_mprintf("%q", path);
-		if (!q)
-			return snap_err_set(err, -ENOMEM, "out of memory");
-		snprintf(uri, sizeof(uri), "file:%s?immutable=1", q);
-		sqlite3_free(q);
-		/* Percent-encode nothing fancy: paths with '?' or '#' use the
-		 * plain open below. */
-		if (!strpbrk(path, "?#%"))
-			return open_source(uri, 1, db, err);
-	}
-	return open_source(path, 1, db, err);
-}
-
-/* Keep the first problem integrity_check reports. */
-static void first_problem(void *ctx, const char *problem)
-{
-	char *first = ctx;
-
-	if (!*first)
-		snprintf(first, 512, "%s", problem);
-}
-
-/* PRAGMA integrity_check on an open connection: 0 or -EINVAL naming the
- * first problems (another errno when the check could not run). */
-static int integrity(sqlite3 *db, const char *path, snap_err *err)
-{
-	char first[512] = "";
-	unsigned bad = 0;
-	int rc = snap_integrity_run(db, "PRAGMA integrity_check(20)", path,
-				    first_problem, first, &bad, err);
-
-	if (!rc && bad)
-		rc = snap_err_set(err, -EINVAL, "%s fails integrity_check "
-				  "(%u problem%s; first: %s)", path, bad,
-				  bad > 1 ? "s" : "", first);
-	return rc;
-}
-
-int snap_snapshot_check_file(const char *path, snap_err *err)
-{
-	uint8_t h[100];
-	off_t size = 0;
-	sqlite3 *db = NULL;
-	int rc = read_head(path, h, sizeof(h), &size, err);
-
-	if (!rc)
-		rc = check_header(path, h, size, err);
-	if (!rc)
-		rc = open_external(path, h, &db, err);
-	if (!rc)
-		rc = integrity(db, path, err);
-	sqlite3_close(db);
-	return rc;
-}
-
-int snap_snapshot_import(snap_store *s, const char *path,
-			 const snap_create_opts *o, snap_info *out,
-			 snap_err *err)
-{
-	return snap_snapshot_import_for(s, path, o, "import", out, err);
-}
-
-int snap_snapshot_import_for(snap_store *s, const char *path,
-			     const snap_create_opts *o, const char *event,
-			     snap_info *out, snap_err *err)
-{
-	snap_create_opts dflt = { .kind = SNAP_KIND_IMPORT };
-	snap_info tmp;
-	uint8_t h[100];
-	off_t size = 0;
-	sqlite3 *db = NULL;
-	int rc;
-
-	if (!o)
-		o = &dflt;
-	if (!out)
-		out = &tmp;
-	rc = read_head(path, h, sizeof(h), &size, err);
-	if (!rc)
-		rc = check_header(path, h, size, err);
-	if (!rc)
-		rc = open_external(path, h, &db, err);
-	if (!rc)
-		rc = begin_read(db, path, err);
-	if (!rc) {
-		rc = integrity(db, path, err);
-		if (!rc)
-			rc = capture_from(s, db, 1, path, o, NULL, NULL, out,
-					  err);
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	}
-	sqlite3_close(db);
-	if (rc && o->source_name)
-		snap_err_rename(err, path, o->source_name);
-	if (rc)
-		snap_event_add(s, event, "", 0, "%s", err ? err->msg :
-			       "import failed");
-	else
-		snap_event_add(s, "import", out->name, 1, "imported %s (kind "
-			       "%s)", o->source_name ? o->source_name : path,
-			       snap_kind_name(out->kind));
-	return rc;
 }

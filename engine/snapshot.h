@@ -10,6 +10,8 @@
  * normalized to rollback-journal mode (header bytes 18-19 = 1) so every
  * snapshot opens standalone.  The snapshot is published in the same store
  * transaction that wrote its pages, only after the backup completed.
+ *
+ * Taking is snapshot.c; importing and checking a file, snapshot_import.c.
  */
 #ifndef ENGINE_SNAPSHOT_H
 #define ENGINE_SNAPSHOT_H

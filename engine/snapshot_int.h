@@ -1,6 +1,7 @@
 /*
- * engine/snapshot_int.h — what restore.c takes of snapshot.c beyond the
- * public snapshot.h (internal; not installed, not for fs/ or tools/).
+ * engine/snapshot_int.h — what restore.c and snapshot_import.c take of
+ * snapshot.c beyond the public snapshot.h (internal; not installed, not
+ * for fs/ or tools/).
  */
 #ifndef ENGINE_SNAPSHOT_INT_H
 #define ENGINE_SNAPSHOT_INT_H
@@ -28,5 +29,25 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 			     const snap_create_opts *o,
 			     const char *event, snap_info *out,
 			     snap_err *err);
+
+/*
+ * The capture pipeline (snapshot.c's design block): back up src into a
+ * capture on the store and publish the snapshot.  The store's write
+ * transaction is taken first; then the source's read transaction, unless
+ * `in_txn` (the caller holds one).  `what` names the source in messages.
+ */
+int snap_snapshot_capture(snap_store *s, sqlite3 *src, int in_txn,
+			  const char *what, const snap_create_opts *o,
+			  snap_progress_fn fn, void *ctx, snap_info *out,
+			  snap_err *err);
+
+/* A connection to a database file (a path or a file: URI) as a backup
+ * source: read-only when `readonly`, with a busy timeout. */
+int snap_snapshot_open_source(const char *path, int readonly, sqlite3 **db,
+			      snap_err *err);
+
+/* BEGIN a read transaction on db that really holds a snapshot of it
+ * (-EINVAL when path is not a SQLite database). */
+int snap_snapshot_begin_read(sqlite3 *db, const char *path, snap_err *err);
 
 #endif /* ENGINE_SNAPSHOT_INT_H */

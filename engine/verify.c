@@ -241,6 +241,7 @@ static int verify_integrity(snap_store *s, const snap_info *si, int full,
 	return rc;
 }
 
+/* The verification level's name, for events. */
 static const char *level_name(int full)
 {
 	return full == SNAP_VERIFY_FULL ? "full" :

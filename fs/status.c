@@ -58,6 +58,7 @@ static int text_add(char **buf, size_t *len, size_t *cap, const char *fmt,
 	}
 }
 
+/* The text of .snapfs/log: the event history, one line per event. */
 static int status_log(char **text, size_t *len)
 {
 	snap_event *ev = NULL;
@@ -89,13 +90,34 @@ static int status_log(char **text, size_t *len)
 	return 0;
 }
 
+/* "key": an ISO time for people, "key_ns": the same in ns since the epoch
+ * for programs. */
 static void status_time(snap_json *j, const char *key, int64_t ns)
 {
-	char when[40];
+	char when[40], key_ns[64];
 
 	snap_json_key(j, key);
 	snap_time_iso(ns, when);
 	snap_json_str(j, when);
+	snprintf(key_ns, sizeof(key_ns), "%s_ns", key);
+	snap_json_key(j, key_ns);
+	snap_json_int(j, ns);
+}
+
+/* "key": {"name0": value0, ...}: n counters as one object. */
+static void status_counts(snap_json *j, const char *key,
+			  const char *const names[], const uint64_t values[],
+			  int n)
+{
+	int i;
+
+	snap_json_key(j, key);
+	snap_json_obj_begin(j);
+	for (i = 0; i < n; i++) {
+		snap_json_key(j, names[i]);
+		snap_json_int(j, (int64_t)values[i]);
+	}
+	snap_json_obj_end(j);
 }
 
 /* The mount's own part: where, who, the live file, the edit session and
@@ -148,39 +170,29 @@ static void status_mount(snap_json *j)
 	failed = snap_fs.restores_failed;
 	conflicts = snap_fs.conflicts;
 	pthread_mutex_unlock(&snap_fs.lock);
-	snap_json_key(j, "restores");
-	snap_json_obj_begin(j);
-	snap_json_key(j, "ok");
-	snap_json_int(j, (int64_t)ok);
-	snap_json_key(j, "failed");
-	snap_json_int(j, (int64_t)failed);
-	snap_json_key(j, "conflicts");
-	snap_json_int(j, (int64_t)conflicts);
-	snap_json_obj_end(j);
+	status_counts(j, "restores", (const char *const[]){ "ok", "failed",
+		      "conflicts" }, (const uint64_t[]){ ok, failed,
+		      conflicts }, 3);
 
 	/* Read-only opens of current.db: how many were served by a peek,
 	 * how many whole images were copied into staging (live.c). */
 	snap_live_counts(snap_fs.live, &peeks, &built);
-	snap_json_key(j, "current_reads");
-	snap_json_obj_begin(j);
-	snap_json_key(j, "peeks");
-	snap_json_int(j, (int64_t)peeks);
-	snap_json_key(j, "images_built");
-	snap_json_int(j, (int64_t)built);
-	snap_json_obj_end(j);
+	status_counts(j, "current_reads", (const char *const[]){ "peeks",
+		      "images_built" }, (const uint64_t[]){ peeks, built }, 2);
 	snap_json_obj_end(j);
 }
 
 /*
  * The engine's status object (the fields `snapctl status --json` shows, a
- * contract for scripts: health.c), with one more member, "mount".
+ * contract for scripts: engine/status.c), with one more member, "mount": the
+ * engine's members are merged into the file's object (json.h), followed
+ * by a newline.
  */
 static int status_json(char **text, size_t *len)
 {
 	snap_status st;
-	snap_json j, m;
+	snap_json j, eng;
 	snap_err err;
-	char *buf;
 	int rc;
 
 	snap_err_clear(&err);
@@ -190,30 +202,27 @@ static int status_json(char **text, size_t *len)
 		return rc;
 	}
 	snap_timer_schedule(&st.next_snapshot_ns, &st.interval_ns);
+	snap_json_init(&eng);
+	snap_status_json(&eng, &st);
 	snap_json_init(&j);
-	snap_status_json(&j, &st);
-	snap_json_init(&m);
-	status_mount(&m);
-	if (j.oom || m.oom || j.len < 2 || j.buf[j.len - 1] != '}') {
-		snap_json_free(&j);
-		snap_json_free(&m);
-		return -ENOMEM;
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &eng);
+	snap_json_key(&j, "mount");
+	status_mount(&j);
+	snap_json_obj_end(&j);
+	snap_json_free(&eng);
+	rc = 0;
+	if (!snap_json_done(&j) || asprintf(text, "%s\n", j.buf) < 0) {
+		*text = NULL;
+		rc = -ENOMEM;
+	} else {
+		*len = j.len + 1;
 	}
-	/* {...} + ,"mount":{...} + }\n */
-	buf = malloc(j.len + m.len + 16);
-	if (!buf) {
-		snap_json_free(&j);
-		snap_json_free(&m);
-		return -ENOMEM;
-	}
-	*len = (size_t)sprintf(buf, "%.*s,\"mount\":%s}\n", (int)(j.len - 1),
-			       j.buf, m.buf);
-	*text = buf;
 	snap_json_free(&j);
-	snap_json_free(&m);
-	return 0;
+	return rc;
 }
 
+/* The text of status.json or log, generated now (fs.h). */
 int snap_status_text(fuse_ino_t ino, char **text, size_t *len)
 {
 	*text = NULL;

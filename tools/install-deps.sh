@@ -6,6 +6,7 @@ set -eu
 pkgs=(
 	build-essential meson ninja-build pkg-config   # the build
 	libsqlite3-dev libzstd-dev libssl-dev          # the engine
+	libsodium-dev libcurl4-openssl-dev libxml2-dev # replicas: encryption, S3
 	libfuse3-dev fuse3                             # the mount
 	libcmocka-dev                                  # unit tests
 	clang libclang-rt-14-dev                       # fuzzing: libFuzzer, ASan, UBSan
@@ -13,6 +14,8 @@ pkgs=(
 	gvfs dbus-daemon                               # the trash as desktops use it
 	util-linux procps                              # mount, unshare, pgrep
 	systemd man-db                                 # systemd-analyze verify of the unit
+	swift swift-proxy swift-object swift-container # tools/s3-test-server: a real
+	swift-account python3-swift                    #   S3 endpoint for replica tests
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 /* A resolved state: its id and how to call it. */
 typedef struct diff_state {
@@ -154,6 +154,7 @@ static void diff_json_tables(snap_json *j, const snap_diff *d,
 	snap_json_arr_end(j);
 }
 
+/* "diff A B": rows added, removed, changed per table. */
 int cmd_diff(snap_store *s, ctl_args *a)
 {
 	diff_state from, to;
@@ -170,8 +171,7 @@ int cmd_diff(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "from"); snap_json_str(&j, from.name);
 		snap_json_key(&j, "to"); snap_json_str(&j, to.name);
 		snap_json_key(&j, "database");
@@ -181,7 +181,6 @@ int cmd_diff(snap_store *s, ctl_args *a)
 		diff_json_tables(&j, &d, NULL);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_diff_free(&d);
 		return rc;
 	}
@@ -261,6 +260,7 @@ static const char *diff_table_refusal(snap_store *s, const snap_diff *d,
 	return NULL;
 }
 
+/* "restore --dry-run": what a restore would change, changing nothing. */
 int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 {
 	diff_state live = { SNAP_DIFF_LIVE, "live" }, snap;
@@ -279,27 +279,19 @@ int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "dry_run"); snap_json_bool(&j, 1);
 		snap_json_key(&j, "snapshot"); snap_json_str(&j, si->name);
 		snap_json_key(&j, "database"); snap_json_str(&j, db);
 		snap_json_key(&j, "table");
-		if (a->table)
-			snap_json_str(&j, a->table);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, a->table);
 		snap_json_key(&j, "refused");
-		if (refusal)
-			snap_json_str(&j, refusal);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, refusal);
 		snap_json_key(&j, "schema_changed");
 		snap_json_bool(&j, !a->table && d.schema_changed);
 		diff_json_tables(&j, &d, refusal ? "" : a->table);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		snap_diff_free(&d);
 		return rc;
 	}
@@ -325,6 +317,7 @@ int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si)
 	return CTL_EXIT_OK;
 }
 
+/* "restore --table T": one table back from a snapshot. */
 int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 {
 	const char *db = snap_store_db_path(s);
@@ -342,16 +335,13 @@ int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "restored"); snap_json_str(&j, si->name);
 		snap_json_key(&j, "table"); snap_json_str(&j, a->table);
 		snap_json_key(&j, "database"); snap_json_str(&j, db);
 		snap_json_key(&j, "safety");
-		if (res.have_safety)
-			snap_json_str(&j, res.safety.name);
-		else
-			snap_json_null(&j);
+		snap_json_str_or_null(&j, res.have_safety ? res.safety.name :
+				      NULL);
 		snap_json_key(&j, "rows_before");
 		snap_json_int(&j, res.rows_before);
 		snap_json_key(&j, "rows_after");
@@ -360,7 +350,6 @@ int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 		snap_json_int(&j, res.fk_violations);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 	} else {
 		printf("restored table %s from %s into %s: %" PRId64 " row%s "
 		       "(%" PRId64 " before)\n", a->table, si->name, db,
@@ -445,6 +434,7 @@ static int diff_export_file(snap_store *s, const diff_state *st,
 	return rc;
 }
 
+/* "export --sql": a snapshot (or live) as SQL text, to a file or stdout. */
 int ctl_export_sql(snap_store *s, ctl_args *a)
 {
 	const char *path = a->pos[1];
@@ -477,8 +467,7 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		snap_json_key(&j, "action"); snap_json_str(&j, "exported");
 		snap_json_key(&j, "snapshot"); snap_json_str(&j, st.name);
 		snap_json_key(&j, "file"); snap_json_str(&j, path);
@@ -486,7 +475,6 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 		snap_json_key(&j, "bytes"); snap_json_int(&j, (int64_t)size);
 		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
 		return rc;
 	}
 	ctl_size_human((uint64_t)size, sz);

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 #define NS ((int64_t)1000000000)
 
@@ -64,38 +64,31 @@ static int health_check_json(snap_store *s, const ctl_args *a, int rc,
 	snap_json j;
 	int out;
 
-	snap_json_init(&j);
-	snap_json_obj_begin(&j);
-	snap_json_key(&j, "db"); snap_json_str(&j, snap_store_db_path(s));
+	ctl_json_object(&j);
+	snap_json_key(&j, "database");
+	snap_json_str(&j, snap_store_db_path(s));
 	snap_json_key(&j, "ok"); snap_json_bool(&j, rc == 0);
 	snap_json_key(&j, "healthy"); snap_json_bool(&j, !r->corrupt);
 	snap_json_key(&j, "corrupt"); snap_json_bool(&j, r->corrupt);
 	snap_json_key(&j, "problem");
-	if (r->corrupt)
-		snap_json_str(&j, r->problem);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->corrupt ? r->problem : NULL);
 	snap_json_key(&j, "recovery_snapshot");
-	if (r->have_recovery)
-		snap_json_str(&j, r->recovery.name);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->have_recovery ? r->recovery.name :
+			      NULL);
 	snap_json_key(&j, "recover"); snap_json_bool(&j, a->recover);
 	snap_json_key(&j, "recovered"); snap_json_bool(&j, r->restored);
 	snap_json_key(&j, "restored_from");
-	if (r->restored)
-		snap_json_str(&j, r->restored_from.name);
-	else
-		snap_json_null(&j);
+	snap_json_str_or_null(&j, r->restored ? r->restored_from.name :
+			      NULL);
 	snap_json_key(&j, "skipped_damaged");
 	snap_json_int(&j, r->skipped_bad);
 	snap_json_key(&j, "detail"); snap_json_str(&j, detail);
 	snap_json_obj_end(&j);
 	out = ctl_json_print(&j);
-	snap_json_free(&j);
 	return out;
 }
 
+/* "check [--recover]": the live database's health, for people or JSON. */
 int cmd_check(snap_store *s, ctl_args *a)
 {
 	const char *db = snap_store_db_path(s), *skipped;
@@ -164,10 +157,10 @@ static int health_freshness(const ctl_args *a, const snap_status *st,
 			 st->db_path, st->store_dir);
 		return CTL_NAGIOS_CRITICAL;
 	}
-	if ((a->given & CTL_OPT_CRIT_AGE) &&
+	if (a->crit_age &&
 	    st->newest_age_ns >= a->crit_age_ns)
 		state = CTL_NAGIOS_CRITICAL;
-	else if ((a->given & CTL_OPT_WARN_AGE) &&
+	else if (a->warn_age &&
 		 st->newest_age_ns >= a->warn_age_ns)
 		state = CTL_NAGIOS_WARNING;
 	ctl_age_human(st->newest_age_ns, age);
@@ -182,9 +175,9 @@ static void health_perfdata(const ctl_args *a, const snap_status *st,
 {
 	char warn[32] = "", crit[32] = "";
 
-	if (a->given & CTL_OPT_WARN_AGE)
+	if (a->warn_age)
 		snprintf(warn, sizeof(warn), "%" PRId64, a->warn_age_ns / NS);
-	if (a->given & CTL_OPT_CRIT_AGE)
+	if (a->crit_age)
 		snprintf(crit, sizeof(crit), "%" PRId64, a->crit_age_ns / NS);
 	if (st->have_newest)
 		snprintf(out, cap, " | age=%" PRId64 "s;%s;%s;0 snapshots=%"
@@ -204,12 +197,12 @@ static void health_json_freshness(snap_json *j, const ctl_args *a,
 	snap_json_key(j, "exit_status"); snap_json_int(j, state);
 	snap_json_key(j, "message"); snap_json_str(j, line);
 	snap_json_key(j, "warn_age_seconds");
-	if (a->given & CTL_OPT_WARN_AGE)
+	if (a->warn_age)
 		snap_json_int(j, a->warn_age_ns / NS);
 	else
 		snap_json_null(j);
 	snap_json_key(j, "crit_age_seconds");
-	if (a->given & CTL_OPT_CRIT_AGE)
+	if (a->crit_age)
 		snap_json_int(j, a->crit_age_ns / NS);
 	else
 		snap_json_null(j);
@@ -291,9 +284,11 @@ static void health_print_status(const snap_status *st)
 	}
 }
 
+/* "status": the summary, as text, JSON or Prometheus; with thresholds a
+ * Nagios check. */
 int cmd_status(snap_store *s, ctl_args *a)
 {
-	int monitor = (a->given & (CTL_OPT_WARN_AGE | CTL_OPT_CRIT_AGE)) != 0;
+	int monitor = a->warn_age || a->crit_age;
 	snap_status *st;
 	snap_err err;
 	char line[8192 + 256], perf[160];
@@ -323,17 +318,17 @@ int cmd_status(snap_store *s, ctl_args *a)
 	if (monitor)
 		state = health_freshness(a, st, line, sizeof(line));
 	if (a->json) {
-		snap_json j;
+		snap_json j, eng;
 
-		snap_json_init(&j);
-		snap_status_json(&j, st);
-		if (monitor) {
-			ctl_json_reopen(&j);
+		snap_json_init(&eng);
+		snap_status_json(&eng, st);
+		ctl_json_object(&j);
+		snap_json_fields(&j, &eng);
+		if (monitor)
 			health_json_freshness(&j, a, state, line);
-			snap_json_obj_end(&j);
-		}
+		snap_json_obj_end(&j);
 		rc = ctl_json_print(&j);
-		snap_json_free(&j);
+		snap_json_free(&eng);
 	} else if (a->prometheus) {
 		char *text = snap_status_prometheus(st);
 
@@ -355,6 +350,7 @@ int cmd_status(snap_store *s, ctl_args *a)
 	return monitor ? state : CTL_EXIT_OK;
 }
 
+/* "status" with thresholds and no store to read (ctl_cmds.h). */
 int ctl_status_no_store(const ctl_args *a, int missing)
 {
 	char dir[4096 + 16], line[8192 + 256], *def = NULL;
@@ -375,13 +371,11 @@ int ctl_status_no_store(const ctl_args *a, int missing)
 	if (a->json) {
 		snap_json j;
 
-		snap_json_init(&j);
-		snap_json_obj_begin(&j);
+		ctl_json_object(&j);
 		health_json_freshness(&j, a, state, line);
 		snap_json_obj_end(&j);
 		if (ctl_json_print(&j))
 			state = CTL_NAGIOS_UNKNOWN;
-		snap_json_free(&j);
 	} else if (!a->prometheus) {
 		printf("%s%s\n", line, missing ? " | snapshots=0" : "");
 	}

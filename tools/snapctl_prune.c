@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapctl.h"
+#include "ctl_cmds.h"
 
 /* The decisions as a JSON array of {name, kind, created, keep, reason}. */
 static int prune_json(const snap_keep_decision *d, size_t n)
@@ -48,10 +48,10 @@ static int prune_json(const snap_keep_decision *d, size_t n)
 	}
 	snap_json_arr_end(&j);
 	rc = ctl_json_print(&j);
-	snap_json_free(&j);
 	return rc;
 }
 
+/* "prune": apply the retention policy (or, --dry-run, only print it). */
 int cmd_prune(snap_store *s, ctl_args *a)
 {
 	snap_keep_decision *d = NULL;

@@ -1,5 +1,6 @@
 #!/bin/bash
-# tests/bench/bench_mount.sh — the mount's performance targets (issue 3),
+# tests/bench/bench_mount.sh — the mount's performance targets (issues 3, 8
+# and 9),
 # each printed as a ratio against what a user would do without snapfs,
 # measured in this run on the same data.  A benchmark, not a test: it never
 # fails on a time.  It skips (exit 0, with a message) when the daemon
@@ -231,7 +232,7 @@ rm -f "$WORK/out.db"
 line "cp current.db ${BENCH_SIZE}B, changed since snapshot" "${T_CPCUR_CHANGED}s" "cp real file ${T_CPREAL}s" \
 	"$(ratio "$T_CPCUR_CHANGED" "$T_CPREAL")" "<=" 3 x
 line "cp current.db ${BENCH_SIZE}B, unchanged" "${T_CPCUR_SAME}s" "cp real file ${T_CPREAL}s" \
-	"$(ratio "$T_CPCUR_SAME" "$T_CPREAL")" "<=" 2 x
+	"$(ratio "$T_CPCUR_SAME" "$T_CPREAL")" "<=" 1.5 x
 
 # 3. sqlite3 -readonly in the mount: 100,000 point selects vs a plain copy
 python3 - "$WORK/q.sql" "$LIVE" <<'EOF'

@@ -3,7 +3,7 @@
 check_layers.py ENGINE_DIR -- the engine reads bottom-up.
 
 Reads the layer table at the top of ENGINE_DIR/snapfs.h (lines
-" *   L<n>  name name ...") and every `#include "..."` of ENGINE_DIR/*.c
+" *   L<n>  name name ...", a long row continued on lines " *       name ...") and every `#include "..."` of ENGINE_DIR/*.c
 and *.h.  Fails (exit 1, one line per fault) when:
   * a file's module (its name without .c/.h; "store_int" belongs to
     "store") is missing from the table or listed twice;
@@ -19,7 +19,9 @@ import os
 import re
 import sys
 
-ROW = re.compile(r"^ \*\s+L(\d+)\s+([a-z_][a-z_ ]*?)\s*$")
+ROW = re.compile(r"^ \*\s+L(\d+)\s+([a-z_][a-z0-9_ ]*?)\s*$")
+# A row continued on the next line: " *       more names" (7 spaces).
+CONT = re.compile(r"^ \*\s{7}([a-z_][a-z0-9_ ]*?)\s*$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # A top-level function definition / declaration of a snap_ name.
 DEFINE = re.compile(r"^[a-z][\w \*]*?\b(snap_\w+)\s*\([^;{]*\)\s*\{", re.M)
@@ -36,17 +38,24 @@ def module(name):
 def read_table(path):
     """{module: layer} from the table at the top of snapfs.h."""
     layers, faults = {}, []
+    layer = None
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.startswith("#"):
                 break
             m = ROW.match(line)
-            if not m:
+            c = CONT.match(line) if layer is not None else None
+            if m:
+                layer, names = int(m.group(1)), m.group(2)
+            elif c:
+                names = c.group(1)
+            else:
+                layer = None
                 continue
-            for name in m.group(2).split():
+            for name in names.split():
                 if name in layers:
                     faults.append(f"{path}: {name} is listed twice")
-                layers[name] = int(m.group(1))
+                layers[name] = layer
     if not layers:
         faults.append(f"{path}: no layer table (lines ' *   L<n>  a b c')")
     return layers, faults

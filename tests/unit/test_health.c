@@ -744,7 +744,8 @@ static void test_status_json_has_the_documented_fields(void **state)
 	/* Empty store, never checked: nulls. */
 	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
 	tu_jv *v = status_json(&s);
-	assert_string_equal(jget(v, "db", TU_JSTR)->str, snap_store_db_path(st));
+	assert_string_equal(jget(v, "database", TU_JSTR)->str,
+			    snap_store_db_path(st));
 	assert_string_equal(jget(v, "store", TU_JSTR)->str, snap_store_dir(st));
 	assert_string_equal(jget(v, "snapshots", TU_JNUM)->num, "0");
 	jget(v, "newest", TU_JNULL);
@@ -753,6 +754,8 @@ static void test_status_json_has_the_documented_fields(void **state)
 	jget(v, "last_verify", TU_JNULL);
 	jget(v, "last_full_scrub", TU_JNULL);
 	jget(v, "next_snapshot", TU_JNULL);
+	jget(v, "next_snapshot_ns", TU_JNULL);
+	jget(v, "last_full_scrub_ns", TU_JNULL);
 	jget(v, "interval_seconds", TU_JNULL);
 	assert_true(strtod(jget(v, "dedup_ratio", TU_JNUM)->num, NULL) == 0);
 	tu_json_free(v);
@@ -790,6 +793,12 @@ static void test_status_json_has_the_documented_fields(void **state)
 	double ratio = strtod(jget(v, "dedup_ratio", TU_JNUM)->num, NULL);
 	assert_true(ratio > s.dedup_ratio - 0.001 &&
 		    ratio < s.dedup_ratio + 0.001);
+	/* Times a program reads are integers next to the ISO strings. */
+	char next_ns[32];
+	snprintf(next_ns, sizeof(next_ns), "%lld",
+		 (long long)s.next_snapshot_ns);
+	assert_string_equal(jget(v, "next_snapshot_ns", TU_JNUM)->num,
+			    next_ns);
 	const tu_jv *c = jget(v, "last_check", TU_JOBJ);
 	jget(c, "time", TU_JSTR);
 	jget(c, "time_ns", TU_JNUM);

@@ -2,10 +2,16 @@
  * tests/unit/test_json.c — engine/json.h: the writer produces valid JSON
  * (checked by an independent strict parser in testutil.c), escapes every
  * string so it decodes back to the original bytes, puts commas right at
- * every nesting level, and snap_json_info/snap_json_event carry the
- * contract's field names.
+ * every nesting level, knows when a document is whole, merges one
+ * object's members into another (snap_json_fields) and reports an
+ * allocation failure once, at the end; snap_json_info/snap_json_event
+ * carry the contract's field names.  The executable links fault.c (the
+ * engine's allocations through --wrap, meson.build) to fail a realloc.
  */
 #include "testutil.h"
+#include "fault.h"
+
+#include <errno.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,14 +242,20 @@ static snap_info sample_info(void)
 	return si;
 }
 
+/* si's record written into j and parsed back. */
+static tu_jv *info_json(snap_json *j, const snap_info *si)
+{
+	snap_json_init(j);
+	snap_json_info(j, si);
+	return parse(j);
+}
+
 static void test_json_info_has_the_contract_fields(void **state)
 {
 	(void)state;
 	snap_info si = sample_info();
 	snap_json j;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	tu_jv *v = parse(&j);
+	tu_jv *v = info_json(&j, &si);
 	assert_int_equal(v->type, TU_JOBJ);
 	static const char *fields[] = {
 		"name", "label", "kind", "created", "size", "sha256", "pinned",
@@ -281,9 +293,7 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	(void)state;
 	snap_info si = sample_info();
 	snap_json j;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	tu_jv *v = parse(&j);
+	tu_jv *v = info_json(&j, &si);
 	assert_non_null(tu_json_get(v, "trash"));
 	assert_int_equal(tu_json_get(v, "trash")->type, TU_JNULL);
 	tu_json_free(v);
@@ -293,9 +303,7 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	si.trash_uid = 1000;
 	snprintf(si.trash_name, sizeof(si.trash_name), "x.2.db");
 	si.trashed_ns = si.created_ns + 1000000000LL;
-	snap_json_init(&j);
-	snap_json_info(&j, &si);
-	v = parse(&j);
+	v = info_json(&j, &si);
 	const tu_jv *t = tu_json_get(v, "trash");
 	assert_int_equal(t->type, TU_JOBJ);
 	assert_string_equal(tu_json_get(t, "path")->str,
@@ -304,6 +312,10 @@ static void test_json_info_says_where_a_trashed_snapshot_waits(void **state)
 	char iso[40];
 	snap_time_iso(si.trashed_ns, iso);
 	assert_string_equal(tu_json_get(t, "since")->str, iso);
+	/* The time for programs: an integer beside the ISO string. */
+	char since_ns[32];
+	snprintf(since_ns, sizeof(since_ns), "%lld", (long long)si.trashed_ns);
+	assert_string_equal(tu_json_get(t, "since_ns")->num, since_ns);
 	tu_json_free(v);
 	snap_json_free(&j);
 }
@@ -361,6 +373,8 @@ static void test_json_event_carries_kind_snapshot_ok_detail(void **state)
 	assert_string_equal(tu_json_get(v, "kind")->str, "restore");
 	assert_string_equal(tu_json_get(v, "snapshot")->str, "a\"b.db");
 	assert_string_equal(tu_json_get(v, "detail")->str, ev.detail);
+	assert_string_equal(tu_json_get(v, "time_ns")->num,
+			    "1795312140000000000");
 	const tu_jv *ok = tu_json_get(v, "ok");
 	assert_non_null(ok);
 	assert_true((ok->type == TU_JBOOL && ok->b == 0) ||
@@ -369,8 +383,189 @@ static void test_json_event_carries_kind_snapshot_ok_detail(void **state)
 	snap_json_free(&j);
 }
 
+/* ---- nesting, merging, allocation failure (issue 10) -------------- */
+
+static void test_json_done_only_when_every_level_is_closed(void **state)
+{
+	(void)state;
+	snap_json j;
+	snap_json_init(&j);
+	assert_false(snap_json_done(&j));
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "a");
+	snap_json_arr_begin(&j);
+	snap_json_obj_begin(&j);
+	assert_int_equal(j.depth, 3);
+	assert_false(snap_json_done(&j));
+	snap_json_obj_end(&j);
+	snap_json_arr_end(&j);
+	assert_false(snap_json_done(&j));
+	snap_json_obj_end(&j);
+	assert_int_equal(j.depth, 0);
+	assert_true(snap_json_done(&j));
+	expect_compact(&j, "{\"a\":[{}]}");
+	snap_json_free(&j);
+}
+
+/* {"x":1,"s":"a,}b","o":{"p":[1,{}]}}: members with a brace in a string
+ * and nested values, to merge. */
+static void write_part(snap_json *p)
+{
+	snap_json_init(p);
+	snap_json_obj_begin(p);
+	snap_json_key(p, "x"); snap_json_int(p, 1);
+	snap_json_key(p, "s"); snap_json_str(p, "a,}b");
+	snap_json_key(p, "o");
+	snap_json_obj_begin(p);
+	snap_json_key(p, "p");
+	snap_json_arr_begin(p);
+	snap_json_int(p, 1);
+	snap_json_obj_begin(p);
+	snap_json_obj_end(p);
+	snap_json_arr_end(p);
+	snap_json_obj_end(p);
+	snap_json_obj_end(p);
+}
+
+static void test_json_fields_merge_an_object_into_another(void **state)
+{
+	(void)state;
+	snap_json part, j;
+	write_part(&part);
+
+	/* First, between other members, and inside a nested object. */
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &part);
+	snap_json_key(&j, "mid"); snap_json_bool(&j, 1);
+	snap_json_key(&j, "in");
+	snap_json_arr_begin(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "before"); snap_json_null(&j);
+	snap_json_fields(&j, &part);
+	snap_json_obj_end(&j);
+	snap_json_arr_end(&j);
+	snap_json_fields(&j, &part);
+	snap_json_obj_end(&j);
+	assert_true(snap_json_done(&j));
+	tu_jv *v = parse(&j);
+	tu_json_free(v);
+	expect_compact(&j,
+		"{\"x\":1,\"s\":\"a,}b\",\"o\":{\"p\":[1,{}]},"
+		"\"mid\":true,"
+		"\"in\":[{\"before\":null,\"x\":1,\"s\":\"a,}b\","
+		"\"o\":{\"p\":[1,{}]}}],"
+		"\"x\":1,\"s\":\"a,}b\",\"o\":{\"p\":[1,{}]}}");
+	snap_json_free(&j);
+	snap_json_free(&part);
+}
+
+static void test_json_fields_of_an_empty_object_add_nothing(void **state)
+{
+	(void)state;
+	snap_json e, j;
+	snap_json_init(&e);
+	snap_json_obj_begin(&e);
+	snap_json_obj_end(&e);
+
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &e);
+	snap_json_key(&j, "a"); snap_json_int(&j, 1);
+	snap_json_fields(&j, &e);
+	snap_json_key(&j, "b"); snap_json_int(&j, 2);
+	snap_json_obj_end(&j);
+	expect_compact(&j, "{\"a\":1,\"b\":2}");
+	snap_json_free(&j);
+	snap_json_free(&e);
+}
+
+static void test_json_fields_refuses_what_is_not_a_finished_object(void **state)
+{
+	(void)state;
+	snap_json arr, open_obj, part, j;
+
+	snap_json_init(&arr);
+	snap_json_arr_begin(&arr);
+	snap_json_arr_end(&arr);
+	snap_json_init(&open_obj);
+	snap_json_obj_begin(&open_obj);
+	write_part(&part);
+
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &arr);
+	assert_true(j.oom);
+	assert_false(snap_json_done(&j));
+	snap_json_free(&j);
+
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &open_obj);
+	assert_true(j.oom);
+	snap_json_free(&j);
+
+	/* Nothing open to merge into. */
+	snap_json_init(&j);
+	snap_json_fields(&j, &part);
+	assert_true(j.oom);
+	snap_json_free(&j);
+
+	snap_json_free(&arr);
+	snap_json_free(&open_obj);
+	snap_json_free(&part);
+}
+
+static void test_json_a_failed_allocation_is_reported_at_the_end(void **state)
+{
+	(void)state;
+	snap_json j, part;
+	char big[600];
+	int i;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	write_part(&part);
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);          /* the first buffer */
+	/* The next growth fails; every later call is a no-op. */
+	fault_arm(SNAP_SYS_ALLOC, ENOMEM, 1, 0);
+	snap_json_key(&j, "big");
+	snap_json_str(&j, big);
+	fault_disarm();
+	assert_true(j.oom);
+	size_t len = j.len;
+	for (i = 0; i < 10; i++) {
+		snap_json_key(&j, "k");
+		snap_json_str(&j, big);
+	}
+	snap_json_fields(&j, &part);
+	snap_json_obj_end(&j);
+	assert_true(j.oom);
+	assert_false(snap_json_done(&j));
+	/* Nothing more was written after the failure. */
+	assert_int_equal(j.len, len);
+	assert_int_equal(strlen(j.buf), len);
+
+	/* A part that failed makes the merge fail too. */
+	snap_json broken;
+	snap_json_init(&broken);
+	snap_json_obj_begin(&broken);
+	snap_json_obj_end(&broken);
+	broken.oom = 1;
+	snap_json_free(&j);
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_fields(&j, &broken);
+	assert_true(j.oom);
+	snap_json_free(&j);
+	snap_json_free(&broken);
+	snap_json_free(&part);
+}
+
 int main(void)
 {
+	fault_install();
 	const struct CMUnitTest tests[] = {
 		tu_test(test_json_empty_object_and_array),
 		tu_test(test_json_nesting_puts_commas_between_members),
@@ -384,6 +579,11 @@ int main(void)
 		tu_test(test_json_info_says_where_a_trashed_snapshot_waits),
 		tu_test(test_json_info_records_in_an_array_are_separated),
 		tu_test(test_json_event_carries_kind_snapshot_ok_detail),
+		tu_test(test_json_done_only_when_every_level_is_closed),
+		tu_test(test_json_fields_merge_an_object_into_another),
+		tu_test(test_json_fields_of_an_empty_object_add_nothing),
+		tu_test(test_json_fields_refuses_what_is_not_a_finished_object),
+		tu_test(test_json_a_failed_allocation_is_reported_at_the_end),
 	};
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }

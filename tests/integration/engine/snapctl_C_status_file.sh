@@ -2,8 +2,10 @@
 # tests/integration/engine/snapctl_C_status_file.sh — how "snapctl -C DIR"
 # reads DIR/.snapfs/status.json, without FUSE: the file is written by hand
 # into a plain directory, in the shapes a daemon may write (the field names
-# "db" or "database"; escapes; nested objects with the same names, which
-# must not count; the schedule fields), and broken ones that must be
+# "database", or "db" as daemons before issue 10 wrote it; escapes; nested
+# objects with the same names, which must not count; the schedule fields,
+# of which snapctl reads the integer next_snapshot_ns, not the ISO string),
+# and broken ones that must be
 # refused with exit 1 and a sentence rather than guessed at.
 # (snapctl_mount_C.py does the same against a real mount.)
 . "$(dirname "$0")/lib.sh"
@@ -31,7 +33,8 @@ M=$T/m1
 status_file "$M" "{\"mount\": {\"db\": \"/decoy\", \"store\": \"/decoy\"},
   \"version\": \"0.1.0\", \"list\": [1, {\"a\": \"}\"}, null, true, -1.5e3],
   \"db\": $(jstr "$DB"), \"store\": $(jstr "$DB.snapfs"),
-  \"next_snapshot\": \"2030-01-02T03:04:05.678Z\", \"interval_seconds\": 900}"
+  \"next_snapshot\": \"2030-01-02T03:04:05.678Z\",
+  \"next_snapshot_ns\": 1893553445678000000, \"interval_seconds\": 900}"
 sc -C "$M" list --json
 check "-C reads escaped paths and skips nested objects and arrays" \
 	eval 'rc_is 0 && out_has "$SNAP"'

@@ -60,7 +60,7 @@ def body(ctx):
     r = run(ctx, "-C", mnt, "status", "--json")
     doc = json.loads(r.stdout) if r.returncode == 0 else {}
     ctx.check("-C MOUNTPOINT status names the mounted database and store",
-              doc.get("db") == os.path.realpath(db) and
+              doc.get("database") == os.path.realpath(db) and
               doc.get("store") == os.path.realpath(db) + ".snapfs",
               describe(r))
     r = run(ctx, "-C", mnt, "status", "--warn-age", "1h")

@@ -36,10 +36,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import snaptest  # noqa: E402
 from snaptest import describe  # noqa: E402
 
-STATUS_FIELDS = {"db", "store", "snapshots", "by_kind", "newest",
+STATUS_FIELDS = {"database", "store", "snapshots", "by_kind", "newest",
                  "store_bytes", "logical_bytes", "file_bytes", "dedup_ratio",
                  "last_restore", "last_check", "last_verify",
-                 "last_full_scrub", "next_snapshot", "interval_seconds"}
+                 "last_full_scrub", "next_snapshot", "interval_seconds",
+                 "last_full_scrub_ns", "next_snapshot_ns"}
 KINDS = {"manual", "auto", "pre-restore", "import", "conflict", "recovery"}
 
 
@@ -113,9 +114,10 @@ def body(ctx):
         ctx.check(False, "status --json parses", f"{e}: {r.stdout[:500]}")
     ctx.check(STATUS_FIELDS <= set(doc), "status --json has every field",
               f"missing {STATUS_FIELDS - set(doc)}")
-    ctx.check(doc.get("db") == os.path.realpath(db) and
+    ctx.check(doc.get("database") == os.path.realpath(db) and
               doc.get("store") == os.path.realpath(db) + ".snapfs",
-              "db and store are the absolute paths", r.stdout[:300])
+              "database and store are the absolute paths", r.stdout[:300])
+    status_database = doc.get("database")
     ctx.check(doc.get("snapshots") == 1 and
               set(doc.get("by_kind", {})) == KINDS and
               doc["by_kind"]["manual"] == 1,
@@ -191,6 +193,12 @@ def body(ctx):
     ctx.check(ok and doc.get("healthy") is True and
               doc.get("corrupt") is False,
               "check --json: healthy", describe(r))
+    # One name for one thing: the database is "database" in every output.
+    ctx.check("db" not in doc and "db" not in json.loads(
+                  ctx.run("status", "--json", db=db).stdout) and
+              doc.get("database") == status_database,
+              'check --json and status --json both name the database '
+              '"database"', r.stdout[:300])
 
     # ---- check: corrupt ----
     root = corrupt_table_root(db)

@@ -196,8 +196,9 @@ def body(ctx):
         status = json.load(f)
     ctx.check("status.json counts the snapshots",
               status.get("snapshots") == len(mt.snapshots(mnt)) and
-              status.get("db") == os.path.realpath(live) and
-              status.get("mount", {}).get("mountpoint") == mnt, status)
+              status.get("database") == os.path.realpath(live) and
+              status.get("mount", {}).get("mountpoint") == mnt and
+              isinstance(status["mount"].get("started_ns"), int), status)
     with open(os.path.join(mnt, ".snapfs", "log")) as f:
         log = f.read().splitlines()
     ctx.check(".snapfs/log lists snapshots and the deletion",

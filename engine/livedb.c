@@ -1,0 +1,254 @@
+/*
+ * engine/livedb.c — connections to the live database, as every writer of
+ * the engine opens them, and sqlite3_backup into it.
+ *
+ * A connection on the live database gets a busy handler that polls often
+ * (live_busy), so an application committing in a tight loop cannot starve
+ * a restore or an edit (engine/PITFALLS.md 11).  The live file is probed
+ * (missing, not a database, a database: its journal mode and page size)
+ * through SQLite only, never with open()/close() of our own
+ * (engine/PITFALLS.md 2).  A backup into it takes the destination's write
+ * lock first (a step of 0 pages) and keeps it until the rest is copied and
+ * committed; a lock SQLite reports without calling the busy handler gets a
+ * second try.  The token a restore's precondition reads (the header's
+ * change counter) is read through the locked connection's own file handle.
+ *
+ * Split from restore.c, its first user; merge.c and fs/ open the live
+ * database the same way.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "livedb.h"
+#include "sys.h"
+
+#define LIVE_BUSY_MS 30000
+
+/*
+ * Busy handler for connections to the live database.  SQLite's own backs
+ * off to 100 ms between tries; an application that commits in a tight loop
+ * takes the lock again within microseconds of releasing it, so a restore
+ * waiting that way starves (rollback mode).  Poll often instead, up to
+ * LIVE_BUSY_MS in all.
+ */
+static int live_busy(void *ctx, int n)
+{
+	(void)ctx;
+	/* 1000 tries of 0.1 ms, then 1 ms each: about LIVE_BUSY_MS. */
+	if (n > LIVE_BUSY_MS)
+		return 0;
+	usleep(n < 1000 ? 100 : 1000);
+	return 1;
+}
+
+int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err)
+{
+	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
+				 SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, *db, rc, "cannot open %s", path);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	snap_restore_busy_set(*db);
+	sqlite3_extended_result_codes(*db, 1);
+	return 0;
+}
+
+void snap_restore_busy_set(sqlite3 *db)
+{
+	sqlite3_busy_handler(db, live_busy, NULL);
+}
+
+/* One integer from a query. */
+int snap_livedb_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Classify the live file, and learn its journal mode and page size. */
+int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
+		      int64_t *page_size, snap_err *err)
+{
+	struct stat st;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *jm = NULL;
+	int rc;
+
+	*wal = 0;
+	*page_size = 0;
+	if (snap_sys_stat(path, &st) < 0) {
+		if (errno != ENOENT)
+			return snap_err_set(err, -errno, "cannot stat %s: %s",
+					    path, strerror(errno));
+		*state = SNAP_LIVE_MISSING;
+		return 0;
+	}
+	*state = SNAP_LIVE_NOT_DB;
+	if (st.st_size == 0)
+		return 0;
+	rc = snap_restore_open_live(path, &db, err);
+	if (rc)
+		return rc;
+	rc = snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema",
+			     page_size);
+	if ((rc & 0xff) == SQLITE_NOTADB) {
+		sqlite3_close(db);
+		return 0;
+	}
+	if (rc == SQLITE_OK)
+		rc = snap_livedb_int(db, "PRAGMA page_size", page_size);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm,
+					NULL);
+	if (rc == SQLITE_OK && sqlite3_step(jm) == SQLITE_ROW)
+		*wal = strcmp((const char *)sqlite3_column_text(jm, 0),
+			      "wal") == 0;
+	sqlite3_finalize(jm);
+	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT) {
+		rc = snap_err_sqlite(err, db, rc, "cannot read %s", path);
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_close(db);
+	*state = SNAP_LIVE_DB;
+	return 0;
+}
+
+/* The error for a backup that ended with rc. */
+static int backup_error(int rc, const char *what, snap_err *err)
+{
+	if ((rc & 0xff) == SQLITE_READONLY)
+		return snap_err_set(err, -EROFS, "cannot write %s: SQLite "
+				    "refused the copy (read-only file, or WAL "
+				    "mode with another page size)", what);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return snap_err_set(err, -EBUSY, "%s stayed locked by another "
+				    "connection for %d s", what,
+				    2 * LIVE_BUSY_MS / 1000);
+	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
+}
+
+/* 1 when rc says another connection holds the lock. */
+static int busy(int rc)
+{
+	return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+}
+
+/*
+ * Start a backup of src into dst and take dst's write lock (a step of 0
+ * pages opens the destination's write transaction and keeps it until the
+ * backup finishes: WAL, the write lock; rollback mode, an exclusive lock).
+ * Each try waits up to LIVE_BUSY_MS in the busy handler; a second try
+ * covers a lock SQLite reports without calling it.
+ */
+int snap_livedb_backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
+			     sqlite3_backup **out, snap_err *err)
+{
+	int tries, rc = SQLITE_BUSY;
+
+	*out = NULL;
+	for (tries = 0; tries < 2; tries++) {
+		sqlite3_backup *bk = sqlite3_backup_init(dst, "main", src,
+							 "main");
+		if (!bk)
+			return snap_err_sqlite(err, dst, sqlite3_errcode(dst),
+					       "cannot start copying into %s",
+					       what);
+		rc = sqlite3_backup_step(bk, 0);
+		if (rc == SQLITE_OK || rc == SQLITE_DONE) {
+			*out = bk;
+			return 0;
+		}
+		sqlite3_backup_finish(bk);
+		if (!busy(rc))
+			break;
+		sqlite3_sleep(50);   /* the busy handler already waited */
+	}
+	return backup_error(rc, what, err);
+}
+
+/* Copy the rest and commit; finishes bk either way. */
+int snap_livedb_backup_rest(sqlite3_backup *bk, const char *what,
+			    snap_err *err)
+{
+	int tries, rc = SQLITE_BUSY;
+
+	for (tries = 0; tries < 2; tries++) {
+		rc = sqlite3_backup_step(bk, -1);
+		if (rc == SQLITE_DONE || !busy(rc))
+			break;
+	}
+	sqlite3_backup_finish(bk);
+	return rc == SQLITE_DONE ? 0 : backup_error(rc, what, err);
+}
+
+/* Run one whole backup from src into dst. */
+int snap_livedb_backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
+			   snap_err *err)
+{
+	sqlite3_backup *bk = NULL;
+	int rc = snap_livedb_backup_begin(dst, src, what, &bk, err);
+
+	return rc ? rc : snap_livedb_backup_rest(bk, what, err);
+}
+
+/* The live database's token, through db's own file handle (which holds a
+ * lock: engine/PITFALLS.md 2 forbids a descriptor of our own). */
+int snap_livedb_token(sqlite3 *db, int wal, snap_live_token *tok)
+{
+	sqlite3_file *f = NULL;
+	uint8_t h[100];
+
+	memset(tok, 0, sizeof(*tok));
+	tok->wal = wal;
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
+	    SQLITE_OK || !f || !f->pMethods ||
+	    f->pMethods->xRead(f, h, sizeof(h), 0) != SQLITE_OK)
+		return -EIO;
+	tok->change_counter = ((uint32_t)h[24] << 24) | ((uint32_t)h[25] << 16) |
+			      ((uint32_t)h[26] << 8) | h[27];
+	return 0;
+}
+
+int snap_live_token_get(const char *db_path, snap_live_token *tok,
+			snap_err *err)
+{
+	sqlite3 *db = NULL;
+	int64_t ignore;
+	char mode[16] = "";
+	sqlite3_stmt *st = NULL;
+	int rc = snap_restore_open_live(db_path, &db, err);
+
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(mode, sizeof(mode), "%s", sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	/* Read the header inside a read transaction: a stable value. */
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	rc = snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &ignore);
+	if (rc == SQLITE_OK)
+		rc = snap_livedb_token(db, strcmp(mode, "wal") == 0, tok);
+	else
+		rc = snap_err_sqlite(err, db, rc, "cannot read %s", db_path);
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	if (rc == -EIO)
+		snap_err_set(err, rc, "cannot read the header of %s", db_path);
+	return rc;
+}

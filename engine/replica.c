@@ -1,0 +1,581 @@
+/*
+ * engine/replica.c — the replica format (engine/DESIGN.md §6): writing a
+ * store's snapshots into an object store and reading them back with the
+ * URL and the passphrase alone.
+ *
+ * Pages get a sequence number (seq) in the replica when they are first
+ * uploaded; a pack holds the pages of one contiguous seq range and is
+ * named after its first seq ("packs/%016llx"), its index the same under
+ * "index/".  A snapshot's page map is the array of seqs of its pages
+ * (pgno 1..N), stored like the store's own page maps (a checksummed zstd
+ * frame, codec.h).  A reader lists "index/" once (names only: one name per
+ * few MB of pages), finds a seq's pack as the greatest first seq not above
+ * it, and proves every page against the SHA-256 the index gives and the
+ * whole image against the catalog row's.
+ *
+ * Order of writes, so that a kill at any point leaves a replica that shows
+ * only whole snapshots: pack, then its index, then (after all packs of a
+ * snapshot) the map, then the catalog row "snapshots/<id>".  A pack
+ * without an index is overwritten by the next run (its seq range is
+ * free again: seqs are allocated after the greatest indexed range); an
+ * index whose snapshot never landed is reused by the next run.
+ *
+ * What the writer knows of a replica is cached in the store's own
+ * database (tables replica_pages, replica_packs, replica_snaps, created on
+ * first use, keyed by the replica's id from its config), so a run reads
+ * only the index and catalog objects it has not seen, and an unchanged
+ * page costs one indexed lookup.  The cache is only a hint: it is
+ * reconciled with the replica's listings at the start of every run.
+ */
+#include "replica_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "codec.h"
+#include "json.h"
+#include "objstore.h"
+#include "seal.h"
+#include "sys.h"
+
+void snap_replica_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* Decode 2n hex digits; 0 or -EINVAL. */
+static int unhex(const char *s, uint8_t *out, size_t n)
+{
+	if (!s || strlen(s) != 2 * n)
+		return -EINVAL;
+	for (size_t i = 0; i < 2 * n; i++) {
+		char c = s[i];
+		int v = c >= '0' && c <= '9' ? c - '0' :
+			c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (v < 0)
+			return -EINVAL;
+		if (i % 2 == 0)
+			out[i / 2] = (uint8_t)(v << 4);
+		else
+			out[i / 2] |= (uint8_t)v;
+	}
+	return 0;
+}
+
+/* ---- sealed objects ------------------------------------------------------ */
+
+/* Put plain bytes as object name: sealed under the object key when the
+ * replica is encrypted.  Counts written bytes into *bytes when given. */
+int snap_replica_obj_put(snap_replica *r, const char *name,
+			 const void *plain, size_t len, uint64_t *bytes,
+			 snap_err *err)
+{
+	if (!r->enc) {
+		if (bytes)
+			*bytes += len;
+		return snap_objstore_put(r->os, name, plain, len, err);
+	}
+	uint8_t *buf = malloc(len + SNAP_SEAL_OVERHEAD);
+	if (!buf)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	size_t n = snap_seal(&r->keys, name, plain, len, buf);
+	int rc = snap_objstore_put(r->os, name, buf, n, err);
+	free(buf);
+	if (bytes && rc == 0)
+		*bytes += n;
+	return rc;
+}
+
+/* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
+ * it does not open (altered, or another object's bytes). */
+int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
+		   size_t *len, snap_err *err)
+{
+	uint8_t *data;
+	size_t n;
+	int rc = snap_objstore_get(r->os, name, &data, &n, err);
+	if (rc < 0)
+		return rc;
+	if (!r->enc) {
+		*plain = data;
+		*len = n;
+		return 0;
+	}
+	uint8_t *out = malloc(n ? n : 1);
+	size_t outlen = 0;
+	if (!out) {
+		free(data);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	rc = snap_unseal(&r->keys, name, data, n, out, &outlen);
+	free(data);
+	if (rc < 0) {
+		free(out);
+		return snap_err_set(err, -EIO,
+				    "%s/%s: does not open with the replica's "
+				    "key (altered or damaged)",
+				    snap_objstore_url(r->os), name);
+	}
+	*plain = out;
+	*len = outlen;
+	return 0;
+}
+
+/* ---- config -------------------------------------------------------------- */
+
+/* The text of one JSON value of a document (NULL when absent), via
+ * SQLite's json_extract; free() it. */
+static char *json_text(snap_replica *r, const char *doc, size_t len,
+		       const char *path)
+{
+	sqlite3_stmt *st = NULL;
+	char *out = NULL;
+	if (sqlite3_prepare_v2(r->mem, "SELECT json_extract(?1, ?2)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, doc, (int)len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		out = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return out;
+}
+
+/* A JSON integer of a document, or def when absent. */
+static int64_t json_int(snap_replica *r, const char *doc, size_t len,
+			const char *path, int64_t def)
+{
+	char *t = json_text(r, doc, len, path);
+	int64_t v = t ? strtoll(t, NULL, 10) : def;
+	free(t);
+	return v;
+}
+
+/* Write a new config: a fresh id and, encrypted, a fresh master key
+ * wrapped under the passphrase. */
+static int config_create(snap_replica *r, const char *pass, size_t passlen,
+			 snap_err *err)
+{
+	uint8_t idb[16], master[SNAP_KEY_BYTES],
+		wrapped[SNAP_WRAPPED_BYTES];
+	char hex[2 * SNAP_WRAPPED_BYTES + 1];
+	snap_kdf kdf;
+	snap_random(idb, sizeof idb);
+	snap_replica_hex(idb, sizeof idb, r->id);
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "format"); snap_json_str(&j, FORMAT_NAME);
+	snap_json_key(&j, "version"); snap_json_int(&j, FORMAT_VERSION);
+	snap_json_key(&j, "id"); snap_json_str(&j, r->id);
+	snap_json_key(&j, "created"); snap_json_int(&j,
+		snap_time_now_ns() / 1000000000);
+	snap_json_key(&j, "pack_target"); snap_json_int(&j, PACK_TARGET);
+	if (r->enc) {
+		snap_kdf_new(&kdf);
+		snap_key_new(master);
+		int rc = snap_key_wrap(&kdf, pass, passlen, master, wrapped,
+				       err);
+		if (rc < 0) {
+			snap_json_free(&j);
+			return rc;
+		}
+		snap_keys_derive(master, &r->keys);
+		snap_keys_wipe(master, sizeof master);
+		snap_json_key(&j, "encryption");
+		snap_json_str(&j, "xchacha20poly1305");
+		snap_json_key(&j, "page_id"); snap_json_str(&j, "blake2b-256-keyed");
+		snap_json_key(&j, "kdf");
+		snap_json_obj_begin(&j);
+		snap_json_key(&j, "alg"); snap_json_str(&j, "argon2id13");
+		snap_replica_hex(kdf.salt, sizeof kdf.salt, hex);
+		snap_json_key(&j, "salt"); snap_json_str(&j, hex);
+		snap_json_key(&j, "opslimit"); snap_json_int(&j, (int64_t)kdf.opslimit);
+		snap_json_key(&j, "memlimit"); snap_json_int(&j, (int64_t)kdf.memlimit);
+		snap_json_obj_end(&j);
+		snap_replica_hex(wrapped, sizeof wrapped, hex);
+		snap_json_key(&j, "key"); snap_json_str(&j, hex);
+	} else {
+		snap_json_key(&j, "encryption"); snap_json_str(&j, "none");
+		snap_json_key(&j, "page_id"); snap_json_str(&j, "sha256");
+	}
+	snap_json_obj_end(&j);
+	if (j.oom) {
+		snap_json_free(&j);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	int rc = snap_objstore_put(r->os, "config", j.buf, j.len, err);
+	snap_json_free(&j);
+	return rc;
+}
+
+/* Read config: check the format, open the key with the passphrase. */
+static int config_read(snap_replica *r, const char *doc, size_t len,
+		       const char *pass, size_t passlen, snap_err *err)
+{
+	const char *url = snap_objstore_url(r->os);
+	char *fmt = json_text(r, doc, len, "$.format");
+	int ok = fmt && !strcmp(fmt, FORMAT_NAME);
+	free(fmt);
+	if (!ok)
+		return snap_err_set(err, -EINVAL, "%s: not a snapfs replica "
+				    "(its config names another format)", url);
+	int64_t ver = json_int(r, doc, len, "$.version", 0);
+	if (ver != FORMAT_VERSION)
+		return snap_err_set(err, -EINVAL,
+				    "%s: replica format version %lld; this "
+				    "snapfs reads version %d (upgrade snapfs)",
+				    url, (long long)ver, FORMAT_VERSION);
+	char *id = json_text(r, doc, len, "$.id");
+	uint8_t idb[16];
+	if (unhex(id, idb, sizeof idb) < 0) {
+		free(id);
+		return snap_err_set(err, -EINVAL, "%s: config without a valid "
+				    "replica id", url);
+	}
+	memcpy(r->id, id, 33);
+	free(id);
+	char *enc = json_text(r, doc, len, "$.encryption");
+	if (enc && !strcmp(enc, "none")) {
+		free(enc);
+		r->enc = 0;
+		return 0;
+	}
+	ok = enc && !strcmp(enc, "xchacha20poly1305");
+	free(enc);
+	if (!ok)
+		return snap_err_set(err, -EINVAL, "%s: unknown encryption in "
+				    "config", url);
+	r->enc = 1;
+	if (!pass)
+		return snap_err_set(err, -EACCES,
+				    "%s: the replica is encrypted: give its "
+				    "passphrase (SNAPFS_PASSPHRASE or "
+				    "--passphrase-file FILE)", url);
+	snap_kdf kdf;
+	uint8_t wrapped[SNAP_WRAPPED_BYTES], master[SNAP_KEY_BYTES];
+	char *salt = json_text(r, doc, len, "$.kdf.salt");
+	char *key = json_text(r, doc, len, "$.key");
+	char *alg = json_text(r, doc, len, "$.kdf.alg");
+	int bad = unhex(salt, kdf.salt, sizeof kdf.salt) < 0 ||
+		  unhex(key, wrapped, sizeof wrapped) < 0 ||
+		  !alg || strcmp(alg, "argon2id13");
+	free(salt);
+	free(key);
+	free(alg);
+	if (bad)
+		return snap_err_set(err, -EINVAL, "%s: config without valid "
+				    "key parameters", url);
+	kdf.opslimit = (uint64_t)json_int(r, doc, len, "$.kdf.opslimit", 0);
+	kdf.memlimit = (uint64_t)json_int(r, doc, len, "$.kdf.memlimit", 0);
+	int rc = snap_key_unwrap(&kdf, pass, passlen, wrapped, master, err);
+	if (rc < 0) {
+		snap_err_prefix(err, "%s: ", url);
+		return rc;
+	}
+	snap_keys_derive(master, &r->keys);
+	snap_keys_wipe(master, sizeof master);
+	return 0;
+}
+
+int snap_replica_open(const char *url, const char *pass, size_t passlen,
+		      unsigned flags, snap_replica **out, snap_err *err)
+{
+	*out = NULL;
+	int rc = snap_seal_init(err);
+	if (rc < 0)
+		return rc;
+	snap_replica *r = calloc(1, sizeof *r);
+	if (!r)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	if (sqlite3_open_v2(":memory:", &r->mem, SQLITE_OPEN_READWRITE, NULL)
+	    != SQLITE_OK) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((flags & SNAP_REPLICA_CREATE) && !pass &&
+	    !(flags & SNAP_REPLICA_NO_ENCRYPTION)) {
+		/* Refuse before anything is created. */
+		uint8_t *d;
+		size_t n;
+		snap_objstore *probe;
+		if (snap_objstore_open(url, 0, &probe, err) == 0) {
+			int e = snap_objstore_get(probe, "config", &d, &n, err);
+			snap_objstore_close(probe);
+			if (e == 0) {
+				free(d);
+				flags &= ~(unsigned)SNAP_REPLICA_CREATE;
+				goto open;
+			}
+		}
+		rc = snap_err_set(err, -EPERM,
+				  "%s: no passphrase to encrypt a new replica "
+				  "with: set SNAPFS_PASSPHRASE or give "
+				  "--passphrase-file FILE (or --no-encryption "
+				  "for a plain one)", url);
+		goto fail;
+	}
+open:
+	rc = snap_objstore_open(url, flags & SNAP_REPLICA_CREATE ?
+				SNAP_OBJSTORE_CREATE : 0, &r->os, err);
+	if (rc == -ENOENT)
+		rc = snap_err_set(err, -ENOENT, "%s: no replica there", url);
+	if (rc < 0)
+		goto fail;
+	uint8_t *doc;
+	size_t len;
+	rc = snap_objstore_get(r->os, "config", &doc, &len, err);
+	if (rc == -ENOENT && (flags & SNAP_REPLICA_CREATE)) {
+		r->enc = !(flags & SNAP_REPLICA_NO_ENCRYPTION);
+		rc = config_create(r, pass, passlen, err);
+	} else if (rc == -ENOENT) {
+		rc = snap_err_set(err, -ENOENT, "%s: no replica there (no "
+				  "config object)", url);
+	} else if (rc == 0) {
+		rc = config_read(r, (const char *)doc, len, pass, passlen, err);
+		free(doc);
+	}
+	if (rc < 0)
+		goto fail;
+	if (snap_codec_init(&r->codec) < 0) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	r->codec_ok = 1;
+	*out = r;
+	return 0;
+fail:
+	snap_replica_close(r);
+	return rc;
+}
+
+void snap_replica_close(snap_replica *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < PACK_CACHE; i++) {
+		free(r->cache[i].index);
+		free(r->cache[i].pack);
+	}
+	free(r->firsts);
+	if (r->codec_ok)
+		snap_codec_free(&r->codec);
+	snap_keys_wipe(&r->keys, sizeof r->keys);
+	sqlite3_close(r->mem);
+	snap_objstore_close(r->os);
+	free(r);
+}
+
+int snap_replica_encrypted(const snap_replica *r)
+{
+	return r->enc;
+}
+
+/* ---- catalog rows ("snapshots/<id>") ------------------------------------- */
+
+/* Parse a catalog row object; -EIO when it is not one. */
+static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
+		     size_t len, rrow *row, snap_err *err)
+{
+	const char *d = (const char *)doc;
+	memset(row, 0, sizeof *row);
+	snprintf(row->obj, sizeof row->obj, "%s", obj);
+	char *name = json_text(r, d, len, "$.name");
+	char *label = json_text(r, d, len, "$.label");
+	char *kind = json_text(r, d, len, "$.kind");
+	char *comment = json_text(r, d, len, "$.comment");
+	char *sha = json_text(r, d, len, "$.sha256");
+	char *map = json_text(r, d, len, "$.map");
+	int bad = !name || !label || !kind || !sha || !map ||
+		  strlen(name) >= sizeof row->si.name ||
+		  strlen(label) >= sizeof row->si.label ||
+		  strlen(map) >= sizeof row->map ||
+		  snap_kind_parse(kind, &row->si.kind) < 0 ||
+		  unhex(sha, row->si.sha256, 32) < 0 ||
+		  snap_objstore_name_check(map) < 0;
+	if (!bad) {
+		snprintf(row->si.name, sizeof row->si.name, "%s", name);
+		snprintf(row->si.label, sizeof row->si.label, "%s", label);
+		snprintf(row->si.comment, sizeof row->si.comment, "%s",
+			 comment ? comment : "");
+		snprintf(row->map, sizeof row->map, "%s", map);
+		row->si.created_ns = json_int(r, d, len, "$.created_ns", 0);
+		row->si.pinned = (int)json_int(r, d, len, "$.pinned", 0);
+		row->si.page_size = (uint32_t)json_int(r, d, len,
+						       "$.page_size", 0);
+		row->si.page_count = (uint32_t)json_int(r, d, len,
+							"$.page_count", 0);
+		row->si.image_size = (uint64_t)json_int(r, d, len,
+							"$.image_size", 0);
+		row->si.change_counter = (uint32_t)json_int(
+			r, d, len, "$.change_counter", 0);
+		bad = row->si.page_size < 512 ||
+		      row->si.page_size > SNAP_PAGE_MAX ||
+		      (row->si.page_size & (row->si.page_size - 1)) ||
+		      row->si.image_size != (uint64_t)row->si.page_size *
+					    row->si.page_count;
+	}
+	free(name);
+	free(label);
+	free(kind);
+	free(comment);
+	free(sha);
+	free(map);
+	if (bad)
+		return snap_err_set(err, -EIO, "%s/%s: not a valid snapshot "
+				    "record", snap_objstore_url(r->os), obj);
+	return 0;
+}
+
+/* Listing callback: collect object names. */
+static int names_add(void *ctx, const char *name, uint64_t size)
+{
+	(void)size;
+	snap_replica_names *ns = ctx;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? 2 * ns->cap : 64;
+		char **v = realloc(ns->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	if (!(ns->v[ns->n] = strdup(name)))
+		return -ENOMEM;
+	ns->n++;
+	return 0;
+}
+
+void snap_replica_names_free(snap_replica_names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	memset(ns, 0, sizeof *ns);
+}
+
+/* List a directory of the replica into ns. */
+int snap_replica_list_dir(snap_replica *r, const char *dir,
+			  snap_replica_names *ns, snap_err *err)
+{
+	int rc = snap_objstore_list(r->os, dir, names_add, ns, err);
+	if (rc == -ENOMEM)
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	return rc;
+}
+
+/* Oldest first, then by name. */
+static int row_cmp(const void *a, const void *b)
+{
+	const rrow *x = a, *y = b;
+	if (x->si.created_ns != y->si.created_ns)
+		return x->si.created_ns < y->si.created_ns ? -1 : 1;
+	return strcmp(x->si.name, y->si.name);
+}
+
+/* Every catalog row of the replica, oldest first, or (name not NULL)
+ * the one row of that name: -ENOENT with a message when there is none.
+ * free(*out). */
+int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
+		     size_t *n, snap_err *err)
+{
+	snap_replica_names ns = {0};
+	rrow *rows = NULL;
+	size_t k = 0;
+	int rc = snap_replica_list_dir(r, "snapshots", &ns, err);
+	if (rc < 0)
+		goto out;
+	rows = calloc(ns.n ? ns.n : 1, sizeof *rows);
+	if (!rows) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < ns.n; i++) {
+		uint8_t *doc;
+		size_t len;
+		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, err);
+		if (rc == -ENOENT)   /* pruned while we listed */
+			continue;
+		if (rc < 0)
+			goto out;
+		rc = row_parse(r, ns.v[i], doc, len, &rows[k], err);
+		free(doc);
+		if (rc < 0)
+			goto out;
+		if (!name || !strcmp(rows[k].si.name, name))
+			k++;
+	}
+	if (name && k == 0) {
+		rc = snap_err_set(err, -ENOENT, "%s: no snapshot %s in the "
+				  "replica", snap_objstore_url(r->os), name);
+		goto out;
+	}
+	qsort(rows, k, sizeof *rows, row_cmp);
+	for (size_t i = 0; i < k; i++)
+		rows[i].si.id = (int64_t)i + 1;
+	*out = rows;
+	*n = k;
+	rows = NULL;
+	rc = 0;
+out:
+	free(rows);
+	snap_replica_names_free(&ns);
+	return rc;
+}
+
+int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
+		      snap_err *err)
+{
+	rrow *rows;
+	size_t k;
+	int rc = snap_replica_rows_load(r, NULL, &rows, &k, err);
+	if (rc < 0)
+		return rc;
+	snap_info *v = calloc(k ? k : 1, sizeof *v);
+	if (!v) {
+		free(rows);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		v[i] = rows[i].si;
+	free(rows);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* The row of snapshot name; -ENOENT with a message when absent. */
+int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
+		    snap_err *err)
+{
+	rrow *rows;
+	size_t k;
+	int rc = snap_replica_rows_load(r, name, &rows, &k, err);
+	if (rc == 0)
+		*out = rows[k - 1];
+	if (rc == 0)
+		free(rows);
+	return rc;
+}
+
+int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
+		      snap_err *err)
+{
+	rrow row;
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc == 0)
+		*out = row.si;
+	return rc;
+}

@@ -1,0 +1,86 @@
+/*
+ * engine/replica.h — an offsite copy of a store's snapshots in an object
+ * store (objstore.h): deduplicated by page, packed, encrypted on the client
+ * by default, readable with the URL and the passphrase alone.
+ *
+ * The format is written down in engine/DESIGN.md §6 ("The replica").  In
+ * short: "config" (plain JSON: format, version, encryption, Argon2id
+ * parameters, the wrapped master key, the replica's id); "packs/<seq>"
+ * (pages, compressed, sealed); "index/<seq>" (for each page of a pack: its
+ * SHA-256, keyed identity, size, where it is); "maps/<id>" (a snapshot's
+ * page map as runs of page sequence numbers); "snapshots/<id>" (its
+ * catalog row, written last: a snapshot is in the replica once this
+ * object is).
+ */
+#ifndef ENGINE_REPLICA_H
+#define ENGINE_REPLICA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+typedef struct snap_replica snap_replica;
+
+enum {
+	SNAP_REPLICA_CREATE = 1 << 0,        /* create config if missing */
+	SNAP_REPLICA_NO_ENCRYPTION = 1 << 1, /* with CREATE: a plain replica */
+};
+
+/* Open the replica at url.  pass may be NULL (then only a replica made
+ * with --no-encryption opens).  0; -ENOENT "no replica at URL" (without
+ * CREATE); -EACCES for a wrong or missing passphrase (nothing written);
+ * -EINVAL for a format this snapfs cannot read; -EPERM when CREATE would
+ * make an unencrypted replica without SNAP_REPLICA_NO_ENCRYPTION. */
+int snap_replica_open(const char *url, const char *pass, size_t passlen,
+		      unsigned flags, snap_replica **out, snap_err *err);
+void snap_replica_close(snap_replica *r);
+
+/* 1 when the replica's objects are sealed. */
+int snap_replica_encrypted(const snap_replica *r);
+
+/* The snapshots the replica holds, oldest first (free(*out)).  Fields a
+ * replica does not keep (trash) are zero; id is 1.. in that order. */
+int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
+		      snap_err *err);
+
+/* The catalog row of one snapshot by name. -ENOENT when absent. */
+int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
+		      snap_err *err);
+
+typedef struct snap_replicate_stats {
+	uint64_t snapshots;      /* uploaded by this run */
+	uint64_t pages;          /* pages uploaded (new to the replica) */
+	uint64_t bytes;          /* bytes of objects written */
+	uint64_t present;        /* snapshots the replica already had */
+} snap_replicate_stats;
+
+/* Upload every snapshot of s that the replica lacks (and only the pages
+ * it lacks), oldest first; trashed snapshots stay local.  A snapshot is
+ * visible in the replica only after all of its pages are durable there;
+ * a killed run leaves at most objects no snapshot names, which the next
+ * run reuses. */
+int snap_replica_push(snap_replica *r, snap_store *s,
+		      snap_progress_fn progress, void *pctx,
+		      snap_replicate_stats *st, snap_err *err);
+
+/* Write snapshot name's image to path (a new file, 0600; an existing
+ * file is refused with -EEXIST), proving every page against its SHA-256
+ * and the whole image against the snapshot's.  -EIO names what failed. */
+int snap_replica_export(snap_replica *r, const char *name, const char *path,
+			snap_progress_fn progress, void *pctx, snap_err *err);
+
+/* Called for each problem verify finds (name of the snapshot, sentence). */
+typedef void (*snap_replica_problem_fn)(void *ctx, const char *snapshot,
+					const char *problem);
+
+/* Read every page of snapshot name (NULL: every snapshot) and prove it;
+ * full: also PRAGMA integrity_check on the rebuilt image (in a temporary
+ * file under tmpdir).  *nbad counts bad snapshots; 0 when the check ran
+ * (whatever it found), a negative errno when it could not run. */
+int snap_replica_verify(snap_replica *r, const char *name, int full,
+			const char *tmpdir, snap_replica_problem_fn fn,
+			void *ctx, unsigned *nbad, snap_err *err);
+
+#endif /* ENGINE_REPLICA_H */

@@ -1,0 +1,368 @@
+/*
+ * engine/replica_read.c — reading a replica: a page by its seq (the pack
+ * found from the index listing, a few packs cached), proven against the
+ * SHA-256 and identity its index gives; whole images rebuilt page by page
+ * and proven against the snapshot's SHA-256, for export and verify.
+ */
+#include "replica_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "sys.h"
+
+/* Parse "index/%016llx" and "packs/%016llx" names' seq. */
+static int seq_of(const char *name, const char *dir, uint64_t *seq)
+{
+	size_t dl = strlen(dir);
+	if (strncmp(name, dir, dl) || name[dl] != '/' ||
+	    strlen(name + dl + 1) != 16)
+		return -EINVAL;
+	char *end;
+	*seq = strtoull(name + dl + 1, &end, 16);
+	return *end ? -EINVAL : 0;
+}
+
+int snap_replica_u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The sorted first seqs of every indexed pack (r->firsts). */
+int snap_replica_firsts_load(snap_replica *r, snap_err *err)
+{
+	snap_replica_names ns = {0};
+	int rc = snap_replica_list_dir(r, "index", &ns, err);
+	if (rc < 0)
+		return rc;
+	/* A fresh listing is a fresh view: forget what was read before. */
+	for (int i = 0; i < PACK_CACHE; i++) {
+		free(r->cache[i].index);
+		free(r->cache[i].pack);
+		memset(&r->cache[i], 0, sizeof r->cache[i]);
+	}
+	free(r->firsts);
+	r->firsts = calloc(ns.n ? ns.n : 1, sizeof *r->firsts);
+	r->nfirsts = 0;
+	if (!r->firsts) {
+		snap_replica_names_free(&ns);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < ns.n; i++)
+		if (seq_of(ns.v[i], "index", &r->firsts[r->nfirsts]) == 0)
+			r->nfirsts++;
+	snap_replica_names_free(&ns);
+	qsort(r->firsts, r->nfirsts, sizeof *r->firsts, snap_replica_u64_cmp);
+	return 0;
+}
+
+/* Check and take apart an index object's plain bytes. */
+int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
+		       uint32_t *count)
+{
+	if (len < 20 || memcmp(p, INDEX_MAGIC, 4) || get32(p + 4) != 1)
+		return -EIO;
+	*first = get64(p + 8);
+	*count = get32(p + 16);
+	if (len != 20 + (size_t)*count * INDEX_ENTRY)
+		return -EIO;
+	return 0;
+}
+
+/* The cache slot holding the pack of seq (its index loaded). */
+static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
+		    snap_err *err)
+{
+	const char *url = snap_objstore_url(r->os);
+	size_t lo = 0, hi = r->nfirsts;
+	while (lo < hi) {     /* the first element > seq */
+		size_t mid = (lo + hi) / 2;
+		if (r->firsts[mid] <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return snap_err_set(err, -EIO, "%s: page %llu is in no pack "
+				    "(index missing)", url,
+				    (unsigned long long)seq);
+	uint64_t first = r->firsts[lo - 1];
+	struct rpack *victim = &r->cache[0];
+	for (int i = 0; i < PACK_CACHE; i++) {
+		struct rpack *c = &r->cache[i];
+		if (c->index && c->first == first) {
+			c->used = ++r->clock;
+			*out = c;
+			return 0;
+		}
+		if (!c->index || c->used < victim->used)
+			victim = c;
+	}
+	free(victim->index);
+	free(victim->pack);
+	memset(victim, 0, sizeof *victim);
+	char name[64];
+	snprintf(name, sizeof name, "index/%016llx", (unsigned long long)first);
+	uint8_t *p;
+	size_t len;
+	int rc = snap_replica_obj_get(r, name, &p, &len, err);
+	if (rc == -ENOENT)
+		return snap_err_set(err, -EIO, "%s/%s: missing", url, name);
+	if (rc < 0)
+		return rc;
+	uint64_t f;
+	uint32_t count;
+	if (snap_replica_index_parse(p, len, &f, &count) < 0 || f != first) {
+		free(p);
+		return snap_err_set(err, -EIO, "%s/%s: not a valid index",
+				    url, name);
+	}
+	victim->first = first;
+	victim->count = count;
+	victim->index = malloc(len - 20 ? len - 20 : 1);
+	if (!victim->index) {
+		free(p);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(victim->index, p + 20, len - 20);
+	free(p);
+	victim->used = ++r->clock;
+	*out = victim;
+	return 0;
+}
+
+/* Read page seq (page_size bytes) into buf, proven against its hash. */
+static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
+		     uint8_t *buf, snap_err *err)
+{
+	const char *url = snap_objstore_url(r->os);
+	struct rpack *c = NULL;
+	int rc = slot_for(r, seq, &c, err);
+	if (rc < 0)
+		return rc;
+	if (seq - c->first >= c->count)
+		return snap_err_set(err, -EIO, "%s: page %llu is in no pack "
+				    "(index of %016llx ends before it)", url,
+				    (unsigned long long)seq,
+				    (unsigned long long)c->first);
+	const uint8_t *e = c->index + (size_t)(seq - c->first) * INDEX_ENTRY;
+	uint32_t size = get32(e + 64), zlen = get32(e + 68),
+		 off = get32(e + 72);
+	char name[64];
+	snprintf(name, sizeof name, "packs/%016llx",
+		 (unsigned long long)c->first);
+	if (!c->pack) {
+		rc = snap_replica_obj_get(r, name, &c->pack, &c->packlen, err);
+		if (rc == -ENOENT)
+			return snap_err_set(err, -EIO, "%s/%s: missing", url,
+					    name);
+		if (rc < 0)
+			return rc;
+		if (c->packlen < 20 || memcmp(c->pack, PACK_MAGIC, 4) ||
+		    get64(c->pack + 8) != c->first) {
+			free(c->pack);
+			c->pack = NULL;
+			return snap_err_set(err, -EIO, "%s/%s: not a valid "
+					    "pack", url, name);
+		}
+	}
+	if (size != page_size || (uint64_t)off + zlen > c->packlen ||
+	    snap_codec_unpack(&r->codec, c->pack + off, zlen, buf, size) < 0)
+		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
+				    "decode", url, name,
+				    (unsigned long long)seq);
+	uint8_t h[32];
+	if (snap_sha256(buf, size, h) < 0)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	if (memcmp(h, e, 32))
+		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
+				    "match its SHA-256", url, name,
+				    (unsigned long long)seq);
+	if (r->enc)
+		snap_pageid(&r->keys, buf, size, h);
+	if (memcmp(h, e + 32, 32))
+		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
+				    "match its identity", url, name,
+				    (unsigned long long)seq);
+	return 0;
+}
+
+/* ---- whole images --------------------------------------------------------- */
+
+/* Load row's page map (the seqs of pages 1..N). */
+static int map_load(snap_replica *r, const rrow *row, int64_t **seqs,
+		    snap_err *err)
+{
+	uint8_t *blob;
+	size_t len;
+	int rc = snap_replica_obj_get(r, row->map, &blob, &len, err);
+	if (rc == -ENOENT)
+		return snap_err_set(err, -EIO, "%s/%s: missing (the page map "
+				    "of %s)", snap_objstore_url(r->os),
+				    row->map, row->si.name);
+	if (rc < 0)
+		return rc;
+	rc = snap_map_decode(blob, len, row->si.page_count, seqs);
+	free(blob);
+	if (rc < 0)
+		return snap_err_set(err, -EIO, "%s/%s: not a valid page map of "
+				    "%s", snap_objstore_url(r->os), row->map,
+				    row->si.name);
+	return 0;
+}
+
+/* Rebuild row's image page by page, proving each page and the whole;
+ * write it to fd when fd >= 0. */
+static int image_walk(snap_replica *r, const rrow *row, int fd,
+		      snap_progress_fn progress, void *pctx, snap_err *err)
+{
+	int64_t *seqs = NULL;
+	uint8_t *page = malloc(row->si.page_size);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc;
+	if (!page || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = snap_replica_firsts_load(r, err);
+	if (rc < 0)
+		goto out;
+	rc = map_load(r, row, &seqs, err);
+	if (rc < 0)
+		goto out;
+	for (uint32_t i = 0; i < row->si.page_count; i++) {
+		rc = page_read(r, (uint64_t)seqs[i], row->si.page_size, page,
+			       err);
+		if (rc < 0) {
+			snap_err_prefix(err, "%s, page %u: ", row->si.name,
+					i + 1);
+			goto out;
+		}
+		EVP_DigestUpdate(md, page, row->si.page_size);
+		if (fd >= 0 && snap_sys_write_all(fd, page,
+						  row->si.page_size) < 0) {
+			rc = snap_err_set(err, -errno, "cannot write the image "
+					  "of %s: %s", row->si.name,
+					  strerror(errno));
+			goto out;
+		}
+		if (progress && (i % 256 == 255 || i + 1 == row->si.page_count))
+			progress(pctx, i + 1, row->si.page_count);
+	}
+	uint8_t h[32];
+	EVP_DigestFinal_ex(md, h, NULL);
+	if (memcmp(h, row->si.sha256, 32))
+		rc = snap_err_set(err, -EIO, "%s: the rebuilt image does not "
+				  "match the snapshot's SHA-256",
+				  row->si.name);
+out:
+	EVP_MD_CTX_free(md);
+	free(page);
+	free(seqs);
+	return rc;
+}
+
+int snap_replica_export(snap_replica *r, const char *name, const char *path,
+			snap_progress_fn progress, void *pctx, snap_err *err)
+{
+	rrow row;
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc < 0)
+		return rc;
+	int fd = snap_sys_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+			       O_CLOEXEC, 0600);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "%s: %s%s", path,
+				    strerror(errno), errno == EEXIST ?
+				    " (export never overwrites a file)" : "");
+	rc = image_walk(r, &row, fd, progress, pctx, err);
+	if (rc == 0 && snap_sys_fsync(fd) < 0)
+		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	snap_sys_close(fd);
+	if (rc == 0 && snap_sys_sync_dir(path) < 0)
+		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (rc < 0)
+		snap_sys_unlink(path);
+	return rc;
+}
+
+/* PRAGMA integrity_check of a rebuilt image; 0 ok, -EIO with the first
+ * problem in err. */
+static int image_integrity(const char *path, snap_err *err)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st,
+					NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_set(err, -EIO, "integrity_check could not run: "
+				  "%s", sqlite3_errmsg(db));
+		goto out;
+	}
+	rc = 0;
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
+		rc = snap_err_set(err, -EIO, "integrity_check: %s",
+				  sqlite3_column_text(st, 0) ?
+				  (const char *)sqlite3_column_text(st, 0) :
+				  sqlite3_errmsg(db));
+out:
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+int snap_replica_verify(snap_replica *r, const char *name, int full,
+			const char *tmpdir, snap_replica_problem_fn fn,
+			void *ctx, unsigned *nbad, snap_err *err)
+{
+	rrow *rows;
+	size_t k;
+	*nbad = 0;
+	int rc = snap_replica_rows_load(r, name, &rows, &k, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < k; i++) {
+		snap_err e;
+		snap_err_clear(&e);
+		int fd = -1;
+		char tmp[4096] = "";
+		if (full) {
+			snprintf(tmp, sizeof tmp, "%s/.snapfs-verify-XXXXXX",
+				 tmpdir ? tmpdir : "/tmp");
+			fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
+			if (fd < 0) {
+				rc = snap_err_set(err, -errno, "%s: %s", tmp,
+						  strerror(errno));
+				break;
+			}
+		}
+		int vrc = image_walk(r, &rows[i], fd, NULL, NULL, &e);
+		if (fd >= 0) {
+			snap_sys_close(fd);
+			if (vrc == 0)
+				vrc = image_integrity(tmp, &e);
+			snap_sys_unlink(tmp);
+		}
+		if (vrc == -ENOMEM) {
+			rc = snap_err_set(err, -ENOMEM, "%s", e.msg);
+			break;
+		}
+		if (vrc < 0) {
+			(*nbad)++;
+			if (fn)
+				fn(ctx, rows[i].si.name, e.msg);
+		}
+	}
+	free(rows);
+	return rc;
+}

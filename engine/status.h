@@ -1,0 +1,43 @@
+/*
+ * engine/status.h — the status report people and monitors read: one
+ * snap_status gathered from the store, written as JSON or as Prometheus
+ * text (the fields and metrics are listed at the top of status.c).
+ */
+#ifndef ENGINE_STATUS_H
+#define ENGINE_STATUS_H
+
+#include "store.h"
+
+/* Everything `snapctl status` and .snapfs/status.json show. */
+typedef struct snap_status {
+	char db_path[4096];
+	char store_dir[4096];
+	int64_t count;                       /* snapshots */
+	int64_t count_by_kind[SNAP_KIND_COUNT];
+	int have_newest;
+	snap_info newest;
+	int64_t newest_age_ns;               /* now - newest.created_ns */
+	snap_store_stats stats;              /* sizes, pages */
+	double dedup_ratio;                  /* logical / stored, 0 if empty */
+	/* From the event history: time (0 = never), ok, detail. */
+	int64_t last_restore_ns;  int last_restore_ok;  char last_restore[256];
+	int64_t last_check_ns;    int last_check_ok;    char last_check[256];
+	int64_t last_verify_ns;   int last_verify_ok;   char last_verify[256];
+	int64_t last_full_scrub_ns;          /* last completed scrub pass */
+	int64_t next_snapshot_ns;            /* set by the daemon, 0 = none */
+	int64_t interval_ns;                 /* schedule, 0 = none */
+} snap_status;
+
+/* Fill st from the store as of now_ns (for the age).  next_snapshot_ns
+ * and interval_ns are left 0: the daemon, which owns the schedule, sets
+ * them (snap_sched_next) before formatting. */
+int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
+		    snap_err *err);
+/* JSON object (fields in status.c's header comment; the contract for
+ * scripts); Prometheus text exposition format (snapfs_* metrics). */
+struct snap_json;
+void snap_status_json(struct snap_json *j, const snap_status *st);
+/* Appends to a malloc()ed string; returns it (NULL on ENOMEM). */
+char *snap_status_prometheus(const snap_status *st);
+
+#endif /* ENGINE_STATUS_H */

@@ -1,0 +1,498 @@
+/*
+ * tests/unit/test_replica.c — engine/replica.h over file:// (objstore.h):
+ * a replica rebuilt with the URL and the passphrase alone gives images
+ * byte-identical to the local snapshots; a second run uploads nothing; a
+ * changed page costs a page, not a snapshot; a wrong or missing passphrase
+ * writes nothing; sealed objects hide the data, plain ones do not; a
+ * flipped byte or a deleted pack is found and names the snapshot; a run
+ * cut short (no catalog row, no cache) is finished without re-uploading
+ * pages; a symlink planted in the replica is refused.
+ *
+ * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
+ * on S3' starts a real server and sets it), every test but the symlink
+ * one runs against that instead of a directory: the tests change objects
+ * only through objstore.h, so they mean the same on both.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "objstore.h"
+#include "replica.h"
+
+#define PASS "correct horse battery staple"
+#define MARKER "replica-plaintext-marker"
+
+/* A store with two snapshots (a, then b after a small change) of a
+ * database whose rows hold MARKER. */
+static snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
+				 snap_info *b)
+{
+	tu_db_create(env->db, "delete", page_size, 1500);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = '" MARKER "' || id WHERE id %% 7 = 0");
+	sqlite3_close(db);
+	snap_store *st = tu_store(env);
+	*a = tu_snap(st, "a");
+	db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'changed' WHERE id = 42");
+	sqlite3_close(db);
+	*b = tu_snap(st, "b");
+	return st;
+}
+
+/* The replica URL of a test: a directory of the test, or a fresh prefix
+ * under SNAPFS_TEST_REPLICA_BASE. */
+static void url_of(const tu_env *env, const char *name, char *url,
+		   char *path)
+{
+	const char *base = getenv("SNAPFS_TEST_REPLICA_BASE");
+	tu_path(env, path, name);
+	if (base && *base)
+		snprintf(url, PATH_MAX + 8, "%s/%s/%s", base,
+			 strrchr(env->dir, '/') + 1, name);
+	else
+		snprintf(url, PATH_MAX + 8, "file://%s", path);
+}
+
+/* The object names under dir of the replica at url, sorted. */
+static char **g_names;
+static size_t g_nnames;
+static int collect(void *ctx, const char *name, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	g_names = realloc(g_names, (g_nnames + 1) * sizeof *g_names);
+	g_names[g_nnames++] = strdup(name);
+	return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static snap_objstore *objs_list(const char *url, const char *dir)
+{
+	snap_objstore *o;
+	snap_err err;
+	if (snap_objstore_open(url, 0, &o, &err) < 0)
+		fail_msg("objstore %s: %s", url, err.msg);
+	for (size_t i = 0; i < g_nnames; i++)
+		free(g_names[i]);
+	free(g_names);
+	g_names = NULL;
+	g_nnames = 0;
+	if (snap_objstore_list(o, dir, collect, NULL, &err) < 0)
+		fail_msg("list %s: %s", dir, err.msg);
+	qsort(g_names, g_nnames, sizeof *g_names, str_cmp);
+	return o;
+}
+
+/* Flip one byte of object name (xor), or delete it. */
+static void obj_flip(const char *url, const char *name, int del)
+{
+	snap_objstore *o;
+	snap_err err;
+	uint8_t *d;
+	size_t n;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	if (del) {
+		assert_int_equal(snap_objstore_delete(o, name, &err), 0);
+	} else {
+		assert_int_equal(snap_objstore_get(o, name, &d, &n, &err), 0);
+		d[n / 2] ^= 0x01;
+		assert_int_equal(snap_objstore_put(o, name, d, n, &err), 0);
+		free(d);
+	}
+	snap_objstore_close(o);
+}
+
+/* Open a replica with the test passphrase; fail the test on error. */
+static snap_replica *ropen(const char *url, unsigned flags)
+{
+	snap_err err;
+	snap_replica *r = NULL;
+	int rc = snap_replica_open(url, PASS, strlen(PASS), flags, &r, &err);
+	if (rc < 0)
+		fail_msg("replica open %s: %s", url, err.msg);
+	return r;
+}
+
+/* Push every snapshot of st; fail the test on error. */
+static snap_replicate_stats push(snap_replica *r, snap_store *st)
+{
+	snap_err err;
+	snap_replicate_stats s;
+	if (snap_replica_push(r, st, NULL, NULL, &s, &err) < 0)
+		fail_msg("push: %s", err.msg);
+	return s;
+}
+
+/* Export name from the replica and compare with the local image. */
+static void assert_export_equals(const tu_env *env, snap_replica *r,
+				 snap_store *st, const snap_info *si)
+{
+	char out[PATH_MAX];
+	snap_err err;
+	tu_path(env, out, "export.db");
+	unlink(out);
+	if (snap_replica_export(r, si->name, out, NULL, NULL, &err) < 0)
+		fail_msg("export %s: %s", si->name, err.msg);
+	size_t n, m;
+	uint8_t *got = tu_read_file(out, &n);
+	uint8_t *want = tu_image_bytes(st, si->id, &m);
+	assert_int_equal(n, m);
+	assert_memory_equal(got, want, n);
+	uint8_t sha[32];
+	tu_sha256(got, n, sha);
+	assert_memory_equal(sha, si->sha256, 32);
+	free(got);
+	free(want);
+	unlink(out);
+}
+
+/* 1 when some object of the replica at url contains needle. */
+static int objects_contain(const char *url, const char *needle)
+{
+	static const char *dirs[] = {"packs", "index", "maps", "snapshots"};
+	int found = 0;
+	for (size_t k = 0; k < sizeof dirs / sizeof *dirs; k++) {
+		snap_objstore *o = objs_list(url, dirs[k]);
+		for (size_t i = 0; i < g_nnames; i++) {
+			uint8_t *d;
+			size_t n;
+			snap_err err;
+			assert_int_equal(snap_objstore_get(o, g_names[i], &d,
+							   &n, &err), 0);
+			found |= memmem(d, n, needle, strlen(needle)) != NULL;
+			free(d);
+		}
+		snap_objstore_close(o);
+	}
+	return found;
+}
+
+static void test_round_trip_from_url_and_passphrase_alone(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 2);
+	assert_true(s.pages > 0);
+	assert_true(s.bytes > 0);
+	snap_replica_close(r);
+	/* The "fresh machine": no store, only the URL and the passphrase. */
+	snap_store_close(env->st);
+	env->st = NULL;
+	r = ropen(url, 0);
+	snap_info *v;
+	size_t n;
+	snap_err err;
+	assert_int_equal(snap_replica_list(r, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].name, a.name);
+	assert_string_equal(v[1].name, b.name);
+	assert_memory_equal(v[1].sha256, b.sha256, 32);
+	assert_int_equal(v[1].page_count, b.page_count);
+	free(v);
+	env->st = st = tu_store(env);
+	assert_export_equals(env, r, st, &a);
+	assert_export_equals(env, r, st, &b);
+	unsigned nbad = 9;
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+	/* Sealed: the provider sees no row text, no snapshot name. */
+	assert_false(objects_contain(url, MARKER));
+	assert_false(objects_contain(url, a.name));
+}
+
+static void test_second_run_uploads_nothing_and_a_change_costs_a_page(
+	void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	snap_replicate_stats first = push(r, st);
+	snap_replicate_stats again = push(r, st);
+	assert_int_equal(again.snapshots, 0);
+	assert_int_equal(again.pages, 0);
+	assert_int_equal(again.bytes, 0);
+	assert_int_equal(again.present, 2);
+	/* Every distinct page once: exactly what the store holds. */
+	assert_int_equal(first.pages, tu_pages(st));
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	snap_replicate_stats third = push(r, st);
+	assert_int_equal(third.snapshots, 1);
+	assert_true(third.pages >= 1 && third.pages <= 6);
+	assert_int_equal(first.pages + third.pages, tu_pages(st));
+	assert_export_equals(env, r, st, &c);
+	/* A page that changes back to older content is found, not re-sent. */
+	db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = (SELECT v FROM t WHERE id = 901) "
+		"WHERE id = 900");
+	sqlite3_close(db);
+	snap_info d = tu_snap(st, "d");
+	push(r, st);
+	assert_export_equals(env, r, st, &d);
+	snap_replica_close(r);
+}
+
+static void test_passphrase_rules(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	snap_replica *r = NULL;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	/* No passphrase, no --no-encryption: refused, nothing created. */
+	assert_int_equal(snap_replica_open(url, NULL, 0, SNAP_REPLICA_CREATE,
+					   &r, &err), -EPERM);
+	assert_null(r);
+	assert_non_null(strstr(err.msg, "SNAPFS_PASSPHRASE"));
+	snap_objstore *probe;
+	int prc = snap_objstore_open(url, 0, &probe, &err);
+	if (prc == 0) {          /* s3: the bucket is there, no config */
+		uint8_t *cfg;
+		size_t cfglen;
+		assert_int_equal(snap_objstore_get(probe, "config", &cfg,
+						   &cfglen, &err), -ENOENT);
+		snap_objstore_close(probe);
+	} else {                 /* file: not even the directory */
+		assert_int_equal(prc, -ENOENT);
+	}
+	r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	/* Wrong passphrase: -EACCES, a clear sentence, nothing written. */
+	r = NULL;
+	assert_int_equal(snap_replica_open(url, "nope", 4, 0, &r, &err),
+			 -EACCES);
+	assert_null(r);
+	assert_non_null(strstr(err.msg, "wrong passphrase"));
+	assert_int_equal(snap_replica_open(url, NULL, 0, 0, &r, &err),
+			 -EACCES);
+	assert_non_null(strstr(err.msg, "passphrase"));
+	/* No replica at all. */
+	char none[PATH_MAX + 8], p2[PATH_MAX];
+	url_of(env, "nothing-here", none, p2);
+	assert_int_equal(snap_replica_open(none, PASS, strlen(PASS), 0, &r,
+					   &err), -ENOENT);
+	assert_int_equal(snap_replica_open("ftp://x/y", PASS, strlen(PASS), 0,
+					   &r, &err), -EINVAL);
+}
+
+static void test_plain_replica(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	snap_replica *r = NULL;
+	snap_store *st = env->st = two_snapshots(env, 1024, &a, &b);
+	url_of(env, "plain", url, path);
+	assert_int_equal(snap_replica_open(url, NULL, 0, SNAP_REPLICA_CREATE |
+					   SNAP_REPLICA_NO_ENCRYPTION, &r,
+					   &err), 0);
+	assert_false(snap_replica_encrypted(r));
+	push(r, st);
+	assert_export_equals(env, r, st, &b);
+	snap_replica_close(r);
+	/* Opens without a passphrase; its pages are readable (zstd of text
+	 * keeps short literals: the marker is there, compressed or not). */
+	assert_int_equal(snap_replica_open(url, NULL, 0, 0, &r, &err), 0);
+	snap_replica_close(r);
+	snap_objstore *o;
+	size_t n;
+	uint8_t *c;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	assert_int_equal(snap_objstore_get(o, "config", &c, &n, &err), 0);
+	snap_objstore_close(o);
+	assert_non_null(memmem(c, n, "\"encryption\":\"none\"", 19));
+	free(c);
+	/* Not sealed: the snapshot's name is readable by the provider. */
+	assert_true(objects_contain(url, b.name));
+}
+
+/* Record verify's problems. */
+static int g_nprob;
+static char g_prob_snap[SNAP_NAME_MAX];
+static void prob_cb(void *ctx, const char *snap, const char *problem)
+{
+	(void)ctx;
+	(void)problem;
+	g_nprob++;
+	snprintf(g_prob_snap, sizeof g_prob_snap, "%s", snap);
+}
+
+static void test_damage_is_found_and_named(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], pack[64], out[PATH_MAX];
+	snap_err err;
+	unsigned nbad;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	/* One flipped byte in the middle of the first pack (a's pages). */
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_true(g_nnames >= 2);
+	snprintf(pack, sizeof pack, "%s", g_names[0]);
+	obj_flip(url, pack, 0);
+	r = ropen(url, 0);
+	g_nprob = 0;
+	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 2);          /* both snapshots use that pack */
+	assert_int_equal(g_nprob, 2);
+	tu_path(env, out, "out.db");
+	assert_int_equal(snap_replica_export(r, a.name, out, NULL, NULL, &err),
+			 -EIO);
+	assert_false(tu_exists(out));       /* no half-written image left */
+	snap_replica_close(r);
+	/* The pack deleted instead. */
+	obj_flip(url, pack, 0);
+	r = ropen(url, 0);
+	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	obj_flip(url, pack, 1);
+	g_nprob = 0;
+	assert_int_equal(snap_replica_verify(r, b.name, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 1);
+	assert_string_equal(g_prob_snap, b.name);
+	snap_replica_close(r);
+}
+
+static void test_cut_short_run_is_finished_without_resending(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	/* As if killed before any catalog row landed, and the local cache
+	 * lost too: the packs and indexes are there, nothing names them. */
+	snap_objstore_close(objs_list(url, "snapshots"));
+	for (size_t i = 0; i < g_nnames; i++)
+		obj_flip(url, g_names[i], 1);
+	tu_store_exec(st, "DELETE FROM replica_pages; DELETE FROM "
+		      "replica_packs; DELETE FROM replica_snaps");
+	r = ropen(url, 0);
+	snap_info *v;
+	size_t n;
+	snap_err err;
+	assert_int_equal(snap_replica_list(r, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(v);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 2);
+	assert_int_equal(s.pages, 0);
+	assert_export_equals(env, r, st, &a);
+	snap_replica_close(r);
+}
+
+static void test_page_size_change_and_shrink(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 1024, &a, &b);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "DELETE FROM t WHERE id > 100");
+	tu_exec(db, "PRAGMA page_size = 8192");
+	tu_exec(db, "VACUUM");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	assert_int_equal(c.page_size, 8192);
+	assert_true(c.image_size < b.image_size);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	assert_export_equals(env, r, st, &b);
+	assert_export_equals(env, r, st, &c);
+	snap_replica_close(r);
+}
+
+static void test_symlink_in_replica_is_refused(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], elsewhere[PATH_MAX],
+		link[PATH_MAX + 8];
+	snap_err err;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	tu_path(env, elsewhere, "elsewhere");
+	assert_int_equal(mkdir(elsewhere, 0700), 0);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	snprintf(link, sizeof link, "%s/packs", path);
+	assert_int_equal(symlink(elsewhere, link), 0);
+	snap_replicate_stats s;
+	int rc = snap_replica_push(r, st, NULL, NULL, &s, &err);
+	assert_true(rc == -ELOOP || rc == -ENOTDIR);
+	assert_non_null(strstr(err.msg, "symlink"));
+	snap_replica_close(r);
+	DIR *d = opendir(elsewhere);
+	struct dirent *de;
+	int entries = 0;
+	while ((de = readdir(d)) != NULL)
+		entries += de->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(entries, 0);
+	/* A replica URL that is itself a symlink: refused. */
+	char url2[PATH_MAX + 16], l2[PATH_MAX];
+	tu_path(env, l2, "replica-link");
+	assert_int_equal(symlink(path, l2), 0);
+	snprintf(url2, sizeof url2, "file://%s", l2);
+	r = NULL;
+	rc = snap_replica_open(url2, PASS, strlen(PASS), 0, &r, &err);
+	assert_true(rc == -ELOOP || rc == -ENOTDIR);
+	assert_non_null(strstr(err.msg, "symlink"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		tu_test(test_round_trip_from_url_and_passphrase_alone),
+		tu_test(test_second_run_uploads_nothing_and_a_change_costs_a_page),
+		tu_test(test_passphrase_rules),
+		tu_test(test_plain_replica),
+		tu_test(test_damage_is_found_and_named),
+		tu_test(test_cut_short_run_is_finished_without_resending),
+		tu_test(test_page_size_change_and_shrink),
+		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
+	};
+	size_t n = sizeof tests / sizeof *tests;
+	if (getenv("SNAPFS_TEST_REPLICA_BASE"))
+		n--;
+	return _cmocka_run_group_tests("replica", tests, n, NULL, NULL);
+}

@@ -1,0 +1,47 @@
+/*
+ * tools/ctl_cmds.h — the commands of snapctl, for main (snapctl.c) to put
+ * in its command table and dispatch.  Each runs with the store open
+ * (except where said) and returns the exit status.  Declared here, not in
+ * ctl.h, because they sit above it: a command file uses ctl.h, and only a
+ * command that builds on another's work (restore --dry-run on diff's)
+ * calls across.
+ */
+#ifndef TOOLS_CTL_CMDS_H
+#define TOOLS_CTL_CMDS_H
+
+#include "ctl.h"
+
+/* snapctl_catalog.c */
+int cmd_list(snap_store *s, ctl_args *a);
+int cmd_show(snap_store *s, ctl_args *a);
+int cmd_create(snap_store *s, ctl_args *a);
+int cmd_import(snap_store *s, ctl_args *a);
+int cmd_delete(snap_store *s, ctl_args *a);
+int cmd_rename(snap_store *s, ctl_args *a);
+int cmd_pin(snap_store *s, ctl_args *a);
+int cmd_unpin(snap_store *s, ctl_args *a);
+int cmd_export(snap_store *s, ctl_args *a);
+int cmd_log(snap_store *s, ctl_args *a);
+int cmd_names(snap_store *s, ctl_args *a);
+/* snapctl_restore.c */
+int cmd_restore(snap_store *s, ctl_args *a);
+int cmd_verify(snap_store *s, ctl_args *a);
+/* snapctl_diff.c */
+int cmd_diff(snap_store *s, ctl_args *a);
+int ctl_restore_dry_run(snap_store *s, ctl_args *a, const snap_info *si);
+int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si);
+int ctl_export_sql(snap_store *s, ctl_args *a);
+/* snapctl_health.c */
+int cmd_check(snap_store *s, ctl_args *a);
+int cmd_status(snap_store *s, ctl_args *a);
+/* "status" with thresholds when the store could not be opened: print the
+ * Nagios line (CRITICAL when there is no store, so no snapshot; UNKNOWN
+ * otherwise) and return the plugin status. */
+int ctl_status_no_store(const ctl_args *a, int missing);
+/* snapctl_prune.c */
+int cmd_prune(snap_store *s, ctl_args *a);
+/* snapctl_mount.c: fill a->db and a->store_dir (and the schedule fields)
+ * from MOUNTPOINT/.snapfs/status.json; 0 or CTL_EXIT_FAIL. */
+int ctl_mount_resolve(ctl_args *a);
+
+#endif /* TOOLS_CTL_CMDS_H */
