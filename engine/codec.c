@@ -16,6 +16,7 @@
 
 #include "codec.h"
 
+/* SHA-256 of data into out; 0 or -ENOMEM. */
 int snap_sha256(const void *data, size_t len, uint8_t out[32])
 {
 	unsigned int n = 32;
@@ -24,6 +25,7 @@ int snap_sha256(const void *data, size_t len, uint8_t out[32])
 	       0 : -ENOMEM;
 }
 
+/* Make the zstd contexts; 0 or -ENOMEM. */
 int snap_codec_init(snap_codec *c)
 {
 	c->cctx = ZSTD_createCCtx();
@@ -41,6 +43,7 @@ int snap_codec_init(snap_codec *c)
 	return 0;
 }
 
+/* Free the zstd contexts. */
 void snap_codec_free(snap_codec *c)
 {
 	ZSTD_freeCCtx(c->cctx);
@@ -49,6 +52,7 @@ void snap_codec_free(snap_codec *c)
 	c->dctx = NULL;
 }
 
+/* Compress a page into dst; its stored length (== len: stored raw). */
 size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
 		       void *dst, size_t cap)
 {
@@ -61,6 +65,7 @@ size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
 	return z;
 }
 
+/* Decode a stored page into exactly len bytes; -EIO when it does not. */
 int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
 		      size_t len)
 {
@@ -87,27 +92,59 @@ static size_t pow2_cap(size_t expect)
 	return cap;
 }
 
-static uint64_t sha_slot(const uint8_t sha[32])
+/* 1 when one more entry would fill a table of cap slots past 3/4. */
+static int table_full(size_t used, size_t cap)
 {
+	return (used + 1) * 4 > cap * 3;
+}
+
+/* The two zeroed arrays of cap entries (asz and bsz bytes each) of an
+ * open-addressing table: 0, or -ENOMEM with neither allocated. */
+static int table_alloc(size_t cap, void **a, size_t asz, void **b,
+		       size_t bsz)
+{
+	*a = calloc(cap, asz);
+	*b = calloc(cap, bsz);
+	if (*a && *b)
+		return 0;
+	free(*a);
+	free(*b);
+	*a = *b = NULL;
+	return -ENOMEM;
+}
+
+/* The slot holding sha, or the empty slot where it goes. */
+static size_t pageidx_slot(const snap_pageidx *ix, const uint8_t sha[32])
+{
+	size_t mask = ix->cap - 1;
 	uint64_t h;
+	size_t i;
 
 	memcpy(&h, sha, sizeof(h));
-	return h;
+	i = h & mask;
+	while (ix->ids[i] && memcmp(ix->keys[i], sha, 32) != 0)
+		i = (i + 1) & mask;
+	return i;
 }
 
+/* An empty page index sized for `expect` entries; 0 or -ENOMEM. */
 int snap_pageidx_init(snap_pageidx *ix, size_t expect)
 {
+	void *keys, *ids;
+	int rc;
+
 	ix->cap = pow2_cap(expect);
 	ix->used = 0;
-	ix->keys = calloc(ix->cap, sizeof(*ix->keys));
-	ix->ids = calloc(ix->cap, sizeof(*ix->ids));
-	if (!ix->keys || !ix->ids) {
-		snap_pageidx_free(ix);
-		return -ENOMEM;
-	}
-	return 0;
+	rc = table_alloc(ix->cap, &keys, sizeof(*ix->keys), &ids,
+			 sizeof(*ix->ids));
+	ix->keys = keys;
+	ix->ids = ids;
+	if (rc)
+		ix->cap = 0;
+	return rc;
 }
 
+/* Free the index's arrays and zero it. */
 void snap_pageidx_free(snap_pageidx *ix)
 {
 	free(ix->keys);
@@ -117,17 +154,10 @@ void snap_pageidx_free(snap_pageidx *ix)
 	ix->cap = ix->used = 0;
 }
 
+/* The page id stored for sha, 0 when absent. */
 int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32])
 {
-	size_t mask = ix->cap - 1;
-	size_t i = sha_slot(sha) & mask;
-
-	while (ix->ids[i]) {
-		if (memcmp(ix->keys[i], sha, 32) == 0)
-			return ix->ids[i];
-		i = (i + 1) & mask;
-	}
-	return 0;
+	return ix->ids[pageidx_slot(ix, sha)];
 }
 
 /* Double the table; entries are re-inserted. */
@@ -147,43 +177,41 @@ static int pageidx_grow(snap_pageidx *ix)
 	return 0;
 }
 
+/* Map sha to id (replacing an earlier id), growing when needed. */
 int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id)
 {
-	size_t mask, i;
+	size_t i;
+	int rc;
 
-	if ((ix->used + 1) * 4 > ix->cap * 3) {
-		int rc = pageidx_grow(ix);
-		if (rc)
-			return rc;
+	if (table_full(ix->used, ix->cap) && (rc = pageidx_grow(ix)))
+		return rc;
+	i = pageidx_slot(ix, sha);
+	if (!ix->ids[i]) {
+		memcpy(ix->keys[i], sha, 32);
+		ix->used++;
 	}
-	mask = ix->cap - 1;
-	i = sha_slot(sha) & mask;
-	while (ix->ids[i]) {
-		if (memcmp(ix->keys[i], sha, 32) == 0) {
-			ix->ids[i] = id;
-			return 0;
-		}
-		i = (i + 1) & mask;
-	}
-	memcpy(ix->keys[i], sha, 32);
 	ix->ids[i] = id;
-	ix->used++;
 	return 0;
 }
 
+/* An empty id counter sized for `expect` ids; 0 or -ENOMEM. */
 int snap_idcount_init(snap_idcount *m, size_t expect)
 {
+	void *ids, *counts;
+	int rc;
+
 	m->cap = pow2_cap(expect);
 	m->used = 0;
-	m->ids = calloc(m->cap, sizeof(*m->ids));
-	m->counts = calloc(m->cap, sizeof(*m->counts));
-	if (!m->ids || !m->counts) {
-		snap_idcount_free(m);
-		return -ENOMEM;
-	}
-	return 0;
+	rc = table_alloc(m->cap, &ids, sizeof(*m->ids), &counts,
+			 sizeof(*m->counts));
+	m->ids = ids;
+	m->counts = counts;
+	if (rc)
+		m->cap = 0;
+	return rc;
 }
 
+/* Free the counter's arrays and zero it. */
 void snap_idcount_free(snap_idcount *m)
 {
 	free(m->ids);
@@ -193,50 +221,55 @@ void snap_idcount_free(snap_idcount *m)
 	m->cap = m->used = 0;
 }
 
-static size_t id_slot(int64_t id, size_t mask)
+/* The slot holding id, or the empty slot where it goes (cap > 0). */
+static size_t idcount_slot(const snap_idcount *m, int64_t id)
 {
+	size_t mask = m->cap - 1;
 	uint64_t x = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+	size_t i = (size_t)(x >> 17) & mask;
 
-	return (size_t)(x >> 17) & mask;
+	while (m->ids[i] && m->ids[i] != id)
+		i = (i + 1) & mask;
+	return i;
 }
 
+/* 1 when id is in the table. */
 int snap_idcount_has(const snap_idcount *m, int64_t id)
 {
-	size_t mask, i;
+	size_t i;
 
 	if (!m->cap)
 		return 0;
-	mask = m->cap - 1;
-	i = id_slot(id, mask);
-	while (m->ids[i]) {
-		if (m->ids[i] == id)
-			return 1;
-		i = (i + 1) & mask;
-	}
+	i = idcount_slot(m, id);
+	return m->ids[i] != 0 && m->ids[i] == id;
+}
+
+/* Double the table; entries are re-inserted. */
+static int idcount_grow(snap_idcount *m)
+{
+	snap_idcount n;
+	size_t i;
+	int rc = snap_idcount_init(&n, m->cap);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < m->cap; i++)
+		if (m->ids[i])
+			snap_idcount_add(&n, m->ids[i], m->counts[i]);
+	snap_idcount_free(m);
+	*m = n;
 	return 0;
 }
 
+/* Add delta to id's count (adding id at 0 first), growing when needed. */
 int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
 {
-	size_t mask, i;
+	size_t i;
+	int rc;
 
-	if ((m->used + 1) * 4 > m->cap * 3) {
-		snap_idcount n;
-		size_t k;
-		int rc = snap_idcount_init(&n, m->cap);
-
-		if (rc)
-			return rc;
-		for (k = 0; k < m->cap; k++)
-			if (m->ids[k])
-				snap_idcount_add(&n, m->ids[k], m->counts[k]);
-		snap_idcount_free(m);
-		*m = n;
-	}
-	mask = m->cap - 1;
-	i = id_slot(id, mask);
-	while (m->ids[i] && m->ids[i] != id)
-		i = (i + 1) & mask;
+	if (table_full(m->used, m->cap) && (rc = idcount_grow(m)))
+		return rc;
+	i = idcount_slot(m, id);
 	if (!m->ids[i]) {
 		m->ids[i] = id;
 		m->used++;
@@ -245,6 +278,7 @@ int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
 	return 0;
 }
 
+/* Page ids as a zstd frame of little-endian deltas (malloc()ed). */
 int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 		    size_t *outlen)
 {
@@ -278,6 +312,7 @@ int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 	return 0;
 }
 
+/* The n page ids of a frame snap_map_encode wrote; -EIO when not n. */
 int snap_map_decode(const void *blob, size_t len, uint32_t n, int64_t **out)
 {
 	size_t raw = (size_t)n * 8, got;

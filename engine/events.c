@@ -29,6 +29,7 @@ static int hooked_kind(const char *kind)
 	return 0;
 }
 
+/* Record an event under s->mu; calls the failure hook for a failure. */
 int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)
 {
@@ -59,6 +60,7 @@ int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 	return rc;
 }
 
+/* Set (or with NULL remove) the store's failure hook. */
 void snap_store_set_failure_hook(snap_store *s,
 				 void (*fn)(void *, const struct snap_event *),
 				 void *ctx)
@@ -69,6 +71,7 @@ void snap_store_set_failure_hook(snap_store *s,
 	snap_store_unlock(s);
 }
 
+/* Events after after_id, oldest first (only the newest `limit`). */
 int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 		    snap_event **out, size_t *n, snap_err *err)
 {
@@ -91,15 +94,9 @@ int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 	}
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		snap_event *e;
-		if (cnt == cap) {
-			snap_event *nv;
-			cap = cap ? cap * 2 : 32;
-			nv = realloc(v, cap * sizeof(*v));
-			if (!nv) {
-				rc = SQLITE_NOMEM;
-				break;
-			}
-			v = nv;
+		if (snap_array_grow(&v, &cap, cnt, sizeof(*v), 32)) {
+			rc = SQLITE_NOMEM;
+			break;
 		}
 		e = &v[cnt++];
 		e->id = sqlite3_column_int64(st, 0);

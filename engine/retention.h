@@ -36,6 +36,7 @@
 #define ENGINE_RETENTION_H
 
 #include "store.h"
+#include "units.h"
 
 typedef struct snap_keep_policy {
 	int last, hourly, daily, weekly, monthly, yearly;  /* 0 = rule off */
@@ -43,16 +44,6 @@ typedef struct snap_keep_policy {
 	uint64_t max_size;      /* bytes of stored data; 0 = no cap */
 } snap_keep_policy;
 
-/* "30s", "15m", "1h", "2d", "1w", "1h30m" (units w d h m s, any sequence
- * of number+unit, summed; "0s" is 0): 0 or -EINVAL (empty, no unit, an
- * unknown unit, a sign, spaces, or more than int64 nanoseconds). */
-int snap_duration_parse(const char *s, int64_t *ns);
-/* The shortest form snap_duration_parse reads back ("1h30m", "7d", "0s";
- * a sub-second rest as "250ms").  out holds at least 48 bytes. */
-void snap_duration_format(int64_t ns, char *out, size_t cap);
-/* "512K", "10M", "2G", "1T", "1P", plain bytes; binary multiples (K = 1024),
- * case-insensitive, "10MB", "10MiB" and "512B" too: 0 or -EINVAL. */
-int snap_size_parse(const char *s, uint64_t *bytes);
 /* "last:N,hourly:N,daily:N,weekly:N,monthly:N,yearly:N,within:DURATION"
  * (any subset, any order, each rule once; N = 0 or within:0s turns a rule
  * off) into p, leaving other fields alone.  -EINVAL with a message naming
@@ -125,5 +116,13 @@ int snap_retention_prune(snap_store *s, const snap_keep_policy *p,
  */
 int snap_retention_make_room(snap_store *s, const snap_keep_policy *p,
 			     snap_err *err);
+
+/* 1 when rules may prune the snapshot: auto or pre-restore, not pinned,
+ * not in the trash (keep.c; retention.c's max_size uses it too). */
+int snap_keep_candidate(const snap_info *si);
+/* Append ", text" (or text when the reason is empty) to d->reason,
+ * truncating. */
+void snap_keep_reason_add(snap_keep_decision *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif /* ENGINE_RETENTION_H */

@@ -169,6 +169,7 @@ static void sched_observe(snap_sched *sc, sched_obs *o)
 		o->dv_ok = 1;
 }
 
+/* 1 when two timestamps are the same to the nanosecond. */
 static int sched_ts_equal(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
@@ -190,6 +191,7 @@ static int sched_differs(const sched_obs *m, const sched_obs *o)
 				 !sched_ts_equal(&m->wal_mtim, &o->wal_mtim));
 }
 
+/* Start watching the live database for a schedule (see schedule.h). */
 int snap_sched_open(snap_store *s, const snap_sched_opts *o,
 		    snap_sched **out, snap_err *err)
 {
@@ -222,6 +224,7 @@ int snap_sched_open(snap_store *s, const snap_sched_opts *o,
 	return 0;
 }
 
+/* Close the watch connection and free sc. */
 void snap_sched_close(snap_sched *sc)
 {
 	if (!sc)
@@ -230,11 +233,13 @@ void snap_sched_close(snap_sched *sc)
 	free(sc);
 }
 
+/* When the next snapshot is due (UTC ns), 0 if none is scheduled. */
 int64_t snap_sched_next(const snap_sched *sc)
 {
 	return sc->next_ns;
 }
 
+/* 1 when the live database changed since the last mark. */
 int snap_sched_changed(snap_sched *sc)
 {
 	sched_obs now;
@@ -249,22 +254,13 @@ int snap_sched_changed(snap_sched *sc)
 static int sched_newest(snap_store *s, snap_info *si, int *have,
 			snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	int64_t id = 0;
 	int rc;
 
 	*have = 0;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT max(id) FROM snapshots", -1,
-				&st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		id = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot find "
-				     "the newest snapshot", s->dir);
-	}
-	sqlite3_finalize(st);
+	snap_store_lock(s);     /* recursive: the row stays the newest */
+	rc = snap_store_query_ints(s, "SELECT max(id) FROM snapshots", &id, 1,
+				   "find the newest snapshot", err);
 	if (!rc && id > 0) {
 		rc = snap_store_get_db(s->db, id, si, err);
 		*have = rc == 0;
@@ -326,6 +322,7 @@ static int sched_take(snap_sched *sc, snap_tick_result *r, snap_err *err)
 	return rc;
 }
 
+/* When due: a snapshot if the database changed, then retention. */
 int snap_sched_tick(snap_sched *sc, int64_t now_ns, snap_tick_result *r,
 		    snap_err *err)
 {

@@ -8,35 +8,40 @@
  * use each other; tests/unit/check_layers.py ('layers' in suite unit) reads
  * the table below and fails the build's tests when a file breaks it.  A
  * module is a .c and its headers (store_int.h belongs to store,
- * snapshot_int.h to snapshot); a header declares only functions of its own
- * layer or a lower one.  storedir.c is the store's directory half, split
- * from store.c by size: the two call each other through store_int.h.
+ * snapshot_int.h to snapshot, diff_int.h to diff, merge_int.h to merge); a
+ * header declares only functions of its own layer or a lower one.  Files
+ * split from one concept by size share its _int.h and call each other
+ * through it: store.c with storedir.c, storeschema.c, storespace.c,
+ * storecat.c, storemap.c and storename.c; diff.c with diffstate.c,
+ * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c and
+ * mergemove.c.
  *
- *   L0  err sys codec pagepipe integrity anchor livedb vfs json seal
- *       objstore objstore_s3
- *   L1  store storedir
+ *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
+ *   L0  seal objstore objstore_s3
+ *   L1  store storedir storeschema storespace storecat storemap storename
  *   L2  events capture capture_vfs image jsonrec
  *   L3  snapshot snapshot_import verify
- *   L4  restore restore_file recover diff merge retention trash
+ *   L4  restore restore_file recover diff diffstate tablerestore export
+ *   L4  merge mergelive mergekeys mergemove keep retention trash
  *   L5  health status schedule replica replica_read replica_push
  *   L6  snapfs
  *
- * L0 is the toolbox: errors, system calls, compression and the page index,
- * hashing workers, integrity checks, the anchor file, connections to the
- * live database (livedb), what the engine's VFSes share (vfs), the JSON
- * writer, the replica's cryptography (seal: libsodium) and object stores
- * (objstore: file://, objstore_s3: S3).  L1 is the store: its directory,
- * the catalog, the events table's raw insert (snap_event_add_db, so a
- * catalog change and its event share one transaction).  L2 reads and
- * writes what the store holds: the event history and the failure hook,
- * capture of pages and its VFS, images, the JSON objects of catalog
- * records (jsonrec).  L3 takes, imports and checks
- * snapshots.  L4 changes the live database or the catalog's membership
- * (restore, restore from a file, crash recovery, diff, merge, retention,
- * trash).  L5 runs on its own: health checks, the status report and the
- * schedule, and the replica (its format, reading, pushing).  The store
- * does not finish an interrupted restore when it opens: whoever opens a
- * store for work (snapctl, the daemon) calls snap_restore_recover() next.
+ * L0 is the toolbox: errors, system calls, time and hex, durations and
+ * sizes (units), compression and the page index, hashing workers, integrity
+ * checks, the anchor file, connections to the live database (livedb), what
+ * the engine's VFSes share (vfs), the JSON writer, the replica's
+ * cryptography (seal: libsodium) and object stores (objstore: file://,
+ * objstore_s3: S3).  L1 is the store: its directory, the catalog, the events
+ * table's raw insert (snap_event_add_db, so a catalog change and its event
+ * share one transaction).  L2 reads and writes what the store holds: the
+ * event history and the failure hook, capture of pages and its VFS, images,
+ * the JSON objects of catalog records (jsonrec).  L3 takes, imports and
+ * checks snapshots.  L4 changes the live database or the catalog's
+ * membership (restore, restore from a file, crash recovery, diff, merge,
+ * retention, trash).  L5 runs on its own: health checks, the status report
+ * and the schedule, and the replica (its format, reading, pushing).  The
+ * store does not finish an interrupted restore when it opens: whoever opens
+ * a store for work (snapctl, the daemon) calls snap_restore_recover() next.
  */
 #ifndef ENGINE_SNAPFS_H
 #define ENGINE_SNAPFS_H

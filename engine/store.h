@@ -17,7 +17,7 @@
  * Pages are content-addressed: each distinct page image is stored once,
  * keyed by its SHA-256, zstd-compressed (or raw when that is not smaller),
  * with a reference count: the number of runs of consecutive snapshots whose
- * page maps name it (store.c; engine/DESIGN.md §2).  Taking or deleting a
+ * page maps name it (storemap.c; engine/DESIGN.md §2).  Taking or deleting a
  * snapshot therefore costs what differs from its neighbours, independent of
  * how many snapshots the store keeps.
  *
@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "err.h"
+#include "util.h"
 
 typedef struct snap_store snap_store;
 
@@ -252,12 +253,5 @@ int snap_store_stats_get(snap_store *s, snap_store_stats *st, snap_err *err);
  * Idempotent: a sanitized label sanitizes to itself. */
 void snap_label_sanitize(const char *in, const char *fallback,
 			 char out[SNAP_LABEL_MAX + 1]);
-
-/* Format created_ns as "2026-11-22T01:49:00.123Z" (ISO 8601, UTC). */
-void snap_time_iso(int64_t ns, char out[40]);
-/* Current UTC time in nanoseconds. */
-int64_t snap_time_now_ns(void);
-/* Lowercase hex of a SHA-256. */
-void snap_hex(const uint8_t sha[32], char out[65]);
 
 #endif /* ENGINE_STORE_H */

@@ -53,12 +53,39 @@ struct snap_store {
 /* Columns snap_store_row_info() expects, in order, and the tables they
  * come from: a snapshot's row and its place in the trash, if any (a table
  * of its own, so that listing never reads past the pagemap, the last
- * column of snapshots; see store.c). */
+ * column of snapshots; see storecat.c). */
 #define SNAP_INFO_COLS \
 	"id,name,label,kind,created_ns,comment,pinned,page_size,page_count," \
 	"image_size,sha256,change_counter,trash.dir,trash.uid,trash.tname," \
 	"trash.trashed_ns"
 #define SNAP_INFO_FROM "snapshots LEFT JOIN trash USING(id)"
+
+/* ---- opening (store.c), schema (storeschema.c), room (storespace.c) ---- */
+
+/* A store read-only for want of room tries to write again once this much
+ * is free. */
+#define STORE_ROOM_MIN (1 << 20)
+/* Bytes free for us on the store's filesystem (UINT64_MAX: unknown). */
+uint64_t snap_store_room(snap_store *s);
+/* Size of the store's -wal (0 when there is none). */
+int64_t snap_store_wal_size(snap_store *s);
+/*
+ * A read-write connection to store.db that is ready for the catalog: the
+ * pragmas, the schema (created in an empty file, checked otherwise) and WAL
+ * mode.  On failure *full says whether the store's filesystem ran out of
+ * room (then the store can still be opened read-only).
+ */
+int snap_store_open_rw(snap_store *s, int mutex, sqlite3 **out, int *full,
+		       snap_err *err);
+/* Read a meta value into out (empty if absent): an SQLite result code. */
+int snap_store_meta_get(sqlite3 *db, const char *key, char *out, size_t cap);
+/* A read-only store: only check that it is ours and not too new. */
+int snap_store_schema_check(snap_store *s, sqlite3 *db, snap_err *err);
+/* Create the schema in an empty store, or check and migrate an old one. */
+int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
+			   snap_err *err);
+/* A read-only connection to a version-1 store: an empty TEMP table trash. */
+int snap_store_ro_compat(sqlite3 *db, snap_err *err);
 
 /* ---- the store directory (storedir.c) ---- */
 
@@ -136,7 +163,24 @@ typedef struct snap_space {
  * retention.h) and snap_store_writable() tell the user.  0 or -errno.
  */
 int snap_store_space(snap_store *s, snap_space *sp, snap_err *err);
-/* Record an event on a given connection (no locking; store.c). */
+/*
+ * Begin a catalog change: 0 when the store is writable, s->mu is held and
+ * s->db is in a BEGIN IMMEDIATE transaction; a negative errno (-EROFS,
+ * -ENOSPC, -EBUSY ...) with s->mu not held otherwise.
+ */
+int snap_store_txn_begin(snap_store *s, snap_err *err);
+/*
+ * End the transaction begun on db: COMMIT when rc is 0, ROLLBACK when rc is
+ * not or when COMMIT fails.  Returns rc, or COMMIT's error.  s->mu stays
+ * held: the caller records its event, then unlocks.
+ */
+int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err);
+/* The first row of n integer columns sql gives on the catalog connection
+ * (under s->mu) into out[0..n-1]; on failure err says the store could not
+ * `what`. */
+int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
+			  int n, const char *what, snap_err *err);
+/* Record an event on a given connection (no locking; storecat.c). */
 int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 		      int ok, const char *detail);
 /* The set of unique page ids in snapshot id's map (empty for id <= 0). */

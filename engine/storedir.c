@@ -96,6 +96,8 @@ static int storedir_symlink(const char *path, snap_err *err)
 			    n > 0 ? " (to " : "", target, n > 0 ? ")" : "");
 }
 
+/* Open s->dir without following a link (creating it when asked) and check
+ * it. */
 int snap_storedir_open(snap_store *s, int create, int *made, snap_err *err)
 {
 	struct stat st;
@@ -172,6 +174,7 @@ static int storedir_only_store_files(int dirfd)
 	return ok;
 }
 
+/* Make the store directory 0700, or refuse it when that is not safe. */
 int snap_storedir_private(snap_store *s, snap_err *err)
 {
 	struct stat st;
@@ -206,6 +209,7 @@ int snap_storedir_private(snap_store *s, snap_err *err)
 	return 0;
 }
 
+/* 1 when a store file other than store.db is in the directory. */
 int snap_storedir_remains(snap_store *s, char *found, size_t cap)
 {
 	struct stat st;
@@ -253,6 +257,7 @@ static int storedir_file_checked(snap_store *s, int fd, const char *name,
 	return 0;
 }
 
+/* Open store file `name` relative to s->dirfd, never through a link. */
 int snap_store_file_open(snap_store *s, const char *name, int flags,
 			 snap_err *err)
 {
@@ -280,6 +285,7 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 	return fd;
 }
 
+/* Check store.db and its side files: regular, ours, no links, 0600. */
 int snap_storedir_files_check(snap_store *s, snap_err *err)
 {
 	struct stat st;
@@ -298,6 +304,7 @@ int snap_storedir_files_check(snap_store *s, snap_err *err)
 	return 0;
 }
 
+/* 1 when the store directory holds `name` (a link counts). */
 int snap_store_file_exists(snap_store *s, const char *name)
 {
 	struct stat st;
@@ -305,6 +312,7 @@ int snap_store_file_exists(snap_store *s, const char *name)
 	return snap_sys_fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
+/* Unlink store file `name`; 0 also when it is absent. */
 int snap_store_file_remove(snap_store *s, const char *name)
 {
 	return snap_sys_unlinkat(s->dirfd, name, 0) == 0 || errno == ENOENT ?
@@ -312,11 +320,13 @@ int snap_store_file_remove(snap_store *s, const char *name)
 	       -errno;
 }
 
+/* fsync the store directory through s->dirfd. */
 int snap_store_dir_sync(snap_store *s)
 {
 	return snap_sys_fsync(s->dirfd) < 0 ? -errno : 0;
 }
 
+/* Remove what a failed open created (the directory too when `made`). */
 void snap_storedir_undo_create(snap_store *s, int made)
 {
 	int i;
@@ -348,6 +358,7 @@ static void storedir_empty(int dirfd)
 	closedir(d);
 }
 
+/* Open (creating 0700) the store's private subdirectory `name`, checked. */
 int snap_storedir_sub_open(snap_store *s, const char *name, char *path,
 			   size_t cap, snap_err *err)
 {
@@ -397,6 +408,7 @@ int snap_storedir_sub_open(snap_store *s, const char *name, char *path,
 	return fd;
 }
 
+/* Empty and remove subdirectory `name` and close fd. */
 void snap_storedir_sub_remove(snap_store *s, const char *name, int fd)
 {
 	if (fd < 0)

@@ -19,11 +19,13 @@
 
 #include "sys.h"
 
+/* open(2) with a fixed signature (open is variadic). */
 static int libc_open(const char *path, int flags, mode_t mode)
 {
 	return open(path, flags, mode);
 }
 
+/* openat(2) with a fixed signature (openat is variadic). */
 static int libc_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
 	return openat(dirfd, path, flags, mode);
@@ -45,221 +47,68 @@ static int libc_openat(int dirfd, const char *path, int flags, mode_t mode)
 const snap_sys_table snap_sys_libc = SYS_LIBC;
 snap_sys_table snap_sys = SYS_LIBC;
 
-/* Call `expr` (which sets r) again for as long as it fails with EINTR. */
-#define SYS_RETRY(expr) \
-	do { (expr); } while (r < 0 && errno == EINTR)
+/*
+ * snap_sys_<name>(params): snap_sys.<name>(args) called again for as long
+ * as it fails (`failed`, a test of its result r) with EINTR, then its
+ * result.  SYS_CALL: the calls that fail by returning -1.
+ */
+#define SYS_CALL_AS(type, failed, name, params, args) \
+	type snap_sys_##name params \
+	{ \
+		type r; \
+		do { \
+			r = snap_sys.name args; \
+		} while ((failed) && errno == EINTR); \
+		return r; \
+	}
+#define SYS_CALL(type, name, params, args) \
+	SYS_CALL_AS(type, r < 0, name, params, args)
 
-int snap_sys_open(const char *path, int flags, mode_t mode)
-{
-	int r;
+SYS_CALL(int, open, (const char *path, int flags, mode_t mode),
+	 (path, flags, mode))
+SYS_CALL(int, openat, (int dirfd, const char *path, int flags, mode_t mode),
+	 (dirfd, path, flags, mode))
 
-	SYS_RETRY(r = snap_sys.open(path, flags, mode));
-	return r;
-}
-
-int snap_sys_openat(int dirfd, const char *path, int flags, mode_t mode)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.openat(dirfd, path, flags, mode));
-	return r;
-}
-
+/* close(2) is never retried: after EINTR the fd is gone on Linux. */
 int snap_sys_close(int fd)
 {
 	return snap_sys.close(fd);
 }
 
-ssize_t snap_sys_read(int fd, void *buf, size_t n)
-{
-	ssize_t r;
+SYS_CALL(ssize_t, read, (int fd, void *buf, size_t n), (fd, buf, n))
+SYS_CALL(ssize_t, pread, (int fd, void *buf, size_t n, off_t off),
+	 (fd, buf, n, off))
+SYS_CALL(ssize_t, write, (int fd, const void *buf, size_t n), (fd, buf, n))
+SYS_CALL(ssize_t, pwrite, (int fd, const void *buf, size_t n, off_t off),
+	 (fd, buf, n, off))
+SYS_CALL(int, fsync, (int fd), (fd))
+SYS_CALL(int, ftruncate, (int fd, off_t len), (fd, len))
+SYS_CALL(int, flock, (int fd, int op), (fd, op))
+SYS_CALL(int, fstat, (int fd, struct stat *st), (fd, st))
+SYS_CALL(int, stat, (const char *path, struct stat *st), (path, st))
+SYS_CALL(int, lstat, (const char *path, struct stat *st), (path, st))
+SYS_CALL(int, fstatat,
+	 (int dirfd, const char *path, struct stat *st, int flags),
+	 (dirfd, path, st, flags))
+SYS_CALL(int, access, (const char *path, int mode), (path, mode))
+SYS_CALL(int, mkdir, (const char *path, mode_t mode), (path, mode))
+SYS_CALL(int, mkdirat, (int dirfd, const char *path, mode_t mode),
+	 (dirfd, path, mode))
+SYS_CALL(int, rmdir, (const char *path), (path))
+SYS_CALL(int, fchmod, (int fd, mode_t mode), (fd, mode))
+SYS_CALL(int, rename, (const char *from, const char *to), (from, to))
+SYS_CALL(int, renameat,
+	 (int fromfd, const char *from, int tofd, const char *to),
+	 (fromfd, from, tofd, to))
+SYS_CALL(int, link, (const char *from, const char *to), (from, to))
+SYS_CALL(int, unlink, (const char *path), (path))
+SYS_CALL(int, unlinkat, (int dirfd, const char *path, int flags),
+	 (dirfd, path, flags))
 
-	SYS_RETRY(r = snap_sys.read(fd, buf, n));
-	return r;
-}
+SYS_CALL_AS(DIR *, !r, opendir, (const char *path), (path))
+SYS_CALL_AS(DIR *, !r, fdopendir, (int fd), (fd))
 
-ssize_t snap_sys_pread(int fd, void *buf, size_t n, off_t off)
-{
-	ssize_t r;
-
-	SYS_RETRY(r = snap_sys.pread(fd, buf, n, off));
-	return r;
-}
-
-ssize_t snap_sys_write(int fd, const void *buf, size_t n)
-{
-	ssize_t r;
-
-	SYS_RETRY(r = snap_sys.write(fd, buf, n));
-	return r;
-}
-
-ssize_t snap_sys_pwrite(int fd, const void *buf, size_t n, off_t off)
-{
-	ssize_t r;
-
-	SYS_RETRY(r = snap_sys.pwrite(fd, buf, n, off));
-	return r;
-}
-
-int snap_sys_fsync(int fd)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.fsync(fd));
-	return r;
-}
-
-int snap_sys_ftruncate(int fd, off_t len)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.ftruncate(fd, len));
-	return r;
-}
-
-int snap_sys_flock(int fd, int op)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.flock(fd, op));
-	return r;
-}
-
-int snap_sys_fstat(int fd, struct stat *st)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.fstat(fd, st));
-	return r;
-}
-
-int snap_sys_stat(const char *path, struct stat *st)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.stat(path, st));
-	return r;
-}
-
-int snap_sys_lstat(const char *path, struct stat *st)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.lstat(path, st));
-	return r;
-}
-
-int snap_sys_fstatat(int dirfd, const char *path, struct stat *st,
-		     int flags)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.fstatat(dirfd, path, st, flags));
-	return r;
-}
-
-int snap_sys_access(const char *path, int mode)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.access(path, mode));
-	return r;
-}
-
-int snap_sys_mkdir(const char *path, mode_t mode)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.mkdir(path, mode));
-	return r;
-}
-
-int snap_sys_mkdirat(int dirfd, const char *path, mode_t mode)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.mkdirat(dirfd, path, mode));
-	return r;
-}
-
-int snap_sys_rmdir(const char *path)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.rmdir(path));
-	return r;
-}
-
-int snap_sys_fchmod(int fd, mode_t mode)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.fchmod(fd, mode));
-	return r;
-}
-
-int snap_sys_rename(const char *from, const char *to)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.rename(from, to));
-	return r;
-}
-
-int snap_sys_renameat(int fromfd, const char *from, int tofd,
-		      const char *to)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.renameat(fromfd, from, tofd, to));
-	return r;
-}
-
-int snap_sys_link(const char *from, const char *to)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.link(from, to));
-	return r;
-}
-
-int snap_sys_unlink(const char *path)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.unlink(path));
-	return r;
-}
-
-int snap_sys_unlinkat(int dirfd, const char *path, int flags)
-{
-	int r;
-
-	SYS_RETRY(r = snap_sys.unlinkat(dirfd, path, flags));
-	return r;
-}
-
-DIR *snap_sys_opendir(const char *path)
-{
-	DIR *d;
-
-	do {
-		d = snap_sys.opendir(path);
-	} while (!d && errno == EINTR);
-	return d;
-}
-
-DIR *snap_sys_fdopendir(int fd)
-{
-	DIR *d;
-
-	do {
-		d = snap_sys.fdopendir(fd);
-	} while (!d && errno == EINTR);
-	return d;
-}
-
+/* mkostemp, retried on EINTR from the same template. */
 int snap_sys_mkostemp(char *tmpl, int flags)
 {
 	size_t n = strlen(tmpl);
@@ -278,6 +127,7 @@ int snap_sys_mkostemp(char *tmpl, int flags)
 	return r;
 }
 
+/* Write all n bytes, continuing after short writes; 0 or -1 with errno. */
 int snap_sys_write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
@@ -297,6 +147,7 @@ int snap_sys_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/* fsync the directory that holds path; 0 or -1 with errno. */
 int snap_sys_sync_dir(const char *path)
 {
 	char dir[PATH_MAX];
@@ -319,6 +170,7 @@ int snap_sys_sync_dir(const char *path)
 	return rc;
 }
 
+/* A fault point: what the test hook says (a negative errno), or 0. */
 int snap_sys_point(snap_sys_kind kind, const char *what)
 {
 	int e;

@@ -3,7 +3,7 @@
  * what a trashed snapshot is and fs/trash.c for the names a file manager
  * uses.
  *
- * State: one row of the table `trash` (store.c's schema version 2) per
+ * State: one row of the table `trash` (storeschema.c's schema version 2) per
  * trashed snapshot, its primary key the snapshot's id:
  *   uid         whose trash (.Trash-UID) holds it;
  *   dir         SNAP_TRASH_FILES or SNAP_TRASH_EXPUNGED;
@@ -74,6 +74,7 @@ static int trash_uri_keeps(unsigned char c)
 	       c == '~' || c == '/';
 }
 
+/* The .trashinfo text of si trashed at when_ns. */
 int snap_trash_info_make(const snap_info *si, int64_t when_ns, char *out,
 			 size_t cap)
 {
@@ -179,12 +180,8 @@ static int trash_change(snap_store *s, int op, int64_t id, uint32_t uid,
 
 	if (op != TRASH_RESTORE && (rc = trash_name_check(name, err)))
 		return rc;
-	if ((rc = snap_store_writable(s, err)))
+	if ((rc = snap_store_txn_begin(s, err)))
 		return rc;
-	snap_store_lock(s);
-	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	if (rc)
-		goto out;
 	rc = snap_store_get_db(s->db, id, &si, err);
 	if (!rc && op == TRASH_PUT && si.trash != SNAP_TRASH_NONE)
 		rc = snap_err_set(err, -ENOENT, "snapshot %s is in the trash "
@@ -245,12 +242,8 @@ static int trash_change(snap_store *s, int op, int64_t id, uint32_t uid,
 	if (!rc && changed != 1)
 		rc = snap_err_set(err, -EIO, "snapshot %s: the trash changed "
 				  "%d rows instead of one", si.name, changed);
-	if (!rc)
-		rc = snap_store_exec(s->db, "COMMIT", err);
-	if (rc) {
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	if ((rc = snap_store_txn_end(s->db, rc, err)))
 		goto out;
-	}
 	if (op == TRASH_PUT)
 		snprintf(detail, sizeof(detail), "moved to the trash as "
 			 ".Trash-%u/files/%s: it stays in the store, out of "
@@ -274,6 +267,7 @@ out:
 	return rc;
 }
 
+/* Put snapshot id into uid's trash as files/name. */
 int snap_trash_put(snap_store *s, int64_t id, uint32_t uid, const char *name,
 		   const char *info, size_t len, snap_info *out,
 		   snap_err *err)
@@ -282,6 +276,7 @@ int snap_trash_put(snap_store *s, int64_t id, uint32_t uid, const char *name,
 			    info, len, out, err);
 }
 
+/* Move trashed snapshot id to directory dir of its trash as name. */
 int snap_trash_move(snap_store *s, int64_t id, snap_trash_dir dir,
 		    const char *name, snap_info *out, snap_err *err)
 {
@@ -292,6 +287,7 @@ int snap_trash_move(snap_store *s, int64_t id, snap_trash_dir dir,
 			    err);
 }
 
+/* Take snapshot id out of the trash. */
 int snap_trash_restore(snap_store *s, int64_t id, snap_info *out,
 		       snap_err *err)
 {
@@ -299,6 +295,7 @@ int snap_trash_restore(snap_store *s, int64_t id, snap_info *out,
 			    NULL, 0, out, err);
 }
 
+/* The snapshot called name in directory dir of uid's trash; -ENOENT. */
 int snap_trash_find(snap_store *s, uint32_t uid, snap_trash_dir dir,
 		    const char *name, snap_info *out, snap_err *err)
 {
@@ -321,6 +318,7 @@ int snap_trash_find(snap_store *s, uint32_t uid, snap_trash_dir dir,
 	return rc;
 }
 
+/* The snapshots in uid's trash (uid < 0: every trash), in *out. */
 int snap_trash_list(snap_store *s, int64_t uid, snap_info **out, size_t *n,
 		    snap_err *err)
 {
@@ -330,6 +328,7 @@ int snap_trash_list(snap_store *s, int64_t uid, snap_info **out, size_t *n,
 				   "the trash", err);
 }
 
+/* The .trashinfo text kept with trashed snapshot id (malloc()ed). */
 int snap_trash_info(snap_store *s, int64_t id, char **text, snap_err *err)
 {
 	return snap_store_text(s, "SELECT info FROM trash WHERE id=?", id, "",

@@ -1,0 +1,25 @@
+/*
+ * engine/util.h — small helpers every floor uses (util.c): time and hex.
+ */
+#ifndef ENGINE_UTIL_H
+#define ENGINE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Format created_ns as "2026-11-22T01:49:00.123Z" (ISO 8601, UTC). */
+void snap_time_iso(int64_t ns, char out[40]);
+/* Current UTC time in nanoseconds. */
+int64_t snap_time_now_ns(void);
+/* Lowercase hex of a SHA-256. */
+void snap_hex(const uint8_t sha[32], char out[65]);
+/*
+ * Room for one more element in a growable array: `array` is the address of
+ * the array's pointer (NULL at first), *cap its capacity, n the elements in
+ * use, size the bytes of one.  When full (n == *cap) it is doubled, from
+ * `first`.  0, or -ENOMEM with the array and *cap as they were.
+ */
+int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
+		    size_t first);
+
+#endif /* ENGINE_UTIL_H */
