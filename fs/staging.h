@@ -37,6 +37,20 @@ int snap_dir_restore_from(fuse_ino_t parent, const char *name,
 int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 		    const char *label);
 
+/* The errno a restore through the mount reports to the program that asked
+ * (the engine's when its text says what happened, else -EIO). */
+int snap_apply_errno(int rc);
+/* Count a restore through the mount as done (rc 0) or failed. */
+void snap_apply_count(int rc);
+/* Restore the staging file path onto the live database, naming it
+ * shown_name in messages; the caller holds fs->apply_lock.  The engine's
+ * errno (-ESTALE: o's precondition failed, not reported here). */
+int snap_apply_file_locked(const char *path, const char *shown_name,
+			   const char *label, const snap_restore_opts *o);
+/* "<path><suffix>" into out; 0 or -ENAMETOOLONG. */
+int snap_staging_side_path(const char *path, const char *suffix, char *out,
+			   size_t len);
+
 /* Upload handles: open creates the file; flush applies it; end (at
  * RELEASE, apply 1; 0 for a handle the kernel never had) applies bytes
  * written after the last flush, logs an upload that never got a byte,
@@ -45,7 +59,7 @@ int snap_upload_begin(struct snap_handle *h);
 int snap_upload_flush(struct snap_handle *h);
 void snap_upload_end(struct snap_handle *h, int apply);
 
-/* Session handles. */
+/* Session handles (session.c; applied by sessionapply.c). */
 int snap_session_join(struct snap_handle *h);
 /* Make sure the session copy exists (first read/write); 0 or -errno. */
 int snap_session_ready(struct snap_handle *h);
@@ -63,7 +77,7 @@ void snap_session_describe(int *open, unsigned *writers, int *dirty);
 /* Discard the session at shutdown. */
 void snap_session_shutdown(void);
 
-/* Snapshot requests in snapshots/ (pending nodes): a handle opened on
+/* Snapshot requests in snapshots/ (pending nodes, pending.c): a handle opened on
  * one (writable: it may write, and counts among the request's writers),
  * its bytes arriving (a write or a truncation through it), its FLUSH, at
  * which the last writer takes or imports, and its RELEASE (apply 0: a
