@@ -7,8 +7,11 @@
 
 #include "handle.h"
 
-/* ---- attributes and names (attr.c) ----------------------------------------- */
+/* ---- attributes (attr.c; snap_attr_of, snap_attr_current*: getattr.c) */
 
+/* t (ns since the epoch) as a timespec. */
+void snap_attr_ts(struct timespec *ts, int64_t ns);
+/* A fixed directory's attributes (owned like the live database). */
 void snap_attr_dir(fuse_ino_t ino, struct stat *st);
 /* current.db as an open would see it now: the live file's stat() with the
  * size of the image a read-only open would get; -ENOENT without a live

@@ -27,7 +27,7 @@
  *        in snapshots/.
  *
  * One restore path: every gesture ends in snap_apply_file or
- * snap_apply_snapshot (through snap_upload_flush or snap_dir_restore_from),
+ * snap_apply_snapshot (through snap_upload_flush or snap_apply_from),
  * the very calls a copy or rename onto current.db makes: the same
  * verification, safety snapshot, rollback, log lines and events ("restored
  * current.db from the file written to restore/X ...").  A refusal (not a
@@ -71,17 +71,6 @@ mode_t snap_restoredir_mode(mode_t asked)
 	if (snap_live_stat(snap_fs.live, &live) == 0)
 		cap = live.st_mode & 0666;
 	return asked & cap;
-}
-
-mode_t snap_restoredir_dirmode(const struct stat *live)
-{
-	mode_t m = 0700;
-
-	if (live && (live->st_mode & S_IWGRP))
-		m |= 0070;
-	if (live && (live->st_mode & S_IWOTH))
-		m |= 0007;
-	return m;
 }
 
 int snap_restoredir_is_staging(const char *name)
@@ -209,7 +198,7 @@ void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
 	/* Onto a plain name: restore what is renamed. */
 	src = restoredir_source_node(parent, name);
 	snprintf(shown, sizeof(shown), "%s/%s", SNAP_NAME_RESTORE, newname);
-	rc = snap_dir_restore_from(parent, name, shown);
+	rc = snap_apply_from(parent, name, shown);
 	fuse_reply_err(req, -rc);
 	/* The kernel moved the source's dentry to restore/newname: that
 	 * name is gone, and the source's own name is looked up again.  A

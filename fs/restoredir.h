@@ -12,9 +12,6 @@
 /* The mode of a file created in restore/: what was asked, never wider
  * than the live database's. */
 mode_t snap_restoredir_mode(mode_t asked);
-/* restore/'s own mode: the owner's, and group's or others' when they may
- * write the live database. */
-mode_t snap_restoredir_dirmode(const struct stat *live);
 /* An open of a node in restore/ (h is a staging handle on it): a write
  * handle on a plain name becomes SNAP_H_RESTORE. */
 void snap_restoredir_opened(struct snap_handle *h, int flags);

@@ -247,6 +247,68 @@ int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 	return snap_apply_errno(rc);
 }
 
+/* Restore onto current.db from snapshots/name or a staging file in the
+ * root or restore/ (staging.h). */
+int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
+{
+	char path[PATH_MAX], wal[PATH_MAX], walname[NAME_MAX + 1];
+	char shown[2 * NAME_MAX + 48];
+	struct snap_node *n, *w = NULL;
+	snap_info si;
+	int64_t id = 0;
+	int rc;
+
+	if (parent == SNAP_INO_SNAPDIR) {
+		if (strcmp(name, SNAP_NAME_LATEST) == 0) {
+			rc = snap_store_find(snap_fs.store, "latest", &si,
+					     NULL);
+		} else if ((n = snap_node_find_open(parent, name))) {
+			pthread_mutex_lock(&snap_fs.lock);
+			id = n->snap_id;
+			pthread_mutex_unlock(&snap_fs.lock);
+			snap_node_close(n);
+			rc = id ? snap_attr_info(id, &si) : -EBUSY;
+		} else {
+			rc = snap_attr_by_name(name, &si);
+		}
+		if (rc != 0)
+			return rc;
+		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
+		return snap_apply_snapshot(si.id, shown);
+	}
+	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0)
+		return 0;
+	n = snap_node_find_open(parent, name);
+	if (!n)
+		return parent == SNAP_INO_ROOT && snap_rootdir_ino(name) ?
+		       -EISDIR : -ENOENT;
+	/* Its WAL, if one was copied in beside it (cp src.db src.db-wal):
+	 * held open so its file stays while the engine reads it. */
+	if (snprintf(walname, sizeof(walname), "%s-wal", name) <
+	    (int)sizeof(walname))
+		w = snap_node_find_open(parent, walname);
+	pthread_mutex_lock(&snap_fs.lock);
+	snprintf(path, sizeof(path), "%s", n->path);
+	if (w)
+		snprintf(wal, sizeof(wal), "%s", w->path);
+	pthread_mutex_unlock(&snap_fs.lock);
+	snprintf(shown, sizeof(shown), "the file %s%s%s",
+		 shown_as ? shown_as : name, w ? " with its " : "",
+		 w ? walname : "");
+	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
+	if (w)
+		snap_node_close(w);
+	if (rc == 0) {
+		/* Like a rename: the source name is gone. */
+		pthread_mutex_lock(&snap_fs.lock);
+		if (n->linked && strcmp(n->name, name) == 0)
+			snap_node_unlink_locked(n);
+		pthread_mutex_unlock(&snap_fs.lock);
+	}
+	snap_node_close(n);
+	return rc;
+}
+
 /* ---- uploads (staged replace) ------------------------------------------ */
 
 /* What an upload is written to, for messages: current.db, or the name a

@@ -24,13 +24,12 @@ void snap_staging_path(const char *what, char *out, size_t len);
 /* Restore snapshot id onto the live database (rename snapshots/X).  0 or a
  * negative errno; the reason is logged. */
 int snap_apply_snapshot(int64_t id, const char *shown_name);
-/* Restore onto current.db from parent/name (dir.c): a snapshot (latest.db,
- * a request that became one) in snapshots/, or a staging file in the root
+/* Restore onto current.db from parent/name (a rename onto it): a
+ * snapshot (latest.db, a request that became one) in snapshots/, or a staging file in the root
  * or restore/, which then leaves its directory.  shown: how messages name
  * a staging file ("the file <shown>"), NULL for its name.  0 or a negative
  * errno (the reason logged). */
-int snap_dir_restore_from(fuse_ino_t parent, const char *name,
-			  const char *shown);
+int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown);
 /* Restore a staging file onto the live database (rename, upload flush).
  * wal: the staging file that was "<name>-wal" beside it in the root, whose
  * committed transactions belong to it (NULL: none). */
