@@ -26,19 +26,8 @@
  * of the same generation, once built, is the authority.  No image is built
  * to answer a stat.
  *
- * The connections are read-write only so that SQLite itself can roll back
- * a hot journal (it is never written through); the live file is never
- * open()ed here: all access goes through SQLite,
- * whose per-process inode table keeps POSIX locks intact across our
- * connections and the engine's (engine/PITFALLS.md 2).
- *
- * During a restore through the mount the watch connection is closed, held
- * peeks are built and their transactions ended, and peeks and builds wait
- * (snap_live_quiesce): the engine can switch a WAL database's page size
- * only when no other connection is open, and a held SHARED lock would
- * make a rollback-mode restore wait.
- *
- * Images and peeks are liveimage.c's.
+ * The connections: livedb.c.  Images and peeks: liveimage.c.  Opening,
+ * closing, and the quiet around a restore: livectl.c.
  *
  * Thread-safety: quiesce_lock is taken shared by every peek and build and
  * exclusively from quiesce to resume (writer-preferring, so a stream of
@@ -60,89 +49,9 @@
 #include "fs.h"
 #include "live_int.h"
 
-/* The first column of the one row of sql on conn (a PRAGMA); a SQLite
- * result code. */
-int snap_live_pragma_int(sqlite3 *conn, const char *sql, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
 
-	rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*out = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		}
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
 
-/*
- * PRAGMA data_version on conn; with size, also the size an image taken now
- * would have (page_count * page_size), read in the same read transaction
- * as the data version (PRAGMA page_count starts it, COMMIT ends it), so
- * the size belongs to exactly that version.  0 or a negative errno.
- */
-static int live_data_version(sqlite3 *conn, int64_t *out, uint64_t *size)
-{
-	int64_t pages = 0, page_size = 0;
-	int rc;
-
-	if (!size)
-		return snap_err_sqlite_errno(snap_live_pragma_int(conn,
-				"PRAGMA data_version", out));
-	rc = sqlite3_exec(conn, "BEGIN", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = snap_live_pragma_int(conn, "PRAGMA page_count", &pages);
-	if (rc == SQLITE_OK)
-		rc = snap_live_pragma_int(conn, "PRAGMA page_size", &page_size);
-	if (rc == SQLITE_OK)
-		rc = snap_live_pragma_int(conn, "PRAGMA data_version", out);
-	if (!sqlite3_get_autocommit(conn))
-		sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return snap_err_sqlite_errno(rc);
-	if (pages < 0 || page_size <= 0)
-		return -EIO;
-	*size = (uint64_t)pages * (uint64_t)page_size;
-	return 0;
-}
-
-/*
- * Open a connection on the live path with a busy timeout.  Read-write (never
- * create) when the file allows it, because only a read-write connection can
- * roll back a hot journal an application or a killed restore left behind
- * (a read-only one gets SQLITE_READONLY_ROLLBACK); the daemon never writes
- * through it.  Read-only otherwise.
- */
-int snap_live_connect(const char *path, const char *vfs, sqlite3 **out,
-		      snap_err *err)
-{
-	sqlite3 *db = NULL;
-	int rc;
-
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, vfs);
-	if (rc != SQLITE_OK) {
-		sqlite3_close(db);
-		db = NULL;
-		rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, vfs);
-	}
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "opening %s", path);
-		sqlite3_close(db);
-		return rc;
-	}
-	/* The engine's busy policy: SQLite's own backs off to 100 ms, and an
-	 * application committing in a tight loop starved image builds for
-	 * seconds. */
-	snap_restore_busy_set(db);
-	*out = db;
-	return 0;
-}
-
-static void live_disconnect_locked(struct snap_live *l)
+void snap_live_disconnect_locked(struct snap_live *l)
 {
 	if (l->conn) {
 		sqlite3_close(l->conn);
@@ -156,7 +65,7 @@ enum {
 	LIVE_NOWAIT = 2,    /* do not wait for a writer's lock */
 };
 
-/* live_data_version on l->conn, without waiting for locks with nowait. */
+/* snap_live_data_version on l->conn, without waiting for locks with nowait. */
 static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
 			     uint64_t *size)
 {
@@ -164,7 +73,7 @@ static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
 
 	if (nowait)
 		sqlite3_busy_timeout(l->conn, 0);
-	rc = live_data_version(l->conn, dv, size);
+	rc = snap_live_data_version(l->conn, dv, size);
 	if (nowait)
 		snap_restore_busy_set(l->conn);
 	return rc;
@@ -191,13 +100,13 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 		return l->gen;          /* a restore is changing it anyway */
 	if (stat(l->path, &st) != 0) {
 		if (l->conn) {
-			live_disconnect_locked(l);
+			snap_live_disconnect_locked(l);
 			l->gen++;
 		}
 		return l->gen;
 	}
 	if (l->conn && (st.st_dev != l->dev || st.st_ino != l->ino)) {
-		live_disconnect_locked(l);
+		snap_live_disconnect_locked(l);
 		l->gen++;
 	}
 	if (!l->conn) {
@@ -209,7 +118,7 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 		if (rc != 0) {
 			if (rc == -EBUSY && nowait && busy)
 				*busy = 1;
-			live_disconnect_locked(l);
+			snap_live_disconnect_locked(l);
 			return ++l->gen;
 		}
 		l->gen++;
@@ -219,7 +128,7 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 				*busy = 1;
 			return l->gen;
 		}
-		live_disconnect_locked(l);
+		snap_live_disconnect_locked(l);
 		return ++l->gen;
 	} else if (dv != l->dv) {
 		l->dv = dv;
@@ -230,146 +139,6 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 		l->size_gen = l->gen;
 	}
 	return l->gen;
-}
-
-/* The locks, the reaper's condition on the monotonic clock, and a
- * quiesce lock that a writer does not wait behind new readers for. */
-static void live_locks_init(struct snap_live *l)
-{
-	pthread_rwlockattr_t ra;
-	pthread_condattr_t ca;
-
-	pthread_rwlockattr_init(&ra);
-	pthread_rwlockattr_setkind_np(&ra,
-		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&l->quiesce_lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
-	pthread_mutex_init(&l->build_lock, NULL);
-	pthread_mutex_init(&l->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->reap_cond, &ca);
-	pthread_condattr_destroy(&ca);
-}
-
-int snap_live_open(const char *db_path, const char *tmpdir,
-		   struct snap_live **out, snap_err *err)
-{
-	struct snap_live *l = calloc(1, sizeof(*l));
-	sqlite3 *db = NULL;
-	int64_t dv;
-	int rc;
-
-	if (!l)
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	snprintf(l->path, sizeof(l->path), "%s", db_path);
-	snprintf(l->wal_path, sizeof(l->wal_path), "%s-wal", l->path);
-	snprintf(l->tmpdir, sizeof(l->tmpdir), "%s", tmpdir ? tmpdir : "");
-	live_locks_init(l);
-
-	/* Prove it is a database now, with SQLite's own words on failure. */
-	rc = snap_live_connect(db_path, NULL, &db, err);
-	if (rc == 0) {
-		rc = live_data_version(db, &dv, NULL);
-		if (rc == 0) {
-			sqlite3_stmt *st = NULL;
-			int src = sqlite3_prepare_v2(db,
-				"SELECT count(*) FROM sqlite_schema", -1, &st,
-				NULL);
-			if (src == SQLITE_OK)
-				src = sqlite3_step(st);
-			if (src != SQLITE_ROW)
-				rc = snap_err_sqlite(err, db, src,
-						     "reading %s", db_path);
-			sqlite3_finalize(st);
-		} else {
-			snap_err_sqlite(err, db, SQLITE_NOTADB, "reading %s",
-					db_path);
-		}
-		sqlite3_close(db);
-	}
-	if (rc != 0) {
-		snap_live_close(l);
-		return rc;
-	}
-	pthread_mutex_lock(&l->lock);
-	snap_live_refresh_locked(l, 0, NULL);
-	pthread_mutex_unlock(&l->lock);
-	*out = l;
-	return 0;
-}
-
-void snap_live_close(struct snap_live *l)
-{
-	struct snap_live_image *cur = NULL;
-
-	if (!l)
-		return;
-	if (l->reaper_started) {
-		pthread_mutex_lock(&l->lock);
-		l->reaper_stop = 1;
-		pthread_cond_broadcast(&l->reap_cond);
-		pthread_mutex_unlock(&l->lock);
-		pthread_join(l->reaper, NULL);
-	}
-	live_disconnect_locked(l);
-	if (l->cur && --l->cur->refs == 0) {
-		cur = l->cur;
-		snap_live_unhold_locked(l, cur);
-	}
-	l->cur = NULL;
-	if (cur)
-		snap_live_image_free(cur);
-	pthread_cond_destroy(&l->reap_cond);
-	pthread_mutex_destroy(&l->lock);
-	pthread_mutex_destroy(&l->build_lock);
-	pthread_rwlock_destroy(&l->quiesce_lock);
-	free(l);
-}
-
-/*
- * A restore is about to run: the engine can restore across page sizes in
- * WAL mode only when no other connection has the database open, and the
- * watch connection would be one; a held peek is one too, and in rollback
- * mode its SHARED lock would keep the restore waiting.  Build every held
- * image (its readers keep their state) and end its transaction, close the
- * watch connection, and keep peeks and builds (which open connections
- * too) out until snap_live_resume.  The generation moves on resume: the
- * restore changed the database.
- */
-void snap_live_quiesce(struct snap_live *l)
-{
-	struct snap_live_image *im;
-	snap_err err;
-
-	pthread_rwlock_wrlock(&l->quiesce_lock);
-	for (;;) {
-		pthread_mutex_lock(&l->lock);
-		im = l->held;
-		if (im)
-			im->refs++;
-		pthread_mutex_unlock(&l->lock);
-		if (!im)
-			break;
-		snap_err_clear(&err);
-		pthread_mutex_lock(&l->build_lock);
-		snap_live_materialize(l, im, &err);    /* takes it off the list */
-		pthread_mutex_unlock(&l->build_lock);
-		snap_live_image_put(l, im);
-	}
-	pthread_mutex_lock(&l->lock);
-	live_disconnect_locked(l);
-	l->quiet = 1;
-	pthread_mutex_unlock(&l->lock);
-}
-
-void snap_live_resume(struct snap_live *l)
-{
-	pthread_mutex_lock(&l->lock);
-	l->quiet = 0;
-	l->gen++;
-	pthread_mutex_unlock(&l->lock);
-	pthread_rwlock_unlock(&l->quiesce_lock);
 }
 
 uint64_t snap_live_gen(struct snap_live *l)
@@ -443,4 +212,3 @@ void snap_live_journal_mode(struct snap_live *l, char *out, size_t len)
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&l->lock);
 }
-

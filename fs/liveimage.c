@@ -91,33 +91,6 @@ void snap_live_image_free(struct snap_live_image *im)
 	free(im);
 }
 
-/* v big-endian at p (a database header field). */
-static void live_put32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-/*
- * Every image's page 1 (the database header), as sqlite3_backup leaves a
- * fresh copy, written out so that an image built whole and the head of a
- * peek agree byte for byte, whatever SQLite version made them: rollback
- * journal mode (bytes 18-19 = 1: a copy never looks for -wal and -shm),
- * change counter, schema cookie and version-valid-for 1 (the copy's first
- * commit), the page count, and the library's version number.
- */
-void snap_live_page1_normalize(unsigned char *hdr, uint64_t pages)
-{
-	hdr[18] = hdr[19] = 1;
-	live_put32(hdr + 24, 1);
-	live_put32(hdr + 28, (uint32_t)pages);
-	live_put32(hdr + 40, 1);
-	live_put32(hdr + 92, 1);
-	live_put32(hdr + 96, (uint32_t)sqlite3_libversion_number());
-}
-
 /* Copy the database src reads (its transaction, or a new one) into path
  * with one backup step. */
 static int live_backup(sqlite3 *src, const char *live, const char *path,
@@ -604,4 +577,3 @@ void snap_live_counts(struct snap_live *l, uint64_t *peeks, uint64_t *builds)
 	*builds = l->builds;
 	pthread_mutex_unlock(&l->lock);
 }
-
