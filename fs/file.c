@@ -169,11 +169,8 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	struct snap_handle *h = NULL;
 	int rc;
 
-	switch (ino) {
-	case SNAP_INO_ROOT:
-	case SNAP_INO_SNAPDIR:
-	case SNAP_INO_META:
-	case SNAP_INO_RESTORE:
+	switch (snap_ino_is_dir(ino) ? SNAP_INO_ROOT : ino) {
+	case SNAP_INO_ROOT:             /* and every fixed directory */
 		rc = -EISDIR;
 		break;
 	case SNAP_INO_CURRENT:

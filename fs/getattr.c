@@ -136,14 +136,12 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 	int rc;
 
 	*ttl = 0;
-	switch (ino) {
-	case SNAP_INO_ROOT:
-	case SNAP_INO_SNAPDIR:
-	case SNAP_INO_META:
-	case SNAP_INO_RESTORE:
+	if (snap_ino_is_dir(ino)) {
 		snap_attr_dir(ino, st);
 		*ttl = SNAP_TTL_DIR;
 		return 0;
+	}
+	switch (ino) {
 	case SNAP_INO_CURRENT:
 		return snap_attr_current(st);
 	case SNAP_INO_STATUS:

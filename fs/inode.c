@@ -146,15 +146,24 @@ struct snap_node *snap_node_create(enum snap_node_kind kind,
 	return n;
 }
 
+/* The linked node called name in parent, or NULL (fs->lock held). */
+static struct snap_node *node_find_locked(fuse_ino_t parent, const char *name)
+{
+	struct snap_node *n;
+
+	for (n = snap_fs.nodes; n; n = n->next)
+		if (n->linked && n->parent == parent &&
+		    strcmp(n->name, name) == 0)
+			break;
+	return n;
+}
+
 struct snap_node *snap_node_find(fuse_ino_t parent, const char *name, int ref)
 {
 	struct snap_node *n;
 
 	pthread_mutex_lock(&snap_fs.lock);
-	for (n = snap_fs.nodes; n; n = n->next)
-		if (n->linked && n->parent == parent &&
-		    strcmp(n->name, name) == 0)
-			break;
+	n = node_find_locked(parent, name);
 	if (n && ref)
 		n->nlookup++;
 	pthread_mutex_unlock(&snap_fs.lock);
@@ -166,10 +175,7 @@ struct snap_node *snap_node_find_open(fuse_ino_t parent, const char *name)
 	struct snap_node *n;
 
 	pthread_mutex_lock(&snap_fs.lock);
-	for (n = snap_fs.nodes; n; n = n->next)
-		if (n->linked && n->parent == parent &&
-		    strcmp(n->name, name) == 0)
-			break;
+	n = node_find_locked(parent, name);
 	if (n)
 		n->nopen++;
 	pthread_mutex_unlock(&snap_fs.lock);

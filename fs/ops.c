@@ -72,25 +72,34 @@ static void reply_entry(fuse_req_t req, const struct fuse_entry_param *e,
 		snap_node_forget(e->ino, 1);
 }
 
+/* Reply to a lookup with the entry of st (rc 0, lifetimes 0) or the error
+ * rc; node: the node st describes, whose lookup reference is dropped when
+ * the kernel does not get it (0: none). */
+static void reply_stat_entry(fuse_req_t req, int rc, const struct stat *st,
+			     fuse_ino_t node)
+{
+	struct fuse_entry_param e;
+
+	if (rc != 0) {
+		if (node)
+			snap_node_forget(node, 1);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	snap_attr_entry(&e, st, 0, 0);
+	reply_entry(req, &e, node != 0);
+}
+
 /* Look up a linked node and reply with it (one lookup reference). */
 static int lookup_node(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fuse_entry_param e;
 	struct snap_node *n = snap_node_find(parent, name, 1);
 	struct stat st;
 	double ttl;
-	int rc;
 
 	if (!n)
 		return 0;
-	rc = snap_attr_of(n->ino, &st, &ttl);
-	if (rc != 0) {
-		snap_node_forget(n->ino, 1);
-		fuse_reply_err(req, -rc);
-		return 1;
-	}
-	snap_attr_entry(&e, &st, 0, 0);
-	reply_entry(req, &e, 1);
+	reply_stat_entry(req, snap_attr_of(n->ino, &st, &ttl), &st, n->ino);
 	return 1;
 }
 
@@ -111,12 +120,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			}
 			rc = snap_attr_current_req(fuse_req_ctx(req)->pid,
 						   NULL, &st);
-			if (rc != 0) {
-				fuse_reply_err(req, -rc);
-				return;
-			}
-			snap_attr_entry(&e, &st, 0, 0);
-			reply_entry(req, &e, 0);
+			reply_stat_entry(req, rc, &st, 0);
 			return;
 		}
 		if (snap_rootdir_ino(name)) {
@@ -151,13 +155,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		rc = snap_attr_of(ino, &st, &ttl);
-		if (rc != 0) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		snap_attr_entry(&e, &st, 0, 0);
-		reply_entry(req, &e, 0);
+		reply_stat_entry(req, snap_attr_of(ino, &st, &ttl), &st, 0);
 		return;
 	}
 	if (parent == SNAP_INO_RESTORE) {
@@ -184,12 +182,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	}
 	if (strcmp(name, SNAP_NAME_LATEST) == 0) {
 		rc = snap_attr_of(SNAP_INO_LATEST, &st, &ttl);
-		if (rc != 0) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		snap_attr_entry(&e, &st, 0, 0);
-		reply_entry(req, &e, 0);
+		reply_stat_entry(req, rc, &st, 0);
 		return;
 	}
 	if (lookup_node(req, parent, name))

@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anchor.h"
 #include "fs.h"
 
 #define PEEK_VFS "snapfs-peek"
@@ -299,83 +300,9 @@ static int peek_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	return SQLITE_OK;
 }
 
-/* The VFS-level calls forward to the default VFS. */
-static int peek_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-	(void)vfs;
-	return peek_orig->xDelete(peek_orig, name, sync_dir);
-}
-
-static int peek_access(sqlite3_vfs *vfs, const char *name, int flags,
-		       int *out)
-{
-	(void)vfs;
-	return peek_orig->xAccess(peek_orig, name, flags, out);
-}
-
-static int peek_full_pathname(sqlite3_vfs *vfs, const char *name, int n,
-			      char *out)
-{
-	(void)vfs;
-	return peek_orig->xFullPathname(peek_orig, name, n, out);
-}
-
-static void *peek_dlopen(sqlite3_vfs *vfs, const char *name)
-{
-	(void)vfs;
-	return peek_orig->xDlOpen(peek_orig, name);
-}
-
-static void peek_dlerror(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	peek_orig->xDlError(peek_orig, n, out);
-}
-
-static void (*peek_dlsym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
-{
-	(void)vfs;
-	return peek_orig->xDlSym(peek_orig, h, sym);
-}
-
-static void peek_dlclose(sqlite3_vfs *vfs, void *h)
-{
-	(void)vfs;
-	peek_orig->xDlClose(peek_orig, h);
-}
-
-static int peek_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return peek_orig->xRandomness(peek_orig, n, out);
-}
-
-static int peek_sleep(sqlite3_vfs *vfs, int us)
-{
-	(void)vfs;
-	return peek_orig->xSleep(peek_orig, us);
-}
-
-static int peek_current_time(sqlite3_vfs *vfs, double *out)
-{
-	(void)vfs;
-	return peek_orig->xCurrentTime(peek_orig, out);
-}
-
-static int peek_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return peek_orig->xGetLastError(peek_orig, n, out);
-}
-
-static int peek_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-	(void)vfs;
-	if (peek_orig->iVersion >= 2 && peek_orig->xCurrentTimeInt64)
-		return peek_orig->xCurrentTimeInt64(peek_orig, out);
-	return SQLITE_ERROR;
-}
-
+/* The shim over the default VFS: the engine's forwarding VFS
+ * (engine/anchor.h) with peek_open as its xOpen and room for the shim's
+ * header before every real file. */
 static void peek_register(void)
 {
 	peek_orig = sqlite3_vfs_find(NULL);
@@ -383,23 +310,9 @@ static void peek_register(void)
 		peek_registered = SQLITE_ERROR;
 		return;
 	}
-	peek_vfs.iVersion = 2;
+	snap_anchor_forward_init(&peek_vfs, peek_orig, PEEK_VFS);
 	peek_vfs.szOsFile = (int)PEEK_HDR + peek_orig->szOsFile;
-	peek_vfs.mxPathname = peek_orig->mxPathname;
-	peek_vfs.zName = PEEK_VFS;
 	peek_vfs.xOpen = peek_open;
-	peek_vfs.xDelete = peek_delete;
-	peek_vfs.xAccess = peek_access;
-	peek_vfs.xFullPathname = peek_full_pathname;
-	peek_vfs.xDlOpen = peek_orig->xDlOpen ? peek_dlopen : NULL;
-	peek_vfs.xDlError = peek_orig->xDlError ? peek_dlerror : NULL;
-	peek_vfs.xDlSym = peek_orig->xDlSym ? peek_dlsym : NULL;
-	peek_vfs.xDlClose = peek_orig->xDlClose ? peek_dlclose : NULL;
-	peek_vfs.xRandomness = peek_randomness;
-	peek_vfs.xSleep = peek_sleep;
-	peek_vfs.xCurrentTime = peek_current_time;
-	peek_vfs.xGetLastError = peek_last_error;
-	peek_vfs.xCurrentTimeInt64 = peek_current_time64;
 	peek_registered = sqlite3_vfs_register(&peek_vfs, 0);
 }
 

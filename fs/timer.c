@@ -206,6 +206,27 @@ static void run_verify(void)
 		snap_log(LOG_ERR, "verify: %s", err.msg);
 }
 
+/* A periodic job of the timer thread (timer.lock held): when *next
+ * (monotonic ns, 0 = none) is due, run job with the lock dropped and set
+ * the next run period later; else bring *wake forward to *next.  1 when
+ * the job ran. */
+static int run_due(int64_t now, int64_t *next, int64_t period,
+		   void (*job)(void), int64_t *wake)
+{
+	if (!*next)
+		return 0;
+	if (now < *next) {
+		if (*next < *wake)
+			*wake = *next;
+		return 0;
+	}
+	pthread_mutex_unlock(&timer.lock);
+	job();
+	pthread_mutex_lock(&timer.lock);
+	*next = mono_ns() + period;
+	return 1;
+}
+
 static void *timer_main(void *arg)
 {
 	int64_t next_check = 0, next_verify = 0;
@@ -235,26 +256,12 @@ static void *timer_main(void *arg)
 					wake = now + d;
 			}
 		}
-		if (!did && next_check) {
-			if (now >= next_check) {
-				pthread_mutex_unlock(&timer.lock);
-				run_check();
-				pthread_mutex_lock(&timer.lock);
-				next_check = mono_ns() + timer.o.check_ns;
-				did = 1;
-			} else if (next_check < wake)
-				wake = next_check;
-		}
-		if (!did && next_verify) {
-			if (now >= next_verify) {
-				pthread_mutex_unlock(&timer.lock);
-				run_verify();
-				pthread_mutex_lock(&timer.lock);
-				next_verify = mono_ns() + timer.o.verify_ns;
-				did = 1;
-			} else if (next_verify < wake)
-				wake = next_verify;
-		}
+		if (!did)
+			did = run_due(now, &next_check, timer.o.check_ns,
+				      run_check, &wake);
+		if (!did)
+			did = run_due(now, &next_verify, timer.o.verify_ns,
+				      run_verify, &wake);
 		if (did || timer.stop)
 			continue;
 		if (wake == INT64_MAX) {
