@@ -58,6 +58,7 @@ static sqlite3_vfs *base(sqlite3_vfs *v)
 	return v->pAppData;
 }
 
+/* 1 when path is anchored ("/proc/self/fd/..."). */
 int snap_anchor_is(const char *path)
 {
 	return path && strncmp(path, ANCHOR_PREFIX,
@@ -94,28 +95,33 @@ static int fwd_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
 	return base(v)->xOpen(base(v), name, f, flags, out);
 }
 
+/* xFullPathname: forwarded. */
 static int fwd_full_pathname(sqlite3_vfs *v, const char *name, int n,
 			     char *out)
 {
 	return base(v)->xFullPathname(base(v), name, n, out);
 }
 
+/* xDelete: forwarded. */
 static int fwd_delete(sqlite3_vfs *v, const char *name, int sync)
 {
 	return base(v)->xDelete(base(v), name, sync);
 }
 
+/* xAccess: forwarded. */
 static int fwd_access(sqlite3_vfs *v, const char *name, int flags,
 			 int *out)
 {
 	return base(v)->xAccess(base(v), name, flags, out);
 }
 
+/* xDlOpen: forwarded. */
 static void *fwd_dlopen(sqlite3_vfs *v, const char *name)
 {
 	return base(v)->xDlOpen(base(v), name);
 }
 
+/* xDlError: forwarded. */
 static void fwd_dlerror(sqlite3_vfs *v, int n, char *out)
 {
 	base(v)->xDlError(base(v), n, out);
@@ -126,54 +132,64 @@ static void (*fwd_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
 	return base(v)->xDlSym(base(v), h, sym);
 }
 
+/* xDlClose: forwarded. */
 static void fwd_dlclose(sqlite3_vfs *v, void *h)
 {
 	base(v)->xDlClose(base(v), h);
 }
 
+/* xRandomness: forwarded. */
 static int fwd_randomness(sqlite3_vfs *v, int n, char *out)
 {
 	return base(v)->xRandomness(base(v), n, out);
 }
 
+/* xSleep: forwarded. */
 static int fwd_sleep(sqlite3_vfs *v, int us)
 {
 	return base(v)->xSleep(base(v), us);
 }
 
+/* xCurrentTime: forwarded. */
 static int fwd_time(sqlite3_vfs *v, double *out)
 {
 	return base(v)->xCurrentTime(base(v), out);
 }
 
+/* xGetLastError: forwarded (0 when the base has none). */
 static int fwd_last_error(sqlite3_vfs *v, int n, char *out)
 {
 	return base(v)->xGetLastError ?
 	       base(v)->xGetLastError(base(v), n, out) : 0;
 }
 
+/* xCurrentTimeInt64: forwarded. */
 static int fwd_time64(sqlite3_vfs *v, sqlite3_int64 *out)
 {
 	return base(v)->xCurrentTimeInt64(base(v), out);
 }
 
+/* xSetSystemCall: forwarded. */
 static int fwd_set_syscall(sqlite3_vfs *v, const char *name,
 			      sqlite3_syscall_ptr p)
 {
 	return base(v)->xSetSystemCall(base(v), name, p);
 }
 
+/* xGetSystemCall: forwarded. */
 static sqlite3_syscall_ptr fwd_get_syscall(sqlite3_vfs *v,
 					      const char *name)
 {
 	return base(v)->xGetSystemCall(base(v), name);
 }
 
+/* xNextSystemCall: forwarded. */
 static const char *fwd_next_syscall(sqlite3_vfs *v, const char *name)
 {
 	return base(v)->xNextSystemCall(base(v), name);
 }
 
+/* Fill v as a VFS forwarding every call to b (anchor.h). */
 void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
 			      const char *name)
 {
@@ -216,6 +232,7 @@ static void anchor_register(void)
 	anchor_rc = sqlite3_vfs_register(&anchor_vfs, 1);
 }
 
+/* Register the anchored VFS as the default, once. */
 int snap_anchor_register(snap_err *err)
 {
 	pthread_once(&anchor_once, anchor_register);
@@ -225,6 +242,7 @@ int snap_anchor_register(snap_err *err)
 	return 0;
 }
 
+/* "/proc/self/fd/<dirfd>" into out, checked to lead to the directory itself. */
 int snap_anchor_dir(int dirfd, char *out, size_t cap)
 {
 	struct stat a, b;

@@ -41,6 +41,7 @@
 
 #include "fs.h"
 
+/* t (ns since the epoch) as a timespec. */
 void snap_attr_ts(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = ns / 1000000000LL;
@@ -59,6 +60,7 @@ static const struct {
 
 #define ATTR_NROOTDIRS (sizeof(attr_rootdirs) / sizeof(attr_rootdirs[0]))
 
+/* The inode of the root directory called name, 0 when there is none. */
 fuse_ino_t snap_rootdir_ino(const char *name)
 {
 	size_t i;
@@ -69,6 +71,7 @@ fuse_ino_t snap_rootdir_ino(const char *name)
 	return 0;
 }
 
+/* The i-th fixed directory's name and inode; NULL past the end. */
 const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
 {
 	if (i >= ATTR_NROOTDIRS)
@@ -77,6 +80,7 @@ const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
 	return attr_rootdirs[i].name;
 }
 
+/* 1 for the root and the fixed directories. */
 int snap_ino_is_dir(fuse_ino_t ino)
 {
 	size_t i;
@@ -143,6 +147,7 @@ void snap_attr_snapshot(const snap_info *si, fuse_ino_t ino,
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
+/* A symlink to target (latest.db), owned like the root. */
 void snap_attr_symlink(const char *target, struct stat *st)
 {
 	snap_attr_dir(SNAP_INO_LATEST, st);
@@ -189,6 +194,7 @@ int snap_attr_by_name(const char *name, snap_info *si)
 	       0 : -ENOENT;
 }
 
+/* Fill a FUSE entry reply from st and the two lifetimes. */
 void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
 		       double attr_ttl, double entry_ttl)
 {

@@ -60,6 +60,8 @@ struct dir_build {
 	int oom;
 };
 
+/* A new entry called name at the end of the listing b builds; NULL when
+ * out of memory. */
 static struct snap_dirent *dir_add(struct dir_build *b, const char *name)
 {
 	struct snap_dirent *d;
@@ -268,6 +270,7 @@ static void dir_read(fuse_req_t req, size_t size, off_t off,
 	snap_handle_put(h);
 }
 
+/* READDIR: entries of the listing captured at opendir, from off. */
 void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    off_t off, struct fuse_file_info *fi)
 {
@@ -275,6 +278,7 @@ void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	dir_read(req, size, off, fi, 0);
 }
 
+/* READDIRPLUS: the same with attributes (a lookup reference per node). */
 void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 				off_t off, struct fuse_file_info *fi)
 {
@@ -282,6 +286,7 @@ void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	dir_read(req, size, off, fi, 1);
 }
 
+/* RELEASEDIR: free the captured listing. */
 void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 			       struct fuse_file_info *fi)
 {
@@ -290,6 +295,7 @@ void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* FSYNCDIR: nothing to sync (the catalog commits itself). */
 void snap_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			     struct fuse_file_info *fi)
 {
@@ -568,6 +574,7 @@ void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
+/* MKNOD: refused (files are made by CREATE). */
 void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
 			  const char *name, mode_t mode, dev_t rdev)
 {
@@ -585,6 +592,7 @@ void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -snap_trashdir_rmdir(parent, name));
 }
 
+/* SYMLINK: refused (the mount holds no links of its own). */
 void snap_ll_symlink(fuse_req_t req, const char *link,
 			    fuse_ino_t parent, const char *name)
 {
@@ -594,6 +602,7 @@ void snap_ll_symlink(fuse_req_t req, const char *link,
 	fuse_reply_err(req, EPERM);
 }
 
+/* LINK: refused (no hard links in the mount). */
 void snap_ll_link(fuse_req_t req, fuse_ino_t ino,
 			 fuse_ino_t newparent, const char *newname)
 {

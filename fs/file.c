@@ -76,6 +76,7 @@ static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
 	return 0;
 }
 
+/* Open snapshot id read-only through the engine's image reader. */
 static int open_snapshot(int64_t id, struct fuse_file_info *fi,
 			 struct snap_handle **out)
 {
@@ -457,6 +458,7 @@ static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 	}
 }
 
+/* READ: the bytes of the handle fi names. */
 void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
@@ -510,6 +512,7 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* WRITE: into the handle fi names (staging, upload, session, request). */
 void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -578,6 +581,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 	}
 }
 
+/* FLUSH: apply what the handle wrote; close()'s verdict. */
 void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
@@ -637,6 +641,7 @@ void snap_handle_release(struct snap_handle *h, int apply)
 		snap_node_close(node);
 }
 
+/* At shutdown: release every handle the kernel never released. */
 void snap_handle_free_all(void)
 {
 	struct snap_handle *h;
@@ -651,6 +656,7 @@ void snap_handle_free_all(void)
 	}
 }
 
+/* RELEASE: give back what the handle holds (late bytes still applied). */
 void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
@@ -662,6 +668,7 @@ void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* FSYNC: nothing to do; staged bytes are made durable by the restore. */
 void snap_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			  struct fuse_file_info *fi)
 {

@@ -63,6 +63,7 @@ static int attr_current_live(struct stat *st)
 	return 0;
 }
 
+/* Set the size of st and the blocks it takes. */
 static void attr_set_size(struct stat *st, uint64_t size)
 {
 	st->st_size = (off_t)size;
@@ -82,6 +83,7 @@ int snap_attr_current(struct stat *st)
 	return rc;
 }
 
+/* A .snapfs/ text file: its size is the text made now. */
 static int attr_text(fuse_ino_t ino, struct stat *st)
 {
 	char *text;
@@ -227,6 +229,7 @@ static pid_t attr_tgid(pid_t tid)
 	return p ? (pid_t)strtol(p + 6, NULL, 10) : tid;
 }
 
+/* Record that h, a current.db handle, was opened by thread pid's process. */
 void snap_attr_current_opened(struct snap_handle *h, pid_t pid)
 {
 	pid_t tgid = pid > 0 ? attr_tgid(pid) : 0;
@@ -244,6 +247,7 @@ void snap_attr_current_opened(struct snap_handle *h, pid_t pid)
  * still counts as the writer for this long. */
 #define ATTR_WRITER_GRACE_NS (5LL * 1000000000LL)
 
+/* Forget handle h for the per-process view (fs->lock held). */
 void snap_attr_current_closed_locked(struct snap_handle *h)
 {
 	if (h->tgid && h->writes) {
@@ -253,6 +257,7 @@ void snap_attr_current_closed_locked(struct snap_handle *h)
 	}
 }
 
+/* 1 when thread pid's process writes current.db now or did a moment ago. */
 int snap_attr_current_writer(pid_t pid)
 {
 	struct snap_handle *h;
@@ -298,6 +303,7 @@ static struct snap_handle *attr_pin(pid_t pid)
 	return best;
 }
 
+/* Drop the pin attr_pin took; wake a release waiting for it. */
 static void attr_unpin(struct snap_handle *h)
 {
 	pthread_mutex_lock(&snap_fs.lock);

@@ -38,6 +38,7 @@ struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
 	return h;
 }
 
+/* Give the kernel the number of h as fi->fh. */
 void snap_handle_set(struct fuse_file_info *fi, struct snap_handle *h)
 {
 	fi->fh = h->id;
@@ -60,6 +61,7 @@ struct snap_handle *snap_handle_get(struct fuse_file_info *fi)
 	return h;
 }
 
+/* Drop the pin snap_handle_get took; wake a RELEASE waiting for it. */
 void snap_handle_put(struct snap_handle *h)
 {
 	if (!h)

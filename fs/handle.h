@@ -82,7 +82,7 @@ struct snap_handle {
 	struct snap_handle *next;
 };
 
-/* ---- handles (handle.c; snap_handle_release, _free_all: file.c) ------ */
+/* ---- handles (handle.c; snap_handle_release, _free_all: file.c) --------- */
 
 struct snap_handle *snap_handle_new(enum snap_handle_kind kind);
 void snap_handle_free(struct snap_handle *h);

@@ -17,7 +17,7 @@
 
 #include "snapfs.h"
 
-/* ---- inode numbers ---------------------------------------------------- */
+/* ---- inode numbers ------------------------------------------------------ */
 
 enum {
 	SNAP_INO_ROOT = FUSE_ROOT_ID, /* the mount root */

@@ -51,6 +51,7 @@
 
 
 
+/* Close the watch connection (l->lock held, or no other thread). */
 void snap_live_disconnect_locked(struct snap_live *l)
 {
 	if (l->conn) {
@@ -141,6 +142,7 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 	return l->gen;
 }
 
+/* The live database's generation now (checked: one small read). */
 uint64_t snap_live_gen(struct snap_live *l)
 {
 	uint64_t gen;
@@ -151,6 +153,7 @@ uint64_t snap_live_gen(struct snap_live *l)
 	return gen;
 }
 
+/* stat() of the live file (never opened). */
 int snap_live_stat(struct snap_live *l, struct stat *st)
 {
 	return stat(l->path, st) == 0 ? 0 : -errno;
@@ -197,6 +200,7 @@ int snap_live_size(struct snap_live *l, uint64_t *size)
 	return rc;
 }
 
+/* "wal", "delete", ... of the live database; "" if unknown. */
 void snap_live_journal_mode(struct snap_live *l, char *out, size_t len)
 {
 	sqlite3_stmt *st = NULL;

@@ -43,6 +43,8 @@ static void live_locks_init(struct snap_live *l)
 	pthread_condattr_destroy(&ca);
 }
 
+/* Open the daemon's view of the live database at db_path; images go to
+ * tmpdir. */
 int snap_live_open(const char *db_path, const char *tmpdir,
 		   struct snap_live **out, snap_err *err)
 {
@@ -90,6 +92,7 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 	return 0;
 }
 
+/* Stop the reaper, close the connection, free the current image. */
 void snap_live_close(struct snap_live *l)
 {
 	struct snap_live_image *cur = NULL;
@@ -154,6 +157,7 @@ void snap_live_quiesce(struct snap_live *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* After a restore: peeks and builds may run again; the generation moves. */
 void snap_live_resume(struct snap_live *l)
 {
 	pthread_mutex_lock(&l->lock);

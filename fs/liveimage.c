@@ -381,6 +381,8 @@ static struct snap_live_image *live_set_cur_locked(struct snap_live *l,
 	return NULL;
 }
 
+/* A whole consistent image of the live database now (reused while
+ * unchanged). */
 int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 			snap_err *err)
 {
@@ -424,6 +426,7 @@ int snap_live_image_get(struct snap_live *l, struct snap_live_image **out,
 	return rc;
 }
 
+/* The image a read-only open reads: the current one or a new peek. */
 int snap_live_image_open(struct snap_live *l, struct snap_live_image **out,
 			 snap_err *err)
 {
@@ -500,6 +503,7 @@ int snap_live_image_open(struct snap_live *l, struct snap_live_image **out,
 	return 0;
 }
 
+/* Where the bytes of a read are: in memory or at off in a file. */
 int snap_live_image_read(struct snap_live *l, struct snap_live_image *im,
 			 uint64_t off, size_t size, int *fd,
 			 const void **buf, size_t *len, snap_err *err)
@@ -570,6 +574,7 @@ void snap_live_image_put(struct snap_live *l, struct snap_live_image *im)
 		snap_live_image_put(l, stale);
 }
 
+/* How many opens a peek served and how many images were built. */
 void snap_live_counts(struct snap_live *l, uint64_t *peeks, uint64_t *builds)
 {
 	pthread_mutex_lock(&l->lock);

@@ -21,6 +21,8 @@
 
 #include "fs.h"
 
+/* snapfs [options] DBFILE MOUNTPOINT: parse, check, open, mount, serve,
+ * clean up. */
 int main(int argc, char *argv[])
 {
 	struct snap_cmdline c;

@@ -7,7 +7,7 @@
 
 #include "ino.h"
 
-/* ---- dynamic nodes (inode.c) --------------------------------------------- */
+/* ---- dynamic nodes (inode.c) -------------------------------------------- */
 
 enum snap_node_kind {
 	SNAP_NODE_STAGING,  /* a file in the root or restore/: upload, temp
@@ -44,7 +44,7 @@ struct snap_node {
 	struct snap_node *next;       /* table chain */
 };
 
-/* ---- inode table (inode.c) ----------------------------------------------- */
+/* ---- inode table (inode.c) ---------------------------------------------- */
 
 /* Create and link a node (fs->lock taken inside).  Returns NULL with
  * errno set when the backing file cannot be created. */

@@ -103,6 +103,7 @@ static int lookup_node(fuse_req_t req, fuse_ino_t parent, const char *name)
 	return 1;
 }
 
+/* LOOKUP: the fixed names, snapshots, nodes and the trash. */
 static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			   const char *name)
 {
@@ -199,6 +200,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	reply_entry(req, &e, 0);
 }
 
+/* FORGET: the kernel drops nlookup references to ino. */
 static void snap_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	if (ino >= SNAP_INO_NODE_BASE)
@@ -206,6 +208,7 @@ static void snap_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
+/* BATCH_FORGET: FORGET for each inode of the batch. */
 static void snap_ll_forget_multi(fuse_req_t req, size_t count,
 				 struct fuse_forget_data *forgets)
 {
@@ -217,6 +220,8 @@ static void snap_ll_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* GETATTR: through the handle when given, else as the asking process
+ * sees it. */
 static void snap_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
@@ -322,6 +327,8 @@ static int setattr_current_owner(pid_t pid, const struct stat *attr,
 	return -EPERM;
 }
 
+/* SETATTR of a dynamic node: truncation and mode changes of its backing
+ * file. */
 static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 			struct snap_handle *h)
 {
@@ -396,6 +403,8 @@ static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
 	return 0;
 }
 
+/* SETATTR: truncation of current.db and nodes; times and modes where
+ * harmless. */
 static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 			    struct stat *attr, int to_set,
 			    struct fuse_file_info *fi)
@@ -435,6 +444,7 @@ static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 	snap_handle_put(h);
 }
 
+/* READLINK: latest.db names the newest snapshot. */
 static void snap_ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	snap_info si;
@@ -490,6 +500,7 @@ static int xattr_value(const snap_info *si, const char *key, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* GETXATTR: a snapshot's user.snapfs.* attributes from the catalog. */
 static void snap_ll_getxattr(fuse_req_t req, fuse_ino_t ino,
 			     const char *name, size_t size)
 {
@@ -520,6 +531,7 @@ static void snap_ll_getxattr(fuse_req_t req, fuse_ino_t ino,
 	free(value);
 }
 
+/* LISTXATTR: the names of a snapshot's user.snapfs.* attributes. */
 static void snap_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char buf[512];
@@ -540,6 +552,7 @@ static void snap_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, buf, len);
 }
 
+/* SETXATTR: refused (EROFS on a snapshot, ENOTSUP elsewhere). */
 static void snap_ll_setxattr(fuse_req_t req, fuse_ino_t ino,
 			     const char *name, const char *value,
 			     size_t size, int flags)
@@ -551,6 +564,7 @@ static void snap_ll_setxattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, xattr_snapshot(ino) ? EROFS : ENOTSUP);
 }
 
+/* REMOVEXATTR: refused (EROFS on a snapshot, ENOTSUP elsewhere). */
 static void snap_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
 				const char *name)
 {
@@ -558,6 +572,7 @@ static void snap_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, xattr_snapshot(ino) ? EROFS : ENOTSUP);
 }
 
+/* STATFS: the store's filesystem. */
 static void snap_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
@@ -571,6 +586,7 @@ static void snap_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* INIT: the capabilities the daemon asks of the kernel. */
 static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -596,6 +612,7 @@ static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 #define DIROP_BUSY(dir) snap_notify_dir_begin(snap_fs.notify, (dir))
 #define DIROP_DONE(dir) snap_notify_dir_end(snap_fs.notify, (dir))
 
+/* LOOKUP with its directory marked busy for the notifier. */
 static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	DIROP_BUSY(parent);
@@ -603,6 +620,7 @@ static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	DIROP_DONE(parent);
 }
 
+/* READDIR with its directory marked busy for the notifier. */
 static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
@@ -611,6 +629,7 @@ static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	DIROP_DONE(ino);
 }
 
+/* READDIRPLUS with its directory marked busy for the notifier. */
 static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off, struct fuse_file_info *fi)
 {
@@ -619,6 +638,7 @@ static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	DIROP_DONE(ino);
 }
 
+/* CREATE with its directory marked busy for the notifier. */
 static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode, struct fuse_file_info *fi)
 {
@@ -627,6 +647,7 @@ static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	DIROP_DONE(parent);
 }
 
+/* UNLINK with its directory marked busy for the notifier. */
 static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	DIROP_BUSY(parent);
@@ -634,6 +655,7 @@ static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	DIROP_DONE(parent);
 }
 
+/* RENAME with both directories marked busy for the notifier. */
 static void dirop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname,
 			 unsigned int flags)

@@ -7,7 +7,7 @@
 
 #include "ino.h"
 
-/* ---- the handlers (file.c, dir.c; the table in ops.c) ----------------------- */
+/* ---- the handlers (file.c, dir.c; the table in ops.c) ------------------- */
 
 void snap_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void snap_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,

@@ -298,6 +298,7 @@ static int parse_timer_opts(const struct snap_opts *o,
 	return 0;
 }
 
+/* Parse argv as the daemon does, before anything is checked or opened. */
 int snap_options_parse(int argc, char *argv[], struct snap_cmdline *c)
 {
 	memset(c, 0, sizeof(*c));
@@ -337,6 +338,7 @@ int snap_options_parse(int argc, char *argv[], struct snap_cmdline *c)
 	return SNAP_OPTIONS_MOUNT;
 }
 
+/* Free what snap_options_parse filled in. */
 void snap_options_free(struct snap_cmdline *c)
 {
 	fuse_opt_free_args(&c->args);

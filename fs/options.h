@@ -41,7 +41,7 @@ struct snap_cmdline {
 
 /* What snap_options_parse decided. */
 enum {
-	SNAP_OPTIONS_MOUNT = 0,  /* go on: c holds a database and a mount point */
+	SNAP_OPTIONS_MOUNT = 0,  /* go on: c has a database and a mount point */
 	SNAP_OPTIONS_FAIL = 1,   /* exit 1: what is wrong was printed */
 	SNAP_OPTIONS_DONE = 2,   /* exit 0: -h or -V printed what was asked */
 };

@@ -88,6 +88,7 @@ static sqlite3_vfs peek_vfs;
 static pthread_once_t peek_once = PTHREAD_ONCE_INIT;
 static int peek_registered;          /* SQLITE_OK once registered */
 
+/* 1 when a read of amt bytes is a whole page (a power of two, 512..65536). */
 static int peek_is_page(int amt)
 {
 	return amt >= PEEK_UNIT && amt <= 65536 && (amt & (amt - 1)) == 0;
@@ -148,57 +149,68 @@ static int peek_close(sqlite3_file *f)
 	return REAL(f)->pMethods->xClose(REAL(f));
 }
 
+/* xWrite: forwarded. */
 static int peek_write(sqlite3_file *f, const void *buf, int amt,
 		      sqlite3_int64 off)
 {
 	return REAL(f)->pMethods->xWrite(REAL(f), buf, amt, off);
 }
 
+/* xTruncate: forwarded. */
 static int peek_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
+/* xSync: forwarded. */
 static int peek_sync(sqlite3_file *f, int flags)
 {
 	return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
+/* xFileSize: forwarded. */
 static int peek_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
 	return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
+/* xLock: forwarded. */
 static int peek_lock(sqlite3_file *f, int level)
 {
 	return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
+/* xUnlock: forwarded. */
 static int peek_unlock(sqlite3_file *f, int level)
 {
 	return REAL(f)->pMethods->xUnlock(REAL(f), level);
 }
 
+/* xCheckReservedLock: forwarded. */
 static int peek_check_reserved(sqlite3_file *f, int *out)
 {
 	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
+/* xFileControl: forwarded. */
 static int peek_file_control(sqlite3_file *f, int op, void *arg)
 {
 	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
 
+/* xSectorSize: forwarded. */
 static int peek_sector_size(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xSectorSize(REAL(f));
 }
 
+/* xDeviceCharacteristics: forwarded. */
 static int peek_device_chars(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
 }
 
+/* xShmMap: forwarded (an error for a file without shared memory). */
 static int peek_shm_map(sqlite3_file *f, int pg, int pgsz, int extend,
 			void volatile **pp)
 {
@@ -207,6 +219,7 @@ static int peek_shm_map(sqlite3_file *f, int pg, int pgsz, int extend,
 	return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
 }
 
+/* xShmLock: forwarded (an error for a file without shared memory). */
 static int peek_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
 	if (REAL(f)->pMethods->iVersion < 2)
@@ -214,12 +227,14 @@ static int peek_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
 }
 
+/* xShmBarrier: forwarded. */
 static void peek_shm_barrier(sqlite3_file *f)
 {
 	if (REAL(f)->pMethods->iVersion >= 2)
 		REAL(f)->pMethods->xShmBarrier(REAL(f));
 }
 
+/* xShmUnmap: forwarded. */
 static int peek_shm_unmap(sqlite3_file *f, int delete_flag)
 {
 	if (REAL(f)->pMethods->iVersion < 2)
@@ -237,6 +252,7 @@ static int peek_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 	return SQLITE_OK;
 }
 
+/* xUnfetch: nothing was mapped. */
 static int peek_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 {
 	(void)f;
@@ -386,6 +402,7 @@ static void peek_close_db(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* Begin a read transaction on path and record its size and first pages. */
 int snap_peek_begin(const char *path, size_t max_head,
 		    struct snap_peek **held, struct snap_peek_head *h,
 		    snap_err *err)
@@ -496,11 +513,13 @@ out:
 	return rc;
 }
 
+/* The peek's connection, inside its read transaction. */
 sqlite3 *snap_peek_db(struct snap_peek *p)
 {
 	return p->db;
 }
 
+/* End the transaction, close the connection, free the peek (NULL is fine). */
 void snap_peek_end(struct snap_peek *p)
 {
 	if (!p)

@@ -7,7 +7,7 @@
 
 #include "ino.h"
 
-/* ---- peeks (peek.c) ------------------------------------------------------ */
+/* ---- peeks (peek.c) ----------------------------------------------------- */
 
 /* What a peek saw, all in one read transaction. */
 struct snap_peek_head {

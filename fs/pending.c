@@ -42,6 +42,7 @@ static void pending_drop(int64_t id)
 			 (long long)id, err.msg);
 }
 
+/* A handle opened on a snapshot request; a writer counts among its writers. */
 void snap_pending_open(struct snap_handle *h, int writable)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -52,6 +53,8 @@ void snap_pending_open(struct snap_handle *h, int writable)
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* Bytes arrived through a request handle: its outcome is to be reached
+ * again. */
 void snap_pending_wrote(struct snap_handle *h)
 {
 	struct snap_node *n = h->node;
@@ -171,6 +174,7 @@ int snap_pending_flush(struct snap_handle *h)
 	return rc;
 }
 
+/* RELEASE of a request handle (apply 0: the kernel never had it). */
 void snap_pending_release(struct snap_handle *h, int apply)
 {
 	int closing;

@@ -63,6 +63,8 @@
 
 #include "fs.h"
 
+/* A created file's mode: what was asked, never wider than the live
+ * database's. */
 mode_t snap_restoredir_mode(mode_t asked)
 {
 	struct stat live;
@@ -73,11 +75,13 @@ mode_t snap_restoredir_mode(mode_t asked)
 	return asked & cap;
 }
 
+/* 1 when name in restore/ is a staging name (a dot-name). */
 int snap_restoredir_is_staging(const char *name)
 {
 	return name[0] == '.';
 }
 
+/* A write handle on a plain name in restore/ becomes SNAP_H_RESTORE. */
 void snap_restoredir_opened(struct snap_handle *h, int flags)
 {
 	char name[NAME_MAX + 1];
@@ -113,6 +117,7 @@ static void restoredir_leave(struct snap_node *n, fuse_ino_t *gone,
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict. */
 int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 			  char *gone_name, size_t len)
 {
@@ -127,6 +132,7 @@ int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 	return rc;
 }
 
+/* RELEASE of a SNAP_H_RESTORE handle: late bytes applied, the name leaves. */
 void snap_restoredir_release(struct snap_handle *h, int apply)
 {
 	char name[NAME_MAX + 1];
@@ -161,6 +167,7 @@ static fuse_ino_t restoredir_source_node(fuse_ino_t parent, const char *name)
 	return ino;
 }
 
+/* RENAME from or into restore/: into a plain name restores the source. */
 void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
 			    const char *name, fuse_ino_t newparent,
 			    const char *newname, unsigned int flags)

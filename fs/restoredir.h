@@ -7,7 +7,7 @@
 
 #include "handle.h"
 
-/* ---- restore/, the drop folder (restoredir.c) ---------------------------- */
+/* ---- restore/, the drop folder (restoredir.c) --------------------------- */
 
 /* The mode of a file created in restore/: what was asked, never wider
  * than the live database's. */

@@ -77,6 +77,7 @@ static void session_free(struct snap_session *s)
 	free(s);
 }
 
+/* Join the edit session, or begin one when none is open or all flushed. */
 int snap_session_join(struct snap_handle *h)
 {
 	struct snap_session *s;
@@ -119,6 +120,7 @@ int snap_session_join(struct snap_handle *h)
 	return 0;
 }
 
+/* Make sure the session copy exists and h has it open; 0 or -errno. */
 int snap_session_ready(struct snap_handle *h)
 {
 	struct snap_session *s = h->sess;
@@ -171,6 +173,7 @@ int snap_session_ready(struct snap_handle *h)
 	return h->fd < 0 ? -errno : 0;
 }
 
+/* Bytes arrived through h: the session is dirty, h active again. */
 void snap_session_wrote(struct snap_handle *h)
 {
 	struct snap_session *s = h->sess;
@@ -184,6 +187,7 @@ void snap_session_wrote(struct snap_handle *h)
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* FLUSH of h: the last active handle applies the edit. */
 int snap_session_flush(struct snap_handle *h)
 {
 	struct snap_session *s = h->sess;
@@ -238,22 +242,26 @@ static void session_leave(struct snap_handle *h, int apply)
 	session_free(s);
 }
 
+/* RELEASE of h: the last one out applies what is still unapplied. */
 void snap_session_leave(struct snap_handle *h)
 {
 	session_leave(h, 1);
 }
 
+/* Leave without applying anything (shutdown, interrupted open). */
 void snap_session_discard(struct snap_handle *h)
 {
 	session_leave(h, 0);
 }
 
+/* ftruncate(0) on a session handle: it becomes an upload. */
 int snap_session_to_upload(struct snap_handle *h)
 {
 	session_leave(h, 0);
 	return snap_upload_begin(h);
 }
 
+/* Size of the session copy through h, or -1 when it is not made yet. */
 int64_t snap_session_size(struct snap_handle *h)
 {
 	struct stat st;
@@ -263,6 +271,7 @@ int64_t snap_session_size(struct snap_handle *h)
 	return st.st_size;
 }
 
+/* For status.json: is a session open, its writers, dirty. */
 void snap_session_describe(int *open, unsigned *writers, int *dirty)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -272,6 +281,7 @@ void snap_session_describe(int *open, unsigned *writers, int *dirty)
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* Discard the session and the finished ones at shutdown. */
 void snap_session_shutdown(void)
 {
 	struct snap_session *s;

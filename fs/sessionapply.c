@@ -48,6 +48,7 @@ static int session_data_version(sqlite3 *db, int64_t *out)
 	return rc;
 }
 
+/* Close the connection that watches the live database's data_version. */
 void snap_session_watch_close(struct snap_session *s)
 {
 	if (s->watch)

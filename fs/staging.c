@@ -43,7 +43,7 @@
 
 #include "fs.h"
 
-/* ---- the staging directory -------------------------------------------- */
+/* ---- the staging directory ---------------------------------------------- */
 
 /*
  * The staging directory is the store's (engine/storedir.c): created 0700,
@@ -55,6 +55,7 @@
  */
 static int staging_fd = -1;     /* written at start-up and shutdown only */
 
+/* Open the store's staging directory, emptied, and anchor its path. */
 int snap_staging_init(snap_store *store, char *out, size_t len,
 		      snap_err *err)
 {
@@ -66,6 +67,7 @@ int snap_staging_init(snap_store *store, char *out, size_t len,
 	return 0;
 }
 
+/* Remove the staging directory and everything in it. */
 void snap_staging_cleanup(snap_store *store)
 {
 	if (staging_fd < 0)
@@ -74,6 +76,7 @@ void snap_staging_cleanup(snap_store *store)
 	staging_fd = -1;
 }
 
+/* A fresh private file path in the staging directory ("upload-7"). */
 void snap_staging_path(const char *what, char *out, size_t len)
 {
 	uint64_t seq;
@@ -86,7 +89,7 @@ void snap_staging_path(const char *what, char *out, size_t len)
 		out[0] = 0;
 }
 
-/* ---- restores --------------------------------------------------------- */
+/* ---- restores ----------------------------------------------------------- */
 
 /*
  * The errno a restore (or import) through the mount returns to the program
@@ -119,6 +122,7 @@ int snap_apply_errno(int rc)
 	}
 }
 
+/* Count a restore through the mount as done (rc 0) or failed. */
 void snap_apply_count(int rc)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -129,6 +133,7 @@ void snap_apply_count(int rc)
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* Count a restore and log its outcome, naming its source as from. */
 static void apply_report(int rc, const char *from, const snap_err *err,
 			 const snap_restore_result *res)
 {
@@ -149,6 +154,7 @@ static void apply_report(int rc, const char *from, const snap_err *err,
 					    "; the live database is unchanged");
 }
 
+/* Restore snapshot id onto the live database (rename snapshots/X). */
 int snap_apply_snapshot(int64_t id, const char *shown_name)
 {
 	snap_restore_result res;
@@ -213,6 +219,7 @@ static void side_remove(const char *path)
 			unlink(p);
 }
 
+/* Restore a staging file (and its staged -wal) onto the live database. */
 int snap_apply_file(const char *path, const char *wal, const char *shown_name,
 		    const char *label)
 {
@@ -309,7 +316,7 @@ int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
 	return rc;
 }
 
-/* ---- uploads (staged replace) ------------------------------------------ */
+/* ---- uploads (staged replace) ------------------------------------------- */
 
 /* What an upload is written to, for messages: current.db, or the name a
  * file in restore/ has (restoredir.c). */
@@ -318,6 +325,7 @@ static const char *upload_target(const struct snap_handle *h)
 	return h->target[0] ? h->target : SNAP_NAME_CURRENT;
 }
 
+/* An upload handle: create its private file. */
 int snap_upload_begin(struct snap_handle *h)
 {
 	snap_staging_path("upload", h->path, sizeof(h->path));
@@ -337,6 +345,7 @@ int snap_upload_begin(struct snap_handle *h)
 	return 0;
 }
 
+/* FLUSH of an upload: apply its bytes, or repeat the last verdict. */
 int snap_upload_flush(struct snap_handle *h)
 {
 	char shown[sizeof(h->target) + 32];

@@ -8,7 +8,7 @@
 
 #include "handle.h"
 
-/* ---- staging, uploads, sessions, restores (staging.c) --------------------- */
+/* ---- staging, uploads, sessions, restores (staging.c) ------------------- */
 
 /* Create <store>/staging empty (removing what a crashed run left), keep it
  * open and put the path to use for files in it in out.  0 or a negative
@@ -25,10 +25,10 @@ void snap_staging_path(const char *what, char *out, size_t len);
  * negative errno; the reason is logged. */
 int snap_apply_snapshot(int64_t id, const char *shown_name);
 /* Restore onto current.db from parent/name (a rename onto it): a
- * snapshot (latest.db, a request that became one) in snapshots/, or a staging file in the root
- * or restore/, which then leaves its directory.  shown: how messages name
- * a staging file ("the file <shown>"), NULL for its name.  0 or a negative
- * errno (the reason logged). */
+ * snapshot (latest.db, a request that became one) in snapshots/, or a
+ * staging file in the root or restore/, which then leaves its directory.
+ * shown: how messages name a staging file ("the file <shown>"), NULL for
+ * its name.  0 or a negative errno (the reason logged). */
 int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown);
 /* Restore a staging file onto the live database (rename, upload flush).
  * wal: the staging file that was "<name>-wal" beside it in the root, whose
@@ -76,8 +76,8 @@ void snap_session_describe(int *open, unsigned *writers, int *dirty);
 /* Discard the session at shutdown. */
 void snap_session_shutdown(void);
 
-/* Snapshot requests in snapshots/ (pending nodes, pending.c): a handle opened on
- * one (writable: it may write, and counts among the request's writers),
+/* Snapshot requests in snapshots/ (pending nodes, pending.c): a handle
+ * opened on one (writable: it may write, and counts among the request's writers),
  * its bytes arriving (a write or a truncation through it), its FLUSH, at
  * which the last writer takes or imports, and its RELEASE (apply 0: a
  * handle the kernel never had, or the shutdown). */

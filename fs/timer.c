@@ -57,6 +57,7 @@ static struct snap_timer timer = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+/* Now on the monotonic clock, in nanoseconds. */
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -65,8 +66,10 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* ---- on_failure ------------------------------------------------------- */
+/* ---- on_failure --------------------------------------------------------- */
 
+/* The engine failed (an event): run on_failure with the event in its
+ * environment. */
 static void failure_hook(void *ctx, const struct snap_event *ev)
 {
 	const char *cmd = ctx;
@@ -135,11 +138,13 @@ out:
 
 /* ---- the tasks ---------------------------------------------------------- */
 
+/* The catalog changed: the watcher compares the listing now. */
 static void invalidate_snapshots(void)
 {
 	snap_watch_changed();
 }
 
+/* Take the automatic snapshot when due, then prune by the keep rules. */
 static void run_tick(void)
 {
 	snap_tick_result r;
@@ -160,6 +165,7 @@ static void run_tick(void)
 		invalidate_snapshots();
 }
 
+/* PRAGMA quick_check of the live database (and auto_recover). */
 static void run_check(void)
 {
 	snap_check_result r;
@@ -192,6 +198,7 @@ static void run_check(void)
 	}
 }
 
+/* Verify the next slice of stored snapshots. */
 static void run_verify(void)
 {
 	snap_scrub_result r;
@@ -227,6 +234,7 @@ static int run_due(int64_t now, int64_t *next, int64_t period,
 	return 1;
 }
 
+/* The timer thread: automatic snapshots, checks and verifies, each when due. */
 static void *timer_main(void *arg)
 {
 	int64_t next_check = 0, next_verify = 0;
@@ -279,6 +287,7 @@ static void *timer_main(void *arg)
 
 /* ---- start and stop ----------------------------------------------------- */
 
+/* Open the schedule and set the failure hook before mounting. */
 int snap_timer_open(const struct snap_timer_opts *o, snap_err *err)
 {
 	snap_sched_opts so;
@@ -300,6 +309,7 @@ int snap_timer_open(const struct snap_timer_opts *o, snap_err *err)
 	return 0;
 }
 
+/* Start the timer thread (after the notifier). */
 int snap_timer_start(void)
 {
 	pthread_condattr_t ca;
@@ -323,6 +333,7 @@ int snap_timer_start(void)
 	return 0;
 }
 
+/* Stop the thread and close the schedule (safe when never started). */
 void snap_timer_stop(void)
 {
 	if (timer.running) {
@@ -342,6 +353,7 @@ void snap_timer_stop(void)
 		snap_store_set_failure_hook(snap_fs.store, NULL, NULL);
 }
 
+/* For status.json: the next automatic snapshot and the interval. */
 void snap_timer_schedule(int64_t *next_ns, int64_t *interval_ns)
 {
 	pthread_mutex_lock(&timer.lock);

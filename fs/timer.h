@@ -7,7 +7,7 @@
 
 #include "ino.h"
 
-/* ---- the timer thread (timer.c) ------------------------------------------ */
+/* ---- the timer thread (timer.c) ----------------------------------------- */
 
 struct snap_timer_opts {
 	int64_t every_ns;           /* -o every=, 0 = no automatic snapshots */

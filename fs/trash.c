@@ -77,8 +77,9 @@ const char *const snap_trashdir_part_names[] = {
 	"", "files", "info", "expunged",
 };
 
-/* ---- names and numbers ------------------------------------------------ */
+/* ---- names and numbers -------------------------------------------------- */
 
+/* 1 when name is ".Trash-UID" (*uid set when uid is not NULL). */
 int snap_trashdir_name(const char *name, uint32_t *uid)
 {
 	uint64_t v = 0;
@@ -99,6 +100,7 @@ int snap_trashdir_name(const char *name, uint32_t *uid)
 	return 1;
 }
 
+/* The inode of uid's trash part. */
 fuse_ino_t snap_trashdir_ino(uint32_t uid, int part)
 {
 	return SNAP_INO_TRASH_DIR_BASE + ((fuse_ino_t)uid << 2) + (fuse_ino_t)part;
@@ -140,7 +142,7 @@ int snap_trashdir_info_base(const char *name, char *base, size_t cap)
 	return 0;
 }
 
-/* ---- existence ----------------------------------------------------------- */
+/* ---- existence ---------------------------------------------------------- */
 
 /* 1 when uid's trash was made in this run (snap_fs.lock held). */
 static int trash_made_locked(uint32_t uid)
@@ -209,7 +211,7 @@ int snap_trashdir_exists(uint32_t uid)
 	return n > 0;
 }
 
-/* ---- attributes ----------------------------------------------------------- */
+/* ---- attributes --------------------------------------------------------- */
 
 /* A trash directory: 0700, owned by its user, times = the daemon's start. */
 static void trash_dir_stat(uint32_t uid, int part, struct stat *st)
@@ -268,6 +270,7 @@ int snap_trashdir_info_snapshot(fuse_ino_t ino, snap_info *si)
 	return rc;
 }
 
+/* Attributes of a trash inode; -ENOENT when it does not exist now. */
 int snap_trashdir_attr(fuse_ino_t ino, struct stat *st, double *ttl)
 {
 	snap_info si;
@@ -286,6 +289,7 @@ int snap_trashdir_attr(fuse_ino_t ino, struct stat *st, double *ttl)
 	return rc == 0 ? trash_info_stat(&si, st) : rc;
 }
 
+/* 1 when ino is a trash directory that exists now. */
 int snap_trashdir_is_dir(fuse_ino_t ino)
 {
 	uint32_t uid;
@@ -296,6 +300,7 @@ int snap_trashdir_is_dir(fuse_ino_t ino)
 
 /* ---- lookup and listing ------------------------------------------------- */
 
+/* The entry name in parent (the root or a trash directory), or -errno. */
 int snap_trashdir_lookup(fuse_ino_t parent, const char *name,
 			 struct stat *st, double *attr_ttl)
 {
@@ -343,6 +348,7 @@ int snap_trashdir_lookup(fuse_ino_t parent, const char *name,
 	}
 }
 
+/* The listing of a trash directory (or .Trash-UID in the root) through add. */
 int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 {
 	char name[NAME_MAX + 1];
@@ -415,8 +421,9 @@ int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 	return rc;
 }
 
-/* ---- directories ----------------------------------------------------------- */
+/* ---- directories -------------------------------------------------------- */
 
+/* mkdir .Trash-UID (by UID alone) or one of its directories. */
 int snap_trashdir_mkdir(fuse_ino_t parent, const char *name, uid_t who,
 			struct stat *st)
 {
@@ -454,6 +461,7 @@ static void trash_count_node(struct snap_node *n, void *ctx)
 	(*(size_t *)ctx)++;
 }
 
+/* rmdir .Trash-UID: 0 when it holds nothing, -ENOTEMPTY, -EPERM. */
 int snap_trashdir_rmdir(fuse_ino_t parent, const char *name)
 {
 	snap_info *v = NULL;
@@ -480,6 +488,7 @@ int snap_trashdir_rmdir(fuse_ino_t parent, const char *name)
 	return n || nodes ? -ENOTEMPTY : 0;
 }
 
+/* setattr of a trash inode: only what changes nothing succeeds. */
 int snap_trashdir_setattr(fuse_ino_t ino, const struct stat *attr,
 			  int to_set, struct stat *st, double *ttl)
 {

@@ -7,7 +7,7 @@
 
 #include "ino.h"
 
-/* ---- the freedesktop trash (trash.c) -------------------------------------- */
+/* ---- the freedesktop trash (trash.c) ------------------------------------ */
 
 /* The parts of one user's trash: .Trash-UID itself and its directories. */
 enum {

@@ -19,8 +19,9 @@
 #include "fs.h"
 #include "trash_int.h"
 
-/* ---- files ----------------------------------------------------------------- */
+/* ---- files -------------------------------------------------------------- */
 
+/* May a file called name be created in trash directory parent: 0 or -errno. */
 int snap_trashdir_may_create(fuse_ino_t parent, const char *name)
 {
 	char base[NAME_MAX + 1];
@@ -43,6 +44,8 @@ int snap_trashdir_may_create(fuse_ino_t parent, const char *name)
 	return 0;
 }
 
+/* Open a trash inode: a stored .trashinfo's text; -EISDIR; -EPERM for a
+ * write. */
 int snap_trashdir_open(fuse_ino_t ino, int flags, char **text, size_t *len)
 {
 	snap_info si;
@@ -87,6 +90,7 @@ static void trash_inval_info(struct snap_trash_inval *inv, uint32_t uid,
 		inv->parent = snap_trashdir_ino(uid, SNAP_TRASH_PART_INFO);
 }
 
+/* Queue the invalidations inv names (after the reply). */
 void snap_trashdir_notify(const struct snap_trash_inval *inv)
 {
 	if (inv->parent)
@@ -95,6 +99,7 @@ void snap_trashdir_notify(const struct snap_trash_inval *inv)
 		snap_notify_inode(snap_fs.notify, SNAP_INO_LATEST);
 }
 
+/* unlink in a trash directory: files/ and expunged/ delete the snapshot. */
 int snap_trashdir_unlink(fuse_ino_t parent, const char *name,
 			 struct snap_trash_inval *inv)
 {
@@ -138,7 +143,7 @@ int snap_trashdir_unlink(fuse_ino_t parent, const char *name,
 	return rc;
 }
 
-/* ---- renames --------------------------------------------------------------- */
+/* ---- renames ------------------------------------------------------------ */
 
 /* snapshots/name -> files/newname of uid's trash: the Delete key. */
 static int trash_put(const char *name, uint32_t uid, const char *newname,
@@ -292,6 +297,7 @@ static int trash_info_rename(uint32_t uid, const char *name,
 	return rc;
 }
 
+/* rename with a trash directory on either side: trash, restore, move. */
 int snap_trashdir_rename(fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname,
 			 unsigned flags, snap_info *restored,
