@@ -2,31 +2,56 @@
  * fs/fs.h — the snapfs daemon: what its modules share.
  *
  * The daemon maps FUSE low-level operations onto the engine (engine/snapfs.h)
- * and holds no storage logic.  Its modules:
+ * and holds no storage logic.  Everything but main.c is the static library
+ * libsnapfs_fs (the unit tests link it).  Its modules, from the top floor
+ * down (a file calls only files below it; the command line, the start-up
+ * checks and the shared state, driven by main.c, last; fs/DESIGN.md lists
+ * them too):
  *
- *   main.c     options, start-up checks, daemonizing, the session loop;
- *   log.c      one logging function (stderr with -f, syslog otherwise);
- *   ops.c      the one fuse_lowlevel_ops table; lookup, attributes,
- *              xattrs, statfs, init;
- *   file.c     open files: open, create, read, write, flush, release;
- *   dir.c      names: listings, unlink, rename, and what is refused;
- *   attr.c     attributes and entries of every kind of file, name rules;
- *   inode.c    inode numbers, the table of dynamic nodes (staging files in
- *              the root and restore/, snapshot requests being created in
- *              snapshots/);
- *   live.c     the live database as the daemon sees it: a change
- *              generation and consistent images for read-only opens;
- *   peek.c     an image's first pages and the read transaction that can
- *              still copy the rest (a file manager's peek copies nothing);
- *   staging.c  the private staging directory, staged replaces (uploads),
- *              edit sessions and restores through the mount;
- *   trash.c    the freedesktop trash at the root (.Trash-UID/);
- *   status.c   the text of .snapfs/status.json and .snapfs/log;
- *   notify.c   the notifier thread that invalidates kernel caches;
- *   watch.c    the catalog watcher: snapshots/' time and the kernel's
- *              view follow every change of the catalog, by any process;
+ *   main.c        main(): the daemon's life in order;
+ *   ops.c         the one fuse_lowlevel_ops table; lookup, attributes,
+ *                 xattrs, statfs, init;
+ *   file.c        open files: open, create, read, write, flush, release;
+ *   status.c      the text of .snapfs/status.json and .snapfs/log;
+ *   session.c     edit sessions of current.db: join, flush, leave;
  *   restoredir.c  restore/, the drop folder: a file copied or moved into
- *              it is restored onto the live database.
+ *                 it is restored onto the live database;
+ *   pending.c     snapshot requests: names created in snapshots/;
+ *   sessionapply.c  an edit applied: restored, merged, or kept as a
+ *                 conflict snapshot;
+ *   dir.c         names: listings, unlink, rename, and what is refused;
+ *   staging.c     the private staging directory, restores through the
+ *                 mount, staged replaces (uploads);
+ *   handle.c      the table of open handles and their pins;
+ *   timer.c       the timer thread: schedules, checks, verifies;
+ *   getattr.c     any inode's attributes, current.db per process;
+ *   trashfiles.c  the trash's info files and the renames that trash,
+ *                 restore and empty;
+ *   livectl.c     the live view opened, closed, quiesced for a restore;
+ *   trash.c       the freedesktop trash at the root (.Trash-UID/): names,
+ *                 attributes, listings, directories;
+ *   liveimage.c   consistent images of the live database for read-only
+ *                 opens (peeks, held transactions, built copies);
+ *   live.c        the live database's change generation and size;
+ *   peek.c        an image's first pages and the read transaction that
+ *                 can still copy the rest (a file manager's peek copies
+ *                 nothing);
+ *   livedb.c      SQLite on the live database: connections, pragmas,
+ *                 page 1 as every image has it;
+ *   inode.c       the table of dynamic nodes (staging files in the root
+ *                 and restore/, snapshot requests in snapshots/);
+ *   attr.c        attributes and entries of each kind of file, the root's
+ *                 fixed directories;
+ *   watch.c       the catalog watcher: snapshots/' time and the kernel's
+ *                 view follow every change of the catalog, by any process;
+ *   notify.c      the notifier thread that invalidates kernel caches;
+ *   log.c         one logging function (stderr with -f, syslog otherwise);
+ *   options.c     the command line, parsed without mounting;
+ *   startup.c     the checks before mounting, daemonizing;
+ *   state.c       the one shared state (struct snap_fs).
+ * Each has its header (ino.h: inode numbers and fixed names; state.h:
+ * struct snap_fs; node.h, handle.h, live.h, ...); this file includes them
+ * all.  session.h, live_int.h and trash_int.h are private to their pairs.
  *
  * Inode numbers (stable across remounts where they name stable things):
  *   1..8                       the fixed files and directories below;
