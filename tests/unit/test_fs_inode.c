@@ -12,27 +12,7 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-/* Point the daemon's staging directory at the test's own directory. */
-static int setup(void **state)
-{
-	int rc = tu_setup(state);
-	tu_env *env = *state;
-
-	if (rc == 0)
-		snprintf(snap_fs.staging_dir, sizeof(snap_fs.staging_dir),
-			 "%s", env->dir);
-	return rc;
-}
-
-/* Free every node (their files too) before the directory goes. */
-static int teardown(void **state)
-{
-	snap_node_free_all();
-	return tu_teardown(state);
-}
-
-#define fs_test(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#include "fsutil.h"
 
 /* A staging node in the root; fails the test when it cannot be made. */
 static struct snap_node *mk(fuse_ino_t parent, const char *name)
@@ -41,6 +21,17 @@ static struct snap_node *mk(fuse_ino_t parent, const char *name)
 					       name, 0644, 1000, 1000);
 
 	assert_non_null(n);
+	return n;
+}
+
+/* mk, also giving its number and its backing file's path (PATH_MAX). */
+static struct snap_node *mk_keep(fuse_ino_t parent, const char *name,
+				 fuse_ino_t *ino, char *path)
+{
+	struct snap_node *n = mk(parent, name);
+
+	*ino = n->ino;
+	snprintf(path, PATH_MAX, "%s", n->path);
 	return n;
 }
 
@@ -129,9 +120,7 @@ static void test_lifetime(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
-	n = mk(SNAP_INO_ROOT, "x.db");
-	ino = n->ino;
-	snprintf(path, sizeof(path), "%s", n->path);
+	n = mk_keep(SNAP_INO_ROOT, "x.db", &ino, path);
 
 	/* forgotten by the kernel but linked: stays */
 	snap_node_forget(ino, 1);
@@ -163,9 +152,7 @@ static void test_forget_counts(void **state)
 	char path[PATH_MAX];
 
 	(void)state;
-	n = mk(SNAP_INO_ROOT, "y.db");
-	ino = n->ino;
-	snprintf(path, sizeof(path), "%s", n->path);
+	n = mk_keep(SNAP_INO_ROOT, "y.db", &ino, path);
 	pthread_mutex_lock(&snap_fs.lock);
 	snap_node_lookup_locked(n, 2);          /* 3 in all */
 	snap_node_unlink_locked(n);
@@ -188,9 +175,7 @@ static void test_rename_replaces(void **state)
 
 	(void)state;
 	a = mk(SNAP_INO_ROOT, "a");
-	b = mk(SNAP_INO_ROOT, "b");
-	bino = b->ino;
-	snprintf(bpath, sizeof(bpath), "%s", b->path);
+	b = mk_keep(SNAP_INO_ROOT, "b", &bino, bpath);
 	assert_int_equal(snap_node_rename(SNAP_INO_ROOT, "a", "b"), 0);
 	assert_ptr_equal(snap_node_find(SNAP_INO_ROOT, "b", 0), a);
 	assert_null(snap_node_find(SNAP_INO_ROOT, "a", 0));
@@ -298,16 +283,16 @@ static void test_sidefile_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		fs_test(test_create_find),
-		fs_test(test_name_too_long),
-		fs_test(test_backing_file_fails),
-		fs_test(test_lifetime),
-		fs_test(test_forget_counts),
-		fs_test(test_rename_replaces),
-		fs_test(test_foreach),
-		fs_test(test_stat),
-		fs_test(test_free_all),
-		fs_test(test_sidefile_names),
+		fsu_test(test_create_find),
+		fsu_test(test_name_too_long),
+		fsu_test(test_backing_file_fails),
+		fsu_test(test_lifetime),
+		fsu_test(test_forget_counts),
+		fsu_test(test_rename_replaces),
+		fsu_test(test_foreach),
+		fsu_test(test_stat),
+		fsu_test(test_free_all),
+		fsu_test(test_sidefile_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

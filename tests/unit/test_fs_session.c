@@ -16,18 +16,7 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-/* Sessions only: a staging directory, no store (nothing is applied). */
-static int setup_bare(void **state)
-{
-	int rc = tu_setup(state);
-	tu_env *env = *state;
-
-	if (rc == 0)
-		snprintf(snap_fs.staging_dir, sizeof(snap_fs.staging_dir),
-			 "%s", env->dir);
-	return rc;
-}
+#include "fsutil.h"
 
 /* A live database of 10 rows, its store, the staging directory and the
  * daemon's view of the live database, as main.c opens them. */
@@ -55,28 +44,9 @@ static int setup_store(void **state)
 	return 0;
 }
 
-/* Everything the session code and the store leave, as main.c's end. */
-static int teardown(void **state)
-{
-	snap_session_shutdown();
-	snap_node_free_all();
-	if (snap_fs.live)
-		snap_live_close(snap_fs.live);
-	snap_fs.live = NULL;
-	if (snap_fs.store) {
-		snap_staging_cleanup(snap_fs.store);
-		snap_store_close(snap_fs.store);
-	}
-	snap_fs.store = NULL;
-	snap_fs.db_path = NULL;
-	snap_fs.restores_ok = snap_fs.restores_failed = 0;
-	snap_fs.conflicts = 0;
-	return tu_teardown(state);
-}
-
-#define bare_test(f) cmocka_unit_test_setup_teardown(f, setup_bare, teardown)
+#define bare_test(f) fsu_test(f)
 #define store_test(f) \
-	cmocka_unit_test_setup_teardown(f, setup_store, teardown)
+	cmocka_unit_test_setup_teardown(f, setup_store, fsu_teardown)
 
 /* A read-write open of current.db without O_TRUNC: joins the session. */
 static struct snap_handle *join(void)
