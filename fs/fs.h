@@ -9,8 +9,9 @@
  * them too):
  *
  *   main.c        main(): the daemon's life in order;
- *   ops.c         the one fuse_lowlevel_ops table; lookup, attributes,
+ *   ops.c         the one fuse_lowlevel_ops table; lookup, getattr,
  *                 xattrs, statfs, init;
+ *   setattr.c     SETATTR of every kind of file;
  *   file.c        open files: open, create, read, write, flush, release;
  *   status.c      the text of .snapfs/status.json and .snapfs/log;
  *   session.c     edit sessions of current.db: join, flush, leave;

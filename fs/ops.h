@@ -9,6 +9,9 @@
 
 /* ---- the handlers (file.c, dir.c; the table in ops.c) ------------------- */
 
+/* SETATTR (setattr.c). */
+void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		     int to_set, struct fuse_file_info *fi);
 void snap_ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void snap_ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		    mode_t mode, struct fuse_file_info *fi);
