@@ -189,34 +189,50 @@ static const char *fwd_next_syscall(sqlite3_vfs *v, const char *name)
 	return base(v)->xNextSystemCall(base(v), name);
 }
 
+/* Every forwarder, in a VFS of version 3; snap_anchor_forward_init trims
+ * it to what the base has. */
+static const sqlite3_vfs fwd_all = {
+	.xOpen = fwd_open,
+	.xDelete = fwd_delete,
+	.xAccess = fwd_access,
+	.xFullPathname = fwd_full_pathname,
+	.xDlOpen = fwd_dlopen,
+	.xDlError = fwd_dlerror,
+	.xDlSym = fwd_dlsym,
+	.xDlClose = fwd_dlclose,
+	.xRandomness = fwd_randomness,
+	.xSleep = fwd_sleep,
+	.xCurrentTime = fwd_time,
+	.xGetLastError = fwd_last_error,
+	.xCurrentTimeInt64 = fwd_time64,
+	.xSetSystemCall = fwd_set_syscall,
+	.xGetSystemCall = fwd_get_syscall,
+	.xNextSystemCall = fwd_next_syscall,
+};
+
 /* Fill v as a VFS forwarding every call to b (anchor.h). */
 void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
 			      const char *name)
 {
-	memset(v, 0, sizeof(*v));
+	*v = fwd_all;
 	v->iVersion = b->iVersion < 3 ? b->iVersion : 3;
 	v->szOsFile = b->szOsFile;
 	v->mxPathname = b->mxPathname;
 	v->zName = name;
 	v->pAppData = b;
-	v->xOpen = fwd_open;
-	v->xDelete = fwd_delete;
-	v->xAccess = fwd_access;
-	v->xFullPathname = fwd_full_pathname;
-	v->xDlOpen = b->xDlOpen ? fwd_dlopen : NULL;
-	v->xDlError = b->xDlError ? fwd_dlerror : NULL;
-	v->xDlSym = b->xDlSym ? fwd_dlsym : NULL;
-	v->xDlClose = b->xDlClose ? fwd_dlclose : NULL;
-	v->xRandomness = fwd_randomness;
-	v->xSleep = fwd_sleep;
-	v->xCurrentTime = fwd_time;
-	v->xGetLastError = fwd_last_error;
-	if (v->iVersion >= 2)
-		v->xCurrentTimeInt64 = fwd_time64;
-	if (v->iVersion >= 3) {
-		v->xSetSystemCall = fwd_set_syscall;
-		v->xGetSystemCall = fwd_get_syscall;
-		v->xNextSystemCall = fwd_next_syscall;
+	/* No dynamic loading where the base has none. */
+	if (!b->xDlOpen || !b->xDlError || !b->xDlSym || !b->xDlClose) {
+		v->xDlOpen = b->xDlOpen ? fwd_dlopen : NULL;
+		v->xDlError = b->xDlError ? fwd_dlerror : NULL;
+		v->xDlSym = b->xDlSym ? fwd_dlsym : NULL;
+		v->xDlClose = b->xDlClose ? fwd_dlclose : NULL;
+	}
+	if (v->iVersion < 2)
+		v->xCurrentTimeInt64 = NULL;
+	if (v->iVersion < 3) {
+		v->xSetSystemCall = NULL;
+		v->xGetSystemCall = NULL;
+		v->xNextSystemCall = NULL;
 	}
 }
 
