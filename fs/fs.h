@@ -11,8 +11,9 @@
  *   main.c        main(): the daemon's life in order;
  *   ops.c         the one fuse_lowlevel_ops table; lookup, getattr,
  *                 xattrs, statfs, init;
+ *   create.c      CREATE: what a new name means where it is made;
  *   setattr.c     SETATTR of every kind of file;
- *   file.c        open files: open, create, read, write, flush, release;
+ *   file.c        open files: open, read, write, flush, release;
  *   status.c      the text of .snapfs/status.json and .snapfs/log;
  *   session.c     edit sessions of current.db: join, flush, leave;
  *   restoredir.c  restore/, the drop folder: a file copied or moved into

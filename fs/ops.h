@@ -9,6 +9,10 @@
 
 /* ---- the handlers (file.c, dir.c; the table in ops.c) ------------------- */
 
+/* Open node ino (a staging file, a request) into a new handle *out,
+ * replying nothing (file.c; create.c uses it); 0 or -errno. */
+int snap_file_open_node(fuse_ino_t ino, struct fuse_file_info *fi,
+			struct snap_handle **out);
 /* SETATTR (setattr.c). */
 void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		     int to_set, struct fuse_file_info *fi);
