@@ -26,7 +26,7 @@
  * of the same generation, once built, is the authority.  No image is built
  * to answer a stat.
  *
- * The connections: livedb.c.  Images and peeks: liveimage.c.  Opening,
+ * The connections: liveconn.c.  Images and peeks: liveimage.c.  Opening,
  * closing, and the quiet around a restore: livectl.c.
  *
  * Thread-safety: quiesce_lock is taken shared by every peek and build and

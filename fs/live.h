@@ -1,6 +1,6 @@
 /*
  * fs/live.h — the live database as the daemon sees it, and its images
- * (live.c, liveimage.c, livectl.c, livedb.c).
+ * (live.c, liveimage.c, livectl.c, liveconn.c).
  * Part of the daemon's headers; fs/fs.h includes them all.
  */
 #ifndef FS_LIVE_H

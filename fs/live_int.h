@@ -48,7 +48,7 @@ struct snap_live {
  * returns the generation.  l->lock held. */
 uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy);
 /* PRAGMA data_version on conn; with size, also page_count * page_size in
- * the same read transaction (livedb.c).  0 or a negative errno. */
+ * the same read transaction (liveconn.c).  0 or a negative errno. */
 int snap_live_data_version(sqlite3 *conn, int64_t *out, uint64_t *size);
 /* Close the watch connection (l->lock held, or no other thread). */
 void snap_live_disconnect_locked(struct snap_live *l);

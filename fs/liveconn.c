@@ -1,5 +1,5 @@
 /*
- * fs/livedb.c — SQLite on the live database: a connection with the
+ * fs/liveconn.c — SQLite on the live database: a connection with the
  * engine's busy policy, the value of a PRAGMA, and page 1 as every image
  * has it.  Below live.c, liveimage.c and peek.c, which all use them.
  *
