@@ -30,6 +30,9 @@
  * makes xFullPathname return SQLITE_OK_SYMLINK, as the unix VFS does, so
  * SQLITE_OPEN_NOFOLLOW refuses it.
  *
+ * The forwarding itself (snap_anchor_forward_init) serves every shim of
+ * the project: fs/peek.c's recording VFS is built on it too.
+ *
  * Without /proc (a chroot, a container without it) an anchor cannot be
  * made: snap_anchor_dir() says so and callers fall back to names, after
  * the checks they did through the fd.
@@ -55,6 +58,7 @@ static sqlite3_vfs *base(sqlite3_vfs *v)
 	return v->pAppData;
 }
 
+/* 1 when path is anchored ("/proc/self/fd/..."). */
 int snap_anchor_is(const char *path)
 {
 	return path && strncmp(path, ANCHOR_PREFIX,
@@ -83,85 +87,153 @@ static int anchor_full_pathname(sqlite3_vfs *v, const char *name, int n,
 	return SQLITE_OK;
 }
 
-/* Everything else is the base VFS's, called on the base VFS. */
-static int anchor_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
+/* The forwarders of snap_anchor_forward_init: each calls the base VFS
+ * (pAppData) with the same arguments. */
+static int fwd_open(sqlite3_vfs *v, const char *name, sqlite3_file *f,
 		       int flags, int *out)
 {
 	return base(v)->xOpen(base(v), name, f, flags, out);
 }
 
-static int anchor_delete(sqlite3_vfs *v, const char *name, int sync)
+/* xFullPathname: forwarded. */
+static int fwd_full_pathname(sqlite3_vfs *v, const char *name, int n,
+			     char *out)
+{
+	return base(v)->xFullPathname(base(v), name, n, out);
+}
+
+/* xDelete: forwarded. */
+static int fwd_delete(sqlite3_vfs *v, const char *name, int sync)
 {
 	return base(v)->xDelete(base(v), name, sync);
 }
 
-static int anchor_access(sqlite3_vfs *v, const char *name, int flags,
+/* xAccess: forwarded. */
+static int fwd_access(sqlite3_vfs *v, const char *name, int flags,
 			 int *out)
 {
 	return base(v)->xAccess(base(v), name, flags, out);
 }
 
-static void *anchor_dlopen(sqlite3_vfs *v, const char *name)
+/* xDlOpen: forwarded. */
+static void *fwd_dlopen(sqlite3_vfs *v, const char *name)
 {
 	return base(v)->xDlOpen(base(v), name);
 }
 
-static void anchor_dlerror(sqlite3_vfs *v, int n, char *out)
+/* xDlError: forwarded. */
+static void fwd_dlerror(sqlite3_vfs *v, int n, char *out)
 {
 	base(v)->xDlError(base(v), n, out);
 }
 
-static void (*anchor_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
+static void (*fwd_dlsym(sqlite3_vfs *v, void *h, const char *sym))(void)
 {
 	return base(v)->xDlSym(base(v), h, sym);
 }
 
-static void anchor_dlclose(sqlite3_vfs *v, void *h)
+/* xDlClose: forwarded. */
+static void fwd_dlclose(sqlite3_vfs *v, void *h)
 {
 	base(v)->xDlClose(base(v), h);
 }
 
-static int anchor_randomness(sqlite3_vfs *v, int n, char *out)
+/* xRandomness: forwarded. */
+static int fwd_randomness(sqlite3_vfs *v, int n, char *out)
 {
 	return base(v)->xRandomness(base(v), n, out);
 }
 
-static int anchor_sleep(sqlite3_vfs *v, int us)
+/* xSleep: forwarded. */
+static int fwd_sleep(sqlite3_vfs *v, int us)
 {
 	return base(v)->xSleep(base(v), us);
 }
 
-static int anchor_time(sqlite3_vfs *v, double *out)
+/* xCurrentTime: forwarded. */
+static int fwd_time(sqlite3_vfs *v, double *out)
 {
 	return base(v)->xCurrentTime(base(v), out);
 }
 
-static int anchor_last_error(sqlite3_vfs *v, int n, char *out)
+/* xGetLastError: forwarded (0 when the base has none). */
+static int fwd_last_error(sqlite3_vfs *v, int n, char *out)
 {
 	return base(v)->xGetLastError ?
 	       base(v)->xGetLastError(base(v), n, out) : 0;
 }
 
-static int anchor_time64(sqlite3_vfs *v, sqlite3_int64 *out)
+/* xCurrentTimeInt64: forwarded. */
+static int fwd_time64(sqlite3_vfs *v, sqlite3_int64 *out)
 {
 	return base(v)->xCurrentTimeInt64(base(v), out);
 }
 
-static int anchor_set_syscall(sqlite3_vfs *v, const char *name,
+/* xSetSystemCall: forwarded. */
+static int fwd_set_syscall(sqlite3_vfs *v, const char *name,
 			      sqlite3_syscall_ptr p)
 {
 	return base(v)->xSetSystemCall(base(v), name, p);
 }
 
-static sqlite3_syscall_ptr anchor_get_syscall(sqlite3_vfs *v,
+/* xGetSystemCall: forwarded. */
+static sqlite3_syscall_ptr fwd_get_syscall(sqlite3_vfs *v,
 					      const char *name)
 {
 	return base(v)->xGetSystemCall(base(v), name);
 }
 
-static const char *anchor_next_syscall(sqlite3_vfs *v, const char *name)
+/* xNextSystemCall: forwarded. */
+static const char *fwd_next_syscall(sqlite3_vfs *v, const char *name)
 {
 	return base(v)->xNextSystemCall(base(v), name);
+}
+
+/* Every forwarder, in a VFS of version 3; snap_anchor_forward_init trims
+ * it to what the base has. */
+static const sqlite3_vfs fwd_all = {
+	.xOpen = fwd_open,
+	.xDelete = fwd_delete,
+	.xAccess = fwd_access,
+	.xFullPathname = fwd_full_pathname,
+	.xDlOpen = fwd_dlopen,
+	.xDlError = fwd_dlerror,
+	.xDlSym = fwd_dlsym,
+	.xDlClose = fwd_dlclose,
+	.xRandomness = fwd_randomness,
+	.xSleep = fwd_sleep,
+	.xCurrentTime = fwd_time,
+	.xGetLastError = fwd_last_error,
+	.xCurrentTimeInt64 = fwd_time64,
+	.xSetSystemCall = fwd_set_syscall,
+	.xGetSystemCall = fwd_get_syscall,
+	.xNextSystemCall = fwd_next_syscall,
+};
+
+/* Fill v as a VFS forwarding every call to b (anchor.h). */
+void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
+			      const char *name)
+{
+	*v = fwd_all;
+	v->iVersion = b->iVersion < 3 ? b->iVersion : 3;
+	v->szOsFile = b->szOsFile;
+	v->mxPathname = b->mxPathname;
+	v->zName = name;
+	v->pAppData = b;
+	/* No dynamic loading where the base has none. */
+	if (!b->xDlOpen || !b->xDlError || !b->xDlSym || !b->xDlClose) {
+		v->xDlOpen = b->xDlOpen ? fwd_dlopen : NULL;
+		v->xDlError = b->xDlError ? fwd_dlerror : NULL;
+		v->xDlSym = b->xDlSym ? fwd_dlsym : NULL;
+		v->xDlClose = b->xDlClose ? fwd_dlclose : NULL;
+	}
+	if (v->iVersion < 2)
+		v->xCurrentTimeInt64 = NULL;
+	if (v->iVersion < 3) {
+		v->xSetSystemCall = NULL;
+		v->xGetSystemCall = NULL;
+		v->xNextSystemCall = NULL;
+	}
 }
 
 /* Build the shim over the current default VFS and make it the default. */
@@ -171,33 +243,12 @@ static void anchor_register(void)
 
 	if (!b)
 		return;
-	anchor_vfs.iVersion = b->iVersion < 3 ? b->iVersion : 3;
-	anchor_vfs.szOsFile = b->szOsFile;
-	anchor_vfs.mxPathname = b->mxPathname;
-	anchor_vfs.zName = SNAP_ANCHOR_VFS;
-	anchor_vfs.pAppData = b;
-	anchor_vfs.xOpen = anchor_open;
-	anchor_vfs.xDelete = anchor_delete;
-	anchor_vfs.xAccess = anchor_access;
+	snap_anchor_forward_init(&anchor_vfs, b, SNAP_ANCHOR_VFS);
 	anchor_vfs.xFullPathname = anchor_full_pathname;
-	anchor_vfs.xDlOpen = b->xDlOpen ? anchor_dlopen : NULL;
-	anchor_vfs.xDlError = b->xDlError ? anchor_dlerror : NULL;
-	anchor_vfs.xDlSym = b->xDlSym ? anchor_dlsym : NULL;
-	anchor_vfs.xDlClose = b->xDlClose ? anchor_dlclose : NULL;
-	anchor_vfs.xRandomness = anchor_randomness;
-	anchor_vfs.xSleep = anchor_sleep;
-	anchor_vfs.xCurrentTime = anchor_time;
-	anchor_vfs.xGetLastError = anchor_last_error;
-	if (anchor_vfs.iVersion >= 2)
-		anchor_vfs.xCurrentTimeInt64 = anchor_time64;
-	if (anchor_vfs.iVersion >= 3) {
-		anchor_vfs.xSetSystemCall = anchor_set_syscall;
-		anchor_vfs.xGetSystemCall = anchor_get_syscall;
-		anchor_vfs.xNextSystemCall = anchor_next_syscall;
-	}
 	anchor_rc = sqlite3_vfs_register(&anchor_vfs, 1);
 }
 
+/* Register the anchored VFS as the default, once. */
 int snap_anchor_register(snap_err *err)
 {
 	pthread_once(&anchor_once, anchor_register);
@@ -207,6 +258,7 @@ int snap_anchor_register(snap_err *err)
 	return 0;
 }
 
+/* "/proc/self/fd/<dirfd>" into out, checked to lead to the directory itself. */
 int snap_anchor_dir(int dirfd, char *out, size_t cap)
 {
 	struct stat a, b;

@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include <sqlite3.h>
+
 #include "err.h"
 
 #define SNAP_ANCHOR_VFS "snapfs-anchored"
@@ -27,6 +29,15 @@ int snap_anchor_register(snap_err *err);
  * it; -ENAMETOOLONG.
  */
 int snap_anchor_dir(int dirfd, char *out, size_t cap);
+
+/*
+ * Fill v as a VFS called name that forwards every VFS-level call to b
+ * (kept in v->pAppData) unchanged: its version (at most 3), file size,
+ * path length and every method b has.  A shim then replaces what it
+ * changes (xOpen, xFullPathname, szOsFile, ...) and registers v.
+ */
+void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
+			      const char *name);
 
 /* 1 when path is anchored ("/proc/self/fd/..."). */
 int snap_anchor_is(const char *path);

@@ -21,35 +21,8 @@
  *   a dynamic node               its backing file; a snapshot request that
  *                                became a snapshot shows that snapshot.
  *
- * current.db's size.  A WAL database's consistent image (what a read
- * returns) is larger than the main file while committed pages sit in the
- * WAL, and rsync, tar, gio, Python's shutil and SQLite itself read as many
- * bytes as fstat() says (gio and shutil splice, which the kernel stops at
- * its cached size even on a direct_io file).  The kernel keeps one size per
- * inode and sends GETATTR without a file handle for stat() and fstat()
- * alike, so the answer goes by the requesting process (the request's
- * thread id mapped to its thread group: GIO opens and fstats from
- * different threads):
- *   - a process with current.db open sees what its newest handle reads:
- *     its image, its edit session's copy, its upload;
- *   - any other process sees the size of the image an open would get now
- *     (live.c: page_count * page_size in one read transaction, or the
- *     built image of the current generation).
- * The kernel never answers a stat of current.db from its cache: with an
- * attribute timeout of 0 it stores an expiry of 0 (fs/fuse/dir.c,
- * fuse_time_to_jiffies), and every stat and fstat arrives here (counted:
- * 200 fstat() calls, 200 GETATTRs).  So an open needs no attribute
- * invalidation: the opener's next fstat() is answered with its image, and
- * that reply also sets the kernel's size, which an invalidation would not
- * (it only marks the attributes stale).
- * Limit: the kernel keeps one size and one page cache per inode, shared
- * by every process, and splice (gio, shutil's sendfile) reads through that
- * page cache even on a direct_io file.  Two splice readers copying
- * *different* images at the same moment can read each other's pages (seen:
- * a sendfile after another process copied a newer image returned that
- * image), and a stat by a third process moves the size under them.  One
- * copy at a time is whole; read() (cp, cat, rsync, tar, SQLite) is never
- * affected: direct_io reads bypass both.
+ * What a getattr answers for any inode, and current.db as each process
+ * sees it: getattr.c.
  *
  * Names: a snapshot is found by its exact listed name (the engine also
  * accepts a name without ".db" and "latest", which the listing never
@@ -57,8 +30,6 @@
  * that just unlinked it, so its following create is a staged replace.
  *
  * Thread-safety: no state of its own; snap_fs fields under snap_fs.lock.
- * A handle found for a process is pinned (h->pins, fs->lock) while its
- * size is read without fs->lock; snap_handle_free waits for the pins.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -70,7 +41,8 @@
 
 #include "fs.h"
 
-static void ts_from_ns(struct timespec *ts, int64_t ns)
+/* t (ns since the epoch) as a timespec. */
+void snap_attr_ts(struct timespec *ts, int64_t ns)
 {
 	ts->tv_sec = ns / 1000000000LL;
 	ts->tv_nsec = ns % 1000000000LL;
@@ -88,6 +60,7 @@ static const struct {
 
 #define ATTR_NROOTDIRS (sizeof(attr_rootdirs) / sizeof(attr_rootdirs[0]))
 
+/* The inode of the root directory called name, 0 when there is none. */
 fuse_ino_t snap_rootdir_ino(const char *name)
 {
 	size_t i;
@@ -98,6 +71,7 @@ fuse_ino_t snap_rootdir_ino(const char *name)
 	return 0;
 }
 
+/* The i-th fixed directory's name and inode; NULL past the end. */
 const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
 {
 	if (i >= ATTR_NROOTDIRS)
@@ -106,6 +80,7 @@ const char *snap_rootdir_at(size_t i, fuse_ino_t *ino)
 	return attr_rootdirs[i].name;
 }
 
+/* 1 for the root and the fixed directories. */
 int snap_ino_is_dir(fuse_ino_t ino)
 {
 	size_t i;
@@ -114,6 +89,19 @@ int snap_ino_is_dir(fuse_ino_t ino)
 		if (attr_rootdirs[i].ino == ino)
 			return 1;
 	return ino == SNAP_INO_ROOT;
+}
+
+/* restore/'s own mode: the owner's, and group's or others' when they may
+ * write the live database. */
+static mode_t attr_restore_dirmode(const struct stat *live)
+{
+	mode_t m = 0700;
+
+	if (live && (live->st_mode & S_IWGRP))
+		m |= 0070;
+	if (live && (live->st_mode & S_IWOTH))
+		m |= 0007;
+	return m;
 }
 
 /* The fixed directories: owned like the live database, times = start
@@ -128,50 +116,16 @@ void snap_attr_dir(fuse_ino_t ino, struct stat *st)
 	st->st_ino = ino;
 	st->st_mode = S_IFDIR | (ino == SNAP_INO_META ? 0555 : 0755);
 	if (ino == SNAP_INO_RESTORE)
-		st->st_mode = S_IFDIR | snap_restoredir_dirmode(have_live ?
+		st->st_mode = S_IFDIR | attr_restore_dirmode(have_live ?
 								&live : NULL);
 	st->st_nlink = 2;
 	if (have_live) {
 		st->st_uid = live.st_uid;
 		st->st_gid = live.st_gid;
 	}
-	ts_from_ns(&st->st_mtim, t > 0 ? t : snap_fs.started_ns);
+	snap_attr_ts(&st->st_mtim, t > 0 ? t : snap_fs.started_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;
 	st->st_blksize = 4096;
-}
-
-/* current.db: the live file's stat(), its size untouched. */
-static int attr_current_live(struct stat *st)
-{
-	struct stat live;
-	int rc = snap_live_stat(snap_fs.live, &live);
-
-	if (rc != 0)
-		return rc;
-	*st = live;
-	st->st_ino = SNAP_INO_CURRENT;
-	st->st_nlink = 1;
-	st->st_mode = S_IFREG | (live.st_mode & 07777);
-	return 0;
-}
-
-static void attr_set_size(struct stat *st, uint64_t size)
-{
-	st->st_size = (off_t)size;
-	st->st_blocks = (blkcnt_t)((size + 511) / 512);
-}
-
-/* current.db as a read-only open would see it now: the live file's
- * attributes, the size of the image the open would get (the file's own
- * size only when the database cannot be asked). */
-int snap_attr_current(struct stat *st)
-{
-	uint64_t size;
-	int rc = attr_current_live(st);
-
-	if (rc == 0 && snap_live_size(snap_fs.live, &size) == 0)
-		attr_set_size(st, size);
-	return rc;
 }
 
 /* A snapshot: the live mode without write bits, mtime = created. */
@@ -189,33 +143,17 @@ void snap_attr_snapshot(const snap_info *si, fuse_ino_t ino,
 	st->st_size = (off_t)si->image_size;
 	st->st_blocks = (blkcnt_t)((si->image_size + 511) / 512);
 	st->st_blksize = si->page_size ? (blksize_t)si->page_size : 4096;
-	ts_from_ns(&st->st_mtim, si->created_ns);
+	snap_attr_ts(&st->st_mtim, si->created_ns);
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
+/* A symlink to target (latest.db), owned like the root. */
 void snap_attr_symlink(const char *target, struct stat *st)
 {
 	snap_attr_dir(SNAP_INO_LATEST, st);
 	st->st_mode = S_IFLNK | 0777;
 	st->st_nlink = 1;
 	st->st_size = (off_t)strlen(target);
-}
-
-static int attr_text(fuse_ino_t ino, struct stat *st)
-{
-	char *text;
-	size_t len;
-	int rc = snap_status_text(ino, &text, &len);
-
-	if (rc != 0)
-		return rc;
-	free(text);
-	snap_attr_dir(ino, st);
-	st->st_mode = S_IFREG | 0444;
-	st->st_nlink = 1;
-	st->st_size = (off_t)len;
-	ts_from_ns(&st->st_mtim, snap_time_now_ns());
-	return 0;
 }
 
 /* The catalog row for snapshot inode ino. */
@@ -241,254 +179,6 @@ int64_t snap_attr_pending_id(fuse_ino_t ino)
 	return id;
 }
 
-/* Attributes of a dynamic node (a pending node that became a snapshot
- * shows the snapshot). */
-static int attr_node(fuse_ino_t ino, struct stat *st, double *ttl)
-{
-	struct snap_node *n;
-	int64_t id;
-	struct stat live;
-	snap_info si;
-	int rc;
-
-	*ttl = 0;
-	id = snap_attr_pending_id(ino);
-	if (id > 0 && snap_attr_info(id, &si) == 0) {
-		rc = snap_live_stat(snap_fs.live, &live);
-		snap_attr_snapshot(&si, ino, rc == 0 ? &live : NULL, st);
-		return 0;
-	}
-	pthread_mutex_lock(&snap_fs.lock);
-	n = snap_node_get_locked(ino);
-	if (n)
-		snap_node_open_locked(n);   /* keep it while we stat */
-	pthread_mutex_unlock(&snap_fs.lock);
-	if (!n)
-		return -ENOENT;
-	rc = snap_node_stat(n, st);
-	snap_node_close(n);
-	return rc;
-}
-
-/* Attributes of any inode; ttl gets its lifetime. */
-int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
-{
-	struct stat live;
-	snap_info si;
-	int rc;
-
-	*ttl = 0;
-	switch (ino) {
-	case SNAP_INO_ROOT:
-	case SNAP_INO_SNAPDIR:
-	case SNAP_INO_META:
-	case SNAP_INO_RESTORE:
-		snap_attr_dir(ino, st);
-		*ttl = SNAP_TTL_DIR;
-		return 0;
-	case SNAP_INO_CURRENT:
-		return snap_attr_current(st);
-	case SNAP_INO_STATUS:
-	case SNAP_INO_LOG:
-		return attr_text(ino, st);
-	case SNAP_INO_LATEST:
-		rc = snap_store_find(snap_fs.store, "latest", &si, NULL);
-		if (rc != 0)
-			return -ENOENT;
-		snap_attr_symlink(si.name, st);
-		return 0;
-	}
-	if (snap_ino_is_trash(ino))
-		return snap_trashdir_attr(ino, st, ttl);
-	if (snap_ino_is_snapshot(ino)) {
-		rc = snap_attr_info(snap_ino_snapshot_id(ino), &si);
-		if (rc != 0)
-			return rc;
-		rc = snap_live_stat(snap_fs.live, &live);
-		snap_attr_snapshot(&si, ino, rc == 0 ? &live : NULL, st);
-		*ttl = SNAP_TTL_SNAP_ATTR;
-		return 0;
-	}
-	return attr_node(ino, st, ttl);
-}
-
-/* The number of bytes handle h reads, or -1 when it has none of its own
- * (an edit session before its copy is made reads what an open would get
- * now). */
-static int64_t attr_handle_size(struct snap_handle *h)
-{
-	struct stat b;
-	int64_t size = -1;
-
-	pthread_mutex_lock(&h->lock);
-	if (h->kind == SNAP_H_IMAGE && h->img)
-		size = (int64_t)h->img->size;
-	else if ((h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION) &&
-		 h->fd >= 0 && fstat(h->fd, &b) == 0)
-		size = b.st_size;
-	pthread_mutex_unlock(&h->lock);
-	return size;
-}
-
-/* current.db's attributes as this handle sees them (fstat on an image
- * gives the image's size: that is what reading it yields). */
-int snap_attr_current_fh(struct snap_handle *h, struct stat *st)
-{
-	int64_t size = h ? attr_handle_size(h) : -1;
-	int rc = size < 0 ? snap_attr_current(st) : attr_current_live(st);
-
-	if (rc != 0 && h) {
-		/* No live file (yet): describe the handle alone. */
-		memset(st, 0, sizeof(*st));
-		st->st_ino = SNAP_INO_CURRENT;
-		st->st_mode = S_IFREG | 0600;
-		st->st_nlink = 1;
-		rc = 0;
-	}
-	if (rc == 0 && size >= 0)
-		attr_set_size(st, (uint64_t)size);
-	return rc;
-}
-
-/* The process (thread group) of thread tid, from /proc; tid itself when
- * it cannot be read (the thread is gone). */
-static pid_t attr_tgid(pid_t tid)
-{
-	char path[40], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return tid;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return tid;
-	buf[n] = '\0';
-	p = strstr(buf, "\nTgid:");
-	return p ? (pid_t)strtol(p + 6, NULL, 10) : tid;
-}
-
-void snap_attr_current_opened(struct snap_handle *h, pid_t pid)
-{
-	pid_t tgid = pid > 0 ? attr_tgid(pid) : 0;
-	int writes = h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	h->tgid = tgid;
-	h->writes = writes;
-	h->seq = ++snap_fs.handle_seq;
-	pthread_mutex_unlock(&snap_fs.lock);
-}
-
-/* A tool that copied a file onto current.db sets the source's mode (and
- * times) right after its close, which RELEASE may overtake: its process
- * still counts as the writer for this long. */
-#define ATTR_WRITER_GRACE_NS (5LL * 1000000000LL)
-
-void snap_attr_current_closed_locked(struct snap_handle *h)
-{
-	if (h->tgid && h->writes) {
-		snap_fs.writer_tgid = h->tgid;
-		snap_fs.writer_until_ns = snap_time_now_ns() +
-					  ATTR_WRITER_GRACE_NS;
-	}
-}
-
-int snap_attr_current_writer(pid_t pid)
-{
-	struct snap_handle *h;
-	pid_t tgid;
-	int w = 0;
-
-	if (pid <= 0)
-		return 0;
-	tgid = attr_tgid(pid);
-	pthread_mutex_lock(&snap_fs.lock);
-	for (h = snap_fs.handles; h && !w; h = h->next)
-		w = h->tgid == tgid && h->writes;
-	if (!w && snap_fs.writer_tgid == tgid &&
-	    snap_time_now_ns() < snap_fs.writer_until_ns)
-		w = 1;
-	pthread_mutex_unlock(&snap_fs.lock);
-	return w;
-}
-
-/* The newest current.db handle thread pid's process has open, pinned (the
- * release waits for attr_unpin), or NULL. */
-static struct snap_handle *attr_pin(pid_t pid)
-{
-	struct snap_handle *h, *best = NULL;
-	int any = 0;
-	pid_t tgid;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	for (h = snap_fs.handles; h && !any; h = h->next)
-		any = h->tgid != 0;
-	pthread_mutex_unlock(&snap_fs.lock);
-	if (!any || pid <= 0)
-		return NULL;             /* no /proc read while nobody reads */
-	tgid = attr_tgid(pid);
-	pthread_mutex_lock(&snap_fs.lock);
-	for (h = snap_fs.handles; h; h = h->next)
-		if (h->tgid == tgid && !h->gone &&
-		    (!best || h->seq > best->seq))
-			best = h;
-	if (best)
-		best->pins++;
-	pthread_mutex_unlock(&snap_fs.lock);
-	return best;
-}
-
-static void attr_unpin(struct snap_handle *h)
-{
-	pthread_mutex_lock(&snap_fs.lock);
-	if (--h->pins == 0)
-		pthread_cond_broadcast(&snap_fs.unpinned);
-	pthread_mutex_unlock(&snap_fs.lock);
-}
-
-/*
- * current.db as the sender of a request sees it.  The kernel keeps one
- * size per inode and asks without a file handle for fstat() (only
- * lseek(SEEK_END) and reads past the cached size send one), so "which
- * image does this caller read" is answered by the process: a process with
- * current.db open sees what its newest handle reads — the image it is
- * copying, its edit session's copy, its upload — and any other process
- * sees what an open would read now.
- */
-int snap_attr_current_req(pid_t pid, struct snap_handle *h, struct stat *st)
-{
-	int rc;
-
-	if (h)
-		return snap_attr_current_fh(h, st);
-	h = attr_pin(pid);
-	if (!h)
-		return snap_attr_current(st);
-	rc = snap_attr_current_fh(h, st);
-	attr_unpin(h);
-	return rc;
-}
-
-/* 1 when current.db is hidden from this process: it just unlinked it. */
-int snap_attr_current_hidden(pid_t pid)
-{
-	int hidden = 0;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	if (snap_fs.unlink_pid) {
-		if (snap_time_now_ns() >= snap_fs.unlink_until_ns)
-			snap_fs.unlink_pid = 0;
-		else
-			hidden = snap_fs.unlink_pid == pid;
-	}
-	pthread_mutex_unlock(&snap_fs.lock);
-	return hidden;
-}
-
 /* The snapshot called exactly name in snapshots/ (not "latest", not
  * without .db, not one in the trash: trash.c finds those). */
 int snap_attr_by_name(const char *name, snap_info *si)
@@ -504,6 +194,7 @@ int snap_attr_by_name(const char *name, snap_info *si)
 	       0 : -ENOENT;
 }
 
+/* Fill a FUSE entry reply from st and the two lifetimes. */
 void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
 		       double attr_ttl, double entry_ttl)
 {

@@ -60,6 +60,8 @@ struct dir_build {
 	int oom;
 };
 
+/* A new entry called name at the end of the listing b builds; NULL when
+ * out of memory. */
 static struct snap_dirent *dir_add(struct dir_build *b, const char *name)
 {
 	struct snap_dirent *d;
@@ -268,6 +270,7 @@ static void dir_read(fuse_req_t req, size_t size, off_t off,
 	snap_handle_put(h);
 }
 
+/* READDIR: entries of the listing captured at opendir, from off. */
 void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			    off_t off, struct fuse_file_info *fi)
 {
@@ -275,6 +278,7 @@ void snap_ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	dir_read(req, size, off, fi, 0);
 }
 
+/* READDIRPLUS: the same with attributes (a lookup reference per node). */
 void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 				off_t off, struct fuse_file_info *fi)
 {
@@ -282,6 +286,7 @@ void snap_ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	dir_read(req, size, off, fi, 1);
 }
 
+/* RELEASEDIR: free the captured listing. */
 void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 			       struct fuse_file_info *fi)
 {
@@ -290,6 +295,7 @@ void snap_ll_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* FSYNCDIR: nothing to sync (the catalog commits itself). */
 void snap_ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			     struct fuse_file_info *fi)
 {
@@ -443,69 +449,6 @@ static int rename_in_snapshots(const char *name, const char *newname)
 	return 0;
 }
 
-/* Restore onto current.db from snapshots/name or a staging file in the
- * root or restore/ (fs.h). */
-int snap_dir_restore_from(fuse_ino_t parent, const char *name,
-			  const char *shown_as)
-{
-	char path[PATH_MAX], wal[PATH_MAX], walname[NAME_MAX + 1];
-	char shown[2 * NAME_MAX + 48];
-	struct snap_node *n, *w = NULL;
-	snap_info si;
-	int64_t id = 0;
-	int rc;
-
-	if (parent == SNAP_INO_SNAPDIR) {
-		if (strcmp(name, SNAP_NAME_LATEST) == 0) {
-			rc = snap_store_find(snap_fs.store, "latest", &si,
-					     NULL);
-		} else if ((n = snap_node_find_open(parent, name))) {
-			pthread_mutex_lock(&snap_fs.lock);
-			id = n->snap_id;
-			pthread_mutex_unlock(&snap_fs.lock);
-			snap_node_close(n);
-			rc = id ? snap_attr_info(id, &si) : -EBUSY;
-		} else {
-			rc = snap_attr_by_name(name, &si);
-		}
-		if (rc != 0)
-			return rc;
-		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
-		return snap_apply_snapshot(si.id, shown);
-	}
-	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0)
-		return 0;
-	n = snap_node_find_open(parent, name);
-	if (!n)
-		return parent == SNAP_INO_ROOT && snap_rootdir_ino(name) ?
-		       -EISDIR : -ENOENT;
-	/* Its WAL, if one was copied in beside it (cp src.db src.db-wal):
-	 * held open so its file stays while the engine reads it. */
-	if (snprintf(walname, sizeof(walname), "%s-wal", name) <
-	    (int)sizeof(walname))
-		w = snap_node_find_open(parent, walname);
-	pthread_mutex_lock(&snap_fs.lock);
-	snprintf(path, sizeof(path), "%s", n->path);
-	if (w)
-		snprintf(wal, sizeof(wal), "%s", w->path);
-	pthread_mutex_unlock(&snap_fs.lock);
-	snprintf(shown, sizeof(shown), "the file %s%s%s",
-		 shown_as ? shown_as : name, w ? " with its " : "",
-		 w ? walname : "");
-	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
-	if (w)
-		snap_node_close(w);
-	if (rc == 0) {
-		/* Like a rename: the source name is gone. */
-		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && strcmp(n->name, name) == 0)
-			snap_node_unlink_locked(n);
-		pthread_mutex_unlock(&snap_fs.lock);
-	}
-	snap_node_close(n);
-	return rc;
-}
-
 /*
  * A rename with the trash on either side (trash.c).  A restore to another
  * name than the snapshot's own is a restore, then a rename within
@@ -560,7 +503,7 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			fuse_reply_err(req, EEXIST);
 			return;
 		}
-		rc = snap_dir_restore_from(parent, name, NULL);
+		rc = snap_apply_from(parent, name, NULL);
 		fuse_reply_err(req, -rc);
 		/* The kernel moved the source's dentry onto current.db
 		 * (engine/PITFALLS.md 16); a failed rename may have left the
@@ -631,6 +574,7 @@ void snap_ll_mkdir(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_entry(req, &e);
 }
 
+/* MKNOD: refused (files are made by CREATE). */
 void snap_ll_mknod(fuse_req_t req, fuse_ino_t parent,
 			  const char *name, mode_t mode, dev_t rdev)
 {
@@ -648,6 +592,7 @@ void snap_ll_rmdir(fuse_req_t req, fuse_ino_t parent,
 	fuse_reply_err(req, -snap_trashdir_rmdir(parent, name));
 }
 
+/* SYMLINK: refused (the mount holds no links of its own). */
 void snap_ll_symlink(fuse_req_t req, const char *link,
 			    fuse_ino_t parent, const char *name)
 {
@@ -657,6 +602,7 @@ void snap_ll_symlink(fuse_req_t req, const char *link,
 	fuse_reply_err(req, EPERM);
 }
 
+/* LINK: refused (no hard links in the mount). */
 void snap_ll_link(fuse_req_t req, fuse_ino_t ino,
 			 fuse_ino_t newparent, const char *newname)
 {

@@ -27,6 +27,8 @@
  *                               files being written there are staging
  *                               nodes.
  *
+ * CREATE is create.c's.
+ *
  * Every handle on current.db is direct_io, so the kernel's page cache never
  * mixes an image, a session copy and an upload (fs/DESIGN.md §6).  Errors of a
  * restore are returned from FLUSH, where close() and therefore cp, mv,
@@ -45,107 +47,6 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-/* A new handle of kind, on the list the shutdown walks. */
-struct snap_handle *snap_handle_new(enum snap_handle_kind kind)
-{
-	struct snap_handle *h = calloc(1, sizeof(*h));
-
-	if (!h)
-		return NULL;
-	h->kind = kind;
-	h->fd = -1;
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_mutex_lock(&snap_fs.lock);
-	h->id = ++snap_fs.handle_ids;
-	h->next = snap_fs.handles;
-	if (h->next)
-		h->next->prev = h;
-	snap_fs.handles = h;
-	pthread_mutex_unlock(&snap_fs.lock);
-	return h;
-}
-
-void snap_handle_set(struct fuse_file_info *fi, struct snap_handle *h)
-{
-	fi->fh = h->id;
-}
-
-/* The open handle fi names, pinned; NULL when there is none (released). */
-struct snap_handle *snap_handle_get(struct fuse_file_info *fi)
-{
-	struct snap_handle *h;
-
-	if (!fi)
-		return NULL;
-	pthread_mutex_lock(&snap_fs.lock);
-	for (h = snap_fs.handles; h; h = h->next)
-		if (h->id == fi->fh && !h->gone)
-			break;
-	if (h)
-		h->pins++;
-	pthread_mutex_unlock(&snap_fs.lock);
-	return h;
-}
-
-void snap_handle_put(struct snap_handle *h)
-{
-	if (!h)
-		return;
-	pthread_mutex_lock(&snap_fs.lock);
-	if (--h->pins == 0)
-		pthread_cond_broadcast(&snap_fs.unpinned);
-	pthread_mutex_unlock(&snap_fs.lock);
-}
-
-/* RELEASE: the handle fi names, once no handler uses it any more; no
- * handler can pin it after this.  NULL when there is none. */
-struct snap_handle *snap_handle_take(struct fuse_file_info *fi)
-{
-	struct snap_handle *h;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	for (h = snap_fs.handles; h; h = h->next)
-		if (h->id == fi->fh && !h->gone)
-			break;
-	if (h) {
-		h->gone = 1;
-		while (h->pins > 0)
-			pthread_cond_wait(&snap_fs.unpinned, &snap_fs.lock);
-	}
-	pthread_mutex_unlock(&snap_fs.lock);
-	return h;
-}
-
-/* Free the handle itself (what it holds: snap_handle_release). */
-void snap_handle_free(struct snap_handle *h)
-{
-	size_t i;
-
-	if (!h)
-		return;
-	pthread_mutex_lock(&snap_fs.lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		snap_fs.handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	snap_attr_current_closed_locked(h);
-	/* A getattr of its process may still be reading its size. */
-	while (h->pins > 0)
-		pthread_cond_wait(&snap_fs.unpinned, &snap_fs.lock);
-	pthread_mutex_unlock(&snap_fs.lock);
-	if (h->fd >= 0)
-		close(h->fd);
-	for (i = 0; i < h->nents; i++)
-		if (h->ents[i].node)
-			snap_node_close(h->ents[i].node);
-	free(h->ents);
-	free(h->text);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
-}
 
 /* Open current.db: image, upload or session by the flags. */
 static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
@@ -177,6 +78,7 @@ static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
 	return 0;
 }
 
+/* Open snapshot id read-only through the engine's image reader. */
 static int open_snapshot(int64_t id, struct fuse_file_info *fi,
 			 struct snap_handle **out)
 {
@@ -205,7 +107,7 @@ static int open_snapshot(int64_t id, struct fuse_file_info *fi,
 }
 
 /* Open a staging or pending node's backing file. */
-static int open_node(fuse_ino_t ino, struct fuse_file_info *fi,
+int snap_file_open_node(fuse_ino_t ino, struct fuse_file_info *fi,
 		     struct snap_handle **out)
 {
 	struct snap_handle *h;
@@ -270,11 +172,8 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	struct snap_handle *h = NULL;
 	int rc;
 
-	switch (ino) {
-	case SNAP_INO_ROOT:
-	case SNAP_INO_SNAPDIR:
-	case SNAP_INO_META:
-	case SNAP_INO_RESTORE:
+	switch (snap_ino_is_dir(ino) ? SNAP_INO_ROOT : ino) {
+	case SNAP_INO_ROOT:             /* and every fixed directory */
 		rc = -EISDIR;
 		break;
 	case SNAP_INO_CURRENT:
@@ -305,7 +204,7 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 		} else if (snap_ino_is_snapshot(ino))
 			rc = open_snapshot(snap_ino_snapshot_id(ino), fi, &h);
 		else
-			rc = open_node(ino, fi, &h);
+			rc = snap_file_open_node(ino, fi, &h);
 	}
 	if (rc != 0) {
 		if (h)
@@ -316,163 +215,6 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	snap_handle_set(fi, h);
 	if (fuse_reply_open(req, fi) != 0)
 		snap_handle_release(h, 0);  /* interrupted: never released */
-}
-
-/* Reply to a create with node n open in handle h. */
-static void reply_create(fuse_req_t req, struct fuse_file_info *fi,
-			 struct snap_handle *h, const struct stat *st,
-			 int is_node)
-{
-	struct fuse_entry_param e;
-
-	snap_attr_entry(&e, st, 0, 0);
-	snap_handle_set(fi, h);
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		snap_handle_release(h, 0);  /* interrupted: never released */
-		if (is_node)
-			snap_node_forget(st->st_ino, 1);
-	}
-}
-
-/* Create current.db after an unlink: a staged replace. */
-static void create_current(fuse_req_t req, struct fuse_file_info *fi)
-{
-	struct snap_handle *h = snap_handle_new(SNAP_H_UPLOAD);
-	struct stat st;
-	int rc;
-
-	if (!h) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	pthread_mutex_lock(&snap_fs.lock);
-	snap_fs.unlink_pid = 0;
-	pthread_mutex_unlock(&snap_fs.lock);
-	rc = snap_upload_begin(h);
-	if (rc != 0) {
-		snap_handle_free(h);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	if (snap_attr_current(&st) != 0) {
-		memset(&st, 0, sizeof(st));
-		st.st_ino = SNAP_INO_CURRENT;
-		st.st_mode = S_IFREG | 0600;
-		st.st_nlink = 1;
-	}
-	st.st_size = 0;
-	st.st_blocks = 0;
-	fi->direct_io = 1;
-	snap_attr_current_opened(h, fuse_req_ctx(req)->pid);
-	reply_create(req, fi, h, &st, 0);
-}
-
-/* Create a node (staging file in the root, request in snapshots/). */
-static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
-			mode_t mode, struct fuse_file_info *fi)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	enum snap_node_kind kind = parent == SNAP_INO_SNAPDIR ?
-		SNAP_NODE_PENDING : SNAP_NODE_STAGING;
-	struct snap_handle *h = NULL;
-	struct snap_node *n;
-	struct stat st;
-	double ttl;
-	int rc;
-
-	n = snap_node_find(parent, name, 0);
-	if (n) {
-		if (fi->flags & O_EXCL) {
-			fuse_reply_err(req, EEXIST);
-			return;
-		}
-		n = snap_node_find(parent, name, 1);
-		if (!n) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-	} else {
-		n = snap_node_create(kind, parent, name,
-				     kind == SNAP_NODE_PENDING ? 0644 :
-				     parent == SNAP_INO_RESTORE ?
-				     snap_restoredir_mode(mode) : mode,
-				     ctx->uid, ctx->gid);
-		if (!n) {
-			rc = errno;
-			snap_log(LOG_ERR, "creating staging file for \"%s\": %s",
-				 name, strerror(rc));
-			fuse_reply_err(req, rc);
-			return;
-		}
-	}
-	rc = open_node(n->ino, fi, &h);
-	if (rc == 0)
-		rc = snap_attr_of(n->ino, &st, &ttl);
-	if (rc != 0) {
-		if (h)
-			snap_handle_release(h, 0);
-		snap_node_forget(n->ino, 1);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	reply_create(req, fi, h, &st, 1);
-}
-
-/* CREATE: current.db after an unlink is an upload; another name in the
- * root a staging file; a name in snapshots/ a snapshot request. */
-void snap_ll_create(fuse_req_t req, fuse_ino_t parent,
-			   const char *name, mode_t mode,
-			   struct fuse_file_info *fi)
-{
-	if (parent == SNAP_INO_ROOT) {
-		if (strcmp(name, SNAP_NAME_CURRENT) == 0) {
-			create_current(req, fi);
-			return;
-		}
-		if (snap_rootdir_ino(name)) {
-			fuse_reply_err(req, EEXIST);
-			return;
-		}
-		if (snap_trashdir_name(name, NULL)) {
-			fuse_reply_err(req, EPERM);   /* a trash is a dir */
-			return;
-		}
-		create_node(req, parent, name, mode, fi);
-		return;
-	}
-	if (parent == SNAP_INO_RESTORE) {
-		/* A file to restore, or a tool's temporary file. */
-		create_node(req, parent, name, mode, fi);
-		return;
-	}
-	if (snap_ino_is_trash(parent)) {
-		/* GLib's .trashinfo (trash.c); private like the store. */
-		int rc = snap_trashdir_may_create(parent, name);
-
-		if (rc != 0)
-			fuse_reply_err(req, -rc);
-		else
-			create_node(req, parent, name, 0600, fi);
-		return;
-	}
-	if (parent == SNAP_INO_SNAPDIR) {
-		snap_info si;
-		if (strcmp(name, SNAP_NAME_LATEST) == 0 ||
-		    snap_attr_by_name(name, &si) == 0) {
-			fuse_reply_err(req, EEXIST);
-			return;
-		}
-		/* SQLite's side files and GIO's temporary copies are never
-		 * snapshot requests (engine/PITFALLS.md 20). */
-		if (snap_name_is_sidefile(name) ||
-		    strncmp(name, ".goutputstream-", 15) == 0) {
-			fuse_reply_err(req, EROFS);
-			return;
-		}
-		create_node(req, parent, name, mode, fi);
-		return;
-	}
-	fuse_reply_err(req, parent == SNAP_INO_META ? EACCES : ENOTDIR);
 }
 
 /* Reply with size bytes of fd at off, by splice where the kernel can. */
@@ -561,6 +303,7 @@ static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 	}
 }
 
+/* READ: the bytes of the handle fi names. */
 void snap_ll_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
@@ -614,6 +357,7 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* WRITE: into the handle fi names (staging, upload, session, request). */
 void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			  size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -682,6 +426,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 	}
 }
 
+/* FLUSH: apply what the handle wrote; close()'s verdict. */
 void snap_ll_flush(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
@@ -741,6 +486,7 @@ void snap_handle_release(struct snap_handle *h, int apply)
 		snap_node_close(node);
 }
 
+/* At shutdown: release every handle the kernel never released. */
 void snap_handle_free_all(void)
 {
 	struct snap_handle *h;
@@ -755,6 +501,7 @@ void snap_handle_free_all(void)
 	}
 }
 
+/* RELEASE: give back what the handle holds (late bytes still applied). */
 void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
@@ -766,6 +513,7 @@ void snap_ll_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* FSYNC: nothing to do; staged bytes are made durable by the restore. */
 void snap_ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 			  struct fuse_file_info *fi)
 {

@@ -40,6 +40,7 @@
 /* Nodes unreferenced under the lock, freed by snap_node_reap (fs->lock). */
 static struct snap_node *node_graveyard;
 
+/* 1 when name ends in -journal, -wal or -shm. */
 int snap_name_is_sidefile(const char *name)
 {
 	static const char *const sfx[] = { "-journal", "-wal", "-shm" };
@@ -78,6 +79,7 @@ static void node_free(struct snap_node *n)
 	free(n);
 }
 
+/* Free the nodes left unreferenced under the lock, deleting their files. */
 void snap_node_reap(void)
 {
 	struct snap_node *n, *next;
@@ -92,6 +94,7 @@ void snap_node_reap(void)
 	}
 }
 
+/* Create and link a node with its backing file; NULL with errno set. */
 struct snap_node *snap_node_create(enum snap_node_kind kind,
 				   fuse_ino_t parent, const char *name,
 				   mode_t mode, uid_t uid, gid_t gid)
@@ -146,36 +149,45 @@ struct snap_node *snap_node_create(enum snap_node_kind kind,
 	return n;
 }
 
+/* The linked node called name in parent, or NULL (fs->lock held). */
+static struct snap_node *node_find_locked(fuse_ino_t parent, const char *name)
+{
+	struct snap_node *n;
+
+	for (n = snap_fs.nodes; n; n = n->next)
+		if (n->linked && n->parent == parent &&
+		    strcmp(n->name, name) == 0)
+			break;
+	return n;
+}
+
+/* The linked node called name in parent (a lookup reference with ref). */
 struct snap_node *snap_node_find(fuse_ino_t parent, const char *name, int ref)
 {
 	struct snap_node *n;
 
 	pthread_mutex_lock(&snap_fs.lock);
-	for (n = snap_fs.nodes; n; n = n->next)
-		if (n->linked && n->parent == parent &&
-		    strcmp(n->name, name) == 0)
-			break;
+	n = node_find_locked(parent, name);
 	if (n && ref)
 		n->nlookup++;
 	pthread_mutex_unlock(&snap_fs.lock);
 	return n;
 }
 
+/* The linked node called name in parent, with an open reference. */
 struct snap_node *snap_node_find_open(fuse_ino_t parent, const char *name)
 {
 	struct snap_node *n;
 
 	pthread_mutex_lock(&snap_fs.lock);
-	for (n = snap_fs.nodes; n; n = n->next)
-		if (n->linked && n->parent == parent &&
-		    strcmp(n->name, name) == 0)
-			break;
+	n = node_find_locked(parent, name);
 	if (n)
 		n->nopen++;
 	pthread_mutex_unlock(&snap_fs.lock);
 	return n;
 }
 
+/* The node numbered ino, or NULL (fs->lock held, no reference). */
 struct snap_node *snap_node_get_locked(fuse_ino_t ino)
 {
 	struct snap_node *n;
@@ -186,11 +198,13 @@ struct snap_node *snap_node_get_locked(fuse_ino_t ino)
 	return NULL;
 }
 
+/* Add count lookup references (the kernel got entries). */
 void snap_node_lookup_locked(struct snap_node *n, uint64_t count)
 {
 	n->nlookup += count;
 }
 
+/* FORGET: drop nlookup of the kernel's references; free what is unused. */
 void snap_node_forget(fuse_ino_t ino, uint64_t nlookup)
 {
 	struct snap_node *n;
@@ -205,11 +219,13 @@ void snap_node_forget(fuse_ino_t ino, uint64_t nlookup)
 	snap_node_reap();
 }
 
+/* Add an open reference (fs->lock held). */
 void snap_node_open_locked(struct snap_node *n)
 {
 	n->nopen++;
 }
 
+/* Drop an open reference; free the node when nothing keeps it. */
 void snap_node_close(struct snap_node *n)
 {
 	pthread_mutex_lock(&snap_fs.lock);
@@ -220,12 +236,14 @@ void snap_node_close(struct snap_node *n)
 	snap_node_reap();
 }
 
+/* Take the node out of its directory (fs->lock held). */
 void snap_node_unlink_locked(struct snap_node *n)
 {
 	n->linked = 0;
 	node_maybe_free_locked(n);
 }
 
+/* Rename within its directory, unlinking a node already called newname. */
 void snap_node_rename_locked(struct snap_node *n, const char *newname)
 {
 	struct snap_node *o, *next;
@@ -239,6 +257,7 @@ void snap_node_rename_locked(struct snap_node *n, const char *newname)
 	snprintf(n->name, sizeof(n->name), "%s", newname);
 }
 
+/* Rename the node called name in parent; 0 or -ENOENT. */
 int snap_node_rename(fuse_ino_t parent, const char *name,
 		     const char *newname)
 {
@@ -257,6 +276,7 @@ int snap_node_rename(fuse_ino_t parent, const char *name,
 	return rc;
 }
 
+/* Call fn on every linked node of parent (fs->lock held). */
 void snap_node_foreach_locked(fuse_ino_t parent,
 			      void (*fn)(struct snap_node *, void *),
 			      void *ctx)
@@ -268,6 +288,7 @@ void snap_node_foreach_locked(fuse_ino_t parent,
 			fn(n, ctx);
 }
 
+/* Free every node and delete every backing file (shutdown). */
 void snap_node_free_all(void)
 {
 	struct snap_node *n, *next;
@@ -283,6 +304,7 @@ void snap_node_free_all(void)
 	snap_node_reap();
 }
 
+/* A staging node's attributes: its backing file's size and times. */
 int snap_node_stat(struct snap_node *n, struct stat *st)
 {
 	struct stat b;

@@ -29,6 +29,8 @@ void snap_log_setup(int foreground, int debug)
 		openlog("snapfs", LOG_PID, LOG_DAEMON);
 }
 
+/* Log once: stderr when foreground, syslog otherwise; LOG_DEBUG only
+ * with -d. */
 void snap_log(int prio, const char *fmt, ...)
 {
 	char line[2048];

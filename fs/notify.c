@@ -107,6 +107,8 @@ static void notify_send(struct snap_notify *n, const struct notify_item *it)
 			 (unsigned long long)it->ino, strerror(-rc));
 }
 
+/* The notifier thread: send the queued invalidations, honouring busy
+ * directories. */
 static void *notify_main(void *arg)
 {
 	struct snap_notify *n = arg;
@@ -137,6 +139,7 @@ static void *notify_main(void *arg)
 	return NULL;
 }
 
+/* Start the notifier thread; 0 or -errno. */
 int snap_notify_start(struct fuse_session *se, struct snap_notify **out)
 {
 	struct snap_notify *n = calloc(1, sizeof(*n));
@@ -160,6 +163,7 @@ int snap_notify_start(struct fuse_session *se, struct snap_notify **out)
 	return 0;
 }
 
+/* Stop and join the notifier, dropping what is still queued. */
 void snap_notify_stop(struct snap_notify *n)
 {
 	struct notify_item *it;
@@ -182,6 +186,7 @@ void snap_notify_stop(struct snap_notify *n)
 	free(n);
 }
 
+/* A handler runs with dir locked by the kernel: hold its invalidations. */
 void snap_notify_dir_begin(struct snap_notify *n, fuse_ino_t dir)
 {
 	if (!n || dir >= NOTIFY_DIRS)
@@ -191,6 +196,7 @@ void snap_notify_dir_begin(struct snap_notify *n, fuse_ino_t dir)
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* The handler on dir replied: its held invalidations may go. */
 void snap_notify_dir_end(struct snap_notify *n, fuse_ino_t dir)
 {
 	if (!n || dir >= NOTIFY_DIRS)
@@ -229,23 +235,27 @@ static void notify_push(struct snap_notify *n, enum notify_type type,
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* Queue "forget the kernel's dentry parent/name". */
 void snap_notify_entry(struct snap_notify *n, fuse_ino_t parent,
 		       const char *name)
 {
 	notify_push(n, NOTIFY_ENTRY, parent, 0, name);
 }
 
+/* Queue "parent/name, which named child, is deleted". */
 void snap_notify_delete(struct snap_notify *n, fuse_ino_t parent,
 			fuse_ino_t child, const char *name)
 {
 	notify_push(n, NOTIFY_DELETE, parent, child, name);
 }
 
+/* Queue "forget the kernel's attributes and data of ino". */
 void snap_notify_inode(struct snap_notify *n, fuse_ino_t ino)
 {
 	notify_push(n, NOTIFY_INODE, ino, 0, NULL);
 }
 
+/* Both, for current.db after a restore or an upload. */
 void snap_notify_current(struct snap_notify *n)
 {
 	snap_notify_inode(n, SNAP_INO_CURRENT);

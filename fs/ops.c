@@ -1,8 +1,9 @@
 /*
  * fs/ops.c — the one table of FUSE low-level operations snapfs answers,
- * and the operations on inodes: lookup, forget, getattr, setattr,
- * readlink, the read-only xattrs, statfs, init.  Open files are in file.c,
- * names and listings in dir.c, attributes in attr.c.
+ * and the operations on inodes: lookup, forget, getattr, readlink, the
+ * read-only xattrs, statfs, init.  Open files are in file.c, names and
+ * listings in dir.c, attributes in attr.c and getattr.c, setattr in
+ * setattr.c.
  *
  * The tree (fs/DESIGN.md §1):
  *
@@ -13,7 +14,7 @@
  *                      opens read a consistent image; O_TRUNC/create = staged
  *                      replace; read-write = edit session; rename onto it =
  *                      verified restore; unlink never deletes it; chmod and
- *                      chown EPERM (setattr_current_owner)
+ *                      chown EPERM (setattr.c)
  *   /snapshots/        one entry per snapshot (catalog only) + latest.db;
  *                      create = take or import, unlink = delete, rename =
  *                      exactly the name typed, everything else EROFS/EPERM
@@ -72,28 +73,38 @@ static void reply_entry(fuse_req_t req, const struct fuse_entry_param *e,
 		snap_node_forget(e->ino, 1);
 }
 
+/* Reply to a lookup with the entry of st (rc 0, lifetimes 0) or the error
+ * rc; node: the node st describes, whose lookup reference is dropped when
+ * the kernel does not get it (0: none). */
+static void reply_stat_entry(fuse_req_t req, int rc, const struct stat *st,
+			     fuse_ino_t node)
+{
+	struct fuse_entry_param e;
+
+	if (rc != 0) {
+		if (node)
+			snap_node_forget(node, 1);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	snap_attr_entry(&e, st, 0, 0);
+	reply_entry(req, &e, node != 0);
+}
+
 /* Look up a linked node and reply with it (one lookup reference). */
 static int lookup_node(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fuse_entry_param e;
 	struct snap_node *n = snap_node_find(parent, name, 1);
 	struct stat st;
 	double ttl;
-	int rc;
 
 	if (!n)
 		return 0;
-	rc = snap_attr_of(n->ino, &st, &ttl);
-	if (rc != 0) {
-		snap_node_forget(n->ino, 1);
-		fuse_reply_err(req, -rc);
-		return 1;
-	}
-	snap_attr_entry(&e, &st, 0, 0);
-	reply_entry(req, &e, 1);
+	reply_stat_entry(req, snap_attr_of(n->ino, &st, &ttl), &st, n->ino);
 	return 1;
 }
 
+/* LOOKUP: the fixed names, snapshots, nodes and the trash. */
 static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			   const char *name)
 {
@@ -111,12 +122,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			}
 			rc = snap_attr_current_req(fuse_req_ctx(req)->pid,
 						   NULL, &st);
-			if (rc != 0) {
-				fuse_reply_err(req, -rc);
-				return;
-			}
-			snap_attr_entry(&e, &st, 0, 0);
-			reply_entry(req, &e, 0);
+			reply_stat_entry(req, rc, &st, 0);
 			return;
 		}
 		if (snap_rootdir_ino(name)) {
@@ -151,13 +157,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		rc = snap_attr_of(ino, &st, &ttl);
-		if (rc != 0) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		snap_attr_entry(&e, &st, 0, 0);
-		reply_entry(req, &e, 0);
+		reply_stat_entry(req, snap_attr_of(ino, &st, &ttl), &st, 0);
 		return;
 	}
 	if (parent == SNAP_INO_RESTORE) {
@@ -184,12 +184,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	}
 	if (strcmp(name, SNAP_NAME_LATEST) == 0) {
 		rc = snap_attr_of(SNAP_INO_LATEST, &st, &ttl);
-		if (rc != 0) {
-			fuse_reply_err(req, -rc);
-			return;
-		}
-		snap_attr_entry(&e, &st, 0, 0);
-		reply_entry(req, &e, 0);
+		reply_stat_entry(req, rc, &st, 0);
 		return;
 	}
 	if (lookup_node(req, parent, name))
@@ -206,6 +201,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	reply_entry(req, &e, 0);
 }
 
+/* FORGET: the kernel drops nlookup references to ino. */
 static void snap_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	if (ino >= SNAP_INO_NODE_BASE)
@@ -213,6 +209,7 @@ static void snap_ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 	fuse_reply_none(req);
 }
 
+/* BATCH_FORGET: FORGET for each inode of the batch. */
 static void snap_ll_forget_multi(fuse_req_t req, size_t count,
 				 struct fuse_forget_data *forgets)
 {
@@ -224,6 +221,8 @@ static void snap_ll_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
+/* GETATTR: through the handle when given, else as the asking process
+ * sees it. */
 static void snap_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 			    struct fuse_file_info *fi)
 {
@@ -245,203 +244,7 @@ static void snap_ll_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &st, ttl);
 }
 
-/* Truncation of current.db through a handle: an upload is cut, a session
- * copy is cut (to zero: the handle becomes an upload — GIO's fallback). */
-static int setattr_current_size(struct snap_handle *h, off_t size)
-{
-	int rc = 0;
-
-	if (!h) {
-		snap_log(LOG_INFO, "truncate of current.db refused: an empty "
-			 "or cut database is not a database; copy a database "
-			 "onto current.db instead");
-		return -EINVAL;
-	}
-	pthread_mutex_lock(&h->lock);
-	switch (h->kind) {
-	case SNAP_H_UPLOAD:
-		if (ftruncate(h->fd, size) != 0)
-			rc = -errno;
-		else
-			h->dirty = 1;
-		break;
-	case SNAP_H_SESSION:
-		if (size == 0) {
-			rc = snap_session_to_upload(h);
-			if (rc == 0)
-				h->dirty = 1;
-			break;
-		}
-		rc = snap_session_ready(h);
-		if (rc == 0 && ftruncate(h->fd, size) != 0)
-			rc = -errno;
-		if (rc == 0)
-			snap_session_wrote(h);
-		break;
-	default:
-		rc = -EBADF;
-	}
-	pthread_mutex_unlock(&h->lock);
-	return rc;
-}
-
-/*
- * chmod and chown of current.db.  The live file's mode and owner decide who
- * may read and write the database; they belong to its administrator, and
- * the mount never changes them as a side effect.  A restore keeps them, and
- * the tools that copy a file onto current.db then set the *source's* mode
- * on it: cp -p and mv from another filesystem while their upload is open,
- * rsync --inplace -p right after its close, gio copy by path after its
- * rename (which no handle announces).  Applying those would hand the live
- * database the mode of whatever was restored — a snapshot's 0400 would
- * make it read-only for its application.  So:
- *   - from the process writing current.db (an upload or edit session open,
- *     or closed a moment ago): the copy's mode, accepted and ignored;
- *   - no change to what the live file has: nothing to do;
- *   - anything else: EPERM, with the real path to change in the log.
- */
-static int setattr_current_owner(pid_t pid, const struct stat *attr,
-				 int to_set)
-{
-	struct stat live;
-	int change = 0, rc;
-
-	to_set &= FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID;
-	if (!to_set || snap_attr_current_writer(pid))
-		return 0;
-	rc = snap_live_stat(snap_fs.live, &live);
-	if (rc != 0)
-		return rc;
-	if ((to_set & FUSE_SET_ATTR_MODE) &&
-	    (attr->st_mode & 07777) != (live.st_mode & 07777))
-		change = 1;
-	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != live.st_uid)
-		change = 1;
-	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != live.st_gid)
-		change = 1;
-	if (!change)
-		return 0;
-	snap_log(LOG_INFO, "%s of current.db refused: the live database's "
-		 "mode and owner belong to its administrator (change them on "
-		 "%s itself); restores through the mount keep them",
-		 (to_set & FUSE_SET_ATTR_MODE) ? "chmod" : "chown",
-		 snap_fs.db_path);
-	return -EPERM;
-}
-
-static int setattr_node(fuse_ino_t ino, struct stat *attr, int to_set,
-			struct snap_handle *h)
-{
-	struct snap_node *n;
-	char path[PATH_MAX];
-	int pending, committed, rc = 0;
-	/* A file in restore/ is never wider than the live database (asked
-	 * before fs->lock: it stats the live file). */
-	mode_t rmode = (to_set & FUSE_SET_ATTR_MODE) ?
-		       snap_restoredir_mode(attr->st_mode) : 0;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	n = snap_node_get_locked(ino);
-	if (!n) {
-		pthread_mutex_unlock(&snap_fs.lock);
-		return -ENOENT;
-	}
-	pending = n->kind == SNAP_NODE_PENDING;
-	committed = pending && n->snap_id > 0;
-	if (!pending) {
-		if (to_set & FUSE_SET_ATTR_MODE)
-			n->mode = S_IFREG | (n->parent == SNAP_INO_RESTORE ?
-					     rmode : (attr->st_mode & 07777));
-		if (to_set & FUSE_SET_ATTR_UID)
-			n->uid = attr->st_uid;
-		if (to_set & FUSE_SET_ATTR_GID)
-			n->gid = attr->st_gid;
-	}
-	snprintf(path, sizeof(path), "%s", n->path);
-	pthread_mutex_unlock(&snap_fs.lock);
-
-	if (to_set & FUSE_SET_ATTR_SIZE) {
-		if (committed && !(h && h->kind == SNAP_H_PENDING))
-			return -EROFS;
-		if (h && h->fd >= 0) {
-			pthread_mutex_lock(&h->lock);
-			rc = ftruncate(h->fd, attr->st_size) ? -errno : 0;
-			if (rc == 0 && h->kind == SNAP_H_PENDING)
-				snap_pending_wrote(h);
-			else if (rc == 0 && h->kind == SNAP_H_RESTORE)
-				h->dirty = 1;
-			pthread_mutex_unlock(&h->lock);
-		} else {
-			rc = truncate(path, attr->st_size) ? -errno : 0;
-			if (rc == 0 && pending) {
-				/* New bytes for the request's next close. */
-				pthread_mutex_lock(&snap_fs.lock);
-				n = snap_node_get_locked(ino);
-				if (n)
-					n->dirty = 1;
-				pthread_mutex_unlock(&snap_fs.lock);
-			}
-		}
-		if (rc != 0)
-			return rc;
-	}
-	if (!pending && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
-		struct timespec ts[2];
-		ts[0].tv_nsec = ts[1].tv_nsec = UTIME_OMIT;
-		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-			ts[0].tv_nsec = UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_ATIME)
-			ts[0] = attr->st_atim;
-		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-			ts[1].tv_nsec = UTIME_NOW;
-		else if (to_set & FUSE_SET_ATTR_MTIME)
-			ts[1] = attr->st_mtim;
-		if (utimensat(AT_FDCWD, path, ts, 0) != 0)
-			return -errno;
-	}
-	/* A snapshot request ignores modes and times (touch, cp -p). */
-	return 0;
-}
-
-static void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
-			    struct stat *attr, int to_set,
-			    struct fuse_file_info *fi)
-{
-	struct snap_handle *h = snap_handle_get(fi);
-	struct stat st;
-	double ttl = 0;
-	int rc = 0;
-
-	if (fi && !h) {
-		rc = -EBADF;
-	} else if (ino == SNAP_INO_CURRENT) {
-		pid_t pid = fuse_req_ctx(req)->pid;
-
-		rc = setattr_current_owner(pid, attr, to_set);
-		if (rc == 0 && (to_set & FUSE_SET_ATTR_SIZE))
-			rc = setattr_current_size(h, attr->st_size);
-		/* Times of the live file are its applications': accepted
-		 * and ignored, so cp -p, mv, rsync and GIO finish. */
-		if (rc == 0)
-			rc = snap_attr_current_req(pid, h, &st);
-	} else if (snap_ino_is_snapshot(ino) || ino == SNAP_INO_LATEST) {
-		rc = -EROFS;
-	} else if (snap_ino_is_trash(ino)) {
-		rc = snap_trashdir_setattr(ino, attr, to_set, &st, &ttl);
-	} else if (ino < SNAP_INO_NODE_BASE) {
-		rc = -EPERM;
-	} else {
-		rc = setattr_node(ino, attr, to_set, h);
-		if (rc == 0)
-			rc = snap_attr_of(ino, &st, &ttl);
-	}
-	if (rc != 0)
-		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_attr(req, &st, ttl);
-	snap_handle_put(h);
-}
-
+/* READLINK: latest.db names the newest snapshot. */
 static void snap_ll_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	snap_info si;
@@ -497,6 +300,7 @@ static int xattr_value(const snap_info *si, const char *key, char **out)
 	return *out ? 0 : -ENOMEM;
 }
 
+/* GETXATTR: a snapshot's user.snapfs.* attributes from the catalog. */
 static void snap_ll_getxattr(fuse_req_t req, fuse_ino_t ino,
 			     const char *name, size_t size)
 {
@@ -527,6 +331,7 @@ static void snap_ll_getxattr(fuse_req_t req, fuse_ino_t ino,
 	free(value);
 }
 
+/* LISTXATTR: the names of a snapshot's user.snapfs.* attributes. */
 static void snap_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	char buf[512];
@@ -547,6 +352,7 @@ static void snap_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_buf(req, buf, len);
 }
 
+/* SETXATTR: refused (EROFS on a snapshot, ENOTSUP elsewhere). */
 static void snap_ll_setxattr(fuse_req_t req, fuse_ino_t ino,
 			     const char *name, const char *value,
 			     size_t size, int flags)
@@ -558,6 +364,7 @@ static void snap_ll_setxattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, xattr_snapshot(ino) ? EROFS : ENOTSUP);
 }
 
+/* REMOVEXATTR: refused (EROFS on a snapshot, ENOTSUP elsewhere). */
 static void snap_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
 				const char *name)
 {
@@ -565,6 +372,7 @@ static void snap_ll_removexattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, xattr_snapshot(ino) ? EROFS : ENOTSUP);
 }
 
+/* STATFS: the store's filesystem. */
 static void snap_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
@@ -578,6 +386,7 @@ static void snap_ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* INIT: the capabilities the daemon asks of the kernel. */
 static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -603,6 +412,7 @@ static void snap_ll_init(void *userdata, struct fuse_conn_info *conn)
 #define DIROP_BUSY(dir) snap_notify_dir_begin(snap_fs.notify, (dir))
 #define DIROP_DONE(dir) snap_notify_dir_end(snap_fs.notify, (dir))
 
+/* LOOKUP with its directory marked busy for the notifier. */
 static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	DIROP_BUSY(parent);
@@ -610,6 +420,7 @@ static void dirop_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	DIROP_DONE(parent);
 }
 
+/* READDIR with its directory marked busy for the notifier. */
 static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			  off_t off, struct fuse_file_info *fi)
 {
@@ -618,6 +429,7 @@ static void dirop_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 	DIROP_DONE(ino);
 }
 
+/* READDIRPLUS with its directory marked busy for the notifier. */
 static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			      off_t off, struct fuse_file_info *fi)
 {
@@ -626,6 +438,7 @@ static void dirop_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 	DIROP_DONE(ino);
 }
 
+/* CREATE with its directory marked busy for the notifier. */
 static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 mode_t mode, struct fuse_file_info *fi)
 {
@@ -634,6 +447,7 @@ static void dirop_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	DIROP_DONE(parent);
 }
 
+/* UNLINK with its directory marked busy for the notifier. */
 static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	DIROP_BUSY(parent);
@@ -641,6 +455,7 @@ static void dirop_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	DIROP_DONE(parent);
 }
 
+/* RENAME with both directories marked busy for the notifier. */
 static void dirop_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			 fuse_ino_t newparent, const char *newname,
 			 unsigned int flags)

@@ -56,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anchor.h"
 #include "fs.h"
 
 #define PEEK_VFS "snapfs-peek"
@@ -87,6 +88,7 @@ static sqlite3_vfs peek_vfs;
 static pthread_once_t peek_once = PTHREAD_ONCE_INIT;
 static int peek_registered;          /* SQLITE_OK once registered */
 
+/* 1 when a read of amt bytes is a whole page (a power of two, 512..65536). */
 static int peek_is_page(int amt)
 {
 	return amt >= PEEK_UNIT && amt <= 65536 && (amt & (amt - 1)) == 0;
@@ -147,57 +149,68 @@ static int peek_close(sqlite3_file *f)
 	return REAL(f)->pMethods->xClose(REAL(f));
 }
 
+/* xWrite: forwarded. */
 static int peek_write(sqlite3_file *f, const void *buf, int amt,
 		      sqlite3_int64 off)
 {
 	return REAL(f)->pMethods->xWrite(REAL(f), buf, amt, off);
 }
 
+/* xTruncate: forwarded. */
 static int peek_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
 	return REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
+/* xSync: forwarded. */
 static int peek_sync(sqlite3_file *f, int flags)
 {
 	return REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
+/* xFileSize: forwarded. */
 static int peek_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
 	return REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
+/* xLock: forwarded. */
 static int peek_lock(sqlite3_file *f, int level)
 {
 	return REAL(f)->pMethods->xLock(REAL(f), level);
 }
 
+/* xUnlock: forwarded. */
 static int peek_unlock(sqlite3_file *f, int level)
 {
 	return REAL(f)->pMethods->xUnlock(REAL(f), level);
 }
 
+/* xCheckReservedLock: forwarded. */
 static int peek_check_reserved(sqlite3_file *f, int *out)
 {
 	return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
 }
 
+/* xFileControl: forwarded. */
 static int peek_file_control(sqlite3_file *f, int op, void *arg)
 {
 	return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
 
+/* xSectorSize: forwarded. */
 static int peek_sector_size(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xSectorSize(REAL(f));
 }
 
+/* xDeviceCharacteristics: forwarded. */
 static int peek_device_chars(sqlite3_file *f)
 {
 	return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
 }
 
+/* xShmMap: forwarded (an error for a file without shared memory). */
 static int peek_shm_map(sqlite3_file *f, int pg, int pgsz, int extend,
 			void volatile **pp)
 {
@@ -206,6 +219,7 @@ static int peek_shm_map(sqlite3_file *f, int pg, int pgsz, int extend,
 	return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
 }
 
+/* xShmLock: forwarded (an error for a file without shared memory). */
 static int peek_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 {
 	if (REAL(f)->pMethods->iVersion < 2)
@@ -213,12 +227,14 @@ static int peek_shm_lock(sqlite3_file *f, int offset, int n, int flags)
 	return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
 }
 
+/* xShmBarrier: forwarded. */
 static void peek_shm_barrier(sqlite3_file *f)
 {
 	if (REAL(f)->pMethods->iVersion >= 2)
 		REAL(f)->pMethods->xShmBarrier(REAL(f));
 }
 
+/* xShmUnmap: forwarded. */
 static int peek_shm_unmap(sqlite3_file *f, int delete_flag)
 {
 	if (REAL(f)->pMethods->iVersion < 2)
@@ -236,6 +252,7 @@ static int peek_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 	return SQLITE_OK;
 }
 
+/* xUnfetch: nothing was mapped. */
 static int peek_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
 {
 	(void)f;
@@ -299,83 +316,9 @@ static int peek_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	return SQLITE_OK;
 }
 
-/* The VFS-level calls forward to the default VFS. */
-static int peek_delete(sqlite3_vfs *vfs, const char *name, int sync_dir)
-{
-	(void)vfs;
-	return peek_orig->xDelete(peek_orig, name, sync_dir);
-}
-
-static int peek_access(sqlite3_vfs *vfs, const char *name, int flags,
-		       int *out)
-{
-	(void)vfs;
-	return peek_orig->xAccess(peek_orig, name, flags, out);
-}
-
-static int peek_full_pathname(sqlite3_vfs *vfs, const char *name, int n,
-			      char *out)
-{
-	(void)vfs;
-	return peek_orig->xFullPathname(peek_orig, name, n, out);
-}
-
-static void *peek_dlopen(sqlite3_vfs *vfs, const char *name)
-{
-	(void)vfs;
-	return peek_orig->xDlOpen(peek_orig, name);
-}
-
-static void peek_dlerror(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	peek_orig->xDlError(peek_orig, n, out);
-}
-
-static void (*peek_dlsym(sqlite3_vfs *vfs, void *h, const char *sym))(void)
-{
-	(void)vfs;
-	return peek_orig->xDlSym(peek_orig, h, sym);
-}
-
-static void peek_dlclose(sqlite3_vfs *vfs, void *h)
-{
-	(void)vfs;
-	peek_orig->xDlClose(peek_orig, h);
-}
-
-static int peek_randomness(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return peek_orig->xRandomness(peek_orig, n, out);
-}
-
-static int peek_sleep(sqlite3_vfs *vfs, int us)
-{
-	(void)vfs;
-	return peek_orig->xSleep(peek_orig, us);
-}
-
-static int peek_current_time(sqlite3_vfs *vfs, double *out)
-{
-	(void)vfs;
-	return peek_orig->xCurrentTime(peek_orig, out);
-}
-
-static int peek_last_error(sqlite3_vfs *vfs, int n, char *out)
-{
-	(void)vfs;
-	return peek_orig->xGetLastError(peek_orig, n, out);
-}
-
-static int peek_current_time64(sqlite3_vfs *vfs, sqlite3_int64 *out)
-{
-	(void)vfs;
-	if (peek_orig->iVersion >= 2 && peek_orig->xCurrentTimeInt64)
-		return peek_orig->xCurrentTimeInt64(peek_orig, out);
-	return SQLITE_ERROR;
-}
-
+/* The shim over the default VFS: the engine's forwarding VFS
+ * (engine/anchor.h) with peek_open as its xOpen and room for the shim's
+ * header before every real file. */
 static void peek_register(void)
 {
 	peek_orig = sqlite3_vfs_find(NULL);
@@ -383,23 +326,9 @@ static void peek_register(void)
 		peek_registered = SQLITE_ERROR;
 		return;
 	}
-	peek_vfs.iVersion = 2;
+	snap_anchor_forward_init(&peek_vfs, peek_orig, PEEK_VFS);
 	peek_vfs.szOsFile = (int)PEEK_HDR + peek_orig->szOsFile;
-	peek_vfs.mxPathname = peek_orig->mxPathname;
-	peek_vfs.zName = PEEK_VFS;
 	peek_vfs.xOpen = peek_open;
-	peek_vfs.xDelete = peek_delete;
-	peek_vfs.xAccess = peek_access;
-	peek_vfs.xFullPathname = peek_full_pathname;
-	peek_vfs.xDlOpen = peek_orig->xDlOpen ? peek_dlopen : NULL;
-	peek_vfs.xDlError = peek_orig->xDlError ? peek_dlerror : NULL;
-	peek_vfs.xDlSym = peek_orig->xDlSym ? peek_dlsym : NULL;
-	peek_vfs.xDlClose = peek_orig->xDlClose ? peek_dlclose : NULL;
-	peek_vfs.xRandomness = peek_randomness;
-	peek_vfs.xSleep = peek_sleep;
-	peek_vfs.xCurrentTime = peek_current_time;
-	peek_vfs.xGetLastError = peek_last_error;
-	peek_vfs.xCurrentTimeInt64 = peek_current_time64;
 	peek_registered = sqlite3_vfs_register(&peek_vfs, 0);
 }
 
@@ -473,6 +402,7 @@ static void peek_close_db(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* Begin a read transaction on path and record its size and first pages. */
 int snap_peek_begin(const char *path, size_t max_head,
 		    struct snap_peek **held, struct snap_peek_head *h,
 		    snap_err *err)
@@ -583,11 +513,13 @@ out:
 	return rc;
 }
 
+/* The peek's connection, inside its read transaction. */
 sqlite3 *snap_peek_db(struct snap_peek *p)
 {
 	return p->db;
 }
 
+/* End the transaction, close the connection, free the peek (NULL is fine). */
 void snap_peek_end(struct snap_peek *p)
 {
 	if (!p)

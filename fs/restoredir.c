@@ -27,7 +27,7 @@
  *        in snapshots/.
  *
  * One restore path: every gesture ends in snap_apply_file or
- * snap_apply_snapshot (through snap_upload_flush or snap_dir_restore_from),
+ * snap_apply_snapshot (through snap_upload_flush or snap_apply_from),
  * the very calls a copy or rename onto current.db makes: the same
  * verification, safety snapshot, rollback, log lines and events ("restored
  * current.db from the file written to restore/X ...").  A refusal (not a
@@ -63,6 +63,8 @@
 
 #include "fs.h"
 
+/* A created file's mode: what was asked, never wider than the live
+ * database's. */
 mode_t snap_restoredir_mode(mode_t asked)
 {
 	struct stat live;
@@ -73,22 +75,13 @@ mode_t snap_restoredir_mode(mode_t asked)
 	return asked & cap;
 }
 
-mode_t snap_restoredir_dirmode(const struct stat *live)
-{
-	mode_t m = 0700;
-
-	if (live && (live->st_mode & S_IWGRP))
-		m |= 0070;
-	if (live && (live->st_mode & S_IWOTH))
-		m |= 0007;
-	return m;
-}
-
+/* 1 when name in restore/ is a staging name (a dot-name). */
 int snap_restoredir_is_staging(const char *name)
 {
 	return name[0] == '.';
 }
 
+/* A write handle on a plain name in restore/ becomes SNAP_H_RESTORE. */
 void snap_restoredir_opened(struct snap_handle *h, int flags)
 {
 	char name[NAME_MAX + 1];
@@ -124,6 +117,7 @@ static void restoredir_leave(struct snap_node *n, fuse_ino_t *gone,
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
+/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict. */
 int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 			  char *gone_name, size_t len)
 {
@@ -138,6 +132,7 @@ int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 	return rc;
 }
 
+/* RELEASE of a SNAP_H_RESTORE handle: late bytes applied, the name leaves. */
 void snap_restoredir_release(struct snap_handle *h, int apply)
 {
 	char name[NAME_MAX + 1];
@@ -172,6 +167,7 @@ static fuse_ino_t restoredir_source_node(fuse_ino_t parent, const char *name)
 	return ino;
 }
 
+/* RENAME from or into restore/: into a plain name restores the source. */
 void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
 			    const char *name, fuse_ino_t newparent,
 			    const char *newname, unsigned int flags)
@@ -209,7 +205,7 @@ void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
 	/* Onto a plain name: restore what is renamed. */
 	src = restoredir_source_node(parent, name);
 	snprintf(shown, sizeof(shown), "%s/%s", SNAP_NAME_RESTORE, newname);
-	rc = snap_dir_restore_from(parent, name, shown);
+	rc = snap_apply_from(parent, name, shown);
 	fuse_reply_err(req, -rc);
 	/* The kernel moved the source's dentry to restore/newname: that
 	 * name is gone, and the source's own name is looked up again.  A

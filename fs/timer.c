@@ -57,6 +57,7 @@ static struct snap_timer timer = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+/* Now on the monotonic clock, in nanoseconds. */
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -65,8 +66,10 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* ---- on_failure ------------------------------------------------------- */
+/* ---- on_failure --------------------------------------------------------- */
 
+/* The engine failed (an event): run on_failure with the event in its
+ * environment. */
 static void failure_hook(void *ctx, const struct snap_event *ev)
 {
 	const char *cmd = ctx;
@@ -135,11 +138,13 @@ out:
 
 /* ---- the tasks ---------------------------------------------------------- */
 
+/* The catalog changed: the watcher compares the listing now. */
 static void invalidate_snapshots(void)
 {
 	snap_watch_changed();
 }
 
+/* Take the automatic snapshot when due, then prune by the keep rules. */
 static void run_tick(void)
 {
 	snap_tick_result r;
@@ -160,6 +165,7 @@ static void run_tick(void)
 		invalidate_snapshots();
 }
 
+/* PRAGMA quick_check of the live database (and auto_recover). */
 static void run_check(void)
 {
 	snap_check_result r;
@@ -192,6 +198,7 @@ static void run_check(void)
 	}
 }
 
+/* Verify the next slice of stored snapshots. */
 static void run_verify(void)
 {
 	snap_scrub_result r;
@@ -206,6 +213,28 @@ static void run_verify(void)
 		snap_log(LOG_ERR, "verify: %s", err.msg);
 }
 
+/* A periodic job of the timer thread (timer.lock held): when *next
+ * (monotonic ns, 0 = none) is due, run job with the lock dropped and set
+ * the next run period later; else bring *wake forward to *next.  1 when
+ * the job ran. */
+static int run_due(int64_t now, int64_t *next, int64_t period,
+		   void (*job)(void), int64_t *wake)
+{
+	if (!*next)
+		return 0;
+	if (now < *next) {
+		if (*next < *wake)
+			*wake = *next;
+		return 0;
+	}
+	pthread_mutex_unlock(&timer.lock);
+	job();
+	pthread_mutex_lock(&timer.lock);
+	*next = mono_ns() + period;
+	return 1;
+}
+
+/* The timer thread: automatic snapshots, checks and verifies, each when due. */
 static void *timer_main(void *arg)
 {
 	int64_t next_check = 0, next_verify = 0;
@@ -235,26 +264,12 @@ static void *timer_main(void *arg)
 					wake = now + d;
 			}
 		}
-		if (!did && next_check) {
-			if (now >= next_check) {
-				pthread_mutex_unlock(&timer.lock);
-				run_check();
-				pthread_mutex_lock(&timer.lock);
-				next_check = mono_ns() + timer.o.check_ns;
-				did = 1;
-			} else if (next_check < wake)
-				wake = next_check;
-		}
-		if (!did && next_verify) {
-			if (now >= next_verify) {
-				pthread_mutex_unlock(&timer.lock);
-				run_verify();
-				pthread_mutex_lock(&timer.lock);
-				next_verify = mono_ns() + timer.o.verify_ns;
-				did = 1;
-			} else if (next_verify < wake)
-				wake = next_verify;
-		}
+		if (!did)
+			did = run_due(now, &next_check, timer.o.check_ns,
+				      run_check, &wake);
+		if (!did)
+			did = run_due(now, &next_verify, timer.o.verify_ns,
+				      run_verify, &wake);
 		if (did || timer.stop)
 			continue;
 		if (wake == INT64_MAX) {
@@ -272,6 +287,7 @@ static void *timer_main(void *arg)
 
 /* ---- start and stop ----------------------------------------------------- */
 
+/* Open the schedule and set the failure hook before mounting. */
 int snap_timer_open(const struct snap_timer_opts *o, snap_err *err)
 {
 	snap_sched_opts so;
@@ -293,6 +309,7 @@ int snap_timer_open(const struct snap_timer_opts *o, snap_err *err)
 	return 0;
 }
 
+/* Start the timer thread (after the notifier). */
 int snap_timer_start(void)
 {
 	pthread_condattr_t ca;
@@ -316,6 +333,7 @@ int snap_timer_start(void)
 	return 0;
 }
 
+/* Stop the thread and close the schedule (safe when never started). */
 void snap_timer_stop(void)
 {
 	if (timer.running) {
@@ -335,6 +353,7 @@ void snap_timer_stop(void)
 		snap_store_set_failure_hook(snap_fs.store, NULL, NULL);
 }
 
+/* For status.json: the next automatic snapshot and the interval. */
 void snap_timer_schedule(int64_t *next_ns, int64_t *interval_ns)
 {
 	pthread_mutex_lock(&timer.lock);

@@ -47,6 +47,10 @@
  * trashed snapshot keeps SNAP_INO_SNAP_BASE + id, so a rename moves the
  * inode the kernel has, as it expects.
  *
+ * This file: names, numbers, existence, attributes, lookups, listings and
+ * the directories themselves; trashfiles.c: the files in them and the
+ * renames that trash, restore and empty.
+ *
  * Thread-safety: the set of directories made in this run is under
  * snap_fs.lock (a leaf; nothing else is done under it).  The catalog is the
  * engine's (one transaction per change).  Invalidations are returned to the
@@ -61,10 +65,7 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-#define TRASH_DIR_MODE 0700
-#define TRASH_FILE_MODE 0600
-#define TRASH_INFO_SUFFIX ".trashinfo"
+#include "trash_int.h"
 
 /* The trash directories made by mkdir in this run (snap_fs.lock). */
 static struct {
@@ -72,12 +73,13 @@ static struct {
 	size_t n, cap;
 } trash_made;
 
-static const char *const trash_part_names[] = {
+const char *const snap_trashdir_part_names[] = {
 	"", "files", "info", "expunged",
 };
 
-/* ---- names and numbers ------------------------------------------------ */
+/* ---- names and numbers -------------------------------------------------- */
 
+/* 1 when name is ".Trash-UID" (*uid set when uid is not NULL). */
 int snap_trashdir_name(const char *name, uint32_t *uid)
 {
 	uint64_t v = 0;
@@ -98,13 +100,14 @@ int snap_trashdir_name(const char *name, uint32_t *uid)
 	return 1;
 }
 
-static fuse_ino_t trash_ino(uint32_t uid, int part)
+/* The inode of uid's trash part. */
+fuse_ino_t snap_trashdir_ino(uint32_t uid, int part)
 {
 	return SNAP_INO_TRASH_DIR_BASE + ((fuse_ino_t)uid << 2) + (fuse_ino_t)part;
 }
 
 /* 1 when ino is a trash directory's number (*uid, *part set). */
-static int trash_dir_of(fuse_ino_t ino, uint32_t *uid, int *part)
+int snap_trashdir_of(fuse_ino_t ino, uint32_t *uid, int *part)
 {
 	fuse_ino_t x;
 
@@ -119,7 +122,7 @@ static int trash_dir_of(fuse_ino_t ino, uint32_t *uid, int *part)
 }
 
 /* The engine's directory for a part (files/, expunged/), or NONE. */
-static snap_trash_dir trash_part_dir(int part)
+snap_trash_dir snap_trashdir_part_dir(int part)
 {
 	return part == SNAP_TRASH_PART_FILES ? SNAP_TRASH_FILES :
 	       part == SNAP_TRASH_PART_EXPUNGED ? SNAP_TRASH_EXPUNGED :
@@ -127,7 +130,7 @@ static snap_trash_dir trash_part_dir(int part)
 }
 
 /* "X" of "X.trashinfo" into base; 0, or -ENOENT for another name. */
-static int trash_info_base(const char *name, char *base, size_t cap)
+int snap_trashdir_info_base(const char *name, char *base, size_t cap)
 {
 	size_t len = strlen(name), sl = strlen(TRASH_INFO_SUFFIX);
 
@@ -139,7 +142,7 @@ static int trash_info_base(const char *name, char *base, size_t cap)
 	return 0;
 }
 
-/* ---- existence ----------------------------------------------------------- */
+/* ---- existence ---------------------------------------------------------- */
 
 /* 1 when uid's trash was made in this run (snap_fs.lock held). */
 static int trash_made_locked(uint32_t uid)
@@ -153,7 +156,7 @@ static int trash_made_locked(uint32_t uid)
 }
 
 /* Remember that uid's trash exists for the rest of the run; -ENOMEM. */
-static int trash_remember(uint32_t uid)
+int snap_trashdir_remember(uint32_t uid)
 {
 	int rc = 0;
 
@@ -191,7 +194,7 @@ static int trash_items(int64_t uid, snap_info **v, size_t *n)
 }
 
 /* 1 when uid's trash exists (made in this run, or holding a snapshot). */
-static int trash_exists(uint32_t uid)
+int snap_trashdir_exists(uint32_t uid)
 {
 	snap_info *v = NULL;
 	size_t n = 0;
@@ -208,13 +211,13 @@ static int trash_exists(uint32_t uid)
 	return n > 0;
 }
 
-/* ---- attributes ----------------------------------------------------------- */
+/* ---- attributes --------------------------------------------------------- */
 
 /* A trash directory: 0700, owned by its user, times = the daemon's start. */
 static void trash_dir_stat(uint32_t uid, int part, struct stat *st)
 {
 	snap_attr_dir(SNAP_INO_SNAPDIR, st);
-	st->st_ino = trash_ino(uid, part);
+	st->st_ino = snap_trashdir_ino(uid, part);
 	st->st_mode = S_IFDIR | TRASH_DIR_MODE;
 	st->st_uid = (uid_t)uid;
 	st->st_nlink = part == SNAP_TRASH_TOP ? 5 : 2;
@@ -258,7 +261,7 @@ static int trash_info_stat(const snap_info *si, struct stat *st)
 
 /* The trashed snapshot behind a stored info file's inode, still in
  * files/ (the info goes when it leaves). */
-static int trash_info_snapshot(fuse_ino_t ino, snap_info *si)
+int snap_trashdir_info_snapshot(fuse_ino_t ino, snap_info *si)
 {
 	int rc = snap_attr_info((int64_t)(ino - SNAP_INO_TRASH_INFO_BASE), si);
 
@@ -267,6 +270,7 @@ static int trash_info_snapshot(fuse_ino_t ino, snap_info *si)
 	return rc;
 }
 
+/* Attributes of a trash inode; -ENOENT when it does not exist now. */
 int snap_trashdir_attr(fuse_ino_t ino, struct stat *st, double *ttl)
 {
 	snap_info si;
@@ -274,27 +278,29 @@ int snap_trashdir_attr(fuse_ino_t ino, struct stat *st, double *ttl)
 	int part, rc;
 
 	*ttl = 0;
-	if (trash_dir_of(ino, &uid, &part)) {
-		if (!trash_exists(uid))
+	if (snap_trashdir_of(ino, &uid, &part)) {
+		if (!snap_trashdir_exists(uid))
 			return -ENOENT;
 		trash_dir_stat(uid, part, st);
 		*ttl = SNAP_TTL_DIR;
 		return 0;
 	}
-	rc = trash_info_snapshot(ino, &si);
+	rc = snap_trashdir_info_snapshot(ino, &si);
 	return rc == 0 ? trash_info_stat(&si, st) : rc;
 }
 
+/* 1 when ino is a trash directory that exists now. */
 int snap_trashdir_is_dir(fuse_ino_t ino)
 {
 	uint32_t uid;
 	int part;
 
-	return trash_dir_of(ino, &uid, &part) && trash_exists(uid);
+	return snap_trashdir_of(ino, &uid, &part) && snap_trashdir_exists(uid);
 }
 
 /* ---- lookup and listing ------------------------------------------------- */
 
+/* The entry name in parent (the root or a trash directory), or -errno. */
 int snap_trashdir_lookup(fuse_ino_t parent, const char *name,
 			 struct stat *st, double *attr_ttl)
 {
@@ -306,33 +312,33 @@ int snap_trashdir_lookup(fuse_ino_t parent, const char *name,
 
 	*attr_ttl = 0;
 	if (parent == SNAP_INO_ROOT) {
-		if (!snap_trashdir_name(name, &uid) || !trash_exists(uid))
+		if (!snap_trashdir_name(name, &uid) || !snap_trashdir_exists(uid))
 			return -ENOENT;
 		trash_dir_stat(uid, SNAP_TRASH_TOP, st);
 		*attr_ttl = SNAP_TTL_DIR;
 		return 0;
 	}
-	if (!trash_dir_of(parent, &uid, &part) || !trash_exists(uid))
+	if (!snap_trashdir_of(parent, &uid, &part) || !snap_trashdir_exists(uid))
 		return -ENOENT;
 	snap_err_clear(&err);
 	switch (part) {
 	case SNAP_TRASH_TOP:
 		for (k = SNAP_TRASH_PART_FILES; k <= SNAP_TRASH_PART_EXPUNGED;
 		     k++)
-			if (strcmp(name, trash_part_names[k]) == 0) {
+			if (strcmp(name, snap_trashdir_part_names[k]) == 0) {
 				trash_dir_stat(uid, k, st);
 				*attr_ttl = SNAP_TTL_DIR;
 				return 0;
 			}
 		return -ENOENT;
 	case SNAP_TRASH_PART_INFO:
-		rc = trash_info_base(name, base, sizeof(base));
+		rc = snap_trashdir_info_base(name, base, sizeof(base));
 		if (rc == 0)
 			rc = snap_trash_find(snap_fs.store, uid,
 					     SNAP_TRASH_FILES, base, &si, &err);
 		return rc == 0 ? trash_info_stat(&si, st) : rc;
 	default:
-		rc = snap_trash_find(snap_fs.store, uid, trash_part_dir(part),
+		rc = snap_trash_find(snap_fs.store, uid, snap_trashdir_part_dir(part),
 				     name, &si, &err);
 		if (rc != 0)
 			return rc;
@@ -342,6 +348,7 @@ int snap_trashdir_lookup(fuse_ino_t parent, const char *name,
 	}
 }
 
+/* The listing of a trash directory (or .Trash-UID in the root) through add. */
 int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 {
 	char name[NAME_MAX + 1];
@@ -382,12 +389,12 @@ int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 		free(v);
 		return rc;
 	}
-	if (!trash_dir_of(ino, &uid, &part))
+	if (!snap_trashdir_of(ino, &uid, &part))
 		return -ENOTDIR;
 	if (part == SNAP_TRASH_TOP) {
 		for (k = SNAP_TRASH_PART_FILES; k <= SNAP_TRASH_PART_EXPUNGED;
 		     k++)
-			if ((d = add(ctx, trash_part_names[k]))) {
+			if ((d = add(ctx, snap_trashdir_part_names[k]))) {
 				trash_dir_stat(uid, k, &d->st);
 				d->attr_ttl = SNAP_TTL_DIR;
 			}
@@ -404,7 +411,7 @@ int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 			if ((d = add(ctx, name)) &&
 			    trash_info_stat(&v[i], &d->st) != 0)
 				d->st.st_ino = 0;     /* gone: skipped */
-		} else if (v[i].trash == trash_part_dir(part) &&
+		} else if (v[i].trash == snap_trashdir_part_dir(part) &&
 			   (d = add(ctx, v[i].trash_name))) {
 			trash_snap_stat(&v[i], &d->st);
 			d->attr_ttl = SNAP_TTL_SNAP_ATTR;
@@ -414,8 +421,9 @@ int snap_trashdir_list(fuse_ino_t ino, snap_trash_add_fn add, void *ctx)
 	return rc;
 }
 
-/* ---- directories ----------------------------------------------------------- */
+/* ---- directories -------------------------------------------------------- */
 
+/* mkdir .Trash-UID (by UID alone) or one of its directories. */
 int snap_trashdir_mkdir(fuse_ino_t parent, const char *name, uid_t who,
 			struct stat *st)
 {
@@ -423,7 +431,7 @@ int snap_trashdir_mkdir(fuse_ino_t parent, const char *name, uid_t who,
 	int part, k, rc;
 
 	if (parent == SNAP_INO_ROOT && snap_trashdir_name(name, &uid)) {
-		if (trash_exists(uid))
+		if (snap_trashdir_exists(uid))
 			return -EEXIST;
 		if (uid != (uint32_t)who) {
 			snap_log(LOG_INFO, "mkdir %s by uid %u refused: a "
@@ -431,16 +439,16 @@ int snap_trashdir_mkdir(fuse_ino_t parent, const char *name, uid_t who,
 				 name, (unsigned)who);
 			return -EPERM;
 		}
-		rc = trash_remember(uid);
+		rc = snap_trashdir_remember(uid);
 		if (rc == 0)
 			trash_dir_stat(uid, SNAP_TRASH_TOP, st);
 		return rc;
 	}
-	if (trash_dir_of(parent, &uid, &part) && part == SNAP_TRASH_TOP &&
-	    trash_exists(uid))
+	if (snap_trashdir_of(parent, &uid, &part) && part == SNAP_TRASH_TOP &&
+	    snap_trashdir_exists(uid))
 		for (k = SNAP_TRASH_PART_FILES; k <= SNAP_TRASH_PART_EXPUNGED;
 		     k++)
-			if (strcmp(name, trash_part_names[k]) == 0)
+			if (strcmp(name, snap_trashdir_part_names[k]) == 0)
 				return -EEXIST;
 	/* Directories are never trashed: snapshots are files. */
 	return -EPERM;
@@ -453,6 +461,7 @@ static void trash_count_node(struct snap_node *n, void *ctx)
 	(*(size_t *)ctx)++;
 }
 
+/* rmdir .Trash-UID: 0 when it holds nothing, -ENOTEMPTY, -EPERM. */
 int snap_trashdir_rmdir(fuse_ino_t parent, const char *name)
 {
 	snap_info *v = NULL;
@@ -461,13 +470,13 @@ int snap_trashdir_rmdir(fuse_ino_t parent, const char *name)
 
 	if (parent != SNAP_INO_ROOT || !snap_trashdir_name(name, &uid))
 		return -EPERM;
-	if (!trash_exists(uid))
+	if (!snap_trashdir_exists(uid))
 		return -ENOENT;
 	if (trash_items(uid, &v, &n) != 0)
 		return -EIO;
 	free(v);
 	pthread_mutex_lock(&snap_fs.lock);
-	snap_node_foreach_locked(trash_ino(uid, SNAP_TRASH_PART_INFO),
+	snap_node_foreach_locked(snap_trashdir_ino(uid, SNAP_TRASH_PART_INFO),
 				 trash_count_node, &nodes);
 	if (n == 0 && nodes == 0) {
 		for (i = 0; i < trash_made.n; i++)
@@ -479,6 +488,7 @@ int snap_trashdir_rmdir(fuse_ino_t parent, const char *name)
 	return n || nodes ? -ENOTEMPTY : 0;
 }
 
+/* setattr of a trash inode: only what changes nothing succeeds. */
 int snap_trashdir_setattr(fuse_ino_t ino, const struct stat *attr,
 			  int to_set, struct stat *st, double *ttl)
 {
@@ -498,316 +508,3 @@ int snap_trashdir_setattr(fuse_ino_t ino, const struct stat *attr,
 	return 0;
 }
 
-/* ---- files ----------------------------------------------------------------- */
-
-int snap_trashdir_may_create(fuse_ino_t parent, const char *name)
-{
-	char base[NAME_MAX + 1];
-	snap_info si;
-	snap_err err;
-	uint32_t uid;
-	int part;
-
-	if (!trash_dir_of(parent, &uid, &part) || !trash_exists(uid))
-		return -ENOENT;
-	/* Only .trashinfo files (and GLib's temporary copies of one) are
-	 * written into the trash; snapshots arrive by rename. */
-	if (part != SNAP_TRASH_PART_INFO || !strstr(name, TRASH_INFO_SUFFIX))
-		return -EPERM;
-	snap_err_clear(&err);
-	if (trash_info_base(name, base, sizeof(base)) == 0 &&
-	    snap_trash_find(snap_fs.store, uid, SNAP_TRASH_FILES, base, &si,
-			    &err) == 0)
-		return -EEXIST;
-	return 0;
-}
-
-int snap_trashdir_open(fuse_ino_t ino, int flags, char **text, size_t *len)
-{
-	snap_info si;
-	snap_err err;
-	int rc;
-
-	if (ino >= SNAP_INO_TRASH_DIR_BASE)
-		return -EISDIR;
-	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
-		return -EPERM;        /* what GLib wrote, kept as it was */
-	rc = trash_info_snapshot(ino, &si);
-	snap_err_clear(&err);
-	if (rc == 0)
-		rc = snap_trash_info(snap_fs.store, si.id, text, &err);
-	if (rc == 0)
-		*len = strlen(*text);
-	return rc;
-}
-
-/* Up to cap - 1 bytes of a node's file into buf, NUL-terminated; their
- * number, or -1. */
-static ssize_t trash_node_read(struct snap_node *n, char *buf, size_t cap)
-{
-	ssize_t got = -1;
-	int fd = open(n->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-
-	if (fd >= 0) {
-		got = read(fd, buf, cap - 1);
-		close(fd);
-	}
-	if (got >= 0)
-		buf[got] = '\0';
-	return got;
-}
-
-/* Queue the invalidation of info/NAME.trashinfo of uid's trash. */
-static void trash_inval_info(struct snap_trash_inval *inv, uint32_t uid,
-			     const char *name)
-{
-	if (snprintf(inv->name, sizeof(inv->name), "%s%s", name,
-		     TRASH_INFO_SUFFIX) < (int)sizeof(inv->name))
-		inv->parent = trash_ino(uid, SNAP_TRASH_PART_INFO);
-}
-
-void snap_trashdir_notify(const struct snap_trash_inval *inv)
-{
-	if (inv->parent)
-		snap_notify_entry(snap_fs.notify, inv->parent, inv->name);
-	if (inv->latest)
-		snap_notify_inode(snap_fs.notify, SNAP_INO_LATEST);
-}
-
-int snap_trashdir_unlink(fuse_ino_t parent, const char *name,
-			 struct snap_trash_inval *inv)
-{
-	char base[NAME_MAX + 1];
-	snap_info si;
-	snap_err err;
-	uint32_t uid;
-	int part, rc;
-
-	if (!trash_dir_of(parent, &uid, &part) || !trash_exists(uid))
-		return -ENOENT;
-	snap_err_clear(&err);
-	if (part == SNAP_TRASH_PART_INFO) {
-		rc = trash_info_base(name, base, sizeof(base));
-		if (rc == 0)
-			rc = snap_trash_find(snap_fs.store, uid,
-					     SNAP_TRASH_FILES, base, &si, &err);
-		if (rc != 0)
-			return rc;
-		snap_log(LOG_INFO, "unlink of .Trash-%u/info/%s refused: "
-			 "snapshot %s is still in files/; empty the trash or "
-			 "restore it", uid, name, si.name);
-		return -EPERM;
-	}
-	if (part == SNAP_TRASH_TOP)
-		return -EPERM;
-	rc = snap_trash_find(snap_fs.store, uid, trash_part_dir(part), name,
-			     &si, &err);
-	if (rc == 0)
-		rc = snap_store_delete(snap_fs.store, si.id, &err);
-	if (rc == 0) {
-		snap_log(LOG_INFO, "snapshot %s deleted from the trash "
-			 "(.Trash-%u/%s/%s)", si.name, uid,
-			 trash_part_names[part], name);
-		if (part == SNAP_TRASH_PART_FILES)
-			trash_inval_info(inv, uid, name);
-	} else if (rc != -ENOENT) {
-		snap_log(LOG_ERR, "deleting snapshot %s from the trash: %s",
-			 si.name, err.msg);
-	}
-	return rc;
-}
-
-/* ---- renames --------------------------------------------------------------- */
-
-/* snapshots/name -> files/newname of uid's trash: the Delete key. */
-static int trash_put(const char *name, uint32_t uid, const char *newname,
-		     struct snap_trash_inval *inv)
-{
-	char info[SNAP_TRASH_INFO_MAX + 2], iname[NAME_MAX + 1];
-	struct snap_node *n = NULL;
-	ssize_t len = -1;
-	snap_info si, out;
-	snap_err err;
-	int rc;
-
-	if (strcmp(name, SNAP_NAME_LATEST) == 0) {
-		snap_log(LOG_INFO, "trashing snapshots/latest.db refused: it "
-			 "is a link to the newest snapshot; trash that one");
-		return -EPERM;
-	}
-	rc = snap_attr_by_name(name, &si);
-	if (rc == -ENOENT && (n = snap_node_find_open(SNAP_INO_SNAPDIR,
-						      name))) {
-		snap_node_close(n);      /* a snapshot being created */
-		return -EBUSY;
-	}
-	if (rc != 0)
-		return rc;
-	/* The .trashinfo GLib wrote for it just before, if any. */
-	if (snprintf(iname, sizeof(iname), "%s%s", newname,
-		     TRASH_INFO_SUFFIX) < (int)sizeof(iname))
-		n = snap_node_find_open(trash_ino(uid, SNAP_TRASH_PART_INFO),
-					iname);
-	if (n)
-		len = trash_node_read(n, info, sizeof(info));
-	snap_err_clear(&err);
-	rc = snap_trash_put(snap_fs.store, si.id, uid, newname,
-			    len >= 0 ? info : NULL, len >= 0 ? (size_t)len : 0,
-			    &out, &err);
-	if (rc == 0 && n) {
-		/* Its text is the catalog's now. */
-		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && strcmp(n->name, iname) == 0)
-			snap_node_unlink_locked(n);
-		pthread_mutex_unlock(&snap_fs.lock);
-	}
-	if (n)
-		snap_node_close(n);
-	if (rc != 0) {
-		snap_log(rc == -EEXIST ? LOG_INFO : LOG_ERR, "moving snapshot "
-			 "%s to the trash: %s", si.name, err.msg);
-		return rc;
-	}
-	trash_remember(uid);
-	snap_log(LOG_INFO, "snapshot %s moved to the trash (.Trash-%u/files/"
-		 "%s); it is kept until the trash is emptied", si.name, uid,
-		 newname);
-	trash_inval_info(inv, uid, newname);
-	inv->latest = 1;
-	return 0;
-}
-
-/* files/name or expunged/name of uid's trash -> snapshots/newname. */
-static int trash_restore(uint32_t uid, int part, const char *name,
-			 const char *newname, snap_info *out,
-			 struct snap_trash_inval *inv)
-{
-	struct snap_node *n;
-	snap_info si, other;
-	snap_err err;
-	int rc;
-
-	snap_err_clear(&err);
-	rc = snap_trash_find(snap_fs.store, uid, trash_part_dir(part), name,
-			     &si, &err);
-	if (rc != 0)
-		return rc;
-	/* Never in place of something in snapshots/. */
-	if (strcmp(newname, SNAP_NAME_LATEST) == 0)
-		return -EPERM;
-	if (snap_attr_by_name(newname, &other) == 0)
-		return -EEXIST;
-	if ((n = snap_node_find_open(SNAP_INO_SNAPDIR, newname))) {
-		snap_node_close(n);
-		return -EEXIST;
-	}
-	rc = snap_trash_restore(snap_fs.store, si.id, out, &err);
-	if (rc != 0) {
-		snap_log(LOG_ERR, "restoring snapshot %s from the trash: %s",
-			 si.name, err.msg);
-		return rc;
-	}
-	snap_log(LOG_INFO, "snapshot %s restored from the trash "
-		 "(.Trash-%u/%s/%s)", si.name, uid, trash_part_names[part],
-		 name);
-	if (part == SNAP_TRASH_PART_FILES)
-		trash_inval_info(inv, uid, name);
-	inv->latest = 1;
-	return 0;
-}
-
-/* files/ <-> expunged/ within uid's trash (gvfs empties that way). */
-static int trash_move(uint32_t uid, int part, const char *name, int newpart,
-		      const char *newname, struct snap_trash_inval *inv)
-{
-	snap_info si, out;
-	snap_err err;
-	int rc;
-
-	snap_err_clear(&err);
-	rc = snap_trash_find(snap_fs.store, uid, trash_part_dir(part), name,
-			     &si, &err);
-	if (rc == 0)
-		rc = snap_trash_move(snap_fs.store, si.id,
-				     trash_part_dir(newpart), newname, &out,
-				     &err);
-	if (rc != 0) {
-		if (rc != -ENOENT && rc != -EEXIST)
-			snap_log(LOG_ERR, "moving %s within the trash: %s",
-				 name, err.msg);
-		return rc;
-	}
-	if (part == SNAP_TRASH_PART_FILES)
-		trash_inval_info(inv, uid, name);
-	return 0;
-}
-
-/* info/name -> info/newname of one trash: GLib's temporary .trashinfo. */
-static int trash_info_rename(uint32_t uid, const char *name,
-			     const char *newname, unsigned flags)
-{
-	fuse_ino_t dir = trash_ino(uid, SNAP_TRASH_PART_INFO);
-	struct snap_node *n;
-	int rc;
-
-	rc = snap_trashdir_may_create(dir, newname);
-	if (rc != 0)
-		return rc;             /* a stored info is never replaced */
-	if ((flags & RENAME_NOREPLACE) && snap_node_find(dir, newname, 0))
-		return -EEXIST;
-	n = snap_node_find_open(dir, name);
-	if (!n)
-		return snap_trashdir_may_create(dir, name) == -EEXIST ?
-		       -EPERM : -ENOENT;
-	pthread_mutex_lock(&snap_fs.lock);
-	if (n->linked) {
-		snap_node_rename_locked(n, newname);
-		rc = 0;
-	} else {
-		rc = -ENOENT;
-	}
-	pthread_mutex_unlock(&snap_fs.lock);
-	snap_node_close(n);
-	return rc;
-}
-
-int snap_trashdir_rename(fuse_ino_t parent, const char *name,
-			 fuse_ino_t newparent, const char *newname,
-			 unsigned flags, snap_info *restored,
-			 struct snap_trash_inval *inv)
-{
-	uint32_t uid = 0, newuid = 0;
-	int part = -1, newpart = -1, from, to;
-
-	memset(inv, 0, sizeof(*inv));
-	memset(restored, 0, sizeof(*restored));
-	from = trash_dir_of(parent, &uid, &part) && trash_exists(uid);
-	to = trash_dir_of(newparent, &newuid, &newpart) &&
-	     trash_exists(newuid);
-	if ((snap_ino_is_trash(parent) && !from) ||
-	    (snap_ino_is_trash(newparent) && !to))
-		return -ENOENT;
-	if (parent == SNAP_INO_SNAPDIR && to &&
-	    newpart == SNAP_TRASH_PART_FILES)
-		return trash_put(name, newuid, newname, inv);
-	if (from && newparent == SNAP_INO_SNAPDIR &&
-	    trash_part_dir(part) != SNAP_TRASH_NONE)
-		return trash_restore(uid, part, name, newname, restored, inv);
-	if (from && to && uid == newuid) {
-		if (trash_part_dir(part) != SNAP_TRASH_NONE &&
-		    trash_part_dir(newpart) != SNAP_TRASH_NONE)
-			return trash_move(uid, part, name, newpart, newname,
-					  inv);
-		if (part == SNAP_TRASH_PART_INFO &&
-		    newpart == SNAP_TRASH_PART_INFO)
-			return trash_info_rename(uid, name, newname, flags);
-	}
-	if (parent == SNAP_INO_ROOT && to)
-		snap_log(LOG_INFO, "trashing %s refused: %s", name,
-			 strcmp(name, SNAP_NAME_CURRENT) == 0 ?
-			 "the live database is never deleted; restore a "
-			 "snapshot to undo a change" :
-			 "only snapshots go to the trash; files in the root "
-			 "are temporary (delete them)");
-	return -EPERM;
-}

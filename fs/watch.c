@@ -88,6 +88,7 @@ static struct {
 	int64_t dir_ns;               /* snapshots/' times (atomic) */
 } watch = { .wake_fd = -1, .ino_fd = -1 };
 
+/* Now on the monotonic clock, in milliseconds. */
 static int64_t watch_mono_ms(void)
 {
 	struct timespec ts;
@@ -96,6 +97,7 @@ static int64_t watch_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* qsort order of listing entries: by snapshot id. */
 static int watch_ent_cmp(const void *a, const void *b)
 {
 	const struct watch_ent *x = a, *y = b;
@@ -280,6 +282,8 @@ static int watch_events(void)
 	return relevant;
 }
 
+/* The watcher thread: on a change of the store directory, compare the
+ * listing. */
 static void *watch_main(void *arg)
 {
 	int64_t due = -1, last = 0, now;   /* due: when to check, -1 none */
@@ -356,6 +360,7 @@ static int watch_inotify(snap_store *store)
 	return fd;
 }
 
+/* Read the listing, watch the store directory, start the thread. */
 int snap_watch_start(snap_store *store, struct snap_notify *notify,
 		     int64_t started_ns)
 {
@@ -388,6 +393,7 @@ int snap_watch_start(snap_store *store, struct snap_notify *notify,
 	return 0;
 }
 
+/* Stop the watcher (safe when never started). */
 void snap_watch_stop(void)
 {
 	uint64_t one = 1;
@@ -409,6 +415,7 @@ void snap_watch_stop(void)
 	memset(&watch.view, 0, sizeof(watch.view));
 }
 
+/* The daemon changed the catalog itself: compare the listing now. */
 void snap_watch_changed(void)
 {
 	uint64_t one = 1;
@@ -418,6 +425,7 @@ void snap_watch_changed(void)
 		snap_log(LOG_DEBUG, "waking the watcher: %s", strerror(errno));
 }
 
+/* snapshots/' mtime and ctime: when its listing last changed (ns). */
 int64_t snap_watch_dir_ns(void)
 {
 	return __atomic_load_n(&watch.dir_ns, __ATOMIC_ACQUIRE);

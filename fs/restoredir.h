@@ -1,0 +1,37 @@
+/*
+ * fs/restoredir.h — restore/, the drop folder (restoredir.c).
+ * Part of the daemon's headers; fs/fs.h includes them all.
+ */
+#ifndef FS_RESTOREDIR_H
+#define FS_RESTOREDIR_H
+
+#include "handle.h"
+
+/* ---- restore/, the drop folder (restoredir.c) --------------------------- */
+
+/* The mode of a file created in restore/: what was asked, never wider
+ * than the live database's. */
+mode_t snap_restoredir_mode(mode_t asked);
+/* An open of a node in restore/ (h is a staging handle on it): a write
+ * handle on a plain name becomes SNAP_H_RESTORE. */
+void snap_restoredir_opened(struct snap_handle *h, int flags);
+/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict (as an upload's);
+ * when bytes were restored (or refused) the name leaves restore/, and
+ * *gone gets the node to announce after the reply (0: none). */
+int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
+			  char *gone_name, size_t len);
+/* RELEASE of a SNAP_H_RESTORE handle: late bytes are applied (apply 1),
+ * the name leaves restore/. */
+void snap_restoredir_release(struct snap_handle *h, int apply);
+/* RENAME from or into restore/ (parent or newparent is SNAP_INO_RESTORE):
+ * into a plain name restores the source, as a rename onto current.db
+ * does; dot-names are staging files.  Replies and queues invalidations. */
+void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
+			    const char *name, fuse_ino_t newparent,
+			    const char *newname, unsigned int flags);
+/* 1 when name in restore/ is a staging name (rsync's .x.db.XXXXXX, GIO's
+ * .goutputstream-XXXXXX): a dot-name, restored only when renamed to a
+ * plain name. */
+int snap_restoredir_is_staging(const char *name);
+
+#endif /* FS_RESTOREDIR_H */
