@@ -359,20 +359,9 @@ static int health_query(snap_store *s, const char *sql, const char *key,
 			int64_t num, int64_t *out, const char *what,
 			snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
+	sqlite3_stmt *st;
+	int rc = snap_store_step1(s, sql, key, num, &st);
 
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		if (key)
-			sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_int64(st, 1, num);
-		if (sqlite3_bind_parameter_count(st) >= 2)
-			sqlite3_bind_int64(st, 2, num);
-		rc = sqlite3_step(st);
-	}
 	if (rc == SQLITE_ROW && out)
 		*out = sqlite3_column_int64(st, 0);
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)

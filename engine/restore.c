@@ -495,6 +495,17 @@ static int apply(snap_store *s, int64_t id, const snap_info *si,
 	return copy_to_new_file(s, id, si, state, kept, keptcap, proven, err);
 }
 
+int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
+			       snap_err *err)
+{
+	int rc = snap_store_restore_lock(s, lockfd, err);
+
+	if (rc == 0)
+		rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL,
+					  NULL, err);
+	return rc;
+}
+
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err)
 {
@@ -516,15 +527,12 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
 		return rc;
-	rc = snap_store_restore_lock(s, &lockfd, err);
-	if (rc)
-		goto record;
-	/* 1. The source must be intact. */
-	rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL, NULL,
-				  err);
+	/* 1. One restore at a time, and the source must be intact. */
+	rc = snap_restore_lock_verified(s, id, &lockfd, err);
 	if (rc) {
-		snap_err_prefix(err, "restore refused, %s is unchanged",
-				s->db_path);
+		if (lockfd >= 0)
+			snap_err_prefix(err, "restore refused, %s is "
+					"unchanged", s->db_path);
 		goto record;
 	}
 	rc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, err);

@@ -70,6 +70,13 @@ typedef struct snap_restore_opts {
 } snap_restore_opts;
 
 /* snap_restore with a precondition and a source name (o may be NULL). */
+/* The start every restore shares (whole image and --table): the store's
+ * restore lock (-EBUSY while another restore runs; *lockfd stays -1),
+ * then the snapshot's pages, hashes and structure proven.  On a failure
+ * after the lock, *lockfd holds it for the caller to release. */
+int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
+			       snap_err *err);
+
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err);
 

@@ -175,6 +175,13 @@ int snap_store_txn_begin(snap_store *s, snap_err *err);
  * held: the caller records its event, then unlocks.
  */
 int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err);
+/* Take s->mu, prepare sql on the catalog connection, bind ?1 to the text
+ * key (the integer num when key is NULL) and ?2, where the statement has
+ * one, to num, and step once: SQLITE_ROW, SQLITE_DONE or the error code.
+ * The caller reads the row, finalizes *st and unlocks s->mu, whatever it
+ * got. */
+int snap_store_step1(snap_store *s, const char *sql, const char *key,
+		     int64_t num, sqlite3_stmt **st);
 /* The first row of n integer columns sql gives on the catalog connection
  * (under s->mu) into out[0..n-1]; on failure err says the store could not
  * `what`. */

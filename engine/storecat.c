@@ -338,21 +338,35 @@ int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			       id, "{}", "no snapshot with id", json, err);
 }
 
+int snap_store_step1(snap_store *s, const char *sql, const char *key,
+		     int64_t num, sqlite3_stmt **st)
+{
+	int rc;
+
+	*st = NULL;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	if (key)
+		sqlite3_bind_text(*st, 1, key, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(*st, 1, num);
+	if (sqlite3_bind_parameter_count(*st) >= 2)
+		sqlite3_bind_int64(*st, 2, num);
+	return sqlite3_step(*st);
+}
+
 /* The text column `sql` selects for id (dflt when NULL), malloc()ed. */
 int snap_store_text(snap_store *s, const char *sql, int64_t id,
 		    const char *dflt, const char *missing, char **out,
 		    snap_err *err)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	int rc;
 
 	*out = NULL;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, id);
-		rc = sqlite3_step(st);
-	}
+	rc = snap_store_step1(s, sql, NULL, id, &st);
 	if (rc == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
 		*out = strdup(t ? t : dflt);

@@ -31,6 +31,7 @@
 
 #include "diff_int.h"
 #include "events.h"
+#include "restore.h"
 #include "image.h"
 #include "snapshot.h"
 #include "store_int.h"
@@ -217,11 +218,9 @@ int snap_restore_table(snap_store *s, int64_t id, const char *table,
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
 		return rc;
-	rc = snap_store_restore_lock(s, &lockfd, err);
-	if (rc)
+	rc = snap_restore_lock_verified(s, id, &lockfd, err);
+	if (rc && lockfd < 0)
 		goto record;
-	rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL, NULL,
-				  err);
 	if (!rc)
 		rc = snap_diff_open_live(s, 1, &db, err);
 	if (!rc)
