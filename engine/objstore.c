@@ -95,6 +95,8 @@ static int file_dir(snap_objstore *o, const char *name, int create,
 	return fd;
 }
 
+/* Write an object: a private temporary file, fsync, rename, fsync of
+ * the directory. */
 static int file_put(snap_objstore *o, const char *name, const void *data,
 		    size_t len, snap_err *err)
 {
@@ -141,6 +143,7 @@ out:
 	return rc;
 }
 
+/* Read a whole object (a regular file, never through a symlink). */
 static int file_get(snap_objstore *o, const char *name, uint8_t **data,
 		    size_t *len, snap_err *err)
 {
@@ -198,6 +201,7 @@ out:
 	return rc;
 }
 
+/* The regular files of one object directory, dot names left out. */
 static int file_list(snap_objstore *o, const char *dir,
 		     snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {
@@ -238,6 +242,7 @@ static int file_list(snap_objstore *o, const char *dir,
 	return rc;
 }
 
+/* Unlink an object and make that durable; a missing one is fine. */
 static int file_del(snap_objstore *o, const char *name, snap_err *err)
 {
 	const char *base;
@@ -257,6 +262,7 @@ static int file_del(snap_objstore *o, const char *name, snap_err *err)
 	return rc;
 }
 
+/* Close the target directory. */
 static void file_close(snap_objstore *o)
 {
 	if (o->dirfd >= 0)

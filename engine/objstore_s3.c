@@ -305,6 +305,7 @@ static int s3_simple(snap_objstore *o, const char *method, const char *name,
 	return rc;
 }
 
+/* PUT one whole object (a 404 means the bucket went away). */
 static int s3_put(snap_objstore *o, const char *name, const void *data,
 		  size_t len, snap_err *err)
 {
@@ -317,6 +318,7 @@ static int s3_put(snap_objstore *o, const char *name, const void *data,
 	return rc;
 }
 
+/* GET one whole object into a new buffer. */
 static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
 		  size_t *len, snap_err *err)
 {
@@ -331,6 +333,7 @@ static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
 	return *data ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* DELETE one object; one already gone is not an error. */
 static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 {
 	s3req q;
@@ -404,6 +407,7 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 	return rc;
 }
 
+/* ListObjectsV2 of PREFIX/dir/, page by page (continuation tokens). */
 static int s3_list(snap_objstore *o, const char *dir,
 		   snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {
@@ -448,6 +452,7 @@ static int s3_list(snap_objstore *o, const char *dir,
 	return rc;
 }
 
+/* Free the handle; the secret is zeroed first. */
 static void s3_close(snap_objstore *o)
 {
 	struct snap_s3 *s = o->s3;

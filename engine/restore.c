@@ -506,6 +506,8 @@ int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
 	return rc;
 }
 
+/* Verified restore of snapshot id (restore.h; the steps: engine/DESIGN.md
+ * §4). */
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err)
 {
