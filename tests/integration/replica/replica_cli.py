@@ -128,6 +128,41 @@ def run(ctx, work, env, url, s3dir):
           r.returncode == 0 and rows == 0 and "pre-restore" in kinds,
           r.stdout + r.stderr)
 
+    # Killed with SIGKILL at many points, resumed each time: whatever the
+    # replica lists verifies, and the last run completes it.
+    kdb = os.path.join(work, "kill.db")
+    make_db(kdb, 20000)
+    for i in range(4):
+        ctl(["--db", kdb, "create", "--label", "k%d" % i], env)
+        con = sqlite3.connect(kdb)
+        con.execute("UPDATE t SET v = 'k%d' || id WHERE id %% 5 = %d" % (i, i))
+        con.commit()
+        con.close()
+    os.environ.update(env)
+    p, _, _, _, full = ctx.sc_kill_after(["replicate", url + "-probe"], kdb, 300)
+    points = 10
+    finished = killed = 0
+    listed_ok = True
+    for i in range(points):
+        delay = full * (i + ctx.rng.random()) / points
+        p, out, err, was_killed, _ = ctx.sc_kill_after(
+            ["replicate", url + "-kill"], kdb, delay)
+        killed += was_killed
+        finished += not was_killed and p.returncode == 0
+        r = ctl(["--replica", url + "-kill", "verify"], env)
+        # Killed before its config was written: no replica yet, also fine.
+        if r.returncode != 0 and "no replica there" not in r.stderr:
+            listed_ok = False
+            print("# after a kill at %.3fs: %s%s" % (delay, r.stdout, r.stderr))
+    check("killed at %d points (%d in flight): every listed snapshot verifies"
+          % (points, killed), listed_ok and killed > 0)
+    r = ctl(["--db", kdb, "replicate", url + "-kill"], env)
+    r2 = ctl(["--replica", url + "-kill", "verify", "--full"], env)
+    r3 = ctl(["--replica", url + "-kill", "list", "--json"], env)
+    check("the next run completes it: 4 snapshots, verify --full clean",
+          r.returncode == 0 and r2.returncode == 0 and r3.returncode == 0 and
+          len(json.loads(r3.stdout)) == 4, r.stderr + r2.stdout + r2.stderr)
+
     bad = dict(env, SNAPFS_PASSPHRASE="wrong")
     before = objects(env, url) if url.startswith("file://") else None
     r = ctl(["--replica", url, "list"], bad)
