@@ -1,6 +1,7 @@
 /*
  * engine/objstore_int.h — the backend table of the object stores and the
- * handle both backends fill (objstore.c: file://, objstore_s3.c: s3://).
+ * handle both backends fill (objstore_file.c: file://, objstore_s3.c:
+ * s3://; objstore.c calls them through the table, objstore_open.c picks one).
  * Internal to the engine.
  */
 #ifndef ENGINE_OBJSTORE_INT_H
@@ -30,6 +31,11 @@ struct snap_objstore {
 	/* s3:// */
 	struct snap_s3 *s3;
 };
+
+/* Fill o for the absolute path of a file:// URL (with
+ * SNAP_OBJSTORE_CREATE: make the directory; its parent must exist). */
+int snap_objstore_file_open(snap_objstore *o, const char *path,
+			    unsigned flags, snap_err *err);
 
 /* Fill o for "BUCKET/PREFIX" (the URL after "s3://"): endpoint, region
  * and credentials from the environment; checks that the bucket answers. */

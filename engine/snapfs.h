@@ -17,7 +17,7 @@
  * mergemove.c.
  *
  *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
- *   L0  seal objstore objstore_s3
+ *   L0  seal objstore objstore_file objstore_s3 objstore_open
  *   L1  store storedir storeschema storespace storecat storemap storename
  *   L2  events capture capture_vfs image jsonrec
  *   L3  snapshot snapshot_import verify
