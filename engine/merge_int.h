@@ -26,6 +26,13 @@ typedef struct merge_plan {
 	size_t nseqs;
 } merge_plan;
 
+/* Everything the merge needs from base and edited alone (merge.c); the
+ * live database is not touched. */
+int snap_merge_make_plan(const char *base, const char *edited,
+			 merge_plan *p, snap_merge_result *res, snap_err *err);
+/* Free what a plan holds; safe on a zeroed one. */
+void snap_merge_plan_free(merge_plan *p);
+
 /* The columns of one table and the statements that check its rows. */
 typedef struct merge_tab {
 	char *name;              /* sqlite3_malloc'd, NULL before the first */

@@ -13,8 +13,8 @@
  * split from one concept by size share its _int.h and call each other
  * through it: store.c with storedir.c, storeschema.c, storespace.c,
  * storecat.c, storemap.c and storename.c; diff.c with diffstate.c,
- * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c and
- * mergemove.c.
+ * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c,
+ * mergemove.c and mergeapply.c.
  *
  *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
  *   L0  seal objstore objstore_file objstore_s3 objstore_open
@@ -22,7 +22,7 @@
  *   L2  events capture capture_vfs image jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_file recover diff diffstate tablerestore export
- *   L4  merge mergelive mergekeys mergemove keep retention trash
+ *   L4  merge mergelive mergekeys mergemove mergeapply keep retention trash
  *   L5  health status schedule replica replica_read replica_push
  *   L6  snapfs
  *
