@@ -11,14 +11,16 @@
  * snapshot_int.h to snapshot, diff_int.h to diff, merge_int.h to merge); a
  * header declares only functions of its own layer or a lower one.  Files
  * split from one concept by size share its _int.h and call each other
- * through it: store.c with storedir.c, storeschema.c, storespace.c,
- * storecat.c, storemap.c and storename.c; diff.c with diffstate.c,
- * tablerestore.c and export.c; merge.c with mergelive.c, mergekeys.c,
- * mergemove.c and mergeapply.c.
+ * through it, calling downwards only: store.c (at the bottom) with
+ * storeopen.c, storedir.c, storeschema.c, storespace.c, storecat.c,
+ * storemap.c and storename.c; diff.c with diffstate.c, tablerestore.c and
+ * export.c; merge.c with mergelive.c, mergekeys.c, mergemove.c and
+ * mergeapply.c (on top).
  *
  *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
  *   L0  seal objstore objstore_file objstore_s3 objstore_open
- *   L1  store storedir storeschema storespace storecat storemap storename
+ *   L1  store storeopen storedir storeschema storespace storecat storemap
+ *   L1  storename
  *   L2  events capture capture_vfs image jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_file recover diff diffstate tablerestore export

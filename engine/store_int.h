@@ -202,6 +202,11 @@ int snap_store_runs_apply(sqlite3 *db, const struct snap_idcount *delta,
 int snap_store_restore_lock(snap_store *s, int *fd, snap_err *err);
 void snap_store_restore_unlock(int fd);
 
+/* An absolute path for path without requiring it to exist (its directory
+ * must), and the same for a store directory (store.c). */
+char *snap_store_abs_path(const char *path);
+char *snap_store_dir_path(const char *dir);
+
 void snap_store_lock(snap_store *s);
 void snap_store_unlock(snap_store *s);
 

@@ -159,36 +159,6 @@ int snap_store_list_sql(snap_store *s, const char *tail, const int64_t *arg,
 }
 
 /*
- * The transaction of every catalog change (delete, relabel, rename, the
- * trash): the store must be writable, s->mu is taken, then BEGIN IMMEDIATE
- * takes SQLite's write lock up front (waiting busy_timeout for another
- * writer) so that nothing read inside can be changed by a commit elsewhere
- * before ours.
- */
-int snap_store_txn_begin(snap_store *s, snap_err *err)
-{
-	int rc = snap_store_writable(s, err);
-
-	if (rc)
-		return rc;
-	snap_store_lock(s);
-	rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	if (rc)
-		snap_store_unlock(s);
-	return rc;
-}
-
-/* COMMIT when rc is 0; ROLLBACK when it is not or when COMMIT fails. */
-int snap_store_txn_end(sqlite3 *db, int rc, snap_err *err)
-{
-	if (!rc)
-		rc = snap_store_exec(db, "COMMIT", err);
-	if (rc)
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
-}
-
-/*
  * The events table's raw insert, here so that a catalog change (delete,
  * relabel, pin) and its event share the caller's transaction; the event
  * history above the store (events.c) writes through it too.
@@ -336,73 +306,6 @@ int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 {
 	return snap_store_text(s, "SELECT tables FROM snapshots WHERE id=?",
 			       id, "{}", "no snapshot with id", json, err);
-}
-
-int snap_store_step1(snap_store *s, const char *sql, const char *key,
-		     int64_t num, sqlite3_stmt **st)
-{
-	int rc;
-
-	*st = NULL;
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-	if (rc != SQLITE_OK)
-		return rc;
-	if (key)
-		sqlite3_bind_text(*st, 1, key, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_int64(*st, 1, num);
-	if (sqlite3_bind_parameter_count(*st) >= 2)
-		sqlite3_bind_int64(*st, 2, num);
-	return sqlite3_step(*st);
-}
-
-/* The text column `sql` selects for id (dflt when NULL), malloc()ed. */
-int snap_store_text(snap_store *s, const char *sql, int64_t id,
-		    const char *dflt, const char *missing, char **out,
-		    snap_err *err)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	*out = NULL;
-	rc = snap_store_step1(s, sql, NULL, id, &st);
-	if (rc == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		*out = strdup(t ? t : dflt);
-		rc = *out ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
-	} else if (rc == SQLITE_DONE) {
-		rc = snap_err_set(err, -ENOENT, "%s %lld", missing,
-				  (long long)id);
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "cannot read snapshot "
-				     "%lld", (long long)id);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
-}
-
-/* The first row of n integer columns of sql, under s->mu. */
-int snap_store_query_ints(snap_store *s, const char *sql, int64_t *out,
-			  int n, const char *what, snap_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, i;
-
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		for (i = 0; i < n; i++)
-			out[i] = sqlite3_column_int64(st, i);
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot %s",
-				     s->dir, what);
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
 }
 
 /* How many snapshots the catalog holds. */

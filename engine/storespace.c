@@ -1,9 +1,9 @@
 /*
  * engine/storespace.c — room on the store's filesystem: what a snapshot
- * may take (snap_store_space, the numbers of the guard in retention.h) and
- * whether the store may be written now (snap_store_writable).  A store
+ * may take (snap_store_space, the numbers of the guard in retention.h).
+ * Whether the store may be written now (snap_store_writable: a store
  * opened read-only because its filesystem was full becomes writable again
- * here, once there is room.
+ * once there is room) is in storeopen.c, with the connections.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,35 +25,6 @@
 
 /* What a snapshot adds beside its pages: catalog row, map, index pages. */
 #define STORE_SPACE_SLACK (1ull << 20)
-
-/*
- * A store read-only for want of room: writable again once there is room.
- * The new catalog connection is made without s->mu (it may wait for
- * another writer) and swapped in under it.  Returns the store's state.
- */
-static int store_retry_rw(snap_store *s)
-{
-	sqlite3 *db = NULL;
-	snap_err e;
-	int full, ro;
-
-	if (snap_store_room(s) < STORE_ROOM_MIN ||
-	    snap_store_open_rw(s, SQLITE_OPEN_FULLMUTEX, &db, &full, &e) != 0)
-		return SNAP_STORE_RO_FULL;
-	snap_store_lock(s);
-	if (s->readonly == SNAP_STORE_RO_FULL) {
-		sqlite3 *old = s->db;
-
-		s->db = db;
-		db = old;
-		s->readonly = SNAP_STORE_RW;
-		s->immutable = 0;
-	}
-	ro = s->readonly;
-	snap_store_unlock(s);
-	sqlite3_close(db);
-	return ro;
-}
 
 /* Size of a file, 0 when it does not exist. */
 static uint64_t file_size(const char *path)
@@ -96,47 +67,3 @@ int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
 	return 0;
 }
 
-/* 0 when the store takes changes now; otherwise why not (-EROFS, -ENOSPC). */
-int snap_store_writable(snap_store *s, snap_err *err)
-{
-	unsigned long long free_mb, need_mb;
-	uint64_t room = 0, need = 0;
-	snap_space sp;
-	snap_err e;
-	int ro;
-
-	snap_store_lock(s);
-	ro = s->readonly;
-	snap_store_unlock(s);
-	if (ro == SNAP_STORE_RO_FULL)
-		ro = store_retry_rw(s);
-	switch (ro) {
-	case SNAP_STORE_RW:
-		return 0;
-	case SNAP_STORE_RO_FULL:
-		snap_err_clear(&e);
-		if (snap_store_space(s, &sp, &e) < 0) {
-			room = snap_store_room(s);
-		} else {
-			room = sp.fs_free;
-			need = sp.need;
-		}
-		free_mb = room / (1 << 20);
-		need_mb = (need + (1 << 20) - 1) / (1 << 20);
-		return snap_err_set(err, -ENOSPC, "store %s: its filesystem is "
-				    "full (%llu MB free): its snapshots can be "
-				    "listed, read, verified and exported, but "
-				    "nothing can be added or changed; a "
-				    "snapshot of %s may need %llu MB: free "
-				    "space, or move the store (-o store=)",
-				    s->dir, free_mb, s->db_path, need_mb);
-	case SNAP_STORE_RO_ASKED:
-		return snap_err_set(err, -EROFS, "store %s was opened only for "
-				    "reading", s->dir);
-	default:
-		return snap_err_set(err, -EROFS, "store %s is read-only (the "
-				    "filesystem or the directory is not "
-				    "writable): it can be listed, verified and "
-				    "exported, not changed", s->dir);
-	}
-}

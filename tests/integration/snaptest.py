@@ -237,9 +237,12 @@ class Mount:
             self.ctx.check("no sanitizer report in the daemon's stderr",
                            False, self.text())
 
-    def has_log(self, needle):
-        """True when a line of the daemon's stderr contains needle."""
-        return any(needle in l for l in self.log)
+    def has_log(self, needle, timeout=30):
+        """True when a line of the daemon's stderr contains needle.  The
+        stderr is read by a thread, so a line the daemon wrote just before
+        replying may not be here yet: wait for it (bounded; a missing line
+        costs the timeout, a present one nothing)."""
+        return poll(lambda: any(needle in l for l in self.log), timeout)
 
 
 def terminate(proc):

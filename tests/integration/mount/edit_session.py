@@ -416,7 +416,7 @@ def body(ctx):
     ctx.check("each of them once", dup == 0, dup)
     ctx.check("some edits met the application's keys and took new ones "
               "(the daemon logged it)",
-              any("is now id=" in l for l in m.log[n_log:]),
+              mt.poll(lambda: any("is now id=" in l for l in m.log[n_log:])),
               "\n".join(m.log[n_log:]))
     ctx.check("the live database passes integrity_check",
               mt.integrity(live) == "ok")

@@ -146,8 +146,10 @@ def body(ctx):
     ctx.check("with \"Input/output error\"",
               "Input/output error" in r.stderr, r.stderr)
     ctx.check("the live database is unchanged", mt.sha256(live) == sha)
+    # The daemon's stderr is read by a thread: wait for the line, bounded.
     ctx.check("the daemon logs the reason",
-              any("damaged" in l and victim[0] in l for l in m.log[n_log:]),
+              mt.poll(lambda: any("damaged" in l and victim[0] in l
+                                  for l in m.log[n_log:])),
               m.text())
 
     # A damaged database file (page 1's b-tree overwritten), restored
@@ -181,7 +183,8 @@ def body(ctx):
     for shown in ("the file written to current.db", "the file bad.db",
                   "the edited copy of current.db"):
         ctx.check("the daemon's log names %s" % shown,
-                  any(shown in l for l in m.log[n_log:]), m.text())
+                  mt.poll(lambda: any(shown in l for l in m.log[n_log:])),
+                  m.text())
     with open(os.path.join(mnt, ".snapfs", "log")) as f:
         history = [l for l in f if "/proc/self/fd/" in l]
     ctx.check("the event history (.snapfs/log) never names a private "
