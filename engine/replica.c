@@ -136,8 +136,8 @@ int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
 
 /* The text of one JSON value of a document (NULL when absent), via
  * SQLite's json_extract; free() it. */
-static char *json_text(snap_replica *r, const char *doc, size_t len,
-		       const char *path)
+char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
+			     const char *path)
 {
 	sqlite3_stmt *st = NULL;
 	char *out = NULL;
@@ -154,10 +154,10 @@ static char *json_text(snap_replica *r, const char *doc, size_t len,
 }
 
 /* A JSON integer of a document, or def when absent. */
-static int64_t json_int(snap_replica *r, const char *doc, size_t len,
-			const char *path, int64_t def)
+int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
+			      const char *path, int64_t def)
 {
-	char *t = json_text(r, doc, len, path);
+	char *t = snap_replica_json_text(r, doc, len, path);
 	int64_t v = t ? strtoll(t, NULL, 10) : def;
 	free(t);
 	return v;
@@ -245,19 +245,19 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 		       const char *pass, size_t passlen, snap_err *err)
 {
 	const char *url = snap_objstore_url(r->os);
-	char *fmt = json_text(r, doc, len, "$.format");
+	char *fmt = snap_replica_json_text(r, doc, len, "$.format");
 	int ok = fmt && !strcmp(fmt, FORMAT_NAME);
 	free(fmt);
 	if (!ok)
 		return snap_err_set(err, -EINVAL, "%s: not a snapfs replica "
 				    "(its config names another format)", url);
-	int64_t ver = json_int(r, doc, len, "$.version", 0);
+	int64_t ver = snap_replica_json_int(r, doc, len, "$.version", 0);
 	if (ver != FORMAT_VERSION)
 		return snap_err_set(err, -EINVAL,
 				    "%s: replica format version %lld; this "
 				    "snapfs reads version %d (upgrade snapfs)",
 				    url, (long long)ver, FORMAT_VERSION);
-	char *id = json_text(r, doc, len, "$.id");
+	char *id = snap_replica_json_text(r, doc, len, "$.id");
 	uint8_t idb[16];
 	if (unhex(id, idb, sizeof idb) < 0) {
 		free(id);
@@ -266,8 +266,8 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	}
 	memcpy(r->id, id, 33);
 	free(id);
-	r->created = json_int(r, doc, len, "$.created", 0);
-	char *enc = json_text(r, doc, len, "$.encryption");
+	r->created = snap_replica_json_int(r, doc, len, "$.created", 0);
+	char *enc = snap_replica_json_text(r, doc, len, "$.encryption");
 	if (enc && !strcmp(enc, "none")) {
 		free(enc);
 		r->enc = 0;
@@ -286,9 +286,9 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 				    "--passphrase-file FILE)", url);
 	snap_kdf kdf;
 	uint8_t wrapped[SNAP_WRAPPED_BYTES];
-	char *salt = json_text(r, doc, len, "$.kdf.salt");
-	char *key = json_text(r, doc, len, "$.key");
-	char *alg = json_text(r, doc, len, "$.kdf.alg");
+	char *salt = snap_replica_json_text(r, doc, len, "$.kdf.salt");
+	char *key = snap_replica_json_text(r, doc, len, "$.key");
+	char *alg = snap_replica_json_text(r, doc, len, "$.kdf.alg");
 	int bad = unhex(salt, kdf.salt, sizeof kdf.salt) < 0 ||
 		  unhex(key, wrapped, sizeof wrapped) < 0 ||
 		  !alg || strcmp(alg, "argon2id13");
@@ -298,8 +298,8 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	if (bad)
 		return snap_err_set(err, -EINVAL, "%s: config without valid "
 				    "key parameters", url);
-	kdf.opslimit = (uint64_t)json_int(r, doc, len, "$.kdf.opslimit", 0);
-	kdf.memlimit = (uint64_t)json_int(r, doc, len, "$.kdf.memlimit", 0);
+	kdf.opslimit = (uint64_t)snap_replica_json_int(r, doc, len, "$.kdf.opslimit", 0);
+	kdf.memlimit = (uint64_t)snap_replica_json_int(r, doc, len, "$.kdf.memlimit", 0);
 	int rc = snap_key_unwrap(&kdf, pass, passlen, wrapped, r->master,
 				 err);
 	if (rc < 0) {
@@ -413,12 +413,12 @@ static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 	const char *d = (const char *)doc;
 	memset(row, 0, sizeof *row);
 	snprintf(row->obj, sizeof row->obj, "%s", obj);
-	char *name = json_text(r, d, len, "$.name");
-	char *label = json_text(r, d, len, "$.label");
-	char *kind = json_text(r, d, len, "$.kind");
-	char *comment = json_text(r, d, len, "$.comment");
-	char *sha = json_text(r, d, len, "$.sha256");
-	char *map = json_text(r, d, len, "$.map");
+	char *name = snap_replica_json_text(r, d, len, "$.name");
+	char *label = snap_replica_json_text(r, d, len, "$.label");
+	char *kind = snap_replica_json_text(r, d, len, "$.kind");
+	char *comment = snap_replica_json_text(r, d, len, "$.comment");
+	char *sha = snap_replica_json_text(r, d, len, "$.sha256");
+	char *map = snap_replica_json_text(r, d, len, "$.map");
 	int bad = !name || !label || !kind || !sha || !map ||
 		  strlen(name) >= sizeof row->si.name ||
 		  strlen(label) >= sizeof row->si.label ||
@@ -432,15 +432,15 @@ static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 		snprintf(row->si.comment, sizeof row->si.comment, "%s",
 			 comment ? comment : "");
 		snprintf(row->map, sizeof row->map, "%s", map);
-		row->si.created_ns = json_int(r, d, len, "$.created_ns", 0);
-		row->si.pinned = (int)json_int(r, d, len, "$.pinned", 0);
-		row->si.page_size = (uint32_t)json_int(r, d, len,
+		row->si.created_ns = snap_replica_json_int(r, d, len, "$.created_ns", 0);
+		row->si.pinned = (int)snap_replica_json_int(r, d, len, "$.pinned", 0);
+		row->si.page_size = (uint32_t)snap_replica_json_int(r, d, len,
 						       "$.page_size", 0);
-		row->si.page_count = (uint32_t)json_int(r, d, len,
+		row->si.page_count = (uint32_t)snap_replica_json_int(r, d, len,
 							"$.page_count", 0);
-		row->si.image_size = (uint64_t)json_int(r, d, len,
+		row->si.image_size = (uint64_t)snap_replica_json_int(r, d, len,
 							"$.image_size", 0);
-		row->si.change_counter = (uint32_t)json_int(
+		row->si.change_counter = (uint32_t)snap_replica_json_int(
 			r, d, len, "$.change_counter", 0);
 		bad = row->si.page_size < 512 ||
 		      row->si.page_size > SNAP_PAGE_MAX ||

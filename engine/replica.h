@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "retention.h"
 #include "store.h"
 
 typedef struct snap_replica snap_replica;
@@ -93,5 +94,15 @@ typedef void (*snap_replica_problem_fn)(void *ctx, const char *snapshot,
 int snap_replica_verify(snap_replica *r, const char *name, int full,
 			const char *tmpdir, snap_replica_problem_fn fn,
 			void *ctx, unsigned *nbad, snap_err *err);
+
+/* Retention of a replica: snap_retention_plan's rules on its catalog
+ * rows (never manual, imported, pinned ones), the pruned rows and maps
+ * deleted, then every pack no remaining snapshot uses.  dry_run: plan
+ * only.  *out (free()) gets the decisions, newest first; *pruned the
+ * snapshots pruned (or that would be), *packs the packs deleted.  Holds
+ * the writer lock: -EBUSY while a replicate runs.  max_size: -EINVAL. */
+int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
+		       int dry_run, snap_keep_decision **out, size_t *n,
+		       size_t *pruned, uint64_t *packs, snap_err *err);
 
 #endif /* ENGINE_REPLICA_H */

@@ -124,6 +124,25 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err);
 int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
 			     uint32_t *count);
 
+/* The text (free()) or integer of one JSON value of doc, by SQLite's
+ * json_extract; NULL or def when absent. */
+char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
+			     const char *path);
+int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
+			      const char *path, int64_t def);
+
+/* A snapshot's page map: the seqs of its pages 1..N (free()). */
+int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
+			  snap_err *err);
+
+/* Take the replica's writer lock (replica_prune.c): put locks/<random>
+ * (name gets it), then list the others; -EBUSY, own lock taken back,
+ * when another live writer holds one.  Dead locks are removed. */
+int snap_replica_lock(snap_replica *r, const char *what, char *name,
+		      size_t cap, snap_err *err);
+/* Take a lock back (name "" or NULL: nothing). */
+void snap_replica_unlock(snap_replica *r, const char *name);
+
 /* qsort/bsearch order of uint64_t. */
 int snap_replica_u64_cmp(const void *a, const void *b);
 

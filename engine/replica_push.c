@@ -448,7 +448,11 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	rrow *rows = NULL;
 	size_t nrows = 0;
 	uint64_t next;
-	int rc = cache_sync(s, r, &next, err);
+	char lock[64] = "";
+	int rc = snap_replica_lock(r, "replicate", lock, sizeof lock, err);
+	if (rc < 0)
+		return rc;
+	rc = cache_sync(s, r, &next, err);
 	if (rc < 0)
 		goto out;
 	rc = snap_replica_rows_load(r, NULL, &rows, &nrows, err);
@@ -487,6 +491,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	if (progress)
 		progress(pctx, total, total);
 out:
+	snap_replica_unlock(r, lock);
 	free(p.pack);
 	free(p.index);
 	snap_pageidx_free(&p.seen);

@@ -197,8 +197,8 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 /* ---- whole images --------------------------------------------------------- */
 
 /* Load row's page map (the seqs of pages 1..N). */
-static int map_load(snap_replica *r, const rrow *row, int64_t **seqs,
-		    snap_err *err)
+int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
+			  snap_err *err)
 {
 	uint8_t *blob;
 	size_t len;
@@ -234,7 +234,7 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 	rc = snap_replica_firsts_load(r, err);
 	if (rc < 0)
 		goto out;
-	rc = map_load(r, row, &seqs, err);
+	rc = snap_replica_map_load(r, row, &seqs, err);
 	if (rc < 0)
 		goto out;
 	for (uint32_t i = 0; i < row->si.page_count; i++) {

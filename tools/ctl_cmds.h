@@ -40,6 +40,8 @@ int cmd_status(snap_store *s, ctl_args *a);
 int ctl_status_no_store(const ctl_args *a, int missing);
 /* snapctl_prune.c */
 int cmd_prune(snap_store *s, ctl_args *a);
+int ctl_prune_print(const snap_keep_decision *d, size_t n, size_t pruned,
+		    const ctl_args *a);
 /* snapctl_mount.c: fill a->db and a->store_dir (and the schedule fields)
  * from MOUNTPOINT/.snapfs/status.json; 0 or CTL_EXIT_FAIL. */
 int ctl_mount_resolve(ctl_args *a);

@@ -55,11 +55,10 @@ static int prune_json(const snap_keep_decision *d, size_t n)
 int cmd_prune(snap_store *s, ctl_args *a)
 {
 	snap_keep_decision *d = NULL;
-	size_t n = 0, pruned = 0, kept = 0, i;
-	const char *go = a->dry_run ? "would prune" : "prune";
+	size_t n = 0, pruned = 0;
 	snap_err err;
 	char policy[256];
-	int rc, w = 4, aw = a->dry_run ? 11 : 5;
+	int rc;
 
 	snap_keep_format(&a->policy, policy, sizeof(policy));
 	snap_err_clear(&err);
@@ -70,11 +69,23 @@ int cmd_prune(snap_store *s, ctl_args *a)
 	ctl_busy_end();
 	if (rc < 0)
 		return ctl_fail(&err, rc, "pruning");
-	if (a->json) {
-		rc = prune_json(d, n);
-		free(d);
-		return rc;
-	}
+	rc = ctl_prune_print(d, n, pruned, a);
+	free(d);
+	return rc;
+}
+
+/* What prune decided, as "prune" prints it (a store's or a replica's). */
+int ctl_prune_print(const snap_keep_decision *d, size_t n, size_t pruned,
+		    const ctl_args *a)
+{
+	size_t kept = 0, i;
+	const char *go = a->dry_run ? "would prune" : "prune";
+	char policy[256];
+	int w = 4, aw = a->dry_run ? 11 : 5;
+
+	snap_keep_format(&a->policy, policy, sizeof(policy));
+	if (a->json)
+		return prune_json(d, n);
 	for (i = 0; i < n; i++) {
 		if ((int)strlen(d[i].info.name) > w)
 			w = (int)strlen(d[i].info.name);
@@ -90,6 +101,5 @@ int cmd_prune(snap_store *s, ctl_args *a)
 	else
 		printf("pruned %zu of %zu snapshot%s, kept %zu (policy %s)\n",
 		       pruned, n, n == 1 ? "" : "s", kept, policy);
-	free(d);
 	return CTL_EXIT_OK;
 }

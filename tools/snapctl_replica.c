@@ -329,6 +329,25 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 			ctl_usage_error("restore from a replica takes no "
 					"--dry-run or --table") :
 			ctl_replica_restore(r, a, name);
+	} else if (!strcmp(cmd, "prune")) {
+		snap_keep_decision *d = NULL;
+		size_t n = 0, pruned = 0;
+		uint64_t packs = 0;
+
+		ctl_busy_begin("pruning the replica");
+		rc = snap_replica_prune(r, &a->policy, a->dry_run, &d, &n,
+					&pruned, &packs, &err);
+		ctl_busy_end();
+		if (rc < 0) {
+			rc = ctl_fail(&err, rc, "prune");
+		} else {
+			rc = ctl_prune_print(d, n, pruned, a);
+			if (!a->json && !a->dry_run)
+				printf("%" PRIu64 " pack%s no snapshot uses "
+				       "deleted\n", packs,
+				       packs == 1 ? "" : "s");
+		}
+		free(d);
 	} else if (!strcmp(cmd, "passphrase")) {
 		rc = ctl_replica_passphrase(r, a);
 	} else {

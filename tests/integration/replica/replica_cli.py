@@ -163,6 +163,37 @@ def run(ctx, work, env, url, s3dir):
           r.returncode == 0 and r2.returncode == 0 and r3.returncode == 0 and
           len(json.loads(r3.stdout)) == 4, r.stderr + r2.stdout + r2.stderr)
 
+    # Retention on the replica: safety snapshots (kind pre-restore) come
+    # and go by the rules; manual ones stay; what remains still verifies.
+    pdb = os.path.join(work, "prune.db")
+    make_db(pdb, 4000)
+    ctl(["--db", pdb, "create", "--label", "base"], env)
+    for i in range(3):
+        con = sqlite3.connect(pdb)
+        con.execute("UPDATE t SET v = 'p%d-' || id" % i)  # every page
+        con.commit()
+        con.close()
+        ctl(["--db", pdb, "restore", "latest"], env)       # a pre-restore
+    purl = url + "-prune"
+    ctl(["--db", pdb, "replicate", purl], env)
+    before = json.loads(ctl(["--replica", purl, "list", "--json"], env).stdout)
+    r = ctl(["--replica", purl, "prune", "--keep", "last:1", "--dry-run"], env)
+    same = json.loads(ctl(["--replica", purl, "list", "--json"], env).stdout)
+    check("prune --dry-run on a replica says 'would prune' and deletes "
+          "nothing", r.returncode == 0 and "would prune" in r.stdout and
+          same == before, r.stdout + r.stderr)
+    r = ctl(["--replica", purl, "prune", "--keep", "last:1"], env)
+    after = json.loads(ctl(["--replica", purl, "list", "--json"], env).stdout)
+    kinds = sorted(x["kind"] for x in after)
+    check("prune --keep last:1: two safety snapshots gone, manual kept, "
+          "packs only they used deleted",
+          r.returncode == 0 and len(after) == len(before) - 2 and
+          "manual" in kinds and "pack" in r.stdout and
+          " 0 packs" not in r.stdout, r.stdout + r.stderr)
+    r = ctl(["--replica", purl, "verify", "--full"], env)
+    check("what prune left verifies (--full)", r.returncode == 0,
+          r.stdout + r.stderr)
+
     bad = dict(env, SNAPFS_PASSPHRASE="wrong")
     before = objects(env, url) if url.startswith("file://") else None
     r = ctl(["--replica", url, "list"], bad)
@@ -185,6 +216,32 @@ def run(ctx, work, env, url, s3dir):
 
     if url.startswith("file://"):
         root = url[len("file://"):]
+        # One writer at a time: a live lock of another machine refuses
+        # replicate and prune; a dead one of this machine is cleared.
+        import socket
+        import time
+        lurl = url + "-lock"
+        ctl(["--db", db, "replicate", lurl], env)
+        lock = os.path.join(lurl[len("file://"):], "locks", "0123456789abcdef")
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+        with open(lock, "w") as f:
+            json.dump({"what": "replicate", "host": "elsewhere.example",
+                       "pid": 4242, "time": int(time.time())}, f)
+        r = ctl(["--db", db, "replicate", lurl], env)
+        r2 = ctl(["--replica", lurl, "prune", "--keep", "last:1"], env)
+        check("another machine's replicate running: replicate and prune "
+              "refused (exit 1), and say so",
+              r.returncode == 1 and "another replicate is running" in r.stderr
+              and r2.returncode == 1 and "elsewhere.example" in r2.stderr,
+              r.stderr + r2.stderr)
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        with open(lock, "w") as f:
+            json.dump({"what": "replicate", "host": socket.gethostname(),
+                       "pid": dead.pid, "time": int(time.time())}, f)
+        r = ctl(["--db", db, "replicate", lurl], env)
+        check("a killed run's lock on this machine does not block the next",
+              r.returncode == 0 and not os.path.exists(lock), r.stderr)
         packs = sorted(os.listdir(os.path.join(root, "packs")))
         p = os.path.join(root, "packs", packs[0])
         data = bytearray(open(p, "rb").read())

@@ -1,0 +1,293 @@
+/*
+ * engine/replica_prune.c — one writer at a time, and retention of a
+ * replica.
+ *
+ * Locks.  Object stores have no conditional write (Swift's s3api has none),
+ * so a writer (replicate or prune) announces itself first and looks second:
+ * it puts "locks/<random>" (JSON: what, host, pid, time), then lists
+ * "locks/"; any other lock that is alive makes it take its own back and
+ * fail with -EBUSY.  Two writers that start together both see each other
+ * and both back off (the next run goes through); a writer never proceeds
+ * beside another.  A lock is dead when it is older than SNAP_REPLICA_LOCK_TTL
+ * or when it names this host and a pid that no longer runs (a killed run on
+ * this machine does not block the next one); a dead lock is deleted.
+ *
+ * Prune.  The same rules as a store's retention (snap_retention_plan: only
+ * kinds auto and pre-restore, never pinned ones), applied to the replica's
+ * catalog rows.  A pruned snapshot's row goes first (it leaves the
+ * replica's listing at once), then its map.  Then every pack none of whose
+ * pages a remaining map names goes, index before pack.  A pack that holds
+ * one page still named stays whole (no repacking): the space of its other
+ * pages comes back when its last user is pruned.  Under the lock, no
+ * replicate runs: a page a replicate is about to name is never deleted.
+ */
+#include "replica_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "retention.h"
+
+#define SNAP_REPLICA_LOCK_TTL_S (6 * 3600)
+
+/* This machine's name, for locks ("" when unknown). */
+static void host_name(char *out, size_t cap)
+{
+	if (gethostname(out, cap) < 0)
+		out[0] = '\0';
+	out[cap - 1] = '\0';
+}
+
+/* 1 when the lock object doc belongs to a live writer (see the top). */
+static int lock_alive(snap_replica *r, const uint8_t *doc, size_t len)
+{
+	char host[256];
+	int64_t now = snap_time_now_ns() / 1000000000;
+	int64_t t = snap_replica_json_int(r, (const char *)doc, len, "$.time",
+					  0);
+	int64_t pid = snap_replica_json_int(r, (const char *)doc, len,
+					    "$.pid", 0);
+	char *h = snap_replica_json_text(r, (const char *)doc, len, "$.host");
+	int alive = t > now - SNAP_REPLICA_LOCK_TTL_S;
+	host_name(host, sizeof host);
+	if (alive && h && host[0] && !strcmp(h, host) && pid > 0 &&
+	    kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		alive = 0;
+	free(h);
+	return alive;
+}
+
+int snap_replica_lock(snap_replica *r, const char *what, char *name,
+		      size_t cap, snap_err *err)
+{
+	uint8_t idb[16];
+	char id[33], host[256];
+	snap_random(idb, sizeof idb);
+	snap_replica_hex(idb, sizeof idb, id);
+	snprintf(name, cap, "locks/%s", id);
+	host_name(host, sizeof host);
+	snap_json j;
+	snap_json_init(&j);
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "what"); snap_json_str(&j, what);
+	snap_json_key(&j, "host"); snap_json_str(&j, host);
+	snap_json_key(&j, "pid"); snap_json_int(&j, getpid());
+	snap_json_key(&j, "time");
+	snap_json_int(&j, snap_time_now_ns() / 1000000000);
+	snap_json_obj_end(&j);
+	if (j.oom) {
+		snap_json_free(&j);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	int rc = snap_objstore_put(r->os, name, j.buf, j.len, err);
+	snap_json_free(&j);
+	if (rc < 0)
+		return rc;
+	snap_replica_names ns = {0};
+	rc = snap_replica_list_dir(r, "locks", &ns, err);
+	for (size_t i = 0; rc == 0 && i < ns.n; i++) {
+		uint8_t *doc;
+		size_t len;
+		if (!strcmp(ns.v[i], name))
+			continue;
+		if (snap_objstore_get(r->os, ns.v[i], &doc, &len, err) < 0)
+			continue;        /* gone meanwhile: its writer ended */
+		int alive = lock_alive(r, doc, len);
+		char *who = snap_replica_json_text(r, (const char *)doc, len,
+						   "$.what");
+		char *on = snap_replica_json_text(r, (const char *)doc, len,
+						  "$.host");
+		int64_t pid = snap_replica_json_int(r, (const char *)doc, len,
+						    "$.pid", 0);
+		free(doc);
+		if (!alive) {
+			snap_objstore_delete(r->os, ns.v[i], err);
+		} else {
+			rc = snap_err_set(err, -EBUSY,
+					  "%s: another %s is running on it "
+					  "(host %s, pid %lld; its lock %s); "
+					  "run again when it is done",
+					  snap_objstore_url(r->os),
+					  who ? who : "writer", on ? on : "?",
+					  (long long)pid, ns.v[i]);
+		}
+		free(who);
+		free(on);
+	}
+	snap_replica_names_free(&ns);
+	if (rc < 0) {
+		snap_err e2;
+		snap_objstore_delete(r->os, name, &e2);
+	}
+	return rc;
+}
+
+void snap_replica_unlock(snap_replica *r, const char *name)
+{
+	snap_err e;
+	if (name && name[0])
+		snap_objstore_delete(r->os, name, &e);
+}
+
+/* Mark every seq map names in the bit set used (size nbits). */
+static int mark_map(snap_replica *r, const rrow *row, uint8_t *used,
+		    uint64_t nbits, snap_err *err)
+{
+	int64_t *seqs;
+	int rc = snap_replica_map_load(r, row, &seqs, err);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < row->si.page_count; i++) {
+		uint64_t q = (uint64_t)seqs[i];
+		if (q < nbits)
+			used[q / 8] |= (uint8_t)(1u << (q % 8));
+	}
+	free(seqs);
+	return 0;
+}
+
+/* Delete every pack (and its index) none of whose pages rows still name. */
+static int collect_packs(snap_replica *r, const rrow *rows, size_t n,
+			 const snap_keep_decision *d, uint64_t *freed,
+			 snap_err *err)
+{
+	int rc = snap_replica_firsts_load(r, err);
+	if (rc < 0)
+		return rc;
+	/* The highest seq any index covers bounds the bit set. */
+	uint64_t top = 1;
+	uint32_t *counts = calloc(r->nfirsts ? r->nfirsts : 1,
+				  sizeof *counts);
+	if (!counts)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < r->nfirsts; i++) {
+		char name[64];
+		uint8_t *p;
+		size_t len;
+		uint64_t f = 0;
+		snprintf(name, sizeof name, "index/%016llx",
+			 (unsigned long long)r->firsts[i]);
+		rc = snap_replica_obj_get(r, name, &p, &len, err);
+		if (rc == -ENOENT) {
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			goto out;
+		if (snap_replica_index_parse(p, len, &f, &counts[i]) < 0 ||
+		    f != r->firsts[i]) {
+			free(p);
+			rc = snap_err_set(err, -EIO, "%s/%s: not a valid index; "
+					  "nothing collected",
+					  snap_objstore_url(r->os), name);
+			goto out;
+		}
+		free(p);
+		if (f + counts[i] > top)
+			top = f + counts[i];
+	}
+	uint8_t *used = calloc(top / 8 + 1, 1);
+	if (!used) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < n && rc == 0; k++) {
+		int kept = 1;
+		for (size_t j = 0; j < n; j++)
+			if (!strcmp(d[j].info.name, rows[k].si.name))
+				kept = d[j].keep;
+		if (kept)
+			rc = mark_map(r, &rows[k], used, top, err);
+	}
+	for (size_t i = 0; rc == 0 && i < r->nfirsts; i++) {
+		int named = 0;
+		for (uint64_t q = r->firsts[i];
+		     q < r->firsts[i] + counts[i] && !named; q++)
+			named = (used[q / 8] >> (q % 8)) & 1;
+		if (named || counts[i] == 0)
+			continue;
+		char name[64];
+		snprintf(name, sizeof name, "index/%016llx",
+			 (unsigned long long)r->firsts[i]);
+		rc = snap_objstore_delete(r->os, name, err);
+		snprintf(name, sizeof name, "packs/%016llx",
+			 (unsigned long long)r->firsts[i]);
+		if (rc == 0)
+			rc = snap_objstore_delete(r->os, name, err);
+		if (rc == 0)
+			(*freed)++;
+	}
+	free(used);
+out:
+	free(counts);
+	return rc;
+}
+
+int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
+		       int dry_run, snap_keep_decision **out, size_t *n,
+		       size_t *pruned, uint64_t *packs, snap_err *err)
+{
+	char lock[64] = "";
+	rrow *rows = NULL;
+	snap_info *v = NULL;
+	snap_keep_decision *d = NULL;
+	size_t k = 0;
+	*out = NULL;
+	*n = *pruned = 0;
+	*packs = 0;
+	if (p->max_size)
+		return snap_err_set(err, -EINVAL, "%s: --max-size works on a "
+				    "store, not a replica",
+				    snap_objstore_url(r->os));
+	int rc = dry_run ? 0 : snap_replica_lock(r, "prune", lock,
+						 sizeof lock, err);
+	if (rc < 0)
+		return rc;
+	rc = snap_replica_rows_load(r, NULL, &rows, &k, err);
+	if (rc < 0)
+		goto done;
+	v = calloc(k ? k : 1, sizeof *v);
+	d = calloc(k ? k : 1, sizeof *d);
+	if (!v || !d) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < k; i++)
+		v[i] = rows[i].si;
+	snap_retention_plan(v, k, p, d);
+	for (size_t i = 0; i < k; i++)
+		*pruned += !d[i].keep;
+	if (!dry_run) {
+		/* Rows first: a pruned snapshot leaves the listing at once. */
+		for (size_t i = 0; rc == 0 && i < k; i++) {
+			for (size_t j = 0; j < k; j++) {
+				if (d[j].keep ||
+				    strcmp(d[j].info.name, rows[i].si.name))
+					continue;
+				rc = snap_objstore_delete(r->os, rows[i].obj,
+							  err);
+				if (rc == 0)
+					rc = snap_objstore_delete(
+						r->os, rows[i].map, err);
+			}
+		}
+		if (rc == 0)
+			rc = collect_packs(r, rows, k, d, packs, err);
+	}
+	if (rc == 0) {
+		*out = d;
+		*n = k;
+		d = NULL;
+	}
+done:
+	snap_replica_unlock(r, lock);
+	free(d);
+	free(v);
+	free(rows);
+	return rc;
+}
