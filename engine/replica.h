@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "events.h"
 #include "retention.h"
 #include "store.h"
 
@@ -104,5 +105,10 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 		       int dry_run, snap_keep_decision **out, size_t *n,
 		       size_t *pruned, uint64_t *packs, snap_err *err);
+
+/* The replica's history, oldest first (free(*out)): one event per
+ * replicate and prune run (kind, time, ok, detail; no snapshot). */
+int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
+		     snap_err *err);
 
 #endif /* ENGINE_REPLICA_H */

@@ -143,6 +143,11 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 /* Take a lock back (name "" or NULL: nothing). */
 void snap_replica_unlock(snap_replica *r, const char *name);
 
+/* Leave one event in the replica's history (replica_log.c); best
+ * effort, never fails the run. */
+void snap_replica_log_add(snap_replica *r, const char *kind, int ok,
+			  const char *detail);
+
 /* qsort/bsearch order of uint64_t. */
 int snap_replica_u64_cmp(const void *a, const void *b);
 

@@ -285,6 +285,16 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 		d = NULL;
 	}
 done:
+	if (!dry_run && rc != -EBUSY) {
+		char what[SNAP_ERR_MSG];
+		if (rc == 0)
+			snprintf(what, sizeof what, "%zu of %zu snapshots "
+				 "pruned, %llu packs deleted", *pruned, k,
+				 (unsigned long long)*packs);
+		else
+			snprintf(what, sizeof what, "%s", err->msg);
+		snap_replica_log_add(r, "prune", rc == 0, what);
+	}
 	snap_replica_unlock(r, lock);
 	free(d);
 	free(v);

@@ -491,6 +491,16 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	if (progress)
 		progress(pctx, total, total);
 out:
+	if (rc == 0 && st->snapshots) {
+		char what[160];
+		snprintf(what, sizeof what, "%llu snapshots, %llu pages, %llu "
+			 "bytes", (unsigned long long)st->snapshots,
+			 (unsigned long long)st->pages,
+			 (unsigned long long)st->bytes);
+		snap_replica_log_add(r, "replicate", 1, what);
+	} else if (rc < 0 && rc != -EBUSY) {
+		snap_replica_log_add(r, "replicate", 0, err->msg);
+	}
 	snap_replica_unlock(r, lock);
 	free(p.pack);
 	free(p.index);

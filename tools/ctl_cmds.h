@@ -53,6 +53,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a);
  * (ctl_show_print frees tables). */
 int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a);
 int ctl_show_print(const snap_info *si, char *tables, const ctl_args *a);
+int ctl_log_print(const snap_event *ev, size_t n, const ctl_args *a);
 
 /* One "verify" run: the engine's problems collected, then reported. */
 typedef struct ctl_verify {

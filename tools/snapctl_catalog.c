@@ -406,7 +406,7 @@ int cmd_export(snap_store *s, ctl_args *a)
 int cmd_log(snap_store *s, ctl_args *a)
 {
 	snap_event *ev = NULL;
-	size_t n = 0, i, first = 0;
+	size_t n = 0;
 	snap_err err;
 	int rc;
 
@@ -414,6 +414,18 @@ int cmd_log(snap_store *s, ctl_args *a)
 	rc = snap_event_list(s, 0, 0, &ev, &n, &err);
 	if (rc < 0)
 		return ctl_fail(&err, rc, "reading the event history");
+	rc = ctl_log_print(ev, n, a);
+	free(ev);
+	return rc;
+}
+
+/* Events as "log" prints them (a store's or a replica's), the last
+ * --limit N only. */
+int ctl_log_print(const snap_event *ev, size_t n, const ctl_args *a)
+{
+	size_t i, first = 0;
+	int rc;
+
 	if (a->limit && n > a->limit)
 		first = n - a->limit;
 	if (a->json) {
@@ -425,7 +437,6 @@ int cmd_log(snap_store *s, ctl_args *a)
 			snap_json_event(&j, &ev[i]);
 		snap_json_arr_end(&j);
 		rc = ctl_json_print(&j);
-		free(ev);
 		return rc;
 	}
 	for (i = first; i < n; i++) {
@@ -436,7 +447,6 @@ int cmd_log(snap_store *s, ctl_args *a)
 		       ev[i].snapshot[0] ? ev[i].snapshot : "-",
 		       ev[i].ok ? "ok" : "FAILED", ev[i].detail);
 	}
-	free(ev);
 	return CTL_EXIT_OK;
 }
 

@@ -160,14 +160,14 @@ static const ctl_opt ctl_opts[] = {
 	  " export ", CTL_FLAG(sql) },
 	{ "replica", 0, "URL", "work on the replica at URL (s3://BUCKET/PREFIX\n"
 	  "                   or file:///PATH) instead of a store",
-	  " list show verify export restore prune passphrase ",
+	  " list show verify export restore prune log passphrase ",
 	  CTL_STR(replica) },
 	{ "endpoint", 0, "URL", "the S3 service (default: AWS_ENDPOINT_URL)",
-	  " replicate list show verify export restore prune passphrase ",
+	  " replicate list show verify export restore prune log passphrase ",
 	  CTL_STR(endpoint) },
 	{ "passphrase-file", 0, "FILE", "the replica's passphrase (default: "
 	  "SNAPFS_PASSPHRASE)",
-	  " replicate list show verify export restore prune passphrase ",
+	  " replicate list show verify export restore prune log passphrase ",
 	  CTL_STR(pass_file) },
 	{ "new-passphrase-file", 0, "FILE", "the new passphrase (default: "
 	  "SNAPFS_NEW_PASSPHRASE)", " passphrase ", CTL_STR(new_pass_file) },

@@ -348,6 +348,14 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 				       packs == 1 ? "" : "s");
 		}
 		free(d);
+	} else if (!strcmp(cmd, "log")) {
+		snap_event *ev = NULL;
+		size_t n = 0;
+
+		rc = snap_replica_log(r, &ev, &n, &err);
+		rc = rc < 0 ? ctl_fail(&err, rc, "the replica's history") :
+			ctl_log_print(ev, n, a);
+		free(ev);
 	} else if (!strcmp(cmd, "passphrase")) {
 		rc = ctl_replica_passphrase(r, a);
 	} else {

@@ -193,6 +193,12 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", purl, "verify", "--full"], env)
     check("what prune left verifies (--full)", r.returncode == 0,
           r.stdout + r.stderr)
+    r = ctl(["--replica", purl, "log", "--json"], env)
+    ev = json.loads(r.stdout) if r.returncode == 0 else []
+    check("log on the replica: the replicate run, then the prune, both ok",
+          [(e["kind"], e["ok"]) for e in ev] == [("replicate", True),
+                                                ("prune", True)],
+          r.stdout + r.stderr)
 
     bad = dict(env, SNAPFS_PASSPHRASE="wrong")
     before = objects(env, url) if url.startswith("file://") else None
