@@ -63,11 +63,18 @@ int snap_objstore_put(snap_objstore *o, const char *name, const void *data,
 	return rc < 0 ? rc : o->be->put(o, name, data, len, err);
 }
 
+int snap_objstore_get_max(snap_objstore *o, const char *name, size_t max,
+			  uint8_t **data, size_t *len, snap_err *err)
+{
+	int rc = name_ok(o, name, err);
+	return rc < 0 ? rc : o->be->get(o, name, max, data, len, err);
+}
+
 int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 		      size_t *len, snap_err *err)
 {
-	int rc = name_ok(o, name, err);
-	return rc < 0 ? rc : o->be->get(o, name, data, len, err);
+	return snap_objstore_get_max(o, name, SNAP_OBJSTORE_MAX, data, len,
+				     err);
 }
 
 int snap_objstore_list(snap_objstore *o, const char *dir,

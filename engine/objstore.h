@@ -58,9 +58,15 @@ int snap_objstore_put(snap_objstore *o, const char *name, const void *data,
 		      size_t len, snap_err *err);
 
 /* Read a whole object into a new buffer (*data, free() it).  -ENOENT when
- * there is no such object. */
+ * there is no such object; -EFBIG, nothing kept, when it is larger than
+ * max bytes (a hostile store must not make a reader take all memory). */
+int snap_objstore_get_max(snap_objstore *o, const char *name, size_t max,
+			  uint8_t **data, size_t *len, snap_err *err);
+/* The same with the largest object any replica holds (SNAP_OBJSTORE_MAX). */
 int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 		      size_t *len, snap_err *err);
+
+#define SNAP_OBJSTORE_MAX ((size_t)256 << 20)
 
 /* Every object directly under dir ("packs", "snapshots", …), in no
  * particular order.  A missing directory lists nothing. */

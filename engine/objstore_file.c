@@ -21,7 +21,6 @@
 
 #include "sys.h"
 
-#define OBJ_MAX (1u << 30)   /* no object of a replica is near this */
 
 /* Open (and with create, make) the object directory of name, relative to
  * the target; *base gets the name within it.  A name without a directory
@@ -112,8 +111,8 @@ out:
 }
 
 /* Read a whole object (a regular file, never through a symlink). */
-static int file_get(snap_objstore *o, const char *name, uint8_t **data,
-		    size_t *len, snap_err *err)
+static int file_get(snap_objstore *o, const char *name, size_t max,
+		    uint8_t **data, size_t *len, snap_err *err)
 {
 	const char *base;
 	int dfd = file_dir(o, name, 0, &base, err);
@@ -121,8 +120,10 @@ static int file_get(snap_objstore *o, const char *name, uint8_t **data,
 		return dfd;
 	int rc = 0;
 	uint8_t *buf = NULL;
-	int fd = snap_sys_openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
-				 0);
+	/* O_NONBLOCK: a FIFO planted under an object's name must not hang
+	 * the reader before fstat says it is not a regular file. */
+	int fd = snap_sys_openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+				 O_NONBLOCK, 0);
 	snap_sys_close(dfd);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -136,10 +137,15 @@ static int file_get(snap_objstore *o, const char *name, uint8_t **data,
 				  strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size > OBJ_MAX) {
+	if (!S_ISREG(st.st_mode)) {
 		rc = snap_err_set(err, -EIO, "%s/%s: not a replica object "
-				  "(not a regular file, or too large)",
-				  o->path, name);
+				  "(not a regular file)", o->path, name);
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		rc = snap_err_set(err, -EFBIG, "%s/%s: %lld bytes, more than "
+				  "such an object can hold (%zu): refused",
+				  o->path, name, (long long)st.st_size, max);
 		goto out;
 	}
 	size_t n = (size_t)st.st_size, got = 0;

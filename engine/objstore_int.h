@@ -14,8 +14,8 @@
 typedef struct snap_objstore_backend {
 	int (*put)(snap_objstore *o, const char *name, const void *data,
 		   size_t len, snap_err *err);
-	int (*get)(snap_objstore *o, const char *name, uint8_t **data,
-		   size_t *len, snap_err *err);
+	int (*get)(snap_objstore *o, const char *name, size_t max,
+		   uint8_t **data, size_t *len, snap_err *err);
 	int (*list)(snap_objstore *o, const char *dir,
 		    snap_objstore_list_fn fn, void *ctx, snap_err *err);
 	int (*del)(snap_objstore *o, const char *name, snap_err *err);

@@ -42,6 +42,7 @@
 #define S3_BACKOFF_MS 250
 #define S3_CONNECT_TIMEOUT_S 10L
 #define S3_STALL_S 60L
+#define S3_BODY_MAX ((size_t)16 << 20)  /* listings, error documents */
 
 struct snap_s3 {
 	CURL *curl;
@@ -61,6 +62,8 @@ typedef struct s3req {
 	size_t len, sent;
 	uint8_t *resp;         /* response body (grown), NUL-terminated */
 	size_t rlen, rcap;
+	size_t max;            /* the most body accepted (0: S3_BODY_MAX) */
+	int toobig;            /* the body passed max: the transfer stopped */
 	long status;
 } s3req;
 
@@ -97,6 +100,11 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 {
 	s3req *q = ctx;
 	size_t len = sz * n;
+	size_t max = q->max ? q->max : S3_BODY_MAX;
+	if (q->rlen + len > max) {
+		q->toobig = 1;
+		return 0;             /* libcurl stops the transfer */
+	}
 	if (q->rlen + len + 1 > q->rcap) {
 		size_t cap = q->rcap ? q->rcap : 65536;
 		while (cap < q->rlen + len + 1)
@@ -196,6 +204,7 @@ static int s3_run(snap_objstore *o, s3req *q, snap_err *err)
 			return snap_err_set(err, -ENOMEM, "out of memory");
 		q->sent = 0;
 		q->rlen = 0;
+		q->toobig = 0;
 		curl_easy_reset(h);
 		curl_easy_setopt(h, CURLOPT_URL, q->url);
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
@@ -223,6 +232,11 @@ static int s3_run(snap_objstore *o, s3req *q, snap_err *err)
 		}
 		c = curl_easy_perform(h);
 		curl_slist_free_all(hl);
+		if (q->toobig)
+			return snap_err_set(err, -EFBIG, "%s: the server sent "
+					    "more than such an object can hold "
+					    "(%zu bytes): refused", o->url,
+					    q->max ? q->max : S3_BODY_MAX);
 		q->status = 0;
 		if (c == CURLE_OK)
 			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
@@ -290,9 +304,11 @@ static int s3_url(snap_objstore *o, const char *name, const char *query,
 
 /* Run method on name (or the bucket) with body; status checked. */
 static int s3_simple(snap_objstore *o, const char *method, const char *name,
-		     const void *body, size_t len, s3req *q, snap_err *err)
+		     const void *body, size_t len, size_t max, s3req *q,
+		     snap_err *err)
 {
 	memset(q, 0, sizeof *q);
+	q->max = max;
 	q->method = method;
 	q->body = body;
 	q->len = len;
@@ -310,7 +326,7 @@ static int s3_put(snap_objstore *o, const char *name, const void *data,
 		  size_t len, snap_err *err)
 {
 	s3req q;
-	int rc = s3_simple(o, "PUT", name, data, len, &q, err);
+	int rc = s3_simple(o, "PUT", name, data, len, 0, &q, err);
 	free(q.resp);
 	if (rc == -ENOENT)   /* 404 on a PUT: the bucket went away */
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
@@ -319,11 +335,11 @@ static int s3_put(snap_objstore *o, const char *name, const void *data,
 }
 
 /* GET one whole object into a new buffer. */
-static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
-		  size_t *len, snap_err *err)
+static int s3_get(snap_objstore *o, const char *name, size_t max,
+		  uint8_t **data, size_t *len, snap_err *err)
 {
 	s3req q;
-	int rc = s3_simple(o, "GET", name, NULL, 0, &q, err);
+	int rc = s3_simple(o, "GET", name, NULL, 0, max, &q, err);
 	if (rc < 0) {
 		free(q.resp);
 		return rc;
@@ -337,7 +353,7 @@ static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
 static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 {
 	s3req q;
-	int rc = s3_simple(o, "DELETE", name, NULL, 0, &q, err);
+	int rc = s3_simple(o, "DELETE", name, NULL, 0, 0, &q, err);
 	free(q.resp);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -416,15 +432,21 @@ static int s3_list(snap_objstore *o, const char *dir,
 	char *token = NULL;
 	int rc = 0;
 	do {
-		/* Parameters sorted by name, values AWS-encoded. */
+		/* Parameters sorted by name, values AWS-encoded; every step
+		 * checked (a server chooses the token's length). */
 		query[0] = '\0';
 		if (token) {
-			strcpy(query, "continuation-token=");
-			if (enc_append(query, sizeof query, token, 0) < 0)
+			snprintf(query, sizeof query, "continuation-token=");
+			if (enc_append(query, sizeof query, token, 0) < 0 ||
+			    strlen(query) + 1 >= sizeof query)
 				rc = -ENAMETOOLONG;
-			strcat(query, "&");
+			else
+				strcat(query, "&");
 		}
-		strcat(query, "delimiter=%2F&list-type=2&prefix=");
+		if (rc == 0 && strlen(query) + 40 < sizeof query)
+			strcat(query, "delimiter=%2F&list-type=2&prefix=");
+		else
+			rc = -ENAMETOOLONG;
 		if (rc == 0 && enc_append(query, sizeof query, want, 0) < 0)
 			rc = -ENAMETOOLONG;
 		s3req q;
@@ -541,7 +563,7 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	/* The bucket must answer: a missing bucket or bad credentials are
 	 * found here, before anything is read or written. */
 	s3req q;
-	int rc = s3_simple(o, "HEAD", NULL, NULL, 0, &q, err);
+	int rc = s3_simple(o, "HEAD", NULL, NULL, 0, 0, &q, err);
 	free(q.resp);
 	if (rc == -ENOENT)
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",

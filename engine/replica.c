@@ -22,7 +22,7 @@
  *
  * What the writer knows of a replica is cached in the store's own
  * database (tables replica_pages, replica_packs, replica_snaps, created on
- * first use, keyed by the replica's id from its config), so a run reads
+ * first use, keyed by the replica's id and URL), so a run reads
  * only the index and catalog objects it has not seen, and an unchanged
  * page costs one indexed lookup.  The cache is only a hint: it is
  * reconciled with the replica's listings at the start of every run.
@@ -97,14 +97,31 @@ int snap_replica_obj_put(snap_replica *r, const char *name,
 	return rc;
 }
 
+/* The most bytes an object of this name can have: a store that sends
+ * more is refused before it can take the reader's memory. */
+static size_t obj_max(const char *name)
+{
+	if (!strncmp(name, "packs/", 6))    /* PACK_TARGET of pages, plus
+					       one page and zstd's bound */
+		return 2 * PACK_TARGET + (1u << 20);
+	if (!strncmp(name, "index/", 6))    /* a page of 512 bytes at least */
+		return 20 + (PACK_TARGET / 512 + 2) * INDEX_ENTRY +
+		       SNAP_SEAL_OVERHEAD + (1u << 16);
+	if (!strncmp(name, "maps/", 5))
+		return SNAP_OBJSTORE_MAX;
+	return 1u << 20;                    /* config, rows, locks, log */
+}
+
 /* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
- * it does not open (altered, or another object's bytes). */
+ * it does not open (altered, or another object's bytes), -EFBIG when it is
+ * larger than such an object can be. */
 int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
 		   size_t *len, snap_err *err)
 {
 	uint8_t *data;
 	size_t n;
-	int rc = snap_objstore_get(r->os, name, &data, &n, err);
+	int rc = snap_objstore_get_max(r->os, name, obj_max(name), &data, &n,
+				       err);
 	if (rc < 0)
 		return rc;
 	if (!r->enc) {
@@ -182,6 +199,7 @@ static int config_write(snap_replica *r, const char *pass, size_t passlen,
 	snap_json_key(&j, "pack_target"); snap_json_int(&j, PACK_TARGET);
 	if (r->enc) {
 		snap_kdf_new(&kdf);
+		snprintf(kdf.context, sizeof kdf.context, "%s", r->id);
 		int rc = snap_key_wrap(&kdf, pass, passlen, r->master, wrapped,
 				       err);
 		if (rc < 0) {
@@ -242,7 +260,8 @@ int snap_replica_passphrase(snap_replica *r, const char *pass,
 
 /* Read config: check the format, open the key with the passphrase. */
 static int config_read(snap_replica *r, const char *doc, size_t len,
-		       const char *pass, size_t passlen, snap_err *err)
+		       const char *pass, size_t passlen, unsigned flags,
+		       snap_err *err)
 {
 	const char *url = snap_objstore_url(r->os);
 	char *fmt = snap_replica_json_text(r, doc, len, "$.format");
@@ -271,6 +290,17 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	if (enc && !strcmp(enc, "none")) {
 		free(enc);
 		r->enc = 0;
+		/* config is not authenticated: whoever can write the
+		 * replica could turn an encrypted one into a plain one.  A
+		 * user who holds a passphrase expects encryption; only an
+		 * explicit --no-encryption accepts a plain replica then. */
+		if (pass && !(flags & SNAP_REPLICA_NO_ENCRYPTION))
+			return snap_err_set(err, -EPERM,
+					    "%s: the replica is not encrypted, "
+					    "but a passphrase was given: "
+					    "refused (its config may have been "
+					    "replaced); give --no-encryption "
+					    "to use a plain replica", url);
 		return 0;
 	}
 	ok = enc && !strcmp(enc, "xchacha20poly1305");
@@ -298,6 +328,7 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	if (bad)
 		return snap_err_set(err, -EINVAL, "%s: config without valid "
 				    "key parameters", url);
+	snprintf(kdf.context, sizeof kdf.context, "%s", r->id);
 	kdf.opslimit = (uint64_t)snap_replica_json_int(r, doc, len, "$.kdf.opslimit", 0);
 	kdf.memlimit = (uint64_t)snap_replica_json_int(r, doc, len, "$.kdf.memlimit", 0);
 	int rc = snap_key_unwrap(&kdf, pass, passlen, wrapped, r->master,
@@ -356,7 +387,8 @@ open:
 		goto fail;
 	uint8_t *doc;
 	size_t len;
-	rc = snap_objstore_get(r->os, "config", &doc, &len, err);
+	rc = snap_objstore_get_max(r->os, "config", 1u << 20, &doc, &len,
+				   err);
 	if (rc == -ENOENT && (flags & SNAP_REPLICA_CREATE)) {
 		r->enc = !(flags & SNAP_REPLICA_NO_ENCRYPTION);
 		rc = config_create(r, pass, passlen, err);
@@ -364,11 +396,17 @@ open:
 		rc = snap_err_set(err, -ENOENT, "%s: no replica there (no "
 				  "config object)", url);
 	} else if (rc == 0) {
-		rc = config_read(r, (const char *)doc, len, pass, passlen, err);
+		rc = config_read(r, (const char *)doc, len, pass, passlen, flags,
+				 err);
 		free(doc);
 	}
 	if (rc < 0)
 		goto fail;
+	if (asprintf(&r->cache_key, "%s %s", r->id, url) < 0) {
+		r->cache_key = NULL;
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
 	if (snap_codec_init(&r->codec) < 0) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
@@ -394,9 +432,16 @@ void snap_replica_close(snap_replica *r)
 		snap_codec_free(&r->codec);
 	snap_keys_wipe(&r->keys, sizeof r->keys);
 	snap_keys_wipe(r->master, sizeof r->master);
+	free(r->cache_key);
+	snap_replica_names_free(&r->bad_rows);
 	sqlite3_close(r->mem);
 	snap_objstore_close(r->os);
 	free(r);
+}
+
+size_t snap_replica_damaged(const snap_replica *r)
+{
+	return r->bad_rows.n;
 }
 
 int snap_replica_encrypted(const snap_replica *r)
@@ -523,21 +568,36 @@ int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	snap_replica_names_free(&r->bad_rows);
 	for (size_t i = 0; i < ns.n; i++) {
 		uint8_t *doc;
 		size_t len;
-		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, err);
+		snap_err e;
+		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
 		if (rc == -ENOENT)   /* pruned while we listed */
 			continue;
-		if (rc < 0)
+		if (rc == 0) {
+			rc = row_parse(r, ns.v[i], doc, len, &rows[k], &e);
+			free(doc);
+		}
+		if (rc == -EIO || rc == -EFBIG) {
+			/* One damaged row must not hide every other
+			 * snapshot: skip it; verify names it. */
+			if (names_add(&r->bad_rows, ns.v[i], 0) < 0) {
+				rc = snap_err_set(err, -ENOMEM,
+						  "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		if (rc < 0) {
+			*err = e;
 			goto out;
-		rc = row_parse(r, ns.v[i], doc, len, &rows[k], err);
-		free(doc);
-		if (rc < 0)
-			goto out;
+		}
 		if (!name || !strcmp(rows[k].si.name, name))
 			k++;
 	}
+	rc = 0;
 	if (name && k == 0) {
 		rc = snap_err_set(err, -ENOENT, "%s: no snapshot %s in the "
 				  "replica", snap_objstore_url(r->os), name);

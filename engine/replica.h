@@ -27,14 +27,18 @@ typedef struct snap_replica snap_replica;
 
 enum {
 	SNAP_REPLICA_CREATE = 1 << 0,        /* create config if missing */
-	SNAP_REPLICA_NO_ENCRYPTION = 1 << 1, /* with CREATE: a plain replica */
+	SNAP_REPLICA_NO_ENCRYPTION = 1 << 1, /* with CREATE: a plain replica;
+						when opening: accept a plain
+						one although a passphrase was
+						given */
 };
 
 /* Open the replica at url.  pass may be NULL (then only a replica made
  * with --no-encryption opens).  0; -ENOENT "no replica at URL" (without
  * CREATE); -EACCES for a wrong or missing passphrase (nothing written);
  * -EINVAL for a format this snapfs cannot read; -EPERM when CREATE would
- * make an unencrypted replica without SNAP_REPLICA_NO_ENCRYPTION. */
+ * make an unencrypted replica without SNAP_REPLICA_NO_ENCRYPTION, or when a
+ * passphrase was given for a replica whose config says it is plain. */
 int snap_replica_open(const char *url, const char *pass, size_t passlen,
 		      unsigned flags, snap_replica **out, snap_err *err);
 void snap_replica_close(snap_replica *r);
@@ -52,6 +56,10 @@ int snap_replica_encrypted(const snap_replica *r);
  * replica does not keep (trash) are zero; id is 1.. in that order. */
 int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
 		      snap_err *err);
+
+/* How many catalog rows the last listing skipped as damaged (they do not
+ * open with the key or are not snapshot records; verify names them). */
+size_t snap_replica_damaged(const snap_replica *r);
 
 /* The catalog row of one snapshot by name. -ENOENT when absent. */
 int snap_replica_find(snap_replica *r, const char *name, snap_info *out,

@@ -25,11 +25,22 @@
 #define INDEX_MAGIC "SFIX"
 #define INDEX_ENTRY (32 + 32 + 4 + 4 + 4)
 
+typedef struct snap_replica_names {
+	char **v;
+	size_t n, cap;
+} snap_replica_names;
+
 struct snap_replica {
 	snap_objstore *os;
 	int enc;
 	snap_keys keys;
 	char id[33];           /* the replica's id (hex), from its config */
+	snap_replica_names bad_rows;  /* catalog rows the last listing
+					 skipped as damaged (verify names
+					 them) */
+	char *cache_key;       /* id and URL: what the writer's cache in
+				  store.db is keyed by (a copied replica has
+				  the same id at another URL) */
 	int64_t created;       /* config's "created" (epoch seconds) */
 	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
 					    passphrase change); wiped at
@@ -87,10 +98,6 @@ typedef struct rrow {
 	char map[64];          /* "maps/<id>" */
 } rrow;
 
-typedef struct snap_replica_names {
-	char **v;
-	size_t n, cap;
-} snap_replica_names;
 
 /* Hex digits of n bytes into out (2n + 1 chars). */
 void snap_replica_hex(const uint8_t *b, size_t n, char *out);

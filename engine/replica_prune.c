@@ -4,7 +4,7 @@
  *
  * Locks.  Object stores have no conditional write (Swift's s3api has none),
  * so a writer (replicate or prune) announces itself first and looks second:
- * it puts "locks/<random>" (JSON: what, host, pid, time), then lists
+ * it puts "locks/<random>" (sealed JSON: what, host, pid, time), then lists
  * "locks/"; any other lock that is alive makes it take its own back and
  * fail with -EBUSY.  Two writers that start together both see each other
  * and both back off (the next run goes through); a writer never proceeds
@@ -84,7 +84,7 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		snap_json_free(&j);
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	}
-	int rc = snap_objstore_put(r->os, name, j.buf, j.len, err);
+	int rc = snap_replica_obj_put(r, name, j.buf, j.len, NULL, err);
 	snap_json_free(&j);
 	if (rc < 0)
 		return rc;
@@ -95,8 +95,15 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		size_t len;
 		if (!strcmp(ns.v[i], name))
 			continue;
-		if (snap_objstore_get(r->os, ns.v[i], &doc, &len, err) < 0)
+		snap_err e;
+		int grc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
+		if (grc == -ENOENT)
 			continue;        /* gone meanwhile: its writer ended */
+		if (grc < 0) {
+			/* Not one of ours (does not open with the key): a
+			 * forged lock blocks nobody; it is left alone. */
+			continue;
+		}
 		int alive = lock_alive(r, doc, len);
 		char *who = snap_replica_json_text(r, (const char *)doc, len,
 						   "$.what");

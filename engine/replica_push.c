@@ -43,7 +43,7 @@ static int cache_q(snap_store *s, snap_replica *r, const char *sql,
 		snap_store_unlock(s);
 		return rc;
 	}
-	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
 	/* Parameters a statement does not name are SQLITE_RANGE: harmless. */
 	sqlite3_bind_int64(st, 2, a);
 	if (blob)
@@ -77,7 +77,7 @@ static int cache_add_pack(snap_store *s, snap_replica *r, uint64_t first,
 		"INSERT OR REPLACE INTO replica_pages(replica, hash, seq) "
 		"VALUES (?1, ?2, ?3)", -1, &st, NULL);
 	for (uint32_t i = 0; src == SQLITE_OK && i < count; i++) {
-		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, entries + (size_t)i * INDEX_ENTRY, 32,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, (int64_t)(first + i));
@@ -92,7 +92,7 @@ static int cache_add_pack(snap_store *s, snap_replica *r, uint64_t first,
 			"INSERT OR REPLACE INTO replica_packs(replica, first, "
 			"count) VALUES (?1, ?2, ?3)", -1, &st, NULL);
 	if (src == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, (int64_t)first);
 		sqlite3_bind_int64(st, 3, count);
 		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
@@ -163,18 +163,27 @@ static int cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 			uint32_t c = 0;
 			snprintf(name, sizeof name, "index/%016llx",
 				 (unsigned long long)r->firsts[i]);
-			rc = snap_replica_obj_get(r, name, &p, &len, err);
+			snap_err e;
+			rc = snap_replica_obj_get(r, name, &p, &len, &e);
 			if (rc == -ENOENT)
 				continue;
-			if (rc < 0)
+			if (rc == -ENOMEM) {
+				*err = e;
 				return rc;
-			if (snap_replica_index_parse(p, len, &f, &c) < 0 ||
+			}
+			if (rc < 0 ||
+			    snap_replica_index_parse(p, len, &f, &c) < 0 ||
 			    f != r->firsts[i]) {
-				free(p);
-				return snap_err_set(err, -EIO, "%s/%s: not a "
-						    "valid index",
-						    snap_objstore_url(r->os),
-						    name);
+				/* Junk or a damaged index: no page of it is
+				 * reused, and new seqs go above its name,
+				 * so nothing new can be shadowed by it. */
+				if (rc == 0)
+					free(p);
+				if (r->firsts[i] < (1ull << 62) &&
+				    r->firsts[i] + 1 > *next)
+					*next = r->firsts[i] + 1;
+				rc = 0;
+				continue;
 			}
 			rc = cache_add_pack(s, r, f, c, p + 20, err);
 			free(p);
@@ -197,6 +206,7 @@ typedef struct pending {
 	size_t len, cap;
 	uint8_t *index;        /* header (20 bytes) + INDEX_ENTRY per page */
 	size_t ilen, icap;
+	size_t plain;          /* uncompressed bytes of the pages in it */
 	snap_pageidx seen;     /* sha -> seq + 1 of the pages in this pack */
 } pending;
 
@@ -223,6 +233,7 @@ static int pending_reset(pending *p, uint64_t first)
 	p->count = 0;
 	p->len = 20;
 	p->ilen = 20;
+	p->plain = 0;
 	snap_pageidx_free(&p->seen);
 	if (grow(&p->pack, &p->cap, 20) < 0 ||
 	    grow(&p->index, &p->icap, 20) < 0 ||
@@ -283,6 +294,7 @@ static int pending_add(snap_replica *r, pending *p, const uint8_t *page,
 	put32(e + 72, (uint32_t)p->len);
 	p->len += z;
 	p->ilen += INDEX_ENTRY;
+	p->plain += size;
 	*seq = p->first + p->count++;
 	if (snap_pageidx_put(&p->seen, sha, (int64_t)*seq + 1) < 0)
 		return -ENOMEM;
@@ -360,7 +372,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 			goto out;
 		}
 		seqs[i] = (int64_t)nseq;
-		if (p->len - 20 >= PACK_TARGET) {
+		if (p->plain >= PACK_TARGET) {
 			rc = pending_flush(r, s, p, st, err);
 			if (rc < 0)
 				goto out;
@@ -419,7 +431,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO replica_snaps"
 			       "(replica, obj, name, sha256) VALUES "
 			       "(?1, ?2, ?3, ?4)", -1, &ins, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(ins, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 1, r->cache_key, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 2, rowname, -1, SQLITE_STATIC);
 		sqlite3_bind_text(ins, 3, si->name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(ins, 4, si->sha256, 32, SQLITE_STATIC);

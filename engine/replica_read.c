@@ -76,24 +76,12 @@ int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
 	return 0;
 }
 
-/* The cache slot holding the pack of seq (its index loaded). */
-static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
-		    snap_err *err)
+/* The cache slot holding the index of the pack that starts at first,
+ * loaded when it is not there (the least recently used slot goes). */
+static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
+		     snap_err *err)
 {
 	const char *url = snap_objstore_url(r->os);
-	size_t lo = 0, hi = r->nfirsts;
-	while (lo < hi) {     /* the first element > seq */
-		size_t mid = (lo + hi) / 2;
-		if (r->firsts[mid] <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo == 0)
-		return snap_err_set(err, -EIO, "%s: page %llu is in no pack "
-				    "(index missing)", url,
-				    (unsigned long long)seq);
-	uint64_t first = r->firsts[lo - 1];
 	struct rpack *victim = &r->cache[0];
 	for (int i = 0; i < PACK_CACHE; i++) {
 		struct rpack *c = &r->cache[i];
@@ -138,6 +126,54 @@ static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
 	return 0;
 }
 
+/* The cache slot whose pack holds seq: the index with the greatest first
+ * seq not above it; when that one does not open or does not cover seq (a
+ * junk object under index/, a damaged index), the next lower ones (a few),
+ * so one bad object cannot shadow an intact pack. */
+static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
+		    snap_err *err)
+{
+	size_t lo = 0, hi = r->nfirsts;
+	while (lo < hi) {     /* the first element > seq */
+		size_t mid = (lo + hi) / 2;
+		if (r->firsts[mid] <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	snap_err first_err = {0};
+	int first_rc = 0;
+	for (size_t j = lo, tries = 0; j > 0 && tries < 8; j--, tries++) {
+		struct rpack *c = NULL;
+		snap_err e;
+		int rc = slot_load(r, r->firsts[j - 1], &c, &e);
+		if (rc == -ENOMEM) {
+			*err = e;
+			return rc;
+		}
+		if (rc == 0 && seq - c->first < c->count) {
+			*out = c;
+			return 0;
+		}
+		if (rc == 0)
+			snap_err_set(&e, -EIO, "%s: page %llu is in no pack "
+				     "(the index of %016llx ends before it)",
+				     snap_objstore_url(r->os),
+				     (unsigned long long)seq,
+				     (unsigned long long)c->first);
+		if (!first_rc) {
+			first_rc = e.code ? e.code : -EIO;
+			first_err = e;
+		}
+	}
+	if (!first_rc)
+		return snap_err_set(err, -EIO, "%s: page %llu is in no pack "
+				    "(index missing)", snap_objstore_url(r->os),
+				    (unsigned long long)seq);
+	*err = first_err;
+	return first_rc;
+}
+
 /* Read page seq (page_size bytes) into buf, proven against its hash. */
 static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 		     uint8_t *buf, snap_err *err)
@@ -147,11 +183,6 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 	int rc = slot_for(r, seq, &c, err);
 	if (rc < 0)
 		return rc;
-	if (seq - c->first >= c->count)
-		return snap_err_set(err, -EIO, "%s: page %llu is in no pack "
-				    "(index of %016llx ends before it)", url,
-				    (unsigned long long)seq,
-				    (unsigned long long)c->first);
 	const uint8_t *e = c->index + (size_t)(seq - c->first) * INDEX_ENTRY;
 	uint32_t size = get32(e + 64), zlen = get32(e + 68),
 		 off = get32(e + 72);
@@ -331,6 +362,13 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	int rc = snap_replica_rows_load(r, name, &rows, &k, err);
 	if (rc < 0)
 		return rc;
+	for (size_t i = 0; !name && i < r->bad_rows.n; i++) {
+		(*nbad)++;
+		if (fn)
+			fn(ctx, r->bad_rows.v[i], "this catalog row does not "
+			   "open with the replica's key or is not a snapshot "
+			   "record (damaged): its snapshot cannot be read");
+	}
 	for (size_t i = 0; i < k; i++) {
 		snap_err e;
 		snap_err_clear(&e);

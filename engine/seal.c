@@ -37,6 +37,7 @@ int snap_seal_init(snap_err *err)
 
 void snap_kdf_new(snap_kdf *kdf)
 {
+	memset(kdf, 0, sizeof *kdf);
 	randombytes_buf(kdf->salt, sizeof kdf->salt);
 	kdf->opslimit = KDF_OPS;
 	kdf->memlimit = KDF_MEM;
@@ -56,10 +57,13 @@ void snap_key_new(uint8_t master[SNAP_KEY_BYTES])
 static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
 		      uint8_t kek[SNAP_KEY_BYTES], snap_err *err)
 {
+	/* Bounded far below libsodium's own limits: the parameters come
+	 * from the replica, which a hostile provider may have rewritten to
+	 * make every reader spin for hours or take gigabytes. */
 	if (kdf->opslimit < crypto_pwhash_OPSLIMIT_MIN ||
-	    kdf->opslimit > crypto_pwhash_OPSLIMIT_MAX ||
+	    kdf->opslimit > SNAP_KDF_OPS_MAX ||
 	    kdf->memlimit < crypto_pwhash_MEMLIMIT_MIN ||
-	    kdf->memlimit > crypto_pwhash_MEMLIMIT_MAX ||
+	    kdf->memlimit > SNAP_KDF_MEM_MAX ||
 	    passlen > crypto_pwhash_PASSWD_MAX)
 		return snap_err_set(err, -EINVAL,
 				    "key derivation parameters out of range "
@@ -76,6 +80,15 @@ static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
 	return 0;
 }
 
+/* The associated data of a wrapped key: the label and kdf->context. */
+static size_t wrap_ad(const snap_kdf *kdf, char *out)
+{
+	size_t n = strnlen(kdf->context, sizeof kdf->context);
+	memcpy(out, WRAP_AD, sizeof WRAP_AD - 1);
+	memcpy(out + sizeof WRAP_AD - 1, kdf->context, n);
+	return sizeof WRAP_AD - 1 + n;
+}
+
 int snap_key_wrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 		  const uint8_t master[SNAP_KEY_BYTES],
 		  uint8_t out[SNAP_WRAPPED_BYTES], snap_err *err)
@@ -84,10 +97,12 @@ int snap_key_wrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 	int rc = derive_kek(kdf, pass, passlen, kek, err);
 	if (rc < 0)
 		return rc;
+	char ad[sizeof WRAP_AD + sizeof kdf->context];
+	size_t adlen = wrap_ad(kdf, ad);
 	randombytes_buf(out, SNAP_SEAL_NONCE);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(
 		out + SNAP_SEAL_NONCE, NULL, master, SNAP_KEY_BYTES,
-		(const uint8_t *)WRAP_AD, sizeof WRAP_AD - 1, NULL, out, kek);
+		(const uint8_t *)ad, adlen, NULL, out, kek);
 	sodium_memzero(kek, sizeof kek);
 	return 0;
 }
@@ -100,16 +115,18 @@ int snap_key_unwrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 	int rc = derive_kek(kdf, pass, passlen, kek, err);
 	if (rc < 0)
 		return rc;
+	char ad[sizeof WRAP_AD + sizeof kdf->context];
+	size_t adlen = wrap_ad(kdf, ad);
 	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
 		master, NULL, NULL, wrapped + SNAP_SEAL_NONCE,
 		SNAP_WRAPPED_BYTES - SNAP_SEAL_NONCE,
-		(const uint8_t *)WRAP_AD, sizeof WRAP_AD - 1, wrapped, kek);
+		(const uint8_t *)ad, adlen, wrapped, kek);
 	sodium_memzero(kek, sizeof kek);
 	if (rc != 0) {
 		sodium_memzero(master, SNAP_KEY_BYTES);
 		return snap_err_set(err, -EACCES,
-				    "wrong passphrase: the replica's key does "
-				    "not open with it");
+				    "wrong passphrase (or a damaged config): "
+				    "the replica's key does not open with it");
 	}
 	return 0;
 }

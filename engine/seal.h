@@ -36,6 +36,10 @@
 /* A wrapped master key: nonce, sealed key, tag. */
 #define SNAP_WRAPPED_BYTES (SNAP_KEY_BYTES + SNAP_SEAL_OVERHEAD)
 
+/* The most a replica may ask of a reader's key derivation. */
+#define SNAP_KDF_OPS_MAX 16
+#define SNAP_KDF_MEM_MAX (256ull << 20)
+
 /* Argon2id parameters, recorded in the replica so a future snapfs can
  * derive the same key.  Defaults: 3 passes over 32 MiB (interactive use,
  * within the 64 MB a snapctl command may use). */
@@ -43,6 +47,9 @@ typedef struct snap_kdf {
 	uint8_t salt[SNAP_SALT_BYTES];
 	uint64_t opslimit;
 	uint64_t memlimit;
+	char context[64];  /* bound to the wrapped key as associated data
+			      (the replica's id): a key wrapped for one
+			      replica does not open as another's */
 } snap_kdf;
 
 /* The working keys of an opened replica; wipe with snap_keys_wipe(). */
@@ -65,12 +72,13 @@ void snap_key_new(uint8_t master[SNAP_KEY_BYTES]);
 
 /* Wrap master under the passphrase: out = nonce || sealed key.  0, or
  * -ENOMEM when Argon2id could not get its memory, -EINVAL for parameters
- * outside libsodium's limits. */
+ * outside [libsodium's minimum, SNAP_KDF_*_MAX]. */
 int snap_key_wrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 		  const uint8_t master[SNAP_KEY_BYTES],
 		  uint8_t out[SNAP_WRAPPED_BYTES], snap_err *err);
 
-/* Unwrap a master key.  0; -EACCES "wrong passphrase" when the wrapped key
+/* Unwrap a master key.  0; -EACCES "wrong passphrase (or a damaged
+ * config)" when the wrapped key
  * does not open (a wrong passphrase and a tampered key are the same to
  * an AEAD); -ENOMEM/-EINVAL as snap_key_wrap. */
 int snap_key_unwrap(const snap_kdf *kdf, const char *pass, size_t passlen,

@@ -171,8 +171,10 @@ static const ctl_opt ctl_opts[] = {
 	  CTL_STR(pass_file) },
 	{ "new-passphrase-file", 0, "FILE", "the new passphrase (default: "
 	  "SNAPFS_NEW_PASSPHRASE)", " passphrase ", CTL_STR(new_pass_file) },
-	{ "no-encryption", 0, NULL, "a new replica without encryption",
-	  " replicate ", CTL_FLAG(no_encryption) },
+	{ "no-encryption", 0, NULL, "a replica without encryption (to create,\n"
+	  "                   or to accept despite a passphrase)",
+	  " replicate list show verify export restore prune log ",
+	  CTL_FLAG(no_encryption) },
 };
 
 #define CTL_NOPTS (sizeof(ctl_opts) / sizeof(ctl_opts[0]))

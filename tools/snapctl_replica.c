@@ -33,13 +33,18 @@ static int ctl_pass(const char *file, const char *env, char *buf,
 {
 	*pass = NULL;
 	if (file) {
-		FILE *f = fopen(file, "re");
-		if (!f)
+		/* read(2), not stdio: no library buffer keeps a copy. */
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		ssize_t got;
+		if (fd < 0)
 			return ctl_error("passphrase file %s: %s", file,
 					 strerror(errno));
-		if (!fgets(buf, PASS_MAX, f))
-			buf[0] = '\0';
-		fclose(f);
+		got = read(fd, buf, PASS_MAX - 1);
+		close(fd);
+		if (got < 0)
+			return ctl_error("passphrase file %s: %s", file,
+					 strerror(errno));
+		buf[got] = '\0';
 		buf[strcspn(buf, "\r\n")] = '\0';
 		if (!buf[0])
 			return ctl_error("passphrase file %s: empty", file);
@@ -260,7 +265,8 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 	snap_err err;
 	int rc;
 
-	rc = ctl_replica_open(a, a->replica, 0, &r);
+	rc = ctl_replica_open(a, a->replica, a->no_encryption ?
+			      SNAP_REPLICA_NO_ENCRYPTION : 0, &r);
 	if (rc)
 		return rc;
 	snap_err_clear(&err);
@@ -273,6 +279,12 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 		rc = snap_replica_list(r, &v, &n, &err);
 		rc = rc < 0 ? ctl_fail(&err, rc, "listing the replica") :
 			ctl_list_print(v, n, a);
+		if (rc == CTL_EXIT_OK && snap_replica_damaged(r))
+			ctl_warn("%zu catalog row%s of the replica %s damaged "
+				 "and not listed: run 'snapctl --replica URL "
+				 "verify'", snap_replica_damaged(r),
+				 snap_replica_damaged(r) == 1 ? "" : "s",
+				 snap_replica_damaged(r) == 1 ? "is" : "are");
 		free(v);
 	} else if (!strcmp(cmd, "show")) {
 		snap_info si;
@@ -297,6 +309,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 		if (a->npos == 0) {
 			rc = snap_replica_list(r, &all, &n, &err);
 			free(all);
+			n += snap_replica_damaged(r);
 		}
 		if (rc == 0) {
 			ctl_busy_begin("verifying the replica");

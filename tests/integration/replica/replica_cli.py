@@ -226,15 +226,18 @@ def run(ctx, work, env, url, s3dir):
         # replicate and prune; a dead one of this machine is cleared.
         import socket
         import time
+        # (A plain replica, so the test can write lock objects itself:
+        # in an encrypted one a lock that does not open is ignored.)
         lurl = url + "-lock"
-        ctl(["--db", db, "replicate", lurl], env)
+        ctl(["--db", db, "replicate", lurl, "--no-encryption"], env)
         lock = os.path.join(lurl[len("file://"):], "locks", "0123456789abcdef")
         os.makedirs(os.path.dirname(lock), exist_ok=True)
         with open(lock, "w") as f:
             json.dump({"what": "replicate", "host": "elsewhere.example",
                        "pid": 4242, "time": int(time.time())}, f)
-        r = ctl(["--db", db, "replicate", lurl], env)
-        r2 = ctl(["--replica", lurl, "prune", "--keep", "last:1"], env)
+        r = ctl(["--db", db, "replicate", lurl, "--no-encryption"], env)
+        r2 = ctl(["--replica", lurl, "prune", "--keep", "last:1",
+                  "--no-encryption"], env)
         check("another machine's replicate running: replicate and prune "
               "refused (exit 1), and say so",
               r.returncode == 1 and "another replicate is running" in r.stderr
@@ -245,9 +248,77 @@ def run(ctx, work, env, url, s3dir):
         with open(lock, "w") as f:
             json.dump({"what": "replicate", "host": socket.gethostname(),
                        "pid": dead.pid, "time": int(time.time())}, f)
-        r = ctl(["--db", db, "replicate", lurl], env)
+        r = ctl(["--db", db, "replicate", lurl, "--no-encryption"], env)
         check("a killed run's lock on this machine does not block the next",
               r.returncode == 0 and not os.path.exists(lock), r.stderr)
+        import shutil
+
+        def copy(tag):
+            """A copy of the replica to damage: (url, root)."""
+            dst = root + "-" + tag
+            shutil.copytree(root, dst)
+            return "file://" + dst, dst
+
+        # A config rewritten to "no encryption" (same id): refused when a
+        # passphrase is given, nothing uploaded in the clear.
+        curl_, croot = copy("plain")
+        cfg = json.load(open(os.path.join(croot, "config")))
+        plain = {"format": cfg["format"], "version": cfg["version"],
+                 "id": cfg["id"], "created": cfg["created"],
+                 "encryption": "none", "page_id": "sha256"}
+        json.dump(plain, open(os.path.join(croot, "config"), "w"))
+        r = ctl(["--db", db, "replicate", curl_], env)
+        r2 = ctl(["--replica", curl_, "list"], env)
+        check("a config turned plain: replicate and list refuse (exit 1)",
+              r.returncode == 1 and "not encrypted" in r.stderr and
+              r2.returncode == 1, r.stderr + r2.stderr)
+        # Key derivation parameters raised to hours and gigabytes.
+        cfg2 = dict(cfg)
+        cfg2["kdf"] = dict(cfg["kdf"], opslimit=4294967295)
+        json.dump(cfg2, open(os.path.join(croot, "config"), "w"))
+        r = ctl(["--replica", curl_, "list"], env)
+        check("an absurd Argon2id cost in config: refused at once (exit 1)",
+              r.returncode == 1 and "out of range" in r.stderr, r.stderr)
+        # A FIFO where config should be: an error, not a hang.
+        furl, froot = copy("fifo")
+        os.unlink(os.path.join(froot, "config"))
+        os.mkfifo(os.path.join(froot, "config"))
+        r = ctx.run([ctx.snapctl, "--replica", furl, "list"], env=env,
+                    timeout=60)
+        check("a FIFO named config: exit 1, no hang",
+              r.returncode == 1 and "not a replica object" in r.stderr,
+              r.stderr)
+        # A junk object in index/ shadows nothing; replicate goes on.
+        jurl, jroot = copy("junk")
+        with open(os.path.join(jroot, "index", "0000000000000002"), "wb") as f:
+            f.write(os.urandom(100))
+        r = ctl(["--replica", jurl, "verify"], env)
+        r2 = ctl(["--db", db, "replicate", jurl], env)
+        check("junk in index/: verify still proves every snapshot, "
+              "replicate still works", r.returncode == 0 and
+              r2.returncode == 0, r.stdout + r.stderr + r2.stderr)
+        # One damaged catalog row hides only its own snapshot.
+        durl, droot = copy("row")
+        rows = sorted(os.listdir(os.path.join(droot, "snapshots")))
+        rp = os.path.join(droot, "snapshots", rows[0])
+        data = bytearray(open(rp, "rb").read())
+        data[len(data) // 2] ^= 1
+        open(rp, "wb").write(bytes(data))
+        r = ctl(["--replica", durl, "list", "--json"], env)
+        r2 = ctl(["--replica", durl, "verify"], env)
+        check("a damaged catalog row: list shows the others and warns, "
+              "verify exit 1 names the object",
+              r.returncode == 0 and len(json.loads(r.stdout)) >= 1 and
+              "damaged" in r.stderr and r2.returncode == 1 and
+              rows[0] in r2.stdout, r.stderr + r2.stdout + r2.stderr)
+        # An object far larger than any replica object: refused, not read.
+        burl, broot = copy("big")
+        with open(os.path.join(broot, "config"), "ab") as f:
+            f.truncate(64 << 20)
+        r = ctl(["--replica", burl, "list"], env)
+        check("a 64 MB config: refused (exit 1)", r.returncode == 1 and
+              "more than such an object can hold" in r.stderr, r.stderr)
+
         packs = sorted(os.listdir(os.path.join(root, "packs")))
         p = os.path.join(root, "packs", packs[0])
         data = bytearray(open(p, "rb").read())
