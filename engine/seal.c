@@ -14,6 +14,7 @@
 #define KDF_OPS 3
 #define KDF_MEM (32u << 20)
 #define WRAP_AD "snapfs-replica-key"
+#define WRAP_AD_MAX (sizeof WRAP_AD + sizeof ((snap_kdf *)0)->context)
 #define CTX_OBJECT "snapfsob"
 #define CTX_PAGEID "snapfspg"
 
@@ -53,10 +54,28 @@ void snap_key_new(uint8_t master[SNAP_KEY_BYTES])
 	crypto_aead_xchacha20poly1305_ietf_keygen(master);
 }
 
-/* The key-encryption key of a passphrase under kdf's parameters. */
-static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
-		      uint8_t kek[SNAP_KEY_BYTES], snap_err *err)
+/* The associated data of a wrapped key: the label and kdf->context. */
+static size_t wrap_ad(const snap_kdf *kdf, char *out)
 {
+	size_t n = strnlen(kdf->context, sizeof kdf->context);
+	memcpy(out, WRAP_AD, sizeof WRAP_AD - 1);
+	memcpy(out + sizeof WRAP_AD - 1, kdf->context, n);
+	return sizeof WRAP_AD - 1 + n;
+}
+
+/* A key-encryption key and the associated data it wraps a key with. */
+typedef struct kek_ad {
+	uint8_t kek[SNAP_KEY_BYTES];
+	char ad[WRAP_AD_MAX];
+	size_t adlen;
+} kek_ad;
+
+/* The key-encryption key of a passphrase under kdf's parameters, and the
+ * associated data its wrapped key is bound to. */
+static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
+		      kek_ad *k, snap_err *err)
+{
+	k->adlen = wrap_ad(kdf, k->ad);
 	/* Bounded far below libsodium's own limits: the parameters come
 	 * from the replica, which a hostile provider may have rewritten to
 	 * make every reader spin for hours or take gigabytes. */
@@ -70,7 +89,7 @@ static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
 				    "(ops %llu, memory %llu bytes)",
 				    (unsigned long long)kdf->opslimit,
 				    (unsigned long long)kdf->memlimit);
-	if (crypto_pwhash(kek, SNAP_KEY_BYTES, pass, passlen, kdf->salt,
+	if (crypto_pwhash(k->kek, SNAP_KEY_BYTES, pass, passlen, kdf->salt,
 			  kdf->opslimit, (size_t)kdf->memlimit,
 			  crypto_pwhash_ALG_ARGON2ID13) != 0)
 		return snap_err_set(err, -ENOMEM,
@@ -80,30 +99,19 @@ static int derive_kek(const snap_kdf *kdf, const char *pass, size_t passlen,
 	return 0;
 }
 
-/* The associated data of a wrapped key: the label and kdf->context. */
-static size_t wrap_ad(const snap_kdf *kdf, char *out)
-{
-	size_t n = strnlen(kdf->context, sizeof kdf->context);
-	memcpy(out, WRAP_AD, sizeof WRAP_AD - 1);
-	memcpy(out + sizeof WRAP_AD - 1, kdf->context, n);
-	return sizeof WRAP_AD - 1 + n;
-}
-
 int snap_key_wrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 		  const uint8_t master[SNAP_KEY_BYTES],
 		  uint8_t out[SNAP_WRAPPED_BYTES], snap_err *err)
 {
-	uint8_t kek[SNAP_KEY_BYTES];
-	int rc = derive_kek(kdf, pass, passlen, kek, err);
+	kek_ad k;
+	int rc = derive_kek(kdf, pass, passlen, &k, err);
 	if (rc < 0)
 		return rc;
-	char ad[sizeof WRAP_AD + sizeof kdf->context];
-	size_t adlen = wrap_ad(kdf, ad);
 	randombytes_buf(out, SNAP_SEAL_NONCE);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(
 		out + SNAP_SEAL_NONCE, NULL, master, SNAP_KEY_BYTES,
-		(const uint8_t *)ad, adlen, NULL, out, kek);
-	sodium_memzero(kek, sizeof kek);
+		(const uint8_t *)k.ad, k.adlen, NULL, out, k.kek);
+	sodium_memzero(&k, sizeof k);
 	return 0;
 }
 
@@ -111,17 +119,15 @@ int snap_key_unwrap(const snap_kdf *kdf, const char *pass, size_t passlen,
 		    const uint8_t wrapped[SNAP_WRAPPED_BYTES],
 		    uint8_t master[SNAP_KEY_BYTES], snap_err *err)
 {
-	uint8_t kek[SNAP_KEY_BYTES];
-	int rc = derive_kek(kdf, pass, passlen, kek, err);
+	kek_ad k;
+	int rc = derive_kek(kdf, pass, passlen, &k, err);
 	if (rc < 0)
 		return rc;
-	char ad[sizeof WRAP_AD + sizeof kdf->context];
-	size_t adlen = wrap_ad(kdf, ad);
 	rc = crypto_aead_xchacha20poly1305_ietf_decrypt(
 		master, NULL, NULL, wrapped + SNAP_SEAL_NONCE,
 		SNAP_WRAPPED_BYTES - SNAP_SEAL_NONCE,
-		(const uint8_t *)ad, adlen, wrapped, kek);
-	sodium_memzero(kek, sizeof kek);
+		(const uint8_t *)k.ad, k.adlen, wrapped, k.kek);
+	sodium_memzero(&k, sizeof k);
 	if (rc != 0) {
 		sodium_memzero(master, SNAP_KEY_BYTES);
 		return snap_err_set(err, -EACCES,
