@@ -53,6 +53,7 @@ static void usage(FILE *to, const char *prog)
 {
 	fprintf(to,
 "usage: %s [options] DBFILE MOUNTPOINT\n"
+"       %s [options] REPLICA_URL MOUNTPOINT\n"
 "\n"
 "Mount ZFS-style snapshots of the SQLite database DBFILE at MOUNTPOINT:\n"
 "  MOUNTPOINT/current.db    the live database (reads are consistent images;\n"
@@ -88,7 +89,12 @@ static void usage(FILE *to, const char *prog)
 "  mount(8) words (_netdev, noauto, nofail, user, users, auto, defaults,\n"
 "  rw, x-*) are accepted and ignored, for /etc/fstab:\n"
 "    /srv/app/app.db  /mnt/app  fuse.snapfs  store=/backup/app,nofail  0 0\n"
-"\n", prog);
+"\n"
+"A replica URL (s3://BUCKET/PREFIX, file:///ABS/PATH; see snapctl replicate)\n"
+"mounts that replica read-only: snapshots/ and .snapfs/status.json, no\n"
+"current.db; pages are fetched when read.  Passphrase from SNAPFS_PASSPHRASE\n"
+"or -o passphrase_file=FILE; S3 credentials from AWS_* only.\n"
+"\n", prog, prog);
 }
 
 /* fuse_opt_parse's callback: -h, -V, the two non-option arguments, and

@@ -4,9 +4,9 @@
  *
  * main.c hands argv here when its first non-option argument is such a URL;
  * the daemon's own code (store, live database, timer, watcher) is not used.
- * In order: the command line (-f, -d, -s, -h, -V, -o
+ * In order: the command line (-f, -d, -s, -o
  * passphrase_file=FILE, libfuse's options; -o ro is implied; the
- * daemon's options are refused: they need a database), the session, the
+ * daemon's options are refused: they need a database; -h and -V stay the daemon's), the session, the
  * fork (unless -f), the replica opened with the passphrase
  * (SNAPFS_PASSPHRASE or the passphrase file's first line) and its
  * catalog listed, then the mount.  Every refusal before the mount (no
@@ -37,18 +37,13 @@ struct rm_opts {
 	char *url;
 	char *pass_file;
 	int nonopts;
-	int help;
 	int refused;        /* a daemon-only option was given */
 };
 
-enum { RM_KEY_HELP, RM_KEY_VERSION, RM_KEY_DAEMON };
+enum { RM_KEY_DAEMON };
 
 static const struct fuse_opt rm_opt_spec[] = {
 	{ "passphrase_file=%s", offsetof(struct rm_opts, pass_file), 0 },
-	FUSE_OPT_KEY("-h", RM_KEY_HELP),
-	FUSE_OPT_KEY("--help", RM_KEY_HELP),
-	FUSE_OPT_KEY("-V", RM_KEY_VERSION),
-	FUSE_OPT_KEY("--version", RM_KEY_VERSION),
 	FUSE_OPT_KEY("store=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("every=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("keep=", RM_KEY_DAEMON),
@@ -57,7 +52,7 @@ static const struct fuse_opt rm_opt_spec[] = {
 	FUSE_OPT_KEY("auto_recover", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("verify=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("on_failure=", RM_KEY_DAEMON),
-	FUSE_OPT_KEY("rw", RM_KEY_DAEMON),
+	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),  /* fstab; ro anyway */
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
@@ -78,6 +73,11 @@ static int rm_is_url(const char *s)
 
 int snap_rmount_wanted(int argc, char *argv[])
 {
+	/* -h and -V are the daemon's (options.c), whatever follows. */
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") ||
+		    !strcmp(argv[i], "-V") || !strcmp(argv[i], "--version"))
+			return 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-o")) {
 			i++;                 /* its value */
@@ -98,10 +98,6 @@ static int rm_opt_proc(void *data, const char *arg, int key,
 
 	(void)outargs;
 	switch (key) {
-	case RM_KEY_HELP:
-	case RM_KEY_VERSION:
-		o->help = 1;                 /* the daemon's -h and -V say it */
-		return 0;
 	case RM_KEY_DAEMON:
 		fprintf(stderr, "snapfs: -o %s: a replica is mounted "
 			"read-only, without a store or schedule\n", arg);
@@ -282,8 +278,6 @@ int snap_rmount_main(int argc, char *argv[])
 	ret = rc < 0 ? 1 : 0;
 	snap_log(LOG_INFO, "unmounting %s", fopts.mountpoint);
 out:
-	if (o.help)
-		fprintf(stderr, "snapfs: -h and -V: see snapfs -h\n");
 	snap_startup_ready(ready_fd, 1);
 	if (mounted)
 		fuse_session_unmount(se);

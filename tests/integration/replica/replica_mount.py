@@ -9,8 +9,8 @@ gives (sha256); sqlite3 -readonly runs integrity_check and a query in
 place; there is no current.db; every write is EROFS; .snapfs/status.json
 names the URL.  A flipped byte in a pack makes reading the snapshots
 that use it fail with EIO (never wrong bytes).  A wrong passphrase, a
-missing replica or an unreadable passphrase file are exit 1 with nothing
-mounted, in the foreground and daemonized.  With the argument "s3" the
+missing replica, an unreadable passphrase file, missing S3 credentials
+or a daemon option (every=) are exit 1 with nothing mounted, in the foreground and daemonized.  With the argument "s3" the
 replica lives in a real S3 server (tools/s3-test-server)."""
 
 import errno
@@ -203,6 +203,8 @@ def body(ctx, kind):
     refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" +
                                  ctx.path("no-such-file")],
             "a missing passphrase file")
+    refused(ctx, env, url, mnt, ["-f", "-o", "every=1h"],
+            "a daemon option (every=) with a replica")
     nopass = dict(os.environ)
     nopass.pop("SNAPFS_PASSPHRASE", None)
     refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
