@@ -52,16 +52,8 @@ static const struct fuse_opt rm_opt_spec[] = {
 	FUSE_OPT_KEY("auto_recover", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("verify=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("on_failure=", RM_KEY_DAEMON),
-	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),  /* fstab; ro anyway */
-	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),      /* implied */
+	SNAP_OPT_MOUNT_WORDS,                         /* rw too: ro anyway */
 	FUSE_OPT_END
 };
 

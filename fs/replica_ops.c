@@ -39,6 +39,7 @@
 
 #include "fs.h"
 #include "rmount.h"
+#include "xattr.h"
 
 enum {
 	RM_INO_ROOT = FUSE_ROOT_ID,
@@ -49,14 +50,9 @@ enum {
 };
 
 #define RM_TTL 3600.0          /* nothing changes while mounted */
-#define RM_XATTR_PREFIX "user.snapfs."
 
 static struct snap_rmount *rm;
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *const rm_xattrs[] = {
-	"kind", "label", "created", "sha256", "comment", "tables",
-};
 
 /* The snapshot of inode ino, or NULL. */
 static const snap_info *rm_snap(fuse_ino_t ino)
@@ -309,37 +305,20 @@ static void rm_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* The value of user.snapfs.<key> of si (malloc()ed); fs/ops.c's names
- * and formats, the tables from the replica. */
-static int rm_xattr_value(const snap_info *si, const char *key, char **out)
+/* The tables attribute from the replica (xattr.h). */
+static int rm_xattr_tables(void *ctx, const snap_info *si, char **out)
 {
-	char buf[SNAP_COMMENT_MAX + 80];
 	snap_err err;
 	int rc;
 
-	if (!strcmp(key, "kind"))
-		snprintf(buf, sizeof(buf), "%s", snap_kind_name(si->kind));
-	else if (!strcmp(key, "label"))
-		snprintf(buf, sizeof(buf), "%s", si->label);
-	else if (!strcmp(key, "created"))
-		snap_time_iso(si->created_ns, buf);
-	else if (!strcmp(key, "sha256"))
-		snap_hex(si->sha256, buf);
-	else if (!strcmp(key, "comment"))
-		snprintf(buf, sizeof(buf), "%s", si->comment);
-	else if (!strcmp(key, "tables")) {
-		snap_err_clear(&err);
-		pthread_mutex_lock(&rm_lock);
-		rc = snap_replica_tables(rm->r, si->name, out, &err);
-		pthread_mutex_unlock(&rm_lock);
-		if (rc < 0)
-			snap_log(LOG_ERR, "xattr tables of %s: %s", si->name,
-				 err.msg);
-		return rc < 0 ? -EIO : 0;
-	} else
-		return -ENODATA;
-	*out = strdup(buf);
-	return *out ? 0 : -ENOMEM;
+	(void)ctx;
+	snap_err_clear(&err);
+	pthread_mutex_lock(&rm_lock);
+	rc = snap_replica_tables(rm->r, si->name, out, &err);
+	pthread_mutex_unlock(&rm_lock);
+	if (rc < 0)
+		snap_log(LOG_ERR, "xattr tables of %s: %s", si->name, err.msg);
+	return rc < 0 ? -EIO : 0;
 }
 
 /* GETXATTR: a snapshot's user.snapfs.* attributes. */
@@ -348,46 +327,22 @@ static void rm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 {
 	const snap_info *si = rm_snap(ino);
 	char *value = NULL;
-	size_t len;
 	int rc;
 
-	if (!si || strncmp(name, RM_XATTR_PREFIX, strlen(RM_XATTR_PREFIX))) {
-		fuse_reply_err(req, ENODATA);
-		return;
-	}
-	rc = rm_xattr_value(si, name + strlen(RM_XATTR_PREFIX), &value);
+	rc = si ? snap_xattr_value(si, name, rm_xattr_tables, NULL, &value) :
+		-ENODATA;
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	len = strlen(value);
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, value, len);
+	snap_xattr_reply(req, value, size);
 	free(value);
 }
 
 /* LISTXATTR: the names of a snapshot's attributes. */
 static void rm_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char buf[512];
-	size_t len = 0;
-
-	if (rm_snap(ino))
-		for (size_t i = 0; i < sizeof(rm_xattrs) / sizeof(*rm_xattrs);
-		     i++)
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-						"%s%s", RM_XATTR_PREFIX,
-						rm_xattrs[i]) + 1;
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, buf, len);
+	snap_xattr_list_reply(req, rm_snap(ino) != NULL, size);
 }
 
 /* SETXATTR, REMOVEXATTR: a read-only mount. */

@@ -14,7 +14,6 @@ or a daemon option (every=) are exit 1 with nothing mounted, in the foreground a
 replica lives in a real S3 server (tools/s3-test-server)."""
 
 import errno
-import hashlib
 import json
 import os
 import sqlite3
@@ -22,25 +21,14 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import snaptest  # noqa: E402
+from replica_cli import make_db  # noqa: E402  (the same database)
 
 PASS = "a long passphrase nobody guesses"
 
 
-def sha(path):
-    """SHA-256 of a file, as sha256sum prints it."""
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def make_db(path, rows):
-    """A database with rows rows of text."""
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
-    con.executemany("INSERT INTO t(v) VALUES (?)",
-                    [("row %d %s" % (i, "x" * 200),) for i in range(rows)])
-    con.commit()
-    con.close()
+sha = snaptest.sha256
 
 
 def refused(ctx, env, url, mnt, extra, what):
