@@ -140,6 +140,14 @@ def body(ctx, kind):
         check("sqlite3 -readonly %s: a query returns rows" % name,
               r.returncode == 0 and int(r.stdout.strip() or 0) > 2900,
               snaptest.describe(r))
+    # Several readers at once (the mount's worker threads share one
+    # replica handle): each still gets its snapshot's bytes.
+    procs = [ctx.spawn(["sha256sum", os.path.join(snaps, n)],
+                       stdout=subprocess.PIPE, text=True)
+             for n in names * 3]
+    outs = [p.communicate(timeout=120)[0].split()[0] for p in procs]
+    check("sha256sum of every snapshot, nine at once, as exported",
+          outs == [local[n] for n in names * 3], outs)
     with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
         status = json.load(f)
     check("status.json names the replica and says read-only",
