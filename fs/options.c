@@ -84,7 +84,8 @@ static void usage(FILE *to, const char *prog)
 "A replica URL (s3://BUCKET/PREFIX, file:///ABS/PATH; see snapctl replicate)\n"
 "mounts that replica read-only: snapshots/ and .snapfs/status.json, no\n"
 "current.db; pages are fetched when read.  Passphrase from SNAPFS_PASSPHRASE\n"
-"or -o passphrase_file=FILE; S3 credentials from AWS_* only.\n"
+"or -o passphrase_file=FILE; S3 endpoint from -o endpoint=URL or\n"
+"AWS_ENDPOINT_URL, credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.\n"
 "\n", prog, prog);
 }
 

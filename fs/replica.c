@@ -5,7 +5,8 @@
  * main.c hands argv here when its first non-option argument is such a URL;
  * the daemon's own code (store, live database, timer, watcher) is not used.
  * In order: the command line (-f, -d, -s, -o
- * passphrase_file=FILE, libfuse's options; -o ro is implied; the
+ * passphrase_file=FILE, -o endpoint=URL (AWS_ENDPOINT_URL for this
+ * mount), libfuse's options; -o ro is implied; the
  * daemon's options are refused: they need a database; -h and -V stay the daemon's), the session, the
  * fork (unless -f), the replica opened with the passphrase
  * (SNAPFS_PASSPHRASE or the passphrase file's first line) and its
@@ -36,6 +37,7 @@
 struct rm_opts {
 	char *url;
 	char *pass_file;
+	char *endpoint;     /* -o endpoint=URL: AWS_ENDPOINT_URL for s3:// */
 	int nonopts;
 	int refused;        /* a daemon-only option was given */
 };
@@ -44,6 +46,7 @@ enum { RM_KEY_DAEMON };
 
 static const struct fuse_opt rm_opt_spec[] = {
 	{ "passphrase_file=%s", offsetof(struct rm_opts, pass_file), 0 },
+	{ "endpoint=%s", offsetof(struct rm_opts, endpoint), 0 },
 	FUSE_OPT_KEY("store=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("every=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("keep=", RM_KEY_DAEMON),
@@ -203,6 +206,11 @@ int snap_rmount_main(int argc, char *argv[])
 	if (snap_startup_check_mountpoint(fopts.mountpoint) ||
 	    rm_passphrase(o.pass_file, pbuf, &pass))
 		goto out;
+	if (o.endpoint && setenv("AWS_ENDPOINT_URL", o.endpoint, 1) != 0) {
+		fprintf(stderr, "snapfs: endpoint=%s: %s\n", o.endpoint,
+			strerror(errno));
+		goto out;
+	}
 	m.url = o.url;
 	/* Read-only for the kernel too: every write is EROFS. */
 	if (asprintf(&fsname, "fsname=snapfs:%s", o.url) < 0 ||
@@ -287,6 +295,7 @@ out:
 	free(fopts.mountpoint);
 	free(o.url);
 	free(o.pass_file);
+	free(o.endpoint);
 	fuse_opt_free_args(&args);
 	return ret;
 }

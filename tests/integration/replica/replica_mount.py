@@ -90,12 +90,14 @@ def body(ctx, kind):
 
     # The mount sees the passphrase from the environment, nothing else.
     os.environ["SNAPFS_PASSPHRASE"] = PASS
-    for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
-              "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
         if k in env:
             os.environ[k] = env[k]
     mnt = ctx.path("mnt")
-    m = ctx.mount(url, mnt=mnt)
+    # S3: the endpoint from -o endpoint=URL, not the environment.
+    endpoint = (["endpoint=" + env["AWS_ENDPOINT_URL"]]
+                if kind == "s3" else [])
+    m = ctx.mount(url, mnt=mnt, options=endpoint)
     snaps = os.path.join(mnt, "snapshots")
     check("the root holds snapshots/ and .snapfs/, no current.db",
           sorted(os.listdir(mnt)) == [".snapfs", "snapshots"],
@@ -183,7 +185,7 @@ def body(ctx, kind):
 
     # Wrong passphrase, no replica, unreadable passphrase file: exit 1,
     # nothing mounted (foreground and daemonized).
-    bad = dict(os.environ)
+    bad = dict(env)
     bad["SNAPFS_PASSPHRASE"] = "not the passphrase"
     for extra in (["-f"], []):
         mode = "foreground" if extra else "daemonized"
@@ -201,9 +203,11 @@ def body(ctx, kind):
             "a missing passphrase file")
     refused(ctx, env, url, mnt, ["-f", "-o", "every=1h"],
             "a daemon option (every=) with a replica")
-    nopass = dict(os.environ)
+    nopass = dict(env)
     nopass.pop("SNAPFS_PASSPHRASE", None)
-    refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
+    r = refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
+    check("no passphrase: the message says so", "passphrase" in r.stderr,
+          r.stderr)
     if kind == "file":
         refused(ctx, env, "file://" + ctx.path("no-replica"), mnt, ["-f"],
                 "no replica at the URL")
@@ -211,12 +215,15 @@ def body(ctx, kind):
         nocred = dict(env)
         nocred.pop("AWS_ACCESS_KEY_ID", None)
         nocred.pop("AWS_SECRET_ACCESS_KEY", None)
-        refused(ctx, nocred, url, mnt, ["-f"], "no credentials")
+        r = refused(ctx, nocred, url, mnt, ["-f"], "no credentials")
+        check("no credentials: the message names AWS_ACCESS_KEY_ID",
+              "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr)
     pf = ctx.path("pass-right")
     with open(pf, "w") as f:
         f.write(PASS + "\n")
     os.environ.pop("SNAPFS_PASSPHRASE", None)
-    m = ctx.mount(url, mnt=mnt, options=["passphrase_file=" + pf])
+    m = ctx.mount(url, mnt=mnt,
+                  options=["passphrase_file=" + pf] + endpoint)
     check("mounted with -o passphrase_file: the snapshots are listed",
           sorted(os.listdir(snaps)) == sorted(names))
     m.stop()
