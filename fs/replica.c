@@ -21,6 +21,7 @@
  * around the replica.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,12 @@ int snap_rmount_main(int argc, char *argv[])
 	int ready_fd = -1, ret = 1, mounted = 0, signals = 0, rc;
 	snap_err err;
 
+	/* Packs (~4 MB each) are allocated by whichever worker thread
+	 * reads; with an arena per thread, one freed in one arena does not
+	 * serve the next in another and the peak grows with the threads
+	 * (75 MB instead of 52 reading a 62 MB image).  The replica is
+	 * used under one lock anyway: one arena costs nothing. */
+	mallopt(M_ARENA_MAX, 1);
 	memset(&o, 0, sizeof(o));
 	memset(&fopts, 0, sizeof(fopts));
 	memset(&m, 0, sizeof(m));
