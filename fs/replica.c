@@ -4,12 +4,12 @@
  *
  * main.c hands argv here when its first non-option argument is such a URL;
  * the daemon's own code (store, live database, timer, watcher) is not used.
- * In order: the command line (-f, -d, -s, -o
- * passphrase_file=FILE, -o endpoint=URL (AWS_ENDPOINT_URL for this
- * mount), libfuse's options; -o ro is implied; the
- * daemon's options are refused: they need a database; -h and -V stay the daemon's), the session, the
- * fork (unless -f), the replica opened with the passphrase
- * (SNAPFS_PASSPHRASE or the passphrase file's first line) and its
+ * In order: the command line (-f, -d, -s, -o passphrase_file=FILE, -o
+ * endpoint=URL (AWS_ENDPOINT_URL for this mount), libfuse's options; -o
+ * ro is implied; the daemon's options are refused, they need a database;
+ * -h and -V stay the daemon's), the session, the fork (unless -f), the
+ * replica opened with the passphrase (SNAPFS_PASSPHRASE or the
+ * passphrase file's first line) and its
  * catalog listed, then the mount.  Every refusal before the mount (no
  * replica, wrong passphrase, no credentials, an unreadable passphrase
  * file) is one line on stderr and exit 1, with nothing mounted.
