@@ -119,4 +119,26 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
 		     snap_err *err);
 
+/* A snapshot's image read in place, a byte range at a time (the replica
+ * mount, fs/replica_ops.c): open loads the snapshot's catalog row and page
+ * map; read fetches only the pages the range covers, each proven against
+ * its SHA-256 and identity (a damaged page is -EIO, never wrong bytes),
+ * through the replica's cache of PACK_CACHE packs (bounded memory: a few
+ * packs of ~4 MB and their indexes).  The whole-image SHA-256 is not
+ * checked (a range is not the whole); verify does that.  The image and
+ * its replica share one cache: neither is thread-safe, so a caller with
+ * several threads holds one lock around every call on r and its images.
+ * The pack index listing is taken at the first open and kept (a snapshot
+ * the replica gains later needs a new snap_replica). */
+typedef struct snap_replica_image snap_replica_image;
+int snap_replica_image_open(snap_replica *r, const char *name,
+			    snap_replica_image **out, snap_err *err);
+/* Up to len bytes at off into buf: the count read (0 at or past the
+ * end), or a negative errno (-EIO naming the page and object). */
+long snap_replica_image_read(snap_replica_image *img, void *buf, size_t len,
+			     uint64_t off, snap_err *err);
+/* The image's catalog row (name, sizes, times, sha256). */
+const snap_info *snap_replica_image_info(const snap_replica_image *img);
+void snap_replica_image_close(snap_replica_image *img);
+
 #endif /* ENGINE_REPLICA_H */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -403,4 +404,91 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	}
 	free(rows);
 	return rc;
+}
+
+/* ---- images read in place ------------------------------------------------- */
+
+struct snap_replica_image {
+	snap_replica *r;
+	rrow row;
+	int64_t *seqs;         /* the page map: seqs of pages 1..N */
+	uint8_t *page;         /* the last page read (page_size bytes) */
+	int64_t cur;           /* its index (0-based), -1: none */
+};
+
+int snap_replica_image_open(snap_replica *r, const char *name,
+			    snap_replica_image **out, snap_err *err)
+{
+	*out = NULL;
+	snap_replica_image *img = calloc(1, sizeof *img);
+	if (!img)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	img->r = r;
+	img->cur = -1;
+	int rc = snap_replica_row_find(r, name, &img->row, err);
+	if (rc == 0 && !img->row.si.page_size)
+		rc = snap_err_set(err, -EIO, "%s: page size 0 in its catalog "
+				  "row", name);
+	if (rc == 0 && !(img->page = malloc(img->row.si.page_size)))
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	if (rc == 0 && !r->firsts)
+		rc = snap_replica_firsts_load(r, err);
+	if (rc == 0)
+		rc = snap_replica_map_load(r, &img->row, &img->seqs, err);
+	if (rc < 0) {
+		snap_replica_image_close(img);
+		return rc;
+	}
+	*out = img;
+	return 0;
+}
+
+long snap_replica_image_read(snap_replica_image *img, void *buf, size_t len,
+			     uint64_t off, snap_err *err)
+{
+	const snap_info *si = &img->row.si;
+	uint64_t size = (uint64_t)si->page_size * si->page_count;
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	if (len > (size_t)LONG_MAX)
+		len = (size_t)LONG_MAX;
+	size_t done = 0;
+	while (done < len) {
+		uint64_t at = off + done;
+		int64_t i = (int64_t)(at / si->page_size);
+		size_t in = (size_t)(at % si->page_size);
+		if (img->cur != i) {
+			img->cur = -1;
+			int rc = page_read(img->r, (uint64_t)img->seqs[i],
+					   si->page_size, img->page, err);
+			if (rc < 0) {
+				snap_err_prefix(err, "%s, page %lld", si->name,
+						(long long)i + 1);
+				return rc;
+			}
+			img->cur = i;
+		}
+		size_t n = si->page_size - in;
+		if (n > len - done)
+			n = len - done;
+		memcpy((uint8_t *)buf + done, img->page + in, n);
+		done += n;
+	}
+	return (long)done;
+}
+
+const snap_info *snap_replica_image_info(const snap_replica_image *img)
+{
+	return &img->row.si;
+}
+
+void snap_replica_image_close(snap_replica_image *img)
+{
+	if (!img)
+		return;
+	free(img->seqs);
+	free(img->page);
+	free(img);
 }

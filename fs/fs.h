@@ -9,6 +9,9 @@
  * them too):
  *
  *   main.c        main(): the daemon's life in order;
+ *   replica.c     snapfs URL MNT: a replica mounted read-only, its life;
+ *   replica_ops.c its tree and operations (rmount.h), apart from the
+ *                 daemon's;
  *   ops.c         the one fuse_lowlevel_ops table; lookup, getattr,
  *                 xattrs, statfs, init;
  *   create.c      CREATE: what a new name means where it is made;
@@ -47,6 +50,7 @@
  *   watch.c       the catalog watcher: snapshots/' time and the kernel's
  *                 view follow every change of the catalog, by any process;
  *   notify.c      the notifier thread that invalidates kernel caches;
+ *   xattr.c       a snapshot's user.snapfs.* attributes, for both mounts;
  *   log.c         one logging function (stderr with -f, syslog otherwise);
  *   options.c     the command line, parsed without mounting;
  *   startup.c     the checks before mounting, daemonizing;

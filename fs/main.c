@@ -20,6 +20,7 @@
 #include <syslog.h>
 
 #include "fs.h"
+#include "rmount.h"
 
 /* snapfs [options] DBFILE MOUNTPOINT: parse, check, open, mount, serve,
  * clean up. */
@@ -35,6 +36,9 @@ int main(int argc, char *argv[])
 	int ready_fd = -1, rc, ret = 1, mounted = 0;
 	int signals = 0;
 
+	/* snapfs URL MNT: a replica, read-only (replica.c). */
+	if (snap_rmount_wanted(argc, argv))
+		return snap_rmount_main(argc, argv);
 	snap_err_clear(&err);
 	snap_err_clear(&full);
 	rc = snap_options_parse(argc, argv, &c);

@@ -57,12 +57,7 @@
 #include <unistd.h>
 
 #include "fs.h"
-
-#define XATTR_PREFIX "user.snapfs."
-
-static const char *const snap_xattrs[] = {
-	"kind", "label", "created", "sha256", "comment", "tables",
-};
+#include "xattr.h"
 
 /* Reply with an entry; drop the node reference taken for it if the
  * kernel never got it. */
@@ -270,34 +265,14 @@ static int64_t xattr_snapshot(fuse_ino_t ino)
 	return 0;
 }
 
-/* The value of user.snapfs.<key> for snapshot si; malloc()ed. */
-static int xattr_value(const snap_info *si, const char *key, char **out)
+/* The tables attribute from the store's catalog (xattr.h). */
+static int xattr_tables(void *ctx, const snap_info *si, char **out)
 {
-	char buf[SNAP_COMMENT_MAX + 80];
 	snap_err err;
 
-	if (strcmp(key, "kind") == 0)
-		snprintf(buf, sizeof(buf), "%s", snap_kind_name(si->kind));
-	else if (strcmp(key, "label") == 0)
-		snprintf(buf, sizeof(buf), "%s", si->label);
-	else if (strcmp(key, "created") == 0) {
-		char iso[40];
-		snap_time_iso(si->created_ns, iso);
-		snprintf(buf, sizeof(buf), "%s", iso);
-	} else if (strcmp(key, "sha256") == 0) {
-		char hex[65];
-		snap_hex(si->sha256, hex);
-		snprintf(buf, sizeof(buf), "%s", hex);
-	} else if (strcmp(key, "comment") == 0)
-		snprintf(buf, sizeof(buf), "%s", si->comment);
-	else if (strcmp(key, "tables") == 0) {
-		snap_err_clear(&err);
-		return snap_store_tables_json(snap_fs.store, si->id, out,
-					      &err);
-	} else
-		return -ENODATA;
-	*out = strdup(buf);
-	return *out ? 0 : -ENOMEM;
+	(void)ctx;
+	snap_err_clear(&err);
+	return snap_store_tables_json(snap_fs.store, si->id, out, &err);
 }
 
 /* GETXATTR: a snapshot's user.snapfs.* attributes from the catalog. */
@@ -307,49 +282,27 @@ static void snap_ll_getxattr(fuse_req_t req, fuse_ino_t ino,
 	int64_t id = xattr_snapshot(ino);
 	char *value = NULL;
 	snap_info si;
-	size_t len;
 	int rc;
 
-	if (!id || strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX)) != 0) {
+	if (!id) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
 	rc = snap_attr_info(id, &si);
 	if (rc == 0)
-		rc = xattr_value(&si, name + strlen(XATTR_PREFIX), &value);
+		rc = snap_xattr_value(&si, name, xattr_tables, NULL, &value);
 	if (rc != 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	len = strlen(value);
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, value, len);
+	snap_xattr_reply(req, value, size);
 	free(value);
 }
 
 /* LISTXATTR: the names of a snapshot's user.snapfs.* attributes. */
 static void snap_ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	char buf[512];
-	size_t len = 0, i;
-
-	if (xattr_snapshot(ino)) {
-		for (i = 0; i < sizeof(snap_xattrs) / sizeof(snap_xattrs[0]);
-		     i++)
-			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-						"%s%s", XATTR_PREFIX,
-						snap_xattrs[i]) + 1;
-	}
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, buf, len);
+	snap_xattr_list_reply(req, xattr_snapshot(ino) != 0, size);
 }
 
 /* SETXATTR: refused (EROFS on a snapshot, ENOTSUP elsewhere). */

@@ -35,16 +35,7 @@ static const struct fuse_opt snap_opt_spec[] = {
 	FUSE_OPT_KEY("--version", KEY_VERSION),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("default_permissions", KEY_DEFAULT_PERMISSIONS),
-	/* mount(8) words: accepted, meaningless to the daemon. */
-	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
-	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD),
+	SNAP_OPT_MOUNT_WORDS,
 	FUSE_OPT_END
 };
 
@@ -53,6 +44,7 @@ static void usage(FILE *to, const char *prog)
 {
 	fprintf(to,
 "usage: %s [options] DBFILE MOUNTPOINT\n"
+"       %s [options] REPLICA_URL MOUNTPOINT\n"
 "\n"
 "Mount ZFS-style snapshots of the SQLite database DBFILE at MOUNTPOINT:\n"
 "  MOUNTPOINT/current.db    the live database (reads are consistent images;\n"
@@ -88,7 +80,13 @@ static void usage(FILE *to, const char *prog)
 "  mount(8) words (_netdev, noauto, nofail, user, users, auto, defaults,\n"
 "  rw, x-*) are accepted and ignored, for /etc/fstab:\n"
 "    /srv/app/app.db  /mnt/app  fuse.snapfs  store=/backup/app,nofail  0 0\n"
-"\n", prog);
+"\n"
+"A replica URL (s3://BUCKET/PREFIX, file:///ABS/PATH; see snapctl replicate)\n"
+"mounts that replica read-only: snapshots/ and .snapfs/status.json, no\n"
+"current.db; pages are fetched when read.  Passphrase from SNAPFS_PASSPHRASE\n"
+"or -o passphrase_file=FILE; S3 endpoint from -o endpoint=URL or\n"
+"AWS_ENDPOINT_URL, credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.\n"
+"\n", prog, prog);
 }
 
 /* fuse_opt_parse's callback: -h, -V, the two non-option arguments, and

@@ -8,6 +8,19 @@
 #include "ino.h"
 #include "timer.h"
 
+/* mount(8) words: accepted and dropped, so the same options work in
+ * /etc/fstab (the daemon's and a replica mount's option tables). */
+#define SNAP_OPT_MOUNT_WORDS \
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD), \
+	FUSE_OPT_KEY("rw", FUSE_OPT_KEY_DISCARD)
+
 /* Parsed by fuse_opt_parse; what libfuse parses lives in its own struct. */
 struct snap_opts {
 	char *store;        /* -o store=DIR */

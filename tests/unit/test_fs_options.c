@@ -2,7 +2,8 @@
  * tests/unit/test_fs_options.c — the daemon's command line (fs/options.c),
  * parsed as `snapfs` parses it before it checks or mounts anything: valid
  * options and what they become, the words mount(8) adds, the joined keep
- * rules, and every refusal with the message the daemon prints.
+ * rules, every refusal with the message the daemon prints, and which
+ * command lines mount a replica instead (fs/replica.c).
  */
 #include "testutil.h"
 
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "rmount.h"
 
 #define NS_S 1000000000LL
 
@@ -321,6 +323,28 @@ static void test_edge_values(void **state)
 	free(p);
 }
 
+/* Which command lines are a replica mount (fs/replica.c): the first
+ * non-option argument is s3:// or file://; an -o value is never taken
+ * for it; -h and -V stay the daemon's. */
+static void test_replica_url_chosen(void **state)
+{
+	char *a[] = { "snapfs", "-f", "-o", "passphrase_file=/p",
+		      "s3://bucket/app", "/mnt", NULL };
+	char *b[] = { "snapfs", "file:///srv/replica", "/mnt", NULL };
+	char *c[] = { "snapfs", "-o", "file:///x", "app.db", "/mnt", NULL };
+	char *d[] = { "snapfs", "/srv/app.db", "/mnt", NULL };
+	char *e[] = { "snapfs", "-h", "s3://bucket/app", "/mnt", NULL };
+	char *f[] = { "snapfs", "s3:/bucket", "/mnt", NULL };
+
+	(void)state;
+	assert_int_equal(snap_rmount_wanted(6, a), 1);
+	assert_int_equal(snap_rmount_wanted(3, b), 1);
+	assert_int_equal(snap_rmount_wanted(5, c), 0);
+	assert_int_equal(snap_rmount_wanted(3, d), 0);
+	assert_int_equal(snap_rmount_wanted(4, e), 0);
+	assert_int_equal(snap_rmount_wanted(3, f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +357,7 @@ int main(void)
 		tu_test(test_arguments),
 		tu_test(test_invalid_values),
 		tu_test(test_edge_values),
+		tu_test(test_replica_url_chosen),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

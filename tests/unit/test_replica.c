@@ -6,7 +6,8 @@
  * writes nothing; sealed objects hide the data, plain ones do not; a
  * flipped byte or a deleted pack is found and names the snapshot; a run
  * cut short (no catalog row, no cache) is finished without re-uploading
- * pages; a symlink planted in the replica is refused.
+ * pages; a symlink planted in the replica is refused; any byte range of
+ * an image read in place (snap_replica_image_*) is the local image's.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
@@ -519,6 +520,83 @@ static void test_symlink_in_replica_is_refused(void **state)
 	assert_non_null(strstr(err.msg, "symlink"));
 }
 
+/* Read image img over ranges that start and end inside pages and cross
+ * them, and compare with want (n bytes). */
+static void assert_ranges_equal(snap_replica_image *img, const uint8_t *want,
+				size_t n, uint32_t page_size)
+{
+	static const size_t lens[] = {1, 100, 4096, 5000, 65536, 131072};
+	uint8_t *buf = malloc(131072);
+	snap_err err;
+	assert_non_null(buf);
+	for (size_t k = 0; k < sizeof lens / sizeof *lens; k++)
+		for (uint64_t off = 0; off < n; off += 3 * page_size + 777) {
+			size_t len = lens[k];
+			long got = snap_replica_image_read(img, buf, len, off,
+							   &err);
+			size_t expect = off + len > n ? n - off : len;
+			assert_int_equal(got, (long)expect);
+			assert_memory_equal(buf, want + off, expect);
+		}
+	/* At and past the end: nothing. */
+	assert_int_equal(snap_replica_image_read(img, buf, 10, n, &err), 0);
+	assert_int_equal(snap_replica_image_read(img, buf, 10, n + 9, &err),
+			 0);
+	free(buf);
+}
+
+/* snap_replica_image_*: any byte range of a snapshot's image, read in
+ * place, is the local image's; two images open at once share the cache;
+ * a flipped byte in a pack is -EIO naming the pack, never wrong bytes;
+ * an unknown name is -ENOENT. */
+static void test_image_read_in_place(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	r = ropen(url, 0);
+	size_t na, nb;
+	uint8_t *wa = tu_image_bytes(st, a.id, &na);
+	uint8_t *wb = tu_image_bytes(st, b.id, &nb);
+	snap_replica_image *ia, *ib, *none;
+	assert_int_equal(snap_replica_image_open(r, a.name, &ia, &err), 0);
+	assert_int_equal(snap_replica_image_open(r, b.name, &ib, &err), 0);
+	assert_int_equal(snap_replica_image_info(ib)->image_size, nb);
+	assert_memory_equal(snap_replica_image_info(ib)->sha256, b.sha256,
+			    32);
+	assert_ranges_equal(ia, wa, na, a.page_size);
+	assert_ranges_equal(ib, wb, nb, b.page_size);
+	assert_ranges_equal(ia, wa, na, a.page_size);
+	assert_int_equal(snap_replica_image_open(r, "no-such.db", &none,
+						 &err), -ENOENT);
+	assert_null(none);
+	snap_replica_image_close(ia);
+	snap_replica_image_close(ib);
+	snap_replica_close(r);
+	/* A flipped byte in the first pack: -EIO, the pack named. */
+	snap_objstore_close(objs_list(url, "packs"));
+	char pack[64];
+	snprintf(pack, sizeof pack, "%s", g_names[0]);
+	obj_flip(url, pack, 0);
+	r = ropen(url, 0);
+	assert_int_equal(snap_replica_image_open(r, a.name, &ia, &err), 0);
+	uint8_t *buf = malloc(na);
+	assert_non_null(buf);
+	assert_int_equal(snap_replica_image_read(ia, buf, na, 0, &err), -EIO);
+	assert_non_null(strstr(err.msg, pack));
+	snap_replica_image_close(ia);
+	snap_replica_close(r);
+	free(buf);
+	free(wa);
+	free(wb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +608,7 @@ int main(void)
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_page_size_change_and_shrink),
+		tu_test(test_image_read_in_place),
 		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
 	};
 	size_t n = sizeof tests / sizeof *tests;

@@ -1,0 +1,321 @@
+#!/usr/bin/python3
+"""snapfs URL MNT: a replica mounted read-only, as users drive it.
+
+A store's snapshots are replicated (snapctl replicate file://...), then
+the URL is mounted with only the passphrase: snapshots/ lists the same
+names and sizes as `snapctl --replica URL list --json`, with their mtimes
+and user.snapfs.* xattrs; cp of each gives the image snapctl export
+gives (sha256); sqlite3 -readonly runs integrity_check and a query in
+place; there is no current.db; every write is EROFS; .snapfs/status.json
+names the URL.  A flipped byte in a pack makes reading the snapshots
+that use it fail with EIO (never wrong bytes).  A wrong passphrase, a
+missing replica, an unreadable passphrase file, missing S3 credentials
+or a daemon option (every=) are exit 1 with nothing mounted, in the foreground and daemonized.  With the argument "s3" the
+replica lives in a real S3 server (tools/s3-test-server)."""
+
+import errno
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import snaptest  # noqa: E402
+from replica_cli import make_db  # noqa: E402  (the same database)
+
+PASS = "a long passphrase nobody guesses"
+
+
+sha = snaptest.sha256
+
+
+def refused(ctx, env, url, mnt, extra, what):
+    """snapfs [extra] url mnt exits 1 with a message and mounts nothing;
+    an unexpected mount is taken down again."""
+    r = ctx.run([ctx.snapfs] + extra + [url, mnt], env=env, timeout=120)
+    mounted = snaptest.is_mounted(mnt)
+    if mounted:
+        snaptest.unmount(mnt)
+    ctx.check("%s: exit 1, a message, nothing mounted" % what,
+              r.returncode == 1 and "snapfs:" in r.stderr and not mounted,
+              snaptest.describe(r))
+    return r
+
+
+def peak_rss_mb(pid):
+    """VmHWM of process pid, in MB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def bounded_cache(ctx, env, work, url):
+    """A snapshot of ~130 MB of incompressible pages (30 packs, five
+    times the reader's cache of 6) read through the mount: the bytes are
+    the export's, and the daemon's peak memory stays under 80 MB, well
+    below the image: pages are fetched on demand through a bounded
+    cache, never the whole image (not checked under ASan, whose
+    quarantine keeps freed memory)."""
+    db = os.path.join(work, "big.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE b(id INTEGER PRIMARY KEY, v BLOB)")
+    con.executemany("INSERT INTO b(v) VALUES (?)",
+                    [(ctx.rng.randbytes(3000),) for _ in range(40000)])
+    con.commit()
+    con.close()
+    r = ctx.run([ctx.snapctl, "--db", db, "create", "--label", "big"],
+                env=env)
+    ctx.require("snapctl create (big) exits 0", r.returncode == 0,
+                snaptest.describe(r))
+    name = r.stdout.strip()
+    out = os.path.join(work, "big-export.db")
+    r = ctx.run([ctx.snapctl, "--db", db, "export", name, out], env=env)
+    ctx.require("snapctl export (big) exits 0", r.returncode == 0,
+                snaptest.describe(r))
+    want = sha(out)
+    size = os.path.getsize(out)
+    os.unlink(out)
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", url], env=env)
+    ctx.require("snapctl replicate (big) exits 0", r.returncode == 0,
+                snaptest.describe(r))
+    os.environ["SNAPFS_PASSPHRASE"] = PASS
+    mnt = ctx.path("mnt")
+    m = ctx.mount(url, mnt=mnt)
+    p = os.path.join(mnt, "snapshots", name)
+    r = ctx.run(["cp", p, out])
+    ctx.check("cp of a %d MB snapshot (30 packs) is its export"
+              % (size >> 20), r.returncode == 0 and sha(out) == want,
+              snaptest.describe(r))
+    asan = "asan" in ctx.run(["ldd", ctx.snapfs]).stdout
+    rss = peak_rss_mb(m.proc.pid)
+    if not asan:
+        ctx.check("the daemon's peak memory (%.0f MB) stays under 80 MB "
+                  "reading a %d MB image" % (rss, size >> 20),
+                  rss is not None and rss < 80 and size > 120 << 20)
+    m.stop()
+
+
+def body(ctx, kind):
+    check = ctx.check
+    work = ctx.path("work")
+    os.makedirs(work)
+    env = dict(os.environ)
+    env["SNAPFS_PASSPHRASE"] = PASS
+    if kind == "s3":
+        ctx.s3_start(env)
+        url = "s3://%s/mnt-test" % env["SNAPFS_TEST_BUCKET"]
+    else:
+        url = "file://" + ctx.path("replica")
+
+    def ctl(args):
+        return ctx.run([ctx.snapctl] + args, env=env)
+
+    db = os.path.join(work, "app.db")
+    make_db(db, 3000)
+    names = []
+    for label in ("one", "two", "three"):
+        r = ctl(["--db", db, "create", "--label", label])
+        ctx.require("snapctl create exits 0", r.returncode == 0,
+                    snaptest.describe(r))
+        names.append(r.stdout.strip())
+        con = sqlite3.connect(db)
+        con.execute("UPDATE t SET v = 'changed %s' WHERE id %% 97 = 0"
+                    % label)
+        con.execute("INSERT INTO t(v) VALUES ('%s')" % label)
+        con.commit()
+        con.close()
+    local = {}
+    for name in names:
+        out = os.path.join(work, "local-" + name)
+        r = ctl(["--db", db, "export", name, out])
+        ctx.require("snapctl export exits 0", r.returncode == 0,
+                    snaptest.describe(r))
+        local[name] = sha(out)
+    r = ctl(["--db", db, "replicate", url])
+    ctx.require("snapctl replicate exits 0", r.returncode == 0,
+                snaptest.describe(r))
+    r = ctl(["--replica", url, "list", "--json"])
+    ctx.require("snapctl --replica list exits 0", r.returncode == 0,
+                snaptest.describe(r))
+    listed = json.loads(r.stdout)
+
+    # The mount sees the passphrase from the environment, nothing else.
+    os.environ["SNAPFS_PASSPHRASE"] = PASS
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
+        if k in env:
+            os.environ[k] = env[k]
+    mnt = ctx.path("mnt")
+    # S3: the endpoint from -o endpoint=URL, not the environment.
+    endpoint = (["endpoint=" + env["AWS_ENDPOINT_URL"]]
+                if kind == "s3" else [])
+    m = ctx.mount(url, mnt=mnt, options=endpoint)
+    snaps = os.path.join(mnt, "snapshots")
+    check("the root holds snapshots/ and .snapfs/, no current.db",
+          sorted(os.listdir(mnt)) == [".snapfs", "snapshots"],
+          os.listdir(mnt))
+    seen = {n: os.stat(os.path.join(snaps, n)) for n in os.listdir(snaps)}
+    check("snapshots/ lists the replica's snapshots",
+          sorted(seen) == sorted(s["name"] for s in listed),
+          "%s vs %s" % (sorted(seen), [s["name"] for s in listed]))
+    for s in listed:
+        st = seen.get(s["name"])
+        check("%s: size and mtime as the replica lists them" % s["name"],
+              st is not None and st.st_size == s["size"] and
+              st.st_mtime_ns // 1000000 == s["created_ns"] // 1000000,
+              "%r vs %r" % (st, s))
+        check("%s: mode 0444" % s["name"],
+              st is not None and (st.st_mode & 0o7777) == 0o444)
+        p = os.path.join(snaps, s["name"])
+        try:
+            xa = os.getxattr(p, "user.snapfs.sha256").decode()
+            kind_x = os.getxattr(p, "user.snapfs.kind").decode()
+            tables = json.loads(os.getxattr(p, "user.snapfs.tables"))
+        except OSError as e:
+            xa, kind_x, tables = str(e), None, None
+        check("%s: user.snapfs.sha256, kind and tables" % s["name"],
+              xa == s["sha256"] and kind_x == s["kind"] and
+              isinstance(tables, dict) and tables.get("t", 0) >= 3000,
+              "%r %r %r" % (xa, kind_x, tables))
+    for name in names:
+        out = os.path.join(work, "cp-" + name)
+        r = ctx.run(["cp", os.path.join(snaps, name), out])
+        check("cp %s out exits 0" % name, r.returncode == 0,
+              snaptest.describe(r))
+        check("cp of %s is the image snapctl export gives" % name,
+              r.returncode == 0 and sha(out) == local[name])
+        p = os.path.join(snaps, name)
+        r = ctx.run(["sqlite3", "-readonly", p, "PRAGMA integrity_check"])
+        check("sqlite3 -readonly %s: integrity_check ok" % name,
+              r.returncode == 0 and r.stdout.strip() == "ok",
+              snaptest.describe(r))
+        r = ctx.run(["sqlite3", "-readonly", p,
+                     "SELECT count(*) FROM t WHERE v LIKE 'row %'"])
+        check("sqlite3 -readonly %s: a query returns rows" % name,
+              r.returncode == 0 and int(r.stdout.strip() or 0) > 2900,
+              snaptest.describe(r))
+    # Several readers at once (the mount's worker threads share one
+    # replica handle): each still gets its snapshot's bytes.
+    procs = [ctx.spawn(["sha256sum", os.path.join(snaps, n)],
+                       stdout=subprocess.PIPE, text=True)
+             for n in names * 3]
+    outs = [p.communicate(timeout=120)[0].split()[0] for p in procs]
+    check("sha256sum of every snapshot, nine at once, as exported",
+          outs == [local[n] for n in names * 3], outs)
+    with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
+        status = json.load(f)
+    check("status.json names the replica and says read-only",
+          status.get("replica") == url and status.get("read_only") is True
+          and status.get("snapshots") == len(names), status)
+
+    # Every write is EROFS.
+    first = os.path.join(snaps, names[0])
+
+    def erofs(what, fn):
+        try:
+            fn()
+            check(what + " is refused with EROFS", False, "it succeeded")
+        except OSError as e:
+            check(what + " is refused with EROFS", e.errno == errno.EROFS,
+                  str(e))
+    erofs("open for writing", lambda: open(first, "r+b").close())
+    erofs("a new file in snapshots/",
+          lambda: open(os.path.join(snaps, "new.db"), "wb").close())
+    erofs("rm of a snapshot", lambda: os.unlink(first))
+    erofs("mv of a snapshot",
+          lambda: os.rename(first, os.path.join(snaps, "x.db")))
+    erofs("mkdir", lambda: os.mkdir(os.path.join(mnt, "d")))
+    erofs("setxattr", lambda: os.setxattr(first, "user.snapfs.label",
+                                          b"x"))
+    erofs("current.db created", lambda: open(os.path.join(
+        mnt, "current.db"), "wb").close())
+    r = ctx.run(["touch", os.path.join(snaps, "made-by-touch.db")])
+    check("touch in snapshots/ fails (read-only file system)",
+          r.returncode != 0 and "Read-only" in r.stderr,
+          snaptest.describe(r))
+    m.stop()
+
+    # Wrong passphrase, no replica, unreadable passphrase file: exit 1,
+    # nothing mounted (foreground and daemonized).
+    bad = dict(env)
+    bad["SNAPFS_PASSPHRASE"] = "not the passphrase"
+    for extra in (["-f"], []):
+        mode = "foreground" if extra else "daemonized"
+        r = refused(ctx, bad, url, mnt, extra,
+                    "wrong passphrase (%s)" % mode)
+        check("wrong passphrase: the message says so (%s)" % mode,
+              "passphrase" in r.stderr, r.stderr)
+    pf = ctx.path("pass-wrong")
+    with open(pf, "w") as f:
+        f.write("wrong one\n")
+    refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" + pf],
+            "a wrong passphrase file")
+    refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" +
+                                 ctx.path("no-such-file")],
+            "a missing passphrase file")
+    refused(ctx, env, url, mnt, ["-f", "-o", "every=1h"],
+            "a daemon option (every=) with a replica")
+    nopass = dict(env)
+    nopass.pop("SNAPFS_PASSPHRASE", None)
+    r = refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
+    check("no passphrase: the message says so", "passphrase" in r.stderr,
+          r.stderr)
+    if kind == "file":
+        refused(ctx, env, "file://" + ctx.path("no-replica"), mnt, ["-f"],
+                "no replica at the URL")
+    else:
+        nocred = dict(env)
+        nocred.pop("AWS_ACCESS_KEY_ID", None)
+        nocred.pop("AWS_SECRET_ACCESS_KEY", None)
+        r = refused(ctx, nocred, url, mnt, ["-f"], "no credentials")
+        check("no credentials: the message names AWS_ACCESS_KEY_ID",
+              "AWS_ACCESS_KEY_ID" in r.stderr, r.stderr)
+    pf = ctx.path("pass-right")
+    with open(pf, "w") as f:
+        f.write(PASS + "\n")
+    os.environ.pop("SNAPFS_PASSPHRASE", None)
+    m = ctx.mount(url, mnt=mnt,
+                  options=["passphrase_file=" + pf] + endpoint)
+    check("mounted with -o passphrase_file: the snapshots are listed",
+          sorted(os.listdir(snaps)) == sorted(names))
+    m.stop()
+
+    if kind != "file":
+        return
+    bounded_cache(ctx, env, work, url)
+    # A flipped byte in a pack: reading the snapshot fails with EIO.
+    root = url[len("file://"):]
+    packs = sorted(os.listdir(os.path.join(root, "packs")))
+    ctx.require("the replica has packs", packs, packs)
+    pack = os.path.join(root, "packs", packs[0])
+    with open(pack, "r+b") as f:
+        data = f.read()
+        at = len(data) // 2
+        f.seek(at)
+        f.write(bytes([data[at] ^ 0x40]))
+    os.environ["SNAPFS_PASSPHRASE"] = PASS
+    m = ctx.mount(url, mnt=mnt)
+    try:
+        with open(first, "rb") as f:
+            got = f.read()
+        check("reading a snapshot whose pack is damaged fails with EIO",
+              False, "read %d bytes" % len(got))
+    except OSError as e:
+        check("reading a snapshot whose pack is damaged fails with EIO",
+              e.errno == errno.EIO, str(e))
+    r = ctx.run(["cp", first, os.path.join(work, "damaged-copy")])
+    check("cp of it fails (Input/output error)",
+          r.returncode != 0 and "Input/output error" in r.stderr,
+          snaptest.describe(r))
+    check("the daemon logs what failed, naming the pack",
+          m.has_log("packs/" + packs[0]), m.text())
+    m.stop()
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1] if len(sys.argv) > 1 else "file"
+    snaptest.main("replica-mount-" + kind,
+                  lambda ctx: body(ctx, kind), mount=True)
