@@ -31,8 +31,8 @@ int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 		    snap_event **out, size_t *n, snap_err *err);
 
 /*
- * A hook run for failures (snapshot, check, verify, restore, scrub and
- * import events with ok == 0): the daemon's on_failure=CMD.  fn gets the
+ * A hook run for failures (snapshot, check, verify, restore, scrub,
+ * import and replicate events with ok == 0): the daemon's on_failure=CMD.  fn gets the
  * event, outside the store's lock.  One hook per store; NULL removes it.
  */
 typedef void (*snap_failure_hook)(void *ctx, const struct snap_event *ev);

@@ -26,6 +26,8 @@
  *                 mount, staged replaces (uploads);
  *   handle.c      the table of open handles and their pins;
  *   timer.c       the timer thread: schedules, checks, verifies;
+ *   offsite.c     the replication thread: -o replicate=URL, after each
+ *                 change of the catalog or every replicate_every=;
  *   getattr.c     any inode's attributes, current.db per process;
  *   trashfiles.c  the trash's info files and the renames that trash,
  *                 restore and empty;
@@ -111,6 +113,7 @@
 #include "attr.h"
 #include "ops.h"
 #include "timer.h"
+#include "offsite.h"
 #include "options.h"
 #include "startup.h"
 
