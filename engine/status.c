@@ -73,10 +73,14 @@
 
 #define NS 1000000000LL
 
-/* The newest event of a kind (or of either of two kinds). */
+/* The newest event of a kind (or of either of two kinds); with url, the
+ * newest successful one whose detail starts with "url: ".  snap (when
+ * given) gets its snapshot column. */
 static int status_last_event(snap_store *s, const char *kind,
-			     const char *kind2, int64_t *time_ns, int *ok,
-			     char *detail, size_t cap, snap_err *err)
+			     const char *kind2, const char *url,
+			     int64_t *time_ns, int *ok, char *detail,
+			     size_t cap, char *snap, size_t scap,
+			     snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -84,22 +88,31 @@ static int status_last_event(snap_store *s, const char *kind,
 	*time_ns = 0;
 	*ok = 0;
 	detail[0] = '\0';
+	if (snap)
+		snap[0] = '\0';
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail FROM events "
-				"WHERE kind IN (?1, ?2) ORDER BY id DESC "
-				"LIMIT 1", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail, snapshot "
+				"FROM events WHERE kind IN (?1, ?2) AND "
+				"(?3 IS NULL OR (ok = 1 AND substr(detail, 1, "
+				"length(?3) + 2) = ?3 || ': ')) ORDER BY id "
+				"DESC LIMIT 1", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, kind2 ? kind2 : kind, -1,
 				  SQLITE_STATIC);
+		if (url)
+			sqlite3_bind_text(st, 3, url, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
 	if (rc == SQLITE_ROW) {
 		const char *d = (const char *)sqlite3_column_text(st, 2);
+		const char *n = (const char *)sqlite3_column_text(st, 3);
 
 		*time_ns = sqlite3_column_int64(st, 0);
 		*ok = sqlite3_column_int(st, 1) != 0;
 		snprintf(detail, cap, "%s", d ? d : "");
+		if (snap)
+			snprintf(snap, scap, "%s", n ? n : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
@@ -119,15 +132,16 @@ static int status_last_event(snap_store *s, const char *kind,
  */
 static int status_replica(snap_store *s, snap_status *st, snap_err *err)
 {
-	sqlite3_stmt *q = NULL;
 	const char *colon;
+	char detail[SNAP_ERR_MSG];
+	int64_t t;
 	snap_info in;
-	int rc;
+	int ok, rc;
 
-	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL,
+	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, NULL,
 			       &st->last_replicate_ns, &st->last_replicate_ok,
 			       st->last_replicate, sizeof(st->last_replicate),
-			       err);
+			       NULL, 0, err);
 	if (rc || !st->last_replicate_ns)
 		return rc;
 	st->have_replica = 1;
@@ -135,30 +149,10 @@ static int status_replica(snap_store *s, snap_status *st, snap_err *err)
 	snprintf(st->replica_url, sizeof(st->replica_url), "%.*s",
 		 colon ? (int)(colon - st->last_replicate) :
 		 (int)strlen(st->last_replicate), st->last_replicate);
-	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT snapshot FROM events WHERE "
-				"kind = ?1 AND ok = 1 AND substr(detail, 1, "
-				"length(?2) + 2) = ?2 || ': ' ORDER BY id DESC "
-				"LIMIT 1", -1, &q, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(q, 1, SNAP_REPLICATE_EVENT, -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_text(q, 2, st->replica_url, -1, SQLITE_STATIC);
-		rc = sqlite3_step(q);
-	}
-	if (rc == SQLITE_ROW) {
-		const char *n = (const char *)sqlite3_column_text(q, 0);
-		snprintf(st->replica_newest, sizeof(st->replica_newest), "%s",
-			 n ? n : "");
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "store %s: cannot read "
-				     "the event history", s->dir);
-	}
-	sqlite3_finalize(q);
-	snap_store_unlock(s);
+	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, st->replica_url,
+			       &t, &ok, detail, sizeof(detail),
+			       st->replica_newest, sizeof(st->replica_newest),
+			       err);
 	if (rc || !st->replica_newest[0] || !st->have_newest)
 		return rc;
 	if (snap_store_find(s, st->replica_newest, &in, err) == 0) {
@@ -225,18 +219,20 @@ int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 		st->dedup_ratio = (double)st->stats.logical_bytes /
 				  (double)st->stats.stored_bytes;
 	if (!rc)
-		rc = status_last_event(s, "restore", NULL, &st->last_restore_ns,
+		rc = status_last_event(s, "restore", NULL, NULL,
+				       &st->last_restore_ns,
 				       &st->last_restore_ok, st->last_restore,
-				       sizeof(st->last_restore), err);
+				       sizeof(st->last_restore), NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "check", NULL, &st->last_check_ns,
-				       &st->last_check_ok, st->last_check,
-				       sizeof(st->last_check), err);
+		rc = status_last_event(s, "check", NULL, NULL,
+				       &st->last_check_ns, &st->last_check_ok,
+				       st->last_check, sizeof(st->last_check),
+				       NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "verify", "scrub",
+		rc = status_last_event(s, "verify", "scrub", NULL,
 				       &st->last_verify_ns, &st->last_verify_ok,
 				       st->last_verify, sizeof(st->last_verify),
-				       err);
+				       NULL, 0, err);
 	if (!rc)
 		rc = snap_health_scrub_last(s, &st->last_full_scrub_ns, err);
 	if (!rc)

@@ -41,7 +41,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -65,15 +64,6 @@ struct snap_offsite {
 static struct snap_offsite off = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
-
-/* Now on the monotonic clock, in nanoseconds. */
-static int64_t off_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /*
  * The first line of the passphrase file into buf (cap bytes); the file is
@@ -212,7 +202,7 @@ static void *off_main(void *arg)
 	pthread_mutex_lock(&off.lock);
 	while (!off.stop) {
 		int want = off.pending || (off.o.every_ns > 0 && off.failed);
-		int64_t now = off_mono_ns();
+		int64_t now = snap_timer_mono_ns();
 
 		if (want && (off.o.every_ns <= 0 || now >= next)) {
 			int rc;
@@ -222,17 +212,10 @@ static void *off_main(void *arg)
 			rc = off_run();
 			pthread_mutex_lock(&off.lock);
 			off.failed = rc != 0;
-			next = off_mono_ns() + off.o.every_ns;
+			next = snap_timer_mono_ns() + off.o.every_ns;
 			continue;
 		}
-		if (!want) {
-			pthread_cond_wait(&off.cond, &off.lock);
-		} else {
-			struct timespec ts;
-			ts.tv_sec = (time_t)(next / 1000000000LL);
-			ts.tv_nsec = (long)(next % 1000000000LL);
-			pthread_cond_timedwait(&off.cond, &off.lock, &ts);
-		}
+		snap_timer_wait(&off.cond, &off.lock, want ? next : INT64_MAX);
 	}
 	pthread_mutex_unlock(&off.lock);
 	return NULL;
@@ -240,24 +223,15 @@ static void *off_main(void *arg)
 
 int snap_offsite_start(void)
 {
-	pthread_condattr_t ca;
 	int rc;
 
 	if (!off.replica)
 		return 0;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&off.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0)
-		return -rc;
 	off.stop = 0;
 	off.pending = 1;                 /* once at start */
-	rc = pthread_create(&off.thread, NULL, off_main, NULL);
-	if (rc != 0) {
-		pthread_cond_destroy(&off.cond);
-		return -rc;
-	}
+	rc = snap_timer_thread_start(&off.cond, &off.thread, off_main);
+	if (rc != 0)
+		return rc;
 	off.running = 1;
 	snap_watch_set_hook(off_kick);
 	return 0;
@@ -267,12 +241,8 @@ void snap_offsite_stop(void)
 {
 	if (off.running) {
 		snap_watch_set_hook(NULL);
-		pthread_mutex_lock(&off.lock);
-		off.stop = 1;
-		pthread_cond_signal(&off.cond);
-		pthread_mutex_unlock(&off.lock);
-		pthread_join(off.thread, NULL);
-		pthread_cond_destroy(&off.cond);
+		snap_timer_thread_stop(&off.lock, &off.cond, &off.stop,
+				       off.thread);
 		off.running = 0;
 	}
 	if (off.replica) {
