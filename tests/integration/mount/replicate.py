@@ -6,8 +6,9 @@ replica driven with snapctl --replica URL as a user would.
   * bad replica options are refused before anything is mounted: not a
     replica URL, replicate_every=/passphrase_file= without replicate=, a
     missing passphrase file, one others may read, a symlink to one, no
-    passphrase to create the replica with, and (after the replica exists)
-    a wrong passphrase: exit 1, a message, no mount;
+    passphrase to create the replica with, (s3) no credentials and a
+    missing bucket, and (after the replica exists) a wrong passphrase:
+    exit 1, a message, no mount;
   * a snapshot taken through the mount (touch snapshots/NAME) shows up in
     the replica's listing; status.json, `snapctl status` (text, --json,
     --prometheus) report the replica's url, newest snapshot, lag and the
@@ -92,11 +93,19 @@ def refused_part(ctx, env, db, url, passfile):
            (["replicate=" + url, "passphrase_file=" + link],
             "symbolic link", env),
            (["replicate=" + url], "no passphrase", noenv)]
+    if url.startswith("s3://"):
+        nocred = {k: v for k, v in env.items()
+                  if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        bad += [(["replicate=" + url, "passphrase_file=" + passfile],
+                 "no credentials", nocred),
+                (["replicate=s3://no-such-bucket-snapfs/x",
+                  "passphrase_file=" + passfile], "no bucket", env)]
     for opts, needle, e in bad:
         argv = [ctx.snapfs, "-f"]
         for o in opts:
             argv += ["-o", o]
         r = ctx.run(argv + [db, mnt], timeout=120, env=e)
+        print("# " + r.stderr.strip().replace("\n", "\n# "))
         ctx.check("-o %s refused (exit 1, says %r), nothing mounted"
                   % (",".join(opts), needle),
                   r.returncode == 1 and needle in r.stderr and
