@@ -20,6 +20,12 @@ typedef struct snap_event {
 	char detail[SNAP_ERR_MSG];
 } snap_event;
 
+/* The kind of a replication's event (snap_replica_push_recorded): its
+ * detail starts with the replica's URL and ": "; its snapshot column
+ * names the replica's newest snapshot (success) or is empty (failure).
+ * The status report reads them (status.c). */
+#define SNAP_REPLICATE_EVENT "replicate"
+
 /* Record an event; never fails the caller's operation (returns rc). */
 int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)

@@ -6,6 +6,7 @@
 #ifndef ENGINE_STATUS_H
 #define ENGINE_STATUS_H
 
+#include "events.h"
 #include "store.h"
 
 /* Everything `snapctl status` and .snapfs/status.json show. */
@@ -36,11 +37,6 @@ typedef struct snap_status {
 	int64_t last_replicate_ns; int last_replicate_ok;
 	char last_replicate[SNAP_ERR_MSG];
 } snap_status;
-
-/* The detail of a "replicate" event starts with the replica's URL and
- * ": "; its snapshot column names the replica's newest snapshot (success)
- * or is empty (failure).  Both the daemon and snapctl write them so. */
-#define SNAP_REPLICATE_EVENT "replicate"
 
 /* Fill st from the store as of now_ns (for the age).  next_snapshot_ns
  * and interval_ns are left 0: the daemon, which owns the schedule, sets

@@ -22,9 +22,9 @@
  * and cache statements, as snapctl replicate would.
  *
  * Outcome: every run records an event of kind "replicate" in the store
- * (status.h, SNAP_REPLICATE_EVENT: the detail starts with the URL and
- * ": ", the snapshot column names the replica's newest snapshot on
- * success), which is what status.json, `snapctl status` and Prometheus
+ * (snap_replica_push_recorded; events.h, SNAP_REPLICATE_EVENT: the detail
+ * starts with the URL and ": ", the snapshot column names the replica's
+ * newest snapshot on success), which is what status.json, `snapctl status` and Prometheus
  * report — no network in status.  A failure logs one line, and the event
  * runs on_failure (the engine's failure hook, timer.c); it is retried at
  * the next change of the catalog, or, with replicate_every=, at the next
@@ -162,33 +162,21 @@ static void off_kick(void)
 static int off_run(void)
 {
 	snap_replicate_stats st;
-	snap_info *rows = NULL;
-	size_t n = 0;
 	snap_err err;
 	int rc;
 
 	snap_err_clear(&err);
-	rc = snap_replica_push(off.replica, off.store, NULL, NULL, &st, &err);
-	if (rc == 0)
-		rc = snap_replica_list(off.replica, &rows, &n, &err);
+	rc = snap_replica_push_recorded(off.replica, off.store, off.o.url,
+					NULL, NULL, &st, &err);
 	if (rc != 0) {
 		snap_log(LOG_ERR, "replicate to %s failed: %s", off.o.url,
 			 err.msg);
-		snap_event_add(off.store, SNAP_REPLICATE_EVENT, "", 0, "%s: %s",
-			       off.o.url, err.msg);
 		return rc;
 	}
 	snap_log(LOG_INFO, "replicated %" PRIu64 " snapshot%s to %s (%" PRIu64
 		 " new page%s, %" PRIu64 " bytes)", st.snapshots,
 		 st.snapshots == 1 ? "" : "s", off.o.url, st.pages,
 		 st.pages == 1 ? "" : "s", st.bytes);
-	snap_event_add(off.store, SNAP_REPLICATE_EVENT,
-		       n ? rows[n - 1].name : "", 1, "%s: %" PRIu64
-		       " snapshot%s uploaded (%" PRIu64 " new pages, %" PRIu64
-		       " bytes); the replica holds %zu", off.o.url,
-		       st.snapshots, st.snapshots == 1 ? "" : "s", st.pages,
-		       st.bytes, n);
-	free(rows);
 	return 0;
 }
 

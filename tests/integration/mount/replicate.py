@@ -229,6 +229,21 @@ def replicate_part(ctx, env, db, url, passfile, s3):
               bool(names), names)
     m.stop()
 
+    # snapctl replicate records its run the same way (no daemon).
+    def replicate_events():
+        r = ctx.sc("log", "--json", db=db)
+        return [e for e in json.loads(r.stdout) if e["kind"] == "replicate"]
+    before = len(replicate_events())
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", url], env=env,
+                timeout=300)
+    evs = replicate_events()
+    ctx.check("snapctl replicate records a replicate event naming the "
+              "replica's newest snapshot",
+              r.returncode == 0 and len(evs) == before + 1 and
+              evs[-1]["ok"] and evs[-1]["snapshot"] == batched and
+              evs[-1]["detail"].startswith(url + ": "),
+              (mt.describe(r), evs[-1:]))
+
     # The replica exists now: a wrong passphrase is refused at start.
     wrong = ctx.path("pass-wrong")
     private_file(wrong, "not the passphrase\n")
