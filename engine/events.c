@@ -20,6 +20,7 @@ static int hooked_kind(const char *kind)
 {
 	static const char *const kinds[] = {
 		"snapshot", "check", "verify", "restore", "scrub", "import",
+		"replicate",
 	};
 	size_t i;
 

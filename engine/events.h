@@ -20,6 +20,12 @@ typedef struct snap_event {
 	char detail[SNAP_ERR_MSG];
 } snap_event;
 
+/* The kind of a replication's event (snap_replica_push_recorded): its
+ * detail starts with the replica's URL and ": "; its snapshot column
+ * names the replica's newest snapshot (success) or is empty (failure).
+ * The status report reads them (status.c). */
+#define SNAP_REPLICATE_EVENT "replicate"
+
 /* Record an event; never fails the caller's operation (returns rc). */
 int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)
@@ -31,8 +37,8 @@ int snap_event_list(snap_store *s, int64_t after_id, size_t limit,
 		    snap_event **out, size_t *n, snap_err *err);
 
 /*
- * A hook run for failures (snapshot, check, verify, restore, scrub and
- * import events with ok == 0): the daemon's on_failure=CMD.  fn gets the
+ * A hook run for failures (snapshot, check, verify, restore, scrub,
+ * import and replicate events with ok == 0): the daemon's on_failure=CMD.  fn gets the
  * event, outside the store's lock.  One hook per store; NULL removes it.
  */
 typedef void (*snap_failure_hook)(void *ctx, const struct snap_event *ev);

@@ -86,6 +86,15 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		      snap_progress_fn progress, void *pctx,
 		      snap_replicate_stats *st, snap_err *err);
 
+/* snap_replica_push, recorded in s's event history as an event of kind
+ * SNAP_REPLICATE_EVENT (events.h: "URL: what happened", the replica's
+ * newest snapshot on success), which the status report reads; a failure
+ * reaches the store's failure hook.  Same return as snap_replica_push. */
+int snap_replica_push_recorded(snap_replica *r, snap_store *s,
+			       const char *url, snap_progress_fn progress,
+			       void *pctx, snap_replicate_stats *st,
+			       snap_err *err);
+
 /* Write snapshot name's image to path (a new file, 0600; an existing
  * file is refused with -EEXIST), proving every page against its SHA-256
  * and the whole image against the snapshot's.  -EIO names what failed. */

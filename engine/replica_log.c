@@ -5,10 +5,15 @@
  * did this replica last receive anything, and did it work?" on a machine
  * with no store.  Writing one is best effort: a run's outcome never
  * depends on its log line.
+ *
+ * The store's side: snap_replica_push_recorded records each push as an
+ * event of kind "replicate" in the store (what status reports, with no
+ * network), for the daemon's replicate= and snapctl replicate alike.
  */
 #include "replica_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,5 +100,31 @@ int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
 		v[i].id = (int64_t)i + 1;
 	*out = v;
 	*n = k;
+	return 0;
+}
+
+int snap_replica_push_recorded(snap_replica *r, snap_store *s,
+			       const char *url, snap_progress_fn progress,
+			       void *pctx, snap_replicate_stats *st,
+			       snap_err *err)
+{
+	snap_info *rows = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = snap_replica_push(r, s, progress, pctx, st, err);
+	if (rc == 0)
+		rc = snap_replica_list(r, &rows, &n, err);
+	if (rc != 0) {
+		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s", url,
+			       err->msg);
+		return rc;
+	}
+	snap_event_add(s, SNAP_REPLICATE_EVENT, n ? rows[n - 1].name : "", 1,
+		       "%s: %" PRIu64 " snapshot%s uploaded (%" PRIu64
+		       " new pages, %" PRIu64 " bytes); the replica holds %zu",
+		       url, st->snapshots, st->snapshots == 1 ? "" : "s",
+		       st->pages, st->bytes, n);
+	free(rows);
 	return 0;
 }

@@ -27,6 +27,16 @@
  *   next_snapshot    ISO time of the next scheduled snapshot, or null
  *                    (and next_snapshot_ns)
  *   interval_seconds the schedule's interval, or null without a schedule
+ *   replica          null when the store was never replicated, else
+ *                    {"url":S,"newest":S or null,"lag_seconds":N or null,
+ *                     "last_replication":{"time":ISO,"time_ns":N,
+ *                     "ok":BOOL,"detail":S}}: from the newest event of kind
+ *                    "replicate" (no network): url is the replica it
+ *                    named, newest the replica's newest snapshot after the
+ *                    last successful replication to that url, lag_seconds
+ *                    the store's newest snapshot's creation time minus
+ *                    that one's (0 when the replica is up to date; null
+ *                    when that snapshot is no longer in the store)
  * ISO times are UTC, "2026-11-22T01:49:00.123Z"; age_seconds is whole
  * seconds, never negative.
  *
@@ -41,6 +51,10 @@
  *                    1 or 0, and ..._timestamp_seconds; absent when never
  *   snapfs_last_full_scrub_timestamp_seconds     absent when never
  *   snapfs_next_snapshot_timestamp_seconds       absent without schedule
+ *   snapfs_replica_last_ok                       1 or 0; absent when the
+ *   snapfs_replica_last_timestamp_seconds        } store was never
+ *   snapfs_replica_lag_seconds                   } replicated (lag also
+ *                                                  absent when unknown)
  * Absent samples are the Prometheus convention for "unknown": alert with
  * absent() where that matters.  Numbers are formatted without printf's
  * %f, so a locale's decimal comma never reaches JSON or Prometheus.
@@ -59,10 +73,14 @@
 
 #define NS 1000000000LL
 
-/* The newest event of a kind (or of either of two kinds). */
+/* The newest event of a kind (or of either of two kinds); with url, the
+ * newest successful one whose detail starts with "url: ".  snap (when
+ * given) gets its snapshot column. */
 static int status_last_event(snap_store *s, const char *kind,
-			     const char *kind2, int64_t *time_ns, int *ok,
-			     char *detail, size_t cap, snap_err *err)
+			     const char *kind2, const char *url,
+			     int64_t *time_ns, int *ok, char *detail,
+			     size_t cap, char *snap, size_t scap,
+			     snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -70,22 +88,31 @@ static int status_last_event(snap_store *s, const char *kind,
 	*time_ns = 0;
 	*ok = 0;
 	detail[0] = '\0';
+	if (snap)
+		snap[0] = '\0';
 	snap_store_lock(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail FROM events "
-				"WHERE kind IN (?1, ?2) ORDER BY id DESC "
-				"LIMIT 1", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail, snapshot "
+				"FROM events WHERE kind IN (?1, ?2) AND "
+				"(?3 IS NULL OR (ok = 1 AND substr(detail, 1, "
+				"length(?3) + 2) = ?3 || ': ')) ORDER BY id "
+				"DESC LIMIT 1", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, kind2 ? kind2 : kind, -1,
 				  SQLITE_STATIC);
+		if (url)
+			sqlite3_bind_text(st, 3, url, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
 	if (rc == SQLITE_ROW) {
 		const char *d = (const char *)sqlite3_column_text(st, 2);
+		const char *n = (const char *)sqlite3_column_text(st, 3);
 
 		*time_ns = sqlite3_column_int64(st, 0);
 		*ok = sqlite3_column_int(st, 1) != 0;
 		snprintf(detail, cap, "%s", d ? d : "");
+		if (snap)
+			snprintf(snap, scap, "%s", n ? n : "");
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = 0;
@@ -96,6 +123,47 @@ static int status_last_event(snap_store *s, const char *kind,
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
 	return rc;
+}
+
+/*
+ * The replica part of st: the newest "replicate" event (url, outcome), the
+ * newest successful one to that url (the replica's newest snapshot), and
+ * the lag between the store's newest snapshot and that one.
+ */
+static int status_replica(snap_store *s, snap_status *st, snap_err *err)
+{
+	const char *colon;
+	char detail[SNAP_ERR_MSG];
+	int64_t t;
+	snap_info in;
+	int ok, rc;
+
+	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, NULL,
+			       &st->last_replicate_ns, &st->last_replicate_ok,
+			       st->last_replicate, sizeof(st->last_replicate),
+			       NULL, 0, err);
+	if (rc || !st->last_replicate_ns)
+		return rc;
+	st->have_replica = 1;
+	colon = strstr(st->last_replicate, ": ");
+	snprintf(st->replica_url, sizeof(st->replica_url), "%.*s",
+		 colon ? (int)(colon - st->last_replicate) :
+		 (int)strlen(st->last_replicate), st->last_replicate);
+	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, st->replica_url,
+			       &t, &ok, detail, sizeof(detail),
+			       st->replica_newest, sizeof(st->replica_newest),
+			       err);
+	if (rc || !st->replica_newest[0] || !st->have_newest)
+		return rc;
+	if (snap_store_find(s, st->replica_newest, &in, err) == 0) {
+		st->have_replica_lag = 1;
+		st->replica_lag_ns = st->newest.created_ns - in.created_ns;
+		if (st->replica_lag_ns < 0)
+			st->replica_lag_ns = 0;
+	} else {
+		snap_err_clear(err);   /* pruned here since: lag unknown */
+	}
+	return 0;
 }
 
 /* Snapshots per kind. */
@@ -151,20 +219,24 @@ int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 		st->dedup_ratio = (double)st->stats.logical_bytes /
 				  (double)st->stats.stored_bytes;
 	if (!rc)
-		rc = status_last_event(s, "restore", NULL, &st->last_restore_ns,
+		rc = status_last_event(s, "restore", NULL, NULL,
+				       &st->last_restore_ns,
 				       &st->last_restore_ok, st->last_restore,
-				       sizeof(st->last_restore), err);
+				       sizeof(st->last_restore), NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "check", NULL, &st->last_check_ns,
-				       &st->last_check_ok, st->last_check,
-				       sizeof(st->last_check), err);
+		rc = status_last_event(s, "check", NULL, NULL,
+				       &st->last_check_ns, &st->last_check_ok,
+				       st->last_check, sizeof(st->last_check),
+				       NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "verify", "scrub",
+		rc = status_last_event(s, "verify", "scrub", NULL,
 				       &st->last_verify_ns, &st->last_verify_ok,
 				       st->last_verify, sizeof(st->last_verify),
-				       err);
+				       NULL, 0, err);
 	if (!rc)
 		rc = snap_health_scrub_last(s, &st->last_full_scrub_ns, err);
+	if (!rc)
+		rc = status_replica(s, st, err);
 	return rc;
 }
 
@@ -234,6 +306,31 @@ static void status_json_time(snap_json *j, const char *key, int64_t ns)
 		snap_json_null(j);
 }
 
+/* "replica": {...} or null (the fields in the header comment). */
+static void status_json_replica(snap_json *j, const snap_status *st)
+{
+	snap_json_key(j, "replica");
+	if (!st->have_replica) {
+		snap_json_null(j);
+		return;
+	}
+	snap_json_obj_begin(j);
+	snap_json_key(j, "url"); snap_json_str(j, st->replica_url);
+	snap_json_key(j, "newest");
+	if (st->replica_newest[0])
+		snap_json_str(j, st->replica_newest);
+	else
+		snap_json_null(j);
+	snap_json_key(j, "lag_seconds");
+	if (st->have_replica_lag)
+		snap_json_int(j, st->replica_lag_ns / NS);
+	else
+		snap_json_null(j);
+	status_json_last(j, "last_replication", st->last_replicate_ns,
+			 st->last_replicate_ok, st->last_replicate);
+	snap_json_obj_end(j);
+}
+
 void snap_status_json(struct snap_json *j, const snap_status *st)
 {
 	char num[32], t[40];
@@ -287,6 +384,7 @@ void snap_status_json(struct snap_json *j, const snap_status *st)
 		snap_json_int(j, st->interval_ns / NS);
 	else
 		snap_json_null(j);
+	status_json_replica(j, st);
 	snap_json_obj_end(j);
 }
 
@@ -448,6 +546,20 @@ char *snap_status_prometheus(const snap_status *st)
 	status_prom(&t, db, "snapfs_next_snapshot_timestamp_seconds",
 		    "When the next scheduled snapshot is due (Unix time).",
 		    st->next_snapshot_ns ? v : NULL);
+	status_prom(&t, db, "snapfs_replica_last_ok", "1 when the last "
+		    "replication to the offsite replica succeeded, 0 when it "
+		    "failed; absent when the store was never replicated.",
+		    st->have_replica ? (st->last_replicate_ok ? "1" : "0") :
+		    NULL);
+	status_fmt_seconds(st->last_replicate_ns, v);
+	status_prom(&t, db, "snapfs_replica_last_timestamp_seconds", "When "
+		    "the last replication ran (Unix time).",
+		    st->have_replica ? v : NULL);
+	status_fmt_seconds(st->replica_lag_ns, v);
+	status_prom(&t, db, "snapfs_replica_lag_seconds", "Creation time of "
+		    "the store's newest snapshot minus that of the replica's "
+		    "newest; absent when unknown.",
+		    st->have_replica_lag ? v : NULL);
 	free(db);
 	if (t.oom) {
 		free(t.buf);

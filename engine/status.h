@@ -6,6 +6,7 @@
 #ifndef ENGINE_STATUS_H
 #define ENGINE_STATUS_H
 
+#include "events.h"
 #include "store.h"
 
 /* Everything `snapctl status` and .snapfs/status.json show. */
@@ -26,6 +27,15 @@ typedef struct snap_status {
 	int64_t last_full_scrub_ns;          /* last completed scrub pass */
 	int64_t next_snapshot_ns;            /* set by the daemon, 0 = none */
 	int64_t interval_ns;                 /* schedule, 0 = none */
+	/* The offsite replica, from the newest "replicate" event (no
+	 * network): have_replica 0 when the store was never replicated. */
+	int have_replica;
+	char replica_url[1024];              /* the event's detail, up to ": " */
+	char replica_newest[SNAP_NAME_MAX];  /* "" when unknown */
+	int have_replica_lag;                /* newest is in the local catalog */
+	int64_t replica_lag_ns;              /* store newest - replica newest */
+	int64_t last_replicate_ns; int last_replicate_ok;
+	char last_replicate[SNAP_ERR_MSG];
 } snap_status;
 
 /* Fill st from the store as of now_ns (for the age).  next_snapshot_ns

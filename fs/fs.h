@@ -28,7 +28,10 @@
  *   staging.c     the private staging directory, restores through the
  *                 mount, staged replaces (uploads);
  *   handle.c      the table of open handles and their pins;
- *   timer.c       the timer thread: schedules, checks, verifies;
+ *   offsite.c     the replication thread: -o replicate=URL, after each
+ *                 change of the catalog or every replicate_every=;
+ *   timer.c       the timer thread: schedules, checks, verifies (and the
+ *                 thread plumbing offsite.c shares);
  *   getattr.c     any inode's attributes, current.db per process;
  *   trashfiles.c  the trash's info files and the renames that trash,
  *                 restore and empty;
@@ -115,6 +118,7 @@
 #include "attr.h"
 #include "ops.h"
 #include "timer.h"
+#include "offsite.h"
 #include "options.h"
 #include "startup.h"
 

@@ -2,7 +2,8 @@
  * fs/main.c — `snapfs [options] DBFILE MOUNTPOINT`: the daemon's life in
  * order.  The command line is options.c's, the checks of the paths and
  * the fork startup.c's; here they run in order, then the database, the
- * store, the staging directory and the schedule open, the mount is made,
+ * store, the staging directory, the schedule and the offsite replica
+ * open, the mount is made,
  * the threads start and the session loop serves.  allow_other implies
  * default_permissions: the daemon checks no permission itself.
  *
@@ -137,6 +138,13 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	rc = snap_offsite_open(&c.ropts, snap_fs.store, &err);
+	if (rc != 0) {
+		fprintf(stderr, "snapfs: cannot open the offsite replica for "
+			"%s: %s\n", db, err.msg);
+		goto out;
+	}
+
 	if (fuse_set_signal_handlers(snap_fs.se) != 0)
 		goto out;
 	signals = 1;
@@ -160,6 +168,12 @@ int main(int argc, char *argv[])
 	if (rc != 0) {
 		fprintf(stderr, "snapfs: starting the timer thread: %s\n",
 			strerror(-rc));
+		goto out;
+	}
+	rc = snap_offsite_start();
+	if (rc != 0) {
+		fprintf(stderr, "snapfs: starting the replication thread: "
+			"%s\n", strerror(-rc));
 		goto out;
 	}
 	snap_log_setup(fopts->foreground, fopts->debug);
@@ -197,7 +211,9 @@ int main(int argc, char *argv[])
 out:
 	snap_startup_ready(ready_fd, 1);
 	/* The timer uses the store, the live database, the watcher and the
-	 * notifier; the watcher the store and the notifier. */
+	 * notifier; the watcher the store and the notifier; replication
+	 * the store and the watcher's hook. */
+	snap_offsite_stop();
 	snap_timer_stop();
 	snap_watch_stop();
 	snap_notify_stop(snap_fs.notify);

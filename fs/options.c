@@ -4,7 +4,8 @@
  * Options are FUSE-style so the same words work on the command line and in
  * /etc/fstab (type fuse.snapfs, through mount.fuse3): -f, -d, -s, -h, -V,
  * -o store=DIR, the schedule and health options (every=, keep=, max_size=,
- * check=, auto_recover, verify=, on_failure=), and libfuse's own
+ * check=, auto_recover, verify=, on_failure=), the offsite replica
+ * (replicate=URL, replicate_every=, passphrase_file=), and libfuse's own
  * (allow_other, default_permissions, ...).  Words only mount(8) cares about
  * (_netdev, noauto, nofail, user, users, auto, defaults, rw, x-*) are
  * accepted and dropped.  Parsing opens, checks and mounts nothing (main.c
@@ -29,6 +30,11 @@ static const struct fuse_opt snap_opt_spec[] = {
 	{ "auto_recover", offsetof(struct snap_opts, auto_recover), 1 },
 	{ "verify=%s", offsetof(struct snap_opts, verify), 0 },
 	{ "on_failure=%s", offsetof(struct snap_opts, on_failure), 0 },
+	{ "replicate=%s", offsetof(struct snap_opts, replicate), 0 },
+	{ "replicate_every=%s", offsetof(struct snap_opts, replicate_every),
+	  0 },
+	{ "passphrase_file=%s", offsetof(struct snap_opts, passphrase_file),
+	  0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -72,6 +78,16 @@ static void usage(FILE *to, const char *prog)
 "                           SNAPFS_SNAPSHOT, SNAPFS_DETAIL, SNAPFS_DB,\n"
 "                           SNAPFS_STORE, SNAPFS_TIME); write a comma in\n"
 "                           CMD as \\,\n"
+"    -o replicate=URL       after each snapshot, upload what the offsite\n"
+"                           replica URL lacks (s3://BUCKET/PREFIX with\n"
+"                           AWS_* from the environment, or file:///PATH);\n"
+"                           created, encrypted, at the first start\n"
+"    -o replicate_every=DURATION\n"
+"                           replicate at most once per DURATION instead\n"
+"    -o passphrase_file=FILE\n"
+"                           the replica's passphrase: the first line of a\n"
+"                           file only its owner may read (default\n"
+"                           $SNAPFS_PASSPHRASE); read once at start\n"
 "    -h, --help             this text, then libfuse's options\n"
 "    -V, --version          versions of snapfs, SQLite and libfuse\n"
 "    -f                     stay in the foreground, log to stderr\n"
@@ -296,6 +312,42 @@ static int parse_timer_opts(const struct snap_opts *o,
 	return 0;
 }
 
+/* Parse the offsite replica's options into r; 0, or 1 after printing
+ * what is wrong.  The replica itself is opened later (offsite.c). */
+static int parse_offsite_opts(const struct snap_opts *o,
+			      struct snap_offsite_opts *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (o->replicate && strncmp(o->replicate, "s3://", 5) != 0 &&
+	    strncmp(o->replicate, "file:///", 8) != 0) {
+		fprintf(stderr, "snapfs: replicate=%s: not a replica URL "
+			"(s3://BUCKET/PREFIX or file:///ABSOLUTE/PATH)\n",
+			o->replicate);
+		return 1;
+	}
+	if (o->replicate_every &&
+	    (snap_duration_parse(o->replicate_every, &r->every_ns) != 0 ||
+	     r->every_ns <= 0)) {
+		fprintf(stderr, "snapfs: replicate_every=%s: not a positive "
+			"duration (examples: 30s, 15m, 1h)\n",
+			o->replicate_every);
+		return 1;
+	}
+	if ((o->replicate_every || o->passphrase_file) && !o->replicate) {
+		fprintf(stderr, "snapfs: replicate_every= and passphrase_file= "
+			"apply to an offsite replica: they need "
+			"replicate=URL\n");
+		return 1;
+	}
+	if (o->passphrase_file && !o->passphrase_file[0]) {
+		fprintf(stderr, "snapfs: passphrase_file= needs a file\n");
+		return 1;
+	}
+	r->url = o->replicate;
+	r->passphrase_file = o->passphrase_file;
+	return 0;
+}
+
 /* Parse argv as the daemon does, before anything is checked or opened. */
 int snap_options_parse(int argc, char *argv[], struct snap_cmdline *c)
 {
@@ -331,7 +383,8 @@ int snap_options_parse(int argc, char *argv[], struct snap_cmdline *c)
 			"needed\n");
 		return SNAP_OPTIONS_FAIL;
 	}
-	if (parse_timer_opts(&c->o, &c->topts))
+	if (parse_timer_opts(&c->o, &c->topts) ||
+	    parse_offsite_opts(&c->o, &c->ropts))
 		return SNAP_OPTIONS_FAIL;
 	return SNAP_OPTIONS_MOUNT;
 }
@@ -348,6 +401,9 @@ void snap_options_free(struct snap_cmdline *c)
 	free(c->o.check);
 	free(c->o.verify);
 	free(c->o.on_failure);
+	free(c->o.replicate);
+	free(c->o.replicate_every);
+	free(c->o.passphrase_file);
 	free(c->o.db);
 	free(c->o.mountpoint);
 	free_args(c->nargv);

@@ -7,6 +7,7 @@
 
 #include "ino.h"
 #include "timer.h"
+#include "offsite.h"
 
 /* mount(8) words: accepted and dropped, so the same options work in
  * /etc/fstab (the daemon's and a replica mount's option tables). */
@@ -39,6 +40,10 @@ struct snap_opts {
 	int auto_recover;   /* -o auto_recover */
 	char *verify;       /* -o verify=DURATION */
 	char *on_failure;   /* -o on_failure=CMD */
+	/* the offsite replica (offsite.c) */
+	char *replicate;        /* -o replicate=URL */
+	char *replicate_every;  /* -o replicate_every=DURATION */
+	char *passphrase_file;  /* -o passphrase_file=FILE */
 };
 
 /* Everything the command line says: snapfs's own options (o), libfuse's
@@ -50,6 +55,7 @@ struct snap_cmdline {
 	struct fuse_cmdline_opts fopts;
 	struct snap_opts o;
 	struct snap_timer_opts topts;  /* on_failure points into o */
+	struct snap_offsite_opts ropts; /* replicate=...: points into o */
 };
 
 /* What snap_options_parse decided. */

@@ -182,6 +182,24 @@ static void status_mount(snap_json *j)
 	snap_json_obj_end(j);
 }
 
+/* With -o replicate=URL: "replica" names that URL even before its first
+ * replication (the engine's part comes from the events, which may name
+ * a replica of an earlier mount). */
+static void status_offsite(snap_status *st)
+{
+	const char *url = snap_offsite_url();
+
+	if (!url || (st->have_replica && strcmp(st->replica_url, url) == 0))
+		return;
+	st->have_replica = 1;
+	snprintf(st->replica_url, sizeof(st->replica_url), "%s", url);
+	st->replica_newest[0] = '\0';
+	st->have_replica_lag = 0;
+	st->last_replicate_ns = 0;
+	st->last_replicate_ok = 0;
+	st->last_replicate[0] = '\0';
+}
+
 /*
  * The engine's status object (the fields `snapctl status --json` shows, a
  * contract for scripts: engine/status.c), with one more member, "mount": the
@@ -202,6 +220,7 @@ static int status_json(char **text, size_t *len)
 		return rc;
 	}
 	snap_timer_schedule(&st.next_snapshot_ns, &st.interval_ns);
+	status_offsite(&st);
 	snap_json_init(&eng);
 	snap_status_json(&eng, &st);
 	snap_json_init(&j);

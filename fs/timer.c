@@ -57,13 +57,64 @@ static struct snap_timer timer = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* Now on the monotonic clock, in nanoseconds. */
-static int64_t mono_ns(void)
+/* Now on the monotonic clock, in nanoseconds (timer.h). */
+int64_t snap_timer_mono_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Wait on cond (lock held) until signalled or until wake on the
+ * monotonic clock (INT64_MAX: no deadline) (timer.h). */
+void snap_timer_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+		     int64_t wake)
+{
+	struct timespec ts;
+
+	if (wake == INT64_MAX) {
+		pthread_cond_wait(cond, lock);
+		return;
+	}
+	ts.tv_sec = (time_t)(wake / 1000000000LL);
+	ts.tv_nsec = (long)(wake % 1000000000LL);
+	pthread_cond_timedwait(cond, lock, &ts);
+}
+
+/* Initialize cond on the monotonic clock and start fn on a thread; 0 or a
+ * negative errno (cond destroyed again) (timer.h). */
+int snap_timer_thread_start(pthread_cond_t *cond, pthread_t *thread,
+			    void *(*fn)(void *))
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc != 0)
+		return -rc;
+	rc = pthread_create(thread, NULL, fn, NULL);
+	if (rc != 0) {
+		pthread_cond_destroy(cond);
+		return -rc;
+	}
+	return 0;
+}
+
+/* Set *stop under lock, wake the thread, join it, destroy cond
+ * (timer.h). */
+void snap_timer_thread_stop(pthread_mutex_t *lock, pthread_cond_t *cond,
+			    int *stop, pthread_t thread)
+{
+	pthread_mutex_lock(lock);
+	*stop = 1;
+	pthread_cond_signal(cond);
+	pthread_mutex_unlock(lock);
+	pthread_join(thread, NULL);
+	pthread_cond_destroy(cond);
 }
 
 /* ---- on_failure --------------------------------------------------------- */
@@ -230,7 +281,7 @@ static int run_due(int64_t now, int64_t *next, int64_t period,
 	pthread_mutex_unlock(&timer.lock);
 	job();
 	pthread_mutex_lock(&timer.lock);
-	*next = mono_ns() + period;
+	*next = snap_timer_mono_ns() + period;
 	return 1;
 }
 
@@ -241,12 +292,12 @@ static void *timer_main(void *arg)
 
 	(void)arg;
 	if (timer.o.check_ns > 0)
-		next_check = mono_ns() + timer.o.check_ns;
+		next_check = snap_timer_mono_ns() + timer.o.check_ns;
 	if (timer.o.verify_ns > 0)
-		next_verify = mono_ns() + timer.o.verify_ns;
+		next_verify = snap_timer_mono_ns() + timer.o.verify_ns;
 	pthread_mutex_lock(&timer.lock);
 	while (!timer.stop) {
-		int64_t now = mono_ns(), wake = INT64_MAX, d;
+		int64_t now = snap_timer_mono_ns(), wake = INT64_MAX, d;
 		int did = 0;
 
 		if (timer.sched) {
@@ -272,14 +323,7 @@ static void *timer_main(void *arg)
 				      run_verify, &wake);
 		if (did || timer.stop)
 			continue;
-		if (wake == INT64_MAX) {
-			pthread_cond_wait(&timer.cond, &timer.lock);
-		} else {
-			struct timespec ts;
-			ts.tv_sec = (time_t)(wake / 1000000000LL);
-			ts.tv_nsec = (long)(wake % 1000000000LL);
-			pthread_cond_timedwait(&timer.cond, &timer.lock, &ts);
-		}
+		snap_timer_wait(&timer.cond, &timer.lock, wake);
 	}
 	pthread_mutex_unlock(&timer.lock);
 	return NULL;
@@ -312,23 +356,14 @@ int snap_timer_open(const struct snap_timer_opts *o, snap_err *err)
 /* Start the timer thread (after the notifier). */
 int snap_timer_start(void)
 {
-	pthread_condattr_t ca;
 	int rc;
 
 	if (!timer.sched && timer.o.check_ns <= 0 && timer.o.verify_ns <= 0)
 		return 0;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&timer.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0)
-		return -rc;
 	timer.stop = 0;
-	rc = pthread_create(&timer.thread, NULL, timer_main, NULL);
-	if (rc != 0) {
-		pthread_cond_destroy(&timer.cond);
-		return -rc;
-	}
+	rc = snap_timer_thread_start(&timer.cond, &timer.thread, timer_main);
+	if (rc != 0)
+		return rc;
 	timer.running = 1;
 	return 0;
 }
@@ -337,12 +372,8 @@ int snap_timer_start(void)
 void snap_timer_stop(void)
 {
 	if (timer.running) {
-		pthread_mutex_lock(&timer.lock);
-		timer.stop = 1;
-		pthread_cond_signal(&timer.cond);
-		pthread_mutex_unlock(&timer.lock);
-		pthread_join(timer.thread, NULL);
-		pthread_cond_destroy(&timer.cond);
+		snap_timer_thread_stop(&timer.lock, &timer.cond, &timer.stop,
+				       timer.thread);
 		timer.running = 0;
 	}
 	if (timer.sched) {

@@ -30,4 +30,17 @@ void snap_timer_stop(void);
  * without a schedule). */
 void snap_timer_schedule(int64_t *next_ns, int64_t *interval_ns);
 
+/* The thread plumbing the timer and the replication thread (offsite.c)
+ * share: now on the monotonic clock (ns); wait on cond with lock held
+ * until signalled or until wake (monotonic ns, INT64_MAX: no deadline);
+ * start fn on *thread with cond bound to the monotonic clock (0 or a
+ * negative errno); set *stop under lock, signal, join, destroy cond. */
+int64_t snap_timer_mono_ns(void);
+void snap_timer_wait(pthread_cond_t *cond, pthread_mutex_t *lock,
+		     int64_t wake);
+int snap_timer_thread_start(pthread_cond_t *cond, pthread_t *thread,
+			    void *(*fn)(void *));
+void snap_timer_thread_stop(pthread_mutex_t *lock, pthread_cond_t *cond,
+			    int *stop, pthread_t thread);
+
 #endif /* FS_TIMER_H */

@@ -81,6 +81,7 @@ static struct {
 	pthread_t thread;
 	int running;
 	int wake_fd;                  /* eventfd: snap_watch_changed, stop */
+	void (*hook)(void);           /* told of each change (atomic) */
 	int ino_fd;                   /* inotify, or -1: polling */
 	int stop;                     /* atomic */
 	int64_t dv;                   /* data_version at the last check */
@@ -203,6 +204,7 @@ static void watch_invalidate(const struct watch_view *a,
  */
 static void watch_check(int force)
 {
+	void (*hook)(void);
 	struct watch_view now;
 	int64_t dv, t, prev;
 	snap_err err;
@@ -234,6 +236,9 @@ static void watch_check(int force)
 	watch_invalidate(&watch.view, &now);
 	free(watch.view.ents);
 	watch.view = now;
+	hook = __atomic_load_n(&watch.hook, __ATOMIC_ACQUIRE);
+	if (hook)
+		hook();
 }
 
 /* Read what inotify has; 1 when it concerns the catalog (store.db and its
@@ -423,6 +428,13 @@ void snap_watch_changed(void)
 	if (__atomic_load_n(&watch.running, __ATOMIC_ACQUIRE) &&
 	    write(watch.wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		snap_log(LOG_DEBUG, "waking the watcher: %s", strerror(errno));
+}
+
+/* Call fn (NULL: nothing) from the watcher after each change of the
+ * listing. */
+void snap_watch_set_hook(void (*fn)(void))
+{
+	__atomic_store_n(&watch.hook, fn, __ATOMIC_RELEASE);
 }
 
 /* snapshots/' mtime and ctime: when its listing last changed (ns). */

@@ -19,6 +19,10 @@ void snap_watch_stop(void);
 /* The daemon changed the catalog itself (call after replying): compare
  * the listing now, even though no other process committed. */
 void snap_watch_changed(void);
+/* fn is called on the watcher's thread after each change of the listing
+ * it noticed (the offsite replication's wake-up; it must not block);
+ * NULL removes it. */
+void snap_watch_set_hook(void (*fn)(void));
 /* snapshots/' mtime and ctime: when its listing last changed (ns). */
 int64_t snap_watch_dir_ns(void);
 

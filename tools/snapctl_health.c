@@ -282,6 +282,19 @@ static void health_print_status(const snap_status *st)
 			printf("%-16s %s\n", "next snapshot:", t);
 		}
 	}
+	if (st->have_replica) {
+		if (st->have_replica_lag) {
+			ctl_age_human(st->replica_lag_ns, age);
+			printf("%-16s %s, newest %s (%s behind)\n", "replica:",
+			       st->replica_url, st->replica_newest, age);
+		} else {
+			printf("%-16s %s, newest %s\n", "replica:",
+			       st->replica_url, st->replica_newest[0] ?
+			       st->replica_newest : "unknown");
+		}
+		health_print_last("last replicate:", st->last_replicate_ns,
+				  st->last_replicate_ok, st->last_replicate);
+	}
 }
 
 /* "status": the summary, as text, JSON or Prometheus; with thresholds a

@@ -102,8 +102,8 @@ int cmd_replicate(snap_store *s, ctl_args *a)
 		return rc;
 	snap_err_clear(&err);
 	ctl_bar_begin();
-	rc = snap_replica_push(r, s, ctl_replica_progress, "replicating", &st,
-			       &err);
+	rc = snap_replica_push_recorded(r, s, a->pos[0], ctl_replica_progress,
+					"replicating", &st, &err);
 	ctl_progress_clear();
 	snap_replica_close(r);
 	if (rc < 0)

@@ -285,6 +285,15 @@ static void test_invalid_values(void **state)
 		{ "auto_recover", "snapfs: auto_recover needs check=DURATION" },
 		{ "verify=soon", "verify=soon: not a positive duration" },
 		{ "on_failure=", "snapfs: on_failure= needs a command" },
+		{ "replicate=http://x/y", "replicate=http://x/y: not a "
+		  "replica URL" },
+		{ "replicate=file://rel/path", "not a replica URL" },
+		{ "replicate=file:///r,replicate_every=0s",
+		  "replicate_every=0s: not a positive duration" },
+		{ "replicate_every=1h", "they need replicate=URL" },
+		{ "passphrase_file=/p", "they need replicate=URL" },
+		{ "replicate=file:///r,passphrase_file=",
+		  "passphrase_file= needs a file" },
 	};
 	tu_env *env = *state;
 	struct parsed *p = calloc(1, sizeof(*p));
@@ -296,6 +305,44 @@ static void test_invalid_values(void **state)
 			fail_msg("-o %s was accepted", bad[i].opt);
 		expect_fail(p, bad[i].msg);
 	}
+	free(p);
+}
+
+/* the offsite replica's options: parsed, none of them libfuse's */
+static void test_replicate(void **state)
+{
+	tu_env *env = *state;
+	struct parsed *p = calloc(1, sizeof(*p));
+
+	parse(env, p, "-o", "replicate=s3://bucket/app,replicate_every=15m,"
+	      "passphrase_file=/etc/snapfs/app.pass", "live.db", "@", NULL);
+	assert_int_equal(p->rc, SNAP_OPTIONS_MOUNT);
+	assert_string_equal(p->c.ropts.url, "s3://bucket/app");
+	assert_int_equal(p->c.ropts.every_ns, 900 * NS_S);
+	assert_string_equal(p->c.ropts.passphrase_file,
+			    "/etc/snapfs/app.pass");
+	assert_false(args_have(&p->c, "replicate"));
+	assert_false(args_have(&p->c, "passphrase_file"));
+	assert_string_equal(p->err, "");
+	snap_options_free(&p->c);
+	/* default: after each change, the passphrase from the environment */
+	parse(env, p, "-o", "replicate=file:///srv/replica", "live.db", "@",
+	      NULL);
+	assert_int_equal(p->rc, SNAP_OPTIONS_MOUNT);
+	assert_string_equal(p->c.ropts.url, "file:///srv/replica");
+	assert_int_equal(p->c.ropts.every_ns, 0);
+	assert_null(p->c.ropts.passphrase_file);
+	snap_options_free(&p->c);
+	parse(env, p, "live.db", "@", NULL);
+	assert_int_equal(p->rc, SNAP_OPTIONS_MOUNT);
+	assert_null(p->c.ropts.url);
+	snap_options_free(&p->c);
+	parse(env, p, "-h", NULL);
+	assert_int_equal(p->rc, SNAP_OPTIONS_DONE);
+	assert_non_null(strstr(p->out, "replicate=URL"));
+	assert_non_null(strstr(p->out, "replicate_every=DURATION"));
+	assert_non_null(strstr(p->out, "passphrase_file=FILE"));
+	snap_options_free(&p->c);
 	free(p);
 }
 
@@ -358,6 +405,7 @@ int main(void)
 		tu_test(test_invalid_values),
 		tu_test(test_edge_values),
 		tu_test(test_replica_url_chosen),
+		tu_test(test_replicate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

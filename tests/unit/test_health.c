@@ -822,6 +822,76 @@ static void test_status_prometheus_escapes_the_db_label(void **state)
 
 /* ---- the failure hook --------------------------------------------------- */
 
+/* The replica's part of status: from the replicate events, no network. */
+static void test_status_reports_the_replica(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 4096, 200);
+	snap_status s;
+	snap_err e;
+	snap_err_clear(&e);
+
+	/* Never replicated: null, no replica gauges. */
+	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
+	assert_int_equal(s.have_replica, 0);
+	tu_jv *v = status_json(&s);
+	jget(v, "replica", TU_JNULL);
+	tu_json_free(v);
+	char *t = snap_status_prometheus(&s);
+	assert_non_null(t);
+	assert_null(strstr(t, "snapfs_replica_last_ok{"));
+	free(t);
+
+	/* a replicated, then b taken: lag b - a; then a failure. */
+	snap_info a = tu_snap(st, "a");
+	snap_event_add(st, SNAP_REPLICATE_EVENT, a.name, 1,
+		       "s3://bk/app: 1 snapshot uploaded");
+	snap_info b = tu_snap(st, "b");
+	snap_event_add(st, SNAP_REPLICATE_EVENT, "", 0,
+		       "s3://bk/app: the server said 503");
+	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
+	assert_int_equal(s.have_replica, 1);
+	assert_string_equal(s.replica_url, "s3://bk/app");
+	assert_string_equal(s.replica_newest, a.name);
+	assert_int_equal(s.have_replica_lag, 1);
+	assert_int_equal(s.replica_lag_ns, b.created_ns - a.created_ns);
+	assert_int_equal(s.last_replicate_ok, 0);
+	v = status_json(&s);
+	const tu_jv *r = jget(v, "replica", TU_JOBJ);
+	assert_string_equal(jget(r, "url", TU_JSTR)->str, "s3://bk/app");
+	assert_string_equal(jget(r, "newest", TU_JSTR)->str, a.name);
+	jget(r, "lag_seconds", TU_JNUM);
+	const tu_jv *l = jget(r, "last_replication", TU_JOBJ);
+	assert_int_equal(jget(l, "ok", TU_JBOOL)->b, 0);
+	assert_string_equal(jget(l, "detail", TU_JSTR)->str,
+			    "s3://bk/app: the server said 503");
+	tu_json_free(v);
+	t = snap_status_prometheus(&s);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "snapfs_replica_last_ok{db=\""));
+	assert_non_null(strstr(t, "} 0\n# HELP snapfs_replica_last_timestamp"));
+	assert_non_null(strstr(t, "snapfs_replica_lag_seconds{"));
+	free(t);
+
+	/* Up to date again: lag 0.  Another URL: its own newest (none). */
+	snap_event_add(st, SNAP_REPLICATE_EVENT, b.name, 1,
+		       "s3://bk/app: 1 snapshot uploaded");
+	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
+	assert_int_equal(s.replica_lag_ns, 0);
+	assert_int_equal(s.last_replicate_ok, 1);
+	snap_event_add(st, SNAP_REPLICATE_EVENT, "", 0,
+		       "file:///other: no such directory");
+	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
+	assert_string_equal(s.replica_url, "file:///other");
+	assert_string_equal(s.replica_newest, "");
+	assert_int_equal(s.have_replica_lag, 0);
+	v = status_json(&s);
+	r = jget(v, "replica", TU_JOBJ);
+	jget(r, "newest", TU_JNULL);
+	jget(r, "lag_seconds", TU_JNULL);
+	tu_json_free(v);
+}
+
 static void test_failure_hook_fires_for_failures_only(void **state)
 {
 	tu_env *env = *state;
@@ -851,6 +921,10 @@ static void test_failure_hook_fires_for_failures_only(void **state)
 	assert_true(hook_saw(&h, "check"));
 	assert_true(h.all_failed);
 
+	/* A failed replication does (the daemon's replicate=). */
+	snap_event_add(st, SNAP_REPLICATE_EVENT, "", 0, "file:///r: refused");
+	assert_true(hook_saw(&h, "replicate"));
+
 	/* Removed: silence. */
 	snap_store_set_failure_hook(st, NULL, NULL);
 	int before = h.n;
@@ -862,6 +936,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		tu_test(test_check_of_a_healthy_database_records_ok),
+		tu_test(test_status_reports_the_replica),
 		tu_test(test_check_of_a_healthy_wal_database),
 		tu_test(test_check_finds_corruption_and_keeps_a_recovery_snapshot),
 		tu_test(test_repeated_checks_keep_one_recovery_snapshot_per_state),

@@ -1,0 +1,245 @@
+/*
+ * fs/offsite.c — the daemon's offsite replica: -o replicate=URL uploads
+ * every snapshot the replica lacks (engine/replica.h, snap_replica_push)
+ * after each change of the catalog, or with -o replicate_every=DURATION
+ * at most once per DURATION.
+ *
+ * Start-up: the passphrase (-o passphrase_file=FILE, else
+ * SNAPFS_PASSPHRASE) is read once, and the replica is opened once before
+ * anything is mounted (created when missing, encrypted; creating one
+ * without a passphrase is refused like `snapctl replicate` without
+ * --no-encryption).  A wrong passphrase, a missing bucket, missing
+ * credentials: a clear error, exit 1, nothing mounted.  The passphrase is
+ * wiped once the replica is open (the replica holds the unwrapped key);
+ * the file is opened without following a link and refused when it is not
+ * a regular file or when its group or others may read it.
+ *
+ * The work happens on this file's own thread, never on a FUSE thread: the
+ * catalog watcher (watch.c) tells it of every change of the listing, by
+ * any process (snapshots/ touched, the schedule, snapctl), and a
+ * replication runs once when the daemon starts.  A replication holds no
+ * filesystem lock; it takes the store's lock only for its short catalog
+ * and cache statements, as snapctl replicate would.
+ *
+ * Outcome: every run records an event of kind "replicate" in the store
+ * (snap_replica_push_recorded; events.h, SNAP_REPLICATE_EVENT: the detail
+ * starts with the URL and ": ", the snapshot column names the replica's
+ * newest snapshot on success), which is what status.json, `snapctl status` and Prometheus
+ * report — no network in status.  A failure logs one line, and the event
+ * runs on_failure (the engine's failure hook, timer.c); it is retried at
+ * the next change of the catalog, or, with replicate_every=, at the next
+ * period.  Nothing local changes on a failure but the event.
+ *
+ * Thread-safety: off.lock protects stop, pending and the retry state;
+ * the replica handle is used by the thread alone once it runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "replica.h"
+
+#define PASS_MAX 1024
+
+struct snap_offsite {
+	struct snap_offsite_opts o;
+	snap_store *store;
+	snap_replica *replica;
+	pthread_t thread;
+	int running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	int pending;          /* the catalog changed since the last run */
+	int failed;           /* the last run failed: retry each period */
+};
+
+static struct snap_offsite off = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/*
+ * The first line of the passphrase file into buf (cap bytes); the file is
+ * opened without following a link and must be a regular file no one but
+ * its owner may read.  0 or a negative errno (err names the file and what
+ * to do).
+ */
+static int off_read_pass(const char *file, char *buf, size_t cap,
+			 snap_err *err)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "passphrase_file=%s: %s%s",
+				    file, strerror(errno), errno == ELOOP ?
+				    " (a symbolic link: name the file itself)"
+				    : "");
+	if (fstat(fd, &st) != 0) {
+		rc = snap_err_set(err, -errno, "passphrase_file=%s: %s", file,
+				  strerror(errno));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = snap_err_set(err, -EINVAL, "passphrase_file=%s: not a "
+				  "regular file", file);
+	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		rc = snap_err_set(err, -EPERM, "passphrase_file=%s: its group "
+				  "or others may read it (mode %04o); make it "
+				  "private with chmod 600 %s", file,
+				  (unsigned)(st.st_mode & 07777), file);
+	} else {
+		n = read(fd, buf, cap - 1);
+		if (n < 0) {
+			rc = snap_err_set(err, -errno, "passphrase_file=%s: %s",
+					  file, strerror(errno));
+			n = 0;
+		}
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
+		if (!rc && !buf[0])
+			rc = snap_err_set(err, -EINVAL, "passphrase_file=%s: "
+					  "empty (the passphrase is its first "
+					  "line)", file);
+	}
+	close(fd);
+	return rc;
+}
+
+int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
+		      snap_err *err)
+{
+	char pass[PASS_MAX];
+	const char *env;
+	size_t len = 0;
+	int rc;
+
+	off.o = *o;
+	off.store = store;
+	if (!o->url)
+		return 0;
+	pass[0] = '\0';
+	if (o->passphrase_file) {
+		rc = off_read_pass(o->passphrase_file, pass, sizeof(pass), err);
+		if (rc)
+			goto out;
+	} else if ((env = getenv("SNAPFS_PASSPHRASE")) && *env) {
+		snprintf(pass, sizeof(pass), "%s", env);
+	}
+	len = strlen(pass);
+	rc = snap_replica_open(o->url, len ? pass : NULL, len,
+			       SNAP_REPLICA_CREATE, &off.replica, err);
+	if (rc == -EPERM)
+		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
+				  "it with (give -o passphrase_file=FILE or "
+				  "SNAPFS_PASSPHRASE; an unencrypted replica "
+				  "is made with snapctl replicate URL "
+				  "--no-encryption)", o->url);
+out:
+	memset(pass, 0, sizeof(pass));
+	__asm__ __volatile__("" : : "r"(pass) : "memory");
+	return rc;
+}
+
+/* The catalog watcher saw the listing change: replicate (soon). */
+static void off_kick(void)
+{
+	pthread_mutex_lock(&off.lock);
+	off.pending = 1;
+	pthread_cond_signal(&off.cond);
+	pthread_mutex_unlock(&off.lock);
+}
+
+/* One replication, recorded as an event (and on_failure by the engine's
+ * failure hook); 0 or a negative errno. */
+static int off_run(void)
+{
+	snap_replicate_stats st;
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_replica_push_recorded(off.replica, off.store, off.o.url,
+					NULL, NULL, &st, &err);
+	if (rc != 0) {
+		snap_log(LOG_ERR, "replicate to %s failed: %s", off.o.url,
+			 err.msg);
+		return rc;
+	}
+	snap_log(LOG_INFO, "replicated %" PRIu64 " snapshot%s to %s (%" PRIu64
+		 " new page%s, %" PRIu64 " bytes)", st.snapshots,
+		 st.snapshots == 1 ? "" : "s", off.o.url, st.pages,
+		 st.pages == 1 ? "" : "s", st.bytes);
+	return 0;
+}
+
+/* The thread: waits for a change of the catalog (and, with
+ * replicate_every=, for the period to end), then replicates. */
+static void *off_main(void *arg)
+{
+	int64_t next = 0;     /* monotonic: earliest next run (every=) */
+
+	(void)arg;
+	pthread_mutex_lock(&off.lock);
+	while (!off.stop) {
+		int want = off.pending || (off.o.every_ns > 0 && off.failed);
+		int64_t now = snap_timer_mono_ns();
+
+		if (want && (off.o.every_ns <= 0 || now >= next)) {
+			int rc;
+
+			off.pending = 0;
+			pthread_mutex_unlock(&off.lock);
+			rc = off_run();
+			pthread_mutex_lock(&off.lock);
+			off.failed = rc != 0;
+			next = snap_timer_mono_ns() + off.o.every_ns;
+			continue;
+		}
+		snap_timer_wait(&off.cond, &off.lock, want ? next : INT64_MAX);
+	}
+	pthread_mutex_unlock(&off.lock);
+	return NULL;
+}
+
+int snap_offsite_start(void)
+{
+	int rc;
+
+	if (!off.replica)
+		return 0;
+	off.stop = 0;
+	off.pending = 1;                 /* once at start */
+	rc = snap_timer_thread_start(&off.cond, &off.thread, off_main);
+	if (rc != 0)
+		return rc;
+	off.running = 1;
+	snap_watch_set_hook(off_kick);
+	return 0;
+}
+
+void snap_offsite_stop(void)
+{
+	if (off.running) {
+		snap_watch_set_hook(NULL);
+		snap_timer_thread_stop(&off.lock, &off.cond, &off.stop,
+				       off.thread);
+		off.running = 0;
+	}
+	if (off.replica) {
+		snap_replica_close(off.replica);
+		off.replica = NULL;
+	}
+}
+
+const char *snap_offsite_url(void)
+{
+	return off.replica ? off.o.url : NULL;
+}
