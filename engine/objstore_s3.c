@@ -18,6 +18,14 @@
  * CURLOPT_PASSWORD (a key may hold a colon, which CURLOPT_USERPWD would
  * split); no conditional PUT anywhere (the format never needs one).
  *
+ * Requests in flight: the caller's requests run on the handle's own
+ * connection (kept alive between requests); objects it announces with
+ * snap_objstore_prefetch are fetched meanwhile by S3_FETCHERS threads,
+ * each with its own connection, into at most S3_PREFETCH slots; a get of
+ * an announced name waits for that fetch instead of asking again (one
+ * that failed or has not started is simply fetched by the get itself, so
+ * a hint never changes a result or an error).
+ *
  * Failures: connection errors, timeouts, resets, 5xx and 429 are retried
  * (5 attempts, backoff 0.25 s doubling); 403 is -EACCES (wrong or unknown
  * credentials), a missing object -ENOENT, a missing bucket -ENOENT with a
@@ -42,6 +50,18 @@
 #define S3_BACKOFF_MS 250
 #define S3_CONNECT_TIMEOUT_S 10L
 #define S3_STALL_S 60L
+#define S3_FETCHERS 2          /* prefetch threads (requests in flight) */
+#define S3_PREFETCH 4          /* objects fetched ahead, at most */
+
+/* One object fetched ahead of its get. */
+struct s3pf {
+	char name[128];
+	enum { PF_FREE, PF_QUEUED, PF_RUNNING, PF_DONE } state;
+	uint8_t *data;
+	size_t len;
+	int rc;
+	uint64_t age;          /* order of the hints */
+};
 
 struct snap_s3 {
 	CURL *curl;
@@ -51,6 +71,15 @@ struct snap_s3 {
 	char *key;
 	char *secret;
 	char sigv4[96];        /* "aws:amz:REGION:s3" */
+	/* prefetching (all under mu) */
+	int mu_ok;             /* mu and cv initialized */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t fetchers[S3_FETCHERS];
+	int nfetchers;         /* started */
+	int stop;
+	struct s3pf pf[S3_PREFETCH];
+	uint64_t pfclock;
 };
 
 /* One request and its response. */
@@ -170,7 +199,7 @@ static int transient(CURLcode c)
 
 /* Run one request with retries; 0 with q->status set, or a negative
  * errno when the service could not be reached. */
-static int s3_run(snap_objstore *o, s3req *q, snap_err *err)
+static int s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 {
 	struct snap_s3 *s = o->s3;
 	uint8_t sha[32];
@@ -188,7 +217,6 @@ static int s3_run(snap_objstore *o, s3req *q, snap_err *err)
 			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
 			nanosleep(&ts, NULL);    /* backoff, not readiness */
 		}
-		CURL *h = s->curl;
 		/* Only headers that are sent: libcurl signs every header of
 		 * this list, also an "Expect:" that only removes one. */
 		struct curl_slist *hl = curl_slist_append(NULL, hdr);
@@ -288,9 +316,11 @@ static int s3_url(snap_objstore *o, const char *name, const char *query,
 	return 0;
 }
 
-/* Run method on name (or the bucket) with body; status checked. */
-static int s3_simple(snap_objstore *o, const char *method, const char *name,
-		     const void *body, size_t len, s3req *q, snap_err *err)
+/* Run method on name (or the bucket) with body on handle h; status
+ * checked. */
+static int s3_simple(snap_objstore *o, CURL *h, const char *method,
+		     const char *name, const void *body, size_t len, s3req *q,
+		     snap_err *err)
 {
 	memset(q, 0, sizeof *q);
 	q->method = method;
@@ -299,31 +329,18 @@ static int s3_simple(snap_objstore *o, const char *method, const char *name,
 	if (s3_url(o, name, NULL, q) < 0)
 		return snap_err_set(err, -ENAMETOOLONG, "%s: name too long",
 				    o->url);
-	int rc = s3_run(o, q, err);
+	int rc = s3_run(o, h, q, err);
 	if (rc == 0)
 		rc = s3_status(o, q, name ? name : "the bucket", err);
 	return rc;
 }
 
-/* PUT one whole object (a 404 means the bucket went away). */
-static int s3_put(snap_objstore *o, const char *name, const void *data,
-		  size_t len, snap_err *err)
+/* GET one whole object into a new buffer, on handle h. */
+static int s3_fetch(snap_objstore *o, CURL *h, const char *name,
+		    uint8_t **data, size_t *len, snap_err *err)
 {
 	s3req q;
-	int rc = s3_simple(o, "PUT", name, data, len, &q, err);
-	free(q.resp);
-	if (rc == -ENOENT)   /* 404 on a PUT: the bucket went away */
-		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
-				  o->url, o->s3->bucket, o->s3->endpoint);
-	return rc;
-}
-
-/* GET one whole object into a new buffer. */
-static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
-		  size_t *len, snap_err *err)
-{
-	s3req q;
-	int rc = s3_simple(o, "GET", name, NULL, 0, &q, err);
+	int rc = s3_simple(o, h, "GET", name, NULL, 0, &q, err);
 	if (rc < 0) {
 		free(q.resp);
 		return rc;
@@ -333,11 +350,156 @@ static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
 	return *data ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* A prefetch thread: fetch queued names, oldest hint first, on its own
+ * handle (and so its own connection), until the store closes. */
+static void *pf_main(void *arg)
+{
+	snap_objstore *o = arg;
+	struct snap_s3 *s = o->s3;
+	CURL *h = curl_easy_init();
+	pthread_mutex_lock(&s->mu);
+	while (h && !s->stop) {
+		struct s3pf *f = NULL;
+		for (int i = 0; i < S3_PREFETCH; i++)
+			if (s->pf[i].state == PF_QUEUED &&
+			    (!f || s->pf[i].age < f->age))
+				f = &s->pf[i];
+		if (!f) {
+			pthread_cond_wait(&s->cv, &s->mu);
+			continue;
+		}
+		char name[sizeof f->name];
+		memcpy(name, f->name, sizeof name);
+		f->state = PF_RUNNING;
+		pthread_mutex_unlock(&s->mu);
+		snap_err e = {0};
+		uint8_t *data = NULL;
+		size_t len = 0;
+		int rc = s3_fetch(o, h, name, &data, &len, &e);
+		pthread_mutex_lock(&s->mu);
+		f->data = rc == 0 ? data : NULL;
+		f->len = len;
+		f->rc = rc;
+		f->state = PF_DONE;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (h)
+		curl_easy_cleanup(h);
+	return NULL;
+}
+
+/* Announce name: queue it for the prefetch threads (started on first
+ * use); dropped when it is already there or every slot is busy. */
+static void s3_prefetch(snap_objstore *o, const char *name)
+{
+	struct snap_s3 *s = o->s3;
+	if (!s->mu_ok || strlen(name) >= sizeof s->pf[0].name)
+		return;
+	pthread_mutex_lock(&s->mu);
+	struct s3pf *f = NULL;
+	for (int i = 0; i < S3_PREFETCH; i++) {
+		struct s3pf *p = &s->pf[i];
+		if (p->state != PF_FREE && !strcmp(p->name, name))
+			goto out;
+		if (p->state == PF_FREE)
+			f = p;
+	}
+	if (!f) {   /* evict the oldest fetched one nobody took */
+		for (int i = 0; i < S3_PREFETCH; i++)
+			if (s->pf[i].state == PF_DONE &&
+			    (!f || s->pf[i].age < f->age))
+				f = &s->pf[i];
+		if (!f)
+			goto out;
+		free(f->data);
+		f->data = NULL;
+	}
+	while (s->nfetchers < S3_FETCHERS &&
+	       pthread_create(&s->fetchers[s->nfetchers], NULL, pf_main,
+			      o) == 0)
+		s->nfetchers++;
+	if (s->nfetchers == 0) {
+		f->state = PF_FREE;
+		goto out;
+	}
+	snprintf(f->name, sizeof f->name, "%s", name);
+	f->state = PF_QUEUED;
+	f->age = ++s->pfclock;
+	pthread_cond_broadcast(&s->cv);
+out:
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Take name's prefetched bytes: 1 with *data set, 0 when there are none
+ * (never announced, not started, or the fetch failed). */
+static int pf_take(struct snap_s3 *s, const char *name, uint8_t **data,
+		   size_t *len)
+{
+	if (!s->mu_ok)
+		return 0;
+	int got = 0;
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < S3_PREFETCH; i++) {
+		struct s3pf *f = &s->pf[i];
+		if (f->state == PF_FREE || strcmp(f->name, name))
+			continue;
+		while (f->state == PF_RUNNING)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (f->state == PF_DONE && f->rc == 0) {
+			*data = f->data;
+			*len = f->len;
+			got = 1;
+		} else {
+			free(f->data);
+		}
+		f->data = NULL;
+		f->state = PF_FREE;
+		break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return got;
+}
+
+/* GET one whole object into a new buffer (the prefetched bytes when it
+ * was announced). */
+static int s3_get(snap_objstore *o, const char *name, uint8_t **data,
+		  size_t *len, snap_err *err)
+{
+	if (pf_take(o->s3, name, data, len))
+		return 0;
+	return s3_fetch(o, o->s3->curl, name, data, len, err);
+}
+
+/* Forget name's prefetched bytes (it is about to change). */
+static void pf_drop(struct snap_s3 *s, const char *name)
+{
+	uint8_t *data;
+	size_t len;
+	if (pf_take(s, name, &data, &len))
+		free(data);
+}
+
+/* PUT one whole object (a 404 means the bucket went away). */
+static int s3_put(snap_objstore *o, const char *name, const void *data,
+		  size_t len, snap_err *err)
+{
+	s3req q;
+	pf_drop(o->s3, name);
+	int rc = s3_simple(o, o->s3->curl, "PUT", name, data, len, &q, err);
+	free(q.resp);
+	if (rc == -ENOENT)   /* 404 on a PUT: the bucket went away */
+		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
+				  o->url, o->s3->bucket, o->s3->endpoint);
+	return rc;
+}
+
 /* DELETE one object; one already gone is not an error. */
 static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 {
 	s3req q;
-	int rc = s3_simple(o, "DELETE", name, NULL, 0, &q, err);
+	pf_drop(o->s3, name);
+	int rc = s3_simple(o, o->s3->curl, "DELETE", name, NULL, 0, &q, err);
 	free(q.resp);
 	return rc == -ENOENT ? 0 : rc;
 }
@@ -436,7 +598,7 @@ static int s3_list(snap_objstore *o, const char *dir,
 			rc = snap_err_set(err, rc, "%s: listing too long",
 					  o->url);
 		if (rc == 0)
-			rc = s3_run(o, &q, err);
+			rc = s3_run(o, o->s3->curl, &q, err);
 		if (rc == 0)
 			rc = s3_status(o, &q, "the listing", err);
 		if (rc == -ENOENT)
@@ -458,6 +620,18 @@ static void s3_close(snap_objstore *o)
 	struct snap_s3 *s = o->s3;
 	if (!s)
 		return;
+	if (s->mu_ok) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		for (int i = 0; i < s->nfetchers; i++)
+			pthread_join(s->fetchers[i], NULL);
+		for (int i = 0; i < S3_PREFETCH; i++)
+			free(s->pf[i].data);
+		pthread_cond_destroy(&s->cv);
+		pthread_mutex_destroy(&s->mu);
+	}
 	if (s->curl)
 		curl_easy_cleanup(s->curl);
 	free(s->endpoint);
@@ -473,7 +647,7 @@ static void s3_close(snap_objstore *o)
 }
 
 static const snap_objstore_backend s3_backend = {
-	s3_put, s3_get, s3_list, s3_del, s3_close,
+	s3_put, s3_get, s3_list, s3_del, s3_close, s3_prefetch,
 };
 
 int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
@@ -485,6 +659,12 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	struct snap_s3 *s = o->s3 = calloc(1, sizeof *s);
 	if (!s)
 		return snap_err_set(err, -ENOMEM, "out of memory");
+	if (pthread_mutex_init(&s->mu, NULL) == 0) {
+		if (pthread_cond_init(&s->cv, NULL) == 0)
+			s->mu_ok = 1;
+		else
+			pthread_mutex_destroy(&s->mu);
+	}
 	const char *slash = strchr(rest, '/');
 	size_t blen = slash ? (size_t)(slash - rest) : strlen(rest);
 	if (blen == 0 || blen > 63)
@@ -541,7 +721,7 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	/* The bucket must answer: a missing bucket or bad credentials are
 	 * found here, before anything is read or written. */
 	s3req q;
-	int rc = s3_simple(o, "HEAD", NULL, NULL, 0, &q, err);
+	int rc = s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, &q, err);
 	free(q.resp);
 	if (rc == -ENOENT)
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
