@@ -25,48 +25,27 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-$ROOT/build}
-SNAPCTL=${SNAPCTL:-$BUILD/tools/snapctl}
-DATA=$HERE/data
-BENCH_SIZE=${BENCH_SIZE:-1G}
-
-while [ $# -gt 0 ]; do
-	case $1 in
-	--quick) BENCH_SIZE=64M ;;
-	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench_replica.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-	esac
-	shift
-done
 
 PROG=bench_replica.sh
 WORK= # set below; lib.sh's helpers use it
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
+bench_args "$@"
 [ -x "$SNAPCTL" ] || die "no snapctl at $SNAPCTL: build first (meson setup build && ninja -C build)"
 for t in curl zstd python3 awk; do
 	command -v $t >/dev/null || die "$t is needed"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install -y time)"
 
-mkdir -p "$DATA"
-WORK=$(mktemp -d "$DATA/run.XXXXXX")
+work_dir run
 S3DIR=$WORK/s3
 cleanup() {
 	"$ROOT/tools/s3-test-server" stop "$S3DIR" >/dev/null 2>&1 || true
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "work directory kept: $WORK"
-	else
-		rm -rf "$WORK"
-	fi
+	work_remove
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-mkdir -p "$WORK/bin"
-SNAPCTL_BUILT=$(date -u -r "$SNAPCTL" +%Y-%m-%dT%H:%MZ)
-cp "$SNAPCTL" "$WORK/bin/snapctl"; SNAPCTL=$WORK/bin/snapctl
+own_snapctl
 
 echo "snapfs replica benchmarks: BENCH_SIZE=$BENCH_SIZE, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "engine: commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- engine 2>/dev/null || echo ' + uncommitted engine changes'), snapctl built $SNAPCTL_BUILT"
@@ -90,12 +69,7 @@ s3curl() {
 			-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
 }
 
-BASE=$(base_db "$BENCH_SIZE")
-LIVE=$WORK/live.db
-cp "$BASE" "$LIVE"
-DBSIZE=$(stat -c %s "$LIVE")
-MB=$(awk -v s="$DBSIZE" 'BEGIN { printf "%.0f", s / 1048576 }')
-echo "database: $MB MiB ($((DBSIZE / 4096)) pages of 4 KiB)"
+live_copy
 "$SNAPCTL" --db "$LIVE" create --label first >/dev/null
 FIRST=$("$SNAPCTL" --db "$LIVE" list --json | python3 -c 'import json, sys; print(json.load(sys.stdin)[-1]["name"])')
 
