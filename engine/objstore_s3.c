@@ -50,7 +50,9 @@
 #define S3_BACKOFF_MS 250
 #define S3_CONNECT_TIMEOUT_S 10L
 #define S3_STALL_S 60L
-#define S3_FETCHERS 2          /* prefetch threads (requests in flight) */
+#define S3_FETCHERS 1          /* prefetch threads: with the caller's own,
+				  two requests in flight (memory: peak RSS
+				  <= 64 MB, tests/bench/README.md) */
 #define S3_PREFETCH 4          /* objects fetched ahead, at most */
 
 /* One object fetched ahead of its get. */
@@ -91,6 +93,7 @@ typedef struct s3req {
 	uint8_t *resp;         /* response body (grown), NUL-terminated */
 	size_t rlen, rcap;
 	long status;
+	CURL *h;               /* the handle it runs on */
 } s3req;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -121,13 +124,21 @@ static int enc_append(char *out, size_t cap, const char *s, int keep_slash)
 	return 0;
 }
 
-/* libcurl write callback: grow the response buffer. */
+/* libcurl write callback: grow the response buffer (first to the
+ * announced length: a pack is one allocation, not a doubling series). */
 static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 {
 	s3req *q = ctx;
 	size_t len = sz * n;
 	if (q->rlen + len + 1 > q->rcap) {
+		curl_off_t cl = -1;
+		if (!q->rcap)
+			curl_easy_getinfo(q->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T,
+					  &cl);
 		size_t cap = q->rcap ? q->rcap : 65536;
+		if (cl > 0 && (uint64_t)cl < SIZE_MAX / 2 &&
+		    (size_t)cl + 1 > cap)
+			cap = (size_t)cl + 1;
 		while (cap < q->rlen + len + 1)
 			cap *= 2;
 		uint8_t *b = realloc(q->resp, cap);
@@ -224,6 +235,7 @@ static int s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 			return snap_err_set(err, -ENOMEM, "out of memory");
 		q->sent = 0;
 		q->rlen = 0;
+		q->h = h;
 		curl_easy_reset(h);
 		curl_easy_setopt(h, CURLOPT_URL, q->url);
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
