@@ -77,6 +77,12 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 				     err);
 }
 
+void snap_objstore_prefetch(snap_objstore *o, const char *name)
+{
+	if (o->be->prefetch && snap_objstore_name_check(name) == 0)
+		o->be->prefetch(o, name);
+}
+
 int snap_objstore_list(snap_objstore *o, const char *dir,
 		       snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {

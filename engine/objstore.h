@@ -14,6 +14,8 @@
  *     once under fresh names);
  *   - no conditional writes, no versioning, no tagging (Swift's s3api has
  *     none of them);
+ *   - a handle is used by one thread at a time (the s3:// backend's own
+ *     prefetch threads are its business, see snap_objstore_prefetch);
  *   - names are "DIR/NAME" with one directory level at most, NAME of
  *     [A-Za-z0-9._:-] not starting with '.' (a file backend keeps its
  *     temporary files as dot names, which list never returns).
@@ -67,6 +69,13 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 		      size_t *len, snap_err *err);
 
 #define SNAP_OBJSTORE_MAX ((size_t)256 << 20)
+/* A hint that name will be read soon: a backend where a request costs a
+ * round trip (s3://) starts fetching it in the background, so a later
+ * snap_objstore_get of name takes the bytes already there; several such
+ * requests are in flight at once.  At most a few objects are held (hints
+ * beyond that are dropped), a failed fetch is simply done again by the
+ * get, and nothing else changes: never an error.  A no-op for file://. */
+void snap_objstore_prefetch(snap_objstore *o, const char *name);
 
 /* Every object directly under dir ("packs", "snapshots", …), in no
  * particular order.  A missing directory lists nothing. */

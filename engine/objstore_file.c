@@ -246,6 +246,7 @@ static void file_close(snap_objstore *o)
 
 static const snap_objstore_backend file_backend = {
 	file_put, file_get, file_list, file_del, file_close,
+	NULL,   /* prefetch: a local read costs no round trip */
 };
 
 int snap_objstore_file_open(snap_objstore *o, const char *path,

@@ -20,6 +20,7 @@ typedef struct snap_objstore_backend {
 		    snap_objstore_list_fn fn, void *ctx, snap_err *err);
 	int (*del)(snap_objstore *o, const char *name, snap_err *err);
 	void (*close)(snap_objstore *o);
+	void (*prefetch)(snap_objstore *o, const char *name);  /* or NULL */
 } snap_objstore_backend;
 
 struct snap_objstore {

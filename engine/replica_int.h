@@ -58,6 +58,8 @@ struct snap_replica {
 		uint64_t used;     /* LRU clock */
 	} cache[PACK_CACHE];
 	uint64_t clock;
+	int readahead;         /* a whole image is read: announce the next
+				  pack (replica_read.c) */
 	snap_codec codec;
 	int codec_ok;
 };

@@ -3,10 +3,20 @@
  * pages packed and sealed, each pack's index after it, a snapshot's map and
  * then its catalog row; and the writer's cache in store.db that makes an
  * unchanged page cost one lookup (engine/DESIGN.md §6).
+ *
+ * One pack is in flight while the next is built: a full pack's buffers are
+ * handed to an upload thread (pack, then its index, then the cache rows,
+ * in that order, as before) and the calling thread goes on reading,
+ * hashing and compressing pages into a second set of buffers.  Before it
+ * hands over the next pack, and before a snapshot's map is written, it
+ * waits for the one in flight: a map is still written only after every
+ * pack it needs is durable, and at most two packs are in memory.  Only the
+ * upload thread talks to the object store while it runs.
  */
 #include "replica_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,7 +218,20 @@ typedef struct pending {
 	size_t ilen, icap;
 	size_t plain;          /* uncompressed bytes of the pages in it */
 	snap_pageidx seen;     /* sha -> seq + 1 of the pages in this pack */
+	struct upload *up;     /* the pack in flight (NULL in the one there) */
 } pending;
+
+/* The pack on its way to the replica, on its own thread. */
+typedef struct upload {
+	pthread_t th;
+	int busy;              /* th runs (or ran and is not joined yet) */
+	snap_replica *r;
+	snap_store *s;
+	pending p;             /* its buffers (swapped with the filled one) */
+	uint64_t bytes;        /* what it uploaded */
+	int rc;
+	snap_err err;
+} upload;
 
 /* Make room for n more bytes in a growing buffer. */
 static int grow(uint8_t **buf, size_t *cap, size_t need)
@@ -242,12 +265,61 @@ static int pending_reset(pending *p, uint64_t first)
 	return 0;
 }
 
-/* Write the pending pack, then its index, then record both in the cache. */
+/* Write a full pack, then its index, then record both in the cache. */
+static int pack_upload(snap_replica *r, snap_store *s, pending *p,
+		       uint64_t *bytes, snap_err *err)
+{
+	char name[64];
+	snprintf(name, sizeof name, "packs/%016llx",
+		 (unsigned long long)p->first);
+	int rc = snap_replica_obj_put(r, name, p->pack, p->len, bytes, err);
+	if (rc < 0)
+		return rc;
+	snprintf(name, sizeof name, "index/%016llx",
+		 (unsigned long long)p->first);
+	rc = snap_replica_obj_put(r, name, p->index, p->ilen, bytes, err);
+	if (rc < 0)
+		return rc;
+	return cache_add_pack(s, r, p->first, p->count, p->index + 20, err);
+}
+
+/* The upload thread's body: one pack_upload. */
+static void *upload_main(void *arg)
+{
+	upload *u = arg;
+	u->rc = pack_upload(u->r, u->s, &u->p, &u->bytes, &u->err);
+	return NULL;
+}
+
+/* Wait for the pack in flight (if any) and account for it; its error, if
+ * it failed, becomes err (unless err already holds one: rc_now < 0). */
+static int upload_wait(upload *u, snap_replicate_stats *st, int rc_now,
+		       snap_err *err)
+{
+	if (!u || !u->busy)
+		return 0;
+	pthread_join(u->th, NULL);
+	u->busy = 0;
+	st->bytes += u->bytes;
+	if (u->rc < 0) {
+		if (rc_now >= 0)
+			*err = u->err;
+		return u->rc;
+	}
+	st->pages += u->p.count;
+	return 0;
+}
+
+/* Send the pending pack on its way: wait for the one in flight, hand this
+ * one's buffers to the upload thread (its own call when no thread starts)
+ * and start an empty pack after it. */
 static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 			 snap_replicate_stats *st, snap_err *err)
 {
-	if (p->count == 0)
-		return 0;
+	upload *u = p->up;
+	int rc = upload_wait(u, st, 0, err);
+	if (rc < 0 || p->count == 0)
+		return rc;
 	memcpy(p->pack, PACK_MAGIC, 4);
 	put32(p->pack + 4, 1);
 	put64(p->pack + 8, p->first);
@@ -256,22 +328,23 @@ static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 	put32(p->index + 4, 1);
 	put64(p->index + 8, p->first);
 	put32(p->index + 16, p->count);
-	char name[64];
-	snprintf(name, sizeof name, "packs/%016llx",
-		 (unsigned long long)p->first);
-	int rc = snap_replica_obj_put(r, name, p->pack, p->len, &st->bytes, err);
-	if (rc < 0)
+	pending full = *p;
+	*p = u->p;
+	p->up = u;
+	u->p = full;
+	u->p.up = NULL;
+	u->r = r;
+	u->s = s;
+	u->bytes = 0;
+	u->rc = 0;
+	memset(&u->err, 0, sizeof u->err);
+	if (pthread_create(&u->th, NULL, upload_main, u) == 0)
+		u->busy = 1;
+	else if ((rc = pack_upload(r, s, &u->p, &st->bytes, err)) < 0)
 		return rc;
-	snprintf(name, sizeof name, "index/%016llx",
-		 (unsigned long long)p->first);
-	rc = snap_replica_obj_put(r, name, p->index, p->ilen, &st->bytes, err);
-	if (rc < 0)
-		return rc;
-	rc = cache_add_pack(s, r, p->first, p->count, p->index + 20, err);
-	if (rc < 0)
-		return rc;
-	st->pages += p->count;
-	return pending_reset(p, p->first + p->count);
+	else
+		st->pages += u->p.count;
+	return pending_reset(p, u->p.first + u->p.count);
 }
 
 /* Add one new page to the pending pack; *seq gets its number. */
@@ -353,6 +426,8 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 			goto out;
 		}
 		int64_t known = snap_pageidx_get(&p->seen, h);
+		if (known <= 0 && p->up->busy)   /* the pack in flight */
+			known = snap_pageidx_get(&p->up->p.seen, h);
 		if (known > 0) {
 			seqs[i] = known - 1;
 			continue;
@@ -381,6 +456,8 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 			progress(pctx, *done, total);
 	}
 	rc = pending_flush(r, s, p, st, err);
+	if (rc == 0)
+		rc = upload_wait(p->up, st, rc, err);
 	if (rc < 0)
 		goto out;
 	/* The map, then the row: the row is the commit point. */
@@ -454,7 +531,8 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		      snap_replicate_stats *st, snap_err *err)
 {
 	memset(st, 0, sizeof *st);
-	pending p = {0};
+	upload up = {0};
+	pending p = {.up = &up};
 	snap_info *local = NULL;
 	size_t nlocal = 0;
 	rrow *rows = NULL;
@@ -503,6 +581,12 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	if (progress)
 		progress(pctx, total, total);
 out:
+	{
+		/* A failure can leave a pack in flight: let it land first. */
+		int urc = upload_wait(&up, st, rc, err);
+		if (rc == 0)
+			rc = urc;
+	}
 	if (rc == 0 && st->snapshots) {
 		char what[160];
 		snprintf(what, sizeof what, "%llu snapshots, %llu pages, %llu "
@@ -517,6 +601,9 @@ out:
 	free(p.pack);
 	free(p.index);
 	snap_pageidx_free(&p.seen);
+	free(up.p.pack);
+	free(up.p.index);
+	snap_pageidx_free(&up.p.seen);
 	free(local);
 	free(rows);
 	return rc;

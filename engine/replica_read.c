@@ -3,6 +3,10 @@
  * found from the index listing, a few packs cached), proven against the
  * SHA-256 and identity its index gives; whole images rebuilt page by page
  * and proven against the snapshot's SHA-256, for export and verify.
+ *
+ * While a whole image is read, each pack fetched announces the next one
+ * (snap_objstore_prefetch): on s3:// it is downloaded while this one's
+ * pages are opened, decoded and proven.
  */
 #include "replica_int.h"
 
@@ -175,6 +179,32 @@ static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
 	return first_rc;
 }
 
+/* Announce the pack after c (and its index unless cached): a whole image
+ * reads the packs mostly in order. */
+static void announce_next(snap_replica *r, const struct rpack *c)
+{
+	const uint64_t *at = bsearch(&c->first, r->firsts, r->nfirsts,
+				     sizeof *r->firsts, snap_replica_u64_cmp);
+	if (!at || (size_t)(at - r->firsts) + 1 >= r->nfirsts)
+		return;
+	uint64_t next = at[1];
+	int have_index = 0;
+	for (int i = 0; i < PACK_CACHE; i++)
+		if (r->cache[i].index && r->cache[i].first == next) {
+			if (r->cache[i].pack)
+				return;
+			have_index = 1;
+		}
+	char name[64];
+	if (!have_index) {
+		snprintf(name, sizeof name, "index/%016llx",
+			 (unsigned long long)next);
+		snap_objstore_prefetch(r->os, name);
+	}
+	snprintf(name, sizeof name, "packs/%016llx", (unsigned long long)next);
+	snap_objstore_prefetch(r->os, name);
+}
+
 /* Read page seq (page_size bytes) into buf, proven against its hash. */
 static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 		     uint8_t *buf, snap_err *err)
@@ -191,6 +221,8 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 	snprintf(name, sizeof name, "packs/%016llx",
 		 (unsigned long long)c->first);
 	if (!c->pack) {
+		if (r->readahead)
+			announce_next(r, c);
 		rc = snap_replica_obj_get(r, name, &c->pack, &c->packlen, err);
 		if (rc == -ENOENT)
 			return snap_err_set(err, -EIO, "%s/%s: missing", url,
@@ -269,6 +301,7 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 	rc = snap_replica_map_load(r, row, &seqs, err);
 	if (rc < 0)
 		goto out;
+	r->readahead = 1;
 	for (uint32_t i = 0; i < row->si.page_count; i++) {
 		rc = page_read(r, (uint64_t)seqs[i], row->si.page_size, page,
 			       err);
@@ -295,6 +328,7 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 				  "match the snapshot's SHA-256",
 				  row->si.name);
 out:
+	r->readahead = 0;
 	EVP_MD_CTX_free(md);
 	free(page);
 	free(seqs);

@@ -18,7 +18,7 @@
  * mergeapply.c (on top).
  *
  *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
- *   L0  seal objstore objstore_file objstore_s3 objstore_open
+ *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
  *   L1  store storeopen storedir storeschema storespace storecat storemap
  *   L1  storename
  *   L2  events capture capture_vfs image jsonrec

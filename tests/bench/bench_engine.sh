@@ -25,51 +25,28 @@
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-$ROOT/build}
-SNAPCTL=${SNAPCTL:-$BUILD/tools/snapctl}
-DATA=$HERE/data
-BENCH_SIZE=${BENCH_SIZE:-1G}
 BENCH_DELETE_N=${BENCH_DELETE_N:-1000}
 BENCH_STORE_N=${BENCH_STORE_N:-50}
 BENCH_SCALE=${BENCH_SCALE:-4G}
-
-while [ $# -gt 0 ]; do
-	case $1 in
-	--quick) BENCH_SIZE=64M; BENCH_SCALE=0 ;;
-	-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "bench_engine.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
-	esac
-	shift
-done
 
 PROG=bench_engine.sh
 WORK= # set below; lib.sh's helpers use it
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
+bench_args "$@"
+[ "$QUICK" = 0 ] || BENCH_SCALE=0
 [ -x "$SNAPCTL" ] || die "no snapctl at $SNAPCTL: build first (meson setup build && ninja -C build)"
 for t in sqlite3 openssl python3 awk du; do
 	command -v $t >/dev/null || die "$t is needed"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time is needed for peak RSS (apt-get install -y time)"
 
-mkdir -p "$DATA"
-WORK=$(mktemp -d "$DATA/run.XXXXXX")
-cleanup() {
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then
-		echo "work directory kept: $WORK"
-	else
-		rm -rf "$WORK"
-	fi
-}
-trap cleanup EXIT
+work_dir run
+trap work_remove EXIT
 trap 'exit 130' INT TERM
 
-# One engine for the whole run: copy the binaries now, so a rebuild of the
-# shared build directory during a long run cannot mix two engine versions.
-mkdir -p "$WORK/bin"
-SNAPCTL_BUILT=$(date -u -r "$SNAPCTL" +%Y-%m-%dT%H:%MZ)
-cp "$SNAPCTL" "$WORK/bin/snapctl"; SNAPCTL=$WORK/bin/snapctl
+# One engine for the whole run (the helpers too).
+own_snapctl
 cp "$(helper bench_read_image)" "$WORK/bin/"; READ_IMAGE=$WORK/bin/bench_read_image
 cp "$(helper bench_store_tool)" "$WORK/bin/"; STORE_TOOL=$WORK/bin/bench_store_tool
 
@@ -88,12 +65,7 @@ echo
 
 # ---- the big database: snapshot, incremental, read, verify, restore -------
 
-BASE=$(base_db "$BENCH_SIZE")
-LIVE=$WORK/live.db
-cp "$BASE" "$LIVE"
-DBSIZE=$(stat -c %s "$LIVE")
-MB=$(awk -v s="$DBSIZE" 'BEGIN { printf "%.0f", s / 1048576 }')
-echo "database: $MB MiB ($((DBSIZE / 4096)) pages of 4 KiB), $LIVE"
+live_copy
 warm "$LIVE"
 
 # 1. First snapshot vs .backup

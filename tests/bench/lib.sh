@@ -1,8 +1,56 @@
-# tests/bench/lib.sh — shared helpers of bench_engine.sh and bench_mount.sh.
-# Sourced, not run.  Expects HERE (this directory), ROOT, BUILD, DATA, WORK
-# and PROG (the script's name for messages) to be set by the caller.
+# tests/bench/lib.sh — shared helpers of bench_engine.sh, bench_mount.sh
+# and bench_replica.sh.  Sourced, not run.  Expects HERE (this directory),
+# WORK and PROG (the script's name for messages) to be set by the caller;
+# sets ROOT and DATA, and BUILD, SNAPCTL and BENCH_SIZE where the
+# environment does not.
+
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+SNAPCTL=${SNAPCTL:-$BUILD/tools/snapctl}
+DATA=$HERE/data
+BENCH_SIZE=${BENCH_SIZE:-1G}
 
 die() { echo "$PROG: $*" >&2; exit 1; }
+
+# bench_args ARGS...: the options every script takes: --quick (QUICK=1,
+# BENCH_SIZE=64M) and -h/--help (the script's header comment).
+bench_args() {
+	QUICK=0
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--quick) QUICK=1; BENCH_SIZE=64M ;;
+		-h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+		*) echo "$PROG: unknown argument $1 (try --help)" >&2; exit 2 ;;
+		esac
+		shift
+	done
+}
+
+# work_dir NAME: a fresh work directory $WORK (DATA/NAME.XXXXXX).
+work_dir() {
+	mkdir -p "$DATA"
+	WORK=$(mktemp -d "$DATA/$1.XXXXXX")
+}
+
+# work_remove: at exit, remove $WORK (BENCH_KEEP=1 keeps it and says where).
+work_remove() {
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then
+		echo "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+
+# own_snapctl: one engine for the whole run: copy $SNAPCTL into $WORK/bin
+# now (SNAPCTL then names the copy, SNAPCTL_BUILT its build time), so a
+# rebuild of the shared build directory during a long run cannot mix two
+# engine versions.
+own_snapctl() {
+	mkdir -p "$WORK/bin"
+	SNAPCTL_BUILT=$(date -u -r "$SNAPCTL" +%Y-%m-%dT%H:%MZ)
+	cp "$SNAPCTL" "$WORK/bin/snapctl"
+	SNAPCTL=$WORK/bin/snapctl
+}
 
 # helper NAME: path of a C helper; from the meson build if there, else built
 # by hand from the engine's static library into $DATA.
@@ -37,6 +85,17 @@ base_db() {
 		mv "$f.tmp" "$f"
 	fi
 	echo "$f"
+}
+
+# live_copy: LIVE, a copy in $WORK of the cached database of BENCH_SIZE
+# (BASE); DBSIZE its bytes, MB its MiB; says so.
+live_copy() {
+	BASE=$(base_db "$BENCH_SIZE")
+	LIVE=$WORK/live.db
+	cp "$BASE" "$LIVE"
+	DBSIZE=$(stat -c %s "$LIVE")
+	MB=$(awk -v s="$DBSIZE" 'BEGIN { printf "%.0f", s / 1048576 }')
+	echo "database: $MB MiB ($((DBSIZE / 4096)) pages of 4 KiB), $LIVE"
 }
 
 # measure CMD...: run it; T = wall seconds, RSS = its peak RSS in KiB.

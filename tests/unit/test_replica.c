@@ -7,7 +7,11 @@
  * flipped byte or a deleted pack is found and names the snapshot; a run
  * cut short (no catalog row, no cache) is finished without re-uploading
  * pages; a symlink planted in the replica is refused; any byte range of
- * an image read in place (snap_replica_image_*) is the local image's.
+ * an image read in place (snap_replica_image_*) is the local image's; a
+ * snapshot of several packs (one uploaded while the next is built, the
+ * next fetched ahead while one is read) round-trips, and an object
+ * announced with snap_objstore_prefetch reads exactly as a plain get
+ * would, also after it changed or went away.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
@@ -256,6 +260,105 @@ static void test_second_run_uploads_nothing_and_a_change_costs_a_page(
 	push(r, st);
 	assert_export_equals(env, r, st, &d);
 	snap_replica_close(r);
+}
+
+/* More pages than three packs hold (random, so they do not compress):
+ * every pack but the last is uploaded while the next is built; export
+ * reads them with the next one announced ahead; a second snapshot with a
+ * few pages changed reads the old packs out of order. */
+static void test_snapshot_of_several_packs_round_trips(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	tu_db_create(env->db, "delete", 4096, 10);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);"
+		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+		"FROM n WHERE i < 4500) INSERT INTO big SELECT i, "
+		"randomblob(3000) FROM n");
+	sqlite3_close(db);
+	snap_store *st = env->st = tu_store(env);
+	snap_info a = tu_snap(st, "a");
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_int_equal(s.pages, tu_pages(st));
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_true(g_nnames >= 3);
+	db = tu_open(env->db);
+	tu_exec(db, "UPDATE big SET b = randomblob(3000) WHERE id %% 900 = 1");
+	sqlite3_close(db);
+	snap_info b = tu_snap(st, "b");
+	s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages >= 5 && s.pages < 100);
+	snap_replica_close(r);
+	r = ropen(url, 0);
+	assert_export_equals(env, r, st, &a);
+	assert_export_equals(env, r, st, &b);
+	unsigned nbad = 9;
+	snap_err err;
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
+
+/* Announced objects read as a plain get would: the bytes there, also
+ * after a put replaced them or a delete removed them; a missing one is
+ * -ENOENT; more announcements than are held change nothing; closing with
+ * fetches queued or done leaks nothing (ASan). */
+static void test_prefetch_never_changes_what_a_get_reads(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX], name[64], body[64];
+	url_of(env, "objs", url, path);
+	snap_objstore *o;
+	snap_err err;
+	uint8_t *d;
+	size_t n;
+	assert_int_equal(snap_objstore_open(url, SNAP_OBJSTORE_CREATE, &o,
+					    &err), 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof name, "packs/%02d", i);
+		snprintf(body, sizeof body, "object %d, first version", i);
+		assert_int_equal(snap_objstore_put(o, name, body, strlen(body),
+						   &err), 0);
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof name, "packs/%02d", i);
+		snap_objstore_prefetch(o, name);
+	}
+	snap_objstore_prefetch(o, "packs/missing");
+	/* Changed and removed after the announcement. */
+	assert_int_equal(snap_objstore_put(o, "packs/03", "new", 3, &err), 0);
+	assert_int_equal(snap_objstore_delete(o, "packs/04", &err), 0);
+	for (int i = 9; i >= 0; i--) {
+		snprintf(name, sizeof name, "packs/%02d", i);
+		int rc = snap_objstore_get(o, name, &d, &n, &err);
+		if (i == 4) {
+			assert_int_equal(rc, -ENOENT);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		if (i == 3) {
+			assert_int_equal(n, 3);
+			assert_memory_equal(d, "new", 3);
+		} else {
+			snprintf(body, sizeof body, "object %d, first version",
+				 i);
+			assert_int_equal(n, strlen(body));
+			assert_memory_equal(d, body, n);
+		}
+		free(d);
+	}
+	assert_int_equal(snap_objstore_get(o, "packs/missing", &d, &n, &err),
+			 -ENOENT);
+	/* Announced, never read: dropped at close. */
+	snap_objstore_prefetch(o, "packs/00");
+	snap_objstore_prefetch(o, "packs/01");
+	snap_objstore_close(o);
 }
 
 static void test_passphrase_rules(void **state)
@@ -609,6 +712,8 @@ int main(void)
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
+		tu_test(test_snapshot_of_several_packs_round_trips),
+		tu_test(test_prefetch_never_changes_what_a_get_reads),
 		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
 	};
 	size_t n = sizeof tests / sizeof *tests;
