@@ -88,6 +88,8 @@ static void usage(FILE *to, const char *prog)
 "                           the replica's passphrase: the first line of a\n"
 "                           file only its owner may read (default\n"
 "                           $SNAPFS_PASSPHRASE); read once at start\n"
+"    -o endpoint=URL        the S3 service of a replica mount (default\n"
+"                           $AWS_ENDPOINT_URL)\n"
 "    -h, --help             this text, then libfuse's options\n"
 "    -V, --version          versions of snapfs, SQLite and libfuse\n"
 "    -f                     stay in the foreground, log to stderr\n"
