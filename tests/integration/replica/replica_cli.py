@@ -7,7 +7,8 @@ a second run uploads nothing; a wrong or missing passphrase is exit 1 and
 writes nothing; a flipped byte or a deleted pack makes verify exit 1 and
 name the snapshots; a restore makes a new file, or restores the live
 database after a safety snapshot; a passphrase change rewrites only the
-key.  With the argument "s3" the replica lives in a real S3 server
+key; a file:// target on a read-only file system is exit 1 with the
+reason and changes nothing local.  With the argument "s3" the replica lives in a real S3 server
 (tools/s3-test-server, started and stopped here), and also: no
 credentials, wrong credentials, a missing bucket and a server stopped in
 the middle of an upload are each a clear error, exit 1, and after the
@@ -338,6 +339,7 @@ def run(ctx, work, env, url, s3dir):
         r = ctl(["--replica", url, "export", names[-1], out], env)
         check("export of a snapshot that needs it: exit 1, no file left",
               r.returncode == 1 and not os.path.exists(out), r.stderr)
+        read_only_target(ctx, ctl, env, db)
         return
 
     # S3 only: credentials, bucket, a server that goes away.
@@ -376,6 +378,45 @@ def run(ctx, work, env, url, s3dir):
     r2 = ctl(["--replica", url + "-big", "verify", "--full"], env)
     check("after the restart, replicate completes and verifies",
           r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stdout)
+
+
+def read_only_target(ctx, ctl, env, db):
+    """A file:// target on a read-only file system (root ignores mode
+    bits, so a read-only tmpfs): creating a replica there and pushing to
+    one that turned read-only are exit 1 with the reason, and the local
+    store is unchanged."""
+    check = ctx.check
+    ro = ctx.path("ro")
+    os.mkdir(ro)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4m", "tmpfs",
+                        ro], capture_output=True, text=True)
+    if r.returncode != 0:
+        check("a read-only tmpfs for the read-only target", False, r.stderr)
+        return
+    try:
+        r = ctl(["--db", db, "replicate", "file://" + ro + "/rep"], env)
+        check("replicate to a new replica on a read-only file system: "
+              "exit 1, 'Read-only file system'",
+              r.returncode == 1 and "Read-only file system" in r.stderr,
+              r.stderr)
+        subprocess.run(["mount", "-o", "remount,rw", ro], check=True)
+        r = ctl(["--db", db, "replicate", "file://" + ro + "/rep"], env)
+        check("the same target writable: replicate exits 0",
+              r.returncode == 0, r.stderr)
+        subprocess.run(["mount", "-o", "remount,ro", ro], check=True)
+        ctl(["--db", db, "create", "--label", "after-ro"], env)
+        before = ctl(["--db", db, "list", "--json"], env).stdout
+        r = ctl(["--db", db, "replicate", "file://" + ro + "/rep"], env)
+        check("replicate to a replica that turned read-only: exit 1, "
+              "'Read-only file system'",
+              r.returncode == 1 and "Read-only file system" in r.stderr,
+              r.stderr)
+        after = ctl(["--db", db, "list", "--json"], env).stdout
+        check("the failed replication changed no local snapshot",
+              before == after and "after-ro" in after, after)
+    finally:
+        if subprocess.run(["umount", ro]).returncode != 0:
+            subprocess.run(["umount", "-l", ro])
 
 
 def body(ctx):
