@@ -104,7 +104,8 @@ static size_t obj_max(const char *name)
 	if (!strncmp(name, "packs/", 6))    /* PACK_TARGET of pages, plus
 					       one page and zstd's bound */
 		return 2 * PACK_TARGET + (1u << 20);
-	if (!strncmp(name, "index/", 6))    /* a page of 512 bytes at least */
+	if (!strncmp(name, "index/", 6))    /* a page of 512 bytes at least;
+					       version 2 needs less */
 		return 20 + (PACK_TARGET / 512 + 2) * INDEX_ENTRY +
 		       SNAP_SEAL_OVERHEAD + (1u << 16);
 	if (!strncmp(name, "maps/", 5))
@@ -351,6 +352,7 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 	snap_replica *r = calloc(1, sizeof *r);
 	if (!r)
 		return snap_err_set(err, -ENOMEM, "out of memory");
+	r->pack_version = PACK_VERSION;
 	if (sqlite3_open_v2(":memory:", &r->mem, SQLITE_OPEN_READWRITE, NULL)
 	    != SQLITE_OK) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
@@ -423,10 +425,7 @@ void snap_replica_close(snap_replica *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < PACK_CACHE; i++) {
-		free(r->cache[i].index);
-		free(r->cache[i].pack);
-	}
+	snap_replica_slots_clear(r);
 	free(r->firsts);
 	if (r->codec_ok)
 		snap_codec_free(&r->codec);

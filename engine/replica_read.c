@@ -40,6 +40,19 @@ int snap_replica_u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Forget every cached pack (and its index and frame). */
+void snap_replica_slots_clear(snap_replica *r)
+{
+	for (int i = 0; i < PACK_CACHE; i++) {
+		free(r->cache[i].index);
+		free(r->cache[i].frames);
+		free(r->cache[i].pack);
+		free(r->cache[i].fplain);
+		memset(&r->cache[i], 0, sizeof r->cache[i]);
+		r->cache[i].fno = -1;
+	}
+}
+
 /* The sorted first seqs of every indexed pack (r->firsts). */
 int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 {
@@ -48,11 +61,7 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 	if (rc < 0)
 		return rc;
 	/* A fresh listing is a fresh view: forget what was read before. */
-	for (int i = 0; i < PACK_CACHE; i++) {
-		free(r->cache[i].index);
-		free(r->cache[i].pack);
-		memset(&r->cache[i], 0, sizeof r->cache[i]);
-	}
+	snap_replica_slots_clear(r);
 	free(r->firsts);
 	r->firsts = calloc(ns.n ? ns.n : 1, sizeof *r->firsts);
 	r->nfirsts = 0;
@@ -68,17 +77,68 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 	return 0;
 }
 
-/* Check and take apart an index object's plain bytes. */
-int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
-		       uint32_t *count)
+/* Check and take apart an index object's plain bytes: version 1 (an entry
+ * of INDEX_ENTRY bytes per page) or 2 (a frame table, then a SHA-256 per
+ * page; the frames cover the pages in order, each within FRAME_MAX). */
+int snap_replica_index_parse(const uint8_t *p, size_t len, ridx *ix)
 {
-	if (len < 20 || memcmp(p, INDEX_MAGIC, 4) || get32(p + 4) != 1)
+	memset(ix, 0, sizeof *ix);
+	if (len < 20 || memcmp(p, INDEX_MAGIC, 4))
 		return -EIO;
-	*first = get64(p + 8);
-	*count = get32(p + 16);
-	if (len != 20 + (size_t)*count * INDEX_ENTRY)
+	ix->version = get32(p + 4);
+	ix->first = get64(p + 8);
+	ix->count = get32(p + 16);
+	if (ix->version == 1) {
+		if (len != 20 + (size_t)ix->count * INDEX_ENTRY)
+			return -EIO;
+		ix->nframes = ix->count;
+		ix->shas = p + 20;
+		ix->stride = INDEX_ENTRY;
+		return 0;
+	}
+	if (ix->version != 2 || len < INDEX_HEAD2)
 		return -EIO;
-	return 0;
+	ix->nframes = get32(p + 20);
+	if (ix->nframes > ix->count ||
+	    len != INDEX_HEAD2 + (size_t)ix->nframes * FRAME_ENTRY +
+		   (size_t)ix->count * 32)
+		return -EIO;
+	ix->frames = p + INDEX_HEAD2;
+	ix->shas = ix->frames + (size_t)ix->nframes * FRAME_ENTRY;
+	ix->stride = 32;
+	uint64_t pages = 0;
+	for (uint32_t f = 0; f < ix->nframes; f++) {
+		const uint8_t *e = ix->frames + (size_t)f * FRAME_ENTRY;
+		uint32_t np = get32(e + 8), ps = get32(e + 12);
+		if (!np || ps < 512 || ps > SNAP_PAGE_MAX || (ps & (ps - 1)) ||
+		    (uint64_t)np * ps > FRAME_MAX)
+			return -EIO;
+		pages += np;
+	}
+	return pages == ix->count ? 0 : -EIO;
+}
+
+/* The frames of a parsed index, as a reader finds pages (free()); a
+ * version 1 index has one frame per page. */
+static struct rframe *frames_of(const ridx *ix)
+{
+	struct rframe *v = calloc(ix->nframes ? ix->nframes : 1, sizeof *v);
+	if (!v)
+		return NULL;
+	uint32_t page = 0;
+	for (uint32_t f = 0; f < ix->nframes; f++) {
+		if (ix->version == 1) {
+			const uint8_t *e = ix->shas + (size_t)f * INDEX_ENTRY;
+			v[f] = (struct rframe){get32(e + 72), get32(e + 68), f,
+					       1, get32(e + 64)};
+			continue;
+		}
+		const uint8_t *e = ix->frames + (size_t)f * FRAME_ENTRY;
+		v[f] = (struct rframe){get32(e), get32(e + 4), page,
+				       get32(e + 8), get32(e + 12)};
+		page += v[f].npages;
+	}
+	return v;
 }
 
 /* The cache slot holding the index of the pack that starts at first,
@@ -99,8 +159,11 @@ static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
 			victim = c;
 	}
 	free(victim->index);
+	free(victim->frames);
 	free(victim->pack);
+	free(victim->fplain);
 	memset(victim, 0, sizeof *victim);
+	victim->fno = -1;
 	char name[64];
 	snprintf(name, sizeof name, "index/%016llx", (unsigned long long)first);
 	uint8_t *p;
@@ -110,22 +173,21 @@ static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
 		return snap_err_set(err, -EIO, "%s/%s: missing", url, name);
 	if (rc < 0)
 		return rc;
-	uint64_t f;
-	uint32_t count;
-	if (snap_replica_index_parse(p, len, &f, &count) < 0 || f != first) {
+	ridx ix;
+	if (snap_replica_index_parse(p, len, &ix) < 0 || ix.first != first) {
 		free(p);
 		return snap_err_set(err, -EIO, "%s/%s: not a valid index",
 				    url, name);
 	}
-	victim->first = first;
-	victim->count = count;
-	victim->index = malloc(len - 20 ? len - 20 : 1);
-	if (!victim->index) {
+	victim->frames = frames_of(&ix);
+	if (!victim->frames) {
 		free(p);
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	}
-	memcpy(victim->index, p + 20, len - 20);
-	free(p);
+	victim->first = first;
+	victim->count = ix.count;
+	victim->index = p;
+	victim->ix = ix;
 	victim->used = ++r->clock;
 	*out = victim;
 	return 0;
@@ -205,7 +267,38 @@ static void announce_next(snap_replica *r, const struct rpack *c)
 	snap_objstore_prefetch(r->os, name);
 }
 
-/* Read page seq (page_size bytes) into buf, proven against its hash. */
+/* Make sure c's frame f is the one decoded in c->fplain. */
+static int frame_load(snap_replica *r, struct rpack *c, uint32_t f,
+		      const char *name, snap_err *err)
+{
+	const struct rframe *fr = &c->frames[f];
+	if (c->fno == (int64_t)f)
+		return 0;
+	c->fno = -1;
+	size_t plain = (size_t)fr->npages * fr->page_size;
+	if (plain > c->fcap) {
+		uint8_t *b = realloc(c->fplain, plain);
+		if (!b)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		c->fplain = b;
+		c->fcap = plain;
+	}
+	if (fr->off < 20 || (uint64_t)fr->off + fr->zlen > c->packlen ||
+	    snap_codec_unpack(&r->codec, c->pack + fr->off, fr->zlen,
+			      c->fplain, plain) < 0)
+		return snap_err_set(err, -EIO, "%s/%s: the frame of pages "
+				    "%llu-%llu does not decode",
+				    snap_objstore_url(r->os), name,
+				    (unsigned long long)(c->first + fr->page0),
+				    (unsigned long long)(c->first + fr->page0 +
+							 fr->npages - 1));
+	c->fno = f;
+	return 0;
+}
+
+/* Read page seq (page_size bytes) into buf, proven against its SHA-256
+ * (and, in a version 1 pack, its identity).  Its frame is decoded once
+ * and kept: the next page of the same frame is a copy. */
 static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 		     uint8_t *buf, snap_err *err)
 {
@@ -214,9 +307,18 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 	int rc = slot_for(r, seq, &c, err);
 	if (rc < 0)
 		return rc;
-	const uint8_t *e = c->index + (size_t)(seq - c->first) * INDEX_ENTRY;
-	uint32_t size = get32(e + 64), zlen = get32(e + 68),
-		 off = get32(e + 72);
+	uint32_t k = (uint32_t)(seq - c->first);
+	uint32_t lo = 0, hi = c->ix.nframes;   /* the last frame at or
+						   before page k */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c->frames[mid].page0 <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	const struct rframe *fr = &c->frames[lo];
+	const uint8_t *sha = c->ix.shas + (size_t)k * c->ix.stride;
 	char name[64];
 	snprintf(name, sizeof name, "packs/%016llx",
 		 (unsigned long long)c->first);
@@ -230,6 +332,7 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 		if (rc < 0)
 			return rc;
 		if (c->packlen < 20 || memcmp(c->pack, PACK_MAGIC, 4) ||
+		    get32(c->pack + 4) != c->ix.version ||
 		    get64(c->pack + 8) != c->first) {
 			free(c->pack);
 			c->pack = NULL;
@@ -237,21 +340,28 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 					    "pack", url, name);
 		}
 	}
-	if (size != page_size || (uint64_t)off + zlen > c->packlen ||
-	    snap_codec_unpack(&r->codec, c->pack + off, zlen, buf, size) < 0)
+	if (fr->page_size != page_size)
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
-				    "decode", url, name,
-				    (unsigned long long)seq);
+				    "decode (its index says %u bytes, not %u)",
+				    url, name, (unsigned long long)seq,
+				    fr->page_size, page_size);
+	rc = frame_load(r, c, lo, name, err);
+	if (rc < 0)
+		return rc;
+	memcpy(buf, c->fplain + (size_t)(k - fr->page0) * page_size,
+	       page_size);
 	uint8_t h[32];
-	if (snap_sha256(buf, size, h) < 0)
+	if (snap_sha256(buf, page_size, h) < 0)
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	if (memcmp(h, e, 32))
+	if (memcmp(h, sha, 32))
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
 				    "match its SHA-256", url, name,
 				    (unsigned long long)seq);
+	if (c->ix.version != 1)
+		return 0;
 	if (r->enc)
-		snap_pageid(&r->keys, buf, size, h);
-	if (memcmp(h, e + 32, 32))
+		snap_pageid(&r->keys, buf, page_size, h);
+	if (memcmp(h, sha + 32, 32))
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
 				    "match its identity", url, name,
 				    (unsigned long long)seq);
