@@ -184,6 +184,11 @@ char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
 int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def);
 
+/* Read page seq (page_size bytes) into buf, proven against its SHA-256
+ * (replica_read.c). */
+int snap_replica_page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
+			   uint8_t *buf, snap_err *err);
+
 /* A snapshot's page map: the seqs of its pages 1..N (free()). */
 int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
 			  snap_err *err);
