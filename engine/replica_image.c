@@ -48,16 +48,116 @@ int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
 	return 0;
 }
 
+/* The second stage of a whole-image read: a thread that hashes the image
+ * and writes it to fd, a chunk behind the pages' proof.  Two chunks: the
+ * calling thread fills one while the other is hashed and written. */
+#define WALK_CHUNK (512u << 10)
+
+typedef struct walkout {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	int threaded;          /* th runs (else stage two runs inline) */
+	uint8_t *buf[2];
+	size_t len[2];         /* bytes in each chunk; a chunk is full (for
+				  stage two) while full[] says so */
+	int full[2];
+	int done;              /* no more chunks */
+	int fd;                /* -1: hash only */
+	EVP_MD_CTX *md;
+	int werr;              /* errno of a failed write (then nothing more
+				  is written) */
+} walkout;
+
+/* Hash chunk k and write it (unless a write failed: *werr). */
+static void walk_out(walkout *w, int k, int *werr)
+{
+	EVP_DigestUpdate(w->md, w->buf[k], w->len[k]);
+	if (w->fd >= 0 && !*werr &&
+	    snap_sys_write_all(w->fd, w->buf[k], w->len[k]) < 0)
+		*werr = errno ? errno : EIO;
+}
+
+/* Stage two: every full chunk in turn, until done. */
+static void *walk_main(void *arg)
+{
+	walkout *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (int k = 0;; k ^= 1) {
+		while (!w->full[k] && !w->done)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (!w->full[k])
+			break;
+		pthread_mutex_unlock(&w->mu);
+		int werr = w->werr;    /* only this thread writes it */
+		walk_out(w, k, &werr);
+		pthread_mutex_lock(&w->mu);
+		w->werr = werr;
+		w->full[k] = 0;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* Hand chunk k to stage two (inline when there is no thread). */
+static void walk_put(walkout *w, int k)
+{
+	if (!w->threaded) {
+		walk_out(w, k, &w->werr);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->full[k] = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait until chunk k is free to fill; the errno of a failed write so
+ * far (0: none). */
+static int walk_take(walkout *w, int k)
+{
+	if (!w->threaded)
+		return w->werr;
+	pthread_mutex_lock(&w->mu);
+	while (w->full[k])
+		pthread_cond_wait(&w->cv, &w->mu);
+	int werr = w->werr;
+	pthread_mutex_unlock(&w->mu);
+	return werr;
+}
+
+/* No more chunks: let stage two finish. */
+static void walk_finish(walkout *w)
+{
+	if (!w->threaded)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->th, NULL);
+	w->threaded = 0;
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
 /* Rebuild row's image page by page, proving each page and the whole;
- * write it to fd when fd >= 0. */
+ * write it to fd when fd >= 0.  Pages are proven into a chunk here; the
+ * whole-image hash and the write run on stage two (walkout). */
 static int image_walk(snap_replica *r, const rrow *row, int fd,
 		      snap_progress_fn progress, void *pctx, snap_err *err)
 {
 	int64_t *seqs = NULL;
-	uint8_t *page = malloc(row->si.page_size);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc;
-	if (!page || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+	uint32_t ps = row->si.page_size;
+	size_t per = ps && ps < WALK_CHUNK ? WALK_CHUNK / ps : 1;
+	size_t cap = per * (size_t)ps;
+	walkout w = {.fd = fd, .md = EVP_MD_CTX_new()};
+	w.buf[0] = malloc(cap ? cap : 1);
+	w.buf[1] = malloc(cap ? cap : 1);
+	int rc, k = 0;
+	if (!w.buf[0] || !w.buf[1] || !w.md ||
+	    !EVP_DigestInit_ex(w.md, EVP_sha256(), NULL)) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -67,36 +167,56 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 	rc = snap_replica_map_load(r, row, &seqs, err);
 	if (rc < 0)
 		goto out;
+	if (pthread_mutex_init(&w.mu, NULL) == 0) {
+		if (pthread_cond_init(&w.cv, NULL) == 0) {
+			w.threaded = pthread_create(&w.th, NULL, walk_main,
+						    &w) == 0;
+			if (!w.threaded)
+				pthread_cond_destroy(&w.cv);
+		}
+		if (!w.threaded)
+			pthread_mutex_destroy(&w.mu);
+	}
 	r->readahead = 1;
+	w.len[k] = 0;
 	for (uint32_t i = 0; i < row->si.page_count; i++) {
-		rc = snap_replica_page_read(r, (uint64_t)seqs[i], row->si.page_size, page,
-			       err);
+		rc = snap_replica_page_read(r, (uint64_t)seqs[i], ps,
+					    w.buf[k] + w.len[k], err);
 		if (rc < 0) {
 			snap_err_prefix(err, "%s, page %u", row->si.name,
 					i + 1);
 			goto out;
 		}
-		EVP_DigestUpdate(md, page, row->si.page_size);
-		if (fd >= 0 && snap_sys_write_all(fd, page,
-						  row->si.page_size) < 0) {
-			rc = snap_err_set(err, -errno, "cannot write the image "
-					  "of %s: %s", row->si.name,
-					  strerror(errno));
-			goto out;
+		w.len[k] += ps;
+		if (w.len[k] == per * ps || i + 1 == row->si.page_count) {
+			walk_put(&w, k);
+			k ^= 1;
+			int werr = walk_take(&w, k);
+			w.len[k] = 0;
+			if (werr)       /* stage two failed: stop early */
+				break;
 		}
 		if (progress && (i % 256 == 255 || i + 1 == row->si.page_count))
 			progress(pctx, i + 1, row->si.page_count);
 	}
+	walk_finish(&w);
+	if (w.werr) {
+		rc = snap_err_set(err, -w.werr, "cannot write the image of %s: "
+				  "%s", row->si.name, strerror(w.werr));
+		goto out;
+	}
 	uint8_t h[32];
-	EVP_DigestFinal_ex(md, h, NULL);
+	EVP_DigestFinal_ex(w.md, h, NULL);
 	if (memcmp(h, row->si.sha256, 32))
 		rc = snap_err_set(err, -EIO, "%s: the rebuilt image does not "
 				  "match the snapshot's SHA-256",
 				  row->si.name);
 out:
+	walk_finish(&w);
 	r->readahead = 0;
-	EVP_MD_CTX_free(md);
-	free(page);
+	EVP_MD_CTX_free(w.md);
+	free(w.buf[0]);
+	free(w.buf[1]);
 	free(seqs);
 	return rc;
 }
