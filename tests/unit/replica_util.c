@@ -152,3 +152,23 @@ void prob_cb(void *ctx, const char *snap, const char *problem)
 	snprintf(g_prob_snap, sizeof g_prob_snap, "%s", snap);
 }
 
+
+/* A store whose one snapshot (*a) is of a database with a table of rows
+ * rows, each a blob of 3000 bytes given by the SQL expression blob (of
+ * the row's id i): one row per 4 KiB page. */
+snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
+			 snap_info *a)
+{
+	char sql[512];
+	tu_db_create(env->db, "delete", 4096, 10);
+	sqlite3 *db = tu_open(env->db);
+	snprintf(sql, sizeof sql, "CREATE TABLE big(id INTEGER PRIMARY KEY, "
+		 "b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT "
+		 "i + 1 FROM n WHERE i < %d) INSERT INTO big SELECT i, %s "
+		 "FROM n", rows, blob);
+	tu_exec(db, "%s", sql);
+	sqlite3_close(db);
+	snap_store *st = env->st = tu_store(env);
+	*a = tu_snap(st, "a");
+	return st;
+}

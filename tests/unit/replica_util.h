@@ -35,6 +35,10 @@ snap_replicate_stats push(snap_replica *r, snap_store *st);
 /* Export si from the replica and compare with the local image. */
 void assert_export_equals(const tu_env *env, snap_replica *r,
 			  snap_store *st, const snap_info *si);
+/* A store whose one snapshot (*a) is of a table of rows blobs of 3000
+ * bytes, each the SQL expression blob of the row's id i. */
+snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
+			 snap_info *a);
 /* A verify callback: counts problems, keeps the last snapshot named. */
 extern int g_nprob;
 extern char g_prob_snap[SNAP_NAME_MAX];

@@ -138,15 +138,8 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 {
 	tu_env *env = *state;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	tu_db_create(env->db, "delete", 4096, 10);
-	sqlite3 *db = tu_open(env->db);
-	tu_exec(db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);"
-		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-		"FROM n WHERE i < 4500) INSERT INTO big SELECT i, "
-		"randomblob(3000) FROM n");
-	sqlite3_close(db);
-	snap_store *st = env->st = tu_store(env);
-	snap_info a = tu_snap(st, "a");
+	snap_info a;
+	snap_store *st = big_snapshot(env, 4500, "randomblob(3000)", &a);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	snap_replicate_stats s = push(r, st);
@@ -154,7 +147,7 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 	assert_int_equal(s.pages, tu_pages(st));
 	snap_objstore_close(objs_list(url, "packs"));
 	assert_true(g_nnames >= 3);
-	db = tu_open(env->db);
+	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE big SET b = randomblob(3000) WHERE id %% 900 = 1");
 	sqlite3_close(db);
 	snap_info b = tu_snap(st, "b");

@@ -53,26 +53,37 @@ static ixstats index_stats(snap_replica *r, const char *url)
 	return x;
 }
 
-/* Read every page of image name singly, in the order pages[k] (k < n),
- * and compare with want. */
-static void assert_pages_read(snap_replica *r, const char *name,
-			      const uint8_t *want, const uint32_t *pages,
-			      size_t n, uint32_t page_size)
+/* The orders assert_image_pages reads pages in. */
+enum { BACKWARD, SCATTERED, BOTH_ENDS };
+
+/* Read every page of si's image from the replica singly, in one of the
+ * orders above, and compare with the local image. */
+static void assert_image_pages(snap_replica *r, snap_store *st,
+			       const snap_info *si, int how)
 {
 	snap_replica_image *img;
 	snap_err err;
-	uint8_t *buf = malloc(page_size);
+	size_t len;
+	uint8_t *want = tu_image_bytes(st, si->id, &len);
+	uint32_t ps = si->page_size, n = (uint32_t)(len / ps);
+	uint8_t *buf = malloc(ps);
 	assert_non_null(buf);
-	assert_int_equal(snap_replica_image_open(r, name, &img, &err), 0);
-	for (size_t k = 0; k < n; k++) {
-		uint64_t off = (uint64_t)pages[k] * page_size;
-		if (snap_replica_image_read(img, buf, page_size, off, &err) !=
-		    (long)page_size)
-			fail_msg("page %u: %s", pages[k] + 1, err.msg);
-		assert_memory_equal(buf, want + off, page_size);
+	assert_true(n % 7919 != 0);         /* 7919 is prime: a permutation */
+	assert_int_equal(snap_replica_image_open(r, si->name, &img, &err), 0);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = how == BACKWARD ? n - 1 - k :
+			how == SCATTERED ? (uint32_t)(((uint64_t)k * 7919 + 13)
+						      % n) :
+			k % 2 ? n - 1 - k / 2 : k / 2;
+		uint64_t off = (uint64_t)i * ps;
+		if (snap_replica_image_read(img, buf, ps, off, &err) !=
+		    (long)ps)
+			fail_msg("page %u: %s", i + 1, err.msg);
+		assert_memory_equal(buf, want + off, ps);
 	}
 	snap_replica_image_close(img);
 	free(buf);
+	free(want);
 }
 
 /* Read image img over ranges that start and end inside pages and cross
@@ -193,14 +204,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	/* Read back by this build: export, in place, verify --full. */
 	r = ropen(url, 0);
 	assert_export_equals(env, r, st, &a);
-	size_t na;
-	uint8_t *wa = tu_image_bytes(st, a.id, &na);
-	uint32_t n = (uint32_t)(na / a.page_size);
-	uint32_t *order = calloc(n, sizeof *order);
-	assert_non_null(order);
-	for (uint32_t k = 0; k < n; k++)
-		order[k] = n - 1 - k;
-	assert_pages_read(r, a.name, wa, order, n, a.page_size);
+	assert_image_pages(r, st, &a, BACKWARD);
 	unsigned nbad = 9;
 	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
 					     &nbad, &err), 0);
@@ -212,7 +216,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	snap_info b = tu_snap(st, "b");
 	snap_replicate_stats s = push(r, st);
 	assert_int_equal(s.snapshots, 1);
-	assert_true(s.pages >= 1 && s.pages < n);
+	assert_true(s.pages >= 1 && s.pages < a.page_count);
 	x = index_stats(r, url);
 	assert_true(x.v1 >= 1);
 	assert_int_equal(x.v2, 1);
@@ -236,8 +240,6 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	assert_int_equal(nbad, 1);
 	assert_string_equal(g_prob_snap, a.name);
 	snap_replica_close(r);
-	free(order);
-	free(wa);
 }
 
 void test_pages_of_one_frame_read_singly_in_any_order(void **state)
@@ -255,21 +257,9 @@ void test_pages_of_one_frame_read_singly_in_any_order(void **state)
 	assert_true(x.multi >= 1);          /* frames of several pages */
 	snap_replica_close(r);
 	r = ropen(url, 0);
-	size_t nb;
-	uint8_t *wb = tu_image_bytes(st, b.id, &nb);
-	uint32_t n = (uint32_t)(nb / b.page_size);
-	uint32_t *order = calloc(n, sizeof *order);
-	assert_non_null(order);
-	for (uint32_t k = 0; k < n; k++)    /* 7919 is prime: a permutation */
-		order[k] = (uint32_t)(((uint64_t)k * 7919 + 13) % n);
-	assert_true(n % 7919 != 0);
-	assert_pages_read(r, b.name, wb, order, n, b.page_size);
-	for (uint32_t k = 0; k < n; k++)
-		order[k] = k % 2 ? n - 1 - k / 2 : k / 2;   /* both ends */
-	assert_pages_read(r, b.name, wb, order, n, b.page_size);
+	assert_image_pages(r, st, &b, SCATTERED);
+	assert_image_pages(r, st, &b, BOTH_ENDS);
 	snap_replica_close(r);
-	free(order);
-	free(wb);
 }
 
 void test_damaged_frame_names_the_snapshot(void **state)
@@ -321,16 +311,11 @@ void test_frame_ending_a_pack(void **state)
 {
 	tu_env *env = *state;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	tu_db_create(env->db, "delete", 4096, 10);
-	sqlite3 *db = tu_open(env->db);
 	/* Half the rows compress, half do not: frames stored both ways. */
-	tu_exec(db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);"
-		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-		"FROM n WHERE i < 2300) INSERT INTO big SELECT i, CASE WHEN "
-		"i %% 2 THEN randomblob(3000) ELSE zeroblob(3000) END FROM n");
-	sqlite3_close(db);
-	snap_store *st = env->st = tu_store(env);
-	snap_info a = tu_snap(st, "a");
+	snap_info a;
+	snap_store *st = big_snapshot(env, 2300, "CASE WHEN i % 2 THEN "
+				      "randomblob(3000) ELSE zeroblob(3000) "
+				      "END", &a);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	push(r, st);
@@ -339,16 +324,7 @@ void test_frame_ending_a_pack(void **state)
 	assert_int_equal(x.multi_last, x.v2);
 	snap_replica_close(r);
 	r = ropen(url, 0);
-	size_t na;
-	uint8_t *wa = tu_image_bytes(st, a.id, &na);
-	uint32_t n = (uint32_t)(na / a.page_size);
-	uint32_t *order = calloc(n, sizeof *order);
-	assert_non_null(order);
-	for (uint32_t k = 0; k < n; k++)    /* each frame's last page first */
-		order[k] = n - 1 - k;
-	assert_pages_read(r, a.name, wa, order, n, a.page_size);
+	assert_image_pages(r, st, &a, BACKWARD);  /* a frame's last first */
 	assert_export_equals(env, r, st, &a);
 	snap_replica_close(r);
-	free(order);
-	free(wa);
 }
