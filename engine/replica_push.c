@@ -304,6 +304,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 	rc = snap_image_open(s, si->id, &im, err);
 	if (rc < 0)
 		goto out;
+	snap_image_hold(im, LOOKUP_BATCH);
 	for (uint32_t i = 0; i < si->page_count; i++) {
 		int64_t seq;
 		rc = snap_replica_lookup_seq(lk, 0, snap_image_page_id(im, i + 1), NULL,
