@@ -81,16 +81,24 @@ int snap_replica_obj_put(snap_replica *r, const char *name,
 			 const void *plain, size_t len, uint64_t *bytes,
 			 snap_err *err)
 {
+	return snap_replica_obj_put_to(r, r->os, name, plain, len, bytes,
+				       err);
+}
+
+int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
+			    const char *name, const void *plain, size_t len,
+			    uint64_t *bytes, snap_err *err)
+{
 	if (!r->enc) {
 		if (bytes)
 			*bytes += len;
-		return snap_objstore_put(r->os, name, plain, len, err);
+		return snap_objstore_put(os, name, plain, len, err);
 	}
 	uint8_t *buf = malloc(len + SNAP_SEAL_OVERHEAD);
 	if (!buf)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	size_t n = snap_seal(&r->keys, name, plain, len, buf);
-	int rc = snap_objstore_put(r->os, name, buf, n, err);
+	int rc = snap_objstore_put(os, name, buf, n, err);
 	free(buf);
 	if (bytes && rc == 0)
 		*bytes += n;

@@ -150,6 +150,12 @@ void snap_replica_hex(const uint8_t *b, size_t n, char *out);
 int snap_replica_obj_put(snap_replica *r, const char *name, const void *plain,
 			 size_t len, uint64_t *bytes, snap_err *err);
 
+/* The same through another connection to the replica (an upload
+ * thread's own, snap_objstore_open of the same URL). */
+int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
+			    const char *name, const void *plain, size_t len,
+			    uint64_t *bytes, snap_err *err);
+
 /* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
  * it does not open. */
 int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,

@@ -6,16 +6,16 @@
  * writer's cache in store.db that makes an unchanged page cost one lookup
  * is replica_cache.c.
  *
- * One pack is in flight while the next is built: the calling thread
- * reads, hashes and collects a pack's plain pages; a full pack goes to an
- * upload thread that compresses its frames, seals and writes the pack,
- * then its index, while the calling thread collects the next one into a
- * second set of buffers.  Before it hands over the next pack, and before
- * a snapshot's map is written, it waits for the one in flight and records
- * that pack's pages in the cache: a map is still written only after every
- * pack it needs is durable, and at most two packs are in memory.  Only
- * the upload thread talks to the object store while it runs, and only
- * the calling thread to store.db.
+ * Up to UPLOADS packs are in flight while the next is built: the calling
+ * thread reads, hashes and collects a pack's plain pages; a full pack goes
+ * to an upload thread of its own, with its own connection to the replica
+ * (a request costs far more waiting than work), that compresses its
+ * frames, seals and writes the pack, then its index.  Before it hands
+ * over a pack, the calling thread waits for the oldest in flight and
+ * records that pack's pages in the cache; before a snapshot's map is
+ * written, it waits for all of them: a map is still written only after
+ * every pack it needs is durable, and at most UPLOADS + 1 packs are in
+ * memory.  Only the calling thread talks to store.db.
  */
 #include "replica_int.h"
 
@@ -40,7 +40,7 @@ typedef struct pending {
 	uint8_t *shas;         /* each page's SHA-256 */
 	size_t pcap;           /* pages sizes and shas have room for */
 	snap_pageidx seen;     /* sha -> seq + 1 of the pages in this pack */
-	struct upload *up;     /* the pack in flight (NULL in the one there) */
+	struct uploads *q;     /* the packs in flight (NULL in theirs) */
 } pending;
 
 /* The pack on its way to the replica: compressed, sealed and uploaded on
@@ -51,6 +51,7 @@ typedef struct upload {
 	int threaded;          /* ... on th (else it was built here) */
 	snap_replica *r;
 	pending p;             /* its pages (swapped with the filled one) */
+	snap_objstore *os;     /* its own connection to the replica */
 	snap_codec codec;      /* the thread's own zstd context */
 	int codec_ok;
 	uint8_t *pack, *index; /* the objects built */
@@ -59,6 +60,16 @@ typedef struct upload {
 	int rc;
 	snap_err err;
 } upload;
+
+/* The packs in flight, each on its own thread and connection: a request
+ * to the object store costs far more waiting than work (one per pack and
+ * one per index), so several overlap.  turn: the oldest. */
+#define UPLOADS 3
+
+typedef struct uploads {
+	upload u[UPLOADS];
+	int turn;
+} uploads;
 
 /* Make room for n more bytes in a growing buffer. */
 static int grow(uint8_t **buf, size_t *cap, size_t need)
@@ -187,14 +198,14 @@ static void *upload_main(void *arg)
 		return NULL;
 	snprintf(name, sizeof name, "packs/%016llx",
 		 (unsigned long long)u->p.first);
-	u->rc = snap_replica_obj_put(u->r, name, u->pack, u->plen, &u->bytes,
-				     &u->err);
+	u->rc = snap_replica_obj_put_to(u->r, u->os, name, u->pack, u->plen,
+					&u->bytes, &u->err);
 	if (u->rc < 0)
 		return NULL;
 	snprintf(name, sizeof name, "index/%016llx",
 		 (unsigned long long)u->p.first);
-	u->rc = snap_replica_obj_put(u->r, name, u->index, u->ilen, &u->bytes,
-				     &u->err);
+	u->rc = snap_replica_obj_put_to(u->r, u->os, name, u->index, u->ilen,
+					&u->bytes, &u->err);
 	return NULL;
 }
 
@@ -222,13 +233,41 @@ static int upload_wait(upload *u, snap_store *s, snap_replicate_stats *st,
 	return 0;
 }
 
-/* Send the pending pack on its way: wait for the one in flight, hand this
- * one's pages to the upload thread (run here when no thread starts) and
- * start an empty pack after it. */
+/* Wait for every pack in flight, oldest first; the first error. */
+static int uploads_wait(uploads *q, snap_store *s, snap_replicate_stats *st,
+			int rc_now, snap_err *err)
+{
+	int rc = 0;
+	for (int k = 0; k < UPLOADS; k++) {
+		int urc = upload_wait(&q->u[(q->turn + k) % UPLOADS], s, st,
+				      rc_now < 0 ? rc_now : rc, err);
+		if (rc == 0)
+			rc = urc;
+	}
+	return rc;
+}
+
+static void uploads_free(uploads *q)
+{
+	for (int k = 0; k < UPLOADS; k++) {
+		upload *u = &q->u[k];
+		pending_free(&u->p);
+		free(u->pack);
+		free(u->index);
+		if (u->codec_ok)
+			snap_codec_free(&u->codec);
+		snap_objstore_close(u->os);
+	}
+}
+
+/* Send the pending pack on its way: wait for the oldest in flight, hand
+ * this one's pages to its upload thread (run here when no thread starts)
+ * and start an empty pack after it. */
 static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 			 snap_replicate_stats *st, snap_err *err)
 {
-	upload *u = p->up;
+	uploads *q = p->q;
+	upload *u = &q->u[q->turn];
 	int rc = upload_wait(u, s, st, 0, err);
 	if (rc < 0 || p->count == 0)
 		return rc;
@@ -237,11 +276,18 @@ static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 			return snap_err_set(err, -ENOMEM, "out of memory");
 		u->codec_ok = 1;
 	}
+	if (!u->os) {
+		rc = snap_objstore_open(snap_objstore_url(r->os), 0, &u->os,
+					err);
+		if (rc < 0)
+			return rc;
+	}
+	q->turn = (q->turn + 1) % UPLOADS;
 	pending full = *p;
 	*p = u->p;
-	p->up = u;
+	p->q = q;
 	u->p = full;
-	u->p.up = NULL;
+	u->p.q = NULL;
 	u->r = r;
 	u->bytes = 0;
 	u->rc = 0;
@@ -332,8 +378,10 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 			goto out;
 		}
 		int64_t known = snap_pageidx_get(&p->seen, h);
-		if (known <= 0 && p->up->busy)   /* the pack in flight */
-			known = snap_pageidx_get(&p->up->p.seen, h);
+		for (int k = 0; known <= 0 && k < UPLOADS; k++)
+			if (p->q->u[k].busy)     /* a pack in flight */
+				known = snap_pageidx_get(&p->q->u[k].p.seen,
+							 h);
 		if (known > 0) {
 			seqs[i] = known - 1;
 			continue;
@@ -363,7 +411,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 	snap_replica_lookup_end(lk);
 	rc = pending_flush(r, s, p, st, err);
 	if (rc == 0)
-		rc = upload_wait(p->up, s, st, rc, err);
+		rc = uploads_wait(p->q, s, st, rc, err);
 	if (rc < 0)
 		goto out;
 	/* The map, then the row: the row is the commit point. */
@@ -438,8 +486,8 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		      snap_replicate_stats *st, snap_err *err)
 {
 	memset(st, 0, sizeof *st);
-	upload up = {0};
-	pending p = {.up = &up};
+	uploads q = {0};
+	pending p = {.q = &q};
 	snap_replica_lookup lk = {0};
 	snap_info *local = NULL;
 	size_t nlocal = 0;
@@ -494,7 +542,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 out:
 	{
 		/* A failure can leave a pack in flight: let it land first. */
-		int urc = upload_wait(&up, s, st, rc, err);
+		int urc = uploads_wait(&q, s, st, rc, err);
 		if (rc == 0)
 			rc = urc;
 	}
@@ -511,11 +559,7 @@ out:
 	snap_replica_unlock(r, lock);
 	snap_replica_lookup_free(&lk);
 	pending_free(&p);
-	pending_free(&up.p);
-	free(up.pack);
-	free(up.index);
-	if (up.codec_ok)
-		snap_codec_free(&up.codec);
+	uploads_free(&q);
 	free(local);
 	free(rows);
 	return rc;
