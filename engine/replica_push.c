@@ -64,7 +64,7 @@ typedef struct upload {
 /* The packs in flight, each on its own thread and connection: a request
  * to the object store costs far more waiting than work (one per pack and
  * one per index), so several overlap.  turn: the oldest. */
-#define UPLOADS 3
+#define UPLOADS 2
 
 typedef struct uploads {
 	upload u[UPLOADS];

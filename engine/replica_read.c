@@ -234,30 +234,38 @@ static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
 	return first_rc;
 }
 
-/* Announce the pack after c (and its index unless cached): a whole image
- * reads the packs mostly in order. */
+/* Announce the READ_AHEAD packs after c (and their indexes unless
+ * cached): a whole image reads the packs mostly in order, and each fetch
+ * is mostly waiting for the server. */
+#define READ_AHEAD 2
+
 static void announce_next(snap_replica *r, const struct rpack *c)
 {
 	const uint64_t *at = bsearch(&c->first, r->firsts, r->nfirsts,
 				     sizeof *r->firsts, snap_replica_u64_cmp);
-	if (!at || (size_t)(at - r->firsts) + 1 >= r->nfirsts)
+	if (!at)
 		return;
-	uint64_t next = at[1];
-	int have_index = 0;
-	for (int i = 0; i < PACK_CACHE; i++)
-		if (r->cache[i].index && r->cache[i].first == next) {
-			if (r->cache[i].pack)
-				return;
-			have_index = 1;
+	for (size_t k = 1; k <= READ_AHEAD &&
+	     (size_t)(at - r->firsts) + k < r->nfirsts; k++) {
+		uint64_t next = at[k];
+		int have_index = 0, have_pack = 0;
+		for (int i = 0; i < PACK_CACHE; i++)
+			if (r->cache[i].index && r->cache[i].first == next) {
+				have_pack = r->cache[i].pack != NULL;
+				have_index = 1;
+			}
+		if (have_pack)
+			continue;
+		char name[64];
+		if (!have_index) {
+			snprintf(name, sizeof name, "index/%016llx",
+				 (unsigned long long)next);
+			snap_objstore_prefetch(r->os, name);
 		}
-	char name[64];
-	if (!have_index) {
-		snprintf(name, sizeof name, "index/%016llx",
+		snprintf(name, sizeof name, "packs/%016llx",
 			 (unsigned long long)next);
 		snap_objstore_prefetch(r->os, name);
 	}
-	snprintf(name, sizeof name, "packs/%016llx", (unsigned long long)next);
-	snap_objstore_prefetch(r->os, name);
 }
 
 /* Make sure c's frame f is the one decoded in c->fplain. */
@@ -316,9 +324,11 @@ int snap_replica_page_read(snap_replica *r, uint64_t seq,
 	snprintf(name, sizeof name, "packs/%016llx",
 		 (unsigned long long)c->first);
 	if (!c->pack) {
-		if (r->readahead)
-			announce_next(r, c);
+		/* Announced after this get: its slot is free again by then, so
+		 * no announcement evicts the pack about to be read. */
 		rc = snap_replica_obj_get(r, name, &c->pack, &c->packlen, err);
+		if (r->readahead && rc != -ENOMEM)
+			announce_next(r, c);
 		if (rc == -ENOENT)
 			return snap_err_set(err, -EIO, "%s/%s: missing", url,
 					    name);
