@@ -75,14 +75,14 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 
 /* ---- sealed objects ------------------------------------------------------ */
 
-/* Put plain bytes as object name: sealed under the object key when the
- * replica is encrypted.  Counts written bytes into *bytes when given. */
+/* Put plain bytes as object name (through the replica's connection, or
+ * os): sealed under the object key when the replica is encrypted.  Counts
+ * written bytes into *bytes when given. */
 int snap_replica_obj_put(snap_replica *r, const char *name,
 			 const void *plain, size_t len, uint64_t *bytes,
 			 snap_err *err)
 {
-	return snap_replica_obj_put_to(r, r->os, name, plain, len, bytes,
-				       err);
+	return snap_replica_obj_put_to(r, r->os, name, plain, len, bytes, err);
 }
 
 int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
@@ -112,8 +112,7 @@ static size_t obj_max(const char *name)
 	if (!strncmp(name, "packs/", 6))    /* PACK_TARGET of pages, plus
 					       one page and zstd's bound */
 		return 2 * PACK_TARGET + (1u << 20);
-	if (!strncmp(name, "index/", 6))    /* a page of 512 bytes at least;
-					       version 2 needs less */
+	if (!strncmp(name, "index/", 6))    /* 512-byte pages, version 1 */
 		return 20 + (PACK_TARGET / 512 + 2) * INDEX_ENTRY +
 		       SNAP_SEAL_OVERHEAD + (1u << 16);
 	if (!strncmp(name, "maps/", 5))
