@@ -195,18 +195,28 @@ int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 	if (pgno < 1 || pgno > im->info.page_count)
 		return snap_err_set(err, -EINVAL, "snapshot %s has no page %u",
 				    im->info.name, pgno);
+	/* The page and its hash in one read transaction (held across
+	 * calls after snap_image_hold). */
+	image_txn_begin(im);
 	rc = image_page(im, pgno, buf, err);
-	if (rc || !sha_out)
-		return rc;
-	sqlite3_bind_int64(im->hash, 1, im->map[pgno - 1]);
-	if (sqlite3_step(im->hash) == SQLITE_ROW &&
-	    sqlite3_column_bytes(im->hash, 0) == 32)
-		memcpy(sha_out, sqlite3_column_blob(im->hash, 0), 32);
-	else
-		rc = snap_err_set(err, -EIO, "snapshot %s: page %u has no "
-				  "stored hash", im->info.name, pgno);
-	sqlite3_reset(im->hash);
+	if (!rc && sha_out) {
+		sqlite3_bind_int64(im->hash, 1, im->map[pgno - 1]);
+		if (sqlite3_step(im->hash) == SQLITE_ROW &&
+		    sqlite3_column_bytes(im->hash, 0) == 32)
+			memcpy(sha_out, sqlite3_column_blob(im->hash, 0), 32);
+		else
+			rc = snap_err_set(err, -EIO, "snapshot %s: page %u has "
+					  "no stored hash", im->info.name,
+					  pgno);
+		sqlite3_reset(im->hash);
+	}
+	image_txn_end(im, 0);
 	return rc;
+}
+
+void snap_image_hold(snap_image *im, unsigned reads)
+{
+	im->hold = reads;
 }
 
 ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,

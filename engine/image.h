@@ -48,6 +48,10 @@ ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
  */
 int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 			 uint8_t sha_out[32], snap_err *err);
+/* Keep the read transaction of reads open across calls, renewed every
+ * `reads` reads (0: one per call, the default): a caller reading page
+ * after page pays one lock instead of one per page. */
+void snap_image_hold(snap_image *im, unsigned reads);
 /* Page id of page pgno in the store (for verification reports). */
 int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
 

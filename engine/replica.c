@@ -75,22 +75,30 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 
 /* ---- sealed objects ------------------------------------------------------ */
 
-/* Put plain bytes as object name: sealed under the object key when the
- * replica is encrypted.  Counts written bytes into *bytes when given. */
+/* Put plain bytes as object name (through the replica's connection, or
+ * os): sealed under the object key when the replica is encrypted.  Counts
+ * written bytes into *bytes when given. */
 int snap_replica_obj_put(snap_replica *r, const char *name,
 			 const void *plain, size_t len, uint64_t *bytes,
 			 snap_err *err)
 {
+	return snap_replica_obj_put_to(r, r->os, name, plain, len, bytes, err);
+}
+
+int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
+			    const char *name, const void *plain, size_t len,
+			    uint64_t *bytes, snap_err *err)
+{
 	if (!r->enc) {
 		if (bytes)
 			*bytes += len;
-		return snap_objstore_put(r->os, name, plain, len, err);
+		return snap_objstore_put(os, name, plain, len, err);
 	}
 	uint8_t *buf = malloc(len + SNAP_SEAL_OVERHEAD);
 	if (!buf)
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	size_t n = snap_seal(&r->keys, name, plain, len, buf);
-	int rc = snap_objstore_put(r->os, name, buf, n, err);
+	int rc = snap_objstore_put(os, name, buf, n, err);
 	free(buf);
 	if (bytes && rc == 0)
 		*bytes += n;
@@ -104,7 +112,7 @@ static size_t obj_max(const char *name)
 	if (!strncmp(name, "packs/", 6))    /* PACK_TARGET of pages, plus
 					       one page and zstd's bound */
 		return 2 * PACK_TARGET + (1u << 20);
-	if (!strncmp(name, "index/", 6))    /* a page of 512 bytes at least */
+	if (!strncmp(name, "index/", 6))    /* 512-byte pages, version 1 */
 		return 20 + (PACK_TARGET / 512 + 2) * INDEX_ENTRY +
 		       SNAP_SEAL_OVERHEAD + (1u << 16);
 	if (!strncmp(name, "maps/", 5))
@@ -351,6 +359,7 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 	snap_replica *r = calloc(1, sizeof *r);
 	if (!r)
 		return snap_err_set(err, -ENOMEM, "out of memory");
+	r->pack_version = PACK_VERSION;
 	if (sqlite3_open_v2(":memory:", &r->mem, SQLITE_OPEN_READWRITE, NULL)
 	    != SQLITE_OK) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
@@ -423,10 +432,7 @@ void snap_replica_close(snap_replica *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < PACK_CACHE; i++) {
-		free(r->cache[i].index);
-		free(r->cache[i].pack);
-	}
+	snap_replica_slots_clear(r);
 	free(r->firsts);
 	if (r->codec_ok)
 		snap_codec_free(&r->codec);

@@ -1,8 +1,9 @@
 /*
- * engine/replica_int.h — what the three files of the replica module share:
+ * engine/replica_int.h — what the files of the replica module share:
  * replica.c (config, sealed objects, catalog rows), replica_read.c (pages
- * and whole images: export, verify) and replica_push.c (the writer and its
- * cache).  Internal to the engine.
+ * and whole images: export, verify), replica_push.c (the writer),
+ * replica_cache.c (the writer's cache in store.db), replica_prune.c and
+ * replica_log.c.  Internal to the engine.
  */
 #ifndef ENGINE_REPLICA_INT_H
 #define ENGINE_REPLICA_INT_H
@@ -18,12 +19,45 @@
 #include "seal.h"
 
 #define FORMAT_NAME "snapfs-replica"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 1           /* the layout (config, object names) */
+#define PACK_VERSION 2             /* what new packs and indexes are */
 #define PACK_TARGET (4u << 20)      /* plain bytes of pages per pack */
 #define PACK_CACHE 6                /* packs a reader keeps in memory */
 #define PACK_MAGIC "SFPK"
 #define INDEX_MAGIC "SFIX"
+/* Version 1: one zstd frame per page; per page of the index its SHA-256,
+ * identity, size, compressed length and offset in the pack. */
 #define INDEX_ENTRY (32 + 32 + 4 + 4 + 4)
+/* Version 2: runs of consecutive pages of one size compressed together
+ * (frames of FRAME_TARGET plain bytes, zstd level FRAME_LEVEL); the index
+ * holds a frame table (offset, compressed length, pages, page size) and
+ * the SHA-256 of every page (engine/DESIGN.md §6). */
+#define FRAME_TARGET (256u << 10)
+#define FRAME_LEVEL 2
+#define INDEX_HEAD2 24              /* magic, version, first, count, frames */
+#define FRAME_ENTRY 16
+/* The most plain bytes one frame may hold (a reader's bound). */
+#define FRAME_MAX (PACK_TARGET + SNAP_PAGE_MAX)
+
+/* An index object taken apart (snap_replica_index_parse); the pointers
+ * are into its bytes. */
+typedef struct ridx {
+	uint32_t version;      /* 1 or 2 */
+	uint64_t first;
+	uint32_t count;        /* pages */
+	uint32_t nframes;      /* v2: frames (v1: count, one per page) */
+	const uint8_t *frames; /* v2: nframes of FRAME_ENTRY bytes */
+	const uint8_t *shas;   /* the SHA-256 of page i at shas + i * stride;
+				  v1: identity, size, length, offset follow */
+	size_t stride;
+} ridx;
+
+/* One frame of a pack as a reader finds it. */
+struct rframe {
+	uint32_t off, zlen;    /* in the pack */
+	uint32_t page0, npages;   /* its pages (indexes in the pack) */
+	uint32_t page_size;
+};
 
 typedef struct snap_replica_names {
 	char **v;
@@ -52,12 +86,19 @@ struct snap_replica {
 	struct rpack {
 		uint64_t first;
 		uint32_t count;
-		uint8_t *index;    /* count entries of INDEX_ENTRY bytes */
+		uint8_t *index;    /* the index object's plain bytes */
+		ridx ix;         /* ... taken apart (points into index) */
+		struct rframe *frames;  /* ix.nframes (v1: one per page) */
 		uint8_t *pack;     /* the pack's plain bytes, or NULL */
 		size_t packlen;
+		uint8_t *fplain;   /* the last frame decoded, or NULL */
+		size_t fcap;
+		int64_t fno;       /* its number, -1: none */
 		uint64_t used;     /* LRU clock */
 	} cache[PACK_CACHE];
 	uint64_t clock;
+	int pack_version;      /* what a push writes: PACK_VERSION (tests
+				  may set 1, the old format) */
 	int readahead;         /* a whole image is read: announce the next
 				  pack (replica_read.c) */
 	snap_codec codec;
@@ -109,6 +150,12 @@ void snap_replica_hex(const uint8_t *b, size_t n, char *out);
 int snap_replica_obj_put(snap_replica *r, const char *name, const void *plain,
 			 size_t len, uint64_t *bytes, snap_err *err);
 
+/* The same through another connection to the replica (an upload
+ * thread's own, snap_objstore_open of the same URL). */
+int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
+			    const char *name, const void *plain, size_t len,
+			    uint64_t *bytes, snap_err *err);
+
 /* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
  * it does not open. */
 int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
@@ -129,9 +176,12 @@ int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
  * fresh view: cached packs are forgotten). */
 int snap_replica_firsts_load(snap_replica *r, snap_err *err);
 
-/* Check an index object's plain bytes; its first seq and page count. */
-int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
-			     uint32_t *count);
+/* Forget every cached pack (and its index and frame). */
+void snap_replica_slots_clear(snap_replica *r);
+
+/* Check an index object's plain bytes (version 1 or 2) and take it
+ * apart; -EIO when it is not a valid index. */
+int snap_replica_index_parse(const uint8_t *p, size_t len, ridx *ix);
 
 /* The text (free()) or integer of one JSON value of doc, by SQLite's
  * json_extract; NULL or def when absent. */
@@ -139,6 +189,11 @@ char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
 			     const char *path);
 int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def);
+
+/* Read page seq (page_size bytes) into buf, proven against its SHA-256
+ * (replica_read.c). */
+int snap_replica_page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
+			   uint8_t *buf, snap_err *err);
 
 /* A snapshot's page map: the seqs of its pages 1..N (free()). */
 int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
@@ -156,6 +211,44 @@ void snap_replica_unlock(snap_replica *r, const char *name);
  * effort, never fails the run. */
 void snap_replica_log_add(snap_replica *r, const char *kind, int ok,
 			  const char *detail);
+
+/* ---- the writer's cache in store.db (replica_cache.c) ---- */
+
+/* Create the cache's tables when missing and reconcile them with the
+ * replica's index listing; *next gets the first free seq. */
+int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
+			    snap_err *err);
+/* Record one pack's pages (the SHA-256 of page i at shas + i * stride)
+ * in one transaction. */
+int snap_replica_cache_add(snap_store *s, snap_replica *r, uint64_t first,
+			   uint32_t count, const uint8_t *shas, size_t stride,
+			   snap_err *err);
+
+/* The writer's per-page cache lookups: statements prepared once for a
+ * run, and a batch of LOOKUP_BATCH lookups in one read transaction with
+ * the store's lock held (nothing else may take it meanwhile: lookup_end
+ * before any other use of the store). */
+#define LOOKUP_BATCH 256
+
+typedef struct snap_replica_lookup {
+	snap_store *s;
+	snap_replica *r;
+	sqlite3_stmt *by_id;   /* store page id -> seq */
+	sqlite3_stmt *by_hash; /* SHA-256 -> seq */
+	int open;              /* a batch is open (lock held) */
+	unsigned n;            /* lookups in it */
+} snap_replica_lookup;
+
+/* Prepare the lookups (after snap_replica_cache_sync). */
+int snap_replica_lookup_init(snap_replica_lookup *lk, snap_store *s,
+			     snap_replica *r, snap_err *err);
+/* The seq the cache knows for store page id (by_hash 0) or for the
+ * SHA-256 sha (by_hash 1); -ENOENT when it knows none. */
+int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
+			    const uint8_t *sha, int64_t *seq, snap_err *err);
+/* End the open batch (its read transaction and the store's lock). */
+void snap_replica_lookup_end(snap_replica_lookup *lk);
+void snap_replica_lookup_free(snap_replica_lookup *lk);
 
 /* qsort/bsearch order of uint64_t. */
 int snap_replica_u64_cmp(const void *a, const void *b);

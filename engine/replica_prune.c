@@ -186,8 +186,11 @@ static int collect_packs(snap_replica *r, const rrow *rows, size_t n,
 		}
 		if (rc < 0)
 			goto out;
-		if (snap_replica_index_parse(p, len, &f, &counts[i]) < 0 ||
-		    f != r->firsts[i]) {
+		ridx ix;
+		int bad = snap_replica_index_parse(p, len, &ix) < 0;
+		f = ix.first;
+		counts[i] = ix.count;
+		if (bad || f != r->firsts[i]) {
 			free(p);
 			rc = snap_err_set(err, -EIO, "%s/%s: not a valid index; "
 					  "nothing collected",

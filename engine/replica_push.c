@@ -1,17 +1,21 @@
 /*
  * engine/replica_push.c — writing a store's snapshots into a replica: new
- * pages packed and sealed, each pack's index after it, a snapshot's map and
- * then its catalog row; and the writer's cache in store.db that makes an
- * unchanged page cost one lookup (engine/DESIGN.md §6).
+ * pages packed (version 2: runs of pages compressed together in frames of
+ * FRAME_TARGET bytes) and sealed, each pack's index after it, a
+ * snapshot's map and then its catalog row (engine/DESIGN.md §6).  The
+ * writer's cache in store.db that makes an unchanged page cost one lookup
+ * is replica_cache.c.
  *
- * One pack is in flight while the next is built: a full pack's buffers are
- * handed to an upload thread (pack, then its index, then the cache rows,
- * in that order, as before) and the calling thread goes on reading,
- * hashing and compressing pages into a second set of buffers.  Before it
- * hands over the next pack, and before a snapshot's map is written, it
- * waits for the one in flight: a map is still written only after every
- * pack it needs is durable, and at most two packs are in memory.  Only the
- * upload thread talks to the object store while it runs.
+ * Up to UPLOADS packs are in flight while the next is built: the calling
+ * thread reads, hashes and collects a pack's plain pages; a full pack goes
+ * to an upload thread of its own, with its own connection to the replica
+ * (a request costs far more waiting than work), that compresses its
+ * frames, seals and writes the pack, then its index.  Before it hands
+ * over a pack, the calling thread waits for the oldest in flight and
+ * records that pack's pages in the cache; before a snapshot's map is
+ * written, it waits for all of them: a map is still written only after
+ * every pack it needs is durable, and at most UPLOADS + 1 packs are in
+ * memory.  Only the calling thread talks to store.db.
  */
 #include "replica_int.h"
 
@@ -25,213 +29,47 @@
 #include "json.h"
 #include "store_int.h"
 
-/* ---- writing: the writer's cache in the store ---------------------------- */
-
-#define CACHE_SQL \
-	"CREATE TABLE IF NOT EXISTS replica_pages(replica TEXT NOT NULL," \
-	"  hash BLOB NOT NULL, seq INTEGER NOT NULL," \
-	"  PRIMARY KEY(replica, hash)) WITHOUT ROWID;" \
-	"CREATE TABLE IF NOT EXISTS replica_packs(replica TEXT NOT NULL," \
-	"  first INTEGER NOT NULL, count INTEGER NOT NULL," \
-	"  PRIMARY KEY(replica, first)) WITHOUT ROWID;" \
-	"CREATE TABLE IF NOT EXISTS replica_snaps(replica TEXT NOT NULL," \
-	"  obj TEXT NOT NULL, name TEXT NOT NULL, sha256 BLOB NOT NULL," \
-	"  PRIMARY KEY(replica, obj)) WITHOUT ROWID;"
-
-/* Run one statement of the writer's cache with the replica's id as ?1, a
- * as ?2 and a 32-byte blob as ?3 (each where the statement names it);
- * *out gets the first column of the first row (when out is given;
- * -ENOENT when there is none). */
-static int cache_q(snap_store *s, snap_replica *r, const char *sql,
-		   int64_t a, const void *blob, int64_t *out, snap_err *err)
-{
-	sqlite3_stmt *st;
-	snap_store_lock(s);
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
-		snap_store_unlock(s);
-		return rc;
-	}
-	sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
-	/* Parameters a statement does not name are SQLITE_RANGE: harmless. */
-	sqlite3_bind_int64(st, 2, a);
-	if (blob)
-		sqlite3_bind_blob(st, 3, blob, 32, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		if (out)
-			*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = out ? -ENOENT : 0;
-	} else {
-		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
-	}
-	sqlite3_finalize(st);
-	snap_store_unlock(s);
-	return rc;
-}
-
-/* Record one pack's pages in the cache (one transaction). */
-static int cache_add_pack(snap_store *s, snap_replica *r, uint64_t first,
-			  uint32_t count, const uint8_t *entries,
-			  snap_err *err)
-{
-	snap_store_lock(s);
-	int rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
-	sqlite3_stmt *st = NULL;
-	if (rc < 0)
-		goto out;
-	int src = sqlite3_prepare_v2(s->db,
-		"INSERT OR REPLACE INTO replica_pages(replica, hash, seq) "
-		"VALUES (?1, ?2, ?3)", -1, &st, NULL);
-	for (uint32_t i = 0; src == SQLITE_OK && i < count; i++) {
-		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, entries + (size_t)i * INDEX_ENTRY, 32,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, (int64_t)(first + i));
-		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
-			sqlite3_errcode(s->db);
-		sqlite3_reset(st);
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if (src == SQLITE_OK)
-		src = sqlite3_prepare_v2(s->db,
-			"INSERT OR REPLACE INTO replica_packs(replica, first, "
-			"count) VALUES (?1, ?2, ?3)", -1, &st, NULL);
-	if (src == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)first);
-		sqlite3_bind_int64(st, 3, count);
-		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
-			sqlite3_errcode(s->db);
-	}
-	sqlite3_finalize(st);
-	if (src != SQLITE_OK) {
-		rc = snap_err_sqlite(err, s->db, src, "replica cache");
-		snap_store_exec(s->db, "ROLLBACK", NULL);
-	} else {
-		rc = snap_store_exec(s->db, "COMMIT", err);
-	}
-out:
-	snap_store_unlock(s);
-	return rc;
-}
-
-/* Reconcile the cache with the replica's index listing; *next gets the
- * first free seq. */
-static int cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
-		      snap_err *err)
-{
-	int rc = snap_store_exec(s->db, CACHE_SQL, err);
-	if (rc < 0)
-		return rc;
-	rc = snap_replica_firsts_load(r, err);
-	if (rc < 0)
-		return rc;
-	*next = 1;
-	/* Packs the cache knows that the replica no longer has (pruned). */
-	int64_t first;
-	for (;;) {
-		rc = cache_q(s, r, "SELECT first FROM replica_packs WHERE "
-			     "replica=?1 AND first > ?2 ORDER BY first LIMIT 1",
-			     *next ? (int64_t)*next - 1 : 0, NULL, &first,
-			     err);
-		if (rc == -ENOENT)
-			break;
-		if (rc < 0)
-			return rc;
-		*next = (uint64_t)first + 1;
-		if (bsearch(&(uint64_t){(uint64_t)first}, r->firsts,
-			    r->nfirsts, sizeof *r->firsts, snap_replica_u64_cmp))
-			continue;
-		rc = cache_q(s, r, "DELETE FROM replica_pages WHERE replica=?1 "
-			     "AND seq >= ?2 AND seq < ?2 + (SELECT count FROM "
-			     "replica_packs WHERE replica=?1 AND first=?2)",
-			     first, NULL, NULL, err);
-		if (rc == 0)
-			rc = cache_q(s, r, "DELETE FROM replica_packs WHERE "
-				     "replica=?1 AND first=?2", first, NULL,
-				     NULL, err);
-		if (rc < 0)
-			return rc;
-	}
-	/* Indexes the cache has not seen (another writer, a killed run). */
-	*next = 1;
-	for (size_t i = 0; i < r->nfirsts; i++) {
-		int64_t count;
-		rc = cache_q(s, r, "SELECT count FROM replica_packs WHERE "
-			     "replica=?1 AND first=?2", (int64_t)r->firsts[i],
-			     NULL, &count, err);
-		if (rc == -ENOENT) {
-			char name[64];
-			uint8_t *p;
-			size_t len;
-			uint64_t f = 0;
-			uint32_t c = 0;
-			snprintf(name, sizeof name, "index/%016llx",
-				 (unsigned long long)r->firsts[i]);
-			snap_err e;
-			rc = snap_replica_obj_get(r, name, &p, &len, &e);
-			if (rc == -ENOENT)
-				continue;
-			if (rc == -ENOMEM) {
-				*err = e;
-				return rc;
-			}
-			if (rc < 0 ||
-			    snap_replica_index_parse(p, len, &f, &c) < 0 ||
-			    f != r->firsts[i]) {
-				/* Junk or a damaged index: no page of it is
-				 * reused, and new seqs go above its name,
-				 * so nothing new can be shadowed by it. */
-				if (rc == 0)
-					free(p);
-				if (r->firsts[i] < (1ull << 62) &&
-				    r->firsts[i] + 1 > *next)
-					*next = r->firsts[i] + 1;
-				rc = 0;
-				continue;
-			}
-			rc = cache_add_pack(s, r, f, c, p + 20, err);
-			free(p);
-			count = c;
-		}
-		if (rc < 0)
-			return rc;
-		if (r->firsts[i] + (uint64_t)count > *next)
-			*next = r->firsts[i] + (uint64_t)count;
-	}
-	return 0;
-}
-
 /* ---- writing: one snapshot ------------------------------------------------ */
 
 typedef struct pending {
 	uint64_t first;        /* seq of the first page in the pack */
 	uint32_t count;
-	uint8_t *pack;         /* header (20 bytes) + compressed pages */
+	uint8_t *data;         /* the pages' plain bytes, back to back */
 	size_t len, cap;
-	uint8_t *index;        /* header (20 bytes) + INDEX_ENTRY per page */
-	size_t ilen, icap;
-	size_t plain;          /* uncompressed bytes of the pages in it */
+	uint32_t *sizes;       /* each page's size */
+	uint8_t *shas;         /* each page's SHA-256 */
+	size_t pcap;           /* pages sizes and shas have room for */
 	snap_pageidx seen;     /* sha -> seq + 1 of the pages in this pack */
-	struct upload *up;     /* the pack in flight (NULL in the one there) */
+	struct uploads *q;     /* the packs in flight (NULL in theirs) */
 } pending;
 
-/* The pack on its way to the replica, on its own thread. */
+/* The pack on its way to the replica: compressed, sealed and uploaded on
+ * its own thread. */
 typedef struct upload {
 	pthread_t th;
-	int busy;              /* th runs (or ran and is not joined yet) */
+	int busy;              /* a pack is in flight (not yet waited for) */
+	int threaded;          /* ... on th (else it was built here) */
 	snap_replica *r;
-	snap_store *s;
-	pending p;             /* its buffers (swapped with the filled one) */
+	pending p;             /* its pages (swapped with the filled one) */
+	snap_objstore *os;     /* its own connection to the replica */
+	snap_codec codec;      /* the thread's own zstd context */
+	int codec_ok;
+	uint8_t *pack, *index; /* the objects built */
+	size_t pcap, icap, plen, ilen;
 	uint64_t bytes;        /* what it uploaded */
 	int rc;
 	snap_err err;
 } upload;
+
+/* The packs in flight, each on its own thread and connection: a request
+ * to the object store costs far more waiting than work (one per pack and
+ * one per index), so several overlap.  turn: the oldest. */
+#define UPLOADS 2
+
+typedef struct uploads {
+	upload u[UPLOADS];
+	int turn;
+} uploads;
 
 /* Make room for n more bytes in a growing buffer. */
 static int grow(uint8_t **buf, size_t *cap, size_t need)
@@ -254,53 +92,138 @@ static int pending_reset(pending *p, uint64_t first)
 {
 	p->first = first;
 	p->count = 0;
-	p->len = 20;
-	p->ilen = 20;
-	p->plain = 0;
+	p->len = 0;
 	snap_pageidx_free(&p->seen);
-	if (grow(&p->pack, &p->cap, 20) < 0 ||
-	    grow(&p->index, &p->icap, 20) < 0 ||
-	    snap_pageidx_init(&p->seen, 2048) < 0)
+	if (snap_pageidx_init(&p->seen, 2048) < 0)
 		return -ENOMEM;
 	return 0;
 }
 
-/* Write a full pack, then its index, then record both in the cache. */
-static int pack_upload(snap_replica *r, snap_store *s, pending *p,
-		       uint64_t *bytes, snap_err *err)
+static void pending_free(pending *p)
 {
-	char name[64];
-	snprintf(name, sizeof name, "packs/%016llx",
-		 (unsigned long long)p->first);
-	int rc = snap_replica_obj_put(r, name, p->pack, p->len, bytes, err);
-	if (rc < 0)
-		return rc;
-	snprintf(name, sizeof name, "index/%016llx",
-		 (unsigned long long)p->first);
-	rc = snap_replica_obj_put(r, name, p->index, p->ilen, bytes, err);
-	if (rc < 0)
-		return rc;
-	return cache_add_pack(s, r, p->first, p->count, p->index + 20, err);
+	free(p->data);
+	free(p->sizes);
+	free(p->shas);
+	snap_pageidx_free(&p->seen);
 }
 
-/* The upload thread's body: one pack_upload. */
+/* The end of the frame that starts at page i: one page in a version 1 pack; else the pages of i's size that follow,
+ * up to FRAME_TARGET bytes. */
+static uint32_t frame_end(const pending *p, uint32_t i, int v1)
+{
+	uint32_t j = i + 1;
+	size_t plain = p->sizes[i];
+	while (!v1 && j < p->count && p->sizes[j] == p->sizes[i] &&
+	       plain + p->sizes[j] <= FRAME_TARGET)
+		plain += p->sizes[j++];
+	return j;
+}
+
+/* Build the pack and index objects of u->p (version r->pack_version):
+ * each frame compressed (stored raw when that is not smaller). */
+static int pack_build(upload *u)
+{
+	const pending *p = &u->p;
+	int v1 = u->r->pack_version == 1;
+	uint32_t nframes = 0;
+	size_t bound = 20;
+	for (uint32_t i = 0; i < p->count; nframes++) {
+		uint32_t j = frame_end(p, i, v1);
+		bound += ZSTD_compressBound((size_t)(j - i) * p->sizes[i]);
+		i = j;
+	}
+	size_t ilen = v1 ? 20 + (size_t)p->count * INDEX_ENTRY :
+		INDEX_HEAD2 + (size_t)nframes * FRAME_ENTRY +
+		(size_t)p->count * 32;
+	if (grow(&u->pack, &u->pcap, bound) < 0 ||
+	    grow(&u->index, &u->icap, ilen) < 0)
+		return snap_err_set(&u->err, -ENOMEM, "out of memory");
+	ZSTD_CCtx_setParameter(u->codec.cctx, ZSTD_c_compressionLevel,
+			       v1 ? SNAP_ZSTD_LEVEL : FRAME_LEVEL);
+	uint8_t *ix = u->index, *fe = ix + INDEX_HEAD2;
+	memcpy(u->pack, PACK_MAGIC, 4);
+	put32(u->pack + 4, v1 ? 1 : 2);
+	put64(u->pack + 8, p->first);
+	put32(u->pack + 16, p->count);
+	memcpy(ix, INDEX_MAGIC, 4);
+	put32(ix + 4, v1 ? 1 : 2);
+	put64(ix + 8, p->first);
+	put32(ix + 16, p->count);
+	if (!v1) {
+		put32(ix + 20, nframes);
+		memcpy(fe + (size_t)nframes * FRAME_ENTRY, p->shas,
+		       (size_t)p->count * 32);
+	}
+	size_t len = 20, off = 0;
+	for (uint32_t i = 0; i < p->count;) {
+		uint32_t j = frame_end(p, i, v1);
+		size_t plain = (size_t)(j - i) * p->sizes[i];
+		size_t z = snap_codec_pack(&u->codec, p->data + off, plain,
+					   u->pack + len, u->pcap - len);
+		if (v1) {
+			uint8_t *e = ix + 20 + (size_t)i * INDEX_ENTRY;
+			memcpy(e, p->shas + (size_t)i * 32, 32);
+			if (u->r->enc)
+				snap_pageid(&u->r->keys, p->data + off, plain,
+					    e + 32);
+			else
+				memcpy(e + 32, e, 32);
+			put32(e + 64, (uint32_t)plain);
+			put32(e + 68, (uint32_t)z);
+			put32(e + 72, (uint32_t)len);
+		} else {
+			put32(fe, (uint32_t)len);
+			put32(fe + 4, (uint32_t)z);
+			put32(fe + 8, j - i);
+			put32(fe + 12, p->sizes[i]);
+			fe += FRAME_ENTRY;
+		}
+		len += z;
+		off += plain;
+		i = j;
+	}
+	u->plen = len;
+	u->ilen = ilen;
+	return 0;
+}
+
+/* The upload thread's body: build the pack and its index, then write the
+ * pack, then the index. */
 static void *upload_main(void *arg)
 {
 	upload *u = arg;
-	u->rc = pack_upload(u->r, u->s, &u->p, &u->bytes, &u->err);
+	char name[64];
+	u->rc = pack_build(u);
+	if (u->rc < 0)
+		return NULL;
+	snprintf(name, sizeof name, "packs/%016llx",
+		 (unsigned long long)u->p.first);
+	u->rc = snap_replica_obj_put_to(u->r, u->os, name, u->pack, u->plen,
+					&u->bytes, &u->err);
+	if (u->rc < 0)
+		return NULL;
+	snprintf(name, sizeof name, "index/%016llx",
+		 (unsigned long long)u->p.first);
+	u->rc = snap_replica_obj_put_to(u->r, u->os, name, u->index, u->ilen,
+					&u->bytes, &u->err);
 	return NULL;
 }
 
-/* Wait for the pack in flight (if any) and account for it; its error, if
- * it failed, becomes err (unless err already holds one: rc_now < 0). */
-static int upload_wait(upload *u, snap_replicate_stats *st, int rc_now,
-		       snap_err *err)
+/* Wait for the pack in flight (if any), record its pages in the cache
+ * and account for it; its error, if it failed, becomes err (unless err
+ * already holds one: rc_now < 0). */
+static int upload_wait(upload *u, snap_store *s, snap_replicate_stats *st,
+		       int rc_now, snap_err *err)
 {
 	if (!u || !u->busy)
 		return 0;
-	pthread_join(u->th, NULL);
+	if (u->threaded)
+		pthread_join(u->th, NULL);
 	u->busy = 0;
 	st->bytes += u->bytes;
+	if (u->rc == 0)
+		u->rc = snap_replica_cache_add(s, u->r, u->p.first, u->p.count,
+				       u->p.shas, 32, &u->err);
 	if (u->rc < 0) {
 		if (rc_now >= 0)
 			*err = u->err;
@@ -310,64 +233,94 @@ static int upload_wait(upload *u, snap_replicate_stats *st, int rc_now,
 	return 0;
 }
 
-/* Send the pending pack on its way: wait for the one in flight, hand this
- * one's buffers to the upload thread (its own call when no thread starts)
+/* Wait for every pack in flight, oldest first; the first error. */
+static int uploads_wait(uploads *q, snap_store *s, snap_replicate_stats *st,
+			int rc_now, snap_err *err)
+{
+	int rc = 0;
+	for (int k = 0; k < UPLOADS; k++) {
+		int urc = upload_wait(&q->u[(q->turn + k) % UPLOADS], s, st,
+				      rc_now < 0 ? rc_now : rc, err);
+		if (rc == 0)
+			rc = urc;
+	}
+	return rc;
+}
+
+static void uploads_free(uploads *q)
+{
+	for (int k = 0; k < UPLOADS; k++) {
+		upload *u = &q->u[k];
+		pending_free(&u->p);
+		free(u->pack);
+		free(u->index);
+		if (u->codec_ok)
+			snap_codec_free(&u->codec);
+		snap_objstore_close(u->os);
+	}
+}
+
+/* Send the pending pack on its way: wait for the oldest in flight, hand
+ * this one's pages to its upload thread (run here when no thread starts)
  * and start an empty pack after it. */
 static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 			 snap_replicate_stats *st, snap_err *err)
 {
-	upload *u = p->up;
-	int rc = upload_wait(u, st, 0, err);
+	uploads *q = p->q;
+	upload *u = &q->u[q->turn];
+	int rc = upload_wait(u, s, st, 0, err);
 	if (rc < 0 || p->count == 0)
 		return rc;
-	memcpy(p->pack, PACK_MAGIC, 4);
-	put32(p->pack + 4, 1);
-	put64(p->pack + 8, p->first);
-	put32(p->pack + 16, p->count);
-	memcpy(p->index, INDEX_MAGIC, 4);
-	put32(p->index + 4, 1);
-	put64(p->index + 8, p->first);
-	put32(p->index + 16, p->count);
+	if (!u->codec_ok) {
+		if (snap_codec_init(&u->codec) < 0)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		u->codec_ok = 1;
+	}
+	if (!u->os) {
+		rc = snap_objstore_open(snap_objstore_url(r->os), 0, &u->os,
+					err);
+		if (rc < 0)
+			return rc;
+	}
+	q->turn = (q->turn + 1) % UPLOADS;
 	pending full = *p;
 	*p = u->p;
-	p->up = u;
+	p->q = q;
 	u->p = full;
-	u->p.up = NULL;
+	u->p.q = NULL;
 	u->r = r;
-	u->s = s;
 	u->bytes = 0;
 	u->rc = 0;
 	memset(&u->err, 0, sizeof u->err);
-	if (pthread_create(&u->th, NULL, upload_main, u) == 0)
-		u->busy = 1;
-	else if ((rc = pack_upload(r, s, &u->p, &st->bytes, err)) < 0)
-		return rc;
-	else
-		st->pages += u->p.count;
+	u->busy = 1;
+	u->threaded = pthread_create(&u->th, NULL, upload_main, u) == 0;
+	if (!u->threaded)
+		upload_main(u);
 	return pending_reset(p, u->p.first + u->p.count);
 }
 
 /* Add one new page to the pending pack; *seq gets its number. */
-static int pending_add(snap_replica *r, pending *p, const uint8_t *page,
-		       uint32_t size, const uint8_t sha[32], uint64_t *seq)
+static int pending_add(pending *p, const uint8_t *page, uint32_t size,
+		       const uint8_t sha[32], uint64_t *seq)
 {
-	if (grow(&p->pack, &p->cap, p->len + ZSTD_compressBound(size)) < 0 ||
-	    grow(&p->index, &p->icap, p->ilen + INDEX_ENTRY) < 0)
+	if (grow(&p->data, &p->cap, p->len + size) < 0)
 		return -ENOMEM;
-	size_t z = snap_codec_pack(&r->codec, page, size, p->pack + p->len,
-				   p->cap - p->len);
-	uint8_t *e = p->index + p->ilen;
-	memcpy(e, sha, 32);
-	if (r->enc)
-		snap_pageid(&r->keys, page, size, e + 32);
-	else
-		memcpy(e + 32, sha, 32);
-	put32(e + 64, size);
-	put32(e + 68, (uint32_t)z);
-	put32(e + 72, (uint32_t)p->len);
-	p->len += z;
-	p->ilen += INDEX_ENTRY;
-	p->plain += size;
+	if (p->count == p->pcap) {
+		size_t n = p->pcap ? 2 * p->pcap : 1024;
+		uint32_t *sz = realloc(p->sizes, n * sizeof *sz);
+		if (!sz)
+			return -ENOMEM;
+		p->sizes = sz;
+		uint8_t *h = realloc(p->shas, n * 32);
+		if (!h)
+			return -ENOMEM;
+		p->shas = h;
+		p->pcap = n;
+	}
+	memcpy(p->data + p->len, page, size);
+	memcpy(p->shas + (size_t)p->count * 32, sha, 32);
+	p->sizes[p->count] = size;
+	p->len += size;
 	*seq = p->first + p->count++;
 	if (snap_pageidx_put(&p->seen, sha, (int64_t)*seq + 1) < 0)
 		return -ENOMEM;
@@ -376,7 +329,7 @@ static int pending_add(snap_replica *r, pending *p, const uint8_t *page,
 
 /* Upload one local snapshot: its new pages, its map, its catalog row. */
 static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
-		    pending *p, snap_progress_fn progress, void *pctx,
+		    pending *p, snap_replica_lookup *lk, snap_progress_fn progress, void *pctx,
 		    uint64_t *done, uint64_t total, snap_replicate_stats *st,
 		    snap_err *err)
 {
@@ -397,12 +350,11 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 	rc = snap_image_open(s, si->id, &im, err);
 	if (rc < 0)
 		goto out;
+	snap_image_hold(im, LOOKUP_BATCH);
 	for (uint32_t i = 0; i < si->page_count; i++) {
 		int64_t seq;
-		rc = cache_q(s, r, "SELECT r.seq FROM pages p JOIN "
-			     "replica_pages r ON r.replica=?1 AND r.hash=p.hash "
-			     "WHERE p.id=?2", snap_image_page_id(im, i + 1),
-			     NULL, &seq, err);
+		rc = snap_replica_lookup_seq(lk, 0, snap_image_page_id(im, i + 1), NULL,
+				&seq, err);
 		if (rc == 0) {
 			seqs[i] = seq;
 			continue;
@@ -426,15 +378,15 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 			goto out;
 		}
 		int64_t known = snap_pageidx_get(&p->seen, h);
-		if (known <= 0 && p->up->busy)   /* the pack in flight */
-			known = snap_pageidx_get(&p->up->p.seen, h);
+		for (int k = 0; known <= 0 && k < UPLOADS; k++)
+			if (p->q->u[k].busy)     /* a pack in flight */
+				known = snap_pageidx_get(&p->q->u[k].p.seen,
+							 h);
 		if (known > 0) {
 			seqs[i] = known - 1;
 			continue;
 		}
-		rc = cache_q(s, r, "SELECT seq FROM replica_pages WHERE "
-			     "replica=?1 AND hash=?3", 0, h, &seq,
-			     err);
+		rc = snap_replica_lookup_seq(lk, 1, 0, h, &seq, err);
 		if (rc == 0) {
 			seqs[i] = seq;
 			continue;
@@ -442,12 +394,13 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 		if (rc != -ENOENT)
 			goto out;
 		uint64_t nseq;
-		if (pending_add(r, p, page, si->page_size, h, &nseq) < 0) {
+		if (pending_add(p, page, si->page_size, h, &nseq) < 0) {
 			rc = snap_err_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
 		seqs[i] = (int64_t)nseq;
-		if (p->plain >= PACK_TARGET) {
+		if (p->len >= PACK_TARGET) {
+			snap_replica_lookup_end(lk);
 			rc = pending_flush(r, s, p, st, err);
 			if (rc < 0)
 				goto out;
@@ -455,9 +408,10 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 		if (progress && (++*done % 256 == 0))
 			progress(pctx, *done, total);
 	}
+	snap_replica_lookup_end(lk);
 	rc = pending_flush(r, s, p, st, err);
 	if (rc == 0)
-		rc = upload_wait(p->up, st, rc, err);
+		rc = uploads_wait(p->q, s, st, rc, err);
 	if (rc < 0)
 		goto out;
 	/* The map, then the row: the row is the commit point. */
@@ -517,6 +471,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 	}
 	snap_store_unlock(s);
 out:
+	snap_replica_lookup_end(lk);
 	snap_json_free(&j);
 	free(tables);
 	free(map);
@@ -531,8 +486,9 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		      snap_replicate_stats *st, snap_err *err)
 {
 	memset(st, 0, sizeof *st);
-	upload up = {0};
-	pending p = {.up = &up};
+	uploads q = {0};
+	pending p = {.q = &q};
+	snap_replica_lookup lk = {0};
 	snap_info *local = NULL;
 	size_t nlocal = 0;
 	rrow *rows = NULL;
@@ -542,7 +498,10 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	int rc = snap_replica_lock(r, "replicate", lock, sizeof lock, err);
 	if (rc < 0)
 		return rc;
-	rc = cache_sync(s, r, &next, err);
+	rc = snap_replica_cache_sync(s, r, &next, err);
+	if (rc < 0)
+		goto out;
+	rc = snap_replica_lookup_init(&lk, s, r, err);
 	if (rc < 0)
 		goto out;
 	rc = snap_replica_rows_load(r, NULL, &rows, &nrows, err);
@@ -570,7 +529,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 			st->present++;
 			continue;
 		}
-		rc = push_one(r, s, si, &p, progress, pctx, &done, total, st,
+		rc = push_one(r, s, si, &p, &lk, progress, pctx, &done, total, st,
 			      err);
 		if (rc < 0) {
 			snap_err_prefix(err, "replicate to %s",
@@ -583,7 +542,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 out:
 	{
 		/* A failure can leave a pack in flight: let it land first. */
-		int urc = upload_wait(&up, st, rc, err);
+		int urc = uploads_wait(&q, s, st, rc, err);
 		if (rc == 0)
 			rc = urc;
 	}
@@ -598,12 +557,9 @@ out:
 		snap_replica_log_add(r, "replicate", 0, err->msg);
 	}
 	snap_replica_unlock(r, lock);
-	free(p.pack);
-	free(p.index);
-	snap_pageidx_free(&p.seen);
-	free(up.p.pack);
-	free(up.p.index);
-	snap_pageidx_free(&up.p.seen);
+	snap_replica_lookup_free(&lk);
+	pending_free(&p);
+	uploads_free(&q);
 	free(local);
 	free(rows);
 	return rc;

@@ -1,8 +1,8 @@
 /*
- * engine/replica_read.c — reading a replica: a page by its seq (the pack
- * found from the index listing, a few packs cached), proven against the
- * SHA-256 and identity its index gives; whole images rebuilt page by page
- * and proven against the snapshot's SHA-256, for export and verify.
+ * engine/replica_read.c — reading a replica's pages: a page by its seq
+ * (the pack found from the index listing, a few packs cached, the last
+ * decoded frame of each kept), proven against the SHA-256 its index
+ * gives.  Whole images and images read in place are replica_image.c.
  *
  * While a whole image is read, each pack fetched announces the next one
  * (snap_objstore_prefetch): on s3:// it is downloaded while this one's
@@ -11,16 +11,9 @@
 #include "replica_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <openssl/evp.h>
-
-#include "sys.h"
 
 /* Parse "index/%016llx" and "packs/%016llx" names' seq. */
 static int seq_of(const char *name, const char *dir, uint64_t *seq)
@@ -40,6 +33,19 @@ int snap_replica_u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Forget every cached pack (and its index and frame). */
+void snap_replica_slots_clear(snap_replica *r)
+{
+	for (int i = 0; i < PACK_CACHE; i++) {
+		free(r->cache[i].index);
+		free(r->cache[i].frames);
+		free(r->cache[i].pack);
+		free(r->cache[i].fplain);
+		memset(&r->cache[i], 0, sizeof r->cache[i]);
+		r->cache[i].fno = -1;
+	}
+}
+
 /* The sorted first seqs of every indexed pack (r->firsts). */
 int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 {
@@ -48,11 +54,7 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 	if (rc < 0)
 		return rc;
 	/* A fresh listing is a fresh view: forget what was read before. */
-	for (int i = 0; i < PACK_CACHE; i++) {
-		free(r->cache[i].index);
-		free(r->cache[i].pack);
-		memset(&r->cache[i], 0, sizeof r->cache[i]);
-	}
+	snap_replica_slots_clear(r);
 	free(r->firsts);
 	r->firsts = calloc(ns.n ? ns.n : 1, sizeof *r->firsts);
 	r->nfirsts = 0;
@@ -68,17 +70,68 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 	return 0;
 }
 
-/* Check and take apart an index object's plain bytes. */
-int snap_replica_index_parse(const uint8_t *p, size_t len, uint64_t *first,
-		       uint32_t *count)
+/* Check and take apart an index object's plain bytes: version 1 (an entry
+ * of INDEX_ENTRY bytes per page) or 2 (a frame table, then a SHA-256 per
+ * page; the frames cover the pages in order, each within FRAME_MAX). */
+int snap_replica_index_parse(const uint8_t *p, size_t len, ridx *ix)
 {
-	if (len < 20 || memcmp(p, INDEX_MAGIC, 4) || get32(p + 4) != 1)
+	memset(ix, 0, sizeof *ix);
+	if (len < 20 || memcmp(p, INDEX_MAGIC, 4))
 		return -EIO;
-	*first = get64(p + 8);
-	*count = get32(p + 16);
-	if (len != 20 + (size_t)*count * INDEX_ENTRY)
+	ix->version = get32(p + 4);
+	ix->first = get64(p + 8);
+	ix->count = get32(p + 16);
+	if (ix->version == 1) {
+		if (len != 20 + (size_t)ix->count * INDEX_ENTRY)
+			return -EIO;
+		ix->nframes = ix->count;
+		ix->shas = p + 20;
+		ix->stride = INDEX_ENTRY;
+		return 0;
+	}
+	if (ix->version != 2 || len < INDEX_HEAD2)
 		return -EIO;
-	return 0;
+	ix->nframes = get32(p + 20);
+	if (ix->nframes > ix->count ||
+	    len != INDEX_HEAD2 + (size_t)ix->nframes * FRAME_ENTRY +
+		   (size_t)ix->count * 32)
+		return -EIO;
+	ix->frames = p + INDEX_HEAD2;
+	ix->shas = ix->frames + (size_t)ix->nframes * FRAME_ENTRY;
+	ix->stride = 32;
+	uint64_t pages = 0;
+	for (uint32_t f = 0; f < ix->nframes; f++) {
+		const uint8_t *e = ix->frames + (size_t)f * FRAME_ENTRY;
+		uint32_t np = get32(e + 8), ps = get32(e + 12);
+		if (!np || ps < 512 || ps > SNAP_PAGE_MAX || (ps & (ps - 1)) ||
+		    (uint64_t)np * ps > FRAME_MAX)
+			return -EIO;
+		pages += np;
+	}
+	return pages == ix->count ? 0 : -EIO;
+}
+
+/* The frames of a parsed index, as a reader finds pages (free()); a
+ * version 1 index has one frame per page. */
+static struct rframe *frames_of(const ridx *ix)
+{
+	struct rframe *v = calloc(ix->nframes ? ix->nframes : 1, sizeof *v);
+	if (!v)
+		return NULL;
+	uint32_t page = 0;
+	for (uint32_t f = 0; f < ix->nframes; f++) {
+		if (ix->version == 1) {
+			const uint8_t *e = ix->shas + (size_t)f * INDEX_ENTRY;
+			v[f] = (struct rframe){get32(e + 72), get32(e + 68), f,
+					       1, get32(e + 64)};
+			continue;
+		}
+		const uint8_t *e = ix->frames + (size_t)f * FRAME_ENTRY;
+		v[f] = (struct rframe){get32(e), get32(e + 4), page,
+				       get32(e + 8), get32(e + 12)};
+		page += v[f].npages;
+	}
+	return v;
 }
 
 /* The cache slot holding the index of the pack that starts at first,
@@ -99,8 +152,11 @@ static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
 			victim = c;
 	}
 	free(victim->index);
+	free(victim->frames);
 	free(victim->pack);
+	free(victim->fplain);
 	memset(victim, 0, sizeof *victim);
+	victim->fno = -1;
 	char name[64];
 	snprintf(name, sizeof name, "index/%016llx", (unsigned long long)first);
 	uint8_t *p;
@@ -110,22 +166,21 @@ static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
 		return snap_err_set(err, -EIO, "%s/%s: missing", url, name);
 	if (rc < 0)
 		return rc;
-	uint64_t f;
-	uint32_t count;
-	if (snap_replica_index_parse(p, len, &f, &count) < 0 || f != first) {
+	ridx ix;
+	if (snap_replica_index_parse(p, len, &ix) < 0 || ix.first != first) {
 		free(p);
 		return snap_err_set(err, -EIO, "%s/%s: not a valid index",
 				    url, name);
 	}
-	victim->first = first;
-	victim->count = count;
-	victim->index = malloc(len - 20 ? len - 20 : 1);
-	if (!victim->index) {
+	victim->frames = frames_of(&ix);
+	if (!victim->frames) {
 		free(p);
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	}
-	memcpy(victim->index, p + 20, len - 20);
-	free(p);
+	victim->first = first;
+	victim->count = ix.count;
+	victim->index = p;
+	victim->ix = ix;
 	victim->used = ++r->clock;
 	*out = victim;
 	return 0;
@@ -179,57 +234,108 @@ static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
 	return first_rc;
 }
 
-/* Announce the pack after c (and its index unless cached): a whole image
- * reads the packs mostly in order. */
+/* Announce the READ_AHEAD packs after c (and their indexes unless
+ * cached): a whole image reads the packs mostly in order, and each fetch
+ * is mostly waiting for the server. */
+#define READ_AHEAD 2
+
 static void announce_next(snap_replica *r, const struct rpack *c)
 {
 	const uint64_t *at = bsearch(&c->first, r->firsts, r->nfirsts,
 				     sizeof *r->firsts, snap_replica_u64_cmp);
-	if (!at || (size_t)(at - r->firsts) + 1 >= r->nfirsts)
+	if (!at)
 		return;
-	uint64_t next = at[1];
-	int have_index = 0;
-	for (int i = 0; i < PACK_CACHE; i++)
-		if (r->cache[i].index && r->cache[i].first == next) {
-			if (r->cache[i].pack)
-				return;
-			have_index = 1;
+	for (size_t k = 1; k <= READ_AHEAD &&
+	     (size_t)(at - r->firsts) + k < r->nfirsts; k++) {
+		uint64_t next = at[k];
+		int have_index = 0, have_pack = 0;
+		for (int i = 0; i < PACK_CACHE; i++)
+			if (r->cache[i].index && r->cache[i].first == next) {
+				have_pack = r->cache[i].pack != NULL;
+				have_index = 1;
+			}
+		if (have_pack)
+			continue;
+		char name[64];
+		if (!have_index) {
+			snprintf(name, sizeof name, "index/%016llx",
+				 (unsigned long long)next);
+			snap_objstore_prefetch(r->os, name);
 		}
-	char name[64];
-	if (!have_index) {
-		snprintf(name, sizeof name, "index/%016llx",
+		snprintf(name, sizeof name, "packs/%016llx",
 			 (unsigned long long)next);
 		snap_objstore_prefetch(r->os, name);
 	}
-	snprintf(name, sizeof name, "packs/%016llx", (unsigned long long)next);
-	snap_objstore_prefetch(r->os, name);
 }
 
-/* Read page seq (page_size bytes) into buf, proven against its hash. */
-static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
-		     uint8_t *buf, snap_err *err)
+/* Make sure c's frame f is the one decoded in c->fplain. */
+static int frame_load(snap_replica *r, struct rpack *c, uint32_t f,
+		      const char *name, snap_err *err)
+{
+	const struct rframe *fr = &c->frames[f];
+	if (c->fno == (int64_t)f)
+		return 0;
+	c->fno = -1;
+	size_t plain = (size_t)fr->npages * fr->page_size;
+	if (plain > c->fcap) {
+		uint8_t *b = realloc(c->fplain, plain);
+		if (!b)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		c->fplain = b;
+		c->fcap = plain;
+	}
+	if (fr->off < 20 || (uint64_t)fr->off + fr->zlen > c->packlen ||
+	    snap_codec_unpack(&r->codec, c->pack + fr->off, fr->zlen,
+			      c->fplain, plain) < 0)
+		return snap_err_set(err, -EIO, "%s/%s: the frame of pages "
+				    "%llu-%llu does not decode",
+				    snap_objstore_url(r->os), name,
+				    (unsigned long long)(c->first + fr->page0),
+				    (unsigned long long)(c->first + fr->page0 +
+							 fr->npages - 1));
+	c->fno = f;
+	return 0;
+}
+
+/* Read page seq (page_size bytes) into buf, proven against its SHA-256
+ * (and, in a version 1 pack, its identity).  Its frame is decoded once
+ * and kept: the next page of the same frame is a copy. */
+int snap_replica_page_read(snap_replica *r, uint64_t seq,
+			   uint32_t page_size, uint8_t *buf, snap_err *err)
 {
 	const char *url = snap_objstore_url(r->os);
 	struct rpack *c = NULL;
 	int rc = slot_for(r, seq, &c, err);
 	if (rc < 0)
 		return rc;
-	const uint8_t *e = c->index + (size_t)(seq - c->first) * INDEX_ENTRY;
-	uint32_t size = get32(e + 64), zlen = get32(e + 68),
-		 off = get32(e + 72);
+	uint32_t k = (uint32_t)(seq - c->first);
+	uint32_t lo = 0, hi = c->ix.nframes;   /* the last frame at or
+						   before page k */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (c->frames[mid].page0 <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	const struct rframe *fr = &c->frames[lo];
+	const uint8_t *sha = c->ix.shas + (size_t)k * c->ix.stride;
 	char name[64];
 	snprintf(name, sizeof name, "packs/%016llx",
 		 (unsigned long long)c->first);
 	if (!c->pack) {
-		if (r->readahead)
-			announce_next(r, c);
+		/* Announced after this get: its slot is free again by then, so
+		 * no announcement evicts the pack about to be read. */
 		rc = snap_replica_obj_get(r, name, &c->pack, &c->packlen, err);
+		if (r->readahead && rc != -ENOMEM)
+			announce_next(r, c);
 		if (rc == -ENOENT)
 			return snap_err_set(err, -EIO, "%s/%s: missing", url,
 					    name);
 		if (rc < 0)
 			return rc;
 		if (c->packlen < 20 || memcmp(c->pack, PACK_MAGIC, 4) ||
+		    get32(c->pack + 4) != c->ix.version ||
 		    get64(c->pack + 8) != c->first) {
 			free(c->pack);
 			c->pack = NULL;
@@ -237,292 +343,30 @@ static int page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 					    "pack", url, name);
 		}
 	}
-	if (size != page_size || (uint64_t)off + zlen > c->packlen ||
-	    snap_codec_unpack(&r->codec, c->pack + off, zlen, buf, size) < 0)
+	if (fr->page_size != page_size)
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
-				    "decode", url, name,
-				    (unsigned long long)seq);
+				    "decode (its index says %u bytes, not %u)",
+				    url, name, (unsigned long long)seq,
+				    fr->page_size, page_size);
+	rc = frame_load(r, c, lo, name, err);
+	if (rc < 0)
+		return rc;
+	memcpy(buf, c->fplain + (size_t)(k - fr->page0) * page_size,
+	       page_size);
 	uint8_t h[32];
-	if (snap_sha256(buf, size, h) < 0)
+	if (snap_sha256(buf, page_size, h) < 0)
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	if (memcmp(h, e, 32))
+	if (memcmp(h, sha, 32))
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
 				    "match its SHA-256", url, name,
 				    (unsigned long long)seq);
+	if (c->ix.version != 1)
+		return 0;
 	if (r->enc)
-		snap_pageid(&r->keys, buf, size, h);
-	if (memcmp(h, e + 32, 32))
+		snap_pageid(&r->keys, buf, page_size, h);
+	if (memcmp(h, sha + 32, 32))
 		return snap_err_set(err, -EIO, "%s/%s: page %llu does not "
 				    "match its identity", url, name,
 				    (unsigned long long)seq);
 	return 0;
-}
-
-/* ---- whole images --------------------------------------------------------- */
-
-/* Load row's page map (the seqs of pages 1..N). */
-int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
-			  snap_err *err)
-{
-	uint8_t *blob;
-	size_t len;
-	int rc = snap_replica_obj_get(r, row->map, &blob, &len, err);
-	if (rc == -ENOENT)
-		return snap_err_set(err, -EIO, "%s/%s: missing (the page map "
-				    "of %s)", snap_objstore_url(r->os),
-				    row->map, row->si.name);
-	if (rc < 0)
-		return rc;
-	rc = snap_map_decode(blob, len, row->si.page_count, seqs);
-	free(blob);
-	if (rc < 0)
-		return snap_err_set(err, -EIO, "%s/%s: not a valid page map of "
-				    "%s", snap_objstore_url(r->os), row->map,
-				    row->si.name);
-	return 0;
-}
-
-/* Rebuild row's image page by page, proving each page and the whole;
- * write it to fd when fd >= 0. */
-static int image_walk(snap_replica *r, const rrow *row, int fd,
-		      snap_progress_fn progress, void *pctx, snap_err *err)
-{
-	int64_t *seqs = NULL;
-	uint8_t *page = malloc(row->si.page_size);
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc;
-	if (!page || !md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = snap_replica_firsts_load(r, err);
-	if (rc < 0)
-		goto out;
-	rc = snap_replica_map_load(r, row, &seqs, err);
-	if (rc < 0)
-		goto out;
-	r->readahead = 1;
-	for (uint32_t i = 0; i < row->si.page_count; i++) {
-		rc = page_read(r, (uint64_t)seqs[i], row->si.page_size, page,
-			       err);
-		if (rc < 0) {
-			snap_err_prefix(err, "%s, page %u", row->si.name,
-					i + 1);
-			goto out;
-		}
-		EVP_DigestUpdate(md, page, row->si.page_size);
-		if (fd >= 0 && snap_sys_write_all(fd, page,
-						  row->si.page_size) < 0) {
-			rc = snap_err_set(err, -errno, "cannot write the image "
-					  "of %s: %s", row->si.name,
-					  strerror(errno));
-			goto out;
-		}
-		if (progress && (i % 256 == 255 || i + 1 == row->si.page_count))
-			progress(pctx, i + 1, row->si.page_count);
-	}
-	uint8_t h[32];
-	EVP_DigestFinal_ex(md, h, NULL);
-	if (memcmp(h, row->si.sha256, 32))
-		rc = snap_err_set(err, -EIO, "%s: the rebuilt image does not "
-				  "match the snapshot's SHA-256",
-				  row->si.name);
-out:
-	r->readahead = 0;
-	EVP_MD_CTX_free(md);
-	free(page);
-	free(seqs);
-	return rc;
-}
-
-int snap_replica_export(snap_replica *r, const char *name, const char *path,
-			snap_progress_fn progress, void *pctx, snap_err *err)
-{
-	rrow row;
-	int rc = snap_replica_row_find(r, name, &row, err);
-	if (rc < 0)
-		return rc;
-	int fd = snap_sys_open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-			       O_CLOEXEC, 0600);
-	if (fd < 0)
-		return snap_err_set(err, -errno, "%s: %s%s", path,
-				    strerror(errno), errno == EEXIST ?
-				    " (export never overwrites a file)" : "");
-	rc = image_walk(r, &row, fd, progress, pctx, err);
-	if (rc == 0 && snap_sys_fsync(fd) < 0)
-		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	snap_sys_close(fd);
-	if (rc == 0 && snap_sys_sync_dir(path) < 0)
-		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (rc < 0)
-		snap_sys_unlink(path);
-	return rc;
-}
-
-/* PRAGMA integrity_check of a rebuilt image; 0 ok, -EIO with the first
- * problem in err. */
-static int image_integrity(const char *path, snap_err *err)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st,
-					NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_set(err, -EIO, "integrity_check could not run: "
-				  "%s", sqlite3_errmsg(db));
-		goto out;
-	}
-	rc = 0;
-	if (sqlite3_step(st) != SQLITE_ROW ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "ok"))
-		rc = snap_err_set(err, -EIO, "integrity_check: %s",
-				  sqlite3_column_text(st, 0) ?
-				  (const char *)sqlite3_column_text(st, 0) :
-				  sqlite3_errmsg(db));
-out:
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return rc;
-}
-
-int snap_replica_verify(snap_replica *r, const char *name, int full,
-			const char *tmpdir, snap_replica_problem_fn fn,
-			void *ctx, unsigned *nbad, snap_err *err)
-{
-	rrow *rows;
-	size_t k;
-	*nbad = 0;
-	int rc = snap_replica_rows_load(r, name, &rows, &k, err);
-	if (rc < 0)
-		return rc;
-	for (size_t i = 0; !name && i < r->bad_rows.n; i++) {
-		(*nbad)++;
-		if (fn)
-			fn(ctx, r->bad_rows.v[i], "this catalog row does not "
-			   "open with the replica's key or is not a snapshot "
-			   "record (damaged): its snapshot cannot be read");
-	}
-	for (size_t i = 0; i < k; i++) {
-		snap_err e;
-		snap_err_clear(&e);
-		int fd = -1;
-		char tmp[4096] = "";
-		if (full) {
-			snprintf(tmp, sizeof tmp, "%s/.snapfs-verify-XXXXXX",
-				 tmpdir ? tmpdir : "/tmp");
-			fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
-			if (fd < 0) {
-				rc = snap_err_set(err, -errno, "%s: %s", tmp,
-						  strerror(errno));
-				break;
-			}
-		}
-		int vrc = image_walk(r, &rows[i], fd, NULL, NULL, &e);
-		if (fd >= 0) {
-			snap_sys_close(fd);
-			if (vrc == 0)
-				vrc = image_integrity(tmp, &e);
-			snap_sys_unlink(tmp);
-		}
-		if (vrc == -ENOMEM) {
-			rc = snap_err_set(err, -ENOMEM, "%s", e.msg);
-			break;
-		}
-		if (vrc < 0) {
-			(*nbad)++;
-			if (fn)
-				fn(ctx, rows[i].si.name, e.msg);
-		}
-	}
-	free(rows);
-	return rc;
-}
-
-/* ---- images read in place ------------------------------------------------- */
-
-struct snap_replica_image {
-	snap_replica *r;
-	rrow row;
-	int64_t *seqs;         /* the page map: seqs of pages 1..N */
-	uint8_t *page;         /* the last page read (page_size bytes) */
-	int64_t cur;           /* its index (0-based), -1: none */
-};
-
-int snap_replica_image_open(snap_replica *r, const char *name,
-			    snap_replica_image **out, snap_err *err)
-{
-	*out = NULL;
-	snap_replica_image *img = calloc(1, sizeof *img);
-	if (!img)
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	img->r = r;
-	img->cur = -1;
-	int rc = snap_replica_row_find(r, name, &img->row, err);
-	if (rc == 0 && !img->row.si.page_size)
-		rc = snap_err_set(err, -EIO, "%s: page size 0 in its catalog "
-				  "row", name);
-	if (rc == 0 && !(img->page = malloc(img->row.si.page_size)))
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-	if (rc == 0 && !r->firsts)
-		rc = snap_replica_firsts_load(r, err);
-	if (rc == 0)
-		rc = snap_replica_map_load(r, &img->row, &img->seqs, err);
-	if (rc < 0) {
-		snap_replica_image_close(img);
-		return rc;
-	}
-	*out = img;
-	return 0;
-}
-
-long snap_replica_image_read(snap_replica_image *img, void *buf, size_t len,
-			     uint64_t off, snap_err *err)
-{
-	const snap_info *si = &img->row.si;
-	uint64_t size = (uint64_t)si->page_size * si->page_count;
-	if (off >= size)
-		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > (size_t)LONG_MAX)
-		len = (size_t)LONG_MAX;
-	size_t done = 0;
-	while (done < len) {
-		uint64_t at = off + done;
-		int64_t i = (int64_t)(at / si->page_size);
-		size_t in = (size_t)(at % si->page_size);
-		if (img->cur != i) {
-			img->cur = -1;
-			int rc = page_read(img->r, (uint64_t)img->seqs[i],
-					   si->page_size, img->page, err);
-			if (rc < 0) {
-				snap_err_prefix(err, "%s, page %lld", si->name,
-						(long long)i + 1);
-				return rc;
-			}
-			img->cur = i;
-		}
-		size_t n = si->page_size - in;
-		if (n > len - done)
-			n = len - done;
-		memcpy((uint8_t *)buf + done, img->page + in, n);
-		done += n;
-	}
-	return (long)done;
-}
-
-const snap_info *snap_replica_image_info(const snap_replica_image *img)
-{
-	return &img->row.si;
-}
-
-void snap_replica_image_close(snap_replica_image *img)
-{
-	if (!img)
-		return;
-	free(img->seqs);
-	free(img->page);
-	free(img);
 }

@@ -18,8 +18,8 @@
 #define S3_CONNECT_TIMEOUT_S 10L
 #define S3_STALL_S 60L
 #define S3_BODY_MAX ((size_t)16 << 20)  /* listings, error documents */
-#define S3_FETCHERS 1          /* prefetch threads: with the caller's own,
-				  two requests in flight (memory: peak RSS
+#define S3_FETCHERS 2          /* prefetch threads: with the caller's own,
+				  three requests in flight (memory: peak RSS
 				  <= 64 MB, tests/bench/README.md) */
 #define S3_PREFETCH 4          /* objects fetched ahead, at most */
 

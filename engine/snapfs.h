@@ -26,7 +26,7 @@
  *   L4  restore restore_file recover diff diffstate tablerestore export
  *   L4  merge mergelive mergekeys mergemove mergeapply keep retention trash
  *   L5  health status schedule replica replica_read replica_push
- *   L5  replica_prune replica_log
+ *   L5  replica_prune replica_log replica_cache replica_image
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, time and hex, durations and

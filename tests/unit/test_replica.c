@@ -6,12 +6,13 @@
  * writes nothing; sealed objects hide the data, plain ones do not; a
  * flipped byte or a deleted pack is found and names the snapshot; a run
  * cut short (no catalog row, no cache) is finished without re-uploading
- * pages; a symlink planted in the replica is refused; any byte range of
- * an image read in place (snap_replica_image_*) is the local image's; a
- * snapshot of several packs (one uploaded while the next is built, the
- * next fetched ahead while one is read) round-trips, and an object
- * announced with snap_objstore_prefetch reads exactly as a plain get
- * would, also after it changed or went away.
+ * pages; a symlink planted in the replica is refused; a snapshot of
+ * several packs (one uploaded while the next is built, the next fetched
+ * ahead while one is read) round-trips, and an object announced with
+ * snap_objstore_prefetch reads exactly as a plain get would, also after
+ * it changed or went away.  Images read in place, page sizes, frames and
+ * version 1 replicas: test_replica_frames.c (run from main here); shared
+ * helpers: replica_util.c.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
@@ -29,140 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "objstore.h"
-#include "replica.h"
-
-#define PASS "correct horse battery staple"
-#define MARKER "replica-plaintext-marker"
-
-/* A store with two snapshots (a, then b after a small change) of a
- * database whose rows hold MARKER. */
-static snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
-				 snap_info *b)
-{
-	tu_db_create(env->db, "delete", page_size, 1500);
-	sqlite3 *db = tu_open(env->db);
-	tu_exec(db, "UPDATE t SET v = '" MARKER "' || id WHERE id %% 7 = 0");
-	sqlite3_close(db);
-	snap_store *st = tu_store(env);
-	*a = tu_snap(st, "a");
-	db = tu_open(env->db);
-	tu_exec(db, "UPDATE t SET v = 'changed' WHERE id = 42");
-	sqlite3_close(db);
-	*b = tu_snap(st, "b");
-	return st;
-}
-
-/* The replica URL of a test: a directory of the test, or a fresh prefix
- * under SNAPFS_TEST_REPLICA_BASE. */
-static void url_of(const tu_env *env, const char *name, char *url,
-		   char *path)
-{
-	const char *base = getenv("SNAPFS_TEST_REPLICA_BASE");
-	tu_path(env, path, name);
-	if (base && *base)
-		snprintf(url, PATH_MAX + 8, "%s/%s/%s", base,
-			 strrchr(env->dir, '/') + 1, name);
-	else
-		snprintf(url, PATH_MAX + 8, "file://%s", path);
-}
-
-/* The object names under dir of the replica at url, sorted. */
-static char **g_names;
-static size_t g_nnames;
-static int collect(void *ctx, const char *name, uint64_t size)
-{
-	(void)ctx;
-	(void)size;
-	g_names = realloc(g_names, (g_nnames + 1) * sizeof *g_names);
-	g_names[g_nnames++] = strdup(name);
-	return 0;
-}
-
-static int str_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static snap_objstore *objs_list(const char *url, const char *dir)
-{
-	snap_objstore *o;
-	snap_err err;
-	if (snap_objstore_open(url, 0, &o, &err) < 0)
-		fail_msg("objstore %s: %s", url, err.msg);
-	for (size_t i = 0; i < g_nnames; i++)
-		free(g_names[i]);
-	free(g_names);
-	g_names = NULL;
-	g_nnames = 0;
-	if (snap_objstore_list(o, dir, collect, NULL, &err) < 0)
-		fail_msg("list %s: %s", dir, err.msg);
-	qsort(g_names, g_nnames, sizeof *g_names, str_cmp);
-	return o;
-}
-
-/* Flip one byte of object name (xor), or delete it. */
-static void obj_flip(const char *url, const char *name, int del)
-{
-	snap_objstore *o;
-	snap_err err;
-	uint8_t *d;
-	size_t n;
-	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
-	if (del) {
-		assert_int_equal(snap_objstore_delete(o, name, &err), 0);
-	} else {
-		assert_int_equal(snap_objstore_get(o, name, &d, &n, &err), 0);
-		d[n / 2] ^= 0x01;
-		assert_int_equal(snap_objstore_put(o, name, d, n, &err), 0);
-		free(d);
-	}
-	snap_objstore_close(o);
-}
-
-/* Open a replica with the test passphrase; fail the test on error. */
-static snap_replica *ropen(const char *url, unsigned flags)
-{
-	snap_err err;
-	snap_replica *r = NULL;
-	int rc = snap_replica_open(url, PASS, strlen(PASS), flags, &r, &err);
-	if (rc < 0)
-		fail_msg("replica open %s: %s", url, err.msg);
-	return r;
-}
-
-/* Push every snapshot of st; fail the test on error. */
-static snap_replicate_stats push(snap_replica *r, snap_store *st)
-{
-	snap_err err;
-	snap_replicate_stats s;
-	if (snap_replica_push(r, st, NULL, NULL, &s, &err) < 0)
-		fail_msg("push: %s", err.msg);
-	return s;
-}
-
-/* Export name from the replica and compare with the local image. */
-static void assert_export_equals(const tu_env *env, snap_replica *r,
-				 snap_store *st, const snap_info *si)
-{
-	char out[PATH_MAX];
-	snap_err err;
-	tu_path(env, out, "export.db");
-	unlink(out);
-	if (snap_replica_export(r, si->name, out, NULL, NULL, &err) < 0)
-		fail_msg("export %s: %s", si->name, err.msg);
-	size_t n, m;
-	uint8_t *got = tu_read_file(out, &n);
-	uint8_t *want = tu_image_bytes(st, si->id, &m);
-	assert_int_equal(n, m);
-	assert_memory_equal(got, want, n);
-	uint8_t sha[32];
-	tu_sha256(got, n, sha);
-	assert_memory_equal(sha, si->sha256, 32);
-	free(got);
-	free(want);
-	unlink(out);
-}
+#include "replica_util.h"
 
 /* 1 when some object of the replica at url contains needle. */
 static int objects_contain(const char *url, const char *needle)
@@ -270,15 +138,8 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 {
 	tu_env *env = *state;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	tu_db_create(env->db, "delete", 4096, 10);
-	sqlite3 *db = tu_open(env->db);
-	tu_exec(db, "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);"
-		"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
-		"FROM n WHERE i < 4500) INSERT INTO big SELECT i, "
-		"randomblob(3000) FROM n");
-	sqlite3_close(db);
-	snap_store *st = env->st = tu_store(env);
-	snap_info a = tu_snap(st, "a");
+	snap_info a;
+	snap_store *st = big_snapshot(env, 4500, "randomblob(3000)", &a);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	snap_replicate_stats s = push(r, st);
@@ -286,7 +147,7 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 	assert_int_equal(s.pages, tu_pages(st));
 	snap_objstore_close(objs_list(url, "packs"));
 	assert_true(g_nnames >= 3);
-	db = tu_open(env->db);
+	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE big SET b = randomblob(3000) WHERE id %% 900 = 1");
 	sqlite3_close(db);
 	snap_info b = tu_snap(st, "b");
@@ -479,17 +340,6 @@ static void test_plain_replica(void **state)
 	assert_true(objects_contain(url, b.name));
 }
 
-/* Record verify's problems. */
-static int g_nprob;
-static char g_prob_snap[SNAP_NAME_MAX];
-static void prob_cb(void *ctx, const char *snap, const char *problem)
-{
-	(void)ctx;
-	(void)problem;
-	g_nprob++;
-	snprintf(g_prob_snap, sizeof g_prob_snap, "%s", snap);
-}
-
 static void test_damage_is_found_and_named(void **state)
 {
 	tu_env *env = *state;
@@ -564,28 +414,6 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_replica_close(r);
 }
 
-static void test_page_size_change_and_shrink(void **state)
-{
-	tu_env *env = *state;
-	snap_info a, b;
-	char url[PATH_MAX + 8], path[PATH_MAX];
-	snap_store *st = env->st = two_snapshots(env, 1024, &a, &b);
-	sqlite3 *db = tu_open(env->db);
-	tu_exec(db, "DELETE FROM t WHERE id > 100");
-	tu_exec(db, "PRAGMA page_size = 8192");
-	tu_exec(db, "VACUUM");
-	sqlite3_close(db);
-	snap_info c = tu_snap(st, "c");
-	assert_int_equal(c.page_size, 8192);
-	assert_true(c.image_size < b.image_size);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
-	assert_export_equals(env, r, st, &b);
-	assert_export_equals(env, r, st, &c);
-	snap_replica_close(r);
-}
-
 static void test_symlink_in_replica_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -623,83 +451,6 @@ static void test_symlink_in_replica_is_refused(void **state)
 	assert_non_null(strstr(err.msg, "symlink"));
 }
 
-/* Read image img over ranges that start and end inside pages and cross
- * them, and compare with want (n bytes). */
-static void assert_ranges_equal(snap_replica_image *img, const uint8_t *want,
-				size_t n, uint32_t page_size)
-{
-	static const size_t lens[] = {1, 100, 4096, 5000, 65536, 131072};
-	uint8_t *buf = malloc(131072);
-	snap_err err;
-	assert_non_null(buf);
-	for (size_t k = 0; k < sizeof lens / sizeof *lens; k++)
-		for (uint64_t off = 0; off < n; off += 3 * page_size + 777) {
-			size_t len = lens[k];
-			long got = snap_replica_image_read(img, buf, len, off,
-							   &err);
-			size_t expect = off + len > n ? n - off : len;
-			assert_int_equal(got, (long)expect);
-			assert_memory_equal(buf, want + off, expect);
-		}
-	/* At and past the end: nothing. */
-	assert_int_equal(snap_replica_image_read(img, buf, 10, n, &err), 0);
-	assert_int_equal(snap_replica_image_read(img, buf, 10, n + 9, &err),
-			 0);
-	free(buf);
-}
-
-/* snap_replica_image_*: any byte range of a snapshot's image, read in
- * place, is the local image's; two images open at once share the cache;
- * a flipped byte in a pack is -EIO naming the pack, never wrong bytes;
- * an unknown name is -ENOENT. */
-static void test_image_read_in_place(void **state)
-{
-	tu_env *env = *state;
-	snap_info a, b;
-	char url[PATH_MAX + 8], path[PATH_MAX];
-	snap_err err;
-	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
-	snap_replica_close(r);
-	r = ropen(url, 0);
-	size_t na, nb;
-	uint8_t *wa = tu_image_bytes(st, a.id, &na);
-	uint8_t *wb = tu_image_bytes(st, b.id, &nb);
-	snap_replica_image *ia, *ib, *none;
-	assert_int_equal(snap_replica_image_open(r, a.name, &ia, &err), 0);
-	assert_int_equal(snap_replica_image_open(r, b.name, &ib, &err), 0);
-	assert_int_equal(snap_replica_image_info(ib)->image_size, nb);
-	assert_memory_equal(snap_replica_image_info(ib)->sha256, b.sha256,
-			    32);
-	assert_ranges_equal(ia, wa, na, a.page_size);
-	assert_ranges_equal(ib, wb, nb, b.page_size);
-	assert_ranges_equal(ia, wa, na, a.page_size);
-	assert_int_equal(snap_replica_image_open(r, "no-such.db", &none,
-						 &err), -ENOENT);
-	assert_null(none);
-	snap_replica_image_close(ia);
-	snap_replica_image_close(ib);
-	snap_replica_close(r);
-	/* A flipped byte in the first pack: -EIO, the pack named. */
-	snap_objstore_close(objs_list(url, "packs"));
-	char pack[64];
-	snprintf(pack, sizeof pack, "%s", g_names[0]);
-	obj_flip(url, pack, 0);
-	r = ropen(url, 0);
-	assert_int_equal(snap_replica_image_open(r, a.name, &ia, &err), 0);
-	uint8_t *buf = malloc(na);
-	assert_non_null(buf);
-	assert_int_equal(snap_replica_image_read(ia, buf, na, 0, &err), -EIO);
-	assert_non_null(strstr(err.msg, pack));
-	snap_replica_image_close(ia);
-	snap_replica_close(r);
-	free(buf);
-	free(wa);
-	free(wb);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -714,6 +465,10 @@ int main(void)
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),
 		tu_test(test_prefetch_never_changes_what_a_get_reads),
+		tu_test(test_version_1_replica_is_read_and_pushed_to),
+		tu_test(test_pages_of_one_frame_read_singly_in_any_order),
+		tu_test(test_damaged_frame_names_the_snapshot),
+		tu_test(test_frame_ending_a_pack),
 		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
 	};
 	size_t n = sizeof tests / sizeof *tests;

@@ -1,0 +1,279 @@
+/*
+ * engine/replica_cache.c — the writer's cache of a replica in the local
+ * store.db (engine/DESIGN.md §6, "The writer's cache"): which page
+ * SHA-256 has which seq in the replica, which packs it knows; reconciled
+ * with the replica's index listing at the start of every run
+ * (snap_replica_cache_sync), a pack's pages recorded once its index is
+ * durable (snap_replica_cache_add), and the per-page lookups of a run
+ * (snap_replica_lookup_*): statements prepared once, LOOKUP_BATCH lookups
+ * to one read transaction.
+ */
+#include "replica_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define CACHE_SQL \
+	"CREATE TABLE IF NOT EXISTS replica_pages(replica TEXT NOT NULL," \
+	"  hash BLOB NOT NULL, seq INTEGER NOT NULL," \
+	"  PRIMARY KEY(replica, hash)) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS replica_packs(replica TEXT NOT NULL," \
+	"  first INTEGER NOT NULL, count INTEGER NOT NULL," \
+	"  PRIMARY KEY(replica, first)) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS replica_snaps(replica TEXT NOT NULL," \
+	"  obj TEXT NOT NULL, name TEXT NOT NULL, sha256 BLOB NOT NULL," \
+	"  PRIMARY KEY(replica, obj)) WITHOUT ROWID;"
+
+/* Run one statement of the writer's cache with the replica's id as ?1, a
+ * as ?2 and a 32-byte blob as ?3 (each where the statement names it);
+ * *out gets the first column of the first row (when out is given;
+ * -ENOENT when there is none). */
+static int cache_q(snap_store *s, snap_replica *r, const char *sql,
+		   int64_t a, const void *blob, int64_t *out, snap_err *err)
+{
+	sqlite3_stmt *st;
+	snap_store_lock(s);
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
+		snap_store_unlock(s);
+		return rc;
+	}
+	sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
+	/* Parameters a statement does not name are SQLITE_RANGE: harmless. */
+	sqlite3_bind_int64(st, 2, a);
+	if (blob)
+		sqlite3_bind_blob(st, 3, blob, 32, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (out)
+			*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = out ? -ENOENT : 0;
+	} else {
+		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
+/* Record one pack's pages in the cache (one transaction). */
+int snap_replica_cache_add(snap_store *s, snap_replica *r, uint64_t first,
+			  uint32_t count, const uint8_t *shas, size_t stride,
+			  snap_err *err)
+{
+	snap_store_lock(s);
+	int rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
+	sqlite3_stmt *st = NULL;
+	if (rc < 0)
+		goto out;
+	int src = sqlite3_prepare_v2(s->db,
+		"INSERT OR REPLACE INTO replica_pages(replica, hash, seq) "
+		"VALUES (?1, ?2, ?3)", -1, &st, NULL);
+	for (uint32_t i = 0; src == SQLITE_OK && i < count; i++) {
+		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, shas + (size_t)i * stride, 32,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (int64_t)(first + i));
+		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+			sqlite3_errcode(s->db);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (src == SQLITE_OK)
+		src = sqlite3_prepare_v2(s->db,
+			"INSERT OR REPLACE INTO replica_packs(replica, first, "
+			"count) VALUES (?1, ?2, ?3)", -1, &st, NULL);
+	if (src == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)first);
+		sqlite3_bind_int64(st, 3, count);
+		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+			sqlite3_errcode(s->db);
+	}
+	sqlite3_finalize(st);
+	if (src != SQLITE_OK) {
+		rc = snap_err_sqlite(err, s->db, src, "replica cache");
+		snap_store_exec(s->db, "ROLLBACK", NULL);
+	} else {
+		rc = snap_store_exec(s->db, "COMMIT", err);
+	}
+out:
+	snap_store_unlock(s);
+	return rc;
+}
+
+/* Reconcile the cache with the replica's index listing; *next gets the
+ * first free seq. */
+int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
+		      snap_err *err)
+{
+	int rc = snap_store_exec(s->db, CACHE_SQL, err);
+	if (rc < 0)
+		return rc;
+	rc = snap_replica_firsts_load(r, err);
+	if (rc < 0)
+		return rc;
+	*next = 1;
+	/* Packs the cache knows that the replica no longer has (pruned). */
+	int64_t first;
+	for (;;) {
+		rc = cache_q(s, r, "SELECT first FROM replica_packs WHERE "
+			     "replica=?1 AND first > ?2 ORDER BY first LIMIT 1",
+			     *next ? (int64_t)*next - 1 : 0, NULL, &first,
+			     err);
+		if (rc == -ENOENT)
+			break;
+		if (rc < 0)
+			return rc;
+		*next = (uint64_t)first + 1;
+		if (bsearch(&(uint64_t){(uint64_t)first}, r->firsts,
+			    r->nfirsts, sizeof *r->firsts, snap_replica_u64_cmp))
+			continue;
+		rc = cache_q(s, r, "DELETE FROM replica_pages WHERE replica=?1 "
+			     "AND seq >= ?2 AND seq < ?2 + (SELECT count FROM "
+			     "replica_packs WHERE replica=?1 AND first=?2)",
+			     first, NULL, NULL, err);
+		if (rc == 0)
+			rc = cache_q(s, r, "DELETE FROM replica_packs WHERE "
+				     "replica=?1 AND first=?2", first, NULL,
+				     NULL, err);
+		if (rc < 0)
+			return rc;
+	}
+	/* Indexes the cache has not seen (another writer, a killed run). */
+	*next = 1;
+	for (size_t i = 0; i < r->nfirsts; i++) {
+		int64_t count;
+		rc = cache_q(s, r, "SELECT count FROM replica_packs WHERE "
+			     "replica=?1 AND first=?2", (int64_t)r->firsts[i],
+			     NULL, &count, err);
+		if (rc == -ENOENT) {
+			char name[64];
+			uint8_t *p;
+			size_t len;
+			ridx ix;
+			snprintf(name, sizeof name, "index/%016llx",
+				 (unsigned long long)r->firsts[i]);
+			snap_err e;
+			rc = snap_replica_obj_get(r, name, &p, &len, &e);
+			if (rc == -ENOENT)
+				continue;
+			if (rc == -ENOMEM) {
+				*err = e;
+				return rc;
+			}
+			if (rc < 0 ||
+			    snap_replica_index_parse(p, len, &ix) < 0 ||
+			    ix.first != r->firsts[i]) {
+				/* Junk or a damaged index: no page of it is
+				 * reused, and new seqs go above its name,
+				 * so nothing new can be shadowed by it. */
+				if (rc == 0)
+					free(p);
+				if (r->firsts[i] < (1ull << 62) &&
+				    r->firsts[i] + 1 > *next)
+					*next = r->firsts[i] + 1;
+				rc = 0;
+				continue;
+			}
+			rc = snap_replica_cache_add(s, r, ix.first, ix.count, ix.shas,
+					    ix.stride, err);
+			free(p);
+			count = ix.count;
+		}
+		if (rc < 0)
+			return rc;
+		if (r->firsts[i] + (uint64_t)count > *next)
+			*next = r->firsts[i] + (uint64_t)count;
+	}
+	return 0;
+}
+
+/* Prepare the lookups (the cache's tables exist: cache_sync). */
+int snap_replica_lookup_init(snap_replica_lookup *lk, snap_store *s, snap_replica *r,
+		       snap_err *err)
+{
+	memset(lk, 0, sizeof *lk);
+	lk->s = s;
+	lk->r = r;
+	snap_store_lock(s);
+	int rc = sqlite3_prepare_v3(s->db, "SELECT r.seq FROM pages p JOIN "
+		"replica_pages r ON r.replica=?1 AND r.hash=p.hash "
+		"WHERE p.id=?2", -1, SQLITE_PREPARE_PERSISTENT, &lk->by_id,
+		NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v3(s->db, "SELECT seq FROM replica_pages "
+			"WHERE replica=?1 AND hash=?2", -1,
+			SQLITE_PREPARE_PERSISTENT, &lk->by_hash, NULL);
+	if (rc != SQLITE_OK)
+		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
+	snap_store_unlock(s);
+	return rc;
+}
+
+/* End the open batch (if any): its read transaction and the lock. */
+void snap_replica_lookup_end(snap_replica_lookup *lk)
+{
+	if (!lk->open)
+		return;
+	if (!sqlite3_get_autocommit(lk->s->db))
+		snap_store_exec(lk->s->db, "COMMIT", NULL);
+	if (!sqlite3_get_autocommit(lk->s->db))
+		snap_store_exec(lk->s->db, "ROLLBACK", NULL);
+	snap_store_unlock(lk->s);
+	lk->open = 0;
+}
+
+void snap_replica_lookup_free(snap_replica_lookup *lk)
+{
+	snap_replica_lookup_end(lk);
+	sqlite3_finalize(lk->by_id);
+	sqlite3_finalize(lk->by_hash);
+	lk->by_id = lk->by_hash = NULL;
+}
+
+/* The seq the cache knows for store page id (by_hash 0) or for the
+ * SHA-256 sha (by_hash 1); -ENOENT when it knows none. */
+int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
+		      const uint8_t *sha, int64_t *seq, snap_err *err)
+{
+	sqlite3 *db = lk->s->db;
+	if (!lk->open) {
+		snap_store_lock(lk->s);
+		lk->open = 1;
+		lk->n = 0;
+		int rc = snap_store_exec(db, "BEGIN", err);
+		if (rc < 0) {
+			snap_replica_lookup_end(lk);
+			return rc;
+		}
+	}
+	sqlite3_stmt *st = by_hash ? lk->by_hash : lk->by_id;
+	sqlite3_bind_text(st, 1, lk->r->cache_key, -1, SQLITE_STATIC);
+	if (by_hash)
+		sqlite3_bind_blob(st, 2, sha, 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 2, id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = snap_err_sqlite(err, db, rc, "replica cache");
+	}
+	sqlite3_reset(st);
+	if (++lk->n >= LOOKUP_BATCH || (rc < 0 && rc != -ENOENT))
+		snap_replica_lookup_end(lk);
+	return rc;
+}
+

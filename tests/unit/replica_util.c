@@ -1,0 +1,174 @@
+/*
+ * tests/unit/replica_util.c — what the replica unit tests share
+ * (test_replica.c, test_replica_frames.c; replica_util.h): a store with
+ * two snapshots, a replica URL per test (file:// or under
+ * SNAPFS_TEST_REPLICA_BASE), object listings, flipped or deleted objects,
+ * opening, pushing and exporting with the test's passphrase.
+ */
+#include "replica_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A store with two snapshots (a, then b after a small change) of a
+ * database whose rows hold MARKER. */
+snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
+				 snap_info *b)
+{
+	tu_db_create(env->db, "delete", page_size, 1500);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = '" MARKER "' || id WHERE id %% 7 = 0");
+	sqlite3_close(db);
+	snap_store *st = tu_store(env);
+	*a = tu_snap(st, "a");
+	db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'changed' WHERE id = 42");
+	sqlite3_close(db);
+	*b = tu_snap(st, "b");
+	return st;
+}
+
+/* The replica URL of a test: a directory of the test, or a fresh prefix
+ * under SNAPFS_TEST_REPLICA_BASE. */
+void url_of(const tu_env *env, const char *name, char *url,
+		   char *path)
+{
+	const char *base = getenv("SNAPFS_TEST_REPLICA_BASE");
+	tu_path(env, path, name);
+	if (base && *base)
+		snprintf(url, PATH_MAX + 8, "%s/%s/%s", base,
+			 strrchr(env->dir, '/') + 1, name);
+	else
+		snprintf(url, PATH_MAX + 8, "file://%s", path);
+}
+
+/* The object names under dir of the replica at url, sorted. */
+char **g_names;
+size_t g_nnames;
+static int collect(void *ctx, const char *name, uint64_t size)
+{
+	(void)ctx;
+	(void)size;
+	g_names = realloc(g_names, (g_nnames + 1) * sizeof *g_names);
+	g_names[g_nnames++] = strdup(name);
+	return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+snap_objstore *objs_list(const char *url, const char *dir)
+{
+	snap_objstore *o;
+	snap_err err;
+	if (snap_objstore_open(url, 0, &o, &err) < 0)
+		fail_msg("objstore %s: %s", url, err.msg);
+	for (size_t i = 0; i < g_nnames; i++)
+		free(g_names[i]);
+	free(g_names);
+	g_names = NULL;
+	g_nnames = 0;
+	if (snap_objstore_list(o, dir, collect, NULL, &err) < 0)
+		fail_msg("list %s: %s", dir, err.msg);
+	qsort(g_names, g_nnames, sizeof *g_names, str_cmp);
+	return o;
+}
+
+/* Flip one byte of object name (xor), or delete it. */
+void obj_flip(const char *url, const char *name, int del)
+{
+	snap_objstore *o;
+	snap_err err;
+	uint8_t *d;
+	size_t n;
+	assert_int_equal(snap_objstore_open(url, 0, &o, &err), 0);
+	if (del) {
+		assert_int_equal(snap_objstore_delete(o, name, &err), 0);
+	} else {
+		assert_int_equal(snap_objstore_get(o, name, &d, &n, &err), 0);
+		d[n / 2] ^= 0x01;
+		assert_int_equal(snap_objstore_put(o, name, d, n, &err), 0);
+		free(d);
+	}
+	snap_objstore_close(o);
+}
+
+/* Open a replica with the test passphrase; fail the test on error. */
+snap_replica *ropen(const char *url, unsigned flags)
+{
+	snap_err err;
+	snap_replica *r = NULL;
+	int rc = snap_replica_open(url, PASS, strlen(PASS), flags, &r, &err);
+	if (rc < 0)
+		fail_msg("replica open %s: %s", url, err.msg);
+	return r;
+}
+
+/* Push every snapshot of st; fail the test on error. */
+snap_replicate_stats push(snap_replica *r, snap_store *st)
+{
+	snap_err err;
+	snap_replicate_stats s;
+	if (snap_replica_push(r, st, NULL, NULL, &s, &err) < 0)
+		fail_msg("push: %s", err.msg);
+	return s;
+}
+
+/* Export name from the replica and compare with the local image. */
+void assert_export_equals(const tu_env *env, snap_replica *r,
+				 snap_store *st, const snap_info *si)
+{
+	char out[PATH_MAX];
+	snap_err err;
+	tu_path(env, out, "export.db");
+	unlink(out);
+	if (snap_replica_export(r, si->name, out, NULL, NULL, &err) < 0)
+		fail_msg("export %s: %s", si->name, err.msg);
+	size_t n, m;
+	uint8_t *got = tu_read_file(out, &n);
+	uint8_t *want = tu_image_bytes(st, si->id, &m);
+	assert_int_equal(n, m);
+	assert_memory_equal(got, want, n);
+	uint8_t sha[32];
+	tu_sha256(got, n, sha);
+	assert_memory_equal(sha, si->sha256, 32);
+	free(got);
+	free(want);
+	unlink(out);
+}
+
+/* Record verify's problems. */
+int g_nprob;
+char g_prob_snap[SNAP_NAME_MAX];
+void prob_cb(void *ctx, const char *snap, const char *problem)
+{
+	(void)ctx;
+	(void)problem;
+	g_nprob++;
+	snprintf(g_prob_snap, sizeof g_prob_snap, "%s", snap);
+}
+
+
+/* A store whose one snapshot (*a) is of a database with a table of rows
+ * rows, each a blob of 3000 bytes given by the SQL expression blob (of
+ * the row's id i): one row per 4 KiB page. */
+snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
+			 snap_info *a)
+{
+	char sql[512];
+	tu_db_create(env->db, "delete", 4096, 10);
+	sqlite3 *db = tu_open(env->db);
+	snprintf(sql, sizeof sql, "CREATE TABLE big(id INTEGER PRIMARY KEY, "
+		 "b BLOB); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT "
+		 "i + 1 FROM n WHERE i < %d) INSERT INTO big SELECT i, %s "
+		 "FROM n", rows, blob);
+	tu_exec(db, "%s", sql);
+	sqlite3_close(db);
+	snap_store *st = env->st = tu_store(env);
+	*a = tu_snap(st, "a");
+	return st;
+}

@@ -1,0 +1,55 @@
+/*
+ * tests/unit/replica_util.h — helpers the replica unit tests share
+ * (replica_util.c) and the tests of test_replica_frames.c that
+ * test_replica.c's main runs.
+ */
+#ifndef TESTS_REPLICA_UTIL_H
+#define TESTS_REPLICA_UTIL_H
+
+#include "testutil.h"
+
+#include "objstore.h"
+#include "replica.h"
+
+#define PASS "correct horse battery staple"
+#define MARKER "replica-plaintext-marker"
+
+/* A store with two snapshots (a, then b after a small change) of a
+ * database whose rows hold MARKER. */
+snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
+			  snap_info *b);
+/* The replica URL of a test: a directory of the test, or a fresh prefix
+ * under SNAPFS_TEST_REPLICA_BASE (url: PATH_MAX + 8 bytes). */
+void url_of(const tu_env *env, const char *name, char *url, char *path);
+/* List dir of the replica at url into g_names (sorted); the object store
+ * stays open for the caller (snap_objstore_close). */
+extern char **g_names;
+extern size_t g_nnames;
+snap_objstore *objs_list(const char *url, const char *dir);
+/* Flip one byte of object name (xor, in its middle), or delete it. */
+void obj_flip(const char *url, const char *name, int del);
+/* Open a replica with the test passphrase; fail the test on error. */
+snap_replica *ropen(const char *url, unsigned flags);
+/* Push every snapshot of st; fail the test on error. */
+snap_replicate_stats push(snap_replica *r, snap_store *st);
+/* Export si from the replica and compare with the local image. */
+void assert_export_equals(const tu_env *env, snap_replica *r,
+			  snap_store *st, const snap_info *si);
+/* A store whose one snapshot (*a) is of a table of rows blobs of 3000
+ * bytes, each the SQL expression blob of the row's id i. */
+snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
+			 snap_info *a);
+/* A verify callback: counts problems, keeps the last snapshot named. */
+extern int g_nprob;
+extern char g_prob_snap[SNAP_NAME_MAX];
+void prob_cb(void *ctx, const char *snap, const char *problem);
+
+/* test_replica_frames.c */
+void test_page_size_change_and_shrink(void **state);
+void test_image_read_in_place(void **state);
+void test_version_1_replica_is_read_and_pushed_to(void **state);
+void test_pages_of_one_frame_read_singly_in_any_order(void **state);
+void test_damaged_frame_names_the_snapshot(void **state);
+void test_frame_ending_a_pack(void **state);
+
+#endif
