@@ -358,6 +358,8 @@ int main(int argc, char **argv)
 	rc = ctl_parse(argc, argv, &a);
 	if (rc)
 		return rc;
+	if (a.json)
+		ctl_progress_off();
 	if (a.version) {
 		printf("snapctl %s\nSQLite %s\n", SNAPFS_VERSION,
 		       sqlite3_libversion());
