@@ -9,6 +9,12 @@
  * so SQLite's small reads of one page (header, then the rest) cost one
  * decompression.
  *
+ * An export reads the whole image another way: the page pipeline
+ * (pagepipe.h) decodes pages on its workers, this thread feeds the image's
+ * SHA-256 in page order, and a writer thread writes each 1 MiB of pages
+ * to a temporary file that is renamed into place only when the hash is
+ * the catalog's.
+ *
  * Each read runs in its own short read transaction of the store (WAL: never
  * blocks writers).  Pages of a snapshot never change; a snapshot deleted
  * while an image is open makes later reads fail with -EIO, which is why the

@@ -4,7 +4,10 @@
  * progress.
  *
  * The line is drawn with "\r" and cut to the terminal's width so that it
- * can be erased; it never reaches a pipe or a log (ctl_progress_tty).
+ * can be erased; it never reaches a pipe or a log (ctl_progress_tty), and
+ * is never drawn with --json (ctl_progress_off).  An engine call that
+ * counts its pages (verify, export, import) turns the ticker's line into a
+ * bar through ctl_bar_progress, redrawn whenever its percentage moves.
  */
 #include <pthread.h>
 #include <stdarg.h>
