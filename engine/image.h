@@ -59,6 +59,13 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
  * rename: a symlink at path is replaced, never followed). */
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err);
+/* The same, calling progress(pctx, pages written, pages in the image)
+ * every 256 pages and at the last (progress may be NULL).  Pages are
+ * decoded on worker threads (pagepipe.h); the image's SHA-256 is checked
+ * before the file is renamed into place. */
+int snap_image_export_progress(snap_store *s, int64_t snap_id,
+			       const char *path, snap_progress_fn progress,
+			       void *pctx, snap_err *err);
 
 /*
  * Open snapshot snap_id as a read-only SQLite connection (immutable) over

@@ -47,6 +47,13 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 int snap_snapshot_import(snap_store *s, const char *path,
 			 const snap_create_opts *o, snap_info *out,
 			 snap_err *err);
+/* The same, calling fn(ctx, pages stored, pages in the file) while the
+ * file is captured (fn may be NULL).  The integrity_check before it
+ * reports no progress. */
+int snap_snapshot_import_progress(snap_store *s, const char *path,
+				  const snap_create_opts *o,
+				  snap_progress_fn fn, void *ctx,
+				  snap_info *out, snap_err *err);
 
 /*
  * Check that `path` is a complete, intact SQLite database without storing

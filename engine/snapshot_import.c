@@ -169,16 +169,13 @@ int snap_snapshot_check_file(const char *path, snap_err *err)
 	return rc;
 }
 
-int snap_snapshot_import(snap_store *s, const char *path,
-			 const snap_create_opts *o, snap_info *out,
-			 snap_err *err)
-{
-	return snap_snapshot_import_for(s, path, o, "import", out, err);
-}
-
-int snap_snapshot_import_for(snap_store *s, const char *path,
-			     const snap_create_opts *o, const char *event,
-			     snap_info *out, snap_err *err)
+/* Import path as a snapshot: the checks, then the capture pipeline
+ * reporting progress through fn (may be NULL); a failure is recorded as
+ * an event of kind `event`. */
+static int import_file(snap_store *s, const char *path,
+		       const snap_create_opts *o, const char *event,
+		       snap_progress_fn fn, void *ctx, snap_info *out,
+		       snap_err *err)
 {
 	snap_create_opts dflt = { .kind = SNAP_KIND_IMPORT };
 	snap_info tmp;
@@ -195,8 +192,8 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 	if (!rc) {
 		rc = integrity(db, path, err);
 		if (!rc)
-			rc = snap_snapshot_capture(s, db, 1, path, o, NULL,
-						   NULL, out, err);
+			rc = snap_snapshot_capture(s, db, 1, path, o, fn, ctx,
+						   out, err);
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	}
 	sqlite3_close(db);
@@ -212,3 +209,24 @@ int snap_snapshot_import_for(snap_store *s, const char *path,
 	return rc;
 }
 
+int snap_snapshot_import(snap_store *s, const char *path,
+			 const snap_create_opts *o, snap_info *out,
+			 snap_err *err)
+{
+	return import_file(s, path, o, "import", NULL, NULL, out, err);
+}
+
+int snap_snapshot_import_progress(snap_store *s, const char *path,
+				  const snap_create_opts *o,
+				  snap_progress_fn fn, void *ctx,
+				  snap_info *out, snap_err *err)
+{
+	return import_file(s, path, o, "import", fn, ctx, out, err);
+}
+
+int snap_snapshot_import_for(snap_store *s, const char *path,
+			     const snap_create_opts *o, const char *event,
+			     snap_info *out, snap_err *err)
+{
+	return import_file(s, path, o, event, NULL, NULL, out, err);
+}

@@ -58,7 +58,12 @@ typedef struct vpass {
 	EVP_MD_CTX *md;          /* SHA-256 of the whole image, in order */
 	const uint8_t *zero;     /* a zero page, hashed for unreadable ones */
 	int oom;                 /* a page could not be hashed (memory) */
+	snap_progress_fn progress;   /* may be NULL */
+	void *pctx;
 } vpass;
+
+/* Pages between two progress calls (and the last page). */
+#define VERIFY_PROGRESS_PAGES 256u
 
 /* Worker: decode a stored page and hash it.  inlen 0 marks a page the
  * producer already found missing (and reported). */
@@ -95,6 +100,9 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") "
 			"cannot be decoded", s->pgno, s->id);
 	EVP_DigestUpdate(vp->md, page, vp->si->page_size);
+	if (vp->progress && (s->pgno % VERIFY_PROGRESS_PAGES == 0 ||
+			     s->pgno == vp->si->page_count))
+		vp->progress(vp->pctx, s->pgno, vp->si->page_count);
 	return 0;
 }
 
@@ -104,11 +112,11 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
  * and the image hash is fed in page order.
  */
 static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
-			snap_err *err)
+			snap_progress_fn progress, void *pctx, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	snap_pagepipe *pipe = NULL;
-	vpass vp = { v, si, NULL, NULL, 0 };
+	vpass vp = { v, si, NULL, NULL, 0, progress, pctx };
 	int64_t *map = NULL;
 	uint8_t whole[32];
 	uint32_t n = 0, i;
@@ -251,10 +259,10 @@ static const char *level_name(int full)
 /* Verify one snapshot on a given store connection. */
 static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      int full, snap_verify_problem_fn fn, void *ctx,
-		      snap_err *err)
+		      snap_progress_fn progress, void *pctx, snap_err *err)
 {
 	vstate v = { si, fn, ctx, 0, "" };
-	int rc = verify_pages(db, si, &v, err);
+	int rc = verify_pages(db, si, &v, progress, pctx, err);
 
 	if (!rc && full && v.problems == 0)
 		rc = verify_integrity(s, si, full, &v, err);
@@ -280,6 +288,15 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 int snap_verify_snapshot(snap_store *s, int64_t id, int full,
 			 snap_verify_problem_fn fn, void *ctx, snap_err *err)
 {
+	return snap_verify_snapshot_progress(s, id, full, fn, ctx, NULL, NULL,
+					     err);
+}
+
+int snap_verify_snapshot_progress(snap_store *s, int64_t id, int full,
+				  snap_verify_problem_fn fn, void *ctx,
+				  snap_progress_fn progress, void *pctx,
+				  snap_err *err)
+{
 	sqlite3 *db = NULL;
 	snap_info si;
 	int rc = snap_store_connect(s, 1, &db, err);
@@ -287,7 +304,8 @@ int snap_verify_snapshot(snap_store *s, int64_t id, int full,
 	if (!rc)
 		rc = snap_store_get_db(db, id, &si, err);
 	if (!rc)
-		rc = verify_one(s, db, &si, full, fn, ctx, err);
+		rc = verify_one(s, db, &si, full, fn, ctx, progress, pctx,
+				err);
 	sqlite3_close(db);
 	return rc;
 }
@@ -307,7 +325,8 @@ int snap_verify_store(snap_store *s, int full, snap_verify_problem_fn fn,
 		snap_err one;
 
 		snap_err_clear(&one);
-		rc = verify_one(s, db, &v[i], full, fn, ctx, &one);
+		rc = verify_one(s, db, &v[i], full, fn, ctx, NULL, NULL,
+				&one);
 		if (rc == -EBADMSG) {
 			bad++;
 			rc = 0;

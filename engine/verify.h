@@ -34,6 +34,13 @@ typedef void (*snap_verify_problem_fn)(void *ctx, const snap_info *si,
  */
 int snap_verify_snapshot(snap_store *s, int64_t id, int full,
 			 snap_verify_problem_fn fn, void *ctx, snap_err *err);
+/* The same, calling progress(pctx, pages checked, pages in the snapshot)
+ * during the quick pass, every 256 pages and at the last (progress may be
+ * NULL; a full check's integrity_check reports none). */
+int snap_verify_snapshot_progress(snap_store *s, int64_t id, int full,
+				  snap_verify_problem_fn fn, void *ctx,
+				  snap_progress_fn progress, void *pctx,
+				  snap_err *err);
 
 /*
  * Verify every snapshot.  *nbad (may be NULL) counts bad snapshots.

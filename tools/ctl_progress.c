@@ -4,11 +4,15 @@
  * progress.
  *
  * The line is drawn with "\r" and cut to the terminal's width so that it
- * can be erased; it never reaches a pipe or a log (ctl_progress_tty).
+ * can be erased; it never reaches a pipe or a log (ctl_progress_tty), and
+ * is never drawn with --json (ctl_progress_off).  An engine call that
+ * counts its pages (verify, export, import) turns the ticker's line into a
+ * bar through ctl_bar_progress, redrawn whenever its percentage moves.
  */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -24,12 +28,14 @@
  * below and every write of the progress line, since the busy ticker draws
  * from its own thread; nothing else is ever held while it is.
  */
-#define CTL_PROGRESS_DELAY_NS 300000000LL   /* 0.3 s */
+#define CTL_PROGRESS_DELAY_NS 300000000LL   /* 0.3 s, by default */
 #define CTL_TICK_NS 250000000LL             /* ticker redraw, 0.25 s */
 
 static pthread_mutex_t ctl_out_lock = PTHREAD_MUTEX_INITIALIZER;
 /* 1 when stderr is a terminal and a progress line may be drawn there. */
 static int ctl_progress_tty;
+/* The delay: CTL_PROGRESS_DELAY_NS, or SNAPCTL_PROGRESS_DELAY_MS. */
+static int64_t ctl_progress_delay = CTL_PROGRESS_DELAY_NS;
 /* 1 while a progress line is on the screen and must be erased. */
 static int ctl_progress_shown;
 /* CLOCK_MONOTONIC ns when the measured operation began. */
@@ -42,6 +48,8 @@ static struct {
 	int running;            /* the thread exists (main thread only) */
 	int stop;               /* ctl_out_lock: asks the thread to end */
 	char what[512];         /* ctl_out_lock: the text before "..." */
+	unsigned spin;          /* ctl_out_lock: spinner position */
+	int pct;                /* ctl_out_lock: last percentage drawn */
 } ctl_busy;
 
 /* Monotonic time in ns, for the progress delay and the ticker. */
@@ -124,7 +132,7 @@ void ctl_bar(const char *what, uint64_t done, uint64_t total,
 	char line[1024];
 
 	if (!ctl_progress_tty ||
-	    ctl_mono_ns() - ctl_progress_start < CTL_PROGRESS_DELAY_NS)
+	    ctl_mono_ns() - ctl_progress_start < ctl_progress_delay)
 		return;
 	ctl_bar_format(line, sizeof(line), what, done, total, detail);
 	pthread_mutex_lock(&ctl_out_lock);
@@ -132,32 +140,35 @@ void ctl_bar(const char *what, uint64_t done, uint64_t total,
 	pthread_mutex_unlock(&ctl_out_lock);
 }
 
+/* Draw the busy line "<what> ... | 12s" once the operation has run long
+ * enough; the caller holds ctl_out_lock. */
+static void ctl_busy_draw_locked(int64_t now)
+{
+	static const char spin[] = "|/-\\";
+	char line[640], tail[48];
+	int room;
+
+	if (now - ctl_progress_start < ctl_progress_delay)
+		return;
+	/* The text is cut, never the spinner and the time. */
+	snprintf(tail, sizeof(tail), " ... %c %llds", spin[ctl_busy.spin++ % 4],
+		 (long long)((now - ctl_progress_start) / 1000000000LL));
+	room = ctl_term_cols() - 1 - (int)strlen(tail);
+	snprintf(line, sizeof(line), "%.*s%s", room > 0 ? room : 0,
+		 ctl_busy.what, tail);
+	ctl_progress_draw_locked(line);
+}
+
 /* The ticker thread: redraw the busy line every CTL_TICK_NS. */
 static void *ctl_busy_main(void *arg)
 {
-	static const char spin[] = "|/-\\";
-	int64_t start = ctl_progress_start;
-	unsigned n = 0;
-
 	(void)arg;
 	pthread_mutex_lock(&ctl_out_lock);
 	while (!ctl_busy.stop) {
 		struct timespec ts;
 		int64_t now = ctl_mono_ns(), at = now + CTL_TICK_NS;
 
-		if (now - start >= CTL_PROGRESS_DELAY_NS) {
-			char line[640], tail[48];
-			int room;
-
-			/* The text is cut, never the spinner and the time. */
-			snprintf(tail, sizeof(tail), " ... %c %llds",
-				 spin[n++ % 4],
-				 (long long)((now - start) / 1000000000LL));
-			room = ctl_term_cols() - 1 - (int)strlen(tail);
-			snprintf(line, sizeof(line), "%.*s%s", room > 0 ? room : 0,
-				 ctl_busy.what, tail);
-			ctl_progress_draw_locked(line);
-		}
+		ctl_busy_draw_locked(now);
 		ts.tv_sec = at / 1000000000LL;
 		ts.tv_nsec = at % 1000000000LL;
 		while (!ctl_busy.stop &&
@@ -183,6 +194,8 @@ void ctl_busy_begin(const char *fmt, ...)
 	vsnprintf(ctl_busy.what, sizeof(ctl_busy.what), fmt, ap);
 	va_end(ap);
 	ctl_busy.stop = 0;
+	ctl_busy.spin = 0;
+	ctl_busy.pct = -1;
 	if (pthread_condattr_init(&ca) != 0)
 		return;
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -223,6 +236,44 @@ void ctl_busy_bar(const char *what, uint64_t done, uint64_t total,
 	pthread_mutex_unlock(&ctl_out_lock);
 }
 
+/* Make the busy line a bar and redraw it now when its percentage moved
+ * (ctl_progress.h): an engine progress callback, from any thread. */
+void ctl_busy_progress(const char *what, uint64_t done, uint64_t total,
+		       const char *detail)
+{
+	int pct = total ? (int)((done > total ? total : done) * 100 / total)
+			: 100;
+
+	if (!ctl_busy.running)
+		return;
+	pthread_mutex_lock(&ctl_out_lock);
+	ctl_bar_format(ctl_busy.what, sizeof(ctl_busy.what), what, done, total,
+		       detail);
+	if (pct != ctl_busy.pct) {
+		ctl_busy.pct = pct;
+		ctl_busy_draw_locked(ctl_mono_ns());
+	}
+	pthread_mutex_unlock(&ctl_out_lock);
+}
+
+/* snap_progress_fn over ctl_busy_progress (ctl_progress.h). */
+void ctl_bar_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	const ctl_bar_ctx *b = ctx;
+	uint64_t unit = b->unit ? b->unit : 1;
+	char detail[96];
+
+	if (!b->detail)
+		snprintf(detail, sizeof(detail), "%llu/%llu pages",
+			 (unsigned long long)done, (unsigned long long)total);
+	if (b->total)
+		ctl_busy_progress(b->what, b->base + done * unit, b->total,
+				  b->detail ? b->detail : detail);
+	else
+		ctl_busy_progress(b->what, done, total,
+				  b->detail ? b->detail : detail);
+}
+
 /* printf on stdout with the progress line erased first (ctl_progress.h). */
 void ctl_progress_printf(const char *fmt, ...)
 {
@@ -239,8 +290,24 @@ void ctl_progress_printf(const char *fmt, ...)
 }
 
 
-/* Progress is drawn only when stderr is a terminal. */
+/* Progress is drawn only when stderr is a terminal; the delay before
+ * the first drawing may be set in milliseconds (tests set 0). */
 void ctl_progress_init(void)
 {
+	const char *d = getenv("SNAPCTL_PROGRESS_DELAY_MS");
+	char *end;
+	long long ms;
+
 	ctl_progress_tty = isatty(STDERR_FILENO);
+	if (d && *d) {
+		ms = strtoll(d, &end, 10);
+		if (*end == '\0' && ms >= 0 && ms < 3600000)
+			ctl_progress_delay = ms * 1000000LL;
+	}
+}
+
+/* No progress at all (--json: stdout and stderr are for programs). */
+void ctl_progress_off(void)
+{
+	ctl_progress_tty = 0;
 }

@@ -145,7 +145,8 @@ static const ctl_cmd ctl_cmds[] = {
 	{ "import", cmd_import, "FILE [--label L] [--comment C]",
 	  "store a database file as a snapshot; prints its name",
 	  "FILE must be a complete, intact SQLite database; the label\n"
-	  "defaults to its file name.  The live database is not touched.\n",
+	  "defaults to its file name.  The live database is not touched.\n"
+	  "A progress bar is drawn on a terminal for a large file.\n",
 	  1, 1, SNAP_OPEN_CREATE },
 	{ "restore", cmd_restore, "NAME|FILE [--dry-run] [--table T]",
 	  "verified restore into the live database",
@@ -162,7 +163,8 @@ static const ctl_cmd ctl_cmds[] = {
 	  1, 1, 0 },
 	{ "verify", cmd_verify, "[--full] [NAME]", "check pages and hashes "
 	  "(--full: integrity_check too)",
-	  "Verifies NAME, or every snapshot.  Exit 1 when anything is bad.\n",
+	  "Verifies NAME, or every snapshot.  Exit 1 when anything is bad.\n"
+	  "A progress bar is drawn on a terminal for large snapshots.\n",
 	  0, 1, 0 },
 	{ "delete", cmd_delete, "NAME", "delete a snapshot and reclaim its "
 	  "unshared pages", NULL, 1, 1, 0 },
@@ -184,7 +186,8 @@ static const ctl_cmd ctl_cmds[] = {
 	  "                database\n"
 	  "  --sql         FILE gets SQL text like sqlite3's .dump, which\n"
 	  "                'sqlite3 NEW.db < FILE' re-imports; FILE '-' is\n"
-	  "                standard output; NAME may be 'live'\n",
+	  "                standard output; NAME may be 'live'\n"
+	  "A progress bar is drawn on a terminal for a large image.\n",
 	  2, 2, SNAP_OPEN_READONLY },
 	{ "diff", cmd_diff, "A B", "rows added, removed, changed per table, "
 	  "A to B",
@@ -358,6 +361,8 @@ int main(int argc, char **argv)
 	rc = ctl_parse(argc, argv, &a);
 	if (rc)
 		return rc;
+	if (a.json)
+		ctl_progress_off();
 	if (a.version) {
 		printf("snapctl %s\nSQLite %s\n", SNAPFS_VERSION,
 		       sqlite3_libversion());

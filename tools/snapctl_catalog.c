@@ -256,9 +256,13 @@ int cmd_import(snap_store *s, ctl_args *a)
 	int rc;
 
 	o.label = a->label ? a->label : (base ? base + 1 : path);
+	ctl_bar_ctx bar = { "importing", NULL, 0, 0, 0 };
+
 	snap_err_clear(&err);
-	ctl_busy_begin("importing %s", path);
-	rc = snap_snapshot_import(s, path, &o, &si, &err);
+	/* integrity_check first (the ticker), then the pages (the bar). */
+	ctl_busy_begin("importing %s: checking it", path);
+	rc = snap_snapshot_import_progress(s, path, &o, ctl_bar_progress, &bar,
+					   &si, &err);
 	ctl_busy_end();
 	if (rc < 0)
 		return ctl_fail(&err, rc, path);
@@ -368,6 +372,7 @@ int cmd_unpin(snap_store *s, ctl_args *a)
 int cmd_export(snap_store *s, ctl_args *a)
 {
 	const char *path = a->pos[1];
+	ctl_bar_ctx bar = { "exporting", NULL, 0, 0, 0 };
 	snap_info si;
 	snap_err err;
 	char sz[32], extra[64 + PATH_MAX];
@@ -387,7 +392,8 @@ int cmd_export(snap_store *s, ctl_args *a)
 				 si.name, path);
 	snap_err_clear(&err);
 	ctl_busy_begin("exporting %s to %s", si.name, path);
-	rc = snap_image_export(s, si.id, path, &err);
+	rc = snap_image_export_progress(s, si.id, path, ctl_bar_progress, &bar,
+					&err);
 	ctl_busy_end();
 	if (rc < 0)
 		return ctl_fail(&err, rc, path);

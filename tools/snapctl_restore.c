@@ -158,14 +158,17 @@ int cmd_verify(snap_store *s, ctl_args *a)
 	}
 	snap_json_init(&v.problems);
 	snap_json_arr_begin(&v.problems);
-	/* Progress: a bar of image bytes over the snapshots (the engine
-	 * reports none within one), redrawn by the ticker. */
+	/* Progress: a bar of image bytes over the snapshots, moved by the
+	 * engine's page count within each and redrawn by the ticker (a full
+	 * verification's integrity_check reports none: the ticker ticks). */
 	for (i = 0; i < n; i++)
 		total += (list ? &list[i] : &one)->image_size;
 	ctl_busy_begin("verifying");
 	for (i = 0; i < n; i++) {
 		const snap_info *si = list ? &list[i] : &one;
 		char detail[200];
+		ctl_bar_ctx bar = { "verifying", detail, si->page_size, done,
+				    total };
 
 		snprintf(detail, sizeof(detail), "%zu/%zu %s", i + 1, n,
 			 si->name);
@@ -173,8 +176,10 @@ int cmd_verify(snap_store *s, ctl_args *a)
 		done += si->image_size;
 		v.found = 0;
 		snap_err_clear(&err);
-		rc = snap_verify_snapshot(s, si->id, a->full,
-					  ctl_verify_problem, &v, &err);
+		rc = snap_verify_snapshot_progress(s, si->id, a->full,
+						   ctl_verify_problem, &v,
+						   ctl_bar_progress, &bar,
+						   &err);
 		if (rc == -ENOENT && list)
 			continue;
 		checked++;

@@ -897,11 +897,66 @@ static void test_the_engine_retries_eintr(void **state)
 	unlink(path);
 }
 
+/*
+ * An export writes on its own writer thread: a write that fails there
+ * (the second 1 MiB, and every one after) fails the export naming the
+ * file and leaves no file behind; the next export, with nothing armed,
+ * writes the snapshot's image; no descriptor is left open.
+ */
+static void test_export_with_a_failing_write(void **state)
+{
+	char dir[PATH_MAX], db_path[PATH_MAX], out[PATH_MAX];
+	snap_store *s = NULL;
+	snap_info si;
+	snap_err e;
+	uint8_t sha[32];
+	int fds, rc;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/export", root);
+	snprintf(db_path, sizeof(db_path), "%s/live.db", dir);
+	snprintf(out, sizeof(out), "%s/out.db", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	tu_db_create(db_path, "delete", 4096, 20000);
+	/* Counted around the store (see run_once). */
+	fds = count_fds();
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(db_path, NULL, SNAP_OPEN_CREATE, &s,
+					 &e), 0);
+	si = tu_snap(s, "x");
+	assert_true(si.image_size > 2u << 20);
+	fault_arm(SNAP_SYS_WRITE, EIO, 2, 1);
+	rc = snap_image_export(s, si.id, out, &e);
+	fault_disarm();
+	assert_int_equal(rc, -EIO);
+	assert_true(fault_fired() >= 1);
+	if (!strstr(e.msg, "cannot write") || !strstr(e.msg, "out.db"))
+		fail_msg("the error does not name the write: %s", e.msg);
+	assert_false(tu_exists(out));
+	{
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		assert_non_null(d);
+		while ((de = readdir(d)) != NULL)
+			if (strstr(de->d_name, "snapfs-tmp"))
+				fail_msg("%s left behind", de->d_name);
+		closedir(d);
+	}
+	snap_err_clear(&e);
+	assert_int_equal(snap_image_export(s, si.id, out, &e), 0);
+	tu_sha256_file(out, sha);
+	assert_memory_equal(sha, si.sha256, 32);
+	snap_store_close(s);
+	assert_int_equal(count_fds(), fds);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_fault_point_fails_only_when_armed),
 		cmocka_unit_test(test_the_engine_retries_eintr),
+		cmocka_unit_test(test_export_with_a_failing_write),
 		cmocka_unit_test(test_snapshot_of_a_rollback_database),
 		cmocka_unit_test(test_snapshot_of_a_wal_database),
 		cmocka_unit_test(test_import),

@@ -313,6 +313,68 @@ static void test_image_read_of_a_missing_page_is_eio(void **state)
 	snap_image_close(im);
 }
 
+
+/* Pages reported damaged, in the order reported. */
+typedef struct page_list {
+	uint32_t pg[16];
+	int n;
+	uint64_t done, total;
+} page_list;
+
+static void list_problem(void *ctx, const snap_info *si, uint32_t pgno,
+			 const char *problem)
+{
+	page_list *l = ctx;
+
+	(void)si;
+	(void)problem;
+	if (pgno && l->n < 16)
+		l->pg[l->n++] = pgno;
+}
+
+static void list_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	page_list *l = ctx;
+
+	l->done = done;
+	l->total = total;
+}
+
+/*
+ * The quick pass hashes on worker threads and reports in page order:
+ * three damaged pages spread over more than the pipe's ring of slots (a
+ * flipped byte, another page's data, one that cannot be decoded) are each
+ * reported with their own page number, in order, and progress reaches the
+ * last page.
+ */
+static void test_verify_with_threads_names_each_damaged_page(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 1024, 6000);
+	snap_info si = tu_snap(st, "big");
+	uint32_t p1 = 3, p2 = si.page_count / 2, p3 = si.page_count - 1;
+	page_list l = { { 0 }, 0, 0, 0 };
+	snap_err e;
+
+	assert_true(si.page_count > 600);
+	tu_corrupt_page(st, tu_page_id(st, si.id, p1));
+	tu_swap_page_data(st, tu_page_id(st, si.id, p2),
+			  tu_page_id(st, si.id, p2 + 1));
+	tu_truncate_page_data(st, tu_page_id(st, si.id, p3));
+	snap_err_clear(&e);
+	assert_int_equal(snap_verify_snapshot_progress(st, si.id,
+						       SNAP_VERIFY_QUICK,
+						       list_problem, &l,
+						       list_progress, &l, &e),
+			 -EBADMSG);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.pg[0], p1);
+	assert_int_equal(l.pg[1], p2);
+	assert_int_equal(l.pg[2], p3);
+	assert_int_equal(l.done, si.page_count);
+	assert_int_equal(l.total, si.page_count);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +390,7 @@ int main(void)
 		tu_test(test_full_verify_finds_a_snapshot_of_a_corrupt_db),
 		tu_test(test_image_read_of_an_undecodable_page_is_eio),
 		tu_test(test_image_read_of_a_missing_page_is_eio),
+		tu_test(test_verify_with_threads_names_each_damaged_page),
 	};
 	return cmocka_run_group_tests_name("verify", tests, NULL, NULL);
 }
