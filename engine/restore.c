@@ -68,6 +68,7 @@ typedef struct copy_plan {
 	const snap_create_opts *safety;   /* take one (NULL: a rollback) */
 	snap_restore_result *res;         /* where the safety goes */
 	const snap_restore_opts *opts;    /* precondition, may be NULL */
+	const char *what;                 /* "restore", "restore of table t" */
 	int wal;                          /* the live database's mode */
 	int copied;                       /* set once the copy started */
 	int refused;                      /* the precondition said no */
@@ -84,8 +85,8 @@ static int take_safety(snap_store *s, copy_plan *plan, sqlite3 *locked,
 		 snap_snapshot_take(s, plan->safety, &plan->res->safety, err);
 
 	if (rc) {
-		snap_err_prefix(err, "restore refused: cannot take the safety "
-				"snapshot of %s", s->db_path);
+		snap_err_prefix(err, "%s refused: cannot take the safety "
+				"snapshot of %s", plan->what, s->db_path);
 		return rc;
 	}
 	plan->res->have_safety = 1;
@@ -103,29 +104,115 @@ static void drop_safety(snap_store *s, copy_plan *plan)
 	plan->res->have_safety = 0;
 }
 
-/*
- * Copy snapshot id into an existing live database, keeping its mode, and
- * verify the result on the same connection (verify_conn).  The copy's
- * write lock is taken first (a backup step of 0 pages) and held until it
- * commits, and the safety snapshot is read under it, so no commit falls
- * between the two: in WAL mode through a connection of its own (readers
- * are not blocked), in rollback mode, where the lock is exclusive, raw
- * through the locked connection's file handle.  The precondition runs
- * under the same lock.
- */
-static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
-			  copy_plan *plan, int *proven, snap_err *err)
+/* A fault point of the skeleton (sys.h): tests fail a copy or its check
+ * there, and learn that the step was reached. */
+static int restore_point(snap_sys_kind kind, const char *step, snap_err *err)
 {
-	sqlite3 *src = NULL, *dst = NULL;
-	sqlite3_backup *bk = NULL;
+	int rc = snap_sys_point(kind, step);
+
+	return rc ? snap_err_set(err, rc, "%s: %s", step, strerror(-rc)) : 0;
+}
+
+/* The whole image as a snap_restore_copy: one sqlite3_backup from the
+ * snapshot (through the store VFS), read back page by page afterwards. */
+typedef struct image_copy {
+	snap_store *s;
+	int64_t id;
+	const snap_info *si;
+	sqlite3 *src;
+	sqlite3_backup *bk;
+} image_copy;
+
+/* Open the source and take the write lock: a backup step of 0 pages. */
+static int image_lock(void *ctx, sqlite3 *live, const snap_info *si,
+		      snap_err *err)
+{
+	image_copy *ic = ctx;
+	int rc = snap_image_sqlite_open(ic->s, ic->id, &ic->src, err);
+
+	(void)si;
+	if (!rc)
+		rc = snap_livedb_backup_begin(live, ic->src, ic->s->db_path,
+					      &ic->bk, err);
+	return rc;
+}
+
+/* Copy every page and commit. */
+static int image_copy_rest(void *ctx, sqlite3 *live, snap_err *err)
+{
+	image_copy *ic = ctx;
+	sqlite3_backup *bk = ic->bk;
+
+	(void)live;
+	ic->bk = NULL;
+	return snap_livedb_backup_rest(bk, ic->s->db_path, err);
+}
+
+/* Read the result back and compare it with the image (verify_conn). */
+static int image_check(void *ctx, sqlite3 *live, int *proven, snap_err *err)
+{
+	image_copy *ic = ctx;
+
+	sqlite3_close(ic->src);
+	ic->src = NULL;
+	return verify_conn(ic->s, ic->id, ic->si, live, ic->s->db_path,
+			   proven, err);
+}
+
+/* Finish a backup that never ran, close the source. */
+static void image_end(void *ctx)
+{
+	image_copy *ic = ctx;
+
+	if (ic->bk)
+		sqlite3_backup_finish(ic->bk);
+	sqlite3_close(ic->src);
+	ic->bk = NULL;
+	ic->src = NULL;
+}
+
+/* The whole image of snapshot id as a copy (ic holds its state). */
+static void image_ops(snap_store *s, int64_t id, const snap_info *si,
+		      image_copy *ic, snap_restore_copy *cp)
+{
+	memset(ic, 0, sizeof(*ic));
+	memset(cp, 0, sizeof(*cp));
+	ic->s = s;
+	ic->id = id;
+	ic->si = si;
+	cp->lock = image_lock;
+	cp->copy = image_copy_rest;
+	cp->check = image_check;
+	cp->end = image_end;
+	cp->ctx = ic;
+}
+
+/*
+ * Copy into an existing live database with cp (the whole image or a
+ * table), and check the result on the same connection.  The copy's write
+ * lock is taken first (cp->lock) and held until it commits, and the safety
+ * snapshot is read under it, so no commit falls between the two: in WAL
+ * mode through a connection of its own (readers are not blocked), in
+ * rollback mode, where no other connection can write, raw through the
+ * locked connection's file handle.  The precondition runs under the same
+ * lock.
+ */
+static int copy_into_live(snap_store *s, const snap_info *si,
+			  const snap_restore_copy *cp, copy_plan *plan,
+			  int *proven, snap_err *err)
+{
+	sqlite3 *dst = NULL;
 	snap_live_token tok;
 	int rc;
 
-	rc = snap_image_sqlite_open(s, id, &src, err);
-	if (!rc)
-		rc = snap_restore_open_live(s->db_path, &dst, err);
-	if (!rc)
-		rc = snap_livedb_backup_begin(dst, src, s->db_path, &bk, err);
+	*proven = 0;
+	rc = snap_restore_open_live(s->db_path, &dst, err);
+	if (!rc) {
+		rc = cp->lock(cp->ctx, dst, si, err);
+		if (rc && cp->what)
+			snap_err_prefix(err, "%s refused, %s is unchanged",
+					cp->what, s->db_path);
+	}
 	if (!rc && plan->safety)
 		rc = take_safety(s, plan, plan->wal ? NULL : dst, err);
 	if (!rc && snap_livedb_token(dst, plan->wal, &tok))
@@ -136,16 +223,20 @@ static int copy_into_live(snap_store *s, int64_t id, const snap_info *si,
 		plan->refused = rc != 0;
 	}
 	if (rc) {
-		if (bk)
-			sqlite3_backup_finish(bk);
 		drop_safety(s, plan);
 	} else {
 		plan->copied = 1;
-		rc = snap_livedb_backup_rest(bk, s->db_path, err);
+		rc = restore_point(SNAP_SYS_WRITE, "restore: copy", err);
+		if (!rc)
+			rc = cp->copy(cp->ctx, dst, err);
+		if (!rc)
+			rc = restore_point(SNAP_SYS_READ, "restore: check",
+					   err);
+		if (!rc && cp->check)
+			rc = cp->check(cp->ctx, dst, proven, err);
 	}
-	sqlite3_close(src);
-	if (!rc)
-		rc = verify_conn(s, id, si, dst, s->db_path, proven, err);
+	if (cp->end)
+		cp->end(cp->ctx);
 	sqlite3_close(dst);
 	return rc;
 }
@@ -484,19 +575,34 @@ static void space_needed(const char *db_path, const snap_info *si,
 	free(dup);
 }
 
-/* Copy and verify; the part of a restore that a rollback repeats. */
+/* Copy and check, with cp (NULL: the whole image of id); the part of a
+ * restore that a rollback repeats (with the safety snapshot's image). */
 static int apply(snap_store *s, int64_t id, const snap_info *si,
-		 enum snap_live_state state, copy_plan *plan, char *kept,
-		 size_t keptcap, int *proven, snap_err *err)
+		 const snap_restore_copy *cp, enum snap_live_state state,
+		 copy_plan *plan, char *kept, size_t keptcap, int *proven,
+		 snap_err *err)
 {
-	if (state == SNAP_LIVE_DB)
-		return copy_into_live(s, id, si, plan, proven, err);
-	plan->copied = 1;
-	return copy_to_new_file(s, id, si, state, kept, keptcap, proven, err);
+	snap_restore_copy whole;
+	image_copy ic;
+
+	if (state != SNAP_LIVE_DB) {
+		plan->copied = 1;
+		return copy_to_new_file(s, id, si, state, kept, keptcap,
+					proven, err);
+	}
+	if (!cp) {
+		image_ops(s, id, si, &ic, &whole);
+		cp = &whole;
+	}
+	return copy_into_live(s, si, cp, plan, proven, err);
 }
 
-int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
-			       snap_err *err)
+/* 1. One restore at a time (the store's restore lock: -EBUSY while
+ * another runs, *lockfd stays -1), and the snapshot's pages, hashes and
+ * structure proven.  On a failure after the lock, *lockfd holds it for
+ * the caller to release. */
+static int lock_verified(snap_store *s, int64_t id, int *lockfd,
+			 snap_err *err)
 {
 	int rc = snap_store_restore_lock(s, lockfd, err);
 
@@ -506,17 +612,57 @@ int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
 	return rc;
 }
 
-/* Verified restore of snapshot id (restore.h; the steps: engine/DESIGN.md
- * §4). */
-int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
-		    snap_restore_result *res, snap_err *err)
+/* 5. After a failed copy: nothing to undo when SQLite rolled the copy
+ * back (the live database equals the safety snapshot), else back to the
+ * safety snapshot; err says which. */
+static int roll_back(snap_store *s, copy_plan *plan, char *kept,
+		     size_t keptcap, int rc, snap_err *err)
+{
+	snap_restore_result *res = plan->res;
+	enum snap_live_state state;
+	copy_plan back;
+	snap_err again;
+	int64_t live_ps = 0;
+	int proven = 0, wal = 0, rrc;
+
+	if (live_equals(s, &res->safety)) {
+		/* The copy never committed: no rollback to fail. */
+		snap_err_prefix(err, "%s failed, %s is unchanged", plan->what,
+				s->db_path);
+		drop_safety(s, plan);
+		return rc;
+	}
+	snap_err_clear(&again);
+	rrc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, &again);
+	memset(&back, 0, sizeof(back));
+	back.res = res;
+	back.wal = wal;
+	back.what = plan->what;
+	if (!rrc)
+		rrc = apply(s, res->safety.id, &res->safety, NULL, state, &back,
+			    kept, keptcap, &proven, &again);
+	res->rolled_back = rrc == 0;
+	if (rrc)
+		snap_err_prefix(err, "%s failed AND the rollback failed (%s); "
+				"the state before the restore is snapshot %s",
+				plan->what, again.msg, res->safety.name);
+	else
+		snap_err_prefix(err, "%s failed and was rolled back to %s",
+				plan->what, res->safety.name);
+	return rc != -EBUSY && rc != -ENOSPC ? -EIO : rc;
+}
+
+/* The restore skeleton (restore.h; the steps: engine/DESIGN.md §4). */
+int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
+		     const snap_restore_copy *cp, snap_restore_result *res,
+		     snap_err *err)
 {
 	snap_restore_result tmp;
 	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE };
 	copy_plan plan;
 	enum snap_live_state state;
 	snap_info si;
-	char label[SNAP_LABEL_MAX + 1];
+	char label[SNAP_LABEL_MAX + 1], said[SNAP_ERR_MSG];
 	char *kept;
 	int64_t live_ps = 0;
 	int lockfd = -1, wal = 0, left_wal = 0, rc;
@@ -525,33 +671,41 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		res = &tmp;
 	memset(res, 0, sizeof(*res));
 	memset(&plan, 0, sizeof(plan));
+	plan.what = cp && cp->what ? cp->what : "restore";
 	kept = res->kept;
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
 		return rc;
 	/* 1. One restore at a time, and the source must be intact. */
-	rc = snap_restore_lock_verified(s, id, &lockfd, err);
+	rc = lock_verified(s, id, &lockfd, err);
 	if (rc) {
 		if (lockfd >= 0)
-			snap_err_prefix(err, "restore refused, %s is "
-					"unchanged", s->db_path);
+			snap_err_prefix(err, "%s refused, %s is unchanged",
+					plan.what, s->db_path);
 		goto record;
 	}
 	rc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, err);
+	if (!rc && cp && state != SNAP_LIVE_DB)
+		rc = snap_err_set(err, -ENOENT, "%s is not a database; restore "
+				  "the whole snapshot %s instead", s->db_path,
+				  si.name);
 	if (rc) {
-		snap_err_prefix(err, "restore refused, %s is unchanged",
+		snap_err_prefix(err, "%s refused, %s is unchanged", plan.what,
 				s->db_path);
 		goto record;
 	}
-	if (state == SNAP_LIVE_DB && wal && live_ps != si.page_size) {
+	if (!cp && state == SNAP_LIVE_DB && wal && live_ps != si.page_size) {
 		rc = snap_recover_leave_wal(s, &si, live_ps, err);
 		if (rc)
 			goto record;
 		left_wal = 1;
 		wal = 0;
 	}
-	/* 2, 3 and 4: safety snapshot, copy, verification. */
-	snprintf(label, sizeof(label), "before-restore-%s", si.label);
+	/* 2, 3 and 4: safety snapshot, copy, check. */
+	if (cp && cp->safety_label)
+		snprintf(label, sizeof(label), "%s", cp->safety_label);
+	else
+		snprintf(label, sizeof(label), "before-restore-%s", si.label);
 	safety.label = label;
 	plan.safety = state == SNAP_LIVE_DB ? &safety : NULL;
 	plan.res = res;
@@ -564,45 +718,14 @@ int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		if (rc)
 			goto mode;
 	}
-	rc = apply(s, id, &si, state, &plan, kept, sizeof(res->kept),
+	rc = apply(s, id, &si, cp, state, &plan, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
 	if (rc == -ENOSPC)
 		space_needed(s->db_path, &si, err);
-	if (rc && plan.copied && res->have_safety && state == SNAP_LIVE_DB &&
-	    live_equals(s, &res->safety)) {
-		/* The copy never committed (SQLite rolled its transaction
-		 * back): nothing to undo, and no rollback to fail. */
-		snap_err_prefix(err, "restore failed, %s is unchanged",
-				s->db_path);
-		drop_safety(s, &plan);
-	} else if (rc && plan.copied && res->have_safety) {
-		/* 5. Back to the safety snapshot. */
-		copy_plan back;
-		snap_err again;
-		int proven = 0, rrc;
-
-		snap_err_clear(&again);
-		rrc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps,
-					&again);
-		memset(&back, 0, sizeof(back));
-		back.res = res;
-		back.wal = wal;
-		if (!rrc)
-			rrc = apply(s, res->safety.id, &res->safety, state,
-				    &back, kept, sizeof(res->kept), &proven,
-				    &again);
-		res->rolled_back = rrc == 0;
-		if (rrc)
-			snap_err_prefix(err, "restore failed AND the rollback "
-					"failed (%s); the state before the "
-					"restore is snapshot %s", again.msg,
-					res->safety.name);
-		else
-			snap_err_prefix(err, "restore failed and was rolled "
-					"back to %s", res->safety.name);
-		if (rc != -EBUSY && rc != -ENOSPC)
-			rc = -EIO;
-	}
+	/* 5. A failure after the copy started: back to the safety
+	 * snapshot. */
+	if (rc && plan.copied && res->have_safety)
+		rc = roll_back(s, &plan, kept, sizeof(res->kept), rc, err);
 mode:
 	if (left_wal) {
 		snap_err mode;
@@ -613,16 +736,28 @@ mode:
 	}
 record:
 	snap_store_restore_unlock(lockfd);
-	if (rc && !plan.refused)
+	if (rc && !plan.refused) {
 		snap_event_add(s, "restore", si.name, 0, "%s", err ? err->msg :
 			       "restore failed");
-	else if (!rc)
-		snap_event_add(s, "restore", si.name, 1, "restored into %s%s%s"
-			       "%s%s", s->db_path, res->have_safety ?
-			       "; safety snapshot " : "", res->have_safety ?
-			       res->safety.name : "", *kept ?
-			       "; the old file is kept as " : "", kept);
-	return rc;
+		return rc;
+	}
+	if (rc)
+		return rc;
+	if (cp && cp->describe)
+		cp->describe(cp->ctx, said, sizeof(said));
+	else
+		snprintf(said, sizeof(said), "restored into %s", s->db_path);
+	snap_event_add(s, "restore", si.name, 1, "%s%s%s%s%s", said,
+		       res->have_safety ? "; safety snapshot " : "",
+		       res->have_safety ? res->safety.name : "", *kept ?
+		       "; the old file is kept as " : "", kept);
+	return 0;
+}
+
+int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
+		    snap_restore_result *res, snap_err *err)
+{
+	return snap_restore_run(s, id, o, NULL, res, err);
 }
 
 int snap_restore(snap_store *s, int64_t id, snap_restore_result *res,
