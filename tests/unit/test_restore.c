@@ -9,6 +9,7 @@
  * (a new reader gets SQLITE_BUSY only while a writer holds PENDING).
  */
 #include "testutil.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -909,6 +910,104 @@ static void test_recover_after_open_finishes_an_interrupted_restore(
 	free(ev);
 }
 
+/* ---- the skeleton's rollback, shared by whole-image and table restores -- */
+
+/* The step of the restore skeleton the fault point fails once ("restore:
+ * copy", "restore: check"; a rollback passes it again), and how often it
+ * was reached. */
+static const char *fail_step;
+static int step_reached;
+
+static int fail_at_step(snap_sys_kind kind, const char *what)
+{
+	(void)kind;
+	if (!fail_step || strcmp(what, fail_step) != 0)
+		return 0;
+	return step_reached++ == 0 ? EIO : 0;
+}
+
+/* Restore snapshot id whole (table NULL) or one table with the skeleton
+ * failing at `step`: the result, safety snapshot and rollback flag. */
+static int restore_failing_at(snap_store *st, int64_t id, const char *table,
+			      const char *step, int *have_safety,
+			      int *rolled_back, snap_err *e)
+{
+	snap_restore_result res;
+	snap_table_restore tr;
+	int rc;
+
+	fail_step = step;
+	step_reached = 0;
+	snap_sys.point = fail_at_step;
+	snap_err_clear(e);
+	if (table) {
+		rc = snap_restore_table(st, id, table, &tr, e);
+		*have_safety = tr.have_safety;
+		*rolled_back = -1;   /* a table restore does not say */
+	} else {
+		rc = restore(st, id, &res, e);
+		*have_safety = res.have_safety;
+		*rolled_back = res.rolled_back;
+	}
+	snap_sys.point = NULL;
+	fail_step = NULL;
+	assert_true(step_reached >= 1);
+	return rc;
+}
+
+/*
+ * A whole-image restore and a table restore share the skeleton's rollback:
+ * a failure before the copy committed leaves the live database as it was
+ * and drops the safety snapshot; a failure after it (the check) puts the
+ * safety snapshot back.  Either way the live database is as before and the
+ * failure is recorded.
+ */
+static void test_restore_and_table_restore_share_the_rollback(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	static const char *const tables[] = { NULL, "t" };
+	char now[65];
+	snap_err e;
+	int have_safety, rolled_back, rc;
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *table = tables[i];
+		int64_t nsnap = tu_count(env->st);
+
+		/* The copy fails before it started: nothing to undo. */
+		rc = restore_failing_at(env->st, f.a.id, table, "restore: copy",
+					&have_safety, &rolled_back, &e);
+		assert_int_equal(rc, -EIO);
+		assert_int_equal(have_safety, 0);
+		if (!table)
+			assert_int_equal(rolled_back, 0);
+		assert_non_null(strstr(e.msg, "is unchanged"));
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, f.v2);
+		assert_int_equal(tu_count(env->st), nsnap);
+
+		/* The check after the commit fails: back to the safety
+		 * snapshot, which stays. */
+		rc = restore_failing_at(env->st, f.a.id, table,
+					"restore: check", &have_safety,
+					&rolled_back, &e);
+		assert_int_equal(rc, -EIO);
+		assert_int_equal(have_safety, 1);
+		if (!table)
+			assert_int_equal(rolled_back, 1);
+		if (!strstr(e.msg, "rolled back to"))
+			fail_msg("%s: %s", table ? table : "whole", e.msg);
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, f.v2);
+		assert_true(tu_db_integrity_ok(env->db));
+		assert_int_equal(tu_count(env->st), nsnap + 1);
+		assert_true(tu_count_events(env->st, 0, "restore", 0,
+					    "rolled back") >= 1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -934,6 +1033,7 @@ int main(void)
 		tu_test(test_restore_file_refuses_bad_files),
 		tu_test(test_restore_file_names_its_source_as_asked),
 		tu_test(test_recover_after_open_finishes_an_interrupted_restore),
+		tu_test(test_restore_and_table_restore_share_the_rollback),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
