@@ -52,12 +52,18 @@ int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
  * finished by snap_livedb_backup_rest); `what` names dst in messages. */
 int snap_livedb_backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
 			     sqlite3_backup **out, snap_err *err);
+/* Pages of a backup done so far, and its total. */
+typedef void (*snap_livedb_progress)(void *ctx, uint64_t done,
+				     uint64_t total);
 /* Copy the rest and commit; finishes bk either way. */
 int snap_livedb_backup_rest(sqlite3_backup *bk, const char *what,
 			    snap_err *err);
-/* Run one whole backup from src into dst. */
+/* The same in steps, fn (may be NULL: one step) told the pages done. */
+int snap_livedb_backup_steps(sqlite3_backup *bk, const char *what,
+			     snap_livedb_progress fn, void *ctx, snap_err *err);
+/* Run one whole backup from src into dst (fn as above). */
 int snap_livedb_backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
-			   snap_err *err);
+			   snap_livedb_progress fn, void *ctx, snap_err *err);
 
 /* The token of db's main file through its own file handle (which holds a
  * lock); wal as the caller knows it.  0 or -EIO. */

@@ -58,9 +58,39 @@
 #include "verify.h"
 
 
+/* A restore's progress over its three passes of the image's pages:
+ * verification, copy, check (snap_restore_opts.progress). */
+typedef struct restore_progress {
+	snap_progress_fn fn;      /* NULL: nobody asked */
+	void *ctx;
+	uint64_t pages;           /* the image's pages */
+	uint64_t base;            /* pages of the passes before this one */
+} restore_progress;
+
+/* Tell the caller: `done` pages of the current pass. */
+static void progress_pass(void *ctx, uint64_t done, uint64_t total)
+{
+	restore_progress *p = ctx;
+
+	(void)total;
+	p->fn(p->ctx, p->base + (done < p->pages ? done : p->pages),
+	      3 * p->pages);
+}
+
+/* Pass k (0 verification, 1 copy, 2 check) starts: the callback for the
+ * backup steps of that pass, or NULL when no progress is wanted. */
+static snap_livedb_progress progress_at(restore_progress *p, unsigned k)
+{
+	if (!p || !p->fn)
+		return NULL;
+	p->base = k * p->pages;
+	progress_pass(p, 0, 0);
+	return progress_pass;
+}
+
 static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		       sqlite3 *db, const char *what, int *proven,
-		       snap_err *err);
+		       restore_progress *prog, snap_err *err);
 
 
 /* What a copy into the live database takes care of around the copy. */
@@ -69,6 +99,7 @@ typedef struct copy_plan {
 	snap_restore_result *res;         /* where the safety goes */
 	const snap_restore_opts *opts;    /* precondition, may be NULL */
 	const char *what;                 /* "restore", "restore of table t" */
+	restore_progress *prog;           /* may be NULL */
 	int wal;                          /* the live database's mode */
 	int copied;                       /* set once the copy started */
 	int refused;                      /* the precondition said no */
@@ -119,6 +150,7 @@ typedef struct image_copy {
 	snap_store *s;
 	int64_t id;
 	const snap_info *si;
+	restore_progress *prog;
 	sqlite3 *src;
 	sqlite3_backup *bk;
 } image_copy;
@@ -145,7 +177,9 @@ static int image_copy_rest(void *ctx, sqlite3 *live, snap_err *err)
 
 	(void)live;
 	ic->bk = NULL;
-	return snap_livedb_backup_rest(bk, ic->s->db_path, err);
+	return snap_livedb_backup_steps(bk, ic->s->db_path,
+					progress_at(ic->prog, 1), ic->prog,
+					err);
 }
 
 /* Read the result back and compare it with the image (verify_conn). */
@@ -156,7 +190,7 @@ static int image_check(void *ctx, sqlite3 *live, int *proven, snap_err *err)
 	sqlite3_close(ic->src);
 	ic->src = NULL;
 	return verify_conn(ic->s, ic->id, ic->si, live, ic->s->db_path,
-			   proven, err);
+			   proven, ic->prog, err);
 }
 
 /* Finish a backup that never ran, close the source. */
@@ -173,13 +207,15 @@ static void image_end(void *ctx)
 
 /* The whole image of snapshot id as a copy (ic holds its state). */
 static void image_ops(snap_store *s, int64_t id, const snap_info *si,
-		      image_copy *ic, snap_restore_copy *cp)
+		      restore_progress *prog, image_copy *ic,
+		      snap_restore_copy *cp)
 {
 	memset(ic, 0, sizeof(*ic));
 	memset(cp, 0, sizeof(*cp));
 	ic->s = s;
 	ic->id = id;
 	ic->si = si;
+	ic->prog = prog;
 	cp->lock = image_lock;
 	cp->copy = image_copy_rest;
 	cp->check = image_check;
@@ -318,7 +354,7 @@ static void remove_stale_restores(const char *db_path)
  */
 static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 			    enum snap_live_state state, char *kept,
-			    size_t keptcap,
+			    size_t keptcap, restore_progress *prog,
 			    int *proven, snap_err *err)
 {
 	char tmp[PATH_MAX], stamp[32];
@@ -346,11 +382,12 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc)
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
-		rc = snap_livedb_backup_all(dst, src, tmp, err);
+		rc = snap_livedb_backup_all(dst, src, tmp,
+					    progress_at(prog, 1), prog, err);
 	sqlite3_close(src);
 	/* Verified before it takes the live name: nobody else has it open. */
 	if (!rc)
-		rc = verify_conn(s, id, si, dst, tmp, proven, err);
+		rc = verify_conn(s, id, si, dst, tmp, proven, prog, err);
 	sqlite3_close(dst);
 	if (!rc)
 		rc = set_aside(s->db_path, "-journal", stamp, err);
@@ -476,7 +513,7 @@ static int conn_integrity(sqlite3 *db, const char *what, snap_err *err)
  */
 static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		       sqlite3 *db, const char *what, int *proven,
-		       snap_err *err)
+		       restore_progress *prog, snap_err *err)
 {
 	uint8_t (*hashes)[32] = NULL;
 	uint8_t *page1 = NULL;
@@ -496,7 +533,9 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		rc = snap_capture_open_db(&c, &cap, err);
 		if (!rc)
 			rc = snap_livedb_backup_all(cap, db,
-						    "a verification copy", err);
+						    "a verification copy",
+						    progress_at(prog, 2), prog,
+						    err);
 		sqlite3_close(cap);
 		if (!rc && c.err_code)
 			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
@@ -545,7 +584,8 @@ static int live_equals(snap_store *s, const snap_info *si)
 	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
 	    snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
 	    SQLITE_OK &&
-	    verify_conn(s, si->id, si, db, s->db_path, &proven, &ignore) != 0)
+	    verify_conn(s, si->id, si, db, s->db_path, &proven, NULL,
+			&ignore) != 0)
 		proven = 0;
 	sqlite3_close(db);
 	return proven;
@@ -588,10 +628,10 @@ static int apply(snap_store *s, int64_t id, const snap_info *si,
 	if (state != SNAP_LIVE_DB) {
 		plan->copied = 1;
 		return copy_to_new_file(s, id, si, state, kept, keptcap,
-					proven, err);
+					plan->prog, proven, err);
 	}
 	if (!cp) {
-		image_ops(s, id, si, &ic, &whole);
+		image_ops(s, id, si, plan->prog, &ic, &whole);
 		cp = &whole;
 	}
 	return copy_into_live(s, si, cp, plan, proven, err);
@@ -659,6 +699,8 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 {
 	snap_restore_result tmp;
 	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE };
+	restore_progress prog = { o ? o->progress : NULL,
+				  o ? o->progress_ctx : NULL, 0, 0 };
 	copy_plan plan;
 	enum snap_live_state state;
 	snap_info si;
@@ -676,7 +718,9 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	rc = snap_store_get(s, id, &si, err);
 	if (rc)
 		return rc;
+	prog.pages = si.page_count;
 	/* 1. One restore at a time, and the source must be intact. */
+	progress_at(&prog, 0);
 	rc = lock_verified(s, id, &lockfd, err);
 	if (rc) {
 		if (lockfd >= 0)
@@ -711,6 +755,7 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	plan.res = res;
 	plan.opts = o;
 	plan.wal = wal;
+	plan.prog = &prog;
 	if (state != SNAP_LIVE_DB && o && o->precond) {
 		snap_live_token none = { 0, 0 };
 		rc = o->precond(o->ctx, &none, err);

@@ -67,6 +67,11 @@ typedef struct snap_restore_opts {
 	const char *source_name;        /* restore from a file: what messages
 					   and events call it (NULL: its
 					   path) */
+	snap_progress_fn progress;      /* may be NULL: pages done of three
+					   passes over the image (the
+					   source's verification, the copy,
+					   the check), total 3 x its pages */
+	void *progress_ctx;
 } snap_restore_opts;
 
 /* snap_restore with a precondition and a source name (o may be NULL). */

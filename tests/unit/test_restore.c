@@ -1008,6 +1008,70 @@ static void test_restore_and_table_restore_share_the_rollback(void **state)
 	}
 }
 
+/* ---- progress ---------------------------------------------------------- */
+
+typedef struct seen_progress {
+	uint64_t last, total, calls, in_copy, in_check;
+	int backwards, total_moved;
+} seen_progress;
+
+static void note_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	seen_progress *p = ctx;
+
+	if (p->calls++ && total != p->total)
+		p->total_moved = 1;
+	if (done < p->last)
+		p->backwards = 1;
+	p->last = done;
+	p->total = total;
+	if (total && done * 3 > total && done * 3 < 2 * total)
+		p->in_copy++;
+	if (total && done * 3 > 2 * total && done < total)
+		p->in_check++;
+}
+
+/* snap_restore_ex reports its three passes over the image (verification,
+ * copy, check) in order, never backwards, ending at 3 x the pages. */
+static void test_restore_reports_progress_of_each_pass(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "wal", 1024, &f);
+	/* Enough pages for several backup steps of 1024 pages. */
+	sqlite3 *db = tu_open(env->db);
+	tu_db_insert(db, 1000, 40000);
+	sqlite3_close(db);
+	snap_info big = tu_snap(env->st, "big");
+	seen_progress p;
+	snap_restore_opts o = { .progress = note_progress,
+				.progress_ctx = &p };
+	snap_restore_result res;
+	snap_err e;
+
+	for (int back = 0; back < 2; back++) {
+		int64_t id = back ? f.a.id : big.id;
+		snap_info si;
+
+		memset(&p, 0, sizeof(p));
+		snap_err_clear(&e);
+		assert_int_equal(snap_store_get(env->st, id, &si, &e), 0);
+		int rc = snap_restore_ex(env->st, id, &o, &res, &e);
+		if (rc != 0)
+			fail_msg("restore: %d %s", rc, e.msg);
+		assert_int_equal(p.backwards, 0);
+		assert_int_equal(p.total_moved, 0);
+		assert_int_equal(p.total, 3 * (uint64_t)si.page_count);
+		assert_int_equal(p.last, p.total);
+		if (!back) {
+			/* A big image: inside the copy and the check too. */
+			assert_true(si.page_count > 2 * 1024);
+			assert_true(p.in_copy > 0);
+			assert_true(p.in_check > 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1034,6 +1098,7 @@ int main(void)
 		tu_test(test_restore_file_names_its_source_as_asked),
 		tu_test(test_recover_after_open_finishes_an_interrupted_restore),
 		tu_test(test_restore_and_table_restore_share_the_rollback),
+		tu_test(test_restore_reports_progress_of_each_pass),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
