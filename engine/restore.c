@@ -42,6 +42,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,15 +78,82 @@ static void progress_pass(void *ctx, uint64_t done, uint64_t total)
 	      3 * p->pages);
 }
 
-/* Pass k (0 verification, 1 copy, 2 check) starts: the callback for the
- * backup steps of that pass, or NULL when no progress is wanted. */
-static snap_livedb_progress progress_at(restore_progress *p, unsigned k)
+/* Pass k (0 verification, 1 copy, 2 check) starts: how its backup steps
+ * report to p (how->fn NULL when no progress is wanted). */
+static snap_livedb_steps *progress_at(restore_progress *p, unsigned k,
+				      snap_livedb_steps *how)
 {
+	memset(how, 0, sizeof(*how));
 	if (!p || !p->fn)
-		return NULL;
+		return how;
 	p->base = k * p->pages;
 	progress_pass(p, 0, 0);
-	return progress_pass;
+	how->fn = progress_pass;
+	how->ctx = p;
+	return how;
+}
+
+/*
+ * The source's verification (step 1: pages, hashes, the image's SHA-256,
+ * quick_check) runs on a thread of its own beside the copy, so that the
+ * copy's I/O and the verification's decompression and hashing use both
+ * cores.  The copy commits only after it passed (verify_gate): a source
+ * that fails leaves the copy's transaction rolled back, nothing changed.
+ */
+typedef struct verify_job {
+	snap_store *s;
+	int64_t id;
+	pthread_t thread;
+	int started;              /* the thread runs (else: ran inline) */
+	int done;                 /* rc and err are final */
+	int rc;
+	snap_err err;
+} verify_job;
+
+static void *verify_main(void *arg)
+{
+	verify_job *j = arg;
+
+	j->rc = snap_verify_snapshot(j->s, j->id, SNAP_VERIFY_STRUCTURE, NULL,
+				     NULL, &j->err);
+	return NULL;
+}
+
+/* Start the verification of snapshot id (inline when no thread can be
+ * made). */
+static void verify_start(verify_job *j, snap_store *s, int64_t id)
+{
+	memset(j, 0, sizeof(*j));
+	j->s = s;
+	j->id = id;
+	snap_err_clear(&j->err);
+	if (pthread_create(&j->thread, NULL, verify_main, j) == 0) {
+		j->started = 1;
+		return;
+	}
+	verify_main(j);
+	j->done = 1;
+}
+
+/* Wait for the verification; its result (err filled on failure).  NULL j:
+ * nothing to wait for. */
+static int verify_wait(verify_job *j, snap_err *err)
+{
+	if (!j)
+		return 0;
+	if (!j->done) {
+		pthread_join(j->thread, NULL);
+		j->done = 1;
+	}
+	if (j->rc && err)
+		*err = j->err;
+	return j->rc;
+}
+
+/* The gate before a copy commits (snap_livedb_steps.gate). */
+static int verify_gate(void *ctx, snap_err *err)
+{
+	return verify_wait(ctx, err);
 }
 
 static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
@@ -100,6 +168,10 @@ typedef struct copy_plan {
 	const snap_restore_opts *opts;    /* precondition, may be NULL */
 	const char *what;                 /* "restore", "restore of table t" */
 	restore_progress *prog;           /* may be NULL */
+	verify_job *verify;               /* the source's verification, still
+					     running (NULL: done) */
+	int wait_before_copy;             /* cp commits without a gate: wait
+					     for the verification first */
 	int wal;                          /* the live database's mode */
 	int copied;                       /* set once the copy started */
 	int refused;                      /* the precondition said no */
@@ -151,6 +223,7 @@ typedef struct image_copy {
 	int64_t id;
 	const snap_info *si;
 	restore_progress *prog;
+	verify_job *verify;       /* waited for before the commit */
 	sqlite3 *src;
 	sqlite3_backup *bk;
 } image_copy;
@@ -174,12 +247,16 @@ static int image_copy_rest(void *ctx, sqlite3 *live, snap_err *err)
 {
 	image_copy *ic = ctx;
 	sqlite3_backup *bk = ic->bk;
+	snap_livedb_steps how;
 
 	(void)live;
 	ic->bk = NULL;
-	return snap_livedb_backup_steps(bk, ic->s->db_path,
-					progress_at(ic->prog, 1), ic->prog,
-					err);
+	progress_at(ic->prog, 1, &how);
+	if (ic->verify) {
+		how.gate = verify_gate;
+		how.gate_ctx = ic->verify;
+	}
+	return snap_livedb_backup_steps(bk, ic->s->db_path, &how, err);
 }
 
 /* Read the result back and compare it with the image (verify_conn). */
@@ -207,8 +284,8 @@ static void image_end(void *ctx)
 
 /* The whole image of snapshot id as a copy (ic holds its state). */
 static void image_ops(snap_store *s, int64_t id, const snap_info *si,
-		      restore_progress *prog, image_copy *ic,
-		      snap_restore_copy *cp)
+		      restore_progress *prog, verify_job *verify,
+		      image_copy *ic, snap_restore_copy *cp)
 {
 	memset(ic, 0, sizeof(*ic));
 	memset(cp, 0, sizeof(*cp));
@@ -216,6 +293,7 @@ static void image_ops(snap_store *s, int64_t id, const snap_info *si,
 	ic->id = id;
 	ic->si = si;
 	ic->prog = prog;
+	ic->verify = verify;
 	cp->lock = image_lock;
 	cp->copy = image_copy_rest;
 	cp->check = image_check;
@@ -263,6 +341,8 @@ static int copy_into_live(snap_store *s, const snap_info *si,
 	} else {
 		plan->copied = 1;
 		rc = restore_point(SNAP_SYS_WRITE, "restore: copy", err);
+		if (!rc && plan->wait_before_copy)
+			rc = verify_wait(plan->verify, err);
 		if (!rc)
 			rc = cp->copy(cp->ctx, dst, err);
 		if (!rc)
@@ -359,6 +439,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 {
 	char tmp[PATH_MAX], stamp[32];
 	sqlite3 *src = NULL, *dst = NULL;
+	snap_livedb_steps how;
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc;
@@ -383,7 +464,7 @@ static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
 		rc = snap_livedb_backup_all(dst, src, tmp,
-					    progress_at(prog, 1), prog, err);
+					    progress_at(prog, 1, &how), err);
 	sqlite3_close(src);
 	/* Verified before it takes the live name: nobody else has it open. */
 	if (!rc)
@@ -518,6 +599,7 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 	uint8_t (*hashes)[32] = NULL;
 	uint8_t *page1 = NULL;
 	snap_capture c;
+	snap_livedb_steps how;
 	sqlite3 *cap = NULL;
 	unsigned v0 = data_version(db), v1;
 	int rc;
@@ -534,7 +616,7 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 		if (!rc)
 			rc = snap_livedb_backup_all(cap, db,
 						    "a verification copy",
-						    progress_at(prog, 2), prog,
+						    progress_at(prog, 2, &how),
 						    err);
 		sqlite3_close(cap);
 		if (!rc && c.err_code)
@@ -631,25 +713,14 @@ static int apply(snap_store *s, int64_t id, const snap_info *si,
 					plan->prog, proven, err);
 	}
 	if (!cp) {
-		image_ops(s, id, si, plan->prog, &ic, &whole);
+		/* The backup waits for the verification before it
+		 * commits. */
+		image_ops(s, id, si, plan->prog, plan->verify, &ic, &whole);
 		cp = &whole;
+	} else {
+		plan->wait_before_copy = 1;
 	}
 	return copy_into_live(s, si, cp, plan, proven, err);
-}
-
-/* 1. One restore at a time (the store's restore lock: -EBUSY while
- * another runs, *lockfd stays -1), and the snapshot's pages, hashes and
- * structure proven.  On a failure after the lock, *lockfd holds it for
- * the caller to release. */
-static int lock_verified(snap_store *s, int64_t id, int *lockfd,
-			 snap_err *err)
-{
-	int rc = snap_store_restore_lock(s, lockfd, err);
-
-	if (rc == 0)
-		rc = snap_verify_snapshot(s, id, SNAP_VERIFY_STRUCTURE, NULL,
-					  NULL, err);
-	return rc;
 }
 
 /* 5. After a failed copy: nothing to undo when SQLite rolled the copy
@@ -699,6 +770,7 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 {
 	snap_restore_result tmp;
 	snap_create_opts safety = { .kind = SNAP_KIND_PRE_RESTORE };
+	snap_livedb_steps how;
 	restore_progress prog = { o ? o->progress : NULL,
 				  o ? o->progress_ctx : NULL, 0, 0 };
 	copy_plan plan;
@@ -706,8 +778,10 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	snap_info si;
 	char label[SNAP_LABEL_MAX + 1], said[SNAP_ERR_MSG];
 	char *kept;
+	verify_job vj;
+	snap_err verr;
 	int64_t live_ps = 0;
-	int lockfd = -1, wal = 0, left_wal = 0, rc;
+	int lockfd = -1, wal = 0, left_wal = 0, vrc, rc;
 
 	if (!res)
 		res = &tmp;
@@ -719,15 +793,16 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	if (rc)
 		return rc;
 	prog.pages = si.page_count;
-	/* 1. One restore at a time, and the source must be intact. */
-	progress_at(&prog, 0);
-	rc = lock_verified(s, id, &lockfd, err);
-	if (rc) {
-		if (lockfd >= 0)
-			snap_err_prefix(err, "%s refused, %s is unchanged",
-					plan.what, s->db_path);
+	/* 1. One restore at a time, and the source must be intact: its
+	 * verification runs beside steps 2 and 3 (verify_job). */
+	memset(&vj, 0, sizeof(vj));
+	vj.done = 1;
+	rc = snap_store_restore_lock(s, &lockfd, err);
+	if (rc)
 		goto record;
-	}
+	progress_at(&prog, 0, &how);
+	verify_start(&vj, s, id);
+	plan.verify = &vj;
 	rc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, err);
 	if (!rc && cp && state != SNAP_LIVE_DB)
 		rc = snap_err_set(err, -ENOENT, "%s is not a database; restore "
@@ -738,6 +813,12 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 				s->db_path);
 		goto record;
 	}
+	/* A new file is copied after the verification, and a database is
+	 * taken out of WAL mode only for a source that passed it. */
+	if (state != SNAP_LIVE_DB || (!cp && wal && live_ps != si.page_size))
+		rc = verify_wait(&vj, err);
+	if (rc)
+		goto record;
 	if (!cp && state == SNAP_LIVE_DB && wal && live_ps != si.page_size) {
 		rc = snap_recover_leave_wal(s, &si, live_ps, err);
 		if (rc)
@@ -767,6 +848,12 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 		   &res->verified_pages, err);
 	if (rc == -ENOSPC)
 		space_needed(s->db_path, &si, err);
+	/* A source that failed its verification: no copy committed (it
+	 * waits for the verification), nothing to roll back. */
+	if (rc && verify_wait(&vj, NULL)) {
+		drop_safety(s, &plan);
+		goto record;
+	}
 	/* 5. A failure after the copy started: back to the safety
 	 * snapshot. */
 	if (rc && plan.copied && res->have_safety)
@@ -780,6 +867,18 @@ mode:
 			snap_event_add(s, "restore", si.name, 0, "%s", mode.msg);
 	}
 record:
+	/* The verification's failure is the answer whenever it failed:
+	 * nothing changed then (see above). */
+	snap_err_clear(&verr);
+	vrc = verify_wait(&vj, &verr);
+	if (vrc) {
+		rc = vrc;
+		if (err)
+			*err = verr;
+		snap_err_prefix(err, "%s refused, %s is unchanged", plan.what,
+				s->db_path);
+		plan.refused = 0;
+	}
 	snap_store_restore_unlock(lockfd);
 	if (rc && !plan.refused) {
 		snap_event_add(s, "restore", si.name, 0, "%s", err ? err->msg :

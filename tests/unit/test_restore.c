@@ -508,11 +508,13 @@ static void test_restore_over_a_non_database_twice_keeps_both(void **state)
 	}
 }
 
-static void test_restore_refuses_corrupt_snapshot(void **state)
+/* The verification runs beside the copy, which commits only after it
+ * passed: a damaged source leaves the live database as it was, in either
+ * journal mode. */
+static void refuses_corrupt_snapshot(tu_env *env, const char *mode)
 {
-	tu_env *env = *state;
 	fixture f;
-	make_fixture(env, "delete", 4096, &f);
+	make_fixture(env, mode, 4096, &f);
 	uint32_t pg = tu_unique_page(env->st, -1, f.a.id);
 	tu_corrupt_page(env->st, tu_page_id(env->st, f.a.id, pg));
 	uint8_t before[32], after[32];
@@ -527,6 +529,19 @@ static void test_restore_refuses_corrupt_snapshot(void **state)
 	tu_sha256_file(env->db, after);
 	assert_memory_equal(before, after, 32);
 	assert_int_equal(tu_count(env->st), n);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+}
+
+static void test_restore_refuses_corrupt_snapshot(void **state)
+{
+	refuses_corrupt_snapshot(*state, "delete");
+}
+
+static void test_restore_refuses_corrupt_snapshot_wal(void **state)
+{
+	refuses_corrupt_snapshot(*state, "wal");
 }
 
 static void test_restore_is_ebusy_while_another_restore_runs(void **state)
@@ -1088,6 +1103,7 @@ int main(void)
 		tu_test(test_restore_over_a_non_database_keeps_its_bytes),
 		tu_test(test_restore_over_a_non_database_twice_keeps_both),
 		tu_test(test_restore_refuses_corrupt_snapshot),
+		tu_test(test_restore_refuses_corrupt_snapshot_wal),
 		tu_test(test_restore_is_ebusy_while_another_restore_runs),
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),
 		tu_test(test_restore_file_applies_a_good_file),
