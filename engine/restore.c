@@ -28,6 +28,18 @@
  * instead, and the result says so (verified_pages = 0).  A new file (live
  * file missing or not a database) is verified before it is renamed in.
  *
+ * The skeleton (snap_restore_run) is the same for a whole image and one
+ * table (tablerestore.c gives its own lock and copy steps): the restore
+ * lock; the source's verification started on a thread of its own; the
+ * live database's write lock; the safety snapshot under it; the
+ * precondition; the copy, whose commit waits for the verification (the
+ * backup's last step, or before a table's copy), so a source that fails
+ * it leaves the copy's transaction rolled back and nothing changed; the
+ * check; on a failure after that, the rollback to the safety snapshot;
+ * the event.  A copy into a new file, and a switch out of WAL mode, wait
+ * for the verification first.  Fault points (sys.h) before the copy and
+ * before the check let tests fail either.
+ *
  * Restore from a file (what the file is, before anything is copied) is in
  * restore_file.c, crash recovery in recover.c, the connections to the live
  * database and the backup steps in livedb.c.

@@ -15,7 +15,10 @@
  *  4. Verify the live database equals the image page for page (except the
  *     page-1 counters SQLite maintains).
  *  5. Any failure after step 2 rolls back to the safety snapshot.
- * One restore at a time per store (-EBUSY), across processes.
+ * One restore at a time per store (-EBUSY), across processes.  Step 1
+ * runs on a thread of its own beside steps 2 and 3 (both cores busy); the
+ * copy commits only once it passed, so a damaged source still changes
+ * nothing.  A table restore runs the same skeleton (snap_restore_run).
  *
  * Restore from a file is restore_file.h; crash recovery of an interrupted
  * restore, recover.h; connections to the live database, livedb.h.
