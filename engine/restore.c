@@ -625,11 +625,16 @@ static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
 	if (!rc) {
 		c.page_size = si->page_size;
 		rc = snap_capture_open_db(&c, &cap, err);
+		/* One step: the read-back holds one read transaction of
+		 * the live database throughout (a stepped backup of a
+		 * source that changes restarts). */
+		progress_at(prog, 2, &how);
 		if (!rc)
 			rc = snap_livedb_backup_all(cap, db,
 						    "a verification copy",
-						    progress_at(prog, 2, &how),
-						    err);
+						    NULL, err);
+		if (!rc && how.fn)
+			how.fn(how.ctx, si->page_count, si->page_count);
 		sqlite3_close(cap);
 		if (!rc && c.err_code)
 			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
