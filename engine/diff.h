@@ -93,11 +93,13 @@ typedef struct snap_table_restore {
 } snap_table_restore;
 
 /*
- * Restore one table from snapshot id into the live database: verify the
- * snapshot (full), take a safety snapshot (kind pre-restore, label
- * "before-table-<table>"), then in one transaction on the live database
- * (BEGIN IMMEDIATE, waiting for writers) delete every row of the table and
- * insert the snapshot's rows.  Only this table's rows change: foreign keys
+ * Restore one table from snapshot id into the live database, through the
+ * restore skeleton (restore.h: snap_restore_run): verify the snapshot
+ * (structure), take the live database's write lock (BEGIN IMMEDIATE,
+ * waiting for writers), take a safety snapshot under it (kind
+ * pre-restore, label "before-table-<table>"; no commit falls between it
+ * and the copy), then in that transaction delete every row of the table
+ * and insert the snapshot's rows.  Only this table's rows change: foreign keys
  * are not enforced during the copy (no cascades into other tables; new
  * violations are counted in res), but the table's own triggers fire as for
  * any DELETE and INSERT, so triggers that write elsewhere (audit logs,
@@ -107,7 +109,10 @@ typedef struct snap_table_restore {
  * (-EINVAL otherwise, nothing changed and no safety snapshot taken).
  * Errors: -ENOENT (no such snapshot), -EBADMSG (snapshot failed
  * verification), -EBUSY (a restore is running, or the live database stayed
- * locked), others; on any failure the live database is unchanged.
+ * locked), -ENOENT also when the live file is not a database, -EIO (a
+ * failure after the copy: the live database was rolled back to the safety
+ * snapshot, as a whole restore's is); on any failure the live database is
+ * as it was.
  * Recorded as a "restore" event naming the table.  res may be NULL.
  */
 int snap_restore_table(snap_store *s, int64_t id, const char *table,

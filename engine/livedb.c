@@ -26,6 +26,9 @@
 #include "sys.h"
 
 #define LIVE_BUSY_MS 30000
+/* Pages per backup step when progress is reported: 4 MiB of 4 KiB pages,
+ * a few hundred calls for 1 GB. */
+#define LIVE_STEP_PAGES 1024
 
 /*
  * Busy handler for connections to the live database.  SQLite's own backs
@@ -181,29 +184,69 @@ int snap_livedb_backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
 	return backup_error(rc, what, err);
 }
 
-/* Copy the rest and commit; finishes bk either way. */
-int snap_livedb_backup_rest(sqlite3_backup *bk, const char *what,
-			    snap_err *err)
+/*
+ * Copy the rest and commit; finishes bk either way.  Without fn or gate,
+ * one step of every page; otherwise steps of LIVE_STEP_PAGES, fn told the
+ * pages done after each, and gate asked before the step that would copy
+ * the last pages and commit: when it says no (a negative errno, err
+ * filled), the backup is finished unfinished, which rolls the
+ * destination's transaction back.  That transaction stays open between
+ * steps (SQLite's backup keeps it until the last step commits), and the
+ * sources here do not change, so the copy is as atomic either way.  A
+ * busy step is tried once more, as in snap_livedb_backup_begin.
+ */
+int snap_livedb_backup_steps(sqlite3_backup *bk, const char *what,
+			     const snap_livedb_steps *how, snap_err *err)
 {
-	int tries, rc = SQLITE_BUSY;
+	int tries = 0, rc = SQLITE_OK, step = how ? LIVE_STEP_PAGES : -1;
 
-	for (tries = 0; tries < 2; tries++) {
-		rc = sqlite3_backup_step(bk, -1);
+	while (tries < 2) {
+		if (how && how->gate && sqlite3_backup_remaining(bk) <= step) {
+			int g = how->gate(how->gate_ctx, err);
+
+			if (g) {
+				sqlite3_backup_finish(bk);
+				return g;
+			}
+			step = -1;
+		}
+		rc = sqlite3_backup_step(bk, step);
+		if (rc == SQLITE_OK) {
+			tries = 0;
+			if (how && how->fn)
+				how->fn(how->ctx, (uint64_t)
+					(sqlite3_backup_pagecount(bk) -
+					 sqlite3_backup_remaining(bk)),
+					(uint64_t)sqlite3_backup_pagecount(bk));
+			continue;
+		}
 		if (rc == SQLITE_DONE || !busy(rc))
 			break;
+		tries++;
 	}
+	if (rc == SQLITE_DONE && how && how->fn)
+		how->fn(how->ctx, (uint64_t)sqlite3_backup_pagecount(bk),
+			(uint64_t)sqlite3_backup_pagecount(bk));
 	sqlite3_backup_finish(bk);
 	return rc == SQLITE_DONE ? 0 : backup_error(rc, what, err);
 }
 
-/* Run one whole backup from src into dst. */
+/* Copy the rest and commit in one step; finishes bk either way. */
+int snap_livedb_backup_rest(sqlite3_backup *bk, const char *what,
+			    snap_err *err)
+{
+	return snap_livedb_backup_steps(bk, what, NULL, err);
+}
+
+/* Run one whole backup from src into dst (how as in
+ * snap_livedb_backup_steps; may be NULL). */
 int snap_livedb_backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
-			   snap_err *err)
+			   const snap_livedb_steps *how, snap_err *err)
 {
 	sqlite3_backup *bk = NULL;
 	int rc = snap_livedb_backup_begin(dst, src, what, &bk, err);
 
-	return rc ? rc : snap_livedb_backup_rest(bk, what, err);
+	return rc ? rc : snap_livedb_backup_steps(bk, what, how, err);
 }
 
 /* The live database's token, through db's own file handle (which holds a

@@ -52,12 +52,25 @@ int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
  * finished by snap_livedb_backup_rest); `what` names dst in messages. */
 int snap_livedb_backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
 			     sqlite3_backup **out, snap_err *err);
+/* How a backup runs in steps: fn (may be NULL) told the pages done so
+ * far and the total after each step; gate (may be NULL) asked before the
+ * step that commits, and a negative errno from it (err filled) ends the
+ * backup with its transaction rolled back. */
+typedef struct snap_livedb_steps {
+	void (*fn)(void *ctx, uint64_t done, uint64_t total);
+	void *ctx;
+	int (*gate)(void *gate_ctx, snap_err *err);
+	void *gate_ctx;
+} snap_livedb_steps;
 /* Copy the rest and commit; finishes bk either way. */
 int snap_livedb_backup_rest(sqlite3_backup *bk, const char *what,
 			    snap_err *err);
-/* Run one whole backup from src into dst. */
+/* The same in steps (how NULL: one step). */
+int snap_livedb_backup_steps(sqlite3_backup *bk, const char *what,
+			     const snap_livedb_steps *how, snap_err *err);
+/* Run one whole backup from src into dst (how as above, may be NULL). */
 int snap_livedb_backup_all(sqlite3 *dst, sqlite3 *src, const char *what,
-			   snap_err *err);
+			   const snap_livedb_steps *how, snap_err *err);
 
 /* The token of db's main file through its own file handle (which holds a
  * lock); wal as the caller knows it.  0 or -EIO. */

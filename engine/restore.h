@@ -15,7 +15,10 @@
  *  4. Verify the live database equals the image page for page (except the
  *     page-1 counters SQLite maintains).
  *  5. Any failure after step 2 rolls back to the safety snapshot.
- * One restore at a time per store (-EBUSY), across processes.
+ * One restore at a time per store (-EBUSY), across processes.  Step 1
+ * runs on a thread of its own beside steps 2 and 3 (both cores busy); the
+ * copy commits only once it passed, so a damaged source still changes
+ * nothing.  A table restore runs the same skeleton (snap_restore_run).
  *
  * Restore from a file is restore_file.h; crash recovery of an interrupted
  * restore, recover.h; connections to the live database, livedb.h.
@@ -67,17 +70,62 @@ typedef struct snap_restore_opts {
 	const char *source_name;        /* restore from a file: what messages
 					   and events call it (NULL: its
 					   path) */
+	snap_progress_fn progress;      /* may be NULL: pages done of three
+					   passes over the image (the
+					   source's verification, the copy,
+					   the check), total 3 x its pages */
+	void *progress_ctx;
 } snap_restore_opts;
 
 /* snap_restore with a precondition and a source name (o may be NULL). */
-/* The start every restore shares (whole image and --table): the store's
- * restore lock (-EBUSY while another restore runs; *lockfd stays -1),
- * then the snapshot's pages, hashes and structure proven.  On a failure
- * after the lock, *lockfd holds it for the caller to release. */
-int snap_restore_lock_verified(snap_store *s, int64_t id, int *lockfd,
-			       snap_err *err);
-
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,
 		    snap_restore_result *res, snap_err *err);
+
+/*
+ * What a restore copies into the live database, for the one restore
+ * skeleton (snap_restore_run): the whole image (restore.c's own) or one
+ * table (tablerestore.c).  Each call gets ctx and `live`, a read-write
+ * connection to the live database (the busy policy of livedb.h).
+ */
+typedef struct snap_restore_copy {
+	/* Take the live database's write lock on `live` and check the
+	 * request under it; a failure refuses the restore with nothing
+	 * changed.  The safety snapshot is read right after, still under
+	 * this lock.  si is the snapshot's catalog row, read once by the
+	 * skeleton and valid until it returns. */
+	int (*lock)(void *ctx, sqlite3 *live, const snap_info *si,
+		    snap_err *err);
+	/* Copy and commit under that lock; a failure SQLite rolled back
+	 * leaves the live database as the safety snapshot has it. */
+	int (*copy)(void *ctx, sqlite3 *live, snap_err *err);
+	/* Prove the committed result on `live` (*proven = 1 when page
+	 * equality was shown); NULL: the copy's commit is the check. */
+	int (*check)(void *ctx, sqlite3 *live, int *proven, snap_err *err);
+	/* Release what lock and copy hold (called once, always, before
+	 * `live` is closed); may be NULL. */
+	void (*end)(void *ctx);
+	/* What the success event says before "; safety snapshot NAME"
+	 * (NULL: "restored into <db>"). */
+	void (*describe)(void *ctx, char *out, size_t cap);
+	/* The safety snapshot's label. */
+	const char *safety_label;
+	/* Prefix of a refusal's message: "restore of table t" (NULL:
+	 * "restore"). */
+	const char *what;
+	void *ctx;
+} snap_restore_copy;
+
+/*
+ * The restore skeleton every restore runs (engine/DESIGN.md §4): the
+ * store's restore lock (-EBUSY), the snapshot verified (-EBADMSG), the
+ * live database's write lock (cp->lock), the safety snapshot under it,
+ * the precondition, the copy, the check, the rollback to the safety
+ * snapshot on a failure after the copy, the event.  cp NULL copies the
+ * whole image (snap_restore_ex); a table restore passes its own and
+ * needs a live database (-ENOENT without one).
+ */
+int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
+		     const snap_restore_copy *cp, snap_restore_result *res,
+		     snap_err *err);
 
 #endif /* ENGINE_RESTORE_H */

@@ -2,13 +2,15 @@
  * engine/tablerestore.c — one table of the live database restored from a
  * snapshot.
  *
- * snap_restore_table copies one table with DELETE + INSERT ... SELECT in
- * one BEGIN IMMEDIATE transaction on a read-write connection to the live
- * database, with the snapshot attached.  It takes the store's restore lock
- * first (full restores and table restores exclude each other), verifies
- * the snapshot, checks the table before taking the safety snapshot (a
- * refused request leaves no trace but the event), and checks it again
- * inside the transaction, since the schema may have moved meanwhile.
+ * snap_restore_table runs the restore skeleton of restore.c (restore.h:
+ * snap_restore_run) with its own lock and copy steps: the store's restore
+ * lock (full restores and table restores exclude each other), the snapshot
+ * verified, then on a read-write connection to the live database with the
+ * snapshot attached, BEGIN IMMEDIATE and the table checked under that write
+ * lock (a refused request leaves no trace but the event), the safety
+ * snapshot read under the same lock (no commit can fall between it and the
+ * copy), DELETE + INSERT ... SELECT and COMMIT, and on a failure after the
+ * copy the skeleton's rollback to the safety snapshot.
  * Foreign keys are off for the copy: a cascade would change other tables.
  * Violations that appear are counted (foreign_key_check of the table and of
  * the tables whose keys point at it, before and after) and reported, not
@@ -30,13 +32,8 @@
 #include <sys/stat.h>
 
 #include "diff_int.h"
-#include "events.h"
 #include "restore.h"
-#include "image.h"
-#include "snapshot.h"
 #include "store_int.h"
-#include "sys.h"
-#include "verify.h"
 
 /* 0 when schema has `table` as an ordinary table; -EINVAL naming `what`
  * when it has none, or a virtual one. */
@@ -139,25 +136,54 @@ static int64_t rt_fk_count(sqlite3 *db, const char *table)
 	return n;
 }
 
-/* The copy itself, in one transaction; on failure nothing changed. */
-static int rt_copy(sqlite3 *db, snap_store *s, const snap_info *si,
-		   const char *table, snap_table_restore *res, snap_err *err)
+/* One table restore's state, for the restore skeleton's calls. */
+typedef struct rt_state {
+	snap_store *s;
+	int64_t id;
+	const snap_info *si;      /* the skeleton's catalog row */
+	const char *table;
+	snap_table_restore *res;
+} rt_state;
+
+/*
+ * The skeleton's lock step: the snapshot attached as "snap", foreign keys
+ * off (a cascade would change other tables), the write lock (BEGIN
+ * IMMEDIATE, waiting for writers), and the table checked under it: a
+ * refusal leaves no trace but the event.
+ */
+static int rt_lock(void *ctx, sqlite3 *db, const snap_info *si,
+		   snap_err *err)
 {
+	rt_state *t = ctx;
+	int rc = snap_diff_exec(db, sqlite3_mprintf("PRAGMA foreign_keys=OFF"),
+				err);
+
+	t->si = si;
+	if (!rc)
+		rc = snap_diff_attach(t->s, db, t->id, "snap", err);
+	if (rc)
+		return rc;
+	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, db, rc, "cannot start a write "
+				       "transaction on %s (another writer "
+				       "held it for %d s?)", t->s->db_path,
+				       DIFF_BUSY_MS / 1000);
+	return rt_check(db, t->s, si, t->table, err);
+}
+
+/* The skeleton's copy step: DELETE and INSERT ... SELECT in the
+ * transaction rt_lock opened, then COMMIT; on failure nothing changed. */
+static int rt_copy(void *ctx, sqlite3 *db, snap_err *err)
+{
+	rt_state *t = ctx;
+	snap_table_restore *res = t->res;
 	diff_cols cl;
 	char *cols = NULL;
 	int64_t fk0, fk1;
 	int n = 0, rc;
 
-	rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return snap_err_sqlite(err, db, rc, "cannot start a write "
-				       "transaction on %s (another writer "
-				       "held it for %d s?)", s->db_path,
-				       DIFF_BUSY_MS / 1000);
-	/* The schema may have changed since the first check. */
-	rc = rt_check(db, s, si, table, err);
-	if (!rc)
-		rc = snap_diff_cols_load(db, "main", table, &cl, err);
+	rc = snap_diff_cols_load(db, "main", t->table, &cl, err);
 	if (rc)
 		goto out;
 	cols = snap_diff_col_list(&cl, NULL, 0, &n);
@@ -166,104 +192,81 @@ static int rt_copy(sqlite3 *db, snap_store *s, const snap_info *si,
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	fk0 = rt_fk_count(db, table);
-	rc = snap_diff_exec(db, sqlite3_mprintf("DELETE FROM main.\"%w\"", table),
-			    err);
+	fk0 = rt_fk_count(db, t->table);
+	rc = snap_diff_exec(db, sqlite3_mprintf("DELETE FROM main.\"%w\"",
+						t->table), err);
 	if (rc)
 		goto out;
 	res->rows_before = sqlite3_changes64(db);
 	rc = snap_diff_exec(db, sqlite3_mprintf(
 		"INSERT INTO main.\"%w\"(%s) SELECT %s FROM snap.\"%w\"",
-		table, cols, cols, table), err);
+		t->table, cols, cols, t->table), err);
 	if (rc)
 		goto out;
 	res->rows_after = sqlite3_changes64(db);
-	fk1 = rt_fk_count(db, table);
+	fk1 = rt_fk_count(db, t->table);
 	res->fk_violations = fk0 < 0 || fk1 < 0 ? -1 : fk1 > fk0 ? fk1 - fk0
 			     : 0;
 	rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		rc = snap_err_sqlite(err, db, rc, "cannot commit the restored "
-				     "table %s into %s", table, s->db_path);
+				     "table %s into %s", t->table,
+				     t->s->db_path);
 out:
 	sqlite3_free(cols);
 	if (rc && !sqlite3_get_autocommit(db))
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc)
+		snap_err_prefix(err, "copying table %s from %s", t->table,
+				t->si->name);
 	return rc;
 }
 
+/* The success event's text. */
+static void rt_describe(void *ctx, char *out, size_t cap)
+{
+	rt_state *t = ctx;
+	char fkmsg[64] = "";
+
+	if (t->res->fk_violations > 0)
+		snprintf(fkmsg, sizeof(fkmsg), "; new foreign-key violations: "
+			 "%" PRId64, t->res->fk_violations);
+	else if (t->res->fk_violations < 0)
+		snprintf(fkmsg, sizeof(fkmsg), "; foreign keys not checked");
+	snprintf(out, cap, "table %s restored into %s: %" PRId64 " rows (%"
+		 PRId64 " before)%s", t->table, t->s->db_path,
+		 t->res->rows_after, t->res->rows_before, fkmsg);
+}
+
 /* Replace table's rows in the live database with snapshot id's (see
- * diff.h). */
+ * diff.h), through the restore skeleton (restore.h). */
 int snap_restore_table(snap_store *s, int64_t id, const char *table,
 		       snap_table_restore *res, snap_err *err)
 {
-	snap_create_opts o = { .kind = SNAP_KIND_PRE_RESTORE };
+	snap_restore_copy cp = { .lock = rt_lock, .copy = rt_copy,
+				 .describe = rt_describe };
+	snap_restore_result rr;
 	snap_table_restore tmp;
-	snap_err local;
-	char label[SNAP_LABEL_MAX + 1], fkmsg[64] = "";
-	snap_info si;
-	sqlite3 *db = NULL;
-	int lockfd = -1, rc;
+	char label[SNAP_LABEL_MAX + 1], what[SNAP_LABEL_MAX + 32];
+	rt_state t = { .s = s, .id = id, .table = table };
+	int rc;
+
+	memset(&rr, 0, sizeof(rr));
 
 	if (!res)
 		res = &tmp;
-	if (!err) {
-		snap_err_clear(&local);
-		err = &local;
-	}
 	memset(res, 0, sizeof(*res));
 	if (!table || !*table)
 		return snap_err_set(err, -EINVAL, "restore of a table: no "
 				    "table named");
-	rc = snap_store_get(s, id, &si, err);
-	if (rc)
-		return rc;
-	rc = snap_restore_lock_verified(s, id, &lockfd, err);
-	if (rc && lockfd < 0)
-		goto record;
-	if (!rc)
-		rc = snap_diff_open_live(s, 1, &db, err);
-	if (!rc)
-		rc = snap_diff_exec(db, sqlite3_mprintf("PRAGMA foreign_keys=OFF"),
-				    err);
-	if (!rc)
-		rc = snap_diff_attach(s, db, id, "snap", err);
-	if (!rc)
-		rc = rt_check(db, s, &si, table, err);
-	if (rc) {
-		snap_err_prefix(err, "restore of table %s refused, %s is "
-				"unchanged", table, s->db_path);
-		goto record;
-	}
+	t.res = res;
 	snprintf(label, sizeof(label), "before-table-%s", table);
-	o.label = label;
-	rc = snap_snapshot_take(s, &o, &res->safety, err);
-	if (rc) {
-		snap_err_prefix(err, "restore of table %s refused: cannot take "
-				"the safety snapshot of %s", table, s->db_path);
-		goto record;
-	}
-	res->have_safety = 1;
-	rc = rt_copy(db, s, &si, table, res, err);
-	if (rc)
-		snap_err_prefix(err, "restore of table %s from %s failed, %s is "
-				"unchanged (safety snapshot %s)", table,
-				si.name, s->db_path, res->safety.name);
-record:
-	sqlite3_close(db);
-	snap_store_restore_unlock(lockfd);
-	if (res->fk_violations > 0)
-		snprintf(fkmsg, sizeof(fkmsg), "; new foreign-key violations: "
-			 "%" PRId64, res->fk_violations);
-	else if (res->fk_violations < 0)
-		snprintf(fkmsg, sizeof(fkmsg), "; foreign keys not checked");
-	if (rc)
-		snap_event_add(s, "restore", si.name, 0, "%s", err->msg);
-	else
-		snap_event_add(s, "restore", si.name, 1, "table %s restored "
-			       "into %s: %" PRId64 " rows (%" PRId64 " "
-			       "before); safety snapshot %s%s", table,
-			       s->db_path, res->rows_after, res->rows_before,
-			       res->safety.name, fkmsg);
+	snprintf(what, sizeof(what), "restore of table %s", table);
+	cp.safety_label = label;
+	cp.what = what;
+	cp.ctx = &t;
+	rc = snap_restore_run(s, id, NULL, &cp, &rr, err);
+	res->have_safety = rr.have_safety;
+	res->safety = rr.safety;
 	return rc;
 }

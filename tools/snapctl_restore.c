@@ -17,6 +17,22 @@
 
 /* ---- restore ------------------------------------------------------------ */
 
+/* A restore's progress on the busy line: which of its three passes over
+ * the image runs (restore.h), as a bar, redrawn when the percentage moves. */
+static void ctl_restore_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	static const char *const pass[] = { "verifying the snapshot",
+					     "copying", "checking the result" };
+	int *last = ctx;
+	int pct = total ? (int)(done * 100 / total) : 100;
+	uint64_t k = total ? done * 3 / total : 2;
+
+	if (pct == *last)
+		return;
+	*last = pct;
+	ctl_busy_bar("restoring", done, total, pass[k > 2 ? 2 : k]);
+}
+
 /*
  * "restore NAME": a verified restore into the live database (the engine
  * verifies the source, takes a safety snapshot, copies, checks and rolls
@@ -26,7 +42,9 @@
  */
 int cmd_restore(snap_store *s, ctl_args *a)
 {
+	snap_restore_opts ro = { 0 };
 	snap_restore_result res;
+	int last = -1;
 	snap_info si;
 	snap_err err;
 	const char *safety;
@@ -60,14 +78,20 @@ int cmd_restore(snap_store *s, ctl_args *a)
 		return ctl_restore_table(s, a, &si);
 	memset(&res, 0, sizeof(res));
 	snap_err_clear(&err);
-	/* The engine reports no progress of a restore: a ticker shows that
-	 * it is working and for how long. */
-	ctl_busy_begin("restoring %s into %s", what, snap_store_db_path(s));
+	/* On a terminal, without --json: a ticker while a file is imported,
+	 * then a bar of the restore's passes. */
+	if (!a->json) {
+		ro.progress = ctl_restore_progress;
+		ro.progress_ctx = &last;
+		ctl_busy_begin("restoring %s into %s", what,
+			       snap_store_db_path(s));
+	}
 	if (what == a->pos[0])
-		rc = snap_restore_file(s, what, NULL, &res, &err);
+		rc = snap_restore_file_ex(s, what, NULL, &ro, &res, &err);
 	else
-		rc = snap_restore(s, si.id, &res, &err);
-	ctl_busy_end();
+		rc = snap_restore_ex(s, si.id, &ro, &res, &err);
+	if (!a->json)
+		ctl_busy_end();
 	if (rc < 0) {
 		ctl_fail(&err, rc, what);
 		if (res.rolled_back && res.have_safety)

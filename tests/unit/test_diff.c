@@ -641,6 +641,121 @@ static void test_restore_table_refuses_corrupt_snapshot_and_busy(void **state)
 	assert_int_equal(tu_count(st), nsnap);
 }
 
+/* ---- a writer racing a table restore ---------------------------------- */
+
+/* A writer that tries one commit into t (busy timeout 0) whenever any
+ * connection of the engine on the live database starts a statement. */
+static struct {
+	char live[PATH_MAX];   /* the live database ("" : not racing) */
+	sqlite3 *w;            /* the writer's connection */
+	int inside;            /* the writer is writing: no recursion */
+	int next;              /* its next row id */
+	int committed[256];    /* row ids it committed */
+	int ncommitted;
+	int refused;           /* tries the write lock refused */
+} race;
+
+static int race_stmt(unsigned type, void *ctx, void *p, void *x)
+{
+	char sql[80];
+
+	(void)type; (void)ctx; (void)p; (void)x;
+	if (race.inside || !race.w || race.ncommitted == 256)
+		return 0;
+	race.inside = 1;
+	snprintf(sql, sizeof(sql), "INSERT INTO t(id, v) VALUES(%d, 'race')",
+		 race.next);
+	if (sqlite3_exec(race.w, sql, NULL, NULL, NULL) == SQLITE_OK)
+		race.committed[race.ncommitted++] = race.next;
+	else
+		race.refused++;
+	race.next++;
+	race.inside = 0;
+	return 0;
+}
+
+/* Auto extension: trace every new connection on the live database. */
+static int race_attach(sqlite3 *db, const char **msg, const void *api)
+{
+	const char *f = sqlite3_db_filename(db, "main");
+
+	(void)msg; (void)api;
+	if (race.live[0] && !race.inside && f && strcmp(f, race.live) == 0)
+		sqlite3_trace_v2(db, SQLITE_TRACE_STMT, race_stmt, NULL);
+	return SQLITE_OK;
+}
+
+/* 1 when row id is in t of the connection db. */
+static int has_row(sqlite3 *db, int id)
+{
+	return tu_query_int(db, "SELECT count(*) FROM t WHERE id = %d", id) == 1;
+}
+
+/*
+ * The safety snapshot of a table restore is read under the live write
+ * lock: a writer that commits at any moment of the restore either is
+ * refused (the lock is held) or its row is in the safety snapshot or in
+ * the live table afterwards; none is lost between the safety snapshot and
+ * the copy that deletes every row of t.  Rollback and WAL mode (the
+ * tests below).
+ */
+static void restore_table_racing_a_writer(tu_env *env, const char *mode)
+{
+	{
+		make_two_tables(env, mode);
+		snap_store *st = tu_store(env);
+		snap_info a = tu_snap(st, "a");
+		snap_table_restore res;
+		snap_err e;
+
+		memset(&race, 0, sizeof(race));
+		race.next = 10000;
+		race.inside = 1;
+		race.w = tu_open(env->db);
+		sqlite3_busy_timeout(race.w, 0);
+		race.inside = 0;
+		assert_non_null(realpath(env->db, race.live));
+		sqlite3_auto_extension((void (*)(void))race_attach);
+		int rc = restore_table(st, a.id, "t", &res, &e);
+		sqlite3_cancel_auto_extension((void (*)(void))race_attach);
+		race.live[0] = '\0';
+		sqlite3_close(race.w);
+		race.w = NULL;
+		if (rc != 0)
+			fail_msg("restore_table (%s): %d %s", mode, rc,
+				 e.msg);
+		/* The writer raced: some commits went in, some were
+		 * refused by the restore's write lock. */
+		assert_true(race.ncommitted > 0);
+		assert_true(race.refused > 0);
+		sqlite3 *safety = NULL, *live = tu_open(env->db);
+		snap_err_clear(&e);
+		assert_int_equal(snap_image_sqlite_open(st, res.safety.id,
+							&safety, &e), 0);
+		for (int i = 0; i < race.ncommitted; i++)
+			if (!has_row(safety, race.committed[i]) &&
+			    !has_row(live, race.committed[i]))
+				fail_msg("%s: row %d was committed during the "
+					 "restore and is in neither the safety "
+					 "snapshot nor the live database",
+					 mode, race.committed[i]);
+		sqlite3_close(safety);
+		sqlite3_close(live);
+	}
+}
+
+static void test_restore_table_safety_snapshot_under_the_write_lock(
+	void **state)
+{
+	restore_table_racing_a_writer(*state, "delete");
+}
+
+static void test_restore_table_safety_snapshot_under_the_write_lock_wal(
+	void **state)
+{
+	restore_table_racing_a_writer(*state, "wal");
+}
+
 /* ---- SQL export ------------------------------------------------------ */
 
 static const char tricky_sql[] =
@@ -856,6 +971,8 @@ int main(void)
 		tu_test(test_restore_table_in_wal_mode_beside_connections),
 		tu_test(test_restore_table_counts_foreign_key_violations),
 		tu_test(test_restore_table_refuses_corrupt_snapshot_and_busy),
+		tu_test(test_restore_table_safety_snapshot_under_the_write_lock),
+		tu_test(test_restore_table_safety_snapshot_under_the_write_lock_wal),
 		tu_test(test_export_sql_reimports_to_the_same_content),
 		tu_test(test_export_sql_keeps_statistics_and_live_state),
 		tu_test(test_export_sql_reports_write_errors),

@@ -9,6 +9,7 @@
  * (a new reader gets SQLITE_BUSY only while a writer holds PENDING).
  */
 #include "testutil.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -507,11 +508,13 @@ static void test_restore_over_a_non_database_twice_keeps_both(void **state)
 	}
 }
 
-static void test_restore_refuses_corrupt_snapshot(void **state)
+/* The verification runs beside the copy, which commits only after it
+ * passed: a damaged source leaves the live database as it was, in either
+ * journal mode. */
+static void refuses_corrupt_snapshot(tu_env *env, const char *mode)
 {
-	tu_env *env = *state;
 	fixture f;
-	make_fixture(env, "delete", 4096, &f);
+	make_fixture(env, mode, 4096, &f);
 	uint32_t pg = tu_unique_page(env->st, -1, f.a.id);
 	tu_corrupt_page(env->st, tu_page_id(env->st, f.a.id, pg));
 	uint8_t before[32], after[32];
@@ -526,6 +529,19 @@ static void test_restore_refuses_corrupt_snapshot(void **state)
 	tu_sha256_file(env->db, after);
 	assert_memory_equal(before, after, 32);
 	assert_int_equal(tu_count(env->st), n);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+}
+
+static void test_restore_refuses_corrupt_snapshot(void **state)
+{
+	refuses_corrupt_snapshot(*state, "delete");
+}
+
+static void test_restore_refuses_corrupt_snapshot_wal(void **state)
+{
+	refuses_corrupt_snapshot(*state, "wal");
 }
 
 static void test_restore_is_ebusy_while_another_restore_runs(void **state)
@@ -909,6 +925,169 @@ static void test_recover_after_open_finishes_an_interrupted_restore(
 	free(ev);
 }
 
+/* ---- the skeleton's rollback, shared by whole-image and table restores -- */
+
+/* The step of the restore skeleton the fault point fails once ("restore:
+ * copy", "restore: check"; a rollback passes it again), and how often it
+ * was reached. */
+static const char *fail_step;
+static int step_reached;
+
+static int fail_at_step(snap_sys_kind kind, const char *what)
+{
+	(void)kind;
+	if (!fail_step || strcmp(what, fail_step) != 0)
+		return 0;
+	return step_reached++ == 0 ? EIO : 0;
+}
+
+/* Restore snapshot id whole (table NULL) or one table with the skeleton
+ * failing at `step`: the result, safety snapshot and rollback flag. */
+static int restore_failing_at(snap_store *st, int64_t id, const char *table,
+			      const char *step, int *have_safety,
+			      int *rolled_back, snap_err *e)
+{
+	snap_restore_result res;
+	snap_table_restore tr;
+	int rc;
+
+	fail_step = step;
+	step_reached = 0;
+	snap_sys.point = fail_at_step;
+	snap_err_clear(e);
+	if (table) {
+		rc = snap_restore_table(st, id, table, &tr, e);
+		*have_safety = tr.have_safety;
+		*rolled_back = -1;   /* a table restore does not say */
+	} else {
+		rc = restore(st, id, &res, e);
+		*have_safety = res.have_safety;
+		*rolled_back = res.rolled_back;
+	}
+	snap_sys.point = NULL;
+	fail_step = NULL;
+	assert_true(step_reached >= 1);
+	return rc;
+}
+
+/*
+ * A whole-image restore and a table restore share the skeleton's rollback:
+ * a failure before the copy committed leaves the live database as it was
+ * and drops the safety snapshot; a failure after it (the check) puts the
+ * safety snapshot back.  Either way the live database is as before and the
+ * failure is recorded.
+ */
+static void test_restore_and_table_restore_share_the_rollback(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	static const char *const tables[] = { NULL, "t" };
+	char now[65];
+	snap_err e;
+	int have_safety, rolled_back, rc;
+
+	for (size_t i = 0; i < 2; i++) {
+		const char *table = tables[i];
+		int64_t nsnap = tu_count(env->st);
+
+		/* The copy fails before it started: nothing to undo. */
+		rc = restore_failing_at(env->st, f.a.id, table, "restore: copy",
+					&have_safety, &rolled_back, &e);
+		assert_int_equal(rc, -EIO);
+		assert_int_equal(have_safety, 0);
+		if (!table)
+			assert_int_equal(rolled_back, 0);
+		assert_non_null(strstr(e.msg, "is unchanged"));
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, f.v2);
+		assert_int_equal(tu_count(env->st), nsnap);
+
+		/* The check after the commit fails: back to the safety
+		 * snapshot, which stays. */
+		rc = restore_failing_at(env->st, f.a.id, table,
+					"restore: check", &have_safety,
+					&rolled_back, &e);
+		assert_int_equal(rc, -EIO);
+		assert_int_equal(have_safety, 1);
+		if (!table)
+			assert_int_equal(rolled_back, 1);
+		if (!strstr(e.msg, "rolled back to"))
+			fail_msg("%s: %s", table ? table : "whole", e.msg);
+		tu_db_digest(env->db, now);
+		assert_string_equal(now, f.v2);
+		assert_true(tu_db_integrity_ok(env->db));
+		assert_int_equal(tu_count(env->st), nsnap + 1);
+		assert_true(tu_count_events(env->st, 0, "restore", 0,
+					    "rolled back") >= 1);
+	}
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+typedef struct seen_progress {
+	uint64_t last, total, calls, in_copy, in_check;
+	int backwards, total_moved;
+} seen_progress;
+
+static void note_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	seen_progress *p = ctx;
+
+	if (p->calls++ && total != p->total)
+		p->total_moved = 1;
+	if (done < p->last)
+		p->backwards = 1;
+	p->last = done;
+	p->total = total;
+	if (total && done * 3 > total && done * 3 < 2 * total)
+		p->in_copy++;
+	if (total && done * 3 >= 2 * total && done < total)
+		p->in_check++;
+}
+
+/* snap_restore_ex reports its three passes over the image (verification,
+ * copy, check) in order, never backwards, ending at 3 x the pages. */
+static void test_restore_reports_progress_of_each_pass(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "wal", 1024, &f);
+	/* Enough pages for several backup steps of 1024 pages. */
+	sqlite3 *db = tu_open(env->db);
+	tu_db_insert(db, 1000, 40000);
+	sqlite3_close(db);
+	snap_info big = tu_snap(env->st, "big");
+	seen_progress p;
+	snap_restore_opts o = { .progress = note_progress,
+				.progress_ctx = &p };
+	snap_restore_result res;
+	snap_err e;
+
+	for (int back = 0; back < 2; back++) {
+		int64_t id = back ? f.a.id : big.id;
+		snap_info si;
+
+		memset(&p, 0, sizeof(p));
+		snap_err_clear(&e);
+		assert_int_equal(snap_store_get(env->st, id, &si, &e), 0);
+		int rc = snap_restore_ex(env->st, id, &o, &res, &e);
+		if (rc != 0)
+			fail_msg("restore: %d %s", rc, e.msg);
+		assert_int_equal(p.backwards, 0);
+		assert_int_equal(p.total_moved, 0);
+		assert_int_equal(p.total, 3 * (uint64_t)si.page_count);
+		assert_int_equal(p.last, p.total);
+		if (!back) {
+			/* A big image: inside the copy (in steps), at the
+			 * check (one step: its source is the live database). */
+			assert_true(si.page_count > 2 * 1024);
+			assert_true(p.in_copy > 0);
+			assert_true(p.in_check > 0);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -925,6 +1104,7 @@ int main(void)
 		tu_test(test_restore_over_a_non_database_keeps_its_bytes),
 		tu_test(test_restore_over_a_non_database_twice_keeps_both),
 		tu_test(test_restore_refuses_corrupt_snapshot),
+		tu_test(test_restore_refuses_corrupt_snapshot_wal),
 		tu_test(test_restore_is_ebusy_while_another_restore_runs),
 		tu_test(test_restore_of_unknown_snapshot_is_enoent),
 		tu_test(test_restore_file_applies_a_good_file),
@@ -934,6 +1114,8 @@ int main(void)
 		tu_test(test_restore_file_refuses_bad_files),
 		tu_test(test_restore_file_names_its_source_as_asked),
 		tu_test(test_recover_after_open_finishes_an_interrupted_restore),
+		tu_test(test_restore_and_table_restore_share_the_rollback),
+		tu_test(test_restore_reports_progress_of_each_pass),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
