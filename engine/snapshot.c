@@ -396,11 +396,19 @@ static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
 captured:
 	rc = snap_capture_finish(&c, sha, err);
 	phase("finish");
+	if (getenv("SNAPFS_TIMING"))
+		fprintf(stderr, "snapfs timing: %u of %u pages unchanged "
+			"(fast path), %u looked up by hash, %s index\n",
+			c.fast_pages, c.npages, c.sql_lookups,
+			c.full_idx ? "whole-store" : "no whole-store");
 	if (!rc)
 		rc = publish_runs(&c, err);
 	phase("references");
 	if (!rc)
 		rc = publish_row(&c, o, tables, sha, &id, err);
+	if (!rc)
+		rc = snap_capture_keep_hashes(&c, id, err);
+	phase("row, hashes");
 	if (!rc) {
 		rc = sqlite3_exec(store, "COMMIT", NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
