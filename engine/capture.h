@@ -4,10 +4,12 @@
  *
  * A capture is the destination of one sqlite3_backup.  SQLite believes it
  * writes a database file; every page that arrives is normalized (page 1:
- * header bytes 18-19 = 1), hashed, looked up in the store's page index, and
- * when new compressed and inserted into the store through the capture's own
- * store connection, which the caller holds inside a write transaction.
- * Nothing is written twice and no image is held in memory.
+ * header bytes 18-19 = 1), hashed, and either recognized as the previous
+ * snapshot's page at its pgno by its SHA-256 (the fast path, capture.c
+ * "Page hashes") or looked up by hash, and when new compressed and
+ * inserted into the store through the capture's own store connection,
+ * which the caller holds inside a write transaction.  Nothing is written
+ * twice and no image is held in memory.
  *
  * engine/PITFALLS.md 8: with the destination in journal_mode=OFF,
  * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
