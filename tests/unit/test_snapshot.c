@@ -651,6 +651,15 @@ static void assert_image_is_live(tu_env *env, snap_store *st, int64_t id)
 		fail_msg("verify %lld: %s", (long long)id, e.msg);
 }
 
+/* Take a snapshot and check it holds the live database's state. */
+static snap_info snap_checked(tu_env *env, snap_store *st, const char *label)
+{
+	snap_info si = tu_snap(st, label);
+
+	assert_image_is_live(env, st, si.id);
+	return si;
+}
+
 /* A connection to the store's own database, beside the engine's. */
 static sqlite3 *store_db(tu_env *env)
 {
@@ -713,13 +722,11 @@ static void test_fast_path_page_changed_back_to_older_content(void **state)
 	snap_info a = tu_snap(st, "a");
 	uint32_t pg = update_page(env, db, "UPDATE t SET pad='changed' "
 				  "WHERE id=700");
-	snap_info b = tu_snap(st, "b");
+	snap_info b = snap_checked(env, st, "b");
 	assert_true(tu_page_id(st, b.id, pg) != tu_page_id(st, a.id, pg));
-	assert_image_is_live(env, st, b.id);
 	tu_exec(db, "UPDATE t SET pad='%s' WHERE id=700", old);
-	snap_info c = tu_snap(st, "c");
+	snap_info c = snap_checked(env, st, "c");
 	/* Back to a's bytes: a's page, not b's, and not a new one. */
-	assert_image_is_live(env, st, c.id);
 	assert_int_equal(tu_page_id(st, c.id, pg), tu_page_id(st, a.id, pg));
 	sqlite3_close(db);
 	free(old);
@@ -734,16 +741,13 @@ static void test_fast_path_database_shrinks_and_grows(void **state)
 
 	tu_exec(db, "DELETE FROM t WHERE id > 1000");
 	tu_exec(db, "VACUUM");
-	snap_info b = tu_snap(st, "b");
+	snap_info b = snap_checked(env, st, "b");
 	assert_true(b.page_count < a.page_count);
-	assert_image_is_live(env, st, b.id);
 	tu_db_insert(db, 5001, 9000);
-	snap_info c = tu_snap(st, "c");
+	snap_info c = snap_checked(env, st, "c");
 	assert_true(c.page_count > a.page_count);
-	assert_image_is_live(env, st, c.id);
 	tu_exec(db, "UPDATE t SET pad='y' WHERE id=8000");
-	snap_info d = tu_snap(st, "d");
-	assert_image_is_live(env, st, d.id);
+	snap_info d = snap_checked(env, st, "d");
 	sqlite3_close(db);
 }
 
@@ -757,18 +761,15 @@ static void test_fast_path_page_size_change(void **state)
 	tu_exec(db, "PRAGMA page_size=8192");
 	tu_exec(db, "VACUUM");
 	assert_int_equal(tu_db_page_size(env->db), 8192);
-	snap_info b = tu_snap(st, "b");
+	snap_info b = snap_checked(env, st, "b");
 	assert_int_equal(b.page_size, 8192);
 	assert_true(b.page_count < a.page_count);
-	assert_image_is_live(env, st, b.id);
 	tu_exec(db, "UPDATE t SET pad='z' WHERE id=1500");
-	snap_info c = tu_snap(st, "c");
-	assert_image_is_live(env, st, c.id);
+	snap_info c = snap_checked(env, st, "c");
 	tu_exec(db, "PRAGMA page_size=4096");
 	tu_exec(db, "VACUUM");
-	snap_info d = tu_snap(st, "d");
+	snap_info d = snap_checked(env, st, "d");
 	assert_int_equal(d.page_size, 4096);
-	assert_image_is_live(env, st, d.id);
 	sqlite3_close(db);
 }
 
@@ -786,13 +787,11 @@ static void test_fast_path_wal_database(void **state)
 	assert_true(tu_query_int(reader, "SELECT count(*) FROM t") == 2000);
 	tu_exec(db, "UPDATE t SET pad='w' WHERE id IN (10, 900, 1900)");
 	tu_db_insert(db, 2001, 2300);
-	snap_info b = tu_snap(st, "b");
+	snap_info b = snap_checked(env, st, "b");
 	assert_true(b.page_count > a.page_count);
-	assert_image_is_live(env, st, b.id);
 	tu_exec(reader, "COMMIT");
 	tu_exec(db, "DELETE FROM t WHERE id BETWEEN 100 AND 400");
-	snap_info c = tu_snap(st, "c");
-	assert_image_is_live(env, st, c.id);
+	snap_info c = snap_checked(env, st, "c");
 	assert_int_equal(image_rows(st, c.id), 2300 - 301);
 	sqlite3_close(reader);
 	sqlite3_close(db);
@@ -825,8 +824,7 @@ static void test_fast_path_ignores_damaged_or_stale_page_hashes(void **state)
 	assert_int_equal(tu_query_int(sd, "SELECT length(value) FROM meta "
 				      "WHERE key='capture_hashes'"),
 			 20 + 32 * (int64_t)a.page_count + 32);
-	snap_info b = tu_snap(st, "b");
-	assert_image_is_live(env, st, b.id);
+	snap_info b = snap_checked(env, st, "b");
 	assert_true(tu_pages(st) > before);
 	assert_true(tu_page_id(st, b.id, pg) != tu_page_id(st, a.id, pg));
 	/* The hashes of a deleted snapshot are not used either. */
@@ -836,8 +834,7 @@ static void test_fast_path_ignores_damaged_or_stale_page_hashes(void **state)
 	snap_info c = tu_snap(st, "c");
 	assert_int_equal(snap_store_delete(st, c.id, &e), 0);
 	tu_exec(db, "UPDATE t SET pad='damaged' WHERE id=1200");
-	snap_info d = tu_snap(st, "d");
-	assert_image_is_live(env, st, d.id);
+	snap_info d = snap_checked(env, st, "d");
 	assert_int_equal(tu_page_id(st, d.id, pg), tu_page_id(st, b.id, pg));
 	sqlite3_close(sd);
 	sqlite3_close(db);
