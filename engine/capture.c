@@ -149,6 +149,7 @@ static int cap_load_prev(snap_capture *c, snap_err *err)
 		return 0;
 	}
 	c->prev = 1;
+	c->prev_snap = id;
 	c->prev_n = c->sha_cap = n;
 	c->prev_page_size = ps;
 	return 0;

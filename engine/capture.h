@@ -51,6 +51,7 @@ typedef struct snap_capture {
 	int settled;               /* page size known: prev kept or not */
 	int full_idx;              /* idx holds every stored page */
 	uint32_t prev_n, prev_page_size;
+	int64_t prev_snap;         /* the snapshot prev_* describe */
 	int64_t *prev_ids;         /* ids by pgno-1 (prev_n) */
 	uint8_t (*sha)[32];        /* hashes by pgno-1: prev's until a
 				      page's first commit, then this

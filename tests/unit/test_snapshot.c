@@ -747,7 +747,7 @@ static void test_fast_path_database_shrinks_and_grows(void **state)
 	snap_info c = snap_checked(env, st, "c");
 	assert_true(c.page_count > a.page_count);
 	tu_exec(db, "UPDATE t SET pad='y' WHERE id=8000");
-	snap_info d = snap_checked(env, st, "d");
+	snap_checked(env, st, "d");
 	sqlite3_close(db);
 }
 
@@ -765,7 +765,7 @@ static void test_fast_path_page_size_change(void **state)
 	assert_int_equal(b.page_size, 8192);
 	assert_true(b.page_count < a.page_count);
 	tu_exec(db, "UPDATE t SET pad='z' WHERE id=1500");
-	snap_info c = snap_checked(env, st, "c");
+	snap_checked(env, st, "c");
 	tu_exec(db, "PRAGMA page_size=4096");
 	tu_exec(db, "VACUUM");
 	snap_info d = snap_checked(env, st, "d");
