@@ -72,8 +72,9 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
 static void cap_drop_prev(snap_capture *c)
 {
 	free(c->prev_ids);
-	free(c->sha);
+	free(c->hbuf);
 	c->prev_ids = NULL;
+	c->hbuf = NULL;
 	c->sha = NULL;
 	c->prev = 0;
 	c->prev_n = c->sha_cap = 0;
@@ -111,8 +112,11 @@ static int cap_load_prev(snap_capture *c, snap_err *err)
 			     !memcmp(sum, b + len - 32, 32);
 		}
 		if (ok) {
-			c->sha = malloc((size_t)n * 32);
-			if (!c->sha) {
+			/* Room for the blob this capture keeps around the
+			 * hashes (snap_capture_keep_hashes). */
+			c->hbuf = malloc(HASHES_HEAD + (size_t)n * 32 + 32);
+			c->sha = (uint8_t (*)[32])(c->hbuf + HASHES_HEAD);
+			if (!c->hbuf) {
 				sqlite3_finalize(st);
 				return snap_err_set(err, -ENOMEM, "out of "
 						    "memory");
@@ -317,37 +321,55 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	size_t len = HASHES_HEAD + (size_t)c->npages * 32 + 32;
-	uint8_t *b = malloc(len), *at;
+	uint8_t *b, *at;
 	uint32_t k;
 	int rc;
 
-	if (!b)
-		return snap_err_set(err, -ENOMEM, "out of memory");
+	/* The map is in the catalog row now: give its memory back before the
+	 * blob (the peak of a capture's memory is here). */
+	free(c->map);
+	free(c->prev_ids);
+	free(c->pushed);
+	c->map = NULL;
+	c->prev_ids = NULL;
+	c->pushed = NULL;
+	c->map_cap = c->pushed_cap = 0;
+	c->prev = 0;
+	/* With the previous hashes loaded and no page past them, the blob is
+	 * built in place around them; otherwise copied together. */
+	if (c->hbuf && c->npages <= c->sha_cap) {
+		b = c->hbuf;
+	} else {
+		b = malloc(len);
+		if (!b)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		for (k = 1, at = b + HASHES_HEAD; k <= c->npages; k++, at += 32)
+			memcpy(at, cap_sha_slot(c, k), 32);
+	}
 	memcpy(b, "SFH1", 4);
 	*(uint64_t *)(b + 4) = htole64((uint64_t)id);
 	*(uint32_t *)(b + 12) = htole32(c->page_size);
 	*(uint32_t *)(b + 16) = htole32(c->npages);
-	at = b + HASHES_HEAD;
-	for (k = 1; k <= c->npages; k++, at += 32)
-		memcpy(at, cap_sha_slot(c, k), 32);
-	rc = snap_sha256(b, len - 32, at);
-	if (rc) {
+	rc = snap_sha256(b, len - 32, b + len - 32);
+	if (!rc) {
+		rc = sqlite3_prepare_v2(c->store, "INSERT OR REPLACE INTO "
+					"meta(key, value) VALUES(?, ?)", -1,
+					&st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, HASHES_KEY, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_blob(st, 2, b, (int)len, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+		}
+		sqlite3_finalize(st);
+		rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite(err, c->store, rc,
+			"cannot keep the page hashes of the snapshot");
+	} else {
+		rc = snap_err_set(err, rc, "cannot hash the page hashes");
+	}
+	if (b != c->hbuf)
 		free(b);
-		return snap_err_set(err, rc, "cannot hash the page hashes");
-	}
-	rc = sqlite3_prepare_v2(c->store, "INSERT OR REPLACE INTO meta(key, "
-				"value) VALUES(?, ?)", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, HASHES_KEY, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, b, (int)len, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	free(b);
-	if (rc != SQLITE_DONE)
-		return snap_err_sqlite(err, c->store, rc, "cannot keep the "
-				       "page hashes of the snapshot");
-	return 0;
+	return rc;
 }
 
 /* Insert a new page (hash, stored bytes) into the store and the index. */
@@ -712,7 +734,7 @@ void snap_capture_free(snap_capture *c)
 	sqlite3_finalize(c->find_page);
 	snap_pageidx_free(&c->idx);
 	free(c->prev_ids);
-	free(c->sha);
+	free(c->hbuf);
 	free(c->sha_more);
 	free(c->pushed);
 	snap_codec_free(&c->codec);

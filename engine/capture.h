@@ -53,6 +53,8 @@ typedef struct snap_capture {
 	uint32_t prev_n, prev_page_size;
 	int64_t prev_snap;         /* the snapshot prev_* describe */
 	int64_t *prev_ids;         /* ids by pgno-1 (prev_n) */
+	uint8_t *hbuf;             /* holds sha, with room for the blob's
+				      head and checksum around it */
 	uint8_t (*sha)[32];        /* hashes by pgno-1: prev's until a
 				      page's first commit, then this
 				      capture's; sha_cap entries, never
@@ -152,7 +154,8 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
  */
 int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
 /* In the store transaction that records snapshot `id` from this finished
- * capture: keep its page hashes for the next capture's fast path. */
+ * capture: keep its page hashes for the next capture's fast path.  Frees
+ * the map (published by then): nothing may read it afterwards. */
 int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err);
 
 #endif /* ENGINE_CAPTURE_H */
