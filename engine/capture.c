@@ -163,7 +163,7 @@ static int cap_load_prev(snap_capture *c, snap_err *err)
 static uint8_t *cap_sha_slot(snap_capture *c, uint32_t pgno)
 {
 	uint32_t k = pgno - 1 - c->sha_cap, cap;
-	uint8_t (*m)[32];
+	uint8_t *m;
 
 	if (pgno <= c->sha_cap)
 		return c->sha[pgno - 1];
@@ -171,10 +171,12 @@ static uint8_t *cap_sha_slot(snap_capture *c, uint32_t pgno)
 		cap = c->sha_more_cap ? c->sha_more_cap : 1024;
 		while (cap <= k)
 			cap *= 2;
-		m = realloc(c->sha_more, (size_t)cap * 32);
+		/* With room for the blob's head and checksum, like hbuf. */
+		m = realloc(c->hmore, HASHES_HEAD + (size_t)cap * 32 + 32);
 		if (!m)
 			return NULL;
-		c->sha_more = m;
+		c->hmore = m;
+		c->sha_more = (uint8_t (*)[32])(m + HASHES_HEAD);
 		c->sha_more_cap = cap;
 	}
 	return c->sha_more[k];
@@ -335,10 +337,13 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	c->pushed = NULL;
 	c->map_cap = c->pushed_cap = 0;
 	c->prev = 0;
-	/* With the previous hashes loaded and no page past them, the blob is
-	 * built in place around them; otherwise copied together. */
+	/* When one array holds every hash (the previous ones with no page
+	 * past them, or none loaded), the blob is built in place around it;
+	 * otherwise copied together. */
 	if (c->hbuf && c->npages <= c->sha_cap) {
 		b = c->hbuf;
+	} else if (!c->sha_cap && c->hmore && c->npages <= c->sha_more_cap) {
+		b = c->hmore;
 	} else {
 		b = malloc(len);
 		if (!b)
@@ -367,7 +372,7 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	} else {
 		rc = snap_err_set(err, rc, "cannot hash the page hashes");
 	}
-	if (b != c->hbuf)
+	if (b != c->hbuf && b != c->hmore)
 		free(b);
 	return rc;
 }
@@ -735,7 +740,7 @@ void snap_capture_free(snap_capture *c)
 	snap_pageidx_free(&c->idx);
 	free(c->prev_ids);
 	free(c->hbuf);
-	free(c->sha_more);
+	free(c->hmore);
 	free(c->pushed);
 	snap_codec_free(&c->codec);
 	EVP_MD_CTX_free(c->image_sha);

@@ -60,6 +60,7 @@ typedef struct snap_capture {
 				      capture's; sha_cap entries, never
 				      moved while the pipe runs */
 	uint32_t sha_cap;
+	uint8_t *hmore;            /* holds sha_more, as hbuf holds sha */
 	uint8_t (*sha_more)[32];   /* hashes of pgno > sha_cap */
 	uint32_t sha_more_cap;
 	uint8_t *pushed;           /* bitmap of pgnos pushed (producer's) */
