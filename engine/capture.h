@@ -4,10 +4,12 @@
  *
  * A capture is the destination of one sqlite3_backup.  SQLite believes it
  * writes a database file; every page that arrives is normalized (page 1:
- * header bytes 18-19 = 1), hashed, looked up in the store's page index, and
- * when new compressed and inserted into the store through the capture's own
- * store connection, which the caller holds inside a write transaction.
- * Nothing is written twice and no image is held in memory.
+ * header bytes 18-19 = 1), hashed, and either recognized as the previous
+ * snapshot's page at its pgno by its SHA-256 (the fast path, capture.c
+ * "Page hashes") or looked up by hash, and when new compressed and
+ * inserted into the store through the capture's own store connection,
+ * which the caller holds inside a write transaction.  Nothing is written
+ * twice and no image is held in memory.
  *
  * engine/PITFALLS.md 8: with the destination in journal_mode=OFF,
  * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
@@ -32,12 +34,41 @@ typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */
 	sqlite3_stmt *ins_page;    /* INSERT INTO pages */
 	sqlite3_stmt *ins_data;    /* INSERT INTO page_data */
-	snap_pageidx idx;          /* sha256 -> page id, whole store;
-				      written by the backup's thread only,
-				      under idx_lock; read by pipe workers */
+	snap_pageidx idx;          /* sha256 -> page id: the whole store,
+				      or with `prev` the pages this capture
+				      met that were not at their pgno in
+				      prev; written by the backup's thread
+				      only, under idx_lock; read by workers */
 	pthread_rwlock_t idx_lock;
 	int have_idx_lock;
 	struct snap_pagepipe *pipe; /* hashing/compression workers */
+	/* The incremental fast path (capture.c, "Page hashes"): the hash
+	 * of every page of the snapshot the store's capture_hashes names,
+	 * by pgno-1.  A page whose SHA-256 equals the one at its pgno
+	 * there takes that page's id: no lookup, no compression, no
+	 * write.  Other pages are looked up in idx, then by SQL. */
+	int prev;                  /* prev_* are loaded and usable */
+	int settled;               /* page size known: prev kept or not */
+	int full_idx;              /* idx holds every stored page */
+	uint32_t prev_n, prev_page_size;
+	int64_t prev_snap;         /* the snapshot prev_* describe */
+	int64_t *prev_ids;         /* ids by pgno-1 (prev_n) */
+	uint8_t *hbuf;             /* holds sha, with room for the blob's
+				      head and checksum around it */
+	uint8_t (*sha)[32];        /* hashes by pgno-1: prev's until a
+				      page's first commit, then this
+				      capture's; sha_cap entries, never
+				      moved while the pipe runs */
+	uint32_t sha_cap;
+	uint8_t *hmore;            /* holds sha_more, as hbuf holds sha */
+	uint8_t (*sha_more)[32];   /* hashes of pgno > sha_cap */
+	uint32_t sha_more_cap;
+	uint8_t *pushed;           /* bitmap of pgnos pushed (producer's) */
+	uint32_t pushed_cap;       /* in bytes */
+	uint32_t sql_lookups;      /* by hash, before the full index loads */
+	sqlite3_stmt *find_page;   /* SELECT id FROM pages WHERE hash=? */
+	uint32_t fast_pages;       /* pages that took the fast path */
+
 	snap_codec codec;
 	uint8_t *zbuf;             /* compression output buffer */
 	size_t zcap;
@@ -53,9 +84,14 @@ typedef struct snap_capture {
 	uint32_t header_pages;     /* page count in the page-1 header */
 	uint32_t change_counter;   /* header bytes 24-27 as captured */
 
-	EVP_MD_CTX *image_sha;     /* streamed SHA-256 of the image */
+	EVP_MD_CTX *image_sha;     /* streamed SHA-256 of the image; with
+				      hashed and in_order, the page pipe's
+				      order thread's while it runs */
 	uint32_t hashed;           /* pages fed to image_sha so far */
 	int in_order;              /* 0 once streaming is no longer valid */
+	int rehash;                /* the backup's thread saw a page written
+				      twice or a truncation: hash the stored
+				      pages again at the end */
 
 	int64_t *new_ids;          /* pages this capture inserted, with
 				      runs = 1: a new page starts a run */
@@ -118,5 +154,9 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
  * image's SHA-256, and the map (owned by c).
  */
 int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
+/* In the store transaction that records snapshot `id` from this finished
+ * capture: keep its page hashes for the next capture's fast path.  Frees
+ * the map (published by then): nothing may read it afterwards. */
+int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err);
 
 #endif /* ENGINE_CAPTURE_H */

@@ -92,7 +92,7 @@ static int cap_truncate(sqlite3_file *f, sqlite3_int64 size)
 	if (c->page_size && size % c->page_size == 0 &&
 	    (uint64_t)size / c->page_size < c->npages) {
 		c->npages = (uint32_t)(size / c->page_size);
-		c->in_order = 0;
+		c->rehash = 1;
 	}
 	return SQLITE_OK;
 }

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <zstd.h>
 
-#define SNAP_ZSTD_LEVEL (-1)
+#define SNAP_ZSTD_LEVEL 1
 #define SNAP_PAGE_MAX 65536
 
 /* SHA-256 of data; 0, or -ENOMEM when OpenSSL could not allocate its

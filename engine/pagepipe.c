@@ -2,11 +2,18 @@
  * engine/pagepipe.c — the ring of page slots behind pagepipe.h.
  *
  * Slots move FREE -> FILLED (producer) -> WORKING (a worker claimed it) ->
- * DONE (the work function ran) -> FREE (committed by the producer).
- * `head` counts pushed slots, `claim` claimed ones, `tail` committed ones;
- * head - tail <= PIPE_SLOTS.  Slots are claimed and committed in push
- * order, so commits see pages in the order they were pushed.  One mutex guards the counters and states; the slot contents belong
- * to whoever moved the slot into its current state.
+ * DONE (the work function ran) -> [ORDERED (the order thread ran the
+ * order function, when there is one)] -> FREE (committed by the producer).
+ * `head` counts pushed slots, `claim` claimed ones, `ord` ordered ones,
+ * `tail` committed ones; head - tail <= PIPE_SLOTS.  Slots are claimed,
+ * ordered and committed in push order, so the order function and commits
+ * see pages in the order they were pushed.  One mutex guards the counters
+ * and states; the slot contents belong to whoever moved the slot into its
+ * current state.
+ *
+ * The order thread exists for work that must see pages in order but need
+ * not hold up the producer: a capture's streamed SHA-256 of the whole
+ * image, which on the producer's thread took as long as reading the pages.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,7 +30,7 @@
 #define PIPE_BATCH 32
 #define PIPE_MAX_WORKERS 4
 
-enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE };
+enum { SLOT_FREE, SLOT_FILLED, SLOT_WORKING, SLOT_DONE, SLOT_ORDERED };
 
 typedef struct slot {
 	int state;               /* guarded by mu */
@@ -33,8 +40,11 @@ typedef struct slot {
 struct snap_pagepipe {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;     /* a slot was filled, or stopping */
-	pthread_cond_t done;     /* a slot is done */
-	uint64_t head, claim, tail;   /* guarded by mu */
+	pthread_cond_t done;     /* a slot is ready to commit */
+	pthread_cond_t ordwake;  /* the slot at `ord` is done, or stopping */
+	uint64_t head, claim, ord, tail;   /* guarded by mu */
+	int order_waiting;            /* order thread waits on ordwake; mu */
+	int ready;                    /* state a slot commits in */
 	int stopping;                 /* guarded by mu */
 	unsigned idle;                /* workers waiting on `wake`; mu */
 	int producer_waiting;         /* producer waits on `done`; mu */
@@ -46,6 +56,9 @@ struct snap_pagepipe {
 	unsigned nworkers;
 	pthread_t workers[PIPE_MAX_WORKERS];
 	snap_pipe_work_fn work;
+	snap_pipe_order_fn order;     /* may be NULL: no order thread */
+	pthread_t order_thread;
+	int have_order_thread;
 	snap_pipe_commit_fn commit;
 	void *ctx;
 };
@@ -80,12 +93,47 @@ static void *pipe_worker(void *arg)
 
 		pthread_mutex_lock(&p->mu);
 		s->state = SLOT_DONE;
-		if (p->producer_waiting)
+		if (p->order) {
+			if (p->order_waiting && s == &p->slots[p->ord %
+							       PIPE_SLOTS])
+				pthread_cond_signal(&p->ordwake);
+		} else if (p->producer_waiting) {
 			pthread_cond_signal(&p->done);
+		}
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (have_codec)
 		snap_codec_free(&codec);
+	return NULL;
+}
+
+/* Order thread: run the order function on each done slot, in push
+ * order. */
+static void *pipe_orderer(void *arg)
+{
+	snap_pagepipe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		slot *s = &p->slots[p->ord % PIPE_SLOTS];
+
+		while (!p->stopping && (p->ord == p->head ||
+					s->state != SLOT_DONE)) {
+			p->order_waiting = 1;
+			pthread_cond_wait(&p->ordwake, &p->mu);
+			p->order_waiting = 0;
+		}
+		if (p->ord == p->head || s->state != SLOT_DONE)
+			break;   /* stopping: undrained pages are dropped */
+		pthread_mutex_unlock(&p->mu);
+		p->order(p->ctx, &s->s);
+		pthread_mutex_lock(&p->mu);
+		s->state = SLOT_ORDERED;
+		p->ord++;
+		if (p->producer_waiting)
+			pthread_cond_signal(&p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -99,6 +147,15 @@ size_t snap_pagepipe_bufsize(uint32_t page_size)
 int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 			snap_pipe_work_fn work, snap_pipe_commit_fn commit,
 			void *ctx)
+{
+	return snap_pagepipe_start_ordered(out, page_size, work, NULL, commit,
+					   ctx);
+}
+
+int snap_pagepipe_start_ordered(snap_pagepipe **out, uint32_t page_size,
+				snap_pipe_work_fn work,
+				snap_pipe_order_fn order,
+				snap_pipe_commit_fn commit, void *ctx)
 {
 	snap_pagepipe *p = calloc(1, sizeof(*p));
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -121,11 +178,14 @@ int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 		p->slots[i].s.out = p->slots[i].s.in + p->bufsize;
 	}
 	p->work = work;
+	p->order = order;
+	p->ready = order ? SLOT_ORDERED : SLOT_DONE;
 	p->commit = commit;
 	p->ctx = ctx;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	pthread_cond_init(&p->done, NULL);
+	pthread_cond_init(&p->ordwake, NULL);
 	p->nworkers = ncpu < 1 ? 1 : ncpu > PIPE_MAX_WORKERS ?
 		      PIPE_MAX_WORKERS : (unsigned)ncpu;
 	for (i = 0; i < p->nworkers; i++) {
@@ -134,7 +194,10 @@ int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 			break;
 		}
 	}
-	if (p->nworkers == 0) {
+	if (order && !pthread_create(&p->order_thread, NULL, pipe_orderer,
+				     p))
+		p->have_order_thread = 1;
+	if (p->nworkers == 0 || (order && !p->have_order_thread)) {
 		snap_pagepipe_stop(p);
 		return -EAGAIN;
 	}
@@ -149,7 +212,7 @@ static void pipe_commit_ready(snap_pagepipe *p)
 	while (p->tail < p->head) {
 		slot *s = &p->slots[p->tail % PIPE_SLOTS];
 
-		if (s->state != SLOT_DONE)
+		if (s->state != p->ready)
 			return;
 		pthread_mutex_unlock(&p->mu);
 		if (!p->error)
@@ -160,14 +223,14 @@ static void pipe_commit_ready(snap_pagepipe *p)
 	}
 }
 
-/* Wait (mu held) until the slot at the tail is done; first make sure the
- * workers are awake for whatever is queued. */
+/* Wait (mu held) until the slot at the tail is ready to commit; first
+ * make sure the workers are awake for whatever is queued. */
 static void pipe_wait_done(snap_pagepipe *p)
 {
 	if (p->claim < p->head)
 		pthread_cond_broadcast(&p->wake);
 	p->producer_waiting = 1;
-	while (p->slots[p->tail % PIPE_SLOTS].state != SLOT_DONE)
+	while (p->slots[p->tail % PIPE_SLOTS].state != p->ready)
 		pthread_cond_wait(&p->done, &p->mu);
 	p->producer_waiting = 0;
 }
@@ -229,12 +292,16 @@ void snap_pagepipe_stop(snap_pagepipe *p)
 	p->stopping = 1;
 	/* Undrained pages are dropped: mark them committed. */
 	pthread_cond_broadcast(&p->wake);
+	pthread_cond_broadcast(&p->ordwake);
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nworkers; i++)
 		pthread_join(p->workers[i], NULL);
+	if (p->have_order_thread)
+		pthread_join(p->order_thread, NULL);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->wake);
 	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->ordwake);
 	free(p->mem);
 	free(p);
 }

@@ -12,6 +12,8 @@
  *
  *   push(pgno, id, bytes, want) ──> slot ──> worker: work(slot)
  *                                              │
+ *                        [order thread: order(slot), in push order]
+ *                                              │
  *   caller's thread <── commit(slot), in push order
  *
  * Thread-safety: push/drain/stop from one thread (the producer), which is
@@ -46,6 +48,10 @@ typedef struct snap_pipe_slot {
  * with this worker's own zstd contexts. */
 typedef void (*snap_pipe_work_fn)(void *ctx, snap_pipe_slot *s,
 				  snap_codec *codec);
+/* Order thread, in push order, after work and before commit: state of its
+ * own that needs the pages in order (an image hash) but not the producer's
+ * thread.  It must not touch what commit touches. */
+typedef void (*snap_pipe_order_fn)(void *ctx, const snap_pipe_slot *s);
 /* Producer side, in push order: 0 or a negative errno (stops the pipe). */
 typedef int (*snap_pipe_commit_fn)(void *ctx, const snap_pipe_slot *s);
 
@@ -55,6 +61,12 @@ typedef int (*snap_pipe_commit_fn)(void *ctx, const snap_pipe_slot *s);
 int snap_pagepipe_start(snap_pagepipe **out, uint32_t page_size,
 			snap_pipe_work_fn work, snap_pipe_commit_fn commit,
 			void *ctx);
+/* The same with an order thread running order on each page between work
+ * and commit. */
+int snap_pagepipe_start_ordered(snap_pagepipe **out, uint32_t page_size,
+				snap_pipe_work_fn work,
+				snap_pipe_order_fn order,
+				snap_pipe_commit_fn commit, void *ctx);
 /* Size of each slot's in and out buffers (a page, or a compressed page). */
 size_t snap_pagepipe_bufsize(uint32_t page_size);
 /* Queue one page: in (inlen bytes, copied) and want (32 bytes, may be

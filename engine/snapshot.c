@@ -91,6 +91,79 @@ static int count_tables(sqlite3 *src, char **json, snap_err *err)
 	return 0;
 }
 
+/* qsort order of page ids. */
+static int id_cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* 1 when id is among the n sorted ids. */
+static int id_in(const int64_t *v, size_t n, int64_t id)
+{
+	return bsearch(&id, v, n, sizeof(*v), id_cmp) != NULL;
+}
+
+/*
+ * publish_runs when the capture took the fast path from the newest
+ * snapshot (c->prev_snap is the head): every pgno that kept the head's id
+ * holds a page the head has, so only the ids at the other pgnos (changed,
+ * or past the head's end) can start a run.  Those few are sorted, the
+ * head's map is scanned once to mark the ones it has, and no set of the
+ * whole map is built: work and memory follow what changed.
+ */
+static int publish_runs_prev(snap_capture *c, snap_err *err)
+{
+	snap_idcount delta = {0};
+	int64_t *cand;
+	uint8_t *in_head;
+	size_t n = 0, m = 0, i;
+	uint32_t k;
+	int rc = 0;
+
+	for (k = 0; k < c->npages; k++)
+		if (k >= c->prev_n || c->map[k] != c->prev_ids[k])
+			n++;
+	cand = malloc((n ? n : 1) * sizeof(*cand));
+	in_head = calloc(n ? n : 1, 1);
+	if (!cand || !in_head || snap_idcount_init(&delta, n + c->n_new + 16)) {
+		free(cand);
+		free(in_head);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (k = 0; k < c->npages; k++)
+		if (k >= c->prev_n || c->map[k] != c->prev_ids[k])
+			cand[m++] = c->map[k];
+	qsort(cand, m, sizeof(*cand), id_cmp);
+	for (i = n = 0; i < m; i++)      /* unique */
+		if (!n || cand[n - 1] != cand[i])
+			cand[n++] = cand[i];
+	for (k = 0; k < c->prev_n; k++) {
+		int64_t *at = bsearch(&c->prev_ids[k], cand, n, sizeof(*cand),
+				      id_cmp);
+
+		if (at)
+			in_head[at - cand] = 1;
+	}
+	/* A page this capture inserted already counts its run. */
+	qsort(c->new_ids, c->n_new, sizeof(*c->new_ids), id_cmp);
+	for (i = 0; !rc && i < n; i++)
+		if (!in_head[i] && !id_in(c->new_ids, c->n_new, cand[i]))
+			rc = snap_idcount_add(&delta, cand[i], 1);
+	for (i = 0; !rc && i < c->n_new; i++)
+		if (!id_in(cand, n, c->new_ids[i]))
+			rc = snap_idcount_add(&delta, c->new_ids[i], -1);
+	if (rc)
+		rc = snap_err_set(err, rc, "out of memory");
+	else
+		rc = snap_store_runs_apply(c->store, &delta, err);
+	free(cand);
+	free(in_head);
+	snap_idcount_free(&delta);
+	return rc;
+}
+
 /* Run-count changes for a new newest snapshot (store.c explains runs):
  * a run starts for each page it has that the previous newest lacks.  The
  * pages this capture stored were inserted with that run already counted;
@@ -117,6 +190,8 @@ static int publish_runs(snap_capture *c, snap_err *err)
 	if (rc != SQLITE_OK)
 		return snap_err_sqlite(err, c->store, rc, "cannot find the "
 				       "newest snapshot");
+	if (c->prev && head_id == c->prev_snap)
+		return publish_runs_prev(c, err);
 	rc = snap_store_map_set(c->store, head_id, &head, err);
 	if (!rc && (snap_idcount_init(&mine, c->npages / 2 + 16) ||
 		    snap_idcount_init(&fresh, c->n_new + 16) ||
@@ -396,11 +471,19 @@ static int capture_any(snap_store *s, sqlite3 *src, sqlite3_file *raw,
 captured:
 	rc = snap_capture_finish(&c, sha, err);
 	phase("finish");
+	if (getenv("SNAPFS_TIMING"))
+		fprintf(stderr, "snapfs timing: %u of %u pages unchanged "
+			"(fast path), %u looked up by hash, %s index\n",
+			c.fast_pages, c.npages, c.sql_lookups,
+			c.full_idx ? "whole-store" : "no whole-store");
 	if (!rc)
 		rc = publish_runs(&c, err);
 	phase("references");
 	if (!rc)
 		rc = publish_row(&c, o, tables, sha, &id, err);
+	if (!rc)
+		rc = snap_capture_keep_hashes(&c, id, err);
+	phase("row, hashes");
 	if (!rc) {
 		rc = sqlite3_exec(store, "COMMIT", NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
