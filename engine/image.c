@@ -1,6 +1,5 @@
 /*
- * engine/image.c — reading a snapshot's image from the store, and the
- * read-only VFS that lets SQLite open a snapshot in place.
+ * engine/image.c — reading a snapshot's image from the store.
  *
  * A snap_image decodes the page map once and keeps one prepared statement
  * on its own read-only store connection; a read fetches each page by id and
@@ -20,10 +19,11 @@
  * while an image is open makes later reads fail with -EIO, which is why the
  * daemon keeps deleted-but-open snapshots alive until the last close.
  *
- * The VFS ("snapfs-ro-<store address>", one per store) opens names of the
- * form "snapfs-snapshot-<id>" as an iVersion-1 file over a snap_image.  It
- * is always used with immutable=1: SQLite then never looks for a journal or
- * WAL and takes no locks (engine/PITFALLS.md 13-14).
+ * A snap_image_src (image.h) is a snapshot's row and map loaded once and
+ * lent: an image opened over it borrows both instead of loading them.
+ *
+ * The read-only VFS that opens a snapshot as a SQLite database is in
+ * image_vfs.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +42,6 @@
 #include "pagepipe.h"
 #include "store_int.h"
 #include "sys.h"
-#include "vfs.h"
 
 struct snap_image {
 	snap_store *s;
@@ -52,6 +51,7 @@ struct snap_image {
 	snap_codec codec;
 	snap_info info;
 	int64_t *map;           /* page ids by pgno-1 */
+	int owns_map;           /* 0: borrowed from a snap_image_src */
 	uint8_t *scratch;       /* one page */
 	uint32_t scratch_pgno;  /* page held in scratch, 0 = none */
 	sqlite3_stmt *begin;    /* BEGIN, prepared once */
@@ -86,35 +86,74 @@ static void image_txn_end(snap_image *im, int force)
 	im->in_txn = 0;
 }
 
-int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
-		    snap_err *err)
+/* Check a loaded row and its map's length (n entries). */
+static int image_info_check(const snap_info *si, uint32_t n, snap_err *err)
 {
-	snap_image *im = calloc(1, sizeof(*im));
+	int rc = snap_store_info_check(si, err);
+
+	if (!rc && n != si->page_count)
+		rc = snap_err_set(err, -EBADMSG, "snapshot %s: page map has %u "
+				  "entries, catalog says %u", si->name, n,
+				  si->page_count);
+	return rc;
+}
+
+int snap_image_src_load(snap_store *s, int64_t snap_id, snap_image_src *src,
+			snap_err *err)
+{
+	sqlite3 *db = NULL;
 	uint32_t n = 0;
 	int rc;
 
-	*out = NULL;
-	if (!im)
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	im->s = s;
-	rc = snap_store_connect(s, 1, &im->db, err);
+	memset(src, 0, sizeof(*src));
+	rc = snap_store_connect(s, 1, &db, err);
 	if (!rc)
-		rc = snap_store_get_db(im->db, snap_id, &im->info, err);
+		rc = snap_store_get_db(db, snap_id, &src->info, err);
 	if (!rc)
-		rc = snap_store_info_check(&im->info, err);
+		rc = snap_store_info_check(&src->info, err);
 	if (!rc)
-		rc = snap_store_load_map(im->db, snap_id, &n, &im->map, err);
-	if (!rc && n != im->info.page_count)
-		rc = snap_err_set(err, -EBADMSG, "snapshot %s: page map has %u "
-				  "entries, catalog says %u", im->info.name, n,
-				  im->info.page_count);
-	if (!rc && (sqlite3_prepare_v2(im->db, "SELECT zdata FROM page_data "
-				       "WHERE id=?", -1, &im->get, NULL) ||
-		    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE "
-				       "id=?", -1, &im->hash, NULL) ||
-		    sqlite3_prepare_v2(im->db, "BEGIN", -1, &im->begin, NULL) ||
-		    sqlite3_prepare_v2(im->db, "COMMIT", -1, &im->commit,
-				       NULL)))
+		rc = snap_store_load_map(db, snap_id, &n, &src->map, err);
+	if (!rc)
+		rc = image_info_check(&src->info, n, err);
+	sqlite3_close(db);
+	if (rc) {
+		free(src->map);
+		src->map = NULL;
+	}
+	return rc;
+}
+
+void snap_image_src_free(snap_store *s, snap_image_src *src)
+{
+	snap_image_src **p;
+
+	if (src->token) {
+		snap_store_lock(s);
+		for (p = &s->lent; *p; p = &(*p)->next)
+			if (*p == src) {
+				*p = src->next;
+				break;
+			}
+		snap_store_unlock(s);
+		src->token = 0;
+	}
+	free(src->map);
+	src->map = NULL;
+}
+
+/* The rest of an open, once im->info and im->map are set: statements on
+ * the image's own connection, the codec, the scratch page. */
+static int image_setup(snap_image *im, snap_err *err)
+{
+	snap_store *s = im->s;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(im->db, "SELECT zdata FROM page_data WHERE "
+			       "id=?", -1, &im->get, NULL) ||
+	    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE id=?",
+			       -1, &im->hash, NULL) ||
+	    sqlite3_prepare_v2(im->db, "BEGIN", -1, &im->begin, NULL) ||
+	    sqlite3_prepare_v2(im->db, "COMMIT", -1, &im->commit, NULL))
 		rc = snap_err_sqlite(err, im->db, sqlite3_errcode(im->db),
 				     "store %s", s->dir);
 	if (!rc && snap_codec_init(&im->codec))
@@ -125,12 +164,57 @@ int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
 		if (!im->scratch)
 			rc = snap_err_set(err, -ENOMEM, "out of memory");
 	}
+	return rc;
+}
+
+/* Open an image of snapshot snap_id, over src when it is not NULL. */
+static int image_open(snap_store *s, int64_t snap_id,
+		      const snap_image_src *src, snap_image **out,
+		      snap_err *err)
+{
+	snap_image *im = calloc(1, sizeof(*im));
+	uint32_t n = 0;
+	int rc;
+
+	*out = NULL;
+	if (!im)
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	im->s = s;
+	im->owns_map = !src;
+	rc = snap_store_connect(s, 1, &im->db, err);
+	if (!rc && src) {
+		im->info = src->info;
+		im->map = src->map;
+	} else if (!rc) {
+		rc = snap_store_get_db(im->db, snap_id, &im->info, err);
+		if (!rc)
+			rc = snap_store_info_check(&im->info, err);
+		if (!rc)
+			rc = snap_store_load_map(im->db, snap_id, &n, &im->map,
+						 err);
+		if (!rc)
+			rc = image_info_check(&im->info, n, err);
+	}
+	if (!rc)
+		rc = image_setup(im, err);
 	if (rc) {
 		snap_image_close(im);
 		return rc;
 	}
 	*out = im;
 	return 0;
+}
+
+int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
+		    snap_err *err)
+{
+	return image_open(s, snap_id, NULL, out, err);
+}
+
+int snap_image_open_src(snap_store *s, const snap_image_src *src,
+			snap_image **out, snap_err *err)
+{
+	return image_open(s, src->info.id, src, out, err);
 }
 
 void snap_image_close(snap_image *im)
@@ -144,7 +228,8 @@ void snap_image_close(snap_image *im)
 	sqlite3_finalize(im->hash);
 	sqlite3_close(im->db);
 	snap_codec_free(&im->codec);
-	free(im->map);
+	if (im->owns_map)
+		free(im->map);
 	free(im->scratch);
 	free(im);
 }
@@ -588,217 +673,4 @@ out:
 	free(x.bufs[1]);
 	snap_image_close(x.im);
 	return rc;
-}
-
-/* --- the read-only VFS ------------------------------------------------ */
-
-typedef struct ro_file {
-	sqlite3_file base;
-	snap_image *im;
-	snap_err read_err;      /* the first read that failed, code 0 if none */
-} ro_file;
-
-#define RO_PREFIX "snapfs-snapshot-"
-
-/* Close the image under the file. */
-static int ro_close(sqlite3_file *f)
-{
-	snap_image_close(((ro_file *)f)->im);
-	((ro_file *)f)->im = NULL;
-	return SQLITE_OK;
-}
-
-/* A failed read is kept (snap_image_sqlite_error): SQLite only passes an
- * rc on, and integrity_check turns some into "failed to get page N". */
-static int ro_read(sqlite3_file *f, void *buf, int amt, sqlite3_int64 off)
-{
-	ro_file *rf = (ro_file *)f;
-	snap_err e;
-	ssize_t n;
-
-	snap_err_clear(&e);
-	n = snap_image_read(rf->im, buf, (size_t)amt, (uint64_t)off, &e);
-	if (n < 0 && !rf->read_err.code)
-		snap_err_set(&rf->read_err, (int)n, "%s", e.msg[0] ? e.msg :
-			     strerror((int)-n));
-	if (n < 0)
-		return n == -ENOMEM ? SQLITE_IOERR_NOMEM : SQLITE_IOERR_READ;
-	if (n < amt) {
-		/* SQLite requires the rest zeroed (engine/PITFALLS.md 13). */
-		memset((char *)buf + n, 0, (size_t)(amt - n));
-		return SQLITE_IOERR_SHORT_READ;
-	}
-	return SQLITE_OK;
-}
-
-/* A snapshot never changes: writes, truncation and deletes are refused. */
-static int ro_write(sqlite3_file *f, const void *b, int a, sqlite3_int64 o)
-{
-	(void)f; (void)b; (void)a; (void)o;
-	return SQLITE_READONLY;
-}
-
-/* (See ro_write.) */
-static int ro_truncate(sqlite3_file *f, sqlite3_int64 size)
-{
-	(void)f; (void)size;
-	return SQLITE_READONLY;
-}
-
-/* The image's size. */
-static int ro_size(sqlite3_file *f, sqlite3_int64 *size)
-{
-	*size = (sqlite3_int64)((ro_file *)f)->im->info.image_size;
-	return SQLITE_OK;
-}
-
-/* Immutable: SQLite takes no locks and looks for no journal. */
-static int ro_devchar(sqlite3_file *f)
-{
-	(void)f;
-	return SQLITE_IOCAP_IMMUTABLE;
-}
-
-static const sqlite3_io_methods ro_methods = {
-	.iVersion = 1,
-	.xClose = ro_close,
-	.xRead = ro_read,
-	.xWrite = ro_write,
-	.xTruncate = ro_truncate,
-	.xSync = snap_vfs_sync,
-	.xFileSize = ro_size,
-	.xLock = snap_vfs_lock,
-	.xUnlock = snap_vfs_lock,
-	.xCheckReservedLock = snap_vfs_check_reserved,
-	.xFileControl = snap_vfs_fcntl,
-	.xSectorSize = snap_vfs_sector,
-	.xDeviceCharacteristics = ro_devchar,
-};
-
-/* Open "snapfs-snapshot-<id>" as an image of this store (pAppData);
- * anything else is refused. */
-static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
-		      int flags, int *outflags)
-{
-	ro_file *rf = (ro_file *)f;
-	long long id;
-	int rc;
-
-	memset(rf, 0, sizeof(*rf));
-	if (!(flags & SQLITE_OPEN_MAIN_DB) || !name ||
-	    strncmp(name, RO_PREFIX, strlen(RO_PREFIX)) != 0 ||
-	    sscanf(name + strlen(RO_PREFIX), "%lld", &id) != 1)
-		return SQLITE_CANTOPEN;
-	rc = snap_image_open(vfs->pAppData, id, &rf->im, NULL);
-	if (rc)
-		return SQLITE_CANTOPEN;
-	rf->im->hold = 4096;
-	rf->base.pMethods = &ro_methods;
-	if (outflags)
-		*outflags = SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB;
-	return SQLITE_OK;
-}
-
-/* (See ro_write.) */
-static int rovfs_delete(sqlite3_vfs *vfs, const char *name, int sync)
-{
-	(void)vfs; (void)name; (void)sync;
-	return SQLITE_READONLY;
-}
-
-/* Register this store's VFS once. */
-static int rovfs_get(snap_store *s, snap_err *err)
-{
-	sqlite3_vfs *v;
-	int rc = 0;
-
-	snap_store_lock(s);
-	if (s->ro_vfs)
-		goto out;
-	v = calloc(1, sizeof(*v));
-	if (!v) {
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	snprintf(s->vfs_name, sizeof(s->vfs_name), "snapfs-ro-%p", (void *)s);
-	v->iVersion = 1;
-	v->szOsFile = sizeof(ro_file);
-	v->mxPathname = 512;
-	v->zName = s->vfs_name;
-	v->pAppData = s;
-	v->xOpen = rovfs_open;
-	v->xDelete = rovfs_delete;
-	v->xAccess = snap_vfs_access;
-	v->xFullPathname = snap_vfs_fullpath;
-	v->xRandomness = snap_vfs_random;
-	v->xSleep = snap_vfs_sleep;
-	v->xCurrentTime = snap_vfs_time;
-	v->xGetLastError = snap_vfs_lasterr;
-	rc = sqlite3_vfs_register(v, 0);
-	if (rc != SQLITE_OK) {
-		free(v);
-		rc = snap_err_sqlite(err, NULL, rc, "cannot register the "
-				     "store VFS");
-		goto out;
-	}
-	s->ro_vfs = v;
-out:
-	snap_store_unlock(s);
-	return rc;
-}
-
-int snap_image_sqlite_error(sqlite3 *db, snap_err *err)
-{
-	sqlite3_file *f = NULL;
-	ro_file *rf;
-
-	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
-	    SQLITE_OK || !f || f->pMethods != &ro_methods)
-		return 0;
-	rf = (ro_file *)f;
-	if (!rf->read_err.code)
-		return 0;
-	return snap_err_set(err, rf->read_err.code, "%s", rf->read_err.msg);
-}
-
-/* The store VFS's name, registering it first: for ATTACHing a snapshot as
- * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>" (diff.c). */
-int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err)
-{
-	int rc = rovfs_get(s, err);
-
-	*name = rc ? NULL : s->vfs_name;
-	return rc;
-}
-
-int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
-			   snap_err *err)
-{
-	char uri[128];
-	snap_info si;
-	int rc;
-
-	*db = NULL;
-	rc = snap_store_get(s, snap_id, &si, err);
-	if (!rc)
-		rc = rovfs_get(s, err);
-	if (rc)
-		return rc;
-	snprintf(uri, sizeof(uri), "file:" RO_PREFIX "%lld?immutable=1",
-		 (long long)snap_id);
-	rc = sqlite3_open_v2(uri, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
-			     SQLITE_OPEN_NOMUTEX, s->vfs_name);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *db, rc, "cannot open snapshot %s",
-				     si.name);
-		sqlite3_close(*db);
-		*db = NULL;
-		return rc;
-	}
-	sqlite3_extended_result_codes(*db, 1);
-	/* Every page read here costs a decompression: cache more than the
-	 * default 2 MB, within the memory budget of snapctl (64 MB). */
-	sqlite3_exec(*db, "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-16384",
-		     NULL, NULL, NULL);
-	return 0;
 }

@@ -22,6 +22,31 @@
 
 typedef struct snap_image snap_image;
 
+/*
+ * A snapshot's catalog row and decoded page map, loaded once and lent to
+ * every reader of that snapshot a caller opens with it (a restore's
+ * verification, copy and quick_check).  A snapshot's row and map never
+ * change while it exists.  While lent to the store VFS (token != 0) it is
+ * linked into the store's list under the store's lock; it must outlive
+ * every image and connection opened with it.
+ */
+typedef struct snap_image_src {
+	snap_info info;
+	int64_t *map;                 /* page ids by pgno-1 */
+	uint64_t token;               /* lent to the VFS as this, 0: not */
+	struct snap_image_src *next;  /* the store's list of lent sources */
+} snap_image_src;
+
+/* Load snapshot snap_id's row and map into src (checked as snap_image_open
+ * does): 0, -ENOENT, -EBADMSG or another negative errno. */
+int snap_image_src_load(snap_store *s, int64_t snap_id, snap_image_src *src,
+			snap_err *err);
+/* Take src back from the VFS and free its map (a zeroed src is fine). */
+void snap_image_src_free(snap_store *s, snap_image_src *src);
+/* snap_image_open without loading: the image borrows src's row and map. */
+int snap_image_open_src(snap_store *s, const snap_image_src *src,
+			snap_image **out, snap_err *err);
+
 /* Open snapshot snap_id's image for reading (its page map decoded, its
  * own read-only store connection): 0, -ENOENT or another negative errno. */
 int snap_image_open(snap_store *s, int64_t snap_id, snap_image **out,
@@ -73,6 +98,10 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
  */
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err);
+/* The same over a loaded source, lent to the VFS (nothing is loaded
+ * again); src must outlive the connection. */
+int snap_image_sqlite_open_src(snap_store *s, snap_image_src *src,
+			       sqlite3 **db, snap_err *err);
 
 /*
  * The first read of db's snapshot that failed (a page missing from the

@@ -16,17 +16,13 @@
  * a marker in the store makes the next snapfs command that opens the store
  * for writing switch it back (recover.c).
  *
- * Verification of the result reads the live database back through SQLite,
- * on the connection that made the copy (a backup into a compare-mode
- * capture), and compares every page with the image's stored hashes, page 1
- * without the counters SQLite maintains.  The image itself passed
- * integrity_check in step 1, so equal pages mean an intact database; a
- * separate integrity_check of the live file would only repeat it.  When
- * another process committed between the copy and the read-back (the
- * pager's data version moved), page equality cannot be expected and those
- * commits must not be rolled back: the database gets an integrity_check
- * instead, and the result says so (verified_pages = 0).  A new file (live
- * file missing or not a database) is verified before it is renamed in.
+ * The check of the result (restore_check.c) reads the live database back
+ * through SQLite on the connection that made the copy, or the new file
+ * before it is renamed in, and compares every page with the hashes the
+ * source's verification proved.  The snapshot's catalog row and page map
+ * are loaded once (snap_image_src) and lent to the verification, its
+ * quick_check and the copy; the verification fills the proof
+ * (snap_verify_proof) the check compares with.
  *
  * The skeleton (snap_restore_run) is the same for a whole image and one
  * table (tablerestore.c gives its own lock and copy steps): the restore
@@ -37,14 +33,16 @@
  * it leaves the copy's transaction rolled back and nothing changed; the
  * check; on a failure after that, the rollback to the safety snapshot;
  * the event.  A copy into a new file, and a switch out of WAL mode, wait
- * for the verification first.  Fault points (sys.h) before the copy and
- * before the check let tests fail either.
+ * for the verification first.  Fault points (sys.h) before the image is
+ * opened as the copy's source ("restore: source"), before the copy and
+ * before the check let tests fail each or act there.
  *
  * Restore from a file (what the file is, before anything is copied) is in
- * restore_file.c, crash recovery in recover.c, the connections to the live
- * database and the backup steps in livedb.c.
+ * restore_file.c, the check in restore_check.c, the copy into a new file
+ * (live file missing or not a database) in restore_newfile.c, crash
+ * recovery in recover.c, the connections to the live database and the backup steps in
+ * livedb.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -58,27 +56,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "capture_vfs.h"
 #include "events.h"
 #include "image.h"
-#include "integrity.h"
 #include "livedb.h"
 #include "recover.h"
 #include "restore.h"
+#include "restore_int.h"
 #include "snapshot_int.h"
 #include "store_int.h"
 #include "sys.h"
 #include "verify.h"
 
-
-/* A restore's progress over its three passes of the image's pages:
- * verification, copy, check (snap_restore_opts.progress). */
-typedef struct restore_progress {
-	snap_progress_fn fn;      /* NULL: nobody asked */
-	void *ctx;
-	uint64_t pages;           /* the image's pages */
-	uint64_t base;            /* pages of the passes before this one */
-} restore_progress;
 
 /* Tell the caller: `done` pages of the current pass. */
 static void progress_pass(void *ctx, uint64_t done, uint64_t total)
@@ -90,10 +78,9 @@ static void progress_pass(void *ctx, uint64_t done, uint64_t total)
 	      3 * p->pages);
 }
 
-/* Pass k (0 verification, 1 copy, 2 check) starts: how its backup steps
- * report to p (how->fn NULL when no progress is wanted). */
-static snap_livedb_steps *progress_at(restore_progress *p, unsigned k,
-				      snap_livedb_steps *how)
+/* Pass k starts (restore_int.h). */
+snap_livedb_steps *snap_restore_progress_at(restore_progress *p, unsigned k,
+					    snap_livedb_steps *how)
 {
 	memset(how, 0, sizeof(*how));
 	if (!p || !p->fn)
@@ -105,6 +92,7 @@ static snap_livedb_steps *progress_at(restore_progress *p, unsigned k,
 	return how;
 }
 
+
 /*
  * The source's verification (step 1: pages, hashes, the image's SHA-256,
  * quick_check) runs on a thread of its own beside the copy, so that the
@@ -114,7 +102,8 @@ static snap_livedb_steps *progress_at(restore_progress *p, unsigned k,
  */
 typedef struct verify_job {
 	snap_store *s;
-	int64_t id;
+	snap_image_src *src;      /* the snapshot's row and map */
+	snap_verify_proof *proof; /* what it proves goes here; may be NULL */
 	pthread_t thread;
 	int started;              /* the thread runs (else: ran inline) */
 	int done;                 /* rc and err are final */
@@ -126,18 +115,20 @@ static void *verify_main(void *arg)
 {
 	verify_job *j = arg;
 
-	j->rc = snap_verify_snapshot(j->s, j->id, SNAP_VERIFY_STRUCTURE, NULL,
-				     NULL, &j->err);
+	j->rc = snap_verify_src(j->s, j->src, SNAP_VERIFY_STRUCTURE, NULL,
+				NULL, j->proof, &j->err);
 	return NULL;
 }
 
-/* Start the verification of snapshot id (inline when no thread can be
- * made). */
-static void verify_start(verify_job *j, snap_store *s, int64_t id)
+/* Start the verification of src, proving into proof (may be NULL); inline
+ * when no thread can be made. */
+static void verify_start(verify_job *j, snap_store *s, snap_image_src *src,
+			 snap_verify_proof *proof)
 {
 	memset(j, 0, sizeof(*j));
 	j->s = s;
-	j->id = id;
+	j->src = src;
+	j->proof = proof;
 	snap_err_clear(&j->err);
 	if (pthread_create(&j->thread, NULL, verify_main, j) == 0) {
 		j->started = 1;
@@ -167,10 +158,6 @@ static int verify_gate(void *ctx, snap_err *err)
 {
 	return verify_wait(ctx, err);
 }
-
-static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
-		       sqlite3 *db, const char *what, int *proven,
-		       restore_progress *prog, snap_err *err);
 
 
 /* What a copy into the live database takes care of around the copy. */
@@ -219,21 +206,27 @@ static void drop_safety(snap_store *s, copy_plan *plan)
 	plan->res->have_safety = 0;
 }
 
-/* A fault point of the skeleton (sys.h): tests fail a copy or its check
- * there, and learn that the step was reached. */
-static int restore_point(snap_sys_kind kind, const char *step, snap_err *err)
+/* A fault point of the skeleton (restore_int.h). */
+int snap_restore_point(snap_sys_kind kind, const char *step, snap_err *err)
 {
 	int rc = snap_sys_point(kind, step);
 
 	return rc ? snap_err_set(err, rc, "%s: %s", step, strerror(-rc)) : 0;
 }
 
+/* Open rs's image as a SQLite database (restore_int.h). */
+int snap_restore_source_open(snap_store *s, const restore_source *rs,
+			     sqlite3 **db, snap_err *err)
+{
+	return rs->src ? snap_image_sqlite_open_src(s, rs->src, db, err) :
+			 snap_image_sqlite_open(s, rs->id, db, err);
+}
+
 /* The whole image as a snap_restore_copy: one sqlite3_backup from the
  * snapshot (through the store VFS), read back page by page afterwards. */
 typedef struct image_copy {
 	snap_store *s;
-	int64_t id;
-	const snap_info *si;
+	const restore_source *rs;
 	restore_progress *prog;
 	verify_job *verify;       /* waited for before the commit */
 	sqlite3 *src;
@@ -245,9 +238,11 @@ static int image_lock(void *ctx, sqlite3 *live, const snap_info *si,
 		      snap_err *err)
 {
 	image_copy *ic = ctx;
-	int rc = snap_image_sqlite_open(ic->s, ic->id, &ic->src, err);
+	int rc = snap_restore_point(SNAP_SYS_OPEN, "restore: source", err);
 
 	(void)si;
+	if (!rc)
+		rc = snap_restore_source_open(ic->s, ic->rs, &ic->src, err);
 	if (!rc)
 		rc = snap_livedb_backup_begin(live, ic->src, ic->s->db_path,
 					      &ic->bk, err);
@@ -263,7 +258,7 @@ static int image_copy_rest(void *ctx, sqlite3 *live, snap_err *err)
 
 	(void)live;
 	ic->bk = NULL;
-	progress_at(ic->prog, 1, &how);
+	snap_restore_progress_at(ic->prog, 1, &how);
 	if (ic->verify) {
 		how.gate = verify_gate;
 		how.gate_ctx = ic->verify;
@@ -271,15 +266,21 @@ static int image_copy_rest(void *ctx, sqlite3 *live, snap_err *err)
 	return snap_livedb_backup_steps(bk, ic->s->db_path, &how, err);
 }
 
-/* Read the result back and compare it with the image (verify_conn). */
+/* Read the result back and compare it with the image (restore_check.c).
+ * The copy committed after the verification passed: its proof is
+ * complete. */
 static int image_check(void *ctx, sqlite3 *live, int *proven, snap_err *err)
 {
 	image_copy *ic = ctx;
+	snap_livedb_steps how;
 
 	sqlite3_close(ic->src);
 	ic->src = NULL;
-	return verify_conn(ic->s, ic->id, ic->si, live, ic->s->db_path,
-			   proven, ic->prog, err);
+	*proven = 0;
+	if (verify_wait(ic->verify, err))
+		return err ? err->code : -EBADMSG;
+	return snap_restore_check(ic->s, ic->rs, live, ic->s->db_path, proven,
+				  snap_restore_progress_at(ic->prog, 2, &how), err);
 }
 
 /* Finish a backup that never ran, close the source. */
@@ -294,16 +295,15 @@ static void image_end(void *ctx)
 	ic->src = NULL;
 }
 
-/* The whole image of snapshot id as a copy (ic holds its state). */
-static void image_ops(snap_store *s, int64_t id, const snap_info *si,
+/* The whole image of rs as a copy (ic holds its state). */
+static void image_ops(snap_store *s, const restore_source *rs,
 		      restore_progress *prog, verify_job *verify,
 		      image_copy *ic, snap_restore_copy *cp)
 {
 	memset(ic, 0, sizeof(*ic));
 	memset(cp, 0, sizeof(*cp));
 	ic->s = s;
-	ic->id = id;
-	ic->si = si;
+	ic->rs = rs;
 	ic->prog = prog;
 	ic->verify = verify;
 	cp->lock = image_lock;
@@ -352,13 +352,13 @@ static int copy_into_live(snap_store *s, const snap_info *si,
 		drop_safety(s, plan);
 	} else {
 		plan->copied = 1;
-		rc = restore_point(SNAP_SYS_WRITE, "restore: copy", err);
+		rc = snap_restore_point(SNAP_SYS_WRITE, "restore: copy", err);
 		if (!rc && plan->wait_before_copy)
 			rc = verify_wait(plan->verify, err);
 		if (!rc)
 			rc = cp->copy(cp->ctx, dst, err);
 		if (!rc)
-			rc = restore_point(SNAP_SYS_READ, "restore: check",
+			rc = snap_restore_point(SNAP_SYS_READ, "restore: check",
 					   err);
 		if (!rc && cp->check)
 			rc = cp->check(cp->ctx, dst, proven, err);
@@ -369,326 +369,6 @@ static int copy_into_live(snap_store *s, const snap_info *si,
 	return rc;
 }
 
-
-/* "<db>.snapfs-replaced-<stamp>[-N]<suffix>" that does not exist yet, so
- * two restores in the same second keep both files. */
-static void aside_name(const char *path, const char *stamp, const char *suffix,
-		       char *out, size_t cap)
-{
-	struct stat st;
-	int k;
-
-	for (k = 1; k < 1000; k++) {
-		if (k == 1)
-			snprintf(out, cap, "%s.snapfs-replaced-%s%s", path, stamp,
-				 suffix);
-		else
-			snprintf(out, cap, "%s.snapfs-replaced-%s-%d%s", path,
-				 stamp, k, suffix);
-		if (snap_sys_lstat(out, &st) < 0 && errno == ENOENT)
-			return;
-	}
-}
-
-/* Move a side file (-journal, -wal) out of the way, keeping its bytes. */
-static int set_aside(const char *path, const char *suffix, const char *stamp,
-		     snap_err *err)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-
-	snprintf(from, sizeof(from), "%s%s", path, suffix);
-	if (snap_sys_access(from, F_OK) < 0)
-		return 0;
-	aside_name(path, stamp, suffix, to, sizeof(to));
-	if (snap_sys_rename(from, to) < 0 && errno != ENOENT)
-		return snap_err_set(err, -errno, "cannot move %s aside: %s",
-				    from, strerror(errno));
-	return 0;
-}
-
-/*
- * Remove "<db>.snapfs-restore-*" files (and their -journal) left by
- * restores that were killed: the caller holds the restore lock, so no
- * running restore owns one.
- */
-static void remove_stale_restores(const char *db_path)
-{
-	char *dup = strdup(db_path), *dir, *base, path[PATH_MAX];
-	size_t blen;
-	struct dirent *de;
-	DIR *d;
-
-	if (!dup)
-		return;
-	dir = dirname(dup);
-	base = strrchr(db_path, '/');
-	base = base ? base + 1 : (char *)db_path;
-	blen = strlen(base);
-	d = snap_sys_opendir(dir);
-	while (d && (de = readdir(d))) {
-		if (strncmp(de->d_name, base, blen) != 0 ||
-		    strncmp(de->d_name + blen, ".snapfs-restore-", 16) != 0)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		snap_sys_unlink(path);
-	}
-	if (d)
-		closedir(d);
-	free(dup);
-}
-
-/*
- * The live file is missing or not a database: write the image into a new
- * file beside it and rename that into place.  A non-database file is kept
- * as "<db>.snapfs-replaced-<time>" so nothing is lost; stale -journal and
- * -wal files are moved aside too, since SQLite would otherwise apply them
- * to the new file.
- */
-static int copy_to_new_file(snap_store *s, int64_t id, const snap_info *si,
-			    enum snap_live_state state, char *kept,
-			    size_t keptcap, restore_progress *prog,
-			    int *proven, snap_err *err)
-{
-	char tmp[PATH_MAX], stamp[32];
-	sqlite3 *src = NULL, *dst = NULL;
-	snap_livedb_steps how;
-	time_t now = time(NULL);
-	struct tm tm;
-	int rc;
-
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	kept[0] = '\0';
-	remove_stale_restores(s->db_path);
-	snprintf(tmp, sizeof(tmp), "%s.snapfs-restore-%ld", s->db_path,
-		 (long)getpid());
-	snap_sys_unlink(tmp);
-	rc = snap_image_sqlite_open(s, id, &src, err);
-	if (!rc) {
-		rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE |
-				     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				     NULL);
-		if (rc != SQLITE_OK)
-			rc = snap_err_sqlite(err, dst, rc, "cannot create %s",
-					     tmp);
-	}
-	if (!rc)
-		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
-	if (!rc)
-		rc = snap_livedb_backup_all(dst, src, tmp,
-					    progress_at(prog, 1, &how), err);
-	sqlite3_close(src);
-	/* Verified before it takes the live name: nobody else has it open. */
-	if (!rc)
-		rc = verify_conn(s, id, si, dst, tmp, proven, prog, err);
-	sqlite3_close(dst);
-	if (!rc)
-		rc = set_aside(s->db_path, "-journal", stamp, err);
-	if (!rc)
-		rc = set_aside(s->db_path, "-wal", stamp, err);
-	if (!rc && state == SNAP_LIVE_NOT_DB) {
-		aside_name(s->db_path, stamp, "", kept, keptcap);
-		if (snap_sys_link(s->db_path, kept) < 0)
-			rc = snap_err_set(err, -errno, "cannot keep the old "
-					  "file %s as %s: %s", s->db_path,
-					  kept, strerror(errno));
-	}
-	if (!rc) {
-		char shm[PATH_MAX];
-		snprintf(shm, sizeof(shm), "%s-shm", s->db_path);
-		snap_sys_unlink(shm);
-		if (snap_sys_rename(tmp, s->db_path) < 0)
-			rc = snap_err_set(err, -errno, "cannot move the restored "
-					  "file into place at %s: %s",
-					  s->db_path, strerror(errno));
-		else if (snap_sys_sync_dir(s->db_path) < 0)
-			rc = snap_err_set(err, -errno, "%s is restored, but its "
-					  "directory could not be synced (%s): "
-					  "a crash may undo the restore; run "
-					  "it again", s->db_path,
-					  strerror(errno));
-	}
-	if (rc)
-		snap_sys_unlink(tmp);
-	return rc;
-}
-
-/* Load the expected hash of every page of snapshot id, and its page 1. */
-static int load_expected(snap_store *s, int64_t id, const snap_info *si,
-			 uint8_t (**hashes)[32], uint8_t **page1,
-			 snap_err *err)
-{
-	snap_image *im = NULL;
-	sqlite3_stmt *st = NULL;
-	sqlite3 *db = NULL;
-	int64_t *map = NULL;
-	uint32_t n = 0, i;
-	int rc;
-
-	*hashes = NULL;
-	*page1 = NULL;
-	rc = snap_image_open(s, id, &im, err);
-	if (!rc) {
-		*page1 = malloc(si->page_size);
-		rc = *page1 ? snap_image_read_page(im, 1, *page1, NULL, err)
-			    : snap_err_set(err, -ENOMEM, "out of memory");
-	}
-	snap_image_close(im);
-	if (!rc)
-		rc = snap_store_connect(s, 1, &db, err);
-	if (!rc)
-		rc = snap_store_load_map(db, id, &n, &map, err);
-	if (!rc) {
-		*hashes = malloc((size_t)n * 32 + 1);
-		if (!*hashes)
-			rc = snap_err_set(err, -ENOMEM, "out of memory");
-	}
-	if (!rc)
-		rc = sqlite3_prepare_v2(db, "SELECT hash FROM pages WHERE id=?",
-					-1, &st, NULL) == SQLITE_OK ? 0 :
-		     snap_err_sqlite(err, db, sqlite3_errcode(db), "store");
-	if (!rc)
-		sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	for (i = 0; !rc && i < n; i++) {
-		sqlite3_bind_int64(st, 1, map[i]);
-		if (sqlite3_step(st) == SQLITE_ROW &&
-		    sqlite3_column_bytes(st, 0) == 32)
-			memcpy((*hashes)[i], sqlite3_column_blob(st, 0), 32);
-		else
-			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
-					  "vanished from the store", si->name,
-					  i + 1);
-		sqlite3_reset(st);
-	}
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	free(map);
-	if (rc) {
-		free(*hashes);
-		free(*page1);
-		*hashes = NULL;
-		*page1 = NULL;
-	}
-	return rc;
-}
-
-/* The pager's data version of db's main file: it moves with this
- * connection's own commits and when a transaction of this connection finds
- * that another connection committed.  Read without starting a transaction. */
-static unsigned data_version(sqlite3 *db)
-{
-	unsigned v = 0;
-
-	sqlite3_file_control(db, "main", SQLITE_FCNTL_DATA_VERSION, &v);
-	return v;
-}
-
-/* Integrity check on a connection, as the fallback verification. */
-static int conn_integrity(sqlite3 *db, const char *what, snap_err *err)
-{
-	unsigned bad = 0;
-	int rc = snap_integrity_run(db, "PRAGMA integrity_check(5)", what,
-				    NULL, NULL, &bad, err);
-
-	if (!rc && bad)
-		rc = snap_err_set(err, -EIO, "%s fails integrity_check after "
-				  "the restore", what);
-	return rc;
-}
-
-/*
- * Step 4 on the connection that just committed the copy: read the database
- * back through SQLite and compare every page with the image (see the top
- * comment).  The read-back proves something only if no other connection
- * committed since our commit; the pager's data version, taken before and
- * after, says so.  If one did, its writes are legitimate and must not be
- * rolled back: the database gets an integrity_check instead.
- */
-static int verify_conn(snap_store *s, int64_t id, const snap_info *si,
-		       sqlite3 *db, const char *what, int *proven,
-		       restore_progress *prog, snap_err *err)
-{
-	uint8_t (*hashes)[32] = NULL;
-	uint8_t *page1 = NULL;
-	snap_capture c;
-	snap_livedb_steps how;
-	sqlite3 *cap = NULL;
-	unsigned v0 = data_version(db), v1;
-	int rc;
-
-	*proven = 0;
-	memset(&c, 0, sizeof(c));
-	rc = load_expected(s, id, si, &hashes, &page1, err);
-	if (!rc)
-		rc = snap_capture_init_compare(&c, (const uint8_t (*)[32])hashes,
-					       page1, si->page_count, err);
-	if (!rc) {
-		c.page_size = si->page_size;
-		rc = snap_capture_open_db(&c, &cap, err);
-		/* One step: the read-back holds one read transaction of
-		 * the live database throughout (a stepped backup of a
-		 * source that changes restarts). */
-		progress_at(prog, 2, &how);
-		if (!rc)
-			rc = snap_livedb_backup_all(cap, db,
-						    "a verification copy",
-						    NULL, err);
-		if (!rc && how.fn)
-			how.fn(how.ctx, si->page_count, si->page_count);
-		sqlite3_close(cap);
-		if (!rc && c.err_code)
-			rc = snap_err_set(err, c.err_code, "%s", c.err_msg);
-	}
-	v1 = data_version(db);
-	if (!rc && v0 != v1) {
-		rc = conn_integrity(db, what, err);
-	} else if (!rc) {
-		if (c.page_size != si->page_size || c.npages != si->page_count)
-			rc = snap_err_set(err, -EIO, "after the restore %s has "
-					  "%u pages of %u bytes, the snapshot "
-					  "%u of %u", what, c.npages,
-					  c.page_size, si->page_count,
-					  si->page_size);
-		else if (c.mismatches)
-			rc = snap_err_set(err, -EIO, "after the restore %u "
-					  "page%s of %s differ from snapshot "
-					  "%s (first: page %u)", c.mismatches,
-					  c.mismatches > 1 ? "s" : "", what,
-					  si->name, c.first_mismatch);
-		else
-			*proven = 1;
-	}
-	free(hashes);
-	free(page1);
-	return rc;
-}
-
-/*
- * 1 when the live database holds exactly snapshot si's image (page by page,
- * page 1 without SQLite's counters), read through a connection of its own.
- * A failed copy that SQLite rolled back leaves the database equal to the
- * safety snapshot: then there is nothing to roll back, and saying "the
- * rollback failed" (it would, on a full disk) would be wrong.
- */
-static int live_equals(snap_store *s, const snap_info *si)
-{
-	sqlite3 *db = NULL;
-	snap_err ignore;
-	int64_t n;
-	int proven = 0;
-
-	snap_err_clear(&ignore);
-	/* A first read settles the new connection's data version, which
-	 * verify_conn compares before and after. */
-	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
-	    snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
-	    SQLITE_OK &&
-	    verify_conn(s, si->id, si, db, s->db_path, &proven, NULL,
-			&ignore) != 0)
-		proven = 0;
-	sqlite3_close(db);
-	return proven;
-}
 
 /* Say how much space a restore of si needs beside the live database and
  * how much there is (an ENOSPC alone does not tell the user what to free). */
@@ -716,7 +396,7 @@ static void space_needed(const char *db_path, const snap_info *si,
 
 /* Copy and check, with cp (NULL: the whole image of id); the part of a
  * restore that a rollback repeats (with the safety snapshot's image). */
-static int apply(snap_store *s, int64_t id, const snap_info *si,
+static int apply(snap_store *s, const restore_source *rs,
 		 const snap_restore_copy *cp, enum snap_live_state state,
 		 copy_plan *plan, char *kept, size_t keptcap, int *proven,
 		 snap_err *err)
@@ -726,18 +406,18 @@ static int apply(snap_store *s, int64_t id, const snap_info *si,
 
 	if (state != SNAP_LIVE_DB) {
 		plan->copied = 1;
-		return copy_to_new_file(s, id, si, state, kept, keptcap,
+		return snap_restore_new_file(s, rs, state, kept, keptcap,
 					plan->prog, proven, err);
 	}
 	if (!cp) {
 		/* The backup waits for the verification before it
 		 * commits. */
-		image_ops(s, id, si, plan->prog, plan->verify, &ic, &whole);
+		image_ops(s, rs, plan->prog, plan->verify, &ic, &whole);
 		cp = &whole;
 	} else {
 		plan->wait_before_copy = 1;
 	}
-	return copy_into_live(s, si, cp, plan, proven, err);
+	return copy_into_live(s, rs->si, cp, plan, proven, err);
 }
 
 /* 5. After a failed copy: nothing to undo when SQLite rolled the copy
@@ -747,13 +427,14 @@ static int roll_back(snap_store *s, copy_plan *plan, char *kept,
 		     size_t keptcap, int rc, snap_err *err)
 {
 	snap_restore_result *res = plan->res;
+	restore_source rs = { res->safety.id, &res->safety, NULL, NULL };
 	enum snap_live_state state;
 	copy_plan back;
 	snap_err again;
 	int64_t live_ps = 0;
 	int proven = 0, wal = 0, rrc;
 
-	if (live_equals(s, &res->safety)) {
+	if (snap_restore_live_equals(s, &res->safety)) {
 		/* The copy never committed: no rollback to fail. */
 		snap_err_prefix(err, "%s failed, %s is unchanged", plan->what,
 				s->db_path);
@@ -767,8 +448,8 @@ static int roll_back(snap_store *s, copy_plan *plan, char *kept,
 	back.wal = wal;
 	back.what = plan->what;
 	if (!rrc)
-		rrc = apply(s, res->safety.id, &res->safety, NULL, state, &back,
-			    kept, keptcap, &proven, &again);
+		rrc = apply(s, &rs, NULL, state, &back, kept, keptcap,
+			    &proven, &again);
 	res->rolled_back = rrc == 0;
 	if (rrc)
 		snap_err_prefix(err, "%s failed AND the rollback failed (%s); "
@@ -792,7 +473,10 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 				  o ? o->progress_ctx : NULL, 0, 0 };
 	copy_plan plan;
 	enum snap_live_state state;
-	snap_info si;
+	snap_image_src src;
+	const snap_info *si = &src.info;
+	snap_verify_proof proof = { NULL, NULL };
+	restore_source rs = { id, &src.info, &src, NULL };
 	char label[SNAP_LABEL_MAX + 1], said[SNAP_ERR_MSG];
 	char *kept;
 	verify_job vj;
@@ -806,10 +490,22 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	memset(&plan, 0, sizeof(plan));
 	plan.what = cp && cp->what ? cp->what : "restore";
 	kept = res->kept;
-	rc = snap_store_get(s, id, &si, err);
+	/* The catalog row and the page map, once for the whole restore;
+	 * a whole image's check compares with what the verification
+	 * proved (rs.proof). */
+	rc = snap_image_src_load(s, id, &src, err);
 	if (rc)
 		return rc;
-	prog.pages = si.page_count;
+	if (!cp) {
+		proof.sha = malloc((size_t)src.info.page_count * 32);
+		proof.page1 = malloc(src.info.page_size);
+		if (!proof.sha || !proof.page1) {
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		rs.proof = &proof;
+	}
+	prog.pages = src.info.page_count;
 	/* 1. One restore at a time, and the source must be intact: its
 	 * verification runs beside steps 2 and 3 (verify_job). */
 	memset(&vj, 0, sizeof(vj));
@@ -817,14 +513,14 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	rc = snap_store_restore_lock(s, &lockfd, err);
 	if (rc)
 		goto record;
-	progress_at(&prog, 0, &how);
-	verify_start(&vj, s, id);
+	snap_restore_progress_at(&prog, 0, &how);
+	verify_start(&vj, s, &src, rs.proof ? &proof : NULL);
 	plan.verify = &vj;
 	rc = snap_livedb_probe(s->db_path, &state, &wal, &live_ps, err);
 	if (!rc && cp && state != SNAP_LIVE_DB)
 		rc = snap_err_set(err, -ENOENT, "%s is not a database; restore "
 				  "the whole snapshot %s instead", s->db_path,
-				  si.name);
+				  si->name);
 	if (rc) {
 		snap_err_prefix(err, "%s refused, %s is unchanged", plan.what,
 				s->db_path);
@@ -832,12 +528,12 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	}
 	/* A new file is copied after the verification, and a database is
 	 * taken out of WAL mode only for a source that passed it. */
-	if (state != SNAP_LIVE_DB || (!cp && wal && live_ps != si.page_size))
+	if (state != SNAP_LIVE_DB || (!cp && wal && live_ps != si->page_size))
 		rc = verify_wait(&vj, err);
 	if (rc)
 		goto record;
-	if (!cp && state == SNAP_LIVE_DB && wal && live_ps != si.page_size) {
-		rc = snap_recover_leave_wal(s, &si, live_ps, err);
+	if (!cp && state == SNAP_LIVE_DB && wal && live_ps != si->page_size) {
+		rc = snap_recover_leave_wal(s, si, live_ps, err);
 		if (rc)
 			goto record;
 		left_wal = 1;
@@ -847,7 +543,7 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	if (cp && cp->safety_label)
 		snprintf(label, sizeof(label), "%s", cp->safety_label);
 	else
-		snprintf(label, sizeof(label), "before-restore-%s", si.label);
+		snprintf(label, sizeof(label), "before-restore-%s", si->label);
 	safety.label = label;
 	plan.safety = state == SNAP_LIVE_DB ? &safety : NULL;
 	plan.res = res;
@@ -861,10 +557,10 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 		if (rc)
 			goto mode;
 	}
-	rc = apply(s, id, &si, cp, state, &plan, kept, sizeof(res->kept),
+	rc = apply(s, &rs, cp, state, &plan, kept, sizeof(res->kept),
 		   &res->verified_pages, err);
 	if (rc == -ENOSPC)
-		space_needed(s->db_path, &si, err);
+		space_needed(s->db_path, si, err);
 	/* A source that failed its verification: no copy committed (it
 	 * waits for the verification), nothing to roll back. */
 	if (rc && verify_wait(&vj, NULL)) {
@@ -881,7 +577,7 @@ mode:
 
 		snap_err_clear(&mode);
 		if (snap_recover_return_to_wal(s, &mode) && !rc)
-			snap_event_add(s, "restore", si.name, 0, "%s", mode.msg);
+			snap_event_add(s, "restore", si->name, 0, "%s", mode.msg);
 	}
 record:
 	/* The verification's failure is the answer whenever it failed:
@@ -898,21 +594,25 @@ record:
 	}
 	snap_store_restore_unlock(lockfd);
 	if (rc && !plan.refused) {
-		snap_event_add(s, "restore", si.name, 0, "%s", err ? err->msg :
+		snap_event_add(s, "restore", si->name, 0, "%s", err ? err->msg :
 			       "restore failed");
-		return rc;
+		goto out;
 	}
 	if (rc)
-		return rc;
+		goto out;
 	if (cp && cp->describe)
 		cp->describe(cp->ctx, said, sizeof(said));
 	else
 		snprintf(said, sizeof(said), "restored into %s", s->db_path);
-	snap_event_add(s, "restore", si.name, 1, "%s%s%s%s%s", said,
+	snap_event_add(s, "restore", si->name, 1, "%s%s%s%s%s", said,
 		       res->have_safety ? "; safety snapshot " : "",
 		       res->have_safety ? res->safety.name : "", *kept ?
 		       "; the old file is kept as " : "", kept);
-	return 0;
+out:
+	snap_image_src_free(s, &src);
+	free(proof.sha);
+	free(proof.page1);
+	return rc;
 }
 
 int snap_restore_ex(snap_store *s, int64_t id, const snap_restore_opts *o,

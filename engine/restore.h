@@ -13,7 +13,10 @@
  *     live database keeps its journal mode.  A missing or non-database live
  *     file is replaced by a new file renamed into place.
  *  4. Verify the live database equals the image page for page (except the
- *     page-1 counters SQLite maintains).
+ *     page-1 counters SQLite maintains), against the page hashes step 1
+ *     computed and proved (restore_check.c).
+ * The snapshot's catalog row and page map are loaded once and serve
+ * steps 1, 3 and 4 (restore_int.h).
  *  5. Any failure after step 2 rolls back to the safety snapshot.
  * One restore at a time per store (-EBUSY), across processes.  Step 1
  * runs on a thread of its own beside steps 2 and 3 (both cores busy); the

@@ -21,10 +21,11 @@
  *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
  *   L1  store storeopen storedir storeschema storespace storecat storemap
  *   L1  storename
- *   L2  events capture capture_vfs image jsonrec
+ *   L2  events capture capture_vfs image image_vfs jsonrec
  *   L3  snapshot snapshot_import verify
- *   L4  restore restore_file recover diff diffstate tablerestore export
- *   L4  merge mergelive mergekeys mergemove mergeapply keep retention trash
+ *   L4  restore restore_check restore_newfile restore_file recover diff
+ *   L4  diffstate tablerestore export merge mergelive mergekeys mergemove
+ *   L4  mergeapply keep retention trash
  *   L5  health status schedule replica replica_read replica_push
  *   L5  replica_prune replica_log replica_cache replica_image
  *   L6  snapfs

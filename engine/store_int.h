@@ -46,6 +46,9 @@ struct snap_store {
 	char *uri;               /* "file:<sqlfile>?immutable=1" then */
 	char vfs_name[64];       /* read-only store VFS (image.c), "" if none */
 	sqlite3_vfs *ro_vfs;     /* registered lazily; protected by mu */
+	struct snap_image_src *lent; /* sources lent to that VFS (image.h);
+				    protected by mu */
+	uint64_t lent_next;      /* the last token given; protected by mu */
 	void (*failure_hook)(void *ctx, const struct snap_event *ev);
 	void *failure_ctx;       /* hook and its context; protected by mu */
 };
@@ -149,6 +152,14 @@ int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 			snap_err *err);
 /* Like snap_store_get/find on a caller's connection. */
 int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err);
+/* Tests: from now on count the loads of snapshot id's catalog row
+ * (snap_store_get_db) and of its page map (snap_store_load_map), on any
+ * thread; snap_store_loads gives the counts so far.  A restore must load
+ * each once (tests/unit/test_restore.c). */
+void snap_store_count_loads(int64_t id);
+void snap_store_loads(unsigned *rows, unsigned *maps);
+/* Count one load of id's row (map 0) or page map (map 1). */
+void snap_store_count_load(int64_t id, int map);
 /* What the store's filesystem has and what a snapshot may take. */
 typedef struct snap_space {
 	uint64_t fs_free;    /* f_bavail * f_frsize of the store directory */

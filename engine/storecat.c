@@ -185,6 +185,32 @@ int snap_event_add_db(sqlite3 *db, const char *kind, const char *snapshot,
 	return rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
 }
 
+/* The snapshot whose loads are counted (0: none), and the counts
+ * (snap_store_count_loads); atomic: a restore loads on two threads. */
+static int64_t loads_id;
+static unsigned loads_rows, loads_maps;
+
+void snap_store_count_loads(int64_t id)
+{
+	__atomic_store_n(&loads_rows, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&loads_maps, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&loads_id, id, __ATOMIC_SEQ_CST);
+}
+
+void snap_store_loads(unsigned *rows, unsigned *maps)
+{
+	*rows = __atomic_load_n(&loads_rows, __ATOMIC_SEQ_CST);
+	*maps = __atomic_load_n(&loads_maps, __ATOMIC_SEQ_CST);
+}
+
+/* Count one load of id's row (map 0) or page map (map 1). */
+void snap_store_count_load(int64_t id, int map)
+{
+	if (id && id == __atomic_load_n(&loads_id, __ATOMIC_RELAXED))
+		__atomic_add_fetch(map ? &loads_maps : &loads_rows, 1,
+				   __ATOMIC_SEQ_CST);
+}
+
 /* Snapshot id's row on a caller's connection; -ENOENT when there is none. */
 int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 {
@@ -193,6 +219,7 @@ int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 				    " FROM " SNAP_INFO_FROM " WHERE id=?", -1,
 				    &st, NULL);
 
+	snap_store_count_load(id, 0);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		rc = sqlite3_step(st);

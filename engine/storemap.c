@@ -51,6 +51,7 @@ int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 				    NULL);
 
 	*ids = NULL;
+	snap_store_count_load(id, 1);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, id);
 		rc = sqlite3_step(st);

@@ -7,7 +7,10 @@
  * compared with the catalog at the end.  A missing page, a page that does
  * not decode, a page whose hash differs, and a wrong image hash are each
  * reported with the snapshot and the page number.  Full verification then
- * runs PRAGMA integrity_check through the store VFS.
+ * runs PRAGMA integrity_check through the store VFS.  A restore verifies
+ * over the row and map it loaded (snap_verify_src: the integrity check's
+ * VFS borrows them too) and gets each page's proved SHA-256 and page 1
+ * back for its read-back check (snap_verify_proof).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,6 +63,7 @@ typedef struct vpass {
 	int oom;                 /* a page could not be hashed (memory) */
 	snap_progress_fn progress;   /* may be NULL */
 	void *pctx;
+	snap_verify_proof *proof;    /* what is proved goes here; may be NULL */
 } vpass;
 
 /* Pages between two progress calls (and the last page). */
@@ -89,9 +93,15 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 	vpass *vp = ctx;
 	const uint8_t *page = vp->zero;
 
-	if (s->status == 0 && memcmp(s->sha, s->want, 32) == 0)
+	if (s->status == 0 && memcmp(s->sha, s->want, 32) == 0) {
 		page = s->out;
-	else if (s->status == 0)
+		if (vp->proof) {
+			memcpy(vp->proof->sha[s->pgno - 1], s->sha, 32);
+			if (s->pgno == 1)
+				memcpy(vp->proof->page1, s->out,
+				       vp->si->page_size);
+		}
+	} else if (s->status == 0)
 		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") does "
 			"not match its hash", s->pgno, s->id);
 	else if (s->status == -ENOMEM)
@@ -109,17 +119,19 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 /*
  * The quick pass over one snapshot's pages: this thread reads each stored
  * page and its hash from the store, workers decode and hash (pagepipe.h),
- * and the image hash is fed in page order.
+ * and the image hash is fed in page order.  map: the page map already
+ * loaded (NULL: load it here).
  */
-static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
-			snap_progress_fn progress, void *pctx, snap_err *err)
+static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
+			vstate *v, snap_progress_fn progress, void *pctx,
+			snap_verify_proof *proof, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	snap_pagepipe *pipe = NULL;
-	vpass vp = { v, si, NULL, NULL, 0, progress, pctx };
-	int64_t *map = NULL;
+	vpass vp = { v, si, NULL, NULL, 0, progress, pctx, proof };
+	int64_t *own = NULL;
 	uint8_t whole[32];
-	uint32_t n = 0, i;
+	uint32_t n = si->page_count, i;
 	unsigned int mdlen = 32;
 	snap_err bad;
 	int rc;
@@ -128,17 +140,19 @@ static int verify_pages(sqlite3 *db, const snap_info *si, vstate *v,
 		problem(v, 0, "%s", bad.msg);
 		return 0;
 	}
-	rc = snap_store_load_map(db, si->id, &n, &map, err);
+	rc = map ? 0 : snap_store_load_map(db, si->id, &n, &own, err);
 	if (rc == -EBADMSG) {
 		problem(v, 0, "%s", err->msg);
 		return 0;
 	}
 	if (rc)
 		return rc;
+	if (!map)
+		map = own;
 	if (n != si->page_count) {
 		problem(v, 0, "page map has %u entries, catalog says %u", n,
 			si->page_count);
-		free(map);
+		free(own);
 		return 0;
 	}
 	vp.zero = calloc(1, si->page_size);
@@ -210,7 +224,7 @@ out:
 	sqlite3_finalize(st);
 	EVP_MD_CTX_free(vp.md);
 	free((void *)vp.zero);
-	free(map);
+	free(own);
 	return rc;
 }
 
@@ -225,8 +239,9 @@ static void integrity_problem(void *ctx, const char *text)
  * finds no problem.  Neither does a check during which a page could not be
  * read: the quick pass read every page intact just before, so the failure
  * is the store's or the machine's, not the snapshot's. */
-static int verify_integrity(snap_store *s, const snap_info *si, int full,
-			    vstate *v, snap_err *err)
+static int verify_integrity(snap_store *s, const snap_info *si,
+			    snap_image_src *src, int full, vstate *v,
+			    snap_err *err)
 {
 	sqlite3 *db = NULL;
 	const char *pragma = full == SNAP_VERIFY_STRUCTURE ?
@@ -234,7 +249,8 @@ static int verify_integrity(snap_store *s, const snap_info *si, int full,
 			     "PRAGMA integrity_check(100)";
 	char what[SNAP_NAME_MAX + 16];
 	unsigned n = 0;
-	int read_rc, rc = snap_image_sqlite_open(s, si->id, &db, err);
+	int read_rc, rc = src ? snap_image_sqlite_open_src(s, src, &db, err) :
+			  snap_image_sqlite_open(s, si->id, &db, err);
 
 	if (rc)
 		return rc;
@@ -256,16 +272,28 @@ static const char *level_name(int full)
 	       full == SNAP_VERIFY_STRUCTURE ? "structural" : "quick";
 }
 
+/* What verify_one verifies and how it reports. */
+typedef struct vjob {
+	snap_image_src *src;          /* row and map loaded; may be NULL */
+	int full;
+	snap_verify_problem_fn fn;
+	void *ctx;
+	snap_progress_fn progress;
+	void *pctx;
+	snap_verify_proof *proof;     /* may be NULL */
+} vjob;
+
 /* Verify one snapshot on a given store connection. */
 static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
-		      int full, snap_verify_problem_fn fn, void *ctx,
-		      snap_progress_fn progress, void *pctx, snap_err *err)
+		      const vjob *j, snap_err *err)
 {
-	vstate v = { si, fn, ctx, 0, "" };
-	int rc = verify_pages(db, si, &v, progress, pctx, err);
+	vstate v = { si, j->fn, j->ctx, 0, "" };
+	int full = j->full;
+	int rc = verify_pages(db, si, j->src ? j->src->map : NULL, &v,
+			      j->progress, j->pctx, j->proof, err);
 
 	if (!rc && full && v.problems == 0)
-		rc = verify_integrity(s, si, full, &v, err);
+		rc = verify_integrity(s, si, j->src, full, &v, err);
 	if (rc) {
 		snap_event_add(s, "verify", si->name, 0, "verification could "
 			       "not run: %s", err ? err->msg : "error");
@@ -297,6 +325,7 @@ int snap_verify_snapshot_progress(snap_store *s, int64_t id, int full,
 				  snap_progress_fn progress, void *pctx,
 				  snap_err *err)
 {
+	vjob j = { NULL, full, fn, ctx, progress, pctx, NULL };
 	sqlite3 *db = NULL;
 	snap_info si;
 	int rc = snap_store_connect(s, 1, &db, err);
@@ -304,8 +333,21 @@ int snap_verify_snapshot_progress(snap_store *s, int64_t id, int full,
 	if (!rc)
 		rc = snap_store_get_db(db, id, &si, err);
 	if (!rc)
-		rc = verify_one(s, db, &si, full, fn, ctx, progress, pctx,
-				err);
+		rc = verify_one(s, db, &si, &j, err);
+	sqlite3_close(db);
+	return rc;
+}
+
+int snap_verify_src(snap_store *s, snap_image_src *src, int full,
+		    snap_progress_fn progress, void *pctx,
+		    snap_verify_proof *proof, snap_err *err)
+{
+	vjob j = { src, full, NULL, NULL, progress, pctx, proof };
+	sqlite3 *db = NULL;
+	int rc = snap_store_connect(s, 1, &db, err);
+
+	if (!rc)
+		rc = verify_one(s, db, &src->info, &j, err);
 	sqlite3_close(db);
 	return rc;
 }
@@ -324,9 +366,10 @@ int snap_verify_store(snap_store *s, int full, snap_verify_problem_fn fn,
 	for (i = 0; !rc && i < n; i++) {
 		snap_err one;
 
+		vjob j = { NULL, full, fn, ctx, NULL, NULL, NULL };
+
 		snap_err_clear(&one);
-		rc = verify_one(s, db, &v[i], full, fn, ctx, NULL, NULL,
-				&one);
+		rc = verify_one(s, db, &v[i], &j, &one);
 		if (rc == -EBADMSG) {
 			bad++;
 			rc = 0;

@@ -11,6 +11,7 @@
 #ifndef ENGINE_VERIFY_H
 #define ENGINE_VERIFY_H
 
+#include "image.h"
 #include "store.h"
 
 /* What `full` may be. */
@@ -41,6 +42,28 @@ int snap_verify_snapshot_progress(snap_store *s, int64_t id, int full,
 				  snap_verify_problem_fn fn, void *ctx,
 				  snap_progress_fn progress, void *pctx,
 				  snap_err *err);
+
+/*
+ * What a verification proved, handed on to a restore's read-back check so
+ * that it compares with exactly what was proved, without reading the
+ * store again: the SHA-256 of every page as decoded (equal to the
+ * store's hash), and page 1's bytes.  The caller allocates both (sha:
+ * page_count entries, page1: page_size bytes); they are complete only
+ * when the verification returned 0.
+ */
+typedef struct snap_verify_proof {
+	uint8_t (*sha)[32];
+	uint8_t *page1;
+} snap_verify_proof;
+
+/*
+ * snap_verify_snapshot_progress over a loaded row and page map (image.h:
+ * src is lent to the store VFS for the integrity check, not loaded
+ * again), filling proof when it is not NULL.
+ */
+int snap_verify_src(snap_store *s, snap_image_src *src, int full,
+		    snap_progress_fn progress, void *pctx,
+		    snap_verify_proof *proof, snap_err *err);
 
 /*
  * Verify every snapshot.  *nbad (may be NULL) counts bad snapshots.

@@ -3,7 +3,7 @@
  * methods that do nothing, and those taken from the default VFS.
  *
  * The capture VFS (capture_vfs.c) and the read-only snapshot VFS
- * (image.c) each serve one main database file and no side file: no locks
+ * (image_vfs.c) each serve one main database file and no side file: no locks
  * (a capture has one writer; a snapshot is opened immutable), no journal,
  * no WAL.  Their own methods are the reads, writes and sizes; the rest is
  * here, so the two tables differ only where the files do.

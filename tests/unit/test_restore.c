@@ -9,8 +9,10 @@
  * (a new reader gets SQLITE_BUSY only while a writer holds PENDING).
  */
 #include "testutil.h"
+#include "store_int.h"
 #include "sys.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* v1: rows 1..300.  Snapshot A of it.  v2: rows changed, added, deleted. */
@@ -1088,6 +1091,255 @@ static void test_restore_reports_progress_of_each_pass(void **state)
 	}
 }
 
+/* A restore loads the snapshot's catalog row and page map once, for its
+ * verification, copy and check together (store_int.h's test counter),
+ * in either journal mode and into a missing live file.  A later snapshot
+ * is taken first: the safety snapshot's capture loads the map of the
+ * last snapshot taken (its incremental fast path), which is not the
+ * restore's doing. */
+static void loads_once(tu_env *env, const char *mode, int missing)
+{
+	fixture f;
+	make_fixture(env, mode, 4096, &f);
+	tu_snap(env->st, "v2");
+	if (missing)
+		assert_int_equal(unlink(env->db), 0);
+	snap_restore_result res;
+	snap_err e;
+	unsigned rows = 0, maps = 0;
+	snap_store_count_loads(f.a.id);
+	int rc = restore(env->st, f.a.id, &res, &e);
+	snap_store_loads(&rows, &maps);
+	snap_store_count_loads(0);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	assert_int_equal(res.verified_pages, 1);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	if (rows != 1 || maps != 1)
+		fail_msg("the restore loaded the catalog row %u times and the "
+			 "page map %u times (want 1 and 1)", rows, maps);
+}
+
+static void test_restore_loads_row_and_map_once(void **state)
+{
+	loads_once(*state, "delete", 0);
+}
+
+static void test_restore_loads_row_and_map_once_wal(void **state)
+{
+	loads_once(*state, "wal", 0);
+}
+
+static void test_restore_loads_row_and_map_once_into_a_new_file(
+	void **state)
+{
+	loads_once(*state, "delete", 1);
+}
+
+/* ---- what the read-back check compares with --------------------------- */
+
+/* What act_at_step does, once, when the restore reaches `step`: wait for
+ * the source's verification to pass (its event, polled with a deadline),
+ * then damage the store under the restore. */
+static struct {
+	const char *step;
+	snap_store *st;
+	int verified_before;     /* "verify" events before the restore */
+	int64_t victim, donor;   /* victim's stored bytes become donor's */
+	int64_t rehash;          /* this stored page's hash becomes zeros */
+	int reached;
+} act;
+
+static void act_wait_verified(void)
+{
+	struct timespec t0, now, ms = { 0, 1000000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (tu_count_events(act.st, 0, "verify", 1, "passed") <=
+	       act.verified_before) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > 60)
+			fail_msg("the restore's verification did not pass");
+		nanosleep(&ms, NULL);
+	}
+}
+
+static int act_at_step(snap_sys_kind kind, const char *what)
+{
+	(void)kind;
+	if (act.reached || !act.step || strcmp(what, act.step) != 0)
+		return 0;
+	act.reached = 1;
+	act_wait_verified();
+	if (act.victim)
+		tu_swap_page_data(act.st, act.victim, act.donor);
+	if (act.rehash)
+		tu_store_exec(act.st, "UPDATE pages SET hash=zeroblob(32) "
+			      "WHERE id=%lld", (long long)act.rehash);
+	return 0;
+}
+
+/* Restore snapshot id with act armed at `step`. */
+static int restore_acting_at(tu_env *env, int64_t id, const char *step,
+			     snap_restore_result *res, snap_err *e)
+{
+	act.step = step;
+	act.st = env->st;
+	act.reached = 0;
+	act.verified_before = tu_count_events(env->st, 0, "verify", 1,
+					      "passed");
+	snap_sys.point = act_at_step;
+	int rc = restore(env->st, id, res, e);
+	snap_sys.point = NULL;
+	act.step = NULL;
+	assert_int_equal(act.reached, 1);
+	return rc;
+}
+
+/* Snapshot A's fixture and a snapshot of v2 (so that no page of A picked
+ * below is shared with the safety snapshot a restore takes), and a stored
+ * page of A that v2 has not, with another of A's pages to swap in. */
+static void damage_fixture(tu_env *env, const char *mode, fixture *f)
+{
+	make_fixture(env, mode, 4096, f);
+	snap_info v2 = tu_snap(env->st, "v2");
+	uint32_t pg = tu_unique_page(env->st, v2.id, f->a.id);
+	memset(&act, 0, sizeof(act));
+	act.victim = tu_page_id(env->st, f->a.id, pg);
+	act.donor = tu_page_id(env->st, f->a.id, 1);
+	assert_true(act.victim != act.donor);
+}
+
+/*
+ * A stored page of the source that changes after its verification proved
+ * it and before the copy opens the source (which then reads the store in
+ * one read transaction) is caught by the read-back check, which compares
+ * the live database with the hashes the verification proved: the copy is
+ * rolled back to the safety snapshot.
+ */
+static void damaged_after_verification(tu_env *env, const char *mode)
+{
+	fixture f;
+	damage_fixture(env, mode, &f);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore_acting_at(env, f.a.id, "restore: source", &res, &e);
+	assert_int_equal(rc, -EIO);
+	if (!strstr(e.msg, "differ from snapshot") ||
+	    !strstr(e.msg, "rolled back"))
+		fail_msg("%s", e.msg);
+	assert_int_equal(res.rolled_back, 1);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
+static void test_restore_catches_a_page_damaged_after_verification(
+	void **state)
+{
+	damaged_after_verification(*state, "delete");
+}
+
+static void test_restore_catches_a_page_damaged_after_verification_wal(
+	void **state)
+{
+	damaged_after_verification(*state, "wal");
+}
+
+/* The same into a missing live file: the new file fails its check before
+ * it takes the live name, and nothing is left behind. */
+static void test_restore_into_a_new_file_catches_a_page_damaged_after_verification(
+	void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	damage_fixture(env, "delete", &f);
+	assert_int_equal(unlink(env->db), 0);
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore_acting_at(env, f.a.id, "restore: copy", &res, &e);
+	assert_int_equal(rc, -EIO);
+	if (!strstr(e.msg, "differ from snapshot"))
+		fail_msg("%s", e.msg);
+	assert_int_equal(access(env->db, F_OK), -1);
+	assert_int_equal(errno, ENOENT);
+	DIR *d = opendir(env->dir);
+	struct dirent *de;
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strstr(de->d_name, ".snapfs-restore-"))
+			fail_msg("%s was left behind", de->d_name);
+	closedir(d);
+}
+
+/*
+ * The check compares with what the verification proved and reads no hash
+ * from the store again: a stored hash that changes after the copy (here
+ * zeroed, which no page matches) changes nothing, and the restore is
+ * proven page for page.
+ */
+static void test_restore_check_uses_the_verified_hashes(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	damage_fixture(env, "delete", &f);
+	act.rehash = act.victim;
+	act.victim = 0;
+	snap_restore_result res;
+	snap_err e;
+	int rc = restore_acting_at(env, f.a.id, "restore: check", &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	assert_int_equal(res.verified_pages, 1);
+	assert_int_equal(res.rolled_back, 0);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	expect_live_pages_equal(env, f.a.id);
+}
+
+/* A restore into a database with more pages than the image (it shrinks)
+ * and one with fewer (it grows) is proven page for page both ways. */
+static void shrinks_and_grows(tu_env *env, const char *mode)
+{
+	fixture f;
+	make_fixture(env, mode, 4096, &f);
+	snap_info b = tu_snap(env->st, "v2");
+	assert_true(f.a.page_count < b.page_count);
+	snap_restore_result res;
+	snap_err e;
+	char now[65];
+
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore (shrink): %d %s", rc, e.msg);
+	assert_int_equal(res.verified_pages, 1);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	expect_live_pages_equal(env, f.a.id);
+	rc = restore(env->st, b.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore (grow): %d %s", rc, e.msg);
+	assert_int_equal(res.verified_pages, 1);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v2);
+	expect_live_pages_equal(env, b.id);
+}
+
+static void test_restore_shrinks_and_grows_the_live_database(void **state)
+{
+	shrinks_and_grows(*state, "delete");
+}
+
+static void test_restore_shrinks_and_grows_the_live_database_wal(
+	void **state)
+{
+	shrinks_and_grows(*state, "wal");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1116,6 +1368,15 @@ int main(void)
 		tu_test(test_recover_after_open_finishes_an_interrupted_restore),
 		tu_test(test_restore_and_table_restore_share_the_rollback),
 		tu_test(test_restore_reports_progress_of_each_pass),
+		tu_test(test_restore_loads_row_and_map_once),
+		tu_test(test_restore_loads_row_and_map_once_wal),
+		tu_test(test_restore_loads_row_and_map_once_into_a_new_file),
+		tu_test(test_restore_catches_a_page_damaged_after_verification),
+		tu_test(test_restore_catches_a_page_damaged_after_verification_wal),
+		tu_test(test_restore_into_a_new_file_catches_a_page_damaged_after_verification),
+		tu_test(test_restore_check_uses_the_verified_hashes),
+		tu_test(test_restore_shrinks_and_grows_the_live_database),
+		tu_test(test_restore_shrinks_and_grows_the_live_database_wal),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
