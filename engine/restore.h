@@ -5,7 +5,8 @@
  *     the image is exactly what was captured) and PRAGMA quick_check
  *     through the store VFS (SNAP_VERIFY_STRUCTURE; integrity_check,
  *     which also checks indexes against tables, costs ~10x more and is
- *     what `snapctl verify --full` and imports run).
+ *     what `snapctl verify --full` and imports run); quick_check once
+ *     per image (verify.h)).
  *  2. Take a safety snapshot (kind pre-restore) of the live database.
  *  3. Copy the image into the live database with one sqlite3_backup step
  *     on a connection to the real path: other connections see the old or

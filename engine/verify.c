@@ -265,6 +265,58 @@ static int verify_integrity(snap_store *s, const snap_info *si,
 	return rc;
 }
 
+/*
+ * The structure check runs once per image.  Its result is a function of
+ * the image's bytes, which the quick pass proves equal to the catalog's
+ * SHA-256 every time: once quick_check or integrity_check passed on an
+ * image, meta 'checked:<hex SHA-256>' records the level, and a later
+ * structural verification (a restore's) of an image with that SHA-256
+ * runs only the quick pass.  `snapctl verify --full` always runs its
+ * integrity_check.  Recorded through the catalog connection when the
+ * store is writable; a record that cannot be written is not an error.
+ */
+static void checked_key(const snap_info *si, char *out, size_t cap)
+{
+	size_t i, n = snprintf(out, cap, "checked:");
+
+	for (i = 0; i < 32 && n + 2 < cap; i++)
+		n += snprintf(out + n, cap - n, "%02x", si->sha256[i]);
+}
+
+/* The level recorded for si's image (0: none). */
+static int checked_level(snap_store *s, const snap_info *si)
+{
+	char key[80], val[16];
+
+	checked_key(si, key, sizeof(key));
+	snap_store_lock(s);
+	if (snap_store_meta_get(s->db, key, val, sizeof(val)))
+		val[0] = '\0';
+	snap_store_unlock(s);
+	return atoi(val);
+}
+
+/* Record that si's image passed the check of level `full`. */
+static void checked_record(snap_store *s, const snap_info *si, int full)
+{
+	sqlite3_stmt *st = NULL;
+	char key[80];
+
+	checked_key(si, key, sizeof(key));
+	snap_store_lock(s);
+	if (s->readonly == SNAP_STORE_RW &&
+	    sqlite3_prepare_v2(s->db, "INSERT INTO meta(key, value) "
+			       "VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET "
+			       "value=max(value, ?2)", -1, &st, NULL) ==
+	    SQLITE_OK) {
+		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, full);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+}
+
 /* The verification level's name, for events. */
 static const char *level_name(int full)
 {
@@ -288,12 +340,22 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      const vjob *j, snap_err *err)
 {
 	vstate v = { si, j->fn, j->ctx, 0, "" };
-	int full = j->full;
+	int full = j->full, skipped = 0;
 	int rc = verify_pages(db, si, j->src ? j->src->map : NULL, &v,
 			      j->progress, j->pctx, j->proof, err);
 
-	if (!rc && full && v.problems == 0)
-		rc = verify_integrity(s, si, j->src, full, &v, err);
+
+	/* Levels by strength: quick 0, structure (quick_check) 1, full
+	 * (integrity_check) 2. */
+	if (!rc && full && v.problems == 0) {
+		int need = full == SNAP_VERIFY_FULL ? 2 : 1;
+
+		skipped = need == 1 && checked_level(s, si) >= 1;
+		if (!skipped)
+			rc = verify_integrity(s, si, j->src, full, &v, err);
+		if (!skipped && !rc && v.problems == 0)
+			checked_record(s, si, need);
+	}
 	if (rc) {
 		snap_event_add(s, "verify", si->name, 0, "verification could "
 			       "not run: %s", err ? err->msg : "error");
@@ -308,8 +370,9 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 				    v.problems, v.problems > 1 ? "s" : "",
 				    v.first);
 	}
-	snap_event_add(s, "verify", si->name, 1, "%s verification passed",
-		       level_name(full));
+	snap_event_add(s, "verify", si->name, 1, "%s verification passed%s",
+		       level_name(full), skipped ? " (quick_check passed on "
+		       "this image before: not run again)" : "");
 	return 0;
 }
 

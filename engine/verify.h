@@ -21,7 +21,10 @@ enum {
 	SNAP_VERIFY_STRUCTURE = 2,   /* quick + PRAGMA quick_check: every page
 					and record, not indexes against their
 					tables; what a restore runs (a full
-					integrity_check of 1 GB takes ~20 s) */
+					integrity_check of 1 GB takes ~20 s).
+					Once per image: skipped when an image
+					with the same SHA-256 passed it or
+					integrity_check before (verify.c) */
 };
 
 /* One problem found: snapshot, page number (0 = not page-specific), text. */

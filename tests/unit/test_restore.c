@@ -1340,6 +1340,49 @@ static void test_restore_shrinks_and_grows_the_live_database_wal(
 	shrinks_and_grows(*state, "wal");
 }
 
+/*
+ * quick_check runs once per image: a second restore of the same snapshot
+ * proves its pages and its SHA-256 again but skips the quick_check its
+ * image passed (the event says so), a restore of another image runs its
+ * own, and a record never lets a damaged image through: the hash pass
+ * comes first.
+ */
+static void test_restore_runs_quick_check_once_per_image(void **state)
+{
+	tu_env *env = *state;
+	fixture f;
+	make_fixture(env, "delete", 4096, &f);
+	const char *skip = "not run again";
+	snap_restore_result res;
+	snap_err e;
+
+	int rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore: %d %s", rc, e.msg);
+	assert_int_equal(tu_count_events(env->st, 0, "verify", 1, skip), 0);
+	/* Another image (the safety snapshot's): checked itself. */
+	rc = restore(env->st, res.safety.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore of the safety snapshot: %d %s", rc, e.msg);
+	assert_int_equal(tu_count_events(env->st, 0, "verify", 1, skip), 0);
+	/* The first image again: proven, not quick_checked again. */
+	rc = restore(env->st, f.a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("second restore: %d %s", rc, e.msg);
+	assert_int_equal(res.verified_pages, 1);
+	assert_int_equal(tu_count_events(env->st, 0, "verify", 1, skip), 1);
+	char now[65];
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+	/* Damaged since: refused by the hash pass, nothing changed. */
+	uint32_t pg = tu_unique_page(env->st, -1, f.a.id);
+	tu_corrupt_page(env->st, tu_page_id(env->st, f.a.id, pg));
+	rc = restore(env->st, f.a.id, &res, &e);
+	assert_int_equal(rc, -EBADMSG);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, f.v1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1377,6 +1420,7 @@ int main(void)
 		tu_test(test_restore_check_uses_the_verified_hashes),
 		tu_test(test_restore_shrinks_and_grows_the_live_database),
 		tu_test(test_restore_shrinks_and_grows_the_live_database_wal),
+		tu_test(test_restore_runs_quick_check_once_per_image),
 	};
 	return cmocka_run_group_tests_name("restore", tests, NULL, NULL);
 }
