@@ -102,7 +102,7 @@ static int id_cmp(const void *a, const void *b)
 /* 1 when id is among the n sorted ids. */
 static int id_in(const int64_t *v, size_t n, int64_t id)
 {
-	return bsearch(&id, v, n, sizeof(*v), id_cmp) != NULL;
+	return n && bsearch(&id, v, n, sizeof(*v), id_cmp) != NULL;
 }
 
 /*
@@ -147,7 +147,8 @@ static int publish_runs_prev(snap_capture *c, snap_err *err)
 			in_head[at - cand] = 1;
 	}
 	/* A page this capture inserted already counts its run. */
-	qsort(c->new_ids, c->n_new, sizeof(*c->new_ids), id_cmp);
+	if (c->n_new)   /* new_ids may be NULL then: qsort's is nonnull */
+		qsort(c->new_ids, c->n_new, sizeof(*c->new_ids), id_cmp);
 	for (i = 0; !rc && i < n; i++)
 		if (!in_head[i] && !id_in(c->new_ids, c->n_new, cand[i]))
 			rc = snap_idcount_add(&delta, cand[i], 1);
