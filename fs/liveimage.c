@@ -160,7 +160,8 @@ static int live_copy(struct snap_live *l, sqlite3 *src, int *out,
 		return snap_err_set(err, -ENAMETOOLONG, "staging path too long");
 	unlink(path);
 	if (!src) {
-		rc = snap_live_connect(l->path, NULL, &own, err);
+		rc = snap_livedb_open(l->path, SNAP_LIVEDB_DAEMON, NULL,
+				      &own, err);
 		if (rc != 0)
 			return rc;
 		src = own;
@@ -207,7 +208,7 @@ static int live_build(struct snap_live *l, uint64_t gen,
 		ps = (uint32_t)hdr[16] << 8 | hdr[17];
 		if (ps == 1)
 			ps = 65536;
-		snap_live_page1_normalize(hdr, ps ? (uint64_t)st.st_size / ps
+		snap_livedb_page1_normalize(hdr, ps ? (uint64_t)st.st_size / ps
 						  : 0);
 		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
 			rc = snap_err_set(err, -errno, "writing image: %s",
