@@ -204,9 +204,10 @@ static int backup_error(int rc, const char *what, snap_err *err)
 				    "refused the copy (read-only file, or WAL "
 				    "mode with another page size)", what);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		return snap_err_set(err, -EBUSY, "%s stayed locked by another "
-				    "connection for %d s", what,
-				    2 * SNAP_LIVEDB_WAIT_MS / 1000);
+		return snap_err_set(err, -EBUSY, "copying into %s: a database "
+				    "stayed locked by another connection for "
+				    "%d s", what, 2 * SNAP_LIVEDB_WAIT_MS /
+				    1000);
 	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
 }
 

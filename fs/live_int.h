@@ -8,7 +8,6 @@
 
 #include "fs.h"
 
-#define LIVE_BACKUP_TRIES 500   /* backup_step retries on BUSY (x 20 ms) */
 #define LIVE_PEEK_BYTES (128 * 1024)  /* a peek's head: one FUSE read */
 #define LIVE_HOLD_ROLLBACK_MS 500     /* see "How long" above */
 #define LIVE_HOLD_WAL_MS 5000
