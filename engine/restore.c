@@ -332,7 +332,7 @@ static int copy_into_live(snap_store *s, const snap_info *si,
 	int rc;
 
 	*proven = 0;
-	rc = snap_restore_open_live(s->db_path, &dst, err);
+	rc = snap_livedb_open(s->db_path, SNAP_LIVEDB_RW, NULL, &dst, err);
 	if (!rc) {
 		rc = cp->lock(cp->ctx, dst, si, err);
 		if (rc && cp->what)
@@ -680,7 +680,8 @@ static int live_equals(snap_store *s, const snap_info *si)
 	snap_err_clear(&ignore);
 	/* A first read settles the new connection's data version, which
 	 * verify_conn compares before and after. */
-	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
+	if (snap_livedb_open(s->db_path, SNAP_LIVEDB_RW, NULL, &db,
+			     &ignore) == 0 &&
 	    snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
 	    SQLITE_OK &&
 	    verify_conn(s, si->id, si, db, s->db_path, &proven, NULL,
