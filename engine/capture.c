@@ -66,6 +66,23 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
  */
 #define HASHES_KEY "capture_hashes"
 #define HASHES_HEAD 20
+
+/* The header's little-endian fields, byte by byte (a blob from SQLite and
+ * the fields after "SFH1" are not aligned for a wider load or store). */
+static uint64_t hashes_get(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | p[n];
+	return v;
+}
+
+static void hashes_put(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
 #define CAP_SQL_LOOKUPS 4096
 
 /* Forget the previous snapshot's hashes (its page size differs). */
@@ -104,9 +121,9 @@ static int cap_load_prev(snap_capture *c, snap_err *err)
 		b = sqlite3_column_blob(st, 0);
 		len = (size_t)sqlite3_column_bytes(st, 0);
 		if (b && len >= HASHES_HEAD + 32 && !memcmp(b, "SFH1", 4)) {
-			id = (int64_t)le64toh(*(const uint64_t *)(b + 4));
-			ps = le32toh(*(const uint32_t *)(b + 12));
-			n = le32toh(*(const uint32_t *)(b + 16));
+			id = (int64_t)hashes_get(b + 4, 8);
+			ps = (uint32_t)hashes_get(b + 12, 4);
+			n = (uint32_t)hashes_get(b + 16, 4);
 			ok = n && len == HASHES_HEAD + (size_t)n * 32 + 32 &&
 			     !snap_sha256(b, len - 32, sum) &&
 			     !memcmp(sum, b + len - 32, 32);
@@ -352,9 +369,9 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 			memcpy(at, cap_sha_slot(c, k), 32);
 	}
 	memcpy(b, "SFH1", 4);
-	*(uint64_t *)(b + 4) = htole64((uint64_t)id);
-	*(uint32_t *)(b + 12) = htole32(c->page_size);
-	*(uint32_t *)(b + 16) = htole32(c->npages);
+	hashes_put(b + 4, (uint64_t)id, 8);
+	hashes_put(b + 12, c->page_size, 4);
+	hashes_put(b + 16, c->npages, 4);
 	rc = snap_sha256(b, len - 32, b + len - 32);
 	if (!rc) {
 		rc = sqlite3_prepare_v2(c->store, "INSERT OR REPLACE INTO "

@@ -355,7 +355,7 @@ static int diff_open_pair(snap_store *s, int64_t a, int64_t b, sqlite3 **db,
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, *db, rc, "cannot open a connection");
 	} else {
-		sqlite3_busy_timeout(*db, DIFF_BUSY_MS);
+		snap_livedb_busy_set(*db, SNAP_LIVEDB_WAIT);  /* "live" attached */
 		sqlite3_extended_result_codes(*db, 1);
 		rc = snap_diff_attach(s, *db, a, "a", err);
 	}

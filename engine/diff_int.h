@@ -10,10 +10,9 @@
 #include <sqlite3.h>
 
 #include "diff.h"
+#include "livedb.h"
 #include "store_int.h"
 
-/* How long a connection to the live database waits for a lock. */
-#define DIFF_BUSY_MS 30000
 
 /* A table as listed in one state's sqlite_schema. */
 typedef struct diff_tab {

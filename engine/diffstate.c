@@ -119,19 +119,9 @@ int snap_diff_open_live(snap_store *s, int rw, sqlite3 **db, snap_err *err)
 	*db = NULL;
 	if (rc)
 		return rc;
-	rc = sqlite3_open_v2(s->db_path, db, (rw ? SQLITE_OPEN_READWRITE :
-			     SQLITE_OPEN_READONLY) | SQLITE_OPEN_URI |
-			     SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *db, rc, "cannot open the live "
-				     "database %s", s->db_path);
-		sqlite3_close(*db);
-		*db = NULL;
-		return rc;
-	}
-	sqlite3_busy_timeout(*db, DIFF_BUSY_MS);
-	sqlite3_extended_result_codes(*db, 1);
-	return 0;
+	return snap_livedb_open(s->db_path, (rw ? SNAP_LIVEDB_RW :
+				SNAP_LIVEDB_RO) | SNAP_LIVEDB_URI, NULL, db,
+				err);
 }
 
 /* Open state id as "main" of a new read-only connection (the export). */

@@ -57,13 +57,13 @@
 
 #include "events.h"
 #include "health.h"
+#include "livedb.h"
 #include "restore.h"
 #include "snapshot.h"
 #include "store_int.h"
 #include "sys.h"
 #include "verify.h"
 
-#define HEALTH_BUSY_MS 30000      /* wait this long for an application */
 #define HEALTH_NAMES 400          /* bytes of snapshot names in a detail */
 
 /* ---- check ------------------------------------------------------------ */
@@ -115,16 +115,9 @@ static int health_quick_check(const char *path, char *first, size_t cap,
 		*n = 1;
 		return 1;
 	}
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "cannot open %s to check it",
-				     path);
-		sqlite3_close(db);
+	rc = snap_livedb_open(path, SNAP_LIVEDB_RW, NULL, &db, err);
+	if (rc)
 		return rc;
-	}
-	sqlite3_busy_timeout(db, HEALTH_BUSY_MS);
-	sqlite3_extended_result_codes(db, 1);
 	rc = sqlite3_prepare_v2(db, "PRAGMA quick_check", -1, &st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);

@@ -1,10 +1,16 @@
 /*
- * engine/livedb.c — connections to the live database, as every writer of
- * the engine opens them, and sqlite3_backup into it.
+ * engine/livedb.c — the one place that opens the live database (the
+ * engine's modules and the daemon alike), its busy policy, data_version
+ * checks, page-1 normalization, and sqlite3_backup into it.
  *
- * A connection on the live database gets a busy handler that polls often
- * (live_busy), so an application committing in a tight loop cannot starve
- * a restore or an edit (engine/PITFALLS.md 11).  The live file is probed
+ * Every connection on the live database is opened by snap_livedb_open:
+ * never creating the file, never through a symlink, with a busy handler
+ * that polls often (live_busy), so an application committing in a tight
+ * loop cannot starve a restore or an edit (engine/PITFALLS.md 11).  One
+ * policy waits about SNAP_LIVEDB_WAIT_MS; a watcher that may call the
+ * database changed when it cannot ask (the scheduler) waits
+ * SNAP_LIVEDB_WATCH_MS, and a look that must not queue (the daemon's
+ * stat) does not wait; the three live in this file only.  The live file is probed
  * (missing, not a database, a database: its journal mode and page size)
  * through SQLite only, never with open()/close() of our own
  * (engine/PITFALLS.md 2).  A backup into it takes the destination's write
@@ -13,8 +19,9 @@
  * second try.  The token a restore's precondition reads (the header's
  * change counter) is read through the locked connection's own file handle.
  *
- * Split from restore.c, its first user; merge.c and fs/ open the live
- * database the same way.
+ * Split from restore.c, its first user; the openers snapshot.c, diff,
+ * health, schedule and fs/liveconn.c had of their own (with busy timeouts
+ * of 2 to 30 s) now call it.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,50 +32,108 @@
 #include "livedb.h"
 #include "sys.h"
 
-#define LIVE_BUSY_MS 30000
 /* Pages per backup step when progress is reported: 4 MiB of 4 KiB pages,
  * a few hundred calls for 1 GB. */
 #define LIVE_STEP_PAGES 1024
 
+/* The busy handler's tries for a wait of ms milliseconds: 1000 polls of
+ * 0.1 ms, then one every 1 ms. */
+#define LIVE_TRIES(ms) ((ms) <= 100 ? (ms) * 10 : 1000 + ((ms) - 100))
+static const int live_tries[] = {
+	[SNAP_LIVEDB_WAIT] = LIVE_TRIES(SNAP_LIVEDB_WAIT_MS),
+	[SNAP_LIVEDB_WATCH] = LIVE_TRIES(SNAP_LIVEDB_WATCH_MS),
+};
+
 /*
- * Busy handler for connections to the live database.  SQLite's own backs
- * off to 100 ms between tries; an application that commits in a tight loop
- * takes the lock again within microseconds of releasing it, so a restore
- * waiting that way starves (rollback mode).  Poll often instead, up to
- * LIVE_BUSY_MS in all.
+ * Busy handler for connections to the live database; ctx points at the
+ * number of tries its policy allows.  SQLite's own backs off to 100 ms
+ * between tries; an application that commits in a tight loop takes the
+ * lock again within microseconds of releasing it, so a restore waiting
+ * that way starves (rollback mode).  Poll often instead.
  */
 static int live_busy(void *ctx, int n)
 {
-	(void)ctx;
-	/* 1000 tries of 0.1 ms, then 1 ms each: about LIVE_BUSY_MS. */
-	if (n > LIVE_BUSY_MS)
+	if (n >= *(const int *)ctx)
 		return 0;
 	usleep(n < 1000 ? 100 : 1000);
 	return 1;
 }
 
-int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err)
+void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait)
 {
-	int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE |
-				 SQLITE_OPEN_NOMUTEX, NULL);
+	if (wait == SNAP_LIVEDB_NOWAIT)
+		sqlite3_busy_handler(db, NULL, NULL);
+	else
+		sqlite3_busy_handler(db, live_busy, (void *)&live_tries[wait]);
+}
 
+/* The error for a failed open of path (db as sqlite3_open_v2 left it). */
+static int open_error(const char *path, sqlite3 *db, int rc, snap_err *err)
+{
+	struct stat st;
+
+	if (rc == SQLITE_CANTOPEN_SYMLINK)
+		return snap_err_set(err, -ELOOP, "cannot open %s: a symbolic "
+				    "link is in its path; snapfs opens the "
+				    "live database only at its real path "
+				    "(name that one)", path);
+	if ((rc & 0xff) == SQLITE_CANTOPEN && strncmp(path, "file:", 5) != 0 &&
+	    snap_sys_stat(path, &st) < 0 && errno == ENOENT)
+		return snap_err_set(err, -ENOENT, "cannot open %s: no such "
+				    "file (snapfs does not create it)", path);
+	return snap_err_sqlite(err, db, rc, "cannot open %s", path);
+}
+
+/*
+ * Open the live database (see livedb.h).  SQLITE_OPEN_NOFOLLOW makes
+ * SQLite refuse a symlink anywhere in the path (it resolves each one
+ * itself); the daemon runs as root over a directory other users may
+ * write, and a restore writes through this connection.  RW_OR_RO tries
+ * read-write first: only a read-write connection can roll back a hot
+ * journal an application or a killed restore left behind (a read-only
+ * one gets SQLITE_READONLY_ROLLBACK).
+ */
+int snap_livedb_open(const char *path, int flags, const char *vfs,
+		     sqlite3 **db, snap_err *err)
+{
+	int extra = (flags & SNAP_LIVEDB_SHARED ? 0 : SQLITE_OPEN_NOMUTEX) |
+		    (flags & SNAP_LIVEDB_URI ? SQLITE_OPEN_URI : 0) |
+		    (flags & SNAP_LIVEDB_FOLLOW ? 0 : SQLITE_OPEN_NOFOLLOW);
+	int mode = flags & SNAP_LIVEDB_RW_OR_RO;
+	int rc = SQLITE_CANTOPEN;
+
+	*db = NULL;
+	if (mode & SNAP_LIVEDB_RW) {
+		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,
+				     vfs);
+		if (rc != SQLITE_OK && *db)
+			rc = sqlite3_extended_errcode(*db);
+		if (rc != SQLITE_OK && mode == SNAP_LIVEDB_RW_OR_RO &&
+		    rc != SQLITE_CANTOPEN_SYMLINK) {
+			sqlite3_close(*db);
+			*db = NULL;
+			mode = SNAP_LIVEDB_RO;
+		}
+	}
+	if (mode == SNAP_LIVEDB_RO) {
+		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READONLY | extra,
+				     vfs);
+		if (rc != SQLITE_OK && *db)
+			rc = sqlite3_extended_errcode(*db);
+	}
 	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *db, rc, "cannot open %s", path);
+		rc = open_error(path, *db, rc, err);
 		sqlite3_close(*db);
 		*db = NULL;
 		return rc;
 	}
-	snap_restore_busy_set(*db);
+	snap_livedb_busy_set(*db, flags & SNAP_LIVEDB_SHORT ?
+			     SNAP_LIVEDB_WATCH : SNAP_LIVEDB_WAIT);
 	sqlite3_extended_result_codes(*db, 1);
 	return 0;
 }
 
-void snap_restore_busy_set(sqlite3 *db)
-{
-	sqlite3_busy_handler(db, live_busy, NULL);
-}
-
-/* One integer from a query. */
+/* One integer from a query (a PRAGMA). */
 int snap_livedb_int(sqlite3 *db, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st = NULL;
@@ -103,7 +168,7 @@ int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
 	*state = SNAP_LIVE_NOT_DB;
 	if (st.st_size == 0)
 		return 0;
-	rc = snap_restore_open_live(path, &db, err);
+	rc = snap_livedb_open(path, SNAP_LIVEDB_RW, NULL, &db, err);
 	if (rc)
 		return rc;
 	rc = snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema",
@@ -139,9 +204,10 @@ static int backup_error(int rc, const char *what, snap_err *err)
 				    "refused the copy (read-only file, or WAL "
 				    "mode with another page size)", what);
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
-		return snap_err_set(err, -EBUSY, "%s stayed locked by another "
-				    "connection for %d s", what,
-				    2 * LIVE_BUSY_MS / 1000);
+		return snap_err_set(err, -EBUSY, "copying into %s: a database "
+				    "stayed locked by another connection for "
+				    "%d s", what, 2 * SNAP_LIVEDB_WAIT_MS /
+				    1000);
 	return snap_err_sqlite(err, NULL, rc, "copying into %s failed", what);
 }
 
@@ -155,7 +221,7 @@ static int busy(int rc)
  * Start a backup of src into dst and take dst's write lock (a step of 0
  * pages opens the destination's write transaction and keeps it until the
  * backup finishes: WAL, the write lock; rollback mode, an exclusive lock).
- * Each try waits up to LIVE_BUSY_MS in the busy handler; a second try
+ * Each try waits up to SNAP_LIVEDB_WAIT_MS in the busy handler; a second try
  * covers a lock SQLite reports without calling it.
  */
 int snap_livedb_backup_begin(sqlite3 *dst, sqlite3 *src, const char *what,
@@ -267,14 +333,14 @@ int snap_livedb_token(sqlite3 *db, int wal, snap_live_token *tok)
 	return 0;
 }
 
-int snap_live_token_get(const char *db_path, snap_live_token *tok,
-			snap_err *err)
+int snap_livedb_token_get(const char *db_path, snap_live_token *tok,
+			  snap_err *err)
 {
 	sqlite3 *db = NULL;
 	int64_t ignore;
 	char mode[16] = "";
 	sqlite3_stmt *st = NULL;
-	int rc = snap_restore_open_live(db_path, &db, err);
+	int rc = snap_livedb_open(db_path, SNAP_LIVEDB_RW, NULL, &db, err);
 
 	if (rc)
 		return rc;
@@ -294,4 +360,63 @@ int snap_live_token_get(const char *db_path, snap_live_token *tok,
 	if (rc == -EIO)
 		snap_err_set(err, rc, "cannot read the header of %s", db_path);
 	return rc;
+}
+
+/* v big-endian at p (a database header field). */
+static void put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+/*
+ * Every image's page 1 (the database header), as sqlite3_backup leaves a
+ * fresh copy, written out so that an image built whole and the head of a
+ * peek agree byte for byte, whatever SQLite version made them: rollback
+ * journal mode (bytes 18-19 = 1: a copy never looks for -wal and -shm),
+ * change counter, schema cookie and version-valid-for 1 (the copy's first
+ * commit), the page count, and the library's version number.
+ */
+void snap_livedb_page1_normalize(unsigned char *hdr, uint64_t pages)
+{
+	hdr[18] = hdr[19] = 1;
+	put32(hdr + 24, 1);
+	put32(hdr + 28, (uint32_t)pages);
+	put32(hdr + 40, 1);
+	put32(hdr + 92, 1);
+	put32(hdr + 96, (uint32_t)sqlite3_libversion_number());
+}
+
+/*
+ * PRAGMA data_version on db; with size, also the size an image taken now
+ * would have, read in the same read transaction as the data version
+ * (PRAGMA page_count starts it, COMMIT ends it).  Without size the pragma
+ * runs in a read transaction of its own, which is when SQLite notices
+ * another connection's commit.
+ */
+int snap_livedb_data_version(sqlite3 *db, int64_t *dv, uint64_t *size)
+{
+	int64_t pages = 0, page_size = 0;
+	int rc;
+
+	if (!size)
+		return snap_err_sqlite_errno(snap_livedb_int(db,
+				"PRAGMA data_version", dv));
+	rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = snap_livedb_int(db, "PRAGMA page_count", &pages);
+	if (rc == SQLITE_OK)
+		rc = snap_livedb_int(db, "PRAGMA page_size", &page_size);
+	if (rc == SQLITE_OK)
+		rc = snap_livedb_int(db, "PRAGMA data_version", dv);
+	if (!sqlite3_get_autocommit(db))
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite_errno(rc);
+	if (pages < 0 || page_size <= 0)
+		return -EIO;
+	*size = (uint64_t)pages * (uint64_t)page_size;
+	return 0;
 }

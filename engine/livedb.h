@@ -1,7 +1,8 @@
 /*
- * engine/livedb.h — connections to the live database and backups into it
- * (internal, except the three calls fs/ uses: snap_restore_open_live,
- * snap_restore_busy_set, snap_live_token_get).
+ * engine/livedb.h — the one place that opens the live database: its busy
+ * policy, data_version checks, consistent images (backups into or out of
+ * it) and page-1 normalization.  The daemon (fs/) and every engine module
+ * reach the live database through these calls only.
  *
  * Every call reaches the live database through SQLite only (a descriptor
  * of our own would drop SQLite's locks: engine/PITFALLS.md 2).  Errors are
@@ -22,25 +23,75 @@ typedef struct snap_live_token {
 				     with every commit; WAL mode: does not) */
 } snap_live_token;
 
-/* The token of the live database now (through a SQLite connection). */
-int snap_live_token_get(const char *db_path, snap_live_token *tok,
-			snap_err *err);
+/*
+ * How a connection waits for a lock another connection holds on the live
+ * database: the engine's one busy policy and its two documented shorter
+ * forms.  Every wait polls often (0.1 ms, then 1 ms), so an application
+ * committing in a tight loop cannot starve it (SQLite's own handler backs
+ * off to 100 ms: engine/PITFALLS.md 11).
+ */
+enum snap_livedb_wait {
+	SNAP_LIVEDB_WAIT = 0,   /* work on the database: SNAP_LIVEDB_WAIT_MS */
+	SNAP_LIVEDB_WATCH = 1,  /* a look that may call the database changed
+				   when it cannot ask (the scheduler's
+				   data_version): SNAP_LIVEDB_WATCH_MS */
+	SNAP_LIVEDB_NOWAIT = 2, /* a look that must not queue behind a writer
+				   (the daemon's stat): SQLITE_BUSY at once */
+};
+#define SNAP_LIVEDB_WAIT_MS 30000
+#define SNAP_LIVEDB_WATCH_MS 2000
+
+/* How snap_livedb_open opens (or'ed; one of RO, RW, RW_OR_RO). */
+enum {
+	SNAP_LIVEDB_RO = 1,        /* read-only */
+	SNAP_LIVEDB_RW = 2,        /* read-write (never creating) */
+	SNAP_LIVEDB_RW_OR_RO = 3,  /* read-write when the file allows it (so
+				      SQLite can roll back a hot journal),
+				      else read-only */
+	SNAP_LIVEDB_URI = 4,       /* URIs allowed (in ATTACH too) */
+	SNAP_LIVEDB_FOLLOW = 8,    /* follow symlinks: only for a file a user
+				      named that is not the live database
+				      (an import) */
+	SNAP_LIVEDB_SHORT = 16,    /* busy policy SNAP_LIVEDB_WATCH */
+	SNAP_LIVEDB_SHARED = 32,   /* used by several threads in turn (the
+				      daemon's): SQLite's own mutex kept;
+				      otherwise SQLITE_OPEN_NOMUTEX */
+};
+/* How the daemon opens it: read-write when allowed, threads sharing. */
+#define SNAP_LIVEDB_DAEMON (SNAP_LIVEDB_RW_OR_RO | SNAP_LIVEDB_SHARED)
 
 /*
- * A read-write connection (never creating) to the live database at path,
- * with the busy handler every writer of the engine uses there: it polls
- * often, so an application committing in a tight loop cannot starve it
- * (SQLite's own handler backs off to 100 ms), for about 30 s in all.
+ * The one way the engine and the daemon open the live database at path:
+ * never creating it (a missing file is -ENOENT naming the path), never
+ * through a symlink (without SNAP_LIVEDB_FOLLOW: -ELOOP naming it),
+ * extended result codes on, the busy policy SNAP_LIVEDB_WAIT (or WATCH
+ * with SNAP_LIVEDB_SHORT).  vfs may be NULL (the default VFS).
  */
-int snap_restore_open_live(const char *path, sqlite3 **db, snap_err *err);
+int snap_livedb_open(const char *path, int flags, const char *vfs,
+		     sqlite3 **db, snap_err *err);
 
-/* Give db (a connection on the live database) that same busy policy. */
-void snap_restore_busy_set(sqlite3 *db);
+/* Give db (a connection on the live database, or one with it attached)
+ * the busy policy `wait`. */
+void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait);
+
+/* PRAGMA data_version on db (a commit by another connection moves it);
+ * with size, also page_count * page_size read in the same read
+ * transaction, so the size belongs to exactly that version.  0 or a
+ * negative errno (-EBUSY when a writer held the lock past the policy). */
+int snap_livedb_data_version(sqlite3 *db, int64_t *dv, uint64_t *size);
+
+/* Write page 1 (the database header, hdr) as every image of a database of
+ * `pages` pages has it, whatever SQLite version made the copy. */
+void snap_livedb_page1_normalize(unsigned char *hdr, uint64_t pages);
+
+/* The token of the live database now (through a SQLite connection). */
+int snap_livedb_token_get(const char *db_path, snap_live_token *tok,
+			  snap_err *err);
 
 /* What the live file is before a restore. */
 enum snap_live_state { SNAP_LIVE_DB, SNAP_LIVE_MISSING, SNAP_LIVE_NOT_DB };
 
-/* One integer from a query on db: an SQLite result code. */
+/* One integer from a query on db (a PRAGMA): an SQLite result code. */
 int snap_livedb_int(sqlite3 *db, const char *sql, int64_t *out);
 
 /* Classify the live file at path, and learn its journal mode (*wal) and

@@ -319,7 +319,8 @@ static int merge_open_live(snap_store *s, const char *base, sqlite3 **db,
 			   snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = snap_restore_open_live(s->db_path, db, err);
+	int rc = snap_livedb_open(s->db_path, SNAP_LIVEDB_RW, NULL, db,
+				  err);
 
 	if (rc)
 		return rc;

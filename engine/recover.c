@@ -50,7 +50,7 @@ static int set_journal_mode(const char *path, const char *mode)
 	char sql[64];
 	int ok = 0;
 
-	if (snap_restore_open_live(path, &db, NULL))
+	if (snap_livedb_open(path, SNAP_LIVEDB_RW, NULL, &db, NULL))
 		return -EIO;
 	snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", mode);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&

@@ -332,7 +332,7 @@ static int copy_into_live(snap_store *s, const snap_info *si,
 	int rc;
 
 	*proven = 0;
-	rc = snap_restore_open_live(s->db_path, &dst, err);
+	rc = snap_livedb_open(s->db_path, SNAP_LIVEDB_RW, NULL, &dst, err);
 	if (!rc) {
 		rc = cp->lock(cp->ctx, dst, si, err);
 		if (rc && cp->what)

@@ -197,7 +197,8 @@ int snap_restore_live_equals(snap_store *s, const snap_info *si)
 	snap_err_clear(&ignore);
 	/* A first read settles the new connection's data version, which
 	 * snap_restore_check compares before and after. */
-	if (snap_restore_open_live(s->db_path, &db, &ignore) == 0 &&
+	if (snap_livedb_open(s->db_path, SNAP_LIVEDB_RW, NULL, &db,
+			     &ignore) == 0 &&
 	    snap_livedb_int(db, "SELECT count(*) FROM sqlite_schema", &n) ==
 	    SQLITE_OK &&
 	    snap_restore_check(s, &rs, db, s->db_path, &proven, NULL,

@@ -61,13 +61,11 @@
 #include <sys/stat.h>
 
 #include "events.h"
+#include "livedb.h"
 #include "schedule.h"
 #include "snapshot.h"
 #include "store_int.h"
 #include "sys.h"
-
-#define SCHED_BUSY_MS 2000   /* wait this long for data_version, then
-			       * call it changed */
 
 /* What the live database looks like at one moment. */
 typedef struct sched_obs {
@@ -109,37 +107,16 @@ static int sched_connect(snap_sched *sc, const struct stat *st, snap_err *err)
 		sc->conn = NULL;
 	}
 	/* Read-write only so SQLite can roll back a hot journal; nothing is
-	 * ever written through it. */
-	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-			     SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "cannot open %s to watch it "
-				     "for changes", path);
-		sqlite3_close(db);
+	 * ever written through it.  The short wait: a data_version that
+	 * cannot be read in time counts as a change. */
+	rc = snap_livedb_open(path, SNAP_LIVEDB_RW | SNAP_LIVEDB_SHORT, NULL,
+			      &db, err);
+	if (rc)
 		return rc;
-	}
-	sqlite3_busy_timeout(db, SCHED_BUSY_MS);
-	sqlite3_extended_result_codes(db, 1);
 	sc->conn = db;
 	sc->conn_dev = st->st_dev;
 	sc->conn_ino = st->st_ino;
 	return 0;
-}
-
-/* PRAGMA data_version on the watch connection; 0 or an SQLite code.  The
- * pragma runs in a read transaction of its own, which is when SQLite
- * notices another connection's commit (no BEGIN needed). */
-static int sched_data_version(sqlite3 *db, int64_t *dv)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL);
-
-	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		*dv = sqlite3_column_int64(st, 0);
-		rc = SQLITE_OK;
-	}
-	sqlite3_finalize(st);
-	return rc;
 }
 
 /* Observe the live database now (see the top of this file). */
@@ -165,7 +142,7 @@ static void sched_observe(snap_sched *sc, sched_obs *o)
 		o->wal_mtim = st.st_mtim;
 	}
 	if (o->db_exists && sc->conn &&
-	    sched_data_version(sc->conn, &o->dv) == SQLITE_OK)
+	    snap_livedb_data_version(sc->conn, &o->dv, NULL) == 0)
 		o->dv_ok = 1;
 }
 

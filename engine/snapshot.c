@@ -31,8 +31,6 @@
 #include "store_int.h"
 #include "sys.h"
 
-#define SOURCE_BUSY_MS 30000
-
 /* Quote an identifier for SQL: "a""b". */
 static void quote_ident(const char *in, char *out, size_t cap)
 {
@@ -102,7 +100,7 @@ static int id_cmp(const void *a, const void *b)
 /* 1 when id is among the n sorted ids. */
 static int id_in(const int64_t *v, size_t n, int64_t id)
 {
-	return bsearch(&id, v, n, sizeof(*v), id_cmp) != NULL;
+	return n && bsearch(&id, v, n, sizeof(*v), id_cmp) != NULL;
 }
 
 /*
@@ -147,7 +145,8 @@ static int publish_runs_prev(snap_capture *c, snap_err *err)
 			in_head[at - cand] = 1;
 	}
 	/* A page this capture inserted already counts its run. */
-	qsort(c->new_ids, c->n_new, sizeof(*c->new_ids), id_cmp);
+	if (c->n_new)   /* new_ids may be NULL then: qsort's is nonnull */
+		qsort(c->new_ids, c->n_new, sizeof(*c->new_ids), id_cmp);
 	for (i = 0; !rc && i < n; i++)
 		if (!in_head[i] && !id_in(c->new_ids, c->n_new, cand[i]))
 			rc = snap_idcount_add(&delta, cand[i], 1);
@@ -513,25 +512,6 @@ out_store:
 	return rc;
 }
 
-/* Open a connection to a database file for reading as a backup source. */
-int snap_snapshot_open_source(const char *path, int readonly, sqlite3 **db,
-			      snap_err *err)
-{
-	int rc = sqlite3_open_v2(path, db, (readonly ? SQLITE_OPEN_READONLY :
-				 SQLITE_OPEN_READWRITE) | SQLITE_OPEN_URI |
-				 SQLITE_OPEN_NOMUTEX, NULL);
-
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, *db, rc, "cannot open %s", path);
-		sqlite3_close(*db);
-		*db = NULL;
-		return rc;
-	}
-	sqlite3_busy_timeout(*db, SOURCE_BUSY_MS);
-	sqlite3_extended_result_codes(*db, 1);
-	return 0;
-}
-
 /* BEGIN a read transaction that really holds a snapshot of the source. */
 int snap_snapshot_begin_read(sqlite3 *db, const char *path, snap_err *err)
 {
@@ -572,7 +552,7 @@ int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 				  "is empty, not a database", path);
 		goto done;
 	}
-	rc = snap_snapshot_open_source(path, 0, &src, err);
+	rc = snap_livedb_open(path, SNAP_LIVEDB_RW, NULL, &src, err);
 	/* In WAL mode, move committed frames into the file first (passive:
 	 * never waits), so page 1 read from the file is usually current and
 	 * the image hash streams (capture.h). */

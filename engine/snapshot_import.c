@@ -112,9 +112,13 @@ static int open_external(const char *path, const uint8_t *h, sqlite3 **db,
 		/* Percent-encode nothing fancy: paths with '?' or '#' use the
 		 * plain open below. */
 		if (!strpbrk(path, "?#%"))
-			return snap_snapshot_open_source(uri, 1, db, err);
+			return snap_livedb_open(uri, SNAP_LIVEDB_RO |
+						SNAP_LIVEDB_URI |
+						SNAP_LIVEDB_FOLLOW, NULL, db,
+						err);
 	}
-	return snap_snapshot_open_source(path, 1, db, err);
+	return snap_livedb_open(path, SNAP_LIVEDB_RO | SNAP_LIVEDB_FOLLOW, NULL,
+				db, err);
 }
 
 /* Keep the first problem integrity_check reports. */

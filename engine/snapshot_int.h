@@ -8,6 +8,7 @@
 
 #include <sqlite3.h>
 
+#include "livedb.h"
 #include "snapshot.h"
 
 /*
@@ -40,11 +41,6 @@ int snap_snapshot_capture(snap_store *s, sqlite3 *src, int in_txn,
 			  const char *what, const snap_create_opts *o,
 			  snap_progress_fn fn, void *ctx, snap_info *out,
 			  snap_err *err);
-
-/* A connection to a database file (a path or a file: URI) as a backup
- * source: read-only when `readonly`, with a busy timeout. */
-int snap_snapshot_open_source(const char *path, int readonly, sqlite3 **db,
-			      snap_err *err);
 
 /* BEGIN a read transaction on db that really holds a snapshot of it
  * (-EINVAL when path is not a SQLite database). */

@@ -168,7 +168,7 @@ static int rt_lock(void *ctx, sqlite3 *db, const snap_info *si,
 		return snap_err_sqlite(err, db, rc, "cannot start a write "
 				       "transaction on %s (another writer "
 				       "held it for %d s?)", t->s->db_path,
-				       DIFF_BUSY_MS / 1000);
+				       SNAP_LIVEDB_WAIT_MS / 1000);
 	return rt_check(db, t->s, si, t->table, err);
 }
 

@@ -44,8 +44,6 @@
  *   peek.c        an image's first pages and the read transaction that
  *                 can still copy the rest (a file manager's peek copies
  *                 nothing);
- *   liveconn.c    SQLite on the live database: connections, pragmas,
- *                 page 1 as every image has it;
  *   inode.c       the table of dynamic nodes (staging files in the root
  *                 and restore/, snapshot requests in snapshots/);
  *   attr.c        attributes and entries of each kind of file, the root's

@@ -26,7 +26,8 @@
  * of the same generation, once built, is the authority.  No image is built
  * to answer a stat.
  *
- * The connections: liveconn.c.  Images and peeks: liveimage.c.  Opening,
+ * The connections, data_version and page 1: engine/livedb.c (the one
+ * opener of the live database).  Images and peeks: liveimage.c.  Opening,
  * closing, and the quiet around a restore: livectl.c.
  *
  * Thread-safety: quiesce_lock is taken shared by every peek and build and
@@ -66,17 +67,17 @@ enum {
 	LIVE_NOWAIT = 2,    /* do not wait for a writer's lock */
 };
 
-/* snap_live_data_version on l->conn, without waiting for locks with nowait. */
+/* snap_livedb_data_version on l->conn, without waiting for locks with nowait. */
 static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
 			     uint64_t *size)
 {
 	int rc;
 
 	if (nowait)
-		sqlite3_busy_timeout(l->conn, 0);
-	rc = snap_live_data_version(l->conn, dv, size);
+		snap_livedb_busy_set(l->conn, SNAP_LIVEDB_NOWAIT);
+	rc = snap_livedb_data_version(l->conn, dv, size);
 	if (nowait)
-		snap_restore_busy_set(l->conn);
+		snap_livedb_busy_set(l->conn, SNAP_LIVEDB_WAIT);
 	return rc;
 }
 
@@ -111,7 +112,8 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 		l->gen++;
 	}
 	if (!l->conn) {
-		if (snap_live_connect(l->path, NULL, &l->conn, NULL) != 0)
+		if (snap_livedb_open(l->path, SNAP_LIVEDB_DAEMON, NULL,
+				     &l->conn, NULL) != 0)
 			return ++l->gen;
 		l->dev = st.st_dev;
 		l->ino = st.st_ino;

@@ -1,12 +1,14 @@
 /*
  * fs/live.h — the live database as the daemon sees it, and its images
- * (live.c, liveimage.c, livectl.c, liveconn.c).
+ * (live.c, liveimage.c, livectl.c).  Connections to the live database,
+ * its data_version and page 1 of an image: engine/livedb.h.
  * Part of the daemon's headers; fs/fs.h includes them all.
  */
 #ifndef FS_LIVE_H
 #define FS_LIVE_H
 
 #include "ino.h"
+#include "livedb.h"
 
 /* ---- the live database (live.c) ----------------------------------------- */
 
@@ -65,17 +67,6 @@ void snap_live_image_put(struct snap_live *l, struct snap_live_image *im);
  * into staging (status.json). */
 void snap_live_counts(struct snap_live *l, uint64_t *peeks,
 		      uint64_t *builds);
-/* A connection on the live database through vfs (NULL: the default),
- * read-write when allowed (to roll back a hot journal), with the
- * engine's busy policy. */
-int snap_live_connect(const char *path, const char *vfs, sqlite3 **out,
-		      snap_err *err);
-/* The first column of the one row of sql (a PRAGMA) on conn; a SQLite
- * result code. */
-int snap_live_pragma_int(sqlite3 *conn, const char *sql, int64_t *out);
-/* Write the header of page 1 (its first 100 bytes) as every image has
- * it: rollback journal mode, the counters of a fresh copy, pages. */
-void snap_live_page1_normalize(unsigned char *hdr, uint64_t pages);
 /* Around a restore: no daemon connection on the live database (the
  * engine's WAL page-size switch needs that); image builds wait. */
 void snap_live_quiesce(struct snap_live *l);

@@ -8,7 +8,6 @@
 
 #include "fs.h"
 
-#define LIVE_BACKUP_TRIES 500   /* backup_step retries on BUSY (x 20 ms) */
 #define LIVE_PEEK_BYTES (128 * 1024)  /* a peek's head: one FUSE read */
 #define LIVE_HOLD_ROLLBACK_MS 500     /* see "How long" above */
 #define LIVE_HOLD_WAL_MS 5000
@@ -47,9 +46,6 @@ struct snap_live {
  * LIVE_SIZE, LIVE_NOWAIT of live.c; *busy set when it could not ask);
  * returns the generation.  l->lock held. */
 uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy);
-/* PRAGMA data_version on conn; with size, also page_count * page_size in
- * the same read transaction (liveconn.c).  0 or a negative errno. */
-int snap_live_data_version(sqlite3 *conn, int64_t *out, uint64_t *size);
 /* Close the watch connection (l->lock held, or no other thread). */
 void snap_live_disconnect_locked(struct snap_live *l);
 /* Take im off the list of held images, if it is on it (l->lock held). */

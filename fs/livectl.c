@@ -61,9 +61,9 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 	live_locks_init(l);
 
 	/* Prove it is a database now, with SQLite's own words on failure. */
-	rc = snap_live_connect(db_path, NULL, &db, err);
+	rc = snap_livedb_open(db_path, SNAP_LIVEDB_DAEMON, NULL, &db, err);
 	if (rc == 0) {
-		rc = snap_live_data_version(db, &dv, NULL);
+		rc = snap_livedb_data_version(db, &dv, NULL);
 		if (rc == 0) {
 			sqlite3_stmt *st = NULL;
 			int src = sqlite3_prepare_v2(db,

@@ -92,13 +92,11 @@ void snap_live_image_free(struct snap_live_image *im)
 }
 
 /* Copy the database src reads (its transaction, or a new one) into path
- * with one backup step. */
-static int live_backup(sqlite3 *src, const char *live, const char *path,
-		       snap_err *err)
+ * with one backup step (engine/livedb.c: its busy policy, its retry). */
+static int live_backup(sqlite3 *src, const char *path, snap_err *err)
 {
 	sqlite3 *dst = NULL;
-	sqlite3_backup *b;
-	int rc, tries = 0;
+	int rc;
 
 	rc = sqlite3_open_v2(path, &dst,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -111,29 +109,7 @@ static int live_backup(sqlite3 *src, const char *live, const char *path,
 		rc = snap_err_sqlite(err, dst, rc, "creating image %s", path);
 		goto out;
 	}
-	b = sqlite3_backup_init(dst, "main", src, "main");
-	if (!b) {
-		rc = snap_err_sqlite(err, dst, sqlite3_errcode(dst),
-				     "copying %s", live);
-		goto out;
-	}
-	for (;;) {
-		rc = sqlite3_backup_step(b, -1);
-		if (rc == SQLITE_DONE)
-			break;
-		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
-		    ++tries < LIVE_BACKUP_TRIES) {
-			sqlite3_sleep(20);
-			continue;
-		}
-		break;
-	}
-	sqlite3_backup_finish(b);
-	if (rc != SQLITE_DONE) {
-		rc = snap_err_sqlite(err, NULL, rc, "copying %s", live);
-		goto out;
-	}
-	rc = 0;
+	rc = snap_livedb_backup_all(dst, src, path, NULL, err);
 out:
 	sqlite3_close(dst);
 	return rc;
@@ -160,12 +136,13 @@ static int live_copy(struct snap_live *l, sqlite3 *src, int *out,
 		return snap_err_set(err, -ENAMETOOLONG, "staging path too long");
 	unlink(path);
 	if (!src) {
-		rc = snap_live_connect(l->path, NULL, &own, err);
+		rc = snap_livedb_open(l->path, SNAP_LIVEDB_DAEMON, NULL,
+				      &own, err);
 		if (rc != 0)
 			return rc;
 		src = own;
 	}
-	rc = live_backup(src, l->path, path, err);
+	rc = live_backup(src, path, err);
 	sqlite3_close(own);
 	if (rc != 0) {
 		unlink(path);
@@ -207,7 +184,7 @@ static int live_build(struct snap_live *l, uint64_t gen,
 		ps = (uint32_t)hdr[16] << 8 | hdr[17];
 		if (ps == 1)
 			ps = 65536;
-		snap_live_page1_normalize(hdr, ps ? (uint64_t)st.st_size / ps
+		snap_livedb_page1_normalize(hdr, ps ? (uint64_t)st.st_size / ps
 						  : 0);
 		if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
 			rc = snap_err_set(err, -errno, "writing image: %s",

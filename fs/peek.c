@@ -39,7 +39,7 @@
  * the caller builds the whole image as before: slower, never wrong.
  *
  * Page 1 of the head is normalized as every image's page 1 is
- * (snap_live_page1_normalize), and the image built later for the same
+ * (snap_livedb_page1_normalize), and the image built later for the same
  * handle gets the head's page 1 written over its own, so a reader never
  * sees two versions of page 1.
  *
@@ -431,7 +431,7 @@ int snap_peek_begin(const char *path, size_t max_head,
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = snap_live_connect(path, PEEK_VFS, &db, err);
+	rc = snap_livedb_open(path, SNAP_LIVEDB_DAEMON, PEEK_VFS, &db, err);
 	if (rc != 0)
 		goto out;
 	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) !=
@@ -445,9 +445,9 @@ int snap_peek_begin(const char *path, size_t max_head,
 	rc = sqlite3_exec(db, "PRAGMA mmap_size=0; BEGIN", NULL, NULL, NULL);
 	/* PRAGMA page_count starts the read transaction; COMMIT ends it. */
 	if (rc == SQLITE_OK)
-		rc = snap_live_pragma_int(db, "PRAGMA page_count", &pages);
+		rc = snap_livedb_int(db, "PRAGMA page_count", &pages);
 	if (rc == SQLITE_OK)
-		rc = snap_live_pragma_int(db, "PRAGMA page_size", &page_size);
+		rc = snap_livedb_int(db, "PRAGMA page_size", &page_size);
 	if (rc != SQLITE_OK) {
 		rc = snap_err_sqlite(err, db, rc, "reading %s", path);
 		goto out;
@@ -485,7 +485,7 @@ int snap_peek_begin(const char *path, size_t max_head,
 	h->bytes = rec.buf;
 	rec.buf = NULL;
 	if (k > 0)
-		snap_live_page1_normalize(h->bytes, (uint64_t)pages);
+		snap_livedb_page1_normalize(h->bytes, (uint64_t)pages);
 	if ((int64_t)k == pages) {
 		/* The head is the whole image: nothing to hold. */
 		peek_close_db(db);

@@ -33,21 +33,6 @@
 /* What the session copy is called in messages. */
 #define SESSION_SHOWN "the edited copy of current.db"
 
-/* PRAGMA data_version on db; 0 or -EIO. */
-static int session_data_version(sqlite3 *db, int64_t *out)
-{
-	sqlite3_stmt *st = NULL;
-	int rc = -EIO;
-
-	if (sqlite3_prepare_v2(db, "PRAGMA data_version", -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-		*out = sqlite3_column_int64(st, 0);
-		rc = 0;
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
 /* Close the connection that watches the live database's data_version. */
 void snap_session_watch_close(struct snap_session *s)
 {
@@ -76,15 +61,15 @@ void snap_session_watch_open(struct snap_session *s)
 	snap_err_clear(&err);
 	snap_session_watch_close(s);
 	s->wal = 0;
-	if (snap_live_token_get(snap_fs.db_path, &tok, &err) != 0)
+	if (snap_livedb_token_get(snap_fs.db_path, &tok, &err) != 0)
 		return;
 	s->wal = tok.wal;
 	s->base_counter = tok.change_counter;
 	if (!tok.wal)
 		return;
-	if (sqlite3_open_v2(snap_fs.db_path, &s->watch,
-			    SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-	    session_data_version(s->watch, &s->watch_dv) != 0)
+	if (snap_livedb_open(snap_fs.db_path, SNAP_LIVEDB_RO |
+			     SNAP_LIVEDB_SHARED, NULL, &s->watch, &err) != 0 ||
+	    snap_livedb_data_version(s->watch, &s->watch_dv, NULL) != 0)
 		snap_session_watch_close(s);
 }
 
@@ -128,7 +113,7 @@ static int session_precond(void *ctx, const snap_live_token *tok,
 			     tok->change_counter, s->base_counter);
 		return -ESTALE;
 	}
-	if (s->watch && session_data_version(s->watch, &dv) == 0 &&
+	if (s->watch && snap_livedb_data_version(s->watch, &dv, NULL) == 0 &&
 	    dv == s->watch_dv)
 		return 0;
 	snap_err_set(err, -ESTALE, "the live database changed since the edit "
