@@ -40,8 +40,8 @@
  * Restore from a file (what the file is, before anything is copied) is in
  * restore_file.c, the check in restore_check.c, the copy into a new file
  * (live file missing or not a database) in restore_newfile.c, crash
- * recovery in recover.c, the connections to the live database and the backup steps in
- * livedb.c.
+ * recovery in recover.c, the connections to the live database and the
+ * backup steps in livedb.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -273,14 +273,17 @@ static int image_check(void *ctx, sqlite3 *live, int *proven, snap_err *err)
 {
 	image_copy *ic = ctx;
 	snap_livedb_steps how;
+	int rc;
 
 	sqlite3_close(ic->src);
 	ic->src = NULL;
 	*proven = 0;
-	if (verify_wait(ic->verify, err))
-		return err ? err->code : -EBADMSG;
+	rc = verify_wait(ic->verify, err);
+	if (rc)
+		return rc;
 	return snap_restore_check(ic->s, ic->rs, live, ic->s->db_path, proven,
-				  snap_restore_progress_at(ic->prog, 2, &how), err);
+				  snap_restore_progress_at(ic->prog, 2, &how),
+				  err);
 }
 
 /* Finish a backup that never ran, close the source. */

@@ -135,14 +135,14 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
 		rc = snap_livedb_backup_all(dst, src, tmp,
-					    snap_restore_progress_at(prog, 1, &how), err);
+				snap_restore_progress_at(prog, 1, &how), err);
 	sqlite3_close(src);
 	/* Verified before it takes the live name: nobody else has it open. */
 	if (!rc)
 		rc = snap_restore_point(SNAP_SYS_READ, "restore: check", err);
 	if (!rc)
 		rc = snap_restore_check(s, rs, dst, tmp, proven,
-					snap_restore_progress_at(prog, 2, &how), err);
+				snap_restore_progress_at(prog, 2, &how), err);
 	sqlite3_close(dst);
 	if (!rc)
 		rc = set_aside(s->db_path, "-journal", stamp, err);
