@@ -105,6 +105,10 @@ static int reuse_holds_locked(struct snap_live *l,
 /* The generation before a daemon snapshot's capture. */
 void snap_live_capture_begin(struct snap_live *l, struct snap_live_mark *m)
 {
+	m->gen = 0;
+	m->ok = 0;
+	if (!l)
+		return;
 	pthread_mutex_lock(&l->lock);
 	m->gen = snap_live_refresh_locked(l, 0, NULL);
 	m->ok = !l->quiet && l->conn != NULL;
@@ -126,7 +130,7 @@ void snap_live_capture_end(struct snap_live *l, const struct snap_live_mark *m,
 	uint64_t gen;
 	int proven;
 
-	if (!m->ok || snap_id <= 0)
+	if (!l || !m->ok || snap_id <= 0)
 		return;
 	pthread_mutex_lock(&l->lock);
 	gen = snap_live_refresh_locked(l, 0, NULL);
