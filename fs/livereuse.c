@@ -63,7 +63,9 @@
  * The snapshot goes away under a reader (retention, the trash emptied,
  * snapctl delete): its pages may be reclaimed, and their ids reused by
  * later pages.  file.c therefore checks after every read of a reused
- * image that the catalog still has the snapshot; if it is gone, or a read
+ * image that the catalog still has the snapshot with the proof's hash
+ * (snap_store_has: one indexed row, about a fifth of the read's cost with
+ * snap_store_get's full row); if it is gone, or a read
  * failed, the handle falls back to a whole image of the live database
  * (snap_live_reuse_fallback), which has the same pages when the proof
  * still holds before and after that image is built, and file.c lays the

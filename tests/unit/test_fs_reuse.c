@@ -259,17 +259,28 @@ static void test_fallback_wal(void **state)
 	fallback(state, "wal");
 }
 
-/* A snapshot that is gone: its proof is dropped. */
+/* A snapshot that is gone: its proof is dropped, and the check a reader
+ * makes after every read (snap_store_has) says so; another image under
+ * the same id is not it either. */
 static void test_drop(void **state)
 {
 	tu_env *env = *state;
+	uint8_t other[32];
 	snap_info a;
+	snap_err err;
 
 	open_live(env, "wal");
 	a = take("a", NULL, env);
 	assert_int_equal(reusable(), a.id);
+	assert_int_equal(snap_store_has(snap_fs.store, a.id, a.sha256), 1);
+	memcpy(other, a.sha256, sizeof(other));
+	other[31] ^= 1;
+	assert_int_equal(snap_store_has(snap_fs.store, a.id, other), 0);
 	snap_live_reuse_drop(snap_fs.live, a.id + 1);
 	assert_int_equal(reusable(), a.id);
+	snap_err_clear(&err);
+	assert_int_equal(snap_store_delete(snap_fs.store, a.id, &err), 0);
+	assert_int_equal(snap_store_has(snap_fs.store, a.id, a.sha256), 0);
 	snap_live_reuse_drop(snap_fs.live, a.id);
 	assert_int_equal(reusable(), 0);
 }
