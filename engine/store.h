@@ -185,6 +185,9 @@ int snap_store_find(snap_store *s, const char *name, snap_info *out,
  * the database is); -ENOENT when the store holds none. */
 int snap_store_newest(snap_store *s, snap_info *out, snap_err *err);
 int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err);
+/* 1 when snapshot id is in the catalog with image hash sha256, 0 when not,
+ * a negative errno when the catalog cannot be read (cheap: one row). */
+int snap_store_has(snap_store *s, int64_t id, const uint8_t sha256[32]);
 /* Row counts per table at snapshot time as a JSON object text; free(). */
 int snap_store_tables_json(snap_store *s, int64_t id, char **json,
 			   snap_err *err);

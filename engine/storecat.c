@@ -238,6 +238,26 @@ int snap_store_get_db(sqlite3 *db, int64_t id, snap_info *out, snap_err *err)
 	return rc;
 }
 
+/* 1 when the catalog has snapshot id with image hash sha256, 0 when not
+ * (gone, or another image), a negative errno when it cannot say.  One
+ * small indexed read: for a reader that checks after every read that a
+ * snapshot it reads is still there (fs/file.c). */
+int snap_store_has(snap_store *s, int64_t id, const uint8_t sha256[32])
+{
+	sqlite3_stmt *st;
+	int rc = snap_store_step1(s, "SELECT sha256 FROM snapshots WHERE id=?",
+				  NULL, id, &st);
+
+	if (rc == SQLITE_ROW)
+		rc = sqlite3_column_bytes(st, 0) == 32 &&
+		     memcmp(sqlite3_column_blob(st, 0), sha256, 32) == 0;
+	else
+		rc = rc == SQLITE_DONE ? 0 : snap_err_sqlite_errno(rc);
+	sqlite3_finalize(st);
+	snap_store_unlock(s);
+	return rc;
+}
+
 /* Snapshot id's row on the catalog connection; -ENOENT when there is none. */
 int snap_store_get(snap_store *s, int64_t id, snap_info *out, snap_err *err)
 {

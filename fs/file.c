@@ -6,7 +6,10 @@
  *                               the database is unchanged: its first
  *                               pages from memory (a peek), the rest by
  *                               splice from the copy the first read
- *                               beyond them makes, without a lock;
+ *                               beyond them makes, without a lock; or
+ *                               the daemon's newest snapshot's image
+ *                               when that is provably the database now
+ *                               (livereuse.c);
  *   current.db, O_TRUNC         an upload (staging.c), applied at FLUSH;
  *   current.db, read-write      the edit session (staging.c);
  *   a snapshot                  read-only (EROFS otherwise), pages read by
@@ -48,6 +51,53 @@
 
 #include "fs.h"
 
+/* 1 when the catalog has the proof's snapshot, with its image hash and
+ * size; 0 when not (the proof is dropped when it is gone). */
+static int reuse_in_catalog(const struct snap_live_proof *p)
+{
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_store_get(snap_fs.store, p->snap_id, &si, &err);
+	if (rc == -ENOENT)
+		snap_live_reuse_drop(snap_fs.live, p->snap_id);
+	return rc == 0 && si.image_size == p->size &&
+	       memcmp(si.sha256, p->sha256, sizeof(si.sha256)) == 0;
+}
+
+/*
+ * A read-only open of current.db reads the image of the daemon's newest
+ * snapshot when that is provably the live database now (livereuse.c): no
+ * peek, no copy.  1 when h reads it, 0 when the open goes the usual way.
+ */
+static int open_current_reused(struct snap_handle *h)
+{
+	snap_err err;
+
+	if (!snap_live_reuse_find(snap_fs.live, &h->proof) ||
+	    !reuse_in_catalog(&h->proof))
+		return 0;
+	snap_err_clear(&err);
+	if (snap_image_open(snap_fs.store, h->proof.snap_id, &h->simg,
+			    &err) != 0)
+		return 0;
+	if (snap_image_size(h->simg) < sizeof(h->reuse_hdr) ||
+	    snap_image_size(h->simg) != h->proof.size ||
+	    snap_image_read(h->simg, h->reuse_hdr, sizeof(h->reuse_hdr), 0,
+			    &err) != (ssize_t)sizeof(h->reuse_hdr) ||
+	    !reuse_in_catalog(&h->proof)) {
+		snap_image_close(h->simg);
+		h->simg = NULL;
+		return 0;
+	}
+	h->snap_id = h->proof.snap_id;
+	h->reuse = 1;
+	snap_live_reuse_count(snap_fs.live);
+	return 1;
+}
+
 /* Open current.db: image, upload or session by the flags. */
 static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
 {
@@ -57,7 +107,9 @@ static int open_current(struct fuse_file_info *fi, struct snap_handle **out)
 
 	if (!h)
 		return -ENOMEM;
-	if (acc == O_RDONLY) {
+	if (acc == O_RDONLY && open_current_reused(h)) {
+		rc = 0;
+	} else if (acc == O_RDONLY) {
 		snap_err_clear(&err);
 		rc = snap_live_image_open(snap_fs.live, &h->img, &err);
 		if (rc != 0)
@@ -228,6 +280,99 @@ static void reply_fd(fuse_req_t req, int fd, size_t size, off_t off)
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/*
+ * Reply with len bytes at off (< 100) of a fallback image (at *fd, or
+ * head) with the snapshot's database header over the image's: the two
+ * differ only there (a copy's own change counter, livereuse.c), and a
+ * reader that read the header from the snapshot must see it again.
+ */
+static void reply_reused_header(fuse_req_t req, struct snap_handle *h,
+				int fd, const void *head, size_t len, off_t off)
+{
+	size_t n = sizeof(h->reuse_hdr) - (size_t)off;
+	char *buf = malloc(len);
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (fd < 0)
+		memcpy(buf, head, len);
+	else if (pread(fd, buf, len, off) != (ssize_t)len) {
+		free(buf);
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	memcpy(buf, h->reuse_hdr + off, n < len ? n : len);
+	fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+/*
+ * READ of current.db from a snapshot's image (open_current_reused).  The
+ * bytes count only if the catalog still has the snapshot after they were
+ * read: its pages cannot have been reclaimed (nor their ids reused) before
+ * then.  Otherwise, or when the read failed, the handle goes on from a
+ * whole image of the live database, which has the same bytes while the
+ * proof holds (snap_live_reuse_fallback), or fails with EIO.  h->lock
+ * held.
+ */
+static void read_reused(fuse_req_t req, struct snap_handle *h, size_t size,
+			off_t off)
+{
+	const void *head;
+	snap_err err;
+	size_t len;
+	ssize_t n = -EIO;
+	char *buf = NULL;
+	int rc, fd;
+
+	snap_err_clear(&err);
+	if (h->simg) {
+		buf = malloc(size ? size : 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = snap_image_read(h->simg, buf, size, (uint64_t)off, &err);
+		if (n >= 0 && snap_store_has(snap_fs.store, h->proof.snap_id,
+					     h->proof.sha256) == 1) {
+			fuse_reply_buf(req, buf, (size_t)n);
+			free(buf);
+			return;
+		}
+		free(buf);
+		snap_log(LOG_INFO, "current.db: snapshot %lld, read in its "
+			 "place, is gone or unreadable (%s); reading on from a "
+			 "copy of the live database", (long long)h->snap_id,
+			 n < 0 ? err.msg : "no longer in the catalog");
+		snap_image_close(h->simg);
+		h->simg = NULL;
+		snap_err_clear(&err);
+		rc = snap_live_reuse_fallback(snap_fs.live, &h->proof, &h->img,
+					      &err);
+		if (rc != 0) {
+			snap_log(LOG_ERR, "current.db: %s", err.msg);
+			fuse_reply_err(req, rc == -ESTALE ? EIO : -rc);
+			return;
+		}
+	}
+	if (!h->img) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
+	rc = snap_live_image_read(snap_fs.live, h->img, (uint64_t)off, size,
+				  &fd, &head, &len, &err);
+	if (rc != 0)
+		fuse_reply_err(req, -rc);
+	else if ((uint64_t)off < sizeof(h->reuse_hdr) && len > 0)
+		reply_reused_header(req, h, fd, head, len, off);
+	else if (fd >= 0)
+		reply_fd(req, fd, len, off);
+	else
+		fuse_reply_buf(req, head, len);
+}
+
 /* READ from whatever the handle reads. */
 static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 			off_t off)
@@ -241,6 +386,12 @@ static void read_handle(fuse_req_t req, struct snap_handle *h, size_t size,
 
 	switch (h->kind) {
 	case SNAP_H_IMAGE:
+		if (h->reuse) {
+			pthread_mutex_lock(&h->lock);
+			read_reused(req, h, size, off);
+			pthread_mutex_unlock(&h->lock);
+			return;
+		}
 		/* The head or the built copy: immutable, no lock. */
 		snap_err_clear(&err);
 		rc = snap_live_image_read(snap_fs.live, h->img, (uint64_t)off,
@@ -457,6 +608,8 @@ void snap_handle_release(struct snap_handle *h, int apply)
 	case SNAP_H_IMAGE:
 		snap_live_image_put(snap_fs.live, h->img);
 		h->img = NULL;
+		snap_image_close(h->simg);
+		h->simg = NULL;
 		break;
 	case SNAP_H_SESSION:
 		if (apply)

@@ -179,7 +179,9 @@ static int64_t attr_handle_size(struct snap_handle *h)
 	int64_t size = -1;
 
 	pthread_mutex_lock(&h->lock);
-	if (h->kind == SNAP_H_IMAGE && h->img)
+	if (h->kind == SNAP_H_IMAGE && h->simg)
+		size = (int64_t)snap_image_size(h->simg);
+	else if (h->kind == SNAP_H_IMAGE && h->img)
 		size = (int64_t)h->img->size;
 	else if ((h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION) &&
 		 h->fd >= 0 && fstat(h->fd, &b) == 0)

@@ -41,6 +41,12 @@ struct snap_handle {
 	int fd;                        /* backing descriptor or -1 */
 	/* SNAP_H_IMAGE */
 	struct snap_live_image *img;
+	int reuse;                     /* reads simg, a snapshot's image
+					  proven to be the live state
+					  (livereuse.c); set at open */
+	struct snap_live_proof proof;  /* that proof */
+	unsigned char reuse_hdr[100];  /* the snapshot's database header,
+					  laid over a fallback image's */
 	/* SNAP_H_SESSION */
 	struct snap_session *sess;
 	int closing;                   /* flushed, no write since (fs->lock;
@@ -57,7 +63,7 @@ struct snap_handle {
 	int writer;                    /* opened for writing: may decide the
 				        * request's outcome (a reader never
 				        * does) */
-	/* SNAP_H_SNAPSHOT */
+	/* SNAP_H_SNAPSHOT (and SNAP_H_IMAGE with reuse) */
 	snap_image *simg;
 	int64_t snap_id;
 	/* SNAP_H_PENDING, SNAP_H_STAGING, SNAP_H_RESTORE */

@@ -63,10 +63,67 @@ int snap_live_image_read(struct snap_live *l, struct snap_live_image *im,
 			 uint64_t off, size_t size, int *fd,
 			 const void **buf, size_t *len, snap_err *err);
 void snap_live_image_put(struct snap_live *l, struct snap_live_image *im);
-/* How many opens were served by a peek, and how many images were copied
- * into staging (status.json). */
+/* How many opens were served by a peek, how many images were copied
+ * into staging, and how many opens read a snapshot's image instead
+ * (livereuse.c) (status.json). */
 void snap_live_counts(struct snap_live *l, uint64_t *peeks,
-		      uint64_t *builds);
+		      uint64_t *builds, uint64_t *reused);
+
+/* ---- a snapshot's image served as current.db (livereuse.c) -------------- */
+
+/* What the watch connection saw as a daemon snapshot's capture began. */
+struct snap_live_mark {
+	uint64_t gen;
+	int ok;          /* 0: no proof possible (restore under way, ...) */
+};
+
+/*
+ * The proof that snapshot snap_id's image is the live database at
+ * generation gen: the generation did not move across its capture.  The
+ * file's identity when the capture ended is kept too, and must still be
+ * the file's for the proof to hold.
+ */
+struct snap_live_proof {
+	int64_t snap_id;              /* 0: none */
+	uint8_t sha256[32];           /* its image's hash (the catalog's) */
+	uint64_t size;                /* its image's size in bytes */
+	uint64_t gen;
+	dev_t dev;
+	ino_t ino;
+	off_t st_size;
+	struct timespec mtime;
+};
+
+/* Around a snapshot of the live database the daemon takes: begin just
+ * before, end just after with what was taken (NULL: nothing). */
+void snap_live_capture_begin(struct snap_live *l, struct snap_live_mark *m);
+void snap_live_capture_end(struct snap_live *l, const struct snap_live_mark *m,
+			   int64_t snap_id, const uint8_t sha256[32],
+			   uint64_t size);
+/* 1 and *out when a proven snapshot's image is the live database now. */
+int snap_live_reuse_find(struct snap_live *l, struct snap_live_proof *out);
+/* 1 when p still holds (nothing changed since). */
+int snap_live_reuse_holds(struct snap_live *l, const struct snap_live_proof *p);
+/* Forget the proof of snapshot snap_id (it is gone); count a reuse. */
+void snap_live_reuse_drop(struct snap_live *l, int64_t snap_id);
+void snap_live_reuse_count(struct snap_live *l);
+/* The whole image of the live database, built now, when p still holds
+ * before and after the build (so its bytes are p's snapshot's): for a
+ * reader whose snapshot went away under it.  -ESTALE otherwise. */
+int snap_live_reuse_fallback(struct snap_live *l,
+			     const struct snap_live_proof *p,
+			     struct snap_live_image **out, snap_err *err);
+/* A connection on the live database through vfs (NULL: the default),
+ * read-write when allowed (to roll back a hot journal), with the
+ * engine's busy policy. */
+int snap_live_connect(const char *path, const char *vfs, sqlite3 **out,
+		      snap_err *err);
+/* The first column of the one row of sql (a PRAGMA) on conn; a SQLite
+ * result code. */
+int snap_live_pragma_int(sqlite3 *conn, const char *sql, int64_t *out);
+/* Write the header of page 1 (its first 100 bytes) as every image has
+ * it: rollback journal mode, the counters of a fresh copy, pages. */
+void snap_live_page1_normalize(unsigned char *hdr, uint64_t pages);
 /* Around a restore: no daemon connection on the live database (the
  * engine's WAL page-size switch needs that); image builds wait. */
 void snap_live_quiesce(struct snap_live *l);

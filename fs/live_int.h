@@ -40,6 +40,9 @@ struct snap_live {
 					  copy whole images from then on */
 	uint64_t peeks;                /* opens served by a peek (status) */
 	uint64_t builds;               /* images copied into staging */
+	uint64_t reused;               /* opens served by a snapshot's image */
+	struct snap_live_proof proof;  /* newest proven snapshot (livereuse.c)
+					  snap_id 0: none */
 };
 
 /* Check the live database and move the generation when it changed (how:

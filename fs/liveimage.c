@@ -3,6 +3,10 @@
  * opens of current.db: peeks, held read transactions, and copies built
  * into the staging directory (live.c says when the database changed).
  *
+ * Before any of this, a read-only open is served by the image of the
+ * daemon's newest snapshot when that is provably the live database now
+ * (livereuse.c): no peek, no copy.
+ *
  * Images: a read-only open of current.db reads a copy made by
  * sqlite3_backup with one step (one read transaction on the source, so the
  * copy is one committed state in rollback and WAL mode while applications
@@ -551,11 +555,14 @@ void snap_live_image_put(struct snap_live *l, struct snap_live_image *im)
 		snap_live_image_put(l, stale);
 }
 
-/* How many opens a peek served and how many images were built. */
-void snap_live_counts(struct snap_live *l, uint64_t *peeks, uint64_t *builds)
+/* How many opens a peek served, how many images were built, how many
+ * opens read a snapshot's image (livereuse.c). */
+void snap_live_counts(struct snap_live *l, uint64_t *peeks, uint64_t *builds,
+		      uint64_t *reused)
 {
 	pthread_mutex_lock(&l->lock);
 	*peeks = l->peeks;
 	*builds = l->builds;
+	*reused = l->reused;
 	pthread_mutex_unlock(&l->lock);
 }

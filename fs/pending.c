@@ -81,6 +81,7 @@ void snap_pending_wrote(struct snap_handle *h)
  */
 static int pending_decide(struct snap_node *n, int fd)
 {
+	struct snap_live_mark mark;
 	snap_create_opts o;
 	snap_info info;
 	snap_err err;
@@ -111,7 +112,10 @@ static int pending_decide(struct snap_node *n, int fd)
 		if (had)
 			return 0;           /* already a snapshot */
 		o.kind = SNAP_KIND_MANUAL;
+		snap_live_capture_begin(snap_fs.live, &mark);
 		rc = snap_snapshot_take(snap_fs.store, &o, &info, &err);
+		snap_live_capture_end(snap_fs.live, &mark, rc == 0 ? info.id
+				      : 0, info.sha256, info.image_size);
 		if (rc == 0)
 			snap_log(LOG_INFO, "snapshot %s taken", info.name);
 		else

@@ -128,7 +128,7 @@ static void status_mount(snap_json *j)
 	char mode[32];
 	int open, dirty;
 	unsigned writers;
-	uint64_t ok, failed, conflicts, peeks, built;
+	uint64_t ok, failed, conflicts, peeks, built, reused;
 
 	snap_json_obj_begin(j);
 	snap_json_key(j, "mountpoint");
@@ -175,10 +175,12 @@ static void status_mount(snap_json *j)
 		      conflicts }, 3);
 
 	/* Read-only opens of current.db: how many were served by a peek,
-	 * how many whole images were copied into staging (live.c). */
-	snap_live_counts(snap_fs.live, &peeks, &built);
+	 * how many whole images were copied into staging (live.c), how many
+	 * read a snapshot's image instead (livereuse.c). */
+	snap_live_counts(snap_fs.live, &peeks, &built, &reused);
 	status_counts(j, "current_reads", (const char *const[]){ "peeks",
-		      "images_built" }, (const uint64_t[]){ peeks, built }, 2);
+		      "images_built", "snapshots_reused" },
+		      (const uint64_t[]){ peeks, built, reused }, 3);
 	snap_json_obj_end(j);
 }
 

@@ -198,13 +198,19 @@ static void invalidate_snapshots(void)
 /* Take the automatic snapshot when due, then prune by the keep rules. */
 static void run_tick(void)
 {
+	struct snap_live_mark mark;
 	snap_tick_result r;
 	snap_err err;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	snap_err_clear(&err);
+	/* Around the capture: is the snapshot the live state (livereuse.c)? */
+	snap_live_capture_begin(snap_fs.live, &mark);
 	rc = snap_sched_tick(timer.sched, snap_time_now_ns(), &r, &err);
+	snap_live_capture_end(snap_fs.live, &mark, rc == 0 && r.took ?
+			      r.info.id : 0, r.info.sha256,
+			      r.info.image_size);
 	if (rc != 0)
 		snap_log(LOG_ERR, "automatic snapshot failed: %s", err.msg);
 	else if (r.took)
