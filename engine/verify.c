@@ -272,7 +272,8 @@ static int verify_integrity(snap_store *s, const snap_info *si,
  * image, meta 'checked:<hex SHA-256>' records the level, and a later
  * structural verification (a restore's) of an image with that SHA-256
  * runs only the quick pass.  `snapctl verify --full` always runs its
- * integrity_check.  Recorded through the catalog connection when the
+ * integrity_check.  Each new record drops those of images no snapshot
+ * has any more.  Recorded through the catalog connection when the
  * store is writable; a record that cannot be written is not an error.
  */
 static void checked_key(const snap_info *si, char *out, size_t cap)
@@ -312,6 +313,12 @@ static void checked_record(snap_store *s, const snap_info *si, int full)
 		sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 2, full);
 		sqlite3_step(st);
+		/* Forget the images no snapshot has any more, so the
+		 * records stay as many as the catalog's images. */
+		sqlite3_exec(s->db, "DELETE FROM meta WHERE key LIKE "
+			     "'checked:%' AND substr(key, 9) NOT IN "
+			     "(SELECT lower(hex(sha256)) FROM snapshots)",
+			     NULL, NULL, NULL);
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);

@@ -1381,6 +1381,22 @@ static void test_restore_runs_quick_check_once_per_image(void **state)
 	assert_int_equal(rc, -EBADMSG);
 	tu_db_digest(env->db, now);
 	assert_string_equal(now, f.v1);
+	/* A record of an image no snapshot has (its snapshots deleted) is
+	 * dropped by the next record: they stay as many as the images. */
+	int64_t newest = tu_query_int(env->st->db,
+				      "SELECT max(id) FROM snapshots");
+	tu_exec(env->st->db, "INSERT INTO meta(key, value) "
+		"VALUES('checked:%064d', 1)", 0);
+	rc = restore(env->st, newest, &res, &e);
+	if (rc != 0)
+		fail_msg("restore of the newest safety snapshot: %d %s", rc,
+			 e.msg);
+	assert_int_equal(tu_query_int(env->st->db, "SELECT count(*) FROM meta "
+				      "WHERE key LIKE 'checked:%%' AND "
+				      "substr(key, 9) NOT IN (SELECT "
+				      "lower(hex(sha256)) FROM snapshots)"), 0);
+	assert_true(tu_query_int(env->st->db, "SELECT count(*) FROM meta "
+				 "WHERE key LIKE 'checked:%%'") >= 2);
 }
 
 int main(void)
