@@ -19,6 +19,7 @@ snapshots/ as the contract says (fs/DESIGN.md §1, "snapshots/"):
   * a remount shows the same snapshots, names and contents.
 """
 
+import errno
 import json
 import os
 import re
@@ -70,6 +71,18 @@ def body(ctx):
               (st.st_size, os.stat(live).st_size))
     ctx.check("user.snapfs.sha256 equals sha256sum of the file",
               mt.xattr(fp, "sha256") == mt.sha256(fp))
+    def xattr_errno(path, name):
+        try:
+            os.getxattr(path, name)
+        except OSError as e:
+            return e.errno
+        return 0
+    # What ls -l asks of every file (answered without the catalog row).
+    ctx.check("security.selinux, an ACL and an unknown user.snapfs name: "
+              "ENODATA",
+              [xattr_errno(fp, n) for n in
+               ("security.selinux", "system.posix_acl_access",
+                "user.snapfs.nosuch")] == [errno.ENODATA] * 3)
     tables = json.loads(mt.xattr(fp, "tables"))
     ctx.check("user.snapfs.tables counts rows per table",
               tables.get("items") == 10, tables)
