@@ -159,4 +159,19 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
  * the map (published by then): nothing may read it afterwards. */
 int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err);
 
+/* ---- between capture.c and capture_find.c only ---- */
+
+/* Load the newest snapshot's page hashes and map for the fast path (none
+ * when they do not fit: the capture then goes by the index). */
+int snap_capture_prev_load(snap_capture *c, snap_err *err);
+/* Once the page size is known: keep the previous hashes if they are of
+ * that size, else index the whole store.  0 or the failure kept in c. */
+int snap_capture_settle(snap_capture *c);
+/* Record pgno's hash for the hashes this capture will keep. */
+int snap_capture_sha_set(snap_capture *c, uint32_t pgno,
+			 const uint8_t sha[32]);
+/* The id of a stored page with this hash, 0 if none (the backup's
+ * thread): the capture's index, then the store. */
+int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id);
+
 #endif /* ENGINE_CAPTURE_H */
