@@ -51,20 +51,17 @@
 
 #include "fs.h"
 
-/* 1 when the catalog has the proof's snapshot, with its image hash and
- * size; 0 when not (the proof is dropped when it is gone). */
+/* 1 when the catalog still has the proof's snapshot with the proof's image
+ * hash (one indexed read: the size follows from the hash, and the image's
+ * size is checked where it is opened); 0 when not, and the proof is
+ * dropped then: its snapshot is gone or holds another image. */
 static int reuse_in_catalog(const struct snap_live_proof *p)
 {
-	snap_info si;
-	snap_err err;
-	int rc;
+	int rc = snap_store_has(snap_fs.store, p->snap_id, p->sha256);
 
-	snap_err_clear(&err);
-	rc = snap_store_get(snap_fs.store, p->snap_id, &si, &err);
-	if (rc == -ENOENT)
+	if (rc == 0)
 		snap_live_reuse_drop(snap_fs.live, p->snap_id);
-	return rc == 0 && si.image_size == p->size &&
-	       memcmp(si.sha256, p->sha256, sizeof(si.sha256)) == 0;
+	return rc == 1;
 }
 
 /*
@@ -335,8 +332,7 @@ static void read_reused(fuse_req_t req, struct snap_handle *h, size_t size,
 			return;
 		}
 		n = snap_image_read(h->simg, buf, size, (uint64_t)off, &err);
-		if (n >= 0 && snap_store_has(snap_fs.store, h->proof.snap_id,
-					     h->proof.sha256) == 1) {
+		if (n >= 0 && reuse_in_catalog(&h->proof)) {
 			fuse_reply_buf(req, buf, (size_t)n);
 			free(buf);
 			return;
