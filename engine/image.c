@@ -182,6 +182,13 @@ static int image_open(snap_store *s, int64_t snap_id,
 	im->s = s;
 	im->owns_map = !src;
 	rc = snap_store_connect(s, 1, &im->db, err);
+	/* An image reads each stored page about once, in page order: the
+	 * store's pages along one path of its b-trees are what it reuses
+	 * (2 MB, not the connection's 8 MB: a restore has two images open
+	 * beside a capture, within snapctl's 64 MB). */
+	if (!rc)
+		rc = snap_store_exec(im->db, "PRAGMA cache_size=-"
+				     SNAP_IMAGE_STORE_CACHE_KIB, err);
 	if (!rc && src) {
 		im->info = src->info;
 		im->map = src->map;

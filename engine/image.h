@@ -104,6 +104,21 @@ int snap_image_sqlite_open_src(snap_store *s, snap_image_src *src,
 			       sqlite3 **db, snap_err *err);
 
 /*
+ * Memory of the connections that read an image.  A snap_image's own store
+ * connection keeps SNAP_IMAGE_STORE_CACHE_KIB of store pages (it reads
+ * each stored page about once, in page order).  A connection of
+ * snap_image_sqlite_open* caches 16 MB of the image's pages (every miss
+ * costs a decompression: diff's queries come back to pages); one that
+ * reads each page once or twice whatever its cache (a restore's copy
+ * source, quick_check: measured, the pages read are the same from 100 KB
+ * to 16 MB) is made to keep SNAP_IMAGE_SCAN_CACHE_KIB instead with
+ * snap_image_sqlite_scan.
+ */
+#define SNAP_IMAGE_STORE_CACHE_KIB "2048"
+#define SNAP_IMAGE_SCAN_CACHE_KIB "256"
+void snap_image_sqlite_scan(sqlite3 *db);
+
+/*
  * The first read of db's snapshot that failed (a page missing from the
  * store, an I/O error, out of memory): its errno and message in err, or 0
  * when every read succeeded.  SQLite passes only a result code on, and

@@ -252,6 +252,14 @@ static int image_sqlite_open(snap_store *s, int64_t snap_id, const char *name,
 	return 0;
 }
 
+/* A connection that reads each page of its image once or twice: a small
+ * page cache (image.h). */
+void snap_image_sqlite_scan(sqlite3 *db)
+{
+	sqlite3_exec(db, "PRAGMA cache_size=-" SNAP_IMAGE_SCAN_CACHE_KIB, NULL,
+		     NULL, NULL);
+}
+
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err)
 {

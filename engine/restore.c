@@ -218,8 +218,13 @@ int snap_restore_point(snap_sys_kind kind, const char *step, snap_err *err)
 int snap_restore_source_open(snap_store *s, const restore_source *rs,
 			     sqlite3 **db, snap_err *err)
 {
-	return rs->src ? snap_image_sqlite_open_src(s, rs->src, db, err) :
-			 snap_image_sqlite_open(s, rs->id, db, err);
+	int rc = rs->src ? snap_image_sqlite_open_src(s, rs->src, db, err) :
+			   snap_image_sqlite_open(s, rs->id, db, err);
+
+	/* The backup reads each page once. */
+	if (!rc)
+		snap_image_sqlite_scan(*db);
+	return rc;
 }
 
 /* The whole image as a snap_restore_copy: one sqlite3_backup from the

@@ -49,6 +49,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,6 +62,9 @@
 
 #include "ctl_cmds.h"
 #include "ctl_opts.h"
+
+/* Allocations from this size up are mapped on their own (main). */
+#define CTL_MMAP_THRESHOLD (256 * 1024)
 
 /* ---- store access ------------------------------------------------------ */
 
@@ -356,6 +360,13 @@ int main(int argc, char **argv)
 	snap_store *s = NULL;
 	int rc, missing = 0;
 
+	/* Big buffers (a page index, a restore's proof, page maps, pipeline
+	 * rings) are mapped on their own and go back to the system when
+	 * freed.  glibc's default raises this threshold after the first such
+	 * free, and the next ones then stay in the heaps of the threads
+	 * that freed them: measured on a 1 GB restore, peak RSS 72 -> 60
+	 * MB (tests/bench/README.md). */
+	mallopt(M_MMAP_THRESHOLD, CTL_MMAP_THRESHOLD);
 	memset(&a, 0, sizeof(a));
 	ctl_progress_init();
 	rc = ctl_parse(argc, argv, &a);
