@@ -353,9 +353,27 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	c->pushed = NULL;
 	c->map_cap = c->pushed_cap = 0;
 	c->prev = 0;
-	/* When one array holds every hash (the previous ones with no page
-	 * past them, or none loaded), the blob is built in place around it;
-	 * otherwise copied together. */
+	/* Pages past the previous snapshot's end: their hashes join the
+	 * previous ones' array, grown in place (realloc of a block this
+	 * size moves no bytes), instead of a copy of both. */
+	if (c->hbuf && c->npages > c->sha_cap) {
+		uint8_t *m = realloc(c->hbuf, len);
+
+		if (!m)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		for (k = c->sha_cap + 1; k <= c->npages; k++)
+			memcpy(m + HASHES_HEAD + (size_t)(k - 1) * 32,
+			       c->sha_more[k - 1 - c->sha_cap], 32);
+		c->hbuf = m;
+		c->sha = (uint8_t (*)[32])(m + HASHES_HEAD);
+		c->sha_cap = c->npages;
+		free(c->hmore);
+		c->hmore = NULL;
+		c->sha_more = NULL;
+		c->sha_more_cap = 0;
+	}
+	/* When one array holds every hash (the previous ones, or none
+	 * loaded), the blob is built in place around it. */
 	if (c->hbuf && c->npages <= c->sha_cap) {
 		b = c->hbuf;
 	} else if (!c->sha_cap && c->hmore && c->npages <= c->sha_more_cap) {
