@@ -8,7 +8,8 @@
  * goes through the page pipe (pagepipe.c): hashing and compression on
  * worker threads (cap_work), the image hash in page order on the pipe's
  * order thread (cap_order), then, in page order on the caller's thread,
- * lookup in the store's page index and insertion of new pages (cap_commit).
+ * lookup in the capture's page index (candidates by a hash prefix, confirmed
+ * on the full hash: capture_find.c) and insertion of new pages (cap_commit).
  * The image hash streams while pages come in order and is recomputed from
  * the stored pages otherwise (cap_rehash).  In compare mode (verifying a
  * restore) pages are compared with expected hashes instead of stored.
@@ -93,7 +94,7 @@ static int cap_insert(snap_capture *c, const uint8_t sha[32], const void *z,
 	c->new_ids[c->n_new++] = *id;
 	c->new_bytes += zlen;
 	pthread_rwlock_wrlock(&c->idx_lock);
-	rc = snap_pageidx_put(&c->idx, sha, *id);
+	rc = snap_pfxidx_add(&c->idx, sha, *id);
 	pthread_rwlock_unlock(&c->idx_lock);
 	return rc;
 sqlfail:
@@ -103,26 +104,38 @@ sqlfail:
 	return rc;
 }
 
+/* Insert a page the store lacks: its stored bytes z (zlen), or, when
+ * zlen is 0 (a worker saw an index candidate and left it unpacked),
+ * compressed here from page (len bytes). */
+static int cap_pack_insert(snap_capture *c, const uint8_t *page, size_t len,
+			   const uint8_t sha[32], const void *z, size_t zlen,
+			   int64_t *id)
+{
+	if (!zlen) {
+		if (c->zcap < ZSTD_compressBound(len)) {
+			free(c->zbuf);
+			c->zcap = ZSTD_compressBound(len);
+			c->zbuf = malloc(c->zcap);
+			if (!c->zbuf) {
+				c->zcap = 0;
+				return -ENOMEM;
+			}
+		}
+		zlen = snap_codec_pack(&c->codec, page, len, c->zbuf, c->zcap);
+		z = c->zbuf;
+	}
+	return cap_insert(c, sha, z, zlen, len, id);
+}
+
 /* Find or store one page image, on this thread; gives its id. */
 static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
 			  const uint8_t sha[32], int64_t *id)
 {
-	size_t z;
 	int rc = snap_capture_find(c, sha, id);
 
 	if (rc || *id)
 		return rc;
-	if (c->zcap < ZSTD_compressBound(len)) {
-		free(c->zbuf);
-		c->zcap = ZSTD_compressBound(len);
-		c->zbuf = malloc(c->zcap);
-		if (!c->zbuf) {
-			c->zcap = 0;
-			return -ENOMEM;
-		}
-	}
-	z = snap_codec_pack(&c->codec, page, len, c->zbuf, c->zcap);
-	return cap_insert(c, sha, c->zbuf, z, len, id);
+	return cap_pack_insert(c, page, len, sha, NULL, 0, id);
 }
 
 /* Make room in the map for pgno. */
@@ -235,12 +248,13 @@ static void cap_set_page1(snap_capture *c, const uint8_t *page)
 }
 
 /* Worker threads: hash the page; if it is the previous snapshot's page at
- * this pgno, take its id; if the index lacks it, compress it.  s->id comes
- * in as -1 for a page pushed before (no fast path), else 0. */
+ * this pgno, take its id; if the index has no candidate for it, compress
+ * it.  s->id comes in as -1 for a page pushed before (no fast path), else
+ * 0; it leaves as the fast path's id or 0 (outlen 0: not packed). */
 static void cap_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 {
 	snap_capture *c = ctx;
-	int again = s->id < 0;
+	int again = s->id < 0, known;
 
 	s->id = 0;
 	s->status = snap_sha256(s->in, s->inlen, s->sha);
@@ -251,10 +265,14 @@ static void cap_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 		s->id = c->prev_ids[s->pgno - 1];
 		return;
 	}
+	/* A candidate under the hash's prefix is most likely this page,
+	 * stored already: leave it unpacked.  Only the commit, which can
+	 * read the store, takes it as this page (on the full hash), and
+	 * packs the page itself when it is not. */
 	pthread_rwlock_rdlock(&c->idx_lock);
-	s->id = snap_pageidx_get(&c->idx, s->sha);
+	known = snap_pfxidx_has(&c->idx, s->sha);
 	pthread_rwlock_unlock(&c->idx_lock);
-	if (!s->id)
+	if (!known)
 		s->outlen = snap_codec_pack(codec, s->in, s->inlen, s->out,
 					    snap_pagepipe_bufsize(c->page_size));
 }
@@ -279,12 +297,13 @@ static int cap_commit(void *ctx, const snap_pipe_slot *p)
 
 	if (p->status)
 		return p->status;
-	/* A page first seen in a slot still in flight is in the index now. */
+	/* A page first seen in a slot still in flight is in the index now;
+	 * a candidate the worker saw is confirmed here. */
 	if (!id && (rc = snap_capture_find(c, p->sha, &id)))
 		return rc;
 	if (!id) {
-		rc = cap_insert(c, p->sha, p->out, p->outlen, c->page_size,
-				&id);
+		rc = cap_pack_insert(c, p->in, c->page_size, p->sha, p->out,
+				     p->outlen, &id);
 		if (rc)
 			return rc;
 	}
@@ -406,9 +425,12 @@ int snap_capture_init(snap_capture *c, sqlite3 *store, snap_err *err)
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(store, "SELECT id FROM pages WHERE "
 					"hash=?", -1, &c->find_page, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(store, "SELECT hash FROM pages WHERE "
+					"id=?", -1, &c->page_hash, NULL);
 	if (rc != SQLITE_OK)
 		return snap_err_sqlite(err, store, rc, "store");
-	if (snap_pageidx_init(&c->idx, 4096))
+	if (snap_pfxidx_init(&c->idx, 4096))
 		return snap_err_set(err, -ENOMEM, "out of memory for the page "
 				    "index");
 	return snap_capture_prev_load(c, err);
@@ -422,7 +444,8 @@ void snap_capture_free(snap_capture *c)
 	sqlite3_finalize(c->ins_page);
 	sqlite3_finalize(c->ins_data);
 	sqlite3_finalize(c->find_page);
-	snap_pageidx_free(&c->idx);
+	sqlite3_finalize(c->page_hash);
+	snap_pfxidx_free(&c->idx);
 	free(c->prev_ids);
 	free(c->hbuf);
 	free(c->hmore);
@@ -579,6 +602,10 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err)
 		if (snap_capture_sha_set(c, i + 1, zero_sha))
 			return snap_err_set(err, -ENOMEM, "out of memory");
 	}
+	/* Every page has its id: the index (a third of a capture's memory
+	 * on a first snapshot) is not needed by what follows (the runs,
+	 * the catalog row, the hashes), which has peaks of its own. */
+	snap_pfxidx_free(&c->idx);
 	if (c->in_order && !c->rehash && c->hashed == c->npages) {
 		EVP_DigestFinal_ex(c->image_sha, sha, &n);
 		return 0;

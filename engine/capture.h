@@ -34,11 +34,12 @@ typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */
 	sqlite3_stmt *ins_page;    /* INSERT INTO pages */
 	sqlite3_stmt *ins_data;    /* INSERT INTO page_data */
-	snap_pageidx idx;          /* sha256 -> page id: the whole store,
-				      or with `prev` the pages this capture
-				      met that were not at their pgno in
-				      prev; written by the backup's thread
-				      only, under idx_lock; read by workers */
+	snap_pfxidx idx;           /* sha256 prefix -> candidate page ids:
+				      the whole store, or with `prev` the
+				      pages this capture met that were not
+				      at their pgno in prev; written by the
+				      backup's thread only, under idx_lock;
+				      read by workers (as a hint) */
 	pthread_rwlock_t idx_lock;
 	int have_idx_lock;
 	struct snap_pagepipe *pipe; /* hashing/compression workers */
@@ -67,6 +68,8 @@ typedef struct snap_capture {
 	uint32_t pushed_cap;       /* in bytes */
 	uint32_t sql_lookups;      /* by hash, before the full index loads */
 	sqlite3_stmt *find_page;   /* SELECT id FROM pages WHERE hash=? */
+	sqlite3_stmt *page_hash;   /* SELECT hash FROM pages WHERE id=?:
+				      confirms an index candidate */
 	uint32_t fast_pages;       /* pages that took the fast path */
 
 	snap_codec codec;

@@ -34,7 +34,10 @@
  * pages are looked up in the capture's own index (pages it met), then in
  * the store by hash with SQL; after CAP_SQL_LOOKUPS of those (an import
  * of an unrelated file, say) the whole store's index is loaded as a
- * capture without the blob does from the start.  Page 1 never takes the
+ * capture without the blob does from the start.  The index keeps only
+ * the first 8 bytes of each hash (snap_pfxidx): an id it gives is taken
+ * only when the store's recorded hash for that id is the page's whole
+ * SHA-256 (cap_find_indexed), so pages that share a prefix stay apart.  Page 1 never takes the
  * fast path (it changes in every snapshot: engine/PITFALLS.md 7), nor
  * does a page written twice (its second write might race its first).
  */
@@ -200,8 +203,8 @@ static int cap_load_index(snap_capture *c, snap_err *err)
 	sqlite3_finalize(st);
 	pthread_rwlock_wrlock(&c->idx_lock);
 	if (c->idx.used == 0) {
-		snap_pageidx_free(&c->idx);
-		rc = snap_pageidx_init(&c->idx, (size_t)n + 4096);
+		snap_pfxidx_free(&c->idx);
+		rc = snap_pfxidx_init(&c->idx, (size_t)n + 4096);
 		if (rc) {
 			pthread_rwlock_unlock(&c->idx_lock);
 			return snap_err_set(err, rc, "out of memory for the "
@@ -212,8 +215,8 @@ static int cap_load_index(snap_capture *c, snap_err *err)
 				&st, NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (sqlite3_column_bytes(st, 0) == 32 &&
-		    snap_pageidx_put(&c->idx, sqlite3_column_blob(st, 0),
-				     sqlite3_column_int64(st, 1))) {
+		    snap_pfxidx_add(&c->idx, sqlite3_column_blob(st, 0),
+				    sqlite3_column_int64(st, 1))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -251,24 +254,67 @@ int snap_capture_settle(snap_capture *c)
 	return rc;
 }
 
+/* Is stored page `id` the page of this hash?  Its full hash, read back
+ * from the store, decides: an index candidate shares only the prefix. */
+static int cap_confirm(snap_capture *c, int64_t id, const uint8_t sha[32],
+		       int *same)
+{
+	int rc;
+
+	sqlite3_bind_int64(c->page_hash, 1, id);
+	rc = sqlite3_step(c->page_hash);
+	*same = rc == SQLITE_ROW &&
+		sqlite3_column_bytes(c->page_hash, 0) == 32 &&
+		memcmp(sqlite3_column_blob(c->page_hash, 0), sha, 32) == 0;
+	sqlite3_reset(c->page_hash);
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+		return 0;
+	rc = snap_err_sqlite_errno(rc);
+	snap_capture_fail(c, rc, "cannot read a page's hash in the store: %s",
+			  sqlite3_errmsg(c->store));
+	return rc;
+}
+
+/* The id of a stored page whose full hash is sha among the index's
+ * candidates for its prefix; 0 if none. */
+static int cap_find_indexed(snap_capture *c, const uint8_t sha[32],
+			    int64_t *id)
+{
+	size_t pos = 0;
+	int64_t cand;
+	int rc, same;
+
+	*id = 0;
+	while ((cand = snap_pfxidx_next(&c->idx, sha, &pos)) != 0) {
+		rc = cap_confirm(c, cand, sha, &same);
+		if (rc)
+			return rc;
+		if (same) {
+			*id = cand;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 /* The id of a stored page with this hash, 0 if none (the backup's
- * thread): the capture's index, then the store. */
+ * thread): the capture's index (its candidates confirmed on the full
+ * hash), then the store. */
 int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id)
 {
 	snap_err e = {0};
 	int rc;
 
-	*id = snap_pageidx_get(&c->idx, sha);
-	if (*id || c->full_idx)
-		return 0;
+	rc = cap_find_indexed(c, sha, id);
+	if (rc || *id || c->full_idx)
+		return rc;
 	if (++c->sql_lookups > CAP_SQL_LOOKUPS) {
 		rc = cap_load_index(c, &e);
 		if (rc) {
 			snap_capture_fail(c, rc, "%s", e.msg);
 			return rc;
 		}
-		*id = snap_pageidx_get(&c->idx, sha);
-		return 0;
+		return cap_find_indexed(c, sha, id);
 	}
 	sqlite3_bind_blob(c->find_page, 1, sha, 32, SQLITE_STATIC);
 	rc = sqlite3_step(c->find_page);
@@ -284,7 +330,7 @@ int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id)
 	if (!*id)
 		return 0;
 	pthread_rwlock_wrlock(&c->idx_lock);
-	rc = snap_pageidx_put(&c->idx, sha, *id);
+	rc = snap_pfxidx_add(&c->idx, sha, *id);
 	pthread_rwlock_unlock(&c->idx_lock);
 	return rc;
 }
@@ -307,9 +353,27 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	c->pushed = NULL;
 	c->map_cap = c->pushed_cap = 0;
 	c->prev = 0;
-	/* When one array holds every hash (the previous ones with no page
-	 * past them, or none loaded), the blob is built in place around it;
-	 * otherwise copied together. */
+	/* Pages past the previous snapshot's end: their hashes join the
+	 * previous ones' array, grown in place (realloc of a block this
+	 * size moves no bytes), instead of a copy of both. */
+	if (c->hbuf && c->npages > c->sha_cap) {
+		uint8_t *m = realloc(c->hbuf, len);
+
+		if (!m)
+			return snap_err_set(err, -ENOMEM, "out of memory");
+		for (k = c->sha_cap + 1; k <= c->npages; k++)
+			memcpy(m + HASHES_HEAD + (size_t)(k - 1) * 32,
+			       c->sha_more[k - 1 - c->sha_cap], 32);
+		c->hbuf = m;
+		c->sha = (uint8_t (*)[32])(m + HASHES_HEAD);
+		c->sha_cap = c->npages;
+		free(c->hmore);
+		c->hmore = NULL;
+		c->sha_more = NULL;
+		c->sha_more_cap = 0;
+	}
+	/* When one array holds every hash (the previous ones, or none
+	 * loaded), the blob is built in place around it. */
 	if (c->hbuf && c->npages <= c->sha_cap) {
 		b = c->hbuf;
 	} else if (!c->sha_cap && c->hmore && c->npages <= c->sha_more_cap) {

@@ -1,6 +1,7 @@
 /*
  * engine/codec.c — SHA-256 (libcrypto), zstd page packing, page maps, and
- * two small open-addressing hash tables used while capturing.
+ * three small open-addressing hash tables: by full hash (a replica's
+ * pack), by the hash's first 8 bytes (a capture's pages), by page id.
  *
  * The tables exist because a snapshot of a 1 GB database looks up 262,144
  * page hashes: an in-memory probe costs nanoseconds where an index lookup in
@@ -98,18 +99,22 @@ static int table_full(size_t used, size_t cap)
 	return (used + 1) * 4 > cap * 3;
 }
 
-/* The two zeroed arrays of cap entries (asz and bsz bytes each) of an
- * open-addressing table: 0, or -ENOMEM with neither allocated. */
-static int table_alloc(size_t cap, void **a, size_t asz, void **b,
-		       size_t bsz)
+/* The two zeroed arrays (asz and bsz bytes an entry) of an empty
+ * open-addressing table sized for `expect` entries, its capacity in *cap
+ * (0 on failure) and *used zeroed: 0, or -ENOMEM with neither allocated. */
+static int table_init(size_t expect, size_t *cap, size_t *used, void **a,
+		      size_t asz, void **b, size_t bsz)
 {
-	*a = calloc(cap, asz);
-	*b = calloc(cap, bsz);
+	*cap = pow2_cap(expect);
+	*used = 0;
+	*a = calloc(*cap, asz);
+	*b = calloc(*cap, bsz);
 	if (*a && *b)
 		return 0;
 	free(*a);
 	free(*b);
 	*a = *b = NULL;
+	*cap = 0;
 	return -ENOMEM;
 }
 
@@ -131,16 +136,11 @@ static size_t pageidx_slot(const snap_pageidx *ix, const uint8_t sha[32])
 int snap_pageidx_init(snap_pageidx *ix, size_t expect)
 {
 	void *keys, *ids;
-	int rc;
+	int rc = table_init(expect, &ix->cap, &ix->used, &keys,
+			    sizeof(*ix->keys), &ids, sizeof(*ix->ids));
 
-	ix->cap = pow2_cap(expect);
-	ix->used = 0;
-	rc = table_alloc(ix->cap, &keys, sizeof(*ix->keys), &ids,
-			 sizeof(*ix->ids));
 	ix->keys = keys;
 	ix->ids = ids;
-	if (rc)
-		ix->cap = 0;
 	return rc;
 }
 
@@ -149,9 +149,7 @@ void snap_pageidx_free(snap_pageidx *ix)
 {
 	free(ix->keys);
 	free(ix->ids);
-	ix->keys = NULL;
-	ix->ids = NULL;
-	ix->cap = ix->used = 0;
+	memset(ix, 0, sizeof(*ix));
 }
 
 /* The page id stored for sha, 0 when absent. */
@@ -194,20 +192,125 @@ int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id)
 	return 0;
 }
 
+/* The prefix index's key for sha: its first 8 bytes. */
+static uint64_t pfx_key(const uint8_t sha[32])
+{
+	uint64_t k;
+
+	memcpy(&k, sha, sizeof(k));
+	return k;
+}
+
+/* An empty prefix index sized for `expect` entries; 0 or -ENOMEM. */
+int snap_pfxidx_init(snap_pfxidx *ix, size_t expect)
+{
+	void *keys, *ids;
+	int rc = table_init(expect, &ix->cap, &ix->used, &keys,
+			    sizeof(*ix->keys), &ids, sizeof(*ix->ids));
+
+	ix->keys = keys;
+	ix->ids = ids;
+	return rc;
+}
+
+/* Free the prefix index's arrays and zero it. */
+void snap_pfxidx_free(snap_pfxidx *ix)
+{
+	free(ix->keys);
+	free(ix->ids);
+	memset(ix, 0, sizeof(*ix));
+}
+
+/* Walk the probe sequence of key from *pos (0: its home slot, else one
+ * past the slot last returned): the next slot holding key, or the empty
+ * slot ending the sequence (ids[slot] == 0).  A table with no slots has
+ * none: returns SIZE_MAX. */
+static size_t pfx_walk(const snap_pfxidx *ix, uint64_t key, size_t *pos)
+{
+	size_t mask = ix->cap - 1, i;
+
+	if (!ix->cap)
+		return SIZE_MAX;
+	/* The key is hash output: its low bits are as good as any. */
+	i = *pos ? *pos & mask : (size_t)key & mask;
+	while (ix->ids[i] && ix->keys[i] != key)
+		i = (i + 1) & mask;
+	*pos = ((i + 1) & mask) | (mask + 1);   /* never 0 again */
+	return i;
+}
+
+int64_t snap_pfxidx_next(const snap_pfxidx *ix, const uint8_t sha[32],
+			 size_t *pos)
+{
+	size_t i;
+
+	if (*pos == SIZE_MAX)
+		return 0;
+	i = pfx_walk(ix, pfx_key(sha), pos);
+	if (i == SIZE_MAX || !ix->ids[i]) {
+		*pos = SIZE_MAX;
+		return 0;
+	}
+	return ix->ids[i];
+}
+
+int snap_pfxidx_has(const snap_pfxidx *ix, const uint8_t sha[32])
+{
+	size_t pos = 0;
+
+	return snap_pfxidx_next(ix, sha, &pos) != 0;
+}
+
+/* Double the table; entries are re-inserted. */
+static int pfxidx_grow(snap_pfxidx *ix)
+{
+	snap_pfxidx n;
+	size_t i, pos, at;
+	int rc = snap_pfxidx_init(&n, ix->cap);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < ix->cap; i++) {
+		if (!ix->ids[i])
+			continue;
+		pos = 0;
+		while (n.ids[at = pfx_walk(&n, ix->keys[i], &pos)])
+			;
+		n.keys[at] = ix->keys[i];
+		n.ids[at] = ix->ids[i];
+		n.used++;
+	}
+	snap_pfxidx_free(ix);
+	*ix = n;
+	return 0;
+}
+
+int snap_pfxidx_add(snap_pfxidx *ix, const uint8_t sha[32], int64_t id)
+{
+	uint64_t key = pfx_key(sha);
+	size_t pos = 0, i;
+	int rc;
+
+	if (table_full(ix->used, ix->cap) && (rc = pfxidx_grow(ix)))
+		return rc;
+	while (ix->ids[i = pfx_walk(ix, key, &pos)])
+		if (ix->ids[i] == id)
+			return 0;
+	ix->keys[i] = key;
+	ix->ids[i] = id;
+	ix->used++;
+	return 0;
+}
+
 /* An empty id counter sized for `expect` ids; 0 or -ENOMEM. */
 int snap_idcount_init(snap_idcount *m, size_t expect)
 {
 	void *ids, *counts;
-	int rc;
+	int rc = table_init(expect, &m->cap, &m->used, &ids,
+			    sizeof(*m->ids), &counts, sizeof(*m->counts));
 
-	m->cap = pow2_cap(expect);
-	m->used = 0;
-	rc = table_alloc(m->cap, &ids, sizeof(*m->ids), &counts,
-			 sizeof(*m->counts));
 	m->ids = ids;
 	m->counts = counts;
-	if (rc)
-		m->cap = 0;
 	return rc;
 }
 
@@ -216,9 +319,7 @@ void snap_idcount_free(snap_idcount *m)
 {
 	free(m->ids);
 	free(m->counts);
-	m->ids = NULL;
-	m->counts = NULL;
-	m->cap = m->used = 0;
+	memset(m, 0, sizeof(*m));
 }
 
 /* The slot holding id, or the empty slot where it goes (cap > 0). */

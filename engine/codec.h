@@ -51,6 +51,33 @@ void snap_pageidx_free(snap_pageidx *ix);
 int64_t snap_pageidx_get(const snap_pageidx *ix, const uint8_t sha[32]);
 int snap_pageidx_put(snap_pageidx *ix, const uint8_t sha[32], int64_t id);
 
+/*
+ * Open-addressing multimap: the first 8 bytes of a SHA-256 -> page ids
+ * (ids > 0), 16 bytes a slot where snap_pageidx takes 40.  A prefix is
+ * not an identity: two different pages may share one, so every id it
+ * gives is only a candidate, to be confirmed against the page's full
+ * hash (the capture reads it back from the store: capture_find.c).
+ * Different pages with one prefix each keep their own slot.
+ */
+typedef struct snap_pfxidx {
+	uint64_t *keys;         /* prefix, host order of the hash's bytes */
+	int64_t *ids;           /* 0 = empty slot */
+	size_t cap;             /* power of two */
+	size_t used;
+} snap_pfxidx;
+
+int snap_pfxidx_init(snap_pfxidx *ix, size_t expect);
+void snap_pfxidx_free(snap_pfxidx *ix);
+/* Add (prefix of sha, id) unless that very pair is there; grows.  0 or
+ * -ENOMEM. */
+int snap_pfxidx_add(snap_pfxidx *ix, const uint8_t sha[32], int64_t id);
+/* 1 when some id is kept under sha's prefix (a candidate, not a hit). */
+int snap_pfxidx_has(const snap_pfxidx *ix, const uint8_t sha[32]);
+/* The candidates under sha's prefix, one a call: *pos starts at 0 and
+ * moves past each; 0 when there are no more. */
+int64_t snap_pfxidx_next(const snap_pfxidx *ix, const uint8_t sha[32],
+			 size_t *pos);
+
 /* Open-addressing map page id -> int64 counter (sets of ids, run deltas). */
 typedef struct snap_idcount {
 	int64_t *ids;

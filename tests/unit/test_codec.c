@@ -1,10 +1,12 @@
 /*
  * tests/unit/test_codec.c — page packing, page maps, the in-memory tables
- * (engine/codec.c) and the hashing/compression pipeline (engine/pagepipe.c).
+ * (engine/codec.c; the prefix index also through a capture) and the
+ * hashing/compression pipeline (engine/pagepipe.c).
  */
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -159,6 +161,117 @@ static void test_page_index_finds_every_hash_through_growth(void **state)
 	snap_sha256(&missing, sizeof(missing), sha);
 	assert_int_equal(snap_pageidx_get(&ix, sha), 0);
 	snap_pageidx_free(&ix);
+}
+
+static void test_prefix_index_keeps_every_candidate_of_a_prefix(void **state)
+{
+	(void)state;
+	snap_pfxidx ix;
+	uint8_t a[32], b[32], c[32], sha[32];
+	size_t pos;
+	int64_t id, seen;
+
+	/* a, b and c share their first 8 bytes and differ after. */
+	memset(a, 0x5a, sizeof(a));
+	memcpy(b, a, sizeof(b));
+	b[31] ^= 1;
+	memcpy(c, a, sizeof(c));
+	c[8] ^= 0x80;
+	assert_int_equal(snap_pfxidx_init(&ix, 4), 0);
+	assert_false(snap_pfxidx_has(&ix, a));
+	assert_int_equal(snap_pfxidx_add(&ix, a, 7), 0);
+	assert_int_equal(snap_pfxidx_add(&ix, b, 9), 0);
+	assert_int_equal(snap_pfxidx_add(&ix, a, 7), 0);   /* kept once */
+	/* Growth (20,000 more) keeps them apart and findable. */
+	for (int i = 1; i <= 20000; i++) {
+		snap_sha256(&i, sizeof(i), sha);
+		assert_int_equal(snap_pfxidx_add(&ix, sha, 100 + i), 0);
+	}
+	assert_int_equal(ix.used, 20002);
+	for (int i = 1; i <= 20000; i += 97) {
+		snap_sha256(&i, sizeof(i), sha);
+		pos = 0;
+		assert_int_equal(snap_pfxidx_next(&ix, sha, &pos), 100 + i);
+		assert_int_equal(snap_pfxidx_next(&ix, sha, &pos), 0);
+	}
+	/* c was never added: its prefix gives a's and b's ids, each once,
+	 * as candidates only (the caller confirms on the full hash). */
+	assert_true(snap_pfxidx_has(&ix, c));
+	pos = 0;
+	seen = 0;
+	while ((id = snap_pfxidx_next(&ix, c, &pos)) != 0)
+		seen += id == 7 ? 1 : id == 9 ? 10 : 100;
+	assert_int_equal(seen, 11);
+	assert_int_equal(snap_pfxidx_next(&ix, c, &pos), 0);
+	sha[0] = (uint8_t)~a[0];
+	memset(sha + 1, 0, 31);
+	pos = 0;
+	assert_int_equal(snap_pfxidx_next(&ix, sha, &pos), 0);
+	snap_pfxidx_free(&ix);
+	pos = 0;
+	assert_int_equal(snap_pfxidx_next(&ix, a, &pos), 0);   /* empty */
+}
+
+/*
+ * A capture's index keeps only a prefix of each hash: a candidate that
+ * shares the prefix of a new page but not its full hash must not be taken
+ * for it.  The store is made to hold such a page (an old page's recorded
+ * hash rewritten to the new page's prefix and another tail), and the
+ * whole-store index is forced (no kept page hashes): the new page must be
+ * stored as itself, the others still found in the store.
+ */
+static void test_capture_prefix_collision_is_not_a_hit(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
+	snap_info a = tu_snap(st, "a");
+	sqlite3 *db = tu_open(env->db), *sd;
+	size_t n0 = 0, n1 = 0, ilen = 0, ps = 4096, off;
+	uint8_t *before = tu_read_file(env->db, &n0), *now, *img, sha[32];
+	char hex[65], p[PATH_MAX];
+	uint32_t pg = 0, other;
+	int64_t x, pages;
+	snap_err e;
+
+	tu_exec(db, "UPDATE t SET pad='collide' WHERE id=900");
+	sqlite3_close(db);
+	now = tu_read_file(env->db, &n1);
+	assert_int_equal(n0, n1);
+	for (off = ps; !pg && off < n1; off += ps)
+		if (memcmp(before + off, now + off, ps))
+			pg = (uint32_t)(off / ps) + 1;
+	assert_true(pg > 1);
+	tu_sha256(now + (pg - 1) * ps, ps, sha);
+	x = tu_page_id(st, a.id, pg);
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x",
+			 i < 8 ? sha[i] : (uint8_t)~sha[i]);
+	snprintf(p, sizeof(p), "%s.snapfs/store.db", env->db);
+	sd = tu_open(p);
+	tu_exec(sd, "UPDATE pages SET hash=X'%s' WHERE id=%lld", hex,
+		(long long)x);
+	tu_exec(sd, "DELETE FROM meta WHERE key='capture_hashes'");
+	sqlite3_close(sd);
+	pages = tu_pages(st);
+
+	snap_info b = tu_snap(st, "b");
+	assert_true(tu_page_id(st, b.id, pg) != x);
+	other = pg == 2 ? 3 : 2;
+	assert_int_equal(tu_page_id(st, b.id, other),
+			 tu_page_id(st, a.id, other));
+	img = tu_image_bytes(st, b.id, &ilen);
+	assert_int_equal(ilen, n1);
+	assert_memory_equal(img + (pg - 1) * ps, now + (pg - 1) * ps, ps);
+	assert_memory_equal(img + 100, now + 100, n1 - 100);
+	/* One new page for pg; page 1 may be new too, nothing else. */
+	assert_true(tu_pages(st) - pages >= 1 && tu_pages(st) - pages <= 2);
+	snap_err_clear(&e);
+	if (snap_verify_snapshot(st, b.id, 0, NULL, NULL, &e) != 0)
+		fail_msg("verify b: %s", e.msg);
+	tu_assert_runs(st);
+	free(img);
+	free(before);
+	free(now);
 }
 
 static void test_id_counts_add_and_answer_membership(void **state)
@@ -385,6 +498,8 @@ int main(void)
 		cmocka_unit_test(test_page_map_round_trips_and_rejects_damage),
 		cmocka_unit_test(test_page_map_count_is_checked_before_allocating),
 		cmocka_unit_test(test_page_index_finds_every_hash_through_growth),
+		cmocka_unit_test(test_prefix_index_keeps_every_candidate_of_a_prefix),
+		tu_test(test_capture_prefix_collision_is_not_a_hit),
 		cmocka_unit_test(test_id_counts_add_and_answer_membership),
 		cmocka_unit_test(test_pipeline_commits_every_page_in_order),
 		cmocka_unit_test(test_pipeline_reports_the_first_commit_error),
