@@ -73,6 +73,17 @@ typedef struct snap_capture {
 	uint32_t fast_pages;       /* pages that took the fast path */
 
 	snap_codec codec;
+	/* Dictionaries (engine/DESIGN.md §2): the store's, loaded once the
+	 * page size is known (cap_dicts_ready), compressing at level 1 for a
+	 * first snapshot and SNAP_ZSTD_LEVEL_INCR with a previous one; or,
+	 * in a store without one, the one this capture trains on the first
+	 * SNAP_DICT_SAMPLES bytes of pages it commits (kept in `trained`, a
+	 * struct of its own that the workers switch to). */
+	snap_dicts dicts;
+	snap_dicts trained;
+	int dicts_ready;
+	uint8_t *samples;          /* pages collected for training, or NULL */
+	size_t nsamples;
 	uint8_t *zbuf;             /* compression output buffer */
 	size_t zcap;
 

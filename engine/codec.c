@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#define ZDICT_STATIC_LINKING_ONLY   /* the fastCover trainer's parameters */
+#include <zdict.h>
 
 #include "codec.h"
 
@@ -51,6 +53,21 @@ void snap_codec_free(snap_codec *c)
 	ZSTD_freeDCtx(c->dctx);
 	c->cctx = NULL;
 	c->dctx = NULL;
+	c->dicts = NULL;
+	c->cdict = NULL;
+}
+
+/* Use ds's dictionaries from now on (the compression one, if any, is
+ * referenced by the context: its level replaces SNAP_ZSTD_LEVEL). */
+void snap_codec_use(snap_codec *c, const snap_dicts *ds)
+{
+	const ZSTD_CDict *cd = ds ? ds->cdict : NULL;
+
+	c->dicts = ds;
+	if (cd == c->cdict)
+		return;
+	ZSTD_CCtx_refCDict(c->cctx, cd);
+	c->cdict = cd;
 }
 
 /* Compress a page into dst; its stored length (== len: stored raw). */
@@ -72,14 +89,96 @@ int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
 {
 	size_t n;
 
+	const ZSTD_DDict *dd = NULL;
+	unsigned id;
+	size_t i;
+
 	if (zlen == len) {
 		memcpy(dst, z, len);
 		return 0;
 	}
-	n = ZSTD_decompressDCtx(c->dctx, dst, len, z, zlen);
+	id = ZSTD_getDictID_fromFrame(z, zlen);
+	if (id) {
+		for (i = 0; c->dicts && i < c->dicts->n; i++)
+			if (c->dicts->d[i].id == id)
+				dd = c->dicts->d[i].dd;
+		if (!dd)
+			return -ENOKEY;
+		n = ZSTD_decompress_usingDDict(c->dctx, dst, len, z, zlen, dd);
+	} else {
+		n = ZSTD_decompressDCtx(c->dctx, dst, len, z, zlen);
+	}
 	if (ZSTD_isError(n) || n != len)
 		return -EIO;
 	return 0;
+}
+
+/* Add a decoding dictionary: 0, -EINVAL or -ENOMEM. */
+int snap_dicts_add(snap_dicts *ds, const void *dict, size_t len)
+{
+	unsigned id = ZSTD_getDictID_fromDict(dict, len);
+	snap_dict *d;
+
+	if (!id)
+		return -EINVAL;
+	d = realloc(ds->d, (ds->n + 1) * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	ds->d = d;
+	d[ds->n].id = id;
+	d[ds->n].dd = ZSTD_createDDict(dict, len);
+	if (!d[ds->n].dd)
+		return -ENOMEM;
+	ds->n++;
+	return 0;
+}
+
+/* Compress with dict at `level` from now on: 0 or -ENOMEM. */
+int snap_dicts_compress_with(snap_dicts *ds, const void *dict, size_t len,
+			     int level)
+{
+	ZSTD_CDict *cd = ZSTD_createCDict(dict, len, level);
+
+	if (!cd)
+		return -ENOMEM;
+	ZSTD_freeCDict(ds->cdict);
+	ds->cdict = cd;
+	return 0;
+}
+
+/* Free the dictionaries and zero ds. */
+void snap_dicts_free(snap_dicts *ds)
+{
+	size_t i;
+
+	for (i = 0; i < ds->n; i++)
+		ZSTD_freeDDict(ds->d[i].dd);
+	free(ds->d);
+	ZSTD_freeCDict(ds->cdict);
+	memset(ds, 0, sizeof(*ds));
+}
+
+/* Train a dictionary on the samples; its length or 0.  fastCover with
+ * fixed parameters instead of its parameter search: on the benchmark's
+ * pages (tests/bench/README.md) k=200, d=8, f=18, accel=4 over 8 MB
+ * trains in about 0.4 s and packs within 1% of the searched ones. */
+size_t snap_dict_train(const void *samples, const size_t *sizes, unsigned n,
+		       void *out, size_t cap)
+{
+	ZDICT_fastCover_params_t p;
+	size_t len;
+
+	memset(&p, 0, sizeof(p));
+	p.k = 200;
+	p.d = 8;
+	p.f = 18;
+	p.accel = 4;
+	p.steps = 1;
+	p.nbThreads = 1;
+	p.splitPoint = 1.0;
+	p.zParams.compressionLevel = SNAP_ZSTD_LEVEL;
+	len = ZDICT_trainFromBuffer_fastCover(out, cap, samples, sizes, n, p);
+	return ZDICT_isError(len) ? 0 : len;
 }
 
 /* Capacity for `expect` entries at a load factor of at most 3/4 (linear

@@ -49,6 +49,7 @@ struct snap_image {
 	sqlite3_stmt *get;      /* SELECT zdata FROM page_data WHERE id=? */
 	sqlite3_stmt *hash;     /* SELECT hash FROM pages WHERE id=? */
 	snap_codec codec;
+	snap_dicts dicts;       /* the store's zstd dictionaries */
 	snap_info info;
 	int64_t *map;           /* page ids by pgno-1 */
 	int owns_map;           /* 0: borrowed from a snap_image_src */
@@ -158,6 +159,11 @@ static int image_setup(snap_image *im, snap_err *err)
 				     "store %s", s->dir);
 	if (!rc && snap_codec_init(&im->codec))
 		rc = snap_err_set(err, -ENOMEM, "out of memory for zstd");
+	if (!rc)
+		rc = snap_store_dicts_load(im->db, &im->dicts, 0, NULL, NULL,
+					   err);
+	if (!rc)
+		snap_codec_use(&im->codec, &im->dicts);
 	if (!rc) {
 		im->scratch = malloc(im->info.page_size ? im->info.page_size
 				     : 1);
@@ -235,6 +241,7 @@ void snap_image_close(snap_image *im)
 	sqlite3_finalize(im->hash);
 	sqlite3_close(im->db);
 	snap_codec_free(&im->codec);
+	snap_dicts_free(&im->dicts);
 	if (im->owns_map)
 		free(im->map);
 	free(im->scratch);
@@ -558,6 +565,7 @@ static int export_pages(xpass *x)
 	if (snap_pagepipe_start(&pipe, im->info.page_size, xpass_work,
 				xpass_commit, x))
 		return snap_err_set(x->err, -ENOMEM, "out of memory");
+	snap_pagepipe_use_dicts(pipe, &im->dicts);
 	image_txn_begin(im);
 	for (pgno = 1, rc = 0; !rc && pgno <= im->info.page_count; pgno++) {
 		int64_t id = im->map[pgno - 1];

@@ -61,6 +61,7 @@ struct snap_pagepipe {
 	int have_order_thread;
 	snap_pipe_commit_fn commit;
 	void *ctx;
+	const snap_dicts *dicts;      /* the workers' dictionaries; mu */
 };
 
 /* Worker: claim the oldest filled slot, process it, repeat. */
@@ -83,6 +84,8 @@ static void *pipe_worker(void *arg)
 			break;   /* stopping and nothing left */
 		s = &p->slots[p->claim++ % PIPE_SLOTS];
 		s->state = SLOT_WORKING;
+		if (have_codec && codec.dicts != p->dicts)
+			snap_codec_use(&codec, p->dicts);
 		pthread_mutex_unlock(&p->mu);
 
 		if (have_codec) {
@@ -135,6 +138,14 @@ static void *pipe_orderer(void *arg)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
+}
+
+/* Workers pick the dictionaries up when they claim their next slot. */
+void snap_pagepipe_use_dicts(snap_pagepipe *p, const snap_dicts *ds)
+{
+	pthread_mutex_lock(&p->mu);
+	p->dicts = ds;
+	pthread_mutex_unlock(&p->mu);
 }
 
 size_t snap_pagepipe_bufsize(uint32_t page_size)

@@ -67,6 +67,9 @@ int snap_pagepipe_start_ordered(snap_pagepipe **out, uint32_t page_size,
 				snap_pipe_work_fn work,
 				snap_pipe_order_fn order,
 				snap_pipe_commit_fn commit, void *ctx);
+/* The store's dictionaries the workers' codecs use (snap_codec_use) for
+ * the pages pushed from now on; NULL: none.  ds must outlive the pipe. */
+void snap_pagepipe_use_dicts(snap_pagepipe *p, const snap_dicts *ds);
 /* Size of each slot's in and out buffers (a page, or a compressed page). */
 size_t snap_pagepipe_bufsize(uint32_t page_size);
 /* Queue one page: in (inlen bytes, copied) and want (32 bytes, may be

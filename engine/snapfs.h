@@ -13,14 +13,14 @@
  * split from one concept by size share its _int.h and call each other
  * through it, calling downwards only: store.c (at the bottom) with
  * storeopen.c, storedir.c, storeschema.c, storespace.c, storecat.c,
- * storemap.c and storename.c; diff.c with diffstate.c, tablerestore.c and
+ * storemap.c, storename.c and storedict.c; diff.c with diffstate.c, tablerestore.c and
  * export.c; merge.c with mergelive.c, mergekeys.c, mergemove.c and
  * mergeapply.c (on top).
  *
  *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
  *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
  *   L1  store storeopen storedir storeschema storespace storecat storemap
- *   L1  storename
+ *   L1  storename storedict
  *   L2  events capture capture_find capture_vfs image image_vfs jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_check restore_newfile restore_file recover diff

@@ -112,7 +112,7 @@ enum {
 
 /* 1: the first; 2: the table trash (engine/trash.h).  An older store is
  * migrated when it is opened for writing; read-only, it is read as it is. */
-#define SNAP_STORE_SCHEMA_VERSION 2
+#define SNAP_STORE_SCHEMA_VERSION 3
 
 /*
  * Open (and with SNAP_OPEN_CREATE, create) the store for `db_path`.

@@ -90,6 +90,25 @@ int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
 /* A read-only connection to a version-1 store: an empty TEMP table trash. */
 int snap_store_ro_compat(sqlite3 *db, snap_err *err);
 
+/* ---- the zstd dictionaries (storedict.c) ---- */
+
+struct snap_dicts;
+/* One problem found with a dictionary (a damaged copy or hash). */
+typedef void (*snap_dict_problem_fn)(void *ctx, const char *msg);
+/*
+ * Load the store's dictionaries on db into *ds for decoding (each copy
+ * checked against its SHA-256; a damaged one reported through fn, which
+ * may be NULL, and the intact one used), and with level > 0 compress with
+ * the newest at that zstd level.  A store without the table has none.
+ * 0, or a negative errno with *ds empty.
+ */
+int snap_store_dicts_load(sqlite3 *db, struct snap_dicts *ds, int level,
+			  snap_dict_problem_fn fn, void *ctx, snap_err *err);
+/* Record dictionary dict (len bytes; its id is its dictID) twice with its
+ * SHA-256, in the caller's write transaction. */
+int snap_store_dict_insert(sqlite3 *db, const void *dict, size_t len,
+			   snap_err *err);
+
 /* ---- the store directory (storedir.c) ---- */
 
 /*

@@ -17,6 +17,10 @@
  *                               freedesktop trash (engine/trash.c), one row
  *                               each, deleted with the snapshot
  *   events(...)                 the history
+ *   dicts(id, created_ns, sha256, data, data2)
+ *                               since version 3: the zstd dictionaries
+ *                               pages may be compressed with
+ *                               (engine/storedict.c)
  *
  * Page rows and their bytes live in separate tables so that reference-count
  * updates rewrite a few dozen bytes, never a page image.
@@ -25,7 +29,9 @@
  *
  * Schema versions.  A store is migrated in the transaction that opens it
  * for writing (snap_store_schema_init, store_migrate): version 1 gains
- * the table trash.  That state is a table of its own rather than columns
+ * the table trash, version 2 the table dicts.  A version-2 snapfs refuses
+ * a version-3 store (it could not decode pages compressed with a
+ * dictionary).  That state is a table of its own rather than columns
  * of snapshots because
  * ALTER TABLE ADD COLUMN puts a column after pagemap, and reading it would
  * walk every map's overflow pages on each listing.  A version-1 store
@@ -62,6 +68,13 @@
 	"  UNIQUE(uid, dir, tname));"
 #define STORE_TRASH_SQL STORE_TRASH_TABLE("")
 
+/* Version 3's table: the zstd dictionaries pages are compressed with
+ * (engine/storedict.c), each twice with its SHA-256. */
+#define STORE_DICTS_SQL \
+	"CREATE TABLE IF NOT EXISTS dicts(id INTEGER PRIMARY KEY," \
+	"  created_ns INTEGER NOT NULL, sha256 BLOB NOT NULL," \
+	"  data BLOB NOT NULL, data2 BLOB NOT NULL);"
+
 static const char schema_sql[] =
 	"PRAGMA application_id = 1397637456;"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
@@ -81,7 +94,8 @@ static const char schema_sql[] =
 	"  snapshot TEXT NOT NULL DEFAULT '', ok INTEGER NOT NULL,"
 	"  detail TEXT NOT NULL DEFAULT '');"
 	STORE_TRASH_SQL
-	"PRAGMA user_version = 2;";
+	STORE_DICTS_SQL
+	"PRAGMA user_version = 3;";
 
 /* Read a meta value into out (empty if absent). */
 int snap_store_meta_get(sqlite3 *db, const char *key, char *out, size_t cap)
@@ -138,17 +152,20 @@ int snap_store_schema_check(snap_store *s, sqlite3 *db, snap_err *err)
 /*
  * Bring a store of schema version `from` up to SNAP_STORE_SCHEMA_VERSION,
  * inside the caller's transaction (a crash leaves the old version whole).
- * 1 -> 2: the table trash; nothing is trashed yet.
+ * 1 -> 2: the table trash; nothing is trashed yet.  2 -> 3: the table
+ * dicts, empty (the next capture with enough pages trains a dictionary).
  */
 static int store_migrate(snap_store *s, sqlite3 *db, int from, snap_err *err)
 {
 	int rc = 0;
 
 	if (from < 2)
-		rc = snap_store_exec(db, STORE_TRASH_SQL
-				     "UPDATE meta SET value=2 WHERE "
+		rc = snap_store_exec(db, STORE_TRASH_SQL, err);
+	if (!rc && from < 3)
+		rc = snap_store_exec(db, STORE_DICTS_SQL
+				     "UPDATE meta SET value=3 WHERE "
 				     "key='schema_version';"
-				     "PRAGMA user_version = 2;", err);
+				     "PRAGMA user_version = 3;", err);
 	if (rc)
 		snap_err_prefix(err, "store %s: upgrading its catalog from "
 				"schema version %d to %d", s->dir, from,
@@ -222,7 +239,7 @@ int snap_store_schema_init(snap_store *s, sqlite3 *db, const char *db_path,
 		if (!rc) {
 			rc = sqlite3_prepare_v2(db,
 				"INSERT INTO meta VALUES('db_path',?),"
-				"('created',?),('schema_version',2)", -1,
+				"('created',?),('schema_version',3)", -1,
 				&st, NULL);
 			if (rc == SQLITE_OK) {
 				sqlite3_bind_text(st, 1, db_path, -1,

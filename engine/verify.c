@@ -54,6 +54,12 @@ static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
 		v->fn(v->ctx, v->si, pgno, msg);
 }
 
+/* A problem with one of the store's dictionaries (storedict.c). */
+static void dict_problem(void *ctx, const char *msg)
+{
+	problem(ctx, 0, "%s", msg);
+}
+
 /* The quick pass's state, shared with the page pipeline's callbacks. */
 typedef struct vpass {
 	vstate *v;
@@ -106,6 +112,11 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 			"not match its hash", s->pgno, s->id);
 	else if (s->status == -ENOMEM)
 		vp->oom = 1;         /* a check that could not run */
+	else if (s->status == -ENOKEY)
+		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") "
+			"cannot be decoded: the zstd dictionary it was "
+			"compressed with is missing or damaged", s->pgno,
+			s->id);
 	else if (s->status != -ENOENT)
 		problem(vp->v, s->pgno, "page %u (stored page %" PRId64 ") "
 			"cannot be decoded", s->pgno, s->id);
@@ -128,6 +139,7 @@ static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
 {
 	sqlite3_stmt *st = NULL;
 	snap_pagepipe *pipe = NULL;
+	snap_dicts dicts = { 0 };
 	vpass vp = { v, si, NULL, NULL, 0, progress, pctx, proof };
 	int64_t *own = NULL;
 	uint8_t whole[32];
@@ -155,6 +167,11 @@ static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
 		free(own);
 		return 0;
 	}
+	rc = snap_store_dicts_load(db, &dicts, 0, dict_problem, v, err);
+	if (rc) {
+		free(own);
+		return rc;
+	}
 	vp.zero = calloc(1, si->page_size);
 	vp.md = EVP_MD_CTX_new();
 	if (!vp.zero || !vp.md || !EVP_DigestInit_ex(vp.md, EVP_sha256(), NULL) ||
@@ -163,6 +180,7 @@ static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	snap_pagepipe_use_dicts(pipe, &dicts);
 	/* Each stored page is read once, in page order (image.h). */
 	sqlite3_exec(db, "PRAGMA cache_size=-" SNAP_IMAGE_STORE_CACHE_KIB,
 		     NULL, NULL, NULL);
@@ -224,6 +242,7 @@ out_txn:
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
 	snap_pagepipe_stop(pipe);
+	snap_dicts_free(&dicts);
 	sqlite3_finalize(st);
 	EVP_MD_CTX_free(vp.md);
 	free((void *)vp.zero);

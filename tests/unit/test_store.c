@@ -1222,8 +1222,8 @@ static void test_store_of_schema_version_1_is_upgraded(void **state)
 	env->st = NULL;
 
 	sqlite3 *db = tu_open(file);
-	tu_exec(db, "DROP TABLE trash; UPDATE meta SET value=1 WHERE "
-		"key='schema_version'; PRAGMA user_version=1");
+	tu_exec(db, "DROP TABLE trash; DROP TABLE dicts; UPDATE meta SET "
+		"value=1 WHERE key='schema_version'; PRAGMA user_version=1");
 	sqlite3_close(db);
 
 	/* Read-only: listed and found as before, nothing written. */
@@ -1246,11 +1246,13 @@ static void test_store_of_schema_version_1_is_upgraded(void **state)
 	/* For writing: upgraded, the snapshot as it was, the trash usable. */
 	st = tu_store(env);
 	db = tu_open(file);
-	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"),
+			 SNAP_STORE_SCHEMA_VERSION);
 	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_schema "
-				      "WHERE name='trash'"), 1);
+				      "WHERE name IN ('trash', 'dicts')"), 2);
 	assert_int_equal(tu_query_int(db, "SELECT value FROM meta WHERE "
-				      "key='schema_version'"), 2);
+				      "key='schema_version'"),
+			 SNAP_STORE_SCHEMA_VERSION);
 	sqlite3_close(db);
 	assert_int_equal(snap_store_get(st, a.id, &out, &e), 0);
 	assert_string_equal(out.name, a.name);

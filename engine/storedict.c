@@ -1,0 +1,146 @@
+/*
+ * engine/storedict.c — the store's zstd dictionaries: recording one, and
+ * loading them checked (engine/DESIGN.md §2, "Dictionary").
+ *
+ *   dicts(id, created_ns, sha256, data, data2)   since schema version 3
+ *
+ * id is the dictID the dictionary's frames carry in their header; data
+ * and data2 are two copies of the same bytes, sha256 their SHA-256.  Every
+ * page compressed with a dictionary depends on it, so one flipped bit must
+ * neither make the pages unreadable nor go unnoticed: a copy is used only
+ * when it matches the hash and names its own id, a damaged copy is
+ * reported (verify), and the other serves.  When both copies differ from
+ * the hash but agree with each other, the hash is what was damaged: the
+ * copies serve, and that is reported too.  Rows are never deleted
+ * (retention and deletion leave the table alone): a dictionary is small
+ * (at most SNAP_DICT_MAX bytes) and a store trains one.
+ *
+ * A store older than version 3 opened read-only has no table: it has no
+ * dictionary either, and loading gives none.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+#include "store_int.h"
+#include "util.h"
+
+/* 1 when copy z (n bytes) is dictionary `id` with SHA-256 sha. */
+static int dict_copy_ok(const void *z, size_t n, int64_t id,
+			const void *sha, size_t shalen)
+{
+	uint8_t h[32];
+
+	if (!z || !n || shalen != 32 || snap_sha256(z, n, h) ||
+	    memcmp(h, sha, 32) != 0)
+		return 0;
+	return (int64_t)ZSTD_getDictID_fromDict(z, n) == id;
+}
+
+/* Report a problem with dictionary id through fn (when not NULL). */
+static void dict_problem(snap_dict_problem_fn fn, void *ctx, int64_t id,
+			 const char *what)
+{
+	char msg[256];
+
+	if (!fn)
+		return;
+	snprintf(msg, sizeof(msg), "zstd dictionary %lld of the store: %s",
+		 (long long)id, what);
+	fn(ctx, msg);
+}
+
+int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
+			  snap_dict_problem_fn fn, void *ctx, snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(ds, 0, sizeof(*ds));
+	rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_schema WHERE "
+				"type='table' AND name='dicts'", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		rc = sqlite3_column_int(st, 0) ? SQLITE_OK : SQLITE_DONE;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc == SQLITE_DONE)
+		return 0;            /* before version 3: none */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT id, sha256, data, data2 "
+					"FROM dicts ORDER BY id", -1, &st,
+					NULL);
+	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+		const void *sha = sqlite3_column_blob(st, 1);
+		size_t shalen = (size_t)sqlite3_column_bytes(st, 1);
+		const void *a = sqlite3_column_blob(st, 2);
+		size_t alen = (size_t)sqlite3_column_bytes(st, 2);
+		const void *b = sqlite3_column_blob(st, 3);
+		size_t blen = (size_t)sqlite3_column_bytes(st, 3);
+		int oka = dict_copy_ok(a, alen, id, sha, shalen);
+		int okb = dict_copy_ok(b, blen, id, sha, shalen);
+		const void *use = oka ? a : okb ? b : NULL;
+		size_t ulen = oka ? alen : blen;
+
+		if (!use && a && alen && alen == blen && !memcmp(a, b, alen) &&
+		    (int64_t)ZSTD_getDictID_fromDict(a, alen) == id) {
+			use = a;
+			ulen = alen;
+			dict_problem(fn, ctx, id, "its SHA-256 is damaged (both "
+				     "copies agree and are in use)");
+		} else if (!use) {
+			dict_problem(fn, ctx, id, "both copies are damaged: "
+				     "pages compressed with it cannot be "
+				     "read");
+		} else if (!oka || !okb) {
+			dict_problem(fn, ctx, id, oka ? "its second copy is "
+				     "damaged (the first is intact and in use)"
+				     : "its first copy is damaged (the second "
+				     "is intact and in use)");
+		}
+		/* Rows come oldest first: the last one compresses. */
+		if (use && ((rc = snap_dicts_add(ds, use, ulen)) != 0 ||
+			    (level > 0 && (rc = snap_dicts_compress_with(
+					ds, use, ulen, level)) != 0))) {
+			sqlite3_finalize(st);
+			snap_dicts_free(ds);
+			return snap_err_set(err, rc, "out of memory for the "
+					    "store's zstd dictionary");
+		}
+		rc = SQLITE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		snap_dicts_free(ds);
+		return snap_err_sqlite(err, db, rc, "cannot read the store's "
+				       "zstd dictionaries");
+	}
+	return 0;
+}
+
+int snap_store_dict_insert(sqlite3 *db, const void *dict, size_t len,
+			   snap_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t sha[32];
+	int rc;
+
+	if (snap_sha256(dict, len, sha))
+		return snap_err_set(err, -ENOMEM, "out of memory for SHA-256");
+	rc = sqlite3_prepare_v2(db, "INSERT INTO dicts(id, created_ns, sha256, "
+				"data, data2) VALUES(?1, ?2, ?3, ?4, ?4)", -1,
+				&st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, ZSTD_getDictID_fromDict(dict, len));
+		sqlite3_bind_int64(st, 2, snap_time_now_ns());
+		sqlite3_bind_blob(st, 3, sha, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 4, dict, (int)len, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return snap_err_sqlite(err, db, rc, "cannot record the store's "
+				       "zstd dictionary");
+	return 0;
+}

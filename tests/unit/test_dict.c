@@ -1,0 +1,285 @@
+/*
+ * tests/unit/test_dict.c — the store's zstd dictionary (engine/storedict.c,
+ * engine/codec.c, engine/DESIGN.md §2): the first capture with enough pages
+ * trains one and compresses with it; a store with a dictionary round-trips
+ * (snapshot, verify, export byte-identical, restore); a store written
+ * before (schema version 2, pages without a dictID) still reads, and gains
+ * a dictionary for what it stores next; a damaged copy of the dictionary
+ * or its hash is reported by verify while pages decode from the intact
+ * copy, and two damaged copies make the pages that need it fail verify.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+/* Rows that make a database of about 16 MB: more pages than a dictionary
+ * is trained on (8 MB). */
+#define BIG_ROWS 150000
+
+static int verify(snap_store *st, int64_t id, int full, tu_problems *p)
+{
+	snap_err e;
+
+	memset(p, 0, sizeof(*p));
+	snap_err_clear(&e);
+	return snap_verify_snapshot(st, id, full, tu_problem_cb, p, &e);
+}
+
+/* Stored pages of st: how many, and how many name a dictionary. */
+static void count_dict_pages(snap_store *st, int64_t *all, int64_t *dict)
+{
+	sqlite3 *db = tu_open(snap_store_file(st));
+	sqlite3_stmt *q = NULL;
+
+	*all = *dict = 0;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT zdata FROM page_data",
+					    -1, &q, NULL), SQLITE_OK);
+	while (sqlite3_step(q) == SQLITE_ROW) {
+		(*all)++;
+		if (ZSTD_getDictID_fromFrame(sqlite3_column_blob(q, 0),
+					     (size_t)sqlite3_column_bytes(q, 0)))
+			(*dict)++;
+	}
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+/* Export snapshot si and check it is its image, byte for byte. */
+static void expect_export(tu_env *env, snap_store *st, const snap_info *si)
+{
+	char out[PATH_MAX];
+	uint8_t sha[32];
+	snap_err e;
+
+	snap_err_clear(&e);
+	tu_path(env, out, "export.db");
+	if (snap_image_export(st, si->id, out, &e))
+		fail_msg("export of %s: %s", si->name, e.msg);
+	tu_sha256_file(out, sha);
+	assert_memory_equal(sha, si->sha256, 32);
+	unlink(out);
+}
+
+/* Change every 50th row: a few pages of their own for the next one. */
+static void change_rows(tu_env *env, int round)
+{
+	sqlite3 *db = tu_open(env->db);
+
+	tu_exec(db, "UPDATE t SET pad = 'changed-%d-' || id WHERE id %% 50 = 0",
+		round);
+	sqlite3_close(db);
+}
+
+static void test_store_with_a_dictionary_round_trips(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, BIG_ROWS);
+	char at_a[65], at_b[65], now[65];
+	snap_restore_result res;
+	tu_problems p;
+	int64_t all, dict;
+	snap_err e;
+
+	tu_db_digest(env->db, at_a);
+	snap_info a = tu_snap(st, "a");
+	sqlite3 *db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM dicts"), 1);
+	sqlite3_close(db);
+	/* The pages before the dictionary was trained have none; the
+	 * others (nearly half of 16 MB) name it. */
+	count_dict_pages(st, &all, &dict);
+	assert_true(dict > all / 3);
+	assert_true(dict < all);
+
+	change_rows(env, 1);
+	tu_db_digest(env->db, at_b);
+	int64_t before = dict;
+	snap_info b = tu_snap(st, "b");
+	count_dict_pages(st, &all, &dict);
+	assert_true(dict > before);      /* b's own pages use it too */
+	db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM dicts"), 1);
+	sqlite3_close(db);
+
+	for (int full = 0; full <= 1; full++) {
+		assert_int_equal(verify(st, a.id, full, &p), 0);
+		assert_int_equal(verify(st, b.id, full, &p), 0);
+		assert_int_equal(p.n, 0);
+	}
+	expect_export(env, st, &a);
+	expect_export(env, st, &b);
+	snap_err_clear(&e);
+	memset(&res, 0, sizeof(res));
+	if (snap_restore(st, a.id, &res, &e))
+		fail_msg("restore: %s", e.msg);
+	assert_true(res.verified_pages);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, at_a);
+	/* Deleting every snapshot leaves the dictionary (pages of later
+	 * snapshots may use it). */
+	assert_int_equal(snap_store_delete(st, a.id, &e), 0);
+	assert_int_equal(snap_store_delete(st, b.id, &e), 0);
+	if (res.have_safety)
+		assert_int_equal(snap_store_delete(st, res.safety.id, &e), 0);
+	db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM dicts"), 1);
+	sqlite3_close(db);
+}
+
+/* A small database trains nothing: its pages are stored as before. */
+static void test_small_database_gets_no_dictionary(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
+	int64_t all, dict;
+	tu_problems p;
+
+	snap_info a = tu_snap(st, "a");
+	count_dict_pages(st, &all, &dict);
+	assert_true(all > 0);
+	assert_int_equal(dict, 0);
+	assert_int_equal(verify(st, a.id, 1, &p), 0);
+	expect_export(env, st, &a);
+}
+
+/* A store of schema version 2 (as snapfs wrote it before dictionaries:
+ * no table dicts, pages without a dictID) reads as it is read-only, and
+ * opened for writing is upgraded; its next large capture trains a
+ * dictionary, and old and new pages both read. */
+static void test_store_of_version_2_reads_and_gains_a_dictionary(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, 2000);
+	snap_info a = tu_snap(st, "old");
+	char file[PATH_MAX];
+	snap_store *ro = NULL;
+	tu_problems p;
+	int64_t all, dict;
+	snap_err e;
+
+	snprintf(file, sizeof(file), "%s", snap_store_file(st));
+	snap_store_close(st);
+	env->st = NULL;
+	sqlite3 *db = tu_open(file);
+	tu_exec(db, "DROP TABLE dicts; UPDATE meta SET value=2 WHERE "
+		"key='schema_version'; PRAGMA user_version=2");
+	sqlite3_close(db);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(env->db, NULL, SNAP_OPEN_READONLY,
+					 &ro, &e), 0);
+	assert_int_equal(verify(ro, a.id, 1, &p), 0);
+	expect_export(env, ro, &a);
+	snap_store_close(ro);
+	db = tu_open(file);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), 2);
+	sqlite3_close(db);
+
+	st = tu_store(env);
+	db = tu_open(env->db);
+	tu_db_insert(db, 2001, BIG_ROWS);
+	sqlite3_close(db);
+	snap_info b = tu_snap(st, "new");
+	db = tu_open(file);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM dicts"), 1);
+	sqlite3_close(db);
+	count_dict_pages(st, &all, &dict);
+	assert_true(dict > 0);
+	assert_true(dict < all);
+	for (int full = 0; full <= 1; full++) {
+		assert_int_equal(verify(st, a.id, full, &p), 0);
+		assert_int_equal(verify(st, b.id, full, &p), 0);
+	}
+	expect_export(env, st, &a);
+	expect_export(env, st, &b);
+}
+
+/* Flip one bit of column col of the store's dictionary. */
+static void damage_dict(snap_store *st, const char *col)
+{
+	sqlite3 *db = tu_open(snap_store_file(st));
+	char sql[128];
+	sqlite3_stmt *q = NULL;
+
+	snprintf(sql, sizeof(sql), "SELECT %s FROM dicts", col);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	size_t n = (size_t)sqlite3_column_bytes(q, 0);
+	uint8_t *buf = malloc(n);
+	assert_non_null(buf);
+	memcpy(buf, sqlite3_column_blob(q, 0), n);
+	sqlite3_finalize(q);
+	buf[n / 2] ^= 0x10;
+	snprintf(sql, sizeof(sql), "UPDATE dicts SET %s=?", col);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_blob(q, 1, buf, (int)n, SQLITE_TRANSIENT);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	free(buf);
+}
+
+/* Verify of si fails with problems naming no page, the last saying what. */
+static void expect_dict_problem(snap_store *st, const snap_info *si,
+				const char *what)
+{
+	tu_problems p;
+
+	assert_int_equal(verify(st, si->id, 0, &p), -EBADMSG);
+	assert_true(p.n >= 1);
+	assert_int_equal(p.npage, 0);
+	if (!strstr(p.text, "zstd dictionary") || !strstr(p.text, what))
+		fail_msg("problem: %s", p.text);
+}
+
+static void test_damaged_dictionary_is_reported(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, BIG_ROWS);
+	snap_info a = tu_snap(st, "a");
+	tu_problems p;
+	snap_err e;
+	char out[PATH_MAX];
+
+	assert_int_equal(verify(st, a.id, 0, &p), 0);
+	/* One copy: reported, and every page still decodes. */
+	damage_dict(st, "data");
+	expect_dict_problem(st, &a, "first copy is damaged");
+	expect_export(env, st, &a);
+	/* The hash: both copies agree, they serve. */
+	tu_store_exec(st, "UPDATE dicts SET data=data2");
+	assert_int_equal(verify(st, a.id, 0, &p), 0);
+	damage_dict(st, "sha256");
+	expect_dict_problem(st, &a, "SHA-256 is damaged");
+	expect_export(env, st, &a);
+	/* Both copies, differently: the pages that need it fail. */
+	damage_dict(st, "sha256");        /* flip the same bit back */
+	assert_int_equal(verify(st, a.id, 0, &p), 0);
+	damage_dict(st, "data");
+	tu_store_exec(st, "UPDATE dicts SET data2=zeroblob(10)");
+	assert_int_equal(verify(st, a.id, 0, &p), -EBADMSG);
+	assert_true(p.npage >= 1);
+	if (!strstr(p.text, "zstd dictionary"))
+		fail_msg("problem: %s", p.text);
+	snap_err_clear(&e);
+	tu_path(env, out, "export.db");
+	assert_int_equal(snap_image_export(st, a.id, out, &e), -EIO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		tu_test(test_store_with_a_dictionary_round_trips),
+		tu_test(test_small_database_gets_no_dictionary),
+		tu_test(test_store_of_version_2_reads_and_gains_a_dictionary),
+		tu_test(test_damaged_dictionary_is_reported),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
