@@ -223,6 +223,16 @@ def run(ctx, work, env, url, s3dir):
 
     if url.startswith("file://"):
         root = url[len("file://"):]
+        # A new replica is never scattered among someone's files.
+        home = os.path.join(work, "home")
+        os.mkdir(home)
+        with open(os.path.join(home, "notes.txt"), "w") as f:
+            f.write("mine\n")
+        r = ctl(["--db", db, "replicate", "file://" + home], env)
+        check("replicate into a non-empty directory that is no replica: "
+              "exit 1, 'not empty', nothing written there",
+              r.returncode == 1 and "not empty" in r.stderr and
+              os.listdir(home) == ["notes.txt"], r.stderr)
         # One writer at a time: a live lock of another machine refuses
         # replicate and prune; a dead one of this machine is cleared.
         import socket
@@ -351,6 +361,10 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "list"], dict(env, AWS_SECRET_ACCESS_KEY="nope"))
     check("wrong credentials: exit 1, access denied",
           r.returncode == 1 and "access denied" in r.stderr, r.stderr)
+    r = ctl(["--replica", url, "list"], dict(env, AWS_REGION="eu-west-1"))
+    check("a region the bucket is not in: exit 1, the server's reason "
+          "(names the region)", r.returncode == 1 and "eu-west-1" in
+          r.stderr and "region" in r.stderr, r.stderr)
     r = ctl(["--replica", "s3://no-such-bucket/x", "list"], env)
     check("a missing bucket: exit 1, 'no bucket'",
           r.returncode == 1 and "no bucket" in r.stderr, r.stderr)

@@ -263,6 +263,9 @@ def body(ctx, kind):
     r = refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
     check("no passphrase: the message says so", "passphrase" in r.stderr,
           r.stderr)
+    check("no passphrase: the message names snapfs's own option "
+          "(-o passphrase_file=FILE)", "passphrase_file=" in r.stderr,
+          r.stderr)
     if kind == "file":
         refused(ctx, env, "file://" + ctx.path("no-replica"), mnt, ["-f"],
                 "no replica at the URL")
