@@ -85,6 +85,18 @@ def run(ctx, work, env, url, s3dir):
     check("replicate without a passphrase is refused (exit 1)",
           r.returncode == 1 and "SNAPFS_PASSPHRASE" in r.stderr, r.stderr)
 
+    r = ctl(["--db", db, "replicate", "http://example.com/x"], noenc)
+    check("an invalid URL without a passphrase: exit 1, the URL is what "
+          "is wrong", r.returncode == 1 and "not a replica URL" in r.stderr,
+          r.stderr)
+    r = ctl(["--help"], env)
+    check("snapctl --help names --replica, --passphrase-file, --endpoint "
+          "and the AWS_* variables", r.returncode == 0 and
+          all(x in r.stdout for x in ("--replica URL", "--passphrase-file",
+                                      "--endpoint", "AWS_REGION",
+                                      "AWS_ENDPOINT_URL", "restore NAME "
+                                      "--db PATH")), r.stdout)
+
     r = ctl(["--db", db, "replicate", url, "--json"], env)
     check("first replicate exits 0", r.returncode == 0, r.stderr)
     first = json.loads(r.stdout) if r.returncode == 0 else {}
@@ -120,6 +132,12 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "restore", names[0], "--db", newdb], env)
     check("restore into a new file", r.returncode == 0 and
           sha(newdb) == local[names[0]], r.stdout + r.stderr)
+    nodir = os.path.join(fresh, "no-such-dir", "x.db")
+    r = ctl(["--replica", url, "restore", names[0], "--db", nodir], env)
+    check("restore into a directory that does not exist: exit 1, names "
+          "it (not a temporary file)", r.returncode == 1 and
+          os.path.dirname(nodir) in r.stderr and
+          ".snapfs-replica-" not in r.stderr, r.stderr)
     r = ctl(["--replica", url, "restore", names[0], "--db", db], env)
     rows = sqlite3.connect(db).execute(
         "SELECT count(*) FROM t WHERE v LIKE 'changed%'").fetchone()[0]
