@@ -118,11 +118,8 @@ int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 	if (rc != 0) {
 		/* The detail starts with "URL: " (snapctl(1)); most
 		 * messages do already: the URL once is enough. */
-		size_t ul = strlen(url);
-		int named = !strncmp(err->msg, url, ul) &&
-			    !strncmp(err->msg + ul, ": ", 2);
-		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s%s%s",
-			       named ? "" : url, named ? "" : ": ", err->msg);
+		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s", url,
+			       snap_err_after(err->msg, url));
 		return rc;
 	}
 	snap_event_add(s, SNAP_REPLICATE_EVENT, n ? rows[n - 1].name : "", 1,
