@@ -102,6 +102,15 @@ int snap_err_sqlite(snap_err *e, sqlite3 *db, int rc, const char *fmt, ...)
 	return code;
 }
 
+const char *snap_err_after(const char *msg, const char *head)
+{
+	size_t n = strlen(head);
+
+	if (n && !strncmp(msg, head, n) && !strncmp(msg + n, ": ", 2))
+		return msg + n + 2;
+	return msg;
+}
+
 void snap_err_prefix(snap_err *e, const char *fmt, ...)
 {
 	char head[SNAP_ERR_MSG];

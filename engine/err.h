@@ -52,6 +52,11 @@ int snap_err_sqlite_errno(int rc);
 int snap_err_sqlite(snap_err *e, sqlite3 *db, int rc, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* msg past a leading "head: " (a message that names head first, as
+ * most name the path or URL they are about), or msg itself: for a
+ * caller that names head already and wants it said once. */
+const char *snap_err_after(const char *msg, const char *head);
+
 /* Prefix the existing message with more context ("restore of X: ..."). */
 void snap_err_prefix(snap_err *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

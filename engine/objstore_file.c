@@ -249,6 +249,54 @@ static const snap_objstore_backend file_backend = {
 	NULL,   /* prefetch: a local read costs no round trip */
 };
 
+/* What a directory may hold before a replica is made in it: what a
+ * replica puts there (a run killed before its config landed leaves
+ * those, and dot-named temporaries) and the lost+found of a fresh file
+ * system.  Anything else is someone's files. */
+static int file_is_replica_name(const char *n)
+{
+	static const char *const names[] = {
+		"config", "packs", "index", "maps", "locks", "log", "snapshots",
+		"lost+found", NULL,
+	};
+	if (n[0] == '.')
+		return 1;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(n, names[i]))
+			return 1;
+	return 0;
+}
+
+/* With create, a target that has no config yet must be empty but for a
+ * replica's own names: a new replica is never scattered among other
+ * files (file:/// is the root directory, file:///home/me a home). */
+static int file_target_check(snap_objstore *o, snap_err *err)
+{
+	struct stat st;
+	if (fstatat(o->dirfd, "config", &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	int fd = fcntl(o->dirfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = fd < 0 ? NULL : snap_sys_fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		if (fd >= 0)
+			snap_sys_close(fd);
+		return snap_err_set(err, -e, "%s: %s", o->path, strerror(e));
+	}
+	int rc = 0;
+	struct dirent *de;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!file_is_replica_name(de->d_name))
+			rc = snap_err_set(err, -ENOTEMPTY,
+					  "%s: not a replica, and not empty "
+					  "(it holds %s): give a new or empty "
+					  "directory for a new replica", o->url,
+					  de->d_name);
+	}
+	closedir(d);
+	return rc;
+}
+
 int snap_objstore_file_open(snap_objstore *o, const char *path,
 			    unsigned flags, snap_err *err)
 {
@@ -279,6 +327,6 @@ int snap_objstore_file_open(snap_objstore *o, const char *path,
 				    " (a symlink or not a directory: refused; "
 				    "give the real directory)" : "");
 	}
-	return 0;
+	return flags & SNAP_OBJSTORE_CREATE ? file_target_check(o, err) : 0;
 }
 

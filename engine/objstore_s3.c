@@ -362,6 +362,27 @@ static const snap_objstore_backend s3_backend = {
 	s3_put, s3_get, s3_list, s3_del, s3_close, s3_prefetch,
 };
 
+/* A HEAD of the bucket answered 400, which has no body to say why (a
+ * region the bucket is not in, most often): ask again with a GET of one
+ * key, whose error document names the reason.  Always an error. */
+static int s3_bucket_why(snap_objstore *o, snap_err *err)
+{
+	s3req q;
+	memset(&q, 0, sizeof q);
+	q.method = "GET";
+	if (snap_s3_url(o, NULL, "list-type=2&max-keys=1", &q) < 0)
+		return snap_err_set(err, -ENAMETOOLONG, "%s: name too long",
+				    o->url);
+	int rc = snap_s3_run(o, o->s3->curl, &q, err);
+	if (rc == 0)
+		rc = snap_s3_status(o, &q, "the bucket", err);
+	free(q.resp);
+	if (rc == 0)     /* answered this time: still, the HEAD did not */
+		rc = snap_err_set(err, -EIO, "%s: the bucket: the server "
+				  "answered 400", o->url);
+	return rc;
+}
+
 int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 			  snap_err *err)
 {
@@ -435,6 +456,8 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	s3req q;
 	int rc = snap_s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, 0, &q, err);
 	free(q.resp);
+	if (rc == -EIO && q.status == 400)
+		rc = s3_bucket_why(o, err);
 	if (rc == -ENOENT)
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
 				  o->url, s->bucket, s->endpoint);

@@ -320,8 +320,9 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 	if (!pass)
 		return snap_err_set(err, -EACCES,
 				    "%s: the replica is encrypted: give its "
-				    "passphrase (SNAPFS_PASSPHRASE or "
-				    "--passphrase-file FILE)", url);
+				    "passphrase (SNAPFS_PASSPHRASE, or "
+				    "snapctl --passphrase-file FILE, snapfs "
+				    "-o passphrase_file=FILE)", url);
 	snap_kdf kdf;
 	uint8_t wrapped[SNAP_WRAPPED_BYTES];
 	char *salt = snap_replica_json_text(r, doc, len, "$.kdf.salt");
@@ -371,14 +372,21 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 		uint8_t *d;
 		size_t n;
 		snap_objstore *probe;
-		if (snap_objstore_open(url, 0, &probe, err) == 0) {
-			int e = snap_objstore_get(probe, "config", &d, &n, err);
+		int e = snap_objstore_open(url, 0, &probe, err);
+		if (e == 0) {
+			e = snap_objstore_get(probe, "config", &d, &n, err);
 			snap_objstore_close(probe);
 			if (e == 0) {
 				free(d);
 				flags &= ~(unsigned)SNAP_REPLICA_CREATE;
 				goto open;
 			}
+		}
+		/* A bad URL, no credentials, an unreadable target: say
+		 * that, not "no passphrase" (which would not help). */
+		if (e < 0 && e != -ENOENT) {
+			rc = e;
+			goto fail;
 		}
 		rc = snap_err_set(err, -EPERM,
 				  "%s: no passphrase to encrypt a new replica "

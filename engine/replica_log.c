@@ -116,8 +116,10 @@ int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 	if (rc == 0)
 		rc = snap_replica_list(r, &rows, &n, err);
 	if (rc != 0) {
+		/* The detail starts with "URL: " (snapctl(1)); most
+		 * messages do already: the URL once is enough. */
 		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s", url,
-			       err->msg);
+			       snap_err_after(err->msg, url));
 		return rc;
 	}
 	snap_event_add(s, SNAP_REPLICATE_EVENT, n ? rows[n - 1].name : "", 1,

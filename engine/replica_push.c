@@ -532,8 +532,10 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		rc = push_one(r, s, si, &p, &lk, progress, pctx, &done, total, st,
 			      err);
 		if (rc < 0) {
-			snap_err_prefix(err, "replicate to %s",
-					snap_objstore_url(r->os));
+			/* "URL: what failed", the URL once. */
+			const char *url = snap_objstore_url(r->os);
+			if (!strstr(err->msg, url))
+				snap_err_prefix(err, "%s", url);
 			goto out;
 		}
 	}

@@ -244,10 +244,18 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 				  "%s: access denied (%s) to %s: check "
 				  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
 				  o->url, code ? code : "403", what);
-	else
-		rc = snap_err_set(err, -EIO, "%s: %s: the server answered %ld "
-				  "%s", o->url, what, q->status,
-				  code ? code : "");
+	else {
+		/* The server's own sentence says what is wrong (a region
+		 * the bucket is not in, a bad request); 403's is left out
+		 * above (it can echo what was signed). */
+		char *msg = code ? xml_first(q->resp, q->rlen, "Message")
+				 : NULL;
+		rc = snap_err_set(err, -EIO, "%s: %s: the server answered "
+				  "%ld%s%s%s%s", o->url, what, q->status,
+				  code ? " " : "", code ? code : "",
+				  msg ? ": " : "", msg ? msg : "");
+		free(msg);
+	}
 	free(code);
 	return rc;
 }

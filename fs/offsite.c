@@ -136,7 +136,7 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 	len = strlen(pass);
 	rc = snap_replica_open(o->url, len ? pass : NULL, len,
 			       SNAP_REPLICA_CREATE, &off.replica, err);
-	if (rc == -EPERM)
+	if (rc == -EPERM && !len)   /* (with one: a plain replica, said) */
 		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
 				  "it with (give -o passphrase_file=FILE or "
 				  "SNAPFS_PASSPHRASE; an unencrypted replica "

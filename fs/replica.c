@@ -61,10 +61,15 @@ static const struct fuse_opt rm_opt_spec[] = {
 	FUSE_OPT_END
 };
 
-/* 1 when s names a replica. */
+/* 1 when s is a URL ("scheme://..."): a replica's, or one the replica
+ * code refuses by name ("not a replica URL"), rather than a database
+ * path that does not exist.  (A database at such a relative path is
+ * still reachable as ./scheme://...) */
 static int rm_is_url(const char *s)
 {
-	return !strncmp(s, "s3://", 5) || !strncmp(s, "file://", 7);
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz"
+			  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+	return n > 0 && !strncmp(s + n, "://", 3);
 }
 
 int snap_rmount_wanted(int argc, char *argv[])
@@ -247,7 +252,7 @@ int snap_rmount_main(int argc, char *argv[])
 		rc = snap_replica_list(m.r, &m.snaps, &m.nsnaps, &err);
 	if (rc < 0) {
 		fprintf(stderr, "snapfs: cannot open the replica %s: %s\n",
-			o.url, err.msg);
+			o.url, snap_err_after(err.msg, o.url));
 		goto out;
 	}
 	m.status = rm_status_text(&m);

@@ -310,6 +310,20 @@ static void ctl_usage(FILE *f)
 		else
 			fprintf(f, "  %-24s %s\n", head, c->summary);
 	}
+	fputs("\nReplicas (URL: s3://BUCKET/PREFIX or file:///ABSOLUTE/PATH):\n"
+	      "  snapctl --db FILE replicate URL [--no-encryption]\n"
+	      "  snapctl --replica URL list|show NAME|verify [--full] [NAME]|\n"
+	      "          export NAME FILE|restore NAME --db PATH|\n"
+	      "          prune --keep RULES [--dry-run]|log|passphrase change\n"
+	      "  --replica URL          work from the replica alone, no store\n"
+	      "  --passphrase-file FILE the passphrase (default: "
+	      "SNAPFS_PASSPHRASE)\n"
+	      "  --endpoint URL         the S3 service (default: "
+	      "AWS_ENDPOINT_URL;\n"
+	      "                         AWS_REGION, default us-east-1; "
+	      "credentials from\n"
+	      "                         AWS_ACCESS_KEY_ID, "
+	      "AWS_SECRET_ACCESS_KEY)\n", f);
 	fputs("\nNAME is a snapshot's name, with or without \".db\"; \"latest\" "
 	      "names the newest\nmanual, automatic or imported snapshot.\n"
 	      "Only create and import create a missing store.  "

@@ -188,6 +188,20 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 				       "(the database to restore into; a new "
 				       "file when it does not exist)");
 	exists = lstat(a->db, &st) == 0;
+	if (!exists) {
+		/* Say so of PATH itself, not of the temporary file beside
+		 * it that the restore writes first. */
+		char dir[PATH_MAX];
+		const char *slash = strrchr(a->db, '/');
+		snprintf(dir, sizeof(dir), "%.*s", !slash ? 1 : slash == a->db ?
+			 1 : (int)(slash - a->db), slash ? a->db : ".");
+		if (stat(dir, &st) < 0)
+			return ctl_error("%s: cannot create it in %s: %s",
+					 a->db, dir, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return ctl_error("%s: cannot create it: %s is not a "
+					 "directory", a->db, dir);
+	}
 	if (snprintf(tmp, sizeof(tmp), "%s.snapfs-replica-%ld", a->db,
 		     (long)getpid()) >= (int)sizeof(tmp))
 		return ctl_error("%s: path too long", a->db);

@@ -175,6 +175,9 @@ def replicate_part(ctx, env, db, url, passfile, s3):
         last = mt.poll(failed, POLL)
         ctx.check("a failed replication: status last_replication ok=false "
                   "with the reason", last and url in last["detail"], last)
+        ctx.check("the reason starts with the URL and names it once",
+                  last and last["detail"].startswith(url + ": ") and
+                  last["detail"].count(url) == 1, last)
         ctx.check("the replica still names the last good snapshot",
                   (status(mnt).get("replica") or {}).get("newest") == first,
                   status(mnt).get("replica"))
@@ -252,6 +255,56 @@ def replicate_part(ctx, env, db, url, passfile, s3):
     ctx.check("a wrong passphrase: exit 1, a message, nothing mounted",
               r.returncode == 1 and "passphrase" in r.stderr and
               not mt.is_mounted(mnt), mt.describe(r))
+    if s3:
+        server_gone(ctx, db, url, mnt, passfile, hook, hook_out)
+
+
+def plain_part(ctx, env, db, url, passfile):
+    """A replica made with --no-encryption, and the daemon given a
+    passphrase for it: refused, and the message says why (not "no
+    passphrase")."""
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", url,
+                 "--no-encryption"], env=env, timeout=300)
+    ctx.require("snapctl replicate --no-encryption", r.returncode == 0,
+                mt.describe(r))
+    mnt = ctx.path("mnt-plain")
+    os.makedirs(mnt, exist_ok=True)
+    r = ctx.run([ctx.snapfs, "-f", "-o", "replicate=" + url, "-o",
+                 "passphrase_file=" + passfile, db, mnt], timeout=120,
+                env=env)
+    ctx.check("a plain replica with a passphrase: exit 1, 'not encrypted' "
+              "(not 'no passphrase'), nothing mounted",
+              r.returncode == 1 and "not encrypted" in r.stderr and
+              "no passphrase" not in r.stderr and not mt.is_mounted(mnt),
+              mt.describe(r))
+
+
+def server_gone(ctx, db, url, mnt, passfile, hook, hook_out):
+    """S3: the server stops under a mount; the next snapshot's replication
+    fails, on_failure runs, and status gives the reason, naming the
+    replica's URL once."""
+    m = ctx.mount(db, mnt, options=["replicate=" + url,
+                                    "passphrase_file=" + passfile,
+                                    "on_failure=" + hook.replace(",", "\\,")])
+    r = ctx.run([mt.S3_TEST_SERVER, "stop", ctx.s3dirs[-1]])
+    ctx.require("the S3 test server stops", r.returncode == 0,
+                mt.describe(r))
+    take(ctx, mnt, db, "server-gone")
+
+    def failed():
+        last = (status(mnt).get("replica") or {}).get("last_replication")
+        return last if last and last["ok"] is False else None
+    last = mt.poll(failed, POLL)
+    ctx.check("server stopped: status last_replication ok=false, the "
+              "reason names the URL once",
+              last and last["detail"].startswith(url + ": ") and
+              last["detail"].count(url) == 1, last)
+    ctx.check("server stopped: on_failure ran with SNAPFS_EVENT=replicate",
+              mt.poll(lambda: os.path.exists(hook_out) and
+                      "replicate|" in open(hook_out).read(), POLL),
+              open(hook_out).read() if os.path.exists(hook_out) else
+              "no output")
+    m.stop()
 
 
 def body(ctx):
@@ -277,6 +330,8 @@ def body(ctx):
     refused_part(ctx, env, db, url, passfile)
     env["SNAPFS_PASSPHRASE"] = PASS
     replicate_part(ctx, env, db, url, passfile, s3)
+    if not s3:
+        plain_part(ctx, env, db, url + "-plain", passfile)
     st = os.stat(passfile)
     ctx.check("the passphrase file is untouched",
               stat.S_IMODE(st.st_mode) == 0o600)

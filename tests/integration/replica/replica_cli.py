@@ -85,6 +85,18 @@ def run(ctx, work, env, url, s3dir):
     check("replicate without a passphrase is refused (exit 1)",
           r.returncode == 1 and "SNAPFS_PASSPHRASE" in r.stderr, r.stderr)
 
+    r = ctl(["--db", db, "replicate", "http://example.com/x"], noenc)
+    check("an invalid URL without a passphrase: exit 1, the URL is what "
+          "is wrong", r.returncode == 1 and "not a replica URL" in r.stderr,
+          r.stderr)
+    r = ctl(["--help"], env)
+    check("snapctl --help names --replica, --passphrase-file, --endpoint "
+          "and the AWS_* variables", r.returncode == 0 and
+          all(x in r.stdout for x in ("--replica URL", "--passphrase-file",
+                                      "--endpoint", "AWS_REGION",
+                                      "AWS_ENDPOINT_URL", "restore NAME "
+                                      "--db PATH")), r.stdout)
+
     r = ctl(["--db", db, "replicate", url, "--json"], env)
     check("first replicate exits 0", r.returncode == 0, r.stderr)
     first = json.loads(r.stdout) if r.returncode == 0 else {}
@@ -120,6 +132,12 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "restore", names[0], "--db", newdb], env)
     check("restore into a new file", r.returncode == 0 and
           sha(newdb) == local[names[0]], r.stdout + r.stderr)
+    nodir = os.path.join(fresh, "no-such-dir", "x.db")
+    r = ctl(["--replica", url, "restore", names[0], "--db", nodir], env)
+    check("restore into a directory that does not exist: exit 1, names "
+          "it (not a temporary file)", r.returncode == 1 and
+          os.path.dirname(nodir) in r.stderr and
+          ".snapfs-replica-" not in r.stderr, r.stderr)
     r = ctl(["--replica", url, "restore", names[0], "--db", db], env)
     rows = sqlite3.connect(db).execute(
         "SELECT count(*) FROM t WHERE v LIKE 'changed%'").fetchone()[0]
@@ -223,6 +241,16 @@ def run(ctx, work, env, url, s3dir):
 
     if url.startswith("file://"):
         root = url[len("file://"):]
+        # A new replica is never scattered among someone's files.
+        home = os.path.join(work, "home")
+        os.mkdir(home)
+        with open(os.path.join(home, "notes.txt"), "w") as f:
+            f.write("mine\n")
+        r = ctl(["--db", db, "replicate", "file://" + home], env)
+        check("replicate into a non-empty directory that is no replica: "
+              "exit 1, 'not empty', nothing written there",
+              r.returncode == 1 and "not empty" in r.stderr and
+              os.listdir(home) == ["notes.txt"], r.stderr)
         # One writer at a time: a live lock of another machine refuses
         # replicate and prune; a dead one of this machine is cleared.
         import socket
@@ -351,6 +379,10 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "list"], dict(env, AWS_SECRET_ACCESS_KEY="nope"))
     check("wrong credentials: exit 1, access denied",
           r.returncode == 1 and "access denied" in r.stderr, r.stderr)
+    r = ctl(["--replica", url, "list"], dict(env, AWS_REGION="eu-west-1"))
+    check("a region the bucket is not in: exit 1, the server's reason "
+          "(names the region)", r.returncode == 1 and "eu-west-1" in
+          r.stderr and "region" in r.stderr, r.stderr)
     r = ctl(["--replica", "s3://no-such-bucket/x", "list"], env)
     check("a missing bucket: exit 1, 'no bucket'",
           r.returncode == 1 and "no bucket" in r.stderr, r.stderr)

@@ -248,6 +248,8 @@ def body(ctx, kind):
                     "wrong passphrase (%s)" % mode)
         check("wrong passphrase: the message says so (%s)" % mode,
               "passphrase" in r.stderr, r.stderr)
+        check("wrong passphrase: the message names the URL once (%s)" % mode,
+              r.stderr.count(url) == 1, r.stderr)
     pf = ctx.path("pass-wrong")
     with open(pf, "w") as f:
         f.write("wrong one\n")
@@ -258,10 +260,17 @@ def body(ctx, kind):
             "a missing passphrase file")
     refused(ctx, env, url, mnt, ["-f", "-o", "every=1h"],
             "a daemon option (every=) with a replica")
+    r = refused(ctx, env, "http://example.com/x", mnt, ["-f"],
+                "an http:// URL")
+    check("an http:// URL: 'not a replica URL' (not 'no such database')",
+          "not a replica URL" in r.stderr, r.stderr)
     nopass = dict(env)
     nopass.pop("SNAPFS_PASSPHRASE", None)
     r = refused(ctx, nopass, url, mnt, ["-f"], "no passphrase")
     check("no passphrase: the message says so", "passphrase" in r.stderr,
+          r.stderr)
+    check("no passphrase: the message names snapfs's own option "
+          "(-o passphrase_file=FILE)", "passphrase_file=" in r.stderr,
           r.stderr)
     if kind == "file":
         refused(ctx, env, "file://" + ctx.path("no-replica"), mnt, ["-f"],
