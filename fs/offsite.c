@@ -136,12 +136,19 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 	len = strlen(pass);
 	rc = snap_replica_open(o->url, len ? pass : NULL, len,
 			       SNAP_REPLICA_CREATE, &off.replica, err);
-	if (rc == -EPERM && !len)   /* (with one: a plain replica, said) */
+	if (rc == -EPERM && !len)
 		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
 				  "it with (give -o passphrase_file=FILE or "
 				  "SNAPFS_PASSPHRASE; an unencrypted replica "
 				  "is made with snapctl replicate URL "
 				  "--no-encryption)", o->url);
+	else if (rc == -EPERM)   /* a plain replica, and a passphrase given */
+		rc = snap_err_set(err, rc, "replica %s is not encrypted, but a "
+				  "passphrase was given: refused (its config "
+				  "may have been replaced); to replicate to it "
+				  "unencrypted, start snapfs without -o "
+				  "passphrase_file= and SNAPFS_PASSPHRASE",
+				  o->url);
 out:
 	memset(pass, 0, sizeof(pass));
 	__asm__ __volatile__("" : : "r"(pass) : "memory");

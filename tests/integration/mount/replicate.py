@@ -273,10 +273,13 @@ def plain_part(ctx, env, db, url, passfile):
                  "passphrase_file=" + passfile, db, mnt], timeout=120,
                 env=env)
     ctx.check("a plain replica with a passphrase: exit 1, 'not encrypted' "
-              "(not 'no passphrase'), nothing mounted",
+              "(not 'no passphrase'), what to do with the daemon's "
+              "options (not snapctl's --no-encryption), nothing mounted",
               r.returncode == 1 and "not encrypted" in r.stderr and
-              "no passphrase" not in r.stderr and not mt.is_mounted(mnt),
-              mt.describe(r))
+              "no passphrase" not in r.stderr and
+              "passphrase_file=" in r.stderr and
+              "--no-encryption" not in r.stderr and
+              not mt.is_mounted(mnt), mt.describe(r))
 
 
 def server_gone(ctx, db, url, mnt, passfile, hook, hook_out):
