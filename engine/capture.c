@@ -17,7 +17,7 @@
  * only sees an rc.  In a store without a zstd dictionary, the first 8 MB
  * of pages committed are also kept as samples, and the dictionary trained
  * on them is recorded in the capture's transaction and used from then on
- * (cap_train; engine/DESIGN.md §2, "Dictionary").
+ * (capture_dict.c; engine/DESIGN.md §2, "Dictionary").
  */
 #include <endian.h>
 #include <errno.h>
@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "capture.h"
 #include "pagepipe.h"
@@ -140,92 +139,6 @@ static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
 	if (rc || *id)
 		return rc;
 	return cap_pack_insert(c, page, len, sha, NULL, 0, id);
-}
-
-/* The dictionaries the capture compresses and decodes with now. */
-static const snap_dicts *cap_dicts(const snap_capture *c)
-{
-	return c->trained.n ? &c->trained : &c->dicts;
-}
-
-/* Once the page size is known and the previous snapshot kept or not:
- * load the store's dictionaries (in the capture's transaction) and pick
- * the level, or get ready to train one.  0 or the failure kept in c. */
-static int cap_dicts_ready(snap_capture *c)
-{
-	snap_err err;
-	int rc;
-
-	if (c->dicts_ready || !c->store)
-		return 0;
-	c->dicts_ready = 1;
-	rc = snap_store_dicts_load(c->store, &c->dicts, c->prev ?
-				   SNAP_ZSTD_LEVEL_INCR : SNAP_ZSTD_LEVEL,
-				   NULL, NULL, &err);
-	if (rc) {
-		snap_capture_fail(c, rc, "%s", err.msg);
-		return rc;
-	}
-	if (c->dicts.n == 0) {
-		/* Unmapped once trained (a first snapshot's peak is later);
-		 * mapped, not malloc()ed: freeing an 8 MB malloc() block
-		 * raises glibc's mmap threshold, and the capture's growing
-		 * arrays then leave holes in the heap (peak RSS of a 1 GB
-		 * first snapshot 88.1 MB instead of 86.2). */
-		void *m = mmap(NULL, SNAP_DICT_SAMPLES, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		c->samples = m == MAP_FAILED ? NULL : m;
-		return 0;     /* no samples, no dictionary: not an error */
-	}
-	snap_codec_use(&c->codec, &c->dicts);
-	return 0;
-}
-
-/* Unmap the samples. */
-static void cap_samples_free(snap_capture *c)
-{
-	if (c->samples)
-		munmap(c->samples, SNAP_DICT_SAMPLES);
-	c->samples = NULL;
-}
-
-/* Train the store's dictionary on the samples collected, record it in
- * the capture's transaction, and compress the pages from here on with
- * it.  A training that fails leaves the capture without one (the next
- * capture tries again); a dictionary that cannot be recorded fails the
- * capture, as a page that cannot be would. */
-static int cap_train(snap_capture *c)
-{
-	size_t n = c->nsamples, i, len, *sizes = malloc(n * sizeof(*sizes));
-	uint8_t *dict = malloc(SNAP_DICT_MAX);
-	snap_err err;
-	int rc = 0;
-
-	if (sizes && dict) {
-		for (i = 0; i < n; i++)
-			sizes[i] = c->page_size;
-		len = snap_dict_train(c->samples, sizes, (unsigned)n, dict,
-				      SNAP_DICT_MAX);
-		if (len && snap_dicts_add(&c->trained, dict, len) == 0 &&
-		    snap_dicts_compress_with(&c->trained, dict, len, c->prev ?
-					     SNAP_ZSTD_LEVEL_INCR :
-					     SNAP_ZSTD_LEVEL) == 0) {
-			rc = snap_store_dict_insert(c->store, dict, len, &err);
-			if (rc)
-				snap_capture_fail(c, rc, "%s", err.msg);
-		} else {
-			snap_dicts_free(&c->trained);
-		}
-	}
-	free(sizes);
-	free(dict);
-	cap_samples_free(c);
-	if (!rc && c->trained.n) {
-		snap_codec_use(&c->codec, &c->trained);
-		if (c->pipe)
-			snap_pagepipe_use_dicts(c->pipe, &c->trained);
-	}
-	return rc;
 }
 
 /* Make room in the map for pgno. */
@@ -387,13 +300,8 @@ static int cap_commit(void *ctx, const snap_pipe_slot *p)
 
 	if (p->status)
 		return p->status;
-	if (c->samples) {
-		memcpy(c->samples + c->nsamples++ * c->page_size, p->in,
-		       c->page_size);
-		if ((c->nsamples + 1) * c->page_size > SNAP_DICT_SAMPLES &&
-		    (rc = cap_train(c)))
-			return rc;
-	}
+	if (c->samples && (rc = snap_capture_dict_sample(c, p->in)))
+		return rc;
 	/* A page first seen in a slot still in flight is in the index now;
 	 * a candidate the worker saw is confirmed here. */
 	if (!id && (rc = snap_capture_find(c, p->sha, &id)))
@@ -452,7 +360,7 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 	if (!c->pipe) {
 		rc = snap_capture_settle(c);
 		if (!rc)
-			rc = cap_dicts_ready(c);
+			rc = snap_capture_dicts_ready(c);
 		if (rc)
 			return rc;
 		rc = snap_pagepipe_start_ordered(&c->pipe, c->page_size,
@@ -460,7 +368,7 @@ static int cap_page(snap_capture *c, const void *buf, int amt,
 						 cap_commit, c);
 		if (rc)
 			return rc;
-		snap_pagepipe_use_dicts(c->pipe, cap_dicts(c));
+		snap_pagepipe_use_dicts(c->pipe, snap_capture_dicts(c));
 	}
 	rc = cap_mark_pushed(c, pgno, &again);
 	if (rc)
@@ -553,7 +461,7 @@ void snap_capture_free(snap_capture *c)
 	snap_codec_free(&c->codec);
 	snap_dicts_free(&c->dicts);
 	snap_dicts_free(&c->trained);
-	cap_samples_free(c);
+	snap_capture_samples_free(c);
 	EVP_MD_CTX_free(c->image_sha);
 	free(c->zbuf);
 	free(c->map);
@@ -601,7 +509,7 @@ int snap_capture_begin_file(snap_capture *c, sqlite3_file *f, snap_err *err)
 	free(p1);
 	rc = snap_capture_settle(c);
 	if (!rc)
-		rc = cap_dicts_ready(c);
+		rc = snap_capture_dicts_ready(c);
 	if (!rc)
 		rc = snap_sha256(c->page1, c->page_size, sha);
 	if (!rc)

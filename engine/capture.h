@@ -188,4 +188,17 @@ int snap_capture_sha_set(snap_capture *c, uint32_t pgno,
  * thread): the capture's index, then the store. */
 int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id);
 
+/* ---- between capture.c and capture_dict.c only ---- */
+
+/* The dictionaries the capture compresses and decodes with now. */
+const snap_dicts *snap_capture_dicts(const snap_capture *c);
+/* Once the page size is known: load the store's dictionaries and pick the
+ * level, or map room for samples to train one.  0 or the failure kept in
+ * c. */
+int snap_capture_dicts_ready(snap_capture *c);
+/* Keep a committed page as a sample; train when they are full. */
+int snap_capture_dict_sample(snap_capture *c, const uint8_t *page);
+/* Unmap the samples (trained, or the capture ends). */
+void snap_capture_samples_free(snap_capture *c);
+
 #endif /* ENGINE_CAPTURE_H */

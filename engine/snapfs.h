@@ -21,7 +21,7 @@
  *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
  *   L1  store storeopen storedir storeschema storespace storecat storemap
  *   L1  storename storedict
- *   L2  events capture capture_find capture_vfs image image_vfs jsonrec
+ *   L2  events capture capture_dict capture_find capture_vfs image image_vfs jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_check restore_newfile restore_file recover diff
  *   L4  diffstate tablerestore export merge mergelive mergekeys mergemove
