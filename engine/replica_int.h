@@ -144,6 +144,8 @@ typedef struct rrow {
 
 /* Hex digits of n bytes into out (2n + 1 chars). */
 void snap_replica_hex(const uint8_t *b, size_t n, char *out);
+/* Decode 2n hex digits into out; 0 or -EINVAL. */
+int snap_replica_unhex(const char *s, uint8_t *out, size_t n);
 
 /* Put plain bytes as object name (sealed when the replica is encrypted);
  * adds the bytes written to *bytes when bytes is not NULL. */

@@ -1,0 +1,259 @@
+/*
+ * engine/replica_rows.c — a replica's catalog: the sealed catalog rows
+ * ("snapshots/<id>", engine/DESIGN.md §6), their listing in snapshot
+ * order, and finding one by name (latest, a name, or an id).  The format,
+ * config and sealed objects are replica.c.
+ */
+#include "replica_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "objstore.h"
+
+/* ---- catalog rows ("snapshots/<id>") ------------------------------------- */
+
+/* Parse a catalog row object; -EIO when it is not one. */
+static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
+		     size_t len, rrow *row, snap_err *err)
+{
+	const char *d = (const char *)doc;
+	memset(row, 0, sizeof *row);
+	snprintf(row->obj, sizeof row->obj, "%s", obj);
+	char *name = snap_replica_json_text(r, d, len, "$.name");
+	char *label = snap_replica_json_text(r, d, len, "$.label");
+	char *kind = snap_replica_json_text(r, d, len, "$.kind");
+	char *comment = snap_replica_json_text(r, d, len, "$.comment");
+	char *sha = snap_replica_json_text(r, d, len, "$.sha256");
+	char *map = snap_replica_json_text(r, d, len, "$.map");
+	int bad = !name || !label || !kind || !sha || !map ||
+		  strlen(name) >= sizeof row->si.name ||
+		  strlen(label) >= sizeof row->si.label ||
+		  strlen(map) >= sizeof row->map ||
+		  snap_kind_parse(kind, &row->si.kind) < 0 ||
+		  snap_replica_unhex(sha, row->si.sha256, 32) < 0 ||
+		  snap_objstore_name_check(map) < 0;
+	if (!bad) {
+		snprintf(row->si.name, sizeof row->si.name, "%s", name);
+		snprintf(row->si.label, sizeof row->si.label, "%s", label);
+		snprintf(row->si.comment, sizeof row->si.comment, "%s",
+			 comment ? comment : "");
+		snprintf(row->map, sizeof row->map, "%s", map);
+		row->si.created_ns = snap_replica_json_int(r, d, len, "$.created_ns", 0);
+		row->si.pinned = (int)snap_replica_json_int(r, d, len, "$.pinned", 0);
+		row->si.page_size = (uint32_t)snap_replica_json_int(r, d, len,
+						       "$.page_size", 0);
+		row->si.page_count = (uint32_t)snap_replica_json_int(r, d, len,
+							"$.page_count", 0);
+		row->si.image_size = (uint64_t)snap_replica_json_int(r, d, len,
+							"$.image_size", 0);
+		row->si.change_counter = (uint32_t)snap_replica_json_int(
+			r, d, len, "$.change_counter", 0);
+		bad = row->si.page_size < 512 ||
+		      row->si.page_size > SNAP_PAGE_MAX ||
+		      (row->si.page_size & (row->si.page_size - 1)) ||
+		      row->si.image_size != (uint64_t)row->si.page_size *
+					    row->si.page_count;
+	}
+	free(name);
+	free(label);
+	free(kind);
+	free(comment);
+	free(sha);
+	free(map);
+	if (bad)
+		return snap_err_set(err, -EIO, "%s/%s: not a valid snapshot "
+				    "record", snap_objstore_url(r->os), obj);
+	return 0;
+}
+
+/* Listing callback: collect object names. */
+static int names_add(void *ctx, const char *name, uint64_t size)
+{
+	(void)size;
+	snap_replica_names *ns = ctx;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? 2 * ns->cap : 64;
+		char **v = realloc(ns->v, cap * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	if (!(ns->v[ns->n] = strdup(name)))
+		return -ENOMEM;
+	ns->n++;
+	return 0;
+}
+
+void snap_replica_names_free(snap_replica_names *ns)
+{
+	for (size_t i = 0; i < ns->n; i++)
+		free(ns->v[i]);
+	free(ns->v);
+	memset(ns, 0, sizeof *ns);
+}
+
+/* List a directory of the replica into ns. */
+int snap_replica_list_dir(snap_replica *r, const char *dir,
+			  snap_replica_names *ns, snap_err *err)
+{
+	int rc = snap_objstore_list(r->os, dir, names_add, ns, err);
+	if (rc == -ENOMEM)
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	return rc;
+}
+
+/* Oldest first, then by name. */
+static int row_cmp(const void *a, const void *b)
+{
+	const rrow *x = a, *y = b;
+	if (x->si.created_ns != y->si.created_ns)
+		return x->si.created_ns < y->si.created_ns ? -1 : 1;
+	return strcmp(x->si.name, y->si.name);
+}
+
+/* Every catalog row of the replica, oldest first, or (name not NULL)
+ * the one row of that name: -ENOENT with a message when there is none.
+ * free(*out). */
+int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
+		     size_t *n, snap_err *err)
+{
+	snap_replica_names ns = {0};
+	rrow *rows = NULL;
+	size_t k = 0;
+	int rc = snap_replica_list_dir(r, "snapshots", &ns, err);
+	if (rc < 0)
+		goto out;
+	rows = calloc(ns.n ? ns.n : 1, sizeof *rows);
+	if (!rows) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	snap_replica_names_free(&r->bad_rows);
+	for (size_t i = 0; i < ns.n; i++) {
+		uint8_t *doc;
+		size_t len;
+		snap_err e;
+		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
+		if (rc == -ENOENT)   /* pruned while we listed */
+			continue;
+		if (rc == 0) {
+			rc = row_parse(r, ns.v[i], doc, len, &rows[k], &e);
+			free(doc);
+		}
+		if (rc == -EIO || rc == -EFBIG) {
+			/* One damaged row must not hide every other
+			 * snapshot: skip it; verify names it. */
+			if (names_add(&r->bad_rows, ns.v[i], 0) < 0) {
+				rc = snap_err_set(err, -ENOMEM,
+						  "out of memory");
+				goto out;
+			}
+			continue;
+		}
+		if (rc < 0) {
+			*err = e;
+			goto out;
+		}
+		if (!name || !strcmp(rows[k].si.name, name))
+			k++;
+	}
+	rc = 0;
+	if (name && k == 0) {
+		rc = snap_err_set(err, -ENOENT, "%s: no snapshot %s in the "
+				  "replica", snap_objstore_url(r->os), name);
+		goto out;
+	}
+	qsort(rows, k, sizeof *rows, row_cmp);
+	for (size_t i = 0; i < k; i++)
+		rows[i].si.id = (int64_t)i + 1;
+	*out = rows;
+	*n = k;
+	rows = NULL;
+	rc = 0;
+out:
+	free(rows);
+	snap_replica_names_free(&ns);
+	return rc;
+}
+
+int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
+		      snap_err *err)
+{
+	rrow *rows;
+	size_t k;
+	int rc = snap_replica_rows_load(r, NULL, &rows, &k, err);
+	if (rc < 0)
+		return rc;
+	snap_info *v = calloc(k ? k : 1, sizeof *v);
+	if (!v) {
+		free(rows);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < k; i++)
+		v[i] = rows[i].si;
+	free(rows);
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+/* The row of snapshot name; -ENOENT with a message when absent. */
+int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
+		    snap_err *err)
+{
+	rrow *rows;
+	size_t k;
+	int rc = snap_replica_rows_load(r, name, &rows, &k, err);
+	if (rc == 0)
+		*out = rows[k - 1];
+	if (rc == 0)
+		free(rows);
+	return rc;
+}
+
+int snap_replica_tables(snap_replica *r, const char *name, char **json,
+			snap_err *err)
+{
+	rrow row;
+	uint8_t *doc;
+	size_t len;
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc < 0)
+		return rc;
+	rc = snap_replica_obj_get(r, row.obj, &doc, &len, err);
+	if (rc == -ENOENT)
+		rc = snap_err_set(err, -ENOENT, "%s: no snapshot %s in the "
+				  "replica", snap_objstore_url(r->os), name);
+	if (rc < 0)
+		return rc;
+	sqlite3_stmt *st = NULL;
+	*json = NULL;
+	if (sqlite3_prepare_v2(r->mem, "SELECT json(json_extract(?1, "
+			       "'$.tables'))", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, (const char *)doc, (int)len,
+				  SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL)
+			*json = strdup((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	free(doc);
+	if (!*json)
+		*json = strdup("{}");
+	return *json ? 0 : snap_err_set(err, -ENOMEM, "out of memory");
+}
+
+int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
+		      snap_err *err)
+{
+	rrow row;
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc == 0)
+		*out = row.si;
+	return rc;
+}
