@@ -93,13 +93,17 @@ int snap_store_ro_compat(sqlite3 *db, snap_err *err);
 /* ---- the zstd dictionaries (storedict.c) ---- */
 
 struct snap_dicts;
-/* One problem found with a dictionary (a damaged copy or hash). */
-typedef void (*snap_dict_problem_fn)(void *ctx, const char *msg);
+/* One problem found with a dictionary (a damaged copy or hash); usable:
+ * an intact copy still serves (pages decode). */
+typedef void (*snap_dict_problem_fn)(void *ctx, const char *msg, int usable);
 /*
  * Load the store's dictionaries on db into *ds for decoding (each copy
  * checked against its SHA-256; a damaged one reported through fn, which
  * may be NULL, and the intact one used), and with level > 0 compress with
  * the newest at that zstd level.  A store without the table has none.
+ * With level > 0 (a capture, in its write transaction) a damaged copy or
+ * hash is rewritten from the intact copy, and a dictionary with no intact
+ * copy is -EBADMSG: a snapshot would share pages that cannot be read.
  * 0, or a negative errno with *ds empty.
  */
 int snap_store_dicts_load(sqlite3 *db, struct snap_dicts *ds, int level,

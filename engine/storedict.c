@@ -38,9 +38,10 @@ static int dict_copy_ok(const void *z, size_t n, int64_t id,
 	return (int64_t)ZSTD_getDictID_fromDict(z, n) == id;
 }
 
-/* Report a problem with dictionary id through fn (when not NULL). */
+/* Report a problem with dictionary id through fn (when not NULL);
+ * usable: an intact copy still serves. */
 static void dict_problem(snap_dict_problem_fn fn, void *ctx, int64_t id,
-			 const char *what)
+			 const char *what, int usable)
 {
 	char msg[256];
 
@@ -48,7 +49,30 @@ static void dict_problem(snap_dict_problem_fn fn, void *ctx, int64_t id,
 		return;
 	snprintf(msg, sizeof(msg), "zstd dictionary %lld of the store: %s",
 		 (long long)id, what);
-	fn(ctx, msg);
+	fn(ctx, msg, usable);
+}
+
+/* In a capture's write transaction: rewrite dictionary id's hash and both
+ * copies from the intact bytes (use, n), so that one damaged copy does
+ * not stay the only one. */
+static int dict_repair(sqlite3 *db, int64_t id, const void *use, size_t n)
+{
+	sqlite3_stmt *st = NULL;
+	uint8_t sha[32];
+	int rc;
+
+	if (snap_sha256(use, n, sha))
+		return SQLITE_NOMEM;
+	rc = sqlite3_prepare_v2(db, "UPDATE dicts SET sha256=?1, data=?2, "
+				"data2=?2 WHERE id=?3", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_blob(st, 1, sha, 32, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, use, (int)n, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, id);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
@@ -83,21 +107,51 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 		const void *use = oka ? a : okb ? b : NULL;
 		size_t ulen = oka ? alen : blen;
 
+		int repair = 0;
+
 		if (!use && a && alen && alen == blen && !memcmp(a, b, alen) &&
 		    (int64_t)ZSTD_getDictID_fromDict(a, alen) == id) {
 			use = a;
 			ulen = alen;
+			repair = 1;
 			dict_problem(fn, ctx, id, "its SHA-256 is damaged (both "
-				     "copies agree and are in use)");
+				     "copies agree and are in use; the next "
+				     "snapshot rewrites it)", 1);
 		} else if (!use) {
 			dict_problem(fn, ctx, id, "both copies are damaged: "
 				     "pages compressed with it cannot be "
-				     "read");
+				     "read", 0);
+			if (level > 0) {
+				/* A capture would record snapshots that
+				 * share those pages: refused. */
+				sqlite3_finalize(st);
+				snap_dicts_free(ds);
+				return snap_err_set(err, -EBADMSG, "the store's "
+					"zstd dictionary %lld is damaged in "
+					"both copies, so the pages compressed "
+					"with it cannot be read; no snapshot is "
+					"taken into this store: run snapctl "
+					"verify to see the snapshots affected, "
+					"move the store aside and take a new "
+					"first snapshot (or restore from a "
+					"replica)", (long long)id);
+			}
 		} else if (!oka || !okb) {
+			repair = 1;
 			dict_problem(fn, ctx, id, oka ? "its second copy is "
-				     "damaged (the first is intact and in use)"
-				     : "its first copy is damaged (the second "
-				     "is intact and in use)");
+				     "damaged (the first is intact and in use; "
+				     "the next snapshot rewrites it)" :
+				     "its first copy is damaged (the second "
+				     "is intact and in use; the next snapshot "
+				     "rewrites it)", 1);
+		}
+		if (repair && level > 0 &&
+		    (rc = dict_repair(db, id, use, ulen)) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			snap_dicts_free(ds);
+			return snap_err_sqlite(err, db, rc, "cannot rewrite the "
+					       "store's zstd dictionary %lld",
+					       (long long)id);
 		}
 		/* Rows come oldest first: the last one compresses. */
 		if (use && ((rc = snap_dicts_add(ds, use, ulen)) != 0 ||

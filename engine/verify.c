@@ -54,10 +54,15 @@ static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
 		v->fn(v->ctx, v->si, pgno, msg);
 }
 
-/* A problem with one of the store's dictionaries (storedict.c). */
-static void dict_problem(void *ctx, const char *msg)
+/* A problem with one of the store's dictionaries (storedict.c): a
+ * problem of the snapshot only when no intact copy serves (its pages that
+ * need it fail too).  One damaged copy is the store's to mend, and the
+ * next snapshot rewrites it: it must not refuse a restore whose pages all
+ * decode. */
+static void dict_problem(void *ctx, const char *msg, int usable)
 {
-	problem(ctx, 0, "%s", msg);
+	if (!usable)
+		problem(ctx, 0, "%s", msg);
 }
 
 /* The quick pass's state, shared with the page pipeline's callbacks. */
