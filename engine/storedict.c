@@ -7,13 +7,15 @@
  * id is the dictID the dictionary's frames carry in their header; data
  * and data2 are two copies of the same bytes, sha256 their SHA-256.  Every
  * page compressed with a dictionary depends on it, so one flipped bit must
- * neither make the pages unreadable nor go unnoticed: a copy is used only
- * when it matches the hash and names its own id, a damaged copy is
- * reported (verify), and the other serves.  When both copies differ from
+ * neither make the pages unreadable nor stay: a copy is used only when it
+ * matches the hash and names its own id, and the other serves while the
+ * next capture rewrites the damaged one.  When both copies differ from
  * the hash but agree with each other, the hash is what was damaged: the
- * copies serve, and that is reported too.  Rows are never deleted
- * (retention and deletion leave the table alone): a dictionary is small
- * (at most SNAP_DICT_MAX bytes) and a store trains one.
+ * copies serve, and the capture rewrites the hash.  With no intact copy,
+ * the pages that need it fail verification and a capture is refused.
+ * Rows are never deleted (retention and deletion leave the table alone):
+ * a dictionary is small (at most SNAP_DICT_MAX bytes) and a store
+ * usually trains one.
  *
  * A store older than version 3 opened read-only has no table: it has no
  * dictionary either, and loading gives none.
@@ -92,7 +94,7 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 		return 0;            /* before version 3: none */
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "SELECT id, sha256, data, data2 "
-					"FROM dicts ORDER BY id", -1, &st,
+					"FROM dicts ORDER BY created_ns, id", -1, &st,
 					NULL);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(st, 0);
@@ -106,7 +108,6 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 		int okb = dict_copy_ok(b, blen, id, sha, shalen);
 		const void *use = oka ? a : okb ? b : NULL;
 		size_t ulen = oka ? alen : blen;
-
 		int repair = 0;
 
 		if (!use && a && alen && alen == blen && !memcmp(a, b, alen) &&
@@ -145,15 +146,9 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 				     "is intact and in use; the next snapshot "
 				     "rewrites it)", 1);
 		}
-		if (repair && level > 0 &&
-		    (rc = dict_repair(db, id, use, ulen)) != SQLITE_OK) {
-			sqlite3_finalize(st);
-			snap_dicts_free(ds);
-			return snap_err_sqlite(err, db, rc, "cannot rewrite the "
-					       "store's zstd dictionary %lld",
-					       (long long)id);
-		}
-		/* Rows come oldest first: the last one compresses. */
+		/* Rows come oldest first: the last one compresses.  zstd
+		 * copies the bytes, so the repair below may change the row
+		 * under the column's pointer. */
 		if (use && ((rc = snap_dicts_add(ds, use, ulen)) != 0 ||
 			    (level > 0 && (rc = snap_dicts_compress_with(
 					ds, use, ulen, level)) != 0))) {
@@ -161,6 +156,14 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 			snap_dicts_free(ds);
 			return snap_err_set(err, rc, "out of memory for the "
 					    "store's zstd dictionary");
+		}
+		if (repair && level > 0 &&
+		    (rc = dict_repair(db, id, use, ulen)) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			snap_dicts_free(ds);
+			return snap_err_sqlite(err, db, rc, "cannot rewrite the "
+					       "store's zstd dictionary %lld",
+					       (long long)id);
 		}
 		rc = SQLITE_OK;
 	}
