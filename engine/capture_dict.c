@@ -17,6 +17,13 @@
 #include "pagepipe.h"
 #include "store_int.h"
 
+/* The zstd level of this capture's pages: a first snapshot's at level 1
+ * for speed, an incremental one's few changed pages at level 3. */
+static int cap_level(const snap_capture *c)
+{
+	return c->prev ? SNAP_ZSTD_LEVEL_INCR : SNAP_ZSTD_LEVEL;
+}
+
 /* The dictionaries the capture compresses and decodes with now. */
 const snap_dicts *snap_capture_dicts(const snap_capture *c)
 {
@@ -34,9 +41,8 @@ int snap_capture_dicts_ready(snap_capture *c)
 	if (c->dicts_ready || !c->store)
 		return 0;
 	c->dicts_ready = 1;
-	rc = snap_store_dicts_load(c->store, &c->dicts, c->prev ?
-				   SNAP_ZSTD_LEVEL_INCR : SNAP_ZSTD_LEVEL,
-				   NULL, NULL, &err);
+	rc = snap_store_dicts_load(c->store, &c->dicts, cap_level(c), NULL,
+				   NULL, &err);
 	if (rc) {
 		snap_capture_fail(c, rc, "%s", err.msg);
 		return rc;
@@ -82,9 +88,8 @@ static int cap_train(snap_capture *c)
 		len = snap_dict_train(c->samples, sizes, (unsigned)n, dict,
 				      SNAP_DICT_MAX);
 		if (len && snap_dicts_add(&c->trained, dict, len) == 0 &&
-		    snap_dicts_compress_with(&c->trained, dict, len, c->prev ?
-					     SNAP_ZSTD_LEVEL_INCR :
-					     SNAP_ZSTD_LEVEL) == 0) {
+		    snap_dicts_compress_with(&c->trained, dict, len,
+					     cap_level(c)) == 0) {
 			rc = snap_store_dict_insert(c->store, dict, len, &err);
 			if (rc)
 				snap_capture_fail(c, rc, "%s", err.msg);
