@@ -177,6 +177,45 @@ static void test_verify_finds_a_wrong_image_hash(void **state)
 	assert_int_equal(nbad, 1);
 }
 
+/*
+ * The image's SHA-256 proves every byte of every page in its place: a
+ * store whose record of one page's hash is wrong (the page's bytes
+ * intact) holds an intact snapshot.  Quick, structural and full
+ * verification pass, and a restore (whose verification hashes every page
+ * for its read-back check) agrees and restores it; with the page's bytes
+ * damaged too, verification names the page.
+ */
+static void test_a_wrong_stored_page_hash_of_an_intact_image(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	two_snapshots(env, &a, &b);
+	uint32_t pg = tu_unique_page(env->st, a.id, b.id);
+	int64_t pid = tu_page_id(env->st, b.id, pg);
+	char want[65], now[65];
+	tu_problems p;
+	snap_err e;
+
+	tu_store_exec(env->st, "UPDATE pages SET hash = zeroblob(32) WHERE "
+		      "id = %lld", (long long)pid);
+	for (int full = 0; full <= 2; full++) {
+		int rc = verify(env->st, b.id, full, &p, &e);
+		if (rc != 0)
+			fail_msg("verify level %d: %d (%s)", full, rc, e.msg);
+		assert_int_equal(p.n, 0);
+	}
+	tu_image_digest(env->st, b.id, want);
+	snap_err_clear(&e);
+	if (snap_restore(env->st, b.id, NULL, &e) != 0)
+		fail_msg("restore of the intact image: %s", e.msg);
+	tu_db_digest(env->db, now);
+	assert_string_equal(now, want);
+
+	tu_corrupt_page(env->st, pid);
+	assert_int_equal(verify(env->st, b.id, 0, &p, &e), -EBADMSG);
+	assert_int_equal(p.pgno, pg);
+}
+
 static void test_verify_counts_every_bad_snapshot(void **state)
 {
 	tu_env *env = *state;
@@ -386,6 +425,7 @@ int main(void)
 		tu_test(test_verify_finds_a_page_that_cannot_be_decoded),
 		tu_test(test_verify_finds_a_missing_page),
 		tu_test(test_verify_finds_a_wrong_image_hash),
+		tu_test(test_a_wrong_stored_page_hash_of_an_intact_image),
 		tu_test(test_verify_counts_every_bad_snapshot),
 		tu_test(test_full_verify_finds_a_snapshot_of_a_corrupt_db),
 		tu_test(test_image_read_of_an_undecodable_page_is_eio),
