@@ -14,6 +14,16 @@
  * The order thread exists for work that must see pages in order but need
  * not hold up the producer: a capture's streamed SHA-256 of the whole
  * image, which on the producer's thread took as long as reading the pages.
+ *
+ * Wake-ups come in batches (a futex wake-up and the switch it causes cost
+ * more than hashing a page, twice that in a virtual machine): the order
+ * thread and a waiting producer are woken when a run of PIPE_BATCH slots
+ * is ready for them, or every slot pushed so far (run_ready), not once a
+ * slot; each then takes the whole run.  A waiter checks the same
+ * condition before it sleeps, and whoever moves a slot into the state it
+ * waits for checks it again, so no wake-up is lost: the condition can
+ * only turn false again by a push, which is followed by more slots
+ * moving.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -64,6 +74,29 @@ struct snap_pagepipe {
 	const snap_dicts *dicts;      /* the workers' dictionaries; mu */
 };
 
+/* Slots in `state` in a row from the one pushed `from`-th on (at most
+ * max).  Called with mu held. */
+static unsigned run_of(const snap_pagepipe *p, uint64_t from, int state,
+		       unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max && from + n < p->head &&
+	       p->slots[(from + n) % PIPE_SLOTS].state == state)
+		n++;
+	return n;
+}
+
+/* Is a run worth a wake-up: PIPE_BATCH slots in `state` from `from` on,
+ * or every slot pushed after it?  Called with mu held. */
+static int run_ready(const snap_pagepipe *p, uint64_t from, int state)
+{
+	uint64_t left = p->head - from;
+	unsigned want = left < PIPE_BATCH ? (unsigned)left : PIPE_BATCH;
+
+	return left && run_of(p, from, state, want) == want;
+}
+
 /* Worker: claim the oldest filled slot, process it, repeat. */
 static void *pipe_worker(void *arg)
 {
@@ -97,10 +130,11 @@ static void *pipe_worker(void *arg)
 		pthread_mutex_lock(&p->mu);
 		s->state = SLOT_DONE;
 		if (p->order) {
-			if (p->order_waiting && s == &p->slots[p->ord %
-							       PIPE_SLOTS])
+			if (p->order_waiting &&
+			    run_ready(p, p->ord, SLOT_DONE))
 				pthread_cond_signal(&p->ordwake);
-		} else if (p->producer_waiting) {
+		} else if (p->producer_waiting &&
+			   run_ready(p, p->tail, SLOT_DONE)) {
 			pthread_cond_signal(&p->done);
 		}
 	}
@@ -111,29 +145,33 @@ static void *pipe_worker(void *arg)
 }
 
 /* Order thread: run the order function on each done slot, in push
- * order. */
+ * order, a run of them at a time. */
 static void *pipe_orderer(void *arg)
 {
 	snap_pagepipe *p = arg;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		slot *s = &p->slots[p->ord % PIPE_SLOTS];
+		unsigned n, i;
 
-		while (!p->stopping && (p->ord == p->head ||
-					s->state != SLOT_DONE)) {
+		while (!p->stopping && !run_ready(p, p->ord, SLOT_DONE)) {
 			p->order_waiting = 1;
 			pthread_cond_wait(&p->ordwake, &p->mu);
 			p->order_waiting = 0;
 		}
-		if (p->ord == p->head || s->state != SLOT_DONE)
+		n = run_of(p, p->ord, SLOT_DONE, PIPE_SLOTS);
+		if (!n)
 			break;   /* stopping: undrained pages are dropped */
 		pthread_mutex_unlock(&p->mu);
-		p->order(p->ctx, &s->s);
+		for (i = 0; i < n; i++)
+			p->order(p->ctx,
+				 &p->slots[(p->ord + i) % PIPE_SLOTS].s);
 		pthread_mutex_lock(&p->mu);
-		s->state = SLOT_ORDERED;
-		p->ord++;
-		if (p->producer_waiting)
+		for (i = 0; i < n; i++)
+			p->slots[(p->ord + i) % PIPE_SLOTS].state =
+				SLOT_ORDERED;
+		p->ord += n;
+		if (p->producer_waiting && run_ready(p, p->tail, p->ready))
 			pthread_cond_signal(&p->done);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -234,14 +272,15 @@ static void pipe_commit_ready(snap_pagepipe *p)
 	}
 }
 
-/* Wait (mu held) until the slot at the tail is ready to commit; first
- * make sure the workers are awake for whatever is queued. */
+/* Wait (mu held) until a run of slots at the tail is ready to commit
+ * (run_ready); first make sure the workers are awake for whatever is
+ * queued. */
 static void pipe_wait_done(snap_pagepipe *p)
 {
 	if (p->claim < p->head)
 		pthread_cond_broadcast(&p->wake);
 	p->producer_waiting = 1;
-	while (p->slots[p->tail % PIPE_SLOTS].state != p->ready)
+	while (!run_ready(p, p->tail, p->ready))
 		pthread_cond_wait(&p->done, &p->mu);
 	p->producer_waiting = 0;
 }
