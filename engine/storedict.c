@@ -19,13 +19,14 @@
  *
  * A store older than version 3 opened read-only has no table: it has no
  * dictionary either, and loading gives none.  A reader (level 0) that
- * cannot read the table (a damaged page of it: SQLite's error) goes on
- * with the dictionaries read before the error, none at worst, and
- * reports the table through the problem callback as unusable: pages
- * compressed without a dictionary must stay readable, and those that
- * need one then fail with -ENOKEY, saying so.  Out of memory or a lock
- * still fails the load (a retry reads the table), and so does any
- * error in a capture, which would record a dictionary there.
+ * finds the table itself unreadable (a damaged page of it, or a table
+ * of another shape) goes on with the dictionaries read before the error,
+ * none at worst, and reports the table through the problem callback as
+ * unusable: pages compressed without a dictionary must stay readable,
+ * and those that need one then fail with -ENOKEY, saying so.  Out of
+ * memory, a lock or an I/O error still fails the load (the pages would
+ * not read either; a retry may), and so does any error in a capture,
+ * which would record a dictionary there.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -85,17 +86,24 @@ static int dict_repair(sqlite3 *db, int64_t id, const void *use, size_t n)
 }
 
 /* For a reader (level 0): 1 when SQLite's error rc reading the table
- * makes it unreadable, reported through fn as a problem no copy makes
- * good; 0 for what still fails the load (out of memory, a lock: a
- * retry reads it). */
+ * says the table itself cannot be read (a damaged page of it:
+ * SQLITE_CORRUPT; a table of another shape: SQLITE_ERROR at prepare,
+ * SQLITE_MISMATCH), reported through fn as a problem no copy makes good.
+ * 0 for what still fails the load: out of memory, a lock, an I/O error
+ * (the store's pages would not read either; a retry may). */
 static int dicts_unreadable(sqlite3 *db, int rc, snap_dict_problem_fn fn,
 			    void *ctx)
 {
-	int code = snap_err_sqlite_errno(rc);
 	char msg[256];
 
-	if (code == -ENOMEM || code == -EBUSY)
+	switch (rc & 0xff) {
+	case SQLITE_CORRUPT:
+	case SQLITE_ERROR:
+	case SQLITE_MISMATCH:
+		break;
+	default:
 		return 0;
+	}
 	if (fn) {
 		snprintf(msg, sizeof(msg), "the store's table of zstd "
 			 "dictionaries cannot be read (%s): pages compressed "

@@ -6,7 +6,10 @@
  * before (schema version 2, pages without a dictID) still reads, and gains
  * a dictionary for what it stores next; a damaged copy of the dictionary
  * or its hash is reported by verify while pages decode from the intact
- * copy, and two damaged copies make the pages that need it fail verify.
+ * copy, and two damaged copies make the pages that need it fail verify;
+ * a table of dictionaries that cannot be read (a damaged page, another
+ * shape) leaves the pages that need none readable, and those that need
+ * one fail saying so.
  */
 #include "testutil.h"
 
@@ -441,6 +444,26 @@ static void test_unreadable_dicts_table_without_a_dictionary(void **state)
 		fail_msg("capture: %s", e.msg);
 }
 
+/* A table dicts of another shape (as a store edited by hand, or by a
+ * tool that recreated it, has it): its SELECT cannot be prepared, and a
+ * reader goes on without dictionaries, verify reporting the table. */
+static void test_dicts_table_of_another_shape(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, 2000);
+	snap_info a = tu_snap(st, "a");
+	dict_problems d = { 0 };
+	snap_err e;
+
+	tu_store_exec(st, "DROP TABLE dicts; CREATE TABLE dicts(x)");
+	expect_export(env, st, &a);
+	snap_err_clear(&e);
+	assert_int_equal(snap_verify_snapshot(st, a.id, 0, dict_problem_cb, &d,
+					      &e), -EBADMSG);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.table, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -450,6 +473,7 @@ int main(void)
 		tu_test(test_damaged_dictionary_is_mended),
 		tu_test(test_unreadable_dicts_table_leaves_other_pages_readable),
 		tu_test(test_unreadable_dicts_table_without_a_dictionary),
+		tu_test(test_dicts_table_of_another_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
