@@ -113,6 +113,13 @@ int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
 	return 0;
 }
 
+const char *snap_codec_unpack_why(int rc)
+{
+	return rc == -ENOKEY ? "cannot be decoded: the zstd dictionary it "
+		"was compressed with is missing or damaged" :
+		"cannot be decoded";
+}
+
 /* Add a decoding dictionary: 0, -EINVAL or -ENOMEM. */
 int snap_dicts_add(snap_dicts *ds, const void *dict, size_t len)
 {

@@ -84,6 +84,11 @@ size_t snap_codec_pack(snap_codec *c, const void *src, size_t len,
  * names a dictionary the codec does not have. */
 int snap_codec_unpack(snap_codec *c, const void *z, size_t zlen, void *dst,
 		      size_t len);
+/* What a stored page snap_codec_unpack refused with rc is, for every
+ * message that names one ("page N (stored page ID) %s"): "cannot be
+ * decoded", and with -ENOKEY that its dictionary is missing or damaged
+ * (what the user can do differs: verify, replica, a new store). */
+const char *snap_codec_unpack_why(int rc);
 
 /* Open-addressing map sha256 -> page id (ids > 0). */
 typedef struct snap_pageidx {

@@ -280,8 +280,9 @@ static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
 				       buf, im->info.page_size);
 		if (rc)
 			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
-					  "(stored page %" PRId64 ") cannot be "
-					  "decoded", im->info.name, pgno, id);
+					  "(stored page %" PRId64 ") %s",
+					  im->info.name, pgno, id,
+					  snap_codec_unpack_why(rc));
 	} else if (rc == SQLITE_DONE) {
 		rc = snap_err_set(err, -EIO, "snapshot %s: page %u (stored page "
 				  "%" PRId64 ") is missing from the store",
@@ -536,9 +537,10 @@ static int xpass_commit(void *ctx, const snap_pipe_slot *s)
 
 	if (s->status)
 		return snap_err_set(x->err, -EIO, "snapshot %s: page %u (stored "
-				    "page %" PRId64 ") cannot be decoded; "
-				    "nothing was exported (run snapctl verify)",
-				    x->im->info.name, s->pgno, s->id);
+				    "page %" PRId64 ") %s; nothing was exported "
+				    "(run snapctl verify)", x->im->info.name,
+				    s->pgno, s->id,
+				    snap_codec_unpack_why(s->status));
 	EVP_DigestUpdate(x->md, s->out, ps);
 	memcpy(x->bufs[x->cur] + x->len, s->out, ps);
 	x->len += ps;

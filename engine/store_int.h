@@ -93,7 +93,8 @@ int snap_store_ro_compat(sqlite3 *db, snap_err *err);
 /* ---- the zstd dictionaries (storedict.c) ---- */
 
 struct snap_dicts;
-/* One problem found with a dictionary (a damaged copy or hash); usable:
+/* One problem found with a dictionary (a damaged copy or hash) or with
+ * the table of them (unreadable: usable 0); usable:
  * an intact copy still serves (pages decode). */
 typedef void (*snap_dict_problem_fn)(void *ctx, const char *msg, int usable);
 /*
@@ -104,6 +105,9 @@ typedef void (*snap_dict_problem_fn)(void *ctx, const char *msg, int usable);
  * With level > 0 (a capture, in its write transaction) a damaged copy or
  * hash is rewritten from the intact copy, and a dictionary with no intact
  * copy is -EBADMSG: a snapshot would share pages that cannot be read.
+ * With level 0 a table that cannot be read (a damaged page of it, or a
+ * table of another shape; not memory, a lock or I/O) is reported through
+ * fn as not usable and gives the dictionaries read before the error.
  * 0, or a negative errno with *ds empty.
  */
 int snap_store_dicts_load(sqlite3 *db, struct snap_dicts *ds, int level,

@@ -18,7 +18,15 @@
  * usually trains one.
  *
  * A store older than version 3 opened read-only has no table: it has no
- * dictionary either, and loading gives none.
+ * dictionary either, and loading gives none.  A reader (level 0) that
+ * finds the table itself unreadable (a damaged page of it, or a table
+ * of another shape) goes on with the dictionaries read before the error,
+ * none at worst, and reports the table through the problem callback as
+ * unusable: pages compressed without a dictionary must stay readable,
+ * and those that need one then fail with -ENOKEY, saying so.  Out of
+ * memory, a lock or an I/O error still fails the load (the pages would
+ * not read either; a retry may), and so does any error in a capture,
+ * which would record a dictionary there.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -75,6 +83,35 @@ static int dict_repair(sqlite3 *db, int64_t id, const void *use, size_t n)
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* For a reader (level 0): 1 when SQLite's error rc reading the table
+ * says the table itself cannot be read (a damaged page of it:
+ * SQLITE_CORRUPT; a table of another shape: SQLITE_ERROR at prepare,
+ * SQLITE_MISMATCH), reported through fn as a problem no copy makes good.
+ * 0 for what still fails the load: out of memory, a lock, an I/O error
+ * (the store's pages would not read either; a retry may). */
+static int dicts_unreadable(sqlite3 *db, int rc, snap_dict_problem_fn fn,
+			    void *ctx)
+{
+	char msg[256];
+
+	switch (rc & 0xff) {
+	case SQLITE_CORRUPT:
+	case SQLITE_ERROR:
+	case SQLITE_MISMATCH:
+		break;
+	default:
+		return 0;
+	}
+	if (fn) {
+		snprintf(msg, sizeof(msg), "the store's table of zstd "
+			 "dictionaries cannot be read (%s): pages compressed "
+			 "with a dictionary cannot be read",
+			 sqlite3_errmsg(db));
+		fn(ctx, msg, 0);
+	}
+	return 1;
 }
 
 int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
@@ -166,6 +203,11 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 					       (long long)id);
 		}
 		rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE && level == 0 &&
+	    dicts_unreadable(db, rc, fn, ctx)) {
+		sqlite3_finalize(st);
+		return 0;        /* those read before the failure serve */
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {

@@ -6,7 +6,10 @@
  * before (schema version 2, pages without a dictID) still reads, and gains
  * a dictionary for what it stores next; a damaged copy of the dictionary
  * or its hash is reported by verify while pages decode from the intact
- * copy, and two damaged copies make the pages that need it fail verify.
+ * copy, and two damaged copies make the pages that need it fail verify;
+ * a table of dictionaries that cannot be read (a damaged page, another
+ * shape) leaves the pages that need none readable, and those that need
+ * one fail saying so.
  */
 #include "testutil.h"
 
@@ -286,6 +289,186 @@ static void test_damaged_dictionary_is_mended(void **state)
 		fail_msg("capture: %s", e.msg);
 }
 
+/* Damage the page of store file `file` that holds table dicts (its
+ * b-tree root): bit rot on disk, the way a table of an intact store
+ * becomes unreadable.  Its page type byte becomes none SQLite knows, so
+ * every SELECT of the table fails (SQLITE_CORRUPT) while the store's
+ * other tables read as before.  The store must be closed. */
+static void damage_dicts_table(const char *file)
+{
+	sqlite3 *db = tu_open(file);
+	int64_t root, ps;
+	size_t len;
+
+	tu_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	root = tu_query_int(db, "SELECT rootpage FROM sqlite_schema WHERE "
+			    "type='table' AND name='dicts'");
+	ps = tu_query_int(db, "PRAGMA page_size");
+	sqlite3_close(db);
+	assert_true(root > 1);
+	uint8_t *buf = tu_read_file(file, &len);
+	assert_true((size_t)(root * ps) <= len);
+	buf[(root - 1) * ps] = 0x00;
+	tu_write_file(file, buf, len);
+	free(buf);
+	db = tu_open(file);
+	assert_int_not_equal(sqlite3_exec(db, "SELECT * FROM dicts", NULL,
+					  NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Problems verify reported: how many, and whether one said the table of
+ * dictionaries cannot be read, or a page that its dictionary is
+ * missing. */
+typedef struct dict_problems {
+	int n, table, keyless;
+} dict_problems;
+
+static void dict_problem_cb(void *ctx, const snap_info *si, uint32_t pgno,
+			    const char *problem)
+{
+	dict_problems *d = ctx;
+
+	(void)si;
+	d->n++;
+	if (!pgno && strstr(problem, "table of zstd dictionaries cannot be "
+			    "read"))
+		d->table++;
+	if (pgno && strstr(problem, "the zstd dictionary it was compressed "
+			   "with is missing or damaged"))
+		d->keyless++;
+}
+
+/* Close env's store and damage its table dicts; the store opened again
+ * read-only. */
+static snap_store *with_dicts_table_damaged(tu_env *env, snap_store *st)
+{
+	char file[PATH_MAX];
+	snap_store *ro = NULL;
+	snap_err e;
+
+	snprintf(file, sizeof(file), "%s", snap_store_file(st));
+	snap_store_close(st);
+	env->st = NULL;
+	damage_dicts_table(file);
+	snap_err_clear(&e);
+	if (snap_store_open(env->db, NULL, SNAP_OPEN_READONLY, &ro, &e))
+		fail_msg("open: %s", e.msg);
+	return ro;
+}
+
+/* An unreadable table of dictionaries in a store with one: images still
+ * open, the pages stored before the dictionary read, those that need it
+ * fail saying so (read, export), and verify reports the table. */
+static void test_unreadable_dicts_table_leaves_other_pages_readable(
+	void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, BIG_ROWS);
+	snap_info a = tu_snap(st, "a");
+	snap_image *im = NULL;
+	dict_problems d = { 0 };
+	uint32_t pg, ok = 0, bad = 0;
+	char out[PATH_MAX];
+	uint8_t *buf;
+	snap_err e;
+
+	st = with_dicts_table_damaged(env, st);
+	snap_err_clear(&e);
+	if (snap_image_open(st, a.id, &im, &e))
+		fail_msg("image open: %s", e.msg);
+	buf = malloc(a.page_size);
+	assert_non_null(buf);
+	for (pg = 1; pg <= a.page_count; pg++) {
+		snap_err_clear(&e);
+		if (!snap_image_read_page(im, pg, buf, NULL, &e)) {
+			ok++;
+			continue;
+		}
+		bad++;
+		assert_int_equal(e.code, -EIO);
+		if (!strstr(e.msg, "the zstd dictionary it was compressed "
+			    "with is missing or damaged"))
+			fail_msg("page %u: %s", pg, e.msg);
+	}
+	free(buf);
+	/* Page 1 was stored before the dictionary was trained. */
+	snap_err_clear(&e);
+	assert_int_equal(snap_image_read(im, out, 100, 0, &e), 100);
+	snap_image_close(im);
+	assert_true(ok > 0);
+	assert_true(bad > 0);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_verify_snapshot(st, a.id, 0, dict_problem_cb, &d,
+					      &e), -EBADMSG);
+	assert_int_equal(d.table, 1);
+	assert_int_equal((uint32_t)d.keyless, bad);
+
+	snap_err_clear(&e);
+	tu_path(env, out, "export.db");
+	assert_int_equal(snap_image_export(st, a.id, out, &e), -EIO);
+	if (!strstr(e.msg, "the zstd dictionary it was compressed with is "
+		    "missing or damaged"))
+		fail_msg("export: %s", e.msg);
+	assert_false(tu_exists(out));
+	snap_store_close(st);
+}
+
+/* Snapshot si of st, a store without a dictionary whose table of them
+ * cannot be read: it exports whole, and verify (full or quick) reports
+ * the table, and nothing else. */
+static void expect_whole_but_table_reported(tu_env *env, snap_store *st,
+					    const snap_info *si, int full)
+{
+	dict_problems d = { 0 };
+	snap_err e;
+
+	expect_export(env, st, si);
+	snap_err_clear(&e);
+	assert_int_equal(snap_verify_snapshot(st, si->id, full,
+					      dict_problem_cb, &d, &e),
+			 -EBADMSG);
+	assert_int_equal(d.n, 1);
+	assert_int_equal(d.table, 1);
+}
+
+/* In a store without a dictionary, an unreadable table of them costs no
+ * page: the snapshot exports whole; verify still reports the table, and
+ * a capture (which would record a dictionary there) is refused. */
+static void test_unreadable_dicts_table_without_a_dictionary(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, 2000);
+	snap_info a = tu_snap(st, "a");
+	snap_info x;
+	snap_err e;
+
+	st = with_dicts_table_damaged(env, st);
+	expect_whole_but_table_reported(env, st, &a, 1);
+	snap_store_close(st);
+
+	st = tu_store(env);
+	snap_create_opts o = { .kind = SNAP_KIND_MANUAL, .label = "b" };
+	snap_err_clear(&e);
+	assert_int_not_equal(snap_snapshot_take(st, &o, &x, &e), 0);
+	if (!strstr(e.msg, "zstd dictionaries"))
+		fail_msg("capture: %s", e.msg);
+}
+
+/* A table dicts of another shape (as a store edited by hand, or by a
+ * tool that recreated it, has it): its SELECT cannot be prepared, and a
+ * reader goes on without dictionaries, verify reporting the table. */
+static void test_dicts_table_of_another_shape(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "wal", 4096, 2000);
+	snap_info a = tu_snap(st, "a");
+
+	tu_store_exec(st, "DROP TABLE dicts; CREATE TABLE dicts(x)");
+	expect_whole_but_table_reported(env, st, &a, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +476,9 @@ int main(void)
 		tu_test(test_small_database_gets_no_dictionary),
 		tu_test(test_store_of_version_2_reads_and_gains_a_dictionary),
 		tu_test(test_damaged_dictionary_is_mended),
+		tu_test(test_unreadable_dicts_table_leaves_other_pages_readable),
+		tu_test(test_unreadable_dicts_table_without_a_dictionary),
+		tu_test(test_dicts_table_of_another_shape),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

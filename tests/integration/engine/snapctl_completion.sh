@@ -9,8 +9,13 @@
 #   snapctl --db=DB show <TAB>      -> the names ("=" is its own word)
 #   snapctl --db DB diff NAME <TAB> -> the names and live
 #   snapctl prune --<TAB>           -> prune's options, not check's
+#   snapctl --replica file:///R show|verify|export|restore <TAB>
+#                                   -> the replica's snapshot names (not
+#      the store's), with SNAPFS_PASSPHRASE or --passphrase-file FILE for
+#      an encrypted one; without its passphrase none, and nothing printed
 # and the hidden "__names" command it uses lists exactly the snapshots and
-# is not in --help.
+# is not in --help.  bash splits file:///R at the colon (COMP_WORDBREAKS):
+# the words given here are split as bash splits them.
 . "$(dirname "$0")/../lib.sh"
 
 COMPLETION=$(cd "$(dirname "$0")/../../../tools" && pwd)/snapctl.bash-completion
@@ -89,8 +94,48 @@ R=$(complete_words "$SNAPCTL" prune --keep "")
 check "--keep <TAB> offers the rules" \
 	eval 'has_line "$R" last: && has_line "$R" within:'
 
+# Replicas: a plain one and an encrypted one of S1 and S2; then a third
+# snapshot the replicas lack.
+unset SNAPFS_PASSPHRASE
+PLAIN=$T/plain-replica
+CRYPT=$T/crypt-replica
+sc --db "$DB" replicate "file://$PLAIN" --no-encryption
+require "replicate to a plain replica" rc_is 0
+printf 'secret words\n' > "$T/pass"
+sc --db "$DB" replicate "file://$CRYPT" --passphrase-file "$T/pass"
+require "replicate to an encrypted replica" rc_is 0
+sc --db "$DB" create --label three
+require "create a third snapshot" rc_is 0
+S3=$OUT
+
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" show "")
+check "--replica file:///R show <TAB>: the replica's names and latest" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2" && has_line "$R" latest'
+check "and not the store's (the replica lacks the third)" \
+	eval '! has_line "$R" "$S3" && [ ! -s "$T/.cerr" ]'
+R=$(complete_words "$SNAPCTL" --db "$DB" show "")
+check "(the store's own names include the third)" has_line "$R" "$S3"
+R=$(complete_words "$SNAPCTL" --replica = file : "//$PLAIN" restore "${S2%.db}")
+check "--replica=file:///R restore PREFIX<TAB>: the replica's name, no files" \
+	eval 'same "$R" "$S2"'
+R=$(complete_words "$SNAPCTL" export --replica file : "//$PLAIN" "")
+check "--replica after the command: export <TAB> gives the names, not live" \
+	eval 'has_line "$R" "$S1" && ! has_line "$R" live'
+R=$(complete_words "$SNAPCTL" --replica file : "//$CRYPT" verify "")
+check "an encrypted replica without its passphrase: no names, nothing printed" \
+	eval '! has_line "$R" "$S1" && [ ! -s "$T/.cerr" ]'
+R=$(SNAPFS_PASSPHRASE="secret words" complete_words "$SNAPCTL" --replica file : "//$CRYPT" verify "")
+check "with SNAPFS_PASSPHRASE: the encrypted replica's names" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2" && ! has_line "$R" "$S3"'
+R=$(complete_words "$SNAPCTL" --replica file : "//$CRYPT" --passphrase-file "$T/pass" show "")
+check "with --passphrase-file FILE on the line: its names" \
+	eval 'has_line "$R" "$S1" && has_line "$R" "$S2" && ! has_line "$R" "$S3"'
+R=$(complete_words "$SNAPCTL" --replica file : "//$T/none" show "")
+check "no replica there: no names, nothing printed" \
+	eval '! has_line "$R" "$S1" && [ ! -s "$T/.cerr" ]'
+
 sc --db "$DB" __names
 check "__names lists exactly the snapshots, oldest first" \
-	same "$OUT" "$(printf '%s\n%s' "$S1" "$S2")"
+	same "$OUT" "$(printf '%s\n%s\n%s' "$S1" "$S2" "$S3")"
 sc --help
 check "__names is not in --help" eval '! out_has __names'
