@@ -210,6 +210,20 @@ int snap_store_dicts_load(sqlite3 *db, snap_dicts *ds, int level,
 		return 0;        /* those read before the failure serve */
 	}
 	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE && level > 0 && dicts_unreadable(db, rc, NULL,
+							       NULL)) {
+		/* A capture would share pages that may need one. */
+		rc = snap_err_sqlite(err, db, rc, "the store's table of zstd "
+				     "dictionaries cannot be read, so pages "
+				     "compressed with one cannot be read; no "
+				     "snapshot is taken into this store: run "
+				     "snapctl verify to see the snapshots "
+				     "affected, move the store aside and take "
+				     "a new first snapshot (or restore from a "
+				     "replica)");
+		snap_dicts_free(ds);
+		return rc;
+	}
 	if (rc != SQLITE_DONE) {
 		snap_dicts_free(ds);
 		return snap_err_sqlite(err, db, rc, "cannot read the store's "

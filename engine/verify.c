@@ -40,6 +40,7 @@ typedef struct vstate {
 	void *ctx;
 	unsigned problems;
 	char first[SNAP_ERR_MSG / 2];
+	char dict[SNAP_ERR_MSG / 2];   /* an unusable dictionary, unsaid */
 } vstate;
 
 static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
@@ -60,15 +61,18 @@ static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
 		v->fn(v->ctx, v->si, pgno, msg);
 }
 
-/* A problem with one of the store's dictionaries (storedict.c): a
- * problem of the snapshot only when no intact copy serves (its pages that
- * need it fail too).  One damaged copy is the store's to mend, and the
- * next snapshot rewrites it: it must not refuse a restore whose pages all
- * decode. */
+/* A problem with the store's dictionaries (storedict.c): a problem of
+ * the snapshot only when no intact copy serves and one of its pages needs
+ * one; it is said then, before the first such page (vpass_report).  One
+ * damaged copy is the store's to mend, and the next snapshot rewrites
+ * it; a snapshot whose pages all decode is intact: neither may refuse
+ * its restore. */
 static void dict_problem(void *ctx, const char *msg, int usable)
 {
-	if (!usable)
-		problem(ctx, 0, "%s", msg);
+	vstate *v = ctx;
+
+	if (!usable && !v->dict[0])
+		snprintf(v->dict, sizeof(v->dict), "%s", msg);
 }
 
 /* The quick pass's state, shared with the page pipeline's callbacks. */
@@ -156,14 +160,15 @@ static void vpass_report(vpass *vp, int image_ok)
 			problem(vp->v, x->pgno, "page %u (stored page %"
 				PRId64 ") does not match its hash", x->pgno,
 				x->id);
-		else if (x->status == -ENOKEY)
+		else if (x->status) {
+			if (x->status == -ENOKEY && vp->v->dict[0]) {
+				problem(vp->v, 0, "%s", vp->v->dict);
+				vp->v->dict[0] = '\0';
+			}
 			problem(vp->v, x->pgno, "page %u (stored page %"
-				PRId64 ") cannot be decoded: the zstd "
-				"dictionary it was compressed with is missing "
-				"or damaged", x->pgno, x->id);
-		else if (x->status)
-			problem(vp->v, x->pgno, "page %u (stored page %"
-				PRId64 ") cannot be decoded", x->pgno, x->id);
+				PRId64 ") %s", x->pgno, x->id,
+				snap_codec_unpack_why(x->status));
+		}
 	}
 }
 
@@ -495,7 +500,7 @@ typedef struct vjob {
 static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      const vjob *j, snap_err *err)
 {
-	vstate v = { si, j->fn, j->ctx, 0, "" };
+	vstate v = { si, j->fn, j->ctx, 0, "", "" };
 	int full = j->full, skipped = 0;
 	int rc = verify_pages(db, si, j->src ? j->src->map : NULL, &v,
 			      j->progress, j->pctx, j->proof, err);
