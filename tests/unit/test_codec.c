@@ -490,6 +490,53 @@ static void test_pipeline_order_thread_sees_pages_in_order(void **state)
 	snap_codec_free(&o.base.codec);
 }
 
+/*
+ * Wake-ups come in runs of ready slots (pagepipe.c): every count of
+ * pages around a run's length and the ring's, drained at the end or
+ * after every push (the producer's wait for fewer slots than a run), with
+ * and without an order thread, commits each page once, in order.  A lost
+ * wake-up hangs here, and the test's timeout fails it.
+ */
+static void test_pipeline_commits_runs_of_every_length(void **state)
+{
+	static const uint32_t counts[] = { 1, 2, 31, 32, 33, 63, 255, 256,
+					   257, 600 };
+	uint8_t page[4096];
+
+	(void)state;
+	for (int ordered = 0; ordered <= 1; ordered++)
+	for (int each = 0; each <= 1; each++)
+	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		order_ctx o = { .base = { .next = 1 } };
+		snap_pagepipe *p = NULL;
+
+		o.md = EVP_MD_CTX_new();
+		assert_non_null(o.md);
+		EVP_DigestInit_ex(o.md, EVP_sha256(), NULL);
+		assert_int_equal(snap_codec_init(&o.base.codec), 0);
+		if (ordered)
+			assert_int_equal(snap_pagepipe_start_ordered(&p, 4096,
+					 pipe_work, order_fn, order_commit,
+					 &o), 0);
+		else
+			assert_int_equal(snap_pagepipe_start(&p, 4096,
+					 pipe_work, pipe_commit, &o.base), 0);
+		for (uint32_t i = 1; i <= counts[k]; i++) {
+			fill_page(page, sizeof(page), i, i % 5 != 0);
+			assert_int_equal(push(p, i, page), 0);
+			if (each)
+				assert_int_equal(snap_pagepipe_drain(p), 0);
+		}
+		assert_int_equal(snap_pagepipe_drain(p), 0);
+		assert_int_equal(o.base.next, counts[k] + 1);
+		if (ordered)
+			assert_int_equal(o.ordered, counts[k]);
+		snap_pagepipe_stop(p);
+		snap_codec_free(&o.base.codec);
+		EVP_MD_CTX_free(o.md);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_pipeline_reports_the_first_commit_error),
 		cmocka_unit_test(test_pipeline_stops_with_pages_still_queued),
 		cmocka_unit_test(test_pipeline_order_thread_sees_pages_in_order),
+		cmocka_unit_test(test_pipeline_commits_runs_of_every_length),
 	};
 	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }
