@@ -51,7 +51,7 @@ struct snap_pagepipe {
 	pthread_mutex_t mu;
 	pthread_cond_t wake;     /* a slot was filled, or stopping */
 	pthread_cond_t done;     /* a slot is ready to commit */
-	pthread_cond_t ordwake;  /* the slot at `ord` is done, or stopping */
+	pthread_cond_t ordwake;  /* a run at `ord` is done, or stopping */
 	uint64_t head, claim, ord, tail;   /* guarded by mu */
 	int order_waiting;            /* order thread waits on ordwake; mu */
 	int ready;                    /* state a slot commits in */

@@ -1,17 +1,16 @@
 /*
  * engine/verify.c — quick and full verification of stored snapshots.
  *
- * Quick verification walks the page map: each page is fetched from the
- * store, decoded, and fed in page order into the SHA-256 of the whole
- * image, compared with the catalog at the end.  That hash covers every
- * byte of every page in its place, so when it matches (and every page was
- * there and decoded) the image is proved and nothing else needs hashing:
- * the pass costs one SHA-256 of the image, not two (image-only pass).
- * Only when something is wrong, or when the caller wants each page's hash
- * (a restore's proof), does the page pass run: each page is also hashed
- * and compared with the hash the store records for it (one statement
- * joins pages and page_data), so a missing page, a page that does not
- * decode, a page whose hash differs and a wrong image hash are each
+ * Quick verification walks the page map once: each page is fetched with its
+ * stored hash (one statement joins pages and page_data), decoded, hashed and
+ * compared on worker threads; the decoded bytes also feed the SHA-256 of
+ * the whole image, in page order on the page pipe's order thread,
+ * compared with the catalog at the end.  Both are needed: the image hash
+ * proves the bytes in their places, and the page hashes prove the store's
+ * record of each page's hash, which a capture's lookup, a replica's
+ * mapping of pages and a restore's read-back all trust.  A missing page, a
+ * page that does not decode, a page whose hash differs, and a wrong image
+ * hash are each
  * reported with the snapshot and the page number.  Full verification then
  * runs PRAGMA integrity_check through the store VFS.  A restore verifies
  * over the row and map it loaded (snap_verify_src: the integrity check's
@@ -79,17 +78,9 @@ static void dict_problem(void *ctx, const char *msg, int usable)
 typedef struct vpass {
 	vstate *v;
 	const snap_info *si;
-	int per_page;            /* hash each page too (else image only) */
 	EVP_MD_CTX *md;          /* SHA-256 of the whole image, in order */
 	const uint8_t *zero;     /* a zero page, hashed for unreadable ones */
 	int oom;                 /* a page could not be hashed (memory) */
-	unsigned bad;            /* image-only pass: pages that failed */
-	struct vsuspect {        /* page pass: what the commit found, */
-		uint32_t pgno;   /* reported at the end (verify_pass) */
-		int status;      /* the worker's; 0: not the stored hash */
-		int64_t id;
-	} *sus;
-	size_t nsus, capsus;
 	snap_progress_fn progress;   /* may be NULL */
 	void *pctx;
 	snap_verify_proof *proof;    /* what is proved goes here; may be NULL */
@@ -98,8 +89,8 @@ typedef struct vpass {
 /* Pages between two progress calls (and the last page). */
 #define VERIFY_PROGRESS_PAGES 256u
 
-/* Worker: decode a stored page and, in the page pass, hash it.  inlen 0
- * marks a page the producer already found missing (and reported). */
+/* Worker: decode a stored page and hash it.  inlen 0 marks a page the
+ * producer already found missing (and reported). */
 static void vpass_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 {
 	vpass *vp = ctx;
@@ -112,9 +103,14 @@ static void vpass_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 	s->status = snap_codec_unpack(codec, s->in, s->inlen, s->out, ps);
 	if (!s->status) {
 		s->outlen = ps;
-		if (vp->per_page)
-			s->status = snap_sha256(s->out, ps, s->sha);
+		s->status = snap_sha256(s->out, ps, s->sha);
 	}
+}
+
+/* Did the page decode to the hash the store records for it? */
+static int vpass_good(const snap_pipe_slot *s)
+{
+	return s->status == 0 && memcmp(s->sha, s->want, 32) == 0;
 }
 
 /* The pipe's order thread, in page order: the image hash, the pass's
@@ -123,75 +119,38 @@ static void vpass_order(void *ctx, const snap_pipe_slot *s)
 {
 	vpass *vp = ctx;
 
-	EVP_DigestUpdate(vp->md, s->status == 0 ? s->out : vp->zero,
+	EVP_DigestUpdate(vp->md, vpass_good(s) ? s->out : vp->zero,
 			 vp->si->page_size);
 }
 
-/* Keep a page the page pass found wrong (status: the worker's, 0 for a
- * page that decoded to another SHA-256 than the store's).  0 or
- * -ENOMEM. */
-static int vpass_suspect(vpass *vp, const snap_pipe_slot *s)
-{
-	if (vp->nsus == vp->capsus) {
-		size_t cap = vp->capsus ? vp->capsus * 2 : 64;
-		void *m = realloc(vp->sus, cap * sizeof(*vp->sus));
-
-		if (!m)
-			return -ENOMEM;
-		vp->sus = m;
-		vp->capsus = cap;
-	}
-	vp->sus[vp->nsus].pgno = s->pgno;
-	vp->sus[vp->nsus].status = s->status;
-	vp->sus[vp->nsus++].id = s->id;
-	return 0;
-}
-
-/* Report what the page pass kept, in page order: a page whose hash
- * differs only when the image's does too (verify_pass). */
-static void vpass_report(vpass *vp, int image_ok)
-{
-	size_t k;
-
-	for (k = 0; k < vp->nsus; k++) {
-		const struct vsuspect *x = &vp->sus[k];
-
-		if (x->status == 0 && !image_ok)
-			problem(vp->v, x->pgno, "page %u (stored page %"
-				PRId64 ") does not match its hash", x->pgno,
-				x->id);
-		else if (x->status) {
-			if (x->status == -ENOKEY && vp->v->dict[0]) {
-				problem(vp->v, 0, "%s", vp->v->dict);
-				vp->v->dict[0] = '\0';
-			}
-			problem(vp->v, x->pgno, "page %u (stored page %"
-				PRId64 ") %s", x->pgno, x->id,
-				snap_codec_unpack_why(x->status));
-		}
-	}
-}
-
-/* In page order, on the reading thread: count (image-only pass) or keep
- * (page pass) a page that does not decode or, decoded, is not the
- * store's hash; keep the proof; report progress.  A missing page was
- * reported when it was read (status -ENOENT). */
+/* In page order, on the reading thread: report what is wrong (a
+ * dictionary no copy serves before the first page that needs it), keep
+ * the proof, report progress.  A missing page was reported when it was
+ * read (status -ENOENT). */
 static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 {
 	vpass *vp = ctx;
-	int wrong = s->status ? s->status != -ENOENT :
-		    vp->per_page && memcmp(s->sha, s->want, 32) != 0;
+	vstate *v = vp->v;
 
-	if (s->status == -ENOMEM)
+	if (vpass_good(s)) {
+		if (vp->proof) {
+			memcpy(vp->proof->sha[s->pgno - 1], s->sha, 32);
+			if (s->pgno == 1)
+				memcpy(vp->proof->page1, s->out,
+				       vp->si->page_size);
+		}
+	} else if (s->status == 0) {
+		problem(v, s->pgno, "page %u (stored page %" PRId64 ") does "
+			"not match its hash", s->pgno, s->id);
+	} else if (s->status == -ENOMEM) {
 		vp->oom = 1;         /* a check that could not run */
-	else if (!vp->per_page)
-		vp->bad += s->status != 0;
-	else if (wrong && vpass_suspect(vp, s))
-		vp->oom = 1;
-	if (s->status == 0 && vp->proof) {
-		memcpy(vp->proof->sha[s->pgno - 1], s->sha, 32);
-		if (s->pgno == 1)
-			memcpy(vp->proof->page1, s->out, vp->si->page_size);
+	} else if (s->status != -ENOENT) {
+		if (s->status == -ENOKEY && v->dict[0]) {
+			problem(v, 0, "%s", v->dict);
+			v->dict[0] = '\0';
+		}
+		problem(v, s->pgno, "page %u (stored page %" PRId64 ") %s",
+			s->pgno, s->id, snap_codec_unpack_why(s->status));
 	}
 	if (vp->progress && (s->pgno % VERIFY_PROGRESS_PAGES == 0 ||
 			     s->pgno == vp->si->page_count))
@@ -200,134 +159,25 @@ static int vpass_commit(void *ctx, const snap_pipe_slot *s)
 }
 
 /*
- * One pass over a snapshot's pages (map: n entries): this thread reads
- * each stored page and its hash from the store, workers decode (and in
- * the page pass hash), the order thread feeds the image hash with every
- * page that decoded (zeros for one that did not).  The image-only pass
- * reports nothing and sets *clean when every page was there, decoded,
- * and the image hash is the catalog's.  The page pass reports every
- * problem; a page whose hash differs from the store's is one only when
- * the image's hash differs too: when it is the catalog's, every byte of
- * every page is proved, the store's record of that page's hash is what
- * is wrong (it is an index for finding pages; a capture confirms a page
- * on it, so a wrong one only keeps the page from being shared), and the
- * verdict is the image-only pass's, so a verification and a restore's
- * agree whatever the store holds.
- */
-static int verify_pass(sqlite3 *db, const snap_info *si, const int64_t *map,
-		       const snap_dicts *dicts, vpass *vp, int *clean,
-		       snap_err *err)
-{
-	sqlite3_stmt *st = NULL;
-	snap_pagepipe *pipe = NULL;
-	vstate *v = vp->v;
-	uint8_t whole[32];
-	uint32_t n = si->page_count, i;
-	unsigned int mdlen = 32;
-	int quiet = !vp->per_page, rc;
-
-	*clean = 0;
-	vp->bad = 0;
-	vp->nsus = 0;
-	if (!EVP_DigestInit_ex(vp->md, EVP_sha256(), NULL) ||
-	    snap_pagepipe_start_ordered(&pipe, si->page_size, vpass_work,
-					vpass_order, vpass_commit, vp))
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	snap_pagepipe_use_dicts(pipe, dicts);
-	rc = sqlite3_prepare_v2(db, "SELECT p.hash, d.zdata, p.size FROM pages "
-				"p LEFT JOIN page_data d ON d.id=p.id WHERE "
-				"p.id=?", -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "store");
-		goto out;
-	}
-	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-	for (i = 0; i < n; i++) {
-		const void *z = NULL, *want = NULL;
-		size_t zlen = 0;
-
-		sqlite3_bind_int64(st, 1, map[i]);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			z = sqlite3_column_blob(st, 1);
-			zlen = (size_t)sqlite3_column_bytes(st, 1);
-			if (sqlite3_column_bytes(st, 0) == 32)
-				want = sqlite3_column_blob(st, 0);
-			if (!z) {
-				if (!quiet)
-					problem(v, i + 1, "page %u (stored "
-						"page %" PRId64 ") has no data "
-						"in the store", i + 1, map[i]);
-				zlen = 0;
-			} else if (sqlite3_column_int64(st, 2) !=
-				   si->page_size) {
-				if (!quiet)
-					problem(v, i + 1, "page %u (stored "
-						"page %" PRId64 ") has the "
-						"wrong size", i + 1, map[i]);
-				zlen = 0;
-			}
-		} else if (rc == SQLITE_DONE) {
-			if (!quiet)
-				problem(v, i + 1, "page %u (stored page %"
-					PRId64 ") is missing from the store",
-					i + 1, map[i]);
-		} else {
-			rc = snap_err_sqlite(err, db, rc, "snapshot %s: cannot "
-					     "read page %u", si->name, i + 1);
-			sqlite3_reset(st);
-			goto out_txn;
-		}
-		/* A page without a 32-byte hash cannot match: zeros. */
-		snap_pagepipe_push(pipe, i + 1, map[i], z, zlen,
-				   want ? want : vp->zero);
-		sqlite3_reset(st);
-	}
-	rc = 0;
-	snap_pagepipe_drain(pipe);
-	if (vp->oom) {
-		rc = snap_err_set(err, -ENOMEM, "snapshot %s: out of memory "
-				  "while hashing its pages", si->name);
-		goto out_txn;
-	}
-	EVP_DigestFinal_ex(vp->md, whole, &mdlen);
-	if (quiet) {
-		*clean = vp->bad == 0 && memcmp(whole, si->sha256, 32) == 0;
-	} else {
-		int image_ok = memcmp(whole, si->sha256, 32) == 0;
-
-		vpass_report(vp, image_ok);
-		if (!image_ok && v->problems == 0)
-			problem(v, 0, "the image's SHA-256 differs from the "
-				"catalog");
-	}
-out_txn:
-	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-out:
-	/* Stopped before the transaction's pages go: the pipe holds copies
-	 * only, but its threads must be gone before vp is reused. */
-	snap_pagepipe_stop(pipe);
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/*
- * The quick pass over one snapshot's pages (the top comment): the
- * image-only pass, then the page pass when that did not prove the image
- * or when proof is wanted.  map: the page map already loaded (NULL: load
- * it here).
+ * The quick pass over one snapshot's pages: this thread reads each stored
+ * page and its hash from the store, workers decode and hash
+ * (pagepipe.h), and the pipe's order thread feeds the image hash in page
+ * order.  map: the page map already loaded (NULL: load it here).
  */
 static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
 			vstate *v, snap_progress_fn progress, void *pctx,
 			snap_verify_proof *proof, snap_err *err)
 {
+	sqlite3_stmt *st = NULL;
+	snap_pagepipe *pipe = NULL;
 	snap_dicts dicts = { 0 };
-	vpass vp = { .v = v, .si = si, .progress = progress, .pctx = pctx,
-		     .proof = proof };
+	vpass vp = { v, si, NULL, NULL, 0, progress, pctx, proof };
 	int64_t *own = NULL;
-	uint32_t n = si->page_count;
+	uint8_t whole[32];
+	uint32_t n = si->page_count, i;
+	unsigned int mdlen = 32;
 	snap_err bad;
-	int clean = 0, rc;
+	int rc;
 
 	if (snap_store_info_check(si, &bad)) {
 		problem(v, 0, "%s", bad.msg);
@@ -355,22 +205,77 @@ static int verify_pages(sqlite3 *db, const snap_info *si, const int64_t *map,
 	}
 	vp.zero = calloc(1, si->page_size);
 	vp.md = EVP_MD_CTX_new();
-	if (!vp.zero || !vp.md) {
+	if (!vp.zero || !vp.md || !EVP_DigestInit_ex(vp.md, EVP_sha256(), NULL) ||
+	    snap_pagepipe_start_ordered(&pipe, si->page_size, vpass_work,
+					vpass_order, vpass_commit, &vp)) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	/* Each stored page is read once a pass, in page order (image.h). */
+	snap_pagepipe_use_dicts(pipe, &dicts);
+	/* Each stored page is read once, in page order (image.h). */
 	sqlite3_exec(db, "PRAGMA cache_size=-" SNAP_IMAGE_STORE_CACHE_KIB,
 		     NULL, NULL, NULL);
-	if (!proof)
-		rc = verify_pass(db, si, map, &dicts, &vp, &clean, err);
-	if (!rc && !clean) {
-		vp.per_page = 1;
-		rc = verify_pass(db, si, map, &dicts, &vp, &clean, err);
+	rc = sqlite3_prepare_v2(db, "SELECT p.hash, d.zdata, p.size FROM pages "
+				"p LEFT JOIN page_data d ON d.id=p.id WHERE "
+				"p.id=?", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = snap_err_sqlite(err, db, rc, "store");
+		goto out;
 	}
+	sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+	for (i = 0; i < n; i++) {
+		const void *z = NULL, *want = NULL;
+		size_t zlen = 0;
+
+		sqlite3_bind_int64(st, 1, map[i]);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			z = sqlite3_column_blob(st, 1);
+			zlen = (size_t)sqlite3_column_bytes(st, 1);
+			if (sqlite3_column_bytes(st, 0) == 32)
+				want = sqlite3_column_blob(st, 0);
+			if (!z) {
+				problem(v, i + 1, "page %u (stored page %" PRId64
+					") has no data in the store", i + 1,
+					map[i]);
+				zlen = 0;
+			} else if (sqlite3_column_int64(st, 2) !=
+				   si->page_size) {
+				problem(v, i + 1, "page %u (stored page %" PRId64
+					") has the wrong size", i + 1, map[i]);
+				zlen = 0;
+			}
+		} else if (rc == SQLITE_DONE) {
+			problem(v, i + 1, "page %u (stored page %" PRId64 ") is "
+				"missing from the store", i + 1, map[i]);
+		} else {
+			rc = snap_err_sqlite(err, db, rc, "snapshot %s: cannot "
+					     "read page %u", si->name, i + 1);
+			sqlite3_reset(st);
+			goto out_txn;
+		}
+		/* A page without a 32-byte hash cannot match: zeros. */
+		snap_pagepipe_push(pipe, i + 1, map[i], z, zlen,
+				   want ? want : vp.zero);
+		sqlite3_reset(st);
+	}
+	rc = 0;
+	snap_pagepipe_drain(pipe);
+	if (vp.oom) {
+		rc = snap_err_set(err, -ENOMEM, "snapshot %s: out of memory "
+				  "while hashing its pages", si->name);
+		goto out_txn;
+	}
+	EVP_DigestFinal_ex(vp.md, whole, &mdlen);
+	if (memcmp(whole, si->sha256, 32) != 0 && v->problems == 0)
+		problem(v, 0, "the image's SHA-256 differs from the catalog");
+out_txn:
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 out:
+	/* The pipe's threads are gone before vp's hash is freed. */
+	snap_pagepipe_stop(pipe);
 	snap_dicts_free(&dicts);
-	free(vp.sus);
+	sqlite3_finalize(st);
 	EVP_MD_CTX_free(vp.md);
 	free((void *)vp.zero);
 	free(own);

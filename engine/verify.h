@@ -2,11 +2,8 @@
  * engine/verify.h — verifying stored snapshots.
  *
  * Quick: the catalog row's shape (page size, page count, image size)
- * possible, every page of the map present and decoding, the image's
- * SHA-256 right (which proves every byte of every page in its place);
- * each page's own SHA-256 is compared with the store's only to name the
- * damaged pages when the image's is wrong, and when a restore wants them
- * (snap_verify_proof).  Full: quick, then PRAGMA integrity_check through
+ * possible, every page of the map present, each page's SHA-256 right, the
+ * image's SHA-256 right.  Full: quick, then PRAGMA integrity_check through
  * the read-only VFS.  Every problem is reported through a callback naming
  * the snapshot and, where it applies, the page; the result is recorded in
  * the event history.
