@@ -12,7 +12,7 @@
  * is written twice and no image is held in memory.  The hashes a capture
  * keeps for the next one are meta rows of SNAP_HASHES_PIECE hashes each,
  * written and read a piece at a time: the memory they take is the array
- * of 32 bytes a page and one piece (1 MiB), not a second copy of all.
+ * of 32 bytes a page and one piece (16 KB), not a second copy of all.
  *
  * engine/PITFALLS.md 8: with the destination in journal_mode=OFF,
  * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
@@ -34,10 +34,13 @@
 #include "store.h"
 
 /* The page hashes a capture keeps for the next one are cut in pieces of
- * this many (1 MiB of SHA-256s), one meta row each (capture_find.c,
- * "Page hashes"): SQLite builds the record of a value whole, so a
- * piece, not every hash, is what it copies. */
-#define SNAP_HASHES_PIECE 32768
+ * this many (16 KB of SHA-256s), one meta row each (capture_find.c,
+ * "Page hashes"): SQLite builds the record of a value whole, so a piece,
+ * not every hash, is what it copies; and a piece's record stays within
+ * one cell of the store's 64 KiB pages (under 16,384 bytes), because a
+ * seek in meta (WITHOUT ROWID) that compares a key with a cell spilling
+ * onto overflow pages reads that whole record first. */
+#define SNAP_HASHES_PIECE 500
 
 typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */

@@ -18,9 +18,9 @@
  * Page hashes: the incremental fast path.
  *
  * The transaction that records a snapshot also keeps the SHA-256 of each
- * of its pages by page number, cut in pieces of SNAP_HASHES_PIECE hashes
- * (1 MiB; capture.h), one meta row a piece, 'capture_hashes:0',
- * 'capture_hashes:1', ... (the last holds the rest):
+ * of its pages by page number, cut in pieces of SNAP_HASHES_PIECE (500)
+ * hashes, one meta row a piece, 'capture_hashes:0', 'capture_hashes:1',
+ * ... (the last holds the rest):
  *
  *   "SFH2", snapshot id (8, LE), page size (4, LE), page count N (4, LE),
  *   piece number k (4, LE), hashes a piece P (4, LE), the hashes of
@@ -29,15 +29,21 @@
  *
  * Why pieces: meta is WITHOUT ROWID, so SQLite writes and reads a value
  * only whole, building a record of it; one row of every hash (32 MB for a
- * 4 GB database) made a copy as large as the capture's array beside it,
- * where a piece makes 1 MiB (tests/bench/README.md, "Page hashes in
+ * 4 GB database) made a copy as large as the capture's array beside it.
+ * Why so small: a seek in a WITHOUT ROWID table that compares its key
+ * with a cell whose record spills onto overflow pages reads that whole
+ * record into memory first (btree.c, sqlite3BtreeIndexMoveto), so with
+ * pieces of 1 MiB every lookup of a piece read several, and writing and
+ * reading them took 2-3 times as long as the one row; a piece of 500
+ * (16,060 bytes) fits in one cell of the store's 64 KiB pages and is read
+ * and overwritten in place (tests/bench/README.md, "Page hashes in
  * pieces").  Each piece names its snapshot, shape and place under its
  * own checksum, so pieces of two snapshots are never mixed: the first
  * whole piece names the snapshot, and a piece that is damaged, missing,
  * of another snapshot or past the end leaves only its own pages without
- * the fast path (prev_ok), the others keep it.  The writer deletes every
- * piece, and the old row, before it writes its own: a snapshot shorter
- * than the one before leaves no stale piece behind.
+ * the fast path (prev_ok), the others keep it.  The writer replaces the
+ * pieces it has and deletes every other one, and the old row: a
+ * snapshot shorter than the one before leaves no stale piece behind.
  *
  * The old form (snapfs before pieces) is one row 'capture_hashes':
  * "SFH1", id, page size, N, the N hashes, the checksum.  A capture reads
@@ -65,9 +71,14 @@
  * path (it changes in every snapshot: engine/PITFALLS.md 7), nor does a
  * page written twice (its second write might race its first).
  */
-#define HASHES_KEY "capture_hashes"
+#define HASHES_KEY "capture_hashes"     /* a piece's number from byte 16 */
 #define HASHES_HEAD_OLD 20         /* "SFH1" row */
 #define HASHES_HEAD 28             /* "SFH2" piece */
+
+/* A piece's record (value, key of at most 25 bytes, header) must stay
+ * under 16,384 bytes: the most a cell of a 64 KiB page holds whole. */
+_Static_assert(HASHES_HEAD + SNAP_HASHES_PIECE * 32 + 32 + 40 < 16384,
+	       "a piece of page hashes must fit in one cell");
 
 /* A piece's header, as hashes_parse() read it. */
 typedef struct hashes_head {
@@ -513,10 +524,11 @@ int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id)
 	return rc;
 }
 
-/* Keep this capture's hashes as pieces (top of this section): every
- * piece and the old row are deleted first, then each piece is built in
- * one buffer of a piece and written, so SQLite's record of a value is a
- * piece, never all the hashes. */
+/* Keep this capture's hashes as pieces (top of this section): each is
+ * built in one buffer of a piece and written, so SQLite's record of a
+ * value is a piece, never all the hashes; then the old row and every
+ * other piece are deleted.  A piece replaced by one of the same size
+ * (all but the last, as a rule) is overwritten in place by SQLite. */
 int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -537,20 +549,12 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	c->pushed = NULL;
 	c->map_cap = c->pushed_cap = 0;
 	c->prev = 0;
-	rc = sqlite3_exec(c->store, "DELETE FROM meta WHERE key='"
-			  HASHES_KEY "' OR (key>'" HASHES_KEY ":' AND "
-			  "key<'" HASHES_KEY ";')", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
-		return snap_err_sqlite(err, c->store, rc, "cannot delete the "
-				       "page hashes of the previous snapshot");
-	if (!pieces)
-		return 0;
 	b = malloc(HASHES_HEAD + (size_t)(c->npages < per ? c->npages : per) *
 		   32 + 32);
 	if (!b)
 		return snap_err_set(err, -ENOMEM, "out of memory");
-	rc = sqlite3_prepare_v2(c->store, "INSERT INTO meta(key, value) "
-				"VALUES(?, ?)", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(c->store, "INSERT OR REPLACE INTO meta(key, "
+				"value) VALUES(?, ?)", -1, &st, NULL);
 	for (k = 0; rc == SQLITE_OK && k < pieces; k++) {
 		count = c->npages - k * per < per ? c->npages - k * per : per;
 		memcpy(b, "SFH2", 4);
@@ -579,6 +583,23 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	}
 	sqlite3_finalize(st);
 	free(b);
+	/* Then the old row and every other piece: past the new end, or
+	 * under a key this number would not spell. */
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_prepare_v2(c->store, "DELETE FROM meta WHERE key='"
+					HASHES_KEY "' OR (key>'" HASHES_KEY ":' "
+					"AND key<'" HASHES_KEY ";' AND NOT "
+					"(CAST(substr(key, 16) AS INTEGER) < ? "
+					"AND key='" HASHES_KEY ":' || "
+					"CAST(substr(key, 16) AS INTEGER)))",
+					-1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, pieces);
+			rc = sqlite3_step(st);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		}
+		sqlite3_finalize(st);
+	}
 	if (rc == SQLITE_NOMEM)
 		return snap_err_set(err, -ENOMEM, "out of memory for the page "
 				    "hashes of the snapshot");

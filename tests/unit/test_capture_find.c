@@ -6,9 +6,8 @@
  * one of another snapshot costing only its own pages the fast path, no
  * stale piece after a shorter snapshot, the old single row still read.
  *
- * The pieces' tests use the real piece size (32768 hashes) over databases
- * of 512-byte pages, the smallest SQLite has: two pieces are about 18 MB,
- * three (the test across pieces) 35 MB.
+ * The pieces' tests use the real piece size (SNAP_HASHES_PIECE, 500
+ * hashes) over databases of 512-byte pages, a few pieces each.
  */
 #include "testutil.h"
 
@@ -421,25 +420,23 @@ static void test_page_hashes_are_kept_in_pieces_and_give_ids_across_them(
 	void **state)
 {
 	tu_env *env = *state;
-	snap_store *st = big_store(env, 2 * PIECE + 2000);
+	snap_store *st = big_store(env, 5 * PIECE + PIECE / 2);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
-	uint32_t pg[3], keep[3];
-	hidden h[3];
+	uint32_t pg[6], keep[6];
+	hidden h[6];
 
-	assert_true(a.page_count > 2 * PIECE);
-	assert_pieces_of(st, &a);
+	assert_true(a.page_count > 5 * PIECE);
+	assert_pieces_of(st, &a);           /* six */
 	/* A page changed in each piece; one unchanged page of each that
 	 * only the kept hashes can give its id back. */
-	for (uint32_t k = 0; k < 3; k++) {
-		pg[k] = change_row(env, db, row_near(k * PIECE +
-						     (k < 2 ? PIECE / 2 : 1000)),
-				   k);
+	for (uint32_t k = 0; k < 6; k++) {
+		pg[k] = change_row(env, db, row_near(k * PIECE + PIECE / 2), k);
 		keep[k] = pg[k] - 3;
 		h[k] = hide(st, a.id, keep[k]);
 	}
 	snap_info b = tu_snap(st, "b");
-	for (uint32_t k = 0; k < 3; k++) {
+	for (uint32_t k = 0; k < 6; k++) {
 		assert_int_equal(tu_page_id(st, b.id, keep[k]), h[k].id);
 		assert_true(tu_page_id(st, b.id, pg[k]) !=
 			    tu_page_id(st, a.id, pg[k]));
@@ -454,7 +451,7 @@ static void test_a_damaged_piece_costs_only_its_own_pages_the_fast_path(
 	void **state)
 {
 	tu_env *env = *state;
-	snap_store *st = big_store(env, PIECE + 2000);
+	snap_store *st = big_store(env, 2 * PIECE + PIECE / 2);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	uint32_t pg = change_row(env, db, row_near(PIECE / 2), 0);
@@ -471,12 +468,15 @@ static void test_a_damaged_piece_costs_only_its_own_pages_the_fast_path(
 	meta_put(st, "capture_hashes:0", piece, len);
 	free(piece);
 	free(now);
-	hidden h1 = hide(st, a.id, PIECE + 500);
+	hidden h1 = hide(st, a.id, PIECE + PIECE / 2);
+	hidden h2 = hide(st, a.id, 2 * PIECE + 10);
 	snap_info b = tu_snap(st, "b");
-	/* Piece 1 gave its page's id; piece 0 was not believed. */
-	assert_int_equal(tu_page_id(st, b.id, PIECE + 500), h1.id);
+	/* Pieces 1 and 2 gave their pages' ids; piece 0 was not believed. */
+	assert_int_equal(tu_page_id(st, b.id, PIECE + PIECE / 2), h1.id);
+	assert_int_equal(tu_page_id(st, b.id, 2 * PIECE + 10), h2.id);
 	assert_true(tu_page_id(st, b.id, pg) != tu_page_id(st, a.id, pg));
 	unhide(st, &h1);
+	unhide(st, &h2);
 	assert_image_is_live(env, st, b.id);
 	/* b kept every piece whole, piece 0 too: its pages take the fast
 	 * path again. */
@@ -492,10 +492,10 @@ static void test_a_damaged_piece_costs_only_its_own_pages_the_fast_path(
 static void test_a_piece_of_another_snapshot_is_never_taken(void **state)
 {
 	tu_env *env = *state;
-	snap_store *st = big_store(env, PIECE + 2000);
+	snap_store *st = big_store(env, 2 * PIECE + PIECE / 2);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
-	uint32_t row = row_near(PIECE + 1000);
+	uint32_t row = row_near(PIECE + PIECE / 2);
 	char *was = tu_query_text(db, "SELECT hex(x) FROM big WHERE id=%u",
 				  row);
 	size_t len = 0;
@@ -519,28 +519,31 @@ static void test_a_piece_of_another_snapshot_is_never_taken(void **state)
 static void test_a_shorter_snapshot_leaves_no_stale_piece(void **state)
 {
 	tu_env *env = *state;
-	snap_store *st = big_store(env, PIECE + 2000);
+	snap_store *st = big_store(env, 3 * PIECE + PIECE / 2);
 	snap_info a = tu_snap(st, "a");
 	sqlite3 *db = tu_open(env->db);
 	size_t len = 0;
 	uint8_t *junk;
 
-	assert_pieces_of(st, &a);
-	tu_exec(db, "DELETE FROM big WHERE id > %u", PIECE / 2);
+	assert_pieces_of(st, &a);           /* four */
+	tu_exec(db, "DELETE FROM big WHERE id > %u", PIECE + PIECE / 4);
 	tu_exec(db, "VACUUM");
 	snap_info b = snap_checked(env, st, "b");
-	assert_true(b.page_count <= PIECE);
-	assert_pieces_of(st, &b);           /* one, not a's two */
-	/* A piece past the end (of whatever) is deleted by the next one. */
+	assert_true(b.page_count > PIECE && b.page_count <= 2 * PIECE);
+	assert_pieces_of(st, &b);           /* two, not a's four */
+	/* Keys past the end, or that no piece number spells, are deleted by
+	 * the next snapshot. */
 	junk = meta_get(st, "capture_hashes:0", &len);
-	meta_put(st, "capture_hashes:5", junk, len);
+	meta_put(st, "capture_hashes:9", junk, len);
+	meta_put(st, "capture_hashes:01", junk, len);
+	meta_put(st, "capture_hashes:x", junk, len);
 	free(junk);
 	tu_exec(db, "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 "
 		"FROM c WHERE i < %u) INSERT INTO big(x) SELECT "
-		"randomblob(440) FROM c", PIECE / 2 + 2000);
+		"randomblob(440) FROM c", 2 * PIECE);
 	snap_info c = snap_checked(env, st, "c");
-	assert_true(c.page_count > PIECE);
-	assert_pieces_of(st, &c);
+	assert_true(c.page_count > 3 * PIECE);
+	assert_pieces_of(st, &c);           /* four, and nothing else */
 	sqlite3_close(db);
 }
 
