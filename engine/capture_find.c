@@ -37,7 +37,8 @@
  * reading them took 2-3 times as long as the one row; a piece of 500
  * (16,060 bytes) fits in one cell of the store's 64 KiB pages and is read
  * and overwritten in place (tests/bench/README.md, "Page hashes in
- * pieces").  Each piece names its snapshot, shape and place under its
+ * pieces"; in a store made with 4 KiB pages a piece still spills, and a
+ * comparison reads 16 KB).  Each piece names its snapshot, shape and place under its
  * own checksum, so pieces of two snapshots are never mixed: the first
  * whole piece names the snapshot, and a piece that is damaged, missing,
  * of another snapshot or past the end leaves only its own pages without
