@@ -263,7 +263,7 @@ static void cap_work(void *ctx, snap_pipe_slot *s, snap_codec *codec)
 	s->status = snap_sha256(s->in, s->inlen, s->sha);
 	if (s->status)
 		return;
-	if (c->prev && !again && s->pgno > 1 && s->pgno <= c->prev_n &&
+	if (!again && s->pgno > 1 && snap_capture_prev_has(c, s->pgno) &&
 	    memcmp(s->sha, c->sha[s->pgno - 1], 32) == 0) {
 		s->id = c->prev_ids[s->pgno - 1];
 		return;
@@ -320,7 +320,7 @@ static int cap_commit(void *ctx, const snap_pipe_slot *p)
 	c->map[p->pgno - 1] = id;
 	if (p->pgno > c->npages)
 		c->npages = p->pgno;
-	if (c->prev && p->pgno <= c->prev_n &&
+	if (snap_capture_prev_has(c, p->pgno) &&
 	    id == c->prev_ids[p->pgno - 1])
 		c->fast_pages++;      /* its hash is already in place */
 	else if (snap_capture_sha_set(c, p->pgno, p->sha))
@@ -455,8 +455,9 @@ void snap_capture_free(snap_capture *c)
 	sqlite3_finalize(c->page_hash);
 	snap_pfxidx_free(&c->idx);
 	free(c->prev_ids);
-	free(c->hbuf);
-	free(c->hmore);
+	free(c->prev_ok);
+	free(c->sha);
+	free(c->sha_more);
 	free(c->pushed);
 	snap_codec_free(&c->codec);
 	snap_dicts_free(&c->dicts);

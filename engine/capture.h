@@ -5,11 +5,14 @@
  * A capture is the destination of one sqlite3_backup.  SQLite believes it
  * writes a database file; every page that arrives is normalized (page 1:
  * header bytes 18-19 = 1), hashed, and either recognized as the previous
- * snapshot's page at its pgno by its SHA-256 (the fast path, capture.c
- * "Page hashes") or looked up by hash, and when new compressed and
- * inserted into the store through the capture's own store connection,
- * which the caller holds inside a write transaction.  Nothing is written
- * twice and no image is held in memory.
+ * snapshot's page at its pgno by its SHA-256 (the fast path,
+ * capture_find.c "Page hashes") or looked up by hash, and when new
+ * compressed and inserted into the store through the capture's own store
+ * connection, which the caller holds inside a write transaction.  Nothing
+ * is written twice and no image is held in memory.  The hashes a capture
+ * keeps for the next one are meta rows of SNAP_HASHES_PIECE hashes each,
+ * written and read a piece at a time: the memory they take is the array
+ * of 32 bytes a page and one piece (16 KB), not a second copy of all.
  *
  * engine/PITFALLS.md 8: with the destination in journal_mode=OFF,
  * locking_mode=EXCLUSIVE, synchronous=OFF, the backup sends one page-sized,
@@ -30,6 +33,15 @@
 #include "err.h"
 #include "store.h"
 
+/* The page hashes a capture keeps for the next one are cut in pieces of
+ * this many (16 KB of SHA-256s), one meta row each (capture_find.c,
+ * "Page hashes"): SQLite builds the record of a value whole, so a piece,
+ * not every hash, is what it copies; and a piece's record stays within
+ * one cell of the store's 64 KiB pages (under 16,384 bytes), because a
+ * seek in meta (WITHOUT ROWID) that compares a key with a cell spilling
+ * onto overflow pages reads that whole record first. */
+#define SNAP_HASHES_PIECE 500
+
 typedef struct snap_capture {
 	sqlite3 *store;            /* store connection, in a write txn */
 	sqlite3_stmt *ins_page;    /* INSERT INTO pages */
@@ -43,25 +55,28 @@ typedef struct snap_capture {
 	pthread_rwlock_t idx_lock;
 	int have_idx_lock;
 	struct snap_pagepipe *pipe; /* hashing/compression workers */
-	/* The incremental fast path (capture.c, "Page hashes"): the hash
-	 * of every page of the snapshot the store's capture_hashes names,
-	 * by pgno-1.  A page whose SHA-256 equals the one at its pgno
-	 * there takes that page's id: no lookup, no compression, no
-	 * write.  Other pages are looked up in idx, then by SQL. */
+	/* The incremental fast path (capture_find.c, "Page hashes"): the
+	 * hash of every page of the snapshot the store's page hashes
+	 * (meta 'capture_hashes:K', pieces of SNAP_HASHES_PIECE) name, by
+	 * pgno-1.  A page whose SHA-256 equals the one at its pgno there
+	 * (when its piece loaded whole: snap_capture_prev_has) takes that
+	 * page's id: no lookup, no compression, no write.  Other pages are
+	 * looked up in idx, then by SQL. */
 	int prev;                  /* prev_* are loaded and usable */
 	int settled;               /* page size known: prev kept or not */
 	int full_idx;              /* idx holds every stored page */
 	uint32_t prev_n, prev_page_size;
 	int64_t prev_snap;         /* the snapshot prev_* describe */
 	int64_t *prev_ids;         /* ids by pgno-1 (prev_n) */
-	uint8_t *hbuf;             /* holds sha, with room for the blob's
-				      head and checksum around it */
+	uint32_t prev_piece;       /* hashes a piece in the store's pieces */
+	uint8_t *prev_ok;          /* by piece number: 1 when that piece
+				      loaded whole into sha; its pages
+				      take no fast path otherwise */
 	uint8_t (*sha)[32];        /* hashes by pgno-1: prev's until a
 				      page's first commit, then this
 				      capture's; sha_cap entries, never
 				      moved while the pipe runs */
 	uint32_t sha_cap;
-	uint8_t *hmore;            /* holds sha_more, as hbuf holds sha */
 	uint8_t (*sha_more)[32];   /* hashes of pgno > sha_cap */
 	uint32_t sha_more_cap;
 	uint8_t *pushed;           /* bitmap of pgnos pushed (producer's) */
@@ -169,15 +184,20 @@ void snap_capture_fail(snap_capture *c, int code, const char *fmt, ...)
  */
 int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
 /* In the store transaction that records snapshot `id` from this finished
- * capture: keep its page hashes for the next capture's fast path.  Frees
+ * capture: keep its page hashes for the next capture's fast path, as
+ * pieces replacing every piece (and the old single row) before.  Frees
  * the map (published by then): nothing may read it afterwards. */
 int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err);
 
 /* ---- between capture.c and capture_find.c only ---- */
 
-/* Load the newest snapshot's page hashes and map for the fast path (none
- * when they do not fit: the capture then goes by the index). */
+/* Load the page hashes the store keeps, piece by piece, and their
+ * snapshot's map for the fast path (none when they do not fit: the
+ * capture then goes by the index). */
 int snap_capture_prev_load(snap_capture *c, snap_err *err);
+/* May the fast path compare pgno with the previous snapshot's hash (its
+ * piece loaded whole)?  Read-only: any thread. */
+int snap_capture_prev_has(const snap_capture *c, uint32_t pgno);
 /* Once the page size is known: keep the previous hashes if they are of
  * that size, else index the whole store.  0 or the failure kept in c. */
 int snap_capture_settle(snap_capture *c);

@@ -250,7 +250,7 @@ static void test_capture_prefix_collision_is_not_a_hit(void **state)
 	sd = tu_open(p);
 	tu_exec(sd, "UPDATE pages SET hash=X'%s' WHERE id=%lld", hex,
 		(long long)x);
-	tu_exec(sd, "DELETE FROM meta WHERE key='capture_hashes'");
+	tu_exec(sd, "DELETE FROM meta WHERE key GLOB 'capture_hashes*'");
 	sqlite3_close(sd);
 	pages = tu_pages(st);
 

@@ -28,18 +28,6 @@ static void image_header(snap_store *st, int64_t id, uint8_t hdr[100])
 	snap_image_close(im);
 }
 
-static int64_t image_rows(snap_store *st, int64_t id)
-{
-	sqlite3 *db = NULL;
-	snap_err e;
-	snap_err_clear(&e);
-	if (snap_image_sqlite_open(st, id, &db, &e) != 0)
-		fail_msg("snap_image_sqlite_open: %s", e.msg);
-	int64_t n = tu_query_int(db, "SELECT count(*) FROM t");
-	sqlite3_close(db);
-	return n;
-}
-
 static int64_t file_size(const char *path)
 {
 	struct stat sb;
@@ -120,7 +108,7 @@ static void test_snapshot_of_wal_db_contains_uncheckpointed_commits(void **state
 	image_header(st, si.id, h);
 	assert_int_equal(h[18], 1);
 	assert_int_equal(h[19], 1);
-	assert_int_equal(image_rows(st, si.id), 1500);
+	assert_int_equal(tu_image_rows(st, si.id), 1500);
 	tu_image_digest(st, si.id, img);
 	assert_string_equal(img, live);
 	sqlite3_close(w);
@@ -136,9 +124,9 @@ static void test_snapshot_in_wal_mode_skips_an_open_transaction(void **state)
 	snap_info si = tu_snap(st, "during-write");
 	tu_exec(w, "COMMIT");
 	sqlite3_close(w);
-	assert_int_equal(image_rows(st, si.id), 200);
+	assert_int_equal(tu_image_rows(st, si.id), 200);
 	snap_info s2 = tu_snap(st, "after-write");
-	assert_int_equal(image_rows(st, s2.id), 900);
+	assert_int_equal(tu_image_rows(st, s2.id), 900);
 }
 
 static void test_snapshot_in_rollback_mode_skips_an_open_transaction(void **state)
@@ -151,7 +139,7 @@ static void test_snapshot_in_rollback_mode_skips_an_open_transaction(void **stat
 	snap_info si = tu_snap(st, "during-write");
 	tu_exec(w, "COMMIT");
 	sqlite3_close(w);
-	assert_int_equal(image_rows(st, si.id), 200);
+	assert_int_equal(tu_image_rows(st, si.id), 200);
 }
 
 static void test_snapshot_names_are_unique_within_a_second(void **state)
@@ -425,7 +413,7 @@ static void test_import_of_a_wal_file_includes_commits_in_its_wal(void **state)
 		fail_msg("import: %d %s", rc, e.msg);
 	tu_image_digest(st, si.id, got);
 	assert_string_equal(got, want);
-	assert_int_equal(image_rows(st, si.id), 400);
+	assert_int_equal(tu_image_rows(st, si.id), 400);
 }
 
 /* Import and check_file both refuse path with rc; the store is unchanged. */
@@ -622,224 +610,6 @@ static void test_snapshots_taken_concurrently_all_succeed(void **state)
 
 /* ---- the incremental fast path (engine/capture.c, "Page hashes") ---- */
 
-/* The snapshot's image is the live database's consistent state, byte for
- * byte past the header, and it verifies (each page against its SHA-256,
- * the image against its own). */
-static void assert_image_is_live(tu_env *env, snap_store *st, int64_t id)
-{
-	char copy[PATH_MAX];
-	size_t ilen = 0, clen = 0;
-	snap_err e;
-
-	tu_path(env, copy, "copy.db");
-	unlink(copy);
-	tu_db_backup_copy(env->db, copy);
-	uint8_t *img = tu_image_bytes(st, id, &ilen);
-	uint8_t *want = tu_read_file(copy, &clen);
-	assert_int_equal(ilen, clen);
-	assert_true(ilen > 100);
-	for (size_t off = 100; off < ilen; off++)
-		if (img[off] != want[off])
-			fail_msg("snapshot %lld differs from the database at "
-				 "byte %zu (page %zu)", (long long)id, off,
-				 off / (size_t)tu_db_page_size(copy) + 1);
-	free(img);
-	free(want);
-	unlink(copy);
-	snap_err_clear(&e);
-	if (snap_verify_snapshot(st, id, 0, NULL, NULL, &e) != 0)
-		fail_msg("verify %lld: %s", (long long)id, e.msg);
-}
-
-/* Take a snapshot and check it holds the live database's state. */
-static snap_info snap_checked(tu_env *env, snap_store *st, const char *label)
-{
-	snap_info si = tu_snap(st, label);
-
-	assert_image_is_live(env, st, si.id);
-	return si;
-}
-
-/* A connection to the store's own database, beside the engine's. */
-static sqlite3 *store_db(tu_env *env)
-{
-	char p[PATH_MAX];
-
-	snprintf(p, sizeof(p), "%s.snapfs/store.db", env->db);
-	return tu_open(p);
-}
-
-/* Run sql on the rollback-mode live database; the first page past page 1
- * whose bytes it changed. */
-static uint32_t update_page(tu_env *env, sqlite3 *db, const char *sql)
-{
-	size_t n0 = 0, n1 = 0, ps = (size_t)tu_db_page_size(env->db);
-	uint8_t *before = tu_read_file(env->db, &n0);
-	uint32_t pg = 0;
-
-	tu_exec(db, "%s", sql);
-	uint8_t *after = tu_read_file(env->db, &n1);
-	for (size_t off = ps; !pg && off < n0 && off < n1; off += ps)
-		if (memcmp(before + off, after + off, ps))
-			pg = (uint32_t)(off / ps) + 1;
-	free(before);
-	free(after);
-	if (!pg)
-		fail_msg("%s changed no page", sql);
-	return pg;
-}
-
-static void test_fast_path_reuses_unchanged_pages_without_a_lookup(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
-	snap_info a = tu_snap(st, "a");
-	sqlite3 *db = tu_open(env->db);
-	uint32_t changed = update_page(env, db, "UPDATE t SET pad='x' "
-				       "WHERE id=3");
-	uint32_t pg = a.page_count / 2 == changed ? changed + 1 :
-		      a.page_count / 2;
-	int64_t id = tu_page_id(st, a.id, pg);
-
-	/* Make the store's own index unable to find page pg by hash: only
-	 * the kept page hashes (no lookup) can give its id back. */
-	sqlite3 *sd = store_db(env);
-	tu_exec(sd, "UPDATE pages SET hash=randomblob(32) WHERE id=%lld",
-		(long long)id);
-	sqlite3_close(sd);
-	sqlite3_close(db);
-	snap_info b = tu_snap(st, "b");
-	assert_int_equal(tu_page_id(st, b.id, pg), id);
-	assert_int_equal(b.page_count, a.page_count);
-}
-
-static void test_fast_path_page_changed_back_to_older_content(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
-	sqlite3 *db = tu_open(env->db);
-	char *old = tu_query_text(db, "SELECT pad FROM t WHERE id=700");
-	snap_info a = tu_snap(st, "a");
-	uint32_t pg = update_page(env, db, "UPDATE t SET pad='changed' "
-				  "WHERE id=700");
-	snap_info b = snap_checked(env, st, "b");
-	assert_true(tu_page_id(st, b.id, pg) != tu_page_id(st, a.id, pg));
-	tu_exec(db, "UPDATE t SET pad='%s' WHERE id=700", old);
-	snap_info c = snap_checked(env, st, "c");
-	/* Back to a's bytes: a's page, not b's, and not a new one. */
-	assert_int_equal(tu_page_id(st, c.id, pg), tu_page_id(st, a.id, pg));
-	sqlite3_close(db);
-	free(old);
-}
-
-static void test_fast_path_database_shrinks_and_grows(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "delete", 4096, 3000);
-	snap_info a = tu_snap(st, "a");
-	sqlite3 *db = tu_open(env->db);
-
-	tu_exec(db, "DELETE FROM t WHERE id > 1000");
-	tu_exec(db, "VACUUM");
-	snap_info b = snap_checked(env, st, "b");
-	assert_true(b.page_count < a.page_count);
-	tu_db_insert(db, 5001, 9000);
-	snap_info c = snap_checked(env, st, "c");
-	assert_true(c.page_count > a.page_count);
-	tu_exec(db, "UPDATE t SET pad='y' WHERE id=8000");
-	snap_checked(env, st, "d");
-	sqlite3_close(db);
-}
-
-static void test_fast_path_page_size_change(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
-	snap_info a = tu_snap(st, "a");
-	sqlite3 *db = tu_open(env->db);
-
-	tu_exec(db, "PRAGMA page_size=8192");
-	tu_exec(db, "VACUUM");
-	assert_int_equal(tu_db_page_size(env->db), 8192);
-	snap_info b = snap_checked(env, st, "b");
-	assert_int_equal(b.page_size, 8192);
-	assert_true(b.page_count < a.page_count);
-	tu_exec(db, "UPDATE t SET pad='z' WHERE id=1500");
-	snap_checked(env, st, "c");
-	tu_exec(db, "PRAGMA page_size=4096");
-	tu_exec(db, "VACUUM");
-	snap_info d = snap_checked(env, st, "d");
-	assert_int_equal(d.page_size, 4096);
-	sqlite3_close(db);
-}
-
-static void test_fast_path_wal_database(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "wal", 4096, 2000);
-	sqlite3 *db = tu_open(env->db);
-	sqlite3 *reader = tu_open(env->db);
-
-	tu_exec(db, "PRAGMA wal_autocheckpoint=0");
-	snap_info a = tu_snap(st, "a");
-	/* A reader holding an old state keeps the commits in the WAL. */
-	tu_exec(reader, "BEGIN");
-	assert_true(tu_query_int(reader, "SELECT count(*) FROM t") == 2000);
-	tu_exec(db, "UPDATE t SET pad='w' WHERE id IN (10, 900, 1900)");
-	tu_db_insert(db, 2001, 2300);
-	snap_info b = snap_checked(env, st, "b");
-	assert_true(b.page_count > a.page_count);
-	tu_exec(reader, "COMMIT");
-	tu_exec(db, "DELETE FROM t WHERE id BETWEEN 100 AND 400");
-	snap_info c = snap_checked(env, st, "c");
-	assert_int_equal(image_rows(st, c.id), 2300 - 301);
-	sqlite3_close(reader);
-	sqlite3_close(db);
-}
-
-static void test_fast_path_ignores_damaged_or_stale_page_hashes(void **state)
-{
-	tu_env *env = *state;
-	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
-	snap_info a = tu_snap(st, "a");
-	sqlite3 *db = tu_open(env->db);
-	sqlite3 *sd = store_db(env);
-	uint32_t pg = update_page(env, db, "UPDATE t SET pad='damaged' "
-				  "WHERE id=1200");
-	size_t n = 0, ps = (size_t)tu_db_page_size(env->db);
-	uint8_t *now = tu_read_file(env->db, &n), sha[32];
-	char hex[65];
-	int64_t before = tu_pages(st);
-
-	/* Claim, for page pg, the hash of the bytes it holds now, without
-	 * the blob's own checksum: believed, it would give page pg a's
-	 * (older) page. */
-	tu_sha256(now + (pg - 1) * ps, ps, sha);
-	free(now);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
-	tu_exec(sd, "UPDATE meta SET value=CAST(substr(value, 1, 20 + %u * 32)"
-		" || X'%s' || substr(value, 20 + %u * 32 + 1) AS BLOB) "
-		"WHERE key='capture_hashes'", pg - 1, hex, pg);
-	assert_int_equal(tu_query_int(sd, "SELECT length(value) FROM meta "
-				      "WHERE key='capture_hashes'"),
-			 20 + 32 * (int64_t)a.page_count + 32);
-	snap_info b = snap_checked(env, st, "b");
-	assert_true(tu_pages(st) > before);
-	assert_true(tu_page_id(st, b.id, pg) != tu_page_id(st, a.id, pg));
-	/* The hashes of a deleted snapshot are not used either. */
-	snap_err e;
-	snap_err_clear(&e);
-	tu_exec(db, "UPDATE t SET pad='again' WHERE id=1200");
-	snap_info c = tu_snap(st, "c");
-	assert_int_equal(snap_store_delete(st, c.id, &e), 0);
-	tu_exec(db, "UPDATE t SET pad='damaged' WHERE id=1200");
-	snap_info d = snap_checked(env, st, "d");
-	assert_int_equal(tu_page_id(st, d.id, pg), tu_page_id(st, b.id, pg));
-	sqlite3_close(sd);
-	sqlite3_close(db);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -867,12 +637,6 @@ int main(void)
 		tu_test(test_import_refuses_a_database_with_a_corrupt_page),
 		tu_test(test_import_of_a_missing_file_is_enoent),
 		tu_test(test_check_file_accepts_good_files_and_leaves_them),
-		tu_test(test_fast_path_reuses_unchanged_pages_without_a_lookup),
-		tu_test(test_fast_path_page_changed_back_to_older_content),
-		tu_test(test_fast_path_database_shrinks_and_grows),
-		tu_test(test_fast_path_page_size_change),
-		tu_test(test_fast_path_wal_database),
-		tu_test(test_fast_path_ignores_damaged_or_stale_page_hashes),
 	};
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
 }

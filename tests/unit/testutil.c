@@ -626,6 +626,18 @@ uint8_t *tu_image_bytes(snap_store *st, int64_t id, size_t *len)
 	return buf;
 }
 
+int64_t tu_image_rows(snap_store *st, int64_t id)
+{
+	sqlite3 *db = NULL;
+	snap_err e;
+	snap_err_clear(&e);
+	if (snap_image_sqlite_open(st, id, &db, &e) != 0)
+		fail_msg("snap_image_sqlite_open: %s", e.msg);
+	int64_t n = tu_query_int(db, "SELECT count(*) FROM t");
+	sqlite3_close(db);
+	return n;
+}
+
 int64_t tu_count(snap_store *st)
 {
 	int64_t n = -1;

@@ -132,6 +132,8 @@ void tu_image_digest(snap_store *st, int64_t id, char hex[65]);
 int tu_header_counter_byte(size_t off);
 /* The whole image of a snapshot via snap_image_read (malloc'd). */
 uint8_t *tu_image_bytes(snap_store *st, int64_t id, size_t *len);
+/* Rows of table t in a snapshot, read through the store VFS. */
+int64_t tu_image_rows(snap_store *st, int64_t id);
 /* Number of snapshots. */
 int64_t tu_count(snap_store *st);
 /* Distinct stored pages. */
