@@ -44,16 +44,116 @@ def make_db(path, rows):
     con.close()
 
 
-def objects(env, url):
-    """Every object of a file:// replica as {relative path: bytes}."""
-    root = url[len("file://"):]
-    out = {}
-    for d, _, files in os.walk(root):
-        for f in files:
-            p = os.path.join(d, f)
-            with open(p, "rb") as fh:
-                out[os.path.relpath(p, root)] = fh.read()
-    return out
+class FileObjects:
+    """The objects of a file:// replica, named as in engine/DESIGN.md §6
+    ("config", "packs/<seq>", ...), for the tests to read and damage."""
+
+    def __init__(self, url):
+        self.root = url[len("file://"):]
+
+    def list(self, under=""):
+        """The names of every object under the folder under, sorted."""
+        out = []
+        for d, _, files in os.walk(os.path.join(self.root, under)):
+            out += [os.path.relpath(os.path.join(d, f), self.root)
+                    for f in files]
+        return sorted(out)
+
+    def read(self, name):
+        with open(os.path.join(self.root, name), "rb") as f:
+            return f.read()
+
+    def write(self, name, data):
+        with open(os.path.join(self.root, name), "wb") as f:
+            f.write(data)
+
+    def delete(self, name):
+        os.unlink(os.path.join(self.root, name))
+
+
+class S3Objects:
+    """The same for an s3://BUCKET/PREFIX replica on the test server,
+    through curl --aws-sigv4 (Python's urllib cannot sign).  The key
+    (test:tester) holds a colon, which curl's --user splits at, so the
+    credentials go in the URL's user part, percent-encoded, and the URL in
+    a -K config on curl's stdin, never on a command line
+    (tests/bench/README.md, "curl and the test server's key").  env is
+    read at every request: a restarted server has a new endpoint."""
+
+    S3NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+    def __init__(self, ctx, env, url):
+        self.ctx, self.env = ctx, env
+        self.bucket, _, prefix = url[len("s3://"):].partition("/")
+        self.prefix = prefix.rstrip("/") + "/"
+
+    def _curl(self, method, key, query="", body=None):
+        """One signed request; the response body (curl -f: an HTTP error
+        is a failed check and an exception)."""
+        from urllib.parse import quote
+        e = self.env
+        user = quote(e["AWS_ACCESS_KEY_ID"], safe="") + ":" + \
+            quote(e["AWS_SECRET_ACCESS_KEY"], safe="")
+        host = e["AWS_ENDPOINT_URL"].split("://", 1)[1].rstrip("/")
+        url = "http://%s@%s/%s/%s%s" % (user, host, self.bucket,
+                                        quote(key), query)
+        args = ["curl", "-sS", "-f", "-K", "-", "-X", method,
+                "--aws-sigv4", "aws:amz:%s:s3" % e["AWS_REGION"],
+                "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
+        tmp = None
+        if body is not None:
+            tmp = self.ctx.path("s3-body")
+            with open(tmp, "wb") as f:
+                f.write(body)
+            args += ["--data-binary", "@" + tmp]
+        try:
+            r = subprocess.run(args, input=('url = "%s"\n' % url).encode(),
+                               capture_output=True, timeout=60)
+        finally:
+            if tmp:
+                os.unlink(tmp)
+        if r.returncode != 0:
+            self.ctx.check("curl %s %s" % (method, key), False,
+                           r.stderr.decode(errors="replace"))
+            raise RuntimeError("curl %s %s failed" % (method, key))
+        return r.stdout
+
+    def list(self, under=""):
+        from urllib.parse import quote
+        import xml.etree.ElementTree as ET
+        want = self.prefix + (under.rstrip("/") + "/" if under else "")
+        out, token = [], None
+        while True:
+            q = "?list-type=2&prefix=" + quote(want, safe="")
+            if token:
+                q += "&continuation-token=" + quote(token, safe="")
+            doc = ET.fromstring(self._curl("GET", "", q))
+            out += [c.find(self.S3NS + "Key").text[len(self.prefix):]
+                    for c in doc.iter(self.S3NS + "Contents")]
+            token = doc.findtext(self.S3NS + "NextContinuationToken")
+            if doc.findtext(self.S3NS + "IsTruncated") != "true" or not token:
+                return sorted(out)
+
+    def read(self, name):
+        return self._curl("GET", self.prefix + name)
+
+    def write(self, name, data):
+        self._curl("PUT", self.prefix + name, body=data)
+
+    def delete(self, name):
+        self._curl("DELETE", self.prefix + name)
+
+
+def replica_objects(ctx, env, url):
+    """The objects of the replica at url, file:// or s3://."""
+    if url.startswith("file://"):
+        return FileObjects(url)
+    return S3Objects(ctx, env, url)
+
+
+def contents(store):
+    """Every object of a replica as {name: bytes}."""
+    return {n: store.read(n) for n in store.list()}
 
 
 def run(ctx, work, env, url, s3dir):
@@ -220,15 +320,16 @@ def run(ctx, work, env, url, s3dir):
           r.stdout + r.stderr)
 
     bad = dict(env, SNAPFS_PASSPHRASE="wrong")
-    before = objects(env, url) if url.startswith("file://") else None
+    store = replica_objects(ctx, env, url)
+    before = contents(store)
     r = ctl(["--replica", url, "list"], bad)
     check("a wrong passphrase: exit 1, 'wrong passphrase'",
           r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
     r = ctl(["--db", db, "replicate", url], bad)
     check("replicate with a wrong passphrase: exit 1",
           r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
-    if before is not None:
-        check("and nothing was written", objects(env, url) == before)
+    check("and nothing was written (%d objects)" % len(before),
+          len(before) > 0 and contents(store) == before)
 
     newp = dict(env, SNAPFS_NEW_PASSPHRASE="another one")
     r = ctl(["--replica", url, "passphrase", "change"], newp)
@@ -348,25 +449,7 @@ def run(ctx, work, env, url, s3dir):
         check("a 64 MB config: refused (exit 1)", r.returncode == 1 and
               "more than such an object can hold" in r.stderr, r.stderr)
 
-        packs = sorted(os.listdir(os.path.join(root, "packs")))
-        p = os.path.join(root, "packs", packs[0])
-        data = bytearray(open(p, "rb").read())
-        data[len(data) // 2] ^= 1
-        open(p, "wb").write(bytes(data))
-        r = ctl(["--replica", url, "verify"], env)
-        check("a flipped byte in a pack: verify exit 1, names the snapshots",
-              r.returncode == 1 and all(x in r.stdout for x in names),
-              r.stdout + r.stderr)
-        data[len(data) // 2] ^= 1
-        open(p, "wb").write(bytes(data))
-        os.unlink(os.path.join(root, "packs", packs[-1]))
-        r = ctl(["--replica", url, "verify"], env)
-        check("a deleted pack: verify exit 1", r.returncode == 1 and
-              "bad" in r.stdout, r.stdout + r.stderr)
-        out = os.path.join(fresh, "x.db")
-        r = ctl(["--replica", url, "export", names[-1], out], env)
-        check("export of a snapshot that needs it: exit 1, no file left",
-              r.returncode == 1 and not os.path.exists(out), r.stderr)
+        pack_faults(ctx, ctl, env, url, store, names, fresh)
         read_only_target(ctx, ctl, env, db)
         return
 
@@ -406,10 +489,56 @@ def run(ctx, work, env, url, s3dir):
     for line in r.stdout.splitlines():
         k, v = line[len("export "):].split("=", 1)
         env[k] = v
+    r = ctl(["--replica", url, "list", "--json"], env)
+    listed = [x["name"] for x in json.loads(r.stdout)] if r.returncode == 0 else []
+    check("the server back: what it stored before is still there",
+          listed == names, r.stdout + r.stderr)
     r = ctl(["--db", big, "replicate", url + "-big"], env)
     r2 = ctl(["--replica", url + "-big", "verify", "--full"], env)
     check("after the restart, replicate completes and verifies",
           r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stdout)
+    pack_faults(ctx, ctl, env, url, store, names, fresh)
+
+
+def pack_faults(ctx, ctl, env, url, store, names, fresh):
+    """Damage the replica's packs through store (FileObjects or
+    S3Objects): a flipped byte in a pack makes verify exit 1 and name every
+    snapshot (the test's three share the first pack), and the original
+    put back verifies again; a deleted pack makes verify exit 1 and name
+    the snapshots that need it, and the export of one of those exits 1
+    and leaves no file.  The same checks on both kinds of target."""
+    check = ctx.check
+    packs = store.list("packs")
+    check("the replica's packs are listed (%d)" % len(packs),
+          len(packs) > 0 and all(p.startswith("packs/") for p in packs),
+          packs)
+    if not packs:
+        return
+    orig = store.read(packs[0])
+    data = bytearray(orig)
+    data[len(data) // 2] ^= 1
+    store.write(packs[0], bytes(data))
+    r = ctl(["--replica", url, "verify"], env)
+    check("a flipped byte in a pack: verify exit 1, names the snapshots",
+          r.returncode == 1 and all(x in r.stdout for x in names),
+          r.stdout + r.stderr)
+    store.write(packs[0], orig)
+    r = ctl(["--replica", url, "verify"], env)
+    check("the pack put back: verify exit 0", r.returncode == 0,
+          r.stdout + r.stderr)
+    store.delete(packs[-1])
+    r = ctl(["--replica", url, "verify", "--json"], env)
+    rep = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    hit = [n for n in names
+           if any(n == p.get("snapshot") for p in rep.get("problems", []))]
+    # The last pack holds the newest pages: the newest snapshot needs it.
+    check("a deleted pack: verify exit 1, names the snapshots that need it",
+          r.returncode == 1 and names[-1] in hit and
+          len(hit) == rep.get("bad"), r.stdout + r.stderr)
+    out = os.path.join(fresh, "x.db")
+    r = ctl(["--replica", url, "export", names[-1], out], env)
+    check("export of a snapshot that needs it: exit 1, no file left",
+          r.returncode == 1 and not os.path.exists(out), r.stderr)
 
 
 def read_only_target(ctx, ctl, env, db):
