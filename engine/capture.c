@@ -320,9 +320,11 @@ static int cap_commit(void *ctx, const snap_pipe_slot *p)
 	c->map[p->pgno - 1] = id;
 	if (p->pgno > c->npages)
 		c->npages = p->pgno;
-	if (snap_capture_prev_has(c, p->pgno) &&
-	    id == c->prev_ids[p->pgno - 1])
-		c->fast_pages++;      /* its hash is already in place */
+	/* Only a page that took the fast path has its hash in place: a
+	 * page written twice, found by lookup with the previous id, may
+	 * have left the first write's hash there. */
+	if (p->id)
+		c->fast_pages++;
 	else if (snap_capture_sha_set(c, p->pgno, p->sha))
 		return -ENOMEM;
 	if (c->progress && (p->pgno & 1023) == 0)

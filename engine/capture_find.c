@@ -42,7 +42,9 @@
  * own checksum, so pieces of two snapshots are never mixed: the first
  * whole piece names the snapshot, and a piece that is damaged, missing,
  * of another snapshot or past the end leaves only its own pages without
- * the fast path (prev_ok), the others keep it.  The writer replaces the
+ * the fast path (prev_ok), the others keep it (reading stops at a
+ * missing key before a snapshot is named: a missing piece 0, which the
+ * writer always writes, costs all).  The writer replaces the
  * pieces it has and deletes every other one, and the old row: a
  * snapshot shorter than the one before leaves no stale piece behind.
  *
@@ -588,9 +590,10 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	 * under a key this number would not spell. */
 	if (rc == SQLITE_OK) {
 		rc = sqlite3_prepare_v2(c->store, "DELETE FROM meta WHERE key='"
-					HASHES_KEY "' OR (key>'" HASHES_KEY ":' "
+					HASHES_KEY "' OR (key>='" HASHES_KEY ":' "
 					"AND key<'" HASHES_KEY ";' AND NOT "
-					"(CAST(substr(key, 16) AS INTEGER) < ? "
+					"(CAST(substr(key, 16) AS INTEGER) "
+					"BETWEEN 0 AND ? - 1 "
 					"AND key='" HASHES_KEY ":' || "
 					"CAST(substr(key, 16) AS INTEGER)))",
 					-1, &st, NULL);

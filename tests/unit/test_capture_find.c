@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "store_int.h"
 
 #define PIECE SNAP_HASHES_PIECE
 /* A piece's header: "SFH2", snapshot id (8), page size, page count, piece
@@ -608,6 +609,77 @@ static void test_the_old_single_row_is_read_and_replaced_by_pieces(
 	sqlite3_close(db);
 }
 
+/* One capture of img (n pages of ps bytes) with page 5 as x, written a
+ * second time back to img's page 5 when twice; keeps its hashes naming
+ * keep_id (0: rolled back).  *id5: the id page 5 took. */
+static void run_capture(snap_store *st, const uint8_t *img, uint32_t n,
+			size_t ps, const uint8_t *x, int twice, int64_t keep_id,
+			int64_t *id5)
+{
+	sqlite3 *store = NULL;
+	snap_capture c;
+	snap_err e;
+	uint8_t sha[32];
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_connect(st, 0, &store, &e), 0);
+	assert_int_equal(snap_store_exec(store, "BEGIN IMMEDIATE", &e), 0);
+	assert_int_equal(snap_capture_init(&c, store, &e), 0);
+	assert_true(c.prev);
+	c.page_size = (uint32_t)ps;
+	for (uint32_t pg = 2; pg <= n; pg++)
+		assert_int_equal(snap_capture_write(&c, pg == 5 ? x : img +
+				 (pg - 1) * ps, (int)ps, (int64_t)(pg - 1) * ps), 0);
+	if (twice)   /* page 5 again, back to the previous bytes */
+		assert_int_equal(snap_capture_write(&c, img + 4 * ps, (int)ps,
+				 4 * (int64_t)ps), 0);
+	assert_int_equal(snap_capture_write(&c, img, (int)ps, 0), 0);
+	if (snap_capture_finish(&c, sha, &e))
+		fail_msg("finish: %s", e.msg);
+	*id5 = c.map[4];
+	if (keep_id) {
+		if (snap_capture_keep_hashes(&c, keep_id, &e))
+			fail_msg("keep: %s", e.msg);
+		assert_int_equal(snap_store_exec(store, "COMMIT", &e), 0);
+	} else {
+		snap_store_exec(store, "ROLLBACK", &e);
+	}
+	snap_capture_free(&c);
+	sqlite3_close(store);
+}
+
+/*
+ * A page written twice in one capture, the second time back to the
+ * previous snapshot's bytes, is found by lookup with the previous page's
+ * id: the hash kept for the next capture must be that page's, not the
+ * first write's, or the next capture's fast path would give a page with
+ * the first write's bytes the previous page's id (a wrong snapshot).
+ */
+static void test_a_page_written_twice_keeps_its_last_hash(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 4096, 2000);
+	snap_info a = tu_snap(st, "a");
+	size_t ilen = 0, ps = a.page_size;
+	uint8_t *img = tu_image_bytes(st, a.id, &ilen);
+	uint8_t *x = malloc(ps);
+	int64_t p5 = tu_page_id(st, a.id, 5), got;
+
+	memcpy(x, img + 4 * ps, ps);
+	x[ps - 1] ^= 0x5a;
+	/* Capture 1: the same image as a, page 5 written X then P. Its map
+	 * is a's; its hashes are kept naming a. */
+	run_capture(st, img, a.page_count, ps, x, 1, a.id, &got);
+	assert_int_equal(got, p5);
+	/* Capture 2: page 5 holds X.  Must not be a's page 5 (P). */
+	run_capture(st, img, a.page_count, ps, x, 0, 0, &got);
+	if (got == p5)
+		fail_msg("page 5 holds X but took P's id %lld (wrong page)",
+			 (long long)got);
+	free(x);
+	free(img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -622,6 +694,7 @@ int main(void)
 		tu_test(test_a_piece_of_another_snapshot_is_never_taken),
 		tu_test(test_a_shorter_snapshot_leaves_no_stale_piece),
 		tu_test(test_the_old_single_row_is_read_and_replaced_by_pieces),
+		tu_test(test_a_page_written_twice_keeps_its_last_hash),
 	};
 	return cmocka_run_group_tests_name("capture_find", tests, NULL, NULL);
 }
