@@ -141,7 +141,10 @@ static int cap_store_page(snap_capture *c, const uint8_t *page, size_t len,
 	return cap_pack_insert(c, page, len, sha, NULL, 0, id);
 }
 
-/* Make room in the map for pgno. */
+/* Make room in the map for pgno: first as many pages as the previous
+ * snapshot had (an incremental capture's map then never grows), then by
+ * an eighth (a block this size grows in place, mremap), where doubling
+ * left up to half of it unused at the capture's peak (8 MB for 4 GB). */
 static int cap_map_reserve(snap_capture *c, uint32_t pgno)
 {
 	uint32_t cap;
@@ -149,9 +152,10 @@ static int cap_map_reserve(snap_capture *c, uint32_t pgno)
 
 	if (pgno <= c->map_cap)
 		return 0;
-	cap = c->map_cap ? c->map_cap : 1024;
+	cap = c->map_cap ? c->map_cap : c->prev_n > 1024 ? c->prev_n : 1024;
 	while (cap < pgno)
-		cap *= 2;
+		cap = cap > UINT32_MAX - cap / 8 - 1 ? UINT32_MAX :
+		      cap + cap / 8 + 1;
 	m = realloc(c->map, (size_t)cap * sizeof(*m));
 	if (!m)
 		return -ENOMEM;

@@ -527,6 +527,23 @@ int snap_capture_find(snap_capture *c, const uint8_t sha[32], int64_t *id)
 	return rc;
 }
 
+void snap_capture_trim(snap_capture *c)
+{
+	int64_t *m;
+
+	free(c->prev_ids);
+	c->prev_ids = NULL;
+	c->prev = 0;
+	/* The map grew by doubling: its tail past the last page was zeroed,
+	 * so it is resident.  A shrinking realloc of a block this size
+	 * gives it back (mremap). */
+	if (c->map && c->npages && c->npages < c->map_cap &&
+	    (m = realloc(c->map, (size_t)c->npages * sizeof(*m))) != NULL) {
+		c->map = m;
+		c->map_cap = c->npages;
+	}
+}
+
 /* Keep this capture's hashes as pieces (top of this section): each is
  * built in one buffer of a piece and written, so SQLite's record of a
  * value is a piece, never all the hashes; then the old row and every

@@ -485,38 +485,75 @@ int snap_idcount_add(snap_idcount *m, int64_t id, int64_t delta)
 	return 0;
 }
 
-/* Page ids as a zstd frame of little-endian deltas (malloc()ed). */
+/* Ids converted and fed to the map's compressor at a time. */
+#define MAP_CHUNK 8192
+
+/*
+ * Page ids as a zstd frame of little-endian deltas (malloc()ed), streamed
+ * a chunk of ids at a time into an output that grows as it fills: a
+ * capture's map is encoded while it holds everything else it keeps (the
+ * page hashes, SQLite's caches), and a copy of the ids and an output
+ * buffer of the worst case beside them cost 16 bytes a page at that peak
+ * (16.8 MB for 4 GB of 4 KiB pages); the deltas of a capture's map
+ * compress to a few bytes a page.  The frame records the content size
+ * (pledged), which snap_map_decode checks before it allocates.
+ */
 int snap_map_encode(const int64_t *ids, uint32_t n, void **out,
 		    size_t *outlen)
 {
-	size_t raw = (size_t)n * 8, cap = ZSTD_compressBound(raw), z;
-	uint64_t *le = malloc(raw ? raw : 1);
-	void *dst = malloc(cap);
+	uint64_t *le = malloc(MAP_CHUNK * sizeof(*le));
 	ZSTD_CCtx *cc = ZSTD_createCCtx();
-	uint32_t i;
+	size_t cap = 64 * 1024, left;
+	ZSTD_outBuffer ob = { malloc(cap), cap, 0 };
+	uint32_t at = 0, k;
+	int rc = 0;
 
-	if (!le || !dst || !cc) {
-		free(le);
-		free(dst);
-		ZSTD_freeCCtx(cc);
-		return -ENOMEM;
+	if (!le || !ob.dst || !cc) {
+		rc = -ENOMEM;
+		goto out;
 	}
-	/* Page ids grow together with page numbers more often than not;
-	 * store deltas so long runs of new pages compress to little. */
-	for (i = 0; i < n; i++)
-		le[i] = htole64((uint64_t)ids[i] - (i ? (uint64_t)ids[i - 1] : 0));
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_compressionLevel, 3);
 	ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
-	z = ZSTD_compress2(cc, dst, cap, le, raw);
+	ZSTD_CCtx_setPledgedSrcSize(cc, (unsigned long long)n * 8);
+	do {
+		uint32_t m = n - at < MAP_CHUNK ? n - at : MAP_CHUNK;
+		ZSTD_EndDirective end = at + m == n ? ZSTD_e_end
+						    : ZSTD_e_continue;
+		ZSTD_inBuffer ib = { le, (size_t)m * 8, 0 };
+
+		/* Page ids grow together with page numbers more often
+		 * than not; store deltas so long runs of new pages compress
+		 * to little. */
+		for (k = 0; k < m; k++)
+			le[k] = htole64((uint64_t)ids[at + k] - (at + k ?
+					(uint64_t)ids[at + k - 1] : 0));
+		do {
+			if (ob.pos == ob.size) {
+				void *g = realloc(ob.dst, ob.size * 2);
+
+				if (!g) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				ob.dst = g;
+				ob.size *= 2;
+			}
+			left = ZSTD_compressStream2(cc, &ob, &ib, end);
+			if (ZSTD_isError(left)) {
+				rc = -EIO;
+				goto out;
+			}
+		} while (end == ZSTD_e_end ? left != 0 : ib.pos < ib.size);
+		at += m;
+	} while (at < n);
+	*out = ob.dst;
+	*outlen = ob.pos;
+	ob.dst = NULL;
+out:
 	ZSTD_freeCCtx(cc);
+	free(ob.dst);
 	free(le);
-	if (ZSTD_isError(z)) {
-		free(dst);
-		return -EIO;
-	}
-	*out = dst;
-	*outlen = z;
-	return 0;
+	return rc;
 }
 
 /* The n page ids of a frame snap_map_encode wrote; -EIO when not n. */

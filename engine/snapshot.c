@@ -495,6 +495,7 @@ captured:
 	if (!rc)
 		rc = publish_runs(&c, err);
 	phase("references");
+	snap_capture_trim(&c);
 	if (!rc)
 		rc = publish_row(&c, o, tables, sha, &id, err);
 	if (!rc)

@@ -100,6 +100,46 @@ static void test_page_map_round_trips_and_rejects_damage(void **state)
 }
 
 /*
+ * The map is encoded a chunk of 8,192 ids at a time into an output that
+ * grows: every count around a chunk's length, none, and random ids that
+ * do not compress (the output outgrows its first 64 KB many times) come
+ * back whole.
+ */
+static void test_page_map_round_trips_across_chunks(void **state)
+{
+	static const uint32_t counts[] = { 0, 1, 8191, 8192, 8193,
+					   3 * 8192 + 5, 100000 };
+	uint64_t x = 0x9e3779b97f4a7c15u;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		uint32_t n = counts[k];
+		int64_t *ids = malloc((n ? n : 1) * sizeof(*ids)), *back = NULL;
+		void *blob = NULL;
+		size_t len = 0;
+
+		assert_non_null(ids);
+		for (uint32_t i = 0; i < n; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			ids[i] = n == 100000 ? (int64_t)(x >> 1) : 1 + i;
+		}
+		assert_int_equal(snap_map_encode(ids, n, &blob, &len), 0);
+		if (n == 100000)
+			assert_true(len > 64 * 1024);
+		assert_int_equal(snap_map_decode(blob, len, n, &back), 0);
+		if (n)
+			assert_memory_equal(ids, back, n * sizeof(*ids));
+		assert_int_not_equal(snap_map_decode(blob, len, n + 1, &back),
+				     0);
+		free(back);
+		free(blob);
+		free(ids);
+	}
+}
+
+/*
  * A page count is catalog data: one the frame does not hold is refused
  * before anything is allocated for it (found by tests/fuzz/fuzz_codec.c:
  * a count of 0x2b000000 allocated 5.7 GB first).  The child runs with its
@@ -543,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_pack_round_trips_compressible_and_random_pages),
 		cmocka_unit_test(test_a_damaged_compressed_page_fails_to_decode),
 		cmocka_unit_test(test_page_map_round_trips_and_rejects_damage),
+		cmocka_unit_test(test_page_map_round_trips_across_chunks),
 		cmocka_unit_test(test_page_map_count_is_checked_before_allocating),
 		cmocka_unit_test(test_page_index_finds_every_hash_through_growth),
 		cmocka_unit_test(test_prefix_index_keeps_every_candidate_of_a_prefix),
