@@ -189,8 +189,9 @@ int snap_capture_finish(snap_capture *c, uint8_t sha[32], snap_err *err);
  * the map (published by then): nothing may read it afterwards. */
 /* After the capture's run counts, before its catalog row: give back what
  * the row and the kept hashes do not need (the previous snapshot's page
- * ids, the map's unused tail), so the row's encoding does not sit on top
- * of them (the peak of an incremental capture's memory). */
+ * ids, the pages-pushed bitmap, the map's unused tail), so the row's
+ * encoding does not sit on top of them (the peak of an incremental
+ * capture's memory). */
 void snap_capture_trim(snap_capture *c);
 int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err);
 

@@ -532,10 +532,13 @@ void snap_capture_trim(snap_capture *c)
 	int64_t *m;
 
 	free(c->prev_ids);
+	free(c->pushed);
 	c->prev_ids = NULL;
+	c->pushed = NULL;
+	c->pushed_cap = 0;
 	c->prev = 0;
-	/* The map grew by doubling: its tail past the last page was zeroed,
-	 * so it is resident.  A shrinking realloc of a block this size
+	/* The map grows ahead of the pages (cap_map_reserve) and its tail
+	 * is zeroed, so resident.  A shrinking realloc of a block this size
 	 * gives it back (mremap). */
 	if (c->map && c->npages && c->npages < c->map_cap &&
 	    (m = realloc(c->map, (size_t)c->npages * sizeof(*m))) != NULL) {
@@ -560,14 +563,10 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 	int rc;
 
 	/* The map is in the catalog row now: give its memory back before the
-	 * pieces. */
+	 * pieces (snap_capture_trim gave back the rest). */
 	free(c->map);
-	free(c->prev_ids);
-	free(c->pushed);
 	c->map = NULL;
-	c->prev_ids = NULL;
-	c->pushed = NULL;
-	c->map_cap = c->pushed_cap = 0;
+	c->map_cap = 0;
 	c->prev = 0;
 	b = malloc(HASHES_HEAD + (size_t)(c->npages < per ? c->npages : per) *
 		   32 + 32);

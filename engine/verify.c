@@ -10,8 +10,7 @@
  * record of each page's hash, which a capture's lookup, a replica's
  * mapping of pages and a restore's read-back all trust.  A missing page, a
  * page that does not decode, a page whose hash differs, and a wrong image
- * hash are each
- * reported with the snapshot and the page number.  Full verification then
+ * hash are each reported with the snapshot and the page number.  Full verification then
  * runs PRAGMA integrity_check through the store VFS.  A restore verifies
  * over the row and map it loaded (snap_verify_src: the integrity check's
  * VFS borrows them too) and gets each page's proved SHA-256 and page 1
@@ -62,7 +61,7 @@ static void problem(vstate *v, uint32_t pgno, const char *fmt, ...)
 
 /* A problem with the store's dictionaries (storedict.c): a problem of
  * the snapshot only when no intact copy serves and one of its pages needs
- * one; it is said then, before the first such page (vpass_report).  One
+ * one; it is said then, before the first such page (vpass_commit).  One
  * damaged copy is the store's to mend, and the next snapshot rewrites
  * it; a snapshot whose pages all decode is intact: neither may refuse
  * its restore. */
