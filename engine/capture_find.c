@@ -74,7 +74,10 @@
  * path (it changes in every snapshot: engine/PITFALLS.md 7), nor does a
  * page written twice (its second write might race its first).
  */
-#define HASHES_KEY "capture_hashes"     /* a piece's number from byte 16 */
+#define HASHES_KEY "capture_hashes"     /* ':' and a piece's number follow */
+/* SQL: the piece number after a key's ':' */
+#define HASHES_NUM \
+	"CAST(substr(key, length('" HASHES_KEY ":') + 1) AS INTEGER)"
 #define HASHES_HEAD_OLD 20         /* "SFH1" row */
 #define HASHES_HEAD 28             /* "SFH2" piece */
 
@@ -608,10 +611,9 @@ int snap_capture_keep_hashes(snap_capture *c, int64_t id, snap_err *err)
 		rc = sqlite3_prepare_v2(c->store, "DELETE FROM meta WHERE key='"
 					HASHES_KEY "' OR (key>='" HASHES_KEY ":' "
 					"AND key<'" HASHES_KEY ";' AND NOT "
-					"(CAST(substr(key, 16) AS INTEGER) "
-					"BETWEEN 0 AND ? - 1 "
+					"(" HASHES_NUM " BETWEEN 0 AND ? - 1 "
 					"AND key='" HASHES_KEY ":' || "
-					"CAST(substr(key, 16) AS INTEGER)))",
+					HASHES_NUM "))",
 					-1, &st, NULL);
 		if (rc == SQLITE_OK) {
 			sqlite3_bind_int64(st, 1, pieces);
