@@ -84,7 +84,7 @@ sqlite3 "$LIVE" ".backup '$WORK/b1.db'"; rm -f "$WORK/b1.db"
 measure sqlite3 "$LIVE" ".backup '$WORK/b1.db'"; T_BACKUP1=$T
 rm -f "$WORK/b1.db"
 measure "$SNAPCTL" --db "$LIVE" create --label next; T_NEXT=$T; RSS_NEXT=$RSS
-line "next snapshot, 1% changed ${BENCH_SIZE}B" "snapctl ${T_NEXT}s" ".backup ${T_BACKUP1}s" \
+line "snapshot after 1% of rows changed ${BENCH_SIZE}B" "snapctl ${T_NEXT}s" ".backup ${T_BACKUP1}s" \
 	"$(ratio "$T_NEXT" "$T_BACKUP1")" "<=" 0.25 x
 
 # The plain file holding exactly the first snapshot's image (the baseline of
@@ -131,7 +131,7 @@ line "read image ${BENCH_SIZE}B 1 MiB vs cp /dev/null" "snap_image_read ${T_READ
 openssl dgst -sha256 "$PLAIN" >/dev/null
 measure openssl dgst -sha256 "$PLAIN"; T_SHA=$T
 measure "$SNAPCTL" --db "$LIVE" verify "$FIRST"; T_VERIFY=$T; RSS_VERIFY=$RSS
-line "quick verify ${BENCH_SIZE}B" "snapctl ${T_VERIFY}s" "openssl dgst -sha256 ${T_SHA}s" \
+line "snapctl verify NAME ${BENCH_SIZE}B" "snapctl ${T_VERIFY}s" "openssl dgst -sha256 ${T_SHA}s" \
 	"$(ratio "$T_VERIFY" "$T_SHA")" "<=" 2.0 x
 
 # 5. Restore onto an existing live database vs .restore
@@ -176,7 +176,7 @@ done
 NSNAP=$("$SNAPCTL" --db "$S" list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 STORE_BYTES=$(du -sb "$S.snapfs" | cut -f1)
 SSIZE=$(stat -c %s "$S")
-line "store size, $NSNAP snapshots of ${BENCH_SIZE}B, 1% between" \
+line "store size after $NSNAP snapshots of ${BENCH_SIZE}B, 1% changed between" \
 	"du -b store $(mib "$STORE_BYTES") MiB" "database $(mib "$SSIZE") MiB" \
 	"$(ratio "$STORE_BYTES" "$SSIZE")" "<=" 0.8 x
 rm -rf "$S" "$S.snapfs"
@@ -195,7 +195,7 @@ if [ "$BENCH_SCALE" != 0 ]; then
 	warm "$L"
 	measure "$SNAPCTL" --db "$L" create --label next; T_NEXT_BIG=$T; RSS_NEXT_BIG=$RSS
 	FACTOR=$(ratio "$(stat -c %s "$L")" "$DBSIZE")
-	line "next snapshot 1%, ${BENCH_SCALE}B vs ${BENCH_SIZE}B (sizes ${FACTOR}x)" \
+	line "snapshot after 1% of rows changed, ${BENCH_SCALE}B vs ${BENCH_SIZE}B (sizes ${FACTOR}x)" \
 		"${T_NEXT_BIG}s" "${T_NEXT}s" "$(ratio "$T_NEXT_BIG" "$T_NEXT")" "<=" \
 		"$(awk -v f="$FACTOR" 'BEGIN { printf "%.1f", f * 1.1 }')" x
 	line "peak RSS, next snapshot ${BENCH_SCALE}B" "snapctl create $(kib2mb "$RSS_NEXT_BIG") MB" "" \

@@ -243,7 +243,7 @@ measure cp "$MNT/current.db" "$WORK/out.db"; T_CPCUR_SNAP=$T
 R1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mount"]["current_reads"].get("snapshots_reused", "-"))' "$MNT/.snapfs/status.json")
 rm -f "$WORK/out.db"
 echo "  note: status.json current_reads.snapshots_reused $R0 -> $R1 (- : not counted by this daemon)"
-line "cp current.db ${BENCH_SIZE}B, after snapshot" \
+line "cp current.db ${BENCH_SIZE}B, db unchanged since the last snapshot" \
 	"${T_CPCUR_SNAP}s" "cp real file ${T_CPREAL}s" \
 	"$(ratio "$T_CPCUR_SNAP" "$T_CPREAL")" "<=" 1.5 x
 

@@ -154,13 +154,13 @@ line() {
 		printf '%s: %s (target %s %s%s) %s\n' \
 			"$what" "$ours" "$op" "$limit" "$unit" "$v"
 	fi
-	SUMMARY+=("$(printf '%-46s %12s  %-11s %s' "$what" "$value$unit" "$op $limit$unit" "$v")")
+	SUMMARY+=("$(printf '%-60s %12s  %-11s %s' "$what" "$value$unit" "$op $limit$unit" "$v")")
 }
 
 summary() {
 	echo
 	echo "summary ($1, $(date -u +%Y-%m-%d), $(nproc) cores; ratios from this run, noisy on a shared machine)"
-	printf '%-46s %12s  %-11s %s\n' "measurement" "value" "target" ""
+	printf '%-60s %12s  %-11s %s\n' "measurement" "value" "target" ""
 	local s
 	for s in "${SUMMARY[@]}"; do echo "$s"; done
 }

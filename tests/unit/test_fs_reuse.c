@@ -2,7 +2,8 @@
  * tests/unit/test_fs_reuse.c — the proof that a snapshot the daemon took is
  * the live database (fs/livereuse.c), without a mount: when it is made,
  * when it holds, and every way it must stop holding (a commit, a change
- * back to the older content, a commit during the capture, a restore's
+ * back to the older content, a database that shrank, grew or changed its
+ * page size, a commit during the capture, a restore's
  * quiet, the file replaced, a write that is not SQLite's), in rollback and
  * WAL mode; and the fallback image a reader gets when its snapshot goes.
  * A proof that held where it must not would serve a stale current.db.
@@ -107,6 +108,60 @@ static void test_unchanged_rollback(void **state)
 static void test_unchanged_wal(void **state)
 {
 	unchanged_then_changed(state, "wal");
+}
+
+/* The database shrinks (rows deleted, VACUUM), grows, and in rollback
+ * mode changes its page size (VACUUM): each ends the proof, and a
+ * snapshot taken after it proves the new shape.  In WAL mode the main
+ * file's size and mtime stay as they were until a checkpoint, so only the
+ * generation can tell. */
+static void shrink_grow(void **state, const char *mode)
+{
+	tu_env *env = *state;
+	snap_info a, b, c;
+	sqlite3 *db;
+
+	open_live(env, mode);
+	db = tu_open(env->db);
+	if (!strcmp(mode, "wal"))
+		tu_exec(db, "PRAGMA wal_autocheckpoint=0");
+	tu_db_insert(db, 1000, 3000);
+	a = take("a", NULL, env);
+	assert_int_equal(reusable(), a.id);
+
+	tu_exec(db, "DELETE FROM t WHERE id >= 1000");
+	tu_exec(db, "VACUUM");
+	assert_int_equal(reusable(), 0);
+	b = take("b", NULL, env);
+	assert_true(b.page_count < a.page_count);
+	assert_int_equal(reusable(), b.id);
+
+	tu_db_insert(db, 5000, 9000);
+	assert_int_equal(reusable(), 0);
+	c = take("c", NULL, env);
+	assert_true(c.page_count > a.page_count);
+	assert_int_equal(reusable(), c.id);
+
+	if (strcmp(mode, "wal")) {
+		tu_exec(db, "PRAGMA page_size=8192");
+		tu_exec(db, "VACUUM");
+		assert_int_equal(tu_db_page_size(env->db), 8192);
+		assert_int_equal(reusable(), 0);
+		b = take("d", NULL, env);
+		assert_int_equal(b.page_size, 8192);
+		assert_int_equal(reusable(), b.id);
+	}
+	sqlite3_close(db);
+}
+
+static void test_shrink_grow_rollback(void **state)
+{
+	shrink_grow(state, "delete");
+}
+
+static void test_shrink_grow_wal(void **state)
+{
+	shrink_grow(state, "wal");
 }
 
 /* A commit between the two ends of the capture: no proof, and the older
@@ -290,6 +345,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		fsu_test(test_unchanged_rollback),
 		fsu_test(test_unchanged_wal),
+		fsu_test(test_shrink_grow_rollback),
+		fsu_test(test_shrink_grow_wal),
 		fsu_test(test_during_capture_rollback),
 		fsu_test(test_during_capture_wal),
 		fsu_test(test_quiet),
