@@ -10,14 +10,18 @@
  * record of each page's hash, which a capture's lookup, a replica's
  * mapping of pages and a restore's read-back all trust.  A missing page, a
  * page that does not decode, a page whose hash differs, and a wrong image
- * hash are each reported with the snapshot and the page number.  Full verification then
- * runs PRAGMA integrity_check through the store VFS.  A restore verifies
+ * hash are each reported with the snapshot and the page number.  Full verification
+ * also runs PRAGMA integrity_check (a restore's, quick_check) through the
+ * store VFS, on a thread of its own beside the quick pass: it is the
+ * longer of the two and mostly one core's work; what it finds counts only
+ * when the quick pass found the image intact.  A restore verifies
  * over the row and map it loaded (snap_verify_src: the integrity check's
  * VFS borrows them too) and gets each page's proved SHA-256 and page 1
  * back for its read-back check (snap_verify_proof).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,15 +291,56 @@ static void integrity_problem(void *ctx, const char *text)
 	problem(ctx, 0, "integrity_check: %s", text);
 }
 
+/* The structure check beside the quick pass (verify_one): its own
+ * problems, told to the verification only after the quick pass found the
+ * image intact, and its connection, which the quick pass interrupts when
+ * it found the image damaged. */
+typedef struct vcheck {
+	snap_store *s;
+	const snap_info *si;
+	snap_image_src *src;
+	int full;
+	vstate v;                /* fn: vcheck_keep */
+	char **msgs;             /* what it found, in order */
+	unsigned nmsgs;
+	int oom;                 /* a finding could not be kept */
+	pthread_mutex_t mu;
+	sqlite3 *db;             /* mu: open while the check runs */
+	int stop;                /* mu: interrupt it (or do not start) */
+	int rc;
+	snap_err err;
+	pthread_t thread;
+} vcheck;
+
+/* Keep one finding of the structure check. */
+static void vcheck_keep(void *ctx, const snap_info *si, uint32_t pgno,
+			const char *msg)
+{
+	vcheck *c = ctx;
+	char **m = realloc(c->msgs, (c->nmsgs + 1) * sizeof(*m));
+
+	(void)si;
+	(void)pgno;
+	if (m)
+		c->msgs = m;
+	if (!m || !(c->msgs[c->nmsgs] = strdup(msg)))
+		c->oom = 1;
+	else
+		c->nmsgs++;
+}
+
 /* PRAGMA integrity_check of the snapshot through the store VFS.  A check
  * that could not run (memory, an I/O error) fails the verification; it
  * finds no problem.  Neither does a check during which a page could not be
- * read: the quick pass read every page intact just before, so the failure
+ * read: the quick pass beside it read every page intact, so the failure
  * is the store's or the machine's, not the snapshot's. */
-static int verify_integrity(snap_store *s, const snap_info *si,
-			    snap_image_src *src, int full, vstate *v,
-			    snap_err *err)
+static int verify_integrity(vcheck *c, snap_err *err)
 {
+	snap_store *s = c->s;
+	const snap_info *si = c->si;
+	snap_image_src *src = c->src;
+	int full = c->full;
+	vstate *v = &c->v;
 	sqlite3 *db = NULL;
 	const char *pragma = full == SNAP_VERIFY_STRUCTURE ?
 			     "PRAGMA quick_check(100)" :
@@ -313,14 +358,51 @@ static int verify_integrity(snap_store *s, const snap_info *si,
 	if (full == SNAP_VERIFY_STRUCTURE)
 		snap_image_sqlite_scan(db);
 	snprintf(what, sizeof(what), "snapshot %s", si->name);
+	pthread_mutex_lock(&c->mu);
+	c->db = db;
+	if (c->stop)
+		sqlite3_interrupt(db);
+	pthread_mutex_unlock(&c->mu);
 	rc = snap_integrity_run(db, pragma, what, integrity_problem, v, &n,
 				err);
 	if ((read_rc = snap_image_sqlite_error(db, err)) != 0) {
 		rc = read_rc;
 		snap_err_prefix(err, "%s could not be checked", what);
 	}
+	pthread_mutex_lock(&c->mu);
+	c->db = NULL;
+	pthread_mutex_unlock(&c->mu);
 	sqlite3_close(db);
 	return rc;
+}
+
+static void *vcheck_main(void *arg)
+{
+	vcheck *c = arg;
+
+	c->rc = verify_integrity(c, &c->err);
+	return NULL;
+}
+
+/* Stop the structure check early: the quick pass found the image
+ * damaged, and what the check finds would not count. */
+static void vcheck_interrupt(vcheck *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	if (c->db)
+		sqlite3_interrupt(c->db);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void vcheck_free(vcheck *c)
+{
+	unsigned i;
+
+	for (i = 0; i < c->nmsgs; i++)
+		free(c->msgs[i]);
+	free(c->msgs);
+	pthread_mutex_destroy(&c->mu);
 }
 
 /*
@@ -405,22 +487,41 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      const vjob *j, snap_err *err)
 {
 	vstate v = { si, j->fn, j->ctx, 0, "", "" };
-	int full = j->full, skipped = 0;
-	int rc = verify_pages(db, si, j->src ? j->src->map : NULL, &v,
-			      j->progress, j->pctx, j->proof, err);
-
+	vcheck c = { s, si, j->src, j->full, { si, vcheck_keep, NULL, 0, "",
+		     "" }, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0,
+		     { 0 }, 0 };
+	int full = j->full, skipped = 0, check = 0, beside = 0, rc;
+	unsigned i;
 
 	/* Levels by strength: quick 0, structure (quick_check) 1, full
-	 * (integrity_check) 2. */
-	if (!rc && full && v.problems == 0) {
-		int need = full == SNAP_VERIFY_FULL ? 2 : 1;
-
-		skipped = need == 1 && checked_level(s, si) >= 1;
-		if (!skipped)
-			rc = verify_integrity(s, si, j->src, full, &v, err);
-		if (!skipped && !rc && v.problems == 0)
-			checked_record(s, si, need);
+	 * (integrity_check) 2.  The check starts beside the quick pass, or
+	 * after it when no thread can be had. */
+	c.v.ctx = &c;
+	if (full) {
+		skipped = full == SNAP_VERIFY_STRUCTURE &&
+			  checked_level(s, si) >= 1;
+		check = !skipped;
+		beside = check &&
+			 pthread_create(&c.thread, NULL, vcheck_main, &c) == 0;
 	}
+	rc = verify_pages(db, si, j->src ? j->src->map : NULL, &v,
+			  j->progress, j->pctx, j->proof, err);
+	if (rc || v.problems)
+		vcheck_interrupt(&c);
+	if (beside)
+		pthread_join(c.thread, NULL);
+	else if (check && !rc && v.problems == 0)
+		vcheck_main(&c);
+	if (check && !rc && v.problems == 0) {
+		rc = c.oom ? snap_err_set(err, -ENOMEM, "out of memory") : c.rc;
+		if (c.rc && err)
+			*err = c.err;
+		for (i = 0; !rc && i < c.nmsgs; i++)
+			problem(&v, 0, "%s", c.msgs[i]);
+		if (!rc && v.problems == 0)
+			checked_record(s, si, full == SNAP_VERIFY_FULL ? 2 : 1);
+	}
+	vcheck_free(&c);
 	if (rc) {
 		snap_event_add(s, "verify", si->name, 0, "verification could "
 			       "not run: %s", err ? err->msg : "error");
