@@ -17,11 +17,13 @@
  * export.c; merge.c with mergelive.c, mergekeys.c, mergemove.c and
  * mergeapply.c (on top).
  *
- *   L0  err sys util units codec pagepipe integrity anchor livedb vfs json
+ *   L0  err sys util units codec pagepipe readahead integrity anchor livedb
+ *   L0  vfs json
  *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
  *   L1  store storeopen storedir storeschema storespace storecat storemap
  *   L1  storename storedict
- *   L2  events capture capture_dict capture_find capture_vfs image image_vfs jsonrec
+ *   L2  events capture capture_dict capture_find capture_vfs image image_vfs
+ *   L2  image_export jsonrec
  *   L3  snapshot snapshot_import verify
  *   L4  restore restore_check restore_newfile restore_file recover diff
  *   L4  diffstate tablerestore export merge mergelive mergekeys mergemove

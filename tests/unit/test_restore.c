@@ -1405,7 +1405,9 @@ static void test_restore_runs_quick_check_once_per_image(void **state)
  * the image's size (image.h, SNAP_IMAGE_SCAN_CACHE_KIB; 16 MB each before,
  * over the 64 MB of snapctl on a 1 GB restore).  SQLite's own count of the
  * memory it holds, at its highest during a restore of a 24 MB image, stays
- * under 12 MB; the image comes back intact.
+ * under 16 MB (about 11 MB, and 13 MB since the copy's source and
+ * quick_check each have a read-ahead with a store connection of its own,
+ * image.c); the image comes back intact.
  */
 static void test_restore_keeps_sqlite_memory_small(void **state)
 {
@@ -1434,7 +1436,7 @@ static void test_restore_keeps_sqlite_memory_small(void **state)
 	tu_db_digest(env->db, now);
 	assert_string_equal(now, want);
 	assert_true(hi > 0);      /* SQLite counts its memory */
-	if (hi > 12 * 1024 * 1024)
+	if (hi > 16 * 1024 * 1024)
 		fail_msg("SQLite held up to %lld bytes during the restore",
 			 (long long)hi);
 }
