@@ -164,13 +164,73 @@ static void ctl_replica_name(snap_replica *r, const char *in, char *out,
 
 /* Record a problem verify found in a replica. */
 static void ctl_replica_problem(void *ctx, const char *snapshot,
-				const char *problem)
+				uint32_t page, const char *problem)
 {
 	snap_info si;
 
 	memset(&si, 0, sizeof(si));
 	snprintf(si.name, sizeof(si.name), "%s", snapshot);
-	ctl_verify_problem(ctx, &si, 0, problem);
+	ctl_verify_problem(ctx, &si, page, problem);
+}
+
+/* "--replica URL export NAME FILE": the image, every page proven; says
+ * so as the store's export does (a sentence, or the JSON object). */
+static int ctl_replica_export(snap_replica *r, const ctl_args *a,
+			      const char *name)
+{
+	char sz[32], extra[64 + PATH_MAX];
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_replica_find(r, name, &si, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
+	ctl_bar_begin();
+	rc = snap_replica_export(r, si.name, a->pos[1], ctl_replica_progress,
+				 "exporting", &err);
+	ctl_progress_clear();
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
+	ctl_size_human(si.image_size, sz);
+	snprintf(extra, sizeof(extra), " from %s to %s (%s)", a->replica,
+		 a->pos[1], sz);
+	return ctl_print_done(a, "exported", si.name, extra);
+}
+
+/* What a restore from a replica did: a sentence, or with --json the
+ * object of a store's restore (res NULL: a new file, no safety
+ * snapshot). */
+static int ctl_replica_restored(const ctl_args *a, const char *name,
+				const snap_restore_result *res)
+{
+	snap_json j;
+
+	if (!a->json) {
+		if (!res)
+			printf("restored %s from %s into the new file %s\n",
+			       name, a->replica, a->db);
+		else if (res->have_safety)
+			printf("restored %s from %s into %s (safety snapshot: "
+			       "%s)\n", name, a->replica, a->db,
+			       res->safety.name);
+		else
+			printf("restored %s from %s into %s\n", name,
+			       a->replica, a->db);
+		return CTL_EXIT_OK;
+	}
+	ctl_json_object(&j);
+	snap_json_key(&j, "restored"); snap_json_str(&j, name);
+	snap_json_key(&j, "database"); snap_json_str(&j, a->db);
+	snap_json_key(&j, "safety");
+	snap_json_str_or_null(&j, res && res->have_safety ?
+			      res->safety.name : NULL);
+	/* Every page of the image was proven when it was fetched. */
+	snap_json_key(&j, "verified_pages"); snap_json_bool(&j, 1);
+	snap_json_key(&j, "replica"); snap_json_str(&j, a->replica);
+	snap_json_obj_end(&j);
+	return ctl_json_print(&j);
 }
 
 /* "--replica URL restore NAME --db PATH": a new file at PATH, or a
@@ -220,9 +280,7 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			return rc;
 		}
 		unlink(tmp);
-		printf("restored %s from %s into the new file %s\n", name,
-		       a->replica, a->db);
-		return CTL_EXIT_OK;
+		return ctl_replica_restored(a, name, NULL);
 	}
 	snap_store *s = NULL;
 	snap_restore_result res;
@@ -238,12 +296,9 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		snap_store_close(s);
 		return rc;
 	}
-	printf("restored %s from %s into %s", name, a->replica, a->db);
-	if (res.have_safety)
-		printf(" (safety snapshot: %s)", res.safety.name);
-	printf("\n");
+	rc = ctl_replica_restored(a, name, &res);
 	snap_store_close(s);
-	return CTL_EXIT_OK;
+	return rc;
 }
 
 /* "--replica URL passphrase change". */
@@ -268,6 +323,16 @@ static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
 	memset(buf, 0, sizeof(buf));
 	if (rc < 0)
 		return ctl_fail(&err, rc, "passphrase change");
+	if (a->json) {
+		snap_json j;
+
+		ctl_json_object(&j);
+		snap_json_key(&j, "replica"); snap_json_str(&j, a->replica);
+		snap_json_key(&j, "action");
+		snap_json_str(&j, "passphrase changed");
+		snap_json_obj_end(&j);
+		return ctl_json_print(&j);
+	}
 	printf("passphrase of %s changed (no data rewritten)\n", a->replica);
 	return CTL_EXIT_OK;
 }
@@ -344,12 +409,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 			rc = ctl_usage_error("export --sql works on a store; "
 					     "export the image and dump it");
 		} else {
-			ctl_bar_begin();
-			rc = snap_replica_export(r, name, a->pos[1],
-						 ctl_replica_progress,
-						 "exporting", &err);
-			ctl_progress_clear();
-			rc = rc < 0 ? ctl_fail(&err, rc, name) : CTL_EXIT_OK;
+			rc = ctl_replica_export(r, a, name);
 		}
 	} else if (!strcmp(cmd, "restore")) {
 		rc = a->dry_run || a->table ?
