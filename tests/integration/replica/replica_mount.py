@@ -154,6 +154,9 @@ def body(ctx, kind):
                 if kind == "s3" else [])
     m = ctx.mount(url, mnt=mnt, options=endpoint)
     snaps = os.path.join(mnt, "snapshots")
+    r = ctl(["-C", mnt, "list"])
+    check("snapctl -C on a replica mount: exit 1, says to use --replica URL",
+          r.returncode == 1 and "--replica " + url in r.stderr, r.stderr)
     check("the root holds snapshots/ and .snapfs/, no current.db",
           sorted(os.listdir(mnt)) == [".snapfs", "snapshots"],
           os.listdir(mnt))
