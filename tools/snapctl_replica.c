@@ -208,6 +208,9 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 	snap_json j;
 
 	if (!a->json) {
+		if (res && res->kept[0])
+			printf("the file that was at %s is kept as %s\n",
+			       a->db, res->kept);
 		if (!res)
 			printf("restored %s from %s into the new file %s\n",
 			       name, a->replica, a->db);

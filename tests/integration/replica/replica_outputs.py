@@ -3,7 +3,8 @@
 replica says what it wrote as a store's export does, and with --json its
 standard output is one object (action, snapshot); a restore from a
 replica with --json is the restore object (restored, database, safety,
-verified_pages), for a new file and for a live database; passphrase
+verified_pages), for a new file and for a live database, and the text
+says where a replaced file is kept as a store's restore does; passphrase
 change --json is one object; verify --json gives the page a problem is
 about (not 0) and the text names the snapshot once ("NAME: page N: ...").
 A file:// replica: the outputs do not depend on the target."""
@@ -89,6 +90,14 @@ def body(ctx):
           "naming the safety snapshot", r.returncode == 0 and j is not None
           and j.get("restored") == name and j.get("database") == db and
           isinstance(j.get("safety"), str) and "pre-restore" in kinds,
+          snaptest.describe(r))
+
+    # PATH an empty file: replaced, and the text says where it is kept.
+    empty = os.path.join(work, "empty.db")
+    open(empty, "w").close()
+    r = ctl(["--replica", url, "restore", "latest", "--db", empty])
+    check("restore onto an empty file: says where the old file is kept",
+          r.returncode == 0 and "is kept as " + empty in r.stdout,
           snaptest.describe(r))
 
     # passphrase change --json.
