@@ -75,10 +75,12 @@ typedef struct snap_replicate_stats {
 	uint64_t pages;          /* pages uploaded (new to the replica) */
 	uint64_t bytes;          /* bytes of objects written */
 	uint64_t present;        /* snapshots the replica already had */
+	uint64_t pruned;         /* not sent: pruned from the replica before */
 } snap_replicate_stats;
 
 /* Upload every snapshot of s that the replica lacks (and only the pages
- * it lacks), oldest first; trashed snapshots stay local.  A snapshot is
+ * it lacks), oldest first; trashed snapshots stay local, and so do those
+ * pruned from the replica before (snap_replica_prune; st->pruned).  A snapshot is
  * visible in the replica only after all of its pages are durable there;
  * a killed run leaves at most objects no snapshot names, which the next
  * run reuses. */

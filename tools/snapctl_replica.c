@@ -119,13 +119,19 @@ int cmd_replicate(snap_store *s, ctl_args *a)
 		snap_json_key(&j, "bytes"); snap_json_int(&j, (int64_t)st.bytes);
 		snap_json_key(&j, "present");
 		snap_json_int(&j, (int64_t)st.present);
+		snap_json_key(&j, "pruned");
+		snap_json_int(&j, (int64_t)st.pruned);
 		snap_json_obj_end(&j);
 		return ctl_json_print(&j);
 	}
 	printf("%" PRIu64 " snapshot%s replicated (%" PRIu64 " new page%s, %"
-	       PRIu64 " bytes), %" PRIu64 " already there\n", st.snapshots,
+	       PRIu64 " bytes), %" PRIu64 " already there", st.snapshots,
 	       st.snapshots == 1 ? "" : "s", st.pages, st.pages == 1 ? "" :
 	       "s", st.bytes, st.present);
+	if (st.pruned)
+		printf(", %" PRIu64 " pruned from the replica (not sent "
+		       "again)", st.pruned);
+	printf("\n");
 	return CTL_EXIT_OK;
 }
 
