@@ -205,33 +205,33 @@ static int ctl_replica_export(snap_replica *r, const ctl_args *a,
 	return ctl_print_done(a, "exported", si.name, extra);
 }
 
-/* What a restore from a replica did: a sentence, or with --json the
- * object of a store's restore (res NULL: a new file, no safety
- * snapshot). */
+/* What a restore from a replica into db (absolute, as a store's restore
+ * names it) did: a sentence, or with --json the object of a store's
+ * restore (res NULL: a new file, no safety snapshot). */
 static int ctl_replica_restored(const ctl_args *a, const char *name,
-				const snap_restore_result *res)
+				const char *db, const snap_restore_result *res)
 {
 	snap_json j;
 
 	if (!a->json) {
 		if (res && res->kept[0])
 			printf("the file that was at %s is kept as %s\n",
-			       a->db, res->kept);
+			       db, res->kept);
 		if (!res)
 			printf("restored %s from %s into the new file %s\n",
-			       name, a->replica, a->db);
+			       name, a->replica, db);
 		else if (res->have_safety)
 			printf("restored %s from %s into %s (safety snapshot: "
-			       "%s)\n", name, a->replica, a->db,
+			       "%s)\n", name, a->replica, db,
 			       res->safety.name);
 		else
 			printf("restored %s from %s into %s\n", name,
-			       a->replica, a->db);
+			       a->replica, db);
 		return CTL_EXIT_OK;
 	}
 	ctl_json_object(&j);
 	snap_json_key(&j, "restored"); snap_json_str(&j, name);
-	snap_json_key(&j, "database"); snap_json_str(&j, a->db);
+	snap_json_key(&j, "database"); snap_json_str(&j, db);
 	snap_json_key(&j, "safety");
 	snap_json_str_or_null(&j, res && res->have_safety ?
 			      res->safety.name : NULL);
@@ -289,7 +289,11 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			return rc;
 		}
 		unlink(tmp);
-		return ctl_replica_restored(a, name, NULL);
+		/* The path as a store names its database: absolute. */
+		char *abs = realpath(a->db, NULL);
+		rc = ctl_replica_restored(a, name, abs ? abs : a->db, NULL);
+		free(abs);
+		return rc;
 	}
 	snap_store *s = NULL;
 	snap_restore_result res;
@@ -305,7 +309,7 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		snap_store_close(s);
 		return rc;
 	}
-	rc = ctl_replica_restored(a, name, &res);
+	rc = ctl_replica_restored(a, name, snap_store_db_path(s), &res);
 	snap_store_close(s);
 	return rc;
 }

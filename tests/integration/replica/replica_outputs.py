@@ -92,6 +92,15 @@ def body(ctx):
           isinstance(j.get("safety"), str) and "pre-restore" in kinds,
           snaptest.describe(r))
 
+    # A relative PATH: named as a store names its database (absolute).
+    r = ctl(["--replica", url, "restore", "latest", "--db", "rel.db",
+             "--json"])
+    j = one_json(r) or {}
+    check("restore --json --db rel.db: database is the absolute path",
+          r.returncode == 0 and j.get("database") ==
+          os.path.realpath(os.path.join(work, "rel.db")),
+          snaptest.describe(r))
+
     # PATH an empty file: replaced, and the text says where it is kept.
     empty = os.path.join(work, "empty.db")
     open(empty, "w").close()
