@@ -145,27 +145,31 @@ int cmd_passphrase(snap_store *s, ctl_args *a)
 }
 
 /* The snapshot name a replica command was given, ".db" added; "latest"
- * is the newest manual, automatic or imported snapshot, as in a store. */
-static void ctl_replica_name(snap_replica *r, const char *in, char *out,
-			     size_t cap)
+ * is the newest manual, automatic or imported snapshot, as in a store.
+ * 1 when it is "latest" and the replica has none such, else 0. */
+static int ctl_replica_name(snap_replica *r, const char *in, char *out,
+			    size_t cap)
 {
 	size_t n = strlen(in), i;
 	snap_info *v = NULL;
 	snap_err err;
+	int none = 1;
 
 	snprintf(out, cap, "%s%s", in, n > 3 && !strcmp(in + n - 3, ".db") ?
 		 "" : ".db");
 	if (strcmp(in, "latest") && strcmp(in, "latest.db"))
-		return;
+		return 0;
 	if (snap_replica_list(r, &v, &n, &err) < 0)
-		return;          /* the command reports the listing's error */
+		return 0;        /* the command reports the listing's error */
 	for (i = n; i-- > 0;) {
 		if (snap_kind_is_latest(v[i].kind)) {
 			snprintf(out, cap, "%s", v[i].name);
+			none = 0;
 			break;
 		}
 	}
 	free(v);
+	return none;
 }
 
 /* Record a problem verify found in a replica. */
@@ -362,8 +366,14 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 	if (rc)
 		return rc;
 	snap_err_clear(&err);
-	if (a->npos > 0)
-		ctl_replica_name(r, a->pos[0], name, sizeof(name));
+	if (a->npos > 0 && strcmp(cmd, "passphrase") &&
+	    ctl_replica_name(r, a->pos[0], name, sizeof(name))) {
+		/* As a store says it (there is no snapshot "latest.db"). */
+		rc = ctl_error("no manual, automatic or imported snapshot "
+			       "(\"latest\") in the replica %s", a->replica);
+		snap_replica_close(r);
+		return rc;
+	}
 	if (!strcmp(cmd, "list")) {
 		snap_info *v = NULL;
 		size_t n = 0;

@@ -6,7 +6,8 @@ replica with --json is the restore object (restored, database, safety,
 verified_pages), for a new file and for a live database, and the text
 says where a replaced file is kept as a store's restore does; passphrase
 change --json is one object; verify --json gives the page a problem is
-about (not 0) and the text names the snapshot once ("NAME: page N: ...").
+about (not 0) and the text names the snapshot once ("NAME: page N: ...");
+"latest" in a replica without snapshots is said as a store says it.
 A file:// replica: the outputs do not depend on the target."""
 
 import json
@@ -116,6 +117,20 @@ def body(ctx):
     check("passphrase change --json: one object", r.returncode == 0 and
           j is not None and j.get("replica") == url, snaptest.describe(r))
     env["SNAPFS_PASSPHRASE"] = "another one"
+
+    # "latest" in a replica that has no snapshot: said as a store says it.
+    db2 = os.path.join(work, "empty-store.db")
+    sqlite3.connect(db2).execute("CREATE TABLE a(x)").connection.close()
+    ctl(["--db", db2, "create"])
+    ctl(["--db", db2, "delete", "latest"])
+    url2 = url + "-empty"
+    r = ctl(["--db", db2, "replicate", url2])
+    ctx.require("replicate of a store with no snapshot", r.returncode == 0,
+                snaptest.describe(r))
+    r = ctl(["--replica", url2, "show", "latest"])
+    check("show latest of an empty replica: exit 1, no snapshot 'latest' "
+          "(not 'latest.db')", r.returncode == 1 and '"latest"' in
+          r.stderr and "latest.db" not in r.stderr, snaptest.describe(r))
 
     # A deleted pack: the problem is about a page.
     root = url[len("file://"):]
