@@ -257,7 +257,7 @@ static int file_is_replica_name(const char *n)
 {
 	static const char *const names[] = {
 		"config", "packs", "index", "maps", "locks", "log", "snapshots",
-		"lost+found", NULL,
+		"pruned", "lost+found", NULL,
 	};
 	if (n[0] == '.')
 		return 1;

@@ -115,7 +115,7 @@ static size_t obj_max(const char *name)
 	if (!strncmp(name, "index/", 6))    /* 512-byte pages, version 1 */
 		return 20 + (PACK_TARGET / 512 + 2) * INDEX_ENTRY +
 		       SNAP_SEAL_OVERHEAD + (1u << 16);
-	if (!strncmp(name, "maps/", 5))
+	if (!strncmp(name, "maps/", 5) || !strcmp(name, PRUNED_OBJ))
 		return SNAP_OBJSTORE_MAX;
 	return 1u << 20;                    /* config, rows, locks, log */
 }

@@ -75,10 +75,12 @@ typedef struct snap_replicate_stats {
 	uint64_t pages;          /* pages uploaded (new to the replica) */
 	uint64_t bytes;          /* bytes of objects written */
 	uint64_t present;        /* snapshots the replica already had */
+	uint64_t pruned;         /* not sent: pruned from the replica before */
 } snap_replicate_stats;
 
 /* Upload every snapshot of s that the replica lacks (and only the pages
- * it lacks), oldest first; trashed snapshots stay local.  A snapshot is
+ * it lacks), oldest first; trashed snapshots stay local, and so do those
+ * pruned from the replica before (snap_replica_prune; st->pruned).  A snapshot is
  * visible in the replica only after all of its pages are durable there;
  * a killed run leaves at most objects no snapshot names, which the next
  * run reuses. */
@@ -101,9 +103,11 @@ int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 int snap_replica_export(snap_replica *r, const char *name, const char *path,
 			snap_progress_fn progress, void *pctx, snap_err *err);
 
-/* Called for each problem verify finds (name of the snapshot, sentence). */
+/* Called for each problem verify finds: the snapshot's name, the page
+ * that could not be read or proven (1-based; 0 when the problem is not
+ * about one page, such as the whole image's SHA-256), and a sentence. */
 typedef void (*snap_replica_problem_fn)(void *ctx, const char *snapshot,
-					const char *problem);
+					uint32_t page, const char *problem);
 
 /* Read every page of snapshot name (NULL: every snapshot) and prove it;
  * full: also PRAGMA integrity_check on the rebuilt image (in a temporary

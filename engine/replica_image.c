@@ -144,9 +144,12 @@ static void walk_finish(walkout *w)
 
 /* Rebuild row's image page by page, proving each page and the whole;
  * write it to fd when fd >= 0.  Pages are proven into a chunk here; the
- * whole-image hash and the write run on stage two (walkout). */
+ * whole-image hash and the write run on stage two (walkout).  A page that
+ * cannot be read: its number in *badpg when badpg is given (verify reports
+ * it apart), else in err's message ("NAME, page N: ..."). */
 static int image_walk(snap_replica *r, const rrow *row, int fd,
-		      snap_progress_fn progress, void *pctx, snap_err *err)
+		      snap_progress_fn progress, void *pctx, uint32_t *badpg,
+		      snap_err *err)
 {
 	int64_t *seqs = NULL;
 	uint32_t ps = row->si.page_size;
@@ -183,8 +186,11 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 		rc = snap_replica_page_read(r, (uint64_t)seqs[i], ps,
 					    w.buf[k] + w.len[k], err);
 		if (rc < 0) {
-			snap_err_prefix(err, "%s, page %u", row->si.name,
-					i + 1);
+			if (badpg)
+				*badpg = i + 1;
+			else
+				snap_err_prefix(err, "%s, page %u",
+						row->si.name, i + 1);
 			goto out;
 		}
 		w.len[k] += ps;
@@ -234,7 +240,7 @@ int snap_replica_export(snap_replica *r, const char *name, const char *path,
 		return snap_err_set(err, -errno, "%s: %s%s", path,
 				    strerror(errno), errno == EEXIST ?
 				    " (export never overwrites a file)" : "");
-	rc = image_walk(r, &row, fd, progress, pctx, err);
+	rc = image_walk(r, &row, fd, progress, pctx, NULL, err);
 	if (rc == 0 && snap_sys_fsync(fd) < 0)
 		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
 	snap_sys_close(fd);
@@ -286,7 +292,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	for (size_t i = 0; !name && i < r->bad_rows.n; i++) {
 		(*nbad)++;
 		if (fn)
-			fn(ctx, r->bad_rows.v[i], "this catalog row does not "
+			fn(ctx, r->bad_rows.v[i], 0, "this catalog row does not "
 			   "open with the replica's key or is not a snapshot "
 			   "record (damaged): its snapshot cannot be read");
 	}
@@ -305,7 +311,8 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 				break;
 			}
 		}
-		int vrc = image_walk(r, &rows[i], fd, NULL, NULL, &e);
+		uint32_t pg = 0;
+		int vrc = image_walk(r, &rows[i], fd, NULL, NULL, &pg, &e);
 		if (fd >= 0) {
 			snap_sys_close(fd);
 			if (vrc == 0)
@@ -319,7 +326,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 		if (vrc < 0) {
 			(*nbad)++;
 			if (fn)
-				fn(ctx, rows[i].si.name, e.msg);
+				fn(ctx, rows[i].si.name, pg, e.msg);
 		}
 	}
 	free(rows);

@@ -209,6 +209,20 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 /* Take a lock back (name "" or NULL: nothing). */
 void snap_replica_unlock(snap_replica *r, const char *name);
 
+/* The snapshots pruned from the replica (replica_prune.c), object
+ * "pruned/set": PRUNED_MAGIC, then sorted keys of PRUNED_KEY bytes, the
+ * first bytes of SHA-256(name, NUL, the snapshot's SHA-256).  Prune adds
+ * to it before it deletes a row; replicate sends none of them again. */
+#define PRUNED_OBJ "pruned/set"
+#define PRUNED_MAGIC "SFPR0001"
+#define PRUNED_KEY 16
+/* The set (*keys free(), NULL and 0 when there is none yet). */
+int snap_replica_pruned_load(snap_replica *r, uint8_t **keys, size_t *n,
+			     snap_err *err);
+/* 1 when the snapshot (name, sha256) is in the set. */
+int snap_replica_pruned_has(const uint8_t *keys, size_t n, const char *name,
+			    const uint8_t sha[32]);
+
 /* Leave one event in the replica's history (replica_log.c); best
  * effort, never fails the run. */
 void snap_replica_log_add(snap_replica *r, const char *kind, int ok,

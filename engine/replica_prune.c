@@ -20,6 +20,10 @@
  * one page still named stays whole (no repacking): the space of its other
  * pages comes back when its last user is pruned.  Under the lock, no
  * replicate runs: a page a replicate is about to name is never deleted.
+ * Before any row goes, the pruned snapshots join the set "pruned/set"
+ * (PRUNED_OBJ), which replicate reads: a snapshot pruned from the replica
+ * is not sent again by a store that still has it (the daemon's next run
+ * would otherwise undo the prune).
  */
 #include "replica_int.h"
 
@@ -158,6 +162,104 @@ static int mark_map(snap_replica *r, const rrow *row, uint8_t *used,
 	return 0;
 }
 
+/* ---- the pruned set ------------------------------------------------------ */
+
+static void pruned_key(const char *name, const uint8_t sha[32],
+		       uint8_t out[PRUNED_KEY])
+{
+	size_t n = strlen(name);
+	uint8_t buf[SNAP_NAME_MAX + 1 + 32], h[32];
+	if (n > SNAP_NAME_MAX)
+		n = SNAP_NAME_MAX;
+	memcpy(buf, name, n);
+	buf[n] = 0;
+	memcpy(buf + n + 1, sha, 32);
+	snap_sha256(buf, n + 1 + 32, h);
+	memcpy(out, h, PRUNED_KEY);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, PRUNED_KEY);
+}
+
+int snap_replica_pruned_load(snap_replica *r, uint8_t **keys, size_t *n,
+			     snap_err *err)
+{
+	uint8_t *doc;
+	size_t len, m = strlen(PRUNED_MAGIC);
+	*keys = NULL;
+	*n = 0;
+	int rc = snap_replica_obj_get(r, PRUNED_OBJ, &doc, &len, err);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (len < m || memcmp(doc, PRUNED_MAGIC, m) ||
+	    (len - m) % PRUNED_KEY) {
+		free(doc);
+		return snap_err_set(err, -EIO, "%s/%s: not a set of pruned "
+				    "snapshots (damaged)",
+				    snap_objstore_url(r->os), PRUNED_OBJ);
+	}
+	memmove(doc, doc + m, len - m);
+	*keys = doc;
+	*n = (len - m) / PRUNED_KEY;
+	return 0;
+}
+
+int snap_replica_pruned_has(const uint8_t *keys, size_t n, const char *name,
+			    const uint8_t sha[32])
+{
+	uint8_t k[PRUNED_KEY];
+	if (!n)
+		return 0;
+	pruned_key(name, sha, k);
+	return bsearch(k, keys, n, PRUNED_KEY, key_cmp) != NULL;
+}
+
+/* Add the snapshots d prunes among rows to the set, before any goes. */
+static int pruned_add(snap_replica *r, const rrow *rows, size_t k,
+		      const snap_keep_decision *d, snap_err *err)
+{
+	uint8_t *keys;
+	size_t n, m = strlen(PRUNED_MAGIC), add = 0;
+	int rc = snap_replica_pruned_load(r, &keys, &n, err);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < k; i++)
+		add += !d[i].keep;
+	uint8_t *out = malloc(m + (n + add) * PRUNED_KEY);
+	if (!out) {
+		free(keys);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	uint8_t *v = out + m;
+	if (n)
+		memcpy(v, keys, n * PRUNED_KEY);
+	free(keys);
+	for (size_t i = 0; i < k; i++) {
+		if (d[i].keep)
+			continue;
+		for (size_t j = 0; j < k; j++)
+			if (!strcmp(rows[j].si.name, d[i].info.name))
+				pruned_key(rows[j].si.name, rows[j].si.sha256,
+					   v + n++ * PRUNED_KEY);
+	}
+	qsort(v, n, PRUNED_KEY, key_cmp);
+	size_t u = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!u || memcmp(v + (u - 1) * PRUNED_KEY, v + i * PRUNED_KEY,
+				 PRUNED_KEY))
+			memmove(v + u++ * PRUNED_KEY, v + i * PRUNED_KEY,
+				PRUNED_KEY);
+	memcpy(out, PRUNED_MAGIC, m);
+	rc = snap_replica_obj_put(r, PRUNED_OBJ, out, m + u * PRUNED_KEY, NULL,
+				  err);
+	free(out);
+	return rc;
+}
+
 /* Delete every pack (and its index) none of whose pages rows still name. */
 static int collect_packs(snap_replica *r, const rrow *rows, size_t n,
 			 const snap_keep_decision *d, uint64_t *freed,
@@ -272,6 +374,8 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 	snap_retention_plan(v, k, p, d);
 	for (size_t i = 0; i < k; i++)
 		*pruned += !d[i].keep;
+	if (!dry_run && *pruned)
+		rc = pruned_add(r, rows, k, d, err);
 	if (!dry_run) {
 		/* Rows first: a pruned snapshot leaves the listing at once. */
 		for (size_t i = 0; rc == 0 && i < k; i++) {

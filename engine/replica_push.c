@@ -493,6 +493,8 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	size_t nlocal = 0;
 	rrow *rows = NULL;
 	size_t nrows = 0;
+	uint8_t *gone = NULL;          /* the pruned set */
+	size_t ngone = 0;
 	uint64_t next;
 	char lock[64] = "";
 	int rc = snap_replica_lock(r, "replicate", lock, sizeof lock, err);
@@ -508,6 +510,8 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	if (rc < 0)
 		goto out;
 	rc = snap_store_list(s, &local, &nlocal, err);
+	if (rc == 0)
+		rc = snap_replica_pruned_load(r, &gone, &ngone, err);
 	if (rc < 0)
 		goto out;
 	uint64_t total = 0, done = 0;
@@ -527,6 +531,11 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 			continue;
 		if (have) {
 			st->present++;
+			continue;
+		}
+		if (snap_replica_pruned_has(gone, ngone, si->name,
+					    si->sha256)) {
+			st->pruned++;
 			continue;
 		}
 		rc = push_one(r, s, si, &p, &lk, progress, pctx, &done, total, st,
@@ -564,5 +573,6 @@ out:
 	uploads_free(&q);
 	free(local);
 	free(rows);
+	free(gone);
 	return rc;
 }

@@ -36,7 +36,11 @@
  *                    last successful replication to that url, lag_seconds
  *                    the store's newest snapshot's creation time minus
  *                    that one's (0 when the replica is up to date; null
- *                    when that snapshot is no longer in the store)
+ *                    when that snapshot is no longer in the store).  A
+ *                    mount with -o replicate=URL (and snapctl -C on it)
+ *                    reports that URL from its own events, even before
+ *                    its first run (snap_status_replica; newest, lag and
+ *                    last_replication null then)
  * ISO times are UTC, "2026-11-22T01:49:00.123Z"; age_seconds is whole
  * seconds, never negative.
  *
@@ -52,8 +56,8 @@
  *   snapfs_last_full_scrub_timestamp_seconds     absent when never
  *   snapfs_next_snapshot_timestamp_seconds       absent without schedule
  *   snapfs_replica_last_ok                       1 or 0; absent when the
- *   snapfs_replica_last_timestamp_seconds        } store was never
- *   snapfs_replica_lag_seconds                   } replicated (lag also
+ *   snapfs_replica_last_timestamp_seconds        } replica was never
+ *   snapfs_replica_lag_seconds                   } replicated to (lag also
  *                                                  absent when unknown)
  * Absent samples are the Prometheus convention for "unknown": alert with
  * absent() where that matters.  Numbers are formatted without printf's
@@ -74,13 +78,13 @@
 #define NS 1000000000LL
 
 /* The newest event of a kind (or of either of two kinds); with url, the
- * newest successful one whose detail starts with "url: ".  snap (when
- * given) gets its snapshot column. */
-static int status_last_event(snap_store *s, const char *kind,
-			     const char *kind2, const char *url,
-			     int64_t *time_ns, int *ok, char *detail,
-			     size_t cap, char *snap, size_t scap,
-			     snap_err *err)
+ * newest one whose detail starts with "url: ", only a successful one
+ * when ok_only.  snap (when given) gets its snapshot column. */
+static int status_url_event(snap_store *s, const char *kind,
+			    const char *kind2, const char *url, int ok_only,
+			    int64_t *time_ns, int *ok, char *detail,
+			    size_t cap, char *snap, size_t scap,
+			    snap_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -93,15 +97,17 @@ static int status_last_event(snap_store *s, const char *kind,
 	snap_store_lock(s);
 	rc = sqlite3_prepare_v2(s->db, "SELECT time_ns, ok, detail, snapshot "
 				"FROM events WHERE kind IN (?1, ?2) AND "
-				"(?3 IS NULL OR (ok = 1 AND substr(detail, 1, "
-				"length(?3) + 2) = ?3 || ': ')) ORDER BY id "
-				"DESC LIMIT 1", -1, &st, NULL);
+				"(?3 IS NULL OR ((?4 = 0 OR ok = 1) AND "
+				"substr(detail, 1, length(?3) + 2) = ?3 || "
+				"': ')) ORDER BY id DESC LIMIT 1", -1, &st,
+				NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, kind2 ? kind2 : kind, -1,
 				  SQLITE_STATIC);
 		if (url)
 			sqlite3_bind_text(st, 3, url, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, ok_only);
 		rc = sqlite3_step(st);
 	}
 	if (rc == SQLITE_ROW) {
@@ -128,9 +134,12 @@ static int status_last_event(snap_store *s, const char *kind,
 /*
  * The replica part of st: the newest "replicate" event (url, outcome), the
  * newest successful one to that url (the replica's newest snapshot), and
- * the lag between the store's newest snapshot and that one.
+ * the lag between the store's newest snapshot and that one.  With url
+ * (snap_status_replica: a daemon's replicate=URL), the events of that url
+ * only, and that url named even before its first replication.
  */
-static int status_replica(snap_store *s, snap_status *st, snap_err *err)
+static int status_replica(snap_store *s, snap_status *st, const char *url,
+			  snap_err *err)
 {
 	const char *colon;
 	char detail[SNAP_ERR_MSG];
@@ -138,21 +147,30 @@ static int status_replica(snap_store *s, snap_status *st, snap_err *err)
 	snap_info in;
 	int ok, rc;
 
-	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, NULL,
-			       &st->last_replicate_ns, &st->last_replicate_ok,
-			       st->last_replicate, sizeof(st->last_replicate),
-			       NULL, 0, err);
-	if (rc || !st->last_replicate_ns)
+	st->have_replica = 0;
+	st->replica_url[0] = st->replica_newest[0] = '\0';
+	st->have_replica_lag = 0;
+	st->replica_lag_ns = 0;
+	rc = status_url_event(s, SNAP_REPLICATE_EVENT, NULL, url, 0,
+			      &st->last_replicate_ns, &st->last_replicate_ok,
+			      st->last_replicate, sizeof(st->last_replicate),
+			      NULL, 0, err);
+	if (rc || (!url && !st->last_replicate_ns))
 		return rc;
 	st->have_replica = 1;
 	colon = strstr(st->last_replicate, ": ");
-	snprintf(st->replica_url, sizeof(st->replica_url), "%.*s",
-		 colon ? (int)(colon - st->last_replicate) :
-		 (int)strlen(st->last_replicate), st->last_replicate);
-	rc = status_last_event(s, SNAP_REPLICATE_EVENT, NULL, st->replica_url,
-			       &t, &ok, detail, sizeof(detail),
-			       st->replica_newest, sizeof(st->replica_newest),
-			       err);
+	if (url)
+		snprintf(st->replica_url, sizeof(st->replica_url), "%s", url);
+	else
+		snprintf(st->replica_url, sizeof(st->replica_url), "%.*s",
+			 colon ? (int)(colon - st->last_replicate) :
+			 (int)strlen(st->last_replicate), st->last_replicate);
+	if (!st->last_replicate_ns)
+		return 0;
+	rc = status_url_event(s, SNAP_REPLICATE_EVENT, NULL, st->replica_url, 1,
+			      &t, &ok, detail, sizeof(detail),
+			      st->replica_newest, sizeof(st->replica_newest),
+			      err);
 	if (rc || !st->replica_newest[0] || !st->have_newest)
 		return rc;
 	if (snap_store_find(s, st->replica_newest, &in, err) == 0) {
@@ -219,25 +237,31 @@ int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 		st->dedup_ratio = (double)st->stats.logical_bytes /
 				  (double)st->stats.stored_bytes;
 	if (!rc)
-		rc = status_last_event(s, "restore", NULL, NULL,
-				       &st->last_restore_ns,
-				       &st->last_restore_ok, st->last_restore,
-				       sizeof(st->last_restore), NULL, 0, err);
+		rc = status_url_event(s, "restore", NULL, NULL, 0,
+				      &st->last_restore_ns,
+				      &st->last_restore_ok, st->last_restore,
+				      sizeof(st->last_restore), NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "check", NULL, NULL,
-				       &st->last_check_ns, &st->last_check_ok,
-				       st->last_check, sizeof(st->last_check),
-				       NULL, 0, err);
+		rc = status_url_event(s, "check", NULL, NULL, 0,
+				      &st->last_check_ns, &st->last_check_ok,
+				      st->last_check, sizeof(st->last_check),
+				      NULL, 0, err);
 	if (!rc)
-		rc = status_last_event(s, "verify", "scrub", NULL,
-				       &st->last_verify_ns, &st->last_verify_ok,
-				       st->last_verify, sizeof(st->last_verify),
-				       NULL, 0, err);
+		rc = status_url_event(s, "verify", "scrub", NULL, 0,
+				      &st->last_verify_ns, &st->last_verify_ok,
+				      st->last_verify, sizeof(st->last_verify),
+				      NULL, 0, err);
 	if (!rc)
 		rc = snap_health_scrub_last(s, &st->last_full_scrub_ns, err);
 	if (!rc)
-		rc = status_replica(s, st, err);
+		rc = status_replica(s, st, NULL, err);
 	return rc;
+}
+
+int snap_status_replica(snap_store *s, snap_status *st, const char *url,
+			snap_err *err)
+{
+	return status_replica(s, st, url, err);
 }
 
 /* "12.345" for a non-negative ratio, three decimals, locale-free. */
@@ -549,12 +573,12 @@ char *snap_status_prometheus(const snap_status *st)
 	status_prom(&t, db, "snapfs_replica_last_ok", "1 when the last "
 		    "replication to the offsite replica succeeded, 0 when it "
 		    "failed; absent when the store was never replicated.",
-		    st->have_replica ? (st->last_replicate_ok ? "1" : "0") :
-		    NULL);
+		    st->last_replicate_ns ? (st->last_replicate_ok ? "1" :
+		    "0") : NULL);
 	status_fmt_seconds(st->last_replicate_ns, v);
 	status_prom(&t, db, "snapfs_replica_last_timestamp_seconds", "When "
 		    "the last replication ran (Unix time).",
-		    st->have_replica ? v : NULL);
+		    st->last_replicate_ns ? v : NULL);
 	status_fmt_seconds(st->replica_lag_ns, v);
 	status_prom(&t, db, "snapfs_replica_lag_seconds", "Creation time of "
 		    "the store's newest snapshot minus that of the replica's "

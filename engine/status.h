@@ -43,6 +43,12 @@ typedef struct snap_status {
  * them (snap_sched_next) before formatting. */
 int snap_status_get(snap_store *s, int64_t now_ns, snap_status *st,
 		    snap_err *err);
+/* The replica part of st again, for the replica at url (a daemon's
+ * -o replicate=URL, or the one a mount's status.json names): its own
+ * events only, and url named even before its first replication (newest,
+ * lag and last replication then unknown).  0 or a negative errno. */
+int snap_status_replica(snap_store *s, snap_status *st, const char *url,
+			snap_err *err);
 /* JSON object (fields in status.c's header comment; the contract for
  * scripts); Prometheus text exposition format (snapfs_* metrics). */
 struct snap_json;

@@ -250,11 +250,19 @@ int snap_rmount_main(int argc, char *argv[])
 		explicit_bzero(pbuf, sizeof(pbuf));
 	if (rc == 0)
 		rc = snap_replica_list(m.r, &m.snaps, &m.nsnaps, &err);
-	if (rc < 0) {
+	if (rc == -EPERM && pass)
+		/* A plain replica, and a passphrase given: the engine's advice
+		 * (--no-encryption) is snapctl's; snapfs has no such option. */
+		fprintf(stderr, "snapfs: cannot open the replica %s: it is not "
+			"encrypted, but a passphrase was given: refused (its "
+			"config may have been replaced); to mount it as a plain "
+			"replica, mount it without -o passphrase_file= and with "
+			"SNAPFS_PASSPHRASE unset\n", o.url);
+	else if (rc < 0)
 		fprintf(stderr, "snapfs: cannot open the replica %s: %s\n",
 			o.url, snap_err_after(err.msg, o.url));
+	if (rc < 0)
 		goto out;
-	}
 	m.status = rm_status_text(&m);
 	if (!m.status) {
 		fprintf(stderr, "snapfs: out of memory\n");

@@ -184,22 +184,14 @@ static void status_mount(snap_json *j)
 	snap_json_obj_end(j);
 }
 
-/* With -o replicate=URL: "replica" names that URL even before its first
- * replication (the engine's part comes from the events, which may name
- * a replica of an earlier mount). */
-static void status_offsite(snap_status *st)
+/* With -o replicate=URL: "replica" is that URL's, from its own events,
+ * and names it even before its first replication (the newest event may
+ * be of another replica: an earlier mount's, or a snapctl replicate). */
+static int status_offsite(snap_status *st, snap_err *err)
 {
 	const char *url = snap_offsite_url();
 
-	if (!url || (st->have_replica && strcmp(st->replica_url, url) == 0))
-		return;
-	st->have_replica = 1;
-	snprintf(st->replica_url, sizeof(st->replica_url), "%s", url);
-	st->replica_newest[0] = '\0';
-	st->have_replica_lag = 0;
-	st->last_replicate_ns = 0;
-	st->last_replicate_ok = 0;
-	st->last_replicate[0] = '\0';
+	return url ? snap_status_replica(snap_fs.store, st, url, err) : 0;
 }
 
 /*
@@ -222,7 +214,11 @@ static int status_json(char **text, size_t *len)
 		return rc;
 	}
 	snap_timer_schedule(&st.next_snapshot_ns, &st.interval_ns);
-	status_offsite(&st);
+	rc = status_offsite(&st, &err);
+	if (rc != 0) {
+		snap_log(LOG_ERR, "status: %s", err.msg);
+		return rc;
+	}
 	snap_json_init(&eng);
 	snap_status_json(&eng, &st);
 	snap_json_init(&j);

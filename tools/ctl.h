@@ -88,6 +88,7 @@ typedef struct ctl_args {
 	/* From the mount's .snapfs/status.json (-C), when it says: */
 	int64_t mount_next_ns;  /* next scheduled snapshot, 0 = unknown */
 	int64_t mount_interval_ns;  /* schedule interval, 0 = unknown */
+	const char *mount_replica;  /* the replica the mount reports, or NULL */
 } ctl_args;
 
 /* "snapctl: <message>" on stderr; return CTL_EXIT_FAIL. */

@@ -54,6 +54,10 @@ int ctl_replica_run(const char *cmd, ctl_args *a);
 int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a);
 int ctl_show_print(const snap_info *si, char *tables, const ctl_args *a);
 int ctl_log_print(const snap_event *ev, size_t n, const ctl_args *a);
+/* What a one-snapshot action did (delete, export, ...): "ACTION NAME
+ * EXTRA", or {"action", "snapshot"} with --json (snapctl_catalog.c). */
+int ctl_print_done(const ctl_args *a, const char *action, const char *name,
+		   const char *extra);
 
 /* One "verify" run: the engine's problems collected, then reported. */
 typedef struct ctl_verify {

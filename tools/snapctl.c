@@ -249,9 +249,10 @@ static const ctl_cmd ctl_cmds[] = {
 	  "is refused unless --no-encryption is given.  Only pages the\n"
 	  "replica lacks are sent; a snapshot shows there once all of its\n"
 	  "pages are.  Run again after a failure or a kill: it resumes.\n"
+	  "Snapshots pruned from the replica are not sent again.\n"
 	  "--json: {\"replica\", \"snapshots\", \"pages\", \"bytes\",\n"
-	  "\"present\"}.  Exit 1 when anything failed; nothing local is\n"
-	  "changed either way.\n",
+	  "\"present\", \"pruned\"}.  Exit 1 when anything failed; nothing\n"
+	  "local is changed either way.\n",
 	  1, 1, 0 },
 	{ "passphrase", cmd_passphrase, "change",
 	  "with --replica URL: a new passphrase for the replica",

@@ -272,8 +272,8 @@ int cmd_import(snap_store *s, ctl_args *a)
 /* ---- delete, pin, unpin, export ---------------------------------------- */
 
 /* Print what a one-snapshot action did: a sentence or a small object. */
-static int ctl_print_done(const ctl_args *a, const char *action,
-			  const char *name, const char *extra)
+int ctl_print_done(const ctl_args *a, const char *action, const char *name,
+		   const char *extra)
 {
 	snap_json j;
 	int rc;

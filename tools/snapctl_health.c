@@ -328,6 +328,14 @@ int cmd_status(snap_store *s, ctl_args *a)
 		st->next_snapshot_ns = a->mount_next_ns;
 		st->interval_ns = a->mount_interval_ns;
 	}
+	/* -C: the replica the mount reports (its replicate=URL), as its
+	 * status.json does, not the newest event's, which may be another's. */
+	if (a->mount_replica &&
+	    (rc = snap_status_replica(s, st, a->mount_replica, &err)) < 0) {
+		free(st);
+		ctl_fail(&err, rc, "reading the status");
+		return monitor ? CTL_NAGIOS_UNKNOWN : CTL_EXIT_FAIL;
+	}
 	if (monitor)
 		state = health_freshness(a, st, line, sizeof(line));
 	if (a->json) {

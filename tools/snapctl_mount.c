@@ -7,7 +7,11 @@
  * still read when "database" is absent).  When the daemon schedules
  * snapshots the file also says "next_snapshot_ns" (an integer, ns since
  * the epoch) and "interval_seconds", which "status" shows; absent or null
- * is fine.
+ * is fine.  A replica mount (snapfs URL MNT, fs/replica.c) writes the URL
+ * as the string "replica" and no paths: -C says to use --replica URL.
+ * A store's mount reports its replica as the object "replica" (with
+ * -o replicate=URL, that URL's even before its first run): "status" then
+ * reports the same one.
  *
  * SQLite reads the file (json_valid, json_type, json_extract on an
  * in-memory connection: ctl_json_query), not a parser of our own; times
@@ -33,6 +37,8 @@
 
 static char *mnt_db;       /* the database path from the status file */
 static char *mnt_store;    /* the store directory from it */
+static char *mnt_replica;  /* a replica mount's URL (a string "replica") */
+static char *mnt_offsite;  /* the replica a store's mount reports */
 
 /* One row, or none when the text is not one JSON object.  A path counts
  * only as a string; the numbers only as integers. */
@@ -46,7 +52,11 @@ static const char mnt_sql[] =
 	"       CASE json_type(j, '$.next_snapshot_ns') WHEN 'integer' "
 	"         THEN json_extract(j, '$.next_snapshot_ns') END, "
 	"       CASE json_type(j, '$.interval_seconds') WHEN 'integer' "
-	"         THEN json_extract(j, '$.interval_seconds') END "
+	"         THEN json_extract(j, '$.interval_seconds') END, "
+	"       CASE json_type(j, '$.replica') WHEN 'text' "
+	"         THEN json_extract(j, '$.replica') END, "
+	"       CASE json_type(j, '$.replica.url') WHEN 'text' "
+	"         THEN json_extract(j, '$.replica.url') END "
 	"FROM (SELECT ?1 AS j) "
 	"WHERE CASE WHEN json_valid(j) THEN json_type(j) = 'object' END";
 
@@ -79,6 +89,8 @@ static int mnt_row(sqlite3_stmt *st, void *arg)
 	f->rows++;
 	mnt_db = mnt_text(st, 0, f);
 	mnt_store = mnt_text(st, 1, f);
+	mnt_replica = mnt_text(st, 4, f);
+	mnt_offsite = mnt_text(st, 5, f);
 	if (sqlite3_column_type(st, 2) == SQLITE_INTEGER)
 		f->a->mount_next_ns = sqlite3_column_int64(st, 2);
 	if (sqlite3_column_type(st, 3) == SQLITE_INTEGER)
@@ -155,6 +167,11 @@ int ctl_mount_resolve(ctl_args *a)
 		rc = ctl_error("-C %s: %s is not a snapfs status file (not a "
 			       "JSON object); is this a snapfs mount?", m,
 			       path);
+	} else if (mnt_replica && (!mnt_db || !mnt_store)) {
+		/* snapfs URL MNT: a replica read in place, no store. */
+		rc = ctl_error("-C %s: a replica mounted read-only (%s), with "
+			       "no database or store; use snapctl --replica "
+			       "%s COMMAND", m, mnt_replica, mnt_replica);
 	} else if (!mnt_db || !mnt_db[0] || !mnt_store || !mnt_store[0]) {
 		rc = ctl_error("-C %s: %s does not name the database and the "
 			       "store (no \"database\" or \"store\" field); "
@@ -162,6 +179,7 @@ int ctl_mount_resolve(ctl_args *a)
 	} else {
 		a->db = mnt_db;
 		a->store_dir = mnt_store;
+		a->mount_replica = mnt_offsite;
 	}
 	free(text);
 	free(path);

@@ -119,13 +119,19 @@ int cmd_replicate(snap_store *s, ctl_args *a)
 		snap_json_key(&j, "bytes"); snap_json_int(&j, (int64_t)st.bytes);
 		snap_json_key(&j, "present");
 		snap_json_int(&j, (int64_t)st.present);
+		snap_json_key(&j, "pruned");
+		snap_json_int(&j, (int64_t)st.pruned);
 		snap_json_obj_end(&j);
 		return ctl_json_print(&j);
 	}
 	printf("%" PRIu64 " snapshot%s replicated (%" PRIu64 " new page%s, %"
-	       PRIu64 " bytes), %" PRIu64 " already there\n", st.snapshots,
+	       PRIu64 " bytes), %" PRIu64 " already there", st.snapshots,
 	       st.snapshots == 1 ? "" : "s", st.pages, st.pages == 1 ? "" :
 	       "s", st.bytes, st.present);
+	if (st.pruned)
+		printf(", %" PRIu64 " pruned from the replica (not sent "
+		       "again)", st.pruned);
+	printf("\n");
 	return CTL_EXIT_OK;
 }
 
@@ -139,38 +145,105 @@ int cmd_passphrase(snap_store *s, ctl_args *a)
 }
 
 /* The snapshot name a replica command was given, ".db" added; "latest"
- * is the newest manual, automatic or imported snapshot, as in a store. */
-static void ctl_replica_name(snap_replica *r, const char *in, char *out,
-			     size_t cap)
+ * is the newest manual, automatic or imported snapshot, as in a store.
+ * 1 when it is "latest" and the replica has none such, else 0. */
+static int ctl_replica_name(snap_replica *r, const char *in, char *out,
+			    size_t cap)
 {
 	size_t n = strlen(in), i;
 	snap_info *v = NULL;
 	snap_err err;
+	int none = 1;
 
 	snprintf(out, cap, "%s%s", in, n > 3 && !strcmp(in + n - 3, ".db") ?
 		 "" : ".db");
 	if (strcmp(in, "latest") && strcmp(in, "latest.db"))
-		return;
+		return 0;
 	if (snap_replica_list(r, &v, &n, &err) < 0)
-		return;          /* the command reports the listing's error */
+		return 0;        /* the command reports the listing's error */
 	for (i = n; i-- > 0;) {
 		if (snap_kind_is_latest(v[i].kind)) {
 			snprintf(out, cap, "%s", v[i].name);
+			none = 0;
 			break;
 		}
 	}
 	free(v);
+	return none;
 }
 
 /* Record a problem verify found in a replica. */
 static void ctl_replica_problem(void *ctx, const char *snapshot,
-				const char *problem)
+				uint32_t page, const char *problem)
 {
 	snap_info si;
 
 	memset(&si, 0, sizeof(si));
 	snprintf(si.name, sizeof(si.name), "%s", snapshot);
-	ctl_verify_problem(ctx, &si, 0, problem);
+	ctl_verify_problem(ctx, &si, page, problem);
+}
+
+/* "--replica URL export NAME FILE": the image, every page proven; says
+ * so as the store's export does (a sentence, or the JSON object). */
+static int ctl_replica_export(snap_replica *r, const ctl_args *a,
+			      const char *name)
+{
+	char sz[32], extra[64 + PATH_MAX];
+	snap_info si;
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_replica_find(r, name, &si, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
+	ctl_bar_begin();
+	rc = snap_replica_export(r, si.name, a->pos[1], ctl_replica_progress,
+				 "exporting", &err);
+	ctl_progress_clear();
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
+	ctl_size_human(si.image_size, sz);
+	snprintf(extra, sizeof(extra), " from %s to %s (%s)", a->replica,
+		 a->pos[1], sz);
+	return ctl_print_done(a, "exported", si.name, extra);
+}
+
+/* What a restore from a replica into db (absolute, as a store's restore
+ * names it) did: a sentence, or with --json the object of a store's
+ * restore (res NULL: a new file, no safety snapshot). */
+static int ctl_replica_restored(const ctl_args *a, const char *name,
+				const char *db, const snap_restore_result *res)
+{
+	snap_json j;
+
+	if (!a->json) {
+		if (res && res->kept[0])
+			printf("the file that was at %s is kept as %s\n",
+			       db, res->kept);
+		if (!res)
+			printf("restored %s from %s into the new file %s\n",
+			       name, a->replica, db);
+		else if (res->have_safety)
+			printf("restored %s from %s into %s (safety snapshot: "
+			       "%s)\n", name, a->replica, db,
+			       res->safety.name);
+		else
+			printf("restored %s from %s into %s\n", name,
+			       a->replica, db);
+		return CTL_EXIT_OK;
+	}
+	ctl_json_object(&j);
+	snap_json_key(&j, "restored"); snap_json_str(&j, name);
+	snap_json_key(&j, "database"); snap_json_str(&j, db);
+	snap_json_key(&j, "safety");
+	snap_json_str_or_null(&j, res && res->have_safety ?
+			      res->safety.name : NULL);
+	/* Every page of the image was proven when it was fetched. */
+	snap_json_key(&j, "verified_pages"); snap_json_bool(&j, 1);
+	snap_json_key(&j, "replica"); snap_json_str(&j, a->replica);
+	snap_json_obj_end(&j);
+	return ctl_json_print(&j);
 }
 
 /* "--replica URL restore NAME --db PATH": a new file at PATH, or a
@@ -220,9 +293,11 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			return rc;
 		}
 		unlink(tmp);
-		printf("restored %s from %s into the new file %s\n", name,
-		       a->replica, a->db);
-		return CTL_EXIT_OK;
+		/* The path as a store names its database: absolute. */
+		char *abs = realpath(a->db, NULL);
+		rc = ctl_replica_restored(a, name, abs ? abs : a->db, NULL);
+		free(abs);
+		return rc;
 	}
 	snap_store *s = NULL;
 	snap_restore_result res;
@@ -238,12 +313,9 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		snap_store_close(s);
 		return rc;
 	}
-	printf("restored %s from %s into %s", name, a->replica, a->db);
-	if (res.have_safety)
-		printf(" (safety snapshot: %s)", res.safety.name);
-	printf("\n");
+	rc = ctl_replica_restored(a, name, snap_store_db_path(s), &res);
 	snap_store_close(s);
-	return CTL_EXIT_OK;
+	return rc;
 }
 
 /* "--replica URL passphrase change". */
@@ -268,6 +340,16 @@ static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
 	memset(buf, 0, sizeof(buf));
 	if (rc < 0)
 		return ctl_fail(&err, rc, "passphrase change");
+	if (a->json) {
+		snap_json j;
+
+		ctl_json_object(&j);
+		snap_json_key(&j, "replica"); snap_json_str(&j, a->replica);
+		snap_json_key(&j, "action");
+		snap_json_str(&j, "passphrase changed");
+		snap_json_obj_end(&j);
+		return ctl_json_print(&j);
+	}
 	printf("passphrase of %s changed (no data rewritten)\n", a->replica);
 	return CTL_EXIT_OK;
 }
@@ -284,8 +366,14 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 	if (rc)
 		return rc;
 	snap_err_clear(&err);
-	if (a->npos > 0)
-		ctl_replica_name(r, a->pos[0], name, sizeof(name));
+	if (a->npos > 0 && strcmp(cmd, "passphrase") &&
+	    ctl_replica_name(r, a->pos[0], name, sizeof(name))) {
+		/* As a store says it (there is no snapshot "latest.db"). */
+		rc = ctl_error("no manual, automatic or imported snapshot "
+			       "(\"latest\") in the replica %s", a->replica);
+		snap_replica_close(r);
+		return rc;
+	}
 	if (!strcmp(cmd, "list")) {
 		snap_info *v = NULL;
 		size_t n = 0;
@@ -344,12 +432,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 			rc = ctl_usage_error("export --sql works on a store; "
 					     "export the image and dump it");
 		} else {
-			ctl_bar_begin();
-			rc = snap_replica_export(r, name, a->pos[1],
-						 ctl_replica_progress,
-						 "exporting", &err);
-			ctl_progress_clear();
-			rc = rc < 0 ? ctl_fail(&err, rc, name) : CTL_EXIT_OK;
+			rc = ctl_replica_export(r, a, name);
 		}
 	} else if (!strcmp(cmd, "restore")) {
 		rc = a->dry_run || a->table ?

@@ -144,12 +144,15 @@ void assert_export_equals(const tu_env *env, snap_replica *r,
 /* Record verify's problems. */
 int g_nprob;
 char g_prob_snap[SNAP_NAME_MAX];
-void prob_cb(void *ctx, const char *snap, const char *problem)
+uint32_t g_prob_page;
+char g_prob_text[1024];
+void prob_cb(void *ctx, const char *snap, uint32_t page, const char *problem)
 {
 	(void)ctx;
-	(void)problem;
 	g_nprob++;
 	snprintf(g_prob_snap, sizeof g_prob_snap, "%s", snap);
+	g_prob_page = page;
+	snprintf(g_prob_text, sizeof g_prob_text, "%s", problem);
 }
 
 

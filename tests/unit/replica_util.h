@@ -42,7 +42,9 @@ snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
 /* A verify callback: counts problems, keeps the last snapshot named. */
 extern int g_nprob;
 extern char g_prob_snap[SNAP_NAME_MAX];
-void prob_cb(void *ctx, const char *snap, const char *problem);
+extern uint32_t g_prob_page;           /* the last problem's page (0: none) */
+extern char g_prob_text[1024];         /* and its sentence */
+void prob_cb(void *ctx, const char *snap, uint32_t page, const char *problem);
 
 /* test_replica_frames.c */
 void test_page_size_change_and_shrink(void **state);

@@ -890,6 +890,31 @@ static void test_status_reports_the_replica(void **state)
 	jget(r, "newest", TU_JNULL);
 	jget(r, "lag_seconds", TU_JNULL);
 	tu_json_free(v);
+
+	/* A daemon's replicate=s3://bk/app: that URL's own events, though
+	 * the newest event is another replica's. */
+	assert_int_equal(snap_status_replica(st, &s, "s3://bk/app", &e), 0);
+	assert_int_equal(s.have_replica, 1);
+	assert_string_equal(s.replica_url, "s3://bk/app");
+	assert_string_equal(s.replica_newest, b.name);
+	assert_int_equal(s.have_replica_lag, 1);
+	assert_int_equal(s.last_replicate_ok, 1);
+	/* One never replicated to: named, the rest unknown, no gauges. */
+	assert_int_equal(snap_status_replica(st, &s, "file:///new", &e), 0);
+	assert_int_equal(s.have_replica, 1);
+	assert_string_equal(s.replica_url, "file:///new");
+	assert_string_equal(s.replica_newest, "");
+	assert_int_equal(s.have_replica_lag, 0);
+	assert_int_equal(s.last_replicate_ns, 0);
+	v = status_json(&s);
+	r = jget(v, "replica", TU_JOBJ);
+	jget(r, "last_replication", TU_JNULL);
+	tu_json_free(v);
+	t = snap_status_prometheus(&s);
+	assert_non_null(t);
+	assert_null(strstr(t, "snapfs_replica_last_ok{"));
+	assert_null(strstr(t, "snapfs_replica_last_timestamp_seconds{"));
+	free(t);
 }
 
 static void test_failure_hook_fires_for_failures_only(void **state)

@@ -363,10 +363,16 @@ static void test_damage_is_found_and_named(void **state)
 					     &nbad, &err), 0);
 	assert_int_equal(nbad, 2);          /* both snapshots use that pack */
 	assert_int_equal(g_nprob, 2);
+	/* The problem names the page it is about, and the snapshot only once
+	 * (snapctl prints "NAME: page N: problem"). */
+	assert_true(g_prob_page >= 1);
+	assert_null(strstr(g_prob_text, g_prob_snap));
+	assert_non_null(strstr(g_prob_text, pack));
 	tu_path(env, out, "out.db");
 	assert_int_equal(snap_replica_export(r, a.name, out, NULL, NULL, &err),
 			 -EIO);
 	assert_false(tu_exists(out));       /* no half-written image left */
+	assert_non_null(strstr(err.msg, ", page "));  /* export still says */
 	snap_replica_close(r);
 	/* The pack deleted instead. */
 	obj_flip(url, pack, 0);
@@ -380,6 +386,7 @@ static void test_damage_is_found_and_named(void **state)
 					     &nbad, &err), 0);
 	assert_int_equal(nbad, 1);
 	assert_string_equal(g_prob_snap, b.name);
+	assert_true(g_prob_page >= 1);      /* a page of the deleted pack */
 	snap_replica_close(r);
 }
 

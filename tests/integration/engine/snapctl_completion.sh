@@ -130,6 +130,13 @@ check "with SNAPFS_PASSPHRASE: the encrypted replica's names" \
 R=$(complete_words "$SNAPCTL" --replica file : "//$CRYPT" --passphrase-file "$T/pass" show "")
 check "with --passphrase-file FILE on the line: its names" \
 	eval 'has_line "$R" "$S1" && has_line "$R" "$S2" && ! has_line "$R" "$S3"'
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" "")
+check "--replica file:///R <TAB>: the commands a replica takes, not create" \
+	eval 'has_line "$R" list && has_line "$R" restore && has_line "$R" passphrase && ! has_line "$R" create && ! has_line "$R" diff'
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" passphrase "")
+check "passphrase <TAB>: change" same "$R" "change"
+R=$(complete_words "$SNAPCTL" --re)
+check "--re<TAB> before any command: --replica" same "$R" "--replica"
 R=$(complete_words "$SNAPCTL" --replica file : "//$T/none" show "")
 check "no replica there: no names, nothing printed" \
 	eval '! has_line "$R" "$S1" && [ ! -s "$T/.cerr" ]'

@@ -247,6 +247,28 @@ def replicate_part(ctx, env, db, url, passfile, s3):
               evs[-1]["detail"].startswith(url + ": "),
               (mt.describe(r), evs[-1:]))
 
+    # Another replica replicated by hand while the daemon keeps url: the
+    # mount's status.json and snapctl -C status still report url, with
+    # its own newest snapshot (not the other one's, nor "never").
+    other = url + "-other"
+    n = len([e for e in replicate_events() if e["detail"].startswith(url)])
+    m = ctx.mount(db, mnt, options=["replicate=" + url,
+                                    "passphrase_file=" + passfile])
+    mt.poll(lambda: len([e for e in replicate_events()
+                         if e["detail"].startswith(url + ": ")]) > n, POLL)
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", other], env=env,
+                timeout=300)
+    ctx.require("snapctl replicate to another replica", r.returncode == 0,
+                mt.describe(r))
+    rep = status(mnt).get("replica") or {}
+    ctx.check("status.json: still the daemon's replica and its newest",
+              rep.get("url") == url and rep.get("newest") == batched, rep)
+    r = ctx.run([ctx.snapctl, "-C", mnt, "status", "--json"], env=env)
+    js = (json.loads(r.stdout) if r.returncode == 0 else {}).get("replica")
+    ctx.check("snapctl -C status --json: the mount's replica, as "
+              "status.json", js == rep, (js, rep))
+    m.stop()
+
     # The replica exists now: a wrong passphrase is refused at start.
     wrong = ctx.path("pass-wrong")
     private_file(wrong, "not the passphrase\n")

@@ -318,6 +318,13 @@ def run(ctx, work, env, url, s3dir):
           [(e["kind"], e["ok"]) for e in ev] == [("replicate", True),
                                                 ("prune", True)],
           r.stdout + r.stderr)
+    r = ctl(["--db", pdb, "replicate", purl, "--json"], env)
+    again = json.loads(r.stdout) if r.returncode == 0 else {}
+    now = json.loads(ctl(["--replica", purl, "list", "--json"], env).stdout)
+    check("replicate after a prune: the pruned snapshots are not sent "
+          "again (the store still has them)", again.get("snapshots") == 0
+          and again.get("pruned") == 2 and now == after,
+          r.stdout + r.stderr)
 
     bad = dict(env, SNAPFS_PASSPHRASE="wrong")
     store = replica_objects(ctx, env, url)

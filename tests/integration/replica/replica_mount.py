@@ -154,6 +154,9 @@ def body(ctx, kind):
                 if kind == "s3" else [])
     m = ctx.mount(url, mnt=mnt, options=endpoint)
     snaps = os.path.join(mnt, "snapshots")
+    r = ctl(["-C", mnt, "list"])
+    check("snapctl -C on a replica mount: exit 1, says to use --replica URL",
+          r.returncode == 1 and "--replica " + url in r.stderr, r.stderr)
     check("the root holds snapshots/ and .snapfs/, no current.db",
           sorted(os.listdir(mnt)) == [".snapfs", "snapshots"],
           os.listdir(mnt))
@@ -275,6 +278,27 @@ def body(ctx, kind):
     if kind == "file":
         refused(ctx, env, "file://" + ctx.path("no-replica"), mnt, ["-f"],
                 "no replica at the URL")
+        # A plain replica and SNAPFS_PASSPHRASE set: refused, and the
+        # advice is snapfs's own (snapfs has no --no-encryption).
+        purl = "file://" + ctx.path("plain-replica")
+        r = ctl(["--db", db, "replicate", purl, "--no-encryption"])
+        ctx.require("replicate --no-encryption exits 0", r.returncode == 0,
+                    snaptest.describe(r))
+        r = refused(ctx, env, purl, mnt, ["-f"],
+                    "a passphrase for a plain replica")
+        check("a passphrase for a plain replica: the advice is to mount "
+              "without one, not snapctl's --no-encryption",
+              "--no-encryption" not in r.stderr and
+              "SNAPFS_PASSPHRASE" in r.stderr, r.stderr)
+        saved = os.environ.pop("SNAPFS_PASSPHRASE", None)
+        try:
+            m = ctx.mount(purl, mnt=mnt)
+            check("the plain replica mounted without a passphrase lists "
+                  "its snapshots", sorted(os.listdir(snaps)) == sorted(names))
+            m.stop()
+        finally:
+            if saved is not None:
+                os.environ["SNAPFS_PASSPHRASE"] = saved
     else:
         nocred = dict(env)
         nocred.pop("AWS_ACCESS_KEY_ID", None)

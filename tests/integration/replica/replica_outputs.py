@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""What snapctl --replica prints, held to snapctl(1): an export from a
+replica says what it wrote as a store's export does, and with --json its
+standard output is one object (action, snapshot); a restore from a
+replica with --json is the restore object (restored, database, safety,
+verified_pages), for a new file and for a live database, and the text
+says where a replaced file is kept as a store's restore does; passphrase
+change --json is one object; verify --json gives the page a problem is
+about (not 0) and the text names the snapshot once ("NAME: page N: ...");
+"latest" in a replica without snapshots is said as a store says it.
+A file:// replica: the outputs do not depend on the target."""
+
+import json
+import os
+import sqlite3
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import snaptest  # noqa: E402
+
+PASS = "a long passphrase nobody guesses"
+
+
+def one_json(r):
+    """The one JSON value on r's stdout, or None (exactly one line)."""
+    try:
+        if r.stdout.count("\n") != 1:
+            return None
+        return json.loads(r.stdout)
+    except ValueError:
+        return None
+
+
+def body(ctx):
+    check = ctx.check
+    env = dict(os.environ, SNAPFS_PASSPHRASE=PASS)
+    url = "file://" + ctx.path("replica")
+    work = ctx.path("work")
+    os.makedirs(work)
+
+    def ctl(args, e=env):
+        return ctx.run([ctx.snapctl] + args, env=e, cwd=work)
+
+    db = os.path.join(work, "app.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    con.executemany("INSERT INTO t(v) VALUES (?)",
+                    [("row %d %s" % (i, "x" * 300),) for i in range(2000)])
+    con.commit()
+    con.close()
+    r = ctl(["--db", db, "create", "--label", "one"])
+    ctx.require("create exits 0", r.returncode == 0, snaptest.describe(r))
+    name = r.stdout.strip()
+    r = ctl(["--db", db, "replicate", url])
+    ctx.require("replicate exits 0", r.returncode == 0, snaptest.describe(r))
+
+    # export: a sentence, or one JSON object.
+    r = ctl(["--replica", url, "export", "latest", "a.db"])
+    check("export from a replica: exit 0, says what it exported where",
+          r.returncode == 0 and r.stdout.startswith("exported " + name) and
+          "a.db" in r.stdout, snaptest.describe(r))
+    r = ctl(["--replica", url, "export", "latest", "b.db", "--json"])
+    j = one_json(r)
+    check("export --json from a replica: one object, action 'exported', "
+          "the snapshot", r.returncode == 0 and j is not None and
+          j.get("action") == "exported" and j.get("snapshot") == name,
+          snaptest.describe(r))
+    check("and the file is the snapshot's image",
+          os.path.exists(os.path.join(work, "b.db")) and
+          snaptest.sha256(os.path.join(work, "b.db")) ==
+          snaptest.sha256(os.path.join(work, "a.db")))
+
+    # restore --json: into a new file, and into the live database.
+    new = os.path.join(work, "new.db")
+    r = ctl(["--replica", url, "restore", "latest", "--db", new, "--json"])
+    j = one_json(r)
+    check("restore --json into a new file: the restore object, no safety",
+          r.returncode == 0 and j is not None and j.get("restored") == name
+          and j.get("database") == new and "safety" in j and
+          j["safety"] is None and j.get("verified_pages") is True,
+          snaptest.describe(r))
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM t")
+    con.commit()
+    con.close()
+    r = ctl(["--replica", url, "restore", "latest", "--db", db, "--json"])
+    j = one_json(r)
+    kinds = [s["kind"] for s in json.loads(
+        ctl(["--db", db, "list", "--json"]).stdout)]
+    check("restore --json into the live database: the restore object "
+          "naming the safety snapshot", r.returncode == 0 and j is not None
+          and j.get("restored") == name and j.get("database") == db and
+          isinstance(j.get("safety"), str) and "pre-restore" in kinds,
+          snaptest.describe(r))
+
+    # A relative PATH: named as a store names its database (absolute).
+    r = ctl(["--replica", url, "restore", "latest", "--db", "rel.db",
+             "--json"])
+    j = one_json(r) or {}
+    check("restore --json --db rel.db: database is the absolute path",
+          r.returncode == 0 and j.get("database") ==
+          os.path.realpath(os.path.join(work, "rel.db")),
+          snaptest.describe(r))
+
+    # PATH an empty file: replaced, and the text says where it is kept.
+    empty = os.path.join(work, "empty.db")
+    open(empty, "w").close()
+    r = ctl(["--replica", url, "restore", "latest", "--db", empty])
+    check("restore onto an empty file: says where the old file is kept",
+          r.returncode == 0 and "is kept as " + empty in r.stdout,
+          snaptest.describe(r))
+
+    # passphrase change --json.
+    r = ctl(["--replica", url, "passphrase", "change", "--json"],
+            dict(env, SNAPFS_NEW_PASSPHRASE="another one"))
+    j = one_json(r)
+    check("passphrase change --json: one object", r.returncode == 0 and
+          j is not None and j.get("replica") == url, snaptest.describe(r))
+    env["SNAPFS_PASSPHRASE"] = "another one"
+
+    # "latest" in a replica that has no snapshot: said as a store says it.
+    db2 = os.path.join(work, "empty-store.db")
+    sqlite3.connect(db2).execute("CREATE TABLE a(x)").connection.close()
+    ctl(["--db", db2, "create"])
+    ctl(["--db", db2, "delete", "latest"])
+    url2 = url + "-empty"
+    r = ctl(["--db", db2, "replicate", url2])
+    ctx.require("replicate of a store with no snapshot", r.returncode == 0,
+                snaptest.describe(r))
+    r = ctl(["--replica", url2, "show", "latest"])
+    check("show latest of an empty replica: exit 1, no snapshot 'latest' "
+          "(not 'latest.db')", r.returncode == 1 and '"latest"' in
+          r.stderr and "latest.db" not in r.stderr, snaptest.describe(r))
+
+    # A deleted pack: the problem is about a page.
+    root = url[len("file://"):]
+    packs = sorted(os.listdir(os.path.join(root, "packs")))
+    ctx.require("the replica has packs", packs, packs)
+    os.unlink(os.path.join(root, "packs", packs[0]))
+    r = ctl(["--replica", url, "verify", "--json"])
+    j = one_json(r) or {}
+    probs = j.get("problems", [])
+    check("verify --json of a missing pack: exit 1, the problem names "
+          "the page (not 0)", r.returncode == 1 and probs and
+          all(p.get("page", 0) >= 1 for p in probs), snaptest.describe(r))
+    r = ctl(["--replica", url, "verify"])
+    line = r.stdout.splitlines()[0] if r.stdout else ""
+    check("verify's line: 'NAME: page N: ...', the name once",
+          r.returncode == 1 and line.startswith(name + ": page ") and
+          line.count(name) == 1, snaptest.describe(r))
+
+
+if __name__ == "__main__":
+    snaptest.main("replica-outputs", body)
