@@ -152,7 +152,7 @@ static int image_open(snap_store *s, int64_t snap_id,
 static int image_page(snap_image *im, uint32_t pgno, void *buf,
 		      snap_err *err);
 
-/* The read-ahead's window: 256 KB of pages, at least 8. */
+/* The read-ahead's window: 1 MB of pages, at least 8. */
 #define IMAGE_RA_BYTES (1024u << 10)
 /* Reads of the read-ahead's image per read transaction. */
 #define IMAGE_RA_HOLD 256u
@@ -169,6 +169,16 @@ static int image_ra_prepare(void *ctx)
 		return -1;
 	snap_image_hold(im->ahead, IMAGE_RA_HOLD);
 	return 0;
+}
+
+/* After the read-ahead's thread ended, on the reader's thread: its image
+ * closes. */
+static void image_ra_release(void *ctx)
+{
+	snap_image *im = ctx;
+
+	snap_image_close(im->ahead);
+	im->ahead = NULL;
 }
 
 /* The read-ahead's fetch (readahead.h), on its thread: page pgno through
@@ -232,7 +242,7 @@ static int image_open(snap_store *s, int64_t snap_id,
 		im->ra = snap_readahead_new(im->info.page_size,
 					    im->info.page_count, w < 8 ? 8 : w,
 					    image_ra_prepare, image_ra_fetch,
-					    im);
+					    image_ra_release, im);
 		if (!im->ra)
 			rc = snap_err_set(err, -ENOMEM, "out of memory");
 	}
@@ -260,9 +270,8 @@ void snap_image_close(snap_image *im)
 {
 	if (!im)
 		return;
-	/* The read-ahead's thread ends before its image closes. */
+	/* The read-ahead's thread ends, then its image closes. */
 	snap_readahead_free(im->ra);
-	snap_image_close(im->ahead);
 	image_txn_end(im, 1);
 	sqlite3_finalize(im->begin);
 	sqlite3_finalize(im->commit);

@@ -7,21 +7,22 @@
  * `claim` the first page no one has claimed: every page in [base, claim)
  * is the thread's (its slot names it: being fetched, fetched or failed)
  * or the reader's (its slot names another page).  The thread claims a
- * batch [claim, claim + b) only when it starts at least a batch after the
- * reader's page and ends within base + w, so it never writes a slot the
- * reader may still take; when the reader had to wait for it, it leaves
- * the next batch to the reader instead (the reader is the faster).  Moving the window (`gen`) forgets every slot; a
+ * batch [claim, claim + b) only when it ends within base + reach (at most
+ * w), so it never writes a slot the reader may still take; when the reader
+ * had to wait for it, it leaves the next batch to the reader instead (the
+ * reader is the faster).  Moving the window (`gen`) forgets every slot; a
  * fetch under way when it moved is thrown away.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "readahead.h"
 
-/* Pages read in a row before the read-ahead follows the reader. */
-#define RA_RUN 4
+/* Read-aheads running in the process (SNAP_READAHEAD_MAX). */
+static atomic_uint ra_count;
 
 enum { SLOT_FETCHING, SLOT_READY, SLOT_FAILED };
 
@@ -29,6 +30,7 @@ struct snap_readahead {
 	uint32_t ps, n, w, b;    /* page size, pages, window, batch */
 	snap_ra_prepare_fn prepare;
 	snap_ra_fetch_fn fetch;
+	snap_ra_release_fn release;
 	void *ctx;
 
 	pthread_mutex_t mu;
@@ -56,7 +58,8 @@ struct snap_readahead {
 
 snap_readahead *snap_readahead_new(uint32_t page_size, uint32_t page_count,
 				   uint32_t window, snap_ra_prepare_fn prepare,
-				   snap_ra_fetch_fn fetch, void *ctx)
+				   snap_ra_fetch_fn fetch,
+				   snap_ra_release_fn release, void *ctx)
 {
 	snap_readahead *ra = calloc(1, sizeof(*ra));
 
@@ -68,6 +71,7 @@ snap_readahead *snap_readahead_new(uint32_t page_size, uint32_t page_count,
 	ra->b = ra->w / 4;
 	ra->prepare = prepare;
 	ra->fetch = fetch;
+	ra->release = release;
 	ra->ctx = ctx;
 	pthread_mutex_init(&ra->mu, NULL);
 	pthread_cond_init(&ra->work, NULL);
@@ -152,21 +156,62 @@ static void *ra_main(void *arg)
 	return NULL;
 }
 
-/* Start the thread (the reader's first sequential run): 0, or -1 when it
- * cannot (then the reader reads alone from now on). */
+/* Start the thread, its window and what prepare makes: 0, or -1 when it
+ * cannot (too many running: a later run may; out of memory or no
+ * thread: the reader reads alone from now on). */
 static int ra_start(snap_readahead *ra)
 {
-	ra->bufs = malloc((size_t)ra->w * ra->ps);
-	ra->pgno = calloc(ra->w, sizeof(*ra->pgno));
-	ra->state = calloc(ra->w, 1);
-	if (!ra->bufs || !ra->pgno || !ra->state ||
-	    (ra->prepare && ra->prepare(ra->ctx)) ||
-	    pthread_create(&ra->thread, NULL, ra_main, ra)) {
-		ra->off = 1;
+	int prepared = 0;
+
+	if (atomic_fetch_add(&ra_count, 1) >= SNAP_READAHEAD_MAX) {
+		atomic_fetch_sub(&ra_count, 1);
 		return -1;
 	}
-	ra->running = 1;
-	return 0;
+	if (!ra->bufs)
+		ra->bufs = malloc((size_t)ra->w * ra->ps);
+	if (!ra->pgno)
+		ra->pgno = calloc(ra->w, sizeof(*ra->pgno));
+	if (!ra->state)
+		ra->state = calloc(ra->w, 1);
+	if (ra->bufs && ra->pgno && ra->state &&
+	    (!ra->prepare || !ra->prepare(ra->ctx))) {
+		prepared = 1;
+		ra->stop = 0;
+		ra->base = ra->claim = 0;
+		if (!pthread_create(&ra->thread, NULL, ra_main, ra)) {
+			ra->running = 1;
+			return 0;
+		}
+	}
+	if (prepared && ra->release)
+		ra->release(ra->ctx);
+	atomic_fetch_sub(&ra_count, 1);
+	ra->off = 1;
+	return -1;
+}
+
+/* End the thread and give back the window and what prepare made (the
+ * reader took the last page, or the read-ahead is freed). */
+static void ra_stop(snap_readahead *ra)
+{
+	if (!ra->running)
+		return;
+	pthread_mutex_lock(&ra->mu);
+	ra->stop = 1;
+	ra->gen++;
+	pthread_cond_signal(&ra->work);
+	pthread_mutex_unlock(&ra->mu);
+	pthread_join(ra->thread, NULL);
+	ra->running = 0;
+	if (ra->release)
+		ra->release(ra->ctx);
+	free(ra->bufs);
+	free(ra->pgno);
+	free(ra->state);
+	ra->bufs = NULL;
+	ra->pgno = NULL;
+	ra->state = NULL;
+	atomic_fetch_sub(&ra_count, 1);
 }
 
 int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf)
@@ -176,7 +221,9 @@ int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf)
 
 	ra->run = pgno == ra->last + 1 ? ra->run + 1 : 1;
 	ra->last = pgno;
-	if (ra->off || (!ra->running && ra->run < RA_RUN))
+	/* A long run, with as much left to read. */
+	if (ra->off || (!ra->running && (ra->run < 2 * ra->b ||
+					 pgno + 2 * ra->b > ra->n)))
 		return 0;
 	if (!ra->running && ra_start(ra))
 		return 0;
@@ -201,7 +248,7 @@ int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf)
 		/* Caught up: this batch is the reader's. */
 		ra_reader_claims(ra, pgno);
 		ra->base = pgno + 1;
-	} else if (ra->run >= RA_RUN && pgno < ra->n) {
+	} else if (ra->run >= 2 * ra->b && pgno < ra->n) {
 		/* A run of its own elsewhere: the window moves there. */
 		ra->gen++;
 		memset(ra->pgno, 0, ra->w * sizeof(*ra->pgno));
@@ -211,6 +258,8 @@ int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf)
 	if (ra->thread_waits && ra_room(ra))
 		pthread_cond_signal(&ra->work);
 	pthread_mutex_unlock(&ra->mu);
+	if (pgno == ra->n)
+		ra_stop(ra);
 	return hit;
 }
 
@@ -227,13 +276,7 @@ void snap_readahead_free(snap_readahead *ra)
 {
 	if (!ra)
 		return;
-	if (ra->running) {
-		pthread_mutex_lock(&ra->mu);
-		ra->stop = 1;
-		pthread_cond_signal(&ra->work);
-		pthread_mutex_unlock(&ra->mu);
-		pthread_join(ra->thread, NULL);
-	}
+	ra_stop(ra);
 	pthread_cond_destroy(&ra->work);
 	pthread_cond_destroy(&ra->done);
 	pthread_mutex_destroy(&ra->mu);

@@ -12,24 +12,28 @@
  *                   │  it if under way), 1
  *                   └─ otherwise: 0, the reader fetches p itself; at the
  *                      first page no one has claimed it claims a batch
- *   thread: claims the next batch, at least a batch after the reader's
- *           page and within the window, and fetches it
+ *   thread: claims the next batch within the window and fetches it
  *
  * A reader slower than the thread (one with work of its own per page)
  * finds every page fetched; a faster one fetches every other batch itself,
  * the thread the others: two cores share the work, and the two threads
  * meet about once a batch, not once a page.  It runs ahead only of a
- * sequential reader: it starts at the fourth page read in a row, and
- * moves to where the reader went only after four pages in a row there; a
- * page read elsewhere in between (an interior page of a b-tree between
- * its leaves) leaves the window where it is.  A random reader therefore
- * costs at most one window of fetches that no one takes.  A fetch that
- * fails is not an error here: the reader fetches that page itself and
- * reports what is wrong.  Memory: the window, `window` pages of page_size
- * bytes.
+ * long sequential reader: it starts after two batches of pages read in a
+ * row, with two batches left to read, and runs at most half the reader's
+ * run ahead; it moves to where the reader went only after as long a run
+ * there.  A page read elsewhere in between (an interior page of a b-tree
+ * between its leaves) leaves the window where it is.  A short or random
+ * reader, and an image of fewer pages than the window, never start it.
+ * A fetch that fails is not an error here: the reader fetches that page
+ * itself and reports what is wrong.  Memory: the window, `window` pages
+ * of page_size bytes, and whatever prepare makes, while it runs: it stops
+ * (release) when the reader took the last page, and at most
+ * SNAP_READAHEAD_MAX run in a process at once (a daemon with many
+ * snapshot files open reads the others alone).
  *
- * Thread-safety: take, stop from the reader's thread only; fetch runs on
- * the read-ahead thread, never at the same time as another fetch.
+ * Thread-safety: take and free from one reader at a time (the caller
+ * serializes them); fetch runs on the read-ahead's thread, never at the
+ * same time as another fetch; prepare and release on the reader's.
  */
 #ifndef ENGINE_READAHEAD_H
 #define ENGINE_READAHEAD_H
@@ -45,14 +49,20 @@ typedef int (*snap_ra_fetch_fn)(void *ctx, uint32_t pgno, void *buf);
 
 /* Called on the reader's thread just before the read-ahead's thread
  * starts, to make what fetch needs where the reader may hold locks a
- * fetch must not wait for: 0, or nonzero to read alone from then on. */
+ * fetch must not wait for: 0, or nonzero to read alone from then on.
+ * release undoes it after the thread ended. */
 typedef int (*snap_ra_prepare_fn)(void *ctx);
+typedef void (*snap_ra_release_fn)(void *ctx);
+
+/* Read-aheads running at once in a process. */
+#define SNAP_READAHEAD_MAX 4
 
 /* A read-ahead over pages 1..page_count of page_size bytes; its thread
  * starts with the first sequential run.  NULL when out of memory. */
 snap_readahead *snap_readahead_new(uint32_t page_size, uint32_t page_count,
 				   uint32_t window, snap_ra_prepare_fn prepare,
-				   snap_ra_fetch_fn fetch, void *ctx);
+				   snap_ra_fetch_fn fetch,
+				   snap_ra_release_fn release, void *ctx);
 /* Page pgno into buf when the read-ahead has it (1), else 0. */
 int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf);
 /* Pages the thread fetched and the reader took, so far (for tests). */

@@ -329,6 +329,18 @@ static void vcheck_keep(void *ctx, const snap_info *si, uint32_t pgno,
 		c->nmsgs++;
 }
 
+/* 1 when the quick pass found the image damaged: the check may stop. */
+static int vcheck_stopped(void *ctx)
+{
+	vcheck *c = ctx;
+	int stop;
+
+	pthread_mutex_lock(&c->mu);
+	stop = c->stop;
+	pthread_mutex_unlock(&c->mu);
+	return stop;
+}
+
 /* PRAGMA integrity_check of the snapshot through the store VFS.  A check
  * that could not run (memory, an I/O error) fails the verification; it
  * finds no problem.  Neither does a check during which a page could not be
@@ -358,12 +370,14 @@ static int verify_integrity(vcheck *c, snap_err *err)
 	if (full == SNAP_VERIFY_STRUCTURE)
 		snap_image_sqlite_scan(db);
 	snprintf(what, sizeof(what), "snapshot %s", si->name);
+	/* An interrupt before the check's statement runs would be cleared
+	 * by its first step: the progress handler asks as it runs. */
+	sqlite3_progress_handler(db, 1000, vcheck_stopped, c);
 	pthread_mutex_lock(&c->mu);
 	c->db = db;
-	if (c->stop)
-		sqlite3_interrupt(db);
 	pthread_mutex_unlock(&c->mu);
-	rc = snap_integrity_run(db, pragma, what, integrity_problem, v, &n,
+	rc = vcheck_stopped(c) ? 0 :
+	     snap_integrity_run(db, pragma, what, integrity_problem, v, &n,
 				err);
 	if ((read_rc = snap_image_sqlite_error(db, err)) != 0) {
 		rc = read_rc;
@@ -513,8 +527,9 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 	else if (check && !rc && v.problems == 0)
 		vcheck_main(&c);
 	if (check && !rc && v.problems == 0) {
-		rc = c.oom ? snap_err_set(err, -ENOMEM, "out of memory") : c.rc;
-		if (c.rc && err)
+		if (c.oom)
+			rc = snap_err_set(err, -ENOMEM, "out of memory");
+		else if ((rc = c.rc) != 0 && err)
 			*err = c.err;
 		for (i = 0; !rc && i < c.nmsgs; i++)
 			problem(&v, 0, "%s", c.msgs[i]);

@@ -25,7 +25,7 @@ typedef struct fake {
 	uint32_t fail_every;     /* fetches of multiples of this fail; 0 */
 	int prepare_fails;
 	int bad;                 /* a fetch out of 1..n (not 0) */
-	unsigned prepared, fetched, released;
+	unsigned prepared, fetched, released, ended;
 } fake;
 
 static void fill(uint32_t pgno, uint8_t *buf)
@@ -45,6 +45,13 @@ static int fake_prepare(void *ctx)
 	return f->prepare_fails ? -1 : 0;
 }
 
+static void fake_release(void *ctx)
+{
+	fake *f = ctx;
+
+	f->ended++;
+}
+
 /* Runs on the read-ahead's thread only; the counters are read after
  * snap_readahead_free joined it. */
 static int fake_fetch(void *ctx, uint32_t pgno, void *buf)
@@ -61,6 +68,12 @@ static int fake_fetch(void *ctx, uint32_t pgno, void *buf)
 	if (f->fail_every && pgno % f->fail_every == 0)
 		return -EIO;
 	fill(pgno, buf);
+	/* Fetches of uneven cost, so the window moves with some under way. */
+	for (uint32_t i = 0; i < pgno % 5; i++) {
+		uint8_t md[32];
+
+		EVP_Digest(buf, PS, md, NULL, EVP_sha256(), NULL);
+	}
 	return 0;
 }
 
@@ -100,10 +113,13 @@ static void test_a_sequential_reader_gets_its_pages_from_the_thread(
 	(void)state;
 	for (uint32_t p = 1; p <= f.n; p++)
 		order[p - 1] = p;
-	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch, &f);
+	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &f);
 	assert_non_null(ra);
 	hits = read_pages(ra, order, f.n, 8);
 	snap_readahead_counts(ra, &fetched, &taken);
+	/* The last page taken, it stopped and gave back what it made. */
+	assert_int_equal(f.ended, 1);
 	snap_readahead_free(ra);
 	assert_int_equal(f.bad, 0);
 	assert_int_equal(f.prepared, 1);
@@ -141,7 +157,8 @@ static void test_pages_come_right_in_any_order(void **state)
 		order[k++] = p;
 	for (int i = 0; i < 2000; i++)
 		order[k++] = 1 + (uint32_t)rand() % f.n;
-	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch, &f);
+	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &f);
 	assert_non_null(ra);
 	read_pages(ra, order, k, 1);
 	snap_readahead_free(ra);
@@ -149,7 +166,7 @@ static void test_pages_come_right_in_any_order(void **state)
 	free(order);
 }
 
-static void test_a_random_reader_costs_at_most_a_window(void **state)
+static void test_a_random_reader_starts_nothing(void **state)
 {
 	fake f = { .n = 100000 };
 	uint32_t order[5000];
@@ -162,12 +179,14 @@ static void test_a_random_reader_costs_at_most_a_window(void **state)
 		order[p - 1] = p;
 	for (size_t k = 4; k < 5000; k++)
 		order[k] = 10 + (uint32_t)(k * 7919u % 99000u);
-	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch, &f);
+	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &f);
 	assert_non_null(ra);
 	read_pages(ra, order, 5000, 0);
 	snap_readahead_free(ra);
 	assert_int_equal(f.bad, 0);
-	assert_true(f.fetched <= WINDOW);
+	assert_int_equal(f.prepared, 0);
+	assert_int_equal(f.fetched, 0);
 }
 
 static void test_a_failed_fetch_leaves_the_page_to_the_reader(void **state)
@@ -177,7 +196,8 @@ static void test_a_failed_fetch_leaves_the_page_to_the_reader(void **state)
 	snap_readahead *ra;
 
 	(void)state;
-	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch, &f);
+	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &f);
 	assert_non_null(ra);
 	for (uint32_t p = 1; p <= f.n; p++) {
 		uint8_t md[32];
@@ -193,21 +213,23 @@ static void test_a_failed_fetch_leaves_the_page_to_the_reader(void **state)
 
 static void test_a_short_image_and_no_thread(void **state)
 {
-	fake f = { .n = 5 }, g = { .n = 1000, .prepare_fails = 1 };
+	fake f = { .n = WINDOW - 1 }, g = { .n = 1000, .prepare_fails = 1 };
 	uint32_t order[1000];
 	snap_readahead *ra;
 
 	(void)state;
 	for (uint32_t p = 1; p <= 1000; p++)
 		order[p - 1] = p;
-	/* Fewer pages than a batch: nothing past the last page. */
-	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch, &f);
+	/* Fewer pages than the window: never started. */
+	ra = snap_readahead_new(PS, f.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &f);
 	assert_non_null(ra);
 	read_pages(ra, order, f.n, 0);
 	snap_readahead_free(ra);
-	assert_int_equal(f.bad, 0);
+	assert_int_equal(f.prepared, 0);
 	/* What the thread needs cannot be made: the reader reads alone. */
-	ra = snap_readahead_new(PS, g.n, WINDOW, fake_prepare, fake_fetch, &g);
+	ra = snap_readahead_new(PS, g.n, WINDOW, fake_prepare, fake_fetch,
+				fake_release, &g);
 	assert_non_null(ra);
 	assert_int_equal(read_pages(ra, order, g.n, 0), 0);
 	snap_readahead_free(ra);
@@ -215,7 +237,42 @@ static void test_a_short_image_and_no_thread(void **state)
 	assert_int_equal(g.fetched, 0);
 	/* Never started: freed without a thread. */
 	snap_readahead_free(snap_readahead_new(PS, 10, WINDOW, fake_prepare,
-					       fake_fetch, &g));
+					       fake_fetch, fake_release, &g));
+}
+
+static void test_at_most_max_run_at_once(void **state)
+{
+	enum { N = SNAP_READAHEAD_MAX + 2 };
+	fake f[N];
+	snap_readahead *ra[N];
+	uint32_t order[400];
+	unsigned started = 0;
+
+	(void)state;
+	for (uint32_t p = 1; p <= 400; p++)
+		order[p - 1] = p;
+	for (int i = 0; i < N; i++) {
+		memset(&f[i], 0, sizeof(f[i]));
+		f[i].n = 1000;
+		ra[i] = snap_readahead_new(PS, f[i].n, WINDOW, fake_prepare,
+					   fake_fetch, fake_release, &f[i]);
+		assert_non_null(ra[i]);
+		read_pages(ra[i], order, 400, 0);
+		started += f[i].prepared;
+	}
+	assert_int_equal(started, SNAP_READAHEAD_MAX);
+	/* One ends (its last page): the next long run may start one. */
+	uint32_t last = f[0].n;
+	read_pages(ra[0], &last, 1, 0);
+	assert_int_equal(f[0].ended, 1);
+	assert_int_equal(f[N - 1].prepared, 0);
+	read_pages(ra[N - 1], order + 200, 200, 0);   /* a run from 201 */
+	assert_int_equal(f[N - 1].prepared, 1);
+	for (int i = 0; i < N; i++) {
+		snap_readahead_free(ra[i]);
+		assert_int_equal(f[i].bad, 0);
+		assert_int_equal(f[i].ended, f[i].prepared);
+	}
 }
 
 int main(void)
@@ -224,9 +281,10 @@ int main(void)
 		cmocka_unit_test(
 			test_a_sequential_reader_gets_its_pages_from_the_thread),
 		cmocka_unit_test(test_pages_come_right_in_any_order),
-		cmocka_unit_test(test_a_random_reader_costs_at_most_a_window),
+		cmocka_unit_test(test_a_random_reader_starts_nothing),
 		cmocka_unit_test(test_a_failed_fetch_leaves_the_page_to_the_reader),
 		cmocka_unit_test(test_a_short_image_and_no_thread),
+		cmocka_unit_test(test_at_most_max_run_at_once),
 	};
 	return cmocka_run_group_tests_name("readahead", tests, NULL, NULL);
 }
