@@ -15,6 +15,7 @@
  * start empties the staging directory.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,12 @@ int main(int argc, char *argv[])
 	/* snapfs URL MNT: a replica, read-only (replica.c). */
 	if (snap_rmount_wanted(argc, argv))
 		return snap_rmount_main(argc, argv);
+	/* Big buffers (a read-ahead's window, a restore's proof, page maps,
+	 * pipeline rings) are mapped on their own and go back to the system
+	 * when freed, as in snapctl: glibc's default raises this threshold
+	 * after the first such free, and the next ones then stay in the
+	 * heaps of the threads that freed them. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	snap_err_clear(&err);
 	snap_err_clear(&full);
 	rc = snap_options_parse(argc, argv, &c);
