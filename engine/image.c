@@ -152,7 +152,7 @@ static int image_open(snap_store *s, int64_t snap_id,
 static int image_page(snap_image *im, uint32_t pgno, void *buf,
 		      snap_err *err);
 
-/* The read-ahead's window: 1 MB of pages, at least 8. */
+/* The read-ahead's window: 1 MB of pages (readahead.c keeps at least 8). */
 #define IMAGE_RA_BYTES (1024u << 10)
 /* Reads of the read-ahead's image per read transaction. */
 #define IMAGE_RA_HOLD 256u
@@ -237,10 +237,9 @@ static int image_open(snap_store *s, int64_t snap_id,
 	if (!rc)
 		rc = image_setup(im, err);
 	if (!rc && ra) {
-		uint32_t w = IMAGE_RA_BYTES / im->info.page_size;
-
 		im->ra = snap_readahead_new(im->info.page_size,
-					    im->info.page_count, w < 8 ? 8 : w,
+					    im->info.page_count,
+					    IMAGE_RA_BYTES / im->info.page_size,
 					    image_ra_prepare, image_ra_fetch,
 					    image_ra_release, im);
 		if (!im->ra)

@@ -86,10 +86,16 @@ static int ra_room(const snap_readahead *ra)
 	       ra->claim + ra->b <= ra->base + ra->reach;
 }
 
+/* The end of the batch that starts at page p (past the last page: n + 1). */
+static uint32_t ra_batch_end(const snap_readahead *ra, uint32_t p)
+{
+	return p + ra->b > ra->n + 1 ? ra->n + 1 : p + ra->b;
+}
+
 /* The batch from p is the reader's (mu held). */
 static void ra_reader_claims(snap_readahead *ra, uint32_t p)
 {
-	ra->claim = p + ra->b > ra->n + 1 ? ra->n + 1 : p + ra->b;
+	ra->claim = ra_batch_end(ra, p);
 }
 
 /* Fetch pages [p, end) of generation gen (mu held; released meanwhile). */
@@ -143,7 +149,7 @@ static void *ra_main(void *arg)
 			continue;
 		}
 		p = ra->claim;
-		end = p + ra->b > ra->n + 1 ? ra->n + 1 : p + ra->b;
+		end = ra_batch_end(ra, p);
 		ra->claim = end;
 		for (uint32_t q = p; q < end; q++) {
 			ra->pgno[q % ra->w] = q;
@@ -154,6 +160,17 @@ static void *ra_main(void *arg)
 	pthread_mutex_unlock(&ra->mu);
 	ra->fetch(ra->ctx, 0, NULL);
 	return NULL;
+}
+
+/* Give back the window (it is made again by the next start). */
+static void ra_window_free(snap_readahead *ra)
+{
+	free(ra->bufs);
+	free(ra->pgno);
+	free(ra->state);
+	ra->bufs = NULL;
+	ra->pgno = NULL;
+	ra->state = NULL;
 }
 
 /* Start the thread, its window and what prepare makes: 0, or -1 when it
@@ -167,12 +184,9 @@ static int ra_start(snap_readahead *ra)
 		atomic_fetch_sub(&ra_count, 1);
 		return -1;
 	}
-	if (!ra->bufs)
-		ra->bufs = malloc((size_t)ra->w * ra->ps);
-	if (!ra->pgno)
-		ra->pgno = calloc(ra->w, sizeof(*ra->pgno));
-	if (!ra->state)
-		ra->state = calloc(ra->w, 1);
+	ra->bufs = malloc((size_t)ra->w * ra->ps);
+	ra->pgno = calloc(ra->w, sizeof(*ra->pgno));
+	ra->state = calloc(ra->w, 1);
 	if (ra->bufs && ra->pgno && ra->state &&
 	    (!ra->prepare || !ra->prepare(ra->ctx))) {
 		prepared = 1;
@@ -185,6 +199,7 @@ static int ra_start(snap_readahead *ra)
 	}
 	if (prepared && ra->release)
 		ra->release(ra->ctx);
+	ra_window_free(ra);
 	atomic_fetch_sub(&ra_count, 1);
 	ra->off = 1;
 	return -1;
@@ -205,19 +220,14 @@ static void ra_stop(snap_readahead *ra)
 	ra->running = 0;
 	if (ra->release)
 		ra->release(ra->ctx);
-	free(ra->bufs);
-	free(ra->pgno);
-	free(ra->state);
-	ra->bufs = NULL;
-	ra->pgno = NULL;
-	ra->state = NULL;
+	ra_window_free(ra);
 	atomic_fetch_sub(&ra_count, 1);
 }
 
 int snap_readahead_take(snap_readahead *ra, uint32_t pgno, void *buf)
 {
 	int hit = 0;
-	uint32_t i = 0;
+	uint32_t i;
 
 	ra->run = pgno == ra->last + 1 ? ra->run + 1 : 1;
 	ra->last = pgno;
@@ -280,8 +290,5 @@ void snap_readahead_free(snap_readahead *ra)
 	pthread_cond_destroy(&ra->work);
 	pthread_cond_destroy(&ra->done);
 	pthread_mutex_destroy(&ra->mu);
-	free(ra->bufs);
-	free(ra->pgno);
-	free(ra->state);
 	free(ra);
 }

@@ -501,16 +501,15 @@ static int verify_one(snap_store *s, sqlite3 *db, const snap_info *si,
 		      const vjob *j, snap_err *err)
 {
 	vstate v = { si, j->fn, j->ctx, 0, "", "" };
-	vcheck c = { s, si, j->src, j->full, { si, vcheck_keep, NULL, 0, "",
-		     "" }, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0,
-		     { 0 }, 0 };
+	vcheck c = { .s = s, .si = si, .src = j->src, .full = j->full,
+		     .v = { .si = si, .fn = vcheck_keep, .ctx = &c },
+		     .mu = PTHREAD_MUTEX_INITIALIZER };
 	int full = j->full, skipped = 0, check = 0, beside = 0, rc;
 	unsigned i;
 
 	/* Levels by strength: quick 0, structure (quick_check) 1, full
 	 * (integrity_check) 2.  The check starts beside the quick pass, or
 	 * after it when no thread can be had. */
-	c.v.ctx = &c;
 	if (full) {
 		skipped = full == SNAP_VERIFY_STRUCTURE &&
 			  checked_level(s, si) >= 1;
