@@ -218,9 +218,10 @@ int snap_replica_pruned_has(const uint8_t *keys, size_t n, const char *name,
 	return bsearch(k, keys, n, PRUNED_KEY, key_cmp) != NULL;
 }
 
-/* Add the snapshots d prunes among rows to the set, before any goes. */
-static int pruned_add(snap_replica *r, const rrow *rows, size_t k,
-		      const snap_keep_decision *d, snap_err *err)
+/* Add the snapshots d (k decisions) prunes to the set, before any goes.
+ * Each decision carries its snapshot's row (name, SHA-256). */
+static int pruned_add(snap_replica *r, const snap_keep_decision *d,
+		      size_t k, snap_err *err)
 {
 	uint8_t *keys;
 	size_t n, m = strlen(PRUNED_MAGIC), add = 0;
@@ -238,14 +239,10 @@ static int pruned_add(snap_replica *r, const rrow *rows, size_t k,
 	if (n)
 		memcpy(v, keys, n * PRUNED_KEY);
 	free(keys);
-	for (size_t i = 0; i < k; i++) {
-		if (d[i].keep)
-			continue;
-		for (size_t j = 0; j < k; j++)
-			if (!strcmp(rows[j].si.name, d[i].info.name))
-				pruned_key(rows[j].si.name, rows[j].si.sha256,
-					   v + n++ * PRUNED_KEY);
-	}
+	for (size_t i = 0; i < k; i++)
+		if (!d[i].keep)
+			pruned_key(d[i].info.name, d[i].info.sha256,
+				   v + n++ * PRUNED_KEY);
 	qsort(v, n, PRUNED_KEY, key_cmp);
 	size_t u = 0;
 	for (size_t i = 0; i < n; i++)
@@ -375,7 +372,7 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 	for (size_t i = 0; i < k; i++)
 		*pruned += !d[i].keep;
 	if (!dry_run && *pruned)
-		rc = pruned_add(r, rows, k, d, err);
+		rc = pruned_add(r, d, k, err);
 	if (!dry_run) {
 		/* Rows first: a pruned snapshot leaves the listing at once. */
 		for (size_t i = 0; rc == 0 && i < k; i++) {
