@@ -65,6 +65,12 @@ typedef struct ctl_verify {
 	snap_json problems;   /* --json: the "problems" array being built */
 	unsigned found;       /* problems reported for the current snapshot */
 } ctl_verify;
+/* A restore's JSON object on stdout: restored, database, safety (null
+ * without one; res may be NULL), verified_pages, and replica when the
+ * image came from one.  The exit code. */
+int ctl_restored_json(const char *name, const char *db,
+		      const snap_restore_result *res, int verified,
+		      const char *replica);
 void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
 			const char *problem);
 int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad);

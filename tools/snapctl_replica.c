@@ -215,8 +215,6 @@ static int ctl_replica_export(snap_replica *r, const ctl_args *a,
 static int ctl_replica_restored(const ctl_args *a, const char *name,
 				const char *db, const snap_restore_result *res)
 {
-	snap_json j;
-
 	if (!a->json) {
 		if (res && res->kept[0])
 			printf("the file that was at %s is kept as %s\n",
@@ -233,17 +231,8 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 			       a->replica, db);
 		return CTL_EXIT_OK;
 	}
-	ctl_json_object(&j);
-	snap_json_key(&j, "restored"); snap_json_str(&j, name);
-	snap_json_key(&j, "database"); snap_json_str(&j, db);
-	snap_json_key(&j, "safety");
-	snap_json_str_or_null(&j, res && res->have_safety ?
-			      res->safety.name : NULL);
 	/* Every page of the image was proven when it was fetched. */
-	snap_json_key(&j, "verified_pages"); snap_json_bool(&j, 1);
-	snap_json_key(&j, "replica"); snap_json_str(&j, a->replica);
-	snap_json_obj_end(&j);
-	return ctl_json_print(&j);
+	return ctl_restored_json(name, db, res, 1, a->replica);
 }
 
 /* "--replica URL restore NAME --db PATH": a new file at PATH, or a

@@ -101,28 +101,36 @@ int cmd_restore(snap_store *s, ctl_args *a)
 		return CTL_EXIT_FAIL;
 	}
 	safety = res.have_safety ? res.safety.name : "none";
-	if (a->json) {
-		snap_json j;
-
-		ctl_json_object(&j);
-		snap_json_key(&j, "restored"); snap_json_str(&j, what);
-		snap_json_key(&j, "database");
-		snap_json_str(&j, snap_store_db_path(s));
-		snap_json_key(&j, "safety");
-		snap_json_str_or_null(&j, res.have_safety ? res.safety.name :
-				      NULL);
-		snap_json_key(&j, "verified_pages");
-		snap_json_bool(&j, res.verified_pages);
-		snap_json_obj_end(&j);
-		rc = ctl_json_print(&j);
-		return rc;
-	}
+	if (a->json)
+		return ctl_restored_json(what, snap_store_db_path(s), &res,
+					 res.verified_pages, NULL);
 	if (res.kept[0])
 		printf("the file that was at %s is kept as %s\n",
 		       snap_store_db_path(s), res.kept);
 	printf("restored %s into %s (safety snapshot: %s)\n", what,
 	       snap_store_db_path(s), safety);
 	return CTL_EXIT_OK;
+}
+
+/* The JSON object of a restore (ctl_cmds.h). */
+int ctl_restored_json(const char *name, const char *db,
+		      const snap_restore_result *res, int verified,
+		      const char *replica)
+{
+	snap_json j;
+
+	ctl_json_object(&j);
+	snap_json_key(&j, "restored"); snap_json_str(&j, name);
+	snap_json_key(&j, "database"); snap_json_str(&j, db);
+	snap_json_key(&j, "safety");
+	snap_json_str_or_null(&j, res && res->have_safety ? res->safety.name
+			      : NULL);
+	snap_json_key(&j, "verified_pages"); snap_json_bool(&j, verified);
+	if (replica) {
+		snap_json_key(&j, "replica"); snap_json_str(&j, replica);
+	}
+	snap_json_obj_end(&j);
+	return ctl_json_print(&j);
 }
 
 /* ---- verify ------------------------------------------------------------- */
