@@ -59,7 +59,9 @@ def bounded_cache(ctx, env, work, url):
     the export's, and the daemon's peak memory stays under 80 MB, well
     below the image: pages are fetched on demand through a bounded
     cache, never the whole image (not checked under ASan, whose
-    quarantine keeps freed memory)."""
+    quarantine keeps freed memory).  Another database: a replica of its
+    own."""
+    url += "-big"
     db = os.path.join(work, "big.db")
     con = sqlite3.connect(db)
     con.execute("CREATE TABLE b(id INTEGER PRIMARY KEY, v BLOB)")
