@@ -7,6 +7,14 @@
  * durable (snap_replica_cache_add), and the per-page lookups of a run
  * (snap_replica_lookup_*): statements prepared once, LOOKUP_BATCH lookups
  * to one read transaction.
+ *
+ * And whose the replica is (snap_replica_owner_check): a store has an id
+ * of its own (meta "store_id", made on its first replicate) that every
+ * catalog row it writes names; a replica holding another store's
+ * snapshots is refused before anything is written.  A row from before
+ * rows named their store is this store's when the store has that
+ * snapshot (name and SHA-256) or its replica_snaps recorded writing it,
+ * under this replica's id at any URL.
  */
 #include "replica_int.h"
 
@@ -60,6 +68,82 @@ static int cache_q(snap_store *s, snap_replica *r, const char *sql,
 	}
 	sqlite3_finalize(st);
 	snap_store_unlock(s);
+	return rc;
+}
+
+/* 1 when an old row (no "store") is s's: s has its snapshot (name and
+ * SHA-256), or its replica_snaps (byobj: NULL when s never replicated)
+ * records writing it into a replica of r's id. */
+static int owner_old_row_ours(snap_replica *r, const rrow *row,
+			      const snap_info *local, size_t nlocal,
+			      sqlite3_stmt *byobj)
+{
+	for (size_t i = 0; i < nlocal; i++)
+		if (!strcmp(local[i].name, row->si.name) &&
+		    !memcmp(local[i].sha256, row->si.sha256, 32))
+			return 1;
+	if (!byobj)
+		return 0;
+	sqlite3_bind_text(byobj, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(byobj, 2, row->obj, -1, SQLITE_STATIC);
+	int ours = sqlite3_step(byobj) == SQLITE_ROW;
+	sqlite3_reset(byobj);
+	return ours;
+}
+
+int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
+			     size_t n, const snap_info *local, size_t nlocal,
+			     char id[33], snap_err *err)
+{
+	sqlite3_stmt *byobj = NULL;
+	size_t foreign = 0, first = 0;
+	int rc = 0;
+
+	snap_store_lock(s);
+	rc = snap_store_meta_get(s->db, "store_id", id, 33);
+	/* No table: a store that never replicated knows no old rows. */
+	if (rc == SQLITE_OK &&
+	    sqlite3_prepare_v2(s->db, "SELECT 1 FROM replica_snaps WHERE "
+			       "substr(replica, 1, 33) = ?1 || ' ' AND obj=?2",
+			       -1, &byobj, NULL) != SQLITE_OK)
+		byobj = NULL;
+	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+		int ours = rows[i].store[0] ?
+			id[0] && !strcmp(rows[i].store, id) :
+			owner_old_row_ours(r, &rows[i], local, nlocal, byobj);
+		if (!ours && foreign++ == 0)
+			first = i;
+	}
+	sqlite3_finalize(byobj);
+	if (rc == SQLITE_OK && !foreign && !id[0]) {
+		rc = sqlite3_exec(s->db, "INSERT OR IGNORE INTO meta(key, "
+				  "value) VALUES('store_id', "
+				  "lower(hex(randomblob(16))))", NULL, NULL,
+				  NULL);
+		if (rc == SQLITE_OK)
+			rc = snap_store_meta_get(s->db, "store_id", id, 33);
+	}
+	if (rc != SQLITE_OK)
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: its id", s->dir);
+	snap_store_unlock(s);
+	if (rc == 0 && foreign) {
+		/* The advice: a sibling named after this database. */
+		const char *url = snap_objstore_url(r->os);
+		const char *db = snap_store_db_path(s);
+		const char *base = strrchr(db, '/') ? strrchr(db, '/') + 1 : db;
+		int ulen = (int)strlen(url), blen = (int)strlen(base);
+		while (ulen > 0 && url[ulen - 1] == '/')
+			ulen--;
+		if (blen > 3 && !strcmp(base + blen - 3, ".db"))
+			blen -= 3;
+		rc = snap_err_set(err, -EEXIST, "%s holds %zu snapshot%s of "
+				  "another database (%s%s); nothing was "
+				  "replicated: give each database a replica "
+				  "of its own (another URL or prefix, such as "
+				  "%.*s-%.*s)", url, foreign, foreign == 1 ?
+				  "" : "s", rows[first].si.name, foreign > 1 ?
+				  ", ..." : "", ulen, url, blen, base);
+	}
 	return rc;
 }
 

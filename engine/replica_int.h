@@ -139,6 +139,9 @@ typedef struct rrow {
 	snap_info si;
 	char obj[64];          /* "snapshots/<id>" */
 	char map[64];          /* "maps/<id>" */
+	char store[33];        /* "store": the id of the store that wrote
+				  it; "" in a row written before rows
+				  named their store */
 } rrow;
 
 
@@ -234,6 +237,15 @@ void snap_replica_log_add(snap_replica *r, const char *kind, int ok,
  * replica's index listing; *next gets the first free seq. */
 int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 			    snap_err *err);
+/* Refuse (-EEXIST, err says what to do) when rows holds a snapshot of
+ * another store than s: a row naming another store, or an older row
+ * naming none that s neither has (name and SHA-256) nor recorded in its
+ * replica_snaps for this replica's id.  Else *id gets s's store id,
+ * made (meta "store_id") on the first replicate from s; nothing local is
+ * written on a refusal. */
+int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
+			     size_t n, const snap_info *local, size_t nlocal,
+			     char id[33], snap_err *err);
 /* Record one pack's pages (the SHA-256 of page i at shas + i * stride)
  * in one transaction. */
 int snap_replica_cache_add(snap_store *s, snap_replica *r, uint64_t first,

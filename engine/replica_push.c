@@ -328,8 +328,8 @@ static int pending_add(pending *p, const uint8_t *page, uint32_t size,
 }
 
 /* Upload one local snapshot: its new pages, its map, its catalog row. */
-static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
-		    pending *p, snap_replica_lookup *lk, snap_progress_fn progress, void *pctx,
+static int push_one(snap_replica *r, snap_store *s, const char *store_id,
+		    const snap_info *si, pending *p, snap_replica_lookup *lk, snap_progress_fn progress, void *pctx,
 		    uint64_t *done, uint64_t total, snap_replicate_stats *st,
 		    snap_err *err)
 {
@@ -448,6 +448,7 @@ static int push_one(snap_replica *r, snap_store *s, const snap_info *si,
 		si->change_counter);
 	snap_json_key(&j, "tables"); snap_json_raw(&j, tables);
 	snap_json_key(&j, "map"); snap_json_str(&j, mapname);
+	snap_json_key(&j, "store"); snap_json_str(&j, store_id);
 	snap_json_obj_end(&j);
 	if (j.oom) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
@@ -496,20 +497,27 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	uint8_t *gone = NULL;          /* the pruned set */
 	size_t ngone = 0;
 	uint64_t next;
-	char lock[64] = "";
+	char lock[64] = "", store_id[33] = "";
+	int refused = 0;
 	int rc = snap_replica_lock(r, "replicate", lock, sizeof lock, err);
 	if (rc < 0)
 		return rc;
+	/* Whose the replica is, first: another database's is refused with
+	 * nothing written, here or there. */
+	rc = snap_replica_rows_load(r, NULL, &rows, &nrows, err);
+	if (rc == 0)
+		rc = snap_store_list(s, &local, &nlocal, err);
+	if (rc == 0) {
+		rc = snap_replica_owner_check(s, r, rows, nrows, local, nlocal,
+					      store_id, err);
+		refused = rc == -EEXIST;
+	}
+	if (rc < 0)
+		goto out;
 	rc = snap_replica_cache_sync(s, r, &next, err);
 	if (rc < 0)
 		goto out;
 	rc = snap_replica_lookup_init(&lk, s, r, err);
-	if (rc < 0)
-		goto out;
-	rc = snap_replica_rows_load(r, NULL, &rows, &nrows, err);
-	if (rc < 0)
-		goto out;
-	rc = snap_store_list(s, &local, &nlocal, err);
 	if (rc == 0)
 		rc = snap_replica_pruned_load(r, &gone, &ngone, err);
 	if (rc < 0)
@@ -538,7 +546,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 			st->pruned++;
 			continue;
 		}
-		rc = push_one(r, s, si, &p, &lk, progress, pctx, &done, total, st,
+		rc = push_one(r, s, store_id, si, &p, &lk, progress, pctx, &done, total, st,
 			      err);
 		if (rc < 0) {
 			/* "URL: what failed", the URL once. */
@@ -564,7 +572,7 @@ out:
 			 (unsigned long long)st->pages,
 			 (unsigned long long)st->bytes);
 		snap_replica_log_add(r, "replicate", 1, what);
-	} else if (rc < 0 && rc != -EBUSY) {
+	} else if (rc < 0 && rc != -EBUSY && !refused) {
 		snap_replica_log_add(r, "replicate", 0, err->msg);
 	}
 	snap_replica_unlock(r, lock);

@@ -29,6 +29,7 @@ static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 	char *comment = snap_replica_json_text(r, d, len, "$.comment");
 	char *sha = snap_replica_json_text(r, d, len, "$.sha256");
 	char *map = snap_replica_json_text(r, d, len, "$.map");
+	char *store = snap_replica_json_text(r, d, len, "$.store");
 	int bad = !name || !label || !kind || !sha || !map ||
 		  strlen(name) >= sizeof row->si.name ||
 		  strlen(label) >= sizeof row->si.label ||
@@ -42,6 +43,10 @@ static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 		snprintf(row->si.comment, sizeof row->si.comment, "%s",
 			 comment ? comment : "");
 		snprintf(row->map, sizeof row->map, "%s", map);
+		/* Any text: a store id that is no id is another store's. */
+		if (store)
+			snprintf(row->store, sizeof row->store, "%s",
+				 store[0] ? store : "?");
 		row->si.created_ns = snap_replica_json_int(r, d, len, "$.created_ns", 0);
 		row->si.pinned = (int)snap_replica_json_int(r, d, len, "$.pinned", 0);
 		row->si.page_size = (uint32_t)snap_replica_json_int(r, d, len,
@@ -64,6 +69,7 @@ static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 	free(comment);
 	free(sha);
 	free(map);
+	free(store);
 	if (bad)
 		return snap_err_set(err, -EIO, "%s/%s: not a valid snapshot "
 				    "record", snap_objstore_url(r->os), obj);

@@ -10,7 +10,9 @@
  * several packs (one uploaded while the next is built, the next fetched
  * ahead while one is read) round-trips, and an object announced with
  * snap_objstore_prefetch reads exactly as a plain get would, also after
- * it changed or went away.  Images read in place, page sizes, frames and
+ * it changed or went away; a replica holding another database's
+ * snapshots is refused, one from before rows named their store stays
+ * its writer's.  Images read in place, page sizes, frames and
  * version 1 replicas: test_replica_frames.c (run from main here); shared
  * helpers: replica_util.c.
  *
@@ -30,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "replica_int.h"     /* snap_replica_obj_get/put */
 #include "replica_util.h"
 
 /* 1 when some object of the replica at url contains needle. */
@@ -421,6 +424,122 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_replica_close(r);
 }
 
+/* A second database beside env->db, its own store, one snapshot. */
+static snap_store *other_database(tu_env *env, char *db)
+{
+	snap_store *o = NULL;
+	snap_err err;
+	tu_path(env, db, "other.db");
+	tu_db_create(db, "delete", 4096, 300);
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &o,
+					 &err), 0);
+	tu_snap(o, "other");
+	return o;
+}
+
+/* Push st expecting the refusal of another database's replica. */
+static void push_refused(snap_replica *r, snap_store *st, const char *first)
+{
+	snap_replicate_stats s;
+	snap_err err;
+	assert_int_equal(snap_replica_push(r, st, NULL, NULL, &s, &err),
+			 -EEXIST);
+	assert_non_null(strstr(err.msg, "another database"));
+	assert_non_null(strstr(err.msg, first));
+	assert_non_null(strstr(err.msg, "-other)"));   /* the advice */
+	assert_int_equal(s.snapshots, 0);
+}
+
+static void test_replica_of_another_database_is_refused(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], odb[PATH_MAX],
+		ostore[PATH_MAX + 32];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_store *o = other_database(env, odb);
+	push_refused(r, o, a.name);
+	snap_store_close(o);
+	/* Nothing written: no new row there, no id or cache here. */
+	snap_info *v;
+	size_t n;
+	snap_err err;
+	assert_int_equal(snap_replica_list(r, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	free(v);
+	snprintf(ostore, sizeof ostore, "%s.snapfs/store.db", odb);
+	sqlite3 *db = tu_open(ostore);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM meta WHERE "
+				      "key='store_id'"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_schema "
+				      "WHERE name LIKE 'replica%%'"), 0);
+	sqlite3_close(db);
+	/* Its own database goes on. */
+	assert_int_equal(push(r, st).present, 2);
+	snap_replica_close(r);
+}
+
+/* Rewrite every catalog row as a snapfs before store ids wrote it. */
+static void rows_without_store(snap_replica *r, const char *url)
+{
+	sqlite3 *mem = tu_open(":memory:");
+	snap_objstore_close(objs_list(url, "snapshots"));
+	for (size_t i = 0; i < g_nnames; i++) {
+		uint8_t *doc;
+		size_t len;
+		snap_err err;
+		sqlite3_stmt *q;
+		assert_int_equal(snap_replica_obj_get(r, g_names[i], &doc,
+						      &len, &err), 0);
+		assert_int_equal(sqlite3_prepare_v2(mem, "SELECT json_remove("
+			"?1, '$.store')", -1, &q, NULL), SQLITE_OK);
+		sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		const char *old = (const char *)sqlite3_column_text(q, 0);
+		assert_null(strstr(old, "\"store\""));
+		assert_int_equal(snap_replica_obj_put(r, g_names[i], old,
+						      strlen(old), NULL, &err),
+				 0);
+		sqlite3_finalize(q);
+		free(doc);
+	}
+	sqlite3_close(mem);
+}
+
+static void test_replica_from_before_store_ids_stays_its_writers(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], odb[PATH_MAX];
+	snap_err err;
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	rows_without_store(r, url);
+	tu_store_exec(st, "DELETE FROM meta WHERE key='store_id'");
+	/* Another database: its rows are not another store's by their
+	 * word, but it has neither them nor a record of writing them. */
+	snap_store *o = other_database(env, odb);
+	push_refused(r, o, a.name);
+	/* The writer: a (deleted here) by its record of writing it, b (that
+	 * record gone) because it has b, name and SHA-256. */
+	assert_int_equal(snap_store_delete(st, a.id, &err), 0);
+	tu_store_exec(st, "DELETE FROM replica_snaps WHERE name='%s'", b.name);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 0);
+	assert_int_equal(s.present, 1);
+	/* Its new rows name it: the other database stays refused. */
+	tu_snap(st, "c");
+	assert_int_equal(push(r, st).snapshots, 1);
+	push_refused(r, o, a.name);
+	snap_store_close(o);
+	snap_replica_close(r);
+}
+
 static void test_symlink_in_replica_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -468,6 +587,8 @@ int main(void)
 		tu_test(test_plain_replica),
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_cut_short_run_is_finished_without_resending),
+		tu_test(test_replica_of_another_database_is_refused),
+		tu_test(test_replica_from_before_store_ids_stays_its_writers),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),

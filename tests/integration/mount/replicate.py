@@ -18,7 +18,10 @@ replica driven with snapctl --replica URL as a user would.
     says so, on_failure runs with SNAPFS_EVENT=replicate, status says
     ok=false; the local snapshot is there; after the repair the next
     snapshot replicates both;
-  * -o replicate_every=1s: a snapshot reaches the replica too.
+  * -o replicate_every=1s: a snapshot reaches the replica too;
+  * (file://) another database's daemon given the same replica: its
+    replication is refused ("another database", on_failure, status
+    ok=false) and the replica lists only the first database's snapshots.
 
 With the argument "s3" the replica lives in a real S3 server
 (tools/s3-test-server) instead of a file:// directory, and the broken
@@ -304,6 +307,35 @@ def plain_part(ctx, env, db, url, passfile):
               not mt.is_mounted(mnt), mt.describe(r))
 
 
+def other_database_part(ctx, env, url, passfile):
+    """A daemon of another database given the replica of app.db: every
+    replication refused, nothing of it in the replica."""
+    odb = ctx.path("other.db")
+    mt.make_db(odb, "other", rows=100)
+    mnt = ctx.path("mnt-other")
+    hook_out = ctx.path("hook-other.out")
+    before = replica_names(ctx, env, url)
+    m = ctx.mount(odb, mnt, options=[
+        "replicate=" + url, "passphrase_file=" + passfile,
+        "on_failure=echo \"$SNAPFS_DETAIL\" >> " + hook_out])
+    take(ctx, mnt, odb, "other")
+
+    def failed():
+        last = (status(mnt).get("replica") or {}).get("last_replication")
+        return last if last and last["ok"] is False else None
+    last = mt.poll(failed, POLL)
+    ctx.check("another database's daemon on the same replica: replication "
+              "refused, status says 'another database' and what to do",
+              last and "another database" in last["detail"] and
+              "another URL or prefix" in last["detail"], last)
+    ctx.check("... and on_failure ran",
+              mt.poll(lambda: os.path.exists(hook_out) and
+                      "another database" in open(hook_out).read(), POLL))
+    m.stop()
+    ctx.check("the replica lists only app.db's snapshots",
+              replica_names(ctx, env, url) == before, before)
+
+
 def server_gone(ctx, db, url, mnt, passfile, hook, hook_out):
     """S3: the server stops under a mount; the next snapshot's replication
     fails, on_failure runs, and status gives the reason, naming the
@@ -357,6 +389,7 @@ def body(ctx):
     replicate_part(ctx, env, db, url, passfile, s3)
     if not s3:
         plain_part(ctx, env, db, url + "-plain", passfile)
+        other_database_part(ctx, env, url, passfile)
     st = os.stat(passfile)
     ctx.check("the passphrase file is untouched",
               stat.S_IMODE(st.st_mode) == 0o600)

@@ -207,6 +207,18 @@ def run(ctx, work, env, url, s3dir):
     check("a second run uploads nothing",
           again.get("snapshots") == 0 and again.get("bytes") == 0 and
           again.get("present") == 3, r.stdout + r.stderr)
+    # Another database into the same URL: refused, nothing written, so
+    # that its snapshots never mix with app.db's in a listing or restore.
+    odb = os.path.join(work, "other.db")
+    make_db(odb, 300)
+    ctl(["--db", odb, "create", "--label", "other"], env)
+    before = contents(replica_objects(ctx, env, url))
+    r = ctl(["--db", odb, "replicate", url], env)
+    check("replicate of another database into the same URL: exit 1, says "
+          "so and what to do, writes nothing", r.returncode == 1 and
+          "another database" in r.stderr and "another URL or prefix" in
+          r.stderr and contents(replica_objects(ctx, env, url)) == before,
+          r.stdout + r.stderr)
 
     # The fresh machine: another directory, no store, URL + passphrase.
     fresh = os.path.join(work, "fresh")
