@@ -46,6 +46,12 @@ def status(mnt):
         return json.load(f)
 
 
+def failed_replication(mnt):
+    """status.json's last replication when it failed, else None."""
+    last = (status(mnt).get("replica") or {}).get("last_replication")
+    return last if last and last["ok"] is False else None
+
+
 def private_file(path, text, mode=0o600):
     with open(path, "w") as f:
         f.write(text)
@@ -172,10 +178,7 @@ def replicate_part(ctx, env, db, url, passfile, s3):
         os.symlink(ctx.path("elsewhere"), os.path.join(rdir, "snapshots"))
         second = take(ctx, mnt, db, "second")
 
-        def failed():
-            last = (status(mnt).get("replica") or {}).get("last_replication")
-            return last if last and last["ok"] is False else None
-        last = mt.poll(failed, POLL)
+        last = mt.poll(lambda: failed_replication(mnt), POLL)
         ctx.check("a failed replication: status last_replication ok=false "
                   "with the reason", last and url in last["detail"], last)
         ctx.check("the reason starts with the URL and names it once",
@@ -320,10 +323,7 @@ def other_database_part(ctx, env, url, passfile):
         "on_failure=echo \"$SNAPFS_DETAIL\" >> " + hook_out])
     take(ctx, mnt, odb, "other")
 
-    def failed():
-        last = (status(mnt).get("replica") or {}).get("last_replication")
-        return last if last and last["ok"] is False else None
-    last = mt.poll(failed, POLL)
+    last = mt.poll(lambda: failed_replication(mnt), POLL)
     ctx.check("another database's daemon on the same replica: replication "
               "refused, status says 'another database' and what to do",
               last and "another database" in last["detail"] and
@@ -348,10 +348,7 @@ def server_gone(ctx, db, url, mnt, passfile, hook, hook_out):
                 mt.describe(r))
     take(ctx, mnt, db, "server-gone")
 
-    def failed():
-        last = (status(mnt).get("replica") or {}).get("last_replication")
-        return last if last and last["ok"] is False else None
-    last = mt.poll(failed, POLL)
+    last = mt.poll(lambda: failed_replication(mnt), POLL)
     ctx.check("server stopped: status last_replication ok=false, the "
               "reason names the URL once",
               last and last["detail"].startswith(url + ": ") and
