@@ -65,14 +65,10 @@ static struct snap_offsite off = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/*
- * The first line of the passphrase file into buf (cap bytes); the file is
- * opened without following a link and must be a regular file no one but
- * its owner may read.  0 or a negative errno (err names the file and what
- * to do).
- */
-static int off_read_pass(const char *file, char *buf, size_t cap,
-			 snap_err *err)
+/* The one check of -o passphrase_file= (offsite.h): here and in the
+ * replica mount (replica.c). */
+int snap_offsite_pass_read(const char *file, char *buf, size_t cap,
+			   snap_err *err)
 {
 	struct stat st;
 	ssize_t n;
@@ -127,7 +123,8 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 		return 0;
 	pass[0] = '\0';
 	if (o->passphrase_file) {
-		rc = off_read_pass(o->passphrase_file, pass, sizeof(pass), err);
+		rc = snap_offsite_pass_read(o->passphrase_file, pass,
+					    sizeof(pass), err);
 		if (rc)
 			goto out;
 	} else if ((env = getenv("SNAPFS_PASSPHRASE")) && *env) {

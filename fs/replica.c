@@ -12,7 +12,9 @@
  * passphrase file's first line) and its
  * catalog listed, then the mount.  Every refusal before the mount (no
  * replica, wrong passphrase, no credentials, an unreadable passphrase
- * file) is one line on stderr and exit 1, with nothing mounted.
+ * file, one its group or others may read: the daemon's check of
+ * passphrase_file=) is one line on stderr and exit 1, with nothing
+ * mounted.
  * Credentials for s3:// come from AWS_* in the environment only
  * (engine/objstore_s3.c).
  *
@@ -119,27 +121,19 @@ static int rm_opt_proc(void *data, const char *arg, int key,
 	return 1;
 }
 
-/* The passphrase: the first line of file, else SNAPFS_PASSPHRASE, else
- * none (*pass NULL).  0, or 1 after saying what is wrong. */
+/* The passphrase: the first line of file (the daemon's check of
+ * passphrase_file=, offsite.h), else SNAPFS_PASSPHRASE, else none (*pass
+ * NULL).  0, or 1 after saying what is wrong. */
 static int rm_passphrase(const char *file, char *buf, const char **pass)
 {
 	const char *env = getenv("SNAPFS_PASSPHRASE");
+	snap_err err;
 
 	*pass = NULL;
 	if (file) {
-		FILE *f = fopen(file, "re");
-		if (!f) {
-			fprintf(stderr, "snapfs: passphrase file %s: %s\n",
-				file, strerror(errno));
-			return 1;
-		}
-		if (!fgets(buf, RM_PASS_MAX, f))
-			buf[0] = '\0';
-		fclose(f);
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (!buf[0]) {
-			fprintf(stderr, "snapfs: passphrase file %s: empty\n",
-				file);
+		if (snap_offsite_pass_read(file, buf, RM_PASS_MAX, &err)) {
+			explicit_bzero(buf, RM_PASS_MAX);
+			fprintf(stderr, "snapfs: %s\n", err.msg);
 			return 1;
 		}
 		*pass = buf;

@@ -9,7 +9,9 @@ gives (sha256); sqlite3 -readonly runs integrity_check and a query in
 place; there is no current.db; every write is EROFS; .snapfs/status.json
 names the URL.  A flipped byte in a pack makes reading the snapshots
 that use it fail with EIO (never wrong bytes).  A wrong passphrase, a
-missing replica, an unreadable passphrase file, missing S3 credentials
+missing replica, an unreadable passphrase file, one its group or others
+may read or a symbolic link to one (the daemon's replicate= check and
+message), missing S3 credentials
 or a daemon option (every=) are exit 1 with nothing mounted, in the foreground and daemonized.  With the argument "s3" the
 replica lives in a real S3 server (tools/s3-test-server)."""
 
@@ -258,8 +260,30 @@ def body(ctx, kind):
     pf = ctx.path("pass-wrong")
     with open(pf, "w") as f:
         f.write("wrong one\n")
-    refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" + pf],
-            "a wrong passphrase file")
+    os.chmod(pf, 0o600)
+    r = refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" + pf],
+                "a wrong passphrase file")
+    check("a wrong passphrase file: the message says so", "wrong passphrase"
+          in r.stderr, r.stderr)
+    # The passphrase file is checked as the daemon's replicate= checks it
+    # (one function, one text): one its group or others may read is
+    # refused, the right passphrase or not.
+    pf = ctx.path("pass-open")
+    with open(pf, "w") as f:
+        f.write(PASS + "\n")
+    os.chmod(pf, 0o644)
+    r = refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" + pf],
+                "a passphrase file others may read")
+    check("a passphrase file others may read: the daemon's message",
+          "snapfs: passphrase_file=%s: its group or others may read it "
+          "(mode 0644); make it private with chmod 600 %s" % (pf, pf)
+          in r.stderr, r.stderr)
+    os.symlink(ctx.path("pass-wrong"), ctx.path("pass-link"))
+    r = refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" +
+                                     ctx.path("pass-link")],
+                "a symbolic link as the passphrase file")
+    check("a symbolic link as the passphrase file: the daemon's message",
+          "(a symbolic link: name the file itself)" in r.stderr, r.stderr)
     refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" +
                                  ctx.path("no-such-file")],
             "a missing passphrase file")
@@ -311,6 +335,7 @@ def body(ctx, kind):
     pf = ctx.path("pass-right")
     with open(pf, "w") as f:
         f.write(PASS + "\n")
+    os.chmod(pf, 0o600)
     os.environ.pop("SNAPFS_PASSPHRASE", None)
     m = ctx.mount(url, mnt=mnt,
                   options=["passphrase_file=" + pf] + endpoint)
