@@ -74,6 +74,10 @@ typedef struct snap_restore_opts {
 	const char *source_name;        /* restore from a file: what messages
 					   and events call it (NULL: its
 					   path) */
+	const char *import_name;        /* restore from a file: the name of
+					   the snapshot it is imported as
+					   (snap_create_opts.name; NULL: from
+					   the time and label) */
 	snap_progress_fn progress;      /* may be NULL: pages done of three
 					   passes over the image (the
 					   source's verification, the copy,

@@ -122,7 +122,8 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 			 snap_err *err)
 {
 	snap_create_opts io = { .kind = SNAP_KIND_IMPORT, .label = label,
-				.source_name = o ? o->source_name : NULL };
+				.source_name = o ? o->source_name : NULL,
+				.name = o ? o->import_name : NULL };
 	char *dup = NULL;
 	snap_info si;
 	int64_t same;

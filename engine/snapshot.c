@@ -252,7 +252,8 @@ static int publish_row(snap_capture *c, const snap_create_opts *o,
 	int rc;
 
 	snap_label_sanitize(o->label, snap_kind_name(o->kind), label);
-	rc = snap_store_unique_name(c->store, now, label, 0, name, err);
+	rc = snap_store_unique_name(c->store, now, label, o->name, 0, name,
+				    err);
 	if (rc)
 		return rc;
 	rc = snap_map_encode(c->map, c->npages, &map, &maplen);

@@ -25,6 +25,10 @@ typedef struct snap_create_opts {
 	int pinned;
 	const char *source_name; /* import: what messages and the event call
 				    the file (NULL: its path) */
+	const char *name;        /* NULL: "<time>_<label>.db"; else this
+				    name when it can be one and no snapshot
+				    has it (a snapshot from a replica keeps
+				    its own) */
 } snap_create_opts;
 
 /*

@@ -170,10 +170,12 @@ void snap_store_row_info(sqlite3_stmt *st, snap_info *si);
  * writes; -EBADMSG naming the snapshot otherwise.  Readers check before
  * they divide by the page size or allocate for it. */
 int snap_store_info_check(const snap_info *si, snap_err *err);
-/* A name "<time>_<label>[-N].db" not used by another snapshot. */
+/* A name "<time>_<label>[-N].db" not used by another snapshot; want
+ * instead (may be NULL) when it can be a snapshot's name
+ * (snap_store_name_check) and no other snapshot has it. */
 int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
-			   int64_t exclude_id, char out[SNAP_NAME_MAX],
-			   snap_err *err);
+			   const char *want, int64_t exclude_id,
+			   char out[SNAP_NAME_MAX], snap_err *err);
 /* Load and decode snapshot id's page map (free() it). */
 int snap_store_load_map(sqlite3 *db, int64_t id, uint32_t *n, int64_t **ids,
 			snap_err *err);

@@ -86,14 +86,21 @@ static int store_name_taken(sqlite3 *db, const char *name, int64_t id,
 			       name);
 }
 
-/* A name "<time>_<label>[-N].db" that no other snapshot has. */
+/* A name "<time>_<label>[-N].db" that no other snapshot has, or want. */
 int snap_store_unique_name(sqlite3 *db, int64_t created_ns, const char *label,
-			   int64_t exclude_id, char out[SNAP_NAME_MAX],
-			   snap_err *err)
+			   const char *want, int64_t exclude_id,
+			   char out[SNAP_NAME_MAX], snap_err *err)
 {
 	char stamp[32];
 	int rc = 0, k;
 
+	if (want && snap_store_name_check(want, NULL) == 0) {
+		rc = store_name_taken(db, want, exclude_id, err);
+		if (rc <= 0) {
+			snprintf(out, SNAP_NAME_MAX, "%s", want);
+			return rc;
+		}
+	}
 	store_stamp(created_ns, stamp);
 	for (k = 1; k < 100000; k++) {
 		if (k == 1)
@@ -232,7 +239,8 @@ static int store_name_set(snap_store *s, int64_t id, const char *label,
 			snap_label_sanitize(label, snap_kind_name(si.kind),
 					    clean);
 			rc = snap_store_unique_name(s->db, si.created_ns,
-						    clean, id, name, err);
+						    clean, NULL, id, name,
+						    err);
 		} else {
 			snprintf(name, sizeof(name), "%s", exact);
 			store_label_of_name(&si, exact, clean);

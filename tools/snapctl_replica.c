@@ -236,11 +236,15 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 }
 
 /* "--replica URL restore NAME --db PATH": a new file at PATH, or a
- * verified restore into the live database at PATH. */
+ * verified restore into the live database at PATH, where the snapshot is
+ * imported with its own name and label (a new name only when the store
+ * has another snapshot of that name), as replicate names it. */
 static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			       const char *name)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], from[SNAP_NAME_MAX + PATH_MAX];
+	snap_restore_opts ro;
+	snap_info si;
 	snap_err err;
 	struct stat st;
 	int rc, exists;
@@ -268,8 +272,11 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		     (long)getpid()) >= (int)sizeof(tmp))
 		return ctl_error("%s: path too long", a->db);
 	snap_err_clear(&err);
+	rc = snap_replica_find(r, name, &si, &err);
+	if (rc < 0)
+		return ctl_fail(&err, rc, name);
 	ctl_bar_begin();
-	rc = snap_replica_export(r, name, tmp, ctl_replica_progress,
+	rc = snap_replica_export(r, si.name, tmp, ctl_replica_progress,
 				 "fetching", &err);
 	ctl_progress_clear();
 	if (rc < 0)
@@ -294,7 +301,11 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			     SNAP_OPEN_LIVE_DB, &s, &err);
 	if (rc == 0) {
 		snap_restore_recover(s);
-		rc = snap_restore_file(s, tmp, "replica", &res, &err);
+		memset(&ro, 0, sizeof(ro));
+		snprintf(from, sizeof(from), "%s from %s", si.name, a->replica);
+		ro.source_name = from;
+		ro.import_name = si.name;
+		rc = snap_restore_file_ex(s, tmp, si.label, &ro, &res, &err);
 	}
 	unlink(tmp);
 	if (rc < 0) {

@@ -367,6 +367,32 @@ static void test_import_of_a_good_file_becomes_a_snapshot(void **state)
 	free(file);
 }
 
+/* An import given a name (a snapshot from a replica) keeps it, unless
+ * another snapshot has it or it cannot be a name: then it is named as
+ * any import. */
+static void test_import_keeps_a_given_name_when_it_can(void **state)
+{
+	tu_env *env = *state;
+	snap_store *st = tu_live_store(env, "delete", 4096, 10);
+	char other[PATH_MAX];
+	tu_db_create(tu_path(env, other, "other.db"), "delete", 1024, 50);
+	const char *given = "2026-01-02T030405Z_kept.db";
+	snap_create_opts o = { .kind = SNAP_KIND_IMPORT, .label = "kept",
+			       .name = given };
+	snap_info si, again, bad;
+	snap_err e;
+	assert_int_equal(snap_snapshot_import(st, other, &o, &si, &e), 0);
+	assert_string_equal(si.name, given);
+	assert_string_equal(si.label, "kept");
+	assert_int_equal(snap_snapshot_import(st, other, &o, &again, &e), 0);
+	assert_string_not_equal(again.name, given);
+	assert_non_null(strstr(again.name, "_kept"));
+	o.name = "../escape.db";
+	assert_int_equal(snap_snapshot_import(st, other, &o, &bad, &e), 0);
+	assert_null(strchr(bad.name, '/'));
+	assert_int_equal(tu_count(st), 3);
+}
+
 static void test_import_of_a_wal_file_is_normalized(void **state)
 {
 	tu_env *env = *state;
@@ -628,6 +654,7 @@ int main(void)
 		tu_test(test_snapshot_of_missing_db_is_enoent),
 		tu_test(test_snapshot_of_a_non_database_is_einval),
 		tu_test(test_import_of_a_good_file_becomes_a_snapshot),
+		tu_test(test_import_keeps_a_given_name_when_it_can),
 		tu_test(test_import_of_a_wal_file_is_normalized),
 		tu_test(test_import_of_a_wal_file_includes_commits_in_its_wal),
 		tu_test(test_import_refuses_a_non_database),

@@ -258,6 +258,7 @@ def run(ctx, work, env, url, s3dir):
     check("restore into the live database, after a safety snapshot",
           r.returncode == 0 and rows == 0 and "pre-restore" in kinds,
           r.stdout + r.stderr)
+    restore_keeps_name(ctx, ctl, env, work, url + "-names")
 
     # Killed with SIGKILL at many points, resumed each time: whatever the
     # replica lists verifies, and the last run completes it.
@@ -517,6 +518,39 @@ def run(ctx, work, env, url, s3dir):
     check("after the restart, replicate completes and verifies",
           r.returncode == 0 and r2.returncode == 0, r.stderr + r2.stdout)
     pack_faults(ctx, ctl, env, url, store, names, fresh)
+
+
+def restore_keeps_name(ctx, ctl, env, work, url):
+    """A snapshot the store no longer has (deleted here, kept in the
+    replica), restored from the replica into the live database, comes back
+    under its own name and label (kind import), so the next replicate
+    finds it in the replica instead of adding a copy."""
+    check = ctx.check
+    db = os.path.join(work, "names.db")
+    make_db(db, 300)
+    names = []
+    for label in ("one", "two"):
+        names.append(ctl(["--db", db, "create", "--label", label],
+                         env).stdout.strip())
+        con = sqlite3.connect(db)
+        con.execute("UPDATE t SET v = '%s' WHERE id = 1" % label)
+        con.commit()
+        con.close()
+    ctl(["--db", db, "replicate", url], env)
+    ctl(["--db", db, "delete", names[0]], env)
+    r = ctl(["--replica", url, "restore", names[0], "--db", db], env)
+    snaps = json.loads(ctl(["--db", db, "list", "--json"], env).stdout)
+    back = [(s["label"], s["kind"]) for s in snaps if s["name"] == names[0]]
+    check("restore from the replica of a snapshot deleted here: imported "
+          "under its own name and label", r.returncode == 0 and
+          back == [("one", "import")] and
+          not any(s["label"] == "replica" for s in snaps),
+          r.stdout + r.stderr + repr(snaps))
+    r = ctl(["--db", db, "replicate", url, "--json"], env)
+    sent = json.loads(r.stdout) if r.returncode == 0 else {}
+    check("... and the next replicate does not send it again (only the "
+          "safety snapshot)", sent.get("snapshots") == 1 and
+          sent.get("present") == 2, r.stdout + r.stderr)
 
 
 def pack_faults(ctx, ctl, env, url, store, names, fresh):
