@@ -329,9 +329,9 @@ static int pending_add(pending *p, const uint8_t *page, uint32_t size,
 
 /* Upload one local snapshot: its new pages, its map, its catalog row. */
 static int push_one(snap_replica *r, snap_store *s, const char *store_id,
-		    const snap_info *si, pending *p, snap_replica_lookup *lk, snap_progress_fn progress, void *pctx,
-		    uint64_t *done, uint64_t total, snap_replicate_stats *st,
-		    snap_err *err)
+		    const snap_info *si, pending *p, snap_replica_lookup *lk,
+		    snap_progress_fn progress, void *pctx, uint64_t *done,
+		    uint64_t total, snap_replicate_stats *st, snap_err *err)
 {
 	snap_image *im = NULL;
 	int64_t *seqs = calloc(si->page_count ? si->page_count : 1,
