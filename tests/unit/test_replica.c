@@ -6,7 +6,9 @@
  * writes nothing; sealed objects hide the data, plain ones do not; a
  * flipped byte or a deleted pack is found and names the snapshot; a run
  * cut short (no catalog row, no cache) is finished without re-uploading
- * pages; a symlink planted in the replica is refused; a snapshot of
+ * pages; the writer's cache trusts a store page id only with its hash
+ * and rebuilds itself from the indexes when of an older layout; a
+ * symlink planted in the replica is refused; a snapshot of
  * several packs (one uploaded while the next is built, the next fetched
  * ahead while one is read) round-trips, and an object announced with
  * snap_objstore_prefetch reads exactly as a plain get would, also after
@@ -405,7 +407,7 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_objstore_close(objs_list(url, "snapshots"));
 	for (size_t i = 0; i < g_nnames; i++)
 		obj_flip(url, g_names[i], 1);
-	tu_store_exec(st, "DELETE FROM replica_pages; DELETE FROM "
+	tu_store_exec(st, "DELETE FROM replica_pageids; DELETE FROM "
 		      "replica_packs; DELETE FROM replica_snaps");
 	r = ropen(url, 0);
 	snap_info *v;
@@ -419,6 +421,72 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	assert_int_equal(s.pages, 0);
 	assert_export_equals(env, r, st, &a);
 	snap_replica_close(r);
+}
+
+/* The writer's cache names a store page by its id and proves the id
+ * by the page's hash: an id whose row names other content (a page
+ * deleted, its id given to a new page) is not trusted, and the pages are
+ * sent again instead of being mapped to what the replica holds under
+ * the old content. */
+static void test_cache_row_of_other_content_is_not_trusted(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	tu_store_exec(st, "UPDATE replica_pageids SET hash = zeroblob(32)");
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages > 6);        /* not only the changed ones */
+	assert_export_equals(env, r, st, &c);
+	unsigned nbad = 9;
+	snap_err err;
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
+
+/* A store whose cache is of the older layout (replica_pages, keyed by
+ * hash) drops it at the next run and rebuilds the cache from the
+ * replica's indexes: nothing it already sent is sent again. */
+static void test_cache_of_older_layout_is_rebuilt(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	tu_store_exec(st, "DELETE FROM replica_pageids; CREATE TABLE "
+		      "replica_pages(replica TEXT NOT NULL, hash BLOB NOT "
+		      "NULL, seq INTEGER NOT NULL, PRIMARY KEY(replica, "
+		      "hash)) WITHOUT ROWID");
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	r = ropen(url, 0);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages >= 1 && s.pages <= 6);
+	assert_export_equals(env, r, st, &c);
+	snap_replica_close(r);
+	db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_master "
+				      "WHERE name = 'replica_pages'"), 0);
+	assert_true(tu_query_int(db, "SELECT count(*) FROM "
+				 "replica_pageids") > 0);
+	sqlite3_close(db);
 }
 
 static void test_symlink_in_replica_is_refused(void **state)
@@ -468,6 +536,8 @@ int main(void)
 		tu_test(test_plain_replica),
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_cut_short_run_is_finished_without_resending),
+		tu_test(test_cache_row_of_other_content_is_not_trusted),
+		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),
