@@ -32,7 +32,7 @@
  * (frames of FRAME_TARGET plain bytes, zstd level FRAME_LEVEL); the index
  * holds a frame table (offset, compressed length, pages, page size) and
  * the SHA-256 of every page (engine/DESIGN.md §6). */
-#define FRAME_TARGET (256u << 10)
+#define FRAME_TARGET (1u << 20)
 #define FRAME_LEVEL 2
 #define INDEX_HEAD2 24              /* magic, version, first, count, frames */
 #define FRAME_ENTRY 16
