@@ -249,10 +249,15 @@ int snap_replica_lookup_init(snap_replica_lookup *lk, snap_store *s, snap_replic
 	lk->s = s;
 	lk->r = r;
 	snap_store_lock(s);
-	int rc = sqlite3_prepare_v3(s->db, "SELECT r.seq FROM pages p JOIN "
-		"replica_pageids r ON r.replica=?1 AND r.id=p.id AND "
-		"r.hash=p.hash WHERE p.id=?2", -1, SQLITE_PREPARE_PERSISTENT,
-		&lk->by_id, NULL);
+	/* The page's hash by its rowid, not through the hash index: as a
+	 * join, SQLite proved the hash with a lookup in pages' hash index,
+	 * one random leaf of it per page (227,000 reads of 64 KiB for one
+	 * next replicate of a 1 GB database); by rowid the lookups of a
+	 * snapshot walk both tables in order. */
+	int rc = sqlite3_prepare_v3(s->db, "SELECT seq FROM replica_pageids "
+		"WHERE replica=?1 AND id=?2 AND hash=(SELECT hash FROM pages "
+		"WHERE id=?2)", -1, SQLITE_PREPARE_PERSISTENT, &lk->by_id,
+		NULL);
 	if (rc != SQLITE_OK)
 		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
 	snap_store_unlock(s);
