@@ -21,7 +21,7 @@
  * index whose snapshot never landed is reused by the next run.
  *
  * What the writer knows of a replica is cached in the store's own
- * database (tables replica_pages, replica_packs, replica_snaps, created on
+ * database (tables replica_pageids, replica_packs, replica_snaps, created on
  * first use, keyed by the replica's id and URL), so a run reads
  * only the index and catalog objects it has not seen, and an unchanged
  * page costs one indexed lookup.  The cache is only a hint: it is

@@ -1,7 +1,8 @@
 /*
  * engine/replica_cache.c — the writer's cache of a replica in the local
- * store.db (engine/DESIGN.md §6, "The writer's cache"): which page
- * SHA-256 has which seq in the replica, which packs it knows; reconciled
+ * store.db (engine/DESIGN.md §6, "The writer's cache"): which store page
+ * (its id, and its SHA-256 to prove the id still names that content) has
+ * which seq in the replica, which packs it knows; reconciled
  * with the replica's index listing at the start of every run
  * (snap_replica_cache_sync), a pack's pages recorded once its index is
  * durable (snap_replica_cache_add), and the per-page lookups of a run
@@ -25,16 +26,33 @@
 
 #include "store_int.h"
 
+/* Keyed by the store's page id, not by hash: a pack's new pages have
+ * ids that grow as the snapshot's new pages were stored, so recording a
+ * pack appends to the table's last leaves.  A hash key sent each pack's
+ * rows to random leaves: every pack rewrote nearly every leaf of a table
+ * larger than the store's page cache (16 GB written through the WAL for
+ * one 1 GB first replicate).  The hash is kept beside the id: an id
+ * whose page was deleted and later reused names other content, and the
+ * lookup then misses. */
 #define CACHE_SQL \
-	"CREATE TABLE IF NOT EXISTS replica_pages(replica TEXT NOT NULL," \
-	"  hash BLOB NOT NULL, seq INTEGER NOT NULL," \
-	"  PRIMARY KEY(replica, hash)) WITHOUT ROWID;" \
+	"CREATE TABLE IF NOT EXISTS replica_pageids(replica TEXT NOT NULL," \
+	"  id INTEGER NOT NULL, hash BLOB NOT NULL, seq INTEGER NOT NULL," \
+	"  PRIMARY KEY(replica, id)) WITHOUT ROWID;" \
 	"CREATE TABLE IF NOT EXISTS replica_packs(replica TEXT NOT NULL," \
 	"  first INTEGER NOT NULL, count INTEGER NOT NULL," \
 	"  PRIMARY KEY(replica, first)) WITHOUT ROWID;" \
 	"CREATE TABLE IF NOT EXISTS replica_snaps(replica TEXT NOT NULL," \
 	"  obj TEXT NOT NULL, name TEXT NOT NULL, sha256 BLOB NOT NULL," \
 	"  PRIMARY KEY(replica, obj)) WITHOUT ROWID;"
+
+/* A cache from before replica_pageids (keyed by hash): its pages are
+ * forgotten with the packs it knew, and the next sync reads every index
+ * again into the new table (one GET per pack, once). */
+#define CACHE_UPGRADE_SQL \
+	"BEGIN IMMEDIATE;" \
+	"DELETE FROM replica_packs;" \
+	"DROP TABLE replica_pages;" \
+	"COMMIT;"
 
 /* Run one statement of the writer's cache with the replica's id as ?1, a
  * as ?2 and a 32-byte blob as ?3 (each where the statement names it);
@@ -147,24 +165,32 @@ int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
 	return rc;
 }
 
-/* Record one pack's pages in the cache (one transaction). */
+/* Record one pack's pages in the cache (one transaction): page i's
+ * SHA-256 at shas + i * stride and its store page id ids[i]; with ids
+ * NULL (pages another run wrote, read from an index), the id of the
+ * store's page of that hash, and nothing for a page the store lacks. */
 int snap_replica_cache_add(snap_store *s, snap_replica *r, uint64_t first,
 			  uint32_t count, const uint8_t *shas, size_t stride,
-			  snap_err *err)
+			  const int64_t *ids, snap_err *err)
 {
 	snap_store_lock(s);
 	int rc = snap_store_exec(s->db, "BEGIN IMMEDIATE", err);
 	sqlite3_stmt *st = NULL;
 	if (rc < 0)
 		goto out;
-	int src = sqlite3_prepare_v2(s->db,
-		"INSERT OR REPLACE INTO replica_pages(replica, hash, seq) "
-		"VALUES (?1, ?2, ?3)", -1, &st, NULL);
+	int src = sqlite3_prepare_v2(s->db, ids ?
+		"INSERT OR REPLACE INTO replica_pageids(replica, id, hash, seq) "
+		"VALUES (?1, ?4, ?2, ?3)" :
+		"INSERT OR REPLACE INTO replica_pageids(replica, id, hash, seq) "
+		"SELECT ?1, id, hash, ?3 FROM pages WHERE hash=?2",
+		-1, &st, NULL);
 	for (uint32_t i = 0; src == SQLITE_OK && i < count; i++) {
 		sqlite3_bind_text(st, 1, r->cache_key, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 2, shas + (size_t)i * stride, 32,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, (int64_t)(first + i));
+		if (ids)
+			sqlite3_bind_int64(st, 4, ids[i]);
 		src = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
 			sqlite3_errcode(s->db);
 		sqlite3_reset(st);
@@ -202,12 +228,20 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 	int rc = snap_store_exec(s->db, CACHE_SQL, err);
 	if (rc < 0)
 		return rc;
+	int64_t old;
+	rc = cache_q(s, r, "SELECT 1 FROM sqlite_master WHERE type='table' "
+		     "AND name='replica_pages'", 0, NULL, &old, err);
+	if (rc == 0)
+		rc = snap_store_exec(s->db, CACHE_UPGRADE_SQL, err);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
 	rc = snap_replica_firsts_load(r, err);
 	if (rc < 0)
 		return rc;
 	*next = 1;
 	/* Packs the cache knows that the replica no longer has (pruned). */
 	int64_t first;
+	int gone = 0;
 	for (;;) {
 		rc = cache_q(s, r, "SELECT first FROM replica_packs WHERE "
 			     "replica=?1 AND first > ?2 ORDER BY first LIMIT 1",
@@ -221,14 +255,23 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 		if (bsearch(&(uint64_t){(uint64_t)first}, r->firsts,
 			    r->nfirsts, sizeof *r->firsts, snap_replica_u64_cmp))
 			continue;
-		rc = cache_q(s, r, "DELETE FROM replica_pages WHERE replica=?1 "
-			     "AND seq >= ?2 AND seq < ?2 + (SELECT count FROM "
-			     "replica_packs WHERE replica=?1 AND first=?2)",
-			     first, NULL, NULL, err);
-		if (rc == 0)
-			rc = cache_q(s, r, "DELETE FROM replica_packs WHERE "
-				     "replica=?1 AND first=?2", first, NULL,
-				     NULL, err);
+		rc = cache_q(s, r, "DELETE FROM replica_packs WHERE "
+			     "replica=?1 AND first=?2", first, NULL, NULL,
+			     err);
+		if (rc < 0)
+			return rc;
+		gone = 1;
+	}
+	/* ... and their pages: those whose seq no known pack holds (one
+	 * pass over the replica's rows, not one per pack gone). */
+	if (gone) {
+		rc = cache_q(s, r, "DELETE FROM replica_pageids WHERE "
+			     "replica=?1 AND NOT EXISTS (SELECT 1 FROM "
+			     "replica_packs k WHERE k.replica=?1 AND "
+			     "k.first <= seq AND seq < k.first + k.count "
+			     "AND k.first = (SELECT max(first) FROM "
+			     "replica_packs WHERE replica=?1 AND first <= "
+			     "seq))", 0, NULL, NULL, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -268,8 +311,9 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 				rc = 0;
 				continue;
 			}
-			rc = snap_replica_cache_add(s, r, ix.first, ix.count, ix.shas,
-					    ix.stride, err);
+			rc = snap_replica_cache_add(s, r, ix.first, ix.count,
+						    ix.shas, ix.stride, NULL,
+						    err);
 			free(p);
 			count = ix.count;
 		}
@@ -289,14 +333,15 @@ int snap_replica_lookup_init(snap_replica_lookup *lk, snap_store *s, snap_replic
 	lk->s = s;
 	lk->r = r;
 	snap_store_lock(s);
-	int rc = sqlite3_prepare_v3(s->db, "SELECT r.seq FROM pages p JOIN "
-		"replica_pages r ON r.replica=?1 AND r.hash=p.hash "
-		"WHERE p.id=?2", -1, SQLITE_PREPARE_PERSISTENT, &lk->by_id,
+	/* The page's hash by its rowid, not through the hash index: as a
+	 * join, SQLite proved the hash with a lookup in pages' hash index,
+	 * one random leaf of it per page (227,000 reads of 64 KiB for one
+	 * next replicate of a 1 GB database); by rowid the lookups of a
+	 * snapshot walk both tables in order. */
+	int rc = sqlite3_prepare_v3(s->db, "SELECT seq FROM replica_pageids "
+		"WHERE replica=?1 AND id=?2 AND hash=(SELECT hash FROM pages "
+		"WHERE id=?2)", -1, SQLITE_PREPARE_PERSISTENT, &lk->by_id,
 		NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v3(s->db, "SELECT seq FROM replica_pages "
-			"WHERE replica=?1 AND hash=?2", -1,
-			SQLITE_PREPARE_PERSISTENT, &lk->by_hash, NULL);
 	if (rc != SQLITE_OK)
 		rc = snap_err_sqlite(err, s->db, rc, "replica cache");
 	snap_store_unlock(s);
@@ -320,14 +365,13 @@ void snap_replica_lookup_free(snap_replica_lookup *lk)
 {
 	snap_replica_lookup_end(lk);
 	sqlite3_finalize(lk->by_id);
-	sqlite3_finalize(lk->by_hash);
-	lk->by_id = lk->by_hash = NULL;
+	lk->by_id = NULL;
 }
 
-/* The seq the cache knows for store page id (by_hash 0) or for the
- * SHA-256 sha (by_hash 1); -ENOENT when it knows none. */
-int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
-		      const uint8_t *sha, int64_t *seq, snap_err *err)
+/* The seq the cache knows for store page id; -ENOENT when it knows
+ * none. */
+int snap_replica_lookup_seq(snap_replica_lookup *lk, int64_t id,
+			    int64_t *seq, snap_err *err)
 {
 	sqlite3 *db = lk->s->db;
 	if (!lk->open) {
@@ -340,12 +384,9 @@ int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
 			return rc;
 		}
 	}
-	sqlite3_stmt *st = by_hash ? lk->by_hash : lk->by_id;
+	sqlite3_stmt *st = lk->by_id;
 	sqlite3_bind_text(st, 1, lk->r->cache_key, -1, SQLITE_STATIC);
-	if (by_hash)
-		sqlite3_bind_blob(st, 2, sha, 32, SQLITE_STATIC);
-	else
-		sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int64(st, 2, id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
@@ -360,4 +401,3 @@ int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
 		snap_replica_lookup_end(lk);
 	return rc;
 }
-

@@ -32,7 +32,7 @@
  * (frames of FRAME_TARGET plain bytes, zstd level FRAME_LEVEL); the index
  * holds a frame table (offset, compressed length, pages, page size) and
  * the SHA-256 of every page (engine/DESIGN.md §6). */
-#define FRAME_TARGET (256u << 10)
+#define FRAME_TARGET (1u << 20)
 #define FRAME_LEVEL 2
 #define INDEX_HEAD2 24              /* magic, version, first, count, frames */
 #define FRAME_ENTRY 16
@@ -246,11 +246,12 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
 			     size_t n, const snap_info *local, size_t nlocal,
 			     char id[33], snap_err *err);
-/* Record one pack's pages (the SHA-256 of page i at shas + i * stride)
- * in one transaction. */
+/* Record one pack's pages in one transaction: the SHA-256 of page i at
+ * shas + i * stride, its store page id ids[i] (ids NULL: the id of the
+ * store's page of that hash; a page the store lacks is not recorded). */
 int snap_replica_cache_add(snap_store *s, snap_replica *r, uint64_t first,
 			   uint32_t count, const uint8_t *shas, size_t stride,
-			   snap_err *err);
+			   const int64_t *ids, snap_err *err);
 
 /* The writer's per-page cache lookups: statements prepared once for a
  * run, and a batch of LOOKUP_BATCH lookups in one read transaction with
@@ -262,7 +263,6 @@ typedef struct snap_replica_lookup {
 	snap_store *s;
 	snap_replica *r;
 	sqlite3_stmt *by_id;   /* store page id -> seq */
-	sqlite3_stmt *by_hash; /* SHA-256 -> seq */
 	int open;              /* a batch is open (lock held) */
 	unsigned n;            /* lookups in it */
 } snap_replica_lookup;
@@ -270,10 +270,10 @@ typedef struct snap_replica_lookup {
 /* Prepare the lookups (after snap_replica_cache_sync). */
 int snap_replica_lookup_init(snap_replica_lookup *lk, snap_store *s,
 			     snap_replica *r, snap_err *err);
-/* The seq the cache knows for store page id (by_hash 0) or for the
- * SHA-256 sha (by_hash 1); -ENOENT when it knows none. */
-int snap_replica_lookup_seq(snap_replica_lookup *lk, int by_hash, int64_t id,
-			    const uint8_t *sha, int64_t *seq, snap_err *err);
+/* The seq the cache knows for store page id; -ENOENT when it knows
+ * none. */
+int snap_replica_lookup_seq(snap_replica_lookup *lk, int64_t id,
+			    int64_t *seq, snap_err *err);
 /* End the open batch (its read transaction and the store's lock). */
 void snap_replica_lookup_end(snap_replica_lookup *lk);
 void snap_replica_lookup_free(snap_replica_lookup *lk);

@@ -38,7 +38,8 @@ typedef struct pending {
 	size_t len, cap;
 	uint32_t *sizes;       /* each page's size */
 	uint8_t *shas;         /* each page's SHA-256 */
-	size_t pcap;           /* pages sizes and shas have room for */
+	int64_t *ids;          /* each page's id in the store */
+	size_t pcap;           /* pages sizes, shas and ids have room for */
 	snap_pageidx seen;     /* sha -> seq + 1 of the pages in this pack */
 	struct uploads *q;     /* the packs in flight (NULL in theirs) */
 } pending;
@@ -104,6 +105,7 @@ static void pending_free(pending *p)
 	free(p->data);
 	free(p->sizes);
 	free(p->shas);
+	free(p->ids);
 	snap_pageidx_free(&p->seen);
 }
 
@@ -223,7 +225,8 @@ static int upload_wait(upload *u, snap_store *s, snap_replicate_stats *st,
 	st->bytes += u->bytes;
 	if (u->rc == 0)
 		u->rc = snap_replica_cache_add(s, u->r, u->p.first, u->p.count,
-				       u->p.shas, 32, &u->err);
+					       u->p.shas, 32, u->p.ids,
+					       &u->err);
 	if (u->rc < 0) {
 		if (rc_now >= 0)
 			*err = u->err;
@@ -299,9 +302,10 @@ static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 	return pending_reset(p, u->p.first + u->p.count);
 }
 
-/* Add one new page to the pending pack; *seq gets its number. */
+/* Add one new page (the store's page id) to the pending pack; *seq gets
+ * its number. */
 static int pending_add(pending *p, const uint8_t *page, uint32_t size,
-		       const uint8_t sha[32], uint64_t *seq)
+		       const uint8_t sha[32], int64_t id, uint64_t *seq)
 {
 	if (grow(&p->data, &p->cap, p->len + size) < 0)
 		return -ENOMEM;
@@ -315,11 +319,16 @@ static int pending_add(pending *p, const uint8_t *page, uint32_t size,
 		if (!h)
 			return -ENOMEM;
 		p->shas = h;
+		int64_t *ids = realloc(p->ids, n * sizeof *ids);
+		if (!ids)
+			return -ENOMEM;
+		p->ids = ids;
 		p->pcap = n;
 	}
 	memcpy(p->data + p->len, page, size);
 	memcpy(p->shas + (size_t)p->count * 32, sha, 32);
 	p->sizes[p->count] = size;
+	p->ids[p->count] = id;
 	p->len += size;
 	*seq = p->first + p->count++;
 	if (snap_pageidx_put(&p->seen, sha, (int64_t)*seq + 1) < 0)
@@ -352,9 +361,8 @@ static int push_one(snap_replica *r, snap_store *s, const char *store_id,
 		goto out;
 	snap_image_hold(im, LOOKUP_BATCH);
 	for (uint32_t i = 0; i < si->page_count; i++) {
-		int64_t seq;
-		rc = snap_replica_lookup_seq(lk, 0, snap_image_page_id(im, i + 1), NULL,
-				&seq, err);
+		int64_t seq, id = snap_image_page_id(im, i + 1);
+		rc = snap_replica_lookup_seq(lk, id, &seq, err);
 		if (rc == 0) {
 			seqs[i] = seq;
 			continue;
@@ -386,15 +394,8 @@ static int push_one(snap_replica *r, snap_store *s, const char *store_id,
 			seqs[i] = known - 1;
 			continue;
 		}
-		rc = snap_replica_lookup_seq(lk, 1, 0, h, &seq, err);
-		if (rc == 0) {
-			seqs[i] = seq;
-			continue;
-		}
-		if (rc != -ENOENT)
-			goto out;
 		uint64_t nseq;
-		if (pending_add(p, page, si->page_size, h, &nseq) < 0) {
+		if (pending_add(p, page, si->page_size, h, id, &nseq) < 0) {
 			rc = snap_err_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}

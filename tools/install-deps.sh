@@ -15,7 +15,8 @@ pkgs=(
 	util-linux procps                              # mount, unshare, pgrep
 	systemd man-db                                 # systemd-analyze verify of the unit
 	swift swift-proxy swift-object swift-container # tools/s3-test-server: a real
-	swift-account python3-swift                    #   S3 endpoint for replica tests
+	swift-account python3-swift                    #   S3 endpoint for replica tests,
+	memcached                                      #   with the proxy's cache as deployed
 )
 
 if [ "$(id -u)" -ne 0 ]; then

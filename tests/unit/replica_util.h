@@ -53,5 +53,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state);
 void test_pages_of_one_frame_read_singly_in_any_order(void **state);
 void test_damaged_frame_names_the_snapshot(void **state);
 void test_frame_ending_a_pack(void **state);
+void test_cache_row_of_other_content_is_not_trusted(void **state);
+void test_cache_of_older_layout_is_rebuilt(void **state);
 
 #endif

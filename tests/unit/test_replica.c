@@ -408,7 +408,7 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_objstore_close(objs_list(url, "snapshots"));
 	for (size_t i = 0; i < g_nnames; i++)
 		obj_flip(url, g_names[i], 1);
-	tu_store_exec(st, "DELETE FROM replica_pages; DELETE FROM "
+	tu_store_exec(st, "DELETE FROM replica_pageids; DELETE FROM "
 		      "replica_packs; DELETE FROM replica_snaps");
 	r = ropen(url, 0);
 	snap_info *v;
@@ -589,6 +589,8 @@ int main(void)
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_replica_of_another_database_is_refused),
 		tu_test(test_replica_from_before_store_ids_stays_its_writers),
+		tu_test(test_cache_row_of_other_content_is_not_trusted),
+		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),

@@ -7,6 +7,8 @@
  * order, a frame that ends a pack (full or not), a damaged frame found
  * and named with its snapshot; and a version 1 replica (written with the
  * test-only r->pack_version = 1) still read, verified and pushed to.
+ * And the writer's cache of them in store.db: a store page id trusted
+ * only with its hash, a cache of the older layout rebuilt.
  */
 #include "replica_util.h"
 
@@ -327,4 +329,70 @@ void test_frame_ending_a_pack(void **state)
 	assert_image_pages(r, st, &a, BACKWARD);  /* a frame's last first */
 	assert_export_equals(env, r, st, &a);
 	snap_replica_close(r);
+}
+
+/* The writer's cache names a store page by its id and proves the id
+ * by the page's hash: an id whose row names other content (a page
+ * deleted, its id given to a new page) is not trusted, and the pages are
+ * sent again instead of being mapped to what the replica holds under
+ * the old content. */
+void test_cache_row_of_other_content_is_not_trusted(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	tu_store_exec(st, "UPDATE replica_pageids SET hash = zeroblob(32)");
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages > 6);        /* not only the changed ones */
+	assert_export_equals(env, r, st, &c);
+	unsigned nbad = 9;
+	snap_err err;
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
+
+/* A store whose cache is of the older layout (replica_pages, keyed by
+ * hash) drops it at the next run and rebuilds the cache from the
+ * replica's indexes: nothing it already sent is sent again. */
+void test_cache_of_older_layout_is_rebuilt(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	tu_store_exec(st, "DELETE FROM replica_pageids; CREATE TABLE "
+		      "replica_pages(replica TEXT NOT NULL, hash BLOB NOT "
+		      "NULL, seq INTEGER NOT NULL, PRIMARY KEY(replica, "
+		      "hash)) WITHOUT ROWID");
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
+	sqlite3_close(db);
+	snap_info c = tu_snap(st, "c");
+	r = ropen(url, 0);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages >= 1 && s.pages <= 6);
+	assert_export_equals(env, r, st, &c);
+	snap_replica_close(r);
+	db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM sqlite_master "
+				      "WHERE name = 'replica_pages'"), 0);
+	assert_true(tu_query_int(db, "SELECT count(*) FROM "
+				 "replica_pageids") > 0);
+	sqlite3_close(db);
 }

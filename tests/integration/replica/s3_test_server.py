@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """tools/s3-test-server: start gives a real S3 endpoint that takes signed
-object writes, reads and listings and refuses a wrong secret; stop leaves no
-process behind; a second start on the same DIR is refused; a stale pid file
+object writes, reads and listings and refuses a wrong secret; the proxy's
+cache (memcached) runs beside the four Swift servers; stop leaves no
+process behind, memcached included; a second start on the same DIR is refused; a stale pid file
 never makes stop signal a stranger."""
 
 import datetime
@@ -66,6 +67,34 @@ def server_pids(d):
     return out
 
 
+def stat(pid):
+    """(command name, state, parent pid) of a process, or None when gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            text = f.read()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1:text.rindex(")")]
+    rest = text[text.rindex(")") + 2:].split()
+    return comm, rest[0], int(rest[1])
+
+
+def alive(pid):
+    """True while pid runs (a zombie nobody reaped yet does not)."""
+    st = stat(pid)
+    return st is not None and st[1] not in ("Z", "X")
+
+
+def memcached_of(pids):
+    """Pids of the memcached processes whose parent is one of pids."""
+    out = []
+    for p in os.listdir("/proc"):
+        st = stat(int(p)) if p.isdigit() else None
+        if st and st[0] == "memcached" and st[2] in pids and alive(int(p)):
+            out.append(int(p))
+    return out
+
+
 def body(ctx):
     """Start, use, refuse, stop."""
     check = ctx.check
@@ -76,7 +105,10 @@ def body(ctx):
           sorted(env) == ["AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL",
                           "AWS_REGION", "AWS_SECRET_ACCESS_KEY",
                           "SNAPFS_TEST_BUCKET"])
-    check("four server processes run", len(server_pids(d)) == 4)
+    check("four server processes and memcached's run",
+          len(server_pids(d)) == 5)
+    cache = memcached_of(server_pids(d))
+    check("memcached runs, the child of its server process", len(cache) == 1)
     b = "/" + env["SNAPFS_TEST_BUCKET"]
     data = os.urandom(100000)
     st, _ = request(tool, env, "PUT", b + "/dir/obj", data)
@@ -95,6 +127,8 @@ def body(ctx):
     check("status: running (exit 0)", r.returncode == 0)
     ctx.run([TOOL, "stop", d])
     check("stop leaves no server process", server_pids(d) == [])
+    check("stop leaves no memcached",
+          cache and not any(alive(c) for c in cache))
     r = ctx.run([TOOL, "status", d])
     check("status after stop: exit 1", r.returncode == 1)
     # A stale pid file naming a stranger: stop must not signal it.
