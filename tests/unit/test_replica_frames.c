@@ -396,3 +396,38 @@ void test_cache_of_older_layout_is_rebuilt(void **state)
 				 "replica_pageids") > 0);
 	sqlite3_close(db);
 }
+
+/* A pack the replica lost (deleted by a prune, here by hand with its
+ * index) is forgotten by the writer's cache at the next run: a snapshot
+ * whose pages were in it sends them again instead of naming seqs that
+ * are gone. */
+void test_pack_gone_from_the_replica_is_forgotten(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX], last[64];
+	tu_db_create(env->db, "delete", 4096, 1500);
+	snap_store *st = env->st = tu_store(env);
+	tu_snap(st, "a");
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE t SET v = 'changed' WHERE id = 42");
+	sqlite3_close(db);
+	tu_snap(st, "b");
+	assert_true(push(r, st).pages >= 1);    /* b's pages: the last pack */
+	snap_replica_close(r);
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_true(g_nnames >= 2);
+	snprintf(last, sizeof last, "%s", g_names[g_nnames - 1]);
+	obj_flip(url, last, 1);
+	memcpy(last, "index", 5);
+	obj_flip(url, last, 1);
+	snap_info c = tu_snap(st, "c");        /* b's pages again */
+	r = ropen(url, 0);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.snapshots, 1);
+	assert_true(s.pages >= 1);
+	assert_export_equals(env, r, st, &c);
+	snap_replica_close(r);
+}
