@@ -75,6 +75,8 @@ struct snap_replica {
 	char *cache_key;       /* id and URL: what the writer's cache in
 				  store.db is keyed by (a copied replica has
 				  the same id at another URL) */
+	int64_t cache_n;       /* ... and its number there (replica_keys),
+				  which the page rows name */
 	int64_t created;       /* config's "created" (epoch seconds) */
 	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
 					    passphrase change); wiped at
