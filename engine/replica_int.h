@@ -103,6 +103,8 @@ struct snap_replica {
 				  may set 1, the old format) */
 	int readahead;         /* a whole image is read: announce the next
 				  pack (replica_read.c) */
+	int whole;             /* ... and proven by its SHA-256 as a whole:
+				  a page read needs no proof of its own */
 	snap_codec codec;
 	int codec_ok;
 };
@@ -198,7 +200,7 @@ int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def);
 
 /* Read page seq (page_size bytes) into buf, proven against its SHA-256
- * (replica_read.c). */
+ * unless r->whole (its image's hash proves it; replica_read.c). */
 int snap_replica_page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 			   uint8_t *buf, snap_err *err);
 

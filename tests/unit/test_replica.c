@@ -592,6 +592,7 @@ int main(void)
 		tu_test(test_cache_row_of_other_content_is_not_trusted),
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),
+		tu_test(test_changed_page_in_raw_frame_is_named),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),

@@ -431,3 +431,47 @@ void test_pack_gone_from_the_replica_is_forgotten(void **state)
 	assert_export_equals(env, r, st, &c);
 	snap_replica_close(r);
 }
+
+/* A page whose bytes changed in a frame that still decodes (a plain
+ * replica, incompressible pages stored raw): a whole image proven by its
+ * SHA-256 finds it, and the pass that proves each page names it, in
+ * verify and in export. */
+void test_changed_page_in_raw_frame_is_named(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX], out[PATH_MAX];
+	snap_info a;
+	snap_err err;
+	snap_replica *r = NULL;
+	unsigned nbad;
+	/* Rows of overflow pages of random bytes: frames that zstd does not
+	 * make smaller, stored raw (a flipped byte in a zstd frame fails
+	 * its checksum and is named by its frame). */
+	snap_store *st = env->st = big_snapshot(env, 40, "randomblob(100000)",
+						 &a);
+	url_of(env, "plain", url, path);
+	assert_int_equal(snap_replica_open(url, NULL, 0, SNAP_REPLICA_CREATE |
+					   SNAP_REPLICA_NO_ENCRYPTION, &r,
+					   &err), 0);
+	push(r, st);
+	snap_replica_close(r);
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_true(g_nnames >= 1);
+	obj_flip(url, g_names[0], 0);
+	assert_int_equal(snap_replica_open(url, NULL, 0, 0, &r, &err), 0);
+	g_nprob = 0;
+	g_prob_page = 0;
+	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 1);
+	assert_true(g_prob_page > 1);
+	assert_non_null(strstr(g_prob_text, "does not match its SHA-256"));
+	tu_path(env, out, "out.db");
+	assert_int_equal(snap_replica_export(r, a.name, out, NULL, NULL, &err),
+			 -EIO);
+	char want[64];
+	snprintf(want, sizeof want, "%s, page %u:", a.name, g_prob_page);
+	assert_non_null(strstr(err.msg, want));
+	assert_false(tu_exists(out));
+	snap_replica_close(r);
+}
