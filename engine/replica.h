@@ -65,6 +65,16 @@ size_t snap_replica_damaged(const snap_replica *r);
 int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
 		      snap_err *err);
 
+/* A database restored from snapshot name goes on into this replica:
+ * store s (the restored database's) takes as its id (meta "store_id")
+ * the id of the store that wrote the snapshot's catalog row, when s has
+ * none yet, so that replicate from s is not refused as another
+ * database's.  A store with an id keeps it; a row from before rows named
+ * their store gives none.  1 when s's id is now the row's, 0 when not;
+ * -ENOENT when the replica has no snapshot name. */
+int snap_replica_adopt(snap_replica *r, const char *name, snap_store *s,
+		       snap_err *err);
+
 /* The per-table row counts of snapshot name as a JSON object text
  * (free()). */
 int snap_replica_tables(snap_replica *r, const char *name, char **json,

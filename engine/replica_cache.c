@@ -15,7 +15,11 @@
  * snapshots is refused before anything is written.  A row from before
  * rows named their store is this store's when the store has that
  * snapshot (name and SHA-256) or its replica_snaps recorded writing it,
- * under this replica's id at any URL.
+ * under this replica's id at any URL, or when a row of the replica
+ * names this store (its writer checked, before that row, that every
+ * older row was its own).  A store made for a database restored from the
+ * replica takes the id of the store that wrote the snapshot
+ * (snap_replica_adopt) and so continues its replica.
  */
 #include "replica_int.h"
 
@@ -129,10 +133,16 @@ int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
 			       "substr(replica, 1, 33) = ?1 || ' ' AND obj=?2",
 			       -1, &byobj, NULL) != SQLITE_OK)
 		byobj = NULL;
+	/* A row naming this store: its writer (this store, or the store
+	 * whose id this one adopted) found every older row its own. */
+	int named = 0;
+	for (size_t i = 0; rc == SQLITE_OK && id[0] && i < n && !named; i++)
+		named = !strcmp(rows[i].store, id);
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
 		int ours = rows[i].store[0] ?
 			id[0] && !strcmp(rows[i].store, id) :
-			owner_old_row_ours(r, &rows[i], local, nlocal, byobj);
+			named || owner_old_row_ours(r, &rows[i], local,
+						    nlocal, byobj);
 		if (!ours && foreign++ == 0)
 			first = i;
 	}
@@ -162,11 +172,47 @@ int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
 				  "another database (%s%s); nothing was "
 				  "replicated: give each database a replica "
 				  "of its own (another URL or prefix, such as "
-				  "%.*s-%.*s)", url, foreign, foreign == 1 ?
-				  "" : "s", rows[first].si.name, foreign > 1 ?
-				  ", ..." : "", ulen, url, blen, base);
+				  "%.*s-%.*s); a database restored from this "
+				  "replica continues it only when restored "
+				  "with 'snapctl --replica %.*s restore'",
+				  url, foreign, foreign == 1 ? "" : "s",
+				  rows[first].si.name, foreign > 1 ? ", ..." :
+				  "", ulen, url, blen, base, ulen, url);
 	}
 	return rc;
+}
+
+int snap_replica_adopt(snap_replica *r, const char *name, snap_store *s,
+		       snap_err *err)
+{
+	rrow row;
+	uint8_t raw[16];
+	char id[33];
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc < 0)
+		return rc;
+	/* A row from before store ids names none; text that is no id (the
+	 * row parser's "?") is no store to continue. */
+	if (strlen(row.store) != 32 || snap_replica_unhex(row.store, raw,
+							  sizeof raw) < 0)
+		return 0;
+	sqlite3_stmt *st = NULL;
+	snap_store_lock(s);
+	rc = sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO meta(key, value) "
+				"VALUES('store_id', ?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, row.store, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK :
+			sqlite3_errcode(s->db);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = snap_store_meta_get(s->db, "store_id", id, sizeof id);
+	if (rc != SQLITE_OK)
+		rc = snap_err_sqlite(err, s->db, rc, "store %s: its id",
+				     s->dir);
+	snap_store_unlock(s);
+	return rc < 0 ? rc : !strcmp(id, row.store);
 }
 
 /* Record one pack's pages in the cache (one transaction): page i's

@@ -235,10 +235,30 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 	return ctl_restored_json(name, db, res, 1, a->replica);
 }
 
+/* After a restore of name into the database of s: its store continues
+ * the replica (snap_replica_adopt: the id of the store that wrote name,
+ * when s has none), so that "replicate URL" from it is not refused as
+ * another database's.  0 or an exit status saying the restore is done. */
+static int ctl_replica_continue(snap_replica *r, const ctl_args *a,
+				const char *name, snap_store *s)
+{
+	snap_err err;
+	int rc;
+
+	snap_err_clear(&err);
+	rc = snap_replica_adopt(r, name, s, &err);
+	if (rc >= 0)
+		return CTL_EXIT_OK;
+	snap_err_prefix(&err, "%s was restored into %s, but its store does "
+			"not continue %s", name, a->db, a->replica);
+	return ctl_fail(&err, rc, a->db);
+}
+
 /* "--replica URL restore NAME --db PATH": a new file at PATH, or a
  * verified restore into the live database at PATH, where the snapshot is
  * imported with its own name and label (a new name only when the store
- * has another snapshot of that name), as replicate names it. */
+ * has another snapshot of that name), as replicate names it.  Either
+ * way PATH's store continues the replica (ctl_replica_continue). */
 static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			       const char *name)
 {
@@ -289,10 +309,22 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			return rc;
 		}
 		unlink(tmp);
+		/* Its store, made as its first snapshot would make it. */
+		snap_store *s = NULL;
+		rc = snap_store_open(a->db, a->store_dir, SNAP_OPEN_CREATE |
+				     SNAP_OPEN_LIVE_DB, &s, &err);
+		if (rc < 0) {
+			snap_err_prefix(&err, "%s was restored into %s, but "
+					"its store was not made", si.name,
+					a->db);
+			return ctl_fail(&err, rc, a->db);
+		}
+		rc = ctl_replica_continue(r, a, si.name, s);
 		/* The path as a store names its database: absolute. */
-		char *abs = realpath(a->db, NULL);
-		rc = ctl_replica_restored(a, name, abs ? abs : a->db, NULL);
-		free(abs);
+		if (rc == CTL_EXIT_OK)
+			rc = ctl_replica_restored(a, name,
+						  snap_store_db_path(s), NULL);
+		snap_store_close(s);
 		return rc;
 	}
 	snap_store *s = NULL;
@@ -313,7 +345,10 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		snap_store_close(s);
 		return rc;
 	}
-	rc = ctl_replica_restored(a, name, snap_store_db_path(s), &res);
+	rc = ctl_replica_continue(r, a, si.name, s);
+	if (rc == CTL_EXIT_OK)
+		rc = ctl_replica_restored(a, name, snap_store_db_path(s),
+					  &res);
 	snap_store_close(s);
 	return rc;
 }

@@ -3,14 +3,19 @@
  * (test_replica.c, test_replica_frames.c; replica_util.h): a store with
  * two snapshots, a replica URL per test (file:// or under
  * SNAPFS_TEST_REPLICA_BASE), object listings, flipped or deleted objects,
- * opening, pushing and exporting with the test's passphrase.
+ * opening, pushing and exporting with the test's passphrase; a second
+ * database, a replicate refused as another database's, catalog rows
+ * rewritten as a snapfs before store ids wrote them.
  */
 #include "replica_util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "replica_int.h"     /* snap_replica_obj_get/put */
 
 /* A store with two snapshots (a, then b after a small change) of a
  * database whose rows hold MARKER. */
@@ -174,4 +179,57 @@ snap_store *big_snapshot(tu_env *env, int rows, const char *blob,
 	snap_store *st = env->st = tu_store(env);
 	*a = tu_snap(st, "a");
 	return st;
+}
+
+/* A second database beside env->db, its own store, one snapshot. */
+snap_store *other_database(tu_env *env, char *db)
+{
+	snap_store *o = NULL;
+	snap_err err;
+	tu_path(env, db, "other.db");
+	tu_db_create(db, "delete", 4096, 300);
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &o,
+					 &err), 0);
+	tu_snap(o, "other");
+	return o;
+}
+
+/* Push st expecting the refusal of another database's replica. */
+void push_refused(snap_replica *r, snap_store *st, const char *first)
+{
+	snap_replicate_stats s;
+	snap_err err;
+	assert_int_equal(snap_replica_push(r, st, NULL, NULL, &s, &err),
+			 -EEXIST);
+	assert_non_null(strstr(err.msg, "another database"));
+	assert_non_null(strstr(err.msg, first));
+	assert_non_null(strstr(err.msg, "-other)"));   /* the advice */
+	assert_int_equal(s.snapshots, 0);
+}
+
+/* Rewrite every catalog row as a snapfs before store ids wrote it. */
+void rows_without_store(snap_replica *r, const char *url)
+{
+	sqlite3 *mem = tu_open(":memory:");
+	snap_objstore_close(objs_list(url, "snapshots"));
+	for (size_t i = 0; i < g_nnames; i++) {
+		uint8_t *doc;
+		size_t len;
+		snap_err err;
+		sqlite3_stmt *q;
+		assert_int_equal(snap_replica_obj_get(r, g_names[i], &doc,
+						      &len, &err), 0);
+		assert_int_equal(sqlite3_prepare_v2(mem, "SELECT json_remove("
+			"?1, '$.store')", -1, &q, NULL), SQLITE_OK);
+		sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		const char *old = (const char *)sqlite3_column_text(q, 0);
+		assert_null(strstr(old, "\"store\""));
+		assert_int_equal(snap_replica_obj_put(r, g_names[i], old,
+						      strlen(old), NULL, &err),
+				 0);
+		sqlite3_finalize(q);
+		free(doc);
+	}
+	sqlite3_close(mem);
 }

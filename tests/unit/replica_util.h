@@ -46,6 +46,15 @@ extern uint32_t g_prob_page;           /* the last problem's page (0: none) */
 extern char g_prob_text[1024];         /* and its sentence */
 void prob_cb(void *ctx, const char *snap, uint32_t page, const char *problem);
 
+/* A second database beside env->db (other.db into db, PATH_MAX), its
+ * own store, one snapshot labelled "other". */
+snap_store *other_database(tu_env *env, char *db);
+/* Push st expecting the refusal of another database's replica, naming
+ * snapshot first. */
+void push_refused(snap_replica *r, snap_store *st, const char *first);
+/* Rewrite every catalog row as a snapfs before store ids wrote it. */
+void rows_without_store(snap_replica *r, const char *url);
+
 /* test_replica_frames.c */
 void test_page_size_change_and_shrink(void **state);
 void test_image_read_in_place(void **state);
@@ -57,5 +66,10 @@ void test_cache_row_of_other_content_is_not_trusted(void **state);
 void test_cache_of_older_layout_is_rebuilt(void **state);
 void test_pack_gone_from_the_replica_is_forgotten(void **state);
 void test_changed_page_in_raw_frame_is_named(void **state);
+
+/* test_replica_owner.c */
+void test_restored_database_continues_its_replica(void **state);
+void test_store_with_an_id_of_its_own_keeps_it(void **state);
+void test_replica_from_before_store_ids_gives_no_id(void **state);
 
 #endif

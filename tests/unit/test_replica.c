@@ -13,8 +13,9 @@
  * it changed or went away; a replica holding another database's
  * snapshots is refused, one from before rows named their store stays
  * its writer's.  Images read in place, page sizes, frames and
- * version 1 replicas: test_replica_frames.c (run from main here); shared
- * helpers: replica_util.c.
+ * version 1 replicas: test_replica_frames.c; a database restored from a
+ * replica continuing it: test_replica_owner.c (both run from main here);
+ * shared helpers: replica_util.c.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
@@ -424,32 +425,6 @@ static void test_cut_short_run_is_finished_without_resending(void **state)
 	snap_replica_close(r);
 }
 
-/* A second database beside env->db, its own store, one snapshot. */
-static snap_store *other_database(tu_env *env, char *db)
-{
-	snap_store *o = NULL;
-	snap_err err;
-	tu_path(env, db, "other.db");
-	tu_db_create(db, "delete", 4096, 300);
-	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &o,
-					 &err), 0);
-	tu_snap(o, "other");
-	return o;
-}
-
-/* Push st expecting the refusal of another database's replica. */
-static void push_refused(snap_replica *r, snap_store *st, const char *first)
-{
-	snap_replicate_stats s;
-	snap_err err;
-	assert_int_equal(snap_replica_push(r, st, NULL, NULL, &s, &err),
-			 -EEXIST);
-	assert_non_null(strstr(err.msg, "another database"));
-	assert_non_null(strstr(err.msg, first));
-	assert_non_null(strstr(err.msg, "-other)"));   /* the advice */
-	assert_int_equal(s.snapshots, 0);
-}
-
 static void test_replica_of_another_database_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -480,33 +455,6 @@ static void test_replica_of_another_database_is_refused(void **state)
 	/* Its own database goes on. */
 	assert_int_equal(push(r, st).present, 2);
 	snap_replica_close(r);
-}
-
-/* Rewrite every catalog row as a snapfs before store ids wrote it. */
-static void rows_without_store(snap_replica *r, const char *url)
-{
-	sqlite3 *mem = tu_open(":memory:");
-	snap_objstore_close(objs_list(url, "snapshots"));
-	for (size_t i = 0; i < g_nnames; i++) {
-		uint8_t *doc;
-		size_t len;
-		snap_err err;
-		sqlite3_stmt *q;
-		assert_int_equal(snap_replica_obj_get(r, g_names[i], &doc,
-						      &len, &err), 0);
-		assert_int_equal(sqlite3_prepare_v2(mem, "SELECT json_remove("
-			"?1, '$.store')", -1, &q, NULL), SQLITE_OK);
-		sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
-		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-		const char *old = (const char *)sqlite3_column_text(q, 0);
-		assert_null(strstr(old, "\"store\""));
-		assert_int_equal(snap_replica_obj_put(r, g_names[i], old,
-						      strlen(old), NULL, &err),
-				 0);
-		sqlite3_finalize(q);
-		free(doc);
-	}
-	sqlite3_close(mem);
 }
 
 static void test_replica_from_before_store_ids_stays_its_writers(void **state)
@@ -589,6 +537,9 @@ int main(void)
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_replica_of_another_database_is_refused),
 		tu_test(test_replica_from_before_store_ids_stays_its_writers),
+		tu_test(test_restored_database_continues_its_replica),
+		tu_test(test_store_with_an_id_of_its_own_keeps_it),
+		tu_test(test_replica_from_before_store_ids_gives_no_id),
 		tu_test(test_cache_row_of_other_content_is_not_trusted),
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),

@@ -6,7 +6,9 @@ byte-identical to the local snapshots (sha256sum of the exported files);
 a second run uploads nothing; a wrong or missing passphrase is exit 1 and
 writes nothing; a flipped byte or a deleted pack makes verify exit 1 and
 name the snapshots; a restore makes a new file, or restores the live
-database after a safety snapshot; a passphrase change rewrites only the
+database after a safety snapshot, and the restored database goes on
+replicating into the same URL (another database stays refused); a
+passphrase change rewrites only the
 key; a file:// target on a read-only file system is exit 1 with the
 reason and changes nothing local.  With the argument "s3" the replica lives in a real S3 server
 (tools/s3-test-server, started and stopped here), and also: no
@@ -259,6 +261,7 @@ def run(ctx, work, env, url, s3dir):
           r.returncode == 0 and rows == 0 and "pre-restore" in kinds,
           r.stdout + r.stderr)
     restore_keeps_name(ctx, ctl, env, work, url + "-names")
+    restore_continues(ctx, ctl, env, work, url + "-dr")
 
     # Killed with SIGKILL at many points, resumed each time: whatever the
     # replica lists verifies, and the last run completes it.
@@ -551,6 +554,55 @@ def restore_keeps_name(ctx, ctl, env, work, url):
     check("... and the next replicate does not send it again (only the "
           "safety snapshot)", sent.get("snapshots") == 1 and
           sent.get("present") == 2, r.stdout + r.stderr)
+
+
+def restore_continues(ctx, ctl, env, work, url):
+    """Disaster recovery goes on into the same replica: on a fresh
+    machine a snapshot restored into a new file, the database changed, a
+    snapshot taken and replicated into the URL it came from (exit 0,
+    listed after the old ones); a live database with no replica of its
+    own restored from it goes on too; another database is still refused
+    and told how a restored one continues a replica."""
+    check = ctx.check
+    db = os.path.join(work, "dr.db")
+    make_db(db, 300)
+    old = [ctl(["--db", db, "create", "--label", "one"], env).stdout.strip()]
+    ctl(["--db", db, "replicate", url], env)
+    fresh = os.path.join(work, "dr-fresh")
+    os.mkdir(fresh)
+    newdb = os.path.join(fresh, "app.db")
+    r = ctl(["--replica", url, "restore", "latest", "--db", newdb], env,
+            cwd=fresh)
+    check("DR: restore into a new file on a fresh machine", r.returncode == 0
+          and os.path.exists(newdb), r.stdout + r.stderr)
+    con = sqlite3.connect(newdb)
+    con.execute("UPDATE t SET v = 'after the restore' WHERE id = 1")
+    con.commit()
+    con.close()
+    new = ctl(["--db", newdb, "create", "--label", "after"], env).stdout.strip()
+    r = ctl(["--db", newdb, "replicate", url], env)
+    r2 = ctl(["--replica", url, "list", "--json"], env)
+    listed = [s["name"] for s in json.loads(r2.stdout)] if \
+        r2.returncode == 0 else []
+    check("DR: the restored database replicates into the same URL (exit 0), "
+          "its new snapshot listed after the old ones", r.returncode == 0 and
+          listed == old + [new], r.stdout + r.stderr + repr(listed))
+    live = os.path.join(work, "dr-live.db")
+    make_db(live, 50)
+    ctl(["--db", live, "create", "--label", "own"], env)
+    r = ctl(["--replica", url, "restore", new, "--db", live], env)
+    r2 = ctl(["--db", live, "replicate", url], env)
+    check("DR: a live database that never replicated, restored from the "
+          "replica, replicates into it (exit 0)", r.returncode == 0 and
+          r2.returncode == 0, r.stdout + r.stderr + r2.stdout + r2.stderr)
+    odb = os.path.join(work, "dr-other.db")
+    make_db(odb, 300)
+    ctl(["--db", odb, "create", "--label", "other"], env)
+    r = ctl(["--db", odb, "replicate", url], env)
+    check("DR: another database into that URL is still refused, and told "
+          "how a restored database continues a replica", r.returncode == 1
+          and "another database" in r.stderr and
+          "snapctl --replica %s restore" % url in r.stderr, r.stderr)
 
 
 def pack_faults(ctx, ctl, env, url, store, names, fresh):
