@@ -21,7 +21,7 @@
 #define FORMAT_NAME "snapfs-replica"
 #define FORMAT_VERSION 1           /* the layout (config, object names) */
 #define PACK_VERSION 2             /* what new packs and indexes are */
-#define PACK_TARGET (4u << 20)      /* plain bytes of pages per pack */
+#define PACK_TARGET (8u << 20)      /* plain bytes of pages per pack */
 #define PACK_CACHE 6                /* packs a reader keeps in memory */
 #define PACK_MAGIC "SFPK"
 #define INDEX_MAGIC "SFIX"

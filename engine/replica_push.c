@@ -196,6 +196,13 @@ static void *upload_main(void *arg)
 	upload *u = arg;
 	char name[64];
 	u->rc = pack_build(u);
+	/* The plain pages are in the pack now: give their memory back while
+	 * the pack is sealed and sent (the next pack to fill allocates
+	 * again), so that a pack waiting on the network holds only its
+	 * compressed bytes. */
+	free(u->p.data);
+	u->p.data = NULL;
+	u->p.cap = 0;
 	if (u->rc < 0)
 		return NULL;
 	snprintf(name, sizeof name, "packs/%016llx",

@@ -143,7 +143,7 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 	tu_env *env = *state;
 	char url[PATH_MAX + 8], path[PATH_MAX];
 	snap_info a;
-	snap_store *st = big_snapshot(env, 4500, "randomblob(3000)", &a);
+	snap_store *st = big_snapshot(env, 6500, "randomblob(3000)", &a);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	snap_replicate_stats s = push(r, st);
