@@ -146,8 +146,8 @@ int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
  * mount, fs/replica_ops.c): open loads the snapshot's catalog row and page
  * map; read fetches only the pages the range covers, each proven against
  * its SHA-256 and identity (a damaged page is -EIO, never wrong bytes),
- * through the replica's cache of PACK_CACHE packs (bounded memory: a few
- * packs of ~4 MB and their indexes).  The whole-image SHA-256 is not
+ * through the replica's cache of PACK_CACHE packs (bounded memory: three
+ * packs of up to 8 MB of pages and their indexes).  The whole-image SHA-256 is not
  * checked (a range is not the whole); verify does that.  The image and
  * its replica share one cache: neither is thread-safe, so a caller with
  * several threads holds one lock around every call on r and its images.

@@ -22,7 +22,7 @@
 #define FORMAT_VERSION 1           /* the layout (config, object names) */
 #define PACK_VERSION 2             /* what new packs and indexes are */
 #define PACK_TARGET (8u << 20)      /* plain bytes of pages per pack */
-#define PACK_CACHE 6                /* packs a reader keeps in memory */
+#define PACK_CACHE 3                /* packs a reader keeps in memory */
 #define PACK_MAGIC "SFPK"
 #define INDEX_MAGIC "SFIX"
 /* Version 1: one zstd frame per page; per page of the index its SHA-256,

@@ -56,8 +56,8 @@ def peak_rss_mb(pid):
 
 
 def bounded_cache(ctx, env, work, url):
-    """A snapshot of ~130 MB of incompressible pages (30 packs, five
-    times the reader's cache of 6) read through the mount: the bytes are
+    """A snapshot of ~130 MB of incompressible pages (about 20 packs of
+    8 MB, several times the reader's cache of 3) read through the mount: the bytes are
     the export's, and the daemon's peak memory stays under 80 MB, well
     below the image: pages are fetched on demand through a bounded
     cache, never the whole image (not checked under ASan, whose
@@ -91,7 +91,7 @@ def bounded_cache(ctx, env, work, url):
     m = ctx.mount(url, mnt=mnt)
     p = os.path.join(mnt, "snapshots", name)
     r = ctx.run(["cp", p, out])
-    ctx.check("cp of a %d MB snapshot (30 packs) is its export"
+    ctx.check("cp of a %d MB snapshot (about 20 packs) is its export"
               % (size >> 20), r.returncode == 0 and sha(out) == want,
               snaptest.describe(r))
     asan = "asan" in ctx.run(["ldd", ctx.snapfs]).stdout
