@@ -448,6 +448,7 @@ void snap_replica_close(snap_replica *r)
 	snap_keys_wipe(r->master, sizeof r->master);
 	free(r->cache_key);
 	snap_replica_names_free(&r->bad_rows);
+	snap_replica_rowcache_forget(r);
 	sqlite3_close(r->mem);
 	snap_objstore_close(r->os);
 	free(r);

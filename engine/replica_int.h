@@ -77,6 +77,16 @@ struct snap_replica {
 				  the same id at another URL) */
 	int64_t cache_n;       /* ... and its number there (replica_keys),
 				  which the page rows name */
+	snap_store *rowstore;  /* a push's store: catalog rows it has seen
+				  come from its replica_rows, not a GET */
+	int rowcache_tried;    /* cache_n looked up for rowstore */
+	struct rowdoc {        /* rows this run read from the replica */
+		char obj[64];
+		uint8_t *doc;
+		size_t len;
+	} *fresh;
+	size_t nfresh, fresh_cap;
+	snap_replica_names listed;  /* the last listing of snapshots/ */
 	int64_t created;       /* config's "created" (epoch seconds) */
 	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
 					    passphrase change); wiped at
@@ -173,6 +183,7 @@ int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
 /* Every object name under dir; free with snap_replica_names_free. */
 int snap_replica_list_dir(snap_replica *r, const char *dir,
 			  snap_replica_names *ns, snap_err *err);
+int snap_replica_names_add(snap_replica_names *ns, const char *name);
 void snap_replica_names_free(snap_replica_names *ns);
 
 /* Catalog rows, oldest first, or the one row called name (-ENOENT). */
@@ -281,6 +292,19 @@ int snap_replica_lookup_seq(snap_replica_lookup *lk, int64_t id,
 /* End the open batch (its read transaction and the store's lock). */
 void snap_replica_lookup_end(snap_replica_lookup *lk);
 void snap_replica_lookup_free(snap_replica_lookup *lk);
+
+/* The writer's copies of catalog rows (replica_cache.c), used while
+ * r->rowstore is set: get (1 with *doc, free(); 0: not cached), note a
+ * row read from the replica, put one row, save what a run noted and
+ * forget rows no longer listed (after the owner check), forget. */
+int snap_replica_rowcache_get(snap_replica *r, const char *obj,
+			      uint8_t **doc, size_t *len);
+int snap_replica_rowcache_note(snap_replica *r, const char *obj,
+			       const uint8_t *doc, size_t len);
+void snap_replica_rowcache_put(snap_store *s, snap_replica *r,
+			       const char *obj, const void *doc, size_t len);
+void snap_replica_rowcache_save(snap_store *s, snap_replica *r);
+void snap_replica_rowcache_forget(snap_replica *r);
 
 /* qsort/bsearch order of uint64_t. */
 int snap_replica_u64_cmp(const void *a, const void *b);

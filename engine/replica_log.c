@@ -113,8 +113,14 @@ int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 	int rc;
 
 	rc = snap_replica_push(r, s, progress, pctx, st, err);
-	if (rc == 0)
+	if (rc == 0) {
+		/* Every row there is in s's cache now (the push read or
+		 * wrote it): a listing, not a GET a row. */
+		r->rowstore = s;
 		rc = snap_replica_list(r, &rows, &n, err);
+		r->rowstore = NULL;
+		snap_replica_rowcache_forget(r);
+	}
 	if (rc != 0) {
 		/* The detail starts with "URL: " (snapctl(1)); most
 		 * messages do already: the URL once is enough. */

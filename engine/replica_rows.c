@@ -16,6 +16,10 @@
 
 /* ---- catalog rows ("snapshots/<id>") ------------------------------------- */
 
+/* Rows announced ahead of the one read (s3http.h's S3_PREFETCH slots
+ * hold them, with the two fetch threads: three requests in flight). */
+#define ROWS_AHEAD 3
+
 /* Parse a catalog row object; -EIO when it is not one. */
 static int row_parse(snap_replica *r, const char *obj, const uint8_t *doc,
 		     size_t len, rrow *row, snap_err *err)
@@ -95,6 +99,11 @@ static int names_add(void *ctx, const char *name, uint64_t size)
 	return 0;
 }
 
+int snap_replica_names_add(snap_replica_names *ns, const char *name)
+{
+	return names_add(ns, name, 0);
+}
+
 void snap_replica_names_free(snap_replica_names *ns)
 {
 	for (size_t i = 0; i < ns->n; i++)
@@ -130,31 +139,60 @@ int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
 {
 	snap_replica_names ns = {0};
 	rrow *rows = NULL;
-	size_t k = 0;
+	size_t k = 0, nget = 0, *get = NULL;
 	int rc = snap_replica_list_dir(r, "snapshots", &ns, err);
 	if (rc < 0)
 		goto out;
 	rows = calloc(ns.n ? ns.n : 1, sizeof *rows);
-	if (!rows) {
+	get = calloc(ns.n ? ns.n : 1, sizeof *get);
+	if (!rows || !get) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
 	snap_replica_names_free(&r->bad_rows);
+	/* A writer's cached rows first (snap_replica_rowcache_get); the
+	 * others, get[0..nget), from the replica. */
 	for (size_t i = 0; i < ns.n; i++) {
 		uint8_t *doc;
 		size_t len;
 		snap_err e;
-		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
+		if (snap_replica_rowcache_get(r, ns.v[i], &doc, &len)) {
+			int ok = row_parse(r, ns.v[i], doc, len, &rows[k],
+					   &e) == 0;
+			free(doc);
+			if (ok) {
+				if (!name || !strcmp(rows[k].si.name, name))
+					k++;
+				continue;
+			}
+		}
+		get[nget++] = i;       /* not cached, or not a row there */
+	}
+	for (size_t g = 0; g < nget; g++) {
+		const char *obj = ns.v[get[g]];
+		uint8_t *doc;
+		size_t len;
+		snap_err e;
+		/* The rows after it fetched meanwhile (on s3://): a row is a
+		 * small object, one request's waiting each, and a replica
+		 * holds hundreds. */
+		for (size_t j = g + 1; j < nget && j <= g + ROWS_AHEAD; j++)
+			snap_objstore_prefetch(r->os, ns.v[get[j]]);
+		rc = snap_replica_obj_get(r, obj, &doc, &len, &e);
 		if (rc == -ENOENT)   /* pruned while we listed */
 			continue;
 		if (rc == 0) {
-			rc = row_parse(r, ns.v[i], doc, len, &rows[k], &e);
+			rc = row_parse(r, obj, doc, len, &rows[k], &e);
+			if (rc == 0 &&
+			    snap_replica_rowcache_note(r, obj, doc, len) < 0)
+				rc = snap_err_set(&e, -ENOMEM,
+						  "out of memory");
 			free(doc);
 		}
 		if (rc == -EIO || rc == -EFBIG) {
 			/* One damaged row must not hide every other
 			 * snapshot: skip it; verify names it. */
-			if (names_add(&r->bad_rows, ns.v[i], 0) < 0) {
+			if (names_add(&r->bad_rows, obj, 0) < 0) {
 				rc = snap_err_set(err, -ENOMEM,
 						  "out of memory");
 				goto out;
@@ -180,9 +218,14 @@ int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
 	*out = rows;
 	*n = k;
 	rows = NULL;
-	rc = 0;
+	if (r->rowstore) {      /* for snap_replica_rowcache_save */
+		snap_replica_names_free(&r->listed);
+		r->listed = ns;
+		ns = (snap_replica_names){0};
+	}
 out:
 	free(rows);
+	free(get);
 	snap_replica_names_free(&ns);
 	return rc;
 }

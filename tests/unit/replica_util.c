@@ -35,6 +35,18 @@ snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
 	return st;
 }
 
+/* two_snapshots, pushed into a new replica at url (then closed). */
+snap_store *replicated_pair(tu_env *env, char *url, char *path, snap_info *a,
+			    snap_info *b)
+{
+	snap_store *st = env->st = two_snapshots(env, 4096, a, b);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	snap_replica_close(r);
+	return st;
+}
+
 /* The replica URL of a test: a directory of the test, or a fresh prefix
  * under SNAPFS_TEST_REPLICA_BASE. */
 void url_of(const tu_env *env, const char *name, char *url,

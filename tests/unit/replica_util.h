@@ -18,6 +18,10 @@
  * database whose rows hold MARKER. */
 snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
 			  snap_info *b);
+/* two_snapshots (env->st), pushed into a new replica "replica" at url
+ * (PATH_MAX + 8 bytes; path: PATH_MAX), the replica closed again. */
+snap_store *replicated_pair(tu_env *env, char *url, char *path, snap_info *a,
+			    snap_info *b);
 /* The replica URL of a test: a directory of the test, or a fresh prefix
  * under SNAPFS_TEST_REPLICA_BASE (url: PATH_MAX + 8 bytes). */
 void url_of(const tu_env *env, const char *name, char *url, char *path);
@@ -66,6 +70,7 @@ void test_cache_row_of_other_content_is_not_trusted(void **state);
 void test_cache_of_older_layout_is_rebuilt(void **state);
 void test_pack_gone_from_the_replica_is_forgotten(void **state);
 void test_changed_page_in_raw_frame_is_named(void **state);
+void test_writer_reads_rows_it_has_seen_from_its_cache(void **state);
 
 /* test_replica_owner.c */
 void test_restored_database_continues_its_replica(void **state);

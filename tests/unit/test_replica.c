@@ -351,11 +351,8 @@ static void test_damage_is_found_and_named(void **state)
 	char url[PATH_MAX + 8], path[PATH_MAX], pack[64], out[PATH_MAX];
 	snap_err err;
 	unsigned nbad;
-	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
-	snap_replica_close(r);
+	replicated_pair(env, url, path, &a, &b);
+	snap_replica *r;
 	/* One flipped byte in the middle of the first pack (a's pages). */
 	snap_objstore_close(objs_list(url, "packs"));
 	assert_true(g_nnames >= 2);
@@ -468,7 +465,9 @@ static void test_replica_from_before_store_ids_stays_its_writers(void **state)
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	push(r, st);
 	rows_without_store(r, url);
-	tu_store_exec(st, "DELETE FROM meta WHERE key='store_id'");
+	/* ... as if that snapfs wrote them: no store id, no cached rows. */
+	tu_store_exec(st, "DELETE FROM meta WHERE key='store_id'; "
+		      "DELETE FROM replica_rows");
 	/* Another database: its rows are not another store's by their
 	 * word, but it has neither them nor a record of writing them. */
 	snap_store *o = other_database(env, odb);
@@ -544,6 +543,7 @@ int main(void)
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),
 		tu_test(test_changed_page_in_raw_frame_is_named),
+		tu_test(test_writer_reads_rows_it_has_seen_from_its_cache),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),

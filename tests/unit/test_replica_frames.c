@@ -475,3 +475,41 @@ void test_changed_page_in_raw_frame_is_named(void **state)
 	assert_false(tu_exists(out));
 	snap_replica_close(r);
 }
+
+/* A writer reads the catalog rows it has seen from its own cache, not
+ * from the replica: a row it wrote is not fetched again (here, damaged
+ * in the replica after it was written, it still counts as present for
+ * its writer, while a reader with no store skips it); a row gone from
+ * the replica's listing (pruned) is sent again and leaves the cache. */
+void test_writer_reads_rows_it_has_seen_from_its_cache(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], gone[64];
+	snap_store *st = replicated_pair(env, url, path, &a, &b);
+	snap_objstore_close(objs_list(url, "snapshots"));
+	assert_int_equal(g_nnames, 2);
+	snprintf(gone, sizeof gone, "%s", g_names[1]);
+	obj_flip(url, g_names[0], 0);
+	snap_replica *r = ropen(url, 0);
+	snap_info *v;
+	size_t n;
+	snap_err err;
+	assert_int_equal(snap_replica_list(r, &v, &n, &err), 0);
+	assert_int_equal(n, 1);          /* a reader: one row damaged */
+	free(v);
+	snap_replicate_stats s = push(r, st);
+	assert_int_equal(s.present, 2);  /* its writer: both, from its cache */
+	assert_int_equal(s.snapshots, 0);
+	obj_flip(url, gone, 1);
+	s = push(r, st);
+	assert_int_equal(s.present, 1);
+	assert_int_equal(s.snapshots, 1);
+	snap_replica_close(r);
+	sqlite3 *db = tu_open(snap_store_file(st));
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM replica_rows "
+				      "WHERE obj = '%s'", gone), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM replica_rows"),
+			 2);
+	sqlite3_close(db);
+}
