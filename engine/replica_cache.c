@@ -58,12 +58,13 @@
 
 /* A cache from before replica_pageids (keyed by hash): its pages are
  * forgotten with the packs it knew, and the next sync reads every index
- * again into the new table (one GET per pack, once). */
+ * again into the new table (one GET per pack, once).  replica_pageids is
+ * emptied too: an older snapfs run in between may have pruned and reused
+ * seqs that rows of it name. */
 #define CACHE_UPGRADE_SQL \
-	"BEGIN IMMEDIATE;" \
 	"DELETE FROM replica_packs;" \
-	"DROP TABLE replica_pages;" \
-	"COMMIT;"
+	"DELETE FROM replica_pageids;" \
+	"DROP TABLE replica_pages;"
 
 /* Run one statement of the writer's cache with the replica's id as ?1, a
  * as ?2 and a 32-byte blob as ?3 (each where the statement names it);
@@ -273,58 +274,53 @@ out:
 	return rc;
 }
 
-/* Reconcile the cache with the replica's index listing; *next gets the
- * first free seq. */
-int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
-		      snap_err *err)
+/* The local part of a sync, in one transaction under the store's lock
+ * (the daemon's FUSE threads share the connection): the tables, an
+ * upgrade from replica_pages, the replica's number, and the packs the
+ * cache knows that the listing no longer has (pruned) with their pages.
+ * One transaction: a pack forgotten without its pages would leave rows
+ * naming seqs that are gone, and no later run would see the pack to
+ * clean them. */
+static int cache_sync_local(snap_store *s, snap_replica *r, snap_err *err)
 {
-	int rc = snap_store_exec(s->db, CACHE_SQL, err);
+	snap_store_lock(s);
+	int rc = snap_store_exec(s->db, CACHE_SQL "BEGIN IMMEDIATE", err);
 	if (rc < 0)
-		return rc;
-	int64_t old;
+		goto out;
+	int64_t v, first = 0;
 	rc = cache_q(s, r, "SELECT 1 FROM sqlite_master WHERE type='table' "
-		     "AND name='replica_pages'", 0, NULL, &old, err);
+		     "AND name='replica_pages'", 0, NULL, &v, err);
 	if (rc == 0)
 		rc = snap_store_exec(s->db, CACHE_UPGRADE_SQL, err);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	rc = cache_q(s, r, "INSERT OR IGNORE INTO replica_keys(key) "
-		     "VALUES (?1)", 0, NULL, NULL, err);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc == 0)
+		rc = cache_q(s, r, "INSERT OR IGNORE INTO replica_keys(key) "
+			     "VALUES (?1)", 0, NULL, NULL, err);
 	if (rc == 0)
 		rc = cache_q(s, r, "SELECT n FROM replica_keys WHERE key=?1",
 			     0, NULL, &r->cache_n, err);
-	if (rc < 0)
-		return rc;
-	rc = snap_replica_firsts_load(r, err);
-	if (rc < 0)
-		return rc;
-	*next = 1;
-	/* Packs the cache knows that the replica no longer has (pruned). */
-	int64_t first;
 	int gone = 0;
-	for (;;) {
+	while (rc == 0) {
 		rc = cache_q(s, r, "SELECT first FROM replica_packs WHERE "
 			     "replica=?1 AND first > ?2 ORDER BY first LIMIT 1",
-			     *next ? (int64_t)*next - 1 : 0, NULL, &first,
-			     err);
-		if (rc == -ENOENT)
+			     first, NULL, &first, err);
+		if (rc == -ENOENT) {
+			rc = 0;
 			break;
-		if (rc < 0)
-			return rc;
-		*next = (uint64_t)first + 1;
-		if (bsearch(&(uint64_t){(uint64_t)first}, r->firsts,
-			    r->nfirsts, sizeof *r->firsts, snap_replica_u64_cmp))
+		}
+		if (rc < 0 || bsearch(&(uint64_t){(uint64_t)first}, r->firsts,
+				      r->nfirsts, sizeof *r->firsts,
+				      snap_replica_u64_cmp))
 			continue;
 		rc = cache_q(s, r, "DELETE FROM replica_packs WHERE "
 			     "replica=?1 AND first=?2", first, NULL, NULL,
 			     err);
-		if (rc < 0)
-			return rc;
 		gone = 1;
 	}
 	/* ... and their pages: those whose seq no known pack holds (one
 	 * pass over the replica's rows, not one per pack gone). */
-	if (gone) {
+	if (rc == 0 && gone)
 		rc = cache_q(s, r, "DELETE FROM replica_pageids WHERE "
 			     "replica=(SELECT n FROM replica_keys WHERE "
 			     "key=?1) AND NOT EXISTS (SELECT 1 FROM "
@@ -333,9 +329,26 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 			     "AND k.first = (SELECT max(first) FROM "
 			     "replica_packs WHERE replica=?1 AND first <= "
 			     "seq))", 0, NULL, NULL, err);
-		if (rc < 0)
-			return rc;
-	}
+	if (rc == 0)
+		rc = snap_store_exec(s->db, "COMMIT", err);
+	if (rc < 0 && !sqlite3_get_autocommit(s->db))
+		snap_store_exec(s->db, "ROLLBACK", NULL);
+out:
+	snap_store_unlock(s);
+	return rc;
+}
+
+/* Reconcile the cache with the replica's index listing; *next gets the
+ * first free seq. */
+int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
+		      snap_err *err)
+{
+	int rc = snap_replica_firsts_load(r, err);
+	if (rc < 0)
+		return rc;
+	rc = cache_sync_local(s, r, err);
+	if (rc < 0)
+		return rc;
 	/* Indexes the cache has not seen (another writer, a killed run). */
 	*next = 1;
 	for (size_t i = 0; i < r->nfirsts; i++) {

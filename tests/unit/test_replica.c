@@ -542,6 +542,7 @@ int main(void)
 		tu_test(test_cache_row_of_other_content_is_not_trusted),
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),
+		tu_test(test_pack_forgotten_with_its_pages_or_not_at_all),
 		tu_test(test_changed_page_in_raw_frame_is_named),
 		tu_test(test_writer_reads_rows_it_has_seen_from_its_cache),
 		tu_test(test_page_size_change_and_shrink),

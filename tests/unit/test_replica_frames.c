@@ -400,8 +400,8 @@ void test_cache_of_older_layout_is_rebuilt(void **state)
 /* A pack the replica lost (deleted by a prune, here by hand with its
  * index) is forgotten by the writer's cache at the next run: a snapshot
  * whose pages were in it sends them again instead of naming seqs that
- * are gone. */
-void test_pack_gone_from_the_replica_is_forgotten(void **state)
+ * are gone; also when that run failed while forgetting it. */
+static void pack_gone(void **state, int fail_once)
 {
 	tu_env *env = *state;
 	char url[PATH_MAX + 8], path[PATH_MAX], last[64];
@@ -425,11 +425,33 @@ void test_pack_gone_from_the_replica_is_forgotten(void **state)
 	obj_flip(url, last, 1);
 	snap_info c = tu_snap(st, "c");        /* b's pages again */
 	r = ropen(url, 0);
+	if (fail_once) {
+		/* Forgetting the pack's pages fails: the pack is not
+		 * forgotten either (one transaction), so the next run
+		 * still sees it gone and forgets both. */
+		snap_replicate_stats f;
+		snap_err err;
+		tu_store_exec(st, "CREATE TRIGGER no_forget BEFORE DELETE ON "
+			      "replica_pageids BEGIN SELECT RAISE(ABORT, "
+			      "'injected'); END");
+		assert_true(snap_replica_push(r, st, NULL, NULL, &f, &err) < 0);
+		tu_store_exec(st, "DROP TRIGGER no_forget");
+	}
 	snap_replicate_stats s = push(r, st);
 	assert_int_equal(s.snapshots, 1);
 	assert_true(s.pages >= 1);
 	assert_export_equals(env, r, st, &c);
 	snap_replica_close(r);
+}
+
+void test_pack_gone_from_the_replica_is_forgotten(void **state)
+{
+	pack_gone(state, 0);
+}
+
+void test_pack_forgotten_with_its_pages_or_not_at_all(void **state)
+{
+	pack_gone(state, 1);
 }
 
 /* A page whose bytes changed in a frame that still decodes (a plain
