@@ -9,6 +9,7 @@ import datetime
 import importlib.machinery
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -131,6 +132,21 @@ def body(ctx):
           cache and not any(alive(c) for c in cache))
     r = ctx.run([TOOL, "status", d])
     check("status after stop: exit 1", r.returncode == 1)
+    # memcached's parent stopped (it cannot pass SIGTERM on, and is
+    # SIGKILLed at the deadline): stop still ends memcached, through the
+    # process group (memcached dropped root, and with it its signal on
+    # the parent's death).
+    r = ctx.run([TOOL, "start", d])
+    ctx.require("start again on the same DIR", r.returncode == 0,
+                snaptest.describe(r))
+    with open(os.path.join(d, "run", "memcache.pid")) as f:
+        parent = int(f.read())
+    cache = memcached_of([parent])
+    os.kill(parent, signal.SIGSTOP)
+    ctx.run([TOOL, "stop", d])
+    check("stop ends memcached when its parent cannot pass a signal on",
+          cache and not any(alive(c) for c in cache)
+          and server_pids(d) == [])
     # A stale pid file naming a stranger: stop must not signal it.
     stranger = subprocess.Popen(["sleep", "600"])
     ctx.children.append(stranger)
