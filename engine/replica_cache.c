@@ -138,15 +138,23 @@ int snap_replica_owner_check(snap_store *s, snap_replica *r, const rrow *rows,
 			       -1, &byobj, NULL) != SQLITE_OK)
 		byobj = NULL;
 	/* A row naming this store: its writer (this store, or the store
-	 * whose id this one adopted) found every older row its own. */
+	 * whose id this one adopted) found every older row its own; older
+	 * by the snapshot's time, so that a row an old snapfs of another
+	 * database wrote later is not taken with them. */
 	int named = 0;
-	for (size_t i = 0; rc == SQLITE_OK && id[0] && i < n && !named; i++)
-		named = !strcmp(rows[i].store, id);
+	int64_t since = INT64_MAX;
+	for (size_t i = 0; rc == SQLITE_OK && id[0] && i < n; i++)
+		if (!strcmp(rows[i].store, id)) {
+			named = 1;
+			if (rows[i].si.created_ns < since)
+				since = rows[i].si.created_ns;
+		}
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
 		int ours = rows[i].store[0] ?
 			id[0] && !strcmp(rows[i].store, id) :
-			named || owner_old_row_ours(r, &rows[i], local,
-						    nlocal, byobj);
+			(named && rows[i].si.created_ns <= since) ||
+			owner_old_row_ours(r, &rows[i], local, nlocal,
+					   byobj);
 		if (!ours && foreign++ == 0)
 			first = i;
 	}
