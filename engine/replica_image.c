@@ -248,9 +248,13 @@ static int image_walk(snap_replica *r, const rrow *row, int fd,
 		snap_err e;
 		snap_err_clear(&e);
 		int again = 0;
-		if (walk(r, row, -1, NULL, NULL, badpg, &again, &e) < 0 &&
-		    !again)
+		int rc2 = walk(r, row, -1, NULL, NULL, badpg, &again, &e);
+		if (rc2 == -ENOMEM) {  /* no name, and no verdict either */
+			*err = e;
+			rc = rc2;
+		} else if (rc2 < 0 && !again) {
 			*err = e;      /* the page that is wrong, named */
+		}
 	}
 	return rc;
 }
