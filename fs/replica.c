@@ -163,6 +163,8 @@ static char *rm_status_text(const struct snap_rmount *m)
 	snap_json_int(&j, (int64_t)m->nsnaps);
 	snap_json_key(&j, "mounted");
 	snap_json_str(&j, iso);
+	snap_json_key(&j, "mounted_ns");
+	snap_json_int(&j, m->started_ns);
 	snap_json_obj_end(&j);
 	if (!snap_json_done(&j)) {
 		snap_json_free(&j);

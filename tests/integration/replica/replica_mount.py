@@ -21,6 +21,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -217,6 +218,14 @@ def body(ctx, kind):
     check("status.json names the replica and says read-only",
           status.get("replica") == url and status.get("read_only") is True
           and status.get("snapshots") == len(names), status)
+    # Times twice, as every JSON output gives them (snapctl(1), JSON
+    # OUTPUT): the ISO string and its _ns integer, the same instant.
+    mounted_ns = status.get("mounted_ns")
+    check("status.json's mounted has its mounted_ns integer, the same time",
+          isinstance(mounted_ns, int)
+          and time.strftime("%Y-%m-%dT%H:%M:%S",
+                            time.gmtime(mounted_ns // 10**9))
+          == status.get("mounted", "")[:19], status)
 
     # Every write is EROFS.
     first = os.path.join(snaps, names[0])
