@@ -613,9 +613,11 @@ out:
 	}
 	if (rc == 0 && st->snapshots) {
 		char what[160];
-		snprintf(what, sizeof what, "%llu snapshots, %llu pages, %llu "
-			 "bytes", (unsigned long long)st->snapshots,
+		snprintf(what, sizeof what, "%llu snapshot%s, %llu page%s, "
+			 "%llu bytes", (unsigned long long)st->snapshots,
+			 st->snapshots == 1 ? "" : "s",
 			 (unsigned long long)st->pages,
+			 st->pages == 1 ? "" : "s",
 			 (unsigned long long)st->bytes);
 		snap_replica_log_add(r, "replicate", 1, what);
 	} else if (rc < 0 && rc != -EBUSY && !refused) {

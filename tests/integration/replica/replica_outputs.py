@@ -7,7 +7,8 @@ verified_pages), for a new file and for a live database, and the text
 says where a replaced file is kept as a store's restore does; passphrase
 change --json is one object; verify --json gives the page a problem is
 about (not 0) and the text names the snapshot once ("NAME: page N: ...");
-"latest" in a replica without snapshots is said as a store says it.
+"latest" in a replica without snapshots is said as a store says it; the
+replica's log says "1 snapshot", as the store's event does.
 A file:// replica: the outputs do not depend on the target."""
 
 import json
@@ -53,6 +54,12 @@ def body(ctx):
     name = r.stdout.strip()
     r = ctl(["--db", db, "replicate", url])
     ctx.require("replicate exits 0", r.returncode == 0, snaptest.describe(r))
+
+    # log: the run's detail counts as the store's event does ("1 snapshot").
+    r = ctl(["--replica", url, "log"])
+    check("log on the replica: one snapshot is '1 snapshot,' not "
+          "'1 snapshots'", r.returncode == 0 and " 1 snapshot, " in r.stdout
+          and "1 snapshots" not in r.stdout, snaptest.describe(r))
 
     # export: a sentence, or one JSON object.
     r = ctl(["--replica", url, "export", "latest", "a.db"])
