@@ -326,11 +326,20 @@ static int ctl_opt_applies(const ctl_opt *o, const char *name)
 
 /*
  * What one command's options must satisfy beyond being allowed: prune
- * needs a policy, status one output format and ordered thresholds, export
- * to standard output needs --sql.  0 or CTL_EXIT_USAGE.
+ * needs a policy (on a replica --keep, never --max-size), status one
+ * output format and ordered thresholds, export to standard output needs
+ * --sql.  0 or CTL_EXIT_USAGE.
  */
 static int ctl_check_combination(const ctl_cmd *c, const ctl_args *a)
 {
+	if (!strcmp(c->name, "prune") && a->replica && a->policy.max_size)
+		return ctl_usage_error("prune: --max-size works on a store, "
+				       "not a replica (give --keep SPEC)");
+	if (!strcmp(c->name, "prune") && a->replica &&
+	    snap_keep_empty(&a->policy))
+		return ctl_usage_error("prune on a replica needs a retention "
+				       "policy: --keep SPEC (e.g. --keep "
+				       "last:10,daily:7,within:2d)");
 	if (!strcmp(c->name, "prune") && snap_keep_empty(&a->policy) &&
 	    !a->policy.max_size)
 		return ctl_usage_error("prune needs a retention policy: "

@@ -8,7 +8,8 @@ says where a replaced file is kept as a store's restore does; passphrase
 change --json is one object; verify --json gives the page a problem is
 about (not 0) and the text names the snapshot once ("NAME: page N: ...");
 "latest" in a replica without snapshots is said as a store says it; the
-replica's log says "1 snapshot", as the store's event does.
+replica's log says "1 snapshot", as the store's event does; prune on a
+replica with --max-size or without --keep is a usage error (exit 2).
 A file:// replica: the outputs do not depend on the target."""
 
 import json
@@ -116,6 +117,18 @@ def body(ctx):
     check("restore onto an empty file: says where the old file is kept",
           r.returncode == 0 and "is kept as " + empty in r.stdout,
           snaptest.describe(r))
+
+    # prune on a replica: --keep only; --max-size (a store's) and no
+    # policy are usage errors (exit 2), as export --sql is, before
+    # anything is asked of the replica.
+    for extra in (["--max-size", "1M"], ["--keep", "last:1", "--max-size",
+                                          "1M"], []):
+        r = ctl(["--replica", url, "prune"] + extra)
+        check("prune %s on a replica: a usage error (exit 2) saying what "
+              "it takes" % " ".join(extra), r.returncode == 2 and
+              "--keep" in r.stderr and
+              ("--max-size" in r.stderr) == bool(extra),
+              snaptest.describe(r))
 
     # passphrase change --json.
     r = ctl(["--replica", url, "passphrase", "change", "--json"],
