@@ -58,6 +58,8 @@ static const struct fuse_opt rm_opt_spec[] = {
 	FUSE_OPT_KEY("auto_recover", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("verify=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("on_failure=", RM_KEY_DAEMON),
+	FUSE_OPT_KEY("replicate=", RM_KEY_DAEMON),
+	FUSE_OPT_KEY("replicate_every=", RM_KEY_DAEMON),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_DISCARD),      /* implied */
 	SNAP_OPT_MOUNT_WORDS,                         /* rw too: ro anyway */
 	FUSE_OPT_END

@@ -298,6 +298,14 @@ def body(ctx, kind):
             "a missing passphrase file")
     refused(ctx, env, url, mnt, ["-f", "-o", "every=1h"],
             "a daemon option (every=) with a replica")
+    # replicate= and replicate_every= are the daemon's too: refused by
+    # snapfs with its reason, not by libfuse as unknown options.
+    for opt in ("replicate=file:///tmp/elsewhere", "replicate_every=1h"):
+        r = refused(ctx, env, url, mnt, ["-f", "-o", opt],
+                    "a daemon option (%s) with a replica" % opt)
+        check("-o %s with a replica: snapfs says why, not 'unknown "
+              "option'" % opt, "a replica is mounted read-only" in r.stderr
+              and "unknown option" not in r.stderr, r.stderr)
     r = refused(ctx, env, "http://example.com/x", mnt, ["-f"],
                 "an http:// URL")
     check("an http:// URL: 'not a replica URL' (not 'no such database')",
