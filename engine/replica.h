@@ -57,6 +57,13 @@ int snap_replica_encrypted(const snap_replica *r);
 int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
 		      snap_err *err);
 
+/* Of the rows in v (as snap_replica_list gives them, oldest first) that
+ * share a name, keep only the one that name finds (show, export, the
+ * mount's reads): the newest.  A replica holds two when a store reused a
+ * name (a snapshot deleted, another renamed to its name).  v keeps its
+ * order; *n shrinks.  0, or -ENOMEM with v unchanged. */
+int snap_replica_names_unique(snap_info *v, size_t *n);
+
 /* How many catalog rows the last listing skipped as damaged (they do not
  * open with the key or are not snapshot records; verify names them). */
 size_t snap_replica_damaged(const snap_replica *r);

@@ -251,6 +251,51 @@ int snap_replica_list(snap_replica *r, snap_info **out, size_t *n,
 	return 0;
 }
 
+struct name_at {
+	const char *name;
+	size_t i;
+};
+
+static int name_at_cmp(const void *a, const void *b)
+{
+	const struct name_at *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+int snap_replica_names_unique(snap_info *v, size_t *n)
+{
+	size_t k = *n, out = 0;
+	if (k < 2)
+		return 0;
+	struct name_at *x = malloc(k * sizeof *x);
+	uint8_t *shadowed = calloc(k, 1);
+	if (!x || !shadowed) {
+		free(x);
+		free(shadowed);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < k; i++)
+		x[i] = (struct name_at){v[i].name, i};
+	qsort(x, k, sizeof *x, name_at_cmp);
+	/* A row followed (in v's order) by one of its name is not found. */
+	for (size_t j = 0; j + 1 < k; j++)
+		if (!strcmp(x[j].name, x[j + 1].name))
+			shadowed[x[j].i] = 1;
+	for (size_t i = 0; i < k; i++)
+		if (!shadowed[i]) {
+			if (out != i)
+				v[out] = v[i];
+			out++;
+		}
+	*n = out;
+	free(x);
+	free(shadowed);
+	return 0;
+}
+
 /* The row of snapshot name; -ENOENT with a message when absent. */
 int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
 		    snap_err *err)

@@ -248,6 +248,11 @@ int snap_rmount_main(int argc, char *argv[])
 		explicit_bzero(pbuf, sizeof(pbuf));
 	if (rc == 0)
 		rc = snap_replica_list(m.r, &m.snaps, &m.nsnaps, &err);
+	/* One file per name, the row a read of that name opens (a replica
+	 * can hold two rows of one name): never a listed entry whose size
+	 * and xattrs are one row's and whose bytes are another's. */
+	if (rc == 0 && snap_replica_names_unique(m.snaps, &m.nsnaps) < 0)
+		rc = snap_err_set(&err, -ENOMEM, "out of memory");
 	if (rc == -EPERM && pass)
 		/* A plain replica, and a passphrase given: the engine's advice
 		 * (--no-encryption) is snapctl's; snapfs has no such option. */

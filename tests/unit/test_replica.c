@@ -524,6 +524,33 @@ static void test_symlink_in_replica_is_refused(void **state)
 	assert_non_null(strstr(err.msg, "symlink"));
 }
 
+/* Rows sharing a name (a store reused one): only the newest of each name
+ * stays, in the listing's order (the replica mount's snapshots/). */
+static void test_rows_sharing_a_name_keep_the_newest(void **state)
+{
+	(void)state;
+	static const char *const in[] = {"a.db", "b.db", "a.db", "c.db",
+					 "b.db", "a.db"};
+	snap_info v[6];
+	size_t n = 6;
+	memset(v, 0, sizeof v);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v[i].name, sizeof v[i].name, "%s", in[i]);
+		v[i].created_ns = (int64_t)i;
+	}
+	assert_int_equal(snap_replica_names_unique(v, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].name, "c.db");
+	assert_int_equal(v[0].created_ns, 3);
+	assert_string_equal(v[1].name, "b.db");
+	assert_int_equal(v[1].created_ns, 4);
+	assert_string_equal(v[2].name, "a.db");
+	assert_int_equal(v[2].created_ns, 5);
+	n = 1;
+	assert_int_equal(snap_replica_names_unique(v, &n), 0);
+	assert_int_equal(n, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -553,6 +580,7 @@ int main(void)
 		tu_test(test_pages_of_one_frame_read_singly_in_any_order),
 		tu_test(test_damaged_frame_names_the_snapshot),
 		tu_test(test_frame_ending_a_pack),
+		tu_test(test_rows_sharing_a_name_keep_the_newest),
 		tu_test(test_symlink_in_replica_is_refused),  /* file:// only */
 	};
 	size_t n = sizeof tests / sizeof *tests;

@@ -104,6 +104,59 @@ def bounded_cache(ctx, env, work, url):
     m.stop()
 
 
+def reused_name(ctx, env, work):
+    """A store that reused a name (a replicated snapshot deleted, another
+    renamed to its name) leaves the replica two rows of one name: the
+    mount lists that name once, as the row a read of it opens (export's:
+    the newest), its size, mtime and sha256 xattr that row's."""
+    db = os.path.join(work, "reuse.db")
+    url = "file://" + ctx.path("replica-reuse")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    con.execute("INSERT INTO t(v) VALUES ('old')")
+    con.commit()
+
+    def ctl(args):
+        r = ctx.run([ctx.snapctl] + args, env=env)
+        ctx.require("snapctl %s exits 0" % args[2], r.returncode == 0,
+                    snaptest.describe(r))
+        return r.stdout.strip()
+    a = ctl(["--db", db, "create", "--label", "a"])
+    ctl(["--db", db, "replicate", url])
+    ctl(["--db", db, "delete", a])
+    con.executemany("INSERT INTO t(v) VALUES (?)",
+                    [("new %d %s" % (i, "y" * 200),) for i in range(100)])
+    con.commit()
+    con.close()
+    b = ctl(["--db", db, "create", "--label", "b"])
+    ctl(["--db", db, "rename", b, a])
+    ctl(["--db", db, "replicate", url])
+    rows = json.loads(ctl(["--replica", url, "list", "--json"]))
+    ctx.require("the replica holds two rows named %s" % a,
+                [x["name"] for x in rows] == [a, a], rows)
+    out = os.path.join(work, "reuse-export.db")
+    ctl(["--replica", url, "export", a, out])
+    want = sha(out)
+    mnt = ctx.path("mnt")
+    m = ctx.mount(url, mnt=mnt)
+    try:
+        snaps = os.path.join(mnt, "snapshots")
+        listed = os.listdir(snaps)
+        ctx.check("a name two rows share is listed once", listed == [a],
+                  listed)
+        p = os.path.join(snaps, a)
+        st = os.stat(p)
+        got = sha(p)
+        ctx.check("its bytes, size and sha256 xattr are the export's (the "
+                  "newest row's)", got == want and
+                  st.st_size == os.path.getsize(out) and
+                  os.getxattr(p, "user.snapfs.sha256").decode() == want,
+                  "%s %d vs %s %d" % (got, st.st_size, want,
+                                      os.path.getsize(out)))
+    finally:
+        m.stop()
+
+
 def body(ctx, kind):
     check = ctx.check
     work = ctx.path("work")
@@ -362,6 +415,8 @@ def body(ctx, kind):
 
     if kind != "file":
         return
+    os.environ["SNAPFS_PASSPHRASE"] = PASS
+    reused_name(ctx, env, work)
     bounded_cache(ctx, env, work, url)
     # A flipped byte in a pack: reading the snapshot fails with EIO.
     root = url[len("file://"):]
