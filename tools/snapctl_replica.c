@@ -329,8 +329,11 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 	}
 	snap_store *s = NULL;
 	snap_restore_result res;
+	int64_t own = 0;
 	rc = snap_store_open(a->db, a->store_dir, SNAP_OPEN_CREATE |
 			     SNAP_OPEN_LIVE_DB, &s, &err);
+	if (rc == 0)
+		rc = snap_store_count(s, &own, &err);
 	if (rc == 0) {
 		snap_restore_recover(s);
 		memset(&ro, 0, sizeof(ro));
@@ -345,7 +348,14 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 		snap_store_close(s);
 		return rc;
 	}
-	rc = ctl_replica_continue(r, a, si.name, s);
+	/* A store with snapshots of its own keeps its own history: taking
+	 * the replica's id would send that history into the replica, mixed
+	 * with the database the replica is of. */
+	rc = own ? CTL_EXIT_OK : ctl_replica_continue(r, a, si.name, s);
+	if (own && !a->json)
+		fprintf(stderr, "snapctl: %s's store has snapshots of its own: "
+			"it does not continue %s (replicate it to another URL "
+			"or prefix)\n", a->db, a->replica);
 	if (rc == CTL_EXIT_OK)
 		rc = ctl_replica_restored(a, name, snap_store_db_path(s),
 					  &res);

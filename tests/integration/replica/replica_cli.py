@@ -589,12 +589,22 @@ def restore_continues(ctx, ctl, env, work, url):
           listed == old + [new], r.stdout + r.stderr + repr(listed))
     live = os.path.join(work, "dr-live.db")
     make_db(live, 50)
-    ctl(["--db", live, "create", "--label", "own"], env)
     r = ctl(["--replica", url, "restore", new, "--db", live], env)
     r2 = ctl(["--db", live, "replicate", url], env)
     check("DR: a live database that never replicated, restored from the "
           "replica, replicates into it (exit 0)", r.returncode == 0 and
           r2.returncode == 0, r.stdout + r.stderr + r2.stdout + r2.stderr)
+    mine = os.path.join(work, "dr-mine.db")
+    make_db(mine, 70)
+    ctl(["--db", mine, "create", "--label", "mine"], env)
+    r = ctl(["--replica", url, "restore", new, "--db", mine], env)
+    r2 = ctl(["--db", mine, "replicate", url], env)
+    check("DR: a live database with snapshots of its own, restored from "
+          "the replica, keeps its history out of it (restore exit 0 and "
+          "says so; replicate refused)", r.returncode == 0 and
+          "snapshots of its own" in r.stderr and r2.returncode == 1 and
+          "another database" in r2.stderr,
+          r.stdout + r.stderr + r2.stdout + r2.stderr)
     odb = os.path.join(work, "dr-other.db")
     make_db(odb, 300)
     ctl(["--db", odb, "create", "--label", "other"], env)
