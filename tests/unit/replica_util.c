@@ -35,16 +35,33 @@ snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
 	return st;
 }
 
-/* two_snapshots, pushed into a new replica at url (then closed). */
-snap_store *replicated_pair(tu_env *env, char *url, char *path, snap_info *a,
-			    snap_info *b)
+/* verify --full of every snapshot of r finds nothing wrong. */
+void assert_verify_clean(const tu_env *env, snap_replica *r)
+{
+	unsigned nbad = 9;
+	snap_err err;
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+}
+
+/* two_snapshots, pushed into a new replica at url, left open. */
+snap_replica *replica_pair(tu_env *env, char *url, char *path, snap_info *a,
+			   snap_info *b)
 {
 	snap_store *st = env->st = two_snapshots(env, 4096, a, b);
 	url_of(env, "replica", url, path);
 	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
 	push(r, st);
-	snap_replica_close(r);
-	return st;
+	return r;
+}
+
+/* ... and closed again. */
+snap_store *replicated_pair(tu_env *env, char *url, char *path, snap_info *a,
+			    snap_info *b)
+{
+	snap_replica_close(replica_pair(env, url, path, a, b));
+	return env->st;
 }
 
 /* The replica URL of a test: a directory of the test, or a fresh prefix

@@ -18,8 +18,13 @@
  * database whose rows hold MARKER. */
 snap_store *two_snapshots(tu_env *env, int page_size, snap_info *a,
 			  snap_info *b);
+/* verify --full of every snapshot of r finds nothing wrong. */
+void assert_verify_clean(const tu_env *env, snap_replica *r);
 /* two_snapshots (env->st), pushed into a new replica "replica" at url
- * (PATH_MAX + 8 bytes; path: PATH_MAX), the replica closed again. */
+ * (PATH_MAX + 8 bytes; path: PATH_MAX), the replica left open; or
+ * closed again. */
+snap_replica *replica_pair(tu_env *env, char *url, char *path, snap_info *a,
+			   snap_info *b);
 snap_store *replicated_pair(tu_env *env, char *url, char *path, snap_info *a,
 			    snap_info *b);
 /* The replica URL of a test: a directory of the test, or a fresh prefix

@@ -87,10 +87,7 @@ static void test_round_trip_from_url_and_passphrase_alone(void **state)
 	env->st = st = tu_store(env);
 	assert_export_equals(env, r, st, &a);
 	assert_export_equals(env, r, st, &b);
-	unsigned nbad = 9;
-	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
-					     &nbad, &err), 0);
-	assert_int_equal(nbad, 0);
+	assert_verify_clean(env, r);
 	snap_replica_close(r);
 	/* Sealed: the provider sees no row text, no snapshot name. */
 	assert_false(objects_contain(url, MARKER));
@@ -162,11 +159,7 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 	r = ropen(url, 0);
 	assert_export_equals(env, r, st, &a);
 	assert_export_equals(env, r, st, &b);
-	unsigned nbad = 9;
-	snap_err err;
-	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
-					     &nbad, &err), 0);
-	assert_int_equal(nbad, 0);
+	assert_verify_clean(env, r);
 	snap_replica_close(r);
 }
 

@@ -207,10 +207,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	r = ropen(url, 0);
 	assert_export_equals(env, r, st, &a);
 	assert_image_pages(r, st, &a, BACKWARD);
-	unsigned nbad = 9;
-	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
-					     &nbad, &err), 0);
-	assert_int_equal(nbad, 0);
+	assert_verify_clean(env, r);
 	/* Pushed to: the new pages go to a version 2 pack beside the old. */
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE t SET v = 'changed' WHERE id %% 50 = 0");
@@ -226,9 +223,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	r = ropen(url, 0);
 	assert_export_equals(env, r, st, &a);
 	assert_export_equals(env, r, st, &b);
-	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
-					     &nbad, &err), 0);
-	assert_int_equal(nbad, 0);
+	assert_verify_clean(env, r);
 	/* A flipped byte in a version 1 pack is still found. */
 	snap_replica_close(r);
 	snap_objstore_close(objs_list(url, "packs"));
@@ -237,6 +232,7 @@ void test_version_1_replica_is_read_and_pushed_to(void **state)
 	obj_flip(url, pack, 0);
 	r = ropen(url, 0);
 	g_nprob = 0;
+	unsigned nbad;
 	assert_int_equal(snap_replica_verify(r, a.name, 0, NULL, prob_cb, NULL,
 					     &nbad, &err), 0);
 	assert_int_equal(nbad, 1);
@@ -249,10 +245,8 @@ void test_pages_of_one_frame_read_singly_in_any_order(void **state)
 	tu_env *env = *state;
 	snap_info a, b;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
+	snap_store *st = env->st;
 	ixstats x = index_stats(r, url);
 	assert_int_equal(x.v1, 0);
 	assert_true(x.v2 >= 1);
@@ -341,10 +335,8 @@ void test_cache_row_of_other_content_is_not_trusted(void **state)
 	tu_env *env = *state;
 	snap_info a, b;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
+	snap_store *st = env->st;
 	tu_store_exec(st, "UPDATE replica_pageids SET hash = zeroblob(32)");
 	sqlite3 *db = tu_open(env->db);
 	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
@@ -354,11 +346,7 @@ void test_cache_row_of_other_content_is_not_trusted(void **state)
 	assert_int_equal(s.snapshots, 1);
 	assert_true(s.pages > 6);        /* not only the changed ones */
 	assert_export_equals(env, r, st, &c);
-	unsigned nbad = 9;
-	snap_err err;
-	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, NULL, NULL,
-					     &nbad, &err), 0);
-	assert_int_equal(nbad, 0);
+	assert_verify_clean(env, r);
 	snap_replica_close(r);
 }
 
@@ -370,11 +358,7 @@ void test_cache_of_older_layout_is_rebuilt(void **state)
 	tu_env *env = *state;
 	snap_info a, b;
 	char url[PATH_MAX + 8], path[PATH_MAX];
-	snap_store *st = env->st = two_snapshots(env, 4096, &a, &b);
-	url_of(env, "replica", url, path);
-	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
-	push(r, st);
-	snap_replica_close(r);
+	snap_store *st = replicated_pair(env, url, path, &a, &b);
 	tu_store_exec(st, "DELETE FROM replica_pageids; CREATE TABLE "
 		      "replica_pages(replica TEXT NOT NULL, hash BLOB NOT "
 		      "NULL, seq INTEGER NOT NULL, PRIMARY KEY(replica, "
@@ -383,7 +367,7 @@ void test_cache_of_older_layout_is_rebuilt(void **state)
 	tu_exec(db, "UPDATE t SET v = 'again' WHERE id = 900");
 	sqlite3_close(db);
 	snap_info c = tu_snap(st, "c");
-	r = ropen(url, 0);
+	snap_replica *r = ropen(url, 0);
 	snap_replicate_stats s = push(r, st);
 	assert_int_equal(s.snapshots, 1);
 	assert_true(s.pages >= 1 && s.pages <= 6);
