@@ -38,6 +38,8 @@ typedef struct xwriter {
 	int stop;                /* mu: no more buffers */
 	int error;               /* mu: errno of the first failed write */
 	int fd;
+	off_t written, flushed;  /* write_behind's counts (one writer at a
+				    time: the thread, or the caller) */
 	pthread_t thread;
 	int running;             /* the thread exists (caller only) */
 } xwriter;
@@ -79,7 +81,8 @@ static void *xwriter_main(void *arg)
 		buf = w->buf;
 		len = w->len;
 		pthread_mutex_unlock(&w->mu);
-		if (snap_sys_write_all(w->fd, buf, len) < 0)
+		if (snap_sys_write_behind(w->fd, buf, len, &w->written,
+					  &w->flushed) < 0)
 			e = errno ? errno : EIO;
 		pthread_mutex_lock(&w->mu);
 		if (e && !w->error)
@@ -113,7 +116,8 @@ static int xpass_flush(xpass *x)
 	if (!x->len)
 		return 0;
 	if (!x->w.running) {
-		if (snap_sys_write_all(x->fd, x->bufs[x->cur], x->len) < 0)
+		if (snap_sys_write_behind(x->fd, x->bufs[x->cur], x->len,
+					  &x->w.written, &x->w.flushed) < 0)
 			e = errno ? errno : EIO;
 	} else if ((e = xwriter_wait(&x->w)) == 0) {
 		pthread_mutex_lock(&x->w.mu);

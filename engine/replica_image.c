@@ -70,31 +70,15 @@ typedef struct walkout {
 				  is written) */
 } walkout;
 
-/* Bytes written between two hand-overs to the kernel's writeback. */
-#define WALK_FLUSH (8u << 20)
-
-/* Hash chunk k and write it (unless a write failed: *werr).  Every
- * WALK_FLUSH bytes the kernel is asked to start writing them out
- * (sync_file_range, no wait): the disk works while the image is still
- * being rebuilt, and the fsync at the end (export, restore) waits for the
- * last few MB instead of the whole image (a 1 GB restore's fsync had
- * waited for all of it). */
+/* Hash chunk k and write it (unless a write failed: *werr), handing
+ * what is written to the kernel's writeback as it goes (write_behind). */
 static void walk_out(walkout *w, int k, int *werr)
 {
 	EVP_DigestUpdate(w->md, w->buf[k], w->len[k]);
-	if (w->fd < 0 || *werr)
-		return;
-	if (snap_sys_write_all(w->fd, w->buf[k], w->len[k]) < 0) {
+	if (w->fd >= 0 && !*werr &&
+	    snap_sys_write_behind(w->fd, w->buf[k], w->len[k], &w->off,
+				  &w->flushed) < 0)
 		*werr = errno ? errno : EIO;
-		return;
-	}
-	w->off += (off_t)w->len[k];
-	if (w->off - w->flushed >= WALK_FLUSH) {
-		/* A hint: the fsync that follows is what makes it durable. */
-		(void)sync_file_range(w->fd, w->flushed, w->off - w->flushed,
-				      SYNC_FILE_RANGE_WRITE);
-		w->flushed = w->off;
-	}
 }
 
 /* Stage two: every full chunk in turn, until done. */

@@ -147,6 +147,20 @@ int snap_sys_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+int snap_sys_write_behind(int fd, const void *buf, size_t n, off_t *written,
+			  off_t *flushed)
+{
+	if (snap_sys_write_all(fd, buf, n) < 0)
+		return -1;
+	*written += (off_t)n;
+	if (*written - *flushed >= (off_t)SNAP_WRITE_BEHIND) {
+		(void)sync_file_range(fd, *flushed, *written - *flushed,
+				      SYNC_FILE_RANGE_WRITE);
+		*flushed = *written;
+	}
+	return 0;
+}
+
 /* fsync the directory that holds path; 0 or -1 with errno. */
 int snap_sys_sync_dir(const char *path)
 {
