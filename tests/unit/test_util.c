@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_util.c — engine/util.h's growable array and the pieces of
  * engine/units.h that retention's tests do not reach directly (digits, the
- * size formatter).
+ * size formatter); engine/sys.h's write-behind writer.
  */
 #include "testutil.h"
 
@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "sys.h"
 #include "units.h"
 #include "util.h"
 
@@ -91,6 +95,37 @@ static void test_size_format_reads_back(void **state)
 	}
 }
 
+/* write_behind writes every byte, counts them, and hands them to the
+ * writeback every SNAP_WRITE_BEHIND bytes (the hand-over point moves). */
+static void test_write_behind_counts_and_hands_over(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/snapfs-wb-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	size_t chunk = 1u << 20, n = 2 * SNAP_WRITE_BEHIND / chunk + 3;
+	uint8_t *buf = malloc(chunk), *back = malloc(chunk);
+	off_t written = 0, flushed = 0;
+	for (size_t i = 0; i < n; i++) {
+		memset(buf, (int)i, chunk);
+		assert_int_equal(snap_sys_write_behind(fd, buf, chunk, &written,
+						       &flushed), 0);
+		assert_int_equal(written, (off_t)((i + 1) * chunk));
+		assert_true(written - flushed < (off_t)SNAP_WRITE_BEHIND);
+	}
+	assert_int_equal(flushed, 2 * (off_t)SNAP_WRITE_BEHIND);
+	for (size_t i = 0; i < n; i++) {
+		memset(buf, (int)i, chunk);
+		assert_int_equal(pread(fd, back, chunk, (off_t)(i * chunk)),
+				 (ssize_t)chunk);
+		assert_memory_equal(back, buf, chunk);
+	}
+	close(fd);
+	unlink(path);
+	free(buf);
+	free(back);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_array_too_large_is_enomem_unchanged),
 		cmocka_unit_test(test_digits_stop_at_the_first_non_digit),
 		cmocka_unit_test(test_size_format_reads_back),
+		cmocka_unit_test(test_write_behind_counts_and_hands_over),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
