@@ -614,14 +614,18 @@ void snap_replica_rowcache_save(snap_store *s, snap_replica *r)
 	for (size_t i = 0; i < r->nfresh; i++)
 		snap_replica_rowcache_put(s, r, r->fresh[i].obj,
 					  r->fresh[i].doc, r->fresh[i].len);
-	qsort(r->listed.v, r->listed.n, sizeof *r->listed.v, names_cmp);
+	if (r->listed.n)        /* v is NULL when nothing was listed */
+		qsort(r->listed.v, r->listed.n, sizeof *r->listed.v,
+		      names_cmp);
 	if (sqlite3_prepare_v2(s->db, "SELECT obj FROM replica_rows WHERE "
 			       "replica=?1", -1, &q, NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(q, 1, r->cache_n);
 		while (sqlite3_step(q) == SQLITE_ROW) {
 			const char *obj = (const char *)sqlite3_column_text(q, 0);
-			if (obj && !bsearch(&obj, r->listed.v, r->listed.n,
-					    sizeof *r->listed.v, names_cmp) &&
+			if (obj && (!r->listed.n ||
+				    !bsearch(&obj, r->listed.v, r->listed.n,
+					     sizeof *r->listed.v,
+					     names_cmp)) &&
 			    snap_replica_names_add(&stale, obj) < 0)
 				break;
 		}
