@@ -231,7 +231,8 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 			       a->replica, db);
 		return CTL_EXIT_OK;
 	}
-	/* Every page of the image was proven when it was fetched. */
+	/* Every page of the image was proven, by the image's SHA-256, when it
+	 * was fetched (replica_image.c). */
 	return ctl_restored_json(name, db, res, 1, a->replica);
 }
 
