@@ -186,6 +186,14 @@ int snap_replica_list_dir(snap_replica *r, const char *dir,
 int snap_replica_names_add(snap_replica_names *ns, const char *name);
 void snap_replica_names_free(snap_replica_names *ns);
 
+/* Write si's page map (seqs: the seq of each page) and then its catalog
+ * row, the commit point, naming store_id; every pack the map needs must
+ * be durable already (replica_push.c).  Counts the bytes and the
+ * snapshot in *st; caches the row (replica_rows, replica_snaps). */
+int snap_replica_row_write(snap_replica *r, snap_store *s,
+			   const char *store_id, const snap_info *si,
+			   const int64_t *seqs, snap_replicate_stats *st,
+			   snap_err *err);
 /* Catalog rows, oldest first, or the one row called name (-ENOENT). */
 int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
 			   size_t *n, snap_err *err);

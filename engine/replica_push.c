@@ -343,21 +343,20 @@ static int pending_add(pending *p, const uint8_t *page, uint32_t size,
 	return 0;
 }
 
-/* Upload one local snapshot: its new pages, its map, its catalog row. */
-static int push_one(snap_replica *r, snap_store *s, const char *store_id,
-		    const snap_info *si, pending *p, snap_replica_lookup *lk,
-		    snap_progress_fn progress, void *pctx, uint64_t *done,
-		    uint64_t total, snap_replicate_stats *st, snap_err *err)
+/* Send one local snapshot's new pages (into the pending pack, packs
+ * handed to the upload threads as they fill); *seqs_out gets the seq of
+ * each of its pages (free()).  Its map and catalog row are written by
+ * push_finish once every pack they need is durable. */
+static int push_pages(snap_replica *r, snap_store *s, const snap_info *si,
+		      pending *p, snap_replica_lookup *lk,
+		      snap_progress_fn progress, void *pctx, uint64_t *done,
+		      uint64_t total, snap_replicate_stats *st,
+		      int64_t **seqs_out, snap_err *err)
 {
 	snap_image *im = NULL;
 	int64_t *seqs = calloc(si->page_count ? si->page_count : 1,
 			       sizeof *seqs);
 	uint8_t *page = malloc(si->page_size);
-	void *map = NULL;
-	size_t maplen = 0;
-	char *tables = NULL;
-	snap_json j;
-	snap_json_init(&j);
 	int rc;
 	if (!seqs || !page) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
@@ -416,78 +415,53 @@ static int push_one(snap_replica *r, snap_store *s, const char *store_id,
 		if (progress && (++*done % 256 == 0))
 			progress(pctx, *done, total);
 	}
-	snap_replica_lookup_end(lk);
-	rc = pending_flush(r, s, p, st, err);
-	if (rc == 0)
-		rc = uploads_wait(p->q, s, st, rc, err);
-	if (rc < 0)
-		goto out;
-	/* The map, then the row: the row is the commit point. */
-	if (snap_map_encode(seqs, si->page_count, &map, &maplen) < 0) {
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	uint8_t idb[16];
-	char id[33], mapname[64], rowname[64], hex[65];
-	snap_random(idb, sizeof idb);
-	snap_replica_hex(idb, sizeof idb, id);
-	snprintf(mapname, sizeof mapname, "maps/%s", id);
-	snprintf(rowname, sizeof rowname, "snapshots/%s", id);
-	rc = snap_replica_obj_put(r, mapname, map, maplen, &st->bytes, err);
-	if (rc < 0)
-		goto out;
-	rc = snap_store_tables_json(s, si->id, &tables, err);
-	if (rc < 0)
-		goto out;
-	snap_json_obj_begin(&j);
-	snap_json_key(&j, "name"); snap_json_str(&j, si->name);
-	snap_json_key(&j, "label"); snap_json_str(&j, si->label);
-	snap_json_key(&j, "kind"); snap_json_str(&j, snap_kind_name(si->kind));
-	snap_json_key(&j, "created_ns"); snap_json_int(&j, si->created_ns);
-	snap_json_key(&j, "comment"); snap_json_str(&j, si->comment);
-	snap_json_key(&j, "pinned"); snap_json_int(&j, si->pinned);
-	snap_json_key(&j, "page_size"); snap_json_int(&j, si->page_size);
-	snap_json_key(&j, "page_count"); snap_json_int(&j, si->page_count);
-	snap_json_key(&j, "image_size"); snap_json_int(&j,
-		(int64_t)si->image_size);
-	snap_replica_hex(si->sha256, 32, hex);
-	snap_json_key(&j, "sha256"); snap_json_str(&j, hex);
-	snap_json_key(&j, "change_counter"); snap_json_int(&j,
-		si->change_counter);
-	snap_json_key(&j, "tables"); snap_json_raw(&j, tables);
-	snap_json_key(&j, "map"); snap_json_str(&j, mapname);
-	snap_json_key(&j, "store"); snap_json_str(&j, store_id);
-	snap_json_obj_end(&j);
-	if (j.oom) {
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	rc = snap_replica_obj_put(r, rowname, j.buf, j.len, &st->bytes, err);
-	if (rc < 0)
-		goto out;
-	st->snapshots++;
-	snap_replica_rowcache_put(s, r, rowname, j.buf, j.len);
-	snap_store_lock(s);
-	sqlite3_stmt *ins;
-	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO replica_snaps"
-			       "(replica, obj, name, sha256) VALUES "
-			       "(?1, ?2, ?3, ?4)", -1, &ins, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(ins, 1, r->cache_key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 2, rowname, -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 3, si->name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(ins, 4, si->sha256, 32, SQLITE_STATIC);
-		sqlite3_step(ins);   /* a hint only: a failure costs a GET */
-		sqlite3_finalize(ins);
-	}
-	snap_store_unlock(s);
+	*seqs_out = seqs;
+	seqs = NULL;
+	rc = 0;
 out:
 	snap_replica_lookup_end(lk);
-	snap_json_free(&j);
-	free(tables);
-	free(map);
 	snap_image_close(im);
 	free(page);
 	free(seqs);
+	return rc;
+}
+
+/* Snapshots whose pages are sent and whose maps and rows wait for the
+ * packs they are in: the snapshots of one run share packs (a run of 30
+ * snapshots of a few new pages each sends a pack or two, not 30 packs and
+ * 30 indexes), at most DEFER_SNAPS of them or DEFER_BYTES of their seqs
+ * held at once. */
+#define DEFER_SNAPS 64
+#define DEFER_BYTES (8u << 20)
+
+typedef struct deferred {
+	const snap_info *si;
+	int64_t *seqs;
+} deferred;
+
+typedef struct defers {
+	deferred v[DEFER_SNAPS];
+	size_t n, bytes;
+} defers;
+
+/* Make every pending page durable (the pending pack sent, every upload
+ * waited for), then write each deferred snapshot's map and row, in
+ * order. */
+static int push_finish(snap_replica *r, snap_store *s, const char *store_id,
+		       pending *p, snap_replica_lookup *lk, defers *d,
+		       snap_replicate_stats *st, snap_err *err)
+{
+	snap_replica_lookup_end(lk);
+	int rc = pending_flush(r, s, p, st, err);
+	if (rc == 0)
+		rc = uploads_wait(p->q, s, st, rc, err);
+	for (size_t i = 0; i < d->n; i++) {
+		if (rc == 0)
+			rc = snap_replica_row_write(r, s, store_id, d->v[i].si,
+						    d->v[i].seqs, st, err);
+		free(d->v[i].seqs);
+	}
+	d->n = d->bytes = 0;
 	return rc;
 }
 
@@ -533,6 +507,7 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 	uint64_t next;
 	char lock[64] = "", store_id[33] = "";
 	int refused = 0;
+	defers d = {.n = 0};
 	int rc = snap_replica_lock(r, "replicate", lock, sizeof lock, err);
 	if (rc < 0)
 		return rc;
@@ -592,19 +567,34 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 			st->pruned++;
 			continue;
 		}
-		rc = push_one(r, s, store_id, si, &p, &lk, progress, pctx, &done, total, st,
-			      err);
-		if (rc < 0) {
-			/* "URL: what failed", the URL once. */
-			const char *url = snap_objstore_url(r->os);
-			if (!strstr(err->msg, url))
-				snap_err_prefix(err, "%s", url);
-			goto out;
+		int64_t *seqs = NULL;
+		rc = push_pages(r, s, si, &p, &lk, progress, pctx, &done,
+				total, st, &seqs, err);
+		if (rc == 0) {
+			d.v[d.n++] = (deferred){si, seqs};
+			d.bytes += (size_t)si->page_count * sizeof *seqs;
+			if (d.n == DEFER_SNAPS || d.bytes >= DEFER_BYTES)
+				rc = push_finish(r, s, store_id, &p, &lk, &d,
+						 st, err);
 		}
+		if (rc < 0)
+			goto failed;
 	}
+	rc = push_finish(r, s, store_id, &p, &lk, &d, st, err);
+	if (rc < 0)
+		goto failed;
 	if (progress)
 		progress(pctx, total, total);
+	goto out;
+failed: {
+		/* "URL: what failed", the URL once. */
+		const char *url = snap_objstore_url(r->os);
+		if (!strstr(err->msg, url))
+			snap_err_prefix(err, "%s", url);
+	}
 out:
+	for (size_t i = 0; i < d.n; i++)   /* a failure's leftovers */
+		free(d.v[i].seqs);
 	{
 		/* A failure can leave a pack in flight: let it land first. */
 		int urc = uploads_wait(&q, s, st, rc, err);

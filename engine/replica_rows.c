@@ -13,6 +13,7 @@
 
 #include "json.h"
 #include "objstore.h"
+#include "store_int.h"
 
 /* ---- catalog rows ("snapshots/<id>") ------------------------------------- */
 
@@ -349,5 +350,83 @@ int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
 	int rc = snap_replica_row_find(r, name, &row, err);
 	if (rc == 0)
 		*out = row.si;
+	return rc;
+}
+
+/* ---- writing a snapshot's map and catalog row ----------------------------- */
+
+int snap_replica_row_write(snap_replica *r, snap_store *s,
+			   const char *store_id, const snap_info *si,
+			   const int64_t *seqs, snap_replicate_stats *st,
+			   snap_err *err)
+{
+	void *map = NULL;
+	size_t maplen = 0;
+	char *tables = NULL;
+	snap_json j;
+	snap_json_init(&j);
+	int rc;
+	/* The map, then the row: the row is the commit point. */
+	if (snap_map_encode(seqs, si->page_count, &map, &maplen) < 0) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	uint8_t idb[16];
+	char id[33], mapname[64], rowname[64], hex[65];
+	snap_random(idb, sizeof idb);
+	snap_replica_hex(idb, sizeof idb, id);
+	snprintf(mapname, sizeof mapname, "maps/%s", id);
+	snprintf(rowname, sizeof rowname, "snapshots/%s", id);
+	rc = snap_replica_obj_put(r, mapname, map, maplen, &st->bytes, err);
+	if (rc < 0)
+		goto out;
+	rc = snap_store_tables_json(s, si->id, &tables, err);
+	if (rc < 0)
+		goto out;
+	snap_json_obj_begin(&j);
+	snap_json_key(&j, "name"); snap_json_str(&j, si->name);
+	snap_json_key(&j, "label"); snap_json_str(&j, si->label);
+	snap_json_key(&j, "kind"); snap_json_str(&j, snap_kind_name(si->kind));
+	snap_json_key(&j, "created_ns"); snap_json_int(&j, si->created_ns);
+	snap_json_key(&j, "comment"); snap_json_str(&j, si->comment);
+	snap_json_key(&j, "pinned"); snap_json_int(&j, si->pinned);
+	snap_json_key(&j, "page_size"); snap_json_int(&j, si->page_size);
+	snap_json_key(&j, "page_count"); snap_json_int(&j, si->page_count);
+	snap_json_key(&j, "image_size"); snap_json_int(&j,
+		(int64_t)si->image_size);
+	snap_replica_hex(si->sha256, 32, hex);
+	snap_json_key(&j, "sha256"); snap_json_str(&j, hex);
+	snap_json_key(&j, "change_counter"); snap_json_int(&j,
+		si->change_counter);
+	snap_json_key(&j, "tables"); snap_json_raw(&j, tables);
+	snap_json_key(&j, "map"); snap_json_str(&j, mapname);
+	snap_json_key(&j, "store"); snap_json_str(&j, store_id);
+	snap_json_obj_end(&j);
+	if (j.oom) {
+		rc = snap_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = snap_replica_obj_put(r, rowname, j.buf, j.len, &st->bytes, err);
+	if (rc < 0)
+		goto out;
+	st->snapshots++;
+	snap_replica_rowcache_put(s, r, rowname, j.buf, j.len);
+	snap_store_lock(s);
+	sqlite3_stmt *ins;
+	if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO replica_snaps"
+			       "(replica, obj, name, sha256) VALUES "
+			       "(?1, ?2, ?3, ?4)", -1, &ins, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(ins, 1, r->cache_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 2, rowname, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 3, si->name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(ins, 4, si->sha256, 32, SQLITE_STATIC);
+		sqlite3_step(ins);   /* a hint only: a failure costs a GET */
+		sqlite3_finalize(ins);
+	}
+	snap_store_unlock(s);
+out:
+	snap_json_free(&j);
+	free(tables);
+	free(map);
 	return rc;
 }

@@ -346,9 +346,10 @@ static void test_damage_is_found_and_named(void **state)
 	unsigned nbad;
 	replicated_pair(env, url, path, &a, &b);
 	snap_replica *r;
-	/* One flipped byte in the middle of the first pack (a's pages). */
+	/* One flipped byte in the middle of the first pack (a's pages; b's
+	 * too: snapshots sent in one run share packs). */
 	snap_objstore_close(objs_list(url, "packs"));
-	assert_true(g_nnames >= 2);
+	assert_true(g_nnames >= 1);
 	snprintf(pack, sizeof pack, "%s", g_names[0]);
 	obj_flip(url, pack, 0);
 	r = ropen(url, 0);
@@ -565,6 +566,7 @@ int main(void)
 		tu_test(test_pack_forgotten_with_its_pages_or_not_at_all),
 		tu_test(test_changed_page_in_raw_frame_is_named),
 		tu_test(test_writer_reads_rows_it_has_seen_from_its_cache),
+		tu_test(test_snapshots_of_one_run_share_packs),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),

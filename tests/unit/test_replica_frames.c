@@ -519,3 +519,33 @@ void test_writer_reads_rows_it_has_seen_from_its_cache(void **state)
 			 2);
 	sqlite3_close(db);
 }
+
+/* The snapshots of one run share packs: five snapshots a few pages
+ * apart, sent by one replicate, make one pack (not five packs and five
+ * indexes), and each reads back as it is. */
+void test_snapshots_of_one_run_share_packs(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX], label[8];
+	snap_info v[5];
+	tu_db_create(env->db, "delete", 4096, 1500);
+	snap_store *st = env->st = tu_store(env);
+	for (int i = 0; i < 5; i++) {
+		sqlite3 *db = tu_open(env->db);
+		tu_exec(db, "UPDATE t SET v = 'run %d' WHERE id = %d", i,
+			300 * i + 1);
+		sqlite3_close(db);
+		snprintf(label, sizeof label, "s%d", i);
+		v[i] = tu_snap(st, label);
+	}
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	assert_int_equal(push(r, st).snapshots, 5);
+	snap_objstore_close(objs_list(url, "packs"));
+	assert_int_equal(g_nnames, 1);
+	snap_objstore_close(objs_list(url, "index"));
+	assert_int_equal(g_nnames, 1);
+	for (int i = 0; i < 5; i++)
+		assert_export_equals(env, r, st, &v[i]);
+	snap_replica_close(r);
+}
