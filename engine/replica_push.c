@@ -2,7 +2,9 @@
  * engine/replica_push.c — writing a store's snapshots into a replica: new
  * pages packed (version 2: runs of pages compressed together in frames of
  * FRAME_TARGET bytes) and sealed, each pack's index after it, a
- * snapshot's map and then its catalog row (engine/DESIGN.md §6).  The
+ * snapshot's map and then its catalog row (engine/DESIGN.md §6; written
+ * by replica_rows.c, the snapshots of one run after the packs they share:
+ * push_finish).  The
  * writer's cache in store.db that makes an unchanged page cost one lookup
  * is replica_cache.c.
  *
@@ -26,8 +28,6 @@
 #include <string.h>
 
 #include "image.h"
-#include "json.h"
-#include "store_int.h"
 
 /* ---- writing: one snapshot ------------------------------------------------ */
 
