@@ -236,29 +236,42 @@ void push_refused(snap_replica *r, snap_store *st, const char *first)
 	assert_int_equal(s.snapshots, 0);
 }
 
+/* Put the catalog row from, its JSON passed through the SQL expression
+ * sql (the row as ?1), as object to (to may be from). */
+void row_rewrite(snap_replica *r, const char *from, const char *to,
+		 const char *sql)
+{
+	sqlite3 *mem = tu_open(":memory:");
+	uint8_t *doc;
+	size_t len;
+	snap_err err;
+	sqlite3_stmt *q;
+	assert_int_equal(snap_replica_obj_get(r, from, &doc, &len, &err), 0);
+	assert_int_equal(sqlite3_prepare_v2(mem, sql, -1, &q, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	const char *row = (const char *)sqlite3_column_text(q, 0);
+	assert_int_equal(snap_replica_obj_put(r, to, row, strlen(row), NULL,
+					      &err), 0);
+	sqlite3_finalize(q);
+	free(doc);
+	sqlite3_close(mem);
+}
+
 /* Rewrite every catalog row as a snapfs before store ids wrote it. */
 void rows_without_store(snap_replica *r, const char *url)
 {
-	sqlite3 *mem = tu_open(":memory:");
 	snap_objstore_close(objs_list(url, "snapshots"));
 	for (size_t i = 0; i < g_nnames; i++) {
 		uint8_t *doc;
 		size_t len;
 		snap_err err;
-		sqlite3_stmt *q;
+		row_rewrite(r, g_names[i], g_names[i],
+			    "SELECT json_remove(?1, '$.store')");
 		assert_int_equal(snap_replica_obj_get(r, g_names[i], &doc,
 						      &len, &err), 0);
-		assert_int_equal(sqlite3_prepare_v2(mem, "SELECT json_remove("
-			"?1, '$.store')", -1, &q, NULL), SQLITE_OK);
-		sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
-		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-		const char *old = (const char *)sqlite3_column_text(q, 0);
-		assert_null(strstr(old, "\"store\""));
-		assert_int_equal(snap_replica_obj_put(r, g_names[i], old,
-						      strlen(old), NULL, &err),
-				 0);
-		sqlite3_finalize(q);
+		assert_null(memmem(doc, len, "\"store\"", 7));
 		free(doc);
 	}
-	sqlite3_close(mem);
 }

@@ -62,6 +62,10 @@ snap_store *other_database(tu_env *env, char *db);
  * snapshot first. */
 void push_refused(snap_replica *r, snap_store *st, const char *first);
 /* Rewrite every catalog row as a snapfs before store ids wrote it. */
+/* Put the catalog row from, its JSON passed through the SQL expression
+ * sql (the row as ?1), as object to (to may be from). */
+void row_rewrite(snap_replica *r, const char *from, const char *to,
+		 const char *sql);
 void rows_without_store(snap_replica *r, const char *url);
 
 /* test_replica_frames.c */

@@ -136,27 +136,12 @@ void test_store_with_an_id_of_its_own_keeps_it(void **state)
  * rows there: a row with no store id, an hour newer than the newest. */
 static void late_old_row(snap_replica *r, const char *url)
 {
-	sqlite3 *mem = tu_open(":memory:");
 	snap_objstore_close(objs_list(url, "snapshots"));
-	uint8_t *doc;
-	size_t len;
-	snap_err err;
-	sqlite3_stmt *q;
-	assert_int_equal(snap_replica_obj_get(r, g_names[g_nnames - 1], &doc,
-					      &len, &err), 0);
-	assert_int_equal(sqlite3_prepare_v2(mem, "SELECT json_set(json_remove("
-		"?1, '$.store'), '$.name', 'late_other.db', '$.created_ns', "
-		"json_extract(?1, '$.created_ns') + 3600000000000)", -1, &q,
-		NULL), SQLITE_OK);
-	sqlite3_bind_text(q, 1, (char *)doc, (int)len, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	const char *late = (const char *)sqlite3_column_text(q, 0);
-	assert_int_equal(snap_replica_obj_put(r, "snapshots/"
-		"ffffffffffffffffffffffffffffffff", late, strlen(late), NULL,
-		&err), 0);
-	sqlite3_finalize(q);
-	free(doc);
-	sqlite3_close(mem);
+	row_rewrite(r, g_names[g_nnames - 1],
+		    "snapshots/ffffffffffffffffffffffffffffffff",
+		    "SELECT json_set(json_remove(?1, '$.store'), '$.name', "
+		    "'late_other.db', '$.created_ns', json_extract(?1, "
+		    "'$.created_ns') + 3600000000000)");
 }
 
 void test_replica_from_before_store_ids_gives_no_id(void **state)
