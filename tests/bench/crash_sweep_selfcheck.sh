@@ -29,8 +29,9 @@ if [ "\$3" = restore ] && [ \$# -eq 4 ] && [[ "\$4" == *_a* ]]; then
 	exit
 fi
 if [ "\$3" = delete ]; then
-	id=\$(sqlite3 -cmd ".timeout 20000" "\$2" "SELECT max(id) FROM app;
-		DELETE FROM app WHERE id = (SELECT max(id) FROM app);")
+	id=\$(sqlite3 -cmd ".timeout 20000" "\$2" "BEGIN IMMEDIATE;
+		SELECT max(id) FROM app;
+		DELETE FROM app WHERE id = (SELECT max(id) FROM app); COMMIT;")
 	sleep 2
 	sqlite3 -cmd ".timeout 20000" "\$2" "INSERT INTO app VALUES(\$id)"
 fi
