@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <sqlite3.h>
 
@@ -254,6 +255,58 @@ static int config_create(snap_replica *r, const char *pass, size_t passlen,
 		snap_keys_derive(r->master, &r->keys);
 	}
 	return config_write(r, pass, passlen, err);
+}
+
+int snap_replica_pass_read(const char *file, const char *opt,
+			   const char *env, char *buf, snap_err *err)
+{
+	struct stat st;
+	ssize_t n = 0;
+	int fd, rc = 0;
+
+	buf[0] = '\0';
+	if (!file) {
+		const char *e = env ? getenv(env) : NULL;
+		if (e && *e)
+			snprintf(buf, SNAP_PASS_MAX, "%s", e);
+		return 0;
+	}
+	/* read(2), not stdio: no library buffer keeps a copy. */
+	fd = snap_sys_open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+			   O_NONBLOCK, 0);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "%s%s: %s%s", opt, file,
+				    strerror(errno), errno == ELOOP ?
+				    " (a symbolic link: name the file itself)"
+				    : "");
+	if (fstat(fd, &st) != 0)
+		rc = snap_err_set(err, -errno, "%s%s: %s", opt, file,
+				  strerror(errno));
+	else if (!S_ISREG(st.st_mode))
+		rc = snap_err_set(err, -EINVAL, "%s%s: not a regular file",
+				  opt, file);
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		rc = snap_err_set(err, -EPERM, "%s%s: its group or others may "
+				  "change it (mode %04o): refused; make it "
+				  "private with chmod 600 %s", opt, file,
+				  (unsigned)(st.st_mode & 07777), file);
+	else if ((n = read(fd, buf, SNAP_PASS_MAX - 1)) < 0)
+		rc = snap_err_set(err, -errno, "%s%s: %s", opt, file,
+				  strerror(errno));
+	snap_sys_close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!rc && !buf[0])
+		rc = snap_err_set(err, -EINVAL, "%s%s: empty (the passphrase "
+				  "is its first line)", opt, file);
+	if (!rc && (st.st_mode & (S_IRGRP | S_IROTH)))
+		rc = snap_err_set(err, 1, "%s%s: its group or others may read "
+				  "it (mode %04o); chmod 600 %s keeps the "
+				  "passphrase private", opt, file,
+				  (unsigned)(st.st_mode & 07777), file);
+	if (rc < 0)
+		explicit_bzero(buf, SNAP_PASS_MAX);
+	return rc;
 }
 
 int snap_replica_passphrase(snap_replica *r, const char *pass,

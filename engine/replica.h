@@ -43,6 +43,23 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 		      unsigned flags, snap_replica **out, snap_err *err);
 void snap_replica_close(snap_replica *r);
 
+/* The longest passphrase read (bytes, with its terminating NUL). */
+#define SNAP_PASS_MAX 1024
+
+/* A replica's passphrase, for snapctl, the daemon's replicate= and the
+ * replica mount alike: the first line of file when file is given (opt
+ * names the option in messages: "passphrase_file=" or "--passphrase-file
+ * "), else the environment variable env, else none (buf = "").  buf has
+ * SNAP_PASS_MAX bytes; the caller wipes it.  The file is opened without
+ * following a symbolic link or waiting on a FIFO, and must be a regular
+ * file neither its group nor others may write (they could choose the key
+ * of a replica about to be created, or lock the daemon out).  0; 1 when
+ * its group or others may read it (err holds a warning to show: it is
+ * used all the same); a negative errno, err naming the file and what to
+ * do. */
+int snap_replica_pass_read(const char *file, const char *opt,
+			   const char *env, char *buf, snap_err *err);
+
 /* Wrap the master key under a new passphrase (a new salt) and replace
  * config: no other object is rewritten, the old passphrase stops
  * working.  -EINVAL for a replica without encryption. */

@@ -46,8 +46,6 @@
 #include "fs.h"
 #include "replica.h"
 
-#define PASS_MAX 1024
-
 struct snap_offsite {
 	struct snap_offsite_opts o;
 	snap_store *store;
@@ -65,55 +63,10 @@ static struct snap_offsite off = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-/* The one check of -o passphrase_file= (offsite.h): here and in the
- * replica mount (replica.c). */
-int snap_offsite_pass_read(const char *file, char *buf, size_t cap,
-			   snap_err *err)
-{
-	struct stat st;
-	ssize_t n;
-	int fd, rc = 0;
-
-	fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return snap_err_set(err, -errno, "passphrase_file=%s: %s%s",
-				    file, strerror(errno), errno == ELOOP ?
-				    " (a symbolic link: name the file itself)"
-				    : "");
-	if (fstat(fd, &st) != 0) {
-		rc = snap_err_set(err, -errno, "passphrase_file=%s: %s", file,
-				  strerror(errno));
-	} else if (!S_ISREG(st.st_mode)) {
-		rc = snap_err_set(err, -EINVAL, "passphrase_file=%s: not a "
-				  "regular file", file);
-	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		rc = snap_err_set(err, -EPERM, "passphrase_file=%s: its group "
-				  "or others may read it (mode %04o); make it "
-				  "private with chmod 600 %s", file,
-				  (unsigned)(st.st_mode & 07777), file);
-	} else {
-		n = read(fd, buf, cap - 1);
-		if (n < 0) {
-			rc = snap_err_set(err, -errno, "passphrase_file=%s: %s",
-					  file, strerror(errno));
-			n = 0;
-		}
-		buf[n] = '\0';
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (!rc && !buf[0])
-			rc = snap_err_set(err, -EINVAL, "passphrase_file=%s: "
-					  "empty (the passphrase is its first "
-					  "line)", file);
-	}
-	close(fd);
-	return rc;
-}
-
 int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 		      snap_err *err)
 {
-	char pass[PASS_MAX];
-	const char *env;
+	char pass[SNAP_PASS_MAX];
 	size_t len = 0;
 	int rc;
 
@@ -121,15 +74,12 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 	off.store = store;
 	if (!o->url)
 		return 0;
-	pass[0] = '\0';
-	if (o->passphrase_file) {
-		rc = snap_offsite_pass_read(o->passphrase_file, pass,
-					    sizeof(pass), err);
-		if (rc)
-			goto out;
-	} else if ((env = getenv("SNAPFS_PASSPHRASE")) && *env) {
-		snprintf(pass, sizeof(pass), "%s", env);
-	}
+	rc = snap_replica_pass_read(o->passphrase_file, "passphrase_file=",
+				    "SNAPFS_PASSPHRASE", pass, err);
+	if (rc < 0)
+		goto out;
+	if (rc == 1)
+		fprintf(stderr, "snapfs: warning: %s\n", err->msg);
 	len = strlen(pass);
 	rc = snap_replica_open(o->url, len ? pass : NULL, len,
 			       SNAP_REPLICA_CREATE, &off.replica, err);

@@ -26,16 +26,6 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 		      snap_err *err);
 int snap_offsite_start(void);
 void snap_offsite_stop(void);
-/*
- * -o passphrase_file=FILE, for the daemon's replicate= and the replica
- * mount alike: the first line of file into buf (cap bytes).  The file is
- * opened without following a link (nor waiting on a FIFO) and must be a
- * regular file that neither its group nor others may access; 0 or a
- * negative errno, err ("passphrase_file=FILE: ...") names the file and
- * what to do.  The caller wipes buf.
- */
-int snap_offsite_pass_read(const char *file, char *buf, size_t cap,
-			   snap_err *err);
 /* The URL replicated to, or NULL without -o replicate=. */
 const char *snap_offsite_url(void);
 

@@ -34,7 +34,6 @@
 #include "fs.h"
 #include "rmount.h"
 
-#define RM_PASS_MAX 1024
 
 /* What the command line of a replica mount says. */
 struct rm_opts {
@@ -123,27 +122,20 @@ static int rm_opt_proc(void *data, const char *arg, int key,
 	return 1;
 }
 
-/* The passphrase: the first line of file (the daemon's check of
- * passphrase_file=, offsite.h), else SNAPFS_PASSPHRASE, else none (*pass
- * NULL).  0, or 1 after saying what is wrong. */
+/* The passphrase: the first line of file, else SNAPFS_PASSPHRASE, else
+ * none (*pass NULL), as the daemon's replicate= reads it
+ * (snap_replica_pass_read).  0, or 1 after saying what is wrong. */
 static int rm_passphrase(const char *file, char *buf, const char **pass)
 {
-	const char *env = getenv("SNAPFS_PASSPHRASE");
 	snap_err err;
+	int rc = snap_replica_pass_read(file, "passphrase_file=",
+					"SNAPFS_PASSPHRASE", buf, &err);
 
-	*pass = NULL;
-	if (file) {
-		if (snap_offsite_pass_read(file, buf, RM_PASS_MAX, &err)) {
-			explicit_bzero(buf, RM_PASS_MAX);
-			fprintf(stderr, "snapfs: %s\n", err.msg);
-			return 1;
-		}
-		*pass = buf;
-	} else if (env && *env) {
-		snprintf(buf, RM_PASS_MAX, "%s", env);
-		*pass = buf;
-	}
-	return 0;
+	*pass = buf[0] ? buf : NULL;
+	if (rc < 0 || rc == 1)
+		fprintf(stderr, "snapfs: %s%s\n", rc == 1 ? "warning: " : "",
+			err.msg);
+	return rc < 0;
 }
 
 /* .snapfs/status.json's text (malloc()ed, NULL: out of memory). */
@@ -187,7 +179,7 @@ int snap_rmount_main(int argc, char *argv[])
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	struct snap_rmount m;
-	char pbuf[RM_PASS_MAX], *fsname = NULL, *fsname_opt = NULL;
+	char pbuf[SNAP_PASS_MAX], *fsname = NULL, *fsname_opt = NULL;
 	const char *pass = NULL;
 	int ready_fd = -1, ret = 1, mounted = 0, signals = 0, rc;
 	snap_err err;

@@ -24,38 +24,21 @@
 #include "ctl_cmds.h"
 #include "replica.h"
 
-#define PASS_MAX 1024
 
 /* A passphrase from file (its first line) or the environment variable
- * env; *pass is NULL when neither is given.  0 or CTL_EXIT_FAIL. */
-static int ctl_pass(const char *file, const char *env, char *buf,
-		    const char **pass)
+ * env (snap_replica_pass_read); *pass is NULL when neither gives one.
+ * 0 or CTL_EXIT_FAIL. */
+static int ctl_pass(const char *file, const char *opt, const char *env,
+		    char *buf, const char **pass)
 {
-	*pass = NULL;
-	if (file) {
-		/* read(2), not stdio: no library buffer keeps a copy. */
-		int fd = open(file, O_RDONLY | O_CLOEXEC);
-		ssize_t got;
-		if (fd < 0)
-			return ctl_error("passphrase file %s: %s", file,
-					 strerror(errno));
-		got = read(fd, buf, PASS_MAX - 1);
-		close(fd);
-		if (got < 0)
-			return ctl_error("passphrase file %s: %s", file,
-					 strerror(errno));
-		buf[got] = '\0';
-		buf[strcspn(buf, "\r\n")] = '\0';
-		if (!buf[0])
-			return ctl_error("passphrase file %s: empty", file);
-		*pass = buf;
-		return CTL_EXIT_OK;
-	}
-	const char *e = getenv(env);
-	if (e && *e) {
-		snprintf(buf, PASS_MAX, "%s", e);
-		*pass = buf;
-	}
+	snap_err err;
+	int rc = snap_replica_pass_read(file, opt, env, buf, &err);
+
+	*pass = buf[0] ? buf : NULL;
+	if (rc < 0)
+		return ctl_error("%s", err.msg);
+	if (rc == 1)
+		fprintf(stderr, "snapctl: warning: %s\n", err.msg);
 	return CTL_EXIT_OK;
 }
 
@@ -63,14 +46,15 @@ static int ctl_pass(const char *file, const char *env, char *buf,
 static int ctl_replica_open(const ctl_args *a, const char *url,
 			    unsigned flags, snap_replica **r)
 {
-	char buf[PASS_MAX];
+	char buf[SNAP_PASS_MAX];
 	const char *pass;
 	snap_err err;
 	int rc;
 
 	if (a->endpoint && setenv("AWS_ENDPOINT_URL", a->endpoint, 1) < 0)
 		return ctl_error("out of memory");
-	rc = ctl_pass(a->pass_file, "SNAPFS_PASSPHRASE", buf, &pass);
+	rc = ctl_pass(a->pass_file, "--passphrase-file ", "SNAPFS_PASSPHRASE",
+		      buf, &pass);
 	if (rc)
 		return rc;
 	snap_err_clear(&err);
@@ -367,7 +351,7 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 /* "--replica URL passphrase change". */
 static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
 {
-	char buf[PASS_MAX];
+	char buf[SNAP_PASS_MAX];
 	const char *pass;
 	snap_err err;
 	int rc;
@@ -375,7 +359,8 @@ static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
 	if (a->npos != 1 || strcmp(a->pos[0], "change"))
 		return ctl_usage_error("usage: snapctl --replica URL passphrase "
 				       "change");
-	rc = ctl_pass(a->new_pass_file, "SNAPFS_NEW_PASSPHRASE", buf, &pass);
+	rc = ctl_pass(a->new_pass_file, "--new-passphrase-file ",
+		      "SNAPFS_NEW_PASSPHRASE", buf, &pass);
 	if (rc)
 		return rc;
 	if (!pass)

@@ -2,13 +2,23 @@
  * tests/unit/test_seal.c — engine/seal.h: a passphrase opens the master key
  * and nothing else does; a sealed object opens only under its own name and
  * key and not after one flipped bit; a changed passphrase gives the same
- * keys; page identities depend on the key.
+ * keys; page identities depend on the key.  And the one reader of a
+ * passphrase (engine/replica.h, snap_replica_pass_read) for snapctl and the
+ * daemon: a file others may change or a link is refused, one they may read
+ * is used with a warning.
  */
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "replica.h"
 #include "seal.h"
 
 /* Cheap Argon2id parameters: the tests check the scheme, not its cost. */
@@ -181,6 +191,85 @@ static void test_page_identity_is_keyed(void **state)
 	assert_memory_equal(&k1, zero, sizeof k1);
 }
 
+/* A file of text with mode, under the test's directory. */
+static char *pass_file(const tu_env *env, char *out, const char *name,
+		       const char *text, mode_t mode)
+{
+	tu_path(env, out, name);
+	FILE *f = fopen(out, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(chmod(out, mode), 0);
+	return out;
+}
+
+static void test_passphrase_file_checks(void **state)
+{
+	tu_env *env = *state;
+	char path[PATH_MAX], link[PATH_MAX], buf[SNAP_PASS_MAX], want[600];
+	snap_err err;
+
+	/* A private file: its first line, no warning. */
+	pass_file(env, path, "p", "first line\nsecond\n", 0600);
+	assert_int_equal(snap_replica_pass_read(path, "--passphrase-file ",
+						NULL, buf, &err), 0);
+	assert_string_equal(buf, "first line");
+	/* Others may read it (umask 022): used, with a warning. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(snap_replica_pass_read(path, "passphrase_file=",
+						NULL, buf, &err), 1);
+	assert_string_equal(buf, "first line");
+	snprintf(want, sizeof want, "passphrase_file=%s: its group or others "
+		 "may read it (mode 0644); chmod 600 %s keeps the passphrase "
+		 "private", path, path);
+	assert_string_equal(err.msg, want);
+	/* Its group or others may change it: refused, buf wiped. */
+	static const mode_t open_modes[] = { 0620, 0602, 0666 };
+	for (size_t i = 0; i < sizeof open_modes / sizeof *open_modes; i++) {
+		assert_int_equal(chmod(path, open_modes[i]), 0);
+		assert_int_equal(snap_replica_pass_read(path, "opt=", NULL,
+							buf, &err), -EPERM);
+		assert_string_equal(buf, "");
+		assert_non_null(strstr(err.msg, "may change it"));
+		assert_non_null(strstr(err.msg, "chmod 600"));
+	}
+	/* A symbolic link, even to a private file: refused. */
+	assert_int_equal(chmod(path, 0600), 0);
+	tu_path(env, link, "link");
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(snap_replica_pass_read(link, "opt=", NULL, buf,
+						&err), -ELOOP);
+	assert_non_null(strstr(err.msg, "symbolic link"));
+	/* A FIFO: refused at once, never waited on. */
+	tu_path(env, link, "fifo");
+	assert_int_equal(mkfifo(link, 0600), 0);
+	assert_int_equal(snap_replica_pass_read(link, "opt=", NULL, buf,
+						&err), -EINVAL);
+	assert_non_null(strstr(err.msg, "not a regular file"));
+	/* Empty, or an empty first line: refused. */
+	pass_file(env, path, "empty", "\nsecond\n", 0600);
+	assert_int_equal(snap_replica_pass_read(path, "opt=", NULL, buf,
+						&err), -EINVAL);
+	assert_non_null(strstr(err.msg, "empty"));
+	/* Missing: ENOENT, named. */
+	tu_path(env, path, "missing");
+	assert_int_equal(snap_replica_pass_read(path, "opt=", NULL, buf,
+						&err), -ENOENT);
+	assert_non_null(strstr(err.msg, path));
+	/* No file: the environment variable, else nothing. */
+	assert_int_equal(setenv("TEST_SNAPFS_PASS", "from env", 1), 0);
+	assert_int_equal(snap_replica_pass_read(NULL, "opt=",
+						"TEST_SNAPFS_PASS", buf, &err),
+			 0);
+	assert_string_equal(buf, "from env");
+	assert_int_equal(unsetenv("TEST_SNAPFS_PASS"), 0);
+	assert_int_equal(snap_replica_pass_read(NULL, "opt=",
+						"TEST_SNAPFS_PASS", buf, &err),
+			 0);
+	assert_string_equal(buf, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -190,6 +279,7 @@ int main(void)
 		tu_test(test_rewrap_keeps_the_keys),
 		tu_test(test_sealed_object_opens_only_as_itself),
 		tu_test(test_page_identity_is_keyed),
+		tu_test(test_passphrase_file_checks),
 	};
 	return cmocka_run_group_tests_name("seal", tests, NULL, NULL);
 }

@@ -86,7 +86,7 @@ def refused_part(ctx, env, db, url, passfile):
     mnt = ctx.path("mnt-refused")
     os.makedirs(mnt, exist_ok=True)
     open_pass = ctx.path("pass-open")
-    private_file(open_pass, PASS + "\n", 0o644)
+    private_file(open_pass, PASS + "\n", 0o646)
     link = ctx.path("pass-link")
     os.symlink(passfile, link)
     noenv = {k: v for k, v in env.items() if k != "SNAPFS_PASSPHRASE"}

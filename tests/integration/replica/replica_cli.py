@@ -353,6 +353,34 @@ def run(ctx, work, env, url, s3dir):
           r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
     check("and nothing was written (%d objects)" % len(before),
           len(before) > 0 and contents(store) == before)
+    # --passphrase-file is read as the daemon reads passphrase_file=: a
+    # file its group or others may change, or a link, is refused (exit 1,
+    # nothing written); one they may only read is used, with a warning.
+    noenv = {k: v for k, v in env.items() if k != "SNAPFS_PASSPHRASE"}
+    pf = os.path.join(work, "pass-file")
+    with open(pf, "w") as f:
+        f.write(env["SNAPFS_PASSPHRASE"] + "\n")
+    os.symlink(pf, pf + "-link")
+    for mode, link, want in ((0o666, "", "may change it (mode 0666): "
+                              "refused; make it private with chmod 600"),
+                             (0o620, "", "may change it (mode 0620)"),
+                             (0o600, "-link", "a symbolic link")):
+        os.chmod(pf, mode)
+        r = ctl(["--db", db, "replicate", url, "--passphrase-file",
+                 pf + link], noenv)
+        check("--passphrase-file %s (mode %o): exit 1, %r, nothing written"
+              % (link or "a file", mode, want), r.returncode == 1 and
+              want in r.stderr and contents(store) == before, r.stderr)
+    os.chmod(pf, 0o644)
+    r = ctl(["--replica", url, "list", "--passphrase-file", pf], noenv)
+    check("--passphrase-file others may read: listed, with a warning",
+          r.returncode == 0 and "snapctl: warning: --passphrase-file %s: "
+          "its group or others may read it (mode 0644); chmod 600 %s keeps "
+          "the passphrase private" % (pf, pf) in r.stderr, r.stderr)
+    os.chmod(pf, 0o600)
+    r = ctl(["--replica", url, "list", "--passphrase-file", pf], noenv)
+    check("--passphrase-file private: listed, no warning",
+          r.returncode == 0 and "warning" not in r.stderr, r.stderr)
 
     newp = dict(env, SNAPFS_NEW_PASSPHRASE="another one")
     r = ctl(["--replica", url, "passphrase", "change"], newp)

@@ -327,19 +327,19 @@ def body(ctx, kind):
                 "a wrong passphrase file")
     check("a wrong passphrase file: the message says so", "wrong passphrase"
           in r.stderr, r.stderr)
-    # The passphrase file is checked as the daemon's replicate= checks it
-    # (one function, one text): one its group or others may read is
-    # refused, the right passphrase or not.
+    # The passphrase file is checked as the daemon's replicate= and
+    # snapctl check it (one function, one text): one its group or others
+    # may change is refused, the right passphrase or not.
     pf = ctx.path("pass-open")
     with open(pf, "w") as f:
         f.write(PASS + "\n")
-    os.chmod(pf, 0o644)
+    os.chmod(pf, 0o664)
     r = refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" + pf],
-                "a passphrase file others may read")
-    check("a passphrase file others may read: the daemon's message",
-          "snapfs: passphrase_file=%s: its group or others may read it "
-          "(mode 0644); make it private with chmod 600 %s" % (pf, pf)
-          in r.stderr, r.stderr)
+                "a passphrase file its group may change")
+    check("a passphrase file its group may change: the daemon's message",
+          "snapfs: passphrase_file=%s: its group or others may change it "
+          "(mode 0664): refused; make it private with chmod 600 %s"
+          % (pf, pf) in r.stderr, r.stderr)
     os.symlink(ctx.path("pass-wrong"), ctx.path("pass-link"))
     r = refused(ctx, env, url, mnt, ["-f", "-o", "passphrase_file=" +
                                      ctx.path("pass-link")],
@@ -411,6 +411,20 @@ def body(ctx, kind):
                   options=["passphrase_file=" + pf] + endpoint)
     check("mounted with -o passphrase_file: the snapshots are listed",
           sorted(os.listdir(snaps)) == sorted(names))
+    check("a private passphrase file: no warning",
+          not any("warning" in l for l in m.log), m.text())
+    m.stop()
+    # One its group or others may only read (umask 022's mode) is used,
+    # with a warning that says how to make it private.
+    os.chmod(pf, 0o644)
+    m = ctx.mount(url, mnt=mnt,
+                  options=["passphrase_file=" + pf] + endpoint)
+    check("a passphrase file others may read: mounted, the snapshots "
+          "listed", sorted(os.listdir(snaps)) == sorted(names))
+    check("a passphrase file others may read: the daemon warns",
+          m.has_log("snapfs: warning: passphrase_file=%s: its group or "
+                    "others may read it (mode 0644); chmod 600 %s keeps "
+                    "the passphrase private" % (pf, pf)), m.text())
     m.stop()
 
     if kind != "file":
