@@ -25,9 +25,11 @@ int snap_attr_current_fh(struct snap_handle *h, struct stat *st);
 int snap_attr_current_req(pid_t pid, struct snap_handle *h,
 			  struct stat *st);
 /* Record that h, a current.db handle, was opened by thread pid's process
- * (before the open is replied to); and that it is going away (fs->lock
- * held). */
-void snap_attr_current_opened(struct snap_handle *h, pid_t pid);
+ * (before the open is replied to), cs the content's times taken before
+ * the open (an image keeps them: NULL when unknown); and that it is going
+ * away (fs->lock held). */
+void snap_attr_current_opened(struct snap_handle *h, pid_t pid,
+			      const struct stat *cs);
 void snap_attr_current_closed_locked(struct snap_handle *h);
 /* 1 when thread pid's process writes current.db: it has an upload or an
  * edit session open, or closed one a moment ago. */

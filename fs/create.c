@@ -74,7 +74,7 @@ static void create_current(fuse_req_t req, struct fuse_file_info *fi)
 	st.st_size = 0;
 	st.st_blocks = 0;
 	fi->direct_io = 1;
-	snap_attr_current_opened(h, fuse_req_ctx(req)->pid);
+	snap_attr_current_opened(h, fuse_req_ctx(req)->pid, NULL);
 	reply_create(req, fi, h, &st, 0);
 }
 

@@ -225,11 +225,18 @@ void snap_ll_open(fuse_req_t req, fuse_ino_t ino,
 	case SNAP_INO_ROOT:             /* and every fixed directory */
 		rc = -EISDIR;
 		break;
-	case SNAP_INO_CURRENT:
+	case SNAP_INO_CURRENT: {
+		/* The content's times before the open fixes its state: a
+		 * commit in between makes them older than the image, never
+		 * newer (rsync then copies once more, never skips). */
+		struct stat cs;
+		int have = snap_live_stat_content(snap_fs.live, &cs) == 0;
 		rc = open_current(fi, &h);
 		if (rc == 0)
-			snap_attr_current_opened(h, fuse_req_ctx(req)->pid);
+			snap_attr_current_opened(h, fuse_req_ctx(req)->pid,
+						 have ? &cs : NULL);
 		break;
+	}
 	case SNAP_INO_STATUS:
 	case SNAP_INO_LOG:
 		if ((fi->flags & O_ACCMODE) != O_RDONLY) {

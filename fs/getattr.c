@@ -48,11 +48,12 @@
 
 #include "fs.h"
 
-/* current.db: the live file's stat(), its size untouched. */
+/* current.db: the live file's stat() with its content's times (a WAL
+ * commit moves the mtime), its size untouched. */
 static int attr_current_live(struct stat *st)
 {
 	struct stat live;
-	int rc = snap_live_stat(snap_fs.live, &live);
+	int rc = snap_live_stat_content(snap_fs.live, &live);
 
 	if (rc != 0)
 		return rc;
@@ -207,6 +208,13 @@ int snap_attr_current_fh(struct snap_handle *h, struct stat *st)
 	}
 	if (rc == 0 && size >= 0)
 		attr_set_size(st, (uint64_t)size);
+	if (rc == 0 && size >= 0 && h->has_times) {
+		/* An image's times are those of its state (fixed at open):
+		 * tar's check that a file did not change while it read it
+		 * holds, and rsync records what it copied. */
+		st->st_mtim = h->mtim;
+		st->st_ctim = h->ctim;
+	}
 	return rc;
 }
 
@@ -231,13 +239,20 @@ static pid_t attr_tgid(pid_t tid)
 	return p ? (pid_t)strtol(p + 6, NULL, 10) : tid;
 }
 
-/* Record that h, a current.db handle, was opened by thread pid's process. */
-void snap_attr_current_opened(struct snap_handle *h, pid_t pid)
+/* Record that h, a current.db handle, was opened by thread pid's process;
+ * cs (NULL: unknown) the content's times before the open. */
+void snap_attr_current_opened(struct snap_handle *h, pid_t pid,
+			      const struct stat *cs)
 {
 	pid_t tgid = pid > 0 ? attr_tgid(pid) : 0;
 	int writes = h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION;
 
 	pthread_mutex_lock(&snap_fs.lock);
+	if (cs && h->kind == SNAP_H_IMAGE) {
+		h->has_times = 1;
+		h->mtim = cs->st_mtim;
+		h->ctim = cs->st_ctim;
+	}
 	h->tgid = tgid;
 	h->writes = writes;
 	h->seq = ++snap_fs.handle_seq;

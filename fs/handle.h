@@ -79,6 +79,10 @@ struct snap_handle {
 	pid_t tgid;                    /* the opening process, 0 = none yet */
 	int writes;                    /* an upload or an edit session */
 	uint64_t seq;                  /* open order (newest wins) */
+	int has_times;                 /* SNAP_H_IMAGE: mtim, ctim are the
+					  content's times taken just before
+					  its state was fixed at open */
+	struct timespec mtim, ctim;
 	unsigned pins;                 /* handlers using it now (see
 				        * snap_handle_get) */
 	uint64_t id;                   /* fi->fh; never reused in a run */

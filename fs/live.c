@@ -161,6 +161,30 @@ int snap_live_stat(struct snap_live *l, struct stat *st)
 	return stat(l->path, st) == 0 ? 0 : -errno;
 }
 
+/* a < b for two timestamps. */
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+int snap_live_stat_content(struct snap_live *l, struct stat *st)
+{
+	struct stat w;
+
+	if (stat(l->path, st) != 0)
+		return -errno;
+	/* A commit in WAL mode writes the -wal only.  Not followed: a link
+	 * there is refused elsewhere and says nothing of the content. */
+	if (lstat(l->wal_path, &w) == 0 && S_ISREG(w.st_mode)) {
+		if (ts_before(&st->st_mtim, &w.st_mtim))
+			st->st_mtim = w.st_mtim;
+		if (ts_before(&st->st_ctim, &w.st_ctim))
+			st->st_ctim = w.st_ctim;
+	}
+	return 0;
+}
+
 /*
  * The size of the image an open would read now: the image of the current
  * generation if one is built, else page_count * page_size of the state the

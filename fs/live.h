@@ -130,6 +130,11 @@ void snap_live_quiesce(struct snap_live *l);
 void snap_live_resume(struct snap_live *l);
 /* stat() of the live file (never open()ed). */
 int snap_live_stat(struct snap_live *l, struct stat *st);
+/* The live file's stat() with the modification and change times of its
+ * content: the newer of the file's and its -wal's, so that a commit in
+ * WAL mode (which writes only the -wal) moves current.db's mtime, as
+ * rsync and make expect of a file whose bytes changed. */
+int snap_live_stat_content(struct snap_live *l, struct stat *st);
 /* The size in bytes of the image a read-only open would get now (for a
  * WAL database it counts committed pages still in the WAL); 0, or -EAGAIN
  * when the database cannot be asked. */

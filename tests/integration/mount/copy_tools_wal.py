@@ -24,7 +24,9 @@ larger than the main file (the WAL really held pages).  Also:
   * with the writer idle but its WAL still there, stat() says exactly the
     number of bytes a read returns, more than the main file holds;
   * a rollback database whose file is longer than its page count says
-    (trailing bytes) shows the image's size, and rsync copies it whole.
+    (trailing bytes) shows the image's size, and rsync copies it whole;
+  * a commit in WAL mode moves current.db's mtime, so a second rsync -a
+    backup carries it.
 """
 
 import os
@@ -200,6 +202,55 @@ def trailing_bytes_phase(ctx):
     m.stop()
 
 
+def rsync_again_phase(ctx):
+    """rsync -a skips a file whose size and mtime are unchanged: a commit
+    in WAL mode writes only the -wal, so current.db's mtime is its
+    content's (the newer of the file's and its -wal's), or a second rsync
+    backup of a changed database would silently keep the old bytes."""
+    live = ctx.path("walrsync.db")
+    db = sqlite3.connect(live)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+    db.executemany("INSERT INTO t(v) VALUES (?)",
+                   [("row %04d" % i,) for i in range(200)])
+    db.commit()
+    m = ctx.mount(live, mnt=ctx.path("mnt3"))
+    cur = os.path.join(m.mnt, "current.db")
+    # Both files an hour old: the commit below is newer than either,
+    # whatever the clock's granularity (no waiting for a tick).
+    old = os.stat(live).st_mtime - 3600
+    for f in (live, live + "-wal"):
+        os.utime(f, (old, old))
+    before = os.stat(cur)
+    bk = ctx.path("bk")
+    os.makedirs(bk)
+    r1 = ctx.run(["rsync", "-a", cur, bk + "/"])
+    db.execute("UPDATE t SET v = 'changed' WHERE id = 7")   # same size
+    db.commit()
+    after = os.stat(cur)
+    ctx.check("a WAL commit (the main file untouched) moves current.db's "
+              "mtime (%d -> %d ns), its size unchanged (%d)"
+              % (before.st_mtime_ns, after.st_mtime_ns, after.st_size),
+              after.st_mtime_ns > before.st_mtime_ns and
+              after.st_size == before.st_size and
+              os.stat(live).st_mtime_ns < after.st_mtime_ns)
+    r2 = ctx.run(["rsync", "-a", cur, bk + "/"])
+    got = None
+    try:
+        c = sqlite3.connect(os.path.join(bk, "current.db"))
+        got = c.execute("SELECT v FROM t WHERE id = 7").fetchone()
+        c.close()
+    except sqlite3.DatabaseError as e:
+        got = str(e)
+    ctx.check("a second rsync -a of current.db after a WAL commit carries "
+              "the change (got %r)" % (got,), r1.returncode == 0 and
+              r2.returncode == 0 and got == ("changed",),
+              r1.stderr + r2.stderr)
+    db.close()
+    m.stop()
+
+
 def body(ctx):
     for prog in ("rsync", "tar", "gio", "sqlite3"):
         if not shutil.which(prog):
@@ -207,6 +258,7 @@ def body(ctx):
             sys.exit(mt.SKIP)
     load_phase(ctx)
     trailing_bytes_phase(ctx)
+    rsync_again_phase(ctx)
 
 
 if __name__ == "__main__":
