@@ -84,9 +84,12 @@ int snap_attr_current(struct stat *st)
 	return rc;
 }
 
-/* A .snapfs/ text file: its size is the text made now. */
+/* A .snapfs/ text file: its size is the text made now; readable by whom
+ * may read the database (it names the database, its snapshots and their
+ * comments), as the snapshots are. */
 static int attr_text(fuse_ino_t ino, struct stat *st)
 {
+	struct stat live;
 	char *text;
 	size_t len;
 	int rc = snap_status_text(ino, &text, &len);
@@ -95,7 +98,8 @@ static int attr_text(fuse_ino_t ino, struct stat *st)
 		return rc;
 	free(text);
 	snap_attr_dir(ino, st);
-	st->st_mode = S_IFREG | 0444;
+	st->st_mode = S_IFREG | (snap_live_stat(snap_fs.live, &live) == 0 ?
+				 live.st_mode & 0444 : 0400);
 	st->st_nlink = 1;
 	st->st_size = (off_t)len;
 	snap_attr_ts(&st->st_mtim, snap_time_now_ns());

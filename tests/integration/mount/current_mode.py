@@ -14,7 +14,7 @@ never changes them, and never pretends it did:
     mode alone;
   * snapshots' modes follow the live mode: after `chmod 600` of the real
     file, a snapshot another user could read shows 0400 through the mount
-    and that user is refused.
+    and that user is refused; so do .snapfs/status.json and log.
 """
 
 import os
@@ -116,6 +116,16 @@ def body(ctx):
               r.returncode != 0 and "Permission denied" in r.stderr,
               r.stderr)
     ctx.check("current.db shows 0600", mode(cur) == 0o600, oct(mode(cur)))
+    # .snapfs/status.json and log name the database, its snapshots and
+    # their comments: readable by whom may read the database, no wider.
+    for name in ("status.json", "log"):
+        p = os.path.join(mnt, ".snapfs", name)
+        ctx.check(".snapfs/%s of a 0600 database shows 0400" % name,
+                  mode(p) == 0o400, oct(mode(p)))
+        r = ctx.run(NOBODY + ["sh", "-c", 'cat "$1" > /dev/null', "-", p])
+        ctx.check("and the other user cannot read .snapfs/%s" % name,
+                  r.returncode != 0 and "Permission denied" in r.stderr,
+                  r.stderr)
     os.chmod(ctx.dir, 0o700)
     m.stop()
 
