@@ -110,14 +110,48 @@ int ctl_json_query(const char *json, size_t len, const char *sql,
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* Find a snapshot by name; a missing one is a sentence naming the store. */
+/* The snapshots not in the trash whose label is name: how many, and the
+ * newest of them in *si.  -1 when the catalog cannot be listed. */
+static long ctl_find_label(snap_store *s, const char *name, snap_info *si)
+{
+	snap_info *v = NULL;
+	size_t n = 0;
+	long hits = 0;
+	snap_err err;
+
+	if (snap_store_list(s, &v, &n, &err) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].trash != SNAP_TRASH_NONE || strcmp(v[i].label, name))
+			continue;
+		if (!hits++ || v[i].created_ns >= si->created_ns)
+			*si = v[i];
+	}
+	free(v);
+	return hits;
+}
+
+/* Find a snapshot by name, or by its label when exactly one snapshot
+ * carries it (`create --label drill`, then `restore drill`); a missing
+ * one is a sentence naming the store. */
 int ctl_find(snap_store *s, const char *name, snap_info *si)
 {
 	snap_err err;
+	snap_info hit;
+	long hits = 0;
 	int rc;
 
 	snap_err_clear(&err);
 	rc = snap_store_find(s, name, si, &err);
+	if (rc == -ENOENT && (hits = ctl_find_label(s, name, &hit)) == 1) {
+		*si = hit;
+		return CTL_EXIT_OK;
+	}
+	if (rc == -ENOENT && hits > 1)
+		return ctl_error("no snapshot named '%s' in %s, and %ld "
+				 "snapshots are labelled %s (the newest is %s): "
+				 "give the full name", name, snap_store_dir(s),
+				 hits, name, hit.name);
 	if (rc < 0) {
 		if (rc == -ENOENT && !err.msg[0])
 			return ctl_error("no snapshot named '%s' in %s", name,

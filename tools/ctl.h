@@ -67,6 +67,7 @@ typedef struct ctl_args {
 	int full;               /* --full (verify) */
 	size_t limit;           /* --limit N (log); 0 = all */
 	snap_keep_policy policy;  /* --keep SPEC, --max-size SIZE (prune) */
+	const char *keep_spec;    /* --keep's SPEC as given, NULL: none */
 	int dry_run;            /* --dry-run (prune, restore) */
 	int recover;            /* --recover (check) */
 	int prometheus;         /* --prometheus (status) */

@@ -70,6 +70,7 @@ static int ctl_parse_keep(const char *arg, ctl_args *a)
 	if (snap_keep_parse(arg, &a->policy, &err) < 0)
 		return ctl_usage_error("%s", err.msg[0] ? err.msg :
 				       "--keep: not a keep policy");
+	a->keep_spec = arg;
 	return CTL_EXIT_OK;
 }
 
@@ -130,7 +131,7 @@ static const ctl_opt ctl_opts[] = {
 	  NULL, CTL_FLAG(json) },
 	{ "help", 'h', NULL, "show this help (or a command's) and exit",
 	  NULL, CTL_FLAG(help) },
-	{ "version", 0, NULL, "show the version and exit",
+	{ "version", 'V', NULL, "show the version and exit",
 	  NULL, CTL_FLAG(version) },
 	{ "label", 0, "L", "the label in the snapshot's name",
 	  " create import ", CTL_STR(label) },
@@ -340,6 +341,14 @@ static int ctl_check_combination(const ctl_cmd *c, const ctl_args *a)
 		return ctl_usage_error("prune on a replica needs a retention "
 				       "policy: --keep SPEC (e.g. --keep "
 				       "last:10,daily:7,within:2d)");
+	if (!strcmp(c->name, "prune") && snap_keep_empty(&a->policy) &&
+	    !a->policy.max_size && a->keep_spec)
+		return ctl_usage_error("prune --keep %s: every rule is 0 (off), "
+				       "so nothing would be pruned; give a "
+				       "count above 0 (e.g. last:1) or "
+				       "--max-size SIZE; to remove one "
+				       "snapshot: snapctl delete NAME",
+				       a->keep_spec);
 	if (!strcmp(c->name, "prune") && snap_keep_empty(&a->policy) &&
 	    !a->policy.max_size)
 		return ctl_usage_error("prune needs a retention policy: "

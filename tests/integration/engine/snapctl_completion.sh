@@ -146,3 +146,7 @@ check "__names lists exactly the snapshots, oldest first" \
 	same "$OUT" "$(printf '%s\n%s\n%s' "$S1" "$S2" "$S3")"
 sc --help
 check "__names is not in --help" eval '! out_has __names'
+check "--help lists -V, --version" out_has '-V, --version'
+sc -V
+check "snapctl -V prints its version and exits 0, as snapfs -V does" \
+	eval 'rc_is 0 && out_has "^snapctl [0-9]"'

@@ -67,6 +67,12 @@ def body(ctx):
         ctx.check(f"prune with {what}: usage error, exit 2", r.returncode == 2 and r.stderr.startswith("snapctl: ") and
                   r.stdout == "",
                   describe(r))
+    r = ctx.sc("prune", "--keep", "last:0,daily:0", db=db)
+    ctx.check("prune --keep with every rule 0: the message says so (not "
+              "that no policy was given)", r.returncode == 2 and
+              "prune --keep last:0,daily:0: every rule is 0 (off)" in
+              r.stderr and "needs a retention policy" not in r.stderr,
+              describe(r))
     r = ctx.sc("prune", db=db)
     ctx.check("the usage error explains that a policy is needed",
               "policy" in r.stderr and "--keep" in r.stderr, r.stderr)
