@@ -45,6 +45,9 @@ int ctl_prune_print(const snap_keep_decision *d, size_t n, size_t pruned,
 /* snapctl_mount.c: fill a->db and a->store_dir (and the schedule fields)
  * from MOUNTPOINT/.snapfs/status.json; 0 or CTL_EXIT_FAIL. */
 int ctl_mount_resolve(ctl_args *a);
+/* 1 when a snapfs mount (fuse.snapfs in /proc/self/mountinfo) serves the
+ * database db (the same file, by real path): its mount point in mnt. */
+int ctl_mount_of_db(const char *db, char *mnt, size_t cap);
 int cmd_replicate(snap_store *s, ctl_args *a);
 int cmd_passphrase(snap_store *s, ctl_args *a);
 int ctl_replica_run(const char *cmd, ctl_args *a);

@@ -91,7 +91,7 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 		    int *missing)
 {
 	snap_err err;
-	char *dir = NULL, *file = NULL;
+	char *dir = NULL, *file = NULL, mnt[PATH_MAX];
 	int rc = 0, have, erc;
 
 	snap_err_clear(&err);
@@ -106,7 +106,15 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 	}
 	have = ctl_exists(file);
 	*missing = !have;
-	if (!have && !a->db && (c->open_flags & SNAP_OPEN_CREATE))
+	if (!have && a->db && !a->store_dir &&
+	    ctl_mount_of_db(a->db, mnt, sizeof(mnt)))
+		/* Served with -o store=DIR elsewhere: a store made here
+		 * would be a second one the mount never shows. */
+		rc = ctl_error("no store at %s, but %s is served by the "
+			       "snapfs mount at %s, whose store is elsewhere: "
+			       "use 'snapctl -C %s %s' (or --store DIR)", dir,
+			       a->db, mnt, mnt, c->name);
+	else if (!have && !a->db && (c->open_flags & SNAP_OPEN_CREATE))
 		rc = ctl_error("no store at %s; give --db FILE to create one "
 			       "for a database", dir);
 	else if (!have && !strcmp(c->name, "create") && !ctl_exists(a->db))

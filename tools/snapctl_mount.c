@@ -24,6 +24,7 @@
  * sees them as reachable.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,4 +185,67 @@ int ctl_mount_resolve(ctl_args *a)
 	free(text);
 	free(path);
 	return rc;
+}
+
+/* One mountinfo field with its octal escapes (\040 for a space) undone,
+ * in place. */
+static void mnt_unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
+{
+	char line[3 * PATH_MAX], *real, *src_real;
+	FILE *f;
+	int found = 0;
+
+	if (!db || !(real = realpath(db, NULL)))
+		return 0;
+	f = fopen("/proc/self/mountinfo", "re");
+	while (f && !found && fgets(line, sizeof(line), f)) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - TYPE
+		 * SOURCE SUPER-OPTIONS */
+		char *sep = strstr(line, " - "), *point, *type, *src, *save;
+		if (!sep)
+			continue;
+		*sep = '\0';
+		type = strtok_r(sep + 3, " \n", &save);
+		src = strtok_r(NULL, " \n", &save);
+		if (!type || !src || strcmp(type, "fuse.snapfs") ||
+		    strncmp(src, "snapfs:", 7))
+			continue;
+		strtok_r(line, " ", &save);             /* ID */
+		strtok_r(NULL, " ", &save);             /* PARENT */
+		strtok_r(NULL, " ", &save);             /* MAJ:MIN */
+		strtok_r(NULL, " ", &save);             /* ROOT */
+		point = strtok_r(NULL, " ", &save);
+		if (!point)
+			continue;
+		mnt_unescape(src);
+		mnt_unescape(point);
+		src_real = realpath(src + 7, NULL);
+		if (src_real && !strcmp(src_real, real) &&
+		    strlen(point) < cap) {
+			snprintf(mnt, cap, "%s", point);
+			found = 1;
+		}
+		free(src_real);
+	}
+	if (f)
+		fclose(f);
+	free(real);
+	return found;
 }

@@ -13,7 +13,9 @@ beside $SNAPCTL in the build tree.
 Checks: -C gives the same list and status as --db; a snapshot taken with -C
 shows in the mount's snapshots/ directory; a directory that is not a snapfs
 mount is refused with exit 1 and says so; -C with --db is a usage error;
-after the unmount, -C on the same directory is refused again.
+after the unmount, -C on the same directory is refused again.  With the
+store elsewhere (-o store=DIR), `snapctl --db DB create` is refused (it
+would start a second store the mount never shows) and names -C MNT.
 """
 
 import json
@@ -85,6 +87,32 @@ def body(ctx):
     ctx.check("-C after the unmount: exit 1, not a snapfs mount",
               r.returncode == 1 and "not a snapfs mount" in r.stderr,
               describe(r))
+    elsewhere(ctx)
+
+
+def elsewhere(ctx):
+    """A mount with -o store=DIR away from the database: `snapctl --db DB
+    create` must not start a second store beside DB that the mount never
+    shows; it is refused, naming the mount and -C."""
+    db = ctx.path("away.db")
+    snaptest.make_db(db, "away")
+    store = ctx.path("stores/away")
+    os.makedirs(os.path.dirname(store))
+    mnt = ctx.path("mnt-away")
+    m = ctx.mount(db, mnt, store=store)
+    r = ctx.sc("--db", db, "create")
+    ctx.check("--db DB create while DB is mounted with its store elsewhere: "
+              "exit 1, names the mount and -C", r.returncode == 1 and
+              ("served by the snapfs mount at %s" % mnt) in r.stderr and
+              ("snapctl -C %s create" % mnt) in r.stderr, describe(r))
+    ctx.check("and no second store was made beside it",
+              not os.path.exists(db + ".snapfs"))
+    r = ctx.sc("-C", mnt, "create")
+    r2 = ctx.sc("--store", store, "list", "--json")
+    ctx.check("-C MNT create takes it into the mount's store",
+              r.returncode == 0 and r2.returncode == 0 and
+              len(json.loads(r2.stdout)) == 1, describe(r) + describe(r2))
+    m.stop()
 
 
 if __name__ == "__main__":
