@@ -147,6 +147,27 @@ int snap_livedb_int(sqlite3 *db, const char *sql, int64_t *out)
 	return rc;
 }
 
+int snap_livedb_read_error(sqlite3 *db, int rc, const char *path,
+			   snap_err *err)
+{
+	static const char *const sfx[] = { "-wal", "-journal", "-shm" };
+	char side[PATH_MAX + 16];
+	struct stat st;
+
+	for (size_t i = 0; (rc & 0xff) == SQLITE_CANTOPEN &&
+	     i < sizeof(sfx) / sizeof(*sfx); i++) {
+		snprintf(side, sizeof(side), "%s%s", path, sfx[i]);
+		if (lstat(side, &st) == 0 && S_ISLNK(st.st_mode))
+			return snap_err_set(err, -ELOOP, "cannot read %s: %s "
+					    "is a symbolic link; SQLite and "
+					    "snapfs refuse a database whose "
+					    "-wal, -journal or -shm is one (it "
+					    "would make them write elsewhere): "
+					    "remove the link", path, side);
+	}
+	return snap_err_sqlite(err, db, rc, "cannot read %s", path);
+}
+
 /* Classify the live file, and learn its journal mode and page size. */
 int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
 		      int64_t *page_size, snap_err *err)
@@ -187,7 +208,7 @@ int snap_livedb_probe(const char *path, enum snap_live_state *state, int *wal,
 			      "wal") == 0;
 	sqlite3_finalize(jm);
 	if (rc != SQLITE_OK && (rc & 0xff) != SQLITE_CORRUPT) {
-		rc = snap_err_sqlite(err, db, rc, "cannot read %s", path);
+		rc = snap_livedb_read_error(db, rc, path, err);
 		sqlite3_close(db);
 		return rc;
 	}
@@ -354,7 +375,7 @@ int snap_livedb_token_get(const char *db_path, snap_live_token *tok,
 	if (rc == SQLITE_OK)
 		rc = snap_livedb_token(db, strcmp(mode, "wal") == 0, tok);
 	else
-		rc = snap_err_sqlite(err, db, rc, "cannot read %s", db_path);
+		rc = snap_livedb_read_error(db, rc, db_path, err);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
 	if (rc == -EIO)

@@ -93,6 +93,12 @@ enum snap_live_state { SNAP_LIVE_DB, SNAP_LIVE_MISSING, SNAP_LIVE_NOT_DB };
 
 /* One integer from a query on db (a PRAGMA): an SQLite result code. */
 int snap_livedb_int(sqlite3 *db, const char *sql, int64_t *out);
+/* The error for a read of the live database at path that failed with
+ * SQLite's rc: "cannot read PATH: ..." in SQLite's words, or, when SQLite
+ * could not open a -wal, -journal or -shm beside it because that is a
+ * symbolic link (SQLITE_OPEN_NOFOLLOW), -ELOOP naming the link. */
+int snap_livedb_read_error(sqlite3 *db, int rc, const char *path,
+			   snap_err *err);
 
 /* Classify the live file at path, and learn its journal mode (*wal) and
  * page size; a database too damaged to read its mode still counts as one. */

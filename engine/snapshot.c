@@ -543,7 +543,7 @@ int snap_snapshot_begin_read(sqlite3 *db, const char *path, snap_err *err)
 	if ((rc & 0xff) == SQLITE_NOTADB)
 		return snap_err_set(err, -EINVAL, "%s is not a SQLite database",
 				    path);
-	return snap_err_sqlite(err, db, rc, "cannot read %s", path);
+	return snap_livedb_read_error(db, rc, path, err);
 }
 
 int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,

@@ -72,10 +72,12 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 			if (src == SQLITE_OK)
 				src = sqlite3_step(st);
 			if (src != SQLITE_ROW)
-				rc = snap_err_sqlite(err, db, src,
-						     "reading %s", db_path);
+				rc = snap_livedb_read_error(db, src, db_path,
+							    err);
 			sqlite3_finalize(st);
-		} else {
+		} else if (snap_livedb_read_error(db,
+						  sqlite3_extended_errcode(db),
+						  db_path, err) != -ELOOP) {
 			snap_err_sqlite(err, db, SQLITE_NOTADB, "reading %s",
 					db_path);
 		}

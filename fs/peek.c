@@ -449,7 +449,7 @@ int snap_peek_begin(const char *path, size_t max_head,
 	if (rc == SQLITE_OK)
 		rc = snap_livedb_int(db, "PRAGMA page_size", &page_size);
 	if (rc != SQLITE_OK) {
-		rc = snap_err_sqlite(err, db, rc, "reading %s", path);
+		rc = snap_livedb_read_error(db, rc, path, err);
 		goto out;
 	}
 	if (pages < 0 || page_size < PEEK_UNIT || page_size > 65536) {

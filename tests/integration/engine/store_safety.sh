@@ -93,6 +93,23 @@ check "the database the link points to was restored" \
 	same "$(sqlite3 "$DB" 'SELECT count(*) FROM t')" 500
 check "the link is still a link" test -L "$T/link.db"
 
+# 3b. A -wal beside the live database that is a symbolic link: SQLite
+# (SQLITE_OPEN_NOFOLLOW) refuses it, and the message names the link
+# instead of SQLite's bare "unable to open database file"; the link's
+# target is not touched.
+WDB=$T/walled.db
+make_db "$WDB" 50
+sqlite3 "$WDB" "PRAGMA journal_mode=WAL" >/dev/null
+printf 'not a wal\n' >"$T/wal-victim"
+ln -s "$T/wal-victim" "$WDB-wal"
+sc --db "$WDB" create
+check "a symlinked -wal beside the database: create exits 1" rc_is 1
+check "the message names the link" \
+	err_has "$WDB-wal is a symbolic link.*remove the link"
+check "the link's target is untouched" \
+	same "$(cat "$T/wal-victim")" "not a wal"
+rm "$WDB-wal"
+
 # 4. A refused create leaves nothing behind.
 printf 'just some notes\n%.0s' $(seq 1 100) >"$T/notes.db"
 sc --db "$T/notes.db" create
