@@ -257,6 +257,44 @@ static int config_create(snap_replica *r, const char *pass, size_t passlen,
 	return config_write(r, pass, passlen, err);
 }
 
+/* snap_objstore_list's callback: keep the first name, stop. */
+static int first_name(void *ctx, const char *name, uint64_t size)
+{
+	(void)size;
+	snprintf((char *)ctx, 256, "%s", name);
+	return 1;
+}
+
+/* Before a config is created where none was found: a target that already
+ * holds a replica's data (its config deleted, or a GET of it answered
+ * 404 by an eventually consistent store) must not get a new key, which
+ * would make every snapshot there unreadable.  0, or -EEXIST naming an
+ * object found. */
+static int config_missing_check(snap_replica *r, const char *url,
+				snap_err *err)
+{
+	static const char *const dirs[] = { "snapshots", "maps", "index",
+					    "packs" };
+	char first[256] = "";
+
+	for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+		int rc = snap_objstore_list(r->os, dirs[i], first_name, first,
+					    err);
+		if (rc < 0)
+			return rc;
+		if (rc > 0)
+			return snap_err_set(err, -EEXIST, "%s: holds a "
+					    "replica's objects (%s/%s) but no "
+					    "config, which holds its key: "
+					    "nothing there could be read "
+					    "again, so no new replica is made "
+					    "over it (put config back, or "
+					    "replicate to another place)", url,
+					    dirs[i], first);
+	}
+	return 0;
+}
+
 int snap_replica_pass_read(const char *file, const char *opt,
 			   const char *env, char *buf, snap_err *err)
 {
@@ -461,7 +499,9 @@ open:
 				   err);
 	if (rc == -ENOENT && (flags & SNAP_REPLICA_CREATE)) {
 		r->enc = !(flags & SNAP_REPLICA_NO_ENCRYPTION);
-		rc = config_create(r, pass, passlen, err);
+		rc = config_missing_check(r, url, err);
+		if (rc == 0)
+			rc = config_create(r, pass, passlen, err);
 	} else if (rc == -ENOENT) {
 		rc = snap_err_set(err, -ENOENT, "%s: no replica there (no "
 				  "config object)", url);

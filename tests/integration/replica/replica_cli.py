@@ -381,6 +381,21 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "list", "--passphrase-file", pf], noenv)
     check("--passphrase-file private: listed, no warning",
           r.returncode == 0 and "warning" not in r.stderr, r.stderr)
+    # config gone (deleted, or a 404 from an eventually consistent
+    # store): replicate must not make a new key over the replica's data,
+    # which would leave every snapshot there unreadable.
+    config = store.read("config")
+    store.delete("config")
+    rest = contents(store)
+    r = ctl(["--db", db, "replicate", url], env)
+    check("replicate where config is gone but the data is there: exit 1, "
+          "says so, nothing written", r.returncode == 1 and
+          "but no config" in r.stderr and contents(store) == rest,
+          r.stderr)
+    store.write("config", config)
+    r = ctl(["--replica", url, "list"], env)
+    check("with config put back the replica reads again",
+          r.returncode == 0 and contents(store) == before, r.stderr)
 
     newp = dict(env, SNAPFS_NEW_PASSPHRASE="another one")
     r = ctl(["--replica", url, "passphrase", "change"], newp)
