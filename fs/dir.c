@@ -350,11 +350,7 @@ void snap_ll_unlink(fuse_req_t req, fuse_ino_t parent,
 	}
 	n = snap_node_find_open(parent, name);
 	if (n) {
-		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && strcmp(n->name, name) == 0)
-			snap_node_unlink_locked(n);
-		pthread_mutex_unlock(&snap_fs.lock);
-		snap_node_close(n);
+		snap_node_close_leaving(n, name, 1);
 		fuse_reply_err(req, 0);
 		return;
 	}

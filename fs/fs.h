@@ -21,6 +21,8 @@
  *   session.c     edit sessions of current.db: join, flush, leave;
  *   restoredir.c  restore/, the drop folder: a file copied or moved into
  *                 it is restored onto the live database;
+ *   restorewal.c  restore/'s pairs: a database and its -wal, in either
+ *                 order;
  *   pending.c     snapshot requests: names created in snapshots/;
  *   sessionapply.c  an edit applied: restored, merged, or kept as a
  *                 conflict snapshot;
@@ -94,6 +96,8 @@
  *                    session's counters.  A leaf: nothing is called under
  *                    it that takes a lock, sleeps, or talks to SQLite or the
  *                    kernel.
+ *   restore/'s pair_lock (restorewal.c) a leaf too, never held with
+ *                    fs->lock.
  * No lock is held while a notification is sent (the notifier thread holds
  * none at all).
  */

@@ -236,6 +236,20 @@ void snap_node_close(struct snap_node *n)
 	snap_node_reap();
 }
 
+/* Drop an open reference; with leave (a rename's source, an unlink), the
+ * node first leaves its directory if it still has name. */
+void snap_node_close_leaving(struct snap_node *n, const char *name,
+			     int leave)
+{
+	if (leave) {
+		pthread_mutex_lock(&snap_fs.lock);
+		if (n->linked && strcmp(n->name, name) == 0)
+			snap_node_unlink_locked(n);
+		pthread_mutex_unlock(&snap_fs.lock);
+	}
+	snap_node_close(n);
+}
+
 /* Take the node out of its directory (fs->lock held). */
 void snap_node_unlink_locked(struct snap_node *n)
 {

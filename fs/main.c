@@ -234,6 +234,7 @@ out:
 	fuse_loop_cfg_destroy(cfg);
 	snap_handle_free_all();
 	snap_session_shutdown();
+	snap_restorewal_shutdown();
 	snap_node_free_all();
 	if (snap_fs.live)
 		snap_live_close(snap_fs.live);

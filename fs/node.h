@@ -66,6 +66,11 @@ void snap_node_lookup_locked(struct snap_node *n, uint64_t count);
 void snap_node_forget(fuse_ino_t ino, uint64_t nlookup);
 void snap_node_open_locked(struct snap_node *n);
 void snap_node_close(struct snap_node *n);
+/* Drop an open reference (snap_node_close); with leave (a rename's
+ * source, an unlink), the node first leaves its directory if it still has
+ * name. */
+void snap_node_close_leaving(struct snap_node *n, const char *name,
+			     int leave);
 /* Take a node out of its directory (its file goes when it is freed). */
 void snap_node_unlink_locked(struct snap_node *n);
 /* Free what the *_locked calls above left unreferenced; call after

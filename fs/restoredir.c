@@ -22,6 +22,11 @@
  *        restore/X.  Dot-names are staging files, as in the root: nothing
  *        happens at their FLUSH; a rename onto a plain name restores, and
  *        its verdict is what rename() returns.
+ *   cp X X-wal restore/, in either order
+ *        a WAL database and its -wal: each file arriving whole (its
+ *        FLUSH, or a rename onto its name) goes to restorewal.c, which
+ *        restores X with its WAL whichever comes first; a -shm or a
+ *        -journal is ignored there.
  *   mv snapshots/X restore/, gio move (a rename within the mount)
  *        restores snapshot X as `mv snapshots/X current.db` does; X stays
  *        in snapshots/.
@@ -59,6 +64,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -93,6 +99,7 @@ void snap_restoredir_opened(struct snap_handle *h, int flags)
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (snap_restoredir_is_staging(name))
 		return;
+	snap_restorewal_arriving(name);
 	h->kind = SNAP_H_RESTORE;
 	snprintf(h->path, sizeof(h->path), "%s", h->node->path);
 	snprintf(h->target, sizeof(h->target), "%s/%s", SNAP_NAME_RESTORE,
@@ -127,7 +134,14 @@ int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 	*gone = 0;
 	if (fstat(h->fd, &st) == 0 && st.st_size == 0)
 		return snap_upload_flush(h);   /* no byte yet: -EINVAL */
-	rc = snap_upload_flush(h);
+	if (h->dirty || !h->attempted) {
+		/* A database, its -wal or a side file (restorewal.c). */
+		h->last_rc = snap_restorewal_arrived(h->node, h->target,
+						       0);
+		h->dirty = 0;
+		h->attempted = 1;
+	}
+	rc = h->last_rc;
 	restoredir_leave(h->node, gone, gone_name, len);
 	return rc;
 }
@@ -137,9 +151,16 @@ void snap_restoredir_release(struct snap_handle *h, int apply)
 {
 	char name[NAME_MAX + 1];
 	fuse_ino_t gone;
-	int late = apply && h->dirty;
+	int late = apply && h->dirty, rc;
 
-	snap_upload_end(h, apply);
+	if (late) {
+		/* As a flush would (not an upload's own: a -wal is none). */
+		rc = snap_restoredir_flush(h, &gone, name, sizeof(name));
+		snap_log(rc ? LOG_ERR : LOG_WARNING, "%s: bytes written after "
+			 "the last close were applied at release (%s)",
+			 h->target, rc ? strerror(-rc) : "ok");
+	}
+	snap_upload_end(h, apply && !late);
 	restoredir_leave(h->node, &gone, name, sizeof(name));
 	if (gone)
 		snap_notify_delete(snap_fs.notify, SNAP_INO_RESTORE, gone,
@@ -165,6 +186,24 @@ static fuse_ino_t restoredir_source_node(fuse_ino_t parent, const char *name)
 		snap_node_close(n);
 	}
 	return ino;
+}
+
+/* A staging file of restore/ (rsync's) renamed onto target
+ * ("restore/NAME"): a database, its -wal or a side file arrived whole
+ * (restorewal.c); restored, it leaves.  *src gets its node. */
+static int restoredir_rename_staged(const char *name, const char *target,
+				    fuse_ino_t *src)
+{
+	struct snap_node *n = snap_node_find_open(SNAP_INO_RESTORE, name);
+	int rc;
+
+	*src = 0;
+	if (!n)
+		return -ENOENT;
+	*src = n->ino;
+	rc = snap_restorewal_arrived(n, target, 1);
+	snap_node_close_leaving(n, name, rc == 0);
+	return rc;
 }
 
 /* RENAME from or into restore/: into a plain name restores the source. */
@@ -203,9 +242,14 @@ void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	/* Onto a plain name: restore what is renamed. */
-	src = restoredir_source_node(parent, name);
 	snprintf(shown, sizeof(shown), "%s/%s", SNAP_NAME_RESTORE, newname);
-	rc = snap_apply_from(parent, name, shown);
+	snap_restorewal_arriving(newname);
+	if (parent == SNAP_INO_RESTORE) {
+		rc = restoredir_rename_staged(name, shown, &src);
+	} else {
+		src = restoredir_source_node(parent, name);
+		rc = snap_apply_from(parent, name, shown);
+	}
 	fuse_reply_err(req, -rc);
 	/* The kernel moved the source's dentry to restore/newname: that
 	 * name is gone, and the source's own name is looked up again.  A

@@ -34,4 +34,21 @@ void snap_restoredir_rename(fuse_req_t req, fuse_ino_t parent,
  * plain name. */
 int snap_restoredir_is_staging(const char *name);
 
+/* ---- restore/'s pairs: a database and its -wal (restorewal.c) ---------- */
+
+/* A file called name begins to arrive in restore/ (a write open, a rename
+ * into it): what is kept for another file's partner is dropped, what is
+ * kept for this one is claimed. */
+void snap_restorewal_arriving(const char *name);
+/* The staged file n arrived whole in restore/ as target ("restore/NAME";
+ * its close, or a rename onto it, renamed 1): a database is restored (with its
+ * waiting -wal), a -wal restores the database just restored with it or
+ * waits for it, a -shm or -journal is ignored.  The restore's errno
+ * (snap_apply_file), 0 for what waits or is ignored; the caller holds h's
+ * lock if any, no other. */
+int snap_restorewal_arrived(struct snap_node *n, const char *target,
+			    int renamed);
+/* The unmount: what is kept is dropped (before the node table is freed). */
+void snap_restorewal_shutdown(void);
+
 #endif /* FS_RESTOREDIR_H */

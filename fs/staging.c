@@ -305,14 +305,8 @@ int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
 	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
 	if (w)
 		snap_node_close(w);
-	if (rc == 0) {
-		/* Like a rename: the source name is gone. */
-		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && strcmp(n->name, name) == 0)
-			snap_node_unlink_locked(n);
-		pthread_mutex_unlock(&snap_fs.lock);
-	}
-	snap_node_close(n);
+	/* Like a rename: the source name is gone. */
+	snap_node_close_leaving(n, name, rc == 0);
 	return rc;
 }
 

@@ -1,0 +1,254 @@
+/*
+ * fs/restorewal.c — restore/'s pairs: a WAL database copied into the drop
+ * folder with its -wal restores its committed state, in either order.
+ *
+ * A WAL-mode database's committed state is its main file X plus the
+ * transactions still in X-wal, which SQLite (and `snapctl restore X`)
+ * reads from beside it.  A copy into restore/ brings the two as two files,
+ * each closed before the next begins, in the order of the command line
+ * (cp X X-wal restore/, gio copy) or any order a file manager likes.  So
+ * the file that completes a pair is the one that restores it:
+ *
+ *   X, no X-wal waiting   X is restored alone at its close, as any file
+ *                         in restore/ is (a closed WAL database is fully
+ *                         checkpointed and has no -wal: the normal case).
+ *                         Its staged bytes are kept (privately) in case
+ *                         its -wal comes next.
+ *   X-wal, X kept         X-wal came right after X: X is restored again,
+ *                         with this WAL (a second verified restore, with
+ *                         its own safety snapshot, which holds the state X
+ *                         alone gave; the log says so).  Its verdict is
+ *                         X-wal's close()'s.
+ *   X-wal, no X kept      not a restore by itself: its bytes are kept
+ *                         (privately) for X, and its close() succeeds.
+ *   X, X-wal waiting      X is restored with that WAL, as SQLite would
+ *                         read X beside it.
+ *   X-shm, X-journal      ignored (logged): SQLite rebuilds the -shm from
+ *                         the WAL, and a rollback journal is not used by a
+ *                         restore, as beside a staged file in the root.
+ *
+ * What is kept is one staged node (inode.c) held by an open reference:
+ * unlisted, its backing file private in the staging directory (0600,
+ * 0700 directory), deleted when the reference goes.  A kept X or X-wal is
+ * used only by its partner, and only when the partner begins to arrive
+ * (a write open or a rename into restore/) within RESTOREWAL_PAIR_NS of
+ * the keeping; the arrival of any other file in restore/ drops it (a
+ * waiting -wal that was never used is logged), and so does the unmount.
+ * So a -wal is never restored alone, and a stale one is never paired with
+ * a later file.  Names only say what a file is: a file called X-wal is a
+ * WAL (SQLite ignores one that is not, when it reads X beside it).
+ *
+ * Thread-safety: the two kept slots under pair_lock, a leaf lock (node
+ * references are taken and dropped outside it); the restores themselves
+ * are serialized by fs->apply_lock (staging.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "fs.h"
+
+/* How long a kept file waits for its partner to begin to arrive. */
+#define RESTOREWAL_PAIR_NS (300LL * 1000000000LL)
+
+/* A kept half of a pair. */
+struct restorewal_kept {
+	struct snap_node *n;       /* holds an open reference, NULL: none */
+	char name[NAME_MAX + 1];   /* X, the database's name (for both) */
+	int64_t at;                /* when it was kept (monotonic ns) */
+	int claimed;               /* its partner began to arrive in time */
+};
+
+static pthread_mutex_t pair_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct restorewal_kept kept_db;   /* X, restored alone */
+static struct restorewal_kept kept_wal;  /* X-wal, waiting for X */
+
+/* What a name in restore/ is: a database, a WAL (base gets X), or a side
+ * file no restore uses. */
+enum restorewal_kind { RW_DB, RW_WAL, RW_IGNORED };
+
+static enum restorewal_kind restorewal_kind(const char *name, char *base,
+					    size_t len)
+{
+	size_t n = strlen(name);
+
+	if (n > 4 && strcmp(name + n - 4, "-wal") == 0) {
+		snprintf(base, len, "%.*s", (int)(n - 4), name);
+		return RW_WAL;
+	}
+	snprintf(base, len, "%s", name);
+	return snap_name_is_sidefile(name) ? RW_IGNORED : RW_DB;
+}
+
+/* Move k's contents to *out and empty k (pair_lock held). */
+static void kept_take_locked(struct restorewal_kept *k,
+			     struct restorewal_kept *out)
+{
+	*out = *k;
+	memset(k, 0, sizeof(*k));
+}
+
+/* Drop a slot taken out of its place: its reference (and file) go. */
+static void kept_drop(struct restorewal_kept *k, int log_unused)
+{
+	if (!k->n)
+		return;
+	if (log_unused)
+		snap_log(LOG_NOTICE, "restore/%s-wal discarded unused: %s did "
+			 "not arrive in restore/ after it (within %d "
+			 "minutes, before any other file); a WAL is never "
+			 "restored alone", k->name, k->name,
+			 (int)(RESTOREWAL_PAIR_NS / 60000000000LL));
+	snap_node_close(k->n);
+	k->n = NULL;
+}
+
+/* Keep node n in slot k as name's half, dropping what k held. */
+static void kept_put(struct restorewal_kept *k, struct snap_node *n,
+		     const char *name)
+{
+	struct restorewal_kept old;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_node_open_locked(n);
+	pthread_mutex_unlock(&snap_fs.lock);
+	pthread_mutex_lock(&pair_lock);
+	kept_take_locked(k, &old);
+	k->n = n;
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->at = snap_timer_mono_ns();
+	pthread_mutex_unlock(&pair_lock);
+	kept_drop(&old, k == &kept_wal && old.n != n);
+}
+
+/* Keep k when its partner (partner_kind, called base) arrives in time;
+ * otherwise take it out into *out to be dropped (pair_lock held). */
+static void kept_arrival_locked(struct restorewal_kept *k,
+				enum restorewal_kind partner_kind,
+				enum restorewal_kind kind, const char *base,
+				int64_t now, struct restorewal_kept *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!k->n)
+		return;
+	if (kind == partner_kind && strcmp(k->name, base) == 0 &&
+	    (k->claimed || now - k->at < RESTOREWAL_PAIR_NS))
+		k->claimed = 1;
+	else
+		kept_take_locked(k, out);
+}
+
+/* A file called name begins to arrive in restore/ (restoredir.h). */
+void snap_restorewal_arriving(const char *name)
+{
+	struct restorewal_kept db, wal;
+	enum restorewal_kind kind;
+	char base[NAME_MAX + 1];
+	int64_t now = snap_timer_mono_ns();
+
+	kind = restorewal_kind(name, base, sizeof(base));
+	if (kind == RW_IGNORED)
+		return;
+	pthread_mutex_lock(&pair_lock);
+	kept_arrival_locked(&kept_db, RW_WAL, kind, base, now, &db);
+	kept_arrival_locked(&kept_wal, RW_DB, kind, base, now, &wal);
+	pthread_mutex_unlock(&pair_lock);
+	kept_drop(&db, 0);
+	kept_drop(&wal, 1);
+}
+
+/* Take slot k out into *out when it is base's and its partner was
+ * seen arriving (or it is fresh: the two copied side by side). */
+static void kept_claim(struct restorewal_kept *k, const char *base,
+		       struct restorewal_kept *out)
+{
+	int64_t now = snap_timer_mono_ns();
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&pair_lock);
+	if (k->n && strcmp(k->name, base) == 0 &&
+	    (k->claimed || now - k->at < RESTOREWAL_PAIR_NS))
+		kept_take_locked(k, out);
+	pthread_mutex_unlock(&pair_lock);
+}
+
+/* X-wal arrived whole: X restored again with it, or it waits for X. */
+static int restorewal_wal(struct snap_node *n, const char *target,
+			  const char *base, const char *how)
+{
+	char shown[2 * NAME_MAX + 96];
+	struct restorewal_kept db;
+	int rc;
+
+	kept_claim(&kept_db, base, &db);
+	if (!db.n) {
+		kept_put(&kept_wal, n, base);
+		snap_log(LOG_NOTICE, "%s: the write-ahead log of %s, not a "
+			 "database: kept (privately) for %s, which is "
+			 "restored with it when copied into restore/ next; "
+			 "the live database is unchanged", target, base,
+			 base);
+		return 0;
+	}
+	snap_log(LOG_NOTICE, "%s came after %s/%s, restored alone at its "
+		 "close: restoring %s again, with this WAL (a second "
+		 "verified restore; its safety snapshot holds the state %s "
+		 "alone gave)", target, SNAP_NAME_RESTORE, base, base, base);
+	snprintf(shown, sizeof(shown), "the file written to %s/%s with its "
+		 "WAL %s%s", SNAP_NAME_RESTORE, base, how, target);
+	rc = snap_apply_file(db.n->path, n->path, shown, "upload");
+	kept_drop(&db, 0);
+	return rc;
+}
+
+/* A staged file n arrived whole in restore/ as target ("restore/NAME"):
+ * restore it, with its waiting WAL, keep it, or ignore it (restoredir.h). */
+int snap_restorewal_arrived(struct snap_node *n, const char *target,
+			    int renamed)
+{
+	const char *how = renamed ? "" : "written to ";
+	char base[NAME_MAX + 1], shown[2 * NAME_MAX + 96];
+	const char *name = strchr(target, '/') ? strchr(target, '/') + 1 :
+			   target;
+	struct restorewal_kept wal;
+	int rc;
+
+	switch (restorewal_kind(name, base, sizeof(base))) {
+	case RW_IGNORED:
+		snap_log(LOG_INFO, "%s ignored: %s", target,
+			 strstr(name, "-shm") ? "SQLite's shared-memory index, "
+			 "rebuilt from the WAL, is never needed for a restore" :
+			 "a rollback journal is not used by a restore; the "
+			 "database beside it is restored as it is");
+		return 0;
+	case RW_WAL:
+		return restorewal_wal(n, target, base, how);
+	case RW_DB:
+		break;
+	}
+	kept_claim(&kept_wal, name, &wal);
+	snprintf(shown, sizeof(shown), "the file %s%s%s%s%s", how, target,
+		 wal.n ? " with its WAL " : "", wal.n ? target : "",
+		 wal.n ? "-wal" : "");
+	rc = snap_apply_file(n->path, wal.n ? wal.n->path : NULL, shown,
+			     "upload");
+	if (wal.n)
+		kept_drop(&wal, 0);
+	else if (rc == 0)
+		kept_put(&kept_db, n, name);   /* for an X-wal to come */
+	return rc;
+}
+
+/* Drop what is kept (the unmount; restoredir.h). */
+void snap_restorewal_shutdown(void)
+{
+	struct restorewal_kept db, wal;
+
+	pthread_mutex_lock(&pair_lock);
+	kept_take_locked(&kept_db, &db);
+	kept_take_locked(&kept_wal, &wal);
+	pthread_mutex_unlock(&pair_lock);
+	kept_drop(&db, 0);
+	kept_drop(&wal, 1);
+}
