@@ -12,16 +12,16 @@
  * header declares only functions of its own layer or a lower one.  Files
  * split from one concept by size share its _int.h and call each other
  * through it, calling downwards only: store.c (at the bottom) with
- * storeopen.c, storedir.c, storeschema.c, storespace.c, storecat.c,
- * storemap.c, storename.c and storedict.c; diff.c with diffstate.c, tablerestore.c and
+ * storeopen.c, storedir.c, storelock.c, storeschema.c, storespace.c,
+ * storecat.c, storemap.c, storename.c and storedict.c; diff.c with diffstate.c, tablerestore.c and
  * export.c; merge.c with mergelive.c, mergekeys.c, mergemove.c and
  * mergeapply.c (on top).
  *
  *   L0  err sys util units codec pagepipe readahead integrity anchor livedb
  *   L0  vfs json
  *   L0  seal objstore s3http objstore_file objstore_s3 objstore_open
- *   L1  store storeopen storedir storeschema storespace storecat storemap
- *   L1  storename storedict
+ *   L1  store storeopen storedir storelock storeschema storespace storecat
+ *   L1  storemap storename storedict
  *   L2  events capture capture_dict capture_find capture_vfs image image_vfs
  *   L2  image_export jsonrec
  *   L3  snapshot snapshot_import verify

@@ -5,6 +5,8 @@
  *   store.db     one SQLite database (WAL mode) with the tables
  *                meta, pages, page_data, snapshots, events, trash;
  *   daemon.lock  flock()ed exclusively by the one daemon serving the store;
+ *                its text names that daemon's pid and mount point
+ *                (storelock.c);
  *   restore.lock flock()ed exclusively for the duration of one restore;
  *   staging/     the daemon's private files (fs/staging.c), while it runs.
  *
@@ -101,7 +103,10 @@ typedef struct snap_info {
 /* Flags for snap_store_open(). */
 enum {
 	SNAP_OPEN_CREATE = 1 << 0,   /* create the store if it does not exist */
-	SNAP_OPEN_DAEMON = 1 << 1,   /* take the exclusive serve lock (-EBUSY) */
+	SNAP_OPEN_DAEMON = 1 << 1,   /* take the exclusive serve lock (-EBUSY;
+					a holder whose mount is gone is
+					waited for: see
+					snap_store_daemon_mounted) */
 	SNAP_OPEN_READONLY = 1 << 2, /* only read: no write, no recovery
 					(snap_restore_recover) either;
 					works on a full or read-only
@@ -135,6 +140,24 @@ enum {
 int snap_store_open(const char *db_path, const char *store_dir,
 		    unsigned flags, snap_store **out, snap_err *err);
 void snap_store_close(snap_store *s);
+
+/* How long snap_store_open(SNAP_OPEN_DAEMON) waits for a daemon whose
+ * mount is gone to finish closing the store. */
+#define SNAP_DAEMON_LOCK_WAIT_MS 30000
+
+/*
+ * The daemon that holds the store's daemon lock (SNAP_OPEN_DAEMON) has
+ * mounted it at `mountpoint` (absolute, as /proc/self/mountinfo shows it):
+ * recorded in daemon.lock.  While that mount point is a snapfs mount,
+ * another daemon is refused at once (-EBUSY, naming the pid and the mount
+ * point); once it is not (`fusermount3 -u` returned while this daemon
+ * still closes the store), another daemon waits for the lock, at most
+ * SNAP_DAEMON_LOCK_WAIT_MS.  Without this call a holder is always
+ * refused at once.  0, or a negative errno with a message (then nothing
+ * changed: the lock is still held).
+ */
+int snap_store_daemon_mounted(snap_store *s, const char *mountpoint,
+			      snap_err *err);
 
 /* "<db_path made absolute>.snapfs", the default store directory, resolved
  * as snap_store_open resolves it (symlinks to the database followed);

@@ -65,6 +65,11 @@ struct snap_store {
 
 /* ---- opening (store.c), schema (storeschema.c), room (storespace.c) ---- */
 
+/* Take daemon.lock for s->daemon_fd (storelock.c): at once when it is
+ * free, after a bounded wait when its holder's mount is gone; -EBUSY with
+ * a message naming the holder otherwise. */
+int snap_store_daemon_lock(snap_store *s, snap_err *err);
+
 /* A store read-only for want of room tries to write again once this much
  * is free. */
 #define STORE_ROOM_MIN (1 << 20)

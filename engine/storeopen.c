@@ -3,7 +3,8 @@
  * checked or created, the catalog connection (read-write, or read-only on
  * a full or read-only filesystem), the connections long operations open,
  * whether they may write now (a full store becomes writable again once
- * there is room), the daemon lock, the start of a catalog transaction.
+ * there is room), the daemon lock (taken through storelock.c), the start
+ * of a catalog transaction.
  * The top of the store files: it uses the schema (storeschema.c), the
  * directory (storedir.c) and the bottom (store.c); none of them calls it.
  *
@@ -220,39 +221,6 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
 	return 0;
 }
 
-/* Take the daemon lock: one daemon per store. */
-static int store_daemon_lock(snap_store *s, snap_err *err)
-{
-	char pid[32];
-	int fd;
-
-	fd = snap_store_file_open(s, "daemon.lock", O_RDWR | O_CREAT, err);
-	if (fd < 0)
-		return fd;
-	if (snap_sys_flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;       /* flock's, not the pread's below */
-		ssize_t n = snap_sys_pread(fd, pid, sizeof(pid) - 1, 0);
-
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		snap_sys_close(fd);
-		if (e == EWOULDBLOCK)
-			return snap_err_set(err, -EBUSY, "store %s is already "
-					    "served by another snapfs daemon "
-					    "(pid %s)", s->dir,
-					    *pid ? pid : "?");
-		return snap_err_set(err, -e, "cannot lock %s/daemon.lock: %s",
-				    s->dir, strerror(e));
-	}
-	snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (snap_sys_ftruncate(fd, 0) == 0 &&
-	    snap_sys_write(fd, pid, strlen(pid)) < 0) {
-		/* The pid is only a hint for the message above. */
-	}
-	s->daemon_fd = fd;
-	return 0;
-}
-
 /*
  * Before a store is created for it (SNAP_OPEN_LIVE_DB): the database must
  * exist and be a SQLite database, or the store would be left behind by a
@@ -442,7 +410,7 @@ int snap_store_open(const char *db_path, const char *store_dir,
 		goto fail;
 	}
 	if (flags & SNAP_OPEN_DAEMON) {
-		rc = store_daemon_lock(s, err);
+		rc = snap_store_daemon_lock(s, err);
 		if (rc)
 			goto fail;
 	}

@@ -7,6 +7,11 @@
  * the threads start and the session loop serves.  allow_other implies
  * default_permissions: the daemon checks no permission itself.
  *
+ * The store's daemon lock is taken when the store opens; once mounted,
+ * the mount point is recorded beside it, so that a daemon started after
+ * `fusermount3 -u` waits for this one to finish closing the store instead
+ * of being refused (engine/storelock.c).
+ *
  * Shutdown (SIGTERM, SIGINT, SIGHUP, fusermount3 -u): the loop returns once
  * in-flight requests finished — libfuse cancels workers only while they
  * wait for a request, so a snapshot or restore in progress completes —
@@ -105,10 +110,8 @@ int main(int argc, char *argv[])
 	}
 	rc = snap_store_open(db, store, SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON,
 			     &snap_fs.store, &err);
-	if (rc == -EBUSY) {
-		fprintf(stderr, "snapfs: the snapshot store %s is already "
-			"served by another snapfs daemon (%s)\n",
-			store ? store : "beside the database", err.msg);
+	if (rc == -EBUSY) {     /* the message names the store and holder */
+		fprintf(stderr, "snapfs: %s\n", err.msg);
 		goto out;
 	}
 	if (rc != 0) {
@@ -158,6 +161,13 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(snap_fs.se, fopts->mountpoint) != 0)
 		goto out;                   /* libfuse said why */
 	mounted = 1;
+	/* Once this mount is gone, the next daemon waits for our exit
+	 * instead of being refused (engine/storelock.c). */
+	if (snap_store_daemon_mounted(snap_fs.store, fopts->mountpoint,
+				      &err) != 0)
+		fprintf(stderr, "snapfs: warning: %s (a daemon started "
+			"right after this one unmounts may be refused)\n",
+			err.msg);
 	rc = snap_notify_start(snap_fs.se, &snap_fs.notify);
 	if (rc != 0) {
 		fprintf(stderr, "snapfs: starting the notifier: %s\n",

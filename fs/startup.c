@@ -6,7 +6,9 @@
  * the database is missing or not a database, the mount point is unusable
  * (missing, not a directory, a dead mount, or one that would hide the
  * database or the store, or lies inside the store), another daemon serves
- * the store (the engine's daemon lock: -EBUSY), or the engine refuses the
+ * the store (the engine's daemon lock: -EBUSY at once while that daemon's
+ * mount is there; one whose mount is gone is waited for, bounded: see
+ * engine/storelock.c), or the engine refuses the
  * store (a symlink, another user's, a link planted in it, a lost catalog:
  * engine/storedir.c).  A store on a full filesystem is served read-only,
  * with a warning.  The checks of the paths are here; main.c opens.
