@@ -30,6 +30,25 @@ static int hooked_kind(const char *kind)
 	return 0;
 }
 
+/* 1 when the store is writable after giving its reserve back: only when
+ * its filesystem is what stood in the way (rc -ENOSPC, or the store was
+ * opened read-only because it was full), and only for the events the
+ * history must not lose on a full disk: a failure, a snapshot taken. */
+static int event_room(snap_store *s, int rc, const char *kind, int ok)
+{
+	snap_err e;
+	int ro;
+
+	if (ok && strcmp(kind, "snapshot"))
+		return 0;
+	snap_store_lock(s);
+	ro = s->readonly;
+	snap_store_unlock(s);
+	if (rc != -ENOSPC && !(rc == -EROFS && ro == SNAP_STORE_RO_FULL))
+		return 0;
+	return snap_store_reserve_release(s) && snap_store_writable(s, &e) == 0;
+}
+
 /* Record an event under s->mu; calls the failure hook for a failure. */
 int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 		   int ok, const char *fmt, ...)
@@ -47,6 +66,17 @@ int snap_event_add(snap_store *s, const char *kind, const char *snapshot,
 	snap_store_lock(s);
 	rc = snap_event_add_db(s->db, kind, snapshot, ok, ev.detail);
 	ev.id = sqlite3_last_insert_rowid(s->db);
+	snap_store_unlock(s);
+	/* The history must not lose what happened because the store's
+	 * filesystem is full (or the store was opened read-only for that
+	 * reason): the store's reserve is given back for it (storespace.c). */
+	if (rc && event_room(s, rc, kind, ok)) {
+		snap_store_lock(s);
+		rc = snap_event_add_db(s->db, kind, snapshot, ok, ev.detail);
+		ev.id = sqlite3_last_insert_rowid(s->db);
+		snap_store_unlock(s);
+	}
+	snap_store_lock(s);
 	hook = s->failure_hook;
 	hook_ctx = s->failure_ctx;
 	snap_store_unlock(s);

@@ -546,6 +546,17 @@ int snap_snapshot_begin_read(sqlite3 *db, const char *path, snap_err *err)
 	return snap_livedb_read_error(db, rc, path, err);
 }
 
+/* A snapshot landed: its event, and the store's reserve made again if
+ * it was given back and there is room now (storespace.c): after the
+ * snapshot, which comes first. */
+static void snapshot_done(snap_store *s, const snap_info *out)
+{
+	snap_event_add(s, "snapshot", out->name, 1, "%s snapshot, %u pages "
+		       "of %u bytes", snap_kind_name(out->kind),
+		       out->page_count, out->page_size);
+	snap_store_reserve_keep(s);
+}
+
 int snap_snapshot_take_progress(snap_store *s, const snap_create_opts *o,
 				snap_progress_fn fn, void *ctx,
 				snap_info *out, snap_err *err)
@@ -587,9 +598,7 @@ done:
 		snap_event_add(s, "snapshot", "", 0, "%s", err ? err->msg :
 			       "snapshot failed");
 	else
-		snap_event_add(s, "snapshot", out->name, 1, "%s snapshot, %u "
-			       "pages of %u bytes", snap_kind_name(out->kind),
-			       out->page_count, out->page_size);
+		snapshot_done(s, out);
 	return rc;
 }
 

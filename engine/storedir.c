@@ -52,7 +52,8 @@
 /* Every name the store keeps in its directory; store.db first. */
 static const char *const storedir_names[] = {
 	"store.db", "store.db-wal", "store.db-shm", "store.db-journal",
-	"daemon.lock", "restore.lock", "staging", "live-was-wal", NULL,
+	"daemon.lock", "restore.lock", "staging", "live-was-wal", "reserve",
+	NULL,
 };
 
 /* "alice (uid 1000)" or "uid 1000" into out. */

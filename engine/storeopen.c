@@ -510,6 +510,13 @@ int snap_store_txn_begin(snap_store *s, snap_err *err)
 {
 	int rc = snap_store_writable(s, err);
 
+	/* A full store gives its reserve back for a catalog change: a
+	 * delete must stay possible to make room (storespace.c). */
+	if (rc == -ENOSPC && snap_store_reserve_release(s)) {
+		snap_err_clear(err);
+		rc = snap_store_writable(s, err);
+	}
+
 	if (rc)
 		return rc;
 	snap_store_lock(s);

@@ -12,8 +12,9 @@
 # Then the store's filesystem filled up by something else: every command
 # that only reads (list, show, export, verify, verify --full, status, log,
 # diff) still works, with the store opened read-only; create fails with a
-# sentence about space (not SQLite's "PRAGMA ...: disk I/O error"); once
-# there is room again create works.
+# sentence about space (not SQLite's "PRAGMA ...: disk I/O error"); a
+# delete still works (the store's reserve is given back for it); once
+# there is room again create works and the reserve is made again.
 #
 # Then the other side: the live database sits on a 6 MB tmpfs and a 12 MB
 # snapshot is restored into it.  The restore must fail with exit 1 and a
@@ -57,6 +58,9 @@ check "the export has the earlier row count" \
 sqlite3 -bail "$DB" "DELETE FROM r WHERE id > 1024; VACUUM;"
 sc --db "$DB" --store "$STORE" create --label small-again
 check "once the database is small again a snapshot fits" rc_is 0
+AGAIN=$OUT
+check "the store keeps a reserve while it has room" \
+	test -s "$STORE/reserve"
 check "two snapshots are listed" \
 	same "$(count_snaps --db "$DB" --store "$STORE")" 2
 sc --db "$DB" --store "$STORE" verify
@@ -86,11 +90,25 @@ check "the message says the store's filesystem is full and what is needed" \
 	err_has 'full.*may need [0-9]+ MB'
 check "and is not SQLite's garbled PRAGMA error" \
 	eval '! err_has "PRAGMA|disk I/O error"'
+# A full store can still delete a snapshot (the way to make room): it
+# gives its reserve back to the filesystem for the change.
+sc --db "$DB" --store "$STORE" delete "$AGAIN"
+check "delete on a full store: exit 0" rc_is 0
+check "one snapshot is left" \
+	same "$(count_snaps --db "$DB" --store "$STORE")" 1
+sc --db "$DB" --store "$STORE" log
+check "the deletion is in the log" out_has "delete .*${AGAIN%.db}"
+sc --db "$DB" --store "$STORE" verify
+check "the store verifies clean after a delete on a full filesystem" rc_is 0
 rm -f "$T/full/fill" "$T/full/fill2"
+echo "# room again: $(df -k --output=avail "$T/full" | tail -n 1) KiB free;" \
+	"store $(du -sk "$STORE" | cut -f1) KiB"
 sc --db "$DB" --store "$STORE" create --label room-again
 check "once there is room again, create works" rc_is 0
-check "three snapshots are listed" \
-	same "$(count_snaps --db "$DB" --store "$STORE")" 3
+check "two snapshots are listed" \
+	same "$(count_snaps --db "$DB" --store "$STORE")" 2
+check "and the reserve is back" \
+	test -s "$STORE/reserve"
 
 # The live database's own filesystem fills up during a restore: the restore
 # fails with a message about space and the live database is as it was.
