@@ -224,8 +224,8 @@ def body(ctx):
     # edit is merged.  A descriptor of our own keeps the session open
     # across the client's close, so the application's commit surely falls
     # between the session copy and the apply, and the verdict is what our
-    # close() returns.  No process is started meanwhile: a child closing
-    # its copy of the descriptor at exec sends a FLUSH on it too.
+    # close() returns.  (A child's close of an inherited copy does not
+    # count while we run: edit_fork.py.)
     fd = os.open(cur, os.O_RDWR)
     mount_edit(cur, "INSERT INTO items(tag, body) VALUES('mount', 'merged');"
                     "UPDATE items SET body = 'edited' WHERE id = 2")
