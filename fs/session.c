@@ -19,7 +19,8 @@ A session is current.db opened for writing without O_TRUNC (a SQLite
  *               application appending to the table the edit inserts into)
  *               are merged, the edit's under new keys, each logged.
  *               A row changed on both sides, or a change a changeset cannot
- *               carry (schema, a table without a key), refuses the merge:
+ *               carry (schema, a table without a key, user_version or
+ *               application_id), refuses the merge:
  *               the edit is kept as a snapshot of kind "conflict", the
  *               reason logged and recorded (which runs on_failure), and
  *               close() fails with EIO.  After an apply the base no longer
