@@ -231,6 +231,51 @@ static int merge_carriable(const snap_diff *d, snap_err *err)
 	return 0;
 }
 
+/* Header fields an application sets (PRAGMA name = header offset) that a
+ * changeset cannot carry: they are not rows.  The page size, the
+ * auto_vacuum mode or a VACUUM are layout, not content, and stay the live
+ * database's. */
+static const struct {
+	const char *pragma;
+	int offset;
+} merge_header_fields[] = {
+	{ "user_version", 60 },
+	{ "application_id", 68 },
+};
+
+/* Refuse an edit that changed one of merge_header_fields. */
+static int merge_header_carriable(sqlite3 *db, snap_err *err)
+{
+	size_t i;
+	int rc = 0, k;
+
+	for (i = 0; !rc && i < sizeof(merge_header_fields) /
+		    sizeof(merge_header_fields[0]); i++) {
+		const char *name = merge_header_fields[i].pragma;
+		int64_t v[2] = { 0, 0 };
+
+		for (k = 0; !rc && k < 2; k++) {
+			char *sql = sqlite3_mprintf("PRAGMA %s.%s",
+						    k ? "b" : "a", name);
+
+			if (!sql)
+				return snap_err_set(err, -ENOMEM,
+						    "out of memory");
+			rc = snap_diff_query_int(db, sql, NULL, &v[k], err);
+			sqlite3_free(sql);
+		}
+		if (!rc && v[0] != v[1])
+			rc = snap_err_set(err, -EOPNOTSUPP, "the edit changed "
+					  "PRAGMA %s (from %" PRId64 " to %"
+					  PRId64 ", the database header at "
+					  "offset %d), which a changeset "
+					  "cannot carry into a database that "
+					  "changed meanwhile", name, v[0], v[1],
+					  merge_header_fields[i].offset);
+	}
+	return rc;
+}
+
 /* The changeset from a to b of the tables d says differ (all by key). */
 static int merge_changeset(sqlite3 *db, const snap_diff *d, merge_plan *p,
 			   snap_err *err)
@@ -336,6 +381,8 @@ int snap_merge_make_plan(const char *base, const char *edited,
 		rc = snap_diff_attached(db, &d, err);
 	if (!rc)
 		rc = merge_carriable(&d, err);
+	if (!rc)
+		rc = merge_header_carriable(db, err);
 	if (!rc && d.n)
 		rc = merge_changeset(db, &d, p, err);
 	if (!rc && p->ncs && merge_count(p, res))

@@ -44,8 +44,11 @@
  *   - the edit holds a change a changeset cannot carry: a schema change
  *     (CREATE, ALTER, DROP of a table, index, view or trigger), or changed
  *     rows in a table without a PRIMARY KEY (or with NULL in a key column),
- *     which the session extension ignores (engine/PITFALLS.md 22)
- *     (-EOPNOTSUPP);
+ *     which the session extension ignores (engine/PITFALLS.md 22), or a
+ *     changed header field an application sets (PRAGMA user_version,
+ *     application_id) (-EOPNOTSUPP).  A VACUUM, a page size or an
+ *     auto_vacuum change is layout, not content, and is not carried
+ *     (alone, nothing is applied);
  *   - `edited` is not an intact database (-EINVAL), another restore runs
  *     or the live database stayed locked (-EBUSY).
  * Tables and rows the edit did not change never matter, whatever they are.

@@ -31,6 +31,11 @@ int snap_attr_current_req(pid_t pid, struct snap_handle *h,
 void snap_attr_current_opened(struct snap_handle *h, pid_t pid,
 			      const struct stat *cs);
 void snap_attr_current_closed_locked(struct snap_handle *h);
+/* 1 when a FLUSH of h sent by thread pid is a copy of the descriptor that
+ * another process inherited being closed (a forked child's exec or exit)
+ * while the process that opened h still runs; 0 for the opener's own
+ * close, and whenever that cannot be told. */
+int snap_attr_inherited_close(const struct snap_handle *h, pid_t pid);
 /* 1 when thread pid's process writes current.db: it has an upload or an
  * edit session open, or closed one a moment ago. */
 int snap_attr_current_writer(pid_t pid);

@@ -541,7 +541,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		touched_current = 1;
 		break;
 	case SNAP_H_SESSION:
-		rc = snap_session_flush(h);
+		rc = snap_session_flush(h, fuse_req_ctx(req)->pid);
 		touched_current = 1;
 		break;
 	case SNAP_H_PENDING:

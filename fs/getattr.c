@@ -222,25 +222,56 @@ int snap_attr_current_fh(struct snap_handle *h, struct stat *st)
 	return rc;
 }
 
-/* The process (thread group) of thread tid, from /proc; tid itself when
- * it cannot be read (the thread is gone). */
-static pid_t attr_tgid(pid_t tid)
+/* /proc/PID/WHAT's first size - 1 bytes into buf, terminated; 1 when
+ * there were any, 0 when it cannot be read (no /proc, or pid is gone). */
+static int attr_proc_read(pid_t pid, const char *what, char *buf,
+			  size_t size)
 {
-	char path[40], buf[512], *p;
+	char path[48];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return tid;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return 0;
+	n = read(fd, buf, size - 1);
 	close(fd);
-	if (n <= 0)
-		return tid;
-	buf[n] = '\0';
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0;
+}
+
+/* The process (thread group) of thread tid, from /proc; 0 when it cannot
+ * be read (no /proc, or the thread is gone). */
+static pid_t attr_proc_tgid(pid_t tid)
+{
+	char buf[512], *p;
+
+	if (!attr_proc_read(tid, "status", buf, sizeof(buf)))
+		return 0;
 	p = strstr(buf, "\nTgid:");
-	return p ? (pid_t)strtol(p + 6, NULL, 10) : tid;
+	return p ? (pid_t)strtol(p + 6, NULL, 10) : 0;
+}
+
+/* The process of thread tid; tid itself when /proc cannot say. */
+static pid_t attr_tgid(pid_t tid)
+{
+	pid_t tgid = attr_proc_tgid(tid);
+
+	return tgid > 0 ? tgid : tid;
+}
+
+/* 1 when process tgid still runs (its /proc entry is there and it is not
+ * a zombie): it may still hold what it opened. */
+static int attr_proc_running(pid_t tgid)
+{
+	char buf[256], *p;
+
+	if (!attr_proc_read(tgid, "stat", buf, sizeof(buf)))
+		return 0;
+	p = strrchr(buf, ')');     /* the name may hold anything */
+	return p && p[1] == ' ' && p[2] != '\0' && p[2] != 'Z' &&
+	       p[2] != 'X';
 }
 
 /* Record that h, a current.db handle, was opened by thread pid's process;
@@ -248,7 +279,7 @@ static pid_t attr_tgid(pid_t tid)
 void snap_attr_current_opened(struct snap_handle *h, pid_t pid,
 			      const struct stat *cs)
 {
-	pid_t tgid = pid > 0 ? attr_tgid(pid) : 0;
+	pid_t opener = pid > 0 ? attr_proc_tgid(pid) : 0;
 	int writes = h->kind == SNAP_H_UPLOAD || h->kind == SNAP_H_SESSION;
 
 	pthread_mutex_lock(&snap_fs.lock);
@@ -257,10 +288,39 @@ void snap_attr_current_opened(struct snap_handle *h, pid_t pid,
 		h->mtim = cs->st_mtim;
 		h->ctim = cs->st_ctim;
 	}
-	h->tgid = tgid;
+	h->tgid = opener > 0 ? opener : pid > 0 ? pid : 0;
+	h->opener = opener;
 	h->writes = writes;
 	h->seq = ++snap_fs.handle_seq;
 	pthread_mutex_unlock(&snap_fs.lock);
+}
+
+/*
+ * A descriptor is inherited by a child at fork, and the child's close of
+ * its copy — at exec when it is O_CLOEXEC (SQLite's are), at exit, or by
+ * hand — sends a FLUSH for the same handle as the opener's own close.
+ * Such a close while the opener still runs is not the end of the handle's
+ * use: the opener may write on.  Any thread of the opener is the opener;
+ * an unknown sender (pid 0, /proc unreadable at open or now) is taken as
+ * the opener, as before this check existed.  A sender that is gone by
+ * now is a child that exited (a thread of the opener cannot close a
+ * descriptor its running process holds and vanish meanwhile).
+ */
+int snap_attr_inherited_close(const struct snap_handle *h, pid_t pid)
+{
+	pid_t opener, sender;
+
+	pthread_mutex_lock(&snap_fs.lock);
+	opener = h->opener;
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (pid <= 0 || opener <= 0 || pid == opener)
+		return 0;
+	sender = attr_proc_tgid(pid);
+	if (sender == opener)
+		return 0;
+	if (sender <= 0 && access("/proc/self/stat", R_OK) != 0)
+		return 0;               /* no /proc at all: cannot tell */
+	return attr_proc_running(opener);
 }
 
 /* A tool that copied a file onto current.db sets the source's mode (and

@@ -51,6 +51,10 @@ struct snap_handle {
 	struct snap_session *sess;
 	int closing;                   /* flushed, no write since (fs->lock;
 				        * also SNAP_H_PENDING writers) */
+	int let_go;                    /* a close of it counted: the opener's
+					  or, when that could not be told,
+					  anyone's; an inheritor's closes
+					  count from then on (h->lock) */
 	/* SNAP_H_UPLOAD, SNAP_H_RESTORE and SNAP_H_PENDING */
 	char path[PATH_MAX];           /* upload file */
 	char target[NAME_MAX + 16];    /* what the upload is written to, for
@@ -77,6 +81,8 @@ struct snap_handle {
 	/* current.db handles, for the attributes their process sees (all
 	 * under fs->lock; see attr.c): */
 	pid_t tgid;                    /* the opening process, 0 = none yet */
+	pid_t opener;                  /* the same as /proc told it, 0 when
+					  it could not (getattr.c) */
 	int writes;                    /* an upload or an edit session */
 	uint64_t seq;                  /* open order (newest wins) */
 	int has_times;                 /* SNAP_H_IMAGE: mtim, ctim are the

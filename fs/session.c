@@ -19,7 +19,8 @@ A session is current.db opened for writing without O_TRUNC (a SQLite
  *               application appending to the table the edit inserts into)
  *               are merged, the edit's under new keys, each logged.
  *               A row changed on both sides, or a change a changeset cannot
- *               carry (schema, a table without a key), refuses the merge:
+ *               carry (schema, a table without a key, user_version or
+ *               application_id), refuses the merge:
  *               the edit is kept as a snapshot of kind "conflict", the
  *               reason logged and recorded (which runs on_failure), and
  *               close() fails with EIO.  After an apply the base no longer
@@ -32,6 +33,15 @@ A session is current.db opened for writing without O_TRUNC (a SQLite
  *               handle of a session has flushed begins a new session,
  *               even while RELEASEs of the old one are still on their way.
  *               The old session is freed by its last RELEASE.
+ *               A descriptor inherited by a child (fork) is the same
+ *               handle: the child's close of its copy — at exec for
+ *               SQLite's O_CLOEXEC descriptors, or at exit — sends a
+ *               FLUSH too.  While the process that opened the handle
+ *               still runs and has not closed it, such a FLUSH is not
+ *               the handle's close (counting it applied the edit before
+ *               the opener's next transaction, which then became a
+ *               conflict); once the opener closed, the inheritors' closes
+ *               count, and RELEASE applies what is left either way.
  *
  *
  * Thread-safety: handle state is protected by h->lock, held by the caller
@@ -116,6 +126,7 @@ int snap_session_join(struct snap_handle *h)
 	h->kind = SNAP_H_SESSION;
 	h->sess = s;
 	h->closing = 0;
+	h->let_go = 0;
 	h->fd = -1;
 	return 0;
 }
@@ -187,12 +198,21 @@ void snap_session_wrote(struct snap_handle *h)
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
-/* FLUSH of h: the last active handle applies the edit. */
-int snap_session_flush(struct snap_handle *h)
+/* FLUSH of h sent by thread pid: the last active handle applies the
+ * edit.  A child's close of the copy it inherited while the opener runs
+ * is not the handle's close (see the top of this file). */
+int snap_session_flush(struct snap_handle *h, pid_t pid)
 {
 	struct snap_session *s = h->sess;
 	int last, dirty;
 
+	if (!h->let_go && snap_attr_inherited_close(h, pid)) {
+		snap_log(LOG_DEBUG, "current.db: process %d closed a copy of "
+			 "an edit's descriptor it inherited; the edit goes on",
+			 (int)pid);
+		return 0;
+	}
+	h->let_go = 1;
 	pthread_mutex_lock(&snap_fs.lock);
 	if (!h->closing) {
 		h->closing = 1;

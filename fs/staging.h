@@ -63,7 +63,8 @@ int snap_session_join(struct snap_handle *h);
 /* Make sure the session copy exists (first read/write); 0 or -errno. */
 int snap_session_ready(struct snap_handle *h);
 void snap_session_wrote(struct snap_handle *h);
-int snap_session_flush(struct snap_handle *h);
+/* FLUSH sent by thread pid (an inheritor's close does not count). */
+int snap_session_flush(struct snap_handle *h, pid_t pid);
 void snap_session_leave(struct snap_handle *h);
 /* Leave without applying anything (shutdown, interrupted open). */
 void snap_session_discard(struct snap_handle *h);

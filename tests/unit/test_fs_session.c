@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "fsutil.h"
+#include "session.h"
 
 /* A live database of 10 rows, its store, the staging directory and the
  * daemon's view of the live database, as main.c opens them. */
@@ -102,11 +104,11 @@ static void test_new_after_all_flushed(void **state)
 	(void)state;
 	a = join();
 	b = join();
-	assert_int_equal(snap_session_flush(a), 0);
+	assert_int_equal(snap_session_flush(a, 0), 0);
 	c = join();                           /* b still open: joins */
 	assert_ptr_equal(c->sess, a->sess);
-	assert_int_equal(snap_session_flush(b), 0);
-	assert_int_equal(snap_session_flush(c), 0);
+	assert_int_equal(snap_session_flush(b, 0), 0);
+	assert_int_equal(snap_session_flush(c, 0), 0);
 	d = join();                           /* all flushed: a new one */
 	assert_ptr_not_equal(d->sess, a->sess);
 	expect_session(1, 1);
@@ -127,12 +129,12 @@ static void test_flush_once_write_again(void **state)
 	(void)state;
 	a = join();
 	b = join();
-	assert_int_equal(snap_session_flush(a), 0);
-	assert_int_equal(snap_session_flush(a), 0);   /* dup2 + close */
+	assert_int_equal(snap_session_flush(a, 0), 0);
+	assert_int_equal(snap_session_flush(a, 0), 0);   /* dup2 + close */
 	c = join();
 	assert_ptr_equal(c->sess, a->sess);           /* b is active */
-	assert_int_equal(snap_session_flush(b), 0);
-	assert_int_equal(snap_session_flush(c), 0);
+	assert_int_equal(snap_session_flush(b, 0), 0);
+	assert_int_equal(snap_session_flush(c, 0), 0);
 	snap_session_wrote(a);                        /* written again */
 	d = join();
 	assert_ptr_equal(d->sess, a->sess);
@@ -141,6 +143,80 @@ static void test_flush_once_write_again(void **state)
 	leave(b);
 	leave(c);
 	leave(d);
+	expect_session(0, 0);
+}
+
+/* A child process blocked until *wfd is closed, or one already reaped
+ * (wfd NULL); its pid. */
+static pid_t child(int *wfd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) < 0);
+	}
+	close(p[0]);
+	if (wfd) {
+		*wfd = p[1];
+		return pid;
+	}
+	close(p[1]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+/* A handle this process opened (as snap_attr_current_opened records). */
+static struct snap_handle *join_mine(void)
+{
+	struct snap_handle *h = join();
+
+	h->opener = getpid();
+	return h;
+}
+
+/* A FLUSH sent by a child that inherited the descriptor (its exec or
+ * exit) while this process, the opener, runs is not the handle's close;
+ * this process's own is, and after it the child's count too.  When the
+ * opener is gone, or the sender unknown, every FLUSH counts. */
+static void test_inherited_close(void **state)
+{
+	struct snap_handle *a, *b;
+	pid_t kid, dead;
+	int wfd;
+
+	(void)state;
+	kid = child(&wfd);
+	dead = child(NULL);
+	a = join_mine();
+	b = join();
+	assert_int_equal(a->sess->active, 2);
+	assert_int_equal(snap_session_flush(a, kid), 0);
+	assert_int_equal(a->sess->active, 2);       /* the child's: no */
+	assert_int_equal(snap_session_flush(b, 0), 0);
+	assert_int_equal(a->sess->active, 1);       /* unknown sender: yes */
+	assert_int_equal(snap_session_flush(a, getpid()), 0);
+	assert_int_equal(a->sess->active, 0);       /* the opener's: yes */
+	snap_session_wrote(a);         /* the child writes after the close */
+	assert_int_equal(a->sess->active, 1);
+	assert_int_equal(snap_session_flush(a, kid), 0);
+	assert_int_equal(a->sess->active, 0);       /* and its close counts */
+	leave(a);
+	leave(b);
+
+	a = join();                    /* opened by a process now gone */
+	a->opener = dead;
+	assert_int_equal(snap_session_flush(a, kid), 0);
+	assert_int_equal(a->sess->active, 0);
+	leave(a);
+
+	close(wfd);
+	assert_int_equal(waitpid(kid, NULL, 0), kid);
 	expect_session(0, 0);
 }
 
@@ -172,9 +248,9 @@ static void test_last_flush_applies(void **state)
 	a = join();
 	b = join();
 	edit_copy(env, a, 25);
-	assert_int_equal(snap_session_flush(a), 0);
+	assert_int_equal(snap_session_flush(a, 0), 0);
 	assert_int_equal(tu_db_rows(env->db), 10);    /* b still open */
-	assert_int_equal(snap_session_flush(b), 0);
+	assert_int_equal(snap_session_flush(b, 0), 0);
 	assert_int_equal(tu_db_rows(env->db), 25);
 	assert_int_equal(snap_fs.restores_ok, 1);
 	leave(a);
@@ -211,7 +287,7 @@ static void test_bad_edit_refused(void **state)
 	assert_int_equal(snap_session_ready(a), 0);
 	assert_int_equal(pwrite(a->fd, "garbage!", 8, 0), 8);
 	snap_session_wrote(a);
-	assert_int_not_equal(snap_session_flush(a), 0);
+	assert_int_not_equal(snap_session_flush(a, 0), 0);
 	assert_int_equal(snap_fs.restores_failed, 1);
 	assert_int_equal(tu_db_rows(env->db), 10);
 	assert_true(tu_db_integrity_ok(env->db));
@@ -224,6 +300,7 @@ int main(void)
 		bare_test(test_opens_share),
 		bare_test(test_new_after_all_flushed),
 		bare_test(test_flush_once_write_again),
+		bare_test(test_inherited_close),
 		store_test(test_last_flush_applies),
 		store_test(test_leave_and_discard),
 		store_test(test_bad_edit_refused),

@@ -318,7 +318,8 @@ static void test_merge_ignores_unchanged_table_without_primary_key(void **state)
 	assert_int_equal(int_on(env->db, "SELECT count(*) FROM nopk"), 3);
 }
 
-/* An edit that changed no row applies nothing and takes no snapshot. */
+/* An edit that changed no row (a VACUUM moves pages only) applies nothing
+ * and takes no snapshot. */
 static void test_merge_of_no_row_change_does_nothing(void **state)
 {
 	tu_env *env = *state;
@@ -329,7 +330,7 @@ static void test_merge_of_no_row_change_does_nothing(void **state)
 	snap_err e;
 	int64_t n = tu_count(st);
 
-	sql_on(w.edited, "UPDATE t SET v = v WHERE id = 3");
+	sql_on(w.edited, "UPDATE t SET v = v WHERE id = 3; VACUUM");
 	sql_on(env->db, "UPDATE t SET v = 'app' WHERE id = 4");
 	before = content(env->db);
 	assert_int_equal(merge(st, &w, &res, &e), 0);
@@ -701,6 +702,36 @@ static void test_merge_refuses_a_schema_change_in_the_live_database(void **state
 	expect_refusal(env, st, &w, -ESTALE, 0, "schema");
 }
 
+/* An edit that set PRAGMA pragma = 7 (and ran more) while the live
+ * database changed a row is refused; the live one keeps its 0. */
+static void header_refuses(tu_env *env, snap_store *st, const mworld *w,
+			   const char *pragma, const char *more)
+{
+	char sql[160];
+
+	tu_db_backup_copy(env->db, w->base);
+	tu_db_backup_copy(env->db, w->edited);
+	snprintf(sql, sizeof(sql), "PRAGMA %s = 7; %s", pragma, more);
+	sql_on(w->edited, sql);
+	sql_on(env->db, "UPDATE t SET v = v || '+' WHERE id = 4");
+	expect_refusal(env, st, w, -EOPNOTSUPP, 0, pragma);
+	snprintf(sql, sizeof(sql), "PRAGMA %s", pragma);
+	assert_int_equal(int_on(env->db, sql), 0);
+}
+
+/* The edit changed a header field an application sets (user_version at
+ * offset 60, application_id at 68): not a row, so not in a changeset. */
+static void test_merge_refuses_a_header_field_change_in_the_edit(void **state)
+{
+	tu_env *env = *state;
+	mworld w;
+	snap_store *st = world(env, "delete", &w);
+
+	header_refuses(env, st, &w, "user_version", "");
+	header_refuses(env, st, &w, "application_id",
+		       "UPDATE t SET v = 'edited' WHERE id = 2");
+}
+
 /* Changed rows of a table without a PRIMARY KEY. */
 static void test_merge_refuses_a_changed_table_without_primary_key(void **state)
 {
@@ -774,6 +805,7 @@ int main(void)
 		tu_test(test_merge_refuses_a_dangling_foreign_key),
 		tu_test(test_merge_refuses_a_schema_change_in_the_edit),
 		tu_test(test_merge_refuses_a_schema_change_in_the_live_database),
+		tu_test(test_merge_refuses_a_header_field_change_in_the_edit),
 		tu_test(test_merge_refuses_a_changed_table_without_primary_key),
 		tu_test(test_merge_refuses_a_damaged_edit),
 		tu_test(test_merge_refuses_while_a_restore_runs),

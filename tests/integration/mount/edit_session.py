@@ -20,6 +20,9 @@ Edit sessions: SQLite clients writing to current.db through the mount
     (EIO), the edited copy is kept as a snapshot of kind conflict, the
     daemon names the table and the row, on_failure runs, and the
     application's commit stays;
+  * so is a changed PRAGMA user_version or application_id (header fields
+    a changeset cannot carry) while the live database moved: close()
+    fails (EIO), the edit is kept as a conflict snapshot;
   * the same automatic key inserted on both sides (an application
     appending to the table the edit inserts into) is not a conflict: the
     edit's row takes a new key, close() succeeds, the daemon logs the old
@@ -75,6 +78,15 @@ def rows(path, tag, immutable=False, table="items"):
         db.close()
 
 
+def pragma_of(path, pragma):
+    """PRAGMA pragma of the database at path, read-only."""
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=120)
+    try:
+        return db.execute("PRAGMA %s" % pragma).fetchone()[0]
+    finally:
+        db.close()
+
+
 def app_sql(path, sql):
     """One commit by an application on the real path."""
     db = sqlite3.connect(path, timeout=60)
@@ -100,10 +112,11 @@ def close_errno(fd):
     return None
 
 
-def run_writer(ctx, live, table, edits, cur, tag):
+def run_writer(ctx, live, table, edits, cur, tag, sql=None):
     """An application committing into `table` on the real path while
-    `edits` sqlite3 clients insert rows tagged `tag` through the mount;
-    returns (exit codes of the clients, the application's commit count)."""
+    `edits` sqlite3 clients insert rows tagged `tag` through the mount (or
+    run sql(i)); returns (exit codes of the clients, the application's
+    commit count)."""
     stop = ctx.path("stop-" + tag)
     w = ctx.spawn([sys.executable, "-c", APP, live, stop, table],
                   stdout=subprocess.PIPE, text=True)
@@ -112,6 +125,7 @@ def run_writer(ctx, live, table, edits, cur, tag):
     results = []
     for i in range(edits):
         r = ctx.run(["sqlite3", "-cmd", ".timeout 30000", cur,
+                     sql(i) if sql else
                      "INSERT INTO items(tag, body) VALUES('%s', '%s-%d')"
                      % (tag, tag, i)])
         results.append(r.returncode)
@@ -224,8 +238,8 @@ def body(ctx):
     # edit is merged.  A descriptor of our own keeps the session open
     # across the client's close, so the application's commit surely falls
     # between the session copy and the apply, and the verdict is what our
-    # close() returns.  No process is started meanwhile: a child closing
-    # its copy of the descriptor at exec sends a FLUSH on it too.
+    # close() returns.  (A child's close of an inherited copy does not
+    # count while we run: edit_fork.py.)
     fd = os.open(cur, os.O_RDWR)
     mount_edit(cur, "INSERT INTO items(tag, body) VALUES('mount', 'merged');"
                     "UPDATE items SET body = 'edited' WHERE id = 2")
@@ -335,6 +349,49 @@ def body(ctx):
     ctx.check("it is kept as a conflict snapshot", len(found) == 1)
     ctx.check("the daemon says the key was chosen, not assigned",
               m.has_log("not past the end"), m.text())
+
+    # A header field an application sets (PRAGMA user_version at offset
+    # 60, application_id at 68) changed while the live database moved: a
+    # changeset cannot carry it, so the edit is refused and kept, never
+    # dropped in silence.
+    for pragma, value in (("user_version", 42), ("application_id", 7)):
+        old = pragma_of(live, pragma)
+        before = set(conflicts())
+        fd = os.open(cur, os.O_RDWR)
+        r = ctx.run(["sqlite3", cur, "PRAGMA %s=%d" % (pragma, value)])
+        app_sql(live, "INSERT INTO items(tag, body) VALUES('app', '%s')"
+                % pragma)
+        err = close_errno(fd)
+        ctx.check("close() of an edit of PRAGMA %s fails with EIO"
+                  % pragma, r.returncode == 0 and err == errno.EIO,
+                  (mt.describe(r), err))
+        ctx.check("the live database keeps its %s and the application's "
+                  "row" % pragma, pragma_of(live, pragma) == old and
+                  pragma in rows(live, "app"))
+        found = sorted(set(conflicts()) - before)
+        ctx.check("the edit is kept as a conflict snapshot holding "
+                  "%s = %d" % (pragma, value), len(found) == 1 and
+                  pragma_of(os.path.join(sd, found[0]), pragma) == value,
+                  found)
+        ctx.check("the daemon says why", m.has_log("changed PRAGMA %s"
+                                                   % pragma), m.text())
+
+    # The new user's gesture: `sqlite3 current.db "pragma user_version=N"`
+    # while the application writes.  Whether the live database moved
+    # before the apply is up to timing: either the edit is in the live
+    # database or it is kept as a conflict snapshot, never lost.
+    before = set(conflicts())
+    results, _ = run_writer(ctx, live, "events", 1, cur, "uv",
+                            sql=lambda i: "PRAGMA user_version=43")
+    found = [n for n in set(conflicts()) - before
+             if pragma_of(os.path.join(sd, n), "user_version") == 43]
+    ctx.check("sqlite3 \"pragma user_version=43\" while the application "
+              "writes: applied or kept as a conflict snapshot",
+              results == [0] and (pragma_of(live, "user_version") == 43 or
+                                  len(found) == 1),
+              (results, pragma_of(live, "user_version"), found))
+    if pragma_of(live, "user_version") == 43:
+        app_sql(live, "PRAGMA user_version=0")
     root_clean("conflicts")
 
     # The same automatic key inserted on both sides, through a real SQLite
