@@ -552,6 +552,11 @@ size_t snap_replica_damaged(const snap_replica *r)
 	return r->bad_rows.n;
 }
 
+uint64_t snap_replica_pack_gets(const snap_replica *r)
+{
+	return r->pack_gets;
+}
+
 int snap_replica_encrypted(const snap_replica *r)
 {
 	return r->enc;

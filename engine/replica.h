@@ -66,6 +66,10 @@ int snap_replica_pass_read(const char *file, const char *opt,
 int snap_replica_passphrase(snap_replica *r, const char *pass,
 			    size_t passlen, snap_err *err);
 
+/* How many packs this handle has fetched for reading so far (a whole
+ * image fetches each pack it needs once). */
+uint64_t snap_replica_pack_gets(const snap_replica *r);
+
 /* 1 when the replica's objects are sealed. */
 int snap_replica_encrypted(const snap_replica *r);
 

@@ -115,6 +115,7 @@ struct snap_replica {
 				  pack (replica_read.c) */
 	int whole;             /* ... and proven by its SHA-256 as a whole:
 				  a page read needs no proof of its own */
+	uint64_t pack_gets;    /* packs fetched by this handle's reads */
 	snap_codec codec;
 	int codec_ok;
 };

@@ -327,6 +327,7 @@ int snap_replica_page_read(snap_replica *r, uint64_t seq,
 		/* Announced after this get: its slot is free again by then, so
 		 * no announcement evicts the pack about to be read. */
 		rc = snap_replica_obj_get(r, name, &c->pack, &c->packlen, err);
+		r->pack_gets++;
 		if (r->readahead && rc != -ENOMEM)
 			announce_next(r, c);
 		if (rc == -ENOENT)

@@ -10,7 +10,8 @@
  * several packs (one uploaded while the next is built, the next fetched
  * ahead while one is read) round-trips, and an object announced with
  * snap_objstore_prefetch reads exactly as a plain get would, also after
- * it changed or went away; a replica holding another database's
+ * it changed or went away; a snapshot whose pages interleave more packs
+ * than a reader keeps fetches each once; a replica holding another database's
  * snapshots is refused, one from before rows named their store stays
  * its writer's.  Images read in place, page sizes, frames and
  * version 1 replicas: test_replica_frames.c; a database restored from a
@@ -160,6 +161,53 @@ static void test_snapshot_of_several_packs_round_trips(void **state)
 	assert_export_equals(env, r, st, &a);
 	assert_export_equals(env, r, st, &b);
 	assert_verify_clean(env, r);
+	snap_replica_close(r);
+}
+
+/* A snapshot whose pages came in several runs (scattered rows changed
+ * between snapshots, each snapshot replicated on its own) interleaves
+ * their packs page by page, more packs than a reader keeps: a whole
+ * image is read pack by pack, each pack fetched once, and is still
+ * byte-identical (export, verify without and with --full).  Read in page
+ * order, every page could fetch a pack again. */
+static void test_interleaved_packs_are_fetched_once(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_info a, last;
+	snap_store *st = big_snapshot(env, 4000, "randomblob(3000)", &a);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	for (int gen = 2; gen <= 6; gen++) {
+		sqlite3 *db = tu_open(env->db);
+		tu_exec(db, "UPDATE big SET b = randomblob(3000) WHERE id %% "
+			"%d = 0", gen);
+		sqlite3_close(db);
+		char label[16];
+		snprintf(label, sizeof label, "gen%d", gen);
+		last = tu_snap(st, label);
+		assert_int_equal(push(r, st).snapshots, 1);   /* its own run */
+	}
+	snap_replica_close(r);
+	snap_objstore_close(objs_list(url, "packs"));
+	size_t packs = g_nnames;
+	assert_true(packs > PACK_CACHE + 2);
+	r = ropen(url, 0);
+	assert_export_equals(env, r, st, &last);
+	uint64_t gets = snap_replica_pack_gets(r);
+	print_message("# %zu packs in the replica, %llu fetched for the "
+		      "newest image\n", packs, (unsigned long long)gets);
+	assert_true(gets <= packs);
+	assert_verify_clean(env, r);
+	snap_replica_close(r);
+	r = ropen(url, 0);
+	unsigned nbad = 9;
+	snap_err err;
+	assert_int_equal(snap_replica_verify(r, last.name, 0, env->dir, NULL,
+					     NULL, &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	assert_true(snap_replica_pack_gets(r) <= packs);
 	snap_replica_close(r);
 }
 
@@ -570,6 +618,7 @@ int main(void)
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
 		tu_test(test_snapshot_of_several_packs_round_trips),
+		tu_test(test_interleaved_packs_are_fetched_once),
 		tu_test(test_prefetch_never_changes_what_a_get_reads),
 		tu_test(test_version_1_replica_is_read_and_pushed_to),
 		tu_test(test_pages_of_one_frame_read_singly_in_any_order),
