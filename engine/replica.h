@@ -93,6 +93,12 @@ size_t snap_replica_damaged(const snap_replica *r);
 int snap_replica_find(snap_replica *r, const char *name, snap_info *out,
 		      snap_err *err);
 
+/* 1 when store s wrote snapshot name's catalog row (its id is the row's
+ * store id): the database restored is the replica's own; 0 when not;
+ * -ENOENT when the replica has no snapshot name. */
+int snap_replica_written_by(snap_replica *r, const char *name, snap_store *s,
+			    snap_err *err);
+
 /* A database restored from snapshot name goes on into this replica:
  * store s (the restored database's) takes as its id (meta "store_id")
  * the id of the store that wrote the snapshot's catalog row, when s has

@@ -227,6 +227,21 @@ int snap_replica_adopt(snap_replica *r, const char *name, snap_store *s,
 	return rc < 0 ? rc : !strcmp(id, row.store);
 }
 
+int snap_replica_written_by(snap_replica *r, const char *name, snap_store *s,
+			    snap_err *err)
+{
+	rrow row;
+	char id[33] = "";
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc < 0)
+		return rc;
+	snap_store_lock(s);
+	rc = snap_store_meta_get(s->db, "store_id", id, sizeof id);
+	snap_store_unlock(s);
+	return rc == SQLITE_OK && strlen(row.store) == 32 &&
+	       !strcmp(id, row.store);
+}
+
 /* Record one pack's pages in the cache (one transaction): page i's
  * SHA-256 at shas + i * stride and its store page id ids[i]; with ids
  * NULL (pages another run wrote, read from an index), the id of the

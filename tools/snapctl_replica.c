@@ -337,6 +337,8 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 	 * the replica's id would send that history into the replica, mixed
 	 * with the database the replica is of. */
 	rc = own ? CTL_EXIT_OK : ctl_replica_continue(r, a, si.name, s);
+	if (own && snap_replica_written_by(r, si.name, s, &err) == 1)
+		own = 0;        /* the replica's own database: it goes on */
 	if (own && !a->json)
 		fprintf(stderr, "snapctl: %s's store has snapshots of its own: "
 			"it does not continue %s (replicate it to another URL "

@@ -592,6 +592,10 @@ def restore_keeps_name(ctx, ctl, env, work, url):
           back == [("one", "import")] and
           not any(s["label"] == "replica" for s in snaps),
           r.stdout + r.stderr + repr(snaps))
+    check("... into the database that wrote the replica: no notice that it "
+          "does not continue the replica (it does)",
+          "snapshots of its own" not in r.stderr and
+          "does not continue" not in r.stderr, r.stderr)
     r = ctl(["--db", db, "replicate", url, "--json"], env)
     sent = json.loads(r.stdout) if r.returncode == 0 else {}
     check("... and the next replicate does not send it again (only the "
