@@ -82,6 +82,12 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
 
 /* Write the image to `path` (a new temporary file of mode 0600, fsync,
  * rename: a symlink at path is replaced, never followed). */
+/* 0 when an export may write path: it does not exist, or is a regular
+ * file (replaced).  A symbolic link, a device (/dev/stdout, /dev/null), a
+ * directory or a pipe: -EEXIST with a sentence, never replaced: the
+ * export renames a new file over path, and as root that would replace
+ * /dev/null itself. */
+int snap_export_target_check(const char *path, snap_err *err);
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err);
 /* The same, calling progress(pctx, pages written, pages in the image)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -257,6 +258,27 @@ static int export_pages(xpass *x)
 	return rc;
 }
 
+int snap_export_target_check(const char *path, snap_err *err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : snap_err_set(err, -errno, "%s: %s",
+							  path,
+							  strerror(errno));
+	if (S_ISREG(st.st_mode))
+		return 0;
+	return snap_err_set(err, -EEXIST, "%s is %s: an export writes a new "
+			    "file (or replaces a regular one), never %s; "
+			    "name another file%s", path, S_ISLNK(st.st_mode) ?
+			    "a symbolic link" : S_ISDIR(st.st_mode) ?
+			    "a directory" : "not a regular file (a device, "
+			    "a pipe)", S_ISLNK(st.st_mode) ? "a link" :
+			    "anything else", S_ISLNK(st.st_mode) ? " (or "
+			    "remove the link)" : " (--sql writes to standard "
+			    "output with FILE -)");
+}
+
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err)
 {
@@ -280,6 +302,9 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
 	}
 	x.err = err;
 	x.tmp = tmp;
+	rc = snap_export_target_check(path, err);
+	if (rc)
+		return rc;
 	rc = snap_image_open(s, snap_id, &x.im, err);
 	if (rc)
 		return rc;

@@ -461,6 +461,9 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 	if (ctl_same_file(path, snap_store_file(s)))
 		return ctl_error("export of %s: %s is the store itself",
 				 st.name, path);
+	snap_err_clear(&err);
+	if ((rc = snap_export_target_check(path, &err)) < 0)
+		return ctl_fail(&err, rc, path);
 	rc = diff_export_file(s, &st, path, &size);
 	if (rc)
 		return rc;

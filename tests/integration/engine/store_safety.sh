@@ -48,22 +48,37 @@ else
 	echo "# setpriv cannot drop to nobody here; that check is skipped"
 fi
 
+# An export never follows a symbolic link nor replaces one (or a device:
+# renamed over /dev/stdout or /dev/null as root, a new file would have
+# replaced them for the whole system); a regular file is replaced, 0600.
 echo "victim" >"$T/victim"
 ln -s "$T/victim" "$T/out.db"
 sc --db "$DB" --store "$T/st" export latest "$T/out.db"
-check "export over a symlink exits 0" rc_is 0
-check "the link was replaced by the export, not followed" \
-	test -f "$T/out.db" -a ! -L "$T/out.db"
-check "the link's target is untouched" same "$(cat "$T/victim")" victim
-check "the export is 0600" same "$(stat -c %a "$T/out.db")" 600
+check "export over a symlink: exit 1, says it is a link" \
+	eval 'rc_is 1 && err_has "is a symbolic link"'
+check "the link is still there, its target untouched" \
+	eval 'test -L "$T/out.db" && same "$(cat "$T/victim")" victim'
 ln -s "$T/victim" "$T/out.sql"
 sc --db "$DB" --store "$T/st" export latest "$T/out.sql" --sql
-check "export --sql over a symlink exits 0" rc_is 0
-check "the SQL export replaced the link" \
-	test -f "$T/out.sql" -a ! -L "$T/out.sql"
+check "export --sql over a symlink: exit 1" rc_is 1
+check "that link is still there, its target untouched" \
+	eval 'test -L "$T/out.sql" && same "$(cat "$T/victim")" victim'
+mkfifo "$T/out.fifo"
+sc --db "$DB" --store "$T/st" export latest "$T/out.fifo"
+check "export onto a FIFO: exit 1, not a regular file, the FIFO kept" \
+	eval 'rc_is 1 && err_has "not a regular file" && test -p "$T/out.fifo"'
+rm "$T/out.db" "$T/out.sql"
+echo "old bytes" >"$T/out.db"
+chmod 644 "$T/out.db"
+sc --db "$DB" --store "$T/st" export latest "$T/out.db"
+check "export over a regular file replaces it" \
+	eval 'rc_is 0 && same "$(integrity "$T/out.db")" ok'
+check "the export is 0600" same "$(stat -c %a "$T/out.db")" 600
+echo "old text" >"$T/out.sql"
+sc --db "$DB" --store "$T/st" export latest "$T/out.sql" --sql
+check "export --sql over a regular file replaces it" rc_is 0
 check "the SQL export is 0600 (it holds the data)" \
 	same "$(stat -c %a "$T/out.sql")" 600
-check "the link's target is still untouched" same "$(cat "$T/victim")" victim
 
 # 2. A store directory that is a symlink is refused.
 mkdir "$T/elsewhere"
