@@ -180,6 +180,20 @@ char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
 }
 
 /* A JSON integer of a document, or def when absent. */
+int snap_replica_json_valid(snap_replica *r, const void *doc, size_t len)
+{
+	sqlite3_stmt *st = NULL;
+	int ok = 0;
+	if (sqlite3_prepare_v2(r->mem, "SELECT json_valid(?1) AND "
+			       "json_type(?1) = 'object'", -1, &st,
+			       NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_text(st, 1, doc, (int)len, SQLITE_STATIC);
+	ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return ok;
+}
+
 int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def)
 {

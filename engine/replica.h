@@ -172,7 +172,12 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 		       size_t *pruned, uint64_t *packs, snap_err *err);
 
 /* The replica's history, oldest first (free(*out)): one event per
- * replicate and prune run (kind, time, ok, detail; no snapshot). */
+ * replicate and prune run (kind, time, ok, detail; no snapshot).  A
+ * record that cannot be read (damaged, or a failed GET) is an event of
+ * kind SNAP_REPLICA_UNREADABLE (not ok, time 0, detail: why), listed
+ * first; the others are listed all the same.  An error only when no
+ * record could be read at all. */
+#define SNAP_REPLICA_UNREADABLE "unreadable"
 int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
 		     snap_err *err);
 

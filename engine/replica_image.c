@@ -587,6 +587,8 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 		}
 	}
 	free(rows);
+	if (rc == 0 && !name)
+		rc = snap_replica_log_verify(r, fn, ctx, nbad, err);
 	return rc;
 }
 

@@ -218,6 +218,13 @@ char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
 			     const char *path);
 int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def);
+/* verify's part for the history (replica_log.c): each record that does
+ * not open is a problem of "log" (a damaged object, though no snapshot's)
+ * counted in *nbad; an error only for -ENOMEM. */
+int snap_replica_log_verify(snap_replica *r, snap_replica_problem_fn fn,
+			    void *ctx, unsigned *nbad, snap_err *err);
+/* 1 when doc is one valid JSON object. */
+int snap_replica_json_valid(snap_replica *r, const void *doc, size_t len);
 
 /* Read page seq (page_size bytes) into buf, proven against its SHA-256
  * unless r->whole (its image's hash proves it; replica_read.c). */

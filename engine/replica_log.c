@@ -68,14 +68,41 @@ int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
 		snap_replica_names_free(&ns);
 		return snap_err_set(err, -ENOMEM, "out of memory");
 	}
+	size_t unreadable = 0;
 	for (size_t i = 0; i < ns.n; i++) {
 		uint8_t *doc;
 		size_t len;
-		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, err);
+		snap_err e;
+		snap_err_clear(&e);
+		rc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
 		if (rc == -ENOENT)
 			continue;
-		if (rc < 0)
+		if (rc == 0 && !snap_replica_json_valid(r, doc, len)) {
+			free(doc);
+			rc = snap_err_set(&e, -EIO, "%s/%s: not a history "
+					  "record (damaged)",
+					  snap_objstore_url(r->os), ns.v[i]);
+		}
+		if (rc == -ENOMEM) {
+			*err = e;
 			break;
+		}
+		if (rc < 0) {
+			/* One record that cannot be read hides no other:
+			 * it is listed as what it is (the caller says so). */
+			v[k].id = (int64_t)k + 1;
+			v[k].ok = 0;
+			snprintf(v[k].kind, sizeof v[k].kind, "%s",
+				 SNAP_REPLICA_UNREADABLE);
+			snprintf(v[k].detail, sizeof v[k].detail, "%s", e.msg);
+			k++;
+			if (++unreadable == ns.n) {
+				*err = e;     /* nothing read: say why */
+				break;
+			}
+			rc = 0;
+			continue;
+		}
 		const char *d = (const char *)doc;
 		char *kind = snap_replica_json_text(r, d, len, "$.kind");
 		char *detail = snap_replica_json_text(r, d, len, "$.detail");
@@ -100,6 +127,35 @@ int snap_replica_log(snap_replica *r, snap_event **out, size_t *n,
 		v[i].id = (int64_t)i + 1;
 	*out = v;
 	*n = k;
+	return 0;
+}
+
+int snap_replica_log_verify(snap_replica *r, snap_replica_problem_fn fn,
+			    void *ctx, unsigned *nbad, snap_err *err)
+{
+	snap_event *ev = NULL;
+	size_t n = 0;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_replica_log(r, &ev, &n, &e);
+	if (rc == -ENOMEM) {
+		*err = e;
+		return rc;
+	}
+	if (rc < 0) {
+		(*nbad)++;
+		if (fn)
+			fn(ctx, "log", 0, e.msg);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(ev[i].kind, SNAP_REPLICA_UNREADABLE))
+			continue;
+		(*nbad)++;
+		if (fn)
+			fn(ctx, "log", 0, ev[i].detail);
+	}
+	free(ev);
 	return 0;
 }
 

@@ -498,6 +498,13 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 		rc = snap_replica_log(r, &ev, &n, &err);
 		rc = rc < 0 ? ctl_fail(&err, rc, "the replica's history") :
 			ctl_log_print(ev, n, a);
+		size_t bad = 0;
+		for (size_t i = 0; rc == CTL_EXIT_OK && i < n; i++)
+			bad += !strcmp(ev[i].kind, SNAP_REPLICA_UNREADABLE);
+		if (bad)        /* listed above, with why */
+			rc = ctl_error("%zu record%s of the replica's history "
+				       "cannot be read", bad,
+				       bad == 1 ? "" : "s");
 		free(ev);
 	} else if (!strcmp(cmd, "passphrase")) {
 		rc = ctl_replica_passphrase(r, a);
