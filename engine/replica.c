@@ -377,6 +377,10 @@ static int config_read(snap_replica *r, const char *doc, size_t len,
 		       snap_err *err)
 {
 	const char *url = snap_objstore_url(r->os);
+	if (!snap_replica_json_valid(r, doc, len))
+		return snap_err_set(err, -EIO, "%s/config: damaged (not a JSON "
+				    "object): the replica's key is in it; put "
+				    "back a copy of config", url);
 	char *fmt = snap_replica_json_text(r, doc, len, "$.format");
 	int ok = fmt && !strcmp(fmt, FORMAT_NAME);
 	free(fmt);

@@ -392,6 +392,11 @@ def run(ctx, work, env, url, s3dir):
           "says so, nothing written", r.returncode == 1 and
           "but no config" in r.stderr and contents(store) == rest,
           r.stderr)
+    store.write("config", b"X" + config[1:])
+    r = ctl(["--replica", url, "list"], env)
+    check("a config that is no JSON: exit 1, says it is damaged",
+          r.returncode == 1 and "config: damaged (not a JSON object)" in
+          r.stderr, r.stderr)
     store.write("config", config)
     r = ctl(["--replica", url, "list"], env)
     check("with config put back the replica reads again",
