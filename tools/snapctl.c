@@ -259,8 +259,9 @@ static const ctl_cmd ctl_cmds[] = {
 	  "pages are.  Run again after a failure or a kill: it resumes.\n"
 	  "Snapshots pruned from the replica are not sent again.\n"
 	  "--json: {\"replica\", \"snapshots\", \"pages\", \"bytes\",\n"
-	  "\"present\", \"pruned\"}.  Exit 1 when anything failed; nothing\n"
-	  "local is changed either way.\n",
+	  "\"present\", \"pruned\"}.  Exit 1 when anything failed; the\n"
+	  "database and its snapshots are never changed (the store records\n"
+	  "what the replica holds, and the run as an event).\n",
 	  1, 1, 0 },
 	{ "passphrase", cmd_passphrase, "change",
 	  "with --replica URL: a new passphrase for the replica",
