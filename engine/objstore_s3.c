@@ -215,12 +215,10 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 		     const char *want, snap_objstore_list_fn fn, void *ctx,
 		     char **token, snap_err *err)
 {
-	xmlDocPtr d = xmlReadMemory((const char *)doc, (int)len, NULL, NULL,
-				    XML_PARSE_NONET | XML_PARSE_NOERROR |
-				    XML_PARSE_NOWARNING);
+	xmlDocPtr d = snap_s3_xml_read(doc, len);
 	if (!d)
-		return snap_err_set(err, -EIO, "%s: the listing is not XML",
-				    o->url);
+		return snap_err_set(err, -EIO, "%s: the listing is not XML, or "
+				    "declares a DTD (refused)", o->url);
 	int rc = 0, truncated = 0;
 	size_t plen = strlen(o->s3->prefix);
 	xmlNodePtr root = xmlDocGetRootElement(d);

@@ -14,10 +14,17 @@
  * (5 attempts, backoff 0.25 s doubling); 403 is -EACCES (wrong or unknown
  * credentials), a missing object -ENOENT, a missing bucket -ENOENT with a
  * message that says so, anything else -EIO with the server's code.
+ *
+ * What a server sends is read as hostile: a document with a DTD is
+ * refused before anything in it is read (an internal subset's entities
+ * expanded a 140 KB error body into gigabytes), and the Code and Message
+ * copied into a message are cut to S3_TEXT_MAX bytes, control characters
+ * blanked (the message becomes one log line).
  */
 #include "s3http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,13 +113,32 @@ static size_t on_send(char *p, size_t sz, size_t n, void *ctx)
 	return len;
 }
 
-/* The text of the first element called tag in an XML document, or NULL
- * (free()). */
-static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
+/* Parse an XML document a server sent, or NULL.  A document with a DTD
+ * is refused (S3 never sends one): an internal subset can declare
+ * entities that expand a small body into gigabytes when read. */
+xmlDocPtr snap_s3_xml_read(const uint8_t *doc, size_t len)
 {
+	static const char dtd[] = "<!DOCTYPE";
+	if (len > INT_MAX || memmem(doc, len, dtd, sizeof dtd - 1))
+		return NULL;
 	xmlDocPtr d = xmlReadMemory((const char *)doc, (int)len, NULL, NULL,
 				    XML_PARSE_NONET | XML_PARSE_NOERROR |
 				    XML_PARSE_NOWARNING);
+	if (d && (xmlGetIntSubset(d) || d->extSubset)) {
+		xmlFreeDoc(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The text of the first element called tag in an XML document, at most
+ * cap - 1 bytes of it (cut at a character boundary), control characters
+ * turned into spaces (it goes into one log line); NULL when there is none
+ * or the document is refused (free()). */
+char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
+			size_t cap)
+{
+	xmlDocPtr d = snap_s3_xml_read(doc, len);
 	if (!d)
 		return NULL;
 	char *out = NULL;
@@ -123,7 +149,7 @@ static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
 		if (n->type == XML_ELEMENT_NODE &&
 		    !strcmp((const char *)n->name, tag)) {
 			xmlChar *t = xmlNodeGetContent(n);
-			out = t ? strdup((const char *)t) : NULL;
+			out = t ? strndup((const char *)t, cap - 1) : NULL;
 			xmlFree(t);
 			break;
 		}
@@ -137,6 +163,23 @@ static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
 			n = stack[--sp];
 	}
 	xmlFreeDoc(d);
+	if (!out)
+		return NULL;
+	size_t l = strlen(out);
+	if (l == cap - 1) {   /* perhaps cut: no half character at the end */
+		size_t k = l;
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+			k--;
+		unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 :
+			      lead >= 0xC0 ? 2 : 1;
+		if (lead >= 0xC0 && l - (k - 1) < need)
+			l = k - 1;
+	}
+	out[l] = '\0';
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
 	return out;
 }
 
@@ -232,7 +275,8 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 {
 	if (q->status >= 200 && q->status < 300)
 		return 0;
-	char *code = q->rlen ? xml_first(q->resp, q->rlen, "Code") : NULL;
+	char *code = q->rlen ? snap_s3_xml_first(q->resp, q->rlen, "Code",
+						    S3_TEXT_MAX) : NULL;
 	int rc;
 	if (q->status == 404 && code && !strcmp(code, "NoSuchBucket"))
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
@@ -248,7 +292,8 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 		/* The server's own sentence says what is wrong (a region
 		 * the bucket is not in, a bad request); 403's is left out
 		 * above (it can echo what was signed). */
-		char *msg = code ? xml_first(q->resp, q->rlen, "Message")
+		char *msg = code ? snap_s3_xml_first(q->resp, q->rlen,
+						     "Message", S3_TEXT_MAX)
 				 : NULL;
 		rc = snap_err_set(err, -EIO, "%s: %s: the server answered "
 				  "%ld%s%s%s%s", o->url, what, q->status,

@@ -12,12 +12,14 @@
 #include <stdint.h>
 
 #include <curl/curl.h>
+#include <libxml/tree.h>
 
 #define S3_ATTEMPTS 5
 #define S3_BACKOFF_MS 250
 #define S3_CONNECT_TIMEOUT_S 10L
 #define S3_STALL_S 60L
 #define S3_BODY_MAX ((size_t)16 << 20)  /* listings, error documents */
+#define S3_TEXT_MAX 256        /* an error document's Code, Message */
 #define S3_FETCHERS 2          /* prefetch threads: with the caller's own,
 				  three requests in flight (memory: peak RSS
 				  <= 64 MB, tests/bench/README.md) */
@@ -72,6 +74,15 @@ void snap_s3_init(void);
 /* Append the AWS encoding of s to out (unreserved characters kept; '/'
  * kept when keep_slash); -ENAMETOOLONG past cap. */
 int snap_s3_enc_append(char *out, size_t cap, const char *s, int keep_slash);
+
+/* Parse a document the server sent: NULL when it is not XML or has a DTD
+ * (refused: its entities could expand without bound).  xmlFreeDoc(). */
+xmlDocPtr snap_s3_xml_read(const uint8_t *doc, size_t len);
+
+/* The text of the first element called tag (at most cap - 1 bytes, control
+ * characters as spaces), or NULL (none, or a refused document); free(). */
+char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
+			size_t cap);
 
 /* Run q on handle h with retries; 0 with q->status set, or a negative
  * errno when the service could not be reached. */
