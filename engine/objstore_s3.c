@@ -208,19 +208,32 @@ static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* Where a listing is, between its pages. */
+struct s3list {
+	char *token;           /* NextContinuationToken of the last page */
+	char *last;            /* the largest key listed so far, or NULL */
+	unsigned pages;
+};
+
 /* Call fn for every <Contents> of a ListObjectsV2 page whose key is
- * directly under want (PREFIX/dir/); *token gets NextContinuationToken
- * when the listing is truncated. */
+ * directly under want (PREFIX/dir/); st->token gets NextContinuationToken
+ * when the listing is truncated (NULL otherwise: a token is never used
+ * twice), st->last the page's largest key.  A page must move past the
+ * keys of the pages before it: one that does not is a server that would
+ * make the listing go round forever. */
 static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 		     const char *want, snap_objstore_list_fn fn, void *ctx,
-		     char **token, snap_err *err)
+		     struct s3list *st, snap_err *err)
 {
+	free(st->token);
+	st->token = NULL;
 	xmlDocPtr d = snap_s3_xml_read(doc, len);
 	if (!d)
 		return snap_err_set(err, -EIO, "%s: the listing is not XML, or "
 				    "declares a DTD (refused)", o->url);
 	int rc = 0, truncated = 0;
 	size_t plen = strlen(o->s3->prefix);
+	char *prev = st->last, *top = NULL;
 	xmlNodePtr root = xmlDocGetRootElement(d);
 	for (xmlNodePtr n = root ? root->children : NULL; n && rc == 0;
 	     n = n->next) {
@@ -233,8 +246,8 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 			xmlFree(t);
 		} else if (!strcmp(nm, "NextContinuationToken")) {
 			xmlChar *t = xmlNodeGetContent(n);
-			free(*token);
-			*token = t ? strdup((const char *)t) : NULL;
+			free(st->token);
+			st->token = t && *t ? strdup((const char *)t) : NULL;
 			xmlFree(t);
 		} else if (!strcmp(nm, "Contents")) {
 			char *key = NULL;
@@ -253,7 +266,17 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 				}
 				xmlFree(t);
 			}
-			if (key && !strncmp(key, want, strlen(want)) &&
+			if (key && prev && strcmp(key, prev) <= 0) {
+				rc = snap_err_set(err, -EIO, "%s: the listing "
+						  "does not advance (a page "
+						  "repeats keys up to \"%.200s\"): "
+						  "the server is broken",
+						  o->url, prev);
+			} else if (key && (!top || strcmp(key, top) > 0)) {
+				free(top);
+				top = strdup(key);
+			}
+			if (rc == 0 && key && !strncmp(key, want, strlen(want)) &&
 			    !strchr(key + strlen(want), '/') &&
 			    snap_objstore_name_check(key + plen) == 0)
 				rc = fn(ctx, key + plen, size);
@@ -261,25 +284,38 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 		}
 	}
 	xmlFreeDoc(d);
+	if (top) {
+		free(st->last);
+		st->last = top;
+	}
 	if (!truncated) {
-		free(*token);
-		*token = NULL;
-	} else if (!*token && rc == 0) {
+		free(st->token);
+		st->token = NULL;
+	} else if (!st->token && rc == 0) {
 		rc = snap_err_set(err, -EIO, "%s: a truncated listing without "
 				  "a continuation token", o->url);
 	}
 	return rc;
 }
 
-/* ListObjectsV2 of PREFIX/dir/, page by page (continuation tokens). */
+/* ListObjectsV2 of PREFIX/dir/, page by page (continuation tokens): a
+ * token the server gives twice in a row, or more than S3_LIST_PAGES
+ * pages, fail the listing instead of going round forever. */
 static int s3_list(snap_objstore *o, const char *dir,
 		   snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {
 	char want[1024], query[3072];
 	snprintf(want, sizeof want, "%s%s/", o->s3->prefix, dir);
-	char *token = NULL;
+	struct s3list st = { NULL, NULL, 0 };
+	char *token = NULL;    /* the one this page is asked with */
 	int rc = 0;
 	do {
+		if (++st.pages > S3_LIST_PAGES) {
+			rc = snap_err_set(err, -EIO, "%s: the listing of %s "
+					  "has more than %u pages: refused",
+					  o->url, dir, S3_LIST_PAGES);
+			break;
+		}
 		/* Parameters sorted by name, values AWS-encoded; every step
 		 * checked (a server chooses the token's length). */
 		query[0] = '\0';
@@ -316,11 +352,19 @@ static int s3_list(snap_objstore *o, const char *dir,
 					  "%s", o->url, o->s3->bucket,
 					  o->s3->endpoint);
 		if (rc == 0)
-			rc = list_page(o, q.resp, q.rlen, want, fn, ctx,
-				       &token, err);
+			rc = list_page(o, q.resp, q.rlen, want, fn, ctx, &st,
+				       err);
 		free(q.resp);
+		if (rc == 0 && st.token && token && !strcmp(st.token, token))
+			rc = snap_err_set(err, -EIO, "%s: the server gave the "
+					  "same continuation token twice: the "
+					  "listing does not advance", o->url);
+		free(token);
+		token = st.token;
+		st.token = NULL;
 	} while (rc == 0 && token);
 	free(token);
+	free(st.last);
 	return rc;
 }
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""
+The s3:// client against a hostile server (s3_fake.py): snapctl --replica
+fails with a clear error, in bounded time and memory, where a server
+  * sends an error document with an entity bomb (refused, not expanded);
+  * gives the same continuation token again, a truncated page without a
+    token, or pages that do not advance (the listing ends in an error);
+  * answers a row with more than a row may hold (neither the get nor its
+    prefetch takes the whole body);
+  * stalls after the headers ("timed out").
+With the argument "daemon": snapfs -o replicate= to a server that stops
+answering unmounts (fusermount3 -u) and exits 0 (needs root and FUSE).
+Nothing here asserts a time: the subprocess timeouts only bound a hang.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+import snaptest as st  # noqa: E402
+import s3_fake  # noqa: E402
+
+HANG = 240   # seconds a command may take before it counts as a hang
+
+
+def setup(ctx, snapshots=3):
+    """A database with snapshots, replicated unencrypted to a fake."""
+    fake = s3_fake.FakeS3(ctx.path("objects"))
+    ctx.fakes.append(fake)
+    env = fake.env(os.environ)
+    db = ctx.path("live.db")
+    st.make_db(db, "a")
+    for i in range(snapshots):
+        c = st.connect(db)
+        c.execute("INSERT INTO items(tag, body) VALUES(?, 'x')", ("r%d" % i,))
+        c.commit()
+        c.close()
+        ctx.create(db=db)
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", fake.url(),
+                 "--no-encryption"], env=env, timeout=HANG)
+    ctx.require("snapctl replicate to the fake S3 exits 0",
+                r.returncode == 0, st.describe(r))
+    return fake, env, db
+
+
+def ls(ctx, fake, env):
+    return ctx.run([ctx.snapctl, "--replica", fake.url(), "list"], env=env,
+                   timeout=HANG)
+
+
+def cli(ctx):
+    fake, env, _ = setup(ctx)
+    r = ls(ctx, fake, env)
+    ctx.require("the fake serves the replica (list exits 0)",
+                r.returncode == 0, st.describe(r))
+
+    fake.mode = "bomb"
+    r = ls(ctx, fake, env)
+    ctx.check("an error document with a DTD: refused, its entities never "
+              "expanded into the message",
+              r.returncode != 0 and "answered 400" in r.stderr and
+              "AAAA" not in r.stderr, st.describe(r))
+
+    for mode, needle in (("same-token", "same continuation token"),
+                         ("lost-token", "without a continuation token"),
+                         ("repeat", "does not advance")):
+        fake.mode = mode
+        r = ls(ctx, fake, env)
+        ctx.check("a listing whose pages go round (%s): an error saying "
+                  "%r" % (mode, needle),
+                  r.returncode != 0 and needle in r.stderr, st.describe(r))
+
+def daemon(ctx):
+    fake, env, db = setup(ctx, snapshots=1)
+    os.environ.update(env)   # the daemon's credentials and endpoint
+    m = ctx.mount(db, options=["replicate=" + fake.url()])
+    fake.mode = "blackhole"
+    open(os.path.join(m.mnt, "snapshots", "next"), "w").close()
+    ctx.require("the daemon's replication reached the silent server",
+                fake.held.wait(HANG))
+    m.stop()
+
+
+def body(ctx):
+    ctx.fakes = []
+    try:
+        (daemon if sys.argv[1:] == ["daemon"] else cli)(ctx)
+    finally:
+        for f in ctx.fakes:
+            f.stop()
+
+
+if __name__ == "__main__":
+    st.main("replica-hostile", body, mount=sys.argv[1:] == ["daemon"])
