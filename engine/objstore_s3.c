@@ -304,7 +304,7 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 static int s3_list(snap_objstore *o, const char *dir,
 		   snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {
-	char want[1024], query[3072];
+	char want[S3_PREFIX_MAX + 300], query[3072];
 	snprintf(want, sizeof want, "%s%s/", o->s3->prefix, dir);
 	struct s3list st = { NULL, NULL, 0 };
 	char *token = NULL;    /* the one this page is asked with */
@@ -425,6 +425,32 @@ static int s3_bucket_why(snap_objstore *o, snap_err *err)
 	return rc;
 }
 
+/* Refuse a prefix whose keys would not be the ones listed: a "." or ".."
+ * segment (an HTTP client may resolve it in a request's path, never in a
+ * listing's prefix=: objects written where no listing finds them), an
+ * empty one ("a//b"), or one longer than S3_PREFIX_MAX. */
+static int prefix_check(snap_objstore *o, const char *pre, size_t plen,
+			snap_err *err)
+{
+	if (plen > S3_PREFIX_MAX)
+		return snap_err_set(err, -ENAMETOOLONG, "%.100s...: the prefix "
+				    "is longer than %d bytes", o->url,
+				    S3_PREFIX_MAX);
+	for (size_t i = 0; i <= plen; ) {
+		size_t j = i;
+		while (j < plen && pre[j] != '/')
+			j++;
+		size_t n = j - i;
+		if (plen > 0 && (n == 0 || (n == 1 && pre[i] == '.') ||
+				 (n == 2 && !strncmp(pre + i, "..", 2))))
+			return snap_err_set(err, -EINVAL, "%s: the prefix has "
+					    "an empty, \".\" or \"..\" part: "
+					    "give it without them", o->url);
+		i = j + 1;
+	}
+	return 0;
+}
+
 int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 			  snap_err *err)
 {
@@ -458,6 +484,9 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	size_t plen = strlen(pre);
 	while (plen && pre[plen - 1] == '/')
 		plen--;
+	int rc = prefix_check(o, pre, plen, err);
+	if (rc < 0)
+		return rc;
 	const char *ep = getenv("AWS_ENDPOINT_URL");
 	const char *region = getenv("AWS_REGION");
 	const char *key = getenv("AWS_ACCESS_KEY_ID");
@@ -496,7 +525,7 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	/* The bucket must answer: a missing bucket or bad credentials are
 	 * found here, before anything is read or written. */
 	s3req q;
-	int rc = snap_s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, 0, &q, err);
+	rc = snap_s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, 0, &q, err);
 	free(q.resp);
 	if (rc == -EIO && q.status == 400)
 		rc = s3_bucket_why(o, err);

@@ -230,6 +230,9 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		/* The path as built: never "/../" resolved (a listing's
+		 * prefix= would not be). */
+		curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, S3_CONNECT_TIMEOUT_S);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_STALL_S);

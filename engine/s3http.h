@@ -23,6 +23,7 @@
 #define S3_FETCHERS 2          /* prefetch threads: with the caller's own,
 				  three requests in flight (memory: peak RSS
 				  <= 64 MB, tests/bench/README.md) */
+#define S3_PREFIX_MAX 900      /* bytes of an s3:// prefix, at most */
 #define S3_LIST_PAGES 100000u /* pages of one listing, at most */
 #define S3_PREFETCH 4          /* objects fetched ahead, at most */
 

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_s3.c — the s3:// client's handling of what a server
  * sends, without a network (engine/s3http.h, engine/objstore_s3.c): XML
- * documents with a DTD refused, text copied out of them bounded.
+ * documents with a DTD refused, text copied out of them bounded; prefixes
+ * whose keys a listing would not find refused at open.
  */
 #include "testutil.h"
 
@@ -89,6 +90,49 @@ static void test_xml_text_cut_keeps_whole_characters(void **state)
 	free(msg);
 }
 
+/* Open url with no credentials: what the prefix check says first. */
+static int open_rc(const char *url, snap_err *e)
+{
+	snap_objstore *o = NULL;
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	int rc = snap_objstore_open(url, 0, &o, e);
+	snap_objstore_close(o);
+	return rc;
+}
+
+static void test_prefix_with_dot_segments_is_refused(void **state)
+{
+	(void)state;
+	static const char *bad[] = {
+		"s3://b/dot/../y", "s3://b/../y", "s3://b/x/.", "s3://b/./x",
+		"s3://b/a//b", "s3://b//a", "s3://b/..",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snap_err e = {0};
+		assert_int_equal(open_rc(bad[i], &e), -EINVAL);
+		assert_non_null(strstr(e.msg, "prefix"));
+	}
+	/* Dots inside a name, and a trailing slash, are fine (no
+	 * credentials is what stops these). */
+	snap_err e = {0};
+	assert_int_equal(open_rc("s3://b/a.b/..c/x../", &e), -EACCES);
+	assert_int_equal(open_rc("s3://b", &e), -EACCES);
+}
+
+static void test_prefix_too_long_is_refused(void **state)
+{
+	(void)state;
+	char url[2048] = "s3://b/";
+	size_t n = strlen(url);
+	memset(url + n, 'p', S3_PREFIX_MAX + 1);
+	url[n + S3_PREFIX_MAX + 1] = '\0';
+	snap_err e = {0};
+	assert_int_equal(open_rc(url, &e), -ENAMETOOLONG);
+	url[n + S3_PREFIX_MAX] = '\0';
+	assert_int_equal(open_rc(url, &e), -EACCES);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -96,6 +140,8 @@ int main(void)
 		tu_test(test_xml_with_any_dtd_is_refused),
 		tu_test(test_xml_text_is_cut_and_kept_on_one_line),
 		tu_test(test_xml_text_cut_keeps_whole_characters),
+		tu_test(test_prefix_with_dot_segments_is_refused),
+		tu_test(test_prefix_too_long_is_refused),
 	};
 	return cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }
