@@ -77,10 +77,10 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 				     err);
 }
 
-void snap_objstore_prefetch(snap_objstore *o, const char *name)
+void snap_objstore_prefetch(snap_objstore *o, const char *name, size_t max)
 {
 	if (o->be->prefetch && snap_objstore_name_check(name) == 0)
-		o->be->prefetch(o, name);
+		o->be->prefetch(o, name, max);
 }
 
 int snap_objstore_list(snap_objstore *o, const char *dir,

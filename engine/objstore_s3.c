@@ -67,13 +67,13 @@ static void *pf_main(void *arg)
 		}
 		char name[sizeof f->name];
 		memcpy(name, f->name, sizeof name);
+		size_t max = f->max;
 		f->state = PF_RUNNING;
 		pthread_mutex_unlock(&s->mu);
 		snap_err e = {0};
 		uint8_t *data = NULL;
 		size_t len = 0;
-		int rc = s3_fetch(o, h, name, SNAP_OBJSTORE_MAX, &data, &len,
-				  &e);
+		int rc = s3_fetch(o, h, name, max, &data, &len, &e);
 		pthread_mutex_lock(&s->mu);
 		f->data = rc == 0 ? data : NULL;
 		f->len = len;
@@ -87,9 +87,10 @@ static void *pf_main(void *arg)
 	return NULL;
 }
 
-/* Announce name: queue it for the prefetch threads (started on first
- * use); dropped when it is already there or every slot is busy. */
-static void s3_prefetch(snap_objstore *o, const char *name)
+/* Announce name, to be read with the limit max: queue it for the
+ * prefetch threads (started on first use); dropped when it is already
+ * there or every slot is busy. */
+static void s3_prefetch(snap_objstore *o, const char *name, size_t max)
 {
 	struct snap_s3 *s = o->s3;
 	if (!s->mu_ok || strlen(name) >= sizeof s->pf[0].name)
@@ -122,6 +123,7 @@ static void s3_prefetch(snap_objstore *o, const char *name)
 		goto out;
 	}
 	snprintf(f->name, sizeof f->name, "%s", name);
+	f->max = max;
 	f->state = PF_QUEUED;
 	f->age = ++s->pfclock;
 	pthread_cond_broadcast(&s->cv);

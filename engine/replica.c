@@ -121,6 +121,11 @@ static size_t obj_max(const char *name)
 	return 1u << 20;                    /* config, rows, locks, log */
 }
 
+void snap_replica_obj_prefetch(snap_replica *r, const char *name)
+{
+	snap_objstore_prefetch(r->os, name, obj_max(name));
+}
+
 /* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
  * it does not open (altered, or another object's bytes), -EFBIG when it is
  * larger than such an object can be. */

@@ -30,6 +30,7 @@
 /* One object fetched ahead of its get. */
 struct s3pf {
 	char name[128];
+	size_t max;            /* the most bytes fetched (the get's limit) */
 	enum { PF_FREE, PF_QUEUED, PF_RUNNING, PF_DONE } state;
 	uint8_t *data;
 	size_t len;

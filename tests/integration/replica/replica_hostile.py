@@ -71,6 +71,14 @@ def cli(ctx):
                   "%r" % (mode, needle),
                   r.returncode != 0 and needle in r.stderr, st.describe(r))
 
+    fake.mode = "big"
+    r = ls(ctx, fake, env)
+    ctx.check("rows larger than a row may be: not listed, a warning",
+              "rows of the replica are damaged" in r.stderr, st.describe(r))
+    ctx.check("no oversized row was downloaded whole, prefetched or not "
+              "(%d asked)" % fake.big_asked, fake.big_whole == 0,
+              "%d of %d" % (fake.big_whole, fake.big_asked))
+
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)
     os.environ.update(env)   # the daemon's credentials and endpoint
