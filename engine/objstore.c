@@ -92,6 +92,12 @@ int snap_objstore_list(snap_objstore *o, const char *dir,
 	return rc < 0 ? rc : o->be->list(o, dir, fn, ctx, err);
 }
 
+void snap_objstore_cancel(snap_objstore *o)
+{
+	if (o)
+		__atomic_store_n(&o->cancel, 1, __ATOMIC_RELEASE);
+}
+
 int snap_objstore_delete(snap_objstore *o, const char *name, snap_err *err)
 {
 	int rc = name_ok(o, name, err);

@@ -79,6 +79,13 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 void snap_objstore_prefetch(snap_objstore *o, const char *name,
 			    size_t max);
 
+/* Make every request of o fail at once with -ECANCELED from now on, a
+ * transfer in flight included (within about a second): a daemon that
+ * stops does not wait for a server that stopped answering.  Any thread
+ * may call it while o is open; o is still closed by its user.  A no-op
+ * for file://. */
+void snap_objstore_cancel(snap_objstore *o);
+
 /* Every object directly under dir ("packs", "snapshots", …), in no
  * particular order.  A missing directory lists nothing. */
 int snap_objstore_list(snap_objstore *o, const char *dir,

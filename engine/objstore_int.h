@@ -32,6 +32,7 @@ struct snap_objstore {
 	char *path;         /* its absolute path, for messages */
 	/* s3:// */
 	struct snap_s3 *s3;
+	int cancel;         /* snap_objstore_cancel was called (atomic) */
 };
 
 /* Fill o for the absolute path of a file:// URL (with

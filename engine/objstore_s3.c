@@ -377,6 +377,8 @@ static void s3_close(snap_objstore *o)
 	if (!s)
 		return;
 	if (s->mu_ok) {
+		/* A prefetch in flight is not waited for. */
+		__atomic_store_n(&o->cancel, 1, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&s->mu);
 		s->stop = 1;
 		pthread_cond_broadcast(&s->cv);

@@ -512,6 +512,12 @@ void snap_replica_close(snap_replica *r)
 	free(r);
 }
 
+void snap_replica_cancel(snap_replica *r)
+{
+	if (r)
+		snap_objstore_cancel(r->os);
+}
+
 size_t snap_replica_damaged(const snap_replica *r)
 {
 	return r->bad_rows.n;

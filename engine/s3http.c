@@ -11,9 +11,16 @@
  * split); no conditional PUT anywhere (the format never needs one).
  *
  * Failures: connection errors, timeouts, resets, 5xx and 429 are retried
- * (5 attempts, backoff 0.25 s doubling); 403 is -EACCES (wrong or unknown
+ * (5 attempts, backoff 0.25 s doubling, none begun a minute after the
+ * first); 403 is -EACCES (wrong or unknown
  * credentials), a missing object -ENOENT, a missing bucket -ENOENT with a
  * message that says so, anything else -EIO with the server's code.
+ *
+ * Time: an attempt fails when less than 1 KiB/s moves for 30 s (a server
+ * that stalls after the headers, or trickles), or when it takes longer
+ * than 60 s plus its body at 256 KiB/s; snap_objstore_cancel stops every
+ * request at once, one in flight within a second (the progress callback),
+ * so a daemon that stops never waits for a silent server.
  *
  * What a server sends is read as hostile: a document with a DTD is
  * refused before anything in it is read (an internal subset's entities
@@ -183,6 +190,56 @@ char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
 	return out;
 }
 
+/* Monotonic milliseconds. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether snap_objstore_cancel was called on o. */
+static int cancelled(snap_objstore *o)
+{
+	return __atomic_load_n(&o->cancel, __ATOMIC_ACQUIRE);
+}
+
+/* libcurl progress callback (about once a second, also when nothing
+ * moves): a cancelled store or an attempt past its deadline (S3_DEADLINE_S
+ * plus the body, the larger way, at S3_DEADLINE_BPS) stops the transfer. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	s3req *q = ctx;
+	(void)dlnow;
+	(void)ulnow;
+	if (cancelled(q->o)) {
+		q->cancelled = 1;
+		return 1;
+	}
+	uint64_t bytes = q->len;
+	if (dltotal > 0 && (uint64_t)dltotal > bytes)
+		bytes = (uint64_t)dltotal;
+	if (ultotal > 0 && (uint64_t)ultotal > bytes)
+		bytes = (uint64_t)ultotal;
+	int64_t limit = (int64_t)S3_DEADLINE_S * 1000 +
+			(int64_t)(bytes * 1000 / S3_DEADLINE_BPS);
+	if (mono_ms() - q->t0 > limit) {
+		q->timedout = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Sleep ms, or less when the store is cancelled meanwhile. */
+static void backoff(snap_objstore *o, long ms)
+{
+	for (; ms > 0 && !cancelled(o); ms -= 50) {
+		struct timespec ts = {0, (ms < 50 ? ms : 50) * 1000000L};
+		nanosleep(&ts, NULL);    /* backoff, not readiness */
+	}
+}
+
 /* Whether a libcurl failure is worth another attempt. */
 static int transient(CURLcode c)
 {
@@ -206,11 +263,18 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
 	snprintf(hdr, sizeof hdr, "x-amz-content-sha256: %s", hex);
 	CURLcode c = CURLE_OK;
+	int64_t first = mono_ms();
+	q->o = o;
+	q->timedout = q->cancelled = 0;
 	for (int attempt = 0; attempt < S3_ATTEMPTS; attempt++) {
 		if (attempt > 0) {
-			long ms = (long)S3_BACKOFF_MS << (attempt - 1);
-			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-			nanosleep(&ts, NULL);    /* backoff, not readiness */
+			if (mono_ms() - first > (int64_t)S3_RETRY_S * 1000)
+				break;
+			backoff(o, (long)S3_BACKOFF_MS << (attempt - 1));
+		}
+		if (cancelled(o)) {
+			q->cancelled = 1;
+			break;
 		}
 		/* Only headers that are sent: libcurl signs every header of
 		 * this list, also an "Expect:" that only removes one. */
@@ -220,7 +284,9 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		q->sent = 0;
 		q->rlen = 0;
 		q->toobig = 0;
+		q->timedout = 0;
 		q->h = h;
+		q->t0 = mono_ms();
 		curl_easy_reset(h);
 		curl_easy_setopt(h, CURLOPT_URL, q->url);
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
@@ -234,8 +300,11 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		 * prefix= would not be). */
 		curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, S3_CONNECT_TIMEOUT_S);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_STALL_S);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, S3_SLOW_BPS);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_SLOW_S);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, q);
 		if (!strcmp(q->method, "PUT")) {
 			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_send);
@@ -251,6 +320,10 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		}
 		c = curl_easy_perform(h);
 		curl_slist_free_all(hl);
+		if (q->cancelled)
+			break;
+		if (q->timedout)      /* our deadline: a timeout like curl's */
+			c = CURLE_OPERATION_TIMEDOUT;
 		if (q->toobig)
 			return snap_err_set(err, -EFBIG, "%s: the server sent "
 					    "more than such an object can hold "
@@ -264,10 +337,19 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		if (c != CURLE_OK && !transient(c))
 			break;
 	}
+	if (q->cancelled)
+		return snap_err_set(err, -ECANCELED, "%s: cancelled (snapfs is "
+				    "stopping)", o->url);
 	if (c == CURLE_OK)     /* 5xx or 429 on every attempt */
 		return 0;
-	return snap_err_set(err, c == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
-			    -EHOSTUNREACH,
+	if (c == CURLE_OPERATION_TIMEDOUT)
+		return snap_err_set(err, -ETIMEDOUT, "%s: the S3 endpoint %s "
+				    "timed out (%s: no answer in time, or less "
+				    "than %ld bytes/s for %ld s)", o->url,
+				    s->endpoint, q->timedout ? "past the "
+				    "request's deadline" : "too slow",
+				    S3_SLOW_BPS, S3_SLOW_S);
+	return snap_err_set(err, -EHOSTUNREACH,
 			    "%s: cannot reach the S3 endpoint %s: %s", o->url,
 			    s->endpoint, curl_easy_strerror(c));
 }

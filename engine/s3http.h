@@ -17,7 +17,11 @@
 #define S3_ATTEMPTS 5
 #define S3_BACKOFF_MS 250
 #define S3_CONNECT_TIMEOUT_S 10L
-#define S3_STALL_S 60L
+#define S3_SLOW_BPS 1024L      /* slower than this ... */
+#define S3_SLOW_S 30L          /* ... for this long: the attempt fails */
+#define S3_DEADLINE_S 60       /* an attempt's time, plus ... */
+#define S3_DEADLINE_BPS (256 << 10) /* ... its body at this rate */
+#define S3_RETRY_S 60          /* no new attempt this long after the first */
 #define S3_BODY_MAX ((size_t)16 << 20)  /* listings, error documents */
 #define S3_TEXT_MAX 256        /* an error document's Code, Message */
 #define S3_FETCHERS 2          /* prefetch threads: with the caller's own,
@@ -69,6 +73,10 @@ typedef struct s3req {
 	int toobig;            /* the body passed max: the transfer stopped */
 	long status;
 	CURL *h;               /* the handle it runs on */
+	snap_objstore *o;      /* its store (the cancel flag) */
+	int64_t t0;            /* when the attempt began (monotonic ms) */
+	int timedout;          /* the attempt passed its deadline */
+	int cancelled;         /* snap_objstore_cancel stopped it */
 } s3req;
 
 /* libcurl's and libxml2's global state, set up once per process. */
@@ -88,7 +96,10 @@ char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
 			size_t cap);
 
 /* Run q on handle h with retries; 0 with q->status set, or a negative
- * errno when the service could not be reached. */
+ * errno when the service could not be reached: -ETIMEDOUT when it was
+ * too slow (S3_SLOW_BPS over S3_SLOW_S, or past the attempt's deadline,
+ * S3_DEADLINE_S plus the body at S3_DEADLINE_BPS; no attempt begins
+ * S3_RETRY_S after the first), -ECANCELED after snap_objstore_cancel. */
 int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err);
 
 /* Turn q's response status into 0 or an error naming what it means. */

@@ -79,6 +79,12 @@ def cli(ctx):
               "(%d asked)" % fake.big_asked, fake.big_whole == 0,
               "%d of %d" % (fake.big_whole, fake.big_asked))
 
+    fake.mode = "stall"
+    r = ls(ctx, fake, env)
+    ctx.check("a server that stalls after the headers: the command fails, "
+              "saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)
     os.environ.update(env)   # the daemon's credentials and endpoint
