@@ -198,8 +198,15 @@ void snap_offsite_stop(void)
 		 * daemon does not wait minutes for a server that stopped
 		 * answering before it unmounts. */
 		snap_replica_cancel(off.replica);
-		snap_timer_thread_stop(&off.lock, &off.cond, &off.stop,
-				       off.thread);
+		/* Not snap_timer_thread_stop: off.cond is never destroyed.
+		 * A watcher thread that loaded the hook just before it was
+		 * cleared may still call off_kick, which signals it; a
+		 * static condition variable can outlive us. */
+		pthread_mutex_lock(&off.lock);
+		off.stop = 1;
+		pthread_cond_signal(&off.cond);
+		pthread_mutex_unlock(&off.lock);
+		pthread_join(off.thread, NULL);
 		off.running = 0;
 	}
 	if (off.replica) {
