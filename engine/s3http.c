@@ -246,7 +246,9 @@ static int transient(CURLcode c)
 	return c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
 	       c == CURLE_SEND_ERROR || c == CURLE_RECV_ERROR ||
 	       c == CURLE_GOT_NOTHING || c == CURLE_PARTIAL_FILE ||
-	       c == CURLE_COULDNT_RESOLVE_HOST;
+	       c == CURLE_COULDNT_RESOLVE_HOST ||
+	       c == CURLE_SSL_CONNECT_ERROR ||   /* a TLS handshake reset */
+	       c == CURLE_HTTP2 || c == CURLE_HTTP2_STREAM;
 }
 
 /* Run one request with retries; 0 with q->status set, or a negative
