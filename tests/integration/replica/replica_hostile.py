@@ -7,7 +7,8 @@ fails with a clear error, in bounded time and memory, where a server
     token, or pages that do not advance (the listing ends in an error);
   * answers a row with more than a row may hold (neither the get nor its
     prefetch takes the whole body);
-  * stalls after the headers ("timed out").
+  * stalls after the headers ("timed out"), or never answers a PUT (the
+    failed replicate writes no history entry, which would wait as long).
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u) and exits 0 (needs root and FUSE).
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
@@ -50,7 +51,7 @@ def ls(ctx, fake, env):
 
 
 def cli(ctx):
-    fake, env, _ = setup(ctx)
+    fake, env, db = setup(ctx)
     r = ls(ctx, fake, env)
     ctx.require("the fake serves the replica (list exits 0)",
                 r.returncode == 0, st.describe(r))
@@ -84,6 +85,28 @@ def cli(ctx):
     ctx.check("a server that stalls after the headers: the command fails, "
               "saying it timed out",
               r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+
+    # A replication whose uploads are never answered: it fails (timed
+    # out), and does not then wait as long again to write the replica's
+    # history entry of that failure.
+    fake.mode = "ok"
+    c = st.connect(db)
+    c.execute("INSERT INTO items(tag, body) VALUES('late', 'x')")
+    c.close()
+    ctx.create(db=db)
+    fake.mode = "stall-put"
+    fake.puts = []
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", fake.url()],
+                env=env, timeout=HANG)
+    ctx.check("replicate to a server that never answers a PUT: fails, "
+              "saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+    ctx.check("it failed after taking the lock, uploading",
+              any("/locks/" in "/" + k for k in fake.puts) and
+              any("/locks/" not in "/" + k for k in fake.puts), fake.puts)
+    ctx.check("no history entry (log/) is attempted after it",
+              not any("/log/" in "/" + k for k in fake.puts), fake.puts)
+
 
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)

@@ -11,8 +11,9 @@ listing page truncated, always the same NextContinuationToken);
 "lost-token" (pages asked with a token truncated without a new one);
 "repeat" (every page the same keys, a new token each time); "big" (rows,
 snapshots/*, answered with a 64 MiB body); "stall" (objects answered with
-headers and 10 bytes, then nothing); "blackhole" (every request read, never
-answered).  A held request sets FakeS3.held.
+headers and 10 bytes, then nothing); "stall-put" (a PUT but a lock's read,
+never answered); "blackhole" (every request read, never answered).  A held
+request sets FakeS3.held; FakeS3.puts lists the keys of every PUT.
 """
 
 import http.server
@@ -150,6 +151,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.hold()
         key, _ = self.split()
         data = self.body()
+        with fake.lock:
+            fake.puts.append(key)
+        if fake.mode == "stall-put" and "/locks/" not in "/" + key:
+            return self.hold()
         path = os.path.join(fake.root, key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
@@ -185,6 +190,7 @@ class FakeS3:
         self.big_asked = 0
         self.big_whole = 0
         self.pages = 0
+        self.puts = []
         self.srv = Server(("127.0.0.1", 0), Handler)
         self.srv.fake = self
         self.port = self.srv.server_address[1]
