@@ -10,11 +10,14 @@ fails with a clear error, in bounded time and memory, where a server
   * stalls after the headers ("timed out"), or never answers a PUT (the
     failed replicate writes no history entry, which would wait as long).
 With the argument "daemon": snapfs -o replicate= to a server that stops
-answering unmounts (fusermount3 -u) and exits 0 (needs root and FUSE).
+answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
+and FUSE).
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
 import os
+import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -111,12 +114,25 @@ def cli(ctx):
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)
     os.environ.update(env)   # the daemon's credentials and endpoint
-    m = ctx.mount(db, options=["replicate=" + fake.url()])
-    fake.mode = "blackhole"
-    open(os.path.join(m.mnt, "snapshots", "next"), "w").close()
-    ctx.require("the daemon's replication reached the silent server",
-                fake.held.wait(HANG))
-    m.stop()
+    for how in ("fusermount3 -u", "SIGTERM"):
+        fake.mode = "ok"
+        fake.held.clear()
+        m = ctx.mount(db, options=["replicate=" + fake.url()])
+        fake.mode = "blackhole"
+        open(os.path.join(m.mnt, "snapshots", "next-" + how[0]),
+             "w").close()
+        ctx.require("the daemon's replication reached the silent server",
+                    fake.held.wait(HANG))
+        if how == "SIGTERM":
+            m.proc.send_signal(signal.SIGTERM)
+            try:
+                m.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            ctx.check("after SIGTERM the daemon exits 0 and the mount is "
+                      "gone", m.proc.poll() == 0 and
+                      not st.is_mounted(m.mnt), m.text())
+        m.stop()   # fusermount3 -u (when mounted); exit 0, clean stderr
 
 
 def body(ctx):
