@@ -211,17 +211,18 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
 	s3req *q = ctx;
-	(void)dlnow;
-	(void)ulnow;
 	if (cancelled(q->o)) {
 		q->cancelled = 1;
 		return 1;
 	}
+	/* The body's size, the larger way; what has come so far when the
+	 * server announced none (a chunked body keeps its deadline while
+	 * it moves at S3_DEADLINE_BPS). */
 	uint64_t bytes = q->len;
-	if (dltotal > 0 && (uint64_t)dltotal > bytes)
-		bytes = (uint64_t)dltotal;
-	if (ultotal > 0 && (uint64_t)ultotal > bytes)
-		bytes = (uint64_t)ultotal;
+	curl_off_t seen[4] = {dltotal, dlnow, ultotal, ulnow};
+	for (int i = 0; i < 4; i++)
+		if (seen[i] > 0 && (uint64_t)seen[i] > bytes)
+			bytes = (uint64_t)seen[i];
 	int64_t limit = (int64_t)S3_DEADLINE_S * 1000 +
 			(int64_t)(bytes * 1000 / S3_DEADLINE_BPS);
 	if (mono_ms() - q->t0 > limit) {

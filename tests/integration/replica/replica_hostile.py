@@ -7,8 +7,9 @@ fails with a clear error, in bounded time and memory, where a server
     token, or pages that do not advance (the listing ends in an error);
   * answers a row with more than a row may hold (neither the get nor its
     prefetch takes the whole body);
-  * stalls after the headers ("timed out"), or never answers a PUT (the
-    failed replicate writes no history entry, which would wait as long).
+  * stalls after the headers, or trickles ("timed out"), or never
+    answers a PUT (the failed replicate writes no history entry, which
+    would wait as long).
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
 and FUSE).
@@ -88,6 +89,13 @@ def cli(ctx):
     ctx.check("a server that stalls after the headers: the command fails, "
               "saying it timed out",
               r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+
+    fake.mode = "trickle"
+    r = ls(ctx, fake, env)
+    ctx.check("a server that trickles (2 KiB/s): the command fails at the "
+              "request's deadline, saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr and
+              "deadline" in r.stderr, st.describe(r))
 
     # A replication whose uploads are never answered: it fails (timed
     # out), and does not then wait as long again to write the replica's

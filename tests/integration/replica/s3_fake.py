@@ -11,9 +11,10 @@ listing page truncated, always the same NextContinuationToken);
 "lost-token" (pages asked with a token truncated without a new one);
 "repeat" (every page the same keys, a new token each time); "big" (rows,
 snapshots/*, answered with a 64 MiB body); "stall" (objects answered with
-headers and 10 bytes, then nothing); "stall-put" (a PUT but a lock's read,
-never answered); "blackhole" (every request read, never answered).  A held
-request sets FakeS3.held; FakeS3.puts lists the keys of every PUT.
+headers and 10 bytes, then nothing); "trickle" (objects sent at 2 KiB/s);
+"stall-put" (a PUT but a lock's read, never answered); "blackhole" (every
+request read, never answered).  A held request sets FakeS3.held;
+FakeS3.puts lists the keys of every PUT.
 """
 
 import http.server
@@ -84,6 +85,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"x" * 10)
             self.wfile.flush()
             return self.hold()
+        if fake.mode == "trickle":
+            return self.trickle()
         if fake.mode == "big" and "/snapshots/" in "/" + key:
             return self.big()
         path = os.path.join(fake.root, key)
@@ -91,6 +94,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(404, b"<Error><Code>NoSuchKey</Code></Error>")
         with open(path, "rb") as f:
             self.send(200, f.read(), "application/octet-stream")
+
+    def trickle(self):
+        """An object at 2 KiB/s: above the client's floor of 1 KiB/s, far
+        below what its deadline allows; until the client gives up."""
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        try:
+            while not self.server.fake.stopping.wait(0.25):  # the pace
+                self.wfile.write(b"x" * 512)
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def big(self):
         """A 64 MiB row; whether it was all sent is recorded."""
