@@ -77,10 +77,10 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 				     err);
 }
 
-void snap_objstore_prefetch(snap_objstore *o, const char *name)
+void snap_objstore_prefetch(snap_objstore *o, const char *name, size_t max)
 {
 	if (o->be->prefetch && snap_objstore_name_check(name) == 0)
-		o->be->prefetch(o, name);
+		o->be->prefetch(o, name, max);
 }
 
 int snap_objstore_list(snap_objstore *o, const char *dir,
@@ -90,6 +90,12 @@ int snap_objstore_list(snap_objstore *o, const char *dir,
 	snprintf(probe, sizeof probe, "%s/x", dir);
 	int rc = name_ok(o, probe, err);
 	return rc < 0 ? rc : o->be->list(o, dir, fn, ctx, err);
+}
+
+void snap_objstore_cancel(snap_objstore *o)
+{
+	if (o)
+		__atomic_store_n(&o->cancel, 1, __ATOMIC_RELEASE);
 }
 
 int snap_objstore_delete(snap_objstore *o, const char *name, snap_err *err)

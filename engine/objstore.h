@@ -69,13 +69,22 @@ int snap_objstore_get(snap_objstore *o, const char *name, uint8_t **data,
 		      size_t *len, snap_err *err);
 
 #define SNAP_OBJSTORE_MAX ((size_t)256 << 20)
-/* A hint that name will be read soon: a backend where a request costs a
- * round trip (s3://) starts fetching it in the background, so a later
- * snap_objstore_get of name takes the bytes already there; several such
+/* A hint that name will be read soon with the limit max: a backend where
+ * a request costs a round trip (s3://) starts fetching it in the
+ * background (stopping at max bytes, as the get would), so a later
+ * snap_objstore_get_max of name takes the bytes already there; several such
  * requests are in flight at once.  At most a few objects are held (hints
  * beyond that are dropped), a failed fetch is simply done again by the
  * get, and nothing else changes: never an error.  A no-op for file://. */
-void snap_objstore_prefetch(snap_objstore *o, const char *name);
+void snap_objstore_prefetch(snap_objstore *o, const char *name,
+			    size_t max);
+
+/* Make every request of o fail at once with -ECANCELED from now on, a
+ * transfer in flight included (within about a second): a daemon that
+ * stops does not wait for a server that stopped answering.  Any thread
+ * may call it while o is open; o is still closed by its user.  A no-op
+ * for file://. */
+void snap_objstore_cancel(snap_objstore *o);
 
 /* Every object directly under dir ("packs", "snapshots", …), in no
  * particular order.  A missing directory lists nothing. */

@@ -20,7 +20,8 @@ typedef struct snap_objstore_backend {
 		    snap_objstore_list_fn fn, void *ctx, snap_err *err);
 	int (*del)(snap_objstore *o, const char *name, snap_err *err);
 	void (*close)(snap_objstore *o);
-	void (*prefetch)(snap_objstore *o, const char *name);  /* or NULL */
+	void (*prefetch)(snap_objstore *o, const char *name,
+			 size_t max);                     /* or NULL */
 } snap_objstore_backend;
 
 struct snap_objstore {
@@ -31,6 +32,7 @@ struct snap_objstore {
 	char *path;         /* its absolute path, for messages */
 	/* s3:// */
 	struct snap_s3 *s3;
+	int cancel;         /* snap_objstore_cancel was called (atomic) */
 };
 
 /* Fill o for the absolute path of a file:// URL (with

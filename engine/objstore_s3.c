@@ -67,13 +67,13 @@ static void *pf_main(void *arg)
 		}
 		char name[sizeof f->name];
 		memcpy(name, f->name, sizeof name);
+		size_t max = f->max;
 		f->state = PF_RUNNING;
 		pthread_mutex_unlock(&s->mu);
 		snap_err e = {0};
 		uint8_t *data = NULL;
 		size_t len = 0;
-		int rc = s3_fetch(o, h, name, SNAP_OBJSTORE_MAX, &data, &len,
-				  &e);
+		int rc = s3_fetch(o, h, name, max, &data, &len, &e);
 		pthread_mutex_lock(&s->mu);
 		f->data = rc == 0 ? data : NULL;
 		f->len = len;
@@ -87,9 +87,10 @@ static void *pf_main(void *arg)
 	return NULL;
 }
 
-/* Announce name: queue it for the prefetch threads (started on first
- * use); dropped when it is already there or every slot is busy. */
-static void s3_prefetch(snap_objstore *o, const char *name)
+/* Announce name, to be read with the limit max: queue it for the
+ * prefetch threads (started on first use); dropped when it is already
+ * there or every slot is busy. */
+static void s3_prefetch(snap_objstore *o, const char *name, size_t max)
 {
 	struct snap_s3 *s = o->s3;
 	if (!s->mu_ok || strlen(name) >= sizeof s->pf[0].name)
@@ -122,6 +123,7 @@ static void s3_prefetch(snap_objstore *o, const char *name)
 		goto out;
 	}
 	snprintf(f->name, sizeof f->name, "%s", name);
+	f->max = max;
 	f->state = PF_QUEUED;
 	f->age = ++s->pfclock;
 	pthread_cond_broadcast(&s->cv);
@@ -208,21 +210,32 @@ static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* Where a listing is, between its pages. */
+struct s3list {
+	char *token;           /* NextContinuationToken of the last page */
+	char *last;            /* the largest key listed so far, or NULL */
+	unsigned pages;
+};
+
 /* Call fn for every <Contents> of a ListObjectsV2 page whose key is
- * directly under want (PREFIX/dir/); *token gets NextContinuationToken
- * when the listing is truncated. */
+ * directly under want (PREFIX/dir/); st->token gets NextContinuationToken
+ * when the listing is truncated (NULL otherwise: a token is never used
+ * twice), st->last the page's largest key.  A page must move past the
+ * keys of the pages before it: one that does not is a server that would
+ * make the listing go round forever. */
 static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 		     const char *want, snap_objstore_list_fn fn, void *ctx,
-		     char **token, snap_err *err)
+		     struct s3list *st, snap_err *err)
 {
-	xmlDocPtr d = xmlReadMemory((const char *)doc, (int)len, NULL, NULL,
-				    XML_PARSE_NONET | XML_PARSE_NOERROR |
-				    XML_PARSE_NOWARNING);
+	free(st->token);
+	st->token = NULL;
+	xmlDocPtr d = snap_s3_xml_read(doc, len);
 	if (!d)
-		return snap_err_set(err, -EIO, "%s: the listing is not XML",
-				    o->url);
+		return snap_err_set(err, -EIO, "%s: the listing is not XML, or "
+				    "declares a DTD (refused)", o->url);
 	int rc = 0, truncated = 0;
 	size_t plen = strlen(o->s3->prefix);
+	char *prev = st->last, *top = NULL;
 	xmlNodePtr root = xmlDocGetRootElement(d);
 	for (xmlNodePtr n = root ? root->children : NULL; n && rc == 0;
 	     n = n->next) {
@@ -235,8 +248,8 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 			xmlFree(t);
 		} else if (!strcmp(nm, "NextContinuationToken")) {
 			xmlChar *t = xmlNodeGetContent(n);
-			free(*token);
-			*token = t ? strdup((const char *)t) : NULL;
+			free(st->token);
+			st->token = t && *t ? strdup((const char *)t) : NULL;
 			xmlFree(t);
 		} else if (!strcmp(nm, "Contents")) {
 			char *key = NULL;
@@ -255,7 +268,17 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 				}
 				xmlFree(t);
 			}
-			if (key && !strncmp(key, want, strlen(want)) &&
+			if (key && prev && strcmp(key, prev) <= 0) {
+				rc = snap_err_set(err, -EIO, "%s: the listing "
+						  "does not advance (a page "
+						  "repeats keys up to \"%.200s\"): "
+						  "the server is broken",
+						  o->url, prev);
+			} else if (key && (!top || strcmp(key, top) > 0)) {
+				free(top);
+				top = strdup(key);
+			}
+			if (rc == 0 && key && !strncmp(key, want, strlen(want)) &&
 			    !strchr(key + strlen(want), '/') &&
 			    snap_objstore_name_check(key + plen) == 0)
 				rc = fn(ctx, key + plen, size);
@@ -263,25 +286,38 @@ static int list_page(snap_objstore *o, const uint8_t *doc, size_t len,
 		}
 	}
 	xmlFreeDoc(d);
+	if (top) {
+		free(st->last);
+		st->last = top;
+	}
 	if (!truncated) {
-		free(*token);
-		*token = NULL;
-	} else if (!*token && rc == 0) {
+		free(st->token);
+		st->token = NULL;
+	} else if (!st->token && rc == 0) {
 		rc = snap_err_set(err, -EIO, "%s: a truncated listing without "
 				  "a continuation token", o->url);
 	}
 	return rc;
 }
 
-/* ListObjectsV2 of PREFIX/dir/, page by page (continuation tokens). */
+/* ListObjectsV2 of PREFIX/dir/, page by page (continuation tokens): a
+ * token the server gives twice in a row, or more than S3_LIST_PAGES
+ * pages, fail the listing instead of going round forever. */
 static int s3_list(snap_objstore *o, const char *dir,
 		   snap_objstore_list_fn fn, void *ctx, snap_err *err)
 {
-	char want[1024], query[3072];
+	char want[S3_PREFIX_MAX + 300], query[3072];
 	snprintf(want, sizeof want, "%s%s/", o->s3->prefix, dir);
-	char *token = NULL;
+	struct s3list st = { NULL, NULL, 0 };
+	char *token = NULL;    /* the one this page is asked with */
 	int rc = 0;
 	do {
+		if (++st.pages > S3_LIST_PAGES) {
+			rc = snap_err_set(err, -EIO, "%s: the listing of %s "
+					  "has more than %u pages: refused",
+					  o->url, dir, S3_LIST_PAGES);
+			break;
+		}
 		/* Parameters sorted by name, values AWS-encoded; every step
 		 * checked (a server chooses the token's length). */
 		query[0] = '\0';
@@ -318,11 +354,19 @@ static int s3_list(snap_objstore *o, const char *dir,
 					  "%s", o->url, o->s3->bucket,
 					  o->s3->endpoint);
 		if (rc == 0)
-			rc = list_page(o, q.resp, q.rlen, want, fn, ctx,
-				       &token, err);
+			rc = list_page(o, q.resp, q.rlen, want, fn, ctx, &st,
+				       err);
 		free(q.resp);
+		if (rc == 0 && st.token && token && !strcmp(st.token, token))
+			rc = snap_err_set(err, -EIO, "%s: the server gave the "
+					  "same continuation token twice: the "
+					  "listing does not advance", o->url);
+		free(token);
+		token = st.token;
+		st.token = NULL;
 	} while (rc == 0 && token);
 	free(token);
+	free(st.last);
 	return rc;
 }
 
@@ -333,6 +377,8 @@ static void s3_close(snap_objstore *o)
 	if (!s)
 		return;
 	if (s->mu_ok) {
+		/* A prefetch in flight is not waited for. */
+		__atomic_store_n(&o->cancel, 1, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&s->mu);
 		s->stop = 1;
 		pthread_cond_broadcast(&s->cv);
@@ -383,6 +429,32 @@ static int s3_bucket_why(snap_objstore *o, snap_err *err)
 	return rc;
 }
 
+/* Refuse a prefix whose keys would not be the ones listed: a "." or ".."
+ * segment (an HTTP client may resolve it in a request's path, never in a
+ * listing's prefix=: objects written where no listing finds them), an
+ * empty one ("a//b"), or one longer than S3_PREFIX_MAX. */
+static int prefix_check(snap_objstore *o, const char *pre, size_t plen,
+			snap_err *err)
+{
+	if (plen > S3_PREFIX_MAX)
+		return snap_err_set(err, -ENAMETOOLONG, "%.100s...: the prefix "
+				    "is longer than %d bytes", o->url,
+				    S3_PREFIX_MAX);
+	for (size_t i = 0; i <= plen; ) {
+		size_t j = i;
+		while (j < plen && pre[j] != '/')
+			j++;
+		size_t n = j - i;
+		if (plen > 0 && (n == 0 || (n == 1 && pre[i] == '.') ||
+				 (n == 2 && !strncmp(pre + i, "..", 2))))
+			return snap_err_set(err, -EINVAL, "%s: the prefix has "
+					    "an empty, \".\" or \"..\" part: "
+					    "give it without them", o->url);
+		i = j + 1;
+	}
+	return 0;
+}
+
 int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 			  snap_err *err)
 {
@@ -416,6 +488,9 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	size_t plen = strlen(pre);
 	while (plen && pre[plen - 1] == '/')
 		plen--;
+	int rc = prefix_check(o, pre, plen, err);
+	if (rc < 0)
+		return rc;
 	const char *ep = getenv("AWS_ENDPOINT_URL");
 	const char *region = getenv("AWS_REGION");
 	const char *key = getenv("AWS_ACCESS_KEY_ID");
@@ -454,7 +529,7 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 	/* The bucket must answer: a missing bucket or bad credentials are
 	 * found here, before anything is read or written. */
 	s3req q;
-	int rc = snap_s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, 0, &q, err);
+	rc = snap_s3_simple(o, s->curl, "HEAD", NULL, NULL, 0, 0, &q, err);
 	free(q.resp);
 	if (rc == -EIO && q.status == 400)
 		rc = s3_bucket_why(o, err);

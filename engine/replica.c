@@ -121,6 +121,11 @@ static size_t obj_max(const char *name)
 	return 1u << 20;                    /* config, rows, locks, log */
 }
 
+void snap_replica_obj_prefetch(snap_replica *r, const char *name)
+{
+	snap_objstore_prefetch(r->os, name, obj_max(name));
+}
+
 /* Get object name's plain bytes (free()); -ENOENT when absent, -EIO when
  * it does not open (altered, or another object's bytes), -EFBIG when it is
  * larger than such an object can be. */
@@ -563,6 +568,12 @@ void snap_replica_close(snap_replica *r)
 	sqlite3_close(r->mem);
 	snap_objstore_close(r->os);
 	free(r);
+}
+
+void snap_replica_cancel(snap_replica *r)
+{
+	if (r)
+		snap_objstore_cancel(r->os);
 }
 
 size_t snap_replica_damaged(const snap_replica *r)

@@ -43,6 +43,11 @@ int snap_replica_open(const char *url, const char *pass, size_t passlen,
 		      unsigned flags, snap_replica **out, snap_err *err);
 void snap_replica_close(snap_replica *r);
 
+/* Make r's requests fail at once from now on, one in flight included
+ * (snap_objstore_cancel): for another thread to stop a long replication
+ * before it closes r.  Nothing is written after it. */
+void snap_replica_cancel(snap_replica *r);
+
 /* The longest passphrase read (bytes, with its terminating NUL). */
 #define SNAP_PASS_MAX 1024
 

@@ -181,6 +181,10 @@ int snap_replica_obj_put_to(snap_replica *r, snap_objstore *os,
 int snap_replica_obj_get(snap_replica *r, const char *name, uint8_t **plain,
 			 size_t *len, snap_err *err);
 
+/* Announce object name (snap_objstore_prefetch) with the limit its get
+ * will have: a prefetch never takes more than the get would. */
+void snap_replica_obj_prefetch(snap_replica *r, const char *name);
+
 /* Every object name under dir; free with snap_replica_names_free. */
 int snap_replica_list_dir(snap_replica *r, const char *dir,
 			  snap_replica_names *ns, snap_err *err);

@@ -610,7 +610,12 @@ out:
 			 st->pages == 1 ? "" : "s",
 			 (unsigned long long)st->bytes);
 		snap_replica_log_add(r, "replicate", 1, what);
-	} else if (rc < 0 && rc != -EBUSY && !refused) {
+	} else if (rc < 0 && rc != -EBUSY && !refused &&
+		   rc != -ETIMEDOUT && rc != -EHOSTUNREACH &&
+		   rc != -ECANCELED) {
+		/* Not when the server did not answer (or we are stopping):
+		 * the entry would wait out the same timeouts again, for a
+		 * history the local event keeps anyway. */
 		snap_replica_log_add(r, "replicate", 0, err->msg);
 	}
 	snap_replica_unlock(r, lock);

@@ -260,11 +260,11 @@ static void announce_next(snap_replica *r, const struct rpack *c)
 		if (!have_index) {
 			snprintf(name, sizeof name, "index/%016llx",
 				 (unsigned long long)next);
-			snap_objstore_prefetch(r->os, name);
+			snap_replica_obj_prefetch(r, name);
 		}
 		snprintf(name, sizeof name, "packs/%016llx",
 			 (unsigned long long)next);
-		snap_objstore_prefetch(r->os, name);
+		snap_replica_obj_prefetch(r, name);
 	}
 }
 

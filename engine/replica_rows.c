@@ -178,7 +178,7 @@ int snap_replica_rows_load(snap_replica *r, const char *name, rrow **out,
 		 * small object, one request's waiting each, and a replica
 		 * holds hundreds. */
 		for (size_t j = g + 1; j < nget && j <= g + ROWS_AHEAD; j++)
-			snap_objstore_prefetch(r->os, ns.v[get[j]]);
+			snap_replica_obj_prefetch(r, ns.v[get[j]]);
 		rc = snap_replica_obj_get(r, obj, &doc, &len, &e);
 		if (rc == -ENOENT)   /* pruned while we listed */
 			continue;

@@ -11,13 +11,27 @@
  * split); no conditional PUT anywhere (the format never needs one).
  *
  * Failures: connection errors, timeouts, resets, 5xx and 429 are retried
- * (5 attempts, backoff 0.25 s doubling); 403 is -EACCES (wrong or unknown
+ * (5 attempts, backoff 0.25 s doubling, none begun a minute after the
+ * first); 403 is -EACCES (wrong or unknown
  * credentials), a missing object -ENOENT, a missing bucket -ENOENT with a
  * message that says so, anything else -EIO with the server's code.
+ *
+ * Time: an attempt fails when less than 1 KiB/s moves for 30 s (a server
+ * that stalls after the headers, or trickles), or when it takes longer
+ * than 60 s plus its body at 256 KiB/s; snap_objstore_cancel stops every
+ * request at once, one in flight within a second (the progress callback),
+ * so a daemon that stops never waits for a silent server.
+ *
+ * What a server sends is read as hostile: a document with a DTD is
+ * refused before anything in it is read (an internal subset's entities
+ * expanded a 140 KB error body into gigabytes), and the Code and Message
+ * copied into a message are cut to S3_TEXT_MAX bytes, control characters
+ * blanked (the message becomes one log line).
  */
 #include "s3http.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,13 +120,32 @@ static size_t on_send(char *p, size_t sz, size_t n, void *ctx)
 	return len;
 }
 
-/* The text of the first element called tag in an XML document, or NULL
- * (free()). */
-static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
+/* Parse an XML document a server sent, or NULL.  A document with a DTD
+ * is refused (S3 never sends one): an internal subset can declare
+ * entities that expand a small body into gigabytes when read. */
+xmlDocPtr snap_s3_xml_read(const uint8_t *doc, size_t len)
 {
+	static const char dtd[] = "<!DOCTYPE";
+	if (len > INT_MAX || memmem(doc, len, dtd, sizeof dtd - 1))
+		return NULL;
 	xmlDocPtr d = xmlReadMemory((const char *)doc, (int)len, NULL, NULL,
 				    XML_PARSE_NONET | XML_PARSE_NOERROR |
 				    XML_PARSE_NOWARNING);
+	if (d && (xmlGetIntSubset(d) || d->extSubset)) {
+		xmlFreeDoc(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The text of the first element called tag in an XML document, at most
+ * cap - 1 bytes of it (cut at a character boundary), control characters
+ * turned into spaces (it goes into one log line); NULL when there is none
+ * or the document is refused (free()). */
+char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
+			size_t cap)
+{
+	xmlDocPtr d = snap_s3_xml_read(doc, len);
 	if (!d)
 		return NULL;
 	char *out = NULL;
@@ -123,7 +156,7 @@ static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
 		if (n->type == XML_ELEMENT_NODE &&
 		    !strcmp((const char *)n->name, tag)) {
 			xmlChar *t = xmlNodeGetContent(n);
-			out = t ? strdup((const char *)t) : NULL;
+			out = t ? strndup((const char *)t, cap - 1) : NULL;
 			xmlFree(t);
 			break;
 		}
@@ -137,7 +170,75 @@ static char *xml_first(const uint8_t *doc, size_t len, const char *tag)
 			n = stack[--sp];
 	}
 	xmlFreeDoc(d);
+	if (!out)
+		return NULL;
+	size_t l = strlen(out);
+	if (l == cap - 1) {   /* perhaps cut: no half character at the end */
+		size_t k = l;
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+			k--;
+		unsigned char lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 :
+			      lead >= 0xC0 ? 2 : 1;
+		if (lead >= 0xC0 && l - (k - 1) < need)
+			l = k - 1;
+	}
+	out[l] = '\0';
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
 	return out;
+}
+
+/* Monotonic milliseconds. */
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether snap_objstore_cancel was called on o. */
+static int cancelled(snap_objstore *o)
+{
+	return __atomic_load_n(&o->cancel, __ATOMIC_ACQUIRE);
+}
+
+/* libcurl progress callback (about once a second, also when nothing
+ * moves): a cancelled store or an attempt past its deadline (S3_DEADLINE_S
+ * plus the body, the larger way, at S3_DEADLINE_BPS) stops the transfer. */
+static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	s3req *q = ctx;
+	if (cancelled(q->o)) {
+		q->cancelled = 1;
+		return 1;
+	}
+	/* The body's size, the larger way; what has come so far when the
+	 * server announced none (a chunked body keeps its deadline while
+	 * it moves at S3_DEADLINE_BPS). */
+	uint64_t bytes = q->len;
+	curl_off_t seen[4] = {dltotal, dlnow, ultotal, ulnow};
+	for (int i = 0; i < 4; i++)
+		if (seen[i] > 0 && (uint64_t)seen[i] > bytes)
+			bytes = (uint64_t)seen[i];
+	int64_t limit = (int64_t)S3_DEADLINE_S * 1000 +
+			(int64_t)(bytes * 1000 / S3_DEADLINE_BPS);
+	if (mono_ms() - q->t0 > limit) {
+		q->timedout = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Sleep ms, or less when the store is cancelled meanwhile. */
+static void backoff(snap_objstore *o, long ms)
+{
+	for (; ms > 0 && !cancelled(o); ms -= 50) {
+		struct timespec ts = {0, (ms < 50 ? ms : 50) * 1000000L};
+		nanosleep(&ts, NULL);    /* backoff, not readiness */
+	}
 }
 
 /* Whether a libcurl failure is worth another attempt. */
@@ -146,7 +247,9 @@ static int transient(CURLcode c)
 	return c == CURLE_COULDNT_CONNECT || c == CURLE_OPERATION_TIMEDOUT ||
 	       c == CURLE_SEND_ERROR || c == CURLE_RECV_ERROR ||
 	       c == CURLE_GOT_NOTHING || c == CURLE_PARTIAL_FILE ||
-	       c == CURLE_COULDNT_RESOLVE_HOST;
+	       c == CURLE_COULDNT_RESOLVE_HOST ||
+	       c == CURLE_SSL_CONNECT_ERROR ||   /* a TLS handshake reset */
+	       c == CURLE_HTTP2 || c == CURLE_HTTP2_STREAM;
 }
 
 /* Run one request with retries; 0 with q->status set, or a negative
@@ -163,11 +266,18 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		snprintf(hex + 2 * i, 3, "%02x", sha[i]);
 	snprintf(hdr, sizeof hdr, "x-amz-content-sha256: %s", hex);
 	CURLcode c = CURLE_OK;
+	int64_t first = mono_ms();
+	q->o = o;
+	q->timedout = q->cancelled = 0;
 	for (int attempt = 0; attempt < S3_ATTEMPTS; attempt++) {
 		if (attempt > 0) {
-			long ms = (long)S3_BACKOFF_MS << (attempt - 1);
-			struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-			nanosleep(&ts, NULL);    /* backoff, not readiness */
+			if (mono_ms() - first > (int64_t)S3_RETRY_S * 1000)
+				break;
+			backoff(o, (long)S3_BACKOFF_MS << (attempt - 1));
+		}
+		if (cancelled(o)) {
+			q->cancelled = 1;
+			break;
 		}
 		/* Only headers that are sent: libcurl signs every header of
 		 * this list, also an "Expect:" that only removes one. */
@@ -177,7 +287,9 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		q->sent = 0;
 		q->rlen = 0;
 		q->toobig = 0;
+		q->timedout = 0;
 		q->h = h;
+		q->t0 = mono_ms();
 		curl_easy_reset(h);
 		curl_easy_setopt(h, CURLOPT_URL, q->url);
 		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
@@ -187,9 +299,15 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
 		curl_easy_setopt(h, CURLOPT_WRITEDATA, q);
 		curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+		/* The path as built: never "/../" resolved (a listing's
+		 * prefix= would not be). */
+		curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 		curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, S3_CONNECT_TIMEOUT_S);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_STALL_S);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, S3_SLOW_BPS);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, S3_SLOW_S);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, q);
 		if (!strcmp(q->method, "PUT")) {
 			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_send);
@@ -205,6 +323,10 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		}
 		c = curl_easy_perform(h);
 		curl_slist_free_all(hl);
+		if (q->cancelled)
+			break;
+		if (q->timedout)      /* our deadline: a timeout like curl's */
+			c = CURLE_OPERATION_TIMEDOUT;
 		if (q->toobig)
 			return snap_err_set(err, -EFBIG, "%s: the server sent "
 					    "more than such an object can hold "
@@ -218,10 +340,19 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		if (c != CURLE_OK && !transient(c))
 			break;
 	}
+	if (q->cancelled)
+		return snap_err_set(err, -ECANCELED, "%s: cancelled (snapfs is "
+				    "stopping)", o->url);
 	if (c == CURLE_OK)     /* 5xx or 429 on every attempt */
 		return 0;
-	return snap_err_set(err, c == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT :
-			    -EHOSTUNREACH,
+	if (c == CURLE_OPERATION_TIMEDOUT)
+		return snap_err_set(err, -ETIMEDOUT, "%s: the S3 endpoint %s "
+				    "timed out (%s: no answer in time, or less "
+				    "than %ld bytes/s for %ld s)", o->url,
+				    s->endpoint, q->timedout ? "past the "
+				    "request's deadline" : "too slow",
+				    S3_SLOW_BPS, S3_SLOW_S);
+	return snap_err_set(err, -EHOSTUNREACH,
 			    "%s: cannot reach the S3 endpoint %s: %s", o->url,
 			    s->endpoint, curl_easy_strerror(c));
 }
@@ -232,7 +363,8 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 {
 	if (q->status >= 200 && q->status < 300)
 		return 0;
-	char *code = q->rlen ? xml_first(q->resp, q->rlen, "Code") : NULL;
+	char *code = q->rlen ? snap_s3_xml_first(q->resp, q->rlen, "Code",
+						    S3_TEXT_MAX) : NULL;
 	int rc;
 	if (q->status == 404 && code && !strcmp(code, "NoSuchBucket"))
 		rc = snap_err_set(err, -ENOENT, "%s: no bucket %s at %s",
@@ -248,7 +380,8 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 		/* The server's own sentence says what is wrong (a region
 		 * the bucket is not in, a bad request); 403's is left out
 		 * above (it can echo what was signed). */
-		char *msg = code ? xml_first(q->resp, q->rlen, "Message")
+		char *msg = code ? snap_s3_xml_first(q->resp, q->rlen,
+						     "Message", S3_TEXT_MAX)
 				 : NULL;
 		rc = snap_err_set(err, -EIO, "%s: %s: the server answered "
 				  "%ld%s%s%s%s", o->url, what, q->status,

@@ -30,8 +30,14 @@
  * the next change of the catalog, or, with replicate_every=, at the next
  * period.  Nothing local changes on a failure but the event.
  *
+ * Stopping: snap_offsite_stop cancels the replica's requests
+ * (snap_replica_cancel) before it joins the thread, so a replication to
+ * a server that stopped answering ends at once instead of after its
+ * timeouts and retries (the daemon unmounts only after this).
+ *
  * Thread-safety: off.lock protects stop, pending and the retry state;
- * the replica handle is used by the thread alone once it runs.
+ * the replica handle is used by the thread alone once it runs (but for
+ * snap_replica_cancel, which any thread may call).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -122,6 +128,11 @@ static int off_run(void)
 	snap_err_clear(&err);
 	rc = snap_replica_push_recorded(off.replica, off.store, off.o.url,
 					NULL, NULL, &st, &err);
+	if (rc == -ECANCELED) {
+		snap_log(LOG_INFO, "replicate to %s stopped: snapfs is "
+			 "stopping", off.o.url);
+		return rc;
+	}
 	if (rc != 0) {
 		snap_log(LOG_ERR, "replicate to %s failed: %s", off.o.url,
 			 err.msg);
@@ -183,8 +194,19 @@ void snap_offsite_stop(void)
 {
 	if (off.running) {
 		snap_watch_set_hook(NULL);
-		snap_timer_thread_stop(&off.lock, &off.cond, &off.stop,
-				       off.thread);
+		/* A run in flight stops at once (its requests fail): the
+		 * daemon does not wait minutes for a server that stopped
+		 * answering before it unmounts. */
+		snap_replica_cancel(off.replica);
+		/* Not snap_timer_thread_stop: off.cond is never destroyed.
+		 * A watcher thread that loaded the hook just before it was
+		 * cleared may still call off_kick, which signals it; a
+		 * static condition variable can outlive us. */
+		pthread_mutex_lock(&off.lock);
+		off.stop = 1;
+		pthread_cond_signal(&off.cond);
+		pthread_mutex_unlock(&off.lock);
+		pthread_join(off.thread, NULL);
 		off.running = 0;
 	}
 	if (off.replica) {

@@ -234,9 +234,9 @@ static void test_prefetch_never_changes_what_a_get_reads(void **state)
 	}
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof name, "packs/%02d", i);
-		snap_objstore_prefetch(o, name);
+		snap_objstore_prefetch(o, name, SNAP_OBJSTORE_MAX);
 	}
-	snap_objstore_prefetch(o, "packs/missing");
+	snap_objstore_prefetch(o, "packs/missing", SNAP_OBJSTORE_MAX);
 	/* Changed and removed after the announcement. */
 	assert_int_equal(snap_objstore_put(o, "packs/03", "new", 3, &err), 0);
 	assert_int_equal(snap_objstore_delete(o, "packs/04", &err), 0);
@@ -262,8 +262,8 @@ static void test_prefetch_never_changes_what_a_get_reads(void **state)
 	assert_int_equal(snap_objstore_get(o, "packs/missing", &d, &n, &err),
 			 -ENOENT);
 	/* Announced, never read: dropped at close. */
-	snap_objstore_prefetch(o, "packs/00");
-	snap_objstore_prefetch(o, "packs/01");
+	snap_objstore_prefetch(o, "packs/00", SNAP_OBJSTORE_MAX);
+	snap_objstore_prefetch(o, "packs/01", SNAP_OBJSTORE_MAX);
 	snap_objstore_close(o);
 }
 

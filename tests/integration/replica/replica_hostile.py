@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""
+The s3:// client against a hostile server (s3_fake.py): snapctl --replica
+fails with a clear error, in bounded time and memory, where a server
+  * sends an error document with an entity bomb (refused, not expanded);
+  * gives the same continuation token again, a truncated page without a
+    token, or pages that do not advance (the listing ends in an error);
+  * answers a row with more than a row may hold (neither the get nor its
+    prefetch takes the whole body);
+  * stalls after the headers, or trickles ("timed out"), or never
+    answers a PUT (the failed replicate writes no history entry, which
+    would wait as long).
+With the argument "daemon": snapfs -o replicate= to a server that stops
+answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
+and FUSE).
+Nothing here asserts a time: the subprocess timeouts only bound a hang.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+import snaptest as st  # noqa: E402
+import s3_fake  # noqa: E402
+
+HANG = 240   # seconds a command may take before it counts as a hang
+
+
+def setup(ctx, snapshots=3):
+    """A database with snapshots, replicated unencrypted to a fake."""
+    fake = s3_fake.FakeS3(ctx.path("objects"))
+    ctx.fakes.append(fake)
+    env = fake.env(os.environ)
+    db = ctx.path("live.db")
+    st.make_db(db, "a")
+    for i in range(snapshots):
+        c = st.connect(db)
+        c.execute("INSERT INTO items(tag, body) VALUES(?, 'x')", ("r%d" % i,))
+        c.commit()
+        c.close()
+        ctx.create(db=db)
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", fake.url(),
+                 "--no-encryption"], env=env, timeout=HANG)
+    ctx.require("snapctl replicate to the fake S3 exits 0",
+                r.returncode == 0, st.describe(r))
+    return fake, env, db
+
+
+def ls(ctx, fake, env):
+    return ctx.run([ctx.snapctl, "--replica", fake.url(), "list"], env=env,
+                   timeout=HANG)
+
+
+def cli(ctx):
+    fake, env, db = setup(ctx)
+    r = ls(ctx, fake, env)
+    ctx.require("the fake serves the replica (list exits 0)",
+                r.returncode == 0, st.describe(r))
+
+    fake.mode = "bomb"
+    r = ls(ctx, fake, env)
+    ctx.check("an error document with a DTD: refused, its entities never "
+              "expanded into the message",
+              r.returncode != 0 and "answered 400" in r.stderr and
+              "AAAA" not in r.stderr, st.describe(r))
+
+    for mode, needle in (("same-token", "same continuation token"),
+                         ("lost-token", "without a continuation token"),
+                         ("repeat", "does not advance")):
+        fake.mode = mode
+        r = ls(ctx, fake, env)
+        ctx.check("a listing whose pages go round (%s): an error saying "
+                  "%r" % (mode, needle),
+                  r.returncode != 0 and needle in r.stderr, st.describe(r))
+
+    fake.mode = "big"
+    r = ls(ctx, fake, env)
+    ctx.check("rows larger than a row may be: not listed, a warning",
+              "rows of the replica are damaged" in r.stderr, st.describe(r))
+    ctx.check("no oversized row was downloaded whole, prefetched or not "
+              "(%d asked)" % fake.big_asked, fake.big_whole == 0,
+              "%d of %d" % (fake.big_whole, fake.big_asked))
+
+    fake.mode = "stall"
+    r = ls(ctx, fake, env)
+    ctx.check("a server that stalls after the headers: the command fails, "
+              "saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+
+    fake.mode = "trickle"
+    r = ls(ctx, fake, env)
+    ctx.check("a server that trickles (2 KiB/s): the command fails at the "
+              "request's deadline, saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr and
+              "deadline" in r.stderr, st.describe(r))
+
+    # A replication whose uploads are never answered: it fails (timed
+    # out), and does not then wait as long again to write the replica's
+    # history entry of that failure.
+    fake.mode = "ok"
+    c = st.connect(db)
+    c.execute("INSERT INTO items(tag, body) VALUES('late', 'x')")
+    c.close()
+    ctx.create(db=db)
+    fake.mode = "stall-put"
+    fake.puts = []
+    r = ctx.run([ctx.snapctl, "--db", db, "replicate", fake.url()],
+                env=env, timeout=HANG)
+    ctx.check("replicate to a server that never answers a PUT: fails, "
+              "saying it timed out",
+              r.returncode != 0 and "timed out" in r.stderr, st.describe(r))
+    ctx.check("it failed after taking the lock, uploading",
+              any("/locks/" in "/" + k for k in fake.puts) and
+              any("/locks/" not in "/" + k for k in fake.puts), fake.puts)
+    ctx.check("no history entry (log/) is attempted after it",
+              not any("/log/" in "/" + k for k in fake.puts), fake.puts)
+
+
+def daemon(ctx):
+    fake, env, db = setup(ctx, snapshots=1)
+    os.environ.update(env)   # the daemon's credentials and endpoint
+    for how in ("fusermount3 -u", "SIGTERM"):
+        fake.mode = "ok"
+        fake.held.clear()
+        m = ctx.mount(db, options=["replicate=" + fake.url()])
+        fake.mode = "blackhole"
+        open(os.path.join(m.mnt, "snapshots", "next-" + how[0]),
+             "w").close()
+        ctx.require("the daemon's replication reached the silent server",
+                    fake.held.wait(HANG))
+        if how == "SIGTERM":
+            m.proc.send_signal(signal.SIGTERM)
+            try:
+                m.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            ctx.check("after SIGTERM the daemon exits 0 and the mount is "
+                      "gone", m.proc.poll() == 0 and
+                      not st.is_mounted(m.mnt), m.text())
+        m.stop()   # fusermount3 -u (when mounted); exit 0, clean stderr
+
+
+def body(ctx):
+    ctx.fakes = []
+    try:
+        (daemon if sys.argv[1:] == ["daemon"] else cli)(ctx)
+    finally:
+        for f in ctx.fakes:
+            f.stop()
+
+
+if __name__ == "__main__":
+    st.main("replica-hostile", body, mount=sys.argv[1:] == ["daemon"])
