@@ -180,24 +180,6 @@ static int storelock_escape(const char *mnt, char *out, size_t cap)
 	return 0;
 }
 
-/* Undo storelock_escape() in place, for a message. */
-static void storelock_unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-				      (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
 /*
  * Is emnt (escaped) a snapfs mount point now?  1 yes, 0 no; 1 as well
  * when mountinfo cannot be read (then nothing may be waited for).  A line:
@@ -274,7 +256,7 @@ static int storelock_busy(snap_store *s, int fd, snap_err *err)
 		/* Who holds it now (it may be another daemon). */
 		storelock_holder(fd, pid, sizeof(pid), emnt, sizeof(emnt));
 		if (*emnt && !storelock_mounted(emnt)) {
-			storelock_unescape(emnt);
+			snap_octal_unescape(emnt);
 			return snap_err_set(err, -EBUSY, "store %s is still "
 					    "held by snapfs daemon pid %s, "
 					    "whose mount at %s is gone: it has "
@@ -289,7 +271,7 @@ static int storelock_busy(snap_store *s, int fd, snap_err *err)
 		return snap_err_set(err, -EBUSY, "store %s is already served "
 				    "by another snapfs daemon (pid %s)",
 				    s->dir, pid);
-	storelock_unescape(emnt);
+	snap_octal_unescape(emnt);
 	return snap_err_set(err, -EBUSY, "store %s is already served by "
 			    "another snapfs daemon (pid %s, mounted at %s)",
 			    s->dir, pid, emnt);

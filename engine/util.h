@@ -21,5 +21,8 @@ void snap_hex(const uint8_t sha[32], char out[65]);
  */
 int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
 		    size_t first);
+/* Undo the octal escapes of /proc/self/mountinfo ("\040" for a space,
+ * "\012" for a newline) in s, in place. */
+void snap_octal_unescape(char *s);
 
 #endif /* ENGINE_UTIL_H */

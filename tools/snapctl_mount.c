@@ -187,25 +187,6 @@ int ctl_mount_resolve(ctl_args *a)
 	return rc;
 }
 
-/* One mountinfo field with its octal escapes (\040 for a space) undone,
- * in place. */
-static void mnt_unescape(char *s)
-{
-	char *w = s;
-
-	for (; *s; s++) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-				      (s[3] - '0'));
-			s += 3;
-		} else {
-			*w++ = *s;
-		}
-	}
-	*w = '\0';
-}
-
 int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
 {
 	char line[3 * PATH_MAX], *real, *src_real;
@@ -234,8 +215,8 @@ int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
 		point = strtok_r(NULL, " ", &save);
 		if (!point)
 			continue;
-		mnt_unescape(src);
-		mnt_unescape(point);
+		snap_octal_unescape(src);
+		snap_octal_unescape(point);
 		src_real = realpath(src + 7, NULL);
 		if (src_real && !strcmp(src_real, real) &&
 		    strlen(point) < cap) {

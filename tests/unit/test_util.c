@@ -126,6 +126,19 @@ static void test_write_behind_counts_and_hands_over(void **state)
 	free(back);
 }
 
+/* mountinfo's octal escapes undone: a space, a tab, a newline, a
+ * backslash; anything that is not three octal digits is left alone. */
+static void test_octal_unescape(void **state)
+{
+	(void)state;
+	char a[] = "/mnt/my\\040app\\011x\\012y\\134z";
+	snap_octal_unescape(a);
+	assert_string_equal(a, "/mnt/my app\tx\ny\\z");
+	char b[] = "\\04 \\8aa \\400 end\\";
+	snap_octal_unescape(b);
+	assert_string_equal(b, "\\04 \\8aa \\400 end\\");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -135,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_digits_stop_at_the_first_non_digit),
 		cmocka_unit_test(test_size_format_reads_back),
 		cmocka_unit_test(test_write_behind_counts_and_hands_over),
+		cmocka_unit_test(test_octal_unescape),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
