@@ -75,9 +75,9 @@ int snap_store_daemon_lock(snap_store *s, snap_err *err);
 #define STORE_ROOM_MIN (1 << 20)
 /* Bytes free for us on the store's filesystem (UINT64_MAX: unknown). */
 uint64_t snap_store_room(snap_store *s);
-/* The store's reserve (storespace.c): a 64th of its filesystem, from
- * 2 MiB (a delete in a store of a few MB needed more than 256 KiB) to
- * 8 MiB, in the file "reserve", made while there is room
+/* The store's reserve (storespace.c): a 64th of its filesystem or a 16th
+ * of store.db, the smaller, but from 2 MiB (a delete in a store of a few
+ * MB needed more than 256 KiB) to 8 MiB, in the file "reserve", made while there is room
  * (keep), given back to the filesystem when a catalog change finds it
  * full (release: 1 when there was one) so that a full store can still
  * delete snapshots. */

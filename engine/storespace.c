@@ -86,11 +86,17 @@ int snap_store_space(snap_store *s, snap_space *sp, snap_err *err)
 uint64_t snap_store_reserve_size(snap_store *s)
 {
 	struct statvfs v;
+	struct stat st;
 	uint64_t n;
 
 	if (fstatvfs(s->dirfd, &v) < 0)
 		return STORE_RESERVE_MIN;
 	n = (uint64_t)v.f_blocks * (uint64_t)v.f_frsize / 64;
+	/* ... and a 16th of the store: a small store on a big disk needs
+	 * no more to delete, and pays it in its size. */
+	if (snap_sys_fstatat(s->dirfd, "store.db", &st, AT_SYMLINK_NOFOLLOW) ==
+	    0 && (uint64_t)st.st_size / 16 < n)
+		n = (uint64_t)st.st_size / 16;
 	return n < STORE_RESERVE_MIN ? STORE_RESERVE_MIN :
 	       n > STORE_RESERVE_MAX ? STORE_RESERVE_MAX : n;
 }
