@@ -241,7 +241,7 @@ static int write_at(int fd, const uint8_t *p, size_t len, off_t off)
 /* Write row's pages (seqs) into fd, in the order of their seqs. */
 static int walk_by_pack(snap_replica *r, const rrow *row, const int64_t *seqs,
 			int fd, snap_progress_fn progress, void *pctx,
-			uint32_t *badpg, snap_err *err)
+			uint32_t *badpg, int *wfail, snap_err *err)
 {
 	uint32_t n = row->si.page_count, ps = row->si.page_size;
 	size_t per = ps && ps < RUN_BYTES ? RUN_BYTES / ps : 1;
@@ -281,9 +281,11 @@ static int walk_by_pack(snap_replica *r, const rrow *row, const int64_t *seqs,
 	if (run_n && !werr)
 		werr = write_at(fd, run, (size_t)run_n * ps,
 				(off_t)(run_pg - 1) * ps);
-	if (werr)
+	if (werr) {
+		*wfail = 1;
 		rc = snap_err_set(err, -werr, "cannot write the image of %s: "
 				  "%s", row->si.name, strerror(werr));
+	}
 out:
 	free(v);
 	free(run);
@@ -324,8 +326,8 @@ out:
 
 /* A whole image read pack by pack (above) into fd, or into a temporary
  * file under tmpdir when fd < 0; then proven by its SHA-256 (*mismatch
- * set when it differs).  -EAGAIN when no temporary file could be made:
- * the caller reads in page order instead. */
+ * set when it differs).  -EAGAIN when no temporary file could be made
+ * or written: the caller reads in page order instead. */
 static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 			int fd, const char *tmpdir, snap_progress_fn progress,
 			void *pctx, uint32_t *badpg, int *mismatch,
@@ -341,7 +343,9 @@ static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 			return -EAGAIN;
 		snap_sys_unlink(tmp);     /* gone with its descriptor */
 	}
-	int rc = walk_by_pack(r, row, seqs, tfd, progress, pctx, badpg, err);
+	int wfail = 0;
+	int rc = walk_by_pack(r, row, seqs, tfd, progress, pctx, badpg, &wfail,
+			      err);
 	uint8_t h[32];
 	if (rc == 0)
 		rc = hash_fd(tfd, row->si.image_size, h, err);
@@ -353,7 +357,9 @@ static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 	}
 	if (fd < 0)
 		snap_sys_close(tfd);
-	return rc;
+	/* Our own file could not be written (a small /tmp): say nothing
+	 * of the snapshot; the caller reads it in page order instead. */
+	return fd < 0 && wfail ? -EAGAIN : rc;
 }
 
 /* Rebuild row's image page by page; write it to fd when fd >= 0.  Pages

@@ -112,6 +112,9 @@ static int storelock_timed(int fd, int ms)
 	memset(&its, 0, sizeof(its));
 	its.it_value.tv_sec = ms / 1000;
 	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+	/* And again every 100 ms after: a fire that lands between the
+	 * check below and the next flock() is not the last one. */
+	its.it_interval.tv_nsec = 100L * 1000000L;
 	sigemptyset(&alrm);
 	sigaddset(&alrm, SIGALRM);
 

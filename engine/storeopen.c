@@ -508,7 +508,13 @@ int snap_store_writable(snap_store *s, snap_err *err)
  */
 int snap_store_txn_begin(snap_store *s, snap_err *err)
 {
-	int rc = snap_store_writable(s, err);
+	int rc;
+
+	/* A filesystem filled since the store was opened: the change gets
+	 * the reserve's room before SQLite needs it (storespace.c). */
+	if (snap_store_room(s) < STORE_ROOM_MIN)
+		snap_store_reserve_release(s);
+	rc = snap_store_writable(s, err);
 
 	/* A full store gives its reserve back for a catalog change: a
 	 * delete must stay possible to make room (storespace.c). */

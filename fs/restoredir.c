@@ -132,8 +132,16 @@ int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 	int rc;
 
 	*gone = 0;
-	if (fstat(h->fd, &st) == 0 && st.st_size == 0)
-		return snap_upload_flush(h);   /* no byte yet: -EINVAL */
+	if (fstat(h->fd, &st) == 0 && st.st_size == 0) {
+		const char *nm = strchr(h->target, '/');
+		if (!snap_restorewal_empty(nm ? nm + 1 : h->target))
+			return snap_upload_flush(h);   /* no byte yet */
+		h->dirty = 0;
+		h->attempted = 1;
+		h->last_rc = 0;
+		restoredir_leave(h->node, gone, gone_name, len);
+		return 0;
+	}
 	if (h->dirty || !h->attempted) {
 		/* A database, its -wal or a side file (restorewal.c). */
 		h->last_rc = snap_restorewal_arrived(h->node, h->target,

@@ -50,5 +50,10 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 			    int renamed);
 /* The unmount: what is kept is dropped (before the node table is freed). */
 void snap_restorewal_shutdown(void);
+/* An empty file called name was closed in restore/: 1 when it is a side
+ * file (an empty X-wal: X alone is its state, and a kept X waits no
+ * more; a -shm, a -journal), which succeeds and leaves; 0 for a
+ * database name (an empty upload: -EINVAL, the name kept for bytes). */
+int snap_restorewal_empty(const char *name);
 
 #endif /* FS_RESTOREDIR_H */

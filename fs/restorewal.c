@@ -49,8 +49,11 @@
 
 #include "fs.h"
 
-/* How long a kept file waits for its partner to begin to arrive. */
+/* How long a kept file waits for its partner to begin to arrive, and
+ * how long, once the partner began to arrive, for it to arrive whole (a
+ * partner whose copy failed must not pair a later, unrelated file). */
 #define RESTOREWAL_PAIR_NS (300LL * 1000000000LL)
+#define RESTOREWAL_CLAIM_NS (3600LL * 1000000000LL)
 
 /* A kept half of a pair. */
 struct restorewal_kept {
@@ -133,10 +136,14 @@ static void kept_arrival_locked(struct restorewal_kept *k,
 	if (!k->n)
 		return;
 	if (kind == partner_kind && strcmp(k->name, base) == 0 &&
-	    (k->claimed || now - k->at < RESTOREWAL_PAIR_NS))
+	    now - k->at < (k->claimed ? RESTOREWAL_CLAIM_NS :
+			   RESTOREWAL_PAIR_NS)) {
+		if (!k->claimed)
+			k->at = now;      /* the claim's own time limit */
 		k->claimed = 1;
-	else
+	} else {
 		kept_take_locked(k, out);
+	}
 }
 
 /* A file called name begins to arrive in restore/ (restoredir.h). */
@@ -168,7 +175,8 @@ static void kept_claim(struct restorewal_kept *k, const char *base,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&pair_lock);
 	if (k->n && strcmp(k->name, base) == 0 &&
-	    (k->claimed || now - k->at < RESTOREWAL_PAIR_NS))
+	    now - k->at < (k->claimed ? RESTOREWAL_CLAIM_NS :
+			   RESTOREWAL_PAIR_NS))
 		kept_take_locked(k, out);
 	pthread_mutex_unlock(&pair_lock);
 }
@@ -238,6 +246,29 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 	else if (rc == 0)
 		kept_put(&kept_db, n, name);   /* for an X-wal to come */
 	return rc;
+}
+
+/* An empty file called name closed in restore/ (restoredir.h). */
+int snap_restorewal_empty(const char *name)
+{
+	struct restorewal_kept db;
+	char base[NAME_MAX + 1];
+
+	switch (restorewal_kind(name, base, sizeof(base))) {
+	case RW_DB:
+		return 0;
+	case RW_WAL:
+		/* An empty WAL holds no transaction: X alone, as restored,
+		 * is its committed state; nothing is waiting for it. */
+		kept_claim(&kept_db, base, &db);
+		kept_drop(&db, 0);
+		snap_log(LOG_INFO, "restore/%s: an empty write-ahead log; %s "
+			 "alone is the committed state", name, base);
+		return 1;
+	case RW_IGNORED:
+		break;
+	}
+	return 1;
 }
 
 /* Drop what is kept (the unmount; restoredir.h). */

@@ -1126,6 +1126,45 @@ static void test_make_room_refuses_when_pruning_cannot_help(void **s)
 	verify_clean(st);
 }
 
+/*
+ * A store opened writable whose filesystem fills up afterwards (a
+ * daemon's): a delete still works, by the store's reserve, which the
+ * store made after its snapshots and gives back for the change.
+ */
+static void test_delete_on_a_store_that_filled_up(void **s)
+{
+	tu_env *env = *s;
+	char small[PATH_MAX], store[PATH_MAX], fill[PATH_MAX], res[PATH_MAX];
+	struct stat st;
+	snap_err e;
+
+	if (mount_small(env, "12m", small))
+		return;
+	snprintf(store, sizeof(store), "%s/store", small);
+	snap_err_clear(&e);
+	fresh_content(env->db, 1024);
+	snap_store *sto = open_store_at(env, store);
+	snap_info a = take(sto, SNAP_KIND_MANUAL, 0, "a");
+	fresh_content(env->db, 1024);
+	take(sto, SNAP_KIND_MANUAL, 0, "b");
+	snprintf(res, sizeof(res), "%s/reserve", store);
+	assert_int_equal(stat(res, &st), 0);          /* made after them */
+	/* Something else fills the filesystem. */
+	snprintf(fill, sizeof(fill), "%s/fill", small);
+	FILE *f = fopen(fill, "w");
+	assert_non_null(f);
+	static char block[65536];
+	while (fwrite(block, 1, sizeof(block), f) == sizeof(block))
+		;
+	fclose(f);
+	assert_true(fs_free(small) < 65536);
+	assert_int_equal(snap_store_delete(sto, a.id, &e), 0);
+	assert_false(present(sto, a.id));
+	assert_int_not_equal(stat(res, &st), 0);      /* given back */
+	verify_clean(sto);
+	unlink(fill);
+}
+
 #define space_test(f) \
 	cmocka_unit_test_setup_teardown(f, tu_setup, space_teardown)
 
@@ -1150,6 +1189,7 @@ int main(void)
 		tu_test(test_make_room_is_a_no_op_when_there_is_room),
 		space_test(test_make_room_prunes_the_oldest_automatic_snapshots),
 		space_test(test_make_room_refuses_when_pruning_cannot_help),
+		space_test(test_delete_on_a_store_that_filled_up),
 	};
 	atexit(unmount_small);
 	return cmocka_run_group_tests_name("retention", tests, NULL, NULL);

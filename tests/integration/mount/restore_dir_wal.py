@@ -174,14 +174,34 @@ def body(ctx):
     verify("cp closed.db restore/ (WAL mode, no -wal)", r, {"closed": 50},
            1, before)
 
+    # An empty -wal (after a TRUNCATE checkpoint) beside its database: the
+    # database alone is the committed state; cp exits 0; and the pair
+    # that comes next (WAL first) is not joined with the older file.
+    emp = os.path.join(out, "emptywal")
+    os.makedirs(emp)
+    shutil.copyfile(closed, os.path.join(emp, "src.db"))
+    open(os.path.join(emp, "src.db-wal"), "wb").close()
+    before = pre_restores()
+    r = ctx.run(["cp", os.path.join(emp, "src.db"),
+                 os.path.join(emp, "src.db-wal"), rd + "/"])
+    verify("cp src.db src.db-wal restore/ with an empty -wal", r,
+           {"closed": 50}, 1, before)
+    src, con = source("after-empty-wal")
+    before = pre_restores()
+    r = ctx.run(["cp", src + "-wal", src, rd + "/"])
+    con.close()
+    verify("cp src.db-wal src.db restore/ after an empty -wal", r,
+           committed, 1, before)
+
     # -shm and -journal are ignored.
     before = pre_restores()
     for side in ("-shm", "-journal"):
         with open(closed + side, "wb") as f:
             f.write(b"\0" * 32768)
+    state = tags(live)
     r = ctx.run(["cp", closed + "-shm", closed + "-journal", rd + "/"])
     verify("cp closed.db-shm closed.db-journal restore/ (ignored)", r,
-           {"closed": 50}, 0, before)
+           state, 0, before)
 
     # A -wal alone is never restored: the next file is restored alone.
     src, con = source("orphan")
