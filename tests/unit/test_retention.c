@@ -982,6 +982,18 @@ static snap_store *open_store_at(tu_env *env, const char *dir)
 	return env->st;
 }
 
+/* A 12 MB tmpfs (small, PATH_MAX) and a store at small/store (store)
+ * for the live database with 1 MiB of fresh content; NULL when this
+ * process may not mount (mount_small). */
+static snap_store *small_store(tu_env *env, char *small, char *store)
+{
+	if (mount_small(env, "12m", small))
+		return NULL;
+	snprintf(store, PATH_MAX, "%s/store", small);
+	fresh_content(env->db, 1024);
+	return open_store_at(env, store);
+}
+
 static uint64_t fs_free(const char *path)
 {
 	struct statvfs v;
@@ -1078,12 +1090,10 @@ static void test_make_room_refuses_when_pruning_cannot_help(void **s)
 	size_t nb = 0, na = 0;
 	snap_err e;
 
-	if (mount_small(env, "12m", small))
-		return;
-	snprintf(store, sizeof(store), "%s/store", small);
 	snap_err_clear(&e);
-	fresh_content(env->db, 1024);
-	snap_store *st = open_store_at(env, store);
+	snap_store *st = small_store(env, small, store);
+	if (!st)
+		return;
 	a0 = take(st, SNAP_KIND_AUTO, 0, "old-auto");
 	fresh_content(env->db, 1024);
 	m1 = take(st, SNAP_KIND_MANUAL, 0, "m1");
@@ -1138,12 +1148,10 @@ static void test_delete_on_a_store_that_filled_up(void **s)
 	struct stat st;
 	snap_err e;
 
-	if (mount_small(env, "12m", small))
-		return;
-	snprintf(store, sizeof(store), "%s/store", small);
 	snap_err_clear(&e);
-	fresh_content(env->db, 1024);
-	snap_store *sto = open_store_at(env, store);
+	snap_store *sto = small_store(env, small, store);
+	if (!sto)
+		return;
 	snap_info a = take(sto, SNAP_KIND_MANUAL, 0, "a");
 	fresh_content(env->db, 1024);
 	take(sto, SNAP_KIND_MANUAL, 0, "b");

@@ -153,6 +153,15 @@ def replica_objects(ctx, env, url):
     return S3Objects(ctx, env, url)
 
 
+def flip(store, name, mask):
+    """xor the middle byte of object name with mask; its old bytes."""
+    orig = store.read(name)
+    data = bytearray(orig)
+    data[len(data) // 2] ^= mask
+    store.write(name, bytes(data))
+    return orig
+
+
 def contents(store):
     """Every object of a replica as {name: bytes}."""
     return {n: store.read(n) for n in store.list()}
@@ -408,10 +417,7 @@ def run(ctx, work, env, url, s3dir):
     ctx.require("the replica has history records (a prune adds one)",
                 r.returncode == 0 and len(logs) >= 2, repr(logs) + r.stderr)
     before = contents(store)
-    good = store.read(logs[0])
-    bad_rec = bytearray(good)
-    bad_rec[len(bad_rec) // 2] ^= 0x20
-    store.write(logs[0], bytes(bad_rec))
+    good = flip(store, logs[0], 0x20)
     r = ctl(["--replica", url, "log"], env)
     check("log with one damaged record: exit 1, names it, lists the rest",
           r.returncode == 1 and logs[0] in r.stdout + r.stderr and
@@ -706,10 +712,7 @@ def pack_faults(ctx, ctl, env, url, store, names, fresh):
           packs)
     if not packs:
         return
-    orig = store.read(packs[0])
-    data = bytearray(orig)
-    data[len(data) // 2] ^= 1
-    store.write(packs[0], bytes(data))
+    orig = flip(store, packs[0], 1)
     r = ctl(["--replica", url, "verify"], env)
     check("a flipped byte in a pack: verify exit 1, names the snapshots",
           r.returncode == 1 and all(x in r.stdout for x in names),
