@@ -210,6 +210,16 @@ static void test_interleaved_packs_are_fetched_once(void **state)
 	assert_int_equal(nbad, 0);
 	assert_true(snap_replica_pack_gets(r) <= packs);
 	snap_replica_close(r);
+	/* No temporary file can be made (the directory is missing): the
+	 * image is read in page order instead, and is still found intact. */
+	r = ropen(url, 0);
+	char gone[PATH_MAX];
+	tu_path(env, gone, "no-such-dir");
+	nbad = 9;
+	assert_int_equal(snap_replica_verify(r, last.name, 0, gone, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
 	/* Read in place as cp reads it (128 KiB after 128 KiB, the replica
 	 * mount): a window of REPLICA_WINDOW bytes at a time fetches each
 	 * pack at most once per window, and the bytes are the image's. */
