@@ -126,6 +126,45 @@ def body(ctx):
         ctx.check("and the other user cannot read .snapfs/%s" % name,
                   r.returncode != 0 and "Permission denied" in r.stderr,
                   r.stderr)
+
+    # The live file missing for a moment, or replaced by somebody who may
+    # write its directory (a file of their own, a symlink to a readable
+    # file): the snapshots keep the owner and mode the database had.  A
+    # snapshot snapctl takes while the file is there is looked up for the
+    # first time after the change, so its attributes are fresh.
+    if ctx.snapctl:
+        away = live + ".away"
+        other = ctx.path("others.db")
+        mt.make_db(other, "other")
+        os.chown(other, 65534, 65534)
+        os.chmod(other, 0o666)
+        for i, what in enumerate(("missing", "replaced by another user's "
+                                  "file", "replaced by a symlink")):
+            r = ctx.run([ctx.snapctl, "--db", live, "create", "--label",
+                         "case%d" % i])
+            ctx.require("snapctl create", r.returncode == 0, r.stderr)
+            os.rename(live, away)
+            if i == 1:
+                os.link(other, live)
+            elif i == 2:
+                os.symlink("/etc/hostname", live)
+            names = [n for n in mt.snapshots(mnt)
+                     if n.endswith("_case%d.db" % i)]
+            ctx.require("its snapshot is listed", len(names) == 1, names)
+            p = os.path.join(sd, names[0])
+            st = os.stat(p)
+            ctx.check("live file %s: a snapshot still shows 0400, owned "
+                      "like the database" % what,
+                      (st.st_mode & 0o7777) == 0o400 and st.st_uid == 0,
+                      "%o uid %d" % (st.st_mode, st.st_uid))
+            r = ctx.run(NOBODY + ["sh", "-c", 'cat "$1" > /dev/null', "-",
+                                  p])
+            ctx.check("live file %s: the other user cannot read it" % what,
+                      r.returncode != 0 and "Permission denied" in r.stderr,
+                      r.stderr)
+            if i:
+                os.unlink(live)
+            os.rename(away, live)
     os.chmod(ctx.dir, 0o700)
     m.stop()
 
