@@ -3,7 +3,8 @@
  * attacker who may write the live database's directory sees it: the file
  * a restore creates there is never wider than the one it replaces, keeps
  * that file's owner, and a file renamed onto its name before SQLite
- * opens it is refused and gets none of the restored bytes.
+ * opens it is refused and gets none of the restored bytes.  And a restore
+ * from a FIFO (restore_file.c) is refused at once, not waited on.
  */
 #include "testutil.h"
 #include "store_int.h"
@@ -143,12 +144,29 @@ static void test_new_file_swapped_before_sqlite_opens_it_is_refused(
 	free(bytes);
 }
 
+static void test_restore_from_a_fifo_is_refused(void **state)
+{
+	tu_env *env = *state;
+	snap_restore_result res;
+	char p[PATH_MAX];
+	snap_err e;
+
+	tu_live_store(env, "delete", 4096, 50);
+	assert_int_equal(mkfifo(tu_path(env, p, "fifo.db"), 0600), 0);
+	snap_err_clear(&e);
+	int rc = snap_restore_file(env->st, p, NULL, &res, &e);
+	if (rc != -EINVAL)
+		fail_msg("restore from a FIFO: %d %s", rc, e.msg);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		tu_test(test_new_file_keeps_the_old_files_mode_and_owner),
 		tu_test(test_new_file_for_a_missing_one_is_private),
 		tu_test(test_new_file_swapped_before_sqlite_opens_it_is_refused),
+		tu_test(test_restore_from_a_fifo_is_refused),
 	};
 	return cmocka_run_group_tests_name("restore_newfile", tests, NULL,
 					   NULL);
