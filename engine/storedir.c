@@ -277,8 +277,10 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 	char path[PATH_MAX];
 	int fd, rc, e;
 
-	fd = snap_sys_openat(s->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC |
-			     O_NOCTTY | O_NONBLOCK, 0600);
+	/* O_TRUNC only after the checks: it would empty a file that is not
+	 * ours (another user's, a hard link) before fstat could refuse it. */
+	fd = snap_sys_openat(s->dirfd, name, (flags & ~O_TRUNC) | O_NOFOLLOW |
+			     O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		e = errno;
 		storedir_path(s, name, path, sizeof(path));
@@ -288,6 +290,11 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 				    strerror(e));
 	}
 	rc = storedir_file_checked(s, fd, name, err);
+	if (!rc && (flags & O_TRUNC) && snap_sys_ftruncate(fd, 0) < 0) {
+		storedir_path(s, name, path, sizeof(path));
+		rc = snap_err_set(err, -errno, "cannot empty %s: %s", path,
+				  strerror(errno));
+	}
 	if (rc) {
 		snap_sys_close(fd);
 		return rc;

@@ -332,6 +332,29 @@ static void test_planted_hard_links_in_the_store_are_refused(void **state)
 		assert_int_equal(mode_of(victim), 0644);
 		assert_int_equal(unlink(lock), 0);
 	}
+	/* Nor emptied by an open that truncates (the live-was-wal marker),
+	 * nor is another user's file planted there. */
+	assert_int_equal(open_store(env->db, NULL, 0, &st, &e), 0);
+	env->st = st;
+	snprintf(lock, sizeof(lock), "%s.snapfs/live-was-wal", env->db);
+	assert_int_equal(link(victim, lock), 0);
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_file_open(st, "live-was-wal", O_WRONLY |
+					      O_CREAT | O_TRUNC, &e), -EPERM);
+	assert_int_equal(unlink(lock), 0);
+	if (geteuid() == 0) {
+		tu_write_file(lock, "theirs\n", 7);
+		assert_int_equal(chown(lock, TU_NOBODY, TU_NOBODY), 0);
+		assert_int_equal(snap_store_file_open(st, "live-was-wal",
+						      O_WRONLY | O_CREAT |
+						      O_TRUNC, &e), -EPERM);
+		uint8_t *b = tu_read_file(lock, &len);
+		assert_int_equal(len, 7);
+		free(b);
+	}
+	uint8_t *b = tu_read_file(victim, &len);
+	assert_int_equal(len, 9);
+	free(b);
 }
 
 static void test_a_renamed_store_keeps_serving_its_own_files(void **state)
