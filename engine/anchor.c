@@ -267,8 +267,13 @@ static int anchor_open(const char *path, int flags, int mode)
 		errno = ENXIO;
 		return -1;
 	}
-	if (nb)
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (nb) {
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl >= 0)       /* else it stays non-blocking: harmless for
+				      the regular file it is */
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
 	return fd;
 }
 

@@ -43,6 +43,8 @@ struct snap_replica_image {
 	uint32_t win_first;    /* index (0-based) of its first page */
 	uint32_t win_n;        /* pages in it, 0: none */
 	uint64_t next_off;     /* where the last read ended */
+	uint32_t bad_first;    /* pages a window failed to read: read alone */
+	uint32_t bad_n;
 };
 
 int snap_replica_image_open(snap_replica *r, const char *name,
@@ -145,10 +147,19 @@ static const uint8_t *page_at(snap_replica_image *img, uint32_t i,
 	const snap_info *si = &img->row.si;
 	if (img->win_n && i - img->win_first < img->win_n)
 		return img->win + (size_t)(i - img->win_first) * si->page_size;
-	if (stream || end - i > 1) {
-		int rc = window_fill(img, i, stream ? UINT32_MAX : end - i,
-				     err);
-		return rc < 0 ? NULL : img->win;
+	if ((stream || end - i > 1) && i - img->bad_first >= img->bad_n) {
+		uint32_t want = stream ? UINT32_MAX : end - i;
+		int rc = window_fill(img, i, want, err);
+		if (rc == 0)
+			return img->win;
+		if (rc == -ENOMEM)
+			return NULL;
+		/* A page of the window does not read: the pages it would
+		 * have held are read alone, so only the reads that cover a
+		 * damaged page fail (dd conv=noerror salvages the rest). */
+		img->bad_first = i;
+		img->bad_n = want < img->win_cap ? want : img->win_cap;
+		snap_err_clear(err);
 	}
 	if (img->cur != i) {
 		img->cur = -1;

@@ -71,6 +71,7 @@ void rows_without_store(snap_replica *r, const char *url);
 /* test_replica_frames.c */
 void test_page_size_change_and_shrink(void **state);
 void test_image_read_in_place(void **state);
+void test_damaged_pack_fails_only_the_reads_that_need_it(void **state);
 void test_version_1_replica_is_read_and_pushed_to(void **state);
 void test_pages_of_one_frame_read_singly_in_any_order(void **state);
 void test_damaged_frame_names_the_snapshot(void **state);

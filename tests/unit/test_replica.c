@@ -656,6 +656,7 @@ int main(void)
 		tu_test(test_snapshots_of_one_run_share_packs),
 		tu_test(test_page_size_change_and_shrink),
 		tu_test(test_image_read_in_place),
+		tu_test(test_damaged_pack_fails_only_the_reads_that_need_it),
 		tu_test(test_snapshot_of_several_packs_round_trips),
 		tu_test(test_interleaved_packs_are_fetched_once),
 		tu_test(test_prefetch_never_changes_what_a_get_reads),

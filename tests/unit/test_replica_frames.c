@@ -165,6 +165,74 @@ void test_image_read_in_place(void **state)
 	free(wb);
 }
 
+/* A damaged pack holding scattered pages of an image (every 100th, the
+ * only ones changed since the snapshot before): read as cp reads it (128
+ * KiB after 128 KiB, the reads a window serves), only the reads that
+ * cover one of its pages fail; the others give the image's bytes, so dd
+ * conv=noerror salvages everything else.  Which pages are damaged: each
+ * read alone, last first (never a window). */
+void test_damaged_pack_fails_only_the_reads_that_need_it(void **state)
+{
+	tu_env *env = *state;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_info a, b;
+	snap_err err;
+	snap_store *st = big_snapshot(env, 3000, "randomblob(3000)", &a);
+	url_of(env, "replica", url, path);
+	snap_replica *r = ropen(url, SNAP_REPLICA_CREATE);
+	push(r, st);
+	sqlite3 *db = tu_open(env->db);
+	tu_exec(db, "UPDATE big SET b = randomblob(3000) WHERE id %% 100 = 0");
+	sqlite3_close(db);
+	b = tu_snap(st, "b");
+	push(r, st);
+	snap_replica_close(r);
+	snap_objstore_close(objs_list(url, "packs"));
+	obj_flip(url, g_names[g_nnames - 1], 0);    /* b's own pages */
+	size_t len;
+	uint8_t *want = tu_image_bytes(st, b.id, &len);
+	uint32_t ps = b.page_size, np = (uint32_t)(len / ps), nbad = 0;
+	uint8_t *bad = calloc(np, 1), *buf = malloc(128 << 10);
+	snap_replica_image *img;
+	assert_non_null(bad);
+	assert_non_null(buf);
+	r = ropen(url, 0);
+	assert_int_equal(snap_replica_image_open(r, b.name, &img, &err), 0);
+	for (uint32_t i = np; i-- > 0;) {
+		long got = snap_replica_image_read(img, buf, ps,
+						   (uint64_t)i * ps, &err);
+		bad[i] = got < 0;
+		nbad += bad[i];
+		if (got >= 0)
+			assert_memory_equal(buf, want + (size_t)i * ps, ps);
+	}
+	snap_replica_image_close(img);
+	assert_true(nbad >= 10 && nbad < np / 50);
+	unsigned failed = 0;
+	assert_int_equal(snap_replica_image_open(r, b.name, &img, &err), 0);
+	for (size_t off = 0; off < len; off += 128 << 10) {
+		long got = snap_replica_image_read(img, buf, 128 << 10, off,
+						   &err);
+		int covers = 0;
+		for (size_t i = off / ps; i < (off + (128 << 10)) / ps &&
+		     i < np; i++)
+			covers |= bad[i];
+		if (covers != (got < 0))
+			fail_msg("read at %zu: %ld (%s); covers a damaged page: "
+				 "%d", off, got, got < 0 ? err.msg : "ok",
+				 covers);
+		failed += got < 0;
+		if (got >= 0)
+			assert_memory_equal(buf, want + off, (size_t)got);
+	}
+	assert_true(failed > 0);
+	snap_replica_image_close(img);
+	snap_replica_close(r);
+	free(bad);
+	free(buf);
+	free(want);
+}
+
 void test_page_size_change_and_shrink(void **state)
 {
 	tu_env *env = *state;

@@ -224,11 +224,15 @@ static void test_a_fire_before_flock_blocks_still_ends_the_wait(void **state)
 	fd = open(path, O_RDWR);
 	assert_true(held >= 0 && fd >= 0);
 	assert_int_equal(flock(held, LOCK_EX), 0);
+	int rc, e;
+
 	snap_sys.flock = flock_after_the_fire;
 	errno = 0;
-	assert_int_equal(storelock_wait(fd, 20), -1);
-	snap_sys.flock = snap_sys_libc.flock;
-	assert_int_equal(errno, ETIMEDOUT);
+	rc = storelock_wait(fd, 20);
+	e = errno;
+	snap_sys.flock = snap_sys_libc.flock;    /* before any assertion */
+	assert_int_equal(rc, -1);
+	assert_int_equal(e, ETIMEDOUT);
 	close(fd);
 	close(held);
 }
