@@ -28,7 +28,9 @@
  *                         restored again with it: checking for a waiting
  *                         partner and keeping oneself are one step under
  *                         pair_lock (kept_meet), so two closes that cross
- *                         always meet.
+ *                         always meet (an X-wal kept while X is restored
+ *                         counts as claimed: X may take long).  When X's
+ *                         restore fails, the X-wal kept meanwhile goes.
  *   X-shm, X-journal      ignored (logged): SQLite rebuilds the -shm from
  *                         the WAL, and a rollback journal is not used by a
  *                         restore, as beside a staged file in the root.
@@ -72,6 +74,10 @@ struct restorewal_kept {
 static pthread_mutex_t pair_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct restorewal_kept kept_db;   /* X, restored alone */
 static struct restorewal_kept kept_wal;  /* X-wal, waiting for X */
+/* X while it is being restored alone: an X-wal kept meanwhile (their
+ * closes crossed) counts as claimed, so a restore longer than
+ * RESTOREWAL_PAIR_NS does not leave it behind. */
+static char restoring[NAME_MAX + 1];
 
 /* What a name in restore/ is: a database, a WAL (base gets X), or a side
  * file no restore uses. */
@@ -196,6 +202,7 @@ static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
 		k->n = n;
 		snprintf(k->name, sizeof(k->name), "%s", name);
 		k->at = now;
+		k->claimed = k == &kept_wal && strcmp(restoring, name) == 0;
 	}
 	pthread_mutex_unlock(&pair_lock);
 	if (out->n)
@@ -278,9 +285,25 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 	snprintf(shown, sizeof(shown), "the file %s%s%s%s%s", how, target,
 		 wal.n ? " with its WAL " : "", wal.n ? target : "",
 		 wal.n ? "-wal" : "");
-	rc = snap_apply_file(n->path, wal.n ? wal.n->path : NULL, shown,
-			     "upload");
 	if (wal.n) {
+		rc = snap_apply_file(n->path, wal.n->path, shown, "upload");
+		kept_drop(&wal, 0);
+		return rc;
+	}
+	pthread_mutex_lock(&pair_lock);
+	snprintf(restoring, sizeof(restoring), "%s", name);
+	pthread_mutex_unlock(&pair_lock);
+	rc = snap_apply_file(n->path, NULL, shown, "upload");
+	pthread_mutex_lock(&pair_lock);
+	if (strcmp(restoring, name) == 0)
+		restoring[0] = '\0';
+	if (rc != 0 && kept_wal.n && strcmp(kept_wal.name, name) == 0)
+		kept_take_locked(&kept_wal, &wal);   /* X's WAL, X refused */
+	pthread_mutex_unlock(&pair_lock);
+	if (wal.n) {
+		snap_log(LOG_NOTICE, "%s/%s-wal discarded: %s, which it came "
+			 "with, was not restored", SNAP_NAME_RESTORE, name,
+			 target);
 		kept_drop(&wal, 0);
 		return rc;
 	}
