@@ -132,9 +132,12 @@ int snap_handle_room(int fd, uid_t uid, size_t size, off_t off)
 
 	if (geteuid() != 0 || uid == 0 || size == 0)
 		return 0;
+	/* Bytes the file has, and no holes (a file made long by truncate
+	 * has them: its writes take new blocks): no new space. */
 	if (fstat(fd, &st) == 0 && off >= 0 &&
-	    (uint64_t)off + size <= (uint64_t)st.st_size)
-		return 0;      /* bytes it has: no new space (but holes) */
+	    (uint64_t)off + size <= (uint64_t)st.st_size &&
+	    (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size)
+		return 0;
 	if (fstatvfs(fd, &v) != 0)
 		return 0;
 	return (uint64_t)v.f_bavail * v.f_frsize < size ? -ENOSPC : 0;

@@ -107,7 +107,10 @@ void snap_handle_free(struct snap_handle *h);
  * the blocks a filesystem keeps for root would not stop them.  A write by
  * uid (not root) that needs more space than the filesystem leaves to
  * unprivileged users fails with -ENOSPC, as it would have for that user;
- * 0 otherwise.  (Quotas are not consulted: the files are root's.) */
+ * 0 otherwise.  A write inside the file's size needs none unless the
+ * file has holes (made long by truncate).  Writers at once are checked
+ * each against the same free space: a bound, not an exact account.
+ * (Quotas are not consulted: the files are root's.) */
 int snap_handle_room(int fd, uid_t uid, size_t size, off_t off);
 /* Give back what h holds and free it (apply: see file.c). */
 void snap_handle_release(struct snap_handle *h, int apply);

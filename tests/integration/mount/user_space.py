@@ -13,6 +13,8 @@ kept for root, holding the database and its store:
     more into restore/ than the filesystem leaves to users: the copy
     fails with ENOSPC, and the blocks kept for root are still free (but
     for what the daemon itself records);
+  * the same bytes written into a file first made that long with
+    ftruncate (every write inside its size, into a hole) fail the same;
   * root may still use them (a snapshot as root works afterwards).
 
 Skipped when a loop mount of a fresh ext4 image is not possible here.
@@ -26,6 +28,25 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as mt  # noqa: E402  (the shared harness)
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+# Open argv[1], make it argv[2] bytes long with ftruncate, then write
+# 1 MiB at a time inside that size; exit 3 printing ENOSPC when a write
+# fails so, 0 when all fit.
+EXTEND = r"""
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)
+size = int(sys.argv[2])
+os.ftruncate(fd, size)
+chunk = b"\0" * (1 << 20)
+try:
+    for off in range(0, size, len(chunk)):
+        os.pwrite(fd, chunk, off)
+except OSError as e:
+    print(errno.errorcode.get(e.errno, e.errno))
+    sys.exit(3 if e.errno == errno.ENOSPC else 4)
+print("all written")
+"""
 
 
 def body(ctx):
@@ -78,6 +99,19 @@ def on_small_fs(ctx, fs):
     # Root's own bookkeeping (the failure recorded in the store) may use
     # a little of them; the copy would have taken 8 MiB more.
     ctx.check("and the blocks kept for root are still free",
+              v.f_bfree * v.f_frsize >= kept - (1 << 20),
+              "%d bytes free, %d kept" % (v.f_bfree * v.f_frsize, kept))
+    # The same bytes into a file first made long by truncate: every write
+    # lands inside its size, into a hole, and takes new blocks all the
+    # same.
+    r = ctx.run(NOBODY + [sys.executable, "-c", EXTEND,
+                          os.path.join(m.mnt, "restore", "long.db"),
+                          str(mb << 20)])
+    ctx.check("writes into a file made long by truncate fail with ENOSPC "
+              "past the space left to users", r.returncode == 3 and
+              "ENOSPC" in r.stdout, r.stdout + r.stderr)
+    v = os.statvfs(fs)
+    ctx.check("and the blocks kept for root are still free after them",
               v.f_bfree * v.f_frsize >= kept - (1 << 20),
               "%d bytes free, %d kept" % (v.f_bfree * v.f_frsize, kept))
     r = ctx.run(["touch", os.path.join(m.mnt, "snapshots", "as-root")])
