@@ -8,12 +8,15 @@
  *
  * That directory may be writable by others, and the daemon runs as root:
  * the new file is created under a name nobody can guess, O_EXCL, 0600,
- * then given the owner and mode of the file it replaces (0600 when there
- * was none), so the restored database is never readable by more users
- * than the old file was, and stays the application's.  SQLite opens it
- * by name, so before anything is written SQLite's own handle must read
- * back a random nonce written through ours: a file renamed onto the name
- * in between is refused, and gets nothing.  A file
+ * root's.  SQLite opens it by name, so before anything is written
+ * SQLite's own handle must read back a random nonce written through ours
+ * (while the file is still 0600: nobody else can read the nonce): a file
+ * renamed onto the name in between is refused, and gets nothing.  Only
+ * once written and checked is it given the owner and mode of the file it
+ * replaces (its directory's owner and 0600 when there was none), so the
+ * restored database is never readable by more users than the old file
+ * was, and stays the application's; and it takes the live name only if
+ * the name is still our descriptor's file.  A file
  * that was not a database is kept as "<db>.snapfs-replaced-<time>", and
  * stale -journal and -wal files are moved aside the same way (SQLite
  * would apply them to the new file).  The restore lock is held, so
@@ -105,16 +108,16 @@ static void remove_stale_restores(const char *db_path)
 }
 
 /*
- * Create the new file beside db_path (tmp gets its name) and open it with
- * SQLite as dst, proven to be the file we created (see the top).
+ * Create the new file beside db_path (tmp gets its name; *fd our
+ * descriptor of it) and open it with SQLite as dst, proven to be the file
+ * we created (see the top).  It is root's and 0600 until new_file_place.
  */
-static int new_file_open(const char *db_path, enum snap_live_state state,
-			 char *tmp, size_t cap, sqlite3 **dst, snap_err *err)
+static int new_file_open(const char *db_path, char *tmp, size_t cap,
+			 int *fd, sqlite3 **dst, snap_err *err)
 {
 	unsigned char nonce[16], seen[16];
 	sqlite3_file *f = NULL;
-	struct stat old;
-	int fd, rc = 0;
+	int rc = 0;
 
 	*dst = NULL;
 	if (snprintf(tmp, cap, "%s.snapfs-restore-XXXXXX", db_path) >=
@@ -123,25 +126,15 @@ static int new_file_open(const char *db_path, enum snap_live_state state,
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
 				    db_path);
 	}
-	fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
+	*fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
+	if (*fd < 0) {
 		rc = snap_err_set(err, -errno, "cannot create a file beside "
 				  "%s: %s", db_path, strerror(errno));
 		tmp[0] = '\0';
 		return rc;
 	}
-	/* The old file's owner when we may give it (a filesystem without
-	 * owners keeps ours: 0600 is still no wider), then its mode. */
-	if (state == SNAP_LIVE_NOT_DB && snap_sys_lstat(db_path, &old) == 0 &&
-	    S_ISREG(old.st_mode)) {
-		if (old.st_uid != geteuid() || old.st_gid != getegid())
-			(void)snap_sys_fchown(fd, old.st_uid, old.st_gid);
-		if (snap_sys_fchmod(fd, old.st_mode & 0666) < 0)
-			rc = snap_err_set(err, -errno, "cannot set the mode of "
-					  "%s: %s", tmp, strerror(errno));
-	}
 	sqlite3_randomness(sizeof(nonce), nonce);
-	if (!rc && snap_sys_pwrite(fd, nonce, sizeof(nonce), 0) !=
+	if (snap_sys_pwrite(*fd, nonce, sizeof(nonce), 0) !=
 	    (ssize_t)sizeof(nonce))
 		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
 				  strerror(errno));
@@ -163,11 +156,48 @@ static int new_file_open(const char *db_path, enum snap_live_state state,
 				  "created it (somebody who may write the "
 				  "directory of %s); nothing was written to "
 				  "it", tmp, db_path);
-	if (!rc && snap_sys_ftruncate(fd, 0) < 0)
+	if (!rc && snap_sys_ftruncate(*fd, 0) < 0)
 		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
 				  strerror(errno));
-	snap_sys_close(fd);
 	return rc;
+}
+
+/*
+ * The restored file (fd, called tmp), checked and closed by SQLite: give
+ * it the owner and mode of the file it replaces (a regular file), or,
+ * when there was none, the owner of its directory and 0600; keep 0600
+ * when the owner cannot be given (a group it was not meant for would
+ * read it).  Then make sure tmp is still that file before it takes the
+ * live name.
+ */
+static int new_file_place(const char *db_path, const char *tmp, int fd,
+			  snap_err *err)
+{
+	struct stat old, mine, now;
+	char *dup = strdup(db_path);
+	int have = snap_sys_lstat(db_path, &old) == 0 && S_ISREG(old.st_mode);
+	mode_t mode = 0600;
+
+	if (!have && dup && snap_sys_lstat(dirname(dup), &old) == 0 &&
+	    S_ISDIR(old.st_mode))
+		have = 1;       /* the directory's owner, mode 0600 */
+	else if (have)
+		mode = old.st_mode & 0666;
+	free(dup);
+	if (have && (old.st_uid != geteuid() || old.st_gid != getegid()) &&
+	    snap_sys_fchown(fd, old.st_uid, old.st_gid) < 0)
+		mode = 0600;
+	if (mode != 0600 && snap_sys_fchmod(fd, mode) < 0)
+		return snap_err_set(err, -errno, "cannot set the mode of %s: "
+				    "%s", tmp, strerror(errno));
+	if (fstat(fd, &mine) < 0 || snap_sys_lstat(tmp, &now) < 0 ||
+	    mine.st_dev != now.st_dev || mine.st_ino != now.st_ino)
+		return snap_err_set(err, -EPERM, "restore refused: %s was "
+				    "replaced by another file after the "
+				    "restore wrote it (somebody who may write "
+				    "the directory of %s); the live file is "
+				    "unchanged", tmp, db_path);
+	return 0;
 }
 
 /*
@@ -185,6 +215,7 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 	char tmp[PATH_MAX], stamp[32];
 	sqlite3 *src = NULL, *dst = NULL;
 	snap_livedb_steps how;
+	int fd = -1;
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc;
@@ -198,7 +229,7 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 	if (!rc)
 		rc = snap_restore_source_open(s, rs, &src, err);
 	if (!rc)
-		rc = new_file_open(s->db_path, state, tmp, sizeof(tmp), &dst,
+		rc = new_file_open(s->db_path, tmp, sizeof(tmp), &fd, &dst,
 				   err);
 	if (!rc)
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
@@ -213,6 +244,8 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 		rc = snap_restore_check(s, rs, dst, tmp, proven,
 				snap_restore_progress_at(prog, 2, &how), err);
 	sqlite3_close(dst);
+	if (!rc)
+		rc = new_file_place(s->db_path, tmp, fd, err);
 	if (!rc)
 		rc = set_aside(s->db_path, "-journal", stamp, err);
 	if (!rc)
@@ -239,6 +272,8 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 					  "it again", s->db_path,
 					  strerror(errno));
 	}
+	if (fd >= 0)
+		snap_sys_close(fd);
 	if (rc && tmp[0])
 		snap_sys_unlink(tmp);
 	return rc;

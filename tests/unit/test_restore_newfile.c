@@ -3,7 +3,9 @@
  * attacker who may write the live database's directory sees it: the file
  * a restore creates there is never wider than the one it replaces, keeps
  * that file's owner, and a file renamed onto its name before SQLite
- * opens it is refused and gets none of the restored bytes.  And a restore
+ * opens it is refused and gets none of the restored bytes, and one
+ * renamed onto it after the restore wrote it never takes the live name;
+ * with no live file, the new one is its directory's.  And a restore
  * from a FIFO (restore_file.c) is refused at once, not waited on.
  */
 #include "testutil.h"
@@ -80,6 +82,29 @@ static void test_new_file_for_a_missing_one_is_private(void **state)
 	restore_is_private(env, &a, &st);
 }
 
+/* No live file, in a directory of another user (65534, when we are
+ * root): the restored database is that user's, 0600, not root's. */
+static void test_new_file_for_a_missing_one_is_its_directorys(void **state)
+{
+	tu_env *env = *state;
+	snap_info a;
+	struct stat st;
+
+	if (geteuid() != 0)
+		skip();
+	tu_live_store(env, "delete", 4096, 50);
+	a = tu_snap(env->st, "a");
+	assert_int_equal(unlink(env->db), 0);
+	assert_int_equal(chown(env->dir, 65534, 65534), 0);
+	restore_is_private(env, &a, &st);
+	assert_int_equal(chown(env->dir, 0, 0), 0);
+	if (st.st_uid != 65534 || st.st_gid != 65534)
+		fail_msg("the restored file belongs to %u:%u, its directory to "
+			 "65534:65534", (unsigned)st.st_uid,
+			 (unsigned)st.st_gid);
+	assert_true(tu_db_integrity_ok(env->db));
+}
+
 /* The attacker: right after the nonce is written into the new file, a
  * file of theirs ("planted", also linked as "kept") is renamed onto its
  * name, before SQLite opens it. */
@@ -144,6 +169,65 @@ static void test_new_file_swapped_before_sqlite_opens_it_is_refused(
 	free(bytes);
 }
 
+/* The attacker again, later: after the restore wrote and checked the
+ * new file, when it is given the old file's owner, their file is
+ * renamed onto its name: it never takes the live name. */
+static int swap_fchown(int fd, uid_t uid, gid_t gid)
+{
+	char planted[PATH_MAX], victim[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	struct stat st;
+
+	victim[0] = '\0';
+	if (!swapped && (d = opendir(swap_dir))) {
+		while ((de = readdir(d)))
+			if (strstr(de->d_name, ".snapfs-restore-"))
+				snprintf(victim, sizeof(victim), "%s/%s",
+					 swap_dir, de->d_name);
+		closedir(d);
+	}
+	/* Only once the restore wrote it (a database, not the nonce). */
+	if (victim[0] && (stat(victim, &st) < 0 || st.st_size < 4096))
+		victim[0] = '\0';
+	if (victim[0]) {
+		snprintf(planted, sizeof(planted), "%s/planted", swap_dir);
+		tu_write_file(planted, "x", 1);
+		assert_int_equal(rename(planted, victim), 0);
+		swapped = 1;
+	}
+	return snap_sys_libc.fchown(fd, uid, gid);
+}
+
+static void test_new_file_swapped_before_it_takes_the_name_is_refused(
+	void **state)
+{
+	tu_env *env = *state;
+	snap_restore_result res;
+	snap_info a;
+	snap_err e;
+	size_t len;
+
+	if (geteuid() != 0)
+		skip();               /* the owner is given only as root */
+	a = junk_over_snapshot(env);
+	snprintf(swap_dir, sizeof(swap_dir), "%s", env->dir);
+	swapped = 0;
+	snap_sys.fchown = swap_fchown;
+	snap_err_clear(&e);
+	int rc = snap_restore(env->st, a.id, &res, &e);
+	snap_sys.fchown = snap_sys_libc.fchown;
+	assert_int_equal(swapped, 1);
+	if (rc != -EPERM)
+		fail_msg("a file swapped in after the restore was not refused: "
+			 "%d %s", rc, e.msg);
+	assert_non_null(strstr(e.msg, "replaced"));
+	uint8_t *bytes = tu_read_file(env->db, &len);
+	assert_int_equal(len, sizeof("not a database at all"));
+	free(bytes);
+}
+
 static void test_restore_from_a_fifo_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -165,6 +249,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		tu_test(test_new_file_keeps_the_old_files_mode_and_owner),
 		tu_test(test_new_file_for_a_missing_one_is_private),
+		tu_test(test_new_file_for_a_missing_one_is_its_directorys),
+		tu_test(test_new_file_swapped_before_it_takes_the_name_is_refused),
 		tu_test(test_new_file_swapped_before_sqlite_opens_it_is_refused),
 		tu_test(test_restore_from_a_fifo_is_refused),
 	};
