@@ -13,6 +13,10 @@ fails with a clear error, in bounded time and memory, where a server
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
 and FUSE).
+With the argument "rmount": snapfs URL MNT (the replica mounted) stops
+(SIGTERM) while a reader waits on the silent server: the request in
+flight is cancelled, not retried, and the daemon exits 0 with the mount
+gone (it waited a minute or more before, for the server's timeouts).
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
@@ -143,14 +147,54 @@ def daemon(ctx):
         m.stop()   # fusermount3 -u (when mounted); exit 0, clean stderr
 
 
+def rmount(ctx):
+    fake, env, db = setup(ctx, snapshots=1)
+    os.environ.update(env)   # the daemon's credentials and endpoint
+    os.environ.pop("SNAPFS_PASSPHRASE", None)
+    m = ctx.mount(fake.url(), mnt=ctx.path("rmnt"))
+    snaps = os.listdir(os.path.join(m.mnt, "snapshots"))
+    ctx.require("the replica mount lists the snapshot", len(snaps) == 1,
+                snaps)
+    fake.mode = "blackhole"
+    fake.held.clear()
+    reader = subprocess.Popen(
+        ["cat", os.path.join(m.mnt, "snapshots", snaps[0])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx.require("the reader's request reached the silent server",
+                    fake.held.wait(HANG))
+        m.proc.send_signal(signal.SIGTERM)
+        try:
+            m.proc.wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            pass
+        with fake.lock:
+            held = list(fake.held_paths)
+        ctx.check("after SIGTERM the replica mount exits 0 and is gone",
+                  m.proc.poll() == 0 and not st.is_mounted(m.mnt),
+                  m.text())
+        ctx.check("the request in flight was cancelled, not timed out "
+                  "and tried again", len(held) == len(set(held)), held)
+        ctx.check("the reader got an error",
+                  reader.wait(timeout=HANG) != 0)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        m.stop()
+
+
 def body(ctx):
     ctx.fakes = []
+    mode = sys.argv[1:]
     try:
-        (daemon if sys.argv[1:] == ["daemon"] else cli)(ctx)
+        {("daemon",): daemon, ("rmount",): rmount}.get(tuple(mode),
+                                                       cli)(ctx)
     finally:
         for f in ctx.fakes:
             f.stop()
 
 
 if __name__ == "__main__":
-    st.main("replica-hostile", body, mount=sys.argv[1:] == ["daemon"])
+    st.main("replica-hostile", body,
+            mount=sys.argv[1:] in (["daemon"], ["rmount"]))

@@ -13,8 +13,9 @@ listing page truncated, always the same NextContinuationToken);
 snapshots/*, answered with a 64 MiB body); "stall" (objects answered with
 headers and 10 bytes, then nothing); "trickle" (objects sent at 2 KiB/s);
 "stall-put" (a PUT but a lock's read, never answered); "blackhole" (every
-request read, never answered).  A held request sets FakeS3.held;
-FakeS3.puts lists the keys of every PUT.
+request read, never answered).  A held request sets FakeS3.held and is
+listed in FakeS3.held_paths (method and path); FakeS3.puts lists the keys
+of every PUT.
 """
 
 import http.server
@@ -56,6 +57,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def hold(self):
         """Never answer (until the fake stops)."""
+        with self.server.fake.lock:
+            self.server.fake.held_paths.append(self.command + " " +
+                                               self.path)
         self.server.fake.held.set()
         self.server.fake.stopping.wait()
         self.close_connection = True
@@ -208,6 +212,7 @@ class FakeS3:
         self.big_whole = 0
         self.pages = 0
         self.puts = []
+        self.held_paths = []
         self.srv = Server(("127.0.0.1", 0), Handler)
         self.srv.fake = self
         self.port = self.srv.server_address[1]
