@@ -28,6 +28,14 @@
  * are not thread-safe; every call on them holds rm_lock (reads of
  * different files are serialized; the object store is the bottleneck
  * either way).  The tree itself is read-only after start.
+ *
+ * Interrupts: a reader killed while its open or read waits on the server
+ * would stay in the kernel (uninterruptibly:
+ * FUSE waits for the answer of a request it already sent) until the
+ * server's timeouts, a minute or more.  The FUSE INTERRUPT of the request
+ * holding rm_lock turns snap_replica_interrupt on, so its request in
+ * flight fails at once (EINTR); a request interrupted while it waits for
+ * rm_lock turns it on when it gets there.  Off again before rm_lock goes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +61,53 @@ enum {
 
 static struct snap_rmount *rm;
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The request holding rm_lock (for open and read), under rm_intr_mu;
+ * taken after libfuse's lock of a request, never the other way. */
+static pthread_mutex_t rm_intr_mu = PTHREAD_MUTEX_INITIALIZER;
+static fuse_req_t rm_holder;
+
+/* libfuse's interrupt callback: the holder's requests stop. */
+static void rm_interrupt(fuse_req_t req, void *data)
+{
+	(void)data;
+	pthread_mutex_lock(&rm_intr_mu);
+	if (rm_holder == req)
+		snap_replica_interrupt(rm->r, 1);
+	pthread_mutex_unlock(&rm_intr_mu);
+}
+
+/* Take rm_lock for req, whose interrupt then stops its requests. */
+static void rm_enter(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, rm_interrupt, NULL);
+	pthread_mutex_lock(&rm_lock);
+	pthread_mutex_lock(&rm_intr_mu);
+	rm_holder = req;
+	if (fuse_req_interrupted(req))
+		snap_replica_interrupt(rm->r, 1);
+	pthread_mutex_unlock(&rm_intr_mu);
+}
+
+/* Give rm_lock back (req's interrupt forgotten, the replica's off). */
+static void rm_leave(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, NULL, NULL);
+	pthread_mutex_lock(&rm_intr_mu);
+	rm_holder = NULL;
+	snap_replica_interrupt(rm->r, 0);
+	pthread_mutex_unlock(&rm_intr_mu);
+	pthread_mutex_unlock(&rm_lock);
+}
+
+/* The errno answered for an engine error rc, logged with msg (an
+ * interrupted request only at LOG_INFO: its reader gave up). */
+static int rm_errno(const char *what, const char *name, int rc,
+		    const char *msg)
+{
+	snap_log(rc == -EINTR ? LOG_INFO : LOG_ERR, "%s%s%s: %s", what,
+		 name ? " " : "", name ? name : "", msg);
+	return rc == -ENOMEM ? ENOMEM : rc == -EINTR ? EINTR : EIO;
+}
 
 /* The snapshot of inode ino, or NULL. */
 static const snap_info *rm_snap(fuse_ino_t ino)
@@ -243,12 +298,11 @@ static void rm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
+	rm_enter(req);
 	rc = snap_replica_image_open(rm->r, si->name, &img, &err);
-	pthread_mutex_unlock(&rm_lock);
+	rm_leave(req);
 	if (rc < 0) {
-		snap_log(LOG_ERR, "open %s: %s", si->name, err.msg);
-		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
+		fuse_reply_err(req, rm_errno("open", si->name, rc, err.msg));
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)img;
@@ -282,12 +336,11 @@ static void rm_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
+	rm_enter(req);
 	n = snap_replica_image_read(img, buf, size, (uint64_t)off, &err);
-	pthread_mutex_unlock(&rm_lock);
+	rm_leave(req);
 	if (n < 0) {
-		snap_log(LOG_ERR, "read: %s", err.msg);
-		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+		fuse_reply_err(req, rm_errno("read", NULL, (int)n, err.msg));
 	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
 	}

@@ -13,10 +13,12 @@ fails with a clear error, in bounded time and memory, where a server
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
 and FUSE).
-With the argument "rmount": snapfs URL MNT (the replica mounted) stops
-(SIGTERM) while a reader waits on the silent server: the request in
-flight is cancelled, not retried, and the daemon exits 0 with the mount
-gone (it waited a minute or more before, for the server's timeouts).
+With the argument "rmount": snapfs URL MNT (the replica mounted) with a
+reader waiting on the silent server: a reader killed then dies at once
+(its request, interrupted, is not retried; it stayed in the kernel for a
+minute or more before, for the server's timeouts) and the next reader
+gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
+request in flight, exits 0 and the mount goes.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
@@ -148,21 +150,53 @@ def daemon(ctx):
 
 
 def rmount(ctx):
-    fake, env, db = setup(ctx, snapshots=1)
+    fake, env, db = setup(ctx, snapshots=2)
     os.environ.update(env)   # the daemon's credentials and endpoint
     os.environ.pop("SNAPFS_PASSPHRASE", None)
     m = ctx.mount(fake.url(), mnt=ctx.path("rmnt"))
-    snaps = os.listdir(os.path.join(m.mnt, "snapshots"))
-    ctx.require("the replica mount lists the snapshot", len(snaps) == 1,
+    snaps = sorted(os.listdir(os.path.join(m.mnt, "snapshots")))
+    ctx.require("the replica mount lists the snapshots", len(snaps) == 2,
                 snaps)
-    fake.mode = "blackhole"
-    fake.held.clear()
-    reader = subprocess.Popen(
-        ["cat", os.path.join(m.mnt, "snapshots", snaps[0])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    path = os.path.join(m.mnt, "snapshots", snaps[0])
+    local = ctx.path("local.db")
+    r = ctx.run([ctx.snapctl, "--db", db, "export", snaps[0], local])
+    ctx.require("snapctl export exits 0", r.returncode == 0,
+                st.describe(r))
+
+    def silent_reader(path):
+        """cat path, waiting on the silent server (path never read
+        before: nothing of it is in the kernel's cache)."""
+        fake.mode = "blackhole"
+        fake.held.clear()
+        with fake.lock:
+            fake.held_paths.clear()
+        reader = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
         ctx.require("the reader's request reached the silent server",
                     fake.held.wait(HANG))
+        return reader
+
+    reader = silent_reader(path)
+    reader.kill()
+    try:
+        reader.wait(timeout=HANG)
+    except subprocess.TimeoutExpired:
+        pass
+    with fake.lock:
+        held = list(fake.held_paths)
+    ctx.check("a reader killed while it waits on the silent server dies",
+              reader.poll() is not None, m.text())
+    ctx.check("its request was interrupted, not timed out and tried "
+              "again", len(held) == len(set(held)), held)
+    fake.mode = "ok"
+    out = ctx.path("copy.db")
+    r = ctx.run(["cp", path, out], timeout=HANG)
+    ctx.check("then cp of the snapshot gives the snapshot's bytes",
+              r.returncode == 0 and st.sha256(out) == st.sha256(local),
+              st.describe(r))
+
+    reader = silent_reader(os.path.join(m.mnt, "snapshots", snaps[1]))
+    try:
         m.proc.send_signal(signal.SIGTERM)
         try:
             m.proc.wait(timeout=HANG)
