@@ -35,7 +35,8 @@
  * server's timeouts, a minute or more.  The FUSE INTERRUPT of the request
  * holding rm_lock turns snap_replica_interrupt on, so its request in
  * flight fails at once (EINTR); a request interrupted while it waits for
- * rm_lock turns it on when it gets there.  Off again before rm_lock goes.
+ * its turn (another open or read holds the replica) stops waiting (EINTR).
+ * Off again before the turn goes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,42 +62,62 @@ enum {
 
 static struct snap_rmount *rm;
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
-/* The request holding rm_lock (for open and read), under rm_intr_mu;
- * taken after libfuse's lock of a request, never the other way. */
+/* Opens and reads take turns (rm_busy, under rm_intr_mu) before rm_lock:
+ * a turn waited for ends when its request is interrupted.  rm_holder is
+ * the request whose turn it is; rm_intr_mu is taken after libfuse's lock
+ * of a request, never the other way. */
 static pthread_mutex_t rm_intr_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rm_turn = PTHREAD_COND_INITIALIZER;
+static int rm_busy;
 static fuse_req_t rm_holder;
 
-/* libfuse's interrupt callback: the holder's requests stop. */
+/* libfuse's interrupt callback: the holder's requests stop; a request
+ * waiting for its turn stops waiting. */
 static void rm_interrupt(fuse_req_t req, void *data)
 {
 	(void)data;
 	pthread_mutex_lock(&rm_intr_mu);
 	if (rm_holder == req)
 		snap_replica_interrupt(rm->r, 1);
+	else
+		pthread_cond_broadcast(&rm_turn);
 	pthread_mutex_unlock(&rm_intr_mu);
 }
 
-/* Take rm_lock for req, whose interrupt then stops its requests. */
-static void rm_enter(fuse_req_t req)
+/* req's turn on the replica and rm_lock: 0, or -EINTR when req was
+ * interrupted before its turn came (nothing held then). */
+static int rm_enter(fuse_req_t req)
 {
 	fuse_req_interrupt_func(req, rm_interrupt, NULL);
-	pthread_mutex_lock(&rm_lock);
 	pthread_mutex_lock(&rm_intr_mu);
+	while (rm_busy && !fuse_req_interrupted(req))
+		pthread_cond_wait(&rm_turn, &rm_intr_mu);
+	if (rm_busy) {
+		pthread_mutex_unlock(&rm_intr_mu);
+		fuse_req_interrupt_func(req, NULL, NULL);
+		return -EINTR;
+	}
+	rm_busy = 1;
 	rm_holder = req;
 	if (fuse_req_interrupted(req))
 		snap_replica_interrupt(rm->r, 1);
 	pthread_mutex_unlock(&rm_intr_mu);
+	pthread_mutex_lock(&rm_lock);
+	return 0;
 }
 
-/* Give rm_lock back (req's interrupt forgotten, the replica's off). */
+/* Give the turn and rm_lock back (req's interrupt forgotten, the
+ * replica's off). */
 static void rm_leave(fuse_req_t req)
 {
+	pthread_mutex_unlock(&rm_lock);
 	fuse_req_interrupt_func(req, NULL, NULL);
 	pthread_mutex_lock(&rm_intr_mu);
 	rm_holder = NULL;
+	rm_busy = 0;
 	snap_replica_interrupt(rm->r, 0);
+	pthread_cond_broadcast(&rm_turn);
 	pthread_mutex_unlock(&rm_intr_mu);
-	pthread_mutex_unlock(&rm_lock);
 }
 
 /* The errno answered for an engine error rc, logged with msg (an
@@ -298,9 +319,13 @@ static void rm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	snap_err_clear(&err);
-	rm_enter(req);
-	rc = snap_replica_image_open(rm->r, si->name, &img, &err);
-	rm_leave(req);
+	rc = rm_enter(req);
+	if (rc == 0) {
+		rc = snap_replica_image_open(rm->r, si->name, &img, &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, rc, "interrupted while another read ran");
+	}
 	if (rc < 0) {
 		fuse_reply_err(req, rm_errno("open", si->name, rc, err.msg));
 		return;
@@ -336,9 +361,14 @@ static void rm_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	snap_err_clear(&err);
-	rm_enter(req);
-	n = snap_replica_image_read(img, buf, size, (uint64_t)off, &err);
-	rm_leave(req);
+	n = rm_enter(req);
+	if (n == 0) {
+		n = snap_replica_image_read(img, buf, size, (uint64_t)off,
+					    &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, (int)n, "interrupted while another read ran");
+	}
 	if (n < 0) {
 		fuse_reply_err(req, rm_errno("read", NULL, (int)n, err.msg));
 	} else {

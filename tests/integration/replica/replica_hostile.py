@@ -16,7 +16,8 @@ and FUSE).
 With the argument "rmount": snapfs URL MNT (the replica mounted) with a
 reader waiting on the silent server: a reader killed then dies at once
 (its request, interrupted, is not retried; it stayed in the kernel for a
-minute or more before, for the server's timeouts) and the next reader
+minute or more before, for the server's timeouts), so does a reader
+killed while it waits for another's read to end, and the next reader
 gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
 request in flight, exits 0 and the mount goes.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
@@ -26,6 +27,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
@@ -149,6 +151,21 @@ def daemon(ctx):
         m.stop()   # fusermount3 -u (when mounted); exit 0, clean stderr
 
 
+def in_fuse_wait(pid):
+    """Wait (at most HANG s) until process pid sleeps in the kernel on a
+    FUSE request (its wchan); False when it never does."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                if "request_wait_answer" in f.read():
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.05)   # polling the kernel's state, not a readiness guess
+    return False
+
+
 def rmount(ctx):
     fake, env, db = setup(ctx, snapshots=2)
     os.environ.update(env)   # the daemon's credentials and endpoint
@@ -188,6 +205,36 @@ def rmount(ctx):
               reader.poll() is not None, m.text())
     ctx.check("its request was interrupted, not timed out and tried "
               "again", len(held) == len(set(held)), held)
+    # Two readers: the second waits for the first's turn on the replica,
+    # and killed, goes at once, while the first still waits.
+    first = silent_reader(path)
+    second = subprocess.Popen(
+        ["cat", os.path.join(m.mnt, "snapshots", snaps[1])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx.require("the second reader waits on the mount",
+                    in_fuse_wait(second.pid))
+        second.kill()
+        try:
+            second.wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            pass
+        ctx.check("a reader killed while another read waits on the server "
+                  "goes at once (the other still waits)",
+                  second.poll() is not None and first.poll() is None,
+                  m.text())
+        first.kill()
+        try:
+            first.wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            pass
+        ctx.check("then the first reader killed goes too",
+                  first.poll() is not None, m.text())
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     fake.mode = "ok"
     out = ctx.path("copy.db")
     r = ctx.run(["cp", path, out], timeout=HANG)
