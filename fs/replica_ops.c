@@ -29,14 +29,14 @@
  * different files are serialized; the object store is the bottleneck
  * either way).  The tree itself is read-only after start.
  *
- * Interrupts: a reader killed while its open or read waits on the server
- * would stay in the kernel (uninterruptibly:
- * FUSE waits for the answer of a request it already sent) until the
- * server's timeouts, a minute or more.  The FUSE INTERRUPT of the request
- * holding rm_lock turns snap_replica_interrupt on, so its request in
- * flight fails at once (EINTR); a request interrupted while it waits for
- * its turn (another open or read holds the replica) stops waiting (EINTR).
- * Off again before the turn goes.
+ * Interrupts: a reader killed while its open, read or getxattr of
+ * user.snapfs.tables waits on the server would stay in the kernel
+ * (uninterruptibly: FUSE waits for the answer of a request it already
+ * sent) until the server's timeouts, a minute or more.  Those requests
+ * take turns (rm_enter) before rm_lock; the FUSE INTERRUPT of the one
+ * whose turn it is turns snap_replica_interrupt on, so its request in
+ * flight fails at once (EINTR); one interrupted while it waits for its
+ * turn stops waiting (EINTR).  Off again before the turn goes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -388,20 +388,24 @@ static void rm_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* The tables attribute from the replica (xattr.h). */
+/* The tables attribute from the replica (xattr.h); ctx is the request
+ * (its interrupt stops the fetch, as a read's). */
 static int rm_xattr_tables(void *ctx, const snap_info *si, char **out)
 {
+	fuse_req_t req = ctx;
 	snap_err err;
 	int rc;
 
-	(void)ctx;
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
-	rc = snap_replica_tables(rm->r, si->name, out, &err);
-	pthread_mutex_unlock(&rm_lock);
-	if (rc < 0)
-		snap_log(LOG_ERR, "xattr tables of %s: %s", si->name, err.msg);
-	return rc < 0 ? -EIO : 0;
+	rc = rm_enter(req);
+	if (rc == 0) {
+		rc = snap_replica_tables(rm->r, si->name, out, &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, rc, "interrupted while another read ran");
+	}
+	return rc < 0 ? -rm_errno("xattr tables of", si->name, rc, err.msg) :
+		0;
 }
 
 /* GETXATTR: a snapshot's user.snapfs.* attributes. */
@@ -412,7 +416,7 @@ static void rm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *value = NULL;
 	int rc;
 
-	rc = si ? snap_xattr_value(si, name, rm_xattr_tables, NULL, &value) :
+	rc = si ? snap_xattr_value(si, name, rm_xattr_tables, req, &value) :
 		-ENODATA;
 	if (rc) {
 		fuse_reply_err(req, -rc);

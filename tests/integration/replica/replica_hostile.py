@@ -17,7 +17,8 @@ With the argument "rmount": snapfs URL MNT (the replica mounted) with a
 reader waiting on the silent server: a reader killed then dies at once
 (its request, interrupted, is not retried; it stayed in the kernel for a
 minute or more before, for the server's timeouts), so does a reader
-killed while it waits for another's read to end, and the next reader
+killed while it waits for another's read to end, and so does getfattr
+of user.snapfs.tables (also fetched from the replica); the next reader
 gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
 request in flight, exits 0 and the mount goes.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
@@ -235,6 +236,27 @@ def rmount(ctx):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+    # The tables xattr, fetched from the replica: the same.
+    fake.mode = "blackhole"
+    fake.held.clear()
+    with fake.lock:
+        fake.held_paths.clear()
+    reader = subprocess.Popen(["getfattr", "-n", "user.snapfs.tables", path],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    ctx.require("getfattr's request reached the silent server",
+                fake.held.wait(HANG))
+    reader.kill()
+    try:
+        reader.wait(timeout=HANG)
+    except subprocess.TimeoutExpired:
+        pass
+    with fake.lock:
+        held = list(fake.held_paths)
+    ctx.check("getfattr of user.snapfs.tables killed while it waits on "
+              "the silent server goes at once",
+              reader.poll() is not None and len(held) == len(set(held)),
+              held)
     fake.mode = "ok"
     out = ctx.path("copy.db")
     r = ctx.run(["cp", path, out], timeout=HANG)
