@@ -181,34 +181,39 @@ def rmount(ctx):
     ctx.require("snapctl export exits 0", r.returncode == 0,
                 st.describe(r))
 
-    def silent_reader(path):
-        """cat path, waiting on the silent server (path never read
+    def silent_reader(argv):
+        """Run argv, waiting on the silent server (on a file never read
         before: nothing of it is in the kernel's cache)."""
         fake.mode = "blackhole"
         fake.held.clear()
         with fake.lock:
             fake.held_paths.clear()
-        reader = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL,
+        reader = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
-        ctx.require("the reader's request reached the silent server",
+        ctx.require("%s: its request reached the silent server" % argv[0],
                     fake.held.wait(HANG))
         return reader
 
-    reader = silent_reader(path)
+    def reap(p):
+        """p's exit status once it ended (None: still running after HANG
+        s) and the requests the server held meanwhile."""
+        try:
+            p.wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            pass
+        with fake.lock:
+            return p.poll(), list(fake.held_paths)
+
+    reader = silent_reader(["cat", path])
     reader.kill()
-    try:
-        reader.wait(timeout=HANG)
-    except subprocess.TimeoutExpired:
-        pass
-    with fake.lock:
-        held = list(fake.held_paths)
+    status, held = reap(reader)
     ctx.check("a reader killed while it waits on the silent server dies",
-              reader.poll() is not None, m.text())
+              status is not None, m.text())
     ctx.check("its request was interrupted, not timed out and tried "
               "again", len(held) == len(set(held)), held)
     # Two readers: the second waits for the first's turn on the replica,
     # and killed, goes at once, while the first still waits.
-    first = silent_reader(path)
+    first = silent_reader(["cat", path])
     second = subprocess.Popen(
         ["cat", os.path.join(m.mnt, "snapshots", snaps[1])],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -216,47 +221,25 @@ def rmount(ctx):
         ctx.require("the second reader waits on the mount",
                     in_fuse_wait(second.pid))
         second.kill()
-        try:
-            second.wait(timeout=HANG)
-        except subprocess.TimeoutExpired:
-            pass
+        status, _ = reap(second)
         ctx.check("a reader killed while another read waits on the server "
                   "goes at once (the other still waits)",
-                  second.poll() is not None and first.poll() is None,
-                  m.text())
+                  status is not None and first.poll() is None, m.text())
         first.kill()
-        try:
-            first.wait(timeout=HANG)
-        except subprocess.TimeoutExpired:
-            pass
         ctx.check("then the first reader killed goes too",
-                  first.poll() is not None, m.text())
+                  reap(first)[0] is not None, m.text())
     finally:
         for p in (first, second):
             if p.poll() is None:
                 p.kill()
                 p.wait()
     # The tables xattr, fetched from the replica: the same.
-    fake.mode = "blackhole"
-    fake.held.clear()
-    with fake.lock:
-        fake.held_paths.clear()
-    reader = subprocess.Popen(["getfattr", "-n", "user.snapfs.tables", path],
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-    ctx.require("getfattr's request reached the silent server",
-                fake.held.wait(HANG))
+    reader = silent_reader(["getfattr", "-n", "user.snapfs.tables", path])
     reader.kill()
-    try:
-        reader.wait(timeout=HANG)
-    except subprocess.TimeoutExpired:
-        pass
-    with fake.lock:
-        held = list(fake.held_paths)
+    status, held = reap(reader)
     ctx.check("getfattr of user.snapfs.tables killed while it waits on "
               "the silent server goes at once",
-              reader.poll() is not None and len(held) == len(set(held)),
-              held)
+              status is not None and len(held) == len(set(held)), held)
     fake.mode = "ok"
     out = ctx.path("copy.db")
     r = ctx.run(["cp", path, out], timeout=HANG)
@@ -264,15 +247,11 @@ def rmount(ctx):
               r.returncode == 0 and st.sha256(out) == st.sha256(local),
               st.describe(r))
 
-    reader = silent_reader(os.path.join(m.mnt, "snapshots", snaps[1]))
+    reader = silent_reader(["cat", os.path.join(m.mnt, "snapshots",
+                                                snaps[1])])
     try:
         m.proc.send_signal(signal.SIGTERM)
-        try:
-            m.proc.wait(timeout=HANG)
-        except subprocess.TimeoutExpired:
-            pass
-        with fake.lock:
-            held = list(fake.held_paths)
+        _, held = reap(m.proc)
         ctx.check("after SIGTERM the replica mount exits 0 and is gone",
                   m.proc.poll() == 0 and not st.is_mounted(m.mnt),
                   m.text())
