@@ -321,8 +321,10 @@ int snap_rmount_main(int argc, char *argv[])
 	snap_log_setup(fopts.foreground, fopts.debug);
 	snap_log(LOG_INFO, "serving %s at %s (a replica, read-only, %zu "
 		 "snapshots)", o.url, fopts.mountpoint, m.nsnaps);
-	snap_startup_ready(ready_fd, 0);
+	rc = snap_startup_ready(ready_fd, 0);
 	ready_fd = -1;
+	if (rc < 0)
+		goto out;            /* logged */
 
 	if (fopts.singlethread) {
 		rc = fuse_session_loop(se);

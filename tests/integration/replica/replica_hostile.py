@@ -20,7 +20,9 @@ minute or more before, for the server's timeouts), so does a reader
 killed while it waits for another's read to end, and so does getfattr
 of user.snapfs.tables (also fetched from the replica); the next reader
 gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
-request in flight, exits 0 and the mount goes.
+request in flight, exits 0 and the mount goes; and a start interrupted
+(Ctrl-C) while it waits on the server leaves nothing mounted when the
+server answers later.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
@@ -264,6 +266,60 @@ def rmount(ctx):
             reader.kill()
             reader.wait()
         m.stop()
+    interrupted_start(ctx, fake)
+
+
+def daemon_pids(argv):
+    """The pids of the processes running exactly argv."""
+    want = "\0".join(argv) + "\0"
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d) as f:
+                if d.isdigit() and f.read() == want:
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def interrupted_start(ctx, fake):
+    """snapfs URL MNT (daemonized) interrupted (Ctrl-C) while it waits on
+    the silent server: when the server answers later, its daemon does not
+    mount behind the user's back (it did, and served on)."""
+    mnt = ctx.path("rmnt2")
+    os.makedirs(mnt)
+    argv = [ctx.snapfs, fake.url(), mnt]
+    fake.mode = "blackhole"
+    fake.held.clear()
+    starter = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    pids = []
+    try:
+        ctx.require("the start's request reached the silent server",
+                    fake.held.wait(HANG))
+        pids = [p for p in daemon_pids(argv) if p != starter.pid]
+        ctx.require("the daemon was forked", len(pids) == 1, pids)
+        starter.send_signal(signal.SIGINT)
+        starter.wait(timeout=HANG)
+        fake.mode = "ok"
+        fake.unhold.set()      # its request fails; the retry is answered
+        deadline = time.monotonic() + HANG
+        while os.path.exists("/proc/%d" % pids[0]) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)   # the daemon's end, polled: not our child
+        gone = not os.path.exists("/proc/%d" % pids[0])
+        ctx.check("the daemon of an interrupted start exits and leaves "
+                  "nothing mounted", gone and not st.is_mounted(mnt),
+                  "alive" if not gone else "mounted")
+    finally:
+        if st.is_mounted(mnt):
+            st.unmount(mnt)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def body(ctx):
