@@ -17,7 +17,7 @@ With the argument "rmount": snapfs URL MNT (the replica mounted) with a
 reader waiting on the silent server: a reader killed then dies at once
 (its request, interrupted, is not retried; it stayed in the kernel for a
 minute or more before, for the server's timeouts), so does a reader
-killed while it waits for another's read to end, and so does getfattr
+killed while it waits for another's read to end, and so does getxattr
 of user.snapfs.tables (also fetched from the replica); the next reader
 gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
 request in flight, exits 0 and the mount goes; and a start interrupted
@@ -192,7 +192,8 @@ def rmount(ctx):
             fake.held_paths.clear()
         reader = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE)
-        ctx.require("%s: its request reached the silent server" % argv[0],
+        ctx.require("%s: its request reached the silent server"
+                    % os.path.basename(argv[0]),
                     fake.held.wait(HANG))
         return reader
 
@@ -235,11 +236,14 @@ def rmount(ctx):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    # The tables xattr, fetched from the replica: the same.
-    reader = silent_reader(["getfattr", "-n", "user.snapfs.tables", path])
+    # The tables xattr, fetched from the replica: the same (getxattr(2)
+    # from python: getfattr is not a dependency).
+    reader = silent_reader([sys.executable, "-c", "import os, sys; "
+                            "os.getxattr(sys.argv[1], 'user.snapfs.tables')",
+                            path])
     reader.kill()
     status, held = reap(reader)
-    ctx.check("getfattr of user.snapfs.tables killed while it waits on "
+    ctx.check("getxattr of user.snapfs.tables killed while it waits on "
               "the silent server goes at once",
               status is not None and len(held) == len(set(held)), held)
     fake.mode = "ok"
