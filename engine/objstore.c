@@ -98,6 +98,15 @@ void snap_objstore_cancel(snap_objstore *o)
 		__atomic_store_n(&o->cancel, 1, __ATOMIC_RELEASE);
 }
 
+void snap_objstore_interrupt(snap_objstore *o, int on)
+{
+	if (!o)
+		return;
+	__atomic_store_n(&o->intr, on ? 1 : 0, __ATOMIC_RELEASE);
+	if (on && o->be->interrupt)
+		o->be->interrupt(o);
+}
+
 int snap_objstore_delete(snap_objstore *o, const char *name, snap_err *err)
 {
 	int rc = name_ok(o, name, err);

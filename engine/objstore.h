@@ -86,6 +86,15 @@ void snap_objstore_prefetch(snap_objstore *o, const char *name,
  * for file://. */
 void snap_objstore_cancel(snap_objstore *o);
 
+/* While on, the requests of o's own thread (not its prefetches) fail at
+ * once with -EINTR, one in flight included (within about a second), and
+ * a wait for a prefetch of the object asked is given up: a reader who
+ * was interrupted (a FUSE INTERRUPT, its process killed) does not wait
+ * for a server that stopped answering.  Any thread may call it while o
+ * is open; its user turns it off again before the next request.  A
+ * no-op for file://. */
+void snap_objstore_interrupt(snap_objstore *o, int on);
+
 /* Every object directly under dir ("packs", "snapshots", …), in no
  * particular order.  A missing directory lists nothing. */
 int snap_objstore_list(snap_objstore *o, const char *dir,

@@ -247,6 +247,7 @@ static void file_close(snap_objstore *o)
 static const snap_objstore_backend file_backend = {
 	file_put, file_get, file_list, file_del, file_close,
 	NULL,   /* prefetch: a local read costs no round trip */
+	NULL,   /* interrupt: a local read does not wait on a server */
 };
 
 /* What a directory may hold before a replica is made in it: what a

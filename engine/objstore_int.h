@@ -22,6 +22,7 @@ typedef struct snap_objstore_backend {
 	void (*close)(snap_objstore *o);
 	void (*prefetch)(snap_objstore *o, const char *name,
 			 size_t max);                     /* or NULL */
+	void (*interrupt)(snap_objstore *o);          /* or NULL */
 } snap_objstore_backend;
 
 struct snap_objstore {
@@ -33,6 +34,7 @@ struct snap_objstore {
 	/* s3:// */
 	struct snap_s3 *s3;
 	int cancel;         /* snap_objstore_cancel was called (atomic) */
+	int intr;           /* snap_objstore_interrupt is on (atomic) */
 };
 
 /* Fill o for the absolute path of a file:// URL (with

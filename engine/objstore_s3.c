@@ -131,11 +131,31 @@ out:
 	pthread_mutex_unlock(&s->mu);
 }
 
+/* Whether snap_objstore_interrupt is on for o. */
+static int s3_interrupted(snap_objstore *o)
+{
+	return __atomic_load_n(&o->intr, __ATOMIC_ACQUIRE);
+}
+
+/* snap_objstore_interrupt turned on: wake a get waiting in pf_take (the
+ * request in flight sees the flag in snap_s3_run). */
+static void s3_interrupt(snap_objstore *o)
+{
+	struct snap_s3 *s = o->s3;
+	if (!s || !s->mu_ok)
+		return;
+	pthread_mutex_lock(&s->mu);
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Take name's prefetched bytes: 1 with *data set, 0 when there are none
- * (never announced, not started, or the fetch failed). */
-static int pf_take(struct snap_s3 *s, const char *name, uint8_t **data,
+ * (never announced, not started, the fetch failed, or o was interrupted
+ * while it ran). */
+static int pf_take(snap_objstore *o, const char *name, uint8_t **data,
 		   size_t *len)
 {
+	struct snap_s3 *s = o->s3;
 	if (!s->mu_ok)
 		return 0;
 	int got = 0;
@@ -144,8 +164,10 @@ static int pf_take(struct snap_s3 *s, const char *name, uint8_t **data,
 		struct s3pf *f = &s->pf[i];
 		if (f->state == PF_FREE || strcmp(f->name, name))
 			continue;
-		while (f->state == PF_RUNNING)
+		while (f->state == PF_RUNNING && !s3_interrupted(o))
 			pthread_cond_wait(&s->cv, &s->mu);
+		if (f->state == PF_RUNNING)
+			break;      /* interrupted: the get fails at once */
 		if (f->state == PF_DONE && f->rc == 0) {
 			*data = f->data;
 			*len = f->len;
@@ -166,7 +188,7 @@ static int pf_take(struct snap_s3 *s, const char *name, uint8_t **data,
 static int s3_get(snap_objstore *o, const char *name, size_t max,
 		  uint8_t **data, size_t *len, snap_err *err)
 {
-	if (pf_take(o->s3, name, data, len)) {
+	if (pf_take(o, name, data, len)) {
 		if (*len <= max)
 			return 0;
 		free(*data);   /* fetched again: the limit's error */
@@ -176,11 +198,11 @@ static int s3_get(snap_objstore *o, const char *name, size_t max,
 }
 
 /* Forget name's prefetched bytes (it is about to change). */
-static void pf_drop(struct snap_s3 *s, const char *name)
+static void pf_drop(snap_objstore *o, const char *name)
 {
 	uint8_t *data;
 	size_t len;
-	if (pf_take(s, name, &data, &len))
+	if (pf_take(o, name, &data, &len))
 		free(data);
 }
 
@@ -189,7 +211,7 @@ static int s3_put(snap_objstore *o, const char *name, const void *data,
 		  size_t len, snap_err *err)
 {
 	s3req q;
-	pf_drop(o->s3, name);
+	pf_drop(o, name);
 	int rc = snap_s3_simple(o, o->s3->curl, "PUT", name, data, len, 0, &q,
 			   err);
 	free(q.resp);
@@ -203,7 +225,7 @@ static int s3_put(snap_objstore *o, const char *name, const void *data,
 static int s3_del(snap_objstore *o, const char *name, snap_err *err)
 {
 	s3req q;
-	pf_drop(o->s3, name);
+	pf_drop(o, name);
 	int rc = snap_s3_simple(o, o->s3->curl, "DELETE", name, NULL, 0, 0, &q,
 			   err);
 	free(q.resp);
@@ -405,7 +427,7 @@ static void s3_close(snap_objstore *o)
 }
 
 static const snap_objstore_backend s3_backend = {
-	s3_put, s3_get, s3_list, s3_del, s3_close, s3_prefetch,
+	s3_put, s3_get, s3_list, s3_del, s3_close, s3_prefetch, s3_interrupt,
 };
 
 /* A HEAD of the bucket answered 400, which has no body to say why (a

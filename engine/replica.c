@@ -576,6 +576,12 @@ void snap_replica_cancel(snap_replica *r)
 		snap_objstore_cancel(r->os);
 }
 
+void snap_replica_interrupt(snap_replica *r, int on)
+{
+	if (r)
+		snap_objstore_interrupt(r->os, on);
+}
+
 size_t snap_replica_damaged(const snap_replica *r)
 {
 	return r->bad_rows.n;

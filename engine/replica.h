@@ -48,6 +48,12 @@ void snap_replica_close(snap_replica *r);
  * before it closes r.  Nothing is written after it. */
 void snap_replica_cancel(snap_replica *r);
 
+/* While on, the requests of r's user (not its prefetches) fail at once
+ * with -EINTR (snap_objstore_interrupt): for a reader whose caller gave
+ * up (a FUSE INTERRUPT).  Any thread may turn it on; r's user turns it
+ * off before its next call on r.  Nothing r caches is changed by it. */
+void snap_replica_interrupt(snap_replica *r, int on);
+
 /* The longest passphrase read (bytes, with its terminating NUL). */
 #define SNAP_PASS_MAX 1024
 

@@ -204,6 +204,24 @@ static int cancelled(snap_objstore *o)
 	return __atomic_load_n(&o->cancel, __ATOMIC_ACQUIRE);
 }
 
+/* Whether snap_objstore_interrupt is on and q runs on o's own handle
+ * (the caller's request; a prefetch thread's goes on). */
+static int interrupted(const s3req *q)
+{
+	return __atomic_load_n(&q->o->intr, __ATOMIC_ACQUIRE) &&
+	       q->h == q->o->s3->curl;
+}
+
+/* Whether q is to stop now (cancelled or interrupted), noted in q. */
+static int stopped(s3req *q)
+{
+	if (cancelled(q->o))
+		q->cancelled = 1;
+	else if (interrupted(q))
+		q->interrupted = 1;
+	return q->cancelled || q->interrupted;
+}
+
 /* libcurl progress callback (about once a second, also when nothing
  * moves): a cancelled store or an attempt past its deadline (S3_DEADLINE_S
  * plus the body, the larger way, at S3_DEADLINE_BPS) stops the transfer. */
@@ -211,10 +229,8 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
 		       curl_off_t ultotal, curl_off_t ulnow)
 {
 	s3req *q = ctx;
-	if (cancelled(q->o)) {
-		q->cancelled = 1;
+	if (stopped(q))
 		return 1;
-	}
 	/* The body's size, the larger way; what has come so far when the
 	 * server announced none (a chunked body keeps its deadline while
 	 * it moves at S3_DEADLINE_BPS). */
@@ -232,10 +248,10 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
-/* Sleep ms, or less when the store is cancelled meanwhile. */
-static void backoff(snap_objstore *o, long ms)
+/* Sleep ms, or less when q is stopped meanwhile. */
+static void backoff(s3req *q, long ms)
 {
-	for (; ms > 0 && !cancelled(o); ms -= 50) {
+	for (; ms > 0 && !stopped(q); ms -= 50) {
 		struct timespec ts = {0, (ms < 50 ? ms : 50) * 1000000L};
 		nanosleep(&ts, NULL);    /* backoff, not readiness */
 	}
@@ -268,17 +284,16 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 	CURLcode c = CURLE_OK;
 	int64_t first = mono_ms();
 	q->o = o;
-	q->timedout = q->cancelled = 0;
+	q->h = h;
+	q->timedout = q->cancelled = q->interrupted = 0;
 	for (int attempt = 0; attempt < S3_ATTEMPTS; attempt++) {
 		if (attempt > 0) {
 			if (mono_ms() - first > (int64_t)S3_RETRY_S * 1000)
 				break;
-			backoff(o, (long)S3_BACKOFF_MS << (attempt - 1));
+			backoff(q, (long)S3_BACKOFF_MS << (attempt - 1));
 		}
-		if (cancelled(o)) {
-			q->cancelled = 1;
+		if (stopped(q))
 			break;
-		}
 		/* Only headers that are sent: libcurl signs every header of
 		 * this list, also an "Expect:" that only removes one. */
 		struct curl_slist *hl = curl_slist_append(NULL, hdr);
@@ -323,7 +338,7 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		}
 		c = curl_easy_perform(h);
 		curl_slist_free_all(hl);
-		if (q->cancelled)
+		if (q->cancelled || q->interrupted)
 			break;
 		if (q->timedout)      /* our deadline: a timeout like curl's */
 			c = CURLE_OPERATION_TIMEDOUT;
@@ -340,6 +355,9 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 		if (c != CURLE_OK && !transient(c))
 			break;
 	}
+	if (q->interrupted)
+		return snap_err_set(err, -EINTR, "%s: interrupted (the reader "
+				    "gave up)", o->url);
 	if (q->cancelled)
 		return snap_err_set(err, -ECANCELED, "%s: cancelled (snapfs is "
 				    "stopping)", o->url);

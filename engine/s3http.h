@@ -77,6 +77,7 @@ typedef struct s3req {
 	int64_t t0;            /* when the attempt began (monotonic ms) */
 	int timedout;          /* the attempt passed its deadline */
 	int cancelled;         /* snap_objstore_cancel stopped it */
+	int interrupted;       /* snap_objstore_interrupt stopped it */
 } s3req;
 
 /* libcurl's and libxml2's global state, set up once per process. */
@@ -99,7 +100,8 @@ char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
  * errno when the service could not be reached: -ETIMEDOUT when it was
  * too slow (S3_SLOW_BPS over S3_SLOW_S, or past the attempt's deadline,
  * S3_DEADLINE_S plus the body at S3_DEADLINE_BPS; no attempt begins
- * S3_RETRY_S after the first), -ECANCELED after snap_objstore_cancel. */
+ * S3_RETRY_S after the first), -ECANCELED after snap_objstore_cancel,
+ * -EINTR after snap_objstore_interrupt when h is o's own handle. */
 int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err);
 
 /* Turn q's response status into 0 or an error naming what it means. */

@@ -203,8 +203,10 @@ int main(int argc, char *argv[])
 	}
 	snap_log(LOG_INFO, "serving %s at %s (store %s)", db,
 		 snap_fs.mountpoint, snap_store_dir(snap_fs.store));
-	snap_startup_ready(ready_fd, 0);
+	rc = snap_startup_ready(ready_fd, 0);
 	ready_fd = -1;
+	if (rc < 0)
+		goto out;            /* logged */
 
 	if (fopts->singlethread) {
 		rc = fuse_session_loop(snap_fs.se);

@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +137,52 @@ static int rm_passphrase(const char *file, char *buf, const char **pass)
 		fprintf(stderr, "snapfs: %s%s\n", rc == 1 ? "warning: " : "",
 			err.msg);
 	return rc < 0;
+}
+
+/* Stopping (SIGTERM, SIGINT, SIGHUP) cancels the replica's requests
+ * (snap_replica_cancel: an atomic store, safe in a handler) before
+ * libfuse's handler ends the loop: the loop waits for the requests in
+ * flight, and a read waiting on a server that stopped answering would
+ * otherwise hold the exit (and the unmount) for a minute or more, as the
+ * daemon's offsite thread is cancelled too (offsite.c). */
+static const int rm_stop_signals[] = {SIGHUP, SIGINT, SIGTERM};
+static struct sigaction rm_fuse_sa[3];    /* libfuse's handlers */
+static snap_replica *rm_cancel_r;
+
+static void rm_stop_handler(int sig)
+{
+	for (size_t i = 0; i < 3; i++) {
+		if (rm_stop_signals[i] != sig)
+			continue;
+		snap_replica_cancel(rm_cancel_r);
+		if (rm_fuse_sa[i].sa_handler != SIG_DFL &&
+		    rm_fuse_sa[i].sa_handler != SIG_IGN)
+			rm_fuse_sa[i].sa_handler(sig);
+	}
+}
+
+/* Put rm_stop_handler before libfuse's handlers (installed by
+ * fuse_set_signal_handlers); 0 or -1. */
+static int rm_stop_handlers_set(snap_replica *r)
+{
+	struct sigaction sa;
+
+	rm_cancel_r = r;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = rm_stop_handler;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < 3; i++)
+		if (sigaction(rm_stop_signals[i], &sa, &rm_fuse_sa[i]) != 0)
+			return -1;
+	return 0;
+}
+
+/* libfuse's handlers back, for fuse_remove_signal_handlers. */
+static void rm_stop_handlers_remove(void)
+{
+	for (size_t i = 0; i < 3; i++)
+		sigaction(rm_stop_signals[i], &rm_fuse_sa[i], NULL);
+	rm_cancel_r = NULL;
 }
 
 /* .snapfs/status.json's text (malloc()ed, NULL: out of memory). */
@@ -266,14 +313,18 @@ int snap_rmount_main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	signals = 1;
+	if (rm_stop_handlers_set(m.r) != 0)
+		goto out;
 	if (fuse_session_mount(se, fopts.mountpoint) != 0)
 		goto out;                   /* libfuse said why */
 	mounted = 1;
 	snap_log_setup(fopts.foreground, fopts.debug);
 	snap_log(LOG_INFO, "serving %s at %s (a replica, read-only, %zu "
 		 "snapshots)", o.url, fopts.mountpoint, m.nsnaps);
-	snap_startup_ready(ready_fd, 0);
+	rc = snap_startup_ready(ready_fd, 0);
 	ready_fd = -1;
+	if (rc < 0)
+		goto out;            /* logged */
 
 	if (fopts.singlethread) {
 		rc = fuse_session_loop(se);
@@ -296,8 +347,10 @@ out:
 	snap_startup_ready(ready_fd, 1);
 	if (mounted)
 		fuse_session_unmount(se);
-	if (signals)
+	if (signals) {
+		rm_stop_handlers_remove();
 		fuse_remove_signal_handlers(se);
+	}
 	if (se)
 		fuse_session_destroy(se);
 	fuse_loop_cfg_destroy(cfg);

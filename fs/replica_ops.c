@@ -28,6 +28,15 @@
  * are not thread-safe; every call on them holds rm_lock (reads of
  * different files are serialized; the object store is the bottleneck
  * either way).  The tree itself is read-only after start.
+ *
+ * Interrupts: a reader killed while its open, read or getxattr of
+ * user.snapfs.tables waits on the server would stay in the kernel
+ * (uninterruptibly: FUSE waits for the answer of a request it already
+ * sent) until the server's timeouts, a minute or more.  Those requests
+ * take turns (rm_enter) before rm_lock; the FUSE INTERRUPT of the one
+ * whose turn it is turns snap_replica_interrupt on, so its request in
+ * flight fails at once (EINTR); one interrupted while it waits for its
+ * turn stops waiting (EINTR).  Off again before the turn goes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +62,73 @@ enum {
 
 static struct snap_rmount *rm;
 static pthread_mutex_t rm_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Opens and reads take turns (rm_busy, under rm_intr_mu) before rm_lock:
+ * a turn waited for ends when its request is interrupted.  rm_holder is
+ * the request whose turn it is; rm_intr_mu is taken after libfuse's lock
+ * of a request, never the other way. */
+static pthread_mutex_t rm_intr_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t rm_turn = PTHREAD_COND_INITIALIZER;
+static int rm_busy;
+static fuse_req_t rm_holder;
+
+/* libfuse's interrupt callback: the holder's requests stop; a request
+ * waiting for its turn stops waiting. */
+static void rm_interrupt(fuse_req_t req, void *data)
+{
+	(void)data;
+	pthread_mutex_lock(&rm_intr_mu);
+	if (rm_holder == req)
+		snap_replica_interrupt(rm->r, 1);
+	else
+		pthread_cond_broadcast(&rm_turn);
+	pthread_mutex_unlock(&rm_intr_mu);
+}
+
+/* req's turn on the replica and rm_lock: 0, or -EINTR when req was
+ * interrupted before its turn came (nothing held then). */
+static int rm_enter(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, rm_interrupt, NULL);
+	pthread_mutex_lock(&rm_intr_mu);
+	while (rm_busy && !fuse_req_interrupted(req))
+		pthread_cond_wait(&rm_turn, &rm_intr_mu);
+	if (rm_busy) {
+		pthread_mutex_unlock(&rm_intr_mu);
+		fuse_req_interrupt_func(req, NULL, NULL);
+		return -EINTR;
+	}
+	rm_busy = 1;
+	rm_holder = req;
+	if (fuse_req_interrupted(req))
+		snap_replica_interrupt(rm->r, 1);
+	pthread_mutex_unlock(&rm_intr_mu);
+	pthread_mutex_lock(&rm_lock);
+	return 0;
+}
+
+/* Give the turn and rm_lock back (req's interrupt forgotten, the
+ * replica's off). */
+static void rm_leave(fuse_req_t req)
+{
+	pthread_mutex_unlock(&rm_lock);
+	fuse_req_interrupt_func(req, NULL, NULL);
+	pthread_mutex_lock(&rm_intr_mu);
+	rm_holder = NULL;
+	rm_busy = 0;
+	snap_replica_interrupt(rm->r, 0);
+	pthread_cond_broadcast(&rm_turn);
+	pthread_mutex_unlock(&rm_intr_mu);
+}
+
+/* The errno answered for an engine error rc, logged with msg (an
+ * interrupted request only at LOG_INFO: its reader gave up). */
+static int rm_errno(const char *what, const char *name, int rc,
+		    const char *msg)
+{
+	snap_log(rc == -EINTR ? LOG_INFO : LOG_ERR, "%s%s%s: %s", what,
+		 name ? " " : "", name ? name : "", msg);
+	return rc == -ENOMEM ? ENOMEM : rc == -EINTR ? EINTR : EIO;
+}
 
 /* The snapshot of inode ino, or NULL. */
 static const snap_info *rm_snap(fuse_ino_t ino)
@@ -243,12 +319,15 @@ static void rm_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
-	rc = snap_replica_image_open(rm->r, si->name, &img, &err);
-	pthread_mutex_unlock(&rm_lock);
+	rc = rm_enter(req);
+	if (rc == 0) {
+		rc = snap_replica_image_open(rm->r, si->name, &img, &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, rc, "interrupted while another read ran");
+	}
 	if (rc < 0) {
-		snap_log(LOG_ERR, "open %s: %s", si->name, err.msg);
-		fuse_reply_err(req, rc == -ENOMEM ? ENOMEM : EIO);
+		fuse_reply_err(req, rm_errno("open", si->name, rc, err.msg));
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)img;
@@ -282,12 +361,16 @@ static void rm_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
-	n = snap_replica_image_read(img, buf, size, (uint64_t)off, &err);
-	pthread_mutex_unlock(&rm_lock);
+	n = rm_enter(req);
+	if (n == 0) {
+		n = snap_replica_image_read(img, buf, size, (uint64_t)off,
+					    &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, (int)n, "interrupted while another read ran");
+	}
 	if (n < 0) {
-		snap_log(LOG_ERR, "read: %s", err.msg);
-		fuse_reply_err(req, n == -ENOMEM ? ENOMEM : EIO);
+		fuse_reply_err(req, rm_errno("read", NULL, (int)n, err.msg));
 	} else {
 		fuse_reply_buf(req, buf, (size_t)n);
 	}
@@ -305,20 +388,24 @@ static void rm_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
-/* The tables attribute from the replica (xattr.h). */
+/* The tables attribute from the replica (xattr.h); ctx is the request
+ * (its interrupt stops the fetch, as a read's). */
 static int rm_xattr_tables(void *ctx, const snap_info *si, char **out)
 {
+	fuse_req_t req = ctx;
 	snap_err err;
 	int rc;
 
-	(void)ctx;
 	snap_err_clear(&err);
-	pthread_mutex_lock(&rm_lock);
-	rc = snap_replica_tables(rm->r, si->name, out, &err);
-	pthread_mutex_unlock(&rm_lock);
-	if (rc < 0)
-		snap_log(LOG_ERR, "xattr tables of %s: %s", si->name, err.msg);
-	return rc < 0 ? -EIO : 0;
+	rc = rm_enter(req);
+	if (rc == 0) {
+		rc = snap_replica_tables(rm->r, si->name, out, &err);
+		rm_leave(req);
+	} else {
+		snap_err_set(&err, rc, "interrupted while another read ran");
+	}
+	return rc < 0 ? -rm_errno("xattr tables of", si->name, rc, err.msg) :
+		0;
 }
 
 /* GETXATTR: a snapshot's user.snapfs.* attributes. */
@@ -329,7 +416,7 @@ static void rm_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	char *value = NULL;
 	int rc;
 
-	rc = si ? snap_xattr_value(si, name, rm_xattr_tables, NULL, &value) :
+	rc = si ? snap_xattr_value(si, name, rm_xattr_tables, req, &value) :
 		-ENODATA;
 	if (rc) {
 		fuse_reply_err(req, -rc);

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -216,12 +217,12 @@ int snap_startup_fork(void)
 }
 
 /* Tell the parent how start-up went, then let go of the terminal. */
-void snap_startup_ready(int fd, char status)
+int snap_startup_ready(int fd, char status)
 {
-	int null;
+	int null, told;
 
 	if (fd < 0)
-		return;
+		return 0;
 	if (status == 0) {
 		if (chdir("/") != 0)
 			status = 1;
@@ -234,8 +235,14 @@ void snap_startup_ready(int fd, char status)
 				close(null);
 		}
 	}
-	if (write(fd, &status, 1) != 1)
-		status = 1;
+	/* SIGPIPE is ignored by now (fuse_set_signal_handlers). */
+	told = write(fd, &status, 1) == 1;
 	close(fd);
+	if (status == 0 && !told) {
+		snap_log(LOG_ERR, "the command that started snapfs is gone "
+			 "(interrupted while it waited): unmounting");
+		return -1;
+	}
+	return 0;
 }
 

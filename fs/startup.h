@@ -20,7 +20,10 @@ int snap_startup_check_overlap(const char *mnt, const char *db,
  * Returns, in the child, the fd to hand to snap_startup_ready. */
 int snap_startup_fork(void);
 /* Tell the parent how start-up went (0 ok, 1 failed) and, when it went
- * well, let go of the terminal; nothing when fd < 0. */
-void snap_startup_ready(int fd, char status);
+ * well, let go of the terminal; nothing when fd < 0.  0, or -1 when it
+ * went well but the parent could not be told: it is gone (the command
+ * was interrupted while it waited; logged), and the caller is to unmount
+ * and exit rather than serve a mount its user gave up on. */
+int snap_startup_ready(int fd, char status);
 
 #endif /* FS_STARTUP_H */

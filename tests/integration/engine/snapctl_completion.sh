@@ -55,6 +55,11 @@ R=$(complete_words "$SNAPCTL" res)
 check "snapctl res<TAB> completes to restore" same "$R" "restore"
 R=$(complete_words "$SNAPCTL" ren)
 check "snapctl ren<TAB> completes to rename" same "$R" "rename"
+R=$(complete_words "$SNAPCTL" --db "$DB" replicate "")
+check "replicate <TAB> offers the URL schemes" same "$R" "s3://
+file:///"
+R=$(complete_words "$SNAPCTL" --replica s)
+check "--replica s<TAB> completes to s3://" same "$R" "s3://"
 R=$(complete_words "$SNAPCTL" "")
 check "snapctl <TAB> lists the commands" \
 	eval 'has_line "$R" prune && has_line "$R" status && has_line "$R" diff && ! has_line "$R" __names'

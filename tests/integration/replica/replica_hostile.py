@@ -13,6 +13,16 @@ fails with a clear error, in bounded time and memory, where a server
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
 and FUSE).
+With the argument "rmount": snapfs URL MNT (the replica mounted) with a
+reader waiting on the silent server: a reader killed then dies at once
+(its request, interrupted, is not retried; it stayed in the kernel for a
+minute or more before, for the server's timeouts), so does a reader
+killed while it waits for another's read to end, and so does getxattr
+of user.snapfs.tables (also fetched from the replica); the next reader
+gets the right bytes; and the daemon stopped (SIGTERM) then cancels the
+request in flight, exits 0 and the mount goes; and a start interrupted
+(Ctrl-C) while it waits on the server leaves nothing mounted when the
+server answers later.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
@@ -20,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
@@ -143,14 +154,189 @@ def daemon(ctx):
         m.stop()   # fusermount3 -u (when mounted); exit 0, clean stderr
 
 
+def in_fuse_wait(pid):
+    """Wait (at most HANG s) until process pid sleeps in the kernel on a
+    FUSE request (its wchan); False when it never does."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                if "request_wait_answer" in f.read():
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.05)   # polling the kernel's state, not a readiness guess
+    return False
+
+
+def rmount(ctx):
+    fake, env, db = setup(ctx, snapshots=2)
+    os.environ.update(env)   # the daemon's credentials and endpoint
+    os.environ.pop("SNAPFS_PASSPHRASE", None)
+    m = ctx.mount(fake.url(), mnt=ctx.path("rmnt"))
+    snaps = sorted(os.listdir(os.path.join(m.mnt, "snapshots")))
+    ctx.require("the replica mount lists the snapshots", len(snaps) == 2,
+                snaps)
+    path = os.path.join(m.mnt, "snapshots", snaps[0])
+    local = ctx.path("local.db")
+    r = ctx.run([ctx.snapctl, "--db", db, "export", snaps[0], local])
+    ctx.require("snapctl export exits 0", r.returncode == 0,
+                st.describe(r))
+
+    def silent_reader(argv):
+        """Run argv, waiting on the silent server (on a file never read
+        before: nothing of it is in the kernel's cache)."""
+        fake.mode = "blackhole"
+        fake.held.clear()
+        with fake.lock:
+            fake.held_paths.clear()
+        reader = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        ctx.require("%s: its request reached the silent server"
+                    % os.path.basename(argv[0]),
+                    fake.held.wait(HANG))
+        return reader
+
+    def reap(p):
+        """p's exit status once it ended (None: still running after HANG
+        s) and the requests the server held meanwhile."""
+        try:
+            p.wait(timeout=HANG)
+        except subprocess.TimeoutExpired:
+            pass
+        with fake.lock:
+            return p.poll(), list(fake.held_paths)
+
+    reader = silent_reader(["cat", path])
+    reader.kill()
+    status, held = reap(reader)
+    ctx.check("a reader killed while it waits on the silent server dies",
+              status is not None, m.text())
+    ctx.check("its request was interrupted, not timed out and tried "
+              "again", len(held) == len(set(held)), held)
+    # Two readers: the second waits for the first's turn on the replica,
+    # and killed, goes at once, while the first still waits.
+    first = silent_reader(["cat", path])
+    second = subprocess.Popen(
+        ["cat", os.path.join(m.mnt, "snapshots", snaps[1])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ctx.require("the second reader waits on the mount",
+                    in_fuse_wait(second.pid))
+        second.kill()
+        status, _ = reap(second)
+        ctx.check("a reader killed while another read waits on the server "
+                  "goes at once (the other still waits)",
+                  status is not None and first.poll() is None, m.text())
+        first.kill()
+        ctx.check("then the first reader killed goes too",
+                  reap(first)[0] is not None, m.text())
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    # The tables xattr, fetched from the replica: the same (getxattr(2)
+    # from python: getfattr is not a dependency).
+    reader = silent_reader([sys.executable, "-c", "import os, sys; "
+                            "os.getxattr(sys.argv[1], 'user.snapfs.tables')",
+                            path])
+    reader.kill()
+    status, held = reap(reader)
+    ctx.check("getxattr of user.snapfs.tables killed while it waits on "
+              "the silent server goes at once",
+              status is not None and len(held) == len(set(held)), held)
+    fake.mode = "ok"
+    out = ctx.path("copy.db")
+    r = ctx.run(["cp", path, out], timeout=HANG)
+    ctx.check("then cp of the snapshot gives the snapshot's bytes",
+              r.returncode == 0 and st.sha256(out) == st.sha256(local),
+              st.describe(r))
+
+    reader = silent_reader(["cat", os.path.join(m.mnt, "snapshots",
+                                                snaps[1])])
+    try:
+        m.proc.send_signal(signal.SIGTERM)
+        _, held = reap(m.proc)
+        ctx.check("after SIGTERM the replica mount exits 0 and is gone",
+                  m.proc.poll() == 0 and not st.is_mounted(m.mnt),
+                  m.text())
+        ctx.check("the request in flight was cancelled, not timed out "
+                  "and tried again", len(held) == len(set(held)), held)
+        ctx.check("the reader got an error",
+                  reader.wait(timeout=HANG) != 0)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        m.stop()
+    interrupted_start(ctx, fake)
+
+
+def daemon_pids(argv):
+    """The pids of the processes running exactly argv."""
+    want = "\0".join(argv) + "\0"
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % d) as f:
+                if d.isdigit() and f.read() == want:
+                    out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def interrupted_start(ctx, fake):
+    """snapfs URL MNT (daemonized) interrupted (Ctrl-C) while it waits on
+    the silent server: when the server answers later, its daemon does not
+    mount behind the user's back (it did, and served on)."""
+    mnt = ctx.path("rmnt2")
+    os.makedirs(mnt)
+    argv = [ctx.snapfs, fake.url(), mnt]
+    fake.mode = "blackhole"
+    fake.held.clear()
+    starter = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    pids = []
+    try:
+        ctx.require("the start's request reached the silent server",
+                    fake.held.wait(HANG))
+        pids = [p for p in daemon_pids(argv) if p != starter.pid]
+        ctx.require("the daemon was forked", len(pids) == 1, pids)
+        starter.send_signal(signal.SIGINT)
+        starter.wait(timeout=HANG)
+        fake.mode = "ok"
+        fake.unhold.set()      # its request fails; the retry is answered
+        deadline = time.monotonic() + HANG
+        while os.path.exists("/proc/%d" % pids[0]) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)   # the daemon's end, polled: not our child
+        gone = not os.path.exists("/proc/%d" % pids[0])
+        ctx.check("the daemon of an interrupted start exits and leaves "
+                  "nothing mounted", gone and not st.is_mounted(mnt),
+                  "alive" if not gone else "mounted")
+    finally:
+        if st.is_mounted(mnt):
+            st.unmount(mnt)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+
 def body(ctx):
     ctx.fakes = []
+    mode = sys.argv[1:]
     try:
-        (daemon if sys.argv[1:] == ["daemon"] else cli)(ctx)
+        {("daemon",): daemon, ("rmount",): rmount}.get(tuple(mode),
+                                                       cli)(ctx)
     finally:
         for f in ctx.fakes:
             f.stop()
 
 
 if __name__ == "__main__":
-    st.main("replica-hostile", body, mount=sys.argv[1:] == ["daemon"])
+    st.main("replica-hostile", body,
+            mount=sys.argv[1:] in (["daemon"], ["rmount"]))

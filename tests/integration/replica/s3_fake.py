@@ -13,8 +13,10 @@ listing page truncated, always the same NextContinuationToken);
 snapshots/*, answered with a 64 MiB body); "stall" (objects answered with
 headers and 10 bytes, then nothing); "trickle" (objects sent at 2 KiB/s);
 "stall-put" (a PUT but a lock's read, never answered); "blackhole" (every
-request read, never answered).  A held request sets FakeS3.held;
-FakeS3.puts lists the keys of every PUT.
+request read, never answered; FakeS3.unhold set closes their
+connections).  A held request sets FakeS3.held and is
+listed in FakeS3.held_paths (method and path); FakeS3.puts lists the keys
+of every PUT.
 """
 
 import http.server
@@ -55,9 +57,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return key, urllib.parse.parse_qs(u.query)
 
     def hold(self):
-        """Never answer (until the fake stops)."""
+        """Never answer (until the fake stops, or FakeS3.unhold is set:
+        then the connection closes without an answer)."""
+        with self.server.fake.lock:
+            self.server.fake.held_paths.append(self.command + " " +
+                                               self.path)
         self.server.fake.held.set()
-        self.server.fake.stopping.wait()
+        self.server.fake.unhold.wait()
         self.close_connection = True
 
     def body(self):
@@ -203,11 +209,13 @@ class FakeS3:
         self.lock = threading.Lock()
         self.held = threading.Event()
         self.stopping = threading.Event()
+        self.unhold = threading.Event()
         self.second = threading.Event()
         self.big_asked = 0
         self.big_whole = 0
         self.pages = 0
         self.puts = []
+        self.held_paths = []
         self.srv = Server(("127.0.0.1", 0), Handler)
         self.srv.fake = self
         self.port = self.srv.server_address[1]
@@ -227,6 +235,7 @@ class FakeS3:
 
     def stop(self):
         self.stopping.set()
+        self.unhold.set()
         self.second.set()
         self.srv.shutdown()
         self.srv.server_close()
