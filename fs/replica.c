@@ -266,7 +266,10 @@ int snap_rmount_main(int argc, char *argv[])
 	    fuse_opt_add_opt_escaped(&fsname_opt, fsname) != 0 ||
 	    fuse_opt_add_arg(&args, "-o") != 0 ||
 	    fuse_opt_add_arg(&args, fsname_opt) != 0 ||
-	    fuse_opt_add_arg(&args, "-oro") != 0) {
+	    fuse_opt_add_arg(&args, "-oro") != 0 ||
+	    /* The modes (private to whoever mounted) hold for other users
+	     * too (allow_other): the kernel checks them. */
+	    fuse_opt_add_arg(&args, "-odefault_permissions") != 0) {
 		fprintf(stderr, "snapfs: out of memory\n");
 		goto out;
 	}

@@ -2,10 +2,14 @@
  * fs/replica_ops.c — the tree of a replica mount (snapfs URL MNT) and its
  * FUSE operations.
  *
- *   /                      0555, owned by whoever mounted, times = mount;
+ *   /                      0500, owned by whoever mounted, times = mount
+ *                          (the whole tree is private to whoever mounted:
+ *                          the images are decrypted, and nothing says
+ *                          who else may read the database; with
+ *                          allow_other the kernel enforces the modes);
  *   snapshots/             one file per snapshot of the replica as it was
  *                          at mount time (remount to see newer ones):
- *                          0444, size = image size, mtime = creation
+ *                          0400, size = image size, mtime = creation
  *                          time, the user.snapfs.* xattrs of the normal
  *                          mount (kind, label, created, sha256, comment,
  *                          tables);
@@ -151,14 +155,14 @@ static int rm_stat(fuse_ino_t ino, struct stat *st)
 	st->st_atim = st->st_ctim = st->st_mtim;
 	if (ino == RM_INO_ROOT || ino == RM_INO_SNAPDIR ||
 	    ino == RM_INO_META) {
-		st->st_mode = S_IFDIR | 0555;
+		st->st_mode = S_IFDIR | 0500;
 		st->st_nlink = ino == RM_INO_ROOT ? 4 : 2;
 	} else if (ino == RM_INO_STATUS) {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | 0400;
 		st->st_nlink = 1;
 		st->st_size = (off_t)strlen(rm->status);
 	} else if (si) {
-		st->st_mode = S_IFREG | 0444;
+		st->st_mode = S_IFREG | 0400;
 		st->st_nlink = 1;
 		st->st_size = (off_t)si->image_size;
 		st->st_blksize = si->page_size;

@@ -228,8 +228,8 @@ def body(ctx, kind):
               st is not None and st.st_size == s["size"] and
               st.st_mtime_ns // 1000000 == s["created_ns"] // 1000000,
               "%r vs %r" % (st, s))
-        check("%s: mode 0444" % s["name"],
-              st is not None and (st.st_mode & 0o7777) == 0o444)
+        check("%s: mode 0400 (private to whoever mounted)" % s["name"],
+              st is not None and (st.st_mode & 0o7777) == 0o400)
         p = os.path.join(snaps, s["name"])
         try:
             xa = os.getxattr(p, "user.snapfs.sha256").decode()
@@ -430,6 +430,24 @@ def body(ctx, kind):
     if kind != "file":
         return
     os.environ["SNAPFS_PASSPHRASE"] = PASS
+    # With allow_other, another user still reads nothing: the decrypted
+    # images are private to whoever mounted (0400, directories 0500).
+    m = ctx.mount(url, mnt=mnt, options=["allow_other"])
+    os.chmod(ctx.dir, 0o755)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534",
+              "--clear-groups"]
+    r = ctx.run(nobody + ["cat", first])
+    check("allow_other: another user cannot read a snapshot",
+          r.returncode != 0 and "Permission denied" in r.stderr,
+          snaptest.describe(r))
+    r = ctx.run(nobody + ["ls", snaps])
+    check("allow_other: nor list snapshots/",
+          r.returncode != 0 and "Permission denied" in r.stderr,
+          snaptest.describe(r))
+    check("allow_other: whoever mounted still reads it",
+          open(first, "rb").read(16) == b"SQLite format 3\0")
+    os.chmod(ctx.dir, 0o700)
+    m.stop()
     reused_name(ctx, env, work)
     bounded_cache(ctx, env, work, url)
     # A flipped byte in a pack: reading the snapshot fails with EIO.
