@@ -359,6 +359,7 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 		snap_progress_fn progress, void *pctx, uint32_t *badpg,
 		int *mismatch, snap_err *err)
 {
+	snap_replica_image *img = NULL;
 	int64_t *seqs = NULL;
 	uint32_t ps = row->si.page_size;
 	size_t per = ps && ps < WALK_CHUNK ? WALK_CHUNK / ps : 1;
@@ -384,7 +385,11 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 				  badpg, mismatch, err);
 		if (rc != -EAGAIN)
 			goto out;
-		rc = 0;
+		/* No temporary file: in page order, a window at a time,
+		 * each window's pages read in the order of their packs. */
+		rc = snap_replica_image_of(r, row, seqs, &img, err);
+		if (rc < 0)
+			goto out;
 	}
 	if (pthread_mutex_init(&w.mu, NULL) == 0) {
 		if (pthread_cond_init(&w.cv, NULL) == 0) {
@@ -398,8 +403,16 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 	}
 	w.len[k] = 0;
 	for (uint32_t i = 0; i < row->si.page_count; i++) {
-		rc = snap_replica_page_read(r, (uint64_t)seqs[i], ps,
-					    w.buf[k] + w.len[k], err);
+		if (img) {
+			long got = snap_replica_image_read(img, w.buf[k] +
+							   w.len[k], ps,
+							   (uint64_t)i * ps,
+							   err);
+			rc = got == (long)ps ? 0 : got < 0 ? (int)got : -EIO;
+		} else {
+			rc = snap_replica_page_read(r, (uint64_t)seqs[i], ps,
+						    w.buf[k] + w.len[k], err);
+		}
 		if (rc < 0) {
 			if (badpg)
 				*badpg = i + 1;
@@ -440,6 +453,7 @@ out:
 	EVP_MD_CTX_free(w.md);
 	free(w.buf[0]);
 	free(w.buf[1]);
+	snap_replica_image_close(img);
 	free(seqs);
 	return rc;
 }

@@ -45,7 +45,27 @@ struct snap_replica_image {
 	uint64_t next_off;     /* where the last read ended */
 	uint32_t bad_first;    /* pages a window failed to read: read alone */
 	uint32_t bad_n;
+	int borrowed;          /* row and seqs are the caller's */
 };
+
+int snap_replica_image_of(snap_replica *r, const rrow *row, int64_t *seqs,
+			  snap_replica_image **out, snap_err *err)
+{
+	snap_replica_image *img = calloc(1, sizeof *img);
+	*out = NULL;
+	if (!img || !(img->page = malloc(row->si.page_size ?
+					 row->si.page_size : 1))) {
+		free(img);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	img->r = r;
+	img->row = *row;
+	img->seqs = seqs;
+	img->cur = -1;
+	img->borrowed = 1;
+	*out = img;
+	return 0;
+}
 
 int snap_replica_image_open(snap_replica *r, const char *name,
 			    snap_replica_image **out, snap_err *err)
@@ -217,7 +237,8 @@ void snap_replica_image_close(snap_replica_image *img)
 {
 	if (!img)
 		return;
-	free(img->seqs);
+	if (!img->borrowed)
+		free(img->seqs);
 	free(img->page);
 	free(img->win);
 	free(img->plan);

@@ -242,6 +242,12 @@ int snap_replica_json_valid(snap_replica *r, const void *doc, size_t len);
 int snap_replica_page_read(snap_replica *r, uint64_t seq, uint32_t page_size,
 			   uint8_t *buf, snap_err *err);
 
+/* An image read in place (replica_inplace.c) of row, whose page map
+ * seqs (loaded already, still the caller's, as row is) it reads by: a
+ * whole-image reader that cannot read pack by pack reads it in windows. */
+int snap_replica_image_of(snap_replica *r, const rrow *row, int64_t *seqs,
+			  snap_replica_image **out, snap_err *err);
+
 /* A snapshot's page map: the seqs of its pages 1..N (free()). */
 int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
 			  snap_err *err);
