@@ -126,6 +126,9 @@ static int image_setup(snap_image *im, snap_err *err)
 			       "id=?", -1, &im->get, NULL) ||
 	    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE id=?",
 			       -1, &im->hash, NULL) ||
+	    sqlite3_prepare_v2(im->db, "SELECT d.zdata, p.hash FROM "
+			       "page_data d, pages p WHERE d.id=?1 AND "
+			       "p.id=?1", -1, &im->getp, NULL) ||
 	    sqlite3_prepare_v2(im->db, "BEGIN", -1, &im->begin, NULL) ||
 	    sqlite3_prepare_v2(im->db, "COMMIT", -1, &im->commit, NULL))
 		rc = snap_err_sqlite(err, im->db, sqlite3_errcode(im->db),
@@ -167,6 +170,7 @@ static int image_ra_prepare(void *ctx)
 
 	if (image_open(im->s, im->info.id, &src, 0, &im->ahead, NULL))
 		return -1;
+	im->ahead->prove = im->prove;
 	snap_image_hold(im->ahead, IMAGE_RA_HOLD);
 	return 0;
 }
@@ -275,6 +279,7 @@ void snap_image_close(snap_image *im)
 	sqlite3_finalize(im->begin);
 	sqlite3_finalize(im->commit);
 	sqlite3_finalize(im->get);
+	sqlite3_finalize(im->getp);
 	sqlite3_finalize(im->hash);
 	sqlite3_close(im->db);
 	snap_codec_free(&im->codec);
@@ -302,27 +307,52 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno)
 	return im->map[pgno - 1];
 }
 
-/* Decode page pgno into buf, or take it from the read-ahead. */
+/* Check that the page just decoded into buf has the SHA-256 the store
+ * records for it (column 1 of im->getp). */
+static int image_page_proven(snap_image *im, uint32_t pgno, int64_t id,
+			     const void *buf, snap_err *err)
+{
+	uint8_t sha[32];
+
+	if (sqlite3_column_bytes(im->getp, 1) != 32)
+		return snap_err_set(err, -EIO, "snapshot %s: page %u (stored "
+				    "page %" PRId64 ") has no stored hash",
+				    im->info.name, pgno, id);
+	if (snap_sha256(buf, im->info.page_size, sha))
+		return snap_err_set(err, -ENOMEM, "out of memory for "
+				    "SHA-256");
+	if (memcmp(sha, sqlite3_column_blob(im->getp, 1), 32))
+		return snap_err_set(err, -EIO, "snapshot %s: page %u (stored "
+				    "page %" PRId64 ") does not match its "
+				    "hash", im->info.name, pgno, id);
+	return 0;
+}
+
+/* Decode page pgno into buf (proven when im->prove), or take it from the
+ * read-ahead (which proved it the same way). */
 static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
 {
 	int64_t id = im->map[pgno - 1];
+	sqlite3_stmt *get = im->prove ? im->getp : im->get;
 	int rc;
 
 	if (im->ra && snap_readahead_take(im->ra, pgno, buf))
 		return 0;
 
-	sqlite3_bind_int64(im->get, 1, id);
-	rc = sqlite3_step(im->get);
+	sqlite3_bind_int64(get, 1, id);
+	rc = sqlite3_step(get);
 	if (rc == SQLITE_ROW) {
 		rc = snap_codec_unpack(&im->codec,
-				       sqlite3_column_blob(im->get, 0),
-				       (size_t)sqlite3_column_bytes(im->get, 0),
+				       sqlite3_column_blob(get, 0),
+				       (size_t)sqlite3_column_bytes(get, 0),
 				       buf, im->info.page_size);
 		if (rc)
 			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
 					  "(stored page %" PRId64 ") %s",
 					  im->info.name, pgno, id,
 					  snap_codec_unpack_why(rc));
+		else if (im->prove)
+			rc = image_page_proven(im, pgno, id, buf, err);
 	} else if (rc == SQLITE_DONE) {
 		rc = snap_err_set(err, -EIO, "snapshot %s: page %u (stored page "
 				  "%" PRId64 ") is missing from the store",
@@ -331,7 +361,7 @@ static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
 		rc = snap_err_sqlite(err, im->db, rc, "snapshot %s: cannot "
 				     "read page %u", im->info.name, pgno);
 	}
-	sqlite3_reset(im->get);
+	sqlite3_reset(get);
 	return rc;
 }
 
@@ -360,6 +390,12 @@ int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 	}
 	image_txn_end(im, 0);
 	return rc;
+}
+
+void snap_image_prove(snap_image *im, int on)
+{
+	im->prove = !!on;
+	im->scratch_pgno = 0;
 }
 
 void snap_image_hold(snap_image *im, unsigned reads)

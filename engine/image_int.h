@@ -18,6 +18,8 @@ struct snap_image {
 	sqlite3 *db;            /* own read-only store connection */
 	sqlite3_stmt *get;      /* SELECT zdata FROM page_data WHERE id=? */
 	sqlite3_stmt *hash;     /* SELECT hash FROM pages WHERE id=? */
+	sqlite3_stmt *getp;     /* zdata and hash of page id=? (prove) */
+	int prove;              /* prove every page read against its hash */
 	snap_codec codec;
 	snap_dicts dicts;       /* the store's zstd dictionaries */
 	snap_info info;

@@ -523,6 +523,69 @@ static void test_image_export_of_a_damaged_page_leaves_nothing(void **state)
 	assert_int_equal(count_entries(outdir), 0);
 }
 
+/* A page whose stored bytes decode to another page's content (bit rot
+ * the codec cannot see): a proving image fails the read of that page
+ * with EIO naming it, read alone or page after page (through the
+ * read-ahead), and pages before it still read; a reader that does not
+ * prove gets the wrong bytes, which is why the mount proves. */
+static void test_image_prove_refuses_a_page_with_wrong_content(void **state)
+{
+	tu_env *env = *state;
+	snap_info si = make_snapshot(env, 1024, 6000);
+	uint32_t ps = si.page_size, pg = si.page_count - 3;
+	int64_t victim = tu_page_id(env->st, si.id, pg);
+	int64_t donor = tu_page_id(env->st, si.id, 2);
+	char want[32];
+	uint8_t *buf = malloc((size_t)ps * 8);
+	snap_image *im;
+	snap_err e;
+	ssize_t r = 0;
+	uint64_t off;
+
+	assert_non_null(buf);
+	assert_true(pg > 64 && victim != donor);
+	tu_swap_page_data(env->st, victim, donor);
+	snprintf(want, sizeof(want), "page %u ", pg);
+
+	/* Not proving: the damaged page reads, wrongly. */
+	im = open_image(env->st, si.id);
+	snap_err_clear(&e);
+	assert_int_equal(snap_image_read(im, buf, ps, (uint64_t)(pg - 1) * ps,
+					 &e), (ssize_t)ps);
+	snap_image_close(im);
+
+	/* Proving, the page alone. */
+	im = open_image(env->st, si.id);
+	snap_image_prove(im, 1);
+	snap_err_clear(&e);
+	assert_int_equal(snap_image_read(im, buf, 100,
+					 (uint64_t)(pg - 1) * ps + 10, &e),
+			 -EIO);
+	assert_non_null(strstr(e.msg, want));
+	assert_non_null(strstr(e.msg, "does not match its hash"));
+	assert_int_equal(snap_image_read(im, buf, ps, 0, &e), (ssize_t)ps);
+	snap_image_close(im);
+
+	/* Proving, page after page as cp reads (the read-ahead decodes
+	 * ahead): every read before the damaged page succeeds, the one
+	 * that holds it fails. */
+	im = open_image(env->st, si.id);
+	snap_image_prove(im, 1);
+	for (off = 0; off < si.image_size; off += (uint64_t)ps * 8) {
+		snap_err_clear(&e);
+		r = snap_image_read(im, buf, (size_t)ps * 8, off, &e);
+		if (r < 0)
+			break;
+		assert_true(off + (uint64_t)r <= (uint64_t)(pg - 1) * ps);
+	}
+	assert_int_equal(r, -EIO);
+	assert_true(off <= (uint64_t)(pg - 1) * ps &&
+		    (uint64_t)(pg - 1) * ps < off + (uint64_t)ps * 8);
+	assert_non_null(strstr(e.msg, want));
+	snap_image_close(im);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -540,6 +603,7 @@ int main(void)
 		tu_test(test_image_of_a_damaged_catalog_row_is_refused),
 		tu_test(test_image_export_of_a_database_that_changed_shape),
 		tu_test(test_image_export_of_a_damaged_page_leaves_nothing),
+		tu_test(test_image_prove_refuses_a_page_with_wrong_content),
 	};
 	return cmocka_run_group_tests_name("image", tests, NULL, NULL);
 }
