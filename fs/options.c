@@ -284,6 +284,14 @@ static int parse_timer_opts(const struct snap_opts *o,
 			"512K, 10M, 2G)\n", o->max_size);
 		return 1;
 	}
+	/* As snapctl prune refuses it: rules that are all 0 keep every
+	 * snapshot, which is no retention at all, silently. */
+	if (o->keep && snap_keep_empty(&t->keep) && !t->keep.max_size) {
+		fprintf(stderr, "snapfs: keep=%s: every rule is 0 (off), so "
+			"nothing would be pruned; give a count above 0 (e.g. "
+			"keep=last:1) or max_size=SIZE\n", o->keep);
+		return 1;
+	}
 	if ((o->keep || o->max_size) && !o->every) {
 		fprintf(stderr, "snapfs: keep= and max_size= apply after "
 			"automatic snapshots: they need every=DURATION\n");
