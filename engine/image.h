@@ -116,6 +116,11 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
  */
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err);
+/* The same, every page read proven against its stored hash (a damaged
+ * one is an I/O error, snap_image_sqlite_error says which): for readers
+ * that no hash pass proves, such as diff and export --sql. */
+int snap_image_sqlite_open_proven(snap_store *s, int64_t snap_id,
+				  sqlite3 **db, snap_err *err);
 /* The same over a loaded source, lent to the VFS (nothing is loaded
  * again); src must outlive the connection. */
 int snap_image_sqlite_open_src(snap_store *s, snap_image_src *src,
@@ -149,7 +154,8 @@ int snap_image_sqlite_error(sqlite3 *db, snap_err *err);
 
 /* Internal (diff.c): register the store's read-only VFS if needed and
  * give its name, for URIs
- * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
+ * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>" (with
+ * "&snapfs_prove=1": pages proven, as snap_image_sqlite_open_proven). */
 int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
 
 #endif /* ENGINE_IMAGE_H */
