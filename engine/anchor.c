@@ -33,15 +33,20 @@
  * The forwarding itself (snap_anchor_forward_init) serves every shim of
  * the project: fs/peek.c's recording VFS is built on it too.
  *
+ * The base VFS's open() is wrapped too (anchor_open): SQLite never opens
+ * a FIFO, which would hang the daemon on its first read.
+ *
  * Without /proc (a chroot, a container without it) an anchor cannot be
  * made: snap_anchor_dir() says so and callers fall back to names, after
  * the checks they did through the fd.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "anchor.h"
 #include "sys.h"
@@ -236,13 +241,54 @@ void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
 	}
 }
 
-/* Build the shim over the current default VFS and make it the default. */
+/* The base VFS's own open() (its system call "open"). */
+static int (*anchor_open_base)(const char *, int, int);
+
+/*
+ * The base VFS's open(), never of a FIFO.  A FIFO planted at a name SQLite
+ * opens (the live database, by whoever may write its directory) would
+ * block the open or the first read forever, and every request that
+ * touches the database behind it (the mount's users stuck in the kernel).
+ * A read-only open is made non-blocking (a read-write one never blocks on
+ * a FIFO), the descriptor is checked, a FIFO is refused with ENXIO (what
+ * open(2) says of a FIFO without a reader) and anything else goes back to
+ * blocking.  The descriptor was never SQLite's: closing it drops no lock.
+ */
+static int anchor_open(const char *path, int flags, int mode)
+{
+	int nb = (flags & O_ACCMODE) != O_RDWR && !(flags & O_NONBLOCK);
+	int fd = anchor_open_base(path, flags | (nb ? O_NONBLOCK : 0), mode);
+	struct stat st;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+		close(fd);
+		errno = ENXIO;
+		return -1;
+	}
+	if (nb)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+/* Build the shim over the current default VFS and make it the default;
+ * the base's open() gets the FIFO guard when it lets us replace it. */
 static void anchor_register(void)
 {
 	sqlite3_vfs *b = sqlite3_vfs_find(NULL);
 
 	if (!b)
 		return;
+	if (b->iVersion >= 3 && b->xGetSystemCall && b->xSetSystemCall) {
+		anchor_open_base = (int (*)(const char *, int, int))
+				   b->xGetSystemCall(b, "open");
+		if (anchor_open_base &&
+		    b->xSetSystemCall(b, "open",
+				      (sqlite3_syscall_ptr)anchor_open) !=
+		    SQLITE_OK)
+			anchor_open_base = NULL;
+	}
 	snap_anchor_forward_init(&anchor_vfs, b, SNAP_ANCHOR_VFS);
 	anchor_vfs.xFullPathname = anchor_full_pathname;
 	anchor_rc = sqlite3_vfs_register(&anchor_vfs, 1);

@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "anchor.h"
 #include "livedb.h"
 #include "sys.h"
 
@@ -103,6 +104,8 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 	int rc = SQLITE_CANTOPEN;
 
 	*db = NULL;
+	/* Before the first open: SQLite's open() refuses a FIFO (anchor.c). */
+	snap_anchor_register(NULL);
 	if (mode & SNAP_LIVEDB_RW) {
 		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,
 				     vfs);

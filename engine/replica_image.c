@@ -1,8 +1,8 @@
 /*
  * engine/replica_image.c — whole images of a replica's snapshots, rebuilt
  * page by page (replica_read.c proves each page) and proven against the
- * snapshot's SHA-256: export (and so restore), verify; and images read in
- * place (snap_replica_image_*, which the replica mount serves).
+ * snapshot's SHA-256: export (and so restore), verify.  Images read in
+ * place (the replica mount) are replica_inplace.c.
  *
  * A whole image is read in two stages: the calling thread fetches, opens,
  * decodes and proves pages into a chunk, and a second thread hashes the
@@ -157,20 +157,6 @@ static void walk_finish(walkout *w)
  * belongs, and the file hashed afterwards.
  */
 
-/* The pack (its place in r->firsts) that holds seq; SIZE_MAX: none. */
-static size_t pack_of(const snap_replica *r, uint64_t seq)
-{
-	size_t lo = 0, hi = r->nfirsts;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (r->firsts[mid] <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo ? lo - 1 : SIZE_MAX;
-}
-
 /* 1 when reading seqs in page order through the reader's PACK_CACHE packs
  * (least recently used goes) would fetch packs more often than once and a
  * little: counted by playing that cache. */
@@ -185,7 +171,7 @@ static int walk_scattered(const snap_replica *r, const int64_t *seqs,
 	for (int k = 0; k < PACK_CACHE; k++)
 		slot[k] = SIZE_MAX;
 	for (uint32_t i = 0; i < n; i++) {
-		size_t p = pack_of(r, (uint64_t)seqs[i]);
+		size_t p = snap_replica_pack_of(r, (uint64_t)seqs[i]);
 		int k, victim = 0;
 		if (p == SIZE_MAX)
 			continue;
@@ -596,91 +582,4 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	if (rc == 0 && !name)
 		rc = snap_replica_log_verify(r, fn, ctx, nbad, err);
 	return rc;
-}
-
-/* ---- images read in place ------------------------------------------------- */
-
-struct snap_replica_image {
-	snap_replica *r;
-	rrow row;
-	int64_t *seqs;         /* the page map: seqs of pages 1..N */
-	uint8_t *page;         /* the last page read (page_size bytes) */
-	int64_t cur;           /* its index (0-based), -1: none */
-};
-
-int snap_replica_image_open(snap_replica *r, const char *name,
-			    snap_replica_image **out, snap_err *err)
-{
-	*out = NULL;
-	snap_replica_image *img = calloc(1, sizeof *img);
-	if (!img)
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	img->r = r;
-	img->cur = -1;
-	int rc = snap_replica_row_find(r, name, &img->row, err);
-	if (rc == 0 && !img->row.si.page_size)
-		rc = snap_err_set(err, -EIO, "%s: page size 0 in its catalog "
-				  "row", name);
-	if (rc == 0 && !(img->page = malloc(img->row.si.page_size)))
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
-	if (rc == 0 && !r->firsts)
-		rc = snap_replica_firsts_load(r, err);
-	if (rc == 0)
-		rc = snap_replica_map_load(r, &img->row, &img->seqs, err);
-	if (rc < 0) {
-		snap_replica_image_close(img);
-		return rc;
-	}
-	*out = img;
-	return 0;
-}
-
-long snap_replica_image_read(snap_replica_image *img, void *buf, size_t len,
-			     uint64_t off, snap_err *err)
-{
-	const snap_info *si = &img->row.si;
-	uint64_t size = (uint64_t)si->page_size * si->page_count;
-	if (off >= size)
-		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	if (len > (size_t)LONG_MAX)
-		len = (size_t)LONG_MAX;
-	size_t done = 0;
-	while (done < len) {
-		uint64_t at = off + done;
-		int64_t i = (int64_t)(at / si->page_size);
-		size_t in = (size_t)(at % si->page_size);
-		if (img->cur != i) {
-			img->cur = -1;
-			int rc = snap_replica_page_read(img->r, (uint64_t)img->seqs[i],
-					   si->page_size, img->page, err);
-			if (rc < 0) {
-				snap_err_prefix(err, "%s, page %lld", si->name,
-						(long long)i + 1);
-				return rc;
-			}
-			img->cur = i;
-		}
-		size_t n = si->page_size - in;
-		if (n > len - done)
-			n = len - done;
-		memcpy((uint8_t *)buf + done, img->page + in, n);
-		done += n;
-	}
-	return (long)done;
-}
-
-const snap_info *snap_replica_image_info(const snap_replica_image *img)
-{
-	return &img->row.si;
-}
-
-void snap_replica_image_close(snap_replica_image *img)
-{
-	if (!img)
-		return;
-	free(img->seqs);
-	free(img->page);
-	free(img);
 }

@@ -23,6 +23,8 @@
 #define PACK_VERSION 2             /* what new packs and indexes are */
 #define PACK_TARGET (8u << 20)      /* plain bytes of pages per pack */
 #define PACK_CACHE 3                /* packs a reader keeps in memory */
+#define REPLICA_WINDOW (4u << 20)   /* image bytes a sequential reader of
+					 an image in place gets at a time */
 #define PACK_MAGIC "SFPK"
 #define INDEX_MAGIC "SFIX"
 /* Version 1: one zstd frame per page; per page of the index its SHA-256,
@@ -211,6 +213,11 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err);
 
 /* Forget every cached pack (and its index and frame). */
 void snap_replica_slots_clear(snap_replica *r);
+
+/* The pack (its place in r->firsts) that holds seq, SIZE_MAX: none; and
+ * whether the pack at r->firsts[k] is cached, fetched. */
+size_t snap_replica_pack_of(const snap_replica *r, uint64_t seq);
+int snap_replica_pack_cached(const snap_replica *r, size_t k);
 
 /* Check an index object's plain bytes (version 1 or 2) and take it
  * apart; -EIO when it is not a valid index. */

@@ -33,6 +33,29 @@ int snap_replica_u64_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The pack (its place in r->firsts) that holds seq; SIZE_MAX: none. */
+size_t snap_replica_pack_of(const snap_replica *r, uint64_t seq)
+{
+	size_t lo = 0, hi = r->nfirsts;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (r->firsts[mid] <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? lo - 1 : SIZE_MAX;
+}
+
+/* 1 when the pack at r->firsts[k] is in the cache, fetched. */
+int snap_replica_pack_cached(const snap_replica *r, size_t k)
+{
+	for (int i = 0; k < r->nfirsts && i < PACK_CACHE; i++)
+		if (r->cache[i].pack && r->cache[i].first == r->firsts[k])
+			return 1;
+	return 0;
+}
+
 /* Forget every cached pack (and its index and frame). */
 void snap_replica_slots_clear(snap_replica *r)
 {

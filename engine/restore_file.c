@@ -105,7 +105,8 @@ static int64_t same_file(snap_store *s, const char *path)
 
 	if (file_beside(path, "-wal") || file_beside(path, "-journal"))
 		return 0;
-	fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC, 0);
+	fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+			   0);     /* a FIFO: no hang (import refuses it) */
 	if (fd < 0)
 		return 0;
 	if (snap_sys_fstat(fd, &fs) == 0 && S_ISREG(fs.st_mode) &&

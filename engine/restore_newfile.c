@@ -2,9 +2,18 @@
  * engine/restore_newfile.c — a restore into a live file that is missing
  * or not a database (restore.h, step 3).
  *
- * The image is copied into "<db>.snapfs-restore-<pid>" beside the live
+ * The image is copied into "<db>.snapfs-restore-XXXXXX" beside the live
  * path with one backup, checked there (restore_check.c: nobody else has
- * it open), and renamed into place; the directory is synced.  A file
+ * it open), and renamed into place; the directory is synced.
+ *
+ * That directory may be writable by others, and the daemon runs as root:
+ * the new file is created under a name nobody can guess, O_EXCL, 0600,
+ * then given the owner and mode of the file it replaces (0600 when there
+ * was none), so the restored database is never readable by more users
+ * than the old file was, and stays the application's.  SQLite opens it
+ * by name, so before anything is written SQLite's own handle must read
+ * back a random nonce written through ours: a file renamed onto the name
+ * in between is refused, and gets nothing.  A file
  * that was not a database is kept as "<db>.snapfs-replaced-<time>", and
  * stale -journal and -wal files are moved aside the same way (SQLite
  * would apply them to the new file).  The restore lock is held, so
@@ -14,6 +23,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -95,6 +105,72 @@ static void remove_stale_restores(const char *db_path)
 }
 
 /*
+ * Create the new file beside db_path (tmp gets its name) and open it with
+ * SQLite as dst, proven to be the file we created (see the top).
+ */
+static int new_file_open(const char *db_path, enum snap_live_state state,
+			 char *tmp, size_t cap, sqlite3 **dst, snap_err *err)
+{
+	unsigned char nonce[16], seen[16];
+	sqlite3_file *f = NULL;
+	struct stat old;
+	int fd, rc = 0;
+
+	*dst = NULL;
+	if (snprintf(tmp, cap, "%s.snapfs-restore-XXXXXX", db_path) >=
+	    (int)cap) {
+		tmp[0] = '\0';
+		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
+				    db_path);
+	}
+	fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = snap_err_set(err, -errno, "cannot create a file beside "
+				  "%s: %s", db_path, strerror(errno));
+		tmp[0] = '\0';
+		return rc;
+	}
+	/* The old file's owner when we may give it (a filesystem without
+	 * owners keeps ours: 0600 is still no wider), then its mode. */
+	if (state == SNAP_LIVE_NOT_DB && snap_sys_lstat(db_path, &old) == 0 &&
+	    S_ISREG(old.st_mode)) {
+		if (old.st_uid != geteuid() || old.st_gid != getegid())
+			(void)snap_sys_fchown(fd, old.st_uid, old.st_gid);
+		if (snap_sys_fchmod(fd, old.st_mode & 0666) < 0)
+			rc = snap_err_set(err, -errno, "cannot set the mode of "
+					  "%s: %s", tmp, strerror(errno));
+	}
+	sqlite3_randomness(sizeof(nonce), nonce);
+	if (!rc && snap_sys_pwrite(fd, nonce, sizeof(nonce), 0) !=
+	    (ssize_t)sizeof(nonce))
+		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
+				  strerror(errno));
+	if (!rc) {
+		rc = sqlite3_open_v2(tmp, dst, SQLITE_OPEN_READWRITE |
+				     SQLITE_OPEN_NOMUTEX |
+				     SQLITE_OPEN_NOFOLLOW, NULL);
+		if (rc != SQLITE_OK)
+			rc = snap_err_sqlite(err, *dst, rc, "cannot open %s",
+					     tmp);
+	}
+	if (!rc && (sqlite3_file_control(*dst, "main",
+					 SQLITE_FCNTL_FILE_POINTER, &f) !=
+		    SQLITE_OK || !f || !f->pMethods ||
+		    f->pMethods->xRead(f, seen, sizeof(seen), 0) != SQLITE_OK ||
+		    memcmp(seen, nonce, sizeof(nonce)) != 0))
+		rc = snap_err_set(err, -EPERM, "restore refused: %s was "
+				  "replaced by another file while the restore "
+				  "created it (somebody who may write the "
+				  "directory of %s); nothing was written to "
+				  "it", tmp, db_path);
+	if (!rc && snap_sys_ftruncate(fd, 0) < 0)
+		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
+				  strerror(errno));
+	snap_sys_close(fd);
+	return rc;
+}
+
+/*
  * The live file is missing or not a database: write the image into a new
  * file beside it and rename that into place.  A non-database file is kept
  * as "<db>.snapfs-replaced-<time>" so nothing is lost; stale -journal and
@@ -116,21 +192,14 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	kept[0] = '\0';
+	tmp[0] = '\0';
 	remove_stale_restores(s->db_path);
-	snprintf(tmp, sizeof(tmp), "%s.snapfs-restore-%ld", s->db_path,
-		 (long)getpid());
-	snap_sys_unlink(tmp);
 	rc = snap_restore_point(SNAP_SYS_WRITE, "restore: copy", err);
 	if (!rc)
 		rc = snap_restore_source_open(s, rs, &src, err);
-	if (!rc) {
-		rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE |
-				     SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-				     NULL);
-		if (rc != SQLITE_OK)
-			rc = snap_err_sqlite(err, dst, rc, "cannot create %s",
-					     tmp);
-	}
+	if (!rc)
+		rc = new_file_open(s->db_path, state, tmp, sizeof(tmp), &dst,
+				   err);
 	if (!rc)
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
@@ -170,7 +239,7 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 					  "it again", s->db_path,
 					  strerror(errno));
 	}
-	if (rc)
+	if (rc && tmp[0])
 		snap_sys_unlink(tmp);
 	return rc;
 }

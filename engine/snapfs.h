@@ -30,6 +30,7 @@
  *   L4  mergeapply keep retention trash
  *   L5  health status schedule replica replica_read replica_push
  *   L5  replica_prune replica_rows replica_log replica_cache replica_image
+ *   L5  replica_inplace
  *   L6  snapfs
  *
  * L0 is the toolbox: errors, system calls, time and hex, durations and

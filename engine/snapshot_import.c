@@ -66,7 +66,10 @@ static int read_head(const char *path, uint8_t *buf, size_t n, off_t *size,
 {
 	struct stat st;
 	ssize_t got;
-	int fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
+	/* O_NONBLOCK: a FIFO at the name must not hang the open before
+	 * fstat says it is not a file (nor may SQLite open one after). */
+	int fd = snap_sys_open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+			       O_NONBLOCK, 0);
 
 	if (fd < 0)
 		return snap_err_set(err, errno == ENOENT ? -ENOENT : -errno,

@@ -22,7 +22,9 @@
  *      refused with a message, never followed, and never removed (it is
  *      evidence, and it is not ours).
  *   4. Store files are 0600, the staging directory 0700; existing ones that
- *      are wider are tightened through their own fd.
+ *      are wider are tightened through their own fd.  A store file with a
+ *      second name (a hard link) is refused: it may be another file of
+ *      the same owner, linked in while somebody could write the directory.
  *   5. SQLite opens store.db by a path anchored to s->dirfd
  *      ("/proc/self/fd/<dirfd>/store.db", anchor.c), so renaming the
  *      directory away after the checks cannot redirect it either.  Without
@@ -249,6 +251,16 @@ static int storedir_file_checked(snap_store *s, int fd, const char *name,
 				    "remove it", path);
 	if (st.st_uid != geteuid())
 		return storedir_not_ours(path, st.st_uid, err);
+	/* A second name may be a file of ours elsewhere (/etc/shadow) that
+	 * somebody linked in while they could write the directory. */
+	if (st.st_nlink > 1)
+		return snap_err_set(err, -EPERM, "%s has %lu names (hard "
+				    "links): a store file has one, and this one "
+				    "may be another file of the same owner "
+				    "linked in to make snapfs write it; snapfs "
+				    "refuses it: remove this name, and check "
+				    "who could write the store", path,
+				    (unsigned long)st.st_nlink);
 	if ((st.st_mode & 077) && snap_sys_fchmod(fd, 0600) < 0 &&
 	    errno != EROFS)
 		return snap_err_set(err, -errno, "%s has mode %04o and cannot "
@@ -265,8 +277,10 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 	char path[PATH_MAX];
 	int fd, rc, e;
 
-	fd = snap_sys_openat(s->dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC |
-			     O_NOCTTY | O_NONBLOCK, 0600);
+	/* O_TRUNC only after the checks: it would empty a file that is not
+	 * ours (another user's, a hard link) before fstat could refuse it. */
+	fd = snap_sys_openat(s->dirfd, name, (flags & ~O_TRUNC) | O_NOFOLLOW |
+			     O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		e = errno;
 		storedir_path(s, name, path, sizeof(path));
@@ -276,6 +290,11 @@ int snap_store_file_open(snap_store *s, const char *name, int flags,
 				    strerror(e));
 	}
 	rc = storedir_file_checked(s, fd, name, err);
+	if (!rc && (flags & O_TRUNC) && snap_sys_ftruncate(fd, 0) < 0) {
+		storedir_path(s, name, path, sizeof(path));
+		rc = snap_err_set(err, -errno, "cannot empty %s: %s", path,
+				  strerror(errno));
+	}
 	if (rc) {
 		snap_sys_close(fd);
 		return rc;

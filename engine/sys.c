@@ -38,7 +38,8 @@ static int libc_openat(int dirfd, const char *path, int flags, mode_t mode)
 	.fsync = fsync, .ftruncate = ftruncate, .flock = flock, \
 	.fstat = fstat, .stat = stat, .lstat = lstat, .fstatat = fstatat, \
 	.access = access, .mkdir = mkdir, .mkdirat = mkdirat, \
-	.rmdir = rmdir, .fchmod = fchmod, .rename = rename, \
+	.rmdir = rmdir, .fchmod = fchmod, .fchown = fchown, \
+	.rename = rename, \
 	.renameat = renameat, .link = link, .unlink = unlink, \
 	.unlinkat = unlinkat, .opendir = opendir, .fdopendir = fdopendir, \
 	.mkostemp = mkostemp, .point = NULL, \
@@ -96,6 +97,7 @@ SYS_CALL(int, mkdirat, (int dirfd, const char *path, mode_t mode),
 	 (dirfd, path, mode))
 SYS_CALL(int, rmdir, (const char *path), (path))
 SYS_CALL(int, fchmod, (int fd, mode_t mode), (fd, mode))
+SYS_CALL(int, fchown, (int fd, uid_t uid, gid_t gid), (fd, uid, gid))
 SYS_CALL(int, rename, (const char *from, const char *to), (from, to))
 SYS_CALL(int, renameat,
 	 (int fromfd, const char *from, int tofd, const char *to),

@@ -70,6 +70,7 @@ typedef struct snap_sys_table {
 	int (*mkdirat)(int dirfd, const char *path, mode_t mode);
 	int (*rmdir)(const char *path);
 	int (*fchmod)(int fd, mode_t mode);
+	int (*fchown)(int fd, uid_t uid, gid_t gid);
 	int (*rename)(const char *from, const char *to);
 	int (*renameat)(int fromfd, const char *from, int tofd,
 			const char *to);
@@ -110,6 +111,7 @@ int snap_sys_mkdir(const char *path, mode_t mode);
 int snap_sys_mkdirat(int dirfd, const char *path, mode_t mode);
 int snap_sys_rmdir(const char *path);
 int snap_sys_fchmod(int fd, mode_t mode);
+int snap_sys_fchown(int fd, uid_t uid, gid_t gid);
 int snap_sys_rename(const char *from, const char *to);
 int snap_sys_renameat(int fromfd, const char *from, int tofd,
 		      const char *to);

@@ -21,6 +21,10 @@
  *   a dynamic node               its backing file; a snapshot request that
  *                                became a snapshot shows that snapshot.
  *
+ * "Like the live database" is snap_live_stat_owner(): the file's owner and
+ * mode while it is a regular file of the owner it had at mount, else the
+ * last such; a missing or replaced live file never widens them.
+ *
  * What a getattr answers for any inode, and current.db as each process
  * sees it: getattr.c.
  *
@@ -109,7 +113,7 @@ static mode_t attr_restore_dirmode(const struct stat *live)
 void snap_attr_dir(fuse_ino_t ino, struct stat *st)
 {
 	struct stat live;
-	int have_live = snap_live_stat(snap_fs.live, &live) == 0;
+	int have_live = snap_live_stat_owner(snap_fs.live, &live) == 0;
 	int64_t t = ino == SNAP_INO_SNAPDIR ? snap_watch_dir_ns() : 0;
 
 	memset(st, 0, sizeof(*st));

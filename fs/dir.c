@@ -155,7 +155,7 @@ static int dir_fill(fuse_ino_t ino, pid_t pid, struct dir_build *b)
 			snap_log(LOG_ERR, "listing snapshots: %s", err.msg);
 			return rc;
 		}
-		have_live = snap_live_stat(snap_fs.live, &live) == 0;
+		have_live = snap_live_stat_owner(snap_fs.live, &live) == 0;
 		for (i = 0; i < n; i++) {
 			if (list[i].trash != SNAP_TRASH_NONE)
 				continue;     /* in .Trash-UID/ (trash.c) */

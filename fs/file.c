@@ -501,6 +501,8 @@ static void write_handle(fuse_req_t req, struct snap_handle *h,
 	default:
 		rc = -EBADF;
 	}
+	if (rc == 0)
+		rc = snap_handle_room(h->fd, fuse_req_ctx(req)->uid, size, off);
 	if (rc == 0) {
 		n = pwrite(h->fd, buf, size, off);
 		if (n < 0)

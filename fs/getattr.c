@@ -98,7 +98,7 @@ static int attr_text(fuse_ino_t ino, struct stat *st)
 		return rc;
 	free(text);
 	snap_attr_dir(ino, st);
-	st->st_mode = S_IFREG | (snap_live_stat(snap_fs.live, &live) == 0 ?
+	st->st_mode = S_IFREG | (snap_live_stat_owner(snap_fs.live, &live) == 0 ?
 				 live.st_mode & 0444 : 0400);
 	st->st_nlink = 1;
 	st->st_size = (off_t)len;
@@ -119,7 +119,7 @@ static int attr_node(fuse_ino_t ino, struct stat *st, double *ttl)
 	*ttl = 0;
 	id = snap_attr_pending_id(ino);
 	if (id > 0 && snap_attr_info(id, &si) == 0) {
-		rc = snap_live_stat(snap_fs.live, &live);
+		rc = snap_live_stat_owner(snap_fs.live, &live);
 		snap_attr_snapshot(&si, ino, rc == 0 ? &live : NULL, st);
 		return 0;
 	}
@@ -167,7 +167,7 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 		rc = snap_attr_info(snap_ino_snapshot_id(ino), &si);
 		if (rc != 0)
 			return rc;
-		rc = snap_live_stat(snap_fs.live, &live);
+		rc = snap_live_stat_owner(snap_fs.live, &live);
 		snap_attr_snapshot(&si, ino, rc == 0 ? &live : NULL, st);
 		*ttl = SNAP_TTL_SNAP_ATTR;
 		return 0;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -119,4 +121,21 @@ void snap_handle_free(struct snap_handle *h)
 	free(h->text);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+/* May uid's write of size bytes at off into fd take new space: 0 or
+ * -ENOSPC (see handle.h). */
+int snap_handle_room(int fd, uid_t uid, size_t size, off_t off)
+{
+	struct statvfs v;
+	struct stat st;
+
+	if (geteuid() != 0 || uid == 0 || size == 0)
+		return 0;
+	if (fstat(fd, &st) == 0 && off >= 0 &&
+	    (uint64_t)off + size <= (uint64_t)st.st_size)
+		return 0;      /* bytes it has: no new space (but holes) */
+	if (fstatvfs(fd, &v) != 0)
+		return 0;
+	return (uint64_t)v.f_bavail * v.f_frsize < size ? -ENOSPC : 0;
 }

@@ -102,6 +102,13 @@ struct snap_handle {
 
 struct snap_handle *snap_handle_new(enum snap_handle_kind kind);
 void snap_handle_free(struct snap_handle *h);
+/* The daemon is root: a user's bytes written through the mount (uploads,
+ * restore/, edit sessions, requests) land in its staging directory, where
+ * the blocks a filesystem keeps for root would not stop them.  A write by
+ * uid (not root) that needs more space than the filesystem leaves to
+ * unprivileged users fails with -ENOSPC, as it would have for that user;
+ * 0 otherwise.  (Quotas are not consulted: the files are root's.) */
+int snap_handle_room(int fd, uid_t uid, size_t size, off_t off);
 /* Give back what h holds and free it (apply: see file.c). */
 void snap_handle_release(struct snap_handle *h, int apply);
 /* At shutdown: release every handle the kernel never released. */

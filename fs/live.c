@@ -161,6 +161,26 @@ int snap_live_stat(struct snap_live *l, struct stat *st)
 	return stat(l->path, st) == 0 ? 0 : -errno;
 }
 
+int snap_live_stat_owner(struct snap_live *l, struct stat *st)
+{
+	struct stat now;
+	int rc = -ENOENT;
+
+	/* Not followed: a link there names somebody else's file. */
+	if (lstat(l->path, &now) != 0)
+		now.st_mode = 0;
+	pthread_mutex_lock(&l->owner_lock);
+	if (S_ISREG(now.st_mode) && l->have_owned &&
+	    now.st_uid == l->owner)
+		l->owned = now;
+	if (l->have_owned) {
+		*st = l->owned;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&l->owner_lock);
+	return rc;
+}
+
 /* a < b for two timestamps. */
 static int ts_before(const struct timespec *a, const struct timespec *b)
 {

@@ -130,6 +130,17 @@ void snap_live_quiesce(struct snap_live *l);
 void snap_live_resume(struct snap_live *l);
 /* stat() of the live file (never open()ed). */
 int snap_live_stat(struct snap_live *l, struct stat *st);
+/*
+ * The live file's owner and mode as far as who may see its history goes
+ * (snapshots, the mount's directories, restore/, .snapfs/ files): the
+ * lstat() of the live path while it is a regular file of the owner it had
+ * when the daemon opened it, else the last such lstat.  A live file that
+ * is missing for a moment, or that somebody who may write its directory
+ * replaced with a file (or a symlink) of their own, never makes the
+ * snapshots of a private database readable, nor the mount's directories
+ * theirs.  -ENOENT only when the daemon never saw the file (no open).
+ */
+int snap_live_stat_owner(struct snap_live *l, struct stat *st);
 /* The live file's stat() with the modification and change times of its
  * content: the newer of the file's and its -wal's, so that a commit in
  * WAL mode (which writes only the -wal) moves current.db's mtime, as

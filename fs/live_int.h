@@ -43,6 +43,11 @@ struct snap_live {
 	uint64_t reused;               /* opens served by a snapshot's image */
 	struct snap_live_proof proof;  /* newest proven snapshot (livereuse.c)
 					  snap_id 0: none */
+	pthread_mutex_t owner_lock;    /* protects the three below */
+	uid_t owner;                   /* the live file's owner at open */
+	struct stat owned;             /* its last lstat as a regular file
+					  of that owner (snap_live_stat_owner) */
+	int have_owned;
 };
 
 /* Check the live database and move the generation when it changed (how:

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@ static void live_locks_init(struct snap_live *l)
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&l->build_lock, NULL);
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_mutex_init(&l->owner_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->reap_cond, &ca);
@@ -83,6 +85,11 @@ int snap_live_open(const char *db_path, const char *tmpdir,
 		}
 		sqlite3_close(db);
 	}
+	if (rc == 0 && lstat(db_path, &l->owned) == 0 &&
+	    S_ISREG(l->owned.st_mode)) {
+		l->owner = l->owned.st_uid;     /* whose history it is */
+		l->have_owned = 1;
+	}
 	if (rc != 0) {
 		snap_live_close(l);
 		return rc;
@@ -118,6 +125,7 @@ void snap_live_close(struct snap_live *l)
 		snap_live_image_free(cur);
 	pthread_cond_destroy(&l->reap_cond);
 	pthread_mutex_destroy(&l->lock);
+	pthread_mutex_destroy(&l->owner_lock);
 	pthread_mutex_destroy(&l->build_lock);
 	pthread_rwlock_destroy(&l->quiesce_lock);
 	free(l);

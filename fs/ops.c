@@ -189,7 +189,7 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		fuse_reply_err(req, rc == -ENOENT ? ENOENT : -rc);
 		return;
 	}
-	rc = snap_live_stat(snap_fs.live, &live);
+	rc = snap_live_stat_owner(snap_fs.live, &live);
 	snap_attr_snapshot(&si, snap_ino_of_snapshot(si.id), rc == 0 ? &live : NULL,
 		      &st);
 	snap_attr_entry(&e, &st, SNAP_TTL_SNAP_ATTR, SNAP_TTL_SNAP_ENTRY);

@@ -76,7 +76,7 @@ mode_t snap_restoredir_mode(mode_t asked)
 	struct stat live;
 	mode_t cap = 0600;
 
-	if (snap_live_stat(snap_fs.live, &live) == 0)
+	if (snap_live_stat_owner(snap_fs.live, &live) == 0)
 		cap = live.st_mode & 0666;
 	return asked & cap;
 }

@@ -23,6 +23,12 @@
  *                         (privately) for X, and its close() succeeds.
  *   X, X-wal waiting      X is restored with that WAL, as SQLite would
  *                         read X beside it.
+ *   X-wal while X is      (the two copied side by side) X-wal is kept,
+ *   being restored        and X, restored alone, takes it at once and is
+ *                         restored again with it: checking for a waiting
+ *                         partner and keeping oneself are one step under
+ *                         pair_lock (kept_meet), so two closes that cross
+ *                         always meet.
  *   X-shm, X-journal      ignored (logged): SQLite rebuilds the -shm from
  *                         the WAL, and a rollback journal is not used by a
  *                         restore, as beside a staged file in the root.
@@ -107,24 +113,6 @@ static void kept_drop(struct restorewal_kept *k, int log_unused)
 	k->n = NULL;
 }
 
-/* Keep node n in slot k as name's half, dropping what k held. */
-static void kept_put(struct restorewal_kept *k, struct snap_node *n,
-		     const char *name)
-{
-	struct restorewal_kept old;
-
-	pthread_mutex_lock(&snap_fs.lock);
-	snap_node_open_locked(n);
-	pthread_mutex_unlock(&snap_fs.lock);
-	pthread_mutex_lock(&pair_lock);
-	kept_take_locked(k, &old);
-	k->n = n;
-	snprintf(k->name, sizeof(k->name), "%s", name);
-	k->at = snap_timer_mono_ns();
-	pthread_mutex_unlock(&pair_lock);
-	kept_drop(&old, k == &kept_wal && old.n != n);
-}
-
 /* Keep k when its partner (partner_kind, called base) arrives in time;
  * otherwise take it out into *out to be dropped (pair_lock held). */
 static void kept_arrival_locked(struct restorewal_kept *k,
@@ -181,17 +169,70 @@ static void kept_claim(struct restorewal_kept *k, const char *base,
 	pthread_mutex_unlock(&pair_lock);
 }
 
+/* Under pair_lock at once: take name's half waiting in other into *out
+ * (as kept_claim), or, when none waits, keep n in k as name's half (as
+ * kept_put).  So two halves whose closes cross (copied side by side, the
+ * -wal closing while its database is being restored) always meet: 1 when
+ * a partner was taken. */
+static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
+		     const char *name, struct restorewal_kept *other,
+		     struct restorewal_kept *out)
+{
+	struct restorewal_kept old;
+	int64_t now = snap_timer_mono_ns();
+
+	memset(out, 0, sizeof(*out));
+	memset(&old, 0, sizeof(old));
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_node_open_locked(n);
+	pthread_mutex_unlock(&snap_fs.lock);
+	pthread_mutex_lock(&pair_lock);
+	if (other->n && strcmp(other->name, name) == 0 &&
+	    now - other->at < (other->claimed ? RESTOREWAL_CLAIM_NS :
+			       RESTOREWAL_PAIR_NS)) {
+		kept_take_locked(other, out);
+	} else {
+		kept_take_locked(k, &old);
+		k->n = n;
+		snprintf(k->name, sizeof(k->name), "%s", name);
+		k->at = now;
+	}
+	pthread_mutex_unlock(&pair_lock);
+	if (out->n)
+		snap_node_close(n);      /* not kept after all */
+	kept_drop(&old, k == &kept_wal && old.n != n);
+	return out->n != NULL;
+}
+
+/* X (db) restored alone before its WAL (wal) arrived whole: restore it
+ * again with it; the verdict is this second restore's. */
+static int restorewal_again(struct restorewal_kept *db,
+			    struct restorewal_kept *wal, const char *how,
+			    const char *target)
+{
+	char shown[2 * NAME_MAX + 96];
+	int rc;
+
+	snap_log(LOG_NOTICE, "%s/%s-wal came after %s/%s, restored alone "
+		 "at its close: restoring %s again, with this WAL (a second "
+		 "verified restore; its safety snapshot holds the state %s "
+		 "alone gave)", SNAP_NAME_RESTORE, db->name, SNAP_NAME_RESTORE,
+		 db->name, db->name, db->name);
+	snprintf(shown, sizeof(shown), "the file written to %s/%s with its "
+		 "WAL %s%s", SNAP_NAME_RESTORE, db->name, how, target);
+	rc = snap_apply_file(db->n->path, wal->n->path, shown, "upload");
+	kept_drop(db, 0);
+	kept_drop(wal, 0);
+	return rc;
+}
+
 /* X-wal arrived whole: X restored again with it, or it waits for X. */
 static int restorewal_wal(struct snap_node *n, const char *target,
 			  const char *base, const char *how)
 {
-	char shown[2 * NAME_MAX + 96];
-	struct restorewal_kept db;
-	int rc;
+	struct restorewal_kept db, wal;
 
-	kept_claim(&kept_db, base, &db);
-	if (!db.n) {
-		kept_put(&kept_wal, n, base);
+	if (!kept_meet(&kept_wal, n, base, &kept_db, &db)) {
 		snap_log(LOG_NOTICE, "%s: the write-ahead log of %s, not a "
 			 "database: kept (privately) for %s, which is "
 			 "restored with it when copied into restore/ next; "
@@ -199,15 +240,13 @@ static int restorewal_wal(struct snap_node *n, const char *target,
 			 base);
 		return 0;
 	}
-	snap_log(LOG_NOTICE, "%s came after %s/%s, restored alone at its "
-		 "close: restoring %s again, with this WAL (a second "
-		 "verified restore; its safety snapshot holds the state %s "
-		 "alone gave)", target, SNAP_NAME_RESTORE, base, base, base);
-	snprintf(shown, sizeof(shown), "the file written to %s/%s with its "
-		 "WAL %s%s", SNAP_NAME_RESTORE, base, how, target);
-	rc = snap_apply_file(db.n->path, n->path, shown, "upload");
-	kept_drop(&db, 0);
-	return rc;
+	/* wal holds its own reference to n for restorewal_again. */
+	memset(&wal, 0, sizeof(wal));
+	pthread_mutex_lock(&snap_fs.lock);
+	snap_node_open_locked(n);
+	pthread_mutex_unlock(&snap_fs.lock);
+	wal.n = n;
+	return restorewal_again(&db, &wal, how, target);
 }
 
 /* A staged file n arrived whole in restore/ as target ("restore/NAME"):
@@ -241,10 +280,24 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 		 wal.n ? "-wal" : "");
 	rc = snap_apply_file(n->path, wal.n ? wal.n->path : NULL, shown,
 			     "upload");
-	if (wal.n)
+	if (wal.n) {
 		kept_drop(&wal, 0);
-	else if (rc == 0)
-		kept_put(&kept_db, n, name);   /* for an X-wal to come */
+		return rc;
+	}
+	/* Kept for an X-wal to come, unless one arrived whole while X was
+	 * restored: then X again, with it, now. */
+	struct restorewal_kept db;
+	if (rc == 0 && kept_meet(&kept_db, n, name, &kept_wal, &wal)) {
+		memset(&db, 0, sizeof(db));
+		pthread_mutex_lock(&snap_fs.lock);
+		snap_node_open_locked(n);
+		pthread_mutex_unlock(&snap_fs.lock);
+		db.n = n;
+		snprintf(db.name, sizeof(db.name), "%s", name);
+		snprintf(shown, sizeof(shown), "%s/%s-wal", SNAP_NAME_RESTORE,
+			 name);
+		rc = restorewal_again(&db, &wal, "", shown);
+	}
 	return rc;
 }
 

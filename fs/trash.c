@@ -227,7 +227,7 @@ static void trash_dir_stat(uint32_t uid, int part, struct stat *st)
 static void trash_snap_stat(const snap_info *si, struct stat *st)
 {
 	struct stat live;
-	int have = snap_live_stat(snap_fs.live, &live) == 0;
+	int have = snap_live_stat_owner(snap_fs.live, &live) == 0;
 
 	snap_attr_snapshot(si, snap_ino_of_snapshot(si->id),
 			   have ? &live : NULL, st);

@@ -237,6 +237,12 @@ static int en_fchmod(int fd, mode_t m)
 	return snap_sys_libc.fchmod(fd, m);
 }
 
+static int en_fchown(int fd, uid_t u, gid_t g)
+{
+	ENGINE_FAULT(SNAP_SYS_WRITE, "fchown", -1);
+	return snap_sys_libc.fchown(fd, u, g);
+}
+
 static int en_rename(const char *a, const char *b)
 {
 	ENGINE_FAULT(SNAP_SYS_RENAME, "rename", -1);
@@ -741,6 +747,7 @@ void fault_install(void)
 	snap_sys.mkdirat = en_mkdirat;
 	snap_sys.rmdir = en_rmdir;
 	snap_sys.fchmod = en_fchmod;
+	snap_sys.fchown = en_fchown;
 	snap_sys.rename = en_rename;
 	snap_sys.renameat = en_renameat;
 	snap_sys.link = en_link;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "livedb.h"
@@ -115,6 +116,31 @@ static void test_opens_read_only_and_read_write(void **state)
 					  &db, &e), 0);
 	assert_int_equal(sqlite3_db_readonly(db, "main"), 0);
 	sqlite3_close(db);
+}
+
+/* A FIFO at the live name (planted by whoever may write its directory)
+ * is refused at once in every mode, never opened or read (a read would
+ * block for good). */
+static void test_a_fifo_is_refused_not_waited_on(void **state)
+{
+	tu_env *env = *state;
+	static const int modes[] = { SNAP_LIVEDB_RO, SNAP_LIVEDB_RW,
+				     SNAP_LIVEDB_DAEMON };
+	sqlite3 *db = NULL;
+	snap_err e;
+	size_t i;
+
+	assert_int_equal(mkfifo(env->db, 0666), 0);
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snap_err_clear(&e);
+		int rc = snap_livedb_open(env->db, modes[i], NULL, &db, &e);
+		if (rc == 0) {
+			sqlite3_close(db);
+			fail_msg("mode %d opened a FIFO", modes[i]);
+		}
+		assert_null(db);
+		assert_true(e.msg[0] != '\0');
+	}
 }
 
 static void test_never_creates_a_missing_database(void **state)
@@ -341,6 +367,7 @@ int main(void)
 		tu_test(test_wait_policies_give_up_in_order),
 		tu_test(test_data_version_notices_another_commit),
 		tu_test(test_page1_normalized_as_every_image_has_it),
+		tu_test(test_a_fifo_is_refused_not_waited_on),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)

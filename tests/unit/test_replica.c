@@ -11,7 +11,8 @@
  * ahead while one is read) round-trips, and an object announced with
  * snap_objstore_prefetch reads exactly as a plain get would, also after
  * it changed or went away; a snapshot whose pages interleave more packs
- * than a reader keeps fetches each once; a replica holding another database's
+ * than a reader keeps fetches each once (read in place as cp reads it:
+ * once per window); a replica holding another database's
  * snapshots is refused, one from before rows named their store stays
  * its writer's.  Images read in place, page sizes, frames and
  * version 1 replicas: test_replica_frames.c; a database restored from a
@@ -209,6 +210,44 @@ static void test_interleaved_packs_are_fetched_once(void **state)
 	assert_int_equal(nbad, 0);
 	assert_true(snap_replica_pack_gets(r) <= packs);
 	snap_replica_close(r);
+	/* No temporary file can be made (the directory is missing): the
+	 * image is read in page order instead, and is still found intact. */
+	r = ropen(url, 0);
+	char gone[PATH_MAX];
+	tu_path(env, gone, "no-such-dir");
+	nbad = 9;
+	assert_int_equal(snap_replica_verify(r, last.name, 0, gone, NULL, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+	/* Read in place as cp reads it (128 KiB after 128 KiB, the replica
+	 * mount): a window of REPLICA_WINDOW bytes at a time fetches each
+	 * pack at most once per window, and the bytes are the image's. */
+	r = ropen(url, 0);
+	size_t len;
+	uint8_t *want = tu_image_bytes(st, last.id, &len);
+	uint8_t *buf = malloc(128 << 10);
+	snap_replica_image *img;
+	assert_non_null(buf);
+	assert_int_equal(snap_replica_image_open(r, last.name, &img, &err), 0);
+	for (size_t off = 0; off < len; off += 128 << 10) {
+		long got = snap_replica_image_read(img, buf, 128 << 10, off,
+						   &err);
+		if (got < 0)
+			fail_msg("%zu: %s", off, err.msg);
+		assert_int_equal(got, len - off < (128 << 10) ? len - off :
+				 128 << 10);
+		assert_memory_equal(buf, want + off, (size_t)got);
+	}
+	snap_replica_image_close(img);
+	size_t windows = (len + REPLICA_WINDOW - 1) / REPLICA_WINDOW;
+	gets = snap_replica_pack_gets(r);
+	print_message("# read in place: %llu pack fetches, %zu windows\n",
+		      (unsigned long long)gets, windows);
+	assert_true(gets <= windows * packs);
+	snap_replica_close(r);
+	free(buf);
+	free(want);
 }
 
 /* Announced objects read as a plain get would: the bytes there, also

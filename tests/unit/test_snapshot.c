@@ -484,6 +484,17 @@ static void test_import_refuses_a_non_database(void **state)
 	expect_refused(env, p, -EINVAL);
 }
 
+/* A FIFO where a file is expected is refused at once, not waited on. */
+static void test_import_refuses_a_fifo(void **state)
+{
+	tu_env *env = *state;
+	char p[PATH_MAX];
+
+	tu_db_create(env->db, "delete", 4096, 10);
+	assert_int_equal(mkfifo(tu_path(env, p, "fifo.db"), 0600), 0);
+	expect_refused(env, p, -EINVAL);
+}
+
 static void test_import_refuses_an_empty_file(void **state)
 {
 	tu_env *env = *state;
@@ -658,6 +669,7 @@ int main(void)
 		tu_test(test_import_of_a_wal_file_is_normalized),
 		tu_test(test_import_of_a_wal_file_includes_commits_in_its_wal),
 		tu_test(test_import_refuses_a_non_database),
+		tu_test(test_import_refuses_a_fifo),
 		tu_test(test_import_refuses_an_empty_file),
 		tu_test(test_import_refuses_a_truncated_database),
 		tu_test(test_import_refuses_a_header_only_file),

@@ -297,6 +297,66 @@ static void test_planted_links_in_the_store_are_never_followed(void **state)
 	free(b);
 }
 
+/* A hard link planted under a store file's name (while the directory was
+ * writable by others) to a file of the same owner: never written through,
+ * never chmod'ed. */
+static void test_planted_hard_links_in_the_store_are_refused(void **state)
+{
+	tu_env *env = *state;
+	static const char *const names[] = { "daemon.lock", "store.db-wal" };
+	char victim[PATH_MAX], lock[PATH_MAX + 32];
+	snap_store *st;
+	snap_err e;
+	size_t len, i;
+
+	make_store(env, NULL);
+	tu_write_file(tu_path(env, victim, "victim"), "precious\n", 9);
+	assert_int_equal(chmod(victim, 0644), 0);
+	for (i = 0; i < 2; i++) {
+		snprintf(lock, sizeof(lock), "%s.snapfs/%s", env->db, names[i]);
+		unlink(lock);
+		assert_int_equal(link(victim, lock), 0);
+		snap_err_clear(&e);
+		st = NULL;
+		int rc = open_store(env->db, NULL, SNAP_OPEN_CREATE |
+				    SNAP_OPEN_DAEMON, &st, &e);
+		snap_store_close(st);
+		if (rc != -EPERM)
+			fail_msg("a hard link at %s: %d %s", names[i], rc,
+				 e.msg);
+		assert_non_null(strstr(e.msg, names[i]));
+		uint8_t *b = tu_read_file(victim, &len);
+		assert_int_equal(len, 9);
+		assert_memory_equal(b, "precious\n", 9);
+		free(b);
+		assert_int_equal(mode_of(victim), 0644);
+		assert_int_equal(unlink(lock), 0);
+	}
+	/* Nor emptied by an open that truncates (the live-was-wal marker),
+	 * nor is another user's file planted there. */
+	assert_int_equal(open_store(env->db, NULL, 0, &st, &e), 0);
+	env->st = st;
+	snprintf(lock, sizeof(lock), "%s.snapfs/live-was-wal", env->db);
+	assert_int_equal(link(victim, lock), 0);
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_file_open(st, "live-was-wal", O_WRONLY |
+					      O_CREAT | O_TRUNC, &e), -EPERM);
+	assert_int_equal(unlink(lock), 0);
+	if (geteuid() == 0) {
+		tu_write_file(lock, "theirs\n", 7);
+		assert_int_equal(chown(lock, TU_NOBODY, TU_NOBODY), 0);
+		assert_int_equal(snap_store_file_open(st, "live-was-wal",
+						      O_WRONLY | O_CREAT |
+						      O_TRUNC, &e), -EPERM);
+		uint8_t *b = tu_read_file(lock, &len);
+		assert_int_equal(len, 7);
+		free(b);
+	}
+	uint8_t *b = tu_read_file(victim, &len);
+	assert_int_equal(len, 9);
+	free(b);
+}
+
 static void test_a_renamed_store_keeps_serving_its_own_files(void **state)
 {
 	/* After the checks, whoever can write the store's parent renames
@@ -635,6 +695,7 @@ int main(void)
 		tu_test(test_store_files_are_private_on_an_existing_0755_dir),
 		tu_test(test_a_shared_dir_is_refused_not_tightened),
 		tu_test(test_planted_links_in_the_store_are_never_followed),
+		tu_test(test_planted_hard_links_in_the_store_are_refused),
 		tu_test(test_a_renamed_store_keeps_serving_its_own_files),
 		tu_test(test_a_lost_catalog_is_refused_not_replaced),
 		tu_test(test_no_store_is_left_for_a_non_database),

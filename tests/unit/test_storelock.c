@@ -192,12 +192,54 @@ static void test_a_gone_mount_is_waited_for_until_it_exits(void **state)
 	env->st = d2;
 }
 
+/* The deadline fires after the wait's check and before flock() blocks
+ * (the fake below spins until it has fired): a later fire still ends the
+ * wait.  The fake blocks as flock() would, in nanosleep()s a fire
+ * interrupts, and gives up after 5 s with EDEADLK, which is what a timer
+ * that fired only once would come to. */
+static int flock_after_the_fire(int fd, int op)
+{
+	while (!storelock_fired)
+		;
+	for (int i = 0; i < 500; i++) {
+		struct timespec ts = {0, 10 * 1000000L};
+
+		if (flock(fd, op | LOCK_NB) == 0)
+			return 0;
+		if (nanosleep(&ts, NULL) < 0 && errno == EINTR)
+			return -1;
+	}
+	errno = EDEADLK;
+	return -1;
+}
+
+static void test_a_fire_before_flock_blocks_still_ends_the_wait(void **state)
+{
+	tu_env *env = *state;
+	char path[PATH_MAX];
+	int held, fd;
+
+	tu_path(env, path, "lock");
+	held = open(path, O_RDWR | O_CREAT, 0600);
+	fd = open(path, O_RDWR);
+	assert_true(held >= 0 && fd >= 0);
+	assert_int_equal(flock(held, LOCK_EX), 0);
+	snap_sys.flock = flock_after_the_fire;
+	errno = 0;
+	assert_int_equal(storelock_wait(fd, 20), -1);
+	snap_sys.flock = snap_sys_libc.flock;
+	assert_int_equal(errno, ETIMEDOUT);
+	close(fd);
+	close(held);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		tu_test(test_a_daemon_not_yet_mounted_is_refused_at_once),
 		tu_test(test_a_mounted_daemon_is_refused_naming_its_mount),
 		tu_test(test_a_gone_mount_is_waited_for_then_given_up),
+		tu_test(test_a_fire_before_flock_blocks_still_ends_the_wait),
 		tu_test(test_a_gone_mount_is_waited_for_until_it_exits),
 	};
 	return cmocka_run_group_tests_name("storelock", tests, NULL, NULL);

@@ -14,11 +14,16 @@ never changes them, and never pretends it did:
     mode alone;
   * snapshots' modes follow the live mode: after `chmod 600` of the real
     file, a snapshot another user could read shows 0400 through the mount
-    and that user is refused; so do .snapfs/status.json and log.
+    and that user is refused; so do .snapfs/status.json and log;
+  * but not a live file that is missing for a moment, or that somebody
+    who may write its directory replaced with a file of their own or a
+    symlink: the snapshots keep the database's owner and mode; a FIFO
+    there is refused at once (no request waits on it).
 """
 
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -126,8 +131,82 @@ def body(ctx):
         ctx.check("and the other user cannot read .snapfs/%s" % name,
                   r.returncode != 0 and "Permission denied" in r.stderr,
                   r.stderr)
+
+    # The live file missing for a moment, or replaced by somebody who may
+    # write its directory (a file of their own, a symlink to a readable
+    # file): the snapshots keep the owner and mode the database had.  A
+    # snapshot snapctl takes while the file is there is looked up for the
+    # first time after the change, so its attributes are fresh.
+    if ctx.snapctl:
+        away = live + ".away"
+        other = ctx.path("others.db")
+        mt.make_db(other, "other")
+        os.chown(other, 65534, 65534)
+        os.chmod(other, 0o666)
+        for i, what in enumerate(("missing", "replaced by another user's "
+                                  "file", "replaced by a symlink")):
+            r = ctx.run([ctx.snapctl, "--db", live, "create", "--label",
+                         "case%d" % i])
+            ctx.require("snapctl create", r.returncode == 0, r.stderr)
+            os.rename(live, away)
+            if i == 1:
+                os.link(other, live)
+            elif i == 2:
+                os.symlink("/etc/hostname", live)
+            names = [n for n in mt.snapshots(mnt)
+                     if n.endswith("_case%d.db" % i)]
+            ctx.require("its snapshot is listed", len(names) == 1, names)
+            p = os.path.join(sd, names[0])
+            st = os.stat(p)
+            ctx.check("live file %s: a snapshot still shows 0400, owned "
+                      "like the database" % what,
+                      (st.st_mode & 0o7777) == 0o400 and st.st_uid == 0,
+                      "%o uid %d" % (st.st_mode, st.st_uid))
+            r = ctx.run(NOBODY + ["sh", "-c", 'cat "$1" > /dev/null', "-",
+                                  p])
+            ctx.check("live file %s: the other user cannot read it" % what,
+                      r.returncode != 0 and "Permission denied" in r.stderr,
+                      r.stderr)
+            if i:
+                os.unlink(live)
+            os.rename(away, live)
+
+        # A FIFO planted at the live name: refused at once.  The daemon
+        # used to block on its first read, and every request behind it.
+        os.rename(live, away)
+        os.mkfifo(live, 0o666)
+        try:
+            for what, argv in (("a snapshot request",
+                                ["touch", os.path.join(sd, "on-fifo")]),
+                               ("a stat of current.db", ["stat", cur])):
+                hung, err = bounded(live, argv)
+                ctx.check("live file replaced by a FIFO: %s returns at once"
+                          % what, not hung, err)
+        finally:
+            os.unlink(live)
+            os.rename(away, live)
     os.chmod(ctx.dir, 0o700)
     m.stop()
+
+
+def bounded(fifo, argv, timeout=30):
+    """Run argv; (hung, stderr).  When it is still running after timeout
+    (a daemon blocked reading fifo), writers open and close fifo until the
+    daemon's reads end and argv finishes."""
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        return False, p.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        pass
+    while p.poll() is None:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+        time.sleep(0.1)         # clean-up only: the daemon reads again
+    return True, p.communicate()[1]
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ table, so it goes on committing after each restore).
   cp src.db-wal src.db restore/   the -wal waits (privately) and the main
                                   file is restored with it: 700 rows, one
                                   pre-restore snapshot;
+  both written side by side, the -wal closed while the main file's
+  restore runs                    the two still meet: 700 rows, two
+                                  pre-restore snapshots;
   a WAL database closed cleanly (no -wal)   restored at its close as any
                                   file;
   cp x-shm x-journal restore/     ignored: exit 0, nothing restored;
@@ -37,6 +40,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as mt  # noqa: E402  (the shared harness)
@@ -95,12 +100,12 @@ def body(ctx):
     def pre_restores():
         return sum(1 for k in mt.kinds(mnt).values() if k == "pre-restore")
 
-    def source(name):
+    def source(name, pad=0):
         """A WAL source in its own directory: (path, open connection)."""
         d = os.path.join(out, name)
         os.makedirs(d)
         p = os.path.join(d, "src.db")
-        con = make_wal_source(p)
+        con = make_wal_source(p, pad)
         ctx.require("%s: 300 rows in the main file, 700 with its WAL"
                     % name, mt.count_rows(p, immutable=True) == 300 and
                     mt.count_rows(p) == 700)
@@ -157,6 +162,45 @@ def body(ctx):
     ctx.check("the -wal waited for src.db (logged)",
               m.has_log("restore/src.db-wal: the write-ahead log of src.db"),
               m.text())
+
+    # Both files written side by side (a file manager copying in
+    # parallel), the -wal closed while the main file's restore runs: the
+    # main file, restored alone, takes the -wal kept meanwhile and is
+    # restored again with it.  The main file is padded (8 MB) so that its
+    # restore lasts long enough to be seen running (its pre-restore
+    # snapshot listed) while the -wal closes.
+    src, con = source("side-by-side", pad=28000)
+    before = pre_restores()
+    fx = open(os.path.join(rd, "src.db"), "wb")
+    fw = open(os.path.join(rd, "src.db-wal"), "wb")
+    with open(src, "rb") as f:
+        fx.write(f.read())
+    with open(src + "-wal", "rb") as f:
+        fw.write(f.read())
+    fx.flush()
+    fw.flush()
+    con.close()
+    errors = []
+
+    def close_main():
+        try:
+            fx.close()
+        except OSError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=close_main)
+    t.start()
+    while pre_restores() == before and t.is_alive():
+        time.sleep(0.001)        # polls the restore's progress
+    crossed = t.is_alive()
+    fw.close()
+    t.join()
+    ctx.require("the -wal closed while src.db was being restored",
+                crossed)
+    r = subprocess.CompletedProcess([], 0 if not errors else 1, "",
+                                    " ".join(map(str, errors)))
+    verify("src.db and src.db-wal closed side by side", r, committed, 2,
+           before)
 
     # A WAL database closed cleanly has no -wal: restored at its close.
     closed = os.path.join(out, "closed.db")

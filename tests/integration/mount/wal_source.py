@@ -24,9 +24,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import snaptest as mt  # noqa: E402  (the shared harness)
 
 
-def make_wal_source(path):
+def make_wal_source(path, pad=0):
     """300 rows in the main file, 400 more in the WAL; returns the open
-    connection (closing it would checkpoint the WAL away)."""
+    connection (closing it would checkpoint the WAL away).  pad: bytes of
+    each main-file row's body (a bigger file takes longer to restore)."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA wal_autocheckpoint=0")
@@ -35,7 +36,7 @@ def make_wal_source(path):
     db.execute("BEGIN")
     for i in range(300):
         db.execute("INSERT INTO items(tag, body) VALUES('main', ?)",
-                   ("row %d" % i,))
+                   ("row %d" % i + "." * pad,))
     db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for i in range(400):
