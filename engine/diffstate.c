@@ -130,7 +130,7 @@ int snap_diff_open_state(snap_store *s, int64_t id, sqlite3 **db,
 {
 	if (id == SNAP_DIFF_LIVE)
 		return snap_diff_open_live(s, 0, db, err);
-	return snap_image_sqlite_open(s, id, db, err);
+	return snap_image_sqlite_open_proven(s, id, db, err);
 }
 
 /* ATTACH state id to db under schema name `as`, read-only; a snapshot
@@ -157,7 +157,8 @@ int snap_diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
 		if (rc)
 			return rc;
 		uri = sqlite3_mprintf("file:snapfs-snapshot-%lld?immutable=1&"
-				      "mode=ro&vfs=%s", (long long)id, vfs);
+				      "mode=ro&snapfs_prove=1&vfs=%s",
+				      (long long)id, vfs);
 	}
 	sql = sqlite3_mprintf("ATTACH ?1 AS \"%w\"", as);
 	if (!uri || !sql) {

@@ -220,6 +220,10 @@ int snap_export_sql(snap_store *s, int64_t id, FILE *f, snap_err *err)
 			rc = snap_err_set(err, -EIO, "cannot write the SQL "
 					  "text: %s", strerror(errno));
 	}
+	/* A page the store VFS could not read or prove: say which, not
+	 * SQLite's "disk I/O error". */
+	if (rc && db)
+		snap_image_sqlite_error(db, err);
 	if (db) {
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 		sqlite3_close(db);

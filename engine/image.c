@@ -15,9 +15,12 @@
  * another way, through the page pipeline.
  *
  * Each read runs in its own short read transaction of the store (WAL: never
- * blocks writers).  Pages of a snapshot never change; a snapshot deleted
- * while an image is open makes later reads fail with -EIO, which is why the
- * daemon keeps deleted-but-open snapshots alive until the last close.
+ * blocks writers).  Pages of a snapshot never change while it exists; a
+ * snapshot deleted while an image is open (by any process: rm in the
+ * mount, snapctl delete, retention) makes later reads fail with -EIO: each
+ * read transaction first finds the snapshot's catalog row
+ * (image_txn_begin), because a page id the delete freed may be given to
+ * another snapshot's page, which would read as wrong bytes.
  *
  * A snap_image_src (image.h) is a snapshot's row and map loaded once and
  * lent: an image opened over it borrows both instead of loading them.
@@ -36,15 +39,38 @@
 #include "image_int.h"
 #include "store_int.h"
 
-/* Open the read transaction a read runs in, unless one is open. */
-void image_txn_begin(snap_image *im)
+/*
+ * Open the read transaction a read runs in, unless one is open.  Its first
+ * read is the snapshot's catalog row: while the row is there, every page
+ * its map names is the snapshot's for the whole transaction (a delete, by
+ * any process, removes the row and the pages only it used in one
+ * transaction, and a page id freed so may be given to another snapshot's
+ * page: read by id after the delete, it would be another image's bytes,
+ * matching its stored hash).
+ */
+int image_txn_begin(snap_image *im, snap_err *err)
 {
+	int rc;
+
 	if (im->in_txn)
-		return;
+		return 0;
 	sqlite3_step(im->begin);
 	sqlite3_reset(im->begin);
 	im->in_txn = 1;
 	im->txn_reads = 0;
+	sqlite3_bind_int64(im->alive, 1, im->info.id);
+	rc = sqlite3_step(im->alive);
+	sqlite3_reset(im->alive);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		rc = snap_err_set(err, -EIO, "snapshot %s was deleted while "
+				  "it was being read", im->info.name);
+	else
+		rc = snap_err_sqlite(err, im->db, rc, "snapshot %s: cannot "
+				     "read its catalog row", im->info.name);
+	image_txn_end(im, 1);
+	return rc;
 }
 
 /* End it, unless held; a held one ends every `hold` reads so the store's
@@ -126,6 +152,11 @@ static int image_setup(snap_image *im, snap_err *err)
 			       "id=?", -1, &im->get, NULL) ||
 	    sqlite3_prepare_v2(im->db, "SELECT hash FROM pages WHERE id=?",
 			       -1, &im->hash, NULL) ||
+	    sqlite3_prepare_v2(im->db, "SELECT d.zdata, p.hash FROM "
+			       "page_data d, pages p WHERE d.id=?1 AND "
+			       "p.id=?1", -1, &im->getp, NULL) ||
+	    sqlite3_prepare_v2(im->db, "SELECT 1 FROM snapshots WHERE id=?",
+			       -1, &im->alive, NULL) ||
 	    sqlite3_prepare_v2(im->db, "BEGIN", -1, &im->begin, NULL) ||
 	    sqlite3_prepare_v2(im->db, "COMMIT", -1, &im->commit, NULL))
 		rc = snap_err_sqlite(err, im->db, sqlite3_errcode(im->db),
@@ -167,6 +198,7 @@ static int image_ra_prepare(void *ctx)
 
 	if (image_open(im->s, im->info.id, &src, 0, &im->ahead, NULL))
 		return -1;
+	im->ahead->prove = im->prove;
 	snap_image_hold(im->ahead, IMAGE_RA_HOLD);
 	return 0;
 }
@@ -192,8 +224,9 @@ static int image_ra_fetch(void *ctx, uint32_t pgno, void *buf)
 		image_txn_end(im->ahead, 1);
 		return 0;
 	}
-	image_txn_begin(im->ahead);
-	rc = image_page(im->ahead, pgno, buf, NULL);
+	rc = image_txn_begin(im->ahead, NULL);
+	if (!rc)
+		rc = image_page(im->ahead, pgno, buf, NULL);
 	image_txn_end(im->ahead, 0);
 	return rc;
 }
@@ -275,6 +308,8 @@ void snap_image_close(snap_image *im)
 	sqlite3_finalize(im->begin);
 	sqlite3_finalize(im->commit);
 	sqlite3_finalize(im->get);
+	sqlite3_finalize(im->getp);
+	sqlite3_finalize(im->alive);
 	sqlite3_finalize(im->hash);
 	sqlite3_close(im->db);
 	snap_codec_free(&im->codec);
@@ -302,27 +337,52 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno)
 	return im->map[pgno - 1];
 }
 
-/* Decode page pgno into buf, or take it from the read-ahead. */
+/* Check that the page just decoded into buf has the SHA-256 the store
+ * records for it (column 1 of im->getp). */
+static int image_page_proven(snap_image *im, uint32_t pgno, int64_t id,
+			     const void *buf, snap_err *err)
+{
+	uint8_t sha[32];
+
+	if (sqlite3_column_bytes(im->getp, 1) != 32)
+		return snap_err_set(err, -EIO, "snapshot %s: page %u (stored "
+				    "page %" PRId64 ") has no stored hash",
+				    im->info.name, pgno, id);
+	if (snap_sha256(buf, im->info.page_size, sha))
+		return snap_err_set(err, -ENOMEM, "out of memory for "
+				    "SHA-256");
+	if (memcmp(sha, sqlite3_column_blob(im->getp, 1), 32))
+		return snap_err_set(err, -EIO, "snapshot %s: page %u (stored "
+				    "page %" PRId64 ") does not match its "
+				    "hash", im->info.name, pgno, id);
+	return 0;
+}
+
+/* Decode page pgno into buf (proven when im->prove), or take it from the
+ * read-ahead (which proved it the same way). */
 static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
 {
 	int64_t id = im->map[pgno - 1];
+	sqlite3_stmt *get = im->prove ? im->getp : im->get;
 	int rc;
 
 	if (im->ra && snap_readahead_take(im->ra, pgno, buf))
 		return 0;
 
-	sqlite3_bind_int64(im->get, 1, id);
-	rc = sqlite3_step(im->get);
+	sqlite3_bind_int64(get, 1, id);
+	rc = sqlite3_step(get);
 	if (rc == SQLITE_ROW) {
 		rc = snap_codec_unpack(&im->codec,
-				       sqlite3_column_blob(im->get, 0),
-				       (size_t)sqlite3_column_bytes(im->get, 0),
+				       sqlite3_column_blob(get, 0),
+				       (size_t)sqlite3_column_bytes(get, 0),
 				       buf, im->info.page_size);
 		if (rc)
 			rc = snap_err_set(err, -EIO, "snapshot %s: page %u "
 					  "(stored page %" PRId64 ") %s",
 					  im->info.name, pgno, id,
 					  snap_codec_unpack_why(rc));
+		else if (im->prove)
+			rc = image_page_proven(im, pgno, id, buf, err);
 	} else if (rc == SQLITE_DONE) {
 		rc = snap_err_set(err, -EIO, "snapshot %s: page %u (stored page "
 				  "%" PRId64 ") is missing from the store",
@@ -331,7 +391,7 @@ static int image_page(snap_image *im, uint32_t pgno, void *buf, snap_err *err)
 		rc = snap_err_sqlite(err, im->db, rc, "snapshot %s: cannot "
 				     "read page %u", im->info.name, pgno);
 	}
-	sqlite3_reset(im->get);
+	sqlite3_reset(get);
 	return rc;
 }
 
@@ -345,8 +405,9 @@ int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 				    im->info.name, pgno);
 	/* The page and its hash in one read transaction (held across
 	 * calls after snap_image_hold). */
-	image_txn_begin(im);
-	rc = image_page(im, pgno, buf, err);
+	rc = image_txn_begin(im, err);
+	if (!rc)
+		rc = image_page(im, pgno, buf, err);
 	if (!rc && sha_out) {
 		sqlite3_bind_int64(im->hash, 1, im->map[pgno - 1]);
 		if (sqlite3_step(im->hash) == SQLITE_ROW &&
@@ -360,6 +421,12 @@ int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 	}
 	image_txn_end(im, 0);
 	return rc;
+}
+
+void snap_image_prove(snap_image *im, int on)
+{
+	im->prove = !!on;
+	im->scratch_pgno = 0;
 }
 
 void snap_image_hold(snap_image *im, unsigned reads)
@@ -380,8 +447,8 @@ ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
 	if (len > size - off)
 		len = (size_t)(size - off);
 	/* One read transaction for the whole call. */
-	image_txn_begin(im);
-	while (done < len) {
+	rc = image_txn_begin(im, err);
+	while (!rc && done < len) {
 		uint64_t pos = off + done;
 		uint32_t pgno = (uint32_t)(pos / ps) + 1;
 		size_t in = (size_t)(pos % ps), n = ps - in;

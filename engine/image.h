@@ -4,7 +4,9 @@
  * snap_image gives any byte range of a snapshot's image without
  * materializing it: the page map is decoded once at open, each page is
  * fetched by id and decompressed into the caller's buffer.  The bytes are
- * exactly the image that was captured (sha256 equal to the catalog's).
+ * the image that was captured (sha256 equal to the catalog's) unless the
+ * store was damaged since: snap_image_prove() makes every read prove its
+ * pages; verification, restores and exports prove the image their way.
  *
  * A snap_image owns its own read-only SQLite connection to the store, so
  * several images can be read by several threads at once; one snap_image
@@ -73,6 +75,16 @@ ssize_t snap_image_read(snap_image *im, void *buf, size_t len, uint64_t off,
  */
 int snap_image_read_page(snap_image *im, uint32_t pgno, void *buf,
 			 uint8_t sha_out[32], snap_err *err);
+/*
+ * Prove every page a read returns against the SHA-256 the store records
+ * for it (on), as verification does: a page that does not match fails
+ * the read with -EIO naming it, never gives wrong bytes.  For readers
+ * that nothing else proves (a snapshot read through the mount: cp, rsync,
+ * sqlite3 in place, a copy onto current.db).  A read-ahead proves the
+ * pages it decodes on its own thread.  Off by default: a restore proves
+ * its source by the hash pass, an export by the image's SHA-256.
+ */
+void snap_image_prove(snap_image *im, int on);
 /* Keep the read transaction of reads open across calls, renewed every
  * `reads` reads (0: one per call, the default): a caller reading page
  * after page pays one lock instead of one per page. */
@@ -104,6 +116,11 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
  */
 int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 			   snap_err *err);
+/* The same, every page read proven against its stored hash (a damaged
+ * one is an I/O error, snap_image_sqlite_error says which): for readers
+ * that no hash pass proves, such as diff and export --sql. */
+int snap_image_sqlite_open_proven(snap_store *s, int64_t snap_id,
+				  sqlite3 **db, snap_err *err);
 /* The same over a loaded source, lent to the VFS (nothing is loaded
  * again); src must outlive the connection. */
 int snap_image_sqlite_open_src(snap_store *s, snap_image_src *src,
@@ -137,7 +154,8 @@ int snap_image_sqlite_error(sqlite3 *db, snap_err *err);
 
 /* Internal (diff.c): register the store's read-only VFS if needed and
  * give its name, for URIs
- * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>". */
+ * "file:snapfs-snapshot-<id>?immutable=1&vfs=<name>" (with
+ * "&snapfs_prove=1": pages proven, as snap_image_sqlite_open_proven). */
 int snap_image_vfs_name(snap_store *s, const char **name, snap_err *err);
 
 #endif /* ENGINE_IMAGE_H */

@@ -229,8 +229,8 @@ static int export_pages(xpass *x)
 				xpass_commit, x))
 		return snap_err_set(x->err, -ENOMEM, "out of memory");
 	snap_pagepipe_use_dicts(pipe, &im->dicts);
-	image_txn_begin(im);
-	for (pgno = 1, rc = 0; !rc && pgno <= im->info.page_count; pgno++) {
+	rc = image_txn_begin(im, x->err);
+	for (pgno = 1; !rc && pgno <= im->info.page_count; pgno++) {
 		int64_t id = im->map[pgno - 1];
 
 		sqlite3_bind_int64(im->get, 1, id);

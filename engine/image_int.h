@@ -18,6 +18,10 @@ struct snap_image {
 	sqlite3 *db;            /* own read-only store connection */
 	sqlite3_stmt *get;      /* SELECT zdata FROM page_data WHERE id=? */
 	sqlite3_stmt *hash;     /* SELECT hash FROM pages WHERE id=? */
+	sqlite3_stmt *getp;     /* zdata and hash of page id=? (prove) */
+	sqlite3_stmt *alive;    /* the snapshot's catalog row, checked first
+				   in every read transaction */
+	int prove;              /* prove every page read against its hash */
 	snap_codec codec;
 	snap_dicts dicts;       /* the store's zstd dictionaries */
 	snap_info info;
@@ -37,8 +41,10 @@ struct snap_image {
 				       thread's only */
 };
 
-/* Open the read transaction a read runs in, unless one is open. */
-void image_txn_begin(snap_image *im);
+/* Open the read transaction a read runs in, unless one is open: 0, or
+ * -EIO when the snapshot is no longer in the catalog (then no transaction
+ * is open). */
+int image_txn_begin(snap_image *im, snap_err *err);
 /* End it, unless held (force: even then). */
 void image_txn_end(snap_image *im, int force);
 

@@ -9,6 +9,10 @@
  * parameter "snapfs_src=<token>" is opened over the snap_image_src lent
  * under that token (snap_image_sqlite_open_src): its row and page map are
  * borrowed, not loaded again.  A token not lent (any more) is refused.
+ * With "snapfs_prove=1" every page read is proven against its stored hash
+ * (snap_image_prove): for the readers nothing else proves (diff, export
+ * --sql, a table restore's ATTACH); a restore's copy and verify's checks
+ * go without, their hash pass proves the image.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -145,6 +149,8 @@ static int rovfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
 	if (rc)
 		return SQLITE_CANTOPEN;
 	snap_image_hold(rf->im, 4096);
+	if (sqlite3_uri_boolean(name, "snapfs_prove", 0))
+		snap_image_prove(rf->im, 1);
 	rf->base.pMethods = &ro_methods;
 	if (outflags)
 		*outflags = SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB;
@@ -271,6 +277,20 @@ int snap_image_sqlite_open(snap_store *s, int64_t snap_id, sqlite3 **db,
 	if (rc)
 		return rc;
 	return image_sqlite_open(s, snap_id, si.name, "", db, err);
+}
+
+int snap_image_sqlite_open_proven(snap_store *s, int64_t snap_id,
+				  sqlite3 **db, snap_err *err)
+{
+	snap_info si;
+	int rc;
+
+	*db = NULL;
+	rc = snap_store_get(s, snap_id, &si, err);
+	if (rc)
+		return rc;
+	return image_sqlite_open(s, snap_id, si.name, "&snapfs_prove=1", db,
+				 err);
 }
 
 int snap_image_sqlite_open_src(snap_store *s, snap_image_src *src,

@@ -133,7 +133,10 @@ int snap_restore_file_ex(snap_store *s, const char *path, const char *label,
 	/* A copy of a snapshot's bytes restores that snapshot: nothing is
 	 * imported, whatever the caller would have labelled the import (the
 	 * mount's "upload"), and only the safety snapshot is added. */
-	same = same_file(s, path);
+	/* A file the import would refuse (a pipe, the live database) is
+	 * not opened here: the import says why, recorded as a restore. */
+	same = snap_snapshot_file_usable(s, path, NULL) ? 0 :
+	       same_file(s, path);
 	if (same)
 		return snap_restore_ex(s, same, o, res, err);
 	if (!label) {

@@ -2,7 +2,9 @@
  * engine/snapshot_import.c — importing a database file as a snapshot, and
  * checking one without storing it (snapshot.h declares both).
  *
- * A file that is not the live database is refused before SQLite reads it
+ * A file that is not a regular file, or is the live database itself, is
+ * refused before anything opens it (snap_snapshot_file_usable).  Any other
+ * file is refused before SQLite reads it
  * when its header says it cannot be whole: no SQLite magic, an invalid page
  * size, a length that is not a whole number of pages or shorter than the
  * header's page count (when that count is valid).  It is then opened
@@ -25,7 +27,40 @@
 #include "snapshot_int.h"
 #include "sys.h"
 
-/* Read the first n bytes of a file that is not the live database. */
+/* -EINVAL for a path that is not a regular file (mode), 0 for one. */
+static int regular_file(const char *path, mode_t mode, snap_err *err)
+{
+	if (S_ISREG(mode))
+		return 0;
+	return snap_err_set(err, -EINVAL, "%s is not a regular file (a %s): "
+			    "only a database file can be imported or "
+			    "restored", path, S_ISDIR(mode) ? "directory" :
+			    S_ISFIFO(mode) ? "pipe" : S_ISSOCK(mode) ?
+			    "socket" : "device");
+}
+
+int snap_snapshot_file_usable(snap_store *s, const char *path,
+			      snap_err *err)
+{
+	struct stat st, live;
+
+	if (snap_sys_stat(path, &st) < 0)
+		return 0;    /* the open that follows says why */
+	if (regular_file(path, st.st_mode, err))
+		return -EINVAL;
+	if (snap_sys_stat(snap_store_db_path(s), &live) == 0 &&
+	    live.st_dev == st.st_dev && live.st_ino == st.st_ino)
+		return snap_err_set(err, -EINVAL, "%s is the live database "
+				    "itself: read as a file while "
+				    "applications write it, it can be torn, "
+				    "and restored it would undo their commits "
+				    "made meanwhile; take a snapshot of it "
+				    "instead", path);
+	return 0;
+}
+
+/* Read the first n bytes of a file that is not the live database (never
+ * blocking: a pipe or a device is refused, not waited on). */
 static int read_head(const char *path, uint8_t *buf, size_t n, off_t *size,
 		     snap_err *err)
 {
@@ -44,10 +79,9 @@ static int read_head(const char *path, uint8_t *buf, size_t n, off_t *size,
 		snap_sys_close(fd);
 		return snap_err_set(err, -errno, "cannot stat %s", path);
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (regular_file(path, st.st_mode, err)) {
 		snap_sys_close(fd);
-		return snap_err_set(err, -EINVAL, "%s is not a regular file, "
-				    "not a SQLite database", path);
+		return -EINVAL;
 	}
 	*size = st.st_size;
 	got = snap_sys_pread(fd, buf, n, 0);
@@ -198,7 +232,9 @@ static int import_file(snap_store *s, const char *path,
 		o = &dflt;
 	if (!out)
 		out = &tmp;
-	rc = open_checked(path, &db, err);
+	rc = snap_snapshot_file_usable(s, path, err);
+	if (!rc)
+		rc = open_checked(path, &db, err);
 	if (!rc)
 		rc = snap_snapshot_begin_read(db, path, err);
 	if (!rc) {

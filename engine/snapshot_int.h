@@ -22,6 +22,17 @@ int snap_snapshot_take_locked(snap_store *s, sqlite3 *live,
 			      snap_err *err);
 
 /*
+ * 0 when path may be imported or restored from, as far as its stat says:
+ * -EINVAL with the reason for a path that is not a regular file (a pipe
+ * would block the open, a device has no size) or that is the store's
+ * live database itself (a byte copy of it can be torn, and restoring it
+ * onto itself only undoes the commits made meanwhile).  A path that
+ * cannot be looked up passes: its open says why.
+ */
+int snap_snapshot_file_usable(snap_store *s, const char *path,
+			      snap_err *err);
+
+/*
  * snap_snapshot_import, recording a failure as an event of kind `event`:
  * a file refused on its way to a restore is a failed "restore" (what
  * on_failure hooks and monitors are told), not a failed "import".

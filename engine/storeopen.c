@@ -229,12 +229,21 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
 static int store_probe_db(const char *path, snap_err *err)
 {
 	sqlite3 *db = NULL;
+	struct stat st;
 	int rc;
 
-	if (snap_sys_access(path, F_OK) < 0)
+	if (snap_sys_stat(path, &st) < 0)
 		return snap_err_set(err, -errno, "no database at %s: %s; "
 				    "nothing to snapshot", path,
 				    strerror(errno));
+	/* A directory (SQLite cannot open it, which is not "not a
+	 * database"), a pipe (an open would wait for a writer), a device. */
+	if (!S_ISREG(st.st_mode))
+		return snap_err_set(err, -EINVAL, "%s is not a regular file "
+				    "(a %s), so not a SQLite database: nothing "
+				    "to snapshot, and no store was created for "
+				    "it", path, S_ISDIR(st.st_mode) ? "directory"
+				    : S_ISFIFO(st.st_mode) ? "pipe" : "device");
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema",

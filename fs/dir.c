@@ -410,15 +410,23 @@ static int rename_in_snapshots(const char *name, const char *newname)
 		 * snapshot has the name (two entries would share it). */
 		int taken = snap_attr_by_name(newname, &si) == 0;
 
+		int moved = 0;
+
 		rc = 0;
 		pthread_mutex_lock(&snap_fs.lock);
-		if (n->linked && n->snap_id == 0 && !taken)
+		if (n->linked && n->snap_id == 0 && !taken) {
 			snap_node_rename_locked(n, newname);
-		else if (n->snap_id == 0)
+			moved = 1;
+		} else if (n->snap_id == 0) {
 			rc = n->linked ? -EEXIST : -ENOENT;
-		else
+		} else {
 			id = n->snap_id;
+		}
 		pthread_mutex_unlock(&snap_fs.lock);
+		/* rsync's temporary file renamed onto its name: imported
+		 * now, the import's verdict the rename's. */
+		if (moved)
+			rc = snap_pending_renamed(n, name);
 		snap_node_close(n);
 		if (!id) {
 			if (rc == -EEXIST)

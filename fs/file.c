@@ -80,6 +80,9 @@ static int open_current_reused(struct snap_handle *h)
 	if (snap_image_open(snap_fs.store, h->proof.snap_id, &h->simg,
 			    &err) != 0)
 		return 0;
+	/* A damaged page fails its read, which reads on from the live
+	 * database (read_reused): never wrong bytes. */
+	snap_image_prove(h->simg, 1);
 	if (snap_image_size(h->simg) < sizeof(h->reuse_hdr) ||
 	    snap_image_size(h->simg) != h->proof.size ||
 	    snap_image_read(h->simg, h->reuse_hdr, sizeof(h->reuse_hdr), 0,
@@ -149,6 +152,11 @@ static int open_snapshot(int64_t id, struct fuse_file_info *fi,
 		snap_handle_free(h);
 		return rc;
 	}
+	/* Nothing else proves what cp, rsync or sqlite3 read here (nor a
+	 * copy onto current.db, which restores those bytes): each page is
+	 * proven against its hash, a damaged one is EIO, never wrong
+	 * bytes. */
+	snap_image_prove(h->simg, 1);
 	h->snap_id = id;
 	fi->keep_cache = 1;        /* a snapshot's bytes never change */
 	*out = h;

@@ -69,7 +69,8 @@ static void usage(FILE *to, const char *prog)
 "                           last:N,hourly:N,daily:N,weekly:N,monthly:N,\n"
 "                           yearly:N,within:DURATION; rules may also be\n"
 "                           joined by '+' or '/' (keep=last:5+daily:7)\n"
-"    -o max_size=SIZE       prune automatic snapshots beyond SIZE (10M, 2G)\n"
+"    -o max_size=SIZE       prune auto and pre-restore snapshots beyond SIZE\n"
+"                           (10M, 2G); keep= prunes those two kinds too\n"
 "    -o check=DURATION      PRAGMA quick_check of the live database\n"
 "    -o auto_recover        on corruption, restore the newest valid snapshot\n"
 "    -o verify=DURATION     verify a slice of stored snapshots each period\n"
@@ -282,6 +283,14 @@ static int parse_timer_opts(const struct snap_opts *o,
 			    != 0 || t->keep.max_size == 0)) {
 		fprintf(stderr, "snapfs: max_size=%s: not a size (examples: "
 			"512K, 10M, 2G)\n", o->max_size);
+		return 1;
+	}
+	/* As snapctl prune refuses it: rules that are all 0 keep every
+	 * snapshot, which is no retention at all, silently. */
+	if (o->keep && snap_keep_empty(&t->keep) && !t->keep.max_size) {
+		fprintf(stderr, "snapfs: keep=%s: every rule is 0 (off), so "
+			"nothing would be pruned; give a count above 0 (e.g. "
+			"keep=last:1) or max_size=SIZE\n", o->keep);
 		return 1;
 	}
 	if ((o->keep || o->max_size) && !o->every) {

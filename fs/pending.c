@@ -11,6 +11,9 @@ A pending node is a name created in snapshots/ (a snapshot request): when its
  *               return its verdict.  A read-only handle never takes or
  *               imports: file managers sniff a new file's type while it
  *               is being written, or while it is still empty.
+ *               A dot-name (rsync's .X.XXXXXX) is a tool's temporary
+ *               file: its close decides nothing; its rename onto a plain
+ *               name decides under that name (snap_pending_renamed).
  *
  *
  * Thread-safety: handle state is protected by h->lock, held by the caller
@@ -147,6 +150,14 @@ static int pending_decide(struct snap_node *n, int fd)
 	return snap_apply_errno(rc);
 }
 
+/* 1 when a request's name is a tool's temporary file (a dot-name:
+ * rsync's .X.XXXXXX), which no snapshot can be called: its close decides
+ * nothing, and its rename onto a plain name does (snap_pending_renamed). */
+static int pending_is_staging(const char *name)
+{
+	return name[0] == '.';
+}
+
 /*
  * FLUSH of a handle on a request.  The outcome belongs to the node: it is
  * reached once, when its last writer closes (a writer that writes again
@@ -169,11 +180,39 @@ int snap_pending_flush(struct snap_handle *h)
 		n->writers--;
 	}
 	last = n->writers == 0;
-	ask = n->dirty || !n->decided;
+	ask = (n->dirty || !n->decided) && !pending_is_staging(n->name);
 	rc = n->decided ? n->last_rc : 0;
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (last && ask)
 		rc = pending_decide(n, h->fd);
+	pthread_mutex_unlock(&n->outcome_lock);
+	return rc;
+}
+
+/*
+ * Node n, a request not decided yet, was just renamed within snapshots/
+ * from a dot-name to a plain one (rsync: .X.XXXXXX onto X): when no writer
+ * has it open any more, its outcome is reached now, under the new name,
+ * and is the rename's verdict (a file still being written decides at its
+ * last close, as any request).
+ */
+int snap_pending_renamed(struct snap_node *n, const char *oldname)
+{
+	int ask, fd, rc = 0;
+
+	if (!pending_is_staging(oldname))
+		return 0;
+	pthread_mutex_lock(&n->outcome_lock);
+	pthread_mutex_lock(&snap_fs.lock);
+	ask = n->writers == 0 && !n->decided && n->linked &&
+	      !pending_is_staging(n->name);
+	pthread_mutex_unlock(&snap_fs.lock);
+	if (ask) {
+		fd = open(n->path, O_RDONLY | O_CLOEXEC);
+		rc = fd < 0 ? -EIO : pending_decide(n, fd);
+		if (fd >= 0)
+			close(fd);
+	}
 	pthread_mutex_unlock(&n->outcome_lock);
 	return rc;
 }

@@ -85,6 +85,10 @@ void snap_session_shutdown(void);
 void snap_pending_open(struct snap_handle *h, int writable);
 void snap_pending_wrote(struct snap_handle *h);
 int snap_pending_flush(struct snap_handle *h);
+/* A request renamed within snapshots/ from oldname (a dot-name: a tool's
+ * temporary file) to a plain name: its outcome now, when nothing writes
+ * it any more; 0 or the negative errno a rename returns. */
+int snap_pending_renamed(struct snap_node *n, const char *oldname);
 void snap_pending_release(struct snap_handle *h, int apply);
 
 #endif /* FS_STAGING_H */

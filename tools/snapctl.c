@@ -76,6 +76,15 @@ static int ctl_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+/* 1 when path is known not to exist: a path that cannot be looked up (a
+ * store directory this user may not enter) is not a missing one. */
+static int ctl_absent(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
+}
+
 /*
  * Open the store the options name, with the command's open flags.  Refuses,
  * before the engine creates anything, the cases that would leave an empty or
@@ -104,7 +113,10 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 		free(dir);
 		return ctl_error("out of memory");
 	}
-	have = ctl_exists(file);
+	/* A store.db that cannot be looked up (EACCES) is there as far as
+	 * we know: the open below says why it cannot be read, instead of
+	 * "no store" (and status as a monitor says UNKNOWN, not CRITICAL). */
+	have = !ctl_absent(file);
 	*missing = !have;
 	if (!have && a->db && !a->store_dir &&
 	    ctl_mount_of_db(a->db, mnt, sizeof(mnt)))

@@ -33,6 +33,19 @@ static void ctl_restore_progress(void *ctx, uint64_t done, uint64_t total)
 	ctl_busy_bar("restoring", done, total, pass[k > 2 ? 2 : k]);
 }
 
+/* 1 when path is current.db of a snapfs mount serving s's database (the
+ * engine refuses the live file itself; this is the same database read
+ * through the mount). */
+static int ctl_is_mounted_current(snap_store *s, const char *path)
+{
+	char mnt[PATH_MAX], cur[PATH_MAX + 16];
+
+	if (!ctl_mount_of_db(snap_store_db_path(s), mnt, sizeof(mnt)))
+		return 0;
+	snprintf(cur, sizeof(cur), "%s/current.db", mnt);
+	return ctl_same_file(path, cur);
+}
+
 /*
  * "restore NAME": a verified restore into the live database (the engine
  * verifies the source, takes a safety snapshot, copies, checks and rolls
@@ -72,6 +85,12 @@ int cmd_restore(snap_store *s, ctl_args *a)
 			return rc;
 		what = si.name;
 	}
+	if (what == a->pos[0] && ctl_is_mounted_current(s, what))
+		return ctl_error("restore refused, %s is unchanged: %s is the "
+				 "live database itself, as a snapfs mount shows "
+				 "it; restored onto itself it would only undo "
+				 "the commits made since it was read",
+				 snap_store_db_path(s), what);
 	if (a->dry_run)
 		return ctl_restore_dry_run(s, a, &si);
 	if (a->table)

@@ -276,6 +276,10 @@ static void test_invalid_values(void **state)
 		{ "every=1h,keep=last:x", "snapfs: keep=last:x: " },
 		{ "every=1h,keep=hourly:1,hourly:2", "snapfs: keep=" },
 		{ "every=1h,keep=", "snapfs: keep=: " },
+		{ "every=1h,keep=last:0", "snapfs: keep=last:0: every rule "
+		  "is 0 (off)" },
+		{ "every=1h,keep=last:0,daily:0", "snapfs: keep=last:0+daily:0: "
+		  "every rule is 0 (off)" },
 		{ "keep=last:3", "keep= and max_size= apply after automatic "
 		  "snapshots: they need every=DURATION" },
 		{ "max_size=1G", "they need every=DURATION" },

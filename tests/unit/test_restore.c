@@ -839,6 +839,28 @@ static void test_restore_file_refuses_bad_files(void **state)
 	expect_restore_file_refused(env, p, -EINVAL);
 	expect_restore_file_refused(env, tu_path(env, p, "missing.db"), -ENOENT);
 	free(b);
+	/* A pipe is refused, not waited on (the open blocked until a
+	 * writer came; the watchdog ends a test that hangs). */
+	assert_int_equal(mkfifo(tu_path(env, p, "pipe.db"), 0600), 0);
+	expect_restore_file_refused(env, p, -EINVAL);
+	expect_restore_file_refused(env, "/dev/null", -EINVAL);
+	/* The live database itself, by its path or a link: a byte copy of
+	 * it can be torn, and restoring it only undoes commits made since
+	 * it was read. */
+	expect_restore_file_refused(env, env->db, -EINVAL);
+	assert_int_equal(symlink(env->db, tu_path(env, p, "link.db")), 0);
+	expect_restore_file_refused(env, p, -EINVAL);
+	{
+		snap_info si;
+		snap_err e;
+		int64_t n = tu_count(env->st);
+
+		snap_err_clear(&e);
+		assert_int_equal(snap_snapshot_import(env->st, env->db, NULL,
+						      &si, &e), -EINVAL);
+		assert_non_null(strstr(e.msg, "the live database"));
+		assert_int_equal(tu_count(env->st), n);
+	}
 }
 
 static void test_restore_file_names_its_source_as_asked(void **state)

@@ -450,6 +450,15 @@ static void test_no_store_is_left_for_a_non_database(void **state)
 	assert_int_equal(open_store(env->db, dir, SNAP_OPEN_CREATE |
 				    SNAP_OPEN_LIVE_DB, &st, &e), -EINVAL);
 	assert_int_equal(entries(dir), 0);
+	/* A directory given as the database (SQLite cannot open it: that
+	 * was "other trouble", and a store was made beside it). */
+	assert_int_equal(unlink(env->db), 0);
+	assert_int_equal(mkdir(env->db, 0700), 0);
+	snap_err_clear(&e);
+	assert_int_equal(open_store(env->db, NULL, SNAP_OPEN_CREATE |
+				    SNAP_OPEN_LIVE_DB, &st, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "not a regular file"));
+	assert_false(tu_exists(def));
 }
 
 static void test_deleting_most_snapshots_shrinks_the_store(void **state)

@@ -69,6 +69,17 @@ def body(ctx):
               name in os.listdir(os.path.join(mnt, "snapshots")),
               str(os.listdir(os.path.join(mnt, "snapshots"))))
 
+    # current.db is the live database read through the mount: restoring
+    # it onto the live database only undoes what was committed since it
+    # was read (it restored, exit 0, and imported it as a snapshot).
+    before = ctx.sc("--db", db, "list", "--json").stdout
+    r = ctx.sc("--db", db, "restore", os.path.join(mnt, "current.db"))
+    ctx.check("restore MOUNTPOINT/current.db: refused, exit 1, says it is "
+              "the live database", r.returncode == 1 and
+              "live database itself" in r.stderr, describe(r))
+    ctx.check("... and imports or restores nothing",
+              ctx.sc("--db", db, "list", "--json").stdout == before)
+
     plain = ctx.path("plain")
     os.makedirs(plain)
     r = ctx.sc("-C", plain, "list")

@@ -44,6 +44,22 @@ if "${NOBODY[@]}" true 2>/dev/null; then
 	check "another user cannot export a snapshot of the 0600 database" \
 		test "$RC" -ne 0 -a ! -s "$T/pub/stolen.db"
 	check "and is told whose store it is" err_has 'belongs to|denied'
+	# A monitor that may not read the store learns that it could not
+	# read the status (UNKNOWN, 3), not that there is no store (it
+	# said "CRITICAL - ... no store at", 2: store.db could not be
+	# looked up, which is not missing).
+	set +e
+	"${NOBODY[@]}" "$SNAPCTL" --store "$T/st" status --warn-age 1h \
+		>"$T/.out" 2>"$T/.err" </dev/null
+	RC=$?
+	set -e
+	OUT=$(cat "$T/.out")
+	ERR=$(cat "$T/.err")
+	LAST="(as nobody) snapctl --store $T/st status --warn-age 1h"
+	check "a store another user may not read: status says UNKNOWN, exit 3" \
+		eval 'rc_is 3 && out_has "^UNKNOWN" && ! out_has "no store"'
+	check "and the reason is the permission, not a missing store" \
+		eval 'err_has "denied" && err_lacks "no store"'
 else
 	echo "# setpriv cannot drop to nobody here; that check is skipped"
 fi

@@ -9,7 +9,9 @@ GIO makes them, and gio itself.
     imports or snapshots, whether it opens after the bytes, or opens and
     closes while the file is still empty (then no manual snapshot is taken
     and deleted again: the event log says so), or closes last.  gio copy
-    and touch still give exactly one snapshot.
+    and touch still give exactly one snapshot; so does rsync (a
+    temporary .NAME.XXXXXX renamed onto NAME), and an rsync of bytes that
+    are no database fails at its rename and leaves nothing.
   * A rename within snapshots/ (mv, gio rename, gio move; snapctl rename)
     gives exactly the name typed, with the same size, kind, creation time
     and bytes; a name that is taken, or cannot be a snapshot's, is refused
@@ -151,6 +153,28 @@ def body(ctx):
     one_new(before, "touch", "manual", "touched")
     ctx.check("touch: one snapshot event", kinds_of(new_events()) ==
               ["snapshot"])
+
+    # rsync writes .NAME.XXXXXX, closes it, then renames it onto NAME: the
+    # temporary file is no snapshot (its close imported it under its own
+    # name, and the rename failed with ENOENT), the rename imports it.
+    before = catalog()
+    res = ctx.run(["rsync", src, os.path.join(sd, "by-rsync.db")])
+    ctx.check("rsync src.db snapshots/by-rsync.db succeeds",
+              res.returncode == 0, res.stdout + res.stderr)
+    one_import(before, "rsync", "by-rsync")
+    bad = ctx.path("bad.db")
+    with open(bad, "wb") as f:
+        f.write(b"not a database" * 300)
+    before = catalog()
+    res = ctx.run(["rsync", bad, os.path.join(sd, "bad-rsync.db")])
+    ctx.check("rsync of a file that is not a database fails: the rename "
+              "says EINVAL", res.returncode != 0 and "Invalid argument" in
+              res.stderr, res.stdout + res.stderr)
+    ctx.check("... and leaves nothing in snapshots/ or the catalog",
+              catalog() == before and
+              not [n for n in os.listdir(sd) if "bad-rsync" in n],
+              (sorted(set(catalog()) - set(before)), os.listdir(sd)))
+    new_events()
     ctx.check("snapshots/ lists exactly the catalog: no request left over",
               mt.snapshots(mnt) == sorted(catalog()),
               (mt.snapshots(mnt), sorted(catalog())))
