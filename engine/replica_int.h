@@ -211,6 +211,14 @@ int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
  * fresh view: cached packs are forgotten). */
 int snap_replica_firsts_load(snap_replica *r, snap_err *err);
 
+/* Drop from r->firsts each pack whose index is listed but whose pack
+ * is not (lost or deleted by hand: its pages are not there, and a
+ * writer that counted them present would commit snapshots naming
+ * them); *above gets the first seq above every dropped index's range
+ * (0: none dropped).  The writer's view only: readers keep the index. */
+int snap_replica_firsts_packed(snap_replica *r, uint64_t *above,
+			       snap_err *err);
+
 /* Forget every cached pack (and its index and frame). */
 void snap_replica_slots_clear(snap_replica *r);
 

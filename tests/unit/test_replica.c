@@ -651,6 +651,7 @@ int main(void)
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),
 		tu_test(test_pack_forgotten_with_its_pages_or_not_at_all),
+		tu_test(test_pack_lost_without_its_index_is_sent_again),
 		tu_test(test_changed_page_in_raw_frame_is_named),
 		tu_test(test_writer_reads_rows_it_has_seen_from_its_cache),
 		tu_test(test_snapshots_of_one_run_share_packs),
