@@ -527,6 +527,34 @@ out:
 	return rc;
 }
 
+/* The set of pruned snapshots: replicate and prune read it and refuse
+ * the replica while it does not open, so verify names it too. */
+static int pruned_verify(snap_replica *r, snap_replica_problem_fn fn,
+			 void *ctx, unsigned *nbad, snap_err *err)
+{
+	uint8_t *keys;
+	size_t n;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_replica_pruned_load(r, &keys, &n, &e);
+	if (rc == -ENOMEM)
+		return snap_err_set(err, rc, "%s", e.msg);
+	if (rc == 0) {
+		free(keys);
+		return 0;
+	}
+	(*nbad)++;
+	if (fn) {
+		char why[SNAP_ERR_MSG + 256];
+		snprintf(why, sizeof why, "%s; replicate and prune refuse the "
+			 "replica while it is so (deleted, it lets them go on: "
+			 "replicate then sends again the pruned snapshots the "
+			 "store still has)", e.msg);
+		fn(ctx, PRUNED_OBJ, 0, why);
+	}
+	return 0;
+}
+
 int snap_replica_verify(snap_replica *r, const char *name, int full,
 			const char *tmpdir, snap_replica_problem_fn fn,
 			void *ctx, unsigned *nbad, snap_err *err)
@@ -581,5 +609,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	free(rows);
 	if (rc == 0 && !name)
 		rc = snap_replica_log_verify(r, fn, ctx, nbad, err);
+	if (rc == 0 && !name)
+		rc = pruned_verify(r, fn, ctx, nbad, err);
 	return rc;
 }

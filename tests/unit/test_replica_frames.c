@@ -564,3 +564,39 @@ void test_snapshots_of_one_run_share_packs(void **state)
 		assert_export_equals(env, r, st, &v[i]);
 	snap_replica_close(r);
 }
+
+/* A damaged set of pruned snapshots (which replicate and prune refuse
+ * to go past) is a problem verify names; an intact one is none. */
+void test_damaged_pruned_set_is_named_by_verify(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	unsigned nbad;
+	uint8_t set[8 + 16];
+	replicated_pair(env, url, path, &a, &b);
+	snap_replica *r = ropen(url, 0);
+	memcpy(set, "SFPR0001", 8);
+	memset(set + 8, 0x5a, 16);
+	assert_int_equal(snap_replica_obj_put(r, "pruned/set", set, sizeof set,
+					      NULL, &err), 0);
+	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+	obj_flip(url, "pruned/set", 0);
+	r = ropen(url, 0);
+	g_nprob = 0;
+	assert_int_equal(snap_replica_verify(r, NULL, 0, NULL, prob_cb, NULL,
+					     &nbad, &err), 0);
+	assert_int_equal(nbad, 1);
+	assert_int_equal(g_nprob, 1);
+	assert_string_equal(g_prob_snap, "pruned/set");
+	assert_non_null(strstr(g_prob_text, "replicate and prune refuse"));
+	/* One snapshot named: the set is not its problem. */
+	assert_int_equal(snap_replica_verify(r, a.name, 0, NULL, prob_cb,
+					     NULL, &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
