@@ -269,6 +269,7 @@ static int walk_by_pack(snap_replica *r, const rrow *row, const int64_t *seqs,
 				(off_t)(run_pg - 1) * ps);
 	if (werr) {
 		*wfail = 1;
+		r->werr = fd >= 0;
 		rc = snap_err_set(err, -werr, "cannot write the image of %s: "
 				  "%s", row->si.name, strerror(werr));
 	}
@@ -422,6 +423,7 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 	}
 	walk_finish(&w);
 	if (w.werr) {
+		r->werr = 1;
 		rc = snap_err_set(err, -w.werr, "cannot write the image of %s: "
 				  "%s", row->si.name, strerror(w.werr));
 		goto out;
@@ -588,6 +590,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 			}
 		}
 		uint32_t pg = 0;
+		r->werr = 0;
 		int vrc = image_walk(r, &rows[i], fd, tmpdir, NULL, NULL, &pg,
 				     &e);
 		if (fd >= 0) {
@@ -598,6 +601,15 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 		}
 		if (vrc == -ENOMEM) {
 			rc = snap_err_set(err, -ENOMEM, "%s", e.msg);
+			break;
+		}
+		if (vrc < 0 && r->werr) {
+			/* Our temporary file, not the snapshot: no verdict. */
+			rc = snap_err_set(err, vrc, "%s (in %s; set TMPDIR to "
+					  "a directory with room for the "
+					  "image): verification could not "
+					  "run", e.msg, tmpdir ? tmpdir :
+					  "/tmp");
 			break;
 		}
 		if (vrc < 0) {

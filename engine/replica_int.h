@@ -89,6 +89,9 @@ struct snap_replica {
 	} *fresh;
 	size_t nfresh, fresh_cap;
 	snap_replica_names listed;  /* the last listing of snapshots/ */
+	int werr;              /* the last image walk failed writing the
+				  caller's file (a local error, not the
+				  replica's: verify --full stops on it) */
 	int64_t created;       /* config's "created" (epoch seconds) */
 	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
 					    passphrase change); wiped at

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "replica_int.h"
@@ -596,6 +598,42 @@ void test_damaged_pruned_set_is_named_by_verify(void **state)
 	assert_non_null(strstr(g_prob_text, "replicate and prune refuse"));
 	/* One snapshot named: the set is not its problem. */
 	assert_int_equal(snap_replica_verify(r, a.name, 0, NULL, prob_cb,
+					     NULL, &nbad, &err), 0);
+	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
+
+/* verify --full whose temporary image cannot be written (a full TMPDIR,
+ * here a file size limit) is an error of its own, not a verdict: no
+ * snapshot is called bad for a local disk's lack of room. */
+void test_full_verify_without_room_judges_nothing(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	unsigned nbad = 0;
+	struct rlimit old, lim;
+	replicated_pair(env, url, path, &a, &b);
+	snap_replica *r = ropen(url, 0);
+	assert_true(a.image_size > 4096);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096;
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	g_nprob = 0;
+	int rc = snap_replica_verify(r, NULL, 1, env->dir, prob_cb, NULL,
+				     &nbad, &err);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_true(rc < 0);
+	assert_int_equal(g_nprob, 0);
+	assert_int_equal(nbad, 0);
+	assert_non_null(strstr(err.msg, "TMPDIR"));
+	assert_non_null(strstr(err.msg, "could not run"));
+	/* With room: clean. */
+	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, prob_cb,
 					     NULL, &nbad, &err), 0);
 	assert_int_equal(nbad, 0);
 	snap_replica_close(r);
