@@ -89,6 +89,9 @@ struct snap_replica {
 	} *fresh;
 	size_t nfresh, fresh_cap;
 	snap_replica_names listed;  /* the last listing of snapshots/ */
+	char lock_name[64];    /* this writer's lock ("": none) ... */
+	char lock_what[16];    /* ... what it announces ... */
+	int64_t lock_put_s;    /* ... and when it was last written */
 	int werr;              /* the last image walk failed writing the
 				  caller's file (a local error, not the
 				  replica's: verify --full stops on it) */
@@ -262,6 +265,14 @@ int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
  * when another live writer holds one.  Dead locks are removed. */
 int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		      size_t cap, snap_err *err);
+/* Write this writer's lock again with the current time when it is
+ * older than SNAP_REPLICA_LOCK_KEEP_S: a run longer than the lock's
+ * lifetime (six hours) stays alive to other writers, so a prune never
+ * deletes the packs of a replicate still running.  Best effort; a
+ * no-op without a lock.  The writer calls it as it goes (per pack and
+ * every few thousand pages). */
+#define SNAP_REPLICA_LOCK_KEEP_S (15 * 60)
+void snap_replica_lock_keep(snap_replica *r);
 /* Take a lock back (name "" or NULL: nothing). */
 void snap_replica_unlock(snap_replica *r, const char *name);
 

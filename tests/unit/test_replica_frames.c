@@ -638,3 +638,39 @@ void test_full_verify_without_room_judges_nothing(void **state)
 	assert_int_equal(nbad, 0);
 	snap_replica_close(r);
 }
+
+/* A writer's lock outlives six hours when its run does: the lock of a
+ * run that started seven hours ago is dead to another writer (a prune
+ * takes over, and would delete the packs the run has sent but no map
+ * names yet), unless the run wrote it again as it went
+ * (snap_replica_lock_keep, called per pack and every 4096 pages). */
+void test_long_run_keeps_its_lock_alive(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], name[64], other[64], doc[160];
+	snap_err err;
+	replicated_pair(env, url, path, &a, &b);
+	snap_replica *r = ropen(url, 0), *r2 = ropen(url, 0);
+	long long t = (long long)(snap_time_now_ns() / 1000000000) -
+		7 * 3600;
+	int n = snprintf(doc, sizeof doc, "{\"what\":\"replicate\",\"host\":"
+			 "\"elsewhere\",\"pid\":1,\"time\":%lld}", t);
+	assert_int_equal(snap_replica_lock(r, "replicate", name, sizeof name,
+					   &err), 0);
+	for (int keep = 0; keep < 2; keep++) {
+		assert_int_equal(snap_replica_obj_put(r, name, doc, (size_t)n,
+						      NULL, &err), 0);
+		r->lock_put_s = t;
+		if (keep)
+			snap_replica_lock_keep(r);
+		int rc = snap_replica_lock(r2, "prune", other, sizeof other,
+					   &err);
+		assert_int_equal(rc, keep ? -EBUSY : 0);
+		if (rc == 0)
+			snap_replica_unlock(r2, other);
+	}
+	snap_replica_unlock(r, name);
+	snap_replica_close(r2);
+	snap_replica_close(r);
+}
