@@ -183,6 +183,9 @@ static void ctl_replica_problem(void *ctx, const char *snapshot,
 
 	memset(&si, 0, sizeof(si));
 	snprintf(si.name, sizeof(si.name), "%s", snapshot);
+	/* A snapshot's name ends in ".db": these are no snapshot's. */
+	if (!strcmp(snapshot, "log") || !strcmp(snapshot, "pruned/set"))
+		((ctl_verify *)ctx)->other++;
 	ctl_verify_problem(ctx, &si, page, problem);
 }
 
@@ -477,7 +480,8 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 			snap_json_free(&v.problems);
 			rc = ctl_fail(&err, rc, "verify");
 		} else {
-			rc = ctl_verify_report(&v, (unsigned)n, bad);
+			rc = ctl_verify_report(&v, (unsigned)n,
+					       bad - v.other);
 		}
 	} else if (!strcmp(cmd, "export")) {
 		if (a->sql) {

@@ -435,6 +435,14 @@ def run(ctx, work, env, url, s3dir):
     check("verify finds the damaged history record: exit 1, names it",
           r.returncode == 1 and logs[0] in r.stdout + r.stderr,
           r.stdout + r.stderr)
+    check("... as no snapshot's problem: every snapshot good, one other "
+          "object damaged", " 0 bad; 1 other object damaged" in r.stdout
+          and "problems in" not in r.stderr, r.stdout + r.stderr)
+    r = ctl(["--replica", url, "verify", "--json"], env)
+    doc = json.loads(r.stdout) if r.returncode == 1 and r.stdout else {}
+    check("verify --json: ok false, bad 0, other 1",
+          doc.get("ok") is False and doc.get("bad") == 0 and
+          doc.get("other") == 1, r.stdout + r.stderr)
     store.write(logs[0], good)
     r = ctl(["--replica", url, "verify"], env)
     check("with the record put back, verify is clean", r.returncode == 0,
