@@ -614,8 +614,7 @@ void test_full_verify_without_room_judges_nothing(void **state)
 	snap_err err;
 	unsigned nbad = 0;
 	struct rlimit old, lim;
-	replicated_pair(env, url, path, &a, &b);
-	snap_replica *r = ropen(url, 0);
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
 	assert_true(a.image_size > 4096);
 	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
 	lim = old;
@@ -650,8 +649,8 @@ void test_long_run_keeps_its_lock_alive(void **state)
 	snap_info a, b;
 	char url[PATH_MAX + 8], path[PATH_MAX], name[64], other[64], doc[160];
 	snap_err err;
-	replicated_pair(env, url, path, &a, &b);
-	snap_replica *r = ropen(url, 0), *r2 = ropen(url, 0);
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
+	snap_replica *r2 = ropen(url, 0);
 	long long t = (long long)(snap_time_now_ns() / 1000000000) -
 		7 * 3600;
 	int n = snprintf(doc, sizeof doc, "{\"what\":\"replicate\",\"host\":"
