@@ -16,8 +16,10 @@
  * snapshots is refused, one from before rows named their store stays
  * its writer's.  Images read in place, page sizes, frames and
  * version 1 replicas: test_replica_frames.c; a database restored from a
- * replica continuing it: test_replica_owner.c (both run from main here);
- * shared helpers: replica_util.c.
+ * replica continuing it: test_replica_owner.c; faults its commands must
+ * name rightly (pruned/set, no room, long runs' locks):
+ * test_replica_faults.c (all run from main here); shared helpers:
+ * replica_util.c.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
