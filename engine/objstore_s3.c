@@ -528,6 +528,18 @@ int snap_objstore_s3_open(snap_objstore *o, const char *rest, unsigned flags,
 		snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", region);
 		ep = def;
 	}
+	/* User information in the endpoint (http://KEY:SECRET@host) would
+	 * be echoed by every message naming the endpoint, into the event
+	 * history and the daemon's log: refused, and not repeated. */
+	const char *auth = strstr(ep, "://");
+	auth = auth ? auth + 3 : ep;
+	if (memchr(auth, '@', strcspn(auth, "/?#")))
+		return snap_err_set(err, -EINVAL, "%s: AWS_ENDPOINT_URL (or "
+				    "--endpoint) holds user information "
+				    "(user@ or key:secret@): give the host "
+				    "alone, credentials only in "
+				    "AWS_ACCESS_KEY_ID and "
+				    "AWS_SECRET_ACCESS_KEY", o->url);
 	if (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))
 		return snap_err_set(err, -EINVAL, "AWS_ENDPOINT_URL %s: not an "
 				    "http:// or https:// URL", ep);

@@ -3,7 +3,7 @@
  * store.db (engine/DESIGN.md §6, "The writer's cache"): which store page
  * (its id, and its SHA-256 to prove the id still names that content) has
  * which seq in the replica, which packs it knows; reconciled
- * with the replica's index listing at the start of every run
+ * with the replica's index and pack listings at the start of every run
  * (snap_replica_cache_sync), a pack's pages recorded once its index is
  * durable (snap_replica_cache_add), and the per-page lookups of a run
  * (snap_replica_lookup_*): statements prepared once, LOOKUP_BATCH lookups
@@ -366,7 +366,10 @@ out:
 int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 		      snap_err *err)
 {
+	uint64_t above = 0;
 	int rc = snap_replica_firsts_load(r, err);
+	if (rc == 0)
+		rc = snap_replica_firsts_packed(r, &above, err);
 	if (rc < 0)
 		return rc;
 	rc = cache_sync_local(s, r, err);
@@ -419,6 +422,8 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 		if (r->firsts[i] + (uint64_t)count > *next)
 			*next = r->firsts[i] + (uint64_t)count;
 	}
+	if (above > *next)
+		*next = above;
 	return 0;
 }
 

@@ -269,6 +269,7 @@ static int walk_by_pack(snap_replica *r, const rrow *row, const int64_t *seqs,
 				(off_t)(run_pg - 1) * ps);
 	if (werr) {
 		*wfail = 1;
+		r->werr = fd >= 0;
 		rc = snap_err_set(err, -werr, "cannot write the image of %s: "
 				  "%s", row->si.name, strerror(werr));
 	}
@@ -435,6 +436,7 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 	}
 	walk_finish(&w);
 	if (w.werr) {
+		r->werr = 1;
 		rc = snap_err_set(err, -w.werr, "cannot write the image of %s: "
 				  "%s", row->si.name, strerror(w.werr));
 		goto out;
@@ -541,6 +543,34 @@ out:
 	return rc;
 }
 
+/* The set of pruned snapshots: replicate and prune read it and refuse
+ * the replica while it does not open, so verify names it too. */
+static int pruned_verify(snap_replica *r, snap_replica_problem_fn fn,
+			 void *ctx, unsigned *nbad, snap_err *err)
+{
+	uint8_t *keys;
+	size_t n;
+	snap_err e;
+	snap_err_clear(&e);
+	int rc = snap_replica_pruned_load(r, &keys, &n, &e);
+	if (rc == -ENOMEM)
+		return snap_err_set(err, rc, "%s", e.msg);
+	if (rc == 0) {
+		free(keys);
+		return 0;
+	}
+	(*nbad)++;
+	if (fn) {
+		char why[SNAP_ERR_MSG + 256];
+		snprintf(why, sizeof why, "%s; replicate and prune refuse the "
+			 "replica while it is so (deleted, it lets them go on: "
+			 "replicate then sends again the pruned snapshots the "
+			 "store still has)", e.msg);
+		fn(ctx, PRUNED_OBJ, 0, why);
+	}
+	return 0;
+}
+
 int snap_replica_verify(snap_replica *r, const char *name, int full,
 			const char *tmpdir, snap_replica_problem_fn fn,
 			void *ctx, unsigned *nbad, snap_err *err)
@@ -574,6 +604,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 			}
 		}
 		uint32_t pg = 0;
+		r->werr = 0;
 		int vrc = image_walk(r, &rows[i], fd, tmpdir, NULL, NULL, &pg,
 				     &e);
 		if (fd >= 0) {
@@ -586,6 +617,15 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 			rc = snap_err_set(err, -ENOMEM, "%s", e.msg);
 			break;
 		}
+		if (vrc < 0 && r->werr) {
+			/* Our temporary file, not the snapshot: no verdict. */
+			rc = snap_err_set(err, vrc, "%s (in %s; set TMPDIR to "
+					  "a directory with room for the "
+					  "image): verification could not "
+					  "run", e.msg, tmpdir ? tmpdir :
+					  "/tmp");
+			break;
+		}
 		if (vrc < 0) {
 			(*nbad)++;
 			if (fn)
@@ -595,5 +635,7 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 	free(rows);
 	if (rc == 0 && !name)
 		rc = snap_replica_log_verify(r, fn, ctx, nbad, err);
+	if (rc == 0 && !name)
+		rc = pruned_verify(r, fn, ctx, nbad, err);
 	return rc;
 }

@@ -89,6 +89,12 @@ struct snap_replica {
 	} *fresh;
 	size_t nfresh, fresh_cap;
 	snap_replica_names listed;  /* the last listing of snapshots/ */
+	char lock_name[64];    /* this writer's lock ("": none) ... */
+	char lock_what[16];    /* ... what it announces ... */
+	int64_t lock_put_s;    /* ... and when it was last written */
+	int werr;              /* the last image walk failed writing the
+				  caller's file (a local error, not the
+				  replica's: verify --full stops on it) */
 	int64_t created;       /* config's "created" (epoch seconds) */
 	uint8_t master[SNAP_KEY_BYTES];  /* encrypted: the master key (for a
 					    passphrase change); wiped at
@@ -211,6 +217,14 @@ int snap_replica_row_find(snap_replica *r, const char *name, rrow *out,
  * fresh view: cached packs are forgotten). */
 int snap_replica_firsts_load(snap_replica *r, snap_err *err);
 
+/* Drop from r->firsts each pack whose index is listed but whose pack
+ * is not (lost or deleted by hand: its pages are not there, and a
+ * writer that counted them present would commit snapshots naming
+ * them); *above gets the first seq above every dropped index's range
+ * (0: none dropped).  The writer's view only: readers keep the index. */
+int snap_replica_firsts_packed(snap_replica *r, uint64_t *above,
+			       snap_err *err);
+
 /* Forget every cached pack (and its index and frame). */
 void snap_replica_slots_clear(snap_replica *r);
 
@@ -257,6 +271,14 @@ int snap_replica_map_load(snap_replica *r, const rrow *row, int64_t **seqs,
  * when another live writer holds one.  Dead locks are removed. */
 int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		      size_t cap, snap_err *err);
+/* Write this writer's lock again with the current time when it is
+ * older than SNAP_REPLICA_LOCK_KEEP_S: a run longer than the lock's
+ * lifetime (six hours) stays alive to other writers, so a prune never
+ * deletes the packs of a replicate still running.  Best effort; a
+ * no-op without a lock.  The writer calls it as it goes (per pack and
+ * every few thousand pages). */
+#define SNAP_REPLICA_LOCK_KEEP_S (15 * 60)
+void snap_replica_lock_keep(snap_replica *r);
 /* Take a lock back (name "" or NULL: nothing). */
 void snap_replica_unlock(snap_replica *r, const char *name);
 

@@ -66,14 +66,11 @@ static int lock_alive(snap_replica *r, const uint8_t *doc, size_t len)
 	return alive;
 }
 
-int snap_replica_lock(snap_replica *r, const char *what, char *name,
-		      size_t cap, snap_err *err)
+/* Put lock object name: what, this host and pid, the time now. */
+static int lock_put(snap_replica *r, const char *name, const char *what,
+		    snap_err *err)
 {
-	uint8_t idb[16];
-	char id[33], host[256];
-	snap_random(idb, sizeof idb);
-	snap_replica_hex(idb, sizeof idb, id);
-	snprintf(name, cap, "locks/%s", id);
+	char host[256];
 	host_name(host, sizeof host);
 	snap_json j;
 	snap_json_init(&j);
@@ -90,6 +87,32 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 	}
 	int rc = snap_replica_obj_put(r, name, j.buf, j.len, NULL, err);
 	snap_json_free(&j);
+	if (rc == 0 && name != r->lock_name) {
+		snprintf(r->lock_name, sizeof r->lock_name, "%s", name);
+		snprintf(r->lock_what, sizeof r->lock_what, "%s", what);
+	}
+	if (rc == 0)
+		r->lock_put_s = snap_time_now_ns() / 1000000000;
+	return rc;
+}
+
+void snap_replica_lock_keep(snap_replica *r)
+{
+	snap_err e;
+	int64_t now = snap_time_now_ns() / 1000000000;
+	if (r->lock_name[0] && now - r->lock_put_s >= SNAP_REPLICA_LOCK_KEEP_S)
+		lock_put(r, r->lock_name, r->lock_what, &e);
+}
+
+int snap_replica_lock(snap_replica *r, const char *what, char *name,
+		      size_t cap, snap_err *err)
+{
+	uint8_t idb[16];
+	char id[33];
+	snap_random(idb, sizeof idb);
+	snap_replica_hex(idb, sizeof idb, id);
+	snprintf(name, cap, "locks/%s", id);
+	int rc = lock_put(r, name, what, err);
 	if (rc < 0)
 		return rc;
 	snap_replica_names ns = {0};
@@ -131,16 +154,16 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		free(on);
 	}
 	snap_replica_names_free(&ns);
-	if (rc < 0) {
-		snap_err e2;
-		snap_objstore_delete(r->os, name, &e2);
-	}
+	if (rc < 0)
+		snap_replica_unlock(r, name);
 	return rc;
 }
 
 void snap_replica_unlock(snap_replica *r, const char *name)
 {
 	snap_err e;
+	if (name && name[0] && !strcmp(name, r->lock_name))
+		r->lock_name[0] = '\0';
 	if (name && name[0])
 		snap_objstore_delete(r->os, name, &e);
 }
@@ -312,6 +335,7 @@ static int collect_packs(snap_replica *r, const rrow *rows, size_t n,
 				kept = d[j].keep;
 		if (kept)
 			rc = mark_map(r, &rows[k], used, top, err);
+		snap_replica_lock_keep(r);
 	}
 	for (size_t i = 0; rc == 0 && i < r->nfirsts; i++) {
 		int named = 0;

@@ -278,6 +278,7 @@ static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 {
 	uploads *q = p->q;
 	upload *u = &q->u[q->turn];
+	snap_replica_lock_keep(r);
 	int rc = upload_wait(u, s, st, 0, err);
 	if (rc < 0 || p->count == 0)
 		return rc;
@@ -368,6 +369,8 @@ static int push_pages(snap_replica *r, snap_store *s, const snap_info *si,
 	snap_image_hold(im, LOOKUP_BATCH);
 	for (uint32_t i = 0; i < si->page_count; i++) {
 		int64_t seq, id = snap_image_page_id(im, i + 1);
+		if (i % 4096 == 0)
+			snap_replica_lock_keep(r);
 		rc = snap_replica_lookup_seq(lk, id, &seq, err);
 		if (rc == 0) {
 			seqs[i] = seq;

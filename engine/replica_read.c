@@ -93,6 +93,54 @@ int snap_replica_firsts_load(snap_replica *r, snap_err *err)
 	return 0;
 }
 
+int snap_replica_firsts_packed(snap_replica *r, uint64_t *above,
+			       snap_err *err)
+{
+	snap_replica_names ns = {0};
+	*above = 0;
+	int rc = snap_replica_list_dir(r, "packs", &ns, err);
+	if (rc < 0)
+		return rc;
+	uint64_t *packs = calloc(ns.n ? ns.n : 1, sizeof *packs);
+	size_t np = 0, k = 0;
+	if (!packs) {
+		snap_replica_names_free(&ns);
+		return snap_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < ns.n; i++)
+		if (seq_of(ns.v[i], "packs", &packs[np]) == 0)
+			np++;
+	snap_replica_names_free(&ns);
+	qsort(packs, np, sizeof *packs, snap_replica_u64_cmp);
+	for (size_t i = 0; i < r->nfirsts; i++) {
+		uint64_t f = r->firsts[i], end = f + 1;
+		if (bsearch(&f, packs, np, sizeof *packs,
+			    snap_replica_u64_cmp)) {
+			r->firsts[k++] = f;
+			continue;
+		}
+		/* Its index's range, when it opens: new seqs go above it. */
+		char name[64];
+		uint8_t *p;
+		size_t len;
+		ridx ix;
+		snap_err e;
+		snprintf(name, sizeof name, "index/%016llx",
+			 (unsigned long long)f);
+		if (snap_replica_obj_get(r, name, &p, &len, &e) == 0) {
+			if (snap_replica_index_parse(p, len, &ix) == 0 &&
+			    ix.first == f && ix.count > 1)
+				end = f + ix.count;
+			free(p);
+		}
+		if (f < (1ull << 62) && end > *above)
+			*above = end;
+	}
+	r->nfirsts = k;
+	free(packs);
+	return 0;
+}
+
 /* Check and take apart an index object's plain bytes: version 1 (an entry
  * of INDEX_ENTRY bytes per page) or 2 (a frame table, then a SHA-256 per
  * page; the frames cover the pages in order, each within FRAME_MAX). */

@@ -67,6 +67,8 @@ typedef struct ctl_verify {
 	const ctl_args *a;
 	snap_json problems;   /* --json: the "problems" array being built */
 	unsigned found;       /* problems reported for the current snapshot */
+	unsigned other;       /* damaged objects of no snapshot (a replica's
+				 log records, its pruned/set) */
 } ctl_verify;
 /* A restore's JSON object on stdout: restored, database, safety (null
  * without one; res may be NULL), verified_pages, and replica when the

@@ -27,14 +27,16 @@
 
 /* A passphrase from file (its first line) or the environment variable
  * env (snap_replica_pass_read); *pass is NULL when neither gives one.
- * 0 or CTL_EXIT_FAIL. */
+ * 0 or CTL_EXIT_FAIL (why, when given, gets the reason). */
 static int ctl_pass(const char *file, const char *opt, const char *env,
-		    char *buf, const char **pass)
+		    char *buf, const char **pass, snap_err *why)
 {
 	snap_err err;
 	int rc = snap_replica_pass_read(file, opt, env, buf, &err);
 
 	*pass = buf[0] ? buf : NULL;
+	if (rc < 0 && why)
+		*why = err;
 	if (rc < 0)
 		return ctl_error("%s", err.msg);
 	if (rc == 1)
@@ -42,25 +44,34 @@ static int ctl_pass(const char *file, const char *opt, const char *env,
 	return CTL_EXIT_OK;
 }
 
-/* Open the replica at url with the passphrase the options give. */
+/* Open the replica at url with the passphrase the options give; on a
+ * failure why (when given) gets the reason printed. */
 static int ctl_replica_open(const ctl_args *a, const char *url,
-			    unsigned flags, snap_replica **r)
+			    unsigned flags, snap_replica **r, snap_err *why)
 {
 	char buf[SNAP_PASS_MAX];
 	const char *pass;
 	snap_err err;
 	int rc;
 
-	if (a->endpoint && setenv("AWS_ENDPOINT_URL", a->endpoint, 1) < 0)
+	snap_err_clear(&err);
+	if (a->endpoint && setenv("AWS_ENDPOINT_URL", a->endpoint, 1) < 0) {
+		if (why)
+			snap_err_set(why, -ENOMEM, "out of memory");
 		return ctl_error("out of memory");
+	}
 	rc = ctl_pass(a->pass_file, "--passphrase-file ", "SNAPFS_PASSPHRASE",
-		      buf, &pass);
+		      buf, &pass, why);
 	if (rc)
 		return rc;
-	snap_err_clear(&err);
 	rc = snap_replica_open(url, pass, pass ? strlen(pass) : 0, flags, r,
 			       &err);
 	memset(buf, 0, sizeof(buf));
+	if (rc < 0 && why) {
+		*why = err;
+		if (!why->msg[0])
+			snap_err_set(why, rc, "%s", strerror(-rc));
+	}
 	return rc < 0 ? ctl_fail(&err, rc, url) : CTL_EXIT_OK;
 }
 
@@ -81,9 +92,17 @@ int cmd_replicate(snap_store *s, ctl_args *a)
 
 	if (a->no_encryption)
 		flags |= SNAP_REPLICA_NO_ENCRYPTION;
-	rc = ctl_replica_open(a, a->pos[0], flags, &r);
-	if (rc)
+	snap_err_clear(&err);
+	rc = ctl_replica_open(a, a->pos[0], flags, &r, &err);
+	if (rc) {
+		/* A run refused before the replica opened (credentials, the
+		 * passphrase, the bucket, the network) is a failed run too:
+		 * status and on_failure must not go on reporting the last
+		 * success. */
+		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s",
+			       a->pos[0], snap_err_after(err.msg, a->pos[0]));
 		return rc;
+	}
 	snap_err_clear(&err);
 	ctl_bar_begin();
 	rc = snap_replica_push_recorded(r, s, a->pos[0], ctl_replica_progress,
@@ -164,6 +183,9 @@ static void ctl_replica_problem(void *ctx, const char *snapshot,
 
 	memset(&si, 0, sizeof(si));
 	snprintf(si.name, sizeof(si.name), "%s", snapshot);
+	/* A snapshot's name ends in ".db": these are no snapshot's. */
+	if (!strcmp(snapshot, "log") || !strcmp(snapshot, "pruned/set"))
+		((ctl_verify *)ctx)->other++;
 	ctl_verify_problem(ctx, &si, page, problem);
 }
 
@@ -362,7 +384,7 @@ static int ctl_replica_passphrase(snap_replica *r, const ctl_args *a)
 		return ctl_usage_error("usage: snapctl --replica URL passphrase "
 				       "change");
 	rc = ctl_pass(a->new_pass_file, "--new-passphrase-file ",
-		      "SNAPFS_NEW_PASSPHRASE", buf, &pass);
+		      "SNAPFS_NEW_PASSPHRASE", buf, &pass, NULL);
 	if (rc)
 		return rc;
 	if (!pass)
@@ -395,7 +417,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 	int rc;
 
 	rc = ctl_replica_open(a, a->replica, a->no_encryption ?
-			      SNAP_REPLICA_NO_ENCRYPTION : 0, &r);
+			      SNAP_REPLICA_NO_ENCRYPTION : 0, &r, NULL);
 	if (rc)
 		return rc;
 	snap_err_clear(&err);
@@ -458,7 +480,8 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 			snap_json_free(&v.problems);
 			rc = ctl_fail(&err, rc, "verify");
 		} else {
-			rc = ctl_verify_report(&v, (unsigned)n, bad);
+			rc = ctl_verify_report(&v, (unsigned)n,
+					       bad - v.other);
 		}
 	} else if (!strcmp(cmd, "export")) {
 		if (a->sql) {

@@ -258,18 +258,24 @@ int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad)
 		snap_json j;
 
 		ctl_json_object(&j);
-		snap_json_key(&j, "ok"); snap_json_bool(&j, bad == 0);
+		snap_json_key(&j, "ok");
+		snap_json_bool(&j, bad == 0 && v->other == 0);
 		snap_json_key(&j, "full"); snap_json_bool(&j, a->full);
 		snap_json_key(&j, "checked"); snap_json_int(&j, checked);
 		snap_json_key(&j, "bad"); snap_json_int(&j, bad);
+		snap_json_key(&j, "other"); snap_json_int(&j, v->other);
 		snap_json_key(&j, "problems");
 		snap_json_raw(&j, v->problems.oom ? "[]" : v->problems.buf);
 		snap_json_obj_end(&j);
 		rc = v->problems.oom ? ctl_error("out of memory") :
 			ctl_json_print(&j);
 	} else {
-		printf("%u snapshot%s verified, %u bad\n", checked,
+		printf("%u snapshot%s verified, %u bad", checked,
 		       checked == 1 ? "" : "s", bad);
+		if (v->other)
+			printf("; %u other object%s damaged", v->other,
+			       v->other == 1 ? "" : "s");
+		printf("\n");
 		rc = CTL_EXIT_OK;
 	}
 	snap_json_free(&v->problems);
@@ -277,5 +283,10 @@ int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad)
 		rc = ctl_error("verification found problems in %u of %u "
 			       "snapshot%s", bad, checked,
 			       checked == 1 ? "" : "s");
+	else if (rc == CTL_EXIT_OK && v->other)
+		rc = ctl_error("verification found %u damaged object%s of the "
+			       "replica that belong%s to no snapshot (above)",
+			       v->other, v->other == 1 ? "" : "s",
+			       v->other == 1 ? "s" : "");
 	return rc;
 }

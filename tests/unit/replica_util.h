@@ -80,6 +80,7 @@ void test_cache_row_of_other_content_is_not_trusted(void **state);
 void test_cache_of_older_layout_is_rebuilt(void **state);
 void test_pack_gone_from_the_replica_is_forgotten(void **state);
 void test_pack_forgotten_with_its_pages_or_not_at_all(void **state);
+void test_pack_lost_without_its_index_is_sent_again(void **state);
 void test_changed_page_in_raw_frame_is_named(void **state);
 void test_writer_reads_rows_it_has_seen_from_its_cache(void **state);
 void test_snapshots_of_one_run_share_packs(void **state);
@@ -88,5 +89,10 @@ void test_snapshots_of_one_run_share_packs(void **state);
 void test_restored_database_continues_its_replica(void **state);
 void test_store_with_an_id_of_its_own_keeps_it(void **state);
 void test_replica_from_before_store_ids_gives_no_id(void **state);
+
+/* test_replica_faults.c */
+void test_damaged_pruned_set_is_named_by_verify(void **state);
+void test_full_verify_without_room_judges_nothing(void **state);
+void test_long_run_keeps_its_lock_alive(void **state);
 
 #endif

@@ -16,8 +16,10 @@
  * snapshots is refused, one from before rows named their store stays
  * its writer's.  Images read in place, page sizes, frames and
  * version 1 replicas: test_replica_frames.c; a database restored from a
- * replica continuing it: test_replica_owner.c (both run from main here);
- * shared helpers: replica_util.c.
+ * replica continuing it: test_replica_owner.c; faults its commands must
+ * name rightly (pruned/set, no room, long runs' locks):
+ * test_replica_faults.c (all run from main here); shared helpers:
+ * replica_util.c.
  *
  * With SNAPFS_TEST_REPLICA_BASE set (s3://BUCKET/PREFIX: the test 'replica
  * on S3' starts a real server and sets it), every test but the symlink
@@ -647,6 +649,9 @@ int main(void)
 		tu_test(test_passphrase_change_rewrites_only_config),
 		tu_test(test_plain_replica),
 		tu_test(test_damage_is_found_and_named),
+		tu_test(test_damaged_pruned_set_is_named_by_verify),
+		tu_test(test_full_verify_without_room_judges_nothing),
+		tu_test(test_long_run_keeps_its_lock_alive),
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_replica_of_another_database_is_refused),
 		tu_test(test_replica_from_before_store_ids_stays_its_writers),
@@ -657,6 +662,7 @@ int main(void)
 		tu_test(test_cache_of_older_layout_is_rebuilt),
 		tu_test(test_pack_gone_from_the_replica_is_forgotten),
 		tu_test(test_pack_forgotten_with_its_pages_or_not_at_all),
+		tu_test(test_pack_lost_without_its_index_is_sent_again),
 		tu_test(test_changed_page_in_raw_frame_is_named),
 		tu_test(test_writer_reads_rows_it_has_seen_from_its_cache),
 		tu_test(test_snapshots_of_one_run_share_packs),

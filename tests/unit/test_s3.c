@@ -2,7 +2,8 @@
  * tests/unit/test_s3.c — the s3:// client's handling of what a server
  * sends, without a network (engine/s3http.h, engine/objstore_s3.c): XML
  * documents with a DTD refused, text copied out of them bounded; prefixes
- * whose keys a listing would not find refused at open.
+ * whose keys a listing would not find refused at open; an endpoint with
+ * credentials in it refused without repeating them.
  */
 #include "testutil.h"
 
@@ -131,6 +132,34 @@ static void test_prefix_too_long_is_refused(void **state)
 	assert_int_equal(open_rc(url, &e), -EACCES);
 }
 
+/* An endpoint with credentials in its user part is refused before any
+ * request, and the message does not repeat them (they would reach the
+ * event history and the daemon's log). */
+static void test_endpoint_with_user_info_is_refused_unrepeated(void **state)
+{
+	(void)state;
+	static const char *bad[] = {
+		"http://AKIAX:s3cr3tvalue@127.0.0.1:1",
+		"https://s3cr3tvalue@s3.example.com/",
+		"http://a%3Ab:s3cr3tvalue@h",
+	};
+	setenv("AWS_ACCESS_KEY_ID", "k", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "s", 1);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snap_objstore *o = NULL;
+		snap_err e = {0};
+		setenv("AWS_ENDPOINT_URL", bad[i], 1);
+		assert_int_equal(snap_objstore_open("s3://b/p", 0, &o, &e),
+				 -EINVAL);
+		snap_objstore_close(o);
+		assert_null(strstr(e.msg, "s3cr3tvalue"));
+		assert_non_null(strstr(e.msg, "user information"));
+	}
+	unsetenv("AWS_ENDPOINT_URL");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -140,6 +169,7 @@ int main(void)
 		tu_test(test_xml_text_cut_keeps_whole_characters),
 		tu_test(test_prefix_with_dot_segments_is_refused),
 		tu_test(test_prefix_too_long_is_refused),
+		tu_test(test_endpoint_with_user_info_is_refused_unrepeated),
 	};
 	return cmocka_run_group_tests_name("s3", tests, NULL, NULL);
 }

@@ -3,8 +3,8 @@
 "fresh machine" (another directory, no store, only the URL and the
 passphrase) list, show, verify, export and restore give images
 byte-identical to the local snapshots (sha256sum of the exported files);
-a second run uploads nothing; a wrong or missing passphrase is exit 1 and
-writes nothing; a flipped byte or a deleted pack makes verify exit 1 and
+a second run uploads nothing; a wrong or missing passphrase is exit 1,
+writes nothing to the replica and is the failed run status reports; a flipped byte or a deleted pack makes verify exit 1 and
 name the snapshots; a restore makes a new file, or restores the live
 database after a safety snapshot, and the restored database goes on
 replicating into the same URL (another database stays refused); a
@@ -360,6 +360,13 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--db", db, "replicate", url], bad)
     check("replicate with a wrong passphrase: exit 1",
           r.returncode == 1 and "wrong passphrase" in r.stderr, r.stderr)
+    r = ctl(["--db", db, "status", "--json"], env)
+    last = json.loads(r.stdout)["replica"]["last_replication"] \
+        if r.returncode == 0 else {}
+    check("and status reports that failed run, not the last success",
+          last.get("ok") is False and "wrong passphrase" in
+          last.get("detail", "") and last["detail"].startswith(url + ": "),
+          r.stdout + r.stderr)
     check("and nothing was written (%d objects)" % len(before),
           len(before) > 0 and contents(store) == before)
     # --passphrase-file is read as the daemon reads passphrase_file=: a
@@ -428,6 +435,14 @@ def run(ctx, work, env, url, s3dir):
     check("verify finds the damaged history record: exit 1, names it",
           r.returncode == 1 and logs[0] in r.stdout + r.stderr,
           r.stdout + r.stderr)
+    check("... as no snapshot's problem: every snapshot good, one other "
+          "object damaged", " 0 bad; 1 other object damaged" in r.stdout
+          and "problems in" not in r.stderr, r.stdout + r.stderr)
+    r = ctl(["--replica", url, "verify", "--json"], env)
+    doc = json.loads(r.stdout) if r.returncode == 1 and r.stdout else {}
+    check("verify --json: ok false, bad 0, other 1",
+          doc.get("ok") is False and doc.get("bad") == 0 and
+          doc.get("other") == 1, r.stdout + r.stderr)
     store.write(logs[0], good)
     r = ctl(["--replica", url, "verify"], env)
     check("with the record put back, verify is clean", r.returncode == 0,
@@ -564,6 +579,20 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "list"], dict(env, AWS_SECRET_ACCESS_KEY="nope"))
     check("wrong credentials: exit 1, access denied",
           r.returncode == 1 and "access denied" in r.stderr, r.stderr)
+    secret = "a-wrong-secret-nobody-prints"
+    r = ctl(["--db", db, "replicate", url],
+            dict(env, AWS_SECRET_ACCESS_KEY=secret))
+    st = ctl(["--db", db, "status", "--json"], env)
+    lg = ctl(["--db", db, "log"], env)
+    last = json.loads(st.stdout)["replica"]["last_replication"] \
+        if st.returncode == 0 else {}
+    check("replicate with wrong credentials: exit 1, and status reports "
+          "the failed run; the secret is in no output",
+          r.returncode == 1 and last.get("ok") is False and
+          "access denied" in last.get("detail", "") and
+          all(secret not in x for x in (r.stdout, r.stderr, st.stdout,
+                                        lg.stdout)),
+          r.stderr + st.stdout)
     r = ctl(["--replica", url, "list"], dict(env, AWS_REGION="eu-west-1"))
     check("a region the bucket is not in: exit 1, the server's reason "
           "(names the region)", r.returncode == 1 and "eu-west-1" in
