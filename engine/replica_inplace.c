@@ -172,7 +172,9 @@ static const uint8_t *page_at(snap_replica_image *img, uint32_t i,
 		int rc = window_fill(img, i, want, err);
 		if (rc == 0)
 			return img->win;
-		if (rc == -ENOMEM)
+		/* Out of memory, interrupted, stopping, the server out of
+		 * reach: not the data, nothing to remember. */
+		if (rc != -EIO && rc != -EFBIG)
 			return NULL;
 		/* A page of the window does not read: the pages it would
 		 * have held are read alone, so only the reads that cover a

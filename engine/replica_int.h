@@ -274,11 +274,18 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 /* Write this writer's lock again with the current time when it is
  * older than SNAP_REPLICA_LOCK_KEEP_S: a run longer than the lock's
  * lifetime (six hours) stays alive to other writers, so a prune never
- * deletes the packs of a replicate still running.  Best effort; a
- * no-op without a lock.  The writer calls it as it goes (per pack and
- * every few thousand pages). */
+ * deletes the packs of a replicate still running.  The write is best
+ * effort, but a lock found gone is never written back: -EBUSY (another
+ * writer judged this one dead, when it was stopped longer than that, and
+ * may have deleted what it sent).  0 without a lock.  The writer calls
+ * it as it goes (per pack and every few thousand pages). */
 #define SNAP_REPLICA_LOCK_KEEP_S (15 * 60)
-void snap_replica_lock_keep(snap_replica *r);
+int snap_replica_lock_keep(snap_replica *r, snap_err *err);
+/* 0 while this writer's lock is still there (or it has none); -EBUSY
+ * when it is gone; another error when it cannot be read.  A replicate
+ * checks it before it writes maps and rows, a prune before it deletes
+ * packs. */
+int snap_replica_lock_held(snap_replica *r, snap_err *err);
 /* Take a lock back (name "" or NULL: nothing). */
 void snap_replica_unlock(snap_replica *r, const char *name);
 

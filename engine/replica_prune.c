@@ -96,12 +96,40 @@ static int lock_put(snap_replica *r, const char *name, const char *what,
 	return rc;
 }
 
-void snap_replica_lock_keep(snap_replica *r)
+int snap_replica_lock_held(snap_replica *r, snap_err *err)
+{
+	uint8_t *doc;
+	size_t len;
+	if (!r->lock_name[0])
+		return 0;
+	int rc = snap_replica_obj_get(r, r->lock_name, &doc, &len, err);
+	if (rc == 0) {
+		free(doc);
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	return snap_err_set(err, -EBUSY, "%s: this %s lost its lock %s: "
+			    "another writer found it older than %d hours "
+			    "(this run was stopped that long) and removed "
+			    "it; nothing more is written; run again",
+			    snap_objstore_url(r->os), r->lock_what,
+			    r->lock_name, SNAP_REPLICA_LOCK_TTL_S / 3600);
+}
+
+int snap_replica_lock_keep(snap_replica *r, snap_err *err)
 {
 	snap_err e;
 	int64_t now = snap_time_now_ns() / 1000000000;
-	if (r->lock_name[0] && now - r->lock_put_s >= SNAP_REPLICA_LOCK_KEEP_S)
-		lock_put(r, r->lock_name, r->lock_what, &e);
+	if (!r->lock_name[0] || now - r->lock_put_s < SNAP_REPLICA_LOCK_KEEP_S)
+		return 0;
+	/* Never written back once gone: a writer that found it expired
+	 * may have deleted what this run sent and no map names yet. */
+	int rc = snap_replica_lock_held(r, err);
+	if (rc == -EBUSY)
+		return rc;
+	lock_put(r, r->lock_name, r->lock_what, &e);   /* best effort */
+	return 0;
 }
 
 int snap_replica_lock(snap_replica *r, const char *what, char *name,
@@ -335,8 +363,12 @@ static int collect_packs(snap_replica *r, const rrow *rows, size_t n,
 				kept = d[j].keep;
 		if (kept)
 			rc = mark_map(r, &rows[k], used, top, err);
-		snap_replica_lock_keep(r);
+		if (rc == 0)
+			rc = snap_replica_lock_keep(r, err);
 	}
+	/* Still this prune's turn before anything is deleted. */
+	if (rc == 0)
+		rc = snap_replica_lock_held(r, err);
 	for (size_t i = 0; rc == 0 && i < r->nfirsts; i++) {
 		int named = 0;
 		for (uint64_t q = r->firsts[i];

@@ -278,8 +278,10 @@ static int pending_flush(snap_replica *r, snap_store *s, pending *p,
 {
 	uploads *q = p->q;
 	upload *u = &q->u[q->turn];
-	snap_replica_lock_keep(r);
-	int rc = upload_wait(u, s, st, 0, err);
+	int rc = snap_replica_lock_keep(r, err);
+	if (rc < 0)
+		return rc;
+	rc = upload_wait(u, s, st, 0, err);
 	if (rc < 0 || p->count == 0)
 		return rc;
 	if (!u->codec_ok) {
@@ -369,8 +371,8 @@ static int push_pages(snap_replica *r, snap_store *s, const snap_info *si,
 	snap_image_hold(im, LOOKUP_BATCH);
 	for (uint32_t i = 0; i < si->page_count; i++) {
 		int64_t seq, id = snap_image_page_id(im, i + 1);
-		if (i % 4096 == 0)
-			snap_replica_lock_keep(r);
+		if (i % 4096 == 0 && (rc = snap_replica_lock_keep(r, err)))
+			goto out;
 		rc = snap_replica_lookup_seq(lk, id, &seq, err);
 		if (rc == 0) {
 			seqs[i] = seq;
@@ -458,6 +460,9 @@ static int push_finish(snap_replica *r, snap_store *s, const char *store_id,
 	int rc = pending_flush(r, s, p, st, err);
 	if (rc == 0)
 		rc = uploads_wait(p->q, s, st, rc, err);
+	/* Maps and rows only while the lock is still this run's. */
+	if (rc == 0 && d->n)
+		rc = snap_replica_lock_held(r, err);
 	for (size_t i = 0; i < d->n; i++) {
 		if (rc == 0)
 			rc = snap_replica_row_write(r, s, store_id, d->v[i].si,

@@ -92,7 +92,8 @@ void test_full_verify_without_room_judges_nothing(void **state)
  * run that started seven hours ago is dead to another writer (a prune
  * takes over, and would delete the packs the run has sent but no map
  * names yet), unless the run wrote it again as it went
- * (snap_replica_lock_keep, called per pack and every 4096 pages). */
+ * (snap_replica_lock_keep, called per pack and every 4096 pages); a run
+ * whose lock was taken over so is told, and never writes it back. */
 void test_long_run_keeps_its_lock_alive(void **state)
 {
 	tu_env *env = *state;
@@ -112,12 +113,25 @@ void test_long_run_keeps_its_lock_alive(void **state)
 						      NULL, &err), 0);
 		r->lock_put_s = t;
 		if (keep)
-			snap_replica_lock_keep(r);
+			assert_int_equal(snap_replica_lock_keep(r, &err), 0);
 		int rc = snap_replica_lock(r2, "prune", other, sizeof other,
 					   &err);
 		assert_int_equal(rc, keep ? -EBUSY : 0);
 		if (rc == 0)
 			snap_replica_unlock(r2, other);
+		if (keep)
+			continue;
+		/* Taken over (r2 removed it as dead): r's run learns it at
+		 * its next renewal and before it writes a map, and never
+		 * writes the lock back. */
+		r->lock_put_s = t;
+		assert_int_equal(snap_replica_lock_keep(r, &err), -EBUSY);
+		assert_non_null(strstr(err.msg, "lost its lock"));
+		assert_int_equal(snap_replica_lock_held(r, &err), -EBUSY);
+		uint8_t *gone;
+		size_t glen;
+		assert_int_equal(snap_replica_obj_get(r, name, &gone, &glen,
+						      &err), -ENOENT);
 	}
 	snap_replica_unlock(r, name);
 	snap_replica_close(r2);
