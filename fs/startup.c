@@ -219,13 +219,15 @@ int snap_startup_fork(void)
 /* Tell the parent how start-up went, then let go of the terminal. */
 int snap_startup_ready(int fd, char status)
 {
-	int null, told;
+	int null, told, failed = status != 0, cherr = 0;
 
 	if (fd < 0)
 		return 0;
 	if (status == 0) {
-		if (chdir("/") != 0)
+		if (chdir("/") != 0) {
+			cherr = errno;
 			status = 1;
+		}
 		null = open("/dev/null", O_RDWR);
 		if (null >= 0) {
 			dup2(null, 0);
@@ -241,6 +243,12 @@ int snap_startup_ready(int fd, char status)
 	if (status == 0 && !told) {
 		snap_log(LOG_ERR, "the command that started snapfs is gone "
 			 "(interrupted while it waited): unmounting");
+		return -1;
+	}
+	if (status != 0 && !failed) {
+		/* The command was told start-up failed: do not serve. */
+		snap_log(LOG_ERR, "cannot change to /: %s; unmounting",
+			 strerror(cherr));
 		return -1;
 	}
 	return 0;
