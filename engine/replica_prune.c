@@ -154,10 +154,17 @@ int snap_replica_lock(snap_replica *r, const char *what, char *name,
 		int grc = snap_replica_obj_get(r, ns.v[i], &doc, &len, &e);
 		if (grc == -ENOENT)
 			continue;        /* gone meanwhile: its writer ended */
-		if (grc < 0) {
+		if (grc == -EIO || grc == -EFBIG) {
 			/* Not one of ours (does not open with the key): a
 			 * forged lock blocks nobody; it is left alone. */
 			continue;
+		}
+		if (grc < 0) {
+			/* Unread (the server out of reach, or we are
+			 * stopping): it may be a live writer's. */
+			*err = e;
+			rc = grc;
+			break;
 		}
 		int alive = lock_alive(r, doc, len);
 		char *who = snap_replica_json_text(r, (const char *)doc, len,

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 
 #include "replica_int.h"
+#include "sys.h"
 
 /* A damaged set of pruned snapshots (which replicate and prune refuse
  * to go past) is a problem verify names; an intact one is none. */
@@ -135,5 +136,45 @@ void test_long_run_keeps_its_lock_alive(void **state)
 	}
 	snap_replica_unlock(r, name);
 	snap_replica_close(r2);
+	snap_replica_close(r);
+}
+
+/* Another writer's lock that cannot be read (the server out of reach for
+ * that one GET) may be a live writer's: the lock is not taken (and this
+ * writer's own is taken back).  Only one that does not open with the key
+ * is forged and blocks nobody.  file:// only (the read fails by way of
+ * the system-call table). */
+static int openat_unreachable(int dirfd, const char *path, int flags,
+			      mode_t mode)
+{
+	if (strlen(path) == 32 && strspn(path, "0123456789abcdef") == 31 &&
+	    path[31] == 'z') {
+		errno = ETIMEDOUT;
+		return -1;
+	}
+	return snap_sys_libc.openat(dirfd, path, flags, mode);
+}
+
+void test_unreadable_lock_of_another_writer_blocks(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX], name[64];
+	snap_err err;
+
+	if (getenv("SNAPFS_TEST_REPLICA_BASE"))
+		skip();
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
+	const char *other = "locks/0123456789abcdef0123456789abcdez";
+	assert_int_equal(snap_replica_obj_put(r, other, "{}", 2, NULL,
+					      &err), 0);
+	snap_sys.openat = openat_unreachable;
+	int rc = snap_replica_lock(r, "prune", name, sizeof name, &err);
+	snap_sys.openat = snap_sys_libc.openat;
+	if (rc != -ETIMEDOUT)
+		fail_msg("an unreadable lock: %d %s", rc, err.msg);
+	/* Our own lock was taken back. */
+	snap_objstore_close(objs_list(url, "locks"));
+	assert_int_equal(g_nnames, 1);
 	snap_replica_close(r);
 }
