@@ -128,7 +128,10 @@ int snap_replica_lock_keep(snap_replica *r, snap_err *err)
 	int rc = snap_replica_lock_held(r, err);
 	if (rc == -EBUSY)
 		return rc;
-	lock_put(r, r->lock_name, r->lock_what, &e);   /* best effort */
+	if (rc < 0 || lock_put(r, r->lock_name, r->lock_what, &e) < 0)
+		/* Best effort: tried again in a minute, not at every pack
+		 * (each try may wait out the server's timeouts). */
+		r->lock_put_s = now - SNAP_REPLICA_LOCK_KEEP_S + 60;
 	return 0;
 }
 
