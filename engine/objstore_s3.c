@@ -150,10 +150,10 @@ static void s3_interrupt(snap_objstore *o)
 }
 
 /* Take name's prefetched bytes: 1 with *data set, 0 when there are none
- * (never announced, not started, the fetch failed, or o was interrupted
- * while it ran). */
+ * (never announced, not started, the fetch failed, or, when intr, o was
+ * interrupted while it ran: the slot then stays for its fetch). */
 static int pf_take(snap_objstore *o, const char *name, uint8_t **data,
-		   size_t *len)
+		   size_t *len, int intr)
 {
 	struct snap_s3 *s = o->s3;
 	if (!s->mu_ok)
@@ -164,7 +164,7 @@ static int pf_take(snap_objstore *o, const char *name, uint8_t **data,
 		struct s3pf *f = &s->pf[i];
 		if (f->state == PF_FREE || strcmp(f->name, name))
 			continue;
-		while (f->state == PF_RUNNING && !s3_interrupted(o))
+		while (f->state == PF_RUNNING && !(intr && s3_interrupted(o)))
 			pthread_cond_wait(&s->cv, &s->mu);
 		if (f->state == PF_RUNNING)
 			break;      /* interrupted: the get fails at once */
@@ -188,7 +188,7 @@ static int pf_take(snap_objstore *o, const char *name, uint8_t **data,
 static int s3_get(snap_objstore *o, const char *name, size_t max,
 		  uint8_t **data, size_t *len, snap_err *err)
 {
-	if (pf_take(o, name, data, len)) {
+	if (pf_take(o, name, data, len, 1)) {
 		if (*len <= max)
 			return 0;
 		free(*data);   /* fetched again: the limit's error */
@@ -197,12 +197,14 @@ static int s3_get(snap_objstore *o, const char *name, size_t max,
 	return s3_fetch(o, o->s3->curl, name, max, data, len, err);
 }
 
-/* Forget name's prefetched bytes (it is about to change). */
+/* Forget name's prefetched bytes (it is about to change): a fetch
+ * running is waited for, interrupted or not, so no later get takes bytes
+ * from before the change. */
 static void pf_drop(snap_objstore *o, const char *name)
 {
 	uint8_t *data;
 	size_t len;
-	if (pf_take(o, name, &data, &len))
+	if (pf_take(o, name, &data, &len, 0))
 		free(data);
 }
 
