@@ -103,6 +103,10 @@ int cmd_replicate(snap_store *s, ctl_args *a)
 			       a->pos[0], snap_err_after(err.msg, a->pos[0]));
 		return rc;
 	}
+	if (a->no_encryption && snap_replica_encrypted(r))
+		ctl_warn("%s is an encrypted replica already: it stays "
+			 "encrypted (--no-encryption applies only when a "
+			 "replica is created)", a->pos[0]);
 	snap_err_clear(&err);
 	ctl_bar_begin();
 	rc = snap_replica_push_recorded(r, s, a->pos[0], ctl_replica_progress,

@@ -475,6 +475,12 @@ def run(ctx, work, env, url, s3dir):
         import time
         # (A plain replica, so the test can write lock objects itself:
         # in an encrypted one a lock that does not open is ignored.)
+        eurl = url + "-enc"
+        ctl(["--db", db, "replicate", eurl], env)
+        r = ctl(["--db", db, "replicate", eurl, "--no-encryption"], env)
+        check("--no-encryption onto an encrypted replica: exit 0, and a "
+              "warning that it stays encrypted", r.returncode == 0 and
+              "stays encrypted" in r.stderr, r.stderr)
         lurl = url + "-lock"
         ctl(["--db", db, "replicate", lurl, "--no-encryption"], env)
         lock = os.path.join(lurl[len("file://"):], "locks", "0123456789abcdef")
