@@ -232,10 +232,24 @@ static int store_probe_db(const char *path, snap_err *err)
 	struct stat st;
 	int rc;
 
-	if (snap_sys_stat(path, &st) < 0)
-		return snap_err_set(err, -errno, "no database at %s: %s; "
-				    "nothing to snapshot", path,
-				    strerror(errno));
+	if (snap_sys_stat(path, &st) < 0) {
+		int e = errno;
+		char to[PATH_MAX];
+		ssize_t n = snap_sys_lstat(path, &st) == 0 &&
+			    S_ISLNK(st.st_mode) ?
+			    readlink(path, to, sizeof(to) - 1) : -1;
+
+		if (n > 0 && e == ENOENT) {
+			to[n] = '\0';
+			return snap_err_set(err, -ENOENT, "%s is a symbolic "
+					    "link to %s, which does not exist: "
+					    "no database there; give the path "
+					    "of the database itself", path,
+					    to);
+		}
+		return snap_err_set(err, -e, "no database at %s: %s; "
+				    "nothing to snapshot", path, strerror(e));
+	}
 	/* A directory (SQLite cannot open it, which is not "not a
 	 * database"), a pipe (an open would wait for a writer), a device. */
 	if (!S_ISREG(st.st_mode))

@@ -459,6 +459,15 @@ static void test_no_store_is_left_for_a_non_database(void **state)
 				    SNAP_OPEN_LIVE_DB, &st, &e), -EINVAL);
 	assert_non_null(strstr(e.msg, "not a regular file"));
 	assert_false(tu_exists(def));
+	/* A symbolic link to nothing: said so, naming where it points. */
+	assert_int_equal(rmdir(env->db), 0);
+	assert_int_equal(symlink("/nonexistent/app.db", env->db), 0);
+	snap_err_clear(&e);
+	assert_int_equal(open_store(env->db, NULL, SNAP_OPEN_CREATE |
+				    SNAP_OPEN_LIVE_DB, &st, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "symbolic link to /nonexistent/app.db"));
+	assert_false(tu_exists(def));
+	assert_int_equal(unlink(env->db), 0);
 }
 
 static void test_deleting_most_snapshots_shrinks_the_store(void **state)
