@@ -184,7 +184,6 @@ char *snap_replica_json_text(snap_replica *r, const char *doc, size_t len,
 	return out;
 }
 
-/* A JSON integer of a document, or def when absent. */
 int snap_replica_json_valid(snap_replica *r, const void *doc, size_t len)
 {
 	sqlite3_stmt *st = NULL;
@@ -199,6 +198,7 @@ int snap_replica_json_valid(snap_replica *r, const void *doc, size_t len)
 	return ok;
 }
 
+/* A JSON integer of a document, or def when absent. */
 int64_t snap_replica_json_int(snap_replica *r, const char *doc, size_t len,
 			      const char *path, int64_t def)
 {

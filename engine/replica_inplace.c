@@ -48,8 +48,9 @@ struct snap_replica_image {
 	int borrowed;          /* row and seqs are the caller's */
 };
 
-int snap_replica_image_of(snap_replica *r, const rrow *row, int64_t *seqs,
-			  snap_replica_image **out, snap_err *err)
+/* A new image of row (copied), its page buffer allocated. */
+static int image_new(snap_replica *r, const rrow *row,
+		     snap_replica_image **out, snap_err *err)
 {
 	snap_replica_image *img = calloc(1, sizeof *img);
 	*out = NULL;
@@ -60,28 +61,34 @@ int snap_replica_image_of(snap_replica *r, const rrow *row, int64_t *seqs,
 	}
 	img->r = r;
 	img->row = *row;
-	img->seqs = seqs;
 	img->cur = -1;
-	img->borrowed = 1;
 	*out = img;
 	return 0;
+}
+
+int snap_replica_image_of(snap_replica *r, const rrow *row, int64_t *seqs,
+			  snap_replica_image **out, snap_err *err)
+{
+	int rc = image_new(r, row, out, err);
+	if (rc == 0) {
+		(*out)->seqs = seqs;
+		(*out)->borrowed = 1;
+	}
+	return rc;
 }
 
 int snap_replica_image_open(snap_replica *r, const char *name,
 			    snap_replica_image **out, snap_err *err)
 {
+	snap_replica_image *img = NULL;
+	rrow row;
 	*out = NULL;
-	snap_replica_image *img = calloc(1, sizeof *img);
-	if (!img)
-		return snap_err_set(err, -ENOMEM, "out of memory");
-	img->r = r;
-	img->cur = -1;
-	int rc = snap_replica_row_find(r, name, &img->row, err);
-	if (rc == 0 && !img->row.si.page_size)
+	int rc = snap_replica_row_find(r, name, &row, err);
+	if (rc == 0 && !row.si.page_size)
 		rc = snap_err_set(err, -EIO, "%s: page size 0 in its catalog "
 				  "row", name);
-	if (rc == 0 && !(img->page = malloc(img->row.si.page_size)))
-		rc = snap_err_set(err, -ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = image_new(r, &row, &img, err);
 	if (rc == 0 && !r->firsts)
 		rc = snap_replica_firsts_load(r, err);
 	if (rc == 0)

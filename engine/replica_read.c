@@ -264,14 +264,8 @@ static int slot_load(snap_replica *r, uint64_t first, struct rpack **out,
 static int slot_for(snap_replica *r, uint64_t seq, struct rpack **out,
 		    snap_err *err)
 {
-	size_t lo = 0, hi = r->nfirsts;
-	while (lo < hi) {     /* the first element > seq */
-		size_t mid = (lo + hi) / 2;
-		if (r->firsts[mid] <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t at = snap_replica_pack_of(r, seq);
+	size_t lo = at == SIZE_MAX ? 0 : at + 1;   /* the first > seq */
 	snap_err first_err = {0};
 	int first_rc = 0;
 	for (size_t j = lo, tries = 0; j > 0 && tries < 8; j--, tries++) {
