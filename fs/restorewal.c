@@ -96,6 +96,17 @@ static enum restorewal_kind restorewal_kind(const char *name, char *base,
 	return snap_name_is_sidefile(name) ? RW_IGNORED : RW_DB;
 }
 
+/* 1 when k holds name's half and is still in time at now: within
+ * RESTOREWAL_PAIR_NS of its keeping, or of its claim once claimed
+ * (pair_lock held). */
+static int kept_for_locked(const struct restorewal_kept *k, const char *name,
+			   int64_t now)
+{
+	return k->n && strcmp(k->name, name) == 0 &&
+	       now - k->at < (k->claimed ? RESTOREWAL_CLAIM_NS :
+			      RESTOREWAL_PAIR_NS);
+}
+
 /* Move k's contents to *out and empty k (pair_lock held). */
 static void kept_take_locked(struct restorewal_kept *k,
 			     struct restorewal_kept *out)
@@ -129,9 +140,7 @@ static void kept_arrival_locked(struct restorewal_kept *k,
 	memset(out, 0, sizeof(*out));
 	if (!k->n)
 		return;
-	if (kind == partner_kind && strcmp(k->name, base) == 0 &&
-	    now - k->at < (k->claimed ? RESTOREWAL_CLAIM_NS :
-			   RESTOREWAL_PAIR_NS)) {
+	if (kind == partner_kind && kept_for_locked(k, base, now)) {
 		if (!k->claimed)
 			k->at = now;      /* the claim's own time limit */
 		k->claimed = 1;
@@ -168,35 +177,34 @@ static void kept_claim(struct restorewal_kept *k, const char *base,
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&pair_lock);
-	if (k->n && strcmp(k->name, base) == 0 &&
-	    now - k->at < (k->claimed ? RESTOREWAL_CLAIM_NS :
-			   RESTOREWAL_PAIR_NS))
+	if (kept_for_locked(k, base, now))
 		kept_take_locked(k, out);
 	pthread_mutex_unlock(&pair_lock);
 }
 
 /* Under pair_lock at once: take name's half waiting in other into *out
- * (as kept_claim), or, when none waits, keep n in k as name's half (as
- * kept_put).  So two halves whose closes cross (copied side by side, the
- * -wal closing while its database is being restored) always meet: 1 when
- * a partner was taken. */
+ * (as kept_claim) and n, with a reference of its own, into *self; or,
+ * when none waits, keep n in k as name's half.  So two halves whose
+ * closes cross (copied side by side, the -wal closing while its database
+ * is being restored) always meet: 1 when a partner was taken. */
 static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
 		     const char *name, struct restorewal_kept *other,
-		     struct restorewal_kept *out)
+		     struct restorewal_kept *out, struct restorewal_kept *self)
 {
 	struct restorewal_kept old;
 	int64_t now = snap_timer_mono_ns();
 
 	memset(out, 0, sizeof(*out));
+	memset(self, 0, sizeof(*self));
 	memset(&old, 0, sizeof(old));
 	pthread_mutex_lock(&snap_fs.lock);
 	snap_node_open_locked(n);
 	pthread_mutex_unlock(&snap_fs.lock);
 	pthread_mutex_lock(&pair_lock);
-	if (other->n && strcmp(other->name, name) == 0 &&
-	    now - other->at < (other->claimed ? RESTOREWAL_CLAIM_NS :
-			       RESTOREWAL_PAIR_NS)) {
+	if (kept_for_locked(other, name, now)) {
 		kept_take_locked(other, out);
+		self->n = n;
+		snprintf(self->name, sizeof(self->name), "%s", name);
 	} else {
 		kept_take_locked(k, &old);
 		k->n = n;
@@ -205,8 +213,6 @@ static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
 		k->claimed = k == &kept_wal && strcmp(restoring, name) == 0;
 	}
 	pthread_mutex_unlock(&pair_lock);
-	if (out->n)
-		snap_node_close(n);      /* not kept after all */
 	kept_drop(&old, k == &kept_wal && old.n != n);
 	return out->n != NULL;
 }
@@ -239,7 +245,7 @@ static int restorewal_wal(struct snap_node *n, const char *target,
 {
 	struct restorewal_kept db, wal;
 
-	if (!kept_meet(&kept_wal, n, base, &kept_db, &db)) {
+	if (!kept_meet(&kept_wal, n, base, &kept_db, &db, &wal)) {
 		snap_log(LOG_NOTICE, "%s: the write-ahead log of %s, not a "
 			 "database: kept (privately) for %s, which is "
 			 "restored with it when copied into restore/ next; "
@@ -247,12 +253,6 @@ static int restorewal_wal(struct snap_node *n, const char *target,
 			 base);
 		return 0;
 	}
-	/* wal holds its own reference to n for restorewal_again. */
-	memset(&wal, 0, sizeof(wal));
-	pthread_mutex_lock(&snap_fs.lock);
-	snap_node_open_locked(n);
-	pthread_mutex_unlock(&snap_fs.lock);
-	wal.n = n;
 	return restorewal_again(&db, &wal, how, target);
 }
 
@@ -310,13 +310,7 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 	/* Kept for an X-wal to come, unless one arrived whole while X was
 	 * restored: then X again, with it, now. */
 	struct restorewal_kept db;
-	if (rc == 0 && kept_meet(&kept_db, n, name, &kept_wal, &wal)) {
-		memset(&db, 0, sizeof(db));
-		pthread_mutex_lock(&snap_fs.lock);
-		snap_node_open_locked(n);
-		pthread_mutex_unlock(&snap_fs.lock);
-		db.n = n;
-		snprintf(db.name, sizeof(db.name), "%s", name);
+	if (rc == 0 && kept_meet(&kept_db, n, name, &kept_wal, &wal, &db)) {
 		snprintf(shown, sizeof(shown), "%s/%s-wal", SNAP_NAME_RESTORE,
 			 name);
 		rc = restorewal_again(&db, &wal, "", shown);
