@@ -34,9 +34,7 @@ static int regular_file(const char *path, mode_t mode, snap_err *err)
 		return 0;
 	return snap_err_set(err, -EINVAL, "%s is not a regular file (a %s): "
 			    "only a database file can be imported or "
-			    "restored", path, S_ISDIR(mode) ? "directory" :
-			    S_ISFIFO(mode) ? "pipe" : S_ISSOCK(mode) ?
-			    "socket" : "device");
+			    "restored", path, snap_file_kind(mode));
 }
 
 int snap_snapshot_file_usable(snap_store *s, const char *path,

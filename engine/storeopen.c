@@ -256,8 +256,7 @@ static int store_probe_db(const char *path, snap_err *err)
 		return snap_err_set(err, -EINVAL, "%s is not a regular file "
 				    "(a %s), so not a SQLite database: nothing "
 				    "to snapshot, and no store was created for "
-				    "it", path, S_ISDIR(st.st_mode) ? "directory"
-				    : S_ISFIFO(st.st_mode) ? "pipe" : "device");
+				    "it", path, snap_file_kind(st.st_mode));
 	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema",

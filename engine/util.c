@@ -1,13 +1,14 @@
 /*
  * engine/util.c — small helpers every floor uses: the time now and as ISO
- * 8601 text, a SHA-256 as hex, and growing an array.  No state, no
- * SQLite.
+ * 8601 text, a SHA-256 as hex, growing an array, mountinfo's escapes and
+ * a file's kind in words.  No state, no SQLite.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "util.h"
@@ -82,4 +83,11 @@ void snap_octal_unescape(char *s)
 		}
 	}
 	*w = '\0';
+}
+
+const char *snap_file_kind(mode_t mode)
+{
+	return S_ISREG(mode) ? "regular file" : S_ISDIR(mode) ? "directory" :
+	       S_ISFIFO(mode) ? "pipe" : S_ISSOCK(mode) ? "socket" :
+	       S_ISLNK(mode) ? "symbolic link" : "device";
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Format created_ns as "2026-11-22T01:49:00.123Z" (ISO 8601, UTC). */
 void snap_time_iso(int64_t ns, char out[40]);
@@ -24,5 +25,8 @@ int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
 /* Undo the octal escapes of /proc/self/mountinfo ("\040" for a space,
  * "\012" for a newline) in s, in place. */
 void snap_octal_unescape(char *s);
+/* What a file of mode is, for a message: "directory", "pipe", "socket",
+ * "symbolic link", "device" or "regular file". */
+const char *snap_file_kind(mode_t mode);
 
 #endif /* ENGINE_UTIL_H */
