@@ -92,6 +92,13 @@ int snap_objstore_list(snap_objstore *o, const char *dir,
 	return rc < 0 ? rc : o->be->list(o, dir, fn, ctx, err);
 }
 
+int snap_objstore_all_cancelled;   /* objstore_int.h */
+
+void snap_objstore_cancel_all(void)
+{
+	__atomic_store_n(&snap_objstore_all_cancelled, 1, __ATOMIC_RELEASE);
+}
+
 void snap_objstore_cancel(snap_objstore *o)
 {
 	if (o)

@@ -86,6 +86,11 @@ void snap_objstore_prefetch(snap_objstore *o, const char *name,
  * for file://. */
 void snap_objstore_cancel(snap_objstore *o);
 
+/* snap_objstore_cancel for every store of the process, those opened
+ * later and those being opened included: for a daemon about to exit
+ * (one opening a replica that did not answer at start).  Not undone. */
+void snap_objstore_cancel_all(void);
+
 /* While on, the requests of o's own thread (not its prefetches) fail at
  * once with -EINTR, one in flight included (within about a second), and
  * a wait for a prefetch of the object asked is given up: a reader who

@@ -37,6 +37,9 @@ struct snap_objstore {
 	int intr;           /* snap_objstore_interrupt is on (atomic) */
 };
 
+/* snap_objstore_cancel_all was called (atomic): every store is cancelled. */
+extern int snap_objstore_all_cancelled;
+
 /* Fill o for the absolute path of a file:// URL (with
  * SNAP_OBJSTORE_CREATE: make the directory; its parent must exist). */
 int snap_objstore_file_open(snap_objstore *o, const char *path,

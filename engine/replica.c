@@ -576,6 +576,11 @@ void snap_replica_cancel(snap_replica *r)
 		snap_objstore_cancel(r->os);
 }
 
+void snap_replica_cancel_all(void)
+{
+	snap_objstore_cancel_all();
+}
+
 void snap_replica_interrupt(snap_replica *r, int on)
 {
 	if (r)

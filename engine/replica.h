@@ -48,6 +48,11 @@ void snap_replica_close(snap_replica *r);
  * before it closes r.  Nothing is written after it. */
 void snap_replica_cancel(snap_replica *r);
 
+/* snap_replica_cancel for every replica of the process, one being opened
+ * included (snap_objstore_cancel_all): for a daemon about to exit.  Not
+ * undone. */
+void snap_replica_cancel_all(void);
+
 /* While on, the requests of r's user (not its prefetches) fail at once
  * with -EINTR (snap_objstore_interrupt): for a reader whose caller gave
  * up (a FUSE INTERRUPT).  Any thread may turn it on; r's user turns it

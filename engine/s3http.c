@@ -198,10 +198,11 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Whether snap_objstore_cancel was called on o. */
+/* Whether snap_objstore_cancel was called on o (or _cancel_all). */
 static int cancelled(snap_objstore *o)
 {
-	return __atomic_load_n(&o->cancel, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&o->cancel, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&snap_objstore_all_cancelled, __ATOMIC_ACQUIRE);
 }
 
 /* Whether snap_objstore_interrupt is on and q runs on o's own handle

@@ -30,8 +30,15 @@
  * the next change of the catalog, or, with replicate_every=, at the next
  * period.  Nothing local changes on a failure but the event.
  *
- * Stopping: snap_offsite_stop cancels the replica's requests
- * (snap_replica_cancel) before it joins the thread, so a replication to
+ * A replica that does not answer at start (-ETIMEDOUT, -EHOSTUNREACH:
+ * the network not up yet at boot, the server down) does not stop the
+ * start: a warning, and the thread opens it at its first run, then at
+ * each run until it opens, each failure an event like a failed
+ * replication.  The passphrase is kept (mlock'ed) until then.
+ *
+ * Stopping: snap_offsite_stop cancels every request of the process
+ * (snap_replica_cancel_all: an open in flight too) before it joins the
+ * thread, so a replication to
  * a server that stopped answering ends at once instead of after its
  * timeouts and retries (the daemon unmounts only after this).
  *
@@ -45,6 +52,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -63,17 +71,68 @@ struct snap_offsite {
 	int stop;
 	int pending;          /* the catalog changed since the last run */
 	int failed;           /* the last run failed: retry each period */
+	int deferred;         /* the replica did not answer at start: opened
+				 by the thread (off_run) */
+	char pass[SNAP_PASS_MAX]; /* the passphrase, until the replica opens */
+	size_t passlen;
 };
 
 static struct snap_offsite off = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
+/* Wipe the passphrase kept for an open that has not happened yet. */
+static void off_pass_wipe(void)
+{
+	memset(off.pass, 0, sizeof(off.pass));
+	__asm__ __volatile__("" : : "r"(off.pass) : "memory");
+	off.passlen = 0;
+}
+
+/* Open (or create) the replica with the passphrase kept in off.pass;
+ * 0 (off.replica set, under off.lock) or a negative errno. */
+static int off_open(snap_err *err)
+{
+	const char *url = off.o.url;
+	size_t len = off.passlen;
+	snap_replica *r = NULL;
+	int rc;
+
+	rc = snap_replica_open(url, len ? off.pass : NULL, len,
+			       SNAP_REPLICA_CREATE, &r, err);
+	if (rc == -EPERM && !len)
+		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
+				  "it with (give -o passphrase_file=FILE or "
+				  "SNAPFS_PASSPHRASE; an unencrypted replica "
+				  "is made with snapctl replicate URL "
+				  "--no-encryption)", url);
+	else if (rc == -EPERM)   /* a plain replica, and a passphrase given */
+		rc = snap_err_set(err, rc, "replica %s is not encrypted, but a "
+				  "passphrase was given: refused (its config "
+				  "may have been replaced); to replicate to it "
+				  "unencrypted, start snapfs without -o "
+				  "passphrase_file= and SNAPFS_PASSPHRASE",
+				  url);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&off.lock);
+	off.replica = r;
+	pthread_mutex_unlock(&off.lock);
+	off_pass_wipe();
+	return 0;
+}
+
+/* Whether a failed open means only that the server did not answer (a
+ * network not up yet at boot, the server down): not a mistake in the
+ * configuration, which stops the start. */
+static int off_unreachable(int rc)
+{
+	return rc == -ETIMEDOUT || rc == -EHOSTUNREACH;
+}
+
 int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 		      snap_err *err)
 {
-	char pass[SNAP_PASS_MAX];
-	size_t len = 0;
 	int rc;
 
 	off.o = *o;
@@ -81,30 +140,28 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 	if (!o->url)
 		return 0;
 	rc = snap_replica_pass_read(o->passphrase_file, "passphrase_file=",
-				    "SNAPFS_PASSPHRASE", pass, err);
+				    "SNAPFS_PASSPHRASE", off.pass, err);
 	if (rc < 0)
 		goto out;
 	if (rc == 1)
 		fprintf(stderr, "snapfs: warning: %s\n", err->msg);
-	len = strlen(pass);
-	rc = snap_replica_open(o->url, len ? pass : NULL, len,
-			       SNAP_REPLICA_CREATE, &off.replica, err);
-	if (rc == -EPERM && !len)
-		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
-				  "it with (give -o passphrase_file=FILE or "
-				  "SNAPFS_PASSPHRASE; an unencrypted replica "
-				  "is made with snapctl replicate URL "
-				  "--no-encryption)", o->url);
-	else if (rc == -EPERM)   /* a plain replica, and a passphrase given */
-		rc = snap_err_set(err, rc, "replica %s is not encrypted, but a "
-				  "passphrase was given: refused (its config "
-				  "may have been replaced); to replicate to it "
-				  "unencrypted, start snapfs without -o "
-				  "passphrase_file= and SNAPFS_PASSPHRASE",
-				  o->url);
+	off.passlen = strlen(off.pass);
+	/* Kept in memory only until the replica opens: not swapped out. */
+	(void)mlock(off.pass, sizeof(off.pass));
+	rc = off_open(err);
+	if (off_unreachable(rc)) {
+		fprintf(stderr, "snapfs: warning: %s; starting without the "
+			"replica: snapfs tries it again once mounted and then "
+			"at each change of the snapshot list%s (each failure "
+			"an event of kind replicate, running on_failure)\n",
+			err->msg, o->every_ns > 0 ? " (at most once per "
+			"replicate_every=)" : "");
+		off.deferred = 1;
+		snap_err_clear(err);
+		return 0;
+	}
 out:
-	memset(pass, 0, sizeof(pass));
-	__asm__ __volatile__("" : : "r"(pass) : "memory");
+	off_pass_wipe();
 	return rc;
 }
 
@@ -126,6 +183,20 @@ static int off_run(void)
 	int rc;
 
 	snap_err_clear(&err);
+	if (!off.replica) {
+		rc = off_open(&err);
+		if (rc == -ECANCELED)
+			return rc;
+		if (rc != 0) {
+			snap_log(LOG_ERR, "replicate to %s failed: %s",
+				 off.o.url, err.msg);
+			snap_event_add(off.store, SNAP_REPLICATE_EVENT, "", 0,
+				       "%s: %s", off.o.url,
+				       snap_err_after(err.msg, off.o.url));
+			return rc;
+		}
+		snap_log(LOG_INFO, "replica %s opened", off.o.url);
+	}
 	rc = snap_replica_push_recorded(off.replica, off.store, off.o.url,
 					NULL, NULL, &st, &err);
 	if (rc == -ECANCELED) {
@@ -178,7 +249,7 @@ int snap_offsite_start(void)
 {
 	int rc;
 
-	if (!off.replica)
+	if (!off.replica && !off.deferred)
 		return 0;
 	off.stop = 0;
 	off.pending = 1;                 /* once at start */
@@ -197,7 +268,7 @@ void snap_offsite_stop(void)
 		/* A run in flight stops at once (its requests fail): the
 		 * daemon does not wait minutes for a server that stopped
 		 * answering before it unmounts. */
-		snap_replica_cancel(off.replica);
+		snap_replica_cancel_all();
 		/* Not snap_timer_thread_stop: off.cond is never destroyed.
 		 * A watcher thread that loaded the hook just before it was
 		 * cleared may still call off_kick, which signals it; a
@@ -213,9 +284,13 @@ void snap_offsite_stop(void)
 		snap_replica_close(off.replica);
 		off.replica = NULL;
 	}
+	off_pass_wipe();
+	off.deferred = 0;
 }
 
 const char *snap_offsite_url(void)
 {
-	return off.replica ? off.o.url : NULL;
+	/* deferred first: when it is 0, off.replica was set before any thread
+	 * started and does not change until the stop. */
+	return off.deferred || off.replica ? off.o.url : NULL;
 }

@@ -19,6 +19,9 @@ replica driven with snapctl --replica URL as a user would.
     ok=false; the local snapshot is there; after the repair the next
     snapshot replicates both;
   * -o replicate_every=1s: a snapshot reaches the replica too;
+  * (s3) the server down when the daemon starts: it mounts with a
+    warning, the failure is an event (on_failure, status), and once the
+    server is back (same port) the next snapshot replicates;
   * (file://) another database's daemon given the same replica: its
     replication is refused ("another database", on_failure, status
     ok=false) and the replica lists only the first database's snapshots.
@@ -358,6 +361,47 @@ def server_gone(ctx, db, url, mnt, passfile, hook, hook_out):
                       "replicate|" in open(hook_out).read(), POLL),
               open(hook_out).read() if os.path.exists(hook_out) else
               "no output")
+    m.stop()
+    down_at_start(ctx, db, url, mnt, passfile, hook, hook_out)
+
+
+def down_at_start(ctx, db, url, mnt, passfile, hook, hook_out):
+    """S3: the server is down when the daemon starts (a network not up yet
+    at boot): the daemon mounts all the same with a warning, its first
+    replication fails (event, on_failure, status names the URL), local
+    snapshots go on; once the server is back, the next snapshot opens the
+    replica and replicates every snapshot it lacks."""
+    os.remove(hook_out)
+    m = ctx.mount(db, mnt, options=["replicate=" + url,
+                                    "passphrase_file=" + passfile,
+                                    "on_failure=" + hook.replace(",", "\\,")])
+    ctx.check("server down at start: the daemon mounts, warning that it "
+              "starts without the replica",
+              mt.is_mounted(mnt) and
+              "starting without the replica" in "".join(m.log), m.log)
+    last = mt.poll(lambda: failed_replication(mnt), POLL)
+    ctx.check("server down at start: status names the replica, "
+              "last_replication ok=false naming the URL once",
+              last and last["detail"].startswith(url + ": ") and
+              last["detail"].count(url) == 1 and
+              status(mnt)["replica"].get("url") == url, last)
+    ctx.check("server down at start: on_failure ran",
+              mt.poll(lambda: os.path.exists(hook_out) and
+                      "replicate|" in open(hook_out).read(), POLL))
+    offline = take(ctx, mnt, db, "while-down")
+    r = ctx.run([mt.S3_TEST_SERVER, "start", ctx.s3dirs[-1]])
+    ctx.require("the S3 test server starts again", r.returncode == 0,
+                mt.describe(r))
+    back = take(ctx, mnt, db, "server-back")
+    env = dict(os.environ, SNAPFS_PASSPHRASE=PASS)
+    names = mt.poll(lambda: (lambda n: n if n and back in n else None)(
+        replica_names(ctx, env, url)), POLL)
+    ctx.check("server back: the next snapshot opens the replica and "
+              "replicates what it lacks (the one taken while it was down "
+              "too)", bool(names) and offline in names, names)
+    ok = mt.poll(lambda: (lambda r: r if r and r.get("ok") else None)(
+        (status(mnt).get("replica") or {}).get("last_replication")), POLL)
+    ctx.check("server back: status last_replication ok=true", bool(ok), ok)
     m.stop()
 
 
