@@ -30,7 +30,8 @@
  *   replica          null when the store was never replicated, else
  *                    {"url":S,"newest":S or null,"lag_seconds":N or null,
  *                     "last_replication":{"time":ISO,"time_ns":N,
- *                     "ok":BOOL,"detail":S}}: from the newest event of kind
+ *                     "ok":BOOL,"detail":S},"running_since":ISO or null,
+ *                     "running_since_ns":N or null}: from the newest event of kind
  *                    "replicate" (no network): url is the replica it
  *                    named, newest the replica's newest snapshot after the
  *                    last successful replication to that url, lag_seconds
@@ -40,7 +41,10 @@
  *                    mount with -o replicate=URL (and snapctl -C on it)
  *                    reports that URL from its own events, even before
  *                    its first run (snap_status_replica; newest, lag and
- *                    last_replication null then)
+ *                    last_replication null then); running_since is when
+ *                    that mount's replication in progress began, null when
+ *                    none runs (always null without a mount: only the
+ *                    daemon knows)
  * ISO times are UTC, "2026-11-22T01:49:00.123Z"; age_seconds is whole
  * seconds, never negative.
  *
@@ -59,6 +63,8 @@
  *   snapfs_replica_last_timestamp_seconds        } replica was never
  *   snapfs_replica_lag_seconds                   } replicated to (lag also
  *                                                  absent when unknown)
+ *   snapfs_replica_running_since_timestamp_seconds  absent when no
+ *                    replication of a mount runs (as running_since)
  * Absent samples are the Prometheus convention for "unknown": alert with
  * absent() where that matters.  Numbers are formatted without printf's
  * %f, so a locale's decimal comma never reaches JSON or Prometheus.
@@ -352,6 +358,7 @@ static void status_json_replica(snap_json *j, const snap_status *st)
 		snap_json_null(j);
 	status_json_last(j, "last_replication", st->last_replicate_ns,
 			 st->last_replicate_ok, st->last_replicate);
+	status_json_time(j, "running_since", st->replica_running_ns);
 	snap_json_obj_end(j);
 }
 
@@ -584,6 +591,11 @@ char *snap_status_prometheus(const snap_status *st)
 		    "the store's newest snapshot minus that of the replica's "
 		    "newest; absent when unknown.",
 		    st->have_replica_lag ? v : NULL);
+	status_fmt_seconds(st->replica_running_ns, v);
+	status_prom(&t, db, "snapfs_replica_running_since_timestamp_seconds",
+		    "When the mount's replication still running began (Unix "
+		    "time); absent when none runs.",
+		    st->replica_running_ns ? v : NULL);
 	free(db);
 	if (t.oom) {
 		free(t.buf);

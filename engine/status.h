@@ -36,6 +36,10 @@ typedef struct snap_status {
 	int64_t replica_lag_ns;              /* store newest - replica newest */
 	int64_t last_replicate_ns; int last_replicate_ok;
 	char last_replicate[SNAP_ERR_MSG];
+	/* When a replication still running began (ns since the epoch), 0
+	 * when none: only a mount knows (its replicate= thread), so only
+	 * status.json and snapctl -C report one (snap_status_get sets 0). */
+	int64_t replica_running_ns;
 } snap_status;
 
 /* Fill st from the store as of now_ns (for the age).  next_snapshot_ns

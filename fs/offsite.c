@@ -75,6 +75,7 @@ struct snap_offsite {
 				 by the thread (off_run) */
 	char pass[SNAP_PASS_MAX]; /* the passphrase, until the replica opens */
 	size_t passlen;
+	int64_t since_ns;     /* the run in progress began (realtime), or 0 */
 };
 
 static struct snap_offsite off = {
@@ -232,9 +233,11 @@ static void *off_main(void *arg)
 			int rc;
 
 			off.pending = 0;
+			off.since_ns = snap_time_now_ns();
 			pthread_mutex_unlock(&off.lock);
 			rc = off_run();
 			pthread_mutex_lock(&off.lock);
+			off.since_ns = 0;
 			off.failed = rc != 0;
 			next = snap_timer_mono_ns() + off.o.every_ns;
 			continue;
@@ -286,6 +289,16 @@ void snap_offsite_stop(void)
 	}
 	off_pass_wipe();
 	off.deferred = 0;
+}
+
+int64_t snap_offsite_running_since(void)
+{
+	int64_t ns;
+
+	pthread_mutex_lock(&off.lock);
+	ns = off.since_ns;
+	pthread_mutex_unlock(&off.lock);
+	return ns;
 }
 
 const char *snap_offsite_url(void)

@@ -26,6 +26,9 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 		      snap_err *err);
 int snap_offsite_start(void);
 void snap_offsite_stop(void);
+/* When the replication in progress began (ns since the epoch), 0 when
+ * none runs. */
+int64_t snap_offsite_running_since(void);
 /* The URL replicated to, or NULL without -o replicate=. */
 const char *snap_offsite_url(void);
 

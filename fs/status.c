@@ -190,8 +190,11 @@ static void status_mount(snap_json *j)
 static int status_offsite(snap_status *st, snap_err *err)
 {
 	const char *url = snap_offsite_url();
+	int rc = url ? snap_status_replica(snap_fs.store, st, url, err) : 0;
 
-	return url ? snap_status_replica(snap_fs.store, st, url, err) : 0;
+	if (rc == 0 && url)
+		st->replica_running_ns = snap_offsite_running_since();
+	return rc;
 }
 
 /*

@@ -90,6 +90,8 @@ typedef struct ctl_args {
 	int64_t mount_next_ns;  /* next scheduled snapshot, 0 = unknown */
 	int64_t mount_interval_ns;  /* schedule interval, 0 = unknown */
 	const char *mount_replica;  /* the replica the mount reports, or NULL */
+	int64_t mount_replica_running_ns; /* its replication running since,
+					     0 = none */
 } ctl_args;
 
 /* "snapctl: <message>" on stderr; return CTL_EXIT_FAIL. */

@@ -294,6 +294,10 @@ static void health_print_status(const snap_status *st)
 		}
 		health_print_last("last replicate:", st->last_replicate_ns,
 				  st->last_replicate_ok, st->last_replicate);
+		if (st->replica_running_ns) {
+			ctl_time_short(st->replica_running_ns, t);
+			printf("%-16s since %s\n", "replicating:", t);
+		}
 	}
 }
 
@@ -336,6 +340,8 @@ int cmd_status(snap_store *s, ctl_args *a)
 		ctl_fail(&err, rc, "reading the status");
 		return monitor ? CTL_NAGIOS_UNKNOWN : CTL_EXIT_FAIL;
 	}
+	if (a->mount_replica)
+		st->replica_running_ns = a->mount_replica_running_ns;
 	if (monitor)
 		state = health_freshness(a, st, line, sizeof(line));
 	if (a->json) {

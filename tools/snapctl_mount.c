@@ -57,7 +57,10 @@ static const char mnt_sql[] =
 	"       CASE json_type(j, '$.replica') WHEN 'text' "
 	"         THEN json_extract(j, '$.replica') END, "
 	"       CASE json_type(j, '$.replica.url') WHEN 'text' "
-	"         THEN json_extract(j, '$.replica.url') END "
+	"         THEN json_extract(j, '$.replica.url') END, "
+	"       CASE json_type(j, '$.replica.running_since_ns') "
+	"         WHEN 'integer' "
+	"         THEN json_extract(j, '$.replica.running_since_ns') END "
 	"FROM (SELECT ?1 AS j) "
 	"WHERE CASE WHEN json_valid(j) THEN json_type(j) = 'object' END";
 
@@ -97,6 +100,8 @@ static int mnt_row(sqlite3_stmt *st, void *arg)
 	if (sqlite3_column_type(st, 3) == SQLITE_INTEGER)
 		f->a->mount_interval_ns = sqlite3_column_int64(st, 3) *
 					  1000000000LL;
+	if (sqlite3_column_type(st, 6) == SQLITE_INTEGER)
+		f->a->mount_replica_running_ns = sqlite3_column_int64(st, 6);
 	return 0;
 }
 

@@ -871,6 +871,22 @@ static void test_status_reports_the_replica(void **state)
 	assert_non_null(strstr(t, "snapfs_replica_last_ok{db=\""));
 	assert_non_null(strstr(t, "} 0\n# HELP snapfs_replica_last_timestamp"));
 	assert_non_null(strstr(t, "snapfs_replica_lag_seconds{"));
+	assert_null(strstr(t, "snapfs_replica_running_since_timestamp_"
+			       "seconds{"));
+	free(t);
+	/* A mount's replication in progress (only the daemon sets it). */
+	s.replica_running_ns = 1764900000LL * 1000000000LL;
+	v = status_json(&s);
+	r = jget(v, "replica", TU_JOBJ);
+	assert_string_equal(jget(r, "running_since", TU_JSTR)->str,
+			    "2025-12-05T02:00:00.000Z");
+	assert_string_equal(jget(r, "running_since_ns", TU_JNUM)->num,
+			    "1764900000000000000");
+	tu_json_free(v);
+	t = snap_status_prometheus(&s);
+	assert_non_null(strstr(t, "snapfs_replica_running_since_timestamp_"
+				  "seconds{db=\""));
+	assert_non_null(strstr(t, "} 1764900000.000\n"));
 	free(t);
 
 	/* Up to date again: lag 0.  Another URL: its own newest (none). */
@@ -889,6 +905,8 @@ static void test_status_reports_the_replica(void **state)
 	r = jget(v, "replica", TU_JOBJ);
 	jget(r, "newest", TU_JNULL);
 	jget(r, "lag_seconds", TU_JNULL);
+	jget(r, "running_since", TU_JNULL);
+	jget(r, "running_since_ns", TU_JNULL);
 	tu_json_free(v);
 
 	/* A daemon's replicate=s3://bk/app: that URL's own events, though

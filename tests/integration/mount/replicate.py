@@ -150,6 +150,10 @@ def replicate_part(ctx, env, db, url, passfile, s3):
     ctx.check("status.json: lag 0, last replication ok with a time",
               rep and rep["lag_seconds"] == 0 and last.get("ok") is True
               and last.get("time_ns", 0) > 0, rep)
+    ctx.check("status.json: running_since null once no replication runs",
+              mt.poll(lambda: "running_since" in status(mnt)["replica"] and
+                      status(mnt)["replica"]["running_since"] is None,
+                      POLL), status(mnt).get("replica"))
     r = ctx.sc("status", "--json", db=db)
     js = json.loads(r.stdout) if r.returncode == 0 else {}
     ctx.check("snapctl status --json reports the replica too (no mount)",

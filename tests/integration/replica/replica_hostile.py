@@ -26,6 +26,7 @@ server answers later.
 Nothing here asserts a time: the subprocess timeouts only bound a hang.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -130,6 +131,30 @@ def cli(ctx):
               not any("/log/" in "/" + k for k in fake.puts), fake.puts)
 
 
+def running_status(ctx, mnt):
+    """A replication waiting on the server shows in status.json as
+    replica.running_since (and snapctl -C MNT status, text, --json and
+    --prometheus)."""
+    with open(os.path.join(mnt, ".snapfs", "status.json")) as f:
+        rep = json.load(f).get("replica") or {}
+    ctx.check("status.json: replica.running_since while the replication "
+              "waits", isinstance(rep.get("running_since"), str) and
+              isinstance(rep.get("running_since_ns"), int), rep)
+    r = ctx.run([ctx.snapctl, "-C", mnt, "status", "--json"])
+    js = (json.loads(r.stdout) if r.returncode == 0 else {}).get("replica")
+    ctx.check("snapctl -C status --json: the same running_since",
+              js and js.get("running_since_ns") == rep.get("running_since_ns"),
+              (js, rep))
+    r = ctx.run([ctx.snapctl, "-C", mnt, "status"])
+    ctx.check("snapctl -C status: a line 'replicating: since ...'",
+              r.returncode == 0 and "replicating:" in r.stdout, st.describe(r))
+    r = ctx.run([ctx.snapctl, "-C", mnt, "status", "--prometheus"])
+    ctx.check("snapctl -C status --prometheus: "
+              "snapfs_replica_running_since_timestamp_seconds",
+              "\nsnapfs_replica_running_since_timestamp_seconds{" in r.stdout,
+              st.describe(r))
+
+
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)
     os.environ.update(env)   # the daemon's credentials and endpoint
@@ -142,6 +167,8 @@ def daemon(ctx):
              "w").close()
         ctx.require("the daemon's replication reached the silent server",
                     fake.held.wait(HANG))
+        if how == "fusermount3 -u":
+            running_status(ctx, m.mnt)
         if how == "SIGTERM":
             m.proc.send_signal(signal.SIGTERM)
             try:
