@@ -152,6 +152,13 @@ check "__names lists exactly the snapshots, oldest first" \
 sc --help
 check "__names is not in --help" eval '! out_has __names'
 check "--help lists -V, --version" out_has '-V, --version'
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" list --)
+check "--replica URL list --<TAB> offers --no-encryption (which it takes)" \
+	has_line "$R" --no-encryption
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" restore --)
+check "--replica URL restore --<TAB> offers --no-encryption" \
+	has_line "$R" --no-encryption
+
 # Every command --help lists is completed, and --help lists every option
 # snapctl(1) documents under OPTIONS.
 sc --help
