@@ -236,6 +236,9 @@ static void test_help_version(void **state)
 	assert_non_null(strstr(p->out, "usage: snapfs [options] DBFILE "
 			       "MOUNTPOINT"));
 	assert_non_null(strstr(p->out, "-o on_failure=CMD"));
+	/* snapfs(1): on_failure= runs for a failed replication too. */
+	assert_non_null(strstr(p->out, "restore or replication (replicate=) "
+			       "fails"));
 	snap_options_free(&p->c);
 	parse(env, p, "--version", NULL);
 	assert_int_equal(p->rc, SNAP_OPTIONS_DONE);
