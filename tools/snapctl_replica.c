@@ -264,7 +264,7 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 	}
 	/* Every page of the image was proven, by the image's SHA-256, when it
 	 * was fetched (replica_image.c). */
-	return ctl_restored_json(name, db, res, 1, a->replica);
+	return ctl_restored_json(name, db, res, 1, a->replica, NULL);
 }
 
 /* After a restore of name into the database of s: its store continues
