@@ -100,6 +100,14 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
  * export renames a new file over path, and as root that would replace
  * /dev/null itself. */
 int snap_export_target_check(const char *path, snap_err *err);
+/* The mkstemp template of an export's temporary file beside path:
+ * "DIR/.BASE.TAG-XXXXXX", a dot-name, as rsync makes its own: in a snapfs
+ * mount's snapshots/ a dot-name is a tool's temporary file whose rename
+ * onto path imports it (a plain name would be imported at its close, under
+ * its own name), and in its root a staging file whose rename onto
+ * current.db restores it.  -ENAMETOOLONG when it does not fit in cap. */
+int snap_export_tmp_name(const char *path, const char *tag, char *out,
+			 size_t cap);
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err);
 /* The same, calling progress(pctx, pages written, pages in the image)

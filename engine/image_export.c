@@ -279,6 +279,17 @@ int snap_export_target_check(const char *path, snap_err *err)
 			    "output with FILE -)");
 }
 
+int snap_export_tmp_name(const char *path, const char *tag, char *out,
+			 size_t cap)
+{
+	const char *slash = strrchr(path, '/');
+	int dirlen = slash ? (int)(slash - path + 1) : 0;
+	int n = snprintf(out, cap, "%.*s.%s.%s-XXXXXX", dirlen, path,
+			 path + dirlen, tag);
+
+	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err)
 {
@@ -311,7 +322,11 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
 	/* A new file of our own (mkostemp: O_EXCL, so no link is followed,
 	 * mode 0600: never wider than a private database), renamed over
 	 * path at the end (a link at path is replaced, not followed). */
-	snprintf(tmp, sizeof(tmp), "%s.snapfs-tmp-XXXXXX", path);
+	if (snap_export_tmp_name(path, "snapfs-tmp", tmp, sizeof(tmp))) {
+		snap_image_close(x.im);
+		return snap_err_set(err, -ENAMETOOLONG, "cannot write %s: "
+				    "path too long", path);
+	}
 	if (x.cap < x.im->info.page_size)
 		x.cap = x.im->info.page_size;
 	x.bufs[0] = malloc(x.cap);

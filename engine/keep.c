@@ -87,6 +87,10 @@ static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
 				    "RULE:VALUE (e.g. daily:7 or within:2d)",
 				    buf);
 	*val++ = '\0';
+	/* restic's and the first design's spelling: keep-last:N, ...,
+	 * keep-within:D name the same rules. */
+	if (strncmp(buf, "keep-", 5) == 0)
+		memmove(buf, buf + 5, strlen(buf + 5) + 1);
 	for (r = 0; r < R_COUNT && strcmp(buf, rule_names[r]) != 0; r++)
 		;
 	if (r == R_COUNT && strcmp(buf, "within") != 0)

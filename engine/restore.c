@@ -504,6 +504,7 @@ int snap_restore_run(snap_store *s, int64_t id, const snap_restore_opts *o,
 	rc = snap_image_src_load(s, id, &src, err);
 	if (rc)
 		return rc;
+	res->source = src.info;
 	if (!cp) {
 		proof.sha = malloc((size_t)src.info.page_count * 32);
 		proof.page1 = malloc(src.info.page_size);

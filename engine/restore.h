@@ -34,6 +34,9 @@
 #include "store.h"
 
 typedef struct snap_restore_result {
+	snap_info source;         /* the snapshot restored (for a file: the
+				     one imported, or the one whose image
+				     it is); name "" before it was found */
 	int have_safety;          /* 1 when a safety snapshot was taken */
 	snap_info safety;         /* the pre-restore snapshot */
 	int rolled_back;          /* 1 when a failure was rolled back */

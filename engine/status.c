@@ -30,8 +30,10 @@
  *   replica          null when the store was never replicated, else
  *                    {"url":S,"newest":S or null,"lag_seconds":N or null,
  *                     "last_replication":{"time":ISO,"time_ns":N,
- *                     "ok":BOOL,"detail":S},"running_since":ISO or null,
- *                     "running_since_ns":N or null}: from the newest event of kind
+ *                     "ok":BOOL,"detail":S} or null,"last_error":S or
+ *                     null (that detail when the run failed),
+ *                     "running_since":ISO or null,"running_since_ns":N or
+ *                     null}: from the newest event of kind
  *                    "replicate" (no network): url is the replica it
  *                    named, newest the replica's newest snapshot after the
  *                    last successful replication to that url, lag_seconds
@@ -359,6 +361,13 @@ static void status_json_replica(snap_json *j, const snap_status *st)
 	status_json_last(j, "last_replication", st->last_replicate_ns,
 			 st->last_replicate_ok, st->last_replicate);
 	status_json_time(j, "running_since", st->replica_running_ns);
+	/* Issue 11's "the last error": the last run's reason when it failed,
+	 * null while the replica is kept up (or before its first run). */
+	snap_json_key(j, "last_error");
+	if (st->last_replicate_ns && !st->last_replicate_ok)
+		snap_json_str(j, st->last_replicate);
+	else
+		snap_json_null(j);
 	snap_json_obj_end(j);
 }
 

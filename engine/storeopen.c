@@ -37,6 +37,22 @@
 	"PRAGMA wal_autocheckpoint=16;" \
 	"PRAGMA journal_size_limit=1048576;"
 
+/* The pragmas every store connection runs (STORE_PRAGMAS, and sql after
+ * them): the first statement that reads store.db, so a file that is not
+ * a store (or a disk error) is said of the store, not of the pragma text
+ * ("store: PRAGMA synchronous=FULL;PRAGMA temp_...: file is not a
+ * database" was what snapfs and a writing snapctl said). */
+static int store_pragmas(const snap_store *s, sqlite3 *db, const char *sql,
+			 snap_err *err)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK)
+		return snap_err_sqlite(err, db, rc, "cannot read store %s",
+				       s->dir);
+	return 0;
+}
+
 /* "file:<path>?<query>" with the characters URIs reserve escaped. */
 static char *file_uri(const char *path, const char *query)
 {
@@ -79,7 +95,7 @@ int snap_store_open_rw(snap_store *s, int mutex, sqlite3 **out, int *full,
 	} else {
 		sqlite3_busy_timeout(db, STORE_BUSY_MS);
 		sqlite3_extended_result_codes(db, 1);
-		rc = snap_store_exec(db, STORE_PRAGMAS, err);
+		rc = store_pragmas(s, db, STORE_PRAGMAS, err);
 		/* The schema check comes first: a foreign store.db is refused
 		 * before anything (even the journal mode) is written into
 		 * it. */
@@ -212,7 +228,8 @@ int snap_store_connect(snap_store *s, int readonly, sqlite3 **out,
 	}
 	sqlite3_busy_timeout(db, STORE_BUSY_MS);
 	sqlite3_extended_result_codes(db, 1);
-	rc = snap_store_exec(db, STORE_PRAGMAS "PRAGMA cache_size=-8192;", err);
+	rc = store_pragmas(s, db, STORE_PRAGMAS "PRAGMA cache_size=-8192;",
+			   err);
 	if (rc) {
 		sqlite3_close(db);
 		return rc;

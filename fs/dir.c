@@ -522,7 +522,10 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 				       flags);
 		return;
 	}
-	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0) {
+	/* current.db and the root's fixed directories stay where they are
+	 * (the directories answered ENOENT: no staging file had the name). */
+	if (parent == SNAP_INO_ROOT && (strcmp(name, SNAP_NAME_CURRENT) == 0 ||
+					snap_rootdir_ino(name))) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}

@@ -148,6 +148,14 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 
+	/* -o endpoint=URL: the S3 service of replicate=s3://..., as a
+	 * replica mount (fs/replica.c) and snapctl --endpoint take it. */
+	if (c.o.endpoint && setenv("AWS_ENDPOINT_URL", c.o.endpoint, 1) != 0) {
+		fprintf(stderr, "snapfs: endpoint=%s: %s\n", c.o.endpoint,
+			strerror(errno));
+		rc = 1;
+		goto out;
+	}
 	rc = snap_offsite_open(&c.ropts, snap_fs.store, &err);
 	if (rc != 0) {
 		fprintf(stderr, "snapfs: cannot open the offsite replica for "

@@ -5,7 +5,8 @@
  * /etc/fstab (type fuse.snapfs, through mount.fuse3): -f, -d, -s, -h, -V,
  * -o store=DIR, the schedule and health options (every=, keep=, max_size=,
  * check=, auto_recover, verify=, on_failure=), the offsite replica
- * (replicate=URL, replicate_every=, passphrase_file=), and libfuse's own
+ * (replicate=URL, replicate_every=, passphrase_file=, endpoint=), and
+ * libfuse's own
  * (allow_other, default_permissions, ...).  Words only mount(8) cares about
  * (_netdev, noauto, nofail, user, users, auto, defaults, rw, x-*) are
  * accepted and dropped.  Parsing opens, checks and mounts nothing (main.c
@@ -35,6 +36,7 @@ static const struct fuse_opt snap_opt_spec[] = {
 	  0 },
 	{ "passphrase_file=%s", offsetof(struct snap_opts, passphrase_file),
 	  0 },
+	{ "endpoint=%s", offsetof(struct snap_opts, endpoint), 0 },
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
 	FUSE_OPT_KEY("-V", KEY_VERSION),
@@ -74,8 +76,9 @@ static void usage(FILE *to, const char *prog)
 "    -o check=DURATION      PRAGMA quick_check of the live database\n"
 "    -o auto_recover        on corruption, restore the newest valid snapshot\n"
 "    -o verify=DURATION     verify a slice of stored snapshots each period\n"
-"    -o on_failure=CMD      run /bin/sh -c CMD when a snapshot, check, verify\n"
-"                           or restore fails (environment: SNAPFS_EVENT,\n"
+"    -o on_failure=CMD      run /bin/sh -c CMD when a snapshot, check, verify,\n"
+"                           restore or replication (replicate=) fails\n"
+"                           (environment: SNAPFS_EVENT,\n"
 "                           SNAPFS_SNAPSHOT, SNAPFS_DETAIL, SNAPFS_DB,\n"
 "                           SNAPFS_STORE, SNAPFS_TIME); write a comma in\n"
 "                           CMD as \\,\n"
@@ -89,8 +92,8 @@ static void usage(FILE *to, const char *prog)
 "                           the replica's passphrase: the first line of a\n"
 "                           file only its owner may read (default\n"
 "                           $SNAPFS_PASSPHRASE); read once at start\n"
-"    -o endpoint=URL        the S3 service of a replica mount (default\n"
-"                           $AWS_ENDPOINT_URL)\n"
+"    -o endpoint=URL        the S3 service of replicate=s3://... or of a\n"
+"                           replica mount (default $AWS_ENDPOINT_URL)\n"
 "    -h, --help             this text, then libfuse's options\n"
 "    -V, --version          versions of snapfs, SQLite and libfuse\n"
 "    -f                     stay in the foreground, log to stderr\n"
@@ -344,10 +347,15 @@ static int parse_offsite_opts(const struct snap_opts *o,
 			o->replicate_every);
 		return 1;
 	}
-	if ((o->replicate_every || o->passphrase_file) && !o->replicate) {
-		fprintf(stderr, "snapfs: replicate_every= and passphrase_file= "
-			"apply to an offsite replica: they need "
+	if ((o->replicate_every || o->passphrase_file || o->endpoint) &&
+	    !o->replicate) {
+		fprintf(stderr, "snapfs: replicate_every=, passphrase_file= "
+			"and endpoint= apply to an offsite replica: they need "
 			"replicate=URL\n");
+		return 1;
+	}
+	if (o->endpoint && !o->endpoint[0]) {
+		fprintf(stderr, "snapfs: endpoint= needs a URL\n");
 		return 1;
 	}
 	if (o->passphrase_file && !o->passphrase_file[0]) {
@@ -415,6 +423,7 @@ void snap_options_free(struct snap_cmdline *c)
 	free(c->o.replicate);
 	free(c->o.replicate_every);
 	free(c->o.passphrase_file);
+	free(c->o.endpoint);
 	free(c->o.db);
 	free(c->o.mountpoint);
 	free_args(c->nargv);

@@ -44,6 +44,8 @@ struct snap_opts {
 	char *replicate;        /* -o replicate=URL */
 	char *replicate_every;  /* -o replicate_every=DURATION */
 	char *passphrase_file;  /* -o passphrase_file=FILE */
+	char *endpoint;         /* -o endpoint=URL: AWS_ENDPOINT_URL for
+				   replicate=s3://, set by main.c */
 };
 
 /* Everything the command line says: snapfs's own options (o), libfuse's

@@ -71,11 +71,12 @@ typedef struct ctl_verify {
 				 log records, its pruned/set) */
 } ctl_verify;
 /* A restore's JSON object on stdout: restored, database, safety (null
- * without one; res may be NULL), verified_pages, and replica when the
- * image came from one.  The exit code. */
+ * without one; res may be NULL), verified_pages, replica when the image
+ * came from one, and file when a file was restored (as snapshot name).
+ * The exit code. */
 int ctl_restored_json(const char *name, const char *db,
 		      const snap_restore_result *res, int verified,
-		      const char *replica);
+		      const char *replica, const char *file);
 void ctl_verify_problem(void *ctx, const snap_info *si, uint32_t pgno,
 			const char *problem);
 int ctl_verify_report(ctl_verify *v, unsigned checked, unsigned bad);

@@ -76,6 +76,15 @@ static int ctl_exists(const char *path)
 	return stat(path, &st) == 0;
 }
 
+/* 1 when path is an empty (0-byte) regular file: SQLite would read it
+ * as an empty database, but there is nothing to snapshot. */
+static int ctl_empty_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
 /* 1 when path is known not to exist: a path that cannot be looked up (a
  * store directory this user may not enter) is not a missing one. */
 static int ctl_absent(const char *path)
@@ -90,8 +99,8 @@ static int ctl_absent(const char *path)
  * before the engine creates anything, the cases that would leave an empty or
  * wrong store behind: any command but create/import on a missing store, a
  * store to create without a database path, a first snapshot of a database
- * that does not exist (and the engine, with SNAP_OPEN_LIVE_DB, of one that
- * is not a database).  The default store is found from the database's real
+ * that does not exist or is empty (and the engine, with SNAP_OPEN_LIVE_DB,
+ * of one that is not a database).  The default store is found from the database's real
  * path, as the engine finds it, so "--db LINK" names the store of the
  * database LINK points to for every command.  *missing says whether store.db
  * was absent (for "status" as a monitor).  Returns 0 or an exit status.
@@ -132,6 +141,10 @@ static int ctl_open(const ctl_args *a, const ctl_cmd *c, snap_store **out,
 	else if (!have && !strcmp(c->name, "create") && !ctl_exists(a->db))
 		rc = ctl_error("no database at %s: nothing to snapshot",
 			       a->db);
+	else if (!have && !strcmp(c->name, "create") && ctl_empty_file(a->db))
+		rc = ctl_error("%s is empty (0 bytes), not a SQLite database: "
+			       "nothing to snapshot, and no store was created "
+			       "for it", a->db);
 	if (rc == 0) {
 		erc = snap_store_open(a->db, a->store_dir, c->open_flags, out,
 				      &err);
@@ -340,6 +353,13 @@ static void ctl_usage(FILE *f)
 	      "  --replica URL          work from the replica alone, no store\n"
 	      "  --passphrase-file FILE the passphrase (default: "
 	      "SNAPFS_PASSPHRASE)\n"
+	      "  --new-passphrase-file FILE\n"
+	      "                         passphrase change: the new one "
+	      "(default:\n"
+	      "                         SNAPFS_NEW_PASSPHRASE)\n"
+	      "  --no-encryption        replicate: create a plain replica; "
+	      "--replica:\n"
+	      "                         accept one despite a passphrase\n"
 	      "  --endpoint URL         the S3 service (default: "
 	      "AWS_ENDPOINT_URL;\n"
 	      "                         AWS_REGION, default us-east-1; "

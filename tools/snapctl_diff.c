@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,8 +387,14 @@ static int diff_export_file(snap_store *s, const diff_state *st,
 	FILE *f = NULL;
 	int fd, rc = 0, e;
 
-	if (asprintf(&tmp, "%s.snapctl-XXXXXX", path) < 0)
+	/* A dot-name beside path, as the image export's (image.h). */
+	if (!(tmp = malloc(PATH_MAX)))
 		return ctl_error("out of memory");
+	if (snap_export_tmp_name(path, "snapctl", tmp, PATH_MAX)) {
+		free(tmp);
+		return ctl_error("export of %s to %s: path too long",
+				 st->name, path);
+	}
 	fd = mkstemp(tmp);
 	if (fd < 0) {
 		rc = ctl_error("export of %s to %s: cannot create %s: %s",

@@ -151,32 +151,53 @@ int cmd_passphrase(snap_store *s, ctl_args *a)
 			       "--replica URL passphrase change");
 }
 
-/* The snapshot name a replica command was given, ".db" added; "latest"
- * is the newest manual, automatic or imported snapshot, as in a store.
- * 1 when it is "latest" and the replica has none such, else 0. */
-static int ctl_replica_name(snap_replica *r, const char *in, char *out,
-			    size_t cap)
+/* The snapshot name a replica command was given, resolved as a store
+ * resolves it (ctl_find): ".db" may be left out; "latest" is the newest
+ * manual, automatic or imported snapshot; a name no snapshot has that is
+ * the label of exactly one names that one (`create --label drill`,
+ * replicate, then `--replica URL restore drill`).  The full name in out;
+ * CTL_EXIT_OK, or CTL_EXIT_FAIL with the reason printed ("latest" with
+ * none such, or a label several snapshots carry).  A name found neither
+ * way stays as given, for the command to report. */
+static int ctl_replica_name(snap_replica *r, const ctl_args *a,
+			    const char *in, char *out, size_t cap)
 {
-	size_t n = strlen(in), i;
+	size_t n = strlen(in), i, hits = 0;
+	int latest = !strcmp(in, "latest") || !strcmp(in, "latest.db");
+	const snap_info *hit = NULL;
 	snap_info *v = NULL;
 	snap_err err;
-	int none = 1;
+	int rc = CTL_EXIT_OK;
 
 	snprintf(out, cap, "%s%s", in, n > 3 && !strcmp(in + n - 3, ".db") ?
 		 "" : ".db");
-	if (strcmp(in, "latest") && strcmp(in, "latest.db"))
-		return 0;
 	if (snap_replica_list(r, &v, &n, &err) < 0)
-		return 0;        /* the command reports the listing's error */
+		return CTL_EXIT_OK;  /* the command reports the listing's error */
 	for (i = n; i-- > 0;) {
-		if (snap_kind_is_latest(v[i].kind)) {
-			snprintf(out, cap, "%s", v[i].name);
-			none = 0;
+		if (latest ? snap_kind_is_latest(v[i].kind) :
+		    !strcmp(v[i].name, out))
 			break;
-		}
+		/* Newest first: hit is the newest of those labelled in (a
+		 * name a store reused is one snapshot, as show finds it). */
+		if (!latest && !strcmp(v[i].label, in) &&
+		    (!hit || strcmp(hit->name, v[i].name)) && !hits++)
+			hit = &v[i];
 	}
+	if (i < n && latest)
+		snprintf(out, cap, "%s", v[i].name);
+	else if (latest)
+		/* As a store says it (there is no snapshot "latest.db"). */
+		rc = ctl_error("no manual, automatic or imported snapshot "
+			       "(\"latest\") in the replica %s", a->replica);
+	else if (i >= n && hits == 1)
+		snprintf(out, cap, "%s", hit->name);
+	else if (i >= n && hits > 1)
+		rc = ctl_error("no snapshot named '%s' in the replica %s, and "
+			       "%zu snapshots are labelled %s (the newest is "
+			       "%s): give the full name", in, a->replica, hits,
+			       in, hit->name);
 	free(v);
-	return none;
+	return rc;
 }
 
 /* Record a problem verify found in a replica. */
@@ -243,7 +264,7 @@ static int ctl_replica_restored(const ctl_args *a, const char *name,
 	}
 	/* Every page of the image was proven, by the image's SHA-256, when it
 	 * was fetched (replica_image.c). */
-	return ctl_restored_json(name, db, res, 1, a->replica);
+	return ctl_restored_json(name, db, res, 1, a->replica, NULL);
 }
 
 /* After a restore of name into the database of s: its store continues
@@ -426,10 +447,7 @@ int ctl_replica_run(const char *cmd, ctl_args *a)
 		return rc;
 	snap_err_clear(&err);
 	if (a->npos > 0 && strcmp(cmd, "passphrase") &&
-	    ctl_replica_name(r, a->pos[0], name, sizeof(name))) {
-		/* As a store says it (there is no snapshot "latest.db"). */
-		rc = ctl_error("no manual, automatic or imported snapshot "
-			       "(\"latest\") in the replica %s", a->replica);
+	    (rc = ctl_replica_name(r, a, a->pos[0], name, sizeof(name)))) {
 		snap_replica_close(r);
 		return rc;
 	}

@@ -120,21 +120,32 @@ int cmd_restore(snap_store *s, ctl_args *a)
 		return CTL_EXIT_FAIL;
 	}
 	safety = res.have_safety ? res.safety.name : "none";
+	/* A file is restored as a snapshot (imported, or the one whose
+	 * image it is): "restored" names that snapshot, as snapctl(1) says,
+	 * and "file" the file. */
+	if (a->json && what == a->pos[0] && res.source.name[0])
+		return ctl_restored_json(res.source.name, snap_store_db_path(s),
+					 &res, res.verified_pages, NULL, what);
 	if (a->json)
 		return ctl_restored_json(what, snap_store_db_path(s), &res,
-					 res.verified_pages, NULL);
+					 res.verified_pages, NULL, NULL);
 	if (res.kept[0])
 		printf("the file that was at %s is kept as %s\n",
 		       snap_store_db_path(s), res.kept);
-	printf("restored %s into %s (safety snapshot: %s)\n", what,
-	       snap_store_db_path(s), safety);
+	if (what == a->pos[0] && res.source.name[0])
+		printf("restored %s (snapshot %s) into %s (safety snapshot: "
+		       "%s)\n", what, res.source.name, snap_store_db_path(s),
+		       safety);
+	else
+		printf("restored %s into %s (safety snapshot: %s)\n", what,
+		       snap_store_db_path(s), safety);
 	return CTL_EXIT_OK;
 }
 
 /* The JSON object of a restore (ctl_cmds.h). */
 int ctl_restored_json(const char *name, const char *db,
 		      const snap_restore_result *res, int verified,
-		      const char *replica)
+		      const char *replica, const char *file)
 {
 	snap_json j;
 
@@ -147,6 +158,9 @@ int ctl_restored_json(const char *name, const char *db,
 	snap_json_key(&j, "verified_pages"); snap_json_bool(&j, verified);
 	if (replica) {
 		snap_json_key(&j, "replica"); snap_json_str(&j, replica);
+	}
+	if (file) {
+		snap_json_key(&j, "file"); snap_json_str(&j, file);
 	}
 	snap_json_obj_end(&j);
 	return ctl_json_print(&j);

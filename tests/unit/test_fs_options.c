@@ -236,6 +236,9 @@ static void test_help_version(void **state)
 	assert_non_null(strstr(p->out, "usage: snapfs [options] DBFILE "
 			       "MOUNTPOINT"));
 	assert_non_null(strstr(p->out, "-o on_failure=CMD"));
+	/* snapfs(1): on_failure= runs for a failed replication too. */
+	assert_non_null(strstr(p->out, "restore or replication (replicate=) "
+			       "fails"));
 	snap_options_free(&p->c);
 	parse(env, p, "--version", NULL);
 	assert_int_equal(p->rc, SNAP_OPTIONS_DONE);
@@ -298,6 +301,8 @@ static void test_invalid_values(void **state)
 		{ "passphrase_file=/p", "they need replicate=URL" },
 		{ "replicate=file:///r,passphrase_file=",
 		  "passphrase_file= needs a file" },
+		{ "endpoint=http://127.0.0.1:9000", "they need replicate=URL" },
+		{ "replicate=s3://b/p,endpoint=", "endpoint= needs a URL" },
 	};
 	tu_env *env = *state;
 	struct parsed *p = calloc(1, sizeof(*p));
@@ -328,6 +333,14 @@ static void test_replicate(void **state)
 	assert_false(args_have(&p->c, "replicate"));
 	assert_false(args_have(&p->c, "passphrase_file"));
 	assert_string_equal(p->err, "");
+	snap_options_free(&p->c);
+	/* endpoint=: the S3 service of replicate=s3://, as of a replica
+	 * mount (snapfs -h); snapfs's, not libfuse's */
+	parse(env, p, "-o", "replicate=s3://bucket/app,"
+	      "endpoint=http://127.0.0.1:9000", "live.db", "@", NULL);
+	assert_int_equal(p->rc, SNAP_OPTIONS_MOUNT);
+	assert_string_equal(p->c.o.endpoint, "http://127.0.0.1:9000");
+	assert_false(args_have(&p->c, "endpoint"));
 	snap_options_free(&p->c);
 	/* default: after each change, the passphrase from the environment */
 	parse(env, p, "-o", "replicate=file:///srv/replica", "live.db", "@",

@@ -865,6 +865,9 @@ static void test_status_reports_the_replica(void **state)
 	assert_int_equal(jget(l, "ok", TU_JBOOL)->b, 0);
 	assert_string_equal(jget(l, "detail", TU_JSTR)->str,
 			    "s3://bk/app: the server said 503");
+	/* Issue 11: status reports the replica's last error. */
+	assert_string_equal(jget(r, "last_error", TU_JSTR)->str,
+			    "s3://bk/app: the server said 503");
 	tu_json_free(v);
 	t = snap_status_prometheus(&s);
 	assert_non_null(t);
@@ -895,6 +898,9 @@ static void test_status_reports_the_replica(void **state)
 	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
 	assert_int_equal(s.replica_lag_ns, 0);
 	assert_int_equal(s.last_replicate_ok, 1);
+	v = status_json(&s);
+	jget(jget(v, "replica", TU_JOBJ), "last_error", TU_JNULL);
+	tu_json_free(v);
 	snap_event_add(st, SNAP_REPLICATE_EVENT, "", 0,
 		       "file:///other: no such directory");
 	assert_int_equal(snap_status_get(st, snap_time_now_ns(), &s, &e), 0);
@@ -907,6 +913,7 @@ static void test_status_reports_the_replica(void **state)
 	jget(r, "lag_seconds", TU_JNULL);
 	jget(r, "running_since", TU_JNULL);
 	jget(r, "running_since_ns", TU_JNULL);
+	jget(r, "last_error", TU_JSTR);
 	tu_json_free(v);
 
 	/* A daemon's replicate=s3://bk/app: that URL's own events, though
@@ -927,6 +934,7 @@ static void test_status_reports_the_replica(void **state)
 	v = status_json(&s);
 	r = jget(v, "replica", TU_JOBJ);
 	jget(r, "last_replication", TU_JNULL);
+	jget(r, "last_error", TU_JNULL);
 	tu_json_free(v);
 	t = snap_status_prometheus(&s);
 	assert_non_null(t);

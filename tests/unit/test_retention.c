@@ -474,6 +474,16 @@ static void test_keep_parse_good(void **state)
 	assert_int_equal(p.daily, 0);
 	assert_int_equal(p.weekly, 4);
 	assert_int_equal(p.monthly, 12);
+	/* The first design's (and restic's) spelling: keep-last, ...,
+	 * keep-within name the same rules, and count as them. */
+	snap_keep_policy k = { 0 };
+	assert_int_equal(snap_keep_parse("keep-last:2,keep-daily:7,"
+					 "keep-within:1d", &k, &e), 0);
+	assert_int_equal(k.last, 2);
+	assert_int_equal(k.daily, 7);
+	assert_int_equal(k.within_ns, 86400 * NS);
+	assert_int_equal(snap_keep_parse("last:1,keep-last:2", &k, &e),
+			 -EINVAL);   /* last twice */
 }
 
 static void test_keep_parse_bad_names_the_bad_part(void **state)

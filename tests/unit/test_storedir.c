@@ -432,6 +432,35 @@ static void test_a_lost_catalog_is_refused_not_replaced(void **state)
 	snap_store_close(st);
 }
 
+/* A store.db that is not a SQLite database: every open says so of the
+ * store, never quoting the pragmas it ran first. */
+static void test_a_damaged_catalog_is_said_of_the_store(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], f[PATH_MAX + 16];
+	snap_store *st;
+	snap_err e;
+	int fd;
+
+	make_store(env, NULL);
+	snprintf(dir, sizeof(dir), "%s.snapfs", env->db);
+	snprintf(f, sizeof(f), "%s/store.db", dir);
+	fd = open(f, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "garbage, not a SQLite header", 28, 0),
+			 28);
+	close(fd);
+	static const unsigned flags[] = { SNAP_OPEN_CREATE | SNAP_OPEN_DAEMON,
+		SNAP_OPEN_CREATE, 0, SNAP_OPEN_READONLY };
+	for (size_t i = 0; i < 4; i++) {
+		assert_true(open_store(env->db, NULL, flags[i], &st, &e) < 0);
+		assert_null(st);
+		if (!strstr(e.msg, "cannot read store") ||
+		    !strstr(e.msg, dir) || strstr(e.msg, "PRAGMA"))
+			fail_msg("open flags %#x: \"%s\"", flags[i], e.msg);
+	}
+}
+
 static void test_no_store_is_left_for_a_non_database(void **state)
 {
 	tu_env *env = *state;
@@ -707,6 +736,7 @@ int main(void)
 		tu_test(test_planted_hard_links_in_the_store_are_refused),
 		tu_test(test_a_renamed_store_keeps_serving_its_own_files),
 		tu_test(test_a_lost_catalog_is_refused_not_replaced),
+		tu_test(test_a_damaged_catalog_is_said_of_the_store),
 		tu_test(test_no_store_is_left_for_a_non_database),
 		tu_test(test_deleting_most_snapshots_shrinks_the_store),
 		tu_test(test_a_read_only_open_reads_a_store_it_cannot_write),

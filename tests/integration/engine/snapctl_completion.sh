@@ -152,6 +152,26 @@ check "__names lists exactly the snapshots, oldest first" \
 sc --help
 check "__names is not in --help" eval '! out_has __names'
 check "--help lists -V, --version" out_has '-V, --version'
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" list --)
+check "--replica URL list --<TAB> offers --no-encryption (which it takes)" \
+	has_line "$R" --no-encryption
+R=$(complete_words "$SNAPCTL" --replica file : "//$PLAIN" restore --)
+check "--replica URL restore --<TAB> offers --no-encryption" \
+	has_line "$R" --no-encryption
+
+# Every command --help lists is completed, and --help lists every option
+# snapctl(1) documents under OPTIONS.
+sc --help
+HELP=$OUT
+R=$(complete_words "$SNAPCTL" "")
+for c in $(printf '%s\n' "$HELP" | sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z]*\).*/\1/p'); do
+	check "snapctl <TAB> offers $c (in --help)" has_line "$R" "$c"
+done
+for o in --db --store -C --json --help --version --replica --endpoint \
+	 --passphrase-file --new-passphrase-file --no-encryption; do
+	check "--help lists $o" eval 'printf "%s\n" "$HELP" | grep -q -- "$o\b"'
+done
+
 sc -V
 check "snapctl -V prints its version and exits 0, as snapfs -V does" \
 	eval 'rc_is 0 && out_has "^snapctl [0-9]"'

@@ -9,7 +9,8 @@
 #   * a symlinked store directory is refused and its target stays empty;
 #   * --db LINK (a symlink to the database) finds the store for list, show,
 #     verify and restore as it does for create;
-#   * a refused create of a non-database leaves no store directory;
+#   * a refused create of a non-database (or an empty file) leaves no
+#     store directory;
 #   * a store whose store.db is gone is refused ("the catalog store.db is
 #     gone"), never silently replaced by an empty one;
 #   * check calls an emptied (0-byte) live database corrupt, not healthy;
@@ -147,6 +148,12 @@ sc --db "$T/notes.db" create
 check "create of a non-database: exit 1" rc_is 1
 check "the message says it is not a database" err_has 'not a SQLite database'
 check "no store directory is left behind" test ! -e "$T/notes.db.snapfs"
+: >"$T/empty.db"
+sc --db "$T/empty.db" create
+check "create of an empty file: exit 1" rc_is 1
+check "the message says it is empty" err_has 'empty'
+check "no store directory is left behind for it" \
+	test ! -e "$T/empty.db.snapfs"
 
 # 5. A lost catalog is refused, not replaced by an empty store.
 make_db "$T/c.db" 100

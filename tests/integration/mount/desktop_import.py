@@ -10,8 +10,9 @@ GIO makes them, and gio itself.
     closes while the file is still empty (then no manual snapshot is taken
     and deleted again: the event log says so), or closes last.  gio copy
     and touch still give exactly one snapshot; so does rsync (a
-    temporary .NAME.XXXXXX renamed onto NAME), and an rsync of bytes that
-    are no database fails at its rename and leaves nothing.
+    temporary .NAME.XXXXXX renamed onto NAME) and snapctl export into
+    snapshots/ (the same, with its own temporary name), and an rsync of
+    bytes that are no database fails at its rename and leaves nothing.
   * A rename within snapshots/ (mv, gio rename, gio move; snapctl rename)
     gives exactly the name typed, with the same size, kind, creation time
     and bytes; a name that is taken, or cannot be a snapshot's, is refused
@@ -174,6 +175,19 @@ def body(ctx):
               catalog() == before and
               not [n for n in os.listdir(sd) if "bad-rsync" in n],
               (sorted(set(catalog()) - set(before)), os.listdir(sd)))
+    # snapctl export NAME MNT/snapshots/NEW.db writes a temporary file
+    # beside NEW.db and renames it: a dot-name, as rsync's, so the rename
+    # imports it once (a plain temporary name was imported at its close
+    # under that name, and the rename then failed with ENOENT).
+    new_events()
+    before = catalog()
+    res = ctx.run([ctx.snapctl, "--db", live, "export", "latest",
+                   os.path.join(sd, "by-export.db")])
+    ctx.check("snapctl export latest snapshots/by-export.db succeeds",
+              res.returncode == 0, res.stdout + res.stderr)
+    one_import(before, "snapctl export", "by-export")
+    ctx.check("... and leaves no temporary snapshot",
+              not [n for n in catalog() if "snapfs-tmp" in n], catalog())
     new_events()
     ctx.check("snapshots/ lists exactly the catalog: no request left over",
               mt.snapshots(mnt) == sorted(catalog()),

@@ -19,6 +19,7 @@ the restore commands:
     directories cannot be removed or renamed.
 """
 
+import errno
 import os
 import sqlite3
 import sys
@@ -136,6 +137,16 @@ def body(ctx):
         r = ctx.run(argv)
         ctx.check("%s fails" % what, r.returncode != 0, r.stdout)
     ctx.check("the live database is still untouched", mt.sha256(live) == sha)
+    # A fixed directory renamed: EPERM, as current.db (not ENOENT, which
+    # says the directory is not there).
+    for d in ("snapshots", "restore", ".snapfs"):
+        try:
+            os.rename(os.path.join(mnt, d), os.path.join(mnt, "moved"))
+            err = 0
+        except OSError as e:
+            err = e.errno
+        ctx.check("rename of %s/ fails with EPERM" % d, err == errno.EPERM,
+                  os.strerror(err) if err else "renamed")
 
     # Staging files vanish at unmount.
     m.stop()

@@ -9,7 +9,9 @@ change --json is one object; verify --json gives the page a problem is
 about (not 0) and the text names the snapshot once ("NAME: page N: ...");
 "latest" in a replica without snapshots is said as a store says it; the
 replica's log says "1 snapshot", as the store's event does; prune on a
-replica with --max-size or without --keep is a usage error (exit 2).
+replica with --max-size or without --keep is a usage error (exit 2); a
+label names the one snapshot that carries it (show, verify, export,
+restore), as in a store, and one that two carry is exit 1.
 A file:// replica: the outputs do not depend on the target."""
 
 import json
@@ -77,6 +79,25 @@ def body(ctx):
           os.path.exists(os.path.join(work, "b.db")) and
           snaptest.sha256(os.path.join(work, "b.db")) ==
           snaptest.sha256(os.path.join(work, "a.db")))
+
+    # A label names the one snapshot that carries it, as in a store
+    # (snapctl(1): "list, show NAME, verify [--full] [NAME]: As for a
+    # store"); two carrying it: exit 1, "give the full name".
+    r = ctl(["--replica", url, "show", "one", "--json"])
+    j = one_json(r) or {}
+    check("show LABEL on a replica: the snapshot labelled so",
+          r.returncode == 0 and j.get("name") == name, snaptest.describe(r))
+    r = ctl(["--replica", url, "verify", "one"])
+    check("verify LABEL on a replica: exit 0, one snapshot verified",
+          r.returncode == 0 and "1 snapshot verified" in r.stdout,
+          snaptest.describe(r))
+    r = ctl(["--replica", url, "export", "one", "by-label.db"])
+    check("export LABEL FILE from a replica: exit 0, that snapshot",
+          r.returncode == 0 and r.stdout.startswith("exported " + name),
+          snaptest.describe(r))
+    r = ctl(["--replica", url, "restore", "one", "--db", "by-label-new.db"])
+    check("restore LABEL --db NEW from a replica: exit 0, that snapshot",
+          r.returncode == 0 and name in r.stdout, snaptest.describe(r))
 
     # restore --json: into a new file, and into the live database.
     new = os.path.join(work, "new.db")
@@ -168,6 +189,20 @@ def body(ctx):
     check("verify's line: 'NAME: page N: ...', the name once",
           r.returncode == 1 and line.startswith(name + ": page ") and
           line.count(name) == 1, snaptest.describe(r))
+
+    # A label two snapshots carry: exit 1, naming the newest, asking for
+    # the full name (as a store's ctl_find says it).
+    r = ctl(["--db", db, "create", "--label", "one"])
+    twice = r.stdout.strip()
+    url3 = url + "-labels"
+    r = ctl(["--db", db, "replicate", url3])
+    ctx.require("replicate of two snapshots labelled 'one'",
+                r.returncode == 0, snaptest.describe(r))
+    r = ctl(["--replica", url3, "show", "one"])
+    check("show LABEL that two snapshots carry: exit 1, naming the "
+          "newest, asking for the full name", r.returncode == 1 and
+          twice in r.stderr and "full name" in r.stderr,
+          snaptest.describe(r))
 
 
 if __name__ == "__main__":
