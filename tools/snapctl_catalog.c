@@ -381,6 +381,11 @@ int cmd_export(snap_store *s, ctl_args *a)
 	if (a->sql)
 		return ctl_export_sql(s, a);
 	rc = ctl_find(s, a->pos[0], &si);
+	if (rc && (!strcmp(a->pos[0], "live") || !strcmp(a->pos[0], "current")))
+		fprintf(stderr, "snapctl: (the live database is exported as SQL "
+			"with 'export %s FILE --sql'; for an image of it, take "
+			"a snapshot with 'snapctl create' and export that)\n",
+			a->pos[0]);
 	if (rc)
 		return rc;
 	if (ctl_same_file(path, snap_store_db_path(s)))

@@ -196,6 +196,13 @@ def body(ctx):
     if load(ctx, text, new2, "export FILE"):
         compare(ctx, want, new2, "export FILE; sqlite3 < FILE")
 
+    # export live FILE without --sql: no snapshot of that name, and the
+    # message says how to export the live database.
+    r = ctx.sc("export", "live", ctx.path("live-image.db"), db=db)
+    ctx.check("export live FILE (no --sql): exit 1, points at --sql",
+              r.returncode == 1 and "--sql" in r.stderr and
+              not os.path.exists(ctx.path("live-image.db")), describe(r))
+
     # export live - --sql
     r = ctx.sc("export", "live", "-", "--sql", db=db)
     ctx.check("export live - --sql exits 0", r.returncode == 0, describe(r))

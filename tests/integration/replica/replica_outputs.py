@@ -80,6 +80,30 @@ def body(ctx):
           snaptest.sha256(os.path.join(work, "b.db")) ==
           snaptest.sha256(os.path.join(work, "a.db")))
 
+    # As a store's export: a regular file at FILE is replaced (it was
+    # refused, "File exists"), a symlink refused and left alone, and no
+    # temporary file stays behind.
+    stale = os.path.join(work, "stale.db")
+    with open(stale, "w") as f:
+        f.write("an older copy")
+    r = ctl(["--replica", url, "export", "latest", "stale.db"])
+    check("export onto an existing regular file replaces it with the image",
+          r.returncode == 0 and snaptest.sha256(stale) ==
+          snaptest.sha256(os.path.join(work, "a.db")), snaptest.describe(r))
+    target = os.path.join(work, "target")
+    with open(target, "w") as f:
+        f.write("keep me")
+    os.symlink(target, os.path.join(work, "link.db"))
+    r = ctl(["--replica", url, "export", "latest", "link.db"])
+    check("export onto a symlink: refused (exit 1, says it is a link), "
+          "the link and its target untouched",
+          r.returncode == 1 and "symbolic link" in r.stderr and
+          os.path.islink(os.path.join(work, "link.db")) and
+          open(target).read() == "keep me", snaptest.describe(r))
+    check("no temporary file left beside the exports",
+          not [n for n in os.listdir(work) if "snapfs-tmp" in n],
+          os.listdir(work))
+
     # A label names the one snapshot that carries it, as in a store
     # (snapctl(1): "list, show NAME, verify [--full] [NAME]: As for a
     # store"); two carrying it: exit 1, "give the full name".
