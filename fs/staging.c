@@ -283,6 +283,15 @@ int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
 		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
 		return snap_apply_snapshot(si.id, shown);
 	}
+	if (snap_ino_is_trash(parent)) {
+		/* A trashed snapshot: restored, it stays in the trash. */
+		rc = snap_trashdir_snapshot(parent, name, &si);
+		if (rc != 0)
+			return rc;
+		snprintf(shown, sizeof(shown), "snapshot %s (in the trash)",
+			 si.name);
+		return snap_apply_snapshot(si.id, shown);
+	}
 	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0)
 		return 0;
 	n = snap_node_find_open(parent, name);
