@@ -627,6 +627,17 @@ def dump(path):
         db.close()
 
 
+def tag_counts(path, skip=None):
+    """{tag: rows} of make_db's table items (rows tagged skip left out)."""
+    db = open_ro(path)
+    try:
+        return dict(db.execute("SELECT tag, count(*) FROM items WHERE "
+                               "tag IS NOT ?1 GROUP BY tag",
+                               (skip,)).fetchall())
+    finally:
+        db.close()
+
+
 def count_rows(path, immutable=False, table="items"):
     """Rows of `table` in the database at path, read-only."""
     db = open_ro(path, immutable)
