@@ -27,6 +27,7 @@ Safety: restore/ and the files in it are never wider than the database
 """
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -187,6 +188,22 @@ def body(ctx):
     ctx.check("the event history records the refusal",
               any("FAILED" in l and "restore/bad.db" in l
                   for l in log.splitlines()), log)
+
+    # Two restores through the mount at once wait their turn: both
+    # succeed (fs/DESIGN.md §3), the live database is one of the two.
+    a, b = source("first", 31), source("second", 32)
+    before = pre_restores()
+    pa = ctx.spawn(["cp", a, rd + "/"], stderr=subprocess.PIPE, text=True)
+    pb = ctx.spawn(["cp", b, os.path.join(mnt, "current.db")],
+                   stderr=subprocess.PIPE, text=True)
+    ea, eb = pa.communicate(timeout=120)[1], pb.communicate(timeout=120)[1]
+    ctx.check("two restores at once through the mount both succeed",
+              pa.returncode == 0 and pb.returncode == 0, ea + eb)
+    ctx.check("two restores at once: two pre-restore snapshots",
+              pre_restores() == before + 2, mt.kinds(mnt))
+    ctx.check("two restores at once: the live database is one of the two",
+              mt.dump(live) in (mt.dump(a), mt.dump(b)) and
+              mt.integrity(live) == "ok")
 
     ctx.check("no staging file is left in the root",
               mt.root_staging(mnt) == [], os.listdir(mnt))
