@@ -567,8 +567,8 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		request = 1;
 		break;
 	case SNAP_H_RESTORE:
-		rc = snap_restoredir_flush(h, &gone, gone_name,
-					   sizeof(gone_name));
+		rc = snap_restoredir_flush(h, fuse_req_ctx(req)->pid, &gone,
+					   gone_name, sizeof(gone_name));
 		touched_current = 1;
 		break;
 	default:

@@ -156,9 +156,18 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	if (parent == SNAP_INO_RESTORE) {
-		/* Only files still being written (or staged) are there. */
-		if (!lookup_node(req, parent, name))
+		/* Only files still being written (or staged) are there, and
+		 * for its writer a file restored a moment ago (attr.c). */
+		if (lookup_node(req, parent, name))
+			return;
+		if (!snap_attr_restore_left_is(name, snap_attr_tgid(
+					       fuse_req_ctx(req)->pid))) {
 			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		snap_attr_restore_left_stat(&st);
+		snap_attr_entry(&e, &st, 0, 0);
+		reply_entry(req, &e, 0);
 		return;
 	}
 	if (parent != SNAP_INO_SNAPDIR) {

@@ -218,6 +218,10 @@ void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 		rc = -EROFS;
 	} else if (snap_ino_is_trash(ino)) {
 		rc = snap_trashdir_setattr(ino, attr, to_set, &st, &ttl);
+	} else if (ino == SNAP_INO_RESTORE_LEFT) {
+		/* A file restored from restore/ a moment ago: the mode and
+		 * times its copying tool sets afterwards are ignored. */
+		snap_attr_restore_left_stat(&st);
 	} else if (ino < SNAP_INO_NODE_BASE) {
 		rc = -EPERM;
 	} else {

@@ -205,6 +205,34 @@ def body(ctx):
               mt.dump(live) in (mt.dump(a), mt.dump(b)) and
               mt.integrity(live) == "ok")
 
+    # Tools that set the copy's mode and times after its close (Python's
+    # shutil.copy and copy2, install -m): the file left restore/ at the
+    # close, restored, and the chmod/utime that follows must not fail.
+    copiers = (
+        ("shutil.copy", lambda s: [sys.executable, "-c",
+                                   "import shutil, sys; shutil.copy(*sys.argv[1:])",
+                                   s, rd + "/"]),
+        ("shutil.copy2", lambda s: [sys.executable, "-c",
+                                    "import shutil, sys; shutil.copy2(*sys.argv[1:])",
+                                    s, rd + "/"]),
+        ("install -m 644", lambda s: ["install", "-m", "644", s, rd + "/"]),
+    )
+    for i, (what, argv) in enumerate(copiers):
+        src = source("copier%d" % i, 40 + i)
+        before = pre_restores()
+        r = ctx.run(argv(src))
+        ctx.check("%s into restore/ exits 0" % what, r.returncode == 0,
+                  r.stdout + r.stderr)
+        ctx.check("%s: the live database equals the source" % what,
+                  mt.dump(live) == mt.dump(src))
+        ctx.check("%s: one pre-restore snapshot" % what,
+                  pre_restores() == before + 1)
+        ctx.check("%s: restore/ lists nothing, and the name does not "
+                  "resolve for another process" % what,
+                  os.listdir(rd) == [] and
+                  not os.path.exists(os.path.join(rd, os.path.basename(src))),
+                  os.listdir(rd))
+
     ctx.check("no staging file is left in the root",
               mt.root_staging(mnt) == [], os.listdir(mnt))
     m.stop()
