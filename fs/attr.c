@@ -33,11 +33,12 @@
  * shows); current.db is hidden, for a few seconds, from the one process
  * that just unlinked it, so its following create is a staged replace.
  *
- * A file restored from restore/ leaves at its close, but the tool that
- * copied it may set its mode and times right after (shutil.copy and
- * copy2, install -m): for a few seconds its name still resolves, for that
- * process only, to an empty file whose mode and times may be set and are
- * ignored (SNAP_INO_RESTORE_LEFT; never listed, never opened).
+ * A file restored from restore/ leaves at its close, and so does a file
+ * imported into snapshots/ (listed under its snapshot's name), but the
+ * tool that copied it may set its mode and times right after
+ * (shutil.copy and copy2, install -m): for a few seconds its name still
+ * resolves, for that process only, to an empty file whose mode and times
+ * may be set and are ignored (SNAP_INO_LEFT; never listed, never opened).
  *
  * Thread-safety: snap_fs fields under snap_fs.lock; the names that left
  * restore/ under left_lock, a leaf lock.
@@ -206,11 +207,13 @@ int snap_attr_by_name(const char *name, snap_info *si)
 	       0 : -ENOENT;
 }
 
-/* Names that left restore/ a moment ago, by the process that wrote them. */
+/* Names that left restore/ or snapshots/ a moment ago, by the process
+ * that wrote them. */
 #define ATTR_LEFT_NS (5LL * 1000000000LL)
 #define ATTR_LEFT_MAX 4
 
 static struct {
+	fuse_ino_t parent;
 	char name[NAME_MAX + 1];
 	pid_t tgid;
 	int64_t until;                 /* monotonic ns */
@@ -226,11 +229,12 @@ static int64_t left_now(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-void snap_attr_restore_left(const char *name, pid_t tgid)
+void snap_attr_left(fuse_ino_t parent, const char *name, pid_t tgid)
 {
 	if (tgid <= 0)
 		return;
 	pthread_mutex_lock(&left_lock);
+	attr_left[attr_left_next].parent = parent;
 	snprintf(attr_left[attr_left_next].name, NAME_MAX + 1, "%s", name);
 	attr_left[attr_left_next].tgid = tgid;
 	attr_left[attr_left_next].until = left_now() + ATTR_LEFT_NS;
@@ -238,7 +242,7 @@ void snap_attr_restore_left(const char *name, pid_t tgid)
 	pthread_mutex_unlock(&left_lock);
 }
 
-int snap_attr_restore_left_is(const char *name, pid_t tgid)
+int snap_attr_left_is(fuse_ino_t parent, const char *name, pid_t tgid)
 {
 	int64_t now = left_now();
 	int i, found = 0;
@@ -246,17 +250,18 @@ int snap_attr_restore_left_is(const char *name, pid_t tgid)
 	pthread_mutex_lock(&left_lock);
 	for (i = 0; i < ATTR_LEFT_MAX && !found; i++)
 		found = attr_left[i].tgid == tgid && now < attr_left[i].until &&
+			attr_left[i].parent == parent &&
 			strcmp(attr_left[i].name, name) == 0;
 	pthread_mutex_unlock(&left_lock);
 	return found;
 }
 
-void snap_attr_restore_left_stat(struct stat *st)
+void snap_attr_left_stat(struct stat *st)
 {
 	struct stat live;
 
 	memset(st, 0, sizeof(*st));
-	st->st_ino = SNAP_INO_RESTORE_LEFT;
+	st->st_ino = SNAP_INO_LEFT;
 	st->st_mode = S_IFREG | 0600;
 	st->st_nlink = 1;
 	if (snap_live_stat_owner(snap_fs.live, &live) == 0) {

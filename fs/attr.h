@@ -55,14 +55,15 @@ int snap_attr_by_name(const char *name, snap_info *si);
 int snap_attr_current_hidden(pid_t pid);
 void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
 		     double attr_ttl, double entry_ttl);
-/* name left restore/ (restored) at a close by process tgid: for a few
- * seconds it resolves for that process to SNAP_INO_RESTORE_LEFT. */
-void snap_attr_restore_left(const char *name, pid_t tgid);
-/* 1 when name left restore/ a moment ago by process tgid's close. */
-int snap_attr_restore_left_is(const char *name, pid_t tgid);
-/* The attributes of SNAP_INO_RESTORE_LEFT: an empty file, never wider
+/* parent/name (restore/ or snapshots/) left at a close by process tgid
+ * (restored, imported): for a few seconds it resolves for that process to
+ * SNAP_INO_LEFT. */
+void snap_attr_left(fuse_ino_t parent, const char *name, pid_t tgid);
+/* 1 when parent/name left a moment ago at process tgid's close. */
+int snap_attr_left_is(fuse_ino_t parent, const char *name, pid_t tgid);
+/* The attributes of SNAP_INO_LEFT: an empty file, never wider
  * than 0600, owned like the live database. */
-void snap_attr_restore_left_stat(struct stat *st);
+void snap_attr_left_stat(struct stat *st);
 /* The process (thread group) of thread tid; tid when /proc cannot say. */
 pid_t snap_attr_tgid(pid_t tid);
 

@@ -160,8 +160,8 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 			return -ENOENT;
 		snap_attr_symlink(si.name, st);
 		return 0;
-	case SNAP_INO_RESTORE_LEFT:
-		snap_attr_restore_left_stat(st);
+	case SNAP_INO_LEFT:
+		snap_attr_left_stat(st);
 		return 0;
 	}
 	if (snap_ino_is_trash(ino))

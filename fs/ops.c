@@ -160,12 +160,12 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		 * for its writer a file restored a moment ago (attr.c). */
 		if (lookup_node(req, parent, name))
 			return;
-		if (!snap_attr_restore_left_is(name, snap_attr_tgid(
+		if (!snap_attr_left_is(parent, name, snap_attr_tgid(
 					       fuse_req_ctx(req)->pid))) {
 			fuse_reply_err(req, ENOENT);
 			return;
 		}
-		snap_attr_restore_left_stat(&st);
+		snap_attr_left_stat(&st);
 		snap_attr_entry(&e, &st, 0, 0);
 		reply_entry(req, &e, 0);
 		return;
@@ -194,6 +194,14 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	if (lookup_node(req, parent, name))
 		return;
 	rc = snap_attr_by_name(name, &si);
+	if (rc == -ENOENT && snap_attr_left_is(parent, name, snap_attr_tgid(
+						       fuse_req_ctx(req)->pid))) {
+		/* Imported a moment ago by this process (attr.c). */
+		snap_attr_left_stat(&st);
+		snap_attr_entry(&e, &st, 0, 0);
+		reply_entry(req, &e, 0);
+		return;
+	}
 	if (rc != 0) {
 		fuse_reply_err(req, rc == -ENOENT ? ENOENT : -rc);
 		return;

@@ -154,7 +154,8 @@ int snap_restoredir_flush(struct snap_handle *h, pid_t pid,
 	restoredir_leave(h->node, gone, gone_name, len);
 	if (rc == 0 && *gone && pid > 0)
 		/* Restored: its tool may set its mode and times now. */
-		snap_attr_restore_left(gone_name, snap_attr_tgid(pid));
+		snap_attr_left(SNAP_INO_RESTORE, gone_name,
+			       snap_attr_tgid(pid));
 	return rc;
 }
 

@@ -19,7 +19,7 @@ void snap_restoredir_opened(struct snap_handle *h, int flags);
  * restore's verdict (as an upload's); when bytes were restored (or
  * refused) the name leaves restore/, and *gone gets the node to announce
  * after the reply (0: none).  A restored name still resolves for pid's
- * process for a few seconds (attr.h, snap_attr_restore_left). */
+ * process for a few seconds (attr.h, snap_attr_left). */
 int snap_restoredir_flush(struct snap_handle *h, pid_t pid,
 			  fuse_ino_t *gone, char *gone_name, size_t len);
 /* RELEASE of a SNAP_H_RESTORE handle: late bytes are applied (apply 1),

@@ -218,10 +218,10 @@ void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 		rc = -EROFS;
 	} else if (snap_ino_is_trash(ino)) {
 		rc = snap_trashdir_setattr(ino, attr, to_set, &st, &ttl);
-	} else if (ino == SNAP_INO_RESTORE_LEFT) {
+	} else if (ino == SNAP_INO_LEFT) {
 		/* A file restored from restore/ a moment ago: the mode and
 		 * times its copying tool sets afterwards are ignored. */
-		snap_attr_restore_left_stat(&st);
+		snap_attr_left_stat(&st);
 	} else if (ino < SNAP_INO_NODE_BASE) {
 		rc = -EPERM;
 	} else {

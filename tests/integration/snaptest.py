@@ -834,6 +834,21 @@ def copy_commands(dst):
     ]
 
 
+def mode_setting_copiers(dst_dir):
+    """The copying tools that set the copy's mode (and times) by path
+    after closing it, as [(what, argv_of(src))] into directory dst_dir:
+    Python's shutil.copy and copy2, install -m."""
+    py = "import shutil, sys; shutil.%s(*sys.argv[1:])"
+    return [
+        ("shutil.copy", lambda s: [sys.executable, "-c", py % "copy", s,
+                                   dst_dir + "/"]),
+        ("shutil.copy2", lambda s: [sys.executable, "-c", py % "copy2", s,
+                                    dst_dir + "/"]),
+        ("install -m 644", lambda s: ["install", "-m", "644", s,
+                                      dst_dir + "/"]),
+    ]
+
+
 def xattr(path, key):
     """The user.snapfs.<key> attribute of path, as text."""
     return os.getxattr(path, "user.snapfs." + key).decode()

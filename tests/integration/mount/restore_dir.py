@@ -208,16 +208,7 @@ def body(ctx):
     # Tools that set the copy's mode and times after its close (Python's
     # shutil.copy and copy2, install -m): the file left restore/ at the
     # close, restored, and the chmod/utime that follows must not fail.
-    copiers = (
-        ("shutil.copy", lambda s: [sys.executable, "-c",
-                                   "import shutil, sys; shutil.copy(*sys.argv[1:])",
-                                   s, rd + "/"]),
-        ("shutil.copy2", lambda s: [sys.executable, "-c",
-                                    "import shutil, sys; shutil.copy2(*sys.argv[1:])",
-                                    s, rd + "/"]),
-        ("install -m 644", lambda s: ["install", "-m", "644", s, rd + "/"]),
-    )
-    for i, (what, argv) in enumerate(copiers):
+    for i, (what, argv) in enumerate(mt.mode_setting_copiers(rd)):
         src = source("copier%d" % i, 40 + i)
         before = pre_restores()
         r = ctx.run(argv(src))
