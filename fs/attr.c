@@ -36,7 +36,8 @@
  * A file restored from restore/ leaves at its close, and so does a file
  * imported into snapshots/ (listed under its snapshot's name), but the
  * tool that copied it may set its mode and times right after
- * (shutil.copy and copy2, install -m): for a few seconds its name still
+ * (shutil.copy and copy2, install -m): for a few seconds, or until that
+ * process sets its mode (the last thing those tools do), its name still
  * resolves, for that process only, to an empty file whose mode and times
  * may be set and are ignored (SNAP_INO_LEFT; never listed, never opened).
  *
@@ -254,6 +255,17 @@ int snap_attr_left_is(fuse_ino_t parent, const char *name, pid_t tgid)
 			strcmp(attr_left[i].name, name) == 0;
 	pthread_mutex_unlock(&left_lock);
 	return found;
+}
+
+void snap_attr_left_done(pid_t tgid)
+{
+	int i;
+
+	pthread_mutex_lock(&left_lock);
+	for (i = 0; i < ATTR_LEFT_MAX; i++)
+		if (attr_left[i].tgid == tgid)
+			attr_left[i].until = 0;
+	pthread_mutex_unlock(&left_lock);
 }
 
 void snap_attr_left_stat(struct stat *st)

@@ -224,6 +224,17 @@ def body(ctx):
                   not os.path.exists(os.path.join(rd, os.path.basename(src))),
                   os.listdir(rd))
 
+    # The name is free again for that process once its mode is set: the
+    # same script copying the same name twice restores twice.
+    src = source("twice", 44)
+    before = pre_restores()
+    r = ctx.run([sys.executable, "-c", "import shutil, sys\n"
+                 "for i in range(2): shutil.copy(sys.argv[1], sys.argv[2])",
+                 src, rd + "/"])
+    ctx.check("shutil.copy twice of one name in one process: exit 0, two "
+              "restores", r.returncode == 0 and
+              pre_restores() == before + 2, r.stdout + r.stderr)
+
     ctx.check("no staging file is left in the root",
               mt.root_staging(mnt) == [], os.listdir(mnt))
     m.stop()
