@@ -168,6 +168,17 @@ int snap_livedb_read_error(sqlite3 *db, int rc, const char *path,
 					    "would make them write elsewhere): "
 					    "remove the link", path, side);
 	}
+	if (rc == SQLITE_READONLY_ROLLBACK)
+		return snap_err_set(err, -EINVAL, "cannot read %s: its "
+				    "%s-journal holds an interrupted "
+				    "transaction (a hot journal: the file was "
+				    "copied, or its writer stopped, in the "
+				    "middle of one), so the file alone is "
+				    "torn; a restore or import never changes "
+				    "its source: open it once with sqlite3, "
+				    "which rolls the transaction back, or copy "
+				    "both into a mount's restore/", path,
+				    path);
 	return snap_err_sqlite(err, db, rc, "cannot read %s", path);
 }
 

@@ -263,6 +263,7 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 	char sql[96];
 	int rc, reclaimed = 1;
 
+	memset(&si, 0, sizeof(si));
 	if ((rc = snap_store_txn_begin(s, err)))
 		return rc;
 	rc = snap_store_get_db(s->db, id, &si, err);
@@ -281,6 +282,17 @@ int snap_store_delete(snap_store *s, int64_t id, snap_err *err)
 		rc = snap_store_exec(s->db, sql, err);
 	}
 	rc = snap_store_txn_end(s->db, rc, err);
+	if (rc == -ENOSPC)
+		/* SQLite's "database or disk is full" says nothing of what
+		 * to do: the reserve (storespace.c) was given back and was
+		 * not enough for what this delete rewrites. */
+		snap_err_set(err, -ENOSPC, "cannot delete snapshot %s: the "
+			     "filesystem of the store %s is full, and the room "
+			     "the store keeps for deletes is too small for "
+			     "this one (it rewrites every store page that "
+			     "holds a page it frees); nothing was deleted: "
+			     "free space on that filesystem, outside the "
+			     "store, and try again", si.name, s->dir);
 	if (rc) {
 		snap_event_add_db(s->db, "delete", rc == -ENOENT ? "" : si.name,
 				  0, err ? err->msg : "delete failed");

@@ -33,7 +33,16 @@
  * shows); current.db is hidden, for a few seconds, from the one process
  * that just unlinked it, so its following create is a staged replace.
  *
- * Thread-safety: no state of its own; snap_fs fields under snap_fs.lock.
+ * A file restored from restore/ leaves at its close, and so does a file
+ * imported into snapshots/ (listed under its snapshot's name), but the
+ * tool that copied it may set its mode and times right after
+ * (shutil.copy and copy2, install -m): for a few seconds, or until that
+ * process sets its mode (the last thing those tools do), its name still
+ * resolves, for that process only, to an empty file whose mode and times
+ * may be set and are ignored (SNAP_INO_LEFT; never listed, never opened).
+ *
+ * Thread-safety: snap_fs fields under snap_fs.lock; the names that left
+ * restore/ under left_lock, a leaf lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -196,6 +206,83 @@ int snap_attr_by_name(const char *name, snap_info *si)
 		return rc;
 	return strcmp(si->name, name) == 0 && si->trash == SNAP_TRASH_NONE ?
 	       0 : -ENOENT;
+}
+
+/* Names that left restore/ or snapshots/ a moment ago, by the process
+ * that wrote them. */
+#define ATTR_LEFT_NS (5LL * 1000000000LL)
+#define ATTR_LEFT_MAX 4
+
+static struct {
+	fuse_ino_t parent;
+	char name[NAME_MAX + 1];
+	pid_t tgid;
+	int64_t until;                 /* monotonic ns */
+} attr_left[ATTR_LEFT_MAX];
+static int attr_left_next;
+static pthread_mutex_t left_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int64_t left_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void snap_attr_left(fuse_ino_t parent, const char *name, pid_t tgid)
+{
+	if (tgid <= 0)
+		return;
+	pthread_mutex_lock(&left_lock);
+	attr_left[attr_left_next].parent = parent;
+	snprintf(attr_left[attr_left_next].name, NAME_MAX + 1, "%s", name);
+	attr_left[attr_left_next].tgid = tgid;
+	attr_left[attr_left_next].until = left_now() + ATTR_LEFT_NS;
+	attr_left_next = (attr_left_next + 1) % ATTR_LEFT_MAX;
+	pthread_mutex_unlock(&left_lock);
+}
+
+int snap_attr_left_is(fuse_ino_t parent, const char *name, pid_t tgid)
+{
+	int64_t now = left_now();
+	int i, found = 0;
+
+	pthread_mutex_lock(&left_lock);
+	for (i = 0; i < ATTR_LEFT_MAX && !found; i++)
+		found = attr_left[i].tgid == tgid && now < attr_left[i].until &&
+			attr_left[i].parent == parent &&
+			strcmp(attr_left[i].name, name) == 0;
+	pthread_mutex_unlock(&left_lock);
+	return found;
+}
+
+void snap_attr_left_done(pid_t tgid)
+{
+	int i;
+
+	pthread_mutex_lock(&left_lock);
+	for (i = 0; i < ATTR_LEFT_MAX; i++)
+		if (attr_left[i].tgid == tgid)
+			attr_left[i].until = 0;
+	pthread_mutex_unlock(&left_lock);
+}
+
+void snap_attr_left_stat(struct stat *st)
+{
+	struct stat live;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = SNAP_INO_LEFT;
+	st->st_mode = S_IFREG | 0600;
+	st->st_nlink = 1;
+	if (snap_live_stat_owner(snap_fs.live, &live) == 0) {
+		st->st_uid = live.st_uid;
+		st->st_gid = live.st_gid;
+	}
+	snap_attr_ts(&st->st_mtim, snap_time_now_ns());
+	st->st_atim = st->st_ctim = st->st_mtim;
+	st->st_blksize = 4096;
 }
 
 /* Fill a FUSE entry reply from st and the two lifetimes. */

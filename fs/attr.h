@@ -55,5 +55,20 @@ int snap_attr_by_name(const char *name, snap_info *si);
 int snap_attr_current_hidden(pid_t pid);
 void snap_attr_entry(struct fuse_entry_param *e, const struct stat *st,
 		     double attr_ttl, double entry_ttl);
+/* parent/name (restore/ or snapshots/) left at a close by process tgid
+ * (restored, imported): for a few seconds it resolves for that process to
+ * SNAP_INO_LEFT. */
+void snap_attr_left(fuse_ino_t parent, const char *name, pid_t tgid);
+/* 1 when parent/name left a moment ago at process tgid's close. */
+int snap_attr_left_is(fuse_ino_t parent, const char *name, pid_t tgid);
+/* Process tgid set the mode of what left (the last thing those tools
+ * do): its names resolve no more, so its next copy under the same name
+ * creates a new file. */
+void snap_attr_left_done(pid_t tgid);
+/* The attributes of SNAP_INO_LEFT: an empty file, never wider
+ * than 0600, owned like the live database. */
+void snap_attr_left_stat(struct stat *st);
+/* The process (thread group) of thread tid; tid when /proc cannot say. */
+pid_t snap_attr_tgid(pid_t tid);
 
 #endif /* FS_ATTR_H */

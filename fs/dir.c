@@ -26,7 +26,9 @@
  *                                it restores;
  *   anything in or out of .Trash-UID/
  *                                the freedesktop trash (trash.c): the
- *                                Delete key, Restore, emptying;
+ *                                Delete key, Restore, emptying; but a
+ *                                trashed snapshot into restore/ or onto
+ *                                current.db is restored and stays there;
  *   mkdir, symlink, link, mknod  EPERM (but .Trash-UID, trash.c).
  *
  * After a rename onto current.db the kernel has moved the source's dentry
@@ -478,13 +480,21 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 			   const char *name, fuse_ino_t newparent,
 			   const char *newname, unsigned int flags)
 {
-	int rc;
+	int from_trash, rc;
 
 	if (flags & RENAME_EXCHANGE) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (snap_ino_is_trash(parent) || snap_ino_is_trash(newparent)) {
+	/* A trashed snapshot into restore/ or onto current.db is a restore
+	 * (below, as from snapshots/); every other rename with the trash on
+	 * either side is the trash's. */
+	from_trash = snap_trashdir_holds_snapshots(parent) &&
+		     (newparent == SNAP_INO_RESTORE ||
+		      (newparent == SNAP_INO_ROOT &&
+		       strcmp(newname, SNAP_NAME_CURRENT) == 0));
+	if (!from_trash && (snap_ino_is_trash(parent) ||
+			    snap_ino_is_trash(newparent))) {
 		struct snap_trash_inval inv;
 
 		rc = rename_trash(parent, name, newparent, newname, flags,
@@ -496,7 +506,8 @@ void snap_ll_rename(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	if (parent == SNAP_INO_META || newparent == SNAP_INO_META ||
-	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE) ||
+	    (parent > SNAP_INO_SNAPDIR && parent != SNAP_INO_RESTORE &&
+	     !from_trash) ||
 	    (newparent > SNAP_INO_SNAPDIR && newparent != SNAP_INO_RESTORE)) {
 		fuse_reply_err(req, EPERM);
 		return;

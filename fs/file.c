@@ -541,6 +541,7 @@ void snap_ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void flush_handle(fuse_req_t req, struct snap_handle *h)
 {
 	char name[NAME_MAX + 1] = "", gone_name[NAME_MAX + 1] = "";
+	pid_t pid = fuse_req_ctx(req)->pid;
 	fuse_ino_t gone = 0;
 	int rc = 0, touched_current = 0, request = 0;
 
@@ -551,7 +552,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		touched_current = 1;
 		break;
 	case SNAP_H_SESSION:
-		rc = snap_session_flush(h, fuse_req_ctx(req)->pid);
+		rc = snap_session_flush(h, pid);
 		touched_current = 1;
 		break;
 	case SNAP_H_PENDING:
@@ -567,7 +568,7 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		request = 1;
 		break;
 	case SNAP_H_RESTORE:
-		rc = snap_restoredir_flush(h, &gone, gone_name,
+		rc = snap_restoredir_flush(h, pid, &gone, gone_name,
 					   sizeof(gone_name));
 		touched_current = 1;
 		break;
@@ -575,6 +576,11 @@ static void flush_handle(fuse_req_t req, struct snap_handle *h)
 		break;
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (name[0] && rc == 0 && pid > 0)
+		/* An import's name is gone (below): its writer may still set
+		 * the mode and times it copied (attr.c), told before the
+		 * reply lets it go on. */
+		snap_attr_left(SNAP_INO_SNAPDIR, name, snap_attr_tgid(pid));
 	fuse_reply_err(req, -rc);
 	if (touched_current)
 		snap_notify_current(snap_fs.notify);

@@ -160,6 +160,9 @@ int snap_attr_of(fuse_ino_t ino, struct stat *st, double *ttl)
 			return -ENOENT;
 		snap_attr_symlink(si.name, st);
 		return 0;
+	case SNAP_INO_LEFT:
+		snap_attr_left_stat(st);
+		return 0;
 	}
 	if (snap_ino_is_trash(ino))
 		return snap_trashdir_attr(ino, st, ttl);
@@ -254,7 +257,7 @@ static pid_t attr_proc_tgid(pid_t tid)
 }
 
 /* The process of thread tid; tid itself when /proc cannot say. */
-static pid_t attr_tgid(pid_t tid)
+pid_t snap_attr_tgid(pid_t tid)
 {
 	pid_t tgid = attr_proc_tgid(tid);
 
@@ -347,7 +350,7 @@ int snap_attr_current_writer(pid_t pid)
 
 	if (pid <= 0)
 		return 0;
-	tgid = attr_tgid(pid);
+	tgid = snap_attr_tgid(pid);
 	pthread_mutex_lock(&snap_fs.lock);
 	for (h = snap_fs.handles; h && !w; h = h->next)
 		w = h->tgid == tgid && h->writes;
@@ -372,7 +375,7 @@ static struct snap_handle *attr_pin(pid_t pid)
 	pthread_mutex_unlock(&snap_fs.lock);
 	if (!any || pid <= 0)
 		return NULL;             /* no /proc read while nobody reads */
-	tgid = attr_tgid(pid);
+	tgid = snap_attr_tgid(pid);
 	pthread_mutex_lock(&snap_fs.lock);
 	for (h = snap_fs.handles; h; h = h->next)
 		if (h->tgid == tgid && !h->gone &&

@@ -28,6 +28,8 @@ enum {
 	SNAP_INO_LOG = 6,             /* .snapfs/log */
 	SNAP_INO_LATEST = 7,          /* snapshots/latest.db */
 	SNAP_INO_RESTORE = 8,         /* restore/ */
+	SNAP_INO_LEFT = 9,            /* a name that just left restore/
+				       * or snapshots/ (attr.c) */
 };
 
 #define SNAP_INO_SNAP_BASE ((fuse_ino_t)1 << 32)

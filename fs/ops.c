@@ -156,9 +156,18 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 		return;
 	}
 	if (parent == SNAP_INO_RESTORE) {
-		/* Only files still being written (or staged) are there. */
-		if (!lookup_node(req, parent, name))
+		/* Only files still being written (or staged) are there, and
+		 * for its writer a file restored a moment ago (attr.c). */
+		if (lookup_node(req, parent, name))
+			return;
+		if (!snap_attr_left_is(parent, name, snap_attr_tgid(
+					       fuse_req_ctx(req)->pid))) {
 			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		snap_attr_left_stat(&st);
+		snap_attr_entry(&e, &st, 0, 0);
+		reply_entry(req, &e, 0);
 		return;
 	}
 	if (parent != SNAP_INO_SNAPDIR) {
@@ -185,6 +194,14 @@ static void snap_ll_lookup(fuse_req_t req, fuse_ino_t parent,
 	if (lookup_node(req, parent, name))
 		return;
 	rc = snap_attr_by_name(name, &si);
+	if (rc == -ENOENT && snap_attr_left_is(parent, name, snap_attr_tgid(
+						       fuse_req_ctx(req)->pid))) {
+		/* Imported a moment ago by this process (attr.c). */
+		snap_attr_left_stat(&st);
+		snap_attr_entry(&e, &st, 0, 0);
+		reply_entry(req, &e, 0);
+		return;
+	}
 	if (rc != 0) {
 		fuse_reply_err(req, rc == -ENOENT ? ENOENT : -rc);
 		return;

@@ -124,9 +124,10 @@ static void restoredir_leave(struct snap_node *n, fuse_ino_t *gone,
 	pthread_mutex_unlock(&snap_fs.lock);
 }
 
-/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict. */
-int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
-			  char *gone_name, size_t len)
+/* FLUSH of a SNAP_H_RESTORE handle by thread pid: the restore's
+ * verdict. */
+int snap_restoredir_flush(struct snap_handle *h, pid_t pid,
+			  fuse_ino_t *gone, char *gone_name, size_t len)
 {
 	struct stat st;
 	int rc;
@@ -151,6 +152,10 @@ int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
 	}
 	rc = h->last_rc;
 	restoredir_leave(h->node, gone, gone_name, len);
+	if (rc == 0 && *gone && pid > 0)
+		/* Restored: its tool may set its mode and times now. */
+		snap_attr_left(SNAP_INO_RESTORE, gone_name,
+			       snap_attr_tgid(pid));
 	return rc;
 }
 
@@ -163,7 +168,7 @@ void snap_restoredir_release(struct snap_handle *h, int apply)
 
 	if (late) {
 		/* As a flush would (not an upload's own: a -wal is none). */
-		rc = snap_restoredir_flush(h, &gone, name, sizeof(name));
+		rc = snap_restoredir_flush(h, 0, &gone, name, sizeof(name));
 		snap_log(rc ? LOG_ERR : LOG_WARNING, "%s: bytes written after "
 			 "the last close were applied at release (%s)",
 			 h->target, rc ? strerror(-rc) : "ok");

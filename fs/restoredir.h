@@ -15,11 +15,13 @@ mode_t snap_restoredir_mode(mode_t asked);
 /* An open of a node in restore/ (h is a staging handle on it): a write
  * handle on a plain name becomes SNAP_H_RESTORE. */
 void snap_restoredir_opened(struct snap_handle *h, int flags);
-/* FLUSH of a SNAP_H_RESTORE handle: the restore's verdict (as an upload's);
- * when bytes were restored (or refused) the name leaves restore/, and
- * *gone gets the node to announce after the reply (0: none). */
-int snap_restoredir_flush(struct snap_handle *h, fuse_ino_t *gone,
-			  char *gone_name, size_t len);
+/* FLUSH of a SNAP_H_RESTORE handle by thread pid (0: none): the
+ * restore's verdict (as an upload's); when bytes were restored (or
+ * refused) the name leaves restore/, and *gone gets the node to announce
+ * after the reply (0: none).  A restored name still resolves for pid's
+ * process for a few seconds (attr.h, snap_attr_left). */
+int snap_restoredir_flush(struct snap_handle *h, pid_t pid,
+			  fuse_ino_t *gone, char *gone_name, size_t len);
 /* RELEASE of a SNAP_H_RESTORE handle: late bytes are applied (apply 1),
  * the name leaves restore/. */
 void snap_restoredir_release(struct snap_handle *h, int apply);

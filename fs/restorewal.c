@@ -1,6 +1,7 @@
 /*
  * fs/restorewal.c — restore/'s pairs: a WAL database copied into the drop
- * folder with its -wal restores its committed state, in either order.
+ * folder with its -wal (or a torn copy with its hot -journal) restores its
+ * committed state, in either order.
  *
  * A WAL-mode database's committed state is its main file X plus the
  * transactions still in X-wal, which SQLite (and `snapctl restore X`)
@@ -31,9 +32,14 @@
  *                         always meet (an X-wal kept while X is restored
  *                         counts as claimed: X may take long).  When X's
  *                         restore fails, the X-wal kept meanwhile goes.
- *   X-shm, X-journal      ignored (logged): SQLite rebuilds the -shm from
- *                         the WAL, and a rollback journal is not used by a
- *                         restore, as beside a staged file in the root.
+ *   X-journal             a hot rollback journal (X was copied in the
+ *                         middle of a transaction: X alone is torn) is
+ *                         X's log as X-wal is, in either order; the
+ *                         restore rolls it back on the staged copy of X
+ *                         first (staging.c), as SQLite would.  One that
+ *                         holds no transaction is ignored (logged).
+ *   X-shm                 ignored (logged): SQLite rebuilds it from the
+ *                         WAL.
  *
  * What is kept is one staged node (inode.c) held by an open reference:
  * unlisted, its backing file private in the staging directory (0600,
@@ -67,6 +73,7 @@
 struct restorewal_kept {
 	struct snap_node *n;       /* holds an open reference, NULL: none */
 	char name[NAME_MAX + 1];   /* X, the database's name (for both) */
+	const char *suffix;        /* a log's: "-wal" or "-journal" */
 	int64_t at;                /* when it was kept (monotonic ns) */
 	int claimed;               /* its partner began to arrive in time */
 };
@@ -79,21 +86,34 @@ static struct restorewal_kept kept_wal;  /* X-wal, waiting for X */
  * RESTOREWAL_PAIR_NS does not leave it behind. */
 static char restoring[NAME_MAX + 1];
 
-/* What a name in restore/ is: a database, a WAL (base gets X), or a side
- * file no restore uses. */
+/* What a name in restore/ is: a database, a log of X (base gets X, the
+ * log's *suffix "-wal" or "-journal"), or a side file no restore uses. */
 enum restorewal_kind { RW_DB, RW_WAL, RW_IGNORED };
 
 static enum restorewal_kind restorewal_kind(const char *name, char *base,
-					    size_t len)
+					    size_t len, const char **suffix)
 {
-	size_t n = strlen(name);
+	static const char *const logs[] = { "-wal", "-journal" };
+	size_t n = strlen(name), i, k;
 
-	if (n > 4 && strcmp(name + n - 4, "-wal") == 0) {
-		snprintf(base, len, "%.*s", (int)(n - 4), name);
-		return RW_WAL;
+	for (i = 0; i < 2; i++) {
+		k = strlen(logs[i]);
+		if (n > k && strcmp(name + n - k, logs[i]) == 0) {
+			snprintf(base, len, "%.*s", (int)(n - k), name);
+			*suffix = logs[i];
+			return RW_WAL;
+		}
 	}
+	*suffix = NULL;
 	snprintf(base, len, "%s", name);
 	return snap_name_is_sidefile(name) ? RW_IGNORED : RW_DB;
+}
+
+/* How messages call a log of suffix. */
+static const char *log_what(const char *suffix)
+{
+	return suffix && strcmp(suffix, "-journal") == 0 ?
+	       "rollback journal" : "WAL";
 }
 
 /* 1 when k holds name's half and is still in time at now: within
@@ -121,11 +141,12 @@ static void kept_drop(struct restorewal_kept *k, int log_unused)
 	if (!k->n)
 		return;
 	if (log_unused)
-		snap_log(LOG_NOTICE, "restore/%s-wal discarded unused: %s did "
+		snap_log(LOG_NOTICE, "restore/%s%s discarded unused: %s did "
 			 "not arrive in restore/ after it (within %d "
-			 "minutes, before any other file); a WAL is never "
-			 "restored alone", k->name, k->name,
-			 (int)(RESTOREWAL_PAIR_NS / 60000000000LL));
+			 "minutes, before any other file); a %s is never "
+			 "restored alone", k->name, k->suffix, k->name,
+			 (int)(RESTOREWAL_PAIR_NS / 60000000000LL),
+			 log_what(k->suffix));
 	snap_node_close(k->n);
 	k->n = NULL;
 }
@@ -155,9 +176,10 @@ void snap_restorewal_arriving(const char *name)
 	struct restorewal_kept db, wal;
 	enum restorewal_kind kind;
 	char base[NAME_MAX + 1];
+	const char *suffix;
 	int64_t now = snap_timer_mono_ns();
 
-	kind = restorewal_kind(name, base, sizeof(base));
+	kind = restorewal_kind(name, base, sizeof(base), &suffix);
 	if (kind == RW_IGNORED)
 		return;
 	pthread_mutex_lock(&pair_lock);
@@ -188,7 +210,8 @@ static void kept_claim(struct restorewal_kept *k, const char *base,
  * closes cross (copied side by side, the -wal closing while its database
  * is being restored) always meet: 1 when a partner was taken. */
 static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
-		     const char *name, struct restorewal_kept *other,
+		     const char *name, const char *suffix,
+		     struct restorewal_kept *other,
 		     struct restorewal_kept *out, struct restorewal_kept *self)
 {
 	struct restorewal_kept old;
@@ -204,10 +227,12 @@ static int kept_meet(struct restorewal_kept *k, struct snap_node *n,
 	if (kept_for_locked(other, name, now)) {
 		kept_take_locked(other, out);
 		self->n = n;
+		self->suffix = suffix;
 		snprintf(self->name, sizeof(self->name), "%s", name);
 	} else {
 		kept_take_locked(k, &old);
 		k->n = n;
+		k->suffix = suffix;
 		snprintf(k->name, sizeof(k->name), "%s", name);
 		k->at = now;
 		k->claimed = k == &kept_wal && strcmp(restoring, name) == 0;
@@ -226,31 +251,37 @@ static int restorewal_again(struct restorewal_kept *db,
 	char shown[2 * NAME_MAX + 96];
 	int rc;
 
-	snap_log(LOG_NOTICE, "%s/%s-wal came after %s/%s, restored alone "
-		 "at its close: restoring %s again, with this WAL (a second "
+	snap_log(LOG_NOTICE, "%s/%s%s came after %s/%s, restored alone "
+		 "at its close: restoring %s again, with this %s (a second "
 		 "verified restore; its safety snapshot holds the state %s "
-		 "alone gave)", SNAP_NAME_RESTORE, db->name, SNAP_NAME_RESTORE,
-		 db->name, db->name, db->name);
+		 "alone gave)", SNAP_NAME_RESTORE, db->name, wal->suffix,
+		 SNAP_NAME_RESTORE, db->name, db->name, log_what(wal->suffix),
+		 db->name);
 	snprintf(shown, sizeof(shown), "the file written to %s/%s with its "
-		 "WAL %s%s", SNAP_NAME_RESTORE, db->name, how, target);
-	rc = snap_apply_file(db->n->path, wal->n->path, shown, "upload");
+		 "%s %s%s", SNAP_NAME_RESTORE, db->name, log_what(wal->suffix),
+		 how, target);
+	rc = snap_apply_file(db->n->path, wal->n->path, wal->suffix, shown,
+			     "upload");
 	kept_drop(db, 0);
 	kept_drop(wal, 0);
 	return rc;
 }
 
-/* X-wal arrived whole: X restored again with it, or it waits for X. */
+/* X-wal (or a hot X-journal) arrived whole: X restored again with it,
+ * or it waits for X. */
 static int restorewal_wal(struct snap_node *n, const char *target,
-			  const char *base, const char *how)
+			  const char *base, const char *suffix,
+			  const char *how)
 {
 	struct restorewal_kept db, wal;
 
-	if (!kept_meet(&kept_wal, n, base, &kept_db, &db, &wal)) {
-		snap_log(LOG_NOTICE, "%s: the write-ahead log of %s, not a "
-			 "database: kept (privately) for %s, which is "
-			 "restored with it when copied into restore/ next; "
-			 "the live database is unchanged", target, base,
-			 base);
+	if (!kept_meet(&kept_wal, n, base, suffix, &kept_db, &db, &wal)) {
+		snap_log(LOG_NOTICE, "%s: the %s of %s, not a database: kept "
+			 "(privately) for %s, which is restored with it when "
+			 "copied into restore/ next; the live database is "
+			 "unchanged", target, strcmp(suffix, "-wal") == 0 ?
+			 "write-ahead log" : "rollback journal (an "
+			 "interrupted transaction)", base, base);
 		return 0;
 	}
 	return restorewal_again(&db, &wal, how, target);
@@ -266,34 +297,43 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 	const char *name = strchr(target, '/') ? strchr(target, '/') + 1 :
 			   target;
 	struct restorewal_kept wal;
+	const char *suffix;
 	int rc;
 
-	switch (restorewal_kind(name, base, sizeof(base))) {
+	switch (restorewal_kind(name, base, sizeof(base), &suffix)) {
 	case RW_IGNORED:
-		snap_log(LOG_INFO, "%s ignored: %s", target,
-			 strstr(name, "-shm") ? "SQLite's shared-memory index, "
-			 "rebuilt from the WAL, is never needed for a restore" :
-			 "a rollback journal is not used by a restore; the "
-			 "database beside it is restored as it is");
+		snap_log(LOG_INFO, "%s ignored: SQLite's shared-memory index, "
+			 "rebuilt from the WAL, is never needed for a restore",
+			 target);
 		return 0;
 	case RW_WAL:
-		return restorewal_wal(n, target, base, how);
+		if (strcmp(suffix, "-journal") == 0 &&
+		    !snap_staging_journal_hot(n->path)) {
+			snap_log(LOG_INFO, "%s ignored: a rollback journal "
+				 "that holds no transaction", target);
+			return 0;
+		}
+		return restorewal_wal(n, target, base, suffix, how);
 	case RW_DB:
 		break;
 	}
 	kept_claim(&kept_wal, name, &wal);
-	snprintf(shown, sizeof(shown), "the file %s%s%s%s%s", how, target,
-		 wal.n ? " with its WAL " : "", wal.n ? target : "",
-		 wal.n ? "-wal" : "");
+	if (wal.n)
+		snprintf(shown, sizeof(shown), "the file %s%s with its %s %s%s",
+			 how, target, log_what(wal.suffix), target,
+			 wal.suffix);
+	else
+		snprintf(shown, sizeof(shown), "the file %s%s", how, target);
 	if (wal.n) {
-		rc = snap_apply_file(n->path, wal.n->path, shown, "upload");
+		rc = snap_apply_file(n->path, wal.n->path, wal.suffix, shown,
+				     "upload");
 		kept_drop(&wal, 0);
 		return rc;
 	}
 	pthread_mutex_lock(&pair_lock);
 	snprintf(restoring, sizeof(restoring), "%s", name);
 	pthread_mutex_unlock(&pair_lock);
-	rc = snap_apply_file(n->path, NULL, shown, "upload");
+	rc = snap_apply_file(n->path, NULL, NULL, shown, "upload");
 	pthread_mutex_lock(&pair_lock);
 	if (strcmp(restoring, name) == 0)
 		restoring[0] = '\0';
@@ -301,18 +341,19 @@ int snap_restorewal_arrived(struct snap_node *n, const char *target,
 		kept_take_locked(&kept_wal, &wal);   /* X's WAL, X refused */
 	pthread_mutex_unlock(&pair_lock);
 	if (wal.n) {
-		snap_log(LOG_NOTICE, "%s/%s-wal discarded: %s, which it came "
+		snap_log(LOG_NOTICE, "%s/%s%s discarded: %s, which it came "
 			 "with, was not restored", SNAP_NAME_RESTORE, name,
-			 target);
+			 wal.suffix, target);
 		kept_drop(&wal, 0);
 		return rc;
 	}
 	/* Kept for an X-wal to come, unless one arrived whole while X was
 	 * restored: then X again, with it, now. */
 	struct restorewal_kept db;
-	if (rc == 0 && kept_meet(&kept_db, n, name, &kept_wal, &wal, &db)) {
-		snprintf(shown, sizeof(shown), "%s/%s-wal", SNAP_NAME_RESTORE,
-			 name);
+	if (rc == 0 && kept_meet(&kept_db, n, name, NULL, &kept_wal, &wal,
+				 &db)) {
+		snprintf(shown, sizeof(shown), "%s/%s%s", SNAP_NAME_RESTORE,
+			 name, wal.suffix);
 		rc = restorewal_again(&db, &wal, "", shown);
 	}
 	return rc;
@@ -323,17 +364,18 @@ int snap_restorewal_empty(const char *name)
 {
 	struct restorewal_kept db;
 	char base[NAME_MAX + 1];
+	const char *suffix;
 
-	switch (restorewal_kind(name, base, sizeof(base))) {
+	switch (restorewal_kind(name, base, sizeof(base), &suffix)) {
 	case RW_DB:
 		return 0;
 	case RW_WAL:
-		/* An empty WAL holds no transaction: X alone, as restored,
+		/* An empty log holds no transaction: X alone, as restored,
 		 * is its committed state; nothing is waiting for it. */
 		kept_claim(&kept_db, base, &db);
 		kept_drop(&db, 0);
-		snap_log(LOG_INFO, "restore/%s: an empty write-ahead log; %s "
-			 "alone is the committed state", name, base);
+		snap_log(LOG_INFO, "restore/%s: an empty %s; %s alone is the "
+			 "committed state", name, log_what(suffix), base);
 		return 1;
 	case RW_IGNORED:
 		break;

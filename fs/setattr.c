@@ -218,6 +218,15 @@ void snap_ll_setattr(fuse_req_t req, fuse_ino_t ino,
 		rc = -EROFS;
 	} else if (snap_ino_is_trash(ino)) {
 		rc = snap_trashdir_setattr(ino, attr, to_set, &st, &ttl);
+	} else if (ino == SNAP_INO_LEFT) {
+		/* A file restored from restore/ or imported a moment ago:
+		 * the mode and times its copying tool sets afterwards are
+		 * ignored; the mode comes last, and then the name is free
+		 * again for that process (attr.c). */
+		snap_attr_left_stat(&st);
+		if (to_set & FUSE_SET_ATTR_MODE)
+			snap_attr_left_done(snap_attr_tgid(
+						    fuse_req_ctx(req)->pid));
 	} else if (ino < SNAP_INO_NODE_BASE) {
 		rc = -EPERM;
 	} else {

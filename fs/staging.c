@@ -21,6 +21,8 @@
  *               X-wal is hard-linked as "<X's backing file>-wal" for the
  *               time of the restore and SQLite reads X with its committed
  *               transactions, exactly as snapctl restore reads src.db.
+ *               A hot X-journal (no X-wal) is linked the same way and
+ *               rolled back on the staged copy first.
  *
  *
  * Edit sessions (session.c, sessionapply.c) and snapshot requests
@@ -40,6 +42,8 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "fs.h"
 
@@ -207,48 +211,97 @@ int snap_staging_side_path(const char *path, const char *suffix, char *out,
 	       -ENAMETOOLONG : 0;
 }
 
-/* Remove what SQLite finds beside a staging file: "-wal", "-shm". */
+/* Remove what SQLite finds beside a staging file. */
 static void side_remove(const char *path)
 {
-	static const char *const suffix[] = { "-wal", "-shm" };
+	static const char *const suffix[] = { "-wal", "-shm", "-journal" };
 	char p[PATH_MAX];
 	size_t i;
 
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 3; i++)
 		if (snap_staging_side_path(path, suffix[i], p, sizeof(p)) == 0)
 			unlink(p);
 }
 
-/* Restore a staging file (and its staged -wal) onto the live database. */
-int snap_apply_file(const char *path, const char *wal, const char *shown_name,
-		    const char *label)
+/* SQLite's rollback journal header magic (pager.c, aJournalMagic). */
+static const unsigned char journal_magic[8] = {
+	0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7
+};
+
+int snap_staging_journal_hot(const char *path)
 {
+	unsigned char head[sizeof(journal_magic)];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t got;
+
+	if (fd < 0)
+		return 0;
+	got = pread(fd, head, sizeof(head), 0);
+	close(fd);
+	return got == (ssize_t)sizeof(head) &&
+	       memcmp(head, journal_magic, sizeof(head)) == 0;
+}
+
+/* Roll back the hot journal placed beside the staging file path: open it
+ * for writing (it is the daemon's private copy; the anchored path stays
+ * anchored, the anchored VFS being SQLite's default), and SQLite's first
+ * read rolls the interrupted transaction back and deletes the journal.
+ * 0, or -EINVAL with the reason logged. */
+static int rollback_staged(const char *path, const char *shown_name)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema",
+				  NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		snap_log(LOG_ERR, "restore of current.db from %s refused: its "
+			 "rollback journal (an interrupted transaction) cannot "
+			 "be rolled back: %s; the live database is unchanged",
+			 shown_name, db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -EINVAL;
+}
+
+/* Restore a staging file (and its staged -wal or hot -journal) onto the
+ * live database. */
+int snap_apply_file(const char *path, const char *side, const char *suffix,
+		    const char *shown_name, const char *label)
+{
+	int journal = side && strcmp(suffix, "-journal") == 0;
 	char link_path[PATH_MAX];
 	int rc = 0;
 
 	pthread_mutex_lock(&snap_fs.apply_lock);
-	if (wal) {
-		/* The staged -wal under the name SQLite looks for: the
+	if (side) {
+		/* The staged side file under the name SQLite looks for: the
 		 * engine reads the file as SQLite would beside its WAL
 		 * (committed transactions included), as snapctl restore
-		 * does with the original files.  A hard link: both live in
-		 * the staging directory, and nothing writes the WAL. */
+		 * does with the original files; a journal is rolled back
+		 * first, as SQLite would on opening it.  A hard link: both
+		 * live in the staging directory. */
 		side_remove(path);
-		rc = snap_staging_side_path(path, "-wal", link_path, sizeof(link_path));
-		if (rc == 0 && link(wal, link_path) != 0)
+		rc = snap_staging_side_path(path, suffix, link_path,
+					    sizeof(link_path));
+		if (rc == 0 && link(side, link_path) != 0)
 			rc = -errno;
-		if (rc != 0) {
+		if (rc != 0)
 			snap_log(LOG_ERR, "restore of current.db from %s "
-				 "refused: cannot place its WAL beside it in "
+				 "refused: cannot place its %s beside it in "
 				 "the staging directory: %s; the live "
 				 "database is unchanged", shown_name,
+				 journal ? "rollback journal" : "WAL",
 				 strerror(-rc));
+		else if (journal)
+			rc = rollback_staged(path, shown_name);
+		if (rc != 0)
 			snap_apply_count(rc);
-		}
 	}
 	if (rc == 0)
 		rc = snap_apply_file_locked(path, shown_name, label, NULL);
-	if (wal)
+	if (side)
 		side_remove(path);
 	pthread_mutex_unlock(&snap_fs.apply_lock);
 	return snap_apply_errno(rc);
@@ -258,12 +311,13 @@ int snap_apply_file(const char *path, const char *wal, const char *shown_name,
  * root or restore/ (staging.h). */
 int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
 {
+	static const char *const logs[] = { "-wal", "-journal" };
 	char path[PATH_MAX], wal[PATH_MAX], walname[NAME_MAX + 1];
 	char shown[2 * NAME_MAX + 48];
 	struct snap_node *n, *w = NULL;
 	snap_info si;
 	int64_t id = 0;
-	int rc;
+	int k, rc;
 
 	if (parent == SNAP_INO_SNAPDIR) {
 		if (strcmp(name, SNAP_NAME_LATEST) == 0) {
@@ -283,26 +337,45 @@ int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown_as)
 		snprintf(shown, sizeof(shown), "snapshot %s", si.name);
 		return snap_apply_snapshot(si.id, shown);
 	}
+	if (snap_ino_is_trash(parent)) {
+		/* A trashed snapshot: restored, it stays in the trash. */
+		rc = snap_trashdir_snapshot(parent, name, &si);
+		if (rc != 0)
+			return rc;
+		snprintf(shown, sizeof(shown), "snapshot %s (in the trash)",
+			 si.name);
+		return snap_apply_snapshot(si.id, shown);
+	}
 	if (parent == SNAP_INO_ROOT && strcmp(name, SNAP_NAME_CURRENT) == 0)
 		return 0;
 	n = snap_node_find_open(parent, name);
 	if (!n)
 		return parent == SNAP_INO_ROOT && snap_rootdir_ino(name) ?
 		       -EISDIR : -ENOENT;
-	/* Its WAL, if one was copied in beside it (cp src.db src.db-wal):
-	 * held open so its file stays while the engine reads it. */
-	if (snprintf(walname, sizeof(walname), "%s-wal", name) <
-	    (int)sizeof(walname))
+	/* Its WAL, or a hot rollback journal, if one was copied in beside
+	 * it (cp src.db src.db-wal): held open so its file stays while the
+	 * engine reads it. */
+	for (k = 0; k < 2 && !w; k++) {
+		if (snprintf(walname, sizeof(walname), "%s%s", name,
+			     logs[k]) >= (int)sizeof(walname))
+			break;
 		w = snap_node_find_open(parent, walname);
+		pthread_mutex_lock(&snap_fs.lock);
+		snprintf(wal, sizeof(wal), "%s", w ? w->path : "");
+		pthread_mutex_unlock(&snap_fs.lock);
+		if (w && k == 1 && !snap_staging_journal_hot(wal)) {
+			snap_node_close(w);
+			w = NULL;
+		}
+	}
 	pthread_mutex_lock(&snap_fs.lock);
 	snprintf(path, sizeof(path), "%s", n->path);
-	if (w)
-		snprintf(wal, sizeof(wal), "%s", w->path);
 	pthread_mutex_unlock(&snap_fs.lock);
 	snprintf(shown, sizeof(shown), "the file %s%s%s",
 		 shown_as ? shown_as : name, w ? " with its " : "",
 		 w ? walname : "");
-	rc = snap_apply_file(path, w ? wal : NULL, shown, "upload");
+	rc = snap_apply_file(path, w ? wal : NULL, logs[w ? k - 1 : 0], shown,
+			     "upload");
 	if (w)
 		snap_node_close(w);
 	/* Like a rename: the source name is gone. */
@@ -362,7 +435,7 @@ int snap_upload_flush(struct snap_handle *h)
 	} else {
 		snprintf(shown, sizeof(shown), "the file written to %s",
 			 upload_target(h));
-		rc = snap_apply_file(h->path, NULL, shown, "upload");
+		rc = snap_apply_file(h->path, NULL, NULL, shown, "upload");
 	}
 	h->dirty = 0;
 	h->attempted = 1;

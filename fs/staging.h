@@ -31,10 +31,15 @@ int snap_apply_snapshot(int64_t id, const char *shown_name);
  * its name.  0 or a negative errno (the reason logged). */
 int snap_apply_from(fuse_ino_t parent, const char *name, const char *shown);
 /* Restore a staging file onto the live database (rename, upload flush).
- * wal: the staging file that was "<name>-wal" beside it in the root, whose
- * committed transactions belong to it (NULL: none). */
-int snap_apply_file(const char *path, const char *wal, const char *shown_name,
-		    const char *label);
+ * side: the staging file that was "<name><suffix>" beside it, suffix
+ * "-wal" (its committed transactions belong to it) or "-journal" (a hot
+ * rollback journal: the interrupted transaction in it is rolled back
+ * first, as SQLite would); NULL: none. */
+int snap_apply_file(const char *path, const char *side, const char *suffix,
+		    const char *shown_name, const char *label);
+/* 1 when the file at path begins as a rollback journal that holds a
+ * transaction (SQLite's journal magic), 0 otherwise. */
+int snap_staging_journal_hot(const char *path);
 
 /* The errno a restore through the mount reports to the program that asked
  * (the engine's when its text says what happened, else -EIO). */

@@ -71,6 +71,9 @@ int snap_trashdir_rename(fuse_ino_t parent, const char *name,
 			 unsigned flags, snap_info *restored,
 			 struct snap_trash_inval *inv);
 /* Queue what inv says (after the reply). */
+int snap_trashdir_holds_snapshots(fuse_ino_t ino);
+int snap_trashdir_snapshot(fuse_ino_t parent, const char *name,
+			   snap_info *si);
 void snap_trashdir_notify(const struct snap_trash_inval *inv);
 
 #endif /* FS_TRASH_H */

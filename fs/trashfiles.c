@@ -242,6 +242,35 @@ static int trash_restore(uint32_t uid, int part, const char *name,
 	return 0;
 }
 
+/* 1 when ino is the files/ or expunged/ of a trash that exists: the
+ * directories whose entries are trashed snapshots. */
+int snap_trashdir_holds_snapshots(fuse_ino_t ino)
+{
+	uint32_t uid;
+	int part;
+
+	return snap_trashdir_of(ino, &uid, &part) && snap_trashdir_exists(uid) &&
+	       snap_trashdir_part_dir(part) != SNAP_TRASH_NONE;
+}
+
+/* The trashed snapshot parent/name names (parent files/ or expunged/ of a
+ * trash that exists), for a restore of the live database from it: the
+ * snapshot stays in the trash.  0, -ENOENT, or -EPERM for a parent that
+ * holds no snapshots. */
+int snap_trashdir_snapshot(fuse_ino_t parent, const char *name, snap_info *si)
+{
+	snap_err err;
+	uint32_t uid;
+	int part;
+
+	snap_err_clear(&err);
+	if (!snap_trashdir_holds_snapshots(parent) ||
+	    !snap_trashdir_of(parent, &uid, &part))
+		return -EPERM;
+	return snap_trash_find(snap_fs.store, uid, snap_trashdir_part_dir(part),
+			       name, si, &err);
+}
+
 /* files/ <-> expunged/ within uid's trash (gvfs empties that way). */
 static int trash_move(uint32_t uid, int part, const char *name, int newpart,
 		      const char *newname, struct snap_trash_inval *inv)

@@ -627,6 +627,17 @@ def dump(path):
         db.close()
 
 
+def tag_counts(path, skip=None):
+    """{tag: rows} of make_db's table items (rows tagged skip left out)."""
+    db = open_ro(path)
+    try:
+        return dict(db.execute("SELECT tag, count(*) FROM items WHERE "
+                               "tag IS NOT ?1 GROUP BY tag",
+                               (skip,)).fetchall())
+    finally:
+        db.close()
+
+
 def count_rows(path, immutable=False, table="items"):
     """Rows of `table` in the database at path, read-only."""
     db = open_ro(path, immutable)
@@ -820,6 +831,21 @@ def copy_commands(dst):
         ("rsync --inplace", lambda s: ["rsync", "-I", "--inplace", s, dst]),
         ("gio copy", lambda s: ["gio", "copy", s, dst]),
         ("mv from another filesystem", lambda s: ["mv", s, dst]),
+    ]
+
+
+def mode_setting_copiers(dst_dir):
+    """The copying tools that set the copy's mode (and times) by path
+    after closing it, as [(what, argv_of(src))] into directory dst_dir:
+    Python's shutil.copy and copy2, install -m."""
+    py = "import shutil, sys; shutil.%s(*sys.argv[1:])"
+    return [
+        ("shutil.copy", lambda s: [sys.executable, "-c", py % "copy", s,
+                                   dst_dir + "/"]),
+        ("shutil.copy2", lambda s: [sys.executable, "-c", py % "copy2", s,
+                                    dst_dir + "/"]),
+        ("install -m 644", lambda s: ["install", "-m", "644", s,
+                                      dst_dir + "/"]),
     ]
 
 

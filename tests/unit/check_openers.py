@@ -27,6 +27,7 @@ OPENS = {
     "engine/restore_newfile.c": (1, "the staging copy beside the live database"),
     "engine/replica_image.c": (1, "a replica image rebuilt in a file"),
     "fs/liveimage.c": (1, "an image file in the daemon's staging"),
+    "fs/staging.c": (1, "a staged file whose hot journal is rolled back"),
 }
 # file: (calls of sqlite3_busy_timeout / _handler, on what)
 WAITS = {

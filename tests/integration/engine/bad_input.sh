@@ -7,6 +7,10 @@
 #     exit 1, stderr names the file, the snapshot count is unchanged and the
 #     live database is byte-for-byte unchanged.  A valid file imports fine
 #     (the control that shows the checks can pass).
+#   * a copy taken in the middle of a transaction, its hot -journal beside
+#     it: import and restore refuse it, say that the journal holds an
+#     interrupted transaction (it said "attempt to write a readonly
+#     database"), and leave both files as they were.
 #   * create with a database that does not exist: exit 1 with a message
 #     naming it, and no snapshot.
 #   * list with a store directory that does not exist: exit 1, and the
@@ -61,6 +65,33 @@ check "restore from a valid database file exits 0" rc_is 0
 check "after it the live database holds that file's content" \
 	same "$(sqlite3 "$DB" .dump | sha256sum)" "$GOOD_DUMP"
 LIVE_SHA=$(sha "$DB")
+
+# A copy with a hot journal: a transaction whose pages spilled into the
+# file, copied with its journal, never committed.
+python3 - "$T/hot-src.db" "$T/hot.db" <<'PY'
+import os, shutil, sqlite3, sys
+src, dst = sys.argv[1], sys.argv[2]
+db = sqlite3.connect(src, isolation_level=None)
+db.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+db.executemany("INSERT INTO t(v) VALUES(?)", [("a" * 300,)] * 500)
+db.execute("PRAGMA cache_size=5")
+db.execute("BEGIN")
+db.executemany("INSERT INTO t(v) VALUES(?)", [("b" * 300,)] * 2000)
+shutil.copyfile(src, dst)
+shutil.copyfile(src + "-journal", dst + "-journal")
+os._exit(0)
+PY
+require "the copy has a hot journal" test -s "$T/hot.db-journal"
+HOT_SHA="$(sha "$T/hot.db") $(sha "$T/hot.db-journal")"
+for cmd in import restore; do
+	sc --db "$DB" $cmd "$T/hot.db"
+	check "$cmd of a copy with a hot journal: exit 1" rc_is 1
+	check "$cmd of a copy with a hot journal: says so" \
+		err_has "interrupted transaction"
+	check "$cmd of a copy with a hot journal: both files unchanged" \
+		same "$(sha "$T/hot.db") $(sha "$T/hot.db-journal")" "$HOT_SHA"
+done
+check "the live database is unchanged" same "$(sha "$DB")" "$LIVE_SHA"
 
 # create on a database that does not exist.
 sc --db "$T/missing.db" create

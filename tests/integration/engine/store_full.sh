@@ -20,6 +20,10 @@
 # snapshot is restored into it.  The restore must fail with exit 1 and a
 # message about space, and the live database must be exactly as before
 # (content, integrity_check, no journal left).
+#
+# Last, a delete that needs more room than the store's reserve on a full
+# filesystem: exit 1, a sentence that says so and what to do, nothing
+# deleted; with room again it works.
 . "$(dirname "$0")/../lib.sh"
 
 DB=$T/live.db
@@ -134,4 +138,39 @@ check "the live database's content is unchanged" \
 check "the live database passes integrity_check" same "$(integrity "$LDB")" ok
 check "no journal is left beside it" test ! -e "$LDB-journal"
 sc --db "$LDB" --store "$LSTORE" verify
+check "that store verifies clean" rc_is 0
+
+# A delete that needs more room than the reserve, on a full filesystem:
+# snapshots that each rewrote a third of a 4 MB database of random bytes,
+# so the oldest one alone holds pages spread over most of the store's
+# pages.  It fails, says what happened and what to do (it said SQLite's
+# "cannot update page references: database or disk is full"), and changes
+# nothing; with room again it works.
+mount_tmpfs "$T/full3" size=24m
+DDB=$T/deletes.db
+DSTORE=$T/full3/store
+sqlite3 -bail "$DDB" "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);
+	WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c
+	                        WHERE x < 16000)
+	INSERT INTO t(v) SELECT randomblob(200) FROM c;"
+for i in 0 1 2; do
+	sqlite3 -bail "$DDB" "UPDATE t SET v = randomblob(200) WHERE id % 3 = $i"
+	sc --db "$DDB" --store "$DSTORE" create --label third$i
+	require "snapshot third$i fits" rc_is 0
+	[ "$i" = 0 ] && OLDEST=$OUT
+done
+dd if=/dev/zero of="$T/full3/fill" bs=64k 2>/dev/null || true
+dd if=/dev/zero of="$T/full3/fill2" bs=1k 2>/dev/null || true
+sc --db "$DDB" --store "$DSTORE" delete "$OLDEST"
+check "a delete bigger than the reserve: exit 1" rc_is 1
+check "it names the snapshot and says the filesystem is full" \
+	err_has "cannot delete snapshot ${OLDEST%.db}.*full"
+check "it says nothing was deleted and what to do" \
+	err_has 'nothing was deleted: free space'
+check "three snapshots are still listed" \
+	same "$(count_snaps --db "$DDB" --store "$DSTORE")" 3
+rm -f "$T/full3/fill" "$T/full3/fill2"
+sc --db "$DDB" --store "$DSTORE" delete "$OLDEST"
+check "with room again the delete works" rc_is 0
+sc --db "$DDB" --store "$DSTORE" verify
 check "that store verifies clean" rc_is 0

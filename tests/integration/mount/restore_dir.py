@@ -27,6 +27,7 @@ Safety: restore/ and the files in it are never wider than the database
 """
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -187,6 +188,52 @@ def body(ctx):
     ctx.check("the event history records the refusal",
               any("FAILED" in l and "restore/bad.db" in l
                   for l in log.splitlines()), log)
+
+    # Two restores through the mount at once wait their turn: both
+    # succeed (fs/DESIGN.md §3), the live database is one of the two.
+    a, b = source("first", 31), source("second", 32)
+    before = pre_restores()
+    pa = ctx.spawn(["cp", a, rd + "/"], stderr=subprocess.PIPE, text=True)
+    pb = ctx.spawn(["cp", b, os.path.join(mnt, "current.db")],
+                   stderr=subprocess.PIPE, text=True)
+    ea, eb = pa.communicate(timeout=120)[1], pb.communicate(timeout=120)[1]
+    ctx.check("two restores at once through the mount both succeed",
+              pa.returncode == 0 and pb.returncode == 0, ea + eb)
+    ctx.check("two restores at once: two pre-restore snapshots",
+              pre_restores() == before + 2, mt.kinds(mnt))
+    ctx.check("two restores at once: the live database is one of the two",
+              mt.dump(live) in (mt.dump(a), mt.dump(b)) and
+              mt.integrity(live) == "ok")
+
+    # Tools that set the copy's mode and times after its close (Python's
+    # shutil.copy and copy2, install -m): the file left restore/ at the
+    # close, restored, and the chmod/utime that follows must not fail.
+    for i, (what, argv) in enumerate(mt.mode_setting_copiers(rd)):
+        src = source("copier%d" % i, 40 + i)
+        before = pre_restores()
+        r = ctx.run(argv(src))
+        ctx.check("%s into restore/ exits 0" % what, r.returncode == 0,
+                  r.stdout + r.stderr)
+        ctx.check("%s: the live database equals the source" % what,
+                  mt.dump(live) == mt.dump(src))
+        ctx.check("%s: one pre-restore snapshot" % what,
+                  pre_restores() == before + 1)
+        ctx.check("%s: restore/ lists nothing, and the name does not "
+                  "resolve for another process" % what,
+                  os.listdir(rd) == [] and
+                  not os.path.exists(os.path.join(rd, os.path.basename(src))),
+                  os.listdir(rd))
+
+    # The name is free again for that process once its mode is set: the
+    # same script copying the same name twice restores twice.
+    src = source("twice", 44)
+    before = pre_restores()
+    r = ctx.run([sys.executable, "-c", "import shutil, sys\n"
+                 "for i in range(2): shutil.copy(sys.argv[1], sys.argv[2])",
+                 src, rd + "/"])
+    ctx.check("shutil.copy twice of one name in one process: exit 0, two "
+              "restores", r.returncode == 0 and
+              pre_restores() == before + 2, r.stdout + r.stderr)
 
     ctx.check("no staging file is left in the root",
               mt.root_staging(mnt) == [], os.listdir(mnt))

@@ -72,12 +72,7 @@ db.close()
 
 def tags(path):
     """{tag: rows} of the live database, writer rows left out."""
-    db = mt.open_ro(path)
-    try:
-        return dict(db.execute("SELECT tag, count(*) FROM items WHERE "
-                               "tag != 'writer' GROUP BY tag").fetchall())
-    finally:
-        db.close()
+    return mt.tag_counts(path, skip="writer")
 
 
 def body(ctx):

@@ -223,6 +223,25 @@ def body(ctx):
                  os.path.join(mnt, ".snapfs", "status.json")])
     ctx.check(".snapfs/status.json is read-only", r.returncode != 0)
 
+    # Tools that set the copy's mode and times after its close (shutil.copy
+    # and copy2, install -m): the import is listed under its snapshot's
+    # name at the close, and the chmod/utime that follows must not fail.
+    src = ctx.path("to-import.db")
+    mt.make_db(src, "to-import", rows=12)
+    for what, argv in mt.mode_setting_copiers(sd):
+        names = set(mt.snapshots(mnt))
+        r = ctx.run(argv(src))
+        added = set(mt.snapshots(mnt)) - names
+        ctx.check("%s into snapshots/ exits 0" % what, r.returncode == 0,
+                  r.stdout + r.stderr)
+        ctx.check("%s: exactly one import, of the file's bytes" % what,
+                  len(added) == 1 and
+                  mt.dump(os.path.join(sd, added.pop())) == mt.dump(src),
+                  added)
+        ctx.check("%s: the name written does not resolve for another "
+                  "process" % what,
+                  not os.path.exists(os.path.join(sd, "to-import.db")))
+
     # Remount: the same snapshots, names, contents.
     before = {n: mt.sha256(os.path.join(sd, n)) for n in mt.snapshots(mnt)}
     m.stop()
