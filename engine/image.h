@@ -98,7 +98,10 @@ int64_t snap_image_page_id(const snap_image *im, uint32_t pgno);
  * file (replaced).  A symbolic link, a device (/dev/stdout, /dev/null), a
  * directory or a pipe: -EEXIST with a sentence, never replaced: the
  * export renames a new file over path, and as root that would replace
- * /dev/null itself. */
+ * /dev/null itself.  Nor a regular file that is the live database of a
+ * store ("PATH.snapfs/store.db" exists: a rename behind SQLite's and its
+ * daemon's back is no restore) or a store itself (application_id 'SNAP'):
+ * -EEXIST too. */
 int snap_export_target_check(const char *path, snap_err *err);
 /* The mkstemp template of an export's temporary file beside path:
  * "DIR/.BASE.TAG-XXXXXX", a dot-name, as rsync makes its own: in a snapfs

@@ -258,6 +258,41 @@ static int export_pages(xpass *x)
 	return rc;
 }
 
+/* Whether the regular file path is a snapfs store (store.db): its SQLite
+ * header carries the store's application_id 'SNAP' (written with the
+ * schema, before the store is first in WAL mode). */
+static int export_is_store(const char *path)
+{
+	static const uint8_t magic[16] = "SQLite format 3";
+	uint8_t h[72];
+	struct stat st;
+	/* O_NONBLOCK: a FIFO put there since the lstat never blocks us. */
+	int fd = snap_sys_open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			       O_CLOEXEC, 0);
+	ssize_t n = fd < 0 || snap_sys_fstat(fd, &st) < 0 ||
+		    !S_ISREG(st.st_mode) ? -1 :
+		    snap_sys_pread(fd, h, sizeof(h), 0);
+
+	if (fd >= 0)
+		snap_sys_close(fd);
+	return n == (ssize_t)sizeof(h) && !memcmp(h, magic, sizeof(magic)) &&
+	       !memcmp(h + 68, "SNAP", 4);
+}
+
+/* Whether the regular file path is the live database of a store in its
+ * default directory ("PATH.snapfs/store.db"). */
+static int export_has_store(const char *path)
+{
+	char *dir = snap_store_default_dir(path), *file = NULL;
+	struct stat st;
+	int has = dir && asprintf(&file, "%s/store.db", dir) >= 0 &&
+		  lstat(file, &st) == 0;
+
+	free(file);
+	free(dir);
+	return has;
+}
+
 int snap_export_target_check(const char *path, snap_err *err)
 {
 	struct stat st;
@@ -266,6 +301,19 @@ int snap_export_target_check(const char *path, snap_err *err)
 		return errno == ENOENT ? 0 : snap_err_set(err, -errno, "%s: %s",
 							  path,
 							  strerror(errno));
+	/* A rename over a database behind SQLite's back (and a daemon's,
+	 * which goes on writing the file it has open) is not a restore;
+	 * over a store, it loses every snapshot. */
+	if (S_ISREG(st.st_mode) && export_has_store(path))
+		return snap_err_set(err, -EEXIST, "%s is the live database of "
+				    "the store %s.snapfs: an export never "
+				    "replaces it; restore into it (snapctl "
+				    "restore, or --replica URL restore NAME "
+				    "--db %s)", path, path, path);
+	if (S_ISREG(st.st_mode) && export_is_store(path))
+		return snap_err_set(err, -EEXIST, "%s is a snapfs store: an "
+				    "export never replaces it; name another "
+				    "file", path);
 	if (S_ISREG(st.st_mode))
 		return 0;
 	return snap_err_set(err, -EEXIST, "%s is %s: an export writes a new "

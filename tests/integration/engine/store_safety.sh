@@ -4,8 +4,9 @@
 #
 #   * --store on an existing 0755 directory (what mkdir makes): the store
 #     becomes 0700 and store.db 0600, and another user cannot export from
-#     it; exports are 0600, image and SQL, and a symlink at FILE is
-#     replaced, never followed;
+#     it; exports are 0600, image and SQL, a regular file at FILE is
+#     replaced, a symlink (or a FIFO) refused, never followed; never over
+#     another store's database or a store;
 #   * a symlinked store directory is refused and its target stays empty;
 #   * --db LINK (a symlink to the database) finds the store for list, show,
 #     verify and restore as it does for create;
@@ -96,6 +97,26 @@ sc --db "$DB" --store "$T/st" export latest "$T/out.sql" --sql
 check "export --sql over a regular file replaces it" rc_is 0
 check "the SQL export is 0600 (it holds the data)" \
 	same "$(stat -c %a "$T/out.sql")" 600
+# Never over another database that has a store, nor over a store: a
+# rename behind SQLite's (and its daemon's) back is not a restore, and a
+# store replaced loses every snapshot.
+make_db "$T/other.db" 10
+sc --db "$T/other.db" create
+require "create of other.db exits 0" rc_is 0
+SUM=$(sha256sum <"$T/other.db")
+sc --db "$DB" --store "$T/st" export latest "$T/other.db"
+check "export over another store's live database: exit 1, says restore" \
+	eval 'rc_is 1 && err_has "restore"'
+sc --db "$DB" --store "$T/st" export latest "$T/other.db" --sql
+check "export --sql over it: exit 1" rc_is 1
+check "that database is untouched" same "$(sha256sum <"$T/other.db")" "$SUM"
+SUM=$(sha256sum <"$T/other.db.snapfs/store.db")
+sc --db "$DB" --store "$T/st" export latest "$T/other.db.snapfs/store.db"
+check "export over a store's store.db: exit 1, says it is a store" \
+	eval 'rc_is 1 && err_has "snapfs store"'
+check "that store is untouched and still lists its snapshot" \
+	eval 'same "$(sha256sum <"$T/other.db.snapfs/store.db")" "$SUM" &&
+	      "$SNAPCTL" --db "$T/other.db" list >/dev/null'
 
 # 2. A store directory that is a symlink is refused.
 mkdir "$T/elsewhere"

@@ -104,6 +104,25 @@ def body(ctx):
           not [n for n in os.listdir(work) if "snapfs-tmp" in n],
           os.listdir(work))
 
+    # ... but never the live database of a store, nor a store itself, as
+    # a store's export refuses its own: a rename behind SQLite's (and a
+    # daemon's) back is not a restore; both were replaced.
+    live_sum = snaptest.sha256(db)
+    store_db = os.path.join(work, "app.db.snapfs", "store.db")
+    store_sum = snaptest.sha256(store_db)
+    r = ctl(["--replica", url, "export", "latest", "app.db"])
+    check("export onto a store's live database: refused (exit 1, says "
+          "restore), the database untouched",
+          r.returncode == 1 and "restore" in r.stderr and
+          snaptest.sha256(db) == live_sum, snaptest.describe(r))
+    r = ctl(["--replica", url, "export", "latest", store_db])
+    check("export onto a store's store.db: refused (exit 1), the store "
+          "untouched", r.returncode == 1 and "store" in r.stderr and
+          snaptest.sha256(store_db) == store_sum, snaptest.describe(r))
+    r = ctl(["--db", db, "list"])
+    check("... and the store still lists its snapshot",
+          r.returncode == 0 and name in r.stdout, snaptest.describe(r))
+
     # A label names the one snapshot that carries it, as in a store
     # (snapctl(1): "list, show NAME, verify [--full] [NAME]: As for a
     # store"); two carrying it: exit 1, "give the full name".
