@@ -371,7 +371,11 @@ int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err)
 				    s->endpoint, q->timedout ? "past the "
 				    "request's deadline" : "too slow",
 				    S3_SLOW_BPS, S3_SLOW_S);
-	return snap_err_set(err, -EHOSTUNREACH,
+	/* -EHOSTUNREACH only when the server did not answer (what a daemon
+	 * starts without, fs/offsite.c); a failure that another attempt
+	 * would not mend (a certificate not trusted, a bad URL) is
+	 * -EPROTO: a mistake in the configuration, or not the server. */
+	return snap_err_set(err, transient(c) ? -EHOSTUNREACH : -EPROTO,
 			    "%s: cannot reach the S3 endpoint %s: %s", o->url,
 			    s->endpoint, curl_easy_strerror(c));
 }

@@ -31,8 +31,9 @@
  * period.  Nothing local changes on a failure but the event.
  *
  * A replica that does not answer at start (-ETIMEDOUT, -EHOSTUNREACH:
- * the network not up yet at boot, the server down) does not stop the
- * start: a warning, and the thread opens it at its first run, then at
+ * the network not up yet at boot, the server down; s3http.c gives a
+ * certificate not trusted or a bad URL -EPROTO, which stops it as a
+ * mistake in the configuration does) does not stop the start: a warning, and the thread opens it at its first run, then at
  * each run until it opens, each failure an event like a failed
  * replication.  The passphrase is kept (mlock'ed) until then.
  *

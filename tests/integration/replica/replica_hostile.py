@@ -12,7 +12,8 @@ fails with a clear error, in bounded time and memory, where a server
     would wait as long).
 With the argument "daemon": snapfs -o replicate= to a server that stops
 answering unmounts (fusermount3 -u, or SIGTERM) and exits 0 (needs root
-and FUSE).
+and FUSE); an endpoint whose TLS certificate is not trusted stops the
+start (it is no server that does not answer).
 With the argument "rmount": snapfs URL MNT (the replica mounted) with a
 reader waiting on the silent server: a reader killed then dies at once
 (its request, interrupted, is not retried; it stayed in the kernel for a
@@ -29,8 +30,11 @@ Nothing here asserts a time: the subprocess timeouts only bound a hang.
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -155,8 +159,53 @@ def running_status(ctx, mnt):
               st.describe(r))
 
 
+def untrusted_tls(ctx, db, env):
+    """An endpoint whose certificate is not trusted (self-signed: a
+    mistake in endpoint=, or not the server meant) stops the start, exit
+    1, nothing mounted, as a missing bucket does: it is not a server that
+    does not answer, which the daemon starts without."""
+    cert, key = ctx.path("tls.pem"), ctx.path("tls.key")
+    r = ctx.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                 "-keyout", key, "-out", cert, "-days", "1", "-subj",
+                 "/CN=127.0.0.1"])
+    ctx.require("openssl makes a self-signed certificate",
+                r.returncode == 0, st.describe(r))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(8)
+
+    def serve():
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except OSError:
+                return           # closed: the test is over
+            try:
+                tls.wrap_socket(c, server_side=True).close()
+            except (OSError, ssl.SSLError):
+                c.close()        # the client refused the certificate
+    threading.Thread(target=serve, daemon=True).start()
+    mnt = ctx.path("mnt-tls")
+    os.makedirs(mnt, exist_ok=True)
+    try:
+        r = ctx.run([ctx.snapfs, "-o", "replicate=s3://bk/app,endpoint="
+                     "https://127.0.0.1:%d" % lsock.getsockname()[1], db,
+                     mnt], timeout=HANG, env=env)
+        ctx.check("an endpoint with an untrusted certificate: exit 1, "
+                  "nothing mounted, not 'starting without the replica'",
+                  r.returncode == 1 and not st.is_mounted(mnt) and
+                  "starting without" not in r.stderr, st.describe(r))
+    finally:
+        if st.is_mounted(mnt):
+            subprocess.run(["fusermount3", "-u", mnt])
+        lsock.close()
+
+
 def daemon(ctx):
     fake, env, db = setup(ctx, snapshots=1)
+    untrusted_tls(ctx, db, env)
     os.environ.update(env)   # the daemon's credentials and endpoint
     for how in ("fusermount3 -u", "SIGTERM"):
         fake.mode = "ok"
