@@ -68,6 +68,7 @@ static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
 			   unsigned *seen, snap_err *err)
 {
 	char buf[128], *val;
+	const char *name;
 	uint64_t v;
 	const char *d;
 	int r;
@@ -88,12 +89,12 @@ static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
 				    buf);
 	*val++ = '\0';
 	/* restic's and the first design's spelling: keep-last:N, ...,
-	 * keep-within:D name the same rules. */
-	if (strncmp(buf, "keep-", 5) == 0)
-		memmove(buf, buf + 5, strlen(buf + 5) + 1);
-	for (r = 0; r < R_COUNT && strcmp(buf, rule_names[r]) != 0; r++)
+	 * keep-within:D name the same rules (messages quote the part as
+	 * written: buf). */
+	name = strncmp(buf, "keep-", 5) == 0 ? buf + 5 : buf;
+	for (r = 0; r < R_COUNT && strcmp(name, rule_names[r]) != 0; r++)
 		;
-	if (r == R_COUNT && strcmp(buf, "within") != 0)
+	if (r == R_COUNT && strcmp(name, "within") != 0)
 		return snap_err_set(err, -EINVAL, "keep: unknown rule \"%s\" "
 				    "(rules: last, hourly, daily, weekly, "
 				    "monthly, yearly, within)", buf);
@@ -103,11 +104,11 @@ static int keep_parse_part(const char *part, size_t len, snap_keep_policy *q,
 	*seen |= 1u << r;
 	if (r == R_COUNT) {
 		if (snap_duration_parse(val, &q->within_ns))
-			return snap_err_set(err, -EINVAL, "keep: \"within:%s\":"
-					    " \"%s\" is not a duration (e.g. "
+			return snap_err_set(err, -EINVAL, "keep: \"%s:%s\": "
+					    "\"%s\" is not a duration (e.g. "
 					    "within:36h, within:1w, within:"
-					    "1h30m; units w d h m s)", val,
-					    val);
+					    "1h30m; units w d h m s)", buf,
+					    val, val);
 		return 0;
 	}
 	d = val;

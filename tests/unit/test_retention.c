@@ -503,6 +503,11 @@ static void test_keep_parse_bad_names_the_bad_part(void **state)
 		{ "last:3,", "empty rule" },
 		{ ",last:3", "empty rule" },
 		{ "last:3,bogus:1", "unknown rule \"bogus\"" },
+		/* keep-RULE: the part quoted as written */
+		{ "keep-bogus:1", "unknown rule \"keep-bogus\"" },
+		{ "keep-daily:x", "\"keep-daily:x\": \"x\" is not a count" },
+		{ "keep-within:7", "\"keep-within:7\": \"7\" is not a duration" },
+		{ "daily:7,keep-daily:8", "\"keep-daily\" is given twice" },
 	};
 	snap_keep_policy before = { .last = 9, .within_ns = 7 };
 	snap_err e;
