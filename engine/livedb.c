@@ -69,7 +69,8 @@ void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait)
 }
 
 /* The error for a failed open of path (db as sqlite3_open_v2 left it). */
-static int open_error(const char *path, sqlite3 *db, int rc, snap_err *err)
+static int open_error(const char *path, const char *opened, sqlite3 *db,
+		      int rc, snap_err *err)
 {
 	struct stat st;
 
@@ -79,10 +80,41 @@ static int open_error(const char *path, sqlite3 *db, int rc, snap_err *err)
 				    "live database only at its real path "
 				    "(name that one)", path);
 	if ((rc & 0xff) == SQLITE_CANTOPEN && strncmp(path, "file:", 5) != 0 &&
-	    snap_sys_stat(path, &st) < 0 && errno == ENOENT)
+	    snap_sys_stat(opened, &st) < 0 && errno == ENOENT)
 		return snap_err_set(err, -ENOENT, "cannot open %s: no such "
 				    "file (snapfs does not create it)", path);
 	return snap_err_sqlite(err, db, rc, "cannot open %s", path);
+}
+
+/* The live file at path as SQLite must open it: anchored to its
+ * directory (anchor.c), with the refusal in words naming path. */
+int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err)
+{
+	int rc = snap_anchor_path(path, out, cap);
+
+	switch (rc) {
+	case 0:
+		return 0;
+	case -ELOOP:
+		return snap_err_set(err, rc, "cannot open %s: a symbolic link "
+				    "is in its path; snapfs opens the live "
+				    "database only at its real path (name "
+				    "that one)", path);
+	case -ENOENT:
+		return snap_err_set(err, rc, "cannot open %s: no such file "
+				    "(snapfs does not create it)", path);
+	case -ESTALE:
+		return snap_err_set(err, rc, "cannot open %s: its directory is "
+				    "not the one this process first opened "
+				    "it in (renamed or replaced since, by "
+				    "whoever may write a parent directory); "
+				    "snapfs never follows a directory swapped "
+				    "under it: put the directory back, or "
+				    "restart snapfs", path);
+	default:
+		return snap_err_set(err, rc, "cannot open %s: %s", path,
+				    strerror(-rc));
+	}
 }
 
 /*
@@ -102,10 +134,22 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 		    (flags & SNAP_LIVEDB_FOLLOW ? 0 : SQLITE_OPEN_NOFOLLOW);
 	int mode = flags & SNAP_LIVEDB_RW_OR_RO;
 	int rc = SQLITE_CANTOPEN;
+	const char *shown = path;
+	char anchored[PATH_MAX + 32];
 
 	*db = NULL;
 	/* Before the first open: SQLite's open() refuses a FIFO (anchor.c). */
 	snap_anchor_register(NULL);
+	/* The live file through its kept directory: no rename or symlink
+	 * of a directory redirects this open or SQLite's later opens of its
+	 * side files. */
+	if (!(flags & SNAP_LIVEDB_FOLLOW) && strncmp(path, "file:", 5) != 0 &&
+	    !snap_anchor_is(path)) {
+		rc = snap_livedb_path(path, anchored, sizeof(anchored), err);
+		if (rc)
+			return rc;
+		path = anchored;
+	}
 	if (mode & SNAP_LIVEDB_RW) {
 		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,
 				     vfs);
@@ -125,7 +169,7 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 			rc = sqlite3_extended_errcode(*db);
 	}
 	if (rc != SQLITE_OK) {
-		rc = open_error(path, *db, rc, err);
+		rc = open_error(shown, path, *db, rc, err);
 		sqlite3_close(*db);
 		*db = NULL;
 		return rc;

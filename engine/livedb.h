@@ -70,6 +70,18 @@ enum {
 int snap_livedb_open(const char *path, int flags, const char *vfs,
 		     sqlite3 **db, snap_err *err);
 
+/*
+ * The live file at path as the engine opens it, by name or through
+ * SQLite: "/proc/self/fd/<dirfd>/<name>", its directory reached without
+ * following a symlink and kept open for the process's life
+ * (snap_anchor_path), so that a directory renamed or swapped by whoever
+ * may write a parent never redirects a later open.  0, or a negative errno
+ * with err saying why in words that name path (-ESTALE: the directory at
+ * that name is not the one first opened).  snap_livedb_open does this
+ * itself.
+ */
+int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err);
+
 /* Give db (a connection on the live database, or one with it attached)
  * the busy policy `wait`. */
 void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait);

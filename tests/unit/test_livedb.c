@@ -6,7 +6,10 @@
  * waits for a writer that holds the lock and then succeeds, the watch
  * policy gives up sooner than the work policy, and no-wait does not wait;
  * data_version notices another connection's commit (and only that); page
- * 1 normalized as every image has it.
+ * 1 normalized as every image has it; a directory of the live file
+ * renamed away and replaced (by a symlink or another directory) by
+ * whoever may write its parent redirects no open, SQLite's later opens of
+ * the journal included.
  *
  * The busy handler's sleep is usleep(), wrapped here (-Wl,--wrap=usleep,
  * tests/unit/meson.build): every call is counted, the first one of a test
@@ -357,6 +360,116 @@ static void test_page1_normalized_as_every_image_has_it(void **state)
 			  (uint32_t)hdr[98] << 8 | hdr[99]), v);
 }
 
+/* <env->dir>/app/live.db with rows rows (its directory made here). */
+static void live_in_subdir(tu_env *env, char *dir, char *db, int rows)
+{
+	tu_path(env, dir, "app");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(db, PATH_MAX, "%s/live.db", dir);
+	tu_db_create(db, "delete", 4096, rows);
+}
+
+/*
+ * Whoever may write the parent of the live database's directory renames
+ * that directory away and puts a symlink to their own directory, holding
+ * another live.db, at its name.  A connection opened before writes on: its
+ * journal (which SQLite opens by name at each write) stays in the real
+ * directory, nothing is created in theirs, the commit lands in the real
+ * file; a new open through the symlink is refused.  (By name, SQLite
+ * notices the file at the name is not its own and refuses the write,
+ * SQLITE_READONLY_DBMOVED; a swap between that check and the journal's
+ * open would redirect the journal.)
+ */
+static void test_a_directory_swapped_for_a_symlink_redirects_nothing(
+	void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX], other[PATH_MAX];
+	char path[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	live_in_subdir(env, dir, db, 3);
+	tu_path(env, real, "app.real");
+	tu_path(env, other, "theirs");
+	assert_int_equal(mkdir(other, 0777), 0);
+	snprintf(path, sizeof(path), "%s/live.db", other);
+	tu_db_create(path, "delete", 4096, 7);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	tu_exec(c, "PRAGMA journal_mode=PERSIST");   /* the journal stays */
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(symlink(other, dir), 0);
+
+	tu_exec(c, "DELETE FROM t WHERE id = 1");
+	sqlite3_close(c);
+	snprintf(path, sizeof(path), "%s/live.db-journal", other);
+	if (tu_exists(path))
+		fail_msg("the journal was created in the directory the "
+			 "symlink leads to: %s", path);
+	snprintf(path, sizeof(path), "%s/live.db-journal", real);
+	assert_true(tu_exists(path));
+	snprintf(path, sizeof(path), "%s/live.db", real);
+	assert_int_equal(tu_db_rows(path), 2);
+	snprintf(path, sizeof(path), "%s/live.db", other);
+	assert_int_equal(tu_db_rows(path), 7);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e),
+			 -ELOOP);
+	assert_null(c);
+	assert_non_null(strstr(e.msg, db));
+}
+
+/*
+ * The same with another directory (theirs, holding another live.db) put
+ * at the name instead of a symlink: no symlink anywhere, so only the
+ * directory's identity tells it apart.  An open is refused (-ESTALE,
+ * saying why), never made on their file; once the real directory is back
+ * at its name, opens work again.
+ */
+static void test_a_directory_replaced_by_another_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX], path[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	live_in_subdir(env, dir, db, 3);
+	tu_path(env, real, "app.real");
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	sqlite3_close(c);
+
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	tu_db_create(db, "delete", 4096, 7);
+	for (int mode = SNAP_LIVEDB_RO; mode <= SNAP_LIVEDB_RW_OR_RO; mode++) {
+		c = NULL;
+		snap_err_clear(&e);
+		int rc = snap_livedb_open(db, mode, NULL, &c, &e);
+		if (rc == 0) {
+			sqlite3_close(c);
+			fail_msg("mode %d opened the file of the directory put "
+				 "at the name", mode);
+		}
+		assert_int_equal(rc, -ESTALE);
+		assert_non_null(strstr(e.msg, db));
+		assert_non_null(strstr(e.msg, "renamed or replaced"));
+	}
+	assert_int_equal(tu_db_rows(db), 7);
+
+	/* Theirs moved away, the real one back: it opens again. */
+	snprintf(path, sizeof(path), "%s.theirs", dir);
+	assert_int_equal(rename(dir, path), 0);
+	assert_int_equal(rename(real, dir), 0);
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	sqlite3_close(c);
+	assert_int_equal(tu_db_rows(db), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +481,8 @@ int main(void)
 		tu_test(test_data_version_notices_another_commit),
 		tu_test(test_page1_normalized_as_every_image_has_it),
 		tu_test(test_a_fifo_is_refused_not_waited_on),
+		tu_test(test_a_directory_swapped_for_a_symlink_redirects_nothing),
+		tu_test(test_a_directory_replaced_by_another_is_refused),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)

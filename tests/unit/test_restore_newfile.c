@@ -5,7 +5,8 @@
  * that file's owner, and a file renamed onto its name before SQLite
  * opens it is refused and gets none of the restored bytes, and one
  * renamed onto it after the restore wrote it never takes the live name;
- * with no live file, the new one is its directory's.  And a restore
+ * with no live file, the new one is its directory's; the live file's
+ * directory renamed and replaced by another gets nothing.  And a restore
  * from a FIFO (restore_file.c) is refused at once, not waited on.
  */
 #include "testutil.h"
@@ -228,6 +229,65 @@ static void test_new_file_swapped_before_it_takes_the_name_is_refused(
 	free(bytes);
 }
 
+/*
+ * The live database's directory renamed away (by whoever may write its
+ * parent) and replaced by theirs, holding a file that is not a database
+ * at the live name: the restore is refused (-ESTALE), creates nothing in
+ * their directory and writes none of the snapshot's bytes there (by name
+ * it made a new file there, theirs, with the restored database in it).
+ */
+static void test_restore_into_a_directory_swapped_under_it_is_refused(
+	void **state)
+{
+	static const char junk[] = "their file";
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX];
+	snap_restore_result res;
+	snap_store *st = NULL;
+	struct dirent *de;
+	snap_info a;
+	snap_err e;
+	DIR *d;
+
+	tu_path(env, dir, "app");
+	tu_path(env, real, "app.real");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(db, sizeof(db), "%s/live.db", dir);
+	tu_db_create(db, "delete", 4096, 50);
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &st, &e),
+			 0);
+	a = tu_snap(st, "a");
+
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	tu_write_file(db, junk, sizeof(junk));
+	if (geteuid() == 0)
+		assert_int_equal(chown(db, 65534, 65534), 0);
+
+	snap_err_clear(&e);
+	int rc = snap_restore(st, a.id, &res, &e);
+	snap_store_close(st);
+	if (rc != -ESTALE)
+		fail_msg("restore into a swapped directory: %d %s", rc, e.msg);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, "live.db"))
+			fail_msg("the restore made %s in their directory",
+				 de->d_name);
+	closedir(d);
+	{
+		size_t len;
+		uint8_t *now = tu_read_file(db, &len);
+
+		assert_int_equal(len, sizeof(junk));
+		assert_memory_equal(now, junk, len);
+		free(now);
+	}
+}
+
 static void test_restore_from_a_fifo_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -252,6 +312,7 @@ int main(void)
 		tu_test(test_new_file_for_a_missing_one_is_its_directorys),
 		tu_test(test_new_file_swapped_before_it_takes_the_name_is_refused),
 		tu_test(test_new_file_swapped_before_sqlite_opens_it_is_refused),
+		tu_test(test_restore_into_a_directory_swapped_under_it_is_refused),
 		tu_test(test_restore_from_a_fifo_is_refused),
 	};
 	return cmocka_run_group_tests_name("restore_newfile", tests, NULL,
