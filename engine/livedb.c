@@ -117,6 +117,31 @@ int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err)
 	}
 }
 
+/* The owner check of snap_livedb_owned (see livedb.h), on the file at
+ * `at` (anchored), named path in the message. */
+int snap_livedb_owned(const char *at, const char *path, snap_err *err)
+{
+	char dir[PATH_MAX + 32], *slash;
+	struct stat f, d;
+
+	if (snap_sys_lstat(at, &f) < 0 || !S_ISREG(f.st_mode) ||
+	    snprintf(dir, sizeof(dir), "%s", at) >= (int)sizeof(dir) ||
+	    !(slash = strrchr(dir, '/')))
+		return 0;
+	slash[slash == dir] = '\0';
+	if (snap_sys_stat(dir, &d) < 0 || !(d.st_mode & S_IWOTH) ||
+	    f.st_uid == 0 || f.st_uid == geteuid() || f.st_uid == d.st_uid)
+		return 0;
+	return snap_err_set(err, -EPERM, "%s belongs to uid %u, and anyone "
+			    "may write its directory (mode %04o): another "
+			    "user may have put it there to receive what "
+			    "snapfs writes into it (a restore, an edit); "
+			    "refused: keep the database in a directory that "
+			    "only its owner may write, or have the directory's "
+			    "owner own it", path, (unsigned)f.st_uid,
+			    (unsigned)(d.st_mode & 07777));
+}
+
 /*
  * Open the live database (see livedb.h).  SQLITE_OPEN_NOFOLLOW makes
  * SQLite refuse a symlink anywhere in the path (it resolves each one
@@ -170,6 +195,15 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 	}
 	if (rc != SQLITE_OK) {
 		rc = open_error(shown, path, *db, rc, err);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	/* Checked once SQLite holds the file: one put at the name before
+	 * the open is seen here (in a sticky directory nobody else can
+	 * change the name's file once it is not theirs). */
+	if (path == anchored && (flags & SNAP_LIVEDB_RW) &&
+	    (rc = snap_livedb_owned(path, shown, err)) != 0) {
 		sqlite3_close(*db);
 		*db = NULL;
 		return rc;

@@ -82,6 +82,18 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
  */
 int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err);
 
+/*
+ * The live file at `at` (as snap_livedb_path gives it; path names it in
+ * the message) may be written into by this process: unless it lies in a
+ * directory anyone may write (mode o+w, as /tmp), or belongs to root,
+ * this user or the directory's owner.  Otherwise anyone could have put
+ * it there, to receive a restored snapshot or an edit: -EPERM saying so.
+ * A missing file or one not regular passes (others refuse it).
+ * snap_livedb_open checks every read-write open (SNAP_LIVEDB_RW, also
+ * RW_OR_RO) of the live file once SQLite has it open.
+ */
+int snap_livedb_owned(const char *at, const char *path, snap_err *err);
+
 /* Give db (a connection on the live database, or one with it attached)
  * the busy policy `wait`. */
 void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait);

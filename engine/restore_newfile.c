@@ -253,6 +253,8 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 	/* Every name below is in the live file's kept directory: a rename
 	 * or symlink of a directory never moves the new file elsewhere. */
 	rc = snap_livedb_path(s->db_path, live, sizeof(live), err);
+	if (!rc)        /* a file given its owner: not one anybody put */
+		rc = snap_livedb_owned(live, s->db_path, err);
 	if (rc)
 		return rc;
 	remove_stale_restores(live);

@@ -6,7 +6,9 @@
  * opens it is refused and gets none of the restored bytes, and one
  * renamed onto it after the restore wrote it never takes the live name;
  * with no live file, the new one is its directory's; the live file's
- * directory renamed and replaced by another gets nothing.  And a restore
+ * directory renamed and replaced by another gets nothing, and neither
+ * does another user's file put at its name in a directory anyone may
+ * write.  And a restore
  * from a FIFO (restore_file.c) is refused at once, not waited on.
  */
 #include "testutil.h"
@@ -288,6 +290,75 @@ static void test_restore_into_a_directory_swapped_under_it_is_refused(
 	}
 }
 
+/*
+ * A directory anyone may write (1777, as /tmp), the live database gone
+ * from it, and another user's file put at its name: a restore is refused
+ * (EPERM) and writes nothing into it, whether it is a database (by name,
+ * copied into in place) or empty (by name, replaced by a new file given
+ * its owner and mode 0666).  A file of ours there is restored as ever.
+ */
+static void test_restore_into_a_file_anybody_put_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], other[PATH_MAX];
+	snap_restore_result res;
+	snap_store *st = NULL;
+	snap_info a;
+	snap_err e;
+
+	if (geteuid() != 0)
+		return;         /* another user's file needs root */
+	tu_path(env, dir, "shared");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(db, sizeof(db), "%s/live.db", dir);
+	tu_db_create(db, "delete", 4096, 50);
+	snap_err_clear(&e);
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &st, &e),
+			 0);
+	a = tu_snap(st, "a");
+	assert_int_equal(chmod(dir, 01777), 0);
+
+	/* Their database at the name. */
+	assert_int_equal(unlink(db), 0);
+	tu_path(env, other, "theirs.db");
+	tu_db_create(other, "delete", 4096, 3);
+	assert_int_equal(rename(other, db), 0);
+	assert_int_equal(chown(db, 65534, 65534), 0);
+	assert_int_equal(chmod(db, 0666), 0);
+	snap_err_clear(&e);
+	int rc = snap_restore(st, a.id, &res, &e);
+	if (rc != -EPERM)
+		fail_msg("restore into their database: %d %s", rc, e.msg);
+	assert_non_null(strstr(e.msg, "anyone may write its directory"));
+	assert_int_equal(tu_db_rows(db), 3);
+
+	/* An empty file of theirs at the name. */
+	assert_int_equal(unlink(db), 0);
+	tu_write_file(db, "", 0);
+	assert_int_equal(chown(db, 65534, 65534), 0);
+	assert_int_equal(chmod(db, 0666), 0);
+	snap_err_clear(&e);
+	rc = snap_restore(st, a.id, &res, &e);
+	if (rc != -EPERM)
+		fail_msg("restore over their empty file: %d %s", rc, e.msg);
+	{
+		struct stat now;
+
+		assert_int_equal(lstat(db, &now), 0);
+		assert_int_equal(now.st_size, 0);
+		assert_int_equal(now.st_uid, 65534);
+	}
+
+	/* Ours: restored. */
+	assert_int_equal(chown(db, 0, 0), 0);
+	snap_err_clear(&e);
+	rc = snap_restore(st, a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore over our own file: %d %s", rc, e.msg);
+	assert_int_equal(tu_db_rows(db), 50);
+	snap_store_close(st);
+}
+
 static void test_restore_from_a_fifo_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -313,6 +384,7 @@ int main(void)
 		tu_test(test_new_file_swapped_before_it_takes_the_name_is_refused),
 		tu_test(test_new_file_swapped_before_sqlite_opens_it_is_refused),
 		tu_test(test_restore_into_a_directory_swapped_under_it_is_refused),
+		tu_test(test_restore_into_a_file_anybody_put_is_refused),
 		tu_test(test_restore_from_a_fifo_is_refused),
 	};
 	return cmocka_run_group_tests_name("restore_newfile", tests, NULL,
