@@ -465,12 +465,23 @@ static int adir_keep(const char *dir, int fd, const struct stat *st)
 /* path's file named through its directory's kept descriptor (anchor.h). */
 int snap_anchor_path(const char *path, char *out, size_t cap)
 {
-	const char *slash = strrchr(path, '/');
-	char dir[PATH_MAX], anchor[64];
+	char dir[PATH_MAX], abs[PATH_MAX], anchor[64];
+	const char *slash;
 	struct stat st;
 	int fd;
 
-	if (!slash || !slash[1])
+	/* A relative name is kept under its absolute one: a later chdir
+	 * must not make "." another directory's key. */
+	if (path[0] != '/') {
+		if (!getcwd(dir, sizeof(dir)))
+			return -errno;
+		if (snprintf(abs, sizeof(abs), "%s/%s", strcmp(dir, "/") ?
+			     dir : "", path) >= (int)sizeof(abs))
+			return -ENAMETOOLONG;
+		path = abs;
+	}
+	slash = strrchr(path, '/');
+	if (!slash[1])
 		return -EINVAL;
 	if (snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
 		     (int)(slash - path), path) >= (int)sizeof(dir))

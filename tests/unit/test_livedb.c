@@ -470,6 +470,42 @@ static void test_a_directory_replaced_by_another_is_refused(void **state)
 	assert_int_equal(tu_db_rows(db), 3);
 }
 
+/* A relative name opens (its directory kept under its absolute name),
+ * and a later chdir does not make it another directory's. */
+static void test_a_relative_name_opens(void **state)
+{
+	tu_env *env = *state;
+	char cwd[PATH_MAX], sub[PATH_MAX], db[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	tu_db_create(env->db, "delete", 4096, 3);
+	tu_path(env, sub, "sub");
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(db, sizeof(db), "%s/live.db", sub);
+	tu_db_create(db, "delete", 4096, 5);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(env->dir), 0);
+	snap_err_clear(&e);
+	int rc = snap_livedb_open("live.db", SNAP_LIVEDB_RO, NULL, &c, &e);
+	if (rc == 0) {
+		assert_int_equal(tu_query_int(c, "SELECT count(*) FROM t"), 3);
+		sqlite3_close(c);
+	}
+	assert_int_equal(chdir(sub), 0);
+	if (rc == 0) {
+		rc = snap_livedb_open("live.db", SNAP_LIVEDB_RO, NULL, &c, &e);
+		if (rc == 0) {
+			assert_int_equal(tu_query_int(c, "SELECT count(*) "
+						      "FROM t"), 5);
+			sqlite3_close(c);
+		}
+	}
+	assert_int_equal(chdir(cwd), 0);
+	if (rc != 0)
+		fail_msg("a relative name: %d %s", rc, e.msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +519,7 @@ int main(void)
 		tu_test(test_a_fifo_is_refused_not_waited_on),
 		tu_test(test_a_directory_swapped_for_a_symlink_redirects_nothing),
 		tu_test(test_a_directory_replaced_by_another_is_refused),
+		tu_test(test_a_relative_name_opens),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)
