@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,6 +175,18 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 		if (rc)
 			return rc;
 		path = anchored;
+	} else if ((flags & SNAP_LIVEDB_FOLLOW) &&
+		   strncmp(path, "file:", 5) != 0 && !snap_anchor_is(path)) {
+		/* A file a user named (an import): its links resolved now,
+		 * then anchored too, so the -shm SQLite creates beside it
+		 * (as root, given the file's owner) lands beside it even if
+		 * its directory is swapped for a link meanwhile. */
+		char *real = realpath(path, NULL);
+
+		if (real && snap_anchor_path(real, anchored,
+					     sizeof(anchored)) == 0)
+			path = anchored;
+		free(real);
 	}
 	if (mode & SNAP_LIVEDB_RW) {
 		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,
@@ -202,7 +215,8 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 	/* Checked once SQLite holds the file: one put at the name before
 	 * the open is seen here (in a sticky directory nobody else can
 	 * change the name's file once it is not theirs). */
-	if (path == anchored && (flags & SNAP_LIVEDB_RW) &&
+	if (path == anchored && !(flags & SNAP_LIVEDB_FOLLOW) &&
+	    (flags & SNAP_LIVEDB_RW) &&
 	    (rc = snap_livedb_owned(path, shown, err)) != 0) {
 		sqlite3_close(*db);
 		*db = NULL;

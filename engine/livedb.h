@@ -51,7 +51,9 @@ enum {
 	SNAP_LIVEDB_URI = 4,       /* URIs allowed (in ATTACH too) */
 	SNAP_LIVEDB_FOLLOW = 8,    /* follow symlinks: only for a file a user
 				      named that is not the live database
-				      (an import) */
+				      (an import); resolved at the open, then
+				      its directory anchored like the live
+				      file's */
 	SNAP_LIVEDB_SHORT = 16,    /* busy policy SNAP_LIVEDB_WATCH */
 	SNAP_LIVEDB_SHARED = 32,   /* used by several threads in turn (the
 				      daemon's): SQLite's own mutex kept;

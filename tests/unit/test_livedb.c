@@ -506,6 +506,77 @@ static void test_a_relative_name_opens(void **state)
 		fail_msg("a relative name: %d %s", rc, e.msg);
 }
 
+/* SQLite's open(): before the first -shm, the directory of the file
+ * (swap.dir) is renamed away and a symlink to swap.other put at its
+ * name, as whoever may write its parent could. */
+static struct {
+	int (*prev)(const char *, int, int);
+	char dir[PATH_MAX], real[PATH_MAX], other[PATH_MAX];
+	int done;
+} swap;
+
+static int swap_open(const char *path, int flags, int mode)
+{
+	size_t n = strlen(path);
+
+	if (!swap.done && n > 4 && !strcmp(path + n - 4, "-shm")) {
+		swap.done = 1;
+		if (rename(swap.dir, swap.real) != 0 ||
+		    symlink(swap.other, swap.dir) != 0)
+			swap.done = -1;
+	}
+	return swap.prev(path, flags, mode);
+}
+
+/*
+ * A WAL database a user named (an import: SNAP_LIVEDB_FOLLOW) whose
+ * directory is swapped for a symlink between the open and SQLite's open
+ * of its -shm (created as root and given the file's owner): the -shm is
+ * made beside the file, nothing in the directory the link leads to.
+ */
+static void test_an_import_makes_its_shm_beside_it(void **state)
+{
+	tu_env *env = *state;
+	char db[PATH_MAX], path[PATH_MAX];
+	sqlite3 *c = NULL, *w;
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	snap_err e;
+
+	tu_path(env, swap.dir, "theirs-parent");
+	tu_path(env, swap.real, "moved");
+	tu_path(env, swap.other, "elsewhere");
+	assert_int_equal(mkdir(swap.dir, 0755), 0);
+	assert_int_equal(mkdir(swap.other, 0777), 0);
+	snprintf(db, sizeof(db), "%s/w.db", swap.dir);
+	tu_db_create(db, "wal", 4096, 3);
+	/* Rows left in the -wal, no -shm: the reader must make one. */
+	w = tu_open(db);
+	assert_int_equal(sqlite3_db_config(w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+					   1, NULL), SQLITE_OK);
+	tu_exec(w, "INSERT INTO t(id, v) VALUES (100, 'in the wal')");
+	sqlite3_close(w);
+	snprintf(path, sizeof(path), "%s-shm", db);
+	unlink(path);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RO |
+					  SNAP_LIVEDB_FOLLOW, NULL, &c, &e), 0);
+	swap.done = 0;
+	swap.prev = (int (*)(const char *, int, int))
+		    unix_vfs->xGetSystemCall(unix_vfs, "open");
+	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "open",
+			 (sqlite3_syscall_ptr)swap_open), SQLITE_OK);
+	int64_t rows = tu_query_int(c, "SELECT count(*) FROM t");
+	unix_vfs->xSetSystemCall(unix_vfs, "open",
+				 (sqlite3_syscall_ptr)swap.prev);
+	sqlite3_close(c);
+	assert_int_equal(swap.done, 1);
+	snprintf(path, sizeof(path), "%s/w.db-shm", swap.other);
+	if (tu_exists(path))
+		fail_msg("the -shm was made where the link leads: %s", path);
+	assert_int_equal(rows, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +591,7 @@ int main(void)
 		tu_test(test_a_directory_swapped_for_a_symlink_redirects_nothing),
 		tu_test(test_a_directory_replaced_by_another_is_refused),
 		tu_test(test_a_relative_name_opens),
+		tu_test(test_an_import_makes_its_shm_beside_it),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)
