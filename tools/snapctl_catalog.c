@@ -88,9 +88,9 @@ int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a)
 		printf("%-*s  %-11s  %-20s  %10s  %-6s  %-*s  %s%s%s\n", w,
 		       v[i].name, snap_kind_name(v[i].kind), t, sz,
 		       v[i].pinned ? "yes" : "no", tw,
-		       ctl_text(where, wh, sizeof(wh)), v[i].label,
+		       snap_text_safe(where, wh, sizeof(wh)), v[i].label,
 		       v[i].comment[0] ? ": " : "",
-		       ctl_text(v[i].comment, c, sizeof(c)));
+		       snap_text_safe(v[i].comment, c, sizeof(c)));
 	}
 	return CTL_EXIT_OK;
 }
@@ -186,13 +186,13 @@ int ctl_show_print(const snap_info *sip, char *tables, const ctl_args *a)
 		ctl_trash_where(&si, where, sizeof(where));
 		snap_time_iso(si.trashed_ns, since);
 		printf("in the trash:   %s (since %s)\n",
-		       ctl_text(where, wh, sizeof(wh)), since);
+		       snap_text_safe(where, wh, sizeof(wh)), since);
 	}
 	{
 		char c[sizeof(si.comment)];
 
 		printf("comment:        %s\n",
-		       ctl_text(si.comment, c, sizeof(c)));
+		       snap_text_safe(si.comment, c, sizeof(c)));
 	}
 	printf("change counter: %" PRIu32 "\n", si.change_counter);
 	printf("tables:\n");
@@ -465,10 +465,10 @@ int ctl_log_print(const snap_event *ev, size_t n, const ctl_args *a)
 
 		ctl_time_short(ev[i].time_ns, t);
 		printf("%s %-10s %s %s %s\n", t, ev[i].kind,
-		       ev[i].snapshot[0] ? ctl_text(ev[i].snapshot, sn,
+		       ev[i].snapshot[0] ? snap_text_safe(ev[i].snapshot, sn,
 						     sizeof(sn)) : "-",
 		       ev[i].ok ? "ok" : "FAILED",
-		       ctl_text(ev[i].detail, d, sizeof(d)));
+		       snap_text_safe(ev[i].detail, d, sizeof(d)));
 	}
 	return CTL_EXIT_OK;
 }
