@@ -107,38 +107,50 @@ static int mnt_row(sqlite3_stmt *st, void *arg)
 	return 0;
 }
 
+/* One line of /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT
+ * OPTIONS [TAGS] - TYPE SOURCE SUPER-OPTIONS") cut into its mount point
+ * and source (octal escapes undone), type and super options, in place;
+ * 0, or -1 for a line of another shape. */
+static int mnt_line(char *line, char **point, char **type, char **src,
+		    char **opts)
+{
+	char *sep = strstr(line, " - "), *save;
+
+	if (!sep)
+		return -1;
+	*sep = '\0';
+	*type = strtok_r(sep + 3, " \n", &save);
+	*src = strtok_r(NULL, " \n", &save);
+	*opts = strtok_r(NULL, " \n", &save);
+	strtok_r(line, " ", &save);             /* ID */
+	strtok_r(NULL, " ", &save);             /* PARENT */
+	strtok_r(NULL, " ", &save);             /* MAJ:MIN */
+	strtok_r(NULL, " ", &save);             /* ROOT */
+	*point = strtok_r(NULL, " ", &save);
+	if (!*type || !*src || !*point)
+		return -1;
+	snap_octal_unescape(*src);
+	snap_octal_unescape(*point);
+	return 0;
+}
+
 /* The user a FUSE filesystem mounted at real (a resolved path) was
  * mounted by (its user_id= in /proc/self/mountinfo; the last mount there
  * wins, as it hides those below), -1 when real is no FUSE mount point. */
 static long mnt_fuse_uid(const char *real)
 {
-	char line[3 * PATH_MAX];
+	char line[3 * PATH_MAX], *point, *type, *src, *opts, *save;
 	long uid = -1;
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 
 	while (f && fgets(line, sizeof(line), f)) {
-		char *sep = strstr(line, " - "), *save, *point, *type, *opt;
-
-		if (!sep)
-			continue;
-		*sep = '\0';
-		strtok_r(line, " ", &save);             /* ID */
-		strtok_r(NULL, " ", &save);             /* PARENT */
-		strtok_r(NULL, " ", &save);             /* MAJ:MIN */
-		strtok_r(NULL, " ", &save);             /* ROOT */
-		point = strtok_r(NULL, " ", &save);
-		if (!point)
-			continue;
-		snap_octal_unescape(point);
-		if (strcmp(point, real))
+		if (mnt_line(line, &point, &type, &src, &opts) ||
+		    strcmp(point, real))
 			continue;
 		uid = -1;                               /* another on top */
-		type = strtok_r(sep + 3, " \n", &save);
-		strtok_r(NULL, " \n", &save);           /* SOURCE */
-		opt = strtok_r(NULL, " \n", &save);
-		if (!type || strncmp(type, "fuse", 4) || !opt)
+		if (strncmp(type, "fuse", 4) || !opts)
 			continue;
-		for (char *o = strtok_r(opt, ",", &save); o;
+		for (char *o = strtok_r(opts, ",", &save); o;
 		     o = strtok_r(NULL, ",", &save))
 			if (!strncmp(o, "user_id=", 8))
 				uid = strtol(o + 8, NULL, 10);
@@ -331,26 +343,11 @@ int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
 		return 0;
 	f = fopen("/proc/self/mountinfo", "re");
 	while (f && !found && fgets(line, sizeof(line), f)) {
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - TYPE
-		 * SOURCE SUPER-OPTIONS */
-		char *sep = strstr(line, " - "), *point, *type, *src, *save;
-		if (!sep)
+		char *point, *type, *src, *opts;
+
+		if (mnt_line(line, &point, &type, &src, &opts) ||
+		    strcmp(type, "fuse.snapfs") || strncmp(src, "snapfs:", 7))
 			continue;
-		*sep = '\0';
-		type = strtok_r(sep + 3, " \n", &save);
-		src = strtok_r(NULL, " \n", &save);
-		if (!type || !src || strcmp(type, "fuse.snapfs") ||
-		    strncmp(src, "snapfs:", 7))
-			continue;
-		strtok_r(line, " ", &save);             /* ID */
-		strtok_r(NULL, " ", &save);             /* PARENT */
-		strtok_r(NULL, " ", &save);             /* MAJ:MIN */
-		strtok_r(NULL, " ", &save);             /* ROOT */
-		point = strtok_r(NULL, " ", &save);
-		if (!point)
-			continue;
-		snap_octal_unescape(src);
-		snap_octal_unescape(point);
 		src_real = realpath(src + 7, NULL);
 		if (src_real && !strcmp(src_real, real) &&
 		    strlen(point) < cap) {

@@ -360,15 +360,6 @@ static void test_page1_normalized_as_every_image_has_it(void **state)
 			  (uint32_t)hdr[98] << 8 | hdr[99]), v);
 }
 
-/* <env->dir>/app/live.db with rows rows (its directory made here). */
-static void live_in_subdir(tu_env *env, char *dir, char *db, int rows)
-{
-	tu_path(env, dir, "app");
-	assert_int_equal(mkdir(dir, 0755), 0);
-	snprintf(db, PATH_MAX, "%s/live.db", dir);
-	tu_db_create(db, "delete", 4096, rows);
-}
-
 /*
  * Whoever may write the parent of the live database's directory renames
  * that directory away and puts a symlink to their own directory, holding
@@ -389,7 +380,7 @@ static void test_a_directory_swapped_for_a_symlink_redirects_nothing(
 	sqlite3 *c = NULL;
 	snap_err e;
 
-	live_in_subdir(env, dir, db, 3);
+	tu_db_in_subdir(env, "app", dir, db, 3);
 	tu_path(env, real, "app.real");
 	tu_path(env, other, "theirs");
 	assert_int_equal(mkdir(other, 0777), 0);
@@ -436,7 +427,7 @@ static void test_a_directory_replaced_by_another_is_refused(void **state)
 	sqlite3 *c = NULL;
 	snap_err e;
 
-	live_in_subdir(env, dir, db, 3);
+	tu_db_in_subdir(env, "app", dir, db, 3);
 	tu_path(env, real, "app.real");
 	snap_err_clear(&e);
 	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);

@@ -231,6 +231,21 @@ static void test_new_file_swapped_before_it_takes_the_name_is_refused(
 	free(bytes);
 }
 
+/* A live database of 50 rows in <env->dir>/<sub>/ (tu_db_in_subdir), its
+ * store (*st, beside it) and a snapshot of it. */
+static snap_info subdir_snapshot(tu_env *env, const char *sub, char *dir,
+				 char *db, snap_store **st)
+{
+	snap_err e;
+
+	tu_db_in_subdir(env, sub, dir, db, 50);
+	snap_err_clear(&e);
+	*st = NULL;
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, st, &e),
+			 0);
+	return tu_snap(*st, "a");
+}
+
 /*
  * The live database's directory renamed away (by whoever may write its
  * parent) and replaced by theirs, holding a file that is not a database
@@ -251,15 +266,8 @@ static void test_restore_into_a_directory_swapped_under_it_is_refused(
 	snap_err e;
 	DIR *d;
 
-	tu_path(env, dir, "app");
 	tu_path(env, real, "app.real");
-	assert_int_equal(mkdir(dir, 0755), 0);
-	snprintf(db, sizeof(db), "%s/live.db", dir);
-	tu_db_create(db, "delete", 4096, 50);
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &st, &e),
-			 0);
-	a = tu_snap(st, "a");
+	a = subdir_snapshot(env, "app", dir, db, &st);
 
 	assert_int_equal(rename(dir, real), 0);
 	assert_int_equal(mkdir(dir, 0777), 0);
@@ -308,14 +316,7 @@ static void test_restore_into_a_file_anybody_put_is_refused(void **state)
 
 	if (geteuid() != 0)
 		return;         /* another user's file needs root */
-	tu_path(env, dir, "shared");
-	assert_int_equal(mkdir(dir, 0755), 0);
-	snprintf(db, sizeof(db), "%s/live.db", dir);
-	tu_db_create(db, "delete", 4096, 50);
-	snap_err_clear(&e);
-	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, &st, &e),
-			 0);
-	a = tu_snap(st, "a");
+	a = subdir_snapshot(env, "shared", dir, db, &st);
 	assert_int_equal(chmod(dir, 01777), 0);
 
 	/* Their database at the name. */
