@@ -47,7 +47,8 @@ void snap_anchor_forward_init(sqlite3_vfs *v, sqlite3_vfs *b,
  * the working directory) that follows no symlink, and must be the one
  * kept under that name by the first call (one removed gives way).  0;
  * -ELOOP (a symlink on the way), -ENOENT, -ENOTDIR, -ESTALE (the directory
- * at that name is not the one kept: renamed or replaced since), -EINVAL
+ * at that name is not the one kept: renamed or replaced since;
+ * snap_livedb_path reports it as -EPERM), -EINVAL
  * (no file name), -ENAMETOOLONG, -ENOMEM.  Without /proc, out is path
  * (checked by the walk).  Thread-safe.
  */

@@ -104,8 +104,9 @@ int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err)
 	case -ENOENT:
 		return snap_err_set(err, rc, "cannot open %s: no such file "
 				    "(snapfs does not create it)", path);
-	case -ESTALE:
-		return snap_err_set(err, rc, "cannot open %s: its directory is "
+	case -ESTALE:   /* EPERM: ESTALE means a refused precondition to
+			   the callers (restore_file.c, fs/staging.c) */
+		return snap_err_set(err, -EPERM, "cannot open %s: its directory is "
 				    "not the one this process first opened "
 				    "it in (renamed or replaced since, by "
 				    "whoever may write a parent directory); "

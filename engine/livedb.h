@@ -78,7 +78,7 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
  * following a symlink and kept open for the process's life
  * (snap_anchor_path), so that a directory renamed or swapped by whoever
  * may write a parent never redirects a later open.  0, or a negative errno
- * with err saying why in words that name path (-ESTALE: the directory at
+ * with err saying why in words that name path (-EPERM: the directory at
  * that name is not the one first opened).  snap_livedb_open does this
  * itself.
  */
