@@ -34,7 +34,14 @@
  * the project: fs/peek.c's recording VFS is built on it too.
  *
  * The base VFS's open() is wrapped too (anchor_open): SQLite never opens
- * a FIFO, which would hang the daemon on its first read.
+ * a FIFO, which would hang the daemon on its first read, nor a symlink in
+ * an anchored directory.
+ *
+ * The live database is anchored too (snap_anchor_path, at the end): its
+ * directory is opened once per process by a walk that follows no
+ * symlink, so a directory renamed or swapped under the daemon (by
+ * whoever may write a parent) never redirects an open of the live file
+ * or of the -journal, -wal and -shm SQLite opens by name later.
  *
  * Without /proc (a chroot, a container without it) an anchor cannot be
  * made: snap_anchor_dir() says so and callers fall back to names, after
@@ -44,6 +51,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -257,8 +265,16 @@ static int (*anchor_open_base)(const char *, int, int);
 static int anchor_open(const char *path, int flags, int mode)
 {
 	int nb = (flags & O_ACCMODE) != O_RDWR && !(flags & O_NONBLOCK);
-	int fd = anchor_open_base(path, flags | (nb ? O_NONBLOCK : 0), mode);
+	int fd;
 	struct stat st;
+
+	/* A file in an anchored directory ("/proc/self/fd/N/NAME", not the
+	 * directory itself, which SQLite opens to sync it) is never reached
+	 * through a symlink, whatever flags SQLite's version passes. */
+	if (snap_anchor_is(path) &&
+	    strchr(path + sizeof(ANCHOR_PREFIX) - 1, '/'))
+		flags |= O_NOFOLLOW;
+	fd = anchor_open_base(path, flags | (nb ? O_NONBLOCK : 0), mode);
 
 	if (fd < 0)
 		return fd;
@@ -325,4 +341,163 @@ int snap_anchor_dir(int dirfd, char *out, size_t cap)
 		return -ENOENT;
 	}
 	return 0;
+}
+
+/*
+ * The directories of files opened by name in a directory somebody else
+ * may write (the live database and its side files): each is reached once
+ * per process by a walk from "/" that follows no symlink, kept open, and
+ * its files named "/proc/self/fd/<dirfd>/<name>" from then on.  A later
+ * call walks the name again and must reach the same directory: one
+ * renamed away, or a symlink or another directory put at its name (by
+ * whoever may write a parent), is refused (-ESTALE), never followed; the
+ * kept descriptor means SQLite's later opens of -journal, -wal and -shm
+ * land in the directory that was checked, whatever happens to the names
+ * meanwhile.  A directory that was removed (no links left) gives way to
+ * the new one at its name, which takes its descriptor's number (dup3).
+ * Descriptors are never closed (a connection may still name one; its
+ * number must never lead to another directory than the one at that
+ * name): one per directory a process works in.
+ */
+struct anchored_dir {
+	char *name;
+	int fd;
+	dev_t dev;
+	ino_t ino;
+};
+static struct anchored_dir *adirs;
+static size_t nadirs;
+static pthread_mutex_t adirs_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Open dir (absolute or relative) walking each component with
+ * O_NOFOLLOW: a symlink on the way is -ELOOP.  The descriptor (O_PATH)
+ * or a negative errno; st its identity. */
+static int walk_dir(const char *dir, struct stat *st)
+{
+	char buf[PATH_MAX], *save = NULL, *c;
+	int fd, nfd, e;
+
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	fd = snap_sys_open(dir[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY |
+			   O_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (c = strtok_r(buf, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		struct stat l;
+
+		if (!strcmp(c, "."))
+			continue;
+		nfd = snap_sys_openat(fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+				      O_CLOEXEC, 0);
+		e = errno;
+		if (nfd < 0 && e == ENOTDIR &&
+		    snap_sys_fstatat(fd, c, &l, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(l.st_mode))
+			e = ELOOP;
+		snap_sys_close(fd);
+		if (nfd < 0)
+			return -e;
+		fd = nfd;
+	}
+	if (snap_sys_fstat(fd, st) < 0) {
+		e = errno;
+		snap_sys_close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+/* The kept directory called dir that is (dev, ino), or a new one; its
+ * descriptor, or -ESTALE when the one kept under that name still exists
+ * elsewhere.  Called with adirs_lock held; takes fd or closes it. */
+static int adir_keep(const char *dir, int fd, const struct stat *st)
+{
+	struct anchored_dir *a = NULL, *grown;
+	struct stat old;
+	size_t i;
+
+	for (i = 0; i < nadirs && !a; i++)
+		if (!strcmp(adirs[i].name, dir))
+			a = &adirs[i];
+	if (a && a->dev == st->st_dev && a->ino == st->st_ino) {
+		snap_sys_close(fd);
+		return a->fd;
+	}
+	if (a && !(snap_sys_fstat(a->fd, &old) == 0 && old.st_nlink == 0)) {
+		snap_sys_close(fd);
+		return -ESTALE;
+	}
+	if (a) {
+		/* Removed: its number now leads to the directory at its
+		 * name, as a name would have (a connection left in it) */
+		if (dup3(fd, a->fd, O_CLOEXEC) < 0) {
+			int e = errno;
+
+			snap_sys_close(fd);
+			return -e;
+		}
+		snap_sys_close(fd);
+		a->dev = st->st_dev;
+		a->ino = st->st_ino;
+		return a->fd;
+	}
+	{
+		char *name = strdup(dir);
+
+		grown = name ? realloc(adirs, (nadirs + 1) * sizeof(*adirs)) :
+			NULL;
+		if (!grown) {
+			free(name);
+			snap_sys_close(fd);
+			return -ENOMEM;
+		}
+		adirs = grown;
+		a = &adirs[nadirs++];
+		a->name = name;
+	}
+	a->fd = fd;
+	a->dev = st->st_dev;
+	a->ino = st->st_ino;
+	return fd;
+}
+
+/* path's file named through its directory's kept descriptor (anchor.h). */
+int snap_anchor_path(const char *path, char *out, size_t cap)
+{
+	char dir[PATH_MAX], abs[PATH_MAX], anchor[64];
+	const char *slash;
+	struct stat st;
+	int fd;
+
+	/* A relative name is kept under its absolute one: a later chdir
+	 * must not make "." another directory's key. */
+	if (path[0] != '/') {
+		if (!getcwd(dir, sizeof(dir)))
+			return -errno;
+		if (snprintf(abs, sizeof(abs), "%s/%s", strcmp(dir, "/") ?
+			     dir : "", path) >= (int)sizeof(abs))
+			return -ENAMETOOLONG;
+		path = abs;
+	}
+	slash = strrchr(path, '/');
+	if (!slash[1])
+		return -EINVAL;
+	if (snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+		     (int)(slash - path), path) >= (int)sizeof(dir))
+		return -ENAMETOOLONG;
+	fd = walk_dir(dir, &st);
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&adirs_lock);
+	fd = adir_keep(dir, fd, &st);
+	pthread_mutex_unlock(&adirs_lock);
+	if (fd < 0)
+		return fd;
+	/* Without /proc: the name, after the walk's checks. */
+	if (snap_anchor_dir(fd, anchor, sizeof(anchor)) != 0)
+		return snprintf(out, cap, "%s", path) >= (int)cap ?
+		       -ENAMETOOLONG : 0;
+	return snprintf(out, cap, "%s%s", anchor, slash) >= (int)cap ?
+	       -ENAMETOOLONG : 0;
 }

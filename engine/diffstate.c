@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,11 +148,15 @@ int snap_diff_attach(snap_store *s, sqlite3 *db, int64_t id, const char *as,
 
 	snap_diff_state_name(s, id, what, sizeof(what));
 	if (id == SNAP_DIFF_LIVE) {
-		char q[128];
+		char q[128], live[PATH_MAX + 32];
 
+		/* Through its kept directory, as snap_livedb_open opens it. */
+		rc = snap_livedb_path(s->db_path, live, sizeof(live), err);
+		if (rc)
+			return rc;
 		snprintf(q, sizeof(q), "mode=ro&vfs=%s",
 			 sqlite3_vfs_find(NULL)->zName);
-		uri = snap_diff_file_uri(s->db_path, q);
+		uri = snap_diff_file_uri(live, q);
 	} else {
 		rc = snap_image_vfs_name(s, &vfs, err);
 		if (rc)

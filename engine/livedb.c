@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +70,8 @@ void snap_livedb_busy_set(sqlite3 *db, enum snap_livedb_wait wait)
 }
 
 /* The error for a failed open of path (db as sqlite3_open_v2 left it). */
-static int open_error(const char *path, sqlite3 *db, int rc, snap_err *err)
+static int open_error(const char *path, const char *opened, sqlite3 *db,
+		      int rc, snap_err *err)
 {
 	struct stat st;
 
@@ -79,10 +81,67 @@ static int open_error(const char *path, sqlite3 *db, int rc, snap_err *err)
 				    "live database only at its real path "
 				    "(name that one)", path);
 	if ((rc & 0xff) == SQLITE_CANTOPEN && strncmp(path, "file:", 5) != 0 &&
-	    snap_sys_stat(path, &st) < 0 && errno == ENOENT)
+	    snap_sys_stat(opened, &st) < 0 && errno == ENOENT)
 		return snap_err_set(err, -ENOENT, "cannot open %s: no such "
 				    "file (snapfs does not create it)", path);
 	return snap_err_sqlite(err, db, rc, "cannot open %s", path);
+}
+
+/* The live file at path as SQLite must open it: anchored to its
+ * directory (anchor.c), with the refusal in words naming path. */
+int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err)
+{
+	int rc = snap_anchor_path(path, out, cap);
+
+	switch (rc) {
+	case 0:
+		return 0;
+	case -ELOOP:
+		return snap_err_set(err, rc, "cannot open %s: a symbolic link "
+				    "is in its path; snapfs opens the live "
+				    "database only at its real path (name "
+				    "that one)", path);
+	case -ENOENT:
+		return snap_err_set(err, rc, "cannot open %s: no such file "
+				    "(snapfs does not create it)", path);
+	case -ESTALE:   /* EPERM: ESTALE means a refused precondition to
+			   the callers (restore_file.c, fs/staging.c) */
+		return snap_err_set(err, -EPERM, "cannot open %s: its directory is "
+				    "not the one this process first opened "
+				    "it in (renamed or replaced since, by "
+				    "whoever may write a parent directory); "
+				    "snapfs never follows a directory swapped "
+				    "under it: put the directory back, or "
+				    "restart snapfs", path);
+	default:
+		return snap_err_set(err, rc, "cannot open %s: %s", path,
+				    strerror(-rc));
+	}
+}
+
+/* The owner check of snap_livedb_owned (see livedb.h), on the file at
+ * `at` (anchored), named path in the message. */
+int snap_livedb_owned(const char *at, const char *path, snap_err *err)
+{
+	char dir[PATH_MAX + 32], *slash;
+	struct stat f, d;
+
+	if (snap_sys_lstat(at, &f) < 0 || !S_ISREG(f.st_mode) ||
+	    snprintf(dir, sizeof(dir), "%s", at) >= (int)sizeof(dir) ||
+	    !(slash = strrchr(dir, '/')))
+		return 0;
+	slash[slash == dir] = '\0';
+	if (snap_sys_stat(dir, &d) < 0 || !(d.st_mode & S_IWOTH) ||
+	    f.st_uid == 0 || f.st_uid == geteuid() || f.st_uid == d.st_uid)
+		return 0;
+	return snap_err_set(err, -EPERM, "%s belongs to uid %u, and anyone "
+			    "may write its directory (mode %04o): another "
+			    "user may have put it there to receive what "
+			    "snapfs writes into it (a restore, an edit); "
+			    "refused: keep the database in a directory that "
+			    "only its owner may write, or have the directory's "
+			    "owner own it", path, (unsigned)f.st_uid,
+			    (unsigned)(d.st_mode & 07777));
 }
 
 /*
@@ -102,10 +161,34 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 		    (flags & SNAP_LIVEDB_FOLLOW ? 0 : SQLITE_OPEN_NOFOLLOW);
 	int mode = flags & SNAP_LIVEDB_RW_OR_RO;
 	int rc = SQLITE_CANTOPEN;
+	const char *shown = path;
+	char anchored[PATH_MAX + 32];
 
 	*db = NULL;
 	/* Before the first open: SQLite's open() refuses a FIFO (anchor.c). */
 	snap_anchor_register(NULL);
+	/* The live file through its kept directory: no rename or symlink
+	 * of a directory redirects this open or SQLite's later opens of its
+	 * side files. */
+	if (!(flags & SNAP_LIVEDB_FOLLOW) && strncmp(path, "file:", 5) != 0 &&
+	    !snap_anchor_is(path)) {
+		rc = snap_livedb_path(path, anchored, sizeof(anchored), err);
+		if (rc)
+			return rc;
+		path = anchored;
+	} else if ((flags & SNAP_LIVEDB_FOLLOW) &&
+		   strncmp(path, "file:", 5) != 0 && !snap_anchor_is(path)) {
+		/* A file a user named (an import): its links resolved now,
+		 * then anchored too, so the -shm SQLite creates beside it
+		 * (as root, given the file's owner) lands beside it even if
+		 * its directory is swapped for a link meanwhile. */
+		char *real = realpath(path, NULL);
+
+		if (real && snap_anchor_path(real, anchored,
+					     sizeof(anchored)) == 0)
+			path = anchored;
+		free(real);
+	}
 	if (mode & SNAP_LIVEDB_RW) {
 		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,
 				     vfs);
@@ -125,7 +208,17 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 			rc = sqlite3_extended_errcode(*db);
 	}
 	if (rc != SQLITE_OK) {
-		rc = open_error(path, *db, rc, err);
+		rc = open_error(shown, path, *db, rc, err);
+		sqlite3_close(*db);
+		*db = NULL;
+		return rc;
+	}
+	/* Checked once SQLite holds the file: one put at the name before
+	 * the open is seen here (in a sticky directory nobody else can
+	 * change the name's file once it is not theirs). */
+	if (path == anchored && !(flags & SNAP_LIVEDB_FOLLOW) &&
+	    (flags & SNAP_LIVEDB_RW) &&
+	    (rc = snap_livedb_owned(path, shown, err)) != 0) {
 		sqlite3_close(*db);
 		*db = NULL;
 		return rc;

@@ -51,7 +51,9 @@ enum {
 	SNAP_LIVEDB_URI = 4,       /* URIs allowed (in ATTACH too) */
 	SNAP_LIVEDB_FOLLOW = 8,    /* follow symlinks: only for a file a user
 				      named that is not the live database
-				      (an import) */
+				      (an import); resolved at the open, then
+				      its directory anchored like the live
+				      file's */
 	SNAP_LIVEDB_SHORT = 16,    /* busy policy SNAP_LIVEDB_WATCH */
 	SNAP_LIVEDB_SHARED = 32,   /* used by several threads in turn (the
 				      daemon's): SQLite's own mutex kept;
@@ -69,6 +71,30 @@ enum {
  */
 int snap_livedb_open(const char *path, int flags, const char *vfs,
 		     sqlite3 **db, snap_err *err);
+
+/*
+ * The live file at path as the engine opens it, by name or through
+ * SQLite: "/proc/self/fd/<dirfd>/<name>", its directory reached without
+ * following a symlink and kept open for the process's life
+ * (snap_anchor_path), so that a directory renamed or swapped by whoever
+ * may write a parent never redirects a later open.  0, or a negative errno
+ * with err saying why in words that name path (-EPERM: the directory at
+ * that name is not the one first opened).  snap_livedb_open does this
+ * itself.
+ */
+int snap_livedb_path(const char *path, char *out, size_t cap, snap_err *err);
+
+/*
+ * The live file at `at` (as snap_livedb_path gives it; path names it in
+ * the message) may be written into by this process: unless it lies in a
+ * directory anyone may write (mode o+w, as /tmp), or belongs to root,
+ * this user or the directory's owner.  Otherwise anyone could have put
+ * it there, to receive a restored snapshot or an edit: -EPERM saying so.
+ * A missing file or one not regular passes (others refuse it).
+ * snap_livedb_open checks every read-write open (SNAP_LIVEDB_RW, also
+ * RW_OR_RO) of the live file once SQLite has it open.
+ */
+int snap_livedb_owned(const char *at, const char *path, snap_err *err);
 
 /* Give db (a connection on the live database, or one with it attached)
  * the busy policy `wait`. */

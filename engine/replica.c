@@ -342,6 +342,22 @@ int snap_replica_pass_read(const char *file, const char *opt,
 	else if (!S_ISREG(st.st_mode))
 		rc = snap_err_set(err, -EINVAL, "%s%s: not a regular file",
 				  opt, file);
+	/* As ssh with a key: another user's file is a passphrase they chose
+	 * or may read; a second name may be one planted in a directory
+	 * they may write, of a file of ours they know (fs.protected_hardlinks
+	 * lets them link a file they may read). */
+	else if (st.st_uid != geteuid())
+		rc = snap_err_set(err, -EPERM, "%s%s: owned by uid %u, not by "
+				  "uid %u who reads it: another user could "
+				  "choose or read the passphrase: refused; "
+				  "keep it in a file of your own (chmod 600)",
+				  opt, file, (unsigned)st.st_uid,
+				  (unsigned)geteuid());
+	else if (st.st_nlink != 1)
+		rc = snap_err_set(err, -EPERM, "%s%s: has %u names (hard "
+				  "links): one may be another user's: refused; "
+				  "keep the passphrase in a file with one name",
+				  opt, file, (unsigned)st.st_nlink);
 	else if (st.st_mode & (S_IWGRP | S_IWOTH))
 		rc = snap_err_set(err, -EPERM, "%s%s: its group or others may "
 				  "change it (mode %04o): refused; make it "

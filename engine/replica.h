@@ -68,8 +68,10 @@ void snap_replica_interrupt(snap_replica *r, int on);
  * "), else the environment variable env, else none (buf = "").  buf has
  * SNAP_PASS_MAX bytes; the caller wipes it.  The file is opened without
  * following a symbolic link or waiting on a FIFO, and must be a regular
- * file neither its group nor others may write (they could choose the key
- * of a replica about to be created, or lock the daemon out).  0; 1 when
+ * file of the effective user with one name, that neither its group nor
+ * others may write (they could choose the key of a replica about to be
+ * created, or lock the daemon out; another user's file, or a hard link
+ * they made, is a passphrase they chose or know).  0; 1 when
  * its group or others may read it (err holds a warning to show: it is
  * used all the same); a negative errno, err naming the file and what to
  * do. */

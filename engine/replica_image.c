@@ -18,10 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "diff.h"
 #include "image.h"
 #include "sys.h"
 
@@ -528,13 +530,34 @@ int snap_replica_export(snap_replica *r, const char *name, const char *path,
 	return rc;
 }
 
-/* PRAGMA integrity_check of a rebuilt image; 0 ok, -EIO with the first
- * problem in err. */
-static int image_integrity(const char *path, snap_err *err)
+/*
+ * PRAGMA integrity_check of a rebuilt image, the temporary file path (fd,
+ * ours, still open) in TMPDIR, a directory others may write (/tmp):
+ * opened immutable, so SQLite looks for no -journal or -wal beside it
+ * and takes no lock: another user could plant a hot journal at its name's
+ * -journal (listed in /tmp), and a read-only open then fails
+ * (SQLITE_READONLY_ROLLBACK: a good snapshot reported bad).  The name must
+ * still be fd's file once opened (a TMPDIR without the sticky bit lets
+ * others put another file there): -ESTALE, no verdict.  0 ok, -EIO with
+ * the first problem in err.
+ */
+static int image_integrity(const char *path, int fd, snap_err *err)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+	struct stat a, b;
+	char *uri = snap_diff_file_uri(path, "immutable=1&mode=ro");
+	int rc = uri ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY |
+				       SQLITE_OPEN_URI, NULL) : SQLITE_NOMEM;
+	sqlite3_free(uri);
+	if (rc == SQLITE_OK && (snap_sys_fstat(fd, &a) < 0 ||
+				snap_sys_lstat(path, &b) < 0 ||
+				a.st_dev != b.st_dev || a.st_ino != b.st_ino)) {
+		rc = snap_err_set(err, -ESTALE, "%s was replaced by another "
+				  "file (somebody who may write TMPDIR)",
+				  path);
+		goto out;
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st,
 					NULL);
@@ -621,9 +644,11 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 		int vrc = image_walk(r, &rows[i], fd, tmpdir, NULL, NULL, &pg,
 				     &e);
 		if (fd >= 0) {
-			snap_sys_close(fd);
 			if (vrc == 0)
-				vrc = image_integrity(tmp, &e);
+				vrc = image_integrity(tmp, fd, &e);
+			if (vrc == -ESTALE)
+				r->werr = ESTALE;   /* ours, not the snapshot */
+			snap_sys_close(fd);
 			snap_sys_unlink(tmp);
 		}
 		if (vrc == -ENOMEM) {

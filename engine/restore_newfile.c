@@ -40,6 +40,20 @@
 #include "store_int.h"
 #include "sys.h"
 
+/* name (live, or a file beside it, "/proc/self/fd/N/...") as the user
+ * knows it: with db_path's directory (messages, the kept file's name). */
+static const char *shown(const char *name, const char *live,
+			 const char *db_path, char *buf, size_t cap)
+{
+	const char *ls = strrchr(live, '/'), *ds = strrchr(db_path, '/');
+	size_t ln = ls ? (size_t)(ls - live) : 0;
+
+	if (!ls || !ds || strncmp(name, live, ln) != 0 || name[ln] != '/')
+		return name;
+	snprintf(buf, cap, "%.*s%s", (int)(ds - db_path), db_path, name + ln);
+	return buf;
+}
+
 /* "<db>.snapfs-replaced-<stamp>[-N]<suffix>" that does not exist yet, so
  * two restores in the same second keep both files. */
 static void aside_name(const char *path, const char *stamp, const char *suffix,
@@ -60,19 +74,22 @@ static void aside_name(const char *path, const char *stamp, const char *suffix,
 	}
 }
 
-/* Move a side file (-journal, -wal) out of the way, keeping its bytes. */
-static int set_aside(const char *path, const char *suffix, const char *stamp,
-		     snap_err *err)
+/* Move a side file (-journal, -wal) of live (anchored; db_path as the
+ * user named it) out of the way, keeping its bytes. */
+static int set_aside(const char *live, const char *db_path,
+		     const char *suffix, const char *stamp, snap_err *err)
 {
-	char from[PATH_MAX], to[PATH_MAX];
+	char from[PATH_MAX], to[PATH_MAX], b[PATH_MAX];
+	struct stat st;
 
-	snprintf(from, sizeof(from), "%s%s", path, suffix);
-	if (snap_sys_access(from, F_OK) < 0)
+	snprintf(from, sizeof(from), "%s%s", live, suffix);
+	if (snap_sys_lstat(from, &st) < 0)
 		return 0;
-	aside_name(path, stamp, suffix, to, sizeof(to));
+	aside_name(live, stamp, suffix, to, sizeof(to));
 	if (snap_sys_rename(from, to) < 0 && errno != ENOENT)
 		return snap_err_set(err, -errno, "cannot move %s aside: %s",
-				    from, strerror(errno));
+				    shown(from, live, db_path, b, sizeof(b)),
+				    strerror(errno));
 	return 0;
 }
 
@@ -112,15 +129,16 @@ static void remove_stale_restores(const char *db_path)
  * descriptor of it) and open it with SQLite as dst, proven to be the file
  * we created (see the top).  It is root's and 0600 until new_file_place.
  */
-static int new_file_open(const char *db_path, char *tmp, size_t cap,
-			 int *fd, sqlite3 **dst, snap_err *err)
+static int new_file_open(const char *live, const char *db_path, char *tmp,
+			 size_t cap, int *fd, sqlite3 **dst, snap_err *err)
 {
 	unsigned char nonce[16], seen[16];
 	sqlite3_file *f = NULL;
+	char b[PATH_MAX];
 	int rc = 0;
 
 	*dst = NULL;
-	if (snprintf(tmp, cap, "%s.snapfs-restore-XXXXXX", db_path) >=
+	if (snprintf(tmp, cap, "%s.snapfs-restore-XXXXXX", live) >=
 	    (int)cap) {
 		tmp[0] = '\0';
 		return snap_err_set(err, -ENAMETOOLONG, "%s: path too long",
@@ -136,7 +154,8 @@ static int new_file_open(const char *db_path, char *tmp, size_t cap,
 	sqlite3_randomness(sizeof(nonce), nonce);
 	if (snap_sys_pwrite(*fd, nonce, sizeof(nonce), 0) !=
 	    (ssize_t)sizeof(nonce))
-		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
+		rc = snap_err_set(err, -errno, "cannot write %s: %s",
+				  shown(tmp, live, db_path, b, sizeof(b)),
 				  strerror(errno));
 	if (!rc) {
 		rc = sqlite3_open_v2(tmp, dst, SQLITE_OPEN_READWRITE |
@@ -144,7 +163,8 @@ static int new_file_open(const char *db_path, char *tmp, size_t cap,
 				     SQLITE_OPEN_NOFOLLOW, NULL);
 		if (rc != SQLITE_OK)
 			rc = snap_err_sqlite(err, *dst, rc, "cannot open %s",
-					     tmp);
+					     shown(tmp, live, db_path, b,
+						   sizeof(b)));
 	}
 	if (!rc && (sqlite3_file_control(*dst, "main",
 					 SQLITE_FCNTL_FILE_POINTER, &f) !=
@@ -155,9 +175,11 @@ static int new_file_open(const char *db_path, char *tmp, size_t cap,
 				  "replaced by another file while the restore "
 				  "created it (somebody who may write the "
 				  "directory of %s); nothing was written to "
-				  "it", tmp, db_path);
+				  "it", shown(tmp, live, db_path, b, sizeof(b)),
+				  db_path);
 	if (!rc && snap_sys_ftruncate(*fd, 0) < 0)
-		rc = snap_err_set(err, -errno, "cannot write %s: %s", tmp,
+		rc = snap_err_set(err, -errno, "cannot write %s: %s",
+				  shown(tmp, live, db_path, b, sizeof(b)),
 				  strerror(errno));
 	return rc;
 }
@@ -170,15 +192,17 @@ static int new_file_open(const char *db_path, char *tmp, size_t cap,
  * read it).  Then make sure tmp is still that file before it takes the
  * live name.
  */
-static int new_file_place(const char *db_path, const char *tmp, int fd,
-			  snap_err *err)
+static int new_file_place(const char *live, const char *db_path,
+			  const char *tmp, int fd, snap_err *err)
 {
 	struct stat old, mine, now;
-	char *dup = strdup(db_path);
-	int have = snap_sys_lstat(db_path, &old) == 0 && S_ISREG(old.st_mode);
+	char *dup = strdup(live), b[PATH_MAX];
+	int have = snap_sys_lstat(live, &old) == 0 && S_ISREG(old.st_mode);
 	mode_t mode = 0600;
 
-	if (!have && dup && snap_sys_lstat(dirname(dup), &old) == 0 &&
+	/* The directory: live's is the anchor's magic link (or a name the
+	 * anchor's walk found no symlink in), so stat, not lstat. */
+	if (!have && dup && snap_sys_stat(dirname(dup), &old) == 0 &&
 	    S_ISDIR(old.st_mode))
 		have = 1;       /* the directory's owner, mode 0600 */
 	else if (have)
@@ -189,14 +213,16 @@ static int new_file_place(const char *db_path, const char *tmp, int fd,
 		mode = 0600;
 	if (mode != 0600 && snap_sys_fchmod(fd, mode) < 0)
 		return snap_err_set(err, -errno, "cannot set the mode of %s: "
-				    "%s", tmp, strerror(errno));
+				    "%s", shown(tmp, live, db_path, b,
+						sizeof(b)), strerror(errno));
 	if (fstat(fd, &mine) < 0 || snap_sys_lstat(tmp, &now) < 0 ||
 	    mine.st_dev != now.st_dev || mine.st_ino != now.st_ino)
 		return snap_err_set(err, -EPERM, "restore refused: %s was "
 				    "replaced by another file after the "
 				    "restore wrote it (somebody who may write "
 				    "the directory of %s); the live file is "
-				    "unchanged", tmp, db_path);
+				    "unchanged", shown(tmp, live, db_path, b,
+						       sizeof(b)), db_path);
 	return 0;
 }
 
@@ -212,7 +238,7 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 			  size_t keptcap, restore_progress *prog, int *proven,
 			  snap_err *err)
 {
-	char tmp[PATH_MAX], stamp[32];
+	char tmp[PATH_MAX], stamp[32], live[PATH_MAX], b[PATH_MAX];
 	sqlite3 *src = NULL, *dst = NULL;
 	snap_livedb_steps how;
 	int fd = -1;
@@ -224,48 +250,61 @@ int snap_restore_new_file(snap_store *s, const restore_source *rs,
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	kept[0] = '\0';
 	tmp[0] = '\0';
-	remove_stale_restores(s->db_path);
+	/* Every name below is in the live file's kept directory: a rename
+	 * or symlink of a directory never moves the new file elsewhere. */
+	rc = snap_livedb_path(s->db_path, live, sizeof(live), err);
+	if (!rc)        /* a file given its owner: not one anybody put */
+		rc = snap_livedb_owned(live, s->db_path, err);
+	if (rc)
+		return rc;
+	remove_stale_restores(live);
 	rc = snap_restore_point(SNAP_SYS_WRITE, "restore: copy", err);
 	if (!rc)
 		rc = snap_restore_source_open(s, rs, &src, err);
 	if (!rc)
-		rc = new_file_open(s->db_path, tmp, sizeof(tmp), &fd, &dst,
-				   err);
+		rc = new_file_open(live, s->db_path, tmp, sizeof(tmp), &fd,
+				   &dst, err);
 	if (!rc)
 		rc = snap_store_exec(dst, "PRAGMA synchronous=FULL", err);
 	if (!rc)
-		rc = snap_livedb_backup_all(dst, src, tmp,
+		rc = snap_livedb_backup_all(dst, src, shown(tmp, live,
+				s->db_path, b, sizeof(b)),
 				snap_restore_progress_at(prog, 1, &how), err);
 	sqlite3_close(src);
 	/* Verified before it takes the live name: nobody else has it open. */
 	if (!rc)
 		rc = snap_restore_point(SNAP_SYS_READ, "restore: check", err);
 	if (!rc)
-		rc = snap_restore_check(s, rs, dst, tmp, proven,
+		rc = snap_restore_check(s, rs, dst, shown(tmp, live,
+				s->db_path, b, sizeof(b)), proven,
 				snap_restore_progress_at(prog, 2, &how), err);
 	sqlite3_close(dst);
 	if (!rc)
-		rc = new_file_place(s->db_path, tmp, fd, err);
+		rc = new_file_place(live, s->db_path, tmp, fd, err);
 	if (!rc)
-		rc = set_aside(s->db_path, "-journal", stamp, err);
+		rc = set_aside(live, s->db_path, "-journal", stamp, err);
 	if (!rc)
-		rc = set_aside(s->db_path, "-wal", stamp, err);
+		rc = set_aside(live, s->db_path, "-wal", stamp, err);
 	if (!rc && state == SNAP_LIVE_NOT_DB) {
-		aside_name(s->db_path, stamp, "", kept, keptcap);
-		if (snap_sys_link(s->db_path, kept) < 0)
+		char at[PATH_MAX];
+
+		aside_name(live, stamp, "", at, sizeof(at));
+		snprintf(kept, keptcap, "%s", shown(at, live, s->db_path, b,
+						    sizeof(b)));
+		if (snap_sys_link(live, at) < 0)
 			rc = snap_err_set(err, -errno, "cannot keep the old "
 					  "file %s as %s: %s", s->db_path,
 					  kept, strerror(errno));
 	}
 	if (!rc) {
 		char shm[PATH_MAX];
-		snprintf(shm, sizeof(shm), "%s-shm", s->db_path);
+		snprintf(shm, sizeof(shm), "%s-shm", live);
 		snap_sys_unlink(shm);
-		if (snap_sys_rename(tmp, s->db_path) < 0)
+		if (snap_sys_rename(tmp, live) < 0)
 			rc = snap_err_set(err, -errno, "cannot move the restored "
 					  "file into place at %s: %s",
 					  s->db_path, strerror(errno));
-		else if (snap_sys_sync_dir(s->db_path) < 0)
+		else if (snap_sys_sync_dir(live) < 0)
 			rc = snap_err_set(err, -errno, "%s is restored, but its "
 					  "directory could not be synced (%s): "
 					  "a crash may undo the restore; run "

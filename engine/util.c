@@ -91,3 +91,43 @@ const char *snap_file_kind(mode_t mode)
 	       S_ISFIFO(mode) ? "pipe" : S_ISSOCK(mode) ? "socket" :
 	       S_ISLNK(mode) ? "symbolic link" : "device";
 }
+
+/* Text another user may have chosen (an event's detail naming a file
+ * copied into restore/, a conflict snapshot's comment quoting a row)
+ * made safe to print on a terminal: every control character (C0, DEL,
+ * C1 such as U+009B, the 8-bit CSI) and every byte that is not UTF-8
+ * becomes '?', so nothing in it can move the cursor, rewrite what the
+ * screen shows or talk to the terminal.  out gets at most cap - 1 bytes. */
+const char *snap_text_safe(const char *s, char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0;
+
+	while (*p && o + 1 < cap) {
+		unsigned c = *p;
+		size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 :
+			   (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		uint32_t cp = n == 1 ? c : n == 2 ? c & 0x1f :
+			      n == 3 ? c & 0x0f : c & 0x07;
+		size_t k;
+
+		for (k = 1; k < n && (p[k] & 0xc0) == 0x80; k++)
+			cp = (cp << 6) | (p[k] & 0x3f);
+		if (n == 0 || k < n || cp < 0x20 || cp == 0x7f ||
+		    (cp >= 0x80 && cp < 0xa0) ||
+		    (n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+		    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+		    (cp >= 0xd800 && cp < 0xe000)) {
+			out[o++] = '?';
+			p += k ? k : 1;
+			continue;
+		}
+		if (o + n >= cap)
+			break;
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	out[o] = '\0';
+	return out;
+}

@@ -25,6 +25,11 @@ int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
 /* Undo the octal escapes of /proc/self/mountinfo ("\040" for a space,
  * "\012" for a newline) in s, in place. */
 void snap_octal_unescape(char *s);
+/* s with every control character (C0, DEL, C1) and every byte that is
+ * not UTF-8 as '?' into out (cap bytes; at most cap - 1 of them), for
+ * text another user may have chosen that goes to a terminal or a log;
+ * returns out. */
+const char *snap_text_safe(const char *s, char *out, size_t cap);
 /* What a file of mode is, for a message: "directory", "pipe", "socket",
  * "symbolic link", "device" or "regular file". */
 const char *snap_file_kind(mode_t mode);

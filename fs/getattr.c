@@ -52,12 +52,20 @@
  * commit moves the mtime), its size untouched. */
 static int attr_current_live(struct stat *st)
 {
-	struct stat live;
+	struct stat live, own;
 	int rc = snap_live_stat_content(snap_fs.live, &live);
 
 	if (rc != 0)
 		return rc;
 	*st = live;
+	/* Owner and mode as the other files of the mount have them: the
+	 * live file's only while it is its owner's (a file put at the name
+	 * by whoever may write its directory never widens current.db). */
+	if (snap_live_stat_owner(snap_fs.live, &own) == 0) {
+		st->st_uid = own.st_uid;
+		st->st_gid = own.st_gid;
+		live.st_mode = own.st_mode;
+	}
 	st->st_ino = SNAP_INO_CURRENT;
 	st->st_nlink = 1;
 	st->st_mode = S_IFREG | (live.st_mode & 07777);

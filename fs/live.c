@@ -81,6 +81,20 @@ static int live_query_locked(struct snap_live *l, int nowait, int64_t *dv,
 	return rc;
 }
 
+/* lstat() of the live file, which must be a regular file: a symlink or
+ * a FIFO at the name is no database (SQLite refuses it) and says nothing
+ * of the live file, so it counts as none (ENOENT). */
+static int live_lstat(const char *path, struct stat *st)
+{
+	if (lstat(path, st) != 0)
+		return -1;
+	if (!S_ISREG(st->st_mode)) {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Look at the live database and move the generation if it changed; with
  * LIVE_SIZE, also remember the size of an image of it (l->size, valid for
@@ -100,7 +114,7 @@ uint64_t snap_live_refresh_locked(struct snap_live *l, int how, int *busy)
 		*busy = 0;
 	if (l->quiet)
 		return l->gen;          /* a restore is changing it anyway */
-	if (stat(l->path, &st) != 0) {
+	if (live_lstat(l->path, &st) != 0) {
 		if (l->conn) {
 			snap_live_disconnect_locked(l);
 			l->gen++;
@@ -155,10 +169,10 @@ uint64_t snap_live_gen(struct snap_live *l)
 	return gen;
 }
 
-/* stat() of the live file (never opened). */
+/* The live file's attributes (never opened). */
 int snap_live_stat(struct snap_live *l, struct stat *st)
 {
-	return stat(l->path, st) == 0 ? 0 : -errno;
+	return live_lstat(l->path, st) == 0 ? 0 : -errno;
 }
 
 int snap_live_stat_owner(struct snap_live *l, struct stat *st)
@@ -192,7 +206,7 @@ int snap_live_stat_content(struct snap_live *l, struct stat *st)
 {
 	struct stat w;
 
-	if (stat(l->path, st) != 0)
+	if (live_lstat(l->path, st) != 0)
 		return -errno;
 	/* A commit in WAL mode writes the -wal only.  Not followed: a link
 	 * there is refused elsewhere and says nothing of the content. */

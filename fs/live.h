@@ -128,7 +128,9 @@ void snap_live_page1_normalize(unsigned char *hdr, uint64_t pages);
  * engine's WAL page-size switch needs that); image builds wait. */
 void snap_live_quiesce(struct snap_live *l);
 void snap_live_resume(struct snap_live *l);
-/* stat() of the live file (never open()ed). */
+/* lstat() of the live file (never open()ed); a symlink, FIFO or other
+ * non-regular file at the name is -ENOENT (it says nothing of the live
+ * database and SQLite refuses it). */
 int snap_live_stat(struct snap_live *l, struct stat *st);
 /*
  * The live file's owner and mode as far as who may see its history goes
@@ -141,7 +143,8 @@ int snap_live_stat(struct snap_live *l, struct stat *st);
  * theirs.  -ENOENT only when the daemon never saw the file (no open).
  */
 int snap_live_stat_owner(struct snap_live *l, struct stat *st);
-/* The live file's stat() with the modification and change times of its
+/* The live file's attributes (as snap_live_stat) with the modification
+ * and change times of its
  * content: the newer of the file's and its -wal's, so that a commit in
  * WAL mode (which writes only the -wal) moves current.db's mtime, as
  * rsync and make expect of a file whose bytes changed. */

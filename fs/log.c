@@ -4,7 +4,9 @@
  * In the foreground (-f, -d) lines go to stderr as "snapfs: <text>", which is
  * what a user starting the daemon by hand or a test harness watching it
  * reads.  Daemonized, they go to syslog (facility daemon, tagged with the
- * pid).  Debug lines are written only with -d.  Each failure is logged once,
+ * pid).  Debug lines are written only with -d.  Control characters and
+ * bytes that are not UTF-8 are written as '?' (snap_text_safe): lines name
+ * files other users chose.  Each failure is logged once,
  * where it is turned into an errno for the kernel; the engine keeps its own
  * record in the store's event history.
  *
@@ -38,11 +40,16 @@ void snap_log(int prio, const char *fmt, ...)
 
 	if (prio == LOG_DEBUG && !log_debug)
 		return;
+	char safe[sizeof(line)];
+
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Lines name what users chose (files in restore/, trash names):
+	 * no control character of theirs reaches a terminal or the log. */
+	snap_text_safe(line, safe, sizeof(safe));
 	if (log_foreground)
-		fprintf(stderr, "snapfs: %s\n", line);
+		fprintf(stderr, "snapfs: %s\n", safe);
 	else
-		syslog(prio, "%s", line);
+		syslog(prio, "%s", safe);
 }

@@ -321,6 +321,9 @@ static int peek_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f,
  * header before every real file. */
 static void peek_register(void)
 {
+	/* Over the anchored VFS, so the live file's anchored path
+	 * (snap_livedb_open) keeps its anchor here too. */
+	snap_anchor_register(NULL);
 	peek_orig = sqlite3_vfs_find(NULL);
 	if (!peek_orig) {
 		peek_registered = SQLITE_ERROR;

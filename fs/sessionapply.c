@@ -73,7 +73,8 @@ void snap_session_watch_open(struct snap_session *s)
 		snap_session_watch_close(s);
 }
 
-/* Page size in a database file's header, 0 if unreadable. */
+/* Page size in a database file's header, 0 if unreadable (the session
+ * copy: a staging file of the daemon's own). */
 static unsigned file_page_size(const char *path)
 {
 	unsigned char h[2];
@@ -86,6 +87,23 @@ static unsigned file_page_size(const char *path)
 		ps = h[0] << 8 | h[1];
 	close(fd);
 	return ps == 1 ? 65536 : ps;
+}
+
+/* The live database's page size, 0 if unknown: asked of SQLite, never
+ * read with a descriptor of our own, whose close() would drop the locks
+ * the daemon's connections hold on the file (engine/PITFALLS.md 2), and
+ * whose open() would follow a symlink or wait for good on a FIFO planted
+ * at the live name. */
+static unsigned live_page_size(void)
+{
+	enum snap_live_state state;
+	int64_t ps = 0;
+	int wal;
+
+	if (snap_livedb_probe(snap_fs.db_path, &state, &wal, &ps, NULL) != 0 ||
+	    state != SNAP_LIVE_DB || ps <= 0)
+		return 0;
+	return (unsigned)ps;
 }
 
 /*
@@ -324,7 +342,7 @@ int snap_session_apply(struct snap_session *s)
 		 * open (engine/PITFALLS.md 10): then only the check above
 		 * applies. */
 		if (s->wal && file_page_size(s->path) !=
-		    file_page_size(snap_fs.db_path)) {
+		    live_page_size()) {
 			snap_session_watch_close(s);
 			rop = NULL;
 		}

@@ -59,3 +59,4 @@ void ctl_age_human(int64_t ns, char out[48])
 		ns = 0;
 	snap_duration_format(ns, out, 48);
 }
+

@@ -14,5 +14,4 @@ void ctl_size_human(uint64_t n, char out[32]);
 void ctl_time_short(int64_t ns, char out[40]);
 /* An age or duration for people: "3d4h", "5m12s", "40s", "250ms". */
 void ctl_age_human(int64_t ns, char out[48]);
-
 #endif /* TOOLS_CTL_FORMAT_H */

@@ -82,10 +82,15 @@ int ctl_list_print(const snap_info *v, size_t n, const ctl_args *a)
 		ctl_time_short(v[i].created_ns, t);
 		ctl_size_human(v[i].image_size, sz);
 		ctl_trash_where(&v[i], where, sizeof(where));
+		/* The comment and the trash's name are others' text. */
+		char c[sizeof(v[i].comment)], wh[sizeof(where)];
+
 		printf("%-*s  %-11s  %-20s  %10s  %-6s  %-*s  %s%s%s\n", w,
 		       v[i].name, snap_kind_name(v[i].kind), t, sz,
-		       v[i].pinned ? "yes" : "no", tw, where, v[i].label,
-		       v[i].comment[0] ? ": " : "", v[i].comment);
+		       v[i].pinned ? "yes" : "no", tw,
+		       snap_text_safe(where, wh, sizeof(wh)), v[i].label,
+		       v[i].comment[0] ? ": " : "",
+		       snap_text_safe(v[i].comment, c, sizeof(c)));
 	}
 	return CTL_EXIT_OK;
 }
@@ -176,11 +181,19 @@ int ctl_show_print(const snap_info *sip, char *tables, const ctl_args *a)
 	if (si.trash != SNAP_TRASH_NONE) {
 		char where[SNAP_TRASH_NAME_MAX + 48], since[40];
 
+		char wh[sizeof(where)];
+
 		ctl_trash_where(&si, where, sizeof(where));
 		snap_time_iso(si.trashed_ns, since);
-		printf("in the trash:   %s (since %s)\n", where, since);
+		printf("in the trash:   %s (since %s)\n",
+		       snap_text_safe(where, wh, sizeof(wh)), since);
 	}
-	printf("comment:        %s\n", si.comment);
+	{
+		char c[sizeof(si.comment)];
+
+		printf("comment:        %s\n",
+		       snap_text_safe(si.comment, c, sizeof(c)));
+	}
 	printf("change counter: %" PRIu32 "\n", si.change_counter);
 	printf("tables:\n");
 	ctl_print_tables(tables ? tables : "{}");
@@ -451,12 +464,16 @@ int ctl_log_print(const snap_event *ev, size_t n, const ctl_args *a)
 		return rc;
 	}
 	for (i = first; i < n; i++) {
-		char t[40];
+		/* The detail names files others chose (restore/): made safe
+		 * for the terminal, as the snapshot's name is. */
+		char t[40], d[sizeof(ev[i].detail)], sn[sizeof(ev[i].snapshot)];
 
 		ctl_time_short(ev[i].time_ns, t);
 		printf("%s %-10s %s %s %s\n", t, ev[i].kind,
-		       ev[i].snapshot[0] ? ev[i].snapshot : "-",
-		       ev[i].ok ? "ok" : "FAILED", ev[i].detail);
+		       ev[i].snapshot[0] ? snap_text_safe(ev[i].snapshot, sn,
+						     sizeof(sn)) : "-",
+		       ev[i].ok ? "ok" : "FAILED",
+		       snap_text_safe(ev[i].detail, d, sizeof(d)));
 	}
 	return CTL_EXIT_OK;
 }

@@ -19,16 +19,23 @@
  * one valid JSON object is "not a snapfs status file", never a guess; a
  * path only inside a nested object does not count.
  *
+ * Whoever could have written the status file must be trusted (mnt_open):
+ * root's snapctl -C on a directory another user controls, or on a FUSE
+ * filesystem another user mounted there, would otherwise work on the
+ * database and store they name (prune, restore, create).
+ *
  * The strings found stay allocated for the life of the process (the
  * command line points at them), in file-scope variables so a leak checker
  * sees them as reachable.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -105,16 +112,149 @@ static int mnt_row(sqlite3_stmt *st, void *arg)
 	return 0;
 }
 
-/* Read the whole file at path into a NUL-terminated buffer (free()). */
-static int mnt_read(const char *path, char **out, size_t *len)
+/* One line of /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT
+ * OPTIONS [TAGS] - TYPE SOURCE SUPER-OPTIONS") cut into its mount point
+ * and source (octal escapes undone), type and super options, in place;
+ * 0, or -1 for a line of another shape. */
+static int mnt_line(char *line, char **point, char **type, char **src,
+		    char **opts)
 {
-	FILE *f = fopen(path, "r");
+	char *sep = strstr(line, " - "), *save;
+
+	if (!sep)
+		return -1;
+	*sep = '\0';
+	*type = strtok_r(sep + 3, " \n", &save);
+	*src = strtok_r(NULL, " \n", &save);
+	*opts = strtok_r(NULL, " \n", &save);
+	strtok_r(line, " ", &save);             /* ID */
+	strtok_r(NULL, " ", &save);             /* PARENT */
+	strtok_r(NULL, " ", &save);             /* MAJ:MIN */
+	strtok_r(NULL, " ", &save);             /* ROOT */
+	*point = strtok_r(NULL, " ", &save);
+	if (!*type || !*src || !*point)
+		return -1;
+	snap_octal_unescape(*src);
+	snap_octal_unescape(*point);
+	return 0;
+}
+
+/* The user a FUSE filesystem mounted at real (a resolved path) was
+ * mounted by (its user_id= in /proc/self/mountinfo; the last mount there
+ * wins, as it hides those below), -1 when real is no FUSE mount point. */
+static long mnt_fuse_uid(const char *real)
+{
+	char line[3 * PATH_MAX], *point, *type, *src, *opts, *save;
+	long uid = -1;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	while (f && fgets(line, sizeof(line), f)) {
+		if (mnt_line(line, &point, &type, &src, &opts) ||
+		    strcmp(point, real))
+			continue;
+		uid = -1;                               /* another on top */
+		if (strncmp(type, "fuse", 4) || !opts)
+			continue;
+		for (char *o = strtok_r(opts, ",", &save); o;
+		     o = strtok_r(NULL, ",", &save))
+			if (!strncmp(o, "user_id=", 8))
+				uid = strtol(o + 8, NULL, 10);
+	}
+	if (f)
+		fclose(f);
+	return uid;
+}
+
+/* A file or directory (fd, called what) another user could have written:
+ * not root's or ours, or writable by its group or others. */
+static int mnt_untrusted(int fd, const char *m, const char *what)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return ctl_error("-C %s: cannot stat %s: %s", m, what,
+				 strerror(errno));
+	if ((st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return ctl_error("-C %s: %s belongs to uid %u (mode %04o): "
+				 "another user could have written it, and "
+				 "the status file names the database and the "
+				 "store snapctl works on; refused (it is no "
+				 "mount of a snapfs daemon of yours or root's)",
+				 m, what, (unsigned)st.st_uid,
+				 (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/*
+ * MOUNTPOINT/.snapfs/status.json opened (*fd) only when whoever could
+ * have written it is trusted: it names the database and store snapctl
+ * then works on, as root too.  A FUSE mount must be root's or the
+ * caller's (user_id= in mountinfo: any user may mount a FUSE filesystem
+ * that serves a status file of their choosing); anything else (a
+ * directory left where a mount was) must be, with its .snapfs and the
+ * file, root's or the caller's, writable by neither group nor others, and
+ * is reached without following a symlink.  0, -ENOENT (no status file:
+ * said by the caller), or 1 after saying why.
+ */
+static int mnt_open(const char *m, const char *path, int *fd)
+{
+	char *real = realpath(m, NULL);
+	long uid = real ? mnt_fuse_uid(real) : -1;
+	int d = -1, s = -1, rc;
+
+	*fd = -1;
+	if (!real)
+		return ctl_error("-C %s: %s", m, strerror(errno));
+	if (uid >= 0) {
+		free(real);
+		if (uid != 0 && uid != (long)geteuid())
+			return ctl_error("-C %s: a FUSE filesystem mounted by "
+					 "uid %ld, not by you or root: its "
+					 "status file could name any database "
+					 "and store; refused", m, uid);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		return *fd < 0 ? -errno : 0;
+	}
+	d = open(real, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	free(real);
+	if (d < 0)
+		return -errno;
+	rc = mnt_untrusted(d, m, m);
+	if (!rc && (s = openat(d, ".snapfs", O_RDONLY | O_DIRECTORY |
+			       O_NOFOLLOW | O_CLOEXEC)) < 0)
+		rc = -errno;
+	if (!rc)
+		rc = mnt_untrusted(s, m, ".snapfs");
+	if (!rc && (*fd = openat(s, "status.json", O_RDONLY | O_NOFOLLOW |
+				 O_NONBLOCK | O_CLOEXEC)) < 0)
+		rc = -errno;
+	if (!rc)
+		rc = mnt_untrusted(*fd, m, path);
+	if (rc && *fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	if (s >= 0)
+		close(s);
+	close(d);
+	return rc;
+}
+
+/* Read the whole file fd into a NUL-terminated buffer (free()); closes
+ * fd. */
+static int mnt_read(int fd, char **out, size_t *len)
+{
+	FILE *f = fdopen(fd, "r");
 	char *buf;
 	size_t n = 0;
 	int e;
 
-	if (!f)
-		return -errno;
+	if (!f) {
+		e = errno;
+		close(fd);
+		return -e;
+	}
 	buf = malloc(MNT_STATUS_MAX + 1);
 	if (!buf) {
 		fclose(f);
@@ -141,7 +281,7 @@ int ctl_mount_resolve(ctl_args *a)
 	size_t len = 0;
 	mnt_found f = { 0, 0, a };
 	struct stat st;
-	int rc;
+	int rc, fd = -1;
 
 	if (stat(m, &st) < 0)
 		return ctl_error("-C %s: %s%s", m, strerror(errno),
@@ -153,7 +293,13 @@ int ctl_mount_resolve(ctl_args *a)
 				 "mount point", m);
 	if (asprintf(&path, "%s/.snapfs/status.json", m) < 0)
 		return ctl_error("out of memory");
-	rc = mnt_read(path, &text, &len);
+	rc = mnt_open(m, path, &fd);
+	if (rc == 0)
+		rc = mnt_read(fd, &text, &len);
+	if (rc == 1) {
+		free(path);
+		return 1;
+	}
 	if (rc == -ENOENT || rc == -ENOTDIR)
 		rc = ctl_error("-C %s: not a snapfs mount (no "
 			       ".snapfs/status.json there); mount the "
@@ -202,26 +348,11 @@ int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
 		return 0;
 	f = fopen("/proc/self/mountinfo", "re");
 	while (f && !found && fgets(line, sizeof(line), f)) {
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [TAGS] - TYPE
-		 * SOURCE SUPER-OPTIONS */
-		char *sep = strstr(line, " - "), *point, *type, *src, *save;
-		if (!sep)
+		char *point, *type, *src, *opts;
+
+		if (mnt_line(line, &point, &type, &src, &opts) ||
+		    strcmp(type, "fuse.snapfs") || strncmp(src, "snapfs:", 7))
 			continue;
-		*sep = '\0';
-		type = strtok_r(sep + 3, " \n", &save);
-		src = strtok_r(NULL, " \n", &save);
-		if (!type || !src || strcmp(type, "fuse.snapfs") ||
-		    strncmp(src, "snapfs:", 7))
-			continue;
-		strtok_r(line, " ", &save);             /* ID */
-		strtok_r(NULL, " ", &save);             /* PARENT */
-		strtok_r(NULL, " ", &save);             /* MAJ:MIN */
-		strtok_r(NULL, " ", &save);             /* ROOT */
-		point = strtok_r(NULL, " ", &save);
-		if (!point)
-			continue;
-		snap_octal_unescape(src);
-		snap_octal_unescape(point);
 		src_real = realpath(src + 7, NULL);
 		if (src_real && !strcmp(src_real, real) &&
 		    strlen(point) < cap) {

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "ctl_cmds.h"
 #include "replica.h"
 
@@ -320,16 +322,31 @@ static int ctl_replica_restore(snap_replica *r, const ctl_args *a,
 			return ctl_error("%s: cannot create it: %s is not a "
 					 "directory", a->db, dir);
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s.snapfs-replica-%ld", a->db,
-		     (long)getpid()) >= (int)sizeof(tmp))
-		return ctl_error("%s: path too long", a->db);
 	snap_err_clear(&err);
 	rc = snap_replica_find(r, name, &si, &err);
 	if (rc < 0)
 		return ctl_fail(&err, rc, name);
+	/* The image goes first into a new file beside PATH (O_EXCL) under a
+	 * name nobody can guess: one named by the pid was planted ahead by
+	 * whoever may write the directory, and the restore failed. */
 	ctl_bar_begin();
-	rc = snap_replica_export(r, si.name, tmp, ctl_replica_progress,
-				 "fetching", &err);
+	for (int k = 0; k < 16; k++) {
+		unsigned char rnd[8];
+
+		sqlite3_randomness(sizeof(rnd), rnd);
+		if (snprintf(tmp, sizeof(tmp), "%s.snapfs-replica-%02x%02x%02x"
+			     "%02x%02x%02x%02x%02x", a->db, rnd[0], rnd[1],
+			     rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]) >=
+		    (int)sizeof(tmp)) {
+			ctl_progress_clear();
+			return ctl_error("%s: path too long", a->db);
+		}
+		snap_err_clear(&err);
+		rc = snap_replica_export(r, si.name, tmp, ctl_replica_progress,
+					 "fetching", &err);
+		if (rc != -EEXIST)
+			break;
+	}
 	ctl_progress_clear();
 	if (rc < 0)
 		return ctl_fail(&err, rc, name);

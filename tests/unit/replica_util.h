@@ -93,6 +93,7 @@ void test_replica_from_before_store_ids_gives_no_id(void **state);
 /* test_replica_faults.c */
 void test_damaged_pruned_set_is_named_by_verify(void **state);
 void test_full_verify_without_room_judges_nothing(void **state);
+void test_full_verify_ignores_a_planted_journal(void **state);
 void test_long_run_keeps_its_lock_alive(void **state);
 void test_unreadable_lock_of_another_writer_blocks(void **state);
 

@@ -3,7 +3,8 @@
  * parsed as `snapfs` parses it before it checks or mounts anything: valid
  * options and what they become, the words mount(8) adds, the joined keep
  * rules, every refusal with the message the daemon prints, and which
- * command lines mount a replica instead (fs/replica.c).
+ * command lines mount a replica instead (fs/replica.c); and the log line
+ * the daemon writes keeps users' control characters out.
  */
 #include "testutil.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -409,6 +411,34 @@ static void test_replica_url_chosen(void **state)
 	assert_int_equal(snap_rmount_wanted(3, f), 0);
 }
 
+/* The daemon's log in the foreground (stderr, a terminal): a name a user
+ * chose (a file copied into restore/) with escape sequences in it is
+ * written with '?' for each control character, never as it is. */
+static void test_log_keeps_control_characters_out(void **state)
+{
+	char tmpl[] = "/tmp/fslog-XXXXXX", buf[4096];
+	int fd = mkstemp(tmpl), saved;
+
+	(void)state;
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	snap_log_setup(1, 0);
+	fflush(stderr);
+	saved = dup(2);
+	dup2(fd, 2);
+	snap_log(LOG_ERR, "restore of current.db from %s refused",
+		 "restore/\x1b]0;owned\x07\x1b[2J\xc2\x9bx.db");
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	slurp(fd, buf, sizeof(buf));
+	assert_null(strchr(buf, '\x1b'));
+	assert_null(strchr(buf, '\x07'));
+	assert_null(strstr(buf, "\xc2\x9b"));
+	assert_string_equal(buf, "snapfs: restore of current.db from "
+			    "restore/?]0;owned??[2J?x.db refused\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +453,7 @@ int main(void)
 		tu_test(test_edge_values),
 		tu_test(test_replica_url_chosen),
 		tu_test(test_replicate),
+		tu_test(test_log_keeps_control_characters_out),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

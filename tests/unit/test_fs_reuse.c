@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "fs.h"
 #include "fsutil.h"
 
@@ -340,6 +341,42 @@ static void test_drop(void **state)
 	assert_int_equal(reusable(), 0);
 }
 
+/* current.db's attributes while somebody who may write the live file's
+ * directory put a symlink, to a file of theirs anyone may read and write,
+ * at its name: not that file's owner, mode or size (the kernel checks
+ * permissions against them: default_permissions); current.db is gone
+ * for the while, and back as it was once the real file is. */
+static void test_symlink_at_the_live_name(void **state)
+{
+	tu_env *env = *state;
+	char theirs[PATH_MAX], moved[PATH_MAX];
+	struct stat before, st;
+
+	open_live(env, "delete");
+	assert_int_equal(chmod(env->db, 0600), 0);
+	assert_int_equal(snap_attr_current(&before), 0);
+	tu_path(env, theirs, "theirs");
+	tu_write_file(theirs, "x", 1);
+	assert_int_equal(chmod(theirs, 0666), 0);
+	if (geteuid() == 0)
+		assert_int_equal(chown(theirs, 65534, 65534), 0);
+	tu_path(env, moved, "moved.db");
+	assert_int_equal(rename(env->db, moved), 0);
+	assert_int_equal(symlink(theirs, env->db), 0);
+	int rc = snap_attr_current(&st);
+	if (rc == 0 && ((st.st_mode & 07777) == 0666 || st.st_size == 1 ||
+			st.st_uid != before.st_uid))
+		fail_msg("current.db took the symlink's target: mode %04o, "
+			 "uid %u, size %lld", (unsigned)(st.st_mode & 07777),
+			 (unsigned)st.st_uid, (long long)st.st_size);
+	assert_int_equal(rc, -ENOENT);
+	assert_int_equal(unlink(env->db), 0);
+	assert_int_equal(rename(moved, env->db), 0);
+	assert_int_equal(snap_attr_current(&st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(st.st_uid, before.st_uid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +392,7 @@ int main(void)
 		fsu_test(test_fallback_rollback),
 		fsu_test(test_fallback_wal),
 		fsu_test(test_drop),
+		fsu_test(test_symlink_at_the_live_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,9 @@
 #include "fsutil.h"
 #include "session.h"
 
+/* The live database's journal mode for setup_store. */
+static const char *setup_mode = "delete";
+
 /* A live database of 10 rows, its store, the staging directory and the
  * daemon's view of the live database, as main.c opens them. */
 static int setup_store(void **state)
@@ -32,7 +35,7 @@ static int setup_store(void **state)
 		return rc;
 	env = *state;
 	snap_err_clear(&err);
-	tu_db_create(env->db, "delete", 4096, 10);
+	tu_db_create(env->db, setup_mode, 4096, 10);
 	if (snap_store_open(env->db, NULL, SNAP_OPEN_CREATE |
 			    SNAP_OPEN_DAEMON, &snap_fs.store, &err) != 0 ||
 	    snap_staging_init(snap_fs.store, snap_fs.staging_dir,
@@ -294,6 +297,44 @@ static void test_bad_edit_refused(void **state)
 	leave(a);
 }
 
+static int setup_store_wal(void **state)
+{
+	setup_mode = "wal";
+	int rc = setup_store(state);
+	setup_mode = "delete";
+	return rc;
+}
+
+/*
+ * An edit applied to a WAL database keeps the locks this process's other
+ * connections hold on it: the daemon reads the live page size through
+ * SQLite, not with a descriptor of its own whose close() dropped every
+ * lock of the process on the file (engine/PITFALLS.md 2; here a reader's
+ * SHARED lock, as the session's watch connection holds one).
+ */
+static void test_apply_keeps_the_daemons_locks(void **state)
+{
+	tu_env *env = *state;
+	struct snap_handle *a;
+	sqlite3 *r = tu_open(env->db);
+
+	tu_exec(r, "BEGIN");
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 10);
+	assert_true(tu_reader_lock_held(env->db));
+	a = join();
+	edit_copy(env, a, 25);
+	assert_int_equal(snap_session_flush(a, 0), 0);
+	assert_int_equal(snap_fs.restores_ok, 1);
+	if (!tu_reader_lock_held(env->db))
+		fail_msg("applying the edit dropped this process's read lock "
+			 "on the live database");
+	assert_int_equal(tu_query_int(r, "SELECT count(*) FROM t"), 10);
+	tu_exec(r, "COMMIT");
+	sqlite3_close(r);
+	leave(a);
+	assert_int_equal(tu_db_rows(env->db), 25);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +345,9 @@ int main(void)
 		store_test(test_last_flush_applies),
 		store_test(test_leave_and_discard),
 		store_test(test_bad_edit_refused),
+		cmocka_unit_test_setup_teardown(
+			test_apply_keeps_the_daemons_locks, setup_store_wal,
+			fsu_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,10 @@
  * waits for a writer that holds the lock and then succeeds, the watch
  * policy gives up sooner than the work policy, and no-wait does not wait;
  * data_version notices another connection's commit (and only that); page
- * 1 normalized as every image has it.
+ * 1 normalized as every image has it; a directory of the live file
+ * renamed away and replaced (by a symlink or another directory) by
+ * whoever may write its parent redirects no open, SQLite's later opens of
+ * the journal included.
  *
  * The busy handler's sleep is usleep(), wrapped here (-Wl,--wrap=usleep,
  * tests/unit/meson.build): every call is counted, the first one of a test
@@ -357,6 +360,214 @@ static void test_page1_normalized_as_every_image_has_it(void **state)
 			  (uint32_t)hdr[98] << 8 | hdr[99]), v);
 }
 
+/*
+ * Whoever may write the parent of the live database's directory renames
+ * that directory away and puts a symlink to their own directory, holding
+ * another live.db, at its name.  A connection opened before writes on: its
+ * journal (which SQLite opens by name at each write) stays in the real
+ * directory, nothing is created in theirs, the commit lands in the real
+ * file; a new open through the symlink is refused.  (By name, SQLite
+ * notices the file at the name is not its own and refuses the write,
+ * SQLITE_READONLY_DBMOVED; a swap between that check and the journal's
+ * open would redirect the journal.)
+ */
+static void test_a_directory_swapped_for_a_symlink_redirects_nothing(
+	void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX], other[PATH_MAX];
+	char path[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	tu_db_in_subdir(env, "app", dir, db, 3);
+	tu_path(env, real, "app.real");
+	tu_path(env, other, "theirs");
+	assert_int_equal(mkdir(other, 0777), 0);
+	snprintf(path, sizeof(path), "%s/live.db", other);
+	tu_db_create(path, "delete", 4096, 7);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	tu_exec(c, "PRAGMA journal_mode=PERSIST");   /* the journal stays */
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(symlink(other, dir), 0);
+
+	tu_exec(c, "DELETE FROM t WHERE id = 1");
+	sqlite3_close(c);
+	snprintf(path, sizeof(path), "%s/live.db-journal", other);
+	if (tu_exists(path))
+		fail_msg("the journal was created in the directory the "
+			 "symlink leads to: %s", path);
+	snprintf(path, sizeof(path), "%s/live.db-journal", real);
+	assert_true(tu_exists(path));
+	snprintf(path, sizeof(path), "%s/live.db", real);
+	assert_int_equal(tu_db_rows(path), 2);
+	snprintf(path, sizeof(path), "%s/live.db", other);
+	assert_int_equal(tu_db_rows(path), 7);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e),
+			 -ELOOP);
+	assert_null(c);
+	assert_non_null(strstr(e.msg, db));
+}
+
+/*
+ * The same with another directory (theirs, holding another live.db) put
+ * at the name instead of a symlink: no symlink anywhere, so only the
+ * directory's identity tells it apart.  An open is refused (-EPERM,
+ * saying why), never made on their file; once the real directory is back
+ * at its name, opens work again.
+ */
+static void test_a_directory_replaced_by_another_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX], path[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	tu_db_in_subdir(env, "app", dir, db, 3);
+	tu_path(env, real, "app.real");
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	sqlite3_close(c);
+
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	tu_db_create(db, "delete", 4096, 7);
+	for (int mode = SNAP_LIVEDB_RO; mode <= SNAP_LIVEDB_RW_OR_RO; mode++) {
+		c = NULL;
+		snap_err_clear(&e);
+		int rc = snap_livedb_open(db, mode, NULL, &c, &e);
+		if (rc == 0) {
+			sqlite3_close(c);
+			fail_msg("mode %d opened the file of the directory put "
+				 "at the name", mode);
+		}
+		assert_int_equal(rc, -EPERM);
+		assert_non_null(strstr(e.msg, db));
+		assert_non_null(strstr(e.msg, "renamed or replaced"));
+	}
+	assert_int_equal(tu_db_rows(db), 7);
+
+	/* Theirs moved away, the real one back: it opens again. */
+	snprintf(path, sizeof(path), "%s.theirs", dir);
+	assert_int_equal(rename(dir, path), 0);
+	assert_int_equal(rename(real, dir), 0);
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RW, NULL, &c, &e), 0);
+	sqlite3_close(c);
+	assert_int_equal(tu_db_rows(db), 3);
+}
+
+/* A relative name opens (its directory kept under its absolute name),
+ * and a later chdir does not make it another directory's. */
+static void test_a_relative_name_opens(void **state)
+{
+	tu_env *env = *state;
+	char cwd[PATH_MAX], sub[PATH_MAX], db[PATH_MAX];
+	sqlite3 *c = NULL;
+	snap_err e;
+
+	tu_db_create(env->db, "delete", 4096, 3);
+	tu_path(env, sub, "sub");
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(db, sizeof(db), "%s/live.db", sub);
+	tu_db_create(db, "delete", 4096, 5);
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(chdir(env->dir), 0);
+	snap_err_clear(&e);
+	int rc = snap_livedb_open("live.db", SNAP_LIVEDB_RO, NULL, &c, &e);
+	if (rc == 0) {
+		assert_int_equal(tu_query_int(c, "SELECT count(*) FROM t"), 3);
+		sqlite3_close(c);
+	}
+	assert_int_equal(chdir(sub), 0);
+	if (rc == 0) {
+		rc = snap_livedb_open("live.db", SNAP_LIVEDB_RO, NULL, &c, &e);
+		if (rc == 0) {
+			assert_int_equal(tu_query_int(c, "SELECT count(*) "
+						      "FROM t"), 5);
+			sqlite3_close(c);
+		}
+	}
+	assert_int_equal(chdir(cwd), 0);
+	if (rc != 0)
+		fail_msg("a relative name: %d %s", rc, e.msg);
+}
+
+/* SQLite's open(): before the first -shm, the directory of the file
+ * (swap.dir) is renamed away and a symlink to swap.other put at its
+ * name, as whoever may write its parent could. */
+static struct {
+	int (*prev)(const char *, int, int);
+	char dir[PATH_MAX], real[PATH_MAX], other[PATH_MAX];
+	int done;
+} swap;
+
+static int swap_open(const char *path, int flags, int mode)
+{
+	size_t n = strlen(path);
+
+	if (!swap.done && n > 4 && !strcmp(path + n - 4, "-shm")) {
+		swap.done = 1;
+		if (rename(swap.dir, swap.real) != 0 ||
+		    symlink(swap.other, swap.dir) != 0)
+			swap.done = -1;
+	}
+	return swap.prev(path, flags, mode);
+}
+
+/*
+ * A WAL database a user named (an import: SNAP_LIVEDB_FOLLOW) whose
+ * directory is swapped for a symlink between the open and SQLite's open
+ * of its -shm (created as root and given the file's owner): the -shm is
+ * made beside the file, nothing in the directory the link leads to.
+ */
+static void test_an_import_makes_its_shm_beside_it(void **state)
+{
+	tu_env *env = *state;
+	char db[PATH_MAX], path[PATH_MAX];
+	sqlite3 *c = NULL, *w;
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	snap_err e;
+
+	tu_path(env, swap.dir, "theirs-parent");
+	tu_path(env, swap.real, "moved");
+	tu_path(env, swap.other, "elsewhere");
+	assert_int_equal(mkdir(swap.dir, 0755), 0);
+	assert_int_equal(mkdir(swap.other, 0777), 0);
+	snprintf(db, sizeof(db), "%s/w.db", swap.dir);
+	tu_db_create(db, "wal", 4096, 3);
+	/* Rows left in the -wal, no -shm: the reader must make one. */
+	w = tu_open(db);
+	assert_int_equal(sqlite3_db_config(w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+					   1, NULL), SQLITE_OK);
+	tu_exec(w, "INSERT INTO t(id, v) VALUES (100, 'in the wal')");
+	sqlite3_close(w);
+	snprintf(path, sizeof(path), "%s-shm", db);
+	unlink(path);
+
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RO |
+					  SNAP_LIVEDB_FOLLOW, NULL, &c, &e), 0);
+	swap.done = 0;
+	swap.prev = (int (*)(const char *, int, int))
+		    unix_vfs->xGetSystemCall(unix_vfs, "open");
+	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "open",
+			 (sqlite3_syscall_ptr)swap_open), SQLITE_OK);
+	int64_t rows = tu_query_int(c, "SELECT count(*) FROM t");
+	unix_vfs->xSetSystemCall(unix_vfs, "open",
+				 (sqlite3_syscall_ptr)swap.prev);
+	sqlite3_close(c);
+	assert_int_equal(swap.done, 1);
+	snprintf(path, sizeof(path), "%s/w.db-shm", swap.other);
+	if (tu_exists(path))
+		fail_msg("the -shm was made where the link leads: %s", path);
+	assert_int_equal(rows, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +579,10 @@ int main(void)
 		tu_test(test_data_version_notices_another_commit),
 		tu_test(test_page1_normalized_as_every_image_has_it),
 		tu_test(test_a_fifo_is_refused_not_waited_on),
+		tu_test(test_a_directory_swapped_for_a_symlink_redirects_nothing),
+		tu_test(test_a_directory_replaced_by_another_is_refused),
+		tu_test(test_a_relative_name_opens),
+		tu_test(test_an_import_makes_its_shm_beside_it),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)

@@ -651,6 +651,7 @@ int main(void)
 		tu_test(test_damage_is_found_and_named),
 		tu_test(test_damaged_pruned_set_is_named_by_verify),
 		tu_test(test_full_verify_without_room_judges_nothing),
+		tu_test(test_full_verify_ignores_a_planted_journal),
 		tu_test(test_long_run_keeps_its_lock_alive),
 		tu_test(test_cut_short_run_is_finished_without_resending),
 		tu_test(test_replica_of_another_database_is_refused),

@@ -2,7 +2,8 @@
  * tests/unit/test_replica_faults.c — faults of a replica that its
  * commands must take for what they are (run by test_replica.c's main,
  * also on S3): a damaged pruned/set is a problem verify names; verify
- * --full with no room for its temporary image judges no snapshot; a
+ * --full with no room for its temporary image judges no snapshot, nor
+ * does a hot journal planted beside that image judge a good one bad; a
  * writer's lock stays alive through a run longer than its lifetime.
  * (A pack lost alone: test_replica_frames.c, pack_gone.)
  */
@@ -86,6 +87,47 @@ void test_full_verify_without_room_judges_nothing(void **state)
 	assert_int_equal(snap_replica_verify(r, NULL, 1, env->dir, prob_cb,
 					     NULL, &nbad, &err), 0);
 	assert_int_equal(nbad, 0);
+	snap_replica_close(r);
+}
+
+/* mkostemp that, for verify --full's temporary image, plants a -journal
+ * beside it as another user could in /tmp (its name is in the listing):
+ * any first byte but 0 makes it a hot journal to SQLite. */
+static char planted[PATH_MAX];
+static int mkostemp_planting(char *tmpl, int flags)
+{
+	int fd = snap_sys_libc.mkostemp(tmpl, flags);
+	if (fd >= 0 && strstr(tmpl, ".snapfs-verify-")) {
+		snprintf(planted, sizeof planted, "%s-journal", tmpl);
+		tu_write_file(planted, "planted hot journal", 19);
+	}
+	return fd;
+}
+
+/* verify --full reads its temporary image without looking beside it: a
+ * hot journal planted at its name's -journal (by whoever may write
+ * TMPDIR) does not make a good snapshot bad (by name, integrity_check
+ * "could not run": SQLITE_READONLY_ROLLBACK, the snapshot counted bad). */
+void test_full_verify_ignores_a_planted_journal(void **state)
+{
+	tu_env *env = *state;
+	snap_info a, b;
+	char url[PATH_MAX + 8], path[PATH_MAX];
+	snap_err err;
+	unsigned nbad = 0;
+	snap_replica *r = replica_pair(env, url, path, &a, &b);
+	planted[0] = '\0';
+	g_nprob = 0;
+	snap_sys.mkostemp = mkostemp_planting;
+	int rc = snap_replica_verify(r, NULL, 1, env->dir, prob_cb, NULL,
+				     &nbad, &err);
+	snap_sys.mkostemp = snap_sys_libc.mkostemp;
+	assert_true(planted[0] != '\0');
+	unlink(planted);
+	if (rc != 0 || nbad != 0)
+		fail_msg("a planted journal made verify --full fail: rc %d, "
+			 "%u bad: %s", rc, nbad, g_nprob ? g_prob_text :
+			 err.msg);
 	snap_replica_close(r);
 }
 

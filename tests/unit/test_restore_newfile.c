@@ -5,7 +5,10 @@
  * that file's owner, and a file renamed onto its name before SQLite
  * opens it is refused and gets none of the restored bytes, and one
  * renamed onto it after the restore wrote it never takes the live name;
- * with no live file, the new one is its directory's.  And a restore
+ * with no live file, the new one is its directory's; the live file's
+ * directory renamed and replaced by another gets nothing, and neither
+ * does another user's file put at its name in a directory anyone may
+ * write.  And a restore
  * from a FIFO (restore_file.c) is refused at once, not waited on.
  */
 #include "testutil.h"
@@ -228,6 +231,135 @@ static void test_new_file_swapped_before_it_takes_the_name_is_refused(
 	free(bytes);
 }
 
+/* A live database of 50 rows in <env->dir>/<sub>/ (tu_db_in_subdir), its
+ * store (*st, beside it) and a snapshot of it. */
+static snap_info subdir_snapshot(tu_env *env, const char *sub, char *dir,
+				 char *db, snap_store **st)
+{
+	snap_err e;
+
+	tu_db_in_subdir(env, sub, dir, db, 50);
+	snap_err_clear(&e);
+	*st = NULL;
+	assert_int_equal(snap_store_open(db, NULL, SNAP_OPEN_CREATE, st, &e),
+			 0);
+	return tu_snap(*st, "a");
+}
+
+/*
+ * The live database's directory renamed away (by whoever may write its
+ * parent) and replaced by theirs, holding a file that is not a database
+ * at the live name: the restore is refused (-EPERM), creates nothing in
+ * their directory and writes none of the snapshot's bytes there (by name
+ * it made a new file there, theirs, with the restored database in it).
+ */
+static void test_restore_into_a_directory_swapped_under_it_is_refused(
+	void **state)
+{
+	static const char junk[] = "their file";
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], real[PATH_MAX];
+	snap_restore_result res;
+	snap_store *st = NULL;
+	struct dirent *de;
+	snap_info a;
+	snap_err e;
+	DIR *d;
+
+	tu_path(env, real, "app.real");
+	a = subdir_snapshot(env, "app", dir, db, &st);
+
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(mkdir(dir, 0777), 0);
+	tu_write_file(db, junk, sizeof(junk));
+	if (geteuid() == 0)
+		assert_int_equal(chown(db, 65534, 65534), 0);
+
+	snap_err_clear(&e);
+	int rc = snap_restore(st, a.id, &res, &e);
+	snap_store_close(st);
+	if (rc != -EPERM)
+		fail_msg("restore into a swapped directory: %d %s", rc, e.msg);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, "live.db"))
+			fail_msg("the restore made %s in their directory",
+				 de->d_name);
+	closedir(d);
+	{
+		size_t len;
+		uint8_t *now = tu_read_file(db, &len);
+
+		assert_int_equal(len, sizeof(junk));
+		assert_memory_equal(now, junk, len);
+		free(now);
+	}
+}
+
+/*
+ * A directory anyone may write (1777, as /tmp), the live database gone
+ * from it, and another user's file put at its name: a restore is refused
+ * (EPERM) and writes nothing into it, whether it is a database (by name,
+ * copied into in place) or empty (by name, replaced by a new file given
+ * its owner and mode 0666).  A file of ours there is restored as ever.
+ */
+static void test_restore_into_a_file_anybody_put_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char dir[PATH_MAX], db[PATH_MAX], other[PATH_MAX];
+	snap_restore_result res;
+	snap_store *st = NULL;
+	snap_info a;
+	snap_err e;
+
+	if (geteuid() != 0)
+		return;         /* another user's file needs root */
+	a = subdir_snapshot(env, "shared", dir, db, &st);
+	assert_int_equal(chmod(dir, 01777), 0);
+
+	/* Their database at the name. */
+	assert_int_equal(unlink(db), 0);
+	tu_path(env, other, "theirs.db");
+	tu_db_create(other, "delete", 4096, 3);
+	assert_int_equal(rename(other, db), 0);
+	assert_int_equal(chown(db, 65534, 65534), 0);
+	assert_int_equal(chmod(db, 0666), 0);
+	snap_err_clear(&e);
+	int rc = snap_restore(st, a.id, &res, &e);
+	if (rc != -EPERM)
+		fail_msg("restore into their database: %d %s", rc, e.msg);
+	assert_non_null(strstr(e.msg, "anyone may write its directory"));
+	assert_int_equal(tu_db_rows(db), 3);
+
+	/* An empty file of theirs at the name. */
+	assert_int_equal(unlink(db), 0);
+	tu_write_file(db, "", 0);
+	assert_int_equal(chown(db, 65534, 65534), 0);
+	assert_int_equal(chmod(db, 0666), 0);
+	snap_err_clear(&e);
+	rc = snap_restore(st, a.id, &res, &e);
+	if (rc != -EPERM)
+		fail_msg("restore over their empty file: %d %s", rc, e.msg);
+	{
+		struct stat now;
+
+		assert_int_equal(lstat(db, &now), 0);
+		assert_int_equal(now.st_size, 0);
+		assert_int_equal(now.st_uid, 65534);
+	}
+
+	/* Ours: restored. */
+	assert_int_equal(chown(db, 0, 0), 0);
+	snap_err_clear(&e);
+	rc = snap_restore(st, a.id, &res, &e);
+	if (rc != 0)
+		fail_msg("restore over our own file: %d %s", rc, e.msg);
+	assert_int_equal(tu_db_rows(db), 50);
+	snap_store_close(st);
+}
+
 static void test_restore_from_a_fifo_is_refused(void **state)
 {
 	tu_env *env = *state;
@@ -252,6 +384,8 @@ int main(void)
 		tu_test(test_new_file_for_a_missing_one_is_its_directorys),
 		tu_test(test_new_file_swapped_before_it_takes_the_name_is_refused),
 		tu_test(test_new_file_swapped_before_sqlite_opens_it_is_refused),
+		tu_test(test_restore_into_a_directory_swapped_under_it_is_refused),
+		tu_test(test_restore_into_a_file_anybody_put_is_refused),
 		tu_test(test_restore_from_a_fifo_is_refused),
 	};
 	return cmocka_run_group_tests_name("restore_newfile", tests, NULL,

@@ -241,6 +241,31 @@ static void test_passphrase_file_checks(void **state)
 	assert_int_equal(snap_replica_pass_read(link, "opt=", NULL, buf,
 						&err), -ELOOP);
 	assert_non_null(strstr(err.msg, "symbolic link"));
+	/* Another user's file, even private: refused (root reads only
+	 * root's), buf wiped; so is one with a second name. */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(path, 65534, 65534), 0);
+		assert_int_equal(snap_replica_pass_read(path, "opt=", NULL,
+							buf, &err), -EPERM);
+		assert_string_equal(buf, "");
+		assert_non_null(strstr(err.msg, "owned by uid 65534"));
+		assert_non_null(strstr(err.msg, "refused"));
+		assert_int_equal(chown(path, 0, 0), 0);
+	}
+	{
+		char second[PATH_MAX];
+
+		tu_path(env, second, "second");
+		assert_int_equal(linkat(AT_FDCWD, path, AT_FDCWD, second, 0),
+				 0);
+		assert_int_equal(snap_replica_pass_read(path, "opt=", NULL,
+							buf, &err), -EPERM);
+		assert_string_equal(buf, "");
+		assert_non_null(strstr(err.msg, "2 names"));
+		assert_int_equal(unlink(second), 0);
+	}
+	assert_int_equal(snap_replica_pass_read(path, "opt=", NULL, buf,
+						&err), 0);
 	/* A FIFO: refused at once, never waited on. */
 	tu_path(env, link, "fifo");
 	assert_int_equal(mkfifo(link, 0600), 0);

@@ -139,6 +139,25 @@ static void test_octal_unescape(void **state)
 	assert_string_equal(b, "\\04 \\8aa \\400 end\\");
 }
 
+/* Text another user chose is printed without a control character: C0,
+ * DEL, C1 (U+0080-U+009F, the 8-bit CSI), bytes that are not UTF-8 (a
+ * lone 0x9b, an overlong or cut sequence) become '?'; UTF-8 stays. */
+static void test_text_safe(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_string_equal(snap_text_safe("plain é 日本 \xf0\x9f\x98\x80",
+					   out, sizeof(out)),
+			    "plain é 日本 \xf0\x9f\x98\x80");
+	assert_string_equal(snap_text_safe("a\x1b[2Jb\x07" "c\x7f\td", out,
+					   sizeof(out)), "a?[2Jb?c??d");
+	assert_string_equal(snap_text_safe("\xc2\x9b" "31m|\x9b|\xc0\xaf|\xe6\x97",
+					   out, sizeof(out)), "?31m|?|?|?");
+	/* Cut at cap, never inside a character. */
+	assert_string_equal(snap_text_safe("ab日", out, 4), "ab");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +168,7 @@ int main(void)
 		cmocka_unit_test(test_size_format_reads_back),
 		cmocka_unit_test(test_write_behind_counts_and_hands_over),
 		cmocka_unit_test(test_octal_unescape),
+		cmocka_unit_test(test_text_safe),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }

@@ -1257,3 +1257,12 @@ const tu_jv *tu_json_get(const tu_jv *obj, const char *key)
 			return obj->items[i];
 	return NULL;
 }
+
+void tu_db_in_subdir(const tu_env *env, const char *sub, char *dir, char *db,
+		     int nrows)
+{
+	tu_path(env, dir, sub);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(db, PATH_MAX, "%s/live.db", dir);
+	tu_db_create(db, "delete", 4096, nrows);
+}

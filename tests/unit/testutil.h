@@ -79,6 +79,12 @@ char *tu_query_text(sqlite3 *db, const char *fmt, ...)
  */
 void tu_db_create(const char *path, const char *journal_mode, int page_size,
 		  int nrows);
+/* <env->dir>/<sub>/live.db of nrows rows (rollback mode), its directory
+ * made 0755 here: a live database in a directory of its own, for tests
+ * that rename or replace that directory.  dir and db get the paths
+ * (PATH_MAX). */
+void tu_db_in_subdir(const tu_env *env, const char *sub, char *dir, char *db,
+		     int nrows);
 /* Insert rows [from, to] into t of an open connection. */
 void tu_db_insert(sqlite3 *db, int from, int to);
 /* Rows in t. */

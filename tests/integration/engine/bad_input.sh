@@ -116,6 +116,23 @@ check "import without a file exits 2" rc_is 2
 sc --db "$DB" restore
 check "restore without a name exits 2" rc_is 2
 
+# Text others chose reaches the store: a file name copied into the
+# mount's restore/ is in an event's detail, a row quoted by a conflict
+# snapshot's comment.  With a terminal's escape sequences in it (ESC [,
+# the 8-bit CSI U+009B, a bare byte that is not UTF-8), log, list and show
+# print none of them (each control character is '?').
+BAD=$'restore/\e]0;owned\a\e[2J\xc2\x9b31m\x9b-x\x7f.db'
+sqlite3 "$DB.snapfs/store.db" "INSERT INTO events(time_ns, kind, snapshot, ok, detail) VALUES(1, 'restore', '', 0, CAST(x'$(printf '%s' "$BAD" | od -An -tx1 | tr -d ' \n')' AS TEXT));
+UPDATE snapshots SET comment = (SELECT detail FROM events WHERE time_ns = 1)"
+esc() { printf '%s' "$1" | grep -q -P '[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|(?<![\xc0-\xff])[\x80-\x9f]'; }
+for cmd in log list "show latest"; do
+	sc --db "$DB" $cmd
+	check "$cmd: exit 0, the text shown" \
+		eval 'rc_is 0 && out_has "restore/"'
+	check "$cmd: no control character of the text reaches the terminal" \
+		eval '! esc "$OUT"'
+done
+
 check "after all that the live database is unchanged" \
 	same "$(sha "$DB")" "$LIVE_SHA"
 sc --db "$DB" verify

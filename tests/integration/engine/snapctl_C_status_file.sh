@@ -79,3 +79,33 @@ sc -C "$DB" list
 check "-C on a file: exit 1" eval 'rc_is 1 && err_has "not a directory"'
 sc -C
 check "-C without its argument: usage error" rc_is 2
+
+# A status file another user could have written names the database and
+# store snapctl works on (root's prune or restore on another database):
+# refused, exit 1, naming the owner, and nothing is done.  As root: a
+# directory, .snapfs or status.json of uid 65534, or one others may write;
+# a .snapfs that is a symbolic link.
+GOOD="{\"database\": $(jstr "$DB"), \"store\": $(jstr "$DB.snapfs")}"
+N0=$(sqlite3 "$DB.snapfs/store.db" "SELECT count(*) FROM snapshots")
+untrusted() {  # untrusted DIR WHAT
+	sc -C "$1" create --label planted
+	check "-C on $2: exit 1, refused, naming the owner" \
+		eval 'rc_is 1 && err_has "another user could have written it"'
+}
+if [ "$(id -u)" = 0 ]; then
+	M=$T/u1; status_file "$M" "$GOOD"; chown 65534 "$M"
+	untrusted "$M" "a directory of another user"
+	M=$T/u2; status_file "$M" "$GOOD"; chown 65534 "$M/.snapfs"
+	untrusted "$M" "a .snapfs of another user"
+	M=$T/u3; status_file "$M" "$GOOD"; chown 65534 "$M/.snapfs/status.json"
+	untrusted "$M" "a status.json of another user"
+fi
+M=$T/u4; status_file "$M" "$GOOD"; chmod 0777 "$M"
+untrusted "$M" "a directory others may write"
+M=$T/u5; status_file "$M" "$GOOD"; chmod 0666 "$M/.snapfs/status.json"
+untrusted "$M" "a status.json others may write"
+M=$T/u6; mkdir -p "$M"; ln -s "$T/m2/.snapfs" "$M/.snapfs"
+sc -C "$M" create --label planted
+check "-C with .snapfs a symbolic link: exit 1" rc_is 1
+check "no snapshot was taken through any of them" \
+	eval '[ "$(sqlite3 "$DB.snapfs/store.db" "SELECT count(*) FROM snapshots")" = "$N0" ]'

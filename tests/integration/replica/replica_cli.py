@@ -255,6 +255,16 @@ def run(ctx, work, env, url, s3dir):
     r = ctl(["--replica", url, "restore", names[0], "--db", newdb], env)
     check("restore into a new file", r.returncode == 0 and
           sha(newdb) == local[names[0]], r.stdout + r.stderr)
+    # The temporary file beside PATH has a name nobody can guess: one
+    # planted at the name of snapctl's pid (a shell that execs snapctl
+    # keeps its pid) does not stop the restore.
+    planted = os.path.join(fresh, "planted.db")
+    r = ctx.run(["sh", "-c", 'f=$1; shift; touch "$f.snapfs-replica-$$" && exec "$@"',
+                 "sh", planted, ctx.snapctl, "--replica", url, "restore",
+                 names[0], "--db", planted], env=env)
+    check("restore into a new file beside a file planted at the pid's "
+          "temporary name", r.returncode == 0 and
+          sha(planted) == local[names[0]], r.stdout + r.stderr)
     nodir = os.path.join(fresh, "no-such-dir", "x.db")
     r = ctl(["--replica", url, "restore", names[0], "--db", nodir], env)
     check("restore into a directory that does not exist: exit 1, names "
