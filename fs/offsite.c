@@ -35,7 +35,8 @@
  * certificate not trusted or a bad URL -EPROTO, which stops it as a
  * mistake in the configuration does) does not stop the start: a warning, and the thread opens it at its first run, then at
  * each run until it opens, each failure an event like a failed
- * replication.  The passphrase is kept (mlock'ed) until then.
+ * replication.  The passphrase is kept until then, in a page locked in
+ * memory and left out of core dumps.
  *
  * Stopping: snap_offsite_stop cancels every request of the process
  * (snap_replica_cancel_all: an open in flight too) before it joins the
@@ -74,10 +75,13 @@ struct snap_offsite {
 	int failed;           /* the last run failed: retry each period */
 	int deferred;         /* the replica did not answer at start: opened
 				 by the thread (off_run) */
-	char pass[SNAP_PASS_MAX]; /* the passphrase, until the replica opens */
 	size_t passlen;
 	int64_t since_ns;     /* the run in progress began (realtime), or 0 */
 };
+
+/* The passphrase, until the replica opens: a page of its own, locked in
+ * memory and left out of core dumps. */
+static char off_pass[4096] __attribute__((aligned(4096)));
 
 static struct snap_offsite off = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -86,12 +90,12 @@ static struct snap_offsite off = {
 /* Wipe the passphrase kept for an open that has not happened yet. */
 static void off_pass_wipe(void)
 {
-	memset(off.pass, 0, sizeof(off.pass));
-	__asm__ __volatile__("" : : "r"(off.pass) : "memory");
+	memset(off_pass, 0, sizeof(off_pass));
+	__asm__ __volatile__("" : : "r"(off_pass) : "memory");
 	off.passlen = 0;
 }
 
-/* Open (or create) the replica with the passphrase kept in off.pass;
+/* Open (or create) the replica with the passphrase kept in off_pass;
  * 0 (off.replica set, under off.lock) or a negative errno. */
 static int off_open(snap_err *err)
 {
@@ -100,7 +104,7 @@ static int off_open(snap_err *err)
 	snap_replica *r = NULL;
 	int rc;
 
-	rc = snap_replica_open(url, len ? off.pass : NULL, len,
+	rc = snap_replica_open(url, len ? off_pass : NULL, len,
 			       SNAP_REPLICA_CREATE, &r, err);
 	if (rc == -EPERM && !len)
 		rc = snap_err_set(err, rc, "replica %s: no passphrase to create "
@@ -142,14 +146,15 @@ int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,
 	if (!o->url)
 		return 0;
 	rc = snap_replica_pass_read(o->passphrase_file, "passphrase_file=",
-				    "SNAPFS_PASSPHRASE", off.pass, err);
+				    "SNAPFS_PASSPHRASE", off_pass, err);
 	if (rc < 0)
 		goto out;
 	if (rc == 1)
 		fprintf(stderr, "snapfs: warning: %s\n", err->msg);
-	off.passlen = strlen(off.pass);
+	off.passlen = strlen(off_pass);
 	/* Kept in memory only until the replica opens: not swapped out. */
-	(void)mlock(off.pass, sizeof(off.pass));
+	(void)mlock(off_pass, sizeof(off_pass));
+	(void)madvise(off_pass, sizeof(off_pass), MADV_DONTDUMP);
 	rc = off_open(err);
 	if (off_unreachable(rc)) {
 		fprintf(stderr, "snapfs: warning: %s; starting without the "
@@ -191,7 +196,7 @@ static int off_run(void)
 			return rc;
 		if (rc != 0) {
 			snap_log(LOG_ERR, "replicate to %s failed: %s",
-				 off.o.url, err.msg);
+				 off.o.url, snap_err_after(err.msg, off.o.url));
 			snap_event_add(off.store, SNAP_REPLICATE_EVENT, "", 0,
 				       "%s: %s", off.o.url,
 				       snap_err_after(err.msg, off.o.url));

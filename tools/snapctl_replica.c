@@ -161,6 +161,16 @@ int cmd_passphrase(snap_store *s, ctl_args *a)
  * CTL_EXIT_OK, or CTL_EXIT_FAIL with the reason printed ("latest" with
  * none such, or a label several snapshots carry).  A name found neither
  * way stays as given, for the command to report. */
+/* 1 when a row after i (newer, already looked at) has this name. */
+static int name_seen(const snap_info *v, size_t i, size_t n,
+		     const char *name)
+{
+	while (++i < n)
+		if (!strcmp(v[i].name, name))
+			return 1;
+	return 0;
+}
+
 static int ctl_replica_name(snap_replica *r, const ctl_args *a,
 			    const char *in, char *out, size_t cap)
 {
@@ -182,7 +192,7 @@ static int ctl_replica_name(snap_replica *r, const ctl_args *a,
 		/* Newest first: hit is the newest of those labelled in (a
 		 * name a store reused is one snapshot, as show finds it). */
 		if (!latest && !strcmp(v[i].label, in) &&
-		    (!hit || strcmp(hit->name, v[i].name)) && !hits++)
+		    !name_seen(v, i, n, v[i].name) && !hits++)
 			hit = &v[i];
 	}
 	if (i < n && latest)

@@ -396,6 +396,10 @@ def down_at_start(ctx, db, url, mnt, passfile, hook, hook_out):
     r = ctx.run([mt.S3_TEST_SERVER, "start", ctx.s3dirs[-1]])
     ctx.require("the S3 test server starts again", r.returncode == 0,
                 mt.describe(r))
+    endpoint = "export AWS_ENDPOINT_URL=" + os.environ["AWS_ENDPOINT_URL"]
+    ctx.require("the S3 test server is back on its port (another process "
+                "took it meanwhile when not: run the test again)",
+                endpoint in r.stdout.splitlines(), r.stdout)
     back = take(ctx, mnt, db, "server-back")
     env = dict(os.environ, SNAPFS_PASSPHRASE=PASS)
     names = mt.poll(lambda: (lambda n: n if n and back in n else None)(
