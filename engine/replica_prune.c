@@ -426,6 +426,25 @@ int snap_replica_prune(snap_replica *r, const snap_keep_policy *p,
 	rc = snap_replica_rows_load(r, NULL, &rows, &k, err);
 	if (rc < 0)
 		goto done;
+	if (!dry_run && r->bad_rows.n) {
+		/* A row that does not read hides its snapshot's page map:
+		 * any pack may hold its pages, so none may be collected, and
+		 * the plan would count without it. */
+		rc = snap_err_set(err, -EIO, "%s: %zu catalog row%s of the "
+				  "replica do%s not read (damaged; verify "
+				  "names %s): nothing pruned, no pack deleted "
+				  "(the pages of %s snapshot%s may be in any "
+				  "of them); put %s back or delete %s, then "
+				  "prune", snap_objstore_url(r->os),
+				  r->bad_rows.n, r->bad_rows.n == 1 ? "" : "s",
+				  r->bad_rows.n == 1 ? "es" : "",
+				  r->bad_rows.n == 1 ? "it" : "them",
+				  r->bad_rows.n == 1 ? "its" : "their",
+				  r->bad_rows.n == 1 ? "" : "s",
+				  r->bad_rows.n == 1 ? "it" : "them",
+				  r->bad_rows.n == 1 ? "it" : "them");
+		goto done;
+	}
 	v = calloc(k ? k : 1, sizeof *v);
 	d = calloc(k ? k : 1, sizeof *d);
 	if (!v || !d) {

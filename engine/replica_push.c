@@ -619,7 +619,7 @@ out:
 			 (unsigned long long)st->bytes);
 		snap_replica_log_add(r, "replicate", 1, what);
 	} else if (rc < 0 && rc != -EBUSY && !refused &&
-		   rc != -ETIMEDOUT && rc != -EHOSTUNREACH &&
+		   rc != -ETIMEDOUT && rc != -EHOSTUNREACH && rc != -EAGAIN &&
 		   rc != -ECANCELED) {
 		/* Not when the server did not answer (or we are stopping):
 		 * the entry would wait out the same timeouts again, for a

@@ -406,10 +406,17 @@ int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 		char *msg = code ? snap_s3_xml_first(q->resp, q->rlen,
 						     "Message", S3_TEXT_MAX)
 				 : NULL;
-		rc = snap_err_set(err, -EIO, "%s: %s: the server answered "
-				  "%ld%s%s%s%s", o->url, what, q->status,
-				  code ? " " : "", code ? code : "",
-				  msg ? ": " : "", msg ? msg : "");
+		/* 5xx and 429 (after every retry): the server failing or
+		 * busy, not the object: -EAGAIN, never -EIO, which readers
+		 * of the replica take for a damaged object (a row skipped,
+		 * a lock taken for forged, a page remembered as bad). */
+		int busy = q->status >= 500 || q->status == 429;
+		rc = snap_err_set(err, busy ? -EAGAIN : -EIO, "%s: %s: the "
+				  "server answered %ld%s%s%s%s%s", o->url, what,
+				  q->status, code ? " " : "", code ? code : "",
+				  msg ? ": " : "", msg ? msg : "",
+				  busy ? " (on every attempt; try again "
+				  "later)" : "");
 		free(msg);
 	}
 	free(code);

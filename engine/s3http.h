@@ -104,7 +104,9 @@ char *snap_s3_xml_first(const uint8_t *doc, size_t len, const char *tag,
  * -EINTR after snap_objstore_interrupt when h is o's own handle. */
 int snap_s3_run(snap_objstore *o, CURL *h, s3req *q, snap_err *err);
 
-/* Turn q's response status into 0 or an error naming what it means. */
+/* Turn q's response status into 0 or an error naming what it means:
+ * -ENOENT (404), -EACCES (403), -EAGAIN for 5xx and 429 (the server
+ * failing or busy on every attempt: not the object), -EIO otherwise. */
 int snap_s3_status(snap_objstore *o, s3req *q, const char *what,
 		   snap_err *err);
 

@@ -31,7 +31,8 @@
  * period.  Nothing local changes on a failure but the event.
  *
  * A replica that does not answer at start (-ETIMEDOUT, -EHOSTUNREACH:
- * the network not up yet at boot, the server down; s3http.c gives a
+ * the network not up yet at boot, the server down; -EAGAIN: it answers
+ * 5xx, starting up or failing; s3http.c gives a
  * certificate not trusted or a bad URL -EPROTO, which stops it as a
  * mistake in the configuration does) does not stop the start: a warning, and the thread opens it at its first run, then at
  * each run until it opens, each failure an event like a failed
@@ -133,7 +134,7 @@ static int off_open(snap_err *err)
  * configuration, which stops the start. */
 static int off_unreachable(int rc)
 {
-	return rc == -ETIMEDOUT || rc == -EHOSTUNREACH;
+	return rc == -ETIMEDOUT || rc == -EHOSTUNREACH || rc == -EAGAIN;
 }
 
 int snap_offsite_open(const struct snap_offsite_opts *o, snap_store *store,

@@ -100,6 +100,34 @@ def cli(ctx):
               "(%d asked)" % fake.big_asked, fake.big_whole == 0,
               "%d of %d" % (fake.big_whole, fake.big_asked))
 
+    # A server that answers 503 to every GET of a catalog row (busy, or
+    # a backend down) is not a damaged replica: list fails and says what
+    # the server answered, and a prune deletes nothing (it deleted the
+    # packs of every snapshot whose row it could not read).
+    fake.mode = "503-rows"
+    r = ls(ctx, fake, env)
+    ctx.check("rows answered 503: list fails (exit 1) saying the server "
+              "answered 503, not that rows are damaged",
+              r.returncode == 1 and "answered 503" in r.stderr and
+              "damaged" not in r.stderr, st.describe(r))
+
+    def objects():
+        out = []
+        for d, _, files in os.walk(fake.root):
+            out += [os.path.join(d, f) for f in files]
+        return sorted(o for o in out if "/locks/" not in o and
+                      "/log/" not in o)
+    before = objects()
+    r = ctx.run([ctx.snapctl, "--replica", fake.url(), "prune", "--keep",
+                 "last:1"], env=env, timeout=HANG)
+    ctx.check("rows answered 503: prune fails and deletes no object",
+              r.returncode == 1 and objects() == before, st.describe(r))
+    fake.mode = "ok"
+    r = ctx.run([ctx.snapctl, "--replica", fake.url(), "verify", "--full"],
+                env=env, timeout=HANG)
+    ctx.check("... and the replica verifies whole afterwards",
+              r.returncode == 0, st.describe(r))
+
     fake.mode = "stall"
     r = ls(ctx, fake, env)
     ctx.check("a server that stalls after the headers: the command fails, "

@@ -248,5 +248,30 @@ def body(ctx):
           snaptest.describe(r))
 
 
+    # A catalog row that does not read (a flipped byte): prune refuses,
+    # deleting no object (the row's snapshot's pages may be in any pack;
+    # it deleted them as unreferenced), and says which way out.
+    root3 = url3[len("file://"):]
+    rows = sorted(os.listdir(os.path.join(root3, "snapshots")))
+    row = os.path.join(root3, "snapshots", rows[0])
+    with open(row, "r+b") as f:
+        b = f.read(1)
+        f.seek(0)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+    def objects():
+        out = []
+        for d, _, files in os.walk(root3):
+            out += [os.path.join(d, f) for f in files
+                    if "/locks" not in d and "/log" not in d]
+        return sorted(out)
+    before = objects()
+    r = ctl(["--replica", url3, "prune", "--keep", "last:1"])
+    check("prune with a damaged row: exit 1, says the row does not read and "
+          "nothing was deleted", r.returncode == 1 and "does not read" in
+          r.stderr and "no pack deleted" in r.stderr, snaptest.describe(r))
+    check("... and no object of the replica is gone", objects() == before)
+
+
 if __name__ == "__main__":
     snaptest.main("replica-outputs", body)
