@@ -428,6 +428,14 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
 	if (snap_sys_rename(tmp, path) < 0)
 		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
 				  tmp, path, strerror(errno));
+	else
+		tmp[0] = '\0';          /* renamed: nothing to unlink */
+	/* The rename is durable too, as a replica's export makes it (a
+	 * directory that cannot be opened or synced at all, EACCES or
+	 * EINVAL, is no write error: only EIO is). */
+	if (rc == 0 && snap_sys_sync_dir(path) < 0 && errno == EIO)
+		rc = snap_err_set(err, -EIO, "cannot sync the directory of "
+				  "%s: %s", path, strerror(EIO));
 out:
 	if (x.fd >= 0)
 		snap_sys_close(x.fd);
