@@ -184,10 +184,17 @@ int snap_livedb_open(const char *path, int flags, const char *vfs,
 		 * its directory is swapped for a link meanwhile. */
 		char *real = realpath(path, NULL);
 
-		if (real && snap_anchor_path(real, anchored,
-					     sizeof(anchored)) == 0)
-			path = anchored;
+		/* An anchor refused (a directory swapped since realpath,
+		 * or replaced since this process kept it) is refused here
+		 * too: the name would reopen the window the anchor closes. */
+		rc = real ? snap_livedb_path(real, anchored, sizeof(anchored),
+					     err) : SQLITE_CANTOPEN;
 		free(real);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			path = anchored;
+		rc = SQLITE_CANTOPEN;
 	}
 	if (mode & SNAP_LIVEDB_RW) {
 		rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | extra,

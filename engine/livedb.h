@@ -53,7 +53,8 @@ enum {
 				      named that is not the live database
 				      (an import); resolved at the open, then
 				      its directory anchored like the live
-				      file's */
+				      file's (an anchor refused is refused,
+				      as snap_livedb_path says) */
 	SNAP_LIVEDB_SHORT = 16,    /* busy policy SNAP_LIVEDB_WATCH */
 	SNAP_LIVEDB_SHARED = 32,   /* used by several threads in turn (the
 				      daemon's): SQLite's own mutex kept;

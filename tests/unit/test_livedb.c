@@ -519,6 +519,40 @@ static int swap_open(const char *path, int flags, int mode)
 	return swap.prev(path, flags, mode);
 }
 
+/* A WAL database at db with rows left in its -wal and no -shm: a reader
+ * must make one. */
+static void wal_db_without_shm(const char *db)
+{
+	char path[PATH_MAX];
+	sqlite3 *w;
+
+	tu_db_create(db, "wal", 4096, 3);
+	w = tu_open(db);
+	assert_int_equal(sqlite3_db_config(w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+					   1, NULL), SQLITE_OK);
+	tu_exec(w, "INSERT INTO t(id, v) VALUES (100, 'in the wal')");
+	sqlite3_close(w);
+	snprintf(path, sizeof(path), "%s-shm", db);
+	unlink(path);
+}
+
+/* count(*) of t on c, with swap_open as SQLite's open() meanwhile. */
+static int64_t count_swapping(sqlite3 *c)
+{
+	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	int64_t rows;
+
+	swap.done = 0;
+	swap.prev = (int (*)(const char *, int, int))
+		    unix_vfs->xGetSystemCall(unix_vfs, "open");
+	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "open",
+			 (sqlite3_syscall_ptr)swap_open), SQLITE_OK);
+	rows = tu_query_int(c, "SELECT count(*) FROM t");
+	unix_vfs->xSetSystemCall(unix_vfs, "open",
+				 (sqlite3_syscall_ptr)swap.prev);
+	return rows;
+}
+
 /*
  * A WAL database a user named (an import: SNAP_LIVEDB_FOLLOW) whose
  * directory is swapped for a symlink between the open and SQLite's open
@@ -529,8 +563,7 @@ static void test_an_import_makes_its_shm_beside_it(void **state)
 {
 	tu_env *env = *state;
 	char db[PATH_MAX], path[PATH_MAX];
-	sqlite3 *c = NULL, *w;
-	sqlite3_vfs *unix_vfs = sqlite3_vfs_find("unix");
+	sqlite3 *c = NULL;
 	snap_err e;
 
 	tu_path(env, swap.dir, "theirs-parent");
@@ -539,33 +572,62 @@ static void test_an_import_makes_its_shm_beside_it(void **state)
 	assert_int_equal(mkdir(swap.dir, 0755), 0);
 	assert_int_equal(mkdir(swap.other, 0777), 0);
 	snprintf(db, sizeof(db), "%s/w.db", swap.dir);
-	tu_db_create(db, "wal", 4096, 3);
-	/* Rows left in the -wal, no -shm: the reader must make one. */
-	w = tu_open(db);
-	assert_int_equal(sqlite3_db_config(w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-					   1, NULL), SQLITE_OK);
-	tu_exec(w, "INSERT INTO t(id, v) VALUES (100, 'in the wal')");
-	sqlite3_close(w);
-	snprintf(path, sizeof(path), "%s-shm", db);
-	unlink(path);
+	wal_db_without_shm(db);
 
 	snap_err_clear(&e);
 	assert_int_equal(snap_livedb_open(db, SNAP_LIVEDB_RO |
 					  SNAP_LIVEDB_FOLLOW, NULL, &c, &e), 0);
-	swap.done = 0;
-	swap.prev = (int (*)(const char *, int, int))
-		    unix_vfs->xGetSystemCall(unix_vfs, "open");
-	assert_int_equal(unix_vfs->xSetSystemCall(unix_vfs, "open",
-			 (sqlite3_syscall_ptr)swap_open), SQLITE_OK);
-	int64_t rows = tu_query_int(c, "SELECT count(*) FROM t");
-	unix_vfs->xSetSystemCall(unix_vfs, "open",
-				 (sqlite3_syscall_ptr)swap.prev);
+	int64_t rows = count_swapping(c);
 	sqlite3_close(c);
 	assert_int_equal(swap.done, 1);
 	snprintf(path, sizeof(path), "%s/w.db-shm", swap.other);
 	if (tu_exists(path))
 		fail_msg("the -shm was made where the link leads: %s", path);
 	assert_int_equal(rows, 4);
+}
+
+/*
+ * The same import when this process already keeps the file's directory
+ * and that one was renamed away and another put at its name: the anchor
+ * is refused (ESTALE), and the open must not go on by name, where the
+ * swap before the first -shm makes root create it where the link leads.
+ */
+static void test_an_import_whose_anchor_is_refused_is_refused(void **state)
+{
+	tu_env *env = *state;
+	char db[PATH_MAX], path[PATH_MAX], kept[PATH_MAX], out[PATH_MAX + 32];
+	sqlite3 *c = NULL;
+	snap_err e;
+	int rc;
+
+	tu_path(env, swap.dir, "stale-parent");
+	tu_path(env, swap.real, "stale-moved");
+	tu_path(env, swap.other, "stale-elsewhere");
+	tu_path(env, kept, "stale-first");
+	assert_int_equal(mkdir(swap.dir, 0755), 0);
+	assert_int_equal(mkdir(swap.other, 0777), 0);
+	/* This process keeps swap.dir; it is then renamed away (alive). */
+	snprintf(db, sizeof(db), "%s/w.db", swap.dir);
+	snap_err_clear(&e);
+	assert_int_equal(snap_livedb_path(db, out, sizeof(out), &e), 0);
+	assert_int_equal(rename(swap.dir, kept), 0);
+	assert_int_equal(mkdir(swap.dir, 0755), 0);
+	wal_db_without_shm(db);
+
+	snap_err_clear(&e);
+	rc = snap_livedb_open(db, SNAP_LIVEDB_RO | SNAP_LIVEDB_FOLLOW, NULL,
+			      &c, &e);
+	if (rc == 0) {
+		count_swapping(c);
+		sqlite3_close(c);
+		snprintf(path, sizeof(path), "%s/w.db-shm", swap.other);
+		if (tu_exists(path))
+			fail_msg("the -shm was made where the link leads: %s",
+				 path);
+		fail_msg("opened by name in a directory its anchor refused");
+	}
+	assert_int_equal(rc, -EPERM);
+	assert_non_null(strstr(e.msg, "not the one this process first"));
 }
 
 int main(void)
@@ -583,6 +645,7 @@ int main(void)
 		tu_test(test_a_directory_replaced_by_another_is_refused),
 		tu_test(test_a_relative_name_opens),
 		tu_test(test_an_import_makes_its_shm_beside_it),
+		tu_test(test_an_import_whose_anchor_is_refused_is_refused),
 	};
 
 	if (sem_init(&W.waiting, 0, 0) != 0)
