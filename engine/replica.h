@@ -174,7 +174,9 @@ typedef void (*snap_replica_problem_fn)(void *ctx, const char *snapshot,
 /* Read every page of snapshot name (NULL: every snapshot) and prove it;
  * full: also PRAGMA integrity_check on the rebuilt image (in a temporary
  * file under tmpdir).  *nbad counts bad snapshots; 0 when the check ran
- * (whatever it found), a negative errno when it could not run. */
+ * (whatever it found), a negative errno when it could not run (also a
+ * read that failed for another cause than the bytes read: the server
+ * answering 5xx, out of reach, a timeout; no snapshot counted bad). */
 int snap_replica_verify(snap_replica *r, const char *name, int full,
 			const char *tmpdir, snap_replica_problem_fn fn,
 			void *ctx, unsigned *nbad, snap_err *err);

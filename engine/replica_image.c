@@ -655,6 +655,15 @@ int snap_replica_verify(snap_replica *r, const char *name, int full,
 			rc = snap_err_set(err, -ENOMEM, "%s", e.msg);
 			break;
 		}
+		if (vrc < 0 && vrc != -EIO && vrc != -EFBIG && !r->werr) {
+			/* The server failing or busy (-EAGAIN), out of reach,
+			 * a timeout, an interruption: not the snapshot's
+			 * bytes (those are -EIO), so no verdict on it. */
+			rc = snap_err_set(err, vrc, "%s: verification could "
+					  "not run: %s", rows[i].si.name,
+					  e.msg);
+			break;
+		}
 		if (vrc < 0 && r->werr) {
 			/* Our temporary file, not the snapshot: no verdict. */
 			rc = snap_err_set(err, vrc, "%s (in %s; set TMPDIR to "

@@ -95,6 +95,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.trickle()
         if fake.mode == "big" and "/snapshots/" in "/" + key:
             return self.big()
+        if (fake.mode == "503-packs" and "/packs/" in "/" + key and
+                not key.endswith(".idx")):
+            return self.send(503, b"<Error><Code>ServiceUnavailable</Code>"
+                             b"</Error>")
         if fake.mode == "503-rows" and "/snapshots/" in "/" + key:
             return self.send(503, b"<Error><Code>ServiceUnavailable</Code>"
                              b"<Message>Please reduce your request rate."
