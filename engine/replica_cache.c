@@ -393,7 +393,11 @@ int snap_replica_cache_sync(snap_store *s, snap_replica *r, uint64_t *next,
 			rc = snap_replica_obj_get(r, name, &p, &len, &e);
 			if (rc == -ENOENT)
 				continue;
-			if (rc == -ENOMEM) {
+			/* Unread but not junk (the server answering 5xx,
+			 * out of reach, a timeout): its range is unknown,
+			 * and new seqs above its name alone would reuse
+			 * the seqs of its pages. */
+			if (rc < 0 && rc != -EIO && rc != -EFBIG) {
 				*err = e;
 				return rc;
 			}

@@ -99,6 +99,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 not key.endswith(".idx")):
             return self.send(503, b"<Error><Code>ServiceUnavailable</Code>"
                              b"</Error>")
+        if fake.mode == "503-index" and "/index/" in "/" + key:
+            return self.send(503, b"<Error><Code>SlowDown</Code></Error>")
         if fake.mode == "503-rows" and "/snapshots/" in "/" + key:
             return self.send(503, b"<Error><Code>ServiceUnavailable</Code>"
                              b"<Message>Please reduce your request rate."
