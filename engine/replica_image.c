@@ -316,8 +316,11 @@ out:
 
 /* A whole image read pack by pack (above) into fd, or into a temporary
  * file under tmpdir when fd < 0; then proven by its SHA-256 (*mismatch
- * set when it differs).  -EAGAIN when no temporary file could be made
- * or written: the caller reads in page order instead. */
+ * set when it differs).  WALK_NO_TMP (positive) when no temporary file
+ * could be made or written: the caller reads in page order instead (not
+ * -EAGAIN, which is also the server failing: that is an error to report,
+ * not a reason to read every page again). */
+#define WALK_NO_TMP 1
 static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 			int fd, const char *tmpdir, snap_progress_fn progress,
 			void *pctx, uint32_t *badpg, int *mismatch,
@@ -330,7 +333,7 @@ static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 			 tmpdir ? tmpdir : "/tmp");
 		tfd = snap_sys_mkostemp(tmp, O_CLOEXEC);
 		if (tfd < 0)
-			return -EAGAIN;
+			return WALK_NO_TMP;
 		snap_sys_unlink(tmp);     /* gone with its descriptor */
 	}
 	int wfail = 0;
@@ -349,7 +352,7 @@ static int walk_planned(snap_replica *r, const rrow *row, const int64_t *seqs,
 		snap_sys_close(tfd);
 	/* Our own file could not be written (a small /tmp): say nothing
 	 * of the snapshot; the caller reads it in page order instead. */
-	return fd < 0 && wfail ? -EAGAIN : rc;
+	return fd < 0 && wfail ? WALK_NO_TMP : rc;
 }
 
 /* Rebuild row's image page by page; write it to fd when fd >= 0.  Pages
@@ -387,7 +390,7 @@ static int walk(snap_replica *r, const rrow *row, int fd, const char *tmpdir,
 	if (walk_scattered(r, seqs, row->si.page_count)) {
 		rc = walk_planned(r, row, seqs, fd, tmpdir, progress, pctx,
 				  badpg, mismatch, err);
-		if (rc != -EAGAIN)
+		if (rc != WALK_NO_TMP)
 			goto out;
 		/* No temporary file: in page order, a window at a time,
 		 * each window's pages read in the order of their packs. */
