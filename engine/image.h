@@ -111,6 +111,19 @@ int snap_export_target_check(const char *path, snap_err *err);
  * current.db restores it.  -ENAMETOOLONG when it does not fit in cap. */
 int snap_export_tmp_name(const char *path, const char *tag, char *out,
 			 size_t cap);
+/* Begin an export to path: the target checked (snap_export_target_check),
+ * then a new file of our own beside it (snap_export_tmp_name with tag,
+ * into tmp of cap bytes; mkostemp: O_EXCL, so no link is followed, mode
+ * 0600, never wider than a private database, open read-write).  Its
+ * descriptor, or a negative errno with err set. */
+int snap_export_open(const char *path, const char *tag, char *tmp,
+		     size_t cap, snap_err *err);
+/* End it: when rc is 0, fsync fd, rename tmp over path (a link at path is
+ * replaced, not followed) and sync path's directory; fd is closed either
+ * way, and tmp unlinked unless it was renamed.  rc, or the first failure
+ * of these (err set). */
+int snap_export_close(int fd, const char *tmp, const char *path, int rc,
+		      snap_err *err);
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err);
 /* The same, calling progress(pctx, pages written, pages in the image)

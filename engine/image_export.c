@@ -338,6 +338,46 @@ int snap_export_tmp_name(const char *path, const char *tag, char *out,
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+int snap_export_open(const char *path, const char *tag, char *tmp,
+		     size_t cap, snap_err *err)
+{
+	int rc = snap_export_target_check(path, err), fd;
+
+	if (rc)
+		return rc;
+	if (snap_export_tmp_name(path, tag, tmp, cap))
+		return snap_err_set(err, -ENAMETOOLONG, "cannot write %s: "
+				    "path too long", path);
+	fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return snap_err_set(err, -errno, "cannot write %s: %s", path,
+				    strerror(errno));
+	return fd;
+}
+
+int snap_export_close(int fd, const char *tmp, const char *path, int rc,
+		      snap_err *err)
+{
+	int renamed = 0;
+
+	if (rc == 0 && snap_sys_fsync(fd) < 0)
+		rc = snap_err_set(err, -errno, "cannot sync %s: %s", tmp,
+				  strerror(errno));
+	snap_sys_close(fd);
+	if (rc == 0 && snap_sys_rename(tmp, path) < 0)
+		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
+				  tmp, path, strerror(errno));
+	else if (rc == 0)
+		renamed = 1;
+	/* The rename is durable too. */
+	if (rc == 0 && snap_sys_sync_dir(path) < 0)
+		rc = snap_err_set(err, -errno, "cannot sync the directory of "
+				  "%s: %s", path, strerror(errno));
+	if (rc && !renamed)
+		snap_sys_unlink(tmp);
+	return rc;
+}
+
 int snap_image_export(snap_store *s, int64_t snap_id, const char *path,
 		      snap_err *err)
 {
@@ -361,35 +401,19 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
 	}
 	x.err = err;
 	x.tmp = tmp;
-	rc = snap_export_target_check(path, err);
-	if (rc)
-		return rc;
+	x.fd = snap_export_open(path, "snapfs-tmp", tmp, sizeof(tmp), err);
+	if (x.fd < 0)
+		return x.fd;
 	rc = snap_image_open(s, snap_id, &x.im, err);
 	if (rc)
-		return rc;
-	/* A new file of our own (mkostemp: O_EXCL, so no link is followed,
-	 * mode 0600: never wider than a private database), renamed over
-	 * path at the end (a link at path is replaced, not followed). */
-	if (snap_export_tmp_name(path, "snapfs-tmp", tmp, sizeof(tmp))) {
-		snap_image_close(x.im);
-		return snap_err_set(err, -ENAMETOOLONG, "cannot write %s: "
-				    "path too long", path);
-	}
+		return snap_export_close(x.fd, tmp, path, rc, err);
 	if (x.cap < x.im->info.page_size)
 		x.cap = x.im->info.page_size;
 	x.bufs[0] = malloc(x.cap);
 	x.bufs[1] = malloc(x.cap);    /* none: no writer thread */
-	x.fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
-	if (x.fd < 0)
-		tmp[0] = '\0';
-	if (!x.bufs[0] || x.fd < 0) {
-		rc = snap_err_set(err, x.fd < 0 ? -errno : -ENOMEM, "cannot "
-				  "write %s: %s", path, x.fd < 0 ?
-				  strerror(errno) : "out of memory");
-		goto out;
-	}
 	x.md = EVP_MD_CTX_new();
-	if (!x.md || !EVP_DigestInit_ex(x.md, EVP_sha256(), NULL)) {
+	if (!x.bufs[0] || !x.md ||
+	    !EVP_DigestInit_ex(x.md, EVP_sha256(), NULL)) {
 		rc = snap_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -411,36 +435,13 @@ int snap_image_export_progress(snap_store *s, int64_t snap_id,
 		goto out;
 	/* Never hand out an image that differs from what was captured. */
 	EVP_DigestFinal_ex(x.md, sha, NULL);
-	if (memcmp(sha, x.im->info.sha256, 32) != 0) {
+	if (memcmp(sha, x.im->info.sha256, 32) != 0)
 		rc = snap_err_set(err, -EBADMSG, "snapshot %s is damaged: its "
 				  "image does not match its SHA-256; nothing "
 				  "was exported (run snapctl verify)",
 				  x.im->info.name);
-		goto out;
-	}
-	if (snap_sys_fsync(x.fd) < 0) {
-		rc = snap_err_set(err, -errno, "cannot sync %s: %s", tmp,
-				  strerror(errno));
-		goto out;
-	}
-	snap_sys_close(x.fd);
-	x.fd = -1;
-	if (snap_sys_rename(tmp, path) < 0)
-		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
-				  tmp, path, strerror(errno));
-	else
-		tmp[0] = '\0';          /* renamed: nothing to unlink */
-	/* The rename is durable too, as a replica's export makes it (a
-	 * directory that cannot be opened or synced at all, EACCES or
-	 * EINVAL, is no write error: only EIO is). */
-	if (rc == 0 && snap_sys_sync_dir(path) < 0 && errno == EIO)
-		rc = snap_err_set(err, -EIO, "cannot sync the directory of "
-				  "%s: %s", path, strerror(EIO));
 out:
-	if (x.fd >= 0)
-		snap_sys_close(x.fd);
-	if (rc && tmp[0])
-		snap_sys_unlink(tmp);
+	rc = snap_export_close(x.fd, tmp, path, rc, err);
 	EVP_MD_CTX_free(x.md);
 	free(x.bufs[0]);
 	free(x.bufs[1]);

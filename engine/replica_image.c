@@ -506,31 +506,13 @@ int snap_replica_export(snap_replica *r, const char *name, const char *path,
 		return rc;
 	/* As a store's export (image_export.c): a new file of our own
 	 * beside path, 0600, renamed over it at the end; a regular file
-	 * there is replaced, anything else refused. */
-	rc = snap_export_target_check(path, err);
-	if (rc < 0)
-		return rc;
-	if (snap_export_tmp_name(path, "snapfs-tmp", tmp, sizeof(tmp)))
-		return snap_err_set(err, -ENAMETOOLONG, "cannot write %s: "
-				    "path too long", path);
-	/* Read too (mkostemp's O_RDWR): an image read pack by pack is
-	 * hashed from the file. */
-	int fd = snap_sys_mkostemp(tmp, O_CLOEXEC);
+	 * there is replaced, anything else refused.  Read too (it is open
+	 * read-write): an image read pack by pack is hashed from the file. */
+	int fd = snap_export_open(path, "snapfs-tmp", tmp, sizeof(tmp), err);
 	if (fd < 0)
-		return snap_err_set(err, -errno, "cannot write %s: %s", path,
-				    strerror(errno));
+		return fd;
 	rc = image_walk(r, &row, fd, NULL, progress, pctx, NULL, err);
-	if (rc == 0 && snap_sys_fsync(fd) < 0)
-		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	snap_sys_close(fd);
-	if (rc == 0 && snap_sys_rename(tmp, path) < 0)
-		rc = snap_err_set(err, -errno, "cannot rename %s to %s: %s",
-				  tmp, path, strerror(errno));
-	if (rc == 0 && snap_sys_sync_dir(path) < 0)
-		rc = snap_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (rc < 0)
-		snap_sys_unlink(tmp);
-	return rc;
+	return snap_export_close(fd, tmp, path, rc, err);
 }
 
 /*

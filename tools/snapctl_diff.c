@@ -378,65 +378,49 @@ int ctl_restore_table(snap_store *s, ctl_args *a, const snap_info *si)
 
 /* ---- export --sql ----------------------------------------------------------- */
 
-/* The SQL text of state id into a new file at path, atomically. */
+/* The SQL text of state id into a new file at path, atomically: the
+ * image export's new file beside path and its end (image.h). */
 static int diff_export_file(snap_store *s, const diff_state *st,
 			    const char *path, off_t *size)
 {
 	snap_err err;
-	char *tmp = NULL;
+	char *tmp = malloc(PATH_MAX);
+	struct stat sb;
 	FILE *f = NULL;
 	int fd, rc = 0, e;
 
-	/* A dot-name beside path, as the image export's (image.h). */
-	if (!(tmp = malloc(PATH_MAX)))
+	if (!tmp)
 		return ctl_error("out of memory");
-	if (snap_export_tmp_name(path, "snapctl", tmp, PATH_MAX)) {
-		free(tmp);
-		return ctl_error("export of %s to %s: path too long",
-				 st->name, path);
-	}
-	fd = mkstemp(tmp);
+	snap_err_clear(&err);
+	fd = snap_export_open(path, "snapctl", tmp, PATH_MAX, &err);
 	if (fd < 0) {
-		rc = ctl_error("export of %s to %s: cannot create %s: %s",
-			       st->name, path, tmp, strerror(errno));
 		free(tmp);
-		return rc;
+		return ctl_fail(&err, fd, path);
 	}
-	/* mkstemp's 0600, as the image export: the dump holds the
-	 * database's data and must not be wider than a private database. */
-	if (!(f = fdopen(fd, "w"))) {
+	/* A stream of its own descriptor: fd stays ours to sync and close. */
+	e = dup(fd);
+	if (e < 0 || !(f = fdopen(e, "w"))) {
 		rc = ctl_error("export of %s to %s: %s", st->name, tmp,
 			       strerror(errno));
-		if (!f)
-			close(fd);
-		f = NULL;
+		if (e >= 0)
+			close(e);
 	}
 	if (!rc) {
-		snap_err_clear(&err);
 		ctl_busy_begin("exporting %s as SQL to %s", st->name, path);
 		e = snap_export_sql(s, st->id, f, &err);
 		ctl_busy_end();
 		if (e < 0)
 			rc = ctl_fail(&err, e, path);
 	}
-	if (!rc && (fflush(f) != 0 || fsync(fileno(f)) < 0))
-		rc = ctl_error("export of %s: writing %s: %s", st->name, tmp,
-			       strerror(errno));
 	if (f && fclose(f) != 0 && !rc)
 		rc = ctl_error("export of %s: writing %s: %s", st->name, tmp,
 			       strerror(errno));
-	if (!rc) {
-		struct stat sb;
-
-		if (rename(tmp, path) < 0)
-			rc = ctl_error("export of %s: cannot rename %s to %s: "
-				       "%s", st->name, tmp, path,
-				       strerror(errno));
-		else if (stat(path, &sb) == 0)
-			*size = sb.st_size;
-	}
-	if (rc)
-		unlink(tmp);
+	if (!rc && fstat(fd, &sb) == 0)
+		*size = sb.st_size;
+	snap_err_clear(&err);
+	e = snap_export_close(fd, tmp, path, rc ? -EIO : 0, &err);
+	if (!rc && e < 0)
+		rc = ctl_fail(&err, e, path);
 	free(tmp);
 	return rc;
 }
@@ -468,9 +452,6 @@ int ctl_export_sql(snap_store *s, ctl_args *a)
 	if (ctl_same_file(path, snap_store_file(s)))
 		return ctl_error("export of %s: %s is the store itself",
 				 st.name, path);
-	snap_err_clear(&err);
-	if ((rc = snap_export_target_check(path, &err)) < 0)
-		return ctl_fail(&err, rc, path);
 	rc = diff_export_file(s, &st, path, &size);
 	if (rc)
 		return rc;
