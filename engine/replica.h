@@ -150,6 +150,13 @@ int snap_replica_push(snap_replica *r, snap_store *s,
 		      snap_progress_fn progress, void *pctx,
 		      snap_replicate_stats *st, snap_err *err);
 
+/* A failed replication to url, recorded in s's event history as
+ * snap_replica_push_recorded records one (the detail "URL: why", the URL
+ * once); it reaches the store's failure hook.  For a replication that
+ * failed before it had a replica to push to (the daemon's open). */
+void snap_replica_failure_record(snap_store *s, const char *url,
+				 const snap_err *err);
+
 /* snap_replica_push, recorded in s's event history as an event of kind
  * SNAP_REPLICATE_EVENT (events.h: "URL: what happened", the replica's
  * newest snapshot on success), which the status report reads; a failure

@@ -159,6 +159,15 @@ int snap_replica_log_verify(snap_replica *r, snap_replica_problem_fn fn,
 	return 0;
 }
 
+void snap_replica_failure_record(snap_store *s, const char *url,
+				 const snap_err *err)
+{
+	/* The detail starts with "URL: " (snapctl(1)); most messages do
+	 * already: the URL once is enough. */
+	snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s", url,
+		       snap_err_after(err->msg, url));
+}
+
 int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 			       const char *url, snap_progress_fn progress,
 			       void *pctx, snap_replicate_stats *st,
@@ -178,10 +187,7 @@ int snap_replica_push_recorded(snap_replica *r, snap_store *s,
 		snap_replica_rowcache_forget(r);
 	}
 	if (rc != 0) {
-		/* The detail starts with "URL: " (snapctl(1)); most
-		 * messages do already: the URL once is enough. */
-		snap_event_add(s, SNAP_REPLICATE_EVENT, "", 0, "%s: %s", url,
-			       snap_err_after(err->msg, url));
+		snap_replica_failure_record(s, url, err);
 		return rc;
 	}
 	snap_event_add(s, SNAP_REPLICATE_EVENT, n ? rows[n - 1].name : "", 1,

@@ -198,9 +198,8 @@ static int off_run(void)
 		if (rc != 0) {
 			snap_log(LOG_ERR, "replicate to %s failed: %s",
 				 off.o.url, snap_err_after(err.msg, off.o.url));
-			snap_event_add(off.store, SNAP_REPLICATE_EVENT, "", 0,
-				       "%s: %s", off.o.url,
-				       snap_err_after(err.msg, off.o.url));
+			snap_replica_failure_record(off.store, off.o.url,
+						    &err);
 			return rc;
 		}
 		snap_log(LOG_INFO, "replica %s opened", off.o.url);
