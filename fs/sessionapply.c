@@ -175,13 +175,9 @@ int snap_session_copy(int src, uint64_t size, const char *path)
  * transaction: a hot rollback journal or a non-empty WAL. */
 static int session_side_busy(const char *name)
 {
-	static const unsigned char magic[8] = {
-		0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
-	unsigned char hdr[8];
 	struct snap_node *n;
 	char path[PATH_MAX];
 	struct stat st;
-	int fd, busy = 0;
 
 	n = snap_node_find_open(SNAP_INO_ROOT, name);
 	if (!n)
@@ -192,12 +188,7 @@ static int session_side_busy(const char *name)
 		return 0;
 	if (strstr(name, "-wal"))
 		return 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	busy = pread(fd, hdr, 8, 0) == 8 && memcmp(hdr, magic, 8) == 0;
-	close(fd);
-	return busy;
+	return snap_staging_journal_hot(path);
 }
 
 /*
