@@ -190,29 +190,24 @@ static int storelock_escape(const char *mnt, char *out, size_t cap)
  */
 static int storelock_mounted(const char *emnt)
 {
-	char *line = NULL, *sep, *f[5], *save, *type, *source;
+	char *line = NULL, *point, *type, *src, *opts, *mnt = strdup(emnt);
 	size_t cap = 0;
-	int found = 0, i;
-	FILE *mi = fopen(storelock_mountinfo, "re");
+	int found = 0;
+	FILE *mi = mnt ? fopen(storelock_mountinfo, "re") : NULL;
 
-	if (!mi)
+	if (!mi) {
+		free(mnt);
 		return 1;
-	while (!found && getline(&line, &cap, mi) > 0) {
-		sep = strstr(line, " - ");
-		if (!sep)
-			continue;
-		*sep = '\0';
-		f[0] = strtok_r(line, " ", &save);
-		for (i = 1; i < 5 && f[i - 1]; i++)
-			f[i] = strtok_r(NULL, " ", &save);
-		if (!f[4] || strcmp(f[4], emnt) != 0)
-			continue;
-		type = strtok_r(sep + 3, " \n", &save);
-		source = type ? strtok_r(NULL, " \n", &save) : NULL;
-		found = type && source && strncmp(type, "fuse", 4) == 0 &&
-			strncmp(source, "snapfs:", 7) == 0;
 	}
+	snap_octal_unescape(mnt);
+	while (!found && getline(&line, &cap, mi) > 0)
+		found = snap_mountinfo_line(line, &point, &type, &src,
+					    &opts) == 0 &&
+			strcmp(point, mnt) == 0 &&
+			strncmp(type, "fuse", 4) == 0 &&
+			strncmp(src, "snapfs:", 7) == 0;
 	free(line);
+	free(mnt);
 	fclose(mi);
 	return found;
 }

@@ -85,6 +85,29 @@ void snap_octal_unescape(char *s)
 	*w = '\0';
 }
 
+int snap_mountinfo_line(char *line, char **point, char **type, char **src,
+			char **opts)
+{
+	char *sep = strstr(line, " - "), *save;
+
+	if (!sep)
+		return -1;
+	*sep = '\0';
+	*type = strtok_r(sep + 3, " \n", &save);
+	*src = strtok_r(NULL, " \n", &save);
+	*opts = strtok_r(NULL, " \n", &save);
+	strtok_r(line, " ", &save);             /* ID */
+	strtok_r(NULL, " ", &save);             /* PARENT */
+	strtok_r(NULL, " ", &save);             /* MAJ:MIN */
+	strtok_r(NULL, " ", &save);             /* ROOT */
+	*point = strtok_r(NULL, " ", &save);
+	if (!*type || !*src || !*point)
+		return -1;
+	snap_octal_unescape(*src);
+	snap_octal_unescape(*point);
+	return 0;
+}
+
 const char *snap_file_kind(mode_t mode)
 {
 	return S_ISREG(mode) ? "regular file" : S_ISDIR(mode) ? "directory" :

@@ -25,6 +25,12 @@ int snap_array_grow(void *array, size_t *cap, size_t n, size_t size,
 /* Undo the octal escapes of /proc/self/mountinfo ("\040" for a space,
  * "\012" for a newline) in s, in place. */
 void snap_octal_unescape(char *s);
+/* One line of /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT
+ * OPTIONS [TAGS] - TYPE SOURCE SUPER-OPTIONS") cut into its mount point
+ * and source (octal escapes undone), type and super options (NULL when
+ * absent), in place; 0, or -1 for a line of another shape. */
+int snap_mountinfo_line(char *line, char **point, char **type, char **src,
+			char **opts);
 /* s with every control character (C0, DEL, C1) and every byte that is
  * not UTF-8 as '?' into out (cap bytes; at most cap - 1 of them), for
  * text another user may have chosen that goes to a terminal or a log;

@@ -112,33 +112,6 @@ static int mnt_row(sqlite3_stmt *st, void *arg)
 	return 0;
 }
 
-/* One line of /proc/self/mountinfo ("ID PARENT MAJ:MIN ROOT MOUNTPOINT
- * OPTIONS [TAGS] - TYPE SOURCE SUPER-OPTIONS") cut into its mount point
- * and source (octal escapes undone), type and super options, in place;
- * 0, or -1 for a line of another shape. */
-static int mnt_line(char *line, char **point, char **type, char **src,
-		    char **opts)
-{
-	char *sep = strstr(line, " - "), *save;
-
-	if (!sep)
-		return -1;
-	*sep = '\0';
-	*type = strtok_r(sep + 3, " \n", &save);
-	*src = strtok_r(NULL, " \n", &save);
-	*opts = strtok_r(NULL, " \n", &save);
-	strtok_r(line, " ", &save);             /* ID */
-	strtok_r(NULL, " ", &save);             /* PARENT */
-	strtok_r(NULL, " ", &save);             /* MAJ:MIN */
-	strtok_r(NULL, " ", &save);             /* ROOT */
-	*point = strtok_r(NULL, " ", &save);
-	if (!*type || !*src || !*point)
-		return -1;
-	snap_octal_unescape(*src);
-	snap_octal_unescape(*point);
-	return 0;
-}
-
 /* The user a FUSE filesystem mounted at real (a resolved path) was
  * mounted by (its user_id= in /proc/self/mountinfo; the last mount there
  * wins, as it hides those below), -1 when real is no FUSE mount point. */
@@ -149,7 +122,7 @@ static long mnt_fuse_uid(const char *real)
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 
 	while (f && fgets(line, sizeof(line), f)) {
-		if (mnt_line(line, &point, &type, &src, &opts) ||
+		if (snap_mountinfo_line(line, &point, &type, &src, &opts) ||
 		    strcmp(point, real))
 			continue;
 		uid = -1;                               /* another on top */
@@ -350,7 +323,7 @@ int ctl_mount_of_db(const char *db, char *mnt, size_t cap)
 	while (f && !found && fgets(line, sizeof(line), f)) {
 		char *point, *type, *src, *opts;
 
-		if (mnt_line(line, &point, &type, &src, &opts) ||
+		if (snap_mountinfo_line(line, &point, &type, &src, &opts) ||
 		    strcmp(type, "fuse.snapfs") || strncmp(src, "snapfs:", 7))
 			continue;
 		src_real = realpath(src + 7, NULL);
